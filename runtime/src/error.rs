@@ -1,0 +1,134 @@
+//! The one error type of the runtime. Every variant names what it is about (a segment
+//! name, a path, a size) so that a message read in a log is enough to act on.
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, with the segment, path or object it concerns.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The named segment, file or object does not exist.
+    NotFound { what: String },
+    /// Create-only was asked for, but the segment or file already exists.
+    AlreadyExists { what: String },
+    /// The OS refused access (mode bits, a read-only file, a foreign owner).
+    PermissionDenied { what: String },
+    /// A name the backend cannot use (empty, too long, containing '/', …).
+    InvalidName { name: String, reason: &'static str },
+    /// A size that cannot work: zero, too small for the segment header, too large.
+    InvalidSize { size: u64, reason: String },
+    /// The bytes are not a shmkit segment (wrong magic, foreign endianness or pointer width).
+    NotASegment { what: String, reason: String },
+    /// The device is shorter than the segment header says: it was truncated.
+    Truncated { what: String, expected: u64, actual: u64 },
+    /// A shmkit segment written by an incompatible format version.
+    IncompatibleVersion { what: String, found: u32, supported: u32 },
+    /// The segment's internal structures are inconsistent (or its creator died mid-way).
+    Corrupted { what: String, reason: String },
+    /// Another process is still creating the segment and did not finish in time.
+    Timeout { what: String, reason: String },
+    /// The segment has no free block large enough.
+    OutOfMemory { requested: usize, align: usize, free: usize },
+    /// A request that contradicts itself (bad alignment, bad `allocation_command` flags).
+    InvalidArgument { reason: String },
+    /// The caller's buffer cannot hold a segment.
+    BufferTooSmall { len: usize, min: usize },
+    /// The caller's buffer is not aligned enough for the segment header.
+    BufferMisaligned { addr: usize, align: usize },
+    /// A write was attempted through a read-only mapping.
+    ReadOnly { what: String },
+    /// Any other OS failure, with the operation and the errno.
+    Os { op: &'static str, what: String, source: io::Error },
+}
+
+/// `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Maps an OS error of `op` on `what` to the specific variant when there is one
+    /// (ENOENT → NotFound, EEXIST → AlreadyExists, EACCES/EPERM → PermissionDenied).
+    pub fn from_os(op: &'static str, what: impl Into<String>, err: io::Error) -> Self {
+        let what = what.into();
+        match err.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { what },
+            io::ErrorKind::AlreadyExists => Error::AlreadyExists { what },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { what },
+            _ => Error::Os {
+                op,
+                what,
+                source: err,
+            },
+        }
+    }
+
+    /// The raw errno of an OS error, if this error came from the OS.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Os { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound { what } => write!(f, "{what}: not found"),
+            Error::AlreadyExists { what } => write!(f, "{what}: already exists"),
+            Error::PermissionDenied { what } => write!(f, "{what}: permission denied"),
+            Error::InvalidName { name, reason } => write!(f, "invalid name {name:?}: {reason}"),
+            Error::InvalidSize { size, reason } => write!(f, "invalid size {size}: {reason}"),
+            Error::NotASegment { what, reason } => {
+                write!(f, "{what}: not a shmkit segment ({reason})")
+            }
+            Error::Truncated {
+                what,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{what}: truncated: the segment needs {expected} bytes but only {actual} are there"
+            ),
+            Error::IncompatibleVersion {
+                what,
+                found,
+                supported,
+            } => write!(
+                f,
+                "{what}: segment format version {found}, this build reads version {supported}"
+            ),
+            Error::Corrupted { what, reason } => write!(f, "{what}: corrupted segment: {reason}"),
+            Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
+            Error::OutOfMemory {
+                requested,
+                align,
+                free,
+            } => write!(
+                f,
+                "segment out of memory: no block of {requested} bytes aligned to {align} \
+                 ({free} bytes free in all)"
+            ),
+            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::BufferTooSmall { len, min } => write!(
+                f,
+                "buffer of {len} bytes is too small for a segment (at least {min} needed)"
+            ),
+            Error::BufferMisaligned { addr, align } => write!(
+                f,
+                "buffer at {addr:#x} is not aligned to {align} bytes as a segment needs"
+            ),
+            Error::ReadOnly { what } => write!(f, "{what}: mapped read-only"),
+            Error::Os { op, what, source } => write!(f, "{op} {what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

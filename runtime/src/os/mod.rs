@@ -1,0 +1,1 @@
+//! Thin safe wrappers over the OS: shared memory objects, files, mappings.
