@@ -21,15 +21,34 @@ pub enum Error {
     /// The bytes are not a shmkit segment (wrong magic, foreign endianness or pointer width).
     NotASegment { what: String, reason: String },
     /// The device is shorter than the segment header says: it was truncated.
-    Truncated { what: String, expected: u64, actual: u64 },
+    Truncated {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
     /// A shmkit segment written by an incompatible format version.
-    IncompatibleVersion { what: String, found: u32, supported: u32 },
+    IncompatibleVersion {
+        what: String,
+        found: u32,
+        supported: u32,
+    },
     /// The segment's internal structures are inconsistent (or its creator died mid-way).
     Corrupted { what: String, reason: String },
     /// Another process is still creating the segment and did not finish in time.
     Timeout { what: String, reason: String },
     /// The segment has no free block large enough.
-    OutOfMemory { requested: usize, align: usize, free: usize },
+    OutOfMemory {
+        requested: usize,
+        align: usize,
+        free: usize,
+    },
+    /// `allocation_command` could not reach even `limit` bytes; `possible` is a limit that
+    /// might succeed in a new call (0 when nothing would).
+    AllocationCommandFailed {
+        limit: usize,
+        preferred: usize,
+        possible: usize,
+    },
     /// A request that contradicts itself (bad alignment, bad `allocation_command` flags).
     InvalidArgument { reason: String },
     /// The caller's buffer cannot hold a segment.
@@ -39,7 +58,11 @@ pub enum Error {
     /// A write was attempted through a read-only mapping.
     ReadOnly { what: String },
     /// Any other OS failure, with the operation and the errno.
-    Os { op: &'static str, what: String, source: io::Error },
+    Os {
+        op: &'static str,
+        what: String,
+        source: io::Error,
+    },
 }
 
 /// `Result` with the runtime's [`Error`].
@@ -108,6 +131,15 @@ impl fmt::Display for Error {
                 f,
                 "segment out of memory: no block of {requested} bytes aligned to {align} \
                  ({free} bytes free in all)"
+            ),
+            Error::AllocationCommandFailed {
+                limit,
+                preferred,
+                possible,
+            } => write!(
+                f,
+                "allocation_command failed: wanted {preferred} bytes, at least {limit}; \
+                 {possible} might be possible"
             ),
             Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             Error::BufferTooSmall { len, min } => write!(

@@ -1,1 +1,22 @@
-//! Thin safe wrappers over the OS: shared memory objects, files, mappings.
+//! Thin safe wrappers over the OS: POSIX shared memory objects, files to map, mapped regions
+//! (of a device or anonymous memory) and System V shared memory.
+//!
+//! This layer knows nothing about segments: it opens, sizes, maps and removes. Every failure
+//! is an [`Error`](crate::Error) naming the object it concerns; nothing here panics on bad
+//! input. Linux is the target (`MAP_FIXED_NOREPLACE`, `fallocate`).
+
+mod access;
+mod device;
+mod file;
+mod page;
+mod region;
+mod shm;
+mod xsi;
+
+pub use access::{Access, MapMode, Permissions};
+pub use device::Mappable;
+pub use file::MappableFile;
+pub use page::page_size;
+pub use region::MappedRegion;
+pub use shm::SharedMemoryObject;
+pub use xsi::{XsiKey, XsiRegion, XsiSharedMemory};

@@ -1,0 +1,815 @@
+//! A two-level segregated-fit (TLSF) allocator over a byte range of a segment.
+//!
+//! Everything it stores is an offset from the segment base, so the segment means the same
+//! wherever it is mapped. O(1) allocate and free, immediate coalescing, 8 bytes of header per
+//! allocated block.
+//!
+//! Block layout (offsets are multiples of [`GRANULE`]):
+//! ```text
+//! used: [ size|flags : u64 ][ payload ............................ ]
+//! free: [ size|flags : u64 ][ next : u64 ][ prev : u64 ] ... [ size ]   <- footer, last word
+//! ```
+//! `PREV_FREE` in a header lets `free` find the previous block through its footer. The range
+//! ends in a zero-sized used sentinel, so "the next block" always exists.
+//!
+//! Crash consistency: every update keeps the physical chain of headers walkable (a header's
+//! size is written only after the block it would skip over has a valid header), so a process
+//! that dies mid-operation leaves at worst a leaked block; [`Tlsf::rebuild`] derives the free
+//! lists, bitmaps, footers and counters again from the chain.
+
+use std::ptr::NonNull;
+
+/// Allocation granule and the alignment of every payload.
+pub const GRANULE: usize = 8;
+/// Bytes of bookkeeping in front of each allocated payload.
+pub const HEADER: usize = 8;
+/// The smallest block: header, two free-list links and a footer.
+pub const MIN_BLOCK: usize = 32;
+
+const FREE: u64 = 1;
+const PREV_FREE: u64 = 2;
+const FLAGS: u64 = 7;
+
+const SL_LOG2: u32 = 4;
+const SL_COUNT: usize = 1 << SL_LOG2;
+/// Sizes below `1 << FL_SHIFT` live in first level 0, in linear classes of one granule.
+const FL_SHIFT: u32 = SL_LOG2 + 3;
+/// Largest block size class: 2^48 bytes.
+const FL_MAX: u32 = 48;
+const FL_COUNT: usize = (FL_MAX - FL_SHIFT + 1) as usize;
+/// Largest request the size classes can represent.
+pub const MAX_BLOCK: usize = 1 << FL_MAX;
+
+/// The allocator's state; it lives inside the segment, next to the blocks it manages.
+#[repr(C)]
+pub struct TlsfState {
+    fl_bitmap: u64,
+    sl_bitmap: [u32; FL_COUNT],
+    heads: [[u64; SL_COUNT]; FL_COUNT],
+    /// Offset of the first block.
+    start: u64,
+    /// Offset of the end sentinel (a zero-sized used block).
+    end: u64,
+    /// Bytes in free blocks, headers included: `size - free_bytes` is what is in use.
+    free_bytes: u64,
+}
+
+/// A view of one segment's allocator: the segment base plus its state. All methods must be
+/// called with the segment lock held (or on a segment nobody else can reach yet).
+pub struct Tlsf {
+    base: *mut u8,
+    state: *mut TlsfState,
+}
+
+/// Where a block is and how big it is (offsets from the segment base).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub offset: u64,
+    pub size: u64,
+}
+
+#[inline]
+fn round_up(n: u64, to: u64) -> u64 {
+    (n + to - 1) & !(to - 1)
+}
+
+/// Block size serving a payload of `bytes`, or None when no block could be that large.
+#[inline]
+pub fn block_size_for(bytes: usize) -> Option<u64> {
+    if bytes > MAX_BLOCK - HEADER - GRANULE {
+        return None;
+    }
+    Some(round_up((bytes + HEADER) as u64, GRANULE as u64).max(MIN_BLOCK as u64))
+}
+
+/// The (first level, second level) class a block of `size` is filed under.
+#[inline]
+fn mapping_insert(size: u64) -> (usize, usize) {
+    if size < (1 << FL_SHIFT) {
+        (0, (size / GRANULE as u64) as usize)
+    } else {
+        let msb = 63 - size.leading_zeros();
+        let sl = ((size >> (msb - SL_LOG2)) as usize) & (SL_COUNT - 1);
+        ((msb - FL_SHIFT + 1) as usize, sl)
+    }
+}
+
+/// The first class whose every block is at least `size` bytes.
+#[inline]
+fn mapping_search(size: u64) -> (usize, usize) {
+    if size < (1 << FL_SHIFT) {
+        mapping_insert(size)
+    } else {
+        let msb = 63 - size.leading_zeros();
+        mapping_insert(size + (1 << (msb - SL_LOG2)) - 1)
+    }
+}
+
+impl Tlsf {
+    /// Size in bytes of the state kept in the segment.
+    pub const STATE_SIZE: usize = std::mem::size_of::<TlsfState>();
+
+    /// # Safety
+    /// `state` points to a `TlsfState` inside the mapping that starts at `base`, and the
+    /// offsets it holds (once initialised) stay within that mapping.
+    #[inline]
+    pub unsafe fn new(base: *mut u8, state: *mut TlsfState) -> Self {
+        Tlsf { base, state }
+    }
+
+    /// Formats `[start, end)` as one free block followed by the end sentinel.
+    ///
+    /// # Safety
+    /// The range lies in the mapping, is granule-aligned and nobody else uses it.
+    pub unsafe fn init(&mut self, start: u64, end: u64) {
+        debug_assert!(start % GRANULE as u64 == 0 && end % GRANULE as u64 == 0);
+        // SAFETY: `state` is valid and exclusively ours per this function's contract.
+        unsafe {
+            self.state.write_bytes(0, 1);
+            let st = &mut *self.state;
+            st.start = start;
+            st.end = end - HEADER as u64;
+            self.set_word(st.end, 0);
+            let size = st.end - start;
+            if size >= MIN_BLOCK as u64 {
+                self.set_word(start, size | FREE);
+                self.make_free(start, size);
+                self.set_word(st.end, PREV_FREE);
+            } else {
+                // Too small for any block: the start is the sentinel.
+                st.end = start;
+                self.set_word(start, 0);
+            }
+        }
+    }
+
+    // ----- raw words -------------------------------------------------------------------
+
+    #[inline]
+    unsafe fn word(&self, off: u64) -> u64 {
+        // SAFETY: callers pass offsets of headers/links/footers inside the mapping; they
+        // are granule aligned and the base is at least granule aligned.
+        unsafe { self.base.add(off as usize).cast::<u64>().read() }
+    }
+
+    #[inline]
+    unsafe fn set_word(&mut self, off: u64, v: u64) {
+        // SAFETY: as in `word`; we hold the segment lock, so nobody else writes it.
+        unsafe { self.base.add(off as usize).cast::<u64>().write(v) }
+    }
+
+    #[inline]
+    fn st(&self) -> &mut TlsfState {
+        // SAFETY: the state is valid (constructor contract) and the segment lock held by
+        // the caller makes this the only live reference.
+        unsafe { &mut *self.state }
+    }
+
+    #[inline]
+    unsafe fn size_of(&self, off: u64) -> u64 {
+        // SAFETY: forwarded contract of `word`.
+        unsafe { self.word(off) & !FLAGS }
+    }
+
+    // ----- free lists ------------------------------------------------------------------
+
+    /// Writes the footer of free block `off` and files it in its class.
+    unsafe fn make_free(&mut self, off: u64, size: u64) {
+        // SAFETY: `off` is a free block of `size` bytes inside the range.
+        unsafe {
+            self.set_word(off + size - GRANULE as u64, size);
+            let (fl, sl) = mapping_insert(size);
+            let st = self.st();
+            let head = st.heads[fl][sl];
+            self.set_word(off + 8, head);
+            self.set_word(off + 16, 0);
+            if head != 0 {
+                self.set_word(head + 16, off);
+            }
+            let st = self.st();
+            st.heads[fl][sl] = off;
+            st.fl_bitmap |= 1 << fl;
+            st.sl_bitmap[fl] |= 1 << sl;
+            st.free_bytes += size;
+        }
+    }
+
+    /// Takes free block `off` of `size` out of its class list.
+    unsafe fn unlink(&mut self, off: u64, size: u64) {
+        // SAFETY: `off` is a listed free block; its links point at listed blocks or are 0.
+        unsafe {
+            let next = self.word(off + 8);
+            let prev = self.word(off + 16);
+            if next != 0 {
+                self.set_word(next + 16, prev);
+            }
+            let st = self.st();
+            if prev != 0 {
+                self.set_word(prev + 8, next);
+            } else {
+                let (fl, sl) = mapping_insert(size);
+                st.heads[fl][sl] = next;
+                if next == 0 {
+                    st.sl_bitmap[fl] &= !(1 << sl);
+                    if st.sl_bitmap[fl] == 0 {
+                        st.fl_bitmap &= !(1 << fl);
+                    }
+                }
+            }
+            self.st().free_bytes -= size;
+        }
+    }
+
+    /// Head of the first non-empty class at or above `(fl, sl)`.
+    #[inline]
+    fn find_class(&self, fl: usize, sl: usize) -> Option<u64> {
+        let st = self.st();
+        let mut sl_map = st.sl_bitmap[fl] & (!0u32 << sl);
+        let fl = if sl_map == 0 {
+            let fl_map = st.fl_bitmap & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
+            if fl_map == 0 {
+                return None;
+            }
+            let fl = fl_map.trailing_zeros() as usize;
+            sl_map = st.sl_bitmap[fl];
+            fl
+        } else {
+            fl
+        };
+        Some(st.heads[fl][sl_map.trailing_zeros() as usize])
+    }
+
+    // ----- allocation ------------------------------------------------------------------
+
+    /// Bytes in free blocks (headers included).
+    #[inline]
+    pub fn free_bytes(&self) -> u64 {
+        self.st().free_bytes
+    }
+
+    /// Size of the largest free block (0 when none): the last list of the highest class.
+    pub fn largest_free(&self) -> u64 {
+        let st = self.st();
+        if st.fl_bitmap == 0 {
+            return 0;
+        }
+        let fl = 63 - st.fl_bitmap.leading_zeros() as usize;
+        let sl = 31 - st.sl_bitmap[fl].leading_zeros() as usize;
+        let (mut cur, mut max) = (st.heads[fl][sl], 0);
+        while cur != 0 {
+            // SAFETY: list members are free blocks inside the range.
+            unsafe {
+                max = max.max(self.size_of(cur));
+                cur = self.word(cur + 8);
+            }
+        }
+        max
+    }
+
+    /// Offset of the first block.
+    pub fn start(&self) -> u64 {
+        self.st().start
+    }
+
+    /// Splits used block `off` into consecutive used blocks of the sizes in `blocks` (their
+    /// sum fits in it); the last one keeps any slack. Calls `f` with each payload in order.
+    ///
+    /// # Safety
+    /// `off` is a used block, not handed out, of at least the sum of `blocks`.
+    pub unsafe fn split_used(&mut self, off: u64, blocks: &[u64], mut f: impl FnMut(NonNull<u8>)) {
+        let starts: Vec<u64> = blocks
+            .iter()
+            .scan(off, |at, &b| {
+                let start = *at;
+                *at += b;
+                Some(start)
+            })
+            .collect();
+        // SAFETY: every header written lies inside the used block `off` (caller).
+        unsafe {
+            let total = self.size_of(off);
+            let prev_bit = self.word(off) & PREV_FREE;
+            // Back to front: the first header, which still spans everything, is rewritten
+            // last, so the chain stays walkable if we die half-way.
+            for i in (0..starts.len()).rev() {
+                let end = starts.get(i + 1).copied().unwrap_or(off + total);
+                let bits = if i == 0 { prev_bit } else { 0 };
+                self.set_word(starts[i], (end - starts[i]) | bits);
+            }
+        }
+        for start in starts {
+            f(self.payload(start));
+        }
+    }
+
+    /// Offset one past the last usable byte (the sentinel's offset).
+    pub fn end(&self) -> u64 {
+        self.st().end
+    }
+
+    /// Allocates a block of at least `size` bytes (a value from [`block_size_for`]); returns
+    /// its offset. The payload starts `HEADER` bytes later.
+    #[inline]
+    pub fn alloc_block(&mut self, size: u64) -> Option<u64> {
+        let (fl, sl) = mapping_search(size);
+        if fl >= FL_COUNT {
+            return None;
+        }
+        let off = self.find_class(fl, sl)?;
+        // SAFETY: `off` heads a free list, so it is a free block inside the range.
+        unsafe {
+            let have = self.size_of(off);
+            self.unlink(off, have);
+            self.take(off, have, size);
+        }
+        Some(off)
+    }
+
+    /// Marks the (unlinked) free block `off` of `have` bytes used, keeping the first `want`
+    /// bytes and returning the rest to the free lists when it can stand as a block.
+    unsafe fn take(&mut self, off: u64, have: u64, want: u64) {
+        // SAFETY: `off` is an unlinked free block of `have` bytes; `want <= have`.
+        unsafe {
+            let prev_bit = self.word(off) & PREV_FREE;
+            if have - want >= MIN_BLOCK as u64 {
+                let rest = off + want;
+                // The remainder's header first: the chain stays walkable if we die here.
+                self.set_word(rest, (have - want) | FREE);
+                self.set_word(off, want | prev_bit);
+                self.make_free(rest, have - want);
+            } else {
+                self.set_word(off, have | prev_bit);
+                let next = off + have;
+                self.set_word(next, self.word(next) & !PREV_FREE);
+                // The old footer is now payload; clear it so zeroed memory stays zeroed.
+                self.set_word(off + have - 8, 0);
+            }
+            // Free-list links are payload now; clear them for the same reason.
+            self.set_word(off + 8, 0);
+            self.set_word(off + 16, 0);
+        }
+    }
+
+    /// Returns block `off` (used) to the free lists, merging it with free neighbours.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator that nobody will touch again.
+    #[inline]
+    pub unsafe fn free_block(&mut self, off: u64) {
+        // SAFETY: per the contract, `off` is a used block; neighbours are found through
+        // headers/footers the allocator maintains.
+        unsafe {
+            let h = self.word(off);
+            let mut start = off;
+            let mut size = h & !FLAGS;
+            let next = off + size;
+            let nh = self.word(next);
+            if nh & FREE != 0 {
+                let nsize = nh & !FLAGS;
+                self.unlink(next, nsize);
+                size += nsize;
+                self.set_word(start, size | (h & PREV_FREE));
+            }
+            if h & PREV_FREE != 0 {
+                let psize = self.word(off - 8);
+                start = off - psize;
+                self.unlink(start, psize);
+                size += psize;
+            }
+            self.set_word(start, size | FREE);
+            self.make_free(start, size);
+            let after = start + size;
+            self.set_word(after, self.word(after) | PREV_FREE);
+        }
+    }
+
+    /// Offset of the block whose payload is at `payload_off`, after checking that it is a
+    /// used block inside the range (a cheap guard against double and foreign frees).
+    pub fn used_block_at(&self, payload_off: u64) -> Option<u64> {
+        let st = self.st();
+        if payload_off % GRANULE as u64 != 0
+            || payload_off < st.start + HEADER as u64
+            || payload_off >= st.end
+        {
+            return None;
+        }
+        let off = payload_off - HEADER as u64;
+        // SAFETY: `off` was just checked to lie inside the block range.
+        let h = unsafe { self.word(off) };
+        let size = h & !FLAGS;
+        (h & FREE == 0 && size >= MIN_BLOCK as u64 && off + size <= st.end).then_some(off)
+    }
+
+    /// Size in bytes of block `off` (header included).
+    ///
+    /// # Safety
+    /// `off` is a block of this allocator.
+    #[inline]
+    pub unsafe fn block_size(&self, off: u64) -> u64 {
+        // SAFETY: forwarded contract.
+        unsafe { self.size_of(off) }
+    }
+
+    /// Allocates a block of `size` bytes whose payload address is a multiple of `align`
+    /// (a power of two above [`GRANULE`]). Tries the size classes first; when no class can
+    /// promise room for the worst-case padding (very large alignments), scans every free
+    /// block for one that can hold an aligned payload.
+    pub fn alloc_aligned(&mut self, size: u64, align: u64) -> Option<u64> {
+        let padded = size
+            .checked_add(align)
+            .and_then(|s| s.checked_add(MIN_BLOCK as u64))?;
+        if padded < MAX_BLOCK as u64 {
+            let (fl, sl) = mapping_search(padded);
+            if fl < FL_COUNT {
+                if let Some(off) = self.find_class(fl, sl) {
+                    // SAFETY: `off` heads a free list.
+                    let have = unsafe { self.size_of(off) };
+                    if let Some(pad) = self.aligned_pad(off, have, size, align) {
+                        return Some(self.carve_aligned(off, have, pad, size));
+                    }
+                }
+            }
+        }
+        let mut found = None;
+        self.for_each_block(|b, free| {
+            if free && found.is_none() {
+                if let Some(pad) = self.aligned_pad(b.offset, b.size, size, align) {
+                    found = Some((b.offset, b.size, pad));
+                }
+            }
+        });
+        let (off, have, pad) = found?;
+        Some(self.carve_aligned(off, have, pad, size))
+    }
+
+    /// Bytes to skip at the front of free block `off` so that its payload is aligned, when
+    /// the skipped part can stand as a free block of its own and `size` bytes still fit.
+    fn aligned_pad(&self, off: u64, have: u64, size: u64, align: u64) -> Option<u64> {
+        let payload = self.base.addr() as u64 + off + HEADER as u64;
+        let mut pad = round_up(payload, align) - payload;
+        while pad != 0 && pad < MIN_BLOCK as u64 {
+            pad += align;
+        }
+        (pad.checked_add(size)? <= have).then_some(pad)
+    }
+
+    fn carve_aligned(&mut self, off: u64, have: u64, pad: u64, size: u64) -> u64 {
+        // SAFETY: `off` is a free block of `have` bytes with `pad + size <= have`, and the
+        // leading `pad` bytes (0 or >= MIN_BLOCK) can stand as a free block.
+        unsafe {
+            let prev_bit = self.word(off) & PREV_FREE;
+            self.unlink(off, have);
+            if pad == 0 {
+                self.take(off, have, size);
+                return off;
+            }
+            let at = off + pad;
+            self.set_word(at, (have - pad) | PREV_FREE);
+            self.set_word(off, pad | FREE | prev_bit);
+            self.make_free(off, pad);
+            self.take(at, have - pad, size);
+            at
+        }
+    }
+
+    // ----- in-place resizing (allocation_command) ----------------------------------------
+
+    /// Size of the free block right after `off`, 0 when it is not free.
+    pub fn free_after(&self, off: u64) -> u64 {
+        // SAFETY: `off` is a used block; the block after it always exists (sentinel).
+        unsafe {
+            let next = off + self.size_of(off);
+            let nh = self.word(next);
+            if nh & FREE != 0 {
+                nh & !FLAGS
+            } else {
+                0
+            }
+        }
+    }
+
+    /// Size of the free block right before `off`, 0 when it is not free.
+    pub fn free_before(&self, off: u64) -> u64 {
+        // SAFETY: `off` is a used block; PREV_FREE guarantees a footer just before it.
+        unsafe {
+            if self.word(off) & PREV_FREE != 0 {
+                self.word(off - 8)
+            } else {
+                0
+            }
+        }
+    }
+
+    /// Grows used block `off` forward to `new_size` by taking the front of the free block
+    /// after it. The caller checked `new_size <= size + free_after(off)`.
+    pub fn grow_forward(&mut self, off: u64, new_size: u64) {
+        // SAFETY: `off` is used and followed by a free block large enough (caller).
+        unsafe {
+            let h = self.word(off);
+            let size = h & !FLAGS;
+            if new_size <= size {
+                return;
+            }
+            let next = off + size;
+            let nsize = self.size_of(next);
+            self.unlink(next, nsize);
+            let total = size + nsize;
+            // Hand the whole neighbour over, then give back what is not needed.
+            self.set_word(off, total | (h & PREV_FREE));
+            let after = off + total;
+            self.set_word(after, self.word(after) & !PREV_FREE);
+            self.shrink(off, new_size);
+        }
+    }
+
+    /// Moves the start of used block `off` back by `delta` bytes (a granule multiple) into
+    /// the free block before it; returns the new offset. Payload bytes are not moved.
+    pub fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
+        // SAFETY: the caller checked that `free_before(off)` is at least `delta` and that
+        // what remains of it is either 0 or a valid block.
+        unsafe {
+            let h = self.word(off);
+            let size = h & !FLAGS;
+            let psize = self.word(off - 8);
+            let prev = off - psize;
+            let pprev_bit = self.word(prev) & PREV_FREE;
+            self.unlink(prev, psize);
+            let new_off = off - delta;
+            let left = psize - delta;
+            if left == 0 {
+                self.set_word(new_off, (size + delta) | pprev_bit);
+            } else {
+                self.set_word(new_off, (size + delta) | PREV_FREE);
+                self.set_word(prev, left | FREE | pprev_bit);
+                self.make_free(prev, left);
+            }
+            new_off
+        }
+    }
+
+    /// Shrinks used block `off` to `new_size` bytes (>= MIN_BLOCK), returning the tail to
+    /// the free lists when it can stand alone or join a free neighbour. Returns the size
+    /// the block really has afterwards.
+    pub fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
+        // SAFETY: `off` is a used block and `new_size` is granule aligned and >= MIN_BLOCK.
+        unsafe {
+            let h = self.word(off);
+            let size = h & !FLAGS;
+            if new_size >= size {
+                return size;
+            }
+            let tail = size - new_size;
+            let next = off + size;
+            let next_free = self.word(next) & FREE != 0;
+            if tail < MIN_BLOCK as u64 && !next_free {
+                return size;
+            }
+            let rest = off + new_size;
+            self.set_word(rest, tail);
+            self.set_word(off, new_size | (h & PREV_FREE));
+            // `rest` is now a used block of `tail` bytes (possibly < MIN_BLOCK but merging
+            // with a free successor makes it big enough); free it the usual way.
+            self.free_block(rest);
+            new_size
+        }
+    }
+
+    // ----- inspection and recovery -----------------------------------------------------
+
+    /// Calls `f(block, is_free)` for every block in address order.
+    pub fn for_each_block(&self, mut f: impl FnMut(Block, bool)) {
+        let st = self.st();
+        let mut off = st.start;
+        while off < st.end {
+            // SAFETY: the chain is consistent (checked by `check` where it matters); each
+            // step lands on a header inside the range.
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size == 0 || off + size > st.end {
+                return;
+            }
+            f(Block { offset: off, size }, h & FREE != 0);
+            off += size;
+        }
+    }
+
+    /// Checks every invariant: a walkable chain ending at the sentinel, flags, footers,
+    /// no adjacent free blocks, lists and bitmaps matching the blocks, the free counter.
+    pub fn check(&self) -> Result<(), String> {
+        let st = self.st();
+        let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
+        while off < st.end {
+            // SAFETY: `off` is inside the range (loop condition) and granule aligned.
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || off + size > st.end {
+                return Err(format!("block at {off} has invalid size {size}"));
+            }
+            if (h & PREV_FREE != 0) != prev_free {
+                return Err(format!("block at {off}: previous-free flag is wrong"));
+            }
+            let free = h & FREE != 0;
+            if free {
+                if prev_free {
+                    return Err(format!("free block at {off} follows a free block"));
+                }
+                // SAFETY: footer of a block inside the range.
+                if unsafe { self.word(off + size - 8) } != size {
+                    return Err(format!("free block at {off} has a wrong footer"));
+                }
+                free_sum += size;
+                free_count += 1;
+            }
+            prev_free = free;
+            off += size;
+        }
+        if off != st.end {
+            return Err(format!(
+                "block chain ends at {off}, not at the sentinel {}",
+                st.end
+            ));
+        }
+        // SAFETY: the sentinel's header lies inside the mapping.
+        let sentinel = unsafe { self.word(st.end) };
+        if sentinel & !PREV_FREE != 0 || (sentinel & PREV_FREE != 0) != prev_free {
+            return Err("end sentinel is damaged".into());
+        }
+        if free_sum != st.free_bytes {
+            return Err(format!(
+                "free counter says {} bytes, blocks hold {free_sum}",
+                st.free_bytes
+            ));
+        }
+        let mut listed = 0u64;
+        for fl in 0..FL_COUNT {
+            for sl in 0..SL_COUNT {
+                let (mut cur, mut back) = (st.heads[fl][sl], 0u64);
+                let bit = st.sl_bitmap[fl] & (1 << sl) != 0;
+                if bit != (cur != 0) {
+                    return Err(format!("bitmap disagrees with list ({fl},{sl})"));
+                }
+                while cur != 0 {
+                    if cur < st.start || cur >= st.end || listed > free_count {
+                        return Err(format!("list ({fl},{sl}) leaves the block range"));
+                    }
+                    // SAFETY: `cur` was just checked to lie inside the range.
+                    let h = unsafe { self.word(cur) };
+                    if h & FREE == 0 || mapping_insert(h & !FLAGS) != (fl, sl) {
+                        return Err(format!("list ({fl},{sl}) holds a wrong block at {cur}"));
+                    }
+                    // SAFETY: links of a free block inside the range.
+                    if unsafe { self.word(cur + 16) } != back {
+                        return Err(format!("broken back link at {cur}"));
+                    }
+                    listed += 1;
+                    back = cur;
+                    // SAFETY: as above.
+                    cur = unsafe { self.word(cur + 8) };
+                }
+            }
+            if (st.fl_bitmap & (1 << fl) != 0) != (st.sl_bitmap[fl] != 0) {
+                return Err(format!("first-level bitmap disagrees at {fl}"));
+            }
+        }
+        if listed != free_count {
+            return Err(format!("{free_count} free blocks but {listed} listed"));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds lists, bitmaps, footers, flags and the free counter from the chain of
+    /// headers, merging adjacent free blocks. Used after a process died holding the lock.
+    pub fn rebuild(&mut self) -> Result<(), String> {
+        let (start, end) = (self.st().start, self.st().end);
+        {
+            let st = self.st();
+            st.fl_bitmap = 0;
+            st.sl_bitmap = [0; FL_COUNT];
+            st.heads = [[0; SL_COUNT]; FL_COUNT];
+            st.free_bytes = 0;
+        }
+        let mut off = start;
+        let mut run: Option<(u64, u64)> = None; // pending free run (start, size)
+        let mut prev_free = false;
+        while off < end {
+            // SAFETY: `off` is inside the range (loop condition).
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || off + size > end {
+                return Err(format!("block at {off} has invalid size {size}"));
+            }
+            if h & FREE != 0 {
+                run = Some(match run {
+                    Some((s, n)) => (s, n + size),
+                    None => (off, size),
+                });
+            } else {
+                if let Some((s, n)) = run.take() {
+                    // SAFETY: `[s, s+n)` is a run of free blocks inside the range.
+                    unsafe { self.set_word(s, n | FREE) };
+                    // SAFETY: same run.
+                    unsafe { self.make_free(s, n) };
+                    prev_free = true;
+                }
+                // SAFETY: `off` is a block header inside the range.
+                unsafe { self.set_word(off, size | if prev_free { PREV_FREE } else { 0 }) };
+                prev_free = false;
+            }
+            off += size;
+        }
+        if off != end {
+            return Err(format!(
+                "block chain ends at {off}, not at the sentinel {end}"
+            ));
+        }
+        if let Some((s, n)) = run {
+            // SAFETY: as above.
+            unsafe {
+                self.set_word(s, n | FREE);
+                self.make_free(s, n);
+            }
+            prev_free = true;
+        }
+        // SAFETY: the sentinel lies inside the mapping.
+        unsafe { self.set_word(end, if prev_free { PREV_FREE } else { 0 }) };
+        Ok(())
+    }
+
+    /// Zeroes the payload of every free block, except the words the allocator keeps there
+    /// (links and footer), which `take` clears when the block is handed out.
+    pub fn zero_free(&mut self) {
+        let mut ranges = Vec::new();
+        self.for_each_block(|b, free| {
+            if free {
+                ranges.push(b);
+            }
+        });
+        for b in ranges {
+            let from = b.offset + 24;
+            let to = b.offset + b.size - 8;
+            if to > from {
+                // SAFETY: `[from, to)` lies inside a free block, between its links and
+                // footer; nobody holds a reference into free memory.
+                unsafe {
+                    self.base
+                        .add(from as usize)
+                        .write_bytes(0, (to - from) as usize)
+                };
+            }
+        }
+    }
+
+    /// Extends the managed range to end at `new_end` (the segment grew). The new bytes
+    /// become free, merged with a free last block.
+    ///
+    /// # Safety
+    /// The mapping now reaches `new_end`, which is granule aligned and past the sentinel.
+    pub unsafe fn extend(&mut self, new_end: u64) {
+        // SAFETY: per contract the bytes up to `new_end` are mapped and unused.
+        unsafe {
+            let old_sentinel = self.st().end;
+            let sentinel_bits = self.word(old_sentinel);
+            let new_sentinel = new_end - HEADER as u64;
+            let grown = new_sentinel - old_sentinel;
+            if grown == 0 {
+                return;
+            }
+            self.st().end = new_sentinel;
+            self.set_word(new_sentinel, 0);
+            // The old sentinel becomes a used block of `grown` bytes; freeing it merges it.
+            self.set_word(old_sentinel, grown | (sentinel_bits & PREV_FREE));
+            // Freeing it files it (merged with a free last block); a sliver too small to
+            // stand alone next to a used block stays a used filler.
+            if grown >= MIN_BLOCK as u64 || sentinel_bits & PREV_FREE != 0 {
+                self.free_block(old_sentinel);
+            }
+        }
+    }
+
+    /// If the last block is free, cuts it off (keeping nothing of it) and returns the new
+    /// end of the range; the caller then shrinks the mapping to that end.
+    pub fn trim_end(&mut self) -> u64 {
+        let end = self.st().end;
+        // SAFETY: the sentinel lies inside the mapping; PREV_FREE means a footer before it.
+        unsafe {
+            if self.word(end) & PREV_FREE == 0 {
+                return end + HEADER as u64;
+            }
+            let size = self.word(end - 8);
+            let last = end - size;
+            self.unlink(last, size);
+            self.st().end = last;
+            // A free block never follows a free block, so the new sentinel's
+            // predecessor is used.
+            self.set_word(last, 0);
+            last + HEADER as u64
+        }
+    }
+
+    /// Payload pointer of block `off`.
+    #[inline]
+    pub fn payload(&self, off: u64) -> NonNull<u8> {
+        // SAFETY: block offsets are inside the mapping, whose base is non-null.
+        unsafe { NonNull::new_unchecked(self.base.add(off as usize + HEADER)) }
+    }
+}

@@ -1,0 +1,139 @@
+//! Files to map: a memory-mapped file is shared memory that persists in the filesystem.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::device::{self, Mappable};
+use super::{Access, Permissions};
+use crate::error::{Error, Result};
+
+/// An open file to map: the file, its path and how it was opened.
+///
+/// Dropping it closes the file; regions mapped from it stay valid.
+#[derive(Debug)]
+pub struct MappableFile {
+    file: File,
+    path: PathBuf,
+    access: Access,
+}
+
+impl MappableFile {
+    /// Creates the file `path` with `size` zero bytes, opened read-write; fails with
+    /// `AlreadyExists` if it is there.
+    ///
+    /// `perms` are applied with `fchmod` after creation so that the umask does not narrow
+    /// them. If sizing fails the new file is removed again.
+    pub fn create(path: &Path, size: u64, perms: Permissions) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(perms.mode())
+            .open(path)
+            .map_err(|e| Error::from_os("open", describe(path), e))?;
+        let created = MappableFile {
+            file,
+            path: path.to_owned(),
+            access: Access::ReadWrite,
+        };
+        let setup = device::set_permissions(&created, perms).and_then(|()| created.truncate(size));
+        if let Err(err) = setup {
+            // The setup error is the one worth reporting; a failed cleanup is not.
+            drop(created);
+            let _ = std::fs::remove_file(path);
+            return Err(err);
+        }
+        Ok(created)
+    }
+
+    /// Opens the existing file `path`; fails with `NotFound` if there is none.
+    pub fn open(path: &Path, access: Access) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(access == Access::ReadWrite)
+            .open(path)
+            .map_err(|e| Error::from_os("open", describe(path), e))?;
+        Ok(MappableFile {
+            file,
+            path: path.to_owned(),
+            access,
+        })
+    }
+
+    /// Opens `path` read-write, creating it with `size` bytes if it does not exist; the flag
+    /// says whether this call created it. An existing file keeps its size.
+    ///
+    /// Race-free: exactly one of many concurrent callers creates the file. An opener can still
+    /// see the file before its creator has sized it; telling that apart is the caller's job.
+    pub fn open_or_create(path: &Path, size: u64, perms: Permissions) -> Result<(Self, bool)> {
+        loop {
+            match Self::create(path, size, perms) {
+                Ok(file) => return Ok((file, true)),
+                Err(Error::AlreadyExists { .. }) => {}
+                Err(err) => return Err(err),
+            }
+            match Self::open(path, Access::ReadWrite) {
+                Ok(file) => return Ok((file, false)),
+                Err(Error::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The path the file was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How the file was opened.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The current size in bytes (other processes may resize the file).
+    pub fn size(&self) -> Result<u64> {
+        device::size(self)
+    }
+
+    /// Sets the size to `len` bytes; new bytes read as zero. Needs `Access::ReadWrite`.
+    pub fn truncate(&self, len: u64) -> Result<()> {
+        device::truncate(self, len)
+    }
+
+    /// Removes the file `path`; `Ok(false)` if there was none. Regions mapped from it stay
+    /// valid.
+    pub fn remove(path: &Path) -> Result<bool> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::from_os("unlink", describe(path), e)),
+        }
+    }
+}
+
+impl AsFd for MappableFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+impl Mappable for MappableFile {
+    fn access(&self) -> Access {
+        self.access
+    }
+
+    fn size(&self) -> Result<u64> {
+        device::size(self)
+    }
+
+    fn describe(&self) -> String {
+        describe(&self.path)
+    }
+}
+
+fn describe(path: &Path) -> String {
+    format!("file {}", path.display())
+}

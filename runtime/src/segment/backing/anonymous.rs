@@ -1,0 +1,44 @@
+//! Managed anonymous shared memory: a segment without a name, shared with the children
+//! this process forks after creating it.
+
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
+use crate::os::MappedRegion;
+use crate::segment::header::DEFAULT_INIT_TIMEOUT;
+use crate::segment::managed::{check_size, Backing, ManagedSegment};
+
+/// An anonymous shared mapping.
+pub struct AnonymousMemory {
+    region: MappedRegion,
+}
+
+impl Backing for AnonymousMemory {
+    fn describe(&self) -> String {
+        format!("anonymous shared memory at {:p}", self.region.as_ptr())
+    }
+}
+
+/// A segment in anonymous shared memory, inherited by forked children.
+pub type ManagedAnonymousSharedMemory = ManagedSegment<AnonymousMemory>;
+
+impl ManagedSegment<AnonymousMemory> {
+    /// A new, empty segment of `size` bytes that children forked from now on share.
+    pub fn new(size: usize) -> Result<Self> {
+        check_size(size as u64)?;
+        let region = MappedRegion::anonymous_shared(size)?;
+        let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+            reason: "the OS mapped the segment at address 0".into(),
+        })?;
+        // SAFETY: a fresh private-to-us mapping of `size` writable bytes, kept by the backing.
+        unsafe {
+            ManagedSegment::attach(
+                AnonymousMemory { region },
+                base,
+                size,
+                true,
+                DEFAULT_INIT_TIMEOUT,
+            )
+        }
+    }
+}

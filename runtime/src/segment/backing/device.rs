@@ -1,0 +1,283 @@
+//! Segments in a named device that outlives the process: POSIX shared memory and files.
+//! Both follow one protocol: exclusive creation picks the single creator, openers wait for
+//! the header's READY state, and offline `grow` / `shrink_to_fit` resize the device.
+
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::os::{Access, MapMode, Mappable, MappableFile, MappedRegion, SharedMemoryObject};
+use crate::segment::managed::{check_size, Backing, ManagedSegment, SegmentOptions};
+use crate::segment::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite};
+
+/// A named device a segment can live in.
+pub trait Device: Mappable + Sized + Send + Sync {
+    /// How the device is named: `str` for shared memory, `Path` for files.
+    type Name: ?Sized + AsRef<Self::Name>;
+    /// Creates the device exclusively (AlreadyExists if it is there).
+    fn create(name: &Self::Name, opts: &SegmentOptions) -> Result<Self>;
+    fn open(name: &Self::Name, access: Access) -> Result<Self>;
+    fn open_or_create(name: &Self::Name, opts: &SegmentOptions) -> Result<(Self, bool)>;
+    fn resize(&self, len: u64, reserve: bool) -> Result<()>;
+    fn remove(name: &Self::Name) -> Result<bool>;
+}
+
+impl Device for SharedMemoryObject {
+    type Name = str;
+    fn create(name: &str, opts: &SegmentOptions) -> Result<Self> {
+        SharedMemoryObject::create(name, Access::ReadWrite, opts.permissions)
+    }
+    fn open(name: &str, access: Access) -> Result<Self> {
+        SharedMemoryObject::open(name, access)
+    }
+    fn open_or_create(name: &str, opts: &SegmentOptions) -> Result<(Self, bool)> {
+        SharedMemoryObject::open_or_create(name, Access::ReadWrite, opts.permissions)
+    }
+    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
+        if reserve && len > self.size()? {
+            self.allocate(len)
+        } else {
+            self.truncate(len)
+        }
+    }
+    fn remove(name: &str) -> Result<bool> {
+        SharedMemoryObject::remove(name)
+    }
+}
+
+impl Device for MappableFile {
+    type Name = std::path::Path;
+    fn create(path: &std::path::Path, opts: &SegmentOptions) -> Result<Self> {
+        MappableFile::create(path, 0, opts.permissions)
+    }
+    fn open(path: &std::path::Path, access: Access) -> Result<Self> {
+        MappableFile::open(path, access)
+    }
+    fn open_or_create(path: &std::path::Path, opts: &SegmentOptions) -> Result<(Self, bool)> {
+        MappableFile::open_or_create(path, 0, opts.permissions)
+    }
+    fn resize(&self, len: u64, _reserve: bool) -> Result<()> {
+        self.truncate(len)
+    }
+    fn remove(path: &std::path::Path) -> Result<bool> {
+        MappableFile::remove(path)
+    }
+}
+
+/// A device and the region that maps it.
+pub struct DeviceBacking<D> {
+    // Declared first: unmapped before the device is closed.
+    region: MappedRegion,
+    device: D,
+}
+
+impl<D: Device> DeviceBacking<D> {
+    /// The device (to query its name, path or size).
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+}
+
+impl<D: Device> Backing for DeviceBacking<D> {
+    fn describe(&self) -> String {
+        self.device.describe()
+    }
+    fn flush(&self) -> Result<()> {
+        match self.region.mode() {
+            MapMode::ReadWrite => self.region.flush(),
+            // Private or read-only pages have nothing to write back.
+            MapMode::ReadOnly | MapMode::CopyOnWrite => Ok(()),
+        }
+    }
+}
+
+/// A segment in POSIX shared memory (`/dev/shm` on Linux).
+pub type ManagedSharedMemory<M = ReadWrite> = ManagedSegment<DeviceBacking<SharedMemoryObject>, M>;
+/// A segment in a memory-mapped file: persistent across runs and reboots.
+pub type ManagedMappedFile<M = ReadWrite> = ManagedSegment<DeviceBacking<MappableFile>, M>;
+
+/// How long an opener waits for a device that exists but has no size yet (its creator is
+/// between creating and sizing it).
+const SIZING_WAIT: Duration = Duration::from_millis(200);
+
+fn map<D: Device>(
+    device: &D,
+    mode: MapMode,
+    len: usize,
+    opts: &SegmentOptions,
+) -> Result<MappedRegion> {
+    match opts.address {
+        Some(addr) => MappedRegion::map_at(device, mode, 0, Some(len), addr),
+        None => MappedRegion::map(device, mode, 0, Some(len)),
+    }
+}
+
+/// Sizes, maps and formats a device this process just created; on failure the device is
+/// removed again, so a failed create leaves nothing behind.
+fn finish_create<D: Device, M: Mode>(
+    name: &D::Name,
+    device: D,
+    size: usize,
+    opts: &SegmentOptions,
+) -> Result<ManagedSegment<DeviceBacking<D>, M>> {
+    let result = (|| {
+        device.resize(size as u64, opts.reserve)?;
+        let region = map(&device, M::MAP, size, opts)?;
+        let base = region_base(&region)?;
+        let backing = DeviceBacking { region, device };
+        // SAFETY: the region maps `size` writable bytes of a device nobody else can use
+        // until the header says READY; it lives as long as the backing.
+        unsafe { ManagedSegment::attach(backing, base, size, true, opts.init_timeout) }
+    })();
+    if result.is_err() {
+        // Best effort: the create failed already, that error is the one to report.
+        let _ = D::remove(name);
+    }
+    result
+}
+
+fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
+    NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+        reason: "the OS mapped the segment at address 0".into(),
+    })
+}
+
+/// Maps an existing device and validates the segment in it.
+fn attach_existing<D: Device, M: Mode>(
+    device: D,
+    opts: &SegmentOptions,
+) -> Result<ManagedSegment<DeviceBacking<D>, M>> {
+    let started = Instant::now();
+    let mut len = device.size()?;
+    while len == 0 && started.elapsed() < SIZING_WAIT.min(opts.init_timeout) {
+        std::thread::sleep(Duration::from_millis(1));
+        len = device.size()?;
+    }
+    if len == 0 {
+        return Err(Error::NotASegment {
+            what: device.describe(),
+            reason: "it is empty".into(),
+        });
+    }
+    let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
+        size: len,
+        reason: "larger than the address space".into(),
+    })?;
+    let region = map(&device, M::MAP, len, opts)?;
+    let base = region_base(&region)?;
+    let backing = DeviceBacking { region, device };
+    // SAFETY: the region maps `len` bytes with the mode's protection and lives as long as
+    // the backing.
+    unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
+}
+
+impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
+    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
+    pub fn create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
+        Self::create_with(name, size, &SegmentOptions::default())
+    }
+
+    /// [`create`](Self::create) with options (permissions, address, timeout).
+    pub fn create_with(
+        name: impl AsRef<D::Name>,
+        size: usize,
+        opts: &SegmentOptions,
+    ) -> Result<Self> {
+        let name = name.as_ref();
+        check_size(size as u64)?;
+        let device = D::create(name, opts)?;
+        finish_create(name, device, size, opts)
+    }
+
+    /// Opens an existing segment for reading and writing; NotFound if it is absent.
+    pub fn open(name: impl AsRef<D::Name>) -> Result<Self> {
+        Self::open_with(name, &SegmentOptions::default())
+    }
+
+    /// Opens the segment, or creates it with `size` bytes if it does not exist. Among
+    /// processes racing on one name exactly one creates; the others wait until it is ready.
+    pub fn open_or_create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
+        Self::open_or_create_with(name, size, &SegmentOptions::default())
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with options.
+    pub fn open_or_create_with(
+        name: impl AsRef<D::Name>,
+        size: usize,
+        opts: &SegmentOptions,
+    ) -> Result<Self> {
+        let name = name.as_ref();
+        check_size(size as u64)?;
+        match D::open_or_create(name, opts)? {
+            (device, true) => finish_create(name, device, size, opts),
+            (device, false) => attach_existing(device, opts),
+        }
+    }
+
+    /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
+    pub fn grow(name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
+        let name = name.as_ref();
+        let old = Self::open(name)?;
+        let new_size = old
+            .size()
+            .checked_add(extra)
+            .ok_or_else(|| Error::InvalidSize {
+                size: extra as u64,
+                reason: "the grown size overflows".into(),
+            })?;
+        let DeviceBacking { device, .. } = old.into_backing();
+        device.resize(new_size as u64, true)?;
+        let region = MappedRegion::map(&device, MapMode::ReadWrite, 0, Some(new_size))?;
+        let base = region_base(&region)?;
+        let grown = DeviceBacking { region, device };
+        // SAFETY: the device was a valid segment a moment ago; only its tail is new.
+        let seg = unsafe { Self::attach(grown, base, new_size, false, Duration::ZERO)? };
+        // SAFETY: the mapping covers `new_size` bytes; offline use is the caller's promise.
+        unsafe { seg.core().grow_to(new_size) }
+    }
+
+    /// Shrinks the segment `name` to end right after its last used block. Offline: no
+    /// process may have it mapped. Returns the new size.
+    pub fn shrink_to_fit(name: impl AsRef<D::Name>) -> Result<usize> {
+        let seg = Self::open(name.as_ref())?;
+        let new_size = seg.core().trim_to_fit()?;
+        let DeviceBacking { device, .. } = seg.into_backing();
+        device.resize(new_size as u64, false)?;
+        Ok(new_size)
+    }
+
+    /// Removes the device. Processes that have it mapped keep using it; the name is free
+    /// at once. Returns false if there was nothing to remove.
+    pub fn remove(name: impl AsRef<D::Name>) -> Result<bool> {
+        D::remove(name.as_ref())
+    }
+}
+
+impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadOnly> {
+    /// Opens an existing segment read-only: it can be inspected, never changed.
+    pub fn open_read_only(name: impl AsRef<D::Name>) -> Result<Self> {
+        let device = D::open(name.as_ref(), Access::ReadOnly)?;
+        attach_existing(device, &SegmentOptions::default())
+    }
+}
+
+impl<D: Device> ManagedSegment<DeviceBacking<D>, CopyOnWrite> {
+    /// Opens an existing segment copy-on-write: allocation and writes work, but stay
+    /// private to this mapping; the device and other processes never see them.
+    pub fn open_copy_on_write(name: impl AsRef<D::Name>) -> Result<Self> {
+        let device = D::open(name.as_ref(), Access::ReadOnly)?;
+        attach_existing(device, &SegmentOptions::default())
+    }
+}
+
+impl<D: Device, M: Mode> ManagedSegment<DeviceBacking<D>, M> {
+    /// Opens an existing segment in this mode with options (address, timeout).
+    pub fn open_with(name: impl AsRef<D::Name>, opts: &SegmentOptions) -> Result<Self> {
+        let access = match M::MAP {
+            MapMode::ReadWrite => Access::ReadWrite,
+            MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
+        };
+        let device = D::open(name.as_ref(), access)?;
+        attach_existing(device, opts)
+    }
+}

@@ -1,0 +1,130 @@
+//! Managed heap memory: a segment in this process's heap. Useful to build a segment image
+//! and send or store it, or to use the segment containers without sharing; `grow` moves
+//! the bytes, which the offset-based format survives.
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
+use crate::segment::header::DEFAULT_INIT_TIMEOUT;
+use crate::segment::managed::{check_size, Backing, ManagedSegment};
+
+/// Alignment of the heap block: a page, like a real mapping, so that aligned allocations
+/// behave the same as in shared memory.
+const HEAP_ALIGN: usize = 4096;
+
+/// A heap block owned by a heap segment.
+pub struct HeapMemory {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the block is owned and only reached through the segment's synchronised API.
+unsafe impl Send for HeapMemory {}
+// SAFETY: as above.
+unsafe impl Sync for HeapMemory {}
+
+impl HeapMemory {
+    fn layout(len: usize) -> Result<Layout> {
+        Layout::from_size_align(len, HEAP_ALIGN).map_err(|_| Error::InvalidSize {
+            size: len as u64,
+            reason: "too large for the heap".into(),
+        })
+    }
+
+    fn zeroed(len: usize) -> Result<Self> {
+        let layout = Self::layout(len)?;
+        // SAFETY: `len` is at least the minimum segment size, so the layout is not empty.
+        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| Error::InvalidSize {
+            size: len as u64,
+            reason: "the process heap cannot provide this much memory".into(),
+        })?;
+        Ok(HeapMemory { ptr, len })
+    }
+}
+
+impl Drop for HeapMemory {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` (or `grow`) with exactly this layout.
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len).unwrap_unchecked()) }
+    }
+}
+
+impl Backing for HeapMemory {
+    fn describe(&self) -> String {
+        format!("heap segment at {:p}", self.ptr)
+    }
+}
+
+/// A segment in the process heap.
+pub type ManagedHeapMemory = ManagedSegment<HeapMemory>;
+
+impl ManagedSegment<HeapMemory> {
+    /// A new, empty segment of `size` bytes on the heap.
+    pub fn new(size: usize) -> Result<Self> {
+        check_size(size as u64)?;
+        let mem = HeapMemory::zeroed(size)?;
+        let (base, len) = (mem.ptr, mem.len);
+        // SAFETY: the block is fresh, writable, ours alone, and lives as long as `mem`.
+        unsafe { ManagedSegment::attach(mem, base, len, true, DEFAULT_INIT_TIMEOUT) }
+    }
+
+    /// A heap segment holding a copy of `image`: the bytes of a segment taken from
+    /// [`image`](Self::image), a file or another process. The copy is validated.
+    pub fn from_image(image: &[u8]) -> Result<Self> {
+        let mem = HeapMemory::zeroed(image.len().max(1))?;
+        // SAFETY: `mem` has room for `image.len()` bytes and does not overlap it.
+        unsafe {
+            mem.ptr
+                .as_ptr()
+                .copy_from_nonoverlapping(image.as_ptr(), image.len())
+        };
+        let (base, len) = (mem.ptr, image.len());
+        // SAFETY: the block is ours alone and lives as long as `mem`.
+        unsafe { ManagedSegment::attach(mem, base, len, false, DEFAULT_INIT_TIMEOUT) }
+    }
+
+    /// The segment's bytes, e.g. to write them to a file. Needs `&mut self` so that no
+    /// allocation changes them while they are borrowed.
+    pub fn image(&mut self) -> &[u8] {
+        let mem = self.backing();
+        // SAFETY: the block is initialised (zeroed at allocation) and `&mut self` keeps
+        // every writer away while the slice lives.
+        unsafe { std::slice::from_raw_parts(mem.ptr.as_ptr(), self.size()) }
+    }
+
+    /// Grows the segment by `extra` bytes. The block may move: every address obtained
+    /// before is invalid afterwards (handles and offset pointers stay valid).
+    pub fn grow(&mut self, extra: usize) -> Result<()> {
+        let old_len = self.backing().len;
+        let new_len = old_len
+            .checked_add(extra)
+            .ok_or_else(|| Error::InvalidSize {
+                size: extra as u64,
+                reason: "the grown size overflows".into(),
+            })?;
+        let new_layout = HeapMemory::layout(new_len)?;
+        let mem = self.backing_mut();
+        // SAFETY: `mem.ptr` was allocated with the layout of `old_len`; the new size is
+        // non-zero and fits a layout with the same alignment (checked above).
+        let ptr = unsafe {
+            alloc::realloc(
+                mem.ptr.as_ptr(),
+                HeapMemory::layout(old_len)?,
+                new_layout.size(),
+            )
+        };
+        let ptr = NonNull::new(ptr).ok_or_else(|| Error::InvalidSize {
+            size: new_len as u64,
+            reason: "the process heap cannot provide this much memory".into(),
+        })?;
+        // SAFETY: realloc gave `new_len` bytes; the tail past `old_len` is uninitialised.
+        unsafe { ptr.as_ptr().add(old_len).write_bytes(0, extra) };
+        mem.ptr = ptr;
+        mem.len = new_len;
+        self.relocated(ptr, new_len)?;
+        // SAFETY: the block now holds `new_len` bytes and `&mut self` excludes other users.
+        unsafe { self.core().grow_to(new_len) }
+    }
+}

@@ -1,0 +1,7 @@
+//! One backing per kind of memory a segment can live in.
+
+pub mod anonymous;
+pub mod buffer;
+pub mod device;
+pub mod heap;
+pub mod xsi;

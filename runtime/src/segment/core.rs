@@ -1,0 +1,379 @@
+//! The segment manager proper: allocation and inspection of one mapped segment, under its
+//! robust lock. Every managed segment kind (shared memory, file, heap, buffer, …) is a
+//! backing that keeps the bytes mapped plus one of these.
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use super::header::{self, state, SegmentHeader, BLOCKS_START};
+use crate::alloc::command::{self, Allocation, Command, Request};
+use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
+use crate::error::{Error, Result};
+use crate::sync::Acquired;
+
+/// A position-independent reference to a block: its offset from the segment start. Valid
+/// in every process and every mapping of the segment (Boost's handle_t).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(pub u64);
+
+/// A view of a formatted, mapped segment. It does not own the mapping: the managed segment
+/// that holds it keeps the bytes mapped for as long as the view exists.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentCore {
+    base: NonNull<u8>,
+}
+
+// SAFETY: the view is an address; all shared state behind it is accessed under the
+// segment's process-shared lock or through atomics.
+unsafe impl Send for SegmentCore {}
+// SAFETY: as above.
+unsafe impl Sync for SegmentCore {}
+
+/// Holds the segment lock; releases it on drop (also when a panic unwinds).
+struct Locked<'a> {
+    header: &'a SegmentHeader,
+    tlsf: Tlsf,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.header.lock.unlock();
+    }
+}
+
+impl SegmentCore {
+    /// # Safety
+    /// `base` starts a segment that passed [`header::validate`] (or was just formatted) and
+    /// stays mapped while this view, or any copy of it, is used.
+    pub unsafe fn new(base: NonNull<u8>) -> Self {
+        SegmentCore { base }
+    }
+
+    #[inline]
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    #[inline]
+    fn header(&self) -> &SegmentHeader {
+        // SAFETY: constructor contract: a formatted header at `base`, mapped.
+        unsafe { &*header::header(self.base.as_ptr()) }
+    }
+
+    fn what(&self) -> String {
+        format!("segment at {:p}", self.base)
+    }
+
+    /// Checks the allocator's bounds against the segment size: the part of the untrusted
+    /// bytes that every later operation relies on.
+    pub fn check_bounds(&self) -> Result<()> {
+        // SAFETY: the header is mapped; reading the allocator's range does not modify it.
+        let t = unsafe { header::tlsf(self.base.as_ptr()) };
+        let size = self.size() as u64;
+        if t.start() != BLOCKS_START as u64 || t.end() < t.start() || t.end() + HEADER as u64 > size
+        {
+            return Err(Error::Corrupted {
+                what: self.what(),
+                reason: format!(
+                    "allocator range {}..{} does not fit the {size}-byte segment",
+                    t.start(),
+                    t.end()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the segment lock; after a dead owner, repairs the allocator first.
+    fn lock(&self) -> Result<Locked<'_>> {
+        let header = self.header();
+        let acquired = header.lock.lock();
+        let mut locked = Locked {
+            header,
+            // SAFETY: we hold the lock, so the allocator state is ours to use.
+            tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
+        };
+        if acquired == Acquired::OwnerDied {
+            if let Err(reason) = locked.tlsf.rebuild() {
+                header.state.store(state::CORRUPTED, Ordering::Release);
+                return Err(Error::Corrupted {
+                    what: self.what(),
+                    reason: format!("after a process died holding the lock: {reason}"),
+                });
+            }
+        }
+        Ok(locked)
+    }
+
+    /// Runs `f` on the allocator without the lock: for read-only mappings, which cannot
+    /// write the lock word. The result is a snapshot that concurrent writers may outdate.
+    fn read_unlocked<R>(&self, f: impl FnOnce(&Tlsf) -> R) -> R {
+        // SAFETY: the header is mapped; `f` only reads.
+        f(&unsafe { header::tlsf(self.base.as_ptr()) })
+    }
+
+    // ----- allocation ------------------------------------------------------------------
+
+    /// Allocates `size` bytes aligned to [`MIN_ALIGN`](crate::alloc::MIN_ALIGN).
+    #[inline]
+    pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
+        let block = block_size_for(size).ok_or_else(|| self.oom(size, GRANULE))?;
+        let mut l = self.lock()?;
+        match l.tlsf.alloc_block(block) {
+            Some(off) => Ok(l.tlsf.payload(off)),
+            None => {
+                drop(l);
+                Err(self.oom(size, GRANULE))
+            }
+        }
+    }
+
+    /// Allocates `size` bytes whose address is a multiple of `align` (a power of two). Any
+    /// alignment that fits in the segment works, up to the segment's own size.
+    pub fn allocate_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
+        if !align.is_power_of_two() {
+            return Err(Error::InvalidArgument {
+                reason: format!("alignment {align} is not a power of two"),
+            });
+        }
+        if align <= GRANULE {
+            return self.allocate(size);
+        }
+        let block = block_size_for(size).ok_or_else(|| self.oom(size, align))?;
+        let mut l = self.lock()?;
+        match l.tlsf.alloc_aligned(block, align as u64) {
+            Some(off) => Ok(l.tlsf.payload(off)),
+            None => {
+                drop(l);
+                Err(self.oom(size, align))
+            }
+        }
+    }
+
+    fn oom(&self, requested: usize, align: usize) -> Error {
+        Error::OutOfMemory {
+            requested,
+            align,
+            free: self.free_memory(),
+        }
+    }
+
+    /// Offset of the block whose payload is `ptr`, if `ptr` is a live allocation here.
+    fn block_of(&self, t: &Tlsf, ptr: NonNull<u8>) -> Option<u64> {
+        let off = (ptr.as_ptr().addr()).checked_sub(self.base.as_ptr().addr())?;
+        t.used_block_at(off as u64)
+    }
+
+    fn not_a_block(&self, ptr: NonNull<u8>) -> Error {
+        Error::InvalidArgument {
+            reason: format!("{ptr:p} is not a live allocation of the {}", self.what()),
+        }
+    }
+
+    /// Frees a block from [`allocate`](Self::allocate) and friends. Pointers outside the
+    /// segment and blocks already free are reported, not freed.
+    ///
+    /// # Safety
+    /// `ptr` came from an allocation of this segment and is not used afterwards.
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
+        let mut l = self.lock()?;
+        let Some(off) = self.block_of(&l.tlsf, ptr) else {
+            drop(l);
+            return Err(self.not_a_block(ptr));
+        };
+        // SAFETY: `off` is a used block (checked) and the caller gives it up.
+        unsafe { l.tlsf.free_block(off) };
+        Ok(())
+    }
+
+    /// Allocates `count` blocks of `elem_size` bytes in one locked operation, contiguous
+    /// when one free block can hold them all. All or nothing.
+    pub fn allocate_many(&self, elem_size: usize, count: usize) -> Result<Vec<NonNull<u8>>> {
+        let block = block_size_for(elem_size).ok_or_else(|| self.oom(elem_size, GRANULE))?;
+        self.allocate_blocks(&vec![block; count], elem_size.saturating_mul(count))
+    }
+
+    /// Allocates one block per entry of `sizes`, in one locked operation. All or nothing.
+    pub fn allocate_many_sizes(&self, sizes: &[usize]) -> Result<Vec<NonNull<u8>>> {
+        let total = sizes.iter().fold(0usize, |a, &s| a.saturating_add(s));
+        let blocks = sizes
+            .iter()
+            .map(|&s| block_size_for(s).ok_or_else(|| self.oom(s, GRANULE)))
+            .collect::<Result<Vec<_>>>()?;
+        self.allocate_blocks(&blocks, total)
+    }
+
+    fn allocate_blocks(&self, blocks: &[u64], requested: usize) -> Result<Vec<NonNull<u8>>> {
+        let mut out = Vec::with_capacity(blocks.len());
+        if blocks.is_empty() {
+            return Ok(out);
+        }
+        let total = blocks.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+        let mut l = self.lock()?;
+        if let Some(off) = total.and_then(|t| l.tlsf.alloc_block(t)) {
+            // SAFETY: `off` is a fresh used block of at least `total` bytes.
+            unsafe { l.tlsf.split_used(off, blocks, |o| out.push(o)) };
+            return Ok(out);
+        }
+        let mut taken = Vec::with_capacity(blocks.len());
+        for &b in blocks {
+            match l.tlsf.alloc_block(b) {
+                Some(off) => taken.push(off),
+                None => {
+                    for off in taken {
+                        // SAFETY: allocated just above, never handed out.
+                        unsafe { l.tlsf.free_block(off) };
+                    }
+                    drop(l);
+                    return Err(self.oom(requested, GRANULE));
+                }
+            }
+        }
+        out.extend(taken.into_iter().map(|off| l.tlsf.payload(off)));
+        Ok(out)
+    }
+
+    /// Frees every block of `ptrs` in one locked operation. Stops at the first pointer that
+    /// is not a live block here and reports it (the ones before it are freed).
+    ///
+    /// # Safety
+    /// Every pointer came from an allocation of this segment and is not used afterwards.
+    pub unsafe fn deallocate_many(
+        &self,
+        ptrs: impl IntoIterator<Item = NonNull<u8>>,
+    ) -> Result<()> {
+        let mut l = self.lock()?;
+        for p in ptrs {
+            let Some(off) = self.block_of(&l.tlsf, p) else {
+                drop(l);
+                return Err(self.not_a_block(p));
+            };
+            // SAFETY: a used block the caller gives up.
+            unsafe { l.tlsf.free_block(off) };
+        }
+        Ok(())
+    }
+
+    /// Boost's `allocation_command` in bytes: see [`Command`] for what each flag does.
+    /// `object_size` is the unit a backward expansion moves the start by.
+    pub fn allocation_command(
+        &self,
+        cmd: Command,
+        limit: usize,
+        preferred: usize,
+        reuse: Option<NonNull<u8>>,
+        object_size: usize,
+    ) -> Result<Allocation> {
+        let mut l = self.lock()?;
+        let reuse = match reuse {
+            Some(p) => Some(
+                self.block_of(&l.tlsf, p)
+                    .ok_or_else(|| self.not_a_block(p))?,
+            ),
+            None => None,
+        };
+        let req = Request {
+            cmd,
+            limit,
+            preferred,
+            reuse,
+            object_size,
+        };
+        req.validate()?;
+        command::run(&mut l.tlsf, &req)
+    }
+
+    /// Usable bytes of the live block at `ptr` (at least what was asked for).
+    pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+        self.read_unlocked(|t| {
+            let off = self.block_of(t, ptr)?;
+            // SAFETY: `off` is a block (checked).
+            Some(unsafe { t.block_size(off) } as usize - HEADER)
+        })
+    }
+
+    // ----- inspection ------------------------------------------------------------------
+
+    /// Size of the segment in bytes.
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.header().size.load(Ordering::Relaxed) as usize
+    }
+
+    /// Bytes in free blocks, block headers included.
+    pub fn free_memory(&self) -> usize {
+        self.read_unlocked(|t| t.free_bytes() as usize)
+    }
+
+    /// Whether every block allocated so far has been freed.
+    pub fn all_memory_deallocated(&self) -> bool {
+        self.read_unlocked(|t| t.free_bytes() == t.end() - t.start())
+    }
+
+    /// Runs every allocator invariant check; the error says what is wrong.
+    pub fn check(&self, locked: bool) -> Result<()> {
+        let run = |t: &Tlsf| {
+            t.check().map_err(|reason| Error::Corrupted {
+                what: self.what(),
+                reason,
+            })
+        };
+        if locked {
+            run(&self.lock()?.tlsf)
+        } else {
+            self.read_unlocked(run)
+        }
+    }
+
+    /// Zeroes the free memory, so that new allocations read as zero.
+    pub fn zero_free_memory(&self) -> Result<()> {
+        self.lock()?.tlsf.zero_free();
+        Ok(())
+    }
+
+    /// The position-independent handle of `ptr`, if it points into this segment.
+    pub fn handle_from_address(&self, ptr: *const u8) -> Option<Handle> {
+        let off = ptr.addr().checked_sub(self.base.as_ptr().addr())?;
+        (off < self.size()).then_some(Handle(off as u64))
+    }
+
+    /// The address of `handle` in this mapping, if it lies inside the segment.
+    pub fn address_from_handle(&self, handle: Handle) -> Option<NonNull<u8>> {
+        (handle.0 < self.size() as u64).then(|| {
+            // SAFETY: the offset is inside the mapping, whose base is non-null.
+            unsafe { self.base.add(handle.0 as usize) }
+        })
+    }
+
+    /// Runs `f` with the segment lock held (raw allocation from other threads or processes
+    /// waits meanwhile). Used by offline resizing and by the kill tests.
+    pub fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let _l = self.lock()?;
+        Ok(f())
+    }
+
+    /// Extends the segment's allocator to a new, larger size (the mapping already covers it).
+    ///
+    /// # Safety
+    /// The mapping covers `new_size` bytes and no other process uses the segment.
+    pub unsafe fn grow_to(&self, new_size: usize) -> Result<()> {
+        let mut l = self.lock()?;
+        // SAFETY: the mapping covers the new end (caller).
+        unsafe { l.tlsf.extend((new_size / GRANULE * GRANULE) as u64) };
+        self.header().size.store(new_size as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Cuts a free tail off the allocator and returns the smallest size the segment can
+    /// shrink to. The caller then truncates the device.
+    pub fn trim_to_fit(&self) -> Result<usize> {
+        let mut l = self.lock()?;
+        let end = l.tlsf.trim_end() as usize;
+        self.header().size.store(end as u64, Ordering::Relaxed);
+        Ok(end)
+    }
+}
+
+#[cfg(test)]
+mod tests;

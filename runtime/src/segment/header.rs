@@ -1,0 +1,219 @@
+//! The header at offset 0 of every segment: identification, the creation state word, the
+//! segment lock and the allocator state. Its layout is the on-disk format of a segment file.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::alloc::tlsf::{Tlsf, TlsfState, GRANULE};
+use crate::error::{Error, Result};
+use crate::sync::{current_pid, process_alive, RobustMutex};
+
+/// First bytes of every segment.
+pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
+/// Bumped whenever the layout below changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+/// Written natively; reads back byte-swapped on a machine of the other endianness.
+const ENDIAN_MARK: u32 = 0x0102_0304;
+
+/// Creation states of [`SegmentHeader::state`].
+pub mod state {
+    /// All-zero: nothing written yet.
+    pub const UNINITIALISED: u32 = 0;
+    /// A creator is writing the header.
+    pub const INITIALISING: u32 = 1;
+    /// Usable.
+    pub const READY: u32 = 2;
+    /// Recovery after a crash found damage it could not repair.
+    pub const CORRUPTED: u32 = 3;
+}
+
+/// Slots reserved for the object indexes and roots of later format additions.
+const RESERVED_WORDS: usize = 16;
+
+#[repr(C)]
+pub struct SegmentHeader {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub endian: u32,
+    pub pointer_width: u32,
+    /// uninitialised → initialising → ready (or corrupted); see [`state`].
+    pub state: AtomicU32,
+    /// Who is (or was) initialising, so an opener can tell a slow creator from a dead one.
+    pub creator_pid: AtomicU32,
+    /// The segment lock: allocator and (later) index updates happen under it.
+    pub lock: RobustMutex,
+    /// Current size of the segment in bytes (changes with `grow` / `shrink_to_fit`).
+    pub size: AtomicU64,
+    pub reserved: [AtomicU64; RESERVED_WORDS],
+    pub tlsf: TlsfState,
+}
+
+/// Offset of the first allocator block.
+pub const BLOCKS_START: usize = std::mem::size_of::<SegmentHeader>().next_multiple_of(64);
+/// The smallest segment: the header plus room for a few small blocks.
+pub const MIN_SEGMENT_SIZE: usize = BLOCKS_START + 256;
+/// The alignment a segment's first byte needs.
+pub const SEGMENT_ALIGN: usize = 16;
+
+/// How long an opener waits for a live creator to finish initialising.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pointer to the header of the segment starting at `base`.
+#[inline]
+pub fn header(base: *mut u8) -> *mut SegmentHeader {
+    base.cast()
+}
+
+/// The allocator view of the segment at `base`.
+///
+/// # Safety
+/// `base` starts a formatted segment that stays mapped while the view is used.
+#[inline]
+pub unsafe fn tlsf(base: *mut u8) -> Tlsf {
+    // SAFETY: the state lives inside the header at the start of the mapping.
+    unsafe { Tlsf::new(base, &raw mut (*header(base)).tlsf) }
+}
+
+/// Formats the zeroed (or freshly created) memory `[base, base+len)` as an empty segment.
+/// The state word goes to READY last, with release ordering, so an opener that sees READY
+/// sees everything else.
+///
+/// # Safety
+/// The range is mapped writable, aligned to [`SEGMENT_ALIGN`], and no other process uses it
+/// until READY is published (openers wait for READY).
+pub unsafe fn format(base: *mut u8, len: usize) {
+    let h = header(base);
+    // SAFETY: the range is ours and holds at least a header (caller checked the size).
+    unsafe {
+        (*h).creator_pid.store(current_pid(), Ordering::Relaxed);
+        (*h).state.store(state::INITIALISING, Ordering::Relaxed);
+        (*h).magic = MAGIC;
+        (*h).version = FORMAT_VERSION;
+        (*h).endian = ENDIAN_MARK;
+        (*h).pointer_width = usize::BITS;
+        (*h).size.store(len as u64, Ordering::Relaxed);
+        for w in &(*h).reserved {
+            w.store(0, Ordering::Relaxed);
+        }
+        (*h).lock = RobustMutex::new();
+        let end = (len / GRANULE * GRANULE) as u64;
+        tlsf(base).init(BLOCKS_START as u64, end);
+        (*h).state.store(state::READY, Ordering::Release);
+    }
+}
+
+/// Checks that `[base, base+len)` holds a usable segment, waiting (up to `timeout`) for a
+/// creator that is still initialising it. `what` names the device for errors.
+///
+/// # Safety
+/// The range is mapped readable for the duration of the call.
+pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duration) -> Result<()> {
+    let not_segment = |reason: String| Error::NotASegment {
+        what: what.to_string(),
+        reason,
+    };
+    if len < MIN_SEGMENT_SIZE {
+        // SAFETY: at least `len` bytes are readable; only the first 8 are read.
+        let ours = len >= MAGIC.len() && unsafe { base.cast::<[u8; 8]>().read() } == MAGIC;
+        return Err(if ours {
+            Error::Truncated {
+                what: what.to_string(),
+                expected: MIN_SEGMENT_SIZE as u64,
+                actual: len as u64,
+            }
+        } else {
+            not_segment(format!(
+                "{len} bytes is shorter than a segment header ({MIN_SEGMENT_SIZE})"
+            ))
+        });
+    }
+    let h = base.cast::<SegmentHeader>();
+    let started = Instant::now();
+    loop {
+        // SAFETY: the range holds at least a header (checked above) and is readable. The
+        // magic is read volatile because a creator in another process may be writing it.
+        let magic = unsafe { (&raw const (*h).magic).read_volatile() };
+        // SAFETY: as above; atomics may be read while another process writes them.
+        let st = unsafe { (*h).state.load(Ordering::Acquire) };
+        if st == state::READY && magic == MAGIC {
+            break;
+        }
+        if magic != MAGIC && magic != [0; 8] {
+            return Err(not_segment("wrong magic bytes".into()));
+        }
+        if st > state::CORRUPTED {
+            return Err(not_segment(format!("unknown state word {st}")));
+        }
+        if st == state::CORRUPTED {
+            return Err(Error::Corrupted {
+                what: what.to_string(),
+                reason: "a previous recovery marked the segment corrupted".into(),
+            });
+        }
+        // SAFETY: as above.
+        let creator = unsafe { (*h).creator_pid.load(Ordering::Relaxed) };
+        if st == state::INITIALISING && creator != 0 && !process_alive(creator) {
+            return Err(Error::Corrupted {
+                what: what.to_string(),
+                reason: format!("creator process {creator} died before finishing initialisation"),
+            });
+        }
+        if st == state::UNINITIALISED && creator == 0 && started.elapsed() > timeout / 10 {
+            return Err(not_segment(
+                "header is all zero and no creator has claimed it".into(),
+            ));
+        }
+        if started.elapsed() > timeout {
+            return Err(Error::Timeout {
+                what: what.to_string(),
+                reason: format!(
+                    "creator process {creator} did not finish initialising within {timeout:?}"
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: READY was observed with acquire ordering: the creator's writes are visible.
+    let (version, endian, width, size) = unsafe {
+        (
+            (*h).version,
+            (*h).endian,
+            (*h).pointer_width,
+            (*h).size.load(Ordering::Relaxed),
+        )
+    };
+    if endian != ENDIAN_MARK {
+        return Err(not_segment(if endian == ENDIAN_MARK.swap_bytes() {
+            "written on a machine of the other endianness".into()
+        } else {
+            format!("unknown endianness mark {endian:#x}")
+        }));
+    }
+    if version != FORMAT_VERSION {
+        return Err(Error::IncompatibleVersion {
+            what: what.to_string(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if width != usize::BITS {
+        return Err(not_segment(format!(
+            "written by a {width}-bit process, this one is {}-bit",
+            usize::BITS
+        )));
+    }
+    if size > len as u64 {
+        return Err(Error::Truncated {
+            what: what.to_string(),
+            expected: size,
+            actual: len as u64,
+        });
+    }
+    if size < MIN_SEGMENT_SIZE as u64 {
+        return Err(Error::Corrupted {
+            what: what.to_string(),
+            reason: format!("recorded size {size} is below the minimum"),
+        });
+    }
+    Ok(())
+}

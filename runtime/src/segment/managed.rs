@@ -1,0 +1,300 @@
+//! `ManagedSegment<B, M>`: the one API every kind of managed segment offers. `B` is the
+//! backing that keeps the bytes mapped (shared memory, a file, heap memory, …); `M` is the
+//! access mode, which decides at compile time whether the writing half of the API exists.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use super::core::{Handle, SegmentCore};
+use super::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
+use super::mode::{Mode, ReadWrite, Writable};
+use crate::alloc::{Allocation, Command};
+use crate::error::{Error, Result};
+use crate::os::{MapMode, Permissions};
+use crate::registry::{self, Registration};
+
+/// What keeps a segment's bytes mapped. Each managed segment kind has one.
+pub trait Backing: Send + Sync {
+    /// The segment as error messages name it (`shared memory "name"`, a path, …).
+    fn describe(&self) -> String;
+    /// Writes changes back to the device, where there is one.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Settings for creating or opening a segment; `Default` is what the short constructors use.
+#[derive(Clone, Debug)]
+pub struct SegmentOptions {
+    /// Mode bits of a created device (default `0o600`).
+    pub permissions: Permissions,
+    /// How long an opener waits for another process that is still creating the segment.
+    pub init_timeout: Duration,
+    /// Map at this address (refusing to replace an existing mapping) instead of anywhere.
+    pub address: Option<NonNull<u8>>,
+    /// Reserve the device's storage at creation (`fallocate`), so that a full `/dev/shm`
+    /// or disk is an error now rather than a SIGBUS later. On by default.
+    pub reserve: bool,
+}
+
+// SAFETY: `address` is only a requested location, never dereferenced through the options.
+unsafe impl Send for SegmentOptions {}
+// SAFETY: as above.
+unsafe impl Sync for SegmentOptions {}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            permissions: Permissions::default(),
+            init_timeout: header::DEFAULT_INIT_TIMEOUT,
+            address: None,
+            reserve: true,
+        }
+    }
+}
+
+/// A mapped, formatted segment: an allocator, (later) named objects and roots, in memory
+/// that other processes or later runs can map too.
+pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite> {
+    core: SegmentCore,
+    registration: Registration,
+    // Declared after the core and registration: the bytes are unmapped last.
+    backing: B,
+    _mode: PhantomData<M>,
+}
+
+impl<B: Backing, M: Mode> std::fmt::Debug for ManagedSegment<B, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedSegment")
+            .field("backing", &self.backing.describe())
+            .field("base", &self.core.base())
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+/// Checks that `len` bytes can hold a segment.
+pub(crate) fn check_size(len: u64) -> Result<usize> {
+    if len < MIN_SEGMENT_SIZE as u64 {
+        return Err(Error::InvalidSize {
+            size: len,
+            reason: format!("a segment needs at least {MIN_SEGMENT_SIZE} bytes"),
+        });
+    }
+    usize::try_from(len).map_err(|_| Error::InvalidSize {
+        size: len,
+        reason: "larger than the address space".into(),
+    })
+}
+
+impl<B: Backing, M: Mode> ManagedSegment<B, M> {
+    /// Wraps bytes that `backing` keeps mapped at `base`: formats them when `created`, else
+    /// validates them (waiting up to `timeout` for a creator in another process).
+    ///
+    /// # Safety
+    /// `[base, base+len)` is mapped (writable unless `M` is read-only) for as long as
+    /// `backing` lives, and, when `created`, nobody else uses it yet.
+    pub(crate) unsafe fn attach(
+        backing: B,
+        base: NonNull<u8>,
+        len: usize,
+        created: bool,
+        timeout: Duration,
+    ) -> Result<Self> {
+        if base.as_ptr().addr() % SEGMENT_ALIGN != 0 {
+            return Err(Error::BufferMisaligned {
+                addr: base.as_ptr().addr(),
+                align: SEGMENT_ALIGN,
+            });
+        }
+        if created {
+            check_size(len as u64)?;
+            // SAFETY: the caller gives us fresh, writable, exclusively used bytes.
+            unsafe { header::format(base.as_ptr(), len) };
+        } else {
+            // SAFETY: the range is mapped readable (caller).
+            unsafe { header::validate(base.as_ptr(), len, &backing.describe(), timeout)? };
+        }
+        // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
+        let core = unsafe { SegmentCore::new(base) };
+        core.check_bounds()?;
+        let registration = registry::register(base.as_ptr(), len, M::MAP != MapMode::ReadOnly)?;
+        Ok(ManagedSegment {
+            core,
+            registration,
+            backing,
+            _mode: PhantomData,
+        })
+    }
+
+    /// The backing (to reach the device, name or path).
+    pub fn backing(&self) -> &B {
+        &self.backing
+    }
+
+    /// The segment manager view, for code that works with any segment kind.
+    pub fn core(&self) -> &SegmentCore {
+        &self.core
+    }
+
+    /// Address of the first byte of the segment in this process.
+    pub fn base_address(&self) -> NonNull<u8> {
+        self.core.base()
+    }
+
+    /// Size of the segment in bytes.
+    pub fn size(&self) -> usize {
+        self.core.size()
+    }
+
+    /// Bytes not in use, block headers included (`size() - free_memory()` is what is used).
+    pub fn free_memory(&self) -> usize {
+        self.core.free_memory()
+    }
+
+    /// True when every allocation has been freed.
+    pub fn all_memory_deallocated(&self) -> bool {
+        self.core.all_memory_deallocated()
+    }
+
+    /// True when every allocator invariant holds (Boost's `check_sanity`).
+    pub fn check_sanity(&self) -> bool {
+        self.check().is_ok()
+    }
+
+    /// Checks every allocator invariant and says what is wrong if one fails.
+    pub fn check(&self) -> Result<()> {
+        self.core.check(M::MAP != MapMode::ReadOnly)
+    }
+
+    /// Whether `ptr` points into this segment.
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        self.core.handle_from_address(ptr).is_some()
+    }
+
+    /// Usable bytes of the live allocation at `ptr`; None if `ptr` is not one.
+    pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+        self.core.usable_size(ptr)
+    }
+
+    /// The position-independent handle (offset) of an address in this segment.
+    pub fn handle_from_address(&self, ptr: *const u8) -> Option<Handle> {
+        self.core.handle_from_address(ptr)
+    }
+
+    /// The address of a handle in this mapping; None if it lies outside the segment.
+    pub fn address_from_handle(&self, handle: Handle) -> Option<NonNull<u8>> {
+        self.core.address_from_handle(handle)
+    }
+
+    /// Writes changes back to the device (a file); a no-op where there is none.
+    pub fn flush(&self) -> Result<()> {
+        self.backing.flush()
+    }
+
+    /// Replaces where the bytes live (a heap segment that moved while growing).
+    pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
+        // SAFETY: the caller moved the whole formatted segment to `base`.
+        self.core = unsafe { SegmentCore::new(base) };
+        self.registration.update(base.as_ptr(), len)
+    }
+
+    /// Gives up the segment view and keeps only what maps the bytes (offline resizing).
+    pub(crate) fn into_backing(self) -> B {
+        self.backing
+    }
+
+    pub(crate) fn backing_mut(&mut self) -> &mut B {
+        &mut self.backing
+    }
+}
+
+impl<B: Backing, M: Writable> ManagedSegment<B, M> {
+    /// Bytes of bookkeeping each allocation costs (Boost's `PayloadPerAllocation`).
+    pub const PAYLOAD_PER_ALLOCATION: usize = crate::alloc::PAYLOAD_PER_ALLOCATION;
+    /// Alignment of every block `allocate` returns.
+    pub const MIN_ALIGN: usize = crate::alloc::MIN_ALIGN;
+
+    /// Allocates `size` bytes aligned to [`MIN_ALIGN`](Self::MIN_ALIGN).
+    #[inline]
+    pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
+        self.core.allocate(size)
+    }
+
+    /// Like [`allocate`](Self::allocate), but `None` instead of an error (Boost's nothrow).
+    #[inline]
+    pub fn try_allocate(&self, size: usize) -> Option<NonNull<u8>> {
+        self.core.allocate(size).ok()
+    }
+
+    /// Allocates `size` bytes at an address that is a multiple of `align` (a power of two,
+    /// up to the segment size). Alignments above the page size hold in this mapping only:
+    /// another process may map the segment at an address with fewer zero bits.
+    pub fn allocate_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
+        self.core.allocate_aligned(size, align)
+    }
+
+    /// Frees an allocation. A pointer that is not a live allocation of this segment is
+    /// reported as `InvalidArgument` (as far as the header in front of it can tell).
+    ///
+    /// # Safety
+    /// `ptr` came from this segment's allocator and is not used afterwards.
+    #[inline]
+    pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.core.deallocate(ptr) }
+    }
+
+    /// Allocates `count` blocks of `elem_size` bytes at once (contiguous when possible);
+    /// all or nothing. Each block is freed on its own later.
+    pub fn allocate_many(&self, elem_size: usize, count: usize) -> Result<Vec<NonNull<u8>>> {
+        self.core.allocate_many(elem_size, count)
+    }
+
+    /// Allocates one block per size in `sizes` at once; all or nothing.
+    pub fn allocate_many_sizes(&self, sizes: &[usize]) -> Result<Vec<NonNull<u8>>> {
+        self.core.allocate_many_sizes(sizes)
+    }
+
+    /// Frees many blocks under one lock acquisition.
+    ///
+    /// # Safety
+    /// Every pointer came from this segment's allocator and is not used afterwards.
+    pub unsafe fn deallocate_many(
+        &self,
+        ptrs: impl IntoIterator<Item = NonNull<u8>>,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.core.deallocate_many(ptrs) }
+    }
+
+    /// Boost's `allocation_command` in bytes: allocate new, expand forward or backward, or
+    /// shrink in place, with `limit` the least acceptable and `preferred` the wished size
+    /// (for shrinking: `limit` the most acceptable). On success the received size obeys
+    /// Boost's rules; on failure the error suggests a limit that might work.
+    /// A backward expansion moves the start by a multiple of `object_size`; the caller then
+    /// moves its data (the allocator does not).
+    pub fn allocation_command(
+        &self,
+        cmd: Command,
+        limit: usize,
+        preferred: usize,
+        reuse: Option<NonNull<u8>>,
+        object_size: usize,
+    ) -> Result<Allocation> {
+        self.core
+            .allocation_command(cmd, limit, preferred, reuse, object_size)
+    }
+
+    /// Zeroes all free memory, so that later allocations read as zero.
+    pub fn zero_free_memory(&self) -> Result<()> {
+        self.core.zero_free_memory()
+    }
+
+    /// Runs `f` while holding the segment lock: allocation from any thread or process
+    /// waits until it returns.
+    pub fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        self.core.with_lock(f)
+    }
+}

@@ -1,0 +1,17 @@
+//! Managed segments: the header, the segment manager, the access modes, and one backing per
+//! kind of memory (shared memory, mapped file, heap, external buffer, anonymous, XSI).
+
+pub mod backing;
+pub mod core;
+pub mod header;
+pub mod managed;
+pub mod mode;
+
+pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
+pub use self::backing::buffer::{ExternalBuffer, ManagedExternalBuffer};
+pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, ManagedSharedMemory};
+pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
+pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
+pub use self::core::{Handle, SegmentCore};
+pub use self::managed::{Backing, ManagedSegment, SegmentOptions};
+pub use self::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite, Writable};

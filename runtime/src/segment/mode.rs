@@ -1,0 +1,43 @@
+//! Access modes as types, so that writing through a read-only mapping does not compile.
+
+use crate::os::MapMode;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// How a segment is mapped. Sealed: the three modes below are all there is.
+pub trait Mode: sealed::Sealed + Send + Sync + 'static {
+    /// The mapping mode this access mode uses.
+    const MAP: MapMode;
+}
+
+/// Modes that may change the segment's bytes (in the device, or privately).
+pub trait Writable: Mode {}
+
+/// Read and write; changes reach the device and every other mapping.
+#[derive(Debug)]
+pub enum ReadWrite {}
+/// Read only: the mapping is not writable, and the API offers no way to write.
+#[derive(Debug)]
+pub enum ReadOnly {}
+/// Copy-on-write: changes stay private to this mapping; the device is never modified.
+#[derive(Debug)]
+pub enum CopyOnWrite {}
+
+impl sealed::Sealed for ReadWrite {}
+impl sealed::Sealed for ReadOnly {}
+impl sealed::Sealed for CopyOnWrite {}
+
+impl Mode for ReadWrite {
+    const MAP: MapMode = MapMode::ReadWrite;
+}
+impl Mode for ReadOnly {
+    const MAP: MapMode = MapMode::ReadOnly;
+}
+impl Mode for CopyOnWrite {
+    const MAP: MapMode = MapMode::CopyOnWrite;
+}
+
+impl Writable for ReadWrite {}
+impl Writable for CopyOnWrite {}

@@ -1,0 +1,199 @@
+//! A process-shared mutex that cannot be left locked forever by a dead process.
+//!
+//! The lock word holds the owner's process id (and a "waiters" bit), so a waiter can ask the
+//! kernel whether the owner still lives. Uncontended, lock and unlock are one atomic each;
+//! waiting uses a shared futex with a timeout, after which the waiter checks the owner and
+//! takes the lock over if it died, reporting [`Acquired::OwnerDied`] so the caller repairs
+//! what the dead owner may have left half-done.
+//!
+//! Limits (documented, not hidden): ownership is per process, so two threads of one process
+//! exclude each other only through the CAS, and a thread killed alone (not its process) is
+//! not detected; process ids must be comparable, i.e. all users share a pid namespace; a
+//! recycled pid makes the waiter believe the owner lives on.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rustix::thread::futex;
+
+use super::pid::{current_pid, process_alive};
+
+const WAITERS: u32 = 1 << 31;
+const PID_MASK: u32 = !WAITERS;
+/// How long a waiter sleeps before it checks again whether the owner is alive.
+const LIVENESS_POLL: Duration = Duration::from_millis(10);
+const SPINS: u32 = 64;
+
+/// How the lock was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Acquired {
+    /// From a live owner (or nobody): the protected data is consistent.
+    Clean,
+    /// From a process that died holding it: the protected data may be half-updated.
+    OwnerDied,
+}
+
+/// A robust process-shared mutex; 4 bytes, all-zero is unlocked, so a freshly truncated
+/// segment holds an unlocked one.
+#[repr(C)]
+#[derive(Default)]
+pub struct RobustMutex {
+    word: AtomicU32,
+}
+
+impl RobustMutex {
+    pub const fn new() -> Self {
+        RobustMutex {
+            word: AtomicU32::new(0),
+        }
+    }
+
+    /// Blocks until this process holds the lock.
+    #[inline]
+    pub fn lock(&self) -> Acquired {
+        let me = current_pid();
+        match self
+            .word
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => Acquired::Clean,
+            Err(_) => self.lock_contended(me),
+        }
+    }
+
+    /// Takes the lock if it is free right now.
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        self.word
+            .compare_exchange(0, current_pid(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[cold]
+    fn lock_contended(&self, me: u32) -> Acquired {
+        for _ in 0..SPINS {
+            std::hint::spin_loop();
+            if self.word.load(Ordering::Relaxed) == 0 && self.try_lock() {
+                return Acquired::Clean;
+            }
+        }
+        let timeout = futex::Timespec {
+            tv_sec: 0,
+            tv_nsec: LIVENESS_POLL.as_nanos() as _,
+        };
+        loop {
+            let cur = self.word.load(Ordering::Relaxed);
+            if cur == 0 {
+                // Others may still sleep; keep the waiters bit so our unlock wakes them.
+                if self
+                    .word
+                    .compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Acquired::Clean;
+                }
+                continue;
+            }
+            let owner = cur & PID_MASK;
+            if owner != me && !process_alive(owner) {
+                if self
+                    .word
+                    .compare_exchange(cur, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Acquired::OwnerDied;
+                }
+                continue;
+            }
+            if cur & WAITERS == 0
+                && self
+                    .word
+                    .compare_exchange(cur, cur | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            // Spurious wake-ups, EAGAIN (the word changed) and timeouts all just loop.
+            let _ = futex::wait(
+                &self.word,
+                futex::Flags::empty(),
+                cur | WAITERS,
+                Some(&timeout),
+            );
+        }
+    }
+
+    /// Releases the lock. Must be called by the process that holds it.
+    #[inline]
+    pub fn unlock(&self) {
+        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
+            self.wake_one();
+        }
+    }
+
+    #[cold]
+    fn wake_one(&self) {
+        let _ = futex::wake(&self.word, futex::Flags::empty(), 1);
+    }
+
+    /// The process id of the current holder, if any.
+    pub fn owner(&self) -> Option<u32> {
+        match self.word.load(Ordering::Relaxed) & PID_MASK {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn excludes_threads() {
+        let m = Arc::new((RobustMutex::new(), std::cell::UnsafeCell::new(0u64)));
+        struct Shared(Arc<(RobustMutex, std::cell::UnsafeCell<u64>)>);
+        // SAFETY: the counter is only touched while the mutex is held.
+        unsafe impl Send for Shared {}
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = Shared(m.clone());
+                std::thread::spawn(move || {
+                    let s = s;
+                    for _ in 0..if cfg!(miri) { 50 } else { 20_000 } {
+                        assert_eq!(s.0 .0.lock(), Acquired::Clean);
+                        // SAFETY: we hold the mutex.
+                        unsafe { *s.0 .1.get() += 1 };
+                        s.0 .0.unlock();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // SAFETY: all threads are joined.
+        let total = unsafe { *m.1.get() };
+        assert_eq!(total, 4 * if cfg!(miri) { 50 } else { 20_000 });
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "spawns a process")]
+    fn a_dead_owner_is_detected() {
+        let m = RobustMutex::new();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        // Pretend the exited child held the lock with waiters parked.
+        m.word.store(dead | WAITERS, Ordering::Relaxed);
+        assert_eq!(m.owner(), Some(dead));
+        assert_eq!(m.lock(), Acquired::OwnerDied);
+        assert_eq!(m.owner(), Some(std::process::id()));
+        m.unlock();
+        assert_eq!(m.lock(), Acquired::Clean);
+        m.unlock();
+        assert_eq!(m.owner(), None);
+    }
+}
