@@ -159,9 +159,16 @@ impl Tlsf {
     }
 
     #[inline]
-    fn st(&self) -> &mut TlsfState {
-        // SAFETY: the state is valid (constructor contract) and the segment lock held by
-        // the caller makes this the only live reference.
+    fn st(&self) -> &TlsfState {
+        // SAFETY: the state is valid (constructor contract); the segment lock held by the
+        // caller keeps writers away while the reference lives.
+        unsafe { &*self.state }
+    }
+
+    #[inline]
+    fn st_mut(&mut self) -> &mut TlsfState {
+        // SAFETY: as in `st`; `&mut self` makes this the only reference through this view,
+        // and the segment lock the only view in use.
         unsafe { &mut *self.state }
     }
 
@@ -179,14 +186,14 @@ impl Tlsf {
         unsafe {
             self.set_word(off + size - GRANULE as u64, size);
             let (fl, sl) = mapping_insert(size);
-            let st = self.st();
+            let st = self.st_mut();
             let head = st.heads[fl][sl];
             self.set_word(off + 8, head);
             self.set_word(off + 16, 0);
             if head != 0 {
                 self.set_word(head + 16, off);
             }
-            let st = self.st();
+            let st = self.st_mut();
             st.heads[fl][sl] = off;
             st.fl_bitmap |= 1 << fl;
             st.sl_bitmap[fl] |= 1 << sl;
@@ -203,7 +210,7 @@ impl Tlsf {
             if next != 0 {
                 self.set_word(next + 16, prev);
             }
-            let st = self.st();
+            let st = self.st_mut();
             if prev != 0 {
                 self.set_word(prev + 8, next);
             } else {
@@ -216,7 +223,7 @@ impl Tlsf {
                     }
                 }
             }
-            self.st().free_bytes -= size;
+            self.st_mut().free_bytes -= size;
         }
     }
 
@@ -682,7 +689,7 @@ impl Tlsf {
     pub fn rebuild(&mut self) -> Result<(), String> {
         let (start, end) = (self.st().start, self.st().end);
         {
-            let st = self.st();
+            let st = self.st_mut();
             st.fl_bitmap = 0;
             st.sl_bitmap = [0; FL_COUNT];
             st.heads = [[0; SL_COUNT]; FL_COUNT];
@@ -774,7 +781,7 @@ impl Tlsf {
             if grown == 0 {
                 return;
             }
-            self.st().end = new_sentinel;
+            self.st_mut().end = new_sentinel;
             self.set_word(new_sentinel, 0);
             // The old sentinel becomes a used block of `grown` bytes; freeing it merges it.
             self.set_word(old_sentinel, grown | (sentinel_bits & PREV_FREE));
@@ -798,7 +805,7 @@ impl Tlsf {
             let size = self.word(end - 8);
             let last = end - size;
             self.unlink(last, size);
-            self.st().end = last;
+            self.st_mut().end = last;
             // A free block never follows a free block, so the new sentinel's
             // predecessor is used.
             self.set_word(last, 0);

@@ -151,22 +151,30 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// A counter guarded by the mutex under test.
+    struct Guarded {
+        mutex: RobustMutex,
+        count: std::cell::UnsafeCell<u64>,
+    }
+    // SAFETY: `count` is only touched while `mutex` is held.
+    unsafe impl Sync for Guarded {}
+
     #[test]
     fn excludes_threads() {
-        let m = Arc::new((RobustMutex::new(), std::cell::UnsafeCell::new(0u64)));
-        struct Shared(Arc<(RobustMutex, std::cell::UnsafeCell<u64>)>);
-        // SAFETY: the counter is only touched while the mutex is held.
-        unsafe impl Send for Shared {}
+        let rounds = if cfg!(miri) { 50 } else { 20_000 };
+        let g = Arc::new(Guarded {
+            mutex: RobustMutex::new(),
+            count: std::cell::UnsafeCell::new(0),
+        });
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let s = Shared(m.clone());
+                let g = g.clone();
                 std::thread::spawn(move || {
-                    let s = s;
-                    for _ in 0..if cfg!(miri) { 50 } else { 20_000 } {
-                        assert_eq!(s.0 .0.lock(), Acquired::Clean);
+                    for _ in 0..rounds {
+                        assert_eq!(g.mutex.lock(), Acquired::Clean);
                         // SAFETY: we hold the mutex.
-                        unsafe { *s.0 .1.get() += 1 };
-                        s.0 .0.unlock();
+                        unsafe { *g.count.get() += 1 };
+                        g.mutex.unlock();
                     }
                 })
             })
@@ -175,8 +183,7 @@ mod tests {
             t.join().unwrap();
         }
         // SAFETY: all threads are joined.
-        let total = unsafe { *m.1.get() };
-        assert_eq!(total, 4 * if cfg!(miri) { 50 } else { 20_000 });
+        assert_eq!(unsafe { *g.count.get() }, 4 * rounds);
     }
 
     #[test]
