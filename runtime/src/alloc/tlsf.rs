@@ -322,14 +322,35 @@ impl Tlsf {
         if fl >= FL_COUNT {
             return None;
         }
-        let off = self.find_class(fl, sl)?;
-        // SAFETY: `off` heads a free list, so it is a free block inside the range.
+        let off = match self.find_class(fl, sl) {
+            Some(off) => off,
+            None => self.first_fit_in_class(size)?,
+        };
+        // SAFETY: `off` is a free block inside the range (listed).
         unsafe {
             let have = self.size_of(off);
             self.unlink(off, have);
             self.take(off, have, size);
         }
         Some(off)
+    }
+
+    /// The class search skips the class `size` itself falls in, whose blocks may be smaller.
+    /// When nothing larger is free, one of them may still fit: look through that one list.
+    #[cold]
+    fn first_fit_in_class(&self, size: u64) -> Option<u64> {
+        let (fl, sl) = mapping_insert(size);
+        let mut cur = *self.st().heads.get(fl)?.get(sl)?;
+        while cur != 0 {
+            // SAFETY: list members are free blocks inside the range.
+            unsafe {
+                if self.size_of(cur) >= size {
+                    return Some(cur);
+                }
+                cur = self.word(cur + 8);
+            }
+        }
+        None
     }
 
     /// Marks the (unlinked) free block `off` of `have` bytes used, keeping the first `want`

@@ -61,16 +61,12 @@ impl<'a> ManagedSegment<ExternalBuffer<'a>> {
             ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT)
         }
     }
-}
 
-impl<'a> ManagedSegment<ExternalBuffer<'a>, ReadOnly> {
     /// Opens the segment in a shared, read-only buffer: it can be inspected, not changed.
-    pub fn open_read_only(buf: &'a [u8]) -> Result<Self> {
+    pub fn open_read_only(buf: &'a [u8]) -> Result<ManagedSegment<ExternalBuffer<'a>, ReadOnly>> {
         check_len(buf.len())?;
         let base = NonNull::from(buf).cast::<u8>();
         // SAFETY: `buf` is readable for 'a; the read-only mode never writes through it.
-        unsafe {
-            ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT)
-        }
+        unsafe { ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT) }
     }
 }

@@ -246,27 +246,22 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
         Ok(new_size)
     }
 
+    /// Opens an existing segment read-only: it can be inspected, never changed (the
+    /// returned type has no writing methods).
+    pub fn open_read_only(name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, ReadOnly>> {
+        ManagedSegment::open_with(name, &SegmentOptions::default())
+    }
+
+    /// Opens an existing segment copy-on-write: allocation and writes work but stay
+    /// private to this mapping; the device and other processes never see them.
+    pub fn open_copy_on_write(name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, CopyOnWrite>> {
+        ManagedSegment::open_with(name, &SegmentOptions::default())
+    }
+
     /// Removes the device. Processes that have it mapped keep using it; the name is free
     /// at once. Returns false if there was nothing to remove.
     pub fn remove(name: impl AsRef<D::Name>) -> Result<bool> {
         D::remove(name.as_ref())
-    }
-}
-
-impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadOnly> {
-    /// Opens an existing segment read-only: it can be inspected, never changed.
-    pub fn open_read_only(name: impl AsRef<D::Name>) -> Result<Self> {
-        let device = D::open(name.as_ref(), Access::ReadOnly)?;
-        attach_existing(device, &SegmentOptions::default())
-    }
-}
-
-impl<D: Device> ManagedSegment<DeviceBacking<D>, CopyOnWrite> {
-    /// Opens an existing segment copy-on-write: allocation and writes work, but stay
-    /// private to this mapping; the device and other processes never see them.
-    pub fn open_copy_on_write(name: impl AsRef<D::Name>) -> Result<Self> {
-        let device = D::open(name.as_ref(), Access::ReadOnly)?;
-        attach_existing(device, &SegmentOptions::default())
     }
 }
 

@@ -98,6 +98,11 @@ impl ManagedSegment<XsiBacking, ReadWrite> {
         }
     }
 
+    /// Opens the segment under `key` read-only.
+    pub fn open_read_only(key: XsiKey) -> Result<ManagedSegment<XsiBacking, ReadOnly>> {
+        attach(XsiSharedMemory::open(key)?, false, &SegmentOptions::default())
+    }
+
     /// Marks the segment under `key` for removal (it lives on until the last detach).
     /// Returns false if there is none.
     pub fn remove(key: XsiKey) -> Result<bool> {
@@ -106,16 +111,5 @@ impl ManagedSegment<XsiBacking, ReadWrite> {
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-}
-
-impl ManagedSegment<XsiBacking, ReadOnly> {
-    /// Opens the segment under `key` read-only.
-    pub fn open_read_only(key: XsiKey) -> Result<Self> {
-        attach(
-            XsiSharedMemory::open(key)?,
-            false,
-            &SegmentOptions::default(),
-        )
     }
 }
