@@ -49,7 +49,10 @@ impl ShmGuard {
     pub fn create_prefaulted(&self, size: usize) -> Segment {
         let seg = match Segment::create(&self.name, size) {
             Ok(seg) => seg,
-            Err(e) => panic!("creating segment {:?} ({size} bytes) failed: {e}", self.name),
+            Err(e) => panic!(
+                "creating segment {:?} ({size} bytes) failed: {e}",
+                self.name
+            ),
         };
         prefault_segment(&seg);
         seg

@@ -101,7 +101,10 @@ mod tests {
             format_line("alloc_free_fixed", 1_000_000, 0.367137),
             "alloc_free_fixed 1000000 0.367137 367.14"
         );
-        assert_eq!(format_line("x", 20, 0.467_118_864), "x 20 0.467119 23355943.20");
+        assert_eq!(
+            format_line("x", 20, 0.467_118_864),
+            "x 20 0.467119 23355943.20"
+        );
         assert_eq!(format_line("y", 3, 0.0), "y 3 0.000000 0.00");
     }
 

@@ -5,7 +5,9 @@
 //! registered: each mapping of a shared segment (a second one of the same segment too), a
 //! copy-on-write mapping, a heap segment (again after it moved while growing), an external
 //! buffer. A buffer may be registered inside another registered range (an external-buffer
-//! segment built in a block of another segment); the innermost one owns the address.
+//! segment built in a block of another segment); the innermost one owns the address. The same
+//! range may be registered more than once (two segment objects opened over the same bytes);
+//! a writable registration of it then wins over a read-only one.
 //!
 //! [`lookup`] has a fast path: a thread-local copy of the last mapping found, valid while a
 //! global generation counter, bumped by every change, has not moved — so a stale cache never
@@ -54,6 +56,12 @@ struct Entry {
 }
 
 impl Entry {
+    /// The sort key: base ascending, then length descending, then read-only before writable
+    /// (so that among equal ranges the writable one is found first, walking backwards).
+    fn order(&self) -> (usize, std::cmp::Reverse<usize>, bool) {
+        (self.base, std::cmp::Reverse(self.len), self.writable)
+    }
+
     #[inline]
     fn contains(&self, addr: usize) -> bool {
         addr.wrapping_sub(self.base) < self.len
@@ -75,8 +83,8 @@ impl Entry {
     }
 }
 
-/// All registrations, sorted by base ascending and, for an equal base, by length descending,
-/// so that a range nested in another comes after it. Ranges are disjoint or nested.
+/// All registrations in [`Entry::order`], so that a range nested in another comes after it.
+/// Ranges are disjoint, nested or equal.
 struct Registry {
     entries: Vec<Entry>,
     next_id: u64,
@@ -88,7 +96,8 @@ impl Registry {
     fn find(&self, addr: usize) -> Option<(Entry, bool)> {
         let candidates = self.entries.partition_point(|e| e.base <= addr);
         // Walking back from the largest base not above `addr`, the first entry that contains
-        // it is the innermost: any inner one sorts after its outer ones.
+        // it is the innermost: any inner one sorts after its outer ones (and after the equal
+        // ranges it was found among, so that `i + 1` below is not one of them).
         let i = (0..candidates)
             .rev()
             .find(|&i| self.entries[i].contains(addr))?;
@@ -101,16 +110,15 @@ impl Registry {
         Some((entry, childless))
     }
 
-    /// Checks that `[base, base + len)` is disjoint from or nested with every other entry
-    /// (`except` excluded), then inserts it in order.
+    /// Checks that `[base, base + len)` is disjoint from, nested with or equal to every other
+    /// entry (`except` excluded), then inserts it in order.
     fn insert(&mut self, new: Entry, except: Option<u64>) -> Result<()> {
         let end = new.base + new.len;
         let clash = self.entries.iter().find(|e| {
             let disjoint = end <= e.base || e.end() <= new.base;
             let inside = e.base <= new.base && end <= e.end();
             let around = new.base <= e.base && e.end() <= end;
-            let same = e.base == new.base && e.len == new.len;
-            Some(e.id) != except && !disjoint && (same || !(inside || around))
+            Some(e.id) != except && !(disjoint || inside || around)
         });
         if let Some(e) = clash {
             return Err(Error::InvalidArgument {
@@ -126,9 +134,7 @@ impl Registry {
         if let Some(id) = except {
             self.entries.retain(|e| e.id != id);
         }
-        let at = self.entries.partition_point(|e| {
-            (e.base, std::cmp::Reverse(e.len)) < (new.base, std::cmp::Reverse(new.len))
-        });
+        let at = self.entries.partition_point(|e| e.order() <= new.order());
         self.entries.insert(at, new);
         Ok(())
     }
@@ -147,14 +153,15 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone, Copy)]
 struct LastHit {
     generation: u64,
-    base: usize,
-    len: usize,
-    writable: bool,
+    entry: Entry,
 }
 
 thread_local! {
     static LAST_HIT: Cell<LastHit> = const {
-        Cell::new(LastHit { generation: 0, base: 0, len: 0, writable: false })
+        Cell::new(LastHit {
+            generation: 0,
+            entry: Entry { id: 0, base: 0, len: 0, writable: false },
+        })
     };
 }
 
@@ -168,7 +175,7 @@ fn write() -> RwLockWriteGuard<'static, Registry> {
     REGISTRY.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Validates a range to register and returns it as an entry (with id 0, to be set).
+/// Validates a range to register and returns it as an entry (its id still to be set).
 fn entry_for(base: *mut u8, len: usize, writable: bool) -> Result<Entry> {
     let start = base.addr();
     if start == 0 {
@@ -194,7 +201,7 @@ fn entry_for(base: *mut u8, len: usize, writable: bool) -> Result<Entry> {
 
 /// Registers the mapping `[base, base + len)`. It stays registered until the returned guard is
 /// dropped. Errors: a null base, an empty or overflowing range, or a range that partly overlaps
-/// (or equals) one already registered — a range nested inside another is fine.
+/// one already registered — a range nested inside another, or equal to it, is fine.
 pub fn register(base: *mut u8, len: usize, writable: bool) -> Result<Registration> {
     let mut entry = entry_for(base, len, writable)?;
     let mut registry = write();
@@ -204,10 +211,7 @@ pub fn register(base: *mut u8, len: usize, writable: bool) -> Result<Registratio
     // Exposed so that pointers built from addresses in the mapping may use its provenance.
     let _ = base.expose_provenance();
     GENERATION.fetch_add(1, Ordering::Release);
-    Ok(Registration {
-        id: entry.id,
-        info: entry,
-    })
+    Ok(Registration { entry })
 }
 
 /// The mapping containing `addr` (the innermost one if nested), if any is registered.
@@ -216,16 +220,8 @@ pub fn lookup(addr: *const u8) -> Option<MappingInfo> {
     let current = GENERATION.load(Ordering::Acquire);
     // `try_with` fails only while the thread is being torn down: then take the slow path.
     if let Ok(hit) = LAST_HIT.try_with(Cell::get) {
-        if hit.generation == current && addr.wrapping_sub(hit.base) < hit.len {
-            return Some(
-                Entry {
-                    id: 0,
-                    base: hit.base,
-                    len: hit.len,
-                    writable: hit.writable,
-                }
-                .info(),
-            );
+        if hit.generation == current && hit.entry.contains(addr) {
+            return Some(hit.entry.info());
         }
     }
     let registry = read();
@@ -234,14 +230,7 @@ pub fn lookup(addr: *const u8) -> Option<MappingInfo> {
     let generation = GENERATION.load(Ordering::Relaxed);
     let (entry, childless) = registry.find(addr)?;
     if childless {
-        let _ = LAST_HIT.try_with(|hit| {
-            hit.set(LastHit {
-                generation,
-                base: entry.base,
-                len: entry.len,
-                writable: entry.writable,
-            })
-        });
+        let _ = LAST_HIT.try_with(|hit| hit.set(LastHit { generation, entry }));
     }
     Some(entry.info())
 }
@@ -250,26 +239,25 @@ pub fn lookup(addr: *const u8) -> Option<MappingInfo> {
 #[derive(Debug)]
 #[must_use = "dropping the registration unregisters the mapping at once"]
 pub struct Registration {
-    id: u64,
-    info: Entry,
+    entry: Entry,
 }
 
 impl Registration {
     /// The mapping as registered now.
     pub fn info(&self) -> MappingInfo {
-        self.info.info()
+        self.entry.info()
     }
 
     /// Moves the registration to `[base, base + len)`, as when a heap segment was reallocated
     /// to grow. On error (the same as for [`register`]) the old range stays registered.
     pub fn update(&mut self, base: *mut u8, len: usize) -> Result<()> {
-        let mut entry = entry_for(base, len, self.info.writable)?;
-        entry.id = self.id;
+        let mut entry = entry_for(base, len, self.entry.writable)?;
+        entry.id = self.entry.id;
         let mut registry = write();
-        registry.insert(entry, Some(self.id))?;
+        registry.insert(entry, Some(entry.id))?;
         let _ = base.expose_provenance();
         GENERATION.fetch_add(1, Ordering::Release);
-        self.info = entry;
+        self.entry = entry;
         Ok(())
     }
 }
@@ -277,7 +265,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut registry = write();
-        registry.entries.retain(|e| e.id != self.id);
+        registry.entries.retain(|e| e.id != self.entry.id);
         GENERATION.fetch_add(1, Ordering::Release);
     }
 }
@@ -381,14 +369,27 @@ mod tests {
             register(base.wrapping_add(24), 16, true).is_err(),
             "overlaps the end"
         );
-        assert!(
-            register(base.wrapping_add(16), 16, true).is_err(),
-            "the same range"
-        );
         assert!(register(base, 0, true).is_err(), "empty");
         assert!(register(std::ptr::null_mut(), 8, true).is_err(), "null");
         assert!(register(base, usize::MAX, true).is_err(), "wraps around");
         assert!(register(base, 16, true).is_ok(), "adjacent is fine");
+    }
+
+    #[test]
+    fn the_same_range_may_be_registered_twice_and_writable_wins() {
+        let mut buf = buffer(32);
+        let base = buf.as_mut_ptr();
+        let read_only = register(base, 32, false).unwrap();
+        let writable = register(base, 32, true).unwrap();
+        let again = register(base, 32, false).unwrap();
+        assert_eq!(lookup(base.wrapping_add(1)), Some(writable.info()));
+        assert_eq!(lookup(base.wrapping_add(1)), Some(writable.info()));
+        drop(writable);
+        assert_eq!(lookup(base).map(|i| i.writable), Some(false));
+        drop(read_only);
+        assert_eq!(lookup(base), Some(again.info()));
+        drop(again);
+        assert_eq!(lookup(base), None);
     }
 
     #[test]

@@ -180,8 +180,13 @@ fn allocate_many_equal_and_listed_sizes() {
     // SAFETY: allocated above, freed once each.
     unsafe {
         seg.deallocate(equal[50]).unwrap();
-        seg.deallocate_many(equal[..50].iter().copied().chain(equal[51..].iter().copied()))
-            .unwrap();
+        seg.deallocate_many(
+            equal[..50]
+                .iter()
+                .copied()
+                .chain(equal[51..].iter().copied()),
+        )
+        .unwrap();
         seg.deallocate_many(listed).unwrap();
     }
     assert_eq!(seg.free_memory(), free0);
@@ -250,7 +255,13 @@ fn allocation_command_expand_forward_then_shrink_in_place() {
         unsafe { words.add(i).write(i as u64) };
     }
     let e = seg
-        .allocation_command(Command::EXPAND_FWD, first * 2 * 8, first * 3 * 8, Some(a.ptr), 8)
+        .allocation_command(
+            Command::EXPAND_FWD,
+            first * 2 * 8,
+            first * 3 * 8,
+            Some(a.ptr),
+            8,
+        )
         .unwrap();
     assert_eq!(e.ptr, a.ptr);
     assert!(e.reused);
@@ -266,7 +277,10 @@ fn allocation_command_expand_forward_then_shrink_in_place() {
         .allocation_command(Command::SHRINK_IN_PLACE, 200 * 8, 100 * 8, Some(a.ptr), 8)
         .unwrap();
     assert_eq!(s.ptr, a.ptr);
-    assert!(s.received >= 100 * 8 && s.received <= 200 * 8, "preferred ≤ received ≤ limit");
+    assert!(
+        s.received >= 100 * 8 && s.received <= 200 * 8,
+        "preferred ≤ received ≤ limit"
+    );
     assert!(seg.free_memory() > free_after_expand);
     for i in 0..s.received / 8 {
         // SAFETY: still inside the shrunk block.
@@ -285,7 +299,9 @@ fn expand_forward_fails_cleanly_when_the_neighbour_is_used() {
     let b = seg.allocate(64).unwrap();
     let free = seg.free_memory();
     match seg.allocation_command(Command::EXPAND_FWD, 128, 256, Some(a), 1) {
-        Err(Error::AllocationCommandFailed { possible, limit, .. }) => {
+        Err(Error::AllocationCommandFailed {
+            possible, limit, ..
+        }) => {
             assert_eq!(limit, 128);
             assert_eq!(possible, 64, "only the block itself is possible");
         }
@@ -299,7 +315,13 @@ fn expand_forward_fails_cleanly_when_the_neighbour_is_used() {
     assert_eq!((same.ptr, same.received), (a, 64));
     // Expand forward or else allocate new.
     let n = seg
-        .allocation_command(Command::EXPAND_FWD | Command::ALLOCATE_NEW, 128, 256, Some(a), 1)
+        .allocation_command(
+            Command::EXPAND_FWD | Command::ALLOCATE_NEW,
+            128,
+            256,
+            Some(a),
+            1,
+        )
         .unwrap();
     assert!(!n.reused && n.ptr != a && n.received >= 256);
     // SAFETY: all allocated above.
@@ -317,7 +339,13 @@ fn expand_backward_moves_the_start_by_whole_objects() {
     unsafe { seg.deallocate(before).unwrap() };
     let object = 24; // not a multiple of the 8-byte granule's square: exercises the lcm
     let r = seg
-        .allocation_command(Command::EXPAND_BWD, 96 + 3 * object, 96 + 5 * object, Some(block), object)
+        .allocation_command(
+            Command::EXPAND_BWD,
+            96 + 3 * object,
+            96 + 5 * object,
+            Some(block),
+            object,
+        )
         .unwrap();
     assert!(r.reused);
     assert!(r.ptr < block);
@@ -332,7 +360,13 @@ fn expand_backward_moves_the_start_by_whole_objects() {
     // SAFETY: allocated above.
     unsafe { seg.deallocate(x).unwrap() };
     let both = seg
-        .allocation_command(Command::EXPAND_FWD | Command::EXPAND_BWD, 150, 200, Some(y), 8)
+        .allocation_command(
+            Command::EXPAND_FWD | Command::EXPAND_BWD,
+            150,
+            200,
+            Some(y),
+            8,
+        )
         .unwrap();
     assert!(both.ptr < y && both.received >= 150);
     seg.check().unwrap();
@@ -375,7 +409,12 @@ fn allocation_command_rejects_contradictory_requests() {
     let seg = heap();
     let p = seg.allocate(64).unwrap();
     let bad = [
-        (Command::SHRINK_IN_PLACE | Command::EXPAND_FWD, 10, 10, Some(p)),
+        (
+            Command::SHRINK_IN_PLACE | Command::EXPAND_FWD,
+            10,
+            10,
+            Some(p),
+        ),
         (Command::EXPAND_FWD, 10, 20, None),
         (Command::SHRINK_IN_PLACE, 10, 20, Some(p)),
         (Command::ALLOCATE_NEW, 20, 10, None),
@@ -409,7 +448,10 @@ fn zero_free_memory_makes_new_allocations_read_zero() {
     let again = fill_segment(&seg);
     for &(p, _) in &again {
         let usable = seg.usable_size(p).unwrap();
-        assert!(all_equal(p, usable, 0), "a block of {usable} bytes is not zero");
+        assert!(
+            all_equal(p, usable, 0),
+            "a block of {usable} bytes is not zero"
+        );
     }
     seg.check().unwrap();
 }
@@ -453,10 +495,19 @@ fn foreign_and_double_frees_are_reported_not_done() {
     // SAFETY (of the calls below): these violate the contract on purpose; the segment's
     // guard detects them without touching memory outside the segment.
     unsafe {
-        assert!(matches!(seg.deallocate(p), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            seg.deallocate(p),
+            Err(Error::InvalidArgument { .. })
+        ));
         let outside = NonNull::from(&0u64).cast::<u8>();
-        assert!(matches!(seg.deallocate(outside), Err(Error::InvalidArgument { .. })));
-        assert!(matches!(seg.deallocate(q.add(3)), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            seg.deallocate(outside),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            seg.deallocate(q.add(3)),
+            Err(Error::InvalidArgument { .. })
+        ));
     }
     assert_eq!(seg.free_memory(), free);
     assert!(seg.usable_size(p).is_none());

@@ -182,9 +182,12 @@ impl MixedPlan {
 }
 
 /// Untimed prefill of W blocks, timed `MIXED_OPS` × (`idx = next() % W; free(live[idx]);
-/// live[idx] = alloc(size)`), then `inspect(&live)` (untimed verification while the final
-/// live set is still allocated) and untimed freeing of every block. Returns seconds.
-pub fn alloc_free_mixed<A: RawAlloc>(a: &mut A, inspect: impl FnOnce(&[*mut u8])) -> f64 {
+/// live[idx] = alloc(size)`), then `inspect(&live, &plan)` (untimed verification while the
+/// final live set is still allocated) and untimed freeing of every block. Returns seconds.
+pub fn alloc_free_mixed<A: RawAlloc>(
+    a: &mut A,
+    inspect: impl FnOnce(&[*mut u8], &MixedPlan),
+) -> f64 {
     let plan = MixedPlan::replay();
     plan.check_readme_totals();
 
@@ -210,7 +213,7 @@ pub fn alloc_free_mixed<A: RawAlloc>(a: &mut A, inspect: impl FnOnce(&[*mut u8])
     escape(live.as_ptr());
 
     check_eq!(rng.state(), plan.final_state);
-    inspect(&live);
+    inspect(&live, &plan);
     for &p in &live {
         // SAFETY: each slot holds a distinct live block of `a`, freed exactly once here.
         unsafe { a.free(p) };

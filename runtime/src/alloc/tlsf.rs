@@ -123,21 +123,23 @@ impl Tlsf {
     /// The range lies in the mapping, is granule-aligned and nobody else uses it.
     pub unsafe fn init(&mut self, start: u64, end: u64) {
         debug_assert!(start % GRANULE as u64 == 0 && end % GRANULE as u64 == 0);
-        // SAFETY: `state` is valid and exclusively ours per this function's contract.
+        // SAFETY: `state` is valid and exclusively ours per this function's contract; the
+        // words written lie inside the range.
         unsafe {
             self.state.write_bytes(0, 1);
-            let st = &mut *self.state;
+            let sentinel = end - HEADER as u64;
+            let st = self.st_mut();
             st.start = start;
-            st.end = end - HEADER as u64;
-            self.set_word(st.end, 0);
-            let size = st.end - start;
+            st.end = sentinel;
+            self.set_word(sentinel, 0);
+            let size = sentinel - start;
             if size >= MIN_BLOCK as u64 {
                 self.set_word(start, size | FREE);
                 self.make_free(start, size);
-                self.set_word(st.end, PREV_FREE);
+                self.set_word(sentinel, PREV_FREE);
             } else {
                 // Too small for any block: the start is the sentinel.
-                st.end = start;
+                self.st_mut().end = start;
                 self.set_word(start, 0);
             }
         }

@@ -167,7 +167,7 @@ impl<T> OffsetPtr<T> {
     ///
     /// # Safety
     ///
-    /// As for [`<*const T>::as_ref`](pointer::as_ref): a non-null target must be a live,
+    /// As for `<*const T>::as_ref`: a non-null target must be a live,
     /// initialised `T`, not mutated for `'a` except through `UnsafeCell`, whose memory stays
     /// mapped for `'a`.
     #[inline]

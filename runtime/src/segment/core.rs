@@ -3,13 +3,13 @@
 //! backing that keeps the bytes mapped plus one of these.
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::header::{self, state, SegmentHeader, BLOCKS_START};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
 use crate::error::{Error, Result};
-use crate::sync::Acquired;
+use crate::sync::{Acquired, RobustMutex};
 
 /// A position-independent reference to a block: its offset from the segment start. Valid
 /// in every process and every mapping of the segment (Boost's handle_t).
@@ -31,13 +31,13 @@ unsafe impl Sync for SegmentCore {}
 
 /// Holds the segment lock; releases it on drop (also when a panic unwinds).
 struct Locked<'a> {
-    header: &'a SegmentHeader,
+    mutex: &'a RobustMutex,
     tlsf: Tlsf,
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.header.lock.unlock();
+        self.mutex.unlock();
     }
 }
 
@@ -54,10 +54,24 @@ impl SegmentCore {
         self.base
     }
 
+    /// The header's fields are reached one by one, never through a `&SegmentHeader`: such a
+    /// reference would also cover the allocator state, which the lock holder mutates.
     #[inline]
-    fn header(&self) -> &SegmentHeader {
-        // SAFETY: constructor contract: a formatted header at `base`, mapped.
-        unsafe { &*header::header(self.base.as_ptr()) }
+    fn field<T>(&self, f: impl FnOnce(*mut SegmentHeader) -> *mut T) -> &T {
+        // SAFETY: constructor contract: a formatted header at `base`, mapped while `self`
+        // is used; `f` only projects to a field of it.
+        unsafe { &*f(header::header(self.base.as_ptr())) }
+    }
+
+    #[inline]
+    fn mutex(&self) -> &RobustMutex {
+        // SAFETY (of the projection): a field of the header.
+        self.field(|h| unsafe { &raw mut (*h).lock })
+    }
+
+    fn size_word(&self) -> &AtomicU64 {
+        // SAFETY (of the projection): a field of the header.
+        self.field(|h| unsafe { &raw mut (*h).size })
     }
 
     fn what(&self) -> String {
@@ -86,16 +100,18 @@ impl SegmentCore {
 
     /// Takes the segment lock; after a dead owner, repairs the allocator first.
     fn lock(&self) -> Result<Locked<'_>> {
-        let header = self.header();
-        let acquired = header.lock.lock();
+        let mutex = self.mutex();
+        let acquired = mutex.lock();
         let mut locked = Locked {
-            header,
+            mutex,
             // SAFETY: we hold the lock, so the allocator state is ours to use.
             tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
         };
         if acquired == Acquired::OwnerDied {
             if let Err(reason) = locked.tlsf.rebuild() {
-                header.state.store(state::CORRUPTED, Ordering::Release);
+                // SAFETY (of the projection): a field of the header.
+                self.field(|h| unsafe { &raw mut (*h).state })
+                    .store(state::CORRUPTED, Ordering::Release);
                 return Err(Error::Corrupted {
                     what: self.what(),
                     reason: format!("after a process died holding the lock: {reason}"),
@@ -298,7 +314,10 @@ impl SegmentCore {
     /// Size of the segment in bytes.
     #[inline]
     pub fn size(&self) -> usize {
-        self.header().size.load(Ordering::Relaxed) as usize
+        let h = header::header(self.base.as_ptr());
+        // SAFETY: the header is mapped (constructor contract); see `read_word` for why this
+        // is not an atomic load through a reference.
+        unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) as usize }
     }
 
     /// Bytes in free blocks, block headers included.
@@ -361,7 +380,7 @@ impl SegmentCore {
         let mut l = self.lock()?;
         // SAFETY: the mapping covers the new end (caller).
         unsafe { l.tlsf.extend((new_size / GRANULE * GRANULE) as u64) };
-        self.header().size.store(new_size as u64, Ordering::Relaxed);
+        self.size_word().store(new_size as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -370,7 +389,7 @@ impl SegmentCore {
     pub fn trim_to_fit(&self) -> Result<usize> {
         let mut l = self.lock()?;
         let end = l.tlsf.trim_end() as usize;
-        self.header().size.store(end as u64, Ordering::Relaxed);
+        self.size_word().store(end as u64, Ordering::Relaxed);
         Ok(end)
     }
 }

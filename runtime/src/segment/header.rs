@@ -58,6 +58,20 @@ pub const SEGMENT_ALIGN: usize = 16;
 /// How long an opener waits for a live creator to finish initialising.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Reads a header word that another process may be writing, without creating a reference:
+/// read-only segments may live in memory Rust only lent us shared (`&[u8]`), where even an
+/// atomic's `&` would claim write permission. Aligned word reads are single loads on every
+/// supported target, and the acquire fence orders what is read after them.
+///
+/// # Safety
+/// `word` points to a readable, aligned header field.
+pub unsafe fn read_word<T: Copy>(word: *const T) -> T {
+    // SAFETY: forwarded contract.
+    let v = unsafe { word.read_volatile() };
+    std::sync::atomic::fence(Ordering::Acquire);
+    v
+}
+
 /// Pointer to the header of the segment starting at `base`.
 #[inline]
 pub fn header(base: *mut u8) -> *mut SegmentHeader {
@@ -133,8 +147,8 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
         // SAFETY: the range holds at least a header (checked above) and is readable. The
         // magic is read volatile because a creator in another process may be writing it.
         let magic = unsafe { (&raw const (*h).magic).read_volatile() };
-        // SAFETY: as above; atomics may be read while another process writes them.
-        let st = unsafe { (*h).state.load(Ordering::Acquire) };
+        // SAFETY: as above.
+        let st = unsafe { read_word((&raw const (*h).state).cast::<u32>()) };
         if st == state::READY && magic == MAGIC {
             break;
         }
@@ -151,7 +165,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
             });
         }
         // SAFETY: as above.
-        let creator = unsafe { (*h).creator_pid.load(Ordering::Relaxed) };
+        let creator = unsafe { read_word((&raw const (*h).creator_pid).cast::<u32>()) };
         if st == state::INITIALISING && creator != 0 && !process_alive(creator) {
             return Err(Error::Corrupted {
                 what: what.to_string(),
@@ -179,7 +193,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
             (*h).version,
             (*h).endian,
             (*h).pointer_width,
-            (*h).size.load(Ordering::Relaxed),
+            read_word((&raw const (*h).size).cast::<u64>()),
         )
     };
     if endian != ENDIAN_MARK {

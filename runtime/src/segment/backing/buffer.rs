@@ -67,6 +67,8 @@ impl<'a> ManagedSegment<ExternalBuffer<'a>> {
         check_len(buf.len())?;
         let base = NonNull::from(buf).cast::<u8>();
         // SAFETY: `buf` is readable for 'a; the read-only mode never writes through it.
-        unsafe { ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT) }
+        unsafe {
+            ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT)
+        }
     }
 }

@@ -248,13 +248,17 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
 
     /// Opens an existing segment read-only: it can be inspected, never changed (the
     /// returned type has no writing methods).
-    pub fn open_read_only(name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, ReadOnly>> {
+    pub fn open_read_only(
+        name: impl AsRef<D::Name>,
+    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadOnly>> {
         ManagedSegment::open_with(name, &SegmentOptions::default())
     }
 
     /// Opens an existing segment copy-on-write: allocation and writes work but stay
     /// private to this mapping; the device and other processes never see them.
-    pub fn open_copy_on_write(name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, CopyOnWrite>> {
+    pub fn open_copy_on_write(
+        name: impl AsRef<D::Name>,
+    ) -> Result<ManagedSegment<DeviceBacking<D>, CopyOnWrite>> {
         ManagedSegment::open_with(name, &SegmentOptions::default())
     }
 

@@ -100,7 +100,11 @@ impl ManagedSegment<XsiBacking, ReadWrite> {
 
     /// Opens the segment under `key` read-only.
     pub fn open_read_only(key: XsiKey) -> Result<ManagedSegment<XsiBacking, ReadOnly>> {
-        attach(XsiSharedMemory::open(key)?, false, &SegmentOptions::default())
+        attach(
+            XsiSharedMemory::open(key)?,
+            false,
+            &SegmentOptions::default(),
+        )
     }
 
     /// Marks the segment under `key` for removal (it lives on until the last detach).

@@ -1,0 +1,67 @@
+//! The workload groups, one file each, and the table the CLI dispatches on.
+
+pub mod alloc;
+pub mod alloc_free_fixed;
+pub mod alloc_free_mixed;
+pub mod alloc_many_free;
+pub mod baseline_std;
+pub mod create_segment;
+
+/// A workload group: one process runs it and it prints all of its lines.
+pub struct Group {
+    pub name: &'static str,
+    pub run: fn(),
+}
+
+/// Implemented groups, in the peer's `run.sh all` order.
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "alloc_free_fixed",
+        run: alloc_free_fixed::run,
+    },
+    Group {
+        name: "alloc_free_mixed",
+        run: alloc_free_mixed::run,
+    },
+    Group {
+        name: "alloc_many_free",
+        run: alloc_many_free::run,
+    },
+    Group {
+        name: "create_segment",
+        run: create_segment::run,
+    },
+    Group {
+        name: "baseline_std",
+        run: baseline_std::run,
+    },
+];
+
+/// Parts of `baseline_std` that can be run on their own (the peer's aliases).
+pub const STD_PARTS: &[Group] = &[
+    Group {
+        name: "std_alloc",
+        run: baseline_std::run_alloc,
+    },
+    Group {
+        name: "std_vec",
+        run: baseline_std::run_vec,
+    },
+    Group {
+        name: "std_map",
+        run: baseline_std::run_map,
+    },
+    Group {
+        name: "std_unordered_map",
+        run: baseline_std::run_unordered_map,
+    },
+    Group {
+        name: "std_string_vec",
+        run: baseline_std::run_string_vec,
+    },
+];
+
+/// The group or part called `name`, if it is implemented.
+pub fn find(name: &str) -> Option<&'static Group> {
+    GROUPS.iter().chain(STD_PARTS).find(|g| g.name == name)
+}
