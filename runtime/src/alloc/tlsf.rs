@@ -229,6 +229,27 @@ impl Tlsf {
         }
     }
 
+    /// Puts free block `new` in the list place of free block `old`, both of the same class:
+    /// the common split and merge cases then skip the bitmap and head updates.
+    #[inline]
+    unsafe fn relink(&mut self, old: u64, new: u64, class: (usize, usize)) {
+        // SAFETY: `old` is a listed free block and `new` a block whose link words are ours.
+        unsafe {
+            let next = self.word(old + 8);
+            let prev = self.word(old + 16);
+            self.set_word(new + 8, next);
+            self.set_word(new + 16, prev);
+            if next != 0 {
+                self.set_word(next + 16, new);
+            }
+            if prev != 0 {
+                self.set_word(prev + 8, new);
+            } else {
+                self.st_mut().heads[class.0][class.1] = new;
+            }
+        }
+    }
+
     /// Head of the first non-empty class at or above `(fl, sl)`.
     #[inline]
     fn find_class(&self, fl: usize, sl: usize) -> Option<u64> {
@@ -331,10 +352,35 @@ impl Tlsf {
         // SAFETY: `off` is a free block inside the range (listed).
         unsafe {
             let have = self.size_of(off);
-            self.unlink(off, have);
-            self.take(off, have, size);
+            let class = mapping_insert(have);
+            if have - size >= MIN_BLOCK as u64 && mapping_insert(have - size) == class {
+                self.split_in_place(off, have, size, class);
+            } else {
+                self.unlink(off, have);
+                self.take(off, have, size);
+            }
         }
         Some(off)
+    }
+
+    /// Allocates the front `want` bytes of listed free block `off`, whose remainder stays
+    /// in the same class and so simply takes its place in the list.
+    #[inline]
+    unsafe fn split_in_place(&mut self, off: u64, have: u64, want: u64, class: (usize, usize)) {
+        // SAFETY: `off` is a listed free block of `have` bytes; the remainder can stand alone.
+        unsafe {
+            let prev_bit = self.word(off) & PREV_FREE;
+            let rest = off + want;
+            let rest_size = have - want;
+            // The remainder's header first: the chain stays walkable if we die here.
+            self.set_word(rest, rest_size | FREE);
+            self.relink(off, rest, class);
+            self.set_word(off + have - 8, rest_size);
+            self.set_word(off, want | prev_bit);
+            self.st_mut().free_bytes -= want;
+            self.set_word(off + 8, 0);
+            self.set_word(off + 16, 0);
+        }
     }
 
     /// The class search skips the class `size` itself falls in, whose blocks may be smaller.
@@ -357,6 +403,7 @@ impl Tlsf {
 
     /// Marks the (unlinked) free block `off` of `have` bytes used, keeping the first `want`
     /// bytes and returning the rest to the free lists when it can stand as a block.
+    #[inline]
     unsafe fn take(&mut self, off: u64, have: u64, want: u64) {
         // SAFETY: `off` is an unlinked free block of `have` bytes; `want <= have`.
         unsafe {
@@ -394,6 +441,19 @@ impl Tlsf {
             let mut size = h & !FLAGS;
             let next = off + size;
             let nh = self.word(next);
+            if nh & FREE != 0 && h & PREV_FREE == 0 {
+                // Merging with the free block after it only: when the merged block stays in
+                // that block's class it takes its list place.
+                let nsize = nh & !FLAGS;
+                let class = mapping_insert(nsize);
+                if mapping_insert(size + nsize) == class {
+                    self.set_word(off, (size + nsize) | FREE);
+                    self.relink(next, off, class);
+                    self.set_word(off + size + nsize - 8, size + nsize);
+                    self.st_mut().free_bytes += size;
+                    return;
+                }
+            }
             if nh & FREE != 0 {
                 let nsize = nh & !FLAGS;
                 self.unlink(next, nsize);
@@ -415,6 +475,7 @@ impl Tlsf {
 
     /// Offset of the block whose payload is at `payload_off`, after checking that it is a
     /// used block inside the range (a cheap guard against double and foreign frees).
+    #[inline]
     pub fn used_block_at(&self, payload_off: u64) -> Option<u64> {
         let st = self.st();
         if payload_off % GRANULE as u64 != 0

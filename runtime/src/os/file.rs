@@ -20,6 +20,23 @@ pub struct MappableFile {
     access: Access,
 }
 
+/// Refuses paths the OS cannot take, with a clearer error than its EINVAL.
+fn check_path(path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let reason = if bytes.is_empty() {
+        "a file path must not be empty"
+    } else if bytes.contains(&0) {
+        "a file path must not contain a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        name: path.display().to_string(),
+        reason,
+    })
+}
+
 impl MappableFile {
     /// Creates the file `path` with `size` zero bytes, opened read-write; fails with
     /// `AlreadyExists` if it is there.
@@ -27,6 +44,7 @@ impl MappableFile {
     /// `perms` are applied with `fchmod` after creation so that the umask does not narrow
     /// them. If sizing fails the new file is removed again.
     pub fn create(path: &Path, size: u64, perms: Permissions) -> Result<Self> {
+        check_path(path)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -51,6 +69,7 @@ impl MappableFile {
 
     /// Opens the existing file `path`; fails with `NotFound` if there is none.
     pub fn open(path: &Path, access: Access) -> Result<Self> {
+        check_path(path)?;
         let file = OpenOptions::new()
             .read(true)
             .write(access == Access::ReadWrite)

@@ -36,6 +36,7 @@ struct Locked<'a> {
 }
 
 impl Drop for Locked<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.mutex.unlock();
     }
@@ -99,6 +100,7 @@ impl SegmentCore {
     }
 
     /// Takes the segment lock; after a dead owner, repairs the allocator first.
+    #[inline(always)]
     fn lock(&self) -> Result<Locked<'_>> {
         let mutex = self.mutex();
         let acquired = mutex.lock();
@@ -108,17 +110,24 @@ impl SegmentCore {
             tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
         };
         if acquired == Acquired::OwnerDied {
-            if let Err(reason) = locked.tlsf.rebuild() {
-                // SAFETY (of the projection): a field of the header.
-                self.field(|h| unsafe { &raw mut (*h).state })
-                    .store(state::CORRUPTED, Ordering::Release);
-                return Err(Error::Corrupted {
-                    what: self.what(),
-                    reason: format!("after a process died holding the lock: {reason}"),
-                });
-            }
+            self.recover(&mut locked.tlsf)?;
         }
         Ok(locked)
+    }
+
+    /// Repairs the allocator after a process died holding the lock, or marks the segment
+    /// corrupted when the damage is beyond repair.
+    #[cold]
+    fn recover(&self, tlsf: &mut Tlsf) -> Result<()> {
+        tlsf.rebuild().map_err(|reason| {
+            // SAFETY (of the projection): a field of the header.
+            self.field(|h| unsafe { &raw mut (*h).state })
+                .store(state::CORRUPTED, Ordering::Release);
+            Error::Corrupted {
+                what: self.what(),
+                reason: format!("after a process died holding the lock: {reason}"),
+            }
+        })
     }
 
     /// Runs `f` on the allocator without the lock: for read-only mappings, which cannot
@@ -175,6 +184,7 @@ impl SegmentCore {
     }
 
     /// Offset of the block whose payload is `ptr`, if `ptr` is a live allocation here.
+    #[inline]
     fn block_of(&self, t: &Tlsf, ptr: NonNull<u8>) -> Option<u64> {
         let off = (ptr.as_ptr().addr()).checked_sub(self.base.as_ptr().addr())?;
         t.used_block_at(off as u64)

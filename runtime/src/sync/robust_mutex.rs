@@ -125,9 +125,18 @@ impl RobustMutex {
     }
 
     /// Releases the lock. Must be called by the process that holds it.
+    ///
+    /// Without waiters this is a plain release store, not a second atomic read-modify-write
+    /// (which would double the cost of an uncontended lock/unlock pair). A waiter that sets
+    /// its bit between our load and our store would sleep unwoken, but only if it managed a
+    /// whole `futex` system call in the gap between two adjacent instructions of ours (i.e.
+    /// we were descheduled right there); its timed wait bounds even that rare case to one
+    /// [`LIVENESS_POLL`] of latency, never a hang.
     #[inline]
     pub fn unlock(&self) {
-        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
+        if self.word.load(Ordering::Relaxed) & WAITERS == 0 {
+            self.word.store(0, Ordering::Release);
+        } else if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
             self.wake_one();
         }
     }

@@ -108,6 +108,8 @@ pub trait Target: Send + 'static {
     fn path(&self) -> &Path;
     /// The name as a string, to hand to a child process.
     fn name_string(&self) -> String;
+    /// The name back from [`name_string`](Target::name_string), in a child process.
+    fn parse_name(s: &str) -> &<Self::Dev as Device>::Name;
 }
 
 /// The read-write managed segment type of a target.
@@ -139,6 +141,9 @@ impl Target for ShmTarget {
     }
     fn name_string(&self) -> String {
         self.guard.0.clone()
+    }
+    fn parse_name(s: &str) -> &str {
+        s
     }
 }
 
@@ -176,10 +181,14 @@ impl Target for FileTarget {
             .expect("temporary paths are UTF-8")
             .to_owned()
     }
+    fn parse_name(s: &str) -> &Path {
+        Path::new(s)
+    }
 }
 
 /// Defines `mod $name { #[test] fn shm(); #[test] fn file(); }` running the generic test
 /// body `$name::<T>()` on both device kinds. (Test files say `#[macro_use] mod support;`.)
+#[allow(unused_macros)]
 macro_rules! on_both_devices {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -421,7 +430,7 @@ pub fn within<T: Send + 'static>(
 
 /// The environment variable that tells a re-executed test binary which child to play.
 pub const ROLE_VAR: &str = "SHMKIT_CHILD_ROLE";
-/// Prefix of the lines a child prints for its parent (the harness prints other lines).
+/// Marks the messages a child prints for its parent (the harness prints other lines).
 pub const MARK: &str = "SHMKIT:";
 
 /// The role this process plays, if it is a child (`None` in a normal test run).
@@ -509,8 +518,9 @@ impl ChildProc {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.transcript.push(line.clone());
-                    if let Some(msg) = line.strip_prefix(MARK) {
-                        return msg.to_owned();
+                    // The harness may have printed `test name ... ` on the same line.
+                    if let Some(at) = line.find(MARK) {
+                        return line[at + MARK.len()..].to_owned();
                     }
                 }
                 Err(_) => panic!(
