@@ -55,8 +55,6 @@ pub enum Error {
     BufferTooSmall { len: usize, min: usize },
     /// The caller's buffer is not aligned enough for the segment header.
     BufferMisaligned { addr: usize, align: usize },
-    /// A write was attempted through a read-only mapping.
-    ReadOnly { what: String },
     /// Any other OS failure, with the operation and the errno.
     Os {
         op: &'static str,
@@ -150,7 +148,6 @@ impl fmt::Display for Error {
                 f,
                 "buffer at {addr:#x} is not aligned to {align} bytes as a segment needs"
             ),
-            Error::ReadOnly { what } => write!(f, "{what}: mapped read-only"),
             Error::Os { op, what, source } => write!(f, "{op} {what}: {source}"),
         }
     }

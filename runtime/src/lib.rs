@@ -1,25 +1,31 @@
 //! shmkit runtime: the raw OS layer, managed segments on every backend, the in-segment
 //! allocator, offset pointers and the per-process registry of mappings.
+//!
+//! Where to look:
+//! - [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory;
+//! - [`segment`]: managed segments ([`ManagedSharedMemory`], [`ManagedMappedFile`], …),
+//!   their header and creation protocol, and the segment manager;
+//! - [`alloc`]: the TLSF allocator inside a segment and `allocation_command`;
+//! - [`ptr`] and [`position`]: offset pointers and the position-dependence model;
+//! - [`registry`]: which address ranges of this process are segments;
+//! - [`sync`]: the robust process-shared lock.
 
+pub mod alloc;
 pub mod error;
 pub mod os;
-
-pub use error::{Error, Result};
-pub mod alloc;
+pub mod position;
+pub mod ptr;
+pub mod registry;
 pub mod segment;
 pub mod sync;
 
 pub use alloc::{Allocation, Command};
+pub use error::{Error, Result};
+pub use position::{PositionIndependent, ShmMut, ShmSafe};
+pub use ptr::{relocate_value, relocate_values, OffsetPtr};
+pub use registry::{MappingInfo, Registration};
 pub use segment::{
     CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory,
     ManagedMappedFile, ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly,
     ReadWrite, SegmentOptions,
 };
-
-pub mod position;
-pub mod ptr;
-pub mod registry;
-
-pub use position::{PositionIndependent, ShmMut, ShmSafe};
-pub use ptr::{relocate_value, relocate_values, OffsetPtr};
-pub use registry::{MappingInfo, Registration};

@@ -196,15 +196,31 @@ fn child_racer() {
 
 fn race_as_child<B: Backing>(open: impl FnOnce() -> ManagedSegment<B>) {
     tell_parent("ready");
-    support::wait_for_parent();
+    // The parent sends a start time a little in the future; both racers spin until then,
+    // so that their open_or_create calls overlap within microseconds.
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).expect("start time");
+    let start = std::time::UNIX_EPOCH + Duration::from_nanos(line.trim().parse().unwrap());
+    while std::time::SystemTime::now() < start {
+        std::hint::spin_loop();
+    }
+    let t0 = now_ns();
     let seg = open();
+    let t1 = now_ns();
     // The creator's pid is in the header; if two processes had both formatted the
     // segment, each would find its own pid there right after its own format.
     let created = creator_pid(&seg) == std::process::id();
     let fresh = seg.all_memory_deallocated();
     let marker = Block::new(&seg, 64, u64::from(std::process::id()));
     assert!(seg.check_sanity());
-    tell_parent(&format!("{created} {fresh} {}", marker.encode()));
+    tell_parent(&format!("{created} {fresh} {} {t0} {t1}", marker.encode()));
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Runs `rounds` races of two children on fresh names; `fresh_target` makes a name and
@@ -213,6 +229,7 @@ fn race<G, B: Backing>(kind: &str, rounds: usize, mut fresh_target: impl FnMut()
 where
     G: Fn() -> ManagedSegment<B>,
 {
+    let mut overlapped = 0;
     for round in 0..rounds {
         let (name, open) = fresh_target();
         let envs = [
@@ -225,9 +242,15 @@ where
         for k in &mut kids {
             assert_eq!(k.expect_message(CHILD_LIMIT), "ready");
         }
+        let start = std::time::SystemTime::now() + Duration::from_millis(5);
+        let start = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         for k in &mut kids {
-            k.release();
+            k.send(&format!("{start}\n"));
         }
+        let mut spans = Vec::new();
         let reports: Vec<(u32, bool, bool, Block)> = kids
             .iter_mut()
             .map(|k| {
@@ -236,9 +259,14 @@ where
                 let created = f.next().unwrap().parse::<bool>().unwrap();
                 let fresh = f.next().unwrap().parse::<bool>().unwrap();
                 let marker = Block::decode(f.next().unwrap());
+                let t0 = f.next().unwrap().parse::<u128>().unwrap();
+                let t1 = f.next().unwrap().parse::<u128>().unwrap();
+                spans.push((t0, t1));
                 (k.pid(), created, fresh, marker)
             })
             .collect();
+        // Did the two open_or_create calls run at the same time?
+        overlapped += usize::from(spans[0].0 < spans[1].1 && spans[1].0 < spans[0].1);
         for k in &mut kids {
             k.assert_success(CHILD_LIMIT);
         }
@@ -271,6 +299,7 @@ where
             "{kind} round {round}: exactly the two markers were allocated"
         );
     }
+    eprintln!("{kind}: the two open_or_create calls overlapped in {overlapped} of {rounds} races");
 }
 
 #[test]
@@ -551,8 +580,9 @@ where
     Seg<T>: Send + Sync,
 {
     let t = T::new();
-    // Each killed child leaks what it had allocated.
-    let seg = Arc::new(Seg::<T>::create(t.name(), SIZE + rounds * mode.max_leak()).unwrap());
+    // Each killed child leaks what it had allocated; the parent keeps ~1.5 KiB a round.
+    let size = SIZE + rounds * (mode.max_leak() + 2048);
+    let seg = Arc::new(Seg::<T>::create(t.name(), size).unwrap());
     let seed = Rng::time_seed();
     eprintln!("{} {}: kill rounds with seed {seed}", T::KIND, mode.name());
     let mut rng = Rng::new(seed);
@@ -670,16 +700,17 @@ fn a_process_killed_while_allocating_leaves_a_consistent_segment_file() {
 /// that block, never the free block it was merging with.
 #[test]
 fn a_process_killed_while_freeing_loses_only_its_own_block() {
-    killed_while_allocating::<ShmTarget>("child_churner", 30, Churn::Tail, 5_000);
+    // The window is a few instructions wide: many short rounds (~6 ms each).
+    killed_while_allocating::<ShmTarget>("child_churner", 200, Churn::Tail, 3_000);
 }
 
 /// Stress: many more kill rounds. Run with
 /// `cargo test -p shmkit-runtime --test segment_multiprocess -- --ignored stress`.
 #[test]
-#[ignore = "stress: 400 kill rounds; run with --ignored"]
+#[ignore = "stress: 1200 kill rounds; run with --ignored"]
 fn stress_processes_killed_while_allocating() {
     killed_while_allocating::<ShmTarget>("child_churner", 200, Churn::Mixed, 30_000);
-    killed_while_allocating::<ShmTarget>("child_churner", 200, Churn::Tail, 5_000);
+    killed_while_allocating::<ShmTarget>("child_churner", 1000, Churn::Tail, 3_000);
 }
 
 /// Stress: many more creation races. Run with

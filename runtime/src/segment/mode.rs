@@ -13,12 +13,29 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
 }
 
 /// Modes that may change the segment's bytes (in the device, or privately).
+#[diagnostic::on_unimplemented(
+    message = "a `{Self}` segment cannot be written",
+    label = "opened read-only",
+    note = "open the segment read-write (`open`) or copy-on-write (`open_copy_on_write`) to change it"
+)]
 pub trait Writable: Mode {}
 
 /// Read and write; changes reach the device and every other mapping.
 #[derive(Debug)]
 pub enum ReadWrite {}
-/// Read only: the mapping is not writable, and the API offers no way to write.
+/// Read only: the mapping is not writable, and the API offers no way to write: allocating
+/// through a read-only segment does not compile.
+///
+/// ```compile_fail,E0599
+/// fn write(segment: &shmkit_runtime::ManagedSharedMemory<shmkit_runtime::ReadOnly>) {
+///     let _ = segment.allocate(8); // no `allocate` on a read-only segment
+/// }
+/// ```
+/// ```
+/// fn read(segment: &shmkit_runtime::ManagedSharedMemory<shmkit_runtime::ReadOnly>) -> usize {
+///     segment.free_memory() // reading is fine
+/// }
+/// ```
 #[derive(Debug)]
 pub enum ReadOnly {}
 /// Copy-on-write: changes stay private to this mapping; the device is never modified.

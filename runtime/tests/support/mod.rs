@@ -503,11 +503,18 @@ impl ChildProc {
         self.child.id()
     }
 
-    /// Sends the start signal (one byte on the child's stdin).
+    /// Sends the start signal (one byte on the child's stdin; see [`wait_for_parent`]).
     pub fn release(&mut self) {
+        self.send("g");
+    }
+
+    /// Writes `text` to the child's stdin.
+    pub fn send(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(b"g").expect("release the child");
-        stdin.flush().expect("release the child");
+        stdin
+            .write_all(text.as_bytes())
+            .expect("write to the child");
+        stdin.flush().expect("write to the child");
     }
 
     /// Waits for the child's next `SHMKIT:` message, returning what follows the prefix.
