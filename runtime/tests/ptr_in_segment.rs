@@ -36,7 +36,10 @@ fn a_list_built_in_one_mapping_is_walked_in_another() {
     for i in 0..n {
         // SAFETY: `nodes` has room for `n` nodes; each OffsetPtr is set where it lives.
         unsafe {
-            nodes.add(i).write(Node { value: i as u64 * 10, next: OffsetPtr::null() });
+            nodes.add(i).write(Node {
+                value: i as u64 * 10,
+                next: OffsetPtr::null(),
+            });
             if i + 1 < n {
                 (*nodes.add(i)).next.set(nodes.add(i + 1));
             }
@@ -45,7 +48,12 @@ fn a_list_built_in_one_mapping_is_walked_in_another() {
     let handle = a.handle_from_address(nodes.cast()).unwrap();
 
     // Walk it through mapping B: every pointer lands inside B.
-    let mut cur = b.address_from_handle(handle).unwrap().cast::<Node>().as_ptr().cast_const();
+    let mut cur = b
+        .address_from_handle(handle)
+        .unwrap()
+        .cast::<Node>()
+        .as_ptr()
+        .cast_const();
     let mut seen = Vec::new();
     while !cur.is_null() {
         assert!(b.contains(cur.cast()), "{cur:p} is not inside mapping B");
@@ -57,14 +65,26 @@ fn a_list_built_in_one_mapping_is_walked_in_another() {
     assert_eq!(seen, (0..n as u64).map(|i| i * 10).collect::<Vec<_>>());
 
     // Pointer operations agree between the two mappings.
-    let in_b = b.address_from_handle(handle).unwrap().cast::<Node>().as_ptr();
+    let in_b = b
+        .address_from_handle(handle)
+        .unwrap()
+        .cast::<Node>()
+        .as_ptr();
     // SAFETY: both point at node 0 of the same segment, seen through A and through B.
     let (first_a, first_b) = unsafe { (&*nodes, &*in_b) };
     // SAFETY: nodes 1 and 2 exist; reading their `next` fields.
     let (second_a, third_a) = unsafe { (&(*nodes.add(1)).next, &(*nodes.add(2)).next) };
-    assert_eq!(first_a.next.offset(), first_b.next.offset(), "self-relative: same bytes");
+    assert_eq!(
+        first_a.next.offset(),
+        first_b.next.offset(),
+        "self-relative: same bytes"
+    );
     assert!(second_a > &first_a.next, "ordered by target address");
-    assert_eq!(third_a.offset_from(&first_a.next), 2, "distance in elements");
+    assert_eq!(
+        third_a.offset_from(&first_a.next),
+        2,
+        "distance in elements"
+    );
     // SAFETY: node 15's `next` is the null end of the list.
     assert!(unsafe { (*in_b.add(n - 1)).next.is_null() });
 

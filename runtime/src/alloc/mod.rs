@@ -1,6 +1,7 @@
 //! The in-segment allocator: a TLSF heap over the segment's block area, plus Boost's
 //! `allocation_command`.
 
+pub mod cache;
 pub mod command;
 pub mod tlsf;
 

@@ -18,6 +18,7 @@
 //! lists, bitmaps, footers and counters again from the chain.
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Allocation granule and the alignment of every payload.
 pub const GRANULE: usize = 8;
@@ -80,6 +81,33 @@ pub fn block_size_for(bytes: usize) -> Option<u64> {
         return None;
     }
     Some(round_up((bytes + HEADER) as u64, GRANULE as u64).max(MIN_BLOCK as u64))
+}
+
+/// Size of the used block whose payload is at `payload_off` in the segment at `base`, read
+/// without the lock for the thread cache (see `Tlsf::set_word`); None unless the header looks
+/// like a used block that ends before `limit` (a cheap guard against double and foreign
+/// frees). Reads no allocator state, which the lock holder may be changing.
+///
+/// # Safety
+/// The segment at `base` is mapped writable and `limit` is at most its size.
+#[inline]
+pub unsafe fn used_size_unlocked(
+    base: *mut u8,
+    payload_off: u64,
+    first_block: u64,
+    limit: u64,
+) -> Option<u64> {
+    if payload_off % GRANULE as u64 != 0
+        || payload_off < first_block + HEADER as u64
+        || payload_off >= limit
+    {
+        return None;
+    }
+    let off = payload_off - HEADER as u64;
+    // SAFETY: `off` is an aligned header position inside the mapping.
+    let h = unsafe { AtomicU64::from_ptr(base.add(off as usize).cast()).load(Ordering::Relaxed) };
+    let size = h & !FLAGS;
+    (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(size)
 }
 
 /// The (first level, second level) class a block of `size` is filed under.
@@ -154,10 +182,22 @@ impl Tlsf {
         unsafe { self.base.add(off as usize).cast::<u64>().read() }
     }
 
+    /// Writes are relaxed atomic stores (a plain `mov` on x86): a thread-cache operation
+    /// may read a used block's header without the lock while the lock holder flips that
+    /// header's `PREV_FREE` bit. Only writable segments ever write.
     #[inline]
     unsafe fn set_word(&mut self, off: u64, v: u64) {
-        // SAFETY: as in `word`; we hold the segment lock, so nobody else writes it.
-        unsafe { self.base.add(off as usize).cast::<u64>().write(v) }
+        // SAFETY: as in `word`; the word is aligned and lies in writable memory.
+        unsafe {
+            AtomicU64::from_ptr(self.base.add(off as usize).cast()).store(v, Ordering::Relaxed)
+        }
+    }
+
+    /// Size of block `off` if it is a used block inside the range.
+    pub fn used_block_size(&self, off: u64) -> Option<u64> {
+        let off = self.used_block_at(off + HEADER as u64)?;
+        // SAFETY: `off` is a block (checked).
+        Some(unsafe { self.size_of(off) })
     }
 
     #[inline]
@@ -441,6 +481,19 @@ impl Tlsf {
             let mut size = h & !FLAGS;
             let next = off + size;
             let nh = self.word(next);
+            if nh & FREE == 0 && h & PREV_FREE != 0 {
+                // Merging with the free block before it only: when the merged block stays
+                // in that block's class it keeps its list place; only its size changes.
+                let psize = self.word(off - 8);
+                let prev = off - psize;
+                if mapping_insert(psize + size) == mapping_insert(psize) {
+                    self.set_word(prev, (psize + size) | FREE);
+                    self.set_word(next - 8, psize + size);
+                    self.set_word(next, nh | PREV_FREE);
+                    self.st_mut().free_bytes += size;
+                    return;
+                }
+            }
             if nh & FREE != 0 && h & PREV_FREE == 0 {
                 // Merging with the free block after it only: when the merged block stays in
                 // that block's class it takes its list place.
@@ -458,7 +511,9 @@ impl Tlsf {
                 let nsize = nh & !FLAGS;
                 self.unlink(next, nsize);
                 size += nsize;
-                self.set_word(start, size | (h & PREV_FREE));
+                // Marked free already: a process dying right here must not turn the merged
+                // neighbour into part of a used block.
+                self.set_word(start, size | FREE | (h & PREV_FREE));
             }
             if h & PREV_FREE != 0 {
                 let psize = self.word(off - 8);
@@ -603,13 +658,21 @@ impl Tlsf {
             }
             let next = off + size;
             let nsize = self.size_of(next);
-            self.unlink(next, nsize);
             let total = size + nsize;
-            // Hand the whole neighbour over, then give back what is not needed.
-            self.set_word(off, total | (h & PREV_FREE));
-            let after = off + total;
-            self.set_word(after, self.word(after) & !PREV_FREE);
-            self.shrink(off, new_size);
+            let tail = total - new_size;
+            // Every step leaves a walkable chain in which the neighbour's bytes are free or
+            // belong to a complete block, so a crash leaks nothing beyond the request.
+            if tail >= MIN_BLOCK as u64 {
+                self.set_word(off + new_size, tail | FREE);
+                self.unlink(next, nsize);
+                self.set_word(off, new_size | (h & PREV_FREE));
+                self.make_free(off + new_size, tail);
+            } else {
+                self.unlink(next, nsize);
+                self.set_word(off, total | (h & PREV_FREE));
+                let after = off + total;
+                self.set_word(after, self.word(after) & !PREV_FREE);
+            }
         }
     }
 
@@ -656,11 +719,21 @@ impl Tlsf {
                 return size;
             }
             let rest = off + new_size;
-            self.set_word(rest, tail);
-            self.set_word(off, new_size | (h & PREV_FREE));
-            // `rest` is now a used block of `tail` bytes (possibly < MIN_BLOCK but merging
-            // with a free successor makes it big enough); free it the usual way.
-            self.free_block(rest);
+            let prev_bit = h & PREV_FREE;
+            if next_free {
+                // The tail joins the free block after it; its header is written (inside
+                // our own bytes) before our header gives those bytes up.
+                let nsize = self.size_of(next);
+                self.set_word(rest, (tail + nsize) | FREE);
+                self.unlink(next, nsize);
+                self.set_word(off, new_size | prev_bit);
+                self.make_free(rest, tail + nsize);
+            } else {
+                self.set_word(rest, tail | FREE);
+                self.set_word(off, new_size | prev_bit);
+                self.make_free(rest, tail);
+                self.set_word(next, self.word(next) | PREV_FREE);
+            }
             new_size
         }
     }
@@ -862,24 +935,23 @@ impl Tlsf {
             let sentinel_bits = self.word(old_sentinel);
             let new_sentinel = new_end - HEADER as u64;
             let grown = new_sentinel - old_sentinel;
-            if grown == 0 {
+            if grown == 0 || (grown < MIN_BLOCK as u64 && sentinel_bits & PREV_FREE == 0) {
+                // Nothing, or a sliver that could not stand as a block: the allocator keeps
+                // its end, and a later grow takes these bytes along.
                 return;
             }
             self.st_mut().end = new_sentinel;
             self.set_word(new_sentinel, 0);
             // The old sentinel becomes a used block of `grown` bytes; freeing it merges it.
             self.set_word(old_sentinel, grown | (sentinel_bits & PREV_FREE));
-            // Freeing it files it (merged with a free last block); a sliver too small to
-            // stand alone next to a used block stays a used filler.
-            if grown >= MIN_BLOCK as u64 || sentinel_bits & PREV_FREE != 0 {
-                self.free_block(old_sentinel);
-            }
+            self.free_block(old_sentinel);
         }
     }
 
-    /// If the last block is free, cuts it off (keeping nothing of it) and returns the new
-    /// end of the range; the caller then shrinks the mapping to that end.
-    pub fn trim_end(&mut self) -> u64 {
+    /// If the last block is free, cuts it off, keeping only what is needed for the range to
+    /// end at `min_end` or later; returns the new end of the range (the sentinel plus its
+    /// header). The caller then shrinks the mapping to that end.
+    pub fn trim_end(&mut self, min_end: u64) -> u64 {
         let end = self.st().end;
         // SAFETY: the sentinel lies inside the mapping; PREV_FREE means a footer before it.
         unsafe {
@@ -888,12 +960,24 @@ impl Tlsf {
             }
             let size = self.word(end - 8);
             let last = end - size;
+            let min_end = round_up(min_end, GRANULE as u64);
+            // What must stay of the last block: nothing, or a whole block reaching min_end.
+            let keep = match (min_end - HEADER as u64).saturating_sub(last) {
+                0 => 0,
+                k => k.max(MIN_BLOCK as u64),
+            };
+            if keep + MIN_BLOCK as u64 > size {
+                return end + HEADER as u64;
+            }
             self.unlink(last, size);
-            self.st_mut().end = last;
-            // A free block never follows a free block, so the new sentinel's
-            // predecessor is used.
-            self.set_word(last, 0);
-            last + HEADER as u64
+            let sentinel = last + keep;
+            self.set_word(sentinel, if keep == 0 { 0 } else { PREV_FREE });
+            self.st_mut().end = sentinel;
+            if keep != 0 {
+                self.set_word(last, keep | FREE);
+                self.make_free(last, keep);
+            }
+            sentinel + HEADER as u64
         }
     }
 

@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::header::{self, state, SegmentHeader, BLOCKS_START};
+use crate::alloc::cache;
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
 use crate::error::{Error, Result};
@@ -21,6 +22,8 @@ pub struct Handle(pub u64);
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCore {
     base: NonNull<u8>,
+    /// Identifies this mapping in this process, for the thread caches.
+    mapping: u32,
 }
 
 // SAFETY: the view is an address; all shared state behind it is accessed under the
@@ -28,6 +31,8 @@ pub struct SegmentCore {
 unsafe impl Send for SegmentCore {}
 // SAFETY: as above.
 unsafe impl Sync for SegmentCore {}
+
+use thread_cache::CachePush;
 
 /// Holds the segment lock; releases it on drop (also when a panic unwinds).
 struct Locked<'a> {
@@ -46,8 +51,13 @@ impl SegmentCore {
     /// # Safety
     /// `base` starts a segment that passed [`header::validate`] (or was just formatted) and
     /// stays mapped while this view, or any copy of it, is used.
-    pub unsafe fn new(base: NonNull<u8>) -> Self {
-        SegmentCore { base }
+    pub unsafe fn new(base: NonNull<u8>, mapping: u32) -> Self {
+        SegmentCore { base, mapping }
+    }
+
+    /// The id of this mapping in this process (one per opened segment).
+    pub fn mapping(&self) -> u32 {
+        self.mapping
     }
 
     #[inline]
@@ -119,7 +129,11 @@ impl SegmentCore {
     /// corrupted when the damage is beyond repair.
     #[cold]
     fn recover(&self, tlsf: &mut Tlsf) -> Result<()> {
-        tlsf.rebuild().map_err(|reason| {
+        let rebuilt = tlsf.rebuild();
+        if rebuilt.is_ok() {
+            self.cache().reclaim_dead(tlsf, self.cache_epoch());
+        }
+        rebuilt.map_err(|reason| {
             // SAFETY (of the projection): a field of the header.
             self.field(|h| unsafe { &raw mut (*h).state })
                 .store(state::CORRUPTED, Ordering::Release);
@@ -139,11 +153,32 @@ impl SegmentCore {
 
     // ----- allocation ------------------------------------------------------------------
 
-    /// Allocates `size` bytes aligned to [`MIN_ALIGN`](crate::alloc::MIN_ALIGN).
+    /// Allocates `size` bytes aligned to [`MIN_ALIGN`](crate::alloc::MIN_ALIGN). Small
+    /// blocks come from this thread's cache when it has one of the size, without the lock.
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
         let block = block_size_for(size).ok_or_else(|| self.oom(size, GRANULE))?;
+        let slot = cache::recorded_slot(self.mapping);
+        if let Some(off) = self.cache_pop(slot, block) {
+            return Ok(self.payload(off));
+        }
         let mut l = self.lock()?;
+        self.prepare_cache(&mut l.tlsf, slot);
+        match l.tlsf.alloc_block(block) {
+            Some(off) => Ok(l.tlsf.payload(off)),
+            None => self.allocate_when_full(l, size, block),
+        }
+    }
+
+    /// The segment looked full: take back what the caches hold, then try once more.
+    #[cold]
+    fn allocate_when_full(
+        &self,
+        mut l: Locked<'_>,
+        size: usize,
+        block: u64,
+    ) -> Result<NonNull<u8>> {
+        self.empty_caches(&mut l.tlsf);
         match l.tlsf.alloc_block(block) {
             Some(off) => Ok(l.tlsf.payload(off)),
             None => {
@@ -196,21 +231,30 @@ impl SegmentCore {
         }
     }
 
-    /// Frees a block from [`allocate`](Self::allocate) and friends. Pointers outside the
-    /// segment and blocks already free are reported, not freed.
+    /// Frees a block from [`allocate`](Self::allocate) and friends. Small blocks go to this
+    /// thread's cache without the lock. Pointers outside the segment and blocks already
+    /// free are reported, not freed (a block freed twice into the cache is caught only when
+    /// it is the last one cached).
     ///
     /// # Safety
     /// `ptr` came from an allocation of this segment and is not used afterwards.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
-        let mut l = self.lock()?;
-        let Some(off) = self.block_of(&l.tlsf, ptr) else {
-            drop(l);
-            return Err(self.not_a_block(ptr));
-        };
-        // SAFETY: `off` is a used block (checked) and the caller gives it up.
-        unsafe { l.tlsf.free_block(off) };
-        Ok(())
+        // SAFETY: forwarded contract.
+        match unsafe { self.cache_push(ptr) } {
+            CachePush::Done => Ok(()),
+            CachePush::DoubleFree => Err(self.not_a_block(ptr)),
+            CachePush::Locked => {
+                let mut l = self.lock()?;
+                let Some(off) = self.block_of(&l.tlsf, ptr) else {
+                    drop(l);
+                    return Err(self.not_a_block(ptr));
+                };
+                // SAFETY: `off` is a used block (checked) and the caller gives it up.
+                unsafe { l.tlsf.free_block(off) };
+                Ok(())
+            }
+        }
     }
 
     /// Allocates `count` blocks of `elem_size` bytes in one locked operation, contiguous
@@ -330,23 +374,28 @@ impl SegmentCore {
         unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) as usize }
     }
 
-    /// Bytes in free blocks, block headers included.
+    /// Bytes in free blocks (thread caches included), block headers included.
     pub fn free_memory(&self) -> usize {
-        self.read_unlocked(|t| t.free_bytes() as usize)
+        self.read_unlocked(|t| (t.free_bytes() + self.cache().cached_bytes()) as usize)
     }
 
     /// Whether every block allocated so far has been freed.
     pub fn all_memory_deallocated(&self) -> bool {
-        self.read_unlocked(|t| t.free_bytes() == t.end() - t.start())
+        self.read_unlocked(|t| {
+            let in_use = t.end() - t.start() - t.free_bytes() - self.cache().cached_bytes();
+            in_use == self.cache_table_block(t)
+        })
     }
 
     /// Runs every allocator invariant check; the error says what is wrong.
     pub fn check(&self, locked: bool) -> Result<()> {
         let run = |t: &Tlsf| {
-            t.check().map_err(|reason| Error::Corrupted {
-                what: self.what(),
-                reason,
-            })
+            t.check()
+                .and_then(|()| self.check_own_cache(t))
+                .map_err(|reason| Error::Corrupted {
+                    what: self.what(),
+                    reason,
+                })
         };
         if locked {
             run(&self.lock()?.tlsf)
@@ -357,7 +406,10 @@ impl SegmentCore {
 
     /// Zeroes the free memory, so that new allocations read as zero.
     pub fn zero_free_memory(&self) -> Result<()> {
-        self.lock()?.tlsf.zero_free();
+        let mut l = self.lock()?;
+        // Cached blocks hold old data: every cache empties itself before its next use.
+        self.empty_caches(&mut l.tlsf);
+        l.tlsf.zero_free();
         Ok(())
     }
 
@@ -398,11 +450,14 @@ impl SegmentCore {
     /// shrink to. The caller then truncates the device.
     pub fn trim_to_fit(&self) -> Result<usize> {
         let mut l = self.lock()?;
-        let end = l.tlsf.trim_end() as usize;
+        self.cache().reclaim_dead(&mut l.tlsf, self.cache_epoch());
+        let end = l.tlsf.trim_end(header::MIN_SEGMENT_SIZE as u64) as usize;
         self.size_word().store(end as u64, Ordering::Relaxed);
         Ok(end)
     }
 }
+
+mod thread_cache;
 
 #[cfg(test)]
 mod tests;

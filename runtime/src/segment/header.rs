@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::alloc::tlsf::{Tlsf, TlsfState, GRANULE};
+use crate::alloc::cache::{self, SlotTable};
+use crate::alloc::tlsf::{block_size_for, Tlsf, TlsfState, GRANULE, HEADER};
 use crate::error::{Error, Result};
 use crate::sync::{current_pid, process_alive, RobustMutex};
 
@@ -44,6 +45,10 @@ pub struct SegmentHeader {
     pub lock: RobustMutex,
     /// Current size of the segment in bytes (changes with `grow` / `shrink_to_fit`).
     pub size: AtomicU64,
+    /// Offset of the thread-cache slot table (0: this segment has no cache).
+    pub cache_table: AtomicU64,
+    /// Bumped when every thread must empty its cache before using it again.
+    pub cache_epoch: AtomicU64,
     pub reserved: [AtomicU64; RESERVED_WORDS],
     pub tlsf: TlsfState,
 }
@@ -111,7 +116,20 @@ pub unsafe fn format(base: *mut u8, len: usize) {
         }
         (*h).lock = RobustMutex::new();
         let end = (len / GRANULE * GRANULE) as u64;
-        tlsf(base).init(BLOCKS_START as u64, end);
+        let mut t = tlsf(base);
+        t.init(BLOCKS_START as u64, end);
+        (*h).cache_epoch.store(0, Ordering::Relaxed);
+        let table = if len >= cache::MIN_SEGMENT {
+            block_size_for(SlotTable::SIZE)
+                .and_then(|b| t.alloc_block(b))
+                .map_or(0, |off| {
+                    t.payload(off).as_ptr().write_bytes(0, SlotTable::SIZE);
+                    off + HEADER as u64
+                })
+        } else {
+            0
+        };
+        (*h).cache_table.store(table, Ordering::Relaxed);
         (*h).state.store(state::READY, Ordering::Release);
     }
 }

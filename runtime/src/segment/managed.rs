@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::core::{Handle, SegmentCore};
 use super::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use super::mode::{Mode, ReadWrite, Writable};
-use crate::alloc::{Allocation, Command};
+use crate::alloc::{cache, Allocation, Command};
 use crate::error::{Error, Result};
 use crate::os::{MapMode, Permissions};
 use crate::registry::{self, Registration};
@@ -117,7 +117,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
             unsafe { header::validate(base.as_ptr(), len, &backing.describe(), timeout)? };
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
-        let core = unsafe { SegmentCore::new(base) };
+        let core = unsafe { SegmentCore::new(base, cache::new_mapping_id()) };
         core.check_bounds()?;
         let registration = registry::register(base.as_ptr(), len, M::MAP != MapMode::ReadOnly)?;
         Ok(ManagedSegment {
@@ -196,7 +196,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
     /// Replaces where the bytes live (a heap segment that moved while growing).
     pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
         // SAFETY: the caller moved the whole formatted segment to `base`.
-        self.core = unsafe { SegmentCore::new(base) };
+        self.core = unsafe { SegmentCore::new(base, self.core.mapping()) };
         self.registration.update(base.as_ptr(), len)
     }
 

@@ -356,7 +356,7 @@ pub fn lock_owner<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> Option<u32
     let h = header_ptr(seg);
     // SAFETY: as in `creator_pid`; the lock is an atomic word, which may be shared by
     // reference while other processes change it.
-    unsafe { (*(&raw const (*h).lock)).owner() }
+    unsafe { (*h).lock.owner() }
 }
 
 pub fn read_u32(bytes: &[u8], off: usize) -> u32 {

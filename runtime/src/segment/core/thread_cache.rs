@@ -1,0 +1,163 @@
+//! The segment manager's use of the per-thread caches (`alloc::cache`): the lockless fast
+//! paths of `allocate` / `deallocate`, and the bookkeeping done under the lock.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::SegmentCore;
+use crate::alloc::cache::{self, Cache, PushRefused};
+use crate::alloc::tlsf::{used_size_unlocked, Tlsf, HEADER};
+use crate::error::Result;
+use crate::segment::header::{self, BLOCKS_START};
+
+/// What the lockless `deallocate` path did.
+pub(super) enum CachePush {
+    Done,
+    DoubleFree,
+    /// Not cached (not cacheable, or the bin is full): free it under the lock.
+    Locked,
+}
+
+impl SegmentCore {
+    fn header_word(&self, f: impl FnOnce(*mut header::SegmentHeader) -> *mut AtomicU64) -> u64 {
+        // SAFETY: a header field of the mapped segment; read without a reference to the
+        // whole header (see `read_word`).
+        unsafe {
+            header::read_word(
+                f(header::header(self.base.as_ptr()))
+                    .cast_const()
+                    .cast::<u64>(),
+            )
+        }
+    }
+
+    /// The cache view (no slots when the segment has no cache table).
+    #[inline]
+    pub(super) fn cache(&self) -> Cache {
+        // SAFETY (projection): a header field.
+        let table = self.header_word(|h| unsafe { &raw mut (*h).cache_table });
+        // SAFETY: the table offset was written by `format` and points into the segment.
+        unsafe { Cache::new(self.base.as_ptr(), table) }
+    }
+
+    #[inline]
+    pub(super) fn cache_epoch(&self) -> u64 {
+        // SAFETY (projection): a header field.
+        self.header_word(|h| unsafe { &raw mut (*h).cache_epoch })
+    }
+
+    #[inline]
+    pub(super) fn payload(&self, off: u64) -> NonNull<u8> {
+        // SAFETY: block offsets lie inside the mapping, whose base is non-null.
+        unsafe { self.base.add(off as usize + HEADER) }
+    }
+
+    /// A block of exactly `block` bytes from this thread's cache (`slot` as recorded).
+    #[inline]
+    pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
+        let slot = slot.filter(|&s| s != 0 && block <= cache::MAX_BLOCK)?;
+        self.cache().pop(slot, block, self.cache_epoch())
+    }
+
+    /// Tries to put the block at `ptr` in this thread's cache.
+    ///
+    /// # Safety
+    /// As for `deallocate`.
+    #[inline]
+    pub(super) unsafe fn cache_push(&self, ptr: NonNull<u8>) -> CachePush {
+        let unlocked = CachePush::Locked;
+        let Some(slot) = cache::recorded_slot(self.mapping).filter(|&s| s != 0) else {
+            return unlocked;
+        };
+        let Some(payload_off) = ptr.as_ptr().addr().checked_sub(self.base.as_ptr().addr()) else {
+            return unlocked;
+        };
+        // SAFETY: writable mapping (a slot exists only there); the limit is its size.
+        let size = unsafe {
+            used_size_unlocked(
+                self.base.as_ptr(),
+                payload_off as u64,
+                BLOCKS_START as u64,
+                self.size() as u64,
+            )
+        };
+        let Some(size) = size else { return unlocked };
+        match self.cache().push(
+            slot,
+            payload_off as u64 - HEADER as u64,
+            size,
+            self.cache_epoch(),
+        ) {
+            Ok(()) => CachePush::Done,
+            Err(PushRefused::DoubleFree) => CachePush::DoubleFree,
+            Err(PushRefused::Refused) => unlocked,
+        }
+    }
+
+    /// Under the lock: gives this thread a slot the first time it allocates here, and
+    /// empties its slot when the epoch moved on.
+    #[inline]
+    pub(super) fn prepare_cache(&self, t: &mut Tlsf, recorded: Option<u64>) {
+        let cache = self.cache();
+        let epoch = self.cache_epoch();
+        match recorded {
+            Some(0) => {}
+            Some(slot) => {
+                if cache.is_stale(slot, epoch) {
+                    cache.flush(t, slot, epoch);
+                }
+            }
+            None if cache.exists() => {
+                let slot = cache.claim(t, self.mapping, cache::budget(self.size()), epoch);
+                cache::record_slot(self.mapping, slot);
+            }
+            None => cache::record_slot(self.mapping, 0),
+        }
+    }
+
+    /// Under the lock: empties this thread's cache and tells every other cache to empty
+    /// itself before its next use (the segment is full, or free memory is being zeroed).
+    pub(super) fn empty_caches(&self, t: &mut Tlsf) {
+        let cache = self.cache();
+        if !cache.exists() {
+            return;
+        }
+        // SAFETY (projection): a header field.
+        let epoch = self
+            .field(|h| unsafe { &raw mut (*h).cache_epoch })
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if let Some(slot) = cache::recorded_slot(self.mapping).filter(|&s| s != 0) {
+            cache.flush(t, slot, epoch);
+        }
+    }
+
+    /// Bytes of the block holding the slot table (0 without a cache).
+    pub(super) fn cache_table_block(&self, t: &Tlsf) -> u64 {
+        let table = self.cache().table();
+        if table == 0 {
+            return 0;
+        }
+        t.used_block_size(table - HEADER as u64).unwrap_or(0)
+    }
+
+    /// Checks this thread's own slot (other threads' slots change without the lock).
+    pub(super) fn check_own_cache(&self, t: &Tlsf) -> Result<(), String> {
+        match cache::recorded_slot(self.mapping) {
+            Some(slot) if slot != 0 => self.cache().check(t, slot),
+            _ => Ok(()),
+        }
+    }
+
+    /// Returns the blocks cached by this process's threads for this mapping and frees their
+    /// slots; called when the mapping goes away.
+    pub fn release_cache(&self) -> Result<()> {
+        let cache = self.cache();
+        if !cache.exists() {
+            return Ok(());
+        }
+        let mut l = self.lock()?;
+        cache.release(&mut l.tlsf, self.mapping, self.cache_epoch());
+        Ok(())
+    }
+}
