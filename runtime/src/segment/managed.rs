@@ -58,10 +58,26 @@ impl Default for SegmentOptions {
 /// that other processes or later runs can map too.
 pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite> {
     core: SegmentCore,
+    caches: CacheRelease,
     registration: Registration,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
     _mode: PhantomData<M>,
+}
+
+/// Returns this mapping's thread caches to the segment when the mapping goes away (before
+/// it is unregistered and unmapped). None for read-only mappings, which never cache.
+struct CacheRelease(Option<SegmentCore>);
+
+impl Drop for CacheRelease {
+    fn drop(&mut self) {
+        if let Some(core) = self.0 {
+            // A failure here (the segment was found corrupted) leaves the blocks cached:
+            // they count as free and the next process to claim a slot cannot reuse them,
+            // which is all that is lost.
+            let _ = core.release_cache();
+        }
+    }
 }
 
 impl<B: Backing, M: Mode> std::fmt::Debug for ManagedSegment<B, M> {
@@ -122,6 +138,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
         let registration = registry::register(base.as_ptr(), len, M::MAP != MapMode::ReadOnly)?;
         Ok(ManagedSegment {
             core,
+            caches: CacheRelease((M::MAP != MapMode::ReadOnly).then_some(core)),
             registration,
             backing,
             _mode: PhantomData,
@@ -151,6 +168,12 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
     /// Bytes not in use, block headers included (`size() - free_memory()` is what is used).
     pub fn free_memory(&self) -> usize {
         self.core.free_memory()
+    }
+
+    /// Bytes held in thread caches (of every process): free, but reusable only by the
+    /// thread that cached them until it returns them. Included in `free_memory`.
+    pub fn cached_memory(&self) -> usize {
+        self.core.cached_memory()
     }
 
     /// True when every allocation has been freed.
@@ -197,6 +220,9 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
     pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
         // SAFETY: the caller moved the whole formatted segment to `base`.
         self.core = unsafe { SegmentCore::new(base, self.core.mapping()) };
+        if self.caches.0.is_some() {
+            self.caches.0 = Some(self.core);
+        }
         self.registration.update(base.as_ptr(), len)
     }
 

@@ -132,6 +132,11 @@ impl SegmentCore {
         }
     }
 
+    /// Bytes held in thread caches (a snapshot while other threads work).
+    pub fn cached_memory(&self) -> usize {
+        self.cache().cached_bytes() as usize
+    }
+
     /// Bytes of the block holding the slot table (0 without a cache).
     pub(super) fn cache_table_block(&self, t: &Tlsf) -> u64 {
         let table = self.cache().table();
