@@ -65,3 +65,24 @@ pub(super) fn set_permissions(dev: &impl Mappable, perms: Permissions) -> Result
     rustix::fs::fchmod(dev, rustix::fs::Mode::from_raw_mode(perms.mode()))
         .map_err(|e| Error::from_os("fchmod", dev.describe(), e.into()))
 }
+
+/// The race-free open-or-create loop: try an exclusive create, else open; if the object
+/// vanished in between (another process removed it), start again. The flag says whether
+/// this call created it. Exactly one of many concurrent callers creates.
+pub(super) fn create_or_open<T>(
+    mut create: impl FnMut() -> Result<T>,
+    mut open: impl FnMut() -> Result<T>,
+) -> Result<(T, bool)> {
+    loop {
+        match create() {
+            Ok(created) => return Ok((created, true)),
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        match open() {
+            Ok(opened) => return Ok((opened, false)),
+            Err(Error::NotFound { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::device::{self, Mappable};
+use super::device::{self, create_or_open, Mappable};
 use super::{Access, Permissions};
 use crate::error::{Error, Result};
 
@@ -88,18 +88,10 @@ impl MappableFile {
     /// Race-free: exactly one of many concurrent callers creates the file. An opener can still
     /// see the file before its creator has sized it; telling that apart is the caller's job.
     pub fn open_or_create(path: &Path, size: u64, perms: Permissions) -> Result<(Self, bool)> {
-        loop {
-            match Self::create(path, size, perms) {
-                Ok(file) => return Ok((file, true)),
-                Err(Error::AlreadyExists { .. }) => {}
-                Err(err) => return Err(err),
-            }
-            match Self::open(path, Access::ReadWrite) {
-                Ok(file) => return Ok((file, false)),
-                Err(Error::NotFound { .. }) => {}
-                Err(err) => return Err(err),
-            }
-        }
+        create_or_open(
+            || Self::create(path, size, perms),
+            || Self::open(path, Access::ReadWrite),
+        )
     }
 
     /// The path the file was opened by.

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::shm;
 
-use super::device::{self, Mappable};
+use super::device::{self, create_or_open, Mappable};
 use super::{Access, Permissions};
 use crate::error::{Error, Result};
 
@@ -69,18 +69,10 @@ impl SharedMemoryObject {
     /// Race-free: when another process removes the object between our exclusive create and
     /// our open, we try again, so exactly one of many concurrent callers creates it.
     pub fn open_or_create(name: &str, access: Access, perms: Permissions) -> Result<(Self, bool)> {
-        loop {
-            match Self::create(name, access, perms) {
-                Ok(object) => return Ok((object, true)),
-                Err(Error::AlreadyExists { .. }) => {}
-                Err(err) => return Err(err),
-            }
-            match Self::open(name, access) {
-                Ok(object) => return Ok((object, false)),
-                Err(Error::NotFound { .. }) => {}
-                Err(err) => return Err(err),
-            }
-        }
+        create_or_open(
+            || Self::create(name, access, perms),
+            || Self::open(name, access),
+        )
     }
 
     /// The name, as given (without the leading `/`).

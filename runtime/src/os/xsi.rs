@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
 
+use super::device::create_or_open;
 use super::{MapMode, Permissions};
 use crate::error::{Error, Result};
 
@@ -117,18 +118,7 @@ impl XsiSharedMemory {
     /// Race-free: when another process removes the segment between our exclusive create and
     /// our open, we try again, so exactly one of many concurrent callers creates it.
     pub fn open_or_create(key: XsiKey, size: usize, perms: Permissions) -> Result<(Self, bool)> {
-        loop {
-            match Self::create(key, size, perms) {
-                Ok(shm) => return Ok((shm, true)),
-                Err(Error::AlreadyExists { .. }) => {}
-                Err(err) => return Err(err),
-            }
-            match Self::open(key) {
-                Ok(shm) => return Ok((shm, false)),
-                Err(Error::NotFound { .. }) => {}
-                Err(err) => return Err(err),
-            }
-        }
+        create_or_open(|| Self::create(key, size, perms), || Self::open(key))
     }
 
     /// The segment's id, which other processes can use too (see [`remove_id`](Self::remove_id)).
