@@ -6,8 +6,8 @@
 # Runs every group RUNS times (default 3), interleaved: for each run and each group,
 # first the peer (A), then shmkit-bench (B), each group in its own process. Prints a
 # markdown table of medians, the ratios, and the `#` lines (memory accounting) of both
-# sides. Default groups: alloc_free_fixed alloc_free_mixed alloc_many_free create_segment
-# baseline_std.
+# sides. Default groups: alloc_free_fixed alloc_free_mixed alloc_many_free named
+# open_existing create_segment baseline_std.
 #
 # Environment:
 #   PEER_DIR          the peer (default: <repo>/../shared/peer/boost-bench)
@@ -35,7 +35,8 @@ if ! [[ "$RUNS" =~ ^[1-9][0-9]*$ ]]; then
 fi
 GROUPS_RUN=("$@")
 if [[ ${#GROUPS_RUN[@]} -eq 0 ]]; then
-    GROUPS_RUN=(alloc_free_fixed alloc_free_mixed alloc_many_free create_segment baseline_std)
+    GROUPS_RUN=(alloc_free_fixed alloc_free_mixed alloc_many_free named open_existing create_segment
+        baseline_std)
 fi
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

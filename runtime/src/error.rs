@@ -55,6 +55,19 @@ pub enum Error {
     BufferTooSmall { len: usize, min: usize },
     /// The caller's buffer is not aligned enough for the segment header.
     BufferMisaligned { addr: usize, align: usize },
+    /// An object was found, or is being destroyed, as another type than it was
+    /// constructed with (or as a single value while it is an array).
+    TypeMismatch {
+        what: String,
+        expected: String,
+        found: String,
+    },
+    /// The segment was created with another kind of object index than it is opened with.
+    IndexMismatch {
+        what: String,
+        expected: &'static str,
+        found: String,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         op: &'static str,
@@ -147,6 +160,19 @@ impl fmt::Display for Error {
             Error::BufferMisaligned { addr, align } => write!(
                 f,
                 "buffer at {addr:#x} is not aligned to {align} bytes as a segment needs"
+            ),
+            Error::TypeMismatch {
+                what,
+                expected,
+                found,
+            } => write!(f, "{what}: asked for as {expected}, but it holds {found}"),
+            Error::IndexMismatch {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{what}: opened with a {expected}, but the segment was created with a {found}"
             ),
             Error::Os { op, what, source } => write!(f, "{op} {what}: {source}"),
         }

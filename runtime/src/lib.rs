@@ -8,10 +8,12 @@
 //! - [`alloc`]: the TLSF allocator inside a segment and `allocation_command`;
 //! - [`ptr`] and [`position`]: offset pointers and the position-dependence model;
 //! - [`registry`]: which address ranges of this process are segments;
+//! - [`objects`]: named, unique and anonymous objects and their indexes;
 //! - [`sync`]: the robust process-shared lock.
 
 pub mod alloc;
 pub mod error;
+pub mod objects;
 pub mod os;
 pub mod position;
 pub mod ptr;
@@ -21,11 +23,17 @@ pub mod sync;
 
 pub use alloc::{Allocation, Command};
 pub use error::{Error, Result};
-pub use position::{PositionIndependent, ShmMut, ShmSafe};
+pub use objects::{
+    Anonymous, HashIndex, IndexKind, Lookup, NamedIndex, NullIndex, ObjectInfo, ObjectKind,
+    ObjectTarget, OrderedIndex, Unique, MAX_NAME_LEN,
+};
+pub use position::{type_fingerprint_of, PositionIndependent, ShmMut, ShmSafe};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use registry::{MappingInfo, Registration};
 pub use segment::{
-    CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory,
+    BasicManagedAnonymousSharedMemory, BasicManagedExternalBuffer, BasicManagedHeapMemory,
+    BasicManagedMappedFile, BasicManagedSharedMemory, BasicManagedXsiSharedMemory, CopyOnWrite,
+    Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory,
     ManagedMappedFile, ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly,
     ReadWrite, SegmentOptions,
 };

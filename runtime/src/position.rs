@@ -100,6 +100,39 @@ pub unsafe trait ShmSafe: Sized {
     unsafe fn relocate(&mut self, moved_from: usize) {
         let _ = moved_from;
     }
+
+    /// A stable 64-bit fingerprint of the type, stored with every object constructed in a
+    /// segment and checked by every lookup, so that finding an object as another type is
+    /// an error. The default hashes (FNV-1a) the type's name, size and alignment; the
+    /// derive overrides it with a hash of the layout.
+    #[inline]
+    fn type_fingerprint() -> u64 {
+        type_fingerprint_of(
+            core::any::type_name::<Self>(),
+            size_of::<Self>(),
+            align_of::<Self>(),
+        )
+    }
+}
+
+/// FNV-1a over `name`, then `size` and `align` as little-endian `u64`s: the default
+/// [`ShmSafe::type_fingerprint`].
+pub const fn type_fingerprint_of(name: &str, size: usize, align: usize) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01B3;
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        h = (h ^ bytes[i] as u64).wrapping_mul(PRIME);
+        i += 1;
+    }
+    let tail = [(size as u64).to_le_bytes(), (align as u64).to_le_bytes()];
+    let mut k = 0;
+    while k < 16 {
+        h = (h ^ tail[k / 8][k % 8] as u64).wrapping_mul(PRIME);
+        k += 1;
+    }
+    h
 }
 
 /// A [`ShmSafe`] type whose bytes mean the same wherever they are copied: plain data, with no

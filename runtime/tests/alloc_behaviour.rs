@@ -11,6 +11,20 @@ use shmkit_runtime::{Error, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly};
 const SEG: usize = if cfg!(miri) { 64 * 1024 } else { 1024 * 1024 };
 const PAGE: usize = 4096;
 
+/// `allocation_command` on blocks these tests own (its `unsafe` contract).
+fn command(
+    seg: &ManagedHeapMemory,
+    cmd: Command,
+    limit: usize,
+    preferred: usize,
+    reuse: Option<NonNull<u8>>,
+    object_size: usize,
+) -> Result<shmkit_runtime::Allocation, Error> {
+    // SAFETY: every `reuse` passed by these tests is a live block they own; the one test
+    // that passes a foreign pointer checks that it is refused before anything is touched.
+    unsafe { seg.allocation_command(cmd, limit, preferred, reuse, object_size) }
+}
+
 fn heap() -> ManagedHeapMemory {
     ManagedHeapMemory::new(SEG).unwrap()
 }
@@ -211,23 +225,17 @@ fn allocate_many_is_all_or_nothing() {
 #[test]
 fn allocation_command_allocate_new_prefers_then_settles() {
     let seg = heap();
-    let a = seg
-        .allocation_command(Command::ALLOCATE_NEW, 100, 1000, None, 1)
-        .unwrap();
+    let a = command(&seg, Command::ALLOCATE_NEW, 100, 1000, None, 1).unwrap();
     assert!(!a.reused);
     assert!(a.received >= 1000);
     // Preferred too large: falls back to at least the limit.
-    let b = seg
-        .allocation_command(Command::ALLOCATE_NEW, 100, SEG * 2, None, 1)
-        .unwrap();
+    let b = command(&seg, Command::ALLOCATE_NEW, 100, SEG * 2, None, 1).unwrap();
     assert!(b.received >= 100 && b.received < SEG);
     // Not even the limit: the error suggests what might work.
-    match seg.allocation_command(Command::ALLOCATE_NEW, SEG, SEG * 2, None, 1) {
+    match command(&seg, Command::ALLOCATE_NEW, SEG, SEG * 2, None, 1) {
         Err(Error::AllocationCommandFailed { possible, .. }) => {
             assert!(possible > 0 && possible < SEG);
-            let c = seg
-                .allocation_command(Command::ALLOCATE_NEW, possible, possible, None, 1)
-                .unwrap();
+            let c = command(&seg, Command::ALLOCATE_NEW, possible, possible, None, 1).unwrap();
             assert!(c.received >= possible);
             // SAFETY: allocated above.
             unsafe { seg.deallocate(c.ptr).unwrap() };
@@ -243,9 +251,7 @@ fn allocation_command_allocate_new_prefers_then_settles() {
 #[test]
 fn allocation_command_expand_forward_then_shrink_in_place() {
     let seg = heap();
-    let a = seg
-        .allocation_command(Command::ALLOCATE_NEW, 100 * 8, 1000 * 8, None, 8)
-        .unwrap();
+    let a = command(&seg, Command::ALLOCATE_NEW, 100 * 8, 1000 * 8, None, 8).unwrap();
     assert!(a.received >= 100 * 8);
     let first = a.received / 8;
     let free_after_alloc = seg.free_memory();
@@ -254,15 +260,15 @@ fn allocation_command_expand_forward_then_shrink_in_place() {
         // SAFETY: `received` bytes are usable.
         unsafe { words.add(i).write(i as u64) };
     }
-    let e = seg
-        .allocation_command(
-            Command::EXPAND_FWD,
-            first * 2 * 8,
-            first * 3 * 8,
-            Some(a.ptr),
-            8,
-        )
-        .unwrap();
+    let e = command(
+        &seg,
+        Command::EXPAND_FWD,
+        first * 2 * 8,
+        first * 3 * 8,
+        Some(a.ptr),
+        8,
+    )
+    .unwrap();
     assert_eq!(e.ptr, a.ptr);
     assert!(e.reused);
     assert!(e.received >= first * 2 * 8, "received ≥ limit");
@@ -273,9 +279,15 @@ fn allocation_command_expand_forward_then_shrink_in_place() {
         unsafe { words.add(i).write(i as u64) };
     }
     let free_after_expand = seg.free_memory();
-    let s = seg
-        .allocation_command(Command::SHRINK_IN_PLACE, 200 * 8, 100 * 8, Some(a.ptr), 8)
-        .unwrap();
+    let s = command(
+        &seg,
+        Command::SHRINK_IN_PLACE,
+        200 * 8,
+        100 * 8,
+        Some(a.ptr),
+        8,
+    )
+    .unwrap();
     assert_eq!(s.ptr, a.ptr);
     assert!(
         s.received >= 100 * 8 && s.received <= 200 * 8,
@@ -298,7 +310,7 @@ fn expand_forward_fails_cleanly_when_the_neighbour_is_used() {
     let a = seg.allocate(64).unwrap();
     let b = seg.allocate(64).unwrap();
     let free = seg.free_memory();
-    match seg.allocation_command(Command::EXPAND_FWD, 128, 256, Some(a), 1) {
+    match command(&seg, Command::EXPAND_FWD, 128, 256, Some(a), 1) {
         Err(Error::AllocationCommandFailed {
             possible, limit, ..
         }) => {
@@ -309,20 +321,18 @@ fn expand_forward_fails_cleanly_when_the_neighbour_is_used() {
     }
     assert_eq!(seg.free_memory(), free);
     // Already big enough: success without change.
-    let same = seg
-        .allocation_command(Command::EXPAND_FWD, 16, 32, Some(a), 1)
-        .unwrap();
+    let same = command(&seg, Command::EXPAND_FWD, 16, 32, Some(a), 1).unwrap();
     assert_eq!((same.ptr, same.received), (a, 64));
     // Expand forward or else allocate new.
-    let n = seg
-        .allocation_command(
-            Command::EXPAND_FWD | Command::ALLOCATE_NEW,
-            128,
-            256,
-            Some(a),
-            1,
-        )
-        .unwrap();
+    let n = command(
+        &seg,
+        Command::EXPAND_FWD | Command::ALLOCATE_NEW,
+        128,
+        256,
+        Some(a),
+        1,
+    )
+    .unwrap();
     assert!(!n.reused && n.ptr != a && n.received >= 256);
     // SAFETY: all allocated above.
     unsafe { seg.deallocate_many([a, b, n.ptr]).unwrap() };
@@ -338,15 +348,15 @@ fn expand_backward_moves_the_start_by_whole_objects() {
     // SAFETY: allocated above; makes room before `block`.
     unsafe { seg.deallocate(before).unwrap() };
     let object = 24; // not a multiple of the 8-byte granule's square: exercises the lcm
-    let r = seg
-        .allocation_command(
-            Command::EXPAND_BWD,
-            96 + 3 * object,
-            96 + 5 * object,
-            Some(block),
-            object,
-        )
-        .unwrap();
+    let r = command(
+        &seg,
+        Command::EXPAND_BWD,
+        96 + 3 * object,
+        96 + 5 * object,
+        Some(block),
+        object,
+    )
+    .unwrap();
     assert!(r.reused);
     assert!(r.ptr < block);
     let moved = block.as_ptr().addr() - r.ptr.as_ptr().addr();
@@ -359,15 +369,15 @@ fn expand_backward_moves_the_start_by_whole_objects() {
     let _z = seg.allocate(8).unwrap();
     // SAFETY: allocated above.
     unsafe { seg.deallocate(x).unwrap() };
-    let both = seg
-        .allocation_command(
-            Command::EXPAND_FWD | Command::EXPAND_BWD,
-            150,
-            200,
-            Some(y),
-            8,
-        )
-        .unwrap();
+    let both = command(
+        &seg,
+        Command::EXPAND_FWD | Command::EXPAND_BWD,
+        150,
+        200,
+        Some(y),
+        8,
+    )
+    .unwrap();
     assert!(both.ptr < y && both.received >= 150);
     seg.check().unwrap();
 }
@@ -378,28 +388,22 @@ fn shrink_in_place_rules() {
     let p = seg.allocate(1000).unwrap();
     let _fence = seg.allocate(8).unwrap();
     // Shrinking to a size inside [preferred, limit].
-    let s = seg
-        .allocation_command(Command::SHRINK_IN_PLACE, 600, 500, Some(p), 1)
-        .unwrap();
+    let s = command(&seg, Command::SHRINK_IN_PLACE, 600, 500, Some(p), 1).unwrap();
     assert!(s.received >= 500 && s.received <= 600);
     // A tail too small to stand alone next to a used block: the block stays as it is, which
     // is a success only if its size is already within the limit.
     let fresh = heap();
     let q = fresh.allocate(1000).unwrap();
     let _fence2 = fresh.allocate(8).unwrap();
-    let tiny = fresh
-        .allocation_command(Command::SHRINK_IN_PLACE, 1000, 992, Some(q), 1)
-        .unwrap();
+    let tiny = command(&fresh, Command::SHRINK_IN_PLACE, 1000, 992, Some(q), 1).unwrap();
     assert_eq!(tiny.received, 1000);
     assert!(matches!(
-        fresh.allocation_command(Command::SHRINK_IN_PLACE, 996, 992, Some(q), 1),
+        command(&fresh, Command::SHRINK_IN_PLACE, 996, 992, Some(q), 1),
         Err(Error::AllocationCommandFailed { possible: 1000, .. })
     ));
     assert_eq!(fresh.usable_size(q), Some(1000));
     // Growing through "shrink" is a failure, not a change.
-    assert!(seg
-        .allocation_command(Command::SHRINK_IN_PLACE, 5000, 4000, Some(p), 1)
-        .is_err());
+    assert!(command(&seg, Command::SHRINK_IN_PLACE, 5000, 4000, Some(p), 1).is_err());
     assert_eq!(seg.usable_size(p), Some(s.received));
     seg.check().unwrap();
 }
@@ -422,16 +426,14 @@ fn allocation_command_rejects_contradictory_requests() {
     for (cmd, limit, preferred, reuse) in bad {
         assert!(
             matches!(
-                seg.allocation_command(cmd, limit, preferred, reuse, 1),
+                command(&seg, cmd, limit, preferred, reuse, 1),
                 Err(Error::InvalidArgument { .. })
             ),
             "{cmd:?} {limit} {preferred}"
         );
     }
     let foreign = NonNull::from(&0u64).cast::<u8>();
-    assert!(seg
-        .allocation_command(Command::EXPAND_FWD, 10, 20, Some(foreign), 1)
-        .is_err());
+    assert!(command(&seg, Command::EXPAND_FWD, 10, 20, Some(foreign), 1).is_err());
     seg.check().unwrap();
 }
 
@@ -709,4 +711,37 @@ fn a_read_only_external_buffer_can_be_inspected() {
     // A second read-only view of the same bytes at the same time.
     let ro2 = ManagedExternalBuffer::open_read_only(raw).unwrap();
     assert_eq!(ro2.free_memory(), ro.free_memory());
+}
+
+#[test]
+fn taking_the_lock_again_from_inside_with_lock_is_an_error_not_a_hang() {
+    let seg = heap();
+    let inner = seg.with_lock(|| seg.allocate(64)).unwrap();
+    assert!(
+        matches!(inner, Err(Error::InvalidArgument { .. })),
+        "{inner:?}"
+    );
+    // Reading works inside (it reads without the lock this thread already holds).
+    let free = seg.with_lock(|| seg.free_memory()).unwrap();
+    assert_eq!(free, seg.free_memory());
+    // And the lock is usable afterwards.
+    let p = seg.allocate(64).unwrap();
+    // SAFETY: allocated just now, freed once.
+    unsafe { seg.deallocate(p).unwrap() };
+}
+
+#[test]
+fn expanding_forward_by_a_few_bytes_keeps_the_free_lists_intact() {
+    // The remainder's header lands on the free neighbour's list links.
+    for grow in [8, 16, 24] {
+        let seg = heap();
+        let p = seg.allocate(40).unwrap();
+        let q = seg.allocate(100).unwrap();
+        let _r = seg.allocate(40).unwrap();
+        // SAFETY: `q` is live, freed once.
+        unsafe { seg.deallocate(q).unwrap() };
+        let a = command(&seg, Command::EXPAND_FWD, 40 + grow, 40 + grow, Some(p), 1).unwrap();
+        assert!(a.received >= 40 + grow);
+        seg.check().unwrap();
+    }
 }

@@ -259,3 +259,53 @@ fn the_blocks_a_killed_process_cached_are_reclaimed() {
     assert_eq!(seg.free_memory(), free0);
     seg.check().unwrap();
 }
+
+#[test]
+fn a_thread_using_many_segments_keeps_one_slot_in_each() {
+    // More segments than a thread remembers slots for: it must find its old slot again
+    // rather than claim a new one each time (which would strand cached blocks).
+    let segments: Vec<_> = (0..6).map(|_| heap()).collect();
+    for _ in 0..10 {
+        for seg in &segments {
+            let p = seg.allocate(100).unwrap();
+            // SAFETY: allocated just now, freed once.
+            unsafe { seg.deallocate(p).unwrap() };
+        }
+    }
+    for seg in &segments {
+        assert_eq!(seg.cached_memory(), 112, "one cached block, in one slot");
+    }
+}
+
+#[test]
+fn the_blocks_an_exited_thread_cached_are_taken_back_when_needed() {
+    let seg = heap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let blocks: Vec<_> = (0..64).map(|_| seg.allocate(120).unwrap()).collect();
+            // SAFETY: allocated above, freed once each.
+            unsafe {
+                for p in blocks {
+                    seg.deallocate(p).unwrap();
+                }
+            }
+        });
+    });
+    assert_eq!(
+        seg.cached_memory(),
+        64 * 128,
+        "the exited thread's cache remains"
+    );
+    // Fill what is left; the last allocations need the exited thread's blocks.
+    let mut mine = Vec::new();
+    while seg.free_memory() > seg.cached_memory() + 4096 {
+        mine.push(seg.allocate(2048).unwrap());
+    }
+    for _ in 0..64 {
+        mine.push(
+            seg.allocate(120)
+                .expect("the exited thread's blocks are reclaimed"),
+        );
+    }
+    seg.check().unwrap();
+}

@@ -6,6 +6,8 @@ pub mod alloc_free_mixed;
 pub mod alloc_many_free;
 pub mod baseline_std;
 pub mod create_segment;
+pub mod named;
+pub mod open_existing;
 
 /// A workload group: one process runs it and it prints all of its lines.
 pub struct Group {
@@ -26,6 +28,14 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "alloc_many_free",
         run: alloc_many_free::run,
+    },
+    Group {
+        name: "named",
+        run: named::run,
+    },
+    Group {
+        name: "open_existing",
+        run: open_existing::run,
     },
     Group {
         name: "create_segment",

@@ -41,6 +41,9 @@ struct Bin {
 pub struct Slot {
     /// `pid << 32 | mapping id`, 0 when free.
     owner: AtomicU64,
+    /// The owning thread's kernel id, so a thread finds its slot again after forgetting it
+    /// and slots of exited threads can be told apart.
+    thread: AtomicU64,
     /// Bytes (whole blocks) cached in this slot.
     cached: AtomicU64,
     /// Largest `cached` allowed.
@@ -66,6 +69,33 @@ pub fn budget(size: usize) -> u64 {
 }
 
 static NEXT_MAPPING: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    /// (pid, tid) of this thread, cached; the pid tells a forked child that the record is
+    /// its parent's.
+    static TID: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// This thread's kernel thread id.
+fn current_tid() -> u64 {
+    let pid = current_pid();
+    TID.with(|t| match t.get() {
+        (p, tid) if p == pid => tid,
+        _ => {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u64;
+            t.set((pid, tid));
+            tid
+        }
+    })
+}
+
+/// Whether thread `tid` of this process still runs (when in doubt: yes).
+fn thread_alive(tid: u64) -> bool {
+    match std::fs::metadata(format!("/proc/self/task/{tid}")) {
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        Ok(_) => true,
+    }
+}
 
 /// A fresh id for a mapping of a segment in this process (never 0, never reused).
 pub fn new_mapping_id() -> u32 {
@@ -201,9 +231,10 @@ impl Cache {
         })
     }
 
-    /// Takes a cached block of exactly `size` bytes, without the lock.
+    /// Takes a cached block of exactly `size` bytes, without the lock. Blocks must end
+    /// before `limit` (the segment size); a bin that says otherwise is dropped.
     #[inline]
-    pub fn pop(&self, slot: u64, size: u64, epoch: u64) -> Option<u64> {
+    pub fn pop(&self, slot: u64, size: u64, epoch: u64, limit: u64) -> Option<u64> {
         let bin = bin_of(size)?;
         let slot = self.slot(slot);
         if slot.epoch.load(Relaxed) != epoch {
@@ -212,6 +243,21 @@ impl Cache {
         let bin = &slot.bins[bin];
         let head = bin.head.load(Relaxed);
         if head == 0 {
+            return None;
+        }
+        if head % GRANULE as u64 != 0 || head.saturating_add(size) > limit {
+            bin.head.store(0, Relaxed);
+            bin.count.store(0, Relaxed);
+            return None;
+        }
+        // Defence in depth: the header must still say a used block of this size (misuse
+        // such as resizing a freed block through `allocation_command` would change it).
+        // SAFETY: cached blocks lie in the mapping; headers are aligned words.
+        let header =
+            unsafe { AtomicU64::from_ptr(self.base.add(head as usize).cast()).load(Relaxed) };
+        if header & !(GRANULE as u64 - 1) != size || header & 1 != 0 {
+            bin.head.store(0, Relaxed);
+            bin.count.store(0, Relaxed);
             return None;
         }
         // SAFETY: `head` is a cached block of this slot, which only this thread touches;
@@ -268,17 +314,40 @@ impl Cache {
         }
     }
 
-    /// Claims a free slot for this thread and `mapping` (0 when all are taken), after
+    /// The slot of this thread and `mapping`: the one it already owns (its thread-local
+    /// record may have been evicted), else a free one (0 when all are taken), after
     /// reclaiming the slots of dead processes. Lock held.
     pub fn claim(&self, t: &mut Tlsf, mapping: u32, budget: u64, epoch: u64) -> u64 {
+        let me = owner(current_pid(), mapping);
+        let tid = current_tid();
+        if let Some((off, _)) = self
+            .slots()
+            .find(|(_, s)| s.owner.load(Relaxed) == me && s.thread.load(Relaxed) == tid)
+        {
+            return off;
+        }
         self.reclaim_dead(t, epoch);
         let Some((off, slot)) = self.slots().find(|(_, s)| s.owner.load(Relaxed) == 0) else {
             return 0;
         };
         self.flush(t, off, epoch);
         slot.budget.store(budget, Relaxed);
-        slot.owner.store(owner(current_pid(), mapping), Relaxed);
+        slot.thread.store(tid, Relaxed);
+        slot.owner.store(me, Relaxed);
         off
+    }
+
+    /// Returns the blocks of this process's slots whose thread has exited, and frees those
+    /// slots (the segment looked full). Lock held.
+    pub fn reclaim_exited_threads(&self, t: &mut Tlsf, epoch: u64) {
+        let pid = current_pid() as u64;
+        for (off, slot) in self.slots() {
+            let o = slot.owner.load(Relaxed);
+            if o != 0 && o >> 32 == pid && !thread_alive(slot.thread.load(Relaxed)) {
+                self.flush(t, off, epoch);
+                slot.owner.store(0, Relaxed);
+            }
+        }
     }
 
     /// Returns every block of slot `off` to the allocator and marks it current. Called with
@@ -294,12 +363,14 @@ impl Cache {
         slot.epoch.store(epoch, Relaxed);
     }
 
-    /// Returns every block of `bin` (holding blocks of `size`) to the allocator.
+    /// Returns every block of `bin` (holding blocks of `size`) to the allocator. Each block
+    /// leaves the bin before it is freed, so a crash in between leaks that one block instead
+    /// of leaving the bin pointing into free memory (whose stale headers would pass the
+    /// checks below and be freed twice by the recoverer).
     fn drain(&self, t: &mut Tlsf, bin: &Bin, size: u64) {
-        let count = bin.count.load(Relaxed);
+        let mut left = bin.count.load(Relaxed);
         let mut cur = bin.head.load(Relaxed);
-        let mut freed = 0;
-        while cur != 0 && freed < count {
+        while cur != 0 && left > 0 {
             if t.used_block_size(cur) != Some(size) {
                 // A link a dead process left half-written: the rest of the bin stays
                 // allocated, a leak rather than a corruption.
@@ -307,13 +378,24 @@ impl Cache {
             }
             // SAFETY: `cur` is a used block of this size (checked) held only by this bin.
             let next = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
-            // SAFETY: as above; the bin gives it up.
+            left -= 1;
+            bin.head.store(next, Relaxed);
+            bin.count.store(left, Relaxed);
+            // SAFETY: as above; the bin has given it up.
             unsafe { t.free_block(cur) };
-            freed += 1;
             cur = next;
         }
         bin.head.store(0, Relaxed);
         bin.count.store(0, Relaxed);
+    }
+
+    /// Empties every slot and frees them all: for a private copy of the segment, where no
+    /// owner recorded in the slots can use them. Lock held.
+    pub fn flush_all(&self, t: &mut Tlsf, epoch: u64) {
+        for (off, slot) in self.slots() {
+            self.flush(t, off, epoch);
+            slot.owner.store(0, Relaxed);
+        }
     }
 
     /// Empties and frees every slot this process holds for `mapping` (the mapping is going

@@ -101,12 +101,12 @@ fn usable(block: u64) -> usize {
     (block - HEADER as u64) as usize
 }
 
-fn lcm(a: u64, b: u64) -> u64 {
+fn lcm(a: u64, b: u64) -> Option<u64> {
     let (mut x, mut y) = (a, b);
     while y != 0 {
         (x, y) = (y, x % y);
     }
-    a / x * b
+    (a / x).checked_mul(b)
 }
 
 /// Runs a validated request. Called with the segment lock held.
@@ -204,11 +204,11 @@ fn expand(
         return None;
     }
     let bwd_room = t.free_before(off);
-    let step = lcm(GRANULE as u64, req.object_size as u64);
+    let step = lcm(GRANULE as u64, req.object_size as u64)?;
     let missing = need - size - fwd_room;
     // The smallest whole number of steps that covers the gap and leaves the free block
     // before either empty or big enough to stand alone.
-    let mut delta = missing.div_ceil(step) * step;
+    let mut delta = missing.div_ceil(step).checked_mul(step)?;
     while delta < bwd_room && bwd_room - delta < MIN_BLOCK as u64 {
         delta += step;
     }

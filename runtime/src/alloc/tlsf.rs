@@ -133,6 +133,19 @@ fn mapping_search(size: u64) -> (usize, usize) {
     }
 }
 
+/// Where fields of the state lie, for tests that forge corrupt segments.
+#[cfg(test)]
+pub(crate) mod layout {
+    /// Offset of the first-level bitmap, the second-level bitmaps and the list heads.
+    pub const FL_BITMAP: usize = std::mem::offset_of!(super::TlsfState, fl_bitmap);
+    pub const SL_BITMAP: usize = std::mem::offset_of!(super::TlsfState, sl_bitmap);
+    pub const HEADS: usize = std::mem::offset_of!(super::TlsfState, heads);
+    /// Offset of the end-sentinel offset.
+    pub const END: usize = std::mem::offset_of!(super::TlsfState, end);
+    /// Lists per first level.
+    pub const SL_COUNT: usize = super::SL_COUNT;
+}
+
 impl Tlsf {
     /// Size in bytes of the state kept in the segment.
     pub const STATE_SIZE: usize = std::mem::size_of::<TlsfState>();
@@ -187,6 +200,8 @@ impl Tlsf {
     /// header's `PREV_FREE` bit. Only writable segments ever write.
     #[inline]
     unsafe fn set_word(&mut self, off: u64, v: u64) {
+        #[cfg(test)]
+        crash_tests::tick();
         // SAFETY: as in `word`; the word is aligned and lies in writable memory.
         unsafe {
             AtomicU64::from_ptr(self.base.add(off as usize).cast()).store(v, Ordering::Relaxed)
@@ -543,7 +558,11 @@ impl Tlsf {
         // SAFETY: `off` was just checked to lie inside the block range.
         let h = unsafe { self.word(off) };
         let size = h & !FLAGS;
-        (h & FREE == 0 && size >= MIN_BLOCK as u64 && off + size <= st.end).then_some(off)
+        (h & FREE == 0
+            && size >= MIN_BLOCK as u64
+            && size % GRANULE as u64 == 0
+            && size <= st.end - off)
+            .then_some(off)
     }
 
     /// Size in bytes of block `off` (header included).
@@ -610,7 +629,8 @@ impl Tlsf {
                 return off;
             }
             let at = off + pad;
-            self.set_word(at, (have - pad) | PREV_FREE);
+            // Free until `take` claims it: a crash here must not leave the remainder used.
+            self.set_word(at, (have - pad) | FREE | PREV_FREE);
             self.set_word(off, pad | FREE | prev_bit);
             self.make_free(off, pad);
             self.take(at, have - pad, size);
@@ -663,8 +683,9 @@ impl Tlsf {
             // Every step leaves a walkable chain in which the neighbour's bytes are free or
             // belong to a complete block, so a crash leaks nothing beyond the request.
             if tail >= MIN_BLOCK as u64 {
-                self.set_word(off + new_size, tail | FREE);
+                // Unlink first: the tail header may land on the neighbour's link words.
                 self.unlink(next, nsize);
+                self.set_word(off + new_size, tail | FREE);
                 self.set_word(off, new_size | (h & PREV_FREE));
                 self.make_free(off + new_size, tail);
             } else {
@@ -749,7 +770,7 @@ impl Tlsf {
             // step lands on a header inside the range.
             let h = unsafe { self.word(off) };
             let size = h & !FLAGS;
-            if size == 0 || off + size > st.end {
+            if size == 0 || size % GRANULE as u64 != 0 || size > st.end - off {
                 return;
             }
             f(Block { offset: off, size }, h & FREE != 0);
@@ -766,7 +787,7 @@ impl Tlsf {
             // SAFETY: `off` is inside the range (loop condition) and granule aligned.
             let h = unsafe { self.word(off) };
             let size = h & !FLAGS;
-            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || off + size > st.end {
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
                 return Err(format!("block at {off} has invalid size {size}"));
             }
             if (h & PREV_FREE != 0) != prev_free {
@@ -804,6 +825,9 @@ impl Tlsf {
                 st.free_bytes
             ));
         }
+        if st.fl_bitmap >> FL_COUNT != 0 || st.sl_bitmap.iter().any(|m| m >> SL_COUNT != 0) {
+            return Err("bitmaps name size classes that do not exist".into());
+        }
         let mut listed = 0u64;
         for fl in 0..FL_COUNT {
             for sl in 0..SL_COUNT {
@@ -813,7 +837,11 @@ impl Tlsf {
                     return Err(format!("bitmap disagrees with list ({fl},{sl})"));
                 }
                 while cur != 0 {
-                    if cur < st.start || cur >= st.end || listed > free_count {
+                    if cur < st.start
+                        || cur % GRANULE as u64 != 0
+                        || cur.saturating_add(MIN_BLOCK as u64) > st.end
+                        || listed > free_count
+                    {
                         return Err(format!("list ({fl},{sl}) leaves the block range"));
                     }
                     // SAFETY: `cur` was just checked to lie inside the range.
@@ -859,7 +887,7 @@ impl Tlsf {
             // SAFETY: `off` is inside the range (loop condition).
             let h = unsafe { self.word(off) };
             let size = h & !FLAGS;
-            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || off + size > end {
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > end - off {
                 return Err(format!("block at {off} has invalid size {size}"));
             }
             if h & FREE != 0 {
@@ -988,3 +1016,6 @@ impl Tlsf {
         unsafe { NonNull::new_unchecked(self.base.add(off as usize + HEADER)) }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod crash_tests;

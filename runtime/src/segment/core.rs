@@ -2,11 +2,12 @@
 //! robust lock. Every managed segment kind (shared memory, file, heap, buffer, …) is a
 //! backing that keeps the bytes mapped plus one of these.
 
+use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::header::{self, state, SegmentHeader, BLOCKS_START};
-use crate::alloc::cache;
+use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
 use crate::error::{Error, Result};
@@ -22,8 +23,10 @@ pub struct Handle(pub u64);
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCore {
     base: NonNull<u8>,
-    /// Identifies this mapping in this process, for the thread caches.
+    /// Identifies this mapping in this process, for the thread caches and the lock.
     mapping: u32,
+    /// False for read-only mappings, which never take the lock (they cannot write it).
+    writable: bool,
 }
 
 // SAFETY: the view is an address; all shared state behind it is accessed under the
@@ -34,16 +37,58 @@ unsafe impl Sync for SegmentCore {}
 
 use thread_cache::CachePush;
 
+thread_local! {
+    /// The mapping whose segment lock this thread holds (0: none). The lock is not
+    /// reentrant; taking it again from the same thread is reported instead of hanging.
+    static HELD: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Allocates every block of `blocks` on its own, all or nothing; their offsets.
+fn one_by_one(t: &mut Tlsf, blocks: &[u64]) -> Option<Vec<u64>> {
+    let mut taken = Vec::with_capacity(blocks.len());
+    for &b in blocks {
+        match t.alloc_block(b) {
+            Some(off) => taken.push(off),
+            None => {
+                for off in taken {
+                    // SAFETY: allocated just above, never handed out.
+                    unsafe { t.free_block(off) };
+                }
+                return None;
+            }
+        }
+    }
+    Some(taken)
+}
+
 /// Holds the segment lock; releases it on drop (also when a panic unwinds).
 struct Locked<'a> {
     mutex: &'a RobustMutex,
+    state: &'a AtomicU32,
     tlsf: Tlsf,
+    /// What `HELD` said before (an outer lock of another segment).
+    outer: u32,
 }
 
 impl Drop for Locked<'_> {
     #[inline]
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.repair_after_panic();
+        }
+        let _ = HELD.try_with(|h| h.set(self.outer));
         self.mutex.unlock();
+    }
+}
+
+impl Locked<'_> {
+    /// A panic under the lock may have left the allocator half-updated: rebuild it before
+    /// anyone else sees it, or mark the segment corrupted.
+    #[cold]
+    fn repair_after_panic(&mut self) {
+        if self.tlsf.rebuild().is_err() {
+            self.state.store(state::CORRUPTED, Ordering::Release);
+        }
     }
 }
 
@@ -51,8 +96,12 @@ impl SegmentCore {
     /// # Safety
     /// `base` starts a segment that passed [`header::validate`] (or was just formatted) and
     /// stays mapped while this view, or any copy of it, is used.
-    pub unsafe fn new(base: NonNull<u8>, mapping: u32) -> Self {
-        SegmentCore { base, mapping }
+    pub unsafe fn new(base: NonNull<u8>, mapping: u32, writable: bool) -> Self {
+        SegmentCore {
+            base,
+            mapping,
+            writable,
+        }
     }
 
     /// The id of this mapping in this process (one per opened segment).
@@ -95,34 +144,106 @@ impl SegmentCore {
         // SAFETY: the header is mapped; reading the allocator's range does not modify it.
         let t = unsafe { header::tlsf(self.base.as_ptr()) };
         let size = self.size() as u64;
-        if t.start() != BLOCKS_START as u64 || t.end() < t.start() || t.end() + HEADER as u64 > size
-        {
-            return Err(Error::Corrupted {
-                what: self.what(),
-                reason: format!(
-                    "allocator range {}..{} does not fit the {size}-byte segment",
-                    t.start(),
-                    t.end()
-                ),
-            });
+        let fits = t.start() == BLOCKS_START as u64
+            && t.end() >= t.start()
+            && t.end() % GRANULE as u64 == 0
+            && t.end()
+                .checked_add(HEADER as u64)
+                .is_some_and(|e| e <= size);
+        if !fits {
+            return Err(self.corrupted(format!(
+                "allocator range {}..{} does not fit the {size}-byte segment",
+                t.start(),
+                t.end()
+            )));
         }
+        let table = self.cache().table();
+        let table_fits = table == 0
+            || (table % GRANULE as u64 == 0
+                && table >= t.start() + HEADER as u64
+                && table
+                    .checked_add(SlotTable::SIZE as u64)
+                    .is_some_and(|e| e <= t.end()));
+        if !table_fits {
+            return Err(self.corrupted(format!(
+                "thread-cache table at {table} lies outside the blocks"
+            )));
+        }
+        Ok(())
+    }
+
+    fn corrupted(&self, reason: String) -> Error {
+        Error::Corrupted {
+            what: self.what(),
+            reason,
+        }
+    }
+
+    /// Checks a segment made by someone else before trusting it: bounds, and for writable
+    /// mappings every allocator invariant (under the lock, so a concurrent writer cannot
+    /// make it look torn). A read-only mapping cannot lock; its read paths are bounds-checked.
+    pub fn validate_untrusted(&self) -> Result<()> {
+        self.check_bounds()?;
+        if self.writable {
+            let l = self.lock()?;
+            l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
+            if self.cache().exists() && self.cache_table_block(&l.tlsf) < SlotTable::SIZE as u64 {
+                return Err(self.corrupted("thread-cache table is not an allocated block".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a private (copy-on-write) mapping consistent for this process alone: its pages
+    /// were copied from a segment others may have been changing, and its lock word and
+    /// cache slots may belong to them. Nobody else can see this copy, so: clear the lock,
+    /// rebuild the allocator when it is torn, and take back every cached block.
+    pub fn adopt_private_copy(&self) -> Result<()> {
+        self.check_bounds()?;
+        self.mutex().force_unlock();
+        let mut l = self.lock()?;
+        if l.tlsf.check().is_err() {
+            l.tlsf.rebuild().map_err(|reason| self.corrupted(reason))?;
+            l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
+        }
+        self.cache().flush_all(&mut l.tlsf, self.cache_epoch());
         Ok(())
     }
 
     /// Takes the segment lock; after a dead owner, repairs the allocator first.
     #[inline(always)]
     fn lock(&self) -> Result<Locked<'_>> {
+        if HELD.try_with(Cell::get).ok() == Some(self.mapping) {
+            return Err(self.reentered());
+        }
         let mutex = self.mutex();
         let acquired = mutex.lock();
         let mut locked = Locked {
             mutex,
+            // SAFETY (of the projection): a field of the header.
+            state: self.field(|h| unsafe { &raw mut (*h).state }),
             // SAFETY: we hold the lock, so the allocator state is ours to use.
             tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
+            outer: HELD.try_with(|h| h.replace(self.mapping)).unwrap_or(0),
         };
         if acquired == Acquired::OwnerDied {
             self.recover(&mut locked.tlsf)?;
         }
+        if locked.state.load(Ordering::Relaxed) == state::CORRUPTED {
+            return Err(self.corrupted("a recovery marked the segment corrupted".into()));
+        }
         Ok(locked)
+    }
+
+    #[cold]
+    fn reentered(&self) -> Error {
+        Error::InvalidArgument {
+            reason: format!(
+                "this thread already holds the lock of the {} (inside `with_lock`); only \
+                 cached small blocks can be allocated or freed there",
+                self.what()
+            ),
+        }
     }
 
     /// Repairs the allocator after a process died holding the lock, or marks the segment
@@ -144,9 +265,17 @@ impl SegmentCore {
         })
     }
 
-    /// Runs `f` on the allocator without the lock: for read-only mappings, which cannot
-    /// write the lock word. The result is a snapshot that concurrent writers may outdate.
-    fn read_unlocked<R>(&self, f: impl FnOnce(&Tlsf) -> R) -> R {
+    /// Runs `f` on the allocator for reading: under the lock for writable mappings (the
+    /// lock holder's updates would race with our reads otherwise), without it for read-only
+    /// ones, which cannot write the lock word; there the result is a snapshot. When the
+    /// lock cannot be taken (this thread holds it, or the segment is marked corrupted) the
+    /// reads go ahead unlocked: every read is bounds-checked.
+    fn inspect<R>(&self, f: impl FnOnce(&Tlsf) -> R) -> R {
+        if self.writable {
+            if let Ok(l) = self.lock() {
+                return f(&l.tlsf);
+            }
+        }
         // SAFETY: the header is mapped; `f` only reads.
         f(&unsafe { header::tlsf(self.base.as_ptr()) })
     }
@@ -163,27 +292,37 @@ impl SegmentCore {
             return Ok(self.payload(off));
         }
         let mut l = self.lock()?;
-        self.prepare_cache(&mut l.tlsf, slot);
+        if slot.is_none() {
+            // This thread had forgotten its slot (or never had one): having found it again,
+            // use what it holds.
+            if let Some(off) = self.cache_pop(self.prepare_cache(&mut l.tlsf, None), block) {
+                return Ok(self.payload(off));
+            }
+        } else {
+            self.prepare_cache(&mut l.tlsf, slot);
+        }
         match l.tlsf.alloc_block(block) {
             Some(off) => Ok(l.tlsf.payload(off)),
-            None => self.allocate_when_full(l, size, block),
+            None => self.retry_when_full(l, size, GRANULE, |t| t.alloc_block(block)),
         }
     }
 
-    /// The segment looked full: take back what the caches hold, then try once more.
+    /// The segment looked full: take back what the thread caches hold (ours, and those of
+    /// dead processes and exited threads), then try once more.
     #[cold]
-    fn allocate_when_full(
+    fn retry_when_full(
         &self,
         mut l: Locked<'_>,
         size: usize,
-        block: u64,
+        align: usize,
+        attempt: impl FnOnce(&mut Tlsf) -> Option<u64>,
     ) -> Result<NonNull<u8>> {
-        self.empty_caches(&mut l.tlsf);
-        match l.tlsf.alloc_block(block) {
+        self.reclaim_caches(&mut l.tlsf);
+        match attempt(&mut l.tlsf) {
             Some(off) => Ok(l.tlsf.payload(off)),
             None => {
                 drop(l);
-                Err(self.oom(size, GRANULE))
+                Err(self.oom(size, align))
             }
         }
     }
@@ -203,10 +342,7 @@ impl SegmentCore {
         let mut l = self.lock()?;
         match l.tlsf.alloc_aligned(block, align as u64) {
             Some(off) => Ok(l.tlsf.payload(off)),
-            None => {
-                drop(l);
-                Err(self.oom(size, align))
-            }
+            None => self.retry_when_full(l, size, align, |t| t.alloc_aligned(block, align as u64)),
         }
     }
 
@@ -261,6 +397,10 @@ impl SegmentCore {
     /// when one free block can hold them all. All or nothing.
     pub fn allocate_many(&self, elem_size: usize, count: usize) -> Result<Vec<NonNull<u8>>> {
         let block = block_size_for(elem_size).ok_or_else(|| self.oom(elem_size, GRANULE))?;
+        if count as u64 > self.size() as u64 / block {
+            // More blocks than could ever fit: say so before building the request.
+            return Err(self.oom(elem_size.saturating_mul(count), GRANULE));
+        }
         self.allocate_blocks(&vec![block; count], elem_size.saturating_mul(count))
     }
 
@@ -286,20 +426,19 @@ impl SegmentCore {
             unsafe { l.tlsf.split_used(off, blocks, |o| out.push(o)) };
             return Ok(out);
         }
-        let mut taken = Vec::with_capacity(blocks.len());
-        for &b in blocks {
-            match l.tlsf.alloc_block(b) {
-                Some(off) => taken.push(off),
-                None => {
-                    for off in taken {
-                        // SAFETY: allocated just above, never handed out.
-                        unsafe { l.tlsf.free_block(off) };
+        let taken = match one_by_one(&mut l.tlsf, blocks) {
+            Some(taken) => taken,
+            None => {
+                self.reclaim_caches(&mut l.tlsf);
+                match one_by_one(&mut l.tlsf, blocks) {
+                    Some(taken) => taken,
+                    None => {
+                        drop(l);
+                        return Err(self.oom(requested, GRANULE));
                     }
-                    drop(l);
-                    return Err(self.oom(requested, GRANULE));
                 }
             }
-        }
+        };
         out.extend(taken.into_iter().map(|off| l.tlsf.payload(off)));
         Ok(out)
     }
@@ -327,7 +466,11 @@ impl SegmentCore {
 
     /// Boost's `allocation_command` in bytes: see [`Command`] for what each flag does.
     /// `object_size` is the unit a backward expansion moves the start by.
-    pub fn allocation_command(
+    ///
+    /// # Safety
+    /// `reuse`, when given, is a live allocation of this segment that the caller owns: it
+    /// is resized in place, so nobody else may use it (nor may it be a freed block).
+    pub unsafe fn allocation_command(
         &self,
         cmd: Command,
         limit: usize,
@@ -356,7 +499,7 @@ impl SegmentCore {
 
     /// Usable bytes of the live block at `ptr` (at least what was asked for).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
-        self.read_unlocked(|t| {
+        self.inspect(|t| {
             let off = self.block_of(t, ptr)?;
             // SAFETY: `off` is a block (checked).
             Some(unsafe { t.block_size(off) } as usize - HEADER)
@@ -376,32 +519,24 @@ impl SegmentCore {
 
     /// Bytes in free blocks (thread caches included), block headers included.
     pub fn free_memory(&self) -> usize {
-        self.read_unlocked(|t| (t.free_bytes() + self.cache().cached_bytes()) as usize)
+        self.inspect(|t| (t.free_bytes() + self.cache().cached_bytes()) as usize)
     }
 
     /// Whether every block allocated so far has been freed.
     pub fn all_memory_deallocated(&self) -> bool {
-        self.read_unlocked(|t| {
-            let in_use = t.end() - t.start() - t.free_bytes() - self.cache().cached_bytes();
-            in_use == self.cache_table_block(t)
+        self.inspect(|t| {
+            let held = t.free_bytes() + self.cache().cached_bytes() + self.cache_table_block(t);
+            held >= t.end() - t.start()
         })
     }
 
     /// Runs every allocator invariant check; the error says what is wrong.
-    pub fn check(&self, locked: bool) -> Result<()> {
-        let run = |t: &Tlsf| {
+    pub fn check(&self) -> Result<()> {
+        self.inspect(|t| {
             t.check()
                 .and_then(|()| self.check_own_cache(t))
-                .map_err(|reason| Error::Corrupted {
-                    what: self.what(),
-                    reason,
-                })
-        };
-        if locked {
-            run(&self.lock()?.tlsf)
-        } else {
-            self.read_unlocked(run)
-        }
+                .map_err(|reason| self.corrupted(reason))
+        })
     }
 
     /// Zeroes the free memory, so that new allocations read as zero.

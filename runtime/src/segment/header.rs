@@ -31,6 +31,27 @@ pub mod state {
 /// Slots reserved for the object indexes and roots of later format additions.
 const RESERVED_WORDS: usize = 16;
 
+/// What the object layer keeps in [`SegmentHeader::reserved`]: one word each, so the
+/// header layout (and [`FORMAT_VERSION`]) stays what it was.
+pub mod words {
+    /// The index lock: a robust mutex in the low half, the holding thread in the high half.
+    pub const INDEX_LOCK: usize = 0;
+    /// The index kind chosen at creation (`IndexKind::KIND`).
+    pub const INDEX_KIND: usize = 1;
+    /// Root of the named-object index.
+    pub const NAMED_ROOT: usize = 2;
+    /// Number of named objects.
+    pub const NAMED_COUNT: usize = 3;
+    /// Root of the unique-object index.
+    pub const UNIQUE_ROOT: usize = 4;
+    /// Number of unique objects.
+    pub const UNIQUE_COUNT: usize = 5;
+    /// Head of the list of type records.
+    pub const TYPES: usize = 6;
+    /// Odd while a thread holds the index lock: lookups without the lock check it.
+    pub const INDEX_VERSION: usize = 7;
+}
+
 #[repr(C)]
 pub struct SegmentHeader {
     pub magic: [u8; 8],
@@ -93,14 +114,14 @@ pub unsafe fn tlsf(base: *mut u8) -> Tlsf {
     unsafe { Tlsf::new(base, &raw mut (*header(base)).tlsf) }
 }
 
-/// Formats the zeroed (or freshly created) memory `[base, base+len)` as an empty segment.
-/// The state word goes to READY last, with release ordering, so an opener that sees READY
-/// sees everything else.
+/// Formats the zeroed (or freshly created) memory `[base, base+len)` as an empty segment
+/// whose object index is of kind `index_kind`. The state word goes to READY last, with
+/// release ordering, so an opener that sees READY sees everything else.
 ///
 /// # Safety
 /// The range is mapped writable, aligned to [`SEGMENT_ALIGN`], and no other process uses it
 /// until READY is published (openers wait for READY).
-pub unsafe fn format(base: *mut u8, len: usize) {
+pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32) {
     let h = header(base);
     // SAFETY: the range is ours and holds at least a header (caller checked the size).
     unsafe {
@@ -114,6 +135,7 @@ pub unsafe fn format(base: *mut u8, len: usize) {
         for w in &(*h).reserved {
             w.store(0, Ordering::Relaxed);
         }
+        (*h).reserved[words::INDEX_KIND].store(index_kind.into(), Ordering::Relaxed);
         (*h).lock = RobustMutex::new();
         let end = (len / GRANULE * GRANULE) as u64;
         let mut t = tlsf(base);

@@ -1,6 +1,8 @@
-//! `ManagedSegment<B, M>`: the one API every kind of managed segment offers. `B` is the
+//! `ManagedSegment<B, M, I>`: the one API every kind of managed segment offers. `B` is the
 //! backing that keeps the bytes mapped (shared memory, a file, heap memory, …); `M` is the
-//! access mode, which decides at compile time whether the writing half of the API exists.
+//! access mode, which decides at compile time whether the writing half of the API exists;
+//! `I` is the kind of name index (see [`crate::objects`]). The object methods live in
+//! `objects_api.rs`.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -11,6 +13,7 @@ use super::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use super::mode::{Mode, ReadWrite, Writable};
 use crate::alloc::{cache, Allocation, Command};
 use crate::error::{Error, Result};
+use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::{MapMode, Permissions};
 use crate::registry::{self, Registration};
 
@@ -54,15 +57,15 @@ impl Default for SegmentOptions {
     }
 }
 
-/// A mapped, formatted segment: an allocator, (later) named objects and roots, in memory
-/// that other processes or later runs can map too.
-pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite> {
+/// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
+/// memory that other processes or later runs can map too.
+pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIndex> {
     core: SegmentCore,
     caches: CacheRelease,
     registration: Registration,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
-    _mode: PhantomData<M>,
+    _mode: PhantomData<(M, I)>,
 }
 
 /// Returns this mapping's thread caches to the segment when the mapping goes away (before
@@ -80,7 +83,7 @@ impl Drop for CacheRelease {
     }
 }
 
-impl<B: Backing, M: Mode> std::fmt::Debug for ManagedSegment<B, M> {
+impl<B: Backing, M: Mode, I: IndexKind> std::fmt::Debug for ManagedSegment<B, M, I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagedSegment")
             .field("backing", &self.backing.describe())
@@ -104,9 +107,10 @@ pub(crate) fn check_size(len: u64) -> Result<usize> {
     })
 }
 
-impl<B: Backing, M: Mode> ManagedSegment<B, M> {
-    /// Wraps bytes that `backing` keeps mapped at `base`: formats them when `created`, else
-    /// validates them (waiting up to `timeout` for a creator in another process).
+impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+    /// Wraps bytes that `backing` keeps mapped at `base`: formats them (with index kind
+    /// `I`) when `created`, else validates them (waiting up to `timeout` for a creator in
+    /// another process) and checks that they were created with index kind `I`.
     ///
     /// # Safety
     /// `[base, base+len)` is mapped (writable unless `M` is read-only) for as long as
@@ -127,14 +131,20 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
         if created {
             check_size(len as u64)?;
             // SAFETY: the caller gives us fresh, writable, exclusively used bytes.
-            unsafe { header::format(base.as_ptr(), len) };
+            unsafe { header::format(base.as_ptr(), len, I::KIND) };
         } else {
             // SAFETY: the range is mapped readable (caller).
             unsafe { header::validate(base.as_ptr(), len, &backing.describe(), timeout)? };
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
-        let core = unsafe { SegmentCore::new(base, cache::new_mapping_id()) };
-        core.check_bounds()?;
+        let core =
+            unsafe { SegmentCore::new(base, cache::new_mapping_id(), M::MAP != MapMode::ReadOnly) };
+        match (created, M::MAP) {
+            (true, _) => {}
+            (false, MapMode::CopyOnWrite) => core.adopt_private_copy()?,
+            (false, _) => core.validate_untrusted()?,
+        }
+        objects::attach::<I>(core, created, M::MAP, &backing.describe())?;
         let registration = registry::register(base.as_ptr(), len, M::MAP != MapMode::ReadOnly)?;
         Ok(ManagedSegment {
             core,
@@ -151,7 +161,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
     }
 
     /// The segment manager view, for code that works with any segment kind.
-    pub fn core(&self) -> &SegmentCore {
+    pub(crate) fn core(&self) -> &SegmentCore {
         &self.core
     }
 
@@ -188,7 +198,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
 
     /// Checks every allocator invariant and says what is wrong if one fails.
     pub fn check(&self) -> Result<()> {
-        self.core.check(M::MAP != MapMode::ReadOnly)
+        self.core.check()
     }
 
     /// Whether `ptr` points into this segment.
@@ -219,7 +229,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
     /// Replaces where the bytes live (a heap segment that moved while growing).
     pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
         // SAFETY: the caller moved the whole formatted segment to `base`.
-        self.core = unsafe { SegmentCore::new(base, self.core.mapping()) };
+        self.core = unsafe { SegmentCore::new(base, self.core.mapping(), true) };
         if self.caches.0.is_some() {
             self.caches.0 = Some(self.core);
         }
@@ -236,7 +246,7 @@ impl<B: Backing, M: Mode> ManagedSegment<B, M> {
     }
 }
 
-impl<B: Backing, M: Writable> ManagedSegment<B, M> {
+impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// Bytes of bookkeeping each allocation costs (Boost's `PayloadPerAllocation`).
     pub const PAYLOAD_PER_ALLOCATION: usize = crate::alloc::PAYLOAD_PER_ALLOCATION;
     /// Alignment of every block `allocate` returns.
@@ -301,7 +311,11 @@ impl<B: Backing, M: Writable> ManagedSegment<B, M> {
     /// Boost's rules; on failure the error suggests a limit that might work.
     /// A backward expansion moves the start by a multiple of `object_size`; the caller then
     /// moves its data (the allocator does not).
-    pub fn allocation_command(
+    ///
+    /// # Safety
+    /// `reuse`, when given, is a live allocation of this segment that the caller owns: it
+    /// is resized in place, so nobody else may use it (nor may it be a freed block).
+    pub unsafe fn allocation_command(
         &self,
         cmd: Command,
         limit: usize,
@@ -309,8 +323,11 @@ impl<B: Backing, M: Writable> ManagedSegment<B, M> {
         reuse: Option<NonNull<u8>>,
         object_size: usize,
     ) -> Result<Allocation> {
-        self.core
-            .allocation_command(cmd, limit, preferred, reuse, object_size)
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.core
+                .allocation_command(cmd, limit, preferred, reuse, object_size)
+        }
     }
 
     /// Zeroes all free memory, so that later allocations read as zero.

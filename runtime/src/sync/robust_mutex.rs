@@ -146,6 +146,13 @@ impl RobustMutex {
         let _ = futex::wake(&self.word, futex::Flags::empty(), 1);
     }
 
+    /// Marks the lock free whoever holds it. Only for a private copy of a segment (a
+    /// copy-on-write mapping), whose lock word was copied from a holder that cannot
+    /// release it here.
+    pub fn force_unlock(&self) {
+        self.word.store(0, Ordering::Release);
+    }
+
     /// The process id of the current holder, if any.
     pub fn owner(&self) -> Option<u32> {
         match self.word.load(Ordering::Relaxed) & PID_MASK {

@@ -4,9 +4,11 @@
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::objects::{HashIndex, IndexKind};
 use crate::os::MappedRegion;
 use crate::segment::header::DEFAULT_INIT_TIMEOUT;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
+use crate::segment::mode::ReadWrite;
 
 /// An anonymous shared mapping.
 pub struct AnonymousMemory {
@@ -20,9 +22,11 @@ impl Backing for AnonymousMemory {
 }
 
 /// A segment in anonymous shared memory, inherited by forked children.
-pub type ManagedAnonymousSharedMemory = ManagedSegment<AnonymousMemory>;
+pub type ManagedAnonymousSharedMemory = BasicManagedAnonymousSharedMemory<HashIndex>;
+/// [`ManagedAnonymousSharedMemory`] with another name index.
+pub type BasicManagedAnonymousSharedMemory<I> = ManagedSegment<AnonymousMemory, ReadWrite, I>;
 
-impl ManagedSegment<AnonymousMemory> {
+impl<I: IndexKind> ManagedSegment<AnonymousMemory, ReadWrite, I> {
     /// A new, empty segment of `size` bytes that children forked from now on share.
     pub fn new(size: usize) -> Result<Self> {
         check_size(size as u64)?;

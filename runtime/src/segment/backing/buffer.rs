@@ -5,9 +5,10 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::objects::{HashIndex, IndexKind};
 use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE};
 use crate::segment::managed::{Backing, ManagedSegment};
-use crate::segment::mode::ReadOnly;
+use crate::segment::mode::{ReadOnly, ReadWrite};
 
 /// The caller's buffer, borrowed by a segment.
 pub struct ExternalBuffer<'a> {
@@ -22,7 +23,9 @@ impl Backing for ExternalBuffer<'_> {
 }
 
 /// A segment in a caller-owned buffer.
-pub type ManagedExternalBuffer<'a> = ManagedSegment<ExternalBuffer<'a>>;
+pub type ManagedExternalBuffer<'a> = BasicManagedExternalBuffer<'a, HashIndex>;
+/// [`ManagedExternalBuffer`] with another name index.
+pub type BasicManagedExternalBuffer<'a, I> = ManagedSegment<ExternalBuffer<'a>, ReadWrite, I>;
 
 fn check_len(len: usize) -> Result<()> {
     if len < MIN_SEGMENT_SIZE {
@@ -41,7 +44,7 @@ fn backing<'a>(base: NonNull<u8>) -> ExternalBuffer<'a> {
     }
 }
 
-impl<'a> ManagedSegment<ExternalBuffer<'a>> {
+impl<'a, I: IndexKind> ManagedSegment<ExternalBuffer<'a>, ReadWrite, I> {
     /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes.
     pub fn create(buf: &'a mut [u8]) -> Result<Self> {
         check_len(buf.len())?;
@@ -63,7 +66,9 @@ impl<'a> ManagedSegment<ExternalBuffer<'a>> {
     }
 
     /// Opens the segment in a shared, read-only buffer: it can be inspected, not changed.
-    pub fn open_read_only(buf: &'a [u8]) -> Result<ManagedSegment<ExternalBuffer<'a>, ReadOnly>> {
+    pub fn open_read_only(
+        buf: &'a [u8],
+    ) -> Result<ManagedSegment<ExternalBuffer<'a>, ReadOnly, I>> {
         check_len(buf.len())?;
         let base = NonNull::from(buf).cast::<u8>();
         // SAFETY: `buf` is readable for 'a; the read-only mode never writes through it.

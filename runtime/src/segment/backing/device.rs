@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::objects::{HashIndex, IndexKind};
 use crate::os::{Access, MapMode, Mappable, MappableFile, MappedRegion, SharedMemoryObject};
 use crate::segment::managed::{check_size, Backing, ManagedSegment, SegmentOptions};
 use crate::segment::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite};
@@ -92,13 +93,37 @@ impl<D: Device> Backing for DeviceBacking<D> {
 }
 
 /// A segment in POSIX shared memory (`/dev/shm` on Linux).
-pub type ManagedSharedMemory<M = ReadWrite> = ManagedSegment<DeviceBacking<SharedMemoryObject>, M>;
+pub type ManagedSharedMemory<M = ReadWrite> = BasicManagedSharedMemory<HashIndex, M>;
+/// [`ManagedSharedMemory`] with another name index (Boost's `basic_managed_shared_memory`
+/// with an `IndexType`): `BasicManagedSharedMemory::<OrderedIndex>::create(..)`.
+pub type BasicManagedSharedMemory<I, M = ReadWrite> =
+    ManagedSegment<DeviceBacking<SharedMemoryObject>, M, I>;
 /// A segment in a memory-mapped file: persistent across runs and reboots.
-pub type ManagedMappedFile<M = ReadWrite> = ManagedSegment<DeviceBacking<MappableFile>, M>;
+pub type ManagedMappedFile<M = ReadWrite> = BasicManagedMappedFile<HashIndex, M>;
+/// [`ManagedMappedFile`] with another name index.
+pub type BasicManagedMappedFile<I, M = ReadWrite> =
+    ManagedSegment<DeviceBacking<MappableFile>, M, I>;
 
-/// How long an opener waits for a device that exists but has no size yet (its creator is
-/// between creating and sizing it).
+/// How long an opener waits for an empty device that was not changed recently: a creator
+/// sizes its device right after creating it, so an old empty device is simply empty.
 const SIZING_WAIT: Duration = Duration::from_millis(200);
+
+/// Whether `dev` changed (was created or resized) within the last `window`: an empty device
+/// that did is probably still being sized by its creator (`fallocate` of a large segment
+/// takes a while), so an opener keeps waiting for it, up to its init timeout.
+fn changed_within(dev: &impl Device, window: Duration) -> bool {
+    let Ok(stat) = rustix::fs::fstat(dev) else {
+        return false;
+    };
+    let changed = std::time::UNIX_EPOCH
+        + Duration::new(
+            stat.st_ctime.max(0) as u64,
+            stat.st_ctime_nsec.clamp(0, 999_999_999) as u32,
+        );
+    std::time::SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|age| age < window)
+}
 
 fn map<D: Device>(
     device: &D,
@@ -114,12 +139,12 @@ fn map<D: Device>(
 
 /// Sizes, maps and formats a device this process just created; on failure the device is
 /// removed again, so a failed create leaves nothing behind.
-fn finish_create<D: Device, M: Mode>(
+fn finish_create<D: Device, M: Mode, I: IndexKind>(
     name: &D::Name,
     device: D,
     size: usize,
     opts: &SegmentOptions,
-) -> Result<ManagedSegment<DeviceBacking<D>, M>> {
+) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let result = (|| {
         device.resize(size as u64, opts.reserve)?;
         let region = map(&device, M::MAP, size, opts)?;
@@ -143,13 +168,17 @@ fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
 }
 
 /// Maps an existing device and validates the segment in it.
-fn attach_existing<D: Device, M: Mode>(
+fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
     opts: &SegmentOptions,
-) -> Result<ManagedSegment<DeviceBacking<D>, M>> {
+) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let started = Instant::now();
     let mut len = device.size()?;
-    while len == 0 && started.elapsed() < SIZING_WAIT.min(opts.init_timeout) {
+    while len == 0
+        && (started.elapsed() < SIZING_WAIT.min(opts.init_timeout)
+            || (started.elapsed() < opts.init_timeout
+                && changed_within(&device, opts.init_timeout)))
+    {
         std::thread::sleep(Duration::from_millis(1));
         len = device.size()?;
     }
@@ -171,7 +200,7 @@ fn attach_existing<D: Device, M: Mode>(
     unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
 }
 
-impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
+impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, ReadWrite, I> {
     /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
     pub fn create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
         Self::create_with(name, size, &SegmentOptions::default())
@@ -250,7 +279,7 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
     /// returned type has no writing methods).
     pub fn open_read_only(
         name: impl AsRef<D::Name>,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadOnly>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadOnly, I>> {
         ManagedSegment::open_with(name, &SegmentOptions::default())
     }
 
@@ -258,7 +287,7 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
     /// private to this mapping; the device and other processes never see them.
     pub fn open_copy_on_write(
         name: impl AsRef<D::Name>,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, CopyOnWrite>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, CopyOnWrite, I>> {
         ManagedSegment::open_with(name, &SegmentOptions::default())
     }
 
@@ -269,7 +298,7 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>, ReadWrite> {
     }
 }
 
-impl<D: Device, M: Mode> ManagedSegment<DeviceBacking<D>, M> {
+impl<D: Device, M: Mode, I: IndexKind> ManagedSegment<DeviceBacking<D>, M, I> {
     /// Opens an existing segment in this mode with options (address, timeout).
     pub fn open_with(name: impl AsRef<D::Name>, opts: &SegmentOptions) -> Result<Self> {
         let access = match M::MAP {

@@ -6,8 +6,10 @@ use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::objects::{HashIndex, IndexKind};
 use crate::segment::header::DEFAULT_INIT_TIMEOUT;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
+use crate::segment::mode::ReadWrite;
 
 /// Alignment of the heap block: a page, like a real mapping, so that aligned allocations
 /// behave the same as in shared memory.
@@ -58,9 +60,11 @@ impl Backing for HeapMemory {
 }
 
 /// A segment in the process heap.
-pub type ManagedHeapMemory = ManagedSegment<HeapMemory>;
+pub type ManagedHeapMemory = BasicManagedHeapMemory<HashIndex>;
+/// [`ManagedHeapMemory`] with another name index.
+pub type BasicManagedHeapMemory<I> = ManagedSegment<HeapMemory, ReadWrite, I>;
 
-impl ManagedSegment<HeapMemory> {
+impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
     /// A new, empty segment of `size` bytes on the heap.
     pub fn new(size: usize) -> Result<Self> {
         check_size(size as u64)?;

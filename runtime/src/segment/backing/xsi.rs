@@ -4,6 +4,7 @@
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::objects::{HashIndex, IndexKind};
 use crate::os::{XsiKey, XsiRegion, XsiSharedMemory};
 use crate::segment::managed::{check_size, Backing, ManagedSegment, SegmentOptions};
 use crate::segment::mode::{Mode, ReadOnly, ReadWrite};
@@ -35,13 +36,15 @@ impl Backing for XsiBacking {
 
 /// A segment in System V shared memory. XSI memory has no copy-on-write attachment, so
 /// this kind opens read-write or read-only only.
-pub type ManagedXsiSharedMemory<M = ReadWrite> = ManagedSegment<XsiBacking, M>;
+pub type ManagedXsiSharedMemory<M = ReadWrite> = BasicManagedXsiSharedMemory<HashIndex, M>;
+/// [`ManagedXsiSharedMemory`] with another name index.
+pub type BasicManagedXsiSharedMemory<I, M = ReadWrite> = ManagedSegment<XsiBacking, M, I>;
 
-fn attach<M: Mode>(
+fn attach<M: Mode, I: IndexKind>(
     shm: XsiSharedMemory,
     created: bool,
     opts: &SegmentOptions,
-) -> Result<ManagedSegment<XsiBacking, M>> {
+) -> Result<ManagedSegment<XsiBacking, M, I>> {
     let region = shm.attach(M::MAP)?;
     let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
         reason: "the OS attached the segment at address 0".into(),
@@ -60,10 +63,10 @@ fn attach<M: Mode>(
     }
 }
 
-fn create_attached(
+fn create_attached<I: IndexKind>(
     shm: XsiSharedMemory,
     opts: &SegmentOptions,
-) -> Result<ManagedSegment<XsiBacking>> {
+) -> Result<ManagedSegment<XsiBacking, ReadWrite, I>> {
     let id = shm.id();
     attach(shm, true, opts).inspect_err(|_| {
         // Best effort: the create failed already, that error is the one to report.
@@ -71,7 +74,7 @@ fn create_attached(
     })
 }
 
-impl ManagedSegment<XsiBacking, ReadWrite> {
+impl<I: IndexKind> ManagedSegment<XsiBacking, ReadWrite, I> {
     /// Creates a new segment of `size` bytes under `key`; AlreadyExists if the key is taken.
     pub fn create(key: XsiKey, size: usize) -> Result<Self> {
         let opts = SegmentOptions::default();
@@ -99,7 +102,7 @@ impl ManagedSegment<XsiBacking, ReadWrite> {
     }
 
     /// Opens the segment under `key` read-only.
-    pub fn open_read_only(key: XsiKey) -> Result<ManagedSegment<XsiBacking, ReadOnly>> {
+    pub fn open_read_only(key: XsiKey) -> Result<ManagedSegment<XsiBacking, ReadOnly, I>> {
         attach(
             XsiSharedMemory::open(key)?,
             false,

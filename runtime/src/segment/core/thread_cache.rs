@@ -56,7 +56,8 @@ impl SegmentCore {
     #[inline]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
         let slot = slot.filter(|&s| s != 0 && block <= cache::MAX_BLOCK)?;
-        self.cache().pop(slot, block, self.cache_epoch())
+        self.cache()
+            .pop(slot, block, self.cache_epoch(), self.size() as u64)
     }
 
     /// Tries to put the block at `ptr` in this thread's cache.
@@ -94,25 +95,39 @@ impl SegmentCore {
         }
     }
 
-    /// Under the lock: gives this thread a slot the first time it allocates here, and
-    /// empties its slot when the epoch moved on.
+    /// Under the lock: gives this thread a slot the first time it allocates here (or finds
+    /// its slot again), and empties its slot when the epoch moved on. Returns the slot.
     #[inline]
-    pub(super) fn prepare_cache(&self, t: &mut Tlsf, recorded: Option<u64>) {
+    pub(super) fn prepare_cache(&self, t: &mut Tlsf, recorded: Option<u64>) -> Option<u64> {
         let cache = self.cache();
         let epoch = self.cache_epoch();
         match recorded {
-            Some(0) => {}
+            Some(0) => None,
             Some(slot) => {
                 if cache.is_stale(slot, epoch) {
                     cache.flush(t, slot, epoch);
                 }
+                Some(slot)
             }
-            None if cache.exists() => {
-                let slot = cache.claim(t, self.mapping, cache::budget(self.size()), epoch);
+            None => {
+                let slot = if cache.exists() {
+                    cache.claim(t, self.mapping, cache::budget(self.size()), epoch)
+                } else {
+                    0
+                };
                 cache::record_slot(self.mapping, slot);
+                (slot != 0).then_some(slot)
             }
-            None => cache::record_slot(self.mapping, 0),
         }
+    }
+
+    /// Under the lock, when the segment looks full: besides emptying this thread's cache
+    /// (see `empty_caches`), takes back the caches of dead processes and exited threads.
+    pub(super) fn reclaim_caches(&self, t: &mut Tlsf) {
+        self.empty_caches(t);
+        let cache = self.cache();
+        cache.reclaim_dead(t, self.cache_epoch());
+        cache.reclaim_exited_threads(t, self.cache_epoch());
     }
 
     /// Under the lock: empties this thread's cache and tells every other cache to empty

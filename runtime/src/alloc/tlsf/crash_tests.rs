@@ -1,0 +1,225 @@
+//! Crash-consistency sweep: every allocator operation is interrupted at each of its writes
+//! (a simulated SIGKILL: `set_word` panics at the chosen write), then `rebuild` must give a
+//! consistent allocator in which every block that was live before is still allocated and no
+//! more than the request in flight leaked.
+
+use std::cell::Cell;
+use std::sync::Once;
+
+use super::*;
+
+thread_local! {
+    /// Writes left before the simulated crash (None: no crash planned).
+    static LEFT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// The payload of a simulated crash.
+struct Crash;
+
+/// Called by `set_word` in test builds: crashes when the planned write is reached.
+pub(super) fn tick() {
+    LEFT.with(|l| {
+        if let Some(n) = l.get() {
+            if n == 0 {
+                l.set(None);
+                std::panic::panic_any(Crash);
+            }
+            l.set(Some(n - 1));
+        }
+    });
+}
+
+/// Runs `f`, simulating a crash at its `n`-th allocator write; true if it crashed.
+pub(crate) fn crashes_at(n: u32, f: impl FnOnce()) -> bool {
+    quiet_crashes();
+    LEFT.with(|l| l.set(Some(n)));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    LEFT.with(|l| l.set(None));
+    crashed
+}
+
+/// Keeps the simulated crashes out of the test output; other panics are printed as usual.
+fn quiet_crashes() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Crash>() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// An allocator over 128 KiB of heap memory, its state kept outside the range.
+struct Arena {
+    _mem: Vec<u64>,
+    _state: Box<std::mem::MaybeUninit<TlsfState>>,
+    t: Tlsf,
+}
+
+fn arena() -> Arena {
+    let mut mem = vec![0u64; 1 << 14];
+    let mut state: Box<std::mem::MaybeUninit<TlsfState>> = Box::new_zeroed();
+    // SAFETY: the state and the 128 KiB range are ours alone and outlive `t` (kept in
+    // the same `Arena`, which never moves the heap blocks).
+    let mut t = unsafe { Tlsf::new(mem.as_mut_ptr().cast(), state.as_mut_ptr()) };
+    // SAFETY: the range [64, 128 KiB) lies in `mem` and is granule aligned.
+    unsafe { t.init(64, 1 << 17) };
+    Arena {
+        _mem: mem,
+        _state: state,
+        t,
+    }
+}
+
+fn used(t: &Tlsf) -> Vec<Block> {
+    let mut v = vec![];
+    t.for_each_block(|b, free| {
+        if !free {
+            v.push(b)
+        }
+    });
+    v
+}
+
+/// Allocates blocks of `sizes`, then frees those at `free`; their offsets.
+fn layout(t: &mut Tlsf, sizes: &[u64], free: &[usize]) -> Vec<u64> {
+    let v: Vec<u64> = sizes.iter().map(|&s| t.alloc_block(s).unwrap()).collect();
+    for &i in free {
+        // SAFETY: a used block allocated just above, freed once.
+        unsafe { t.free_block(v[i]) }
+    }
+    v
+}
+
+/// Runs `setup` (returning the block in flight and how many bytes may leak), then `op`,
+/// crashing at its first, second, … write until it completes; checks each crashed state.
+fn sweep(
+    name: &str,
+    setup: impl Fn(&mut Tlsf) -> (u64, u64),
+    op: impl Fn(&mut Tlsf, u64),
+) -> Vec<String> {
+    quiet_crashes();
+    let mut bad = vec![];
+    for n in 0..64u32 {
+        let mut a = arena();
+        let (in_flight, may_leak) = setup(&mut a.t);
+        let live: Vec<Block> = used(&a.t)
+            .into_iter()
+            .filter(|b| b.offset != in_flight)
+            .collect();
+        let free0 = a.t.free_bytes();
+        LEFT.with(|l| l.set(Some(n)));
+        let crashed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&mut a.t, in_flight)))
+                .is_err();
+        LEFT.with(|l| l.set(None));
+        if !crashed {
+            break;
+        }
+        if let Err(m) = a.t.rebuild() {
+            bad.push(format!("{name}@{n}: rebuild: {m}"));
+            continue;
+        }
+        if let Err(m) = a.t.check() {
+            bad.push(format!("{name}@{n}: check: {m}"));
+        }
+        let now = used(&a.t);
+        for b in &live {
+            let covered = now
+                .iter()
+                .any(|x| x.offset <= b.offset && b.offset + b.size <= x.offset + x.size);
+            if !covered {
+                bad.push(format!("{name}@{n}: live block {b:?} lost"));
+            }
+        }
+        let lost = free0.saturating_sub(a.t.free_bytes());
+        if lost > may_leak {
+            bad.push(format!("{name}@{n}: leaked {lost} > {may_leak}"));
+        }
+    }
+    bad
+}
+
+#[test]
+fn a_crash_at_any_write_leaks_at_most_the_request() {
+    let mut bad = vec![];
+    bad.extend(sweep(
+        "allocate (split in place)",
+        |t| {
+            layout(t, &[48], &[]);
+            (0, 64)
+        },
+        |t, _| {
+            t.alloc_block(64);
+        },
+    ));
+    bad.extend(sweep(
+        "allocate (take a listed block)",
+        |t| {
+            layout(t, &[48, 200, 48], &[1]);
+            (0, 200)
+        },
+        |t, _| {
+            t.alloc_block(200);
+        },
+    ));
+    for free in [&[][..], &[0][..], &[2][..], &[0, 2][..]] {
+        for (label, big) in [("small", 64), ("large", 4000)] {
+            let f = free.to_vec();
+            bad.extend(sweep(
+                &format!("free, {label} neighbours, {f:?} free"),
+                move |t| (layout(t, &[big, 48, big, 48], &f)[1], 0),
+                // SAFETY: the block in flight is used and freed once.
+                |t, o| unsafe { t.free_block(o) },
+            ));
+        }
+    }
+    for d in [8u64, 16, 24, 40, 200] {
+        bad.extend(sweep(
+            &format!("grow forward by {d}"),
+            move |t| (layout(t, &[48, 200, 48], &[1])[0], d),
+            move |t, o| t.grow_forward(o, 48 + d),
+        ));
+    }
+    for d in [64u64, 200] {
+        bad.extend(sweep(
+            &format!("grow backward by {d}"),
+            move |t| {
+                (
+                    layout(t, &[48, 200, 48, 48], &[1])[2],
+                    if d == 200 { 0 } else { d },
+                )
+            },
+            move |t, o| {
+                t.grow_backward(o, d);
+            },
+        ));
+    }
+    bad.extend(sweep(
+        "shrink",
+        |t| (layout(t, &[48, 400, 48], &[])[1], 0),
+        |t, o| {
+            t.shrink(o, 64);
+        },
+    ));
+    bad.extend(sweep(
+        "shrink into a free neighbour",
+        |t| (layout(t, &[48, 400, 48, 48], &[2])[1], 0),
+        |t, o| {
+            t.shrink(o, 64);
+        },
+    ));
+    bad.extend(sweep(
+        "aligned allocation",
+        |t| {
+            layout(t, &[48], &[]);
+            (0, 64)
+        },
+        |t, _| {
+            t.alloc_aligned(64, 4096);
+        },
+    ));
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

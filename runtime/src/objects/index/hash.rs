@@ -1,0 +1,298 @@
+//! The hash index (the default): an open-addressing table of 8-byte slots in the segment,
+//! linear probing, backward-shift deletion. Each slot holds the entry's offset and the top
+//! 24 bits of its name hash, so that probing, growing and deleting read only the table:
+//! an entry is visited only when its 24-bit tag matches (a find visits the one it finds;
+//! a construct of a new name, almost never any). The table doubles when it is 13/16 full
+//! (amortised O(1) insert, O(1) find) and is freed when the index becomes empty.
+//!
+//! Slot routing uses the top bits of the hash, so a table of up to 2^24 slots is rehashed
+//! from its tags alone; larger tables read the full hash from the entries.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{IndexKind, Key, Root};
+use crate::error::{Error, Result};
+use crate::objects::entry::Entry;
+use crate::objects::space::Space;
+
+/// Hash index (default): O(1) find, insert and destroy; iteration in no particular order.
+#[derive(Debug)]
+pub enum HashIndex {}
+
+/// Entries carry no links: the table holds everything a probe needs.
+type E = Entry<()>;
+
+const TAG: u64 = 0x4841_5348_5441_4231; // "HASHTAB1"
+const MIN_SLOTS: u64 = 16;
+/// Bits of a slot holding the entry offset in 8-byte units (segments up to 8 TiB).
+const OFF_BITS: u32 = 40;
+const TAG_BITS: u32 = 64 - OFF_BITS;
+
+/// A slot: the entry's offset and the top 24 bits of its hash; 0 is empty.
+#[inline]
+fn slot(e: u64, hash: u32) -> u64 {
+    (e >> 3) | (u64::from(hash >> (32 - TAG_BITS)) << OFF_BITS)
+}
+
+#[inline]
+fn entry_of(w: u64) -> u64 {
+    (w & ((1 << OFF_BITS) - 1)) << 3
+}
+
+#[inline]
+fn tag_of(w: u64) -> u32 {
+    (w >> OFF_BITS) as u32
+}
+
+/// The table: a tag, the slot count (a power of two), then the slots.
+#[repr(C)]
+struct Table {
+    tag: u64,
+    len: u64,
+}
+
+/// A table's place in the segment.
+#[derive(Clone, Copy)]
+struct At {
+    off: u64,
+    len: u64,
+}
+
+impl At {
+    #[inline]
+    fn slot_off(self, i: u64) -> u64 {
+        self.off + size_of::<Table>() as u64 + (i & (self.len - 1)) * 8
+    }
+
+    #[inline]
+    fn get(self, s: &Space, i: u64) -> Result<u64> {
+        let p = s.at::<u64>(self.slot_off(i))?;
+        // SAFETY: in bounds and aligned (checked).
+        Ok(unsafe { p.read() })
+    }
+
+    #[inline]
+    fn set(self, s: &Space, i: u64, v: u64) -> Result<()> {
+        let p = s.at::<u64>(self.slot_off(i))?;
+        // SAFETY: in bounds and aligned (checked); the index lock makes us the only writer.
+        unsafe { p.write(v) };
+        Ok(())
+    }
+
+    /// Where the entry of slot word `w` belongs: the top bits of its hash.
+    #[inline]
+    fn home(self, s: &Space, w: u64) -> Result<u64> {
+        let bits = self.len.trailing_zeros();
+        if bits <= TAG_BITS {
+            Ok(u64::from(tag_of(w)) >> (TAG_BITS - bits))
+        } else {
+            Ok(u64::from(E::read(s, entry_of(w))?.hash) >> (32 - bits))
+        }
+    }
+
+    #[inline]
+    fn home_of_hash(self, hash: u32) -> u64 {
+        match self.len.trailing_zeros() {
+            0 => 0,
+            bits => u64::from(hash) >> (32 - bits),
+        }
+    }
+}
+
+/// The table of an index; None while the index is empty.
+#[inline]
+fn table(s: &Space, root: Root) -> Result<Option<At>> {
+    let off = s.read_word(root.root);
+    if off == 0 {
+        return Ok(None);
+    }
+    let p = s.at::<Table>(off)?;
+    // SAFETY: in bounds and aligned (checked); plain data.
+    let t = unsafe { p.read() };
+    if t.tag != TAG || !t.len.is_power_of_two() || t.len > 1 << 40 {
+        return Err(s.corrupt(format!("no hash table at offset {off}")));
+    }
+    s.bytes(off, size_of::<Table>() + t.len as usize * 8)?;
+    Ok(Some(At { off, len: t.len }))
+}
+
+/// The slot holding entry `e` (with hash `hash`), if any.
+fn position(s: &Space, at: At, e: u64, hash: u32) -> Result<Option<u64>> {
+    let home = at.home_of_hash(hash);
+    for i in home..home + at.len {
+        match at.get(s, i)? {
+            0 => return Ok(None),
+            w if entry_of(w) == e => return Ok(Some(i)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Puts slot word `w` into the first free slot from its home.
+fn place(s: &Space, at: At, w: u64) -> Result<()> {
+    let home = at.home(s, w)?;
+    for i in home..home + at.len {
+        if at.get(s, i)? == 0 {
+            return at.set(s, i, w);
+        }
+    }
+    Err(s.corrupt("the hash table is full".into()))
+}
+
+/// Allocates a table of `len` slots and moves every slot of the old one into it.
+fn resize(s: &Space, root: Root, len: u64) -> Result<()> {
+    let bytes = size_of::<Table>() + len as usize * 8;
+    let off = s.alloc(bytes, 8)?;
+    let p = s.bytes(off, bytes)?;
+    // SAFETY: a fresh block of `bytes` bytes: a tag, a length and empty slots.
+    unsafe {
+        p.write_bytes(0, bytes);
+        p.cast::<Table>().write(Table { tag: TAG, len });
+    }
+    let new = At { off, len };
+    if let Some(old) = table(s, root)? {
+        for i in 0..old.len {
+            let w = old.get(s, i)?;
+            if w != 0 {
+                place(s, new, w)?;
+            }
+        }
+        // SAFETY: every slot moved to the new table; nothing refers to the old one.
+        unsafe { s.free(old.off)? };
+    }
+    s.word(root.root).store(off, Relaxed);
+    Ok(())
+}
+
+/// Slots needed for `n` entries at the maximum load of 13/16.
+fn slots_for(n: u64) -> u64 {
+    (n.saturating_mul(16) / 13 + 1)
+        .next_power_of_two()
+        .max(MIN_SLOTS)
+}
+
+impl IndexKind for HashIndex {
+    const KIND: u32 = 1;
+    const NAME: &'static str = "hash index";
+    type Link = ();
+
+    #[inline]
+    fn find(s: &Space, root: Root, key: Key<'_>) -> Result<Option<u64>> {
+        let Some(at) = table(s, root)? else {
+            return Ok(None);
+        };
+        let want = key.hash >> (32 - TAG_BITS);
+        let home = at.home_of_hash(key.hash);
+        for i in home..home + at.len {
+            let w = at.get(s, i)?;
+            if w == 0 {
+                return Ok(None);
+            }
+            if tag_of(w) == want {
+                let e = entry_of(w);
+                let h = E::read(s, e)?;
+                if h.hash == key.hash
+                    && h.name_len() == key.name.len()
+                    && E::name(s, e, h.name_len())? == key.name
+                {
+                    return Ok(Some(e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn insert(s: &Space, root: Root, e: u64) -> Result<()> {
+        if e >> (OFF_BITS + 3) != 0 {
+            return Err(Error::InvalidSize {
+                size: e,
+                reason: "the hash index reaches objects in the first 8 TiB of a segment".into(),
+            });
+        }
+        let wanted = slots_for(s.read_word(root.count) + 1);
+        let at = match table(s, root)? {
+            Some(at) if at.len >= wanted => at,
+            _ => {
+                resize(s, root, wanted)?;
+                table(s, root)?.ok_or_else(|| s.corrupt("the new hash table vanished".into()))?
+            }
+        };
+        place(s, at, slot(e, E::read(s, e)?.hash))
+    }
+
+    fn remove(s: &Space, root: Root, e: u64) -> Result<()> {
+        let Some(at) = table(s, root)? else {
+            return Err(s.corrupt("removing from an empty hash index".into()));
+        };
+        let Some(mut hole) = position(s, at, e, E::read(s, e)?.hash)? else {
+            return Err(s.corrupt(format!("entry {e} is not in the hash table")));
+        };
+        // Backward-shift deletion: pull later slots of the run into the hole when their
+        // home is not between the hole and them, so every probe still finds its entry.
+        let mut j = hole;
+        for _ in 0..at.len {
+            j += 1;
+            let w = at.get(s, j)?;
+            if w == 0 {
+                break;
+            }
+            let home = at.home(s, w)?;
+            let mask = at.len - 1;
+            let (dist_home, dist_hole) = (j.wrapping_sub(home) & mask, j.wrapping_sub(hole) & mask);
+            if dist_home >= dist_hole {
+                at.set(s, hole, w)?;
+                hole = j;
+            }
+        }
+        at.set(s, hole, 0)?;
+        if s.read_word(root.count) <= 1 {
+            Self::reset(s, root)?;
+        }
+        Ok(())
+    }
+
+    fn for_each(s: &Space, root: Root, f: &mut dyn FnMut(u64) -> Result<()>) -> Result<()> {
+        let Some(at) = table(s, root)? else {
+            return Ok(());
+        };
+        for i in 0..at.len {
+            match at.get(s, i)? {
+                0 => {}
+                w => f(entry_of(w))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn reserve(s: &Space, root: Root, n: u64) -> Result<()> {
+        let len = slots_for(n);
+        match table(s, root)? {
+            Some(at) if at.len >= len => Ok(()),
+            _ => resize(s, root, len),
+        }
+    }
+
+    fn reset(s: &Space, root: Root) -> Result<()> {
+        let off = s.read_word(root.root);
+        s.word(root.root).store(0, Relaxed);
+        if off != 0 {
+            // SAFETY: the table is unhooked from the root; nothing else refers to it.
+            unsafe { s.free(off)? };
+        }
+        Ok(())
+    }
+}
+
+/// Whether the block at `off` holds a hash table (for recovery, which rebuilds them).
+pub(crate) fn is_table(s: &Space, off: u64) -> bool {
+    let Ok(p) = s.at::<Table>(off) else {
+        return false;
+    };
+    // SAFETY: in bounds and aligned (checked); plain data.
+    let t = unsafe { p.read() };
+    t.tag == TAG
+        && t.len.is_power_of_two()
+        && s.block_len(off)
+            .is_some_and(|n| n as u64 >= size_of::<Table>() as u64 + t.len.saturating_mul(8))
+}

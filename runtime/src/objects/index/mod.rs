@@ -1,0 +1,100 @@
+//! Name indexes, chosen by a type parameter of the segment like Boost's `IndexType`:
+//! [`HashIndex`] (the default, O(1) find), [`OrderedIndex`] (names in order, O(log n)) and
+//! [`NullIndex`] (no index: anonymous objects only, named construction does not compile).
+//!
+//! An index only links entries that live in the segment; it never owns them. Every
+//! operation runs under the segment's index lock.
+
+pub(crate) mod hash;
+pub(crate) mod null;
+pub(crate) mod ordered;
+
+use super::space::Space;
+use crate::error::Result;
+
+pub use hash::HashIndex;
+pub use null::NullIndex;
+pub use ordered::OrderedIndex;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The index kind of a segment. Sealed: the three kinds above are all there is.
+pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
+    /// Recorded in the segment header at creation; opening with another kind fails.
+    const KIND: u32;
+    /// For error messages.
+    const NAME: &'static str;
+    /// The index links each entry carries (plain offsets into the segment).
+    type Link: Copy + Default + Send + Sync + 'static;
+
+    /// The live or constructing entry named by `key`, if any.
+    #[doc(hidden)]
+    fn find(s: &Space, root: Root, key: Key<'_>) -> Result<Option<u64>>;
+    /// Links a new entry (its name is not in the index yet). Reads the count word, which
+    /// the caller updates afterwards.
+    #[doc(hidden)]
+    fn insert(s: &Space, root: Root, entry: u64) -> Result<()>;
+    /// Unlinks an entry that is in the index (before the caller lowers the count).
+    #[doc(hidden)]
+    fn remove(s: &Space, root: Root, entry: u64) -> Result<()>;
+    /// Calls `f` on every entry, in the index's order. `f` must not change the index.
+    #[doc(hidden)]
+    fn for_each(s: &Space, root: Root, f: &mut dyn FnMut(u64) -> Result<()>) -> Result<()>;
+    /// Prepares room for `n` entries in all, so that inserting them allocates no index memory.
+    #[doc(hidden)]
+    fn reserve(s: &Space, root: Root, n: u64) -> Result<()>;
+    /// Forgets every link and frees the index's own structures.
+    #[doc(hidden)]
+    fn reset(s: &Space, root: Root) -> Result<()>;
+}
+
+/// The name of the index kind recorded as `kind`, for error messages.
+pub(crate) fn kind_name(kind: u64) -> String {
+    match kind as u32 {
+        HashIndex::KIND => HashIndex::NAME.into(),
+        OrderedIndex::KIND => OrderedIndex::NAME.into(),
+        NullIndex::KIND => NullIndex::NAME.into(),
+        other => format!("unknown index kind {other}"),
+    }
+}
+
+/// What a lookup compares: the name bytes and their hash.
+#[derive(Clone, Copy)]
+pub struct Key<'a> {
+    pub name: &'a [u8],
+    pub hash: u32,
+}
+
+/// Where one index (named or unique) keeps its root and its count in the header.
+#[derive(Clone, Copy)]
+pub struct Root {
+    pub root: usize,
+    pub count: usize,
+}
+
+/// An index kind that can map names to entries: named and unique objects need one.
+///
+/// ```compile_fail,E0277
+/// use shmkit_runtime::segment::HeapMemory;
+/// use shmkit_runtime::{ManagedSegment, NullIndex, ReadWrite};
+/// fn named(seg: &ManagedSegment<HeapMemory, ReadWrite, NullIndex>) {
+///     let _ = seg.construct("counter", 0u64); // error: NullIndex is not a NamedIndex
+/// }
+/// ```
+/// ```
+/// use shmkit_runtime::segment::HeapMemory;
+/// use shmkit_runtime::{ManagedSegment, NullIndex, ReadWrite};
+/// let seg = ManagedSegment::<HeapMemory, ReadWrite, NullIndex>::new(1 << 16).unwrap();
+/// let x = seg.construct_anonymous(5u64).unwrap(); // anonymous objects need no index
+/// assert_eq!(*x, 5);
+/// ```
+pub trait NamedIndex: IndexKind {}
+
+impl NamedIndex for HashIndex {}
+impl NamedIndex for OrderedIndex {}
+
+impl sealed::Sealed for HashIndex {}
+impl sealed::Sealed for OrderedIndex {}
+impl sealed::Sealed for NullIndex {}

@@ -1,0 +1,113 @@
+//! The index lock: a second robust lock, beside the allocator's, so that `atomic_func` can
+//! keep other threads and processes from creating, finding or destroying objects while raw
+//! allocation goes on. Lock order: index lock, then allocator lock.
+//!
+//! Beside the lock word, a version word is odd while the lock is held and moves on with
+//! every release, so that a lookup can run without the lock ([`optimistic`]) and be
+//! discarded when a writer was active meanwhile, as in a seqlock. Without a locked
+//! instruction, the cache misses of consecutive lookups overlap.
+//!
+//! It is re-entrant for the thread that holds it, so that `find` or `construct` work inside
+//! `atomic_func` and inside the closures that build objects. The holder is recorded next to
+//! the lock word (a per-process thread number in the other half of the header word), so a
+//! second mapping of the same segment in the same thread sees it too.
+
+use std::cell::Cell;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+use super::space::Space;
+use crate::error::Result;
+use crate::segment::header::words;
+use crate::sync::{current_pid, Acquired, RobustMutex};
+
+/// This thread's number in this process (never 0).
+fn thread_no() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    thread_local!(static NO: Cell<u32> = const { Cell::new(0) });
+    NO.with(|no| match no.get() {
+        0 => {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            no.set(n);
+            n
+        }
+        n => n,
+    })
+}
+
+/// Holds the index lock (or is a nested acquisition by its holder); releases on drop.
+pub(crate) struct IndexGuard<'a> {
+    held: Option<(&'a RobustMutex, &'a AtomicU32, &'a AtomicU64)>,
+}
+
+impl Drop for IndexGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((mutex, holder, version)) = self.held {
+            // Even again, and different from any value seen while the lock was free.
+            version.store(version.load(Ordering::Relaxed) + 1, Ordering::Release);
+            holder.store(0, Ordering::Relaxed);
+            mutex.unlock();
+        }
+    }
+}
+
+fn parts(s: &Space) -> (&RobustMutex, &AtomicU32) {
+    let word = std::ptr::from_ref(s.word(words::INDEX_LOCK));
+    // SAFETY: the 8-byte header word holds the mutex (a `repr(C)` `AtomicU32`) in its first
+    // four bytes and the holder in the last four; both are aligned and live as long as the
+    // mapping. The word is never accessed as a whole after formatting.
+    unsafe {
+        (
+            &*word.cast::<RobustMutex>(),
+            &*word.cast::<AtomicU32>().add(1),
+        )
+    }
+}
+
+/// Takes the index lock of `s`; `recover` repairs the indexes when its last owner died.
+pub(crate) fn lock<'a>(
+    s: &'a Space,
+    recover: impl FnOnce(&Space) -> Result<()>,
+) -> Result<IndexGuard<'a>> {
+    let (mutex, holder) = parts(s);
+    let me = thread_no();
+    if holder.load(Ordering::Relaxed) == me && mutex.owner() == Some(current_pid()) {
+        return Ok(IndexGuard { held: None });
+    }
+    let acquired = mutex.lock();
+    holder.store(me, Ordering::Relaxed);
+    let version = s.word(words::INDEX_VERSION);
+    // Odd while held (a dead holder may have left it odd already).
+    version.store(version.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
+    fence(Ordering::Release);
+    let guard = IndexGuard {
+        held: Some((mutex, holder, version)),
+    };
+    if acquired == Acquired::OwnerDied {
+        recover(s)?;
+    }
+    Ok(guard)
+}
+
+/// Frees the index lock of a private copy of a segment, whose lock word may name a process
+/// of the segment it was copied from.
+pub(crate) fn force_unlock(s: &Space) {
+    let (mutex, holder) = parts(s);
+    holder.store(0, Ordering::Relaxed);
+    mutex.force_unlock();
+}
+
+/// Runs the read-only lookup `f` without the lock: None when a writer held the lock
+/// before or during it (its result may be torn and is discarded), else what `f` saw,
+/// which is what it would have seen under the lock. `f` must cope with torn data (every
+/// offset is bounds-checked, every walk bounded) and must not write.
+#[inline]
+pub(crate) fn optimistic<R>(s: &Space, f: impl FnOnce(&Space) -> R) -> Option<R> {
+    let version = s.word(words::INDEX_VERSION);
+    let before = version.load(Ordering::Acquire);
+    if before & 1 != 0 {
+        return None;
+    }
+    let r = f(s);
+    fence(Ordering::Acquire);
+    (version.load(Ordering::Relaxed) == before).then_some(r)
+}

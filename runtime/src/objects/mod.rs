@@ -1,0 +1,70 @@
+//! Objects in segments: named, unique and anonymous construction, typed and checked.
+//!
+//! Every object is one allocation holding a small header (kind, state, name hash, element
+//! count, type fingerprint, index links), its name and its elements (see `entry`). Named
+//! and unique objects are linked into one of two indexes of the kind the segment was
+//! created with ([`HashIndex`], [`OrderedIndex`], [`NullIndex`]); anonymous ones into none.
+//! The element type's fingerprint is checked by every lookup, so finding an object as the
+//! wrong type is an error ([`Error::TypeMismatch`](crate::Error::TypeMismatch)), never
+//! undefined behaviour as in Boost.
+//!
+//! The index operations run under a lock of their own (`lock`), so raw allocation goes on
+//! while `atomic_func` holds it. The public methods are on
+//! [`ManagedSegment`](crate::ManagedSegment) (`segment/objects_api.rs`).
+
+mod entry;
+mod index;
+mod lock;
+pub(crate) mod ops;
+mod recover;
+pub(crate) mod space;
+mod target;
+mod types;
+
+pub use entry::{ObjectKind, MAX_NAME_LEN};
+pub use index::{HashIndex, IndexKind, NamedIndex, NullIndex, OrderedIndex};
+pub use ops::ObjectInfo;
+pub use target::{Anonymous, Lookup, ObjectTarget, Unique};
+
+pub(crate) use index::Root;
+pub(crate) use lock::IndexGuard;
+pub(crate) use target::Target;
+
+use crate::error::{Error, Result};
+use crate::os::MapMode;
+use crate::segment::SegmentCore;
+use space::Space;
+
+/// Checks a segment being attached: it must have been created with index kind `I`. A
+/// copy-on-write mapping of an existing segment is a private copy of pages others may have
+/// been changing: its index lock may name them and its indexes may be torn, so the copy
+/// gets a free lock and rebuilt indexes.
+pub(crate) fn attach<I: IndexKind>(
+    core: SegmentCore,
+    created: bool,
+    map: MapMode,
+    what: &str,
+) -> Result<()> {
+    let s = Space::new(core);
+    let found = s.index_kind();
+    if found != u64::from(I::KIND) {
+        return Err(Error::IndexMismatch {
+            what: what.to_string(),
+            expected: I::NAME,
+            found: index::kind_name(found),
+        });
+    }
+    if !created && map == MapMode::CopyOnWrite {
+        lock::force_unlock(&s);
+        let _guard = lock::<I>(&s)?;
+        recover::rebuild::<I>(&s)?;
+    }
+    Ok(())
+}
+
+pub(crate) use lock::optimistic;
+
+/// Takes the index lock of `s`, rebuilding the indexes if its last holder died.
+pub(crate) fn lock<I: IndexKind>(s: &Space) -> Result<IndexGuard<'_>> {
+    lock::lock(s, recover::rebuild::<I>)
+}

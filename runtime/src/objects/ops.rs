@@ -1,0 +1,416 @@
+//! The object operations, run under the index lock by the segment's methods: lookup,
+//! construction (which cleans up after a failing or panicking element), destruction, and
+//! what a reference says about its object.
+
+use std::collections::hash_map::Entry::{Occupied, Vacant};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use super::entry::{self, state, Entry, ObjectKind, MAX_COUNT, MAX_KEY_LEN, MAX_NAME_LEN};
+use super::index::{IndexKind, Key, Root};
+use super::space::Space;
+use super::target::Target;
+use super::types::{self, TypeDesc};
+use crate::error::{Error, Result};
+use crate::position::ShmSafe;
+use crate::segment::header::words;
+
+pub(crate) const NAMED: Root = Root {
+    root: words::NAMED_ROOT,
+    count: words::NAMED_COUNT,
+};
+pub(crate) const UNIQUE: Root = Root {
+    root: words::UNIQUE_ROOT,
+    count: words::UNIQUE_COUNT,
+};
+
+/// The index an object of `kind` lives in (anonymous objects live in none).
+pub(crate) fn root_of(kind: ObjectKind) -> Option<Root> {
+    match kind {
+        ObjectKind::Named => Some(NAMED),
+        ObjectKind::Unique => Some(UNIQUE),
+        ObjectKind::Anonymous => None,
+    }
+}
+
+/// A target resolved for element type `T`: its kind and key.
+pub(crate) struct Resolved<'a> {
+    pub kind: ObjectKind,
+    pub name: &'a [u8],
+    pub hash: u32,
+}
+
+impl<'a> Target<'a> {
+    /// The key of this target for elements of type `T`; checks the name.
+    pub(crate) fn resolve<T>(self) -> Result<Resolved<'a>> {
+        let (kind, name, max) = match self {
+            Target::Named(n) => (ObjectKind::Named, n, MAX_NAME_LEN),
+            Target::Unique => (ObjectKind::Unique, std::any::type_name::<T>(), MAX_KEY_LEN),
+            Target::Anonymous => {
+                return Ok(Resolved {
+                    kind: ObjectKind::Anonymous,
+                    name: b"",
+                    hash: 0,
+                })
+            }
+        };
+        if name.is_empty() || name.len() > max {
+            return Err(Error::InvalidName {
+                name: name.chars().take(80).collect(),
+                reason: match self {
+                    _ if name.is_empty() => "an object name cannot be empty",
+                    Target::Named(_) => "an object name has at most 255 bytes (MAX_NAME_LEN)",
+                    _ => "a type name used as a unique key has at most 65535 bytes",
+                },
+            });
+        }
+        Ok(Resolved {
+            kind,
+            name: name.as_bytes(),
+            hash: entry::hash(name.as_bytes()),
+        })
+    }
+
+    /// How errors name the object.
+    pub(crate) fn describe<T>(&self) -> String {
+        match self {
+            Target::Named(n) => format!("named object {n:?}"),
+            Target::Unique => format!("unique object of type {}", std::any::type_name::<T>()),
+            Target::Anonymous => format!("anonymous object of type {}", std::any::type_name::<T>()),
+        }
+    }
+}
+
+/// The entry with `r`'s key, in whatever state.
+fn lookup<I: IndexKind>(s: &Space, r: &Resolved<'_>) -> Result<Option<(u64, Entry<I::Link>)>> {
+    let Some(root) = root_of(r.kind) else {
+        return Ok(None);
+    };
+    let key = Key {
+        name: r.name,
+        hash: r.hash,
+    };
+    match I::find(s, root, key)? {
+        Some(e) => Ok(Some((e, Entry::read(s, e)?))),
+        None => Ok(None),
+    }
+}
+
+/// Fails with TypeMismatch unless the entry holds `T`s.
+fn check_type<T: ShmSafe, L: Copy>(
+    s: &Space,
+    h: &Entry<L>,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    if h.fingerprint == T::type_fingerprint() {
+        return Ok(());
+    }
+    Err(Error::TypeMismatch {
+        what: what(),
+        expected: std::any::type_name::<T>().into(),
+        found: types::describe(s, h.fingerprint),
+    })
+}
+
+/// The elements of a checked entry, bounds-checked against the segment.
+fn elements<T, L: Copy>(s: &Space, e: u64, h: &Entry<L>) -> Result<(NonNull<T>, usize)> {
+    let data = Entry::<L>::data(s, e, h.name_len(), align_of::<T>())?;
+    let count =
+        usize::try_from(h.count()).map_err(|_| s.corrupt(format!("entry {e}: bad count")))?;
+    let bytes = count
+        .checked_mul(size_of::<T>())
+        .ok_or_else(|| s.corrupt(format!("entry {e}: bad count")))?;
+    s.bytes(s.offset_of(data.as_ptr()).unwrap_or(0), bytes)?;
+    Ok((data.cast(), count))
+}
+
+/// Finds the live object `target` of element type `T`: its first element and length.
+pub(crate) fn find<I: IndexKind, T: ShmSafe>(
+    s: &Space,
+    target: Target<'_>,
+) -> Result<Option<(NonNull<T>, usize)>> {
+    let r = target.resolve::<T>()?;
+    match lookup::<I>(s, &r)? {
+        Some((e, h)) if h.state == state::LIVE => {
+            check_type::<T, _>(s, &h, || target.describe::<T>())?;
+            elements::<T, _>(s, e, &h).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What `create` does when the key is taken by a live object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfExists {
+    Fail,
+    Return,
+}
+
+/// Constructs `count` elements from `next(i)` as `target`, in place. With
+/// `IfExists::Return`, a live object of that key is returned instead (the elements are
+/// not built). On a failing `next` (None: too few elements), a panic, or a full segment,
+/// the elements built so far are dropped and the entry and its memory released.
+pub(crate) fn create<I: IndexKind, T: ShmSafe>(
+    s: &Space,
+    target: Target<'_>,
+    count: usize,
+    if_exists: IfExists,
+    mut next: impl FnMut(usize) -> Option<T>,
+) -> Result<(NonNull<T>, usize)> {
+    let r = target.resolve::<T>()?;
+    if let Some((e, h)) = lookup::<I>(s, &r)? {
+        if if_exists == IfExists::Return && h.state == state::LIVE {
+            check_type::<T, _>(s, &h, || target.describe::<T>())?;
+            return elements::<T, _>(s, e, &h);
+        }
+        return Err(Error::AlreadyExists {
+            what: target.describe::<T>(),
+        });
+    }
+    let too_large = || Error::InvalidSize {
+        size: count as u64,
+        reason: format!("too many elements for {}", target.describe::<T>()),
+    };
+    if count as u64 > MAX_COUNT {
+        return Err(too_large());
+    }
+    let total =
+        Entry::<I::Link>::total(r.name.len(), size_of::<T>(), align_of::<T>(), count as u64)
+            .ok_or_else(too_large)?;
+    let desc = TypeDesc::of::<T>();
+    types::retain(s, &desc)?;
+    let e = match s.alloc(total, align_of::<T>()) {
+        Ok(e) => e,
+        Err(err) => {
+            types::release(s, desc.fingerprint)?;
+            return Err(err);
+        }
+    };
+    let header = Entry::new(
+        r.kind as u8,
+        r.hash,
+        count as u64,
+        r.name.len(),
+        desc.fingerprint,
+        I::Link::default(),
+    );
+    let mut b = Building::<I, T> {
+        s,
+        e,
+        fingerprint: desc.fingerprint,
+        root: None,
+        data: NonNull::dangling(),
+        built: 0,
+        _index: PhantomData,
+    };
+    // SAFETY: `e` is a fresh block of `total` bytes, which covers header, name and data.
+    unsafe { Entry::write(s, e, header, r.name, align_of::<T>())? };
+    b.data = Entry::<I::Link>::data(s, e, r.name.len(), align_of::<T>())?.cast();
+    if let Some(root) = root_of(r.kind) {
+        I::insert(s, root, e)?;
+        b.root = Some(root);
+        s.bump(root.count, 1);
+    }
+    for i in 0..count {
+        let Some(v) = next(i) else {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{}: the iterator ended after {i} of {count} elements",
+                    target.describe::<T>()
+                ),
+            });
+        };
+        // SAFETY: element `i` of the block's data area (sized for `count` elements),
+        // aligned for `T` and not yet written.
+        unsafe { b.data.add(i).write(v) };
+        b.built = i + 1;
+    }
+    Entry::<I::Link>::set_state(s, e, state::LIVE)?;
+    let data = b.data;
+    std::mem::forget(b);
+    Ok((data, count))
+}
+
+/// An entry under construction; dropped (on error or panic) it undoes everything.
+struct Building<'s, I: IndexKind, T> {
+    s: &'s Space,
+    e: u64,
+    fingerprint: u64,
+    root: Option<Root>,
+    data: NonNull<T>,
+    built: usize,
+    _index: PhantomData<I>,
+}
+
+impl<I: IndexKind, T> Drop for Building<'_, I, T> {
+    fn drop(&mut self) {
+        // SAFETY: the first `built` elements were written and belong to nobody else.
+        unsafe {
+            std::ptr::slice_from_raw_parts_mut(self.data.as_ptr(), self.built).drop_in_place()
+        };
+        if let Some(root) = self.root {
+            // Best effort: an error here means the index is corrupted, which the next
+            // operation reports.
+            let _ = I::remove(self.s, root, self.e);
+            self.s.bump(root.count, -1);
+        }
+        let _ = release::<I::Link>(self.s, self.e, self.fingerprint);
+    }
+}
+
+/// Clears the entry's tag, frees its block and releases its type record.
+fn release<L: Copy>(s: &Space, e: u64, fingerprint: u64) -> Result<()> {
+    let p = Entry::<L>::ptr(s, e)?;
+    // SAFETY: a header in bounds; we own the entry (unlinked or never published).
+    unsafe { (*p).tag = 0 };
+    // SAFETY: the block came from `alloc` in `create` and is unlinked.
+    unsafe { s.free(e)? };
+    types::release(s, fingerprint)
+}
+
+/// Frees an unlinked entry even if dropping its elements panics.
+struct Freeing<'s, L: Copy> {
+    s: &'s Space,
+    e: u64,
+    fingerprint: u64,
+    _link: PhantomData<L>,
+}
+
+impl<L: Copy> Drop for Freeing<'_, L> {
+    fn drop(&mut self) {
+        let _ = release::<L>(self.s, self.e, self.fingerprint);
+    }
+}
+
+/// Unlinks, drops and frees the live entry `e` holding `T`s.
+fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>) -> Result<()> {
+    let (data, count) = elements::<T, _>(s, e, h)?;
+    let kind =
+        ObjectKind::from_u8(h.kind).ok_or_else(|| s.corrupt(format!("entry {e}: bad kind")))?;
+    Entry::<I::Link>::set_state(s, e, state::DESTROYING)?;
+    if let Some(root) = root_of(kind) {
+        I::remove(s, root, e)?;
+        s.bump(root.count, -1);
+    }
+    let freeing = Freeing::<I::Link> {
+        s,
+        e,
+        fingerprint: h.fingerprint,
+        _link: PhantomData,
+    };
+    // SAFETY: the entry held `count` live `T`s (checked type); it is unlinked, so nothing
+    // finds them any more, and the caller's `&mut` segment keeps this mapping's
+    // references away.
+    unsafe { std::ptr::slice_from_raw_parts_mut(data.as_ptr(), count).drop_in_place() };
+    std::mem::forget(freeing);
+    release::<I::Link>(s, e, h.fingerprint)
+}
+
+/// Destroys the live object `target` of type `T`; false when there is none.
+pub(crate) fn destroy<I: IndexKind, T: ShmSafe>(s: &Space, target: Target<'_>) -> Result<bool> {
+    let r = target.resolve::<T>()?;
+    match lookup::<I>(s, &r)? {
+        Some((e, h)) if h.state == state::LIVE => {
+            check_type::<T, _>(s, &h, || target.describe::<T>())?;
+            destroy_entry::<I, T>(s, e, &h)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The live entry whose first element is `ptr`, if it holds `T`s.
+pub(crate) fn entry_of<L: Copy, T: ShmSafe>(s: &Space, ptr: *const T) -> Option<(u64, Entry<L>)> {
+    let (e, h) = Entry::<L>::of_data(s, ptr.cast(), align_of::<T>())?;
+    (h.fingerprint == T::type_fingerprint()).then_some((e, h))
+}
+
+/// Destroys the object whose first element is `ptr`, after checking that it is one.
+pub(crate) fn destroy_ptr<I: IndexKind, T: ShmSafe>(s: &Space, ptr: *const T) -> Result<()> {
+    let not_object = || Error::InvalidArgument {
+        reason: format!(
+            "{ptr:p} is not the first element of a live object of type {} in this segment",
+            std::any::type_name::<T>()
+        ),
+    };
+    let (e, h) = entry_of::<I::Link, T>(s, ptr).ok_or_else(not_object)?;
+    let kind = ObjectKind::from_u8(h.kind).ok_or_else(not_object)?;
+    // The header could be bytes that merely look like one: the entry must be what its
+    // index finds under its name, or (anonymous) a live block of the allocator.
+    let genuine = match root_of(kind) {
+        Some(root) => {
+            let key = Key {
+                name: Entry::<I::Link>::name(s, e, h.name_len())?,
+                hash: h.hash,
+            };
+            I::find(s, root, key)? == Some(e)
+        }
+        None => s.block_len(e).is_some(),
+    };
+    if !genuine {
+        return Err(not_object());
+    }
+    destroy_entry::<I, T>(s, e, &h)
+}
+
+/// The name, kind and length of the object whose first element is `ptr`.
+pub(crate) fn instance<L: Copy, T: ShmSafe>(
+    s: &Space,
+    ptr: *const T,
+) -> Option<(ObjectKind, Option<&[u8]>, usize)> {
+    let (e, h) = entry_of::<L, T>(s, ptr)?;
+    let kind = ObjectKind::from_u8(h.kind)?;
+    let name = match kind {
+        ObjectKind::Anonymous => None,
+        _ => Some(Entry::<L>::name(s, e, h.name_len()).ok()?),
+    };
+    Some((kind, name, usize::try_from(h.count()).ok()?))
+}
+
+/// A description of one named or unique object (from the iteration functions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The name (for unique objects: the type's name, their key).
+    pub name: String,
+    pub kind: ObjectKind,
+    /// Number of elements (1 for a single value).
+    pub length: usize,
+    /// Address of the first element in this mapping.
+    pub address: NonNull<u8>,
+    /// The element type, as `std::any::type_name` spelled it in the constructing process.
+    pub type_name: String,
+}
+
+/// A snapshot of the live objects of one index.
+pub(crate) fn list<I: IndexKind>(s: &Space, root: Root) -> Result<Vec<ObjectInfo>> {
+    let mut out = Vec::with_capacity(s.read_word(root.count) as usize);
+    let mut known: std::collections::HashMap<u64, types::TypeInfo> = Default::default();
+    I::for_each(s, root, &mut |e| {
+        let h = Entry::<I::Link>::read(s, e)?;
+        if h.state != state::LIVE {
+            return Ok(());
+        }
+        let t = match known.entry(h.fingerprint) {
+            Occupied(t) => t.into_mut(),
+            Vacant(v) => v.insert(
+                types::info(s, h.fingerprint)?
+                    .ok_or_else(|| s.corrupt(format!("entry {e}: unknown type")))?,
+            ),
+        };
+        let align = t.align.max(1);
+        if !align.is_power_of_two() {
+            return Err(s.corrupt(format!("entry {e}: bad alignment {align}")));
+        }
+        let name = Entry::<I::Link>::name(s, e, h.name_len())?;
+        out.push(ObjectInfo {
+            name: String::from_utf8_lossy(name).into_owned(),
+            kind: ObjectKind::from_u8(h.kind)
+                .ok_or_else(|| s.corrupt(format!("entry {e}: bad kind")))?,
+            length: h.count() as usize,
+            address: Entry::<I::Link>::data(s, e, h.name_len(), align)?,
+            type_name: t.name.clone(),
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}

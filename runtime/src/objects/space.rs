@@ -1,0 +1,143 @@
+//! The segment as the object layer sees it: bounds-checked access to offsets read from the
+//! segment, the header words the indexes keep, and allocation in offsets.
+
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::alloc::tlsf::{Block, HEADER};
+use crate::error::{Error, Result};
+use crate::segment::header::{self, words, BLOCKS_START};
+use crate::segment::SegmentCore;
+
+/// A view of one mapped segment for the object layer. Offsets, not addresses, are what
+/// the segment stores; every offset is checked against the segment size before use.
+#[derive(Clone, Copy)]
+pub struct Space {
+    core: SegmentCore,
+}
+
+impl Space {
+    #[inline]
+    pub fn new(core: SegmentCore) -> Self {
+        Space { core }
+    }
+
+    #[inline]
+    pub fn core(&self) -> &SegmentCore {
+        &self.core
+    }
+
+    /// One of the header's reserved words (see [`words`]).
+    #[inline]
+    pub fn word(&self, i: usize) -> &AtomicU64 {
+        let h = header::header(self.core.base().as_ptr());
+        // SAFETY: the header is mapped while the core is; `i` is one of the `words`
+        // constants, all below the reserved array's length. Shared references to atomics
+        // are fine while other processes change them.
+        unsafe { &(*h).reserved[i] }
+    }
+
+    /// Reads a reserved word without a reference: read-only mappings may not hand out `&`
+    /// to memory lent to them shared (see [`header::read_word`]).
+    #[inline]
+    pub fn read_word(&self, i: usize) -> u64 {
+        let h = header::header(self.core.base().as_ptr());
+        // SAFETY: as in `word`; an aligned header word.
+        unsafe { header::read_word((&raw const (*h).reserved[i]).cast::<u64>()) }
+    }
+
+    /// The address of `len` bytes at `off`, if they lie in the block area.
+    #[inline]
+    pub fn bytes(&self, off: u64, len: usize) -> Result<*mut u8> {
+        let size = self.core.size() as u64;
+        match off.checked_add(len as u64) {
+            Some(end) if off >= BLOCKS_START as u64 && end <= size => {
+                // SAFETY: `off` is inside the mapping (checked just above).
+                Ok(unsafe { self.core.base().as_ptr().add(off as usize) })
+            }
+            _ => Err(self.corrupt(format!(
+                "offset {off} (+{len} bytes) lies outside the {size}-byte segment"
+            ))),
+        }
+    }
+
+    /// A `T` at `off`, bounds- and alignment-checked.
+    #[inline]
+    pub fn at<T>(&self, off: u64) -> Result<*mut T> {
+        if off % align_of::<T>() as u64 != 0 {
+            return Err(self.corrupt(format!("offset {off} is misaligned")));
+        }
+        Ok(self.bytes(off, size_of::<T>())?.cast())
+    }
+
+    /// Adds `delta` to a reserved word, under the index lock (its only writer): a plain
+    /// load and store, no locked instruction.
+    #[inline]
+    pub fn bump(&self, i: usize, delta: i64) {
+        let w = self.word(i);
+        w.store(w.load(Relaxed).wrapping_add_signed(delta), Relaxed);
+    }
+
+    /// The offset of an address in this mapping.
+    #[inline]
+    pub fn offset_of(&self, p: *const u8) -> Option<u64> {
+        let off = p.addr().checked_sub(self.core.base().as_ptr().addr())?;
+        (off < self.core.size()).then_some(off as u64)
+    }
+
+    /// Allocates `size` bytes aligned to `align`; returns the offset.
+    #[inline]
+    pub fn alloc(&self, size: usize, align: usize) -> Result<u64> {
+        let p = if align <= crate::alloc::MIN_ALIGN {
+            self.core.allocate(size)?
+        } else {
+            self.core.allocate_aligned(size, align)?
+        };
+        Ok((p.as_ptr().addr() - self.core.base().as_ptr().addr()) as u64)
+    }
+
+    /// Frees the allocation at `off`.
+    ///
+    /// # Safety
+    /// `off` came from [`alloc`](Self::alloc) and nothing uses it afterwards.
+    #[inline]
+    pub unsafe fn free(&self, off: u64) -> Result<()> {
+        let p = self.bytes(off, 0)?;
+        // SAFETY: forwarded contract; `p` is non-null (inside the mapping).
+        unsafe { self.core.deallocate(NonNull::new_unchecked(p)) }
+    }
+
+    /// The payload offsets of every used block, under the allocator lock (for recovery).
+    pub fn used_blocks(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        self.core.with_lock(|| {
+            // SAFETY: we hold the allocator lock, so its state is stable; we only read it.
+            let t = unsafe { header::tlsf(self.core.base().as_ptr()) };
+            t.for_each_block(|b: Block, free| {
+                if !free {
+                    out.push(b.offset + HEADER as u64);
+                }
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Usable bytes of the live block whose payload starts at `off`.
+    pub fn block_len(&self, off: u64) -> Option<usize> {
+        let p = self.bytes(off, 0).ok()?;
+        self.core.usable_size(NonNull::new(p)?)
+    }
+
+    pub fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupted {
+            what: format!("object index of the segment at {:p}", self.core.base()),
+            reason,
+        }
+    }
+
+    /// The index kind recorded at creation.
+    pub fn index_kind(&self) -> u64 {
+        self.read_word(words::INDEX_KIND)
+    }
+}

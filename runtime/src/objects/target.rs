@@ -1,0 +1,73 @@
+//! What an object is constructed, found or destroyed as: a name, the unique instance of its
+//! type, or an anonymous instance. Like Boost's `unique_instance` / `anonymous_instance`
+//! tags, but checked at compile time against the index: a segment with a
+//! [`NullIndex`](super::NullIndex) takes only [`Anonymous`].
+
+use super::index::{IndexKind, NamedIndex};
+
+/// The key of an object, resolved against its element type later.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    Named(&'a str),
+    Unique,
+    Anonymous,
+}
+
+/// Construct or find the one instance of the element type (Boost's `unique_instance`).
+#[derive(Clone, Copy, Debug)]
+pub struct Unique;
+
+/// Construct an instance that no name finds (Boost's `anonymous_instance`); it is
+/// destroyed through its pointer.
+#[derive(Clone, Copy, Debug)]
+pub struct Anonymous;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for &String {}
+    impl Sealed for String {}
+    impl Sealed for super::Unique {}
+    impl Sealed for super::Anonymous {}
+}
+
+/// What an object can be constructed as on a segment with index `I`: a name (`&str`,
+/// `String`), [`Unique`] or [`Anonymous`]; names and `Unique` need a [`NamedIndex`].
+pub trait ObjectTarget<I: IndexKind>: sealed::Sealed {
+    #[doc(hidden)]
+    fn target(&self) -> Target<'_>;
+}
+
+/// What an object can be found or destroyed by: a name or [`Unique`].
+pub trait Lookup<I: IndexKind>: ObjectTarget<I> {}
+
+impl<I: NamedIndex> ObjectTarget<I> for &str {
+    fn target(&self) -> Target<'_> {
+        Target::Named(self)
+    }
+}
+impl<I: NamedIndex> ObjectTarget<I> for &String {
+    fn target(&self) -> Target<'_> {
+        Target::Named(self)
+    }
+}
+impl<I: NamedIndex> ObjectTarget<I> for String {
+    fn target(&self) -> Target<'_> {
+        Target::Named(self)
+    }
+}
+impl<I: NamedIndex> ObjectTarget<I> for Unique {
+    fn target(&self) -> Target<'_> {
+        Target::Unique
+    }
+}
+impl<I: IndexKind> ObjectTarget<I> for Anonymous {
+    fn target(&self) -> Target<'_> {
+        Target::Anonymous
+    }
+}
+
+impl<I: NamedIndex> Lookup<I> for &str {}
+impl<I: NamedIndex> Lookup<I> for &String {}
+impl<I: NamedIndex> Lookup<I> for String {}
+impl<I: NamedIndex> Lookup<I> for Unique {}

@@ -1,0 +1,328 @@
+//! The object methods of every managed segment: named, unique and anonymous construction,
+//! lookup, destruction, instance information, counts and iteration (Boost's "Managed
+//! Memory Segment Features" and "Advanced index functions").
+//!
+//! References handed out borrow the segment: `&self` gives `&T`, and destroying needs
+//! `&mut self`, so within one mapping no reference outlives its object. Another mapping or
+//! process can still destroy an object this one is reading; keeping that from happening is
+//! the application's protocol, as with Boost.
+
+use std::ptr::NonNull;
+
+use super::managed::{Backing, ManagedSegment};
+use super::mode::{Mode, Writable};
+use crate::error::{Error, Result};
+use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
+use crate::objects::space::Space;
+use crate::objects::{
+    self, Anonymous, IndexKind, Lookup, NamedIndex, ObjectInfo, ObjectKind, ObjectTarget, Target,
+    Unique,
+};
+use crate::os::MapMode;
+use crate::position::{ShmMut, ShmSafe};
+
+/// Reading: lookup, instance information, counts and iteration. On a read-only mapping
+/// these run without the index lock (a read-only mapping cannot write the lock word): what
+/// they see is a snapshot that a concurrent writer in another process may be changing.
+impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+    fn space(&self) -> Space {
+        Space::new(*self.core())
+    }
+
+    /// Runs `f` under the index lock, or without it on a read-only mapping.
+    fn indexed<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
+        let s = self.space();
+        if M::MAP == MapMode::ReadOnly {
+            return f(&s);
+        }
+        let _guard = objects::lock::<I>(&s)?;
+        f(&s)
+    }
+
+    /// The object `target` (a name or [`Unique`]) as a single `T`; None when there is none.
+    /// An object of another type is a `TypeMismatch`, as is an array (use
+    /// [`find_slice`](Self::find_slice)).
+    pub fn find<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&T>> {
+        let t = target.target();
+        match self.find_raw::<T>(t)? {
+            None => Ok(None),
+            // SAFETY: a live, checked `T` in this mapping; see the module docs on lifetimes.
+            Some((p, 1)) => Ok(Some(unsafe { p.as_ref() })),
+            Some((_, n)) => Err(Error::TypeMismatch {
+                what: t.describe::<T>(),
+                expected: std::any::type_name::<T>().into(),
+                found: format!("an array of {n} {}", std::any::type_name::<T>()),
+            }),
+        }
+    }
+
+    /// The object `target` as a slice of its elements (one for a single value).
+    pub fn find_slice<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&[T]>> {
+        Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
+            // SAFETY: `n` live, checked `T`s in this mapping.
+            unsafe { std::slice::from_raw_parts(p.as_ptr(), n) }
+        }))
+    }
+
+    /// The unique instance of `T`, if there is one.
+    pub fn find_unique<T: ShmSafe>(&self) -> Result<Option<&T>>
+    where
+        Unique: Lookup<I>,
+    {
+        self.find(Unique)
+    }
+
+    /// Finds without the lock when no writer is active (see `objects::optimistic`), else
+    /// under it.
+    #[inline]
+    fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
+        if M::MAP != MapMode::ReadOnly {
+            if let Some(found) = objects::optimistic(&self.space(), |s| ops::find::<I, T>(s, t)) {
+                return found;
+            }
+        }
+        self.indexed(|s| ops::find::<I, T>(s, t))
+    }
+
+    /// The name of the object `obj` is the first element of: its name, or for a unique
+    /// object its type's name; None for anonymous objects and anything else.
+    pub fn instance_name<T: ShmSafe>(&self, obj: &T) -> Option<&str> {
+        let (_, name, _) = self.instance(obj)?;
+        std::str::from_utf8(name?).ok()
+    }
+
+    /// How the object `obj` is the first element of was constructed.
+    pub fn instance_kind<T: ShmSafe>(&self, obj: &T) -> Option<ObjectKind> {
+        Some(self.instance(obj)?.0)
+    }
+
+    /// The number of elements of the object `obj` is the first element of.
+    pub fn instance_length<T: ShmSafe>(&self, obj: &T) -> Option<usize> {
+        Some(self.instance(obj)?.2)
+    }
+
+    fn instance<T: ShmSafe>(&self, obj: &T) -> Option<(ObjectKind, Option<&[u8]>, usize)> {
+        let s = self.space();
+        let (kind, name, len) = ops::instance::<I::Link, T>(&s, obj)?;
+        // The name lives in the segment as long as the object `obj` borrows.
+        let name = name.map(|n| {
+            // SAFETY: `n` points into this mapping, which outlives `&self`.
+            unsafe { std::slice::from_raw_parts(n.as_ptr(), n.len()) }
+        });
+        Some((kind, name, len))
+    }
+
+    /// Number of named objects.
+    pub fn num_named_objects(&self) -> usize {
+        self.space().read_word(NAMED.count) as usize
+    }
+
+    /// Number of unique objects.
+    pub fn num_unique_objects(&self) -> usize {
+        self.space().read_word(UNIQUE.count) as usize
+    }
+
+    /// The named objects, as a consistent snapshot taken under the index lock (Boost's
+    /// `named_begin()..named_end()`, which is not safe against concurrent changes).
+    pub fn named_objects(&self) -> Result<std::vec::IntoIter<ObjectInfo>> {
+        self.indexed(|s| ops::list::<I>(s, NAMED))
+            .map(Vec::into_iter)
+    }
+
+    /// The unique objects (named by their types), as a snapshot like
+    /// [`named_objects`](Self::named_objects).
+    pub fn unique_objects(&self) -> Result<std::vec::IntoIter<ObjectInfo>> {
+        self.indexed(|s| ops::list::<I>(s, UNIQUE))
+            .map(Vec::into_iter)
+    }
+}
+
+/// Writing: construction, destruction, `atomic_func` and reservations. On a copy-on-write
+/// mapping all of it stays private to the mapping.
+impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
+    fn create_object<T: ShmSafe>(
+        &self,
+        target: Target<'_>,
+        count: usize,
+        if_exists: IfExists,
+        next: impl FnMut(usize) -> Option<T>,
+    ) -> Result<&[T]> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, next)?;
+        // SAFETY: `n` live `T`s just built (or found) in this mapping.
+        Ok(unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
+    }
+
+    /// Constructs `value` as `target`: a name, [`Unique`] or [`Anonymous`]. A name or type
+    /// already taken is `AlreadyExists`, and the existing object is left untouched.
+    pub fn construct<T: ShmSafe>(&self, target: impl ObjectTarget<I>, value: T) -> Result<&T> {
+        let mut value = Some(value);
+        let s = self.create_object(target.target(), 1, IfExists::Fail, |_| value.take())?;
+        Ok(&s[0])
+    }
+
+    /// Constructs an array of `n` clones of `value`.
+    pub fn construct_array<T: ShmSafe + Clone>(
+        &self,
+        target: impl ObjectTarget<I>,
+        n: usize,
+        value: T,
+    ) -> Result<&[T]> {
+        self.create_object(target.target(), n, IfExists::Fail, |_| Some(value.clone()))
+    }
+
+    /// Constructs an array of `n` elements, element `i` being `f(i)`. If `f` panics, the
+    /// elements built so far are dropped and the memory released before the panic goes on.
+    pub fn construct_array_with<T: ShmSafe>(
+        &self,
+        target: impl ObjectTarget<I>,
+        n: usize,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Result<&[T]> {
+        self.create_object(target.target(), n, IfExists::Fail, |i| Some(f(i)))
+    }
+
+    /// Constructs an array from the elements of `iter` (Boost's `construct_it`). An iterator
+    /// that yields fewer elements than its length said is an `InvalidArgument` (and what
+    /// was built is undone); extra elements are not taken.
+    pub fn construct_from_iter<T: ShmSafe, It>(
+        &self,
+        target: impl ObjectTarget<I>,
+        iter: It,
+    ) -> Result<&[T]>
+    where
+        It: IntoIterator<Item = T>,
+        It::IntoIter: ExactSizeIterator,
+    {
+        let mut it = iter.into_iter();
+        let n = it.len();
+        self.create_object(target.target(), n, IfExists::Fail, |_| it.next())
+    }
+
+    /// The object `target` if it exists, else a new one made by `f`: atomically across
+    /// threads and processes, so racing callers get the same object and exactly one `f`
+    /// runs. `f` runs under the index lock; it may itself find or construct objects.
+    pub fn find_or_construct<T: ShmSafe>(
+        &self,
+        target: impl Lookup<I>,
+        f: impl FnOnce() -> T,
+    ) -> Result<&T> {
+        let t = target.target();
+        let mut f = Some(f);
+        let s = self.create_object(t, 1, IfExists::Return, |_| f.take().map(|f| f()))?;
+        match s {
+            [one] => Ok(one),
+            _ => Err(Error::TypeMismatch {
+                what: t.describe::<T>(),
+                expected: std::any::type_name::<T>().into(),
+                found: format!("an array of {} {}", s.len(), std::any::type_name::<T>()),
+            }),
+        }
+    }
+
+    /// Constructs the unique instance of `T`.
+    pub fn construct_unique<T: ShmSafe>(&self, value: T) -> Result<&T>
+    where
+        Unique: ObjectTarget<I>,
+    {
+        self.construct(Unique, value)
+    }
+
+    /// Constructs an anonymous `T`: never found, destroyed through
+    /// [`destroy_ptr`](Self::destroy_ptr).
+    pub fn construct_anonymous<T: ShmSafe>(&self, value: T) -> Result<&T> {
+        self.construct(Anonymous, value)
+    }
+
+    /// Mutable access to the single-value object `target`, through a guard that hands out
+    /// `&mut T` only for position-independent types.
+    pub fn find_mut<T: ShmSafe>(
+        &mut self,
+        target: impl Lookup<I>,
+    ) -> Result<Option<ShmMut<'_, T>>> {
+        let t = target.target();
+        match self.find_raw::<T>(t)? {
+            None => Ok(None),
+            // SAFETY: a live `T` in place in this mapping, reachable only through `&mut self`.
+            Some((p, 1)) => Ok(Some(unsafe { ShmMut::new(&mut *p.as_ptr()) })),
+            Some((_, n)) => Err(Error::TypeMismatch {
+                what: t.describe::<T>(),
+                expected: std::any::type_name::<T>().into(),
+                found: format!("an array of {n} {}", std::any::type_name::<T>()),
+            }),
+        }
+    }
+
+    /// Mutable access to the elements of the object `target`.
+    pub fn find_slice_mut<T: ShmSafe>(
+        &mut self,
+        target: impl Lookup<I>,
+    ) -> Result<Option<ShmMut<'_, [T]>>> {
+        Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
+            // SAFETY: `n` live `T`s in place, reachable only through `&mut self`.
+            unsafe { ShmMut::new(std::slice::from_raw_parts_mut(p.as_ptr(), n)) }
+        }))
+    }
+
+    /// Destroys the object `target` (a name or [`Unique`]): drops its elements and frees
+    /// it. False when there is none; `TypeMismatch` (and nothing destroyed) when it holds
+    /// another type.
+    pub fn destroy<T: ShmSafe>(&mut self, target: impl Lookup<I>) -> Result<bool> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        ops::destroy::<I, T>(&s, target.target())
+    }
+
+    /// Destroys the unique instance of `T`; false when there is none.
+    pub fn destroy_unique<T: ShmSafe>(&mut self) -> Result<bool>
+    where
+        Unique: Lookup<I>,
+    {
+        self.destroy::<T>(Unique)
+    }
+
+    /// Destroys the object whose first element is at `ptr`, of any kind (Boost's
+    /// `destroy_ptr`). A pointer is taken rather than `&T` because the reference would
+    /// borrow the segment that `&mut self` needs; `ptr` is checked, so anything but a live
+    /// object of this segment holding `T`s is an `InvalidArgument`, never undefined
+    /// behaviour.
+    pub fn destroy_ptr<T: ShmSafe>(&mut self, ptr: *const T) -> Result<()> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        ops::destroy_ptr::<I, T>(&s, ptr)
+    }
+
+    /// Runs `f` while no other thread or process can create, find or destroy named,
+    /// unique or anonymous objects of this segment; raw allocation goes on meanwhile.
+    /// Inside `f`, this thread's own object operations work as usual.
+    pub fn atomic_func<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        Ok(f())
+    }
+
+    /// Prepares the named index for `n` objects in all (the hash index sizes its bucket
+    /// array; other indexes have nothing to prepare). The room lasts while the index holds
+    /// objects: an index that becomes empty frees its buckets.
+    pub fn reserve_named_objects(&self, n: usize) -> Result<()>
+    where
+        I: NamedIndex,
+    {
+        self.reserve(NAMED, n)
+    }
+
+    /// Like [`reserve_named_objects`](Self::reserve_named_objects), for unique objects.
+    pub fn reserve_unique_objects(&self, n: usize) -> Result<()>
+    where
+        I: NamedIndex,
+    {
+        self.reserve(UNIQUE, n)
+    }
+
+    fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        I::reserve(&s, root, n as u64)
+    }
+}

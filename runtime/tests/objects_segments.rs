@@ -1,0 +1,196 @@
+//! Objects on every managed segment kind that maps OS memory (shared memory, files, XSI,
+//! anonymous shared memory), seen through a second mapping, read-only and copy-on-write;
+//! the reference's copy-on-write example; index kinds recorded in the segment.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod support;
+
+use shmkit_runtime::segment::{Backing, Mode, Writable};
+use shmkit_runtime::{
+    BasicManagedMappedFile, BasicManagedSharedMemory, Error, IndexKind,
+    ManagedAnonymousSharedMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
+    ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex, Unique,
+};
+use support::{unique_name, xsi_key, ShmGuard, TempDir};
+
+const SIZE: usize = 256 * 1024;
+
+/// Constructs a few objects through `a` and checks them through `b`, another mapping of
+/// the same segment; then destroys one through `b` and checks through `a`.
+fn shared_between<B1, B2, M, I>(a: &ManagedSegment<B1, M, I>, b: &mut ManagedSegment<B2, M, I>)
+where
+    B1: Backing,
+    B2: Backing,
+    M: Writable,
+    I: NamedIndex,
+{
+    a.construct("counter", 41u64).unwrap();
+    a.construct_array_with("table", 8, |i| i as u32 * 3)
+        .unwrap();
+    a.construct_unique(7i16).unwrap();
+    assert_eq!(b.find::<u64>("counter").unwrap(), Some(&41));
+    assert_eq!(b.find_slice::<u32>("table").unwrap().unwrap()[7], 21);
+    assert_eq!(b.find_unique::<i16>().unwrap(), Some(&7));
+    assert_eq!((b.num_named_objects(), b.num_unique_objects()), (2, 1));
+    *b.find_mut::<u64>("counter").unwrap().unwrap().get_mut() += 1;
+    assert_eq!(a.find::<u64>("counter").unwrap(), Some(&42));
+    assert!(b.destroy::<u32>("table").unwrap());
+    assert_eq!(a.find_slice::<u32>("table").unwrap(), None);
+    assert_eq!(a.named_objects().unwrap().count(), 1);
+}
+
+#[test]
+fn objects_are_shared_between_mappings_shm() {
+    let g = ShmGuard(unique_name());
+    let a = ManagedSharedMemory::create(&g.0, SIZE).unwrap();
+    let mut b = ManagedSharedMemory::open(&g.0).unwrap();
+    shared_between(&a, &mut b);
+}
+
+#[test]
+fn objects_are_shared_between_mappings_file() {
+    let dir = TempDir::new();
+    let path = dir.join("seg");
+    let a = ManagedMappedFile::create(&path, SIZE).unwrap();
+    let mut b = ManagedMappedFile::open(&path).unwrap();
+    shared_between(&a, &mut b);
+}
+
+#[test]
+fn objects_are_shared_between_mappings_xsi() {
+    let dir = TempDir::new();
+    let (key, _guard) = xsi_key(&dir);
+    let a = ManagedXsiSharedMemory::create(key, SIZE).unwrap();
+    let mut b = ManagedXsiSharedMemory::open(key).unwrap();
+    shared_between(&a, &mut b);
+}
+
+#[test]
+fn objects_are_shared_between_mappings_ordered_index() {
+    let g = ShmGuard(unique_name());
+    let a = BasicManagedSharedMemory::<OrderedIndex>::create(&g.0, SIZE).unwrap();
+    let mut b = BasicManagedSharedMemory::<OrderedIndex>::open(&g.0).unwrap();
+    shared_between(&a, &mut b);
+}
+
+#[test]
+fn anonymous_shared_memory_holds_objects() {
+    let mut seg = ManagedAnonymousSharedMemory::new(SIZE).unwrap();
+    seg.construct("x", 1.5f64).unwrap();
+    let p: *const u8 = seg.construct_anonymous(9u8).unwrap();
+    assert_eq!(seg.find::<f64>("x").unwrap(), Some(&1.5));
+    seg.destroy_ptr(p).unwrap();
+    assert!(seg.destroy::<f64>("x").unwrap());
+    assert!(seg.all_memory_deallocated());
+}
+
+/// The same-thread, second-mapping case of the re-entrant index lock: `atomic_func` on
+/// one mapping, object operations through another mapping of the same segment inside it.
+#[test]
+fn atomic_func_on_one_mapping_lets_the_same_thread_use_another() {
+    let g = ShmGuard(unique_name());
+    let a = ManagedSharedMemory::create(&g.0, SIZE).unwrap();
+    let b = ManagedSharedMemory::open(&g.0).unwrap();
+    a.atomic_func(|| {
+        b.construct("inside", 1u8).unwrap();
+        assert_eq!(a.find::<u8>("inside").unwrap(), Some(&1));
+    })
+    .unwrap();
+    assert_eq!(b.num_named_objects(), 1);
+}
+
+#[test]
+fn read_only_mappings_find_without_the_lock() {
+    let g = ShmGuard(unique_name());
+    let seg = ManagedSharedMemory::create(&g.0, SIZE).unwrap();
+    seg.construct("pi", 3.25f32).unwrap();
+    seg.construct_unique(5u16).unwrap();
+    let ro = ManagedSharedMemory::open_read_only(&g.0).unwrap();
+    // Another thread holding the index lock does not keep a read-only find waiting.
+    seg.atomic_func(|| {
+        assert_eq!(ro.find::<f32>("pi").unwrap(), Some(&3.25));
+        assert_eq!(ro.find_unique::<u16>().unwrap(), Some(&5));
+        assert!(matches!(
+            ro.find::<u32>("pi"),
+            Err(Error::TypeMismatch { .. })
+        ));
+    })
+    .unwrap();
+    assert_eq!((ro.num_named_objects(), ro.num_unique_objects()), (1, 1));
+    let info: Vec<_> = ro.named_objects().unwrap().collect();
+    assert_eq!(info[0].name, "pi");
+    let pi = ro.find::<f32>("pi").unwrap().unwrap();
+    assert_eq!(ro.instance_kind(pi), Some(ObjectKind::Named));
+    assert_eq!(ro.instance_name(pi), Some("pi"));
+}
+
+/// The reference's example of copy-on-write and read-only modes, on a mapped file.
+#[test]
+fn copy_on_write_example_of_the_reference() {
+    let dir = TempDir::new();
+    let file = dir.join("MyManagedFile");
+    let file2 = dir.join("MyManagedFile2");
+    {
+        let managed_file = ManagedMappedFile::create(&file, 65536).unwrap();
+        managed_file.construct("MyInt", 0i32).unwrap();
+        let mut cow = ManagedMappedFile::open_copy_on_write(&file).unwrap();
+        assert!(cow.destroy::<i32>("MyInt").unwrap());
+        cow.construct("MyInt2", 0i32).unwrap();
+        assert!(cow.find::<i32>("MyInt").unwrap().is_none());
+        assert!(cow.find::<i32>("MyInt2").unwrap().is_some());
+        // The original (device and other mappings) is intact.
+        assert!(managed_file.find::<i32>("MyInt").unwrap().is_some());
+        assert!(managed_file.find::<i32>("MyInt2").unwrap().is_none());
+
+        // Dump the modified copy to another file, open it, see the changes.
+        // SAFETY: the mapping covers `size()` bytes and nothing changes them meanwhile.
+        let bytes = unsafe { std::slice::from_raw_parts(cow.base_address().as_ptr(), cow.size()) };
+        std::fs::write(&file2, bytes).unwrap();
+        let cow2 = ManagedMappedFile::open(&file2).unwrap();
+        assert!(cow2.find::<i32>("MyInt").unwrap().is_none());
+        assert!(cow2.find::<i32>("MyInt2").unwrap().is_some());
+    }
+    let ro = ManagedMappedFile::open_read_only(&file).unwrap();
+    assert!(ro.find::<i32>("MyInt").unwrap().is_some());
+    assert!(ro.find::<i32>("MyInt2").unwrap().is_none());
+    assert_eq!(ro.named_objects().unwrap().count(), 1);
+    assert_eq!(ro.unique_objects().unwrap().count(), 0);
+}
+
+#[test]
+fn a_copy_on_write_mapping_taken_while_the_index_is_locked_works_alone() {
+    let g = ShmGuard(unique_name());
+    let seg = ManagedSharedMemory::create(&g.0, SIZE).unwrap();
+    seg.construct("kept", 1u64).unwrap();
+    seg.atomic_func(|| {
+        // The copy's lock word says "held by this process"; the copy frees it.
+        let cow = ManagedSharedMemory::open_copy_on_write(&g.0).unwrap();
+        cow.construct("private", 2u64).unwrap();
+        assert_eq!(cow.find::<u64>("kept").unwrap(), Some(&1));
+    })
+    .unwrap();
+    assert_eq!(seg.find::<u64>("private").unwrap(), None);
+}
+
+fn open_file_as<I: IndexKind, M: Mode>(path: &std::path::Path) -> Result<(), Error> {
+    BasicManagedMappedFile::<I, M>::open_with(path, &Default::default()).map(drop)
+}
+
+#[test]
+fn a_segment_opened_with_another_index_kind_is_refused() {
+    let dir = TempDir::new();
+    let path = dir.join("ordered");
+    let seg = BasicManagedMappedFile::<OrderedIndex>::create(&path, SIZE).unwrap();
+    seg.construct(Unique, 1u8).unwrap();
+    let err = ManagedMappedFile::open(&path).unwrap_err();
+    assert!(matches!(err, Error::IndexMismatch { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(matches!(
+        open_file_as::<NullIndex, shmkit_runtime::ReadOnly>(&path),
+        Err(Error::IndexMismatch { .. })
+    ));
+    open_file_as::<OrderedIndex, shmkit_runtime::ReadOnly>(&path).unwrap();
+}
