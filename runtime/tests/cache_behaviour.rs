@@ -131,14 +131,19 @@ fn a_full_segment_takes_back_cached_blocks() {
     while let Ok(p) = seg.allocate(248) {
         blocks.push(p);
     }
+    // Refills hand out runs, not strictly in address order: take 64 neighbours by address.
+    blocks.sort();
     let run = &blocks[1000..1064];
+    assert!(run
+        .windows(2)
+        .all(|w| w[1].as_ptr() as usize - w[0].as_ptr() as usize == 256));
     // SAFETY: allocated above, freed once each.
     unsafe {
         for p in run {
             seg.deallocate(*p).unwrap();
         }
     }
-    assert_eq!(seg.cached_memory(), 64 * 256);
+    assert!(seg.cached_memory() >= 64 * 256);
     let big = seg
         .allocate(60 * 256)
         .expect("the cached run should be coalesced and reused");
@@ -203,9 +208,14 @@ fn dropping_a_mapping_returns_its_cached_blocks() {
             b.deallocate(*p).unwrap();
         }
     }
+    let cached = b.cached_memory();
+    assert!(
+        cached >= 20 * 56,
+        "B's thread holds at least the freed blocks"
+    );
     assert_eq!(
         a.cached_memory(),
-        20 * 56,
+        cached,
         "the cache lives in the segment: A sees it"
     );
     drop(b);
@@ -240,8 +250,9 @@ fn the_blocks_a_killed_process_cached_are_reclaimed() {
     let free0 = seg.free_memory();
     let mut child = spawn_child("child_cacher", "cacher", &[("SHMKIT_NAME", name.clone())]);
     let msg = child.expect_message(Duration::from_secs(10));
-    assert_eq!(msg, format!("cached {}", 30 * 112));
-    assert_eq!(seg.cached_memory(), 30 * 112);
+    let cached: usize = msg.strip_prefix("cached ").unwrap().parse().unwrap();
+    assert!(cached >= 30 * 112, "{msg}");
+    assert_eq!(seg.cached_memory(), cached);
     child.kill();
     // The next thread to claim a slot returns the dead process's blocks.
     let seg = std::sync::Arc::new(seg);
@@ -291,21 +302,17 @@ fn the_blocks_an_exited_thread_cached_are_taken_back_when_needed() {
             }
         });
     });
+    let stranded = seg.cached_memory();
+    assert!(stranded >= 128, "the exited thread's cache remains");
+    // Fill the segment: the allocation that finds it full takes the blocks back.
+    let mut mine = Vec::new();
+    while let Ok(p) = seg.allocate(2048) {
+        mine.push(p);
+    }
     assert_eq!(
         seg.cached_memory(),
-        64 * 128,
-        "the exited thread's cache remains"
+        0,
+        "the exited thread's blocks were taken back"
     );
-    // Fill what is left; the last allocations need the exited thread's blocks.
-    let mut mine = Vec::new();
-    while seg.free_memory() > seg.cached_memory() + 4096 {
-        mine.push(seg.allocate(2048).unwrap());
-    }
-    for _ in 0..64 {
-        mine.push(
-            seg.allocate(120)
-                .expect("the exited thread's blocks are reclaimed"),
-        );
-    }
     seg.check().unwrap();
 }

@@ -194,3 +194,59 @@ fn a_segment_opened_with_another_index_kind_is_refused() {
     ));
     open_file_as::<OrderedIndex, shmkit_runtime::ReadOnly>(&path).unwrap();
 }
+
+/// Lookups without the lock (checked by the index version) racing a writer in another
+/// mapping: the objects that stay are always found with their values, the ones that come
+/// and go are found or not, and no lookup fails on a torn index.
+#[test]
+fn finds_racing_constructs_and_destroys_see_consistent_objects() {
+    let g = ShmGuard(unique_name());
+    let reader = std::sync::Arc::new(ManagedSharedMemory::create(&g.0, 4 << 20).unwrap());
+    for k in 0..64u64 {
+        reader.construct(format!("stable_{k}"), k * 7).unwrap();
+    }
+    let mut writer = ManagedSharedMemory::open(&g.0).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (seg, stop) = (reader.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut found, mut rounds) = (0u64, 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for k in 0..64u64 {
+                        let v = seg.find::<u64>(format!("stable_{k}").as_str()).unwrap();
+                        assert_eq!(v, Some(&(k * 7)));
+                        // Found or not, never an error; its value is not read: the
+                        // writer may destroy it at any moment.
+                        let churn = seg.find::<u64>(format!("churn_{k}").as_str()).unwrap();
+                        found += u64::from(churn.is_some());
+                    }
+                    rounds += 1;
+                }
+                (found, rounds)
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let mut generation = 0u64;
+    while std::time::Instant::now() < deadline {
+        for k in 0..64u64 {
+            writer
+                .construct(format!("churn_{k}"), generation * 1000 + k)
+                .unwrap();
+        }
+        for k in 0..64u64 {
+            assert!(writer.destroy::<u64>(format!("churn_{k}")).unwrap());
+        }
+        generation += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        let (found, rounds) = r.join().unwrap();
+        assert!(rounds > 0);
+        eprintln!(
+            "reader: {rounds} rounds, {found} churn objects seen; writer: {generation} generations"
+        );
+    }
+    assert_eq!(reader.num_named_objects(), 64);
+}

@@ -17,7 +17,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use super::tlsf::{Tlsf, GRANULE, MIN_BLOCK};
+use super::tlsf::{Tlsf, GRANULE, HEADER, MIN_BLOCK};
 use crate::sync::{current_pid, process_alive};
 
 /// Largest block (header included) a slot caches.
@@ -27,8 +27,12 @@ const BINS: usize = ((MAX_BLOCK - MIN_BLOCK as u64) / GRANULE as u64 + 1) as usi
 pub const SLOTS: usize = 32;
 /// Segments smaller than this get no cache: its table and budgets would be too large a part.
 pub const MIN_SEGMENT: usize = 16 << 20;
-/// Blocks one bin holds at most.
+/// Blocks one bin holds at most; a full bin goes back to the allocator in one locked call.
 const BIN_CAPACITY: u64 = 64;
+/// Blocks an empty bin is refilled with in one locked call (budget permitting).
+const REFILL: u64 = 32;
+/// Room for the offsets of one bin, to free them in address order.
+type BinBlocks = [u64; BIN_CAPACITY as usize];
 
 #[repr(C)]
 struct Bin {
@@ -186,10 +190,10 @@ pub struct Cache {
 
 /// Why a lockless `push` did not cache a block.
 pub enum PushRefused {
-    /// Not a cacheable size, a stale slot, or a full bin: free it the ordinary way.
-    /// (A full bin stays as it is: a long run of frees, as when a structure is torn down,
-    /// then costs what it costs without a cache, instead of shuffling blocks through it.)
+    /// Not a cacheable size, a stale slot, or no budget left: free it the ordinary way.
     Refused,
+    /// The bin is full: return the whole bin in one locked call, then cache the block.
+    Full,
     /// The block is the one this bin handed back last: a double free.
     DoubleFree,
 }
@@ -203,16 +207,19 @@ impl Cache {
     }
 
     /// Whether the segment has a slot table.
+    #[inline]
     pub fn exists(&self) -> bool {
         self.table != 0
     }
 
     /// Offset of the slot table's payload (0 without one).
+    #[inline]
     pub fn table(&self) -> u64 {
         self.table
     }
 
     /// Whether slot `off` was last emptied before `epoch`.
+    #[inline]
     pub fn is_stale(&self, off: u64, epoch: u64) -> bool {
         self.slot(off).epoch.load(Relaxed) != epoch
     }
@@ -262,7 +269,9 @@ impl Cache {
         }
         // SAFETY: `head` is a cached block of this slot, which only this thread touches;
         // its first payload word links the next one.
-        let next = unsafe { self.base.add(head as usize + 8).cast::<u64>().read() };
+        // The link is payload again: clear it, so that memory zeroed by
+        // `zero_free_memory` and handed out through a refilled bin reads as zero.
+        let next = unsafe { self.base.add(head as usize + 8).cast::<u64>().replace(0) };
         bin.head.store(next, Relaxed);
         bin.count.store(bin.count.load(Relaxed) - 1, Relaxed);
         slot.cached.store(slot.cached.load(Relaxed) - size, Relaxed);
@@ -286,7 +295,10 @@ impl Cache {
         if head == off {
             return Err(PushRefused::DoubleFree);
         }
-        if count >= BIN_CAPACITY || cached + size > slot.budget.load(Relaxed) {
+        if count >= BIN_CAPACITY {
+            return Err(PushRefused::Full);
+        }
+        if cached + size > slot.budget.load(Relaxed) {
             return Err(PushRefused::Refused);
         }
         // SAFETY: `off` is a used block the caller gives up; its payload is ours to link.
@@ -363,30 +375,90 @@ impl Cache {
         slot.epoch.store(epoch, Relaxed);
     }
 
-    /// Returns every block of `bin` (holding blocks of `size`) to the allocator. Each block
-    /// leaves the bin before it is freed, so a crash in between leaks that one block instead
-    /// of leaving the bin pointing into free memory (whose stale headers would pass the
-    /// checks below and be freed twice by the recoverer).
-    fn drain(&self, t: &mut Tlsf, bin: &Bin, size: u64) {
-        let mut left = bin.count.load(Relaxed);
+    /// Returns every block of `bin` (holding blocks of `size`) to the allocator. The bin
+    /// is detached first, so a crash part-way leaks what was not freed yet (at most one
+    /// bin) instead of leaving the bin pointing into free memory, whose stale headers would
+    /// pass the checks below and be freed twice by the recoverer. The blocks are freed
+    /// oldest first, which for blocks freed in address order (a structure torn down) is
+    /// address order: each then merges into the free block before it in place.
+    /// Returns the bytes freed.
+    fn drain(&self, t: &mut Tlsf, bin: &Bin, size: u64) -> u64 {
+        let mut blocks: BinBlocks = [0; BIN_CAPACITY as usize];
+        let mut n = 0;
         let mut cur = bin.head.load(Relaxed);
-        while cur != 0 && left > 0 {
+        let count = bin.count.load(Relaxed).min(BIN_CAPACITY);
+        while cur != 0 && (n as u64) < count {
             if t.used_block_size(cur) != Some(size) {
                 // A link a dead process left half-written: the rest of the bin stays
                 // allocated, a leak rather than a corruption.
                 break;
             }
+            blocks[n] = cur;
+            n += 1;
             // SAFETY: `cur` is a used block of this size (checked) held only by this bin.
-            let next = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
-            left -= 1;
-            bin.head.store(next, Relaxed);
-            bin.count.store(left, Relaxed);
-            // SAFETY: as above; the bin has given it up.
-            unsafe { t.free_block(cur) };
-            cur = next;
+            cur = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
         }
         bin.head.store(0, Relaxed);
         bin.count.store(0, Relaxed);
+        for &off in blocks[..n].iter().rev() {
+            // SAFETY: a used block (checked above) that the detached bin gave up.
+            unsafe { t.free_block(off) };
+        }
+        n as u64 * size
+    }
+
+    /// Makes room in this thread's bin for blocks of `size` by returning the whole bin.
+    /// Lock held.
+    pub fn empty_bin(&self, t: &mut Tlsf, slot: u64, size: u64) {
+        let Some(i) = bin_of(size) else { return };
+        let slot = self.slot(slot);
+        let freed = self.drain(t, &slot.bins[i], size);
+        slot.cached
+            .store(slot.cached.load(Relaxed).saturating_sub(freed), Relaxed);
+    }
+
+    /// Allocates a run of blocks of `size` for this thread's empty bin in one locked call,
+    /// caches all but the last and returns that one (it may carry a few bytes of slack, as
+    /// any block may). None when `size` is not cached, the budget has no room or no run
+    /// fits; the caller then allocates one block. A crash before the bin is published leaks
+    /// the run (at most `REFILL` blocks), never more.
+    pub fn refill(&self, t: &mut Tlsf, slot: u64, size: u64) -> Option<u64> {
+        let i = bin_of(size)?;
+        let slot = self.slot(slot);
+        let bin = &slot.bins[i];
+        let cached = slot.cached.load(Relaxed);
+        let n = (slot.budget.load(Relaxed).saturating_sub(cached) / size).min(REFILL - 1) + 1;
+        if n < 2 || bin.count.load(Relaxed) != 0 {
+            return None;
+        }
+        let run = t.alloc_block(n * size)?;
+        let mut blocks: BinBlocks = [0; BIN_CAPACITY as usize];
+        let mut k = 0;
+        let base = self.base.addr() as u64 + HEADER as u64;
+        // SAFETY: `run` is a fresh used block of at least `n * size` bytes.
+        unsafe {
+            t.split_used(run, &[size; REFILL as usize][..n as usize], |p| {
+                blocks[k] = p.as_ptr().addr() as u64 - base;
+                k += 1;
+            })
+        };
+        let cached_blocks = &blocks[..n as usize - 1];
+        for pair in cached_blocks.windows(2) {
+            // SAFETY: fresh blocks of this run; a block's first payload word links the next.
+            unsafe {
+                self.base
+                    .add(pair[0] as usize + 8)
+                    .cast::<u64>()
+                    .write(pair[1])
+            };
+        }
+        let last = cached_blocks[cached_blocks.len() - 1];
+        // SAFETY: as above; the last cached block ends the list.
+        unsafe { self.base.add(last as usize + 8).cast::<u64>().write(0) };
+        bin.head.store(cached_blocks[0], Relaxed);
+        bin.count.store(n - 1, Relaxed);
+        slot.cached.store(cached + (n - 1) * size, Relaxed);
+        Some(blocks[n as usize - 1])
     }
 
     /// Empties every slot and frees them all: for a private copy of the segment, where no

@@ -362,28 +362,24 @@ impl Tlsf {
     /// # Safety
     /// `off` is a used block, not handed out, of at least the sum of `blocks`.
     pub unsafe fn split_used(&mut self, off: u64, blocks: &[u64], mut f: impl FnMut(NonNull<u8>)) {
-        let starts: Vec<u64> = blocks
-            .iter()
-            .scan(off, |at, &b| {
-                let start = *at;
-                *at += b;
-                Some(start)
-            })
-            .collect();
         // SAFETY: every header written lies inside the used block `off` (caller).
         unsafe {
-            let total = self.size_of(off);
+            let end = off + self.size_of(off);
             let prev_bit = self.word(off) & PREV_FREE;
             // Back to front: the first header, which still spans everything, is rewritten
             // last, so the chain stays walkable if we die half-way.
-            for i in (0..starts.len()).rev() {
-                let end = starts.get(i + 1).copied().unwrap_or(off + total);
+            let (mut start, mut next) = (off + blocks.iter().sum::<u64>(), end);
+            for (i, &b) in blocks.iter().enumerate().rev() {
+                start -= b;
                 let bits = if i == 0 { prev_bit } else { 0 };
-                self.set_word(starts[i], (end - starts[i]) | bits);
+                self.set_word(start, (next - start) | bits);
+                next = start;
             }
         }
-        for start in starts {
-            f(self.payload(start));
+        let mut at = off;
+        for &b in blocks {
+            f(self.payload(at));
+            at += b;
         }
     }
 

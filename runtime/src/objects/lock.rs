@@ -20,11 +20,12 @@ use crate::error::Result;
 use crate::segment::header::words;
 use crate::sync::{current_pid, Acquired, RobustMutex};
 
-/// This thread's number in this process (never 0).
+/// This thread's number in this process (never 0); 0 when the thread's locals are gone
+/// (in a thread-local destructor), where nesting is not recognised.
 fn thread_no() -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local!(static NO: Cell<u32> = const { Cell::new(0) });
-    NO.with(|no| match no.get() {
+    NO.try_with(|no| match no.get() {
         0 => {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             no.set(n);
@@ -32,6 +33,7 @@ fn thread_no() -> u32 {
         }
         n => n,
     })
+    .unwrap_or(0)
 }
 
 /// Holds the index lock (or is a nested acquisition by its holder); releases on drop.
@@ -70,7 +72,7 @@ pub(crate) fn lock<'a>(
 ) -> Result<IndexGuard<'a>> {
     let (mutex, holder) = parts(s);
     let me = thread_no();
-    if holder.load(Ordering::Relaxed) == me && mutex.owner() == Some(current_pid()) {
+    if me != 0 && holder.load(Ordering::Relaxed) == me && mutex.owner() == Some(current_pid()) {
         return Ok(IndexGuard { held: None });
     }
     let acquired = mutex.lock();

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use super::entry::{self, state, Entry, ObjectKind, MAX_COUNT, MAX_KEY_LEN, MAX_NAME_LEN};
-use super::index::{IndexKind, Key, Root};
+use super::index::{IndexKind, Key, Probe, Root};
 use super::space::Space;
 use super::target::Target;
 use super::types::{self, TypeDesc};
@@ -90,6 +90,10 @@ fn lookup<I: IndexKind>(s: &Space, r: &Resolved<'_>) -> Result<Option<(u64, Entr
         name: r.name,
         hash: r.hash,
     };
+    // A plain absence is decided by the fast probe; everything else by the checked find.
+    if let Probe::Absent = I::probe(s, root, key) {
+        return Ok(None);
+    }
     match I::find(s, root, key)? {
         Some(e) => Ok(Some((e, Entry::read(s, e)?))),
         None => Ok(None),
@@ -137,6 +141,36 @@ pub(crate) fn find<I: IndexKind, T: ShmSafe>(
         }
         _ => Ok(None),
     }
+}
+
+/// The fast path of [`find`] for a named object: the answer when it is plainly there (live,
+/// of type `T`) or plainly absent; None whenever anything needs the checked path (a bad
+/// name, another type, an object under construction, any doubt about the bytes).
+#[inline]
+pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
+    s: &Space,
+    name: &str,
+) -> Option<Option<(NonNull<T>, usize)>> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return None;
+    }
+    let key = Key {
+        name: name.as_bytes(),
+        hash: entry::hash(name.as_bytes()),
+    };
+    let e = match I::probe(s, NAMED, key) {
+        Probe::Found(e) => e,
+        Probe::Absent => return Some(None),
+        Probe::Slow => return None,
+    };
+    let h = s.read::<Entry<I::Link>>(e)?;
+    if h.state != state::LIVE || h.fingerprint != T::type_fingerprint() {
+        return None;
+    }
+    let count = usize::try_from(h.count()).ok()?;
+    let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
+    let p = s.checked(data, count.checked_mul(size_of::<T>())?)?;
+    Some(Some((NonNull::new(p.cast())?, count)))
 }
 
 /// What `create` does when the key is taken by a live object.

@@ -15,12 +15,19 @@ use crate::segment::SegmentCore;
 #[derive(Clone, Copy)]
 pub struct Space {
     core: SegmentCore,
+    /// The segment size when the view was made: a segment grows or shrinks only while no
+    /// one uses it (offline, or through `&mut` for heap segments), never during an
+    /// operation.
+    size: u64,
 }
 
 impl Space {
     #[inline]
     pub fn new(core: SegmentCore) -> Self {
-        Space { core }
+        Space {
+            size: core.size() as u64,
+            core,
+        }
     }
 
     #[inline]
@@ -49,17 +56,41 @@ impl Space {
 
     /// The address of `len` bytes at `off`, if they lie in the block area.
     #[inline]
+    pub fn checked(&self, off: u64, len: usize) -> Option<*mut u8> {
+        let end = off.checked_add(len as u64)?;
+        (off >= BLOCKS_START as u64 && end <= self.size).then(|| {
+            // SAFETY: `off` is inside the mapping (checked just above).
+            unsafe { self.core.base().as_ptr().add(off as usize) }
+        })
+    }
+
+    /// The address of `len` bytes at `off`; an error naming the offset if they do not lie
+    /// in the block area.
+    #[inline]
     pub fn bytes(&self, off: u64, len: usize) -> Result<*mut u8> {
-        let size = self.core.size() as u64;
-        match off.checked_add(len as u64) {
-            Some(end) if off >= BLOCKS_START as u64 && end <= size => {
-                // SAFETY: `off` is inside the mapping (checked just above).
-                Ok(unsafe { self.core.base().as_ptr().add(off as usize) })
-            }
-            _ => Err(self.corrupt(format!(
-                "offset {off} (+{len} bytes) lies outside the {size}-byte segment"
-            ))),
+        self.checked(off, len)
+            .ok_or_else(|| self.out_of_bounds(off, len))
+    }
+
+    #[cold]
+    fn out_of_bounds(&self, off: u64, len: usize) -> Error {
+        self.corrupt(format!(
+            "offset {off} (+{len} bytes) lies outside the {}-byte segment",
+            self.size
+        ))
+    }
+
+    /// A copy of the plain-data `T` at `off`, if it is in bounds and aligned (for the lookup
+    /// fast path, which leaves every doubt to the checked path).
+    #[inline]
+    pub fn read<T: Copy>(&self, off: u64) -> Option<T> {
+        if off % align_of::<T>() as u64 != 0 {
+            return None;
         }
+        let p = self.checked(off, size_of::<T>())?;
+        // SAFETY: in bounds and aligned (checked); callers read plain-data types, for which
+        // any bytes are a value.
+        Some(unsafe { p.cast::<T>().read() })
     }
 
     /// A `T` at `off`, bounds- and alignment-checked.
@@ -83,7 +114,7 @@ impl Space {
     #[inline]
     pub fn offset_of(&self, p: *const u8) -> Option<u64> {
         let off = p.addr().checked_sub(self.core.base().as_ptr().addr())?;
-        (off < self.core.size()).then_some(off as u64)
+        (off < self.size as usize).then_some(off as u64)
     }
 
     /// Allocates `size` bytes aligned to `align`; returns the offset.

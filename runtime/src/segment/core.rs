@@ -68,6 +68,9 @@ struct Locked<'a> {
     tlsf: Tlsf,
     /// What `HELD` said before (an outer lock of another segment).
     outer: u32,
+    /// The allocator is beyond repair: poison the lock instead of releasing it, so that no
+    /// other thread or process ever works on it again.
+    poison: bool,
 }
 
 impl Drop for Locked<'_> {
@@ -77,7 +80,11 @@ impl Drop for Locked<'_> {
             self.repair_after_panic();
         }
         let _ = HELD.try_with(|h| h.set(self.outer));
-        self.mutex.unlock();
+        if self.poison {
+            self.mutex.poison();
+        } else {
+            self.mutex.unlock();
+        }
     }
 }
 
@@ -88,6 +95,7 @@ impl Locked<'_> {
     fn repair_after_panic(&mut self) {
         if self.tlsf.rebuild().is_err() {
             self.state.store(state::CORRUPTED, Ordering::Release);
+            self.poison = true;
         }
     }
 }
@@ -218,6 +226,9 @@ impl SegmentCore {
         }
         let mutex = self.mutex();
         let acquired = mutex.lock();
+        if acquired == Acquired::Poisoned {
+            return Err(self.poisoned());
+        }
         let mut locked = Locked {
             mutex,
             // SAFETY (of the projection): a field of the header.
@@ -225,14 +236,17 @@ impl SegmentCore {
             // SAFETY: we hold the lock, so the allocator state is ours to use.
             tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
             outer: HELD.try_with(|h| h.replace(self.mapping)).unwrap_or(0),
+            poison: false,
         };
         if acquired == Acquired::OwnerDied {
-            self.recover(&mut locked.tlsf)?;
-        }
-        if locked.state.load(Ordering::Relaxed) == state::CORRUPTED {
-            return Err(self.corrupted("a recovery marked the segment corrupted".into()));
+            self.recover(&mut locked)?;
         }
         Ok(locked)
+    }
+
+    #[cold]
+    fn poisoned(&self) -> Error {
+        self.corrupted("a recovery found the allocator beyond repair".into())
     }
 
     #[cold]
@@ -249,20 +263,19 @@ impl SegmentCore {
     /// Repairs the allocator after a process died holding the lock, or marks the segment
     /// corrupted when the damage is beyond repair.
     #[cold]
-    fn recover(&self, tlsf: &mut Tlsf) -> Result<()> {
-        let rebuilt = tlsf.rebuild();
-        if rebuilt.is_ok() {
-            self.cache().reclaim_dead(tlsf, self.cache_epoch());
-        }
-        rebuilt.map_err(|reason| {
-            // SAFETY (of the projection): a field of the header.
-            self.field(|h| unsafe { &raw mut (*h).state })
-                .store(state::CORRUPTED, Ordering::Release);
-            Error::Corrupted {
-                what: self.what(),
-                reason: format!("after a process died holding the lock: {reason}"),
+    fn recover(&self, locked: &mut Locked<'_>) -> Result<()> {
+        match locked.tlsf.rebuild() {
+            Ok(()) => {
+                self.cache()
+                    .reclaim_dead(&mut locked.tlsf, self.cache_epoch());
+                Ok(())
             }
-        })
+            Err(reason) => {
+                locked.state.store(state::CORRUPTED, Ordering::Release);
+                locked.poison = true;
+                Err(self.corrupted(format!("after a process died holding the lock: {reason}")))
+            }
+        }
     }
 
     /// Runs `f` on the allocator for reading: under the lock for writable mappings (the
@@ -292,14 +305,22 @@ impl SegmentCore {
             return Ok(self.payload(off));
         }
         let mut l = self.lock()?;
-        if slot.is_none() {
+        match slot {
             // This thread had forgotten its slot (or never had one): having found it again,
             // use what it holds.
-            if let Some(off) = self.cache_pop(self.prepare_cache(&mut l.tlsf, None), block) {
-                return Ok(self.payload(off));
+            None => {
+                if let Some(off) = self.cache_pop(self.claim_slot(&mut l.tlsf), block) {
+                    return Ok(self.payload(off));
+                }
             }
-        } else {
-            self.prepare_cache(&mut l.tlsf, slot);
+            Some(0) => {}
+            Some(slot) => {
+                self.refresh_slot(&mut l.tlsf, slot);
+                // The bin was empty: fill it with a run of blocks in this one locked call.
+                if let Some(off) = self.cache().refill(&mut l.tlsf, slot, block) {
+                    return Ok(l.tlsf.payload(off));
+                }
+            }
         }
         match l.tlsf.alloc_block(block) {
             Some(off) => Ok(l.tlsf.payload(off)),
@@ -380,17 +401,30 @@ impl SegmentCore {
         match unsafe { self.cache_push(ptr) } {
             CachePush::Done => Ok(()),
             CachePush::DoubleFree => Err(self.not_a_block(ptr)),
-            CachePush::Locked => {
+            CachePush::BinFull { slot, size } => {
                 let mut l = self.lock()?;
-                let Some(off) = self.block_of(&l.tlsf, ptr) else {
-                    drop(l);
-                    return Err(self.not_a_block(ptr));
-                };
-                // SAFETY: `off` is a used block (checked) and the caller gives it up.
-                unsafe { l.tlsf.free_block(off) };
-                Ok(())
+                self.cache().empty_bin(&mut l.tlsf, slot, size);
+                drop(l);
+                // SAFETY: forwarded contract; the bin has room now.
+                match unsafe { self.cache_push(ptr) } {
+                    CachePush::Done => Ok(()),
+                    _ => self.free_locked(ptr),
+                }
             }
+            CachePush::Locked => self.free_locked(ptr),
         }
+    }
+
+    /// Frees the block at `ptr` under the lock, after checking it is a live block.
+    fn free_locked(&self, ptr: NonNull<u8>) -> Result<()> {
+        let mut l = self.lock()?;
+        let Some(off) = self.block_of(&l.tlsf, ptr) else {
+            drop(l);
+            return Err(self.not_a_block(ptr));
+        };
+        // SAFETY: `off` is a used block (checked) and the caller gives it up.
+        unsafe { l.tlsf.free_block(off) };
+        Ok(())
     }
 
     /// Allocates `count` blocks of `elem_size` bytes in one locked operation, contiguous

@@ -72,12 +72,19 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.find(Unique)
     }
 
-    /// Finds without the lock when no writer is active (see `objects::optimistic`), else
-    /// under it.
+    /// Finds without the lock when no writer is active (see `objects::optimistic`), by
+    /// the fast path when it can decide; else under the lock.
     #[inline]
     fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
         if M::MAP != MapMode::ReadOnly {
-            if let Some(found) = objects::optimistic(&self.space(), |s| ops::find::<I, T>(s, t)) {
+            let found = objects::optimistic(&self.space(), |s| match t {
+                Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
+                    Some(found) => Ok(found),
+                    None => ops::find::<I, T>(s, t),
+                },
+                _ => ops::find::<I, T>(s, t),
+            });
+            if let Some(found) = found {
                 return found;
             }
         }

@@ -20,6 +20,8 @@ use super::pid::{current_pid, process_alive};
 
 const WAITERS: u32 = 1 << 31;
 const PID_MASK: u32 = !WAITERS;
+/// The owner of a poisoned lock: above any pid Linux hands out (at most 2^22).
+const POISONED: u32 = PID_MASK;
 /// How long a waiter sleeps before it checks again whether the owner is alive.
 const LIVENESS_POLL: Duration = Duration::from_millis(10);
 const SPINS: u32 = 64;
@@ -32,6 +34,8 @@ pub enum Acquired {
     Clean,
     /// From a process that died holding it: the protected data may be half-updated.
     OwnerDied,
+    /// Not acquired: a holder found the data beyond repair and poisoned the lock for good.
+    Poisoned,
 }
 
 /// A robust process-shared mutex; 4 bytes, all-zero is unlocked, so a freshly truncated
@@ -84,6 +88,9 @@ impl RobustMutex {
         };
         loop {
             let cur = self.word.load(Ordering::Relaxed);
+            if cur & PID_MASK == POISONED {
+                return Acquired::Poisoned;
+            }
             if cur == 0 {
                 // Others may still sleep; keep the waiters bit so our unlock wakes them.
                 if self
@@ -144,6 +151,13 @@ impl RobustMutex {
     #[cold]
     fn wake_one(&self) {
         let _ = futex::wake(&self.word, futex::Flags::empty(), 1);
+    }
+
+    /// Releases the lock for good: every later `lock` returns [`Acquired::Poisoned`]
+    /// (checked only on the contended path, so it costs the uncontended path nothing).
+    pub fn poison(&self) {
+        self.word.store(POISONED, Ordering::Release);
+        let _ = futex::wake(&self.word, futex::Flags::empty(), i32::MAX as u32);
     }
 
     /// Marks the lock free whoever holds it. Only for a private copy of a segment (a

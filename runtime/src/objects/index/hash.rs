@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{IndexKind, Key, Root};
+use super::{IndexKind, Key, Probe, Root};
 use crate::error::{Error, Result};
 use crate::objects::entry::Entry;
 use crate::objects::space::Space;
@@ -46,6 +46,7 @@ fn tag_of(w: u64) -> u32 {
 
 /// The table: a tag, the slot count (a power of two), then the slots.
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct Table {
     tag: u64,
     len: u64,
@@ -165,6 +166,13 @@ fn resize(s: &Space, root: Root, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether `n` entries exceed the maximum load of 13/16 of `len` slots (no division on
+/// the insert path).
+#[inline]
+fn overloaded(n: u64, len: u64) -> bool {
+    n.saturating_mul(16) > len.saturating_mul(13)
+}
+
 /// Slots needed for `n` entries at the maximum load of 13/16.
 fn slots_for(n: u64) -> u64 {
     (n.saturating_mul(16) / 13 + 1)
@@ -203,6 +211,53 @@ impl IndexKind for HashIndex {
         Ok(None)
     }
 
+    #[inline]
+    fn probe(s: &Space, root: Root, key: Key<'_>) -> Probe {
+        let off = s.read_word(root.root);
+        if off == 0 {
+            return Probe::Absent;
+        }
+        let Some(t) = s.read::<Table>(off) else {
+            return Probe::Slow;
+        };
+        let slots = size_of::<Table>() as u64;
+        let fits = t.len.is_power_of_two()
+            && t.len <= 1 << 40
+            && s.checked(off + slots, t.len as usize * 8).is_some();
+        if t.tag != TAG || !fits {
+            return Probe::Slow;
+        }
+        let at = At { off, len: t.len };
+        let want = key.hash >> (32 - TAG_BITS);
+        let home = at.home_of_hash(key.hash);
+        for i in home..home + at.len {
+            let Some(w) = s.read::<u64>(at.slot_off(i)) else {
+                return Probe::Slow;
+            };
+            if w == 0 {
+                return Probe::Absent;
+            }
+            if tag_of(w) != want {
+                continue;
+            }
+            let e = entry_of(w);
+            let Some(h) = s.read::<E>(e) else {
+                return Probe::Slow;
+            };
+            if h.hash != key.hash || h.name_len() != key.name.len() {
+                continue;
+            }
+            let Some(name) = s.checked(e + E::SIZE as u64, key.name.len()) else {
+                return Probe::Slow;
+            };
+            // SAFETY: in bounds (checked); read-only for the comparison.
+            if unsafe { std::slice::from_raw_parts(name, key.name.len()) } == key.name {
+                return Probe::Found(e);
+            }
+        }
+        Probe::Slow
+    }
+
     fn insert(s: &Space, root: Root, e: u64) -> Result<()> {
         if e >> (OFF_BITS + 3) != 0 {
             return Err(Error::InvalidSize {
@@ -210,11 +265,11 @@ impl IndexKind for HashIndex {
                 reason: "the hash index reaches objects in the first 8 TiB of a segment".into(),
             });
         }
-        let wanted = slots_for(s.read_word(root.count) + 1);
+        let wanted = s.read_word(root.count) + 1;
         let at = match table(s, root)? {
-            Some(at) if at.len >= wanted => at,
+            Some(at) if !overloaded(wanted, at.len) => at,
             _ => {
-                resize(s, root, wanted)?;
+                resize(s, root, slots_for(wanted))?;
                 table(s, root)?.ok_or_else(|| s.corrupt("the new hash table vanished".into()))?
             }
         };
@@ -266,10 +321,9 @@ impl IndexKind for HashIndex {
     }
 
     fn reserve(s: &Space, root: Root, n: u64) -> Result<()> {
-        let len = slots_for(n);
         match table(s, root)? {
-            Some(at) if at.len >= len => Ok(()),
-            _ => resize(s, root, len),
+            Some(at) if !overloaded(n, at.len) => Ok(()),
+            _ => resize(s, root, slots_for(n)),
         }
     }
 

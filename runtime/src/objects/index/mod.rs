@@ -32,6 +32,14 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     /// The live or constructing entry named by `key`, if any.
     #[doc(hidden)]
     fn find(s: &Space, root: Root, key: Key<'_>) -> Result<Option<u64>>;
+    /// [`find`](Self::find) without error values, for the lookup fast path: `Slow` when in
+    /// any doubt (the checked `find` then decides and reports).
+    #[doc(hidden)]
+    #[inline]
+    fn probe(s: &Space, root: Root, key: Key<'_>) -> Probe {
+        let _ = (s, root, key);
+        Probe::Slow
+    }
     /// Links a new entry (its name is not in the index yet). Reads the count word, which
     /// the caller updates afterwards.
     #[doc(hidden)]
@@ -65,6 +73,13 @@ pub(crate) fn kind_name(kind: u64) -> String {
 pub struct Key<'a> {
     pub name: &'a [u8],
     pub hash: u32,
+}
+
+/// What the lookup fast path found.
+pub enum Probe {
+    Found(u64),
+    Absent,
+    Slow,
 }
 
 /// Where one index (named or unique) keeps its root and its count in the header.

@@ -14,8 +14,13 @@ use crate::segment::header::{self, BLOCKS_START};
 pub(super) enum CachePush {
     Done,
     DoubleFree,
-    /// Not cached (not cacheable, or the bin is full): free it under the lock.
+    /// Not cached (not cacheable, stale slot, no budget): free it under the lock.
     Locked,
+    /// The bin for blocks of `size` in `slot` is full.
+    BinFull {
+        slot: u64,
+        size: u64,
+    },
 }
 
 impl SegmentCore {
@@ -92,33 +97,41 @@ impl SegmentCore {
             Ok(()) => CachePush::Done,
             Err(PushRefused::DoubleFree) => CachePush::DoubleFree,
             Err(PushRefused::Refused) => unlocked,
+            Err(PushRefused::Full) => CachePush::BinFull { slot, size },
+        }
+    }
+
+    /// Under the lock: empties this thread's slot if the epoch moved on since.
+    #[inline]
+    pub(super) fn refresh_slot(&self, t: &mut Tlsf, slot: u64) {
+        let cache = self.cache();
+        let epoch = self.cache_epoch();
+        if cache.is_stale(slot, epoch) {
+            cache.flush(t, slot, epoch);
         }
     }
 
     /// Under the lock: gives this thread a slot the first time it allocates here (or finds
-    /// its slot again), and empties its slot when the epoch moved on. Returns the slot.
-    #[inline]
-    pub(super) fn prepare_cache(&self, t: &mut Tlsf, recorded: Option<u64>) -> Option<u64> {
+    /// its slot again after forgetting it) and records it. None when there is no cache or
+    /// no free slot.
+    #[cold]
+    pub(super) fn claim_slot(&self, t: &mut Tlsf) -> Option<u64> {
         let cache = self.cache();
-        let epoch = self.cache_epoch();
-        match recorded {
-            Some(0) => None,
-            Some(slot) => {
-                if cache.is_stale(slot, epoch) {
-                    cache.flush(t, slot, epoch);
-                }
-                Some(slot)
-            }
-            None => {
-                let slot = if cache.exists() {
-                    cache.claim(t, self.mapping, cache::budget(self.size()), epoch)
-                } else {
-                    0
-                };
-                cache::record_slot(self.mapping, slot);
-                (slot != 0).then_some(slot)
-            }
+        let slot = if cache.exists() {
+            cache.claim(
+                t,
+                self.mapping,
+                cache::budget(self.size()),
+                self.cache_epoch(),
+            )
+        } else {
+            0
+        };
+        cache::record_slot(self.mapping, slot);
+        if slot != 0 {
+            self.refresh_slot(t, slot);
         }
+        (slot != 0).then_some(slot)
     }
 
     /// Under the lock, when the segment looks full: besides emptying this thread's cache
