@@ -127,6 +127,8 @@ fn a_full_segment_takes_back_cached_blocks() {
     let seg = heap();
     // Fill the segment with 256-byte blocks (248 usable), then free a run of them: they
     // stay in this thread's cache, so only coalescing them back makes a large block fit.
+    // One large block takes most of the segment (keeps the test quick under Miri).
+    let _filler = seg.allocate(seg.free_memory() - (1 << 20)).unwrap();
     let mut blocks = Vec::new();
     while let Ok(p) = seg.allocate(248) {
         blocks.push(p);
@@ -134,6 +136,7 @@ fn a_full_segment_takes_back_cached_blocks() {
     // Refills hand out runs, not strictly in address order: take 64 neighbours by address.
     blocks.sort();
     let run = &blocks[1000..1064];
+    assert!(blocks.len() > 2000);
     assert!(run
         .windows(2)
         .all(|w| w[1].as_ptr() as usize - w[0].as_ptr() as usize == 256));
@@ -289,9 +292,10 @@ fn a_thread_using_many_segments_keeps_one_slot_in_each() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "reads /proc, which Miri isolates")]
 fn the_blocks_an_exited_thread_cached_are_taken_back_when_needed() {
     let seg = heap();
-    std::thread::scope(|s| {
+    let tid = std::thread::scope(|s| {
         s.spawn(|| {
             let blocks: Vec<_> = (0..64).map(|_| seg.allocate(120).unwrap()).collect();
             // SAFETY: allocated above, freed once each.
@@ -300,11 +304,23 @@ fn the_blocks_an_exited_thread_cached_are_taken_back_when_needed() {
                     seg.deallocate(p).unwrap();
                 }
             }
-        });
+            rustix::thread::gettid().as_raw_nonzero().get()
+        })
+        .join()
+        .unwrap()
     });
+    // A joined thread may linger in the kernel for a moment; wait until it is gone.
+    let task = format!("/proc/self/task/{tid}");
+    for _ in 0..1000 {
+        if !std::path::Path::new(&task).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let stranded = seg.cached_memory();
     assert!(stranded >= 128, "the exited thread's cache remains");
     // Fill the segment: the allocation that finds it full takes the blocks back.
+    let _filler = seg.allocate(seg.free_memory() - (1 << 20)).unwrap();
     let mut mine = Vec::new();
     while let Ok(p) = seg.allocate(2048) {
         mine.push(p);

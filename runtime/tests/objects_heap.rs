@@ -675,3 +675,52 @@ fn objects_survive_copying_the_segment_bytes() {
     let ordered = BasicManagedExternalBuffer::<OrderedIndex>::open(&mut a.0);
     assert!(matches!(ordered, Err(Error::IndexMismatch { .. })));
 }
+
+// ----- both indexes against a model ------------------------------------------------------
+
+/// Random constructs and destroys on a small pool of names, checked against a `BTreeMap`:
+/// finds, counts and iteration (in name order for the ordered index) agree throughout.
+fn matches_a_model<I: NamedIndex>(ordered: bool) {
+    let (pool, ops) = if cfg!(miri) { (40, 300) } else { (300, 6000) };
+    let mut seg = Heap::<I>::new(SIZE).unwrap();
+    let mut model = std::collections::BTreeMap::new();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for op in 0..ops {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let name = format!("n{}", x % pool);
+        if model.remove(&name).is_some() {
+            assert!(seg.destroy::<u64>(name.as_str()).unwrap(), "{name}");
+        } else {
+            seg.construct(name.as_str(), op).unwrap();
+            model.insert(name, op);
+        }
+        if op % 97 == 0 || op == ops - 1 {
+            for k in 0..pool {
+                let name = format!("n{k}");
+                assert_eq!(seg.find::<u64>(name.as_str()).unwrap(), model.get(&name));
+            }
+            assert_eq!(seg.num_named_objects(), model.len());
+            let mut listed: Vec<String> = seg.named_objects().unwrap().map(|i| i.name).collect();
+            if !ordered {
+                listed.sort();
+            }
+            assert!(listed.iter().eq(model.keys()), "iteration after op {op}");
+        }
+    }
+    for name in model.keys() {
+        assert!(seg.destroy::<u64>(name.as_str()).unwrap());
+    }
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
+fn random_constructs_and_destroys_match_a_model_hash() {
+    matches_a_model::<HashIndex>(false);
+}
+
+#[test]
+fn random_constructs_and_destroys_match_a_model_ordered() {
+    matches_a_model::<OrderedIndex>(true);
+}

@@ -3,7 +3,9 @@
 //! A locked instruction costs ~13 ns on the machines we measure on, so a lock/unlock pair
 //! per `allocate` and per `deallocate` would be most of their cost. A thread therefore keeps
 //! the small blocks it frees in a slot of its own and hands them out again without the lock,
-//! like glibc's tcache. Unlike a process-local cache, the slots live in the segment:
+//! like glibc's tcache; an empty bin is refilled with a run of blocks, and a full one is
+//! returned whole, each in one locked call. Unlike a process-local cache, the slots live in
+//! the segment:
 //! - what they hold counts as free in `free_memory` and `all_memory_deallocated`;
 //! - the blocks of a process that died are found and returned by the next process that
 //!   claims a slot, and a mapping that is dropped returns its threads' blocks;
@@ -11,7 +13,8 @@
 //!   thread whose slot is older returns its blocks before using the cache again.
 //!
 //! To the allocator a cached block is a used block: coalescing, checks and crash recovery
-//! never see the cache. Only segments of at least [`MIN_SEGMENT`] bytes get a cache, and a
+//! never see the cache. A process killed while refilling or returning a bin leaks at most
+//! that bin's blocks (a few KiB), never frees one twice. Only segments of at least [`MIN_SEGMENT`] bytes get a cache, and a
 //! slot holds at most a small budget, so the memory it can keep from other threads is small.
 
 use std::cell::Cell;

@@ -159,8 +159,7 @@ impl<L: Copy> Entry<L> {
         // the entry start is aligned for the header (a block payload, aligned to 8).
         unsafe {
             p.cast::<Self>().write(header);
-            p.add(Self::SIZE)
-                .copy_from_nonoverlapping(name.as_ptr(), name.len());
+            copy_name(p.add(Self::SIZE), name);
             p.add(data_off - 4)
                 .cast::<u32>()
                 .write_unaligned(data_off as u32);
@@ -206,15 +205,63 @@ pub(crate) fn hash(bytes: &[u8]) -> u32 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(tail))
-            .wrapping_mul(K)
-            .rotate_left(31);
+        // Little-endian like the chunks, without a call to `memcpy` for a few bytes.
+        let tail = rest
+            .iter()
+            .rev()
+            .fold(0u64, |t, &b| (t << 8) | u64::from(b));
+        h = (h ^ tail).wrapping_mul(K).rotate_left(31);
     }
     h ^= h >> 32;
     h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
     (h >> 32) as u32
+}
+
+/// Copies `name` to `dst`; names of 8 to 16 bytes as two words, without a call to
+/// `memcpy`.
+///
+/// # Safety
+/// `dst` is valid for `name.len()` bytes of writes and does not overlap `name`.
+#[inline]
+unsafe fn copy_name(dst: *mut u8, name: &[u8]) {
+    let n = name.len();
+    let src = name.as_ptr();
+    if (8..=16).contains(&n) {
+        // SAFETY: both sides hold `n >= 8` bytes, so words at 0 and at `n - 8` are inside.
+        unsafe {
+            dst.cast::<u64>()
+                .write_unaligned(src.cast::<u64>().read_unaligned());
+            dst.add(n - 8)
+                .cast::<u64>()
+                .write_unaligned(src.add(n - 8).cast::<u64>().read_unaligned());
+        }
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { dst.copy_from_nonoverlapping(src, n) };
+    }
+}
+
+/// Whether the `key.len()` bytes at `stored` are `key`; names of 8 to 16 bytes are compared
+/// as two words, without a call to `bcmp`.
+///
+/// # Safety
+/// `stored` points to `key.len()` readable bytes.
+#[inline]
+pub(crate) unsafe fn same_name(stored: *const u8, key: &[u8]) -> bool {
+    let n = key.len();
+    let k = key.as_ptr();
+    if (8..=16).contains(&n) {
+        // SAFETY: both sides hold `n >= 8` bytes, so words at 0 and at `n - 8` are inside.
+        unsafe {
+            let head = stored.cast::<u64>().read_unaligned() == k.cast::<u64>().read_unaligned();
+            let tail = stored.add(n - 8).cast::<u64>().read_unaligned()
+                == k.add(n - 8).cast::<u64>().read_unaligned();
+            head & tail
+        }
+    } else {
+        // SAFETY: `n` readable bytes (caller).
+        unsafe { std::slice::from_raw_parts(stored, n) == key }
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +274,22 @@ mod tests {
         assert_eq!(Entry::<[u64; 2]>::SIZE, 40);
         // A u64 named with 9 characters: header, name, data offset, value = 48 bytes.
         assert_eq!(Entry::<()>::total(9, 8, 8, 1), Some(48));
+    }
+
+    #[test]
+    fn names_compare_by_words_and_bytes() {
+        for (a, b) in [
+            ("obj_12345", "obj_12345"),
+            ("obj_12345", "obj_12346"),
+            ("abc", "abc"),
+        ] {
+            // SAFETY: `a` has `b.len()` bytes (equal lengths here).
+            assert_eq!(unsafe { same_name(a.as_ptr(), b.as_bytes()) }, a == b);
+        }
+        // SAFETY: as above.
+        assert!(!unsafe { same_name(b"xbc".as_ptr(), b"abc") });
+        // SAFETY: as above.
+        assert!(!unsafe { same_name(b"0123456789abcdeX".as_ptr(), b"0123456789abcdef") });
     }
 
     #[test]

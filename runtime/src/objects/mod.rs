@@ -5,8 +5,7 @@
 //! and unique objects are linked into one of two indexes of the kind the segment was
 //! created with ([`HashIndex`], [`OrderedIndex`], [`NullIndex`]); anonymous ones into none.
 //! The element type's fingerprint is checked by every lookup, so finding an object as the
-//! wrong type is an error ([`Error::TypeMismatch`](crate::Error::TypeMismatch)), never
-//! undefined behaviour as in Boost.
+//! wrong type is an error ([`Error::TypeMismatch`]), never undefined behaviour as in Boost.
 //!
 //! The index operations run under a lock of their own (`lock`), so raw allocation goes on
 //! while `atomic_func` holds it. The public methods are on

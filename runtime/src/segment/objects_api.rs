@@ -23,7 +23,9 @@ use crate::position::{ShmMut, ShmSafe};
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
-/// they see is a snapshot that a concurrent writer in another process may be changing.
+/// they see is a snapshot that a concurrent writer in another process may be changing. The
+/// pages of a read-only mapping are not writable, so an object with interior mutability
+/// (an atomic) found there must only be read: a store through it faults.
 impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     fn space(&self) -> Space {
         Space::new(*self.core())

@@ -51,26 +51,34 @@ fn quiet_crashes() {
     });
 }
 
-/// An allocator over 128 KiB of heap memory, its state kept outside the range.
+/// An allocator over 128 KiB of heap memory, its state kept outside the range. Both are
+/// owned through raw pointers (freed on drop), so the allocator's pointers into them stay
+/// valid while the `Arena` moves.
 struct Arena {
-    _mem: Vec<u64>,
-    _state: Box<std::mem::MaybeUninit<TlsfState>>,
+    mem: *mut [u64],
+    state: *mut std::mem::MaybeUninit<TlsfState>,
     t: Tlsf,
 }
 
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: both came from `Box::into_raw` in `arena` and are freed once, here.
+        unsafe {
+            drop(Box::from_raw(self.mem));
+            drop(Box::from_raw(self.state));
+        }
+    }
+}
+
 fn arena() -> Arena {
-    let mut mem = vec![0u64; 1 << 14];
-    let mut state: Box<std::mem::MaybeUninit<TlsfState>> = Box::new_zeroed();
-    // SAFETY: the state and the 128 KiB range are ours alone and outlive `t` (kept in
-    // the same `Arena`, which never moves the heap blocks).
-    let mut t = unsafe { Tlsf::new(mem.as_mut_ptr().cast(), state.as_mut_ptr()) };
+    let mem = Box::into_raw(vec![0u64; 1 << 14].into_boxed_slice());
+    let state = Box::into_raw(Box::<TlsfState>::new_zeroed());
+    // SAFETY: the state and the 128 KiB range are ours alone and live as long as the
+    // `Arena` that frees them.
+    let mut t = unsafe { Tlsf::new(mem.cast(), state.cast()) };
     // SAFETY: the range [64, 128 KiB) lies in `mem` and is granule aligned.
     unsafe { t.init(64, 1 << 17) };
-    Arena {
-        _mem: mem,
-        _state: state,
-        t,
-    }
+    Arena { mem, state, t }
 }
 
 fn used(t: &Tlsf) -> Vec<Block> {

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::{IndexKind, Key, Probe, Root};
 use crate::error::{Error, Result};
-use crate::objects::entry::Entry;
+use crate::objects::entry::{same_name, Entry};
 use crate::objects::space::Space;
 
 /// Hash index (default): O(1) find, insert and destroy; iteration in no particular order.
@@ -250,8 +250,8 @@ impl IndexKind for HashIndex {
             let Some(name) = s.checked(e + E::SIZE as u64, key.name.len()) else {
                 return Probe::Slow;
             };
-            // SAFETY: in bounds (checked); read-only for the comparison.
-            if unsafe { std::slice::from_raw_parts(name, key.name.len()) } == key.name {
+            // SAFETY: `key.name.len()` bytes in bounds (checked).
+            if unsafe { same_name(name, key.name) } {
                 return Probe::Found(e);
             }
         }
