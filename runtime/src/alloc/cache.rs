@@ -19,6 +19,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
 use super::tlsf::{Tlsf, GRANULE, HEADER, MIN_BLOCK};
 use crate::sync::{current_pid, process_alive};
@@ -76,6 +77,30 @@ pub fn budget(size: usize) -> u64 {
 }
 
 static NEXT_MAPPING: AtomicU32 = AtomicU32::new(1);
+
+/// Mappings of this process for which some thread claimed a slot: only those have blocks
+/// to return when they go away (most short-lived mappings never cache anything).
+static CLAIMED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Notes that a thread claimed a slot for `mapping`.
+pub fn note_claimed(mapping: u32) {
+    let mut claimed = CLAIMED.lock().unwrap_or_else(PoisonError::into_inner);
+    if !claimed.contains(&mapping) {
+        claimed.push(mapping);
+    }
+}
+
+/// Whether any thread claimed a slot for `mapping`, forgetting it.
+pub fn take_claimed(mapping: u32) -> bool {
+    let mut claimed = CLAIMED.lock().unwrap_or_else(PoisonError::into_inner);
+    match claimed.iter().position(|&m| m == mapping) {
+        Some(i) => {
+            claimed.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
 
 thread_local! {
     /// (pid, tid) of this thread, cached; the pid tells a forked child that the record is

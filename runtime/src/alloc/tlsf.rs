@@ -841,13 +841,18 @@ impl Tlsf {
         }
         let mut listed = 0u64;
         for fl in 0..FL_COUNT {
-            for sl in 0..SL_COUNT {
+            // Without `full`, only the marked classes: every use of a list goes through its
+            // bitmap bit, so the heads of the others are never read.
+            let mut classes = if full {
+                (1u32 << SL_COUNT) - 1
+            } else {
+                st.sl_bitmap[fl]
+            };
+            while classes != 0 {
+                let sl = classes.trailing_zeros() as usize;
+                classes &= classes - 1;
                 let (mut cur, mut back) = (st.heads[fl][sl], 0u64);
                 let bit = st.sl_bitmap[fl] & (1 << sl) != 0;
-                if !full && !bit {
-                    // Never read: every use of a list goes through its bitmap bit.
-                    continue;
-                }
                 if bit != (cur != 0) {
                     return Err(format!("bitmap disagrees with list ({fl},{sl})"));
                 }

@@ -42,13 +42,13 @@ pub(crate) fn attach<I: IndexKind>(
     core: SegmentCore,
     created: bool,
     map: MapMode,
-    what: &str,
+    what: &dyn Fn() -> String,
 ) -> Result<()> {
     let s = Space::new(core);
     let found = s.index_kind();
     if found != u64::from(I::KIND) {
         return Err(Error::IndexMismatch {
-            what: what.to_string(),
+            what: what(),
             expected: I::NAME,
             found: index::kind_name(found),
         });

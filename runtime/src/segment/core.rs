@@ -194,7 +194,9 @@ impl SegmentCore {
         self.check_bounds()?;
         if self.writable {
             let l = self.lock()?;
-            l.tlsf.check_reachable().map_err(|reason| self.corrupted(reason))?;
+            l.tlsf
+                .check_reachable()
+                .map_err(|reason| self.corrupted(reason))?;
             if self.cache().exists() && self.cache_table_block(&l.tlsf) < SlotTable::SIZE as u64 {
                 return Err(self.corrupted("thread-cache table is not an allocated block".into()));
             }
@@ -314,6 +316,7 @@ impl SegmentCore {
                 }
             }
             Some(0) => {}
+            Some(_) if block > cache::MAX_BLOCK => {}
             Some(slot) => {
                 self.refresh_slot(&mut l.tlsf, slot);
                 // The bin was empty: fill it with a run of blocks in this one locked call.
@@ -412,6 +415,13 @@ impl SegmentCore {
                 }
             }
             CachePush::Locked => self.free_locked(ptr),
+            CachePush::Uncached { off } => {
+                let mut l = self.lock()?;
+                // SAFETY: `off` was checked to be a used block (without the lock; only its
+                // previous-free bit can change meanwhile) and the caller gives it up.
+                unsafe { l.tlsf.free_block(off) };
+                Ok(())
+            }
         }
     }
 

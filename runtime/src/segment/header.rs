@@ -157,13 +157,19 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32) {
 }
 
 /// Checks that `[base, base+len)` holds a usable segment, waiting (up to `timeout`) for a
-/// creator that is still initialising it. `what` names the device for errors.
+/// creator that is still initialising it. `what` names the device for errors (called only
+/// when there is an error to report).
 ///
 /// # Safety
 /// The range is mapped readable for the duration of the call.
-pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duration) -> Result<()> {
+pub unsafe fn validate(
+    base: *const u8,
+    len: usize,
+    what: &dyn Fn() -> String,
+    timeout: Duration,
+) -> Result<()> {
     let not_segment = |reason: String| Error::NotASegment {
-        what: what.to_string(),
+        what: what(),
         reason,
     };
     if len < MIN_SEGMENT_SIZE {
@@ -171,7 +177,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
         let ours = len >= MAGIC.len() && unsafe { base.cast::<[u8; 8]>().read() } == MAGIC;
         return Err(if ours {
             Error::Truncated {
-                what: what.to_string(),
+                what: what(),
                 expected: MIN_SEGMENT_SIZE as u64,
                 actual: len as u64,
             }
@@ -200,7 +206,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
         }
         if st == state::CORRUPTED {
             return Err(Error::Corrupted {
-                what: what.to_string(),
+                what: what(),
                 reason: "a previous recovery marked the segment corrupted".into(),
             });
         }
@@ -208,7 +214,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
         let creator = unsafe { read_word((&raw const (*h).creator_pid).cast::<u32>()) };
         if st == state::INITIALISING && creator != 0 && !process_alive(creator) {
             return Err(Error::Corrupted {
-                what: what.to_string(),
+                what: what(),
                 reason: format!("creator process {creator} died before finishing initialisation"),
             });
         }
@@ -219,7 +225,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
         }
         if started.elapsed() > timeout {
             return Err(Error::Timeout {
-                what: what.to_string(),
+                what: what(),
                 reason: format!(
                     "creator process {creator} did not finish initialising within {timeout:?}"
                 ),
@@ -245,7 +251,7 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
     }
     if version != FORMAT_VERSION {
         return Err(Error::IncompatibleVersion {
-            what: what.to_string(),
+            what: what(),
             found: version,
             supported: FORMAT_VERSION,
         });
@@ -258,14 +264,14 @@ pub unsafe fn validate(base: *const u8, len: usize, what: &str, timeout: Duratio
     }
     if size > len as u64 {
         return Err(Error::Truncated {
-            what: what.to_string(),
+            what: what(),
             expected: size,
             actual: len as u64,
         });
     }
     if size < MIN_SEGMENT_SIZE as u64 {
         return Err(Error::Corrupted {
-            what: what.to_string(),
+            what: what(),
             reason: format!("recorded size {size} is below the minimum"),
         });
     }

@@ -134,7 +134,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             unsafe { header::format(base.as_ptr(), len, I::KIND) };
         } else {
             // SAFETY: the range is mapped readable (caller).
-            unsafe { header::validate(base.as_ptr(), len, &backing.describe(), timeout)? };
+            unsafe { header::validate(base.as_ptr(), len, &|| backing.describe(), timeout)? };
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
         let core =
@@ -144,7 +144,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             (false, MapMode::CopyOnWrite) => core.adopt_private_copy()?,
             (false, _) => core.validate_untrusted()?,
         }
-        objects::attach::<I>(core, created, M::MAP, &backing.describe())?;
+        objects::attach::<I>(core, created, M::MAP, &|| backing.describe())?;
         let registration = registry::register(base.as_ptr(), len, M::MAP != MapMode::ReadOnly)?;
         Ok(ManagedSegment {
             core,

@@ -21,6 +21,10 @@ pub(super) enum CachePush {
         slot: u64,
         size: u64,
     },
+    /// A live block (checked) too large to cache: free block `off` under the lock.
+    Uncached {
+        off: u64,
+    },
 }
 
 impl SegmentCore {
@@ -88,12 +92,11 @@ impl SegmentCore {
             )
         };
         let Some(size) = size else { return unlocked };
-        match self.cache().push(
-            slot,
-            payload_off as u64 - HEADER as u64,
-            size,
-            self.cache_epoch(),
-        ) {
+        let off = payload_off as u64 - HEADER as u64;
+        if size > cache::MAX_BLOCK {
+            return CachePush::Uncached { off };
+        }
+        match self.cache().push(slot, off, size, self.cache_epoch()) {
             Ok(()) => CachePush::Done,
             Err(PushRefused::DoubleFree) => CachePush::DoubleFree,
             Err(PushRefused::Refused) => unlocked,
@@ -129,6 +132,7 @@ impl SegmentCore {
         };
         cache::record_slot(self.mapping, slot);
         if slot != 0 {
+            cache::note_claimed(self.mapping);
             self.refresh_slot(t, slot);
         }
         (slot != 0).then_some(slot)
@@ -186,7 +190,7 @@ impl SegmentCore {
     /// slots; called when the mapping goes away.
     pub fn release_cache(&self) -> Result<()> {
         let cache = self.cache();
-        if !cache.exists() {
+        if !cache.exists() || !cache::take_claimed(self.mapping) {
             return Ok(());
         }
         let mut l = self.lock()?;
