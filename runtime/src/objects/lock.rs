@@ -2,10 +2,8 @@
 //! keep other threads and processes from creating, finding or destroying objects while raw
 //! allocation goes on. Lock order: index lock, then allocator lock.
 //!
-//! Beside the lock word, a version word is odd while the lock is held and moves on with
-//! every release, so that a lookup can run without the lock ([`optimistic`]) and be
-//! discarded when a writer was active meanwhile, as in a seqlock. Without a locked
-//! instruction, the cache misses of consecutive lookups overlap.
+//! Lookups take it too: reading the indexes while another thread writes them would be a
+//! data race, and a seqlock-style optimistic read is one in Rust's memory model.
 //!
 //! It is re-entrant for the thread that holds it, so that `find` or `construct` work inside
 //! `atomic_func` and inside the closures that build objects. The holder is recorded next to
@@ -13,7 +11,7 @@
 //! second mapping of the same segment in the same thread sees it too.
 
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::space::Space;
 use crate::error::Result;
@@ -38,14 +36,12 @@ fn thread_no() -> u32 {
 
 /// Holds the index lock (or is a nested acquisition by its holder); releases on drop.
 pub(crate) struct IndexGuard<'a> {
-    held: Option<(&'a RobustMutex, &'a AtomicU32, &'a AtomicU64)>,
+    held: Option<(&'a RobustMutex, &'a AtomicU32)>,
 }
 
 impl Drop for IndexGuard<'_> {
     fn drop(&mut self) {
-        if let Some((mutex, holder, version)) = self.held {
-            // Even again, and different from any value seen while the lock was free.
-            version.store(version.load(Ordering::Relaxed) + 1, Ordering::Release);
+        if let Some((mutex, holder)) = self.held {
             holder.store(0, Ordering::Relaxed);
             mutex.unlock();
         }
@@ -76,13 +72,12 @@ pub(crate) fn lock<'a>(
         return Ok(IndexGuard { held: None });
     }
     let acquired = mutex.lock();
+    if acquired == Acquired::Poisoned {
+        return Err(s.corrupt("the index lock was poisoned".into()));
+    }
     holder.store(me, Ordering::Relaxed);
-    let version = s.word(words::INDEX_VERSION);
-    // Odd while held (a dead holder may have left it odd already).
-    version.store(version.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
-    fence(Ordering::Release);
     let guard = IndexGuard {
-        held: Some((mutex, holder, version)),
+        held: Some((mutex, holder)),
     };
     if acquired == Acquired::OwnerDied {
         recover(s)?;
@@ -96,20 +91,4 @@ pub(crate) fn force_unlock(s: &Space) {
     let (mutex, holder) = parts(s);
     holder.store(0, Ordering::Relaxed);
     mutex.force_unlock();
-}
-
-/// Runs the read-only lookup `f` without the lock: None when a writer held the lock
-/// before or during it (its result may be torn and is discarded), else what `f` saw,
-/// which is what it would have seen under the lock. `f` must cope with torn data (every
-/// offset is bounds-checked, every walk bounded) and must not write.
-#[inline]
-pub(crate) fn optimistic<R>(s: &Space, f: impl FnOnce(&Space) -> R) -> Option<R> {
-    let version = s.word(words::INDEX_VERSION);
-    let before = version.load(Ordering::Acquire);
-    if before & 1 != 0 {
-        return None;
-    }
-    let r = f(s);
-    fence(Ordering::Acquire);
-    (version.load(Ordering::Relaxed) == before).then_some(r)
 }

@@ -61,8 +61,6 @@ pub(crate) fn attach<I: IndexKind>(
     Ok(())
 }
 
-pub(crate) use lock::optimistic;
-
 /// Takes the index lock of `s`, rebuilding the indexes if its last holder died.
 pub(crate) fn lock<I: IndexKind>(s: &Space) -> Result<IndexGuard<'_>> {
     lock::lock(s, recover::rebuild::<I>)

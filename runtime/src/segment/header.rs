@@ -48,8 +48,6 @@ pub mod words {
     pub const UNIQUE_COUNT: usize = 5;
     /// Head of the list of type records.
     pub const TYPES: usize = 6;
-    /// Odd while a thread holds the index lock: lookups without the lock check it.
-    pub const INDEX_VERSION: usize = 7;
 }
 
 #[repr(C)]

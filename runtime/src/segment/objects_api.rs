@@ -74,23 +74,17 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.find(Unique)
     }
 
-    /// Finds without the lock when no writer is active (see `objects::optimistic`), by
-    /// the fast path when it can decide; else under the lock.
+    /// Finds under the index lock (reads racing a writer's plain writes would be a data
+    /// race), by the fast path when it can decide.
     #[inline]
     fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
-        if M::MAP != MapMode::ReadOnly {
-            let found = objects::optimistic(&self.space(), |s| match t {
-                Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
-                    Some(found) => Ok(found),
-                    None => ops::find::<I, T>(s, t),
-                },
-                _ => ops::find::<I, T>(s, t),
-            });
-            if let Some(found) = found {
-                return found;
-            }
-        }
-        self.indexed(|s| ops::find::<I, T>(s, t))
+        self.indexed(|s| match t {
+            Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
+                Some(found) => Ok(found),
+                None => ops::find::<I, T>(s, t),
+            },
+            _ => ops::find::<I, T>(s, t),
+        })
     }
 
     /// The name of the object `obj` is the first element of: its name, or for a unique
