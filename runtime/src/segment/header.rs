@@ -186,7 +186,8 @@ pub unsafe fn validate(
         });
     }
     let h = base.cast::<SegmentHeader>();
-    let started = Instant::now();
+    // Read the clock only once there is something to wait for (opening is a hot path).
+    let mut started = None;
     loop {
         // SAFETY: the range holds at least a header (checked above) and is readable. The
         // magic is read volatile because a creator in another process may be writing it.
@@ -216,12 +217,13 @@ pub unsafe fn validate(
                 reason: format!("creator process {creator} died before finishing initialisation"),
             });
         }
-        if st == state::UNINITIALISED && creator == 0 && started.elapsed() > timeout / 10 {
+        let waited = started.get_or_insert_with(Instant::now).elapsed();
+        if st == state::UNINITIALISED && creator == 0 && waited > timeout / 10 {
             return Err(not_segment(
                 "header is all zero and no creator has claimed it".into(),
             ));
         }
-        if started.elapsed() > timeout {
+        if waited > timeout {
             return Err(Error::Timeout {
                 what: what(),
                 reason: format!(

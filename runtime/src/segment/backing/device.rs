@@ -172,15 +172,17 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
     opts: &SegmentOptions,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
-    let started = Instant::now();
     let mut len = device.size()?;
-    while len == 0
-        && (started.elapsed() < SIZING_WAIT.min(opts.init_timeout)
-            || (started.elapsed() < opts.init_timeout
-                && changed_within(&device, opts.init_timeout)))
-    {
-        std::thread::sleep(Duration::from_millis(1));
-        len = device.size()?;
+    if len == 0 {
+        let started = Instant::now();
+        while len == 0
+            && (started.elapsed() < SIZING_WAIT.min(opts.init_timeout)
+                || (started.elapsed() < opts.init_timeout
+                    && changed_within(&device, opts.init_timeout)))
+        {
+            std::thread::sleep(Duration::from_millis(1));
+            len = device.size()?;
+        }
     }
     if len == 0 {
         return Err(Error::NotASegment {
