@@ -1,6 +1,5 @@
 //! Check 1: the syntactic rejection of field types that cannot live in shared memory.
 
-use syn::spanned::Spanned;
 use syn::{GenericArgument, PathArguments, ReturnType, Type, TypePath};
 
 /// What a std type that cannot live in a segment should be replaced with.
@@ -57,51 +56,54 @@ pub fn std_type(p: &TypePath) -> Option<(String, &'static str)> {
 /// Check 1 on one field type: every construct that cannot live in a segment, with the
 /// replacement to use, spanned on the construct.
 pub fn check_type(ty: &Type, errors: &mut Vec<syn::Error>) {
-    let err = |span: proc_macro2::Span, msg: String| syn::Error::new(span, msg);
+    // `new_spanned` spans the whole construct (first to last token), also on stable.
+    fn err(tokens: &dyn quote::ToTokens, msg: String) -> syn::Error {
+        syn::Error::new_spanned(tokens, msg)
+    }
     match ty {
         Type::Reference(r) => errors.push(err(
-            r.span(),
+            r,
             "references cannot live in shared memory: another process maps the segment at \
              another address, and the referent may not be in it at all; use `shmkit::OffsetPtr<T>` \
              (a self-relative pointer into the same segment)"
                 .into(),
         )),
         Type::Ptr(p) => errors.push(err(
-            p.span(),
+            p,
             "raw pointers cannot live in shared memory: an address is only meaningful in the \
              process that took it; use `shmkit::OffsetPtr<T>` (#[shm_segment] rewrites `*const T` \
              and `*mut T` into it)"
                 .into(),
         )),
         Type::TraitObject(t) => errors.push(err(
-            t.span(),
+            t,
             "trait objects (`dyn Trait`) cannot live in shared memory: their vtable pointer is \
              only valid in this process; use an enum with #[repr(u8)] over the concrete types"
                 .into(),
         )),
         Type::BareFn(f) => errors.push(err(
-            f.span(),
+            f,
             "function pointers cannot live in shared memory: code addresses differ between \
              processes; store an enum or an integer id and dispatch on it"
                 .into(),
         )),
         Type::ImplTrait(t) => errors.push(err(
-            t.span(),
+            t,
             "`impl Trait` cannot be a field type: a shared-memory type needs one concrete, \
              fixed layout"
                 .into(),
         )),
         Type::Never(n) => errors.push(err(
-            n.span(),
+            n,
             "`!` cannot be a field type of a shared-memory type".into(),
         )),
-        Type::Infer(i) => errors.push(err(i.span(), "`_` is not a field type".into())),
+        Type::Infer(i) => errors.push(err(i, "`_` is not a field type".into())),
         Type::Macro(m) => errors.push(err(
-            m.span(),
+            m,
             "a type macro cannot be checked here: write the type out".into(),
         )),
         Type::Slice(s) => errors.push(err(
-            s.span(),
+            s,
             "a slice `[T]` has no fixed size: use a fixed-size array `[T; N]` or the segment `Vec`"
                 .into(),
         )),
@@ -112,7 +114,7 @@ pub fn check_type(ty: &Type, errors: &mut Vec<syn::Error>) {
         Type::Path(p) => {
             if let Some((name, replacement)) = std_type(p) {
                 errors.push(err(
-                    p.span(),
+                    p,
                     format!(
                         "`{name}` cannot live in shared memory: it points into (or is tied to) \
                          this process only; use {replacement}"
@@ -143,7 +145,7 @@ pub fn check_type(ty: &Type, errors: &mut Vec<syn::Error>) {
             }
         }
         _ => errors.push(err(
-            ty.span(),
+            ty,
             "this kind of type cannot be checked for shared memory".into(),
         )),
     }

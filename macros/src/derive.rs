@@ -186,8 +186,8 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let existing_preds = where_clause.map(|w| {
-        let p = &w.predicates;
-        quote!(#p,)
+        let p = w.predicates.iter();
+        quote!(#(#p,)*)
     });
 
     // Check 2: each field type is ShmSafe, spanned on the field type.

@@ -40,8 +40,8 @@ fn rewrite(ty: &mut Type, errors: &mut Vec<syn::Error>) {
         Type::Path(p) => {
             if let Some((name, _)) = std_type(p) {
                 if let Some(c) = counterpart(&name) {
-                    errors.push(syn::Error::new(
-                        p.span(),
+                    errors.push(syn::Error::new_spanned(
+                        &*p,
                         format!(
                             "#[shm_segment] rewrites `{name}` into the segment `{c}` \
                              (shmkit containers), which is not available yet; until it is, use \
