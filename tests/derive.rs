@@ -2,7 +2,7 @@
 //! relocation, schemas (insta snapshots) and typed roots on a heap segment.
 
 use shmkit::{
-    shm_segment, Error, ManagedHeapMemory, OffsetPtr, PositionIndependent, ShmSafe, ShmMut,
+    shm_segment, Error, ManagedHeapMemory, OffsetPtr, PositionIndependent, ShmMut, ShmSafe,
 };
 
 #[derive(ShmSafe, Default, Debug, PartialEq)]
@@ -211,10 +211,7 @@ fn root_is_built_once_and_mutated_through_the_guard() {
     assert_eq!((db.hits, db.origin.x, db.colors[2]), (5, 3, 9));
     // SAFETY: aims at the live `value` object.
     assert_eq!(unsafe { *db.head.get() }, 77);
-    assert_eq!(
-        seg.find_root::<Db>().unwrap().map(|d| d.hits),
-        Some(5)
-    );
+    assert_eq!(seg.find_root::<Db>().unwrap().map(|d| d.hits), Some(5));
 }
 
 mod v2 {
@@ -240,4 +237,17 @@ fn another_layout_is_a_schema_mismatch() {
     assert!(matches!(err, Error::SchemaMismatch { .. }));
     // The original still works.
     assert_eq!(seg.root::<Db>().unwrap().hits, 0);
+}
+
+#[test]
+fn racing_threads_get_one_root() {
+    let seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    let addrs: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| seg.root::<Db>().unwrap() as *const Db as usize))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(addrs.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(seg.named_objects().unwrap().count(), 2); // the root and its schema
 }

@@ -182,5 +182,6 @@ pub fn type_string(ty: &Type) -> String {
         }
         out.push(c);
     }
-    out.trim_start_matches("::shmkit::").replace("::shmkit::", "")
+    out.trim_start_matches("::shmkit::")
+        .replace("::shmkit::", "")
 }

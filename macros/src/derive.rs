@@ -226,7 +226,9 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 let m = &f.member;
                 field_schema(
                     f,
-                    quote!(::core::option::Option::Some(::shmkit::__private::offset_of!(Self, #m))),
+                    quote!(::core::option::Option::Some(
+                        ::shmkit::__private::offset_of!(Self, #m)
+                    )),
                 )
             });
             let schema = quote! {

@@ -115,7 +115,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         if attr.path().is_ident("derive") {
             let _ = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("ShmSafe")
-                    || meta.path.segments.last().is_some_and(|s| s.ident == "ShmSafe")
+                    || meta
+                        .path
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.ident == "ShmSafe")
                 {
                     errors.push(syn::Error::new(
                         meta.path.span(),

@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn diff_lists_added_removed_retyped_moved() {
-        let b = Schema {
+        const B: Schema = Schema {
             fields: &[
                 FieldSchema {
                     name: "flag",
@@ -505,6 +505,7 @@ mod tests {
             size: 24,
             ..A
         };
+        let b = B;
         let d = SchemaDiff::between(A.encode().as_bytes(), &b).unwrap();
         let text = d.to_string();
         assert!(text.contains("added: new: u8 at offset 16"), "{text}");
