@@ -251,3 +251,31 @@ fn racing_threads_get_one_root() {
     assert!(addrs.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(seg.named_objects().unwrap().count(), 2); // the root and its schema
 }
+
+mod v3 {
+    /// Same fields, names, sizes and offsets as `Db`, but `origin` is a point whose fields
+    /// are swapped: only the child fingerprint tells.
+    #[derive(shmkit::ShmSafe, Default)]
+    #[repr(C)]
+    pub struct Point {
+        pub y: u32,
+        pub x: u32,
+    }
+
+    #[shmkit::shm_segment(name = "db")]
+    #[derive(Default)]
+    pub struct Db {
+        pub hits: u64,
+        pub origin: Point,
+        pub head: *const u64,
+        pub colors: [u8; 4],
+    }
+}
+
+#[test]
+fn a_change_deep_in_a_field_type_is_a_schema_mismatch() {
+    let seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.root::<Db>().unwrap();
+    let err = seg.root::<v3::Db>().err().unwrap();
+    insta::assert_snapshot!("schema_mismatch_db_nested", err.to_string());
+}

@@ -1,6 +1,6 @@
 //! `#[derive(ShmSafe)]`: the checks and the generated impls (see the crate docs).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{
@@ -139,8 +139,58 @@ fn field_schema(f: &Field<'_>, offset: TokenStream) -> TokenStream {
     }
 }
 
+/// Replaces `Self` in a field type by the type itself, so that the type means the same in
+/// the generated free functions and accessor traits (where `Self` is something else).
+fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .flat_map(|tt| match tt {
+            TokenTree::Ident(ref id) if id == "Self" => with.clone(),
+            TokenTree::Group(g) => {
+                let mut new = Group::new(g.delimiter(), replace_self(g.stream(), with));
+                new.set_span(g.span());
+                TokenStream::from(TokenTree::Group(new))
+            }
+            other => TokenStream::from(other),
+        })
+        .collect()
+}
+
+/// The input with `Self` in field types spelled out (see [`replace_self`]).
+fn without_self(input: &DeriveInput) -> syn::Result<DeriveInput> {
+    let mut input = input.clone();
+    let name = &input.ident;
+    let (_, ty_generics, _) = input.generics.split_for_impl();
+    let with = quote!(#name #ty_generics);
+    let fields: Vec<&mut syn::Field> = match &mut input.data {
+        Data::Struct(s) => s.fields.iter_mut().collect(),
+        Data::Enum(e) => e
+            .variants
+            .iter_mut()
+            .flat_map(|v| v.fields.iter_mut())
+            .collect(),
+        Data::Union(_) => Vec::new(),
+    };
+    for field in fields {
+        let tokens = field.ty.to_token_stream();
+        if tokens.clone().into_iter().any(|t| mentions_self(&t)) {
+            field.ty = syn::parse2(replace_self(tokens, &with))?;
+        }
+    }
+    Ok(input)
+}
+
+fn mentions_self(tt: &TokenTree) -> bool {
+    match tt {
+        TokenTree::Ident(id) => id == "Self",
+        TokenTree::Group(g) => g.stream().into_iter().any(|t| mentions_self(&t)),
+        _ => false,
+    }
+}
+
 /// The whole expansion of `#[derive(ShmSafe)]`.
 pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let input = &without_self(input)?;
     let mut errors = Vec::new();
     let repr = parse_repr(input, &mut errors);
     let generics = bounded_generics(&input.generics, &mut errors);
@@ -382,9 +432,10 @@ fn unreachable_union() -> (TokenStream, TokenStream, TokenStream) {
     (TokenStream::new(), TokenStream::new(), TokenStream::new())
 }
 
-/// The accessor traits of a struct: `<Type>Fields` (the struct's visibility) for fields as
-/// visible as... anything but private, `<Type>PrivateFields` (module-private) for private
-/// fields of a non-private struct.
+/// The accessor traits of a struct: `<Type>Fields` (with the struct's visibility) for its
+/// fields that are not private, or all of them for a private struct; `<Type>PrivateFields`
+/// (module-private) for the private fields of a non-private struct, so that accessors
+/// never widen a field's visibility.
 fn struct_accessors(input: &DeriveInput, fields: &[Field<'_>]) -> TokenStream {
     let private_struct = matches!(input.vis, Visibility::Inherited);
     let (public, private): (Vec<&Field<'_>>, Vec<&Field<'_>>) = fields

@@ -31,7 +31,10 @@ fn rewrite(ty: &mut Type, errors: &mut Vec<syn::Error>) {
             let mut elem = (*p.elem).clone();
             rewrite(&mut elem, errors);
             let span = p.span();
-            *ty = syn::parse_quote_spanned!(span=> ::shmkit::OffsetPtr<#elem>);
+            match syn::parse2(quote::quote_spanned!(span=> ::shmkit::OffsetPtr<#elem>)) {
+                Ok(t) => *ty = t,
+                Err(e) => errors.push(e),
+            }
         }
         Type::Array(a) => rewrite(&mut a.elem, errors),
         Type::Tuple(t) => t.elems.iter_mut().for_each(|e| rewrite(e, errors)),

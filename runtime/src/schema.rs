@@ -383,7 +383,13 @@ impl SchemaDiff {
             };
             let same_type =
                 t.size == f.size && t.align == f.align && t.fingerprint == f.fingerprint;
-            if !same_type {
+            if !same_type && t.ty == f.ty && t.size == f.size && t.align == f.align {
+                lines.push(format!(
+                    "retyped: {}: {} has another layout inside (fingerprint {} -> {}), though \
+                     its size ({}) and alignment ({}) are the same",
+                    f.name, f.ty, t.fingerprint, f.fingerprint, f.size, f.align
+                ));
+            } else if !same_type {
                 lines.push(format!(
                     "retyped: {}: was {} (size {}, align {}), now {} (size {}, align {})",
                     f.name, t.ty, t.size, t.align, f.ty, f.size, f.align
