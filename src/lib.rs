@@ -5,4 +5,5 @@
 
 pub use shmkit_containers as containers;
 pub use shmkit_macros as macros;
+pub use shmkit_macros::{shm_segment, ShmSafe};
 pub use shmkit_runtime::*;

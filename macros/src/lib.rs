@@ -1,2 +1,151 @@
-//! Procedural macros of shmkit: `derive(ShmSafe)` and `#[shm_segment]` (see the
-//! compile-time safety issue). Empty until the runtime traits they target exist.
+//! Procedural macros of shmkit: `#[derive(ShmSafe)]` and `#[shm_segment]`.
+//!
+//! Expansions name the runtime through the facade, `::shmkit`, so they work in crates that
+//! depend on `shmkit`. Whatever the input, the macros never panic: every problem is a
+//! `syn::Error` at the span it is about.
+//!
+//! # What `#[derive(ShmSafe)]` checks
+//!
+//! 1. Syntactically, at each field type's span: no references, raw pointers, `dyn Trait`,
+//!    `fn` pointers, `impl Trait`, nor process-local std types (`Box`, `Vec`, `String`, `Rc`,
+//!    `Arc`, `HashMap`, `BTreeMap`, `Cell`, `RefCell`, std `Mutex`, …), each with the shmkit
+//!    replacement in the message. Bare names (`Vec<u8>`) are taken to be the std ones; a
+//!    type spelled with a path outside `std`/`core`/`alloc` is left to check 2.
+//! 2. Authoritatively, per field (spanned on the field type): `FieldType: ShmSafe`, whose
+//!    `#[diagnostic::on_unimplemented]` makes a foreign type's error read like check 1.
+//!
+//! Also: a struct needs `#[repr(C)]` (or `transparent`), an enum an explicit integer
+//! `repr`; `repr(packed)` is refused; unions and lifetime parameters are refused; a type
+//! with a `Drop` impl is refused (a conflicting impl of the helper trait
+//! `ShmSafeTypesMustNotImplementDrop`, the trick pin-project uses).
+//!
+//! # What it generates
+//!
+//! - `unsafe impl ShmSafe` with a bound `T: ShmSafe` per type parameter, the relocation hook
+//!   (each field relocated from its own old address), a compile-time `Schema` (field
+//!   names, offsets, sizes, alignments, child fingerprints) and the layout fingerprint
+//!   hashed from it, which is also the type's `type_fingerprint()`;
+//! - `unsafe impl PositionIndependent` when every field is position-independent (a
+//!   `where for<'a> Field: PositionIndependent` bound per field, so the impl exists exactly
+//!   then);
+//! - for structs, field accessors on the guard: a trait `<Type>Fields` (the struct's
+//!   visibility, for its non-private fields; private fields go in a module-private
+//!   `<Type>PrivateFields`) implemented for `ShmMut<'_, Type>`, with `field_mut(&mut self)
+//!   -> ShmMut<'_, FieldType>` (`field0_mut`, … for tuple fields). The guard of a
+//!   position-independent type derefs mutably, so plain fields behave as `&mut`
+//!   (`*db.hits_mut() += 1`), while a position-dependent field's guard offers only
+//!   in-place operations. Import the trait where it is used outside its module.
+
+mod check;
+mod derive;
+mod segment;
+
+use proc_macro::TokenStream;
+
+/// Derives `ShmSafe` (and `PositionIndependent` when every field is): see the crate docs.
+#[proc_macro_derive(ShmSafe)]
+pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => derive::expand(&input)
+            .unwrap_or_else(syn::Error::into_compile_error)
+            .into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Declares a segment schema: a root type for `segment.root::<T>()`.
+///
+/// Does everything `#[derive(ShmSafe)]` does, adds `#[repr(C)]` when no `repr` is given,
+/// rewrites raw pointers (`*const T`, `*mut T`) in field types into `OffsetPtr<T>`, refuses
+/// std containers whose segment counterpart does not exist yet, and implements `ShmRoot`
+/// (the root name is the struct's name, or `#[shm_segment(name = "...")]`). The struct must
+/// implement `Default` (derive it): that builds the root on first use.
+#[proc_macro_attribute]
+pub fn shm_segment(args: TokenStream, item: TokenStream) -> TokenStream {
+    segment::expand(args.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The macros never panic: odd, broken or hostile input gives a `syn::Error` or code.
+
+    use proc_macro2::TokenStream;
+
+    const INPUTS: &[&str] = &[
+        "struct A;",
+        "#[repr(C)] struct A;",
+        "#[repr(C)] struct A();",
+        "#[repr(C)] struct A {}",
+        "#[repr(C)] struct A { r#type: u8, r#match: [u8; 0] }",
+        "#[repr(C)] struct A<T, const N: usize> where T: Copy, { a: [T; N], }",
+        "#[repr(C)] struct A<T = u8>(T, Self, OffsetPtr<Self>);",
+        "#[repr(C)] struct A<'a>(&'a u8);",
+        "#[repr(C, packed(2))] struct A(u8);",
+        "#[repr(packed, C)] struct A(u8);",
+        "#[repr(align(8), C)] struct A(u8);",
+        "#[repr(align)] struct A(u8);",
+        "#[repr(C = 1)] struct A(u8);",
+        "#[repr(\"C\")] struct A(u8);",
+        "#[repr] struct A(u8);",
+        "#[repr(weird)] struct A(u8);",
+        "#[repr(u8)] enum E {}",
+        "#[repr(u8)] enum E { A = 1, B(u8) = 3, C { x: Self } }",
+        "enum E { A }",
+        "#[repr(C)] union U { a: u8 }",
+        "#[repr(C)] struct A { f: fn(), d: dyn X, i: impl X, n: !, s: [u8], m: m!(), t: _ }",
+        "#[repr(C)] struct A { f: <Vec<u8> as X>::Y, g: Option<fn() -> Box<u8>> }",
+        "#[repr(C)] struct A { f: std::sync::Mutex<u8>, g: ::std::rc::Rc<u8>, h: Fn(u8) -> u8 }",
+        "#[repr(C)] struct A { f: *const *mut u8, g: (*const u8,), h: [*mut Self; 2] }",
+    ];
+
+    #[test]
+    fn derive_never_panics() {
+        for src in INPUTS {
+            if let Ok(input) = syn::parse_str::<syn::DeriveInput>(src) {
+                let _ = crate::derive::expand(&input);
+            }
+        }
+    }
+
+    #[test]
+    fn shm_segment_never_panics() {
+        let args = [
+            "",
+            "name = \"db\"",
+            "name = \"\"",
+            "name = 1",
+            "nam = \"x\"",
+            "name",
+            "(",
+            "name = \"a\", name = \"b\"",
+        ];
+        for src in INPUTS.iter().chain(&[
+            "fn f() {}",
+            "",
+            "struct",
+            "#[derive(ShmSafe, Default)] struct A { x: Vec<u8> }",
+        ]) {
+            for a in args {
+                let args: TokenStream = a.parse().unwrap_or_default();
+                let item: TokenStream = src.parse().unwrap_or_default();
+                let _ = crate::segment::expand(args, item);
+            }
+        }
+    }
+
+    #[test]
+    fn rejections_name_the_replacement() {
+        let input: syn::DeriveInput = syn::parse_str(
+            "#[repr(C)] struct A { v: Vec<u8>, p: *const u8, c: std::cell::Cell<u8> }",
+        )
+        .unwrap();
+        let err = crate::derive::expand(&input).unwrap_err();
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[0].contains("segment `Vec`"));
+        assert!(messages[1].contains("OffsetPtr"));
+        assert!(messages[2].contains("atomics"));
+    }
+}

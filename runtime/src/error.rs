@@ -62,6 +62,9 @@ pub enum Error {
         expected: String,
         found: String,
     },
+    /// A segment root (`root::<T>()`) is stored with another layout than `T` has: `diff`
+    /// lists the fields added, removed, retyped or moved, one per line.
+    SchemaMismatch { what: String, diff: String },
     /// The segment was created with another kind of object index than it is opened with.
     IndexMismatch {
         what: String,
@@ -166,6 +169,11 @@ impl fmt::Display for Error {
                 expected,
                 found,
             } => write!(f, "{what}: asked for as {expected}, but it holds {found}"),
+            Error::SchemaMismatch { what, diff } => write!(
+                f,
+                "{what}: the segment holds another layout of this type \
+                 (from the stored layout to this program's):\n{diff}"
+            ),
             Error::IndexMismatch {
                 what,
                 expected,

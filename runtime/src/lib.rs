@@ -9,7 +9,8 @@
 //! - [`ptr`] and [`position`]: offset pointers and the position-dependence model;
 //! - [`registry`]: which address ranges of this process are segments;
 //! - [`objects`]: named, unique and anonymous objects and their indexes;
-//! - [`sync`]: the robust process-shared lock.
+//! - [`sync`]: the robust process-shared lock;
+//! - [`schema`]: layouts, fingerprints and typed roots ([`ShmRoot`]).
 
 pub mod alloc;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod os;
 pub mod position;
 pub mod ptr;
 pub mod registry;
+pub mod schema;
 pub mod segment;
 pub mod sync;
 
@@ -30,6 +32,7 @@ pub use objects::{
 pub use position::{type_fingerprint_of, PositionIndependent, ShmMut, ShmSafe};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use registry::{MappingInfo, Registration};
+pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, ShmRoot, VariantSchema};
 pub use segment::{
     BasicManagedAnonymousSharedMemory, BasicManagedExternalBuffer, BasicManagedHeapMemory,
     BasicManagedMappedFile, BasicManagedSharedMemory, BasicManagedXsiSharedMemory, CopyOnWrite,
@@ -37,3 +40,20 @@ pub use segment::{
     ManagedMappedFile, ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly,
     ReadWrite, SegmentOptions,
 };
+
+/// Items the derive macros' expansions use. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use core::mem::{align_of, offset_of, size_of};
+    pub use core::stringify;
+
+    /// What a root without a derived schema would report (the derive always gives one).
+    pub const NO_SCHEMA: crate::Schema = crate::Schema {
+        name: "?",
+        kind: crate::SchemaKind::UnitStruct,
+        size: 0,
+        align: 1,
+        fields: &[],
+        variants: &[],
+    };
+}

@@ -62,7 +62,7 @@ use core::num::{
     NonZeroI128, NonZeroI16, NonZeroI32, NonZeroI64, NonZeroI8, NonZeroIsize, NonZeroU128,
     NonZeroU16, NonZeroU32, NonZeroU64, NonZeroU8, NonZeroUsize, Wrapping,
 };
-use core::ops::Deref;
+use core::ops::{Deref, DerefMut};
 
 /// A type that may live in a segment.
 ///
@@ -105,6 +105,15 @@ pub unsafe trait ShmSafe: Sized {
     /// segment and checked by every lookup, so that finding an object as another type is
     /// an error. The default hashes (FNV-1a) the type's name, size and alignment; the
     /// derive overrides it with a hash of the layout.
+    /// The layout fingerprint, computed at compile time (see [`crate::schema`]): what
+    /// `#[derive(ShmSafe)]` hashes for a field of this type. The default covers only the
+    /// size and alignment; the runtime's impls and the derive say more.
+    const LAYOUT_FINGERPRINT: u64 =
+        crate::schema::leaf_fingerprint("?", size_of::<Self>(), align_of::<Self>());
+
+    /// The layout description of a derived type (None for primitives and manual impls).
+    const SCHEMA: Option<&'static crate::schema::Schema> = None;
+
     #[inline]
     fn type_fingerprint() -> u64 {
         type_fingerprint_of(
@@ -155,7 +164,13 @@ pub unsafe trait PositionIndependent: ShmSafe {}
 macro_rules! plain_data {
     ($($t:ty),* $(,)?) => {$(
         // SAFETY: a plain value (no pointer, no drop glue) whose bytes mean the same anywhere.
-        unsafe impl ShmSafe for $t {}
+        unsafe impl ShmSafe for $t {
+            const LAYOUT_FINGERPRINT: u64 = crate::schema::leaf_fingerprint(
+                stringify!($t),
+                size_of::<$t>(),
+                align_of::<$t>(),
+            );
+        }
         // SAFETY: as above; `relocate` is the default no-op.
         unsafe impl PositionIndependent for $t {}
     )*};
@@ -211,13 +226,18 @@ plain_data!(
 );
 
 // SAFETY: a zero-sized marker holds no data, whatever it names.
-unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {}
+unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {
+    const LAYOUT_FINGERPRINT: u64 = crate::schema::leaf_fingerprint("PhantomData", 0, 1);
+}
 // SAFETY: as above; nothing to relocate.
 unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
 
 // SAFETY: the bytes, initialised or not, are those of a position-independent `T`, so no
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
-unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {}
+unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
+    const LAYOUT_FINGERPRINT: u64 =
+        crate::schema::compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
+}
 // SAFETY: as above.
 unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
 
@@ -227,6 +247,8 @@ macro_rules! transparent_wrapper {
         // SAFETY: `repr(transparent)` over a `ShmSafe` `T`: the same bytes, relocated by `T`'s
         // hook at the same address.
         unsafe impl<T: ShmSafe> ShmSafe for $w<T> {
+            const LAYOUT_FINGERPRINT: u64 =
+                crate::schema::compound_fingerprint(stringify!($w), &[T::LAYOUT_FINGERPRINT]);
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 // SAFETY: the field is at offset 0, so it moved from `moved_from` too; the
@@ -243,6 +265,8 @@ transparent_wrapper!(Reverse, Wrapping);
 
 // SAFETY: an array of `ShmSafe` elements; each element is relocated from its own old address.
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
+    const LAYOUT_FINGERPRINT: u64 =
+        crate::schema::compound_fingerprint("array", &[T::LAYOUT_FINGERPRINT, N as u64]);
     #[inline(always)]
     unsafe fn relocate(&mut self, moved_from: usize) {
         for (i, element) in self.iter_mut().enumerate() {
@@ -260,6 +284,10 @@ macro_rules! tuples {
     ($( ($($idx:tt $t:ident),+) )+) => {$(
         // SAFETY: every field is `ShmSafe` and is relocated from its own old address.
         unsafe impl<$($t: ShmSafe),+> ShmSafe for ($($t,)+) {
+            const LAYOUT_FINGERPRINT: u64 = crate::schema::compound_fingerprint(
+                "tuple",
+                &[$($t::LAYOUT_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
+            );
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 $(
@@ -376,6 +404,16 @@ impl<T: ?Sized> Deref for ShmMut<'_, T> {
     /// Shared access is always fine: `&T` cannot move the value.
     #[inline(always)]
     fn deref(&self) -> &T {
+        self.value
+    }
+}
+
+/// Plain data may be mutated and moved freely, so its guard is a `&mut T` too: this is
+/// what makes `*db.hits_mut() += 1` work. Position-dependent values get no `DerefMut`, so
+/// `mem::swap(&mut *a, &mut *b)` on them does not compile.
+impl<T: PositionIndependent> DerefMut for ShmMut<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
         self.value
     }
 }

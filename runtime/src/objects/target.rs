@@ -33,12 +33,22 @@ mod sealed {
 
 /// What an object can be constructed as on a segment with index `I`: a name (`&str`,
 /// `String`), [`Unique`] or [`Anonymous`]; names and `Unique` need a [`NamedIndex`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot name an object in a segment whose index is `{I}`",
+    label = "names and `Unique` need a name index",
+    note = "a segment with a NullIndex keeps no names: it holds only `Anonymous` objects; use HashIndex or OrderedIndex for named and unique objects"
+)]
 pub trait ObjectTarget<I: IndexKind>: sealed::Sealed {
     #[doc(hidden)]
     fn target(&self) -> Target<'_>;
 }
 
 /// What an object can be found or destroyed by: a name or [`Unique`].
+#[diagnostic::on_unimplemented(
+    message = "objects cannot be found by `{Self}` in a segment whose index is `{I}`",
+    label = "lookup needs a name index",
+    note = "a segment with a NullIndex keeps no names: its `Anonymous` objects are reached through the pointer construction returned; use HashIndex or OrderedIndex to find objects"
+)]
 pub trait Lookup<I: IndexKind>: ObjectTarget<I> {}
 
 impl<I: NamedIndex> ObjectTarget<I> for &str {

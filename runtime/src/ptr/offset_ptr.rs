@@ -300,6 +300,12 @@ impl<T> fmt::Debug for OffsetPtr<T> {
 // SAFETY: an offset is position-dependent but process-independent: it points into the same
 // segment, and `relocate` re-aims it after a move. It is not `PositionIndependent`.
 unsafe impl<T: ShmSafe> ShmSafe for OffsetPtr<T> {
+    /// The target's size and alignment only: a node may point at its own type, and a
+    /// fingerprint cannot contain itself.
+    const LAYOUT_FINGERPRINT: u64 = crate::schema::compound_fingerprint(
+        "OffsetPtr",
+        &[size_of::<T>() as u64, align_of::<T>() as u64],
+    );
     /// Re-aims a moved pointer at its old absolute target (null stays null; the tag is kept).
     #[inline]
     unsafe fn relocate(&mut self, moved_from: usize) {

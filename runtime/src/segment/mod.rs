@@ -7,6 +7,7 @@ pub mod header;
 pub mod managed;
 pub mod mode;
 mod objects_api;
+mod root_api;
 
 pub use self::backing::anonymous::{
     AnonymousMemory, BasicManagedAnonymousSharedMemory, ManagedAnonymousSharedMemory,

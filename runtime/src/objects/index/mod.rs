@@ -105,6 +105,11 @@ pub struct Root {
 /// let x = seg.construct_anonymous(5u64).unwrap(); // anonymous objects need no index
 /// assert_eq!(*x, 5);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "a segment whose index is `{Self}` keeps no names",
+    label = "names and `Unique` need a name index",
+    note = "a NullIndex segment holds only `Anonymous` objects, reached through the reference construction returns; use HashIndex or OrderedIndex to construct and find named and unique objects"
+)]
 pub trait NamedIndex: IndexKind {}
 
 impl NamedIndex for HashIndex {}

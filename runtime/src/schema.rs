@@ -1,0 +1,526 @@
+//! Layouts of the types that live in a segment, as the derive describes them at compile
+//! time: a [`Schema`] per derived type, a layout fingerprint computed from it, a readable
+//! description, and the diff between the layout a segment holds and the one a program
+//! expects (the [`SchemaMismatch`](crate::Error::SchemaMismatch) of
+//! [`root`](crate::ManagedSegment::root)).
+//!
+//! The fingerprint hashes (FNV-1a) the kind of type, its name (the identifier, not the crate
+//! path: moving a type between modules keeps its fingerprint), size and alignment, and per
+//! field its name, offset, size, alignment and the field type's own
+//! [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT). Primitives hash their name,
+//! arrays their element and length, tuples their fields, and an
+//! [`OffsetPtr<T>`](crate::OffsetPtr) the size and alignment of `T` only (a pointer to a type
+//! may appear inside that type, and a fingerprint cannot contain itself).
+//!
+//! Enum variants record no offsets: under a primitive `repr` the offsets of a variant's
+//! fields follow from their order, sizes and alignments, which are hashed.
+
+use std::fmt::{self, Write as _};
+
+use crate::position::ShmSafe;
+
+/// A segment's root type: `#[shm_segment]` implements it. A segment holds at most one root
+/// per [`ROOT_NAME`](ShmRoot::ROOT_NAME), found or built with `Default` by
+/// [`root`](crate::ManagedSegment::root) and checked against [`ROOT_SCHEMA`](ShmRoot::ROOT_SCHEMA).
+///
+/// The root name, not the Rust type, identifies a root in a segment: two programs that
+/// declare a root under the same name share it (and get a
+/// [`SchemaMismatch`](crate::Error::SchemaMismatch) if their layouts differ).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a segment root",
+    label = "not declared with #[shm_segment]",
+    note = "declare the root type with #[shm_segment] (it must also implement Default)"
+)]
+pub trait ShmRoot: ShmSafe + Default {
+    /// The name the root is stored under (the struct's name unless
+    /// `#[shm_segment(name = "...")]` says otherwise).
+    const ROOT_NAME: &'static str;
+    /// The root's layout.
+    const ROOT_SCHEMA: &'static Schema;
+}
+
+/// What kind of type a [`Schema`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaKind {
+    /// A struct with named fields.
+    Struct,
+    /// A tuple struct (fields named `0`, `1`, …).
+    TupleStruct,
+    /// A unit struct.
+    UnitStruct,
+    /// An enum with a primitive representation (the `repr`, e.g. `"u8"`).
+    Enum(&'static str),
+}
+
+impl SchemaKind {
+    const fn tag(self) -> &'static str {
+        match self {
+            SchemaKind::Struct => "struct",
+            SchemaKind::TupleStruct => "tuple struct",
+            SchemaKind::UnitStruct => "unit struct",
+            SchemaKind::Enum(_) => "enum",
+        }
+    }
+}
+
+/// One field of a struct or enum variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSchema {
+    /// The field's name (`"0"`, `"1"` … for tuple fields).
+    pub name: &'static str,
+    /// The field's type as written in the source (for messages only; not hashed).
+    pub ty: &'static str,
+    /// Offset in bytes from the start of the value; `None` in enum variants.
+    pub offset: Option<usize>,
+    /// `size_of` the field type.
+    pub size: usize,
+    /// `align_of` the field type.
+    pub align: usize,
+    /// The field type's [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT).
+    pub fingerprint: u64,
+}
+
+/// One variant of an enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VariantSchema {
+    /// The variant's name.
+    pub name: &'static str,
+    /// The explicit discriminant expression as written, or `""`.
+    pub discriminant: &'static str,
+    /// The variant's fields, in order.
+    pub fields: &'static [FieldSchema],
+}
+
+/// The layout of a derived type, built at compile time by `#[derive(ShmSafe)]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schema {
+    /// The type's identifier (no crate path).
+    pub name: &'static str,
+    /// Struct, tuple struct, unit struct or enum.
+    pub kind: SchemaKind,
+    /// `size_of` the type.
+    pub size: usize,
+    /// `align_of` the type.
+    pub align: usize,
+    /// The fields of a struct (empty for an enum).
+    pub fields: &'static [FieldSchema],
+    /// The variants of an enum (empty for a struct).
+    pub variants: &'static [VariantSchema],
+}
+
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
+
+const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h = (h ^ bytes[i] as u64).wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    // A separator, so that ("ab", "c") and ("a", "bc") differ.
+    (h ^ 0xFF).wrapping_mul(FNV_PRIME)
+}
+
+const fn hash_u64(h: u64, v: u64) -> u64 {
+    hash_bytes(h, &v.to_le_bytes())
+}
+
+const fn hash_fields(mut h: u64, fields: &[FieldSchema]) -> u64 {
+    h = hash_u64(h, fields.len() as u64);
+    let mut i = 0;
+    while i < fields.len() {
+        let f = &fields[i];
+        h = hash_bytes(h, f.name.as_bytes());
+        h = match f.offset {
+            Some(o) => hash_u64(h, o as u64),
+            None => hash_u64(h, u64::MAX),
+        };
+        h = hash_u64(h, f.size as u64);
+        h = hash_u64(h, f.align as u64);
+        h = hash_u64(h, f.fingerprint);
+        i += 1;
+    }
+    h
+}
+
+/// The fingerprint of a leaf type (a primitive, an atomic): its name, size and alignment.
+pub const fn leaf_fingerprint(name: &str, size: usize, align: usize) -> u64 {
+    let h = hash_bytes(FNV_OFFSET, b"leaf");
+    let h = hash_bytes(h, name.as_bytes());
+    hash_u64(hash_u64(h, size as u64), align as u64)
+}
+
+/// The fingerprint of a compound type built from `parts` (an array: the element and its
+/// length; a tuple: its fields; an `OffsetPtr`: its target's size and alignment).
+pub const fn compound_fingerprint(kind: &str, parts: &[u64]) -> u64 {
+    let mut h = hash_bytes(FNV_OFFSET, b"compound");
+    h = hash_bytes(h, kind.as_bytes());
+    let mut i = 0;
+    while i < parts.len() {
+        h = hash_u64(h, parts[i]);
+        i += 1;
+    }
+    h
+}
+
+impl Schema {
+    /// The layout fingerprint: see the [module documentation](self) for what it covers.
+    pub const fn fingerprint(&self) -> u64 {
+        let mut h = hash_bytes(FNV_OFFSET, b"schema");
+        h = hash_bytes(h, self.kind.tag().as_bytes());
+        if let SchemaKind::Enum(repr) = self.kind {
+            h = hash_bytes(h, repr.as_bytes());
+        }
+        h = hash_bytes(h, self.name.as_bytes());
+        h = hash_u64(h, self.size as u64);
+        h = hash_u64(h, self.align as u64);
+        h = hash_fields(h, self.fields);
+        h = hash_u64(h, self.variants.len() as u64);
+        let mut i = 0;
+        while i < self.variants.len() {
+            let v = &self.variants[i];
+            h = hash_bytes(h, v.name.as_bytes());
+            h = hash_bytes(h, v.discriminant.as_bytes());
+            h = hash_fields(h, v.fields);
+            i += 1;
+        }
+        h
+    }
+
+    /// A machine-readable encoding, stored in a segment next to a root so that another
+    /// program can tell what differs ([`SchemaDiff`]).
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        let repr = match self.kind {
+            SchemaKind::Enum(r) => r,
+            _ => "-",
+        };
+        let _ = writeln!(
+            s,
+            "shmkit-schema 1\t{}\t{}\t{}\t{}\t{}\t{:016x}",
+            self.kind.tag(),
+            repr,
+            self.name,
+            self.size,
+            self.align,
+            self.fingerprint()
+        );
+        encode_fields(&mut s, "", self.fields);
+        for v in self.variants {
+            let _ = writeln!(s, "variant\t{}\t{}", v.name, v.discriminant);
+            encode_fields(&mut s, v.name, v.fields);
+        }
+        s
+    }
+}
+
+fn encode_fields(s: &mut String, variant: &str, fields: &[FieldSchema]) {
+    for f in fields {
+        let offset = f.offset.map_or_else(|| "-".to_string(), |o| o.to_string());
+        let name = if variant.is_empty() {
+            f.name.to_string()
+        } else {
+            format!("{variant}.{}", f.name)
+        };
+        let _ = writeln!(
+            s,
+            "field\t{name}\t{offset}\t{}\t{}\t{:016x}\t{}",
+            f.size,
+            f.align,
+            f.fingerprint,
+            f.ty.replace(['\t', '\n'], " ")
+        );
+    }
+}
+
+/// The readable description: one line for the type, one per field (and variant).
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SchemaKind::Enum(repr) => write!(f, "enum {} (repr {repr})", self.name)?,
+            kind => write!(f, "{} {}", kind.tag(), self.name)?,
+        }
+        writeln!(
+            f,
+            ": size {}, align {}, fingerprint {:016x}",
+            self.size,
+            self.align,
+            self.fingerprint()
+        )?;
+        write_fields(f, "  ", self.fields)?;
+        for v in self.variants {
+            if v.discriminant.is_empty() {
+                writeln!(f, "  variant {}", v.name)?;
+            } else {
+                writeln!(f, "  variant {} = {}", v.name, v.discriminant)?;
+            }
+            write_fields(f, "    ", v.fields)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_fields(f: &mut fmt::Formatter<'_>, indent: &str, fields: &[FieldSchema]) -> fmt::Result {
+    for field in fields {
+        write!(f, "{indent}{}: {}", field.name, field.ty)?;
+        if let Some(o) = field.offset {
+            write!(f, " @ {o}")?;
+        }
+        writeln!(
+            f,
+            " (size {}, align {}, fingerprint {:016x})",
+            field.size, field.align, field.fingerprint
+        )?;
+    }
+    Ok(())
+}
+
+/// One field of an encoded schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct EncodedField {
+    name: String,
+    offset: String,
+    size: String,
+    align: String,
+    fingerprint: String,
+    ty: String,
+}
+
+/// An encoded schema, parsed back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Encoded {
+    header: Vec<String>,
+    fields: Vec<EncodedField>,
+}
+
+fn parse(text: &str) -> Option<Encoded> {
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next()?.split('\t').map(str::to_string).collect();
+    if header.len() != 7 || header[0] != "shmkit-schema 1" {
+        return None;
+    }
+    let mut fields = Vec::new();
+    for line in lines {
+        let parts: Vec<&str> = line.split('\t').collect();
+        match parts.as_slice() {
+            ["field", name, offset, size, align, fp, ty] => fields.push(EncodedField {
+                name: name.to_string(),
+                offset: offset.to_string(),
+                size: size.to_string(),
+                align: align.to_string(),
+                fingerprint: fp.to_string(),
+                ty: ty.to_string(),
+            }),
+            ["variant", ..] => {}
+            _ => return None,
+        }
+    }
+    Some(Encoded { header, fields })
+}
+
+/// What differs between the layout stored in a segment and the layout a program expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaDiff {
+    lines: Vec<String>,
+}
+
+impl SchemaDiff {
+    /// Compares the encoding `stored` (from [`Schema::encode`], read from a segment) with
+    /// `expected`; `None` when the layouts are the same.
+    pub fn between(stored: &[u8], expected: &Schema) -> Option<SchemaDiff> {
+        let ours_text = expected.encode();
+        if stored == ours_text.as_bytes() {
+            return None;
+        }
+        let ours = parse(&ours_text)?;
+        let theirs = match std::str::from_utf8(stored).ok().and_then(parse) {
+            Some(t) => t,
+            None => {
+                return Some(SchemaDiff {
+                    lines: vec!["the stored schema is unreadable (corrupted or written by an incompatible shmkit)".into()],
+                })
+            }
+        };
+        // Same fingerprint: same layout (only type spellings differ).
+        if theirs.header[6] == ours.header[6] {
+            return None;
+        }
+        let mut lines = Vec::new();
+        let (h0, h1) = (&theirs.header, &ours.header);
+        if h0[1] != h1[1] || h0[2] != h1[2] {
+            let kind = |h: &[String]| {
+                if h[2] == "-" {
+                    h[1].clone()
+                } else {
+                    format!("{} (repr {})", h[1], h[2])
+                }
+            };
+            lines.push(format!(
+                "kind: the segment holds a {}, this program expects a {}",
+                kind(h0),
+                kind(h1)
+            ));
+        }
+        if h0[3] != h1[3] {
+            lines.push(format!(
+                "type name: the segment holds `{}`, this program expects `{}`",
+                h0[3], h1[3]
+            ));
+        }
+        for f in &ours.fields {
+            if !theirs.fields.iter().any(|t| t.name == f.name) {
+                lines.push(format!("added: {}: {}{}", f.name, f.ty, at(&f.offset)));
+            }
+        }
+        for t in &theirs.fields {
+            if !ours.fields.iter().any(|f| f.name == t.name) {
+                lines.push(format!("removed: {}: {}{}", t.name, t.ty, at(&t.offset)));
+            }
+        }
+        for f in &ours.fields {
+            let Some(t) = theirs.fields.iter().find(|t| t.name == f.name) else {
+                continue;
+            };
+            let same_type =
+                t.size == f.size && t.align == f.align && t.fingerprint == f.fingerprint;
+            if !same_type && t.ty == f.ty && t.size == f.size && t.align == f.align {
+                lines.push(format!(
+                    "retyped: {}: {} has another layout inside (fingerprint {} -> {}), though \
+                     its size ({}) and alignment ({}) are the same",
+                    f.name, f.ty, t.fingerprint, f.fingerprint, f.size, f.align
+                ));
+            } else if !same_type {
+                lines.push(format!(
+                    "retyped: {}: was {} (size {}, align {}), now {} (size {}, align {})",
+                    f.name, t.ty, t.size, t.align, f.ty, f.size, f.align
+                ));
+            } else if t.offset != f.offset {
+                lines.push(format!(
+                    "moved: {}: {} was at offset {}, now at offset {}",
+                    f.name, f.ty, t.offset, f.offset
+                ));
+            }
+        }
+        if h0[4] != h1[4] || h0[5] != h1[5] {
+            lines.push(format!(
+                "size/align: was {}/{}, now {}/{}",
+                h0[4], h0[5], h1[4], h1[5]
+            ));
+        }
+        if lines.is_empty() {
+            lines.push(format!(
+                "fingerprint: was {}, now {} (the field types' layouts differ deeper down)",
+                h0[6], h1[6]
+            ));
+        }
+        Some(SchemaDiff { lines })
+    }
+
+    /// The differences, one per line.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+}
+
+fn at(offset: &str) -> String {
+    if offset == "-" {
+        String::new()
+    } else {
+        format!(" at offset {offset}")
+    }
+}
+
+impl fmt::Display for SchemaDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.lines.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "  - {line}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Schema = Schema {
+        name: "Db",
+        kind: SchemaKind::Struct,
+        size: 16,
+        align: 8,
+        fields: &[
+            FieldSchema {
+                name: "hits",
+                ty: "u64",
+                offset: Some(0),
+                size: 8,
+                align: 8,
+                fingerprint: leaf_fingerprint("u64", 8, 8),
+            },
+            FieldSchema {
+                name: "flag",
+                ty: "u32",
+                offset: Some(8),
+                size: 4,
+                align: 4,
+                fingerprint: leaf_fingerprint("u32", 4, 4),
+            },
+        ],
+        variants: &[],
+    };
+
+    #[test]
+    fn same_schema_has_no_diff_and_fingerprint_is_const() {
+        const FP: u64 = A.fingerprint();
+        assert_eq!(FP, A.fingerprint());
+        assert!(SchemaDiff::between(A.encode().as_bytes(), &A).is_none());
+    }
+
+    #[test]
+    fn diff_lists_added_removed_retyped_moved() {
+        const B: Schema = Schema {
+            fields: &[
+                FieldSchema {
+                    name: "flag",
+                    ty: "u64",
+                    offset: Some(0),
+                    size: 8,
+                    align: 8,
+                    fingerprint: leaf_fingerprint("u64", 8, 8),
+                },
+                FieldSchema {
+                    name: "hits",
+                    ty: "u64",
+                    offset: Some(8),
+                    size: 8,
+                    align: 8,
+                    fingerprint: leaf_fingerprint("u64", 8, 8),
+                },
+                FieldSchema {
+                    name: "new",
+                    ty: "u8",
+                    offset: Some(16),
+                    size: 1,
+                    align: 1,
+                    fingerprint: leaf_fingerprint("u8", 1, 1),
+                },
+            ],
+            size: 24,
+            ..A
+        };
+        let b = B;
+        let d = SchemaDiff::between(A.encode().as_bytes(), &b).unwrap();
+        let text = d.to_string();
+        assert!(text.contains("added: new: u8 at offset 16"), "{text}");
+        assert!(text.contains("retyped: flag"), "{text}");
+        assert!(text.contains("moved: hits"), "{text}");
+        assert!(text.contains("size/align: was 16/8, now 24/8"), "{text}");
+        let d = SchemaDiff::between(b.encode().as_bytes(), &A).unwrap();
+        assert!(d.to_string().contains("removed: new: u8"), "{d}");
+        let d = SchemaDiff::between(b"garbage", &A).unwrap();
+        assert!(d.to_string().contains("unreadable"));
+    }
+}

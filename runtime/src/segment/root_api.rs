@@ -1,0 +1,82 @@
+//! Typed roots: `segment.root::<Db>()` finds or builds (with `Default`) the one root a
+//! `#[shm_segment]` type declares, after checking that the layout stored in the segment is
+//! the layout this program compiled.
+//!
+//! A root named `N` is two objects of the named index: `__shmkit_schema::N`, the encoded
+//! [`Schema`](crate::Schema) (bytes), and `__shmkit_root::N`, the value. Both are made under
+//! the index lock ([`atomic_func`](ManagedSegment::atomic_func)), so racing processes agree
+//! on one root and one schema; the schema is checked before the value is touched, so a
+//! program with another layout gets [`Error::SchemaMismatch`], never a misread value.
+
+use super::managed::{Backing, ManagedSegment};
+use super::mode::{Mode, Writable};
+use crate::error::{Error, Result};
+use crate::objects::{IndexKind, NamedIndex};
+use crate::position::ShmMut;
+use crate::schema::{SchemaDiff, ShmRoot};
+
+fn root_name<T: ShmRoot>() -> String {
+    format!("__shmkit_root::{}", T::ROOT_NAME)
+}
+
+fn schema_name<T: ShmRoot>() -> String {
+    format!("__shmkit_schema::{}", T::ROOT_NAME)
+}
+
+fn what<T: ShmRoot>() -> String {
+    format!("segment root `{}`", T::ROOT_NAME)
+}
+
+impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
+    /// Checks the stored schema of root `T` against `T`'s; false when none is stored.
+    fn check_root_schema<T: ShmRoot>(&self) -> Result<bool> {
+        let Some(stored) = self.find_slice::<u8>(schema_name::<T>().as_str())? else {
+            return Ok(false);
+        };
+        match SchemaDiff::between(stored, T::ROOT_SCHEMA) {
+            None => Ok(true),
+            Some(diff) => Err(Error::SchemaMismatch {
+                what: what::<T>(),
+                diff: diff.to_string(),
+            }),
+        }
+    }
+
+    /// The root `T` if the segment has one (any mapping mode, read-only included); a
+    /// `SchemaMismatch` when the segment holds a root of that name with another layout.
+    pub fn find_root<T: ShmRoot>(&self) -> Result<Option<&T>> {
+        if !self.check_root_schema::<T>()? {
+            return Ok(None);
+        }
+        self.find::<T>(root_name::<T>().as_str())
+    }
+}
+
+impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
+    /// The segment's root `T`, built with `Default` on first use, atomically across threads
+    /// and processes (one `Default::default()` runs, everyone gets that root).
+    ///
+    /// If the segment holds a root named like `T`'s with another layout, the error is
+    /// [`Error::SchemaMismatch`], listing the fields added, removed, retyped or moved.
+    pub fn root<T: ShmRoot>(&self) -> Result<&T> {
+        self.atomic_func(|| {
+            if !self.check_root_schema::<T>()? {
+                let encoded = T::ROOT_SCHEMA.encode();
+                self.construct_from_iter::<u8, _>(
+                    schema_name::<T>().as_str(),
+                    encoded.into_bytes(),
+                )?;
+            }
+            self.find_or_construct::<T>(root_name::<T>().as_str(), T::default)
+        })?
+    }
+
+    /// Mutable access to the root (built as [`root`](Self::root) does) through the guard:
+    /// `&mut` for plain fields through the derive's accessors, in-place operations for
+    /// position-dependent ones.
+    pub fn root_mut<T: ShmRoot>(&mut self) -> Result<ShmMut<'_, T>> {
+        self.root::<T>()?;
+        self.find_mut::<T>(root_name::<T>().as_str())?
+            .ok_or_else(|| Error::NotFound { what: what::<T>() })
+    }
+}

@@ -1,0 +1,281 @@
+//! `#[derive(ShmSafe)]` and `#[shm_segment]` end to end: generated impls, accessors,
+//! relocation, schemas (insta snapshots) and typed roots on a heap segment.
+
+use shmkit::{
+    shm_segment, Error, ManagedHeapMemory, OffsetPtr, PositionIndependent, ShmMut, ShmSafe,
+};
+
+#[derive(ShmSafe, Default, Debug, PartialEq)]
+#[repr(C)]
+pub struct Point {
+    pub x: u32,
+    pub y: u32,
+}
+
+#[derive(ShmSafe)]
+#[repr(C)]
+pub struct Node {
+    pub value: u64,
+    pub next: OffsetPtr<Node>,
+}
+
+#[derive(ShmSafe)]
+#[repr(C)]
+pub struct Pair<T, const N: usize> {
+    pub items: [T; N],
+    pub tag: (u8, u16),
+}
+
+#[derive(ShmSafe, Clone, Copy, Debug, PartialEq)]
+#[repr(u8)]
+pub enum Color {
+    Red = 1,
+    Green = 2,
+    Blue = 4,
+}
+
+#[derive(ShmSafe)]
+#[repr(u16)]
+pub enum Link {
+    Empty,
+    To(OffsetPtr<u64>),
+    Pair { a: u32, b: OffsetPtr<u32> },
+}
+
+#[derive(ShmSafe)]
+#[repr(C)]
+pub struct Wrapper(pub u32, pub Point);
+
+#[derive(ShmSafe)]
+#[repr(C)]
+pub struct Unit;
+
+#[shm_segment(name = "db")]
+#[derive(Default)]
+pub struct Db {
+    pub hits: u64,
+    pub origin: Point,
+    pub head: *const u64,
+    pub colors: [u8; 4],
+}
+
+fn assert_pi<T: PositionIndependent>() {}
+
+#[test]
+fn plain_types_are_position_independent() {
+    assert_pi::<Point>();
+    assert_pi::<Pair<Point, 3>>();
+    assert_pi::<Color>();
+    assert_pi::<Wrapper>();
+    assert_pi::<Unit>();
+}
+
+#[test]
+fn accessors_give_mut_for_plain_fields_and_guards_for_pointers() {
+    let mut p = Point { x: 1, y: 2 };
+    let mut g = ShmMut::from_mut(&mut p);
+    *g.x_mut() += 10;
+    *g.y_mut() = 5;
+    assert_eq!(p, Point { x: 11, y: 5 });
+
+    let target = Node {
+        value: 7,
+        next: OffsetPtr::null(),
+    };
+    let mut n = Node {
+        value: 1,
+        next: OffsetPtr::null(),
+    };
+    // SAFETY: `n` stays where it is while the guard lives.
+    let mut g = unsafe { ShmMut::new(&mut n) };
+    *g.value_mut() = 3;
+    g.next_mut().set_target(&target);
+    assert_eq!(n.value, 3);
+    // SAFETY: aims at `target`, alive.
+    assert_eq!(unsafe { (*n.next.get()).value }, 7);
+
+    let mut w = Wrapper(1, Point { x: 0, y: 0 });
+    let mut g = ShmMut::from_mut(&mut w);
+    *g.field0_mut() = 9;
+    g.field1_mut().y_mut().clone_from(&4);
+    assert_eq!((w.0, w.1.y), (9, 4));
+}
+
+#[test]
+fn derived_relocate_fixes_pointers_in_structs_and_enums() {
+    let target = Node {
+        value: 42,
+        next: OffsetPtr::null(),
+    };
+    let mut old = core::mem::MaybeUninit::<Node>::uninit();
+    // SAFETY: `old` is valid for writes; the pointer is set in place.
+    unsafe {
+        old.as_mut_ptr().write(Node {
+            value: 1,
+            next: OffsetPtr::null(),
+        });
+        (*old.as_mut_ptr()).next.set(&target);
+    }
+    let mut new = core::mem::MaybeUninit::<Node>::uninit();
+    // SAFETY: both valid and distinct; `new` is relocated by relocate_value.
+    unsafe {
+        shmkit::relocate_value(new.as_mut_ptr(), old.as_mut_ptr());
+        assert_eq!((*(*new.as_ptr()).next.get()).value, 42);
+    }
+
+    let t2 = 5u32;
+    let mut old = core::mem::MaybeUninit::<Link>::uninit();
+    // SAFETY: as above.
+    unsafe {
+        old.as_mut_ptr().write(Link::Pair {
+            a: 1,
+            b: OffsetPtr::null(),
+        });
+        if let Link::Pair { b, .. } = &mut *old.as_mut_ptr() {
+            b.set(&t2);
+        }
+    }
+    let mut new = core::mem::MaybeUninit::<Link>::uninit();
+    // SAFETY: as above.
+    unsafe {
+        shmkit::relocate_value(new.as_mut_ptr(), old.as_mut_ptr());
+        match &*new.as_ptr() {
+            Link::Pair { a, b } => assert_eq!((*a, *b.get()), (1, 5)),
+            _ => unreachable!(),
+        }
+    }
+    let _ = (Link::Empty, Link::To(OffsetPtr::null()));
+}
+
+#[test]
+fn fingerprints_follow_layout_not_names_of_paths() {
+    mod other {
+        #[derive(shmkit::ShmSafe)]
+        #[repr(C)]
+        pub struct Point {
+            pub x: u32,
+            pub y: u32,
+        }
+        #[derive(shmkit::ShmSafe)]
+        #[repr(C)]
+        pub struct PointSwapped {
+            pub y: u32,
+            pub x: u32,
+        }
+    }
+    assert_eq!(Point::LAYOUT_FINGERPRINT, other::Point::LAYOUT_FINGERPRINT);
+    assert_eq!(Point::type_fingerprint(), Point::LAYOUT_FINGERPRINT);
+    assert_ne!(
+        other::Point::LAYOUT_FINGERPRINT,
+        other::PointSwapped::LAYOUT_FINGERPRINT
+    );
+    const FP: u64 = <Db as ShmSafe>::LAYOUT_FINGERPRINT;
+    assert_ne!(FP, 0);
+    assert_ne!(
+        <Pair<u8, 2>>::LAYOUT_FINGERPRINT,
+        <Pair<u16, 2>>::LAYOUT_FINGERPRINT
+    );
+}
+
+#[test]
+fn schema_descriptions() {
+    let describe = |s: Option<&'static shmkit::Schema>| s.unwrap().to_string();
+    insta::assert_snapshot!("schema_db", describe(Db::SCHEMA));
+    insta::assert_snapshot!("schema_node", describe(Node::SCHEMA));
+    insta::assert_snapshot!("schema_pair", describe(<Pair<Point, 2>>::SCHEMA));
+    insta::assert_snapshot!("schema_color", describe(Color::SCHEMA));
+    insta::assert_snapshot!("schema_link", describe(Link::SCHEMA));
+    insta::assert_snapshot!("schema_wrapper", describe(Wrapper::SCHEMA));
+}
+
+#[test]
+fn root_is_built_once_and_mutated_through_the_guard() {
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    {
+        let db = seg.root::<Db>().unwrap();
+        assert_eq!(db.hits, 0);
+        assert!(db.head.is_null());
+    }
+    {
+        let mut db = seg.root_mut::<Db>().unwrap();
+        *db.hits_mut() += 5;
+        *db.origin_mut().x_mut() = 3;
+        db.colors_mut()[2] = 9;
+    }
+    let value = seg.construct("value", 77u64).unwrap() as *const u64;
+    {
+        let mut db = seg.root_mut::<Db>().unwrap();
+        db.head_mut().set_target(value);
+    }
+    let db = seg.root::<Db>().unwrap();
+    assert_eq!((db.hits, db.origin.x, db.colors[2]), (5, 3, 9));
+    // SAFETY: aims at the live `value` object.
+    assert_eq!(unsafe { *db.head.get() }, 77);
+    assert_eq!(seg.find_root::<Db>().unwrap().map(|d| d.hits), Some(5));
+}
+
+mod v2 {
+    /// The same root name as `Db`, with another layout.
+    #[shmkit::shm_segment(name = "db")]
+    #[derive(Default)]
+    pub struct Db {
+        pub hits: u32,
+        pub colors: [u8; 4],
+        pub origin: super::Point,
+        pub added: u16,
+    }
+}
+
+#[test]
+fn another_layout_is_a_schema_mismatch() {
+    let seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.root::<Db>().unwrap();
+    let err = seg.root::<v2::Db>().err().unwrap();
+    assert!(matches!(err, Error::SchemaMismatch { .. }));
+    insta::assert_snapshot!("schema_mismatch_db_v2", err.to_string());
+    let err = seg.find_root::<v2::Db>().err().unwrap();
+    assert!(matches!(err, Error::SchemaMismatch { .. }));
+    // The original still works.
+    assert_eq!(seg.root::<Db>().unwrap().hits, 0);
+}
+
+#[test]
+fn racing_threads_get_one_root() {
+    let seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    let addrs: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| seg.root::<Db>().unwrap() as *const Db as usize))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(addrs.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(seg.named_objects().unwrap().count(), 2); // the root and its schema
+}
+
+mod v3 {
+    /// Same fields, names, sizes and offsets as `Db`, but `origin` is a point whose fields
+    /// are swapped: only the child fingerprint tells.
+    #[derive(shmkit::ShmSafe, Default)]
+    #[repr(C)]
+    pub struct Point {
+        pub y: u32,
+        pub x: u32,
+    }
+
+    #[shmkit::shm_segment(name = "db")]
+    #[derive(Default)]
+    pub struct Db {
+        pub hits: u64,
+        pub origin: Point,
+        pub head: *const u64,
+        pub colors: [u8; 4],
+    }
+}
+
+#[test]
+fn a_change_deep_in_a_field_type_is_a_schema_mismatch() {
+    let seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.root::<Db>().unwrap();
+    let err = seg.root::<v3::Db>().err().unwrap();
+    insta::assert_snapshot!("schema_mismatch_db_nested", err.to_string());
+}

@@ -1,0 +1,10 @@
+use shmkit::ShmSafe;
+
+#[derive(ShmSafe)]
+#[repr(C)]
+struct Tree {
+    value: u64,
+    left: Box<Tree>,
+}
+
+fn main() {}

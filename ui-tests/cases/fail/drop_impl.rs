@@ -1,0 +1,13 @@
+use shmkit::ShmSafe;
+
+#[derive(ShmSafe)]
+#[repr(C)]
+struct Guarded {
+    value: u64,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {}
+}
+
+fn main() {}

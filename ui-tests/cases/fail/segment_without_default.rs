@@ -1,0 +1,8 @@
+use shmkit::shm_segment;
+
+#[shm_segment]
+struct Db {
+    hits: u64,
+}
+
+fn main() {}
