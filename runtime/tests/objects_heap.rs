@@ -406,9 +406,12 @@ fn instance_name_kind_and_length_as_in_the_reference() {
     // SAFETY: all three are live objects of `seg`, which is not changed while they are read.
     let (n, u, a) = unsafe { (&*named, &*unique, &*anon) };
 
-    assert_eq!(seg.instance_name(n), Some("Object name"));
-    assert_eq!(seg.instance_name(u), Some(std::any::type_name::<MyClass>()));
-    assert_eq!(seg.instance_name(a), None);
+    assert_eq!(seg.instance_name(n).as_deref(), Some("Object name"));
+    assert_eq!(
+        seg.instance_name(u).as_deref(),
+        Some(std::any::type_name::<MyClass>())
+    );
+    assert_eq!(seg.instance_name(a).as_deref(), None);
     assert_eq!(seg.instance_kind(n), Some(ObjectKind::Named));
     assert_eq!(seg.instance_kind(u), Some(ObjectKind::Unique));
     assert_eq!(seg.instance_kind(a), Some(ObjectKind::Anonymous));
@@ -559,7 +562,7 @@ fn fill_and_empty<I: NamedIndex>(seg: &mut Heap<I>, order: Order) {
         let name = format!("named_object_{}", names.len());
         match seg.construct_array(name.as_str(), names.len() % 7 + 1, names.len() as u64) {
             Ok(obj) => {
-                assert_eq!(seg.instance_name(&obj[0]), Some(name.as_str()));
+                assert_eq!(seg.instance_name(&obj[0]).as_deref(), Some(name.as_str()));
                 assert_eq!(seg.instance_kind(&obj[0]), Some(ObjectKind::Named));
                 assert_eq!(seg.instance_length(&obj[0]), Some(names.len() % 7 + 1));
                 names.push(name);

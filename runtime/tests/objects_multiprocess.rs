@@ -62,7 +62,7 @@ impl<B: Backing> ChildSegment for ManagedSegment<B> {
         assert_eq!(self.find_unique::<i64>().unwrap(), Some(&-7));
         assert_eq!(self.num_named_objects(), 2);
         let answer = self.find::<u64>("answer").unwrap().unwrap();
-        assert_eq!(self.instance_name(answer), Some("answer"));
+        assert_eq!(self.instance_name(answer).as_deref(), Some("answer"));
         assert!(matches!(
             self.find::<u32>("answer"),
             Err(shmkit_runtime::Error::TypeMismatch { .. })

@@ -121,7 +121,7 @@ fn read_only_mappings_find_without_the_lock() {
     assert_eq!(info[0].name, "pi");
     let pi = ro.find::<f32>("pi").unwrap().unwrap();
     assert_eq!(ro.instance_kind(pi), Some(ObjectKind::Named));
-    assert_eq!(ro.instance_name(pi), Some("pi"));
+    assert_eq!(ro.instance_name(pi).as_deref(), Some("pi"));
 }
 
 /// The reference's example of copy-on-write and read-only modes, on a mapped file.

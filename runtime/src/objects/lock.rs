@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::space::Space;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::segment::header::words;
 use crate::sync::{current_pid, Acquired, RobustMutex};
 
@@ -66,6 +66,15 @@ pub(crate) fn lock<'a>(
     s: &'a Space,
     recover: impl FnOnce(&Space) -> Result<()>,
 ) -> Result<IndexGuard<'a>> {
+    if s.core().holds_lock() {
+        // The allocator lock comes after the index lock: waiting for the index lock while
+        // holding the allocator's could deadlock with an `atomic_func` that allocates.
+        return Err(Error::InvalidArgument {
+            reason: "object operations cannot run while this thread holds the segment's \
+                     allocator lock (inside `with_lock`)"
+                .into(),
+        });
+    }
     let (mutex, holder) = parts(s);
     let me = thread_no();
     if me != 0 && holder.load(Ordering::Relaxed) == me && mutex.owner() == Some(current_pid()) {
@@ -80,7 +89,13 @@ pub(crate) fn lock<'a>(
         held: Some((mutex, holder)),
     };
     if acquired == Acquired::OwnerDied {
-        recover(s)?;
+        if let Err(err) = recover(s) {
+            // The indexes are half rebuilt: nobody may use them as if they were sound.
+            std::mem::forget(guard);
+            holder.store(0, Ordering::Relaxed);
+            mutex.poison();
+            return Err(err);
+        }
     }
     Ok(guard)
 }

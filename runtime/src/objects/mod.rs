@@ -16,6 +16,7 @@ mod index;
 mod lock;
 pub(crate) mod ops;
 mod recover;
+pub(crate) mod registry;
 pub(crate) mod space;
 mod target;
 mod types;

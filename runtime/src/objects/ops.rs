@@ -8,6 +8,7 @@ use std::ptr::NonNull;
 
 use super::entry::{self, state, Entry, ObjectKind, MAX_COUNT, MAX_KEY_LEN, MAX_NAME_LEN};
 use super::index::{IndexKind, Key, Probe, Root};
+use super::registry;
 use super::space::Space;
 use super::target::Target;
 use super::types::{self, TypeDesc};
@@ -125,6 +126,9 @@ fn elements<T, L: Copy>(s: &Space, e: u64, h: &Entry<L>) -> Result<(NonNull<T>, 
         .checked_mul(size_of::<T>())
         .ok_or_else(|| s.corrupt(format!("entry {e}: bad count")))?;
     s.bytes(s.offset_of(data.as_ptr()).unwrap_or(0), bytes)?;
+    if data.as_ptr().addr() % align_of::<T>() != 0 {
+        return Err(s.corrupt(format!("entry {e}: misaligned elements")));
+    }
     Ok((data.cast(), count))
 }
 
@@ -170,6 +174,9 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
     let count = usize::try_from(h.count()).ok()?;
     let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
     let p = s.checked(data, count.checked_mul(size_of::<T>())?)?;
+    if p.addr() % align_of::<T>() != 0 {
+        return None;
+    }
     Some(Some((NonNull::new(p.cast())?, count)))
 }
 
@@ -233,6 +240,7 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
         e,
         fingerprint: desc.fingerprint,
         root: None,
+        registered: false,
         data: NonNull::dangling(),
         built: 0,
         _index: PhantomData,
@@ -240,6 +248,8 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
     // SAFETY: `e` is a fresh block of `total` bytes, which covers header, name and data.
     unsafe { Entry::write(s, e, header, r.name, align_of::<T>())? };
     b.data = Entry::<I::Link>::data(s, e, r.name.len(), align_of::<T>())?.cast();
+    registry::insert(s, e)?;
+    b.registered = true;
     if let Some(root) = root_of(r.kind) {
         I::insert(s, root, e)?;
         b.root = Some(root);
@@ -271,6 +281,8 @@ struct Building<'s, I: IndexKind, T> {
     e: u64,
     fingerprint: u64,
     root: Option<Root>,
+    /// Whether `e` is in the registry yet.
+    registered: bool,
     data: NonNull<T>,
     built: usize,
     _index: PhantomData<I>,
@@ -288,12 +300,15 @@ impl<I: IndexKind, T> Drop for Building<'_, I, T> {
             let _ = I::remove(self.s, root, self.e);
             self.s.bump(root.count, -1);
         }
-        let _ = release::<I::Link>(self.s, self.e, self.fingerprint);
+        let _ = release::<I::Link>(self.s, self.e, self.fingerprint, self.registered);
     }
 }
 
-/// Clears the entry's tag, frees its block and releases its type record.
-fn release<L: Copy>(s: &Space, e: u64, fingerprint: u64) -> Result<()> {
+/// Clears the entry's tag, unregisters it, frees its block and releases its type record.
+fn release<L: Copy>(s: &Space, e: u64, fingerprint: u64, registered: bool) -> Result<()> {
+    if registered {
+        registry::remove(s, e)?;
+    }
     let p = Entry::<L>::ptr(s, e)?;
     // SAFETY: a header in bounds; we own the entry (unlinked or never published).
     unsafe { (*p).tag = 0 };
@@ -307,12 +322,13 @@ struct Freeing<'s, L: Copy> {
     s: &'s Space,
     e: u64,
     fingerprint: u64,
+    registered: bool,
     _link: PhantomData<L>,
 }
 
 impl<L: Copy> Drop for Freeing<'_, L> {
     fn drop(&mut self) {
-        let _ = release::<L>(self.s, self.e, self.fingerprint);
+        let _ = release::<L>(self.s, self.e, self.fingerprint, self.registered);
     }
 }
 
@@ -326,10 +342,12 @@ fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>
         I::remove(s, root, e)?;
         s.bump(root.count, -1);
     }
+    let registered = registry::contains(s, e)?;
     let freeing = Freeing::<I::Link> {
         s,
         e,
         fingerprint: h.fingerprint,
+        registered,
         _link: PhantomData,
     };
     // SAFETY: the entry held `count` live `T`s (checked type); it is unlinked, so nothing
@@ -337,7 +355,7 @@ fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>
     // references away.
     unsafe { std::ptr::slice_from_raw_parts_mut(data.as_ptr(), count).drop_in_place() };
     std::mem::forget(freeing);
-    release::<I::Link>(s, e, h.fingerprint)
+    release::<I::Link>(s, e, h.fingerprint, registered)
 }
 
 /// Destroys the live object `target` of type `T`; false when there is none.
@@ -359,18 +377,20 @@ pub(crate) fn entry_of<L: Copy, T: ShmSafe>(s: &Space, ptr: *const T) -> Option<
     (h.fingerprint == T::type_fingerprint()).then_some((e, h))
 }
 
-/// Destroys the object whose first element is `ptr`, after checking that it is one.
-pub(crate) fn destroy_ptr<I: IndexKind, T: ShmSafe>(s: &Space, ptr: *const T) -> Result<()> {
-    let not_object = || Error::InvalidArgument {
-        reason: format!(
-            "{ptr:p} is not the first element of a live object of type {} in this segment",
-            std::any::type_name::<T>()
-        ),
+/// The entry whose first element is `ptr`, if it is a genuine live object holding `T`s.
+/// The bytes before `ptr` could be user data forged to look like an entry: the entry must
+/// also be what its index finds under its name (named and unique objects) and a member
+/// of the registry of entries, which only construction adds to.
+pub(crate) fn verified<I: IndexKind, T: ShmSafe>(
+    s: &Space,
+    ptr: *const T,
+) -> Result<Option<(u64, Entry<I::Link>)>> {
+    let Some((e, h)) = entry_of::<I::Link, T>(s, ptr) else {
+        return Ok(None);
     };
-    let (e, h) = entry_of::<I::Link, T>(s, ptr).ok_or_else(not_object)?;
-    let kind = ObjectKind::from_u8(h.kind).ok_or_else(not_object)?;
-    // The header could be bytes that merely look like one: the entry must be what its
-    // index finds under its name, or (anonymous) a live block of the allocator.
+    let Some(kind) = ObjectKind::from_u8(h.kind) else {
+        return Ok(None);
+    };
     let genuine = match root_of(kind) {
         Some(root) => {
             let key = Key {
@@ -379,24 +399,37 @@ pub(crate) fn destroy_ptr<I: IndexKind, T: ShmSafe>(s: &Space, ptr: *const T) ->
             };
             I::find(s, root, key)? == Some(e)
         }
-        None => s.block_len(e).is_some(),
+        None => registry::contains(s, e)?,
     };
-    if !genuine {
-        return Err(not_object());
-    }
+    Ok(genuine.then_some((e, h)))
+}
+
+/// Destroys the object whose first element is `ptr`, after checking that it is one.
+pub(crate) fn destroy_ptr<I: IndexKind, T: ShmSafe>(s: &Space, ptr: *const T) -> Result<()> {
+    let not_object = || Error::InvalidArgument {
+        reason: format!(
+            "{ptr:p} is not the first element of a live object of type {} in this segment",
+            std::any::type_name::<T>()
+        ),
+    };
+    let (e, h) = verified::<I, T>(s, ptr)?.ok_or_else(not_object)?;
     destroy_entry::<I, T>(s, e, &h)
 }
 
-/// The name, kind and length of the object whose first element is `ptr`.
-pub(crate) fn instance<L: Copy, T: ShmSafe>(
+/// The name, kind and length of the object whose first element is `ptr` (under the index
+/// lock, or on a read-only snapshot).
+pub(crate) fn instance<I: IndexKind, T: ShmSafe>(
     s: &Space,
     ptr: *const T,
-) -> Option<(ObjectKind, Option<&[u8]>, usize)> {
-    let (e, h) = entry_of::<L, T>(s, ptr)?;
+) -> Option<(ObjectKind, Option<String>, usize)> {
+    let (e, h) = verified::<I, T>(s, ptr).ok()??;
     let kind = ObjectKind::from_u8(h.kind)?;
     let name = match kind {
         ObjectKind::Anonymous => None,
-        _ => Some(Entry::<L>::name(s, e, h.name_len()).ok()?),
+        _ => {
+            let bytes = Entry::<I::Link>::name(s, e, h.name_len()).ok()?;
+            Some(String::from_utf8(bytes.to_vec()).ok()?)
+        }
     };
     Some((kind, name, usize::try_from(h.count()).ok()?))
 }
@@ -417,7 +450,9 @@ pub struct ObjectInfo {
 
 /// A snapshot of the live objects of one index.
 pub(crate) fn list<I: IndexKind>(s: &Space, root: Root) -> Result<Vec<ObjectInfo>> {
-    let mut out = Vec::with_capacity(s.read_word(root.count) as usize);
+    // The count word is only a hint: a corrupted one must not make us allocate wildly.
+    let hint = s.read_word(root.count).min(s.core().size() as u64 / 64);
+    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     let mut known: std::collections::HashMap<u64, types::TypeInfo> = Default::default();
     I::for_each(s, root, &mut |e| {
         let h = Entry::<I::Link>::read(s, e)?;

@@ -1,51 +1,54 @@
-//! Repair after a process died holding the index lock. Rather than trusting whatever half
-//! of an update the dead process left, the indexes are rebuilt from the allocator's list
-//! of used blocks: every block that starts with a consistent entry header (tag, kind,
-//! state, a known type, a name that hashes to the stored hash, a block large enough) is an
-//! entry. Live ones are linked again; ones caught half-built or half-destroyed are freed
-//! (their elements are not dropped: what they own leaks, which is all that is lost); the
-//! old bucket arrays are freed and the type records recounted.
+//! Repair after a process died holding the index lock (and on a copy-on-write attach).
+//! Rather than trusting whatever half of an update the dead process left, the indexes are
+//! rebuilt from the entries the object layer itself recorded: the registry of entries and
+//! what the old indexes link (for segments made before the registry), never from blocks
+//! that merely look like entries or tables (user data can look like anything). Every
+//! candidate is validated (tag, kind, state, a known type, a name that hashes to the stored
+//! hash, a block large enough). Live ones are linked again; ones caught half-built or
+//! half-destroyed are freed (their elements are not dropped: what they own leaks, which is
+//! all that is lost); the type records are recounted.
 //!
-//! The one thing this cannot tell apart is a raw allocation whose bytes were forged to look
-//! exactly like an entry, which takes unsafe code writing a valid tag, type fingerprint
-//! and name hash.
+//! The rebuild happens in place: the registry and the hash tables are reused, so that
+//! recovering a full segment needs no allocation (freeing the abandoned entries first
+//! makes room if an index must grow after all).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, TAG};
-use super::index::{hash, IndexKind};
+use super::index::IndexKind;
 use super::ops::{root_of, NAMED, UNIQUE};
+use super::registry;
 use super::space::Space;
 use super::types;
 use crate::error::Result;
 
-/// Rebuilds both indexes and the type records of `s` (under the index lock).
+/// Rebuilds both indexes, the registry and the type records of `s` (under the index lock).
 pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
-    let blocks = s.used_blocks()?;
+    let mut candidates = registry::members(s);
     for root in [NAMED, UNIQUE] {
-        s.word(root.root).store(0, Relaxed);
-        s.word(root.count).store(0, Relaxed);
+        // Best effort: a torn index yields what it can; its links are offsets of entries.
+        let _ = I::for_each(s, root, &mut |e| {
+            candidates.push(e);
+            Ok(())
+        });
     }
-    let mut counts = HashMap::<u64, u64>::new();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let mut live = Vec::new();
     let mut doomed = Vec::new();
-    for off in blocks {
-        if hash::is_table(s, off) {
-            doomed.push(off);
-            continue;
+    for off in candidates {
+        match entry_at::<I::Link>(s, off) {
+            Some(h) if h.state == state::LIVE => live.push((off, h)),
+            Some(_) => doomed.push(off),
+            None => {}
         }
-        let Some(h) = entry_at::<I::Link>(s, off) else {
-            continue;
-        };
-        if h.state != state::LIVE {
-            doomed.push(off);
-            continue;
-        }
-        *counts.entry(h.fingerprint).or_default() += 1;
-        if let Some(root) = ObjectKind::from_u8(h.kind).and_then(root_of) {
-            I::insert(s, root, off)?;
-            s.bump(root.count, 1);
-        }
+    }
+    let keep: Vec<u64> = live.iter().map(|&(off, _)| off).collect();
+    registry::rebuild(s, &keep)?;
+    for root in [NAMED, UNIQUE] {
+        I::clear(s, root)?;
+        s.word(root.count).store(0, Relaxed);
     }
     for off in doomed {
         if let Ok(p) = Entry::<I::Link>::ptr(s, off) {
@@ -53,9 +56,17 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
             // keeps it from looking like an entry once it is reused.
             unsafe { (*p).tag = 0 };
         }
-        // SAFETY: the block is an abandoned entry or an old bucket array; nothing refers
-        // to it after the rebuild.
+        // SAFETY: the block is an abandoned entry (registered or linked by an index, so
+        // one of ours); nothing refers to it after the rebuild.
         unsafe { s.free(off)? };
+    }
+    let mut counts = HashMap::<u64, u64>::new();
+    for (off, h) in live {
+        *counts.entry(h.fingerprint).or_default() += 1;
+        if let Some(root) = ObjectKind::from_u8(h.kind).and_then(root_of) {
+            I::insert(s, root, off)?;
+            s.bump(root.count, 1);
+        }
     }
     types::recount(s, &counts)
 }

@@ -90,7 +90,7 @@ fn position(s: &Space, fingerprint: u64) -> Result<Option<(u64, u64)>> {
 pub(crate) fn retain(s: &Space, t: &TypeDesc) -> Result<()> {
     if let Some((_, off)) = position(s, t.fingerprint)? {
         let mut r = read(s, off)?;
-        r.refs += 1;
+        r.refs = r.refs.saturating_add(1);
         return write(s, off, r);
     }
     let off = s.alloc(size_of::<Record>() + t.name.len(), 8)?;
@@ -166,7 +166,13 @@ pub(crate) fn describe(s: &Space, fingerprint: u64) -> String {
 /// it drop to zero and are freed).
 pub(crate) fn recount(s: &Space, counts: &std::collections::HashMap<u64, u64>) -> Result<()> {
     let (mut prev, mut cur) = (0, s.read_word(words::TYPES));
+    let mut steps = 0u64;
     while cur != 0 {
+        steps += 1;
+        // Every record is a block of at least 64 bytes: more steps mean a cycle.
+        if steps > s.core().size() as u64 / 64 {
+            return Err(s.corrupt("the list of type records has a cycle".into()));
+        }
         let mut r = read(s, cur)?;
         let next = r.next;
         match counts.get(&r.fingerprint) {

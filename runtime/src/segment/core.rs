@@ -251,6 +251,11 @@ impl SegmentCore {
         self.corrupted("a recovery found the allocator beyond repair".into())
     }
 
+    /// Whether this thread holds this mapping's segment lock (inside `with_lock`).
+    pub(crate) fn holds_lock(&self) -> bool {
+        HELD.try_with(Cell::get).ok() == Some(self.mapping)
+    }
+
     #[cold]
     fn reentered(&self) -> Error {
         Error::InvalidArgument {

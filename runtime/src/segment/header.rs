@@ -48,6 +48,10 @@ pub mod words {
     pub const UNIQUE_COUNT: usize = 5;
     /// Head of the list of type records.
     pub const TYPES: usize = 6;
+    /// The registry of every object entry (an offset set; see `objects::registry`).
+    pub const ENTRIES: usize = 7;
+    /// Number of entries in the registry.
+    pub const ENTRIES_COUNT: usize = 8;
 }
 
 #[repr(C)]

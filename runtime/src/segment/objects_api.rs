@@ -20,6 +20,7 @@ use crate::objects::{
 };
 use crate::os::MapMode;
 use crate::position::{ShmMut, ShmSafe};
+use crate::segment::header::words;
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -88,10 +89,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// The name of the object `obj` is the first element of: its name, or for a unique
-    /// object its type's name; None for anonymous objects and anything else.
-    pub fn instance_name<T: ShmSafe>(&self, obj: &T) -> Option<&str> {
-        let (_, name, _) = self.instance(obj)?;
-        std::str::from_utf8(name?).ok()
+    /// object its type's name; None for anonymous objects and anything else. A copy: the
+    /// segment's bytes can change under a borrowed string (another mapping may destroy the
+    /// object).
+    pub fn instance_name<T: ShmSafe>(&self, obj: &T) -> Option<String> {
+        self.instance(obj)?.1
     }
 
     /// How the object `obj` is the first element of was constructed.
@@ -104,15 +106,13 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         Some(self.instance(obj)?.2)
     }
 
-    fn instance<T: ShmSafe>(&self, obj: &T) -> Option<(ObjectKind, Option<&[u8]>, usize)> {
-        let s = self.space();
-        let (kind, name, len) = ops::instance::<I::Link, T>(&s, obj)?;
-        // The name lives in the segment as long as the object `obj` borrows.
-        let name = name.map(|n| {
-            // SAFETY: `n` points into this mapping, which outlives `&self`.
-            unsafe { std::slice::from_raw_parts(n.as_ptr(), n.len()) }
-        });
-        Some((kind, name, len))
+    /// What the entry of `obj` says, if `obj` is the first element of a genuine live object
+    /// (checked against the indexes, under the index lock: construction rewrites entry
+    /// headers under it).
+    fn instance<T: ShmSafe>(&self, obj: &T) -> Option<(ObjectKind, Option<String>, usize)> {
+        self.indexed(|s| Ok(ops::instance::<I, T>(s, obj)))
+            .ok()
+            .flatten()
     }
 
     /// Number of named objects.
@@ -326,6 +326,12 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {
         let s = self.space();
         let _guard = objects::lock::<I>(&s)?;
-        I::reserve(&s, root, n as u64)
+        I::reserve(&s, root, n as u64)?;
+        // The registry of entries holds every object: room for `n` of this index's kind
+        // next to the objects of the other kinds.
+        let others = s
+            .read_word(words::ENTRIES_COUNT)
+            .saturating_sub(s.read_word(root.count));
+        objects::registry::reserve(&s, (n as u64).saturating_add(others))
     }
 }

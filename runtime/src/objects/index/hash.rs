@@ -84,6 +84,9 @@ impl At {
     #[inline]
     fn home(self, s: &Space, w: u64) -> Result<u64> {
         let bits = self.len.trailing_zeros();
+        if bits > 32 {
+            return Err(s.corrupt(format!("a hash table of {} slots", self.len)));
+        }
         if bits <= TAG_BITS {
             Ok(u64::from(tag_of(w)) >> (TAG_BITS - bits))
         } else {
@@ -95,7 +98,8 @@ impl At {
     fn home_of_hash(self, hash: u32) -> u64 {
         match self.len.trailing_zeros() {
             0 => 0,
-            bits => u64::from(hash) >> (32 - bits),
+            // Tables have at most 2^32 slots (`table` and `resize` check).
+            bits => u64::from(hash) >> 32u32.saturating_sub(bits),
         }
     }
 }
@@ -110,10 +114,10 @@ fn table(s: &Space, root: Root) -> Result<Option<At>> {
     let p = s.at::<Table>(off)?;
     // SAFETY: in bounds and aligned (checked); plain data.
     let t = unsafe { p.read() };
-    if t.tag != TAG || !t.len.is_power_of_two() || t.len > 1 << 40 {
+    let Some(bytes) = table_bytes(s, t.len).filter(|_| t.tag == TAG) else {
         return Err(s.corrupt(format!("no hash table at offset {off}")));
-    }
-    s.bytes(off, size_of::<Table>() + t.len as usize * 8)?;
+    };
+    s.bytes(off, bytes)?;
     Ok(Some(At { off, len: t.len }))
 }
 
@@ -141,9 +145,25 @@ fn place(s: &Space, at: At, w: u64) -> Result<()> {
     Err(s.corrupt("the hash table is full".into()))
 }
 
+/// Most slots of a table: slot routing uses at most the 32 bits of a name hash.
+const MAX_SLOTS: u64 = 1 << 32;
+
+/// Bytes of a table of `len` slots, if such a table can exist in this segment.
+fn table_bytes(s: &Space, len: u64) -> Option<usize> {
+    let bytes = len.checked_mul(8)?.checked_add(size_of::<Table>() as u64)?;
+    let fits = len.is_power_of_two() && len <= MAX_SLOTS && bytes <= s.core().size() as u64;
+    fits.then(|| usize::try_from(bytes).ok()).flatten()
+}
+
 /// Allocates a table of `len` slots and moves every slot of the old one into it.
 fn resize(s: &Space, root: Root, len: u64) -> Result<()> {
-    let bytes = size_of::<Table>() + len as usize * 8;
+    let Some(bytes) = table_bytes(s, len) else {
+        return Err(Error::OutOfMemory {
+            requested: usize::try_from(len.saturating_mul(8)).unwrap_or(usize::MAX),
+            align: 8,
+            free: s.core().free_memory(),
+        });
+    };
     let off = s.alloc(bytes, 8)?;
     let p = s.bytes(off, bytes)?;
     // SAFETY: a fresh block of `bytes` bytes: a tag, a length and empty slots.
@@ -176,7 +196,8 @@ fn overloaded(n: u64, len: u64) -> bool {
 /// Slots needed for `n` entries at the maximum load of 13/16.
 fn slots_for(n: u64) -> u64 {
     (n.saturating_mul(16) / 13 + 1)
-        .next_power_of_two()
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX)
         .max(MIN_SLOTS)
 }
 
@@ -222,8 +243,11 @@ impl IndexKind for HashIndex {
         };
         let slots = size_of::<Table>() as u64;
         let fits = t.len.is_power_of_two()
-            && t.len <= 1 << 40
-            && s.checked(off + slots, t.len as usize * 8).is_some();
+            && t.len <= MAX_SLOTS
+            && off
+                .checked_add(slots)
+                .and_then(|o| s.checked(o, t.len as usize * 8))
+                .is_some();
         if t.tag != TAG || !fits {
             return Probe::Slow;
         }
@@ -327,6 +351,28 @@ impl IndexKind for HashIndex {
         }
     }
 
+    fn clear(s: &Space, root: Root) -> Result<()> {
+        // Only the table the root names is a candidate (never a block that merely looks
+        // like one), and it is kept only if it is a live block of its size.
+        let at = match table(s, root) {
+            Ok(Some(at))
+                if s.block_len(at.off).is_some_and(|n| {
+                    n as u64 >= size_of::<Table>() as u64 + at.len.saturating_mul(8)
+                }) =>
+            {
+                at
+            }
+            _ => {
+                s.word(root.root).store(0, Relaxed);
+                return Ok(());
+            }
+        };
+        for i in 0..at.len {
+            at.set(s, i, 0)?;
+        }
+        Ok(())
+    }
+
     fn reset(s: &Space, root: Root) -> Result<()> {
         let off = s.read_word(root.root);
         s.word(root.root).store(0, Relaxed);
@@ -336,17 +382,4 @@ impl IndexKind for HashIndex {
         }
         Ok(())
     }
-}
-
-/// Whether the block at `off` holds a hash table (for recovery, which rebuilds them).
-pub(crate) fn is_table(s: &Space, off: u64) -> bool {
-    let Ok(p) = s.at::<Table>(off) else {
-        return false;
-    };
-    // SAFETY: in bounds and aligned (checked); plain data.
-    let t = unsafe { p.read() };
-    t.tag == TAG
-        && t.len.is_power_of_two()
-        && s.block_len(off)
-            .is_some_and(|n| n as u64 >= size_of::<Table>() as u64 + t.len.saturating_mul(8))
 }

@@ -56,6 +56,14 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     /// Forgets every link and frees the index's own structures.
     #[doc(hidden)]
     fn reset(s: &Space, root: Root) -> Result<()>;
+    /// For recovery: forgets every link but keeps the index's own structures where they
+    /// are sound, so that linking the entries again needs no allocation.
+    #[doc(hidden)]
+    fn clear(s: &Space, root: Root) -> Result<()> {
+        s.word(root.root)
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// The name of the index kind recorded as `kind`, for error messages.

@@ -57,7 +57,7 @@ fn priority(s: &Space, e: u64) -> Result<u32> {
 /// Guards walks against cycles in a corrupted tree.
 fn step(s: &Space, root: Root, steps: &mut u64) -> Result<()> {
     *steps += 1;
-    if *steps > s.read_word(root.count) + 1 {
+    if *steps > s.read_word(root.count).saturating_add(1) {
         return Err(s.corrupt("the ordered index has a cycle".into()));
     }
     Ok(())
