@@ -246,6 +246,41 @@ fn fill<B: segment::Backing, I: IndexKind>(seg: &ManagedSegment<B, ReadWrite, I>
     }
 }
 
+/// Forks a child that runs `f` holding the index lock of `seg` and dies there; waits for it.
+fn die_holding_the_index_lock<B: segment::Backing, I: IndexKind>(
+    seg: &ManagedSegment<B, ReadWrite, I>,
+    f: impl FnOnce(),
+) {
+    // SAFETY: the test's other threads are idle; the child only runs `f` and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let _ = seg.atomic_func(|| {
+            f();
+            // SAFETY: ends the child at once, holding the lock, without unwinding.
+            unsafe { libc::_exit(0) }
+        });
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    let mut st = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+}
+
+/// Finds the object layer's reserved header words of a hash-index segment holding one
+/// named object and no unique one: lock, kind 1, named root, count 1, unique root 0,
+/// unique count 0, types head.
+fn reserved_words(base: *const u64) -> usize {
+    (0..64)
+        .find(|&i| {
+            // SAFETY: the first 70 words of the segment lie in its header.
+            let w = |j: usize| unsafe { base.add(i + j).read() };
+            w(1) == 1 && w(2) != 0 && w(3) == 1 && w(4) == 0 && w(5) == 0 && w(6) != 0
+        })
+        .expect("the reserved words")
+}
+
 /// Bugs 7 and 8 (MEDIUM): recovering the index after its owner died rebuilt it by
 /// allocating new tables; in a full segment that failed, the lock was released as if
 /// clean and live objects were no longer found. The rebuild now happens in place.
@@ -258,15 +293,7 @@ fn index_recovery_in_a_full_segment_keeps_every_object() {
     seg.construct_unique(2u32).unwrap();
     let anon = seg.construct_anonymous(3u16).unwrap() as *const u16;
     fill(&seg);
-    // SAFETY: the child only takes the lock and exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let _ = seg.atomic_func(|| unsafe { libc::_exit(0) });
-        unsafe { libc::_exit(1) };
-    }
-    let mut st = 0;
-    // SAFETY: waiting for our child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
+    die_holding_the_index_lock(&seg, || {});
     assert_eq!(seg.find::<u64>("x").unwrap(), Some(&1));
     assert_eq!(seg.find::<u64>("x").unwrap(), Some(&1));
     assert_eq!(seg.find_unique::<u32>().unwrap(), Some(&2));
@@ -285,33 +312,49 @@ fn failed_index_recovery_poisons_the_index_lock() {
     let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
     seg.construct("x", 1u64).unwrap();
     let base = seg.base_address().as_ptr().cast::<u64>();
-    // The reserved words: lock, kind 1 (hash), named root, count 1, unique root 0,
-    // unique count 0, types head.
-    let words = (0..64)
-        .find(|&i| {
-            // SAFETY: the first 64 words of the header.
-            let w = |j: usize| unsafe { base.add(i + j).read() };
-            w(1) == 1 && w(2) != 0 && w(3) == 1 && w(4) == 0 && w(5) == 0 && w(6) != 0
-        })
-        .expect("the reserved words");
-    // SAFETY: the child corrupts the type list head while holding the index lock, dies.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let _ = seg.atomic_func(|| unsafe {
-            base.add(words + 6).write(8);
-            libc::_exit(0)
-        });
-        unsafe { libc::_exit(1) };
-    }
-    let mut st = 0;
-    // SAFETY: waiting for our child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
+    let words = reserved_words(base);
+    die_holding_the_index_lock(&seg, || {
+        // SAFETY: the type list head word of our own segment (found above).
+        unsafe { base.add(words + 6).write(8) }
+    });
     assert!(seg.find::<u64>("x").is_err());
     let again = seg.find::<u64>("x");
     assert!(
         again.is_err(),
         "a failed recovery released the lock: {again:?}"
     );
+}
+
+/// Bug 10 (LOW): recounting the type records during recovery had no step limit: a cycle
+/// in the list (left by a dying process or corruption) hung the recovery forever. It now
+/// fails, and the index lock is poisoned.
+#[test]
+fn recovery_with_a_cyclic_type_list_fails_instead_of_hanging() {
+    let dir = TempDir::new();
+    let file = dir.join("c");
+    let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    let base = seg.base_address().as_ptr().cast::<u64>();
+    let words = reserved_words(base);
+    // SAFETY: a header word of our own segment.
+    let record = unsafe { base.add(words + 6).read() } as usize;
+    die_holding_the_index_lock(&seg, || {
+        // SAFETY: the `next` link of the first type record: it now points to itself.
+        unsafe { base.add(record / 8 + 1).write(record as u64) }
+    });
+    let seg = std::sync::Arc::new(seg);
+    let s2 = seg.clone();
+    let found = std::thread::spawn(move || s2.find::<u64>("x").map(|x| x.copied()));
+    let start = std::time::Instant::now();
+    while !found.is_finished() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "recovery hangs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(found.join().unwrap().is_err());
+    assert!(seg.find::<u64>("x").is_err());
 }
 
 /// Bug 8 (MEDIUM): a copy-on-write open of a full hash-index segment failed with

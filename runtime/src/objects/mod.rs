@@ -4,6 +4,10 @@
 //! count, type fingerprint, index links), its name and its elements (see `entry`). Named
 //! and unique objects are linked into one of two indexes of the kind the segment was
 //! created with ([`HashIndex`], [`OrderedIndex`], [`NullIndex`]); anonymous ones into none.
+//! Every entry, of any kind, is also in the registry (`registry`, an offset set reachable
+//! from the header): entry headers are plain bytes that user data can imitate, so whatever
+//! starts from a pointer (`destroy_ptr`, `instance_*`) or repairs the indexes trusts only
+//! entries the registry or an index reaches, never bytes that merely look like one.
 //! The element type's fingerprint is checked by every lookup, so finding an object as the
 //! wrong type is an error ([`Error::TypeMismatch`]), never undefined behaviour as in Boost.
 //!

@@ -5,7 +5,6 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::alloc::tlsf::{Block, HEADER};
 use crate::error::{Error, Result};
 use crate::segment::header::{self, words, BLOCKS_START};
 use crate::segment::SegmentCore;
@@ -137,21 +136,6 @@ impl Space {
         let p = self.bytes(off, 0)?;
         // SAFETY: forwarded contract; `p` is non-null (inside the mapping).
         unsafe { self.core.deallocate(NonNull::new_unchecked(p)) }
-    }
-
-    /// The payload offsets of every used block, under the allocator lock (for recovery).
-    pub fn used_blocks(&self) -> Result<Vec<u64>> {
-        let mut out = Vec::new();
-        self.core.with_lock(|| {
-            // SAFETY: we hold the allocator lock, so its state is stable; we only read it.
-            let t = unsafe { header::tlsf(self.core.base().as_ptr()) };
-            t.for_each_block(|b: Block, free| {
-                if !free {
-                    out.push(b.offset + HEADER as u64);
-                }
-            });
-        })?;
-        Ok(out)
     }
 
     /// Usable bytes of the live block whose payload starts at `off`.
