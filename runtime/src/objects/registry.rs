@@ -53,7 +53,7 @@ impl At {
 /// Bytes of a table of `len` slots, if that is a sane size for this segment.
 fn table_bytes(s: &Space, len: u64) -> Option<usize> {
     let bytes = len.checked_mul(8)?.checked_add(TABLE)?;
-    (len.is_power_of_two() && bytes <= s.core().size() as u64).then_some(bytes as usize)
+    (len.is_power_of_two() && bytes <= s.size()).then_some(bytes as usize)
 }
 
 /// The registry's table; None when it has none.

@@ -29,6 +29,12 @@ impl Space {
         }
     }
 
+    /// The segment size when the view was made.
+    #[inline]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     #[inline]
     pub fn core(&self) -> &SegmentCore {
         &self.core

@@ -151,7 +151,7 @@ const MAX_SLOTS: u64 = 1 << 32;
 /// Bytes of a table of `len` slots, if such a table can exist in this segment.
 fn table_bytes(s: &Space, len: u64) -> Option<usize> {
     let bytes = len.checked_mul(8)?.checked_add(size_of::<Table>() as u64)?;
-    let fits = len.is_power_of_two() && len <= MAX_SLOTS && bytes <= s.core().size() as u64;
+    let fits = len.is_power_of_two() && len <= MAX_SLOTS && bytes <= s.size();
     fits.then(|| usize::try_from(bytes).ok()).flatten()
 }
 
