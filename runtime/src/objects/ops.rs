@@ -248,8 +248,12 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
     // SAFETY: `e` is a fresh block of `total` bytes, which covers header, name and data.
     unsafe { Entry::write(s, e, header, r.name, align_of::<T>())? };
     b.data = Entry::<I::Link>::data(s, e, r.name.len(), align_of::<T>())?.cast();
-    registry::insert(s, e)?;
-    b.registered = true;
+    // Named and unique entries are found (and verified) through their index; only
+    // anonymous ones need the registry, which keeps construction of named objects cheap.
+    if root_of(r.kind).is_none() {
+        registry::insert(s, e)?;
+        b.registered = true;
+    }
     if let Some(root) = root_of(r.kind) {
         I::insert(s, root, e)?;
         b.root = Some(root);
@@ -342,7 +346,7 @@ fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>
         I::remove(s, root, e)?;
         s.bump(root.count, -1);
     }
-    let registered = registry::contains(s, e)?;
+    let registered = root_of(kind).is_none() && registry::contains(s, e)?;
     let freeing = Freeing::<I::Link> {
         s,
         e,

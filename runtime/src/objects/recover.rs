@@ -44,7 +44,12 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
             None => {}
         }
     }
-    let keep: Vec<u64> = live.iter().map(|&(off, _)| off).collect();
+    // The registry holds the anonymous entries only (the others are in their indexes).
+    let keep: Vec<u64> = live
+        .iter()
+        .filter(|(_, h)| ObjectKind::from_u8(h.kind) == Some(ObjectKind::Anonymous))
+        .map(|&(off, _)| off)
+        .collect();
     registry::rebuild(s, &keep)?;
     for root in [NAMED, UNIQUE] {
         I::clear(s, root)?;

@@ -1,9 +1,10 @@
-//! The registry: the set of the offsets of every object entry (named, unique and
-//! anonymous), an open-addressing table reachable from a header word. It is what tells a
-//! genuine entry from bytes that merely look like one: user data can forge an entry
-//! header, but only object construction adds an offset here. `destroy_ptr` and the
-//! `instance_*` functions require it, and recovery rebuilds the indexes from it rather
-//! than from whatever blocks look like entries.
+//! The registry: the set of the offsets of the anonymous object entries, an open-addressing
+//! table reachable from a header word. Named and unique entries are verified through their
+//! indexes; anonymous ones have no index, and the registry is what tells a genuine entry
+//! from bytes that merely look like one: user data can forge an entry header, but only
+//! object construction adds an offset here. `destroy_ptr` and the `instance_*` functions
+//! require it, and recovery rebuilds from it and the indexes rather than from whatever
+//! blocks look like entries.
 //!
 //! Slots hold offsets (entries never start at 0); linear probing from a home derived from
 //! the offset itself, backward-shift deletion, doubling at 13/16 load. A slot write is one
@@ -120,14 +121,6 @@ pub(crate) fn insert(s: &Space, e: u64) -> Result<()> {
     place(s, at, e)?;
     s.bump(words::ENTRIES_COUNT, 1);
     Ok(())
-}
-
-/// Prepares room for `n` members in all, so that registering them allocates nothing.
-pub(crate) fn reserve(s: &Space, n: u64) -> Result<()> {
-    match table(s)? {
-        Some(at) if !overloaded(n, at.len) => Ok(()),
-        old => grow(s, old, n).map(|_| ()),
-    }
 }
 
 /// Moves the registry into a new table with room for `n` members.

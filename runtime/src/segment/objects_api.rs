@@ -20,7 +20,6 @@ use crate::objects::{
 };
 use crate::os::MapMode;
 use crate::position::{ShmMut, ShmSafe};
-use crate::segment::header::words;
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -326,12 +325,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {
         let s = self.space();
         let _guard = objects::lock::<I>(&s)?;
-        I::reserve(&s, root, n as u64)?;
-        // The registry of entries holds every object: room for `n` of this index's kind
-        // next to the objects of the other kinds.
-        let others = s
-            .read_word(words::ENTRIES_COUNT)
-            .saturating_sub(s.read_word(root.count));
-        objects::registry::reserve(&s, (n as u64).saturating_add(others))
+        // (The registry of entries holds anonymous objects only: nothing to reserve there.)
+        I::reserve(&s, root, n as u64)
     }
 }
