@@ -432,9 +432,27 @@ impl Cache {
         }
         bin.head.store(0, Relaxed);
         bin.count.store(0, Relaxed);
-        for &off in blocks[..n].iter().rev() {
-            // SAFETY: a used block (checked above) that the detached bin gave up.
-            unsafe { t.free_block(off) };
+        // Runs of neighbouring blocks (the usual case when a structure is torn down) go
+        // back as one block each: its first header is widened over the run, then freed.
+        let oldest_first = &blocks[..n];
+        let mut i = n;
+        while i > 0 {
+            let start = oldest_first[i - 1];
+            let mut len = 1;
+            while i > len && oldest_first[i - 1 - len] == start + len as u64 * size {
+                len += 1;
+            }
+            // SAFETY: `start` and the `len - 1` blocks after it are used blocks of `size`
+            // bytes (checked above) that the detached bin gave up; widening the first
+            // header over its neighbours keeps the chain walkable (their headers become
+            // payload), and a crash before the free leaks the run, never more.
+            unsafe {
+                if len > 1 {
+                    t.widen_used(start, len as u64 * size);
+                }
+                t.free_block(start);
+            }
+            i -= len;
         }
         n as u64 * size
     }

@@ -208,6 +208,20 @@ impl Tlsf {
         }
     }
 
+    /// Makes used block `off` span `size` bytes, swallowing the used blocks right after it
+    /// (their headers become payload).
+    ///
+    /// # Safety
+    /// `[off, off + size)` is exactly a run of used blocks starting at `off` that nobody
+    /// holds any more.
+    pub unsafe fn widen_used(&mut self, off: u64, size: u64) {
+        // SAFETY: `off` is a used block header (caller); only its size changes.
+        unsafe {
+            let bits = self.word(off) & PREV_FREE;
+            self.set_word(off, size | bits);
+        }
+    }
+
     /// Size of block `off` if it is a used block inside the range.
     pub fn used_block_size(&self, off: u64) -> Option<u64> {
         let off = self.used_block_at(off + HEADER as u64)?;
