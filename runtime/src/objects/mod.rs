@@ -19,6 +19,7 @@ mod entry;
 mod index;
 mod lock;
 pub(crate) mod ops;
+mod probing;
 mod recover;
 pub(crate) mod registry;
 pub(crate) mod space;

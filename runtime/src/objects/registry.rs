@@ -13,6 +13,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::probing;
 use super::space::Space;
 use crate::error::{Error, Result};
 use crate::segment::header::words;
@@ -163,24 +164,16 @@ pub(crate) fn remove(s: &Space, e: u64) -> Result<()> {
     let Some(at) = table(s)? else {
         return Err(s.corrupt(format!("entry {e} is not registered")));
     };
-    let Some(mut hole) = position(s, at, e)? else {
+    let Some(hole) = position(s, at, e)? else {
         return Err(s.corrupt(format!("entry {e} is not registered")));
     };
-    let mask = at.len - 1;
-    let mut j = hole;
-    for _ in 0..at.len {
-        j += 1;
-        let w = at.get(s, j)?;
-        if w == 0 {
-            break;
-        }
-        let home = at.home(w);
-        if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
-            at.set(s, hole, w)?;
-            hole = j;
-        }
-    }
-    at.set(s, hole, 0)?;
+    probing::backward_shift_delete(
+        at.len,
+        hole,
+        |i| at.get(s, i),
+        |i, w| at.set(s, i, w),
+        |w| Ok(at.home(w)),
+    )?;
     s.bump(words::ENTRIES_COUNT, -1);
     if s.read_word(words::ENTRIES_COUNT) == 0 {
         s.word(words::ENTRIES).store(0, Relaxed);

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::{IndexKind, Key, Probe, Root};
 use crate::error::{Error, Result};
 use crate::objects::entry::{same_name, Entry};
+use crate::objects::probing;
 use crate::objects::space::Space;
 
 /// Hash index (default): O(1) find, insert and destroy; iteration in no particular order.
@@ -304,27 +305,16 @@ impl IndexKind for HashIndex {
         let Some(at) = table(s, root)? else {
             return Err(s.corrupt("removing from an empty hash index".into()));
         };
-        let Some(mut hole) = position(s, at, e, E::read(s, e)?.hash)? else {
+        let Some(hole) = position(s, at, e, E::read(s, e)?.hash)? else {
             return Err(s.corrupt(format!("entry {e} is not in the hash table")));
         };
-        // Backward-shift deletion: pull later slots of the run into the hole when their
-        // home is not between the hole and them, so every probe still finds its entry.
-        let mut j = hole;
-        for _ in 0..at.len {
-            j += 1;
-            let w = at.get(s, j)?;
-            if w == 0 {
-                break;
-            }
-            let home = at.home(s, w)?;
-            let mask = at.len - 1;
-            let (dist_home, dist_hole) = (j.wrapping_sub(home) & mask, j.wrapping_sub(hole) & mask);
-            if dist_home >= dist_hole {
-                at.set(s, hole, w)?;
-                hole = j;
-            }
-        }
-        at.set(s, hole, 0)?;
+        probing::backward_shift_delete(
+            at.len,
+            hole,
+            |i| at.get(s, i),
+            |i, w| at.set(s, i, w),
+            |w| at.home(s, w),
+        )?;
         if s.read_word(root.count) <= 1 {
             Self::reset(s, root)?;
         }
