@@ -396,37 +396,38 @@ fn free_address(len: usize) -> NonNull<u8> {
     NonNull::new(p.cast()).unwrap()
 }
 
-fn fixed_address_mapping_lands_at_a_free_address<T: Target>() {
-    let t = T::new();
-    // Another test thread could map into the range between our munmap and our mmap; a
-    // retry with a fresh range tells that apart from a real failure.
+/// Maps with `map` at a freshly released address range. Another test thread could map
+/// into the range between the release and our mapping: a retry with a fresh range tells
+/// that apart from a real failure.
+fn at_free_address<S>(mut map: impl FnMut(NonNull<u8>) -> Result<S, Error>) -> (S, NonNull<u8>) {
     let mut attempt = 0;
-    let (seg, addr) = loop {
+    loop {
         let addr = free_address(SIZE);
-        let opts = SegmentOptions {
-            address: Some(addr),
-            ..SegmentOptions::default()
-        };
-        match Seg::<T>::create_with(t.name(), SIZE, &opts) {
-            Ok(seg) => break (seg, addr),
+        match map(addr) {
+            Ok(seg) => return (seg, addr),
             Err(Error::AlreadyExists { what }) if attempt < 5 && what.contains("address") => {
                 attempt += 1;
             }
-            Err(e) => panic!("create at {addr:p}: {e:?}"),
+            Err(e) => panic!("map at {addr:p}: {e:?}"),
         }
+    }
+}
+
+fn fixed_address_mapping_lands_at_a_free_address<T: Target>() {
+    let t = T::new();
+    let at = |addr| SegmentOptions {
+        address: Some(addr),
+        ..SegmentOptions::default()
     };
+    let (seg, addr) = at_free_address(|addr| Seg::<T>::create_with(t.name(), SIZE, &at(addr)));
     assert_eq!(seg.base_address(), addr, "mapped where asked");
     let block = Block::new(&seg, 128, 21);
     assert!(seg.contains(block.ptr(&seg).as_ptr()));
     drop(seg);
 
     // Reopen at (another) fixed address: the same handle finds the same bytes there.
-    let addr2 = free_address(SIZE);
-    let opts = SegmentOptions {
-        address: Some(addr2),
-        ..SegmentOptions::default()
-    };
-    let seg = SegIn::<T, ReadWrite>::open_with(t.name(), &opts).expect("open at an address");
+    let (seg, addr2) =
+        at_free_address(|addr| SegIn::<T, ReadWrite>::open_with(t.name(), &at(addr)));
     assert_eq!(seg.base_address(), addr2);
     block.assert_intact(&seg);
     assert_eq!(
