@@ -302,32 +302,26 @@ where
     eprintln!("{kind}: the two open_or_create calls overlapped in {overlapped} of {rounds} races");
 }
 
-#[test]
-fn racing_open_or_create_has_exactly_one_creator_shm() {
+/// The race of a device kind: fresh names, removed when the test ends.
+fn race_device<T: Target>(rounds: usize) {
     let mut targets = Vec::new();
-    race("shm", 20, || {
-        let t = ShmTarget::new();
+    race(T::KIND, rounds, || {
+        let t = T::new();
         let name = t.name_string();
         targets.push(t);
         let n = name.clone();
-        (name, move || {
-            Seg::<ShmTarget>::open(ShmTarget::parse_name(&n)).unwrap()
-        })
+        (name, move || Seg::<T>::open(T::parse_name(&n)).unwrap())
     });
 }
 
 #[test]
+fn racing_open_or_create_has_exactly_one_creator_shm() {
+    race_device::<ShmTarget>(20);
+}
+
+#[test]
 fn racing_open_or_create_has_exactly_one_creator_file() {
-    let mut targets = Vec::new();
-    race("file", 20, || {
-        let t = FileTarget::new();
-        let name = t.name_string();
-        targets.push(t);
-        let n = name.clone();
-        (name, move || {
-            Seg::<FileTarget>::open(FileTarget::parse_name(&n)).unwrap()
-        })
-    });
+    race_device::<FileTarget>(20);
 }
 
 #[test]
