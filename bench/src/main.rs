@@ -1,5 +1,5 @@
 //! shmkit-bench: the Rust side of the Boost.Interprocess peer benchmark
-//! (`/work/shared/peer/boost-bench`). Same workloads, same output format:
+//! (`../shared/peer/boost-bench`, relative to the checkout). Same workloads, same output format:
 //!
 //! ```text
 //! <workload> <ops> <seconds %.6f> <ns_per_op %.2f>
