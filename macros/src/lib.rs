@@ -36,19 +36,16 @@
 //!   (`*db.hits_mut() += 1`), while a position-dependent field's guard offers only
 //!   in-place operations. Import the trait where it is used outside its module.
 
-mod check;
-mod derive;
-mod segment;
+mod expand;
+mod internals;
 
 use proc_macro::TokenStream;
 
 /// Derives `ShmSafe` (and `PositionIndependent` when every field is): see the crate docs.
-#[proc_macro_derive(ShmSafe)]
+#[proc_macro_derive(ShmSafe, attributes(shm))]
 pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(input) {
-        Ok(input) => derive::expand(&input)
-            .unwrap_or_else(syn::Error::into_compile_error)
-            .into(),
+        Ok(input) => expand::derive::derive(&input).into(),
         Err(e) => e.into_compile_error().into(),
     }
 }
@@ -62,9 +59,7 @@ pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
 /// implement `Default` (derive it): that builds the root on first use.
 #[proc_macro_attribute]
 pub fn shm_segment(args: TokenStream, item: TokenStream) -> TokenStream {
-    segment::expand(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::segment::shm_segment(args.into(), item.into()).into()
 }
 
 #[cfg(test)]
@@ -98,13 +93,18 @@ mod tests {
         "#[repr(C)] struct A { f: <Vec<u8> as X>::Y, g: Option<fn() -> Box<u8>> }",
         "#[repr(C)] struct A { f: std::sync::Mutex<u8>, g: ::std::rc::Rc<u8>, h: Fn(u8) -> u8 }",
         "#[repr(C)] struct A { f: *const *mut u8, g: (*const u8,), h: [*mut Self; 2] }",
+        "#[shm(crate = \"my_shm\")] #[repr(C)] struct A(*const u8);",
+        "#[shm(crate = 1)] struct A;",
+        "#[shm(crate = \"\")] #[shm(crate)] #[shm] #[shm = 1] struct A;",
+        "#[shm(crate = \"a\", crate = \"b\")] #[repr(C)] struct A { #[shm] x: u8 }",
+        "#[shm(crate = \"a b\")] #[repr(u8)] enum E { #[shm(crate = \"c\")] A }",
     ];
 
     #[test]
     fn derive_never_panics() {
         for src in INPUTS {
             if let Ok(input) = syn::parse_str::<syn::DeriveInput>(src) {
-                let _ = crate::derive::expand(&input);
+                let _ = crate::expand::derive::derive(&input);
             }
         }
     }
@@ -130,7 +130,7 @@ mod tests {
             for a in args {
                 let args: TokenStream = a.parse().unwrap_or_default();
                 let item: TokenStream = src.parse().unwrap_or_default();
-                let _ = crate::segment::expand(args, item);
+                let _ = crate::expand::segment::shm_segment(args, item);
             }
         }
     }
@@ -141,8 +141,10 @@ mod tests {
             "#[repr(C)] struct A { v: Vec<u8>, p: *const u8, c: std::cell::Cell<u8> }",
         )
         .unwrap();
-        let err = crate::derive::expand(&input).unwrap_err();
-        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let Err(rejected) = crate::internals::ast::Container::from_ast(&input) else {
+            panic!("accepted");
+        };
+        let messages: Vec<String> = rejected.errors.into_iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
         assert!(messages[0].contains("segment `Vec`"));
         assert!(messages[1].contains("OffsetPtr"));
