@@ -150,4 +150,25 @@ mod tests {
         assert!(messages[1].contains("OffsetPtr"));
         assert!(messages[2].contains("atomics"));
     }
+
+    #[test]
+    fn a_crate_path_replaces_shmkit_in_every_expansion() {
+        // The derive refuses raw pointers; #[shm_segment] rewrites them into `OffsetPtr`.
+        let derive_input: syn::DeriveInput = syn::parse_str(
+            "#[shm(crate = \"my_shm\")] #[repr(C)] struct Db { p: my_shm::OffsetPtr<u8>, e: [u8; 2] }",
+        )
+        .unwrap();
+        let item =
+            "#[shm(crate = \"my_shm\")] #[derive(Default)] struct Db { p: *const u8, e: [u8; 2] }";
+        let expansions = [
+            crate::expand::derive::derive(&derive_input),
+            crate::expand::segment::shm_segment(TokenStream::new(), item.parse().unwrap()),
+        ];
+        for out in expansions {
+            let text = out.to_string();
+            assert!(text.contains("my_shm :: ShmSafe"), "{text}");
+            assert!(!text.contains("shmkit ::"), "{text}");
+            assert!(!text.contains("compile_error"), "{text}");
+        }
+    }
 }
