@@ -1,15 +1,33 @@
 //! Procedural macros of shmkit: `#[derive(ShmSafe)]` and `#[shm_segment]`.
 //!
-//! Expansions name the runtime through the facade, `::shmkit`, so they work in crates that
-//! depend on `shmkit`. Whatever the input, the macros never panic: every problem is a
-//! `syn::Error` at the span it is about.
+//! Expansions name the runtime through the facade by absolute paths (`::shmkit::…`,
+//! `::core::…`), so they work in any module, `#![no_implicit_prelude]` ones included.
+//! A crate that renames the dependency or re-exports shmkit says where it is with
+//! `#[shm(crate = "path")]` on the type (as with serde's `#[serde(crate = "…")]`):
+//!
+//! ```ignore
+//! extern crate shmkit as my_shm;
+//!
+//! #[derive(my_shm::ShmSafe)]
+//! #[shm(crate = "my_shm")]
+//! #[repr(C)]
+//! struct Point { x: u32, y: u32 }
+//! ```
+//!
+//! Whatever the input, the macros never panic: every problem is a `syn::Error` at the span
+//! it is about. A refused type still gets bare impls of the traits next to its errors, so
+//! that its uses do not add errors of their own (the errors fail the build anyway).
+//!
+//! The code is in two halves, as in serde_derive: `internals` parses and checks the input
+//! into a model (`ast`, `attr`, `check`, `segment`, and `std_types`, the one table of std
+//! types and their segment replacements), and `expand` generates code from that model only.
 //!
 //! # What `#[derive(ShmSafe)]` checks
 //!
 //! 1. Syntactically, at each field type's span: no references, raw pointers, `dyn Trait`,
 //!    `fn` pointers, `impl Trait`, nor process-local std types (`Box`, `Vec`, `String`, `Rc`,
-//!    `Arc`, `HashMap`, `BTreeMap`, `Cell`, `RefCell`, std `Mutex`, …), each with the shmkit
-//!    replacement in the message. Bare names (`Vec<u8>`) are taken to be the std ones; a
+//!    `Arc`, `HashMap`, `BTreeMap`, `Cell`, `RefCell`, std `Mutex`, …), each with its shmkit
+//!    replacement in the message (and whether that is available yet). Bare names (`Vec<u8>`) are taken to be the std ones; a
 //!    type spelled with a path outside `std`/`core`/`alloc` is left to check 2.
 //! 2. Authoritatively, per field (spanned on the field type): `FieldType: ShmSafe`, whose
 //!    `#[diagnostic::on_unimplemented]` makes a foreign type's error read like check 1.
@@ -53,10 +71,11 @@ pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
 /// Declares a segment schema: a root type for `segment.root::<T>()`.
 ///
 /// Does everything `#[derive(ShmSafe)]` does, adds `#[repr(C)]` when no `repr` is given,
-/// rewrites raw pointers (`*const T`, `*mut T`) in field types into `OffsetPtr<T>`, refuses
-/// std containers whose segment counterpart does not exist yet, and implements `ShmRoot`
-/// (the root name is the struct's name, or `#[shm_segment(name = "...")]`). The struct must
-/// implement `Default` (derive it): that builds the root on first use.
+/// rewrites raw pointers (`*const T`, `*mut T`) in field types into `OffsetPtr<T>` and std
+/// containers into their segment counterparts (refusing those not available yet), and
+/// implements `ShmRoot` (the root name is the struct's name, or
+/// `#[shm_segment(name = "...")]`). The struct must implement `Default` (derive it): that
+/// builds the root on first use. `#[shm(crate = "path")]` on the struct applies here too.
 #[proc_macro_attribute]
 pub fn shm_segment(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::segment::shm_segment(args.into(), item.into()).into()

@@ -88,8 +88,9 @@ pub fn expand(c: &Container) -> TokenStream {
             let relocs = fields.iter().map(|f| {
                 let m = &f.member;
                 let hook = relocate_hook(f, krate);
-                // `unsafe` keeps the macro's span: lints about unsafe blocks look at
-                // the user's code only.
+                // SAFETY (of the generated block): the field moved with the value, from
+                // `moved_from` plus its offset; the caller's contract carries over.
+                // `unsafe` keeps the macro's span, so lints on unsafe blocks see macro code.
                 quote! {
                     unsafe {
                         #hook(
@@ -165,6 +166,8 @@ pub fn expand(c: &Container) -> TokenStream {
                 };
                 let relocs = v.fields.iter().zip(&binds).map(|(f, b)| {
                     let hook = relocate_hook(f, krate);
+                    // SAFETY (of the generated block): the field moved with the value, from
+                    // `moved_from` plus its offset in the value; the contract carries over.
                     quote! {
                         let __shmkit_off = (::core::ptr::addr_of_mut!(*#b) as usize).wrapping_sub(__shmkit_base);
                         unsafe { #hook(#b, moved_from.wrapping_add(__shmkit_off)) };
@@ -192,8 +195,7 @@ pub fn expand(c: &Container) -> TokenStream {
         // SAFETY: the derive checked that every field is ShmSafe (check 2 below, and the
         // field relocations), that the layout is defined (repr C or an integer repr, never
         // packed) and that there is no Drop impl; `relocate` relocates every field from its
-        // own old address (each call: the field moved with the value, from `moved_from`
-        // plus its offset, so the caller's contract carries over).
+        // own old address.
         #[allow(clippy::undocumented_unsafe_blocks)]
         unsafe impl #impl_generics #krate::ShmSafe for #name #ty_generics #where_clause {
             const SCHEMA: ::core::option::Option<&'static #krate::Schema> =
@@ -212,6 +214,7 @@ pub fn expand(c: &Container) -> TokenStream {
         // SAFETY: applies only when every field is position-independent (the `for<'_>`
         // bounds keep concrete, false ones from being errors), and then the bytes of the
         // whole are plain data too.
+        #[allow(clippy::undocumented_unsafe_blocks)]
         unsafe impl #impl_generics #krate::PositionIndependent for #name #ty_generics
         where #existing_preds #(#pi_bounds)*
         {}

@@ -25,7 +25,7 @@ pub struct Segment {
 pub struct SegmentRejected {
     pub rejected: Rejected,
     /// The item, if it parsed at all.
-    pub item: Option<DeriveInput>,
+    pub item: Option<Box<DeriveInput>>,
     /// Whether the item also derives `ShmSafe` (which then implements it, not the fallback).
     pub derives_shm_safe: bool,
 }
@@ -81,7 +81,7 @@ impl Segment {
                 }
                 Err(SegmentRejected {
                     rejected: Rejected { errors, krate },
-                    item: Some(input),
+                    item: Some(Box::new(input)),
                     derives_shm_safe,
                 })
             }
