@@ -178,6 +178,30 @@ fn fingerprints_follow_layout_not_names_of_paths() {
 }
 
 #[test]
+fn the_crate_path_is_not_part_of_the_layout() {
+    mod renamed {
+        extern crate shmkit as my_shm;
+        use super::Point;
+
+        #[my_shm::shm_segment(name = "db")]
+        #[shm(crate = "my_shm")]
+        #[derive(Default)]
+        pub struct Db {
+            pub hits: u64,
+            pub origin: Point,
+            pub head: *const u64,
+            pub colors: [u8; 4],
+        }
+    }
+    let encode = |s: Option<&'static shmkit::Schema>| s.unwrap().encode();
+    assert_eq!(encode(renamed::Db::SCHEMA), encode(Db::SCHEMA));
+    assert_eq!(
+        <renamed::Db as ShmSafe>::LAYOUT_FINGERPRINT,
+        <Db as ShmSafe>::LAYOUT_FINGERPRINT
+    );
+}
+
+#[test]
 fn schema_descriptions() {
     let describe = |s: Option<&'static shmkit::Schema>| s.unwrap().to_string();
     insta::assert_snapshot!("schema_db", describe(Db::SCHEMA));

@@ -1,15 +1,33 @@
 //! Procedural macros of shmkit: `#[derive(ShmSafe)]` and `#[shm_segment]`.
 //!
-//! Expansions name the runtime through the facade, `::shmkit`, so they work in crates that
-//! depend on `shmkit`. Whatever the input, the macros never panic: every problem is a
-//! `syn::Error` at the span it is about.
+//! Expansions name the runtime through the facade by absolute paths (`::shmkit::…`,
+//! `::core::…`), so they work in any module, `#![no_implicit_prelude]` ones included.
+//! A crate that renames the dependency or re-exports shmkit says where it is with
+//! `#[shm(crate = "path")]` on the type (as with serde's `#[serde(crate = "…")]`):
+//!
+//! ```ignore
+//! extern crate shmkit as my_shm;
+//!
+//! #[derive(my_shm::ShmSafe)]
+//! #[shm(crate = "my_shm")]
+//! #[repr(C)]
+//! struct Point { x: u32, y: u32 }
+//! ```
+//!
+//! Whatever the input, the macros never panic: every problem is a `syn::Error` at the span
+//! it is about. A refused type still gets bare impls of the traits next to its errors, so
+//! that its uses do not add errors of their own (the errors fail the build anyway).
+//!
+//! The code is in two halves, as in serde_derive: `internals` parses and checks the input
+//! into a model (`ast`, `attr`, `check`, `segment`, and `std_types`, the one table of std
+//! types and their segment replacements), and `expand` generates code from that model only.
 //!
 //! # What `#[derive(ShmSafe)]` checks
 //!
 //! 1. Syntactically, at each field type's span: no references, raw pointers, `dyn Trait`,
 //!    `fn` pointers, `impl Trait`, nor process-local std types (`Box`, `Vec`, `String`, `Rc`,
-//!    `Arc`, `HashMap`, `BTreeMap`, `Cell`, `RefCell`, std `Mutex`, …), each with the shmkit
-//!    replacement in the message. Bare names (`Vec<u8>`) are taken to be the std ones; a
+//!    `Arc`, `HashMap`, `BTreeMap`, `Cell`, `RefCell`, std `Mutex`, …), each with its shmkit
+//!    replacement in the message (and whether that is available yet). Bare names (`Vec<u8>`) are taken to be the std ones; a
 //!    type spelled with a path outside `std`/`core`/`alloc` is left to check 2.
 //! 2. Authoritatively, per field (spanned on the field type): `FieldType: ShmSafe`, whose
 //!    `#[diagnostic::on_unimplemented]` makes a foreign type's error read like check 1.
@@ -36,19 +54,16 @@
 //!   (`*db.hits_mut() += 1`), while a position-dependent field's guard offers only
 //!   in-place operations. Import the trait where it is used outside its module.
 
-mod check;
-mod derive;
-mod segment;
+mod expand;
+mod internals;
 
 use proc_macro::TokenStream;
 
 /// Derives `ShmSafe` (and `PositionIndependent` when every field is): see the crate docs.
-#[proc_macro_derive(ShmSafe)]
+#[proc_macro_derive(ShmSafe, attributes(shm))]
 pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(input) {
-        Ok(input) => derive::expand(&input)
-            .unwrap_or_else(syn::Error::into_compile_error)
-            .into(),
+        Ok(input) => expand::derive::derive(&input).into(),
         Err(e) => e.into_compile_error().into(),
     }
 }
@@ -56,15 +71,14 @@ pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
 /// Declares a segment schema: a root type for `segment.root::<T>()`.
 ///
 /// Does everything `#[derive(ShmSafe)]` does, adds `#[repr(C)]` when no `repr` is given,
-/// rewrites raw pointers (`*const T`, `*mut T`) in field types into `OffsetPtr<T>`, refuses
-/// std containers whose segment counterpart does not exist yet, and implements `ShmRoot`
-/// (the root name is the struct's name, or `#[shm_segment(name = "...")]`). The struct must
-/// implement `Default` (derive it): that builds the root on first use.
+/// rewrites raw pointers (`*const T`, `*mut T`) in field types into `OffsetPtr<T>` and std
+/// containers into their segment counterparts (refusing those not available yet), and
+/// implements `ShmRoot` (the root name is the struct's name, or
+/// `#[shm_segment(name = "...")]`). The struct must implement `Default` (derive it): that
+/// builds the root on first use. `#[shm(crate = "path")]` on the struct applies here too.
 #[proc_macro_attribute]
 pub fn shm_segment(args: TokenStream, item: TokenStream) -> TokenStream {
-    segment::expand(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand::segment::shm_segment(args.into(), item.into()).into()
 }
 
 #[cfg(test)]
@@ -98,13 +112,18 @@ mod tests {
         "#[repr(C)] struct A { f: <Vec<u8> as X>::Y, g: Option<fn() -> Box<u8>> }",
         "#[repr(C)] struct A { f: std::sync::Mutex<u8>, g: ::std::rc::Rc<u8>, h: Fn(u8) -> u8 }",
         "#[repr(C)] struct A { f: *const *mut u8, g: (*const u8,), h: [*mut Self; 2] }",
+        "#[shm(crate = \"my_shm\")] #[repr(C)] struct A(*const u8);",
+        "#[shm(crate = 1)] struct A;",
+        "#[shm(crate = \"\")] #[shm(crate)] #[shm] #[shm = 1] struct A;",
+        "#[shm(crate = \"a\", crate = \"b\")] #[repr(C)] struct A { #[shm] x: u8 }",
+        "#[shm(crate = \"a b\")] #[repr(u8)] enum E { #[shm(crate = \"c\")] A }",
     ];
 
     #[test]
     fn derive_never_panics() {
         for src in INPUTS {
             if let Ok(input) = syn::parse_str::<syn::DeriveInput>(src) {
-                let _ = crate::derive::expand(&input);
+                let _ = crate::expand::derive::derive(&input);
             }
         }
     }
@@ -130,7 +149,7 @@ mod tests {
             for a in args {
                 let args: TokenStream = a.parse().unwrap_or_default();
                 let item: TokenStream = src.parse().unwrap_or_default();
-                let _ = crate::segment::expand(args, item);
+                let _ = crate::expand::segment::shm_segment(args, item);
             }
         }
     }
@@ -141,11 +160,34 @@ mod tests {
             "#[repr(C)] struct A { v: Vec<u8>, p: *const u8, c: std::cell::Cell<u8> }",
         )
         .unwrap();
-        let err = crate::derive::expand(&input).unwrap_err();
-        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let Err(rejected) = crate::internals::ast::Container::from_ast(&input) else {
+            panic!("accepted");
+        };
+        let messages: Vec<String> = rejected.errors.into_iter().map(|e| e.to_string()).collect();
         assert_eq!(messages.len(), 3, "{messages:?}");
         assert!(messages[0].contains("segment `Vec`"));
         assert!(messages[1].contains("OffsetPtr"));
         assert!(messages[2].contains("atomics"));
+    }
+
+    #[test]
+    fn a_crate_path_replaces_shmkit_in_every_expansion() {
+        // The derive refuses raw pointers; #[shm_segment] rewrites them into `OffsetPtr`.
+        let derive_input: syn::DeriveInput = syn::parse_str(
+            "#[shm(crate = \"my_shm\")] #[repr(C)] struct Db { p: my_shm::OffsetPtr<u8>, e: [u8; 2] }",
+        )
+        .unwrap();
+        let item =
+            "#[shm(crate = \"my_shm\")] #[derive(Default)] struct Db { p: *const u8, e: [u8; 2] }";
+        let expansions = [
+            crate::expand::derive::derive(&derive_input),
+            crate::expand::segment::shm_segment(TokenStream::new(), item.parse().unwrap()),
+        ];
+        for out in expansions {
+            let text = out.to_string();
+            assert!(text.contains("my_shm :: ShmSafe"), "{text}");
+            assert!(!text.contains("shmkit ::"), "{text}");
+            assert!(!text.contains("compile_error"), "{text}");
+        }
     }
 }

@@ -1,0 +1,334 @@
+//! `#[derive(ShmSafe)]`'s generated impls (see the crate docs), from the checked model.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Generics, Ident, LitStr, Visibility};
+
+use super::{fallback, krate_at, type_string};
+use crate::internals::ast::{Container, Data, Field, Style};
+
+/// The expansion of `#[derive(ShmSafe)]`: the impls, or the errors and the fallback impls.
+pub fn derive(input: &DeriveInput) -> TokenStream {
+    match Container::from_ast(input) {
+        Ok(c) => expand(&c),
+        Err(r) => {
+            let mut out = r.errors.into_compile_error();
+            out.extend(fallback::shm_safe(&input.ident, &input.generics, &r.krate));
+            out
+        }
+    }
+}
+
+/// The impls of a checked type.
+pub fn expand(c: &Container) -> TokenStream {
+    let krate = &c.krate;
+    let name = &c.ident;
+    let name_str = LitStr::new(&name.to_string(), name.span());
+    let generics = bounded_generics(&c.generics, krate);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let existing_preds = where_clause.map(|w| {
+        let p = w.predicates.iter();
+        quote!(#(#p,)*)
+    });
+    let all_types = c.field_types();
+
+    // Check 2: each field type is ShmSafe, spanned on the field type.
+    let assertions = all_types.iter().map(|ty| {
+        quote_spanned! {ty.span()=> __shmkit_assert_shm_safe::<#ty>(); }
+    });
+    let field_check = quote! {
+        #[allow(dead_code, clippy::extra_unused_type_parameters)]
+        fn __shmkit_check_fields #impl_generics () #where_clause {
+            fn __shmkit_assert_shm_safe<T: #krate::ShmSafe>() {}
+            #(#assertions)*
+        }
+    };
+
+    // No Drop impl: a Drop type would conflict with the blanket impl.
+    let drop_check = quote! {
+        trait ShmSafeTypesMustNotImplementDrop {}
+        #[allow(drop_bounds)]
+        impl<T: ::core::ops::Drop> ShmSafeTypesMustNotImplementDrop for T {}
+        impl #impl_generics ShmSafeTypesMustNotImplementDrop for #name #ty_generics #where_clause {}
+    };
+
+    let pi_bounds = all_types.iter().map(|ty| {
+        let krate = krate_at(krate, ty.span());
+        quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::PositionIndependent, }
+    });
+
+    let (schema, relocate, accessors) = match &c.data {
+        Data::Struct(style, fields) => {
+            let kind = match style {
+                Style::Named => quote!(#krate::SchemaKind::Struct),
+                Style::Tuple => quote!(#krate::SchemaKind::TupleStruct),
+                Style::Unit => quote!(#krate::SchemaKind::UnitStruct),
+            };
+            let schemas = fields.iter().map(|f| {
+                let m = &f.member;
+                field_schema(
+                    f,
+                    krate,
+                    quote!(::core::option::Option::Some(
+                        #krate::__private::offset_of!(Self, #m)
+                    )),
+                )
+            });
+            let schema = quote! {
+                #krate::Schema {
+                    name: #name_str,
+                    kind: #kind,
+                    size: #krate::__private::size_of::<Self>(),
+                    align: #krate::__private::align_of::<Self>(),
+                    fields: &[#(#schemas),*],
+                    variants: &[],
+                }
+            };
+            let relocs = fields.iter().map(|f| {
+                let m = &f.member;
+                let hook = relocate_hook(f, krate);
+                // SAFETY (of the generated block): the field moved with the value, from
+                // `moved_from` plus its offset; the caller's contract carries over.
+                // `unsafe` keeps the macro's span, so lints on unsafe blocks see macro code.
+                quote! {
+                    unsafe {
+                        #hook(
+                            &mut self.#m,
+                            moved_from.wrapping_add(#krate::__private::offset_of!(Self, #m)),
+                        )
+                    };
+                }
+            });
+            let relocate = quote! {
+                #[inline(always)]
+                unsafe fn relocate(&mut self, moved_from: usize) {
+                    let _ = moved_from;
+                    #(#relocs)*
+                }
+            };
+            (schema, relocate, struct_accessors(c, fields))
+        }
+        Data::Enum(variants) => {
+            let repr_int = c
+                .repr
+                .int
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            let repr_str = LitStr::new(
+                &if c.repr.c {
+                    format!("C, {repr_int}")
+                } else {
+                    repr_int
+                },
+                Span::call_site(),
+            );
+            let variant_schemas = variants.iter().map(|v| {
+                let vname = LitStr::new(&v.ident.to_string(), v.ident.span());
+                let disc = LitStr::new(
+                    &v.discriminant
+                        .as_ref()
+                        .map(|d| d.to_token_stream().to_string())
+                        .unwrap_or_default(),
+                    Span::call_site(),
+                );
+                let schemas = v
+                    .fields
+                    .iter()
+                    .map(|f| field_schema(f, krate, quote!(::core::option::Option::None)));
+                quote! {
+                    #krate::VariantSchema { name: #vname, discriminant: #disc, fields: &[#(#schemas),*] }
+                }
+            });
+            let schema = quote! {
+                #krate::Schema {
+                    name: #name_str,
+                    kind: #krate::SchemaKind::Enum(#repr_str),
+                    size: #krate::__private::size_of::<Self>(),
+                    align: #krate::__private::align_of::<Self>(),
+                    fields: &[],
+                    variants: &[#(#variant_schemas),*],
+                }
+            };
+            let arms = variants.iter().map(|v| {
+                let vid = &v.ident;
+                let binds: Vec<Ident> = (0..v.fields.len())
+                    .map(|i| format_ident!("__shmkit_f{}", i))
+                    .collect();
+                let pattern = match v.style {
+                    Style::Named => {
+                        let ms = v.fields.iter().map(|f| &f.member);
+                        quote!(Self::#vid { #(#ms: #binds),* })
+                    }
+                    Style::Tuple => quote!(Self::#vid(#(#binds),*)),
+                    Style::Unit => quote!(Self::#vid),
+                };
+                let relocs = v.fields.iter().zip(&binds).map(|(f, b)| {
+                    let hook = relocate_hook(f, krate);
+                    // SAFETY (of the generated block): the field moved with the value, from
+                    // `moved_from` plus its offset in the value; the contract carries over.
+                    quote! {
+                        let __shmkit_off = (::core::ptr::addr_of_mut!(*#b) as usize).wrapping_sub(__shmkit_base);
+                        unsafe { #hook(#b, moved_from.wrapping_add(__shmkit_off)) };
+                    }
+                });
+                quote!(#pattern => { #(#relocs)* })
+            });
+            let relocate = quote! {
+                #[inline(always)]
+                #[allow(unused_variables)]
+                unsafe fn relocate(&mut self, moved_from: usize) {
+                    let __shmkit_base = self as *mut Self as usize;
+                    match self {
+                        #(#arms)*
+                    }
+                }
+            };
+            (schema, relocate, TokenStream::new())
+        }
+    };
+
+    // The SAFETY comments below are for readers of this macro: comments do not reach the
+    // expansion, hence the `allow`s for the lints that look for them.
+    quote! {
+        // SAFETY: the derive checked that every field is ShmSafe (check 2 below, and the
+        // field relocations), that the layout is defined (repr C or an integer repr, never
+        // packed) and that there is no Drop impl; `relocate` relocates every field from its
+        // own old address.
+        #[allow(clippy::undocumented_unsafe_blocks)]
+        unsafe impl #impl_generics #krate::ShmSafe for #name #ty_generics #where_clause {
+            const SCHEMA: ::core::option::Option<&'static #krate::Schema> =
+                ::core::option::Option::Some(&#schema);
+            const LAYOUT_FINGERPRINT: u64 = match <Self as #krate::ShmSafe>::SCHEMA {
+                ::core::option::Option::Some(s) => s.fingerprint(),
+                ::core::option::Option::None => 0,
+            };
+            #[inline]
+            fn type_fingerprint() -> u64 {
+                <Self as #krate::ShmSafe>::LAYOUT_FINGERPRINT
+            }
+            #relocate
+        }
+
+        // SAFETY: applies only when every field is position-independent (the `for<'_>`
+        // bounds keep concrete, false ones from being errors), and then the bytes of the
+        // whole are plain data too.
+        #[allow(clippy::undocumented_unsafe_blocks)]
+        unsafe impl #impl_generics #krate::PositionIndependent for #name #ty_generics
+        where #existing_preds #(#pi_bounds)*
+        {}
+
+        const _: () = {
+            #field_check
+            #drop_check
+        };
+
+        #accessors
+    }
+}
+
+/// The generics of the impls: `T: ShmSafe` on every type parameter (lifetimes were refused).
+pub(super) fn bounded_generics(generics: &Generics, krate: &syn::Path) -> Generics {
+    let mut g = generics.clone();
+    for param in &mut g.params {
+        if let syn::GenericParam::Type(t) = param {
+            t.bounds.push(syn::parse_quote!(#krate::ShmSafe));
+        }
+    }
+    g
+}
+
+/// `<FieldType as ShmSafe>::relocate`, spanned on the field type so that an error in it
+/// points there.
+fn relocate_hook(f: &Field, krate: &syn::Path) -> TokenStream {
+    let ty = &f.ty;
+    let krate = krate_at(krate, ty.span());
+    quote_spanned! {ty.span()=> <#ty as #krate::ShmSafe>::relocate }
+}
+
+fn field_schema(f: &Field, krate: &syn::Path, offset: TokenStream) -> TokenStream {
+    let ty = &f.ty;
+    let name = LitStr::new(&f.name, Span::call_site());
+    let ty_str = LitStr::new(&type_string(ty, krate), Span::call_site());
+    let krate = krate_at(krate, ty.span());
+    quote_spanned! {ty.span()=>
+        #krate::FieldSchema {
+            name: #name,
+            ty: #ty_str,
+            offset: #offset,
+            size: #krate::__private::size_of::<#ty>(),
+            align: #krate::__private::align_of::<#ty>(),
+            fingerprint: <#ty as #krate::ShmSafe>::LAYOUT_FINGERPRINT,
+        }
+    }
+}
+
+/// The accessor traits of a struct: `<Type>Fields` (with the struct's visibility) for its
+/// fields that are not private, or all of them for a private struct; `<Type>PrivateFields`
+/// (module-private) for the private fields of a non-private struct, so that accessors
+/// never widen a field's visibility.
+fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
+    let krate = &c.krate;
+    let private_struct = matches!(c.vis, Visibility::Inherited);
+    let (public, private): (Vec<&Field>, Vec<&Field>) = fields
+        .iter()
+        .partition(|f| private_struct || !matches!(f.vis, Visibility::Inherited));
+    let mut out = TokenStream::new();
+    let groups = [
+        (public, format_ident!("{}Fields", c.ident), &c.vis),
+        (
+            private,
+            format_ident!("{}PrivateFields", c.ident),
+            &Visibility::Inherited,
+        ),
+    ];
+    let name = &c.ident;
+    let (_, ty_generics, _) = c.generics.split_for_impl();
+    let trait_generics = &c.generics;
+    let trait_where = &c.generics.where_clause;
+    // The impl: `impl<'__a, T...> Trait<T...> for ShmMut<'__a, Name<T...>>`.
+    let mut impl_g = c.generics.clone();
+    impl_g.params.insert(0, syn::parse_quote!('__shmkit_a));
+    let (impl_generics, _, where_clause) = impl_g.split_for_impl();
+    for (group, trait_name, vis) in groups {
+        if group.is_empty() {
+            continue;
+        }
+        let doc = format!(
+            "Field accessors of [`{name}`] on its guard, generated by `#[derive(ShmSafe)]`: \
+             plain fields' guards deref mutably, position-dependent fields' guards offer \
+             in-place operations only."
+        );
+        let sigs = group.iter().map(|f| {
+            let (acc, ty) = (&f.accessor, &f.ty);
+            let d = format!("The guard of field `{}`.", f.name);
+            quote!(#[doc = #d] fn #acc(&mut self) -> #krate::ShmMut<'_, #ty>;)
+        });
+        let bodies = group.iter().map(|f| {
+            let (acc, ty, m) = (&f.accessor, &f.ty, &f.member);
+            // SAFETY (of the generated block): the projection returns a field of the
+            // value, which is in place since it is behind a guard, and moves nothing.
+            quote! {
+                #[inline(always)]
+                fn #acc(&mut self) -> #krate::ShmMut<'_, #ty> {
+                    unsafe { #krate::ShmMut::map_unchecked(self.as_mut(), |v| &mut v.#m) }
+                }
+            }
+        });
+        out.extend(quote! {
+            #[doc = #doc]
+            #[allow(private_interfaces, dead_code)]
+            #vis trait #trait_name #trait_generics #trait_where {
+                #(#sigs)*
+            }
+            #[allow(private_interfaces, clippy::undocumented_unsafe_blocks)]
+            impl #impl_generics #trait_name #ty_generics
+                for #krate::ShmMut<'__shmkit_a, #name #ty_generics> #where_clause
+            {
+                #(#bodies)*
+            }
+        });
+    }
+    out
+}

@@ -1,0 +1,91 @@
+//! Code generation: from the checked model of `crate::internals` to the impls, or from a
+//! rejection to its errors and the fallback impls.
+
+pub mod derive;
+mod fallback;
+pub mod segment;
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::Type;
+
+/// The crate path with every token at `span`: inside `quote_spanned!`, so that a diagnostic
+/// about a bound points at the field type as a whole, crate path included.
+fn krate_at(krate: &syn::Path, span: Span) -> TokenStream {
+    krate
+        .to_token_stream()
+        .into_iter()
+        .map(|mut tt| {
+            tt.set_span(span);
+            tt
+        })
+        .collect()
+}
+
+/// A type as a short readable string for schema descriptions: `Vec<u8>`, not `Vec < u8 >`,
+/// and `OffsetPtr<u8>`, not `::shmkit::OffsetPtr<u8>` (whatever the crate path).
+fn type_string(ty: &Type, krate: &syn::Path) -> String {
+    let prefix = format!("{}::", compact(&quote::quote!(#krate).to_string()));
+    let full = compact(&quote::quote!(#ty).to_string());
+    // Remove the crate path where it starts a path: not inside another identifier.
+    let mut out = String::with_capacity(full.len());
+    let mut rest = full.as_str();
+    while let Some(i) = rest.find(&prefix) {
+        let glued = rest[..i]
+            .chars()
+            .next_back()
+            .or(out.chars().next_back())
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+        out.push_str(&rest[..i]);
+        if glued {
+            out.push_str(&prefix);
+        }
+        rest = &rest[i + prefix.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Token text without the spaces `to_string` puts between tokens where Rust writes none.
+fn compact(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().collect();
+    let mut out = String::with_capacity(raw.len());
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let prev = if i > 0 { chars[i - 1] } else { ' ' };
+            let next = chars.get(i + 1).copied().unwrap_or(' ');
+            let glue_after = matches!(prev, '<' | '(' | '[' | '&' | ':' | '*');
+            let glue_before = matches!(next, '<' | '>' | ')' | ']' | ',' | ';' | ':');
+            if glue_after || glue_before {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_string;
+
+    #[test]
+    fn type_strings_drop_the_crate_path_only_where_it_starts_a_path() {
+        let s = |ty: &str, krate: &str| {
+            type_string(
+                &syn::parse_str(ty).unwrap(),
+                &syn::parse_str(krate).unwrap(),
+            )
+        };
+        assert_eq!(s("::shmkit::OffsetPtr<u64>", "::shmkit"), "OffsetPtr<u64>");
+        assert_eq!(
+            s("[my_shm::OffsetPtr<u8>; 2]", "my_shm"),
+            "[OffsetPtr<u8>; 2]"
+        );
+        assert_eq!(s("not_my_shm::X", "my_shm"), "not_my_shm::X");
+        assert_eq!(
+            s("(Vec < u8 >, & 'static str)", "::shmkit"),
+            "(Vec<u8>, &'static str)"
+        );
+    }
+}

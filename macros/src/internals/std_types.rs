@@ -1,0 +1,143 @@
+//! The one table of std types that cannot live in a segment and what replaces each: the
+//! derive's rejection messages and `#[shm_segment]`'s rewriting both read it.
+
+use syn::TypePath;
+
+/// A std type that cannot live in shared memory.
+pub struct StdType {
+    /// Its name: the last segment of its path (`Vec` in `std::vec::Vec<T>`).
+    pub name: &'static str,
+    /// What to use instead.
+    pub replacement: Replacement,
+}
+
+/// What replaces a std type in a segment.
+pub enum Replacement {
+    /// A segment container of shmkit with the same role, which `#[shm_segment]` rewrites the
+    /// std type into once it is `available`; `otherwise` is the fallback advice.
+    Container {
+        name: &'static str,
+        available: bool,
+        otherwise: &'static str,
+    },
+    /// No drop-in counterpart: what to use instead, in words.
+    Advice(&'static str),
+}
+
+const fn container(name: &'static str, otherwise: &'static str) -> Replacement {
+    // The containers crate has no container yet: flip `available` as each one lands.
+    Replacement::Container {
+        name,
+        available: false,
+        otherwise,
+    }
+}
+
+const CELLS: &str =
+    "atomics (`AtomicU32`, `AtomicU64`, …) or the segment's robust `Mutex` (shmkit sync)";
+const LOCKS: &str = "the segment's process-shared robust `Mutex`/`RwLock`/`Condvar` (shmkit \
+                     sync); std's only work within one process";
+const OS_HANDLES: &str = "an identifier the processes agree on (a path, a port number): OS \
+                          handles are per process";
+const TEXT: &str = "the segment `String` (shmkit containers), or a fixed-size `[u8; N]` buffer";
+
+/// Every std type the macros know, with its replacement.
+pub const TABLE: &[StdType] = &[
+    t(
+        "Box",
+        container(
+            "Box",
+            "an `OffsetPtr<T>` to a value allocated in the segment",
+        ),
+    ),
+    t("Vec", container("Vec", "a fixed-size array `[T; N]`")),
+    t(
+        "String",
+        container("String", "a fixed-size `[u8; N]` buffer"),
+    ),
+    t("Rc", container("Arc", "an `OffsetPtr<T>`")),
+    t("Arc", container("Arc", "an `OffsetPtr<T>`")),
+    t("Weak", container("Weak", "an `OffsetPtr<T>`")),
+    t(
+        "HashMap",
+        container("HashMap", "a fixed-size array of pairs"),
+    ),
+    t("HashSet", container("Set", "a fixed-size array")),
+    t("BTreeSet", container("Set", "a fixed-size array")),
+    t("BTreeMap", container("Map", "a fixed-size array of pairs")),
+    t("LinkedList", container("List", "`OffsetPtr<T>` links")),
+    t(
+        "VecDeque",
+        container("Deque", "a fixed-size ring buffer `[T; N]`"),
+    ),
+    t(
+        "BinaryHeap",
+        Replacement::Advice("the segment `Vec` (shmkit containers) kept as a heap"),
+    ),
+    t("Cell", Replacement::Advice(CELLS)),
+    t("RefCell", Replacement::Advice(CELLS)),
+    t("UnsafeCell", Replacement::Advice(CELLS)),
+    t("OnceCell", Replacement::Advice(CELLS)),
+    t("Mutex", Replacement::Advice(LOCKS)),
+    t("RwLock", Replacement::Advice(LOCKS)),
+    t("Condvar", Replacement::Advice(LOCKS)),
+    t("Barrier", Replacement::Advice(LOCKS)),
+    t("Once", Replacement::Advice(LOCKS)),
+    t("OnceLock", Replacement::Advice(LOCKS)),
+    t("LazyLock", Replacement::Advice(LOCKS)),
+    t(
+        "NonNull",
+        Replacement::Advice("`OffsetPtr<T>` (a self-relative pointer into the segment)"),
+    ),
+    t("CString", Replacement::Advice(TEXT)),
+    t("OsString", Replacement::Advice(TEXT)),
+    t("PathBuf", Replacement::Advice(TEXT)),
+    t("File", Replacement::Advice(OS_HANDLES)),
+    t("TcpStream", Replacement::Advice(OS_HANDLES)),
+    t("TcpListener", Replacement::Advice(OS_HANDLES)),
+    t("UdpSocket", Replacement::Advice(OS_HANDLES)),
+    t("Thread", Replacement::Advice(OS_HANDLES)),
+    t("JoinHandle", Replacement::Advice(OS_HANDLES)),
+];
+
+const fn t(name: &'static str, replacement: Replacement) -> StdType {
+    StdType { name, replacement }
+}
+
+impl StdType {
+    /// The replacement, in words, for the derive's rejection message.
+    pub fn advice(&self) -> String {
+        match &self.replacement {
+            Replacement::Container {
+                name,
+                available: true,
+                otherwise,
+            } => format!("the segment `{name}` (shmkit containers), or {otherwise}"),
+            Replacement::Container {
+                name,
+                available: false,
+                otherwise,
+            } => format!(
+                "{otherwise} (the segment `{name}` of shmkit containers is not available yet)"
+            ),
+            Replacement::Advice(advice) => (*advice).to_string(),
+        }
+    }
+}
+
+/// The std type a path names, if any: a bare name (`Vec<u8>`) or one under `std`/`core`/
+/// `alloc` (`std::sync::Mutex<u8>`). A type spelled with another path is the user's own.
+pub fn lookup(p: &TypePath) -> Option<&'static StdType> {
+    if p.qself.is_some() {
+        return None;
+    }
+    let segs = &p.path.segments;
+    let last = segs.last()?;
+    let bare = segs.len() == 1 && p.path.leading_colon.is_none();
+    let under_std =
+        segs.len() > 1 && matches!(segs[0].ident.to_string().as_str(), "std" | "core" | "alloc");
+    if !(bare || under_std) {
+        return None;
+    }
+    TABLE.iter().find(|s| last.ident == s.name)
+}
