@@ -84,7 +84,7 @@ fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn s
     let (Some(name), Some(handle)) = (name, handle) else {
         return Err("usage: quickstart child <segment name> <handle>".into());
     };
-    let segment = ManagedSharedMemory::open_read_only(name)?;
+    let segment = ManagedSharedMemory::options().read_only().open(name)?;
     println!(
         "child:  opened {name:?} read-only at {:p}",
         segment.base_address()

@@ -702,14 +702,19 @@ fn a_read_only_external_buffer_can_be_inspected() {
         seg.handle_from_address(p.as_ptr()).unwrap()
     };
     let raw: &[u8] = bytes(&mut buf);
-    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> =
-        ManagedExternalBuffer::open_read_only(raw).unwrap();
+    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> = ManagedExternalBuffer::options()
+        .read_only()
+        .open(raw)
+        .unwrap();
     assert!(ro.check_sanity());
     assert!(!ro.all_memory_deallocated());
     let p = ro.address_from_handle(h).unwrap();
     assert!(all_equal(p, 64, 9));
     // A second read-only view of the same bytes at the same time.
-    let ro2 = ManagedExternalBuffer::open_read_only(raw).unwrap();
+    let ro2 = ManagedExternalBuffer::options()
+        .read_only()
+        .open(raw)
+        .unwrap();
     assert_eq!(ro2.free_memory(), ro.free_memory());
 }
 
