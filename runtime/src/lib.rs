@@ -35,9 +35,9 @@ pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use registry::{MappingInfo, Registration};
 pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, ShmRoot, VariantSchema};
 pub use segment::{
-    CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory,
-    ManagedMappedFile, ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly,
-    ReadWrite, SegmentBuilder,
+    AlignedBuffer, CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
+    ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
+    ManagedXsiSharedMemory, ReadOnly, ReadWrite, SegmentBuilder,
 };
 
 /// Items the derive macros' expansions use. Not public API.

@@ -6,9 +6,9 @@ use std::sync::{Arc, Barrier};
 
 use shmkit_runtime::segment::HeapMemory;
 use shmkit_runtime::{
-    Anonymous, Error, HashIndex, IndexKind, ManagedExternalBuffer, ManagedHeapMemory,
-    ManagedSegment, NamedIndex, NullIndex, ObjectKind, OrderedIndex, PositionIndependent,
-    ReadWrite, ShmSafe, Unique, MAX_NAME_LEN,
+    AlignedBuffer, Anonymous, Error, HashIndex, IndexKind, ManagedExternalBuffer,
+    ManagedHeapMemory, ManagedSegment, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
+    PositionIndependent, ReadWrite, ShmSafe, Unique, MAX_NAME_LEN,
 };
 
 const SIZE: usize = 256 * 1024;
@@ -665,18 +665,15 @@ fn opening_with_another_index_kind_is_an_index_mismatch() {
 
 #[test]
 fn objects_survive_copying_the_segment_bytes() {
-    #[repr(C, align(16))]
-    struct Buf([u8; SIZE]);
-    let mut a = Box::new(Buf([0; SIZE]));
-    let mut b = Box::new(Buf([0; SIZE]));
+    let mut a = AlignedBuffer::new(SIZE);
     {
-        let seg = ManagedExternalBuffer::create(&mut a.0).unwrap();
+        let seg = ManagedExternalBuffer::create(&mut a).unwrap();
         seg.construct_array_with("squares", 10, |i| (i * i) as u32)
             .unwrap();
         seg.construct_unique(Point { x: 3, y: 4 }).unwrap();
     }
-    b.0.copy_from_slice(&a.0);
-    let mut seg = ManagedExternalBuffer::open(&mut b.0).unwrap();
+    let mut b = AlignedBuffer::from_image(&a);
+    let mut seg = ManagedExternalBuffer::open(&mut b).unwrap();
     assert_eq!(seg.find_slice::<u32>("squares").unwrap().unwrap()[9], 81);
     assert_eq!(
         seg.find_unique::<Point>().unwrap(),
@@ -687,14 +684,14 @@ fn objects_survive_copying_the_segment_bytes() {
     // A read-only view of the original finds without the lock.
     let ro = ManagedExternalBuffer::options()
         .read_only()
-        .open(&a.0)
+        .open(&a)
         .unwrap();
     assert_eq!(ro.find_slice::<u32>("squares").unwrap().unwrap().len(), 10);
     assert_eq!(ro.num_named_objects(), 1);
     assert_eq!(ro.named_objects().unwrap().count(), 1);
     let ordered = ManagedExternalBuffer::options()
         .index::<OrderedIndex>()
-        .open(&mut a.0);
+        .open(&mut a);
     assert!(matches!(ordered, Err(Error::IndexMismatch { .. })));
 }
 

@@ -11,7 +11,7 @@ mod objects_api;
 mod root_api;
 
 pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
-pub use self::backing::buffer::{ExternalBuffer, ManagedExternalBuffer};
+pub use self::backing::buffer::{AlignedBuffer, ExternalBuffer, ManagedExternalBuffer};
 pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, ManagedSharedMemory};
 pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};

@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
 use crate::segment::builder::SegmentBuilder;
-use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE};
+use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::segment::managed::{Backing, ManagedSegment};
 use crate::segment::mode::{Mode, ReadOnly, ReadWrite};
 
@@ -20,6 +20,77 @@ pub struct ExternalBuffer<'a> {
 impl Backing for ExternalBuffer<'_> {
     fn describe(&self) -> String {
         format!("external buffer at {:#x}", self.addr)
+    }
+}
+
+/// A zeroed byte buffer on the heap, aligned as a segment needs (16 bytes), to create an
+/// external-buffer segment or reopen a segment image without `unsafe` or a wrapper type.
+///
+/// ```
+/// use shmkit_runtime::{AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory};
+/// let mut heap = ManagedHeapMemory::new(16 * 1024)?;
+/// heap.construct("answer", 42u64)?;
+/// let image = AlignedBuffer::from(heap.image()); // a copy, e.g. read from a file
+/// let reader = ManagedExternalBuffer::options().read_only().open(&image)?;
+/// assert_eq!(reader.find::<u64>("answer")?, Some(&42));
+/// # Ok::<(), shmkit_runtime::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct AlignedBuffer {
+    chunks: Vec<Chunk>,
+    len: usize,
+}
+
+/// The buffer's storage unit: its alignment is the buffer's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(16))]
+struct Chunk([u8; SEGMENT_ALIGN]);
+
+const _: () = assert!(std::mem::align_of::<Chunk>() == SEGMENT_ALIGN);
+
+impl AlignedBuffer {
+    /// `len` zero bytes. Like `vec!`, aborts if the process runs out of memory.
+    pub fn new(len: usize) -> Self {
+        AlignedBuffer {
+            chunks: vec![Chunk([0; SEGMENT_ALIGN]); len.div_ceil(SEGMENT_ALIGN)],
+            len,
+        }
+    }
+
+    /// A copy of `image` (a segment's bytes from a file, a pipe or [`image`](ManagedSegment::image)).
+    pub fn from_image(image: &[u8]) -> Self {
+        let mut buf = Self::new(image.len());
+        buf.copy_from_slice(image);
+        buf
+    }
+}
+
+impl std::ops::Deref for AlignedBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the chunks are plain bytes without padding, and they hold at least `len`.
+        unsafe { std::slice::from_raw_parts(self.chunks.as_ptr().cast(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.chunks.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+impl From<&[u8]> for AlignedBuffer {
+    fn from(image: &[u8]) -> Self {
+        Self::from_image(image)
+    }
+}
+
+impl std::fmt::Debug for AlignedBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignedBuffer")
+            .field("len", &self.len)
+            .finish()
     }
 }
 
