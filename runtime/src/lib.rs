@@ -37,7 +37,7 @@ pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, ShmRoot, VariantSc
 pub use segment::{
     AlignedBuffer, CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
     ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
-    ManagedXsiSharedMemory, ReadOnly, ReadWrite, SegmentBuilder,
+    ManagedXsiSharedMemory, ParseHandleError, ReadOnly, ReadWrite, SegmentBuilder,
 };
 
 /// Items the derive macros' expansions use. Not public API.

@@ -4,6 +4,7 @@
 pub mod backing;
 pub mod builder;
 pub mod core;
+mod handle_text;
 pub mod header;
 pub mod managed;
 pub mod mode;
@@ -17,5 +18,6 @@ pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
 pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
 pub use self::core::{Handle, SegmentCore};
+pub use self::handle_text::ParseHandleError;
 pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite, Writable};
