@@ -79,6 +79,36 @@ fn objects_are_shared_between_mappings_ordered_index() {
     shared_between(&a, &mut b);
 }
 
+/// XSI and anonymous memory open through the same builder as shared memory: index kind,
+/// permissions, timeout and read-only mode.
+#[test]
+fn xsi_and_anonymous_segments_open_through_the_builder() {
+    let dir = TempDir::new();
+    let (key, _guard) = xsi_key(&dir);
+    let writer = ManagedXsiSharedMemory::options()
+        .permissions(shmkit_runtime::Permissions::from_mode(0o640))
+        .index::<OrderedIndex>()
+        .create(key, SIZE)
+        .unwrap();
+    writer.construct("x", 3u32).unwrap();
+    let reader = ManagedXsiSharedMemory::options()
+        .init_timeout(std::time::Duration::from_millis(100))
+        .read_only()
+        .index::<OrderedIndex>()
+        .open(key)
+        .unwrap();
+    assert_eq!(reader.find::<u32>("x").unwrap(), Some(&3));
+    let err = ManagedXsiSharedMemory::open(key).unwrap_err();
+    assert!(matches!(err, Error::IndexMismatch { .. }), "{err}");
+
+    let anon = ManagedAnonymousSharedMemory::options()
+        .index::<OrderedIndex>()
+        .create(SIZE)
+        .unwrap();
+    anon.construct("y", 4u8).unwrap();
+    assert_eq!(anon.named_objects().unwrap().count(), 1);
+}
+
 #[test]
 fn anonymous_shared_memory_holds_objects() {
     let mut seg = ManagedAnonymousSharedMemory::new(SIZE).unwrap();

@@ -130,7 +130,7 @@ unsafe fn attach<'a, M: Mode, I: IndexKind>(
 
 impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadWrite, I> {
     /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
-    /// [`AlignedBuffer`](crate::AlignedBuffer) is.
+    /// [`AlignedBuffer`] is.
     pub fn create(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, ReadWrite, I>> {
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: `buf` is writable and exclusively borrowed for 'a, as long as the segment.
@@ -157,7 +157,7 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadOnly, I> {
 /// The shorthands: the builder with its defaults.
 impl<'a> ManagedExternalBuffer<'a> {
     /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
-    /// [`AlignedBuffer`](crate::AlignedBuffer) is.
+    /// [`AlignedBuffer`] is.
     pub fn create(buf: &'a mut [u8]) -> Result<Self> {
         Self::options().create(buf)
     }
