@@ -65,13 +65,12 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
         .handle_from_address(head.as_ptr().cast())
         .expect("allocated in the segment");
     println!(
-        "parent: wrote {} readings, list head at offset {}",
-        READINGS.len(),
-        handle.0
+        "parent: wrote {} readings, list head at offset {handle}",
+        READINGS.len()
     );
 
     let status = Command::new(std::env::current_exe()?)
-        .args(["child", &name, &handle.0.to_string()])
+        .args(["child", &name, &handle.to_string()])
         .status()?;
     println!("parent: child exited with {status}");
     if !status.success() {
@@ -84,13 +83,13 @@ fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn s
     let (Some(name), Some(handle)) = (name, handle) else {
         return Err("usage: quickstart child <segment name> <handle>".into());
     };
-    let segment = ManagedSharedMemory::open_read_only(name)?;
+    let segment = ManagedSharedMemory::options().read_only().open(name)?;
     println!(
         "child:  opened {name:?} read-only at {:p}",
         segment.base_address()
     );
     let head = segment
-        .address_from_handle(Handle(handle.parse()?))
+        .address_from_handle(handle.parse::<Handle>()?)
         .ok_or("the handle lies outside the segment")?;
     let mut node = head.as_ptr().cast::<Reading>().cast_const();
     let mut total = 0.0;

@@ -2,7 +2,8 @@
 //! relocation, schemas (insta snapshots) and typed roots on a heap segment.
 
 use shmkit::{
-    shm_segment, Error, ManagedHeapMemory, OffsetPtr, PositionIndependent, ShmMut, ShmSafe,
+    shm_segment, AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, OffsetPtr,
+    PositionIndependent, ShmMut, ShmSafe,
 };
 
 #[derive(ShmSafe, Default, Debug, PartialEq)]
@@ -236,6 +237,32 @@ fn root_is_built_once_and_mutated_through_the_guard() {
     // SAFETY: aims at the live `value` object.
     assert_eq!(unsafe { *db.head.get() }, 77);
     assert_eq!(seg.find_root::<Db>().unwrap().map(|d| d.hits), Some(5));
+}
+
+#[test]
+fn a_read_only_mapping_finds_the_root_and_never_builds_it() {
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    let empty = AlignedBuffer::from_image(seg.image());
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&empty)
+        .unwrap();
+    let err = reader.root::<Db>().err().unwrap();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("segment root") && message.contains("a writable mapping"),
+        "{message}"
+    );
+    assert!(reader.find_root::<Db>().unwrap().is_none());
+
+    *seg.root_mut::<Db>().unwrap().hits_mut() = 7;
+    let built = AlignedBuffer::from_image(seg.image());
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&built)
+        .unwrap();
+    assert_eq!(reader.root::<Db>().unwrap().hits, 7);
 }
 
 mod v2 {

@@ -29,16 +29,15 @@ pub use objects::{
     Anonymous, HashIndex, IndexKind, Lookup, NamedIndex, NullIndex, ObjectInfo, ObjectKind,
     ObjectTarget, OrderedIndex, Unique, MAX_NAME_LEN,
 };
+pub use os::Permissions;
 pub use position::{type_fingerprint_of, PositionIndependent, ShmMut, ShmSafe};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use registry::{MappingInfo, Registration};
 pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, ShmRoot, VariantSchema};
 pub use segment::{
-    BasicManagedAnonymousSharedMemory, BasicManagedExternalBuffer, BasicManagedHeapMemory,
-    BasicManagedMappedFile, BasicManagedSharedMemory, BasicManagedXsiSharedMemory, CopyOnWrite,
-    Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory,
-    ManagedMappedFile, ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly,
-    ReadWrite, SegmentOptions,
+    AlignedBuffer, CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
+    ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
+    ManagedXsiSharedMemory, ParseHandleError, ReadOnly, ReadWrite, SegmentBuilder,
 };
 
 /// Items the derive macros' expansions use. Not public API.

@@ -5,7 +5,7 @@
 use std::ptr::NonNull;
 
 use shmkit_runtime::alloc::Command;
-use shmkit_runtime::{Error, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly};
+use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly};
 
 /// Smaller sizes under Miri, which is slow.
 const SEG: usize = if cfg!(miri) { 64 * 1024 } else { 1024 * 1024 };
@@ -638,30 +638,51 @@ fn a_heap_segment_image_reopens_elsewhere() {
     ));
 }
 
-/// A heap buffer aligned like a segment needs.
-fn aligned_buffer(len: usize) -> Vec<u128> {
-    vec![0u128; len / 16]
+#[test]
+fn aligned_buffers_are_aligned_zeroed_and_independent_copies() {
+    for len in [0, 1, 15, 17, 4099] {
+        let buf = AlignedBuffer::new(len);
+        assert_eq!(buf.len(), len);
+        assert_eq!(buf.as_ptr().addr() % 16, 0, "len {len}");
+        assert!(buf.iter().all(|&b| b == 0), "len {len}");
+    }
+    let image: Vec<u8> = (0..100).collect();
+    let copy = AlignedBuffer::from(&image[..]);
+    assert_eq!(&copy[..], &image[..]);
+    let mut other = copy.clone();
+    other[0] = 0xff;
+    assert_ne!(copy, other);
+    assert_eq!(copy[0], 0);
 }
 
-fn bytes(buf: &mut [u128]) -> &mut [u8] {
-    // SAFETY: u128 has no padding and every byte pattern is a valid u8; the length covers
-    // exactly the same memory.
-    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len() * 16) }
+#[test]
+fn a_heap_image_reopens_writable_in_an_aligned_buffer() {
+    let mut heap = ManagedHeapMemory::new(SEG).unwrap();
+    let p = heap.allocate(64).unwrap();
+    fill(p, 64, 7);
+    let h = heap.handle_from_address(p.as_ptr()).unwrap();
+    let mut image = AlignedBuffer::from_image(heap.image());
+    let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    assert!(all_equal(seg.address_from_handle(h).unwrap(), 64, 7));
+    seg.allocate(128).unwrap();
+    assert!(
+        seg.free_memory() < heap.free_memory(),
+        "the copy changed alone"
+    );
 }
 
 #[test]
 fn a_duplicated_external_buffer_is_a_valid_segment() {
-    let mut a = aligned_buffer(SEG);
-    let mut b = aligned_buffer(SEG);
+    let mut a = AlignedBuffer::new(SEG);
     let h;
     {
-        let seg = ManagedExternalBuffer::create(bytes(&mut a)).unwrap();
+        let seg = ManagedExternalBuffer::create(&mut a).unwrap();
         let p = seg.allocate(256).unwrap();
         fill(p, 256, 0x42);
         h = seg.handle_from_address(p.as_ptr()).unwrap();
     }
-    b.copy_from_slice(&a);
-    let dup = ManagedExternalBuffer::open(bytes(&mut b)).unwrap();
+    let mut b = a.clone();
+    let dup = ManagedExternalBuffer::open(&mut b).unwrap();
     let q = dup.address_from_handle(h).unwrap();
     assert!(all_equal(q, 256, 0x42));
     // The copy is independent: freeing there leaves the original alone.
@@ -669,15 +690,15 @@ fn a_duplicated_external_buffer_is_a_valid_segment() {
     unsafe { dup.deallocate(q).unwrap() };
     assert!(dup.all_memory_deallocated());
     drop(dup);
-    let orig = ManagedExternalBuffer::open(bytes(&mut a)).unwrap();
+    let orig = ManagedExternalBuffer::open(&mut a).unwrap();
     assert!(!orig.all_memory_deallocated());
     orig.check().unwrap();
 }
 
 #[test]
 fn external_buffers_that_cannot_hold_a_segment_are_refused() {
-    let mut buf = aligned_buffer(SEG);
-    let raw = bytes(&mut buf);
+    let mut buf = AlignedBuffer::new(SEG);
+    let raw = &mut buf[..];
     assert!(matches!(
         ManagedExternalBuffer::create(&mut raw[..64]),
         Err(Error::BufferTooSmall { len: 64, .. })
@@ -694,22 +715,27 @@ fn external_buffers_that_cannot_hold_a_segment_are_refused() {
 
 #[test]
 fn a_read_only_external_buffer_can_be_inspected() {
-    let mut buf = aligned_buffer(SEG);
+    let mut buf = AlignedBuffer::new(SEG);
     let h = {
-        let seg = ManagedExternalBuffer::create(bytes(&mut buf)).unwrap();
+        let seg = ManagedExternalBuffer::create(&mut buf).unwrap();
         let p = seg.allocate(64).unwrap();
         fill(p, 64, 9);
         seg.handle_from_address(p.as_ptr()).unwrap()
     };
-    let raw: &[u8] = bytes(&mut buf);
-    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> =
-        ManagedExternalBuffer::open_read_only(raw).unwrap();
+    let raw: &[u8] = &buf;
+    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> = ManagedExternalBuffer::options()
+        .read_only()
+        .open(raw)
+        .unwrap();
     assert!(ro.check_sanity());
     assert!(!ro.all_memory_deallocated());
     let p = ro.address_from_handle(h).unwrap();
     assert!(all_equal(p, 64, 9));
     // A second read-only view of the same bytes at the same time.
-    let ro2 = ManagedExternalBuffer::open_read_only(raw).unwrap();
+    let ro2 = ManagedExternalBuffer::options()
+        .read_only()
+        .open(raw)
+        .unwrap();
     assert_eq!(ro2.free_memory(), ro.free_memory());
 }
 

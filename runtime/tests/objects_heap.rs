@@ -6,9 +6,9 @@ use std::sync::{Arc, Barrier};
 
 use shmkit_runtime::segment::HeapMemory;
 use shmkit_runtime::{
-    Anonymous, BasicManagedExternalBuffer, BasicManagedHeapMemory, Error, HashIndex, IndexKind,
-    ManagedExternalBuffer, ManagedHeapMemory, ManagedSegment, NamedIndex, NullIndex, ObjectKind,
-    OrderedIndex, PositionIndependent, ReadWrite, ShmSafe, Unique, MAX_NAME_LEN,
+    AlignedBuffer, Anonymous, Error, HashIndex, IndexKind, ManagedExternalBuffer,
+    ManagedHeapMemory, ManagedSegment, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
+    PositionIndependent, ReadWrite, ShmSafe, Unique, MAX_NAME_LEN,
 };
 
 const SIZE: usize = 256 * 1024;
@@ -512,7 +512,10 @@ fn counts_and_iteration_agree_hash() {
 
 #[test]
 fn counts_and_iteration_agree_and_iteration_is_ordered_ordered() {
-    let seg = BasicManagedHeapMemory::<OrderedIndex>::new(SIZE).unwrap();
+    let seg = ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .create(SIZE)
+        .unwrap();
     counts_and_iteration(&seg, if cfg!(miri) { 20 } else { 500 });
     let names: Vec<String> = seg.named_objects().unwrap().map(|i| i.name).collect();
     let mut sorted = names.clone();
@@ -539,7 +542,9 @@ fn reserve_named_objects_prepares_the_hash_buckets() {
     let per_object = (free - seg.free_memory()) as f64 / (n - 1) as f64;
     assert_eq!(per_object, 56.0, "{per_object} bytes each");
     // The ordered index has nothing to reserve: a no-op.
-    BasicManagedHeapMemory::<OrderedIndex>::new(SIZE)
+    ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .create(SIZE)
         .unwrap()
         .reserve_named_objects(10)
         .unwrap();
@@ -598,7 +603,10 @@ fn fill_and_empty<I: NamedIndex>(seg: &mut Heap<I>, order: Order) {
 
 fn named_allocation_test<I: NamedIndex>() {
     let size = if cfg!(miri) { 8 * 1024 } else { 64 * 1024 };
-    let mut seg = Heap::<I>::new(size).unwrap();
+    let mut seg = ManagedHeapMemory::options()
+        .index::<I>()
+        .create(size)
+        .unwrap();
     for order in [Order::Direct, Order::Reverse, Order::Mixed] {
         fill_and_empty(&mut seg, order);
     }
@@ -618,7 +626,10 @@ fn boost_named_allocation_test_ordered() {
 
 #[test]
 fn a_null_index_segment_holds_anonymous_objects_only() {
-    let mut seg = BasicManagedHeapMemory::<NullIndex>::new(SIZE).unwrap();
+    let mut seg = ManagedHeapMemory::options()
+        .index::<NullIndex>()
+        .create(SIZE)
+        .unwrap();
     let p: *const u32 = seg.construct(Anonymous, 3u32).unwrap();
     // SAFETY: a live object of `seg`.
     assert_eq!(
@@ -631,7 +642,10 @@ fn a_null_index_segment_holds_anonymous_objects_only() {
 }
 
 fn reopen_as<I: IndexKind>(image: &[u8]) -> Result<(), Error> {
-    BasicManagedHeapMemory::<I>::from_image(image).map(drop)
+    ManagedHeapMemory::options()
+        .index::<I>()
+        .from_image(image)
+        .map(drop)
 }
 
 #[test]
@@ -651,18 +665,15 @@ fn opening_with_another_index_kind_is_an_index_mismatch() {
 
 #[test]
 fn objects_survive_copying_the_segment_bytes() {
-    #[repr(C, align(16))]
-    struct Buf([u8; SIZE]);
-    let mut a = Box::new(Buf([0; SIZE]));
-    let mut b = Box::new(Buf([0; SIZE]));
+    let mut a = AlignedBuffer::new(SIZE);
     {
-        let seg = ManagedExternalBuffer::create(&mut a.0).unwrap();
+        let seg = ManagedExternalBuffer::create(&mut a).unwrap();
         seg.construct_array_with("squares", 10, |i| (i * i) as u32)
             .unwrap();
         seg.construct_unique(Point { x: 3, y: 4 }).unwrap();
     }
-    b.0.copy_from_slice(&a.0);
-    let mut seg = ManagedExternalBuffer::open(&mut b.0).unwrap();
+    let mut b = AlignedBuffer::from_image(&a);
+    let mut seg = ManagedExternalBuffer::open(&mut b).unwrap();
     assert_eq!(seg.find_slice::<u32>("squares").unwrap().unwrap()[9], 81);
     assert_eq!(
         seg.find_unique::<Point>().unwrap(),
@@ -671,11 +682,16 @@ fn objects_survive_copying_the_segment_bytes() {
     assert!(seg.destroy::<u32>("squares").unwrap());
     drop(seg);
     // A read-only view of the original finds without the lock.
-    let ro = ManagedExternalBuffer::open_read_only(&a.0).unwrap();
+    let ro = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&a)
+        .unwrap();
     assert_eq!(ro.find_slice::<u32>("squares").unwrap().unwrap().len(), 10);
     assert_eq!(ro.num_named_objects(), 1);
     assert_eq!(ro.named_objects().unwrap().count(), 1);
-    let ordered = BasicManagedExternalBuffer::<OrderedIndex>::open(&mut a.0);
+    let ordered = ManagedExternalBuffer::options()
+        .index::<OrderedIndex>()
+        .open(&mut a);
     assert!(matches!(ordered, Err(Error::IndexMismatch { .. })));
 }
 
@@ -685,7 +701,10 @@ fn objects_survive_copying_the_segment_bytes() {
 /// finds, counts and iteration (in name order for the ordered index) agree throughout.
 fn matches_a_model<I: NamedIndex>(ordered: bool) {
     let (pool, ops) = if cfg!(miri) { (40, 300) } else { (300, 6000) };
-    let mut seg = Heap::<I>::new(SIZE).unwrap();
+    let mut seg = ManagedHeapMemory::options()
+        .index::<I>()
+        .create(SIZE)
+        .unwrap();
     let mut model = std::collections::BTreeMap::new();
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for op in 0..ops {

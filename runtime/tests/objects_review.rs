@@ -11,8 +11,6 @@ use shmkit_runtime::*;
 use support::TempDir;
 
 type Heap = ManagedSegment<HeapMemory, ReadWrite, HashIndex>;
-type HeapOrd = ManagedSegment<HeapMemory, ReadWrite, OrderedIndex>;
-type HeapNull = ManagedSegment<HeapMemory, ReadWrite, NullIndex>;
 
 /// Words of a forged anonymous entry (`Entry<()>`) preceded by a fake block header, laid
 /// out so that word 6 looks like the data of an anonymous `u64` object.
@@ -63,8 +61,14 @@ fn destroy_ptr_still_destroys_genuine_anonymous_objects() {
         assert_eq!(seg.free_memory(), free);
     }
     run(Heap::new(1 << 20).unwrap());
-    run(HeapOrd::new(1 << 20).unwrap());
-    run(HeapNull::new(1 << 20).unwrap());
+    run(ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .create(1 << 20)
+        .unwrap());
+    run(ManagedHeapMemory::options()
+        .index::<NullIndex>()
+        .create(1 << 20)
+        .unwrap());
 }
 
 /// Bug 2 (HIGH): `reserve_named_objects(usize::MAX)` overflowed the table size (a panic in
@@ -116,7 +120,10 @@ fn copy_on_write_attach_keeps_user_blocks_that_look_like_index_data() {
         .iter()
         .map(|p| p.as_ptr() as usize - seg.base_address().as_ptr() as usize)
         .collect();
-    let cow = ManagedMappedFile::open_copy_on_write(&file).unwrap();
+    let cow = ManagedMappedFile::options()
+        .copy_on_write()
+        .open(&file)
+        .unwrap();
     assert_eq!(cow.find::<u64>("x").unwrap(), Some(&1));
     let mine: Vec<std::ptr::NonNull<u8>> = offs
         .iter()
@@ -175,7 +182,10 @@ fn instance_functions_refuse_forged_entries() {
 /// without the index lock while constructions rewrote them under it: a data race.
 #[test]
 fn instance_functions_take_the_index_lock() {
-    let seg = HeapOrd::new(1 << 20).unwrap();
+    let seg = ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .create(1 << 20)
+        .unwrap();
     let x: &u64 = seg.construct("m", 1u64).unwrap();
     std::thread::scope(|sc| {
         sc.spawn(|| {
@@ -370,7 +380,10 @@ fn copy_on_write_open_of_a_full_segment() {
         fill(&seg);
         seg.flush().unwrap();
     }
-    let cow = ManagedMappedFile::open_copy_on_write(&file).unwrap();
+    let cow = ManagedMappedFile::options()
+        .copy_on_write()
+        .open(&file)
+        .unwrap();
     assert_eq!(cow.find::<u64>("x").unwrap(), Some(&1));
     cow.check().unwrap();
 }
@@ -379,7 +392,10 @@ fn copy_on_write_open_of_a_full_segment() {
 /// panicked (capacity overflow) on a corrupted count.
 #[test]
 fn listing_objects_with_a_corrupt_count_does_not_panic() {
-    let seg = HeapOrd::new(1 << 16).unwrap();
+    let seg = ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .create(1 << 16)
+        .unwrap();
     seg.construct("a", 1u64).unwrap();
     let base = seg.base_address().as_ptr().cast::<u64>();
     let i = (0..64)

@@ -5,11 +5,11 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod support;
 
-use shmkit_runtime::segment::{Backing, Mode, Writable};
+use shmkit_runtime::segment::{Backing, Writable};
 use shmkit_runtime::{
-    BasicManagedMappedFile, BasicManagedSharedMemory, Error, IndexKind,
-    ManagedAnonymousSharedMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
-    ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex, Unique,
+    Error, IndexKind, ManagedAnonymousSharedMemory, ManagedMappedFile, ManagedSegment,
+    ManagedSharedMemory, ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
+    Unique,
 };
 use support::{unique_name, xsi_key, ShmGuard, TempDir};
 
@@ -68,9 +68,45 @@ fn objects_are_shared_between_mappings_xsi() {
 #[test]
 fn objects_are_shared_between_mappings_ordered_index() {
     let g = ShmGuard(unique_name());
-    let a = BasicManagedSharedMemory::<OrderedIndex>::create(&g.0, SIZE).unwrap();
-    let mut b = BasicManagedSharedMemory::<OrderedIndex>::open(&g.0).unwrap();
+    let a = ManagedSharedMemory::options()
+        .index::<OrderedIndex>()
+        .create(&g.0, SIZE)
+        .unwrap();
+    let mut b = ManagedSharedMemory::options()
+        .index::<OrderedIndex>()
+        .open(&g.0)
+        .unwrap();
     shared_between(&a, &mut b);
+}
+
+/// XSI and anonymous memory open through the same builder as shared memory: index kind,
+/// permissions, timeout and read-only mode.
+#[test]
+fn xsi_and_anonymous_segments_open_through_the_builder() {
+    let dir = TempDir::new();
+    let (key, _guard) = xsi_key(&dir);
+    let writer = ManagedXsiSharedMemory::options()
+        .permissions(shmkit_runtime::Permissions::from_mode(0o640))
+        .index::<OrderedIndex>()
+        .create(key, SIZE)
+        .unwrap();
+    writer.construct("x", 3u32).unwrap();
+    let reader = ManagedXsiSharedMemory::options()
+        .init_timeout(std::time::Duration::from_millis(100))
+        .read_only()
+        .index::<OrderedIndex>()
+        .open(key)
+        .unwrap();
+    assert_eq!(reader.find::<u32>("x").unwrap(), Some(&3));
+    let err = ManagedXsiSharedMemory::open(key).unwrap_err();
+    assert!(matches!(err, Error::IndexMismatch { .. }), "{err}");
+
+    let anon = ManagedAnonymousSharedMemory::options()
+        .index::<OrderedIndex>()
+        .create(SIZE)
+        .unwrap();
+    anon.construct("y", 4u8).unwrap();
+    assert_eq!(anon.named_objects().unwrap().count(), 1);
 }
 
 #[test]
@@ -105,7 +141,10 @@ fn read_only_mappings_find_without_the_lock() {
     let seg = ManagedSharedMemory::create(&g.0, SIZE).unwrap();
     seg.construct("pi", 3.25f32).unwrap();
     seg.construct_unique(5u16).unwrap();
-    let ro = ManagedSharedMemory::open_read_only(&g.0).unwrap();
+    let ro = ManagedSharedMemory::options()
+        .read_only()
+        .open(&g.0)
+        .unwrap();
     // Another thread holding the index lock does not keep a read-only find waiting.
     seg.atomic_func(|| {
         assert_eq!(ro.find::<f32>("pi").unwrap(), Some(&3.25));
@@ -133,7 +172,10 @@ fn copy_on_write_example_of_the_reference() {
     {
         let managed_file = ManagedMappedFile::create(&file, 65536).unwrap();
         managed_file.construct("MyInt", 0i32).unwrap();
-        let mut cow = ManagedMappedFile::open_copy_on_write(&file).unwrap();
+        let mut cow = ManagedMappedFile::options()
+            .copy_on_write()
+            .open(&file)
+            .unwrap();
         assert!(cow.destroy::<i32>("MyInt").unwrap());
         cow.construct("MyInt2", 0i32).unwrap();
         assert!(cow.find::<i32>("MyInt").unwrap().is_none());
@@ -150,7 +192,10 @@ fn copy_on_write_example_of_the_reference() {
         assert!(cow2.find::<i32>("MyInt").unwrap().is_none());
         assert!(cow2.find::<i32>("MyInt2").unwrap().is_some());
     }
-    let ro = ManagedMappedFile::open_read_only(&file).unwrap();
+    let ro = ManagedMappedFile::options()
+        .read_only()
+        .open(&file)
+        .unwrap();
     assert!(ro.find::<i32>("MyInt").unwrap().is_some());
     assert!(ro.find::<i32>("MyInt2").unwrap().is_none());
     assert_eq!(ro.named_objects().unwrap().count(), 1);
@@ -164,7 +209,10 @@ fn a_copy_on_write_mapping_taken_while_the_index_is_locked_works_alone() {
     seg.construct("kept", 1u64).unwrap();
     seg.atomic_func(|| {
         // The copy's lock word says "held by this process"; the copy frees it.
-        let cow = ManagedSharedMemory::open_copy_on_write(&g.0).unwrap();
+        let cow = ManagedSharedMemory::options()
+            .copy_on_write()
+            .open(&g.0)
+            .unwrap();
         cow.construct("private", 2u64).unwrap();
         assert_eq!(cow.find::<u64>("kept").unwrap(), Some(&1));
     })
@@ -172,15 +220,22 @@ fn a_copy_on_write_mapping_taken_while_the_index_is_locked_works_alone() {
     assert_eq!(seg.find::<u64>("private").unwrap(), None);
 }
 
-fn open_file_as<I: IndexKind, M: Mode>(path: &std::path::Path) -> Result<(), Error> {
-    BasicManagedMappedFile::<I, M>::open_with(path, &Default::default()).map(drop)
+fn open_file_read_only_as<I: IndexKind>(path: &std::path::Path) -> Result<(), Error> {
+    ManagedMappedFile::options()
+        .read_only()
+        .index::<I>()
+        .open(path)
+        .map(drop)
 }
 
 #[test]
 fn a_segment_opened_with_another_index_kind_is_refused() {
     let dir = TempDir::new();
     let path = dir.join("ordered");
-    let seg = BasicManagedMappedFile::<OrderedIndex>::create(&path, SIZE).unwrap();
+    let seg = ManagedMappedFile::options()
+        .index::<OrderedIndex>()
+        .create(&path, SIZE)
+        .unwrap();
     seg.construct(Unique, 1u8).unwrap();
     let err = ManagedMappedFile::open(&path).unwrap_err();
     assert!(matches!(err, Error::IndexMismatch { .. }), "{err}");
@@ -189,10 +244,10 @@ fn a_segment_opened_with_another_index_kind_is_refused() {
         "{err}"
     );
     assert!(matches!(
-        open_file_as::<NullIndex, shmkit_runtime::ReadOnly>(&path),
+        open_file_read_only_as::<NullIndex>(&path),
         Err(Error::IndexMismatch { .. })
     ));
-    open_file_as::<OrderedIndex, shmkit_runtime::ReadOnly>(&path).unwrap();
+    open_file_read_only_as::<OrderedIndex>(&path).unwrap();
 }
 
 /// Lookups without the lock (checked by the index version) racing a writer in another

@@ -16,8 +16,8 @@ use std::time::Duration;
 use rustix::mm::{MapFlags, ProtFlags};
 use shmkit_runtime::os::{page_size, Permissions};
 use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
-use shmkit_runtime::{Error, ReadOnly, ReadWrite, SegmentOptions};
-use support::{get, map_perms, mode_of, put, Block, Seg, SegIn, ShmGuard, Target};
+use shmkit_runtime::Error;
+use support::{get, map_perms, mode_of, put, Block, Seg, ShmGuard, Target};
 
 const SIZE: usize = 64 * 1024;
 
@@ -27,7 +27,7 @@ on_both_devices!(
     open_of_a_missing_segment_is_not_found,
     zero_or_too_small_size_is_invalid_size_and_leaves_nothing_behind,
     permissions_default_to_owner_read_write,
-    permissions_come_from_segment_options,
+    permissions_come_from_the_builder,
     opening_a_read_only_device_for_writing_is_permission_denied,
     remove_frees_the_name_at_once_while_open_segments_keep_working,
     a_full_segment_is_out_of_memory_and_loses_nothing,
@@ -86,7 +86,7 @@ fn duplicate_create_is_already_exists_and_leaves_the_segment_untouched<T: Target
     let shown = t.name_string();
     let shown = shown.rsplit('/').next().unwrap();
     assert!(err.to_string().contains(shown), "names the segment: {err}");
-    let err = Seg::<T>::create_with(t.name(), SIZE, &SegmentOptions::default()).unwrap_err();
+    let err = Seg::<T>::options().create(t.name(), SIZE).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
 
     // The failed creates neither removed, resized nor reformatted the existing segment.
@@ -101,15 +101,21 @@ fn open_of_a_missing_segment_is_not_found<T: Target>() {
     let t = T::new();
     let err = Seg::<T>::open(t.name()).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "open: {err:?}");
-    let err = Seg::<T>::open_read_only(t.name()).unwrap_err();
+    let err = Seg::<T>::options().read_only().open(t.name()).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "read-only: {err:?}");
-    let err = Seg::<T>::open_copy_on_write(t.name()).unwrap_err();
+    let err = Seg::<T>::options()
+        .copy_on_write()
+        .open(t.name())
+        .unwrap_err();
     assert!(
         matches!(err, Error::NotFound { .. }),
         "copy-on-write: {err:?}"
     );
-    let err = SegIn::<T, ReadWrite>::open_with(t.name(), &SegmentOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "open_with: {err:?}");
+    let err = Seg::<T>::options().open(t.name()).unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { .. }),
+        "builder open: {err:?}"
+    );
     let err = Seg::<T>::grow(t.name(), 4096).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "grow: {err:?}");
     let err = Seg::<T>::shrink_to_fit(t.name()).unwrap_err();
@@ -154,19 +160,16 @@ fn permissions_default_to_owner_read_write<T: Target>() {
     assert_eq!(mode_of(t2.path()), 0o600, "open_or_create");
 }
 
-fn permissions_come_from_segment_options<T: Target>() {
+fn permissions_come_from_the_builder<T: Target>() {
     // 0o666 would come out 0o644 under the usual umask 022 if the mode only went to open().
     for mode in [0o666, 0o640, 0o604] {
-        let opts = SegmentOptions {
-            permissions: Permissions::from_mode(mode),
-            ..SegmentOptions::default()
-        };
+        let opts = Seg::<T>::options().permissions(Permissions::from_mode(mode));
         let t = T::new();
-        let _seg = Seg::<T>::create_with(t.name(), SIZE, &opts).unwrap();
-        assert_eq!(mode_of(t.path()), mode, "create_with {mode:o}");
+        let _seg = opts.clone().create(t.name(), SIZE).unwrap();
+        assert_eq!(mode_of(t.path()), mode, "create {mode:o}");
         let t2 = T::new();
-        let _seg2 = Seg::<T>::open_or_create_with(t2.name(), SIZE, &opts).unwrap();
-        assert_eq!(mode_of(t2.path()), mode, "open_or_create_with {mode:o}");
+        let _seg2 = opts.open_or_create(t2.name(), SIZE).unwrap();
+        assert_eq!(mode_of(t2.path()), mode, "open_or_create {mode:o}");
     }
 }
 
@@ -202,9 +205,15 @@ fn opening_a_read_only_device_for_writing_is_permission_denied<T: Target>() {
             "grow: {err:?}"
         );
         // Reading is allowed, and copy-on-write only needs to read the device.
-        let ro = Seg::<T>::open_read_only(t.name()).expect("read-only open");
+        let ro = Seg::<T>::options()
+            .read_only()
+            .open(t.name())
+            .expect("read-only open");
         block.assert_intact(&ro);
-        let cow = Seg::<T>::open_copy_on_write(t.name()).expect("cow open");
+        let cow = Seg::<T>::options()
+            .copy_on_write()
+            .open(t.name())
+            .expect("cow open");
         cow.allocate(64).expect("copy-on-write allocation");
         drop((ro, cow));
         // Handed back so that the device is removed by this (root) thread.
@@ -415,19 +424,15 @@ fn at_free_address<S>(mut map: impl FnMut(NonNull<u8>) -> Result<S, Error>) -> (
 
 fn fixed_address_mapping_lands_at_a_free_address<T: Target>() {
     let t = T::new();
-    let at = |addr| SegmentOptions {
-        address: Some(addr),
-        ..SegmentOptions::default()
-    };
-    let (seg, addr) = at_free_address(|addr| Seg::<T>::create_with(t.name(), SIZE, &at(addr)));
+    let at = |addr| Seg::<T>::options().address(addr);
+    let (seg, addr) = at_free_address(|addr| at(addr).create(t.name(), SIZE));
     assert_eq!(seg.base_address(), addr, "mapped where asked");
     let block = Block::new(&seg, 128, 21);
     assert!(seg.contains(block.ptr(&seg).as_ptr()));
     drop(seg);
 
     // Reopen at (another) fixed address: the same handle finds the same bytes there.
-    let (seg, addr2) =
-        at_free_address(|addr| SegIn::<T, ReadWrite>::open_with(t.name(), &at(addr)));
+    let (seg, addr2) = at_free_address(|addr| at(addr).open(t.name()));
     assert_eq!(seg.base_address(), addr2);
     block.assert_intact(&seg);
     assert_eq!(
@@ -465,29 +470,23 @@ fn fixed_address_mapping_never_replaces_an_existing_mapping<T: Target>() {
     // Ask for a segment starting in the middle of it (overlapping, not just equal).
     // SAFETY: one page into a `len`-byte mapping stays inside it.
     let addr = NonNull::new(unsafe { p.cast::<u8>().add(page_size()) }).unwrap();
-    let opts = SegmentOptions {
-        address: Some(addr),
-        ..SegmentOptions::default()
-    };
+    let opts = Seg::<T>::options().address(addr);
 
     let t = T::new();
-    let err = Seg::<T>::create_with(t.name(), SIZE, &opts).unwrap_err();
+    let err = opts.clone().create(t.name(), SIZE).unwrap_err();
     assert!(
         matches!(err, Error::AlreadyExists { .. }),
-        "create_with: {err:?}"
+        "create: {err:?}"
     );
     assert!(!t.path().exists(), "the failed create removed its device");
 
     Seg::<T>::create(t.name(), SIZE).unwrap();
-    let err = SegIn::<T, ReadWrite>::open_with(t.name(), &opts).unwrap_err();
+    let err = opts.clone().open(t.name()).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "open: {err:?}");
+    let err = opts.read_only().open(t.name()).unwrap_err();
     assert!(
         matches!(err, Error::AlreadyExists { .. }),
-        "open_with: {err:?}"
-    );
-    let err = SegIn::<T, ReadOnly>::open_with(t.name(), &opts).unwrap_err();
-    assert!(
-        matches!(err, Error::AlreadyExists { .. }),
-        "read-only open_with: {err:?}"
+        "read-only open: {err:?}"
     );
 
     // SAFETY: our mapping of `len` bytes, still mapped (held by `occupied`).
@@ -552,9 +551,9 @@ fn data_persists_after_flush_drop_and_reopen<T: Target>() {
     extra.assert_intact(&seg);
     blocks[9].assert_intact(&seg);
     // Flushing mappings that cannot write back is a no-op, not an error.
-    let ro = Seg::<T>::open_read_only(t.name()).unwrap();
+    let ro = Seg::<T>::options().read_only().open(t.name()).unwrap();
     ro.flush().expect("flush of a read-only mapping");
-    let cow = Seg::<T>::open_copy_on_write(t.name()).unwrap();
+    let cow = Seg::<T>::options().copy_on_write().open(t.name()).unwrap();
     cow.flush().expect("flush of a copy-on-write mapping");
 }
 
@@ -589,7 +588,10 @@ fn shm_names_the_os_cannot_use_are_invalid_name() {
         );
         check(
             "open_read_only",
-            Seg::<support::ShmTarget>::open_read_only(bad).unwrap_err(),
+            Seg::<support::ShmTarget>::options()
+                .read_only()
+                .open(bad)
+                .unwrap_err(),
         );
         check(
             "remove",

@@ -11,8 +11,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use shmkit_runtime::segment::header::{state, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
-use shmkit_runtime::{Error, ReadWrite, SegmentOptions};
-use support::{offsets, patch_file, read_u32, write_u32, Block, Seg, SegIn, Target};
+use shmkit_runtime::segment::DeviceBacking;
+use shmkit_runtime::{Error, SegmentBuilder};
+use support::{offsets, patch_file, read_u32, write_u32, Block, Seg, Target};
 
 const SIZE: usize = 64 * 1024;
 
@@ -29,11 +30,8 @@ on_both_devices!(
     a_live_but_slow_creator_is_a_timeout_after_init_timeout,
 );
 
-fn opts(init_timeout: Duration) -> SegmentOptions {
-    SegmentOptions {
-        init_timeout,
-        ..SegmentOptions::default()
-    }
+fn opts<T: Target>(init_timeout: Duration) -> SegmentBuilder<DeviceBacking<T::Dev>> {
+    Seg::<T>::options().init_timeout(init_timeout)
 }
 
 /// Writes `bytes` as the whole device of `t` (creating it).
@@ -45,22 +43,19 @@ fn write_device<T: Target>(t: &T, bytes: &[u8]) {
 /// a byte of the device (an opener never "repairs" or reformats what it cannot use).
 fn every_open_fails<T: Target>(t: &T, timeout: Duration, check: impl Fn(&str, &Error)) {
     let before = std::fs::read(t.path()).unwrap();
-    let o = opts(timeout);
+    let o = opts::<T>(timeout);
+    check("open", &o.clone().open(t.name()).unwrap_err());
     check(
-        "open_with",
-        &SegIn::<T, ReadWrite>::open_with(t.name(), &o).unwrap_err(),
+        "open_or_create",
+        &o.clone().open_or_create(t.name(), SIZE).unwrap_err(),
     );
     check(
-        "open_or_create_with",
-        &Seg::<T>::open_or_create_with(t.name(), SIZE, &o).unwrap_err(),
+        "read-only open",
+        &o.clone().read_only().open(t.name()).unwrap_err(),
     );
     check(
-        "read-only open_with",
-        &SegIn::<T, shmkit_runtime::ReadOnly>::open_with(t.name(), &o).unwrap_err(),
-    );
-    check(
-        "copy-on-write open_with",
-        &SegIn::<T, shmkit_runtime::CopyOnWrite>::open_with(t.name(), &o).unwrap_err(),
+        "copy-on-write open",
+        &o.copy_on_write().open(t.name()).unwrap_err(),
     );
     assert!(
         std::fs::read(t.path()).unwrap() == before,
@@ -93,8 +88,9 @@ fn an_all_zero_device_is_not_a_segment_after_a_short_wait<T: Target>() {
     let t = T::new();
     write_device(&t, &vec![0; SIZE]);
     let started = Instant::now();
-    let err =
-        SegIn::<T, ReadWrite>::open_with(t.name(), &opts(Duration::from_millis(200))).unwrap_err();
+    let err = opts::<T>(Duration::from_millis(200))
+        .open(t.name())
+        .unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::NotASegment { .. }), "{err:?}");
     assert!(
@@ -254,7 +250,7 @@ fn a_live_but_slow_creator_is_a_timeout_after_init_timeout<T: Target>() {
     write_device(&t, &initialising_header(std::process::id()));
     let limit = Duration::from_millis(300);
     let started = Instant::now();
-    let err = SegIn::<T, ReadWrite>::open_with(t.name(), &opts(limit)).unwrap_err();
+    let err = opts::<T>(limit).open(t.name()).unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(
@@ -262,7 +258,7 @@ fn a_live_but_slow_creator_is_a_timeout_after_init_timeout<T: Target>() {
         "gave up after {took:?}, before the {limit:?} timeout"
     );
     assert!(took < limit + Duration::from_secs(1), "took {took:?}");
-    let err = Seg::<T>::open_or_create_with(t.name(), SIZE, &opts(limit)).unwrap_err();
+    let err = opts::<T>(limit).open_or_create(t.name(), SIZE).unwrap_err();
     assert!(
         matches!(err, Error::Timeout { .. }),
         "open_or_create: {err:?}"
@@ -275,6 +271,6 @@ fn a_live_but_slow_creator_is_a_timeout_after_init_timeout<T: Target>() {
     drop(Seg::<T>::create(real.name(), SIZE).unwrap());
     let bytes = std::fs::read(real.path()).unwrap();
     write_device(&t, &bytes);
-    let seg = SegIn::<T, ReadWrite>::open_with(t.name(), &opts(limit)).expect("ready now");
+    let seg = opts::<T>(limit).open(t.name()).expect("ready now");
     assert!(seg.all_memory_deallocated());
 }

@@ -32,7 +32,10 @@ fn read_only_open_reads_the_same_segment<T: Target>() {
     let t = T::new();
     let blocks = populated(&t);
     let rw = Seg::<T>::open(t.name()).unwrap();
-    let ro = Seg::<T>::open_read_only(t.name()).expect("open_read_only");
+    let ro = Seg::<T>::options()
+        .read_only()
+        .open(t.name())
+        .expect("open_read_only");
 
     assert_eq!(
         map_perms(ro.base_address().as_ptr()),
@@ -54,7 +57,7 @@ fn read_only_open_reads_the_same_segment<T: Target>() {
     // Reading changed nothing, not even the lock word.
     drop((ro, rw));
     let before = std::fs::read(t.path()).unwrap();
-    let ro = Seg::<T>::open_read_only(t.name()).unwrap();
+    let ro = Seg::<T>::options().read_only().open(t.name()).unwrap();
     assert!(ro.check_sanity());
     let _ = ro.free_memory();
     drop(ro);
@@ -65,7 +68,7 @@ fn read_only_open_sees_later_changes_of_writers<T: Target>() {
     let t = T::new();
     populated(&t);
     let rw = Seg::<T>::open(t.name()).unwrap();
-    let ro = Seg::<T>::open_read_only(t.name()).unwrap();
+    let ro = Seg::<T>::options().read_only().open(t.name()).unwrap();
     // A shared read-only mapping is a live view, not a snapshot.
     let late = Block::new(&rw, 3000, 55);
     late.assert_intact(&ro);
@@ -81,7 +84,10 @@ fn copy_on_write_changes_stay_private<T: Target>() {
     let normal = Seg::<T>::open(t.name()).unwrap();
     let free_before = normal.free_memory();
 
-    let cow = Seg::<T>::open_copy_on_write(t.name()).expect("open_copy_on_write");
+    let cow = Seg::<T>::options()
+        .copy_on_write()
+        .open(t.name())
+        .expect("open_copy_on_write");
     assert_eq!(
         map_perms(cow.base_address().as_ptr()),
         "rw-p",
@@ -114,7 +120,7 @@ fn copy_on_write_changes_stay_private<T: Target>() {
     let reopened = Seg::<T>::open(t.name()).unwrap();
     assert_eq!(reopened.free_memory(), free_before);
     blocks[0].assert_intact(&reopened);
-    let cow2 = Seg::<T>::open_copy_on_write(t.name()).unwrap();
+    let cow2 = Seg::<T>::options().copy_on_write().open(t.name()).unwrap();
     assert_eq!(cow2.free_memory(), free_before);
     blocks[0].assert_intact(&cow2);
     drop((cow, cow2, reopened));
@@ -136,7 +142,7 @@ fn a_dump_of_a_copy_on_write_mapping_is_a_segment_with_its_changes<T: Target>() 
     // file, open that: it has the changes, the original does not.
     let t = T::new();
     let blocks = populated(&t);
-    let cow = Seg::<T>::open_copy_on_write(t.name()).unwrap();
+    let cow = Seg::<T>::options().copy_on_write().open(t.name()).unwrap();
     let added = Block::new(&cow, 1234, 600);
     blocks[3].free(&cow);
     let free_cow = cow.free_memory();
@@ -151,7 +157,7 @@ fn a_dump_of_a_copy_on_write_mapping_is_a_segment_with_its_changes<T: Target>() 
     added.assert_intact(&dumped);
     assert!(dumped.usable_size(blocks[3].ptr(&dumped)).is_none());
 
-    let original = Seg::<T>::open_read_only(t.name()).unwrap();
+    let original = Seg::<T>::options().read_only().open(t.name()).unwrap();
     assert!(original.usable_size(blocks[3].ptr(&original)).is_some());
     blocks[3].assert_intact(&original);
     assert!(original.usable_size(added.ptr(&original)).is_none() || !added.intact(&original));

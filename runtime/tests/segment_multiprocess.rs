@@ -43,13 +43,19 @@ fn child_verifier() {
     match child_env("SHMKIT_KIND").as_str() {
         "shm" => verify_as_child(
             &Seg::<ShmTarget>::open(ShmTarget::parse_name(&name)).unwrap(),
-            &Seg::<ShmTarget>::open_read_only(ShmTarget::parse_name(&name)).unwrap(),
+            &Seg::<ShmTarget>::options()
+                .read_only()
+                .open(ShmTarget::parse_name(&name))
+                .unwrap(),
             &blocks,
             slot,
         ),
         "file" => verify_as_child(
             &Seg::<FileTarget>::open(FileTarget::parse_name(&name)).unwrap(),
-            &Seg::<FileTarget>::open_read_only(FileTarget::parse_name(&name)).unwrap(),
+            &Seg::<FileTarget>::options()
+                .read_only()
+                .open(FileTarget::parse_name(&name))
+                .unwrap(),
             &blocks,
             slot,
         ),
@@ -57,7 +63,10 @@ fn child_verifier() {
             let key = XsiKey::from_path(std::path::Path::new(&name), b'S').unwrap();
             verify_as_child(
                 &ManagedXsiSharedMemory::open(key).unwrap(),
-                &ManagedXsiSharedMemory::open_read_only(key).unwrap(),
+                &ManagedXsiSharedMemory::options()
+                    .read_only()
+                    .open(key)
+                    .unwrap(),
                 &blocks,
                 slot,
             )

@@ -85,7 +85,10 @@ fn open_of_a_missing_key_is_not_found() {
     let (key, _guard) = xsi_key(&dir);
     let err = ManagedXsiSharedMemory::open(key).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
-    let err = ManagedXsiSharedMemory::open_read_only(key).unwrap_err();
+    let err = ManagedXsiSharedMemory::options()
+        .read_only()
+        .open(key)
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert!(
         !ManagedXsiSharedMemory::remove(key).unwrap(),
@@ -168,7 +171,10 @@ fn read_only_attachment_reads_the_same_segment() {
         .collect();
     blocks[1].free(&rw);
 
-    let ro = ManagedXsiSharedMemory::open_read_only(key).expect("open_read_only");
+    let ro = ManagedXsiSharedMemory::options()
+        .read_only()
+        .open(key)
+        .expect("open_read_only");
     assert_eq!(map_perms(ro.base_address().as_ptr()), "r--s");
     assert_eq!(ro.size(), SIZE);
     assert_eq!(ro.free_memory(), rw.free_memory());

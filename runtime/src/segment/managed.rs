@@ -1,8 +1,9 @@
 //! `ManagedSegment<B, M, I>`: the one API every kind of managed segment offers. `B` is the
 //! backing that keeps the bytes mapped (shared memory, a file, heap memory, …); `M` is the
 //! access mode, which decides at compile time whether the writing half of the API exists;
-//! `I` is the kind of name index (see [`crate::objects`]). The object methods live in
-//! `objects_api.rs`.
+//! `I` is the kind of name index (see [`crate::objects`]). Segments are opened through
+//! [`SegmentBuilder`](super::SegmentBuilder) (`options()`) or its shorthands; the object
+//! methods live in `objects_api.rs`.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -14,7 +15,7 @@ use super::mode::{Mode, ReadWrite, Writable};
 use crate::alloc::{cache, Allocation, Command};
 use crate::error::{Error, Result};
 use crate::objects::{self, HashIndex, IndexKind};
-use crate::os::{MapMode, Permissions};
+use crate::os::MapMode;
 use crate::registry::{self, Registration};
 
 /// What keeps a segment's bytes mapped. Each managed segment kind has one.
@@ -24,36 +25,6 @@ pub trait Backing: Send + Sync {
     /// Writes changes back to the device, where there is one.
     fn flush(&self) -> Result<()> {
         Ok(())
-    }
-}
-
-/// Settings for creating or opening a segment; `Default` is what the short constructors use.
-#[derive(Clone, Debug)]
-pub struct SegmentOptions {
-    /// Mode bits of a created device (default `0o600`).
-    pub permissions: Permissions,
-    /// How long an opener waits for another process that is still creating the segment.
-    pub init_timeout: Duration,
-    /// Map at this address (refusing to replace an existing mapping) instead of anywhere.
-    pub address: Option<NonNull<u8>>,
-    /// Reserve the device's storage at creation (`fallocate`), so that a full `/dev/shm`
-    /// or disk is an error now rather than a SIGBUS later. On by default.
-    pub reserve: bool,
-}
-
-// SAFETY: `address` is only a requested location, never dereferenced through the options.
-unsafe impl Send for SegmentOptions {}
-// SAFETY: as above.
-unsafe impl Sync for SegmentOptions {}
-
-impl Default for SegmentOptions {
-    fn default() -> Self {
-        SegmentOptions {
-            permissions: Permissions::default(),
-            init_timeout: header::DEFAULT_INIT_TIMEOUT,
-            address: None,
-            reserve: true,
-        }
     }
 }
 
@@ -246,12 +217,28 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     }
 }
 
-impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
+/// Constants on the default parameters, so that `ManagedSharedMemory::MIN_ALIGN` names
+/// them as written (an alias's defaults do not apply in expression position).
+impl<B: Backing> ManagedSegment<B> {
     /// Bytes of bookkeeping each allocation costs (Boost's `PayloadPerAllocation`).
+    ///
+    /// ```
+    /// use shmkit_runtime::ManagedSharedMemory;
+    /// // What 1,000 allocations of 24 bytes take at least.
+    /// let need = 1_000 * (24 + ManagedSharedMemory::PAYLOAD_PER_ALLOCATION);
+    /// assert!(need > 24_000);
+    /// ```
     pub const PAYLOAD_PER_ALLOCATION: usize = crate::alloc::PAYLOAD_PER_ALLOCATION;
     /// Alignment of every block `allocate` returns.
+    ///
+    /// ```
+    /// use shmkit_runtime::ManagedMappedFile;
+    /// assert!(ManagedMappedFile::MIN_ALIGN.is_power_of_two());
+    /// ```
     pub const MIN_ALIGN: usize = crate::alloc::MIN_ALIGN;
+}
 
+impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// Allocates `size` bytes aligned to [`MIN_ALIGN`](Self::MIN_ALIGN).
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {

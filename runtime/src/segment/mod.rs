@@ -2,25 +2,22 @@
 //! kind of memory (shared memory, mapped file, heap, external buffer, anonymous, XSI).
 
 pub mod backing;
+pub mod builder;
 pub mod core;
+mod handle_text;
 pub mod header;
 pub mod managed;
 pub mod mode;
 mod objects_api;
 mod root_api;
 
-pub use self::backing::anonymous::{
-    AnonymousMemory, BasicManagedAnonymousSharedMemory, ManagedAnonymousSharedMemory,
-};
-pub use self::backing::buffer::{
-    BasicManagedExternalBuffer, ExternalBuffer, ManagedExternalBuffer,
-};
-pub use self::backing::device::{
-    BasicManagedMappedFile, BasicManagedSharedMemory, Device, DeviceBacking, ManagedMappedFile,
-    ManagedSharedMemory,
-};
-pub use self::backing::heap::{BasicManagedHeapMemory, HeapMemory, ManagedHeapMemory};
-pub use self::backing::xsi::{BasicManagedXsiSharedMemory, ManagedXsiSharedMemory, XsiBacking};
+pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
+pub use self::backing::buffer::{AlignedBuffer, ExternalBuffer, ManagedExternalBuffer};
+pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, ManagedSharedMemory};
+pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
+pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
+pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
 pub use self::core::{Handle, SegmentCore};
-pub use self::managed::{Backing, ManagedSegment, SegmentOptions};
+pub use self::handle_text::ParseHandleError;
+pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite, Writable};

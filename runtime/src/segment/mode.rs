@@ -16,7 +16,7 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
 #[diagnostic::on_unimplemented(
     message = "a `{Self}` segment cannot be written",
     label = "opened read-only",
-    note = "open the segment read-write (`open`) or copy-on-write (`open_copy_on_write`) to change it"
+    note = "to change it, open it read-write (`open`) or copy-on-write (`options().copy_on_write().open(..)`); to read it, use `root`, `find_root` or `find`"
 )]
 pub trait Writable: Mode {}
 

@@ -1,6 +1,6 @@
 //! Typed roots: `segment.root::<Db>()` finds or builds (with `Default`) the one root a
 //! `#[shm_segment]` type declares, after checking that the layout stored in the segment is
-//! the layout this program compiled.
+//! the layout this program compiled. On a read-only mapping `root` finds and never builds.
 //!
 //! A root named `N` is two objects of the named index: `__shmkit_schema::N`, the encoded
 //! [`Schema`](crate::Schema) (bytes), and `__shmkit_root::N`, the value. Both are made under
@@ -9,7 +9,7 @@
 //! program with another layout gets [`Error::SchemaMismatch`], never a misread value.
 
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{Mode, Writable};
+use super::mode::{Mode, ReadOnly, Writable};
 use crate::error::{Error, Result};
 use crate::objects::{IndexKind, NamedIndex};
 use crate::position::ShmMut;
@@ -70,11 +70,32 @@ impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I>
             self.find_or_construct::<T>(root_name::<T>().as_str(), T::default)
         })?
     }
+}
 
+impl<B: Backing, I: IndexKind + NamedIndex> ManagedSegment<B, ReadOnly, I> {
+    /// The segment's root `T`, found, never built: a read-only mapping cannot write it. When
+    /// the segment has none the error is [`Error::NotFound`] naming the root; a writable
+    /// mapping builds it (or [`find_root`](Self::find_root) says `None` instead).
+    pub fn root<T: ShmRoot>(&self) -> Result<&T> {
+        self.find_root::<T>()?.ok_or_else(|| Error::NotFound {
+            what: format!(
+                "{} (a read-only mapping finds roots, never builds them: a writable mapping's \
+                 `root` builds it; `find_root` gives `None` instead of this error)",
+                what::<T>()
+            ),
+        })
+    }
+}
+
+impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
     /// Mutable access to the root (built as [`root`](Self::root) does) through the guard:
     /// `&mut` for plain fields through the derive's accessors, in-place operations for
-    /// position-dependent ones.
-    pub fn root_mut<T: ShmRoot>(&mut self) -> Result<ShmMut<'_, T>> {
+    /// position-dependent ones. Needs a writable mapping (the bound is on the method so that
+    /// the error on a read-only one says what to use instead).
+    pub fn root_mut<T: ShmRoot>(&mut self) -> Result<ShmMut<'_, T>>
+    where
+        M: Writable,
+    {
         self.root::<T>()?;
         self.find_mut::<T>(root_name::<T>().as_str())?
             .ok_or_else(|| Error::NotFound { what: what::<T>() })

@@ -114,8 +114,6 @@ pub trait Target: Send + 'static {
 
 /// The read-write managed segment type of a target.
 pub type Seg<T> = ManagedSegment<DeviceBacking<<T as Target>::Dev>>;
-/// The managed segment type of a target in access mode `M`.
-pub type SegIn<T, M> = ManagedSegment<DeviceBacking<<T as Target>::Dev>, M>;
 
 /// A POSIX shared memory name.
 pub struct ShmTarget {

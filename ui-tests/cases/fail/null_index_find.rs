@@ -1,6 +1,6 @@
-use shmkit::{BasicManagedHeapMemory, NullIndex};
+use shmkit::{ManagedHeapMemory, NullIndex};
 
-fn lookup(segment: &BasicManagedHeapMemory<NullIndex>) {
+fn lookup(segment: &ManagedHeapMemory<NullIndex>) {
     let _ = segment.find::<u64>("hits");
 }
 

@@ -1,6 +1,6 @@
-use shmkit::{BasicManagedHeapMemory, NullIndex};
+use shmkit::{ManagedHeapMemory, NullIndex};
 
-fn build(segment: &BasicManagedHeapMemory<NullIndex>) {
+fn build(segment: &ManagedHeapMemory<NullIndex>) {
     segment.construct("hits", 1u64).unwrap();
 }
 

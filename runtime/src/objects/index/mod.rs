@@ -107,9 +107,8 @@ pub struct Root {
 /// }
 /// ```
 /// ```
-/// use shmkit_runtime::segment::HeapMemory;
-/// use shmkit_runtime::{ManagedSegment, NullIndex, ReadWrite};
-/// let seg = ManagedSegment::<HeapMemory, ReadWrite, NullIndex>::new(1 << 16).unwrap();
+/// use shmkit_runtime::{ManagedHeapMemory, NullIndex};
+/// let seg = ManagedHeapMemory::options().index::<NullIndex>().create(1 << 16).unwrap();
 /// let x = seg.construct_anonymous(5u64).unwrap(); // anonymous objects need no index
 /// assert_eq!(*x, 5);
 /// ```

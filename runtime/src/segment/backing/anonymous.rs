@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::MappedRegion;
+use crate::segment::builder::SegmentBuilder;
 use crate::segment::header::DEFAULT_INIT_TIMEOUT;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::ReadWrite;
@@ -21,14 +22,14 @@ impl Backing for AnonymousMemory {
     }
 }
 
-/// A segment in anonymous shared memory, inherited by forked children.
-pub type ManagedAnonymousSharedMemory = BasicManagedAnonymousSharedMemory<HashIndex>;
-/// [`ManagedAnonymousSharedMemory`] with another name index.
-pub type BasicManagedAnonymousSharedMemory<I> = ManagedSegment<AnonymousMemory, ReadWrite, I>;
+/// A segment in anonymous shared memory, inherited by forked children. Another index is
+/// chosen on the builder: `ManagedAnonymousSharedMemory::options().index::<I>().create(size)`.
+pub type ManagedAnonymousSharedMemory<I = HashIndex> =
+    ManagedSegment<AnonymousMemory, ReadWrite, I>;
 
-impl<I: IndexKind> ManagedSegment<AnonymousMemory, ReadWrite, I> {
+impl<I: IndexKind> SegmentBuilder<AnonymousMemory, ReadWrite, I> {
     /// A new, empty segment of `size` bytes that children forked from now on share.
-    pub fn new(size: usize) -> Result<Self> {
+    pub fn create(self, size: usize) -> Result<ManagedAnonymousSharedMemory<I>> {
         check_size(size as u64)?;
         let region = MappedRegion::anonymous_shared(size)?;
         let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
@@ -44,5 +45,13 @@ impl<I: IndexKind> ManagedSegment<AnonymousMemory, ReadWrite, I> {
                 DEFAULT_INIT_TIMEOUT,
             )
         }
+    }
+}
+
+impl ManagedAnonymousSharedMemory {
+    /// A new, empty segment of `size` bytes that children forked from now on share: the
+    /// builder with its defaults.
+    pub fn new(size: usize) -> Result<Self> {
+        Self::options().create(size)
     }
 }

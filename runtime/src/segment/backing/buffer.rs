@@ -6,9 +6,10 @@ use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
-use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE};
+use crate::segment::builder::SegmentBuilder;
+use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::segment::managed::{Backing, ManagedSegment};
-use crate::segment::mode::{ReadOnly, ReadWrite};
+use crate::segment::mode::{Mode, ReadOnly, ReadWrite};
 
 /// The caller's buffer, borrowed by a segment.
 pub struct ExternalBuffer<'a> {
@@ -22,10 +23,81 @@ impl Backing for ExternalBuffer<'_> {
     }
 }
 
-/// A segment in a caller-owned buffer.
-pub type ManagedExternalBuffer<'a> = BasicManagedExternalBuffer<'a, HashIndex>;
-/// [`ManagedExternalBuffer`] with another name index.
-pub type BasicManagedExternalBuffer<'a, I> = ManagedSegment<ExternalBuffer<'a>, ReadWrite, I>;
+/// A zeroed byte buffer on the heap, aligned as a segment needs (16 bytes), to create an
+/// external-buffer segment or reopen a segment image without `unsafe` or a wrapper type.
+///
+/// ```
+/// use shmkit_runtime::{AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory};
+/// let mut heap = ManagedHeapMemory::new(16 * 1024)?;
+/// heap.construct("answer", 42u64)?;
+/// let image = AlignedBuffer::from(heap.image()); // a copy, e.g. read from a file
+/// let reader = ManagedExternalBuffer::options().read_only().open(&image)?;
+/// assert_eq!(reader.find::<u64>("answer")?, Some(&42));
+/// # Ok::<(), shmkit_runtime::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct AlignedBuffer {
+    chunks: Vec<Chunk>,
+    len: usize,
+}
+
+/// The buffer's storage unit: its alignment is the buffer's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(16))]
+struct Chunk([u8; SEGMENT_ALIGN]);
+
+const _: () = assert!(std::mem::align_of::<Chunk>() == SEGMENT_ALIGN);
+
+impl AlignedBuffer {
+    /// `len` zero bytes. Like `vec!`, aborts if the process runs out of memory.
+    pub fn new(len: usize) -> Self {
+        AlignedBuffer {
+            chunks: vec![Chunk([0; SEGMENT_ALIGN]); len.div_ceil(SEGMENT_ALIGN)],
+            len,
+        }
+    }
+
+    /// A copy of `image` (a segment's bytes from a file, a pipe or [`image`](ManagedSegment::image)).
+    pub fn from_image(image: &[u8]) -> Self {
+        let mut buf = Self::new(image.len());
+        buf.copy_from_slice(image);
+        buf
+    }
+}
+
+impl std::ops::Deref for AlignedBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the chunks are plain bytes without padding, and they hold at least `len`.
+        unsafe { std::slice::from_raw_parts(self.chunks.as_ptr().cast(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.chunks.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+impl From<&[u8]> for AlignedBuffer {
+    fn from(image: &[u8]) -> Self {
+        Self::from_image(image)
+    }
+}
+
+impl std::fmt::Debug for AlignedBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignedBuffer")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A segment in a caller-owned buffer. Another access mode or index is chosen on the
+/// builder: `ManagedExternalBuffer::options().read_only().open(&image)`.
+pub type ManagedExternalBuffer<'a, M = ReadWrite, I = HashIndex> =
+    ManagedSegment<ExternalBuffer<'a>, M, I>;
 
 fn check_len(len: usize) -> Result<()> {
     if len < MIN_SEGMENT_SIZE {
@@ -37,43 +109,61 @@ fn check_len(len: usize) -> Result<()> {
     Ok(())
 }
 
-fn backing<'a>(base: NonNull<u8>) -> ExternalBuffer<'a> {
-    ExternalBuffer {
+/// Attaches the segment in `[base, base+len)`.
+///
+/// # Safety
+/// The range stays borrowed for 'a (writable unless `M` is read-only) and, when `created`,
+/// nobody else uses it.
+unsafe fn attach<'a, M: Mode, I: IndexKind>(
+    base: NonNull<u8>,
+    len: usize,
+    created: bool,
+) -> Result<ManagedExternalBuffer<'a, M, I>> {
+    check_len(len)?;
+    let backing = ExternalBuffer {
         addr: base.as_ptr().addr(),
         _borrow: PhantomData,
+    };
+    // SAFETY: forwarded contract.
+    unsafe { ManagedSegment::attach(backing, base, len, created, DEFAULT_INIT_TIMEOUT) }
+}
+
+impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadWrite, I> {
+    /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
+    /// [`AlignedBuffer`] is.
+    pub fn create(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, ReadWrite, I>> {
+        let base = NonNull::from(&mut *buf).cast::<u8>();
+        // SAFETY: `buf` is writable and exclusively borrowed for 'a, as long as the segment.
+        unsafe { attach(base, buf.len(), true) }
+    }
+
+    /// Opens the segment already in `buf` (formatted here or elsewhere, then copied).
+    pub fn open(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, ReadWrite, I>> {
+        let base = NonNull::from(&mut *buf).cast::<u8>();
+        // SAFETY: as in `create`.
+        unsafe { attach(base, buf.len(), false) }
     }
 }
 
-impl<'a, I: IndexKind> ManagedSegment<ExternalBuffer<'a>, ReadWrite, I> {
-    /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes.
+impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadOnly, I> {
+    /// Opens the segment in a shared, read-only buffer: it can be inspected, not changed.
+    pub fn open(self, buf: &'a [u8]) -> Result<ManagedExternalBuffer<'a, ReadOnly, I>> {
+        let base = NonNull::from(buf).cast::<u8>();
+        // SAFETY: `buf` is readable for 'a; the read-only mode never writes through it.
+        unsafe { attach(base, buf.len(), false) }
+    }
+}
+
+/// The shorthands: the builder with its defaults.
+impl<'a> ManagedExternalBuffer<'a> {
+    /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
+    /// [`AlignedBuffer`] is.
     pub fn create(buf: &'a mut [u8]) -> Result<Self> {
-        check_len(buf.len())?;
-        let base = NonNull::from(&mut *buf).cast::<u8>();
-        // SAFETY: `buf` is writable and exclusively borrowed for 'a, as long as the segment.
-        unsafe {
-            ManagedSegment::attach(backing(base), base, buf.len(), true, DEFAULT_INIT_TIMEOUT)
-        }
+        Self::options().create(buf)
     }
 
     /// Opens the segment already in `buf` (formatted here or elsewhere, then copied).
     pub fn open(buf: &'a mut [u8]) -> Result<Self> {
-        check_len(buf.len())?;
-        let base = NonNull::from(&mut *buf).cast::<u8>();
-        // SAFETY: as in `create`.
-        unsafe {
-            ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT)
-        }
-    }
-
-    /// Opens the segment in a shared, read-only buffer: it can be inspected, not changed.
-    pub fn open_read_only(
-        buf: &'a [u8],
-    ) -> Result<ManagedSegment<ExternalBuffer<'a>, ReadOnly, I>> {
-        check_len(buf.len())?;
-        let base = NonNull::from(buf).cast::<u8>();
-        // SAFETY: `buf` is readable for 'a; the read-only mode never writes through it.
-        unsafe {
-            ManagedSegment::attach(backing(base), base, buf.len(), false, DEFAULT_INIT_TIMEOUT)
-        }
+        Self::options().open(buf)
     }
 }

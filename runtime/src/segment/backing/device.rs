@@ -7,32 +7,35 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
-use crate::os::{Access, MapMode, Mappable, MappableFile, MappedRegion, SharedMemoryObject};
-use crate::segment::managed::{check_size, Backing, ManagedSegment, SegmentOptions};
-use crate::segment::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite};
+use crate::os::{
+    Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
+};
+use crate::segment::builder::{SegmentBuilder, Settings};
+use crate::segment::managed::{check_size, Backing, ManagedSegment};
+use crate::segment::mode::{Mode, ReadWrite};
 
 /// A named device a segment can live in.
 pub trait Device: Mappable + Sized + Send + Sync {
     /// How the device is named: `str` for shared memory, `Path` for files.
     type Name: ?Sized + AsRef<Self::Name>;
     /// Creates the device exclusively (AlreadyExists if it is there).
-    fn create(name: &Self::Name, opts: &SegmentOptions) -> Result<Self>;
+    fn create(name: &Self::Name, permissions: Permissions) -> Result<Self>;
     fn open(name: &Self::Name, access: Access) -> Result<Self>;
-    fn open_or_create(name: &Self::Name, opts: &SegmentOptions) -> Result<(Self, bool)>;
+    fn open_or_create(name: &Self::Name, permissions: Permissions) -> Result<(Self, bool)>;
     fn resize(&self, len: u64, reserve: bool) -> Result<()>;
     fn remove(name: &Self::Name) -> Result<bool>;
 }
 
 impl Device for SharedMemoryObject {
     type Name = str;
-    fn create(name: &str, opts: &SegmentOptions) -> Result<Self> {
-        SharedMemoryObject::create(name, Access::ReadWrite, opts.permissions)
+    fn create(name: &str, permissions: Permissions) -> Result<Self> {
+        SharedMemoryObject::create(name, Access::ReadWrite, permissions)
     }
     fn open(name: &str, access: Access) -> Result<Self> {
         SharedMemoryObject::open(name, access)
     }
-    fn open_or_create(name: &str, opts: &SegmentOptions) -> Result<(Self, bool)> {
-        SharedMemoryObject::open_or_create(name, Access::ReadWrite, opts.permissions)
+    fn open_or_create(name: &str, permissions: Permissions) -> Result<(Self, bool)> {
+        SharedMemoryObject::open_or_create(name, Access::ReadWrite, permissions)
     }
     fn resize(&self, len: u64, reserve: bool) -> Result<()> {
         if reserve && len > self.size()? {
@@ -48,14 +51,14 @@ impl Device for SharedMemoryObject {
 
 impl Device for MappableFile {
     type Name = std::path::Path;
-    fn create(path: &std::path::Path, opts: &SegmentOptions) -> Result<Self> {
-        MappableFile::create(path, 0, opts.permissions)
+    fn create(path: &std::path::Path, permissions: Permissions) -> Result<Self> {
+        MappableFile::create(path, 0, permissions)
     }
     fn open(path: &std::path::Path, access: Access) -> Result<Self> {
         MappableFile::open(path, access)
     }
-    fn open_or_create(path: &std::path::Path, opts: &SegmentOptions) -> Result<(Self, bool)> {
-        MappableFile::open_or_create(path, 0, opts.permissions)
+    fn open_or_create(path: &std::path::Path, permissions: Permissions) -> Result<(Self, bool)> {
+        MappableFile::open_or_create(path, 0, permissions)
     }
     fn resize(&self, len: u64, _reserve: bool) -> Result<()> {
         self.truncate(len)
@@ -92,16 +95,13 @@ impl<D: Device> Backing for DeviceBacking<D> {
     }
 }
 
-/// A segment in POSIX shared memory (`/dev/shm` on Linux).
-pub type ManagedSharedMemory<M = ReadWrite> = BasicManagedSharedMemory<HashIndex, M>;
-/// [`ManagedSharedMemory`] with another name index (Boost's `basic_managed_shared_memory`
-/// with an `IndexType`): `BasicManagedSharedMemory::<OrderedIndex>::create(..)`.
-pub type BasicManagedSharedMemory<I, M = ReadWrite> =
+/// A segment in POSIX shared memory (`/dev/shm` on Linux). Another index or access mode is
+/// chosen on the builder: `ManagedSharedMemory::options().index::<OrderedIndex>()`
+/// (Boost's `basic_managed_shared_memory` with an `IndexType`).
+pub type ManagedSharedMemory<M = ReadWrite, I = HashIndex> =
     ManagedSegment<DeviceBacking<SharedMemoryObject>, M, I>;
 /// A segment in a memory-mapped file: persistent across runs and reboots.
-pub type ManagedMappedFile<M = ReadWrite> = BasicManagedMappedFile<HashIndex, M>;
-/// [`ManagedMappedFile`] with another name index.
-pub type BasicManagedMappedFile<I, M = ReadWrite> =
+pub type ManagedMappedFile<M = ReadWrite, I = HashIndex> =
     ManagedSegment<DeviceBacking<MappableFile>, M, I>;
 
 /// How long an opener waits for an empty device that was not changed recently: a creator
@@ -125,12 +125,7 @@ fn changed_within(dev: &impl Device, window: Duration) -> bool {
         .is_ok_and(|age| age < window)
 }
 
-fn map<D: Device>(
-    device: &D,
-    mode: MapMode,
-    len: usize,
-    opts: &SegmentOptions,
-) -> Result<MappedRegion> {
+fn map<D: Device>(device: &D, mode: MapMode, len: usize, opts: &Settings) -> Result<MappedRegion> {
     match opts.address {
         Some(addr) => MappedRegion::map_at(device, mode, 0, Some(len), addr),
         None => MappedRegion::map(device, mode, 0, Some(len)),
@@ -143,7 +138,7 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
     name: &D::Name,
     device: D,
     size: usize,
-    opts: &SegmentOptions,
+    opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let result = (|| {
         device.resize(size as u64, opts.reserve)?;
@@ -170,7 +165,7 @@ fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
 /// Maps an existing device and validates the segment in it.
 fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
-    opts: &SegmentOptions,
+    opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let mut len = device.size()?;
     if len == 0 {
@@ -202,53 +197,45 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
 }
 
-impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, ReadWrite, I> {
-    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
-    pub fn create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
-        Self::create_with(name, size, &SegmentOptions::default())
+impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
+    /// Whether creation reserves the device's storage (`fallocate` for shared memory), so
+    /// that a full `/dev/shm` is an error now rather than a SIGBUS later. On by default;
+    /// files are always sized sparse.
+    pub fn reserve(mut self, reserve: bool) -> Self {
+        self.settings.reserve = reserve;
+        self
     }
 
-    /// [`create`](Self::create) with options (permissions, address, timeout).
-    pub fn create_with(
+    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
+    pub fn create(
+        self,
         name: impl AsRef<D::Name>,
         size: usize,
-        opts: &SegmentOptions,
-    ) -> Result<Self> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
-        let device = D::create(name, opts)?;
-        finish_create(name, device, size, opts)
-    }
-
-    /// Opens an existing segment for reading and writing; NotFound if it is absent.
-    pub fn open(name: impl AsRef<D::Name>) -> Result<Self> {
-        Self::open_with(name, &SegmentOptions::default())
+        let device = D::create(name, self.settings.permissions)?;
+        finish_create(name, device, size, &self.settings)
     }
 
     /// Opens the segment, or creates it with `size` bytes if it does not exist. Among
     /// processes racing on one name exactly one creates; the others wait until it is ready.
-    pub fn open_or_create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
-        Self::open_or_create_with(name, size, &SegmentOptions::default())
-    }
-
-    /// [`open_or_create`](Self::open_or_create) with options.
-    pub fn open_or_create_with(
+    pub fn open_or_create(
+        self,
         name: impl AsRef<D::Name>,
         size: usize,
-        opts: &SegmentOptions,
-    ) -> Result<Self> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
-        match D::open_or_create(name, opts)? {
-            (device, true) => finish_create(name, device, size, opts),
-            (device, false) => attach_existing(device, opts),
+        match D::open_or_create(name, self.settings.permissions)? {
+            (device, true) => finish_create(name, device, size, &self.settings),
+            (device, false) => attach_existing(device, &self.settings),
         }
     }
 
     /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
-    pub fn grow(name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
-        let name = name.as_ref();
-        let old = Self::open(name)?;
+    pub fn grow(self, name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
+        let old = self.open(name)?;
         let new_size = old
             .size()
             .checked_add(extra)
@@ -262,52 +249,94 @@ impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, ReadWrite, I> {
         let base = region_base(&region)?;
         let grown = DeviceBacking { region, device };
         // SAFETY: the device was a valid segment a moment ago; only its tail is new.
-        let seg = unsafe { Self::attach(grown, base, new_size, false, Duration::ZERO)? };
+        let seg = unsafe {
+            ManagedSegment::<_, ReadWrite, I>::attach(grown, base, new_size, false, Duration::ZERO)?
+        };
         // SAFETY: the mapping covers `new_size` bytes; offline use is the caller's promise.
         unsafe { seg.core().grow_to(new_size) }
     }
 
     /// Shrinks the segment `name` to end right after its last used block. Offline: no
     /// process may have it mapped. Returns the new size.
-    pub fn shrink_to_fit(name: impl AsRef<D::Name>) -> Result<usize> {
-        let seg = Self::open(name.as_ref())?;
+    pub fn shrink_to_fit(self, name: impl AsRef<D::Name>) -> Result<usize> {
+        let seg = self.open(name)?;
         let new_size = seg.core().trim_to_fit()?;
         let DeviceBacking { device, .. } = seg.into_backing();
         device.resize(new_size as u64, false)?;
         Ok(new_size)
     }
+}
 
-    /// Opens an existing segment read-only: it can be inspected, never changed (the
-    /// returned type has no writing methods).
-    pub fn open_read_only(
-        name: impl AsRef<D::Name>,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadOnly, I>> {
-        ManagedSegment::open_with(name, &SegmentOptions::default())
+impl<D: Device, M: Mode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
+    /// Map at `address` instead of where the OS chooses; an error, never a replaced
+    /// mapping, if something is mapped there already.
+    pub fn address(mut self, address: NonNull<u8>) -> Self {
+        self.settings.address = Some(address);
+        self
     }
 
-    /// Opens an existing segment copy-on-write: allocation and writes work but stay
-    /// private to this mapping; the device and other processes never see them.
-    pub fn open_copy_on_write(
-        name: impl AsRef<D::Name>,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, CopyOnWrite, I>> {
-        ManagedSegment::open_with(name, &SegmentOptions::default())
+    /// Opens an existing segment in this builder's mode; NotFound if it is absent.
+    pub fn open(self, name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+        let access = match M::MAP {
+            MapMode::ReadWrite => Access::ReadWrite,
+            MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
+        };
+        let device = D::open(name.as_ref(), access)?;
+        attach_existing(device, &self.settings)
+    }
+}
+
+/// The shorthands: the builder with its defaults.
+impl<D: Device> ManagedSegment<DeviceBacking<D>> {
+    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
+    ///
+    /// ```
+    /// # fn main() -> shmkit_runtime::Result<()> {
+    /// use shmkit_runtime::ManagedSharedMemory;
+    /// # let name = format!("shmkit-doc-create-{}", std::process::id());
+    /// # struct Remove<'a>(&'a str);
+    /// # impl Drop for Remove<'_> {
+    /// #     fn drop(&mut self) { let _ = shmkit_runtime::ManagedSharedMemory::remove(self.0); }
+    /// # }
+    /// # let _guard = Remove(&name);
+    /// let segment = ManagedSharedMemory::create(&name, 64 * 1024)?;
+    /// segment.construct("answer", 42u64)?;
+    /// let reader = ManagedSharedMemory::options().read_only().open(&name)?;
+    /// assert_eq!(reader.find::<u64>("answer")?, Some(&42));
+    /// # drop((segment, reader));
+    /// ManagedSharedMemory::remove(&name)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
+        Self::options().create(name, size)
+    }
+
+    /// Opens an existing segment for reading and writing; NotFound if it is absent.
+    pub fn open(name: impl AsRef<D::Name>) -> Result<Self> {
+        Self::options().open(name)
+    }
+
+    /// Opens the segment, or creates it with `size` bytes if it does not exist. Among
+    /// processes racing on one name exactly one creates; the others wait until it is ready.
+    pub fn open_or_create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
+        Self::options().open_or_create(name, size)
+    }
+
+    /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
+    pub fn grow(name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
+        Self::options().grow(name, extra)
+    }
+
+    /// Shrinks the segment `name` to end right after its last used block. Offline: no
+    /// process may have it mapped. Returns the new size.
+    pub fn shrink_to_fit(name: impl AsRef<D::Name>) -> Result<usize> {
+        Self::options().shrink_to_fit(name)
     }
 
     /// Removes the device. Processes that have it mapped keep using it; the name is free
     /// at once. Returns false if there was nothing to remove.
     pub fn remove(name: impl AsRef<D::Name>) -> Result<bool> {
         D::remove(name.as_ref())
-    }
-}
-
-impl<D: Device, M: Mode, I: IndexKind> ManagedSegment<DeviceBacking<D>, M, I> {
-    /// Opens an existing segment in this mode with options (address, timeout).
-    pub fn open_with(name: impl AsRef<D::Name>, opts: &SegmentOptions) -> Result<Self> {
-        let access = match M::MAP {
-            MapMode::ReadWrite => Access::ReadWrite,
-            MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
-        };
-        let device = D::open(name.as_ref(), access)?;
-        attach_existing(device, opts)
     }
 }

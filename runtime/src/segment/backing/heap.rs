@@ -7,6 +7,7 @@ use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
+use crate::segment::builder::SegmentBuilder;
 use crate::segment::header::DEFAULT_INIT_TIMEOUT;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::ReadWrite;
@@ -59,14 +60,13 @@ impl Backing for HeapMemory {
     }
 }
 
-/// A segment in the process heap.
-pub type ManagedHeapMemory = BasicManagedHeapMemory<HashIndex>;
-/// [`ManagedHeapMemory`] with another name index.
-pub type BasicManagedHeapMemory<I> = ManagedSegment<HeapMemory, ReadWrite, I>;
+/// A segment in the process heap. Another index is chosen on the builder:
+/// `ManagedHeapMemory::options().index::<OrderedIndex>().create(size)`.
+pub type ManagedHeapMemory<I = HashIndex> = ManagedSegment<HeapMemory, ReadWrite, I>;
 
-impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
+impl<I: IndexKind> SegmentBuilder<HeapMemory, ReadWrite, I> {
     /// A new, empty segment of `size` bytes on the heap.
-    pub fn new(size: usize) -> Result<Self> {
+    pub fn create(self, size: usize) -> Result<ManagedHeapMemory<I>> {
         check_size(size as u64)?;
         let mem = HeapMemory::zeroed(size)?;
         let (base, len) = (mem.ptr, mem.len);
@@ -75,8 +75,8 @@ impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
     }
 
     /// A heap segment holding a copy of `image`: the bytes of a segment taken from
-    /// [`image`](Self::image), a file or another process. The copy is validated.
-    pub fn from_image(image: &[u8]) -> Result<Self> {
+    /// [`image`](ManagedSegment::image), a file or another process. The copy is validated.
+    pub fn from_image(self, image: &[u8]) -> Result<ManagedHeapMemory<I>> {
         let mem = HeapMemory::zeroed(image.len().max(1))?;
         // SAFETY: `mem` has room for `image.len()` bytes and does not overlap it.
         unsafe {
@@ -88,7 +88,23 @@ impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
         // SAFETY: the block is ours alone and lives as long as `mem`.
         unsafe { ManagedSegment::attach(mem, base, len, false, DEFAULT_INIT_TIMEOUT) }
     }
+}
 
+/// The shorthands: the builder with its defaults.
+impl ManagedHeapMemory {
+    /// A new, empty segment of `size` bytes on the heap.
+    pub fn new(size: usize) -> Result<Self> {
+        Self::options().create(size)
+    }
+
+    /// A heap segment holding a validated copy of `image` (see
+    /// [`image`](ManagedSegment::image)).
+    pub fn from_image(image: &[u8]) -> Result<Self> {
+        Self::options().from_image(image)
+    }
+}
+
+impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
     /// The segment's bytes, e.g. to write them to a file. Needs `&mut self` so that no
     /// allocation changes them while they are borrowed.
     pub fn image(&mut self) -> &[u8] {

@@ -6,8 +6,9 @@ use std::ptr::NonNull;
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::{XsiKey, XsiRegion, XsiSharedMemory};
-use crate::segment::managed::{check_size, Backing, ManagedSegment, SegmentOptions};
-use crate::segment::mode::{Mode, ReadOnly, ReadWrite};
+use crate::segment::builder::{SegmentBuilder, Settings};
+use crate::segment::managed::{check_size, Backing, ManagedSegment};
+use crate::segment::mode::{Mode, ReadWrite};
 
 /// An XSI shared memory segment and its attachment.
 pub struct XsiBacking {
@@ -35,15 +36,13 @@ impl Backing for XsiBacking {
 }
 
 /// A segment in System V shared memory. XSI memory has no copy-on-write attachment, so
-/// this kind opens read-write or read-only only.
-pub type ManagedXsiSharedMemory<M = ReadWrite> = BasicManagedXsiSharedMemory<HashIndex, M>;
-/// [`ManagedXsiSharedMemory`] with another name index.
-pub type BasicManagedXsiSharedMemory<I, M = ReadWrite> = ManagedSegment<XsiBacking, M, I>;
+/// this kind opens read-write or read-only only (`options().read_only().open(key)`).
+pub type ManagedXsiSharedMemory<M = ReadWrite, I = HashIndex> = ManagedSegment<XsiBacking, M, I>;
 
 fn attach<M: Mode, I: IndexKind>(
     shm: XsiSharedMemory,
     created: bool,
-    opts: &SegmentOptions,
+    opts: &Settings,
 ) -> Result<ManagedSegment<XsiBacking, M, I>> {
     let region = shm.attach(M::MAP)?;
     let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
@@ -65,7 +64,7 @@ fn attach<M: Mode, I: IndexKind>(
 
 fn create_attached<I: IndexKind>(
     shm: XsiSharedMemory,
-    opts: &SegmentOptions,
+    opts: &Settings,
 ) -> Result<ManagedSegment<XsiBacking, ReadWrite, I>> {
     let id = shm.id();
     attach(shm, true, opts).inspect_err(|_| {
@@ -74,40 +73,50 @@ fn create_attached<I: IndexKind>(
     })
 }
 
-impl<I: IndexKind> ManagedSegment<XsiBacking, ReadWrite, I> {
+impl<I: IndexKind> SegmentBuilder<XsiBacking, ReadWrite, I> {
+    /// Creates a new segment of `size` bytes under `key`; AlreadyExists if the key is taken.
+    pub fn create(self, key: XsiKey, size: usize) -> Result<ManagedXsiSharedMemory<ReadWrite, I>> {
+        check_size(size as u64)?;
+        let shm = XsiSharedMemory::create(key, size, self.settings.permissions)?;
+        create_attached(shm, &self.settings)
+    }
+
+    /// Opens the segment under `key`, or creates it with `size` bytes; one creator wins.
+    pub fn open_or_create(
+        self,
+        key: XsiKey,
+        size: usize,
+    ) -> Result<ManagedXsiSharedMemory<ReadWrite, I>> {
+        check_size(size as u64)?;
+        match XsiSharedMemory::open_or_create(key, size, self.settings.permissions)? {
+            (shm, true) => create_attached(shm, &self.settings),
+            (shm, false) => attach(shm, false, &self.settings),
+        }
+    }
+}
+
+impl<M: Mode, I: IndexKind> SegmentBuilder<XsiBacking, M, I> {
+    /// Opens the segment under `key` in this builder's mode.
+    pub fn open(self, key: XsiKey) -> Result<ManagedXsiSharedMemory<M, I>> {
+        attach(XsiSharedMemory::open(key)?, false, &self.settings)
+    }
+}
+
+/// The shorthands: the builder with its defaults.
+impl ManagedXsiSharedMemory {
     /// Creates a new segment of `size` bytes under `key`; AlreadyExists if the key is taken.
     pub fn create(key: XsiKey, size: usize) -> Result<Self> {
-        let opts = SegmentOptions::default();
-        check_size(size as u64)?;
-        create_attached(XsiSharedMemory::create(key, size, opts.permissions)?, &opts)
+        Self::options().create(key, size)
     }
 
     /// Opens the segment under `key` for reading and writing.
     pub fn open(key: XsiKey) -> Result<Self> {
-        attach(
-            XsiSharedMemory::open(key)?,
-            false,
-            &SegmentOptions::default(),
-        )
+        Self::options().open(key)
     }
 
     /// Opens the segment under `key`, or creates it with `size` bytes; one creator wins.
     pub fn open_or_create(key: XsiKey, size: usize) -> Result<Self> {
-        let opts = SegmentOptions::default();
-        check_size(size as u64)?;
-        match XsiSharedMemory::open_or_create(key, size, opts.permissions)? {
-            (shm, true) => create_attached(shm, &opts),
-            (shm, false) => attach(shm, false, &opts),
-        }
-    }
-
-    /// Opens the segment under `key` read-only.
-    pub fn open_read_only(key: XsiKey) -> Result<ManagedSegment<XsiBacking, ReadOnly, I>> {
-        attach(
-            XsiSharedMemory::open(key)?,
-            false,
-            &SegmentOptions::default(),
-        )
+        Self::options().open_or_create(key, size)
     }
 
     /// Marks the segment under `key` for removal (it lives on until the last detach).
