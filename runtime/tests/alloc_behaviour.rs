@@ -616,6 +616,39 @@ fn a_heap_segment_moved_by_growth_stays_valid() {
 }
 
 #[test]
+fn a_tiny_segment_grown_large_serves_blocks_of_every_size() {
+    // A 1,000-byte segment keeps a short size-class table; after growing, blocks above it
+    // share one list, which must still find a fitting block for every request.
+    let mut seg = ManagedHeapMemory::new(1000).unwrap();
+    seg.grow(SEG).unwrap();
+    let sizes = [5000, 40, 300, 20_000, 900, 3000, 128, 60_000];
+    let mut blocks: Vec<_> = sizes.iter().map(|&n| seg.allocate(n).unwrap()).collect();
+    // Free every other one, then ask for sizes that fit only some of the holes.
+    let kept: Vec<_> = blocks
+        .drain(..)
+        .enumerate()
+        .filter_map(|(i, p)| {
+            if i % 2 == 0 {
+                // SAFETY: allocated above, freed once.
+                unsafe { seg.deallocate(p).unwrap() };
+                None
+            } else {
+                Some(p)
+            }
+        })
+        .collect();
+    for n in [4000, 250, 19_000, 100_000] {
+        let p = seg.allocate(n).unwrap();
+        assert!(seg.usable_size(p).unwrap() >= n);
+        blocks.push(p);
+    }
+    seg.check().unwrap();
+    // SAFETY: all live, each freed once.
+    unsafe { seg.deallocate_many(blocks.into_iter().chain(kept)).unwrap() };
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
 fn a_heap_segment_image_reopens_elsewhere() {
     let mut seg = heap();
     let p = seg.allocate(100).unwrap();

@@ -727,3 +727,39 @@ fn random_constructs_and_destroys_match_a_model_hash() {
 fn random_constructs_and_destroys_match_a_model_ordered() {
     matches_a_model::<OrderedIndex>(true);
 }
+
+// ----- small segments ----------------------------------------------------------------------
+
+#[test]
+fn a_1000_byte_segment_holds_a_few_named_objects() {
+    // Boost's examples create segments of 1,000 bytes.
+    let mut seg = ManagedHeapMemory::new(1000).unwrap();
+    seg.construct("answer", 42u32).unwrap();
+    seg.construct_array("row", 4, 7u16).unwrap();
+    seg.construct("point", Point { x: 1, y: 2 }).unwrap();
+    assert_eq!(seg.find::<u32>("answer").unwrap(), Some(&42));
+    assert_eq!(seg.find_slice::<u16>("row").unwrap(), Some(&[7u16; 4][..]));
+    assert_eq!(
+        seg.find::<Point>("point").unwrap(),
+        Some(&Point { x: 1, y: 2 })
+    );
+    assert!(seg.destroy::<u32>("answer").unwrap());
+    assert!(seg.destroy::<u16>("row").unwrap());
+    assert!(seg.destroy::<Point>("point").unwrap());
+    assert_eq!(seg.num_named_objects(), 0);
+    seg.check().unwrap();
+}
+
+#[test]
+fn the_smallest_segment_size_is_named_in_the_error() {
+    let min = shmkit_runtime::MIN_SEGMENT_SIZE;
+    assert!(min <= 1024, "{min}");
+    let seg = ManagedHeapMemory::new(min).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    let err = ManagedHeapMemory::new(min - 1).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidSize { size, ref reason }
+            if size == min as u64 - 1 && reason.contains(&min.to_string())),
+        "{err}"
+    );
+}

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::header::{self, state, SegmentHeader, BLOCKS_START};
+use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
@@ -152,7 +152,9 @@ impl SegmentCore {
         // SAFETY: the header is mapped; reading the allocator's range does not modify it.
         let t = unsafe { header::tlsf(self.base.as_ptr()) };
         let size = self.size() as u64;
-        let fits = t.start() == BLOCKS_START as u64
+        let levels = t.levels();
+        let fits = (1..=Tlsf::MAX_LEVELS).contains(&levels)
+            && t.start() == header::blocks_start(levels) as u64
             && t.end() >= t.start()
             && t.end() % GRANULE as u64 == 0
             && t.end()

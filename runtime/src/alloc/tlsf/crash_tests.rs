@@ -51,34 +51,30 @@ fn quiet_crashes() {
     });
 }
 
-/// An allocator over 128 KiB of heap memory, its state kept outside the range. Both are
-/// owned through raw pointers (freed on drop), so the allocator's pointers into them stay
-/// valid while the `Arena` moves.
+/// An allocator over 128 KiB of heap memory, its state and level table kept at the front
+/// of the range (as in a segment). Owned through a raw pointer (freed on drop), so the
+/// allocator's pointers into it stay valid while the `Arena` moves.
 struct Arena {
     mem: *mut [u64],
-    state: *mut std::mem::MaybeUninit<TlsfState>,
     t: Tlsf,
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: both came from `Box::into_raw` in `arena` and are freed once, here.
-        unsafe {
-            drop(Box::from_raw(self.mem));
-            drop(Box::from_raw(self.state));
-        }
+        // SAFETY: `mem` came from `Box::into_raw` in `arena` and is freed once, here.
+        unsafe { drop(Box::from_raw(self.mem)) }
     }
 }
 
 fn arena() -> Arena {
     let mem = Box::into_raw(vec![0u64; 1 << 14].into_boxed_slice());
-    let state = Box::into_raw(Box::<TlsfState>::new_zeroed());
-    // SAFETY: the state and the 128 KiB range are ours alone and live as long as the
-    // `Arena` that frees them.
-    let mut t = unsafe { Tlsf::new(mem.cast(), state.cast()) };
-    // SAFETY: the range [64, 128 KiB) lies in `mem` and is granule aligned.
-    unsafe { t.init(64, 1 << 17) };
-    Arena { mem, state, t }
+    let start = Tlsf::table_bytes(FL_COUNT).next_multiple_of(GRANULE) as u64;
+    // SAFETY: the 128 KiB are ours alone, live as long as the `Arena` that frees them, and
+    // hold the state and its full table at the front.
+    let mut t = unsafe { Tlsf::new(mem.cast(), mem.cast()) };
+    // SAFETY: the range [start, 128 KiB) lies in `mem`, after the table, granule aligned.
+    unsafe { t.init(start, 1 << 17, FL_COUNT) };
+    Arena { mem, t }
 }
 
 fn used(t: &Tlsf) -> Vec<Block> {

@@ -24,7 +24,8 @@ pub enum HashIndex {}
 type E = Entry<()>;
 
 const TAG: u64 = 0x4841_5348_5441_4231; // "HASHTAB1"
-const MIN_SLOTS: u64 = 16;
+/// Small, so that a small segment can afford the first table.
+const MIN_SLOTS: u64 = 4;
 /// Bits of a slot holding the entry offset in 8-byte units (segments up to 8 TiB).
 const OFF_BITS: u32 = 40;
 const TAG_BITS: u32 = 64 - OFF_BITS;

@@ -203,7 +203,8 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
 }
 
 impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, ReadWrite, I> {
-    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
+    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken, and
+    /// `InvalidSize` below [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes.
     pub fn create(name: impl AsRef<D::Name>, size: usize) -> Result<Self> {
         Self::create_with(name, size, &SegmentOptions::default())
     }

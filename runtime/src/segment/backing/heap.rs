@@ -65,7 +65,8 @@ pub type ManagedHeapMemory = BasicManagedHeapMemory<HashIndex>;
 pub type BasicManagedHeapMemory<I> = ManagedSegment<HeapMemory, ReadWrite, I>;
 
 impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
-    /// A new, empty segment of `size` bytes on the heap.
+    /// A new, empty segment of `size` bytes on the heap: at least
+    /// [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes, else `InvalidSize`.
     pub fn new(size: usize) -> Result<Self> {
         check_size(size as u64)?;
         let mem = HeapMemory::zeroed(size)?;
