@@ -763,3 +763,54 @@ fn the_smallest_segment_size_is_named_in_the_error() {
         "{err}"
     );
 }
+
+// ----- shrinking the indexes ---------------------------------------------------------------
+
+/// Boost's segment-manager test: reserve index room, shrink the indexes, and nothing is
+/// allocated any more; then the same after objects came and went.
+/// `buckets`: whether the index keeps room beyond its entries (the hash index does).
+fn shrink_to_fit_indexes_frees_what_is_unused<I: NamedIndex>(buckets: bool) {
+    let n = if cfg!(miri) { 12 } else { 100 };
+    let mut seg = Heap::<I>::new(SIZE).unwrap();
+    seg.reserve_named_objects(n).unwrap();
+    seg.reserve_unique_objects(n).unwrap();
+    seg.shrink_to_fit_indexes().unwrap();
+    assert!(seg.all_memory_deallocated());
+
+    let names: Vec<String> = (0..n).map(|i| format!("obj{i}")).collect();
+    for name in &names {
+        seg.construct(name.as_str(), 0u32).unwrap();
+    }
+    seg.construct_unique(1u8).unwrap();
+    // A few objects left: the buckets shrink to what they need, and the objects stay.
+    for name in &names[3..] {
+        assert!(seg.destroy::<u32>(name.as_str()).unwrap());
+    }
+    let before = seg.free_memory();
+    seg.shrink_to_fit_indexes().unwrap();
+    assert_eq!(seg.free_memory() > before, buckets);
+    for name in &names[..3] {
+        assert_eq!(seg.find::<u32>(name.as_str()).unwrap(), Some(&0));
+    }
+    assert_eq!(seg.find_unique::<u8>().unwrap(), Some(&1));
+    for name in &names[..3] {
+        assert!(seg.destroy::<u32>(name.as_str()).unwrap());
+    }
+    assert!(seg.destroy_unique::<u8>().unwrap());
+    seg.shrink_to_fit_indexes().unwrap();
+    assert!(seg.all_memory_deallocated());
+    seg.check().unwrap();
+    // The index tables come back with the next object.
+    seg.construct("again", 2u64).unwrap();
+    assert_eq!(seg.find::<u64>("again").unwrap(), Some(&2));
+}
+
+#[test]
+fn shrink_to_fit_indexes_frees_what_is_unused_hash() {
+    shrink_to_fit_indexes_frees_what_is_unused::<HashIndex>(true);
+}
+
+#[test]
+fn shrink_to_fit_indexes_frees_what_is_unused_ordered() {
+    shrink_to_fit_indexes_frees_what_is_unused::<OrderedIndex>(false);
+}

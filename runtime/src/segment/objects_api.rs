@@ -306,7 +306,8 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// Prepares the named index for `n` objects in all (the hash index sizes its bucket
     /// array; other indexes have nothing to prepare). The room lasts while the index holds
-    /// objects: an index that becomes empty frees its buckets.
+    /// objects: an index that becomes empty frees its buckets, and
+    /// [`shrink_to_fit_indexes`](Self::shrink_to_fit_indexes) gives back what is unused.
     pub fn reserve_named_objects(&self, n: usize) -> Result<()>
     where
         I: NamedIndex,
@@ -320,6 +321,16 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         I: NamedIndex,
     {
         self.reserve(UNIQUE, n)
+    }
+
+    /// Gives back the index memory the objects do not need now (Boost's
+    /// `shrink_to_fit_indexes`): bucket arrays reserved or grown for more objects shrink to
+    /// fit, and those of empty indexes are freed (they come back with the next object).
+    pub fn shrink_to_fit_indexes(&self) -> Result<()> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        I::shrink_to_fit(&s, NAMED)?;
+        I::shrink_to_fit(&s, UNIQUE)
     }
 
     fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {

@@ -342,6 +342,17 @@ impl IndexKind for HashIndex {
         }
     }
 
+    fn shrink_to_fit(s: &Space, root: Root) -> Result<()> {
+        let Some(at) = table(s, root)? else {
+            return Ok(());
+        };
+        match s.read_word(root.count) {
+            0 => Self::reset(s, root),
+            n if slots_for(n) < at.len => resize(s, root, slots_for(n)),
+            _ => Ok(()),
+        }
+    }
+
     fn clear(s: &Space, root: Root) -> Result<()> {
         // Only the table the root names is a candidate (never a block that merely looks
         // like one), and it is kept only if it is a live block of its size.
