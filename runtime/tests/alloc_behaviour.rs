@@ -717,6 +717,32 @@ fn a_heap_segment_moved_by_growth_stays_valid() {
 }
 
 #[test]
+fn a_heap_segment_shrinks_to_fit_and_grows_back() {
+    let mut seg = ManagedHeapMemory::new(SEG).unwrap();
+    let p = seg.allocate(1000).unwrap();
+    fill(p, 1000, 0x5A);
+    let h = seg.handle_from_address(p.as_ptr()).unwrap();
+    let free = seg.free_memory();
+    let small = seg.shrink_to_fit().unwrap();
+    assert_eq!(small, seg.size());
+    // The header, the size-class table, the block: a few KiB.
+    assert!(small < 8 * 1024, "{small}");
+    let p = seg.address_from_handle(h).unwrap();
+    assert!(all_equal(p, 1000, 0x5A));
+    seg.check().unwrap();
+    assert!(seg.allocate(SEG / 2).is_err());
+    // Nothing more to cut.
+    assert_eq!(seg.shrink_to_fit().unwrap(), small);
+    seg.grow(SEG - small).unwrap();
+    assert_eq!((seg.size(), seg.free_memory()), (SEG, free));
+    let p = seg.address_from_handle(h).unwrap();
+    assert!(all_equal(p, 1000, 0x5A));
+    // SAFETY: allocated above, freed once.
+    unsafe { seg.deallocate(p).unwrap() };
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
 fn a_tiny_segment_grown_large_serves_blocks_of_every_size() {
     // A 1,000-byte segment keeps a short size-class table; after growing, blocks above it
     // share one list, which must still find a fitting block for every request.
