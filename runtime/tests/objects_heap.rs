@@ -274,8 +274,11 @@ fn destroying_drops_every_element() {
 
 // ----- find_or_construct, unique, anonymous ----------------------------------------------
 
-#[test]
-fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
+/// Threads race to `find` the same object (counting initialiser runs in the counter they
+/// get); exactly one initialiser runs and every thread gets the same address.
+fn exactly_one_initialiser_among_racing_threads(
+    find: fn(&ManagedHeapMemory, &AtomicUsize) -> usize,
+) {
     let seg = Arc::new(heap());
     let runs = Arc::new(AtomicUsize::new(0));
     let threads = if cfg!(miri) { 3 } else { 8 };
@@ -285,13 +288,7 @@ fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
             let (seg, runs, barrier) = (seg.clone(), runs.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let r = seg
-                    .find_or_construct("shared", || {
-                        runs.fetch_add(1, Ordering::Relaxed);
-                        Point { x: 7, y: 8 }
-                    })
-                    .unwrap();
-                std::ptr::from_ref(r).addr()
+                find(&seg, &runs)
             })
         })
         .collect::<Vec<_>>()
@@ -301,6 +298,60 @@ fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
     assert_eq!(runs.load(Ordering::Relaxed), 1);
     assert!(addrs.windows(2).all(|w| w[0] == w[1]), "{addrs:x?}");
     assert_eq!(seg.num_named_objects(), 1);
+}
+
+#[test]
+fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
+    exactly_one_initialiser_among_racing_threads(|seg, runs| {
+        let r = seg
+            .find_or_construct("shared", || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                Point { x: 7, y: 8 }
+            })
+            .unwrap();
+        std::ptr::from_ref(r).addr()
+    });
+}
+
+#[test]
+fn find_or_construct_array_runs_exactly_one_initialiser_among_racing_threads() {
+    exactly_one_initialiser_among_racing_threads(|seg, runs| {
+        let r = seg
+            .find_or_construct_array_with("shared", 4, |i| {
+                if i == 0 {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                }
+                i as u32 * 10
+            })
+            .unwrap();
+        assert_eq!(r, &[0, 10, 20, 30]);
+        r.as_ptr().addr()
+    });
+}
+
+#[test]
+fn find_or_construct_array_finds_an_existing_array_of_any_length() {
+    let seg = heap();
+    let made = seg.find_or_construct_array("row", 3, 1u16).unwrap();
+    assert_eq!(made, &[1, 1, 1]);
+    // Found, not built again: the length and values are those of the existing array.
+    let found = seg.find_or_construct_array("row", 10, 9u16).unwrap();
+    assert_eq!(found.as_ptr(), made.as_ptr());
+    assert_eq!(found, &[1, 1, 1]);
+    // Another element type is a mismatch; unique arrays work the same way.
+    assert!(matches!(
+        seg.find_or_construct_array("row", 3, 0u32),
+        Err(Error::TypeMismatch { .. })
+    ));
+    let u = seg
+        .find_or_construct_array(Unique, 2, Point { x: 1, y: 1 })
+        .unwrap();
+    assert_eq!(u.len(), 2);
+    assert_eq!(
+        seg.find_or_construct_array(Unique, 5, Point { x: 0, y: 0 })
+            .unwrap(),
+        u
+    );
 }
 
 #[test]

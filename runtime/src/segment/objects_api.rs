@@ -223,6 +223,32 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         }
     }
 
+    /// The array `target` if it exists (of whatever length it has), else a new one of `n`
+    /// clones of `value`: atomically across threads and processes, like
+    /// [`find_or_construct`](Self::find_or_construct).
+    pub fn find_or_construct_array<T: ShmSafe + Clone>(
+        &self,
+        target: impl Lookup<I>,
+        n: usize,
+        value: T,
+    ) -> Result<&[T]> {
+        self.create_object(target.target(), n, IfExists::Return, |_| {
+            Some(value.clone())
+        })
+    }
+
+    /// The array `target` if it exists, else a new one of `n` elements, element `i` being
+    /// `f(i)`; atomic like [`find_or_construct`](Self::find_or_construct). `f` runs under
+    /// the index lock; if it panics, what was built is undone before the panic goes on.
+    pub fn find_or_construct_array_with<T: ShmSafe>(
+        &self,
+        target: impl Lookup<I>,
+        n: usize,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Result<&[T]> {
+        self.create_object(target.target(), n, IfExists::Return, |i| Some(f(i)))
+    }
+
     /// Constructs the unique instance of `T`.
     pub fn construct_unique<T: ShmSafe>(&self, value: T) -> Result<&T>
     where
