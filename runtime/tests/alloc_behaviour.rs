@@ -253,7 +253,7 @@ fn allocation_command_allocate_new_prefers_then_settles() {
 fn allocate_many_aligned_equal_and_varied_sizes() {
     let seg = heap();
     let free0 = seg.free_memory();
-    for align in [16, 64, 256, PAGE] {
+    for align in [16, 64, 256, 1024] {
         let equal = seg.allocate_many_aligned(40, 12, align).unwrap();
         let sizes = [1, 100, 17, align, 3 * align + 5];
         let varied = seg.allocate_many_sizes_aligned(&sizes, align).unwrap();
@@ -748,7 +748,7 @@ fn a_tiny_segment_grown_large_serves_blocks_of_every_size() {
     // share one list, which must still find a fitting block for every request.
     let mut seg = ManagedHeapMemory::new(1000).unwrap();
     seg.grow(SEG).unwrap();
-    let sizes = [5000, 40, 300, 20_000, 900, 3000, 128, 60_000];
+    let sizes = [SEG / 200, 40, 300, SEG / 50, 900, 3000, 128, SEG / 17];
     let mut blocks: Vec<_> = sizes.iter().map(|&n| seg.allocate(n).unwrap()).collect();
     // Free every other one, then ask for sizes that fit only some of the holes.
     let kept: Vec<_> = blocks
@@ -764,7 +764,7 @@ fn a_tiny_segment_grown_large_serves_blocks_of_every_size() {
             }
         })
         .collect();
-    for n in [4000, 250, 19_000, 100_000] {
+    for n in [SEG / 250, 250, SEG / 55, SEG / 10] {
         let p = seg.allocate(n).unwrap();
         assert!(seg.usable_size(p).unwrap() >= n);
         blocks.push(p);
