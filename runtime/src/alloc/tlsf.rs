@@ -42,7 +42,7 @@ const FL_COUNT: usize = (FL_MAX - FL_SHIFT + 1) as usize;
 pub const MAX_BLOCK: usize = 1 << FL_MAX;
 
 /// The allocator's state; it lives inside the segment, next to the blocks it manages, and is
-/// followed directly by a table of `levels` [`Level`]s (see [`Tlsf::table_bytes`]).
+/// followed directly by a table of `levels` levels (see [`Tlsf::table_bytes`]).
 #[repr(C)]
 pub struct TlsfState {
     fl_bitmap: u64,
