@@ -34,6 +34,7 @@ pub use position::{type_fingerprint_of, PositionIndependent, ShmMut, ShmSafe};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use registry::{MappingInfo, Registration};
 pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, ShmRoot, VariantSchema};
+pub use segment::header::MIN_SEGMENT_SIZE;
 pub use segment::{
     AlignedBuffer, CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
     ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,

@@ -247,6 +247,107 @@ fn allocation_command_allocate_new_prefers_then_settles() {
     assert!(seg.all_memory_deallocated());
 }
 
+/// Boost's aligned `allocate_many`: equal and varied sizes, every block aligned, none
+/// overlapping, all or nothing.
+#[test]
+fn allocate_many_aligned_equal_and_varied_sizes() {
+    let seg = heap();
+    let free0 = seg.free_memory();
+    for align in [16, 64, 256, 1024] {
+        let equal = seg.allocate_many_aligned(40, 12, align).unwrap();
+        let sizes = [1, 100, 17, align, 3 * align + 5];
+        let varied = seg.allocate_many_sizes_aligned(&sizes, align).unwrap();
+        let blocks: Vec<(NonNull<u8>, usize)> = equal
+            .iter()
+            .map(|&p| (p, 40))
+            .chain(varied.iter().copied().zip(sizes))
+            .collect();
+        for (i, &(p, n)) in blocks.iter().enumerate() {
+            assert_eq!(p.as_ptr().addr() % align, 0, "block {i} at align {align}");
+            assert!(seg.usable_size(p).unwrap() >= n);
+            fill(p, n, i as u8);
+        }
+        for (i, &(p, n)) in blocks.iter().enumerate() {
+            assert!(all_equal(p, n, i as u8), "block {i} was overwritten");
+        }
+        seg.check().unwrap();
+        // SAFETY: allocated above, each freed once.
+        unsafe { seg.deallocate_many(blocks.iter().map(|b| b.0)).unwrap() };
+    }
+    assert_eq!(seg.free_memory(), free0);
+    // Nothing fits: nothing is taken. A bad alignment is an argument error.
+    assert!(matches!(
+        seg.allocate_many_aligned(SEG / 8, 9, 64),
+        Err(Error::OutOfMemory { .. })
+    ));
+    assert!(seg.allocate_many_sizes_aligned(&[16, SEG, 16], 32).is_err());
+    assert!(matches!(
+        seg.allocate_many_aligned(8, 2, 48),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(seg.free_memory(), free0);
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
+fn allocate_new_is_the_safe_aligned_allocate_new_command() {
+    let seg = heap();
+    let a = seg.allocate_new(100, 1000, 256).unwrap();
+    assert!(!a.reused && a.received >= 1000);
+    assert_eq!(a.ptr.as_ptr().addr() % 256, 0);
+    // Preferred too large: at least the limit, still aligned.
+    let b = seg.allocate_new(100, SEG * 2, 64).unwrap();
+    assert!(b.received >= 100 && b.received < SEG);
+    assert_eq!(b.ptr.as_ptr().addr() % 64, 0);
+    assert!(matches!(
+        seg.allocate_new(SEG, SEG * 2, 16),
+        Err(Error::AllocationCommandFailed { .. })
+    ));
+    assert!(matches!(
+        seg.allocate_new(8, 8, 3),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // SAFETY: allocated above.
+    unsafe { seg.deallocate_many([a.ptr, b.ptr]).unwrap() };
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
+fn an_aligned_command_keeps_the_alignment_when_it_moves_the_block() {
+    let seg = heap();
+    let align = 128;
+    // Backward expansion moves the start by whole multiples of the alignment (and of the
+    // object size).
+    let before = seg.allocate(2000).unwrap();
+    let b = seg.allocate_aligned(64, align).unwrap();
+    // SAFETY: allocated above; makes room before `b`.
+    unsafe { seg.deallocate(before).unwrap() };
+    let back = command(
+        &seg,
+        Command::EXPAND_BWD.aligned(align),
+        300,
+        400,
+        Some(b),
+        24,
+    )
+    .unwrap();
+    assert!(back.reused && back.ptr < b && back.received >= 300);
+    assert_eq!(back.ptr.as_ptr().addr() % align, 0);
+    assert_eq!((b.as_ptr().addr() - back.ptr.as_ptr().addr()) % 24, 0);
+    // The neighbour is used: expanding fails, and the new block is aligned.
+    let block = seg.allocate_aligned(64, align).unwrap();
+    // Small blocks fill the alignment padding, then the space right after `block`.
+    let _fences: Vec<_> = (0..64).map(|_| seg.allocate(8).unwrap()).collect();
+    let cmd = (Command::EXPAND_FWD | Command::ALLOCATE_NEW).aligned(align);
+    assert_eq!(cmd.alignment(), align);
+    let r = command(&seg, cmd, 500, 1000, Some(block), 1).unwrap();
+    assert!(!r.reused && r.received >= 1000);
+    assert_eq!(r.ptr.as_ptr().addr() % align, 0);
+    seg.check().unwrap();
+    // SAFETY: all live, freed once.
+    unsafe { seg.deallocate_many([block, r.ptr, back.ptr]).unwrap() };
+}
+
 /// The reference's allocation_command example: allocate, expand forward, shrink.
 #[test]
 fn allocation_command_expand_forward_then_shrink_in_place() {
@@ -612,6 +713,65 @@ fn a_heap_segment_moved_by_growth_stays_valid() {
     assert!(shmkit_runtime::registry::lookup(big.as_ptr()).is_some());
     // SAFETY: both live.
     unsafe { seg.deallocate_many([p, big]).unwrap() };
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
+fn a_heap_segment_shrinks_to_fit_and_grows_back() {
+    let mut seg = ManagedHeapMemory::new(SEG).unwrap();
+    let p = seg.allocate(1000).unwrap();
+    fill(p, 1000, 0x5A);
+    let h = seg.handle_from_address(p.as_ptr()).unwrap();
+    let free = seg.free_memory();
+    let small = seg.shrink_to_fit().unwrap();
+    assert_eq!(small, seg.size());
+    // The header, the size-class table, the block: a few KiB.
+    assert!(small < 8 * 1024, "{small}");
+    let p = seg.address_from_handle(h).unwrap();
+    assert!(all_equal(p, 1000, 0x5A));
+    seg.check().unwrap();
+    assert!(seg.allocate(SEG / 2).is_err());
+    // Nothing more to cut.
+    assert_eq!(seg.shrink_to_fit().unwrap(), small);
+    seg.grow(SEG - small).unwrap();
+    assert_eq!((seg.size(), seg.free_memory()), (SEG, free));
+    let p = seg.address_from_handle(h).unwrap();
+    assert!(all_equal(p, 1000, 0x5A));
+    // SAFETY: allocated above, freed once.
+    unsafe { seg.deallocate(p).unwrap() };
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
+fn a_tiny_segment_grown_large_serves_blocks_of_every_size() {
+    // A 1,000-byte segment keeps a short size-class table; after growing, blocks above it
+    // share one list, which must still find a fitting block for every request.
+    let mut seg = ManagedHeapMemory::new(1000).unwrap();
+    seg.grow(SEG).unwrap();
+    let sizes = [SEG / 200, 40, 300, SEG / 50, 900, 3000, 128, SEG / 17];
+    let mut blocks: Vec<_> = sizes.iter().map(|&n| seg.allocate(n).unwrap()).collect();
+    // Free every other one, then ask for sizes that fit only some of the holes.
+    let kept: Vec<_> = blocks
+        .drain(..)
+        .enumerate()
+        .filter_map(|(i, p)| {
+            if i % 2 == 0 {
+                // SAFETY: allocated above, freed once.
+                unsafe { seg.deallocate(p).unwrap() };
+                None
+            } else {
+                Some(p)
+            }
+        })
+        .collect();
+    for n in [SEG / 250, 250, SEG / 55, SEG / 10] {
+        let p = seg.allocate(n).unwrap();
+        assert!(seg.usable_size(p).unwrap() >= n);
+        blocks.push(p);
+    }
+    seg.check().unwrap();
+    // SAFETY: all live, each freed once.
+    unsafe { seg.deallocate_many(blocks.into_iter().chain(kept)).unwrap() };
     assert!(seg.all_memory_deallocated());
 }
 

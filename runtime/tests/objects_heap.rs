@@ -274,8 +274,11 @@ fn destroying_drops_every_element() {
 
 // ----- find_or_construct, unique, anonymous ----------------------------------------------
 
-#[test]
-fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
+/// Threads race to `find` the same object (counting initialiser runs in the counter they
+/// get); exactly one initialiser runs and every thread gets the same address.
+fn exactly_one_initialiser_among_racing_threads(
+    find: fn(&ManagedHeapMemory, &AtomicUsize) -> usize,
+) {
     let seg = Arc::new(heap());
     let runs = Arc::new(AtomicUsize::new(0));
     let threads = if cfg!(miri) { 3 } else { 8 };
@@ -285,13 +288,7 @@ fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
             let (seg, runs, barrier) = (seg.clone(), runs.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let r = seg
-                    .find_or_construct("shared", || {
-                        runs.fetch_add(1, Ordering::Relaxed);
-                        Point { x: 7, y: 8 }
-                    })
-                    .unwrap();
-                std::ptr::from_ref(r).addr()
+                find(&seg, &runs)
             })
         })
         .collect::<Vec<_>>()
@@ -301,6 +298,60 @@ fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
     assert_eq!(runs.load(Ordering::Relaxed), 1);
     assert!(addrs.windows(2).all(|w| w[0] == w[1]), "{addrs:x?}");
     assert_eq!(seg.num_named_objects(), 1);
+}
+
+#[test]
+fn find_or_construct_runs_exactly_one_initialiser_among_racing_threads() {
+    exactly_one_initialiser_among_racing_threads(|seg, runs| {
+        let r = seg
+            .find_or_construct("shared", || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                Point { x: 7, y: 8 }
+            })
+            .unwrap();
+        std::ptr::from_ref(r).addr()
+    });
+}
+
+#[test]
+fn find_or_construct_array_runs_exactly_one_initialiser_among_racing_threads() {
+    exactly_one_initialiser_among_racing_threads(|seg, runs| {
+        let r = seg
+            .find_or_construct_array_with("shared", 4, |i| {
+                if i == 0 {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                }
+                i as u32 * 10
+            })
+            .unwrap();
+        assert_eq!(r, &[0, 10, 20, 30]);
+        r.as_ptr().addr()
+    });
+}
+
+#[test]
+fn find_or_construct_array_finds_an_existing_array_of_any_length() {
+    let seg = heap();
+    let made = seg.find_or_construct_array("row", 3, 1u16).unwrap();
+    assert_eq!(made, &[1, 1, 1]);
+    // Found, not built again: the length and values are those of the existing array.
+    let found = seg.find_or_construct_array("row", 10, 9u16).unwrap();
+    assert_eq!(found.as_ptr(), made.as_ptr());
+    assert_eq!(found, &[1, 1, 1]);
+    // Another element type is a mismatch; unique arrays work the same way.
+    assert!(matches!(
+        seg.find_or_construct_array("row", 3, 0u32),
+        Err(Error::TypeMismatch { .. })
+    ));
+    let u = seg
+        .find_or_construct_array(Unique, 2, Point { x: 1, y: 1 })
+        .unwrap();
+    assert_eq!(u.len(), 2);
+    assert_eq!(
+        seg.find_or_construct_array(Unique, 5, Point { x: 0, y: 0 })
+            .unwrap(),
+        u
+    );
 }
 
 #[test]
@@ -745,4 +796,91 @@ fn random_constructs_and_destroys_match_a_model_hash() {
 #[test]
 fn random_constructs_and_destroys_match_a_model_ordered() {
     matches_a_model::<OrderedIndex>(true);
+}
+
+// ----- small segments ----------------------------------------------------------------------
+
+#[test]
+fn a_1000_byte_segment_holds_a_few_named_objects() {
+    // Boost's examples create segments of 1,000 bytes.
+    let mut seg = ManagedHeapMemory::new(1000).unwrap();
+    seg.construct("answer", 42u32).unwrap();
+    seg.construct_array("row", 4, 7u16).unwrap();
+    seg.construct("point", Point { x: 1, y: 2 }).unwrap();
+    assert_eq!(seg.find::<u32>("answer").unwrap(), Some(&42));
+    assert_eq!(seg.find_slice::<u16>("row").unwrap(), Some(&[7u16; 4][..]));
+    assert_eq!(
+        seg.find::<Point>("point").unwrap(),
+        Some(&Point { x: 1, y: 2 })
+    );
+    assert!(seg.destroy::<u32>("answer").unwrap());
+    assert!(seg.destroy::<u16>("row").unwrap());
+    assert!(seg.destroy::<Point>("point").unwrap());
+    assert_eq!(seg.num_named_objects(), 0);
+    seg.check().unwrap();
+}
+
+#[test]
+fn the_smallest_segment_size_is_named_in_the_error() {
+    let min = shmkit_runtime::MIN_SEGMENT_SIZE;
+    assert!(min <= 1024, "{min}");
+    let seg = ManagedHeapMemory::new(min).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    let err = ManagedHeapMemory::new(min - 1).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidSize { size, ref reason }
+            if size == min as u64 - 1 && reason.contains(&min.to_string())),
+        "{err}"
+    );
+}
+
+// ----- shrinking the indexes ---------------------------------------------------------------
+
+/// Boost's segment-manager test: reserve index room, shrink the indexes, and nothing is
+/// allocated any more; then the same after objects came and went.
+/// `buckets`: whether the index keeps room beyond its entries (the hash index does).
+fn shrink_to_fit_indexes_frees_what_is_unused<I: NamedIndex>(buckets: bool) {
+    let n = if cfg!(miri) { 12 } else { 100 };
+    let mut seg = ManagedHeapMemory::options().index::<I>().create(SIZE).unwrap();
+    seg.reserve_named_objects(n).unwrap();
+    seg.reserve_unique_objects(n).unwrap();
+    seg.shrink_to_fit_indexes().unwrap();
+    assert!(seg.all_memory_deallocated());
+
+    let names: Vec<String> = (0..n).map(|i| format!("obj{i}")).collect();
+    for name in &names {
+        seg.construct(name.as_str(), 0u32).unwrap();
+    }
+    seg.construct_unique(1u8).unwrap();
+    // A few objects left: the buckets shrink to what they need, and the objects stay.
+    for name in &names[3..] {
+        assert!(seg.destroy::<u32>(name.as_str()).unwrap());
+    }
+    let before = seg.free_memory();
+    seg.shrink_to_fit_indexes().unwrap();
+    assert_eq!(seg.free_memory() > before, buckets);
+    for name in &names[..3] {
+        assert_eq!(seg.find::<u32>(name.as_str()).unwrap(), Some(&0));
+    }
+    assert_eq!(seg.find_unique::<u8>().unwrap(), Some(&1));
+    for name in &names[..3] {
+        assert!(seg.destroy::<u32>(name.as_str()).unwrap());
+    }
+    assert!(seg.destroy_unique::<u8>().unwrap());
+    seg.shrink_to_fit_indexes().unwrap();
+    assert!(seg.all_memory_deallocated());
+    seg.check().unwrap();
+    // The index tables come back with the next object.
+    seg.construct("again", 2u64).unwrap();
+    assert_eq!(seg.find::<u64>("again").unwrap(), Some(&2));
+}
+
+#[test]
+fn shrink_to_fit_indexes_frees_what_is_unused_hash() {
+    shrink_to_fit_indexes_frees_what_is_unused::<HashIndex>(true);
+}
+
+#[test]
+fn shrink_to_fit_indexes_frees_what_is_unused_ordered() {
+    shrink_to_fit_indexes_frees_what_is_unused::<OrderedIndex>(false);
 }

@@ -48,6 +48,15 @@ fn objects_are_shared_between_mappings_shm() {
 }
 
 #[test]
+fn a_1000_byte_shared_memory_segment_holds_a_few_named_objects() {
+    // Boost's examples create segments of 1,000 bytes.
+    let g = ShmGuard(unique_name());
+    let a = ManagedSharedMemory::create(&g.0, 1000).unwrap();
+    let mut b = ManagedSharedMemory::open(&g.0).unwrap();
+    shared_between(&a, &mut b);
+}
+
+#[test]
 fn objects_are_shared_between_mappings_file() {
     let dir = TempDir::new();
     let path = dir.join("seg");

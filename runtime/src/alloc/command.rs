@@ -10,28 +10,65 @@ use crate::error::{Error, Result};
 /// What [`allocation_command`](crate::ManagedSegment::allocation_command) may do; combine
 /// with `|`. Shrinking cannot be combined with expanding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Command(u8);
+pub struct Command {
+    flags: u8,
+    /// Alignment asked for the block's start ([`MIN_ALIGN`](crate::alloc::MIN_ALIGN)
+    /// unless [`aligned`](Self::aligned) says otherwise).
+    align: usize,
+}
 
 impl Command {
     /// Allocate a new block when expansion is not asked for or fails.
-    pub const ALLOCATE_NEW: Command = Command(1);
+    pub const ALLOCATE_NEW: Command = Command::flag(1);
     /// Move the end of the block forward (data stays where it is).
-    pub const EXPAND_FWD: Command = Command(2);
+    pub const EXPAND_FWD: Command = Command::flag(2);
     /// Move the start of the block backward; the caller moves its data to the new start.
-    pub const EXPAND_BWD: Command = Command(4);
+    pub const EXPAND_BWD: Command = Command::flag(4);
     /// Move the end of the block backward, returning the tail to the segment.
-    pub const SHRINK_IN_PLACE: Command = Command(8);
+    pub const SHRINK_IN_PLACE: Command = Command::flag(8);
+
+    const fn flag(flags: u8) -> Command {
+        Command {
+            flags,
+            align: GRANULE,
+        }
+    }
+
+    /// The same command for a block whose start must be a multiple of `align` (a power of
+    /// two; Boost's `allocate_aligned`): a new block is aligned, and a backward expansion
+    /// moves the start by whole multiples of it. Forward expansion and shrinking keep the
+    /// start where it is.
+    pub const fn aligned(self, align: usize) -> Command {
+        Command {
+            flags: self.flags,
+            align,
+        }
+    }
 
     /// Whether every flag of `other` is in `self`.
     pub const fn contains(self, other: Command) -> bool {
-        self.0 & other.0 == other.0
+        self.flags & other.flags == other.flags
+    }
+
+    /// The alignment the block's start will have (every block has at least
+    /// [`MIN_ALIGN`](crate::alloc::MIN_ALIGN)).
+    pub const fn alignment(self) -> usize {
+        if self.align < GRANULE {
+            GRANULE
+        } else {
+            self.align
+        }
     }
 }
 
 impl BitOr for Command {
     type Output = Command;
+    /// The union of the flags, with the larger alignment.
     fn bitor(self, rhs: Command) -> Command {
-        Command(self.0 | rhs.0)
+        Command {
+            flags: self.flags | rhs.flags,
+            align: self.align.max(rhs.align),
+        }
     }
 }
 
@@ -67,8 +104,11 @@ impl Request {
                 reason: format!("allocation_command: {reason}"),
             })
         };
-        if c.0 == 0 || c.0 & !15 != 0 {
+        if c.flags == 0 || c.flags & !15 != 0 {
             return bad("no command given");
+        }
+        if !c.align.is_power_of_two() {
+            return bad(&format!("alignment {} is not a power of two", c.align));
         }
         if shrink && (expand || c.contains(Command::ALLOCATE_NEW)) {
             return bad("shrink_in_place cannot be combined with expanding or allocating");
@@ -114,6 +154,7 @@ pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
     if req.cmd.contains(Command::SHRINK_IN_PLACE) {
         return shrink(t, req);
     }
+    let align = req.cmd.alignment() as u64;
     let fwd = req.cmd.contains(Command::EXPAND_FWD);
     let bwd = req.cmd.contains(Command::EXPAND_BWD);
     let new = req.cmd.contains(Command::ALLOCATE_NEW);
@@ -143,7 +184,7 @@ pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
             }
         }
         if new {
-            if let Some(a) = block_size_for(target).and_then(|b| t.alloc_block(b)) {
+            if let Some(a) = block_size_for(target).and_then(|b| alloc(t, b, align)) {
                 // SAFETY: freshly allocated block.
                 let size = unsafe { t.block_size(a) };
                 return Ok(Allocation {
@@ -166,6 +207,15 @@ pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
         possible = possible.max(t.largest_free().saturating_sub(HEADER as u64) as usize);
     }
     Err(failed(req, possible))
+}
+
+/// Allocates a block of `size` bytes whose payload is aligned to `align` (a power of two).
+pub(crate) fn alloc(t: &mut Tlsf, size: u64, align: u64) -> Option<u64> {
+    if align <= GRANULE as u64 {
+        t.alloc_block(size)
+    } else {
+        t.alloc_aligned(size, align)
+    }
 }
 
 fn reused(t: &Tlsf, off: u64, size: u64) -> Allocation {
@@ -204,7 +254,7 @@ fn expand(
         return None;
     }
     let bwd_room = t.free_before(off);
-    let step = lcm(GRANULE as u64, req.object_size as u64)?;
+    let step = lcm(req.cmd.alignment() as u64, req.object_size as u64)?;
     let missing = need - size - fwd_room;
     // The smallest whole number of steps that covers the gap and leaves the free block
     // before either empty or big enough to stand alone.

@@ -41,12 +41,14 @@ const FL_COUNT: usize = (FL_MAX - FL_SHIFT + 1) as usize;
 /// Largest request the size classes can represent.
 pub const MAX_BLOCK: usize = 1 << FL_MAX;
 
-/// The allocator's state; it lives inside the segment, next to the blocks it manages.
+/// The allocator's state; it lives inside the segment, next to the blocks it manages, and is
+/// followed directly by a table of `levels` levels (see [`Tlsf::table_bytes`]).
 #[repr(C)]
 pub struct TlsfState {
     fl_bitmap: u64,
-    sl_bitmap: [u32; FL_COUNT],
-    heads: [[u64; SL_COUNT]; FL_COUNT],
+    /// First levels in the table: a small segment keeps a short table, and blocks above its
+    /// last level are all filed in that level's last list (searched first-fit).
+    levels: u64,
     /// Offset of the first block.
     start: u64,
     /// Offset of the end sentinel (a zero-sized used block).
@@ -55,11 +57,21 @@ pub struct TlsfState {
     free_bytes: u64,
 }
 
+/// The lists of one first level.
+#[repr(C)]
+struct Level {
+    sl_bitmap: u32,
+    _pad: u32,
+    heads: [u64; SL_COUNT],
+}
+
 /// A view of one segment's allocator: the segment base plus its state. All methods must be
 /// called with the segment lock held (or on a segment nobody else can reach yet).
 pub struct Tlsf {
     base: *mut u8,
     state: *mut TlsfState,
+    /// The level table right after the state.
+    table: *mut Level,
 }
 
 /// Where a block is and how big it is (offsets from the segment base).
@@ -110,9 +122,9 @@ pub unsafe fn used_size_unlocked(
     (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(size)
 }
 
-/// The (first level, second level) class a block of `size` is filed under.
+/// The natural (first level, second level) class of a block of `size`.
 #[inline]
-fn mapping_insert(size: u64) -> (usize, usize) {
+fn class_of(size: u64) -> (usize, usize) {
     if size < (1 << FL_SHIFT) {
         (0, (size / GRANULE as u64) as usize)
     } else {
@@ -122,54 +134,85 @@ fn mapping_insert(size: u64) -> (usize, usize) {
     }
 }
 
-/// The first class whose every block is at least `size` bytes.
+/// The first class whose every block is at least `size` bytes (its first level may be past
+/// the table; the callers check).
 #[inline]
 fn mapping_search(size: u64) -> (usize, usize) {
     if size < (1 << FL_SHIFT) {
-        mapping_insert(size)
+        class_of(size)
     } else {
         let msb = 63 - size.leading_zeros();
-        mapping_insert(size + (1 << (msb - SL_LOG2)) - 1)
+        class_of(size + (1 << (msb - SL_LOG2)) - 1)
     }
 }
 
 /// Where fields of the state lie, for tests that forge corrupt segments.
 #[cfg(test)]
 pub(crate) mod layout {
-    /// Offset of the first-level bitmap, the second-level bitmaps and the list heads.
+    /// Offset of the first-level bitmap, and of level 0's second-level bitmap and list
+    /// heads (from the state's start: the table follows the state).
     pub const FL_BITMAP: usize = std::mem::offset_of!(super::TlsfState, fl_bitmap);
-    pub const SL_BITMAP: usize = std::mem::offset_of!(super::TlsfState, sl_bitmap);
-    pub const HEADS: usize = std::mem::offset_of!(super::TlsfState, heads);
+    const TABLE: usize = std::mem::size_of::<super::TlsfState>();
+    pub const SL_BITMAP: usize = TABLE + std::mem::offset_of!(super::Level, sl_bitmap);
+    pub const HEADS: usize = TABLE + std::mem::offset_of!(super::Level, heads);
     /// Offset of the end-sentinel offset.
     pub const END: usize = std::mem::offset_of!(super::TlsfState, end);
-    /// Lists per first level.
-    pub const SL_COUNT: usize = super::SL_COUNT;
 }
 
 impl Tlsf {
-    /// Size in bytes of the state kept in the segment.
-    pub const STATE_SIZE: usize = std::mem::size_of::<TlsfState>();
+    /// Most first levels a table can have.
+    pub const MAX_LEVELS: usize = FL_COUNT;
 
-    /// # Safety
-    /// `state` points to a `TlsfState` inside the mapping that starts at `base`, and the
-    /// offsets it holds (once initialised) stay within that mapping.
-    #[inline]
-    pub unsafe fn new(base: *mut u8, state: *mut TlsfState) -> Self {
-        Tlsf { base, state }
+    /// Bytes of the state and its table of `levels` first levels.
+    pub const fn table_bytes(levels: usize) -> usize {
+        std::mem::size_of::<TlsfState>() + levels * std::mem::size_of::<Level>()
     }
 
-    /// Formats `[start, end)` as one free block followed by the end sentinel.
+    /// The most first levels whose state and table fit in `budget` bytes (at least 1, at
+    /// most all).
+    pub const fn levels_within(budget: usize) -> usize {
+        let n =
+            budget.saturating_sub(std::mem::size_of::<TlsfState>()) / std::mem::size_of::<Level>();
+        if n < 1 {
+            1
+        } else if n > FL_COUNT {
+            FL_COUNT
+        } else {
+            n
+        }
+    }
+
+    /// # Safety
+    /// `state` points to a `TlsfState`, followed by its level table, inside the mapping that
+    /// starts at `base`; the offsets it holds (once initialised) stay within that mapping,
+    /// and its level count (once initialised or validated) is at most the table's room.
+    #[inline]
+    pub unsafe fn new(base: *mut u8, state: *mut TlsfState) -> Self {
+        Tlsf {
+            base,
+            state,
+            // SAFETY: the table follows the state in the same allocation (contract).
+            table: unsafe { state.add(1) }.cast(),
+        }
+    }
+
+    /// Formats `[start, end)` as one free block followed by the end sentinel, with a table of
+    /// `levels` first levels (1 to [`Self::MAX_LEVELS`]).
     ///
     /// # Safety
-    /// The range lies in the mapping, is granule-aligned and nobody else uses it.
-    pub unsafe fn init(&mut self, start: u64, end: u64) {
+    /// The range lies in the mapping, is granule aligned and nobody else uses it; the table
+    /// of `levels` levels fits between the state and `start`.
+    pub unsafe fn init(&mut self, start: u64, end: u64, levels: usize) {
         debug_assert!(start % GRANULE as u64 == 0 && end % GRANULE as u64 == 0);
-        // SAFETY: `state` is valid and exclusively ours per this function's contract; the
-        // words written lie inside the range.
+        debug_assert!((1..=FL_COUNT).contains(&levels));
+        // SAFETY: `state` and its table are valid and exclusively ours per this function's
+        // contract; the words written lie inside the range.
         unsafe {
             self.state.write_bytes(0, 1);
+            self.table.write_bytes(0, levels);
             let sentinel = end - HEADER as u64;
             let st = self.st_mut();
+            st.levels = levels as u64;
             st.start = start;
             st.end = sentinel;
             self.set_word(sentinel, 0);
@@ -243,6 +286,41 @@ impl Tlsf {
         unsafe { &mut *self.state }
     }
 
+    /// First levels in the table.
+    #[inline]
+    pub fn levels(&self) -> usize {
+        self.st().levels as usize
+    }
+
+    /// The class a free block of `size` is filed under: its natural class, or the last list
+    /// of the table for blocks above the table's levels.
+    #[inline]
+    fn mapping_insert(&self, size: u64) -> (usize, usize) {
+        let (fl, sl) = class_of(size);
+        let levels = self.levels();
+        if fl < levels {
+            (fl, sl)
+        } else {
+            (levels - 1, SL_COUNT - 1)
+        }
+    }
+
+    #[inline]
+    fn level(&self, fl: usize) -> &Level {
+        debug_assert!(fl < self.levels());
+        // SAFETY: `fl` is below the level count (classes are clamped to it, and an open
+        // checks the bitmaps against it), so the level lies in the table.
+        unsafe { &*self.table.add(fl) }
+    }
+
+    #[inline]
+    fn level_mut(&mut self, fl: usize) -> &mut Level {
+        debug_assert!(fl < self.levels());
+        // SAFETY: as in `level`; `&mut self` and the segment lock make this the only
+        // reference.
+        unsafe { &mut *self.table.add(fl) }
+    }
+
     #[inline]
     unsafe fn size_of(&self, off: u64) -> u64 {
         // SAFETY: forwarded contract of `word`.
@@ -256,18 +334,18 @@ impl Tlsf {
         // SAFETY: `off` is a free block of `size` bytes inside the range.
         unsafe {
             self.set_word(off + size - GRANULE as u64, size);
-            let (fl, sl) = mapping_insert(size);
-            let st = self.st_mut();
-            let head = st.heads[fl][sl];
+            let (fl, sl) = self.mapping_insert(size);
+            let head = self.level(fl).heads[sl];
             self.set_word(off + 8, head);
             self.set_word(off + 16, 0);
             if head != 0 {
                 self.set_word(head + 16, off);
             }
+            let level = self.level_mut(fl);
+            level.heads[sl] = off;
+            level.sl_bitmap |= 1 << sl;
             let st = self.st_mut();
-            st.heads[fl][sl] = off;
             st.fl_bitmap |= 1 << fl;
-            st.sl_bitmap[fl] |= 1 << sl;
             st.free_bytes += size;
         }
     }
@@ -281,16 +359,16 @@ impl Tlsf {
             if next != 0 {
                 self.set_word(next + 16, prev);
             }
-            let st = self.st_mut();
             if prev != 0 {
                 self.set_word(prev + 8, next);
             } else {
-                let (fl, sl) = mapping_insert(size);
-                st.heads[fl][sl] = next;
+                let (fl, sl) = self.mapping_insert(size);
+                let level = self.level_mut(fl);
+                level.heads[sl] = next;
                 if next == 0 {
-                    st.sl_bitmap[fl] &= !(1 << sl);
-                    if st.sl_bitmap[fl] == 0 {
-                        st.fl_bitmap &= !(1 << fl);
+                    level.sl_bitmap &= !(1 << sl);
+                    if level.sl_bitmap == 0 {
+                        self.st_mut().fl_bitmap &= !(1 << fl);
                     }
                 }
             }
@@ -314,28 +392,31 @@ impl Tlsf {
             if prev != 0 {
                 self.set_word(prev + 8, new);
             } else {
-                self.st_mut().heads[class.0][class.1] = new;
+                self.level_mut(class.0).heads[class.1] = new;
             }
         }
     }
 
-    /// Head of the first non-empty class at or above `(fl, sl)`.
+    /// Head of the first non-empty class at or above `(fl, sl)`; None also when `fl` is past
+    /// the table (then only a first-fit search of the last list can serve).
     #[inline]
     fn find_class(&self, fl: usize, sl: usize) -> Option<u64> {
-        let st = self.st();
-        let mut sl_map = st.sl_bitmap[fl] & (!0u32 << sl);
+        if fl >= self.levels() {
+            return None;
+        }
+        let mut sl_map = self.level(fl).sl_bitmap & (!0u32 << sl);
         let fl = if sl_map == 0 {
-            let fl_map = st.fl_bitmap & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
+            let fl_map = self.st().fl_bitmap & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
             if fl_map == 0 {
                 return None;
             }
             let fl = fl_map.trailing_zeros() as usize;
-            sl_map = st.sl_bitmap[fl];
+            sl_map = self.level(fl).sl_bitmap;
             fl
         } else {
             fl
         };
-        Some(st.heads[fl][sl_map.trailing_zeros() as usize])
+        Some(self.level(fl).heads[sl_map.trailing_zeros() as usize])
     }
 
     // ----- allocation ------------------------------------------------------------------
@@ -353,8 +434,9 @@ impl Tlsf {
             return 0;
         }
         let fl = 63 - st.fl_bitmap.leading_zeros() as usize;
-        let sl = 31 - st.sl_bitmap[fl].leading_zeros() as usize;
-        let (mut cur, mut max) = (st.heads[fl][sl], 0);
+        let level = self.level(fl);
+        let sl = 31 - level.sl_bitmap.leading_zeros() as usize;
+        let (mut cur, mut max) = (level.heads[sl], 0);
         while cur != 0 {
             // SAFETY: list members are free blocks inside the range.
             unsafe {
@@ -407,9 +489,6 @@ impl Tlsf {
     #[inline]
     pub fn alloc_block(&mut self, size: u64) -> Option<u64> {
         let (fl, sl) = mapping_search(size);
-        if fl >= FL_COUNT {
-            return None;
-        }
         let off = match self.find_class(fl, sl) {
             Some(off) => off,
             None => self.first_fit_in_class(size)?,
@@ -417,8 +496,8 @@ impl Tlsf {
         // SAFETY: `off` is a free block inside the range (listed).
         unsafe {
             let have = self.size_of(off);
-            let class = mapping_insert(have);
-            if have - size >= MIN_BLOCK as u64 && mapping_insert(have - size) == class {
+            let class = self.mapping_insert(have);
+            if have - size >= MIN_BLOCK as u64 && self.mapping_insert(have - size) == class {
                 self.split_in_place(off, have, size, class);
             } else {
                 self.unlink(off, have);
@@ -448,16 +527,18 @@ impl Tlsf {
         }
     }
 
-    /// The class search skips the class `size` itself falls in, whose blocks may be smaller.
-    /// When nothing larger is free, one of them may still fit: look through that one list.
+    /// The class search skips the class `size` itself falls in, whose blocks may be smaller
+    /// (and the table's last list holds every larger block too). When nothing larger is
+    /// free, one of them may still fit: look through that one list.
     #[cold]
     fn first_fit_in_class(&self, size: u64) -> Option<u64> {
-        let (fl, sl) = mapping_insert(size);
+        let (fl, sl) = self.mapping_insert(size);
+        let level = self.level(fl);
         // Only classes the bitmaps mark are trusted (an open validates just those).
-        if *self.st().sl_bitmap.get(fl)? & (1 << sl) == 0 {
+        if level.sl_bitmap & (1 << sl) == 0 {
             return None;
         }
-        let mut cur = *self.st().heads.get(fl)?.get(sl)?;
+        let mut cur = level.heads[sl];
         while cur != 0 {
             // SAFETY: list members are free blocks inside the range.
             unsafe {
@@ -515,7 +596,7 @@ impl Tlsf {
                 // in that block's class it keeps its list place; only its size changes.
                 let psize = self.word(off - 8);
                 let prev = off - psize;
-                if mapping_insert(psize + size) == mapping_insert(psize) {
+                if self.mapping_insert(psize + size) == self.mapping_insert(psize) {
                     self.set_word(prev, (psize + size) | FREE);
                     self.set_word(next - 8, psize + size);
                     self.set_word(next, nh | PREV_FREE);
@@ -527,8 +608,8 @@ impl Tlsf {
                 // Merging with the free block after it only: when the merged block stays in
                 // that block's class it takes its list place.
                 let nsize = nh & !FLAGS;
-                let class = mapping_insert(nsize);
-                if mapping_insert(size + nsize) == class {
+                let class = self.mapping_insert(nsize);
+                if self.mapping_insert(size + nsize) == class {
                     self.set_word(off, (size + nsize) | FREE);
                     self.relink(next, off, class);
                     self.set_word(off + size + nsize - 8, size + nsize);
@@ -599,13 +680,11 @@ impl Tlsf {
             .and_then(|s| s.checked_add(MIN_BLOCK as u64))?;
         if padded < MAX_BLOCK as u64 {
             let (fl, sl) = mapping_search(padded);
-            if fl < FL_COUNT {
-                if let Some(off) = self.find_class(fl, sl) {
-                    // SAFETY: `off` heads a free list.
-                    let have = unsafe { self.size_of(off) };
-                    if let Some(pad) = self.aligned_pad(off, have, size, align) {
-                        return Some(self.carve_aligned(off, have, pad, size));
-                    }
+            if let Some(off) = self.find_class(fl, sl) {
+                // SAFETY: `off` heads a free list.
+                let have = unsafe { self.size_of(off) };
+                if let Some(pad) = self.aligned_pad(off, have, size, align) {
+                    return Some(self.carve_aligned(off, have, pad, size));
                 }
             }
         }
@@ -850,23 +929,28 @@ impl Tlsf {
                 st.free_bytes
             ));
         }
-        if st.fl_bitmap >> FL_COUNT != 0 || st.sl_bitmap.iter().any(|m| m >> SL_COUNT != 0) {
+        let levels = self.levels();
+        if levels == 0 || levels > FL_COUNT || st.fl_bitmap >> levels != 0 {
             return Err("bitmaps name size classes that do not exist".into());
         }
         let mut listed = 0u64;
-        for fl in 0..FL_COUNT {
+        for fl in 0..levels {
+            let level = self.level(fl);
+            if level.sl_bitmap >> SL_COUNT != 0 {
+                return Err("bitmaps name size classes that do not exist".into());
+            }
             // Without `full`, only the marked classes: every use of a list goes through its
             // bitmap bit, so the heads of the others are never read.
             let mut classes = if full {
                 (1u32 << SL_COUNT) - 1
             } else {
-                st.sl_bitmap[fl]
+                level.sl_bitmap
             };
             while classes != 0 {
                 let sl = classes.trailing_zeros() as usize;
                 classes &= classes - 1;
-                let (mut cur, mut back) = (st.heads[fl][sl], 0u64);
-                let bit = st.sl_bitmap[fl] & (1 << sl) != 0;
+                let (mut cur, mut back) = (level.heads[sl], 0u64);
+                let bit = level.sl_bitmap & (1 << sl) != 0;
                 if bit != (cur != 0) {
                     return Err(format!("bitmap disagrees with list ({fl},{sl})"));
                 }
@@ -880,7 +964,7 @@ impl Tlsf {
                     }
                     // SAFETY: `cur` was just checked to lie inside the range.
                     let h = unsafe { self.word(cur) };
-                    if h & FREE == 0 || mapping_insert(h & !FLAGS) != (fl, sl) {
+                    if h & FREE == 0 || self.mapping_insert(h & !FLAGS) != (fl, sl) {
                         return Err(format!("list ({fl},{sl}) holds a wrong block at {cur}"));
                     }
                     // SAFETY: links of a free block inside the range.
@@ -893,7 +977,7 @@ impl Tlsf {
                     cur = unsafe { self.word(cur + 8) };
                 }
             }
-            if (st.fl_bitmap & (1 << fl) != 0) != (st.sl_bitmap[fl] != 0) {
+            if (st.fl_bitmap & (1 << fl) != 0) != (level.sl_bitmap != 0) {
                 return Err(format!("first-level bitmap disagrees at {fl}"));
             }
         }
@@ -907,13 +991,15 @@ impl Tlsf {
     /// headers, merging adjacent free blocks. Used after a process died holding the lock.
     pub fn rebuild(&mut self) -> Result<(), String> {
         let (start, end) = (self.st().start, self.st().end);
-        {
-            let st = self.st_mut();
-            st.fl_bitmap = 0;
-            st.sl_bitmap = [0; FL_COUNT];
-            st.heads = [[0; SL_COUNT]; FL_COUNT];
-            st.free_bytes = 0;
+        let levels = self.levels();
+        if levels == 0 || levels > FL_COUNT {
+            return Err(format!("{levels} first levels in the allocator table"));
         }
+        // SAFETY: the table holds `levels` levels (constructor contract).
+        unsafe { self.table.write_bytes(0, levels) };
+        let st = self.st_mut();
+        st.fl_bitmap = 0;
+        st.free_bytes = 0;
         let mut off = start;
         let mut run: Option<(u64, u64)> = None; // pending free run (start, size)
         let mut prev_free = false;

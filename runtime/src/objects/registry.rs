@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::segment::header::words;
 
 const TAG: u64 = 0x454E_5452_4945_5331; // "ENTRIES1"
-const MIN_SLOTS: u64 = 16;
+/// Small, so that a small segment can afford the first table.
+const MIN_SLOTS: u64 = 4;
 const TABLE: u64 = 16;
 
 /// A table's place: offset of its block and its slot count (a power of two).

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::{Error, Result};
-use crate::segment::header::{self, words, BLOCKS_START};
+use crate::segment::header::{self, words, HEADER_END};
 use crate::segment::SegmentCore;
 
 /// A view of one mapped segment for the object layer. Offsets, not addresses, are what
@@ -63,7 +63,7 @@ impl Space {
     #[inline]
     pub fn checked(&self, off: u64, len: usize) -> Option<*mut u8> {
         let end = off.checked_add(len as u64)?;
-        (off >= BLOCKS_START as u64 && end <= self.size).then(|| {
+        (off >= HEADER_END as u64 && end <= self.size).then(|| {
             // SAFETY: `off` is inside the mapping (checked just above).
             unsafe { self.core.base().as_ptr().add(off as usize) }
         })

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::header::{self, state, SegmentHeader, BLOCKS_START};
+use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
@@ -43,11 +43,22 @@ thread_local! {
     static HELD: Cell<u32> = const { Cell::new(0) };
 }
 
+/// `InvalidArgument` unless `align` is a power of two.
+fn check_align(align: usize) -> Result<()> {
+    if align.is_power_of_two() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            reason: format!("alignment {align} is not a power of two"),
+        })
+    }
+}
+
 /// Allocates every block of `blocks` on its own, all or nothing; their offsets.
-fn one_by_one(t: &mut Tlsf, blocks: &[u64]) -> Option<Vec<u64>> {
+fn one_by_one(t: &mut Tlsf, blocks: &[u64], align: u64) -> Option<Vec<u64>> {
     let mut taken = Vec::with_capacity(blocks.len());
     for &b in blocks {
-        match t.alloc_block(b) {
+        match command::alloc(t, b, align) {
             Some(off) => taken.push(off),
             None => {
                 for off in taken {
@@ -152,7 +163,9 @@ impl SegmentCore {
         // SAFETY: the header is mapped; reading the allocator's range does not modify it.
         let t = unsafe { header::tlsf(self.base.as_ptr()) };
         let size = self.size() as u64;
-        let fits = t.start() == BLOCKS_START as u64
+        let levels = t.levels();
+        let fits = (1..=Tlsf::MAX_LEVELS).contains(&levels)
+            && t.start() == header::blocks_start(levels) as u64
             && t.end() >= t.start()
             && t.end() % GRANULE as u64 == 0
             && t.end()
@@ -359,11 +372,7 @@ impl SegmentCore {
     /// Allocates `size` bytes whose address is a multiple of `align` (a power of two). Any
     /// alignment that fits in the segment works, up to the segment's own size.
     pub fn allocate_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
-        if !align.is_power_of_two() {
-            return Err(Error::InvalidArgument {
-                reason: format!("alignment {align} is not a power of two"),
-            });
-        }
+        check_align(align)?;
         if align <= GRANULE {
             return self.allocate(size);
         }
@@ -442,48 +451,70 @@ impl SegmentCore {
         Ok(())
     }
 
-    /// Allocates `count` blocks of `elem_size` bytes in one locked operation, contiguous
-    /// when one free block can hold them all. All or nothing.
-    pub fn allocate_many(&self, elem_size: usize, count: usize) -> Result<Vec<NonNull<u8>>> {
-        let block = block_size_for(elem_size).ok_or_else(|| self.oom(elem_size, GRANULE))?;
+    /// Allocates `count` blocks of `elem_size` bytes, each aligned to `align` (a power of
+    /// two), in one locked operation, contiguous when one free block can hold them all.
+    /// All or nothing.
+    pub fn allocate_many_aligned(
+        &self,
+        elem_size: usize,
+        count: usize,
+        align: usize,
+    ) -> Result<Vec<NonNull<u8>>> {
+        check_align(align)?;
+        let block = block_size_for(elem_size).ok_or_else(|| self.oom(elem_size, align))?;
         if count as u64 > self.size() as u64 / block {
             // More blocks than could ever fit: say so before building the request.
-            return Err(self.oom(elem_size.saturating_mul(count), GRANULE));
+            return Err(self.oom(elem_size.saturating_mul(count), align));
         }
-        self.allocate_blocks(&vec![block; count], elem_size.saturating_mul(count))
+        self.allocate_blocks(&vec![block; count], elem_size.saturating_mul(count), align)
     }
 
-    /// Allocates one block per entry of `sizes`, in one locked operation. All or nothing.
-    pub fn allocate_many_sizes(&self, sizes: &[usize]) -> Result<Vec<NonNull<u8>>> {
+    /// Allocates one block per entry of `sizes`, each aligned to `align` (a power of two),
+    /// in one locked operation. All or nothing.
+    pub fn allocate_many_sizes_aligned(
+        &self,
+        sizes: &[usize],
+        align: usize,
+    ) -> Result<Vec<NonNull<u8>>> {
+        check_align(align)?;
         let total = sizes.iter().fold(0usize, |a, &s| a.saturating_add(s));
         let blocks = sizes
             .iter()
-            .map(|&s| block_size_for(s).ok_or_else(|| self.oom(s, GRANULE)))
+            .map(|&s| block_size_for(s).ok_or_else(|| self.oom(s, align)))
             .collect::<Result<Vec<_>>>()?;
-        self.allocate_blocks(&blocks, total)
+        self.allocate_blocks(&blocks, total, align)
     }
 
-    fn allocate_blocks(&self, blocks: &[u64], requested: usize) -> Result<Vec<NonNull<u8>>> {
+    fn allocate_blocks(
+        &self,
+        blocks: &[u64],
+        requested: usize,
+        align: usize,
+    ) -> Result<Vec<NonNull<u8>>> {
         let mut out = Vec::with_capacity(blocks.len());
         if blocks.is_empty() {
             return Ok(out);
         }
-        let total = blocks.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+        let align = align.max(GRANULE) as u64;
+        // Laid out back to back, every payload stays aligned when each block is a multiple
+        // of the alignment.
+        let padded: Vec<u64> = blocks.iter().map(|&b| b.next_multiple_of(align)).collect();
+        let total = padded.iter().try_fold(0u64, |a, &b| a.checked_add(b));
         let mut l = self.lock()?;
-        if let Some(off) = total.and_then(|t| l.tlsf.alloc_block(t)) {
+        if let Some(off) = total.and_then(|t| command::alloc(&mut l.tlsf, t, align)) {
             // SAFETY: `off` is a fresh used block of at least `total` bytes.
-            unsafe { l.tlsf.split_used(off, blocks, |o| out.push(o)) };
+            unsafe { l.tlsf.split_used(off, &padded, |o| out.push(o)) };
             return Ok(out);
         }
-        let taken = match one_by_one(&mut l.tlsf, blocks) {
+        let taken = match one_by_one(&mut l.tlsf, blocks, align) {
             Some(taken) => taken,
             None => {
                 self.reclaim_caches(&mut l.tlsf);
-                match one_by_one(&mut l.tlsf, blocks) {
+                match one_by_one(&mut l.tlsf, blocks, align) {
                     Some(taken) => taken,
                     None => {
                         drop(l);
-                        return Err(self.oom(requested, GRANULE));
+                        return Err(self.oom(requested, align as usize));
                     }
                 }
             }
@@ -544,6 +575,15 @@ impl SegmentCore {
         };
         req.validate()?;
         command::run(&mut l.tlsf, &req)
+    }
+
+    /// The allocate-new case of [`allocation_command`](Self::allocation_command), which
+    /// needs no block to reuse and so is safe: a new block of `preferred` bytes, else of
+    /// `limit`, its start a multiple of `align` (a power of two).
+    pub fn allocate_new(&self, limit: usize, preferred: usize, align: usize) -> Result<Allocation> {
+        let cmd = Command::ALLOCATE_NEW.aligned(align);
+        // SAFETY: no block to reuse, which is all the contract is about.
+        unsafe { self.allocation_command(cmd, limit, preferred, None, 1) }
     }
 
     /// Usable bytes of the live block at `ptr` (at least what was asked for).

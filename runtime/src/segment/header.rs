@@ -11,8 +11,9 @@ use crate::sync::{current_pid, process_alive, RobustMutex};
 
 /// First bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
-/// Bumped whenever the layout below changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the layout below changes incompatibly (2: the allocator's level table
+/// follows the header and is sized by the segment).
+pub const FORMAT_VERSION: u32 = 2;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
 const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -73,13 +74,35 @@ pub struct SegmentHeader {
     /// Bumped when every thread must empty its cache before using it again.
     pub cache_epoch: AtomicU64,
     pub reserved: [AtomicU64; RESERVED_WORDS],
+    /// The allocator state, last: its level table follows the header (see [`blocks_start`]).
     pub tlsf: TlsfState,
 }
 
-/// Offset of the first allocator block.
-pub const BLOCKS_START: usize = std::mem::size_of::<SegmentHeader>().next_multiple_of(64);
-/// The smallest segment: the header plus room for a few small blocks.
-pub const MIN_SEGMENT_SIZE: usize = BLOCKS_START + 256;
+const _: () = assert!(
+    std::mem::offset_of!(SegmentHeader, tlsf) + std::mem::size_of::<TlsfState>()
+        == std::mem::size_of::<SegmentHeader>()
+);
+
+/// Where the blocks of a segment whose allocator table has `levels` first levels begin.
+pub const fn blocks_start(levels: usize) -> usize {
+    (std::mem::offset_of!(SegmentHeader, tlsf) + Tlsf::table_bytes(levels))
+        .next_multiple_of(GRANULE * 2)
+}
+
+/// The first levels a segment of `len` bytes gets: as many as fit in an eighth of it, so a
+/// small segment stays mostly free and one of 46 KiB or more gets them all.
+pub const fn levels_for(len: usize) -> usize {
+    Tlsf::levels_within(len / 8)
+}
+
+/// Offset of the first byte past the header: the allocator table, then the blocks, lie
+/// above it (the lowest offset the object layer may ever read an object at).
+pub const HEADER_END: usize = std::mem::size_of::<SegmentHeader>();
+/// The smallest segment: the header, a one-level table and room for a few small objects.
+/// Boost's examples create segments of 1,000 bytes.
+pub const MIN_SEGMENT_SIZE: usize = 768;
+const _: () =
+    assert!(MIN_SEGMENT_SIZE >= blocks_start(1) + 256 && levels_for(MIN_SEGMENT_SIZE) == 1);
 /// The alignment a segment's first byte needs.
 pub const SEGMENT_ALIGN: usize = 16;
 
@@ -141,7 +164,8 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32) {
         (*h).lock = RobustMutex::new();
         let end = (len / GRANULE * GRANULE) as u64;
         let mut t = tlsf(base);
-        t.init(BLOCKS_START as u64, end);
+        let levels = levels_for(len);
+        t.init(blocks_start(levels) as u64, end, levels);
         (*h).cache_epoch.store(0, Ordering::Relaxed);
         let table = if len >= cache::MIN_SEGMENT {
             block_size_for(SlotTable::SIZE)

@@ -272,12 +272,35 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// Allocates `count` blocks of `elem_size` bytes at once (contiguous when possible);
     /// all or nothing. Each block is freed on its own later.
     pub fn allocate_many(&self, elem_size: usize, count: usize) -> Result<Vec<NonNull<u8>>> {
-        self.core.allocate_many(elem_size, count)
+        self.core
+            .allocate_many_aligned(elem_size, count, crate::alloc::MIN_ALIGN)
+    }
+
+    /// [`allocate_many`](Self::allocate_many) with every block's address a multiple of
+    /// `align` (a power of two; Boost's aligned `allocate_many`).
+    pub fn allocate_many_aligned(
+        &self,
+        elem_size: usize,
+        count: usize,
+        align: usize,
+    ) -> Result<Vec<NonNull<u8>>> {
+        self.core.allocate_many_aligned(elem_size, count, align)
     }
 
     /// Allocates one block per size in `sizes` at once; all or nothing.
     pub fn allocate_many_sizes(&self, sizes: &[usize]) -> Result<Vec<NonNull<u8>>> {
-        self.core.allocate_many_sizes(sizes)
+        self.core
+            .allocate_many_sizes_aligned(sizes, crate::alloc::MIN_ALIGN)
+    }
+
+    /// [`allocate_many_sizes`](Self::allocate_many_sizes) with every block's address a
+    /// multiple of `align` (a power of two).
+    pub fn allocate_many_sizes_aligned(
+        &self,
+        sizes: &[usize],
+        align: usize,
+    ) -> Result<Vec<NonNull<u8>>> {
+        self.core.allocate_many_sizes_aligned(sizes, align)
     }
 
     /// Frees many blocks under one lock acquisition.
@@ -297,7 +320,8 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// (for shrinking: `limit` the most acceptable). On success the received size obeys
     /// Boost's rules; on failure the error suggests a limit that might work.
     /// A backward expansion moves the start by a multiple of `object_size`; the caller then
-    /// moves its data (the allocator does not).
+    /// moves its data (the allocator does not). [`Command::aligned`] asks for an aligned
+    /// start; [`allocate_new`](Self::allocate_new) is the safe allocate-new case.
     ///
     /// # Safety
     /// `reuse`, when given, is a live allocation of this segment that the caller owns: it
@@ -315,6 +339,14 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
             self.core
                 .allocation_command(cmd, limit, preferred, reuse, object_size)
         }
+    }
+
+    /// The allocate-new case of [`allocation_command`](Self::allocation_command), safe since
+    /// no block is reused: a new block of at least `preferred` bytes, else of at least
+    /// `limit` (`limit <= preferred`), whose address is a multiple of `align` (a power of
+    /// two). `received` says how much is usable; on failure the error suggests a limit.
+    pub fn allocate_new(&self, limit: usize, preferred: usize, align: usize) -> Result<Allocation> {
+        self.core.allocate_new(limit, preferred, align)
     }
 
     /// Zeroes all free memory, so that later allocations read as zero.

@@ -223,6 +223,32 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         }
     }
 
+    /// The array `target` if it exists (of whatever length it has), else a new one of `n`
+    /// clones of `value`: atomically across threads and processes, like
+    /// [`find_or_construct`](Self::find_or_construct).
+    pub fn find_or_construct_array<T: ShmSafe + Clone>(
+        &self,
+        target: impl Lookup<I>,
+        n: usize,
+        value: T,
+    ) -> Result<&[T]> {
+        self.create_object(target.target(), n, IfExists::Return, |_| {
+            Some(value.clone())
+        })
+    }
+
+    /// The array `target` if it exists, else a new one of `n` elements, element `i` being
+    /// `f(i)`; atomic like [`find_or_construct`](Self::find_or_construct). `f` runs under
+    /// the index lock; if it panics, what was built is undone before the panic goes on.
+    pub fn find_or_construct_array_with<T: ShmSafe>(
+        &self,
+        target: impl Lookup<I>,
+        n: usize,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Result<&[T]> {
+        self.create_object(target.target(), n, IfExists::Return, |i| Some(f(i)))
+    }
+
     /// Constructs the unique instance of `T`.
     pub fn construct_unique<T: ShmSafe>(&self, value: T) -> Result<&T>
     where
@@ -306,7 +332,8 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// Prepares the named index for `n` objects in all (the hash index sizes its bucket
     /// array; other indexes have nothing to prepare). The room lasts while the index holds
-    /// objects: an index that becomes empty frees its buckets.
+    /// objects: an index that becomes empty frees its buckets, and
+    /// [`shrink_to_fit_indexes`](Self::shrink_to_fit_indexes) gives back what is unused.
     pub fn reserve_named_objects(&self, n: usize) -> Result<()>
     where
         I: NamedIndex,
@@ -320,6 +347,16 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         I: NamedIndex,
     {
         self.reserve(UNIQUE, n)
+    }
+
+    /// Gives back the index memory the objects do not need now (Boost's
+    /// `shrink_to_fit_indexes`): bucket arrays reserved or grown for more objects shrink to
+    /// fit, and those of empty indexes are freed (they come back with the next object).
+    pub fn shrink_to_fit_indexes(&self) -> Result<()> {
+        let s = self.space();
+        let _guard = objects::lock::<I>(&s)?;
+        I::shrink_to_fit(&s, NAMED)?;
+        I::shrink_to_fit(&s, UNIQUE)
     }
 
     fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {

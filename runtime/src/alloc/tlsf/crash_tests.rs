@@ -51,34 +51,32 @@ fn quiet_crashes() {
     });
 }
 
-/// An allocator over 128 KiB of heap memory, its state kept outside the range. Both are
-/// owned through raw pointers (freed on drop), so the allocator's pointers into them stay
-/// valid while the `Arena` moves.
+/// An allocator over 128 KiB of heap memory, its state and level table kept at the front
+/// of the range (as in a segment). Owned through a raw pointer (freed on drop), so the
+/// allocator's pointers into it stay valid while the `Arena` moves.
 struct Arena {
     mem: *mut [u64],
-    state: *mut std::mem::MaybeUninit<TlsfState>,
     t: Tlsf,
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: both came from `Box::into_raw` in `arena` and are freed once, here.
-        unsafe {
-            drop(Box::from_raw(self.mem));
-            drop(Box::from_raw(self.state));
-        }
+        // SAFETY: `mem` came from `Box::into_raw` in `arena` and is freed once, here.
+        unsafe { drop(Box::from_raw(self.mem)) }
     }
 }
 
-fn arena() -> Arena {
+/// An arena whose allocator has `levels` first levels (1: a small segment's table, whose
+/// last list holds every block above 128 bytes).
+fn arena(levels: usize) -> Arena {
     let mem = Box::into_raw(vec![0u64; 1 << 14].into_boxed_slice());
-    let state = Box::into_raw(Box::<TlsfState>::new_zeroed());
-    // SAFETY: the state and the 128 KiB range are ours alone and live as long as the
-    // `Arena` that frees them.
-    let mut t = unsafe { Tlsf::new(mem.cast(), state.cast()) };
-    // SAFETY: the range [64, 128 KiB) lies in `mem` and is granule aligned.
-    unsafe { t.init(64, 1 << 17) };
-    Arena { mem, state, t }
+    let start = Tlsf::table_bytes(levels).next_multiple_of(GRANULE) as u64;
+    // SAFETY: the 128 KiB are ours alone, live as long as the `Arena` that frees them, and
+    // hold the state and its full table at the front.
+    let mut t = unsafe { Tlsf::new(mem.cast(), mem.cast()) };
+    // SAFETY: the range [start, 128 KiB) lies in `mem`, after the table, granule aligned.
+    unsafe { t.init(start, 1 << 17, levels) };
+    Arena { mem, t }
 }
 
 fn used(t: &Tlsf) -> Vec<Block> {
@@ -104,6 +102,7 @@ fn layout(t: &mut Tlsf, sizes: &[u64], free: &[usize]) -> Vec<u64> {
 /// Runs `setup` (returning the block in flight and how many bytes may leak), then `op`,
 /// crashing at its first, second, … write until it completes; checks each crashed state.
 fn sweep(
+    levels: usize,
     name: &str,
     setup: impl Fn(&mut Tlsf) -> (u64, u64),
     op: impl Fn(&mut Tlsf, u64),
@@ -111,7 +110,7 @@ fn sweep(
     quiet_crashes();
     let mut bad = vec![];
     for n in 0..64u32 {
-        let mut a = arena();
+        let mut a = arena(levels);
         let (in_flight, may_leak) = setup(&mut a.t);
         let live: Vec<Block> = used(&a.t)
             .into_iter()
@@ -127,11 +126,11 @@ fn sweep(
             break;
         }
         if let Err(m) = a.t.rebuild() {
-            bad.push(format!("{name}@{n}: rebuild: {m}"));
+            bad.push(format!("{name}@{n} ({levels} levels): rebuild: {m}"));
             continue;
         }
         if let Err(m) = a.t.check() {
-            bad.push(format!("{name}@{n}: check: {m}"));
+            bad.push(format!("{name}@{n} ({levels} levels): check: {m}"));
         }
         let now = used(&a.t);
         for b in &live {
@@ -139,12 +138,16 @@ fn sweep(
                 .iter()
                 .any(|x| x.offset <= b.offset && b.offset + b.size <= x.offset + x.size);
             if !covered {
-                bad.push(format!("{name}@{n}: live block {b:?} lost"));
+                bad.push(format!(
+                    "{name}@{n} ({levels} levels): live block {b:?} lost"
+                ));
             }
         }
         let lost = free0.saturating_sub(a.t.free_bytes());
         if lost > may_leak {
-            bad.push(format!("{name}@{n}: leaked {lost} > {may_leak}"));
+            bad.push(format!(
+                "{name}@{n} ({levels} levels): leaked {lost} > {may_leak}"
+            ));
         }
     }
     bad
@@ -152,8 +155,16 @@ fn sweep(
 
 #[test]
 fn a_crash_at_any_write_leaks_at_most_the_request() {
+    let mut bad = sweeps(FL_COUNT);
+    bad.extend(sweeps(1));
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Every operation's sweep on an allocator with `levels` first levels.
+fn sweeps(levels: usize) -> Vec<String> {
     let mut bad = vec![];
     bad.extend(sweep(
+        levels,
         "allocate (split in place)",
         |t| {
             layout(t, &[48], &[]);
@@ -164,6 +175,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
         },
     ));
     bad.extend(sweep(
+        levels,
         "allocate (take a listed block)",
         |t| {
             layout(t, &[48, 200, 48], &[1]);
@@ -177,6 +189,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
         for (label, big) in [("small", 64), ("large", 4000)] {
             let f = free.to_vec();
             bad.extend(sweep(
+                levels,
                 &format!("free, {label} neighbours, {f:?} free"),
                 move |t| (layout(t, &[big, 48, big, 48], &f)[1], 0),
                 // SAFETY: the block in flight is used and freed once.
@@ -186,6 +199,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
     }
     for d in [8u64, 16, 24, 40, 200] {
         bad.extend(sweep(
+            levels,
             &format!("grow forward by {d}"),
             move |t| (layout(t, &[48, 200, 48], &[1])[0], d),
             move |t, o| t.grow_forward(o, 48 + d),
@@ -193,6 +207,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
     }
     for d in [64u64, 200] {
         bad.extend(sweep(
+            levels,
             &format!("grow backward by {d}"),
             move |t| {
                 (
@@ -206,6 +221,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
         ));
     }
     bad.extend(sweep(
+        levels,
         "shrink",
         |t| (layout(t, &[48, 400, 48], &[])[1], 0),
         |t, o| {
@@ -213,6 +229,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
         },
     ));
     bad.extend(sweep(
+        levels,
         "shrink into a free neighbour",
         |t| (layout(t, &[48, 400, 48, 48], &[2])[1], 0),
         |t, o| {
@@ -220,6 +237,7 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
         },
     ));
     bad.extend(sweep(
+        levels,
         "aligned allocation",
         |t| {
             layout(t, &[48], &[]);
@@ -229,5 +247,5 @@ fn a_crash_at_any_write_leaks_at_most_the_request() {
             t.alloc_aligned(64, 4096);
         },
     ));
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    bad
 }

@@ -24,7 +24,8 @@ pub enum HashIndex {}
 type E = Entry<()>;
 
 const TAG: u64 = 0x4841_5348_5441_4231; // "HASHTAB1"
-const MIN_SLOTS: u64 = 16;
+/// Small, so that a small segment can afford the first table.
+const MIN_SLOTS: u64 = 4;
 /// Bits of a slot holding the entry offset in 8-byte units (segments up to 8 TiB).
 const OFF_BITS: u32 = 40;
 const TAG_BITS: u32 = 64 - OFF_BITS;
@@ -338,6 +339,17 @@ impl IndexKind for HashIndex {
         match table(s, root)? {
             Some(at) if !overloaded(n, at.len) => Ok(()),
             _ => resize(s, root, slots_for(n)),
+        }
+    }
+
+    fn shrink_to_fit(s: &Space, root: Root) -> Result<()> {
+        let Some(at) = table(s, root)? else {
+            return Ok(());
+        };
+        match s.read_word(root.count) {
+            0 => Self::reset(s, root),
+            n if slots_for(n) < at.len => resize(s, root, slots_for(n)),
+            _ => Ok(()),
         }
     }
 

@@ -53,6 +53,13 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     /// Prepares room for `n` entries in all, so that inserting them allocates no index memory.
     #[doc(hidden)]
     fn reserve(s: &Space, root: Root, n: u64) -> Result<()>;
+    /// Gives back the index memory the entries it holds do not need (all of it when it
+    /// holds none); an index that keeps nothing beyond its entries has nothing to do.
+    #[doc(hidden)]
+    fn shrink_to_fit(s: &Space, root: Root) -> Result<()> {
+        let _ = (s, root);
+        Ok(())
+    }
     /// Forgets every link and frees the index's own structures.
     #[doc(hidden)]
     fn reset(s: &Space, root: Root) -> Result<()>;

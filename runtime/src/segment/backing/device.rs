@@ -206,7 +206,8 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         self
     }
 
-    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken.
+    /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken, and
+    /// `InvalidSize` below [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes.
     pub fn create(
         self,
         name: impl AsRef<D::Name>,

@@ -65,7 +65,8 @@ impl Backing for HeapMemory {
 pub type ManagedHeapMemory<I = HashIndex> = ManagedSegment<HeapMemory, ReadWrite, I>;
 
 impl<I: IndexKind> SegmentBuilder<HeapMemory, ReadWrite, I> {
-    /// A new, empty segment of `size` bytes on the heap.
+    /// A new, empty segment of `size` bytes on the heap: at least
+    /// [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes, else `InvalidSize`.
     pub fn create(self, size: usize) -> Result<ManagedHeapMemory<I>> {
         check_size(size as u64)?;
         let mem = HeapMemory::zeroed(size)?;
@@ -146,5 +147,31 @@ impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
         self.relocated(ptr, new_len)?;
         // SAFETY: the block now holds `new_len` bytes and `&mut self` excludes other users.
         unsafe { self.core().grow_to(new_len) }
+    }
+
+    /// Shrinks the segment to the smallest size that keeps every allocation (a free tail is
+    /// cut off) and gives the rest back to the process heap; returns the new size (Boost's
+    /// `managed_heap_memory` twin of [`grow`](Self::grow)). The block may move, as in
+    /// `grow`.
+    pub fn shrink_to_fit(&mut self) -> Result<usize> {
+        let new_len = self.core().trim_to_fit()?;
+        let old_len = self.backing().len;
+        if new_len == old_len {
+            return Ok(new_len);
+        }
+        let old_layout = HeapMemory::layout(old_len)?;
+        let mem = self.backing_mut();
+        // SAFETY: `mem.ptr` was allocated with the layout of `old_len`; `new_len` is at
+        // least the minimum segment size, so non-zero, and below `old_len`.
+        let ptr = unsafe { alloc::realloc(mem.ptr.as_ptr(), old_layout, new_len) };
+        // On failure the old block stays, larger than the segment now needs.
+        let ptr = NonNull::new(ptr).ok_or_else(|| Error::InvalidSize {
+            size: new_len as u64,
+            reason: "the process heap could not resize the segment's block".into(),
+        })?;
+        mem.ptr = ptr;
+        mem.len = new_len;
+        self.relocated(ptr, new_len)?;
+        Ok(new_len)
     }
 }

@@ -8,7 +8,7 @@ use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
 use crate::alloc::tlsf::{used_size_unlocked, Tlsf, HEADER};
 use crate::error::Result;
-use crate::segment::header::{self, BLOCKS_START};
+use crate::segment::header;
 
 /// What the lockless `deallocate` path did.
 pub(super) enum CachePush {
@@ -87,7 +87,8 @@ impl SegmentCore {
             used_size_unlocked(
                 self.base.as_ptr(),
                 payload_off as u64,
-                BLOCKS_START as u64,
+                // Segments with a cache have every level, so their blocks start here.
+                header::blocks_start(Tlsf::MAX_LEVELS) as u64,
                 self.size() as u64,
             )
         };
