@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use shmkit_runtime::segment::header::{state, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
+use shmkit_runtime::test_hooks::{state, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
 use shmkit_runtime::{Error, ReadWrite, SegmentOptions};
 use support::{offsets, patch_file, read_u32, write_u32, Block, Seg, SegIn, Target};
 

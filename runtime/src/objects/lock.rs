@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::space::Space;
 use crate::error::{Error, Result};
-use crate::segment::header::words;
+use crate::manager::header::words;
 use crate::sync::{current_pid, Acquired, RobustMutex};
 
 /// This thread's number in this process (never 0); 0 when the thread's locals are gone

@@ -13,8 +13,8 @@ use super::space::Space;
 use super::target::Target;
 use super::types::{self, TypeDesc};
 use crate::error::{Error, Result};
-use crate::position::ShmSafe;
-use crate::segment::header::words;
+use crate::layout::ShmSafe;
+use crate::manager::header::words;
 
 pub(crate) const NAMED: Root = Root {
     root: words::NAMED_ROOT,

@@ -12,7 +12,7 @@ mod offset_ptr;
 
 pub use offset_ptr::OffsetPtr;
 
-use crate::position::ShmSafe;
+use crate::layout::ShmSafe;
 
 /// Moves one value from `src` to `dst`: a byte copy, then the relocation hook on the copy.
 ///

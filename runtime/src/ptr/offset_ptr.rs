@@ -17,7 +17,7 @@ use core::ops::{AddAssign, SubAssign};
 use core::ptr;
 
 use crate::error::{Error, Result};
-use crate::position::{ShmMut, ShmSafe};
+use crate::layout::{ShmMut, ShmSafe};
 
 /// A self-relative pointer to a `T` in the same segment (Boost's `offset_ptr`).
 ///
@@ -302,7 +302,7 @@ impl<T> fmt::Debug for OffsetPtr<T> {
 unsafe impl<T: ShmSafe> ShmSafe for OffsetPtr<T> {
     /// The target's size and alignment only: a node may point at its own type, and a
     /// fingerprint cannot contain itself.
-    const LAYOUT_FINGERPRINT: u64 = crate::schema::compound_fingerprint(
+    const LAYOUT_FINGERPRINT: u64 = crate::layout::compound_fingerprint(
         "OffsetPtr",
         &[size_of::<T>() as u64, align_of::<T>() as u64],
     );

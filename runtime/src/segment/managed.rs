@@ -8,11 +8,11 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use super::core::{Handle, SegmentCore};
-use super::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use super::mode::{Mode, ReadWrite, Writable};
 use crate::alloc::{cache, Allocation, Command};
 use crate::error::{Error, Result};
+use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
+use crate::manager::{Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::{MapMode, Permissions};
 use crate::registry::{self, Registration};

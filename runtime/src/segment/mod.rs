@@ -1,9 +1,8 @@
-//! Managed segments: the header, the segment manager, the access modes, and one backing per
-//! kind of memory (shared memory, mapped file, heap, external buffer, anonymous, XSI).
+//! Managed segments: [`ManagedSegment`] over the segment manager, the access modes, and one
+//! backing per kind of memory (shared memory, mapped file, heap, external buffer, anonymous,
+//! XSI).
 
 pub mod backing;
-pub mod core;
-pub mod header;
 pub mod managed;
 pub mod mode;
 mod objects_api;
@@ -21,6 +20,5 @@ pub use self::backing::device::{
 };
 pub use self::backing::heap::{BasicManagedHeapMemory, HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{BasicManagedXsiSharedMemory, ManagedXsiSharedMemory, XsiBacking};
-pub use self::core::{Handle, SegmentCore};
 pub use self::managed::{Backing, ManagedSegment, SegmentOptions};
 pub use self::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite, Writable};

@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{Mode, Writable};
 use crate::error::{Error, Result};
+use crate::layout::{ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -19,7 +20,6 @@ use crate::objects::{
     Unique,
 };
 use crate::os::MapMode;
-use crate::position::{ShmMut, ShmSafe};
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what

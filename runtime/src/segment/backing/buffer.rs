@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::manager::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE};
 use crate::objects::{HashIndex, IndexKind};
-use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE};
 use crate::segment::managed::{Backing, ManagedSegment};
 use crate::segment::mode::{ReadOnly, ReadWrite};
 

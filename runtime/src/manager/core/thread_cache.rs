@@ -8,7 +8,7 @@ use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
 use crate::alloc::tlsf::{used_size_unlocked, Tlsf, HEADER};
 use crate::error::Result;
-use crate::segment::header::{self, BLOCKS_START};
+use crate::manager::header::{self, BLOCKS_START};
 
 /// What the lockless `deallocate` path did.
 pub(super) enum CachePush {

@@ -1,0 +1,7 @@
+//! Internals that the integration tests and the benchmark look at. Not API: hidden from the
+//! documentation and free to change in any release. Everything here only describes or
+//! inspects; what could change a segment or the registry says so in its documentation.
+
+/// The segment header's layout and format constants, for tests that forge or patch headers
+/// byte by byte (by `offset_of!` on the real struct) and for size limits.
+pub use crate::manager::header::{state, SegmentHeader, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
