@@ -14,8 +14,8 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use rustix::mm::{MapFlags, ProtFlags};
-use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use shmkit_runtime::os::{page_size, Permissions};
+use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use shmkit_runtime::{Error, ReadOnly, ReadWrite, SegmentOptions};
 use support::{get, map_perms, mode_of, put, Block, Seg, SegIn, ShmGuard, Target};
 

@@ -4,8 +4,8 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod support;
 
-use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use shmkit_runtime::os::XsiKey;
+use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use shmkit_runtime::{Error, ManagedXsiSharedMemory};
 use support::{get, map_perms, put, xsi_key, Block, TempDir, XsiIdGuard};
 
