@@ -4,14 +4,15 @@
 //! # Layers
 //!
 //! Each folder is a layer; a layer uses only the layers before it (tests aside), which the
-//! `use crate::` lines of each file show:
+//! `use crate::` lines of each file show. The layers in backticks are internal: only what
+//! the public layers re-export of them is API.
 //!
 //! 1. [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory;
 //! 2. `sync`: the robust process-shared lock and its recover-or-poison guard;
-//! 3. [`alloc`]: the TLSF allocator inside a segment, the thread caches, `allocation_command`;
-//! 4. [`manager`]: the segment manager, one formatted segment as an allocator under its lock,
+//! 3. `alloc`: the TLSF allocator inside a segment, the thread caches, `allocation_command`;
+//! 4. `manager`: the segment manager, one formatted segment as an allocator under its lock,
 //!    and the segment header (the on-disk format);
-//! 5. [`layout`], [`ptr`], [`registry`]: what may live in a segment ([`ShmSafe`], the
+//! 5. [`layout`], [`ptr`], `registry`: what may live in a segment ([`ShmSafe`], the
 //!    [`ShmMut`] guard, [`Schema`] and fingerprints), offset pointers, and which address
 //!    ranges of this process are segments;
 //! 6. [`objects`]: named, unique and anonymous objects and their indexes, over the manager;
@@ -20,16 +21,16 @@
 //!
 //! [`error`] is used by every layer. The containers crate and the `shmkit` facade come on top.
 
-pub mod alloc;
+pub(crate) mod alloc;
 pub mod error;
 pub mod layout;
-pub mod manager;
+pub(crate) mod manager;
 pub mod objects;
 pub mod os;
 pub mod ptr;
-pub mod registry;
+pub(crate) mod registry;
 pub mod segment;
-pub mod sync;
+pub(crate) mod sync;
 #[doc(hidden)]
 pub mod test_hooks;
 
@@ -45,7 +46,6 @@ pub use objects::{
     ObjectTarget, OrderedIndex, Unique, MAX_NAME_LEN,
 };
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
-pub use registry::{MappingInfo, Registration};
 pub use segment::{
     BasicManagedAnonymousSharedMemory, BasicManagedExternalBuffer, BasicManagedHeapMemory,
     BasicManagedMappedFile, BasicManagedSharedMemory, BasicManagedXsiSharedMemory, CopyOnWrite,

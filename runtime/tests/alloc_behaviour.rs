@@ -4,7 +4,7 @@
 
 use std::ptr::NonNull;
 
-use shmkit_runtime::alloc::Command;
+use shmkit_runtime::Command;
 use shmkit_runtime::{Error, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly};
 
 /// Smaller sizes under Miri, which is slow.
@@ -609,7 +609,7 @@ fn a_heap_segment_moved_by_growth_stays_valid() {
     // The new space is usable: more than the old segment's size in one block.
     let big = seg.allocate(SEG + SEG / 2).unwrap();
     seg.check().unwrap();
-    assert!(shmkit_runtime::registry::lookup(big.as_ptr()).is_some());
+    assert!(shmkit_runtime::test_hooks::registry::lookup(big.as_ptr()).is_some());
     // SAFETY: both live.
     unsafe { seg.deallocate_many([p, big]).unwrap() };
     assert!(seg.all_memory_deallocated());

@@ -147,9 +147,6 @@ pub(crate) mod layout {
 }
 
 impl Tlsf {
-    /// Size in bytes of the state kept in the segment.
-    pub const STATE_SIZE: usize = std::mem::size_of::<TlsfState>();
-
     /// # Safety
     /// `state` points to a `TlsfState` inside the mapping that starts at `base`, and the
     /// offsets it holds (once initialised) stay within that mapping.

@@ -68,7 +68,7 @@ impl<'a, T: ?Sized> ShmMut<'a, T> {
     ///
     /// The caller must not move the value out of its place through the reference (no
     /// `mem::swap`, `mem::replace`, `mem::take`, assignment of a whole position-dependent
-    /// value), except by relocating it with [`ShmSafe::relocate`] afterwards.
+    /// value), except by relocating it with [`ShmSafe::relocate`](crate::ShmSafe::relocate) afterwards.
     #[inline(always)]
     pub unsafe fn get_unchecked_mut(self) -> &'a mut T {
         self.value

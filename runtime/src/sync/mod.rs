@@ -7,4 +7,4 @@ mod robust_mutex;
 pub(crate) use guard::{lock_with_recovery, RobustGuard};
 
 pub use pid::{current_pid, process_alive};
-pub use robust_mutex::{Acquired, RobustMutex};
+pub use robust_mutex::RobustMutex;
