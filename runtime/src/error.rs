@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 
 /// What went wrong, with the segment, path or object it concerns.
 #[derive(Debug)]
@@ -49,8 +50,50 @@ pub enum Error {
         preferred: usize,
         possible: usize,
     },
-    /// A request that contradicts itself (bad alignment, bad `allocation_command` flags).
-    InvalidArgument { reason: String },
+    /// An alignment that is not a power of two.
+    InvalidAlignment { align: usize },
+    /// `allocation_command` flags or sizes that contradict each other.
+    InvalidCommand { reason: &'static str },
+    /// An operation that needs the segment's allocator lock, run by the thread that holds
+    /// it (inside `with_lock`): waiting for it would deadlock.
+    LockReentered { what: String },
+    /// A pointer given back to the allocator (freed, resized, asked about) that is not a
+    /// live allocation of the segment: foreign, freed already, or not the start of a block.
+    NotAnAllocation { addr: usize, what: String },
+    /// A pointer given to `destroy_ptr` that is not the first element of a live object of
+    /// type `ty` in the segment.
+    NotAnObject { addr: usize, ty: &'static str },
+    /// The iterator given to `construct_from_iter` ended before the length it reported.
+    IteratorTooShort {
+        what: String,
+        expected: usize,
+        yielded: usize,
+    },
+    /// An `OffsetPtr` tag that needs more than the pointer's `bits` tag bits.
+    TagTooLarge {
+        tag: usize,
+        bits: u32,
+        ty: &'static str,
+    },
+    /// An address that cannot be used as asked (null, or not as far past a page boundary as
+    /// the offset to map there).
+    InvalidAddress { addr: usize, reason: String },
+    /// A mapping to register that partly overlaps one already registered (nested or equal
+    /// ranges are fine).
+    MappingOverlap {
+        range: Range<usize>,
+        registered: Range<usize>,
+    },
+    /// A byte range that does not lie inside the region of `size` bytes it is about.
+    RangeOutOfBounds {
+        offset: usize,
+        len: usize,
+        size: usize,
+    },
+    /// An XSI key that cannot be used as asked.
+    InvalidKey { reason: &'static str },
+    /// An operation the backend cannot do (XSI memory mapped copy-on-write).
+    Unsupported { what: &'static str },
     /// The caller's buffer cannot hold a segment.
     BufferTooSmall { len: usize, min: usize },
     /// The caller's buffer is not aligned enough for the segment header.
@@ -155,7 +198,47 @@ impl fmt::Display for Error {
                 "allocation_command failed: wanted {preferred} bytes, at least {limit}; \
                  {possible} might be possible"
             ),
-            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::InvalidAlignment { align } => {
+                write!(f, "alignment {align} is not a power of two")
+            }
+            Error::InvalidCommand { reason } => write!(f, "allocation_command: {reason}"),
+            Error::LockReentered { what } => write!(
+                f,
+                "{what}: this thread already holds the segment's allocator lock (inside \
+                 `with_lock`); only cached small blocks can be allocated or freed there, and \
+                 no object can be made, found or destroyed"
+            ),
+            Error::NotAnAllocation { addr, what } => {
+                write!(f, "{addr:#x} is not a live allocation of the {what}")
+            }
+            Error::NotAnObject { addr, ty } => write!(
+                f,
+                "{addr:#x} is not the first element of a live object of type {ty} in this segment"
+            ),
+            Error::IteratorTooShort {
+                what,
+                expected,
+                yielded,
+            } => write!(
+                f,
+                "{what}: the iterator ended after {yielded} of {expected} elements"
+            ),
+            Error::TagTooLarge { tag, bits, ty } => write!(
+                f,
+                "tag {tag} does not fit in the {bits} tag bit(s) of OffsetPtr<{ty}>"
+            ),
+            Error::InvalidAddress { addr, reason } => write!(f, "address {addr:#x}: {reason}"),
+            Error::MappingOverlap { range, registered } => write!(
+                f,
+                "mapping {:#x}..{:#x} overlaps the registered mapping {:#x}..{:#x}",
+                range.start, range.end, registered.start, registered.end
+            ),
+            Error::RangeOutOfBounds { offset, len, size } => write!(
+                f,
+                "{len} bytes from offset {offset} do not fit in a {size}-byte region"
+            ),
+            Error::InvalidKey { reason } => write!(f, "invalid XSI key: {reason}"),
+            Error::Unsupported { what } => write!(f, "not supported: {what}"),
             Error::BufferTooSmall { len, min } => write!(
                 f,
                 "buffer of {len} bytes is too small for a segment (at least {min} needed)"
@@ -192,6 +275,50 @@ impl std::error::Error for Error {
         match self {
             Error::Os { source, .. } => Some(source),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_they_are_about() {
+        let cases = [
+            (Error::InvalidAlignment { align: 3 }, "alignment 3"),
+            (
+                Error::NotAnAllocation {
+                    addr: 0x1000,
+                    what: "segment at 0x0".into(),
+                },
+                "0x1000 is not a live allocation of the segment at 0x0",
+            ),
+            (
+                Error::LockReentered {
+                    what: "segment at 0x0".into(),
+                },
+                "segment at 0x0: this thread already holds",
+            ),
+            (
+                Error::MappingOverlap {
+                    range: 0x10..0x30,
+                    registered: 0x20..0x40,
+                },
+                "0x10..0x30 overlaps the registered mapping 0x20..0x40",
+            ),
+            (
+                Error::TagTooLarge {
+                    tag: 4,
+                    bits: 2,
+                    ty: "u32",
+                },
+                "tag 4 does not fit in the 2 tag bit(s) of OffsetPtr<u32>",
+            ),
+        ];
+        for (err, expected) in cases {
+            let text = err.to_string();
+            assert!(text.contains(expected), "{text:?} lacks {expected:?}");
         }
     }
 }

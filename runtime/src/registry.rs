@@ -121,14 +121,9 @@ impl Registry {
             Some(e.id) != except && !(disjoint || inside || around)
         });
         if let Some(e) = clash {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "mapping {:#x}..{:#x} overlaps the registered mapping {:#x}..{:#x}",
-                    new.base,
-                    end,
-                    e.base,
-                    e.end()
-                ),
+            return Err(Error::MappingOverlap {
+                range: new.base..end,
+                registered: e.base..e.end(),
             });
         }
         if let Some(id) = except {
@@ -179,7 +174,8 @@ fn write() -> RwLockWriteGuard<'static, Registry> {
 fn entry_for(base: *mut u8, len: usize, writable: bool) -> Result<Entry> {
     let start = base.addr();
     if start == 0 {
-        return Err(Error::InvalidArgument {
+        return Err(Error::InvalidAddress {
+            addr: 0,
             reason: "cannot register a mapping at the null address".into(),
         });
     }

@@ -165,7 +165,7 @@ fn alignments_up_to_the_segment_size_work_when_they_fit() {
     assert!(seg.all_memory_deallocated());
     assert!(matches!(
         seg.allocate_aligned(8, 3),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::InvalidAlignment { align: 3 })
     ));
 }
 
@@ -427,7 +427,7 @@ fn allocation_command_rejects_contradictory_requests() {
         assert!(
             matches!(
                 command(&seg, cmd, limit, preferred, reuse, 1),
-                Err(Error::InvalidArgument { .. })
+                Err(Error::InvalidCommand { .. })
             ),
             "{cmd:?} {limit} {preferred}"
         );
@@ -499,16 +499,16 @@ fn foreign_and_double_frees_are_reported_not_done() {
     unsafe {
         assert!(matches!(
             seg.deallocate(p),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
         let outside = NonNull::from(&0u64).cast::<u8>();
         assert!(matches!(
             seg.deallocate(outside),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
         assert!(matches!(
             seg.deallocate(q.add(3)),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
     }
     assert_eq!(seg.free_memory(), free);
@@ -718,7 +718,7 @@ fn taking_the_lock_again_from_inside_with_lock_is_an_error_not_a_hang() {
     let seg = heap();
     let inner = seg.with_lock(|| seg.allocate(64)).unwrap();
     assert!(
-        matches!(inner, Err(Error::InvalidArgument { .. })),
+        matches!(inner, Err(Error::LockReentered { .. })),
         "{inner:?}"
     );
     // Reading works inside (it reads without the lock this thread already holds).

@@ -243,7 +243,7 @@ fn a_short_iterator_or_a_full_segment_undoes_the_construction() {
     let seg = heap();
     DROPS.store(0, Ordering::Relaxed);
     let err = seg.construct_from_iter("liar", Liar(0)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::IteratorTooShort { .. }), "{err}");
     assert!(err.to_string().contains("after 2 of 5"), "{err}");
     assert_eq!(DROPS.load(Ordering::Relaxed), 2);
 
@@ -374,15 +374,15 @@ fn anonymous_instances_are_never_found_only_destroyed_by_pointer() {
     let local = 5u64;
     for bad in [&raw const local, b.cast::<u64>().wrapping_add(1)] {
         let err = seg.destroy_ptr(bad).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+        assert!(matches!(err, Error::NotAnObject { .. }), "{err}");
     }
     assert!(matches!(
         seg.destroy_ptr(a.cast::<i64>()),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NotAnObject { .. })
     ));
     seg.destroy_ptr(a).unwrap();
     assert!(
-        matches!(seg.destroy_ptr(a), Err(Error::InvalidArgument { .. })),
+        matches!(seg.destroy_ptr(a), Err(Error::NotAnObject { .. })),
         "destroyed twice"
     );
     seg.destroy_ptr(b.cast::<u64>()).unwrap();

@@ -62,11 +62,7 @@ impl Request {
         let c = self.cmd;
         let expand = c.contains(Command::EXPAND_FWD) || c.contains(Command::EXPAND_BWD);
         let shrink = c.contains(Command::SHRINK_IN_PLACE);
-        let bad = |reason: &str| {
-            Err(Error::InvalidArgument {
-                reason: format!("allocation_command: {reason}"),
-            })
-        };
+        let bad = |reason: &'static str| Err(Error::InvalidCommand { reason });
         if c.0 == 0 || c.0 & !15 != 0 {
             return bad("no command given");
         }

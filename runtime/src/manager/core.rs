@@ -142,7 +142,8 @@ impl SegmentCore {
         self.field(|h| unsafe { &raw mut (*h).size })
     }
 
-    fn what(&self) -> String {
+    /// The segment as errors name it.
+    pub(crate) fn what(&self) -> String {
         format!("segment at {:p}", self.base)
     }
 
@@ -253,13 +254,7 @@ impl SegmentCore {
 
     #[cold]
     fn reentered(&self) -> Error {
-        Error::InvalidArgument {
-            reason: format!(
-                "this thread already holds the lock of the {} (inside `with_lock`); only \
-                 cached small blocks can be allocated or freed there",
-                self.what()
-            ),
-        }
+        Error::LockReentered { what: self.what() }
     }
 
     /// Repairs the allocator after a process died holding the lock, or marks the segment
@@ -354,9 +349,7 @@ impl SegmentCore {
     /// alignment that fits in the segment works, up to the segment's own size.
     pub fn allocate_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
         if !align.is_power_of_two() {
-            return Err(Error::InvalidArgument {
-                reason: format!("alignment {align} is not a power of two"),
-            });
+            return Err(Error::InvalidAlignment { align });
         }
         if align <= GRANULE {
             return self.allocate(size);
@@ -385,8 +378,9 @@ impl SegmentCore {
     }
 
     fn not_a_block(&self, ptr: NonNull<u8>) -> Error {
-        Error::InvalidArgument {
-            reason: format!("{ptr:p} is not a live allocation of the {}", self.what()),
+        Error::NotAnAllocation {
+            addr: ptr.as_ptr().addr(),
+            what: self.what(),
         }
     }
 

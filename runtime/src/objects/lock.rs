@@ -78,10 +78,8 @@ pub(crate) fn lock<'a>(
     if s.core().holds_lock() {
         // The allocator lock comes after the index lock: waiting for the index lock while
         // holding the allocator's could deadlock with an `atomic_func` that allocates.
-        return Err(Error::InvalidArgument {
-            reason: "object operations cannot run while this thread holds the segment's \
-                     allocator lock (inside `with_lock`)"
-                .into(),
+        return Err(Error::LockReentered {
+            what: s.core().what(),
         });
     }
     let (mutex, holder) = parts(s);

@@ -272,7 +272,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// Frees an allocation. A pointer that is not a live allocation of this segment is
-    /// reported as `InvalidArgument` (as far as the header in front of it can tell).
+    /// reported as `NotAnAllocation` (as far as the header in front of it can tell).
     ///
     /// # Safety
     /// `ptr` came from this segment's allocator and is not used afterwards.

@@ -31,7 +31,8 @@ impl<I: IndexKind> ManagedSegment<AnonymousMemory, ReadWrite, I> {
     pub fn new(size: usize) -> Result<Self> {
         check_size(size as u64)?;
         let region = MappedRegion::anonymous_shared(size)?;
-        let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+        let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidAddress {
+            addr: 0,
             reason: "the OS mapped the segment at address 0".into(),
         })?;
         // SAFETY: a fresh private-to-us mapping of `size` writable bytes, kept by the backing.

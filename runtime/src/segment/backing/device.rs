@@ -162,7 +162,8 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
 }
 
 fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
-    NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+    NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidAddress {
+        addr: 0,
         reason: "the OS mapped the segment at address 0".into(),
     })
 }
