@@ -18,9 +18,6 @@
 //! Registering a mapping exposes its provenance: the address space of a segment is reached
 //! through [`OffsetPtr::get`](crate::OffsetPtr::get), which builds pointers from addresses.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -494,8 +494,8 @@ fn foreign_and_double_frees_are_reported_not_done() {
     // SAFETY: `p` is live.
     unsafe { seg.deallocate(p).unwrap() };
     let free = seg.free_memory();
-    // SAFETY (of the calls below): these violate the contract on purpose; the segment's
-    // guard detects them without touching memory outside the segment.
+    // SAFETY: the calls below violate the contract on purpose; the segment's guard
+    // detects them without touching memory outside the segment.
     unsafe {
         assert!(matches!(
             seg.deallocate(p),

@@ -620,8 +620,8 @@ fn boost_named_allocation_test_ordered() {
 fn a_null_index_segment_holds_anonymous_objects_only() {
     let mut seg = BasicManagedHeapMemory::<NullIndex>::new(SIZE).unwrap();
     let p: *const u32 = seg.construct(Anonymous, 3u32).unwrap();
-    // SAFETY: a live object of `seg`.
     assert_eq!(
+        // SAFETY: a live object of `seg`.
         seg.instance_kind(unsafe { &*p }),
         Some(ObjectKind::Anonymous)
     );

@@ -1,9 +1,6 @@
 //! [`ShmMut`]: the guard for mutable access to a value that lives in place. The
 //! [layout module](super) says why it replaces `&mut T`.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 

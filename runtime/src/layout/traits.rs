@@ -3,9 +3,6 @@
 //! few std wrappers; and [`ShmRoot`], the segment root. The [layout module](super) says why
 //! the two traits are separate.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 use core::cmp::Reverse;
 use core::marker::PhantomData;
 use core::mem::{offset_of, MaybeUninit};

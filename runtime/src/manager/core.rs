@@ -133,12 +133,12 @@ impl SegmentCore {
 
     #[inline]
     fn mutex(&self) -> &RobustMutex {
-        // SAFETY (of the projection): a field of the header.
+        // SAFETY: only projects the header pointer to one of its fields.
         self.field(|h| unsafe { &raw mut (*h).lock })
     }
 
     fn size_word(&self) -> &AtomicU64 {
-        // SAFETY (of the projection): a field of the header.
+        // SAFETY: only projects the header pointer to one of its fields.
         self.field(|h| unsafe { &raw mut (*h).size })
     }
 
@@ -230,7 +230,7 @@ impl SegmentCore {
         lock_with_recovery(
             self.mutex(),
             |lock| Locked {
-                // SAFETY (of the projection): a field of the header.
+                // SAFETY: only projects the header pointer to one of its fields.
                 state: self.field(|h| unsafe { &raw mut (*h).state }),
                 // SAFETY: we hold the lock, so the allocator state is ours to use.
                 tlsf: unsafe { header::tlsf(self.base.as_ptr()) },

@@ -440,6 +440,7 @@ pub(crate) fn instance<I: IndexKind, T: ShmSafe>(
 pub struct ObjectInfo {
     /// The name (for unique objects: the type's name, their key).
     pub name: String,
+    /// Named, unique or anonymous.
     pub kind: ObjectKind,
     /// Number of elements (1 for a single value).
     pub length: usize,

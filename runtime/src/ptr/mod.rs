@@ -5,9 +5,6 @@
 //! tree node that splits) moves them with [`relocate_value`] / [`relocate_values`], which copy
 //! the bytes and then run the [`ShmSafe::relocate`] hook on the copy.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 mod offset_ptr;
 
 pub use offset_ptr::OffsetPtr;
