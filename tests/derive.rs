@@ -1,6 +1,9 @@
 //! `#[derive(ShmSafe)]` and `#[shm_segment]` end to end: generated impls, accessors,
 //! relocation, schemas (insta snapshots) and typed roots on a heap segment.
 
+// The types are `pub` to exercise the derive on public items; they need no docs here.
+#![allow(missing_docs)]
+
 use shmkit::{
     shm_segment, AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, OffsetPtr,
     PositionIndependent, ShmMut, ShmSafe,

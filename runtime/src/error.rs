@@ -3,78 +3,233 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 
 /// What went wrong, with the segment, path or object it concerns.
+///
+/// A field named `what` always names the thing concerned as a message would (`shared
+/// memory "name"`, a path, `segment at 0x…`, an object); `reason` says why in words.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The named segment, file or object does not exist.
-    NotFound { what: String },
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
     /// Create-only was asked for, but the segment or file already exists.
-    AlreadyExists { what: String },
+    AlreadyExists {
+        /// What exists already.
+        what: String,
+    },
     /// The OS refused access (mode bits, a read-only file, a foreign owner).
-    PermissionDenied { what: String },
+    PermissionDenied {
+        /// What could not be accessed.
+        what: String,
+    },
     /// A name the backend cannot use (empty, too long, containing '/', …).
-    InvalidName { name: String, reason: &'static str },
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A size that cannot work: zero, too small for the segment header, too large.
-    InvalidSize { size: u64, reason: String },
+    InvalidSize {
+        /// The size as given.
+        size: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The bytes are not a shmkit segment (wrong magic, foreign endianness or pointer width).
-    NotASegment { what: String, reason: String },
+    NotASegment {
+        /// The device or buffer.
+        what: String,
+        /// What gave it away.
+        reason: String,
+    },
     /// The device is shorter than the segment header says: it was truncated.
     Truncated {
+        /// The device.
         what: String,
+        /// Bytes the segment needs.
         expected: u64,
+        /// Bytes there are.
         actual: u64,
     },
     /// A shmkit segment written by an incompatible format version.
     IncompatibleVersion {
+        /// The device.
         what: String,
+        /// The segment's format version.
         found: u32,
+        /// The version this build reads.
         supported: u32,
     },
     /// The segment's internal structures are inconsistent (or its creator died mid-way).
-    Corrupted { what: String, reason: String },
+    Corrupted {
+        /// The segment.
+        what: String,
+        /// What is inconsistent.
+        reason: String,
+    },
     /// Another process is still creating the segment and did not finish in time.
-    Timeout { what: String, reason: String },
+    Timeout {
+        /// The segment.
+        what: String,
+        /// Who was waited for, and how long.
+        reason: String,
+    },
     /// The segment has no free block large enough.
     OutOfMemory {
+        /// Bytes asked for.
         requested: usize,
+        /// Alignment asked for.
         align: usize,
+        /// Bytes free in all, in blocks of any size.
         free: usize,
     },
-    /// `allocation_command` could not reach even `limit` bytes; `possible` is a limit that
-    /// might succeed in a new call (0 when nothing would).
+    /// `allocation_command` could not reach even `limit` bytes.
     AllocationCommandFailed {
+        /// The least acceptable size asked for.
         limit: usize,
+        /// The size wished for.
         preferred: usize,
+        /// A limit that might succeed in a new call (0 when nothing would).
         possible: usize,
     },
-    /// A request that contradicts itself (bad alignment, bad `allocation_command` flags).
-    InvalidArgument { reason: String },
+    /// An alignment that is not a power of two.
+    InvalidAlignment {
+        /// The alignment as given.
+        align: usize,
+    },
+    /// `allocation_command` flags or sizes that contradict each other.
+    InvalidCommand {
+        /// Which rule the request breaks.
+        reason: &'static str,
+    },
+    /// An operation that needs the segment's allocator lock, run by the thread that holds
+    /// it (inside `with_lock`): waiting for it would deadlock.
+    LockReentered {
+        /// The segment.
+        what: String,
+    },
+    /// A pointer given back to the allocator (freed, resized, asked about) that is not a
+    /// live allocation of the segment: foreign, freed already, or not the start of a block.
+    NotAnAllocation {
+        /// The pointer's address.
+        addr: usize,
+        /// The segment.
+        what: String,
+    },
+    /// A pointer given to `destroy_ptr` that is not the first element of a live object of
+    /// the type asked for in the segment.
+    NotAnObject {
+        /// The pointer's address.
+        addr: usize,
+        /// The type asked for.
+        ty: &'static str,
+    },
+    /// The iterator given to `construct_from_iter` ended before the length it reported.
+    IteratorTooShort {
+        /// The object being constructed.
+        what: String,
+        /// The length the iterator reported.
+        expected: usize,
+        /// Elements it yielded.
+        yielded: usize,
+    },
+    /// An `OffsetPtr` tag that needs more bits than the pointer has for tags.
+    TagTooLarge {
+        /// The tag as given.
+        tag: usize,
+        /// The pointer's tag bits.
+        bits: u32,
+        /// The pointer's target type.
+        ty: &'static str,
+    },
+    /// An address that cannot be used as asked (null, or not as far past a page boundary as
+    /// the offset to map there).
+    InvalidAddress {
+        /// The address.
+        addr: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A mapping to register that partly overlaps one already registered (nested or equal
+    /// ranges are fine).
+    MappingOverlap {
+        /// The addresses of the new mapping.
+        range: Range<usize>,
+        /// The addresses of the registered one.
+        registered: Range<usize>,
+    },
+    /// A byte range that does not lie inside the region it is about.
+    RangeOutOfBounds {
+        /// Start of the range in the region.
+        offset: usize,
+        /// Length of the range.
+        len: usize,
+        /// Length of the region.
+        size: usize,
+    },
+    /// An XSI key that cannot be used as asked.
+    InvalidKey {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An operation the backend cannot do (XSI memory mapped copy-on-write).
+    Unsupported {
+        /// The operation and the backend.
+        what: &'static str,
+    },
     /// The caller's buffer cannot hold a segment.
-    BufferTooSmall { len: usize, min: usize },
+    BufferTooSmall {
+        /// The buffer's length.
+        len: usize,
+        /// The least a segment needs.
+        min: usize,
+    },
     /// The caller's buffer is not aligned enough for the segment header.
-    BufferMisaligned { addr: usize, align: usize },
+    BufferMisaligned {
+        /// The buffer's address.
+        addr: usize,
+        /// The alignment a segment needs.
+        align: usize,
+    },
     /// An object was found, or is being destroyed, as another type than it was
     /// constructed with (or as a single value while it is an array).
     TypeMismatch {
+        /// The object.
         what: String,
+        /// The type asked for.
         expected: String,
+        /// What the object holds.
         found: String,
     },
-    /// A segment root (`root::<T>()`) is stored with another layout than `T` has: `diff`
-    /// lists the fields added, removed, retyped or moved, one per line.
-    SchemaMismatch { what: String, diff: String },
+    /// A segment root (`root::<T>()`) is stored with another layout than `T` has.
+    SchemaMismatch {
+        /// The root.
+        what: String,
+        /// The fields added, removed, retyped or moved, one per line.
+        diff: String,
+    },
     /// The segment was created with another kind of object index than it is opened with.
     IndexMismatch {
+        /// The segment.
         what: String,
+        /// The index kind it was opened with.
         expected: &'static str,
+        /// The index kind it was created with.
         found: String,
     },
     /// Any other OS failure, with the operation and the errno.
     Os {
+        /// The system call or operation.
         op: &'static str,
+        /// What it was applied to.
         what: String,
+        /// The OS error.
         source: io::Error,
     },
 }
@@ -155,7 +310,47 @@ impl fmt::Display for Error {
                 "allocation_command failed: wanted {preferred} bytes, at least {limit}; \
                  {possible} might be possible"
             ),
-            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::InvalidAlignment { align } => {
+                write!(f, "alignment {align} is not a power of two")
+            }
+            Error::InvalidCommand { reason } => write!(f, "allocation_command: {reason}"),
+            Error::LockReentered { what } => write!(
+                f,
+                "{what}: this thread already holds the segment's allocator lock (inside \
+                 `with_lock`); only cached small blocks can be allocated or freed there, and \
+                 no object can be made, found or destroyed"
+            ),
+            Error::NotAnAllocation { addr, what } => {
+                write!(f, "{addr:#x} is not a live allocation of the {what}")
+            }
+            Error::NotAnObject { addr, ty } => write!(
+                f,
+                "{addr:#x} is not the first element of a live object of type {ty} in this segment"
+            ),
+            Error::IteratorTooShort {
+                what,
+                expected,
+                yielded,
+            } => write!(
+                f,
+                "{what}: the iterator ended after {yielded} of {expected} elements"
+            ),
+            Error::TagTooLarge { tag, bits, ty } => write!(
+                f,
+                "tag {tag} does not fit in the {bits} tag bit(s) of OffsetPtr<{ty}>"
+            ),
+            Error::InvalidAddress { addr, reason } => write!(f, "address {addr:#x}: {reason}"),
+            Error::MappingOverlap { range, registered } => write!(
+                f,
+                "mapping {:#x}..{:#x} overlaps the registered mapping {:#x}..{:#x}",
+                range.start, range.end, registered.start, registered.end
+            ),
+            Error::RangeOutOfBounds { offset, len, size } => write!(
+                f,
+                "{len} bytes from offset {offset} do not fit in a {size}-byte region"
+            ),
+            Error::InvalidKey { reason } => write!(f, "invalid XSI key: {reason}"),
+            Error::Unsupported { what } => write!(f, "not supported: {what}"),
             Error::BufferTooSmall { len, min } => write!(
                 f,
                 "buffer of {len} bytes is too small for a segment (at least {min} needed)"
@@ -192,6 +387,50 @@ impl std::error::Error for Error {
         match self {
             Error::Os { source, .. } => Some(source),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_what_they_are_about() {
+        let cases = [
+            (Error::InvalidAlignment { align: 3 }, "alignment 3"),
+            (
+                Error::NotAnAllocation {
+                    addr: 0x1000,
+                    what: "segment at 0x0".into(),
+                },
+                "0x1000 is not a live allocation of the segment at 0x0",
+            ),
+            (
+                Error::LockReentered {
+                    what: "segment at 0x0".into(),
+                },
+                "segment at 0x0: this thread already holds",
+            ),
+            (
+                Error::MappingOverlap {
+                    range: 0x10..0x30,
+                    registered: 0x20..0x40,
+                },
+                "0x10..0x30 overlaps the registered mapping 0x20..0x40",
+            ),
+            (
+                Error::TagTooLarge {
+                    tag: 4,
+                    bits: 2,
+                    ty: "u32",
+                },
+                "tag 4 does not fit in the 2 tag bit(s) of OffsetPtr<u32>",
+            ),
+        ];
+        for (err, expected) in cases {
+            let text = err.to_string();
+            assert!(text.contains(expected), "{text:?} lacks {expected:?}");
         }
     }
 }

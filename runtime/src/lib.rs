@@ -1,44 +1,57 @@
 //! shmkit runtime: the raw OS layer, managed segments on every backend, the in-segment
 //! allocator, offset pointers and the per-process registry of mappings.
 //!
-//! Where to look:
-//! - [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory;
-//! - [`segment`]: managed segments ([`ManagedSharedMemory`], [`ManagedMappedFile`], …),
-//!   their header and creation protocol, and the segment manager;
-//! - [`alloc`]: the TLSF allocator inside a segment and `allocation_command`;
-//! - [`ptr`] and [`position`]: offset pointers and the position-dependence model;
-//! - [`registry`]: which address ranges of this process are segments;
-//! - [`objects`]: named, unique and anonymous objects and their indexes;
-//! - [`sync`]: the robust process-shared lock;
-//! - [`schema`]: layouts, fingerprints and typed roots ([`ShmRoot`]).
+//! # Layers
+//!
+//! Each folder is a layer; a layer uses only the layers before it (tests aside), which the
+//! `use crate::` lines of each file show. The layers in backticks are internal: only what
+//! the public layers re-export of them is API.
+//!
+//! 1. [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory;
+//! 2. `sync`: the robust process-shared lock and its recover-or-poison guard;
+//! 3. `alloc`: the TLSF allocator inside a segment, the thread caches, `allocation_command`;
+//! 4. `manager`: the segment manager, one formatted segment as an allocator under its lock,
+//!    and the segment header (the on-disk format);
+//! 5. [`layout`], [`ptr`], `registry`: what may live in a segment ([`ShmSafe`], the
+//!    [`ShmMut`] guard, [`Schema`] and fingerprints), offset pointers, and which address
+//!    ranges of this process are segments;
+//! 6. [`objects`]: named, unique and anonymous objects and their indexes, over the manager;
+//! 7. [`segment`]: managed segments ([`ManagedSharedMemory`], [`ManagedMappedFile`], …), their
+//!    backings and access modes, with the object and root methods.
+//!
+//! [`error`] is used by every layer. The containers crate and the `shmkit` facade come on top.
 
-pub mod alloc;
+pub(crate) mod alloc;
 pub mod error;
+pub mod layout;
+pub(crate) mod manager;
 pub mod objects;
 pub mod os;
-pub mod position;
 pub mod ptr;
-pub mod registry;
-pub mod schema;
+pub(crate) mod registry;
 pub mod segment;
-pub mod sync;
+pub(crate) mod sync;
+#[doc(hidden)]
+pub mod test_hooks;
 
 pub use alloc::{Allocation, Command};
 pub use error::{Error, Result};
+pub use layout::{
+    type_fingerprint_of, FieldSchema, PositionIndependent, Schema, SchemaDiff, SchemaKind, ShmMut,
+    ShmRoot, ShmSafe, VariantSchema,
+};
+pub use manager::header::MIN_SEGMENT_SIZE;
+pub use manager::{Handle, ParseHandleError};
 pub use objects::{
     Anonymous, HashIndex, IndexKind, Lookup, NamedIndex, NullIndex, ObjectInfo, ObjectKind,
     ObjectTarget, OrderedIndex, Unique, MAX_NAME_LEN,
 };
 pub use os::Permissions;
-pub use position::{type_fingerprint_of, PositionIndependent, ShmMut, ShmSafe};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
-pub use registry::{MappingInfo, Registration};
-pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, ShmRoot, VariantSchema};
-pub use segment::header::MIN_SEGMENT_SIZE;
 pub use segment::{
-    AlignedBuffer, CopyOnWrite, Handle, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
+    AlignedBuffer, CopyOnWrite, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
     ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
-    ManagedXsiSharedMemory, ParseHandleError, ReadOnly, ReadWrite, SegmentBuilder,
+    ManagedXsiSharedMemory, ReadOnly, ReadWrite, SegmentBuilder,
 };
 
 /// Items the derive macros' expansions use. Not public API.

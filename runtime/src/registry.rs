@@ -18,9 +18,6 @@
 //! Registering a mapping exposes its provenance: the address space of a segment is reached
 //! through [`OffsetPtr::get`](crate::OffsetPtr::get), which builds pointers from addresses.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -121,14 +118,9 @@ impl Registry {
             Some(e.id) != except && !(disjoint || inside || around)
         });
         if let Some(e) = clash {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "mapping {:#x}..{:#x} overlaps the registered mapping {:#x}..{:#x}",
-                    new.base,
-                    end,
-                    e.base,
-                    e.end()
-                ),
+            return Err(Error::MappingOverlap {
+                range: new.base..end,
+                registered: e.base..e.end(),
             });
         }
         if let Some(id) = except {
@@ -179,7 +171,8 @@ fn write() -> RwLockWriteGuard<'static, Registry> {
 fn entry_for(base: *mut u8, len: usize, writable: bool) -> Result<Entry> {
     let start = base.addr();
     if start == 0 {
-        return Err(Error::InvalidArgument {
+        return Err(Error::InvalidAddress {
+            addr: 0,
             reason: "cannot register a mapping at the null address".into(),
         });
     }

@@ -4,7 +4,7 @@
 
 use std::ptr::NonNull;
 
-use shmkit_runtime::alloc::Command;
+use shmkit_runtime::Command;
 use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly};
 
 /// Smaller sizes under Miri, which is slow.
@@ -165,7 +165,7 @@ fn alignments_up_to_the_segment_size_work_when_they_fit() {
     assert!(seg.all_memory_deallocated());
     assert!(matches!(
         seg.allocate_aligned(8, 3),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::InvalidAlignment { align: 3 })
     ));
 }
 
@@ -275,7 +275,7 @@ fn allocate_many_aligned_equal_and_varied_sizes() {
         unsafe { seg.deallocate_many(blocks.iter().map(|b| b.0)).unwrap() };
     }
     assert_eq!(seg.free_memory(), free0);
-    // Nothing fits: nothing is taken. A bad alignment is an argument error.
+    // Nothing fits: nothing is taken. A bad alignment is named in the error.
     assert!(matches!(
         seg.allocate_many_aligned(SEG / 8, 9, 64),
         Err(Error::OutOfMemory { .. })
@@ -283,7 +283,7 @@ fn allocate_many_aligned_equal_and_varied_sizes() {
     assert!(seg.allocate_many_sizes_aligned(&[16, SEG, 16], 32).is_err());
     assert!(matches!(
         seg.allocate_many_aligned(8, 2, 48),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::InvalidAlignment { align: 48 })
     ));
     assert_eq!(seg.free_memory(), free0);
     assert!(seg.all_memory_deallocated());
@@ -305,7 +305,7 @@ fn allocate_new_is_the_safe_aligned_allocate_new_command() {
     ));
     assert!(matches!(
         seg.allocate_new(8, 8, 3),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::InvalidAlignment { align: 3 })
     ));
     // SAFETY: allocated above.
     unsafe { seg.deallocate_many([a.ptr, b.ptr]).unwrap() };
@@ -528,7 +528,7 @@ fn allocation_command_rejects_contradictory_requests() {
         assert!(
             matches!(
                 command(&seg, cmd, limit, preferred, reuse, 1),
-                Err(Error::InvalidArgument { .. })
+                Err(Error::InvalidCommand { .. })
             ),
             "{cmd:?} {limit} {preferred}"
         );
@@ -595,21 +595,21 @@ fn foreign_and_double_frees_are_reported_not_done() {
     // SAFETY: `p` is live.
     unsafe { seg.deallocate(p).unwrap() };
     let free = seg.free_memory();
-    // SAFETY (of the calls below): these violate the contract on purpose; the segment's
-    // guard detects them without touching memory outside the segment.
+    // SAFETY: the calls below violate the contract on purpose; the segment's guard
+    // detects them without touching memory outside the segment.
     unsafe {
         assert!(matches!(
             seg.deallocate(p),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
         let outside = NonNull::from(&0u64).cast::<u8>();
         assert!(matches!(
             seg.deallocate(outside),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
         assert!(matches!(
             seg.deallocate(q.add(3)),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
     }
     assert_eq!(seg.free_memory(), free);
@@ -710,7 +710,7 @@ fn a_heap_segment_moved_by_growth_stays_valid() {
     // The new space is usable: more than the old segment's size in one block.
     let big = seg.allocate(SEG + SEG / 2).unwrap();
     seg.check().unwrap();
-    assert!(shmkit_runtime::registry::lookup(big.as_ptr()).is_some());
+    assert!(shmkit_runtime::test_hooks::registry::lookup(big.as_ptr()).is_some());
     // SAFETY: both live.
     unsafe { seg.deallocate_many([p, big]).unwrap() };
     assert!(seg.all_memory_deallocated());
@@ -904,7 +904,7 @@ fn taking_the_lock_again_from_inside_with_lock_is_an_error_not_a_hang() {
     let seg = heap();
     let inner = seg.with_lock(|| seg.allocate(64)).unwrap();
     assert!(
-        matches!(inner, Err(Error::InvalidArgument { .. })),
+        matches!(inner, Err(Error::LockReentered { .. })),
         "{inner:?}"
     );
     // Reading works inside (it reads without the lock this thread already holds).

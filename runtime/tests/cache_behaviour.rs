@@ -87,7 +87,7 @@ fn an_immediate_double_free_into_the_cache_is_reported() {
         seg.deallocate(p).unwrap();
         assert!(matches!(
             seg.deallocate(p),
-            Err(Error::InvalidArgument { .. })
+            Err(Error::NotAnAllocation { .. })
         ));
     }
     assert_eq!(seg.cached_memory(), 40);

@@ -243,7 +243,7 @@ fn a_short_iterator_or_a_full_segment_undoes_the_construction() {
     let seg = heap();
     DROPS.store(0, Ordering::Relaxed);
     let err = seg.construct_from_iter("liar", Liar(0)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::IteratorTooShort { .. }), "{err}");
     assert!(err.to_string().contains("after 2 of 5"), "{err}");
     assert_eq!(DROPS.load(Ordering::Relaxed), 2);
 
@@ -425,15 +425,15 @@ fn anonymous_instances_are_never_found_only_destroyed_by_pointer() {
     let local = 5u64;
     for bad in [&raw const local, b.cast::<u64>().wrapping_add(1)] {
         let err = seg.destroy_ptr(bad).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+        assert!(matches!(err, Error::NotAnObject { .. }), "{err}");
     }
     assert!(matches!(
         seg.destroy_ptr(a.cast::<i64>()),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NotAnObject { .. })
     ));
     seg.destroy_ptr(a).unwrap();
     assert!(
-        matches!(seg.destroy_ptr(a), Err(Error::InvalidArgument { .. })),
+        matches!(seg.destroy_ptr(a), Err(Error::NotAnObject { .. })),
         "destroyed twice"
     );
     seg.destroy_ptr(b.cast::<u64>()).unwrap();
@@ -682,8 +682,8 @@ fn a_null_index_segment_holds_anonymous_objects_only() {
         .create(SIZE)
         .unwrap();
     let p: *const u32 = seg.construct(Anonymous, 3u32).unwrap();
-    // SAFETY: a live object of `seg`.
     assert_eq!(
+        // SAFETY: a live object of `seg`.
         seg.instance_kind(unsafe { &*p }),
         Some(ObjectKind::Anonymous)
     );
@@ -841,7 +841,10 @@ fn the_smallest_segment_size_is_named_in_the_error() {
 /// `buckets`: whether the index keeps room beyond its entries (the hash index does).
 fn shrink_to_fit_indexes_frees_what_is_unused<I: NamedIndex>(buckets: bool) {
     let n = if cfg!(miri) { 12 } else { 100 };
-    let mut seg = ManagedHeapMemory::options().index::<I>().create(SIZE).unwrap();
+    let mut seg = ManagedHeapMemory::options()
+        .index::<I>()
+        .create(SIZE)
+        .unwrap();
     seg.reserve_named_objects(n).unwrap();
     seg.reserve_unique_objects(n).unwrap();
     seg.shrink_to_fit_indexes().unwrap();

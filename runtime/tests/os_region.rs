@@ -203,12 +203,12 @@ fn flush_writes_back_and_checks_its_range() {
     for (offset, range_len) in [(len - 1, 2), (len + 1, 0), (usize::MAX, 2), (1, usize::MAX)] {
         let err = region.flush_range(offset, range_len).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument { .. }),
+            matches!(err, Error::RangeOutOfBounds { .. }),
             "{offset}+{range_len}: {err}"
         );
     }
     let err = unaligned.flush_range(page_size(), 1).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::RangeOutOfBounds { .. }), "{err}");
 }
 
 #[test]
@@ -279,10 +279,10 @@ fn map_at_needs_the_address_as_far_into_its_page_as_the_offset() {
     let probe = MappedRegion::anonymous_shared(2 * page_size()).unwrap();
     let aligned = NonNull::new(probe.as_ptr()).unwrap();
     let err = MappedRegion::map_at(&object, MapMode::ReadOnly, 100, Some(10), aligned).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidAddress { .. }), "{err}");
     let low = NonNull::new(std::ptr::without_provenance_mut(50)).unwrap();
     let err = MappedRegion::map_at(&object, MapMode::ReadOnly, 100, Some(10), low).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidAddress { .. }), "{err}");
 }
 
 #[test]

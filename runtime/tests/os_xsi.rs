@@ -39,7 +39,7 @@ fn keys_come_from_a_path_and_an_id() {
     assert_eq!(XsiKey::private().raw(), libc::IPC_PRIVATE);
 
     let err = XsiKey::from_path(path.get(), 0).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidKey { .. }), "{err}");
     let missing = TempPath::new();
     let err = XsiKey::from_path(missing.get(), 1).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
@@ -76,7 +76,7 @@ fn create_open_and_attach_twice() {
     assert_eq!(read(&read_only, 0, 10_000), pattern(10_000));
 
     let err = opened.attach(MapMode::CopyOnWrite).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn bad_sizes_and_the_private_key() {
     let err = XsiSharedMemory::create(key, 0, Permissions::default()).unwrap_err();
     assert!(matches!(err, Error::InvalidSize { .. }), "{err}");
     let err = XsiSharedMemory::open(XsiKey::private()).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidKey { .. }), "{err}");
 
     // Every create under the private key makes a new segment.
     let first = XsiSharedMemory::create(XsiKey::private(), 4096, Permissions::everyone()).unwrap();

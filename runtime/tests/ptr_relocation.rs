@@ -5,7 +5,8 @@ use std::mem::{offset_of, MaybeUninit};
 use std::num::Wrapping;
 use std::ptr;
 
-use shmkit_runtime::{registry, relocate_value, relocate_values, OffsetPtr, ShmSafe};
+use shmkit_runtime::test_hooks::registry;
+use shmkit_runtime::{relocate_value, relocate_values, OffsetPtr, ShmSafe};
 
 /// A struct as `#[derive(ShmSafe)]` will implement it.
 #[repr(C)]

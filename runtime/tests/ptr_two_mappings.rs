@@ -8,7 +8,8 @@ use std::ptr;
 use rustix::fd::OwnedFd;
 use rustix::fs::{ftruncate, memfd_create, MemfdFlags};
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
-use shmkit_runtime::{registry, OffsetPtr};
+use shmkit_runtime::test_hooks::registry;
+use shmkit_runtime::OffsetPtr;
 
 const LEN: usize = 4096;
 

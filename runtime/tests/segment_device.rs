@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rustix::mm::{MapFlags, ProtFlags};
 use shmkit_runtime::os::{page_size, Permissions};
-use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
+use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use shmkit_runtime::Error;
 use support::{get, map_perms, mode_of, put, Block, Seg, ShmGuard, Target};
 

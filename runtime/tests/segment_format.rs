@@ -10,8 +10,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use shmkit_runtime::segment::header::{state, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
 use shmkit_runtime::segment::DeviceBacking;
+use shmkit_runtime::test_hooks::{state, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
 use shmkit_runtime::{Error, SegmentBuilder};
 use support::{offsets, patch_file, read_u32, write_u32, Block, Seg, Target};
 

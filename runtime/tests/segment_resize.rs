@@ -7,7 +7,7 @@
 #[macro_use]
 mod support;
 
-use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
+use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use support::{Block, Seg, Target};
 
 const SIZE: usize = 64 * 1024;

@@ -5,7 +5,7 @@
 mod support;
 
 use shmkit_runtime::os::XsiKey;
-use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
+use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
 use shmkit_runtime::{Error, ManagedXsiSharedMemory};
 use support::{get, map_perms, put, xsi_key, Block, TempDir, XsiIdGuard};
 
@@ -25,7 +25,7 @@ fn keys_come_from_a_path_and_an_id() {
     let err = XsiKey::from_path(&dir.join("missing"), 1).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     let err = XsiKey::from_path(&a, 0).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(matches!(err, Error::InvalidKey { .. }), "{err:?}");
 }
 
 #[test]
@@ -195,5 +195,5 @@ fn a_private_key_segment_cannot_be_opened() {
     let _id = XsiIdGuard(seg.backing().shm().id());
     Block::new(&seg, 100, 1).assert_intact(&seg);
     let err = ManagedXsiSharedMemory::open(XsiKey::private()).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(matches!(err, Error::InvalidKey { .. }), "{err:?}");
 }

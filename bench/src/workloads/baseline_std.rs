@@ -26,8 +26,8 @@ pub fn prepare_heap() {
     DONE.store(true, Ordering::Relaxed);
     // SAFETY: mallopt only changes glibc malloc tunables.
     check_eq!(unsafe { libc::mallopt(libc::M_MMAP_MAX, 0) }, 1);
-    // SAFETY: as above.
     check_eq!(
+        // SAFETY: as above.
         unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX) },
         1
     );

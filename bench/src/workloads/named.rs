@@ -4,7 +4,7 @@
 //!
 //! The names are built beforehand, as the peer's `std::vector<std::string>`. Those strings
 //! are at most 9 characters, so libstdc++ keeps them inline (SSO): reading a name is one
-//! access into the vector. [`Names`] keeps them inline the same way (a `String` would add
+//! access into the vector. [`InlineName`] keeps them inline the same way (a `String` would add
 //! a second, random heap access per lookup that the peer does not make).
 
 use crate::rng::XorShift64;

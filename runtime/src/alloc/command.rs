@@ -99,16 +99,12 @@ impl Request {
         let c = self.cmd;
         let expand = c.contains(Command::EXPAND_FWD) || c.contains(Command::EXPAND_BWD);
         let shrink = c.contains(Command::SHRINK_IN_PLACE);
-        let bad = |reason: &str| {
-            Err(Error::InvalidArgument {
-                reason: format!("allocation_command: {reason}"),
-            })
-        };
+        let bad = |reason: &'static str| Err(Error::InvalidCommand { reason });
         if c.flags == 0 || c.flags & !15 != 0 {
             return bad("no command given");
         }
         if !c.align.is_power_of_two() {
-            return bad(&format!("alignment {} is not a power of two", c.align));
+            return Err(Error::InvalidAlignment { align: c.align });
         }
         if shrink && (expand || c.contains(Command::ALLOCATE_NEW)) {
             return bad("shrink_in_place cannot be combined with expanding or allocating");

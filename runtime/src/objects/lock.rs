@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::space::Space;
 use crate::error::{Error, Result};
-use crate::segment::header::words;
-use crate::sync::{current_pid, Acquired, RobustMutex};
+use crate::manager::header::words;
+use crate::sync::{current_pid, lock_with_recovery, RobustGuard, RobustMutex};
 
 /// This thread's number in this process (never 0); 0 when the thread's locals are gone
 /// (in a thread-local destructor), where nesting is not recognised.
@@ -36,15 +36,24 @@ fn thread_no() -> u32 {
 
 /// Holds the index lock (or is a nested acquisition by its holder); releases on drop.
 pub(crate) struct IndexGuard<'a> {
-    held: Option<(&'a RobustMutex, &'a AtomicU32)>,
+    _held: Option<Held<'a>>,
 }
 
-impl Drop for IndexGuard<'_> {
+/// The outermost acquisition: clears the holder, then releases (or poisons) the lock.
+struct Held<'a> {
+    holder: &'a AtomicU32,
+    lock: RobustGuard<'a>,
+}
+
+impl<'a> AsMut<RobustGuard<'a>> for Held<'a> {
+    fn as_mut(&mut self) -> &mut RobustGuard<'a> {
+        &mut self.lock
+    }
+}
+
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        if let Some((mutex, holder)) = self.held {
-            holder.store(0, Ordering::Relaxed);
-            mutex.unlock();
-        }
+        self.holder.store(0, Ordering::Relaxed);
     }
 }
 
@@ -69,35 +78,27 @@ pub(crate) fn lock<'a>(
     if s.core().holds_lock() {
         // The allocator lock comes after the index lock: waiting for the index lock while
         // holding the allocator's could deadlock with an `atomic_func` that allocates.
-        return Err(Error::InvalidArgument {
-            reason: "object operations cannot run while this thread holds the segment's \
-                     allocator lock (inside `with_lock`)"
-                .into(),
+        return Err(Error::LockReentered {
+            what: s.core().what(),
         });
     }
     let (mutex, holder) = parts(s);
     let me = thread_no();
     if me != 0 && holder.load(Ordering::Relaxed) == me && mutex.owner() == Some(current_pid()) {
-        return Ok(IndexGuard { held: None });
+        return Ok(IndexGuard { _held: None });
     }
-    let acquired = mutex.lock();
-    if acquired == Acquired::Poisoned {
-        return Err(s.corrupt("the index lock was poisoned".into()));
-    }
-    holder.store(me, Ordering::Relaxed);
-    let guard = IndexGuard {
-        held: Some((mutex, holder)),
-    };
-    if acquired == Acquired::OwnerDied {
-        if let Err(err) = recover(s) {
-            // The indexes are half rebuilt: nobody may use them as if they were sound.
-            std::mem::forget(guard);
-            holder.store(0, Ordering::Relaxed);
-            mutex.poison();
-            return Err(err);
-        }
-    }
-    Ok(guard)
+    // A failed recovery leaves the indexes half rebuilt: the lock is then poisoned, so that
+    // nobody uses them as if they were sound.
+    let held = lock_with_recovery(
+        mutex,
+        |lock| {
+            holder.store(me, Ordering::Relaxed);
+            Held { holder, lock }
+        },
+        |_| recover(s),
+        || s.corrupt("the index lock was poisoned".into()),
+    )?;
+    Ok(IndexGuard { _held: Some(held) })
 }
 
 /// Frees the index lock of a private copy of a segment, whose lock word may name a process

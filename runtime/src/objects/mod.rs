@@ -36,8 +36,8 @@ pub(crate) use lock::IndexGuard;
 pub(crate) use target::Target;
 
 use crate::error::{Error, Result};
+use crate::manager::SegmentCore;
 use crate::os::MapMode;
-use crate::segment::SegmentCore;
 use space::Space;
 
 /// Checks a segment being attached: it must have been created with index kind `I`. A

@@ -13,8 +13,8 @@ use super::space::Space;
 use super::target::Target;
 use super::types::{self, TypeDesc};
 use crate::error::{Error, Result};
-use crate::position::ShmSafe;
-use crate::segment::header::words;
+use crate::layout::ShmSafe;
+use crate::manager::header::words;
 
 pub(crate) const NAMED: Root = Root {
     root: words::NAMED_ROOT,
@@ -261,11 +261,10 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
     }
     for i in 0..count {
         let Some(v) = next(i) else {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "{}: the iterator ended after {i} of {count} elements",
-                    target.describe::<T>()
-                ),
+            return Err(Error::IteratorTooShort {
+                what: target.describe::<T>(),
+                expected: count,
+                yielded: i,
             });
         };
         // SAFETY: element `i` of the block's data area (sized for `count` elements),
@@ -410,11 +409,9 @@ pub(crate) fn verified<I: IndexKind, T: ShmSafe>(
 
 /// Destroys the object whose first element is `ptr`, after checking that it is one.
 pub(crate) fn destroy_ptr<I: IndexKind, T: ShmSafe>(s: &Space, ptr: *const T) -> Result<()> {
-    let not_object = || Error::InvalidArgument {
-        reason: format!(
-            "{ptr:p} is not the first element of a live object of type {} in this segment",
-            std::any::type_name::<T>()
-        ),
+    let not_object = || Error::NotAnObject {
+        addr: ptr.addr(),
+        ty: std::any::type_name::<T>(),
     };
     let (e, h) = verified::<I, T>(s, ptr)?.ok_or_else(not_object)?;
     destroy_entry::<I, T>(s, e, &h)
@@ -443,6 +440,7 @@ pub(crate) fn instance<I: IndexKind, T: ShmSafe>(
 pub struct ObjectInfo {
     /// The name (for unique objects: the type's name, their key).
     pub name: String,
+    /// Named, unique or anonymous.
     pub kind: ObjectKind,
     /// Number of elements (1 for a single value).
     pub length: usize,

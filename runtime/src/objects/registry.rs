@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::probing;
 use super::space::Space;
 use crate::error::{Error, Result};
-use crate::segment::header::words;
+use crate::manager::header::words;
 
 const TAG: u64 = 0x454E_5452_4945_5331; // "ENTRIES1"
 /// Small, so that a small segment can afford the first table.

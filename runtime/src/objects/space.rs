@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::{Error, Result};
-use crate::segment::header::{self, words, HEADER_END};
-use crate::segment::SegmentCore;
+use crate::manager::header::{self, words, HEADER_END};
+use crate::manager::SegmentCore;
 
 /// A view of one mapped segment for the object layer. Offsets, not addresses, are what
 /// the segment stores; every offset is checked against the segment size before use.

@@ -7,7 +7,7 @@ use super::space::Space;
 use crate::error::Result;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::segment::header::words;
+use crate::manager::header::words;
 
 const TAG: u64 = 0x5459_5045_5245_4331; // "TYPEREC1"
 
@@ -40,7 +40,7 @@ pub(crate) struct TypeDesc {
 }
 
 impl TypeDesc {
-    pub fn of<T: crate::ShmSafe>() -> Self {
+    pub fn of<T: crate::layout::ShmSafe>() -> Self {
         TypeDesc {
             fingerprint: T::type_fingerprint(),
             name: std::any::type_name::<T>(),

@@ -55,7 +55,7 @@ impl MappedRegion {
     ///
     /// Never replaces an existing mapping: if any page of the range is in use the result is
     /// `AlreadyExists` naming the address. `addr` must lie as far past a page boundary as
-    /// `offset` does (`InvalidArgument`).
+    /// `offset` does (`InvalidAddress`).
     pub fn map_at(
         dev: &impl Mappable,
         mode: MapMode,
@@ -122,7 +122,7 @@ impl MappedRegion {
     }
 
     /// Like [`flush`](Self::flush), for `len` bytes from `offset` in the region (not in the
-    /// device). A range outside the region is `InvalidArgument`.
+    /// device). A range outside the region is `RangeOutOfBounds`.
     pub fn flush_range(&self, offset: usize, len: usize) -> Result<()> {
         self.sync(offset, len, MsyncFlags::SYNC)
     }
@@ -208,11 +208,10 @@ impl MappedRegion {
         let end = offset
             .checked_add(len)
             .filter(|&end| end <= self.len)
-            .ok_or_else(|| Error::InvalidArgument {
-                reason: format!(
-                    "cannot flush {len} bytes from offset {offset} of a {}-byte region",
-                    self.len
-                ),
+            .ok_or(Error::RangeOutOfBounds {
+                offset,
+                len,
+                size: self.len,
             })?;
         let start = self.page_offset + offset;
         let start = start - start % page_size();
@@ -286,10 +285,11 @@ fn checked_len(dev: &impl Mappable, offset: u64, len: Option<usize>) -> Result<u
 fn base_for(addr: NonNull<u8>, page_offset: usize, offset: u64) -> Result<*mut c_void> {
     match addr.as_ptr().addr().checked_sub(page_offset) {
         Some(base) if base % page_size() == 0 => Ok(ptr::without_provenance_mut(base)),
-        _ => Err(Error::InvalidArgument {
+        _ => Err(Error::InvalidAddress {
+            addr: addr.as_ptr().addr(),
             reason: format!(
-                "to map offset {offset} at {addr:p}, the address must lie {page_offset} bytes \
-                 past a page boundary"
+                "to map offset {offset} there, the address must lie {page_offset} bytes past a \
+                 page boundary"
             ),
         }),
     }

@@ -20,9 +20,8 @@ impl XsiKey {
     /// processes agree on it by agreeing on a path.
     pub fn from_path(path: &Path, id: u8) -> Result<Self> {
         if id == 0 {
-            return Err(Error::InvalidArgument {
-                reason: "an XSI key id must not be 0 (ftok leaves the result unspecified)"
-                    .to_owned(),
+            return Err(Error::InvalidKey {
+                reason: "an XSI key id must not be 0 (ftok leaves the result unspecified)",
             });
         }
         let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidName {
@@ -96,11 +95,11 @@ impl XsiSharedMemory {
     }
 
     /// Opens the segment under `key`; `NotFound` if there is none. A private key names no
-    /// segment to open (`InvalidArgument`).
+    /// segment to open (`InvalidKey`).
     pub fn open(key: XsiKey) -> Result<Self> {
         if key == XsiKey::private() {
-            return Err(Error::InvalidArgument {
-                reason: "a segment under the private key cannot be opened, only created".to_owned(),
+            return Err(Error::InvalidKey {
+                reason: "a segment under the private key cannot be opened, only created",
             });
         }
         // SAFETY: `shmget` takes integers only and touches no memory of ours.
@@ -165,14 +164,14 @@ impl XsiSharedMemory {
     }
 
     /// Attaches the whole segment (`shmat`) read-only or read-write. XSI memory has no
-    /// copy-on-write mapping (`InvalidArgument`).
+    /// copy-on-write mapping (`Unsupported`).
     pub fn attach(&self, mode: MapMode) -> Result<XsiRegion> {
         let flags = match mode {
             MapMode::ReadOnly => libc::SHM_RDONLY,
             MapMode::ReadWrite => 0,
             MapMode::CopyOnWrite => {
-                return Err(Error::InvalidArgument {
-                    reason: "XSI shared memory cannot be mapped copy-on-write".to_owned(),
+                return Err(Error::Unsupported {
+                    what: "XSI shared memory cannot be mapped copy-on-write",
                 })
             }
         };

@@ -5,14 +5,11 @@
 //! tree node that splits) moves them with [`relocate_value`] / [`relocate_values`], which copy
 //! the bytes and then run the [`ShmSafe::relocate`] hook on the copy.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 mod offset_ptr;
 
 pub use offset_ptr::OffsetPtr;
 
-use crate::position::ShmSafe;
+use crate::layout::ShmSafe;
 
 /// Moves one value from `src` to `dst`: a byte copy, then the relocation hook on the copy.
 ///

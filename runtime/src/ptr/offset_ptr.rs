@@ -17,7 +17,7 @@ use core::ops::{AddAssign, SubAssign};
 use core::ptr;
 
 use crate::error::{Error, Result};
-use crate::position::{ShmMut, ShmSafe};
+use crate::layout::{ShmMut, ShmSafe};
 
 /// A self-relative pointer to a `T` in the same segment (Boost's `offset_ptr`).
 ///
@@ -193,12 +193,10 @@ impl<T> OffsetPtr<T> {
     /// [`TAG_BITS`](Self::TAG_BITS) bits.
     pub fn set_tag(&mut self, tag: usize) -> Result<()> {
         if tag >> Self::TAG_BITS != 0 {
-            return Err(Error::InvalidArgument {
-                reason: format!(
-                    "tag {tag} does not fit in the {} tag bit(s) of OffsetPtr<{}>",
-                    Self::TAG_BITS,
-                    core::any::type_name::<T>()
-                ),
+            return Err(Error::TagTooLarge {
+                tag,
+                bits: Self::TAG_BITS,
+                ty: core::any::type_name::<T>(),
             });
         }
         self.off = self.untagged() | ((tag as isize) << 1);
@@ -302,7 +300,7 @@ impl<T> fmt::Debug for OffsetPtr<T> {
 unsafe impl<T: ShmSafe> ShmSafe for OffsetPtr<T> {
     /// The target's size and alignment only: a node may point at its own type, and a
     /// fingerprint cannot contain itself.
-    const LAYOUT_FINGERPRINT: u64 = crate::schema::compound_fingerprint(
+    const LAYOUT_FINGERPRINT: u64 = crate::layout::compound_fingerprint(
         "OffsetPtr",
         &[size_of::<T>() as u64, align_of::<T>() as u64],
     );
@@ -550,7 +548,10 @@ mod tests {
         assert_eq!((p.get(), p.tag()), (addr_of(&values[0]), 0));
 
         let err = p.set_tag(max + 1).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+        assert!(
+            matches!(err, Error::TagTooLarge { tag, .. } if tag == max + 1),
+            "{err}"
+        );
         assert_eq!(p.tag(), 0, "a rejected tag changes nothing");
         assert!(OffsetPtr::<u8>::null().set_tag(1).is_err());
     }

@@ -47,9 +47,9 @@ use std::time::Duration;
 use super::backing::buffer::ExternalBuffer;
 use super::backing::device::{Device, DeviceBacking};
 use super::backing::xsi::XsiBacking;
-use super::header::DEFAULT_INIT_TIMEOUT;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite};
+use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::Permissions;
 

@@ -9,11 +9,11 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use super::core::{Handle, SegmentCore};
-use super::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use super::mode::{Mode, ReadWrite, Writable};
 use crate::alloc::{cache, Allocation, Command};
 use crate::error::{Error, Result};
+use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
+use crate::manager::{Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::MapMode;
 use crate::registry::{self, Registration};
@@ -259,7 +259,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// Frees an allocation. A pointer that is not a live allocation of this segment is
-    /// reported as `InvalidArgument` (as far as the header in front of it can tell).
+    /// reported as `NotAnAllocation` (as far as the header in front of it can tell).
     ///
     /// # Safety
     /// `ptr` came from this segment's allocator and is not used afterwards.

@@ -1,11 +1,9 @@
-//! Managed segments: the header, the segment manager, the access modes, and one backing per
-//! kind of memory (shared memory, mapped file, heap, external buffer, anonymous, XSI).
+//! Managed segments: [`ManagedSegment`] over the segment manager, the access modes, and one
+//! backing per kind of memory (shared memory, mapped file, heap, external buffer, anonymous,
+//! XSI).
 
 pub mod backing;
 pub mod builder;
-pub mod core;
-mod handle_text;
-pub mod header;
 pub mod managed;
 pub mod mode;
 mod objects_api;
@@ -17,7 +15,5 @@ pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, Manage
 pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
 pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
-pub use self::core::{Handle, SegmentCore};
-pub use self::handle_text::ParseHandleError;
 pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite, Writable};

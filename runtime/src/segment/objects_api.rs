@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{Mode, Writable};
 use crate::error::{Error, Result};
+use crate::layout::{ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -19,7 +20,6 @@ use crate::objects::{
     Unique,
 };
 use crate::os::MapMode;
-use crate::position::{ShmMut, ShmSafe};
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -186,7 +186,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// Constructs an array from the elements of `iter` (Boost's `construct_it`). An iterator
-    /// that yields fewer elements than its length said is an `InvalidArgument` (and what
+    /// that yields fewer elements than its length said is an `IteratorTooShort` (and what
     /// was built is undone); extra elements are not taken.
     pub fn construct_from_iter<T: ShmSafe, It>(
         &self,
@@ -313,7 +313,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// Destroys the object whose first element is at `ptr`, of any kind (Boost's
     /// `destroy_ptr`). A pointer is taken rather than `&T` because the reference would
     /// borrow the segment that `&mut self` needs; `ptr` is checked, so anything but a live
-    /// object of this segment holding `T`s is an `InvalidArgument`, never undefined
+    /// object of this segment holding `T`s is a `NotAnObject`, never undefined
     /// behaviour.
     pub fn destroy_ptr<T: ShmSafe>(&mut self, ptr: *const T) -> Result<()> {
         let s = self.space();

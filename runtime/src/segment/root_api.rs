@@ -11,9 +11,9 @@
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{Mode, ReadOnly, Writable};
 use crate::error::{Error, Result};
+use crate::layout::ShmMut;
+use crate::layout::{SchemaDiff, ShmRoot};
 use crate::objects::{IndexKind, NamedIndex};
-use crate::position::ShmMut;
-use crate::schema::{SchemaDiff, ShmRoot};
 
 fn root_name<T: ShmRoot>() -> String {
     format!("__shmkit_root::{}", T::ROOT_NAME)

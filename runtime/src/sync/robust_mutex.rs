@@ -167,6 +167,12 @@ impl RobustMutex {
         self.word.store(0, Ordering::Release);
     }
 
+    /// Makes process `pid` the holder, as if it had taken the lock (with waiters parked).
+    #[cfg(test)]
+    pub(super) fn hand_to(&self, pid: u32) {
+        self.word.store(pid | WAITERS, Ordering::Relaxed);
+    }
+
     /// The process id of the current holder, if any.
     pub fn owner(&self) -> Option<u32> {
         match self.word.load(Ordering::Relaxed) & PID_MASK {
@@ -224,7 +230,7 @@ mod tests {
         let dead = child.id();
         child.wait().unwrap();
         // Pretend the exited child held the lock with waiters parked.
-        m.word.store(dead | WAITERS, Ordering::Relaxed);
+        m.hand_to(dead);
         assert_eq!(m.owner(), Some(dead));
         assert_eq!(m.lock(), Acquired::OwnerDied);
         assert_eq!(m.owner(), Some(std::process::id()));

@@ -13,8 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shmkit_runtime::os::{MappableFile, SharedMemoryObject, XsiKey, XsiSharedMemory};
-use shmkit_runtime::segment::header::SegmentHeader;
 use shmkit_runtime::segment::{Backing, Device, DeviceBacking, Mode, Writable};
+use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{Handle, ManagedSegment, ManagedXsiSharedMemory};
 
 // ----- names and guards ----------------------------------------------------------------

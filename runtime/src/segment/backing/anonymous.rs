@@ -4,10 +4,10 @@
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::MappedRegion;
 use crate::segment::builder::SegmentBuilder;
-use crate::segment::header::DEFAULT_INIT_TIMEOUT;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::ReadWrite;
 
@@ -32,7 +32,8 @@ impl<I: IndexKind> SegmentBuilder<AnonymousMemory, ReadWrite, I> {
     pub fn create(self, size: usize) -> Result<ManagedAnonymousSharedMemory<I>> {
         check_size(size as u64)?;
         let region = MappedRegion::anonymous_shared(size)?;
-        let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+        let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidAddress {
+            addr: 0,
             reason: "the OS mapped the segment at address 0".into(),
         })?;
         // SAFETY: a fresh private-to-us mapping of `size` writable bytes, kept by the backing.

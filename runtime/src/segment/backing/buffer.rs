@@ -5,9 +5,9 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::manager::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::objects::{HashIndex, IndexKind};
 use crate::segment::builder::SegmentBuilder;
-use crate::segment::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::segment::managed::{Backing, ManagedSegment};
 use crate::segment::mode::{Mode, ReadOnly, ReadWrite};
 

@@ -20,9 +20,13 @@ pub trait Device: Mappable + Sized + Send + Sync {
     type Name: ?Sized + AsRef<Self::Name>;
     /// Creates the device exclusively (AlreadyExists if it is there).
     fn create(name: &Self::Name, permissions: Permissions) -> Result<Self>;
+    /// Opens an existing device (NotFound if there is none).
     fn open(name: &Self::Name, access: Access) -> Result<Self>;
+    /// Opens the device, or creates it if there is none; true when it was created.
     fn open_or_create(name: &Self::Name, permissions: Permissions) -> Result<(Self, bool)>;
+    /// Sets the device's length; `reserve` asks for the storage to be allocated too.
     fn resize(&self, len: u64, reserve: bool) -> Result<()>;
+    /// Removes the device's name; false if there was none.
     fn remove(name: &Self::Name) -> Result<bool>;
 }
 
@@ -157,7 +161,8 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
 }
 
 fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
-    NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+    NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidAddress {
+        addr: 0,
         reason: "the OS mapped the segment at address 0".into(),
     })
 }

@@ -45,7 +45,8 @@ fn attach<M: Mode, I: IndexKind>(
     opts: &Settings,
 ) -> Result<ManagedSegment<XsiBacking, M, I>> {
     let region = shm.attach(M::MAP)?;
-    let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidArgument {
+    let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidAddress {
+        addr: 0,
         reason: "the OS attached the segment at address 0".into(),
     })?;
     let len = region.len();

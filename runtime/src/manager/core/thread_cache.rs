@@ -8,7 +8,7 @@ use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
 use crate::alloc::tlsf::{used_size_unlocked, Tlsf, HEADER};
 use crate::error::Result;
-use crate::segment::header;
+use crate::manager::header;
 
 /// What the lockless `deallocate` path did.
 pub(super) enum CachePush {
@@ -43,7 +43,7 @@ impl SegmentCore {
     /// The cache view (no slots when the segment has no cache table).
     #[inline]
     pub(super) fn cache(&self) -> Cache {
-        // SAFETY (projection): a header field.
+        // SAFETY: only projects the header pointer to one of its fields.
         let table = self.header_word(|h| unsafe { &raw mut (*h).cache_table });
         // SAFETY: the table offset was written by `format` and points into the segment.
         unsafe { Cache::new(self.base.as_ptr(), table) }
@@ -51,7 +51,7 @@ impl SegmentCore {
 
     #[inline]
     pub(super) fn cache_epoch(&self) -> u64 {
-        // SAFETY (projection): a header field.
+        // SAFETY: only projects the header pointer to one of its fields.
         self.header_word(|h| unsafe { &raw mut (*h).cache_epoch })
     }
 
@@ -155,11 +155,9 @@ impl SegmentCore {
         if !cache.exists() {
             return;
         }
-        // SAFETY (projection): a header field.
-        let epoch = self
-            .field(|h| unsafe { &raw mut (*h).cache_epoch })
-            .fetch_add(1, Ordering::Relaxed)
-            + 1;
+        // SAFETY: only projects the header pointer to one of its fields.
+        let word = self.field(|h| unsafe { &raw mut (*h).cache_epoch });
+        let epoch = word.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(slot) = cache::recorded_slot(self.mapping).filter(|&s| s != 0) {
             cache.flush(t, slot, epoch);
         }

@@ -11,7 +11,7 @@ use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
 use crate::error::{Error, Result};
-use crate::sync::{Acquired, RobustMutex};
+use crate::sync::{lock_with_recovery, RobustGuard, RobustMutex};
 
 /// A position-independent reference to a block: its offset from the segment start. Valid
 /// in every process and every mapping of the segment (Boost's handle_t).
@@ -43,14 +43,12 @@ thread_local! {
     static HELD: Cell<u32> = const { Cell::new(0) };
 }
 
-/// `InvalidArgument` unless `align` is a power of two.
+/// `InvalidAlignment` unless `align` is a power of two.
 fn check_align(align: usize) -> Result<()> {
     if align.is_power_of_two() {
         Ok(())
     } else {
-        Err(Error::InvalidArgument {
-            reason: format!("alignment {align} is not a power of two"),
-        })
+        Err(Error::InvalidAlignment { align })
     }
 }
 
@@ -72,16 +70,21 @@ fn one_by_one(t: &mut Tlsf, blocks: &[u64], align: u64) -> Option<Vec<u64>> {
     Some(taken)
 }
 
-/// Holds the segment lock; releases it on drop (also when a panic unwinds).
+/// Holds the segment lock; releases it on drop (also when a panic unwinds), or poisons it
+/// when the allocator is beyond repair.
 struct Locked<'a> {
-    mutex: &'a RobustMutex,
     state: &'a AtomicU32,
     tlsf: Tlsf,
     /// What `HELD` said before (an outer lock of another segment).
     outer: u32,
-    /// The allocator is beyond repair: poison the lock instead of releasing it, so that no
-    /// other thread or process ever works on it again.
-    poison: bool,
+    /// Declared last: the lock is released after `HELD` is restored.
+    lock: RobustGuard<'a>,
+}
+
+impl<'a> AsMut<RobustGuard<'a>> for Locked<'a> {
+    fn as_mut(&mut self) -> &mut RobustGuard<'a> {
+        &mut self.lock
+    }
 }
 
 impl Drop for Locked<'_> {
@@ -91,11 +94,6 @@ impl Drop for Locked<'_> {
             self.repair_after_panic();
         }
         let _ = HELD.try_with(|h| h.set(self.outer));
-        if self.poison {
-            self.mutex.poison();
-        } else {
-            self.mutex.unlock();
-        }
     }
 }
 
@@ -106,7 +104,7 @@ impl Locked<'_> {
     fn repair_after_panic(&mut self) {
         if self.tlsf.rebuild().is_err() {
             self.state.store(state::CORRUPTED, Ordering::Release);
-            self.poison = true;
+            self.lock.poison_on_drop();
         }
     }
 }
@@ -144,16 +142,17 @@ impl SegmentCore {
 
     #[inline]
     fn mutex(&self) -> &RobustMutex {
-        // SAFETY (of the projection): a field of the header.
+        // SAFETY: only projects the header pointer to one of its fields.
         self.field(|h| unsafe { &raw mut (*h).lock })
     }
 
     fn size_word(&self) -> &AtomicU64 {
-        // SAFETY (of the projection): a field of the header.
+        // SAFETY: only projects the header pointer to one of its fields.
         self.field(|h| unsafe { &raw mut (*h).size })
     }
 
-    fn what(&self) -> String {
+    /// The segment as errors name it.
+    pub(crate) fn what(&self) -> String {
         format!("segment at {:p}", self.base)
     }
 
@@ -239,24 +238,19 @@ impl SegmentCore {
         if HELD.try_with(Cell::get).ok() == Some(self.mapping) {
             return Err(self.reentered());
         }
-        let mutex = self.mutex();
-        let acquired = mutex.lock();
-        if acquired == Acquired::Poisoned {
-            return Err(self.poisoned());
-        }
-        let mut locked = Locked {
-            mutex,
-            // SAFETY (of the projection): a field of the header.
-            state: self.field(|h| unsafe { &raw mut (*h).state }),
-            // SAFETY: we hold the lock, so the allocator state is ours to use.
-            tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
-            outer: HELD.try_with(|h| h.replace(self.mapping)).unwrap_or(0),
-            poison: false,
-        };
-        if acquired == Acquired::OwnerDied {
-            self.recover(&mut locked)?;
-        }
-        Ok(locked)
+        lock_with_recovery(
+            self.mutex(),
+            |lock| Locked {
+                // SAFETY: only projects the header pointer to one of its fields.
+                state: self.field(|h| unsafe { &raw mut (*h).state }),
+                // SAFETY: we hold the lock, so the allocator state is ours to use.
+                tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
+                outer: HELD.try_with(|h| h.replace(self.mapping)).unwrap_or(0),
+                lock,
+            },
+            |locked| self.recover(locked),
+            || self.poisoned(),
+        )
     }
 
     #[cold]
@@ -271,17 +265,11 @@ impl SegmentCore {
 
     #[cold]
     fn reentered(&self) -> Error {
-        Error::InvalidArgument {
-            reason: format!(
-                "this thread already holds the lock of the {} (inside `with_lock`); only \
-                 cached small blocks can be allocated or freed there",
-                self.what()
-            ),
-        }
+        Error::LockReentered { what: self.what() }
     }
 
     /// Repairs the allocator after a process died holding the lock, or marks the segment
-    /// corrupted when the damage is beyond repair.
+    /// corrupted when the damage is beyond repair (the lock is then poisoned).
     #[cold]
     fn recover(&self, locked: &mut Locked<'_>) -> Result<()> {
         match locked.tlsf.rebuild() {
@@ -292,7 +280,6 @@ impl SegmentCore {
             }
             Err(reason) => {
                 locked.state.store(state::CORRUPTED, Ordering::Release);
-                locked.poison = true;
                 Err(self.corrupted(format!("after a process died holding the lock: {reason}")))
             }
         }
@@ -400,8 +387,9 @@ impl SegmentCore {
     }
 
     fn not_a_block(&self, ptr: NonNull<u8>) -> Error {
-        Error::InvalidArgument {
-            reason: format!("{ptr:p} is not a live allocation of the {}", self.what()),
+        Error::NotAnAllocation {
+            addr: ptr.as_ptr().addr(),
+            what: self.what(),
         }
     }
 

@@ -3,41 +3,10 @@
 //! description, and the diff between the layout a segment holds and the one a program
 //! expects (the [`SchemaMismatch`](crate::Error::SchemaMismatch) of
 //! [`root`](crate::ManagedSegment::root)).
-//!
-//! The fingerprint hashes (FNV-1a) the kind of type, its name (the identifier, not the crate
-//! path: moving a type between modules keeps its fingerprint), size and alignment, and per
-//! field its name, offset, size, alignment and the field type's own
-//! [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT). Primitives hash their name,
-//! arrays their element and length, tuples their fields, and an
-//! [`OffsetPtr<T>`](crate::OffsetPtr) the size and alignment of `T` only (a pointer to a type
-//! may appear inside that type, and a fingerprint cannot contain itself).
-//!
-//! Enum variants record no offsets: under a primitive `repr` the offsets of a variant's
-//! fields follow from their order, sizes and alignments, which are hashed.
 
 use std::fmt::{self, Write as _};
 
-use crate::position::ShmSafe;
-
-/// A segment's root type: `#[shm_segment]` implements it. A segment holds at most one root
-/// per [`ROOT_NAME`](ShmRoot::ROOT_NAME), found or built with `Default` by
-/// [`root`](crate::ManagedSegment::root) and checked against [`ROOT_SCHEMA`](ShmRoot::ROOT_SCHEMA).
-///
-/// The root name, not the Rust type, identifies a root in a segment: two programs that
-/// declare a root under the same name share it (and get a
-/// [`SchemaMismatch`](crate::Error::SchemaMismatch) if their layouts differ).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a segment root",
-    label = "not declared with #[shm_segment]",
-    note = "declare the root type with #[shm_segment] (it must also implement Default)"
-)]
-pub trait ShmRoot: ShmSafe + Default {
-    /// The name the root is stored under (the struct's name unless
-    /// `#[shm_segment(name = "...")]` says otherwise).
-    const ROOT_NAME: &'static str;
-    /// The root's layout.
-    const ROOT_SCHEMA: &'static Schema;
-}
+use super::fingerprint::{hash_bytes, hash_u64, FNV_OFFSET};
 
 /// What kind of type a [`Schema`] describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,23 +77,6 @@ pub struct Schema {
     pub variants: &'static [VariantSchema],
 }
 
-const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
-
-const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
-    let mut i = 0;
-    while i < bytes.len() {
-        h = (h ^ bytes[i] as u64).wrapping_mul(FNV_PRIME);
-        i += 1;
-    }
-    // A separator, so that ("ab", "c") and ("a", "bc") differ.
-    (h ^ 0xFF).wrapping_mul(FNV_PRIME)
-}
-
-const fn hash_u64(h: u64, v: u64) -> u64 {
-    hash_bytes(h, &v.to_le_bytes())
-}
-
 const fn hash_fields(mut h: u64, fields: &[FieldSchema]) -> u64 {
     h = hash_u64(h, fields.len() as u64);
     let mut i = 0;
@@ -143,28 +95,17 @@ const fn hash_fields(mut h: u64, fields: &[FieldSchema]) -> u64 {
     h
 }
 
-/// The fingerprint of a leaf type (a primitive, an atomic): its name, size and alignment.
-pub const fn leaf_fingerprint(name: &str, size: usize, align: usize) -> u64 {
-    let h = hash_bytes(FNV_OFFSET, b"leaf");
-    let h = hash_bytes(h, name.as_bytes());
-    hash_u64(hash_u64(h, size as u64), align as u64)
-}
-
-/// The fingerprint of a compound type built from `parts` (an array: the element and its
-/// length; a tuple: its fields; an `OffsetPtr`: its target's size and alignment).
-pub const fn compound_fingerprint(kind: &str, parts: &[u64]) -> u64 {
-    let mut h = hash_bytes(FNV_OFFSET, b"compound");
-    h = hash_bytes(h, kind.as_bytes());
-    let mut i = 0;
-    while i < parts.len() {
-        h = hash_u64(h, parts[i]);
-        i += 1;
-    }
-    h
-}
-
 impl Schema {
-    /// The layout fingerprint: see the [module documentation](self) for what it covers.
+    /// The layout fingerprint. It hashes (FNV-1a) the kind of type, its name (the identifier,
+    /// not the crate path: moving a type between modules keeps its fingerprint), size and
+    /// alignment, and per field its name, offset, size, alignment and the field type's own
+    /// [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT). Primitives hash their
+    /// name, arrays their element and length, tuples their fields, and an
+    /// [`OffsetPtr<T>`](crate::OffsetPtr) the size and alignment of `T` only (a pointer to a
+    /// type may appear inside that type, and a fingerprint cannot contain itself).
+    ///
+    /// Enum variants record no offsets: under a primitive `repr` the offsets of a variant's
+    /// fields follow from their order, sizes and alignments, which are hashed.
     pub const fn fingerprint(&self) -> u64 {
         let mut h = hash_bytes(FNV_OFFSET, b"schema");
         h = hash_bytes(h, self.kind.tag().as_bytes());
@@ -445,6 +386,7 @@ impl fmt::Display for SchemaDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::leaf_fingerprint;
 
     const A: Schema = Schema {
         name: "Db",

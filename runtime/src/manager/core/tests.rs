@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::alloc::cache;
 use crate::alloc::tlsf::layout;
-use crate::segment::header::{self, SegmentHeader};
+use crate::manager::header::{self, SegmentHeader};
 use crate::segment::ManagedHeapMemory;
 use crate::Error;
 

@@ -55,11 +55,16 @@ pub mod words {
     pub const ENTRIES_COUNT: usize = 8;
 }
 
+/// The header's layout: the first bytes of every segment.
 #[repr(C)]
 pub struct SegmentHeader {
+    /// [`MAGIC`].
     pub magic: [u8; 8],
+    /// [`FORMAT_VERSION`] of the writer.
     pub version: u32,
+    /// A mark written natively, to detect a segment from a machine of the other endianness.
     pub endian: u32,
+    /// `usize::BITS` of the creator: 32- and 64-bit processes cannot share a segment.
     pub pointer_width: u32,
     /// uninitialised → initialising → ready (or corrupted); see [`state`].
     pub state: AtomicU32,
@@ -73,6 +78,7 @@ pub struct SegmentHeader {
     pub cache_table: AtomicU64,
     /// Bumped when every thread must empty its cache before using it again.
     pub cache_epoch: AtomicU64,
+    /// Words of the object layer (see `words`), and room for later format additions.
     pub reserved: [AtomicU64; RESERVED_WORDS],
     /// The allocator state, last: its level table follows the header (see [`blocks_start`]).
     pub tlsf: TlsfState,

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::core::Handle;
+use super::Handle;
 
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,308 @@
+//! What may live in a segment: [`ShmSafe`] and its plain-data refinement
+//! [`PositionIndependent`], implemented here for primitives, atomics, arrays, tuples and a
+//! few std wrappers; and [`ShmRoot`], the segment root. The [layout module](super) says why
+//! the two traits are separate.
+
+use core::cmp::Reverse;
+use core::marker::PhantomData;
+use core::mem::{offset_of, MaybeUninit};
+use core::num::{
+    NonZeroI128, NonZeroI16, NonZeroI32, NonZeroI64, NonZeroI8, NonZeroIsize, NonZeroU128,
+    NonZeroU16, NonZeroU32, NonZeroU64, NonZeroU8, NonZeroUsize, Wrapping,
+};
+
+use super::fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
+use super::schema::Schema;
+
+/// A type that may live in a segment.
+///
+/// `usize`/`isize` qualify, but their size differs between 32- and 64-bit processes, so a
+/// segment holding them is not shareable between the two.
+///
+/// # Safety
+///
+/// Implement it (or rather `#[derive(ShmSafe)]` it) only for a type that
+/// - holds no references, raw pointers, function pointers, trait objects or other
+///   process-local values, only plain data, atomics and [`OffsetPtr`](crate::OffsetPtr)s (directly or
+///   through segment containers) that point into the same segment;
+/// - has no drop glue other than that of the segment containers;
+/// - implements [`relocate`](ShmSafe::relocate) so that it fixes every self-relative pointer
+///   it holds, calling `relocate` on each field with that field's old address.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot live in shared memory",
+    label = "not ShmSafe: it may hold references, process-local pointers or std heap data",
+    note = "derive it with #[derive(ShmSafe)], or use the segment containers (shmkit Vec/String/Box...) and OffsetPtr instead of std heap types, references or raw pointers"
+)]
+pub unsafe trait ShmSafe: Sized {
+    /// The relocation hook: library code calls it right after it has byte-copied a value from
+    /// address `moved_from` to `self`, so that self-relative pointers aim at their old targets
+    /// again. Plain data does nothing (the default), which compiles to nothing.
+    ///
+    /// A pointer that aims inside the moved value's own bytes is the implementing type's own
+    /// business: an `OffsetPtr` alone keeps aiming at the old absolute address.
+    ///
+    /// # Safety
+    ///
+    /// `self` must hold exactly the bytes that were at `moved_from` (an address only: those old
+    /// bytes may since have been overwritten and are not read), with nothing having read
+    /// `self`'s pointers in between, and `relocate` must be called once per move.
+    #[inline(always)]
+    unsafe fn relocate(&mut self, moved_from: usize) {
+        let _ = moved_from;
+    }
+
+    /// The layout fingerprint, computed at compile time (see [`Schema::fingerprint`]): what
+    /// `#[derive(ShmSafe)]` hashes for a field of this type. The default covers only the
+    /// size and alignment; the runtime's impls and the derive say more.
+    const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("?", size_of::<Self>(), align_of::<Self>());
+
+    /// The layout description of a derived type (None for primitives and manual impls).
+    const SCHEMA: Option<&'static Schema> = None;
+
+    /// A stable 64-bit fingerprint of the type, stored with every object constructed in a
+    /// segment and checked by every lookup, so that finding an object as another type is
+    /// an error. The default hashes (FNV-1a) the type's name, size and alignment; the
+    /// derive overrides it with a hash of the layout.
+    #[inline]
+    fn type_fingerprint() -> u64 {
+        type_fingerprint_of(
+            core::any::type_name::<Self>(),
+            size_of::<Self>(),
+            align_of::<Self>(),
+        )
+    }
+}
+
+/// A [`ShmSafe`] type whose bytes mean the same wherever they are copied: plain data, with no
+/// self-relative pointer. Only such types are moved by safe code or handed out as `&mut T`.
+///
+/// Not implemented for [`OffsetPtr`](crate::OffsetPtr) nor for anything that holds one.
+///
+/// # Safety
+///
+/// Copying the bytes of a value to any other (suitably aligned) address must give an equally
+/// valid value that means the same; [`ShmSafe::relocate`] must do nothing.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is position-dependent: it cannot be handed out as `&mut` nor moved",
+    label = "holds self-relative pointers (OffsetPtr or segment containers)",
+    note = "mutate it in place through its ShmMut methods and the accessors #[derive(ShmSafe)] generates"
+)]
+pub unsafe trait PositionIndependent: ShmSafe {}
+
+/// A segment's root type: `#[shm_segment]` implements it. A segment holds at most one root
+/// per [`ROOT_NAME`](ShmRoot::ROOT_NAME), found or built with `Default` by
+/// [`root`](crate::ManagedSegment::root) and checked against [`ROOT_SCHEMA`](ShmRoot::ROOT_SCHEMA).
+///
+/// The root name, not the Rust type, identifies a root in a segment: two programs that
+/// declare a root under the same name share it (and get a
+/// [`SchemaMismatch`](crate::Error::SchemaMismatch) if their layouts differ).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a segment root",
+    label = "not declared with #[shm_segment]",
+    note = "declare the root type with #[shm_segment] (it must also implement Default)"
+)]
+pub trait ShmRoot: ShmSafe + Default {
+    /// The name the root is stored under (the struct's name unless
+    /// `#[shm_segment(name = "...")]` says otherwise).
+    const ROOT_NAME: &'static str;
+    /// The root's layout.
+    const ROOT_SCHEMA: &'static Schema;
+}
+
+/// Implements both traits for types that are plain bytes.
+macro_rules! plain_data {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: a plain value (no pointer, no drop glue) whose bytes mean the same anywhere.
+        unsafe impl ShmSafe for $t {
+            const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint(
+                stringify!($t),
+                size_of::<$t>(),
+                align_of::<$t>(),
+            );
+        }
+        // SAFETY: as above; `relocate` is the default no-op.
+        unsafe impl PositionIndependent for $t {}
+    )*};
+}
+
+plain_data!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+plain_data!(f32, f64, bool, char, ());
+plain_data!(
+    NonZeroU8,
+    NonZeroU16,
+    NonZeroU32,
+    NonZeroU64,
+    NonZeroU128,
+    NonZeroUsize,
+    NonZeroI8,
+    NonZeroI16,
+    NonZeroI32,
+    NonZeroI64,
+    NonZeroI128,
+    NonZeroIsize,
+);
+plain_data!(
+    Option<NonZeroU8>,
+    Option<NonZeroU16>,
+    Option<NonZeroU32>,
+    Option<NonZeroU64>,
+    Option<NonZeroU128>,
+    Option<NonZeroUsize>,
+    Option<NonZeroI8>,
+    Option<NonZeroI16>,
+    Option<NonZeroI32>,
+    Option<NonZeroI64>,
+    Option<NonZeroI128>,
+    Option<NonZeroIsize>,
+);
+
+#[cfg(target_has_atomic = "8")]
+plain_data!(
+    core::sync::atomic::AtomicBool,
+    core::sync::atomic::AtomicU8,
+    core::sync::atomic::AtomicI8,
+);
+#[cfg(target_has_atomic = "16")]
+plain_data!(core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
+#[cfg(target_has_atomic = "32")]
+plain_data!(core::sync::atomic::AtomicU32, core::sync::atomic::AtomicI32);
+#[cfg(target_has_atomic = "64")]
+plain_data!(core::sync::atomic::AtomicU64, core::sync::atomic::AtomicI64);
+#[cfg(target_has_atomic = "ptr")]
+plain_data!(
+    core::sync::atomic::AtomicUsize,
+    core::sync::atomic::AtomicIsize,
+);
+
+// SAFETY: a zero-sized marker holds no data, whatever it names.
+unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {
+    const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("PhantomData", 0, 1);
+}
+// SAFETY: as above; nothing to relocate.
+unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
+
+// SAFETY: the bytes, initialised or not, are those of a position-independent `T`, so no
+// pointer in them needs fixing (which could not be done without knowing they are initialised).
+unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
+    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
+}
+// SAFETY: as above.
+unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
+
+/// Implements the traits for a `repr(transparent)` wrapper, relocating its one field.
+macro_rules! transparent_wrapper {
+    ($($w:ident),*) => {$(
+        // SAFETY: `repr(transparent)` over a `ShmSafe` `T`: the same bytes, relocated by `T`'s
+        // hook at the same address.
+        unsafe impl<T: ShmSafe> ShmSafe for $w<T> {
+            const LAYOUT_FINGERPRINT: u64 =
+                compound_fingerprint(stringify!($w), &[T::LAYOUT_FINGERPRINT]);
+            #[inline(always)]
+            unsafe fn relocate(&mut self, moved_from: usize) {
+                // SAFETY: the field is at offset 0, so it moved from `moved_from` too; the
+                // caller's contract carries over.
+                unsafe { self.0.relocate(moved_from) }
+            }
+        }
+        // SAFETY: the same bytes as a position-independent `T`.
+        unsafe impl<T: PositionIndependent> PositionIndependent for $w<T> {}
+    )*};
+}
+
+transparent_wrapper!(Reverse, Wrapping);
+
+// SAFETY: an array of `ShmSafe` elements; each element is relocated from its own old address.
+unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
+    const LAYOUT_FINGERPRINT: u64 =
+        compound_fingerprint("array", &[T::LAYOUT_FINGERPRINT, N as u64]);
+    #[inline(always)]
+    unsafe fn relocate(&mut self, moved_from: usize) {
+        for (i, element) in self.iter_mut().enumerate() {
+            // SAFETY: element `i` moved from `moved_from + i * size_of::<T>()` along with the
+            // array, under the caller's contract.
+            unsafe { element.relocate(moved_from.wrapping_add(i * size_of::<T>())) }
+        }
+    }
+}
+// SAFETY: an array of position-independent elements is itself plain data.
+unsafe impl<T: PositionIndependent, const N: usize> PositionIndependent for [T; N] {}
+
+/// Implements the traits for tuples, relocating each field from its own old address.
+macro_rules! tuples {
+    ($( ($($idx:tt $t:ident),+) )+) => {$(
+        // SAFETY: every field is `ShmSafe` and is relocated from its own old address.
+        unsafe impl<$($t: ShmSafe),+> ShmSafe for ($($t,)+) {
+            const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
+                "tuple",
+                &[$($t::LAYOUT_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
+            );
+            #[inline(always)]
+            unsafe fn relocate(&mut self, moved_from: usize) {
+                $(
+                    // SAFETY: the field moved with the tuple, from `moved_from` plus its offset.
+                    unsafe { self.$idx.relocate(moved_from.wrapping_add(offset_of!(Self, $idx))) };
+                )+
+            }
+        }
+        // SAFETY: a tuple of position-independent fields is itself plain data.
+        unsafe impl<$($t: PositionIndependent),+> PositionIndependent for ($($t,)+) {}
+    )+};
+}
+
+tuples! {
+    (0 A)
+    (0 A, 1 B)
+    (0 A, 1 B, 2 C)
+    (0 A, 1 B, 2 C, 3 D)
+    (0 A, 1 B, 2 C, 3 D, 4 E)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K)
+    (0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OffsetPtr;
+
+    fn assert_position_independent<T: PositionIndependent>() {}
+
+    #[test]
+    fn primitives_and_compounds_are_position_independent() {
+        assert_position_independent::<u8>();
+        assert_position_independent::<f64>();
+        assert_position_independent::<char>();
+        assert_position_independent::<Option<NonZeroU32>>();
+        assert_position_independent::<core::sync::atomic::AtomicU64>();
+        assert_position_independent::<[(u8, i64, bool); 4]>();
+        assert_position_independent::<(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, (), char)>();
+        assert_position_independent::<MaybeUninit<[u16; 3]>>();
+        assert_position_independent::<Reverse<Wrapping<u32>>>();
+        assert_position_independent::<PhantomData<*const u8>>();
+    }
+
+    #[test]
+    fn tuple_relocation_uses_each_fields_own_old_address() {
+        // The second field of `(u8, OffsetPtr<u64>)` sits after padding; relocating with the
+        // tuple's address instead of the field's would aim it off by that offset.
+        let target = 77u64;
+        let mut old = MaybeUninit::<(u8, OffsetPtr<u64>)>::uninit();
+        let old_ptr = old.as_mut_ptr();
+        // SAFETY: `old` is valid for writes; the pointer is set in place afterwards.
+        unsafe {
+            old_ptr.write((1, OffsetPtr::null()));
+            (*old_ptr).1.set(&target);
+        }
+        let mut new = MaybeUninit::<(u8, OffsetPtr<u64>)>::uninit();
+        // SAFETY: both are valid, distinct and aligned; `new` is relocated right after.
+        unsafe {
+            crate::ptr::relocate_value(new.as_mut_ptr(), old_ptr);
+            assert_eq!((*new.as_ptr()).1.get(), &target as *const u64 as *mut u64);
+            assert_eq!(*(*new.as_ptr()).1.get(), 77);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Taking a robust lock whose data a dead holder may have left half-updated: recover the
+//! data, or poison the lock for good when recovery fails, so that nobody ever works on data
+//! known to be broken. The segment's allocator lock and the object index lock use it, each
+//! with its own guard around a [`RobustGuard`] and its own recovery.
+
+use super::robust_mutex::{Acquired, RobustMutex};
+
+/// A held [`RobustMutex`]: released when dropped, or poisoned after
+/// [`poison_on_drop`](Self::poison_on_drop).
+pub(crate) struct RobustGuard<'a> {
+    mutex: &'a RobustMutex,
+    poison: bool,
+}
+
+impl RobustGuard<'_> {
+    /// Poisons the lock instead of releasing it when the guard goes: what it protects is
+    /// beyond repair, and every later `lock` must say so.
+    #[cold]
+    pub(crate) fn poison_on_drop(&mut self) {
+        self.poison = true;
+    }
+}
+
+impl Drop for RobustGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.poison {
+            self.mutex.poison();
+        } else {
+            self.mutex.unlock();
+        }
+    }
+}
+
+/// Takes `mutex` and hands the held lock to `hold`, which builds the caller's guard `G`
+/// around it. When the previous holder died holding the lock, `recover` repairs the data
+/// first; if it fails, the lock is poisoned (the guard is dropped poisoning it) and its
+/// error returned. A lock poisoned earlier gives `poisoned()` without being taken.
+#[inline(always)]
+pub(crate) fn lock_with_recovery<'a, G, E>(
+    mutex: &'a RobustMutex,
+    hold: impl FnOnce(RobustGuard<'a>) -> G,
+    recover: impl FnOnce(&mut G) -> Result<(), E>,
+    poisoned: impl FnOnce() -> E,
+) -> Result<G, E>
+where
+    G: AsMut<RobustGuard<'a>>,
+{
+    let acquired = mutex.lock();
+    if acquired == Acquired::Poisoned {
+        return Err(poisoned());
+    }
+    let mut guard = hold(RobustGuard {
+        mutex,
+        poison: false,
+    });
+    if acquired == Acquired::OwnerDied {
+        if let Err(err) = recover(&mut guard) {
+            guard.as_mut().poison_on_drop();
+            return Err(err);
+        }
+    }
+    Ok(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl<'a> AsMut<RobustGuard<'a>> for RobustGuard<'a> {
+        fn as_mut(&mut self) -> &mut RobustGuard<'a> {
+            self
+        }
+    }
+
+    /// A lock held by a process that has exited.
+    fn orphaned() -> RobustMutex {
+        let mutex = RobustMutex::new();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        mutex.hand_to(child.id());
+        child.wait().unwrap();
+        mutex
+    }
+
+    /// Takes and releases `mutex`, with a recovery that returns `recovery`.
+    fn take(mutex: &RobustMutex, recovery: Result<(), &'static str>) -> Result<(), &'static str> {
+        lock_with_recovery(mutex, |g| g, |_| recovery, || "poisoned").map(drop)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "spawns a process")]
+    fn a_successful_recovery_releases_the_lock() {
+        let mutex = orphaned();
+        assert_eq!(take(&mutex, Ok(())), Ok(()));
+        assert_eq!(mutex.owner(), None);
+        assert_eq!(take(&mutex, Err("not run: the lock is clean")), Ok(()));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "spawns a process")]
+    fn a_failed_recovery_poisons_the_lock() {
+        let mutex = orphaned();
+        assert_eq!(take(&mutex, Err("beyond repair")), Err("beyond repair"));
+        assert_eq!(take(&mutex, Ok(())), Err("poisoned"));
+    }
+}
