@@ -51,7 +51,7 @@ impl Command {
     }
 
     /// The alignment the block's start will have (every block has at least
-    /// [`MIN_ALIGN`](crate::alloc::MIN_ALIGN)).
+    /// [`MIN_ALIGN`](crate::ManagedSegment::MIN_ALIGN)).
     pub const fn alignment(self) -> usize {
         if self.align < GRANULE {
             GRANULE

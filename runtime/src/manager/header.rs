@@ -80,7 +80,7 @@ pub struct SegmentHeader {
     pub cache_epoch: AtomicU64,
     /// Words of the object layer (see `words`), and room for later format additions.
     pub reserved: [AtomicU64; RESERVED_WORDS],
-    /// The allocator state, last: its level table follows the header (see [`blocks_start`]).
+    /// The allocator state, last: its level table follows the header (see `blocks_start`).
     pub tlsf: TlsfState,
 }
 
