@@ -3,36 +3,18 @@
 //! mapping is dropped, the segment is full, free memory is zeroed, or their process dies.
 //! The heap-segment tests also run under Miri (`.ci/miri`).
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod support;
-
 use std::ptr::NonNull;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use shmkit_runtime::{Error, ManagedHeapMemory, ManagedSharedMemory};
-use support::{
-    child_env, child_role, spawn_child, tell_parent, unique_name, wait_for_parent, ShmGuard,
-};
+use shmkit_test_support as support;
+use support::{spawn_child, unique_name, within, ShmGuard};
 
 /// The smallest segment that has thread caches.
 const CACHED: usize = 16 << 20;
 
 fn heap() -> ManagedHeapMemory {
     ManagedHeapMemory::new(CACHED).unwrap()
-}
-
-/// Runs `f` on another thread and fails if it does not finish within `limit` (a lock
-/// taken where none should be would hang).
-fn finishes_within<T: Send + 'static>(
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit).expect("the operation hung")
 }
 
 #[test]
@@ -61,7 +43,7 @@ fn a_freed_small_block_is_cached_counted_free_and_reused() {
 fn cached_allocation_does_not_take_the_segment_lock() {
     let seg = std::sync::Arc::new(heap());
     let inner = seg.clone();
-    let reused = finishes_within(Duration::from_secs(5), move || {
+    let reused = within(Duration::from_secs(5), "the operation", move || {
         let seg = &inner;
         // Warm up: this thread gets a slot and caches one block.
         // SAFETY: allocated just now, freed once.
@@ -227,31 +209,17 @@ fn dropping_a_mapping_returns_its_cached_blocks() {
     a.check().unwrap();
 }
 
-/// Child role: caches blocks in the segment, reports, then waits to be killed.
-#[test]
-fn child_cacher() {
-    if child_role().as_deref() != Some("cacher") {
-        return;
-    }
-    let seg = ManagedSharedMemory::open(child_env("SHMKIT_NAME")).unwrap();
-    let blocks: Vec<_> = (0..30).map(|_| seg.allocate(100).unwrap()).collect();
-    // SAFETY: allocated above, freed once each.
-    unsafe {
-        for p in &blocks {
-            seg.deallocate(*p).unwrap();
-        }
-    }
-    tell_parent(&format!("cached {}", seg.cached_memory()));
-    wait_for_parent();
-}
-
 #[test]
 fn the_blocks_a_killed_process_cached_are_reclaimed() {
     let name = unique_name();
     let _guard = ShmGuard(name.clone());
     let seg = ManagedSharedMemory::create(&name, CACHED).unwrap();
     let free0 = seg.free_memory();
-    let mut child = spawn_child("child_cacher", "cacher", &[("SHMKIT_NAME", name.clone())]);
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-test-child"),
+        "cache-and-wait",
+        &[("SHMKIT_NAME", name.clone())],
+    );
     let msg = child.expect_message(Duration::from_secs(10));
     let cached: usize = msg.strip_prefix("cached ").unwrap().parse().unwrap();
     assert!(cached >= 30 * 112, "{msg}");
@@ -260,7 +228,7 @@ fn the_blocks_a_killed_process_cached_are_reclaimed() {
     // The next thread to claim a slot returns the dead process's blocks.
     let seg = std::sync::Arc::new(seg);
     let worker = seg.clone();
-    finishes_within(Duration::from_secs(5), move || {
+    within(Duration::from_secs(5), "the operation", move || {
         let p = worker.allocate(16).unwrap();
         // SAFETY: allocated just now, freed once.
         unsafe { worker.deallocate(p).unwrap() };

@@ -1,144 +1,28 @@
-//! Objects shared between real processes. The parent test re-executes this test binary
-//! running one `child_*` test with `SHMKIT_CHILD_ROLE` set; without that variable the
-//! `child_*` tests return at once.
+//! Objects shared between real processes. The other processes are the helper binary
+//! `shmkit-test-child` (its roles `objects-*`, in `tests/bin/child/objects.rs`).
 //!
 //! - a child finds and reads the objects its parent constructed, and constructs a reply;
 //! - processes racing `find_or_construct` on one name get one object, built once;
 //! - a process killed holding the index lock (inside `atomic_func`) or in the middle of
 //!   constructing an array does not block the others, and leaves no half-built object.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmkit_runtime::segment::Backing;
-use shmkit_runtime::ManagedSegment;
-use support::{
-    child_env, child_role, spawn_child, tell_parent, wait_for_parent, within, ChildProc,
-    FileTarget, Seg, ShmTarget, Target,
-};
+use shmkit_test_support as support;
+use support::{spawn_child, within, ChildProc, FileTarget, Seg, ShmTarget, Target};
 
 const SIZE: usize = 256 * 1024;
 const CHILD_LIMIT: Duration = Duration::from_secs(20);
 
-/// Opens the segment a child was told about (`SHMKIT_KIND`, `SHMKIT_NAME`).
-fn open_in_child() -> Box<dyn std::any::Any> {
-    let name = child_env("SHMKIT_NAME");
-    match child_env("SHMKIT_KIND").as_str() {
-        "shm" => Box::new(Seg::<ShmTarget>::open(ShmTarget::parse_name(&name)).unwrap()),
-        "file" => Box::new(Seg::<FileTarget>::open(FileTarget::parse_name(&name)).unwrap()),
-        other => panic!("unknown kind {other}"),
-    }
-}
-
-/// Runs `f` on the segment a child was told about, whatever its kind.
-fn with_child_segment(f: impl FnOnce(&mut dyn ChildSegment)) {
-    let mut seg = open_in_child();
-    if let Some(s) = seg.downcast_mut::<Seg<ShmTarget>>() {
-        f(s)
-    } else if let Some(s) = seg.downcast_mut::<Seg<FileTarget>>() {
-        f(s)
-    }
-}
-
-/// What the children do with a segment, for every backing.
-trait ChildSegment {
-    fn verify_and_reply(&mut self);
-    fn race(&mut self, rounds: usize);
-    fn hold_index_lock(&mut self);
-    fn die_while_constructing(&mut self);
-}
-
-impl<B: Backing> ChildSegment for ManagedSegment<B> {
-    fn verify_and_reply(&mut self) {
-        assert_eq!(self.find::<u64>("answer").unwrap(), Some(&42));
-        let squares = self.find_slice::<u32>("squares").unwrap().unwrap();
-        assert!(squares
-            .iter()
-            .enumerate()
-            .all(|(i, &v)| v == (i * i) as u32));
-        assert_eq!(self.find_unique::<i64>().unwrap(), Some(&-7));
-        assert_eq!(self.num_named_objects(), 2);
-        let answer = self.find::<u64>("answer").unwrap().unwrap();
-        assert_eq!(self.instance_name(answer).as_deref(), Some("answer"));
-        assert!(matches!(
-            self.find::<u32>("answer"),
-            Err(shmkit_runtime::Error::TypeMismatch { .. })
-        ));
-        self.construct("reply", u64::from(std::process::id()))
-            .unwrap();
-        assert!(self.destroy::<u32>("squares").unwrap());
-        tell_parent("done");
-    }
-
-    fn race(&mut self, rounds: usize) {
-        wait_for_parent();
-        let me = u64::from(std::process::id());
-        for round in 0..rounds {
-            let mut built = false;
-            let obj = self
-                .find_or_construct(format!("racer_{round}").as_str(), || {
-                    built = true;
-                    // Linger, so that the others arrive while this one builds.
-                    std::thread::sleep(Duration::from_micros(200));
-                    me
-                })
-                .unwrap();
-            let at = self
-                .handle_from_address(std::ptr::from_ref(obj).cast())
-                .unwrap();
-            tell_parent(&format!("{round} {} {} {}", u8::from(built), *obj, at.0));
-        }
-    }
-
-    fn hold_index_lock(&mut self) {
-        self.atomic_func(|| {
-            self.construct("made_inside", 5u64).unwrap();
-            tell_parent("locked");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-        })
-        .unwrap()
-    }
-
-    fn die_while_constructing(&mut self) {
-        self.construct_array_with("half", 1000, |i| {
-            if i == 500 {
-                tell_parent("building");
-                loop {
-                    std::thread::sleep(Duration::from_secs(3600));
-                }
-            }
-            i as u64
-        })
-        .unwrap();
-    }
-}
-
-#[test]
-fn child_objects() {
-    match child_role().as_deref() {
-        Some("verify") => with_child_segment(|s| s.verify_and_reply()),
-        Some("race") => {
-            let rounds = child_env("SHMKIT_ROUNDS").parse().unwrap();
-            with_child_segment(|s| s.race(rounds))
-        }
-        Some("hold_index_lock") => with_child_segment(|s| s.hold_index_lock()),
-        Some("die_while_constructing") => with_child_segment(|s| s.die_while_constructing()),
-        _ => {}
-    }
-}
-
+/// Starts the helper binary playing `role` on the segment of `t`, with `extra` variables.
 fn child<T: Target>(t: &T, role: &str, extra: &[(&str, String)]) -> ChildProc {
     let mut envs = vec![
         ("SHMKIT_KIND", T::KIND.to_owned()),
         ("SHMKIT_NAME", t.name_string()),
     ];
     envs.extend(extra.iter().cloned());
-    spawn_child("child_objects", role, &envs)
+    spawn_child(env!("CARGO_BIN_EXE_shmkit-test-child"), role, &envs)
 }
 
 // ----- a child reads what its parent constructed -------------------------------------------
@@ -150,7 +34,7 @@ fn child_reads_the_parents_objects<T: Target>() {
     seg.construct_array_with("squares", 50, |i| (i * i) as u32)
         .unwrap();
     seg.construct_unique(-7i64).unwrap();
-    let mut c = child(&t, "verify", &[]);
+    let mut c = child(&t, "objects-verify", &[]);
     assert_eq!(c.expect_message(CHILD_LIMIT), "done");
     c.assert_success(CHILD_LIMIT);
     assert_eq!(seg.find::<u64>("reply").unwrap(), Some(&u64::from(c.pid())));
@@ -177,7 +61,7 @@ fn processes_racing_find_or_construct_get_one_object_built_once() {
     let t = ShmTarget::new();
     let seg = Seg::<ShmTarget>::create(t.name(), SIZE).unwrap();
     let mut kids: Vec<ChildProc> = (0..CHILDREN)
-        .map(|_| child(&t, "race", &[("SHMKIT_ROUNDS", ROUNDS.to_string())]))
+        .map(|_| child(&t, "objects-race", &[("SHMKIT_ROUNDS", ROUNDS.to_string())]))
         .collect();
     for k in &mut kids {
         k.release();
@@ -231,7 +115,7 @@ where
     let t = T::new();
     let seg = Arc::new(Seg::<T>::create(t.name(), SIZE).unwrap());
     seg.construct("before", 1u64).unwrap();
-    let mut c = child(&t, "hold_index_lock", &[]);
+    let mut c = child(&t, "objects-hold-index-lock", &[]);
     assert_eq!(c.expect_message(CHILD_LIMIT), "locked");
 
     // Raw allocation goes on while another process is inside atomic_func...
@@ -291,7 +175,7 @@ fn a_process_killed_while_constructing_leaves_no_half_built_object() {
     let t = ShmTarget::new();
     let mut seg = Seg::<ShmTarget>::create(t.name(), SIZE).unwrap();
     seg.construct("mine", 9u64).unwrap();
-    let mut c = child(&t, "die_while_constructing", &[]);
+    let mut c = child(&t, "objects-die-while-constructing", &[]);
     assert_eq!(c.expect_message(CHILD_LIMIT), "building");
     assert!(
         seg.free_memory() < SIZE - 8000,

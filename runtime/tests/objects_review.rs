@@ -1,13 +1,11 @@
 //! Regression tests for the second review of the object layer: each test names the bug it
 //! guards against and asserts the fixed behaviour.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use shmkit_runtime::segment::HeapMemory;
 use shmkit_runtime::*;
+use shmkit_test_support as support;
 use support::TempDir;
 
 type Heap = ManagedSegment<HeapMemory, ReadWrite, HashIndex>;

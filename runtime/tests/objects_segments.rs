@@ -2,15 +2,13 @@
 //! anonymous shared memory), seen through a second mapping, read-only and copy-on-write;
 //! the reference's copy-on-write example; index kinds recorded in the segment.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod support;
-
 use shmkit_runtime::segment::{Backing, Mode, Writable};
 use shmkit_runtime::{
     BasicManagedMappedFile, BasicManagedSharedMemory, Error, IndexKind,
     ManagedAnonymousSharedMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
     ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex, Unique,
 };
+use shmkit_test_support as support;
 use support::{unique_name, xsi_key, ShmGuard, TempDir};
 
 const SIZE: usize = 256 * 1024;

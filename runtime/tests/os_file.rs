@@ -1,11 +1,10 @@
 //! Files to map: create/open/remove semantics, permissions, resizing, read-only files.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod os_support;
-
-use os_support::{mode_of, pattern, read, write, TempPath};
 use shmkit_runtime::os::{Access, MapMode, MappableFile, MappedRegion, Permissions};
 use shmkit_runtime::Error;
+use shmkit_test_support as support;
+use support::region::{read, write};
+use support::{mode_of_fd, pattern, TempPath};
 
 #[test]
 fn create_makes_a_zeroed_file_of_the_size() {
@@ -60,11 +59,11 @@ fn open_or_create_creates_once_and_keeps_the_existing_size() {
 fn permissions_default_to_owner_read_write_and_ignore_the_umask() {
     let path = TempPath::new();
     let file = MappableFile::create(path.get(), 1, Permissions::default()).unwrap();
-    assert_eq!(mode_of(&file), 0o600);
+    assert_eq!(mode_of_fd(&file), 0o600);
 
     let path = TempPath::new();
     let file = MappableFile::create(path.get(), 1, Permissions::everyone()).unwrap();
-    assert_eq!(mode_of(&file), 0o666);
+    assert_eq!(mode_of_fd(&file), 0o666);
 }
 
 #[test]
@@ -74,13 +73,13 @@ fn grow_by_truncate_then_map_the_whole_file() {
     {
         let region = MappedRegion::map(&file, MapMode::ReadWrite, 0, None).unwrap();
         assert_eq!(region.len(), 4096);
-        write(&region, 0, &pattern(4096));
+        write(&region, 0, &pattern(1, 4096));
     }
     file.truncate(3 * 4096).unwrap();
     assert_eq!(file.size().unwrap(), 3 * 4096);
     let region = MappedRegion::map(&file, MapMode::ReadWrite, 0, None).unwrap();
     assert_eq!(region.len(), 3 * 4096);
-    assert_eq!(read(&region, 0, 4096), pattern(4096), "old bytes kept");
+    assert_eq!(read(&region, 0, 4096), pattern(1, 4096), "old bytes kept");
     assert_eq!(
         read(&region, 4096, 2 * 4096),
         vec![0; 2 * 4096],
@@ -91,7 +90,7 @@ fn grow_by_truncate_then_map_the_whole_file() {
 #[test]
 fn a_read_only_file_maps_read_only_or_copy_on_write() {
     let path = TempPath::new();
-    std::fs::write(path.get(), pattern(5000)).unwrap();
+    std::fs::write(path.get(), pattern(1, 5000)).unwrap();
     let file = MappableFile::open(path.get(), Access::ReadOnly).unwrap();
     assert_eq!(file.access(), Access::ReadOnly);
     assert_eq!(file.size().unwrap(), 5000);
@@ -103,15 +102,15 @@ fn a_read_only_file_maps_read_only_or_copy_on_write() {
 
     let region = MappedRegion::map(&file, MapMode::ReadOnly, 0, None).unwrap();
     assert_eq!(region.mode(), MapMode::ReadOnly);
-    assert_eq!(read(&region, 0, 5000), pattern(5000));
+    assert_eq!(read(&region, 0, 5000), pattern(1, 5000));
 
     let private = MappedRegion::map(&file, MapMode::CopyOnWrite, 0, None).unwrap();
     write(&private, 0, b"private");
     assert_eq!(read(&private, 0, 7), b"private");
-    assert_eq!(read(&region, 0, 7), &pattern(7)[..]);
+    assert_eq!(read(&region, 0, 7), &pattern(1, 7)[..]);
     assert_eq!(
         std::fs::read(path.get()).unwrap(),
-        pattern(5000),
+        pattern(1, 5000),
         "the file is untouched"
     );
 }

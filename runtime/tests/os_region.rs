@@ -1,25 +1,24 @@
 //! Mapped regions: ranges, unaligned offsets, sharing, copy-on-write, flushing, fixed
 //! addresses and anonymous memory.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod os_support;
-
 use std::ptr::NonNull;
 
-use os_support::{pattern, read, write, ShmName, TempPath};
 use shmkit_runtime::os::{
     page_size, Access, MapMode, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
     XsiRegion,
 };
 use shmkit_runtime::Error;
+use shmkit_test_support as support;
+use support::region::{read, write};
+use support::{pattern, ShmGuard, TempPath};
 
-/// A new shared memory object of `len` bytes holding `pattern(len)`.
-fn object_with_pattern(name: &ShmName, len: usize) -> SharedMemoryObject {
+/// A new shared memory object of `len` bytes holding `pattern(1, len)`.
+fn object_with_pattern(name: &ShmGuard, len: usize) -> SharedMemoryObject {
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     object.truncate(len as u64).unwrap();
     let region = MappedRegion::map(&object, MapMode::ReadWrite, 0, None).unwrap();
-    write(&region, 0, &pattern(len));
+    write(&region, 0, &pattern(1, len));
     object
 }
 
@@ -38,7 +37,7 @@ fn page_size_is_a_power_of_two() {
 
 #[test]
 fn map_the_whole_device_or_a_part() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let len = 3 * page_size();
     let object = object_with_pattern(&name, len);
 
@@ -46,7 +45,7 @@ fn map_the_whole_device_or_a_part() {
     assert_eq!(whole.len(), len);
     assert!(!whole.is_empty());
     assert_eq!(whole.mode(), MapMode::ReadOnly);
-    assert_eq!(read(&whole, 0, len), pattern(len));
+    assert_eq!(read(&whole, 0, len), pattern(1, len));
 
     let tail = MappedRegion::map(&object, MapMode::ReadOnly, page_size() as u64, None).unwrap();
     assert_eq!(
@@ -54,20 +53,20 @@ fn map_the_whole_device_or_a_part() {
         2 * page_size(),
         "None maps from the offset to the end"
     );
-    assert_eq!(read(&tail, 0, tail.len()), pattern(len)[page_size()..]);
+    assert_eq!(read(&tail, 0, tail.len()), pattern(1, len)[page_size()..]);
 
     let middle =
         MappedRegion::map(&object, MapMode::ReadOnly, page_size() as u64, Some(100)).unwrap();
     assert_eq!(middle.len(), 100);
     assert_eq!(
         read(&middle, 0, 100),
-        pattern(len)[page_size()..page_size() + 100]
+        pattern(1, len)[page_size()..page_size() + 100]
     );
 }
 
 #[test]
 fn empty_or_out_of_bounds_ranges_are_invalid_sizes() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     let err = MappedRegion::map(&object, MapMode::ReadWrite, 0, None).unwrap_err();
@@ -101,19 +100,19 @@ fn empty_or_out_of_bounds_ranges_are_invalid_sizes() {
 
 #[test]
 fn offsets_need_not_be_page_aligned() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let len = 3 * page_size();
     let object = object_with_pattern(&name, len);
 
     let region = MappedRegion::map(&object, MapMode::ReadWrite, 100, Some(50)).unwrap();
     assert_eq!(region.len(), 50);
     assert_eq!(region.as_ptr() as usize % page_size(), 100);
-    assert_eq!(read(&region, 0, 50), pattern(len)[100..150]);
+    assert_eq!(read(&region, 0, 50), pattern(1, len)[100..150]);
 
     let offset = page_size() + 7;
     let rest = MappedRegion::map(&object, MapMode::ReadOnly, offset as u64, None).unwrap();
     assert_eq!(rest.len(), len - offset);
-    assert_eq!(read(&rest, 0, rest.len()), pattern(len)[offset..]);
+    assert_eq!(read(&rest, 0, rest.len()), pattern(1, len)[offset..]);
 
     write(&region, 0, b"through the unaligned region");
     let whole = MappedRegion::map(&object, MapMode::ReadOnly, 0, None).unwrap();
@@ -122,7 +121,7 @@ fn offsets_need_not_be_page_aligned() {
 
 #[test]
 fn a_read_only_device_cannot_be_mapped_read_write() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let _object = object_with_pattern(&name, 1000);
     let read_only = SharedMemoryObject::open(name.get(), Access::ReadOnly).unwrap();
     let err = MappedRegion::map(&read_only, MapMode::ReadWrite, 0, None).unwrap_err();
@@ -130,7 +129,7 @@ fn a_read_only_device_cannot_be_mapped_read_write() {
     assert!(err.to_string().contains(name.get()), "{err}");
 
     let region = MappedRegion::map(&read_only, MapMode::ReadOnly, 0, None).unwrap();
-    assert_eq!(read(&region, 0, 1000), pattern(1000));
+    assert_eq!(read(&region, 0, 1000), pattern(1, 1000));
     let private = MappedRegion::map(&read_only, MapMode::CopyOnWrite, 0, None).unwrap();
     write(&private, 0, b"mine");
     assert_eq!(read(&private, 0, 4), b"mine");
@@ -138,7 +137,7 @@ fn a_read_only_device_cannot_be_mapped_read_write() {
 
 #[test]
 fn two_mappings_of_one_object_share_their_bytes() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object = object_with_pattern(&name, page_size());
     let other_handle = SharedMemoryObject::open(name.get(), Access::ReadWrite).unwrap();
     let first = MappedRegion::map(&object, MapMode::ReadWrite, 0, None).unwrap();
@@ -153,7 +152,7 @@ fn two_mappings_of_one_object_share_their_bytes() {
 
 #[test]
 fn copy_on_write_changes_stay_private() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let len = 2 * page_size();
     let object = object_with_pattern(&name, len);
     let shared = MappedRegion::map(&object, MapMode::ReadWrite, 0, None).unwrap();
@@ -161,7 +160,7 @@ fn copy_on_write_changes_stay_private() {
     assert_eq!(private.mode(), MapMode::CopyOnWrite);
     assert_eq!(
         read(&private, 0, len),
-        pattern(len),
+        pattern(1, len),
         "starts as the device's bytes"
     );
 
@@ -169,13 +168,13 @@ fn copy_on_write_changes_stay_private() {
     assert_eq!(read(&private, 0, 7), b"private");
     assert_eq!(
         read(&shared, 0, 7),
-        &pattern(7)[..],
+        &pattern(1, 7)[..],
         "another mapping does not see it"
     );
     let fresh = MappedRegion::map(&object, MapMode::ReadOnly, 0, None).unwrap();
     assert_eq!(
         read(&fresh, 0, len),
-        pattern(len),
+        pattern(1, len),
         "the device does not see it"
     );
 }
@@ -186,9 +185,9 @@ fn flush_writes_back_and_checks_its_range() {
     let len = 3 * page_size();
     let file = MappableFile::create(path.get(), len as u64, Permissions::default()).unwrap();
     let region = MappedRegion::map(&file, MapMode::ReadWrite, 0, None).unwrap();
-    write(&region, 0, &pattern(len));
+    write(&region, 0, &pattern(1, len));
     region.flush().unwrap();
-    assert_eq!(std::fs::read(path.get()).unwrap(), pattern(len));
+    assert_eq!(std::fs::read(path.get()).unwrap(), pattern(1, len));
 
     region.flush_range(10, 100).unwrap();
     region.flush_range(page_size() + 1, page_size()).unwrap();
@@ -213,7 +212,7 @@ fn flush_writes_back_and_checks_its_range() {
 
 #[test]
 fn map_at_never_clobbers_an_existing_mapping() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let len = 2 * page_size();
     let object = object_with_pattern(&name, len);
     let existing = MappedRegion::anonymous_shared(len).unwrap();
@@ -260,21 +259,21 @@ fn map_at_a_free_address(object: &SharedMemoryObject, offset: u64, len: usize) -
 
 #[test]
 fn map_at_maps_at_a_free_address() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let len = 2 * page_size();
     let object = object_with_pattern(&name, len);
     let region = map_at_a_free_address(&object, 0, len);
     assert_eq!(region.len(), len);
-    assert_eq!(read(&region, 0, len), pattern(len));
+    assert_eq!(read(&region, 0, len), pattern(1, len));
 
     let unaligned = map_at_a_free_address(&object, 100, 50);
     assert_eq!(unaligned.as_ptr() as usize % page_size(), 100);
-    assert_eq!(read(&unaligned, 0, 50), pattern(len)[100..150]);
+    assert_eq!(read(&unaligned, 0, 50), pattern(1, len)[100..150]);
 }
 
 #[test]
 fn map_at_needs_the_address_as_far_into_its_page_as_the_offset() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object = object_with_pattern(&name, page_size());
     let probe = MappedRegion::anonymous_shared(2 * page_size()).unwrap();
     let aligned = NonNull::new(probe.as_ptr()).unwrap();
@@ -295,7 +294,7 @@ fn anonymous_shared_memory_is_zeroed_and_writable() {
     assert_eq!(region.mode(), MapMode::ReadWrite);
     assert_eq!(region.as_ptr() as usize % page_size(), 0);
     assert_eq!(read(&region, 0, 1000), vec![0; 1000]);
-    write(&region, 0, &pattern(1000));
-    assert_eq!(read(&region, 0, 1000), pattern(1000));
+    write(&region, 0, &pattern(1, 1000));
+    assert_eq!(read(&region, 0, 1000), pattern(1, 1000));
     region.flush().unwrap();
 }

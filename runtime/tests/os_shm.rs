@@ -1,15 +1,14 @@
 //! POSIX shared memory objects: create/open/remove semantics, names, permissions, sizes.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod os_support;
-
-use os_support::{mode_of, read, write, ShmName};
 use shmkit_runtime::os::{Access, MapMode, MappedRegion, Permissions, SharedMemoryObject};
 use shmkit_runtime::Error;
+use shmkit_test_support as support;
+use support::region::{read, write};
+use support::{mode_of_fd, ShmGuard};
 
 #[test]
 fn create_then_open_sees_the_same_object() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let created =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     assert_eq!(created.name(), name.get());
@@ -24,7 +23,7 @@ fn create_then_open_sees_the_same_object() {
 
 #[test]
 fn create_of_an_existing_object_is_already_exists() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let _first =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     let err = SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default())
@@ -38,14 +37,14 @@ fn create_of_an_existing_object_is_already_exists() {
 
 #[test]
 fn open_of_a_missing_object_is_not_found() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let err = SharedMemoryObject::open(name.get(), Access::ReadWrite).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 }
 
 #[test]
 fn open_or_create_creates_once_then_opens() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let (first, created) =
         SharedMemoryObject::open_or_create(name.get(), Access::ReadWrite, Permissions::default())
             .unwrap();
@@ -90,7 +89,7 @@ fn invalid_names_are_refused() {
 
 #[test]
 fn a_name_of_255_bytes_is_accepted() {
-    let base = ShmName::new();
+    let base = ShmGuard::new();
     let name = format!("{}{}", base.get(), "x".repeat(255 - base.get().len()));
     assert_eq!(name.len(), 255);
     let object = SharedMemoryObject::create(&name, Access::ReadWrite, Permissions::default());
@@ -102,28 +101,28 @@ fn a_name_of_255_bytes_is_accepted() {
 #[test]
 fn default_permissions_are_owner_read_write() {
     assert_eq!(Permissions::default().mode(), 0o600);
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
-    assert_eq!(mode_of(&object), 0o600);
+    assert_eq!(mode_of_fd(&object), 0o600);
 }
 
 #[test]
 fn custom_permissions_are_applied_despite_the_umask() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::everyone()).unwrap();
     assert_eq!(
-        mode_of(&object),
+        mode_of_fd(&object),
         0o666,
         "a umask such as 022 must not narrow the mode"
     );
 
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::from_mode(0o640))
             .unwrap();
-    assert_eq!(mode_of(&object), 0o640);
+    assert_eq!(mode_of_fd(&object), 0o640);
 }
 
 #[test]
@@ -135,7 +134,7 @@ fn permissions_keep_only_the_rwx_bits() {
 
 #[test]
 fn truncate_grows_and_shrinks() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     object.truncate(10_000).unwrap();
@@ -148,7 +147,7 @@ fn truncate_grows_and_shrinks() {
 
 #[test]
 fn allocate_grows_and_never_shrinks() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     object.allocate(8192).unwrap();
@@ -161,7 +160,7 @@ fn allocate_grows_and_never_shrinks() {
 
 #[test]
 fn a_read_only_handle_cannot_resize() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let _object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     let read_only = SharedMemoryObject::open(name.get(), Access::ReadOnly).unwrap();
@@ -174,7 +173,7 @@ fn a_read_only_handle_cannot_resize() {
 
 #[test]
 fn remove_frees_the_name_but_keeps_mappings() {
-    let name = ShmName::new();
+    let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     object.truncate(4096).unwrap();

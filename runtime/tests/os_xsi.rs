@@ -1,11 +1,10 @@
 //! System V shared memory: keys, create/open/remove semantics, attaching.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod os_support;
-
-use os_support::{pattern, read, write, TempPath, XsiGuard};
 use shmkit_runtime::os::{MapMode, MappableFile, Permissions, XsiKey, XsiSharedMemory};
 use shmkit_runtime::Error;
+use shmkit_test_support as support;
+use support::region::{read, write};
+use support::{pattern, TempPath, XsiIdGuard};
 
 /// A key from a fresh file (kept alive by the returned path) and `id`.
 fn fresh_key(id: u8) -> (TempPath, XsiKey) {
@@ -49,7 +48,7 @@ fn keys_come_from_a_path_and_an_id() {
 fn create_open_and_attach_twice() {
     let (_path, key) = fresh_key(1);
     let created = XsiSharedMemory::create(key, 10_000, Permissions::default()).unwrap();
-    let _guard = XsiGuard(created.id());
+    let _guard = XsiIdGuard(created.id());
     assert_eq!(created.key(), key);
     assert_eq!(created.size().unwrap(), 10_000);
     assert_eq!(mode_of_segment(created.id()), 0o600);
@@ -68,12 +67,12 @@ fn create_open_and_attach_twice() {
         vec![0; 10_000],
         "a new segment is zeroed"
     );
-    write(&first, 0, &pattern(10_000));
-    assert_eq!(read(&second, 0, 10_000), pattern(10_000));
+    write(&first, 0, &pattern(1, 10_000));
+    assert_eq!(read(&second, 0, 10_000), pattern(1, 10_000));
 
     let read_only = opened.attach(MapMode::ReadOnly).unwrap();
     assert_eq!(read_only.mode(), MapMode::ReadOnly);
-    assert_eq!(read(&read_only, 0, 10_000), pattern(10_000));
+    assert_eq!(read(&read_only, 0, 10_000), pattern(1, 10_000));
 
     let err = opened.attach(MapMode::CopyOnWrite).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
@@ -86,7 +85,7 @@ fn create_twice_is_already_exists_and_open_of_nothing_is_not_found() {
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 
     let created = XsiSharedMemory::create(key, 4096, Permissions::default()).unwrap();
-    let _guard = XsiGuard(created.id());
+    let _guard = XsiIdGuard(created.id());
     let err = XsiSharedMemory::create(key, 4096, Permissions::default()).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
 }
@@ -101,9 +100,9 @@ fn bad_sizes_and_the_private_key() {
 
     // Every create under the private key makes a new segment.
     let first = XsiSharedMemory::create(XsiKey::private(), 4096, Permissions::everyone()).unwrap();
-    let _first_guard = XsiGuard(first.id());
+    let _first_guard = XsiIdGuard(first.id());
     let second = XsiSharedMemory::create(XsiKey::private(), 4096, Permissions::default()).unwrap();
-    let _second_guard = XsiGuard(second.id());
+    let _second_guard = XsiIdGuard(second.id());
     assert_ne!(first.id(), second.id());
     assert_eq!(mode_of_segment(first.id()), 0o666);
 }
@@ -113,7 +112,7 @@ fn open_or_create_creates_once_then_opens() {
     let (_path, key) = fresh_key(4);
     let (first, created) =
         XsiSharedMemory::open_or_create(key, 4096, Permissions::default()).unwrap();
-    let _guard = XsiGuard(first.id());
+    let _guard = XsiIdGuard(first.id());
     assert!(created);
     let (second, created) =
         XsiSharedMemory::open_or_create(key, 8192, Permissions::default()).unwrap();
@@ -126,7 +125,7 @@ fn open_or_create_creates_once_then_opens() {
 fn remove_frees_the_key_but_keeps_attachments() {
     let (_path, key) = fresh_key(5);
     let segment = XsiSharedMemory::create(key, 4096, Permissions::default()).unwrap();
-    let guard = XsiGuard(segment.id());
+    let guard = XsiIdGuard(segment.id());
     let region = segment.attach(MapMode::ReadWrite).unwrap();
     write(&region, 0, b"still here");
 

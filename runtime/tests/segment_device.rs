@@ -5,10 +5,6 @@
 //! Each generic test body runs on both device kinds through `on_both_devices!`, giving the
 //! tests `<body>::shm` and `<body>::file`.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-#[macro_use]
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -17,6 +13,8 @@ use rustix::mm::{MapFlags, ProtFlags};
 use shmkit_runtime::os::{page_size, Permissions};
 use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
 use shmkit_runtime::{Error, ReadOnly, ReadWrite, SegmentOptions};
+use shmkit_test_support as support;
+use support::on_both_devices;
 use support::{get, map_perms, mode_of, put, Block, Seg, SegIn, ShmGuard, Target};
 
 const SIZE: usize = 64 * 1024;

@@ -4,14 +4,12 @@
 //! Header fields are patched at the offsets of the real `SegmentHeader` (`offset_of!`), not
 //! at hard-coded positions. Each generic body runs on shared memory and on a file.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-#[macro_use]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use shmkit_runtime::segment::header::{state, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
 use shmkit_runtime::{Error, ReadWrite, SegmentOptions};
+use shmkit_test_support as support;
+use support::on_both_devices;
 use support::{offsets, patch_file, read_u32, write_u32, Block, Seg, SegIn, Target};
 
 const SIZE: usize = 64 * 1024;

@@ -2,10 +2,8 @@
 //! "Opening managed shared memory and mapped files with Copy On Write or Read Only modes").
 //! Each generic body runs on shared memory and on a file.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-#[macro_use]
-mod support;
-
+use shmkit_test_support as support;
+use support::on_both_devices;
 use support::{get, map_perms, put, Block, Seg, Target};
 
 const SIZE: usize = 64 * 1024;

@@ -1,6 +1,5 @@
-//! Segments shared between real processes. The parent test re-executes this test binary
-//! (`current_exe`) running one `child_*` test with `SHMKIT_CHILD_ROLE` set; without that
-//! variable the `child_*` tests return at once (they pass trivially in a normal run).
+//! Segments shared between real processes. The other processes are the helper binary
+//! `shmkit-test-child` (its roles `segment-*`, in `tests/bin/child/segment.rs`).
 //!
 //! - a parent fills a segment, a child opens it by name and checks and changes it;
 //! - two children race `open_or_create` on one name: exactly one creates;
@@ -10,99 +9,38 @@
 //! Long stress variants are `#[ignore]`d: run them with
 //! `cargo test -p shmkit-runtime --test segment_multiprocess -- --ignored`.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shmkit_runtime::os::XsiKey;
-use shmkit_runtime::segment::{Backing, Writable};
+use shmkit_runtime::segment::Backing;
 use shmkit_runtime::{Handle, ManagedSegment, ManagedXsiSharedMemory};
+use shmkit_test_support as support;
 use support::{
-    child_env, child_role, creator_pid, get, lock_owner, put, spawn_child, tell_parent, within,
-    Block, ChildProc, FileTarget, Rng, Seg, ShmTarget, Target, TempDir,
+    creator_pid, get, lock_owner, put, spawn_child, within, Block, ChildProc, FileTarget, Rng, Seg,
+    ShmTarget, Target, TempDir,
 };
 
 const SIZE: usize = 256 * 1024;
 /// How long a child may take for its part; generous, a hang fails instead of blocking.
 const CHILD_LIMIT: Duration = Duration::from_secs(20);
 
+/// Starts the helper binary playing `role`, with `envs`.
+fn child(role: &str, envs: &[(&str, String)]) -> ChildProc {
+    spawn_child(env!("CARGO_BIN_EXE_shmkit-test-child"), role, envs)
+}
+
 // ----- (a) a parent fills, a child verifies ---------------------------------------------
 
-/// The child's side: open by name, check the parent's blocks (also through a read-only
-/// mapping), free the even ones, allocate a reply and store its handle in the slot.
-#[test]
-fn child_verifier() {
-    if child_role().as_deref() != Some("verify") {
-        return;
-    }
-    let name = child_env("SHMKIT_NAME");
-    let blocks = support::decode_blocks(&child_env("SHMKIT_BLOCKS"));
-    let slot = Handle(child_env("SHMKIT_SLOT").parse().unwrap());
-    match child_env("SHMKIT_KIND").as_str() {
-        "shm" => verify_as_child(
-            &Seg::<ShmTarget>::open(ShmTarget::parse_name(&name)).unwrap(),
-            &Seg::<ShmTarget>::open_read_only(ShmTarget::parse_name(&name)).unwrap(),
-            &blocks,
-            slot,
-        ),
-        "file" => verify_as_child(
-            &Seg::<FileTarget>::open(FileTarget::parse_name(&name)).unwrap(),
-            &Seg::<FileTarget>::open_read_only(FileTarget::parse_name(&name)).unwrap(),
-            &blocks,
-            slot,
-        ),
-        "xsi" => {
-            let key = XsiKey::from_path(std::path::Path::new(&name), b'S').unwrap();
-            verify_as_child(
-                &ManagedXsiSharedMemory::open(key).unwrap(),
-                &ManagedXsiSharedMemory::open_read_only(key).unwrap(),
-                &blocks,
-                slot,
-            )
-        }
-        other => panic!("unknown kind {other}"),
-    }
-}
-
-fn verify_as_child<B: Backing, R: Backing>(
-    seg: &ManagedSegment<B>,
-    ro: &ManagedSegment<R, shmkit_runtime::ReadOnly>,
-    blocks: &[Block],
-    slot: Handle,
-) {
-    assert!(seg.check_sanity());
-    assert!(ro.check_sanity());
-    for b in blocks {
-        b.assert_intact(seg);
-        b.assert_intact(ro);
-        assert!(seg.usable_size(b.ptr(seg)).unwrap() >= b.len);
-    }
-    // Allocated before the frees, so that the freed blocks stay free for the parent to see.
-    let reply = Block::new(seg, 777, u64::from(std::process::id()));
-    for b in blocks.iter().step_by(2) {
-        b.free(seg);
-    }
-    put(seg, slot, &reply.handle.0.to_ne_bytes());
-    tell_parent("done");
-}
-
 /// The parent's side, for any backing: fill, run the child, check what it did.
-fn parent_fills_child_verifies<B: Backing>(
-    seg: &ManagedSegment<B>,
-    kind: &str,
-    name: &str,
-    test: &str,
-) {
+fn parent_fills_child_verifies<B: Backing>(seg: &ManagedSegment<B>, kind: &str, name: &str) {
     let slot = Block::new(seg, 8, 0);
     put(seg, slot.handle, &0u64.to_ne_bytes());
     let blocks: Vec<Block> = (0..12)
         .map(|i| Block::new(seg, 50 + 997 * i, 1000 + i as u64))
         .collect();
-    let mut child = spawn_child(
-        test,
-        "verify",
+    let mut child = child(
+        "segment-verify",
         &[
             ("SHMKIT_KIND", kind.to_owned()),
             ("SHMKIT_NAME", name.to_owned()),
@@ -148,14 +86,14 @@ fn parent_fills_child_verifies<B: Backing>(
 fn a_child_process_opens_by_name_and_sees_the_parents_blocks_shm() {
     let t = ShmTarget::new();
     let seg = Seg::<ShmTarget>::create(t.name(), SIZE).unwrap();
-    parent_fills_child_verifies(&seg, "shm", &t.name_string(), "child_verifier");
+    parent_fills_child_verifies(&seg, "shm", &t.name_string());
 }
 
 #[test]
 fn a_child_process_opens_by_name_and_sees_the_parents_blocks_file() {
     let t = FileTarget::new();
     let seg = Seg::<FileTarget>::create(t.name(), SIZE).unwrap();
-    parent_fills_child_verifies(&seg, "file", &t.name_string(), "child_verifier");
+    parent_fills_child_verifies(&seg, "file", &t.name_string());
 }
 
 #[test]
@@ -166,62 +104,10 @@ fn a_child_process_opens_by_key_and_sees_the_parents_blocks_xsi() {
     let key = XsiKey::from_path(&key_file, b'S').unwrap();
     let _guard = support::XsiKeyGuard(key);
     let seg = ManagedXsiSharedMemory::create(key, SIZE).unwrap();
-    parent_fills_child_verifies(&seg, "xsi", key_file.to_str().unwrap(), "child_verifier");
+    parent_fills_child_verifies(&seg, "xsi", key_file.to_str().unwrap());
 }
 
 // ----- (b) racing open_or_create --------------------------------------------------------
-
-/// One racer: report readiness, wait for the start signal, open_or_create, then report
-/// whether this process created the segment, whether it looked fresh, and its marker.
-#[test]
-fn child_racer() {
-    if child_role().as_deref() != Some("race") {
-        return;
-    }
-    let name = child_env("SHMKIT_NAME");
-    match child_env("SHMKIT_KIND").as_str() {
-        "shm" => race_as_child(|| {
-            Seg::<ShmTarget>::open_or_create(ShmTarget::parse_name(&name), SIZE).unwrap()
-        }),
-        "file" => race_as_child(|| {
-            Seg::<FileTarget>::open_or_create(FileTarget::parse_name(&name), SIZE).unwrap()
-        }),
-        "xsi" => race_as_child(|| {
-            let key = XsiKey::from_path(std::path::Path::new(&name), b'S').unwrap();
-            ManagedXsiSharedMemory::open_or_create(key, SIZE).unwrap()
-        }),
-        other => panic!("unknown kind {other}"),
-    }
-}
-
-fn race_as_child<B: Backing>(open: impl FnOnce() -> ManagedSegment<B>) {
-    tell_parent("ready");
-    // The parent sends a start time a little in the future; both racers spin until then,
-    // so that their open_or_create calls overlap within microseconds.
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("start time");
-    let start = std::time::UNIX_EPOCH + Duration::from_nanos(line.trim().parse().unwrap());
-    while std::time::SystemTime::now() < start {
-        std::hint::spin_loop();
-    }
-    let t0 = now_ns();
-    let seg = open();
-    let t1 = now_ns();
-    // The creator's pid is in the header; if two processes had both formatted the
-    // segment, each would find its own pid there right after its own format.
-    let created = creator_pid(&seg) == std::process::id();
-    let fresh = seg.all_memory_deallocated();
-    let marker = Block::new(&seg, 64, u64::from(std::process::id()));
-    assert!(seg.check_sanity());
-    tell_parent(&format!("{created} {fresh} {} {t0} {t1}", marker.encode()));
-}
-
-fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
 
 /// Runs `rounds` races of two children on fresh names; `fresh_target` makes a name and
 /// returns (name for the child, a function opening the segment in the parent).
@@ -235,10 +121,9 @@ where
         let envs = [
             ("SHMKIT_KIND", kind.to_owned()),
             ("SHMKIT_NAME", name.clone()),
+            ("SHMKIT_SIZE", SIZE.to_string()),
         ];
-        let mut kids: Vec<ChildProc> = (0..2)
-            .map(|_| spawn_child("child_racer", "race", &envs))
-            .collect();
+        let mut kids: Vec<ChildProc> = (0..2).map(|_| child("segment-race", &envs)).collect();
         for k in &mut kids {
             assert_eq!(k.expect_message(CHILD_LIMIT), "ready");
         }
@@ -341,31 +226,7 @@ fn racing_open_or_create_has_exactly_one_creator_xsi() {
 
 // ----- (c) a child killed holding the lock, or while allocating -----------------------
 
-/// Takes the segment lock and never lets go (until SIGKILLed).
-#[test]
-fn child_lock_holder() {
-    if child_role().as_deref() != Some("hold_lock") {
-        return;
-    }
-    let name = child_env("SHMKIT_NAME");
-    match child_env("SHMKIT_KIND").as_str() {
-        "shm" => hold_lock(&Seg::<ShmTarget>::open(ShmTarget::parse_name(&name)).unwrap()),
-        "file" => hold_lock(&Seg::<FileTarget>::open(FileTarget::parse_name(&name)).unwrap()),
-        other => panic!("unknown kind {other}"),
-    }
-}
-
-fn hold_lock<B: Backing, M: Writable>(seg: &ManagedSegment<B, M>) {
-    seg.with_lock(|| {
-        tell_parent("locked");
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    })
-    .unwrap()
-}
-
-fn killed_while_holding_the_lock<T: Target>(test: &str)
+fn killed_while_holding_the_lock<T: Target>()
 where
     Seg<T>: Send + Sync,
 {
@@ -376,9 +237,8 @@ where
         .collect();
     let free = seg.free_memory();
 
-    let mut child = spawn_child(
-        test,
-        "hold_lock",
+    let mut child = child(
+        "segment-hold-lock",
         &[
             ("SHMKIT_KIND", T::KIND.to_owned()),
             ("SHMKIT_NAME", t.name_string()),
@@ -454,33 +314,12 @@ where
 
 #[test]
 fn a_process_killed_holding_the_lock_does_not_block_the_others_shm() {
-    killed_while_holding_the_lock::<ShmTarget>("child_lock_holder");
+    killed_while_holding_the_lock::<ShmTarget>();
 }
 
 #[test]
 fn a_process_killed_holding_the_lock_does_not_block_the_others_file() {
-    killed_while_holding_the_lock::<FileTarget>("child_lock_holder");
-}
-
-/// Allocates and frees in a tight loop until SIGKILLed (`SHMKIT_CHURN` says how).
-#[test]
-fn child_churner() {
-    if child_role().as_deref() != Some("churn") {
-        return;
-    }
-    let name = child_env("SHMKIT_NAME");
-    let mode = Churn::parse(&child_env("SHMKIT_CHURN"));
-    match child_env("SHMKIT_KIND").as_str() {
-        "shm" => churn(
-            &Seg::<ShmTarget>::open(ShmTarget::parse_name(&name)).unwrap(),
-            mode,
-        ),
-        "file" => churn(
-            &Seg::<FileTarget>::open(FileTarget::parse_name(&name)).unwrap(),
-            mode,
-        ),
-        other => panic!("unknown kind {other}"),
-    }
+    killed_while_holding_the_lock::<FileTarget>();
 }
 
 /// What a churning child does.
@@ -495,14 +334,6 @@ enum Churn {
 }
 
 impl Churn {
-    fn parse(s: &str) -> Self {
-        match s {
-            "mixed" => Churn::Mixed,
-            "tail" => Churn::Tail,
-            other => panic!("unknown churn {other}"),
-        }
-    }
-
     fn name(self) -> &'static str {
         match self {
             Churn::Mixed => "mixed",
@@ -520,56 +351,10 @@ impl Churn {
     }
 }
 
-fn churn<B: Backing, M: Writable>(seg: &ManagedSegment<B, M>, mode: Churn) {
-    let mut rng = Rng::new(u64::from(std::process::id()));
-    let mut live: Vec<Block> = Vec::new();
-    tell_parent("started");
-    loop {
-        if let Churn::Tail = mode {
-            // `b` is freed last, between the free `a` and the free block after it: both
-            // neighbours merge into it.
-            let a = seg.allocate(64).unwrap();
-            let b = seg.allocate(64).unwrap();
-            // SAFETY: just allocated here, not used afterwards.
-            unsafe { seg.deallocate(a) }.unwrap();
-            // SAFETY: as above.
-            unsafe { seg.deallocate(b) }.unwrap();
-            continue;
-        }
-        match rng.range(0, 10) {
-            0..=5 if live.len() < 16 => {
-                let len = rng.range(1, 1500) as usize;
-                if let Some(p) = seg.try_allocate(len) {
-                    let handle = seg.handle_from_address(p.as_ptr()).unwrap();
-                    let seed = rng.next();
-                    put(seg, handle, &support::pattern(seed, len.min(64)));
-                    live.push(Block {
-                        handle,
-                        len: len.min(64),
-                        seed,
-                    });
-                }
-            }
-            6 => {
-                if let Ok(ptrs) = seg.allocate_many(rng.range(8, 200) as usize, 16) {
-                    // SAFETY: just allocated here, not used afterwards.
-                    unsafe { seg.deallocate_many(ptrs) }.unwrap();
-                }
-            }
-            _ if !live.is_empty() => {
-                let b = live.swap_remove(rng.range(0, live.len() as u64) as usize);
-                b.assert_intact(seg);
-                b.free(seg);
-            }
-            _ => {}
-        }
-    }
-}
-
 /// `rounds` times: start a churning child, SIGKILL it at a random moment, then allocate
 /// in the parent (within 5 s), check the allocator, and check that no more memory went
 /// missing than the child could have held.
-fn killed_while_allocating<T: Target>(test: &str, rounds: usize, mode: Churn, max_delay_us: u64)
+fn killed_while_allocating<T: Target>(rounds: usize, mode: Churn, max_delay_us: u64)
 where
     Seg<T>: Send + Sync,
 {
@@ -585,9 +370,8 @@ where
     let mut killed_holding = 0;
     for round in 0..rounds {
         let free_before = seg.free_memory();
-        let mut child = spawn_child(
-            test,
-            "churn",
+        let mut child = child(
+            "segment-churn",
             &[
                 ("SHMKIT_KIND", T::KIND.to_owned()),
                 ("SHMKIT_NAME", t.name_string()),
@@ -682,12 +466,12 @@ where
 
 #[test]
 fn a_process_killed_while_allocating_leaves_a_consistent_segment_shm() {
-    killed_while_allocating::<ShmTarget>("child_churner", 6, Churn::Mixed, 30_000);
+    killed_while_allocating::<ShmTarget>(6, Churn::Mixed, 30_000);
 }
 
 #[test]
 fn a_process_killed_while_allocating_leaves_a_consistent_segment_file() {
-    killed_while_allocating::<FileTarget>("child_churner", 6, Churn::Mixed, 30_000);
+    killed_while_allocating::<FileTarget>(6, Churn::Mixed, 30_000);
 }
 
 /// A child killed while freeing a block next to free blocks must lose at most the blocks
@@ -697,7 +481,7 @@ fn a_process_killed_while_allocating_leaves_a_consistent_segment_file() {
 #[test]
 fn a_process_killed_while_freeing_loses_only_its_own_block() {
     // The window is a few instructions wide: many short rounds (~6 ms each).
-    killed_while_allocating::<ShmTarget>("child_churner", 200, Churn::Tail, 3_000);
+    killed_while_allocating::<ShmTarget>(200, Churn::Tail, 3_000);
 }
 
 /// Stress: many more kill rounds. Run with
@@ -705,8 +489,8 @@ fn a_process_killed_while_freeing_loses_only_its_own_block() {
 #[test]
 #[ignore = "stress: 1200 kill rounds; run with --ignored"]
 fn stress_processes_killed_while_allocating() {
-    killed_while_allocating::<ShmTarget>("child_churner", 200, Churn::Mixed, 30_000);
-    killed_while_allocating::<ShmTarget>("child_churner", 1000, Churn::Tail, 3_000);
+    killed_while_allocating::<ShmTarget>(200, Churn::Mixed, 30_000);
+    killed_while_allocating::<ShmTarget>(1000, Churn::Tail, 3_000);
 }
 
 /// Stress: many more creation races. Run with

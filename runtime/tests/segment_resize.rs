@@ -3,11 +3,9 @@
 //! its handles say, and the allocator stays consistent. Each generic body runs on shared
 //! memory and on a file.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-#[macro_use]
-mod support;
-
 use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
+use shmkit_test_support as support;
+use support::on_both_devices;
 use support::{Block, Seg, Target};
 
 const SIZE: usize = 64 * 1024;

@@ -1,12 +1,10 @@
 //! Managed System V (XSI) shared memory: keys from paths, create/open/open_or_create,
 //! removal semantics, read-only attachment, sizes and permissions.
 
-#[allow(dead_code)] // each test binary uses a part of the helpers
-mod support;
-
 use shmkit_runtime::os::XsiKey;
 use shmkit_runtime::segment::header::MIN_SEGMENT_SIZE;
 use shmkit_runtime::{Error, ManagedXsiSharedMemory};
+use shmkit_test_support as support;
 use support::{get, map_perms, put, xsi_key, Block, TempDir, XsiIdGuard};
 
 const SIZE: usize = 64 * 1024;
