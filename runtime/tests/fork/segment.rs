@@ -1,34 +1,8 @@
 //! Managed anonymous shared memory shared with forked children.
-//!
-//! `fork` in a multi-threaded process leaves the child with locks held by threads that no
-//! longer exist, so this binary runs without the threaded test harness (`harness = false`
-//! in Cargo.toml): `main` runs the tests one after another on the only thread.
 
 use std::ptr::NonNull;
 
 use shmkit_runtime::{Handle, ManagedAnonymousSharedMemory};
-
-fn main() {
-    let tests: [(&str, fn()); 3] = [
-        (
-            "a_forked_child_allocates_and_the_parent_reads_through_its_handle",
-            a_forked_child_allocates_and_the_parent_reads_through_its_handle,
-        ),
-        (
-            "parent_and_forked_child_allocate_concurrently_without_corruption",
-            parent_and_forked_child_allocate_concurrently_without_corruption,
-        ),
-        (
-            "a_forked_child_killed_holding_the_lock_does_not_block_the_parent",
-            a_forked_child_killed_holding_the_lock_does_not_block_the_parent,
-        ),
-    ];
-    for (name, test) in tests {
-        test();
-        println!("test {name} ... ok");
-    }
-    println!("segment_fork: {} passed", tests.len());
-}
 
 /// Forks; the child runs `child` and exits with 0 if it returns true, 1 if false, 2 if it
 /// panicked (never returning into `main`). Returns the child's pid.
@@ -90,7 +64,7 @@ fn handle_of(seg: &ManagedAnonymousSharedMemory, p: NonNull<u8>) -> Handle {
     seg.handle_from_address(p.as_ptr()).unwrap()
 }
 
-fn a_forked_child_allocates_and_the_parent_reads_through_its_handle() {
+pub fn a_forked_child_allocates_and_the_parent_reads_through_its_handle() {
     const LEN: usize = 5000;
     let seg = ManagedAnonymousSharedMemory::new(256 * 1024).expect("anonymous segment");
     assert!(seg.all_memory_deallocated());
@@ -143,7 +117,7 @@ fn a_forked_child_allocates_and_the_parent_reads_through_its_handle() {
     assert!(seg.all_memory_deallocated());
 }
 
-fn parent_and_forked_child_allocate_concurrently_without_corruption() {
+pub fn parent_and_forked_child_allocate_concurrently_without_corruption() {
     const ROUNDS: u64 = 3000;
     let seg = ManagedAnonymousSharedMemory::new(1024 * 1024).unwrap();
     let churn = |seed: u64| -> bool {
@@ -183,7 +157,7 @@ fn parent_and_forked_child_allocate_concurrently_without_corruption() {
     );
 }
 
-fn a_forked_child_killed_holding_the_lock_does_not_block_the_parent() {
+pub fn a_forked_child_killed_holding_the_lock_does_not_block_the_parent() {
     let seg = ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
     let flag = handle_of(&seg, seg.allocate(8).unwrap());
     write(&seg, flag, &0u64.to_ne_bytes());

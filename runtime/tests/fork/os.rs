@@ -1,16 +1,8 @@
 //! Anonymous shared memory between a parent and a forked child.
-//!
-//! `fork` in a multi-threaded process leaves the child with locks held by threads that no
-//! longer exist, so this binary runs without the threaded test harness (`harness = false`).
 
 use shmkit_runtime::os::MappedRegion;
 
-fn main() {
-    anonymous_shared_memory_is_shared_with_a_forked_child();
-    println!("os_fork: 1 passed");
-}
-
-fn anonymous_shared_memory_is_shared_with_a_forked_child() {
+pub fn anonymous_shared_memory_is_shared_with_a_forked_child() {
     const LEN: usize = 10_000;
     let region = MappedRegion::anonymous_shared(LEN).expect("anonymous_shared");
     assert_eq!(region.len(), LEN);

@@ -1,6 +1,6 @@
 //! The segment manager's allocation behaviours (Boost's segment-manager and memory-algorithm
 //! tests, redone), on heap and external-buffer segments so that Miri can run them:
-//! `cargo +nightly miri test -p shmkit-runtime --test alloc_behaviour`.
+//! `cargo +nightly miri test -p shmkit-runtime --test alloc`.
 
 use std::ptr::NonNull;
 

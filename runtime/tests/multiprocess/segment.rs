@@ -7,7 +7,7 @@
 //!   not deadlock or corrupt the segment for the others.
 //!
 //! Long stress variants are `#[ignore]`d: run them with
-//! `cargo test -p shmkit-runtime --test segment_multiprocess -- --ignored`.
+//! `cargo test -p shmkit-runtime --test multiprocess -- --ignored`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -485,7 +485,7 @@ fn a_process_killed_while_freeing_loses_only_its_own_block() {
 }
 
 /// Stress: many more kill rounds. Run with
-/// `cargo test -p shmkit-runtime --test segment_multiprocess -- --ignored stress`.
+/// `cargo test -p shmkit-runtime --test multiprocess -- --ignored stress`.
 #[test]
 #[ignore = "stress: 1200 kill rounds; run with --ignored"]
 fn stress_processes_killed_while_allocating() {
@@ -494,7 +494,7 @@ fn stress_processes_killed_while_allocating() {
 }
 
 /// Stress: many more creation races. Run with
-/// `cargo test -p shmkit-runtime --test segment_multiprocess -- --ignored stress`.
+/// `cargo test -p shmkit-runtime --test multiprocess -- --ignored stress`.
 #[test]
 #[ignore = "stress: 300 creation races; run with --ignored"]
 fn stress_racing_open_or_create() {
