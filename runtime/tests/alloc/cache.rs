@@ -181,6 +181,7 @@ fn threads_cache_independently_and_nothing_is_lost() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "maps POSIX shared memory")]
 fn dropping_a_mapping_returns_its_cached_blocks() {
     let name = unique_name();
     let _guard = ShmGuard(name.clone());
@@ -210,6 +211,7 @@ fn dropping_a_mapping_returns_its_cached_blocks() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "maps POSIX shared memory and spawns a process")]
 fn the_blocks_a_killed_process_cached_are_reclaimed() {
     let name = unique_name();
     let _guard = ShmGuard(name.clone());

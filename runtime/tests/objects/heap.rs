@@ -1,7 +1,7 @@
 //! Named, unique and anonymous objects on heap and external-buffer segments: everything
 //! that needs no OS mapping, so Miri runs this file too (`.ci/miri`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use shmkit_runtime::segment::HeapMemory;
@@ -726,4 +726,207 @@ fn random_constructs_and_destroys_match_a_model_hash() {
 #[test]
 fn random_constructs_and_destroys_match_a_model_ordered() {
     matches_a_model::<OrderedIndex>(true);
+}
+
+// ----- regressions from the second review of the object layer ----------------------------
+// Each test names the bug it guards against and asserts the fixed behaviour.
+
+/// Words of a forged anonymous entry (`Entry<()>`) preceded by a fake block header, laid
+/// out so that word 6 looks like the data of an anonymous `u64` object.
+fn forged_anonymous_words() -> Vec<u64> {
+    let mut w = vec![0u64; 16];
+    w[1] = 64; // fake block header: size 64, used
+    w[2] = 0xB0E5 | (3 << 16) | (2 << 24); // tag, Anonymous, LIVE, hash 0
+    w[3] = 1; // count 1, name length 0
+    w[4] = <u64 as ShmSafe>::type_fingerprint();
+    w[5] = 32u64 << 32; // data offset, in the 4 bytes before the data
+    w[6] = 0xdead;
+    w
+}
+
+/// Bug 1 (HIGH): `destroy_ptr` trusted the bytes before the pointer; for anonymous objects
+/// it checked only that a "block" started there, so user data forging a block header and
+/// an anonymous entry got a fake block inside a live object freed. Anonymous entries must
+/// now be in the registry of entries.
+#[test]
+fn destroy_ptr_rejects_a_forged_anonymous_entry_inside_an_object() {
+    let seg = Heap::<HashIndex>::new(1 << 16).unwrap();
+    let w = forged_anonymous_words();
+    let arr = seg.construct_from_iter("arr", w.clone()).unwrap();
+    let fake = arr[6..].as_ptr();
+    let mut seg = seg;
+    let r = seg.destroy_ptr::<u64>(fake);
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    seg.check().unwrap();
+    assert_eq!(seg.find_slice::<u64>("arr").unwrap(), Some(&w[..]));
+    assert_eq!(seg.num_named_objects(), 1);
+}
+
+/// Bug 1 (HIGH), the other side: genuine anonymous objects are still destroyed through
+/// their pointer, on every index kind.
+#[test]
+fn destroy_ptr_still_destroys_genuine_anonymous_objects() {
+    fn run<I: IndexKind>(mut seg: ManagedSegment<HeapMemory, ReadWrite, I>) {
+        let free = seg.free_memory();
+        let ptrs: Vec<*const u64> = (0..100)
+            .map(|i| seg.construct_anonymous(i as u64).unwrap() as *const u64)
+            .collect();
+        for p in ptrs.iter().rev() {
+            seg.destroy_ptr(*p).unwrap();
+            // A second destroy of the same pointer is refused.
+            assert!(seg.destroy_ptr(*p).is_err());
+        }
+        seg.check().unwrap();
+        assert_eq!(seg.free_memory(), free);
+    }
+    run(Heap::<HashIndex>::new(1 << 20).unwrap());
+    run(Heap::<OrderedIndex>::new(1 << 20).unwrap());
+    run(Heap::<NullIndex>::new(1 << 20).unwrap());
+}
+
+/// Bug 2 (HIGH): `reserve_named_objects(usize::MAX)` overflowed the table size (a panic in
+/// debug builds, a tiny table claiming 2^61 slots in release builds). It is now refused.
+#[test]
+fn reserving_more_objects_than_the_segment_holds_is_refused() {
+    let seg = Heap::<HashIndex>::new(1 << 16).unwrap();
+    seg.construct("a", 0x1111u64).unwrap();
+    seg.construct_array("b", 64, 7u64).unwrap();
+    for n in [usize::MAX, usize::MAX / 8, 1 << 40, 1 << 20] {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            seg.reserve_named_objects(n)
+        }))
+        .expect("reserve panicked");
+        assert!(matches!(r, Err(Error::OutOfMemory { .. })), "{n}: {r:?}");
+        let r = seg.reserve_unique_objects(n);
+        assert!(matches!(r, Err(Error::OutOfMemory { .. })), "{n}: {r:?}");
+    }
+    seg.check().unwrap();
+    assert_eq!(seg.find::<u64>("a").unwrap(), Some(&0x1111));
+    assert_eq!(seg.find_slice::<u64>("b").unwrap(), Some(&[7u64; 64][..]));
+    assert_eq!(*seg.construct("c", 5u64).unwrap(), 5);
+    seg.reserve_named_objects(100).unwrap();
+}
+
+/// Bug 4 (MEDIUM): `instance_name` (and kind, length) accepted a forged header inside an
+/// array of atomics and returned a `&str` into memory safe code can change. Forged
+/// entries are now refused and names are returned as copies.
+#[test]
+fn instance_functions_refuse_forged_entries() {
+    let seg = Heap::<HashIndex>::new(1 << 16).unwrap();
+    let arr = seg
+        .construct_array_with("arr", 16, |_| AtomicU64::new(0))
+        .unwrap();
+    // A named entry "evil" at arr[4] whose data would be arr[8].
+    arr[4].store(0xB0E5 | (1 << 16) | (2 << 24), Ordering::Relaxed);
+    arr[5].store(1 | (4u64 << 48), Ordering::Relaxed);
+    arr[6].store(
+        <AtomicU64 as ShmSafe>::type_fingerprint(),
+        Ordering::Relaxed,
+    );
+    arr[7].store(
+        u64::from(u32::from_le_bytes(*b"evil")) | (32u64 << 32),
+        Ordering::Relaxed,
+    );
+    assert_eq!(seg.instance_name(&arr[8]), None);
+    assert_eq!(seg.instance_kind(&arr[8]), None);
+    assert_eq!(seg.instance_length(&arr[8]), None);
+    // The same as an anonymous entry.
+    arr[4].store(0xB0E5 | (3 << 16) | (2 << 24), Ordering::Relaxed);
+    arr[5].store(1, Ordering::Relaxed);
+    arr[7].store(32u64 << 32, Ordering::Relaxed);
+    let forged_anon = &arr[7..];
+    // Data at e + 32 = arr[8] for a zero-length name: (24 + 0 + 4) rounded up to 8 = 32.
+    assert_eq!(seg.instance_kind(&forged_anon[1]), None);
+    // Genuine objects are still described.
+    assert_eq!(seg.instance_name(&arr[0]).as_deref(), Some("arr"));
+    assert_eq!(seg.instance_length(&arr[0]), Some(16));
+    let a = seg.construct_anonymous(3u32).unwrap();
+    assert_eq!(seg.instance_kind(a), Some(ObjectKind::Anonymous));
+}
+
+/// Bug 5 (MEDIUM): `instance_name` read entry headers (with the ordered index's links)
+/// without the index lock while constructions rewrote them under it: a data race.
+#[test]
+fn instance_functions_take_the_index_lock() {
+    let seg = Heap::<OrderedIndex>::new(1 << 20).unwrap();
+    let x: &u64 = seg.construct("m", 1u64).unwrap();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            for i in 0..2000 {
+                seg.construct(format!("k{i:05}").as_str(), i as u64)
+                    .unwrap();
+            }
+        });
+        sc.spawn(|| {
+            for _ in 0..20000 {
+                assert_eq!(seg.instance_name(x).as_deref(), Some("m"));
+            }
+        });
+    });
+}
+
+/// Bug 6 (MEDIUM): lock-order inversion. `with_lock(|| find(..))` took the allocator lock
+/// then the index lock; `atomic_func(|| allocate(..))` the other way round: a deadlock.
+/// Object operations under the allocator lock are now refused.
+#[test]
+fn object_operations_under_the_allocator_lock_are_refused() {
+    let seg = std::sync::Arc::new(Heap::<HashIndex>::new(1 << 20).unwrap());
+    seg.construct("x", 1u64).unwrap();
+    let bar = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (s1, b1) = (seg.clone(), bar.clone());
+    let t1 = std::thread::spawn(move || {
+        s1.with_lock(|| {
+            b1.wait();
+            let found = s1.find::<u64>("x");
+            assert!(
+                matches!(found, Err(Error::InvalidArgument { .. })),
+                "{found:?}"
+            );
+            let made = s1.construct("y", 2u64);
+            assert!(
+                matches!(made, Err(Error::InvalidArgument { .. })),
+                "{made:?}"
+            );
+        })
+        .unwrap();
+    });
+    let (s2, b2) = (seg.clone(), bar);
+    let t2 = std::thread::spawn(move || {
+        s2.atomic_func(|| {
+            b2.wait();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            s2.allocate(100_000).unwrap();
+        })
+        .unwrap();
+    });
+    let start = std::time::Instant::now();
+    while !(t1.is_finished() && t2.is_finished()) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "deadlock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    t1.join().unwrap();
+    t2.join().unwrap();
+    assert_eq!(seg.find::<u64>("x").unwrap(), Some(&1));
+}
+
+/// Bug 9 (LOW): `named_objects()` reserved as many elements as the count word said, and
+/// panicked (capacity overflow) on a corrupted count.
+#[test]
+fn listing_objects_with_a_corrupt_count_does_not_panic() {
+    let seg = Heap::<OrderedIndex>::new(1 << 16).unwrap();
+    seg.construct("a", 1u64).unwrap();
+    let base = seg.base_address().as_ptr().cast::<u64>();
+    let i = (0..64)
+        // SAFETY: the first 64 words of the header.
+        .find(|&i| unsafe { *base.add(i) == 2 && *base.add(i + 1) != 0 && *base.add(i + 2) == 1 })
+        .expect("the reserved words");
+    // SAFETY: corrupts the named count word of our own heap segment.
+    unsafe { *base.add(i + 2) = u64::MAX };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        seg.named_objects().map(|v| v.count())
+    }));
+    assert!(r.is_ok(), "named_objects panicked on a corrupt count");
 }

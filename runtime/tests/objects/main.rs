@@ -2,6 +2,5 @@
 //! and on every segment kind that maps OS memory (compiled out under Miri).
 
 mod heap;
-mod review;
 #[cfg(not(miri))]
 mod segments;

@@ -6,7 +6,8 @@ use shmkit_runtime::segment::{Backing, Mode, Writable};
 use shmkit_runtime::{
     BasicManagedMappedFile, BasicManagedSharedMemory, Error, IndexKind,
     ManagedAnonymousSharedMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
-    ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex, Unique,
+    ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex, ReadWrite, ShmSafe,
+    Unique,
 };
 use shmkit_test_support as support;
 use support::{unique_name, xsi_key, ShmGuard, TempDir};
@@ -247,4 +248,187 @@ fn finds_racing_constructs_and_destroys_see_consistent_objects() {
         );
     }
     assert_eq!(reader.num_named_objects(), 64);
+}
+
+// ----- regressions from the second review of the object layer ----------------------------
+// Each test names the bug it guards against and asserts the fixed behaviour.
+
+/// Bug 3 (HIGH): recovery (here: the copy-on-write attach) freed user blocks whose bytes
+/// merely looked like a hash table ("HASHTAB1", 1) or like an abandoned entry.
+#[test]
+fn copy_on_write_attach_keeps_user_blocks_that_look_like_index_data() {
+    let dir = TempDir::new();
+    let file = dir.join("f");
+    let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    let table = seg.allocate(64).unwrap();
+    let entry = seg.allocate(64).unwrap();
+    // SAFETY: both blocks are ours, 64 bytes each.
+    unsafe {
+        let t = table.as_ptr().cast::<u64>();
+        t.write(0x4841_5348_5441_4231); // "HASHTAB1"
+        t.add(1).write(1);
+        // An anonymous u64 entry caught "under construction".
+        let e = entry.as_ptr().cast::<u64>();
+        e.write(0xB0E5 | (3 << 16) | (1 << 24));
+        e.add(1).write(1);
+        e.add(2).write(<u64 as ShmSafe>::type_fingerprint());
+        e.add(3).write(32u64 << 32);
+    }
+    let offs: Vec<usize> = [table, entry]
+        .iter()
+        .map(|p| p.as_ptr() as usize - seg.base_address().as_ptr() as usize)
+        .collect();
+    let cow = ManagedMappedFile::open_copy_on_write(&file).unwrap();
+    assert_eq!(cow.find::<u64>("x").unwrap(), Some(&1));
+    let mine: Vec<std::ptr::NonNull<u8>> = offs
+        .iter()
+        // SAFETY: the same offsets inside the copy's mapping.
+        .map(|&o| unsafe { std::ptr::NonNull::new_unchecked(cow.base_address().as_ptr().add(o)) })
+        .collect();
+    for sz in [8usize, 16, 24, 32, 40, 48, 56, 64, 72, 80, 64, 64, 64] {
+        let n = cow.allocate(sz).unwrap();
+        assert!(!mine.contains(&n), "the attach freed a user block");
+    }
+    for q in mine {
+        // SAFETY: the user's live blocks in the copy.
+        unsafe { cow.deallocate(q) }.expect("the attach already freed this block");
+    }
+    cow.check().unwrap();
+}
+
+/// Fills `seg` with raw allocations until nothing more fits.
+fn fill<B: Backing, I: IndexKind>(seg: &ManagedSegment<B, ReadWrite, I>) {
+    for sz in [4096usize, 1024, 256, 64, 16, 8] {
+        while seg.allocate(sz).is_ok() {}
+    }
+}
+
+/// Forks a child that runs `f` holding the index lock of `seg` and dies there; waits for it.
+fn die_holding_the_index_lock<B: Backing, I: IndexKind>(
+    seg: &ManagedSegment<B, ReadWrite, I>,
+    f: impl FnOnce(),
+) {
+    // SAFETY: the test's other threads are idle; the child only runs `f` and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let _ = seg.atomic_func(|| {
+            f();
+            // SAFETY: ends the child at once, holding the lock, without unwinding.
+            unsafe { libc::_exit(0) }
+        });
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    let mut st = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+}
+
+/// Finds the object layer's reserved header words of a hash-index segment holding one
+/// named object and no unique one: lock, kind 1, named root, count 1, unique root 0,
+/// unique count 0, types head.
+fn reserved_words(base: *const u64) -> usize {
+    (0..64)
+        .find(|&i| {
+            // SAFETY: the first 70 words of the segment lie in its header.
+            let w = |j: usize| unsafe { base.add(i + j).read() };
+            w(1) == 1 && w(2) != 0 && w(3) == 1 && w(4) == 0 && w(5) == 0 && w(6) != 0
+        })
+        .expect("the reserved words")
+}
+
+/// Bugs 7 and 8 (MEDIUM): recovering the index after its owner died rebuilt it by
+/// allocating new tables; in a full segment that failed, the lock was released as if
+/// clean and live objects were no longer found. The rebuild now happens in place.
+#[test]
+fn index_recovery_in_a_full_segment_keeps_every_object() {
+    let dir = TempDir::new();
+    let file = dir.join("h");
+    let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    seg.construct_unique(2u32).unwrap();
+    let anon = seg.construct_anonymous(3u16).unwrap() as *const u16;
+    fill(&seg);
+    die_holding_the_index_lock(&seg, || {});
+    assert_eq!(seg.find::<u64>("x").unwrap(), Some(&1));
+    assert_eq!(seg.find::<u64>("x").unwrap(), Some(&1));
+    assert_eq!(seg.find_unique::<u32>().unwrap(), Some(&2));
+    assert_eq!(seg.num_named_objects(), 1);
+    let mut seg = seg;
+    seg.destroy_ptr(anon).unwrap();
+    seg.check().unwrap();
+}
+
+/// Bug 7 (MEDIUM): a recovery that fails anyway poisons the index lock instead of
+/// releasing it as if the indexes were sound.
+#[test]
+fn failed_index_recovery_poisons_the_index_lock() {
+    let dir = TempDir::new();
+    let file = dir.join("p");
+    let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    let base = seg.base_address().as_ptr().cast::<u64>();
+    let words = reserved_words(base);
+    die_holding_the_index_lock(&seg, || {
+        // SAFETY: the type list head word of our own segment (found above).
+        unsafe { base.add(words + 6).write(8) }
+    });
+    assert!(seg.find::<u64>("x").is_err());
+    let again = seg.find::<u64>("x");
+    assert!(
+        again.is_err(),
+        "a failed recovery released the lock: {again:?}"
+    );
+}
+
+/// Bug 10 (LOW): recounting the type records during recovery had no step limit: a cycle
+/// in the list (left by a dying process or corruption) hung the recovery forever. It now
+/// fails, and the index lock is poisoned.
+#[test]
+fn recovery_with_a_cyclic_type_list_fails_instead_of_hanging() {
+    let dir = TempDir::new();
+    let file = dir.join("c");
+    let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
+    seg.construct("x", 1u64).unwrap();
+    let base = seg.base_address().as_ptr().cast::<u64>();
+    let words = reserved_words(base);
+    // SAFETY: a header word of our own segment.
+    let record = unsafe { base.add(words + 6).read() } as usize;
+    die_holding_the_index_lock(&seg, || {
+        // SAFETY: the `next` link of the first type record: it now points to itself.
+        unsafe { base.add(record / 8 + 1).write(record as u64) }
+    });
+    let seg = std::sync::Arc::new(seg);
+    let s2 = seg.clone();
+    let found = std::thread::spawn(move || s2.find::<u64>("x").map(|x| x.copied()));
+    let start = std::time::Instant::now();
+    while !found.is_finished() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "recovery hangs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(found.join().unwrap().is_err());
+    assert!(seg.find::<u64>("x").is_err());
+}
+
+/// Bug 8 (MEDIUM): a copy-on-write open of a full hash-index segment failed with
+/// OutOfMemory (its rebuild allocated new tables before freeing the old ones).
+#[test]
+fn copy_on_write_open_of_a_full_segment() {
+    let dir = TempDir::new();
+    let file = dir.join("k");
+    {
+        let seg = ManagedMappedFile::create(&file, 1 << 16).unwrap();
+        seg.construct("x", 1u64).unwrap();
+        seg.construct_anonymous(5u8).unwrap();
+        fill(&seg);
+        seg.flush().unwrap();
+    }
+    let cow = ManagedMappedFile::open_copy_on_write(&file).unwrap();
+    assert_eq!(cow.find::<u64>("x").unwrap(), Some(&1));
+    cow.check().unwrap();
 }
