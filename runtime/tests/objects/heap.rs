@@ -847,6 +847,10 @@ fn instance_functions_refuse_forged_entries() {
 /// Bug 5 (MEDIUM): `instance_name` read entry headers (with the ordered index's links)
 /// without the index lock while constructions rewrote them under it: a data race.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "22,000 locked operations on two threads: hours under Miri"
+)]
 fn instance_functions_take_the_index_lock() {
     let seg = Heap::<OrderedIndex>::new(1 << 20).unwrap();
     let x: &u64 = seg.construct("m", 1u64).unwrap();
@@ -869,6 +873,7 @@ fn instance_functions_take_the_index_lock() {
 /// then the index lock; `atomic_func(|| allocate(..))` the other way round: a deadlock.
 /// Object operations under the allocator lock are now refused.
 #[test]
+#[cfg_attr(miri, ignore = "a wall-clock deadlock detector, too slow under Miri")]
 fn object_operations_under_the_allocator_lock_are_refused() {
     let seg = std::sync::Arc::new(Heap::<HashIndex>::new(1 << 20).unwrap());
     seg.construct("x", 1u64).unwrap();
