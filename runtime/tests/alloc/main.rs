@@ -1,0 +1,6 @@
+//! The allocator seen through managed segments: allocation behaviours on heap and
+//! external-buffer segments, and the per-thread caches of small blocks. Miri runs this
+//! binary (`.ci/miri`); the tests that need OS mappings or processes are ignored there.
+
+mod behaviour;
+mod cache;

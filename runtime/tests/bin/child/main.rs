@@ -1,0 +1,65 @@
+//! `shmkit-test-child`: the other processes of the runtime's multi-process tests. The
+//! first argument names the role, environment variables carry its parameters; every line
+//! printed on stdout is a message for the parent test, which may write start signals and
+//! data to stdin. See `shmkit-test-support`'s crate doc for why this is a binary of the
+//! runtime package.
+
+// The helpers the parent tests and this binary share (see the support crate's doc): each
+// binary uses a part of them.
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/blocks.rs"]
+mod blocks;
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/bytes.rs"]
+mod bytes;
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/internals.rs"]
+mod internals;
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/rng.rs"]
+mod rng;
+
+mod cache;
+mod objects;
+mod segment;
+
+use std::io::{Read, Write};
+
+fn main() {
+    let role = std::env::args()
+        .nth(1)
+        .expect("usage: shmkit-test-child ROLE");
+    match role.as_str() {
+        "segment-verify" => segment::verify(),
+        "segment-race" => segment::race(),
+        "segment-hold-lock" => segment::hold_lock(),
+        "segment-churn" => segment::churn(),
+        "objects-verify" => objects::run(|s| s.verify_and_reply()),
+        "objects-race" => objects::run(|s| s.race()),
+        "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
+        "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
+        "cache-and-wait" => cache::cache_and_wait(),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// An environment variable the role needs; panics with its name if absent.
+fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("the child needs ${var}"))
+}
+
+/// Tells the parent something: one line on stdout, flushed at once.
+fn tell_parent(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{msg}").expect("write to the parent");
+    out.flush().expect("flush to the parent");
+}
+
+/// Blocks until the parent writes a byte to our stdin (a start signal).
+fn wait_for_parent() {
+    let mut byte = [0u8; 1];
+    std::io::stdin()
+        .lock()
+        .read_exact(&mut byte)
+        .expect("start signal");
+}

@@ -1,0 +1,6 @@
+//! Named, unique and anonymous objects: on heap segments (which Miri runs, `.ci/miri`)
+//! and on every segment kind that maps OS memory (compiled out under Miri).
+
+mod heap;
+#[cfg(not(miri))]
+mod segments;

@@ -1,0 +1,8 @@
+//! Managed segments in one process: named devices (shared memory and files), the on-disk
+//! format, access modes, resizing, XSI segments.
+
+mod device;
+mod format;
+mod modes;
+mod resize;
+mod xsi;

@@ -1,0 +1,44 @@
+//! Helpers that read the runtime's private segment layout: the header's field offsets and
+//! words. The only module that names `shmkit_runtime::test_hooks`. (A leaf module:
+//! the runtime's child binary compiles it too, see the crate doc.)
+
+use shmkit_runtime::segment::{Backing, Mode};
+use shmkit_runtime::test_hooks::SegmentHeader;
+use shmkit_runtime::ManagedSegment;
+
+/// Offsets of the header fields the tests patch, from the struct itself.
+pub mod offsets {
+    use super::SegmentHeader;
+    pub const MAGIC: usize = std::mem::offset_of!(SegmentHeader, magic);
+    pub const VERSION: usize = std::mem::offset_of!(SegmentHeader, version);
+    pub const ENDIAN: usize = std::mem::offset_of!(SegmentHeader, endian);
+    pub const POINTER_WIDTH: usize = std::mem::offset_of!(SegmentHeader, pointer_width);
+    pub const STATE: usize = std::mem::offset_of!(SegmentHeader, state);
+    pub const CREATOR_PID: usize = std::mem::offset_of!(SegmentHeader, creator_pid);
+    pub const SIZE: usize = std::mem::offset_of!(SegmentHeader, size);
+}
+
+/// The header of the segment mapped at `seg`, as a raw pointer: fields are read one by one
+/// (the lock holder mutates the allocator state that a `&SegmentHeader` would cover).
+fn header_ptr<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> *const SegmentHeader {
+    seg.base_address()
+        .as_ptr()
+        .cast::<SegmentHeader>()
+        .cast_const()
+}
+
+/// The pid recorded as the segment's creator.
+pub fn creator_pid<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> u32 {
+    let h = header_ptr(seg);
+    // SAFETY: every managed segment starts with its header, mapped while `seg` is
+    // borrowed; the field is an aligned 4-byte word, read without making a reference.
+    unsafe { (&raw const (*h).creator_pid).cast::<u32>().read_volatile() }
+}
+
+/// The pid holding the segment lock, if any.
+pub fn lock_owner<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> Option<u32> {
+    let h = header_ptr(seg);
+    // SAFETY: as in `creator_pid`; the lock is an atomic word, which may be shared by
+    // reference while other processes change it.
+    unsafe { (*h).lock.owner() }
+}
