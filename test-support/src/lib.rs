@@ -12,7 +12,7 @@
 //! Cargo builds for `cargo test --test NAME` and names to the test
 //! (`env!("CARGO_BIN_EXE_<name>")`), so the tests say
 //! `spawn_child(env!("CARGO_BIN_EXE_shmkit-test-child"), "role", &envs)` and
-//! [`ChildProc`](process::ChildProc) talks to the child over its stdin and stdout.
+//! [`ChildProc`] talks to the child over its stdin and stdout.
 //!
 //! A binary cannot use its package's dev-dependencies, and this crate depends on the
 //! runtime, so the runtime's child binary cannot depend on this crate. It compiles the
