@@ -15,6 +15,11 @@
 //! allocation (a `const`-initialised thread-local `Cell`, a read lock and a binary search), so
 //! it is usable in a child after `fork`.
 //!
+//! A segment's registration ([`register_segment`]) also carries the mapping's segment manager
+//! view, so that [`segment_at`] leads from an address to the allocator of exactly that
+//! mapping (a second mapping of the same segment, a copy-on-write copy each have their own),
+//! and through its mapping id to this thread's cache there.
+//!
 //! Registering a mapping exposes its provenance: the address space of a segment is reached
 //! through [`OffsetPtr::get`](crate::OffsetPtr::get), which builds pointers from addresses.
 
@@ -23,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{Error, Result};
+use crate::manager::SegmentCore;
 
 /// A registered mapping, as [`lookup`] finds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +56,8 @@ struct Entry {
     base: usize,
     len: usize,
     writable: bool,
+    /// The manager view of the segment mapped here; None for a plain range (tests).
+    segment: Option<SegmentCore>,
 }
 
 impl Entry {
@@ -152,7 +160,7 @@ thread_local! {
     static LAST_HIT: Cell<LastHit> = const {
         Cell::new(LastHit {
             generation: 0,
-            entry: Entry { id: 0, base: 0, len: 0, writable: false },
+            entry: Entry { id: 0, base: 0, len: 0, writable: false, segment: None },
         })
     };
 }
@@ -189,6 +197,7 @@ fn entry_for(base: *mut u8, len: usize, writable: bool) -> Result<Entry> {
         base: start,
         len,
         writable,
+        segment: None,
     })
 }
 
@@ -196,7 +205,19 @@ fn entry_for(base: *mut u8, len: usize, writable: bool) -> Result<Entry> {
 /// dropped. Errors: a null base, an empty or overflowing range, or a range that partly overlaps
 /// one already registered — a range nested inside another, or equal to it, is fine.
 pub fn register(base: *mut u8, len: usize, writable: bool) -> Result<Registration> {
-    let mut entry = entry_for(base, len, writable)?;
+    insert_new(entry_for(base, len, writable)?, base)
+}
+
+/// Registers the `len` bytes of the segment `core` views, with the view itself, so that
+/// [`segment_at`] finds it. Errors as for [`register`].
+pub(crate) fn register_segment(core: SegmentCore, len: usize) -> Result<Registration> {
+    let base = core.base().as_ptr();
+    let mut entry = entry_for(base, len, core.writable())?;
+    entry.segment = Some(core);
+    insert_new(entry, base)
+}
+
+fn insert_new(mut entry: Entry, base: *mut u8) -> Result<Registration> {
     let mut registry = write();
     entry.id = registry.next_id;
     registry.insert(entry, None)?;
@@ -209,12 +230,26 @@ pub fn register(base: *mut u8, len: usize, writable: bool) -> Result<Registratio
 
 /// The mapping containing `addr` (the innermost one if nested), if any is registered.
 pub fn lookup(addr: *const u8) -> Option<MappingInfo> {
+    find(addr).map(|e| e.info())
+}
+
+/// The manager view of the segment mapped at `addr` (the innermost mapping if nested), if
+/// that mapping is a registered segment. Allocation-free, with the same fast path as
+/// [`lookup`]. The view is valid while that mapping stays mapped: callers tie it to a borrow
+/// that keeps it so.
+#[inline]
+pub(crate) fn segment_at(addr: *const u8) -> Option<SegmentCore> {
+    find(addr)?.segment
+}
+
+#[inline]
+fn find(addr: *const u8) -> Option<Entry> {
     let addr = addr.addr();
     let current = GENERATION.load(Ordering::Acquire);
     // `try_with` fails only while the thread is being torn down: then take the slow path.
     if let Ok(hit) = LAST_HIT.try_with(Cell::get) {
         if hit.generation == current && hit.entry.contains(addr) {
-            return Some(hit.entry.info());
+            return Some(hit.entry);
         }
     }
     let registry = read();
@@ -225,7 +260,7 @@ pub fn lookup(addr: *const u8) -> Option<MappingInfo> {
     if childless {
         let _ = LAST_HIT.try_with(|hit| hit.set(LastHit { generation, entry }));
     }
-    Some(entry.info())
+    Some(entry)
 }
 
 /// A registered mapping; dropping it unregisters the mapping.
@@ -241,10 +276,23 @@ impl Registration {
         self.entry.info()
     }
 
-    /// Moves the registration to `[base, base + len)`, as when a heap segment was reallocated
-    /// to grow. On error (the same as for [`register`]) the old range stays registered.
+    /// Moves the registration to `[base, base + len)` as a plain range (a segment's
+    /// registration moves with [`relocate`](Self::relocate), which keeps its view). On error
+    /// (the same as for [`register`]) the old range stays registered.
     pub fn update(&mut self, base: *mut u8, len: usize) -> Result<()> {
-        let mut entry = entry_for(base, len, self.entry.writable)?;
+        self.replace(entry_for(base, len, self.entry.writable)?, base)
+    }
+
+    /// Moves a segment's registration to where `core` now views it (a heap segment that was
+    /// reallocated to grow). On error the old range stays registered.
+    pub(crate) fn relocate(&mut self, core: SegmentCore, len: usize) -> Result<()> {
+        let base = core.base().as_ptr();
+        let mut entry = entry_for(base, len, core.writable())?;
+        entry.segment = Some(core);
+        self.replace(entry, base)
+    }
+
+    fn replace(&mut self, mut entry: Entry, base: *mut u8) -> Result<()> {
         entry.id = self.entry.id;
         let mut registry = write();
         registry.insert(entry, Some(entry.id))?;

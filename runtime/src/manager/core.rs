@@ -131,6 +131,12 @@ impl SegmentCore {
         self.base
     }
 
+    /// Whether this mapping may write the segment (allocate, free, take the lock).
+    #[inline]
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
     /// The header's fields are reached one by one, never through a `&SegmentHeader`: such a
     /// reference would also cover the allocator state, which the lock holder mutates.
     #[inline]

@@ -116,7 +116,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             (false, _) => core.validate_untrusted()?,
         }
         objects::attach::<I>(core, created, M::MAP, &|| backing.describe())?;
-        let registration = registry::register(base.as_ptr(), len, M::MAP != MapMode::ReadOnly)?;
+        let registration = registry::register_segment(core, len)?;
         Ok(ManagedSegment {
             core,
             caches: CacheRelease((M::MAP != MapMode::ReadOnly).then_some(core)),
@@ -204,7 +204,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         if self.caches.0.is_some() {
             self.caches.0 = Some(self.core);
         }
-        self.registration.update(base.as_ptr(), len)
+        self.registration.relocate(self.core, len)
     }
 
     /// Gives up the segment view and keeps only what maps the bytes (offline resizing).
