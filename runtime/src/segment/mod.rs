@@ -2,6 +2,7 @@
 //! backing per kind of memory (shared memory, mapped file, heap, external buffer, anonymous,
 //! XSI).
 
+mod allocator;
 pub mod backing;
 pub mod builder;
 pub mod managed;
@@ -9,6 +10,7 @@ pub mod mode;
 mod objects_api;
 mod root_api;
 
+pub use self::allocator::{AllocError, AllocErrorKind, SegmentAllocator};
 pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
 pub use self::backing::buffer::{AlignedBuffer, ExternalBuffer, ManagedExternalBuffer};
 pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, ManagedSharedMemory};

@@ -1,6 +1,8 @@
 //! The allocator seen through managed segments: allocation behaviours on heap and
-//! external-buffer segments, and the per-thread caches of small blocks. Miri runs this
-//! binary (`.ci/miri`); the tests that need OS mappings or processes are ignored there.
+//! external-buffer segments, the per-thread caches of small blocks, and the seam containers
+//! allocate through. Miri runs this binary (`.ci/miri`); the tests that need OS mappings or
+//! processes are ignored there.
 
 mod behaviour;
 mod cache;
+mod seam;
