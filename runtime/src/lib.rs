@@ -34,7 +34,7 @@ pub(crate) mod sync;
 #[doc(hidden)]
 pub mod test_hooks;
 
-pub use alloc::{Allocation, Command};
+pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
     type_fingerprint_of, FieldSchema, PositionIndependent, Schema, SchemaDiff, SchemaKind, ShmMut,

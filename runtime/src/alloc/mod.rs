@@ -6,4 +6,4 @@ pub mod command;
 pub mod tlsf;
 
 pub use command::{Allocation, Command};
-pub use tlsf::{GRANULE as MIN_ALIGN, HEADER as PAYLOAD_PER_ALLOCATION};
+pub use tlsf::{AlgorithmStats, GRANULE as MIN_ALIGN, HEADER as PAYLOAD_PER_ALLOCATION};

@@ -20,6 +20,30 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The name a segment's memory algorithm reports.
+pub const NAME: &str = "tlsf";
+
+/// The memory algorithm's own view of a segment (Boost's `get_memory_algorithm`), measured
+/// in one go: under the segment lock for writable mappings, as a snapshot for read-only ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AlgorithmStats {
+    /// Bytes of the block area the algorithm manages: the segment minus its header and the
+    /// algorithm's tables.
+    pub managed: usize,
+    /// Bytes in the algorithm's free lists, block headers included. Blocks held in thread
+    /// caches are in use as far as the algorithm knows; the segment's `free_memory` counts
+    /// them as free.
+    pub free: usize,
+    /// Usable bytes of the largest free block: the largest request that can succeed now
+    /// without emptying the thread caches (0 when nothing is free).
+    pub largest_free: usize,
+    /// First-level size classes (powers of two) in the algorithm's table.
+    pub levels: usize,
+    /// Free lists in all: every level is split into linear second-level classes.
+    pub size_classes: usize,
+}
+
 /// Allocation granule and the alignment of every payload.
 pub const GRANULE: usize = 8;
 /// Bytes of bookkeeping in front of each allocated payload.
@@ -425,6 +449,18 @@ impl Tlsf {
     #[inline]
     pub fn free_bytes(&self) -> u64 {
         self.st().free_bytes
+    }
+
+    /// The algorithm's own view of its range, read in one go.
+    pub fn stats(&self) -> AlgorithmStats {
+        let levels = self.levels();
+        AlgorithmStats {
+            managed: (self.end() - self.start()) as usize,
+            free: self.free_bytes() as usize,
+            largest_free: self.largest_free().saturating_sub(HEADER as u64) as usize,
+            levels,
+            size_classes: levels * SL_COUNT,
+        }
     }
 
     /// Size of the largest free block (0 when none): the last list of the highest class.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
-use crate::alloc::tlsf::{block_size_for, Tlsf, GRANULE, HEADER};
+use crate::alloc::tlsf::{block_size_for, AlgorithmStats, Tlsf, GRANULE, HEADER};
 use crate::error::{Error, Result};
 use crate::sync::{lock_with_recovery, RobustGuard, RobustMutex};
 
@@ -603,6 +603,11 @@ impl SegmentCore {
     /// Bytes in free blocks (thread caches included), block headers included.
     pub fn free_memory(&self) -> usize {
         self.inspect(|t| (t.free_bytes() + self.cache().cached_bytes()) as usize)
+    }
+
+    /// The memory algorithm's own counters (thread caches are in use as far as it knows).
+    pub fn algorithm_stats(&self) -> AlgorithmStats {
+        self.inspect(Tlsf::stats)
     }
 
     /// Whether every block allocated so far has been freed.

@@ -2,6 +2,7 @@
 //! backing per kind of memory (shared memory, mapped file, heap, external buffer, anonymous,
 //! XSI).
 
+mod algorithm;
 mod allocator;
 pub mod backing;
 pub mod builder;
@@ -10,6 +11,7 @@ pub mod mode;
 mod objects_api;
 mod root_api;
 
+pub use self::algorithm::MemoryAlgorithm;
 pub use self::allocator::{AllocError, AllocErrorKind, SegmentAllocator};
 pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
 pub use self::backing::buffer::{AlignedBuffer, ExternalBuffer, ManagedExternalBuffer};

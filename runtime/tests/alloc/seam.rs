@@ -102,13 +102,19 @@ fn a_freed_small_block_comes_back_from_the_thread_cache_without_the_lock() {
     let first = alloc.allocate(l).unwrap().cast::<u8>();
     // SAFETY: allocated above, freed once.
     unsafe { alloc.deallocate(first, l).unwrap() };
-    assert!(seg.cached_memory() > 0, "the block went to this thread's cache");
+    assert!(
+        seg.cached_memory() > 0,
+        "the block went to this thread's cache"
+    );
     // The segment lock is not reentrant: under it, only the cache can serve.
     let again = seg
         .with_lock(|| {
             let again = alloc.allocate(l).unwrap().cast::<u8>();
             let uncached = alloc.allocate(layout(64 << 10, 8));
-            assert!(matches!(kind(uncached), AllocErrorKind::LockReentered { .. }));
+            assert!(matches!(
+                kind(uncached),
+                AllocErrorKind::LockReentered { .. }
+            ));
             again
         })
         .unwrap();
@@ -126,7 +132,11 @@ fn growing_in_place_takes_a_free_neighbour_and_fails_cleanly_without_one() {
     let [a, b, c] = [(); 3].map(|()| alloc.allocate(small).unwrap().cast::<u8>());
     let block = |p: NonNull<u8>| alloc.usable_size(p).unwrap() + 8;
     let at = |p: NonNull<u8>| seg.handle_from_address(p.as_ptr()).unwrap().0 as usize;
-    assert_eq!(at(b), at(a) + block(a), "a fresh segment carves blocks in order");
+    assert_eq!(
+        at(b),
+        at(a) + block(a),
+        "a fresh segment carves blocks in order"
+    );
     // SAFETY (this test): `a`, `b`, `c` are live blocks of `small` we own, `a` filled.
     unsafe { a.write_bytes(3, 64) };
     let read_a = |p: NonNull<u8>| unsafe { std::slice::from_raw_parts(p.as_ptr(), 64).to_vec() };
@@ -134,8 +144,15 @@ fn growing_in_place_takes_a_free_neighbour_and_fails_cleanly_without_one() {
     let before = alloc.usable_size(a);
     // SAFETY: `a` is ours.
     let blocked = unsafe { alloc.grow_in_place(a, small, 128) };
-    assert!(matches!(kind(blocked), AllocErrorKind::NoRoomInPlace { .. }));
-    assert_eq!(alloc.usable_size(a), before, "a failed growth changes nothing");
+    assert!(matches!(
+        kind(blocked),
+        AllocErrorKind::NoRoomInPlace { .. }
+    ));
+    assert_eq!(
+        alloc.usable_size(a),
+        before,
+        "a failed growth changes nothing"
+    );
 
     // SAFETY: `b` is ours, freed once; then `a` grows into its room.
     let grown = unsafe {
@@ -158,7 +175,10 @@ fn growing_in_place_takes_a_free_neighbour_and_fails_cleanly_without_one() {
     // SAFETY: `moved` is ours.
     let kept = unsafe { alloc.shrink_in_place(moved, big, 100).unwrap() };
     assert!((100..4096).contains(&kept));
-    assert!(seg.free_memory() > free, "the tail went back to the segment");
+    assert!(
+        seg.free_memory() > free,
+        "the tail went back to the segment"
+    );
     // SAFETY: `moved` is ours; asking it to grow by shrinking is refused before any change.
     let wrong = unsafe { alloc.shrink_in_place(moved, layout(kept, 8), kept + 1) };
     assert!(matches!(kind(wrong), AllocErrorKind::InvalidRequest { .. }));
@@ -216,6 +236,9 @@ fn a_read_only_mapping_yields_the_read_only_error() {
     assert_eq!(err.request(), None);
     assert!(err.to_string().contains("read-only"), "{err}");
     assert!(matches!(Error::from(err), Error::InvalidAddress { addr: a, .. } if a == addr));
+    // A read-only mapping still shows its memory algorithm.
+    assert_eq!(ro.memory_algorithm().stats().free, ro.free_memory());
+    ro.memory_algorithm().check().unwrap();
 }
 
 #[test]
@@ -292,4 +315,39 @@ fn each_mapping_of_a_shared_segment_resolves_to_itself() {
     unsafe { alloc_b.deallocate(p, l).unwrap() };
     assert_eq!(a.num_named_objects(), 1);
     a.check().unwrap();
+}
+
+#[test]
+fn the_memory_algorithm_reports_its_own_view() {
+    let seg = ManagedHeapMemory::new(SEG).unwrap();
+    let algo = seg.memory_algorithm();
+    assert_eq!(algo.name(), "tlsf");
+    let empty = algo.stats();
+    assert!(empty.managed < seg.size() && empty.managed > seg.size() / 2);
+    assert_eq!(empty.free, seg.free_memory(), "no thread caches below 16 MiB");
+    assert!(empty.largest_free > 0 && empty.largest_free < empty.free);
+    assert!(empty.levels >= 1 && empty.size_classes > empty.levels);
+    // The largest free block serves exactly its usable size, and not a byte more.
+    assert!(seg.allocate(empty.largest_free + 1).is_err());
+    let all = seg.allocate(empty.largest_free).unwrap();
+    let full = algo.stats();
+    assert_eq!(full.largest_free, 0);
+    assert_eq!(full.managed, empty.managed);
+    assert_eq!(empty.free - full.free, empty.largest_free + 8);
+    algo.check().unwrap();
+    // SAFETY: allocated above, freed once.
+    unsafe { seg.deallocate(all).unwrap() };
+    assert_eq!(algo.stats(), empty);
+}
+
+#[test]
+fn cached_blocks_are_in_use_for_the_algorithm_and_free_for_the_segment() {
+    let seg = ManagedHeapMemory::new(16 << 20).unwrap();
+    let p = seg.allocate(48).unwrap();
+    // SAFETY: allocated above, freed once (into this thread's cache).
+    unsafe { seg.deallocate(p).unwrap() };
+    let cached = seg.cached_memory();
+    assert!(cached > 0);
+    let stats = seg.memory_algorithm().stats();
+    assert_eq!(seg.free_memory(), stats.free + cached);
 }
