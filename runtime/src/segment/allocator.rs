@@ -183,6 +183,11 @@ impl<'a> SegmentAllocator<'a> {
     /// Grows the block at `ptr` to `new`: in place when its address suits `new.align()` and
     /// the next block has room, else into a new block (the first `old.size()` bytes
     /// copied, the old block freed). On error the old block is unchanged and still owned.
+    /// The copy is of bytes: values holding self-relative pointers ([`OffsetPtr`]) must be
+    /// moved with their relocation hook instead (grow in place, else allocate, relocate,
+    /// deallocate).
+    ///
+    /// [`OffsetPtr`]: crate::OffsetPtr
     ///
     /// # Safety
     /// As for [`grow_in_place`](Self::grow_in_place); the first `old.size()` bytes of the
