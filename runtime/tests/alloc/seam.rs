@@ -137,8 +137,9 @@ fn growing_in_place_takes_a_free_neighbour_and_fails_cleanly_without_one() {
         at(a) + block(a),
         "a fresh segment carves blocks in order"
     );
-    // SAFETY (this test): `a`, `b`, `c` are live blocks of `small` we own, `a` filled.
+    // SAFETY: `a` is a live block of 64 bytes we own.
     unsafe { a.write_bytes(3, 64) };
+    // SAFETY: called on `a` and on the block it moves to, both live with 64 bytes written.
     let read_a = |p: NonNull<u8>| unsafe { std::slice::from_raw_parts(p.as_ptr(), 64).to_vec() };
 
     let before = alloc.usable_size(a);
@@ -324,7 +325,11 @@ fn the_memory_algorithm_reports_its_own_view() {
     assert_eq!(algo.name(), "tlsf");
     let empty = algo.stats();
     assert!(empty.managed < seg.size() && empty.managed > seg.size() / 2);
-    assert_eq!(empty.free, seg.free_memory(), "no thread caches below 16 MiB");
+    assert_eq!(
+        empty.free,
+        seg.free_memory(),
+        "no thread caches below 16 MiB"
+    );
     assert!(empty.largest_free > 0 && empty.largest_free < empty.free);
     assert!(empty.levels >= 1 && empty.size_classes > empty.levels);
     // The largest free block serves exactly its usable size, and not a byte more.
