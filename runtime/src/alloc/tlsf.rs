@@ -335,7 +335,14 @@ impl Tlsf {
         unsafe {
             self.set_word(off + size - GRANULE as u64, size);
             let (fl, sl) = self.mapping_insert(size);
-            let head = self.level(fl).heads[sl];
+            // A head is only read when its bit says the list is non-empty: the bit is what
+            // every other use of a list goes by, so a stale head must never be followed.
+            let level = self.level(fl);
+            let head = if level.sl_bitmap & (1 << sl) != 0 {
+                level.heads[sl]
+            } else {
+                0
+            };
             self.set_word(off + 8, head);
             self.set_word(off + 16, 0);
             if head != 0 {
@@ -872,19 +879,11 @@ impl Tlsf {
     }
 
     /// Checks every invariant: a walkable chain ending at the sentinel, flags, footers,
-    /// no adjacent free blocks, lists and bitmaps matching the blocks, the free counter.
+    /// no adjacent free blocks, every list head agreeing with its bitmap bit (a clear bit
+    /// with a non-zero head is refused too: nothing may be left that a later write could
+    /// follow), lists and bitmaps matching the blocks, the free counter. Every offset it
+    /// follows is bounds-checked first, so it is safe on untrusted bytes.
     pub fn check(&self) -> Result<(), String> {
-        self.check_lists(true)
-    }
-
-    /// What opening a segment made elsewhere must establish before trusting it: the same
-    /// checks, except that the heads of classes whose bitmap bit is clear are not looked at
-    /// (nothing reads them), which keeps an open of a large segment cheap.
-    pub fn check_reachable(&self) -> Result<(), String> {
-        self.check_lists(false)
-    }
-
-    fn check_lists(&self, full: bool) -> Result<(), String> {
         let st = self.st();
         let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
         while off < st.end {
@@ -939,13 +938,7 @@ impl Tlsf {
             if level.sl_bitmap >> SL_COUNT != 0 {
                 return Err("bitmaps name size classes that do not exist".into());
             }
-            // Without `full`, only the marked classes: every use of a list goes through its
-            // bitmap bit, so the heads of the others are never read.
-            let mut classes = if full {
-                (1u32 << SL_COUNT) - 1
-            } else {
-                level.sl_bitmap
-            };
+            let mut classes = (1u32 << SL_COUNT) - 1;
             while classes != 0 {
                 let sl = classes.trailing_zeros() as usize;
                 classes &= classes - 1;
@@ -1139,3 +1132,5 @@ impl Tlsf {
 
 #[cfg(test)]
 pub(crate) mod crash_tests;
+#[cfg(test)]
+mod tests;

@@ -206,9 +206,7 @@ impl SegmentCore {
         self.check_bounds()?;
         if self.writable {
             let l = self.lock()?;
-            l.tlsf
-                .check_reachable()
-                .map_err(|reason| self.corrupted(reason))?;
+            l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
             if self.cache().exists() && self.cache_table_block(&l.tlsf) < SlotTable::SIZE as u64 {
                 return Err(self.corrupted("thread-cache table is not an allocated block".into()));
             }

@@ -54,9 +54,9 @@ fn quiet_crashes() {
 /// An allocator over 128 KiB of heap memory, its state and level table kept at the front
 /// of the range (as in a segment). Owned through a raw pointer (freed on drop), so the
 /// allocator's pointers into it stay valid while the `Arena` moves.
-struct Arena {
-    mem: *mut [u64],
-    t: Tlsf,
+pub(super) struct Arena {
+    pub(super) mem: *mut [u64],
+    pub(super) t: Tlsf,
 }
 
 impl Drop for Arena {
@@ -68,7 +68,7 @@ impl Drop for Arena {
 
 /// An arena whose allocator has `levels` first levels (1: a small segment's table, whose
 /// last list holds every block above 128 bytes).
-fn arena(levels: usize) -> Arena {
+pub(super) fn arena(levels: usize) -> Arena {
     let mem = Box::into_raw(vec![0u64; 1 << 14].into_boxed_slice());
     let start = Tlsf::table_bytes(levels).next_multiple_of(GRANULE) as u64;
     // SAFETY: the 128 KiB are ours alone, live as long as the `Arena` that frees them, and

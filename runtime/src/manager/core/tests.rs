@@ -38,6 +38,16 @@ fn a_forged_free_list_head_is_refused_at_open() {
     assert!(refused(&img));
 }
 
+/// A head whose bitmap bit is clear is as dangerous as a marked one: the next free into
+/// that class would link to it (a write at any offset) if the open let it through.
+#[test]
+fn a_forged_head_of_an_empty_class_is_refused_at_open() {
+    let mut img = image_of(64 * 1024);
+    let t = offset_of!(SegmentHeader, tlsf);
+    put_u64(&mut img, t + layout::HEADS + 4 * 8, 1 << 40);
+    assert!(refused(&img));
+}
+
 #[test]
 fn a_forged_size_class_bit_is_refused_at_open() {
     let mut img = image_of(64 * 1024);
