@@ -741,8 +741,12 @@ impl Tlsf {
     // ----- in-place resizing (allocation_command) ----------------------------------------
 
     /// Size of the free block right after `off`, 0 when it is not free.
-    pub fn free_after(&self, off: u64) -> u64 {
-        // SAFETY: `off` is a used block; the block after it always exists (sentinel).
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator.
+    pub unsafe fn free_after(&self, off: u64) -> u64 {
+        // SAFETY: `off` is a used block (contract); the block after it always exists
+        // (sentinel).
         unsafe {
             let next = off + self.size_of(off);
             let nh = self.word(next);
@@ -755,8 +759,12 @@ impl Tlsf {
     }
 
     /// Size of the free block right before `off`, 0 when it is not free.
-    pub fn free_before(&self, off: u64) -> u64 {
-        // SAFETY: `off` is a used block; PREV_FREE guarantees a footer just before it.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator.
+    pub unsafe fn free_before(&self, off: u64) -> u64 {
+        // SAFETY: `off` is a used block (contract); PREV_FREE guarantees a footer just
+        // before it.
         unsafe {
             if self.word(off) & PREV_FREE != 0 {
                 self.word(off - 8)
@@ -767,9 +775,13 @@ impl Tlsf {
     }
 
     /// Grows used block `off` forward to `new_size` by taking the front of the free block
-    /// after it. The caller checked `new_size <= size + free_after(off)`.
-    pub fn grow_forward(&mut self, off: u64, new_size: u64) {
-        // SAFETY: `off` is used and followed by a free block large enough (caller).
+    /// after it.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator and granule-aligned `new_size` is at most
+    /// its size plus [`Self::free_after`].
+    pub unsafe fn grow_forward(&mut self, off: u64, new_size: u64) {
+        // SAFETY: `off` is used and followed by a free block large enough (contract).
         unsafe {
             let h = self.word(off);
             let size = h & !FLAGS;
@@ -799,9 +811,13 @@ impl Tlsf {
 
     /// Moves the start of used block `off` back by `delta` bytes (a granule multiple) into
     /// the free block before it; returns the new offset. Payload bytes are not moved.
-    pub fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
-        // SAFETY: the caller checked that `free_before(off)` is at least `delta` and that
-        // what remains of it is either 0 or a valid block.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator, [`Self::free_before`] is at least `delta`,
+    /// and what remains of that free block is either nothing or at least [`MIN_BLOCK`].
+    pub unsafe fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
+        // SAFETY: per the contract `free_before(off) >= delta` and the remainder is 0 or
+        // a valid block.
         unsafe {
             let h = self.word(off);
             let size = h & !FLAGS;
@@ -825,8 +841,12 @@ impl Tlsf {
     /// Shrinks used block `off` to `new_size` bytes (>= MIN_BLOCK), returning the tail to
     /// the free lists when it can stand alone or join a free neighbour. Returns the size
     /// the block really has afterwards.
-    pub fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
-        // SAFETY: `off` is a used block and `new_size` is granule aligned and >= MIN_BLOCK.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator; `new_size` is granule aligned and at least
+    /// [`MIN_BLOCK`].
+    pub unsafe fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
+        // SAFETY: per the contract, `off` is a used block and `new_size` a valid size.
         unsafe {
             let h = self.word(off);
             let size = h & !FLAGS;

@@ -202,7 +202,8 @@ fn sweeps(levels: usize) -> Vec<String> {
             levels,
             &format!("grow forward by {d}"),
             move |t| (layout(t, &[48, 200, 48], &[1])[0], d),
-            move |t, o| t.grow_forward(o, 48 + d),
+            // SAFETY: `o` is used and followed by a free 200-byte block.
+            move |t, o| unsafe { t.grow_forward(o, 48 + d) },
         ));
     }
     for d in [64u64, 200] {
@@ -216,7 +217,8 @@ fn sweeps(levels: usize) -> Vec<String> {
                 )
             },
             move |t, o| {
-                t.grow_backward(o, d);
+                // SAFETY: `o` is used after a free 200-byte block; `d` leaves 0 or 136.
+                unsafe { t.grow_backward(o, d) };
             },
         ));
     }
@@ -225,7 +227,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         "shrink",
         |t| (layout(t, &[48, 400, 48], &[])[1], 0),
         |t, o| {
-            t.shrink(o, 64);
+            // SAFETY: `o` is the used 400-byte block; 64 is a valid block size.
+            unsafe { t.shrink(o, 64) };
         },
     ));
     bad.extend(sweep(
@@ -233,7 +236,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         "shrink into a free neighbour",
         |t| (layout(t, &[48, 400, 48, 48], &[2])[1], 0),
         |t, o| {
-            t.shrink(o, 64);
+            // SAFETY: `o` is the used 400-byte block; 64 is a valid block size.
+            unsafe { t.shrink(o, 64) };
         },
     ));
     bad.extend(sweep(
