@@ -24,8 +24,19 @@ pub trait Device: Mappable + Sized + Send + Sync {
     fn open(name: &Self::Name, access: Access) -> Result<Self>;
     /// Opens the device, or creates it if there is none; true when it was created.
     fn open_or_create(name: &Self::Name, permissions: Permissions) -> Result<(Self, bool)>;
-    /// Sets the device's length; `reserve` asks for the storage to be allocated too.
-    fn resize(&self, len: u64, reserve: bool) -> Result<()>;
+    /// Sets the device's length (new bytes read as zero; storage comes on first write).
+    fn set_len(&self, len: u64) -> Result<()>;
+    /// Makes the device at least `len` bytes with storage allocated for all of them.
+    fn reserve(&self, len: u64) -> Result<()>;
+    /// Sets the device's length; `reserve` asks for the storage of a growth to be allocated
+    /// too, so that a full device is [`Error::OutOfSpace`] now rather than SIGBUS later.
+    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
+        if reserve && len > self.size()? {
+            self.reserve(len)
+        } else {
+            self.set_len(len)
+        }
+    }
     /// Removes the device's name; false if there was none.
     fn remove(name: &Self::Name) -> Result<bool>;
 }
@@ -41,12 +52,11 @@ impl Device for SharedMemoryObject {
     fn open_or_create(name: &str, permissions: Permissions) -> Result<(Self, bool)> {
         SharedMemoryObject::open_or_create(name, Access::ReadWrite, permissions)
     }
-    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
-        if reserve && len > self.size()? {
-            self.allocate(len)
-        } else {
-            self.truncate(len)
-        }
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.truncate(len)
+    }
+    fn reserve(&self, len: u64) -> Result<()> {
+        self.allocate(len)
     }
     fn remove(name: &str) -> Result<bool> {
         SharedMemoryObject::remove(name)
@@ -64,8 +74,11 @@ impl Device for MappableFile {
     fn open_or_create(path: &std::path::Path, permissions: Permissions) -> Result<(Self, bool)> {
         MappableFile::open_or_create(path, 0, permissions)
     }
-    fn resize(&self, len: u64, _reserve: bool) -> Result<()> {
+    fn set_len(&self, len: u64) -> Result<()> {
         self.truncate(len)
+    }
+    fn reserve(&self, len: u64) -> Result<()> {
+        self.allocate(len)
     }
     fn remove(path: &std::path::Path) -> Result<bool> {
         MappableFile::remove(path)
@@ -203,9 +216,14 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
 }
 
 impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
-    /// Whether creation reserves the device's storage (`fallocate` for shared memory), so
-    /// that a full `/dev/shm` is an error now rather than a SIGBUS later. On by default;
-    /// files are always sized sparse.
+    /// Whether creation reserves the device's storage (`fallocate`), so that a full
+    /// `/dev/shm` or file system is [`Error::OutOfSpace`] now rather than a SIGBUS at the
+    /// first write into a page without storage. On by default; `grow` always reserves.
+    ///
+    /// What cannot be reserved: opening an existing device maps it as it is, so a sparse
+    /// file (made with `reserve(false)` or by another tool) gets storage page by page on
+    /// first write, and a full file system is then SIGBUS; and on file systems without
+    /// `fallocate` (`EOPNOTSUPP`) creation only sets the size.
     pub fn reserve(mut self, reserve: bool) -> Self {
         self.settings.reserve = reserve;
         self
