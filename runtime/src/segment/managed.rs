@@ -192,7 +192,18 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.core.address_from_handle(handle)
     }
 
-    /// Writes changes back to the device (a file); a no-op where there is none.
+    /// Writes the changes of the whole segment back to its file and waits until the device
+    /// has them (`msync(MS_SYNC)`); a no-op where there is no file to write to. Other
+    /// mappings of the file share these pages, so their changes are written too.
+    ///
+    /// It is not a transaction and orders nothing: the kernel may write any dirty page at
+    /// any time before, and pages in any order. After a machine crash (power loss, kernel
+    /// panic; a process crash loses nothing) the file holds, for every page changed since
+    /// the last completed `flush`, the old or the new page. Opening such a file validates
+    /// the segment's structures and reports damage as `Corrupted`; [`check`](Self::check)
+    /// re-checks the allocator on demand. Data is not checksummed: to make an update
+    /// durable as a whole, write it, `flush`, then publish it with one aligned word (an
+    /// offset or a version) and `flush` again.
     pub fn flush(&self) -> Result<()> {
         self.backing.flush()
     }
