@@ -26,6 +26,14 @@ pub trait Backing: Send + Sync {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether whoever makes the segment is still at it, for an opener that finds its
+    /// header not ready: `Some(true)` (wait for it), `Some(false)` (it stopped: judge the
+    /// bytes now), `None` (cannot tell yet: wait a little). `creator` is the pid the header
+    /// names (0 before the creator wrote it). By default the pid is asked; bytes in memory
+    /// and devices with a creator's claim know better.
+    fn creator_at_work(&self, creator: u32) -> Option<bool> {
+        (creator != 0).then(|| crate::sync::process_alive(creator))
+    }
 }
 
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
@@ -105,7 +113,15 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             unsafe { header::format(base.as_ptr(), len, I::KIND) };
         } else {
             // SAFETY: the range is mapped readable (caller).
-            unsafe { header::validate(base.as_ptr(), len, &|| backing.describe(), timeout)? };
+            unsafe {
+                header::validate(
+                    base.as_ptr(),
+                    len,
+                    &|| backing.describe(),
+                    &|pid| backing.creator_at_work(pid),
+                    timeout,
+                )?
+            };
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
         let core =

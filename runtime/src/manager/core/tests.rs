@@ -74,6 +74,29 @@ fn a_forged_end_that_overflows_is_refused_at_open() {
     assert!(refused(&img));
 }
 
+/// Bytes in memory (an image, a buffer) are final: a header that is not READY is judged at
+/// once, never waited for (the default init timeout is 10 s).
+#[test]
+fn an_image_whose_header_is_not_ready_is_refused_at_once() {
+    let img = image_of(64 * 1024);
+    let state_at = offset_of!(SegmentHeader, state);
+    let started = std::time::Instant::now();
+    let mut initialising = img.clone();
+    initialising[state_at..state_at + 4]
+        .copy_from_slice(&header::state::INITIALISING.to_ne_bytes());
+    assert!(matches!(
+        ManagedHeapMemory::from_image(&initialising),
+        Err(Error::Corrupted { .. })
+    ));
+    let mut no_magic = img;
+    no_magic[..8].fill(0);
+    assert!(matches!(
+        ManagedHeapMemory::from_image(&no_magic),
+        Err(Error::NotASegment { .. })
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
 fn dead_pid() -> u32 {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
