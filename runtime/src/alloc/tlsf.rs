@@ -667,6 +667,30 @@ impl Tlsf {
             .then_some(off)
     }
 
+    /// Size of the used block whose payload is at `payload_off`, found by walking the chain
+    /// of headers from the first block. Unlike [`Self::used_block_at`] it reads no word that
+    /// is not a header: for a pointer into the middle of a block, the word before it is
+    /// payload, which may never have been initialised. O(blocks before it).
+    pub fn used_block_walked(&self, payload_off: u64) -> Option<u64> {
+        let target = payload_off.checked_sub(HEADER as u64)?;
+        let st = self.st();
+        let mut off = st.start;
+        while off <= target && off < st.end {
+            // SAFETY: `off` is a header of the chain inside the range (loop condition and
+            // the size checks below).
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
+                return None;
+            }
+            if off == target {
+                return (h & FREE == 0).then_some(size);
+            }
+            off += size;
+        }
+        None
+    }
+
     /// Size in bytes of block `off` (header included).
     ///
     /// # Safety
