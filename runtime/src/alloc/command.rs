@@ -197,8 +197,8 @@ pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
         let size = unsafe { t.block_size(off) };
         // SAFETY: as above.
         let fwd_room = if fwd { unsafe { t.free_after(off) } } else { 0 };
-        // SAFETY: as above.
         let bwd_room = if bwd {
+            // SAFETY: as above.
             unsafe { t.free_before(off) }
         } else {
             0

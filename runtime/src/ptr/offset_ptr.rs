@@ -385,6 +385,10 @@ impl<T> ShmMut<'_, OffsetPtr<T>> {
 
     /// Aims the pointer at `target` (null allowed), keeping the tag.
     #[inline]
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "`target` is stored as an offset, never dereferenced"
+    )]
     pub fn set_target(&mut self, target: *const T) -> Result<()> {
         self.check_target(target.addr())?;
         // SAFETY: the pointer is in place (it is behind a `ShmMut`) and `target` was just

@@ -284,7 +284,8 @@ fn claim<T: Target>(t: &T) -> std::fs::File {
         .write(true)
         .open(t.path())
         .unwrap();
-    file.try_lock().expect("claim the device");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .expect("claim the device");
     file
 }
 

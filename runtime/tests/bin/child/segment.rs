@@ -225,7 +225,11 @@ pub fn claim_and_stall() {
         .create_new(true)
         .open(&path)
         .unwrap();
-    device.try_lock().unwrap();
+    rustix::fs::flock(
+        &device,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .unwrap();
     device.set_len(size).unwrap();
     tell_parent("claimed");
     loop {
