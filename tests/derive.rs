@@ -93,10 +93,10 @@ fn accessors_give_mut_for_plain_fields_and_guards_for_pointers() {
     // SAFETY: `n` stays where it is while the guard lives.
     let mut g = unsafe { ShmMut::new(&mut n) };
     *g.value_mut() = 3;
-    g.next_mut().set_target(&target);
+    // Outside a segment a pointer can only be null.
+    assert!(g.next_mut().set_target(&target).is_err());
     assert_eq!(n.value, 3);
-    // SAFETY: aims at `target`, alive.
-    assert_eq!(unsafe { (*n.next.get()).value }, 7);
+    assert!(n.next.is_null());
 
     let mut w = Wrapper(1, Point { x: 0, y: 0 });
     let mut g = ShmMut::from_mut(&mut w);
@@ -233,7 +233,10 @@ fn root_is_built_once_and_mutated_through_the_guard() {
     let value = seg.construct("value", 77u64).unwrap() as *const u64;
     {
         let mut db = seg.root_mut::<Db>().unwrap();
-        db.head_mut().set_target(value);
+        db.head_mut().set_target(value).unwrap();
+        // A target outside the segment is refused: it would not exist for another mapping.
+        let local = 1u64;
+        assert!(db.head_mut().set_target(&local).is_err());
     }
     let db = seg.root::<Db>().unwrap();
     assert_eq!((db.hits, db.origin.x, db.colors[2]), (5, 3, 9));

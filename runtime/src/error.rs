@@ -223,6 +223,15 @@ pub enum Error {
         /// The index kind it was created with.
         found: String,
     },
+    /// The file system or `/dev/shm` has no room for the storage a segment reserves
+    /// (`ENOSPC` or `EDQUOT` from `fallocate`): reported at creation or growth instead of a
+    /// `SIGBUS` at the first write into a page that has no storage.
+    OutOfSpace {
+        /// The device.
+        what: String,
+        /// Bytes it had to hold.
+        size: u64,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         /// The system call or operation.
@@ -377,6 +386,10 @@ impl fmt::Display for Error {
                 f,
                 "{what}: opened with a {expected}, but the segment was created with a {found}"
             ),
+            Error::OutOfSpace { what, size } => write!(
+                f,
+                "{what}: no space left to reserve {size} bytes for the segment"
+            ),
             Error::Os { op, what, source } => write!(f, "{op} {what}: {source}"),
         }
     }
@@ -426,6 +439,13 @@ mod tests {
                     ty: "u32",
                 },
                 "tag 4 does not fit in the 2 tag bit(s) of OffsetPtr<u32>",
+            ),
+            (
+                Error::OutOfSpace {
+                    what: "file /mnt/db".into(),
+                    size: 4096,
+                },
+                "file /mnt/db: no space left to reserve 4096 bytes",
             ),
         ];
         for (err, expected) in cases {

@@ -1,15 +1,39 @@
 //! Internals that the integration tests and the benchmark look at. Not API: hidden from the
 //! documentation and free to change in any release. Everything here only describes or
-//! inspects; what could change a segment or the registry says so in its documentation.
+//! inspects; what could change the registry is `unsafe`, with its contract.
 
 /// The segment header's layout and format constants, for tests that forge or patch headers
 /// byte by byte (by `offset_of!` on the real struct) and for size limits.
 pub use crate::manager::header::{state, SegmentHeader, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
 
 /// The per-process registry of mappings, for tests that build pointers between hand-made
-/// mappings. `register` changes what [`OffsetPtr`](crate::OffsetPtr) trusts: registering a
-/// range that is not a live mapping of this process lets pointers reach memory that is not
-/// there. Tests only.
+/// mappings. Tests only.
 pub mod registry {
-    pub use crate::registry::{lookup, register, MappingInfo, Registration};
+    pub use crate::registry::{lookup, MappingInfo};
+    use crate::Result;
+
+    /// A registration made by [`register`]; dropping it unregisters the range. Unlike the
+    /// runtime's own, it cannot be moved to another range.
+    #[derive(Debug)]
+    #[must_use = "dropping the registration unregisters the mapping at once"]
+    pub struct Registration(crate::registry::Registration);
+
+    impl Registration {
+        /// The mapping as registered.
+        pub fn info(&self) -> MappingInfo {
+            self.0.info()
+        }
+    }
+
+    /// Registers `[base, base + len)` as a mapping of this process until the returned guard
+    /// is dropped (errors as the runtime's own registration).
+    ///
+    /// # Safety
+    /// [`OffsetPtr`](crate::OffsetPtr) trusts registered ranges: until the guard is dropped
+    /// the range must stay allocated memory of this process, readable, writable when
+    /// `writable` says so, and not referenced in ways that a write through an offset
+    /// pointer in it would invalidate.
+    pub unsafe fn register(base: *mut u8, len: usize, writable: bool) -> Result<Registration> {
+        crate::registry::register(base, len, writable).map(Registration)
+    }
 }

@@ -195,8 +195,14 @@ pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
     if let Some(off) = req.reuse.filter(|_| fwd || bwd) {
         // SAFETY: as above.
         let size = unsafe { t.block_size(off) };
-        let fwd_room = if fwd { t.free_after(off) } else { 0 };
-        let bwd_room = if bwd { t.free_before(off) } else { 0 };
+        // SAFETY: as above.
+        let fwd_room = if fwd { unsafe { t.free_after(off) } } else { 0 };
+        let bwd_room = if bwd {
+            // SAFETY: as above.
+            unsafe { t.free_before(off) }
+        } else {
+            0
+        };
         possible = usable(size + fwd_room + bwd_room);
     }
     if new {
@@ -236,12 +242,14 @@ fn expand(
     let want = block_size_for(req.preferred)?;
     let need = block_size_for(target)?;
     let fwd_room = if req.cmd.contains(Command::EXPAND_FWD) {
-        t.free_after(off)
+        // SAFETY: as above.
+        unsafe { t.free_after(off) }
     } else {
         0
     };
     if size + fwd_room >= need {
-        t.grow_forward(off, want.min(size + fwd_room));
+        // SAFETY: `off` is used and the new size is within its free neighbour.
+        unsafe { t.grow_forward(off, want.min(size + fwd_room)) };
         // SAFETY: as above.
         let size = unsafe { t.block_size(off) };
         return Some(reused(t, off, size));
@@ -249,7 +257,8 @@ fn expand(
     if !backward {
         return None;
     }
-    let bwd_room = t.free_before(off);
+    // SAFETY: as above.
+    let bwd_room = unsafe { t.free_before(off) };
     let step = lcm(req.cmd.alignment() as u64, req.object_size as u64)?;
     let missing = need - size - fwd_room;
     // The smallest whole number of steps that covers the gap and leaves the free block
@@ -262,9 +271,11 @@ fn expand(
         return None;
     }
     if fwd_room > 0 {
-        t.grow_forward(off, size + fwd_room);
+        // SAFETY: `off` is used; this takes exactly its free neighbour.
+        unsafe { t.grow_forward(off, size + fwd_room) };
     }
-    let new_off = t.grow_backward(off, delta);
+    // SAFETY: `delta <= bwd_room`, and what it leaves is 0 or at least MIN_BLOCK (loop).
+    let new_off = unsafe { t.grow_backward(off, delta) };
     // SAFETY: `new_off` is the expanded used block.
     let size = unsafe { t.block_size(new_off) };
     Some(reused(t, new_off, size))
@@ -286,7 +297,8 @@ fn shrink(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
             Err(failed(req, usable(size)))
         };
     }
-    let got = t.shrink(off, target);
+    // SAFETY: `off` is used and `target` comes from `block_size_for` (aligned, >= MIN_BLOCK).
+    let got = unsafe { t.shrink(off, target) };
     if usable(got) <= req.limit {
         Ok(reused(t, off, got))
     } else {

@@ -359,7 +359,14 @@ impl Tlsf {
         unsafe {
             self.set_word(off + size - GRANULE as u64, size);
             let (fl, sl) = self.mapping_insert(size);
-            let head = self.level(fl).heads[sl];
+            // A head is only read when its bit says the list is non-empty: the bit is what
+            // every other use of a list goes by, so a stale head must never be followed.
+            let level = self.level(fl);
+            let head = if level.sl_bitmap & (1 << sl) != 0 {
+                level.heads[sl]
+            } else {
+                0
+            };
             self.set_word(off + 8, head);
             self.set_word(off + 16, 0);
             if head != 0 {
@@ -696,6 +703,30 @@ impl Tlsf {
             .then_some(off)
     }
 
+    /// Size of the used block whose payload is at `payload_off`, found by walking the chain
+    /// of headers from the first block. Unlike [`Self::used_block_at`] it reads no word that
+    /// is not a header: for a pointer into the middle of a block, the word before it is
+    /// payload, which may never have been initialised. O(blocks before it).
+    pub fn used_block_walked(&self, payload_off: u64) -> Option<u64> {
+        let target = payload_off.checked_sub(HEADER as u64)?;
+        let st = self.st();
+        let mut off = st.start;
+        while off <= target && off < st.end {
+            // SAFETY: `off` is a header of the chain inside the range (loop condition and
+            // the size checks below).
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
+                return None;
+            }
+            if off == target {
+                return (h & FREE == 0).then_some(size);
+            }
+            off += size;
+        }
+        None
+    }
+
     /// Size in bytes of block `off` (header included).
     ///
     /// # Safety
@@ -770,8 +801,12 @@ impl Tlsf {
     // ----- in-place resizing (allocation_command) ----------------------------------------
 
     /// Size of the free block right after `off`, 0 when it is not free.
-    pub fn free_after(&self, off: u64) -> u64 {
-        // SAFETY: `off` is a used block; the block after it always exists (sentinel).
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator.
+    pub unsafe fn free_after(&self, off: u64) -> u64 {
+        // SAFETY: `off` is a used block (contract); the block after it always exists
+        // (sentinel).
         unsafe {
             let next = off + self.size_of(off);
             let nh = self.word(next);
@@ -784,8 +819,12 @@ impl Tlsf {
     }
 
     /// Size of the free block right before `off`, 0 when it is not free.
-    pub fn free_before(&self, off: u64) -> u64 {
-        // SAFETY: `off` is a used block; PREV_FREE guarantees a footer just before it.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator.
+    pub unsafe fn free_before(&self, off: u64) -> u64 {
+        // SAFETY: `off` is a used block (contract); PREV_FREE guarantees a footer just
+        // before it.
         unsafe {
             if self.word(off) & PREV_FREE != 0 {
                 self.word(off - 8)
@@ -796,9 +835,13 @@ impl Tlsf {
     }
 
     /// Grows used block `off` forward to `new_size` by taking the front of the free block
-    /// after it. The caller checked `new_size <= size + free_after(off)`.
-    pub fn grow_forward(&mut self, off: u64, new_size: u64) {
-        // SAFETY: `off` is used and followed by a free block large enough (caller).
+    /// after it.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator and granule-aligned `new_size` is at most
+    /// its size plus [`Self::free_after`].
+    pub unsafe fn grow_forward(&mut self, off: u64, new_size: u64) {
+        // SAFETY: `off` is used and followed by a free block large enough (contract).
         unsafe {
             let h = self.word(off);
             let size = h & !FLAGS;
@@ -828,9 +871,13 @@ impl Tlsf {
 
     /// Moves the start of used block `off` back by `delta` bytes (a granule multiple) into
     /// the free block before it; returns the new offset. Payload bytes are not moved.
-    pub fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
-        // SAFETY: the caller checked that `free_before(off)` is at least `delta` and that
-        // what remains of it is either 0 or a valid block.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator, [`Self::free_before`] is at least `delta`,
+    /// and what remains of that free block is either nothing or at least [`MIN_BLOCK`].
+    pub unsafe fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
+        // SAFETY: per the contract `free_before(off) >= delta` and the remainder is 0 or
+        // a valid block.
         unsafe {
             let h = self.word(off);
             let size = h & !FLAGS;
@@ -854,8 +901,12 @@ impl Tlsf {
     /// Shrinks used block `off` to `new_size` bytes (>= MIN_BLOCK), returning the tail to
     /// the free lists when it can stand alone or join a free neighbour. Returns the size
     /// the block really has afterwards.
-    pub fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
-        // SAFETY: `off` is a used block and `new_size` is granule aligned and >= MIN_BLOCK.
+    ///
+    /// # Safety
+    /// `off` is a used block of this allocator; `new_size` is granule aligned and at least
+    /// [`MIN_BLOCK`].
+    pub unsafe fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
+        // SAFETY: per the contract, `off` is a used block and `new_size` a valid size.
         unsafe {
             let h = self.word(off);
             let size = h & !FLAGS;
@@ -908,19 +959,11 @@ impl Tlsf {
     }
 
     /// Checks every invariant: a walkable chain ending at the sentinel, flags, footers,
-    /// no adjacent free blocks, lists and bitmaps matching the blocks, the free counter.
+    /// no adjacent free blocks, every list head agreeing with its bitmap bit (a clear bit
+    /// with a non-zero head is refused too: nothing may be left that a later write could
+    /// follow), lists and bitmaps matching the blocks, the free counter. Every offset it
+    /// follows is bounds-checked first, so it is safe on untrusted bytes.
     pub fn check(&self) -> Result<(), String> {
-        self.check_lists(true)
-    }
-
-    /// What opening a segment made elsewhere must establish before trusting it: the same
-    /// checks, except that the heads of classes whose bitmap bit is clear are not looked at
-    /// (nothing reads them), which keeps an open of a large segment cheap.
-    pub fn check_reachable(&self) -> Result<(), String> {
-        self.check_lists(false)
-    }
-
-    fn check_lists(&self, full: bool) -> Result<(), String> {
         let st = self.st();
         let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
         while off < st.end {
@@ -975,13 +1018,7 @@ impl Tlsf {
             if level.sl_bitmap >> SL_COUNT != 0 {
                 return Err("bitmaps name size classes that do not exist".into());
             }
-            // Without `full`, only the marked classes: every use of a list goes through its
-            // bitmap bit, so the heads of the others are never read.
-            let mut classes = if full {
-                (1u32 << SL_COUNT) - 1
-            } else {
-                level.sl_bitmap
-            };
+            let mut classes = (1u32 << SL_COUNT) - 1;
             while classes != 0 {
                 let sl = classes.trailing_zeros() as usize;
                 classes &= classes - 1;
@@ -1175,3 +1212,5 @@ impl Tlsf {
 
 #[cfg(test)]
 pub(crate) mod crash_tests;
+#[cfg(test)]
+mod tests;

@@ -223,16 +223,29 @@ mod tests {
 
     #[test]
     fn slice_of_offset_ptrs_is_mutated_in_place() {
-        let targets = [5u64, 6];
-        let mut ptrs = [OffsetPtr::<u64>::null(), OffsetPtr::null()];
-        // SAFETY: the array stays where it is; both pointers are null.
-        let guard = unsafe { ShmMut::new(&mut ptrs) };
+        /// Pointers and their targets in one registered range, like a segment.
+        #[repr(C)]
+        struct Arena {
+            ptrs: [OffsetPtr<u64>; 2],
+            targets: [u64; 2],
+        }
+        let mut arena = Box::new(Arena {
+            ptrs: [OffsetPtr::null(), OffsetPtr::null()],
+            targets: [5, 6],
+        });
+        let at: *mut Arena = &mut *arena;
+        let reg = crate::registry::register(at.cast(), size_of::<Arena>(), true).unwrap();
+        // SAFETY: the box stays where it is while the guard lives; both pointers are null.
+        let guard = unsafe { ShmMut::new(&mut (*at).ptrs) };
         let mut slice = guard.into_slice();
         for (i, mut p) in slice.iter_mut().enumerate() {
-            p.set_target(&targets[1 - i]);
+            // SAFETY: a field address of the live arena.
+            p.set_target(unsafe { &raw const (*at).targets[1 - i] })
+                .unwrap();
         }
-        // SAFETY: the pointers aim at live `u64`s of `targets`.
-        let read: Vec<u64> = ptrs.iter().map(|p| unsafe { *p.get() }).collect();
+        // SAFETY: the pointers aim at live `u64`s of the arena.
+        let read: Vec<u64> = arena.ptrs.iter().map(|p| unsafe { *p.get() }).collect();
         assert_eq!(read, [6, 5]);
+        drop(reg);
     }
 }

@@ -212,9 +212,7 @@ impl SegmentCore {
         self.check_bounds()?;
         if self.writable {
             let l = self.lock()?;
-            l.tlsf
-                .check_reachable()
-                .map_err(|reason| self.corrupted(reason))?;
+            l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
             if self.cache().exists() && self.cache_table_block(&l.tlsf) < SlotTable::SIZE as u64 {
                 return Err(self.corrupted("thread-cache table is not an allocated block".into()));
             }
@@ -580,8 +578,19 @@ impl SegmentCore {
         unsafe { self.allocation_command(cmd, limit, preferred, None, 1) }
     }
 
-    /// Usable bytes of the live block at `ptr` (at least what was asked for).
+    /// Usable bytes of the live block at `ptr` (at least what was asked for); None for any
+    /// other pointer, including one into the middle of a block: the block is looked up by
+    /// walking the chain of headers (O(blocks)), so the bytes before `ptr` are never read
+    /// as a header (they may be padding, never initialised).
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
+        let off = ptr.as_ptr().addr().checked_sub(self.base.as_ptr().addr())?;
+        self.inspect(|t| t.used_block_walked(off as u64))
+            .map(|size| size as usize - HEADER)
+    }
+
+    /// [`usable_size`](Self::usable_size) in O(1), for a `ptr` known to be the payload of a
+    /// block (from the object registry): the word before it is read as the block header.
+    pub(crate) fn usable_size_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
         self.inspect(|t| {
             let off = self.block_of(t, ptr)?;
             // SAFETY: `off` is a block (checked).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::tlsf::{block_size_for, Tlsf, TlsfState, GRANULE, HEADER};
 use crate::error::{Error, Result};
-use crate::sync::{current_pid, process_alive, RobustMutex};
+use crate::sync::{current_pid, RobustMutex};
 
 /// First bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
@@ -188,9 +188,28 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32) {
     }
 }
 
+/// Whether the segment at `base` was left half-made: its header never reached READY (all
+/// zero, or still INITIALISING) and nothing else (a foreign magic, a CORRUPTED mark) says
+/// the bytes are someone's data. Only such a segment may be formatted anew over.
+///
+/// # Safety
+/// At least a header is mapped readable at `base`.
+pub unsafe fn half_made(base: *const u8) -> bool {
+    let h = base.cast::<SegmentHeader>();
+    // SAFETY: a header is readable (contract); state first, then magic, as in `validate`.
+    let (st, magic) = unsafe {
+        (
+            read_word((&raw const (*h).state).cast::<u32>()),
+            (&raw const (*h).magic).read_volatile(),
+        )
+    };
+    (st == state::UNINITIALISED || st == state::INITIALISING) && (magic == MAGIC || magic == [0; 8])
+}
+
 /// Checks that `[base, base+len)` holds a usable segment, waiting (up to `timeout`) for a
-/// creator that is still initialising it. `what` names the device for errors (called only
-/// when there is an error to report).
+/// creator that is still initialising it, as long as `at_work(creator pid)` says it is
+/// (see [`Backing::creator_at_work`](crate::segment::Backing::creator_at_work)). `what`
+/// names the device for errors (called only when there is an error to report).
 ///
 /// # Safety
 /// The range is mapped readable for the duration of the call.
@@ -198,6 +217,7 @@ pub unsafe fn validate(
     base: *const u8,
     len: usize,
     what: &dyn Fn() -> String,
+    at_work: &dyn Fn(u32) -> Option<bool>,
     timeout: Duration,
 ) -> Result<()> {
     let not_segment = |reason: String| Error::NotASegment {
@@ -224,10 +244,11 @@ pub unsafe fn validate(
     let mut started = None;
     loop {
         // SAFETY: the range holds at least a header (checked above) and is readable. The
-        // magic is read volatile because a creator in another process may be writing it.
-        let magic = unsafe { (&raw const (*h).magic).read_volatile() };
-        // SAFETY: as above.
+        // state is read first, with acquire ordering: READY then makes the creator's magic
+        // visible. The magic is read volatile because a creator may be writing it.
         let st = unsafe { read_word((&raw const (*h).state).cast::<u32>()) };
+        // SAFETY: as above.
+        let magic = unsafe { (&raw const (*h).magic).read_volatile() };
         if st == state::READY && magic == MAGIC {
             break;
         }
@@ -243,19 +264,30 @@ pub unsafe fn validate(
                 reason: "a previous recovery marked the segment corrupted".into(),
             });
         }
+        if st == state::READY {
+            return Err(not_segment(
+                "the state word says ready but the magic bytes are zero".into(),
+            ));
+        }
         // SAFETY: as above.
         let creator = unsafe { read_word((&raw const (*h).creator_pid).cast::<u32>()) };
-        if st == state::INITIALISING && creator != 0 && !process_alive(creator) {
-            return Err(Error::Corrupted {
-                what: what(),
-                reason: format!("creator process {creator} died before finishing initialisation"),
-            });
-        }
+        let all_zero = st == state::UNINITIALISED && magic == [0; 8] && creator == 0;
         let waited = started.get_or_insert_with(Instant::now).elapsed();
-        if st == state::UNINITIALISED && creator == 0 && waited > timeout / 10 {
-            return Err(not_segment(
-                "header is all zero and no creator has claimed it".into(),
-            ));
+        let at_work = at_work(creator);
+        // Nobody will finish it: judge the bytes now. `None`: a creator may not have said
+        // who it is yet; a tenth of the timeout is long enough for that.
+        if at_work == Some(false) || (at_work.is_none() && waited > timeout / 10) {
+            return Err(if all_zero {
+                not_segment("header is all zero and no creator is making it".into())
+            } else {
+                Error::Corrupted {
+                    what: what(),
+                    reason: format!(
+                        "creator process {creator} stopped before finishing initialisation \
+                         (it died, or these bytes were copied half-way)"
+                    ),
+                }
+            });
         }
         if waited > timeout {
             return Err(Error::Timeout {

@@ -144,10 +144,11 @@ impl Space {
         unsafe { self.core.deallocate(NonNull::new_unchecked(p)) }
     }
 
-    /// Usable bytes of the live block whose payload starts at `off`.
+    /// Usable bytes of the live block whose payload starts at `off` (an offset the object
+    /// layer recorded as a block's).
     pub fn block_len(&self, off: u64) -> Option<usize> {
         let p = self.bytes(off, 0).ok()?;
-        self.core.usable_size(NonNull::new(p)?)
+        self.core.usable_size_of_block(NonNull::new(p)?)
     }
 
     pub fn corrupt(&self, reason: String) -> Error {

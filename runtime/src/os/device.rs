@@ -2,6 +2,8 @@
 
 use std::os::fd::AsFd;
 
+use rustix::io::Errno;
+
 use super::{Access, Permissions};
 use crate::error::{Error, Result};
 
@@ -30,6 +32,31 @@ pub(super) fn truncate(dev: &impl Mappable, len: u64) -> Result<()> {
     fits_off_t(dev, len)?;
     rustix::fs::ftruncate(dev, len)
         .map_err(|e| Error::from_os("ftruncate", dev.describe(), e.into()))
+}
+
+/// Makes `dev` at least `len` bytes with storage allocated for all of them (`fallocate`);
+/// where the file system cannot allocate ahead, only grows the size. Never shrinks.
+pub(super) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
+    writable(dev)?;
+    fits_off_t(dev, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(dev, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(Errno::OPNOTSUPP | Errno::NOSYS) => {
+            if dev.size()? < len {
+                truncate(dev, len)
+            } else {
+                Ok(())
+            }
+        }
+        Err(Errno::NOSPC | Errno::DQUOT) => Err(Error::OutOfSpace {
+            what: dev.describe(),
+            size: len,
+        }),
+        Err(e) => Err(Error::from_os("fallocate", dev.describe(), e.into())),
+    }
 }
 
 /// Fails with `InvalidSize` if `len` does not fit the OS's signed file offset: the kernel

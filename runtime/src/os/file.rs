@@ -110,8 +110,18 @@ impl MappableFile {
     }
 
     /// Sets the size to `len` bytes; new bytes read as zero. Needs `Access::ReadWrite`.
+    /// Growing this way makes a sparse file: its new pages get storage on first write, and
+    /// a full file system then is `SIGBUS` in whoever writes through a mapping.
     pub fn truncate(&self, len: u64) -> Result<()> {
         device::truncate(self, len)
+    }
+
+    /// Makes the file at least `len` bytes and allocates storage for all of them now
+    /// (`fallocate`), so that a full file system is [`Error::OutOfSpace`] here rather than a
+    /// `SIGBUS` later. Never shrinks. On file systems that cannot allocate ahead
+    /// (`EOPNOTSUPP`) it only grows the size. Needs `Access::ReadWrite`.
+    pub fn allocate(&self, len: u64) -> Result<()> {
+        device::allocate(self, len)
     }
 
     /// Removes the file `path`; `Ok(false)` if there was none. Regions mapped from it stay

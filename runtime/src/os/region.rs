@@ -116,7 +116,10 @@ impl MappedRegion {
         self.mode
     }
 
-    /// Writes the region's changes back to the device and waits until that is done.
+    /// Writes the region's changes back to the device and waits until that is done
+    /// (`msync(MS_SYNC)`). No order among pages is promised, here or in the kernel's own
+    /// writeback, which may write any dirty page earlier: after a machine crash each page
+    /// changed since the last completed flush is old or new.
     pub fn flush(&self) -> Result<()> {
         self.sync(0, self.len, MsyncFlags::SYNC)
     }

@@ -98,23 +98,9 @@ impl SharedMemoryObject {
     /// Makes the object at least `len` bytes and reserves their memory now, so that running
     /// out shows up here as an error and not later as `SIGBUS` on first touch. Never shrinks.
     /// Where the OS cannot reserve, it only grows the size. Needs `Access::ReadWrite`.
+    /// No room is [`Error::OutOfSpace`].
     pub fn allocate(&self, len: u64) -> Result<()> {
-        device::writable(self)?;
-        device::fits_off_t(self, len)?;
-        if len == 0 {
-            return Ok(());
-        }
-        match rustix::fs::fallocate(self, rustix::fs::FallocateFlags::empty(), 0, len) {
-            Ok(()) => Ok(()),
-            Err(Errno::OPNOTSUPP | Errno::NOSYS) => {
-                if self.size()? < len {
-                    self.truncate(len)
-                } else {
-                    Ok(())
-                }
-            }
-            Err(e) => Err(Error::from_os("fallocate", self.describe(), e.into())),
-        }
+        device::allocate(self, len)
     }
 
     /// Removes the name `name`; `Ok(false)` if there was no such object.

@@ -4,10 +4,17 @@
 //! # Provenance
 //!
 //! An offset is an integer: the target's provenance cannot be recovered from it. A segment is
-//! therefore an *exposed* allocation: [`OffsetPtr::set`] exposes the target's provenance and
+//! therefore an *exposed* allocation: setting a target exposes its provenance and
 //! [`OffsetPtr::get`] builds its pointer with [`core::ptr::with_exposed_provenance_mut`];
-//! registering a mapping ([`crate::registry::register`]) exposes the whole mapping, which covers
-//! pointers that were set in another process or in the bytes a mapping was copied from.
+//! registering a mapping exposes the whole mapping, which covers pointers that were set in
+//! another process or in the bytes a mapping was copied from.
+//!
+//! # Where a pointer may aim
+//!
+//! A non-null `OffsetPtr` aims into the segment it lives in. Safe code keeps that: by value a
+//! pointer is only ever null (the by-value setters are `unsafe`), and the in-place setters of
+//! [`ShmMut<OffsetPtr<T>>`](ShmMut) check that the target is an aligned `T` inside the
+//! registered mapping that holds the pointer.
 
 use core::cmp::Ordering;
 use core::fmt;
@@ -18,6 +25,7 @@ use core::ptr;
 
 use crate::error::{Error, Result};
 use crate::layout::{ShmMut, ShmSafe};
+use crate::registry;
 
 /// A self-relative pointer to a `T` in the same segment (Boost's `offset_ptr`).
 ///
@@ -25,7 +33,8 @@ use crate::layout::{ShmMut, ShmSafe};
 /// to the byte right after its own first byte, i.e. inside itself, cannot be represented).
 /// Because it is self-relative it only means something in place: by value there is only the
 /// null pointer ([`null`](Self::null), [`Default`]); it is neither `Clone` nor `Copy`, and in a
-/// segment it is reached mutably through [`ShmMut`] only, which never moves it.
+/// segment it is reached mutably through [`ShmMut`] only, which never moves it and checks
+/// every target it stores (see the [module](self) docs).
 ///
 /// It can carry [`TAG_BITS`](Self::TAG_BITS) bits of tag in the low bits of the offset that the
 /// target's alignment leaves free (like Boost's `pointer_plus_bits`): [`tag`](Self::tag),
@@ -137,27 +146,40 @@ impl<T> OffsetPtr<T> {
         self.get().cast()
     }
 
-    /// Aims the pointer at `target` (null allowed), in place; the tag is kept.
+    /// Aims the pointer at `target` (null allowed), in place; the tag is kept. In a segment,
+    /// use [`ShmMut::set_target`](ShmMut#method.set_target), which checks the target.
     ///
     /// `target` should be aligned for `T` as any pointer to a `T` must be: when `T` has tag
     /// bits, the low bits of a misaligned target are dropped (it is rounded down).
+    ///
+    /// # Safety
+    /// The pointer is at the place it will be read from (it is not moved afterwards, except
+    /// by [`relocate`](ShmSafe::relocate)), and `target` is null or lies in the same segment
+    /// (or allocation) as the pointer: code holding an `OffsetPtr` in a segment relies on it
+    /// aiming into that segment.
     #[inline]
-    pub fn set(&mut self, target: *const T) {
+    pub unsafe fn set(&mut self, target: *const T) {
         let tag_bits = self.off & Self::TAG_MASK;
         // Exposed so that `get` (here or at another mapping of these bytes) may use it.
         self.store(target.expose_provenance(), tag_bits);
     }
 
     /// Makes this pointer aim where `other` aims, with `other`'s tag: assignment in place.
+    ///
+    /// # Safety
+    /// As for [`set`](Self::set), with `other`'s target.
     #[inline]
-    pub fn set_from(&mut self, other: &OffsetPtr<T>) {
+    pub unsafe fn set_from(&mut self, other: &OffsetPtr<T>) {
         self.store(other.target_addr(), other.off & Self::TAG_MASK);
     }
 
     /// Swaps the targets (and tags) of two pointers, each recomputing its offset in place:
     /// the analog of Boost's `swap` (a byte swap would aim both at the wrong place).
+    ///
+    /// # Safety
+    /// As for [`set`](Self::set), for both pointers, each with the other's target.
     #[inline]
-    pub fn swap_targets(&mut self, other: &mut Self) {
+    pub unsafe fn swap_targets(&mut self, other: &mut Self) {
         let (mine, my_tag) = (self.target_addr(), self.off & Self::TAG_MASK);
         self.store(other.target_addr(), other.off & Self::TAG_MASK);
         other.store(mine, my_tag);
@@ -318,7 +340,9 @@ unsafe impl<T: ShmSafe> ShmSafe for OffsetPtr<T> {
 }
 
 /// In-place operations on a pointer that lives in a segment: all of them recompute the offset
-/// for where the pointer is, so none moves it.
+/// for where the pointer is, so none moves it, and every target they store is checked to be
+/// an aligned `T` inside the registered mapping that holds the pointer
+/// ([`Error::InvalidAddress`] otherwise, and the pointer is left as it was).
 impl<T> ShmMut<'_, OffsetPtr<T>> {
     /// The `&mut` for the in-place methods of [`OffsetPtr`].
     #[inline(always)]
@@ -328,22 +352,68 @@ impl<T> ShmMut<'_, OffsetPtr<T>> {
         unsafe { self.as_mut().get_unchecked_mut() }
     }
 
-    /// [`OffsetPtr::set`] in place.
-    #[inline]
-    pub fn set_target(&mut self, target: *const T) {
-        self.in_place().set(target);
+    /// Whether the target address `target` (0 for null) may be stored in this pointer.
+    fn check_target(&self, target: usize) -> Result<()> {
+        if target == 0 {
+            return Ok(());
+        }
+        let me = (&raw const **self).cast::<u8>();
+        let reason = if target % align_of::<T>() != 0 {
+            "is not aligned for the pointer's target type"
+        } else if target == me.addr().wrapping_add(1) {
+            "is the pointer's own second byte, which encodes null"
+        } else {
+            match registry::lookup(me) {
+                None => "cannot be stored: the pointer is not in a segment of this process",
+                Some(m)
+                    if m.contains(ptr::without_provenance(target))
+                        && m.base.addr() + m.len - target >= size_of::<T>() =>
+                {
+                    return Ok(())
+                }
+                Some(_) => "lies outside the segment the pointer is in",
+            }
+        };
+        Err(Error::InvalidAddress {
+            addr: target,
+            reason: format!(
+                "as the target of an OffsetPtr<{}>, {reason}",
+                core::any::type_name::<T>()
+            ),
+        })
     }
 
-    /// [`OffsetPtr::set_from`] in place.
+    /// Aims the pointer at `target` (null allowed), keeping the tag.
     #[inline]
-    pub fn set_from(&mut self, other: &OffsetPtr<T>) {
-        self.in_place().set_from(other);
+    #[expect(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "`target` is stored as an offset, never dereferenced"
+    )]
+    pub fn set_target(&mut self, target: *const T) -> Result<()> {
+        self.check_target(target.addr())?;
+        // SAFETY: the pointer is in place (it is behind a `ShmMut`) and `target` was just
+        // checked to lie in its segment.
+        unsafe { self.in_place().set(target) };
+        Ok(())
     }
 
-    /// [`OffsetPtr::swap_targets`] in place.
+    /// Aims the pointer where `other` aims, with `other`'s tag.
     #[inline]
-    pub fn swap_targets(&mut self, other: &mut ShmMut<'_, OffsetPtr<T>>) {
-        self.in_place().swap_targets(other.in_place());
+    pub fn set_from(&mut self, other: &OffsetPtr<T>) -> Result<()> {
+        self.check_target(other.target_addr())?;
+        // SAFETY: as in `set_target`.
+        unsafe { self.in_place().set_from(other) };
+        Ok(())
+    }
+
+    /// Swaps the targets (and tags) of two pointers in place.
+    #[inline]
+    pub fn swap_targets(&mut self, other: &mut ShmMut<'_, OffsetPtr<T>>) -> Result<()> {
+        self.check_target(other.target_addr())?;
+        other.check_target(self.target_addr())?;
+        // SAFETY: both are in place, each new target checked against its segment.
+        unsafe { self.in_place().swap_targets(other.in_place()) };
+        Ok(())
     }
 
     /// [`OffsetPtr::set_tag`] in place.
@@ -352,24 +422,19 @@ impl<T> ShmMut<'_, OffsetPtr<T>> {
         self.in_place().set_tag(tag)
     }
 
-    /// [`OffsetPtr::wrapping_offset`] in place.
+    /// Moves the target by `count` elements of `T`; null stays null. An error, and no
+    /// change, when the new target would leave the segment.
     #[inline]
-    pub fn wrapping_offset(&mut self, count: isize) {
+    pub fn offset_by(&mut self, count: isize) -> Result<()> {
+        if self.is_null() {
+            return Ok(());
+        }
+        let target = self
+            .target_addr()
+            .wrapping_add_signed(count.wrapping_mul(size_of::<T>() as isize));
+        self.check_target(target)?;
         self.in_place().wrapping_offset(count);
-    }
-}
-
-impl<T> AddAssign<usize> for ShmMut<'_, OffsetPtr<T>> {
-    #[inline]
-    fn add_assign(&mut self, count: usize) {
-        *self.in_place() += count;
-    }
-}
-
-impl<T> SubAssign<usize> for ShmMut<'_, OffsetPtr<T>> {
-    #[inline]
-    fn sub_assign(&mut self, count: usize) {
-        *self.in_place() -= count;
+        Ok(())
     }
 }
 
@@ -382,6 +447,13 @@ mod tests {
 
     fn addr_of<T>(r: &T) -> *mut T {
         r as *const T as *mut T
+    }
+
+    /// `OffsetPtr::set` for these tests, whose pointers stay where they are and aim at
+    /// memory of the same test, read only while it lives.
+    fn aim<T>(p: &mut OffsetPtr<T>, target: *const T) {
+        // SAFETY: see above; no pointer set here is moved afterwards.
+        unsafe { p.set(target) }
     }
 
     #[test]
@@ -401,7 +473,7 @@ mod tests {
     fn set_get_and_back_to_null() {
         let target = 42u64;
         let mut p = OffsetPtr::<u64>::null();
-        p.set(&target);
+        aim(&mut p, &target);
         assert!(!p.is_null());
         assert_eq!(p.get(), addr_of(&target));
         assert_eq!(
@@ -412,7 +484,7 @@ mod tests {
         assert_eq!(unsafe { p.as_ref() }, Some(&42));
         // SAFETY: as above.
         assert_eq!(unsafe { *p.get() }, 42);
-        p.set(ptr::null());
+        aim(&mut p, ptr::null());
         assert!(p.is_null());
         assert_eq!(p.offset(), 1);
     }
@@ -421,7 +493,7 @@ mod tests {
     fn points_at_itself_with_offset_zero() {
         let mut p = OffsetPtr::<u64>::null();
         let me = addr_of(&p).cast::<u64>();
-        p.set(me);
+        aim(&mut p, me);
         assert_eq!(p.offset(), 0);
         assert_eq!(p.get(), me);
     }
@@ -431,7 +503,7 @@ mod tests {
         let mut target = 1u32;
         let t = ptr::addr_of_mut!(target);
         let mut p = OffsetPtr::<u32>::null();
-        p.set(t);
+        aim(&mut p, t);
         // SAFETY: `target` is live and only reached through this pointer meanwhile.
         unsafe { *p.get() = 5 };
         assert_eq!(target, 5);
@@ -442,8 +514,8 @@ mod tests {
         let targets = [1u64, 2];
         let mut a = OffsetPtr::<u64>::null();
         let mut b = OffsetPtr::<u64>::null();
-        a.set(&targets[0]);
-        b.set(&targets[0]);
+        aim(&mut a, &targets[0]);
+        aim(&mut b, &targets[0]);
         assert_ne!(
             a.offset(),
             b.offset(),
@@ -453,7 +525,7 @@ mod tests {
         let mut seen = HashSet::new();
         seen.insert(&a);
         assert!(seen.contains(&b));
-        b.set(&targets[1]);
+        aim(&mut b, &targets[1]);
         assert_ne!(a, b);
         assert!(!seen.contains(&b));
         assert_eq!(OffsetPtr::<u64>::null(), OffsetPtr::<u64>::null());
@@ -469,9 +541,9 @@ mod tests {
             OffsetPtr::null(),
         ];
         // Aim earlier pointers at later targets, so that offsets and targets disagree.
-        ptrs[0].set(&targets[2]);
-        ptrs[1].set(&targets[0]);
-        ptrs[2].set(&targets[1]);
+        aim(&mut ptrs[0], &targets[2]);
+        aim(&mut ptrs[1], &targets[0]);
+        aim(&mut ptrs[2], &targets[1]);
         assert!(ptrs[1] < ptrs[2] && ptrs[2] < ptrs[0]);
         assert!(ptrs[3] < ptrs[1]);
         assert_eq!(ptrs[0].cmp(&ptrs[0]), Ordering::Equal);
@@ -484,8 +556,8 @@ mod tests {
         let mut p = OffsetPtr::<u64>::null();
         let mut origin = OffsetPtr::<u64>::null();
         // The whole array's provenance: element 0's reference would cover element 0 only.
-        p.set(values.as_ptr());
-        origin.set(values.as_ptr());
+        aim(&mut p, values.as_ptr());
+        aim(&mut origin, values.as_ptr());
         p += 3;
         assert_eq!(p.get(), addr_of(&values[3]));
         // SAFETY: in bounds of `values`.
@@ -509,8 +581,8 @@ mod tests {
         let units = [(), ()];
         let mut a = OffsetPtr::<()>::null();
         let mut b = OffsetPtr::<()>::null();
-        a.set(&units[0]);
-        b.set(&units[1]);
+        aim(&mut a, &units[0]);
+        aim(&mut b, &units[1]);
         a += 7;
         assert_eq!(a.offset_from(&b), 0);
     }
@@ -535,12 +607,12 @@ mod tests {
     fn tags_are_kept_apart_from_the_target() {
         let values = [1u64, 2, 3];
         let mut p = OffsetPtr::<u64>::null();
-        p.set(&values[1]);
+        aim(&mut p, &values[1]);
         let max = (1usize << OffsetPtr::<u64>::TAG_BITS) - 1;
         p.set_tag(max).unwrap();
         assert_eq!(p.tag(), max);
         assert_eq!(p.get(), addr_of(&values[1]), "get masks the tag");
-        p.set(&values[2]);
+        aim(&mut p, &values[2]);
         assert_eq!(p.tag(), max, "set keeps the tag");
         p -= 2;
         assert_eq!((p.get(), p.tag()), (addr_of(&values[0]), max));
@@ -580,14 +652,14 @@ mod tests {
         let values = [0u64; 2];
         let misaligned = addr_of(&values[1]).wrapping_byte_add(3);
         let mut p = OffsetPtr::<u64>::null();
-        p.set(misaligned);
+        aim(&mut p, misaligned);
         assert!(!p.is_null());
         assert_eq!(p.get(), addr_of(&values[1]));
         assert_eq!(p.tag(), 0);
         // Without tag bits the exact address is kept.
         let bytes = [0u8; 4];
         let mut b = OffsetPtr::<u8>::null();
-        b.set(&bytes[3]);
+        aim(&mut b, &bytes[3]);
         assert_eq!(b.get(), addr_of(&bytes[3]));
     }
 
@@ -596,17 +668,20 @@ mod tests {
         let targets = [1u64, 2];
         let mut a = OffsetPtr::<u64>::null();
         let mut b = OffsetPtr::<u64>::null();
-        a.set(&targets[0]);
+        aim(&mut a, &targets[0]);
         a.set_tag(1).unwrap();
-        b.set_from(&a);
+        // SAFETY: as in `aim`.
+        unsafe { b.set_from(&a) };
         assert_eq!((b.get(), b.tag()), (addr_of(&targets[0]), 1));
-        b.set(&targets[1]);
+        aim(&mut b, &targets[1]);
         b.set_tag(2).unwrap();
-        a.swap_targets(&mut b);
+        // SAFETY: as in `aim`.
+        unsafe { a.swap_targets(&mut b) };
         assert_eq!((a.get(), a.tag()), (addr_of(&targets[1]), 2));
         assert_eq!((b.get(), b.tag()), (addr_of(&targets[0]), 1));
         let mut null = OffsetPtr::<u64>::null();
-        a.swap_targets(&mut null);
+        // SAFETY: as in `aim`.
+        unsafe { a.swap_targets(&mut null) };
         assert!(a.is_null());
         assert_eq!(null.get(), addr_of(&targets[1]));
     }
@@ -615,7 +690,7 @@ mod tests {
     fn debug_prints_the_target() {
         let target = 3u64;
         let mut p = OffsetPtr::<u64>::null();
-        p.set(&target);
+        aim(&mut p, &target);
         assert_eq!(
             format!("{p:?}"),
             format!("OffsetPtr({:?})", addr_of(&target))
@@ -680,7 +755,7 @@ mod tests {
         let targets = [10u64, 20, 30];
         let mut slots: [MaybeUninit<OffsetPtr<u64>>; 4] = [const { MaybeUninit::uninit() }; 4];
         for (slot, target) in slots.iter_mut().zip(&targets) {
-            slot.write(OffsetPtr::null()).set(target);
+            aim(slot.write(OffsetPtr::null()), target);
         }
         let base = slots.as_mut_ptr().cast::<OffsetPtr<u64>>();
         // SAFETY: elements 0..3 are initialised; shifting them to 1..4 stays in the array.
@@ -748,30 +823,85 @@ mod tests {
         drop(a);
     }
 
+    /// Two pointers and their targets in one registered range, like a tiny segment.
+    #[repr(C)]
+    struct Pair {
+        ptrs: [OffsetPtr<u64>; 2],
+        targets: [u64; 3],
+    }
+
+    /// A registered `Pair` (boxed, so it stays put) and its two pointers as `ShmMut`s.
+    fn with_pair(
+        f: impl FnOnce(*mut Pair, ShmMut<'_, OffsetPtr<u64>>, ShmMut<'_, OffsetPtr<u64>>),
+    ) {
+        let pair = Box::into_raw(Box::new(Pair {
+            ptrs: [OffsetPtr::null(), OffsetPtr::null()],
+            targets: [5, 6, 7],
+        }));
+        let reg = crate::registry::register(pair.cast(), size_of::<Pair>(), true).unwrap();
+        // SAFETY: the box is live until the end; the two pointers are distinct fields, null,
+        // and stay in place; the test reads the rest through `pair` only.
+        let (a, b) = unsafe {
+            let [a, b] = &mut (*pair).ptrs;
+            (ShmMut::new(a), ShmMut::new(b))
+        };
+        f(pair, a, b);
+        drop(reg);
+        // SAFETY: from `Box::into_raw` above, freed once.
+        drop(unsafe { Box::from_raw(pair) });
+    }
+
     #[test]
     fn shm_mut_offers_in_place_operations() {
-        let targets = [5u64, 6, 7];
-        let mut pair = [OffsetPtr::<u64>::null(), OffsetPtr::null()];
-        let [first, second] = &mut pair;
-        // SAFETY: both pointers stay in `pair`; they are null.
-        let (mut a, mut b) = unsafe { (ShmMut::new(first), ShmMut::new(second)) };
-        a.set_target(&targets[0]);
-        a += 2;
-        assert_eq!(a.get(), addr_of(&targets[2]));
-        a -= 1;
-        a.wrapping_offset(-1);
-        assert_eq!(a.get(), addr_of(&targets[0]));
-        a.set_tag(1).unwrap();
-        assert!(a.set_tag(4).is_err());
-        b.set_from(&a);
-        assert_eq!(b.tag(), 1);
-        b.set_target(&targets[1]);
-        a.swap_targets(&mut b);
-        assert_eq!(
-            (a.get(), b.get()),
-            (addr_of(&targets[1]), addr_of(&targets[0]))
-        );
-        assert_eq!(pair[0].get(), addr_of(&targets[1]));
-        assert_eq!(pair[1].get(), addr_of(&targets[0]));
+        with_pair(|pair, mut a, mut b| {
+            // SAFETY: field addresses of the live pair.
+            let t = |i: usize| unsafe { (&raw mut (*pair).targets).cast::<u64>().add(i) };
+            a.set_target(t(0)).unwrap();
+            a.offset_by(2).unwrap();
+            assert_eq!(a.get(), t(2));
+            a.offset_by(-2).unwrap();
+            assert_eq!(a.get(), t(0));
+            a.set_tag(1).unwrap();
+            assert!(a.set_tag(4).is_err());
+            b.set_from(&a).unwrap();
+            assert_eq!(b.tag(), 1);
+            b.set_target(t(1)).unwrap();
+            a.swap_targets(&mut b).unwrap();
+            assert_eq!((a.get(), b.get()), (t(1), t(0)));
+            b.set_target(ptr::null()).unwrap();
+            assert!(b.is_null());
+        });
+    }
+
+    /// By value a pointer is only ever null; in place, a target outside the registered
+    /// mapping that holds the pointer is refused and leaves the pointer as it was.
+    #[test]
+    fn shm_mut_refuses_targets_outside_the_segment() {
+        let outside = 9u64;
+        let elsewhere = OffsetPtr::<u64>::null();
+        with_pair(|pair, mut a, mut b| {
+            // SAFETY: field address of the live pair.
+            let last = unsafe { (&raw mut (*pair).targets[2]) };
+            a.set_target(last).unwrap();
+            let refused = |r: Result<()>| matches!(r, Err(Error::InvalidAddress { .. }));
+            assert!(refused(b.set_target(&outside)));
+            assert!(refused(
+                b.set_target(last.cast::<u8>().wrapping_add(4).cast())
+            ));
+            assert!(refused(a.offset_by(1)), "one past the end of the segment");
+            assert!(refused(a.offset_by(-100)));
+            assert_eq!(a.get(), last, "a refused move changes nothing");
+            assert!(b.is_null());
+            // A pointer elsewhere (here: by value, so null) may be copied: null is fine.
+            b.set_from(&elsewhere).unwrap();
+        });
+        // Outside any segment nothing non-null can be stored.
+        let mut loose = OffsetPtr::<u64>::null();
+        // SAFETY: `loose` stays where it is; it is null.
+        let mut loose = unsafe { ShmMut::new(&mut loose) };
+        assert!(matches!(
+            loose.set_target(&outside),
+            Err(Error::InvalidAddress { .. })
+        ));
     }
 }

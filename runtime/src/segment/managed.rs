@@ -26,6 +26,14 @@ pub trait Backing: Send + Sync {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether whoever makes the segment is still at it, for an opener that finds its
+    /// header not ready: `Some(true)` (wait for it), `Some(false)` (it stopped: judge the
+    /// bytes now), `None` (cannot tell yet: wait a little). `creator` is the pid the header
+    /// names (0 before the creator wrote it). By default the pid is asked; bytes in memory
+    /// and devices with a creator's claim know better.
+    fn creator_at_work(&self, creator: u32) -> Option<bool> {
+        (creator != 0).then(|| crate::sync::process_alive(creator))
+    }
 }
 
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
@@ -105,7 +113,15 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             unsafe { header::format(base.as_ptr(), len, I::KIND) };
         } else {
             // SAFETY: the range is mapped readable (caller).
-            unsafe { header::validate(base.as_ptr(), len, &|| backing.describe(), timeout)? };
+            unsafe {
+                header::validate(
+                    base.as_ptr(),
+                    len,
+                    &|| backing.describe(),
+                    &|pid| backing.creator_at_work(pid),
+                    timeout,
+                )?
+            };
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
         let core =
@@ -192,7 +208,18 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.core.address_from_handle(handle)
     }
 
-    /// Writes changes back to the device (a file); a no-op where there is none.
+    /// Writes the changes of the whole segment back to its file and waits until the device
+    /// has them (`msync(MS_SYNC)`); a no-op where there is no file to write to. Other
+    /// mappings of the file share these pages, so their changes are written too.
+    ///
+    /// It is not a transaction and orders nothing: the kernel may write any dirty page at
+    /// any time before, and pages in any order. After a machine crash (power loss, kernel
+    /// panic; a process crash loses nothing) the file holds, for every page changed since
+    /// the last completed `flush`, the old or the new page. Opening such a file validates
+    /// the segment's structures and reports damage as `Corrupted`; [`check`](Self::check)
+    /// re-checks the allocator on demand. Data is not checksummed: to make an update
+    /// durable as a whole, write it, `flush`, then publish it with one aligned word (an
+    /// offset or a version) and `flush` again.
     pub fn flush(&self) -> Result<()> {
         self.backing.flush()
     }

@@ -931,3 +931,25 @@ fn expanding_forward_by_a_few_bytes_keeps_the_free_lists_intact() {
         seg.check().unwrap();
     }
 }
+
+/// `usable_size` of a pointer into the middle of a block is None, and finding that out
+/// reads no payload byte as a block header: here the word before the pointer is a `u8` and
+/// seven bytes of padding, which a typed store leaves uninitialised (Miri checks).
+#[test]
+fn usable_size_of_an_interior_pointer_reads_no_payload() {
+    #[repr(C)]
+    struct Padded {
+        tag: u8,
+        value: u64,
+    }
+    let seg = ManagedHeapMemory::new(SEG).unwrap();
+    let p = seg.allocate(size_of::<Padded>()).unwrap();
+    // SAFETY: a fresh block of this size, aligned to 8.
+    unsafe { p.cast::<Padded>().write(Padded { tag: 1, value: 2 }) };
+    // SAFETY: inside the same block.
+    let interior = unsafe { p.add(8) };
+    assert_eq!(seg.usable_size(interior), None);
+    assert!(seg.usable_size(p).unwrap() >= size_of::<Padded>());
+    // SAFETY: allocated above, freed once.
+    unsafe { seg.deallocate(p) }.unwrap();
+}

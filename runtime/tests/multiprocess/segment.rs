@@ -509,3 +509,52 @@ fn stress_racing_open_or_create() {
         })
     });
 }
+
+// ----- (d) a creator killed before its segment was ready ---------------------------------
+
+support::on_both_devices!(a_creator_killed_while_sizing_is_reported_at_once_and_replaced);
+
+/// A creator that holds its claim is waited for, however long it takes to size the device;
+/// once it is killed (before sizing, or after sizing but before the header) an opener says
+/// so at once, not after the 10 s init timeout, and `open_or_create` makes the segment anew.
+fn a_creator_killed_while_sizing_is_reported_at_once_and_replaced<T: Target>() {
+    for sized in [0, SIZE] {
+        let t = T::new();
+        let mut creator = child(
+            "segment-claim-and-stall",
+            &[
+                ("SHMKIT_PATH", t.path().display().to_string()),
+                ("SHMKIT_SIZE", sized.to_string()),
+            ],
+        );
+        assert_eq!(creator.expect_message(CHILD_LIMIT), "claimed");
+        let limit = Duration::from_millis(300);
+        let err = Seg::<T>::options()
+            .init_timeout(limit)
+            .open(t.name())
+            .unwrap_err();
+        assert!(
+            matches!(err, shmkit_runtime::Error::Timeout { .. }),
+            "sized {sized}, creator alive: {err:?}"
+        );
+        creator.kill();
+
+        let started = Instant::now();
+        let err = Seg::<T>::open(t.name()).unwrap_err();
+        assert!(
+            matches!(err, shmkit_runtime::Error::NotASegment { .. }),
+            "sized {sized}, creator dead: {err:?}"
+        );
+        let seg = Seg::<T>::open_or_create(t.name(), SIZE).expect("made anew");
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "sized {sized}: took {took:?}"
+        );
+        assert_eq!(seg.size(), SIZE);
+        seg.check().unwrap();
+        let block = Block::new(&seg, 100, 7);
+        drop(seg);
+        block.assert_intact(&Seg::<T>::open(t.name()).unwrap());
+    }
+}

@@ -160,7 +160,8 @@ fn a_buffer_copied_whole_needs_no_relocation() {
     // SAFETY: `a` is valid for writes; all-zero bytes are a valid `Arena` bit pattern to store.
     unsafe { ptr::write_bytes(a_ptr, 0, 1) };
     drop(a);
-    let reg = registry::register(b_ptr.cast(), size_of::<Arena>(), true).unwrap();
+    // SAFETY: the box is live and only read through raw pointers while `reg` lives.
+    let reg = unsafe { registry::register(b_ptr.cast(), size_of::<Arena>(), true) }.unwrap();
 
     let mut walked = Vec::new();
     // SAFETY: `b` is initialised; `head` is read in place.

@@ -61,8 +61,10 @@ fn a_pointer_written_through_one_mapping_lands_inside_the_other() {
     let a = Mapping::new(&fd);
     let b = Mapping::new(&fd);
     assert_ne!(a.0, b.0, "two mappings at two addresses");
-    let _reg_a = registry::register(a.0, LEN, true).unwrap();
-    let _reg_b = registry::register(b.0, LEN, true).unwrap();
+    // SAFETY: both are live writable mappings of this test, unmapped after the guards drop.
+    let _reg_a = unsafe { registry::register(a.0, LEN, true) }.unwrap();
+    // SAFETY: as above.
+    let _reg_b = unsafe { registry::register(b.0, LEN, true) }.unwrap();
 
     // Put the record at an offset in the page, as an allocator would.
     let at = 64;
@@ -122,8 +124,10 @@ fn a_linked_list_built_in_one_mapping_is_walked_in_the_other() {
     let fd = memfd();
     let a = Mapping::new(&fd);
     let b = Mapping::new(&fd);
-    let _reg_a = registry::register(a.0, LEN, true).unwrap();
-    let _reg_b = registry::register(b.0, LEN, true).unwrap();
+    // SAFETY: both are live writable mappings of this test, unmapped after the guards drop.
+    let _reg_a = unsafe { registry::register(a.0, LEN, true) }.unwrap();
+    // SAFETY: as above.
+    let _reg_b = unsafe { registry::register(b.0, LEN, true) }.unwrap();
 
     let nodes_a = a.0.cast::<Node>();
     let count = 10;

@@ -648,3 +648,52 @@ fn open_waits_no_longer_than_needed_for_a_ready_segment() {
         started.elapsed()
     );
 }
+
+/// A tmpfs of `size` (e.g. "1m") mounted on a fresh directory for one test, unmounted on
+/// drop; `None` where this process may not mount (it needs root or CAP_SYS_ADMIN).
+struct SmallFs(support::TempDir);
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<SmallFs> {
+        let dir = support::TempDir::new();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+        status.is_ok_and(|s| s.success()).then_some(SmallFs(dir))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// `reserve` (the default) allocates a file's storage at creation: a segment larger than
+/// its file system is `OutOfSpace` at once and leaves nothing behind, and one that fits can
+/// be written everywhere without SIGBUS.
+#[test]
+fn a_file_segment_larger_than_its_file_system_is_out_of_space() {
+    let Some(fs) = SmallFs::mount("1m") else {
+        eprintln!("skipped: cannot mount a 1 MiB tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    let path = fs.0.join("db");
+    let err = shmkit_runtime::ManagedMappedFile::create(&path, 16 << 20).err();
+    assert!(
+        matches!(err, Some(Error::OutOfSpace { size, .. }) if size == 16 << 20),
+        "{err:?}"
+    );
+    assert!(!path.exists(), "a failed create leaves nothing behind");
+
+    let seg = shmkit_runtime::ManagedMappedFile::create(&path, 512 << 10).unwrap();
+    let len = 400 << 10;
+    let block = seg.allocate(len).unwrap();
+    // SAFETY: a fresh block of `len` bytes of this segment.
+    unsafe { block.as_ptr().write_bytes(0xAB, len) };
+    seg.flush().unwrap();
+}

@@ -17,15 +17,15 @@ const SIZE: usize = 64 * 1024;
 
 on_both_devices!(
     random_bytes_are_not_a_segment,
-    an_all_zero_device_is_not_a_segment_after_a_short_wait,
-    an_empty_device_is_not_a_segment,
+    an_all_zero_device_is_not_a_segment_at_once_and_open_or_create_makes_it_anew,
+    an_empty_device_is_not_a_segment_at_once_and_open_or_create_makes_it_anew,
     a_truncated_segment_is_truncated,
     another_format_version_is_incompatible_version,
     foreign_endianness_is_not_a_segment,
     another_pointer_width_is_not_a_segment,
     a_segment_marked_corrupted_is_corrupted,
     a_creator_that_died_while_initialising_is_corrupted_quickly,
-    a_live_but_slow_creator_is_a_timeout_after_init_timeout,
+    a_live_but_slow_creator_is_waited_for_until_init_timeout,
 );
 
 fn opts<T: Target>(init_timeout: Duration) -> SegmentBuilder<DeviceBacking<T::Dev>> {
@@ -41,12 +41,25 @@ fn write_device<T: Target>(t: &T, bytes: &[u8]) {
 /// a byte of the device (an opener never "repairs" or reformats what it cannot use).
 fn every_open_fails<T: Target>(t: &T, timeout: Duration, check: impl Fn(&str, &Error)) {
     let before = std::fs::read(t.path()).unwrap();
-    let o = opts::<T>(timeout);
-    check("open", &o.clone().open(t.name()).unwrap_err());
+    every_plain_open_fails(t, timeout, &check);
     check(
         "open_or_create",
-        &o.clone().open_or_create(t.name(), SIZE).unwrap_err(),
+        &opts::<T>(timeout)
+            .open_or_create(t.name(), SIZE)
+            .unwrap_err(),
     );
+    assert!(
+        std::fs::read(t.path()).unwrap() == before,
+        "a failed open_or_create changed the device"
+    );
+}
+
+/// As [`every_open_fails`] without `open_or_create`, which replaces a segment its creator
+/// left half-made (see [`open_or_create_makes_it_anew`]).
+fn every_plain_open_fails<T: Target>(t: &T, timeout: Duration, check: impl Fn(&str, &Error)) {
+    let before = std::fs::read(t.path()).unwrap();
+    let o = opts::<T>(timeout);
+    check("open", &o.clone().open(t.name()).unwrap_err());
     check(
         "read-only open",
         &o.clone().read_only().open(t.name()).unwrap_err(),
@@ -59,6 +72,21 @@ fn every_open_fails<T: Target>(t: &T, timeout: Duration, check: impl Fn(&str, &E
         std::fs::read(t.path()).unwrap() == before,
         "a failed open changed the device"
     );
+}
+
+/// What a creator that stopped half-way left (and nobody claims) is made anew by
+/// `open_or_create`, quickly, as an empty segment of the size asked for.
+fn open_or_create_makes_it_anew<T: Target>(t: &T) {
+    let started = Instant::now();
+    let seg = Seg::<T>::open_or_create(t.name(), SIZE).expect("made anew");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(seg.size(), SIZE);
+    assert!(seg.all_memory_deallocated());
+    seg.check().unwrap();
 }
 
 fn random_bytes_are_not_a_segment<T: Target>() {
@@ -82,33 +110,38 @@ fn random_bytes_are_not_a_segment<T: Target>() {
     });
 }
 
-fn an_all_zero_device_is_not_a_segment_after_a_short_wait<T: Target>() {
+/// A creator that died after sizing its device, before writing the header: nobody claims
+/// it, so with the default (10 s) timeout the answer comes at once.
+fn an_all_zero_device_is_not_a_segment_at_once_and_open_or_create_makes_it_anew<T: Target>() {
     let t = T::new();
     write_device(&t, &vec![0; SIZE]);
     let started = Instant::now();
-    let err = opts::<T>(Duration::from_millis(200))
-        .open(t.name())
-        .unwrap_err();
-    let took = started.elapsed();
-    assert!(matches!(err, Error::NotASegment { .. }), "{err:?}");
-    assert!(
-        took < Duration::from_secs(1),
-        "took {took:?}: must not hang"
-    );
-    every_open_fails(&t, Duration::from_millis(200), |what, err| {
-        assert!(matches!(err, Error::NotASegment { .. }), "{what}: {err:?}");
+    every_plain_open_fails(&t, Duration::from_secs(10), |what, err| {
+        assert!(
+            matches!(err, Error::NotASegment { reason, .. } if reason.contains("all zero")),
+            "{what}: {err:?}"
+        );
     });
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    open_or_create_makes_it_anew(&t);
 }
 
-fn an_empty_device_is_not_a_segment<T: Target>() {
+/// A creator that died before sizing its device: only a change younger than the sizing
+/// window (200 ms) is waited for, not the whole timeout.
+fn an_empty_device_is_not_a_segment_at_once_and_open_or_create_makes_it_anew<T: Target>() {
     let t = T::new();
     write_device(&t, &[]);
     let started = Instant::now();
-    every_open_fails(&t, Duration::from_millis(200), |what, err| {
-        assert!(matches!(err, Error::NotASegment { .. }), "{what}: {err:?}");
+    every_plain_open_fails(&t, Duration::from_secs(10), |what, err| {
+        assert!(
+            matches!(err, Error::NotASegment { reason, .. } if reason.contains("empty")),
+            "{what}: {err:?}"
+        );
     });
-    assert!(started.elapsed() < Duration::from_secs(3), "must not hang");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    open_or_create_makes_it_anew(&t);
 }
 
 fn a_truncated_segment_is_truncated<T: Target>() {
@@ -236,17 +269,53 @@ fn a_creator_that_died_while_initialising_is_corrupted_quickly<T: Target>() {
         "{err:?}"
     );
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    every_open_fails(&t, Duration::from_secs(10), |what, err| {
+    every_plain_open_fails(&t, Duration::from_secs(10), |what, err| {
         assert!(matches!(err, Error::Corrupted { .. }), "{what}: {err:?}");
     });
     assert!(started.elapsed() < Duration::from_secs(2));
+    open_or_create_makes_it_anew(&t);
 }
 
-fn a_live_but_slow_creator_is_a_timeout_after_init_timeout<T: Target>() {
+/// Holds a creator's claim on `t`'s device as a creator does (an exclusive `flock` on an
+/// open file description of its own) until dropped.
+fn claim<T: Target>(t: &T) -> std::fs::File {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .expect("claim the device");
+    file
+}
+
+/// A creator at work holds its claim: openers wait for it, sized or not, until the init
+/// timeout, and then say so (`Timeout`, not a verdict on the bytes).
+fn a_live_but_slow_creator_is_waited_for_until_init_timeout<T: Target>() {
     let t = T::new();
-    // This process is alive and will never finish "initialising".
-    write_device(&t, &initialising_header(std::process::id()));
+    write_device(&t, &[]);
+    let creator = claim(&t);
     let limit = Duration::from_millis(300);
+    for (what, err) in [
+        ("open", opts::<T>(limit).open(t.name()).unwrap_err()),
+        (
+            "open_or_create",
+            opts::<T>(limit).open_or_create(t.name(), SIZE).unwrap_err(),
+        ),
+    ] {
+        assert!(
+            matches!(&err, Error::Timeout { reason, .. } if reason.contains("sizing")),
+            "{what} of an empty device being sized: {err:?}"
+        );
+    }
+    // Sized, its header not written yet (all zero), or half-written: still waited for.
+    write_device(&t, &vec![0; SIZE]);
+    assert!(matches!(
+        opts::<T>(limit).open(t.name()).unwrap_err(),
+        Error::Timeout { .. }
+    ));
+    // The header names a process that is gone, but the claim says the creator is at work.
+    write_device(&t, &initialising_header(support::dead_pid()));
     let started = Instant::now();
     let err = opts::<T>(limit).open(t.name()).unwrap_err();
     let took = started.elapsed();
@@ -271,4 +340,5 @@ fn a_live_but_slow_creator_is_a_timeout_after_init_timeout<T: Target>() {
     write_device(&t, &bytes);
     let seg = opts::<T>(limit).open(t.name()).expect("ready now");
     assert!(seg.all_memory_deallocated());
+    drop(creator);
 }

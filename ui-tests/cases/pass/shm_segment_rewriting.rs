@@ -29,7 +29,7 @@ fn main() {
     {
         let mut root = segment.root_mut::<Db>().unwrap();
         *root.hits_mut() += 1;
-        root.first_mut().set_target(value);
+        root.first_mut().set_target(value).unwrap();
     }
     let root = segment.root::<Db>().unwrap();
     assert_eq!(root.hits, 1);

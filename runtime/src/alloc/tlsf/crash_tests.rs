@@ -54,9 +54,9 @@ fn quiet_crashes() {
 /// An allocator over 128 KiB of heap memory, its state and level table kept at the front
 /// of the range (as in a segment). Owned through a raw pointer (freed on drop), so the
 /// allocator's pointers into it stay valid while the `Arena` moves.
-struct Arena {
-    mem: *mut [u64],
-    t: Tlsf,
+pub(super) struct Arena {
+    pub(super) mem: *mut [u64],
+    pub(super) t: Tlsf,
 }
 
 impl Drop for Arena {
@@ -68,7 +68,7 @@ impl Drop for Arena {
 
 /// An arena whose allocator has `levels` first levels (1: a small segment's table, whose
 /// last list holds every block above 128 bytes).
-fn arena(levels: usize) -> Arena {
+pub(super) fn arena(levels: usize) -> Arena {
     let mem = Box::into_raw(vec![0u64; 1 << 14].into_boxed_slice());
     let start = Tlsf::table_bytes(levels).next_multiple_of(GRANULE) as u64;
     // SAFETY: the 128 KiB are ours alone, live as long as the `Arena` that frees them, and
@@ -202,7 +202,8 @@ fn sweeps(levels: usize) -> Vec<String> {
             levels,
             &format!("grow forward by {d}"),
             move |t| (layout(t, &[48, 200, 48], &[1])[0], d),
-            move |t, o| t.grow_forward(o, 48 + d),
+            // SAFETY: `o` is used and followed by a free 200-byte block.
+            move |t, o| unsafe { t.grow_forward(o, 48 + d) },
         ));
     }
     for d in [64u64, 200] {
@@ -216,7 +217,8 @@ fn sweeps(levels: usize) -> Vec<String> {
                 )
             },
             move |t, o| {
-                t.grow_backward(o, d);
+                // SAFETY: `o` is used after a free 200-byte block; `d` leaves 0 or 136.
+                unsafe { t.grow_backward(o, d) };
             },
         ));
     }
@@ -225,7 +227,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         "shrink",
         |t| (layout(t, &[48, 400, 48], &[])[1], 0),
         |t, o| {
-            t.shrink(o, 64);
+            // SAFETY: `o` is the used 400-byte block; 64 is a valid block size.
+            unsafe { t.shrink(o, 64) };
         },
     ));
     bad.extend(sweep(
@@ -233,7 +236,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         "shrink into a free neighbour",
         |t| (layout(t, &[48, 400, 48, 48], &[2])[1], 0),
         |t, o| {
-            t.shrink(o, 64);
+            // SAFETY: `o` is the used 400-byte block; 64 is a valid block size.
+            unsafe { t.shrink(o, 64) };
         },
     ));
     bad.extend(sweep(

@@ -38,6 +38,16 @@ fn a_forged_free_list_head_is_refused_at_open() {
     assert!(refused(&img));
 }
 
+/// A head whose bitmap bit is clear is as dangerous as a marked one: the next free into
+/// that class would link to it (a write at any offset) if the open let it through.
+#[test]
+fn a_forged_head_of_an_empty_class_is_refused_at_open() {
+    let mut img = image_of(64 * 1024);
+    let t = offset_of!(SegmentHeader, tlsf);
+    put_u64(&mut img, t + layout::HEADS + 4 * 8, 1 << 40);
+    assert!(refused(&img));
+}
+
 #[test]
 fn a_forged_size_class_bit_is_refused_at_open() {
     let mut img = image_of(64 * 1024);
@@ -62,6 +72,29 @@ fn a_forged_end_that_overflows_is_refused_at_open() {
         u64::MAX - 3,
     );
     assert!(refused(&img));
+}
+
+/// Bytes in memory (an image, a buffer) are final: a header that is not READY is judged at
+/// once, never waited for (the default init timeout is 10 s).
+#[test]
+fn an_image_whose_header_is_not_ready_is_refused_at_once() {
+    let img = image_of(64 * 1024);
+    let state_at = offset_of!(SegmentHeader, state);
+    let started = std::time::Instant::now();
+    let mut initialising = img.clone();
+    initialising[state_at..state_at + 4]
+        .copy_from_slice(&header::state::INITIALISING.to_ne_bytes());
+    assert!(matches!(
+        ManagedHeapMemory::from_image(&initialising),
+        Err(Error::Corrupted { .. })
+    ));
+    let mut no_magic = img;
+    no_magic[..8].fill(0);
+    assert!(matches!(
+        ManagedHeapMemory::from_image(&no_magic),
+        Err(Error::NotASegment { .. })
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
 
 fn dead_pid() -> u32 {

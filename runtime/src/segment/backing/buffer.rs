@@ -21,6 +21,10 @@ impl Backing for ExternalBuffer<'_> {
     fn describe(&self) -> String {
         format!("external buffer at {:#x}", self.addr)
     }
+    /// The buffer is lent exclusively: nobody is still writing its header.
+    fn creator_at_work(&self, _creator: u32) -> Option<bool> {
+        Some(false)
+    }
 }
 
 /// A zeroed byte buffer on the heap, aligned as a segment needs (16 bytes), to create an

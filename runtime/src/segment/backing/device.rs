@@ -1,11 +1,21 @@
 //! Segments in a named device that outlives the process: POSIX shared memory and files.
 //! Both follow one protocol: exclusive creation picks the single creator, openers wait for
 //! the header's READY state, and offline `grow` / `shrink_to_fit` resize the device.
+//!
+//! The creator claims the device before sizing it: an exclusive `flock` on its own open file
+//! description, dropped once the header is READY (or by the kernel when the creator dies).
+//! An opener that finds the device empty or its header not ready waits only while the claim
+//! is held, so a slow `fallocate` is waited for and a dead creator is reported at once; and
+//! `open_or_create` makes a segment its creator left half-made anew.
 
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
+
 use crate::error::{Error, Result};
+use crate::manager::header::{self, MIN_SEGMENT_SIZE};
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::{
     Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
@@ -24,8 +34,19 @@ pub trait Device: Mappable + Sized + Send + Sync {
     fn open(name: &Self::Name, access: Access) -> Result<Self>;
     /// Opens the device, or creates it if there is none; true when it was created.
     fn open_or_create(name: &Self::Name, permissions: Permissions) -> Result<(Self, bool)>;
-    /// Sets the device's length; `reserve` asks for the storage to be allocated too.
-    fn resize(&self, len: u64, reserve: bool) -> Result<()>;
+    /// Sets the device's length (new bytes read as zero; storage comes on first write).
+    fn set_len(&self, len: u64) -> Result<()>;
+    /// Makes the device at least `len` bytes with storage allocated for all of them.
+    fn reserve(&self, len: u64) -> Result<()>;
+    /// Sets the device's length; `reserve` asks for the storage of a growth to be allocated
+    /// too, so that a full device is [`Error::OutOfSpace`] now rather than SIGBUS later.
+    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
+        if reserve && len > self.size()? {
+            self.reserve(len)
+        } else {
+            self.set_len(len)
+        }
+    }
     /// Removes the device's name; false if there was none.
     fn remove(name: &Self::Name) -> Result<bool>;
 }
@@ -41,12 +62,11 @@ impl Device for SharedMemoryObject {
     fn open_or_create(name: &str, permissions: Permissions) -> Result<(Self, bool)> {
         SharedMemoryObject::open_or_create(name, Access::ReadWrite, permissions)
     }
-    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
-        if reserve && len > self.size()? {
-            self.allocate(len)
-        } else {
-            self.truncate(len)
-        }
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.truncate(len)
+    }
+    fn reserve(&self, len: u64) -> Result<()> {
+        self.allocate(len)
     }
     fn remove(name: &str) -> Result<bool> {
         SharedMemoryObject::remove(name)
@@ -64,8 +84,11 @@ impl Device for MappableFile {
     fn open_or_create(path: &std::path::Path, permissions: Permissions) -> Result<(Self, bool)> {
         MappableFile::open_or_create(path, 0, permissions)
     }
-    fn resize(&self, len: u64, _reserve: bool) -> Result<()> {
+    fn set_len(&self, len: u64) -> Result<()> {
         self.truncate(len)
+    }
+    fn reserve(&self, len: u64) -> Result<()> {
+        self.allocate(len)
     }
     fn remove(path: &std::path::Path) -> Result<bool> {
         MappableFile::remove(path)
@@ -97,6 +120,64 @@ impl<D: Device> Backing for DeviceBacking<D> {
             MapMode::ReadOnly | MapMode::CopyOnWrite => Ok(()),
         }
     }
+    /// The creator's claim says it (see the module docs); where the file system has no
+    /// `flock`, the pid in the header does.
+    fn creator_at_work(&self, creator: u32) -> Option<bool> {
+        match claim_held(&self.device) {
+            Some(held) => Some(held),
+            None => (creator != 0).then(|| crate::sync::process_alive(creator)),
+        }
+    }
+}
+
+/// Takes the creator's claim on `device` (waiting for an opener's brief look to end when
+/// `wait`); false if someone else holds it. A file system without `flock` cannot hold
+/// claims: then everybody proceeds as before claims, judging creators by pid.
+fn claim<D: Device>(device: &D, wait: bool) -> Result<bool> {
+    let op = if wait {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(device, op) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(Errno::NOLCK | Errno::OPNOTSUPP | Errno::INVAL) => Ok(true),
+        Err(e) => Err(Error::from_os("flock", device.describe(), e.into())),
+    }
+}
+
+/// Drops this process's claim on `device` (if it has one).
+fn release_claim<D: Device>(device: &D) {
+    // Best effort: closing the device drops the claim too.
+    let _ = rustix::fs::flock(device, FlockOperation::Unlock);
+}
+
+/// Whether a creator holds its claim on `device`; None where claims cannot be held.
+fn claim_held<D: Device>(device: &D) -> Option<bool> {
+    match rustix::fs::flock(device, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            release_claim(device);
+            Some(false)
+        }
+        Err(Errno::WOULDBLOCK) => Some(true),
+        Err(_) => None,
+    }
+}
+
+/// Whether `device` is what a creator that stopped half-way leaves: empty, or a header that
+/// never became READY (see [`header::half_made`]).
+fn half_made<D: Device>(device: &D) -> Result<bool> {
+    let len = device.size()?;
+    if len == 0 {
+        return Ok(true);
+    }
+    if len < MIN_SEGMENT_SIZE as u64 {
+        return Ok(false);
+    }
+    let region = MappedRegion::map(device, MapMode::ReadOnly, 0, Some(MIN_SEGMENT_SIZE))?;
+    // SAFETY: the region maps a whole header, readable, while it lives.
+    Ok(unsafe { header::half_made(region.as_ptr()) })
 }
 
 /// A segment in POSIX shared memory (`/dev/shm` on Linux). Another index or access mode is
@@ -136,8 +217,23 @@ fn map<D: Device>(device: &D, mode: MapMode, len: usize, opts: &Settings) -> Res
     }
 }
 
-/// Sizes, maps and formats a device this process just created; on failure the device is
-/// removed again, so a failed create leaves nothing behind.
+/// Claims a device this process just created exclusively. False when someone made it a
+/// segment meanwhile: an `open_or_create` that found it left half-made for longer than
+/// [`SIZING_WAIT`] before this process could claim it.
+fn claim_created<D: Device>(device: &D) -> Result<bool> {
+    if !claim(device, true)? {
+        return Ok(false);
+    }
+    if device.size()? != 0 {
+        release_claim(device);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Sizes, maps and formats a device this process claimed; the claim is dropped once the
+/// segment is READY. On failure the device is removed again, so a failed create leaves
+/// nothing behind.
 fn finish_create<D: Device, M: Mode, I: IndexKind>(
     name: &D::Name,
     device: D,
@@ -153,11 +249,33 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
         // until the header says READY; it lives as long as the backing.
         unsafe { ManagedSegment::attach(backing, base, size, true, opts.init_timeout) }
     })();
-    if result.is_err() {
+    match &result {
+        Ok(seg) => release_claim(&seg.backing().device),
         // Best effort: the create failed already, that error is the one to report.
-        let _ = D::remove(name);
+        Err(_) => drop(D::remove(name)),
     }
     result
+}
+
+/// `open_or_create` found a segment its creator left half-made: claims it and makes it anew
+/// with `size` bytes, unless someone else got to it first (then opens what they make).
+fn remake<D: Device, I: IndexKind>(
+    name: &D::Name,
+    device: D,
+    size: usize,
+    opts: &Settings,
+) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+    if !claim(&device, false)? {
+        return attach_existing(device, opts);
+    }
+    // Under the claim nobody else can be making it: is it still half-made?
+    if !half_made(&device)? {
+        release_claim(&device);
+        return attach_existing(device, opts);
+    }
+    // What the dead creator wrote goes: the new segment starts from zeroed bytes.
+    device.set_len(0)?;
+    finish_create(name, device, size, opts)
 }
 
 fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
@@ -167,27 +285,45 @@ fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
     })
 }
 
+/// Waits while `device` is empty and a creator may be sizing it: while its claim is held
+/// (up to the init timeout), or for [`SIZING_WAIT`] after a change (a creator between its
+/// exclusive create and its claim). Returns the size, 0 if it stayed empty.
+fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<u64> {
+    let started = Instant::now();
+    loop {
+        let len = device.size()?;
+        if len != 0 {
+            return Ok(len);
+        }
+        let held = claim_held(device);
+        let at_work = held == Some(true)
+            || changed_within(device, SIZING_WAIT)
+            || (held.is_none() && changed_within(device, timeout));
+        if !at_work {
+            return Ok(0);
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::Timeout {
+                what: device.describe(),
+                reason: format!("its creator did not finish sizing it within {timeout:?}"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Maps an existing device and validates the segment in it.
 fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
-    let mut len = device.size()?;
-    if len == 0 {
-        let started = Instant::now();
-        while len == 0
-            && (started.elapsed() < SIZING_WAIT.min(opts.init_timeout)
-                || (started.elapsed() < opts.init_timeout
-                    && changed_within(&device, opts.init_timeout)))
-        {
-            std::thread::sleep(Duration::from_millis(1));
-            len = device.size()?;
-        }
-    }
+    let len = wait_for_size(&device, opts.init_timeout)?;
     if len == 0 {
         return Err(Error::NotASegment {
             what: device.describe(),
-            reason: "it is empty".into(),
+            reason: "it is empty and no creator is making it (its creator died before sizing \
+                     it, or another program made it)"
+                .into(),
         });
     }
     let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
@@ -203,9 +339,14 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
 }
 
 impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
-    /// Whether creation reserves the device's storage (`fallocate` for shared memory), so
-    /// that a full `/dev/shm` is an error now rather than a SIGBUS later. On by default;
-    /// files are always sized sparse.
+    /// Whether creation reserves the device's storage (`fallocate`), so that a full
+    /// `/dev/shm` or file system is [`Error::OutOfSpace`] now rather than a SIGBUS at the
+    /// first write into a page without storage. On by default; `grow` always reserves.
+    ///
+    /// What cannot be reserved: opening an existing device maps it as it is, so a sparse
+    /// file (made with `reserve(false)` or by another tool) gets storage page by page on
+    /// first write, and a full file system is then SIGBUS; and on file systems without
+    /// `fallocate` (`EOPNOTSUPP`) creation only sets the size.
     pub fn reserve(mut self, reserve: bool) -> Self {
         self.settings.reserve = reserve;
         self
@@ -221,6 +362,11 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         let name = name.as_ref();
         check_size(size as u64)?;
         let device = D::create(name, self.settings.permissions)?;
+        if !claim_created(&device)? {
+            return Err(Error::AlreadyExists {
+                what: device.describe(),
+            });
+        }
         finish_create(name, device, size, &self.settings)
     }
 
@@ -233,9 +379,18 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
     ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
-        match D::open_or_create(name, self.settings.permissions)? {
-            (device, true) => finish_create(name, device, size, &self.settings),
-            (device, false) => attach_existing(device, &self.settings),
+        let opts = &self.settings;
+        match D::open_or_create(name, opts.permissions)? {
+            (device, true) if claim_created(&device)? => finish_create(name, device, size, opts),
+            (device, _) => {
+                // A creator at work is waited for; one that stopped half-way is replaced.
+                wait_for_size(&device, opts.init_timeout)?;
+                if claim_held(&device) != Some(true) && half_made(&device)? {
+                    remake(name, device, size, opts)
+                } else {
+                    attach_existing(device, opts)
+                }
+            }
         }
     }
 

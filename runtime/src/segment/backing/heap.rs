@@ -58,6 +58,10 @@ impl Backing for HeapMemory {
     fn describe(&self) -> String {
         format!("heap segment at {:p}", self.ptr)
     }
+    /// An image in memory is final: nobody is still writing its header.
+    fn creator_at_work(&self, _creator: u32) -> Option<bool> {
+        Some(false)
+    }
 }
 
 /// A segment in the process heap. Another index is chosen on the builder:

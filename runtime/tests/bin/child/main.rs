@@ -34,6 +34,7 @@ fn main() {
         "segment-race" => segment::race(),
         "segment-hold-lock" => segment::hold_lock(),
         "segment-churn" => segment::churn(),
+        "segment-claim-and-stall" => segment::claim_and_stall(),
         "objects-verify" => objects::run(|s| s.verify_and_reply()),
         "objects-race" => objects::run(|s| s.race()),
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),

@@ -211,3 +211,28 @@ fn churn_in<B: Backing, M: Writable>(seg: &ManagedSegment<B, M>, tail: bool) {
         }
     }
 }
+
+/// Plays a creator that stalls (as in a long `fallocate`) until it is SIGKILLed: creates the
+/// device at `SHMKIT_PATH` exclusively, claims it as a creator does (an exclusive `flock` on
+/// its own open file description), sizes it to `SHMKIT_SIZE` bytes (0: not at all) and
+/// never writes a header.
+pub fn claim_and_stall() {
+    let path = env("SHMKIT_PATH");
+    let size: u64 = env("SHMKIT_SIZE").parse().unwrap();
+    let device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    rustix::fs::flock(
+        &device,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .unwrap();
+    device.set_len(size).unwrap();
+    tell_parent("claimed");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
