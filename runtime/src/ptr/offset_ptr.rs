@@ -34,7 +34,7 @@ use crate::registry;
 /// Because it is self-relative it only means something in place: by value there is only the
 /// null pointer ([`null`](Self::null), [`Default`]); it is neither `Clone` nor `Copy`, and in a
 /// segment it is reached mutably through [`ShmMut`] only, which never moves it and checks
-/// every target it stores (see the [module](self) docs).
+/// every target it stores (see the `ptr` module docs).
 ///
 /// It can carry [`TAG_BITS`](Self::TAG_BITS) bits of tag in the low bits of the offset that the
 /// target's alignment leaves free (like Boost's `pointer_plus_bits`): [`tag`](Self::tag),

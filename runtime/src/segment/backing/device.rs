@@ -353,7 +353,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
     }
 
     /// Creates a new segment of `size` bytes; AlreadyExists if the name is taken, and
-    /// `InvalidSize` below [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes.
+    /// `InvalidSize` below [`MIN_SEGMENT_SIZE`] (768) bytes.
     pub fn create(
         self,
         name: impl AsRef<D::Name>,
