@@ -58,6 +58,13 @@ pub fn expand(c: &Container) -> TokenStream {
         quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::PositionIndependent, }
     });
 
+    let assumed = quote!(#krate::__private::AssumedImmutable);
+    let immutable_bounds = all_types.iter().map(|ty| {
+        let krate = krate_at(krate, ty.span());
+        let ty = c.assume_self(ty, &assumed);
+        quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::ShmImmutable, }
+    });
+
     let (schema, relocate, accessors) = match &c.data {
         Data::Struct(style, fields) => {
             let kind = match style {
@@ -217,6 +224,14 @@ pub fn expand(c: &Container) -> TokenStream {
         #[allow(clippy::undocumented_unsafe_blocks)]
         unsafe impl #impl_generics #krate::PositionIndependent for #name #ty_generics
         where #existing_preds #(#pi_bounds)*
+        {}
+
+        // SAFETY: applies only when every field is free of interior mutability, itself and
+        // behind its pointers (a field pointing back at the type is assumed to be, as it adds
+        // no field of its own).
+        #[allow(clippy::undocumented_unsafe_blocks)]
+        unsafe impl #impl_generics #krate::ShmImmutable for #name #ty_generics
+        where #existing_preds #(#immutable_bounds)*
         {}
 
         const _: () = {

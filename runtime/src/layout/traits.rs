@@ -1,7 +1,8 @@
-//! What may live in a segment: [`ShmSafe`] and its plain-data refinement
-//! [`PositionIndependent`], implemented here for primitives, atomics, arrays, tuples and a
-//! few std wrappers; and [`ShmRoot`], the segment root. The [layout module](super) says why
-//! the two traits are separate.
+//! What may live in a segment: [`ShmSafe`], its plain-data refinement
+//! [`PositionIndependent`] and its no-interior-mutability refinement [`ShmImmutable`],
+//! implemented here for primitives, atomics, arrays, tuples and a few std wrappers; and
+//! [`ShmRoot`], the segment root. The [layout module](super) says why the traits are
+//! separate.
 
 use core::cmp::Reverse;
 use core::marker::PhantomData;
@@ -89,6 +90,26 @@ pub unsafe trait ShmSafe: Sized {
 )]
 pub unsafe trait PositionIndependent: ShmSafe {}
 
+/// A [`ShmSafe`] type with no interior mutability, neither in its own bytes nor behind its
+/// [`OffsetPtr`](crate::OffsetPtr)s (nor, later, in its containers' elements): no atomics,
+/// locks or `UnsafeCell`. Only such types are handed out by a read-only mapping, whose bytes
+/// must not change through a `&T` (zerocopy's `Immutable` covers only a type's own bytes).
+///
+/// The derive implements it when every field is `ShmImmutable`; a field that points back at
+/// the type itself (`next: OffsetPtr<Node>`) is assumed immutable while deciding, since it
+/// adds no field of its own.
+///
+/// # Safety
+///
+/// No byte reachable from a `&Self` (its own bytes and the targets of its pointers) may
+/// change while that reference is alive.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has interior mutability (an atomic, a lock or an `UnsafeCell`), so a read-only mapping cannot hand it out",
+    label = "could be written through a shared reference, but a read-only mapping's bytes cannot be written",
+    note = "open the segment read-write (`open`) or copy-on-write (`options().copy_on_write().open(..)`) to reach it"
+)]
+pub unsafe trait ShmImmutable: ShmSafe {}
+
 /// A segment's root type: `#[shm_segment]` implements it. A segment holds at most one root
 /// per [`ROOT_NAME`](ShmRoot::ROOT_NAME), found or built with `Default` by
 /// [`root`](crate::ManagedSegment::root) and checked against [`ROOT_SCHEMA`](ShmRoot::ROOT_SCHEMA).
@@ -109,9 +130,10 @@ pub trait ShmRoot: ShmSafe + Default {
     const ROOT_SCHEMA: &'static Schema;
 }
 
-/// Implements both traits for types that are plain bytes.
+/// Implements the traits for types that are plain bytes: `ShmImmutable` too unless listed
+/// after `cells:`.
 macro_rules! plain_data {
-    ($($t:ty),* $(,)?) => {$(
+    (@base $t:ty) => {
         // SAFETY: a plain value (no pointer, no drop glue) whose bytes mean the same anywhere.
         unsafe impl ShmSafe for $t {
             const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint(
@@ -122,6 +144,14 @@ macro_rules! plain_data {
         }
         // SAFETY: as above; `relocate` is the default no-op.
         unsafe impl PositionIndependent for $t {}
+    };
+    (cells: $($t:ty),* $(,)?) => {$(
+        plain_data!(@base $t);
+    )*};
+    ($($t:ty),* $(,)?) => {$(
+        plain_data!(@base $t);
+        // SAFETY: no interior mutability: the bytes change only through `&mut`.
+        unsafe impl ShmImmutable for $t {}
     )*};
 }
 
@@ -158,19 +188,19 @@ plain_data!(
 
 #[cfg(target_has_atomic = "8")]
 plain_data!(
-    core::sync::atomic::AtomicBool,
+    cells: core::sync::atomic::AtomicBool,
     core::sync::atomic::AtomicU8,
     core::sync::atomic::AtomicI8,
 );
 #[cfg(target_has_atomic = "16")]
-plain_data!(core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
+plain_data!(cells: core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
 #[cfg(target_has_atomic = "32")]
-plain_data!(core::sync::atomic::AtomicU32, core::sync::atomic::AtomicI32);
+plain_data!(cells: core::sync::atomic::AtomicU32, core::sync::atomic::AtomicI32);
 #[cfg(target_has_atomic = "64")]
-plain_data!(core::sync::atomic::AtomicU64, core::sync::atomic::AtomicI64);
+plain_data!(cells: core::sync::atomic::AtomicU64, core::sync::atomic::AtomicI64);
 #[cfg(target_has_atomic = "ptr")]
 plain_data!(
-    core::sync::atomic::AtomicUsize,
+    cells: core::sync::atomic::AtomicUsize,
     core::sync::atomic::AtomicIsize,
 );
 
@@ -180,6 +210,8 @@ unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {
 }
 // SAFETY: as above; nothing to relocate.
 unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
+// SAFETY: no bytes at all.
+unsafe impl<T: ?Sized> ShmImmutable for PhantomData<T> {}
 
 // SAFETY: the bytes, initialised or not, are those of a position-independent `T`, so no
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
@@ -188,6 +220,8 @@ unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
 }
 // SAFETY: as above.
 unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
+// SAFETY: the bytes of an immutable `T`, initialised or not.
+unsafe impl<T: PositionIndependent + ShmImmutable> ShmImmutable for MaybeUninit<T> {}
 
 /// Implements the traits for a `repr(transparent)` wrapper, relocating its one field.
 macro_rules! transparent_wrapper {
@@ -206,6 +240,8 @@ macro_rules! transparent_wrapper {
         }
         // SAFETY: the same bytes as a position-independent `T`.
         unsafe impl<T: PositionIndependent> PositionIndependent for $w<T> {}
+        // SAFETY: the same bytes as an immutable `T`.
+        unsafe impl<T: ShmImmutable> ShmImmutable for $w<T> {}
     )*};
 }
 
@@ -226,6 +262,11 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
 }
 // SAFETY: an array of position-independent elements is itself plain data.
 unsafe impl<T: PositionIndependent, const N: usize> PositionIndependent for [T; N] {}
+// SAFETY: immutable elements make an immutable array.
+unsafe impl<T: ShmImmutable, const N: usize> ShmImmutable for [T; N] {}
+
+// SAFETY: the pointer's own bytes change only through `&mut`, and its target is immutable.
+unsafe impl<T: ShmImmutable> ShmImmutable for crate::OffsetPtr<T> {}
 
 /// Implements the traits for tuples, relocating each field from its own old address.
 macro_rules! tuples {
@@ -246,6 +287,8 @@ macro_rules! tuples {
         }
         // SAFETY: a tuple of position-independent fields is itself plain data.
         unsafe impl<$($t: PositionIndependent),+> PositionIndependent for ($($t,)+) {}
+        // SAFETY: immutable fields make an immutable tuple.
+        unsafe impl<$($t: ShmImmutable),+> ShmImmutable for ($($t,)+) {}
     )+};
 }
 

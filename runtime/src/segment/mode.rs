@@ -1,5 +1,6 @@
 //! Access modes as types, so that writing through a read-only mapping does not compile.
 
+use crate::layout::{ShmImmutable, ShmSafe};
 use crate::os::MapMode;
 
 mod sealed {
@@ -19,6 +20,23 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
     note = "to change it, open it read-write (`open`) or copy-on-write (`options().copy_on_write().open(..)`); to read it, use `root`, `find_root` or `find`"
 )]
 pub trait Writable: Mode {}
+
+/// Modes whose mappings may hand out `&T`: every mode for every [`ShmSafe`] `T`, except that
+/// a read-only mapping lends only [`ShmImmutable`] types. An atomic found there could be
+/// written through `&T`, into memory lent as immutable (on a read-only page: a fault), so
+/// asking for one does not compile:
+///
+/// ```compile_fail,E0277
+/// use std::sync::atomic::AtomicU64;
+/// fn bump(segment: &shmkit_runtime::ManagedSharedMemory<shmkit_runtime::ReadOnly>) {
+///     let _ = segment.find::<AtomicU64>("hits"); // open it read-write to reach atomics
+/// }
+/// ```
+pub trait Lends<T: ShmSafe>: Mode {}
+
+impl<T: ShmSafe> Lends<T> for ReadWrite {}
+impl<T: ShmSafe> Lends<T> for CopyOnWrite {}
+impl<T: ShmImmutable> Lends<T> for ReadOnly {}
 
 /// Read and write; changes reach the device and every other mapping.
 #[derive(Debug)]

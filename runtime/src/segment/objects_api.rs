@@ -10,7 +10,7 @@
 use std::ptr::NonNull;
 
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{Mode, Writable};
+use super::mode::{Lends, Mode, Writable};
 use crate::error::{Error, Result};
 use crate::layout::{ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
@@ -23,9 +23,9 @@ use crate::os::MapMode;
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
-/// they see is a snapshot that a concurrent writer in another process may be changing. The
-/// pages of a read-only mapping are not writable, so an object with interior mutability
-/// (an atomic) found there must only be read: a store through it faults.
+/// they see is a snapshot that a concurrent writer in another process may be changing. A
+/// read-only mapping lends only [`ShmImmutable`](crate::ShmImmutable) types (the bound
+/// `M: Lends<T>`): its pages are not writable, so an atomic found there could not be used.
 impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     fn space(&self) -> Space {
         Space::new(*self.core())
@@ -44,7 +44,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The object `target` (a name or [`Unique`]) as a single `T`; None when there is none.
     /// An object of another type is a `TypeMismatch`, as is an array (use
     /// [`find_slice`](Self::find_slice)).
-    pub fn find<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&T>> {
+    pub fn find<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&T>>
+    where
+        M: Lends<T>,
+    {
         let t = target.target();
         match self.find_raw::<T>(t)? {
             None => Ok(None),
@@ -59,7 +62,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// The object `target` as a slice of its elements (one for a single value).
-    pub fn find_slice<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&[T]>> {
+    pub fn find_slice<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&[T]>>
+    where
+        M: Lends<T>,
+    {
         Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
             // SAFETY: `n` live, checked `T`s in this mapping.
             unsafe { std::slice::from_raw_parts(p.as_ptr(), n) }
@@ -70,6 +76,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     pub fn find_unique<T: ShmSafe>(&self) -> Result<Option<&T>>
     where
         Unique: Lookup<I>,
+        M: Lends<T>,
     {
         self.find(Unique)
     }
@@ -77,7 +84,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// Finds under the index lock (reads racing a writer's plain writes would be a data
     /// race), by the fast path when it can decide.
     #[inline]
-    fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
+    pub(super) fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
         self.indexed(|s| match t {
             Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
                 Some(found) => Ok(found),
