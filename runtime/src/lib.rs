@@ -60,6 +60,8 @@ pub mod __private {
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::stringify;
 
+    pub use crate::layout::pointee_fingerprint;
+
     /// What the derive puts in place of the type itself in a field that points back at it
     /// (`OffsetPtr<Node>` inside `Node`) while deciding whether the type is `ShmImmutable`:
     /// such a field adds no field of its own, and the bound would otherwise be a cycle.
@@ -77,5 +79,6 @@ pub mod __private {
         align: 1,
         fields: &[],
         variants: &[],
+        generics: &[],
     };
 }

@@ -1,12 +1,12 @@
 //! `#[derive(ShmSafe)]`'s generated impls (see the crate docs), from the checked model.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Generics, Ident, LitStr, Visibility};
 
 use super::{fallback, krate_at, type_string};
-use crate::internals::ast::{Container, Data, Field, Style};
+use crate::internals::ast::{Container, Data, Field, Style, Variant};
 
 /// The expansion of `#[derive(ShmSafe)]`: the impls, or the errors and the fallback impls.
 pub fn derive(input: &DeriveInput) -> TokenStream {
@@ -65,7 +65,24 @@ pub fn expand(c: &Container) -> TokenStream {
         quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::ShmImmutable, }
     });
 
-    let (schema, relocate, accessors) = match &c.data {
+    let generic_args: Vec<TokenStream> = c
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            syn::GenericParam::Type(t) => {
+                let t = &t.ident;
+                Some(quote!(<#t as #krate::ShmSafe>::POINTEE_FINGERPRINT))
+            }
+            syn::GenericParam::Const(k) => {
+                let k = &k.ident;
+                Some(quote!(#k as u64))
+            }
+            syn::GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+
+    let (kind, schema, relocate, accessors) = match &c.data {
         Data::Struct(style, fields) => {
             let kind = match style {
                 Style::Named => quote!(#krate::SchemaKind::Struct),
@@ -90,6 +107,7 @@ pub fn expand(c: &Container) -> TokenStream {
                     align: #krate::__private::align_of::<Self>(),
                     fields: &[#(#schemas),*],
                     variants: &[],
+                    generics: &[#(#generic_args),*],
                 }
             };
             let relocs = fields.iter().map(|f| {
@@ -114,7 +132,7 @@ pub fn expand(c: &Container) -> TokenStream {
                     #(#relocs)*
                 }
             };
-            (schema, relocate, struct_accessors(c, fields))
+            (kind, schema, relocate, struct_accessors(c, fields))
         }
         Data::Enum(variants) => {
             let repr_int = c
@@ -131,31 +149,31 @@ pub fn expand(c: &Container) -> TokenStream {
                 },
                 Span::call_site(),
             );
-            let variant_schemas = variants.iter().map(|v| {
+            let kind = quote!(#krate::SchemaKind::Enum(#repr_str));
+            let values = discriminant_values(variants, c.repr.int.as_ref());
+            let variant_schemas = variants.iter().zip(&values).map(|(v, disc)| {
                 let vname = LitStr::new(&v.ident.to_string(), v.ident.span());
-                let disc = LitStr::new(
-                    &v.discriminant
-                        .as_ref()
-                        .map(|d| d.to_token_stream().to_string())
-                        .unwrap_or_default(),
-                    Span::call_site(),
-                );
                 let schemas = v
                     .fields
                     .iter()
                     .map(|f| field_schema(f, krate, quote!(::core::option::Option::None)));
                 quote! {
-                    #krate::VariantSchema { name: #vname, discriminant: #disc, fields: &[#(#schemas),*] }
+                    #krate::VariantSchema {
+                        name: #vname,
+                        discriminant: #disc as i128,
+                        fields: &[#(#schemas),*],
+                    }
                 }
             });
             let schema = quote! {
                 #krate::Schema {
                     name: #name_str,
-                    kind: #krate::SchemaKind::Enum(#repr_str),
+                    kind: #kind,
                     size: #krate::__private::size_of::<Self>(),
                     align: #krate::__private::align_of::<Self>(),
                     fields: &[],
                     variants: &[#(#variant_schemas),*],
+                    generics: &[#(#generic_args),*],
                 }
             };
             let arms = variants.iter().map(|v| {
@@ -192,7 +210,7 @@ pub fn expand(c: &Container) -> TokenStream {
                     }
                 }
             };
-            (schema, relocate, TokenStream::new())
+            (kind, schema, relocate, TokenStream::new())
         }
     };
 
@@ -211,6 +229,14 @@ pub fn expand(c: &Container) -> TokenStream {
                 ::core::option::Option::Some(s) => s.fingerprint(),
                 ::core::option::Option::None => 0,
             };
+            // Not from `SCHEMA`, which holds the fingerprints of pointers to the type.
+            const POINTEE_FINGERPRINT: u64 = #krate::__private::pointee_fingerprint(
+                #kind,
+                #name_str,
+                #krate::__private::size_of::<Self>(),
+                #krate::__private::align_of::<Self>(),
+                &[#(#generic_args),*],
+            );
             #[inline]
             fn type_fingerprint() -> u64 {
                 <Self as #krate::ShmSafe>::LAYOUT_FINGERPRINT
@@ -241,6 +267,38 @@ pub fn expand(c: &Container) -> TokenStream {
 
         #accessors
     }
+}
+
+/// Each variant's discriminant value as a constant expression of the enum's `repr` type,
+/// computed by the compiler: the written expression, or the previous value plus one (0 for
+/// the first), as the language defines it. The values, not the tokens, are what a segment
+/// holds (`On = D` means another value when `D` does).
+fn discriminant_values(variants: &[Variant], int: Option<&Ident>) -> Vec<TokenStream> {
+    let int = int.map_or_else(|| quote!(isize), |i| quote!(#i));
+    let mut base: Option<&syn::Expr> = None;
+    let mut step = 0usize;
+    variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if let Some(d) = &v.discriminant {
+                base = Some(d);
+                step = 0;
+            } else {
+                step += 1;
+            }
+            match base {
+                Some(d) => {
+                    let step = proc_macro2::Literal::usize_unsuffixed(step);
+                    quote!({ let __shmkit_d: #int = #d; __shmkit_d + #step })
+                }
+                None => {
+                    let i = proc_macro2::Literal::usize_unsuffixed(i);
+                    quote!({ let __shmkit_d: #int = #i; __shmkit_d })
+                }
+            }
+        })
+        .collect()
 }
 
 /// The generics of the impls: `T: ShmSafe` on every type parameter (lifetimes were refused).

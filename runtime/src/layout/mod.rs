@@ -61,5 +61,5 @@ mod traits;
 
 pub use fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
 pub use guard::ShmMut;
-pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
+pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
 pub use traits::{PositionIndependent, ShmImmutable, ShmRoot, ShmSafe};

@@ -57,6 +57,12 @@ pub unsafe trait ShmSafe: Sized {
     /// size and alignment; the runtime's impls and the derive say more.
     const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("?", size_of::<Self>(), align_of::<Self>());
 
+    /// What an [`OffsetPtr`](crate::OffsetPtr) to this type hashes: the layout fingerprint,
+    /// except that a derived type contributes only its name, size, alignment and generic
+    /// arguments ([`Schema::pointee_fingerprint`]), since it may point at itself. Compound
+    /// types (arrays, tuples, wrappers) build it from their parts' own.
+    const POINTEE_FINGERPRINT: u64 = Self::LAYOUT_FINGERPRINT;
+
     /// The layout description of a derived type (None for primitives and manual impls).
     const SCHEMA: Option<&'static Schema> = None;
 
@@ -217,6 +223,8 @@ unsafe impl<T: ?Sized> ShmImmutable for PhantomData<T> {}
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
 unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
+    const POINTEE_FINGERPRINT: u64 =
+        compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
 }
 // SAFETY: as above.
 unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
@@ -231,6 +239,8 @@ macro_rules! transparent_wrapper {
         unsafe impl<T: ShmSafe> ShmSafe for $w<T> {
             const LAYOUT_FINGERPRINT: u64 =
                 compound_fingerprint(stringify!($w), &[T::LAYOUT_FINGERPRINT]);
+            const POINTEE_FINGERPRINT: u64 =
+                compound_fingerprint(stringify!($w), &[T::POINTEE_FINGERPRINT]);
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 // SAFETY: the field is at offset 0, so it moved from `moved_from` too; the
@@ -251,6 +261,8 @@ transparent_wrapper!(Reverse, Wrapping);
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     const LAYOUT_FINGERPRINT: u64 =
         compound_fingerprint("array", &[T::LAYOUT_FINGERPRINT, N as u64]);
+    const POINTEE_FINGERPRINT: u64 =
+        compound_fingerprint("array", &[T::POINTEE_FINGERPRINT, N as u64]);
     #[inline(always)]
     unsafe fn relocate(&mut self, moved_from: usize) {
         for (i, element) in self.iter_mut().enumerate() {
@@ -276,6 +288,10 @@ macro_rules! tuples {
             const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
                 "tuple",
                 &[$($t::LAYOUT_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
+            );
+            const POINTEE_FINGERPRINT: u64 = compound_fingerprint(
+                "tuple",
+                &[$($t::POINTEE_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
             );
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
