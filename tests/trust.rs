@@ -165,3 +165,168 @@ mod fingerprints {
         });
     }
 }
+
+/// Finding 4: bytes from outside that are no valid value of the type asked for are an
+/// `InvalidValue` naming the field and its offset, never a reference.
+mod validity {
+    use std::num::NonZeroU32;
+
+    use shmkit::{
+        AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ShmImmutable, ShmSafe,
+    };
+
+    #[derive(ShmSafe, Clone, Copy)]
+    #[repr(C)]
+    pub struct Flag {
+        pub id: u16,
+        pub on: bool,
+        // One byte of padding follows: never read.
+    }
+
+    #[derive(ShmSafe, Clone, Copy)]
+    #[repr(u16)]
+    pub enum Mode {
+        Idle,
+        Run { speed: NonZeroU32, reverse: bool } = 5,
+        Stop(char),
+    }
+
+    #[derive(ShmSafe, Clone, Copy)]
+    #[repr(C)]
+    pub struct Panel {
+        pub count: u32,
+        pub flags: [Flag; 3],
+        pub mode: Mode,
+    }
+
+    const FLAG: Flag = Flag { id: 7, on: true };
+    const PANEL: Panel = Panel {
+        count: 3,
+        flags: [FLAG; 3],
+        mode: Mode::Run {
+            speed: NonZeroU32::MIN,
+            reverse: false,
+        },
+    };
+
+    /// The image of a heap segment holding `values` as object "x", with byte `at` of the
+    /// object's data set to `byte`.
+    fn image_with<T: ShmSafe + Clone>(values: &[T], at: usize, byte: u8) -> AlignedBuffer {
+        let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+        let data = seg.construct_from_iter("x", values.to_vec()).unwrap().as_ptr() as usize;
+        let offset = data - seg.base_address().as_ptr() as usize;
+        let mut image = AlignedBuffer::from_image(seg.image());
+        image[offset + at] = byte;
+        image
+    }
+
+    /// Opens `image` read-write and read-only, looks "x" up as `T`s both ways, and returns
+    /// the `(field, offset)` both report.
+    fn invalid<T: ShmImmutable>(mut image: AlignedBuffer) -> (String, usize) {
+        let read_only = AlignedBuffer::from_image(&image);
+        let reader = ManagedExternalBuffer::options()
+            .read_only()
+            .open(&read_only)
+            .unwrap();
+        let seen = reader.find_slice::<T>("x").map(|o| o.map(<[T]>::len));
+        let Err(Error::InvalidValue { field, offset, .. }) = seen else {
+            panic!("read-only: {seen:?}");
+        };
+        let writer = ManagedExternalBuffer::open(&mut image).unwrap();
+        let again = writer.find_slice::<T>("x").map(|o| o.map(<[T]>::len));
+        match again {
+            Err(Error::InvalidValue { field: f, offset: o, .. }) if (&f, o) == (&field, offset) => {}
+            other => panic!("read-write: {other:?}"),
+        }
+        (field, offset)
+    }
+
+    #[test]
+    fn a_bool_of_2_is_refused() {
+        assert_eq!(invalid::<bool>(image_with(&[true], 0, 2)), ("".into(), 0));
+    }
+
+    #[test]
+    fn a_char_beyond_unicode_is_refused() {
+        // 'a' is 0x61; with byte 2 set to 0x11 it reads 0x110061, past U+10FFFF.
+        assert_eq!(invalid::<char>(image_with(&['a'], 2, 0x11)), ("".into(), 0));
+    }
+
+    #[test]
+    fn a_zero_nonzero_is_refused() {
+        let image = image_with(&[NonZeroU32::MIN], 0, 0);
+        assert_eq!(invalid::<NonZeroU32>(image), ("".into(), 0));
+    }
+
+    #[test]
+    fn an_enum_tag_that_names_no_variant_is_refused() {
+        // Tags are 0, 5 and 6 (implied after `Run = 5`).
+        let (field, offset) = invalid::<Mode>(image_with(&[Mode::Idle], 0, 4));
+        assert_eq!((field.as_str(), offset), ("", 0));
+        let image = image_with(&[Mode::Idle], 0, 6);
+        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        assert!(matches!(reader.find::<Mode>("x"), Ok(Some(Mode::Stop(_)))));
+        let err = invalid_message::<Mode>(image_with(&[Mode::Idle], 0, 4));
+        assert!(err.contains("a declared discriminant of `Mode`"), "{err}");
+    }
+
+    fn invalid_message<T: ShmImmutable>(image: AlignedBuffer) -> String {
+        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        reader.find::<T>("x").err().unwrap().to_string()
+    }
+
+    #[test]
+    fn nested_fields_and_array_elements_are_named_with_their_offsets() {
+        let on = std::mem::offset_of!(Flag, on);
+        let flags = std::mem::offset_of!(Panel, flags);
+        let at = flags + 2 * size_of::<Flag>() + on;
+        let (field, offset) = invalid::<Panel>(image_with(&[PANEL], at, 9));
+        assert_eq!((field.as_str(), offset), ("flags[2].on", at));
+
+        // A variant's field, at the offset the enum's repr gives it.
+        let mode = std::mem::offset_of!(Panel, mode);
+        let Mode::Run { reverse, .. } = &PANEL.mode else {
+            unreachable!()
+        };
+        let reverse = mode + (reverse as *const bool as usize - &PANEL.mode as *const Mode as usize);
+        let (field, offset) = invalid::<Panel>(image_with(&[PANEL], reverse, 3));
+        assert_eq!((field.as_str(), offset), ("mode.Run.reverse", reverse));
+
+        // Element 3 of an array object.
+        let (field, offset) = invalid::<bool>(image_with(&[true; 4], 3, 0xFF));
+        assert_eq!((field.as_str(), offset), ("[3]", 3));
+        let message = invalid_message::<Flag>(image_with(&[FLAG], on, 2));
+        assert!(
+            message.contains("byte 2 (on): expected a bool (byte 0 or 1)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn valid_values_and_any_padding_pass() {
+        // Byte 3 of a `Flag` is padding: whatever it holds, the value is valid.
+        let image = image_with(&[FLAG; 2], 3, 0xAB);
+        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        let flags = reader.find_slice::<Flag>("x").unwrap().unwrap();
+        assert!(flags.iter().all(|f| f.on && f.id == 7));
+        // Twice: the second lookup is served by the mapping's record of checked objects.
+        assert_eq!(reader.find_slice::<Flag>("x").unwrap().unwrap().len(), 2);
+
+        let mut image = image_with(&[PANEL], 0, 3); // `count` may be anything
+        let writer = ManagedExternalBuffer::open(&mut image).unwrap();
+        let panel = writer.find::<Panel>("x").unwrap().unwrap();
+        assert!(matches!(panel.mode, Mode::Run { reverse: false, .. }));
+        let _ = (Mode::Stop('x'), Mode::Idle);
+    }
+
+    #[test]
+    fn find_or_construct_checks_what_it_finds() {
+        let mut image = image_with(&[true], 0, 2);
+        let writer = ManagedExternalBuffer::open(&mut image).unwrap();
+        let err = writer.find_or_construct("x", || false).err().unwrap();
+        assert!(matches!(err, Error::InvalidValue { .. }), "{err:?}");
+        // What it builds is valid by construction.
+        assert!(*writer.find_or_construct("y", || true).unwrap());
+        assert_eq!(writer.find::<bool>("y").unwrap(), Some(&true));
+    }
+}

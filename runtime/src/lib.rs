@@ -37,7 +37,7 @@ pub mod test_hooks;
 pub use alloc::{Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
-    type_fingerprint_of, FieldSchema, PositionIndependent, Schema, SchemaDiff, SchemaKind, ShmImmutable,
+    type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind, ShmImmutable,
     ShmMut, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;
@@ -60,7 +60,7 @@ pub mod __private {
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::stringify;
 
-    pub use crate::layout::pointee_fingerprint;
+    pub use crate::layout::{payload_start, pointee_fingerprint, variant_field_offset, Invalid};
 
     /// What the derive puts in place of the type itself in a field that points back at it
     /// (`OffsetPtr<Node>` inside `Node`) while deciding whether the type is `ShmImmutable`:

@@ -132,7 +132,24 @@ pub fn expand(c: &Container) -> TokenStream {
                     #(#relocs)*
                 }
             };
-            (kind, schema, relocate, struct_accessors(c, fields))
+            let checks = fields.iter().map(|f| {
+                let (m, ty) = (&f.member, &f.ty);
+                let name = LitStr::new(&f.name, Span::call_site());
+                let check = quote!(::core::ptr::addr_of!((*value).#m));
+                validity_check(ty, krate, check, quote!(#krate::__private::offset_of!(Self, #m)), &name)
+            });
+            let validity = quote! {
+                const ALL_BIT_PATTERNS_VALID: bool =
+                    true #(&& <#all_types as #krate::ShmSafe>::ALL_BIT_PATTERNS_VALID)*;
+                unsafe fn validate(
+                    value: *const Self,
+                ) -> ::core::result::Result<(), #krate::__private::Invalid> {
+                    let _ = value;
+                    #(#checks)*
+                    ::core::result::Result::Ok(())
+                }
+            };
+            (kind, schema, quote!(#relocate #validity), struct_accessors(c, fields))
         }
         Data::Enum(variants) => {
             let repr_int = c
@@ -210,7 +227,8 @@ pub fn expand(c: &Container) -> TokenStream {
                     }
                 }
             };
-            (kind, schema, relocate, TokenStream::new())
+            let validity = enum_validator(c, variants, &values);
+            (kind, schema, quote!(#relocate #validity), TokenStream::new())
         }
     };
 
@@ -266,6 +284,90 @@ pub fn expand(c: &Container) -> TokenStream {
         };
 
         #accessors
+    }
+}
+
+/// The check of one field whose address is `place` (a `*const FieldType` expression, in an
+/// `unsafe fn validate(value: *const Self)`), at byte `offset` of the value: skipped at
+/// compile time when every bit pattern of the field type is valid.
+fn validity_check(
+    ty: &syn::Type,
+    krate: &syn::Path,
+    place: TokenStream,
+    offset: TokenStream,
+    name: &LitStr,
+) -> TokenStream {
+    let krate = krate_at(krate, ty.span());
+    // SAFETY (of the generated block): the field lies within the value, which the caller
+    // of `validate` vouches for.
+    quote_spanned! {ty.span()=>
+        if !<#ty as #krate::ShmSafe>::ALL_BIT_PATTERNS_VALID {
+            unsafe { <#ty as #krate::ShmSafe>::validate(#place) }
+                .map_err(|e| e.within(#name, #offset))?;
+        }
+    }
+}
+
+/// An enum's validator: the tag must be one of the declared discriminant values, and the
+/// fields of its variant valid, at the offsets the enum's `repr` defines.
+fn enum_validator(c: &Container, variants: &[Variant], values: &[TokenStream]) -> TokenStream {
+    let krate = &c.krate;
+    let Some(int) = &c.repr.int else {
+        return TokenStream::new();
+    };
+    let all_aligns = c
+        .field_types()
+        .into_iter()
+        .map(|ty| quote!(#krate::__private::align_of::<#ty>()));
+    let start = if c.repr.c {
+        quote!(#krate::__private::payload_start(
+            #krate::__private::size_of::<#int>(),
+            &[#(#all_aligns),*],
+        ))
+    } else {
+        quote!(#krate::__private::size_of::<#int>())
+    };
+    let arms = variants.iter().zip(values).map(|(v, value)| {
+        let layout = v.fields.iter().map(|f| {
+            let ty = &f.ty;
+            quote!((#krate::__private::size_of::<#ty>(), #krate::__private::align_of::<#ty>()))
+        });
+        let checks = v.fields.iter().enumerate().map(|(j, f)| {
+            let name = LitStr::new(&format!("{}.{}", v.ident, f.name), Span::call_site());
+            let ty = &f.ty;
+            let offset = quote!(#krate::__private::variant_field_offset(
+                __shmkit_start,
+                __shmkit_fields,
+                #j,
+            ));
+            let place = quote!(value.cast::<u8>().add(#offset).cast::<#ty>());
+            validity_check(ty, krate, place, offset, &name)
+        });
+        quote! {
+            if __shmkit_tag == #value {
+                let __shmkit_fields: &[(usize, usize)] = &[#(#layout),*];
+                let _ = (__shmkit_start, __shmkit_fields);
+                #(#checks)*
+                return ::core::result::Result::Ok(());
+            }
+        }
+    });
+    let expected = LitStr::new(
+        &format!("a declared discriminant of `{}`", c.ident),
+        Span::call_site(),
+    );
+    // SAFETY (of the generated block): an enum with a primitive repr starts with its tag,
+    // and the caller of `validate` vouches for the value's bytes.
+    quote! {
+        const ALL_BIT_PATTERNS_VALID: bool = false;
+        unsafe fn validate(
+            value: *const Self,
+        ) -> ::core::result::Result<(), #krate::__private::Invalid> {
+            let __shmkit_tag = unsafe { value.cast::<#int>().read() };
+            let __shmkit_start: usize = #start;
+            #(#arms)*
+            ::core::result::Result::Err(#krate::__private::Invalid::new(#expected))
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use core::num::{
 
 use super::fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
 use super::schema::Schema;
+use super::validity::Invalid;
 
 /// A type that may live in a segment.
 ///
@@ -28,7 +29,10 @@ use super::schema::Schema;
 ///   through segment containers) that point into the same segment;
 /// - has no drop glue other than that of the segment containers;
 /// - implements [`relocate`](ShmSafe::relocate) so that it fixes every self-relative pointer
-///   it holds, calling `relocate` on each field with that field's old address.
+///   it holds, calling `relocate` on each field with that field's old address;
+/// - sets [`ALL_BIT_PATTERNS_VALID`](ShmSafe::ALL_BIT_PATTERNS_VALID) only if any bytes
+///   (padding aside) are a valid value, and otherwise has [`validate`](ShmSafe::validate)
+///   accept exactly the valid ones.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "not ShmSafe: it may hold references, process-local pointers or std heap data",
@@ -50,6 +54,32 @@ pub unsafe trait ShmSafe: Sized {
     #[inline(always)]
     unsafe fn relocate(&mut self, moved_from: usize) {
         let _ = moved_from;
+    }
+
+    /// True when any initialised bytes are a valid value (integers, floats, offset pointers,
+    /// and what holds only those): lookups then skip [`validate`](ShmSafe::validate)
+    /// entirely. False by default: a manual impl that does not say is checked, and without
+    /// a `validate` of its own it is refused.
+    const ALL_BIT_PATTERNS_VALID: bool = false;
+
+    /// Checks that the bytes at `value` are a valid `Self`, reading each field's bytes and
+    /// never padding; a lookup runs it before the first reference to an object is handed
+    /// out in a mapping that did not write it. The derive generates it: field by field,
+    /// enum tags against the declared discriminant values.
+    ///
+    /// # Safety
+    ///
+    /// `value` is aligned and valid for reads of `size_of::<Self>()` bytes, whose non-padding
+    /// bytes are initialised, and nothing writes them meanwhile except through atomics.
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        let _ = value;
+        if Self::ALL_BIT_PATTERNS_VALID {
+            Ok(())
+        } else {
+            Err(Invalid::new(
+                "a value of a checked type (this one's manual `ShmSafe` impl has no `validate`)",
+            ))
+        }
     }
 
     /// The layout fingerprint, computed at compile time (see [`Schema::fingerprint`]): what
@@ -147,6 +177,7 @@ macro_rules! plain_data {
                 size_of::<$t>(),
                 align_of::<$t>(),
             );
+            const ALL_BIT_PATTERNS_VALID: bool = true;
         }
         // SAFETY: as above; `relocate` is the default no-op.
         unsafe impl PositionIndependent for $t {}
@@ -162,21 +193,52 @@ macro_rules! plain_data {
 }
 
 plain_data!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
-plain_data!(f32, f64, bool, char, ());
-plain_data!(
-    NonZeroU8,
-    NonZeroU16,
-    NonZeroU32,
-    NonZeroU64,
-    NonZeroU128,
-    NonZeroUsize,
-    NonZeroI8,
-    NonZeroI16,
-    NonZeroI32,
-    NonZeroI64,
-    NonZeroI128,
-    NonZeroIsize,
-);
+plain_data!(f32, f64, ());
+
+/// Implements the traits for plain values with invalid bit patterns: `$valid` says whether
+/// the bytes at `$p` (a `*const Self`) are a valid value, `$expected` what a valid one is.
+macro_rules! checked_data {
+    ($($t:ty => $expected:literal, |$p:ident| $valid:expr;)*) => {$(
+        // SAFETY: a plain value (no pointer, no drop glue) whose bytes mean the same anywhere;
+        // `validate` accepts exactly its valid bit patterns.
+        unsafe impl ShmSafe for $t {
+            const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint(
+                stringify!($t),
+                size_of::<$t>(),
+                align_of::<$t>(),
+            );
+            unsafe fn validate($p: *const Self) -> Result<(), Invalid> {
+                // SAFETY: the caller's contract: aligned, readable and initialised.
+                if unsafe { $valid } {
+                    Ok(())
+                } else {
+                    Err(Invalid::new($expected))
+                }
+            }
+        }
+        // SAFETY: as above; `relocate` is the default no-op.
+        unsafe impl PositionIndependent for $t {}
+        // SAFETY: no interior mutability.
+        unsafe impl ShmImmutable for $t {}
+    )*};
+}
+
+checked_data! {
+    bool => "a bool (byte 0 or 1)", |p| p.cast::<u8>().read() <= 1;
+    char => "a char (a Unicode scalar value)", |p| char::from_u32(p.cast::<u32>().read()).is_some();
+    NonZeroU8 => "a nonzero integer", |p| p.cast::<u8>().read() != 0;
+    NonZeroU16 => "a nonzero integer", |p| p.cast::<u16>().read() != 0;
+    NonZeroU32 => "a nonzero integer", |p| p.cast::<u32>().read() != 0;
+    NonZeroU64 => "a nonzero integer", |p| p.cast::<u64>().read() != 0;
+    NonZeroU128 => "a nonzero integer", |p| p.cast::<u128>().read() != 0;
+    NonZeroUsize => "a nonzero integer", |p| p.cast::<usize>().read() != 0;
+    NonZeroI8 => "a nonzero integer", |p| p.cast::<i8>().read() != 0;
+    NonZeroI16 => "a nonzero integer", |p| p.cast::<i16>().read() != 0;
+    NonZeroI32 => "a nonzero integer", |p| p.cast::<i32>().read() != 0;
+    NonZeroI64 => "a nonzero integer", |p| p.cast::<i64>().read() != 0;
+    NonZeroI128 => "a nonzero integer", |p| p.cast::<i128>().read() != 0;
+    NonZeroIsize => "a nonzero integer", |p| p.cast::<isize>().read() != 0;
+}
 plain_data!(
     Option<NonZeroU8>,
     Option<NonZeroU16>,
@@ -194,10 +256,30 @@ plain_data!(
 
 #[cfg(target_has_atomic = "8")]
 plain_data!(
-    cells: core::sync::atomic::AtomicBool,
-    core::sync::atomic::AtomicU8,
+    cells: core::sync::atomic::AtomicU8,
     core::sync::atomic::AtomicI8,
 );
+
+// SAFETY: a plain value whose bytes mean the same anywhere; `validate` accepts 0 and 1 only,
+// reading atomically as another mapping may be storing it meanwhile.
+#[cfg(target_has_atomic = "8")]
+unsafe impl ShmSafe for core::sync::atomic::AtomicBool {
+    const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("core::sync::atomic::AtomicBool", 1, 1);
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        // SAFETY: the caller's contract; `AtomicU8` has the size, alignment and interior
+        // mutability of `AtomicBool`.
+        let byte = unsafe { &*value.cast::<AtomicU8>() }.load(Ordering::Relaxed);
+        if byte <= 1 {
+            Ok(())
+        } else {
+            Err(Invalid::new("a bool (byte 0 or 1)"))
+        }
+    }
+}
+// SAFETY: as above; `relocate` is the default no-op.
+#[cfg(target_has_atomic = "8")]
+unsafe impl PositionIndependent for core::sync::atomic::AtomicBool {}
 #[cfg(target_has_atomic = "16")]
 plain_data!(cells: core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
 #[cfg(target_has_atomic = "32")]
@@ -213,6 +295,7 @@ plain_data!(
 // SAFETY: a zero-sized marker holds no data, whatever it names.
 unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {
     const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("PhantomData", 0, 1);
+    const ALL_BIT_PATTERNS_VALID: bool = true;
 }
 // SAFETY: as above; nothing to relocate.
 unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
@@ -225,6 +308,7 @@ unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
     const POINTEE_FINGERPRINT: u64 =
         compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
+    const ALL_BIT_PATTERNS_VALID: bool = true;
 }
 // SAFETY: as above.
 unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
@@ -241,6 +325,12 @@ macro_rules! transparent_wrapper {
                 compound_fingerprint(stringify!($w), &[T::LAYOUT_FINGERPRINT]);
             const POINTEE_FINGERPRINT: u64 =
                 compound_fingerprint(stringify!($w), &[T::POINTEE_FINGERPRINT]);
+            const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
+            unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+                // SAFETY: the same bytes as a `T` (`repr(transparent)`); the caller's
+                // contract carries over.
+                unsafe { T::validate(value.cast()) }
+            }
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 // SAFETY: the field is at offset 0, so it moved from `moved_from` too; the
@@ -263,6 +353,15 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
         compound_fingerprint("array", &[T::LAYOUT_FINGERPRINT, N as u64]);
     const POINTEE_FINGERPRINT: u64 =
         compound_fingerprint("array", &[T::POINTEE_FINGERPRINT, N as u64]);
+    const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID || N == 0;
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        for i in 0..N {
+            // SAFETY: element `i` lies within the array, under the caller's contract.
+            unsafe { T::validate(value.cast::<T>().add(i)) }
+                .map_err(|e| e.within(&format!("[{i}]"), i * size_of::<T>()))?;
+        }
+        Ok(())
+    }
     #[inline(always)]
     unsafe fn relocate(&mut self, moved_from: usize) {
         for (i, element) in self.iter_mut().enumerate() {
@@ -293,6 +392,18 @@ macro_rules! tuples {
                 "tuple",
                 &[$($t::POINTEE_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
             );
+            const ALL_BIT_PATTERNS_VALID: bool = true $(&& $t::ALL_BIT_PATTERNS_VALID)+;
+            unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+                $(
+                    if !$t::ALL_BIT_PATTERNS_VALID {
+                        // SAFETY: the field lies within the tuple, under the caller's contract.
+                        unsafe { $t::validate(core::ptr::addr_of!((*value).$idx)) }.map_err(|e| {
+                            e.within(stringify!($idx), offset_of!(Self, $idx))
+                        })?;
+                    }
+                )+
+                Ok(())
+            }
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 $(

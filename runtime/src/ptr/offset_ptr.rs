@@ -302,6 +302,8 @@ unsafe impl<T: ShmSafe> ShmSafe for OffsetPtr<T> {
     /// point at its own type, and a fingerprint cannot contain itself).
     const LAYOUT_FINGERPRINT: u64 =
         crate::layout::compound_fingerprint("OffsetPtr", &[T::POINTEE_FINGERPRINT]);
+    /// Any offset is a value; where it leads is checked where it is followed.
+    const ALL_BIT_PATTERNS_VALID: bool = true;
     /// Re-aims a moved pointer at its old absolute target (null stays null; the tag is kept).
     #[inline]
     unsafe fn relocate(&mut self, moved_from: usize) {

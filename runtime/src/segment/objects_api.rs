@@ -7,12 +7,14 @@
 //! process can still destroy an object this one is reading; keeping that from happening is
 //! the application's protocol, as with Boost.
 
+use std::collections::HashSet;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{ShmMut, ShmSafe};
+use crate::layout::{Invalid, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -20,6 +22,19 @@ use crate::objects::{
     Unique,
 };
 use crate::os::MapMode;
+
+/// The objects this mapping has checked for valid values ([`ShmSafe::validate`]), by the
+/// offset of their data, so that only the first lookup of an object in a mapping pays for
+/// validation. Types whose every bit pattern is valid never come here.
+///
+/// Why per mapping, lazily, and keyed by offset: the bytes a mapping did not write come
+/// from outside (a file at rest, an image, another process), and only a typed lookup knows
+/// which validator applies, so checking everything at open is not possible. Once checked,
+/// an object's bytes change only through writers trusted to write valid values (DESIGN.md
+/// "Trust"), so the mark stays true as long as the mapping lives, also if the object is
+/// destroyed and its offset reused by a trusted writer.
+#[derive(Default)]
+pub(super) struct Validated(Mutex<HashSet<usize>>);
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -82,16 +97,74 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// Finds under the index lock (reads racing a writer's plain writes would be a data
-    /// race), by the fast path when it can decide.
+    /// race), by the fast path when it can decide; validates what it finds.
     #[inline]
     pub(super) fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
-        self.indexed(|s| match t {
-            Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
-                Some(found) => Ok(found),
-                None => ops::find::<I, T>(s, t),
-            },
-            _ => ops::find::<I, T>(s, t),
+        self.indexed(|s| {
+            let found = match t {
+                Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
+                    Some(found) => found,
+                    None => ops::find::<I, T>(s, t)?,
+                },
+                _ => ops::find::<I, T>(s, t)?,
+            };
+            if let Some((p, n)) = found {
+                self.validate(p, n, || t.describe::<T>())?;
+            }
+            Ok(found)
         })
+    }
+
+    /// Checks that the `n` `T`s at `p` (an object of this mapping) are valid values, unless
+    /// every bit pattern of `T` is (then it compiles to nothing) or this mapping checked
+    /// them before; `InvalidValue` names the object, the field and its offset.
+    #[inline(always)]
+    fn validate<T: ShmSafe>(
+        &self,
+        p: NonNull<T>,
+        n: usize,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if T::ALL_BIT_PATTERNS_VALID {
+            return Ok(());
+        }
+        self.validate_slow(p, n, what)
+    }
+
+    #[inline(never)]
+    fn validate_slow<T: ShmSafe>(
+        &self,
+        p: NonNull<T>,
+        n: usize,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let key = p.as_ptr().addr() - self.base_address().as_ptr().addr();
+        // A poisoned set is still a set of checked offsets: a panic cannot half-insert one.
+        let mut done = self.validated().0.lock().unwrap_or_else(|e| e.into_inner());
+        if done.contains(&key) {
+            return Ok(());
+        }
+        let invalid = (0..n).find_map(|i| {
+            // SAFETY: element `i` of a live object of this mapping, found through the index
+            // (so aligned and in bounds); other mappings write it only through atomics or
+            // under the index lock, which `find_raw` holds where it can.
+            let checked = unsafe { T::validate(p.as_ptr().add(i)) };
+            let within = |e: Invalid| match n {
+                1 => e,
+                _ => e.within(&format!("[{i}]"), i * size_of::<T>()),
+            };
+            checked.err().map(within)
+        });
+        if let Some(e) = invalid {
+            return Err(Error::InvalidValue {
+                what: what(),
+                field: e.field,
+                offset: e.offset,
+                expected: e.expected,
+            });
+        }
+        done.insert(key);
+        Ok(())
     }
 
     /// The name of the object `obj` is the first element of: its name, or for a unique
@@ -154,12 +227,20 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         target: Target<'_>,
         count: usize,
         if_exists: IfExists,
-        next: impl FnMut(usize) -> Option<T>,
+        mut next: impl FnMut(usize) -> Option<T>,
     ) -> Result<&[T]> {
         let s = self.space();
         let _guard = objects::lock::<I>(&s)?;
-        let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, next)?;
-        // SAFETY: `n` live `T`s just built (or found) in this mapping.
+        // Whether the elements were built here (valid by construction) or found.
+        let mut built = false;
+        let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, |i| {
+            built = true;
+            next(i)
+        })?;
+        if !built {
+            self.validate(p, n, || target.describe::<T>())?;
+        }
+        // SAFETY: `n` live `T`s just built, or found and validated, in this mapping.
         Ok(unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
     }
 
