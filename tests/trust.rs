@@ -329,4 +329,35 @@ mod validity {
         assert!(*writer.find_or_construct("y", || true).unwrap());
         assert_eq!(writer.find::<bool>("y").unwrap(), Some(&true));
     }
+
+    /// A type whose manual impl neither says all bit patterns are valid nor validates.
+    #[repr(C)]
+    #[derive(Clone)]
+    pub struct Manual(u8);
+    // SAFETY: one byte, no pointer; the defaults say "check me" and cannot.
+    unsafe impl ShmSafe for Manual {}
+    // SAFETY: no interior mutability.
+    unsafe impl ShmImmutable for Manual {}
+
+    #[test]
+    fn a_manual_impl_without_a_validator_is_found_only_where_it_was_built() {
+        let seg = ManagedHeapMemory::new(1 << 16).unwrap();
+        seg.construct("m", Manual(1)).unwrap();
+        assert_eq!(seg.find::<Manual>("m").unwrap().map(|m| m.0), Some(1));
+        let message = invalid_message::<Manual>(image_with(&[Manual(1)], 0, 1));
+        assert!(message.contains("has no `validate`"), "{message}");
+    }
+
+    #[test]
+    fn an_atomic_bool_of_2_is_refused() {
+        use std::sync::atomic::AtomicBool;
+        let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+        let data = seg.construct("x", AtomicBool::new(true)).unwrap() as *const AtomicBool;
+        let offset = data as usize - seg.base_address().as_ptr() as usize;
+        let mut image = AlignedBuffer::from_image(seg.image());
+        image[offset] = 2;
+        let writer = ManagedExternalBuffer::open(&mut image).unwrap();
+        let found = writer.find::<AtomicBool>("x").map(|f| f.is_some());
+        assert!(matches!(found, Err(Error::InvalidValue { .. })), "{found:?}");
+    }
 }

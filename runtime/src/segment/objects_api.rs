@@ -23,9 +23,9 @@ use crate::objects::{
 };
 use crate::os::MapMode;
 
-/// The objects this mapping has checked for valid values ([`ShmSafe::validate`]), by the
-/// offset of their data, so that only the first lookup of an object in a mapping pays for
-/// validation. Types whose every bit pattern is valid never come here.
+/// The objects this mapping has checked for valid values ([`ShmSafe::validate`]) or built
+/// itself, by the offset of their data, so that only the first lookup of an object in a
+/// mapping pays for validation. Types whose every bit pattern is valid never come here.
 ///
 /// Why per mapping, lazily, and keyed by offset: the bytes a mapping did not write come
 /// from outside (a file at rest, an image, another process), and only a typed lookup knows
@@ -131,6 +131,20 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.validate_slow(p, n, what)
     }
 
+    /// Records that this mapping built the object at `p`: valid by construction, so its
+    /// lookups here need no check (which a type with a manual impl could not pass).
+    #[inline(always)]
+    fn built<T: ShmSafe>(&self, p: NonNull<T>) {
+        if !T::ALL_BIT_PATTERNS_VALID {
+            let key = self.offset_of(p);
+            self.validated().0.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+        }
+    }
+
+    fn offset_of<T>(&self, p: NonNull<T>) -> usize {
+        p.as_ptr().addr() - self.base_address().as_ptr().addr()
+    }
+
     #[inline(never)]
     fn validate_slow<T: ShmSafe>(
         &self,
@@ -138,7 +152,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         n: usize,
         what: impl FnOnce() -> String,
     ) -> Result<()> {
-        let key = p.as_ptr().addr() - self.base_address().as_ptr().addr();
+        let key = self.offset_of(p);
         // A poisoned set is still a set of checked offsets: a panic cannot half-insert one.
         let mut done = self.validated().0.lock().unwrap_or_else(|e| e.into_inner());
         if done.contains(&key) {
@@ -237,7 +251,9 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
             built = true;
             next(i)
         })?;
-        if !built {
+        if built {
+            self.built(p);
+        } else {
             self.validate(p, n, || target.describe::<T>())?;
         }
         // SAFETY: `n` live `T`s just built, or found and validated, in this mapping.
