@@ -52,7 +52,10 @@ fn a_read_only_mapping_lends_plain_data_and_lists() {
     // SAFETY: the pointer aims at the live `tail` object of this mapping.
     let next = unsafe { head.next.as_ref() }.unwrap();
     assert_eq!((head.value, next.value), (1, 2));
-    assert_eq!(reader.find_slice::<bool>("flags").unwrap().unwrap(), &[true; 3]);
+    assert_eq!(
+        reader.find_slice::<bool>("flags").unwrap().unwrap(),
+        &[true; 3]
+    );
 }
 
 /// Finding 5: types that safe code tells apart have different fingerprints, so finding one
@@ -213,7 +216,10 @@ mod validity {
     /// object's data set to `byte`.
     fn image_with<T: ShmSafe + Clone>(values: &[T], at: usize, byte: u8) -> AlignedBuffer {
         let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
-        let data = seg.construct_from_iter("x", values.to_vec()).unwrap().as_ptr() as usize;
+        let data = seg
+            .construct_from_iter("x", values.to_vec())
+            .unwrap()
+            .as_ptr() as usize;
         let offset = data - seg.base_address().as_ptr() as usize;
         let mut image = AlignedBuffer::from_image(seg.image());
         image[offset + at] = byte;
@@ -235,7 +241,11 @@ mod validity {
         let writer = ManagedExternalBuffer::open(&mut image).unwrap();
         let again = writer.find_slice::<T>("x").map(|o| o.map(<[T]>::len));
         match again {
-            Err(Error::InvalidValue { field: f, offset: o, .. }) if (&f, o) == (&field, offset) => {}
+            Err(Error::InvalidValue {
+                field: f,
+                offset: o,
+                ..
+            }) if (&f, o) == (&field, offset) => {}
             other => panic!("read-write: {other:?}"),
         }
         (field, offset)
@@ -264,14 +274,20 @@ mod validity {
         let (field, offset) = invalid::<Mode>(image_with(&[Mode::Idle], 0, 4));
         assert_eq!((field.as_str(), offset), ("", 0));
         let image = image_with(&[Mode::Idle], 0, 6);
-        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        let reader = ManagedExternalBuffer::options()
+            .read_only()
+            .open(&image)
+            .unwrap();
         assert!(matches!(reader.find::<Mode>("x"), Ok(Some(Mode::Stop(_)))));
         let err = invalid_message::<Mode>(image_with(&[Mode::Idle], 0, 4));
         assert!(err.contains("a declared discriminant of `Mode`"), "{err}");
     }
 
     fn invalid_message<T: ShmImmutable>(image: AlignedBuffer) -> String {
-        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        let reader = ManagedExternalBuffer::options()
+            .read_only()
+            .open(&image)
+            .unwrap();
         reader.find::<T>("x").err().unwrap().to_string()
     }
 
@@ -288,7 +304,8 @@ mod validity {
         let Mode::Run { reverse, .. } = &PANEL.mode else {
             unreachable!()
         };
-        let reverse = mode + (reverse as *const bool as usize - &PANEL.mode as *const Mode as usize);
+        let reverse =
+            mode + (reverse as *const bool as usize - &PANEL.mode as *const Mode as usize);
         let (field, offset) = invalid::<Panel>(image_with(&[PANEL], reverse, 3));
         assert_eq!((field.as_str(), offset), ("mode.Run.reverse", reverse));
 
@@ -306,7 +323,10 @@ mod validity {
     fn valid_values_and_any_padding_pass() {
         // Byte 3 of a `Flag` is padding: whatever it holds, the value is valid.
         let image = image_with(&[FLAG; 2], 3, 0xAB);
-        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        let reader = ManagedExternalBuffer::options()
+            .read_only()
+            .open(&image)
+            .unwrap();
         let flags = reader.find_slice::<Flag>("x").unwrap().unwrap();
         assert!(flags.iter().all(|f| f.on && f.id == 7));
         // Twice: the second lookup is served by the mapping's record of checked objects.
@@ -358,6 +378,9 @@ mod validity {
         image[offset] = 2;
         let writer = ManagedExternalBuffer::open(&mut image).unwrap();
         let found = writer.find::<AtomicBool>("x").map(|f| f.is_some());
-        assert!(matches!(found, Err(Error::InvalidValue { .. })), "{found:?}");
+        assert!(
+            matches!(found, Err(Error::InvalidValue { .. })),
+            "{found:?}"
+        );
     }
 }

@@ -382,7 +382,11 @@ impl fmt::Display for Error {
                 offset,
                 expected,
             } => {
-                let field = if field.is_empty() { "the value itself" } else { field };
+                let field = if field.is_empty() {
+                    "the value itself"
+                } else {
+                    field
+                };
                 write!(
                     f,
                     "{what}: invalid value at byte {offset} ({field}): expected {expected}"

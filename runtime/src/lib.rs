@@ -37,8 +37,8 @@ pub mod test_hooks;
 pub use alloc::{Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
-    type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind, ShmImmutable,
-    ShmMut, ShmRoot, ShmSafe, VariantSchema,
+    type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind,
+    ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;
 pub use manager::{Handle, ParseHandleError};

@@ -136,7 +136,13 @@ pub fn expand(c: &Container) -> TokenStream {
                 let (m, ty) = (&f.member, &f.ty);
                 let name = LitStr::new(&f.name, Span::call_site());
                 let check = quote!(::core::ptr::addr_of!((*value).#m));
-                validity_check(ty, krate, check, quote!(#krate::__private::offset_of!(Self, #m)), &name)
+                validity_check(
+                    ty,
+                    krate,
+                    check,
+                    quote!(#krate::__private::offset_of!(Self, #m)),
+                    &name,
+                )
             });
             let validity = quote! {
                 const ALL_BIT_PATTERNS_VALID: bool =
@@ -149,7 +155,12 @@ pub fn expand(c: &Container) -> TokenStream {
                     ::core::result::Result::Ok(())
                 }
             };
-            (kind, schema, quote!(#relocate #validity), struct_accessors(c, fields))
+            (
+                kind,
+                schema,
+                quote!(#relocate #validity),
+                struct_accessors(c, fields),
+            )
         }
         Data::Enum(variants) => {
             let repr_int = c
@@ -228,7 +239,12 @@ pub fn expand(c: &Container) -> TokenStream {
                 }
             };
             let validity = enum_validator(c, variants, &values);
-            (kind, schema, quote!(#relocate #validity), TokenStream::new())
+            (
+                kind,
+                schema,
+                quote!(#relocate #validity),
+                TokenStream::new(),
+            )
         }
     };
 

@@ -222,7 +222,8 @@ fn assume_in(tokens: TokenStream, name: &Ident, own_args: &str, with: &TokenStre
                 out.extend([tokens[i].clone()]);
             }
             TokenTree::Group(g) => {
-                let mut new = Group::new(g.delimiter(), assume_in(g.stream(), name, own_args, with));
+                let mut new =
+                    Group::new(g.delimiter(), assume_in(g.stream(), name, own_args, with));
                 new.set_span(g.span());
                 out.extend([TokenTree::Group(new)]);
             }

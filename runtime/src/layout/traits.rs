@@ -306,8 +306,7 @@ unsafe impl<T: ?Sized> ShmImmutable for PhantomData<T> {}
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
 unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
-    const POINTEE_FINGERPRINT: u64 =
-        compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
+    const POINTEE_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
     const ALL_BIT_PATTERNS_VALID: bool = true;
 }
 // SAFETY: as above.

@@ -101,14 +101,20 @@ mod tests {
             B(u64),
         }
         let fields = [(2, 2), (8, 8), (1, 1)];
-        let offsets: Vec<usize> = (0..3).map(|i| variant_field_offset(1, &fields, i)).collect();
+        let offsets: Vec<usize> = (0..3)
+            .map(|i| variant_field_offset(1, &fields, i))
+            .collect();
         let e = E::A(1, 2, 3);
         let E::A(a, b, c) = &e;
         let base = &e as *const E as usize;
-        let real: Vec<usize> = [a as *const u16 as usize, b as *const u64 as usize, c as *const u8 as usize]
-            .iter()
-            .map(|p| p - base)
-            .collect();
+        let real: Vec<usize> = [
+            a as *const u16 as usize,
+            b as *const u64 as usize,
+            c as *const u8 as usize,
+        ]
+        .iter()
+        .map(|p| p - base)
+        .collect();
         assert_eq!(offsets, real);
         let f = F::A(7);
         let F::A(x) = &f else { unreachable!() };

@@ -99,7 +99,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// Finds under the index lock (reads racing a writer's plain writes would be a data
     /// race), by the fast path when it can decide; validates what it finds.
     #[inline]
-    pub(super) fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
+    pub(super) fn find_raw<T: ShmSafe>(
+        &self,
+        t: Target<'_>,
+    ) -> Result<Option<(NonNull<T>, usize)>> {
         self.indexed(|s| {
             let found = match t {
                 Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
@@ -137,7 +140,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     fn built<T: ShmSafe>(&self, p: NonNull<T>) {
         if !T::ALL_BIT_PATTERNS_VALID {
             let key = self.offset_of(p);
-            self.validated().0.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+            self.validated()
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key);
         }
     }
 
