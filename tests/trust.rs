@@ -273,7 +273,8 @@ mod validity {
         // Tags are 0, 5 and 6 (implied after `Run = 5`).
         let (field, offset) = invalid::<Mode>(image_with(&[Mode::Idle], 0, 4));
         assert_eq!((field.as_str(), offset), ("", 0));
-        let image = image_with(&[Mode::Idle], 0, 6);
+        // (A valid `Stop` holds an initialised `char` to check, unlike `Idle`'s bytes.)
+        let image = image_with(&[Mode::Stop('a')], 0, 6);
         let reader = ManagedExternalBuffer::options()
             .read_only()
             .open(&image)
@@ -301,11 +302,11 @@ mod validity {
 
         // A variant's field, at the offset the enum's repr gives it.
         let mode = std::mem::offset_of!(Panel, mode);
-        let Mode::Run { reverse, .. } = &PANEL.mode else {
+        let run = PANEL.mode;
+        let Mode::Run { reverse, .. } = &run else {
             unreachable!()
         };
-        let reverse =
-            mode + (reverse as *const bool as usize - &PANEL.mode as *const Mode as usize);
+        let reverse = mode + (reverse as *const bool as usize - &run as *const Mode as usize);
         let (field, offset) = invalid::<Panel>(image_with(&[PANEL], reverse, 3));
         assert_eq!((field.as_str(), offset), ("mode.Run.reverse", reverse));
 
