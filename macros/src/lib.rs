@@ -41,11 +41,19 @@
 //!
 //! - `unsafe impl ShmSafe` with a bound `T: ShmSafe` per type parameter, the relocation hook
 //!   (each field relocated from its own old address), a compile-time `Schema` (field
-//!   names, offsets, sizes, alignments, child fingerprints) and the layout fingerprint
-//!   hashed from it, which is also the type's `type_fingerprint()`;
+//!   names, offsets, sizes, alignments, child fingerprints, discriminant values, generic
+//!   arguments) and the layout fingerprint hashed from it, which is also the type's
+//!   `type_fingerprint()`, and the shallower fingerprint a pointer to the type hashes;
 //! - `unsafe impl PositionIndependent` when every field is position-independent (a
 //!   `where for<'a> Field: PositionIndependent` bound per field, so the impl exists exactly
 //!   then);
+//! - `unsafe impl ShmImmutable` (no interior mutability: what a read-only mapping lends)
+//!   when every field is, in the same way; a field that names the type itself with its own
+//!   parameters (`OffsetPtr<Node>` in `Node`) is assumed immutable, which breaks the cycle;
+//! - the validator: `ALL_BIT_PATTERNS_VALID` when every field's is (lookups then skip
+//!   checks), else `validate` field by field at each field's offset, and for an enum the
+//!   tag against the discriminant values (computed by the compiler) and the fields of its
+//!   variant at the offsets its `repr` defines; padding is never read;
 //! - for structs, field accessors on the guard: a trait `<Type>Fields` (the struct's
 //!   visibility, for its non-private fields; private fields go in a module-private
 //!   `<Type>PrivateFields`) implemented for `ShmMut<'_, Type>`, with `field_mut(&mut self)

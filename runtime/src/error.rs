@@ -207,6 +207,18 @@ pub enum Error {
         /// What the object holds.
         found: String,
     },
+    /// An object's bytes are not a valid value of its type (a `bool` byte that is 2, an enum
+    /// tag naming no variant): bytes from outside, checked before the first reference.
+    InvalidValue {
+        /// The object.
+        what: String,
+        /// The path to the offending field (`flags[2].on`; empty for the value itself).
+        field: String,
+        /// Its offset in bytes from the start of the object's data.
+        offset: usize,
+        /// What a valid value would be.
+        expected: &'static str,
+    },
     /// A segment root (`root::<T>()`) is stored with another layout than `T` has.
     SchemaMismatch {
         /// The root.
@@ -373,6 +385,22 @@ impl fmt::Display for Error {
                 expected,
                 found,
             } => write!(f, "{what}: asked for as {expected}, but it holds {found}"),
+            Error::InvalidValue {
+                what,
+                field,
+                offset,
+                expected,
+            } => {
+                let field = if field.is_empty() {
+                    "the value itself"
+                } else {
+                    field
+                };
+                write!(
+                    f,
+                    "{what}: invalid value at byte {offset} ({field}): expected {expected}"
+                )
+            }
             Error::SchemaMismatch { what, diff } => write!(
                 f,
                 "{what}: the segment holds another layout of this type \

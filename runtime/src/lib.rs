@@ -37,8 +37,8 @@ pub mod test_hooks;
 pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
-    type_fingerprint_of, FieldSchema, PositionIndependent, Schema, SchemaDiff, SchemaKind, ShmMut,
-    ShmRoot, ShmSafe, VariantSchema,
+    type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind,
+    ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;
 pub use manager::{Handle, ParseHandleError};
@@ -61,6 +61,17 @@ pub mod __private {
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::stringify;
 
+    pub use crate::layout::{payload_start, pointee_fingerprint, variant_field_offset, Invalid};
+
+    /// What the derive puts in place of the type itself in a field that points back at it
+    /// (`OffsetPtr<Node>` inside `Node`) while deciding whether the type is `ShmImmutable`:
+    /// such a field adds no field of its own, and the bound would otherwise be a cycle.
+    pub enum AssumedImmutable {}
+    // SAFETY: uninhabited: there is never a value to relocate or read.
+    unsafe impl crate::ShmSafe for AssumedImmutable {}
+    // SAFETY: as above.
+    unsafe impl crate::ShmImmutable for AssumedImmutable {}
+
     /// What a root without a derived schema would report (the derive always gives one).
     pub const NO_SCHEMA: crate::Schema = crate::Schema {
         name: "?",
@@ -69,5 +80,6 @@ pub mod __private {
         align: 1,
         fields: &[],
         variants: &[],
+        generics: &[],
     };
 }

@@ -1,12 +1,12 @@
 //! `#[derive(ShmSafe)]`'s generated impls (see the crate docs), from the checked model.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Generics, Ident, LitStr, Visibility};
 
 use super::{fallback, krate_at, type_string};
-use crate::internals::ast::{Container, Data, Field, Style};
+use crate::internals::ast::{Container, Data, Field, Style, Variant};
 
 /// The expansion of `#[derive(ShmSafe)]`: the impls, or the errors and the fallback impls.
 pub fn derive(input: &DeriveInput) -> TokenStream {
@@ -58,7 +58,31 @@ pub fn expand(c: &Container) -> TokenStream {
         quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::PositionIndependent, }
     });
 
-    let (schema, relocate, accessors) = match &c.data {
+    let assumed = quote!(#krate::__private::AssumedImmutable);
+    let immutable_bounds = all_types.iter().map(|ty| {
+        let krate = krate_at(krate, ty.span());
+        let ty = c.assume_self(ty, &assumed);
+        quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::ShmImmutable, }
+    });
+
+    let generic_args: Vec<TokenStream> = c
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            syn::GenericParam::Type(t) => {
+                let t = &t.ident;
+                Some(quote!(<#t as #krate::ShmSafe>::POINTEE_FINGERPRINT))
+            }
+            syn::GenericParam::Const(k) => {
+                let k = &k.ident;
+                Some(quote!(#k as u64))
+            }
+            syn::GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+
+    let (kind, schema, relocate, accessors) = match &c.data {
         Data::Struct(style, fields) => {
             let kind = match style {
                 Style::Named => quote!(#krate::SchemaKind::Struct),
@@ -83,6 +107,7 @@ pub fn expand(c: &Container) -> TokenStream {
                     align: #krate::__private::align_of::<Self>(),
                     fields: &[#(#schemas),*],
                     variants: &[],
+                    generics: &[#(#generic_args),*],
                 }
             };
             let relocs = fields.iter().map(|f| {
@@ -107,7 +132,35 @@ pub fn expand(c: &Container) -> TokenStream {
                     #(#relocs)*
                 }
             };
-            (schema, relocate, struct_accessors(c, fields))
+            let checks = fields.iter().map(|f| {
+                let (m, ty) = (&f.member, &f.ty);
+                let name = LitStr::new(&f.name, Span::call_site());
+                let check = quote!(::core::ptr::addr_of!((*value).#m));
+                validity_check(
+                    ty,
+                    krate,
+                    check,
+                    quote!(#krate::__private::offset_of!(Self, #m)),
+                    &name,
+                )
+            });
+            let validity = quote! {
+                const ALL_BIT_PATTERNS_VALID: bool =
+                    true #(&& <#all_types as #krate::ShmSafe>::ALL_BIT_PATTERNS_VALID)*;
+                unsafe fn validate(
+                    value: *const Self,
+                ) -> ::core::result::Result<(), #krate::__private::Invalid> {
+                    let _ = value;
+                    #(#checks)*
+                    ::core::result::Result::Ok(())
+                }
+            };
+            (
+                kind,
+                schema,
+                quote!(#relocate #validity),
+                struct_accessors(c, fields),
+            )
         }
         Data::Enum(variants) => {
             let repr_int = c
@@ -124,31 +177,31 @@ pub fn expand(c: &Container) -> TokenStream {
                 },
                 Span::call_site(),
             );
-            let variant_schemas = variants.iter().map(|v| {
+            let kind = quote!(#krate::SchemaKind::Enum(#repr_str));
+            let values = discriminant_values(variants, c.repr.int.as_ref());
+            let variant_schemas = variants.iter().zip(&values).map(|(v, disc)| {
                 let vname = LitStr::new(&v.ident.to_string(), v.ident.span());
-                let disc = LitStr::new(
-                    &v.discriminant
-                        .as_ref()
-                        .map(|d| d.to_token_stream().to_string())
-                        .unwrap_or_default(),
-                    Span::call_site(),
-                );
                 let schemas = v
                     .fields
                     .iter()
                     .map(|f| field_schema(f, krate, quote!(::core::option::Option::None)));
                 quote! {
-                    #krate::VariantSchema { name: #vname, discriminant: #disc, fields: &[#(#schemas),*] }
+                    #krate::VariantSchema {
+                        name: #vname,
+                        discriminant: #disc as i128,
+                        fields: &[#(#schemas),*],
+                    }
                 }
             });
             let schema = quote! {
                 #krate::Schema {
                     name: #name_str,
-                    kind: #krate::SchemaKind::Enum(#repr_str),
+                    kind: #kind,
                     size: #krate::__private::size_of::<Self>(),
                     align: #krate::__private::align_of::<Self>(),
                     fields: &[],
                     variants: &[#(#variant_schemas),*],
+                    generics: &[#(#generic_args),*],
                 }
             };
             let arms = variants.iter().map(|v| {
@@ -185,7 +238,13 @@ pub fn expand(c: &Container) -> TokenStream {
                     }
                 }
             };
-            (schema, relocate, TokenStream::new())
+            let validity = enum_validator(c, variants, &values);
+            (
+                kind,
+                schema,
+                quote!(#relocate #validity),
+                TokenStream::new(),
+            )
         }
     };
 
@@ -204,6 +263,14 @@ pub fn expand(c: &Container) -> TokenStream {
                 ::core::option::Option::Some(s) => s.fingerprint(),
                 ::core::option::Option::None => 0,
             };
+            // Not from `SCHEMA`, which holds the fingerprints of pointers to the type.
+            const POINTEE_FINGERPRINT: u64 = #krate::__private::pointee_fingerprint(
+                #kind,
+                #name_str,
+                #krate::__private::size_of::<Self>(),
+                #krate::__private::align_of::<Self>(),
+                &[#(#generic_args),*],
+            );
             #[inline]
             fn type_fingerprint() -> u64 {
                 <Self as #krate::ShmSafe>::LAYOUT_FINGERPRINT
@@ -219,6 +286,14 @@ pub fn expand(c: &Container) -> TokenStream {
         where #existing_preds #(#pi_bounds)*
         {}
 
+        // SAFETY: applies only when every field is free of interior mutability, itself and
+        // behind its pointers (a field pointing back at the type is assumed to be, as it adds
+        // no field of its own).
+        #[allow(clippy::undocumented_unsafe_blocks)]
+        unsafe impl #impl_generics #krate::ShmImmutable for #name #ty_generics
+        where #existing_preds #(#immutable_bounds)*
+        {}
+
         const _: () = {
             #field_check
             #drop_check
@@ -226,6 +301,122 @@ pub fn expand(c: &Container) -> TokenStream {
 
         #accessors
     }
+}
+
+/// The check of one field whose address is `place` (a `*const FieldType` expression, in an
+/// `unsafe fn validate(value: *const Self)`), at byte `offset` of the value: skipped at
+/// compile time when every bit pattern of the field type is valid.
+fn validity_check(
+    ty: &syn::Type,
+    krate: &syn::Path,
+    place: TokenStream,
+    offset: TokenStream,
+    name: &LitStr,
+) -> TokenStream {
+    let krate = krate_at(krate, ty.span());
+    // SAFETY (of the generated block): the field lies within the value, which the caller
+    // of `validate` vouches for.
+    quote_spanned! {ty.span()=>
+        if !<#ty as #krate::ShmSafe>::ALL_BIT_PATTERNS_VALID {
+            unsafe { <#ty as #krate::ShmSafe>::validate(#place) }
+                .map_err(|e| e.within(#name, #offset))?;
+        }
+    }
+}
+
+/// An enum's validator: the tag must be one of the declared discriminant values, and the
+/// fields of its variant valid, at the offsets the enum's `repr` defines.
+fn enum_validator(c: &Container, variants: &[Variant], values: &[TokenStream]) -> TokenStream {
+    let krate = &c.krate;
+    let Some(int) = &c.repr.int else {
+        return TokenStream::new();
+    };
+    let all_aligns = c
+        .field_types()
+        .into_iter()
+        .map(|ty| quote!(#krate::__private::align_of::<#ty>()));
+    let start = if c.repr.c {
+        quote!(#krate::__private::payload_start(
+            #krate::__private::size_of::<#int>(),
+            &[#(#all_aligns),*],
+        ))
+    } else {
+        quote!(#krate::__private::size_of::<#int>())
+    };
+    let arms = variants.iter().zip(values).map(|(v, value)| {
+        let layout = v.fields.iter().map(|f| {
+            let ty = &f.ty;
+            quote!((#krate::__private::size_of::<#ty>(), #krate::__private::align_of::<#ty>()))
+        });
+        let checks = v.fields.iter().enumerate().map(|(j, f)| {
+            let name = LitStr::new(&format!("{}.{}", v.ident, f.name), Span::call_site());
+            let ty = &f.ty;
+            let offset = quote!(#krate::__private::variant_field_offset(
+                __shmkit_start,
+                __shmkit_fields,
+                #j,
+            ));
+            let place = quote!(value.cast::<u8>().add(#offset).cast::<#ty>());
+            validity_check(ty, krate, place, offset, &name)
+        });
+        quote! {
+            if __shmkit_tag == #value {
+                let __shmkit_fields: &[(usize, usize)] = &[#(#layout),*];
+                let _ = (__shmkit_start, __shmkit_fields);
+                #(#checks)*
+                return ::core::result::Result::Ok(());
+            }
+        }
+    });
+    let expected = LitStr::new(
+        &format!("a declared discriminant of `{}`", c.ident),
+        Span::call_site(),
+    );
+    // SAFETY (of the generated block): an enum with a primitive repr starts with its tag,
+    // and the caller of `validate` vouches for the value's bytes.
+    quote! {
+        const ALL_BIT_PATTERNS_VALID: bool = false;
+        unsafe fn validate(
+            value: *const Self,
+        ) -> ::core::result::Result<(), #krate::__private::Invalid> {
+            let __shmkit_tag = unsafe { value.cast::<#int>().read() };
+            let __shmkit_start: usize = #start;
+            #(#arms)*
+            ::core::result::Result::Err(#krate::__private::Invalid::new(#expected))
+        }
+    }
+}
+
+/// Each variant's discriminant value as a constant expression of the enum's `repr` type,
+/// computed by the compiler: the written expression, or the previous value plus one (0 for
+/// the first), as the language defines it. The values, not the tokens, are what a segment
+/// holds (`On = D` means another value when `D` does).
+fn discriminant_values(variants: &[Variant], int: Option<&Ident>) -> Vec<TokenStream> {
+    let int = int.map_or_else(|| quote!(isize), |i| quote!(#i));
+    let mut base: Option<&syn::Expr> = None;
+    let mut step = 0usize;
+    variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if let Some(d) = &v.discriminant {
+                base = Some(d);
+                step = 0;
+            } else {
+                step += 1;
+            }
+            match base {
+                Some(d) => {
+                    let step = proc_macro2::Literal::usize_unsuffixed(step);
+                    quote!({ let __shmkit_d: #int = #d; __shmkit_d + #step })
+                }
+                None => {
+                    let i = proc_macro2::Literal::usize_unsuffixed(i);
+                    quote!({ let __shmkit_d: #int = #i; __shmkit_d })
+                }
+            }
+        })
+        .collect()
 }
 
 /// The generics of the impls: `T: ShmSafe` on every type parameter (lifetimes were refused).

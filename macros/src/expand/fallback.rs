@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Generics, Ident, LitStr};
 
-/// `ShmSafe` and `PositionIndependent` with no checks, no schema and no relocation; only
+/// `ShmSafe`, `PositionIndependent` and `ShmImmutable` with no checks, no schema and no relocation; only
 /// for a sized type (the `for<'_>` bound keeps an unsized one from adding an error).
 pub fn shm_safe(ident: &Ident, generics: &Generics, krate: &syn::Path) -> TokenStream {
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
@@ -24,6 +24,8 @@ pub fn shm_safe(ident: &Ident, generics: &Generics, krate: &syn::Path) -> TokenS
         // SAFETY: as above.
         unsafe impl #impl_generics #krate::PositionIndependent for #ident #ty_generics
             #where_sized {}
+        // SAFETY: as above.
+        unsafe impl #impl_generics #krate::ShmImmutable for #ident #ty_generics #where_sized {}
     }
 }
 

@@ -108,6 +108,22 @@ impl Container {
         }
     }
 
+    /// `ty` with each mention of the type itself (its bare name with exactly its own generic
+    /// parameters, as `Self` is spelled out) replaced by `with`: for bounds that decide a
+    /// property of the type from its fields, where such a mention would be a cycle. A path
+    /// (`other::Node`) or other arguments (`Node<u8>` inside `Node<T>`) may name another type
+    /// and are kept; if that is the type after all, the bound stays a cycle, which fails to
+    /// compile rather than assume anything.
+    pub fn assume_self(&self, ty: &Type, with: &TokenStream) -> TokenStream {
+        let shadowed = self.generics.type_params().any(|p| p.ident == self.ident);
+        if shadowed {
+            return ty.to_token_stream();
+        }
+        let (_, ty_generics, _) = self.generics.split_for_impl();
+        let own_args = ty_generics.to_token_stream().to_string();
+        assume_in(ty.to_token_stream(), &self.ident, &own_args, with)
+    }
+
     /// Every field type, in declaration order (all variants' for an enum).
     pub fn field_types(&self) -> Vec<&Type> {
         match &self.data {
@@ -188,6 +204,58 @@ fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
             other => TokenStream::from(other),
         })
         .collect()
+}
+
+fn assume_in(tokens: TokenStream, name: &Ident, own_args: &str, with: &TokenStream) -> TokenStream {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = TokenStream::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            TokenTree::Ident(id) if id == name && !after_path_separator(&tokens[..i]) => {
+                let (args, len) = angle_args(&tokens[i + 1..]);
+                if args.to_string() == own_args {
+                    out.extend(with.clone());
+                    i += 1 + len;
+                    continue;
+                }
+                out.extend([tokens[i].clone()]);
+            }
+            TokenTree::Group(g) => {
+                let mut new =
+                    Group::new(g.delimiter(), assume_in(g.stream(), name, own_args, with));
+                new.set_span(g.span());
+                out.extend([TokenTree::Group(new)]);
+            }
+            other => out.extend([other.clone()]),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn after_path_separator(before: &[TokenTree]) -> bool {
+    matches!(before.last(), Some(TokenTree::Punct(p)) if p.as_char() == ':')
+}
+
+/// The `<…>` arguments at the start of `tokens` (empty if none) and how many tokens they take.
+fn angle_args(tokens: &[TokenTree]) -> (TokenStream, usize) {
+    let is = |t: &TokenTree, c: char| matches!(t, TokenTree::Punct(p) if p.as_char() == c);
+    if !tokens.first().is_some_and(|t| is(t, '<')) {
+        return (TokenStream::new(), 0);
+    }
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate() {
+        if is(t, '<') {
+            depth += 1;
+        } else if is(t, '>') {
+            depth -= 1;
+            if depth == 0 {
+                return (tokens[..=i].iter().cloned().collect(), i + 1);
+            }
+        }
+    }
+    (TokenStream::new(), 0)
 }
 
 fn mentions_self(tt: &TokenTree) -> bool {

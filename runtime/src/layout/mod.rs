@@ -1,7 +1,8 @@
 //! What may live in a segment, and how a value that lives there may be mutated: the
 //! traits ([`ShmSafe`], [`PositionIndependent`], [`ShmRoot`]) with their impls for std types
 //! (`traits`), the guard [`ShmMut`] (`guard`), layout descriptions ([`Schema`], `schema`) and
-//! the fingerprints computed from them (`fingerprint`).
+//! the fingerprints computed from them (`fingerprint`), and what a validator reports
+//! (`validity`).
 //!
 //! # Why a guard instead of `&mut T`
 //!
@@ -58,8 +59,10 @@ mod fingerprint;
 mod guard;
 mod schema;
 mod traits;
+mod validity;
 
 pub use fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
 pub use guard::ShmMut;
-pub use schema::{FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
-pub use traits::{PositionIndependent, ShmRoot, ShmSafe};
+pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
+pub use traits::{PositionIndependent, ShmImmutable, ShmRoot, ShmSafe};
+pub use validity::{payload_start, variant_field_offset, Invalid};

@@ -54,8 +54,9 @@ pub struct FieldSchema {
 pub struct VariantSchema {
     /// The variant's name.
     pub name: &'static str,
-    /// The explicit discriminant expression as written, or `""`.
-    pub discriminant: &'static str,
+    /// The discriminant's value (computed by the compiler from what is written, or implied),
+    /// as `i128` (a `u128` discriminant above `i128::MAX` wraps around, consistently).
+    pub discriminant: i128,
     /// The variant's fields, in order.
     pub fields: &'static [FieldSchema],
 }
@@ -75,6 +76,11 @@ pub struct Schema {
     pub fields: &'static [FieldSchema],
     /// The variants of an enum (empty for a struct).
     pub variants: &'static [VariantSchema],
+    /// The generic arguments, in order: a type argument's
+    /// [`POINTEE_FINGERPRINT`](crate::ShmSafe::POINTEE_FINGERPRINT), a const argument's
+    /// value. `Handle<Raw>` and `Handle<Validated>` differ here even when `Handle` holds its
+    /// parameter only in a `PhantomData`.
+    pub generics: &'static [u64],
 }
 
 const fn hash_fields(mut h: u64, fields: &[FieldSchema]) -> u64 {
@@ -95,37 +101,86 @@ const fn hash_fields(mut h: u64, fields: &[FieldSchema]) -> u64 {
     h
 }
 
+/// What a pointer to a derived type hashes: the kind, name, size, alignment and generic
+/// arguments, not the fields. A type may point at itself (`next: OffsetPtr<Node>`), and a
+/// fingerprint cannot contain itself; the cut is at the name, as a pointer's target is named
+/// by its type. What the target's fields are is checked where the target is itself an
+/// object (its own fingerprint) or a root (its schema). Computed apart from the [`Schema`]
+/// value, which holds the fingerprints of pointers to the type.
+pub const fn pointee_fingerprint(
+    kind: SchemaKind,
+    name: &str,
+    size: usize,
+    align: usize,
+    generics: &[u64],
+) -> u64 {
+    head(b"pointee", kind, name, size, align, generics)
+}
+
+/// The hash of what identifies a type apart from its fields and variants.
+const fn head(
+    domain: &[u8],
+    kind: SchemaKind,
+    name: &str,
+    size: usize,
+    align: usize,
+    generics: &[u64],
+) -> u64 {
+    let mut h = hash_bytes(FNV_OFFSET, domain);
+    h = hash_bytes(h, kind.tag().as_bytes());
+    if let SchemaKind::Enum(repr) = kind {
+        h = hash_bytes(h, repr.as_bytes());
+    }
+    h = hash_bytes(h, name.as_bytes());
+    h = hash_u64(h, size as u64);
+    h = hash_u64(h, align as u64);
+    h = hash_u64(h, generics.len() as u64);
+    let mut i = 0;
+    while i < generics.len() {
+        h = hash_u64(h, generics[i]);
+        i += 1;
+    }
+    h
+}
+
 impl Schema {
     /// The layout fingerprint. It hashes (FNV-1a) the kind of type, its name (the identifier,
     /// not the crate path: moving a type between modules keeps its fingerprint), size and
-    /// alignment, and per field its name, offset, size, alignment and the field type's own
-    /// [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT). Primitives hash their
-    /// name, arrays their element and length, tuples their fields, and an
-    /// [`OffsetPtr<T>`](crate::OffsetPtr) the size and alignment of `T` only (a pointer to a
-    /// type may appear inside that type, and a fingerprint cannot contain itself).
+    /// alignment, its generic arguments, per field its name, offset, size, alignment and the
+    /// field type's own [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT), and per
+    /// variant its name and discriminant value. Primitives hash their name, arrays their
+    /// element and length, tuples their fields, and an [`OffsetPtr<T>`](crate::OffsetPtr)
+    /// `T`'s [`POINTEE_FINGERPRINT`](crate::ShmSafe::POINTEE_FINGERPRINT)
+    /// ([`pointee_fingerprint`](Self::pointee_fingerprint) for a derived `T`).
     ///
     /// Enum variants record no offsets: under a primitive `repr` the offsets of a variant's
     /// fields follow from their order, sizes and alignments, which are hashed.
     pub const fn fingerprint(&self) -> u64 {
-        let mut h = hash_bytes(FNV_OFFSET, b"schema");
-        h = hash_bytes(h, self.kind.tag().as_bytes());
-        if let SchemaKind::Enum(repr) = self.kind {
-            h = hash_bytes(h, repr.as_bytes());
-        }
-        h = hash_bytes(h, self.name.as_bytes());
-        h = hash_u64(h, self.size as u64);
-        h = hash_u64(h, self.align as u64);
+        let mut h = head(
+            b"schema",
+            self.kind,
+            self.name,
+            self.size,
+            self.align,
+            self.generics,
+        );
         h = hash_fields(h, self.fields);
         h = hash_u64(h, self.variants.len() as u64);
         let mut i = 0;
         while i < self.variants.len() {
             let v = &self.variants[i];
             h = hash_bytes(h, v.name.as_bytes());
-            h = hash_bytes(h, v.discriminant.as_bytes());
+            h = hash_bytes(h, &v.discriminant.to_le_bytes());
             h = hash_fields(h, v.fields);
             i += 1;
         }
         h
+    }
+
+    /// What a pointer to the type hashes ([`ShmSafe::POINTEE_FINGERPRINT`](crate::ShmSafe::POINTEE_FINGERPRINT)):
+    /// [`pointee_fingerprint`] of its kind, name, size, alignment and generic arguments.
+    pub const fn pointee_fingerprint(&self) -> u64 {
+        pointee_fingerprint(self.kind, self.name, self.size, self.align, self.generics)
     }
 
     /// A machine-readable encoding, stored in a segment next to a root so that another
@@ -190,11 +245,7 @@ impl fmt::Display for Schema {
         )?;
         write_fields(f, "  ", self.fields)?;
         for v in self.variants {
-            if v.discriminant.is_empty() {
-                writeln!(f, "  variant {}", v.name)?;
-            } else {
-                writeln!(f, "  variant {} = {}", v.name, v.discriminant)?;
-            }
+            writeln!(f, "  variant {} = {}", v.name, v.discriminant)?;
             write_fields(f, "    ", v.fields)?;
         }
         Ok(())
@@ -412,6 +463,7 @@ mod tests {
             },
         ],
         variants: &[],
+        generics: &[],
     };
 
     #[test]

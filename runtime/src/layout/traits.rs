@@ -1,7 +1,8 @@
-//! What may live in a segment: [`ShmSafe`] and its plain-data refinement
-//! [`PositionIndependent`], implemented here for primitives, atomics, arrays, tuples and a
-//! few std wrappers; and [`ShmRoot`], the segment root. The [layout module](super) says why
-//! the two traits are separate.
+//! What may live in a segment: [`ShmSafe`], its plain-data refinement
+//! [`PositionIndependent`] and its no-interior-mutability refinement [`ShmImmutable`],
+//! implemented here for primitives, atomics, arrays, tuples and a few std wrappers; and
+//! [`ShmRoot`], the segment root. The [layout module](super) says why the traits are
+//! separate.
 
 use core::cmp::Reverse;
 use core::marker::PhantomData;
@@ -13,6 +14,7 @@ use core::num::{
 
 use super::fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
 use super::schema::Schema;
+use super::validity::Invalid;
 
 /// A type that may live in a segment.
 ///
@@ -27,7 +29,10 @@ use super::schema::Schema;
 ///   through segment containers) that point into the same segment;
 /// - has no drop glue other than that of the segment containers;
 /// - implements [`relocate`](ShmSafe::relocate) so that it fixes every self-relative pointer
-///   it holds, calling `relocate` on each field with that field's old address.
+///   it holds, calling `relocate` on each field with that field's old address;
+/// - sets [`ALL_BIT_PATTERNS_VALID`](ShmSafe::ALL_BIT_PATTERNS_VALID) only if any bytes
+///   (padding aside) are a valid value, and otherwise has [`validate`](ShmSafe::validate)
+///   accept exactly the valid ones.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "not ShmSafe: it may hold references, process-local pointers or std heap data",
@@ -51,10 +56,42 @@ pub unsafe trait ShmSafe: Sized {
         let _ = moved_from;
     }
 
+    /// True when any initialised bytes are a valid value (integers, floats, offset pointers,
+    /// and what holds only those): lookups then skip [`validate`](ShmSafe::validate)
+    /// entirely. False by default: a manual impl that does not say is checked, and without
+    /// a `validate` of its own it is refused.
+    const ALL_BIT_PATTERNS_VALID: bool = false;
+
+    /// Checks that the bytes at `value` are a valid `Self`, reading each field's bytes and
+    /// never padding; a lookup runs it before the first reference to an object is handed
+    /// out in a mapping that did not write it. The derive generates it: field by field,
+    /// enum tags against the declared discriminant values.
+    ///
+    /// # Safety
+    ///
+    /// `value` is aligned and valid for reads of `size_of::<Self>()` bytes, whose non-padding
+    /// bytes are initialised, and nothing writes them meanwhile except through atomics.
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        let _ = value;
+        if Self::ALL_BIT_PATTERNS_VALID {
+            Ok(())
+        } else {
+            Err(Invalid::new(
+                "a value of a checked type (this one's manual `ShmSafe` impl has no `validate`)",
+            ))
+        }
+    }
+
     /// The layout fingerprint, computed at compile time (see [`Schema::fingerprint`]): what
     /// `#[derive(ShmSafe)]` hashes for a field of this type. The default covers only the
     /// size and alignment; the runtime's impls and the derive say more.
     const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("?", size_of::<Self>(), align_of::<Self>());
+
+    /// What an [`OffsetPtr`](crate::OffsetPtr) to this type hashes: the layout fingerprint,
+    /// except that a derived type contributes only its name, size, alignment and generic
+    /// arguments ([`Schema::pointee_fingerprint`]), since it may point at itself. Compound
+    /// types (arrays, tuples, wrappers) build it from their parts' own.
+    const POINTEE_FINGERPRINT: u64 = Self::LAYOUT_FINGERPRINT;
 
     /// The layout description of a derived type (None for primitives and manual impls).
     const SCHEMA: Option<&'static Schema> = None;
@@ -89,6 +126,26 @@ pub unsafe trait ShmSafe: Sized {
 )]
 pub unsafe trait PositionIndependent: ShmSafe {}
 
+/// A [`ShmSafe`] type with no interior mutability, neither in its own bytes nor behind its
+/// [`OffsetPtr`](crate::OffsetPtr)s (nor, later, in its containers' elements): no atomics,
+/// locks or `UnsafeCell`. Only such types are handed out by a read-only mapping, whose bytes
+/// must not change through a `&T` (zerocopy's `Immutable` covers only a type's own bytes).
+///
+/// The derive implements it when every field is `ShmImmutable`; a field that points back at
+/// the type itself (`next: OffsetPtr<Node>`) is assumed immutable while deciding, since it
+/// adds no field of its own.
+///
+/// # Safety
+///
+/// No byte reachable from a `&Self` (its own bytes and the targets of its pointers) may
+/// change while that reference is alive.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has interior mutability (an atomic, a lock or an `UnsafeCell`), so a read-only mapping cannot hand it out",
+    label = "could be written through a shared reference, but a read-only mapping's bytes cannot be written",
+    note = "open the segment read-write (`open`) or copy-on-write (`options().copy_on_write().open(..)`) to reach it"
+)]
+pub unsafe trait ShmImmutable: ShmSafe {}
+
 /// A segment's root type: `#[shm_segment]` implements it. A segment holds at most one root
 /// per [`ROOT_NAME`](ShmRoot::ROOT_NAME), found or built with `Default` by
 /// [`root`](crate::ManagedSegment::root) and checked against [`ROOT_SCHEMA`](ShmRoot::ROOT_SCHEMA).
@@ -109,9 +166,10 @@ pub trait ShmRoot: ShmSafe + Default {
     const ROOT_SCHEMA: &'static Schema;
 }
 
-/// Implements both traits for types that are plain bytes.
+/// Implements the traits for types that are plain bytes: `ShmImmutable` too unless listed
+/// after `cells:`.
 macro_rules! plain_data {
-    ($($t:ty),* $(,)?) => {$(
+    (@base $t:ty) => {
         // SAFETY: a plain value (no pointer, no drop glue) whose bytes mean the same anywhere.
         unsafe impl ShmSafe for $t {
             const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint(
@@ -119,28 +177,68 @@ macro_rules! plain_data {
                 size_of::<$t>(),
                 align_of::<$t>(),
             );
+            const ALL_BIT_PATTERNS_VALID: bool = true;
         }
         // SAFETY: as above; `relocate` is the default no-op.
         unsafe impl PositionIndependent for $t {}
+    };
+    (cells: $($t:ty),* $(,)?) => {$(
+        plain_data!(@base $t);
+    )*};
+    ($($t:ty),* $(,)?) => {$(
+        plain_data!(@base $t);
+        // SAFETY: no interior mutability: the bytes change only through `&mut`.
+        unsafe impl ShmImmutable for $t {}
     )*};
 }
 
 plain_data!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
-plain_data!(f32, f64, bool, char, ());
-plain_data!(
-    NonZeroU8,
-    NonZeroU16,
-    NonZeroU32,
-    NonZeroU64,
-    NonZeroU128,
-    NonZeroUsize,
-    NonZeroI8,
-    NonZeroI16,
-    NonZeroI32,
-    NonZeroI64,
-    NonZeroI128,
-    NonZeroIsize,
-);
+plain_data!(f32, f64, ());
+
+/// Implements the traits for plain values with invalid bit patterns: `$valid` says whether
+/// the bytes at `$p` (a `*const Self`) are a valid value, `$expected` what a valid one is.
+macro_rules! checked_data {
+    ($($t:ty => $expected:literal, |$p:ident| $valid:expr;)*) => {$(
+        // SAFETY: a plain value (no pointer, no drop glue) whose bytes mean the same anywhere;
+        // `validate` accepts exactly its valid bit patterns.
+        unsafe impl ShmSafe for $t {
+            const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint(
+                stringify!($t),
+                size_of::<$t>(),
+                align_of::<$t>(),
+            );
+            unsafe fn validate($p: *const Self) -> Result<(), Invalid> {
+                // SAFETY: the caller's contract: aligned, readable and initialised.
+                if unsafe { $valid } {
+                    Ok(())
+                } else {
+                    Err(Invalid::new($expected))
+                }
+            }
+        }
+        // SAFETY: as above; `relocate` is the default no-op.
+        unsafe impl PositionIndependent for $t {}
+        // SAFETY: no interior mutability.
+        unsafe impl ShmImmutable for $t {}
+    )*};
+}
+
+checked_data! {
+    bool => "a bool (byte 0 or 1)", |p| p.cast::<u8>().read() <= 1;
+    char => "a char (a Unicode scalar value)", |p| char::from_u32(p.cast::<u32>().read()).is_some();
+    NonZeroU8 => "a nonzero integer", |p| p.cast::<u8>().read() != 0;
+    NonZeroU16 => "a nonzero integer", |p| p.cast::<u16>().read() != 0;
+    NonZeroU32 => "a nonzero integer", |p| p.cast::<u32>().read() != 0;
+    NonZeroU64 => "a nonzero integer", |p| p.cast::<u64>().read() != 0;
+    NonZeroU128 => "a nonzero integer", |p| p.cast::<u128>().read() != 0;
+    NonZeroUsize => "a nonzero integer", |p| p.cast::<usize>().read() != 0;
+    NonZeroI8 => "a nonzero integer", |p| p.cast::<i8>().read() != 0;
+    NonZeroI16 => "a nonzero integer", |p| p.cast::<i16>().read() != 0;
+    NonZeroI32 => "a nonzero integer", |p| p.cast::<i32>().read() != 0;
+    NonZeroI64 => "a nonzero integer", |p| p.cast::<i64>().read() != 0;
+    NonZeroI128 => "a nonzero integer", |p| p.cast::<i128>().read() != 0;
+    NonZeroIsize => "a nonzero integer", |p| p.cast::<isize>().read() != 0;
+}
 plain_data!(
     Option<NonZeroU8>,
     Option<NonZeroU16>,
@@ -158,36 +256,63 @@ plain_data!(
 
 #[cfg(target_has_atomic = "8")]
 plain_data!(
-    core::sync::atomic::AtomicBool,
-    core::sync::atomic::AtomicU8,
+    cells: core::sync::atomic::AtomicU8,
     core::sync::atomic::AtomicI8,
 );
+
+// SAFETY: a plain value whose bytes mean the same anywhere; `validate` accepts 0 and 1 only,
+// reading atomically as another mapping may be storing it meanwhile.
+#[cfg(target_has_atomic = "8")]
+unsafe impl ShmSafe for core::sync::atomic::AtomicBool {
+    const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("core::sync::atomic::AtomicBool", 1, 1);
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        // SAFETY: the caller's contract; `AtomicU8` has the size, alignment and interior
+        // mutability of `AtomicBool`.
+        let byte = unsafe { &*value.cast::<AtomicU8>() }.load(Ordering::Relaxed);
+        if byte <= 1 {
+            Ok(())
+        } else {
+            Err(Invalid::new("a bool (byte 0 or 1)"))
+        }
+    }
+}
+// SAFETY: as above; `relocate` is the default no-op.
+#[cfg(target_has_atomic = "8")]
+unsafe impl PositionIndependent for core::sync::atomic::AtomicBool {}
 #[cfg(target_has_atomic = "16")]
-plain_data!(core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
+plain_data!(cells: core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
 #[cfg(target_has_atomic = "32")]
-plain_data!(core::sync::atomic::AtomicU32, core::sync::atomic::AtomicI32);
+plain_data!(cells: core::sync::atomic::AtomicU32, core::sync::atomic::AtomicI32);
 #[cfg(target_has_atomic = "64")]
-plain_data!(core::sync::atomic::AtomicU64, core::sync::atomic::AtomicI64);
+plain_data!(cells: core::sync::atomic::AtomicU64, core::sync::atomic::AtomicI64);
 #[cfg(target_has_atomic = "ptr")]
 plain_data!(
-    core::sync::atomic::AtomicUsize,
+    cells: core::sync::atomic::AtomicUsize,
     core::sync::atomic::AtomicIsize,
 );
 
 // SAFETY: a zero-sized marker holds no data, whatever it names.
 unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {
     const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint("PhantomData", 0, 1);
+    const ALL_BIT_PATTERNS_VALID: bool = true;
 }
 // SAFETY: as above; nothing to relocate.
 unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
+// SAFETY: no bytes at all.
+unsafe impl<T: ?Sized> ShmImmutable for PhantomData<T> {}
 
 // SAFETY: the bytes, initialised or not, are those of a position-independent `T`, so no
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
 unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
+    const POINTEE_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
+    const ALL_BIT_PATTERNS_VALID: bool = true;
 }
 // SAFETY: as above.
 unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
+// SAFETY: the bytes of an immutable `T`, initialised or not.
+unsafe impl<T: PositionIndependent + ShmImmutable> ShmImmutable for MaybeUninit<T> {}
 
 /// Implements the traits for a `repr(transparent)` wrapper, relocating its one field.
 macro_rules! transparent_wrapper {
@@ -197,6 +322,14 @@ macro_rules! transparent_wrapper {
         unsafe impl<T: ShmSafe> ShmSafe for $w<T> {
             const LAYOUT_FINGERPRINT: u64 =
                 compound_fingerprint(stringify!($w), &[T::LAYOUT_FINGERPRINT]);
+            const POINTEE_FINGERPRINT: u64 =
+                compound_fingerprint(stringify!($w), &[T::POINTEE_FINGERPRINT]);
+            const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
+            unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+                // SAFETY: the same bytes as a `T` (`repr(transparent)`); the caller's
+                // contract carries over.
+                unsafe { T::validate(value.cast()) }
+            }
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 // SAFETY: the field is at offset 0, so it moved from `moved_from` too; the
@@ -206,6 +339,8 @@ macro_rules! transparent_wrapper {
         }
         // SAFETY: the same bytes as a position-independent `T`.
         unsafe impl<T: PositionIndependent> PositionIndependent for $w<T> {}
+        // SAFETY: the same bytes as an immutable `T`.
+        unsafe impl<T: ShmImmutable> ShmImmutable for $w<T> {}
     )*};
 }
 
@@ -215,6 +350,17 @@ transparent_wrapper!(Reverse, Wrapping);
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     const LAYOUT_FINGERPRINT: u64 =
         compound_fingerprint("array", &[T::LAYOUT_FINGERPRINT, N as u64]);
+    const POINTEE_FINGERPRINT: u64 =
+        compound_fingerprint("array", &[T::POINTEE_FINGERPRINT, N as u64]);
+    const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID || N == 0;
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        for i in 0..N {
+            // SAFETY: element `i` lies within the array, under the caller's contract.
+            unsafe { T::validate(value.cast::<T>().add(i)) }
+                .map_err(|e| e.within(&format!("[{i}]"), i * size_of::<T>()))?;
+        }
+        Ok(())
+    }
     #[inline(always)]
     unsafe fn relocate(&mut self, moved_from: usize) {
         for (i, element) in self.iter_mut().enumerate() {
@@ -226,6 +372,11 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
 }
 // SAFETY: an array of position-independent elements is itself plain data.
 unsafe impl<T: PositionIndependent, const N: usize> PositionIndependent for [T; N] {}
+// SAFETY: immutable elements make an immutable array.
+unsafe impl<T: ShmImmutable, const N: usize> ShmImmutable for [T; N] {}
+
+// SAFETY: the pointer's own bytes change only through `&mut`, and its target is immutable.
+unsafe impl<T: ShmImmutable> ShmImmutable for crate::OffsetPtr<T> {}
 
 /// Implements the traits for tuples, relocating each field from its own old address.
 macro_rules! tuples {
@@ -236,6 +387,22 @@ macro_rules! tuples {
                 "tuple",
                 &[$($t::LAYOUT_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
             );
+            const POINTEE_FINGERPRINT: u64 = compound_fingerprint(
+                "tuple",
+                &[$($t::POINTEE_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
+            );
+            const ALL_BIT_PATTERNS_VALID: bool = true $(&& $t::ALL_BIT_PATTERNS_VALID)+;
+            unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+                $(
+                    if !$t::ALL_BIT_PATTERNS_VALID {
+                        // SAFETY: the field lies within the tuple, under the caller's contract.
+                        unsafe { $t::validate(core::ptr::addr_of!((*value).$idx)) }.map_err(|e| {
+                            e.within(stringify!($idx), offset_of!(Self, $idx))
+                        })?;
+                    }
+                )+
+                Ok(())
+            }
             #[inline(always)]
             unsafe fn relocate(&mut self, moved_from: usize) {
                 $(
@@ -246,6 +413,8 @@ macro_rules! tuples {
         }
         // SAFETY: a tuple of position-independent fields is itself plain data.
         unsafe impl<$($t: PositionIndependent),+> PositionIndependent for ($($t,)+) {}
+        // SAFETY: immutable fields make an immutable tuple.
+        unsafe impl<$($t: ShmImmutable),+> ShmImmutable for ($($t,)+) {}
     )+};
 }
 

@@ -320,12 +320,12 @@ impl<T> fmt::Debug for OffsetPtr<T> {
 // SAFETY: an offset is position-dependent but process-independent: it points into the same
 // segment, and `relocate` re-aims it after a move. It is not `PositionIndependent`.
 unsafe impl<T: ShmSafe> ShmSafe for OffsetPtr<T> {
-    /// The target's size and alignment only: a node may point at its own type, and a
-    /// fingerprint cannot contain itself.
-    const LAYOUT_FINGERPRINT: u64 = crate::layout::compound_fingerprint(
-        "OffsetPtr",
-        &[size_of::<T>() as u64, align_of::<T>() as u64],
-    );
+    /// The target's pointee fingerprint: its type, cut at a derived type's name (a node may
+    /// point at its own type, and a fingerprint cannot contain itself).
+    const LAYOUT_FINGERPRINT: u64 =
+        crate::layout::compound_fingerprint("OffsetPtr", &[T::POINTEE_FINGERPRINT]);
+    /// Any offset is a value; where it leads is checked where it is followed.
+    const ALL_BIT_PATTERNS_VALID: bool = true;
     /// Re-aims a moved pointer at its old absolute target (null stays null; the tag is kept).
     #[inline]
     unsafe fn relocate(&mut self, moved_from: usize) {

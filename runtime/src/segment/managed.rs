@@ -41,6 +41,7 @@ pub trait Backing: Send + Sync {
 pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIndex> {
     core: SegmentCore,
     caches: CacheRelease,
+    validated: super::objects_api::Validated,
     registration: Registration,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
@@ -136,6 +137,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         Ok(ManagedSegment {
             core,
             caches: CacheRelease((M::MAP != MapMode::ReadOnly).then_some(core)),
+            validated: Default::default(),
             registration,
             backing,
             _mode: PhantomData,
@@ -145,6 +147,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The backing (to reach the device, name or path).
     pub fn backing(&self) -> &B {
         &self.backing
+    }
+
+    /// The objects this mapping has validated (see `objects_api`).
+    pub(super) fn validated(&self) -> &super::objects_api::Validated {
+        &self.validated
     }
 
     /// The segment manager view, for code that works with any segment kind.

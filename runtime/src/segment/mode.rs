@@ -1,5 +1,6 @@
 //! Access modes as types, so that writing through a read-only mapping does not compile.
 
+use crate::layout::{ShmImmutable, ShmSafe};
 use crate::os::MapMode;
 
 mod sealed {
@@ -10,6 +11,8 @@ mod sealed {
 pub trait Mode: sealed::Sealed + Send + Sync + 'static {
     /// The mapping mode this access mode uses.
     const MAP: MapMode;
+    /// Which types its mappings lend as `&T` ([`Lends`]): [`AnyType`] or [`ImmutableTypes`].
+    type Lending;
 }
 
 /// Modes that may change the segment's bytes (in the device, or privately).
@@ -18,7 +21,37 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
     label = "opened read-only",
     note = "to change it, open it read-write (`open`) or copy-on-write (`options().copy_on_write().open(..)`); to read it, use `root`, `find_root` or `find`"
 )]
-pub trait Writable: Mode {}
+pub trait Writable: Mode<Lending = AnyType> {}
+
+/// Modes whose mappings may hand out `&T`: every mode for every [`ShmSafe`] `T`, except that
+/// a read-only mapping lends only [`ShmImmutable`] types. An atomic found there could be
+/// written through `&T`, into memory lent as immutable (on a read-only page: a fault), so
+/// asking for one does not compile:
+///
+/// ```compile_fail,E0277
+/// use std::sync::atomic::AtomicU64;
+/// fn bump(segment: &shmkit_runtime::ManagedSharedMemory<shmkit_runtime::ReadOnly>) {
+///     let _ = segment.find::<AtomicU64>("hits"); // open it read-write to reach atomics
+/// }
+/// ```
+///
+/// Code generic over a [`Writable`] mode needs no bound: such a mode lends any type.
+pub trait Lends<T: ShmSafe>: Mode {}
+
+impl<M: Mode, T: Lendable<M::Lending>> Lends<T> for M {}
+
+/// The [`Mode::Lending`] of writable modes: every [`ShmSafe`] type.
+#[derive(Debug)]
+pub enum AnyType {}
+/// The [`Mode::Lending`] of read-only mappings: [`ShmImmutable`] types only.
+#[derive(Debug)]
+pub enum ImmutableTypes {}
+
+/// `T` may be lent under the rule `L` ([`AnyType`] or [`ImmutableTypes`]).
+pub trait Lendable<L>: ShmSafe {}
+
+impl<T: ShmSafe> Lendable<AnyType> for T {}
+impl<T: ShmImmutable> Lendable<ImmutableTypes> for T {}
 
 /// Read and write; changes reach the device and every other mapping.
 #[derive(Debug)]
@@ -48,12 +81,15 @@ impl sealed::Sealed for CopyOnWrite {}
 
 impl Mode for ReadWrite {
     const MAP: MapMode = MapMode::ReadWrite;
+    type Lending = AnyType;
 }
 impl Mode for ReadOnly {
     const MAP: MapMode = MapMode::ReadOnly;
+    type Lending = ImmutableTypes;
 }
 impl Mode for CopyOnWrite {
     const MAP: MapMode = MapMode::CopyOnWrite;
+    type Lending = AnyType;
 }
 
 impl Writable for ReadWrite {}

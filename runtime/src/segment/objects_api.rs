@@ -7,12 +7,14 @@
 //! process can still destroy an object this one is reading; keeping that from happening is
 //! the application's protocol, as with Boost.
 
+use std::collections::HashSet;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{Mode, Writable};
+use super::mode::{Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{ShmMut, ShmSafe};
+use crate::layout::{Invalid, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -21,11 +23,24 @@ use crate::objects::{
 };
 use crate::os::MapMode;
 
+/// The objects this mapping has checked for valid values ([`ShmSafe::validate`]) or built
+/// itself, by the offset of their data, so that only the first lookup of an object in a
+/// mapping pays for validation. Types whose every bit pattern is valid never come here.
+///
+/// Why per mapping, lazily, and keyed by offset: the bytes a mapping did not write come
+/// from outside (a file at rest, an image, another process), and only a typed lookup knows
+/// which validator applies, so checking everything at open is not possible. Once checked,
+/// an object's bytes change only through writers trusted to write valid values (DESIGN.md
+/// "Trust"), so the mark stays true as long as the mapping lives, also if the object is
+/// destroyed and its offset reused by a trusted writer.
+#[derive(Default)]
+pub(super) struct Validated(Mutex<HashSet<usize>>);
+
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
-/// they see is a snapshot that a concurrent writer in another process may be changing. The
-/// pages of a read-only mapping are not writable, so an object with interior mutability
-/// (an atomic) found there must only be read: a store through it faults.
+/// they see is a snapshot that a concurrent writer in another process may be changing. A
+/// read-only mapping lends only [`ShmImmutable`](crate::ShmImmutable) types (the bound
+/// `M: Lends<T>`): its pages are not writable, so an atomic found there could not be used.
 impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     fn space(&self) -> Space {
         Space::new(*self.core())
@@ -44,7 +59,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The object `target` (a name or [`Unique`]) as a single `T`; None when there is none.
     /// An object of another type is a `TypeMismatch`, as is an array (use
     /// [`find_slice`](Self::find_slice)).
-    pub fn find<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&T>> {
+    pub fn find<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&T>>
+    where
+        M: Lends<T>,
+    {
         let t = target.target();
         match self.find_raw::<T>(t)? {
             None => Ok(None),
@@ -59,7 +77,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// The object `target` as a slice of its elements (one for a single value).
-    pub fn find_slice<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&[T]>> {
+    pub fn find_slice<T: ShmSafe>(&self, target: impl Lookup<I>) -> Result<Option<&[T]>>
+    where
+        M: Lends<T>,
+    {
         Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
             // SAFETY: `n` live, checked `T`s in this mapping.
             unsafe { std::slice::from_raw_parts(p.as_ptr(), n) }
@@ -70,21 +91,101 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     pub fn find_unique<T: ShmSafe>(&self) -> Result<Option<&T>>
     where
         Unique: Lookup<I>,
+        M: Lends<T>,
     {
         self.find(Unique)
     }
 
     /// Finds under the index lock (reads racing a writer's plain writes would be a data
-    /// race), by the fast path when it can decide.
+    /// race), by the fast path when it can decide; validates what it finds.
     #[inline]
-    fn find_raw<T: ShmSafe>(&self, t: Target<'_>) -> Result<Option<(NonNull<T>, usize)>> {
-        self.indexed(|s| match t {
-            Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
-                Some(found) => Ok(found),
-                None => ops::find::<I, T>(s, t),
-            },
-            _ => ops::find::<I, T>(s, t),
+    pub(super) fn find_raw<T: ShmSafe>(
+        &self,
+        t: Target<'_>,
+    ) -> Result<Option<(NonNull<T>, usize)>> {
+        self.indexed(|s| {
+            let found = match t {
+                Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
+                    Some(found) => found,
+                    None => ops::find::<I, T>(s, t)?,
+                },
+                _ => ops::find::<I, T>(s, t)?,
+            };
+            if let Some((p, n)) = found {
+                self.validate(p, n, || t.describe::<T>())?;
+            }
+            Ok(found)
         })
+    }
+
+    /// Checks that the `n` `T`s at `p` (an object of this mapping) are valid values, unless
+    /// every bit pattern of `T` is (then it compiles to nothing) or this mapping checked
+    /// them before; `InvalidValue` names the object, the field and its offset.
+    #[inline(always)]
+    fn validate<T: ShmSafe>(
+        &self,
+        p: NonNull<T>,
+        n: usize,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if T::ALL_BIT_PATTERNS_VALID {
+            return Ok(());
+        }
+        self.validate_slow(p, n, what)
+    }
+
+    /// Records that this mapping built the object at `p`: valid by construction, so its
+    /// lookups here need no check (which a type with a manual impl could not pass).
+    #[inline(always)]
+    fn built<T: ShmSafe>(&self, p: NonNull<T>) {
+        if !T::ALL_BIT_PATTERNS_VALID {
+            let key = self.offset_of(p);
+            self.validated()
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key);
+        }
+    }
+
+    fn offset_of<T>(&self, p: NonNull<T>) -> usize {
+        p.as_ptr().addr() - self.base_address().as_ptr().addr()
+    }
+
+    #[inline(never)]
+    fn validate_slow<T: ShmSafe>(
+        &self,
+        p: NonNull<T>,
+        n: usize,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let key = self.offset_of(p);
+        // A poisoned set is still a set of checked offsets: a panic cannot half-insert one.
+        let mut done = self.validated().0.lock().unwrap_or_else(|e| e.into_inner());
+        if done.contains(&key) {
+            return Ok(());
+        }
+        let invalid = (0..n).find_map(|i| {
+            // SAFETY: element `i` of a live object of this mapping, found through the index
+            // (so aligned and in bounds); other mappings write it only through atomics or
+            // under the index lock, which `find_raw` holds where it can.
+            let checked = unsafe { T::validate(p.as_ptr().add(i)) };
+            let within = |e: Invalid| match n {
+                1 => e,
+                _ => e.within(&format!("[{i}]"), i * size_of::<T>()),
+            };
+            checked.err().map(within)
+        });
+        if let Some(e) = invalid {
+            return Err(Error::InvalidValue {
+                what: what(),
+                field: e.field,
+                offset: e.offset,
+                expected: e.expected,
+            });
+        }
+        done.insert(key);
+        Ok(())
     }
 
     /// The name of the object `obj` is the first element of: its name, or for a unique
@@ -147,12 +248,22 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         target: Target<'_>,
         count: usize,
         if_exists: IfExists,
-        next: impl FnMut(usize) -> Option<T>,
+        mut next: impl FnMut(usize) -> Option<T>,
     ) -> Result<&[T]> {
         let s = self.space();
         let _guard = objects::lock::<I>(&s)?;
-        let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, next)?;
-        // SAFETY: `n` live `T`s just built (or found) in this mapping.
+        // Whether the elements were built here (valid by construction) or found.
+        let mut built = false;
+        let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, |i| {
+            built = true;
+            next(i)
+        })?;
+        if built {
+            self.built(p);
+        } else {
+            self.validate(p, n, || target.describe::<T>())?;
+        }
+        // SAFETY: `n` live `T`s just built, or found and validated, in this mapping.
         Ok(unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
     }
 

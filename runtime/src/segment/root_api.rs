@@ -9,11 +9,11 @@
 //! program with another layout gets [`Error::SchemaMismatch`], never a misread value.
 
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{Mode, ReadOnly, Writable};
+use super::mode::{Lends, Mode, ReadOnly, Writable};
 use crate::error::{Error, Result};
 use crate::layout::ShmMut;
-use crate::layout::{SchemaDiff, ShmRoot};
-use crate::objects::{IndexKind, NamedIndex};
+use crate::layout::{SchemaDiff, ShmImmutable, ShmRoot};
+use crate::objects::{IndexKind, NamedIndex, Target};
 
 fn root_name<T: ShmRoot>() -> String {
     format!("__shmkit_root::{}", T::ROOT_NAME)
@@ -30,9 +30,12 @@ fn what<T: ShmRoot>() -> String {
 impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
     /// Checks the stored schema of root `T` against `T`'s; false when none is stored.
     fn check_root_schema<T: ShmRoot>(&self) -> Result<bool> {
-        let Some(stored) = self.find_slice::<u8>(schema_name::<T>().as_str())? else {
+        // `find_raw`: bytes lend themselves in every mode (no `Lends` bound to carry).
+        let Some((p, n)) = self.find_raw::<u8>(Target::Named(&schema_name::<T>()))? else {
             return Ok(false);
         };
+        // SAFETY: `n` live, checked bytes in this mapping, read before `self`'s borrow ends.
+        let stored = unsafe { std::slice::from_raw_parts(p.as_ptr(), n) };
         match SchemaDiff::between(stored, T::ROOT_SCHEMA) {
             None => Ok(true),
             Some(diff) => Err(Error::SchemaMismatch {
@@ -42,9 +45,13 @@ impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
         }
     }
 
-    /// The root `T` if the segment has one (any mapping mode, read-only included); a
-    /// `SchemaMismatch` when the segment holds a root of that name with another layout.
-    pub fn find_root<T: ShmRoot>(&self) -> Result<Option<&T>> {
+    /// The root `T` if the segment has one (any mapping mode, read-only included for a
+    /// [`ShmImmutable`] root); a `SchemaMismatch` when the segment holds a root of that name
+    /// with another layout.
+    pub fn find_root<T: ShmRoot>(&self) -> Result<Option<&T>>
+    where
+        M: Lends<T>,
+    {
         if !self.check_root_schema::<T>()? {
             return Ok(None);
         }
@@ -76,7 +83,7 @@ impl<B: Backing, I: IndexKind + NamedIndex> ManagedSegment<B, ReadOnly, I> {
     /// The segment's root `T`, found, never built: a read-only mapping cannot write it. When
     /// the segment has none the error is [`Error::NotFound`] naming the root; a writable
     /// mapping builds it (or [`find_root`](Self::find_root) says `None` instead).
-    pub fn root<T: ShmRoot>(&self) -> Result<&T> {
+    pub fn root<T: ShmRoot + ShmImmutable>(&self) -> Result<&T> {
         self.find_root::<T>()?.ok_or_else(|| Error::NotFound {
             what: format!(
                 "{} (a read-only mapping finds roots, never builds them: a writable mapping's \

@@ -22,8 +22,10 @@ struct Point {
     x: u32,
     y: u32,
 }
-// SAFETY: two `u32`s.
-unsafe impl ShmSafe for Point {}
+// SAFETY: two `u32`s: any bytes are a valid value.
+unsafe impl ShmSafe for Point {
+    const ALL_BIT_PATTERNS_VALID: bool = true;
+}
 // SAFETY: two `u32`s.
 unsafe impl PositionIndependent for Point {}
 
