@@ -40,7 +40,8 @@ fn a_read_only_mapping_lends_plain_data_and_lists() {
         .unwrap()
         .unwrap()
         .next_mut()
-        .set_target(tail);
+        .set_target(tail)
+        .unwrap();
     seg.construct_array("flags", 3, true).unwrap();
 
     let image = AlignedBuffer::from_image(seg.image());
