@@ -28,6 +28,7 @@
 pub mod blocks;
 pub mod bytes;
 pub mod devices;
+pub mod fuzz;
 pub mod guards;
 pub mod internals;
 pub mod names;
@@ -42,6 +43,6 @@ pub use devices::{shm_path, FileTarget, Seg, SegIn, ShmTarget, Target};
 pub use guards::{xsi_key, ShmGuard, TempDir, TempPath, XsiIdGuard, XsiKeyGuard};
 pub use internals::{creator_pid, lock_owner, offsets};
 pub use names::unique_name;
-pub use process::{spawn_child, within, ChildProc};
+pub use process::{spawn_child, within, ChildProc, Silence};
 pub use rng::Rng;
 pub use sys::{dead_pid, map_perms, mode_of, mode_of_fd, patch_file};
