@@ -2,6 +2,7 @@
 //! format, access modes, resizing, XSI segments.
 
 mod device;
+mod forged;
 mod format;
 mod modes;
 mod resize;
