@@ -4,6 +4,7 @@
 mod device;
 mod forged;
 mod format;
+mod golden;
 mod modes;
 mod resize;
 mod xsi;
