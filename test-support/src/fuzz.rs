@@ -489,8 +489,11 @@ fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
         }
         Path::Shm => {
             let shm = ShmGuard::new();
-            std::fs::write(std::path::Path::new("/dev/shm").join(shm.get()), &case.image)
-                .expect("write the mutant to a shared memory object");
+            std::fs::write(
+                std::path::Path::new("/dev/shm").join(shm.get()),
+                &case.image,
+            )
+            .expect("write the mutant to a shared memory object");
             match ManagedSharedMemory::options()
                 .init_timeout(DEVICE_INIT_TIMEOUT)
                 .index::<I>()
@@ -580,7 +583,10 @@ fn write_mix<B: Backing, M: Writable, I: NamedIndex>(
             }),
         );
     }
-    note("allocate aligned", seg.allocate_aligned(64, 256).map(|p| blocks.push(p)));
+    note(
+        "allocate aligned",
+        seg.allocate_aligned(64, 256).map(|p| blocks.push(p)),
+    );
     for p in blocks {
         // SAFETY: allocated above from this segment, freed once.
         note("deallocate", unsafe { seg.deallocate(p) });

@@ -17,8 +17,9 @@
 //! A binary cannot use its package's dev-dependencies, and this crate depends on the
 //! runtime, so the runtime's child binary cannot depend on this crate. It compiles the
 //! leaf modules it shares with the parents instead ([`bytes`], [`blocks`], [`rng`],
-//! [`internals`]: they use only `std`, `shmkit_runtime` and each other through
-//! `crate::bytes`), mounting them by `#[path]` at its crate root as this crate does.
+//! [`internals`], [`names`], [`guards`], [`fuzz`]: they use only `std`, `shmkit_runtime`
+//! and each other through `crate::`), mounting them by `#[path]` at its crate root as this
+//! crate does.
 //!
 //! # Runtime internals
 //!

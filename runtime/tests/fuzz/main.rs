@@ -104,8 +104,12 @@ fn fuzz(seed: u64, cases: u64, case_limit: Duration) -> Tally {
                             if let Some(err) = parts.next().filter(|e| !e.is_empty()) {
                                 *tally.errors.entry(err.to_owned()).or_default() += 1;
                             }
-                            *tally.by_path.entry(path).or_default().entry(outcome).or_default() +=
-                                1;
+                            *tally
+                                .by_path
+                                .entry(path)
+                                .or_default()
+                                .entry(outcome)
+                                .or_default() += 1;
                             tally.cases += 1;
                             current = None;
                             next = index + 1;
@@ -136,9 +140,9 @@ fn fuzz(seed: u64, cases: u64, case_limit: Duration) -> Tally {
                             format!("the worker died: {status}")
                         }
                     };
-                    let (index, desc) = current
-                        .take()
-                        .unwrap_or_else(|| panic!("the fuzz worker failed between cases: {status}"));
+                    let (index, desc) = current.take().unwrap_or_else(|| {
+                        panic!("the fuzz worker failed between cases: {status}")
+                    });
                     tally.findings.push(finding(index, status, &desc));
                     tally.cases += 1;
                     next = index + 1;

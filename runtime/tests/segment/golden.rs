@@ -69,7 +69,12 @@ fn open_and_verify<I: NamedIndex>(image: &[u8]) -> Result<(), Error> {
         }
     };
     verify(&seg);
-    verify(&ManagedExternalBuffer::options().index::<I>().open(&mut buf).unwrap());
+    verify(
+        &ManagedExternalBuffer::options()
+            .index::<I>()
+            .open(&mut buf)
+            .unwrap(),
+    );
     let read_only = AlignedBuffer::from_image(image);
     verify(
         &ManagedExternalBuffer::options()
@@ -121,8 +126,17 @@ fn golden_images_open_and_verify_or_are_refused_naming_both_versions() {
         };
         match result {
             Ok(()) => {}
-            Err(e @ Error::IncompatibleVersion { found, supported, .. }) if version != FORMAT_VERSION => {
-                assert_eq!((found, supported), (version, FORMAT_VERSION), "{}", path.display());
+            Err(
+                e @ Error::IncompatibleVersion {
+                    found, supported, ..
+                },
+            ) if version != FORMAT_VERSION => {
+                assert_eq!(
+                    (found, supported),
+                    (version, FORMAT_VERSION),
+                    "{}",
+                    path.display()
+                );
                 let text = e.to_string();
                 assert!(
                     text.contains(&format!("version {version}"))
@@ -137,7 +151,10 @@ fn golden_images_open_and_verify_or_are_refused_naming_both_versions() {
 }
 
 fn generate<I: NamedIndex>(index: &str) {
-    let mut seg = ManagedHeapMemory::options().index::<I>().create(SIZE).unwrap();
+    let mut seg = ManagedHeapMemory::options()
+        .index::<I>()
+        .create(SIZE)
+        .unwrap();
     fill(&mut seg);
     verify(&seg);
     let path = dir().join(format!("v{FORMAT_VERSION}-{index}.seg"));
