@@ -80,7 +80,7 @@ fn fuzz(seed: u64, cases: u64, case_limit: Duration) -> Tally {
         );
         // The case that started and has not finished: its index and description.
         let mut current: Option<(u64, String)> = None;
-        let mut finding = |index: u64, what: String, desc: &str| {
+        let finding = |index: u64, what: String, desc: &str| {
             format!(
                 "case {index}: {what}; {desc}; replay: SHMKIT_FUZZ_SEED={seed} \
                  SHMKIT_FUZZ_FIRST={index} SHMKIT_FUZZ_CASES=1 {CHILD} fuzz"
