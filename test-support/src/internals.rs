@@ -16,6 +16,13 @@ pub mod offsets {
     pub const STATE: usize = std::mem::offset_of!(SegmentHeader, state);
     pub const CREATOR_PID: usize = std::mem::offset_of!(SegmentHeader, creator_pid);
     pub const SIZE: usize = std::mem::offset_of!(SegmentHeader, size);
+    /// The segment lock's word (the owner's pid).
+    pub const LOCK: usize = std::mem::offset_of!(SegmentHeader, lock);
+    /// The object layer's words, by their index in `reserved` (the runtime's
+    /// `header::words`): the index lock's word (the owner's pid in the low half) and the
+    /// number of named objects.
+    pub const INDEX_LOCK: usize = std::mem::offset_of!(SegmentHeader, reserved);
+    pub const NAMED_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 3 * 8;
 }
 
 /// The header of the segment mapped at `seg`, as a raw pointer: fields are read one by one

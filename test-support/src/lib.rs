@@ -17,8 +17,9 @@
 //! A binary cannot use its package's dev-dependencies, and this crate depends on the
 //! runtime, so the runtime's child binary cannot depend on this crate. It compiles the
 //! leaf modules it shares with the parents instead ([`bytes`], [`blocks`], [`rng`],
-//! [`internals`]: they use only `std`, `shmkit_runtime` and each other through
-//! `crate::bytes`), mounting them by `#[path]` at its crate root as this crate does.
+//! [`internals`], [`names`], [`guards`], [`fuzz`]: they use only `std`, `shmkit_runtime`
+//! and each other through `crate::`), mounting them by `#[path]` at its crate root as this
+//! crate does.
 //!
 //! # Runtime internals
 //!
@@ -28,6 +29,7 @@
 pub mod blocks;
 pub mod bytes;
 pub mod devices;
+pub mod fuzz;
 pub mod guards;
 pub mod internals;
 pub mod names;
@@ -42,6 +44,6 @@ pub use devices::{shm_path, FileTarget, Seg, SegIn, ShmTarget, Target};
 pub use guards::{xsi_key, ShmGuard, TempDir, TempPath, XsiIdGuard, XsiKeyGuard};
 pub use internals::{creator_pid, lock_owner, offsets};
 pub use names::unique_name;
-pub use process::{spawn_child, within, ChildProc};
+pub use process::{spawn_child, within, ChildProc, Silence};
 pub use rng::Rng;
 pub use sys::{dead_pid, map_perms, mode_of, mode_of_fd, patch_file};

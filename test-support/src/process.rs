@@ -28,6 +28,15 @@ pub fn within<T: Send + 'static>(
     }
 }
 
+/// Why a child sent no message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// Nothing within the time limit: the child hangs (or is slow).
+    Timeout,
+    /// Its stdout closed: it exited or died.
+    Closed,
+}
+
 /// A child process playing one role. Dropping it kills and reaps the child if it still
 /// runs, so a failing parent leaves no process behind.
 pub struct ChildProc {
@@ -103,6 +112,15 @@ impl ChildProc {
                 self.transcript.join("\n")
             ),
         }
+    }
+
+    /// The child's next line on stdout within `limit`, or why there is none. Not kept in
+    /// the transcript (for children that print a line per step of a long run).
+    pub fn next_message(&mut self, limit: Duration) -> Result<String, Silence> {
+        self.lines.recv_timeout(limit).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => Silence::Timeout,
+            mpsc::RecvTimeoutError::Disconnected => Silence::Closed,
+        })
     }
 
     /// SIGKILLs the child and reaps it.

@@ -2,7 +2,9 @@
 //! format, access modes, resizing, XSI segments.
 
 mod device;
+mod forged;
 mod format;
+mod golden;
 mod modes;
 mod resize;
 mod xsi;

@@ -291,7 +291,11 @@ impl IndexKind for HashIndex {
                 reason: "the hash index reaches objects in the first 8 TiB of a segment".into(),
             });
         }
-        let wanted = s.read_word(root.count) + 1;
+        // The count is a bare word of the segment: a forged one must not overflow.
+        let wanted = s
+            .read_word(root.count)
+            .checked_add(1)
+            .ok_or_else(|| s.corrupt("the object count is at its maximum".into()))?;
         let at = match table(s, root)? {
             Some(at) if !overloaded(wanted, at.len) => at,
             _ => {

@@ -13,13 +13,23 @@ mod blocks;
 #[path = "../../../../test-support/src/bytes.rs"]
 mod bytes;
 #[allow(dead_code)]
+#[path = "../../../../test-support/src/fuzz.rs"]
+mod fuzz;
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/guards.rs"]
+mod guards;
+#[allow(dead_code)]
 #[path = "../../../../test-support/src/internals.rs"]
 mod internals;
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/names.rs"]
+mod names;
 #[allow(dead_code)]
 #[path = "../../../../test-support/src/rng.rs"]
 mod rng;
 
 mod cache;
+mod fuzz_worker;
 mod objects;
 mod segment;
 
@@ -40,6 +50,7 @@ fn main() {
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
+        "fuzz" => fuzz_worker::run(),
         other => panic!("unknown role {other}"),
     }
 }
