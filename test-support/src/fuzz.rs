@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use shmkit_runtime::segment::{Backing, Mode, Writable};
+use shmkit_runtime::segment::{Backing, Lends, Mode, Writable};
 use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{
     AlignedBuffer, Anonymous, Error, HashIndex, ManagedExternalBuffer, ManagedHeapMemory,
@@ -211,8 +211,12 @@ fn destroy<B: Backing, M: Writable, I: NamedIndex>(
     }
 }
 
+/// Modes that lend every seed object type (all of them do: the types are plain data).
+trait Reads: Mode + Lends<u64> + Lends<u32> + Lends<Bytes> {}
+impl<M: Mode + Lends<u64> + Lends<u32> + Lends<Bytes>> Reads for M {}
+
 /// Looks `obj` up with its own type and reads every element; None when it is not there.
-fn find<B: Backing, M: Mode, I: NamedIndex>(
+fn find<B: Backing, M: Reads, I: NamedIndex>(
     seg: &ManagedSegment<B, M, I>,
     obj: &Obj,
 ) -> shmkit_runtime::Result<Option<u64>> {
@@ -512,7 +516,7 @@ fn refused(e: Error) -> Outcome {
 
 /// The reading half of the mix: every seed object with its own type and with another,
 /// both iterations, the counts, `check`.
-fn read_mix<B: Backing, M: Mode, I: NamedIndex>(
+fn read_mix<B: Backing, M: Reads, I: NamedIndex>(
     seg: &ManagedSegment<B, M, I>,
     objects: &[Obj],
 ) -> Result<(), String> {

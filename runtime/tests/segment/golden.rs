@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use shmkit_runtime::segment::{Backing, Mode, Writable};
+use shmkit_runtime::segment::{Backing, Lends, Writable};
 use shmkit_runtime::test_hooks::FORMAT_VERSION;
 use shmkit_runtime::{
     AlignedBuffer, Anonymous, Error, HashIndex, ManagedExternalBuffer, ManagedHeapMemory,
@@ -41,7 +41,10 @@ fn fill<B: Backing, M: Writable, I: NamedIndex>(seg: &mut ManagedSegment<B, M, I
 }
 
 /// Finds every object of [`fill`] with its value, and checks the whole segment.
-fn verify<B: Backing, M: Mode, I: NamedIndex>(seg: &ManagedSegment<B, M, I>) {
+fn verify<B: Backing, M, I: NamedIndex>(seg: &ManagedSegment<B, M, I>)
+where
+    M: Lends<u64> + Lends<u32> + Lends<[u8; 16]> + Lends<[u64; 4]> + Lends<[u16; 4]>,
+{
     assert_eq!(seg.find::<u64>("counter").unwrap(), Some(&42));
     assert_eq!(seg.find_slice::<u32>("primes").unwrap(), Some(&PRIMES[..]));
     assert_eq!(seg.find::<[u8; 16]>("tag").unwrap(), Some(&TAG));
