@@ -25,7 +25,11 @@ pub trait Device: Mappable + Sized + Send + Sync {
     /// Opens the device, or creates it if there is none; true when it was created.
     fn open_or_create(name: &Self::Name, permissions: Permissions) -> Result<(Self, bool)>;
     /// Sets the device's length; `reserve` asks for the storage to be allocated too.
-    fn resize(&self, len: u64, reserve: bool) -> Result<()>;
+    ///
+    /// # Safety
+    /// As for [`SharedMemoryObject::truncate`]: when this shrinks, no mapping of the device
+    /// uses the bytes cut off.
+    unsafe fn resize(&self, len: u64, reserve: bool) -> Result<()>;
     /// Removes the device's name; false if there was none.
     fn remove(name: &Self::Name) -> Result<bool>;
 }
@@ -41,11 +45,12 @@ impl Device for SharedMemoryObject {
     fn open_or_create(name: &str, permissions: Permissions) -> Result<(Self, bool)> {
         SharedMemoryObject::open_or_create(name, Access::ReadWrite, permissions)
     }
-    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
+    unsafe fn resize(&self, len: u64, reserve: bool) -> Result<()> {
         if reserve && len > self.size()? {
             self.allocate(len)
         } else {
-            self.truncate(len)
+            // SAFETY: forwarded contract.
+            unsafe { self.truncate(len) }
         }
     }
     fn remove(name: &str) -> Result<bool> {
@@ -64,8 +69,9 @@ impl Device for MappableFile {
     fn open_or_create(path: &std::path::Path, permissions: Permissions) -> Result<(Self, bool)> {
         MappableFile::open_or_create(path, 0, permissions)
     }
-    fn resize(&self, len: u64, _reserve: bool) -> Result<()> {
-        self.truncate(len)
+    unsafe fn resize(&self, len: u64, _reserve: bool) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.truncate(len) }
     }
     fn remove(path: &std::path::Path) -> Result<bool> {
         MappableFile::remove(path)
@@ -145,7 +151,8 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let result = (|| {
-        device.resize(size as u64, opts.reserve)?;
+        // SAFETY: the device is new and empty; openers map nothing before it has a size.
+        unsafe { device.resize(size as u64, opts.reserve)? };
         let region = map(&device, M::MAP, size, opts)?;
         let base = region_base(&region)?;
         let backing = DeviceBacking { region, device };
@@ -250,7 +257,8 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
                 reason: "the grown size overflows".into(),
             })?;
         let DeviceBacking { device, .. } = old.into_backing();
-        device.resize(new_size as u64, true)?;
+        // SAFETY: growing; the old region is unmapped, and the open held nobody else's.
+        unsafe { device.resize(new_size as u64, true)? };
         let region = MappedRegion::map(&device, MapMode::ReadWrite, 0, Some(new_size))?;
         let base = region_base(&region)?;
         let grown = DeviceBacking { region, device };
@@ -268,7 +276,8 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         let seg = self.open(name)?;
         let new_size = seg.core().trim_to_fit()?;
         let DeviceBacking { device, .. } = seg.into_backing();
-        device.resize(new_size as u64, false)?;
+        // SAFETY: offline: no process maps the segment (the caller's promise, for now).
+        unsafe { device.resize(new_size as u64, false)? };
         Ok(new_size)
     }
 }
