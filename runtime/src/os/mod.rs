@@ -9,6 +9,7 @@
 mod access;
 mod device;
 mod file;
+pub(crate) mod fork;
 pub mod ofd;
 mod page;
 mod region;

@@ -26,6 +26,18 @@ pub trait Backing: Send + Sync {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+    /// Runs `f` while no other mapping of the segment is attached anywhere (what in-place
+    /// destruction through a shared mapping needs: nobody else can hold a reference into
+    /// the segment), or fails with `InUse`. A backing that cannot tell refuses.
+    fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let _ = f;
+        Err(Error::InUse {
+            what: self.describe(),
+            reason: "this kind of segment cannot yet tell whether other mappings are \
+                     attached, so objects are destroyed only through an exclusive mapping"
+                .into(),
+        })
+    }
 }
 
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
@@ -205,6 +217,18 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             self.caches.0 = Some(self.core);
         }
         self.registration.update(base.as_ptr(), len)
+    }
+
+    /// The same mapping in mode `N` (an exclusive mapping shared once built); the caller
+    /// has changed what the backing holds to match `N`.
+    pub(crate) fn into_mode<N: Mode>(self) -> ManagedSegment<B, N, I> {
+        ManagedSegment {
+            core: self.core,
+            caches: self.caches,
+            registration: self.registration,
+            backing: self.backing,
+            _mode: PhantomData,
+        }
     }
 
     /// Gives up the segment view and keeps only what maps the bytes (offline resizing).

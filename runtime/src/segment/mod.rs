@@ -16,4 +16,6 @@ pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
 pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
 pub use self::managed::{Backing, ManagedSegment};
-pub use self::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite, Writable};
+pub use self::mode::{
+    CopyOnWrite, CreateMode, Exclusive, ExclusiveAccess, Mode, ReadOnly, ReadWrite, Writable,
+};

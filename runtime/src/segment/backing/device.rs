@@ -1,6 +1,10 @@
 //! Segments in a named device that outlives the process: POSIX shared memory and files.
 //! Both follow one protocol: exclusive creation picks the single creator, openers wait for
-//! the header's READY state, and offline `grow` / `shrink_to_fit` resize the device.
+//! the header's READY state, and offline `grow` / `shrink_to_fit` resize the device. Each
+//! mapping opens its own description of the device and holds the attachment locks of its
+//! mode on it (see `attachment.rs`): an exclusive mapping excludes every other, read-only
+//! and copy-on-write ones exclude shared read-write ones, and resizing needs the segment
+//! alone.
 
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -12,7 +16,8 @@ use crate::os::{
 };
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
-use crate::segment::mode::{Mode, ReadWrite};
+use crate::segment::backing::attachment::Attachment;
+use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
 
 /// A named device a segment can live in.
 pub trait Device: Mappable + Sized + Send + Sync {
@@ -78,10 +83,13 @@ impl Device for MappableFile {
     }
 }
 
-/// A device and the region that maps it.
+/// A device, the region that maps it, and the attachment locks this mapping holds on its
+/// own description of the device.
 pub struct DeviceBacking<D> {
     // Declared first: unmapped before the device is closed.
     region: MappedRegion,
+    // Before the device: leaves the fork handler's list before the descriptor closes.
+    attachment: Attachment,
     device: D,
 }
 
@@ -102,6 +110,9 @@ impl<D: Device> Backing for DeviceBacking<D> {
             // Private or read-only pages have nothing to write back.
             MapMode::ReadOnly | MapMode::CopyOnWrite => Ok(()),
         }
+    }
+    fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        self.attachment.alone(&self.device, f)
     }
 }
 
@@ -135,11 +146,21 @@ fn changed_within(dev: &impl Device, window: Duration) -> bool {
         .is_ok_and(|age| age < window)
 }
 
-fn map<D: Device>(device: &D, mode: MapMode, len: usize, opts: &Settings) -> Result<MappedRegion> {
-    match opts.address {
-        Some(addr) => MappedRegion::map_at(device, mode, 0, Some(len), addr),
-        None => MappedRegion::map(device, mode, 0, Some(len)),
+/// Maps `len` bytes of `device` as mode `M` wants: an exclusive mapping is not inherited by
+/// forked children.
+fn map<D: Device, M: Mode>(
+    device: &D,
+    len: usize,
+    address: Option<NonNull<u8>>,
+) -> Result<MappedRegion> {
+    let region = match address {
+        Some(addr) => MappedRegion::map_at(device, M::MAP, 0, Some(len), addr),
+        None => MappedRegion::map(device, M::MAP, 0, Some(len)),
+    }?;
+    if M::EXCLUSIVE {
+        region.set_inherited_by_fork(false)?;
     }
+    Ok(region)
 }
 
 /// Sizes, maps and formats a device this process just created; on failure the device is
@@ -151,11 +172,18 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let result = (|| {
+        // Before the device has a size: openers wait for one before they lock, so they meet
+        // this mapping's locks.
+        let attachment = Attachment::take::<M>(&device)?;
         // SAFETY: the device is new and empty; openers map nothing before it has a size.
         unsafe { device.resize(size as u64, opts.reserve)? };
-        let region = map(&device, M::MAP, size, opts)?;
+        let region = map::<D, M>(&device, size, opts.address)?;
         let base = region_base(&region)?;
-        let backing = DeviceBacking { region, device };
+        let backing = DeviceBacking {
+            region,
+            attachment,
+            device,
+        };
         // SAFETY: the region maps `size` writable bytes of a device nobody else can use
         // until the header says READY; it lives as long as the backing.
         unsafe { ManagedSegment::attach(backing, base, size, true, opts.init_timeout) }
@@ -179,13 +207,36 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+    wait_until_sized(&device, opts)?;
+    // The size is stable from here: resizing needs the segment alone.
+    let attachment = Attachment::take::<M>(&device)?;
+    let len = device.size()?;
+    let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
+        size: len,
+        reason: "larger than the address space".into(),
+    })?;
+    let region = map::<D, M>(&device, len, opts.address)?;
+    let base = region_base(&region)?;
+    let backing = DeviceBacking {
+        region,
+        attachment,
+        device,
+    };
+    // SAFETY: the region maps `len` bytes with the mode's protection and lives as long as
+    // the backing.
+    unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
+}
+
+/// Waits (without locks, which a creator takes before it sizes the device) until the device
+/// has a size; `NotASegment` if it stays empty.
+fn wait_until_sized(device: &impl Device, opts: &Settings) -> Result<()> {
     let mut len = device.size()?;
     if len == 0 {
         let started = Instant::now();
         while len == 0
             && (started.elapsed() < SIZING_WAIT.min(opts.init_timeout)
                 || (started.elapsed() < opts.init_timeout
-                    && changed_within(&device, opts.init_timeout)))
+                    && changed_within(device, opts.init_timeout)))
         {
             std::thread::sleep(Duration::from_millis(1));
             len = device.size()?;
@@ -197,19 +248,10 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
             reason: "it is empty".into(),
         });
     }
-    let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
-        size: len,
-        reason: "larger than the address space".into(),
-    })?;
-    let region = map(&device, M::MAP, len, opts)?;
-    let base = region_base(&region)?;
-    let backing = DeviceBacking { region, device };
-    // SAFETY: the region maps `len` bytes with the mode's protection and lives as long as
-    // the backing.
-    unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
+    Ok(())
 }
 
-impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
+impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
     /// Whether creation reserves the device's storage (`fallocate` for shared memory), so
     /// that a full `/dev/shm` is an error now rather than a SIGBUS later. On by default;
     /// files are always sized sparse.
@@ -224,7 +266,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         self,
         name: impl AsRef<D::Name>,
         size: usize,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
         let device = D::create(name, self.settings.permissions)?;
@@ -237,7 +279,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         self,
         name: impl AsRef<D::Name>,
         size: usize,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
         match D::open_or_create(name, self.settings.permissions)? {
@@ -246,9 +288,13 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         }
     }
 
-    /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
+}
+
+impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
+    /// Grows the segment `name` by `extra` bytes. Offline: `InUse` while any mapping, in
+    /// this or another process, maps it.
     pub fn grow(self, name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
-        let old = self.open(name)?;
+        let old = self.exclusive().open(name)?;
         let new_size = old
             .size()
             .checked_add(extra)
@@ -256,27 +302,34 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
                 size: extra as u64,
                 reason: "the grown size overflows".into(),
             })?;
-        let DeviceBacking { device, .. } = old.into_backing();
-        // SAFETY: growing; the old region is unmapped, and the open held nobody else's.
+        let DeviceBacking {
+            device, attachment, ..
+        } = old.into_backing();
+        // SAFETY: growing cuts nothing off; the old region is unmapped.
         unsafe { device.resize(new_size as u64, true)? };
-        let region = MappedRegion::map(&device, MapMode::ReadWrite, 0, Some(new_size))?;
+        let region = map::<D, Exclusive>(&device, new_size, None)?;
         let base = region_base(&region)?;
-        let grown = DeviceBacking { region, device };
+        let grown = DeviceBacking {
+            region,
+            attachment,
+            device,
+        };
         // SAFETY: the device was a valid segment a moment ago; only its tail is new.
         let seg = unsafe {
-            ManagedSegment::<_, ReadWrite, I>::attach(grown, base, new_size, false, Duration::ZERO)?
+            ManagedSegment::<_, Exclusive, I>::attach(grown, base, new_size, false, Duration::ZERO)?
         };
-        // SAFETY: the mapping covers `new_size` bytes; offline use is the caller's promise.
+        // SAFETY: the mapping covers `new_size` bytes and is the only one (exclusive).
         unsafe { seg.core().grow_to(new_size) }
     }
 
-    /// Shrinks the segment `name` to end right after its last used block. Offline: no
-    /// process may have it mapped. Returns the new size.
+    /// Shrinks the segment `name` to end right after its last used block. Offline: `InUse`
+    /// while any mapping, in this or another process, maps it. Returns the new size.
     pub fn shrink_to_fit(self, name: impl AsRef<D::Name>) -> Result<usize> {
-        let seg = self.open(name)?;
+        let seg = self.exclusive().open(name)?;
         let new_size = seg.core().trim_to_fit()?;
         let DeviceBacking { device, .. } = seg.into_backing();
-        // SAFETY: offline: no process maps the segment (the caller's promise, for now).
+        // SAFETY: our description holds the attach lock exclusively, so no other mapping
+        // exists or can appear, and ours is unmapped.
         unsafe { device.resize(new_size as u64, false)? };
         Ok(new_size)
     }
@@ -290,7 +343,8 @@ impl<D: Device, M: Mode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
         self
     }
 
-    /// Opens an existing segment in this builder's mode; NotFound if it is absent.
+    /// Opens an existing segment in this builder's mode; NotFound if it is absent, `InUse`
+    /// when the mappings there exclude this mode (see [`Exclusive`], [`ReadOnly`](crate::ReadOnly)).
     pub fn open(self, name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
         let access = match M::MAP {
             MapMode::ReadWrite => Access::ReadWrite,
@@ -338,13 +392,13 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
         Self::options().open_or_create(name, size)
     }
 
-    /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
+    /// Grows the segment `name` by `extra` bytes. Offline: `InUse` while anyone maps it.
     pub fn grow(name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
         Self::options().grow(name, extra)
     }
 
-    /// Shrinks the segment `name` to end right after its last used block. Offline: no
-    /// process may have it mapped. Returns the new size.
+    /// Shrinks the segment `name` to end right after its last used block. Offline: `InUse`
+    /// while anyone maps it. Returns the new size.
     pub fn shrink_to_fit(name: impl AsRef<D::Name>) -> Result<usize> {
         Self::options().shrink_to_fit(name)
     }
@@ -353,5 +407,17 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
     /// at once. Returns false if there was nothing to remove.
     pub fn remove(name: impl AsRef<D::Name>) -> Result<bool> {
         D::remove(name.as_ref())
+    }
+}
+
+impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, Exclusive, I> {
+    /// Shares this exclusive mapping without unmapping it (build a database alone, then
+    /// serve it): atomically, so no other mapping attaches before the conversion, and every
+    /// `&mut` borrow has ended (`self` is consumed). Forked children inherit it from now on.
+    pub fn into_shared(mut self) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+        let backing = self.backing_mut();
+        backing.region.set_inherited_by_fork(true)?;
+        backing.attachment.share(&backing.device)?;
+        Ok(self.into_mode())
     }
 }
