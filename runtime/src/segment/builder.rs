@@ -115,24 +115,19 @@ impl<B, M, I> fmt::Debug for SegmentBuilder<B, M, I> {
     }
 }
 
-impl<B: Backing> ManagedSegment<B> {
-    /// A builder with the default options: read-write (shared), the hash index,
-    /// permissions `0o600`, a 10 s wait for a concurrent creator, storage reserved at
-    /// creation.
-    pub fn options() -> SegmentBuilder<B> {
-        SegmentBuilder::new()
-    }
-}
-
-impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
-    /// The default options for mode `M` and index `I`.
-    pub(crate) fn new() -> Self {
+impl<B: Backing> ManagedSegment<B, B::DefaultMode> {
+    /// A builder with the default options: the backing's default mode (shared read-write,
+    /// or exclusive for heap memory and external buffers), the hash index, permissions
+    /// `0o600`, a 10 s wait for a concurrent creator, storage reserved at creation.
+    pub fn options() -> SegmentBuilder<B, B::DefaultMode> {
         SegmentBuilder {
             settings: Settings::default(),
             _types: PhantomData,
         }
     }
+}
 
+impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
     /// The same options for another name index ([`OrderedIndex`](crate::OrderedIndex),
     /// [`NullIndex`](crate::NullIndex)). Opening checks that the segment was created with it.
     pub fn index<J: IndexKind>(self) -> SegmentBuilder<B, M, J> {

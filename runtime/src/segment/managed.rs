@@ -20,6 +20,9 @@ use crate::registry::{self, Registration};
 
 /// What keeps a segment's bytes mapped. Each managed segment kind has one.
 pub trait Backing: Send + Sync {
+    /// The mode `options()` starts from: shared read-write for memory others can map,
+    /// exclusive for memory only this segment reaches (heap memory, a borrowed buffer).
+    type DefaultMode: Mode;
     /// The segment as error messages name it (`shared memory "name"`, a path, …).
     fn describe(&self) -> String;
     /// Writes changes back to the device, where there is one.
@@ -243,7 +246,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
 
 /// Constants on the default parameters, so that `ManagedSharedMemory::MIN_ALIGN` names
 /// them as written (an alias's defaults do not apply in expression position).
-impl<B: Backing> ManagedSegment<B> {
+impl<B: Backing> ManagedSegment<B, B::DefaultMode> {
     /// Bytes of bookkeeping each allocation costs (Boost's `PayloadPerAllocation`).
     ///
     /// ```

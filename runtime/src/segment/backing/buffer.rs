@@ -18,6 +18,7 @@ pub struct ExternalBuffer<'a> {
 }
 
 impl Backing for ExternalBuffer<'_> {
+    type DefaultMode = Exclusive;
     fn describe(&self) -> String {
         format!("external buffer at {:#x}", self.addr)
     }
@@ -99,13 +100,6 @@ impl std::fmt::Debug for AlignedBuffer {
 /// chosen on the builder: `ManagedExternalBuffer::options().read_only().open(&image)`.
 pub type ManagedExternalBuffer<'a, M = Exclusive, I = HashIndex> =
     ManagedSegment<ExternalBuffer<'a>, M, I>;
-
-impl<'a> ManagedExternalBuffer<'a> {
-    /// A builder with the default options: exclusive, the hash index.
-    pub fn options() -> SegmentBuilder<ExternalBuffer<'a>, Exclusive> {
-        SegmentBuilder::new()
-    }
-}
 
 fn check_len(len: usize) -> Result<()> {
     if len < MIN_SEGMENT_SIZE {

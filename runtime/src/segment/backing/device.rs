@@ -14,9 +14,9 @@ use crate::objects::{HashIndex, IndexKind};
 use crate::os::{
     Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
 };
+use crate::segment::backing::attachment::Attachment;
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
-use crate::segment::backing::attachment::Attachment;
 use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
 
 /// A named device a segment can live in.
@@ -101,6 +101,7 @@ impl<D: Device> DeviceBacking<D> {
 }
 
 impl<D: Device> Backing for DeviceBacking<D> {
+    type DefaultMode = ReadWrite;
     fn describe(&self) -> String {
         self.device.describe()
     }
@@ -287,7 +288,6 @@ impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M,
             (device, false) => attach_existing(device, &self.settings),
         }
     }
-
 }
 
 impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {

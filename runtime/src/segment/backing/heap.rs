@@ -55,6 +55,7 @@ impl Drop for HeapMemory {
 }
 
 impl Backing for HeapMemory {
+    type DefaultMode = Exclusive;
     fn describe(&self) -> String {
         format!("heap segment at {:p}", self.ptr)
     }
@@ -64,13 +65,6 @@ impl Backing for HeapMemory {
 /// out `&mut` (`find_mut`, `root_mut`). Another index is chosen on the builder:
 /// `ManagedHeapMemory::options().index::<OrderedIndex>().create(size)`.
 pub type ManagedHeapMemory<I = HashIndex> = ManagedSegment<HeapMemory, Exclusive, I>;
-
-impl ManagedHeapMemory {
-    /// A builder with the default options (the hash index).
-    pub fn options() -> SegmentBuilder<HeapMemory, Exclusive> {
-        SegmentBuilder::new()
-    }
-}
 
 impl<I: IndexKind> SegmentBuilder<HeapMemory, Exclusive, I> {
     /// A new, empty segment of `size` bytes on the heap: at least
