@@ -33,9 +33,9 @@ pub trait Writable: Mode {}
 /// holds: nobody else can see the bytes change, since no other mapping exists
 /// ([`Exclusive`]) or the writes are private ([`CopyOnWrite`]).
 #[diagnostic::on_unimplemented(
-    message = "a `{Self}` mapping is shared: it hands out `&T`, never `&mut T` or `ShmMut<T>`",
-    label = "other mappings and processes may read these bytes meanwhile",
-    note = "change shared data through an atomic or a lock inside it (`root`/`find` give `&T`), or open the segment exclusively: `options().exclusive().open(..)` (then `into_shared()` once it is built)"
+    message = "a `{Self}` mapping hands out `&T` only, never `&mut T` or `ShmMut<T>`",
+    label = "not exclusive: other mappings and processes may read these bytes meanwhile",
+    note = "change shared data through an atomic or a lock inside it (`root`/`find` give `&T`), or open the segment exclusively: `options().exclusive().open(..)`, then `into_shared()` once it is built"
 )]
 pub trait ExclusiveAccess: Writable {}
 

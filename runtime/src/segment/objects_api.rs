@@ -356,14 +356,15 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
 }
 
 /// Mutable access: only where nobody else can see the bytes change (an exclusive mapping,
-/// or copy-on-write's private pages).
-impl<B: Backing, M: ExclusiveAccess, I: IndexKind> ManagedSegment<B, M, I> {
+/// or copy-on-write's private pages). The bound is on each method so that the error on a
+/// shared mapping says what to use instead.
+impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// Mutable access to the single-value object `target`, through a guard that hands out
     /// `&mut T` only for position-independent types.
-    pub fn find_mut<T: ShmSafe>(
-        &mut self,
-        target: impl Lookup<I>,
-    ) -> Result<Option<ShmMut<'_, T>>> {
+    pub fn find_mut<T: ShmSafe>(&mut self, target: impl Lookup<I>) -> Result<Option<ShmMut<'_, T>>>
+    where
+        M: ExclusiveAccess,
+    {
         let t = target.target();
         match self.find_raw::<T>(t)? {
             None => Ok(None),
@@ -381,7 +382,10 @@ impl<B: Backing, M: ExclusiveAccess, I: IndexKind> ManagedSegment<B, M, I> {
     pub fn find_slice_mut<T: ShmSafe>(
         &mut self,
         target: impl Lookup<I>,
-    ) -> Result<Option<ShmMut<'_, [T]>>> {
+    ) -> Result<Option<ShmMut<'_, [T]>>>
+    where
+        M: ExclusiveAccess,
+    {
         Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
             // SAFETY: `n` live `T`s in place, reachable only through `&mut self`.
             unsafe { ShmMut::new(std::slice::from_raw_parts_mut(p.as_ptr(), n)) }
