@@ -22,6 +22,7 @@ mod rng;
 mod cache;
 mod objects;
 mod segment;
+mod sharing;
 
 use std::io::{Read, Write};
 
@@ -39,6 +40,9 @@ fn main() {
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
+        "sharing-hold" => sharing::hold(),
+        "sharing-resize" => sharing::resize(),
+        "sharing-open-when-shared" => sharing::open_when_shared(),
         other => panic!("unknown role {other}"),
     }
 }
