@@ -85,7 +85,9 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
     if !status.success() {
         return Err("the child failed".into());
     }
-    let visits = segment.find::<AtomicU32>("visits")?.ok_or("no visits counter")?;
+    let visits = segment
+        .find::<AtomicU32>("visits")?
+        .ok_or("no visits counter")?;
     println!("parent: visits counted: {}", visits.load(Ordering::Relaxed));
     Ok(())
 }
@@ -120,7 +122,9 @@ fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn s
         total / READINGS.len() as f64,
         segment.check_sanity()
     );
-    let visits = segment.find::<AtomicU32>("visits")?.ok_or("no visits counter")?;
+    let visits = segment
+        .find::<AtomicU32>("visits")?
+        .ok_or("no visits counter")?;
     visits.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

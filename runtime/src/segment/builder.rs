@@ -17,13 +17,14 @@
 //!     .index::<OrderedIndex>()
 //!     .create(&name, 64 * 1024)?;
 //! segment.construct("answer", 42u64)?;
+//! drop(segment); // a read-only mapping excludes writable ones (`Error::InUse`)
 //!
 //! let reader = ManagedSharedMemory::options()
 //!     .read_only()
 //!     .index::<OrderedIndex>()
 //!     .open(&name)?;
 //! assert_eq!(reader.find::<u64>("answer")?, Some(&42));
-//! # drop((segment, reader));
+//! # drop(reader);
 //! ManagedSharedMemory::remove(&name)?;
 //! # Ok(())
 //! # }

@@ -370,9 +370,10 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
     /// # let _guard = Remove(&name);
     /// let segment = ManagedSharedMemory::create(&name, 64 * 1024)?;
     /// segment.construct("answer", 42u64)?;
+    /// drop(segment); // a read-only mapping excludes writable ones (`Error::InUse`)
     /// let reader = ManagedSharedMemory::options().read_only().open(&name)?;
     /// assert_eq!(reader.find::<u64>("answer")?, Some(&42));
-    /// # drop((segment, reader));
+    /// # drop(reader);
     /// ManagedSharedMemory::remove(&name)?;
     /// # Ok(())
     /// # }
