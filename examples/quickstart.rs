@@ -1,5 +1,6 @@
-//! The README's main example: one process builds data in POSIX shared memory, starts itself
-//! again as a child process, and the child opens the segment by name and reads it back.
+//! The README's main example: one process builds data in POSIX shared memory alone (an
+//! exclusive mapping), shares it, starts itself again as a child process, and the child
+//! opens the segment by name, reads it back and counts its visit in an atomic.
 //!
 //! The data is a linked list of readings whose links are `OffsetPtr`s: the child maps the
 //! segment at another address and still follows them. The segment is removed when the
@@ -9,6 +10,7 @@
 
 use std::process::Command;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use shmkit::{Handle, ManagedSharedMemory, OffsetPtr};
 
@@ -33,7 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn parent() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("shmkit_quickstart_{}", std::process::id());
     let _cleanup = remove_on_exit(&name);
-    let segment = ManagedSharedMemory::create(&name, 1 << 20)?;
+    // Exclusive while it builds: nobody else can map the segment meanwhile.
+    let segment = ManagedSharedMemory::options()
+        .exclusive()
+        .create(&name, 1 << 20)?;
     println!(
         "parent: created segment {name:?} ({} bytes) at {:p}",
         segment.size(),
@@ -68,6 +73,10 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
         "parent: wrote {} readings, list head at offset {handle}",
         READINGS.len()
     );
+    segment.construct("visits", AtomicU32::new(0))?;
+    // Shared from now on, without unmapping: every mapping gets `&T`, and what changes
+    // while shared changes through atomics (or locks) inside the data.
+    let segment = segment.into_shared()?;
 
     let status = Command::new(std::env::current_exe()?)
         .args(["child", &name, &handle.to_string()])
@@ -76,6 +85,10 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
     if !status.success() {
         return Err("the child failed".into());
     }
+    let visits = segment
+        .find::<AtomicU32>("visits")?
+        .ok_or("no visits counter")?;
+    println!("parent: visits counted: {}", visits.load(Ordering::Relaxed));
     Ok(())
 }
 
@@ -83,11 +96,10 @@ fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn s
     let (Some(name), Some(handle)) = (name, handle) else {
         return Err("usage: quickstart child <segment name> <handle>".into());
     };
-    let segment = ManagedSharedMemory::options().read_only().open(name)?;
-    println!(
-        "child:  opened {name:?} read-only at {:p}",
-        segment.base_address()
-    );
+    // A shared read-write mapping: a read-only one is refused (`InUse`) while the parent
+    // maps the segment read-write, since it could not take the segment's locks.
+    let segment = ManagedSharedMemory::open(name)?;
+    println!("child:  opened {name:?} at {:p}", segment.base_address());
     let head = segment
         .address_from_handle(handle.parse::<Handle>()?)
         .ok_or("the handle lies outside the segment")?;
@@ -110,6 +122,10 @@ fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn s
         total / READINGS.len() as f64,
         segment.check_sanity()
     );
+    let visits = segment
+        .find::<AtomicU32>("visits")?
+        .ok_or("no visits counter")?;
+    visits.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

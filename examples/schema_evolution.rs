@@ -60,7 +60,10 @@ fn run(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
 
     // Version 1 creates the segment and fills its root.
     {
-        let mut segment = ManagedMappedFile::create(path, 64 * 1024)?;
+        // Alone (exclusive) while it writes the root in place; shared mappings get `&T`.
+        let mut segment = ManagedMappedFile::options()
+            .exclusive()
+            .create(path, 64 * 1024)?;
         let mut config = segment.root_mut::<v1::Config>()?;
         *config.version_mut() = 1;
         *config.max_clients_mut() = 64;

@@ -80,6 +80,15 @@ pub enum Error {
         /// Who was waited for, and how long.
         reason: String,
     },
+    /// Other mappings keep the segment from being opened or changed this way: an exclusive
+    /// mapping holds it, or it is mapped while an exclusive open, a resize or an in-place
+    /// destruction needs it alone, or read-only and writable shared mappings would mix.
+    InUse {
+        /// The segment.
+        what: String,
+        /// Who holds it, and what waits.
+        reason: String,
+    },
     /// The segment has no free block large enough.
     OutOfMemory {
         /// Bytes asked for.
@@ -313,6 +322,7 @@ impl fmt::Display for Error {
             ),
             Error::Corrupted { what, reason } => write!(f, "{what}: corrupted segment: {reason}"),
             Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
+            Error::InUse { what, reason } => write!(f, "{what} is in use: {reason}"),
             Error::OutOfMemory {
                 requested,
                 align,

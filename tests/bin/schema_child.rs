@@ -36,7 +36,10 @@ fn child(role: &str, path: &Path) {
     match role {
         "create-v1" => {
             use v1::DbFields as _; // the accessors #[shm_segment] generates
-            let mut seg = ManagedMappedFile::create(path, 1 << 16).unwrap();
+            let mut seg = ManagedMappedFile::options()
+                .exclusive()
+                .create(path, 1 << 16)
+                .unwrap();
             let mut db = seg.root_mut::<v1::Db>().unwrap();
             *db.items_mut() = 41;
             *db.last_id_mut() = 7;

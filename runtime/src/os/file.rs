@@ -57,7 +57,10 @@ impl MappableFile {
             path: path.to_owned(),
             access: Access::ReadWrite,
         };
-        let setup = device::set_permissions(&created, perms).and_then(|()| created.truncate(size));
+        let setup = device::set_permissions(&created, perms).and_then(|()| {
+            // SAFETY: the file was empty a moment ago (created here), so this only grows it.
+            unsafe { created.truncate(size) }
+        });
         if let Err(err) = setup {
             // The setup error is the one worth reporting; a failed cleanup is not.
             drop(created);
@@ -112,7 +115,14 @@ impl MappableFile {
     /// Sets the size to `len` bytes; new bytes read as zero. Needs `Access::ReadWrite`.
     /// Growing this way makes a sparse file: its new pages get storage on first write, and
     /// a full file system then is `SIGBUS` in whoever writes through a mapping.
-    pub fn truncate(&self, len: u64) -> Result<()> {
+    ///
+    /// # Safety
+    /// Shrinking cuts off pages that mappings of the device, in any process, may still use:
+    /// their next access there is `SIGBUS`. The caller makes sure no mapping uses bytes past
+    /// `len` (a managed segment's offline `shrink_to_fit` holds the segment's exclusive
+    /// attach lock for that), also against another process growing the device meanwhile.
+    /// Growing alone cannot hurt a mapping; sizing at [`create`](Self::create) only grows.
+    pub unsafe fn truncate(&self, len: u64) -> Result<()> {
         device::truncate(self, len)
     }
 

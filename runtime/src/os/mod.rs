@@ -1,5 +1,6 @@
 //! Thin safe wrappers over the OS: POSIX shared memory objects, files to map, mapped regions
-//! (of a device or anonymous memory) and System V shared memory.
+//! (of a device or anonymous memory), System V shared memory, and open-file-description
+//! locks ([`ofd`]).
 //!
 //! This layer knows nothing about segments: it opens, sizes, maps and removes. Every failure
 //! is an [`Error`](crate::Error) naming the object it concerns; nothing here panics on bad
@@ -8,6 +9,8 @@
 mod access;
 mod device;
 mod file;
+pub(crate) mod fork;
+pub mod ofd;
 mod page;
 mod region;
 mod shm;

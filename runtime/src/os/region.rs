@@ -135,6 +135,25 @@ impl MappedRegion {
         self.sync(0, self.len, MsyncFlags::ASYNC)
     }
 
+    /// Whether a child created by `fork` gets this region (`MADV_DOFORK`, the default) or
+    /// not (`MADV_DONTFORK`: the range is unmapped in the child).
+    pub fn set_inherited_by_fork(&self, inherited: bool) -> Result<()> {
+        let advice = if inherited {
+            mm::Advice::LinuxDoFork
+        } else {
+            mm::Advice::LinuxDontFork
+        };
+        // SAFETY: `base..base+map_len` is exactly our live mapping; fork inheritance changes
+        // nothing in this process's memory.
+        unsafe { mm::madvise(self.base, self.map_len, advice) }.map_err(|e| {
+            Error::from_os(
+                "madvise",
+                format!("mapped region at {:p}", self.as_ptr()),
+                e.into(),
+            )
+        })
+    }
+
     fn map_device(
         dev: &impl Mappable,
         mode: MapMode,

@@ -91,7 +91,14 @@ impl SharedMemoryObject {
     }
 
     /// Sets the size to `len` bytes; new bytes read as zero. Needs `Access::ReadWrite`.
-    pub fn truncate(&self, len: u64) -> Result<()> {
+    ///
+    /// # Safety
+    /// Shrinking cuts off pages that mappings of the device, in any process, may still use:
+    /// their next access there is `SIGBUS`. The caller makes sure no mapping uses bytes past
+    /// `len` (a managed segment's offline `shrink_to_fit` holds the segment's exclusive
+    /// attach lock for that), also against another process growing the device meanwhile.
+    /// Growing alone cannot hurt a mapping; [`SharedMemoryObject::allocate`] only grows.
+    pub unsafe fn truncate(&self, len: u64) -> Result<()> {
         device::truncate(self, len)
     }
 

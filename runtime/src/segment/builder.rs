@@ -17,23 +17,24 @@
 //!     .index::<OrderedIndex>()
 //!     .create(&name, 64 * 1024)?;
 //! segment.construct("answer", 42u64)?;
+//! drop(segment); // a read-only mapping excludes writable ones (`Error::InUse`)
 //!
 //! let reader = ManagedSharedMemory::options()
 //!     .read_only()
 //!     .index::<OrderedIndex>()
 //!     .open(&name)?;
 //! assert_eq!(reader.find::<u64>("answer")?, Some(&42));
-//! # drop((segment, reader));
+//! # drop(reader);
 //! ManagedSharedMemory::remove(&name)?;
 //! # Ok(())
 //! # }
 //! ```
 //!
 //! The builder's type parameters are the segment's: `SegmentBuilder<B, M, I>` finishes into
-//! `ManagedSegment<B, M, I>`. Parameters that later issues add (the sharing model's
-//! exclusivity, then the allocator's memory algorithm) are appended to both, with defaults,
-//! and chosen by type-changing setters such as `.exclusive()` and `.algorithm::<A>()`: code
-//! that spells today's types keeps compiling.
+//! `ManagedSegment<B, M, I>`. The mode `M` carries exclusivity too
+//! (`.exclusive()` gives [`Exclusive`]); parameters that later issues add (the allocator's
+//! memory algorithm) are appended to both, with defaults, and chosen by type-changing
+//! setters such as `.algorithm::<A>()`: code that spells today's types keeps compiling.
 //!
 //! Which backing accepts which setter is one table, the capability traits below
 //! ([`NamedBacking`], [`OpensIn`]), so a setter a backing cannot honour does not compile, and
@@ -48,7 +49,7 @@ use super::backing::buffer::ExternalBuffer;
 use super::backing::device::{Device, DeviceBacking};
 use super::backing::xsi::XsiBacking;
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{CopyOnWrite, Mode, ReadOnly, ReadWrite};
+use super::mode::{CopyOnWrite, CreateMode, Exclusive, Mode, ReadOnly, ReadWrite};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::Permissions;
@@ -115,10 +116,11 @@ impl<B, M, I> fmt::Debug for SegmentBuilder<B, M, I> {
     }
 }
 
-impl<B: Backing> ManagedSegment<B> {
-    /// A builder with the default options: read-write, the hash index, permissions `0o600`,
-    /// a 10 s wait for a concurrent creator, storage reserved at creation.
-    pub fn options() -> SegmentBuilder<B> {
+impl<B: Backing> ManagedSegment<B, B::DefaultMode> {
+    /// A builder with the default options: the backing's default mode (shared read-write,
+    /// or exclusive for heap memory and external buffers), the hash index, permissions
+    /// `0o600`, a 10 s wait for a concurrent creator, storage reserved at creation.
+    pub fn options() -> SegmentBuilder<B, B::DefaultMode> {
         SegmentBuilder {
             settings: Settings::default(),
             _types: PhantomData,
@@ -152,6 +154,20 @@ impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
 }
 
 impl<B: Backing, I: IndexKind> SegmentBuilder<B, ReadWrite, I> {
+    /// Open or create exclusively: no other mapping, in this or another process, may exist
+    /// while the segment lives (others' opens fail with
+    /// [`Error::InUse`](crate::Error::InUse), and so does this one while anyone maps it),
+    /// so the segment hands out `&mut` (`find_mut`, `root_mut`). Build a database offline,
+    /// then [`into_shared`](crate::ManagedSegment::into_shared) it.
+    pub fn exclusive(self) -> SegmentBuilder<B, Exclusive, I>
+    where
+        B: OpensIn<Exclusive>,
+    {
+        self.retype()
+    }
+}
+
+impl<B: Backing, M: CreateMode, I: IndexKind> SegmentBuilder<B, M, I> {
     /// Mode bits of a device this builder creates (default `0o600`); opening ignores them.
     pub fn permissions(mut self, permissions: Permissions) -> Self
     where
@@ -208,7 +224,7 @@ pub trait NamedBacking: Backing + sealed::Sealed {}
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be opened `{M}`",
-    note = "shared memory and files open read-only or copy-on-write, XSI segments and external buffers read-only, heap and anonymous memory read-write only"
+    note = "shared memory and files open exclusive, read-only or copy-on-write, XSI segments and external buffers read-only; heap memory and external buffers are always exclusive, anonymous memory read-write only"
 )]
 pub trait OpensIn<M: Mode>: Backing + sealed::Sealed {}
 
@@ -219,6 +235,7 @@ impl sealed::Sealed for ExternalBuffer<'_> {}
 impl<D: Device> NamedBacking for DeviceBacking<D> {}
 impl NamedBacking for XsiBacking {}
 
+impl<D: Device> OpensIn<Exclusive> for DeviceBacking<D> {}
 impl<D: Device> OpensIn<ReadOnly> for DeviceBacking<D> {}
 impl<D: Device> OpensIn<CopyOnWrite> for DeviceBacking<D> {}
 impl OpensIn<ReadOnly> for XsiBacking {}

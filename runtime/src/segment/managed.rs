@@ -20,6 +20,9 @@ use crate::registry::{self, Registration};
 
 /// What keeps a segment's bytes mapped. Each managed segment kind has one.
 pub trait Backing: Send + Sync {
+    /// The mode `options()` starts from: shared read-write for memory others can map,
+    /// exclusive for memory only this segment reaches (heap memory, a borrowed buffer).
+    type DefaultMode: Mode;
     /// The segment as error messages name it (`shared memory "name"`, a path, …).
     fn describe(&self) -> String;
     /// Writes changes back to the device, where there is one.
@@ -33,6 +36,19 @@ pub trait Backing: Send + Sync {
     /// and devices with a creator's claim know better.
     fn creator_at_work(&self, creator: u32) -> Option<bool> {
         (creator != 0).then(|| crate::sync::process_alive(creator))
+    }
+
+    /// Runs `f` while no other mapping of the segment is attached anywhere (what in-place
+    /// destruction through a shared mapping needs: nobody else can hold a reference into
+    /// the segment), or fails with `InUse`. A backing that cannot tell refuses.
+    fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        let _ = f;
+        Err(Error::InUse {
+            what: self.describe(),
+            reason: "this kind of segment cannot yet tell whether other mappings are \
+                     attached, so objects are destroyed only through an exclusive mapping"
+                .into(),
+        })
     }
 }
 
@@ -241,6 +257,19 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.registration.relocate(self.core, len)
     }
 
+    /// The same mapping in mode `N` (an exclusive mapping shared once built); the caller
+    /// has changed what the backing holds to match `N`.
+    pub(crate) fn into_mode<N: Mode>(self) -> ManagedSegment<B, N, I> {
+        ManagedSegment {
+            core: self.core,
+            caches: self.caches,
+            registration: self.registration,
+            validated: self.validated,
+            backing: self.backing,
+            _mode: PhantomData,
+        }
+    }
+
     /// Gives up the segment view and keeps only what maps the bytes (offline resizing).
     pub(crate) fn into_backing(self) -> B {
         self.backing
@@ -253,7 +282,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
 
 /// Constants on the default parameters, so that `ManagedSharedMemory::MIN_ALIGN` names
 /// them as written (an alias's defaults do not apply in expression position).
-impl<B: Backing> ManagedSegment<B> {
+impl<B: Backing> ManagedSegment<B, B::DefaultMode> {
     /// Bytes of bookkeeping each allocation costs (Boost's `PayloadPerAllocation`).
     ///
     /// ```

@@ -21,5 +21,6 @@ pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
 pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
 pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{
-    AnyType, CopyOnWrite, ImmutableTypes, Lendable, Lends, Mode, ReadOnly, ReadWrite, Writable,
+    AnyType, CopyOnWrite, CreateMode, Exclusive, ExclusiveAccess, ImmutableTypes, Lendable, Lends,
+    Mode, ReadOnly, ReadWrite, Writable,
 };

@@ -1,4 +1,10 @@
-//! Access modes as types, so that writing through a read-only mapping does not compile.
+//! Access modes as types, so that writing through a read-only mapping, or taking `&mut`
+//! through a mapping that others share, does not compile.
+//!
+//! Four modes: [`ReadWrite`] (shared), [`Exclusive`], [`ReadOnly`] and [`CopyOnWrite`].
+//! Which mappings may coexist is enforced when a device is opened (see
+//! `ARCHITECTURE.md`, "Sharing"): an exclusive mapping excludes every other, and read-only
+//! or copy-on-write mappings exclude shared read-write ones.
 
 use crate::layout::{ShmImmutable, ShmSafe};
 use crate::os::MapMode;
@@ -7,12 +13,15 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// How a segment is mapped. Sealed: the three modes below are all there is.
+/// How a segment is mapped. Sealed: the four modes below are all there is.
 pub trait Mode: sealed::Sealed + Send + Sync + 'static {
     /// The mapping mode this access mode uses.
     const MAP: MapMode;
     /// Which types its mappings lend as `&T` ([`Lends`]): [`AnyType`] or [`ImmutableTypes`].
     type Lending;
+    /// Whether no other mapping may exist while this one lives.
+    #[doc(hidden)]
+    const EXCLUSIVE: bool = false;
 }
 
 /// Modes that may change the segment's bytes (in the device, or privately).
@@ -53,9 +62,30 @@ pub trait Lendable<L>: ShmSafe {}
 impl<T: ShmSafe> Lendable<AnyType> for T {}
 impl<T: ShmImmutable> Lendable<ImmutableTypes> for T {}
 
-/// Read and write; changes reach the device and every other mapping.
+/// Modes that hand out `&mut` (through [`ShmMut`](crate::ShmMut)) to what the segment
+/// holds: nobody else can see the bytes change, since no other mapping exists
+/// ([`Exclusive`]) or the writes are private ([`CopyOnWrite`]).
+#[diagnostic::on_unimplemented(
+    message = "a `{Self}` mapping hands out `&T` only, never `&mut T` or `ShmMut<T>`",
+    label = "not exclusive: other mappings and processes may read these bytes meanwhile",
+    note = "change shared data through an atomic or a lock inside it (`root`/`find` give `&T`), or open the segment exclusively: `options().exclusive().open(..)`, then `into_shared()` once it is built"
+)]
+pub trait ExclusiveAccess: Writable {}
+
+/// Modes a segment can be created in: read-write, shared or exclusive.
+pub trait CreateMode: Writable {}
+
+/// Read and write, shared: changes reach the device and every other mapping, so the
+/// segment hands out `&T` only; shared data changes through atomics and locks inside it.
 #[derive(Debug)]
 pub enum ReadWrite {}
+/// Read and write, exclusive: no other mapping, in this or another process, exists while
+/// this one lives (opening one fails with [`Error::InUse`](crate::Error::InUse)), so the
+/// segment hands out `&mut` ([`find_mut`](crate::ManagedSegment::find_mut),
+/// [`root_mut`](crate::ManagedSegment::root_mut)). Heap memory and external buffers are
+/// always exclusive; a device is opened so with `options().exclusive()`.
+#[derive(Debug)]
+pub enum Exclusive {}
 /// Read only: the mapping is not writable, and the API offers no way to write: allocating
 /// through a read-only segment does not compile.
 ///
@@ -76,12 +106,18 @@ pub enum ReadOnly {}
 pub enum CopyOnWrite {}
 
 impl sealed::Sealed for ReadWrite {}
+impl sealed::Sealed for Exclusive {}
 impl sealed::Sealed for ReadOnly {}
 impl sealed::Sealed for CopyOnWrite {}
 
 impl Mode for ReadWrite {
     const MAP: MapMode = MapMode::ReadWrite;
     type Lending = AnyType;
+}
+impl Mode for Exclusive {
+    const MAP: MapMode = MapMode::ReadWrite;
+    type Lending = AnyType;
+    const EXCLUSIVE: bool = true;
 }
 impl Mode for ReadOnly {
     const MAP: MapMode = MapMode::ReadOnly;
@@ -93,4 +129,11 @@ impl Mode for CopyOnWrite {
 }
 
 impl Writable for ReadWrite {}
+impl Writable for Exclusive {}
 impl Writable for CopyOnWrite {}
+
+impl ExclusiveAccess for Exclusive {}
+impl ExclusiveAccess for CopyOnWrite {}
+
+impl CreateMode for ReadWrite {}
+impl CreateMode for Exclusive {}

@@ -3,16 +3,18 @@
 //! Memory Segment Features" and "Advanced index functions").
 //!
 //! References handed out borrow the segment: `&self` gives `&T`, and destroying needs
-//! `&mut self`, so within one mapping no reference outlives its object. Another mapping or
-//! process can still destroy an object this one is reading; keeping that from happening is
-//! the application's protocol, as with Boost.
+//! `&mut self`, so within one mapping no reference outlives its object. No other mapping
+//! can destroy it meanwhile either: destruction runs only where nobody else can hold a
+//! reference, through an exclusive (or private copy-on-write) mapping, or through a shared
+//! one while no other mapping is attached (`InUse` otherwise). `&mut` access
+//! (`find_mut`, `find_slice_mut`) exists only on [`ExclusiveAccess`] mappings.
 
 use std::collections::HashSet;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{Lends, Mode, Writable};
+use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
 use crate::layout::{Invalid, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
@@ -374,46 +376,18 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         self.construct(Anonymous, value)
     }
 
-    /// Mutable access to the single-value object `target`, through a guard that hands out
-    /// `&mut T` only for position-independent types.
-    pub fn find_mut<T: ShmSafe>(
-        &mut self,
-        target: impl Lookup<I>,
-    ) -> Result<Option<ShmMut<'_, T>>> {
-        let t = target.target();
-        match self.find_raw::<T>(t)? {
-            None => Ok(None),
-            // SAFETY: a live `T` in place in this mapping, reachable only through `&mut self`.
-            Some((p, 1)) => Ok(Some(unsafe { ShmMut::new(&mut *p.as_ptr()) })),
-            Some((_, n)) => Err(Error::TypeMismatch {
-                what: t.describe::<T>(),
-                expected: std::any::type_name::<T>().into(),
-                found: format!("an array of {n} {}", std::any::type_name::<T>()),
-            }),
-        }
-    }
-
-    /// Mutable access to the elements of the object `target`.
-    pub fn find_slice_mut<T: ShmSafe>(
-        &mut self,
-        target: impl Lookup<I>,
-    ) -> Result<Option<ShmMut<'_, [T]>>> {
-        Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
-            // SAFETY: `n` live `T`s in place, reachable only through `&mut self`.
-            unsafe { ShmMut::new(std::slice::from_raw_parts_mut(p.as_ptr(), n)) }
-        }))
-    }
-
     /// Destroys the object `target` (a name or [`Unique`]): drops its elements and frees
     /// it. False when there is none; `TypeMismatch` (and nothing destroyed) when it holds
     /// another type.
+    ///
+    /// On a shared read-write mapping this needs that no other mapping is attached, in this
+    /// or another process (one could hold a reference to the object): `InUse` otherwise.
     pub fn destroy<T: ShmSafe>(&mut self, target: impl Lookup<I>) -> Result<bool> {
-        let s = self.space();
-        let _guard = objects::lock::<I>(&s)?;
-        ops::destroy::<I, T>(&s, target.target())
+        self.in_place(|s| ops::destroy::<I, T>(s, target.target()))
     }
 
-    /// Destroys the unique instance of `T`; false when there is none.
+    /// Destroys the unique instance of `T`; false when there is none. Needs what
+    /// [`destroy`](Self::destroy) needs.
     pub fn destroy_unique<T: ShmSafe>(&mut self) -> Result<bool>
     where
         Unique: Lookup<I>,
@@ -425,11 +399,25 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// `destroy_ptr`). A pointer is taken rather than `&T` because the reference would
     /// borrow the segment that `&mut self` needs; `ptr` is checked, so anything but a live
     /// object of this segment holding `T`s is a `NotAnObject`, never undefined
-    /// behaviour.
+    /// behaviour. Needs what [`destroy`](Self::destroy) needs.
     pub fn destroy_ptr<T: ShmSafe>(&mut self, ptr: *const T) -> Result<()> {
-        let s = self.space();
-        let _guard = objects::lock::<I>(&s)?;
-        ops::destroy_ptr::<I, T>(&s, ptr)
+        self.in_place(|s| ops::destroy_ptr::<I, T>(s, ptr))
+    }
+
+    /// Runs a destruction under the index lock where no other mapping can hold references
+    /// into the segment: always on exclusive and copy-on-write mappings (their writes are
+    /// private), on a shared one while it is the only mapping attached.
+    fn in_place<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
+        let run = || {
+            let s = self.space();
+            let _guard = objects::lock::<I>(&s)?;
+            f(&s)
+        };
+        if M::MAP == MapMode::ReadWrite && !M::EXCLUSIVE {
+            self.backing().alone(run)?
+        } else {
+            run()
+        }
     }
 
     /// Runs `f` while no other thread or process can create, find or destroy named,
@@ -475,5 +463,43 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         let _guard = objects::lock::<I>(&s)?;
         // (The registry of entries holds anonymous objects only: nothing to reserve there.)
         I::reserve(&s, root, n as u64)
+    }
+}
+
+/// Mutable access: only where nobody else can see the bytes change (an exclusive mapping,
+/// or copy-on-write's private pages). The bound is on each method so that the error on a
+/// shared mapping says what to use instead.
+impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+    /// Mutable access to the single-value object `target`, through a guard that hands out
+    /// `&mut T` only for position-independent types.
+    pub fn find_mut<T: ShmSafe>(&mut self, target: impl Lookup<I>) -> Result<Option<ShmMut<'_, T>>>
+    where
+        M: ExclusiveAccess,
+    {
+        let t = target.target();
+        match self.find_raw::<T>(t)? {
+            None => Ok(None),
+            // SAFETY: a live `T` in place in this mapping, reachable only through `&mut self`.
+            Some((p, 1)) => Ok(Some(unsafe { ShmMut::new(&mut *p.as_ptr()) })),
+            Some((_, n)) => Err(Error::TypeMismatch {
+                what: t.describe::<T>(),
+                expected: std::any::type_name::<T>().into(),
+                found: format!("an array of {n} {}", std::any::type_name::<T>()),
+            }),
+        }
+    }
+
+    /// Mutable access to the elements of the object `target`.
+    pub fn find_slice_mut<T: ShmSafe>(
+        &mut self,
+        target: impl Lookup<I>,
+    ) -> Result<Option<ShmMut<'_, [T]>>>
+    where
+        M: ExclusiveAccess,
+    {
+        Ok(self.find_raw::<T>(target.target())?.map(|(p, n)| {
+            // SAFETY: `n` live `T`s in place, reachable only through `&mut self`.
+            unsafe { ShmMut::new(std::slice::from_raw_parts_mut(p.as_ptr(), n)) }
+        }))
     }
 }

@@ -9,7 +9,7 @@
 //! program with another layout gets [`Error::SchemaMismatch`], never a misread value.
 
 use super::managed::{Backing, ManagedSegment};
-use super::mode::{Lends, Mode, ReadOnly, Writable};
+use super::mode::{ExclusiveAccess, Lends, Mode, ReadOnly, Writable};
 use crate::error::{Error, Result};
 use crate::layout::ShmMut;
 use crate::layout::{SchemaDiff, ShmImmutable, ShmRoot};
@@ -97,11 +97,11 @@ impl<B: Backing, I: IndexKind + NamedIndex> ManagedSegment<B, ReadOnly, I> {
 impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
     /// Mutable access to the root (built as [`root`](Self::root) does) through the guard:
     /// `&mut` for plain fields through the derive's accessors, in-place operations for
-    /// position-dependent ones. Needs a writable mapping (the bound is on the method so that
-    /// the error on a read-only one says what to use instead).
+    /// position-dependent ones. Needs an exclusive or copy-on-write mapping (the bound is
+    /// on the method so that the error on a shared one says what to use instead).
     pub fn root_mut<T: ShmRoot>(&mut self) -> Result<ShmMut<'_, T>>
     where
-        M: Writable,
+        M: ExclusiveAccess,
     {
         self.root::<T>()?;
         self.find_mut::<T>(root_name::<T>().as_str())?

@@ -1,4 +1,5 @@
-//! Anonymous shared memory shared with forked children.
+//! Anonymous shared memory shared with forked children, and exclusive mappings that forked
+//! children do not inherit.
 //!
 //! `fork` in a multi-threaded process leaves the child with locks held by threads that no
 //! longer exist, so this binary runs without the threaded test harness (`harness = false`
@@ -7,9 +8,10 @@
 
 mod os;
 mod segment;
+mod sharing;
 
 fn main() {
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -25,6 +27,10 @@ fn main() {
         (
             "segment::a_forked_child_killed_holding_the_lock_does_not_block_the_parent",
             segment::a_forked_child_killed_holding_the_lock_does_not_block_the_parent,
+        ),
+        (
+            "sharing::a_forked_child_does_not_inherit_an_exclusive_mapping",
+            sharing::a_forked_child_does_not_inherit_an_exclusive_mapping,
         ),
     ];
     for (name, test) in tests {

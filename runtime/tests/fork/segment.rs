@@ -6,7 +6,7 @@ use shmkit_runtime::{Handle, ManagedAnonymousSharedMemory};
 
 /// Forks; the child runs `child` and exits with 0 if it returns true, 1 if false, 2 if it
 /// panicked (never returning into `main`). Returns the child's pid.
-fn fork_child(child: impl FnOnce() -> bool) -> libc::pid_t {
+pub fn fork_child(child: impl FnOnce() -> bool) -> libc::pid_t {
     // SAFETY: this process is single-threaded (no test harness), so the child may run any
     // code; it ends with `_exit` and never returns into `main`.
     let pid = unsafe { libc::fork() };
@@ -25,7 +25,7 @@ fn fork_child(child: impl FnOnce() -> bool) -> libc::pid_t {
 }
 
 /// Waits for `pid` and asserts it exited with status 0.
-fn wait_success(pid: libc::pid_t, what: &str) {
+pub fn wait_success(pid: libc::pid_t, what: &str) {
     let mut status = 0;
     // SAFETY: `status` is a valid `c_int` for `waitpid` to write.
     let waited = unsafe { libc::waitpid(pid, &mut status, 0) };

@@ -3,3 +3,4 @@
 
 mod objects;
 mod segment;
+mod sharing;

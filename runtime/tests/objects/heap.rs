@@ -6,14 +6,14 @@ use std::sync::{Arc, Barrier};
 
 use shmkit_runtime::segment::HeapMemory;
 use shmkit_runtime::{
-    AlignedBuffer, Anonymous, Error, HashIndex, IndexKind, ManagedExternalBuffer,
+    AlignedBuffer, Anonymous, Error, Exclusive, HashIndex, IndexKind, ManagedExternalBuffer,
     ManagedHeapMemory, ManagedSegment, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
-    PositionIndependent, ReadWrite, ShmSafe, Unique, MAX_NAME_LEN,
+    PositionIndependent, ShmSafe, Unique, MAX_NAME_LEN,
 };
 
 const SIZE: usize = 256 * 1024;
 
-type Heap<I> = ManagedSegment<HeapMemory, ReadWrite, I>;
+type Heap<I> = ManagedSegment<HeapMemory, Exclusive, I>;
 
 /// A plain struct the way the derive will implement the traits.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -928,7 +928,7 @@ fn destroy_ptr_rejects_a_forged_anonymous_entry_inside_an_object() {
 /// their pointer, on every index kind.
 #[test]
 fn destroy_ptr_still_destroys_genuine_anonymous_objects() {
-    fn run<I: IndexKind>(mut seg: ManagedSegment<HeapMemory, ReadWrite, I>) {
+    fn run<I: IndexKind>(mut seg: ManagedSegment<HeapMemory, Exclusive, I>) {
         let free = seg.free_memory();
         let ptrs: Vec<*const u64> = (0..100)
             .map(|i| seg.construct_anonymous(i as u64).unwrap() as *const u64)

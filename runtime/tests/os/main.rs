@@ -1,6 +1,7 @@
 //! The operating-system layer: files, POSIX and XSI shared memory, mapped regions.
 
 mod file;
+mod ofd;
 mod region;
 mod shm;
 mod xsi;

@@ -16,7 +16,8 @@ use support::{pattern, ShmGuard, TempPath};
 fn object_with_pattern(name: &ShmGuard, len: usize) -> SharedMemoryObject {
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
-    object.truncate(len as u64).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { object.truncate(len as u64) }.unwrap();
     let region = MappedRegion::map(&object, MapMode::ReadWrite, 0, None).unwrap();
     write(&region, 0, &pattern(1, len));
     object
@@ -75,7 +76,8 @@ fn empty_or_out_of_bounds_ranges_are_invalid_sizes() {
         "an empty object: {err}"
     );
 
-    object.truncate(1000).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { object.truncate(1000) }.unwrap();
     for (offset, len) in [
         (0, Some(0)),
         (1000, None),

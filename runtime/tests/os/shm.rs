@@ -14,7 +14,8 @@ fn create_then_open_sees_the_same_object() {
     assert_eq!(created.name(), name.get());
     assert_eq!(created.access(), Access::ReadWrite);
     assert_eq!(created.size().unwrap(), 0, "a new object is empty");
-    created.truncate(4096).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { created.truncate(4096) }.unwrap();
 
     let opened = SharedMemoryObject::open(name.get(), Access::ReadOnly).unwrap();
     assert_eq!(opened.access(), Access::ReadOnly);
@@ -49,7 +50,8 @@ fn open_or_create_creates_once_then_opens() {
         SharedMemoryObject::open_or_create(name.get(), Access::ReadWrite, Permissions::default())
             .unwrap();
     assert!(created);
-    first.truncate(100).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { first.truncate(100) }.unwrap();
     let (second, created) =
         SharedMemoryObject::open_or_create(name.get(), Access::ReadWrite, Permissions::default())
             .unwrap();
@@ -137,11 +139,14 @@ fn truncate_grows_and_shrinks() {
     let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
-    object.truncate(10_000).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { object.truncate(10_000) }.unwrap();
     assert_eq!(object.size().unwrap(), 10_000);
-    object.truncate(100).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { object.truncate(100) }.unwrap();
     assert_eq!(object.size().unwrap(), 100);
-    let err = object.truncate(u64::MAX).unwrap_err();
+    // SAFETY: no region maps the bytes this may cut off.
+    let err = unsafe { object.truncate(u64::MAX) }.unwrap_err();
     assert!(matches!(err, Error::InvalidSize { .. }), "{err}");
 }
 
@@ -164,7 +169,8 @@ fn a_read_only_handle_cannot_resize() {
     let _object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
     let read_only = SharedMemoryObject::open(name.get(), Access::ReadOnly).unwrap();
-    let err = read_only.truncate(4096).unwrap_err();
+    // SAFETY: no region maps the bytes this may cut off.
+    let err = unsafe { read_only.truncate(4096) }.unwrap_err();
     assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
     let err = read_only.allocate(4096).unwrap_err();
     assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
@@ -176,7 +182,8 @@ fn remove_frees_the_name_but_keeps_mappings() {
     let name = ShmGuard::new();
     let object =
         SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default()).unwrap();
-    object.truncate(4096).unwrap();
+    // SAFETY: no region maps the bytes this may cut off.
+    unsafe { object.truncate(4096) }.unwrap();
     let region = MappedRegion::map(&object, MapMode::ReadWrite, 0, None).unwrap();
     write(&region, 0, b"still here");
     drop(object);

@@ -1,5 +1,5 @@
 //! Managed segments in one process: named devices (shared memory and files), the on-disk
-//! format, access modes, resizing, XSI segments.
+//! format, access modes, resizing, the sharing model, XSI segments.
 
 mod device;
 mod forged;
@@ -7,4 +7,5 @@ mod format;
 mod golden;
 mod modes;
 mod resize;
+mod sharing;
 mod xsi;

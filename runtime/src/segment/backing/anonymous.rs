@@ -17,6 +17,7 @@ pub struct AnonymousMemory {
 }
 
 impl Backing for AnonymousMemory {
+    type DefaultMode = ReadWrite;
     fn describe(&self) -> String {
         format!("anonymous shared memory at {:p}", self.region.as_ptr())
     }

@@ -9,7 +9,7 @@ use crate::manager::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE, SEGMENT_ALI
 use crate::objects::{HashIndex, IndexKind};
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{Backing, ManagedSegment};
-use crate::segment::mode::{Mode, ReadOnly, ReadWrite};
+use crate::segment::mode::{Exclusive, Mode, ReadOnly};
 
 /// The caller's buffer, borrowed by a segment.
 pub struct ExternalBuffer<'a> {
@@ -18,6 +18,7 @@ pub struct ExternalBuffer<'a> {
 }
 
 impl Backing for ExternalBuffer<'_> {
+    type DefaultMode = Exclusive;
     fn describe(&self) -> String {
         format!("external buffer at {:#x}", self.addr)
     }
@@ -98,9 +99,10 @@ impl std::fmt::Debug for AlignedBuffer {
     }
 }
 
-/// A segment in a caller-owned buffer. Another access mode or index is chosen on the
-/// builder: `ManagedExternalBuffer::options().read_only().open(&image)`.
-pub type ManagedExternalBuffer<'a, M = ReadWrite, I = HashIndex> =
+/// A segment in a caller-owned buffer: [`Exclusive`] when it borrows the buffer mutably
+/// (nothing else can reach it), so it hands out `&mut`. Another access mode or index is
+/// chosen on the builder: `ManagedExternalBuffer::options().read_only().open(&image)`.
+pub type ManagedExternalBuffer<'a, M = Exclusive, I = HashIndex> =
     ManagedSegment<ExternalBuffer<'a>, M, I>;
 
 fn check_len(len: usize) -> Result<()> {
@@ -132,17 +134,17 @@ unsafe fn attach<'a, M: Mode, I: IndexKind>(
     unsafe { ManagedSegment::attach(backing, base, len, created, DEFAULT_INIT_TIMEOUT) }
 }
 
-impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadWrite, I> {
+impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
     /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
     /// [`AlignedBuffer`] is.
-    pub fn create(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, ReadWrite, I>> {
+    pub fn create(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: `buf` is writable and exclusively borrowed for 'a, as long as the segment.
         unsafe { attach(base, buf.len(), true) }
     }
 
     /// Opens the segment already in `buf` (formatted here or elsewhere, then copied).
-    pub fn open(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, ReadWrite, I>> {
+    pub fn open(self, buf: &'a mut [u8]) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: as in `create`.
         unsafe { attach(base, buf.len(), false) }

@@ -7,6 +7,11 @@
 //! An opener that finds the device empty or its header not ready waits only while the claim
 //! is held, so a slow `fallocate` is waited for and a dead creator is reported at once; and
 //! `open_or_create` makes a segment its creator left half-made anew.
+//!
+//! Each mapping opens its own description of the device and holds the attachment locks of its
+//! mode on it (see `attachment.rs`): an exclusive mapping excludes every other, read-only
+//! and copy-on-write ones exclude shared read-write ones, and resizing needs the segment
+//! alone.
 
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -20,9 +25,10 @@ use crate::objects::{HashIndex, IndexKind};
 use crate::os::{
     Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
 };
+use crate::segment::backing::attachment::Attachment;
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
-use crate::segment::mode::{Mode, ReadWrite};
+use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
 
 /// A named device a segment can live in.
 pub trait Device: Mappable + Sized + Send + Sync {
@@ -35,16 +41,25 @@ pub trait Device: Mappable + Sized + Send + Sync {
     /// Opens the device, or creates it if there is none; true when it was created.
     fn open_or_create(name: &Self::Name, permissions: Permissions) -> Result<(Self, bool)>;
     /// Sets the device's length (new bytes read as zero; storage comes on first write).
-    fn set_len(&self, len: u64) -> Result<()>;
-    /// Makes the device at least `len` bytes with storage allocated for all of them.
+    ///
+    /// # Safety
+    /// As for [`SharedMemoryObject::truncate`]: when this shrinks, no mapping of the device
+    /// uses the bytes cut off.
+    unsafe fn set_len(&self, len: u64) -> Result<()>;
+    /// Makes the device at least `len` bytes with storage allocated for all of them (never
+    /// shrinks it).
     fn reserve(&self, len: u64) -> Result<()>;
     /// Sets the device's length; `reserve` asks for the storage of a growth to be allocated
     /// too, so that a full device is [`Error::OutOfSpace`] now rather than SIGBUS later.
-    fn resize(&self, len: u64, reserve: bool) -> Result<()> {
+    ///
+    /// # Safety
+    /// As for [`set_len`](Self::set_len).
+    unsafe fn resize(&self, len: u64, reserve: bool) -> Result<()> {
         if reserve && len > self.size()? {
             self.reserve(len)
         } else {
-            self.set_len(len)
+            // SAFETY: forwarded contract.
+            unsafe { self.set_len(len) }
         }
     }
     /// Removes the device's name; false if there was none.
@@ -62,8 +77,9 @@ impl Device for SharedMemoryObject {
     fn open_or_create(name: &str, permissions: Permissions) -> Result<(Self, bool)> {
         SharedMemoryObject::open_or_create(name, Access::ReadWrite, permissions)
     }
-    fn set_len(&self, len: u64) -> Result<()> {
-        self.truncate(len)
+    unsafe fn set_len(&self, len: u64) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.truncate(len) }
     }
     fn reserve(&self, len: u64) -> Result<()> {
         self.allocate(len)
@@ -84,8 +100,9 @@ impl Device for MappableFile {
     fn open_or_create(path: &std::path::Path, permissions: Permissions) -> Result<(Self, bool)> {
         MappableFile::open_or_create(path, 0, permissions)
     }
-    fn set_len(&self, len: u64) -> Result<()> {
-        self.truncate(len)
+    unsafe fn set_len(&self, len: u64) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.truncate(len) }
     }
     fn reserve(&self, len: u64) -> Result<()> {
         self.allocate(len)
@@ -95,10 +112,13 @@ impl Device for MappableFile {
     }
 }
 
-/// A device and the region that maps it.
+/// A device, the region that maps it, and the attachment locks this mapping holds on its
+/// own description of the device.
 pub struct DeviceBacking<D> {
     // Declared first: unmapped before the device is closed.
     region: MappedRegion,
+    // Before the device: leaves the fork handler's list before the descriptor closes.
+    attachment: Attachment,
     device: D,
 }
 
@@ -110,6 +130,7 @@ impl<D: Device> DeviceBacking<D> {
 }
 
 impl<D: Device> Backing for DeviceBacking<D> {
+    type DefaultMode = ReadWrite;
     fn describe(&self) -> String {
         self.device.describe()
     }
@@ -120,6 +141,10 @@ impl<D: Device> Backing for DeviceBacking<D> {
             MapMode::ReadOnly | MapMode::CopyOnWrite => Ok(()),
         }
     }
+    fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        self.attachment.alone(&self.device, f)
+    }
+
     /// The creator's claim says it (see the module docs); where the file system has no
     /// `flock`, the pid in the header does.
     fn creator_at_work(&self, creator: u32) -> Option<bool> {
@@ -210,11 +235,21 @@ fn changed_within(dev: &impl Device, window: Duration) -> bool {
         .is_ok_and(|age| age < window)
 }
 
-fn map<D: Device>(device: &D, mode: MapMode, len: usize, opts: &Settings) -> Result<MappedRegion> {
-    match opts.address {
-        Some(addr) => MappedRegion::map_at(device, mode, 0, Some(len), addr),
-        None => MappedRegion::map(device, mode, 0, Some(len)),
+/// Maps `len` bytes of `device` as mode `M` wants: an exclusive mapping is not inherited by
+/// forked children.
+fn map<D: Device, M: Mode>(
+    device: &D,
+    len: usize,
+    address: Option<NonNull<u8>>,
+) -> Result<MappedRegion> {
+    let region = match address {
+        Some(addr) => MappedRegion::map_at(device, M::MAP, 0, Some(len), addr),
+        None => MappedRegion::map(device, M::MAP, 0, Some(len)),
+    }?;
+    if M::EXCLUSIVE {
+        region.set_inherited_by_fork(false)?;
     }
+    Ok(region)
 }
 
 /// Claims a device this process just created exclusively. False when someone made it a
@@ -241,10 +276,18 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     let result = (|| {
-        device.resize(size as u64, opts.reserve)?;
-        let region = map(&device, M::MAP, size, opts)?;
+        // Before the device has a size: openers wait for one before they lock, so they meet
+        // this mapping's locks.
+        let attachment = Attachment::take::<M>(&device)?;
+        // SAFETY: the device is new and empty; openers map nothing before it has a size.
+        unsafe { device.resize(size as u64, opts.reserve)? };
+        let region = map::<D, M>(&device, size, opts.address)?;
         let base = region_base(&region)?;
-        let backing = DeviceBacking { region, device };
+        let backing = DeviceBacking {
+            region,
+            attachment,
+            device,
+        };
         // SAFETY: the region maps `size` writable bytes of a device nobody else can use
         // until the header says READY; it lives as long as the backing.
         unsafe { ManagedSegment::attach(backing, base, size, true, opts.init_timeout) }
@@ -259,12 +302,12 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
 
 /// `open_or_create` found a segment its creator left half-made: claims it and makes it anew
 /// with `size` bytes, unless someone else got to it first (then opens what they make).
-fn remake<D: Device, I: IndexKind>(
+fn remake<D: Device, M: CreateMode, I: IndexKind>(
     name: &D::Name,
     device: D,
     size: usize,
     opts: &Settings,
-) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
     if !claim(&device, false)? {
         return attach_existing(device, opts);
     }
@@ -273,8 +316,20 @@ fn remake<D: Device, I: IndexKind>(
         release_claim(&device);
         return attach_existing(device, opts);
     }
-    // What the dead creator wrote goes: the new segment starts from zeroed bytes.
-    device.set_len(0)?;
+    // What the dead creator wrote goes, but only while nobody maps it: an opener that is
+    // looking at the half-made bytes holds its attachment until it gives up.
+    let alone = match Attachment::take::<Exclusive>(&device) {
+        Ok(alone) => alone,
+        Err(e) => {
+            release_claim(&device);
+            return Err(e);
+        }
+    };
+    // SAFETY: our description holds the attach lock exclusively, so no mapping of the
+    // device exists; new openers wait for a size while our claim is held.
+    unsafe { device.set_len(0)? };
+    // `finish_create` converts this description's exclusive attach lock to the mode's.
+    drop(alone);
     finish_create(name, device, size, opts)
 }
 
@@ -312,13 +367,15 @@ fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<u64> {
     }
 }
 
-/// Maps an existing device and validates the segment in it.
+/// Maps an existing device and validates the segment in it: waits for its size (without
+/// locks, which a creator takes before it sizes the device, so this opener then meets them),
+/// takes this mode's attachment locks, and maps the size seen under them (stable from
+/// there: resizing needs the segment alone).
 fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
-    let len = wait_for_size(&device, opts.init_timeout)?;
-    if len == 0 {
+    if wait_for_size(&device, opts.init_timeout)? == 0 {
         return Err(Error::NotASegment {
             what: device.describe(),
             reason: "it is empty and no creator is making it (its creator died before sizing \
@@ -326,19 +383,25 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
                 .into(),
         });
     }
+    let attachment = Attachment::take::<M>(&device)?;
+    let len = device.size()?;
     let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
         size: len,
         reason: "larger than the address space".into(),
     })?;
-    let region = map(&device, M::MAP, len, opts)?;
+    let region = map::<D, M>(&device, len, opts.address)?;
     let base = region_base(&region)?;
-    let backing = DeviceBacking { region, device };
+    let backing = DeviceBacking {
+        region,
+        attachment,
+        device,
+    };
     // SAFETY: the region maps `len` bytes with the mode's protection and lives as long as
     // the backing.
     unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
 }
 
-impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
+impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
     /// Whether creation reserves the device's storage (`fallocate`), so that a full
     /// `/dev/shm` or file system is [`Error::OutOfSpace`] now rather than a SIGBUS at the
     /// first write into a page without storage. On by default; `grow` always reserves.
@@ -358,7 +421,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         self,
         name: impl AsRef<D::Name>,
         size: usize,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
         let device = D::create(name, self.settings.permissions)?;
@@ -376,7 +439,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         self,
         name: impl AsRef<D::Name>,
         size: usize,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
         let name = name.as_ref();
         check_size(size as u64)?;
         let opts = &self.settings;
@@ -393,10 +456,13 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
             }
         }
     }
+}
 
-    /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
+impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
+    /// Grows the segment `name` by `extra` bytes. Offline: `InUse` while any mapping, in
+    /// this or another process, maps it.
     pub fn grow(self, name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
-        let old = self.open(name)?;
+        let old = self.exclusive().open(name)?;
         let new_size = old
             .size()
             .checked_add(extra)
@@ -404,26 +470,35 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
                 size: extra as u64,
                 reason: "the grown size overflows".into(),
             })?;
-        let DeviceBacking { device, .. } = old.into_backing();
-        device.resize(new_size as u64, true)?;
-        let region = MappedRegion::map(&device, MapMode::ReadWrite, 0, Some(new_size))?;
+        let DeviceBacking {
+            device, attachment, ..
+        } = old.into_backing();
+        // SAFETY: growing cuts nothing off; the old region is unmapped.
+        unsafe { device.resize(new_size as u64, true)? };
+        let region = map::<D, Exclusive>(&device, new_size, None)?;
         let base = region_base(&region)?;
-        let grown = DeviceBacking { region, device };
+        let grown = DeviceBacking {
+            region,
+            attachment,
+            device,
+        };
         // SAFETY: the device was a valid segment a moment ago; only its tail is new.
         let seg = unsafe {
-            ManagedSegment::<_, ReadWrite, I>::attach(grown, base, new_size, false, Duration::ZERO)?
+            ManagedSegment::<_, Exclusive, I>::attach(grown, base, new_size, false, Duration::ZERO)?
         };
-        // SAFETY: the mapping covers `new_size` bytes; offline use is the caller's promise.
+        // SAFETY: the mapping covers `new_size` bytes and is the only one (exclusive).
         unsafe { seg.core().grow_to(new_size) }
     }
 
-    /// Shrinks the segment `name` to end right after its last used block. Offline: no
-    /// process may have it mapped. Returns the new size.
+    /// Shrinks the segment `name` to end right after its last used block. Offline: `InUse`
+    /// while any mapping, in this or another process, maps it. Returns the new size.
     pub fn shrink_to_fit(self, name: impl AsRef<D::Name>) -> Result<usize> {
-        let seg = self.open(name)?;
+        let seg = self.exclusive().open(name)?;
         let new_size = seg.core().trim_to_fit()?;
         let DeviceBacking { device, .. } = seg.into_backing();
-        device.resize(new_size as u64, false)?;
+        // SAFETY: our description holds the attach lock exclusively, so no other mapping
+        // exists or can appear, and ours is unmapped.
+        unsafe { device.resize(new_size as u64, false)? };
         Ok(new_size)
     }
 }
@@ -436,7 +511,8 @@ impl<D: Device, M: Mode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
         self
     }
 
-    /// Opens an existing segment in this builder's mode; NotFound if it is absent.
+    /// Opens an existing segment in this builder's mode; NotFound if it is absent, `InUse`
+    /// when the mappings there exclude this mode (see [`Exclusive`], [`ReadOnly`](crate::ReadOnly)).
     pub fn open(self, name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
         let access = match M::MAP {
             MapMode::ReadWrite => Access::ReadWrite,
@@ -462,9 +538,10 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
     /// # let _guard = Remove(&name);
     /// let segment = ManagedSharedMemory::create(&name, 64 * 1024)?;
     /// segment.construct("answer", 42u64)?;
+    /// drop(segment); // a read-only mapping excludes writable ones (`Error::InUse`)
     /// let reader = ManagedSharedMemory::options().read_only().open(&name)?;
     /// assert_eq!(reader.find::<u64>("answer")?, Some(&42));
-    /// # drop((segment, reader));
+    /// # drop(reader);
     /// ManagedSharedMemory::remove(&name)?;
     /// # Ok(())
     /// # }
@@ -484,13 +561,13 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
         Self::options().open_or_create(name, size)
     }
 
-    /// Grows the segment `name` by `extra` bytes. Offline: no process may have it mapped.
+    /// Grows the segment `name` by `extra` bytes. Offline: `InUse` while anyone maps it.
     pub fn grow(name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
         Self::options().grow(name, extra)
     }
 
-    /// Shrinks the segment `name` to end right after its last used block. Offline: no
-    /// process may have it mapped. Returns the new size.
+    /// Shrinks the segment `name` to end right after its last used block. Offline: `InUse`
+    /// while anyone maps it. Returns the new size.
     pub fn shrink_to_fit(name: impl AsRef<D::Name>) -> Result<usize> {
         Self::options().shrink_to_fit(name)
     }
@@ -499,5 +576,17 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
     /// at once. Returns false if there was nothing to remove.
     pub fn remove(name: impl AsRef<D::Name>) -> Result<bool> {
         D::remove(name.as_ref())
+    }
+}
+
+impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, Exclusive, I> {
+    /// Shares this exclusive mapping without unmapping it (build a database alone, then
+    /// serve it): atomically, so no other mapping attaches before the conversion, and every
+    /// `&mut` borrow has ended (`self` is consumed). Forked children inherit it from now on.
+    pub fn into_shared(mut self) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+        let backing = self.backing_mut();
+        backing.region.set_inherited_by_fork(true)?;
+        backing.attachment.share(&backing.device)?;
+        Ok(self.into_mode())
     }
 }

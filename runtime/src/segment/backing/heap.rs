@@ -10,7 +10,7 @@ use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
-use crate::segment::mode::ReadWrite;
+use crate::segment::mode::Exclusive;
 
 /// Alignment of the heap block: a page, like a real mapping, so that aligned allocations
 /// behave the same as in shared memory.
@@ -55,6 +55,7 @@ impl Drop for HeapMemory {
 }
 
 impl Backing for HeapMemory {
+    type DefaultMode = Exclusive;
     fn describe(&self) -> String {
         format!("heap segment at {:p}", self.ptr)
     }
@@ -64,11 +65,12 @@ impl Backing for HeapMemory {
     }
 }
 
-/// A segment in the process heap. Another index is chosen on the builder:
+/// A segment in the process heap; [`Exclusive`]: no other mapping can reach it, so it hands
+/// out `&mut` (`find_mut`, `root_mut`). Another index is chosen on the builder:
 /// `ManagedHeapMemory::options().index::<OrderedIndex>().create(size)`.
-pub type ManagedHeapMemory<I = HashIndex> = ManagedSegment<HeapMemory, ReadWrite, I>;
+pub type ManagedHeapMemory<I = HashIndex> = ManagedSegment<HeapMemory, Exclusive, I>;
 
-impl<I: IndexKind> SegmentBuilder<HeapMemory, ReadWrite, I> {
+impl<I: IndexKind> SegmentBuilder<HeapMemory, Exclusive, I> {
     /// A new, empty segment of `size` bytes on the heap: at least
     /// [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes, else `InvalidSize`.
     pub fn create(self, size: usize) -> Result<ManagedHeapMemory<I>> {
@@ -109,7 +111,7 @@ impl ManagedHeapMemory {
     }
 }
 
-impl<I: IndexKind> ManagedSegment<HeapMemory, ReadWrite, I> {
+impl<I: IndexKind> ManagedSegment<HeapMemory, Exclusive, I> {
     /// The segment's bytes, e.g. to write them to a file. Needs `&mut self` so that no
     /// allocation changes them while they are borrowed.
     pub fn image(&mut self) -> &[u8] {

@@ -1,6 +1,7 @@
 //! One backing per kind of memory a segment can live in.
 
 pub mod anonymous;
+mod attachment;
 pub mod buffer;
 pub mod device;
 pub mod heap;

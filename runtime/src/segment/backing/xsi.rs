@@ -25,6 +25,7 @@ impl XsiBacking {
 }
 
 impl Backing for XsiBacking {
+    type DefaultMode = ReadWrite;
     fn describe(&self) -> String {
         format!(
             "XSI shared memory (key {:#x}, id {}) attached at {:p}",

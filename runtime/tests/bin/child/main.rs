@@ -32,6 +32,7 @@ mod cache;
 mod fuzz_worker;
 mod objects;
 mod segment;
+mod sharing;
 
 use std::io::{Read, Write};
 
@@ -51,6 +52,9 @@ fn main() {
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
         "fuzz" => fuzz_worker::run(),
+        "sharing-hold" => sharing::hold(),
+        "sharing-resize" => sharing::resize(),
+        "sharing-open-when-shared" => sharing::open_when_shared(),
         other => panic!("unknown role {other}"),
     }
 }
