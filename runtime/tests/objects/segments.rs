@@ -3,12 +3,14 @@
 //! the reference's copy-on-write example; index kinds recorded in the segment.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use shmkit_runtime::segment::{Backing, Writable};
 use shmkit_runtime::{
-    Error, IndexKind, ManagedAnonymousSharedMemory, ManagedMappedFile, ManagedSegment,
-    ManagedSharedMemory, ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
-    ReadWrite, ShmSafe, Unique,
+    AlignedBuffer, Error, IndexKind, ManagedAnonymousSharedMemory, ManagedExternalBuffer,
+    ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
+    ManagedXsiSharedMemory, NamedIndex, NullIndex, ObjectKind, OrderedIndex, ReadWrite, ShmSafe,
+    Unique,
 };
 use shmkit_test_support as support;
 use support::{unique_name, xsi_key, ShmGuard, TempDir};
@@ -522,4 +524,61 @@ fn copy_on_write_open_of_a_full_segment() {
         .unwrap();
     assert_eq!(cow.find::<u64>("x").unwrap(), Some(&1));
     cow.check().unwrap();
+}
+
+/// Attack 9: a heap segment or external buffer made from an image whose segment lock word
+/// names a live process (here: this one) waited forever in `from_image` / `open`. The copy
+/// is private, so nobody can release that lock: it must be cleared, as copy-on-write does.
+#[test]
+fn an_image_copied_while_the_segment_was_locked_opens_without_waiting() {
+    let dir = TempDir::new();
+    let file = dir.join("locked");
+    let seg = ManagedMappedFile::create(&file, SIZE).unwrap();
+    seg.construct("x", 5u32).unwrap();
+    // Read like `cp` of a live segment, or a file left by a process that crashed holding it.
+    let image = seg.with_lock(|| std::fs::read(&file).unwrap()).unwrap();
+    drop(seg);
+    let copy = image.clone();
+    let heap = support::within(
+        Duration::from_secs(10),
+        "from_image of a locked image",
+        move || {
+            let heap = ManagedHeapMemory::from_image(&copy).map_err(|e| e.to_string())?;
+            heap.allocate(64).map_err(|e| e.to_string())?;
+            Ok::<_, String>(*heap.find::<u32>("x").map_err(|e| e.to_string())?.unwrap())
+        },
+    );
+    assert_eq!(heap, Ok(5));
+    let buffer = support::within(
+        Duration::from_secs(10),
+        "open of a locked image",
+        move || {
+            let mut buf = AlignedBuffer::from(&image[..]);
+            let seg = ManagedExternalBuffer::open(&mut buf).map_err(|e| e.to_string())?;
+            seg.allocate(64).map_err(|e| e.to_string())?;
+            Ok::<_, String>(*seg.find::<u32>("x").map_err(|e| e.to_string())?.unwrap())
+        },
+    );
+    assert_eq!(buffer, Ok(5));
+}
+
+/// Attack 9: the same with the index lock (an image read inside `atomic_func`): the first
+/// lookup in the heap copy waited forever.
+#[test]
+fn an_image_copied_while_the_index_was_locked_finds_without_waiting() {
+    let dir = TempDir::new();
+    let file = dir.join("index-locked");
+    let seg = ManagedMappedFile::create(&file, SIZE).unwrap();
+    seg.construct("x", 5u32).unwrap();
+    let image = seg.atomic_func(|| std::fs::read(&file).unwrap()).unwrap();
+    drop(seg);
+    let found = support::within(
+        Duration::from_secs(10),
+        "find in a locked image",
+        move || {
+            let heap = ManagedHeapMemory::from_image(&image).map_err(|e| e.to_string())?;
+            Ok::<_, String>(*heap.find::<u32>("x").map_err(|e| e.to_string())?.unwrap())
+        },
+    );
+    assert_eq!(found, Ok(5));
 }
