@@ -168,6 +168,37 @@ mod fingerprints {
             state: PhantomData,
         });
     }
+
+    /// The same typestate as a `PhantomData` field of a type that is not generic.
+    mod raw {
+        #[derive(shmkit::ShmSafe)]
+        #[repr(C)]
+        pub struct Token {
+            pub id: u32,
+            pub state: std::marker::PhantomData<super::Raw>,
+        }
+    }
+    mod validated {
+        #[derive(shmkit::ShmSafe)]
+        #[repr(C)]
+        pub struct Token {
+            pub id: u32,
+            pub state: std::marker::PhantomData<super::Validated>,
+        }
+    }
+
+    #[test]
+    #[ignore = "attack8: a PhantomData field hashes `PhantomData`, not its parameter"]
+    fn phantom_fields_hash_their_parameter() {
+        assert_ne!(
+            raw::Token::LAYOUT_FINGERPRINT,
+            validated::Token::LAYOUT_FINGERPRINT
+        );
+        mismatch::<raw::Token, validated::Token>(raw::Token {
+            id: 1,
+            state: PhantomData,
+        });
+    }
 }
 
 /// Finding 4: bytes from outside that are no valid value of the type asked for are an

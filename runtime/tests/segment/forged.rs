@@ -29,6 +29,34 @@ fn a_forged_object_count_is_corrupted_not_an_overflow() {
     );
 }
 
+/// An entry whose element count is forged to reach past its block: the elements would
+/// cover other blocks' headers and objects, so a `&[u8]` of them aliases what `construct`
+/// and `allocate` write next (Miri: a write under a live shared reference; with
+/// `find_slice_mut`, safe code overwrites block headers and `allocate` writes out of
+/// bounds). The count must fit the entry's block.
+#[test]
+#[ignore = "attack8: an entry's count is checked against the segment, not its block"]
+fn an_entry_count_beyond_its_block_is_corrupted() {
+    let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
+    seg.construct_array("a", 8, 0xAAu8).unwrap();
+    let mut image = seg.image().to_vec();
+    // The entry's count word: 8 elements, a name of 1 byte in the high 16 bits.
+    let word = |count: u64| (count | 1 << 48).to_ne_bytes();
+    let at = image
+        .windows(8)
+        .position(|w| w == word(8))
+        .expect("the entry's count word");
+    image[at..at + 8].copy_from_slice(&word(4096));
+    let Ok(seg) = ManagedHeapMemory::from_image(&image) else {
+        return;
+    };
+    let found = seg.find_slice::<u8>("a").map(|a| a.map(<[u8]>::len));
+    assert!(
+        matches!(found, Err(Error::Corrupted { .. })),
+        "elements beyond the entry's block: {found:?}"
+    );
+}
+
 /// Pid 1 lives as long as the (container's) system: a lock word naming it belongs to an
 /// owner that never dies. Nobody else can hold the lock of a heap copy, so the image must
 /// not wait for it.
