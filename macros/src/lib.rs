@@ -49,7 +49,10 @@
 //!   then);
 //! - `unsafe impl ShmImmutable` (no interior mutability: what a read-only mapping lends)
 //!   when every field is, in the same way; a field that names the type itself with its own
-//!   parameters (`OffsetPtr<Node>` in `Node`) is assumed immutable, which breaks the cycle;
+//!   parameters as a type argument or element (`OffsetPtr<Node>` in `Node`) is assumed
+//!   immutable, which breaks the cycle, provided every type around the mention is
+//!   `ForwardsImmutable` (asks nothing else of it); a mention anywhere else (an expression,
+//!   a macro call, `<Node as Tr>::T`) assumes nothing;
 //! - the validator: `ALL_BIT_PATTERNS_VALID` when every field's is (lookups then skip
 //!   checks), else `validate` field by field at each field's offset, and for an enum the
 //!   tag against the discriminant values (computed by the compiler) and the fields of its

@@ -61,11 +61,16 @@ pub mod __private {
     pub use core::mem::{align_of, offset_of, size_of};
     pub use core::stringify;
 
-    pub use crate::layout::{payload_start, pointee_fingerprint, variant_field_offset, Invalid};
+    pub use crate::layout::{
+        payload_start, pointee_fingerprint, variant_field_offset, ForwardsImmutable, Invalid,
+    };
 
     /// What the derive puts in place of the type itself in a field that points back at it
     /// (`OffsetPtr<Node>` inside `Node`) while deciding whether the type is `ShmImmutable`:
     /// such a field adds no field of its own, and the bound would otherwise be a cycle.
+    /// User code can name it and implement its own traits for it; that cannot change the
+    /// answer, since the derive puts it only inside [`ForwardsImmutable`] types, arrays and
+    /// tuples, which ask nothing of it but `ShmImmutable`.
     pub enum AssumedImmutable {}
     // SAFETY: uninhabited: there is never a value to relocate or read.
     unsafe impl crate::ShmSafe for AssumedImmutable {}

@@ -10,11 +10,3 @@ fn ui() {
     t.compile_fail("cases/fail/*.rs");
     t.pass("cases/pass/*.rs");
 }
-
-/// Cases for findings not fixed yet, which compile today although they must not. Once the
-/// fix lands, move them to `cases/fail/` with their `.stderr`.
-#[test]
-#[ignore = "attack8: the derive's self-name assumption also rewrites const arguments, so a type with an atomic is ShmImmutable"]
-fn pending() {
-    trybuild::TestCases::new().compile_fail("cases/pending/*.rs");
-}

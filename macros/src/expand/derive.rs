@@ -58,11 +58,14 @@ pub fn expand(c: &Container) -> TokenStream {
         quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::PositionIndependent, }
     });
 
-    let assumed = quote!(#krate::__private::AssumedImmutable);
+    let assumed: syn::Type = syn::parse_quote!(#krate::__private::AssumedImmutable);
     let immutable_bounds = all_types.iter().map(|ty| {
         let krate = krate_at(krate, ty.span());
-        let ty = c.assume_self(ty, &assumed);
-        quote_spanned! {ty.span()=> for<'__shmkit> #ty: #krate::ShmImmutable, }
+        let (assumed_ty, around) = c.assume_self(ty, &assumed);
+        quote_spanned! {ty.span()=>
+            for<'__shmkit> #assumed_ty: #krate::ShmImmutable,
+            #(for<'__shmkit> #around: #krate::__private::ForwardsImmutable,)*
+        }
     });
 
     let generic_args: Vec<TokenStream> = c

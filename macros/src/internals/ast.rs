@@ -2,7 +2,10 @@
 
 use proc_macro2::{Group, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
-use syn::{DeriveInput, Expr, Fields, Generics, Ident, Index, Member, Type, Visibility};
+use syn::{
+    DeriveInput, Expr, Fields, GenericArgument, Generics, Ident, Index, Member, PathArguments,
+    Type, Visibility,
+};
 
 use super::attr::{self, Repr};
 use super::{check, combine, Rejected};
@@ -108,20 +111,27 @@ impl Container {
         }
     }
 
-    /// `ty` with each mention of the type itself (its bare name with exactly its own generic
-    /// parameters, as `Self` is spelled out) replaced by `with`: for bounds that decide a
-    /// property of the type from its fields, where such a mention would be a cycle. A path
-    /// (`other::Node`) or other arguments (`Node<u8>` inside `Node<T>`) may name another type
-    /// and are kept; if that is the type after all, the bound stays a cycle, which fails to
-    /// compile rather than assume anything.
-    pub fn assume_self(&self, ty: &Type, with: &TokenStream) -> TokenStream {
+    /// `ty` as a `ShmImmutable` bound reads it, each mention of the type itself (its bare
+    /// name with exactly its own generic parameters, as `Self` is spelled out) in a type
+    /// position replaced by `with`, where such a mention would be a cycle; and the types
+    /// around each replaced mention, which must be `ForwardsImmutable` for the replacement to
+    /// mean anything (see [`Assume`]). A mention elsewhere (a path `other::Node`, other
+    /// arguments, an expression, a macro call, the self type of `<Node as Tr>::T`) is kept: if
+    /// that is a cycle, it fails to compile rather than assume anything.
+    pub fn assume_self(&self, ty: &Type, with: &Type) -> (Type, Vec<Type>) {
+        let mut ty = ty.clone();
+        let mut around = Vec::new();
         let shadowed = self.generics.type_params().any(|p| p.ident == self.ident);
-        if shadowed {
-            return ty.to_token_stream();
+        if !shadowed {
+            let (_, ty_generics, _) = self.generics.split_for_impl();
+            let assume = Assume {
+                name: &self.ident,
+                own_args: ty_generics.to_token_stream().to_string(),
+                with,
+            };
+            assume.in_type(&mut ty, &mut around);
         }
-        let (_, ty_generics, _) = self.generics.split_for_impl();
-        let own_args = ty_generics.to_token_stream().to_string();
-        assume_in(ty.to_token_stream(), &self.ident, &own_args, with)
+        (ty, around)
     }
 
     /// Every field type, in declaration order (all variants' for an enum).
@@ -206,56 +216,63 @@ fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
         .collect()
 }
 
-fn assume_in(tokens: TokenStream, name: &Ident, own_args: &str, with: &TokenStream) -> TokenStream {
-    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    let mut out = TokenStream::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        match &tokens[i] {
-            TokenTree::Ident(id) if id == name && !after_path_separator(&tokens[..i]) => {
-                let (args, len) = angle_args(&tokens[i + 1..]);
-                if args.to_string() == own_args {
-                    out.extend(with.clone());
-                    i += 1 + len;
-                    continue;
+/// The replacement of [`Container::assume_self`]. It descends only where a type can hold a
+/// pointer back at the type (generic type arguments, array, slice and tuple elements), and
+/// never into a qualified path: there the user's impls for `with` (a type anyone can name)
+/// would pick the type checked. Every path type it rewrites inside is recorded, so that the
+/// bound also asks it to be `ForwardsImmutable` (ask nothing of `with` but `ShmImmutable`).
+struct Assume<'a> {
+    name: &'a Ident,
+    own_args: String,
+    with: &'a Type,
+}
+
+impl Assume<'_> {
+    /// Replaces the mentions in `ty`, recording the path types around them in `around`;
+    /// whether it replaced any.
+    fn in_type(&self, ty: &mut Type, around: &mut Vec<Type>) -> bool {
+        match ty {
+            Type::Path(p) if p.qself.is_none() => {
+                if self.is_own(&p.path) {
+                    *ty = self.with.clone();
+                    return true;
                 }
-                out.extend([tokens[i].clone()]);
+                let mut replaced = false;
+                for seg in &mut p.path.segments {
+                    if let PathArguments::AngleBracketed(a) = &mut seg.arguments {
+                        for arg in &mut a.args {
+                            if let GenericArgument::Type(t) = arg {
+                                replaced |= self.in_type(t, around);
+                            }
+                        }
+                    }
+                }
+                if replaced {
+                    around.push(ty.clone());
+                }
+                replaced
             }
-            TokenTree::Group(g) => {
-                let mut new =
-                    Group::new(g.delimiter(), assume_in(g.stream(), name, own_args, with));
-                new.set_span(g.span());
-                out.extend([TokenTree::Group(new)]);
-            }
-            other => out.extend([other.clone()]),
-        }
-        i += 1;
-    }
-    out
-}
-
-fn after_path_separator(before: &[TokenTree]) -> bool {
-    matches!(before.last(), Some(TokenTree::Punct(p)) if p.as_char() == ':')
-}
-
-/// The `<…>` arguments at the start of `tokens` (empty if none) and how many tokens they take.
-fn angle_args(tokens: &[TokenTree]) -> (TokenStream, usize) {
-    let is = |t: &TokenTree, c: char| matches!(t, TokenTree::Punct(p) if p.as_char() == c);
-    if !tokens.first().is_some_and(|t| is(t, '<')) {
-        return (TokenStream::new(), 0);
-    }
-    let mut depth = 0usize;
-    for (i, t) in tokens.iter().enumerate() {
-        if is(t, '<') {
-            depth += 1;
-        } else if is(t, '>') {
-            depth -= 1;
-            if depth == 0 {
-                return (tokens[..=i].iter().cloned().collect(), i + 1);
-            }
+            Type::Array(a) => self.in_type(&mut a.elem, around),
+            Type::Slice(s) => self.in_type(&mut s.elem, around),
+            Type::Paren(p) => self.in_type(&mut p.elem, around),
+            Type::Group(g) => self.in_type(&mut g.elem, around),
+            Type::Tuple(t) => t
+                .elems
+                .iter_mut()
+                .fold(false, |replaced, e| self.in_type(e, around) | replaced),
+            _ => false,
         }
     }
-    (TokenStream::new(), 0)
+
+    fn is_own(&self, path: &syn::Path) -> bool {
+        match (&path.leading_colon, path.segments.first()) {
+            (None, Some(seg)) if path.segments.len() == 1 => {
+                seg.ident == *self.name
+                    && seg.arguments.to_token_stream().to_string() == self.own_args
+            }
+            _ => false,
+        }
+    }
 }
 
 fn mentions_self(tt: &TokenTree) -> bool {
@@ -263,5 +280,54 @@ fn mentions_self(tt: &TokenTree) -> bool {
         TokenTree::Ident(id) => id == "Self",
         TokenTree::Group(g) => g.stream().into_iter().any(|t| mentions_self(&t)),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Where `assume_self` puts the stand-in, and which types it asks to forward immutability.
+
+    use quote::ToTokens;
+
+    use super::Container;
+
+    /// The bound types for field `f` of `item`: the field type and the types around the
+    /// stand-in `X`, as strings.
+    fn assumed(item: &str) -> (String, Vec<String>) {
+        let c = Container::from_ast(&syn::parse_str(item).unwrap())
+            .ok()
+            .expect("a valid item");
+        let (ty, around) = c.assume_self(c.field_types()[0], &syn::parse_quote!(X));
+        let s = |t: &syn::Type| t.to_token_stream().to_string().replace(' ', "");
+        (s(&ty), around.iter().map(s).collect())
+    }
+
+    #[test]
+    fn replaces_the_type_in_type_arguments_and_elements() {
+        let item = "#[repr(C)] struct N<T> { f: [OffsetPtr<(N<T>, Self)>; 2], v: T }";
+        let (ty, around) = assumed(item);
+        assert_eq!(ty, "[OffsetPtr<(X,X)>;2]");
+        assert_eq!(around, ["OffsetPtr<(X,X)>"]);
+        let (ty, around) = assumed("#[repr(C)] struct N { f: Pick<OffsetPtr<N>> }");
+        assert_eq!(ty, "Pick<OffsetPtr<X>>");
+        assert_eq!(around, ["OffsetPtr<X>", "Pick<OffsetPtr<X>>"]);
+    }
+
+    #[test]
+    fn keeps_every_other_mention() {
+        for field in [
+            "<N as Tr>::T",
+            "<Cond<{ is_me!(N) }> as Pick>::T",
+            "OffsetPtr<[u8; { size_of::<N>() }]>",
+            "OffsetPtr<other::N>",
+            "OffsetPtr<::N>",
+            "Tr<Out = N>",
+        ] {
+            let (ty, around) = assumed(&format!("#[repr(C)] struct N {{ f: {field} }}"));
+            assert_eq!(ty, field.replace(' ', ""));
+            assert!(around.is_empty(), "{field}");
+        }
+        let (ty, _) = assumed("#[repr(C)] struct N<T> { f: OffsetPtr<N<u8>>, v: T }");
+        assert_eq!(ty, "OffsetPtr<N<u8>>");
     }
 }

@@ -64,5 +64,5 @@ mod validity;
 pub use fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
 pub use guard::ShmMut;
 pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
-pub use traits::{PositionIndependent, ShmImmutable, ShmRoot, ShmSafe};
+pub use traits::{ForwardsImmutable, PositionIndependent, ShmImmutable, ShmRoot, ShmSafe};
 pub use validity::{payload_start, variant_field_offset, Invalid};

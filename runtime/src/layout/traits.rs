@@ -133,7 +133,8 @@ pub unsafe trait PositionIndependent: ShmSafe {}
 ///
 /// The derive implements it when every field is `ShmImmutable`; a field that points back at
 /// the type itself (`next: OffsetPtr<Node>`) is assumed immutable while deciding, since it
-/// adds no field of its own.
+/// adds no field of its own (only through [`OffsetPtr`](crate::OffsetPtr), arrays, tuples
+/// and other [`ForwardsImmutable`] types).
 ///
 /// # Safety
 ///
@@ -145,6 +146,23 @@ pub unsafe trait PositionIndependent: ShmSafe {}
     note = "open the segment read-write (`open`) or copy-on-write (`options().copy_on_write().open(..)`) to reach it"
 )]
 pub unsafe trait ShmImmutable: ShmSafe {}
+
+/// A type that is [`ShmImmutable`] exactly when its type arguments are, whatever else they
+/// implement. The derive decides a type's `ShmImmutable` with a stand-in for the type itself
+/// where a field points back at it (`OffsetPtr<Node>` in `Node`), and requires this of every
+/// type around the stand-in: through any other type (a user's generic `Pick<Node>` whose
+/// field is `<Node as Tr>::Out`), the user's impls for the stand-in could choose the answer.
+///
+/// # Safety
+///
+/// Whether `Self` implements `ShmImmutable` must depend on its type arguments only through
+/// whether they implement it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may ask more of the type than `ShmImmutable`, so pointing back at the type through it leaves the type not `ShmImmutable`",
+    label = "a field pointing back at the type itself through `{Self}`",
+    note = "point back at the type through `OffsetPtr`, arrays or tuples only"
+)]
+pub unsafe trait ForwardsImmutable {}
 
 /// A segment's root type: `#[shm_segment]` implements it. A segment holds at most one root
 /// per [`ROOT_NAME`](ShmRoot::ROOT_NAME), found or built with `Default` by
@@ -301,6 +319,8 @@ unsafe impl<T: ?Sized> ShmSafe for PhantomData<T> {
 unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
 // SAFETY: no bytes at all.
 unsafe impl<T: ?Sized> ShmImmutable for PhantomData<T> {}
+// SAFETY: immutable whatever it names.
+unsafe impl<T: ?Sized> ForwardsImmutable for PhantomData<T> {}
 
 // SAFETY: the bytes, initialised or not, are those of a position-independent `T`, so no
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
@@ -341,6 +361,8 @@ macro_rules! transparent_wrapper {
         unsafe impl<T: PositionIndependent> PositionIndependent for $w<T> {}
         // SAFETY: the same bytes as an immutable `T`.
         unsafe impl<T: ShmImmutable> ShmImmutable for $w<T> {}
+        // SAFETY: the impl above asks only `T: ShmImmutable`.
+        unsafe impl<T> ForwardsImmutable for $w<T> {}
     )*};
 }
 
@@ -377,6 +399,8 @@ unsafe impl<T: ShmImmutable, const N: usize> ShmImmutable for [T; N] {}
 
 // SAFETY: the pointer's own bytes change only through `&mut`, and its target is immutable.
 unsafe impl<T: ShmImmutable> ShmImmutable for crate::OffsetPtr<T> {}
+// SAFETY: the impl above asks only `T: ShmImmutable`.
+unsafe impl<T> ForwardsImmutable for crate::OffsetPtr<T> {}
 
 /// Implements the traits for tuples, relocating each field from its own old address.
 macro_rules! tuples {
