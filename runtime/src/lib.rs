@@ -62,7 +62,8 @@ pub mod __private {
     pub use core::stringify;
 
     pub use crate::layout::{
-        payload_start, pointee_fingerprint, variant_field_offset, ForwardsImmutable, Invalid,
+        field_fingerprint, payload_start, pointee_fingerprint, variant_field_offset,
+        ForwardsImmutable, Invalid,
     };
 
     /// What the derive puts in place of the type itself in a field that points back at it

@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Generics, Ident, LitStr, Visibility};
 
-use super::{fallback, krate_at, type_string};
+use super::{fallback, krate_at, phantom_params, type_string};
 use crate::internals::ast::{Container, Data, Field, Style, Variant};
 
 /// The expansion of `#[derive(ShmSafe)]`: the impls, or the errors and the fallback impls.
@@ -445,6 +445,7 @@ fn field_schema(f: &Field, krate: &syn::Path, offset: TokenStream) -> TokenStrea
     let ty = &f.ty;
     let name = LitStr::new(&f.name, Span::call_site());
     let ty_str = LitStr::new(&type_string(ty, krate), Span::call_site());
+    let phantom = phantom_params(ty);
     let krate = krate_at(krate, ty.span());
     quote_spanned! {ty.span()=>
         #krate::FieldSchema {
@@ -453,7 +454,10 @@ fn field_schema(f: &Field, krate: &syn::Path, offset: TokenStream) -> TokenStrea
             offset: #offset,
             size: #krate::__private::size_of::<#ty>(),
             align: #krate::__private::align_of::<#ty>(),
-            fingerprint: <#ty as #krate::ShmSafe>::LAYOUT_FINGERPRINT,
+            fingerprint: #krate::__private::field_fingerprint(
+                <#ty as #krate::ShmSafe>::LAYOUT_FINGERPRINT,
+                &[#(#phantom),*],
+            ),
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod segment;
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::Type;
+use syn::{GenericArgument, PathArguments, Type};
 
 /// The crate path with every token at `span`: inside `quote_spanned!`, so that a diagnostic
 /// about a bound points at the field type as a whole, crate path included.
@@ -46,6 +46,74 @@ fn type_string(ty: &Type, krate: &syn::Path) -> String {
     out
 }
 
+/// The parameters of the `PhantomData`s written in a field type (in type arguments, array and
+/// tuple elements), each without module paths (`PhantomData<super::Raw>` gives `Raw`, as a
+/// schema names types by identifier): a `PhantomData` has no bytes, so only they tell
+/// typestates such as `Token { state: PhantomData<Raw> }` and `<Validated>` apart.
+fn phantom_params(ty: &Type) -> Vec<String> {
+    fn collect(ty: &Type, out: &mut Vec<String>) {
+        match ty {
+            Type::Path(p) if p.qself.is_none() => {
+                let last = p.path.segments.len() - 1;
+                for (i, seg) in p.path.segments.iter().enumerate() {
+                    let PathArguments::AngleBracketed(a) = &seg.arguments else {
+                        continue;
+                    };
+                    for arg in &a.args {
+                        if let GenericArgument::Type(t) = arg {
+                            if i == last && seg.ident == "PhantomData" {
+                                let mut t = t.clone();
+                                strip_paths(&mut t);
+                                out.push(compact(&t.to_token_stream().to_string()));
+                            } else {
+                                collect(t, out);
+                            }
+                        }
+                    }
+                }
+            }
+            Type::Array(a) => collect(&a.elem, out),
+            Type::Paren(p) => collect(&p.elem, out),
+            Type::Group(g) => collect(&g.elem, out),
+            Type::Tuple(t) => t.elems.iter().for_each(|e| collect(e, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    collect(ty, &mut out);
+    out
+}
+
+/// Keeps only the last segment of each (unqualified) path in `ty`.
+fn strip_paths(ty: &mut Type) {
+    match ty {
+        Type::Path(p) => {
+            if p.qself.is_none() {
+                let last = p.path.segments.pop().map(|s| s.into_value());
+                p.path.segments = last.into_iter().collect();
+                p.path.leading_colon = None;
+            }
+            for seg in &mut p.path.segments {
+                if let PathArguments::AngleBracketed(a) = &mut seg.arguments {
+                    for arg in &mut a.args {
+                        if let GenericArgument::Type(t) = arg {
+                            strip_paths(t);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Array(a) => strip_paths(&mut a.elem),
+        Type::Slice(s) => strip_paths(&mut s.elem),
+        Type::Paren(p) => strip_paths(&mut p.elem),
+        Type::Group(g) => strip_paths(&mut g.elem),
+        Type::Reference(r) => strip_paths(&mut r.elem),
+        Type::Ptr(p) => strip_paths(&mut p.elem),
+        Type::Tuple(t) => t.elems.iter_mut().for_each(strip_paths),
+        _ => {}
+    }
+}
+
 /// Token text without the spaces `to_string` puts between tokens where Rust writes none.
 fn compact(raw: &str) -> String {
     let chars: Vec<char> = raw.chars().collect();
@@ -67,7 +135,7 @@ fn compact(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::type_string;
+    use super::{phantom_params, type_string};
 
     #[test]
     fn type_strings_drop_the_crate_path_only_where_it_starts_a_path() {
@@ -87,5 +155,19 @@ mod tests {
             s("(Vec < u8 >, & 'static str)", "::shmkit"),
             "(Vec<u8>, &'static str)"
         );
+    }
+
+    #[test]
+    fn phantom_parameters_are_read_without_module_paths() {
+        let p = |ty: &str| phantom_params(&syn::parse_str(ty).unwrap());
+        assert_eq!(
+            p("::core::marker::PhantomData<super::Raw<crate::a::B, [c::D; 2]>>"),
+            ["Raw<B, [D; 2]>"]
+        );
+        assert_eq!(
+            p("([PhantomData<A>; 2], Wrap<PhantomData<fn() -> B>>)"),
+            ["A", "fn () -> B"]
+        );
+        assert!(p("Wrapping<u8>").is_empty());
     }
 }

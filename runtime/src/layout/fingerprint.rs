@@ -56,6 +56,25 @@ pub const fn compound_fingerprint(kind: &str, parts: &[u64]) -> u64 {
     h
 }
 
+/// A field's fingerprint: its type's `layout` fingerprint and, when the written type holds
+/// `PhantomData`s, their parameters as written without module paths (`phantom`). A
+/// `PhantomData` has no bytes and its parameter need not be `ShmSafe`, so its own fingerprint
+/// cannot tell `PhantomData<Raw>` from `PhantomData<Validated>`; the derive passes what it
+/// reads in the field type.
+pub const fn field_fingerprint(layout: u64, phantom: &[&str]) -> u64 {
+    if phantom.is_empty() {
+        return layout;
+    }
+    let mut h = hash_bytes(FNV_OFFSET, b"phantom");
+    h = hash_u64(h, layout);
+    let mut i = 0;
+    while i < phantom.len() {
+        h = hash_bytes(h, phantom[i].as_bytes());
+        i += 1;
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

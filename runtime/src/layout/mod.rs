@@ -61,7 +61,9 @@ mod schema;
 mod traits;
 mod validity;
 
-pub use fingerprint::{compound_fingerprint, leaf_fingerprint, type_fingerprint_of};
+pub use fingerprint::{
+    compound_fingerprint, field_fingerprint, leaf_fingerprint, type_fingerprint_of,
+};
 pub use guard::ShmMut;
 pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
 pub use traits::{ForwardsImmutable, PositionIndependent, ShmImmutable, ShmRoot, ShmSafe};

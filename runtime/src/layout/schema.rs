@@ -45,7 +45,9 @@ pub struct FieldSchema {
     pub size: usize,
     /// `align_of` the field type.
     pub align: usize,
-    /// The field type's [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT).
+    /// The field type's [`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT), with the
+    /// parameters of the `PhantomData`s written in it when there are any (the derive hashes
+    /// them in, see `field_fingerprint`).
     pub fingerprint: u64,
 }
 
