@@ -41,7 +41,10 @@ fn run_group(line: &str, size: usize, objects: u64) {
     report(line, ITERATIONS, opens(guard.name(), ITERATIONS));
     drop(creator);
     let cold = opens(guard.name(), COLD_ITERATIONS);
-    print_line(&format!("# cold {}", format_line(line, COLD_ITERATIONS, cold)));
+    print_line(&format!(
+        "# cold {}",
+        format_line(line, COLD_ITERATIONS, cold)
+    ));
 }
 
 /// Seconds for `n` × { open `name`, find "target", sum, drop }.
@@ -59,6 +62,9 @@ fn opens(name: &str, n: u64) -> f64 {
         }
     }
     let t1 = now();
-    check!(missing == 0 && sum == n * VALUE, "sum {sum}, missing {missing}");
+    check!(
+        missing == 0 && sum == n * VALUE,
+        "sum {sum}, missing {missing}"
+    );
     secs(t0, t1)
 }

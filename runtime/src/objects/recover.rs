@@ -39,8 +39,9 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     candidates.dedup();
     let mut live = Vec::new();
     let mut doomed = Vec::new();
+    let mut layouts = Layouts::default();
     for off in candidates {
-        match entry_at::<I::Link>(s, off, |e| s.block_len(e)) {
+        match entry_at::<I::Link>(s, off, &mut layouts, |e| s.block_len(e)) {
             Ok(h) if h.state == state::LIVE => live.push((off, h)),
             Ok(_) => doomed.push(off),
             Err(_) => {}
@@ -86,13 +87,27 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
 /// after the allocator's own check.
 pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
     let blocks = s.core().used_blocks();
-    let block_len = |off: u64| {
-        let i = blocks
-            .binary_search_by_key(&off, |&(payload, _)| payload)
-            .ok()?;
-        Some(blocks[i].1)
+    // Each pass asks in ascending order: a cursor that moves forward, searched again only
+    // when a pass starts over.
+    let mut cursor = 0;
+    let mut block_len = |off: u64| {
+        if blocks
+            .get(cursor)
+            .is_some_and(|&(payload, _)| payload > off)
+        {
+            cursor = blocks.partition_point(|&(payload, _)| payload < off);
+        }
+        while blocks
+            .get(cursor)
+            .is_some_and(|&(payload, _)| payload < off)
+        {
+            cursor += 1;
+        }
+        let &(payload, len) = blocks.get(cursor)?;
+        (payload == off).then_some(len)
     };
     let bad = |e: u64, why: &str| s.corrupt(format!("entry at {e}: {why}"));
+    let mut layouts = Layouts::default();
     for root in [NAMED, UNIQUE] {
         let mut linked = Vec::new();
         I::for_each(s, root, &mut |e| {
@@ -104,7 +119,8 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
             return Err(bad(w[0], "linked twice by one index"));
         }
         for e in linked {
-            let h = entry_at::<I::Link>(s, e, block_len).map_err(|why| bad(e, why))?;
+            let h = entry_at::<I::Link>(s, e, &mut layouts, &mut block_len)
+                .map_err(|why| bad(e, why))?;
             let own = ObjectKind::from_u8(h.kind).and_then(root_of);
             if own.is_none_or(|own| own.root != root.root) {
                 return Err(bad(e, "linked by the index of another kind"));
@@ -112,9 +128,23 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
         }
     }
     for e in registry::members(s) {
-        entry_at::<I::Link>(s, e, block_len).map_err(|why| bad(e, why))?;
+        entry_at::<I::Link>(s, e, &mut layouts, &mut block_len).map_err(|why| bad(e, why))?;
     }
     Ok(())
+}
+
+/// The (size, alignment) of each type record looked up so far, by fingerprint: a segment
+/// holds many entries of few types.
+#[derive(Default)]
+struct Layouts(HashMap<u64, Option<(usize, usize)>>);
+
+impl Layouts {
+    fn of(&mut self, s: &Space, fingerprint: u64) -> Option<(usize, usize)> {
+        *self.0.entry(fingerprint).or_insert_with(|| {
+            let t = types::info(s, fingerprint).ok()??;
+            Some((t.size, t.align))
+        })
+    }
 }
 
 /// The header at `off` if the block holds a consistent entry, else what is wrong with it.
@@ -122,7 +152,8 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
 fn entry_at<L: Copy>(
     s: &Space,
     off: u64,
-    block_len: impl Fn(u64) -> Option<usize>,
+    layouts: &mut Layouts,
+    mut block_len: impl FnMut(u64) -> Option<usize>,
 ) -> Result<Entry<L>, &'static str> {
     let h = Entry::<L>::read(s, off).map_err(|_| "its header lies outside the segment")?;
     let kind = ObjectKind::from_u8(h.kind).ok_or("unknown kind")?;
@@ -140,15 +171,13 @@ fn entry_at<L: Copy>(
     if h.name_len() > max {
         return Err("name too long");
     }
-    let t = types::info(s, h.fingerprint)
-        .ok()
-        .flatten()
-        .ok_or("unknown type")?;
-    if !t.align.max(1).is_power_of_two() {
+    let (size, align) = layouts.of(s, h.fingerprint).ok_or("unknown type")?;
+    let align = align.max(1);
+    if !align.is_power_of_two() {
         return Err("its type record has a bad alignment");
     }
     let have = block_len(off).ok_or("not the start of a used block")?;
-    let need = Entry::<L>::total(h.name_len(), t.size, t.align.max(1), h.count());
+    let need = Entry::<L>::total(h.name_len(), size, align, h.count());
     if need.is_none_or(|n| n > have) {
         return Err("its elements reach past its block");
     }
