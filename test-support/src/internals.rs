@@ -49,3 +49,25 @@ pub fn lock_owner<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> Option<u32
     // reference while other processes change it.
     unsafe { (*h).lock.owner() }
 }
+
+/// The entry count word of the object whose `count` elements have a name of `name_len`
+/// bytes (count in the low 48 bits, name length in the high 16).
+pub fn entry_count_word(count: u64, name_len: u64) -> [u8; 8] {
+    (count | name_len << 48).to_ne_bytes()
+}
+
+/// Where the count word of the entry that holds `count` elements under a one-byte name
+/// lies in `image` (the first such word).
+pub fn entry_count_at(image: &[u8], count: u64) -> usize {
+    image
+        .windows(8)
+        .position(|w| w == entry_count_word(count, 1))
+        .expect("the entry's count word")
+}
+
+/// Patches the count word of the entry that holds `from` elements under a one-byte name to
+/// `to`.
+pub fn forge_entry_count(image: &mut [u8], from: u64, to: u64) {
+    let at = entry_count_at(image, from);
+    image[at..at + 8].copy_from_slice(&entry_count_word(to, 1));
+}

@@ -38,6 +38,10 @@ pub const GROUPS: &[Group] = &[
         run: open_existing::run,
     },
     Group {
+        name: "open_existing_populated",
+        run: open_existing::run_populated,
+    },
+    Group {
         name: "create_segment",
         run: create_segment::run,
     },

@@ -1,27 +1,60 @@
-//! Group `open_existing`: a 64 MiB segment holding the named `u64` `"target" = 0xC0FFEE`
-//! (its creating mapping stays open); timed, 1,000 × `{ open by name; find "target";
-//! sum += value }`, each including the open (shm_open, fstat, mmap, header checks), the
-//! find, and at scope exit the unmap and close.
+//! Groups `open_existing` and `open_existing_populated`: a segment holding the named `u64`
+//! `"target" = 0xC0FFEE` (64 MiB; populated: 512 MiB that also hold 1,000,000 named `u64`s
+//! `obj_<i>`, built untimed), its creating mapping open; timed, 1,000 × `{ open by name;
+//! find "target"; sum += value }`, each including the open (shm_open, fstat, mmap, header
+//! checks), the find, and at scope exit the unmap and close.
+//!
+//! With the creator attached these opens are warm (they trust it and validate only the
+//! header), so their time does not grow with the contents. After the creator is dropped
+//! every open is cold and validates the whole segment: a `# cold` line gives that time
+//! (the peer has no such line, nor the populated group).
 
 use crate::check;
-use crate::segment::{Segment, ShmGuard, SMALL_SEG_SIZE};
-use crate::timing::{now, report, secs};
+use crate::segment::{Segment, ShmGuard, SEG_SIZE, SMALL_SEG_SIZE};
+use crate::timing::{format_line, now, print_line, report, secs};
 
 const ITERATIONS: u64 = 1000;
+/// Cold opens validate everything: fewer of them.
+const COLD_ITERATIONS: u64 = 5;
 const VALUE: u64 = 0xC0FFEE;
+const POPULATED: u64 = 1_000_000;
 
 pub fn run() {
-    let guard = ShmGuard::new("open");
-    let creator = guard.create_prefaulted(SMALL_SEG_SIZE);
+    run_group("open_existing", SMALL_SEG_SIZE, 0);
+}
+
+pub fn run_populated() {
+    run_group("open_existing_populated", SEG_SIZE, POPULATED);
+}
+
+fn run_group(line: &str, size: usize, objects: u64) {
+    let guard = ShmGuard::new(line);
+    let creator = guard.create_prefaulted(size);
     if let Err(e) = creator.construct("target", VALUE) {
         panic!("construct \"target\" failed: {e}");
     }
+    for i in 0..objects {
+        if let Err(e) = creator.construct(format!("obj_{i}").as_str(), i) {
+            panic!("construct \"obj_{i}\" failed: {e}");
+        }
+    }
+    report(line, ITERATIONS, opens(guard.name(), ITERATIONS));
+    drop(creator);
+    let cold = opens(guard.name(), COLD_ITERATIONS);
+    print_line(&format!(
+        "# cold {}",
+        format_line(line, COLD_ITERATIONS, cold)
+    ));
+}
+
+/// Seconds for `n` × { open `name`, find "target", sum, drop }.
+fn opens(name: &str, n: u64) -> f64 {
     let (mut sum, mut missing) = (0u64, 0u64);
     let t0 = now();
-    for _ in 0..ITERATIONS {
-        let seg = match Segment::open(guard.name()) {
+    for _ in 0..n {
+        let seg = match Segment::open(name) {
             Ok(seg) => seg,
-            Err(e) => panic!("open {:?} failed: {e}", guard.name()),
+            Err(e) => panic!("open {name:?} failed: {e}"),
         };
         match seg.find::<u64>("target") {
             Ok(Some(v)) => sum += *v,
@@ -30,8 +63,8 @@ pub fn run() {
     }
     let t1 = now();
     check!(
-        missing == 0 && sum == ITERATIONS * VALUE,
+        missing == 0 && sum == n * VALUE,
         "sum {sum}, missing {missing}"
     );
-    report("open_existing", ITERATIONS, secs(t0, t1));
+    secs(t0, t1)
 }

@@ -636,6 +636,20 @@ impl SegmentCore {
         })
     }
 
+    /// The used blocks of the allocator's chain in address order, as (payload offset,
+    /// usable bytes): what the object layer checks its entries against. Walks every block.
+    pub(crate) fn used_blocks(&self) -> Vec<(u64, usize)> {
+        self.inspect(|t| {
+            let mut out = Vec::new();
+            t.for_each_block(|b, free| {
+                if !free {
+                    out.push((b.offset + HEADER as u64, b.size as usize - HEADER));
+                }
+            });
+            out
+        })
+    }
+
     /// Zeroes the free memory, so that new allocations read as zero.
     pub fn zero_free_memory(&self) -> Result<()> {
         let mut l = self.lock()?;

@@ -43,11 +43,13 @@ use space::Space;
 /// Checks a segment being attached: it must have been created with index kind `I`. A
 /// copy-on-write mapping of an existing segment is a private copy of pages others may have
 /// been changing: its index lock may name them and its indexes may be torn, so the copy
-/// gets a free lock and rebuilt indexes.
+/// gets a free lock and rebuilt indexes. A writable mapping that `validates` (a cold open:
+/// no trusted mapping attached) checks every entry ([`check`]).
 pub(crate) fn attach<I: IndexKind>(
     core: SegmentCore,
     created: bool,
     map: MapMode,
+    validate: bool,
     what: &dyn Fn() -> String,
 ) -> Result<()> {
     let s = Space::new(core);
@@ -63,8 +65,17 @@ pub(crate) fn attach<I: IndexKind>(
         lock::force_unlock(&s);
         let _guard = lock::<I>(&s)?;
         recover::rebuild::<I>(&s)?;
+    } else if !created && validate && map == MapMode::ReadWrite {
+        let _guard = lock::<I>(&s)?;
+        recover::check::<I>(&s)?;
     }
     Ok(())
+}
+
+/// Checks every object entry of the segment (see [`recover::check`]); the caller holds
+/// the index lock or reads a read-only snapshot.
+pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
+    recover::check::<I>(s)
 }
 
 /// Takes the index lock of `s`, rebuilding the indexes if its last holder died.

@@ -1,4 +1,6 @@
-//! Repair after a process died holding the index lock (and on a copy-on-write attach).
+//! Repair after a process died holding the index lock (and on a copy-on-write attach),
+//! and the check of every entry that a cold open and `check()` run (one `entry_at` for
+//! both).
 //! Rather than trusting whatever half of an update the dead process left, the indexes are
 //! rebuilt from the entries the object layer itself recorded: the registry of entries and
 //! what the old indexes link (for segments made before the registry), never from blocks
@@ -37,11 +39,12 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     candidates.dedup();
     let mut live = Vec::new();
     let mut doomed = Vec::new();
+    let mut layouts = Layouts::default();
     for off in candidates {
-        match entry_at::<I::Link>(s, off) {
-            Some(h) if h.state == state::LIVE => live.push((off, h)),
-            Some(_) => doomed.push(off),
-            None => {}
+        match entry_at::<I::Link>(s, off, &mut layouts, |e| s.block_len(e)) {
+            Ok(h) if h.state == state::LIVE => live.push((off, h)),
+            Ok(_) => doomed.push(off),
+            Err(_) => {}
         }
     }
     // The registry holds the anonymous entries only (the others are in their indexes).
@@ -76,24 +79,111 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     types::recount(s, &counts)
 }
 
-/// The header at `off` if the block holds a consistent entry.
-fn entry_at<L: Copy>(s: &Space, off: u64) -> Option<Entry<L>> {
-    let h = Entry::<L>::read(s, off).ok()?;
-    let kind = ObjectKind::from_u8(h.kind)?;
+/// Checks every entry the indexes link and the registry records, for a cold open and
+/// `check()`: each passes [`entry_at`] against the used blocks of the allocator's chain, so
+/// it starts a block of its own (blocks of a checked chain do not overlap) and its elements
+/// end inside that block; an index links only entries of its kind, and none twice. After
+/// this, lookups trust an entry's count. Under the index lock (or on a read-only snapshot),
+/// after the allocator's own check.
+pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
+    let blocks = s.core().used_blocks();
+    // Each pass asks in ascending order: a cursor that moves forward, searched again only
+    // when a pass starts over.
+    let mut cursor = 0;
+    let mut block_len = |off: u64| {
+        if blocks
+            .get(cursor)
+            .is_some_and(|&(payload, _)| payload > off)
+        {
+            cursor = blocks.partition_point(|&(payload, _)| payload < off);
+        }
+        while blocks
+            .get(cursor)
+            .is_some_and(|&(payload, _)| payload < off)
+        {
+            cursor += 1;
+        }
+        let &(payload, len) = blocks.get(cursor)?;
+        (payload == off).then_some(len)
+    };
+    let bad = |e: u64, why: &str| s.corrupt(format!("entry at {e}: {why}"));
+    let mut layouts = Layouts::default();
+    for root in [NAMED, UNIQUE] {
+        let mut linked = Vec::new();
+        I::for_each(s, root, &mut |e| {
+            linked.push(e);
+            Ok(())
+        })?;
+        linked.sort_unstable();
+        if let Some(w) = linked.windows(2).find(|w| w[0] == w[1]) {
+            return Err(bad(w[0], "linked twice by one index"));
+        }
+        for e in linked {
+            let h = entry_at::<I::Link>(s, e, &mut layouts, &mut block_len)
+                .map_err(|why| bad(e, why))?;
+            let own = ObjectKind::from_u8(h.kind).and_then(root_of);
+            if own.is_none_or(|own| own.root != root.root) {
+                return Err(bad(e, "linked by the index of another kind"));
+            }
+        }
+    }
+    for e in registry::members(s) {
+        entry_at::<I::Link>(s, e, &mut layouts, &mut block_len).map_err(|why| bad(e, why))?;
+    }
+    Ok(())
+}
+
+/// The (size, alignment) of each type record looked up so far, by fingerprint: a segment
+/// holds many entries of few types.
+#[derive(Default)]
+struct Layouts(HashMap<u64, Option<(usize, usize)>>);
+
+impl Layouts {
+    fn of(&mut self, s: &Space, fingerprint: u64) -> Option<(usize, usize)> {
+        *self.0.entry(fingerprint).or_insert_with(|| {
+            let t = types::info(s, fingerprint).ok()??;
+            Some((t.size, t.align))
+        })
+    }
+}
+
+/// The header at `off` if the block holds a consistent entry, else what is wrong with it.
+/// `block_len` gives the usable bytes of the used block whose payload starts at `off`.
+fn entry_at<L: Copy>(
+    s: &Space,
+    off: u64,
+    layouts: &mut Layouts,
+    mut block_len: impl FnMut(u64) -> Option<usize>,
+) -> Result<Entry<L>, &'static str> {
+    let h = Entry::<L>::read(s, off).map_err(|_| "its header lies outside the segment")?;
+    let kind = ObjectKind::from_u8(h.kind).ok_or("unknown kind")?;
     let max = match kind {
         ObjectKind::Named => MAX_NAME_LEN,
         ObjectKind::Unique => MAX_KEY_LEN,
         ObjectKind::Anonymous => 0,
     };
-    if h.tag != TAG
-        || !(state::CONSTRUCTING..=state::DESTROYING).contains(&h.state)
-        || h.name_len() > max
-    {
-        return None;
+    if h.tag != TAG {
+        return Err("no entry tag");
     }
-    let t = types::info(s, h.fingerprint).ok()??;
-    let name = Entry::<L>::name(s, off, h.name_len()).ok()?;
-    let fits = Entry::<L>::total(h.name_len(), t.size, t.align.max(1), h.count())
-        .is_some_and(|n| s.block_len(off).is_some_and(|have| have >= n));
-    (fits && (kind == ObjectKind::Anonymous || entry::hash(name) == h.hash)).then_some(h)
+    if !(state::CONSTRUCTING..=state::DESTROYING).contains(&h.state) {
+        return Err("unknown state");
+    }
+    if h.name_len() > max {
+        return Err("name too long");
+    }
+    let (size, align) = layouts.of(s, h.fingerprint).ok_or("unknown type")?;
+    let align = align.max(1);
+    if !align.is_power_of_two() {
+        return Err("its type record has a bad alignment");
+    }
+    let have = block_len(off).ok_or("not the start of a used block")?;
+    let need = Entry::<L>::total(h.name_len(), size, align, h.count());
+    if need.is_none_or(|n| n > have) {
+        return Err("its elements reach past its block");
+    }
+    let name = Entry::<L>::name(s, off, h.name_len()).map_err(|_| "name out of bounds")?;
+    if kind != ObjectKind::Anonymous && entry::hash(name) != h.hash {
+        return Err("its name does not hash to its stored hash");
+    }
+    Ok(h)
 }

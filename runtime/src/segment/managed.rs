@@ -38,6 +38,22 @@ pub trait Backing: Send + Sync {
         (creator != 0).then(|| crate::sync::process_alive(creator))
     }
 
+    /// Whether an open must validate the segment in full (a cold open): true unless a
+    /// mapping that validated or created it, a trusted writer, is attached now
+    /// ([`vouch`](Self::vouch)). Then the bytes are only what trusted writers wrote, and
+    /// the open keeps to the header checks, so that its cost does not grow with the
+    /// contents. Private copies (heap images, buffers) and backings that cannot tell are
+    /// always cold: validating in full is always safe.
+    fn cold(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Records, for as long as this mapping lives, that it validated or created the
+    /// segment and writes it only through shmkit: later opens may trust it.
+    fn vouch(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Runs `f` while no other mapping of the segment is attached anywhere (what in-place
     /// destruction through a shared mapping needs: nobody else can hold a reference into
     /// the segment), or fails with `InUse`. A backing that cannot tell refuses.
@@ -143,12 +159,19 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
         let core =
             unsafe { SegmentCore::new(base, cache::new_mapping_id(), M::MAP != MapMode::ReadOnly) };
+        let cold = !created && backing.cold()?;
         match (created, M::MAP) {
             (true, _) => {}
             (false, MapMode::CopyOnWrite) => core.adopt_private_copy()?,
-            (false, _) => core.validate_untrusted()?,
+            (false, _) if cold => core.validate_untrusted()?,
+            (false, _) => core.check_bounds()?,
         }
-        objects::attach::<I>(core, created, M::MAP, &|| backing.describe())?;
+        objects::attach::<I>(core, created, M::MAP, cold, &|| backing.describe())?;
+        // Read-only mappings validate no allocator state and private copies repair theirs:
+        // neither vouches for the shared bytes.
+        if M::MAP == MapMode::ReadWrite {
+            backing.vouch()?;
+        }
         let registration = registry::register_segment(core, len)?;
         Ok(ManagedSegment {
             core,
@@ -206,9 +229,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.check().is_ok()
     }
 
-    /// Checks every allocator invariant and says what is wrong if one fails.
+    /// Checks every allocator invariant and every object entry (each starts a used block
+    /// and its elements end inside it) and says what is wrong if one fails.
     pub fn check(&self) -> Result<()> {
-        self.core.check()
+        self.core.check()?;
+        self.indexed(objects::check::<I>)
     }
 
     /// Whether `ptr` points into this segment.

@@ -49,7 +49,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// Runs `f` under the index lock, or without it on a read-only mapping.
-    fn indexed<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
+    pub(super) fn indexed<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
         let s = self.space();
         if M::MAP == MapMode::ReadOnly {
             return f(&s);

@@ -1106,3 +1106,22 @@ fn listing_objects_with_a_corrupt_count_does_not_panic() {
     }));
     assert!(r.is_ok(), "named_objects panicked on a corrupt count");
 }
+
+/// Issue 8 (attack8): an entry's count forged to reach past its block, in an external
+/// buffer (Miri runs this; the heap-image variant is in `tests/segment/forged.rs`). A
+/// cold open checks every entry against its block, so no slice over other blocks is
+/// ever handed out.
+#[test]
+fn an_entry_count_beyond_its_block_is_refused_in_an_external_buffer() {
+    let mut buf = AlignedBuffer::new(1 << 14);
+    {
+        let seg = ManagedExternalBuffer::create(&mut buf).unwrap();
+        seg.construct_array("a", 8, 0xAAu8).unwrap();
+    }
+    shmkit_test_support::internals::forge_entry_count(&mut buf, 8, 4096);
+    let err = ManagedExternalBuffer::open(&mut buf).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupted { reason, .. } if reason.contains("past its block")),
+        "{err:?}"
+    );
+}

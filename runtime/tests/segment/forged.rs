@@ -33,27 +33,39 @@ fn a_forged_object_count_is_corrupted_not_an_overflow() {
 /// cover other blocks' headers and objects, so a `&[u8]` of them aliases what `construct`
 /// and `allocate` write next (Miri: a write under a live shared reference; with
 /// `find_slice_mut`, safe code overwrites block headers and `allocate` writes out of
-/// bounds). The count must fit the entry's block.
+/// bounds). A cold open checks every entry against its block. The external-buffer
+/// variant, which Miri runs, is in `tests/objects/heap.rs`.
 #[test]
-#[ignore = "attack8: an entry's count is checked against the segment, not its block"]
 fn an_entry_count_beyond_its_block_is_corrupted() {
     let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
     seg.construct_array("a", 8, 0xAAu8).unwrap();
     let mut image = seg.image().to_vec();
-    // The entry's count word: 8 elements, a name of 1 byte in the high 16 bits.
-    let word = |count: u64| (count | 1 << 48).to_ne_bytes();
-    let at = image
-        .windows(8)
-        .position(|w| w == word(8))
-        .expect("the entry's count word");
-    image[at..at + 8].copy_from_slice(&word(4096));
-    let Ok(seg) = ManagedHeapMemory::from_image(&image) else {
-        return;
-    };
-    let found = seg.find_slice::<u8>("a").map(|a| a.map(<[u8]>::len));
+    support::internals::forge_entry_count(&mut image, 8, 4096);
+    let err = ManagedHeapMemory::from_image(&image).unwrap_err();
     assert!(
-        matches!(found, Err(Error::Corrupted { .. })),
-        "elements beyond the entry's block: {found:?}"
+        matches!(&err, Error::Corrupted { reason, .. } if reason.contains("past its block")),
+        "{err:?}"
+    );
+}
+
+/// `check()` finds the same damage in a mapping that is already open.
+#[test]
+fn check_reports_an_entry_count_beyond_its_block() {
+    let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
+    seg.construct_array("a", 8, 0xAAu8).unwrap();
+    seg.check().unwrap();
+    let at = support::internals::entry_count_at(seg.image(), 8);
+    let word = support::internals::entry_count_word(4096, 1);
+    // SAFETY: the count word of an entry of our own heap segment, inside it; no reference
+    // to the object is alive. Only this segment is corrupted.
+    unsafe {
+        let p = seg.base_address().as_ptr().add(at);
+        p.copy_from_nonoverlapping(word.as_ptr(), word.len());
+    }
+    let err = seg.check().unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupted { reason, .. } if reason.contains("past its block")),
+        "{err:?}"
     );
 }
 

@@ -17,6 +17,7 @@ on_both_devices!(
     an_exclusive_mapping_builds_then_shares_without_unmapping,
     a_shared_mapping_destroys_only_alone,
     grow_and_shrink_are_refused_while_mapped,
+    a_warm_open_trusts_the_attached_mapping_and_a_cold_one_validates,
 );
 
 fn assert_in_use<S>(result: shmkit_runtime::Result<S>, says: &str) {
@@ -149,4 +150,33 @@ fn grow_and_shrink_are_refused_while_mapped<T: Target>() {
     Seg::<T>::grow(t.name(), SIZE).unwrap();
     assert_eq!(Seg::<T>::open(t.name()).unwrap().size(), 2 * SIZE);
     assert!(Seg::<T>::shrink_to_fit(t.name()).unwrap() < 2 * SIZE);
+}
+
+/// Issue 8, item 10: an open while a trusted mapping is attached (warm) keeps to the
+/// header checks, so its cost does not grow with the contents; with nobody attached (cold)
+/// it validates everything. The forged count (an entry's elements reaching past its
+/// block) is one only the full check finds. Sound: nothing looks the object up while the
+/// forged bytes are mapped, and `check()` still finds the damage in the warm mapping.
+fn a_warm_open_trusts_the_attached_mapping_and_a_cold_one_validates<T: Target>() {
+    use std::os::unix::fs::FileExt;
+    let t = T::new();
+    let first = Seg::<T>::create(t.name(), SIZE).unwrap();
+    first.construct_array("a", 8, 0xAAu8).unwrap();
+    let at = support::internals::entry_count_at(&std::fs::read(t.path()).unwrap(), 8);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .write_at(&support::internals::entry_count_word(4096, 1), at as u64)
+        .unwrap();
+    let past_block = |err: Error| {
+        assert!(
+            matches!(&err, Error::Corrupted { reason, .. } if reason.contains("past its block")),
+            "{err:?}"
+        )
+    };
+    let second = Seg::<T>::open(t.name()).expect("a warm open trusts the attached mapping");
+    past_block(second.check().unwrap_err());
+    drop((second, first));
+    past_block(Seg::<T>::open(t.name()).unwrap_err());
 }

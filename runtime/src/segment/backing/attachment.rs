@@ -10,7 +10,15 @@
 //! | `ATTACH`      | every mapping             | an exclusive mapping, offline resizing, a shared mapping destroying in place (briefly) |
 //! | `WRITERS`     | shared read-write mappings |                                      |
 //! | `READERS`     | read-only and copy-on-write mappings |                            |
+//! | `TRUSTED`     | read-write mappings that validated, created or trusted the segment | |
 //!
+//! `TRUSTED` decides how much an open validates. A mapping takes it only once its open
+//! succeeded, so a mapping that is still validating (or failed to, or died doing it) is
+//! attached but not trusted; `ATTACH` alone could not tell these apart. An open that finds
+//! `TRUSTED` held elsewhere is warm: the bytes are what trusted writers wrote, and the
+//! cheap header checks suffice. Otherwise it is cold and validates everything. Read-only
+//! and copy-on-write mappings never take it: they do not check (or only repair) the
+//! allocator of the shared bytes.
 //! A read-write mapping takes `WRITERS` and then tests `READERS`, a reader takes `READERS`
 //! and then tests `WRITERS`: the kernel orders the two, so of a writer and a reader racing
 //! both may fail, but never both succeed. Bytes from `1 << 62` + 64 are left for the
@@ -25,6 +33,7 @@ use crate::segment::mode::Mode;
 const ATTACH: u64 = 1 << 62;
 const WRITERS: u64 = ATTACH + 1;
 const READERS: u64 = ATTACH + 2;
+const TRUSTED: u64 = ATTACH + 3;
 
 /// The locks one mapping holds on its device's description (released when it is closed).
 pub(crate) struct Attachment {
@@ -94,6 +103,22 @@ impl Attachment {
         }
         self.exclusive = None;
         Ok(())
+    }
+
+    /// Whether no other mapping vouches for the segment: an open must validate it in full.
+    pub(crate) fn cold(dev: &impl Mappable) -> Result<bool> {
+        Ok(ofd::conflicting(dev, TRUSTED, LockKind::Exclusive)?.is_none())
+    }
+
+    /// Vouches for the segment for as long as this description is open (`TRUSTED`).
+    pub(crate) fn vouch(dev: &impl Mappable) -> Result<()> {
+        if ofd::try_lock(dev, TRUSTED, LockKind::Shared)? {
+            return Ok(());
+        }
+        Err(Error::InUse {
+            what: dev.describe(),
+            reason: "another description holds its trust lock exclusively".into(),
+        })
     }
 
     /// Runs `f` while no other mapping is attached (ATTACH converted to exclusive, then

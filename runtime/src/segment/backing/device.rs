@@ -144,6 +144,12 @@ impl<D: Device> Backing for DeviceBacking<D> {
     fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         self.attachment.alone(&self.device, f)
     }
+    fn cold(&self) -> Result<bool> {
+        Attachment::cold(&self.device)
+    }
+    fn vouch(&self) -> Result<()> {
+        Attachment::vouch(&self.device)
+    }
 
     /// The creator's claim says it (see the module docs); where the file system has no
     /// `flock`, the pid in the header does.
