@@ -220,9 +220,16 @@ impl SegmentCore {
         Ok(())
     }
 
-    /// Makes a private (copy-on-write) mapping consistent for this process alone: its pages
-    /// were copied from a segment others may have been changing, and its lock word and
-    /// cache slots may belong to them. Nobody else can see this copy, so: clear the lock,
+    /// Whether the segment lock word names a holder (it is checked for a private copy,
+    /// where a holder cannot be alive; see `adopt_private_copy`).
+    pub fn lock_held(&self) -> bool {
+        self.mutex().owner().is_some()
+    }
+
+    /// Makes a private mapping consistent for this process alone: its pages were copied
+    /// from a segment others may have been changing (copy-on-write), or its lock word names
+    /// a holder that cannot be here (an image, a buffer), and its lock word and cache slots
+    /// may belong to them. Nobody else can see this copy, so: clear the lock,
     /// rebuild the allocator when it is torn, and take back every cached block.
     pub fn adopt_private_copy(&self) -> Result<()> {
         self.check_bounds()?;

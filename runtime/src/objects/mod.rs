@@ -37,17 +37,16 @@ pub(crate) use target::Target;
 
 use crate::error::{Error, Result};
 use crate::manager::SegmentCore;
-use crate::os::MapMode;
 use space::Space;
 
 /// Checks a segment being attached: it must have been created with index kind `I`. A
-/// copy-on-write mapping of an existing segment is a private copy of pages others may have
-/// been changing: its index lock may name them and its indexes may be torn, so the copy
-/// gets a free lock and rebuilt indexes.
+/// private copy being adopted (`adopt`: a copy-on-write mapping, or a heap image or buffer
+/// whose index lock is held) may hold pages others were changing: its index lock names a
+/// process that can never release it here and its indexes may be torn, so the copy gets a
+/// free lock and rebuilt indexes.
 pub(crate) fn attach<I: IndexKind>(
     core: SegmentCore,
-    created: bool,
-    map: MapMode,
+    adopt: bool,
     what: &dyn Fn() -> String,
 ) -> Result<()> {
     let s = Space::new(core);
@@ -59,12 +58,17 @@ pub(crate) fn attach<I: IndexKind>(
             found: index::kind_name(found),
         });
     }
-    if !created && map == MapMode::CopyOnWrite {
+    if adopt {
         lock::force_unlock(&s);
         let _guard = lock::<I>(&s)?;
         recover::rebuild::<I>(&s)?;
     }
     Ok(())
+}
+
+/// Whether the index lock word of the segment names a holder.
+pub(crate) fn index_lock_held(core: SegmentCore) -> bool {
+    lock::held(&Space::new(core))
 }
 
 /// Takes the index lock of `s`, rebuilding the indexes if its last holder died.

@@ -34,6 +34,13 @@ pub trait Backing: Send + Sync {
     fn creator_at_work(&self, creator: u32) -> Option<bool> {
         (creator != 0).then(|| crate::sync::process_alive(creator))
     }
+    /// Whether these bytes are a private copy that no other mapping can reach (an image
+    /// copied to the heap, a buffer lent exclusively): a held lock word found in them names
+    /// an owner that is gone, whatever process id it holds, so opening them writable adopts
+    /// them as a copy-on-write mapping does (locks cleared, structures repaired).
+    fn private_copy(&self) -> bool {
+        false
+    }
 }
 
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
@@ -127,12 +134,20 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
         let core =
             unsafe { SegmentCore::new(base, cache::new_mapping_id(), M::MAP != MapMode::ReadOnly) };
-        match (created, M::MAP) {
-            (true, _) => {}
-            (false, MapMode::CopyOnWrite) => core.adopt_private_copy()?,
-            (false, _) => core.validate_untrusted()?,
+        // A copy-on-write mapping is a private copy of pages others may have been changing:
+        // adopted whole. A writable private copy (`private_copy`) is cold: nobody else can
+        // hold its locks, so a held lock word names an owner that is gone, and that lock is
+        // adopted as after a dead owner. (A read-only mapping never takes the locks.)
+        let cow = !created && M::MAP == MapMode::CopyOnWrite;
+        let cold = !created && M::MAP == MapMode::ReadWrite && backing.private_copy();
+        if cow || cold && core.lock_held() {
+            core.adopt_private_copy()?;
+        } else if !created {
+            core.validate_untrusted()?;
         }
-        objects::attach::<I>(core, created, M::MAP, &|| backing.describe())?;
+        objects::attach::<I>(core, cow || cold && objects::index_lock_held(core), &|| {
+            backing.describe()
+        })?;
         let registration = registry::register_segment(core, len)?;
         Ok(ManagedSegment {
             core,

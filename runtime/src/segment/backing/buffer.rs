@@ -25,6 +25,10 @@ impl Backing for ExternalBuffer<'_> {
     fn creator_at_work(&self, _creator: u32) -> Option<bool> {
         Some(false)
     }
+    /// The buffer is borrowed by this segment alone: no other mapping can hold its locks.
+    fn private_copy(&self) -> bool {
+        true
+    }
 }
 
 /// A zeroed byte buffer on the heap, aligned as a segment needs (16 bytes), to create an

@@ -62,6 +62,10 @@ impl Backing for HeapMemory {
     fn creator_at_work(&self, _creator: u32) -> Option<bool> {
         Some(false)
     }
+    /// The block is this segment's own: no other mapping can hold its locks.
+    fn private_copy(&self) -> bool {
+        true
+    }
 }
 
 /// A segment in the process heap. Another index is chosen on the builder:
