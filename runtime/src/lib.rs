@@ -49,10 +49,10 @@ pub use objects::{
 pub use os::Permissions;
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use segment::{
-    AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, ManagedAnonymousSharedMemory,
-    ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile, ManagedSegment,
-    ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly, ReadWrite, SegmentAllocator,
-    SegmentBuilder,
+    AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, ImageBytes,
+    ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
+    ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly, ReadWrite,
+    SegmentAllocator, SegmentBuilder,
 };
 
 /// Items the derive macros' expansions use. Not public API.

@@ -166,7 +166,7 @@ fn build<I: NamedIndex>(
         keep
     });
     seg.check().expect("a seed is sound");
-    let image = seg.image().to_vec();
+    let image = crate::internals::image_bytes(&mut seg);
     let extent = image[..image.len() - 64]
         .iter()
         .rposition(|&b| b != 0)

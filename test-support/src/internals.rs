@@ -23,6 +23,10 @@ pub mod offsets {
     /// number of named objects.
     pub const INDEX_LOCK: usize = std::mem::offset_of!(SegmentHeader, reserved);
     pub const NAMED_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 3 * 8;
+    /// The root of the named-object index.
+    pub const NAMED_ROOT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 2 * 8;
+    /// The offset of the registry of entries.
+    pub const ENTRIES: usize = std::mem::offset_of!(SegmentHeader, reserved) + 7 * 8;
 }
 
 /// The header of the segment mapped at `seg`, as a raw pointer: fields are read one by one
@@ -48,4 +52,21 @@ pub fn lock_owner<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> Option<u32
     // SAFETY: as in `creator_pid`; the lock is an atomic word, which may be shared by
     // reference while other processes change it.
     unsafe { (*h).lock.owner() }
+}
+
+/// The bytes of a heap segment as plain bytes, to forge or mutate: written to a memfd and
+/// read back, since in memory the padding of stored values is uninitialised and only the
+/// kernel may read it as bytes.
+pub fn image_bytes<I: shmkit_runtime::IndexKind>(
+    seg: &mut shmkit_runtime::ManagedHeapMemory<I>,
+) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let fd = rustix::fs::memfd_create("shmkit-image", rustix::fs::MemfdFlags::CLOEXEC)
+        .expect("memfd_create");
+    let mut file = std::fs::File::from(fd);
+    seg.write_image_to(&file).expect("write the image");
+    file.rewind().expect("rewind");
+    let mut bytes = Vec::with_capacity(seg.size());
+    file.read_to_end(&mut bytes).expect("read the image back");
+    bytes
 }

@@ -703,28 +703,50 @@ impl Tlsf {
             .then_some(off)
     }
 
+    /// The chain of block headers from the first block: each block's offset and header
+    /// word, up to the end or the first header that is not consistent. Reads no word that
+    /// is not a header (a payload word may never have been initialised).
+    fn chain(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let st = self.st();
+        let mut off = st.start;
+        std::iter::from_fn(move || {
+            if off >= st.end {
+                return None;
+            }
+            // SAFETY: `off` is a header of the chain inside the range (the first block, or
+            // the end of a block whose size was checked below).
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
+                off = st.end;
+                return None;
+            }
+            let block = (off, h);
+            off += size;
+            Some(block)
+        })
+    }
+
     /// Size of the used block whose payload is at `payload_off`, found by walking the chain
     /// of headers from the first block. Unlike [`Self::used_block_at`] it reads no word that
     /// is not a header: for a pointer into the middle of a block, the word before it is
     /// payload, which may never have been initialised. O(blocks before it).
     pub fn used_block_walked(&self, payload_off: u64) -> Option<u64> {
         let target = payload_off.checked_sub(HEADER as u64)?;
-        let st = self.st();
-        let mut off = st.start;
-        while off <= target && off < st.end {
-            // SAFETY: `off` is a header of the chain inside the range (loop condition and
-            // the size checks below).
-            let h = unsafe { self.word(off) };
-            let size = h & !FLAGS;
-            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
-                return None;
-            }
-            if off == target {
-                return (h & FREE == 0).then_some(size);
-            }
-            off += size;
-        }
-        None
+        let (_, h) = self
+            .chain()
+            .take_while(|&(off, _)| off <= target)
+            .find(|&(off, _)| off == target)?;
+        (h & FREE == 0).then_some(h & !FLAGS)
+    }
+
+    /// Every used block found on the chain of headers: payload offset → block size. One
+    /// walk, for code that must check many offsets it cannot trust (recovery).
+    pub fn used_blocks(&self) -> std::collections::HashMap<u64, u64> {
+        self.chain()
+            .filter(|&(_, h)| h & FREE == 0)
+            .map(|(off, h)| (off + HEADER as u64, h & !FLAGS))
+            .collect()
     }
 
     /// Size in bytes of block `off` (header included).

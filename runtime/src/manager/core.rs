@@ -595,13 +595,15 @@ impl SegmentCore {
             .map(|size| size as usize - HEADER)
     }
 
-    /// [`usable_size`](Self::usable_size) in O(1), for a `ptr` known to be the payload of a
-    /// block (from the object registry): the word before it is read as the block header.
-    pub(crate) fn usable_size_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
+    /// The usable bytes of every used block by payload offset, from one walk of the chain
+    /// of block headers: for checking offsets the object layer cannot trust (recovery)
+    /// without reading a word that may be the middle of a payload as a header.
+    pub(crate) fn used_blocks(&self) -> std::collections::HashMap<u64, usize> {
         self.inspect(|t| {
-            let off = self.block_of(t, ptr)?;
-            // SAFETY: `off` is a block (checked).
-            Some(unsafe { t.block_size(off) } as usize - HEADER)
+            t.used_blocks()
+                .into_iter()
+                .map(|(off, size)| (off, size as usize - HEADER))
+                .collect()
         })
     }
 

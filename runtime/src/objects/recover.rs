@@ -19,15 +19,21 @@ use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, TA
 use super::index::IndexKind;
 use super::ops::{root_of, NAMED, UNIQUE};
 use super::registry;
-use super::space::Space;
+use super::space::{Blocks, Space};
 use super::types;
 use crate::error::Result;
 
 /// Rebuilds both indexes, the registry and the type records of `s` (under the index lock).
 pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
-    let mut candidates = registry::members(s);
+    // Every offset followed below is checked against the chain of blocks first.
+    let blocks = s.blocks();
+    let mut candidates = registry::members(s, &blocks);
     for root in [NAMED, UNIQUE] {
         // Best effort: a torn index yields what it can; its links are offsets of entries.
+        // Its root names a block of ours (a table or an entry), or nothing is read there.
+        if blocks.len_of(s.read_word(root.root)).is_none() {
+            continue;
+        }
         let _ = I::for_each(s, root, &mut |e| {
             candidates.push(e);
             Ok(())
@@ -38,7 +44,7 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     let mut live = Vec::new();
     let mut doomed = Vec::new();
     for off in candidates {
-        match entry_at::<I::Link>(s, off) {
+        match entry_at::<I::Link>(s, &blocks, off) {
             Some(h) if h.state == state::LIVE => live.push((off, h)),
             Some(_) => doomed.push(off),
             None => {}
@@ -50,9 +56,9 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
         .filter(|(_, h)| ObjectKind::from_u8(h.kind) == Some(ObjectKind::Anonymous))
         .map(|&(off, _)| off)
         .collect();
-    registry::rebuild(s, &keep)?;
+    registry::rebuild(s, &blocks, &keep)?;
     for root in [NAMED, UNIQUE] {
-        I::clear(s, root)?;
+        I::clear(s, root, &blocks)?;
         s.word(root.count).store(0, Relaxed);
     }
     for off in doomed {
@@ -76,8 +82,13 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     types::recount(s, &counts)
 }
 
-/// The header at `off` if the block holds a consistent entry.
-fn entry_at<L: Copy>(s: &Space, off: u64) -> Option<Entry<L>> {
+/// The header at `off` if the block holds a consistent entry; `off` must start a used
+/// block before anything there is read.
+fn entry_at<L: Copy>(s: &Space, blocks: &Blocks, off: u64) -> Option<Entry<L>> {
+    let have = blocks.len_of(off)?;
+    if have < Entry::<L>::SIZE {
+        return None;
+    }
     let h = Entry::<L>::read(s, off).ok()?;
     let kind = ObjectKind::from_u8(h.kind)?;
     let max = match kind {
@@ -94,6 +105,6 @@ fn entry_at<L: Copy>(s: &Space, off: u64) -> Option<Entry<L>> {
     let t = types::info(s, h.fingerprint).ok()??;
     let name = Entry::<L>::name(s, off, h.name_len()).ok()?;
     let fits = Entry::<L>::total(h.name_len(), t.size, t.align.max(1), h.count())
-        .is_some_and(|n| s.block_len(off).is_some_and(|have| have >= n));
+        .is_some_and(|n| have >= n);
     (fits && (kind == ObjectKind::Anonymous || entry::hash(name) == h.hash)).then_some(h)
 }

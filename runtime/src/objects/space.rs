@@ -1,6 +1,7 @@
 //! The segment as the object layer sees it: bounds-checked access to offsets read from the
 //! segment, the header words the indexes keep, and allocation in offsets.
 
+use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -8,6 +9,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
 use crate::manager::SegmentCore;
+
+/// The used blocks of a segment at one moment: usable bytes by payload offset.
+pub struct Blocks(HashMap<u64, usize>);
+
+impl Blocks {
+    /// Usable bytes of the used block whose payload starts at `off`; None if none does.
+    pub fn len_of(&self, off: u64) -> Option<usize> {
+        self.0.get(&off).copied()
+    }
+}
 
 /// A view of one mapped segment for the object layer. Offsets, not addresses, are what
 /// the segment stores; every offset is checked against the segment size before use.
@@ -144,11 +155,11 @@ impl Space {
         unsafe { self.core.deallocate(NonNull::new_unchecked(p)) }
     }
 
-    /// Usable bytes of the live block whose payload starts at `off` (an offset the object
-    /// layer recorded as a block's).
-    pub fn block_len(&self, off: u64) -> Option<usize> {
-        let p = self.bytes(off, 0).ok()?;
-        self.core.usable_size_of_block(NonNull::new(p)?)
+    /// The used blocks of the segment, to check offsets read from the object layer's own
+    /// words before following them (recovery): a forged offset into the middle of a block
+    /// is not one, and its neighbourhood is never read as a block header.
+    pub fn blocks(&self) -> Blocks {
+        Blocks(self.core.used_blocks())
     }
 
     pub fn corrupt(&self, reason: String) -> Error {

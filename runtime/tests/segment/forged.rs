@@ -15,7 +15,7 @@ use support::offsets;
 fn forged(at: usize, value: &[u8]) -> Vec<u8> {
     let mut seg = ManagedHeapMemory::new(4096).unwrap();
     seg.construct("a", 1u64).unwrap();
-    let mut image = seg.image().to_vec();
+    let mut image = support::image_bytes(&mut seg);
     image[at..at + value.len()].copy_from_slice(value);
     image
 }
