@@ -16,6 +16,8 @@ pub mod offsets {
     pub const STATE: usize = std::mem::offset_of!(SegmentHeader, state);
     pub const CREATOR_PID: usize = std::mem::offset_of!(SegmentHeader, creator_pid);
     pub const SIZE: usize = std::mem::offset_of!(SegmentHeader, size);
+    /// The offset of the thread-cache table (0: none).
+    pub const CACHE_TABLE: usize = std::mem::offset_of!(SegmentHeader, cache_table);
     /// The segment lock's word (the owner's pid).
     pub const LOCK: usize = std::mem::offset_of!(SegmentHeader, lock);
     /// The object layer's words, by their index in `reserved` (the runtime's

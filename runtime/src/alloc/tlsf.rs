@@ -179,6 +179,10 @@ pub(crate) mod layout {
     const TABLE: usize = std::mem::size_of::<super::TlsfState>();
     pub const SL_BITMAP: usize = TABLE + std::mem::offset_of!(super::Level, sl_bitmap);
     pub const HEADS: usize = TABLE + std::mem::offset_of!(super::Level, heads);
+    /// Bytes of one level: level `fl`'s fields lie `fl * LEVEL` after level 0's.
+    pub const LEVEL: usize = std::mem::size_of::<super::Level>();
+    /// Lists per level.
+    pub const SL_COUNT: usize = super::SL_COUNT;
     /// Offset of the end-sentinel offset.
     pub const END: usize = std::mem::offset_of!(super::TlsfState, end);
 }
@@ -988,6 +992,9 @@ impl Tlsf {
     pub fn check(&self) -> Result<(), String> {
         let st = self.st();
         let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
+        // The free blocks of the chain, in ascending order: a listed block must be one of
+        // them (a forged link may aim at payload bytes that merely look like a free block).
+        let mut free_blocks = Vec::new();
         while off < st.end {
             // SAFETY: `off` is inside the range (loop condition) and granule aligned.
             let h = unsafe { self.word(off) };
@@ -1009,6 +1016,7 @@ impl Tlsf {
                 }
                 free_sum += size;
                 free_count += 1;
+                free_blocks.push(off);
             }
             prev_free = free;
             off += size;
@@ -1050,16 +1058,12 @@ impl Tlsf {
                     return Err(format!("bitmap disagrees with list ({fl},{sl})"));
                 }
                 while cur != 0 {
-                    if cur < st.start
-                        || cur % GRANULE as u64 != 0
-                        || cur.saturating_add(MIN_BLOCK as u64) > st.end
-                        || listed > free_count
-                    {
+                    if free_blocks.binary_search(&cur).is_err() || listed > free_count {
                         return Err(format!("list ({fl},{sl}) leaves the block range"));
                     }
-                    // SAFETY: `cur` was just checked to lie inside the range.
+                    // SAFETY: `cur` is a free block of the chain (checked just above).
                     let h = unsafe { self.word(cur) };
-                    if h & FREE == 0 || self.mapping_insert(h & !FLAGS) != (fl, sl) {
+                    if self.mapping_insert(h & !FLAGS) != (fl, sl) {
                         return Err(format!("list ({fl},{sl}) holds a wrong block at {cur}"));
                     }
                     // SAFETY: links of a free block inside the range.

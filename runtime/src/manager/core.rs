@@ -213,9 +213,16 @@ impl SegmentCore {
         if self.writable {
             let l = self.lock()?;
             l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
-            if self.cache().exists() && self.cache_table_block(&l.tlsf) < SlotTable::SIZE as u64 {
-                return Err(self.corrupted("thread-cache table is not an allocated block".into()));
-            }
+            self.check_cache_table(&l.tlsf)?;
+        }
+        Ok(())
+    }
+
+    /// The thread-cache table, when there is one, must be an allocated block of its size
+    /// (its bounds alone say nothing about what overlaps it).
+    fn check_cache_table(&self, t: &Tlsf) -> Result<()> {
+        if self.cache().exists() && self.cache_table_block(t) < SlotTable::SIZE as u64 {
+            return Err(self.corrupted("thread-cache table is not an allocated block".into()));
         }
         Ok(())
     }
@@ -239,6 +246,7 @@ impl SegmentCore {
             l.tlsf.rebuild().map_err(|reason| self.corrupted(reason))?;
             l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
         }
+        self.check_cache_table(&l.tlsf)?;
         self.cache().flush_all(&mut l.tlsf, self.cache_epoch());
         Ok(())
     }

@@ -40,10 +40,11 @@ use crate::manager::SegmentCore;
 use space::Space;
 
 /// Checks a segment being attached: it must have been created with index kind `I`. A
-/// private copy being adopted (`adopt`: a copy-on-write mapping, or a heap image or buffer
-/// whose index lock is held) may hold pages others were changing: its index lock names a
-/// process that can never release it here and its indexes may be torn, so the copy gets a
-/// free lock and rebuilt indexes.
+/// private copy being adopted (`adopt`: a copy-on-write mapping, a heap image, a buffer)
+/// may hold pages others were changing, or forged bytes: its index lock names a process
+/// that can never release it here and its indexes may be torn or overlap other blocks, so
+/// the copy gets a free lock and indexes rebuilt from the entries that pass recovery's
+/// checks.
 pub(crate) fn attach<I: IndexKind>(
     core: SegmentCore,
     adopt: bool,
@@ -64,11 +65,6 @@ pub(crate) fn attach<I: IndexKind>(
         recover::rebuild::<I>(&s)?;
     }
     Ok(())
-}
-
-/// Whether the index lock word of the segment names a holder.
-pub(crate) fn index_lock_held(core: SegmentCore) -> bool {
-    lock::held(&Space::new(core))
 }
 
 /// Takes the index lock of `s`, rebuilding the indexes if its last holder died.

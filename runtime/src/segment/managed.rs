@@ -136,8 +136,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             unsafe { SegmentCore::new(base, cache::new_mapping_id(), M::MAP != MapMode::ReadOnly) };
         // A copy-on-write mapping is a private copy of pages others may have been changing:
         // adopted whole. A writable private copy (`private_copy`) is cold: nobody else can
-        // hold its locks, so a held lock word names an owner that is gone, and that lock is
-        // adopted as after a dead owner. (A read-only mapping never takes the locks.)
+        // hold its locks, so a held segment lock names an owner that is gone and is adopted
+        // as after a dead owner; its indexes are always rebuilt from the entries that pass
+        // the checks of recovery (each structure a block of its own on the chain), which
+        // validates the object layer in full. (A read-only mapping never takes the locks.)
         let cow = !created && M::MAP == MapMode::CopyOnWrite;
         let cold = !created && M::MAP == MapMode::ReadWrite && backing.private_copy();
         if cow || cold && core.lock_held() {
@@ -145,9 +147,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         } else if !created {
             core.validate_untrusted()?;
         }
-        objects::attach::<I>(core, cow || cold && objects::index_lock_held(core), &|| {
-            backing.describe()
-        })?;
+        objects::attach::<I>(core, cow || cold, &|| backing.describe())?;
         let registration = registry::register_segment(core, len)?;
         Ok(ManagedSegment {
             core,

@@ -20,15 +20,27 @@ fn forged(at: usize, value: &[u8]) -> Vec<u8> {
     image
 }
 
+/// On a mapped file at rest (not rebuilt at open until issue 7 can tell it is cold).
 #[test]
 fn a_forged_object_count_is_corrupted_not_an_overflow() {
     let image = forged(offsets::NAMED_COUNT, &u64::MAX.to_ne_bytes());
-    let seg = ManagedHeapMemory::from_image(&image).expect("the count is not checked at open");
+    let file = support::TempPath::new();
+    std::fs::write(file.get(), &image).unwrap();
+    let seg = ManagedMappedFile::open(file.get()).expect("the count is not checked at open");
     let err = seg.construct("b", 2u64).unwrap_err();
     assert!(
         matches!(&err, Error::Corrupted { reason, .. } if reason.contains("count")),
         "{err:?}"
     );
+}
+
+/// A private copy (heap image, buffer) rebuilds its indexes at open, counts included.
+#[test]
+fn a_forged_object_count_in_a_private_copy_is_rebuilt_at_open() {
+    let image = forged(offsets::NAMED_COUNT, &u64::MAX.to_ne_bytes());
+    let seg = ManagedHeapMemory::from_image(&image).expect("the indexes are rebuilt");
+    assert_eq!(seg.num_named_objects(), 1);
+    seg.construct("b", 2u64).expect("the count is sound again");
 }
 
 /// Pid 1 lives as long as the (container's) system: a lock word naming it belongs to an
@@ -75,4 +87,46 @@ fn a_forged_live_lock_owner_does_not_block_a_file_at_rest() {
             assert_eq!(seg.find::<u64>("a").unwrap(), Some(&1));
         });
     }
+}
+
+/// A thread-cache table forged into a segment that has none (fuzzer: a byte of the word):
+/// an adopted private copy checks that the table is an allocated block before it empties
+/// the table's bins, as a shared open does (it carved up garbage: SIGSEGV).
+#[test]
+fn a_forged_cache_table_is_refused_when_a_private_copy_is_adopted() {
+    let image = forged(offsets::CACHE_TABLE, &0x2000u64.to_ne_bytes());
+    let file = support::TempPath::new();
+    std::fs::write(file.get(), &image).unwrap();
+    let cow = ManagedMappedFile::options()
+        .copy_on_write()
+        .open(file.get());
+    assert!(matches!(cow, Err(Error::Corrupted { .. })), "{cow:?}");
+    let mut held = image;
+    held[offsets::LOCK..offsets::LOCK + 4].copy_from_slice(&LIVE_PID.to_ne_bytes());
+    let heap = ManagedHeapMemory::from_image(&held);
+    assert!(matches!(heap, Err(Error::Corrupted { .. })), "{heap:?}");
+}
+
+/// A used block's header enlarged over the blocks after it (fuzzer: one byte of a size):
+/// the chain still adds up, but the object after it now lies inside another allocation.
+/// A private copy rebuilds its indexes from entries that are blocks of the chain, so the
+/// swallowed object is dropped instead of being freed and overwritten while still indexed.
+#[test]
+fn an_object_swallowed_by_an_enlarged_block_is_dropped_from_a_private_copy() {
+    let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+    seg.construct("a", 1u64).unwrap();
+    let base = seg.base_address().as_ptr().addr();
+    let first = seg.allocate(40).unwrap().as_ptr().addr() - base;
+    seg.construct("b", 2u64).unwrap();
+    let after = seg.allocate(40).unwrap().as_ptr().addr() - base;
+    let mut image = support::image_bytes(&mut seg);
+    // Block headers sit 8 bytes before their payloads; the size is the header's high bits.
+    let at = first - 8;
+    let header = u64::from_ne_bytes(image[at..at + 8].try_into().unwrap());
+    let size = (after - first) as u64;
+    image[at..at + 8].copy_from_slice(&(size | header & 7).to_ne_bytes());
+    let copy = ManagedHeapMemory::from_image(&image).expect("the chain is consistent");
+    assert_eq!(copy.find::<u64>("a").unwrap(), Some(&1));
+    assert_eq!(copy.find::<u64>("b").unwrap(), None);
+    copy.check().unwrap();
 }

@@ -172,3 +172,35 @@ fn a_crash_while_returning_cached_blocks_never_frees_one_twice() {
         });
     }
 }
+
+/// A free-list head aiming at a used block's payload dressed as a free block of the right
+/// class (the list still counts right): open-time checks accept only free blocks of the
+/// chain, else the next allocation carves the fake block up (fuzzer, SIGSEGV).
+#[test]
+fn a_forged_head_aiming_at_a_fake_free_block_in_a_payload_is_refused_at_open() {
+    let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+    let p = seg.allocate(256).unwrap();
+    let payload = p.as_ptr().addr() - seg.base_address().as_ptr().addr();
+    let mut img = AlignedBuffer::from_image(seg.image());
+    let t = offset_of!(SegmentHeader, tlsf);
+    let word = |img: &AlignedBuffer, at: usize| -> u64 {
+        // SAFETY: header words of a segment image: written, so initialised.
+        u64::from_ne_bytes(std::array::from_fn(|i| unsafe {
+            img[at + i].assume_init()
+        }))
+    };
+    // The one listed free block (the rest of the segment) and its list head.
+    let head_at = (0..header::levels_for(64 * 1024) * layout::SL_COUNT)
+        .map(|i| {
+            t + layout::HEADS + i / layout::SL_COUNT * layout::LEVEL + i % layout::SL_COUNT * 8
+        })
+        .find(|&at| word(&img, at) != 0)
+        .expect("a listed free block");
+    let free_header = word(&img, word(&img, head_at) as usize);
+    // The same header (size and flags), with empty links, at the start of the payload.
+    put_u64(&mut img, payload, free_header);
+    put_u64(&mut img, payload + 8, 0);
+    put_u64(&mut img, payload + 16, 0);
+    put_u64(&mut img, head_at, payload as u64);
+    assert!(refused(&img));
+}
