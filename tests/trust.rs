@@ -253,7 +253,7 @@ mod validity {
             .as_ptr() as usize;
         let offset = data - seg.base_address().as_ptr() as usize;
         let mut image = AlignedBuffer::from_image(seg.image());
-        image[offset + at] = byte;
+        image[offset + at] = std::mem::MaybeUninit::new(byte);
         image
     }
 
@@ -407,7 +407,7 @@ mod validity {
         let data = seg.construct("x", AtomicBool::new(true)).unwrap() as *const AtomicBool;
         let offset = data as usize - seg.base_address().as_ptr() as usize;
         let mut image = AlignedBuffer::from_image(seg.image());
-        image[offset] = 2;
+        image[offset] = std::mem::MaybeUninit::new(2);
         let writer = ManagedExternalBuffer::open(&mut image).unwrap();
         let found = writer.find::<AtomicBool>("x").map(|f| f.is_some());
         assert!(

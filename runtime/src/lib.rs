@@ -49,7 +49,7 @@ pub use objects::{
 pub use os::Permissions;
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use segment::{
-    AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive,
+    AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,
     ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
     ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly, ReadWrite,
     SegmentAllocator, SegmentBuilder,

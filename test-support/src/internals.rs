@@ -16,6 +16,8 @@ pub mod offsets {
     pub const STATE: usize = std::mem::offset_of!(SegmentHeader, state);
     pub const CREATOR_PID: usize = std::mem::offset_of!(SegmentHeader, creator_pid);
     pub const SIZE: usize = std::mem::offset_of!(SegmentHeader, size);
+    /// The offset of the thread-cache table (0: none).
+    pub const CACHE_TABLE: usize = std::mem::offset_of!(SegmentHeader, cache_table);
     /// The segment lock's word (the owner's pid).
     pub const LOCK: usize = std::mem::offset_of!(SegmentHeader, lock);
     /// The object layer's words, by their index in `reserved` (the runtime's
@@ -23,6 +25,10 @@ pub mod offsets {
     /// number of named objects.
     pub const INDEX_LOCK: usize = std::mem::offset_of!(SegmentHeader, reserved);
     pub const NAMED_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 3 * 8;
+    /// The root of the named-object index.
+    pub const NAMED_ROOT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 2 * 8;
+    /// The offset of the registry of entries.
+    pub const ENTRIES: usize = std::mem::offset_of!(SegmentHeader, reserved) + 7 * 8;
 }
 
 /// The header of the segment mapped at `seg`, as a raw pointer: fields are read one by one
@@ -70,4 +76,21 @@ pub fn entry_count_at(image: &[u8], count: u64) -> usize {
 pub fn forge_entry_count(image: &mut [u8], from: u64, to: u64) {
     let at = entry_count_at(image, from);
     image[at..at + 8].copy_from_slice(&entry_count_word(to, 1));
+}
+
+/// The bytes of a heap segment as plain bytes, to forge or mutate: written to a memfd and
+/// read back, since in memory the padding of stored values is uninitialised and only the
+/// kernel may read it as bytes.
+pub fn image_bytes<I: shmkit_runtime::IndexKind>(
+    seg: &mut shmkit_runtime::ManagedHeapMemory<I>,
+) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let fd = rustix::fs::memfd_create("shmkit-image", rustix::fs::MemfdFlags::CLOEXEC)
+        .expect("memfd_create");
+    let mut file = std::fs::File::from(fd);
+    seg.write_image_to(&file).expect("write the image");
+    file.rewind().expect("rewind");
+    let mut bytes = Vec::with_capacity(seg.size());
+    file.read_to_end(&mut bytes).expect("read the image back");
+    bytes
 }

@@ -179,6 +179,10 @@ pub(crate) mod layout {
     const TABLE: usize = std::mem::size_of::<super::TlsfState>();
     pub const SL_BITMAP: usize = TABLE + std::mem::offset_of!(super::Level, sl_bitmap);
     pub const HEADS: usize = TABLE + std::mem::offset_of!(super::Level, heads);
+    /// Bytes of one level: level `fl`'s fields lie `fl * LEVEL` after level 0's.
+    pub const LEVEL: usize = std::mem::size_of::<super::Level>();
+    /// Lists per level.
+    pub const SL_COUNT: usize = super::SL_COUNT;
     /// Offset of the end-sentinel offset.
     pub const END: usize = std::mem::offset_of!(super::TlsfState, end);
 }
@@ -703,28 +707,41 @@ impl Tlsf {
             .then_some(off)
     }
 
+    /// The chain of block headers from the first block: each block's offset and header
+    /// word, up to the end or the first header that is not consistent. Reads no word that
+    /// is not a header (a payload word may never have been initialised).
+    fn chain(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let st = self.st();
+        let mut off = st.start;
+        std::iter::from_fn(move || {
+            if off >= st.end {
+                return None;
+            }
+            // SAFETY: `off` is a header of the chain inside the range (the first block, or
+            // the end of a block whose size was checked below).
+            let h = unsafe { self.word(off) };
+            let size = h & !FLAGS;
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
+                off = st.end;
+                return None;
+            }
+            let block = (off, h);
+            off += size;
+            Some(block)
+        })
+    }
+
     /// Size of the used block whose payload is at `payload_off`, found by walking the chain
     /// of headers from the first block. Unlike [`Self::used_block_at`] it reads no word that
     /// is not a header: for a pointer into the middle of a block, the word before it is
     /// payload, which may never have been initialised. O(blocks before it).
     pub fn used_block_walked(&self, payload_off: u64) -> Option<u64> {
         let target = payload_off.checked_sub(HEADER as u64)?;
-        let st = self.st();
-        let mut off = st.start;
-        while off <= target && off < st.end {
-            // SAFETY: `off` is a header of the chain inside the range (loop condition and
-            // the size checks below).
-            let h = unsafe { self.word(off) };
-            let size = h & !FLAGS;
-            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
-                return None;
-            }
-            if off == target {
-                return (h & FREE == 0).then_some(size);
-            }
-            off += size;
-        }
-        None
+        let (_, h) = self
+            .chain()
+            .take_while(|&(off, _)| off <= target)
+            .find(|&(off, _)| off == target)?;
+        (h & FREE == 0).then_some(h & !FLAGS)
     }
 
     /// Size in bytes of block `off` (header included).
@@ -966,6 +983,9 @@ impl Tlsf {
     pub fn check(&self) -> Result<(), String> {
         let st = self.st();
         let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
+        // The free blocks of the chain, in ascending order: a listed block must be one of
+        // them (a forged link may aim at payload bytes that merely look like a free block).
+        let mut free_blocks = Vec::new();
         while off < st.end {
             // SAFETY: `off` is inside the range (loop condition) and granule aligned.
             let h = unsafe { self.word(off) };
@@ -987,6 +1007,7 @@ impl Tlsf {
                 }
                 free_sum += size;
                 free_count += 1;
+                free_blocks.push(off);
             }
             prev_free = free;
             off += size;
@@ -1028,16 +1049,12 @@ impl Tlsf {
                     return Err(format!("bitmap disagrees with list ({fl},{sl})"));
                 }
                 while cur != 0 {
-                    if cur < st.start
-                        || cur % GRANULE as u64 != 0
-                        || cur.saturating_add(MIN_BLOCK as u64) > st.end
-                        || listed > free_count
-                    {
+                    if free_blocks.binary_search(&cur).is_err() || listed > free_count {
                         return Err(format!("list ({fl},{sl}) leaves the block range"));
                     }
-                    // SAFETY: `cur` was just checked to lie inside the range.
+                    // SAFETY: `cur` is a free block of the chain (checked just above).
                     let h = unsafe { self.word(cur) };
-                    if h & FREE == 0 || self.mapping_insert(h & !FLAGS) != (fl, sl) {
+                    if self.mapping_insert(h & !FLAGS) != (fl, sl) {
                         return Err(format!("list ({fl},{sl}) holds a wrong block at {cur}"));
                     }
                     // SAFETY: links of a free block inside the range.

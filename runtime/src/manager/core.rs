@@ -213,16 +213,30 @@ impl SegmentCore {
         if self.writable {
             let l = self.lock()?;
             l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
-            if self.cache().exists() && self.cache_table_block(&l.tlsf) < SlotTable::SIZE as u64 {
-                return Err(self.corrupted("thread-cache table is not an allocated block".into()));
-            }
+            self.check_cache_table(&l.tlsf)?;
         }
         Ok(())
     }
 
-    /// Makes a private (copy-on-write) mapping consistent for this process alone: its pages
-    /// were copied from a segment others may have been changing, and its lock word and
-    /// cache slots may belong to them. Nobody else can see this copy, so: clear the lock,
+    /// The thread-cache table, when there is one, must be an allocated block of its size
+    /// (its bounds alone say nothing about what overlaps it).
+    fn check_cache_table(&self, t: &Tlsf) -> Result<()> {
+        if self.cache().exists() && self.cache_table_block(t) < SlotTable::SIZE as u64 {
+            return Err(self.corrupted("thread-cache table is not an allocated block".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the segment lock word names a holder (it is checked for a private copy,
+    /// where a holder cannot be alive; see `adopt_private_copy`).
+    pub fn lock_held(&self) -> bool {
+        self.mutex().owner().is_some()
+    }
+
+    /// Makes a private mapping consistent for this process alone: its pages were copied
+    /// from a segment others may have been changing (copy-on-write), or its lock word names
+    /// a holder that cannot be here (an image, a buffer), and its lock word and cache slots
+    /// may belong to them. Nobody else can see this copy, so: clear the lock,
     /// rebuild the allocator when it is torn, and take back every cached block.
     pub fn adopt_private_copy(&self) -> Result<()> {
         self.check_bounds()?;
@@ -232,6 +246,7 @@ impl SegmentCore {
             l.tlsf.rebuild().map_err(|reason| self.corrupted(reason))?;
             l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
         }
+        self.check_cache_table(&l.tlsf)?;
         self.cache().flush_all(&mut l.tlsf, self.cache_epoch());
         Ok(())
     }
@@ -586,16 +601,6 @@ impl SegmentCore {
         let off = ptr.as_ptr().addr().checked_sub(self.base.as_ptr().addr())?;
         self.inspect(|t| t.used_block_walked(off as u64))
             .map(|size| size as usize - HEADER)
-    }
-
-    /// [`usable_size`](Self::usable_size) in O(1), for a `ptr` known to be the payload of a
-    /// block (from the object registry): the word before it is read as the block header.
-    pub(crate) fn usable_size_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
-        self.inspect(|t| {
-            let off = self.block_of(t, ptr)?;
-            // SAFETY: `off` is a block (checked).
-            Some(unsafe { t.block_size(off) } as usize - HEADER)
-        })
     }
 
     // ----- inspection ------------------------------------------------------------------

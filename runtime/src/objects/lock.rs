@@ -101,6 +101,11 @@ pub(crate) fn lock<'a>(
     Ok(IndexGuard { _held: Some(held) })
 }
 
+/// Whether the index lock word names a holder (in a private copy: one that is gone).
+pub(crate) fn held(s: &Space) -> bool {
+    parts(s).0.owner().is_some()
+}
+
 /// Frees the index lock of a private copy of a segment, whose lock word may name a process
 /// of the segment it was copied from.
 pub(crate) fn force_unlock(s: &Space) {

@@ -37,19 +37,31 @@ pub(crate) use target::Target;
 
 use crate::error::{Error, Result};
 use crate::manager::SegmentCore;
-use crate::os::MapMode;
 use space::Space;
 
-/// Checks a segment being attached: it must have been created with index kind `I`. A
-/// copy-on-write mapping of an existing segment is a private copy of pages others may have
-/// been changing: its index lock may name them and its indexes may be torn, so the copy
-/// gets a free lock and rebuilt indexes. A writable mapping that `validates` (a cold open:
-/// no trusted mapping attached) checks every entry ([`check`]).
+/// How the object layer treats a segment being attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// Formatted just now by this mapping.
+    Created,
+    /// A copy-on-write mapping: a private copy of pages others may have been changing, so
+    /// its index lock may name them and its indexes may be torn: freed lock, rebuilt indexes.
+    CopyOnWrite,
+    /// A private copy nobody else can reach (a heap image, a buffer): a held index lock names
+    /// a holder that is gone (freed, indexes rebuilt as after its death); otherwise every
+    /// entry is checked, as on a cold open.
+    PrivateCopy,
+    /// A cold writable open (no trusted mapping attached): every entry is checked.
+    Cold,
+    /// A warm open, or a read-only one: the header checks already made suffice.
+    Trusted,
+}
+
+/// Checks a segment being attached: it must have been created with index kind `I`; then
+/// what `opening` says (see [`Opening`]). Entry checks are [`check`].
 pub(crate) fn attach<I: IndexKind>(
     core: SegmentCore,
-    created: bool,
-    map: MapMode,
-    validate: bool,
+    opening: Opening,
     what: &dyn Fn() -> String,
 ) -> Result<()> {
     let s = Space::new(core);
@@ -61,11 +73,16 @@ pub(crate) fn attach<I: IndexKind>(
             found: index::kind_name(found),
         });
     }
-    if !created && map == MapMode::CopyOnWrite {
+    let adopt = match opening {
+        Opening::CopyOnWrite => true,
+        Opening::PrivateCopy => lock::held(&s),
+        Opening::Created | Opening::Cold | Opening::Trusted => false,
+    };
+    if adopt {
         lock::force_unlock(&s);
         let _guard = lock::<I>(&s)?;
         recover::rebuild::<I>(&s)?;
-    } else if !created && validate && map == MapMode::ReadWrite {
+    } else if matches!(opening, Opening::PrivateCopy | Opening::Cold) {
         let _guard = lock::<I>(&s)?;
         recover::check::<I>(&s)?;
     }

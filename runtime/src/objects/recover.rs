@@ -21,15 +21,21 @@ use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, TA
 use super::index::IndexKind;
 use super::ops::{root_of, NAMED, UNIQUE};
 use super::registry;
-use super::space::Space;
+use super::space::{Blocks, Space};
 use super::types;
 use crate::error::Result;
 
 /// Rebuilds both indexes, the registry and the type records of `s` (under the index lock).
 pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
-    let mut candidates = registry::members(s);
+    // Every offset followed below is checked against the chain of blocks first.
+    let blocks = s.blocks();
+    let mut candidates = registry::members(s, &blocks);
     for root in [NAMED, UNIQUE] {
         // Best effort: a torn index yields what it can; its links are offsets of entries.
+        // Its root names a block of ours (a table or an entry), or nothing is read there.
+        if blocks.len_of(s.read_word(root.root)).is_none() {
+            continue;
+        }
         let _ = I::for_each(s, root, &mut |e| {
             candidates.push(e);
             Ok(())
@@ -41,7 +47,7 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     let mut doomed = Vec::new();
     let mut layouts = Layouts::default();
     for off in candidates {
-        match entry_at::<I::Link>(s, off, &mut layouts, |e| s.block_len(e)) {
+        match entry_at::<I::Link>(s, &blocks, off, &mut layouts) {
             Ok(h) if h.state == state::LIVE => live.push((off, h)),
             Ok(_) => doomed.push(off),
             Err(_) => {}
@@ -53,9 +59,9 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
         .filter(|(_, h)| ObjectKind::from_u8(h.kind) == Some(ObjectKind::Anonymous))
         .map(|&(off, _)| off)
         .collect();
-    registry::rebuild(s, &keep)?;
+    registry::rebuild(s, &blocks, &keep)?;
     for root in [NAMED, UNIQUE] {
-        I::clear(s, root)?;
+        I::clear(s, root, &blocks)?;
         s.word(root.count).store(0, Relaxed);
     }
     for off in doomed {
@@ -86,26 +92,7 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
 /// this, lookups trust an entry's count. Under the index lock (or on a read-only snapshot),
 /// after the allocator's own check.
 pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
-    let blocks = s.core().used_blocks();
-    // Each pass asks in ascending order: a cursor that moves forward, searched again only
-    // when a pass starts over.
-    let mut cursor = 0;
-    let mut block_len = |off: u64| {
-        if blocks
-            .get(cursor)
-            .is_some_and(|&(payload, _)| payload > off)
-        {
-            cursor = blocks.partition_point(|&(payload, _)| payload < off);
-        }
-        while blocks
-            .get(cursor)
-            .is_some_and(|&(payload, _)| payload < off)
-        {
-            cursor += 1;
-        }
-        let &(payload, len) = blocks.get(cursor)?;
-        (payload == off).then_some(len)
-    };
+    let blocks = s.blocks();
     let bad = |e: u64, why: &str| s.corrupt(format!("entry at {e}: {why}"));
     let mut layouts = Layouts::default();
     for root in [NAMED, UNIQUE] {
@@ -118,17 +105,23 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
         if let Some(w) = linked.windows(2).find(|w| w[0] == w[1]) {
             return Err(bad(w[0], "linked twice by one index"));
         }
+        let counted = s.read_word(root.count);
+        if counted != linked.len() as u64 {
+            return Err(s.corrupt(format!(
+                "an index counts {counted} objects but links {}",
+                linked.len()
+            )));
+        }
         for e in linked {
-            let h = entry_at::<I::Link>(s, e, &mut layouts, &mut block_len)
-                .map_err(|why| bad(e, why))?;
+            let h = entry_at::<I::Link>(s, &blocks, e, &mut layouts).map_err(|why| bad(e, why))?;
             let own = ObjectKind::from_u8(h.kind).and_then(root_of);
             if own.is_none_or(|own| own.root != root.root) {
                 return Err(bad(e, "linked by the index of another kind"));
             }
         }
     }
-    for e in registry::members(s) {
-        entry_at::<I::Link>(s, e, &mut layouts, &mut block_len).map_err(|why| bad(e, why))?;
+    for e in registry::members(s, &blocks) {
+        entry_at::<I::Link>(s, &blocks, e, &mut layouts).map_err(|why| bad(e, why))?;
     }
     Ok(())
 }
@@ -148,13 +141,18 @@ impl Layouts {
 }
 
 /// The header at `off` if the block holds a consistent entry, else what is wrong with it.
-/// `block_len` gives the usable bytes of the used block whose payload starts at `off`.
+/// `off` must start a used block of `blocks` before anything there is read (a word inside
+/// a payload may be uninitialised padding).
 fn entry_at<L: Copy>(
     s: &Space,
+    blocks: &Blocks,
     off: u64,
     layouts: &mut Layouts,
-    mut block_len: impl FnMut(u64) -> Option<usize>,
 ) -> Result<Entry<L>, &'static str> {
+    let have = blocks.len_of(off).ok_or("not the start of a used block")?;
+    if have < Entry::<L>::SIZE {
+        return Err("its block is smaller than an entry header");
+    }
     let h = Entry::<L>::read(s, off).map_err(|_| "its header lies outside the segment")?;
     let kind = ObjectKind::from_u8(h.kind).ok_or("unknown kind")?;
     let max = match kind {
@@ -176,7 +174,6 @@ fn entry_at<L: Copy>(
     if !align.is_power_of_two() {
         return Err("its type record has a bad alignment");
     }
-    let have = block_len(off).ok_or("not the start of a used block")?;
     let need = Entry::<L>::total(h.name_len(), size, align, h.count());
     if need.is_none_or(|n| n > have) {
         return Err("its elements reach past its block");

@@ -14,7 +14,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::probing;
-use super::space::Space;
+use super::space::{Blocks, Space};
 use crate::error::{Error, Result};
 use crate::manager::header::words;
 
@@ -184,16 +184,22 @@ pub(crate) fn remove(s: &Space, e: u64) -> Result<()> {
     Ok(())
 }
 
+/// The registry's table for recovery: only if its offset starts a used block large enough
+/// for it, checked before its header is read (a forged offset names any bytes at all).
+fn table_in(s: &Space, blocks: &Blocks) -> Option<At> {
+    let have = blocks.len_of(s.read_word(words::ENTRIES))? as u64;
+    if have < TABLE {
+        return None;
+    }
+    let at = table(s).ok()??;
+    (have >= TABLE + at.len * 8).then_some(at)
+}
+
 /// Every registered offset (each once), for recovery; empty when the table is unusable.
-pub(crate) fn members(s: &Space) -> Vec<u64> {
-    let Ok(Some(at)) = table(s) else {
+pub(crate) fn members(s: &Space, blocks: &Blocks) -> Vec<u64> {
+    let Some(at) = table_in(s, blocks) else {
         return Vec::new();
     };
-    if s.block_len(at.off)
-        .is_none_or(|n| (n as u64) < TABLE + at.len * 8)
-    {
-        return Vec::new();
-    }
     let mut out: Vec<u64> = (0..at.len)
         .filter_map(|i| at.get(s, i).ok())
         .filter(|&w| w != 0)
@@ -205,19 +211,11 @@ pub(crate) fn members(s: &Space) -> Vec<u64> {
 
 /// For recovery: keeps only the members in `keep`, in place (no allocation). An unusable
 /// table is dropped (not freed: it may not be a block of ours).
-pub(crate) fn rebuild(s: &Space, keep: &[u64]) -> Result<()> {
-    let at = match table(s) {
-        Ok(Some(at))
-            if s.block_len(at.off)
-                .is_some_and(|n| n as u64 >= TABLE + at.len * 8) =>
-        {
-            at
-        }
-        _ => {
-            s.word(words::ENTRIES).store(0, Relaxed);
-            s.word(words::ENTRIES_COUNT).store(0, Relaxed);
-            return Ok(());
-        }
+pub(crate) fn rebuild(s: &Space, blocks: &Blocks, keep: &[u64]) -> Result<()> {
+    let Some(at) = table_in(s, blocks) else {
+        s.word(words::ENTRIES).store(0, Relaxed);
+        s.word(words::ENTRIES_COUNT).store(0, Relaxed);
+        return Ok(());
     };
     for i in 0..at.len {
         at.set(s, i, 0)?;

@@ -9,6 +9,21 @@ use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
 use crate::manager::SegmentCore;
 
+/// The used blocks of a segment at one moment, in address order: (payload offset, usable
+/// bytes), from one walk of the chain of block headers.
+pub struct Blocks(Vec<(u64, usize)>);
+
+impl Blocks {
+    /// Usable bytes of the used block whose payload starts at `off`; None if none does.
+    pub fn len_of(&self, off: u64) -> Option<usize> {
+        let i = self.0.partition_point(|&(payload, _)| payload < off);
+        self.0
+            .get(i)
+            .filter(|&&(payload, _)| payload == off)
+            .map(|&(_, len)| len)
+    }
+}
+
 /// A view of one mapped segment for the object layer. Offsets, not addresses, are what
 /// the segment stores; every offset is checked against the segment size before use.
 #[derive(Clone, Copy)]
@@ -144,11 +159,11 @@ impl Space {
         unsafe { self.core.deallocate(NonNull::new_unchecked(p)) }
     }
 
-    /// Usable bytes of the live block whose payload starts at `off` (an offset the object
-    /// layer recorded as a block's).
-    pub fn block_len(&self, off: u64) -> Option<usize> {
-        let p = self.bytes(off, 0).ok()?;
-        self.core.usable_size_of_block(NonNull::new(p)?)
+    /// The used blocks of the segment, to check offsets read from the object layer's own
+    /// words before following them (recovery): a forged offset into the middle of a block
+    /// is not one, and its neighbourhood is never read as a block header.
+    pub fn blocks(&self) -> Blocks {
+        Blocks(self.core.used_blocks())
     }
 
     pub fn corrupt(&self, reason: String) -> Error {

@@ -23,3 +23,28 @@ pub use page::page_size;
 pub use region::MappedRegion;
 pub use shm::SharedMemoryObject;
 pub use xsi::{XsiKey, XsiRegion, XsiSharedMemory};
+
+/// Writes `bytes` to `fd`, all of them (retrying after partial writes and `EINTR`). The
+/// bytes go to the kernel from their address, never through a `&[u8]`: a segment's bytes
+/// may include padding that was never initialised, which only the kernel may read.
+pub(crate) fn write_all_uninit(
+    fd: std::os::fd::BorrowedFd<'_>,
+    mut bytes: &[std::mem::MaybeUninit<u8>],
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is readable for its length; write(2) only reads it.
+        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}

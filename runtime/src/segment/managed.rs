@@ -66,6 +66,14 @@ pub trait Backing: Send + Sync {
                 .into(),
         })
     }
+
+    /// Whether these bytes are a private copy that no other mapping can reach (an image
+    /// copied to the heap, a buffer lent exclusively): a held lock word found in them names
+    /// an owner that is gone, whatever process id it holds, so opening them writable adopts
+    /// them as a copy-on-write mapping does (locks cleared, structures repaired).
+    fn private_copy(&self) -> bool {
+        false
+    }
 }
 
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
@@ -159,14 +167,35 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
         let core =
             unsafe { SegmentCore::new(base, cache::new_mapping_id(), M::MAP != MapMode::ReadOnly) };
+        // A copy-on-write mapping is a private copy of pages others may have been changing:
+        // adopted whole. A writable private copy (`private_copy`: a heap image, a buffer) is
+        // cold, and nobody else can hold its locks: a held lock word names an owner that is
+        // gone and is adopted as after a dead owner. Other cold opens (no trusted mapping
+        // attached, see `Backing::cold`) validate in full; warm ones check the header
+        // bounds. (A read-only mapping never takes the locks.)
         let cold = !created && backing.cold()?;
-        match (created, M::MAP) {
-            (true, _) => {}
-            (false, MapMode::CopyOnWrite) => core.adopt_private_copy()?,
-            (false, _) if cold => core.validate_untrusted()?,
-            (false, _) => core.check_bounds()?,
+        let cow = !created && M::MAP == MapMode::CopyOnWrite;
+        let private = !created && M::MAP == MapMode::ReadWrite && backing.private_copy();
+        if cow || private && core.lock_held() {
+            core.adopt_private_copy()?;
+        } else if created {
+        } else if cold || private {
+            core.validate_untrusted()?;
+        } else {
+            core.check_bounds()?;
         }
-        objects::attach::<I>(core, created, M::MAP, cold, &|| backing.describe())?;
+        let opening = if created {
+            objects::Opening::Created
+        } else if cow {
+            objects::Opening::CopyOnWrite
+        } else if private {
+            objects::Opening::PrivateCopy
+        } else if cold && M::MAP == MapMode::ReadWrite {
+            objects::Opening::Cold
+        } else {
+            objects::Opening::Trusted
+        };
+        objects::attach::<I>(core, opening, &|| backing.describe())?;
         // Read-only mappings validate no allocator state and private copies repair theirs:
         // neither vouches for the shared bytes.
         if M::MAP == MapMode::ReadWrite {

@@ -161,8 +161,8 @@ impl RobustMutex {
     }
 
     /// Marks the lock free whoever holds it. Only for a private copy of a segment (a
-    /// copy-on-write mapping), whose lock word was copied from a holder that cannot
-    /// release it here.
+    /// copy-on-write mapping, a heap image, a buffer), whose lock word was copied from a
+    /// holder that cannot release it here.
     pub fn force_unlock(&self) {
         self.word.store(0, Ordering::Release);
     }

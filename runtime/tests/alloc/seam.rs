@@ -225,7 +225,7 @@ fn a_read_only_mapping_yields_the_read_only_error() {
         .unwrap()
         .construct("anchor", 1u64)
         .unwrap();
-    let raw: &[u8] = &buf;
+    let raw: &[std::mem::MaybeUninit<u8>] = &buf;
     let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> = ManagedExternalBuffer::options()
         .read_only()
         .open(raw)

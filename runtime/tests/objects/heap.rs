@@ -1,6 +1,7 @@
 //! Named, unique and anonymous objects on heap and external-buffer segments: everything
 //! that needs no OS mapping, so Miri runs this file too (`.ci/miri`).
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
@@ -10,6 +11,7 @@ use shmkit_runtime::{
     ManagedHeapMemory, ManagedSegment, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
     PositionIndependent, ShmSafe, Unique, MAX_NAME_LEN,
 };
+use shmkit_test_support::offsets;
 
 const SIZE: usize = 256 * 1024;
 
@@ -694,7 +696,7 @@ fn a_null_index_segment_holds_anonymous_objects_only() {
     assert!(seg.all_memory_deallocated());
 }
 
-fn reopen_as<I: IndexKind>(image: &[u8]) -> Result<(), Error> {
+fn reopen_as<I: IndexKind>(image: &AlignedBuffer) -> Result<(), Error> {
     ManagedHeapMemory::options()
         .index::<I>()
         .from_image(image)
@@ -705,7 +707,7 @@ fn reopen_as<I: IndexKind>(image: &[u8]) -> Result<(), Error> {
 fn opening_with_another_index_kind_is_an_index_mismatch() {
     let mut seg = heap();
     seg.construct("x", 1u8).unwrap();
-    let image = seg.image().to_vec();
+    let image = AlignedBuffer::from_image(seg.image());
     let err = reopen_as::<OrderedIndex>(&image).unwrap_err();
     assert!(matches!(err, Error::IndexMismatch { .. }), "{err}");
     assert!(err.to_string().contains("hash index") && err.to_string().contains("ordered index"));
@@ -1108,20 +1110,114 @@ fn listing_objects_with_a_corrupt_count_does_not_panic() {
 }
 
 /// Issue 8 (attack8): an entry's count forged to reach past its block, in an external
-/// buffer (Miri runs this; the heap-image variant is in `tests/segment/forged.rs`). A
-/// cold open checks every entry against its block, so no slice over other blocks is
-/// ever handed out.
+/// buffer (the heap-image variant is in `tests/segment/forged.rs`). A cold open checks
+/// every entry against its block, so no slice over other blocks is ever handed out.
 #[test]
+#[cfg_attr(miri, ignore = "the image leaves through a memfd")]
 fn an_entry_count_beyond_its_block_is_refused_in_an_external_buffer() {
-    let mut buf = AlignedBuffer::new(1 << 14);
-    {
-        let seg = ManagedExternalBuffer::create(&mut buf).unwrap();
-        seg.construct_array("a", 8, 0xAAu8).unwrap();
-    }
-    shmkit_test_support::internals::forge_entry_count(&mut buf, 8, 4096);
+    let mut seg = heap();
+    seg.construct_array("a", 8, 0xAAu8).unwrap();
+    let mut bytes = shmkit_test_support::internals::image_bytes(&mut seg);
+    shmkit_test_support::internals::forge_entry_count(&mut bytes, 8, 4096);
+    let mut buf = AlignedBuffer::from_image(&bytes[..]);
     let err = ManagedExternalBuffer::open(&mut buf).unwrap_err();
     assert!(
         matches!(&err, Error::Corrupted { reason, .. } if reason.contains("past its block")),
         "{err:?}"
     );
+}
+
+/// Sets bytes `at..` of `buf` to `bytes`.
+fn patch(buf: &mut [MaybeUninit<u8>], at: usize, bytes: &[u8]) {
+    for (d, &b) in buf[at..at + bytes.len()].iter_mut().zip(bytes) {
+        *d = MaybeUninit::new(b);
+    }
+}
+
+/// Padded values: a `(u8, u64)` stores 7 bytes of padding, uninitialised after the store.
+type Padded = (u8, u64);
+const PADDED: [Padded; 4] = [(1, 10), (2, 20), (3, 30), (4, 40)];
+
+/// A heap segment image whose object "p" holds `PADDED`, and the offset of its data.
+fn padded_image() -> (AlignedBuffer, usize) {
+    let mut seg = heap();
+    let p = seg.construct_from_iter("p", PADDED).unwrap().as_ptr();
+    let data = p.addr() - seg.base_address().as_ptr().addr();
+    (AlignedBuffer::from_image(seg.image()), data)
+}
+
+/// Recovery follows the registry's offset only once the chain of blocks says it starts a
+/// used block: a forged one aiming past padding is dropped, not read as a table (Miri).
+#[test]
+fn recovery_never_reads_padding_through_a_forged_registry_offset() {
+    let (mut image, data) = padded_image();
+    // The word before `forged` holds the first element's `u8` and its padding.
+    let pad = std::mem::offset_of!(Padded, 0) & !7;
+    let forged = (data + pad + 8) as u64;
+    patch(&mut image, offsets::ENTRIES, &forged.to_ne_bytes());
+    patch(&mut image, offsets::NAMED_ROOT, &forged.to_ne_bytes());
+    // A cold open checks the indexes and refuses them, reading nothing there.
+    let mut copy = image.clone();
+    let err = ManagedExternalBuffer::open(&mut copy).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
+    // A copy taken while the index lock was held rebuilds its indexes at open instead,
+    // following both words.
+    patch(&mut image, offsets::INDEX_LOCK, &1u32.to_ne_bytes());
+    let seg = ManagedExternalBuffer::open(&mut image).expect("recovered");
+    seg.check().unwrap();
+    // The forged root was dropped with the index it named: the object is lost, not misread.
+    assert_eq!(seg.find_slice::<Padded>("p").unwrap(), None);
+}
+
+/// Padding never reaches safe code as bytes: an image travels as `MaybeUninit` bytes, a
+/// buffer a writable segment used stays `MaybeUninit`, and both reopen (Miri).
+#[test]
+fn padded_objects_survive_images_and_buffers() {
+    let (mut buf, _) = padded_image();
+    {
+        let rw = ManagedExternalBuffer::open(&mut buf).unwrap();
+        rw.construct("q", (5u8, 50u64)).unwrap();
+    }
+    let ro = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&buf)
+        .unwrap();
+    assert_eq!(ro.find_slice::<Padded>("p").unwrap(), Some(&PADDED[..]));
+    assert_eq!(ro.find::<Padded>("q").unwrap(), Some(&(5, 50)));
+    let copy = ManagedHeapMemory::from_image(&buf).unwrap();
+    assert_eq!(copy.find_slice::<Padded>("p").unwrap(), Some(&PADDED[..]));
+}
+
+/// The kernel reads the bytes: an image with padding goes out through a file descriptor
+/// and comes back through an aligned receive buffer.
+#[test]
+#[cfg_attr(miri, ignore = "memfd_create")]
+fn an_image_with_padding_goes_through_a_file_descriptor() {
+    use std::io::Seek;
+    let mut seg = heap();
+    seg.construct_from_iter("p", PADDED).unwrap();
+    let mut file = std::fs::File::from(
+        rustix::fs::memfd_create("image", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
+    );
+    seg.write_image_to(&file).unwrap();
+    file.rewind().unwrap();
+    let mut buf = AlignedBuffer::read_from(&file, seg.size()).unwrap();
+    let copy = ManagedExternalBuffer::open(&mut buf).unwrap();
+    assert_eq!(copy.find_slice::<Padded>("p").unwrap(), Some(&PADDED[..]));
+    let mut out = std::fs::File::from(
+        rustix::fs::memfd_create("again", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
+    );
+    drop(copy);
+    buf.write_to(&out).unwrap();
+    out.rewind().unwrap();
+    let again = AlignedBuffer::read_from(&out, seg.size()).unwrap();
+    assert!(
+        AlignedBuffer::read_from(&out, 1).is_err(),
+        "nothing follows"
+    );
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&again)
+        .unwrap();
+    assert_eq!(reader.find_slice::<Padded>("p").unwrap(), Some(&PADDED[..]));
 }

@@ -161,7 +161,8 @@ fn generate<I: NamedIndex>(index: &str) {
     fill(&mut seg);
     verify(&seg);
     let path = dir().join(format!("v{FORMAT_VERSION}-{index}.seg"));
-    std::fs::write(&path, seg.image()).unwrap();
+    seg.write_image_to(std::fs::File::create(&path).unwrap())
+        .unwrap();
     eprintln!("wrote {}", path.display());
 }
 

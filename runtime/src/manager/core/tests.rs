@@ -2,24 +2,30 @@
 //! be refused at open, and a process dying half-way through returning its cached blocks
 //! must not lead to a block being handed out twice.
 
-use std::mem::offset_of;
+use std::mem::{offset_of, MaybeUninit};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::alloc::cache;
 use crate::alloc::tlsf::layout;
 use crate::manager::header::{self, SegmentHeader};
-use crate::segment::ManagedHeapMemory;
+use crate::segment::{AlignedBuffer, ManagedHeapMemory};
 use crate::Error;
 
-fn put_u64(img: &mut [u8], off: usize, v: u64) {
-    img[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+fn put(img: &mut [MaybeUninit<u8>], off: usize, bytes: &[u8]) {
+    for (d, &b) in img[off..off + bytes.len()].iter_mut().zip(bytes) {
+        *d = MaybeUninit::new(b);
+    }
 }
 
-fn image_of(size: usize) -> Vec<u8> {
-    ManagedHeapMemory::new(size).unwrap().image().to_vec()
+fn put_u64(img: &mut [MaybeUninit<u8>], off: usize, v: u64) {
+    put(img, off, &v.to_ne_bytes());
 }
 
-fn refused(img: &[u8]) -> bool {
+fn image_of(size: usize) -> AlignedBuffer {
+    AlignedBuffer::from_image(ManagedHeapMemory::new(size).unwrap().image())
+}
+
+fn refused(img: &AlignedBuffer) -> bool {
     matches!(
         ManagedHeapMemory::from_image(img),
         Err(Error::Corrupted { .. })
@@ -32,8 +38,7 @@ fn a_forged_free_list_head_is_refused_at_open() {
     let t = offset_of!(SegmentHeader, tlsf);
     // Class (0, 4), the 32-byte blocks: mark it non-empty, its head far outside.
     put_u64(&mut img, t + layout::FL_BITMAP, 1);
-    img[t + layout::SL_BITMAP..t + layout::SL_BITMAP + 4]
-        .copy_from_slice(&(1u32 << 4).to_ne_bytes());
+    put(&mut img, t + layout::SL_BITMAP, &(1u32 << 4).to_ne_bytes());
     put_u64(&mut img, t + layout::HEADS + 4 * 8, 1 << 40);
     assert!(refused(&img));
 }
@@ -82,14 +87,17 @@ fn an_image_whose_header_is_not_ready_is_refused_at_once() {
     let state_at = offset_of!(SegmentHeader, state);
     let started = std::time::Instant::now();
     let mut initialising = img.clone();
-    initialising[state_at..state_at + 4]
-        .copy_from_slice(&header::state::INITIALISING.to_ne_bytes());
+    put(
+        &mut initialising,
+        state_at,
+        &header::state::INITIALISING.to_ne_bytes(),
+    );
     assert!(matches!(
         ManagedHeapMemory::from_image(&initialising),
         Err(Error::Corrupted { .. })
     ));
     let mut no_magic = img;
-    no_magic[..8].fill(0);
+    put(&mut no_magic, 0, &[0; 8]);
     assert!(matches!(
         ManagedHeapMemory::from_image(&no_magic),
         Err(Error::NotASegment { .. })
@@ -163,4 +171,36 @@ fn a_crash_while_returning_cached_blocks_never_frees_one_twice() {
             });
         });
     }
+}
+
+/// A free-list head aiming at a used block's payload dressed as a free block of the right
+/// class (the list still counts right): open-time checks accept only free blocks of the
+/// chain, else the next allocation carves the fake block up (fuzzer, SIGSEGV).
+#[test]
+fn a_forged_head_aiming_at_a_fake_free_block_in_a_payload_is_refused_at_open() {
+    let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+    let p = seg.allocate(256).unwrap();
+    let payload = p.as_ptr().addr() - seg.base_address().as_ptr().addr();
+    let mut img = AlignedBuffer::from_image(seg.image());
+    let t = offset_of!(SegmentHeader, tlsf);
+    let word = |img: &AlignedBuffer, at: usize| -> u64 {
+        // SAFETY: header words of a segment image: written, so initialised.
+        u64::from_ne_bytes(std::array::from_fn(|i| unsafe {
+            img[at + i].assume_init()
+        }))
+    };
+    // The one listed free block (the rest of the segment) and its list head.
+    let head_at = (0..header::levels_for(64 * 1024) * layout::SL_COUNT)
+        .map(|i| {
+            t + layout::HEADS + i / layout::SL_COUNT * layout::LEVEL + i % layout::SL_COUNT * 8
+        })
+        .find(|&at| word(&img, at) != 0)
+        .expect("a listed free block");
+    let free_header = word(&img, word(&img, head_at) as usize);
+    // The same header (size and flags), with empty links, at the start of the payload.
+    put_u64(&mut img, payload, free_header);
+    put_u64(&mut img, payload + 8, 0);
+    put_u64(&mut img, payload + 16, 0);
+    put_u64(&mut img, head_at, payload as u64);
+    assert!(refused(&img));
 }

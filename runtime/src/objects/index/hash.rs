@@ -14,7 +14,7 @@ use super::{IndexKind, Key, Probe, Root};
 use crate::error::{Error, Result};
 use crate::objects::entry::{same_name, Entry};
 use crate::objects::probing;
-use crate::objects::space::Space;
+use crate::objects::space::{Blocks, Space};
 
 /// Hash index (default): O(1) find, insert and destroy; iteration in no particular order.
 #[derive(Debug)]
@@ -357,15 +357,13 @@ impl IndexKind for HashIndex {
         }
     }
 
-    fn clear(s: &Space, root: Root) -> Result<()> {
+    fn clear(s: &Space, root: Root, blocks: &Blocks) -> Result<()> {
         // Only the table the root names is a candidate (never a block that merely looks
-        // like one), and it is kept only if it is a live block of its size.
-        let at = match table(s, root) {
-            Ok(Some(at))
-                if s.block_len(at.off).is_some_and(|n| {
-                    n as u64 >= size_of::<Table>() as u64 + at.len.saturating_mul(8)
-                }) =>
-            {
+        // like one), and it is kept only if it is a live block of its size: checked before
+        // its header is read, so a forged root never has bytes read as a table header.
+        let have = blocks.len_of(s.read_word(root.root)).unwrap_or(0) as u64;
+        let at = match (have >= size_of::<Table>() as u64).then(|| table(s, root)) {
+            Some(Ok(Some(at))) if have >= size_of::<Table>() as u64 + at.len.saturating_mul(8) => {
                 at
             }
             _ => {

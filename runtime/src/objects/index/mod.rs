@@ -9,7 +9,7 @@ pub(crate) mod hash;
 pub(crate) mod null;
 pub(crate) mod ordered;
 
-use super::space::Space;
+use super::space::{Blocks, Space};
 use crate::error::Result;
 
 pub use hash::HashIndex;
@@ -66,7 +66,7 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     /// For recovery: forgets every link but keeps the index's own structures where they
     /// are sound, so that linking the entries again needs no allocation.
     #[doc(hidden)]
-    fn clear(s: &Space, root: Root) -> Result<()> {
+    fn clear(s: &Space, root: Root, _blocks: &Blocks) -> Result<()> {
         s.word(root.root)
             .store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())

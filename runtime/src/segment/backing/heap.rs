@@ -3,11 +3,14 @@
 //! the bytes, which the offset-based format survives.
 
 use std::alloc::{self, Layout};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
+use crate::segment::backing::buffer::ImageBytes;
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::Exclusive;
@@ -63,6 +66,10 @@ impl Backing for HeapMemory {
     fn creator_at_work(&self, _creator: u32) -> Option<bool> {
         Some(false)
     }
+    /// The block is this segment's own: no other mapping can hold its locks.
+    fn private_copy(&self) -> bool {
+        true
+    }
 }
 
 /// A segment in the process heap; [`Exclusive`]: no other mapping can reach it, so it hands
@@ -83,13 +90,15 @@ impl<I: IndexKind> SegmentBuilder<HeapMemory, Exclusive, I> {
 
     /// A heap segment holding a copy of `image`: the bytes of a segment taken from
     /// [`image`](ManagedSegment::image), a file or another process. The copy is validated.
-    pub fn from_image(self, image: &[u8]) -> Result<ManagedHeapMemory<I>> {
+    pub fn from_image(self, image: &(impl ImageBytes + ?Sized)) -> Result<ManagedHeapMemory<I>> {
+        let image = image.image_bytes();
         let mem = HeapMemory::zeroed(image.len().max(1))?;
-        // SAFETY: `mem` has room for `image.len()` bytes and does not overlap it.
+        // SAFETY: `mem` has room for `image.len()` bytes and does not overlap it; copying
+        // bytes that may be uninitialised keeps them so, which the segment allows.
         unsafe {
             mem.ptr
                 .as_ptr()
-                .copy_from_nonoverlapping(image.as_ptr(), image.len())
+                .copy_from_nonoverlapping(image.as_ptr().cast(), image.len())
         };
         let (base, len) = (mem.ptr, image.len());
         // SAFETY: the block is ours alone and lives as long as `mem`.
@@ -106,19 +115,27 @@ impl ManagedHeapMemory {
 
     /// A heap segment holding a validated copy of `image` (see
     /// [`image`](ManagedSegment::image)).
-    pub fn from_image(image: &[u8]) -> Result<Self> {
+    pub fn from_image(image: &(impl ImageBytes + ?Sized)) -> Result<Self> {
         Self::options().from_image(image)
     }
 }
 
 impl<I: IndexKind> ManagedSegment<HeapMemory, Exclusive, I> {
-    /// The segment's bytes, e.g. to write them to a file. Needs `&mut self` so that no
-    /// allocation changes them while they are borrowed.
-    pub fn image(&mut self) -> &[u8] {
+    /// The segment's bytes, e.g. to copy them into an [`AlignedBuffer`](crate::AlignedBuffer). They are
+    /// `MaybeUninit`: padding of stored values was never initialised. Needs `&mut self` so
+    /// that no allocation changes them while they are borrowed.
+    pub fn image(&mut self) -> &[MaybeUninit<u8>] {
         let mem = self.backing();
-        // SAFETY: the block is initialised (zeroed at allocation) and `&mut self` keeps
-        // every writer away while the slice lives.
-        unsafe { std::slice::from_raw_parts(mem.ptr.as_ptr(), self.size()) }
+        // SAFETY: the block holds `size()` bytes, and `&mut self` keeps every writer away
+        // while the slice lives; `MaybeUninit` claims nothing about their contents.
+        unsafe { std::slice::from_raw_parts(mem.ptr.as_ptr().cast(), self.size()) }
+    }
+
+    /// Writes the segment's bytes to `fd` (a file, a socket, a pipe), straight from memory
+    /// to the kernel, to be reopened with [`from_image`](SegmentBuilder::from_image) or
+    /// [`AlignedBuffer::read_from`](crate::AlignedBuffer::read_from).
+    pub fn write_image_to(&mut self, fd: impl AsFd) -> std::io::Result<()> {
+        crate::os::write_all_uninit(fd.as_fd(), self.image())
     }
 
     /// Grows the segment by `extra` bytes. The block may move: every address obtained
