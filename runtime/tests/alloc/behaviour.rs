@@ -823,6 +823,20 @@ fn aligned_buffers_are_aligned_zeroed_and_independent_copies() {
     assert_eq!(bytes_of(&copy)[0], 0);
 }
 
+/// A length read from a pipe or a file header is bad input like any other: a length the
+/// heap cannot provide is an error, never a panic.
+#[test]
+fn an_absurd_buffer_length_is_an_error_not_a_panic() {
+    assert!(matches!(
+        AlignedBuffer::try_new(usize::MAX),
+        Err(Error::InvalidSize { .. })
+    ));
+    let err = AlignedBuffer::read_from(&[0u8; 4][..], usize::MAX).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+    let buf = AlignedBuffer::read_from(&[7u8; 20][..], 20).unwrap();
+    assert_eq!(bytes_of(&buf), [7u8; 20]);
+}
+
 #[test]
 fn a_heap_image_reopens_writable_in_an_aligned_buffer() {
     let mut heap = ManagedHeapMemory::new(SEG).unwrap();

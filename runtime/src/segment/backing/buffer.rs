@@ -104,12 +104,28 @@ impl ImageBytes for AlignedBuffer {
 }
 
 impl AlignedBuffer {
-    /// `len` zero bytes. Like `vec!`, aborts if the process runs out of memory.
+    /// `len` zero bytes. Like `vec!`, panics on a length beyond the address space and
+    /// aborts if the process runs out of memory; a length read from elsewhere goes through
+    /// [`try_new`](Self::try_new).
     pub fn new(len: usize) -> Self {
         AlignedBuffer {
             chunks: vec![Chunk([MaybeUninit::new(0); SEGMENT_ALIGN]); len.div_ceil(SEGMENT_ALIGN)],
             len,
         }
+    }
+
+    /// `len` zero bytes, or `InvalidSize` when the process heap cannot provide them.
+    pub fn try_new(len: usize) -> Result<Self> {
+        let count = len.div_ceil(SEGMENT_ALIGN);
+        let mut chunks = Vec::new();
+        chunks
+            .try_reserve_exact(count)
+            .map_err(|_| Error::InvalidSize {
+                size: len as u64,
+                reason: "the process heap cannot provide a buffer this large".into(),
+            })?;
+        chunks.resize(count, Chunk([MaybeUninit::new(0); SEGMENT_ALIGN]));
+        Ok(AlignedBuffer { chunks, len })
     }
 
     /// A copy of `image` (a segment's bytes from a file, a pipe or
@@ -122,10 +138,12 @@ impl AlignedBuffer {
     }
 
     /// Reads exactly `len` bytes of a segment image from `r` (a file, a socket, a pipe)
-    /// into a new buffer, ready to be opened.
+    /// into a new buffer, ready to be opened. A length the heap cannot provide is an error
+    /// of kind `OutOfMemory`, not a panic.
     pub fn read_from(mut r: impl std::io::Read, len: usize) -> std::io::Result<Self> {
-        let mut buf = Self::new(len);
-        // SAFETY: `new` initialised every byte (zero) and nothing has written the buffer
+        let mut buf = Self::try_new(len)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+        // SAFETY: `try_new` initialised every byte (zero) and nothing has written the buffer
         // since, so this `[u8]` view covers initialised bytes only; it ends with the call.
         let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), len) };
         r.read_exact(bytes)?;
