@@ -9,3 +9,4 @@ mod modes;
 mod resize;
 mod sharing;
 mod xsi;
+mod attack8b;
