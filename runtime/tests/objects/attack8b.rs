@@ -21,16 +21,20 @@ fn probe_from_image_uninit() {
     println!("{:?}", r.err());
 }
 
-/// A real segment's image with padding, reopened after its TYPES word is pointed at the
-/// padding of an object.
+/// A real segment's image with uninitialised padding, its TYPES word pointed at an
+/// object's padding: the type-record walk reads it before checking it is a record block.
 #[test]
 fn probe_pointer_into_padding() {
     let mut seg = ManagedHeapMemory::new(4096).unwrap();
     let p = seg.construct("a", [(1u8, 2u64); 8]).unwrap() as *const _ as usize;
     let off = p - seg.base_address().as_ptr() as usize;
     let mut buf = AlignedBuffer::from_image(seg.image());
-    // Find the TYPES word? Use the reserved words of the header: try each header word.
-    let _ = off;
+    // words::TYPES = reserved[6]; the header's `reserved` offset via the named root word.
+    let types = shmkit_test_support::internals::offsets::INDEX_LOCK + 6 * 8;
+    let target = (off as u64 + 8).to_ne_bytes();
+    for (i, b) in target.iter().enumerate() {
+        buf[types + i] = MaybeUninit::new(*b);
+    }
     let r = ManagedExternalBuffer::open(&mut buf);
     println!("{:?}", r.err());
 }

@@ -42,3 +42,38 @@ fn probe_forged_type_record_size() {
     }
     let _ = Error::InUse { what: String::new(), reason: String::new() };
 }
+
+/// A type record forged inside an object's elements (the TYPES head pointed at them):
+/// `construct` counts the type's new object in the record, writing under a `&[u64]`.
+#[test]
+fn probe_type_record_inside_an_object() {
+    let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
+    seg.construct("x", 5u32).unwrap();
+    let a = seg.construct_array("a", 8, 0u64).unwrap().as_ptr() as usize;
+    let a_off = a - seg.base_address().as_ptr() as usize;
+    let mut image = support::internals::image_bytes(&mut seg);
+    let types = support::internals::offsets::INDEX_LOCK + 6 * 8;
+    let head = u64::from_ne_bytes(image[types..types + 8].try_into().unwrap());
+    let word = |image: &[u8], at: usize| u64::from_ne_bytes(image[at..at + 8].try_into().unwrap());
+    // The u32 record: tag at `at`, size word at +32 == 4.
+    let rec = (0..image.len() - 56)
+        .step_by(8)
+        .find(|&at| word(&image, at) == TYPEREC && word(&image, at + 32) == 4)
+        .unwrap();
+    let mut fake = image[rec..rec + 56].to_vec();
+    fake[8..16].copy_from_slice(&head.to_ne_bytes());
+    fake[48..56].copy_from_slice(&0u64.to_ne_bytes());
+    image[a_off..a_off + 56].copy_from_slice(&fake);
+    image[types..types + 8].copy_from_slice(&(a_off as u64).to_ne_bytes());
+    match ManagedHeapMemory::from_image(&image) {
+        Err(e) => println!("refused: {e}"),
+        Ok(copy) => {
+            let s = copy.find_slice::<u64>("a").unwrap().unwrap();
+            let before = s[3];
+            copy.construct("y", 6u32).unwrap();
+            let after = s[3];
+            println!("refs word through &[u64]: before {before} after {after}");
+            assert_eq!(before, after, "a shared reference's bytes changed under it");
+        }
+    }
+}
