@@ -77,3 +77,59 @@ fn probe_type_record_inside_an_object() {
         }
     }
 }
+
+const ATTACH: u64 = 1 << 62;
+const TRUSTED: u64 = ATTACH + 3;
+
+/// Safe code takes the TRUSTED lock byte on a forged file through the public `os::ofd`
+/// API; the next open is warm and skips the entry checks.
+#[test]
+fn probe_forged_trust_through_public_ofd() {
+    use shmkit_runtime::os::ofd::{self, LockKind};
+    use shmkit_runtime::os::{Access, MappableFile};
+    use shmkit_runtime::ManagedMappedFile;
+    let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
+    seg.construct_array("a", 8, 0xAAu8).unwrap();
+    let mut image = support::internals::image_bytes(&mut seg);
+    support::internals::forge_entry_count(&mut image, 8, 4096);
+    let file = support::TempPath::new();
+    std::fs::write(file.get(), &image).unwrap();
+    println!("cold: {:?}", ManagedMappedFile::open(file.get()).err());
+    let liar = MappableFile::open(file.get(), Access::ReadOnly).unwrap();
+    assert!(ofd::try_lock(&liar, TRUSTED, LockKind::Shared).unwrap());
+    match ManagedMappedFile::options().exclusive().open(file.get()) {
+        Err(e) => println!("warm refused: {e}"),
+        Ok(mut warm) => {
+            let n = warm.find_slice::<u8>("a").unwrap().unwrap().len();
+            println!("warm open: `a` has {n} elements in a block of ~24 bytes");
+            let s = warm.find_slice_mut::<u8>("a").unwrap().unwrap().get_mut_slice();
+            s.fill(0xFF);
+            println!("allocate: {:?}", warm.allocate(64).err());
+        }
+    }
+}
+
+/// Safe code releases an exclusive mapping's ATTACH lock through `backing().device()` and
+/// the public `os::ofd::unlock`; a second mapping then reads what `&mut` writes.
+#[test]
+fn probe_unlock_exclusive_through_public_ofd() {
+    use shmkit_runtime::os::ofd;
+    use shmkit_runtime::ManagedMappedFile;
+    let file = support::TempPath::new();
+    let mut ex = ManagedMappedFile::options()
+        .exclusive()
+        .create(file.get(), 1 << 16)
+        .unwrap();
+    ex.construct("a", 1u64).unwrap();
+    ofd::unlock(ex.backing().device(), ATTACH).unwrap();
+    match ManagedMappedFile::open(file.get()) {
+        Err(e) => println!("shared open refused: {e}"),
+        Ok(shared) => {
+            let r: &u64 = shared.find::<u64>("a").unwrap().unwrap();
+            let before = *r;
+            ex.find_mut::<u64>("a").unwrap().unwrap().set(2);
+            println!("&u64 from the shared mapping: before {before} after {}", *r);
+            assert_eq!(before, *r, "a shared reference's value changed under it");
+        }
+    }
+}
