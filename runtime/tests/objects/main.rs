@@ -4,4 +4,4 @@
 mod heap;
 #[cfg(not(miri))]
 mod segments;
-mod attack8b;
+mod uninit_images;

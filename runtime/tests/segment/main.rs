@@ -8,5 +8,5 @@ mod golden;
 mod modes;
 mod resize;
 mod sharing;
+mod untrusted_types_and_locks;
 mod xsi;
-mod attack8b;
