@@ -4,3 +4,4 @@
 mod heap;
 #[cfg(not(miri))]
 mod segments;
+mod uninit_images;

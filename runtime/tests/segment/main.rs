@@ -8,4 +8,5 @@ mod golden;
 mod modes;
 mod resize;
 mod sharing;
+mod untrusted_types_and_locks;
 mod xsi;
