@@ -10,7 +10,7 @@ mod access;
 mod device;
 mod file;
 pub(crate) mod fork;
-pub mod ofd;
+pub(crate) mod ofd;
 mod page;
 mod region;
 mod shm;

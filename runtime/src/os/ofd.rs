@@ -92,3 +92,101 @@ fn fcntl(
     }
     Ok(lock.l_type)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Two descriptions conflict (in one process too), one description's locks convert
+    //! atomically, closing releases, and the test names the holder.
+
+    use super::*;
+    use crate::os::{Access, Permissions, SharedMemoryObject};
+
+    /// A unique shared memory name, removed on drop.
+    struct Name(String);
+
+    impl Name {
+        fn new() -> Self {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            Name(format!("shmkit_ofd_{}_{n}", std::process::id()))
+        }
+        fn get(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl Drop for Name {
+        fn drop(&mut self) {
+            let _ = SharedMemoryObject::remove(&self.0);
+        }
+    }
+
+    const BYTE: u64 = 1 << 62;
+
+    fn two_descriptions(name: &Name) -> (SharedMemoryObject, SharedMemoryObject) {
+        let a = SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default())
+            .unwrap();
+        let b = SharedMemoryObject::open(name.get(), Access::ReadWrite).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "real shared memory")]
+    fn shared_locks_coexist_and_exclude_an_exclusive_one() {
+        let name = Name::new();
+        let (a, b) = two_descriptions(&name);
+        assert!(try_lock(&a, BYTE, LockKind::Shared).unwrap());
+        assert!(try_lock(&b, BYTE, LockKind::Shared).unwrap());
+        assert!(!try_lock(&b, BYTE, LockKind::Exclusive).unwrap());
+        assert_eq!(
+            conflicting(&b, BYTE, LockKind::Exclusive).unwrap(),
+            Some(LockKind::Shared)
+        );
+        assert_eq!(conflicting(&b, BYTE, LockKind::Shared).unwrap(), None);
+        unlock(&a, BYTE).unwrap();
+        assert!(
+            try_lock(&b, BYTE, LockKind::Exclusive).unwrap(),
+            "b's own shared lock converts once a's is gone"
+        );
+        assert!(!try_lock(&a, BYTE, LockKind::Shared).unwrap());
+        assert_eq!(
+            conflicting(&a, BYTE, LockKind::Shared).unwrap(),
+            Some(LockKind::Exclusive)
+        );
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "real shared memory")]
+    fn an_exclusive_lock_converts_to_shared_atomically() {
+        let name = Name::new();
+        let (a, b) = two_descriptions(&name);
+        assert!(try_lock(&a, BYTE, LockKind::Exclusive).unwrap());
+        assert!(try_lock(&a, BYTE, LockKind::Shared).unwrap());
+        assert!(try_lock(&b, BYTE, LockKind::Shared).unwrap());
+        assert!(!try_lock(&a, BYTE, LockKind::Exclusive).unwrap());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "real shared memory")]
+    fn closing_the_description_releases_its_locks_and_other_bytes_are_independent() {
+        let name = Name::new();
+        let (a, b) = two_descriptions(&name);
+        assert!(try_lock(&a, BYTE, LockKind::Exclusive).unwrap());
+        assert!(try_lock(&b, BYTE + 1, LockKind::Exclusive).unwrap());
+        drop(a);
+        assert!(try_lock(&b, BYTE, LockKind::Exclusive).unwrap());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "real shared memory")]
+    fn an_exclusive_lock_needs_a_writable_descriptor() {
+        let name = Name::new();
+        let _a = SharedMemoryObject::create(name.get(), Access::ReadWrite, Permissions::default())
+            .unwrap();
+        let reader = SharedMemoryObject::open(name.get(), Access::ReadOnly).unwrap();
+        let err = try_lock(&reader, BYTE, LockKind::Exclusive).unwrap_err();
+        assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+        assert!(try_lock(&reader, BYTE, LockKind::Shared).unwrap());
+    }
+}

@@ -1,7 +1,6 @@
 //! The operating-system layer: files, POSIX and XSI shared memory, mapped regions.
 
 mod file;
-mod ofd;
 mod region;
 mod shm;
 mod xsi;
