@@ -641,6 +641,27 @@ impl SegmentCore {
         })
     }
 
+    /// Usable bytes of the used block whose payload starts at `payload_off`, from one
+    /// relaxed load of its header, without the lock (the lock holder may flip the header's
+    /// `PREV_FREE` bit meanwhile; the size of a used block does not change while it is in
+    /// use); None unless that word reads as a used block inside the segment. Lookups bound
+    /// an object's elements by it, so no forged count or type record stretches an object
+    /// over its neighbours.
+    #[inline]
+    pub(crate) fn used_block_len(&self, payload_off: u64) -> Option<usize> {
+        // SAFETY: the range checks of `used_size_unlocked` keep the header read inside the
+        // mapping (the limit is its size, the floor the end of the segment header).
+        let size = unsafe {
+            crate::alloc::tlsf::used_size_unlocked(
+                self.base.as_ptr(),
+                payload_off,
+                header::HEADER_END as u64,
+                self.size() as u64,
+            )
+        }?;
+        Some(size as usize - HEADER)
+    }
+
     /// The used blocks of the allocator's chain in address order, as (payload offset,
     /// usable bytes): what the object layer checks its entries against. Walks every block.
     pub(crate) fn used_blocks(&self) -> Vec<(u64, usize)> {

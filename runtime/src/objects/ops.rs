@@ -117,7 +117,17 @@ fn check_type<T: ShmSafe, L: Copy>(
     })
 }
 
-/// The elements of a checked entry, bounds-checked against the segment.
+/// Whether `bytes` bytes from offset `data` end inside the used block whose payload is the
+/// entry at `e`: a forged count or type record never stretches an object over other blocks.
+#[inline]
+fn within_block(s: &Space, e: u64, data: u64, bytes: usize) -> bool {
+    s.core().used_block_len(e).is_some_and(|len| {
+        data.checked_add(bytes as u64)
+            .is_some_and(|end| end <= e + len as u64)
+    })
+}
+
+/// The elements of a checked entry, bounds-checked against the segment and their block.
 fn elements<T, L: Copy>(s: &Space, e: u64, h: &Entry<L>) -> Result<(NonNull<T>, usize)> {
     let data = Entry::<L>::data(s, e, h.name_len(), align_of::<T>())?;
     let count =
@@ -125,7 +135,11 @@ fn elements<T, L: Copy>(s: &Space, e: u64, h: &Entry<L>) -> Result<(NonNull<T>, 
     let bytes = count
         .checked_mul(size_of::<T>())
         .ok_or_else(|| s.corrupt(format!("entry {e}: bad count")))?;
-    s.bytes(s.offset_of(data.as_ptr()).unwrap_or(0), bytes)?;
+    let data_off = s.offset_of(data.as_ptr()).unwrap_or(0);
+    s.bytes(data_off, bytes)?;
+    if !within_block(s, e, data_off, bytes) {
+        return Err(s.corrupt(format!("entry {e}: its elements reach past its block")));
+    }
     if data.as_ptr().addr() % align_of::<T>() != 0 {
         return Err(s.corrupt(format!("entry {e}: misaligned elements")));
     }
@@ -173,8 +187,9 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
     }
     let count = usize::try_from(h.count()).ok()?;
     let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
-    let p = s.checked(data, count.checked_mul(size_of::<T>())?)?;
-    if p.addr() % align_of::<T>() != 0 {
+    let bytes = count.checked_mul(size_of::<T>())?;
+    let p = s.checked(data, bytes)?;
+    if p.addr() % align_of::<T>() != 0 || !within_block(s, e, data, bytes) {
         return None;
     }
     Some(Some((NonNull::new(p.cast())?, count)))
