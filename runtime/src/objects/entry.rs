@@ -6,7 +6,9 @@
 //! ```
 //!
 //! The name sits at a fixed offset so that a lookup compares it without knowing the stored
-//! type; the `u32` right before the data lets a reference to an object find its entry.
+//! type. The `u32` right before the data is part of the segment format (version 2) but is
+//! never read: it sits next to user data, so a reference finds its entry through the
+//! indexes and the registry instead (`ops::verified`).
 
 use std::ptr::NonNull;
 
@@ -165,22 +167,6 @@ impl<L: Copy> Entry<L> {
                 .write_unaligned(data_off as u32);
         }
         Ok(())
-    }
-
-    /// The entry whose first element is at `data` (elements aligned to `align`), if `data`
-    /// is the first element of a live object of this segment.
-    pub fn of_data(s: &Space, data: *const u8, align: usize) -> Option<(u64, Self)> {
-        let d = s.offset_of(data)?;
-        let back = s.bytes(d.checked_sub(4)?, 4).ok()?;
-        // SAFETY: in bounds (checked); unaligned read of a plain integer.
-        let data_off = u64::from(unsafe { back.cast::<u32>().read_unaligned() });
-        let e = d.checked_sub(data_off)?;
-        let h = Self::read(s, e).ok()?;
-        let consistent = h.tag == TAG
-            && h.state == state::LIVE
-            && ObjectKind::from_u8(h.kind).is_some()
-            && Self::data_offset(h.name_len(), align) as u64 == data_off;
-        consistent.then_some((e, h))
     }
 
     /// Sets the state of the entry at `e` (under the index lock).

@@ -389,36 +389,52 @@ pub(crate) fn destroy<I: IndexKind, T: ShmSafe>(s: &Space, target: Target<'_>) -
     }
 }
 
-/// The live entry whose first element is `ptr`, if it holds `T`s.
-pub(crate) fn entry_of<L: Copy, T: ShmSafe>(s: &Space, ptr: *const T) -> Option<(u64, Entry<L>)> {
-    let (e, h) = Entry::<L>::of_data(s, ptr.cast(), align_of::<T>())?;
-    (h.fingerprint == T::type_fingerprint()).then_some((e, h))
-}
-
-/// The entry whose first element is `ptr`, if it is a genuine live object holding `T`s.
-/// The bytes before `ptr` could be user data forged to look like an entry: the entry must
-/// also be what its index finds under its name (named and unique objects) and a member
-/// of the registry of entries, which only construction adds to.
+/// The live entry whose first element is `ptr`, if `ptr` is that of a genuine object of
+/// this segment holding `T`s. Nothing near `ptr` is read before that is known: it may point
+/// into user data (a field after uninitialised padding, or bytes forged to look like an
+/// entry). The entry is found among those the object layer records instead: anonymous
+/// entries have no name, hence one possible entry offset, which the registry confirms in
+/// O(1); named and unique ones are found by walking their index and comparing each entry's
+/// data address with `ptr`, O(objects). Boost's `instance_*` and `destroy_ptr` are O(1)
+/// because they trust the bytes before the pointer, which we cannot; they are rarely hot,
+/// and no index can be searched by address.
 pub(crate) fn verified<I: IndexKind, T: ShmSafe>(
     s: &Space,
     ptr: *const T,
 ) -> Result<Option<(u64, Entry<I::Link>)>> {
-    let Some((e, h)) = entry_of::<I::Link, T>(s, ptr) else {
+    let Some(d) = s.offset_of(ptr.cast()) else {
         return Ok(None);
     };
-    let Some(kind) = ObjectKind::from_u8(h.kind) else {
-        return Ok(None);
+    let align = align_of::<T>();
+    let data_of = |e: u64, name_len: usize| {
+        e.checked_add(Entry::<I::Link>::data_offset(name_len, align) as u64)
     };
-    let genuine = match root_of(kind) {
-        Some(root) => {
-            let key = Key {
-                name: Entry::<I::Link>::name(s, e, h.name_len())?,
-                hash: h.hash,
-            };
-            I::find(s, root, key)? == Some(e)
+    let mut found = None;
+    if let Some(e) = d.checked_sub(Entry::<I::Link>::data_offset(0, align) as u64) {
+        if registry::contains(s, e)? {
+            found = Some((e, Entry::<I::Link>::read(s, e)?, ObjectKind::Anonymous));
         }
-        None => registry::contains(s, e)?,
+    }
+    for (root, kind) in [(NAMED, ObjectKind::Named), (UNIQUE, ObjectKind::Unique)] {
+        if found.is_some() {
+            break;
+        }
+        I::for_each(s, root, &mut |e| {
+            let h = Entry::<I::Link>::read(s, e)?;
+            if found.is_none() && data_of(e, h.name_len()) == Some(d) {
+                found = Some((e, h, kind));
+            }
+            Ok(())
+        })?;
+    }
+    let Some((e, h, kind)) = found else {
+        return Ok(None);
     };
+    let genuine = h.tag == entry::TAG
+        && h.state == state::LIVE
+        && h.kind == kind as u8
+        && data_of(e, h.name_len()) == Some(d)
+        && h.fingerprint == T::type_fingerprint();
     Ok(genuine.then_some((e, h)))
 }
 

@@ -483,6 +483,42 @@ fn instance_name_kind_and_length_as_in_the_reference() {
     assert!(seg.all_memory_deallocated());
 }
 
+/// A field after padding is not an object: the bytes before it are the padding
+/// (uninitialised), which the lookup must never read (Miri checks that it does not).
+#[test]
+fn a_field_after_padding_is_not_an_object_of_any_kind() {
+    #[repr(C)]
+    struct Padded {
+        a: u8,
+        b: u64,
+    }
+    // SAFETY: a byte and a `u64`; no pointers.
+    unsafe impl ShmSafe for Padded {}
+
+    let mut seg = heap();
+    let named: *const Padded = seg.construct("padded", Padded { a: 1, b: 2 }).unwrap();
+    let unique: *const Padded = seg.construct(Unique, Padded { a: 3, b: 4 }).unwrap();
+    let anon: *const Padded = seg.construct_anonymous(Padded { a: 5, b: 6 }).unwrap();
+    for p in [named, unique, anon] {
+        // SAFETY: a live object of `seg`, which is not changed while it is read.
+        let obj = unsafe { &*p };
+        assert_eq!((obj.a % 2, obj.b % 2), (1, 0));
+        assert_eq!(seg.instance_name(&obj.b), None);
+        assert_eq!(seg.instance_kind(&obj.b), None);
+        assert_eq!(seg.instance_length(&obj.b), None);
+        assert!(seg.instance_kind(obj).is_some());
+        let err = seg.destroy_ptr(&raw const obj.b).unwrap_err();
+        assert!(matches!(err, Error::NotAnObject { .. }), "{err}");
+    }
+    // SAFETY: as above.
+    let n = unsafe { &*named };
+    assert_eq!(seg.instance_name(n).as_deref(), Some("padded"));
+    for p in [named, unique, anon] {
+        seg.destroy_ptr(p).unwrap();
+    }
+    assert!(seg.all_memory_deallocated());
+}
+
 // ----- atomic_func, counts, iteration, reserve -------------------------------------------
 
 #[test]
