@@ -96,6 +96,14 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
     let bad = |e: u64, why: &str| s.corrupt(format!("entry at {e}: {why}"));
     let mut layouts = Layouts::default();
     for root in [NAMED, UNIQUE] {
+        // The root names a block of ours (a table or an entry), or nothing is read there:
+        // a forged one could aim at a payload's padding.
+        let first = s.read_word(root.root);
+        if first != 0 && blocks.len_of(first).is_none() {
+            return Err(s.corrupt(format!(
+                "an index root names offset {first}, which is not a used block"
+            )));
+        }
         let mut linked = Vec::new();
         I::for_each(s, root, &mut |e| {
             linked.push(e);
