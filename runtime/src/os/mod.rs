@@ -1,6 +1,6 @@
 //! Thin safe wrappers over the OS: POSIX shared memory objects, files to map, mapped regions
-//! (of a device or anonymous memory), System V shared memory, and open-file-description
-//! locks ([`ofd`]).
+//! (of a device or anonymous memory), System V shared memory, and (crate-private, since a
+//! safe call could release a mapping's locks) open-file-description locks.
 //!
 //! This layer knows nothing about segments: it opens, sizes, maps and removes. Every failure
 //! is an [`Error`](crate::Error) naming the object it concerns; nothing here panics on bad
