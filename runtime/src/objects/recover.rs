@@ -29,6 +29,7 @@ use crate::error::Result;
 pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     // Every offset followed below is checked against the chain of blocks first.
     let blocks = s.blocks();
+    types::check(s, &blocks)?;
     let mut candidates = registry::members(s, &blocks);
     for root in [NAMED, UNIQUE] {
         // Best effort: a torn index yields what it can; its links are offsets of entries.
@@ -95,6 +96,7 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
     let blocks = s.blocks();
     let bad = |e: u64, why: &str| s.corrupt(format!("entry at {e}: {why}"));
     let mut layouts = Layouts::default();
+    types::check(s, &blocks)?;
     for root in [NAMED, UNIQUE] {
         // The root names a block of ours (a table or an entry), or nothing is read there:
         // a forged one could aim at a payload's padding.

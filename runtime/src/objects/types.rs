@@ -3,7 +3,7 @@
 //! only the 8-byte fingerprint; the record lets `TypeMismatch` name the stored type in any
 //! process, and iteration describe it.
 
-use super::space::Space;
+use super::space::{Blocks, Space};
 use crate::error::Result;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -84,6 +84,35 @@ fn position(s: &Space, fingerprint: u64) -> Result<Option<(u64, u64)>> {
         }
     }
     Ok(None)
+}
+
+/// Checks the list of type records of bytes from elsewhere before anything follows it: each
+/// record is a used block of the chain (`blocks`) large enough for its header and name, is
+/// tagged, and the list ends. Read before its block is confirmed, a forged offset could
+/// aim into an object's padding, or lead `retain` to count inside live data.
+pub(crate) fn check(s: &Space, blocks: &Blocks) -> Result<()> {
+    let mut cur = s.read_word(words::TYPES);
+    let mut steps = 0u64;
+    while cur != 0 {
+        let have = blocks.len_of(cur).unwrap_or(0);
+        if have < size_of::<Record>() {
+            return Err(s.corrupt(format!(
+                "a type record at offset {cur} is not a used block of its size"
+            )));
+        }
+        let r = read(s, cur)?;
+        if (have as u64) < size_of::<Record>() as u64 + r.name_len.min(u64::MAX / 2) {
+            return Err(s.corrupt(format!(
+                "the type record at offset {cur} names more than its block holds"
+            )));
+        }
+        steps += 1;
+        if steps > s.core().size() as u64 / 64 {
+            return Err(s.corrupt("the list of type records has a cycle".into()));
+        }
+        cur = r.next;
+    }
+    Ok(())
 }
 
 /// Counts one more entry of type `t`, creating its record if it is the first.

@@ -29,7 +29,6 @@ fn opening_an_uninitialised_buffer_is_an_error_not_undefined_behaviour() {
 /// list forged (to an object's padding): the record walk reads it before checking it is a
 /// record block (Miri: `objects/types.rs` `read`, an uninitialised `Record`).
 #[test]
-#[ignore = "attack8b (Miri): the type-record walk reads records that are not checked to be blocks"]
 fn a_type_list_pointing_into_padding_is_refused_without_reading_it() {
     let mut seg = ManagedHeapMemory::new(4096).unwrap();
     let a = seg.construct("a", [(1u8, 2u64); 8]).unwrap() as *const _ as usize;

@@ -58,7 +58,6 @@ fn a_forged_type_record_size_never_stretches_an_object_past_its_block() {
 /// `construct` of that type counts its new object in the record, writing under a live
 /// `&[u64]` of the object. Records must be used blocks of the chain, as entries are.
 #[test]
-#[ignore = "attack8b: type records are followed without checking that each is a used block (objects/types.rs position/read)"]
 fn a_type_record_forged_inside_an_object_is_refused() {
     let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
     seg.construct("x", 5u32).unwrap();
