@@ -4,3 +4,16 @@
 mod objects;
 mod segment;
 mod sharing;
+
+use shmkit_test_support::{spawn_child, ChildProc, Target};
+
+/// Starts the helper binary playing `role` on the device segment of `t`, with `extra`
+/// variables (the objects and sharing tests; the segment tests pass their own).
+fn child<T: Target>(t: &T, role: &str, extra: &[(&str, String)]) -> ChildProc {
+    let mut envs = vec![
+        ("SHMKIT_KIND", T::KIND.to_owned()),
+        ("SHMKIT_NAME", t.name_string()),
+    ];
+    envs.extend(extra.iter().cloned());
+    spawn_child(env!("CARGO_BIN_EXE_shmkit-test-child"), role, &envs)
+}

@@ -11,20 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shmkit_test_support as support;
-use support::{spawn_child, within, ChildProc, FileTarget, Seg, ShmTarget, Target};
+use support::{within, ChildProc, FileTarget, Seg, ShmTarget, Target};
+
+use crate::child;
 
 const SIZE: usize = 256 * 1024;
 const CHILD_LIMIT: Duration = Duration::from_secs(20);
-
-/// Starts the helper binary playing `role` on the segment of `t`, with `extra` variables.
-fn child<T: Target>(t: &T, role: &str, extra: &[(&str, String)]) -> ChildProc {
-    let mut envs = vec![
-        ("SHMKIT_KIND", T::KIND.to_owned()),
-        ("SHMKIT_NAME", t.name_string()),
-    ];
-    envs.extend(extra.iter().cloned());
-    spawn_child(env!("CARGO_BIN_EXE_shmkit-test-child"), role, &envs)
-}
 
 // ----- a child reads what its parent constructed -------------------------------------------
 

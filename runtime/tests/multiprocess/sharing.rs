@@ -12,7 +12,9 @@ use std::time::Duration;
 use shmkit_runtime::Error;
 use shmkit_test_support as support;
 use support::on_both_devices;
-use support::{spawn_child, ChildProc, Seg, Target};
+use support::{Seg, Target};
+
+use crate::child;
 
 const SIZE: usize = 64 * 1024;
 const CHILD_LIMIT: Duration = Duration::from_secs(20);
@@ -23,15 +25,6 @@ on_both_devices!(
     a_child_cannot_resize_a_segment_the_parent_maps,
     an_opener_racing_the_downgrade_gets_in_after_it,
 );
-
-fn child<T: Target>(t: &T, role: &str, extra: &[(&str, String)]) -> ChildProc {
-    let mut envs = vec![
-        ("SHMKIT_KIND", T::KIND.to_owned()),
-        ("SHMKIT_NAME", t.name_string()),
-    ];
-    envs.extend(extra.iter().cloned());
-    spawn_child(env!("CARGO_BIN_EXE_shmkit-test-child"), role, &envs)
-}
 
 fn exclusive_open_is_in_use<T: Target>(t: &T) -> bool {
     match Seg::<T>::options().exclusive().open(t.name()) {
