@@ -23,9 +23,10 @@ pub struct Db {
     pub count: u32,
 }
 
-fn relink(mut a: ShmMut<'_, Node<u8>>, b: &Node<u8>) {
-    a.next_mut().set_target(b);
+fn relink(mut a: ShmMut<'_, Node<u8>>, b: &Node<u8>) -> shmkit::Result<()> {
+    a.next_mut().set_target(b)?;
     *a.value_mut() = 1;
+    Ok(())
 }
 
 fn main() {
