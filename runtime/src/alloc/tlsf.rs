@@ -120,18 +120,23 @@ pub fn block_size_for(bytes: usize) -> Option<u64> {
 }
 
 /// Size of the used block whose payload is at `payload_off` in the segment at `base`, read
-/// without the lock for the thread cache (see `Tlsf::set_word`); None unless the header looks
-/// like a used block that ends before `limit` (a cheap guard against double and foreign
-/// frees). Reads no allocator state, which the lock holder may be changing.
+/// without the lock (for the thread cache and lookups; see `Tlsf::set_word`); None unless
+/// the header looks like a used block that ends before `limit` (a cheap guard against
+/// double and foreign frees). Reads no allocator state, which the lock holder may be
+/// changing. `writable`: whether the mapping may be written, and so may have a lock holder
+/// writing headers meanwhile (then the header is read atomically; a read-only mapping, whose
+/// bytes nobody writes, reads it plainly, since an atomic may not be formed over them).
 ///
 /// # Safety
-/// The segment at `base` is mapped writable and `limit` is at most its size.
+/// The segment at `base` is mapped (writable when `writable`) and `limit` is at most its
+/// size.
 #[inline]
 pub unsafe fn used_size_unlocked(
     base: *mut u8,
     payload_off: u64,
     first_block: u64,
     limit: u64,
+    writable: bool,
 ) -> Option<u64> {
     if payload_off % GRANULE as u64 != 0
         || payload_off < first_block + HEADER as u64
@@ -140,8 +145,16 @@ pub unsafe fn used_size_unlocked(
         return None;
     }
     let off = payload_off - HEADER as u64;
-    // SAFETY: `off` is an aligned header position inside the mapping.
-    let h = unsafe { AtomicU64::from_ptr(base.add(off as usize).cast()).load(Ordering::Relaxed) };
+    // SAFETY: `off` is an aligned header position inside the mapping; a writable mapping's
+    // header words are written atomically, a read-only one's are never written.
+    let h = unsafe {
+        let p = base.add(off as usize).cast::<u64>();
+        if writable {
+            AtomicU64::from_ptr(p).load(Ordering::Relaxed)
+        } else {
+            p.read()
+        }
+    };
     let size = h & !FLAGS;
     (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(size)
 }

@@ -650,13 +650,15 @@ impl SegmentCore {
     #[inline]
     pub(crate) fn used_block_len(&self, payload_off: u64) -> Option<usize> {
         // SAFETY: the range checks of `used_size_unlocked` keep the header read inside the
-        // mapping (the limit is its size, the floor the end of the segment header).
+        // mapping (the limit is its size, the floor the end of the segment header), and it
+        // reads atomically exactly when the mapping is writable.
         let size = unsafe {
             crate::alloc::tlsf::used_size_unlocked(
                 self.base.as_ptr(),
                 payload_off,
                 header::HEADER_END as u64,
                 self.size() as u64,
+                self.writable,
             )
         }?;
         Some(size as usize - HEADER)

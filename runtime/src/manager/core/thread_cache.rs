@@ -90,6 +90,7 @@ impl SegmentCore {
                 // Segments with a cache have every level, so their blocks start here.
                 header::blocks_start(Tlsf::MAX_LEVELS) as u64,
                 self.size() as u64,
+                true,
             )
         };
         let Some(size) = size else { return unlocked };
