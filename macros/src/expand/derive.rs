@@ -85,6 +85,20 @@ pub fn expand(c: &Container) -> TokenStream {
         })
         .collect();
 
+    // The schema of a struct (fields) or an enum (variants): everything else is the same.
+    let schema_of = |kind: &TokenStream, fields: TokenStream, variants: TokenStream| {
+        quote! {
+            #krate::Schema {
+                name: #name_str,
+                kind: #kind,
+                size: #krate::__private::size_of::<Self>(),
+                align: #krate::__private::align_of::<Self>(),
+                fields: &[#fields],
+                variants: &[#variants],
+                generics: &[#(#generic_args),*],
+            }
+        }
+    };
     let (kind, schema, relocate, accessors) = match &c.data {
         Data::Struct(style, fields) => {
             let kind = match style {
@@ -102,17 +116,7 @@ pub fn expand(c: &Container) -> TokenStream {
                     )),
                 )
             });
-            let schema = quote! {
-                #krate::Schema {
-                    name: #name_str,
-                    kind: #kind,
-                    size: #krate::__private::size_of::<Self>(),
-                    align: #krate::__private::align_of::<Self>(),
-                    fields: &[#(#schemas),*],
-                    variants: &[],
-                    generics: &[#(#generic_args),*],
-                }
-            };
+            let schema = schema_of(&kind, quote!(#(#schemas),*), quote!());
             let relocs = fields.iter().map(|f| {
                 let m = &f.member;
                 let hook = relocate_hook(f, krate);
@@ -196,17 +200,7 @@ pub fn expand(c: &Container) -> TokenStream {
                     }
                 }
             });
-            let schema = quote! {
-                #krate::Schema {
-                    name: #name_str,
-                    kind: #kind,
-                    size: #krate::__private::size_of::<Self>(),
-                    align: #krate::__private::align_of::<Self>(),
-                    fields: &[],
-                    variants: &[#(#variant_schemas),*],
-                    generics: &[#(#generic_args),*],
-                }
-            };
+            let schema = schema_of(&kind, quote!(), quote!(#(#variant_schemas),*));
             let arms = variants.iter().map(|v| {
                 let vid = &v.ident;
                 let binds: Vec<Ident> = (0..v.fields.len())

@@ -173,28 +173,28 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // gone and is adopted as after a dead owner. Other cold opens (no trusted mapping
         // attached, see `Backing::cold`) validate in full; warm ones check the header
         // bounds. (A read-only mapping never takes the locks.)
+        use objects::Opening;
         let cold = !created && backing.cold()?;
-        let cow = !created && M::MAP == MapMode::CopyOnWrite;
-        let private = !created && M::MAP == MapMode::ReadWrite && backing.private_copy();
-        if cow || private && core.lock_held() {
-            core.adopt_private_copy()?;
-        } else if created {
-        } else if cold || private {
-            core.validate_untrusted()?;
-        } else {
-            core.check_bounds()?;
-        }
         let opening = if created {
-            objects::Opening::Created
-        } else if cow {
-            objects::Opening::CopyOnWrite
-        } else if private {
-            objects::Opening::PrivateCopy
+            Opening::Created
+        } else if M::MAP == MapMode::CopyOnWrite {
+            Opening::CopyOnWrite
+        } else if M::MAP == MapMode::ReadWrite && backing.private_copy() {
+            Opening::PrivateCopy
         } else if cold && M::MAP == MapMode::ReadWrite {
-            objects::Opening::Cold
+            Opening::Cold
         } else {
-            objects::Opening::Trusted
+            Opening::Trusted
         };
+        match opening {
+            Opening::Created => {}
+            Opening::CopyOnWrite => core.adopt_private_copy()?,
+            Opening::PrivateCopy if core.lock_held() => core.adopt_private_copy()?,
+            Opening::PrivateCopy | Opening::Cold => core.validate_untrusted()?,
+            // A cold read-only mapping checks the allocator too; it cannot lock the entries.
+            Opening::Trusted if cold => core.validate_untrusted()?,
+            Opening::Trusted => core.check_bounds()?,
+        }
         objects::attach::<I>(core, opening, &|| backing.describe())?;
         // Read-only mappings validate no allocator state and private copies repair theirs:
         // neither vouches for the shared bytes.

@@ -285,7 +285,9 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
         // Before the device has a size: openers wait for one before they lock, so they meet
         // this mapping's locks.
         let attachment = Attachment::take::<M>(&device)?;
-        // SAFETY: the device is new and empty; openers map nothing before it has a size.
+        // SAFETY: the device is empty (new, or cut to nothing by `remake` while nobody was
+        // attached), so no mapping uses bytes this could cut off; openers map nothing
+        // before it has a size.
         unsafe { device.resize(size as u64, opts.reserve)? };
         let region = map::<D, M>(&device, size, opts.address)?;
         let base = region_base(&region)?;
