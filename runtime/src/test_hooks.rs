@@ -37,3 +37,15 @@ pub mod registry {
         crate::registry::register(base, len, writable).map(Registration)
     }
 }
+
+/// The open-file-description lock bytes on which read-write mappings vouch for a segment
+/// (a warm open trusts it when a description holds one exclusively).
+pub use crate::sync::owner::VOUCH_BYTES;
+
+/// The lock owner id `seg` takes locks under (see `sync::owner`): what a lock word, or the
+/// header's creator word, holds when this mapping holds the lock or created the segment.
+pub fn lock_owner_id<B: crate::segment::Backing, M: crate::segment::Mode, I: crate::IndexKind>(
+    seg: &crate::ManagedSegment<B, M, I>,
+) -> crate::Result<u32> {
+    seg.core().owner().me()
+}

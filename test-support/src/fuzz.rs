@@ -18,7 +18,6 @@ use shmkit_runtime::{
 };
 
 use crate::guards::{ShmGuard, TempPath};
-use crate::internals::offsets;
 use crate::rng::Rng;
 
 /// Where the fuzzer's decisions come from.
@@ -309,9 +308,6 @@ pub fn case_on(path: Path, c: &mut impl Choices) -> Case {
         let _ = write!(log, "truncate to {len};");
         image.truncate(len);
     }
-    if matches!(path, Path::File | Path::Shm) {
-        no_live_lock_owner(&mut image, &mut log);
-    }
     Case {
         seed,
         path,
@@ -405,36 +401,6 @@ fn mutate(image: &mut [u8], seed: &Seed, c: &mut impl Choices, log: &mut String)
             let to = position(seed, len - n, 8, c);
             let _ = write!(log, "copy {n} {from}->{to};");
             image.copy_within(from..from + n, to);
-        }
-    }
-}
-
-/// Keeps the one class of mutant that still hangs out of the writable device paths: a lock
-/// word (segment lock, index lock) naming a live process. A writable mapping of a file or
-/// shm object judges a lock owner by its pid until issue 7 (sharing model: OFD-lock
-/// attachment bytes, branch `sharing`) lets it tell a cold segment, which no other mapping
-/// is attached to, and adopt its locks as heap images and buffers already do; until then it
-/// waits for that owner forever (`a_forged_live_lock_owner_does_not_block_a_file_at_rest`,
-/// ignored). Such an owner becomes a dead one here (the waiters bit kept), so the case still
-/// runs the dead-owner recovery; every other lock word, and every lock word on the other
-/// paths, goes through as mutated.
-fn no_live_lock_owner(image: &mut [u8], log: &mut String) {
-    const WAITERS: u32 = 1 << 31;
-    const POISONED: u32 = !WAITERS;
-    for at in [offsets::LOCK, offsets::INDEX_LOCK] {
-        let Some(bytes) = image.get_mut(at..at + 4) else {
-            continue;
-        };
-        let word = u32::from_ne_bytes(bytes.try_into().expect("4 bytes"));
-        let owner = word & !WAITERS;
-        let alive = owner != POISONED
-            && rustix::process::Pid::from_raw(owner as i32).is_some_and(|p| {
-                rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH)
-            });
-        if alive {
-            let dead = word & WAITERS | 0x3FFF_FFFF;
-            let _ = write!(log, "live owner {owner} at {at} made dead (issue 7);");
-            bytes.copy_from_slice(&dead.to_ne_bytes());
         }
     }
 }

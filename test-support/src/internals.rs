@@ -14,14 +14,14 @@ pub mod offsets {
     pub const ENDIAN: usize = std::mem::offset_of!(SegmentHeader, endian);
     pub const POINTER_WIDTH: usize = std::mem::offset_of!(SegmentHeader, pointer_width);
     pub const STATE: usize = std::mem::offset_of!(SegmentHeader, state);
-    pub const CREATOR_PID: usize = std::mem::offset_of!(SegmentHeader, creator_pid);
+    pub const CREATOR: usize = std::mem::offset_of!(SegmentHeader, creator);
     pub const SIZE: usize = std::mem::offset_of!(SegmentHeader, size);
     /// The offset of the thread-cache table (0: none).
     pub const CACHE_TABLE: usize = std::mem::offset_of!(SegmentHeader, cache_table);
-    /// The segment lock's word (the owner's pid).
+    /// The segment lock's word (the owner's id).
     pub const LOCK: usize = std::mem::offset_of!(SegmentHeader, lock);
     /// The object layer's words, by their index in `reserved` (the runtime's
-    /// `header::words`): the index lock's word (the owner's pid in the low half) and the
+    /// `header::words`): the index lock's word (the owner's id in the low half) and the
     /// number of named objects.
     pub const INDEX_LOCK: usize = std::mem::offset_of!(SegmentHeader, reserved);
     pub const NAMED_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 3 * 8;
@@ -40,18 +40,23 @@ fn header_ptr<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> *const Segment
         .cast_const()
 }
 
-/// The pid recorded as the segment's creator.
-pub fn creator_pid<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> u32 {
+/// The lock owner id recorded as the segment's creator.
+pub fn creator<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> u32 {
     let h = header_ptr(seg);
     // SAFETY: every managed segment starts with its header, mapped while `seg` is
     // borrowed; the field is an aligned 4-byte word, read without making a reference.
-    unsafe { (&raw const (*h).creator_pid).cast::<u32>().read_volatile() }
+    unsafe { (&raw const (*h).creator).cast::<u32>().read_volatile() }
 }
 
-/// The pid holding the segment lock, if any.
+/// The lock owner id `seg` takes locks under (claimed now if it has none yet).
+pub fn owner_id<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> u32 {
+    shmkit_runtime::test_hooks::lock_owner_id(seg).expect("a lock owner id")
+}
+
+/// The owner id holding the segment lock, if any.
 pub fn lock_owner<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> Option<u32> {
     let h = header_ptr(seg);
-    // SAFETY: as in `creator_pid`; the lock is an atomic word, which may be shared by
+    // SAFETY: as in `creator`; the lock is an atomic word, which may be shared by
     // reference while other processes change it.
     unsafe { (*h).lock.owner() }
 }

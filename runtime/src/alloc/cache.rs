@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
 use super::tlsf::{Tlsf, GRANULE, HEADER, MIN_BLOCK};
-use crate::sync::{current_pid, process_alive};
+use crate::sync::{current_pid, Owner};
 
 /// Largest block (header included) a slot caches.
 pub const MAX_BLOCK: u64 = 256;
@@ -47,7 +47,7 @@ struct Bin {
 
 #[repr(C)]
 pub struct Slot {
-    /// `pid << 32 | mapping id`, 0 when free.
+    /// `owner id << 32 | mapping id` (see `sync::owner`), 0 when free.
     owner: AtomicU64,
     /// The owning thread's kernel id, so a thread finds its slot again after forgetting it
     /// and slots of exited threads can be told apart.
@@ -138,8 +138,8 @@ pub fn new_mapping_id() -> u32 {
     NEXT_MAPPING.fetch_add(1, Relaxed)
 }
 
-fn owner(pid: u32, mapping: u32) -> u64 {
-    (pid as u64) << 32 | mapping as u64
+fn slot_owner(owner: u32, mapping: u32) -> u64 {
+    (owner as u64) << 32 | mapping as u64
 }
 
 #[inline]
@@ -346,12 +346,13 @@ impl Cache {
         self.slots().map(|(_, s)| s.cached.load(Relaxed)).sum()
     }
 
-    /// Returns the blocks of slots whose process died and frees those slots. Lock held.
-    pub fn reclaim_dead(&self, t: &mut Tlsf, epoch: u64) {
-        let me = current_pid() as u64;
+    /// Returns the blocks of slots whose mapping is gone (see `sync::owner`) and frees
+    /// those slots. Lock held by `owner`.
+    pub fn reclaim_dead(&self, t: &mut Tlsf, epoch: u64, owner: &Owner) {
+        let me = u64::from(owner.claimed());
         for (off, slot) in self.slots() {
             let o = slot.owner.load(Relaxed);
-            if o != 0 && o >> 32 != me && !process_alive((o >> 32) as u32) {
+            if o != 0 && o >> 32 != me && !owner.alive((o >> 32) as u32) {
                 self.flush(t, off, epoch);
                 slot.owner.store(0, Relaxed);
             }
@@ -360,9 +361,9 @@ impl Cache {
 
     /// The slot of this thread and `mapping`: the one it already owns (its thread-local
     /// record may have been evicted), else a free one (0 when all are taken), after
-    /// reclaiming the slots of dead processes. Lock held.
-    pub fn claim(&self, t: &mut Tlsf, mapping: u32, budget: u64, epoch: u64) -> u64 {
-        let me = owner(current_pid(), mapping);
+    /// reclaiming the slots of dead mappings. Lock held by `owner`.
+    pub fn claim(&self, t: &mut Tlsf, mapping: u32, budget: u64, epoch: u64, owner: &Owner) -> u64 {
+        let me = slot_owner(owner.claimed(), mapping);
         let tid = current_tid();
         if let Some((off, _)) = self
             .slots()
@@ -370,7 +371,7 @@ impl Cache {
         {
             return off;
         }
-        self.reclaim_dead(t, epoch);
+        self.reclaim_dead(t, epoch, owner);
         let Some((off, slot)) = self.slots().find(|(_, s)| s.owner.load(Relaxed) == 0) else {
             return 0;
         };
@@ -381,13 +382,13 @@ impl Cache {
         off
     }
 
-    /// Returns the blocks of this process's slots whose thread has exited, and frees those
-    /// slots (the segment looked full). Lock held.
-    pub fn reclaim_exited_threads(&self, t: &mut Tlsf, epoch: u64) {
-        let pid = current_pid() as u64;
+    /// Returns the blocks of this mapping's slots whose thread has exited, and frees those
+    /// slots (the segment looked full). Lock held by `owner`.
+    pub fn reclaim_exited_threads(&self, t: &mut Tlsf, epoch: u64, owner: &Owner) {
+        let me = u64::from(owner.claimed());
         for (off, slot) in self.slots() {
             let o = slot.owner.load(Relaxed);
-            if o != 0 && o >> 32 == pid && !thread_alive(slot.thread.load(Relaxed)) {
+            if o != 0 && o >> 32 == me && !thread_alive(slot.thread.load(Relaxed)) {
                 self.flush(t, off, epoch);
                 slot.owner.store(0, Relaxed);
             }
@@ -520,10 +521,10 @@ impl Cache {
         }
     }
 
-    /// Empties and frees every slot this process holds for `mapping` (the mapping is going
-    /// away). Lock held.
-    pub fn release(&self, t: &mut Tlsf, mapping: u32, epoch: u64) {
-        let me = owner(current_pid(), mapping);
+    /// Empties and frees every slot `owner` holds for `mapping` (the mapping is going
+    /// away). Lock held by `owner`.
+    pub fn release(&self, t: &mut Tlsf, mapping: u32, epoch: u64, owner: &Owner) {
+        let me = slot_owner(owner.claimed(), mapping);
         for (off, slot) in self.slots() {
             if slot.owner.load(Relaxed) == me {
                 self.flush(t, off, epoch);

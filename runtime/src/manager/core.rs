@@ -11,7 +11,7 @@ use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{block_size_for, AlgorithmStats, Tlsf, GRANULE, HEADER};
 use crate::error::{Error, Result};
-use crate::sync::{lock_with_recovery, RobustGuard, RobustMutex};
+use crate::sync::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
 
 /// A position-independent reference to a block: its offset from the segment start. Valid
 /// in every process and every mapping of the segment (Boost's handle_t).
@@ -27,10 +27,12 @@ pub struct SegmentCore {
     mapping: u32,
     /// False for read-only mappings, which never take the lock (they cannot write it).
     writable: bool,
+    /// In whose name this mapping takes the segment's locks.
+    owner: NonNull<Owner>,
 }
 
 // SAFETY: the view is an address; all shared state behind it is accessed under the
-// segment's process-shared lock or through atomics.
+// segment's process-shared lock or through atomics, and the owner is `Sync`.
 unsafe impl Send for SegmentCore {}
 // SAFETY: as above.
 unsafe impl Sync for SegmentCore {}
@@ -112,13 +114,26 @@ impl Locked<'_> {
 impl SegmentCore {
     /// # Safety
     /// `base` starts a segment that passed [`header::validate`] (or was just formatted) and
-    /// stays mapped while this view, or any copy of it, is used.
-    pub unsafe fn new(base: NonNull<u8>, mapping: u32, writable: bool) -> Self {
+    /// stays mapped while this view, or any copy of it, is used; so does `owner`.
+    pub unsafe fn new(
+        base: NonNull<u8>,
+        mapping: u32,
+        writable: bool,
+        owner: NonNull<Owner>,
+    ) -> Self {
         SegmentCore {
             base,
             mapping,
             writable,
+            owner,
         }
+    }
+
+    /// In whose name this mapping takes the segment's locks.
+    #[inline]
+    pub(crate) fn owner(&self) -> &Owner {
+        // SAFETY: the owner outlives every copy of this view (`new`).
+        unsafe { self.owner.as_ref() }
     }
 
     /// The id of this mapping in this process (one per opened segment).
@@ -259,6 +274,7 @@ impl SegmentCore {
         }
         lock_with_recovery(
             self.mutex(),
+            self.owner(),
             |lock| Locked {
                 // SAFETY: only projects the header pointer to one of its fields.
                 state: self.field(|h| unsafe { &raw mut (*h).state }),
@@ -294,7 +310,7 @@ impl SegmentCore {
         match locked.tlsf.rebuild() {
             Ok(()) => {
                 self.cache()
-                    .reclaim_dead(&mut locked.tlsf, self.cache_epoch());
+                    .reclaim_dead(&mut locked.tlsf, self.cache_epoch(), self.owner());
                 Ok(())
             }
             Err(reason) => {
@@ -724,7 +740,8 @@ impl SegmentCore {
     /// shrink to. The caller then truncates the device.
     pub fn trim_to_fit(&self) -> Result<usize> {
         let mut l = self.lock()?;
-        self.cache().reclaim_dead(&mut l.tlsf, self.cache_epoch());
+        self.cache()
+            .reclaim_dead(&mut l.tlsf, self.cache_epoch(), self.owner());
         let end = l.tlsf.trim_end(header::MIN_SEGMENT_SIZE as u64) as usize;
         self.size_word().store(end as u64, Ordering::Relaxed);
         Ok(end)

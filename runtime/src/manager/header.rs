@@ -7,13 +7,18 @@ use std::time::{Duration, Instant};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::tlsf::{block_size_for, Tlsf, TlsfState, GRANULE, HEADER};
 use crate::error::{Error, Result};
-use crate::sync::{current_pid, RobustMutex};
+use crate::sync::RobustMutex;
 
 /// First bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
-/// Bumped whenever the layout below changes incompatibly (2: the allocator's level table
-/// follows the header and is sized by the segment).
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the layout below, or what its words mean, changes incompatibly (2: the
+/// allocator's level table follows the header and is sized by the segment; 3: lock words
+/// and the creator word name lock owner ids, not pids).
+pub const FORMAT_VERSION: u32 = 3;
+/// The older version this build opens: the same layout, with pids in lock words. A
+/// writable mapping upgrades it in place (see [`upgrade`]), which needs it alone: a process
+/// of the older build would read our owner ids as pids.
+pub const UPGRADABLE_VERSION: u32 = 2;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
 const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -68,8 +73,9 @@ pub struct SegmentHeader {
     pub pointer_width: u32,
     /// uninitialised → initialising → ready (or corrupted); see [`state`].
     pub state: AtomicU32,
-    /// Who is (or was) initialising, so an opener can tell a slow creator from a dead one.
-    pub creator_pid: AtomicU32,
+    /// Who is (or was) initialising (a lock owner id, see `sync::owner`), so an opener can
+    /// tell a slow creator from a dead one.
+    pub creator: AtomicU32,
     /// The segment lock: allocator and (later) index updates happen under it.
     pub lock: RobustMutex,
     /// Current size of the segment in bytes (changes with `grow` / `shrink_to_fit`).
@@ -152,11 +158,11 @@ pub unsafe fn tlsf(base: *mut u8) -> Tlsf {
 /// # Safety
 /// The range is mapped writable, aligned to [`SEGMENT_ALIGN`], and no other process uses it
 /// until READY is published (openers wait for READY).
-pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32) {
+pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, creator: u32) {
     let h = header(base);
     // SAFETY: the range is ours and holds at least a header (caller checked the size).
     unsafe {
-        (*h).creator_pid.store(current_pid(), Ordering::Relaxed);
+        (*h).creator.store(creator, Ordering::Relaxed);
         (*h).state.store(state::INITIALISING, Ordering::Relaxed);
         (*h).magic = MAGIC;
         (*h).version = FORMAT_VERSION;
@@ -188,6 +194,25 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32) {
     }
 }
 
+/// Whether the validated segment at `base` has the [`UPGRADABLE_VERSION`].
+///
+/// # Safety
+/// At least a header is mapped readable at `base`.
+pub unsafe fn needs_upgrade(base: *const u8) -> bool {
+    // SAFETY: a readable header (contract); the version is written once, before READY.
+    unsafe { (*base.cast::<SegmentHeader>()).version == UPGRADABLE_VERSION }
+}
+
+/// Marks the segment at `base` as [`FORMAT_VERSION`]: its lock words name owner ids from
+/// now on (any older pid in them names an owner that is gone and is recovered from).
+///
+/// # Safety
+/// A header is mapped writable at `base`, and no other mapping reads its version now.
+pub unsafe fn upgrade(base: *mut u8) {
+    // SAFETY: forwarded contract.
+    unsafe { (*header(base)).version = FORMAT_VERSION };
+}
+
 /// Whether the segment at `base` was left half-made: its header never reached READY (all
 /// zero, or still INITIALISING) and nothing else (a foreign magic, a CORRUPTED mark) says
 /// the bytes are someone's data. Only such a segment may be formatted anew over.
@@ -207,7 +232,7 @@ pub unsafe fn half_made(base: *const u8) -> bool {
 }
 
 /// Checks that `[base, base+len)` holds a usable segment, waiting (up to `timeout`) for a
-/// creator that is still initialising it, as long as `at_work(creator pid)` says it is
+/// creator that is still initialising it, as long as `at_work(creator's owner id)` says it is
 /// (see [`Backing::creator_at_work`](crate::segment::Backing::creator_at_work)). `what`
 /// names the device for errors (called only when there is an error to report).
 ///
@@ -270,7 +295,7 @@ pub unsafe fn validate(
             ));
         }
         // SAFETY: as above.
-        let creator = unsafe { read_word((&raw const (*h).creator_pid).cast::<u32>()) };
+        let creator = unsafe { read_word((&raw const (*h).creator).cast::<u32>()) };
         let all_zero = st == state::UNINITIALISED && magic == [0; 8] && creator == 0;
         let waited = started.get_or_insert_with(Instant::now).elapsed();
         let at_work = at_work(creator);
@@ -283,8 +308,8 @@ pub unsafe fn validate(
                 Error::Corrupted {
                     what: what(),
                     reason: format!(
-                        "creator process {creator} stopped before finishing initialisation \
-                         (it died, or these bytes were copied half-way)"
+                        "its creator (lock owner {creator}) stopped before finishing \
+                         initialisation (it died, or these bytes were copied half-way)"
                     ),
                 }
             });
@@ -293,7 +318,8 @@ pub unsafe fn validate(
             return Err(Error::Timeout {
                 what: what(),
                 reason: format!(
-                    "creator process {creator} did not finish initialising within {timeout:?}"
+                    "its creator (lock owner {creator}) did not finish initialising within \
+                     {timeout:?}"
                 ),
             });
         }
@@ -315,7 +341,7 @@ pub unsafe fn validate(
             format!("unknown endianness mark {endian:#x}")
         }));
     }
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != UPGRADABLE_VERSION {
         return Err(Error::IncompatibleVersion {
             what: what(),
             found: version,

@@ -7,8 +7,9 @@
 //!
 //! It is re-entrant for the thread that holds it, so that `find` or `construct` work inside
 //! `atomic_func` and inside the closures that build objects. The holder is recorded next to
-//! the lock word (a per-process thread number in the other half of the header word), so a
-//! second mapping of the same segment in the same thread sees it too.
+//! the lock word (a per-process thread number in the other half of the header word); with
+//! the owner id naming one of this process's mappings, a second mapping of the same
+//! segment in the same thread sees it too.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::space::Space;
 use crate::error::{Error, Result};
 use crate::manager::header::words;
-use crate::sync::{current_pid, lock_with_recovery, RobustGuard, RobustMutex};
+use crate::sync::{lock_with_recovery, RobustGuard, RobustMutex};
 
 /// This thread's number in this process (never 0); 0 when the thread's locals are gone
 /// (in a thread-local destructor), where nesting is not recognised.
@@ -84,13 +85,17 @@ pub(crate) fn lock<'a>(
     }
     let (mutex, holder) = parts(s);
     let me = thread_no();
-    if me != 0 && holder.load(Ordering::Relaxed) == me && mutex.owner() == Some(current_pid()) {
+    if me != 0
+        && holder.load(Ordering::Relaxed) == me
+        && mutex.owner().is_some_and(|o| s.core().owner().is_ours(o))
+    {
         return Ok(IndexGuard { _held: None });
     }
     // A failed recovery leaves the indexes half rebuilt: the lock is then poisoned, so that
     // nobody uses them as if they were sound.
     let held = lock_with_recovery(
         mutex,
+        s.core().owner(),
         |lock| {
             holder.store(me, Ordering::Relaxed);
             Held { holder, lock }

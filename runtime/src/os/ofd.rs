@@ -5,7 +5,7 @@
 //! closed, also when its process dies. They need not lie within the file.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use super::device::{self, Mappable};
 use crate::error::{Error, Result};
@@ -72,25 +72,67 @@ fn fcntl(
     byte: u64,
     l_type: libc::c_short,
 ) -> io::Result<libc::c_short> {
-    let start = libc::off_t::try_from(byte).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a lock offset must fit the OS's signed file offset",
-        )
-    })?;
+    fcntl_raw(dev.as_fd().as_raw_fd(), cmd, byte, 1, l_type)
+}
+
+/// One OFD `fcntl` on `len` bytes from `start` of descriptor `fd`; returns the `l_type` the
+/// kernel left. Async-signal-safe (no allocation), for the fork handler.
+fn fcntl_raw(
+    fd: RawFd,
+    cmd: libc::c_int,
+    start: u64,
+    len: u64,
+    l_type: libc::c_short,
+) -> io::Result<libc::c_short> {
+    let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
     // SAFETY: all-zero is a valid `flock` (plain integers); `l_pid` must be 0 for OFD locks.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = l_type;
     lock.l_whence = libc::SEEK_SET as libc::c_short;
     lock.l_start = start;
-    lock.l_len = 1;
-    // SAFETY: the descriptor is open (borrowed from `dev`) and `lock` is a valid `flock`
-    // that the kernel reads, and for F_OFD_GETLK writes, during the call only.
-    let rc = unsafe { libc::fcntl(dev.as_fd().as_raw_fd(), cmd, &mut lock) };
+    lock.l_len = len;
+    // SAFETY: `lock` is a valid `flock` that the kernel reads, and for F_OFD_GETLK writes,
+    // during the call only; a descriptor that is not open is EBADF, not undefined behaviour.
+    let rc = unsafe { libc::fcntl(fd, cmd, &mut lock) };
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(lock.l_type)
+}
+
+/// Locks `byte` of descriptor `fd` shared, without waiting; false on any failure.
+/// Async-signal-safe, for the fork handler.
+pub(crate) fn lock_shared_raw(fd: RawFd, byte: u64) -> bool {
+    fcntl_raw(
+        fd,
+        libc::F_OFD_SETLK,
+        byte,
+        1,
+        libc::F_RDLCK as libc::c_short,
+    )
+    .is_ok()
+}
+
+/// Locks `byte` of the description `fd` refers to exclusively, without waiting; false when
+/// another description holds it. `fd` must be open for writing.
+pub(crate) fn try_lock_exclusive_fd(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    let wrlck = libc::F_WRLCK as libc::c_short;
+    match fcntl_raw(fd.as_raw_fd(), libc::F_OFD_SETLK, byte, 1, wrlck) {
+        Ok(_) => Ok(true),
+        Err(err) if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a description other than `fd`'s holds an exclusive lock on any byte of
+/// `[start, start + len)`. Shared locks do not count: taking one needs only read access,
+/// an exclusive one write access to the file.
+pub(crate) fn exclusive_held_in(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<bool> {
+    let rdlck = libc::F_RDLCK as libc::c_short;
+    let found = fcntl_raw(fd.as_raw_fd(), libc::F_OFD_GETLK, start, len, rdlck)?;
+    Ok(i32::from(found) == libc::F_WRLCK)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! methods live in `objects_api.rs`.
 
 use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::manager::{Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::MapMode;
 use crate::registry::{self, Registration};
+use crate::sync::owner::{self, Owner};
 
 /// What keeps a segment's bytes mapped. Each managed segment kind has one.
 pub trait Backing: Send + Sync {
@@ -31,27 +33,19 @@ pub trait Backing: Send + Sync {
     }
     /// Whether whoever makes the segment is still at it, for an opener that finds its
     /// header not ready: `Some(true)` (wait for it), `Some(false)` (it stopped: judge the
-    /// bytes now), `None` (cannot tell yet: wait a little). `creator` is the pid the header
-    /// names (0 before the creator wrote it). By default the pid is asked; bytes in memory
-    /// and devices with a creator's claim know better.
-    fn creator_at_work(&self, creator: u32) -> Option<bool> {
-        (creator != 0).then(|| crate::sync::process_alive(creator))
+    /// bytes now), `None` (cannot tell yet: wait a little). `creator` is the lock owner id
+    /// the header names (0 before the creator wrote it), which `owner` can test. Bytes in
+    /// memory and devices with a creator's claim know better.
+    fn creator_at_work(&self, creator: u32, owner: &Owner) -> Option<bool> {
+        (creator != 0).then(|| owner.alive(creator))
     }
 
-    /// Whether an open must validate the segment in full (a cold open): true unless a
-    /// mapping that validated or created it, a trusted writer, is attached now
-    /// ([`vouch`](Self::vouch)). Then the bytes are only what trusted writers wrote, and
-    /// the open keeps to the header checks, so that its cost does not grow with the
-    /// contents. Private copies (heap images, buffers) and backings that cannot tell are
-    /// always cold: validating in full is always safe.
-    fn cold(&self) -> Result<bool> {
-        Ok(true)
-    }
-
-    /// Records, for as long as this mapping lives, that it validated or created the
-    /// segment and writes it only through shmkit: later opens may trust it.
-    fn vouch(&self) -> Result<()> {
-        Ok(())
+    /// This mapping's own description of the segment's device, or of a companion lock
+    /// file, on which it holds its attachment locks (see `sync::owner`); None for memory
+    /// only this segment reaches. Lock owners are claimed on it, and it tells whether a
+    /// trusted writer is attached (a warm open) or the open must validate in full.
+    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 
     /// Runs `f` while no other mapping of the segment is attached anywhere (what in-place
@@ -83,6 +77,9 @@ pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIn
     caches: CacheRelease,
     validated: super::objects_api::Validated,
     registration: Registration,
+    /// In whose name the view takes the segment's locks; after everything that uses the
+    /// view, before the backing whose description it names.
+    owner: Box<Owner>,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
     _mode: PhantomData<(M, I)>,
@@ -148,10 +145,17 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                 align: SEGMENT_ALIGN,
             });
         }
+        // Read-only mappings never lock, but test owners (a creator) through the description;
+        // copy-on-write mappings lock their private pages alone.
+        let owner = Box::new(match backing.lock_description() {
+            Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd),
+            _ => Owner::private(),
+        });
         if created {
             check_size(len as u64)?;
+            let creator = owner.me()?;
             // SAFETY: the caller gives us fresh, writable, exclusively used bytes.
-            unsafe { header::format(base.as_ptr(), len, I::KIND) };
+            unsafe { header::format(base.as_ptr(), len, I::KIND, creator) };
         } else {
             // SAFETY: the range is mapped readable (caller).
             unsafe {
@@ -159,22 +163,39 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                     base.as_ptr(),
                     len,
                     &|| backing.describe(),
-                    &|pid| backing.creator_at_work(pid),
+                    &|creator| backing.creator_at_work(creator, &owner),
                     timeout,
                 )?
             };
         }
-        // SAFETY: the segment was formatted or validated and stays mapped with `backing`.
-        let core =
-            unsafe { SegmentCore::new(base, cache::new_mapping_id(), M::MAP != MapMode::ReadOnly) };
+        // SAFETY: formatted or validated above, so a header is mapped.
+        let older = unsafe { header::needs_upgrade(base.as_ptr()) };
+        if older && M::MAP != MapMode::ReadOnly {
+            Self::upgrade(&backing, base)?;
+        }
+        // SAFETY: the segment was formatted or validated and stays mapped with `backing`;
+        // the owner is boxed (it does not move with the segment) and dropped after the
+        // last use of the view (field order of `ManagedSegment`).
+        let core = unsafe {
+            SegmentCore::new(
+                base,
+                cache::new_mapping_id(),
+                M::MAP != MapMode::ReadOnly,
+                NonNull::from(&*owner),
+            )
+        };
         // A copy-on-write mapping is a private copy of pages others may have been changing:
         // adopted whole. A writable private copy (`private_copy`: a heap image, a buffer) is
         // cold, and nobody else can hold its locks: a held lock word names an owner that is
         // gone and is adopted as after a dead owner. Other cold opens (no trusted mapping
-        // attached, see `Backing::cold`) validate in full; warm ones check the header
+        // attached, see `sync::owner::cold`) validate in full; warm ones check the header
         // bounds. (A read-only mapping never takes the locks.)
         use objects::Opening;
-        let cold = !created && backing.cold()?;
+        let cold = !created
+            && match backing.lock_description() {
+                Some(fd) => owner::cold(fd)?,
+                None => true,
+            };
         let opening = if created {
             Opening::Created
         } else if M::MAP == MapMode::CopyOnWrite {
@@ -199,7 +220,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // Read-only mappings validate no allocator state and private copies repair theirs:
         // neither vouches for the shared bytes.
         if M::MAP == MapMode::ReadWrite {
-            backing.vouch()?;
+            owner.vouch()?;
         }
         let registration = registry::register_segment(core, len)?;
         Ok(ManagedSegment {
@@ -207,8 +228,32 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             caches: CacheRelease((M::MAP != MapMode::ReadOnly).then_some(core)),
             validated: Default::default(),
             registration,
+            owner,
             backing,
             _mode: PhantomData,
+        })
+    }
+
+    /// Upgrades a segment of the older format version in place: private pages at once, a
+    /// shared segment only while no other mapping (perhaps of an older build, which would
+    /// take our owner ids for pids) is attached.
+    fn upgrade(backing: &B, base: NonNull<u8>) -> Result<()> {
+        // SAFETY: a writable mapping of a validated header; nobody else reads the version
+        // (an exclusive or private mapping, or `alone`).
+        let upgrade = || unsafe { header::upgrade(base.as_ptr()) };
+        if M::EXCLUSIVE || M::MAP == MapMode::CopyOnWrite || backing.private_copy() {
+            upgrade();
+            return Ok(());
+        }
+        backing.alone(upgrade).map_err(|_| Error::InUse {
+            what: backing.describe(),
+            reason: format!(
+                "it has format version {}, which a writable open upgrades to {} in place only \
+                 while no other mapping is attached (a process of an older build would read \
+                 lock owner ids as pids)",
+                header::UPGRADABLE_VERSION,
+                header::FORMAT_VERSION
+            ),
         })
     }
 
@@ -304,7 +349,9 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// Replaces where the bytes live (a heap segment that moved while growing).
     pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
         // SAFETY: the caller moved the whole formatted segment to `base`.
-        self.core = unsafe { SegmentCore::new(base, self.core.mapping(), true) };
+        self.core = unsafe {
+            SegmentCore::new(base, self.core.mapping(), true, NonNull::from(&*self.owner))
+        };
         if self.caches.0.is_some() {
             self.caches.0 = Some(self.core);
         }
@@ -319,6 +366,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             caches: self.caches,
             registration: self.registration,
             validated: self.validated,
+            owner: self.owner,
             backing: self.backing,
             _mode: PhantomData,
         }

@@ -3,7 +3,9 @@
 //! known to be broken. The segment's allocator lock and the object index lock use it, each
 //! with its own guard around a [`RobustGuard`] and its own recovery.
 
+use super::owner::Owner;
 use super::robust_mutex::{Acquired, RobustMutex};
+use crate::error::Error;
 
 /// A held [`RobustMutex`]: released when dropped, or poisoned after
 /// [`poison_on_drop`](Self::poison_on_drop).
@@ -32,21 +34,23 @@ impl Drop for RobustGuard<'_> {
     }
 }
 
-/// Takes `mutex` and hands the held lock to `hold`, which builds the caller's guard `G`
-/// around it. When the previous holder died holding the lock, `recover` repairs the data
-/// first; if it fails, the lock is poisoned (the guard is dropped poisoning it) and its
-/// error returned. A lock poisoned earlier gives `poisoned()` without being taken.
+/// Takes `mutex` in `owner`'s name and hands the held lock to `hold`, which builds the
+/// caller's guard `G` around it. When the previous holder died holding the lock, `recover`
+/// repairs the data first; if it fails, the lock is poisoned (the guard is dropped
+/// poisoning it) and its error returned. A lock poisoned earlier gives `poisoned()` without
+/// being taken.
 #[inline(always)]
-pub(crate) fn lock_with_recovery<'a, G, E>(
+pub(crate) fn lock_with_recovery<'a, G>(
     mutex: &'a RobustMutex,
+    owner: &Owner,
     hold: impl FnOnce(RobustGuard<'a>) -> G,
-    recover: impl FnOnce(&mut G) -> Result<(), E>,
-    poisoned: impl FnOnce() -> E,
-) -> Result<G, E>
+    recover: impl FnOnce(&mut G) -> Result<(), Error>,
+    poisoned: impl FnOnce() -> Error,
+) -> Result<G, Error>
 where
     G: AsMut<RobustGuard<'a>>,
 {
-    let acquired = mutex.lock();
+    let acquired = mutex.lock(owner.me()?, |id| owner.alive(id));
     if acquired == Acquired::Poisoned {
         return Err(poisoned());
     }
@@ -66,6 +70,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::owner::PRIVATE;
 
     impl<'a> AsMut<RobustGuard<'a>> for RobustGuard<'a> {
         fn as_mut(&mut self) -> &mut RobustGuard<'a> {
@@ -73,34 +78,48 @@ mod tests {
         }
     }
 
-    /// A lock held by a process that has exited.
+    /// A lock held by an owner that is gone.
     fn orphaned() -> RobustMutex {
         let mutex = RobustMutex::new();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        mutex.hand_to(child.id());
-        child.wait().unwrap();
+        mutex.hand_to(PRIVATE + 40);
         mutex
     }
 
-    /// Takes and releases `mutex`, with a recovery that returns `recovery`.
-    fn take(mutex: &RobustMutex, recovery: Result<(), &'static str>) -> Result<(), &'static str> {
-        lock_with_recovery(mutex, |g| g, |_| recovery, || "poisoned").map(drop)
+    fn failure(why: &str) -> Error {
+        Error::Corrupted {
+            what: "test".into(),
+            reason: why.into(),
+        }
+    }
+
+    /// Takes and releases `mutex`, with a recovery that fails with `recovery` if given.
+    fn take(mutex: &RobustMutex, recovery: Option<&str>) -> Result<(), String> {
+        let owner = Owner::private();
+        lock_with_recovery(
+            mutex,
+            &owner,
+            |g| g,
+            |_| recovery.map_or(Ok(()), |why| Err(failure(why))),
+            || failure("poisoned"),
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "spawns a process")]
     fn a_successful_recovery_releases_the_lock() {
         let mutex = orphaned();
-        assert_eq!(take(&mutex, Ok(())), Ok(()));
+        assert_eq!(take(&mutex, None), Ok(()));
         assert_eq!(mutex.owner(), None);
-        assert_eq!(take(&mutex, Err("not run: the lock is clean")), Ok(()));
+        assert_eq!(take(&mutex, Some("not run: the lock is clean")), Ok(()));
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "spawns a process")]
     fn a_failed_recovery_poisons_the_lock() {
         let mutex = orphaned();
-        assert_eq!(take(&mutex, Err("beyond repair")), Err("beyond repair"));
-        assert_eq!(take(&mutex, Ok(())), Err("poisoned"));
+        assert!(take(&mutex, Some("beyond repair"))
+            .unwrap_err()
+            .contains("beyond repair"));
+        assert!(take(&mutex, None).unwrap_err().contains("poisoned"));
     }
 }

@@ -1,10 +1,12 @@
 //! Synchronisation that lives inside segments and survives the death of a process.
 
 mod guard;
+pub(crate) mod owner;
 mod pid;
 mod robust_mutex;
 
 pub(crate) use guard::{lock_with_recovery, RobustGuard};
+pub(crate) use owner::Owner;
 
-pub use pid::{current_pid, process_alive};
+pub use pid::current_pid;
 pub use robust_mutex::RobustMutex;

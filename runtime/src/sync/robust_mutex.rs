@@ -1,27 +1,24 @@
 //! A process-shared mutex that cannot be left locked forever by a dead process.
 //!
-//! The lock word holds the owner's process id (and a "waiters" bit), so a waiter can ask the
-//! kernel whether the owner still lives. Uncontended, lock and unlock are one atomic each;
+//! The lock word holds the owner's id (and a "waiters" bit), so a waiter can ask the kernel
+//! whether the owner still lives (see [`super::owner`]). Uncontended, lock and unlock are one atomic each;
 //! waiting uses a shared futex with a timeout, after which the waiter checks the owner and
 //! takes the lock over if it died, reporting [`Acquired::OwnerDied`] so the caller repairs
 //! what the dead owner may have left half-done.
 //!
-//! Limits (documented, not hidden): ownership is per process, so two threads of one process
+//! Limits (documented, not hidden): ownership is per mapping, so two threads of one mapping
 //! exclude each other only through the CAS, and a thread killed alone (not its process) is
-//! not detected; process ids must be comparable, i.e. all users share a pid namespace; a
-//! recycled pid makes the waiter believe the owner lives on.
+//! not detected.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rustix::thread::futex;
 
-use super::pid::{current_pid, process_alive};
-
 const WAITERS: u32 = 1 << 31;
-const PID_MASK: u32 = !WAITERS;
-/// The owner of a poisoned lock: above any pid Linux hands out (at most 2^22).
-const POISONED: u32 = PID_MASK;
+const OWNER_MASK: u32 = !WAITERS;
+/// The owner of a poisoned lock: above every owner id.
+const POISONED: u32 = OWNER_MASK;
 /// How long a waiter sleeps before it checks again whether the owner is alive.
 const LIVENESS_POLL: Duration = Duration::from_millis(10);
 const SPINS: u32 = 64;
@@ -53,32 +50,32 @@ impl RobustMutex {
         }
     }
 
-    /// Blocks until this process holds the lock.
+    /// Blocks until owner `me` holds the lock; `alive` says whether another owner may
+    /// still release it (a dead one's lock is taken over).
     #[inline]
-    pub fn lock(&self) -> Acquired {
-        let me = current_pid();
+    pub fn lock(&self, me: u32, alive: impl Fn(u32) -> bool) -> Acquired {
         match self
             .word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         {
             Ok(_) => Acquired::Clean,
-            Err(_) => self.lock_contended(me),
+            Err(_) => self.lock_contended(me, &alive),
         }
     }
 
-    /// Takes the lock if it is free right now.
+    /// Takes the lock for owner `me` if it is free right now.
     #[inline]
-    pub fn try_lock(&self) -> bool {
+    pub fn try_lock(&self, me: u32) -> bool {
         self.word
-            .compare_exchange(0, current_pid(), Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
     #[cold]
-    fn lock_contended(&self, me: u32) -> Acquired {
+    fn lock_contended(&self, me: u32, alive: &dyn Fn(u32) -> bool) -> Acquired {
         for _ in 0..SPINS {
             std::hint::spin_loop();
-            if self.word.load(Ordering::Relaxed) == 0 && self.try_lock() {
+            if self.word.load(Ordering::Relaxed) == 0 && self.try_lock(me) {
                 return Acquired::Clean;
             }
         }
@@ -88,7 +85,7 @@ impl RobustMutex {
         };
         loop {
             let cur = self.word.load(Ordering::Relaxed);
-            if cur & PID_MASK == POISONED {
+            if cur & OWNER_MASK == POISONED {
                 return Acquired::Poisoned;
             }
             if cur == 0 {
@@ -102,8 +99,8 @@ impl RobustMutex {
                 }
                 continue;
             }
-            let owner = cur & PID_MASK;
-            if owner != me && !process_alive(owner) {
+            let owner = cur & OWNER_MASK;
+            if owner != me && !alive(owner) {
                 if self
                     .word
                     .compare_exchange(cur, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
@@ -131,7 +128,7 @@ impl RobustMutex {
         }
     }
 
-    /// Releases the lock. Must be called by the process that holds it.
+    /// Releases the lock. Must be called by the mapping that holds it.
     ///
     /// Without waiters this is a plain release store, not a second atomic read-modify-write
     /// (which would double the cost of an uncontended lock/unlock pair). A waiter that sets
@@ -167,17 +164,17 @@ impl RobustMutex {
         self.word.store(0, Ordering::Release);
     }
 
-    /// Makes process `pid` the holder, as if it had taken the lock (with waiters parked).
+    /// Makes owner `id` the holder, as if it had taken the lock (with waiters parked).
     #[cfg(test)]
-    pub(super) fn hand_to(&self, pid: u32) {
-        self.word.store(pid | WAITERS, Ordering::Relaxed);
+    pub(super) fn hand_to(&self, id: u32) {
+        self.word.store(id | WAITERS, Ordering::Relaxed);
     }
 
-    /// The process id of the current holder, if any.
+    /// The owner id of the current holder, if any.
     pub fn owner(&self) -> Option<u32> {
-        match self.word.load(Ordering::Relaxed) & PID_MASK {
+        match self.word.load(Ordering::Relaxed) & OWNER_MASK {
             0 => None,
-            pid => Some(pid),
+            id => Some(id),
         }
     }
 }
@@ -186,6 +183,9 @@ impl RobustMutex {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    const ME: u32 = 2;
+    const DEAD: u32 = 77;
 
     /// A counter guarded by the mutex under test.
     struct Guarded {
@@ -207,7 +207,7 @@ mod tests {
                 let g = g.clone();
                 std::thread::spawn(move || {
                     for _ in 0..rounds {
-                        assert_eq!(g.mutex.lock(), Acquired::Clean);
+                        assert_eq!(g.mutex.lock(ME, |id| id == ME), Acquired::Clean);
                         // SAFETY: we hold the mutex.
                         unsafe { *g.count.get() += 1 };
                         g.mutex.unlock();
@@ -223,20 +223,26 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "spawns a process")]
     fn a_dead_owner_is_detected() {
         let m = RobustMutex::new();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        // Pretend the exited child held the lock with waiters parked.
-        m.hand_to(dead);
-        assert_eq!(m.owner(), Some(dead));
-        assert_eq!(m.lock(), Acquired::OwnerDied);
-        assert_eq!(m.owner(), Some(std::process::id()));
+        let alive = |id| id == ME;
+        // Pretend a dead owner held the lock with waiters parked.
+        m.hand_to(DEAD);
+        assert_eq!(m.owner(), Some(DEAD));
+        assert_eq!(m.lock(ME, alive), Acquired::OwnerDied);
+        assert_eq!(m.owner(), Some(ME));
         m.unlock();
-        assert_eq!(m.lock(), Acquired::Clean);
+        assert_eq!(m.lock(ME, alive), Acquired::Clean);
         m.unlock();
         assert_eq!(m.owner(), None);
+    }
+
+    #[test]
+    fn a_poisoned_lock_stays_poisoned() {
+        let m = RobustMutex::new();
+        assert!(m.try_lock(ME));
+        m.poison();
+        assert_eq!(m.lock(ME, |_| true), Acquired::Poisoned);
+        assert!(!m.try_lock(ME));
     }
 }

@@ -17,7 +17,7 @@ use shmkit_runtime::segment::Backing;
 use shmkit_runtime::{Handle, ManagedSegment, ManagedXsiSharedMemory};
 use shmkit_test_support as support;
 use support::{
-    creator_pid, get, lock_owner, put, spawn_child, within, Block, ChildProc, FileTarget, Rng, Seg,
+    creator, get, lock_owner, put, spawn_child, within, Block, ChildProc, FileTarget, Rng, Seg,
     ShmTarget, Target, TempDir,
 };
 
@@ -146,8 +146,9 @@ where
                 let marker = Block::decode(f.next().unwrap());
                 let t0 = f.next().unwrap().parse::<u128>().unwrap();
                 let t1 = f.next().unwrap().parse::<u128>().unwrap();
+                let owner = f.next().unwrap().parse::<u32>().unwrap();
                 spans.push((t0, t1));
-                (k.pid(), created, fresh, marker)
+                (owner, created, fresh, marker)
             })
             .collect();
         // Did the two open_or_create calls run at the same time?
@@ -168,7 +169,7 @@ where
 
         // Both markers survived: nobody formatted the segment under the other's feet.
         let seg = open();
-        assert_eq!(creator_pid(&seg), creators[0]);
+        assert_eq!(creator(&seg), creators[0]);
         assert!(
             seg.check_sanity(),
             "{kind} round {round}: {:?}",
@@ -244,12 +245,12 @@ where
             ("SHMKIT_NAME", t.name_string()),
         ],
     );
-    assert_eq!(child.expect_message(CHILD_LIMIT), "locked");
-    assert_eq!(
-        lock_owner(&*seg),
-        Some(child.pid()),
-        "the child holds the lock"
-    );
+    let held_by: u32 = child
+        .expect_message(CHILD_LIMIT)
+        .strip_prefix("locked ")
+        .and_then(|id| id.parse().ok())
+        .expect("the child says it holds the lock, and under which owner id");
+    assert_eq!(lock_owner(&*seg), Some(held_by), "the child holds the lock");
 
     // An allocation now waits for the lock...
     let (tx, rx) = std::sync::mpsc::channel();
@@ -286,7 +287,7 @@ where
     assert!(seg.check_sanity(), "{:?}", seg.check());
     assert_ne!(
         lock_owner(&*seg),
-        Some(child.pid()),
+        Some(held_by),
         "the dead owner's lock was taken over"
     );
 
@@ -378,10 +379,14 @@ where
                 ("SHMKIT_CHURN", mode.name().to_owned()),
             ],
         );
-        assert_eq!(child.expect_message(CHILD_LIMIT), "started");
+        let child_owner: u32 = child
+            .expect_message(CHILD_LIMIT)
+            .strip_prefix("started ")
+            .and_then(|id| id.parse().ok())
+            .expect("the child says it started, and under which owner id");
         std::thread::sleep(Duration::from_micros(rng.range(0, max_delay_us)));
         child.kill();
-        let held = lock_owner(&*seg) == Some(child.pid());
+        let held = lock_owner(&*seg) == Some(child_owner);
         killed_holding += usize::from(held);
 
         // The parent allocates (recovering the lock if the child died holding it).

@@ -104,6 +104,18 @@ fn xsi_and_anonymous_segments_open_through_the_builder() {
         .create(key, SIZE)
         .unwrap();
     writer.construct("x", 3u32).unwrap();
+    // Read-only mappings exclude writable ones (in either order): XSI segments hold
+    // attachment locks on a companion lock file.
+    let in_use = ManagedXsiSharedMemory::options()
+        .read_only()
+        .index::<OrderedIndex>()
+        .open(key)
+        .unwrap_err();
+    assert!(
+        matches!(&in_use, Error::InUse { what, .. } if what.contains("XSI")),
+        "{in_use}"
+    );
+    drop(writer);
     let reader = ManagedXsiSharedMemory::options()
         .init_timeout(std::time::Duration::from_millis(100))
         .read_only()
@@ -111,6 +123,7 @@ fn xsi_and_anonymous_segments_open_through_the_builder() {
         .open(key)
         .unwrap();
     assert_eq!(reader.find::<u32>("x").unwrap(), Some(&3));
+    drop(reader);
     let err = ManagedXsiSharedMemory::open(key).unwrap_err();
     assert!(matches!(err, Error::IndexMismatch { .. }), "{err}");
 
@@ -128,12 +141,11 @@ fn anonymous_shared_memory_holds_objects() {
     seg.construct("x", 1.5f64).unwrap();
     let p: *const u8 = seg.construct_anonymous(9u8).unwrap();
     assert_eq!(seg.find::<f64>("x").unwrap(), Some(&1.5));
-    // Forked children may map it and nothing tells whether one does yet, so objects are
-    // not destroyed in place.
-    let err = seg.destroy_ptr(p).unwrap_err();
-    assert!(matches!(err, Error::InUse { .. }), "{err}");
-    assert!(matches!(seg.destroy::<f64>("x"), Err(Error::InUse { .. })));
-    assert_eq!(seg.find::<f64>("x").unwrap(), Some(&1.5));
+    // No forked child maps it (its companion lock file says so): objects are destroyed in
+    // place. (While a child maps it, destruction is `InUse`: see the fork tests.)
+    seg.destroy_ptr(p).unwrap();
+    assert!(seg.destroy::<f64>("x").unwrap());
+    assert_eq!(seg.find::<f64>("x").unwrap(), None);
 }
 
 /// The same-thread, second-mapping case of the re-entrant index lock: `atomic_func` on

@@ -252,7 +252,7 @@ fn initialising_header(creator: u32) -> Vec<u8> {
     let mut bytes = vec![0; SIZE];
     bytes[offsets::MAGIC..offsets::MAGIC + 8].copy_from_slice(&MAGIC);
     write_u32(&mut bytes, offsets::STATE, state::INITIALISING);
-    write_u32(&mut bytes, offsets::CREATOR_PID, creator);
+    write_u32(&mut bytes, offsets::CREATOR, creator);
     bytes
 }
 

@@ -1,19 +1,17 @@
 //! Regression tests from attack 8b: forged type records, and trust forged by another
-//! reader of the file. Each fails on today's main (ignored until fixed). (A third finding,
+//! reader of the file. (A third finding,
 //! safe code releasing an exclusive mapping's lock through a public `os::ofd`, is closed:
 //! the module is crate-private, and no safe call reaches another description's locks.)
 
 use std::os::fd::{AsFd, AsRawFd};
 
 use shmkit_runtime::os::{Access, MappableFile};
-use shmkit_runtime::{ManagedHeapMemory, ManagedMappedFile};
+use shmkit_runtime::test_hooks::VOUCH_BYTES;
+use shmkit_runtime::{Error, ManagedHeapMemory, ManagedMappedFile};
 use shmkit_test_support as support;
 
 /// A type record's tag word ("TYPEREC1"), to find records in an image.
 const TYPE_RECORD_TAG: u64 = 0x5459_5045_5245_4331;
-/// The attachment lock bytes (`segment/backing/attachment.rs`).
-const ATTACH: u64 = 1 << 62;
-const TRUSTED: u64 = ATTACH + 3;
 /// The header word holding the head of the type-record list (`header::words::TYPES`).
 const TYPES: usize = support::internals::offsets::INDEX_LOCK + 6 * 8;
 
@@ -80,13 +78,12 @@ fn a_type_record_forged_inside_an_object_is_refused() {
     assert_eq!(before, elements, "the bytes under a `&[u64]` changed");
 }
 
-/// A forged file on which another reader holds `TRUSTED` (a shared OFD lock on one byte,
-/// which any read-only description may take; the `nix` crate offers it as a safe call):
-/// the next open is warm and skips the entry checks that refuse it cold. (An exclusive
-/// open then overwrites block headers through `find_slice_mut`, and `allocate` crashes.)
-/// Trust must come from locks that need a writable description (issue 7's attach slots).
+/// A forged file on which another reader holds every byte a mapping vouches on, shared (a
+/// read-only description may take shared OFD locks; the `nix` crate offers it as a safe
+/// call): the next open must still be cold and refuse it. Trust needs a lock that only a
+/// writable description can take. (With a shared `TRUSTED` byte, the open was warm and an
+/// exclusive open then overwrote block headers through `find_slice_mut`.)
 #[test]
-#[ignore = "attack8b: TRUSTED is a shared OFD lock that any reader of the file can take"]
 fn a_trust_lock_taken_outside_shmkit_does_not_skip_validation() {
     let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
     seg.construct_array("a", 8, 0xAAu8).unwrap();
@@ -99,13 +96,18 @@ fn a_trust_lock_taken_outside_shmkit_does_not_skip_validation() {
     let lock = libc::flock {
         l_type: libc::F_RDLCK as libc::c_short,
         l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: TRUSTED as libc::off_t,
-        l_len: 1,
+        l_start: VOUCH_BYTES.start as libc::off_t,
+        l_len: (VOUCH_BYTES.end - VOUCH_BYTES.start) as libc::off_t,
         l_pid: 0,
     };
     // SAFETY: a valid descriptor and a valid `flock` for the duration of the call.
     let taken = unsafe { libc::fcntl(liar.as_fd().as_raw_fd(), libc::F_OFD_SETLK, &lock) };
-    assert_eq!(taken, 0, "a reader takes the trust lock");
+    assert_eq!(taken, 0, "a reader takes shared locks on every vouch byte");
+    let still_cold = ManagedMappedFile::open(file.get());
+    assert!(
+        matches!(still_cold, Err(Error::Corrupted { .. })),
+        "{still_cold:?}"
+    );
     let Ok(warm) = ManagedMappedFile::options().exclusive().open(file.get()) else {
         return;
     };

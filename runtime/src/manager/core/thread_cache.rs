@@ -128,6 +128,7 @@ impl SegmentCore {
                 self.mapping,
                 cache::budget(self.size()),
                 self.cache_epoch(),
+                self.owner(),
             )
         } else {
             0
@@ -145,8 +146,8 @@ impl SegmentCore {
     pub(super) fn reclaim_caches(&self, t: &mut Tlsf) {
         self.empty_caches(t);
         let cache = self.cache();
-        cache.reclaim_dead(t, self.cache_epoch());
-        cache.reclaim_exited_threads(t, self.cache_epoch());
+        cache.reclaim_dead(t, self.cache_epoch(), self.owner());
+        cache.reclaim_exited_threads(t, self.cache_epoch(), self.owner());
     }
 
     /// Under the lock: empties this thread's cache and tells every other cache to empty
@@ -194,7 +195,7 @@ impl SegmentCore {
             return Ok(());
         }
         let mut l = self.lock()?;
-        cache.release(&mut l.tlsf, self.mapping, self.cache_epoch());
+        cache.release(&mut l.tlsf, self.mapping, self.cache_epoch(), self.owner());
         Ok(())
     }
 }

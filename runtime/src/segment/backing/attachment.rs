@@ -1,45 +1,39 @@
 //! Which mappings are attached to a segment, from the kernel: each mapping holds
-//! open-file-description locks ([`crate::os::ofd`]) on its own description of the device,
-//! for as long as it lives. Closing the description (the mapping's drop, or its process's
-//! death) releases them, so no pid and no bookkeeping in the segment is involved.
+//! open-file-description locks ([`crate::os::ofd`]) on its own description of the device
+//! (or of a companion lock file), for as long as it lives. Closing the description (the
+//! mapping's drop, or its process's death) releases them, so no pid and no bookkeeping in
+//! the segment is involved. The byte map is in [`crate::sync::owner`]; this module takes
+//! the bytes a mapping mode holds.
 //!
-//! The bytes, far beyond any data (offsets from `1 << 62`; a lock needs no data there):
-//!
-//! | byte          | held shared by            | held exclusive by                     |
-//! |---------------|---------------------------|---------------------------------------|
-//! | `ATTACH`      | every mapping             | an exclusive mapping, offline resizing, a shared mapping destroying in place (briefly) |
-//! | `WRITERS`     | shared read-write mappings |                                      |
-//! | `READERS`     | read-only and copy-on-write mappings |                            |
-//! | `TRUSTED`     | read-write mappings that validated, created or trusted the segment | |
-//!
-//! `TRUSTED` decides how much an open validates. A mapping takes it only once its open
-//! succeeded, so a mapping that is still validating (or failed to, or died doing it) is
-//! attached but not trusted; `ATTACH` alone could not tell these apart. An open that finds
-//! `TRUSTED` held elsewhere is warm: the bytes are what trusted writers wrote, and the
-//! cheap header checks suffice. Otherwise it is cold and validates everything. Read-only
-//! and copy-on-write mappings never take it: they do not check (or only repair) the
-//! allocator of the shared bytes.
 //! A read-write mapping takes `WRITERS` and then tests `READERS`, a reader takes `READERS`
 //! and then tests `WRITERS`: the kernel orders the two, so of a writer and a reader racing
-//! both may fail, but never both succeed. Bytes from `1 << 62` + 64 are left for the
-//! attach table's slot locks.
+//! both may fail, but never both succeed.
+//!
+//! How much an open validates depends on whether another read-write mapping that
+//! validated, created or trusted the segment is attached now (`VOUCH` bytes, which need
+//! write access to take): then the open is warm and the bytes are what trusted writers
+//! wrote; otherwise it is cold and validates everything. A mapping vouches only once its
+//! open succeeded, so one that is still validating (or failed to, or died doing it) is
+//! attached but not trusted.
+//!
+//! A forked child inherits a shared read-write mapping: its copy of the descriptor is made
+//! a description of its own (see [`crate::os::fork`]), so the locks the child takes name
+//! the child, and the parent's die with the parent. An exclusive mapping is not inherited.
 
 use crate::error::{Error, Result};
-use crate::os::fork::Uninherited;
+use crate::os::fork::Registered;
 use crate::os::ofd::{self, LockKind};
 use crate::os::{MapMode, Mappable};
 use crate::segment::mode::Mode;
-
-const ATTACH: u64 = 1 << 62;
-const WRITERS: u64 = ATTACH + 1;
-const READERS: u64 = ATTACH + 2;
-const TRUSTED: u64 = ATTACH + 3;
+use crate::sync::owner::{ATTACH, READERS, WRITERS};
 
 /// The locks one mapping holds on its device's description (released when it is closed).
 pub(crate) struct Attachment {
-    /// Present while the mapping is exclusive: a forked child does not keep the
-    /// description, and with it the exclusive lock.
-    exclusive: Option<Uninherited>,
+    exclusive: bool,
+    /// What a forked child does with the description: an exclusive mapping's is not kept,
+    /// a shared read-write mapping's becomes the child's own; read-only and copy-on-write
+    /// mappings take no locks a child could misuse, and keep it.
+    _on_fork: Option<Registered>,
 }
 
 impl Attachment {
@@ -47,12 +41,13 @@ impl Attachment {
     /// the way (and holding nothing).
     pub(crate) fn take<M: Mode>(dev: &impl Mappable) -> Result<Self> {
         if M::EXCLUSIVE {
-            let exclusive = Uninherited::new(dev.as_fd())?;
+            let on_fork = Registered::uninherited(dev.as_fd())?;
             if !ofd::try_lock(dev, ATTACH, LockKind::Exclusive)? {
                 return Err(in_use(dev, "an exclusive open needs it alone"));
             }
             return Ok(Attachment {
-                exclusive: Some(exclusive),
+                exclusive: true,
+                _on_fork: Some(on_fork),
             });
         }
         if !ofd::try_lock(dev, ATTACH, LockKind::Shared)? {
@@ -74,8 +69,15 @@ impl Attachment {
         };
         let taken = ofd::try_lock(dev, mine, LockKind::Shared)
             .and_then(|ok| Ok(ok && ofd::conflicting(dev, theirs, LockKind::Exclusive)?.is_none()));
-        match taken {
-            Ok(true) => Ok(Attachment { exclusive: None }),
+        let on_fork = || match M::MAP {
+            MapMode::ReadWrite => Registered::reopened(dev.as_fd(), &[ATTACH, WRITERS]).map(Some),
+            MapMode::ReadOnly | MapMode::CopyOnWrite => Ok(None),
+        };
+        match taken.and_then(|ok| ok.then(on_fork).transpose()) {
+            Ok(Some(on_fork)) => Ok(Attachment {
+                exclusive: false,
+                _on_fork: on_fork,
+            }),
             failed => {
                 // Best effort: the description is closed right after a failed open anyway.
                 let _ = ofd::unlock(dev, mine);
@@ -101,30 +103,16 @@ impl Attachment {
                 reason: "the kernel refused to turn its exclusive lock into a shared one".into(),
             });
         }
-        self.exclusive = None;
+        self._on_fork = None;
+        self._on_fork = Some(Registered::reopened(dev.as_fd(), &[ATTACH, WRITERS])?);
+        self.exclusive = false;
         Ok(())
-    }
-
-    /// Whether no other mapping vouches for the segment: an open must validate it in full.
-    pub(crate) fn cold(dev: &impl Mappable) -> Result<bool> {
-        Ok(ofd::conflicting(dev, TRUSTED, LockKind::Exclusive)?.is_none())
-    }
-
-    /// Vouches for the segment for as long as this description is open (`TRUSTED`).
-    pub(crate) fn vouch(dev: &impl Mappable) -> Result<()> {
-        if ofd::try_lock(dev, TRUSTED, LockKind::Shared)? {
-            return Ok(());
-        }
-        Err(Error::InUse {
-            what: dev.describe(),
-            reason: "another description holds its trust lock exclusively".into(),
-        })
     }
 
     /// Runs `f` while no other mapping is attached (ATTACH converted to exclusive, then
     /// back), or fails with `InUse`.
     pub(crate) fn alone<R>(&self, dev: &impl Mappable, f: impl FnOnce() -> R) -> Result<R> {
-        if self.exclusive.is_some() {
+        if self.exclusive {
             return Ok(f());
         }
         if !ofd::try_lock(dev, ATTACH, LockKind::Exclusive)? {

@@ -13,6 +13,7 @@
 //! and copy-on-write ones exclude shared read-write ones, and resizing needs the segment
 //! alone.
 
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use crate::segment::backing::attachment::Attachment;
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
+use crate::sync::Owner;
 
 /// A named device a segment can live in.
 pub trait Device: Mappable + Sized + Send + Sync {
@@ -144,26 +146,23 @@ impl<D: Device> Backing for DeviceBacking<D> {
     fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         self.attachment.alone(&self.device, f)
     }
-    fn cold(&self) -> Result<bool> {
-        Attachment::cold(&self.device)
-    }
-    fn vouch(&self) -> Result<()> {
-        Attachment::vouch(&self.device)
+    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.device.as_fd())
     }
 
     /// The creator's claim says it (see the module docs); where the file system has no
-    /// `flock`, the pid in the header does.
-    fn creator_at_work(&self, creator: u32) -> Option<bool> {
+    /// `flock`, the creator's owner id in the header does.
+    fn creator_at_work(&self, creator: u32, owner: &Owner) -> Option<bool> {
         match claim_held(&self.device) {
             Some(held) => Some(held),
-            None => (creator != 0).then(|| crate::sync::process_alive(creator)),
+            None => (creator != 0).then(|| owner.alive(creator)),
         }
     }
 }
 
 /// Takes the creator's claim on `device` (waiting for an opener's brief look to end when
 /// `wait`); false if someone else holds it. A file system without `flock` cannot hold
-/// claims: then everybody proceeds as before claims, judging creators by pid.
+/// claims: then everybody proceeds as before claims, judging creators by owner id.
 fn claim<D: Device>(device: &D, wait: bool) -> Result<bool> {
     let op = if wait {
         FlockOperation::LockExclusive

@@ -1,20 +1,35 @@
 //! Managed System V (XSI) shared memory: a segment named by a key made from a path and an
 //! id, for systems and programs that speak `shmget`.
+//!
+//! XSI memory has no file description to hold attachment locks on, so each mapping holds
+//! them on its own description of a companion lock file: the POSIX shared memory object
+//! `shmkit-xsi-<shmid>` (empty; created by the first mapping, removed with the segment).
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr::NonNull;
 
+use super::attachment::Attachment;
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
-use crate::os::{XsiKey, XsiRegion, XsiSharedMemory};
+use crate::os::{Access, MapMode, SharedMemoryObject, XsiKey, XsiRegion, XsiSharedMemory};
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{Mode, ReadWrite};
 
-/// An XSI shared memory segment and its attachment.
+/// An XSI shared memory segment, its attachment and the companion file that carries the
+/// attachment's locks.
 pub struct XsiBacking {
     // Declared first: detached before the handle goes.
     region: XsiRegion,
+    // Before the companion: leaves the fork handler's list before the descriptor closes.
+    attachment: Attachment,
+    companion: SharedMemoryObject,
     shm: XsiSharedMemory,
+}
+
+/// The name of the companion lock file of the XSI segment `id`.
+fn companion_name(id: libc::c_int) -> String {
+    format!("shmkit-xsi-{id}")
 }
 
 impl XsiBacking {
@@ -34,6 +49,12 @@ impl Backing for XsiBacking {
             self.region.as_ptr()
         )
     }
+    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.companion.as_fd())
+    }
+    fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        self.attachment.alone(&self.companion, f)
+    }
 }
 
 /// A segment in System V shared memory. XSI memory has no copy-on-write attachment, so
@@ -45,6 +66,24 @@ fn attach<M: Mode, I: IndexKind>(
     created: bool,
     opts: &Settings,
 ) -> Result<ManagedSegment<XsiBacking, M, I>> {
+    let access = match M::MAP {
+        MapMode::ReadWrite => Access::ReadWrite,
+        MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
+    };
+    let (companion, _) =
+        SharedMemoryObject::open_or_create(&companion_name(shm.id()), access, opts.permissions)?;
+    // Before attaching: a creator holds its locks before anyone can see the header.
+    let attachment = Attachment::take::<M>(&companion).map_err(|e| match e {
+        Error::InUse { reason, .. } => Error::InUse {
+            what: format!(
+                "XSI shared memory (key {:#x}, id {})",
+                shm.key().raw(),
+                shm.id()
+            ),
+            reason,
+        },
+        other => other,
+    })?;
     let region = shm.attach(M::MAP)?;
     let base = NonNull::new(region.as_ptr()).ok_or_else(|| Error::InvalidAddress {
         addr: 0,
@@ -55,7 +94,12 @@ fn attach<M: Mode, I: IndexKind>(
     // as the backing; when `created`, nobody else uses it before the header says READY.
     unsafe {
         ManagedSegment::attach(
-            XsiBacking { region, shm },
+            XsiBacking {
+                region,
+                attachment,
+                companion,
+                shm,
+            },
             base,
             len,
             created,
@@ -72,6 +116,7 @@ fn create_attached<I: IndexKind>(
     attach(shm, true, opts).inspect_err(|_| {
         // Best effort: the create failed already, that error is the one to report.
         let _ = XsiSharedMemory::remove_id(id);
+        let _ = SharedMemoryObject::remove(&companion_name(id));
     })
 }
 
@@ -121,11 +166,15 @@ impl ManagedXsiSharedMemory {
         Self::options().open_or_create(key, size)
     }
 
-    /// Marks the segment under `key` for removal (it lives on until the last detach).
-    /// Returns false if there is none.
+    /// Marks the segment under `key` for removal (it lives on until the last detach) and
+    /// removes its companion lock file. Returns false if there is none.
     pub fn remove(key: XsiKey) -> Result<bool> {
         match XsiSharedMemory::open(key) {
-            Ok(shm) => XsiSharedMemory::remove_id(shm.id()),
+            Ok(shm) => {
+                let removed = XsiSharedMemory::remove_id(shm.id())?;
+                SharedMemoryObject::remove(&companion_name(shm.id()))?;
+                Ok(removed)
+            }
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }

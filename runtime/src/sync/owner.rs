@@ -1,0 +1,297 @@
+//! Who holds a robust lock, and how a waiter learns that the holder died: from the kernel,
+//! never from a process id (pids are reused, and processes in different pid namespaces that
+//! share one segment see different pids).
+//!
+//! Every mapping holds open-file-description locks on its own description of the device
+//! (see [`crate::os::ofd`]), far beyond any data. The byte map:
+//!
+//! | bytes                 | held shared by            | held exclusive by                     |
+//! |-----------------------|---------------------------|---------------------------------------|
+//! | [`ATTACH`]            | every mapping             | an exclusive mapping, offline resizing, an in-place destroy (briefly) |
+//! | [`WRITERS`]           | shared read-write mappings |                                      |
+//! | [`READERS`]           | read-only and copy-on-write mappings |                            |
+//! | `IDS + id`            |                           | the mapping whose lock owner id is `id` |
+//! | `VOUCH + id`          |                           | that mapping, once it validated, created or trusted the segment |
+//!
+//! A lock word names its holder by the holder's owner id. A mapping claims one (a random
+//! number in `1..2^30` whose `IDS` byte it can lock exclusively) the first time it locks, and
+//! holds it until its description closes: when the mapping is dropped or its process dies.
+//! A waiter decides that owner `id` died when no description holds byte `IDS + id`
+//! exclusively (`F_OFD_GETLK`). A shared lock there proves nothing: any reader of the file
+//! can take one, an exclusive one needs write access. An id is only reused after a random
+//! claim hits it again (one chance in 2^30 per claim), so a dead owner's id is not mistaken
+//! for a live one while a waiter polls.
+//!
+//! Memory only one mapping reaches (heap memory, a buffer, a copy-on-write mapping) has no
+//! description: its locks are taken by [`PRIVATE`], which never dies.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+
+use crate::error::{Error, Result};
+use crate::os::{fork, ofd};
+
+/// Held shared by every mapping, exclusive by one that must be alone.
+pub(crate) const ATTACH: u64 = 1 << 62;
+/// Held shared by shared read-write mappings.
+pub(crate) const WRITERS: u64 = ATTACH + 1;
+/// Held shared by read-only and copy-on-write mappings.
+pub(crate) const READERS: u64 = ATTACH + 2;
+/// `IDS + id` is held exclusively by the owner of `id`.
+const IDS: u64 = ATTACH + (1 << 32);
+/// `VOUCH + id` is held exclusively by owner `id` once it trusts the segment.
+const VOUCH: u64 = ATTACH + (1 << 33);
+/// Every byte a vouch may be on (for tests that forge locks there).
+pub const VOUCH_BYTES: std::ops::Range<u64> =
+    VOUCH + FIRST_ID as u64..VOUCH + FIRST_ID as u64 + ID_COUNT as u64;
+/// Owner ids of mappings are `FIRST_ID..FIRST_ID + ID_COUNT`; below 2^31, so a lock word
+/// has a bit to spare.
+const FIRST_ID: u32 = 2;
+const ID_COUNT: u32 = (1 << 30) - FIRST_ID;
+/// The owner of every lock in memory that only one mapping reaches.
+pub const PRIVATE: u32 = 1;
+/// Random claims tried before an open gives up (each fails only on an id held right now).
+const CLAIM_TRIES: u32 = 64;
+
+/// The owner ids this process claimed, with the fork generation they were claimed in (a
+/// forked child inherits the list but none of the ids).
+static OURS: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
+
+/// How this mapping takes locks: its owner id, claimed on its own description.
+pub struct Owner {
+    /// The descriptor of this mapping's own description (the backing owns it and outlives
+    /// this owner); None for private memory.
+    fd: Option<RawFd>,
+    /// This mapping's id; 0 until claimed.
+    id: AtomicU32,
+    /// The fork generation the id was claimed in: a forked child claims its own.
+    forks: AtomicU32,
+    claiming: Mutex<()>,
+}
+
+impl Owner {
+    /// The owner of memory no other mapping reaches.
+    pub fn private() -> Self {
+        Owner {
+            fd: None,
+            id: AtomicU32::new(PRIVATE),
+            forks: AtomicU32::new(0),
+            claiming: Mutex::new(()),
+        }
+    }
+
+    /// The owner of a mapping whose own description is `fd` (open for writing), which
+    /// stays open for as long as this owner is used.
+    pub fn attached(fd: BorrowedFd<'_>) -> Self {
+        Owner {
+            fd: Some(fd.as_raw_fd()),
+            id: AtomicU32::new(0),
+            forks: AtomicU32::new(0),
+            claiming: Mutex::new(()),
+        }
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: the backing keeps the descriptor open while this owner is used (`attached`).
+        self.fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// This mapping's owner id, claimed on first use (and again in a forked child).
+    #[inline]
+    pub fn me(&self) -> Result<u32> {
+        let id = self.id.load(Relaxed);
+        if self.fd.is_none() || (id != 0 && self.forks.load(Relaxed) == fork::generation()) {
+            return Ok(id);
+        }
+        self.claim()
+    }
+
+    #[cold]
+    fn claim(&self) -> Result<u32> {
+        let _one = self.claiming.lock().unwrap_or_else(PoisonError::into_inner);
+        let forks = fork::generation();
+        let id = self.id.load(Relaxed);
+        if id != 0 && self.forks.load(Relaxed) == forks {
+            return Ok(id);
+        }
+        let Some(fd) = self.fd() else {
+            return Ok(PRIVATE);
+        };
+        let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), forks);
+        for attempt in 0..u64::from(CLAIM_TRIES) {
+            let r = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let id = FIRST_ID + ((r ^ (r >> 31)) % u64::from(ID_COUNT)) as u32;
+            let claimed = ofd::try_lock_exclusive_fd(fd, IDS + u64::from(id))
+                .map_err(|e| os_error("fcntl(F_OFD_SETLK)", e))?;
+            if claimed {
+                let mut ours = OURS.lock().unwrap_or_else(PoisonError::into_inner);
+                ours.retain(|&(_, g)| g == forks);
+                ours.push((id, forks));
+                self.forks.store(forks, Relaxed);
+                self.id.store(id, Relaxed);
+                return Ok(id);
+            }
+        }
+        Err(os_error(
+            "fcntl(F_OFD_SETLK)",
+            std::io::Error::other(format!("no free lock owner id after {CLAIM_TRIES} tries")),
+        ))
+    }
+
+    /// Whether `id` names a mapping of this process of the same kind as this one: a lock it
+    /// holds was taken by one of our threads (the index lock nests for the thread holding
+    /// it through any of our mappings of the segment).
+    pub fn is_ours(&self, id: u32) -> bool {
+        if self.fd.is_none() {
+            return id == PRIVATE;
+        }
+        let generation = fork::generation();
+        OURS.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(id, generation))
+    }
+
+    /// The id claimed last (what a lock held by this mapping names): for code that runs
+    /// under a lock this mapping took, where [`me`](Self::me) has already succeeded.
+    #[inline]
+    pub fn claimed(&self) -> u32 {
+        self.id.load(Relaxed)
+    }
+
+    /// Whether owner `id` (found in a lock word) may still release what it holds. Forged
+    /// or stale ids are dead: nobody holds their byte.
+    pub fn alive(&self, id: u32) -> bool {
+        let Some(fd) = self.fd() else {
+            return id == PRIVATE;
+        };
+        if !(FIRST_ID..FIRST_ID + ID_COUNT).contains(&id) {
+            return false;
+        }
+        // When the kernel cannot answer, the owner is taken to live: a waiter keeps waiting
+        // (with its timeouts) rather than taking a lock that may be held.
+        ofd::exclusive_held_in(fd, IDS + u64::from(id), 1).unwrap_or(true)
+    }
+
+    /// Records, for as long as this mapping's description is open, that it trusts the
+    /// segment (see [`cold`]).
+    pub fn vouch(&self) -> Result<()> {
+        let Some(fd) = self.fd() else {
+            return Ok(());
+        };
+        let id = self.me()?;
+        match ofd::try_lock_exclusive_fd(fd, VOUCH + u64::from(id)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(os_error(
+                "fcntl(F_OFD_SETLK)",
+                std::io::Error::other("another description holds this owner's trust byte"),
+            )),
+            Err(e) => Err(os_error("fcntl(F_OFD_SETLK)", e)),
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.fd.is_some() {
+            let mine = (self.id.load(Relaxed), self.forks.load(Relaxed));
+            OURS.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|&entry| entry != mine);
+        }
+    }
+}
+
+/// Whether no other mapping with write access vouches for the segment whose device `fd`
+/// describes: an open must then validate it in full.
+pub fn cold(fd: BorrowedFd<'_>) -> Result<bool> {
+    ofd::exclusive_held_in(fd, VOUCH_BYTES.start, VOUCH_BYTES.end - VOUCH_BYTES.start)
+        .map(|held| !held)
+        .map_err(|e| os_error("fcntl(F_OFD_GETLK)", e))
+}
+
+fn os_error(op: &'static str, source: std::io::Error) -> Error {
+    Error::Os {
+        op,
+        what: "the segment's attachment locks".into(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Ids are claimed once per mapping and checked through the kernel; the multi-process
+    //! cases (pid namespaces, a killed holder, a reused pid) are in `tests/multiprocess`.
+
+    use super::*;
+    use crate::os::{Access, Permissions, SharedMemoryObject};
+    use std::os::fd::AsFd;
+
+    struct Name(String);
+    impl Drop for Name {
+        fn drop(&mut self) {
+            let _ = SharedMemoryObject::remove(&self.0);
+        }
+    }
+
+    fn device(tag: &str) -> (Name, SharedMemoryObject, SharedMemoryObject) {
+        let name = Name(format!("shmkit_owner_{tag}_{}", std::process::id()));
+        let a =
+            SharedMemoryObject::create(&name.0, Access::ReadWrite, Permissions::default()).unwrap();
+        let b = SharedMemoryObject::open(&name.0, Access::ReadWrite).unwrap();
+        (name, a, b)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "real shared memory")]
+    fn an_owner_is_alive_while_its_description_is_open() {
+        let (_name, a, b) = device("alive");
+        let owner_a = Owner::attached(a.as_fd());
+        let owner_b = Owner::attached(b.as_fd());
+        let id = owner_a.me().unwrap();
+        assert_eq!(owner_a.me().unwrap(), id, "claimed once");
+        assert!(owner_b.alive(id));
+        assert_ne!(owner_b.me().unwrap(), id);
+        assert!(!owner_b.alive(id ^ 1), "an id nobody claimed is dead");
+        assert!(!owner_b.alive(PRIVATE) && !owner_b.alive(0) && !owner_b.alive(u32::MAX >> 1));
+        drop(owner_a);
+        drop(a);
+        assert!(!owner_b.alive(id), "closing the description ends the owner");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "real shared memory")]
+    fn a_shared_lock_on_an_id_byte_does_not_fake_a_live_owner_nor_trust() {
+        let (name, a, _b) = device("forge");
+        let reader = SharedMemoryObject::open(&name.0, Access::ReadOnly).unwrap();
+        let owner = Owner::attached(a.as_fd());
+        assert!(ofd::lock_shared_raw(
+            reader.as_fd().as_raw_fd(),
+            IDS + 12345
+        ));
+        assert!(ofd::lock_shared_raw(
+            reader.as_fd().as_raw_fd(),
+            VOUCH + 12345
+        ));
+        assert!(!owner.alive(12345));
+        assert!(cold(a.as_fd()).unwrap());
+        owner.vouch().unwrap();
+        assert!(
+            !cold(reader.as_fd()).unwrap(),
+            "a writer's vouch makes opens warm"
+        );
+        assert!(
+            cold(a.as_fd()).unwrap(),
+            "a description's own vouch does not count"
+        );
+    }
+
+    #[test]
+    fn private_memory_has_one_owner_that_never_dies() {
+        let owner = Owner::private();
+        assert_eq!(owner.me().unwrap(), PRIVATE);
+        assert!(owner.alive(PRIVATE));
+        assert!(!owner.alive(7));
+        owner.vouch().unwrap();
+    }
+}
