@@ -6,9 +6,11 @@
 //! what the old indexes link (for segments made before the registry), never from blocks
 //! that merely look like entries or tables (user data can look like anything). Every
 //! candidate is validated (tag, kind, state, a known type, a name that hashes to the stored
-//! hash, a block large enough). Live ones are linked again; ones caught half-built or
-//! half-destroyed are freed (their elements are not dropped: what they own leaks, which is
-//! all that is lost); the type records are recounted.
+//! hash, a block large enough), an index's before anything there is read or the links it
+//! holds are followed ([`IndexKind::walk`]): a torn or forged link is dropped with what
+//! hangs below it (those entries leak), never read through. Live ones are linked again;
+//! ones caught half-built or half-destroyed are freed (their elements are not dropped: what
+//! they own leaks, which is all that is lost); the type records are recounted.
 //!
 //! The rebuild happens in place: the registry and the hash tables are reused, so that
 //! recovering a full segment needs no allocation (freeing the abandoned entries first

@@ -3,8 +3,6 @@
 //! block of the chain holding a consistent entry, not met before), so a bad link is never
 //! read through. The check refuses it; recovery drops the link and keeps the rest.
 
-use std::mem::MaybeUninit;
-
 use shmkit_runtime::{
     AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, OrderedIndex,
 };
@@ -27,9 +25,7 @@ fn word(image: &AlignedBuffer, at: usize) -> u64 {
 }
 
 fn put(image: &mut AlignedBuffer, at: usize, bytes: &[u8]) {
-    for (d, &b) in image[at..at + bytes.len()].iter_mut().zip(bytes) {
-        *d = MaybeUninit::new(b);
-    }
+    image.write_all_at(bytes, at).unwrap();
 }
 
 /// The children of the entry at `e`.
