@@ -254,9 +254,7 @@ impl AlignedBuffer {
                     ),
                 )
             })?;
-        for (d, &b) in dst.iter_mut().zip(buf) {
-            *d = MaybeUninit::new(b);
-        }
+        dst.copy_from_slice(buf.image_bytes());
         Ok(())
     }
 
