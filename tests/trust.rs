@@ -253,7 +253,7 @@ mod validity {
             .as_ptr() as usize;
         let offset = data - seg.base_address().as_ptr() as usize;
         let mut image = AlignedBuffer::from_image(seg.image());
-        image[offset + at] = std::mem::MaybeUninit::new(byte);
+        image.write_all_at(&[byte], offset + at).unwrap();
         image
     }
 
@@ -407,7 +407,7 @@ mod validity {
         let data = seg.construct("x", AtomicBool::new(true)).unwrap() as *const AtomicBool;
         let offset = data as usize - seg.base_address().as_ptr() as usize;
         let mut image = AlignedBuffer::from_image(seg.image());
-        image[offset] = std::mem::MaybeUninit::new(2);
+        image.write_all_at(&[2], offset).unwrap();
         let writer = ManagedExternalBuffer::open(&mut image).unwrap();
         let found = writer.find::<AtomicBool>("x").map(|f| f.is_some());
         assert!(

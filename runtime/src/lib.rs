@@ -52,7 +52,7 @@ pub use segment::{
     AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,
     ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
     ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly, ReadWrite,
-    SegmentAllocator, SegmentBuilder,
+    SegmentAllocator, SegmentBuilder, SegmentImage,
 };
 
 /// Items the derive macros' expansions use. Not public API.

@@ -31,6 +31,10 @@ pub mod offsets {
     pub const ENTRIES: usize = std::mem::offset_of!(SegmentHeader, reserved) + 7 * 8;
 }
 
+/// Where an ordered-index entry keeps its left and right child links (two words): after
+/// the entry header's tag, kind, state, hash, count word and fingerprint.
+pub const ORDERED_LINKS: usize = 24;
+
 /// The header of the segment mapped at `seg`, as a raw pointer: fields are read one by one
 /// (the lock holder mutates the allocator state that a `&SegmentHeader` would cover).
 fn header_ptr<B: Backing, M: Mode>(seg: &ManagedSegment<B, M>) -> *const SegmentHeader {

@@ -6,15 +6,17 @@
 //! what the old indexes link (for segments made before the registry), never from blocks
 //! that merely look like entries or tables (user data can look like anything). Every
 //! candidate is validated (tag, kind, state, a known type, a name that hashes to the stored
-//! hash, a block large enough). Live ones are linked again; ones caught half-built or
-//! half-destroyed are freed (their elements are not dropped: what they own leaks, which is
-//! all that is lost); the type records are recounted.
+//! hash, a block large enough), an index's before anything there is read or the links it
+//! holds are followed ([`IndexKind::walk`]): a torn or forged link is dropped with what
+//! hangs below it (those entries leak), never read through. Live ones are linked again;
+//! ones caught half-built or half-destroyed are freed (their elements are not dropped: what
+//! they own leaks, which is all that is lost); the type records are recounted.
 //!
 //! The rebuild happens in place: the registry and the hash tables are reused, so that
 //! recovering a full segment needs no allocation (freeing the abandoned entries first
 //! makes room if an index must grow after all).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, TAG};
@@ -30,30 +32,29 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     // Every offset followed below is checked against the chain of blocks first.
     let blocks = s.blocks();
     types::check(s, &blocks)?;
-    let mut candidates = registry::members(s, &blocks);
-    for root in [NAMED, UNIQUE] {
-        // Best effort: a torn index yields what it can; its links are offsets of entries.
-        // Its root names a block of ours (a table or an entry), or nothing is read there.
-        if blocks.len_of(s.read_word(root.root)).is_none() {
-            continue;
-        }
-        let _ = I::for_each(s, root, &mut |e| {
-            candidates.push(e);
-            Ok(())
-        });
-    }
-    candidates.sort_unstable();
-    candidates.dedup();
-    let mut live = Vec::new();
-    let mut doomed = Vec::new();
     let mut layouts = Layouts::default();
-    for off in candidates {
-        match entry_at::<I::Link>(s, &blocks, off, &mut layouts) {
-            Ok(h) if h.state == state::LIVE => live.push((off, h)),
-            Ok(_) => doomed.push(off),
-            Err(_) => {}
+    let mut found = Vec::new();
+    let mut consider = |off| {
+        let h = entry_at::<I::Link>(s, &blocks, off, &mut layouts);
+        if let Ok(h) = h {
+            found.push((off, h));
         }
+        h.is_ok()
+    };
+    for off in registry::members(s, &blocks) {
+        consider(off);
     }
+    for root in [NAMED, UNIQUE] {
+        // Best effort: a torn index yields the entries it reaches through links that name
+        // entries. A link that does not is dropped with what hangs below it: only the
+        // indexes and the registry tell entries from user data, so those are lost (their
+        // blocks leak), never guessed at.
+        let _ = I::walk(s, root, &blocks, &mut |e| Ok(consider(e)));
+    }
+    found.sort_unstable_by_key(|&(off, _)| off);
+    found.dedup_by_key(|&mut (off, _)| off);
+    let (live, doomed): (Vec<_>, Vec<_>) =
+        found.into_iter().partition(|(_, h)| h.state == state::LIVE);
     // The registry holds the anonymous entries only (the others are in their indexes).
     let keep: Vec<u64> = live
         .iter()
@@ -65,7 +66,7 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
         I::clear(s, root, &blocks)?;
         s.word(root.count).store(0, Relaxed);
     }
-    for off in doomed {
+    for (off, _) in doomed {
         if let Ok(p) = Entry::<I::Link>::ptr(s, off) {
             // SAFETY: a header in bounds of a block nobody links any more; clearing the tag
             // keeps it from looking like an entry once it is reused.
@@ -98,36 +99,26 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
     let mut layouts = Layouts::default();
     types::check(s, &blocks)?;
     for root in [NAMED, UNIQUE] {
-        // The root names a block of ours (a table or an entry), or nothing is read there:
-        // a forged one could aim at a payload's padding.
-        let first = s.read_word(root.root);
-        if first != 0 && blocks.len_of(first).is_none() {
-            return Err(s.corrupt(format!(
-                "an index root names offset {first}, which is not a used block"
-            )));
-        }
-        let mut linked = Vec::new();
-        I::for_each(s, root, &mut |e| {
-            linked.push(e);
-            Ok(())
+        // Each link is checked as an entry before the walk reads anything there (a forged
+        // one could aim at a payload's padding) or follows the links it holds.
+        let mut linked = HashSet::new();
+        I::walk(s, root, &blocks, &mut |e| {
+            if !linked.insert(e) {
+                return Err(bad(e, "linked twice by one index"));
+            }
+            let h = entry_at::<I::Link>(s, &blocks, e, &mut layouts).map_err(|why| bad(e, why))?;
+            let own = ObjectKind::from_u8(h.kind).and_then(root_of);
+            if own.is_none_or(|own| own.root != root.root) {
+                return Err(bad(e, "linked by the index of another kind"));
+            }
+            Ok(true)
         })?;
-        linked.sort_unstable();
-        if let Some(w) = linked.windows(2).find(|w| w[0] == w[1]) {
-            return Err(bad(w[0], "linked twice by one index"));
-        }
         let counted = s.read_word(root.count);
         if counted != linked.len() as u64 {
             return Err(s.corrupt(format!(
                 "an index counts {counted} objects but links {}",
                 linked.len()
             )));
-        }
-        for e in linked {
-            let h = entry_at::<I::Link>(s, &blocks, e, &mut layouts).map_err(|why| bad(e, why))?;
-            let own = ObjectKind::from_u8(h.kind).and_then(root_of);
-            if own.is_none_or(|own| own.root != root.root) {
-                return Err(bad(e, "linked by the index of another kind"));
-            }
         }
     }
     for e in registry::members(s, &blocks) {

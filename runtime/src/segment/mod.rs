@@ -14,7 +14,9 @@ mod root_api;
 pub use self::algorithm::MemoryAlgorithm;
 pub use self::allocator::{AllocError, AllocErrorKind, SegmentAllocator};
 pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
-pub use self::backing::buffer::{AlignedBuffer, ExternalBuffer, ImageBytes, ManagedExternalBuffer};
+pub use self::backing::buffer::{
+    AlignedBuffer, ExternalBuffer, ImageBytes, ManagedExternalBuffer, SegmentImage,
+};
 pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, ManagedSharedMemory};
 pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};

@@ -2,7 +2,6 @@
 //! tests, redone), on heap and external-buffer segments so that Miri can run them:
 //! `cargo +nightly miri test -p shmkit-runtime --test alloc`.
 
-use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use shmkit_runtime::Command;
@@ -798,8 +797,11 @@ fn a_heap_segment_image_reopens_elsewhere() {
     assert!(all_equal(q, 100, 7));
     assert_eq!(copy.usable_size(q), seg.usable_size(p));
     copy.check().unwrap();
+    let mut half = image.clone();
+    half.truncate(image.len() / 2);
+    assert_eq!(half.len(), image.len() / 2);
     assert!(matches!(
-        ManagedHeapMemory::from_image(&image[..image.len() / 2]),
+        ManagedHeapMemory::from_image(&half),
         Err(Error::Truncated { .. })
     ));
     assert!(matches!(
@@ -811,7 +813,7 @@ fn a_heap_segment_image_reopens_elsewhere() {
 /// The bytes of a buffer no writable segment has used: all initialised.
 fn bytes_of(buf: &AlignedBuffer) -> Vec<u8> {
     // SAFETY: the test's buffers are made by `new`/`from_image` and changed only through
-    // `MaybeUninit::new`, never lent to a writable segment.
+    // `write_all_at`, never lent to a writable segment.
     buf.iter().map(|b| unsafe { b.assume_init() }).collect()
 }
 
@@ -827,9 +829,14 @@ fn aligned_buffers_are_aligned_zeroed_and_independent_copies() {
     let copy = AlignedBuffer::from(&image[..]);
     assert_eq!(bytes_of(&copy), image);
     let mut other = copy.clone();
-    other[0] = MaybeUninit::new(0xff);
-    assert_eq!(bytes_of(&other)[0], 0xff);
+    other.write_all_at(&[0xff, 0xfe], 0).unwrap();
+    assert_eq!(bytes_of(&other)[..3], [0xff, 0xfe, 2]);
     assert_eq!(bytes_of(&copy)[0], 0);
+    // Past the end: an error, and nothing written.
+    let err = other.write_all_at(&[7, 7], 99).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(other.write_all_at(&[7], usize::MAX).is_err());
+    assert_eq!(bytes_of(&other)[99], 99);
 }
 
 /// A length read from a pipe or a file header is bad input like any other: a length the
@@ -888,19 +895,22 @@ fn a_duplicated_external_buffer_is_a_valid_segment() {
 
 #[test]
 fn external_buffers_that_cannot_hold_a_segment_are_refused() {
-    let mut buf = AlignedBuffer::new(SEG);
-    let raw = &mut buf[..];
     assert!(matches!(
-        ManagedExternalBuffer::create(&mut raw[..64]),
+        ManagedExternalBuffer::create(&mut AlignedBuffer::new(64)),
         Err(Error::BufferTooSmall { len: 64, .. })
     ));
     assert!(matches!(
-        ManagedExternalBuffer::create(&mut raw[1..]),
-        Err(Error::BufferMisaligned { .. })
-    ));
-    assert!(matches!(
-        ManagedExternalBuffer::open(&mut raw[..]),
+        ManagedExternalBuffer::open(&mut AlignedBuffer::new(SEG)),
         Err(Error::NotASegment { .. })
+    ));
+    // A writable buffer is always aligned; plain bytes lent read-only may not be.
+    let bytes = vec![0u8; SEG + 16];
+    let at = (17 - bytes.as_ptr().addr() % 16) % 16;
+    assert!(matches!(
+        ManagedExternalBuffer::options()
+            .read_only()
+            .open(&bytes[at..at + SEG]),
+        Err(Error::BufferMisaligned { .. })
     ));
 }
 
@@ -913,10 +923,9 @@ fn a_read_only_external_buffer_can_be_inspected() {
         fill(p, 64, 9);
         seg.handle_from_address(p.as_ptr()).unwrap()
     };
-    let raw: &[MaybeUninit<u8>] = &buf;
     let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> = ManagedExternalBuffer::options()
         .read_only()
-        .open(raw)
+        .open(&buf)
         .unwrap();
     assert!(ro.check_sanity());
     assert!(!ro.all_memory_deallocated());
@@ -925,7 +934,7 @@ fn a_read_only_external_buffer_can_be_inspected() {
     // A second read-only view of the same bytes at the same time.
     let ro2 = ManagedExternalBuffer::options()
         .read_only()
-        .open(raw)
+        .open(&buf)
         .unwrap();
     assert_eq!(ro2.free_memory(), ro.free_memory());
 }

@@ -225,10 +225,9 @@ fn a_read_only_mapping_yields_the_read_only_error() {
         .unwrap()
         .construct("anchor", 1u64)
         .unwrap();
-    let raw: &[std::mem::MaybeUninit<u8>] = &buf;
     let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> = ManagedExternalBuffer::options()
         .read_only()
-        .open(raw)
+        .open(&buf)
         .unwrap();
     let value = ro.find::<u64>("anchor").unwrap().unwrap();
     let err = SegmentAllocator::of(value).unwrap_err();

@@ -1,7 +1,6 @@
 //! Named, unique and anonymous objects on heap and external-buffer segments: everything
 //! that needs no OS mapping, so Miri runs this file too (`.ci/miri`).
 
-use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
@@ -1164,10 +1163,8 @@ fn an_entry_count_beyond_its_block_is_refused_in_an_external_buffer() {
 }
 
 /// Sets bytes `at..` of `buf` to `bytes`.
-fn patch(buf: &mut [MaybeUninit<u8>], at: usize, bytes: &[u8]) {
-    for (d, &b) in buf[at..at + bytes.len()].iter_mut().zip(bytes) {
-        *d = MaybeUninit::new(b);
-    }
+fn patch(buf: &mut AlignedBuffer, at: usize, bytes: &[u8]) {
+    buf.write_all_at(bytes, at).unwrap();
 }
 
 /// Padded values: a `(u8, u64)` stores 7 bytes of padding, uninitialised after the store.

@@ -4,4 +4,5 @@
 mod heap;
 #[cfg(not(miri))]
 mod segments;
+mod torn_ordered_index;
 mod uninit_images;

@@ -2,7 +2,7 @@
 //! be refused at open, and a process dying half-way through returning its cached blocks
 //! must not lead to a block being handed out twice.
 
-use std::mem::{offset_of, MaybeUninit};
+use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::alloc::cache;
@@ -11,13 +11,11 @@ use crate::manager::header::{self, SegmentHeader};
 use crate::segment::{AlignedBuffer, ManagedHeapMemory};
 use crate::Error;
 
-fn put(img: &mut [MaybeUninit<u8>], off: usize, bytes: &[u8]) {
-    for (d, &b) in img[off..off + bytes.len()].iter_mut().zip(bytes) {
-        *d = MaybeUninit::new(b);
-    }
+fn put(img: &mut AlignedBuffer, off: usize, bytes: &[u8]) {
+    img.write_all_at(bytes, off).unwrap();
 }
 
-fn put_u64(img: &mut [MaybeUninit<u8>], off: usize, v: u64) {
+fn put_u64(img: &mut AlignedBuffer, off: usize, v: u64) {
     put(img, off, &v.to_ne_bytes());
 }
 

@@ -123,6 +123,18 @@ fn table(s: &Space, root: Root) -> Result<Option<At>> {
     Ok(Some(At { off, len: t.len }))
 }
 
+/// The table the root names, for a check or recovery: only if it starts a used block of
+/// `blocks` large enough for it, checked before its header is read, so a forged root never
+/// has bytes read as a table header nor slots read past its block.
+fn table_in(s: &Space, root: Root, blocks: &Blocks) -> Option<At> {
+    let have = blocks.len_of(s.read_word(root.root))? as u64;
+    if have < size_of::<Table>() as u64 {
+        return None;
+    }
+    let at = table(s, root).ok()??;
+    (have >= size_of::<Table>() as u64 + at.len.saturating_mul(8)).then_some(at)
+}
+
 /// The slot holding entry `e` (with hash `hash`), if any.
 fn position(s: &Space, at: At, e: u64, hash: u32) -> Result<Option<u64>> {
     let home = at.home_of_hash(hash);
@@ -339,6 +351,33 @@ impl IndexKind for HashIndex {
         Ok(())
     }
 
+    fn walk(
+        s: &Space,
+        root: Root,
+        blocks: &Blocks,
+        visit: &mut dyn FnMut(u64) -> Result<bool>,
+    ) -> Result<()> {
+        let off = s.read_word(root.root);
+        if off == 0 {
+            return Ok(());
+        }
+        let Some(at) = table_in(s, root, blocks) else {
+            return Err(s.corrupt(format!(
+                "an index root names offset {off}, which is not a hash table in a used block"
+            )));
+        };
+        for i in 0..at.len {
+            match at.get(s, i)? {
+                0 => {}
+                // Entries link nothing further: accepted or not, there is nothing to follow.
+                w => {
+                    visit(entry_of(w))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn reserve(s: &Space, root: Root, n: u64) -> Result<()> {
         match table(s, root)? {
             Some(at) if !overloaded(n, at.len) => Ok(()),
@@ -359,17 +398,10 @@ impl IndexKind for HashIndex {
 
     fn clear(s: &Space, root: Root, blocks: &Blocks) -> Result<()> {
         // Only the table the root names is a candidate (never a block that merely looks
-        // like one), and it is kept only if it is a live block of its size: checked before
-        // its header is read, so a forged root never has bytes read as a table header.
-        let have = blocks.len_of(s.read_word(root.root)).unwrap_or(0) as u64;
-        let at = match (have >= size_of::<Table>() as u64).then(|| table(s, root)) {
-            Some(Ok(Some(at))) if have >= size_of::<Table>() as u64 + at.len.saturating_mul(8) => {
-                at
-            }
-            _ => {
-                s.word(root.root).store(0, Relaxed);
-                return Ok(());
-            }
+        // like one), and it is kept only if it is a live block of its size.
+        let Some(at) = table_in(s, root, blocks) else {
+            s.word(root.root).store(0, Relaxed);
+            return Ok(());
         };
         for i in 0..at.len {
             at.set(s, i, 0)?;

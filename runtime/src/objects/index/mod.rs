@@ -50,6 +50,18 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     /// Calls `f` on every entry, in the index's order. `f` must not change the index.
     #[doc(hidden)]
     fn for_each(s: &Space, root: Root, f: &mut dyn FnMut(u64) -> Result<()>) -> Result<()>;
+    /// For a cold check and for recovery, where the index may be forged or torn: calls
+    /// `visit` on every offset the index links, and reads the links an entry holds only
+    /// once `visit` accepted it (returned true). The index's own structures are checked
+    /// against `blocks` before they are read, and no entry is followed twice, so a cycle
+    /// ends; `visit` may see an offset more than once.
+    #[doc(hidden)]
+    fn walk(
+        s: &Space,
+        root: Root,
+        blocks: &Blocks,
+        visit: &mut dyn FnMut(u64) -> Result<bool>,
+    ) -> Result<()>;
     /// Prepares room for `n` entries in all, so that inserting them allocates no index memory.
     #[doc(hidden)]
     fn reserve(s: &Space, root: Root, n: u64) -> Result<()>;

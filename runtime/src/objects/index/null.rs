@@ -5,7 +5,7 @@
 
 use super::{IndexKind, Key, Root};
 use crate::error::Result;
-use crate::objects::space::Space;
+use crate::objects::space::{Blocks, Space};
 
 /// No index: anonymous objects only; named and unique objects do not compile.
 #[derive(Debug)]
@@ -33,6 +33,10 @@ impl IndexKind for NullIndex {
     }
 
     fn for_each(_: &Space, _: Root, _: &mut dyn FnMut(u64) -> Result<()>) -> Result<()> {
+        Ok(())
+    }
+
+    fn walk(_: &Space, _: Root, _: &Blocks, _: &mut dyn FnMut(u64) -> Result<bool>) -> Result<()> {
         Ok(())
     }
 

@@ -3,12 +3,13 @@
 //! depth O(log n), no extra field). Iteration yields names in byte order.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::{IndexKind, Key, Root};
 use crate::error::Result;
 use crate::objects::entry::Entry;
-use crate::objects::space::Space;
+use crate::objects::space::{Blocks, Space};
 
 /// Ordered index: O(log n) find, insert and destroy; iteration in name order.
 #[derive(Debug)]
@@ -178,6 +179,25 @@ impl IndexKind for OrderedIndex {
             let next = E::read(s, e)?.link[RIGHT];
             f(e)?;
             cur = next;
+        }
+        Ok(())
+    }
+
+    fn walk(
+        s: &Space,
+        root: Root,
+        _: &Blocks,
+        visit: &mut dyn FnMut(u64) -> Result<bool>,
+    ) -> Result<()> {
+        // Depth first, without trusting the count: each entry followed is one `visit`
+        // accepted and is followed once, so the walk ends after at most as many entries as
+        // there are blocks.
+        let mut followed = HashSet::new();
+        let mut stack = vec![s.read_word(root.root)];
+        while let Some(e) = stack.pop() {
+            if e != 0 && visit(e)? && followed.insert(e) {
+                stack.extend(E::read(s, e)?.link);
+            }
         }
         Ok(())
     }

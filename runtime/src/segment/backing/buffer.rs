@@ -1,5 +1,6 @@
-//! Managed external buffer: a segment in memory the caller owns (a static array, a
-//! buffer received from elsewhere). The segment borrows it for its lifetime.
+//! Managed external buffer: a segment in memory the caller owns (an [`AlignedBuffer`],
+//! made here or received from elsewhere; read-only, any bytes). The segment borrows it for
+//! its lifetime.
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -33,10 +34,17 @@ impl Backing for ExternalBuffer<'_> {
     }
 }
 
-/// A byte buffer on the heap, aligned as a segment needs (16 bytes): to create an
-/// external-buffer segment, to receive a segment image for reopening, and to pass one on.
+/// A byte buffer on the heap, aligned as a segment needs (16 bytes): the memory of an
+/// external-buffer segment, to create one, to receive a segment image for reopening, and
+/// to pass one on.
 ///
-/// Its bytes are [`MaybeUninit<u8>`]: a segment in it stores typed values, whose padding
+/// Only shmkit writes it: its bytes are zero when it is made and change only through a
+/// segment in it, a copy of an image ([`from_image`](Self::from_image),
+/// [`read_from`](Self::read_from)) or initialised bytes
+/// ([`write_all_at`](Self::write_all_at)). So a segment opened in it never meets bytes
+/// that nobody initialised where it reads its own words.
+///
+/// It reads as [`MaybeUninit<u8>`]: a segment in it stores typed values, whose padding
 /// is uninitialised after the store, so once a writable segment has used the buffer it is
 /// not a `[u8]` any more. Its bytes leave it straight to the kernel
 /// ([`write_to`](Self::write_to)), which may read any bytes.
@@ -49,6 +57,14 @@ impl Backing for ExternalBuffer<'_> {
 /// let reader = ManagedExternalBuffer::options().read_only().open(&image)?;
 /// assert_eq!(reader.find::<u64>("answer")?, Some(&42));
 /// # Ok::<(), shmkit_runtime::Error>(())
+/// ```
+///
+/// Safe code cannot leave bytes of it uninitialised by hand (the buffer is no `DerefMut`):
+///
+/// ```compile_fail,E0594
+/// use std::mem::MaybeUninit;
+/// let mut buf = shmkit_runtime::AlignedBuffer::new(4096);
+/// buf[20] = MaybeUninit::uninit();
 /// ```
 #[derive(Clone)]
 pub struct AlignedBuffer {
@@ -63,21 +79,75 @@ struct Chunk([MaybeUninit<u8>; SEGMENT_ALIGN]);
 
 const _: () = assert!(std::mem::align_of::<Chunk>() == SEGMENT_ALIGN);
 
-/// Bytes that hold a segment image: plain bytes (read from a file, a pipe), or a byte view
-/// of a segment that may include uninitialised padding ([`image`](ManagedSegment::image),
-/// an [`AlignedBuffer`]). Copying them and mapping them read-only never reads them as
-/// initialised.
-pub trait ImageBytes {
+/// The bytes of a segment in place ([`image`](ManagedSegment::image) of a heap segment):
+/// what its header and allocator words say is where they say it. Read as
+/// [`MaybeUninit<u8>`], since the padding of stored values is uninitialised; a slice of it
+/// is no image (its words would be read at other places).
+#[repr(transparent)]
+pub struct SegmentImage([MaybeUninit<u8>]);
+
+impl SegmentImage {
+    /// # Safety
+    /// `bytes` are a segment's memory in place: initialised when it was made, and every
+    /// byte initialised since except the padding of values that the segment (or the image
+    /// it was copied from, at the same positions) stored.
+    pub(crate) unsafe fn of_segment(bytes: &[MaybeUninit<u8>]) -> &Self {
+        // SAFETY: `repr(transparent)` over `[MaybeUninit<u8>]`.
+        unsafe { &*(std::ptr::from_ref(bytes) as *const Self) }
+    }
+}
+
+impl std::ops::Deref for SegmentImage {
+    type Target = [MaybeUninit<u8>];
+    fn deref(&self) -> &[MaybeUninit<u8>] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SegmentImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentImage")
+            .field("len", &self.0.len())
+            .finish()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Bytes that hold a segment image: plain bytes (read from a file, a pipe), a segment's
+/// bytes in place ([`SegmentImage`]) or an [`AlignedBuffer`]. Copying them and mapping
+/// them read-only never reads them as initialised.
+///
+/// Sealed, and not implemented for `[MaybeUninit<u8>]`: bytes safe code made could be
+/// left uninitialised (or be an image's bytes shifted, padding where a header word is
+/// read), and opening reads a segment's words as integers.
+///
+/// ```compile_fail,E0277
+/// use std::mem::MaybeUninit;
+/// let raw = [MaybeUninit::<u8>::uninit(); 4096];
+/// let _ = shmkit_runtime::ManagedHeapMemory::from_image(&raw[..]);
+/// ```
+/// ```compile_fail,E0277
+/// let mut heap = shmkit_runtime::ManagedHeapMemory::new(4096).unwrap();
+/// let _ = shmkit_runtime::AlignedBuffer::from_image(&heap.image()[8..]);
+/// ```
+/// ```compile_fail,E0277
+/// use std::mem::MaybeUninit;
+/// struct Forged([MaybeUninit<u8>; 4096]);
+/// impl shmkit_runtime::ImageBytes for Forged {
+///     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
+///         &self.0
+///     }
+/// }
+/// ```
+pub trait ImageBytes: sealed::Sealed {
     /// The bytes, as possibly uninitialised bytes.
     fn image_bytes(&self) -> &[MaybeUninit<u8>];
 }
 
-impl ImageBytes for [MaybeUninit<u8>] {
-    fn image_bytes(&self) -> &[MaybeUninit<u8>] {
-        self
-    }
-}
-
+impl sealed::Sealed for [u8] {}
 impl ImageBytes for [u8] {
     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
         // SAFETY: same layout; a shared borrow never writes (so never de-initialises) them.
@@ -85,18 +155,28 @@ impl ImageBytes for [u8] {
     }
 }
 
+impl<const N: usize> sealed::Sealed for [u8; N] {}
 impl<const N: usize> ImageBytes for [u8; N] {
     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
         self[..].image_bytes()
     }
 }
 
+impl sealed::Sealed for Vec<u8> {}
 impl ImageBytes for Vec<u8> {
     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
         self[..].image_bytes()
     }
 }
 
+impl sealed::Sealed for SegmentImage {}
+impl ImageBytes for SegmentImage {
+    fn image_bytes(&self) -> &[MaybeUninit<u8>] {
+        self
+    }
+}
+
+impl sealed::Sealed for AlignedBuffer {}
 impl ImageBytes for AlignedBuffer {
     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
         self
@@ -133,7 +213,7 @@ impl AlignedBuffer {
     pub fn from_image(image: &(impl ImageBytes + ?Sized)) -> Self {
         let image = image.image_bytes();
         let mut buf = Self::new(image.len());
-        buf.copy_from_slice(image);
+        buf.bytes_mut().copy_from_slice(image);
         buf
     }
 
@@ -143,9 +223,10 @@ impl AlignedBuffer {
     pub fn read_from(mut r: impl std::io::Read, len: usize) -> std::io::Result<Self> {
         let mut buf = Self::try_new(len)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+        let bytes = buf.bytes_mut();
         // SAFETY: `try_new` initialised every byte (zero) and nothing has written the buffer
         // since, so this `[u8]` view covers initialised bytes only; it ends with the call.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), len) };
+        let bytes = unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), len) };
         r.read_exact(bytes)?;
         Ok(buf)
     }
@@ -155,6 +236,39 @@ impl AlignedBuffer {
     pub fn write_to(&self, fd: impl std::os::fd::AsFd) -> std::io::Result<()> {
         crate::os::write_all_uninit(fd.as_fd(), self)
     }
+
+    /// Writes `buf` at `offset`, as [`FileExt::write_all_at`](std::os::unix::fs::FileExt)
+    /// does to a file (e.g. to patch a header word of a received image). An error of kind
+    /// `InvalidInput` when it would reach past the end; the buffer is then unchanged.
+    pub fn write_all_at(&mut self, buf: &[u8], offset: usize) -> std::io::Result<()> {
+        let len = self.len;
+        let dst = offset
+            .checked_add(buf.len())
+            .and_then(|end| self.bytes_mut().get_mut(offset..end))
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} bytes at offset {offset} reach past the end of a {len}-byte buffer",
+                        buf.len()
+                    ),
+                )
+            })?;
+        dst.copy_from_slice(buf.image_bytes());
+        Ok(())
+    }
+
+    /// Shortens the buffer to `len` bytes, as [`Vec::truncate`]: the bytes keep their
+    /// positions (a truncated image opens as `Truncated`). No effect if it is not longer.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// The bytes, writable: for shmkit's own writes only (see the type's contract).
+    fn bytes_mut(&mut self) -> &mut [MaybeUninit<u8>] {
+        // SAFETY: as in `deref`, and `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.chunks.as_mut_ptr().cast(), self.len) }
+    }
 }
 
 impl std::ops::Deref for AlignedBuffer {
@@ -162,13 +276,6 @@ impl std::ops::Deref for AlignedBuffer {
     fn deref(&self) -> &[MaybeUninit<u8>] {
         // SAFETY: the chunks are bytes without padding, and they hold at least `len`.
         unsafe { std::slice::from_raw_parts(self.chunks.as_ptr().cast(), self.len) }
-    }
-}
-
-impl std::ops::DerefMut for AlignedBuffer {
-    fn deref_mut(&mut self) -> &mut [MaybeUninit<u8>] {
-        // SAFETY: as in `deref`, and `&mut self` makes the borrow exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.chunks.as_mut_ptr().cast(), self.len) }
     }
 }
 
@@ -190,10 +297,22 @@ impl std::fmt::Debug for AlignedBuffer {
 /// (nothing else can reach it), so it hands out `&mut`. Another access mode or index is
 /// chosen on the builder: `ManagedExternalBuffer::options().read_only().open(&image)`.
 ///
-/// A writable segment takes the buffer as `[MaybeUninit<u8>]` (an [`AlignedBuffer`] is
-/// one): it stores typed values, whose padding bytes are uninitialised afterwards, so a
-/// `[u8]` the caller reads back once the segment is gone would hold uninitialised bytes.
-/// A read-only segment never writes, so it also maps plain bytes.
+/// A writable segment takes an [`AlignedBuffer`]: a buffer only shmkit writes, so opening
+/// never reads bytes nobody initialised, and the padding of the values the segment stores
+/// (uninitialised after the store) stays inside a buffer that reads as `MaybeUninit`.
+/// Neither holds for memory safe code lends as `[MaybeUninit<u8>]` (it may be
+/// uninitialised) or as `[u8]` (the caller would read the padding as bytes afterwards), so
+/// those do not compile. A read-only segment never writes, so it also maps plain bytes.
+///
+/// ```compile_fail,E0308
+/// use std::mem::MaybeUninit;
+/// let mut raw = [MaybeUninit::<u8>::uninit(); 4096];
+/// let _ = shmkit_runtime::ManagedExternalBuffer::open(&mut raw[..]);
+/// ```
+/// ```compile_fail,E0308
+/// let mut bytes = vec![0u8; 4096];
+/// let _ = shmkit_runtime::ManagedExternalBuffer::create(&mut bytes[..]);
+/// ```
 pub type ManagedExternalBuffer<'a, M = Exclusive, I = HashIndex> =
     ManagedSegment<ExternalBuffer<'a>, M, I>;
 
@@ -227,12 +346,12 @@ unsafe fn attach<'a, M: Mode, I: IndexKind>(
 }
 
 impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
-    /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
-    /// [`AlignedBuffer`] is.
+    /// Formats `buf` as a new, empty segment.
     pub fn create(
         self,
-        buf: &'a mut [MaybeUninit<u8>],
+        buf: &'a mut AlignedBuffer,
     ) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
+        let buf = buf.bytes_mut();
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: `buf` is writable and exclusively borrowed for 'a, as long as the segment.
         unsafe { attach(base, buf.len(), true) }
@@ -241,8 +360,9 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
     /// Opens the segment already in `buf` (formatted here or elsewhere, then copied).
     pub fn open(
         self,
-        buf: &'a mut [MaybeUninit<u8>],
+        buf: &'a mut AlignedBuffer,
     ) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
+        let buf = buf.bytes_mut();
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: as in `create`.
         unsafe { attach(base, buf.len(), false) }
@@ -264,14 +384,13 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadOnly, I> {
 
 /// The shorthands: the builder with its defaults.
 impl<'a> ManagedExternalBuffer<'a> {
-    /// Formats `buf` as a new, empty segment. It must be aligned to 16 bytes: an
-    /// [`AlignedBuffer`] is.
-    pub fn create(buf: &'a mut [MaybeUninit<u8>]) -> Result<Self> {
+    /// Formats `buf` as a new, empty segment.
+    pub fn create(buf: &'a mut AlignedBuffer) -> Result<Self> {
         Self::options().create(buf)
     }
 
     /// Opens the segment already in `buf` (formatted here or elsewhere, then copied).
-    pub fn open(buf: &'a mut [MaybeUninit<u8>]) -> Result<Self> {
+    pub fn open(buf: &'a mut AlignedBuffer) -> Result<Self> {
         Self::options().open(buf)
     }
 }

@@ -3,14 +3,13 @@
 //! the bytes, which the offset-based format survives.
 
 use std::alloc::{self, Layout};
-use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
-use crate::segment::backing::buffer::ImageBytes;
+use crate::segment::backing::buffer::{ImageBytes, SegmentImage};
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::Exclusive;
@@ -124,11 +123,14 @@ impl<I: IndexKind> ManagedSegment<HeapMemory, Exclusive, I> {
     /// The segment's bytes, e.g. to copy them into an [`AlignedBuffer`](crate::AlignedBuffer). They are
     /// `MaybeUninit`: padding of stored values was never initialised. Needs `&mut self` so
     /// that no allocation changes them while they are borrowed.
-    pub fn image(&mut self) -> &[MaybeUninit<u8>] {
+    pub fn image(&mut self) -> &SegmentImage {
         let mem = self.backing();
         // SAFETY: the block holds `size()` bytes, and `&mut self` keeps every writer away
         // while the slice lives; `MaybeUninit` claims nothing about their contents.
-        unsafe { std::slice::from_raw_parts(mem.ptr.as_ptr().cast(), self.size()) }
+        let bytes = unsafe { std::slice::from_raw_parts(mem.ptr.as_ptr().cast(), self.size()) };
+        // SAFETY: the block was zeroed when made (and its growth zeroed since), and only
+        // this segment has written it.
+        unsafe { SegmentImage::of_segment(bytes) }
     }
 
     /// Writes the segment's bytes to `fd` (a file, a socket, a pipe), straight from memory
