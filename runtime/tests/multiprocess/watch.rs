@@ -27,10 +27,12 @@ const SIZE: usize = 16 << 20;
 const CHILD_LIMIT: Duration = Duration::from_secs(20);
 /// Read-only and copy-on-write opens tried while the writer runs (half each).
 const ATTEMPTS: usize = 2_000;
-/// Every this many rounds the watcher lists the objects and finds some of those listed.
-const LISTING_EVERY: u64 = 1_024;
+/// The watcher lists the objects (and finds some of those listed) after spending this many
+/// times as long as the last listing took on other reads: a listing's cost grows with the
+/// writer's objects, and it is one read.
+const BETWEEN_LISTINGS: u32 = 9;
 /// Names of a listing found right after it.
-const FINDS_PER_LISTING: usize = 32;
+const FINDS_PER_LISTING: usize = 256;
 /// How many of the newest objects the watcher picks from for its second find per round.
 const NEWEST: u64 = 16;
 
@@ -55,19 +57,19 @@ const SHORT: Plan = Plan {
 
 /// The same, long enough for rare interleavings to show.
 const LONG: Plan = Plan {
-    min_reads: 3_000_000,
-    min_time: Duration::from_secs(30),
+    min_reads: 2_000_000,
+    min_time: Duration::from_secs(20),
     limit: Duration::from_secs(600),
 };
 
 #[test]
-#[ignore = "long (30 s or more): cargo test -p shmkit-runtime --test multiprocess -- --ignored"]
+#[ignore = "long (20 s or more): cargo test -p shmkit-runtime --test multiprocess -- --ignored"]
 fn a_shared_mapping_watches_a_writer_consistently_for_long_shm() {
     watch_a_writer::<ShmTarget>(&LONG);
 }
 
 #[test]
-#[ignore = "long (30 s or more): cargo test -p shmkit-runtime --test multiprocess -- --ignored"]
+#[ignore = "long (20 s or more): cargo test -p shmkit-runtime --test multiprocess -- --ignored"]
 fn a_shared_mapping_watches_a_writer_consistently_for_long_file() {
     watch_a_writer::<FileTarget>(&LONG);
 }
@@ -99,7 +101,7 @@ fn assert_refused<T: Target>(opened: Result<()>, t: &T, how: &str) {
             let message = err.to_string();
             assert!(
                 message.contains(&t.name_string()) && message.contains("read-write mapping"),
-                "a {how} open names neither the segment nor the writer: {message}"
+                "a {how} open does not name both the segment and the writer: {message}"
             );
         }
         Err(err) => panic!("a {how} open while a writer runs: expected InUse, got {err}"),
@@ -172,6 +174,8 @@ struct Tally {
     busy: u64,
     finds: u64,
     listings: u64,
+    /// Time spent listing (and finding the names listed).
+    listing: Duration,
     torn: u64,
     errors: u64,
     /// The first few torn reads and errors, for the failure message.
@@ -234,7 +238,18 @@ impl Tally {
 
     /// Lists the objects, and finds some of the names just listed.
     fn list<B: Backing>(&mut self, seg: &ManagedSegment<B>, published: u64, rng: &mut Rng) {
+        let began = Instant::now();
+        self.list_and_find(seg, published, rng);
         self.listings += 1;
+        self.listing += began.elapsed();
+    }
+
+    fn list_and_find<B: Backing>(
+        &mut self,
+        seg: &ManagedSegment<B>,
+        published: u64,
+        rng: &mut Rng,
+    ) {
         let names: Vec<String> = match seg.named_objects() {
             Ok(list) => list
                 .map(|info| info.name)
@@ -265,7 +280,7 @@ fn watch(seg: &ManagedSegment<impl Backing>, plan: &Plan, rng: &mut Rng) -> (Tal
     let first_published = progress.published();
     let mut tally = Tally::default();
     let started = Instant::now();
-    let mut round = 0u64;
+    let mut next_listing = started;
     while tally.reads() < plan.min_reads || started.elapsed() < plan.min_time {
         assert!(
             started.elapsed() < plan.limit,
@@ -279,9 +294,10 @@ fn watch(seg: &ManagedSegment<impl Backing>, plan: &Plan, rng: &mut Rng) -> (Tal
         for n in [rng.range(0, published), newest] {
             tally.find(seg, &item_name(n));
         }
-        round += 1;
-        if round % LISTING_EVERY == 0 {
+        if Instant::now() >= next_listing {
+            let began = Instant::now();
             tally.list(seg, published, rng);
+            next_listing = Instant::now() + began.elapsed() * BETWEEN_LISTINGS;
         }
     }
     (tally, first_published, progress.published())
