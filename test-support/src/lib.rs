@@ -17,9 +17,9 @@
 //! A binary cannot use its package's dev-dependencies, and this crate depends on the
 //! runtime, so the runtime's child binary cannot depend on this crate. It compiles the
 //! leaf modules it shares with the parents instead ([`bytes`], [`blocks`], [`rng`],
-//! [`internals`], [`names`], [`guards`], [`fuzz`]: they use only `std`, `shmkit_runtime`
-//! and each other through `crate::`), mounting them by `#[path]` at its crate root as this
-//! crate does.
+//! [`internals`], [`names`], [`guards`], [`fuzz`], [`watch`]: they use only `std`,
+//! `shmkit_runtime` and each other through `crate::`), mounting them by `#[path]` at its
+//! crate root as this crate does.
 //!
 //! # Runtime internals
 //!
@@ -37,6 +37,7 @@ pub mod process;
 pub mod region;
 pub mod rng;
 pub mod sys;
+pub mod watch;
 
 pub use blocks::{decode_blocks, encode_blocks, get, put, Block};
 pub use bytes::{pattern, read_u32, write_u32};

@@ -4,6 +4,7 @@
 mod objects;
 mod segment;
 mod sharing;
+mod watch;
 
 use shmkit_test_support::{spawn_child, ChildProc, Target};
 

@@ -27,14 +27,40 @@ mod names;
 #[allow(dead_code)]
 #[path = "../../../../test-support/src/rng.rs"]
 mod rng;
+#[allow(dead_code)]
+#[path = "../../../../test-support/src/watch.rs"]
+mod watch;
+
+/// Runs the generic `role::<D>(name)` on the device segment named by `SHMKIT_KIND` ("shm"
+/// or "file") and `SHMKIT_NAME`.
+macro_rules! on_device {
+    ($role:ident) => {
+        match $crate::env("SHMKIT_KIND").as_str() {
+            "shm" => {
+                $role::<shmkit_runtime::os::SharedMemoryObject>($crate::env("SHMKIT_NAME").as_str())
+            }
+            "file" => $role::<shmkit_runtime::os::MappableFile>(std::path::Path::new(
+                &$crate::env("SHMKIT_NAME"),
+            )),
+            other => panic!("unknown kind {other}"),
+        }
+    };
+}
 
 mod cache;
 mod fuzz_worker;
 mod objects;
 mod segment;
 mod sharing;
+mod watcher;
 
 use std::io::{Read, Write};
+
+use shmkit_runtime::segment::DeviceBacking;
+use shmkit_runtime::ManagedSegment;
+
+/// A shared read-write segment on device `D` (the roles run by `on_device!`).
+type Seg<D> = ManagedSegment<DeviceBacking<D>>;
 
 fn main() {
     let role = std::env::args()
@@ -55,6 +81,7 @@ fn main() {
         "sharing-hold" => sharing::hold(),
         "sharing-resize" => sharing::resize(),
         "sharing-open-when-shared" => sharing::open_when_shared(),
+        "watch-write" => watcher::write(),
         other => panic!("unknown role {other}"),
     }
 }

@@ -1,25 +1,10 @@
 //! The children of the sharing tests (`multiprocess/sharing.rs`), on the segment named by
-//! `SHMKIT_KIND` ("shm" or "file") and `SHMKIT_NAME`.
+//! `SHMKIT_KIND` ("shm" or "file") and `SHMKIT_NAME` (see `on_device!`).
 
-use std::path::Path;
+use shmkit_runtime::segment::Device;
+use shmkit_runtime::{Error, Result};
 
-use shmkit_runtime::segment::{Device, DeviceBacking};
-use shmkit_runtime::{Error, ManagedSegment, Result};
-
-use crate::{env, tell_parent, wait_for_parent};
-
-type Seg<D> = ManagedSegment<DeviceBacking<D>>;
-
-/// Runs `role` with the segment's device type and name.
-macro_rules! on_device {
-    ($role:ident) => {
-        match env("SHMKIT_KIND").as_str() {
-            "shm" => $role::<shmkit_runtime::os::SharedMemoryObject>(env("SHMKIT_NAME").as_str()),
-            "file" => $role::<shmkit_runtime::os::MappableFile>(Path::new(&env("SHMKIT_NAME"))),
-            other => panic!("unknown kind {other}"),
-        }
-    };
-}
+use crate::{tell_parent, wait_for_parent, Seg};
 
 /// Maps the segment (read-write, or read-only when `SHMKIT_READ_ONLY` is set), says
 /// "mapped", and keeps it mapped until the parent's signal (or SIGKILL).
