@@ -79,7 +79,9 @@ pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIn
     registration: Registration,
     /// In whose name the view takes the segment's locks; after everything that uses the
     /// view, before the backing whose description it names.
-    owner: Box<Owner>,
+    /// (An `Arc`, not a `Box`: the view keeps a pointer to it, which moving a `Box`, a
+    /// unique pointer, would invalidate.)
+    owner: std::sync::Arc<Owner>,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
     _mode: PhantomData<(M, I)>,
@@ -147,7 +149,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         }
         // Read-only mappings never lock, but test owners (a creator) through the description;
         // copy-on-write mappings lock their private pages alone.
-        let owner = Box::new(match backing.lock_description() {
+        let owner = std::sync::Arc::new(match backing.lock_description() {
             Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd),
             _ => Owner::private(),
         });
@@ -174,7 +176,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             Self::upgrade(&backing, base)?;
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`;
-        // the owner is boxed (it does not move with the segment) and dropped after the
+        // the owner is on the heap (it does not move with the segment) and dropped after the
         // last use of the view (field order of `ManagedSegment`).
         let core = unsafe {
             SegmentCore::new(
@@ -212,7 +214,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             Opening::CopyOnWrite => core.adopt_private_copy()?,
             Opening::PrivateCopy if core.lock_held() => core.adopt_private_copy()?,
             Opening::PrivateCopy | Opening::Cold => core.validate_untrusted()?,
-            // A cold read-only mapping checks the allocator too; it cannot lock the entries.
+            // A cold read-only mapping cannot lock: its reads are bounds-checked instead.
             Opening::Trusted if cold => core.validate_untrusted()?,
             Opening::Trusted => core.check_bounds()?,
         }
