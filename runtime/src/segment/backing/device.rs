@@ -241,17 +241,14 @@ fn changed_within(dev: &impl Device, window: Duration) -> bool {
         .is_ok_and(|age| age < window)
 }
 
-/// Maps `len` bytes of `device` as mode `M` wants: an exclusive mapping is not inherited by
-/// forked children.
+/// Maps all `len` bytes of `device` (its size, which the caller read or set where nobody
+/// else can change it) as mode `M` wants: an exclusive mapping is not inherited by forked children.
 fn map<D: Device, M: Mode>(
     device: &D,
     len: usize,
     address: Option<NonNull<u8>>,
 ) -> Result<MappedRegion> {
-    let region = match address {
-        Some(addr) => MappedRegion::map_at(device, M::MAP, 0, Some(len), addr),
-        None => MappedRegion::map(device, M::MAP, 0, Some(len)),
-    }?;
+    let region = MappedRegion::map_whole(device, M::MAP, len as u64, address)?;
     if M::EXCLUSIVE {
         region.set_inherited_by_fork(false)?;
     }
