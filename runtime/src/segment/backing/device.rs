@@ -349,12 +349,14 @@ fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
 /// (up to the init timeout), or for [`SIZING_WAIT`] after a change (a creator between its
 /// exclusive create and its claim). Returns the size, 0 if it stayed empty.
 fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<u64> {
-    let started = Instant::now();
+    // Read the clock only once there is something to wait for (opening is a hot path).
+    let mut started = None;
     loop {
         let len = device.size()?;
         if len != 0 {
             return Ok(len);
         }
+        let started = *started.get_or_insert_with(Instant::now);
         let held = claim_held(device);
         let at_work = held == Some(true)
             || changed_within(device, SIZING_WAIT)
