@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Compare shmkit-bench against the Boost.Interprocess peer benchmark.
 #
-#   bench/compare.sh [-n RUNS] [group...]
+#   bench/compare.sh [-n RUNS] [-f] [group...]
 #
 # Runs every group RUNS times (default 3), interleaved: for each run and each group,
 # first the peer (A), then shmkit-bench (B), each group in its own process. Prints a
 # markdown table of medians, the ratios, and the `#` lines (memory accounting) of both
 # sides. Default groups: alloc_free_fixed alloc_free_mixed alloc_many_free named
-# open_existing create_segment baseline_std.
+# open_existing create_segment baseline_std. A group the peer does not have
+# (open_existing_populated) runs on the shmkit side only. A peer checkout that is
+# read-only is built in a copy under the target directory. -f runs both sides under
+# SCHED_FIFO (chrt -f 10; needs root or CAP_SYS_NICE), so that on a loaded machine other
+# processes do not preempt the timed loops (wall time then tracks CPU time).
 #
 # Environment:
 #   PEER_DIR          the peer (default: <repo>/../shared/peer/boost-bench)
@@ -17,13 +21,15 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,17s/^# \{0,1\}//p' "$0"
+    sed -n '2,22s/^# \{0,1\}//p' "$0"
 }
 
 RUNS=3
-while getopts "n:h" opt; do
+FIFO=()
+while getopts "n:fh" opt; do
     case "$opt" in
         n) RUNS="$OPTARG" ;;
+        f) FIFO=(chrt -f 10) ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -47,21 +53,37 @@ OURS="$TARGET_DIR/release/shmkit-bench"
 
 # --- build both sides ---------------------------------------------------------------------
 if [[ ! -x "$PEER" || "$PEER_DIR/bench.cpp" -nt "$PEER" ]]; then
-    echo "compare.sh: building the peer ($PEER_DIR/build.sh)" >&2
-    "$PEER_DIR/build.sh" >&2
+    if [[ ! -w "$PEER_DIR" ]]; then
+        # A read-only checkout of the peer: build a copy of it under the target directory.
+        BUILD_DIR="$TARGET_DIR/boost-bench"
+        PEER="$BUILD_DIR/bench"
+        if [[ ! -x "$PEER" || "$PEER_DIR/bench.cpp" -nt "$PEER" ]]; then
+            mkdir -p "$BUILD_DIR"
+            cp "$PEER_DIR/bench.cpp" "$PEER_DIR/build.sh" "$BUILD_DIR/"
+            chmod u+w "$BUILD_DIR/bench.cpp" "$BUILD_DIR/build.sh"
+            echo "compare.sh: building the peer in $BUILD_DIR ($PEER_DIR is read-only)" >&2
+            "$BUILD_DIR/build.sh" >&2
+        fi
+    else
+        echo "compare.sh: building the peer ($PEER_DIR/build.sh)" >&2
+        "$PEER_DIR/build.sh" >&2
+    fi
 fi
 echo "compare.sh: building shmkit-bench (cargo build --release)" >&2
 (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q -p shmkit-bench) >&2
 
-# Both sides must know every requested group before anything runs.
+# shmkit-bench must know every requested group before anything runs; a group the peer
+# lacks (open_existing_populated) runs on the shmkit side only.
+declare -A PEER_HAS
 for g in "${GROUPS_RUN[@]}"; do
-    if ! grep -qw -- "$g" <<<"$("$PEER" list)"; then
-        echo "compare.sh: the peer has no workload '$g'" >&2
-        exit 2
-    fi
     if ! grep -qw -- "$g" <<<"$("$OURS" list)"; then
         echo "compare.sh: shmkit-bench has no workload '$g' (see: $OURS list)" >&2
         exit 2
+    fi
+    if grep -qw -- "$g" <<<"$("$PEER" list)"; then
+        PEER_HAS[$g]=1
+    else
+        echo "compare.sh: the peer has no workload '$g': shmkit side only" >&2
     fi
 done
 
@@ -73,7 +95,7 @@ else
 fi
 
 run_side() { # <label> <binary> <group> <outfile>
-    if ! "$2" "$3" >>"$4"; then
+    if ! "${FIFO[@]}" "$2" "$3" >>"$4"; then
         echo "compare.sh: $1 failed on group '$3' (output so far: $4)" >&2
         exit 1
     fi
@@ -85,8 +107,12 @@ for ((r = 1; r <= RUNS; r++)); do
     : >"$OUT_DIR/boost_run$r.txt"
     : >"$OUT_DIR/shmkit_run$r.txt"
     for g in "${GROUPS_RUN[@]}"; do
-        echo "compare.sh: run $r/$RUNS: $g (boost, then shmkit)" >&2
-        run_side boost "$PEER" "$g" "$OUT_DIR/boost_run$r.txt"
+        if [[ -n "${PEER_HAS[$g]:-}" ]]; then
+            echo "compare.sh: run $r/$RUNS: $g (boost, then shmkit)" >&2
+            run_side boost "$PEER" "$g" "$OUT_DIR/boost_run$r.txt"
+        else
+            echo "compare.sh: run $r/$RUNS: $g (shmkit only)" >&2
+        fi
         run_side shmkit "$OURS" "$g" "$OUT_DIR/shmkit_run$r.txt"
     done
 done
@@ -101,7 +127,7 @@ done
 
 echo "## shmkit-bench vs Boost.Interprocess peer"
 echo
-echo "$RUNS interleaved runs (per run and group: boost, then shmkit; one process each)," \
+echo "$RUNS interleaved runs (per run and group: boost, then shmkit; one process each${FIFO[*]:+, under ${FIFO[*]}})," \
      "groups: ${GROUPS_RUN[*]}. Medians of ns/op. Raw output: $OUT_DIR"
 echo
 

@@ -47,7 +47,7 @@ impl MappedRegion {
         offset: u64,
         len: Option<usize>,
     ) -> Result<Self> {
-        Self::map_device(dev, mode, offset, len, None)
+        Self::map_device(dev, mode, dev.size()?, offset, len, None)
     }
 
     /// Like [`map`](Self::map), but so that [`as_ptr`](Self::as_ptr) is `addr`, e.g. to map a
@@ -63,7 +63,20 @@ impl MappedRegion {
         len: Option<usize>,
         addr: NonNull<u8>,
     ) -> Result<Self> {
-        Self::map_device(dev, mode, offset, len, Some(addr))
+        Self::map_device(dev, mode, dev.size()?, offset, len, Some(addr))
+    }
+
+    /// Maps all `size` bytes of `dev` (at `addr` if given, as [`map_at`](Self::map_at)),
+    /// where `size` is the device's size as the caller just read it at a point from which
+    /// nobody can change it (a segment's device under its attachment locks): the open path
+    /// saves asking the kernel again.
+    pub(crate) fn map_whole(
+        dev: &impl Mappable,
+        mode: MapMode,
+        size: u64,
+        addr: Option<NonNull<u8>>,
+    ) -> Result<Self> {
+        Self::map_device(dev, mode, size, 0, None, addr)
     }
 
     /// `len` zeroed bytes of shared anonymous memory: a child created by `fork` after this
@@ -154,9 +167,11 @@ impl MappedRegion {
         })
     }
 
+    /// Maps `len` bytes (`None`: the rest) from `offset` of `dev`, whose size is `size`.
     fn map_device(
         dev: &impl Mappable,
         mode: MapMode,
+        size: u64,
         offset: u64,
         len: Option<usize>,
         addr: Option<NonNull<u8>>,
@@ -164,7 +179,7 @@ impl MappedRegion {
         if mode == MapMode::ReadWrite {
             device::writable(dev)?;
         }
-        let len = checked_len(dev, offset, len)?;
+        let len = checked_len(dev, size, offset, len)?;
         let page = page_size();
         // Less than a page, so it fits a usize.
         let page_offset = (offset % page as u64) as usize;
@@ -268,9 +283,9 @@ impl Drop for MappedRegion {
     }
 }
 
-/// The length to map: `len`, or the rest of the device; non-zero and within the device.
-fn checked_len(dev: &impl Mappable, offset: u64, len: Option<usize>) -> Result<usize> {
-    let size = dev.size()?;
+/// The length to map: `len`, or the rest of the device (of `size` bytes); non-zero and
+/// within the device.
+fn checked_len(dev: &impl Mappable, size: u64, offset: u64, len: Option<usize>) -> Result<usize> {
     let rest = size.saturating_sub(offset);
     let len = match len {
         Some(len) => len,

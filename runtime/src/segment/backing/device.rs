@@ -240,17 +240,14 @@ fn changed_within(dev: &impl Device, window: Duration) -> bool {
         .is_ok_and(|age| age < window)
 }
 
-/// Maps `len` bytes of `device` as mode `M` wants: an exclusive mapping is not inherited by
-/// forked children.
+/// Maps all `len` bytes of `device` (its size, which the caller read or set where nobody
+/// else can change it) as mode `M` wants: an exclusive mapping is not inherited by forked children.
 fn map<D: Device, M: Mode>(
     device: &D,
     len: usize,
     address: Option<NonNull<u8>>,
 ) -> Result<MappedRegion> {
-    let region = match address {
-        Some(addr) => MappedRegion::map_at(device, M::MAP, 0, Some(len), addr),
-        None => MappedRegion::map(device, M::MAP, 0, Some(len)),
-    }?;
+    let region = MappedRegion::map_whole(device, M::MAP, len as u64, address)?;
     if M::EXCLUSIVE {
         region.set_inherited_by_fork(false)?;
     }
@@ -351,12 +348,14 @@ fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
 /// (up to the init timeout), or for [`SIZING_WAIT`] after a change (a creator between its
 /// exclusive create and its claim). Returns the size, 0 if it stayed empty.
 fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<u64> {
-    let started = Instant::now();
+    // Read the clock only once there is something to wait for (opening is a hot path).
+    let mut started = None;
     loop {
         let len = device.size()?;
         if len != 0 {
             return Ok(len);
         }
+        let started = *started.get_or_insert_with(Instant::now);
         let held = claim_held(device);
         let at_work = held == Some(true)
             || changed_within(device, SIZING_WAIT)
