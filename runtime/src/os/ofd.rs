@@ -34,22 +34,34 @@ impl LockKind {
 /// lock converts atomically: exclusive to shared always succeeds, shared to exclusive when
 /// no other description holds the byte.
 pub fn try_lock(dev: &impl Mappable, byte: u64, kind: LockKind) -> Result<bool> {
+    try_lock_bytes(dev, byte, 1, kind)
+}
+
+/// As [`try_lock`], for the `count` bytes from `first` at once (all or none).
+pub fn try_lock_bytes(dev: &impl Mappable, first: u64, count: u64, kind: LockKind) -> Result<bool> {
     if kind == LockKind::Exclusive {
         device::writable(dev)?;
     }
-    match fcntl(dev, libc::F_OFD_SETLK, byte, kind.raw()) {
+    let fd = dev.as_fd().as_raw_fd();
+    match fcntl_raw(fd, libc::F_OFD_SETLK, first, count, kind.raw()) {
         Ok(_) => Ok(true),
         Err(err) if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
         Err(err) => Err(Error::from_os("fcntl(F_OFD_SETLK)", dev.describe(), err)),
     }
 }
 
-/// Releases this description's lock on `byte`, if it holds one.
-pub fn unlock(dev: &impl Mappable, byte: u64) -> Result<()> {
+/// Releases this description's locks on the `count` bytes from `first`, where it holds any.
+pub fn unlock(dev: &impl Mappable, first: u64, count: u64) -> Result<()> {
     let unlock = libc::F_UNLCK as libc::c_short;
-    fcntl(dev, libc::F_OFD_SETLK, byte, unlock)
-        .map(drop)
-        .map_err(|e| Error::from_os("fcntl(F_OFD_SETLK)", dev.describe(), e))
+    fcntl_raw(
+        dev.as_fd().as_raw_fd(),
+        libc::F_OFD_SETLK,
+        first,
+        count,
+        unlock,
+    )
+    .map(drop)
+    .map_err(|e| Error::from_os("fcntl(F_OFD_SETLK)", dev.describe(), e))
 }
 
 /// A lock another description holds on `byte` that keeps this one from locking it as
@@ -186,7 +198,7 @@ mod tests {
             Some(LockKind::Shared)
         );
         assert_eq!(conflicting(&b, BYTE, LockKind::Shared).unwrap(), None);
-        unlock(&a, BYTE).unwrap();
+        unlock(&a, BYTE, 1).unwrap();
         assert!(
             try_lock(&b, BYTE, LockKind::Exclusive).unwrap(),
             "b's own shared lock converts once a's is gone"

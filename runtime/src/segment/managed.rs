@@ -18,7 +18,7 @@ use crate::manager::{Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::MapMode;
 use crate::registry::{self, Registration};
-use crate::sync::owner::{self, Owner};
+use crate::sync::owner::Owner;
 
 /// What keeps a segment's bytes mapped. Each managed segment kind has one.
 pub trait Backing: Send + Sync {
@@ -38,6 +38,14 @@ pub trait Backing: Send + Sync {
     /// memory and devices with a creator's claim know better.
     fn creator_at_work(&self, creator: u32, owner: &Owner) -> Option<bool> {
         (creator != 0).then(|| owner.alive(creator))
+    }
+
+    /// Whether an open must validate the segment in full (a cold open): true unless a
+    /// read-write mapping that validated, created or trusted it was attached when this
+    /// mapping attached (`sync::owner`). Private copies and backings that cannot tell are
+    /// always cold: validating in full is always safe.
+    fn cold(&self) -> bool {
+        true
     }
 
     /// This mapping's own description of the segment's device, or of a companion lock
@@ -190,14 +198,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // adopted whole. A writable private copy (`private_copy`: a heap image, a buffer) is
         // cold, and nobody else can hold its locks: a held lock word names an owner that is
         // gone and is adopted as after a dead owner. Other cold opens (no trusted mapping
-        // attached, see `sync::owner::cold`) validate in full; warm ones check the header
+        // attached, see `Backing::cold`) validate in full; warm ones check the header
         // bounds. (A read-only mapping never takes the locks.)
         use objects::Opening;
-        let cold = !created
-            && match backing.lock_description() {
-                Some(fd) => owner::cold(fd)?,
-                None => true,
-            };
+        let cold = !created && backing.cold();
         let opening = if created {
             Opening::Created
         } else if M::MAP == MapMode::CopyOnWrite {

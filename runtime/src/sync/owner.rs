@@ -7,9 +7,9 @@
 //!
 //! | bytes                 | held shared by            | held exclusive by                     |
 //! |-----------------------|---------------------------|---------------------------------------|
+//! | [`READERS`]           | read-only and copy-on-write mappings |                            |
 //! | [`ATTACH`]            | every mapping             | an exclusive mapping, offline resizing, an in-place destroy (briefly) |
 //! | [`WRITERS`]           | shared read-write mappings |                                      |
-//! | [`READERS`]           | read-only and copy-on-write mappings |                            |
 //! | `IDS + id`            |                           | the mapping whose lock owner id is `id` |
 //! | `VOUCH + id`          |                           | that mapping, once it validated, created or trusted the segment |
 //!
@@ -32,12 +32,13 @@ use std::sync::{Mutex, PoisonError};
 use crate::error::{Error, Result};
 use crate::os::{fork, ofd};
 
+/// Held shared by read-only and copy-on-write mappings. Next to `ATTACH`, so that a reader
+/// takes both with one call (and a writer `ATTACH` and `WRITERS`).
+pub(crate) const READERS: u64 = 1 << 62;
 /// Held shared by every mapping, exclusive by one that must be alone.
-pub(crate) const ATTACH: u64 = 1 << 62;
+pub(crate) const ATTACH: u64 = READERS + 1;
 /// Held shared by shared read-write mappings.
 pub(crate) const WRITERS: u64 = ATTACH + 1;
-/// Held shared by read-only and copy-on-write mappings.
-pub(crate) const READERS: u64 = ATTACH + 2;
 /// `IDS + id` is held exclusively by the owner of `id`.
 const IDS: u64 = ATTACH + (1 << 32);
 /// `VOUCH + id` is held exclusively by owner `id` once it trusts the segment.

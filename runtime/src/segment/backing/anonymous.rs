@@ -31,6 +31,9 @@ impl Backing for AnonymousMemory {
     fn describe(&self) -> String {
         format!("anonymous shared memory at {:p}", self.region.as_ptr())
     }
+    fn cold(&self) -> bool {
+        self.attachment.cold()
+    }
     fn lock_description(&self) -> Option<BorrowedFd<'_>> {
         Some(self.companion.as_fd())
     }

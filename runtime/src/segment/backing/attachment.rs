@@ -27,9 +27,16 @@ use crate::os::{MapMode, Mappable};
 use crate::segment::mode::Mode;
 use crate::sync::owner::{ATTACH, READERS, WRITERS};
 
+/// Whether no other read-write mapping vouches for the segment on `dev` (`sync::owner`).
+fn cold(dev: &impl Mappable) -> Result<bool> {
+    crate::sync::owner::cold(dev.as_fd())
+}
+
 /// The locks one mapping holds on its device's description (released when it is closed).
 pub(crate) struct Attachment {
     exclusive: bool,
+    /// Whether the open must validate in full (see [`Attachment::cold`]).
+    cold: bool,
     /// What a forked child does with the description: an exclusive mapping's is not kept,
     /// a shared read-write mapping's becomes the child's own; read-only and copy-on-write
     /// mappings take no locks a child could misuse, and keep it.
@@ -47,15 +54,15 @@ impl Attachment {
             }
             return Ok(Attachment {
                 exclusive: true,
+                cold: true,
                 _on_fork: Some(on_fork),
             });
         }
-        if !ofd::try_lock(dev, ATTACH, LockKind::Shared)? {
-            return Err(in_use(dev, "this open waits for it"));
-        }
+        // One call takes ATTACH with this mode's byte (they are neighbours, see
+        // `sync::owner`); which of them is in the way is worked out only on failure.
         let (mine, theirs, why) = match M::MAP {
             MapMode::ReadWrite => (
-                WRITERS,
+                ATTACH,
                 READERS,
                 "a read-only or copy-on-write mapping maps it, and a read-write mapping would \
                  change the bytes it reads",
@@ -67,21 +74,33 @@ impl Attachment {
                  see its changes half done",
             ),
         };
-        let taken = ofd::try_lock(dev, mine, LockKind::Shared)
-            .and_then(|ok| Ok(ok && ofd::conflicting(dev, theirs, LockKind::Exclusive)?.is_none()));
+        if !ofd::try_lock_bytes(dev, mine, 2, LockKind::Shared)? {
+            return Err(in_use(dev, "this open waits for it"));
+        }
+        // A writer that finds a trusted writer attached need not test READERS: that writer
+        // has held WRITERS since before it tested READERS itself (or found a trusted writer
+        // in turn), so any reader that could succeed was seen then, and every later one
+        // sees WRITERS held and gives up.
+        let checked = cold(dev).and_then(|cold| {
+            let clear = (M::MAP == MapMode::ReadWrite && !cold)
+                || ofd::conflicting(dev, theirs, LockKind::Exclusive)?.is_none();
+            Ok((clear, cold))
+        });
         let on_fork = || match M::MAP {
             MapMode::ReadWrite => Registered::reopened(dev.as_fd(), &[ATTACH, WRITERS]).map(Some),
             MapMode::ReadOnly | MapMode::CopyOnWrite => Ok(None),
         };
-        match taken.and_then(|ok| ok.then(on_fork).transpose()) {
-            Ok(Some(on_fork)) => Ok(Attachment {
+        match checked
+            .and_then(|(clear, cold)| Ok(clear.then(on_fork).transpose()?.map(|f| (f, cold))))
+        {
+            Ok(Some((on_fork, cold))) => Ok(Attachment {
                 exclusive: false,
+                cold,
                 _on_fork: on_fork,
             }),
             failed => {
                 // Best effort: the description is closed right after a failed open anyway.
-                let _ = ofd::unlock(dev, mine);
-                let _ = ofd::unlock(dev, ATTACH);
+                let _ = ofd::unlock(dev, mine, 2);
                 failed?;
                 Err(Error::InUse {
                     what: dev.describe(),
@@ -89,6 +108,12 @@ impl Attachment {
                 })
             }
         }
+    }
+
+    /// Whether no trusted writer was attached when this mapping attached: its open must
+    /// validate the segment in full (an exclusive mapping is alone, so always cold).
+    pub(crate) fn cold(&self) -> bool {
+        self.cold
     }
 
     /// Turns an exclusive attachment into a shared read-write one, atomically: no other

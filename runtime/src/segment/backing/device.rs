@@ -146,6 +146,9 @@ impl<D: Device> Backing for DeviceBacking<D> {
     fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         self.attachment.alone(&self.device, f)
     }
+    fn cold(&self) -> bool {
+        self.attachment.cold()
+    }
     fn lock_description(&self) -> Option<BorrowedFd<'_>> {
         Some(self.device.as_fd())
     }

@@ -49,6 +49,9 @@ impl Backing for XsiBacking {
             self.region.as_ptr()
         )
     }
+    fn cold(&self) -> bool {
+        self.attachment.cold()
+    }
     fn lock_description(&self) -> Option<BorrowedFd<'_>> {
         Some(self.companion.as_fd())
     }
