@@ -21,7 +21,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
-use super::tlsf::{Tlsf, GRANULE, HEADER, MIN_BLOCK};
+use super::tlsf::{Tlsf, ENTRY, FREE, GRANULE, HEADER, MIN_BLOCK};
 use crate::sync::{current_pid, Owner};
 
 /// Largest block (header included) a slot caches.
@@ -289,12 +289,13 @@ impl Cache {
             bin.count.store(0, Relaxed);
             return None;
         }
-        // Defence in depth: the header must still say a used block of this size (misuse
-        // such as resizing a freed block through `allocation_command` would change it).
+        // Defence in depth: the header must still say a used block of this size, no object
+        // entry (misuse such as resizing a freed block through `allocation_command` would
+        // change it; a block handed out never carries `ENTRY`).
         // SAFETY: cached blocks lie in the mapping; headers are aligned words.
         let header =
             unsafe { AtomicU64::from_ptr(self.base.add(head as usize).cast()).load(Relaxed) };
-        if header & !(GRANULE as u64 - 1) != size || header & 1 != 0 {
+        if header & !(GRANULE as u64 - 1) != size || header & (FREE | ENTRY) != 0 {
             bin.head.store(0, Relaxed);
             bin.count.store(0, Relaxed);
             return None;
