@@ -149,6 +149,16 @@ fn bin_of(size: u64) -> Option<usize> {
         .then(|| ((size - MIN_BLOCK as u64) / GRANULE as u64) as usize)
 }
 
+/// Forgets every block of `bin` (of `size`-byte blocks), which holds one that is not what it
+/// should be: they leak rather than be handed out; the slot's byte total follows.
+#[cold]
+fn drop_bin(slot: &Slot, bin: &Bin, size: u64) {
+    let dropped = bin.count.swap(0, Relaxed).saturating_mul(size);
+    bin.head.store(0, Relaxed);
+    slot.cached
+        .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
+}
+
 /// Which slot this thread uses for a mapping; cached per thread.
 #[derive(Clone, Copy)]
 struct Entry {
@@ -285,8 +295,7 @@ impl Cache {
             return None;
         }
         if head % GRANULE as u64 != 0 || head.saturating_add(size) > limit {
-            bin.head.store(0, Relaxed);
-            bin.count.store(0, Relaxed);
+            drop_bin(slot, bin, size);
             return None;
         }
         // Defence in depth: the header must still say a used block of this size, no object
@@ -296,8 +305,7 @@ impl Cache {
         let header =
             unsafe { AtomicU64::from_ptr(self.base.add(head as usize).cast()).load(Relaxed) };
         if header & !(GRANULE as u64 - 1) != size || header & (FREE | ENTRY) != 0 {
-            bin.head.store(0, Relaxed);
-            bin.count.store(0, Relaxed);
+            drop_bin(slot, bin, size);
             return None;
         }
         // SAFETY: `head` is a cached block of this slot, which only this thread touches;
