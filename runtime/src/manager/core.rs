@@ -10,8 +10,8 @@ use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{
-    block_size_for, mark_entry_unlocked, size_in, used_header_unlocked, AlgorithmStats, Tlsf, ENTRY,
-    GRANULE, HEADER,
+    block_size_for, mark_entry_unlocked, size_in, used_header_unlocked, AlgorithmStats, Tlsf,
+    ENTRY, GRANULE, HEADER,
 };
 use crate::error::{Error, Result};
 use crate::sync::{lock_with_recovery, Owner, RobustGuard, RobustMutex};

@@ -182,7 +182,8 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
         Probe::Slow => return None,
     };
     // Only a block marked as an entry is read as one.
-    s.entry_len(e).filter(|&len| len >= Entry::<I::Link>::SIZE)?;
+    s.entry_len(e)
+        .filter(|&len| len >= Entry::<I::Link>::SIZE)?;
     let h = s.read::<Entry<I::Link>>(e)?;
     if h.state != state::LIVE || h.fingerprint != T::type_fingerprint() {
         return None;

@@ -62,7 +62,11 @@ fn an_entry_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_b
     let h = unsafe { a.t.word(before) };
     // SAFETY: as above; a forged mark on a free block.
     unsafe { a.t.set_word(before, h | ENTRY) };
-    assert!(a.t.check().unwrap_err().contains("marked as an object entry"));
+    assert!(a
+        .t
+        .check()
+        .unwrap_err()
+        .contains("marked as an object entry"));
     a.t.rebuild().unwrap();
     a.t.check().unwrap();
 }

@@ -95,8 +95,7 @@ impl SegmentCore {
         };
         // A block still marked as an object entry is freed under the lock, which clears the
         // mark: a cached block never carries one.
-        let Some(size) = header.filter(|h| h & ENTRY == 0).map(size_in)
-        else {
+        let Some(size) = header.filter(|h| h & ENTRY == 0).map(size_in) else {
             return unlocked;
         };
         let off = payload_off as u64 - HEADER as u64;
