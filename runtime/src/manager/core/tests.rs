@@ -226,8 +226,7 @@ fn the_thread_cache_never_hands_out_a_block_marked_as_an_entry() {
         panic!("one entry expected")
     };
     assert_eq!(core.entry_block_len(e), Some(40));
-    // SAFETY: `x` is that object, unused afterwards.
-    unsafe { seg.destroy_ptr(x) }.unwrap();
+    seg.destroy_ptr(x).unwrap();
     assert!(entries(&core).is_empty());
     let again = seg.allocate(40).unwrap();
     assert_eq!(off(again), e, "the destroyed entry's block, from the cache");
