@@ -697,17 +697,13 @@ impl SegmentCore {
     /// after unlinking it, before freeing it.
     ///
     /// # Safety
-    /// The block is a live allocation of this writable mapping that the caller owns.
+    /// `payload_off` is the payload of a live allocation of this writable mapping that the
+    /// caller owns (as the object layer's own fresh or unlinked blocks are).
     #[inline]
-    pub(crate) unsafe fn mark_entry(&self, payload_off: u64, on: bool) -> Result<()> {
-        if !self.writable || self.used_header(payload_off).is_none() {
-            return Err(self.corrupted(format!(
-                "no used block at offset {payload_off} to mark as an object entry"
-            )));
-        }
-        // SAFETY: a used block (checked) that the caller owns, in a writable mapping.
+    pub(crate) unsafe fn mark_entry(&self, payload_off: u64, on: bool) {
+        debug_assert!(self.writable && self.used_header(payload_off).is_some());
+        // SAFETY: forwarded contract.
         unsafe { mark_entry_unlocked(self.base.as_ptr(), payload_off, on) };
-        Ok(())
     }
 
     /// The used blocks of the allocator's chain in address order, as (payload offset,

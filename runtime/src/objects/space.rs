@@ -174,12 +174,8 @@ impl Space {
     #[inline]
     pub fn alloc_entry(&self, size: usize, align: usize) -> Result<u64> {
         let off = self.alloc(size, align)?;
-        // SAFETY: a fresh block, ours.
-        if let Err(e) = unsafe { self.core.mark_entry(off, true) } {
-            // SAFETY: allocated just above, never used.
-            unsafe { self.free(off)? };
-            return Err(e);
-        }
+        // SAFETY: a fresh block of this writable mapping (allocation needs one), ours.
+        unsafe { self.core.mark_entry(off, true) };
         Ok(off)
     }
 
@@ -190,9 +186,10 @@ impl Space {
     /// and nothing uses it afterwards.
     #[inline]
     pub unsafe fn free_entry(&self, off: u64) -> Result<()> {
-        // SAFETY: forwarded contract: a live block we own.
+        // SAFETY: forwarded contract: a live block we own, of a writable mapping (it was
+        // allocated through this one's core).
         unsafe {
-            self.core.mark_entry(off, false)?;
+            self.core.mark_entry(off, false);
             self.free(off)
         }
     }
