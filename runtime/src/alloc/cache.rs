@@ -21,7 +21,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
-use super::tlsf::{Tlsf, GRANULE, HEADER, MIN_BLOCK};
+use super::tlsf::{Tlsf, ENTRY, FREE, GRANULE, HEADER, MIN_BLOCK};
 use crate::sync::{current_pid, Owner};
 
 /// Largest block (header included) a slot caches.
@@ -147,6 +147,16 @@ fn bin_of(size: u64) -> Option<usize> {
     (MIN_BLOCK as u64..=MAX_BLOCK)
         .contains(&size)
         .then(|| ((size - MIN_BLOCK as u64) / GRANULE as u64) as usize)
+}
+
+/// Forgets every block of `bin` (of `size`-byte blocks), which holds one that is not what it
+/// should be: they leak rather than be handed out; the slot's byte total follows.
+#[cold]
+fn drop_bin(slot: &Slot, bin: &Bin, size: u64) {
+    let dropped = bin.count.swap(0, Relaxed).saturating_mul(size);
+    bin.head.store(0, Relaxed);
+    slot.cached
+        .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
 }
 
 /// Which slot this thread uses for a mapping; cached per thread.
@@ -285,18 +295,17 @@ impl Cache {
             return None;
         }
         if head % GRANULE as u64 != 0 || head.saturating_add(size) > limit {
-            bin.head.store(0, Relaxed);
-            bin.count.store(0, Relaxed);
+            drop_bin(slot, bin, size);
             return None;
         }
-        // Defence in depth: the header must still say a used block of this size (misuse
-        // such as resizing a freed block through `allocation_command` would change it).
+        // Defence in depth: the header must still say a used block of this size, no object
+        // entry (misuse such as resizing a freed block through `allocation_command` would
+        // change it; a block handed out never carries `ENTRY`).
         // SAFETY: cached blocks lie in the mapping; headers are aligned words.
         let header =
             unsafe { AtomicU64::from_ptr(self.base.add(head as usize).cast()).load(Relaxed) };
-        if header & !(GRANULE as u64 - 1) != size || header & 1 != 0 {
-            bin.head.store(0, Relaxed);
-            bin.count.store(0, Relaxed);
+        if header & !(GRANULE as u64 - 1) != size || header & (FREE | ENTRY) != 0 {
+            drop_bin(slot, bin, size);
             return None;
         }
         // SAFETY: `head` is a cached block of this slot, which only this thread touches;

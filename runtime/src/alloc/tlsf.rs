@@ -10,7 +10,12 @@
 //! free: [ size|flags : u64 ][ next : u64 ][ prev : u64 ] ... [ size ]   <- footer, last word
 //! ```
 //! `PREV_FREE` in a header lets `free` find the previous block through its footer. The range
-//! ends in a zero-sized used sentinel, so "the next block" always exists.
+//! ends in a zero-sized used sentinel, so "the next block" always exists. `ENTRY` marks a
+//! used block that holds an object entry (set and cleared by its owner, see
+//! [`mark_entry_unlocked`]): a link read from the segment is followed only to such a
+//! block, so other blocks' bytes (padding included) are never read as an entry header.
+//! Every path that rewrites a used header keeps it; free and handed-out blocks never
+//! carry it.
 //!
 //! Crash consistency: every update keeps the physical chain of headers walkable (a header's
 //! size is written only after the block it would skip over has a valid header), so a process
@@ -51,8 +56,11 @@ pub const HEADER: usize = 8;
 /// The smallest block: header, two free-list links and a footer.
 pub const MIN_BLOCK: usize = 32;
 
-const FREE: u64 = 1;
+/// A free block.
+pub const FREE: u64 = 1;
 const PREV_FREE: u64 = 2;
+/// A used block holding an object entry.
+pub const ENTRY: u64 = 4;
 const FLAGS: u64 = 7;
 
 const SL_LOG2: u32 = 4;
@@ -119,7 +127,7 @@ pub fn block_size_for(bytes: usize) -> Option<u64> {
     Some(round_up((bytes + HEADER) as u64, GRANULE as u64).max(MIN_BLOCK as u64))
 }
 
-/// Size of the used block whose payload is at `payload_off` in the segment at `base`, read
+/// Header word of the used block whose payload is at `payload_off` in the segment at `base`, read
 /// without the lock (for the thread cache and lookups; see `Tlsf::set_word`); None unless
 /// the header looks like a used block that ends before `limit` (a cheap guard against
 /// double and foreign frees). Reads no allocator state, which the lock holder may be
@@ -131,7 +139,7 @@ pub fn block_size_for(bytes: usize) -> Option<u64> {
 /// The segment at `base` is mapped (writable when `writable`) and `limit` is at most its
 /// size.
 #[inline]
-pub unsafe fn used_size_unlocked(
+pub unsafe fn used_header_unlocked(
     base: *mut u8,
     payload_off: u64,
     first_block: u64,
@@ -156,7 +164,31 @@ pub unsafe fn used_size_unlocked(
         }
     };
     let size = h & !FLAGS;
-    (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(size)
+    (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(h)
+}
+
+/// The block size a header word holds (without its flags).
+#[inline]
+pub fn size_in(header: u64) -> u64 {
+    header & !FLAGS
+}
+
+/// Sets or clears `ENTRY` on the used block whose payload is at `payload_off`, without the
+/// segment lock: an atomic read-modify-write, as every lock holder's change to a used
+/// block's header it does not own (its `PREV_FREE` bit) is one too, so neither is lost.
+///
+/// # Safety
+/// `payload_off` is the payload of a used block of the writable segment at `base` that the
+/// caller owns (allocated and not freed).
+#[inline]
+pub unsafe fn mark_entry_unlocked(base: *mut u8, payload_off: u64, on: bool) {
+    // SAFETY: the block's header is an aligned word of the mapping (contract).
+    let w = unsafe { AtomicU64::from_ptr(base.add((payload_off - HEADER as u64) as usize).cast()) };
+    if on {
+        w.fetch_or(ENTRY, Ordering::Relaxed);
+    } else {
+        w.fetch_and(!ENTRY, Ordering::Relaxed);
+    }
 }
 
 /// The natural (first level, second level) class of a block of `size`.
@@ -272,6 +304,21 @@ impl Tlsf {
 
     // ----- raw words -------------------------------------------------------------------
 
+    /// Sets or clears `PREV_FREE` on block `off`, which may be a used block that another
+    /// thread owns and marks (`ENTRY`) meanwhile without the lock: a read-modify-write.
+    #[inline]
+    unsafe fn set_prev_free(&mut self, off: u64, on: bool) {
+        #[cfg(test)]
+        crash_tests::tick();
+        // SAFETY: as in `set_word`.
+        let w = unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) };
+        if on {
+            w.fetch_or(PREV_FREE, Ordering::Relaxed);
+        } else {
+            w.fetch_and(!PREV_FREE, Ordering::Relaxed);
+        }
+    }
+
     #[inline]
     unsafe fn word(&self, off: u64) -> u64 {
         // SAFETY: callers pass offsets of headers/links/footers inside the mapping; they
@@ -301,7 +348,7 @@ impl Tlsf {
     pub unsafe fn widen_used(&mut self, off: u64, size: u64) {
         // SAFETY: `off` is a used block header (caller); only its size changes.
         unsafe {
-            let bits = self.word(off) & PREV_FREE;
+            let bits = self.word(off) & (PREV_FREE | ENTRY);
             self.set_word(off, size | bits);
         }
     }
@@ -521,7 +568,7 @@ impl Tlsf {
         // SAFETY: every header written lies inside the used block `off` (caller).
         unsafe {
             let end = off + self.size_of(off);
-            let prev_bit = self.word(off) & PREV_FREE;
+            let prev_bit = self.word(off) & (PREV_FREE | ENTRY);
             // Back to front: the first header, which still spans everything, is rewritten
             // last, so the chain stays walkable if we die half-way.
             let (mut start, mut next) = (off + blocks.iter().sum::<u64>(), end);
@@ -626,8 +673,7 @@ impl Tlsf {
                 self.make_free(rest, have - want);
             } else {
                 self.set_word(off, have | prev_bit);
-                let next = off + have;
-                self.set_word(next, self.word(next) & !PREV_FREE);
+                self.set_prev_free(off + have, false);
                 // The old footer is now payload; clear it so zeroed memory stays zeroed.
                 self.set_word(off + have - 8, 0);
             }
@@ -659,7 +705,7 @@ impl Tlsf {
                 if self.mapping_insert(psize + size) == self.mapping_insert(psize) {
                     self.set_word(prev, (psize + size) | FREE);
                     self.set_word(next - 8, psize + size);
-                    self.set_word(next, nh | PREV_FREE);
+                    self.set_prev_free(next, true);
                     self.st_mut().free_bytes += size;
                     return;
                 }
@@ -693,8 +739,7 @@ impl Tlsf {
             }
             self.set_word(start, size | FREE);
             self.make_free(start, size);
-            let after = start + size;
-            self.set_word(after, self.word(after) | PREV_FREE);
+            self.set_prev_free(start + size, true);
         }
     }
 
@@ -742,6 +787,19 @@ impl Tlsf {
             off += size;
             Some(block)
         })
+    }
+
+    /// Calls `f(block, is_entry)` for every used block of the chain in address order.
+    pub fn for_each_used(&self, mut f: impl FnMut(Block, bool)) {
+        for (offset, h) in self.chain().filter(|&(_, h)| h & FREE == 0) {
+            f(
+                Block {
+                    offset,
+                    size: h & !FLAGS,
+                },
+                h & ENTRY != 0,
+            );
+        }
     }
 
     /// Size of the used block whose payload is at `payload_off`, found by walking the chain
@@ -888,19 +946,19 @@ impl Tlsf {
                 // Unlink first: the tail header may land on the neighbour's link words.
                 self.unlink(next, nsize);
                 self.set_word(off + new_size, tail | FREE);
-                self.set_word(off, new_size | (h & PREV_FREE));
+                self.set_word(off, new_size | (h & (PREV_FREE | ENTRY)));
                 self.make_free(off + new_size, tail);
             } else {
                 self.unlink(next, nsize);
-                self.set_word(off, total | (h & PREV_FREE));
-                let after = off + total;
-                self.set_word(after, self.word(after) & !PREV_FREE);
+                self.set_word(off, total | (h & (PREV_FREE | ENTRY)));
+                self.set_prev_free(off + total, false);
             }
         }
     }
 
     /// Moves the start of used block `off` back by `delta` bytes (a granule multiple) into
-    /// the free block before it; returns the new offset. Payload bytes are not moved.
+    /// the free block before it; returns the new offset. Payload bytes are not moved, so
+    /// the block no longer starts where an entry was: it loses `ENTRY`.
     ///
     /// # Safety
     /// `off` is a used block of this allocator, [`Self::free_before`] is at least `delta`,
@@ -950,7 +1008,7 @@ impl Tlsf {
                 return size;
             }
             let rest = off + new_size;
-            let prev_bit = h & PREV_FREE;
+            let prev_bit = h & (PREV_FREE | ENTRY);
             if next_free {
                 // The tail joins the free block after it; its header is written (inside
                 // our own bytes) before our header gives those bytes up.
@@ -963,7 +1021,7 @@ impl Tlsf {
                 self.set_word(rest, tail | FREE);
                 self.set_word(off, new_size | prev_bit);
                 self.make_free(rest, tail);
-                self.set_word(next, self.word(next) | PREV_FREE);
+                self.set_prev_free(next, true);
             }
             new_size
         }
@@ -1011,6 +1069,9 @@ impl Tlsf {
             }
             let free = h & FREE != 0;
             if free {
+                if h & ENTRY != 0 {
+                    return Err(format!("free block at {off} is marked as an object entry"));
+                }
                 if prev_free {
                     return Err(format!("free block at {off} follows a free block"));
                 }
@@ -1126,8 +1187,12 @@ impl Tlsf {
                     unsafe { self.make_free(s, n) };
                     prev_free = true;
                 }
-                // SAFETY: `off` is a block header inside the range.
-                unsafe { self.set_word(off, size | if prev_free { PREV_FREE } else { 0 }) };
+                // Only the bit that is wrong changes, in place: another thread may be marking
+                // this block (`ENTRY`) meanwhile, and a used block keeps that mark.
+                if (h & PREV_FREE != 0) != prev_free {
+                    // SAFETY: `off` is a block header inside the range.
+                    unsafe { self.set_prev_free(off, prev_free) };
+                }
                 prev_free = false;
             }
             off += size;

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
-use crate::alloc::tlsf::{block_size_for, AlgorithmStats, Tlsf, GRANULE, HEADER};
+use crate::alloc::tlsf::{
+    block_size_for, mark_entry_unlocked, size_in, used_header_unlocked, AlgorithmStats, Tlsf,
+    ENTRY, GRANULE, HEADER,
+};
 use crate::error::{Error, Result};
 use crate::sync::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
 
@@ -657,38 +660,60 @@ impl SegmentCore {
         })
     }
 
-    /// Usable bytes of the used block whose payload starts at `payload_off`, from one
-    /// relaxed load of its header, without the lock (the lock holder may flip the header's
+    /// Usable bytes of the used block whose payload starts at `payload_off`, if its header
+    /// marks it as an object entry (see [`mark_entry`](Self::mark_entry)), from one relaxed
+    /// load of that header, without the lock (the lock holder may flip the header's
     /// `PREV_FREE` bit meanwhile; the size of a used block does not change while it is in
-    /// use); None unless that word reads as a used block inside the segment. Lookups bound
-    /// an object's elements by it, so no forged count or type record stretches an object
-    /// over its neighbours.
+    /// use); None unless that word reads as a marked used block inside the segment. No other
+    /// block's bytes are read as an entry header, and lookups bound an object's elements by
+    /// this length, so no forged count or type record stretches an object over its
+    /// neighbours.
     #[inline]
-    pub(crate) fn used_block_len(&self, payload_off: u64) -> Option<usize> {
-        // SAFETY: the range checks of `used_size_unlocked` keep the header read inside the
-        // mapping (the limit is its size, the floor the end of the segment header), and it
-        // reads atomically exactly when the mapping is writable.
-        let size = unsafe {
-            crate::alloc::tlsf::used_size_unlocked(
+    pub(crate) fn entry_block_len(&self, payload_off: u64) -> Option<usize> {
+        self.used_header(payload_off)
+            .filter(|h| h & ENTRY != 0)
+            .map(|h| size_in(h) as usize - HEADER)
+    }
+
+    #[inline]
+    fn used_header(&self, payload_off: u64) -> Option<u64> {
+        // SAFETY: the range checks of `used_header_unlocked` keep the header read inside
+        // the mapping (the limit is its size, the floor the end of the segment header), and
+        // it reads atomically exactly when the mapping is writable.
+        unsafe {
+            used_header_unlocked(
                 self.base.as_ptr(),
                 payload_off,
                 header::HEADER_END as u64,
                 self.size() as u64,
                 self.writable,
             )
-        }?;
-        Some(size as usize - HEADER)
+        }
+    }
+
+    /// Marks the block whose payload is at `payload_off` as holding an object entry, or
+    /// clears the mark (`on`), without the segment lock. The object layer marks a block
+    /// right after allocating it, before it writes or links the entry, and clears the mark
+    /// after unlinking it, before freeing it.
+    ///
+    /// # Safety
+    /// `payload_off` is the payload of a live allocation of this writable mapping that the
+    /// caller owns (as the object layer's own fresh or unlinked blocks are).
+    #[inline]
+    pub(crate) unsafe fn mark_entry(&self, payload_off: u64, on: bool) {
+        debug_assert!(self.writable && self.used_header(payload_off).is_some());
+        // SAFETY: forwarded contract.
+        unsafe { mark_entry_unlocked(self.base.as_ptr(), payload_off, on) };
     }
 
     /// The used blocks of the allocator's chain in address order, as (payload offset,
-    /// usable bytes): what the object layer checks its entries against. Walks every block.
-    pub(crate) fn used_blocks(&self) -> Vec<(u64, usize)> {
+    /// usable bytes, whether it is marked as an object entry): what the object layer checks
+    /// its entries and tables against. Walks every block.
+    pub(crate) fn used_blocks(&self) -> Vec<(u64, usize, bool)> {
         self.inspect(|t| {
             let mut out = Vec::new();
-            t.for_each_block(|b, free| {
-                if !free {
-                    out.push((b.offset + HEADER as u64, b.size as usize - HEADER));
-                }
+            t.for_each_used(|b, entry| {
+                out.push((b.offset + HEADER as u64, b.size as usize - HEADER, entry));
             });
             out
         })

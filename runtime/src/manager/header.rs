@@ -13,12 +13,10 @@ use crate::sync::RobustMutex;
 pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
 /// Bumped whenever the layout below, or what its words mean, changes incompatibly (2: the
 /// allocator's level table follows the header and is sized by the segment; 3: lock words
-/// and the creator word name lock owner ids, not pids).
+/// and the creator word name lock owner ids, not pids, and every object entry's block is
+/// marked as one in its block header, which version 2 never did: its entries would all be
+/// refused).
 pub const FORMAT_VERSION: u32 = 3;
-/// The older version this build opens: the same layout, with pids in lock words. A
-/// writable mapping upgrades it in place (see [`upgrade`]), which needs it alone: a process
-/// of the older build would read our owner ids as pids.
-pub const UPGRADABLE_VERSION: u32 = 2;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
 const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -194,25 +192,6 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, creator: u32) {
     }
 }
 
-/// Whether the validated segment at `base` has the [`UPGRADABLE_VERSION`].
-///
-/// # Safety
-/// At least a header is mapped readable at `base`.
-pub unsafe fn needs_upgrade(base: *const u8) -> bool {
-    // SAFETY: a readable header (contract); the version is written once, before READY.
-    unsafe { (*base.cast::<SegmentHeader>()).version == UPGRADABLE_VERSION }
-}
-
-/// Marks the segment at `base` as [`FORMAT_VERSION`]: its lock words name owner ids from
-/// now on (any older pid in them names an owner that is gone and is recovered from).
-///
-/// # Safety
-/// A header is mapped writable at `base`, and no other mapping reads its version now.
-pub unsafe fn upgrade(base: *mut u8) {
-    // SAFETY: forwarded contract.
-    unsafe { (*header(base)).version = FORMAT_VERSION };
-}
-
 /// Whether the segment at `base` was left half-made: its header never reached READY (all
 /// zero, or still INITIALISING) and nothing else (a foreign magic, a CORRUPTED mark) says
 /// the bytes are someone's data. Only such a segment may be formatted anew over.
@@ -341,7 +320,7 @@ pub unsafe fn validate(
             format!("unknown endianness mark {endian:#x}")
         }));
     }
-    if version != FORMAT_VERSION && version != UPGRADABLE_VERSION {
+    if version != FORMAT_VERSION {
         return Err(Error::IncompatibleVersion {
             what: what(),
             found: version,

@@ -118,9 +118,13 @@ impl<L: Copy> Entry<L> {
             .checked_add(Self::data_offset(name_len, align))
     }
 
-    /// Reads the header of the entry at `e`.
+    /// Reads the header of the entry at `e`, which must start a block marked as an entry
+    /// large enough for a header (checked first: another block's bytes may be padding).
     #[inline]
     pub fn read(s: &Space, e: u64) -> Result<Self> {
+        if s.entry_len(e).is_none_or(|len| len < Self::SIZE) {
+            return Err(s.corrupt(format!("offset {e} is not an object entry")));
+        }
         let p = s.at::<Self>(e)?;
         // SAFETY: bounds and alignment checked; a plain-data header (any bytes are a value).
         Ok(unsafe { p.read() })

@@ -117,11 +117,11 @@ fn check_type<T: ShmSafe, L: Copy>(
     })
 }
 
-/// Whether `bytes` bytes from offset `data` end inside the used block whose payload is the
+/// Whether `bytes` bytes from offset `data` end inside the entry block whose payload is the
 /// entry at `e`: a forged count or type record never stretches an object over other blocks.
 #[inline]
 fn within_block(s: &Space, e: u64, data: u64, bytes: usize) -> bool {
-    s.core().used_block_len(e).is_some_and(|len| {
+    s.entry_len(e).is_some_and(|len| {
         data.checked_add(bytes as u64)
             .is_some_and(|end| end <= e + len as u64)
     })
@@ -181,6 +181,9 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
         Probe::Absent => return Some(None),
         Probe::Slow => return None,
     };
+    // Only a block marked as an entry is read as one.
+    s.entry_len(e)
+        .filter(|&len| len >= Entry::<I::Link>::SIZE)?;
     let h = s.read::<Entry<I::Link>>(e)?;
     if h.state != state::LIVE || h.fingerprint != T::type_fingerprint() {
         return None;
@@ -235,7 +238,7 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
             .ok_or_else(too_large)?;
     let desc = TypeDesc::of::<T>();
     types::retain(s, &desc)?;
-    let e = match s.alloc(total, align_of::<T>()) {
+    let e = match s.alloc_entry(total, align_of::<T>()) {
         Ok(e) => e,
         Err(err) => {
             types::release(s, desc.fingerprint)?;
@@ -330,8 +333,8 @@ fn release<L: Copy>(s: &Space, e: u64, fingerprint: u64, registered: bool) -> Re
     let p = Entry::<L>::ptr(s, e)?;
     // SAFETY: a header in bounds; we own the entry (unlinked or never published).
     unsafe { (*p).tag = 0 };
-    // SAFETY: the block came from `alloc` in `create` and is unlinked.
-    unsafe { s.free(e)? };
+    // SAFETY: the block came from `alloc_entry` in `create` and is unlinked.
+    unsafe { s.free_entry(e)? };
     types::release(s, fingerprint)
 }
 

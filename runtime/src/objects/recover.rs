@@ -72,9 +72,9 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
             // keeps it from looking like an entry once it is reused.
             unsafe { (*p).tag = 0 };
         }
-        // SAFETY: the block is an abandoned entry (registered or linked by an index, so
-        // one of ours); nothing refers to it after the rebuild.
-        unsafe { s.free(off)? };
+        // SAFETY: the block is an abandoned entry (registered or linked by an index and
+        // marked, so one of ours); nothing refers to it after the rebuild.
+        unsafe { s.free_entry(off)? };
     }
     let mut counts = HashMap::<u64, u64>::new();
     for (off, h) in live {
@@ -142,15 +142,16 @@ impl Layouts {
 }
 
 /// The header at `off` if the block holds a consistent entry, else what is wrong with it.
-/// `off` must start a used block of `blocks` before anything there is read (a word inside
-/// a payload may be uninitialised padding).
+/// `off` must start a used block of `blocks` that its header marks as an entry before
+/// anything there is read (another block's first bytes, or a word inside a payload, may
+/// be uninitialised padding).
 fn entry_at<L: Copy>(
     s: &Space,
     blocks: &Blocks,
     off: u64,
     layouts: &mut Layouts,
 ) -> Result<Entry<L>, &'static str> {
-    let have = blocks.len_of(off).ok_or("not the start of a used block")?;
+    let have = blocks.entry_len(off).ok_or("not an object entry")?;
     if have < Entry::<L>::SIZE {
         return Err("its block is smaller than an entry header");
     }

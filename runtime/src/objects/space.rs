@@ -10,17 +10,30 @@ use crate::manager::header::{self, words, HEADER_END};
 use crate::manager::SegmentCore;
 
 /// The used blocks of a segment at one moment, in address order: (payload offset, usable
-/// bytes), from one walk of the chain of block headers.
-pub struct Blocks(Vec<(u64, usize)>);
+/// bytes, marked as an object entry), from one walk of the chain of block headers.
+pub struct Blocks(Vec<(u64, usize, bool)>);
 
 impl Blocks {
-    /// Usable bytes of the used block whose payload starts at `off`; None if none does.
-    pub fn len_of(&self, off: u64) -> Option<usize> {
-        let i = self.0.partition_point(|&(payload, _)| payload < off);
+    /// Usable bytes of the used block whose payload starts at `off`, if it is one and is
+    /// an object entry exactly when `entry` says.
+    fn len(&self, off: u64, entry: bool) -> Option<usize> {
+        let i = self.0.partition_point(|&(payload, ..)| payload < off);
         self.0
             .get(i)
-            .filter(|&&(payload, _)| payload == off)
-            .map(|&(_, len)| len)
+            .filter(|&&(payload, _, marked)| payload == off && marked == entry)
+            .map(|&(_, len, _)| len)
+    }
+
+    /// Usable bytes of the block at `off` if it holds an object entry (its header says so):
+    /// only then may its first bytes be read as an entry header.
+    pub fn entry_len(&self, off: u64) -> Option<usize> {
+        self.len(off, true)
+    }
+
+    /// Usable bytes of the block at `off` if it is a used block that holds no object entry
+    /// (a table or record of the object layer's own, or a raw allocation).
+    pub fn len_of(&self, off: u64) -> Option<usize> {
+        self.len(off, false)
     }
 }
 
@@ -137,6 +150,14 @@ impl Space {
         (off < self.size as usize).then_some(off as u64)
     }
 
+    /// Usable bytes of the block at `off` if it is a used block marked as an object entry
+    /// (read from its header, without the lock): only then may its first bytes be read as
+    /// an entry header.
+    #[inline]
+    pub fn entry_len(&self, off: u64) -> Option<usize> {
+        self.core.entry_block_len(off)
+    }
+
     /// Allocates `size` bytes aligned to `align`; returns the offset.
     #[inline]
     pub fn alloc(&self, size: usize, align: usize) -> Result<u64> {
@@ -146,6 +167,31 @@ impl Space {
             self.core.allocate_aligned(size, align)?
         };
         Ok((p.as_ptr().addr() - self.core.base().as_ptr().addr()) as u64)
+    }
+
+    /// Allocates the block of an object entry of `size` bytes aligned to `align` and marks
+    /// it as one (see `SegmentCore::mark_entry`) before anything is written to it.
+    #[inline]
+    pub fn alloc_entry(&self, size: usize, align: usize) -> Result<u64> {
+        let off = self.alloc(size, align)?;
+        // SAFETY: a fresh block of this writable mapping (allocation needs one), ours.
+        unsafe { self.core.mark_entry(off, true) };
+        Ok(off)
+    }
+
+    /// Clears the entry mark of the block at `off` and frees it.
+    ///
+    /// # Safety
+    /// `off` came from [`alloc_entry`](Self::alloc_entry), is unlinked and unregistered,
+    /// and nothing uses it afterwards.
+    #[inline]
+    pub unsafe fn free_entry(&self, off: u64) -> Result<()> {
+        // SAFETY: forwarded contract: a live block we own, of a writable mapping (it was
+        // allocated through this one's core).
+        unsafe {
+            self.core.mark_entry(off, false);
+            self.free(off)
+        }
     }
 
     /// Frees the allocation at `off`.

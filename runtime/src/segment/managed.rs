@@ -178,11 +178,6 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                 )?
             };
         }
-        // SAFETY: formatted or validated above, so a header is mapped.
-        let older = unsafe { header::needs_upgrade(base.as_ptr()) };
-        if older && M::MAP != MapMode::ReadOnly {
-            Self::upgrade(&backing, base)?;
-        }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`;
         // the owner is on the heap (it does not move with the segment) and dropped after the
         // last use of the view (field order of `ManagedSegment`).
@@ -237,29 +232,6 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             owner,
             backing,
             _mode: PhantomData,
-        })
-    }
-
-    /// Upgrades a segment of the older format version in place: private pages at once, a
-    /// shared segment only while no other mapping (perhaps of an older build, which would
-    /// take our owner ids for pids) is attached.
-    fn upgrade(backing: &B, base: NonNull<u8>) -> Result<()> {
-        // SAFETY: a writable mapping of a validated header; nobody else reads the version
-        // (an exclusive or private mapping, or `alone`).
-        let upgrade = || unsafe { header::upgrade(base.as_ptr()) };
-        if M::EXCLUSIVE || M::MAP == MapMode::CopyOnWrite || backing.private_copy() {
-            upgrade();
-            return Ok(());
-        }
-        backing.alone(upgrade).map_err(|_| Error::InUse {
-            what: backing.describe(),
-            reason: format!(
-                "it has format version {}, which a writable open upgrades to {} in place only \
-                 while no other mapping is attached (a process of an older build would read \
-                 lock owner ids as pids)",
-                header::UPGRADABLE_VERSION,
-                header::FORMAT_VERSION
-            ),
         })
     }
 

@@ -28,3 +28,64 @@ fn a_head_whose_bit_is_clear_is_reported_and_never_followed() {
     assert!(payload.iter().all(|&b| b == 0xAB));
     a.t.check().unwrap();
 }
+
+/// Whether block `off` is a used block marked as an entry, per the chain.
+fn marked(t: &Tlsf, off: u64) -> bool {
+    let mut found = false;
+    t.for_each_used(|b, entry| found |= b.offset == off && entry);
+    found
+}
+
+fn mark(a: &super::crash_tests::Arena, off: u64, on: bool) {
+    // SAFETY: `off` is a used block of the arena's allocator, ours.
+    unsafe { mark_entry_unlocked(a.mem.cast(), off + HEADER as u64, on) };
+}
+
+#[test]
+fn an_entry_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() {
+    let mut a = arena(4);
+    let [before, entry, after, last] = [32, 48, 32, 64].map(|n| a.t.alloc_block(n).unwrap());
+    mark(&a, entry, true);
+    // Freeing the neighbours flips the entry's PREV_FREE bit and rewrites the next header.
+    // SAFETY: used blocks of this allocator, each freed once.
+    unsafe {
+        a.t.free_block(before);
+        a.t.free_block(after);
+    }
+    assert!(marked(&a.t, entry));
+    a.t.check().unwrap();
+    // A rebuild (after a crash) derives every flag again from the chain, but keeps the mark.
+    a.t.rebuild().unwrap();
+    assert!(marked(&a.t, entry) && !marked(&a.t, last));
+    a.t.check().unwrap();
+    // SAFETY: `before` is a free block's header, inside the arena.
+    let h = unsafe { a.t.word(before) };
+    // SAFETY: as above; a forged mark on a free block.
+    unsafe { a.t.set_word(before, h | ENTRY) };
+    assert!(a
+        .t
+        .check()
+        .unwrap_err()
+        .contains("marked as an object entry"));
+    a.t.rebuild().unwrap();
+    a.t.check().unwrap();
+}
+
+#[test]
+fn a_freed_entry_block_is_handed_out_again_unmarked() {
+    let mut a = arena(4);
+    let entry = a.t.alloc_block(48).unwrap();
+    let _fence = a.t.alloc_block(32).unwrap();
+    mark(&a, entry, true);
+    // SAFETY: a used block, freed once (still marked: freeing drops the mark).
+    unsafe { a.t.free_block(entry) };
+    a.t.check().unwrap();
+    assert_eq!(a.t.alloc_block(48), Some(entry));
+    assert!(!marked(&a.t, entry));
+    mark(&a, entry, true);
+    // Resizing in place keeps the mark where the block keeps its start.
+    // SAFETY: `entry` is used; 40 is granule aligned and at least MIN_BLOCK.
+    unsafe { a.t.shrink(entry, 40) };
+    assert!(marked(&a.t, entry));
+    a.t.check().unwrap();
+}

@@ -202,3 +202,51 @@ fn a_forged_head_aiming_at_a_fake_free_block_in_a_payload_is_refused_at_open() {
     put_u64(&mut img, head_at, payload as u64);
     assert!(refused(&img));
 }
+
+/// The thread cache never hands out a block marked as an object entry: a destroyed
+/// object's block comes back from the cache unmarked, a marked block freed raw is not
+/// cached (the locked free drops the mark), and a cached block whose header was marked
+/// meanwhile (forged) is refused by `pop`.
+#[test]
+fn the_thread_cache_never_hands_out_a_block_marked_as_an_entry() {
+    let mut seg = ManagedHeapMemory::new(16 << 20).unwrap();
+    let core = *seg.core();
+    let base = core.base().as_ptr().addr();
+    let off = |p: std::ptr::NonNull<u8>| (p.as_ptr().addr() - base) as u64;
+    let entries = |core: &super::SegmentCore| -> Vec<u64> {
+        core.used_blocks()
+            .into_iter()
+            .filter(|&(_, _, entry)| entry)
+            .map(|(payload, ..)| payload)
+            .collect()
+    };
+    // An anonymous u64: a 32-byte entry head and the value, a 48-byte block.
+    let x: *const u64 = seg.construct_anonymous(7u64).unwrap();
+    let [e] = entries(&core)[..] else {
+        panic!("one entry expected")
+    };
+    assert_eq!(core.entry_block_len(e), Some(40));
+    seg.destroy_ptr(x).unwrap();
+    assert!(entries(&core).is_empty());
+    let again = seg.allocate(40).unwrap();
+    assert_eq!(off(again), e, "the destroyed entry's block, from the cache");
+    assert_eq!(core.entry_block_len(e), None);
+    // SAFETY: a live block of ours, marked and then freed raw.
+    unsafe {
+        core.mark_entry(e, true);
+        seg.deallocate(again).unwrap();
+    }
+    let cached = seg.allocate(40).unwrap();
+    // SAFETY: a live block of ours, cached, then its header forged to carry the mark.
+    unsafe {
+        seg.deallocate(cached).unwrap();
+        core.mark_entry(off(cached), true);
+    }
+    for _ in 0..64 {
+        let p = seg.allocate(40).unwrap();
+        assert_ne!(p, cached, "a marked cached block was handed out");
+        assert_eq!(core.entry_block_len(off(p)), None);
+    }
+    assert!(entries(&core) == [off(cached)]);
+    seg.check().unwrap();
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
-use crate::alloc::tlsf::{used_size_unlocked, Tlsf, HEADER};
+use crate::alloc::tlsf::{size_in, used_header_unlocked, Tlsf, ENTRY, HEADER};
 use crate::error::Result;
 use crate::manager::header;
 
@@ -83,8 +83,8 @@ impl SegmentCore {
             return unlocked;
         };
         // SAFETY: writable mapping (a slot exists only there); the limit is its size.
-        let size = unsafe {
-            used_size_unlocked(
+        let header = unsafe {
+            used_header_unlocked(
                 self.base.as_ptr(),
                 payload_off as u64,
                 // Segments with a cache have every level, so their blocks start here.
@@ -93,7 +93,11 @@ impl SegmentCore {
                 true,
             )
         };
-        let Some(size) = size else { return unlocked };
+        // A block still marked as an object entry is freed under the lock, which clears the
+        // mark: a cached block never carries one.
+        let Some(size) = header.filter(|h| h & ENTRY == 0).map(size_in) else {
+            return unlocked;
+        };
         let off = payload_off as u64 - HEADER as u64;
         if size > cache::MAX_BLOCK {
             return CachePush::Uncached { off };

@@ -279,6 +279,10 @@ impl IndexKind for HashIndex {
                 continue;
             }
             let e = entry_of(w);
+            // Only a block marked as an entry is read as one.
+            if s.entry_len(e).is_none_or(|len| len < E::SIZE) {
+                return Probe::Slow;
+            }
             let Some(h) = s.read::<E>(e) else {
                 return Probe::Slow;
             };
