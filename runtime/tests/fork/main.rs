@@ -7,6 +7,7 @@
 //! failing test panics, which fails the binary.
 
 mod os;
+mod owners;
 mod segment;
 mod sharing;
 
@@ -33,12 +34,45 @@ fn main() {
             sharing::a_forked_child_does_not_inherit_an_exclusive_mapping,
         ),
     ];
-    for (name, test) in tests {
+    // Known failures (`reason`), run with `--ignored` or `--include-ignored` as libtest does.
+    let ignored: [(&str, &str, fn()); 3] = [
+        (
+            "owners::a_child_that_cannot_reopen_the_description_does_not_take_the_parents_lock",
+            "attack7: a child whose reopen fails shares its parent's description and sees its parent's lock as a dead owner's",
+            owners::a_child_that_cannot_reopen_the_description_does_not_take_the_parents_lock,
+        ),
+        (
+            "owners::a_child_forked_inside_with_lock_does_not_release_the_parents_lock",
+            "attack7: the child's copy of a lock guard releases the lock its parent holds",
+            owners::a_child_forked_inside_with_lock_does_not_release_the_parents_lock,
+        ),
+        (
+            "owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash",
+            "attack7: a forked child's copy of an exclusive segment reads memory that is not mapped there (SIGSEGV)",
+            owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash,
+        ),
+    ];
+    let args: Vec<String> = std::env::args().collect();
+    let run_ignored = args.iter().any(|a| a == "--ignored" || a == "--include-ignored");
+    let only_ignored = args.iter().any(|a| a == "--ignored");
+    // A test name filter, as libtest takes one.
+    let filter = args.iter().skip(1).find(|a| !a.starts_with("--"));
+    let wanted = |name: &str| filter.is_none_or(|f| name.contains(f.as_str()));
+    let mut passed = 0;
+    for (name, test) in tests.into_iter().filter(|(n, _)| !only_ignored && wanted(n)) {
         test();
+        passed += 1;
         println!("test {name} ... ok");
     }
-    println!(
-        "test result: ok. {} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out",
-        tests.len()
-    );
+    for (name, reason, test) in ignored.into_iter().filter(|(n, ..)| wanted(n)) {
+        if run_ignored {
+            test();
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            println!("test {name} ... ignored, {reason}");
+        }
+    }
+    let skipped = if run_ignored { 0 } else { ignored.len() };
+    println!("test result: ok. {passed} passed; 0 failed; {skipped} ignored; 0 measured");
 }
