@@ -12,7 +12,7 @@ mod segment;
 mod sharing;
 
 fn main() {
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -33,19 +33,17 @@ fn main() {
             "sharing::a_forked_child_does_not_inherit_an_exclusive_mapping",
             sharing::a_forked_child_does_not_inherit_an_exclusive_mapping,
         ),
-    ];
-    // Known failures (`reason`), run with `--ignored` or `--include-ignored` as libtest does.
-    let ignored: [(&str, &str, fn()); 3] = [
         (
             "owners::a_child_that_cannot_reopen_the_description_does_not_take_the_parents_lock",
-            "attack7: a child whose reopen fails shares its parent's description and sees its parent's lock as a dead owner's",
             owners::a_child_that_cannot_reopen_the_description_does_not_take_the_parents_lock,
         ),
         (
             "owners::a_child_forked_inside_with_lock_does_not_release_the_parents_lock",
-            "attack7: the child's copy of a lock guard releases the lock its parent holds",
             owners::a_child_forked_inside_with_lock_does_not_release_the_parents_lock,
         ),
+    ];
+    // Known failures (`reason`), run with `--ignored` or `--include-ignored` as libtest does.
+    let ignored: [(&str, &str, fn()); 1] = [
         (
             "owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash",
             "attack7: a forked child's copy of an exclusive segment reads memory that is not mapped there (SIGSEGV)",

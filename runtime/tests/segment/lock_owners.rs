@@ -128,7 +128,6 @@ fn an_xsi_segment_removed_by_id_leaves_no_companion_behind() {
 }
 
 #[test]
-#[ignore = "attack7: an index lock word naming this process's owner id on another segment counts as this thread nesting"]
 fn a_forged_index_lock_naming_our_owner_id_on_another_segment_is_not_nesting() {
     let reserved = offset_of!(SegmentHeader, reserved);
     // A segment this process created: its header names our owner id (anyone who can read
