@@ -12,7 +12,7 @@ mod segment;
 mod sharing;
 
 fn main() {
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -41,6 +41,10 @@ fn main() {
             "owners::a_child_forked_inside_with_lock_does_not_release_the_parents_lock",
             owners::a_child_forked_inside_with_lock_does_not_release_the_parents_lock,
         ),
+        (
+            "owners::a_parent_that_dies_holding_the_lock_does_not_block_its_child",
+            owners::a_parent_that_dies_holding_the_lock_does_not_block_its_child,
+        ),
     ];
     // Known failures (`reason`), run with `--ignored` or `--include-ignored` as libtest does.
     let ignored: [(&str, &str, fn()); 1] = [
@@ -51,13 +55,18 @@ fn main() {
         ),
     ];
     let args: Vec<String> = std::env::args().collect();
-    let run_ignored = args.iter().any(|a| a == "--ignored" || a == "--include-ignored");
+    let run_ignored = args
+        .iter()
+        .any(|a| a == "--ignored" || a == "--include-ignored");
     let only_ignored = args.iter().any(|a| a == "--ignored");
     // A test name filter, as libtest takes one.
     let filter = args.iter().skip(1).find(|a| !a.starts_with("--"));
     let wanted = |name: &str| filter.is_none_or(|f| name.contains(f.as_str()));
     let mut passed = 0;
-    for (name, test) in tests.into_iter().filter(|(n, _)| !only_ignored && wanted(n)) {
+    for (name, test) in tests
+        .into_iter()
+        .filter(|(n, _)| !only_ignored && wanted(n))
+    {
         test();
         passed += 1;
         println!("test {name} ... ok");

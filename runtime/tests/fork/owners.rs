@@ -110,3 +110,34 @@ pub fn an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash() {
     let pid = fork_child(|| seg.find::<u64>("n").is_err());
     wait_success(pid, "child using the exclusive mapping");
 }
+
+pub fn a_parent_that_dies_holding_the_lock_does_not_block_its_child() {
+    let (mut report, mut reporter) = UnixStream::pair().unwrap();
+    // The middle process plays the parent: it makes the segment, forks, and dies holding
+    // the lock; its child (our grandchild: a nested fork) must take the lock over.
+    let middle = fork_child(move || {
+        let seg = ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
+        let (mut held, mut wait) = UnixStream::pair().unwrap();
+        fork_child(|| {
+            wait.set_read_timeout(Some(10 * HOLD)).unwrap();
+            wait.read_exact(&mut [0u8]).unwrap();
+            // Watchdog: a hang is death by SIGALRM, which the report then lacks.
+            // SAFETY: `alarm` only arms a timer for this process.
+            unsafe { libc::alarm(5) };
+            let took_over = seg.allocate(100).is_ok() && seg.check_sanity();
+            reporter.write_all(&[u8::from(took_over)]).is_ok()
+        });
+        seg.with_lock(|| {
+            held.write_all(b"h").unwrap();
+            // Dies holding the lock.
+            // SAFETY: `_exit` ends this process at once.
+            unsafe { libc::_exit(0) }
+        })
+        .is_ok()
+    });
+    wait_success(middle, "parent dying with the lock");
+    report.set_read_timeout(Some(10 * HOLD)).unwrap();
+    let mut took_over = [0u8];
+    report.read_exact(&mut took_over).unwrap();
+    assert_eq!(took_over, [1], "the child took over its dead parent's lock");
+}

@@ -138,10 +138,7 @@ fn a_forged_index_lock_naming_our_owner_id_on_another_segment_is_not_nesting() {
         .atomic_func(|| std::fs::read(shm_path(ours.get())).unwrap())
         .unwrap();
     let word = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
-    let (our_id, our_thread) = (
-        word(offset_of!(SegmentHeader, creator)),
-        word(reserved + 4),
-    );
+    let (our_id, our_thread) = (word(offset_of!(SegmentHeader, creator)), word(reserved + 4));
     assert_eq!(word(reserved), our_id, "we held the index lock");
 
     // A file at rest whose index lock names them.
