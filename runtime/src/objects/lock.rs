@@ -40,7 +40,8 @@ pub(crate) struct IndexGuard<'a> {
     _held: Option<Held<'a>>,
 }
 
-/// The outermost acquisition: clears the holder, then releases (or poisons) the lock.
+/// The outermost acquisition: clears the holder, then releases (or poisons) the lock
+/// (neither in a forked child, see [`RobustGuard::inherited`]).
 struct Held<'a> {
     holder: &'a AtomicU32,
     lock: RobustGuard<'a>,
@@ -54,7 +55,10 @@ impl<'a> AsMut<RobustGuard<'a>> for Held<'a> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.holder.store(0, Ordering::Relaxed);
+        // A forked child's copy leaves the parent's holder in place.
+        if !self.lock.inherited() {
+            self.holder.store(0, Ordering::Relaxed);
+        }
     }
 }
 

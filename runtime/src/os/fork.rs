@@ -9,7 +9,8 @@
 //!   file (`/proc/self/fd/N` opened again) holding the same attachment bytes shared: the
 //!   child stays attached in its own name, and the parent's locks die with the parent. If
 //!   that fails (no `/proc`, no descriptor left) the child keeps sharing the parent's
-//!   description.
+//!   description, which keeps it attached, but it can take no locks: the parent's would
+//!   look like its own ([`shares_parents`]).
 //!
 //! The handler also counts forks ([`generation`]), so that what was claimed in the parent's
 //! name (a lock owner id) is claimed again in the child.
@@ -34,6 +35,8 @@ struct Node {
     /// Whether the child gets a new description (true) or the placeholder.
     reopen: std::sync::atomic::AtomicBool,
     relock: [AtomicU64; RELOCKED],
+    /// The fork generation whose child could not reopen the descriptor (0: none).
+    not_reopened: AtomicU32,
     next: AtomicPtr<Node>,
 }
 
@@ -92,6 +95,7 @@ fn register(fd: BorrowedFd<'_>, reopen: bool, relock: &[u64]) -> Result<&'static
     }
     let fill = |node: &Node| {
         node.reopen.store(reopen, Ordering::Relaxed);
+        node.not_reopened.store(0, Ordering::Relaxed);
         for (i, slot) in node.relock.iter().enumerate() {
             slot.store(relock.get(i).copied().unwrap_or(NO_BYTE), Ordering::Relaxed);
         }
@@ -117,6 +121,7 @@ fn register(fd: BorrowedFd<'_>, reopen: bool, relock: &[u64]) -> Result<&'static
         fd: AtomicI32::new(FREE - 1),
         reopen: std::sync::atomic::AtomicBool::new(false),
         relock: [const { AtomicU64::new(NO_BYTE) }; RELOCKED],
+        not_reopened: AtomicU32::new(0),
         next: AtomicPtr::new(ptr::null_mut()),
     }));
     fill(node);
@@ -159,7 +164,7 @@ fn install() -> Result<()> {
 /// The child handler: every registered descriptor now refers to the placeholder or to a
 /// new description of its own.
 extern "C" fn in_child() {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
     let placeholder = PLACEHOLDER.load(Ordering::Acquire);
     let mut next = HEAD.load(Ordering::Acquire);
     // SAFETY: nodes are never freed (see `register`).
@@ -171,7 +176,9 @@ extern "C" fn in_child() {
             } else {
                 placeholder
             };
-            if replacement >= 0 {
+            if replacement < 0 {
+                node.not_reopened.store(generation, Ordering::Relaxed);
+            } else {
                 // SAFETY: `dup3` is async-signal-safe; it atomically replaces the child's
                 // `fd` (its copy of the parent's descriptor) and touches no memory.
                 // Nothing useful can be done if it fails in a fork handler.
@@ -184,6 +191,24 @@ extern "C" fn in_child() {
         }
         next = node.next.load(Ordering::Acquire);
     }
+}
+
+/// Whether `fd` is a registered descriptor that this forked child could not reopen: it
+/// still refers to its parent's description, whose locks look like this child's own.
+pub(crate) fn shares_parents(fd: RawFd) -> bool {
+    let generation = generation();
+    let mut next = HEAD.load(Ordering::Acquire);
+    // SAFETY: nodes are never freed (see `register`).
+    while let Some(node) = unsafe { next.as_ref() } {
+        if node.fd.load(Ordering::Acquire) == fd
+            && generation != 0
+            && node.not_reopened.load(Ordering::Relaxed) == generation
+        {
+            return true;
+        }
+        next = node.next.load(Ordering::Acquire);
+    }
+    false
 }
 
 /// Opens `/proc/self/fd/<fd>` again (a new description of the same file, read-write) and

@@ -158,7 +158,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         // Read-only mappings never lock, but test owners (a creator) through the description;
         // copy-on-write mappings lock their private pages alone.
         let owner = std::sync::Arc::new(match backing.lock_description() {
-            Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd),
+            Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd)?,
             _ => Owner::private(),
         });
         if created {

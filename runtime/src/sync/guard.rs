@@ -6,15 +6,26 @@
 use super::owner::Owner;
 use super::robust_mutex::{Acquired, RobustMutex};
 use crate::error::Error;
+use crate::os::fork;
 
 /// A held [`RobustMutex`]: released when dropped, or poisoned after
-/// [`poison_on_drop`](Self::poison_on_drop).
+/// [`poison_on_drop`](Self::poison_on_drop). A forked child's copy of a guard (the fork
+/// happened while it was held) leaves the lock alone: it is the parent's.
 pub(crate) struct RobustGuard<'a> {
     mutex: &'a RobustMutex,
     poison: bool,
+    /// The fork generation the lock was taken in.
+    forks: u32,
 }
 
 impl RobustGuard<'_> {
+    /// Whether this guard is a forked child's copy of its parent's: the parent holds the
+    /// lock, and what the guard protects is the parent's to clear or release.
+    #[inline]
+    pub(crate) fn inherited(&self) -> bool {
+        self.forks != fork::generation()
+    }
+
     /// Poisons the lock instead of releasing it when the guard goes: what it protects is
     /// beyond repair, and every later `lock` must say so.
     #[cold]
@@ -26,6 +37,9 @@ impl RobustGuard<'_> {
 impl Drop for RobustGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        if self.inherited() {
+            return;
+        }
         if self.poison {
             self.mutex.poison();
         } else {
@@ -57,6 +71,7 @@ where
     let mut guard = hold(RobustGuard {
         mutex,
         poison: false,
+        forks: fork::generation(),
     });
     if acquired == Acquired::OwnerDied {
         if let Err(err) = recover(&mut guard) {

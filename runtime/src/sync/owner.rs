@@ -55,15 +55,21 @@ pub const PRIVATE: u32 = 1;
 /// Random claims tried before an open gives up (each fails only on an id held right now).
 const CLAIM_TRIES: u32 = 64;
 
-/// The owner ids this process claimed, with the fork generation they were claimed in (a
-/// forked child inherits the list but none of the ids).
-static OURS: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
+/// The owner ids this process claimed: on which file (ids are claimed per device, so
+/// mappings of two segments may hold the same one), which id, and the fork generation it
+/// was claimed in (a forked child inherits the list but none of the ids).
+static OURS: Mutex<Vec<(FileId, u32, u32)>> = Mutex::new(Vec::new());
+
+/// A file as the kernel knows it (device and inode): the segment, or its companion.
+type FileId = (u64, u64);
 
 /// How this mapping takes locks: its owner id, claimed on its own description.
 pub struct Owner {
     /// The descriptor of this mapping's own description (the backing owns it and outlives
     /// this owner); None for private memory.
     fd: Option<RawFd>,
+    /// The file `fd` describes.
+    file: FileId,
     /// This mapping's id; 0 until claimed.
     id: AtomicU32,
     /// The fork generation the id was claimed in: a forked child claims its own.
@@ -76,6 +82,7 @@ impl Owner {
     pub fn private() -> Self {
         Owner {
             fd: None,
+            file: (0, 0),
             id: AtomicU32::new(PRIVATE),
             forks: AtomicU32::new(0),
             claiming: Mutex::new(()),
@@ -84,13 +91,15 @@ impl Owner {
 
     /// The owner of a mapping whose own description is `fd` (open for writing), which
     /// stays open for as long as this owner is used.
-    pub fn attached(fd: BorrowedFd<'_>) -> Self {
-        Owner {
+    pub fn attached(fd: BorrowedFd<'_>) -> Result<Self> {
+        let stat = rustix::fs::fstat(fd).map_err(|e| os_error("fstat", e.into()))?;
+        Ok(Owner {
             fd: Some(fd.as_raw_fd()),
+            file: (stat.st_dev, stat.st_ino),
             id: AtomicU32::new(0),
             forks: AtomicU32::new(0),
             claiming: Mutex::new(()),
-        }
+        })
     }
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
@@ -119,6 +128,15 @@ impl Owner {
         let Some(fd) = self.fd() else {
             return Ok(PRIVATE);
         };
+        if fork::shares_parents(fd.as_raw_fd()) {
+            return Err(os_error(
+                "open(/proc/self/fd)",
+                std::io::Error::other(
+                    "this forked child could not open a description of its own for the \
+                     segment (descriptors exhausted, or no /proc), so it cannot take its locks",
+                ),
+            ));
+        }
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), forks);
         for attempt in 0..u64::from(CLAIM_TRIES) {
             let r = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -127,8 +145,8 @@ impl Owner {
                 .map_err(|e| os_error("fcntl(F_OFD_SETLK)", e))?;
             if claimed {
                 let mut ours = OURS.lock().unwrap_or_else(PoisonError::into_inner);
-                ours.retain(|&(_, g)| g == forks);
-                ours.push((id, forks));
+                ours.retain(|&(.., g)| g == forks);
+                ours.push((self.file, id, forks));
                 self.forks.store(forks, Relaxed);
                 self.id.store(id, Relaxed);
                 return Ok(id);
@@ -140,9 +158,10 @@ impl Owner {
         ))
     }
 
-    /// Whether `id` names a mapping of this process of the same kind as this one: a lock it
-    /// holds was taken by one of our threads (the index lock nests for the thread holding
-    /// it through any of our mappings of the segment).
+    /// Whether `id` names a mapping of this process of the same segment as this one: a lock
+    /// it holds was taken by one of our threads (the index lock nests for the thread
+    /// holding it through any of our mappings of the segment; an id of ours on another
+    /// segment is another owner here).
     pub fn is_ours(&self, id: u32) -> bool {
         if self.fd.is_none() {
             return id == PRIVATE;
@@ -150,7 +169,7 @@ impl Owner {
         let generation = fork::generation();
         OURS.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&(id, generation))
+            .contains(&(self.file, id, generation))
     }
 
     /// The id claimed last (what a lock held by this mapping names): for code that runs
@@ -195,7 +214,7 @@ impl Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         if self.fd.is_some() {
-            let mine = (self.id.load(Relaxed), self.forks.load(Relaxed));
+            let mine = (self.file, self.id.load(Relaxed), self.forks.load(Relaxed));
             OURS.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|&entry| entry != mine);
@@ -247,8 +266,8 @@ mod tests {
     #[cfg_attr(miri, ignore = "real shared memory")]
     fn an_owner_is_alive_while_its_description_is_open() {
         let (_name, a, b) = device("alive");
-        let owner_a = Owner::attached(a.as_fd());
-        let owner_b = Owner::attached(b.as_fd());
+        let owner_a = Owner::attached(a.as_fd()).unwrap();
+        let owner_b = Owner::attached(b.as_fd()).unwrap();
         let id = owner_a.me().unwrap();
         assert_eq!(owner_a.me().unwrap(), id, "claimed once");
         assert!(owner_b.alive(id));
@@ -265,7 +284,7 @@ mod tests {
     fn a_shared_lock_on_an_id_byte_does_not_fake_a_live_owner_nor_trust() {
         let (name, a, _b) = device("forge");
         let reader = SharedMemoryObject::open(&name.0, Access::ReadOnly).unwrap();
-        let owner = Owner::attached(a.as_fd());
+        let owner = Owner::attached(a.as_fd()).unwrap();
         assert!(ofd::lock_shared_raw(
             reader.as_fd().as_raw_fd(),
             IDS + 12345

@@ -5,6 +5,7 @@ mod device;
 mod forged;
 mod format;
 mod golden;
+mod lock_owners;
 mod modes;
 mod resize;
 mod sharing;

@@ -1,0 +1,143 @@
+//! Lock owners across `fork`: a child must never take or release a lock in its parent's
+//! name, nor use a mapping it did not inherit.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+use shmkit_runtime::{Error, ManagedAnonymousSharedMemory, ManagedSharedMemory};
+use shmkit_test_support::ShmGuard;
+
+use crate::segment::{fork_child, wait_success};
+
+/// How long the parent holds its lock while it watches whether the child gets in.
+const HOLD: Duration = Duration::from_millis(1500);
+
+/// Fills this process's descriptor table (its soft limit lowered to `limit`): a child
+/// forked now cannot open anything until it closes some of them.
+fn fill_descriptor_table(limit: u64) -> (Vec<std::fs::File>, Rlimit) {
+    let before = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(limit),
+            maximum: before.maximum,
+        },
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        files.push(f);
+    }
+    (files, before)
+}
+
+pub fn a_child_that_cannot_reopen_the_description_does_not_take_the_parents_lock() {
+    let seg = ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
+    let (mut parent_end, mut child_end) = UnixStream::pair().unwrap();
+    let (fillers, limit) = fill_descriptor_table(256);
+    let seg = &seg;
+    let pid = fork_child(move || {
+        drop(fillers);
+        child_end.set_read_timeout(Some(10 * HOLD)).unwrap();
+        let mut byte = [0u8];
+        child_end.read_exact(&mut byte).unwrap();
+        // The parent holds the lock now: this waits until it lets go, or is refused (this
+        // child has no description of its own to take locks on).
+        match seg.with_lock(|| ()) {
+            Ok(()) => child_end.write_all(b"t").is_ok(),
+            Err(e) => matches!(e, Error::Os { .. }) && e.to_string().contains("forked child"),
+        }
+    });
+    setrlimit(Resource::Nofile, limit).unwrap();
+    let child_got_in = seg
+        .with_lock(|| {
+            parent_end.write_all(b"h").unwrap();
+            parent_end.set_read_timeout(Some(HOLD)).unwrap();
+            parent_end.read_exact(&mut [0u8]).is_ok()
+        })
+        .unwrap();
+    wait_success(pid, "child without a description of its own");
+    assert!(
+        !child_got_in,
+        "the child took the segment lock while its parent held it"
+    );
+}
+
+pub fn a_child_forked_inside_with_lock_does_not_release_the_parents_lock() {
+    let seg = ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
+    let (mut parent_end, mut child_end) = UnixStream::pair().unwrap();
+    let mut pid = -1;
+    let child_got_in = seg
+        .with_lock(|| {
+            // SAFETY: this process is single-threaded (no test harness); the child leaves
+            // with `_exit` below and never returns into `main`.
+            pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+            if pid == 0 {
+                // The child leaves the critical section with its copy of the guard.
+                return false;
+            }
+            parent_end.set_read_timeout(Some(HOLD)).unwrap();
+            parent_end.read_exact(&mut [0u8]).is_ok()
+        })
+        .unwrap();
+    if pid == 0 {
+        // The parent still holds the lock: this waits until it lets go.
+        let code = match seg.with_lock(|| child_end.write_all(b"t")) {
+            Ok(Ok(())) => 0,
+            _ => 1,
+        };
+        // SAFETY: `_exit` ends the child at once, without the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    wait_success(pid, "child forked inside with_lock");
+    assert!(
+        !child_got_in,
+        "the child's copy of the guard released the lock its parent held"
+    );
+}
+
+pub fn an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash() {
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::options()
+        .exclusive()
+        .create(name.get(), 64 * 1024)
+        .unwrap();
+    seg.construct("n", 1u64).unwrap();
+    // The child's handle is a copy of the parent's; its bytes are not mapped there.
+    let pid = fork_child(|| seg.find::<u64>("n").is_err());
+    wait_success(pid, "child using the exclusive mapping");
+}
+
+pub fn a_parent_that_dies_holding_the_lock_does_not_block_its_child() {
+    let (mut report, mut reporter) = UnixStream::pair().unwrap();
+    // The middle process plays the parent: it makes the segment, forks, and dies holding
+    // the lock; its child (our grandchild: a nested fork) must take the lock over.
+    let middle = fork_child(move || {
+        let seg = ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
+        let (mut held, mut wait) = UnixStream::pair().unwrap();
+        fork_child(|| {
+            wait.set_read_timeout(Some(10 * HOLD)).unwrap();
+            wait.read_exact(&mut [0u8]).unwrap();
+            // Watchdog: a hang is death by SIGALRM, which the report then lacks.
+            // SAFETY: `alarm` only arms a timer for this process.
+            unsafe { libc::alarm(5) };
+            let took_over = seg.allocate(100).is_ok() && seg.check_sanity();
+            reporter.write_all(&[u8::from(took_over)]).is_ok()
+        });
+        seg.with_lock(|| {
+            held.write_all(b"h").unwrap();
+            // Dies holding the lock.
+            // SAFETY: `_exit` ends this process at once.
+            unsafe { libc::_exit(0) }
+        })
+        .is_ok()
+    });
+    wait_success(middle, "parent dying with the lock");
+    report.set_read_timeout(Some(10 * HOLD)).unwrap();
+    let mut took_over = [0u8];
+    report.read_exact(&mut took_over).unwrap();
+    assert_eq!(took_over, [1], "the child took over its dead parent's lock");
+}
