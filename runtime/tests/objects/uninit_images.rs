@@ -108,6 +108,5 @@ fn a_forged_entry_mark_on_a_block_that_starts_with_padding_is_refused_without_re
     let opened = ManagedExternalBuffer::options()
         .index::<OrderedIndex>()
         .open(&mut image);
-    eprintln!("ATTACK {opened:?}");
     assert!(matches!(opened, Err(Error::Corrupted { .. })), "{opened:?}");
 }
