@@ -78,3 +78,35 @@ fn a_root_naming_a_block_that_starts_with_padding_is_refused_without_reading_it(
         .open(&mut image);
     assert!(matches!(opened, Err(Error::Corrupted { .. })), "{opened:?}");
 }
+
+/// The same root forged to a raw allocation whose first bytes are padding, and that
+/// block's header forged to carry `ENTRY` (bit 2) too: the mark is a byte of the image like
+/// any other, so the check takes the block for an entry and reads its header, padding
+/// included (Miri: uninitialised memory read as `Entry`).
+#[test]
+#[ignore = "attack8: a forged ENTRY mark on a raw block with padding lets check read uninitialised bytes as an entry header"]
+fn a_forged_entry_mark_on_a_block_that_starts_with_padding_is_refused_without_reading_it() {
+    let mut seg = ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .create(16 * 1024)
+        .unwrap();
+    seg.construct("a", 1u64).unwrap();
+    let p = seg.allocate(256).unwrap();
+    // SAFETY: a fresh block of 256 bytes, aligned for the elements.
+    unsafe { p.as_ptr().cast::<[(u8, u64); 16]>().write([(1, 2); 16]) };
+    let block = (p.as_ptr().addr() - seg.base_address().as_ptr().addr()) as u64;
+    let mut image = AlignedBuffer::from_image(seg.image());
+    image
+        .write_all_at(&block.to_ne_bytes(), offsets::NAMED_ROOT)
+        .unwrap();
+    // The block's header: 264 bytes (256 + the header word, 8-byte granules), used, the
+    // block before it used, marked as an entry.
+    let header: u64 = 264 | 4;
+    image
+        .write_all_at(&header.to_ne_bytes(), block as usize - 8)
+        .unwrap();
+    let opened = ManagedExternalBuffer::options()
+        .index::<OrderedIndex>()
+        .open(&mut image);
+    assert!(matches!(opened, Err(Error::Corrupted { .. })), "{opened:?}");
+}
