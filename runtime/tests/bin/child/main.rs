@@ -49,6 +49,7 @@ macro_rules! on_device {
 
 mod cache;
 mod fuzz_worker;
+mod liveness;
 mod objects;
 mod segment;
 mod sharing;
@@ -78,6 +79,9 @@ fn main() {
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
         "fuzz" => fuzz_worker::run(),
+        "liveness-hold" => liveness::hold(),
+        "liveness-pid-namespace" => liveness::in_pid_namespace(),
+        "liveness-ns-init" => liveness::ns_init(),
         "sharing-hold" => sharing::hold(),
         "sharing-resize" => sharing::resize(),
         "sharing-open-when-shared" => sharing::open_when_shared(),

@@ -18,7 +18,7 @@ use crate::rng::Rng;
 use crate::{env, tell_parent};
 
 /// The key of an XSI segment whose key file is `path`.
-fn xsi_key(path: &str) -> XsiKey {
+pub fn xsi_key(path: &str) -> XsiKey {
     XsiKey::from_path(Path::new(path), b'S').unwrap()
 }
 
@@ -131,7 +131,7 @@ pub fn hold_lock() {
     }
 }
 
-fn hold_lock_in<B: Backing, M: Writable>(seg: &ManagedSegment<B, M>) {
+pub fn hold_lock_in<B: Backing, M: Writable>(seg: &ManagedSegment<B, M>) {
     let me = owner_id(seg);
     seg.with_lock(|| {
         tell_parent(&format!("locked {me}"));
