@@ -190,10 +190,8 @@ where
 
     // SAFETY: `outer` is the holder, alive (it holds the lock) and ours to kill: our child,
     // or a descendant of our child `unshare` that waits for it.
-    assert_eq!(
-        unsafe { libc::kill(outer as libc::pid_t, libc::SIGKILL) },
-        0
-    );
+    let killed = unsafe { libc::kill(outer as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(killed, 0);
     let started = Instant::now();
     let status = holder.wait(CHILD_LIMIT);
     assert!(!status.success(), "the holder was killed: {status}");
