@@ -205,6 +205,8 @@ mod fingerprints {
 mod validity {
     use std::num::NonZeroU32;
 
+    use shmkit_test_support as support;
+
     use shmkit::{
         AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ShmImmutable, ShmSafe,
     };
@@ -252,9 +254,8 @@ mod validity {
             .unwrap()
             .as_ptr() as usize;
         let offset = data - seg.base_address().as_ptr() as usize;
-        let mut image = AlignedBuffer::from_image(seg.image());
-        image.write_all_at(&[byte], offset + at).unwrap();
-        image
+        support::corrupt(&mut seg, offset + at, &[byte]);
+        AlignedBuffer::from_image(seg.image())
     }
 
     /// Opens `image` read-write and read-only, looks "x" up as `T`s both ways, and returns
@@ -406,8 +407,8 @@ mod validity {
         let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
         let data = seg.construct("x", AtomicBool::new(true)).unwrap() as *const AtomicBool;
         let offset = data as usize - seg.base_address().as_ptr() as usize;
+        support::corrupt(&mut seg, offset, &[2]);
         let mut image = AlignedBuffer::from_image(seg.image());
-        image.write_all_at(&[2], offset).unwrap();
         let writer = ManagedExternalBuffer::open(&mut image).unwrap();
         let found = writer.find::<AtomicBool>("x").map(|f| f.is_some());
         assert!(

@@ -103,3 +103,31 @@ pub fn image_bytes<I: shmkit_runtime::IndexKind>(
     file.read_to_end(&mut bytes).expect("read the image back");
     bytes
 }
+
+/// Overwrites bytes `at..` of a heap segment's memory with `bytes`, as a damaged or forged
+/// file would hold them: the tests' stand-in for bytes from outside next to the
+/// uninitialised padding of stored values (safe code cannot edit such bytes: a copy of them
+/// refuses `AlignedBuffer::write_all_at`). `&mut` proves no reference into the segment is
+/// alive. Panics past the segment's end.
+pub fn corrupt<I: shmkit_runtime::IndexKind>(
+    seg: &mut shmkit_runtime::ManagedHeapMemory<I>,
+    at: usize,
+    bytes: &[u8],
+) {
+    assert!(
+        at.checked_add(bytes.len())
+            .is_some_and(|end| end <= seg.size()),
+        "{} bytes at {at} reach past a {}-byte segment",
+        bytes.len(),
+        seg.size()
+    );
+    // SAFETY: the range lies in the segment's memory, which the segment owns and lends
+    // out only through references that `&mut seg` proves are gone; bytes are written, not
+    // read, so whatever they held does not matter.
+    unsafe {
+        seg.base_address()
+            .as_ptr()
+            .add(at)
+            .copy_from_nonoverlapping(bytes.as_ptr(), bytes.len());
+    }
+}

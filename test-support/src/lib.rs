@@ -43,7 +43,7 @@ pub use blocks::{decode_blocks, encode_blocks, get, put, Block};
 pub use bytes::{pattern, read_u32, write_u32};
 pub use devices::{shm_path, FileTarget, Seg, SegIn, ShmTarget, Target};
 pub use guards::{xsi_key, ShmGuard, TempDir, TempPath, XsiIdGuard, XsiKeyGuard};
-pub use internals::{creator, image_bytes, lock_owner, offsets, owner_id};
+pub use internals::{corrupt, creator, image_bytes, lock_owner, offsets, owner_id};
 pub use names::unique_name;
 pub use process::{spawn_child, within, ChildProc, Silence};
 pub use rng::Rng;

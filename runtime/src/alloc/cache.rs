@@ -430,7 +430,7 @@ impl Cache {
         let mut cur = bin.head.load(Relaxed);
         let count = bin.count.load(Relaxed).min(BIN_CAPACITY);
         while cur != 0 && (n as u64) < count {
-            if t.used_block_size(cur) != Some(size) {
+            if t.plain_block_size(cur) != Some(size) {
                 // A link a dead process left half-written: the rest of the bin stays
                 // allocated, a leak rather than a corruption.
                 break;
@@ -556,7 +556,7 @@ impl Cache {
                         "cache bin of {size}-byte blocks is longer than its count"
                     ));
                 }
-                if t.used_block_size(cur) != Some(size) {
+                if t.plain_block_size(cur) != Some(size) {
                     return Err(format!(
                         "cache bin of {size}-byte blocks holds a bad block at {cur}"
                     ));

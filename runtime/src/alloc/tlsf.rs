@@ -360,6 +360,14 @@ impl Tlsf {
         Some(unsafe { self.size_of(off) })
     }
 
+    /// Size of block `off` if it is a used block inside the range that holds no object
+    /// entry (what a thread cache may hold: an entry's block is never cached).
+    pub fn plain_block_size(&self, off: u64) -> Option<u64> {
+        let size = self.used_block_size(off)?;
+        // SAFETY: `off` is a used block (checked); its header is a word of the segment.
+        (unsafe { self.word(off) } & ENTRY == 0).then_some(size)
+    }
+
     #[inline]
     fn st(&self) -> &TlsfState {
         // SAFETY: the state is valid (constructor contract); the segment lock held by the

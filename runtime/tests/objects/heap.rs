@@ -10,7 +10,7 @@ use shmkit_runtime::{
     ManagedHeapMemory, ManagedSegment, NamedIndex, NullIndex, ObjectKind, OrderedIndex,
     PositionIndependent, ShmSafe, Unique, MAX_NAME_LEN,
 };
-use shmkit_test_support::offsets;
+use shmkit_test_support::{corrupt, offsets};
 
 const SIZE: usize = 256 * 1024;
 
@@ -1162,40 +1162,36 @@ fn an_entry_count_beyond_its_block_is_refused_in_an_external_buffer() {
     );
 }
 
-/// Sets bytes `at..` of `buf` to `bytes`.
-fn patch(buf: &mut AlignedBuffer, at: usize, bytes: &[u8]) {
-    buf.write_all_at(bytes, at).unwrap();
-}
-
 /// Padded values: a `(u8, u64)` stores 7 bytes of padding, uninitialised after the store.
 type Padded = (u8, u64);
 const PADDED: [Padded; 4] = [(1, 10), (2, 20), (3, 30), (4, 40)];
 
-/// A heap segment image whose object "p" holds `PADDED`, and the offset of its data.
-fn padded_image() -> (AlignedBuffer, usize) {
+/// A heap segment whose object "p" holds `PADDED`, and the offset of its data.
+fn padded_segment() -> (ManagedHeapMemory, usize) {
     let mut seg = heap();
     let p = seg.construct_from_iter("p", PADDED).unwrap().as_ptr();
     let data = p.addr() - seg.base_address().as_ptr().addr();
-    (AlignedBuffer::from_image(seg.image()), data)
+    (seg, data)
 }
 
 /// Recovery follows the registry's offset only once the chain of blocks says it starts a
 /// used block: a forged one aiming past padding is dropped, not read as a table (Miri).
 #[test]
 fn recovery_never_reads_padding_through_a_forged_registry_offset() {
-    let (mut image, data) = padded_image();
+    let (mut seg, data) = padded_segment();
     // The word before `forged` holds the first element's `u8` and its padding.
     let pad = std::mem::offset_of!(Padded, 0) & !7;
     let forged = (data + pad + 8) as u64;
-    patch(&mut image, offsets::ENTRIES, &forged.to_ne_bytes());
-    patch(&mut image, offsets::NAMED_ROOT, &forged.to_ne_bytes());
+    corrupt(&mut seg, offsets::ENTRIES, &forged.to_ne_bytes());
+    corrupt(&mut seg, offsets::NAMED_ROOT, &forged.to_ne_bytes());
     // A cold open checks the indexes and refuses them, reading nothing there.
-    let mut copy = image.clone();
+    let mut copy = AlignedBuffer::from_image(seg.image());
     let err = ManagedExternalBuffer::open(&mut copy).unwrap_err();
     assert!(matches!(err, Error::Corrupted { .. }), "{err:?}");
     // A copy taken while the index lock was held rebuilds its indexes at open instead,
     // following both words.
-    patch(&mut image, offsets::INDEX_LOCK, &1u32.to_ne_bytes());
+    corrupt(&mut seg, offsets::INDEX_LOCK, &1u32.to_ne_bytes());
+    let mut image = AlignedBuffer::from_image(seg.image());
     let seg = ManagedExternalBuffer::open(&mut image).expect("recovered");
     seg.check().unwrap();
     // The forged root was dropped with the index it named: the object is lost, not misread.
@@ -1206,7 +1202,8 @@ fn recovery_never_reads_padding_through_a_forged_registry_offset() {
 /// buffer a writable segment used stays `MaybeUninit`, and both reopen (Miri).
 #[test]
 fn padded_objects_survive_images_and_buffers() {
-    let (mut buf, _) = padded_image();
+    let (mut seg, _) = padded_segment();
+    let mut buf = AlignedBuffer::from_image(seg.image());
     {
         let rw = ManagedExternalBuffer::open(&mut buf).unwrap();
         rw.construct("q", (5u8, 50u64)).unwrap();

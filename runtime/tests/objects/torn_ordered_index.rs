@@ -6,7 +6,7 @@
 use shmkit_runtime::{
     AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, OrderedIndex,
 };
-use shmkit_test_support::internals::{offsets, ORDERED_LINKS};
+use shmkit_test_support::internals::{corrupt, offsets, ORDERED_LINKS};
 
 /// Padded elements: 7 bytes of each stay uninitialised after the store.
 const PADDED: [(u8, u64); 2] = [(1, 10), (2, 20)];
@@ -24,8 +24,12 @@ fn word(image: &AlignedBuffer, at: usize) -> u64 {
     }))
 }
 
-fn put(image: &mut AlignedBuffer, at: usize, bytes: &[u8]) {
-    image.write_all_at(bytes, at).unwrap();
+/// A private copy of `image`, to forge (`corrupt`) and copy out again.
+fn heap_copy(image: &AlignedBuffer) -> ManagedHeapMemory<OrderedIndex> {
+    ManagedHeapMemory::options()
+        .index::<OrderedIndex>()
+        .from_image(image)
+        .unwrap()
 }
 
 /// The children of the entry at `e`.
@@ -102,13 +106,13 @@ fn a_torn_ordered_index_is_refused_or_rebuilt_without_following_a_bad_link() {
         ("the root", t.root),
         ("an entry linked elsewhere", t.other),
     ] {
-        let mut image = t.image.clone();
-        put(
-            &mut image,
+        let mut forged = heap_copy(&t.image);
+        corrupt(
+            &mut forged,
             t.leaf as usize + ORDERED_LINKS,
             &link.to_ne_bytes(),
         );
-        let mut cold = image.clone();
+        let mut cold = AlignedBuffer::from_image(forged.image());
         let err = ManagedExternalBuffer::options()
             .index::<OrderedIndex>()
             .open(&mut cold)
@@ -116,7 +120,8 @@ fn a_torn_ordered_index_is_refused_or_rebuilt_without_following_a_bad_link() {
             .unwrap_err();
         assert!(matches!(err, Error::Corrupted { .. }), "{what}: {err:?}");
         // Copied while the index lock was held: the indexes are rebuilt at open.
-        put(&mut image, offsets::INDEX_LOCK, &1u32.to_ne_bytes());
+        corrupt(&mut forged, offsets::INDEX_LOCK, &1u32.to_ne_bytes());
+        let mut image = AlignedBuffer::from_image(forged.image());
         let heap = ManagedHeapMemory::options()
             .index::<OrderedIndex>()
             .from_image(&image)

@@ -70,6 +70,11 @@ impl Backing for ExternalBuffer<'_> {
 pub struct AlignedBuffer {
     chunks: Vec<Chunk>,
     len: usize,
+    /// False once the bytes may include uninitialised ones (copied from a segment in
+    /// place, or lent to a writable segment, which stores values with padding): such a
+    /// buffer is not edited by [`write_all_at`](Self::write_all_at), since forged links
+    /// next to uninitialised bytes could make a later open read them as integers.
+    initialised: bool,
 }
 
 /// The buffer's storage unit: its alignment is the buffer's.
@@ -113,7 +118,13 @@ impl std::fmt::Debug for SegmentImage {
 }
 
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// Whether every byte is initialised: plain bytes are, a segment's bytes in place
+        /// need not be (the padding of the values it stored).
+        fn initialised(&self) -> bool {
+            true
+        }
+    }
 }
 
 /// Bytes that hold a segment image: plain bytes (read from a file, a pipe), a segment's
@@ -169,14 +180,22 @@ impl ImageBytes for Vec<u8> {
     }
 }
 
-impl sealed::Sealed for SegmentImage {}
+impl sealed::Sealed for SegmentImage {
+    fn initialised(&self) -> bool {
+        false
+    }
+}
 impl ImageBytes for SegmentImage {
     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
         self
     }
 }
 
-impl sealed::Sealed for AlignedBuffer {}
+impl sealed::Sealed for AlignedBuffer {
+    fn initialised(&self) -> bool {
+        self.initialised
+    }
+}
 impl ImageBytes for AlignedBuffer {
     fn image_bytes(&self) -> &[MaybeUninit<u8>] {
         self
@@ -191,6 +210,7 @@ impl AlignedBuffer {
         AlignedBuffer {
             chunks: vec![Chunk([MaybeUninit::new(0); SEGMENT_ALIGN]); len.div_ceil(SEGMENT_ALIGN)],
             len,
+            initialised: true,
         }
     }
 
@@ -205,15 +225,21 @@ impl AlignedBuffer {
                 reason: "the process heap cannot provide a buffer this large".into(),
             })?;
         chunks.resize(count, Chunk([MaybeUninit::new(0); SEGMENT_ALIGN]));
-        Ok(AlignedBuffer { chunks, len })
+        Ok(AlignedBuffer {
+            chunks,
+            len,
+            initialised: true,
+        })
     }
 
     /// A copy of `image` (a segment's bytes from a file, a pipe or
     /// [`image`](ManagedSegment::image)).
     pub fn from_image(image: &(impl ImageBytes + ?Sized)) -> Self {
+        let initialised = image.initialised();
         let image = image.image_bytes();
         let mut buf = Self::new(image.len());
         buf.bytes_mut().copy_from_slice(image);
+        buf.initialised = initialised;
         buf
     }
 
@@ -240,7 +266,22 @@ impl AlignedBuffer {
     /// Writes `buf` at `offset`, as [`FileExt::write_all_at`](std::os::unix::fs::FileExt)
     /// does to a file (e.g. to patch a header word of a received image). An error of kind
     /// `InvalidInput` when it would reach past the end; the buffer is then unchanged.
+    ///
+    /// Only a buffer whose every byte is initialised is edited: one read from a file or a
+    /// pipe, or made from plain bytes. A copy of a segment in place
+    /// ([`image`](ManagedSegment::image)) or a buffer a writable segment used may hold the
+    /// uninitialised padding of stored values, and edited links could make a later open
+    /// read that padding as integers; such a buffer is refused (`InvalidInput`). To edit
+    /// one, write it out ([`write_to`](Self::write_to)) and read it back
+    /// ([`read_from`](Self::read_from)): the kernel's copy is initialised.
     pub fn write_all_at(&mut self, buf: &[u8], offset: usize) -> std::io::Result<()> {
+        if !self.initialised {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "this buffer may hold uninitialised bytes (the padding of values a segment \
+                 stored): write it out and read it back (`write_to`, `read_from`) to edit it",
+            ));
+        }
         let len = self.len;
         let dst = offset
             .checked_add(buf.len())
@@ -351,6 +392,7 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
         self,
         buf: &'a mut AlignedBuffer,
     ) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
+        buf.initialised = false;
         let buf = buf.bytes_mut();
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: `buf` is writable and exclusively borrowed for 'a, as long as the segment.
@@ -362,6 +404,7 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
         self,
         buf: &'a mut AlignedBuffer,
     ) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
+        buf.initialised = false;
         let buf = buf.bytes_mut();
         let base = NonNull::from(&mut *buf).cast::<u8>();
         // SAFETY: as in `create`.
