@@ -4,7 +4,8 @@
 //! - a forked child killed holding the lock is taken over by its parent;
 //! - a parent killed holding the lock is taken over by a third process while its forked
 //!   child lives on with the inherited mapping (sharing the parent's description, the child
-//!   kept the parent's owner id alive: a hang);
+//!   kept the parent's owner id alive: a hang). Ignored for now: the child's inherited
+//!   *mapping* still pins the parent's description ([`INHERITED_MAPPING_KEEPS_LOCKS`]);
 //! - a forked child's mapping of anonymous shared memory counts as attached: `destroy` in
 //!   the parent is `InUse` until the child exits.
 //!
