@@ -4,7 +4,8 @@
 //! - a forked child killed holding the lock is taken over by its parent;
 //! - a parent killed holding the lock is taken over by a third process while its forked
 //!   child lives on with the inherited mapping (sharing the parent's description, the child
-//!   kept the parent's owner id alive: a hang);
+//!   kept the parent's owner id alive: a hang). Ignored for now: the child's inherited
+//!   *mapping* still pins the parent's description ([`INHERITED_MAPPING_KEEPS_LOCKS`]);
 //! - a forked child's mapping of anonymous shared memory counts as attached: `destroy` in
 //!   the parent is `InUse` until the child exits.
 //!
@@ -71,6 +72,18 @@ fn wait_within(pid: libc::pid_t, what: &str) -> libc::c_int {
     }
 }
 
+/// Makes this forked child die with `parent` (the process that forked it), so that a lock
+/// holder does not outlive a failed test.
+fn die_with(parent: libc::pid_t) {
+    // SAFETY: prctl with integer arguments changes only this process's attributes.
+    let set = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // SAFETY: `getppid` only reads. (If the parent died before the prctl, end now.)
+    if set != 0 || unsafe { libc::getppid() } != parent {
+        // SAFETY: ends this child at once, as `fork_child` would.
+        unsafe { libc::_exit(3) };
+    }
+}
+
 /// SIGKILLs our child `pid` and reaps it.
 fn kill(pid: libc::pid_t, what: &str) {
     // SAFETY: `pid` is our child, not yet reaped: the signal cannot reach another process.
@@ -113,7 +126,9 @@ pub fn a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over()
     let seg = Arc::new(ManagedSharedMemory::create(name.get(), SIZE).unwrap());
     let parent_id = owner_id(&seg);
     let (mut parent_end, mut child_end) = socket_pair();
+    let me = std::process::id() as libc::pid_t;
     let pid = fork_child(|| {
+        die_with(me);
         // A description and an owner id of its own: taken over when this process dies.
         let mine = owner_id(&seg);
         seg.with_lock(|| {
@@ -160,7 +175,9 @@ pub fn a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_liv
     let (mut t_end, mut p_end) = socket_pair();
     // SAFETY: prctl with an integer argument changes only this process's attributes.
     assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
+    let t = std::process::id() as libc::pid_t;
     let p = fork_child(|| {
+        die_with(t);
         let seg = ManagedSharedMemory::create(name.get(), SIZE).unwrap();
         owner_id(&seg);
         let g = fork_child(|| {
@@ -190,12 +207,9 @@ pub fn a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_liv
     })
     .expect("allocation after P was killed");
     seg.check().unwrap();
-    // SAFETY: `g` is T's descendant, not reaped (T reaps it below): a signal of 0 only tests.
-    assert_eq!(
-        unsafe { libc::kill(g, 0) },
-        0,
-        "G lived through the takeover"
-    );
+    // SAFETY: `g` is T's descendant, not reaped (T reaps it below); signal 0 only tests.
+    let g_lives = unsafe { libc::kill(g, 0) } == 0;
+    assert!(g_lives, "G lived through the takeover");
     t_end.write_all(b"g").unwrap();
     let status = wait_within(g, "G");
     assert!(
@@ -203,7 +217,7 @@ pub fn a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_liv
         "G used its inherited mapping after the takeover: {status:#x}"
     );
     seg.check().unwrap();
-    // SAFETY: as above.
+    // SAFETY: prctl with an integer argument changes only this process's attributes.
     assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0) }, 0);
 }
 
@@ -211,7 +225,9 @@ pub fn destroy_is_in_use_while_a_forked_child_maps_anonymous_memory() {
     let mut seg = ManagedAnonymousSharedMemory::new(SIZE).unwrap();
     seg.construct("n", 7u64).unwrap();
     let (mut parent_end, mut child_end) = socket_pair();
+    let me = std::process::id() as libc::pid_t;
     let pid = fork_child(|| {
+        die_with(me);
         child_end.write_all(b"m").unwrap();
         read_byte(&mut child_end, "the child waits for the parent") == b'p'
             && seg.find::<u64>("n").unwrap() == Some(&7)
