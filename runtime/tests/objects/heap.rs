@@ -1168,7 +1168,7 @@ const PADDED: [Padded; 4] = [(1, 10), (2, 20), (3, 30), (4, 40)];
 
 /// A heap segment whose object "p" holds `PADDED`, and the offset of its data.
 fn padded_segment() -> (ManagedHeapMemory, usize) {
-    let mut seg = heap();
+    let seg = heap();
     let p = seg.construct_from_iter("p", PADDED).unwrap().as_ptr();
     let data = p.addr() - seg.base_address().as_ptr().addr();
     (seg, data)
