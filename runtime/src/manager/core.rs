@@ -42,10 +42,23 @@ unsafe impl Sync for SegmentCore {}
 
 use thread_cache::CachePush;
 
+/// A segment lock this thread holds: through which mapping, under which owner id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Held {
+    mapping: u32,
+    owner: u32,
+}
+
+const NOT_HELD: Held = Held {
+    mapping: 0,
+    owner: 0,
+};
+
 thread_local! {
-    /// The mapping whose segment lock this thread holds (0: none). The lock is not
-    /// reentrant; taking it again from the same thread is reported instead of hanging.
-    static HELD: Cell<u32> = const { Cell::new(0) };
+    /// The segment lock this thread holds (the innermost, when it holds several). The lock
+    /// is not reentrant; taking it again from the same thread, through the same mapping or
+    /// another mapping of the segment, is reported instead of hanging.
+    static HELD: Cell<Held> = const { Cell::new(NOT_HELD) };
 }
 
 /// `InvalidAlignment` unless `align` is a power of two.
@@ -81,7 +94,7 @@ struct Locked<'a> {
     state: &'a AtomicU32,
     tlsf: Tlsf,
     /// What `HELD` said before (an outer lock of another segment).
-    outer: u32,
+    outer: Held,
     /// Declared last: the lock is released after `HELD` is restored.
     lock: RobustGuard<'a>,
 }
@@ -272,7 +285,8 @@ impl SegmentCore {
     /// Takes the segment lock; after a dead owner, repairs the allocator first.
     #[inline(always)]
     fn lock(&self) -> Result<Locked<'_>> {
-        if HELD.try_with(Cell::get).ok() == Some(self.mapping) {
+        let held = HELD.try_with(Cell::get).unwrap_or(NOT_HELD);
+        if held.mapping == self.mapping || (held.mapping != 0 && self.held_elsewhere(held)) {
             return Err(self.reentered());
         }
         lock_with_recovery(
@@ -283,7 +297,14 @@ impl SegmentCore {
                 state: self.field(|h| unsafe { &raw mut (*h).state }),
                 // SAFETY: we hold the lock, so the allocator state is ours to use.
                 tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
-                outer: HELD.try_with(|h| h.replace(self.mapping)).unwrap_or(0),
+                outer: HELD
+                    .try_with(|h| {
+                        h.replace(Held {
+                            mapping: self.mapping,
+                            owner: self.owner().claimed(),
+                        })
+                    })
+                    .unwrap_or(NOT_HELD),
                 lock,
             },
             |locked| self.recover(locked),
@@ -298,7 +319,16 @@ impl SegmentCore {
 
     /// Whether this thread holds this mapping's segment lock (inside `with_lock`).
     pub(crate) fn holds_lock(&self) -> bool {
-        HELD.try_with(Cell::get).ok() == Some(self.mapping)
+        HELD.try_with(Cell::get)
+            .is_ok_and(|h| h.mapping == self.mapping)
+    }
+
+    /// Whether `held`, a lock this thread holds through another mapping, is this segment's
+    /// lock: the lock word names the owner id it was taken under, and that id is one of
+    /// this process's on this segment (a numeric match on another segment is not).
+    #[cold]
+    fn held_elsewhere(&self, held: Held) -> bool {
+        self.mutex().owner() == Some(held.owner) && self.owner().is_ours(held.owner)
     }
 
     #[cold]

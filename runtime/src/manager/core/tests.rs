@@ -157,7 +157,7 @@ fn a_crash_while_returning_cached_blocks_never_frees_one_twice() {
         }
         // The process "dies" here: its lock and its slot now name a dead process.
         std::mem::forget(l);
-        super::HELD.with(|h| h.set(0));
+        super::HELD.with(|h| h.set(super::NOT_HELD));
         // SAFETY: the slot's first word is its owner word, inside the mapping.
         unsafe {
             (*base.add(slot as usize).cast::<AtomicU64>())
