@@ -96,6 +96,18 @@ fn fcntl_raw(
     len: u64,
     l_type: libc::c_short,
 ) -> io::Result<libc::c_short> {
+    fcntl_flock(fd, cmd, start, len, l_type).map(|lock| lock.l_type)
+}
+
+/// As [`fcntl_raw`], returning the whole `flock` the kernel left (for F_OFD_GETLK: the
+/// conflicting lock's type and range).
+fn fcntl_flock(
+    fd: RawFd,
+    cmd: libc::c_int,
+    start: u64,
+    len: u64,
+    l_type: libc::c_short,
+) -> io::Result<libc::flock> {
     let (Ok(start), Ok(len)) = (libc::off_t::try_from(start), libc::off_t::try_from(len)) else {
         return Err(io::ErrorKind::InvalidInput.into());
     };
@@ -111,7 +123,7 @@ fn fcntl_raw(
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(lock.l_type)
+    Ok(lock)
 }
 
 /// Locks `byte` of descriptor `fd` shared, without waiting; false on any failure.
@@ -127,11 +139,16 @@ pub(crate) fn lock_shared_raw(fd: RawFd, byte: u64) -> bool {
     .is_ok()
 }
 
-/// Locks `byte` of the description `fd` refers to exclusively, without waiting; false when
-/// another description holds it. `fd` must be open for writing.
-pub(crate) fn try_lock_exclusive_fd(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+/// Locks the `count` bytes from `first` of the description `fd` refers to exclusively, all
+/// or none, without waiting; false when another description holds one. `fd` must be open
+/// for writing.
+pub(crate) fn try_lock_exclusive_fd(
+    fd: BorrowedFd<'_>,
+    first: u64,
+    count: u64,
+) -> io::Result<bool> {
     let wrlck = libc::F_WRLCK as libc::c_short;
-    match fcntl_raw(fd.as_raw_fd(), libc::F_OFD_SETLK, byte, 1, wrlck) {
+    match fcntl_raw(fd.as_raw_fd(), libc::F_OFD_SETLK, first, count, wrlck) {
         Ok(_) => Ok(true),
         Err(err) if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
         Err(err) => Err(err),
@@ -142,9 +159,24 @@ pub(crate) fn try_lock_exclusive_fd(fd: BorrowedFd<'_>, byte: u64) -> io::Result
 /// `[start, start + len)`. Shared locks do not count: taking one needs only read access,
 /// an exclusive one write access to the file.
 pub(crate) fn exclusive_held_in(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<bool> {
+    Ok(exclusive_lock_in(fd, start, len)?.is_some())
+}
+
+/// An exclusive lock another description holds on a byte of `[start, start + len)`: its
+/// first byte and length (0: to the end of all offsets); None when there is none.
+pub(crate) fn exclusive_lock_in(
+    fd: BorrowedFd<'_>,
+    start: u64,
+    len: u64,
+) -> io::Result<Option<(u64, u64)>> {
     let rdlck = libc::F_RDLCK as libc::c_short;
-    let found = fcntl_raw(fd.as_raw_fd(), libc::F_OFD_GETLK, start, len, rdlck)?;
-    Ok(i32::from(found) == libc::F_WRLCK)
+    let found = fcntl_flock(fd.as_raw_fd(), libc::F_OFD_GETLK, start, len, rdlck)?;
+    Ok((i32::from(found.l_type) == libc::F_WRLCK).then(|| {
+        (
+            u64::try_from(found.l_start).unwrap_or(0),
+            u64::try_from(found.l_len).unwrap_or(0),
+        )
+    }))
 }
 
 #[cfg(test)]

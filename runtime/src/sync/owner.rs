@@ -16,7 +16,7 @@
 //! A lock word names its holder by the holder's owner id. A mapping claims one (a random
 //! number in `1..2^30` whose `IDS` byte it can lock exclusively) the first time it locks, and
 //! holds it until its description closes: when the mapping is dropped or its process dies.
-//! A waiter decides that owner `id` died when no description holds byte `IDS + id`
+//! A waiter decides that owner `id` died when no description holds byte `IDS + 2 id`
 //! exclusively (`F_OFD_GETLK`). A shared lock there proves nothing: any reader of the file
 //! can take one, an exclusive one needs write access. An id is only reused after a random
 //! claim hits it again (one chance in 2^30 per claim), so a dead owner's id is not mistaken
@@ -39,13 +39,21 @@ pub(crate) const READERS: u64 = 1 << 62;
 pub(crate) const ATTACH: u64 = READERS + 1;
 /// Held shared by shared read-write mappings.
 pub(crate) const WRITERS: u64 = ATTACH + 1;
-/// `IDS + id` is held exclusively by the owner of `id`.
+/// `IDS + 2 id` is held exclusively by the owner of `id`, and `IDS + 2 id + 1` too once it
+/// vouches for the segment: neighbours, so that a mapping that trusts the segment from the
+/// start (a warm open, a creator) claims its id and vouches in one call.
 const IDS: u64 = ATTACH + (1 << 32);
-/// `VOUCH + id` is held exclusively by owner `id` once it trusts the segment.
-const VOUCH: u64 = ATTACH + (1 << 33);
-/// Every byte a vouch may be on (for tests that forge locks there).
-pub const VOUCH_BYTES: std::ops::Range<u64> =
-    VOUCH + FIRST_ID as u64..VOUCH + FIRST_ID as u64 + ID_COUNT as u64;
+/// The range of every owner's two bytes.
+const ID_BYTES: std::ops::Range<u64> =
+    IDS + 2 * FIRST_ID as u64..IDS + 2 * (FIRST_ID as u64 + ID_COUNT as u64);
+/// Locks another description may hold in the id range that a warm-or-cold check steps
+/// over before it gives up and says cold (safe: cold validates everything).
+const COLD_CHECK_STEPS: u32 = 16;
+
+/// The byte on which owner `id` vouches (for tests that forge locks there).
+pub const fn vouch_byte(id: u32) -> u64 {
+    IDS + 2 * id as u64 + 1
+}
 /// Owner ids of mappings are `FIRST_ID..FIRST_ID + ID_COUNT`; below 2^31, so a lock word
 /// has a bit to spare.
 const FIRST_ID: u32 = 2;
@@ -114,19 +122,21 @@ impl Owner {
         if self.fd.is_none() || (id != 0 && self.forks.load(Relaxed) == fork::generation()) {
             return Ok(id);
         }
-        self.claim()
+        self.claim(false).map(|(id, _)| id)
     }
 
+    /// Claims an id unless this mapping holds one (in this process); with `vouching`, a new
+    /// claim vouches too, in the same call. The id, and whether it was claimed vouching.
     #[cold]
-    fn claim(&self) -> Result<u32> {
+    fn claim(&self, vouching: bool) -> Result<(u32, bool)> {
         let _one = self.claiming.lock().unwrap_or_else(PoisonError::into_inner);
         let forks = fork::generation();
         let id = self.id.load(Relaxed);
         if id != 0 && self.forks.load(Relaxed) == forks {
-            return Ok(id);
+            return Ok((id, false));
         }
         let Some(fd) = self.fd() else {
-            return Ok(PRIVATE);
+            return Ok((PRIVATE, false));
         };
         if fork::shares_parents(fd.as_raw_fd()) {
             return Err(os_error(
@@ -141,7 +151,8 @@ impl Owner {
         for attempt in 0..u64::from(CLAIM_TRIES) {
             let r = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let id = FIRST_ID + ((r ^ (r >> 31)) % u64::from(ID_COUNT)) as u32;
-            let claimed = ofd::try_lock_exclusive_fd(fd, IDS + u64::from(id))
+            let bytes = if vouching { 2 } else { 1 };
+            let claimed = ofd::try_lock_exclusive_fd(fd, IDS + 2 * u64::from(id), bytes)
                 .map_err(|e| os_error("fcntl(F_OFD_SETLK)", e))?;
             if claimed {
                 let mut ours = OURS.lock().unwrap_or_else(PoisonError::into_inner);
@@ -149,7 +160,7 @@ impl Owner {
                 ours.push((self.file, id, forks));
                 self.forks.store(forks, Relaxed);
                 self.id.store(id, Relaxed);
-                return Ok(id);
+                return Ok((id, vouching));
             }
         }
         Err(os_error(
@@ -190,7 +201,7 @@ impl Owner {
         }
         // When the kernel cannot answer, the owner is taken to live: a waiter keeps waiting
         // (with its timeouts) rather than taking a lock that may be held.
-        ofd::exclusive_held_in(fd, IDS + u64::from(id), 1).unwrap_or(true)
+        ofd::exclusive_held_in(fd, IDS + 2 * u64::from(id), 1).unwrap_or(true)
     }
 
     /// Records, for as long as this mapping's description is open, that it trusts the
@@ -199,8 +210,11 @@ impl Owner {
         let Some(fd) = self.fd() else {
             return Ok(());
         };
-        let id = self.me()?;
-        match ofd::try_lock_exclusive_fd(fd, VOUCH + u64::from(id)) {
+        let (id, vouched) = self.claim(true)?;
+        if vouched {
+            return Ok(());
+        }
+        match ofd::try_lock_exclusive_fd(fd, vouch_byte(id), 1) {
             Ok(true) => Ok(()),
             Ok(false) => Err(os_error(
                 "fcntl(F_OFD_SETLK)",
@@ -223,11 +237,33 @@ impl Drop for Owner {
 }
 
 /// Whether no other mapping with write access vouches for the segment whose device `fd`
-/// describes: an open must then validate it in full.
+/// describes: an open must then validate it in full. An exclusive lock in the id range
+/// that covers a vouch byte (an odd offset from `IDS`) says warm; one that covers only
+/// claim bytes (a mapping still validating) is stepped over. After [`COLD_CHECK_STEPS`]
+/// such locks the answer is cold, which is always safe.
 pub fn cold(fd: BorrowedFd<'_>) -> Result<bool> {
-    ofd::exclusive_held_in(fd, VOUCH_BYTES.start, VOUCH_BYTES.end - VOUCH_BYTES.start)
-        .map(|held| !held)
-        .map_err(|e| os_error("fcntl(F_OFD_GETLK)", e))
+    let mut from = ID_BYTES.start;
+    for _ in 0..COLD_CHECK_STEPS {
+        let found = ofd::exclusive_lock_in(fd, from, ID_BYTES.end - from)
+            .map_err(|e| os_error("fcntl(F_OFD_GETLK)", e))?;
+        let Some((start, len)) = found else {
+            return Ok(true);
+        };
+        let end = if len == 0 {
+            u64::MAX
+        } else {
+            start.saturating_add(len)
+        };
+        let first_vouch = IDS + ((start.max(ID_BYTES.start) - IDS) | 1);
+        if first_vouch < end {
+            return Ok(false);
+        }
+        if end >= ID_BYTES.end {
+            return Ok(true);
+        }
+        from = end;
+    }
+    Ok(true)
 }
 
 fn os_error(op: &'static str, source: std::io::Error) -> Error {
@@ -282,19 +318,26 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "real shared memory")]
     fn a_shared_lock_on_an_id_byte_does_not_fake_a_live_owner_nor_trust() {
-        let (name, a, _b) = device("forge");
+        let (name, a, b) = device("forge");
         let reader = SharedMemoryObject::open(&name.0, Access::ReadOnly).unwrap();
         let owner = Owner::attached(a.as_fd()).unwrap();
         assert!(ofd::lock_shared_raw(
             reader.as_fd().as_raw_fd(),
-            IDS + 12345
+            IDS + 2 * 12345
         ));
         assert!(ofd::lock_shared_raw(
             reader.as_fd().as_raw_fd(),
-            VOUCH + 12345
+            vouch_byte(12345)
         ));
         assert!(!owner.alive(12345));
         assert!(cold(a.as_fd()).unwrap());
+        // A mapping still validating holds its id byte only: not trusted yet.
+        let validating = Owner::attached(b.as_fd()).unwrap();
+        validating.me().unwrap();
+        assert!(
+            cold(reader.as_fd()).unwrap(),
+            "a claim alone does not vouch"
+        );
         owner.vouch().unwrap();
         assert!(
             !cold(reader.as_fd()).unwrap(),
@@ -303,6 +346,11 @@ mod tests {
         assert!(
             cold(a.as_fd()).unwrap(),
             "a description's own vouch does not count"
+        );
+        validating.vouch().unwrap();
+        assert!(
+            !cold(reader.as_fd()).unwrap(),
+            "a later vouch over a claim counts"
         );
     }
 

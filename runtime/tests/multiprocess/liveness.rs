@@ -23,7 +23,7 @@
 
 use std::any::Any;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use shmkit_runtime::os::{Access, MappableFile, XsiKey};
 use shmkit_runtime::segment::{Backing, DeviceBacking, XsiBacking};
-use shmkit_runtime::test_hooks::VOUCH_BYTES;
 use shmkit_runtime::{Error, ManagedSegment, ManagedXsiSharedMemory};
 use shmkit_test_support as support;
 use support::{
@@ -352,18 +351,7 @@ on_both_devices!(a_lock_word_naming_a_live_pid_does_not_block_a_warm_open);
 /// an open is warm, it trusts the header (lock words included) instead of validating it.
 fn vouched(path: &Path) -> bool {
     let dev = MappableFile::open(path, Access::ReadWrite).unwrap();
-    let mut lock = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: VOUCH_BYTES.start as libc::off_t,
-        l_len: (VOUCH_BYTES.end - VOUCH_BYTES.start) as libc::off_t,
-        l_pid: 0,
-    };
-    // SAFETY: a valid descriptor and a valid `flock`, which the kernel writes, for the
-    // duration of the call.
-    let r = unsafe { libc::fcntl(dev.as_fd().as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
-    assert_eq!(r, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
-    lock.l_type != libc::F_UNLCK as libc::c_short
+    shmkit_runtime::test_hooks::vouched(dev.as_fd()).unwrap()
 }
 
 /// A live writer in another process maps the segment, so an open is warm; a lock word is
