@@ -147,7 +147,7 @@ impl XsiSharedMemory {
                 gid: ds.shm_perm.gid,
                 cgid: ds.shm_perm.cgid,
                 mode: u32::from(ds.shm_perm.mode) & 0o777,
-                attachments: u64::from(ds.shm_nattch),
+                attachments: ds.shm_nattch,
                 attached_before: ds.shm_atime != 0,
                 removed: c_int::from(ds.shm_perm.mode) & SHM_DEST != 0,
             })),
@@ -240,7 +240,7 @@ pub struct XsiStat {
     /// The permission bits (`0o777` at most).
     pub mode: u32,
     /// Attachments in all processes (`shm_nattch`).
-    pub attachments: u64,
+    pub attachments: libc::shmatt_t,
     /// Whether anyone ever attached it (`shm_atime` is set).
     pub attached_before: bool,
     /// Whether it is marked for removal and lives on only until its last detach.

@@ -88,8 +88,12 @@ fn an_opener_refuses_a_companion_made_anew_under_a_live_mapping() {
     let id = holder.backing().shm().id();
     let _id = XsiIdGuard(id);
     std::fs::remove_file(companion_path(id)).unwrap();
-    SharedMemoryObject::create(&companion_name(id), Access::ReadWrite, Permissions::default())
-        .unwrap();
+    SharedMemoryObject::create(
+        &companion_name(id),
+        Access::ReadWrite,
+        Permissions::default(),
+    )
+    .unwrap();
     let opened = ManagedXsiSharedMemory::open(key);
     assert!(
         matches!(&opened, Err(Error::InUse { reason, .. }) if reason.contains("hold no lock")),
@@ -116,8 +120,12 @@ fn an_xsi_companion_of_another_user_or_writable_by_others_is_refused() {
     let _id = XsiIdGuard(id);
     let replace = |mode: u32| {
         std::fs::remove_file(companion_path(id)).unwrap();
-        SharedMemoryObject::create(&companion_name(id), Access::ReadWrite, Permissions::from_mode(mode))
-            .unwrap()
+        SharedMemoryObject::create(
+            &companion_name(id),
+            Access::ReadWrite,
+            Permissions::from_mode(mode),
+        )
+        .unwrap()
     };
 
     replace(0o622);

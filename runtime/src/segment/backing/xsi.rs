@@ -19,8 +19,7 @@ use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::ofd::{self, LockKind};
 use crate::os::{
-    Access, MapMode, Permissions, SharedMemoryObject, XsiKey, XsiRegion, XsiSharedMemory,
-    XsiStat,
+    Access, MapMode, Permissions, SharedMemoryObject, XsiKey, XsiRegion, XsiSharedMemory, XsiStat,
 };
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
@@ -71,7 +70,7 @@ fn stat(shm: &XsiSharedMemory) -> Result<XsiStat> {
     })
 }
 
-/// A companion refused for what it is or where it stands (`Corrupted`, naming it).
+/// A companion missing or refused for what it is (`Corrupted`, naming it).
 fn untrusted(shm: &XsiSharedMemory, why: String) -> Error {
     Error::Corrupted {
         what: describe(shm),
@@ -477,8 +476,7 @@ mod tests {
     /// A new private segment, and a file under its companion's name as a removed segment
     /// with the same id would have left it.
     fn reused_id() -> (XsiSharedMemory, SharedMemoryObject, Remove) {
-        let shm =
-            XsiSharedMemory::create(XsiKey::private(), SIZE, Permissions::default()).unwrap();
+        let shm = XsiSharedMemory::create(XsiKey::private(), SIZE, Permissions::default()).unwrap();
         let remove = Remove(shm.id());
         let left = SharedMemoryObject::create(
             &companion_name(shm.id()),
@@ -495,7 +493,10 @@ mod tests {
         let (shm, left, _remove) = reused_id();
         let seg = create_attached::<HashIndex>(shm, &Settings::default()).unwrap();
         assert!(still_named(&seg.backing().companion.object).unwrap());
-        assert!(!still_named(&left).unwrap(), "the stale file is still there");
+        assert!(
+            !still_named(&left).unwrap(),
+            "the stale file is still there"
+        );
         seg.allocate(64).unwrap();
     }
 
@@ -526,6 +527,9 @@ mod tests {
             matches!(&foreign, Err(Error::Corrupted { reason, .. }) if reason.contains("uid 65534")),
             "{foreign:?}"
         );
-        assert!(still_named(&left).unwrap(), "another user's file was replaced");
+        assert!(
+            still_named(&left).unwrap(),
+            "another user's file was replaced"
+        );
     }
 }
