@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use shmkit_runtime::os::{SharedMemoryObject, XsiKey, XsiSharedMemory};
+use shmkit_runtime::os::{SharedMemoryObject, XsiKey};
 use shmkit_runtime::ManagedXsiSharedMemory;
 
 use crate::names::unique_name;
@@ -106,13 +106,13 @@ impl Drop for XsiKeyGuard {
     }
 }
 
-/// Removes the XSI segment with id `.0` on drop (one that may no longer be reachable by
-/// key).
+/// Removes the XSI segment with id `.0` (one that may no longer be reachable by key) and
+/// its companion lock file on drop, whether it drops before or after the key's guard.
 pub struct XsiIdGuard(pub i32);
 
 impl Drop for XsiIdGuard {
     fn drop(&mut self) {
-        let _ = XsiSharedMemory::remove_id(self.0);
+        let _ = ManagedXsiSharedMemory::remove_id(self.0);
     }
 }
 

@@ -22,7 +22,7 @@ pub use file::MappableFile;
 pub use page::page_size;
 pub use region::MappedRegion;
 pub use shm::SharedMemoryObject;
-pub use xsi::{XsiKey, XsiRegion, XsiSharedMemory};
+pub use xsi::{XsiKey, XsiRegion, XsiSharedMemory, XsiStat};
 
 /// Writes `bytes` to `fd`, all of them (retrying after partial writes and `EINTR`). The
 /// bytes go to the kernel from their address, never through a `&[u8]`: a segment's bytes

@@ -132,17 +132,32 @@ impl XsiSharedMemory {
 
     /// The size in bytes, fixed at creation.
     pub fn size(&self) -> Result<usize> {
-        // SAFETY: `shmid_ds` is a C struct of integers, for which all-zero bytes are valid.
-        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: `ds` is a valid, writable `shmid_ds` for `IPC_STAT` to fill in.
-        if unsafe { libc::shmctl(self.id, libc::IPC_STAT, &raw mut ds) } == -1 {
-            return Err(Error::from_os(
+        ipc_stat(self.id)
+            .map(|ds| ds.shm_segsz)
+            .map_err(|e| Error::from_os("shmctl(IPC_STAT)", self.describe(), e))
+    }
+
+    /// What the OS says about segment `id` now; `Ok(None)` if there is no such segment (it
+    /// was removed and its last attachment is gone).
+    pub fn stat_id(id: c_int) -> Result<Option<XsiStat>> {
+        match ipc_stat(id) {
+            Ok(ds) => Ok(Some(XsiStat {
+                uid: ds.shm_perm.uid,
+                cuid: ds.shm_perm.cuid,
+                gid: ds.shm_perm.gid,
+                cgid: ds.shm_perm.cgid,
+                mode: u32::from(ds.shm_perm.mode) & 0o777,
+                attachments: ds.shm_nattch,
+                attached_before: ds.shm_atime != 0,
+                removed: c_int::from(ds.shm_perm.mode) & SHM_DEST != 0,
+            })),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => Ok(None),
+            Err(e) => Err(Error::from_os(
                 "shmctl(IPC_STAT)",
-                self.describe(),
-                io::Error::last_os_error(),
-            ));
+                format!("XSI shared memory id {id}"),
+                e,
+            )),
         }
-        Ok(ds.shm_segsz)
     }
 
     /// Marks segment `id` for removal; `Ok(false)` if there is no such segment. Its key is
@@ -194,6 +209,42 @@ impl XsiSharedMemory {
     fn describe(&self) -> String {
         format!("{} (id {})", describe_key(self.key), self.id)
     }
+}
+
+/// Linux's mode bit of a segment marked for removal (`<linux/shm.h>`; not in `libc`).
+const SHM_DEST: c_int = 0o1000;
+
+/// `IPC_STAT` of segment `id`.
+fn ipc_stat(id: c_int) -> io::Result<libc::shmid_ds> {
+    // SAFETY: `shmid_ds` is a C struct of integers, for which all-zero bytes are valid.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a valid, writable `shmid_ds` for `IPC_STAT` to fill in.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &raw mut ds) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ds)
+}
+
+/// A segment's owners, permissions and attachments, as `IPC_STAT` reports them
+/// ([`XsiSharedMemory::stat_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XsiStat {
+    /// The owner's user id (`IPC_SET` can change it).
+    pub uid: u32,
+    /// The creator's user id (fixed).
+    pub cuid: u32,
+    /// The owner's group id.
+    pub gid: u32,
+    /// The creator's group id.
+    pub cgid: u32,
+    /// The permission bits (`0o777` at most).
+    pub mode: u32,
+    /// Attachments in all processes (`shm_nattch`).
+    pub attachments: libc::shmatt_t,
+    /// Whether anyone ever attached it (`shm_atime` is set).
+    pub attached_before: bool,
+    /// Whether it is marked for removal and lives on only until its last detach.
+    pub removed: bool,
 }
 
 fn describe_key(key: XsiKey) -> String {

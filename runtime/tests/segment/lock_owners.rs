@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use shmkit_runtime::os::{MapMode, XsiSharedMemory};
+use shmkit_runtime::os::{Access, MapMode, Permissions, SharedMemoryObject, XsiSharedMemory};
 use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{Error, ManagedMappedFile, ManagedSharedMemory, ManagedXsiSharedMemory};
 use shmkit_test_support as support;
@@ -16,18 +16,14 @@ use support::{patch_file, shm_path, xsi_key, ShmGuard, TempDir, TempPath, XsiIdG
 
 const SIZE: usize = 64 * 1024;
 
-/// Where the companion lock file of XSI segment `id` lives.
-fn companion_path(id: i32) -> std::path::PathBuf {
-    shm_path(&format!("shmkit-xsi-{id}"))
+/// The name of the companion lock file of XSI segment `id`.
+fn companion_name(id: i32) -> String {
+    format!("shmkit-xsi-{id}")
 }
 
-/// Removes the XSI segment `id` and its companion lock file on drop.
-struct XsiCleanup(XsiIdGuard);
-
-impl Drop for XsiCleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(companion_path(self.0 .0));
-    }
+/// Where the companion lock file of XSI segment `id` lives.
+fn companion_path(id: i32) -> std::path::PathBuf {
+    shm_path(&companion_name(id))
 }
 
 /// Spins until `flag` is set, for at most a few seconds.
@@ -40,13 +36,12 @@ fn wait_for(flag: &AtomicBool) {
 }
 
 #[test]
-#[ignore = "attack7: an XSI opener that finds the companion lock file gone makes a new one and takes over locks live mappings hold"]
 fn an_opener_does_not_take_a_held_lock_when_the_xsi_companion_was_removed() {
     let dir = TempDir::new();
     let (key, _key) = xsi_key(&dir);
     let holder = ManagedXsiSharedMemory::create(key, SIZE).unwrap();
     let id = holder.backing().shm().id();
-    let _cleanup = XsiCleanup(XsiIdGuard(id));
+    let _id = XsiIdGuard(id);
     let inside = AtomicBool::new(false);
     let release = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel();
@@ -76,17 +71,94 @@ fn an_opener_does_not_take_a_held_lock_when_the_xsi_companion_was_removed() {
             !matches!(outcome, Ok(Ok(true))),
             "a second mapping took the segment lock while the first held it"
         );
+        assert!(
+            matches!(&outcome, Ok(Err(Error::Corrupted { reason, .. })) if reason.contains("companion")),
+            "the opener was not refused for the missing companion: {outcome:?}"
+        );
     });
 }
 
+/// A companion made anew under a live mapping (by its owner, or a cleaner) holds none of
+/// the mapping's locks: an opener sees an attachment that holds no lock on it, and refuses.
+#[test]
+fn an_opener_refuses_a_companion_made_anew_under_a_live_mapping() {
+    let dir = TempDir::new();
+    let (key, _key) = xsi_key(&dir);
+    let holder = ManagedXsiSharedMemory::create(key, SIZE).unwrap();
+    let id = holder.backing().shm().id();
+    let _id = XsiIdGuard(id);
+    std::fs::remove_file(companion_path(id)).unwrap();
+    SharedMemoryObject::create(
+        &companion_name(id),
+        Access::ReadWrite,
+        Permissions::default(),
+    )
+    .unwrap();
+    let opened = ManagedXsiSharedMemory::open(key);
+    assert!(
+        matches!(&opened, Err(Error::InUse { reason, .. }) if reason.contains("hold no lock")),
+        "{opened:?}"
+    );
+    holder.with_lock(|| ()).unwrap();
+    drop(holder);
+    // Nothing is attached now: the new companion is the segment's.
+    let reopened = ManagedXsiSharedMemory::open(key).unwrap();
+    reopened.with_lock(|| ()).unwrap();
+}
+
+/// A companion is trusted with the segment's locks only if the segment's owner made it and
+/// it lets nobody write it (take locks exclusively) who may not write the segment.
+#[test]
+fn an_xsi_companion_of_another_user_or_writable_by_others_is_refused() {
+    let dir = TempDir::new();
+    let (key, _key) = xsi_key(&dir);
+    let id = ManagedXsiSharedMemory::create(key, SIZE)
+        .unwrap()
+        .backing()
+        .shm()
+        .id();
+    let _id = XsiIdGuard(id);
+    let replace = |mode: u32| {
+        std::fs::remove_file(companion_path(id)).unwrap();
+        SharedMemoryObject::create(
+            &companion_name(id),
+            Access::ReadWrite,
+            Permissions::from_mode(mode),
+        )
+        .unwrap()
+    };
+
+    replace(0o622);
+    let opened = ManagedXsiSharedMemory::open(key);
+    assert!(
+        matches!(&opened, Err(Error::Corrupted { reason, .. }) if reason.contains("mode 622")),
+        "{opened:?}"
+    );
+    if rustix::process::geteuid().is_root() {
+        const NOBODY: u32 = 65534;
+        std::os::unix::fs::fchown(replace(0o600), Some(NOBODY), Some(NOBODY)).unwrap();
+        let opened = ManagedXsiSharedMemory::open(key);
+        assert!(
+            matches!(&opened, Err(Error::Corrupted { reason, .. }) if reason.contains("uid 65534")),
+            "{opened:?}"
+        );
+    } else {
+        eprintln!("skipped the companion of another user: it needs root to make");
+    }
+    // The owner's, as private as the segment: trusted.
+    replace(0o600);
+    ManagedXsiSharedMemory::open(key).unwrap();
+}
+
 /// A version 2 segment (whose lock words named pids) is refused, never upgraded in place:
-/// a process of the older build may be attached without holding any lock we can see.
+/// a process of the older build may be attached without holding any lock we can see. While
+/// it is attached, the open is refused for that attachment before the header is read.
 #[test]
 fn a_version_2_xsi_segment_is_not_upgraded_while_another_mapping_attaches_it() {
     let dir = TempDir::new();
     let (key, _key) = xsi_key(&dir);
     let created = ManagedXsiSharedMemory::create(key, SIZE).unwrap();
-    let _cleanup = XsiCleanup(XsiIdGuard(created.backing().shm().id()));
+    let _id = XsiIdGuard(created.backing().shm().id());
     drop(created);
     // A process of the older build attaches the segment: it holds no companion locks.
     let older = XsiSharedMemory::open(key)
@@ -104,6 +176,12 @@ fn a_version_2_xsi_segment_is_not_upgraded_while_another_mapping_attaches_it() {
     }
     let opened = ManagedXsiSharedMemory::open(key);
     assert!(
+        matches!(&opened, Err(Error::InUse { reason, .. }) if reason.contains("1 attachment(s) hold no lock")),
+        "opened while a mapping without locks attaches it: {opened:?}"
+    );
+    drop(older);
+    let opened = ManagedXsiSharedMemory::open(key);
+    assert!(
         matches!(
             opened,
             Err(Error::IncompatibleVersion {
@@ -112,22 +190,26 @@ fn a_version_2_xsi_segment_is_not_upgraded_while_another_mapping_attaches_it() {
                 ..
             })
         ),
-        "upgraded to version 3 while another mapping attaches it: {opened:?}"
+        "upgraded to version 3: {opened:?}"
     );
-    drop(older);
 }
 
+/// The last mapping of a removed segment removes the companion; one that is not last, or
+/// of a segment still there, leaves it.
 #[test]
-#[ignore = "attack7: an XSI segment removed by id (ipcrm, XsiSharedMemory::remove_id) leaves its companion lock file behind"]
 fn an_xsi_segment_removed_by_id_leaves_no_companion_behind() {
     let dir = TempDir::new();
     let (key, _key) = xsi_key(&dir);
     let seg = ManagedXsiSharedMemory::create(key, SIZE).unwrap();
     let id = seg.backing().shm().id();
-    let _cleanup = XsiCleanup(XsiIdGuard(id));
-    assert!(companion_path(id).exists());
+    let _id = XsiIdGuard(id);
+    drop(ManagedXsiSharedMemory::open(key).unwrap());
+    let other = ManagedXsiSharedMemory::open(key).unwrap();
+    assert!(companion_path(id).exists(), "the segment is still there");
     assert!(XsiSharedMemory::remove_id(id).unwrap());
     drop(seg);
+    assert!(companion_path(id).exists(), "another mapping holds it");
+    drop(other);
     assert!(
         !companion_path(id).exists(),
         "the last mapping of a removed XSI segment leaves {} behind",
