@@ -3,8 +3,9 @@
 //! own there, so
 //! - a forked child killed holding the lock is taken over by its parent;
 //! - a parent killed holding the lock is taken over by a third process while its forked
-//!   child lives on with the inherited mapping (sharing the parent's description, the child
-//!   kept the parent's owner id alive: a hang);
+//!   child lives on with the inherited mapping (which the child made again from its own
+//!   description: the copy it inherited held on to the parent's, and with it the parent's
+//!   owner id);
 //! - a forked child's mapping of anonymous shared memory counts as attached: `destroy` in
 //!   the parent is `InUse` until the child exits.
 //!
@@ -144,12 +145,6 @@ pub fn a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over()
     unsafe { seg.deallocate(seg.address_from_handle(p).unwrap()) }.unwrap();
     assert!(seg.all_memory_deallocated());
 }
-
-/// Why [`a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_lives`] is
-/// ignored: it hangs until the runtime is fixed.
-pub const INHERITED_MAPPING_KEEPS_LOCKS: &str = "known bug: G's inherited mapping keeps P's \
-    description and its OFD locks alive (a mapping pins its file until the last munmap), \
-    so P's owner id never dies; run with --ignored";
 
 /// The test process T forks P; P creates the segment (claiming its owner id on its
 /// description), forks G, and takes the lock. T kills P: G lives on with the mapping it
