@@ -18,7 +18,7 @@ mod sharing;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 12] = [
+    let tests: [Test; 13] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -42,6 +42,11 @@ fn main() {
         (
             "sharing::a_forked_child_does_not_inherit_an_exclusive_mapping",
             sharing::a_forked_child_does_not_inherit_an_exclusive_mapping,
+            None,
+        ),
+        (
+            "sharing::a_child_forked_while_a_mapping_is_shared_never_keeps_its_parents_description",
+            sharing::a_child_forked_while_a_mapping_is_shared_never_keeps_its_parents_description,
             None,
         ),
         (
