@@ -77,7 +77,7 @@ pub trait Backing: Send + Sync {
         false
     }
 
-    /// The fork generation ([`fork::generation`]) this mapping was made in when forked
+    /// The fork generation (`os::fork::generation`) this mapping was made in when forked
     /// children do not inherit it (an exclusive device mapping, see `os::fork`): in a
     /// child forked since, the bytes are not mapped and the segment refuses every use.
     /// None for mappings forked children inherit.
