@@ -2,12 +2,13 @@
 
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, MsyncFlags, ProtFlags};
 
 use super::device::{self, Mappable};
-use super::{page_size, MapMode};
+use super::{fork, page_size, MapMode};
 use crate::error::{Error, Result};
 
 /// A mapping owned by this value and unmapped when it is dropped.
@@ -24,7 +25,14 @@ pub struct MappedRegion {
     page_offset: usize,
     len: usize,
     mode: MapMode,
+    /// The fork generation ([`fork::generation`]) in which forked children stopped
+    /// inheriting the mapping, or [`INHERITED`]: in a later generation (a forked child made
+    /// since) the range is not this region's.
+    not_inherited_since: AtomicU32,
 }
+
+/// [`MappedRegion::not_inherited_since`] of a region that forked children inherit.
+const INHERITED: u32 = u32::MAX;
 
 // SAFETY: the region owns its mapping and holds only its address. A mapping is not tied to
 // the thread that made it (`msync` and `munmap` work from any thread), and the region gives
@@ -105,6 +113,7 @@ impl MappedRegion {
             page_offset: 0,
             len,
             mode: MapMode::ReadWrite,
+            not_inherited_since: AtomicU32::new(INHERITED),
         })
     }
 
@@ -149,22 +158,54 @@ impl MappedRegion {
     }
 
     /// Whether a child created by `fork` gets this region (`MADV_DOFORK`, the default) or
-    /// not (`MADV_DONTFORK`: the range is unmapped in the child).
+    /// not (`MADV_DONTFORK`: the range is unmapped in the child, where the region's
+    /// [`as_ptr`](Self::as_ptr) then points at nothing of it and dropping it unmaps nothing).
     pub fn set_inherited_by_fork(&self, inherited: bool) -> Result<()> {
         let advice = if inherited {
             mm::Advice::LinuxDoFork
         } else {
             mm::Advice::LinuxDontFork
         };
+        // A fork in between leaves the child a mapping it does not unmap, never the
+        // reverse: the generation is recorded before the child stops inheriting the range,
+        // and forgotten once it inherits it (again).
+        if !inherited {
+            // Generations are counted by the fork handler.
+            fork::install()?;
+            self.not_inherited_since
+                .store(fork::generation(), Ordering::Relaxed);
+        }
         // SAFETY: `base..base+map_len` is exactly our live mapping; fork inheritance changes
         // nothing in this process's memory.
-        unsafe { mm::madvise(self.base, self.map_len, advice) }.map_err(|e| {
+        let advised = unsafe { mm::madvise(self.base, self.map_len, advice) };
+        if advised.is_ok() == inherited {
+            self.not_inherited_since.store(INHERITED, Ordering::Relaxed);
+        }
+        advised.map_err(|e| {
             Error::from_os(
                 "madvise",
                 format!("mapped region at {:p}", self.as_ptr()),
                 e.into(),
             )
         })
+    }
+
+    /// Whether the region is mapped in this process: false in a child forked after
+    /// [`set_inherited_by_fork(false)`](Self::set_inherited_by_fork), which did not get it.
+    pub fn mapped_here(&self) -> bool {
+        self.not_inherited_since()
+            .is_none_or(|since| since == fork::generation())
+    }
+
+    /// The fork generation in which forked children stopped inheriting the region; None
+    /// while they inherit it.
+    pub(crate) fn not_inherited_since(&self) -> Option<u32> {
+        Some(self.not_inherited_since.load(Ordering::Relaxed)).filter(|&g| g != INHERITED)
+    }
+
+    /// The whole mapping, page aligned: its first byte and length.
+    pub(crate) fn pages(&self) -> (*mut c_void, usize) {
+        (self.base, self.map_len)
     }
 
     /// Maps `len` bytes (`None`: the rest) from `offset` of `dev`, whose size is `size`.
@@ -232,6 +273,7 @@ impl MappedRegion {
             page_offset,
             len,
             mode,
+            not_inherited_since: AtomicU32::new(INHERITED),
         };
         match addr {
             // An old kernel put it elsewhere because the range was taken; unmap (by drop).
@@ -275,6 +317,11 @@ impl MappedRegion {
 
 impl Drop for MappedRegion {
     fn drop(&mut self) {
+        // A forked child that did not inherit the range must not unmap it: it may be
+        // another mapping's by now.
+        if !self.mapped_here() {
+            return;
+        }
         // SAFETY: `base` and `map_len` describe exactly the mapping `mmap` gave us, which we
         // alone own and nothing else unmaps; the region never made references into it, and
         // `as_ptr` is documented valid only while the region lives. `munmap` of a mapping we

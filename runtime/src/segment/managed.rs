@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::manager::{Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
-use crate::os::MapMode;
+use crate::os::{fork, MapMode};
 use crate::registry::{self, Registration};
 use crate::sync::owner::Owner;
 
@@ -76,10 +76,25 @@ pub trait Backing: Send + Sync {
     fn private_copy(&self) -> bool {
         false
     }
+
+    /// The fork generation (`os::fork::generation`) this mapping was made in when forked
+    /// children do not inherit it (an exclusive device mapping, see `os::fork`): in a
+    /// child forked since, the bytes are not mapped and the segment refuses every use.
+    /// None for mappings forked children inherit.
+    fn not_inherited_since(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
 /// memory that other processes or later runs can map too.
+///
+/// A child forked from a process that maps a segment exclusively does not inherit the
+/// mapping: its copy of the segment returns [`Error::InUse`] from every fallible method,
+/// `None` or `false` from lookups of addresses and handles, and panics in the accessors
+/// that cannot fail ([`size`](Self::size), [`free_memory`](Self::free_memory),
+/// [`allocator`](Self::allocator), …). References into the segment taken before the fork
+/// dangle in the child.
 pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIndex> {
     core: SegmentCore,
     caches: CacheRelease,
@@ -96,11 +111,16 @@ pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIn
 }
 
 /// Returns this mapping's thread caches to the segment when the mapping goes away (before
-/// it is unregistered and unmapped). None for read-only mappings, which never cache.
-struct CacheRelease(Option<SegmentCore>);
+/// it is unregistered and unmapped). None for read-only mappings, which never cache; and
+/// nothing is returned in a forked child that did not inherit the mapping
+/// ([`Backing::not_inherited_since`], as it was when the caches were set up).
+struct CacheRelease(Option<SegmentCore>, Option<u32>);
 
 impl Drop for CacheRelease {
     fn drop(&mut self) {
+        if self.1.is_some_and(|since| since != fork::generation()) {
+            return;
+        }
         if let Some(core) = self.0 {
             // A failure here (the segment was found corrupted) leaves the blocks cached:
             // they count as free and the next process to claim a slot cannot reuse them,
@@ -112,11 +132,14 @@ impl Drop for CacheRelease {
 
 impl<B: Backing, M: Mode, I: IndexKind> std::fmt::Debug for ManagedSegment<B, M, I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagedSegment")
-            .field("backing", &self.backing.describe())
-            .field("base", &self.core.base())
-            .field("size", &self.size())
-            .finish()
+        let mut d = f.debug_struct("ManagedSegment");
+        d.field("backing", &self.backing.describe())
+            .field("base", &self.core.base());
+        match self.mapped() {
+            Ok(core) => d.field("size", &core.size()),
+            Err(_) => d.field("mapped", &false),
+        }
+        .finish()
     }
 }
 
@@ -226,7 +249,10 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         let registration = registry::register_segment(core, len)?;
         Ok(ManagedSegment {
             core,
-            caches: CacheRelease((M::MAP != MapMode::ReadOnly).then_some(core)),
+            caches: CacheRelease(
+                (M::MAP != MapMode::ReadOnly).then_some(core),
+                backing.not_inherited_since(),
+            ),
             validated: Default::default(),
             registration,
             owner,
@@ -245,9 +271,34 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         &self.validated
     }
 
-    /// The segment manager view, for code that works with any segment kind.
+    /// The segment manager view, or `InUse` in a forked child that did not inherit the
+    /// mapping (see [`ManagedSegment`]): every use of the segment's bytes goes through
+    /// here or [`core`](Self::core).
+    #[inline]
+    pub(crate) fn mapped(&self) -> Result<&SegmentCore> {
+        match self.backing.not_inherited_since() {
+            Some(since) if since != fork::generation() => Err(self.not_mapped_here()),
+            _ => Ok(&self.core),
+        }
+    }
+
+    #[cold]
+    fn not_mapped_here(&self) -> Error {
+        Error::InUse {
+            what: self.backing.describe(),
+            reason: "this process is a forked child of the one that maps it exclusively; an \
+                     exclusive mapping is not inherited, so the segment is not mapped here"
+                .into(),
+        }
+    }
+
+    /// The segment manager view, for code that works with any segment kind and cannot
+    /// report an error: panics where [`mapped`](Self::mapped) fails.
     pub(crate) fn core(&self) -> &SegmentCore {
-        &self.core
+        match self.mapped() {
+            Ok(core) => core,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Address of the first byte of the segment in this process.
@@ -257,23 +308,23 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// Size of the segment in bytes.
     pub fn size(&self) -> usize {
-        self.core.size()
+        self.core().size()
     }
 
     /// Bytes not in use, block headers included (`size() - free_memory()` is what is used).
     pub fn free_memory(&self) -> usize {
-        self.core.free_memory()
+        self.core().free_memory()
     }
 
     /// Bytes held in thread caches (of every process): free, but reusable only by the
     /// thread that cached them until it returns them. Included in `free_memory`.
     pub fn cached_memory(&self) -> usize {
-        self.core.cached_memory()
+        self.core().cached_memory()
     }
 
     /// True when every allocation has been freed.
     pub fn all_memory_deallocated(&self) -> bool {
-        self.core.all_memory_deallocated()
+        self.core().all_memory_deallocated()
     }
 
     /// True when every allocator invariant holds (Boost's `check_sanity`).
@@ -284,28 +335,28 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// Checks every allocator invariant and every object entry (each starts a used block
     /// and its elements end inside it) and says what is wrong if one fails.
     pub fn check(&self) -> Result<()> {
-        self.core.check()?;
+        self.mapped()?.check()?;
         self.indexed(objects::check::<I>)
     }
 
     /// Whether `ptr` points into this segment.
     pub fn contains(&self, ptr: *const u8) -> bool {
-        self.core.handle_from_address(ptr).is_some()
+        self.handle_from_address(ptr).is_some()
     }
 
     /// Usable bytes of the live allocation at `ptr`; None if `ptr` is not one.
     pub fn usable_size(&self, ptr: NonNull<u8>) -> Option<usize> {
-        self.core.usable_size(ptr)
+        self.mapped().ok()?.usable_size(ptr)
     }
 
     /// The position-independent handle (offset) of an address in this segment.
     pub fn handle_from_address(&self, ptr: *const u8) -> Option<Handle> {
-        self.core.handle_from_address(ptr)
+        self.mapped().ok()?.handle_from_address(ptr)
     }
 
     /// The address of a handle in this mapping; None if it lies outside the segment.
     pub fn address_from_handle(&self, handle: Handle) -> Option<NonNull<u8>> {
-        self.core.address_from_handle(handle)
+        self.mapped().ok()?.address_from_handle(handle)
     }
 
     /// Writes the changes of the whole segment back to its file and waits until the device
@@ -321,6 +372,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// durable as a whole, write it, `flush`, then publish it with one aligned word (an
     /// offset or a version) and `flush` again.
     pub fn flush(&self) -> Result<()> {
+        self.mapped()?;
         self.backing.flush()
     }
 
@@ -339,9 +391,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The same mapping in mode `N` (an exclusive mapping shared once built); the caller
     /// has changed what the backing holds to match `N`.
     pub(crate) fn into_mode<N: Mode>(self) -> ManagedSegment<B, N, I> {
+        let mut caches = self.caches;
+        caches.1 = self.backing.not_inherited_since();
         ManagedSegment {
             core: self.core,
-            caches: self.caches,
+            caches,
             registration: self.registration,
             validated: self.validated,
             owner: self.owner,
@@ -385,20 +439,20 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// Allocates `size` bytes aligned to [`MIN_ALIGN`](Self::MIN_ALIGN).
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
-        self.core.allocate(size)
+        self.mapped()?.allocate(size)
     }
 
     /// Like [`allocate`](Self::allocate), but `None` instead of an error (Boost's nothrow).
     #[inline]
     pub fn try_allocate(&self, size: usize) -> Option<NonNull<u8>> {
-        self.core.allocate(size).ok()
+        self.allocate(size).ok()
     }
 
     /// Allocates `size` bytes at an address that is a multiple of `align` (a power of two,
     /// up to the segment size). Alignments above the page size hold in this mapping only:
     /// another process may map the segment at an address with fewer zero bits.
     pub fn allocate_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>> {
-        self.core.allocate_aligned(size, align)
+        self.mapped()?.allocate_aligned(size, align)
     }
 
     /// Frees an allocation. A pointer that is not a live allocation of this segment is
@@ -409,14 +463,13 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
         // SAFETY: forwarded contract.
-        unsafe { self.core.deallocate(ptr) }
+        unsafe { self.mapped()?.deallocate(ptr) }
     }
 
     /// Allocates `count` blocks of `elem_size` bytes at once (contiguous when possible);
     /// all or nothing. Each block is freed on its own later.
     pub fn allocate_many(&self, elem_size: usize, count: usize) -> Result<Vec<NonNull<u8>>> {
-        self.core
-            .allocate_many_aligned(elem_size, count, crate::alloc::MIN_ALIGN)
+        self.allocate_many_aligned(elem_size, count, crate::alloc::MIN_ALIGN)
     }
 
     /// [`allocate_many`](Self::allocate_many) with every block's address a multiple of
@@ -427,13 +480,13 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         count: usize,
         align: usize,
     ) -> Result<Vec<NonNull<u8>>> {
-        self.core.allocate_many_aligned(elem_size, count, align)
+        self.mapped()?
+            .allocate_many_aligned(elem_size, count, align)
     }
 
     /// Allocates one block per size in `sizes` at once; all or nothing.
     pub fn allocate_many_sizes(&self, sizes: &[usize]) -> Result<Vec<NonNull<u8>>> {
-        self.core
-            .allocate_many_sizes_aligned(sizes, crate::alloc::MIN_ALIGN)
+        self.allocate_many_sizes_aligned(sizes, crate::alloc::MIN_ALIGN)
     }
 
     /// [`allocate_many_sizes`](Self::allocate_many_sizes) with every block's address a
@@ -443,7 +496,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         sizes: &[usize],
         align: usize,
     ) -> Result<Vec<NonNull<u8>>> {
-        self.core.allocate_many_sizes_aligned(sizes, align)
+        self.mapped()?.allocate_many_sizes_aligned(sizes, align)
     }
 
     /// Frees many blocks under one lock acquisition.
@@ -455,7 +508,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         ptrs: impl IntoIterator<Item = NonNull<u8>>,
     ) -> Result<()> {
         // SAFETY: forwarded contract.
-        unsafe { self.core.deallocate_many(ptrs) }
+        unsafe { self.mapped()?.deallocate_many(ptrs) }
     }
 
     /// Boost's `allocation_command` in bytes: allocate new, expand forward or backward, or
@@ -479,7 +532,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     ) -> Result<Allocation> {
         // SAFETY: forwarded contract.
         unsafe {
-            self.core
+            self.mapped()?
                 .allocation_command(cmd, limit, preferred, reuse, object_size)
         }
     }
@@ -489,17 +542,17 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// `limit` (`limit <= preferred`), whose address is a multiple of `align` (a power of
     /// two). `received` says how much is usable; on failure the error suggests a limit.
     pub fn allocate_new(&self, limit: usize, preferred: usize, align: usize) -> Result<Allocation> {
-        self.core.allocate_new(limit, preferred, align)
+        self.mapped()?.allocate_new(limit, preferred, align)
     }
 
     /// Zeroes all free memory, so that later allocations read as zero.
     pub fn zero_free_memory(&self) -> Result<()> {
-        self.core.zero_free_memory()
+        self.mapped()?.zero_free_memory()
     }
 
     /// Runs `f` while holding the segment lock: allocation from any thread or process
     /// waits until it returns.
     pub fn with_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
-        self.core.with_lock(f)
+        self.mapped()?.with_lock(f)
     }
 }

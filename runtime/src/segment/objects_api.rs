@@ -44,13 +44,15 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 /// read-only mapping lends only [`ShmImmutable`](crate::ShmImmutable) types (the bound
 /// `M: Lends<T>`): its pages are not writable, so an atomic found there could not be used.
 impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
-    fn space(&self) -> Space {
-        Space::new(*self.core())
+    /// The object layer's view of the segment (`InUse` where it is not mapped, see
+    /// [`ManagedSegment::mapped`]).
+    fn space(&self) -> Result<Space> {
+        Ok(Space::new(*self.mapped()?))
     }
 
     /// Runs `f` under the index lock, or without it on a read-only mapping.
     pub(super) fn indexed<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
-        let s = self.space();
+        let s = self.space()?;
         if M::MAP == MapMode::ReadOnly {
             return f(&s);
         }
@@ -219,12 +221,12 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// Number of named objects.
     pub fn num_named_objects(&self) -> usize {
-        self.space().read_word(NAMED.count) as usize
+        Space::new(*self.core()).read_word(NAMED.count) as usize
     }
 
     /// Number of unique objects.
     pub fn num_unique_objects(&self) -> usize {
-        self.space().read_word(UNIQUE.count) as usize
+        Space::new(*self.core()).read_word(UNIQUE.count) as usize
     }
 
     /// The named objects, as a consistent snapshot taken under the index lock (Boost's
@@ -252,7 +254,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         if_exists: IfExists,
         mut next: impl FnMut(usize) -> Option<T>,
     ) -> Result<&[T]> {
-        let s = self.space();
+        let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
         // Whether the elements were built here (valid by construction) or found.
         let mut built = false;
@@ -409,7 +411,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// private), on a shared one while it is the only mapping attached.
     fn in_place<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
         let run = || {
-            let s = self.space();
+            let s = self.space()?;
             let _guard = objects::lock::<I>(&s)?;
             f(&s)
         };
@@ -424,7 +426,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// unique or anonymous objects of this segment; raw allocation goes on meanwhile.
     /// Inside `f`, this thread's own object operations work as usual.
     pub fn atomic_func<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
-        let s = self.space();
+        let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
         Ok(f())
     }
@@ -452,14 +454,14 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// `shrink_to_fit_indexes`): bucket arrays reserved or grown for more objects shrink to
     /// fit, and those of empty indexes are freed (they come back with the next object).
     pub fn shrink_to_fit_indexes(&self) -> Result<()> {
-        let s = self.space();
+        let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
         I::shrink_to_fit(&s, NAMED)?;
         I::shrink_to_fit(&s, UNIQUE)
     }
 
     fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {
-        let s = self.space();
+        let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
         // (The registry of entries holds anonymous objects only: nothing to reserve there.)
         I::reserve(&s, root, n as u64)

@@ -3,9 +3,9 @@
 //! own there, so
 //! - a forked child killed holding the lock is taken over by its parent;
 //! - a parent killed holding the lock is taken over by a third process while its forked
-//!   child lives on with the inherited mapping (sharing the parent's description, the child
-//!   kept the parent's owner id alive: a hang). Ignored for now: the child's inherited
-//!   *mapping* still pins the parent's description ([`INHERITED_MAPPING_KEEPS_LOCKS`]);
+//!   child lives on with the inherited mapping (which the child made again from its own
+//!   description: the copy it inherited held on to the parent's, and with it the parent's
+//!   owner id);
 //! - a forked child's mapping of anonymous shared memory counts as attached: `destroy` in
 //!   the parent is `InUse` until the child exits.
 //!
@@ -49,7 +49,7 @@ fn read_byte(end: &mut UnixStream, what: &str) -> u8 {
 }
 
 /// Waits up to [`LIMIT`] for our child `pid` to end; SIGKILLs it and fails if it does not.
-fn wait_within(pid: libc::pid_t, what: &str) -> libc::c_int {
+pub fn wait_within(pid: libc::pid_t, what: &str) -> libc::c_int {
     let deadline = Instant::now() + LIMIT;
     loop {
         let mut status = 0;
@@ -160,12 +160,6 @@ pub fn a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over()
     assert!(seg.all_memory_deallocated());
 }
 
-/// Why [`a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_lives`] is
-/// ignored: it hangs until the runtime is fixed.
-pub const INHERITED_MAPPING_KEEPS_LOCKS: &str = "known bug: G's inherited mapping keeps P's \
-    description and its OFD locks alive (a mapping pins its file until the last munmap), \
-    so P's owner id never dies; run with --ignored";
-
 /// The test process T forks P; P creates the segment (claiming its owner id on its
 /// description), forks G, and takes the lock. T kills P: G lives on with the mapping it
 /// inherited, and T opens the segment and takes the lock over. T is a subreaper for the
@@ -207,7 +201,7 @@ pub fn a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_liv
     })
     .expect("allocation after P was killed");
     seg.check().unwrap();
-    // SAFETY: `g` is T's descendant, not reaped (T reaps it below); signal 0 only tests.
+    // SAFETY: `g` is T's descendant, not reaped (T reaps it below): a signal of 0 only tests.
     let g_lives = unsafe { libc::kill(g, 0) } == 0;
     assert!(g_lives, "G lived through the takeover");
     t_end.write_all(b"g").unwrap();

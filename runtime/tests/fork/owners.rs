@@ -106,9 +106,27 @@ pub fn an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash() {
         .create(name.get(), 64 * 1024)
         .unwrap();
     seg.construct("n", 1u64).unwrap();
-    // The child's handle is a copy of the parent's; its bytes are not mapped there.
-    let pid = fork_child(|| seg.find::<u64>("n").is_err());
+    let base = seg.base_address().as_ptr();
+    // The child's handle is a copy of the parent's; its bytes are not mapped there. The
+    // child owns its copy and drops it (the parent drops its own when this returns).
+    let pid = fork_child(move || {
+        let refused = |r: Result<(), Error>| matches!(r, Err(Error::InUse { .. }));
+        let errors = refused(seg.find::<u64>("n").map(drop))
+            && refused(seg.allocate(8).map(drop))
+            && refused(seg.check())
+            && refused(seg.flush())
+            && !seg.contains(base)
+            && seg.handle_from_address(base).is_none();
+        // What cannot fail with an error panics, quietly here.
+        std::panic::set_hook(Box::new(|_| {}));
+        let panics = std::panic::catch_unwind(|| seg.size()).is_err();
+        drop(seg);
+        errors && panics
+    });
     wait_success(pid, "child using the exclusive mapping");
+    let seg = ManagedSharedMemory::open(name.get()).unwrap();
+    assert_eq!(seg.find::<u64>("n").unwrap(), Some(&1));
+    seg.check().unwrap();
 }
 
 pub fn a_parent_that_dies_holding_the_lock_does_not_block_its_child() {

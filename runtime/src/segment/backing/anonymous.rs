@@ -3,7 +3,7 @@
 //!
 //! The mapping has no file description to hold attachment locks on, so it holds them on a
 //! companion: an empty shared memory object whose name is removed at once. A forked child
-//! reopens it as a description of its own (see [`crate::os::fork`]).
+//! reopens it as a description of its own (see `os::fork`).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr::NonNull;

@@ -17,13 +17,16 @@
 //! attached but not trusted.
 //!
 //! A forked child inherits a shared read-write mapping: its copy of the descriptor is made
-//! a description of its own (see [`crate::os::fork`]), so the locks the child takes name
-//! the child, and the parent's die with the parent. An exclusive mapping is not inherited.
+//! a description of its own, and its copy of a device's mapping is made again from that
+//! description (see [`crate::os::fork`]), so the locks the child takes name the child, and
+//! the parent's die with the parent. An exclusive mapping is not inherited.
+
+use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
-use crate::os::fork::Registered;
+use crate::os::fork::{Mapped, Registered};
 use crate::os::ofd::{self, LockKind};
-use crate::os::{MapMode, Mappable};
+use crate::os::{MapMode, Mappable, MappedRegion};
 use crate::segment::mode::Mode;
 use crate::sync::owner::{ATTACH, READERS, WRITERS};
 
@@ -40,7 +43,7 @@ pub(crate) struct Attachment {
     /// What a forked child does with the description: an exclusive mapping's is not kept,
     /// a shared read-write mapping's becomes the child's own; read-only and copy-on-write
     /// mappings take no locks a child could misuse, and keep it.
-    _on_fork: Option<Registered>,
+    on_fork: Option<Registered>,
 }
 
 impl Attachment {
@@ -55,7 +58,7 @@ impl Attachment {
             return Ok(Attachment {
                 exclusive: true,
                 cold: true,
-                _on_fork: Some(on_fork),
+                on_fork: Some(on_fork),
             });
         }
         // One call takes ATTACH with this mode's byte (they are neighbours, see
@@ -96,7 +99,7 @@ impl Attachment {
             Ok(Some((on_fork, cold))) => Ok(Attachment {
                 exclusive: false,
                 cold,
-                _on_fork: on_fork,
+                on_fork,
             }),
             failed => {
                 // Best effort: the description is closed right after a failed open anyway.
@@ -116,9 +119,29 @@ impl Attachment {
         self.cold
     }
 
+    /// Maps all `size` bytes of `dev` (the device this attachment was taken on) in `mode`
+    /// (at `addr` if given, see [`MappedRegion::map_at`]), as forked children should get
+    /// it: an exclusive mapping's not at all, a shared read-write mapping's made again from
+    /// the child's own description (see [`crate::os::fork`]).
+    pub(crate) fn map(
+        &self,
+        dev: &impl Mappable,
+        mode: MapMode,
+        size: u64,
+        addr: Option<NonNull<u8>>,
+    ) -> Result<Mapped> {
+        let map = || MappedRegion::map_whole(dev, mode, size, addr);
+        match &self.on_fork {
+            Some(on_fork) => on_fork.map(map),
+            None => map().map(Mapped::inherited),
+        }
+    }
+
     /// Turns an exclusive attachment into a shared read-write one, atomically: no other
-    /// mapping can attach in between.
-    pub(crate) fn share(&mut self, dev: &impl Mappable) -> Result<()> {
+    /// mapping can attach in between. Forked children inherit its `mapping` from then on,
+    /// with a description of their own: with no fork in between, and the locks converted
+    /// first (the child locks `ATTACH` shared on its description).
+    pub(crate) fn share(&mut self, dev: &impl Mappable, mapping: &Mapped) -> Result<()> {
         // Nobody holds READERS while ATTACH is exclusive (a reader takes ATTACH first).
         if !ofd::try_lock(dev, WRITERS, LockKind::Shared)?
             || !ofd::try_lock(dev, ATTACH, LockKind::Shared)?
@@ -128,8 +151,10 @@ impl Attachment {
                 reason: "the kernel refused to turn its exclusive lock into a shared one".into(),
             });
         }
-        self._on_fork = None;
-        self._on_fork = Some(Registered::reopened(dev.as_fd(), &[ATTACH, WRITERS])?);
+        // An exclusive attachment is always registered (`take`).
+        if let Some(on_fork) = &self.on_fork {
+            on_fork.share(&[ATTACH, WRITERS], mapping)?;
+        }
         self.exclusive = false;
         Ok(())
     }

@@ -23,6 +23,7 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE};
 use crate::objects::{HashIndex, IndexKind};
+use crate::os::fork::Mapped;
 use crate::os::{
     Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
 };
@@ -118,7 +119,7 @@ impl Device for MappableFile {
 /// own description of the device.
 pub struct DeviceBacking<D> {
     // Declared first: unmapped before the device is closed.
-    region: MappedRegion,
+    region: Mapped,
     // Before the device: leaves the fork handler's list before the descriptor closes.
     attachment: Attachment,
     device: D,
@@ -151,6 +152,9 @@ impl<D: Device> Backing for DeviceBacking<D> {
     }
     fn lock_description(&self) -> Option<BorrowedFd<'_>> {
         Some(self.device.as_fd())
+    }
+    fn not_inherited_since(&self) -> Option<u32> {
+        self.region.not_inherited_since()
     }
 
     /// The creator's claim says it (see the module docs); where the file system has no
@@ -243,20 +247,6 @@ fn changed_within(dev: &impl Device, window: Duration) -> bool {
         .is_ok_and(|age| age < window)
 }
 
-/// Maps all `len` bytes of `device` (its size, which the caller read or set where nobody
-/// else can change it) as mode `M` wants: an exclusive mapping is not inherited by forked children.
-fn map<D: Device, M: Mode>(
-    device: &D,
-    len: usize,
-    address: Option<NonNull<u8>>,
-) -> Result<MappedRegion> {
-    let region = MappedRegion::map_whole(device, M::MAP, len as u64, address)?;
-    if M::EXCLUSIVE {
-        region.set_inherited_by_fork(false)?;
-    }
-    Ok(region)
-}
-
 /// Claims a device this process just created exclusively. False when someone made it a
 /// segment meanwhile: an `open_or_create` that found it left half-made for longer than
 /// [`SIZING_WAIT`] before this process could claim it.
@@ -288,7 +278,7 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
         // attached), so no mapping uses bytes this could cut off; openers map nothing
         // before it has a size.
         unsafe { device.resize(size as u64, opts.reserve)? };
-        let region = map::<D, M>(&device, size, opts.address)?;
+        let region = attachment.map(&device, M::MAP, size as u64, opts.address)?;
         let base = region_base(&region)?;
         let backing = DeviceBacking {
             region,
@@ -398,7 +388,7 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
         size: len,
         reason: "larger than the address space".into(),
     })?;
-    let region = map::<D, M>(&device, len, opts.address)?;
+    let region = attachment.map(&device, M::MAP, len as u64, opts.address)?;
     let base = region_base(&region)?;
     let backing = DeviceBacking {
         region,
@@ -484,7 +474,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         } = old.into_backing();
         // SAFETY: growing cuts nothing off; the old region is unmapped.
         unsafe { device.resize(new_size as u64, true)? };
-        let region = map::<D, Exclusive>(&device, new_size, None)?;
+        let region = attachment.map(&device, MapMode::ReadWrite, new_size as u64, None)?;
         let base = region_base(&region)?;
         let grown = DeviceBacking {
             region,
@@ -594,8 +584,7 @@ impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, Exclusive, I> {
     /// `&mut` borrow has ended (`self` is consumed). Forked children inherit it from now on.
     pub fn into_shared(mut self) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
         let backing = self.backing_mut();
-        backing.region.set_inherited_by_fork(true)?;
-        backing.attachment.share(&backing.device)?;
+        backing.attachment.share(&backing.device, &backing.region)?;
         Ok(self.into_mode())
     }
 }
