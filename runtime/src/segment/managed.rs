@@ -8,6 +8,7 @@
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::mode::{Mode, ReadWrite, Writable};
@@ -47,6 +48,16 @@ pub trait Backing: Send + Sync {
     fn cold(&self) -> bool {
         true
     }
+
+    /// The lock owner this mapping shares with the other mappings of its process that hold
+    /// the same attachment (see `ProcessAttachment`); None: the mapping gets its own.
+    fn shared_owner(&self) -> Option<Arc<Owner>> {
+        None
+    }
+
+    /// Called once an open through this backing succeeded (the segment was validated,
+    /// created or trusted): what it shares with later opens may now be trusted by them.
+    fn opened(&self) {}
 
     /// This mapping's own description of the segment's device, or of a companion lock
     /// file, on which it holds its attachment locks (see `sync::owner`); None for memory
@@ -104,7 +115,7 @@ pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIn
     /// view, before the backing whose description it names.
     /// (An `Arc`, not a `Box`: the view keeps a pointer to it, which moving a `Box`, a
     /// unique pointer, would invalidate.)
-    owner: std::sync::Arc<Owner>,
+    owner: Arc<Owner>,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
     _mode: PhantomData<(M, I)>,
@@ -180,10 +191,13 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         }
         // Read-only mappings never lock, but test owners (a creator) through the description;
         // copy-on-write mappings lock their private pages alone.
-        let owner = std::sync::Arc::new(match backing.lock_description() {
-            Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd)?,
-            _ => Owner::private(),
-        });
+        let owner = match backing.shared_owner() {
+            Some(shared) => shared,
+            None => Arc::new(match backing.lock_description() {
+                Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd)?,
+                _ => Owner::private(),
+            }),
+        };
         if created {
             check_size(len as u64)?;
             let creator = owner.me()?;
@@ -247,6 +261,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             owner.vouch()?;
         }
         let registration = registry::register_segment(core, len)?;
+        backing.opened();
         Ok(ManagedSegment {
             core,
             caches: CacheRelease(

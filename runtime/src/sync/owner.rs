@@ -82,6 +82,9 @@ pub struct Owner {
     id: AtomicU32,
     /// The fork generation the id was claimed in: a forked child claims its own.
     forks: AtomicU32,
+    /// One more than the fork generation in which this owner vouched (0: it has not), so
+    /// that mappings sharing the owner vouch with one call.
+    vouched: AtomicU32,
     claiming: Mutex<()>,
 }
 
@@ -93,6 +96,7 @@ impl Owner {
             file: (0, 0),
             id: AtomicU32::new(PRIVATE),
             forks: AtomicU32::new(0),
+            vouched: AtomicU32::new(0),
             claiming: Mutex::new(()),
         }
     }
@@ -106,6 +110,7 @@ impl Owner {
             file: (stat.st_dev, stat.st_ino),
             id: AtomicU32::new(0),
             forks: AtomicU32::new(0),
+            vouched: AtomicU32::new(0),
             claiming: Mutex::new(()),
         })
     }
@@ -210,18 +215,22 @@ impl Owner {
         let Some(fd) = self.fd() else {
             return Ok(());
         };
-        let (id, vouched) = self.claim(true)?;
-        if vouched {
+        let now = fork::generation().wrapping_add(1);
+        if self.vouched.load(Relaxed) == now {
             return Ok(());
         }
-        match ofd::try_lock_exclusive_fd(fd, vouch_byte(id), 1) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(os_error(
+        let (id, vouched) = self.claim(true)?;
+        let vouched = vouched
+            || ofd::try_lock_exclusive_fd(fd, vouch_byte(id), 1)
+                .map_err(|e| os_error("fcntl(F_OFD_SETLK)", e))?;
+        if !vouched {
+            return Err(os_error(
                 "fcntl(F_OFD_SETLK)",
                 std::io::Error::other("another description holds this owner's trust byte"),
-            )),
-            Err(e) => Err(os_error("fcntl(F_OFD_SETLK)", e)),
+            ));
         }
+        self.vouched.store(now, Relaxed);
+        Ok(())
     }
 }
 

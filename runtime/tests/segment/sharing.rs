@@ -18,6 +18,7 @@ on_both_devices!(
     a_shared_mapping_destroys_only_alone,
     grow_and_shrink_are_refused_while_mapped,
     a_warm_open_trusts_the_attached_mapping_and_a_cold_one_validates,
+    mappings_in_one_process_share_one_attachment,
 );
 
 fn assert_in_use<S>(result: shmkit_runtime::Result<S>, says: &str) {
@@ -179,4 +180,62 @@ fn a_warm_open_trusts_the_attached_mapping_and_a_cold_one_validates<T: Target>()
     past_block(second.check().unwrap_err());
     drop((second, first));
     past_block(Seg::<T>::open(t.name()).unwrap_err());
+}
+
+/// Descriptions of the device with inode `ino` that hold an attachment lock (`ATTACH`, at
+/// `1 << 62` + 1), from `/proc/locks`: one line per description and lock range.
+fn attached_descriptions(ino: u64) -> usize {
+    let attach = (1u64 << 62) + 1;
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("OFDLCK"))
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // "N: OFDLCK ADVISORY READ -1 MAJ:MIN:INODE START END"
+            let inode = fields
+                .get(5)
+                .and_then(|f| f.rsplit(':').next())
+                .and_then(|i| i.parse::<u64>().ok());
+            let (start, end) = (fields.get(6), fields.get(7));
+            inode == Some(ino)
+                && start
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|s| s <= attach)
+                && end
+                    .and_then(|e| e.parse::<u64>().ok())
+                    .is_some_and(|e| e >= attach)
+        })
+        .count()
+}
+
+/// Shared mappings of one device in one process hold one attachment together: one
+/// description with the locks, one lock owner id, kept while any of them lives. (So a
+/// process that opens a segment again and again makes no lock call after the first.)
+fn mappings_in_one_process_share_one_attachment<T: Target>() {
+    use std::os::fd::AsFd;
+    let t = T::new();
+    let first = Seg::<T>::create(t.name(), SIZE).unwrap();
+    let ino = rustix::fs::fstat(first.backing().device().as_fd())
+        .unwrap()
+        .st_ino;
+    let more: Vec<_> = (0..9).map(|_| Seg::<T>::open(t.name()).unwrap()).collect();
+    assert_eq!(
+        attached_descriptions(ino),
+        1,
+        "ten mappings, one attachment"
+    );
+    let id = support::owner_id(&first);
+    assert!(
+        more.iter().all(|m| support::owner_id(m) == id),
+        "one lock owner"
+    );
+    // A reader would exclude writers, in this process too.
+    assert_in_use(Seg::<T>::options().read_only().open(t.name()), "read-write");
+    drop(first);
+    assert_in_use(Seg::<T>::options().exclusive().open(t.name()), "shared");
+    assert_eq!(attached_descriptions(ino), 1, "kept by the other mappings");
+    drop(more);
+    assert_eq!(attached_descriptions(ino), 0, "the last mapping lets go");
+    drop(Seg::<T>::options().exclusive().open(t.name()).unwrap());
 }

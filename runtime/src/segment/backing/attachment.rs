@@ -21,14 +21,18 @@
 //! description (see [`crate::os::fork`]), so the locks the child takes name the child, and
 //! the parent's die with the parent. An exclusive mapping is not inherited.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::error::{Error, Result};
 use crate::os::fork::{Mapped, Registered};
 use crate::os::ofd::{self, LockKind};
-use crate::os::{MapMode, Mappable, MappedRegion};
+use crate::os::{Access, MapMode, Mappable, MappedRegion};
 use crate::segment::mode::Mode;
 use crate::sync::owner::{ATTACH, READERS, WRITERS};
+use crate::sync::Owner;
 
 /// Whether no other read-write mapping vouches for the segment on `dev` (`sync::owner`).
 fn cold(dev: &impl Mappable) -> Result<bool> {
@@ -119,6 +123,11 @@ impl Attachment {
         self.cold
     }
 
+    /// Gives up this attachment's locks now, leaving `dev`'s description open.
+    pub(crate) fn release(self, dev: &impl Mappable) -> Result<()> {
+        ofd::unlock(dev, READERS, WRITERS - READERS + 1)
+    }
+
     /// Maps all `size` bytes of `dev` (the device this attachment was taken on) in `mode`
     /// (at `addr` if given, see [`MappedRegion::map_at`]), as forked children should get
     /// it: an exclusive mapping's not at all, a shared read-write mapping's made again from
@@ -197,5 +206,149 @@ fn in_use(dev: &impl Mappable, what: &str) -> Error {
     Error::InUse {
         what: dev.describe(),
         reason: format!("{holder}; {what}"),
+    }
+}
+
+/// A description of a device of its own, opened again from a mapping's descriptor
+/// (`/proc/self/fd/N`), that carries a process's attachment locks and lock owner: no region
+/// maps it, so no mapping (in this process or a forked child) keeps it, and its locks,
+/// alive after the process lets it go.
+pub(crate) struct LockDescription {
+    fd: OwnedFd,
+    access: Access,
+    what: String,
+}
+
+impl LockDescription {
+    fn reopen(dev: &impl Mappable) -> Result<Self> {
+        let path = format!("/proc/self/fd/{}", dev.as_fd().as_raw_fd());
+        let flags = match dev.access() {
+            Access::ReadWrite => rustix::fs::OFlags::RDWR,
+            Access::ReadOnly => rustix::fs::OFlags::RDONLY,
+        };
+        let fd = rustix::fs::open(
+            path.as_str(),
+            flags | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::from_os("open(/proc/self/fd)", dev.describe(), e.into()))?;
+        Ok(LockDescription {
+            fd,
+            access: dev.access(),
+            what: dev.describe(),
+        })
+    }
+}
+
+impl AsFd for LockDescription {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Mappable for LockDescription {
+    fn access(&self) -> Access {
+        self.access
+    }
+    fn size(&self) -> Result<u64> {
+        let stat = rustix::fs::fstat(&self.fd)
+            .map_err(|e| Error::from_os("fstat", self.describe(), e.into()))?;
+        Ok(u64::try_from(stat.st_size).unwrap_or(0))
+    }
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+}
+
+/// Which device, in which mode: what a process's mappings share an attachment by.
+type Key = (u64, u64, MapMode);
+
+/// The attachments of this process, by device and mode; an entry whose attachment is gone
+/// is replaced on the next open of its device.
+static PROCESS: Mutex<Vec<(Key, Weak<ProcessAttachment>)>> = Mutex::new(Vec::new());
+
+/// The attachment that every shared mapping of one device in one mode in this process
+/// holds together (they cannot exclude each other: only the kernel's view of the device,
+/// other processes and exclusive mappings, matters): its locks on a description of its
+/// own, and the lock owner id its mappings take the segment's locks under. The first open
+/// takes the locks; later opens of a device this process already maps and trusts make no
+/// lock call at all, so a process that opens a segment again and again pays what Boost
+/// pays. The locks go when the last of these mappings is dropped.
+pub(crate) struct ProcessAttachment {
+    lock: LockDescription,
+    attachment: Attachment,
+    owner: Arc<Owner>,
+    /// Set once a mapping opened through it succeeded (it validated, created or trusted the
+    /// segment): only then do later opens reuse it, warm.
+    trusted: AtomicBool,
+}
+
+impl ProcessAttachment {
+    /// This process's attachment to `dev` (whose `fstat` is `stat`) in mode `M`: the one
+    /// its mappings hold already, if one opened successfully, else a new one (locks taken,
+    /// or `InUse` as [`Attachment::take`] says).
+    pub(crate) fn take<M: Mode>(dev: &impl Mappable, stat: &rustix::fs::Stat) -> Result<Arc<Self>> {
+        let key: Key = (stat.st_dev, stat.st_ino, M::MAP);
+        let mut table = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = table
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, weak)| weak.upgrade())
+            .filter(|found| found.trusted.load(Ordering::Acquire))
+        {
+            return Ok(found);
+        }
+        let lock = LockDescription::reopen(dev)?;
+        let attachment = Attachment::take::<M>(&lock)?;
+        let owner = Arc::new(match M::MAP {
+            // Copy-on-write pages are private: their locks are this mapping's alone.
+            MapMode::CopyOnWrite => Owner::private(),
+            MapMode::ReadWrite | MapMode::ReadOnly => Owner::attached(lock.as_fd())?,
+        });
+        let taken = Arc::new(ProcessAttachment {
+            lock,
+            attachment,
+            owner,
+            trusted: AtomicBool::new(false),
+        });
+        table.retain(|(_, weak)| weak.strong_count() > 0);
+        table.push((key, Arc::downgrade(&taken)));
+        Ok(taken)
+    }
+
+    /// The lock owner of every mapping that holds this attachment.
+    pub(crate) fn owner(&self) -> Arc<Owner> {
+        Arc::clone(&self.owner)
+    }
+
+    /// The description the locks are on.
+    pub(crate) fn lock_description(&self) -> BorrowedFd<'_> {
+        self.lock.as_fd()
+    }
+
+    /// Whether an open through this attachment must validate the segment in full: not once
+    /// a mapping of this process opened it successfully; before, as the kernel's locks said.
+    pub(crate) fn cold(&self) -> bool {
+        !self.trusted.load(Ordering::Acquire) && self.attachment.cold()
+    }
+
+    /// Records that a mapping opened through this attachment succeeded.
+    pub(crate) fn trust(&self) {
+        self.trusted.store(true, Ordering::Release);
+    }
+
+    /// Runs `f` while no other mapping of the segment is attached, in this process (`this`
+    /// is the only holder, and no open can take it meanwhile) or another (the locks).
+    pub(crate) fn alone<R>(this: &Arc<Self>, f: impl FnOnce() -> R) -> Result<R> {
+        let _no_opens = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(this) > 1 {
+            return Err(Error::InUse {
+                what: this.lock.describe(),
+                reason: "another mapping in this process maps it; destroying in place needs it \
+                         alone"
+                    .into(),
+            });
+        }
+        this.attachment.alone(&this.lock, f)
     }
 }

@@ -15,6 +15,7 @@
 
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
@@ -27,7 +28,7 @@ use crate::os::fork::Mapped;
 use crate::os::{
     Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
 };
-use crate::segment::backing::attachment::Attachment;
+use crate::segment::backing::attachment::{Attachment, ProcessAttachment};
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
@@ -115,14 +116,55 @@ impl Device for MappableFile {
     }
 }
 
-/// A device, the region that maps it, and the attachment locks this mapping holds on its
-/// own description of the device.
+/// A device, the region that maps it, and the attachment it holds.
 pub struct DeviceBacking<D> {
     // Declared first: unmapped before the device is closed.
     region: Mapped,
     // Before the device: leaves the fork handler's list before the descriptor closes.
-    attachment: Attachment,
+    attachment: Held,
     device: D,
+}
+
+/// The attachment a device mapping holds: its own, on the description its region maps (an
+/// exclusive mapping, which must exclude every other mapping, this process's too), or the
+/// one its process's shared mappings of the device in its mode hold together.
+enum Held {
+    Own(Attachment),
+    Process(Arc<ProcessAttachment>),
+}
+
+impl Held {
+    /// Takes the attachment of a mapping in mode `M` of `device`, whose `fstat` is `stat`.
+    fn take<D: Device, M: Mode>(device: &D, stat: &rustix::fs::Stat) -> Result<Self> {
+        Ok(if M::EXCLUSIVE {
+            Held::Own(Attachment::take::<M>(device)?)
+        } else {
+            Held::Process(ProcessAttachment::take::<M>(device, stat)?)
+        })
+    }
+
+    /// Maps `len` bytes of `device` as mode `mode` wants, under this attachment.
+    fn map<D: Device>(
+        &self,
+        device: &D,
+        mode: MapMode,
+        len: u64,
+        address: Option<NonNull<u8>>,
+    ) -> Result<Mapped> {
+        match self {
+            Held::Own(own) => own.map(device, mode, len, address),
+            // The region maps this mapping's description, which holds no locks (they are
+            // on the attachment's own): a forked child that keeps it keeps nothing alive.
+            Held::Process(_) => {
+                MappedRegion::map_whole(device, mode, len, address).map(Mapped::inherited)
+            }
+        }
+    }
+}
+
+/// The device's `fstat`.
+fn stat(device: &impl Device) -> Result<rustix::fs::Stat> {
+    rustix::fs::fstat(device).map_err(|e| Error::from_os("fstat", device.describe(), e.into()))
 }
 
 impl<D: Device> DeviceBacking<D> {
@@ -145,13 +187,33 @@ impl<D: Device> Backing for DeviceBacking<D> {
         }
     }
     fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
-        self.attachment.alone(&self.device, f)
+        match &self.attachment {
+            Held::Own(own) => own.alone(&self.device, f),
+            Held::Process(process) => ProcessAttachment::alone(process, f),
+        }
     }
     fn cold(&self) -> bool {
-        self.attachment.cold()
+        match &self.attachment {
+            Held::Own(own) => own.cold(),
+            Held::Process(process) => process.cold(),
+        }
     }
     fn lock_description(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.device.as_fd())
+        Some(match &self.attachment {
+            Held::Own(_) => self.device.as_fd(),
+            Held::Process(process) => process.lock_description(),
+        })
+    }
+    fn shared_owner(&self) -> Option<Arc<Owner>> {
+        match &self.attachment {
+            Held::Own(_) => None,
+            Held::Process(process) => Some(process.owner()),
+        }
+    }
+    fn opened(&self) {
+        if let Held::Process(process) = &self.attachment {
+            process.trust();
+        }
     }
     fn not_inherited_since(&self) -> Option<u32> {
         self.region.not_inherited_since()
@@ -273,7 +335,7 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
     let result = (|| {
         // Before the device has a size: openers wait for one before they lock, so they meet
         // this mapping's locks.
-        let attachment = Attachment::take::<M>(&device)?;
+        let attachment = Held::take::<D, M>(&device, &stat(&device)?)?;
         // SAFETY: the device is empty (new, or cut to nothing by `remake` while nobody was
         // attached), so no mapping uses bytes this could cut off; openers map nothing
         // before it has a size.
@@ -325,8 +387,9 @@ fn remake<D: Device, M: CreateMode, I: IndexKind>(
     // SAFETY: our description holds the attach lock exclusively, so no mapping of the
     // device exists; new openers wait for a size while our claim is held.
     unsafe { device.set_len(0)? };
-    // `finish_create` converts this description's exclusive attach lock to the mode's.
-    drop(alone);
+    // Openers wait for a size while our claim is held, so none attaches before
+    // `finish_create` takes the mode's attachment.
+    alone.release(&device)?;
     finish_create(name, device, size, opts)
 }
 
@@ -340,13 +403,13 @@ fn region_base(region: &MappedRegion) -> Result<NonNull<u8>> {
 /// Waits while `device` is empty and a creator may be sizing it: while its claim is held
 /// (up to the init timeout), or for [`SIZING_WAIT`] after a change (a creator between its
 /// exclusive create and its claim). Returns the size, 0 if it stayed empty.
-fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<u64> {
+fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<rustix::fs::Stat> {
     // Read the clock only once there is something to wait for (opening is a hot path).
     let mut started = None;
     loop {
-        let len = device.size()?;
-        if len != 0 {
-            return Ok(len);
+        let stat = stat(device)?;
+        if stat.st_size != 0 {
+            return Ok(stat);
         }
         let started = *started.get_or_insert_with(Instant::now);
         let held = claim_held(device);
@@ -354,7 +417,7 @@ fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<u64> {
             || changed_within(device, SIZING_WAIT)
             || (held.is_none() && changed_within(device, timeout));
         if !at_work {
-            return Ok(0);
+            return Ok(stat);
         }
         if started.elapsed() >= timeout {
             return Err(Error::Timeout {
@@ -374,7 +437,8 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     device: D,
     opts: &Settings,
 ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
-    if wait_for_size(&device, opts.init_timeout)? == 0 {
+    let stat = wait_for_size(&device, opts.init_timeout)?;
+    if stat.st_size == 0 {
         return Err(Error::NotASegment {
             what: device.describe(),
             reason: "it is empty and no creator is making it (its creator died before sizing \
@@ -382,7 +446,7 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
                 .into(),
         });
     }
-    let attachment = Attachment::take::<M>(&device)?;
+    let attachment = Held::take::<D, M>(&device, &stat)?;
     let len = device.size()?;
     let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
         size: len,
@@ -472,6 +536,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         let DeviceBacking {
             device, attachment, ..
         } = old.into_backing();
+        // An exclusive open holds its own attachment.
         // SAFETY: growing cuts nothing off; the old region is unmapped.
         unsafe { device.resize(new_size as u64, true)? };
         let region = attachment.map(&device, MapMode::ReadWrite, new_size as u64, None)?;
@@ -584,7 +649,16 @@ impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, Exclusive, I> {
     /// `&mut` borrow has ended (`self` is consumed). Forked children inherit it from now on.
     pub fn into_shared(mut self) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
         let backing = self.backing_mut();
-        backing.attachment.share(&backing.device, &backing.region)?;
+        match &mut backing.attachment {
+            Held::Own(own) => own.share(&backing.device, &backing.region)?,
+            // An exclusive mapping holds its own attachment.
+            Held::Process(_) => {
+                return Err(Error::InUse {
+                    what: backing.device.describe(),
+                    reason: "this mapping is not exclusive".into(),
+                })
+            }
+        }
         Ok(self.into_mode())
     }
 }
