@@ -247,16 +247,25 @@ impl Drop for Owner {
 
 /// Whether no other mapping with write access vouches for the segment whose device `fd`
 /// describes: an open must then validate it in full. An exclusive lock in the id range
-/// that covers a vouch byte (an odd offset from `IDS`) says warm; one that covers only
-/// claim bytes (a mapping still validating) is stepped over. After [`COLD_CHECK_STEPS`]
-/// such locks the answer is cold, which is always safe.
+/// that covers a vouch byte (an odd offset from `IDS`) says warm; one that covers only a
+/// claim byte (a mapping still validating) is stepped over: the kernel names any one
+/// conflicting lock, not the lowest, so the ranges on both sides of it are searched. After
+/// [`COLD_CHECK_STEPS`] calls the answer is cold, which is always safe.
 pub fn cold(fd: BorrowedFd<'_>) -> Result<bool> {
-    let mut from = ID_BYTES.start;
-    for _ in 0..COLD_CHECK_STEPS {
-        let found = ofd::exclusive_lock_in(fd, from, ID_BYTES.end - from)
+    let mut ranges = vec![(ID_BYTES.start, ID_BYTES.end)];
+    let mut steps = 0;
+    while let Some((from, to)) = ranges.pop() {
+        if from >= to {
+            continue;
+        }
+        if steps == COLD_CHECK_STEPS {
+            return Ok(true);
+        }
+        steps += 1;
+        let found = ofd::exclusive_lock_in(fd, from, to - from)
             .map_err(|e| os_error("fcntl(F_OFD_GETLK)", e))?;
         let Some((start, len)) = found else {
-            return Ok(true);
+            continue;
         };
         let end = if len == 0 {
             u64::MAX
@@ -267,10 +276,8 @@ pub fn cold(fd: BorrowedFd<'_>) -> Result<bool> {
         if first_vouch < end {
             return Ok(false);
         }
-        if end >= ID_BYTES.end {
-            return Ok(true);
-        }
-        from = end;
+        ranges.push((from, start));
+        ranges.push((end, to));
     }
     Ok(true)
 }

@@ -23,7 +23,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::error::{Error, Result};
@@ -281,13 +281,20 @@ pub(crate) struct ProcessAttachment {
     /// Set once a mapping opened through it succeeded (it validated, created or trusted the
     /// segment): only then do later opens reuse it, warm.
     trusted: AtomicBool,
+    /// The device's size, read under its locks (or set by its creator): stable while they
+    /// are held, since resizing needs the segment alone.
+    size: AtomicU64,
 }
 
 impl ProcessAttachment {
     /// This process's attachment to `dev` (whose `fstat` is `stat`) in mode `M`: the one
     /// its mappings hold already, if one opened successfully, else a new one (locks taken,
-    /// or `InUse` as [`Attachment::take`] says).
-    pub(crate) fn take<M: Mode>(dev: &impl Mappable, stat: &rustix::fs::Stat) -> Result<Arc<Self>> {
+    /// or `InUse` as [`Attachment::take`] says). None when no description of its own can be
+    /// opened (no `/proc`): the mapping then holds its locks on its own description.
+    pub(crate) fn take<M: Mode>(
+        dev: &impl Mappable,
+        stat: &rustix::fs::Stat,
+    ) -> Result<Option<Arc<Self>>> {
         let key: Key = (stat.st_dev, stat.st_ino, M::MAP);
         let mut table = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = table
@@ -296,10 +303,13 @@ impl ProcessAttachment {
             .and_then(|(_, weak)| weak.upgrade())
             .filter(|found| found.trusted.load(Ordering::Acquire))
         {
-            return Ok(found);
+            return Ok(Some(found));
         }
-        let lock = LockDescription::reopen(dev)?;
+        let Ok(lock) = LockDescription::reopen(dev) else {
+            return Ok(None);
+        };
         let attachment = Attachment::take::<M>(&lock)?;
+        let size = AtomicU64::new(lock.size()?);
         let owner = Arc::new(match M::MAP {
             // Copy-on-write pages are private: their locks are this mapping's alone.
             MapMode::CopyOnWrite => Owner::private(),
@@ -310,10 +320,21 @@ impl ProcessAttachment {
             attachment,
             owner,
             trusted: AtomicBool::new(false),
+            size,
         });
         table.retain(|(_, weak)| weak.strong_count() > 0);
         table.push((key, Arc::downgrade(&taken)));
-        Ok(taken)
+        Ok(Some(taken))
+    }
+
+    /// The device's size, as read under this attachment's locks.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Records the size its creator gave the device (under this attachment's locks).
+    pub(crate) fn sized(&self, size: u64) {
+        self.size.store(size, Ordering::Release);
     }
 
     /// The lock owner of every mapping that holds this attachment.
@@ -338,17 +359,23 @@ impl ProcessAttachment {
     }
 
     /// Runs `f` while no other mapping of the segment is attached, in this process (`this`
-    /// is the only holder, and no open can take it meanwhile) or another (the locks).
+    /// is the only holder, and opens meanwhile do not reuse it: they take locks of their
+    /// own, which conflict) or another (the locks).
     pub(crate) fn alone<R>(this: &Arc<Self>, f: impl FnOnce() -> R) -> Result<R> {
-        let _no_opens = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
-        if Arc::strong_count(this) > 1 {
-            return Err(Error::InUse {
-                what: this.lock.describe(),
-                reason: "another mapping in this process maps it; destroying in place needs it \
-                         alone"
-                    .into(),
-            });
-        }
-        this.attachment.alone(&this.lock, f)
+        let trusted = {
+            let _no_reuse = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+            if Arc::strong_count(this) > 1 {
+                return Err(Error::InUse {
+                    what: this.lock.describe(),
+                    reason: "another mapping in this process maps it; destroying in place \
+                             needs it alone"
+                        .into(),
+                });
+            }
+            this.trusted.swap(false, Ordering::AcqRel)
+        };
+        let result = this.attachment.alone(&this.lock, f);
+        this.trusted.store(trusted, Ordering::Release);
+        result
     }
 }

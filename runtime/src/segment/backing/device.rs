@@ -136,11 +136,20 @@ enum Held {
 impl Held {
     /// Takes the attachment of a mapping in mode `M` of `device`, whose `fstat` is `stat`.
     fn take<D: Device, M: Mode>(device: &D, stat: &rustix::fs::Stat) -> Result<Self> {
-        Ok(if M::EXCLUSIVE {
-            Held::Own(Attachment::take::<M>(device)?)
-        } else {
-            Held::Process(ProcessAttachment::take::<M>(device, stat)?)
-        })
+        if !M::EXCLUSIVE {
+            if let Some(process) = ProcessAttachment::take::<M>(device, stat)? {
+                return Ok(Held::Process(process));
+            }
+        }
+        Ok(Held::Own(Attachment::take::<M>(device)?))
+    }
+
+    /// The device's size, read under this attachment's locks.
+    fn size<D: Device>(&self, device: &D) -> Result<u64> {
+        match self {
+            Held::Own(_) => device.size(),
+            Held::Process(process) => Ok(process.size()),
+        }
     }
 
     /// Maps `len` bytes of `device` as mode `mode` wants, under this attachment.
@@ -340,6 +349,9 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
         // attached), so no mapping uses bytes this could cut off; openers map nothing
         // before it has a size.
         unsafe { device.resize(size as u64, opts.reserve)? };
+        if let Held::Process(process) = &attachment {
+            process.sized(size as u64);
+        }
         let region = attachment.map(&device, M::MAP, size as u64, opts.address)?;
         let base = region_base(&region)?;
         let backing = DeviceBacking {
@@ -447,7 +459,7 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
         });
     }
     let attachment = Held::take::<D, M>(&device, &stat)?;
-    let len = device.size()?;
+    let len = attachment.size(&device)?;
     let len = usize::try_from(len).map_err(|_| Error::InvalidSize {
         size: len,
         reason: "larger than the address space".into(),
