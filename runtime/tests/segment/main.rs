@@ -11,3 +11,4 @@ mod resize;
 mod sharing;
 mod untrusted_types_and_locks;
 mod xsi;
+mod attack9;

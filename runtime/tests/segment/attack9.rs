@@ -1,0 +1,79 @@
+//! Attacks on the process attachment (shared mappings of one device in one process hold one
+//! attachment): reuse of a recorded size, racing opens and destroys, forks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use shmkit_runtime::Error;
+use shmkit_test_support as support;
+use support::on_both_devices;
+use support::{Seg, Target};
+
+const SIZE: usize = 64 * 1024;
+
+on_both_devices!(
+    a_reused_open_maps_no_more_than_the_device_has,
+    threads_racing_opens_and_destroys_never_free_a_found_object,
+);
+
+/// A file shrunk from outside (safe `File::set_len`, any writer of the file) while a mapping
+/// of this process lives: a later open must not map (and hand out) bytes past the end of
+/// the device, which fault with SIGBUS. A fresh open reads the size (`fstat`, which the
+/// open takes anyway) and refuses the header; a reused attachment mapped the size it
+/// recorded at its first open.
+fn a_reused_open_maps_no_more_than_the_device_has<T: Target>() {
+    let t = T::new();
+    let first = Seg::<T>::create(t.name(), SIZE).unwrap();
+    first.construct("far", AtomicU64::new(1)).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    match Seg::<T>::open(t.name()) {
+        Err(_) => {}
+        Ok(second) => panic!(
+            "the open mapped {} bytes of a 4096-byte device; touching them is SIGBUS",
+            second.size()
+        ),
+    }
+}
+
+/// Threads that open, find and destroy one object through their own mappings: a destroy
+/// succeeds only while no other mapping of the process lives, so a `&T` found through
+/// another mapping is never freed under it.
+fn threads_racing_opens_and_destroys_never_free_a_found_object<T: Target>() {
+    let t = T::new();
+    drop(Seg::<T>::create(t.name(), SIZE).unwrap());
+    let name = t.name_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let name = name.clone();
+            s.spawn(move || {
+                while std::time::Instant::now() < deadline {
+                    // An open meets an in-place destroy's exclusive lock: InUse, by design.
+                    let mut seg = match Seg::<T>::open(T::parse_name(&name)) {
+                        Ok(seg) => seg,
+                        Err(Error::InUse { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    };
+                    match seg.find::<AtomicU64>("x").unwrap() {
+                        Some(x) => {
+                            let v = x.load(Ordering::Relaxed);
+                            assert_eq!(v, 0xfeed, "a found object changed under its reference");
+                        }
+                        None => match seg.construct("x", AtomicU64::new(0xfeed)) {
+                            Ok(_) | Err(Error::AlreadyExists { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        },
+                    }
+                    match seg.destroy::<AtomicU64>("x") {
+                        Ok(_) | Err(Error::InUse { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+        }
+    });
+}
