@@ -13,6 +13,7 @@ const SIZE: usize = 64 * 1024;
 on_both_devices!(
     a_reused_open_maps_no_more_than_the_device_has,
     threads_racing_opens_and_destroys_never_free_a_found_object,
+    a_lock_held_through_one_mapping_is_waited_for_through_another,
 );
 
 /// A file shrunk from outside (safe `File::set_len`, any writer of the file) while a mapping
@@ -76,4 +77,33 @@ fn threads_racing_opens_and_destroys_never_free_a_found_object<T: Target>() {
             });
         }
     });
+}
+
+/// Two mappings in one process share one lock owner id: a thread locking through the second
+/// while another holds the lock through the first must wait (the holder is alive), never
+/// take the lock over or enter beside it.
+fn a_lock_held_through_one_mapping_is_waited_for_through_another<T: Target>() {
+    use std::time::{Duration, Instant};
+    let t = T::new();
+    let a = Seg::<T>::create(t.name(), SIZE).unwrap();
+    let b = Seg::<T>::open(t.name()).unwrap();
+    let (held, entered) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let b = &b;
+        let waiter = s.spawn(move || {
+            entered.recv_timeout(Duration::from_secs(10)).unwrap();
+            b.with_lock(Instant::now).unwrap()
+        });
+        let released = a
+            .with_lock(|| {
+                held.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+                Instant::now()
+            })
+            .unwrap();
+        let got_in = waiter.join().unwrap();
+        assert!(got_in >= released, "entered while the other mapping held the lock");
+    });
+    a.check().unwrap();
+    b.check().unwrap();
 }
