@@ -14,6 +14,8 @@ on_both_devices!(
     a_reused_open_maps_no_more_than_the_device_has,
     threads_racing_opens_and_destroys_never_free_a_found_object,
     a_lock_held_through_one_mapping_is_waited_for_through_another,
+    a_device_replaced_under_a_live_mapping_is_validated_cold,
+    a_shared_converted_mapping_and_a_process_attachment_exclude_each_others_destroy,
 );
 
 /// A file shrunk from outside (safe `File::set_len`, any writer of the file) while a mapping
@@ -106,4 +108,48 @@ fn a_lock_held_through_one_mapping_is_waited_for_through_another<T: Target>() {
     });
     a.check().unwrap();
     b.check().unwrap();
+}
+
+/// The name now names another inode (a forged copy renamed over it, or removed and made
+/// anew) while this process maps and trusts the old one: an open of the name reuses nothing
+/// (the attachment is by device and inode) and validates the forged bytes in full.
+fn a_device_replaced_under_a_live_mapping_is_validated_cold<T: Target>() {
+    let t = T::new();
+    let first = Seg::<T>::create(t.name(), SIZE).unwrap();
+    first.construct_array("a", 8, 0xAAu8).unwrap();
+    let mut bytes = std::fs::read(t.path()).unwrap();
+    let at = support::internals::entry_count_at(&bytes, 8);
+    let forged = support::internals::entry_count_word(4096, 1);
+    bytes[at..at + forged.len()].copy_from_slice(&forged);
+    let tmp = t.path().with_extension("forged");
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::rename(&tmp, t.path()).unwrap();
+    let warm = Seg::<T>::open(t.name()).unwrap_err();
+    assert!(
+        matches!(&warm, Error::Corrupted { reason, .. } if reason.contains("past its block")),
+        "{warm:?}"
+    );
+    assert_eq!(first.find_slice::<u8>("a").unwrap().map(|a| a.len()), Some(8));
+}
+
+/// A mapping made shared by `into_shared` holds its own attachment, beside the one later
+/// opens of the process share: neither destroys in place while the other maps.
+fn a_shared_converted_mapping_and_a_process_attachment_exclude_each_others_destroy<T: Target>()
+{
+    let t = T::new();
+    let mut a = Seg::<T>::options()
+        .exclusive()
+        .create(t.name(), SIZE)
+        .unwrap()
+        .into_shared()
+        .unwrap();
+    let from_a = a.construct("a", 1u64).unwrap() as *const u64;
+    let mut b = Seg::<T>::open(t.name()).unwrap();
+    let from_b = b.find::<u64>("a").unwrap().unwrap() as *const u64;
+    assert!(matches!(b.destroy::<u64>("a"), Err(Error::InUse { .. })));
+    assert!(matches!(a.destroy_ptr(from_a), Err(Error::InUse { .. })));
+    assert!(matches!(b.destroy_ptr(from_b), Err(Error::InUse { .. })));
+    assert_eq!(a.find::<u64>("a").unwrap(), Some(&1));
+    drop(b);
+    assert!(a.destroy::<u64>("a").unwrap());
 }
