@@ -16,6 +16,7 @@ on_both_devices!(
     a_lock_held_through_one_mapping_is_waited_for_through_another,
     a_device_replaced_under_a_live_mapping_is_validated_cold,
     a_shared_converted_mapping_and_a_process_attachment_exclude_each_others_destroy,
+    a_destroy_whose_drop_panics_leaves_the_segment_shared,
 );
 
 /// A file shrunk from outside (safe `File::set_len`, any writer of the file) while a mapping
@@ -104,7 +105,10 @@ fn a_lock_held_through_one_mapping_is_waited_for_through_another<T: Target>() {
             })
             .unwrap();
         let got_in = waiter.join().unwrap();
-        assert!(got_in >= released, "entered while the other mapping held the lock");
+        assert!(
+            got_in >= released,
+            "entered while the other mapping held the lock"
+        );
     });
     a.check().unwrap();
     b.check().unwrap();
@@ -129,13 +133,15 @@ fn a_device_replaced_under_a_live_mapping_is_validated_cold<T: Target>() {
         matches!(&warm, Error::Corrupted { reason, .. } if reason.contains("past its block")),
         "{warm:?}"
     );
-    assert_eq!(first.find_slice::<u8>("a").unwrap().map(|a| a.len()), Some(8));
+    assert_eq!(
+        first.find_slice::<u8>("a").unwrap().map(|a| a.len()),
+        Some(8)
+    );
 }
 
 /// A mapping made shared by `into_shared` holds its own attachment, beside the one later
 /// opens of the process share: neither destroys in place while the other maps.
-fn a_shared_converted_mapping_and_a_process_attachment_exclude_each_others_destroy<T: Target>()
-{
+fn a_shared_converted_mapping_and_a_process_attachment_exclude_each_others_destroy<T: Target>() {
     let t = T::new();
     let mut a = Seg::<T>::options()
         .exclusive()
@@ -152,4 +158,30 @@ fn a_shared_converted_mapping_and_a_process_attachment_exclude_each_others_destr
     assert_eq!(a.find::<u64>("a").unwrap(), Some(&1));
     drop(b);
     assert!(a.destroy::<u64>("a").unwrap());
+}
+
+/// A value whose drop panics (safe code in a user's `Drop`).
+#[repr(C)]
+struct PanicsOnDrop(u64);
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("attack9: drop panics");
+    }
+}
+// SAFETY: one `u64`; its drop touches nothing in the segment.
+unsafe impl shmkit_runtime::ShmSafe for PanicsOnDrop {}
+
+/// An in-place destroy converts `ATTACH` to exclusive for the call: a drop that panics
+/// inside it must not leave the segment locked against every other mapping (this
+/// process's opens, and every other process's) for as long as this mapping lives.
+fn a_destroy_whose_drop_panics_leaves_the_segment_shared<T: Target>() {
+    let t = T::new();
+    let mut a = Seg::<T>::create(t.name(), SIZE).unwrap();
+    a.construct("p", PanicsOnDrop(1)).unwrap();
+    let destroyed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        a.destroy::<PanicsOnDrop>("p")
+    }));
+    assert!(destroyed.is_err(), "the drop panicked");
+    let b = Seg::<T>::open(t.name());
+    assert!(b.is_ok(), "an open after the panic: {:?}", b.err());
 }

@@ -1,6 +1,7 @@
 //! Managed segments in one process: named devices (shared memory and files), the on-disk
 //! format, access modes, resizing, the sharing model, XSI segments.
 
+mod attack9;
 mod device;
 mod forged;
 mod format;
@@ -11,4 +12,3 @@ mod resize;
 mod sharing;
 mod untrusted_types_and_locks;
 mod xsi;
-mod attack9;
