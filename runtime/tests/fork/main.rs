@@ -18,7 +18,7 @@ mod sharing;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 13] = [
+    let tests: [Test; 14] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -52,6 +52,11 @@ fn main() {
         (
             "liveness::a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over",
             liveness::a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over,
+            None,
+        ),
+        (
+            "liveness::a_forked_child_killed_holding_the_lock_through_a_reopened_mapping_is_taken_over",
+            liveness::a_forked_child_killed_holding_the_lock_through_a_reopened_mapping_is_taken_over,
             None,
         ),
         (
