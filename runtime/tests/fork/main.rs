@@ -18,7 +18,7 @@ mod sharing;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 14] = [
+    let tests: [Test; 15] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -87,6 +87,11 @@ fn main() {
         (
             "owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash",
             owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash,
+            None,
+        ),
+        (
+            "owners::an_open_short_of_descriptors_still_excludes_destroys",
+            owners::an_open_short_of_descriptors_still_excludes_destroys,
             None,
         ),
     ];
