@@ -238,3 +238,39 @@ pub fn destroy_is_in_use_while_a_forked_child_maps_anonymous_memory() {
     assert!(seg.destroy::<u64>("n").unwrap(), "the child has exited");
     assert!(seg.all_memory_deallocated());
 }
+
+/// attack9: a forked child opens the segment its parent maps again (reusing the process
+/// attachment it inherited with the parent's table) and is killed holding the lock taken
+/// through that new mapping: the parent takes it over (the child's id died with it, and
+/// is not held on a description the parent keeps).
+pub fn a_forked_child_killed_holding_the_lock_through_a_reopened_mapping_is_taken_over() {
+    let name = ShmGuard::new();
+    let seg = Arc::new(ManagedSharedMemory::create(name.get(), SIZE).unwrap());
+    let parent_id = owner_id(&seg);
+    let (mut parent_end, mut child_end) = socket_pair();
+    let me = std::process::id() as libc::pid_t;
+    let pid = fork_child(|| {
+        die_with(me);
+        let again = ManagedSharedMemory::open(name.get()).unwrap();
+        let mine = owner_id(&again);
+        again
+            .with_lock(|| {
+                child_end.write_all(&mine.to_ne_bytes()).unwrap();
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            })
+            .is_ok()
+    });
+    let mut id = [0u8; 4];
+    parent_end
+        .read_exact(&mut id)
+        .expect("the child holds the lock");
+    assert_ne!(u32::from_ne_bytes(id), parent_id, "the child's own id");
+    let s = Arc::clone(&seg);
+    let took_over = waits_for_the_holder_then_takes_over(pid, "a lock in the parent", move || {
+        s.with_lock(|| ()).is_ok()
+    });
+    assert!(took_over, "the parent took the lock over");
+    seg.check().unwrap();
+}

@@ -18,7 +18,7 @@ mod sharing;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 13] = [
+    let tests: [Test; 15] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -55,6 +55,11 @@ fn main() {
             None,
         ),
         (
+            "liveness::a_forked_child_killed_holding_the_lock_through_a_reopened_mapping_is_taken_over",
+            liveness::a_forked_child_killed_holding_the_lock_through_a_reopened_mapping_is_taken_over,
+            None,
+        ),
+        (
             "liveness::a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_lives",
             liveness::a_parent_killed_holding_the_lock_is_taken_over_while_its_forked_child_lives,
             None,
@@ -82,6 +87,11 @@ fn main() {
         (
             "owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash",
             owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash,
+            None,
+        ),
+        (
+            "owners::an_open_short_of_descriptors_still_excludes_destroys",
+            owners::an_open_short_of_descriptors_still_excludes_destroys,
             None,
         ),
     ];

@@ -159,3 +159,30 @@ pub fn a_parent_that_dies_holding_the_lock_does_not_block_its_child() {
     report.read_exact(&mut took_over).unwrap();
     assert_eq!(took_over, [1], "the child took over its dead parent's lock");
 }
+
+/// attack9: an open that finds no descriptor left for a description of its own holds its
+/// locks on its mapping's description instead (or fails): either way, an in-place destroy
+/// through the process's other mapping is refused while it maps.
+pub fn an_open_short_of_descriptors_still_excludes_destroys() {
+    let name = ShmGuard::new();
+    let pid = fork_child(|| {
+        let mut a = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+        a.construct("n", 7u64).unwrap();
+        let (mut fillers, limit) = fill_descriptor_table(256);
+        // One descriptor free: the device opens, its reopen does not.
+        fillers.pop();
+        let b = ManagedSharedMemory::open(name.get());
+        drop(fillers);
+        setrlimit(Resource::Nofile, limit).unwrap();
+        let Ok(mut b) = b else {
+            // Refused for want of descriptors: nothing to exclude.
+            return a.destroy::<u64>("n").unwrap();
+        };
+        let kept = b.find::<u64>("n").unwrap().unwrap() as *const u64;
+        let refused = matches!(a.destroy::<u64>("n"), Err(Error::InUse { .. }))
+            && matches!(b.destroy_ptr(kept), Err(Error::InUse { .. }));
+        drop(a);
+        refused && b.destroy::<u64>("n").unwrap()
+    });
+    wait_success(pid, "child short of descriptors");
+}

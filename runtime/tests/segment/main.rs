@@ -1,6 +1,7 @@
 //! Managed segments in one process: named devices (shared memory and files), the on-disk
 //! format, access modes, resizing, the sharing model, XSI segments.
 
+mod attack9;
 mod device;
 mod forged;
 mod format;

@@ -177,10 +177,21 @@ impl Attachment {
         if !ofd::try_lock(dev, ATTACH, LockKind::Exclusive)? {
             return Err(in_use(dev, "destroying in place needs it alone"));
         }
-        let result = f();
-        // Exclusive to shared never conflicts; the ofd module says so.
-        ofd::try_lock(dev, ATTACH, LockKind::Shared)?;
-        Ok(result)
+        // Also when `f` panics (a user's `Drop` in a destroy): else every other open is
+        // refused for as long as this mapping lives.
+        let _shared = SharedAgain(dev);
+        Ok(f())
+    }
+}
+
+/// Converts `ATTACH` on its device back to shared when dropped (see [`Attachment::alone`]).
+struct SharedAgain<'a, D: Mappable>(&'a D);
+
+impl<D: Mappable> Drop for SharedAgain<'_, D> {
+    fn drop(&mut self) {
+        // Exclusive to shared never conflicts (the ofd module says so), so it cannot fail
+        // on a description that is open.
+        let _ = ofd::try_lock(self.0, ATTACH, LockKind::Shared);
     }
 }
 
@@ -302,6 +313,9 @@ impl ProcessAttachment {
             .find(|(k, _)| *k == key)
             .and_then(|(_, weak)| weak.upgrade())
             .filter(|found| found.trusted.load(Ordering::Acquire))
+            // A device cut shorter from outside (any writer of the file can) is not mapped
+            // past its end: a fresh attachment reads its size and the header check refuses it.
+            .filter(|found| u64::try_from(stat.st_size).is_ok_and(|now| now >= found.size()))
         {
             return Ok(Some(found));
         }
@@ -374,8 +388,17 @@ impl ProcessAttachment {
             }
             this.trusted.swap(false, Ordering::AcqRel)
         };
-        let result = this.attachment.alone(&this.lock, f);
-        this.trusted.store(trusted, Ordering::Release);
-        result
+        // Restored also when `f` panics, so that later opens reuse this attachment again.
+        let _trusted_again = TrustedAgain(&this.trusted, trusted);
+        this.attachment.alone(&this.lock, f)
+    }
+}
+
+/// Stores its value into the flag when dropped (see [`ProcessAttachment::alone`]).
+struct TrustedAgain<'a>(&'a AtomicBool, bool);
+
+impl Drop for TrustedAgain<'_> {
+    fn drop(&mut self) {
+        self.0.store(self.1, Ordering::Release);
     }
 }
