@@ -310,12 +310,12 @@ impl ProcessAttachment {
         let mut table = PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = table
             .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, weak)| weak.upgrade())
+            .filter(|(k, _)| *k == key)
+            .filter_map(|(_, weak)| weak.upgrade())
             .filter(|found| found.trusted.load(Ordering::Acquire))
             // A device cut shorter from outside (any writer of the file can) is not mapped
             // past its end: a fresh attachment reads its size and the header check refuses it.
-            .filter(|found| u64::try_from(stat.st_size).is_ok_and(|now| now >= found.size()))
+            .find(|found| u64::try_from(stat.st_size).is_ok_and(|now| now >= found.size()))
         {
             return Ok(Some(found));
         }
