@@ -176,14 +176,12 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
         name: name.as_bytes(),
         hash: entry::hash(name.as_bytes()),
     };
-    let e = match I::probe(s, NAMED, key) {
-        Probe::Found(e) => e,
+    // The probe read the entry only once its block said it is one, large enough.
+    let (e, block_len) = match I::probe(s, NAMED, key) {
+        Probe::Found { entry, block_len } => (entry, block_len),
         Probe::Absent => return Some(None),
         Probe::Slow => return None,
     };
-    // Only a block marked as an entry is read as one.
-    s.entry_len(e)
-        .filter(|&len| len >= Entry::<I::Link>::SIZE)?;
     let h = s.read::<Entry<I::Link>>(e)?;
     if h.state != state::LIVE || h.fingerprint != T::type_fingerprint() {
         return None;
@@ -192,7 +190,10 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
     let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
     let bytes = count.checked_mul(size_of::<T>())?;
     let p = s.checked(data, bytes)?;
-    if p.addr() % align_of::<T>() != 0 || !within_block(s, e, data, bytes) {
+    let within = data
+        .checked_add(bytes as u64)
+        .is_some_and(|end| end <= e + block_len as u64);
+    if p.addr() % align_of::<T>() != 0 || !within {
         return None;
     }
     Some(Some((NonNull::new(p.cast())?, count)))

@@ -280,9 +280,9 @@ impl IndexKind for HashIndex {
             }
             let e = entry_of(w);
             // Only a block marked as an entry is read as one.
-            if s.entry_len(e).is_none_or(|len| len < E::SIZE) {
+            let Some(block_len) = s.entry_len(e).filter(|&len| len >= E::SIZE) else {
                 return Probe::Slow;
-            }
+            };
             let Some(h) = s.read::<E>(e) else {
                 return Probe::Slow;
             };
@@ -294,7 +294,10 @@ impl IndexKind for HashIndex {
             };
             // SAFETY: `key.name.len()` bytes in bounds (checked).
             if unsafe { same_name(name, key.name) } {
-                return Probe::Found(e);
+                return Probe::Found {
+                    entry: e,
+                    block_len,
+                };
             }
         }
         Probe::Slow

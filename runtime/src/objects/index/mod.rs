@@ -104,7 +104,11 @@ pub struct Key<'a> {
 
 /// What the lookup fast path found.
 pub enum Probe {
-    Found(u64),
+    /// The entry at this offset, and the usable length of its (entry-marked) block.
+    Found {
+        entry: u64,
+        block_len: usize,
+    },
     Absent,
     Slow,
 }
