@@ -121,6 +121,31 @@ fn waits_for_the_holder_then_takes_over<R: Send + 'static>(
     result
 }
 
+/// In a forked child: takes `seg`'s segment lock, sends its owner id through `to_parent` and
+/// holds the lock until killed.
+fn hold_the_lock_reporting_the_owner(
+    seg: &ManagedSharedMemory,
+    to_parent: &mut UnixStream,
+) -> bool {
+    let mine = owner_id(seg);
+    seg.with_lock(|| {
+        to_parent.write_all(&mine.to_ne_bytes()).unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    })
+    .is_ok()
+}
+
+/// The owner id a forked child sent through `from_child` once it held the lock.
+fn owner_the_child_reports(from_child: &mut UnixStream) -> u32 {
+    let mut id = [0u8; 4];
+    from_child
+        .read_exact(&mut id)
+        .expect("the child holds the lock");
+    u32::from_ne_bytes(id)
+}
+
 pub fn a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over() {
     let name = ShmGuard::new();
     let seg = Arc::new(ManagedSharedMemory::create(name.get(), SIZE).unwrap());
@@ -130,21 +155,10 @@ pub fn a_forked_child_killed_holding_the_lock_of_a_named_segment_is_taken_over()
     let pid = fork_child(|| {
         die_with(me);
         // A description and an owner id of its own: taken over when this process dies.
-        let mine = owner_id(&seg);
-        seg.with_lock(|| {
-            child_end.write_all(&mine.to_ne_bytes()).unwrap();
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-        })
-        .is_ok()
+        hold_the_lock_reporting_the_owner(&seg, &mut child_end)
     });
-    let mut id = [0u8; 4];
-    parent_end
-        .read_exact(&mut id)
-        .expect("the child holds the lock");
     assert_ne!(
-        u32::from_ne_bytes(id),
+        owner_the_child_reports(&mut parent_end),
         parent_id,
         "the child claimed an id of its own"
     );
@@ -252,21 +266,13 @@ pub fn a_forked_child_killed_holding_the_lock_through_a_reopened_mapping_is_take
     let pid = fork_child(|| {
         die_with(me);
         let again = ManagedSharedMemory::open(name.get()).unwrap();
-        let mine = owner_id(&again);
-        again
-            .with_lock(|| {
-                child_end.write_all(&mine.to_ne_bytes()).unwrap();
-                loop {
-                    std::thread::sleep(Duration::from_secs(3600));
-                }
-            })
-            .is_ok()
+        hold_the_lock_reporting_the_owner(&again, &mut child_end)
     });
-    let mut id = [0u8; 4];
-    parent_end
-        .read_exact(&mut id)
-        .expect("the child holds the lock");
-    assert_ne!(u32::from_ne_bytes(id), parent_id, "the child's own id");
+    assert_ne!(
+        owner_the_child_reports(&mut parent_end),
+        parent_id,
+        "the child's own id"
+    );
     let s = Arc::clone(&seg);
     let took_over = waits_for_the_holder_then_takes_over(pid, "a lock in the parent", move || {
         s.with_lock(|| ()).is_ok()
