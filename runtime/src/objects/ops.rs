@@ -121,10 +121,15 @@ fn check_type<T: ShmSafe, L: Copy>(
 /// entry at `e`: a forged count or type record never stretches an object over other blocks.
 #[inline]
 fn within_block(s: &Space, e: u64, data: u64, bytes: usize) -> bool {
-    s.entry_len(e).is_some_and(|len| {
-        data.checked_add(bytes as u64)
-            .is_some_and(|end| end <= e + len as u64)
-    })
+    s.entry_len(e)
+        .is_some_and(|len| ends_within(e, len, data, bytes))
+}
+
+/// Whether `bytes` bytes from `data` end inside the `block_len` usable bytes from `e`.
+#[inline]
+fn ends_within(e: u64, block_len: usize, data: u64, bytes: usize) -> bool {
+    data.checked_add(bytes as u64)
+        .is_some_and(|end| end <= e + block_len as u64)
 }
 
 /// The elements of a checked entry, bounds-checked against the segment and their block.
@@ -190,10 +195,7 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
     let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
     let bytes = count.checked_mul(size_of::<T>())?;
     let p = s.checked(data, bytes)?;
-    let within = data
-        .checked_add(bytes as u64)
-        .is_some_and(|end| end <= e + block_len as u64);
-    if p.addr() % align_of::<T>() != 0 || !within {
+    if p.addr() % align_of::<T>() != 0 || !ends_within(e, block_len, data, bytes) {
         return None;
     }
     Some(Some((NonNull::new(p.cast())?, count)))

@@ -42,11 +42,17 @@ pub fn try_lock_bytes(dev: &impl Mappable, first: u64, count: u64, kind: LockKin
     if kind == LockKind::Exclusive {
         device::writable(dev)?;
     }
-    let fd = dev.as_fd().as_raw_fd();
-    match fcntl_raw(fd, libc::F_OFD_SETLK, first, count, kind.raw()) {
+    set_lock(dev.as_fd(), first, count, kind.raw())
+        .map_err(|err| Error::from_os("fcntl(F_OFD_SETLK)", dev.describe(), err))
+}
+
+/// `F_OFD_SETLK` of `l_type` on the `count` bytes from `first`: false when another
+/// description holds a conflicting lock.
+fn set_lock(fd: BorrowedFd<'_>, first: u64, count: u64, l_type: libc::c_short) -> io::Result<bool> {
+    match fcntl_raw(fd.as_raw_fd(), libc::F_OFD_SETLK, first, count, l_type) {
         Ok(_) => Ok(true),
         Err(err) if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
-        Err(err) => Err(Error::from_os("fcntl(F_OFD_SETLK)", dev.describe(), err)),
+        Err(err) => Err(err),
     }
 }
 
@@ -147,12 +153,7 @@ pub(crate) fn try_lock_exclusive_fd(
     first: u64,
     count: u64,
 ) -> io::Result<bool> {
-    let wrlck = libc::F_WRLCK as libc::c_short;
-    match fcntl_raw(fd.as_raw_fd(), libc::F_OFD_SETLK, first, count, wrlck) {
-        Ok(_) => Ok(true),
-        Err(err) if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
-        Err(err) => Err(err),
-    }
+    set_lock(fd, first, count, LockKind::Exclusive.raw())
 }
 
 /// Whether a description other than `fd`'s holds an exclusive lock on any byte of

@@ -6,7 +6,6 @@
 //! methods live in `objects_api.rs`.
 
 use std::marker::PhantomData;
-use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,22 +48,16 @@ pub trait Backing: Send + Sync {
         true
     }
 
-    /// The lock owner this mapping shares with the other mappings of its process that hold
-    /// the same attachment (see `ProcessAttachment`); None: the mapping gets its own.
-    fn shared_owner(&self) -> Option<Arc<Owner>> {
-        None
-    }
-
     /// Called once an open through this backing succeeded (the segment was validated,
     /// created or trusted): what it shares with later opens may now be trusted by them.
     fn opened(&self) {}
 
-    /// This mapping's own description of the segment's device, or of a companion lock
-    /// file, on which it holds its attachment locks (see `sync::owner`); None for memory
-    /// only this segment reaches. Lock owners are claimed on it, and it tells whether a
-    /// trusted writer is attached (a warm open) or the open must validate in full.
-    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
-        None
+    /// In whose name this mapping takes the segment's locks (see `sync::owner`): an owner
+    /// claimed on the description that holds its attachment locks (shared by the mappings
+    /// of one process that hold one attachment), or [`Owner::private`] for memory that only
+    /// this segment reaches, or pages that are private to it (copy-on-write).
+    fn owner(&self) -> Result<Arc<Owner>> {
+        Ok(Arc::new(Owner::private()))
     }
 
     /// Runs `f` while no other mapping of the segment is attached anywhere (what in-place
@@ -191,13 +184,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         }
         // Read-only mappings never lock, but test owners (a creator) through the description;
         // copy-on-write mappings lock their private pages alone.
-        let owner = match backing.shared_owner() {
-            Some(shared) => shared,
-            None => Arc::new(match backing.lock_description() {
-                Some(fd) if M::MAP != MapMode::CopyOnWrite => Owner::attached(fd)?,
-                _ => Owner::private(),
-            }),
-        };
+        let owner = backing.owner()?;
         if created {
             check_size(len as u64)?;
             let creator = owner.me()?;

@@ -5,7 +5,10 @@
 //! companion: an empty shared memory object whose name is removed at once. A forked child
 //! reopens it as a description of its own (see `os::fork`).
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use crate::sync::Owner;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -34,8 +37,8 @@ impl Backing for AnonymousMemory {
     fn cold(&self) -> bool {
         self.attachment.cold()
     }
-    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.companion.as_fd())
+    fn owner(&self) -> Result<Arc<Owner>> {
+        Owner::attached(self.companion.as_fd()).map(Arc::new)
     }
     fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         self.attachment.alone(&self.companion, f)

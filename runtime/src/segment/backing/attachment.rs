@@ -356,11 +356,6 @@ impl ProcessAttachment {
         Arc::clone(&self.owner)
     }
 
-    /// The description the locks are on.
-    pub(crate) fn lock_description(&self) -> BorrowedFd<'_> {
-        self.lock.as_fd()
-    }
-
     /// Whether an open through this attachment must validate the segment in full: not once
     /// a mapping of this process opened it successfully; before, as the kernel's locks said.
     pub(crate) fn cold(&self) -> bool {

@@ -13,7 +13,6 @@
 //! and copy-on-write ones exclude shared read-write ones, and resizing needs the segment
 //! alone.
 
-use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,16 +206,14 @@ impl<D: Device> Backing for DeviceBacking<D> {
             Held::Process(process) => process.cold(),
         }
     }
-    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
-        Some(match &self.attachment {
-            Held::Own(_) => self.device.as_fd(),
-            Held::Process(process) => process.lock_description(),
-        })
-    }
-    fn shared_owner(&self) -> Option<Arc<Owner>> {
+    fn owner(&self) -> Result<Arc<Owner>> {
         match &self.attachment {
-            Held::Own(_) => None,
-            Held::Process(process) => Some(process.owner()),
+            Held::Process(process) => Ok(process.owner()),
+            // Copy-on-write pages are private: their locks are this mapping's alone.
+            Held::Own(_) if self.region.mode() == MapMode::CopyOnWrite => {
+                Ok(Arc::new(Owner::private()))
+            }
+            Held::Own(_) => Owner::attached(self.device.as_fd()).map(Arc::new),
         }
     }
     fn opened(&self) {

@@ -8,7 +8,10 @@
 //! who may not write the segment, and refuses while the segment has attachments that hold
 //! no lock on it. The last mapping of a removed segment removes it.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use crate::sync::Owner;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -297,8 +300,10 @@ impl Backing for XsiBacking {
     fn cold(&self) -> bool {
         self.attachment.cold()
     }
-    fn lock_description(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.companion.object.as_fd())
+    /// XSI memory has no copy-on-write mode: read-only mappings test owners through the
+    /// companion, writable ones claim their id on it.
+    fn owner(&self) -> Result<Arc<Owner>> {
+        Owner::attached(self.companion.object.as_fd()).map(Arc::new)
     }
     fn alone<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
         self.attachment.alone(&self.companion.object, f)
