@@ -6,11 +6,9 @@
 //! reopens it as a description of its own (see `os::fork`).
 
 use std::os::fd::AsFd;
-use std::sync::Arc;
-
-use crate::sync::Owner;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use super::attachment::Attachment;
 use crate::error::{Error, Result};
@@ -20,6 +18,7 @@ use crate::os::{Access, MappedRegion, Permissions, SharedMemoryObject};
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::ReadWrite;
+use crate::sync::Owner;
 
 /// An anonymous shared mapping and the nameless companion that carries its locks.
 pub struct AnonymousMemory {

@@ -9,10 +9,8 @@
 //! no lock on it. The last mapping of a removed segment removes it.
 
 use std::os::fd::AsFd;
-use std::sync::Arc;
-
-use crate::sync::Owner;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -28,6 +26,7 @@ use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{Mode, ReadWrite};
 use crate::sync::owner::ATTACH;
+use crate::sync::Owner;
 
 /// An XSI shared memory segment, its attachment and the companion file that carries the
 /// attachment's locks.
