@@ -54,7 +54,7 @@ pub trait Backing: Send + Sync {
 
     /// In whose name this mapping takes the segment's locks (see `sync::owner`): an owner
     /// claimed on the description that holds its attachment locks (shared by the mappings
-    /// of one process that hold one attachment), or [`Owner::private`] for memory that only
+    /// of one process that hold one attachment), or a private owner for memory that only
     /// this segment reaches, or pages that are private to it (copy-on-write).
     fn owner(&self) -> Result<Arc<Owner>> {
         Ok(Arc::new(Owner::private()))
