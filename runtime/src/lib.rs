@@ -8,7 +8,7 @@
 //! the public layers re-export of them is API.
 //!
 //! 1. [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory;
-//! 2. `sync`: the robust process-shared lock and its recover-or-poison guard;
+//! 2. `robust`: the robust lock word, lock owner ids and the recover-or-poison guard of the internal locks;
 //! 3. `alloc`: the TLSF allocator inside a segment, the thread caches, `allocation_command`;
 //! 4. `manager`: the segment manager, one formatted segment as an allocator under its lock,
 //!    and the segment header (the on-disk format);
@@ -30,7 +30,7 @@ pub mod os;
 pub mod ptr;
 pub(crate) mod registry;
 pub mod segment;
-pub(crate) mod sync;
+pub(crate) mod robust;
 #[doc(hidden)]
 pub mod test_hooks;
 

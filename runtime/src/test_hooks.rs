@@ -40,12 +40,12 @@ pub mod registry {
 
 /// The open-file-description lock byte on which lock owner `id` vouches for a segment (a
 /// warm open trusts it when a description holds one exclusively).
-pub use crate::sync::owner::vouch_byte;
+pub use crate::robust::owner::vouch_byte;
 
 /// Whether a read-write mapping other than `fd`'s description vouches for the segment on
 /// the device `fd` describes: an open now would be warm.
 pub fn vouched(fd: std::os::fd::BorrowedFd<'_>) -> crate::Result<bool> {
-    crate::sync::owner::cold(fd).map(|cold| !cold)
+    crate::robust::owner::cold(fd).map(|cold| !cold)
 }
 
 /// The lock owner id `seg` takes locks under (see `sync::owner`): what a lock word, or the

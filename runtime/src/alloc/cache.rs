@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
 use super::tlsf::{Tlsf, ENTRY, FREE, GRANULE, HEADER, MIN_BLOCK};
-use crate::sync::{current_pid, Owner};
+use crate::robust::{current_pid, Owner};
 
 /// Largest block (header included) a slot caches.
 pub const MAX_BLOCK: u64 = 256;

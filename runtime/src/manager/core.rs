@@ -14,7 +14,7 @@ use crate::alloc::tlsf::{
     ENTRY, GRANULE, HEADER,
 };
 use crate::error::{Error, Result};
-use crate::sync::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
+use crate::robust::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
 
 /// A position-independent reference to a block: its offset from the segment start. Valid
 /// in every process and every mapping of the segment (Boost's handle_t).

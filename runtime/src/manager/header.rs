@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::tlsf::{block_size_for, Tlsf, TlsfState, GRANULE, HEADER};
 use crate::error::{Error, Result};
-use crate::sync::RobustMutex;
+use crate::robust::RobustMutex;
 
 /// First bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";

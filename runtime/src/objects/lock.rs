@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::space::Space;
 use crate::error::{Error, Result};
 use crate::manager::header::words;
-use crate::sync::{lock_with_recovery, RobustGuard, RobustMutex};
+use crate::robust::{lock_with_recovery, RobustGuard, RobustMutex};
 
 /// This thread's number in this process (never 0); 0 when the thread's locals are gone
 /// (in a thread-local destructor), where nesting is not recognised.

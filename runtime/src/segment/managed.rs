@@ -18,7 +18,7 @@ use crate::manager::{Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::{fork, MapMode};
 use crate::registry::{self, Registration};
-use crate::sync::owner::Owner;
+use crate::robust::owner::Owner;
 
 /// What keeps a segment's bytes mapped. Each managed segment kind has one.
 pub trait Backing: Send + Sync {

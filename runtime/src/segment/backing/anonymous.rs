@@ -18,7 +18,7 @@ use crate::os::{Access, MappedRegion, Permissions, SharedMemoryObject};
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::ReadWrite;
-use crate::sync::Owner;
+use crate::robust::Owner;
 
 /// An anonymous shared mapping and the nameless companion that carries its locks.
 pub struct AnonymousMemory {

@@ -2,7 +2,7 @@
 //! open-file-description locks ([`crate::os::ofd`]) on its own description of the device
 //! (or of a companion lock file), for as long as it lives. Closing the description (the
 //! mapping's drop, or its process's death) releases them, so no pid and no bookkeeping in
-//! the segment is involved. The byte map is in [`crate::sync::owner`]; this module takes
+//! the segment is involved. The byte map is in [`crate::robust::owner`]; this module takes
 //! the bytes a mapping mode holds.
 //!
 //! A read-write mapping takes `WRITERS` and then tests `READERS`, a reader takes `READERS`
@@ -31,12 +31,12 @@ use crate::os::fork::{Mapped, Registered};
 use crate::os::ofd::{self, LockKind};
 use crate::os::{Access, MapMode, Mappable, MappedRegion};
 use crate::segment::mode::Mode;
-use crate::sync::owner::{ATTACH, READERS, WRITERS};
-use crate::sync::Owner;
+use crate::robust::owner::{ATTACH, READERS, WRITERS};
+use crate::robust::Owner;
 
 /// Whether no other read-write mapping vouches for the segment on `dev` (`sync::owner`).
 fn cold(dev: &impl Mappable) -> Result<bool> {
-    crate::sync::owner::cold(dev.as_fd())
+    crate::robust::owner::cold(dev.as_fd())
 }
 
 /// The locks one mapping holds on its device's description (released when it is closed).

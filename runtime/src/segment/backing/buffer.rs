@@ -25,7 +25,7 @@ impl Backing for ExternalBuffer<'_> {
         format!("external buffer at {:#x}", self.addr)
     }
     /// The buffer is lent exclusively: nobody is still writing its header.
-    fn creator_at_work(&self, _creator: u32, _owner: &crate::sync::Owner) -> Option<bool> {
+    fn creator_at_work(&self, _creator: u32, _owner: &crate::robust::Owner) -> Option<bool> {
         Some(false)
     }
     /// The buffer is borrowed by this segment alone: no other mapping can hold its locks.

@@ -31,7 +31,7 @@ use crate::segment::backing::attachment::{Attachment, ProcessAttachment};
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
-use crate::sync::Owner;
+use crate::robust::Owner;
 
 /// A named device a segment can live in.
 pub trait Device: Mappable + Sized + Send + Sync {

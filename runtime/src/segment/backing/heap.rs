@@ -62,7 +62,7 @@ impl Backing for HeapMemory {
         format!("heap segment at {:p}", self.ptr)
     }
     /// An image in memory is final: nobody is still writing its header.
-    fn creator_at_work(&self, _creator: u32, _owner: &crate::sync::Owner) -> Option<bool> {
+    fn creator_at_work(&self, _creator: u32, _owner: &crate::robust::Owner) -> Option<bool> {
         Some(false)
     }
     /// The block is this segment's own: no other mapping can hold its locks.

@@ -25,8 +25,8 @@ use crate::os::{
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{Mode, ReadWrite};
-use crate::sync::owner::ATTACH;
-use crate::sync::Owner;
+use crate::robust::owner::ATTACH;
+use crate::robust::Owner;
 
 /// An XSI shared memory segment, its attachment and the companion file that carries the
 /// attachment's locks.

@@ -85,7 +85,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::owner::PRIVATE;
+    use crate::robust::owner::PRIVATE;
 
     impl<'a> AsMut<RobustGuard<'a>> for RobustGuard<'a> {
         fn as_mut(&mut self) -> &mut RobustGuard<'a> {
