@@ -253,6 +253,19 @@ pub enum Error {
         /// Bytes it had to hold.
         size: u64,
     },
+    /// A thread tried to take a lock it holds already: waiting for itself would never end.
+    WouldDeadlock {
+        /// The lock.
+        what: String,
+    },
+    /// A lock whose last holder panicked or died while holding it: what it protects may be
+    /// half-updated. (The lock's own `PoisonError` gives access to the data anyway.)
+    Poisoned {
+        /// The lock.
+        what: String,
+        /// How its holder ended: "panicked" or "died".
+        cause: &'static str,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         /// The system call or operation.
@@ -321,6 +334,16 @@ impl fmt::Display for Error {
                 "{what}: segment format version {found}, this build reads version {supported}"
             ),
             Error::Corrupted { what, reason } => write!(f, "{what}: corrupted segment: {reason}"),
+            Error::WouldDeadlock { what } => write!(
+                f,
+                "{what}: this thread holds it already; waiting for itself would never end"
+            ),
+            Error::Poisoned { what, cause } => write!(
+                f,
+                "{what}: poisoned: its last holder {cause} while holding it, so what it \
+                 protects may be half-updated (the lock's PoisonError gives access anyway, \
+                 and clear_poison() marks it repaired)"
+            ),
             Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
             Error::InUse { what, reason } => write!(f, "{what} is in use: {reason}"),
             Error::OutOfMemory {

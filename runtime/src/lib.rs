@@ -17,7 +17,8 @@
 //!    ranges of this process are segments;
 //! 6. [`objects`]: named, unique and anonymous objects and their indexes, over the manager;
 //! 7. [`segment`]: managed segments ([`ManagedSharedMemory`], [`ManagedMappedFile`], …), their
-//!    backings and access modes, with the object and root methods.
+//!    backings and access modes, with the object and root methods;
+//! 8. [`sync`]: `Mutex<T>` and the other locks for user data, robust across processes.
 //!
 //! [`error`] is used by every layer. The containers crate and the `shmkit` facade come on top.
 
@@ -29,8 +30,9 @@ pub mod objects;
 pub mod os;
 pub mod ptr;
 pub(crate) mod registry;
-pub mod segment;
 pub(crate) mod robust;
+pub mod segment;
+pub mod sync;
 #[doc(hidden)]
 pub mod test_hooks;
 

@@ -156,6 +156,12 @@ pub(crate) fn try_lock_exclusive_fd(
     set_lock(fd, first, count, LockKind::Exclusive.raw())
 }
 
+/// Releases the lock of the description `fd` refers to on `byte`, if it holds one; false on
+/// failure (nothing is left half done: the byte stays locked).
+pub(crate) fn unlock_byte_fd(fd: BorrowedFd<'_>, byte: u64) -> bool {
+    set_lock(fd, byte, 1, libc::F_UNLCK as libc::c_short).unwrap_or(false)
+}
+
 /// Whether a description other than `fd`'s holds an exclusive lock on any byte of
 /// `[start, start + len)`. Shared locks do not count: taking one needs only read access,
 /// an exclusive one write access to the file.

@@ -4,9 +4,11 @@ mod guard;
 pub(crate) mod owner;
 mod pid;
 mod robust_mutex;
+pub(crate) mod thread_ids;
+mod wait;
 
 pub(crate) use guard::{lock_with_recovery, RobustGuard};
 pub(crate) use owner::Owner;
 
 pub use pid::current_pid;
-pub use robust_mutex::RobustMutex;
+pub use robust_mutex::{Acquired, RobustMutex, LIVENESS_POLL, SPINS};

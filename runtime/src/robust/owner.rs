@@ -29,6 +29,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
+use super::thread_ids;
 use crate::error::{Error, Result};
 use crate::os::{fork, ofd};
 
@@ -50,14 +51,19 @@ const ID_BYTES: std::ops::Range<u64> =
 /// over before it gives up and says cold (safe: cold validates everything).
 const COLD_CHECK_STEPS: u32 = 16;
 
+/// The byte whose exclusive lock says owner `id` is alive.
+pub(super) const fn id_byte(id: u32) -> u64 {
+    IDS + 2 * id as u64
+}
+
 /// The byte on which owner `id` vouches (for tests that forge locks there).
 pub const fn vouch_byte(id: u32) -> u64 {
     IDS + 2 * id as u64 + 1
 }
 /// Owner ids of mappings are `FIRST_ID..FIRST_ID + ID_COUNT`; below 2^31, so a lock word
 /// has a bit to spare.
-const FIRST_ID: u32 = 2;
-const ID_COUNT: u32 = (1 << 30) - FIRST_ID;
+pub(super) const FIRST_ID: u32 = 2;
+pub(super) const ID_COUNT: u32 = (1 << 30) - FIRST_ID;
 /// The owner of every lock in memory that only one mapping reaches.
 pub const PRIVATE: u32 = 1;
 /// Random claims tried before an open gives up (each fails only on an id held right now).
@@ -71,8 +77,11 @@ static OURS: Mutex<Vec<(FileId, u32, u32)>> = Mutex::new(Vec::new());
 /// A file as the kernel knows it (device and inode): the segment, or its companion.
 type FileId = (u64, u64);
 
-/// How this mapping takes locks: its owner id, claimed on its own description.
+/// How this mapping takes locks: its owner id, claimed on its own description (and its
+/// threads' ids, see [`super::thread_ids`]).
 pub struct Owner {
+    /// Never reused: identifies this owner to the threads holding ids on it.
+    serial: u64,
     /// The descriptor of this mapping's own description (the backing owns it and outlives
     /// this owner); None for private memory.
     fd: Option<RawFd>,
@@ -92,6 +101,7 @@ impl Owner {
     /// The owner of memory no other mapping reaches.
     pub fn private() -> Self {
         Owner {
+            serial: thread_ids::next_serial(),
             fd: None,
             file: (0, 0),
             id: AtomicU32::new(PRIVATE),
@@ -106,6 +116,7 @@ impl Owner {
     pub fn attached(fd: BorrowedFd<'_>) -> Result<Self> {
         let stat = rustix::fs::fstat(fd).map_err(|e| os_error("fstat", e.into()))?;
         Ok(Owner {
+            serial: thread_ids::next_serial(),
             fd: Some(fd.as_raw_fd()),
             file: (stat.st_dev, stat.st_ino),
             id: AtomicU32::new(0),
@@ -115,7 +126,15 @@ impl Owner {
         })
     }
 
-    fn fd(&self) -> Option<BorrowedFd<'_>> {
+    pub(super) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    pub(super) fn raw_fd(&self) -> Option<RawFd> {
+        self.fd
+    }
+
+    pub(super) fn fd(&self) -> Option<BorrowedFd<'_>> {
         // SAFETY: the backing keeps the descriptor open while this owner is used (`attached`).
         self.fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
     }
@@ -143,6 +162,18 @@ impl Owner {
         let Some(fd) = self.fd() else {
             return Ok((PRIVATE, false));
         };
+        let id = self.claim_id(fd, forks, if vouching { 2 } else { 1 })?;
+        let mut ours = OURS.lock().unwrap_or_else(PoisonError::into_inner);
+        ours.retain(|&(.., g)| g == forks);
+        ours.push((self.file, id, forks));
+        self.forks.store(forks, Relaxed);
+        self.id.store(id, Relaxed);
+        Ok((id, vouching))
+    }
+
+    /// Claims a random free id on description `fd`: its byte, and with `bytes == 2` its
+    /// vouch byte too, locked exclusively.
+    pub(super) fn claim_id(&self, fd: BorrowedFd<'_>, forks: u32, bytes: u64) -> Result<u32> {
         if fork::shares_parents(fd.as_raw_fd()) {
             return Err(os_error(
                 "open(/proc/self/fd)",
@@ -156,16 +187,10 @@ impl Owner {
         for attempt in 0..u64::from(CLAIM_TRIES) {
             let r = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let id = FIRST_ID + ((r ^ (r >> 31)) % u64::from(ID_COUNT)) as u32;
-            let bytes = if vouching { 2 } else { 1 };
-            let claimed = ofd::try_lock_exclusive_fd(fd, IDS + 2 * u64::from(id), bytes)
+            let claimed = ofd::try_lock_exclusive_fd(fd, id_byte(id), bytes)
                 .map_err(|e| os_error("fcntl(F_OFD_SETLK)", e))?;
             if claimed {
-                let mut ours = OURS.lock().unwrap_or_else(PoisonError::into_inner);
-                ours.retain(|&(.., g)| g == forks);
-                ours.push((self.file, id, forks));
-                self.forks.store(forks, Relaxed);
-                self.id.store(id, Relaxed);
-                return Ok((id, vouching));
+                return Ok(id);
             }
         }
         Err(os_error(
@@ -199,14 +224,14 @@ impl Owner {
     /// or stale ids are dead: nobody holds their byte.
     pub fn alive(&self, id: u32) -> bool {
         let Some(fd) = self.fd() else {
-            return id == PRIVATE;
+            return id == PRIVATE || self.private_thread_alive(id);
         };
         if !(FIRST_ID..FIRST_ID + ID_COUNT).contains(&id) {
             return false;
         }
         // When the kernel cannot answer, the owner is taken to live: a waiter keeps waiting
         // (with its timeouts) rather than taking a lock that may be held.
-        ofd::exclusive_held_in(fd, IDS + 2 * u64::from(id), 1).unwrap_or(true)
+        ofd::exclusive_held_in(fd, id_byte(id), 1).unwrap_or(true)
     }
 
     /// Records, for as long as this mapping's description is open, that it trusts the
@@ -236,6 +261,7 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        thread_ids::forget_owner(self.serial);
         if self.fd.is_some() {
             let mine = (self.file, self.id.load(Relaxed), self.forks.load(Relaxed));
             OURS.lock()

@@ -1,27 +1,35 @@
 //! A process-shared mutex that cannot be left locked forever by a dead process.
 //!
 //! The lock word holds the owner's id (and a "waiters" bit), so a waiter can ask the kernel
-//! whether the owner still lives (see [`super::owner`]). Uncontended, lock and unlock are one atomic each;
-//! waiting uses a shared futex with a timeout, after which the waiter checks the owner and
-//! takes the lock over if it died, reporting [`Acquired::OwnerDied`] so the caller repairs
-//! what the dead owner may have left half-done.
+//! whether the owner still lives (see [`super::owner`]). Uncontended, lock and unlock are one
+//! atomic read-modify-write each; waiting spins briefly, then sleeps on the word (a shared
+//! futex) with a timeout, after which the waiter checks the owner and takes the lock over if
+//! it died, reporting [`Acquired::OwnerDied`] so the caller repairs what the dead owner may
+//! have left half-done.
 //!
-//! Limits (documented, not hidden): ownership is per mapping, so two threads of one mapping
-//! exclude each other only through the CAS, and a thread killed alone (not its process) is
-//! not detected.
+//! No wake-up is lost: unlock swaps the word and wakes a sleeper whenever the bit was set,
+//! and a waiter sets the bit before it sleeps and sleeps only while the word still holds it.
+//! The timeout serves only to notice a dead owner, never to recover a missed wake-up.
+//!
+//! Which owner ids name whom is the caller's business: the segment's internal locks name the
+//! mapping, the user locks of `crate::sync` the thread.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustix::thread::futex;
+use super::wait;
 
 const WAITERS: u32 = 1 << 31;
 const OWNER_MASK: u32 = !WAITERS;
 /// The owner of a poisoned lock: above every owner id.
 const POISONED: u32 = OWNER_MASK;
-/// How long a waiter sleeps before it checks again whether the owner is alive.
-const LIVENESS_POLL: Duration = Duration::from_millis(10);
-const SPINS: u32 = 64;
+/// How long a sleeping waiter may take to notice that the owner died: it sleeps at most this
+/// long before it asks the kernel again.
+pub const LIVENESS_POLL: Duration = Duration::from_millis(10);
+/// How many times a waiter looks at the word, a `pause` apart, before it sleeps: about a
+/// microsecond (a few on CPUs with a long `pause`), enough for a holder on another CPU to
+/// finish a short critical section, too short to starve a holder preempted on this one.
+pub const SPINS: u32 = 40;
 
 /// How the lock was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +41,8 @@ pub enum Acquired {
     OwnerDied,
     /// Not acquired: a holder found the data beyond repair and poisoned the lock for good.
     Poisoned,
+    /// Not acquired: the deadline passed first.
+    TimedOut,
 }
 
 /// A robust process-shared mutex; 4 bytes, all-zero is unlocked, so a freshly truncated
@@ -54,13 +64,10 @@ impl RobustMutex {
     /// still release it (a dead one's lock is taken over).
     #[inline]
     pub fn lock(&self, me: u32, alive: impl Fn(u32) -> bool) -> Acquired {
-        match self
-            .word
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => Acquired::Clean,
-            Err(_) => self.lock_contended(me, &alive),
+        if self.try_lock(me) {
+            return Acquired::Clean;
         }
+        self.lock_contended(me, &alive, None)
     }
 
     /// Takes the lock for owner `me` if it is free right now.
@@ -71,18 +78,22 @@ impl RobustMutex {
             .is_ok()
     }
 
+    /// As [`lock`](Self::lock) after a failed [`try_lock`](Self::try_lock), giving up with
+    /// [`Acquired::TimedOut`] at `deadline`. An owner that holds the lock already waits
+    /// for itself: the caller tells its own nesting apart first.
     #[cold]
-    fn lock_contended(&self, me: u32, alive: &dyn Fn(u32) -> bool) -> Acquired {
+    pub fn lock_contended(
+        &self,
+        me: u32,
+        alive: &dyn Fn(u32) -> bool,
+        deadline: Option<Instant>,
+    ) -> Acquired {
         for _ in 0..SPINS {
             std::hint::spin_loop();
             if self.word.load(Ordering::Relaxed) == 0 && self.try_lock(me) {
                 return Acquired::Clean;
             }
         }
-        let timeout = futex::Timespec {
-            tv_sec: 0,
-            tv_nsec: LIVENESS_POLL.as_nanos() as _,
-        };
         loop {
             let cur = self.word.load(Ordering::Relaxed);
             if cur & OWNER_MASK == POISONED {
@@ -110,6 +121,13 @@ impl RobustMutex {
                 }
                 continue;
             }
+            let mut poll = LIVENESS_POLL;
+            if let Some(deadline) = deadline {
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => poll = poll.min(left),
+                    _ => return Acquired::TimedOut,
+                }
+            }
             if cur & WAITERS == 0
                 && self
                     .word
@@ -118,43 +136,28 @@ impl RobustMutex {
             {
                 continue;
             }
-            // Spurious wake-ups, EAGAIN (the word changed) and timeouts all just loop.
-            let _ = futex::wait(
-                &self.word,
-                futex::Flags::empty(),
-                cur | WAITERS,
-                Some(&timeout),
-            );
+            wait::wait(&self.word, cur | WAITERS, Some(poll));
         }
     }
 
-    /// Releases the lock. Must be called by the mapping that holds it.
-    ///
-    /// Without waiters this is a plain release store, not a second atomic read-modify-write
-    /// (which would double the cost of an uncontended lock/unlock pair). A waiter that sets
-    /// its bit between our load and our store would sleep unwoken, but only if it managed a
-    /// whole `futex` system call in the gap between two adjacent instructions of ours (i.e.
-    /// we were descheduled right there); its timed wait bounds even that rare case to one
-    /// [`LIVENESS_POLL`] of latency, never a hang.
+    /// Releases the lock. Must be called by the owner that holds it.
     #[inline]
     pub fn unlock(&self) {
-        if self.word.load(Ordering::Relaxed) & WAITERS == 0 {
-            self.word.store(0, Ordering::Release);
-        } else if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
+        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
             self.wake_one();
         }
     }
 
     #[cold]
     fn wake_one(&self) {
-        let _ = futex::wake(&self.word, futex::Flags::empty(), 1);
+        wait::wake(&self.word, 1);
     }
 
     /// Releases the lock for good: every later `lock` returns [`Acquired::Poisoned`]
     /// (checked only on the contended path, so it costs the uncontended path nothing).
     pub fn poison(&self) {
         self.word.store(POISONED, Ordering::Release);
-        let _ = futex::wake(&self.word, futex::Flags::empty(), i32::MAX as u32);
+        wait::wake_all(&self.word);
     }
 
     /// Marks the lock free whoever holds it. Only for a private copy of a segment (a
@@ -168,6 +171,11 @@ impl RobustMutex {
     #[cfg(test)]
     pub(super) fn hand_to(&self, id: u32) {
         self.word.store(id | WAITERS, Ordering::Relaxed);
+    }
+
+    /// Whether a waiter sleeps (or slept) on the lock.
+    pub fn has_waiters(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & WAITERS != 0
     }
 
     /// The owner id of the current holder, if any.

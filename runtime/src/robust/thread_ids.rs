@@ -1,0 +1,235 @@
+//! Lock owner ids per thread, for the locks that user data lives behind (`crate::sync`).
+//!
+//! The segment's internal locks name a mapping's id ([`Owner::me`]): each is taken and
+//! released within one call, so no thread can leave one held. A user lock's guard can be
+//! leaked (`mem::forget`) by a thread that then exits, and the lock would stay held by a
+//! live process forever. Naming the thread instead lets a waiter see that like the death of
+//! a process: each thread claims an id of its own on each owner it locks through, the way a
+//! mapping does (an exclusive lock on the id's byte of the owner's description; for private
+//! memory, a place in the owner's list of live thread ids), and gives it back when it exits.
+//!
+//! It gives them back from a `pthread` key destructor, which glibc runs after every
+//! `thread_local!` destructor of the thread: a guard kept in a thread local can still be
+//! used by that local's destructor, and its lock must not look abandoned before. Past that
+//! point no code of the thread runs, so a guard still held is one that was leaked.
+//!
+//! Where a thread cannot claim an id of its own (no key, or its thread locals are gone), it
+//! locks in its mapping's name ([`Owner::me`]): sound (a live process's locks are never taken
+//! over), only a leaked guard then keeps its lock until the process ends.
+
+use std::cell::Cell;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use super::owner::{id_byte, Owner, FIRST_ID, ID_COUNT};
+use crate::error::Result;
+use crate::os::{fork, ofd};
+
+/// Owners get a serial number, never reused, so that a thread's cached id cannot be taken
+/// for an id on a later owner at the same address.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+pub(super) fn next_serial() -> u64 {
+    NEXT_SERIAL.fetch_add(1, Relaxed)
+}
+
+/// The ids threads hold on one owner: how to give one back, and (for private memory, which
+/// no kernel lock describes) which are alive.
+struct Claims {
+    serial: u64,
+    /// The owner's description; None for private memory.
+    fd: Option<RawFd>,
+    /// Live thread ids of private memory, with the fork generation they were claimed in (a
+    /// forked child has none of its parent's threads).
+    live: Vec<(u32, u32)>,
+}
+
+/// Every owner some thread holds an id on. An owner removes its entry before its
+/// description closes ([`forget_owner`]), so a descriptor found here is open.
+static CLAIMS: Mutex<Vec<Claims>> = Mutex::new(Vec::new());
+
+/// One id of this thread: the owner's serial, the fork generation, the id.
+type Claim = (u64, u32, u32);
+
+thread_local! {
+    /// The id used last: a lock taken again through the same owner costs one compare.
+    static LAST: Cell<Claim> = const { Cell::new((0, 0, 0)) };
+}
+
+/// The `pthread` key whose value is this thread's `Vec<Claim>`, given back at exit.
+fn key() -> Option<libc::pthread_key_t> {
+    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key = 0;
+        // SAFETY: `key` is a valid place for the key; the destructor has the signature
+        // `pthread_key_create` wants and is sound for every value this module sets.
+        (unsafe { libc::pthread_key_create(&mut key, Some(release_thread)) } == 0).then_some(key)
+    })
+}
+
+/// Gives back the ids of an exiting thread (the key's destructor).
+unsafe extern "C" fn release_thread(list: *mut libc::c_void) {
+    // SAFETY: the only values set under the key are `Box<Vec<Claim>>`s (`record`), and glibc
+    // calls this once per value, having cleared the thread's slot.
+    let list = unsafe { Box::from_raw(list.cast::<Vec<Claim>>()) };
+    let forks = fork::generation();
+    let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+    for &(serial, claimed_in, id) in list.iter().filter(|c| c.1 == forks) {
+        let Some(owner) = claims.iter_mut().find(|c| c.serial == serial) else {
+            continue;
+        };
+        owner.live.retain(|&live| live != (id, claimed_in));
+        if let Some(fd) = owner.fd {
+            // SAFETY: open while the owner's entry is listed (see `CLAIMS`).
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            // On failure the id stays held until the description closes: a leaked guard
+            // then holds its lock until the mapping goes, as without thread ids.
+            let _ = ofd::unlock_byte_fd(fd, id_byte(id));
+        }
+    }
+}
+
+/// This thread's ids, if it has recorded any.
+fn thread_list(key: libc::pthread_key_t) -> *mut Vec<Claim> {
+    // SAFETY: reading this thread's value of a created key.
+    unsafe { libc::pthread_getspecific(key) }.cast()
+}
+
+/// Records `claim` for this thread's exit; false if it cannot (the claim must be undone).
+fn record(key: libc::pthread_key_t, claim: Claim) -> bool {
+    let mut list = thread_list(key);
+    if list.is_null() {
+        let fresh = Box::into_raw(Box::new(Vec::new()));
+        // SAFETY: setting this thread's value of a created key.
+        if unsafe { libc::pthread_setspecific(key, fresh.cast()) } != 0 {
+            // SAFETY: not handed to anyone.
+            drop(unsafe { Box::from_raw(fresh) });
+            return false;
+        }
+        list = fresh;
+    }
+    // SAFETY: the value is this thread's own `Vec`, used by this thread only (and by the key
+    // destructor, which runs after the thread's last code).
+    let list = unsafe { &mut *list };
+    list.retain(|c| c.1 == claim.1);
+    list.push(claim);
+    true
+}
+
+impl Owner {
+    /// The calling thread's owner id on this owner, claimed on first use (and again in a
+    /// forked child): what the user locks name their holder by.
+    #[inline]
+    pub fn thread_id(&self) -> Result<u32> {
+        let forks = fork::generation();
+        if let Ok((serial, claimed_in, id)) = LAST.try_with(Cell::get) {
+            if serial == self.serial() && claimed_in == forks {
+                return Ok(id);
+            }
+        }
+        self.thread_id_slow(forks)
+    }
+
+    #[cold]
+    fn thread_id_slow(&self, forks: u32) -> Result<u32> {
+        let (Some(key), Ok(())) = (key(), LAST.try_with(|_| ())) else {
+            return self.me();
+        };
+        let list = thread_list(key);
+        // SAFETY: this thread's own `Vec` (see `record`).
+        let known = (!list.is_null())
+            .then(|| unsafe { &*list })
+            .and_then(|list| list.iter().find(|c| c.0 == self.serial() && c.1 == forks));
+        let id = match known {
+            Some(&(.., id)) => id,
+            None => {
+                let id = match self.fd() {
+                    Some(fd) => self.claim_id(fd, forks, 1)?,
+                    None => next_private_id(),
+                };
+                let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+                if !record(key, (self.serial(), forks, id)) {
+                    drop(claims);
+                    if let Some(fd) = self.fd() {
+                        let _ = ofd::unlock_byte_fd(fd, id_byte(id));
+                    }
+                    return self.me();
+                }
+                let at = match claims.iter().position(|c| c.serial == self.serial()) {
+                    Some(at) => at,
+                    None => {
+                        claims.push(Claims {
+                            serial: self.serial(),
+                            fd: self.raw_fd(),
+                            live: Vec::new(),
+                        });
+                        claims.len() - 1
+                    }
+                };
+                if self.raw_fd().is_none() {
+                    claims[at].live.push((id, forks));
+                }
+                id
+            }
+        };
+        let _ = LAST.try_with(|last| last.set((self.serial(), forks, id)));
+        Ok(id)
+    }
+
+    /// Whether `id` is a live thread id on this owner of private memory.
+    pub(super) fn private_thread_alive(&self, id: u32) -> bool {
+        let forks = fork::generation();
+        CLAIMS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|c| c.serial == self.serial())
+            .is_some_and(|c| c.live.contains(&(id, forks)))
+    }
+}
+
+/// Called by an owner that goes away, before its description closes.
+pub(super) fn forget_owner(serial: u64) {
+    CLAIMS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|c| c.serial != serial);
+}
+
+/// A thread id for private memory: unique in the process (thread ids are never compared
+/// across processes there), cycling through the id range.
+fn next_private_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    FIRST_ID + NEXT.fetch_add(1, Relaxed) % ID_COUNT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::robust::owner::PRIVATE;
+
+    #[test]
+    fn each_thread_has_its_own_private_id_until_it_exits() {
+        let owner = std::sync::Arc::new(Owner::private());
+        let mine = owner.thread_id().unwrap();
+        assert_eq!(owner.thread_id().unwrap(), mine, "claimed once");
+        assert_ne!(mine, PRIVATE);
+        assert!(owner.alive(mine));
+        let theirs = {
+            let owner = owner.clone();
+            std::thread::spawn(move || {
+                let id = owner.thread_id().unwrap();
+                assert!(owner.alive(id));
+                id
+            })
+            .join()
+            .unwrap()
+        };
+        assert_ne!(theirs, mine);
+        assert!(!owner.alive(theirs), "an exited thread's id is dead");
+        assert!(owner.alive(mine));
+        let other = Owner::private();
+        assert!(!other.alive(mine), "ids are per owner");
+    }
+}

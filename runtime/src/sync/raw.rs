@@ -1,0 +1,183 @@
+//! The part of every user lock that decides who holds it: a robust lock word naming the
+//! holding thread (see `robust::thread_ids`) and a poison word, with the lookup of whose
+//! names the lock is taken in (the owner of the mapping the lock lives in).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use super::poison::PoisonCause;
+use crate::error::Error;
+use crate::manager::SegmentCore;
+use crate::os::fork;
+use crate::registry;
+use crate::robust::{Acquired, Owner, RobustMutex};
+
+/// Whose names locks at an address are taken in: the owner of the mapping that holds it,
+/// or for memory outside every segment (a lock on the stack or heap), the process's own.
+pub(crate) struct Locker {
+    segment: Option<SegmentCore>,
+}
+
+impl Locker {
+    /// The locker of the lock at `at`.
+    #[inline]
+    pub(crate) fn of<T>(at: &T) -> Self {
+        Locker {
+            segment: registry::segment_at(std::ptr::from_ref(at).cast()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn owner(&self) -> &Owner {
+        match &self.segment {
+            // The mapping holding the lock stays mapped while the lock is borrowed, and its
+            // owner with it (`registry::segment_at`).
+            Some(segment) => segment.owner(),
+            None => outside(),
+        }
+    }
+}
+
+/// The owner of locks outside every segment: memory of this process alone.
+fn outside() -> &'static Owner {
+    static OUTSIDE: OnceLock<Owner> = OnceLock::new();
+    OUTSIDE.get_or_init(Owner::private)
+}
+
+/// How long a lock call may wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all.
+    No,
+    /// Until the deadline, if any.
+    Until(Option<Instant>),
+}
+
+/// Why a lock was not taken.
+pub(crate) enum Denied {
+    WouldBlock,
+    Failed(Error),
+}
+
+/// A held [`RawMutex`]: what its release needs to know.
+#[derive(Clone, Copy)]
+pub(crate) struct Held {
+    /// The poison found on taking it.
+    pub(crate) poisoned: Option<PoisonCause>,
+    /// Whether the thread was panicking already (a panic that began earlier does not poison).
+    panicking: bool,
+    /// The fork generation it was taken in: a forked child's copy of a guard releases
+    /// nothing (the lock is the parent's thread's).
+    forks: u32,
+}
+
+/// A robust lock word and a poison word; 8 bytes, all-zero is unlocked and clean.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct RawMutex {
+    word: RobustMutex,
+    poison: AtomicU32,
+}
+
+impl RawMutex {
+    pub(crate) const fn new() -> Self {
+        RawMutex {
+            word: RobustMutex::new(),
+            poison: AtomicU32::new(0),
+        }
+    }
+
+    /// Takes the lock for the calling thread. A holder found dead poisons it
+    /// ([`PoisonCause::OwnerDied`]); the poison is reported in [`Held::poisoned`].
+    #[inline]
+    pub(crate) fn acquire(&self, wait: Wait) -> Result<Held, Denied> {
+        let locker = Locker::of(self);
+        let owner = locker.owner();
+        let me = owner.thread_id().map_err(Denied::Failed)?;
+        if !self.word.try_lock(me) {
+            self.acquire_contended(owner, me, wait)?;
+        }
+        Ok(Held {
+            poisoned: PoisonCause::from_word(self.poison.load(Relaxed)),
+            panicking: std::thread::panicking(),
+            forks: fork::generation(),
+        })
+    }
+
+    #[cold]
+    fn acquire_contended(&self, owner: &Owner, me: u32, wait: Wait) -> Result<(), Denied> {
+        let Wait::Until(deadline) = wait else {
+            return Err(Denied::WouldBlock);
+        };
+        if self.word.owner() == Some(me) {
+            return Err(Denied::Failed(Error::WouldDeadlock { what: self.what() }));
+        }
+        match self
+            .word
+            .lock_contended(me, &|id| owner.alive(id), deadline)
+        {
+            Acquired::Clean => Ok(()),
+            Acquired::OwnerDied => {
+                self.poison.store(PoisonCause::OwnerDied.word(), Relaxed);
+                Ok(())
+            }
+            Acquired::TimedOut => Err(Denied::WouldBlock),
+            Acquired::Poisoned => Err(Denied::Failed(Error::Corrupted {
+                what: self.what(),
+                reason: "its lock word names no holder a shmkit lock can have".into(),
+            })),
+        }
+    }
+
+    /// Releases a lock taken as `held`, poisoning it if the thread began to panic since.
+    #[inline]
+    pub(crate) fn release(&self, held: &Held) {
+        if held.forks != fork::generation() {
+            return;
+        }
+        if !held.panicking && std::thread::panicking() {
+            self.poison.store(PoisonCause::Panicked.word(), Relaxed);
+        }
+        self.word.unlock();
+    }
+
+    /// Whether the lock is poisoned.
+    pub(crate) fn poisoned(&self) -> Option<PoisonCause> {
+        PoisonCause::from_word(self.poison.load(Relaxed))
+    }
+
+    /// Marks the data repaired.
+    pub(crate) fn clear_poison(&self) {
+        self.poison.store(0, Relaxed);
+    }
+
+    fn what(&self) -> String {
+        format!("lock at {:p}", self)
+    }
+}
+
+/// The holder (by owner id, and whether it is this thread or alive), the poison and
+/// whether anyone waits; it asks the kernel about the holder, and never blocks.
+impl fmt::Debug for RawMutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let locker = Locker::of(self);
+        let owner = locker.owner();
+        let holder = self.word.owner().map(|id| {
+            let whose = if owner.thread_id().ok() == Some(id) {
+                "this thread"
+            } else if owner.alive(id) {
+                "alive"
+            } else {
+                "dead"
+            };
+            format!("owner {id} ({whose})")
+        });
+        f.debug_struct("Lock")
+            .field("held_by", &holder)
+            .field("poisoned", &self.poisoned())
+            .field("waiters", &self.word.has_waiters())
+            .finish()
+    }
+}
