@@ -41,6 +41,11 @@ const OS_HANDLES: &str = "an identifier the processes agree on (a path, a port n
                           handles are per process";
 const TEXT: &str = "the segment `String` (shmkit containers), or a fixed-size `[u8; N]` buffer";
 
+/// Names of std types that shmkit has a type of its own by (`shmkit::sync::Mutex`): spelled
+/// bare they are taken for shmkit's (imported with `use`), and if they are std's after all,
+/// the field's `ShmSafe` bound refuses them.
+const SHMKIT_HAS: &[&str] = &["Mutex", "RwLock", "Condvar"];
+
 /// Every std type the macros know, with its replacement.
 pub const TABLE: &[StdType] = &[
     t(
@@ -125,8 +130,9 @@ impl StdType {
     }
 }
 
-/// The std type a path names, if any: a bare name (`Vec<u8>`) or one under `std`/`core`/
-/// `alloc` (`std::sync::Mutex<u8>`). A type spelled with another path is the user's own.
+/// The std type a path names, if any: a bare name (`Vec<u8>`; not one of [`SHMKIT_HAS`]) or
+/// one under `std`/`core`/`alloc` (`std::sync::Mutex<u8>`). A type spelled with another path
+/// is the user's own.
 pub fn lookup(p: &TypePath) -> Option<&'static StdType> {
     if p.qself.is_some() {
         return None;
@@ -136,7 +142,7 @@ pub fn lookup(p: &TypePath) -> Option<&'static StdType> {
     let bare = segs.len() == 1 && p.path.leading_colon.is_none();
     let under_std =
         segs.len() > 1 && matches!(segs[0].ident.to_string().as_str(), "std" | "core" | "alloc");
-    if !(bare || under_std) {
+    if !(bare || under_std) || (bare && SHMKIT_HAS.iter().any(|n| last.ident == n)) {
         return None;
     }
     TABLE.iter().find(|s| last.ident == s.name)

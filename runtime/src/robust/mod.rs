@@ -1,11 +1,12 @@
 //! Synchronisation that lives inside segments and survives the death of a process.
 
+pub(crate) mod atomic;
 mod guard;
 pub(crate) mod owner;
 mod pid;
 mod robust_mutex;
 pub(crate) mod thread_ids;
-mod wait;
+pub(crate) mod wait;
 
 pub(crate) use guard::{lock_with_recovery, RobustGuard};
 pub(crate) use owner::Owner;

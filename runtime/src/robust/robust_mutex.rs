@@ -14,7 +14,7 @@
 //! Which owner ids name whom is the caller's business: the segment's internal locks name the
 //! mapping, the user locks of `crate::sync` the thread.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use super::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::wait;

@@ -1,7 +1,7 @@
 //! Sleeping on a 32-bit word until another thread or process changes it (the `futex`
 //! system call on a shared word), in one place: every lock sleeps and wakes through here.
 
-use std::sync::atomic::AtomicU32;
+use super::atomic::AtomicU32;
 use std::time::Duration;
 
 use rustix::thread::futex;

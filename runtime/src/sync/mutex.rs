@@ -2,12 +2,11 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
-use super::raw::{Denied, Held, RawMutex, Wait};
+use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::layout::{compound_fingerprint, Invalid, PositionIndependent, ShmMut, ShmSafe};
 
 /// A mutual-exclusion lock for data that lives in a segment, shared by every thread of
@@ -84,7 +83,7 @@ impl<T> Mutex<T> {
                 let guard = MutexGuard {
                     mutex: self,
                     held,
-                    _not_send: PhantomData,
+                    _not_send: NamesItsThread::default(),
                 };
                 Ok(match held.poisoned {
                     None => Ok(guard),
@@ -201,8 +200,7 @@ unsafe impl<T: PositionIndependent> PositionIndependent for Mutex<T> {}
 pub struct MutexGuard<'a, T> {
     mutex: &'a Mutex<T>,
     held: Held,
-    /// The lock names this thread: released from another, it would name the wrong one.
-    _not_send: PhantomData<*const ()>,
+    _not_send: NamesItsThread,
 }
 
 // SAFETY: sharing the guard shares `&T` only, as std's `MutexGuard`.

@@ -2,8 +2,8 @@
 //! holding thread (see `robust::thread_ids`) and a poison word, with the lookup of whose
 //! names the lock is taken in (the owner of the mapping the lock lives in).
 
+use crate::robust::atomic::{AtomicU32, Ordering::Relaxed};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -60,6 +60,10 @@ pub(crate) enum Denied {
     WouldBlock,
     Failed(Error),
 }
+
+/// Makes a guard `!Send`: a lock names the thread that took it, and a release from another
+/// thread would leave the lock naming a thread that no longer holds it.
+pub(crate) type NamesItsThread = std::marker::PhantomData<*const ()>;
 
 /// A held [`RawMutex`]: what its release needs to know.
 #[derive(Clone, Copy)]

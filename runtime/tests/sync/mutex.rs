@@ -177,10 +177,13 @@ fn debug_shows_the_holder_and_the_poison() {
         "{held}"
     );
     drop(g);
-    std::thread::scope(|s| {
-        s.spawn(|| std::mem::forget(m.lock().unwrap()));
-    });
-    let dead = format!("{m:?}");
+    // `join`, not a scope: a scope ends when the closure returns, before the thread's exit
+    // (which gives its owner id back) is complete.
+    static M: Mutex<u8> = Mutex::new(5);
+    std::thread::spawn(|| std::mem::forget(M.lock().unwrap()))
+        .join()
+        .unwrap();
+    let dead = format!("{M:?}");
     assert!(dead.contains("(dead)"), "{dead}");
 }
 
