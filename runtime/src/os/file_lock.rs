@@ -84,8 +84,11 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(1);
 ///   [`lock_shared_timeout`](Self::lock_shared_timeout) try, sleep and try again, with
 ///   pauses from 10 µs doubling up to 1 ms: they notice a released lock within about a
 ///   millisecond and cost at most about a thousand system calls a second while they wait.
-///   A polling waiter does not queue: a blocked [`lock`](Self::lock) may get the lock
-///   first.
+///   A polling waiter does not queue: the kernel hands a released lock to the blocked
+///   [`lock`](Self::lock) and [`lock_shared`](Self::lock_shared) callers first, so while
+///   blocked lockers keep the file busy a timed one may not get in before its timeout.
+///   (Interrupting a blocked call with a timer signal would take a signal from the
+///   program.)
 /// - **Flush before unlocking.** Data written with `write(2)` (`std::fs::File`'s `write`)
 ///   is in the page cache, seen by every process, when the call returns; data held in a
 ///   buffer (`BufWriter`, a C `FILE*`, an iostream) is not. Flush the buffer before the

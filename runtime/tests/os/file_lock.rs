@@ -101,7 +101,10 @@ fn a_blocked_lock_gets_the_file_once_the_holder_lets_go() {
     let mut holder = FileLock::open(path.get()).unwrap();
     let guard = holder.lock().unwrap();
     let (took, waiter) = locker_thread(path.get(), Duration::ZERO, exclusive);
-    assert_blocked(&took, "lock() returned while another FileLock held the file");
+    assert_blocked(
+        &took,
+        "lock() returned while another FileLock held the file",
+    );
     drop(guard);
     took.recv_timeout(PROMPT)
         .expect("the waiter got the file after the holder let go");
@@ -116,7 +119,10 @@ fn a_blocked_lock_gets_the_file_once_the_holder_lets_go() {
 
     let guard = holder.lock().unwrap();
     let (took, waiter) = locker_thread(path.get(), Duration::ZERO, shared);
-    assert_blocked(&took, "lock_shared() returned while an exclusive lock was held");
+    assert_blocked(
+        &took,
+        "lock_shared() returned while an exclusive lock was held",
+    );
     drop(guard);
     took.recv_timeout(PROMPT).unwrap();
     waiter.join().unwrap();
@@ -134,7 +140,10 @@ fn shared_locks_coexist_and_keep_exclusive_ones_out() {
     assert!(c.try_lock().unwrap().is_none(), "one reader is enough");
     drop(b_shared);
     let c_exclusive = c.try_lock().unwrap().expect("no reader left");
-    assert!(a.try_lock_shared().unwrap().is_none(), "a writer keeps readers out");
+    assert!(
+        a.try_lock_shared().unwrap().is_none(),
+        "a writer keeps readers out"
+    );
     assert!(a.try_lock().unwrap().is_none(), "and other writers");
     drop(c_exclusive);
     assert!(a.try_lock().unwrap().is_some());
@@ -151,17 +160,29 @@ fn timed_locks_give_up_after_their_timeout_and_succeed_once_released_in_time() {
     let start = Instant::now();
     assert!(waiter.lock_timeout(timeout).unwrap().is_none());
     let waited = start.elapsed();
-    assert!(waited >= timeout && waited < PROMPT, "lock_timeout waited {waited:?}");
+    assert!(
+        waited >= timeout && waited < PROMPT,
+        "lock_timeout waited {waited:?}"
+    );
 
     let start = Instant::now();
     assert!(waiter.lock_shared_timeout(timeout).unwrap().is_none());
     let waited = start.elapsed();
-    assert!(waited >= timeout && waited < PROMPT, "lock_shared_timeout waited {waited:?}");
+    assert!(
+        waited >= timeout && waited < PROMPT,
+        "lock_shared_timeout waited {waited:?}"
+    );
 
     let start = Instant::now();
     assert!(waiter.lock_timeout(Duration::ZERO).unwrap().is_none());
-    assert!(waiter.lock_shared_timeout(Duration::ZERO).unwrap().is_none());
-    assert!(start.elapsed() < Duration::from_millis(100), "a zero timeout only tries");
+    assert!(waiter
+        .lock_shared_timeout(Duration::ZERO)
+        .unwrap()
+        .is_none());
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "a zero timeout only tries"
+    );
     drop(guard);
 
     // Held by another thread for 300 ms: both timed forms get the file once it lets go,
@@ -172,7 +193,10 @@ fn timed_locks_give_up_after_their_timeout_and_succeed_once_released_in_time() {
         took.recv_timeout(PROMPT).unwrap();
         let start = Instant::now();
         let got = match kind {
-            "exclusive" => waiter.lock_timeout(Duration::from_secs(30)).unwrap().is_some(),
+            "exclusive" => waiter
+                .lock_timeout(Duration::from_secs(30))
+                .unwrap()
+                .is_some(),
             _ => waiter
                 .lock_shared_timeout(Duration::from_secs(30))
                 .unwrap()
@@ -200,7 +224,10 @@ fn downgrade_lets_readers_in_and_never_a_waiting_writer() {
         let (took, writer) = locker_thread(path.get(), Duration::ZERO, exclusive);
         assert_blocked(&took, "the writer got in past an exclusive holder");
         let downgraded = guard.downgrade().unwrap();
-        assert!(format!("{downgraded:?}").contains("Shared"), "{downgraded:?}");
+        assert!(
+            format!("{downgraded:?}").contains("Shared"),
+            "{downgraded:?}"
+        );
         let read = reader
             .try_lock_shared()
             .unwrap()
@@ -220,7 +247,10 @@ fn debug_shows_the_path_and_what_the_lock_holds() {
     let mut lock = FileLock::open(path.get()).unwrap();
     let name = format!("{:?}", path.get());
     let idle = format!("{lock:?}");
-    assert!(idle.contains(&name) && idle.contains("held: None"), "{idle}");
+    assert!(
+        idle.contains(&name) && idle.contains("held: None"),
+        "{idle}"
+    );
     let guard = lock.lock().unwrap();
     let text = format!("{guard:?}");
     assert!(
@@ -271,7 +301,10 @@ fn a_read_only_file_lock_takes_shared_locks_only() {
     assert!(denied(lock.lock_timeout(Duration::from_secs(1)).map(drop)));
     let read = lock.lock_shared().unwrap();
     let mut writer = FileLock::open(path.get()).unwrap();
-    assert!(writer.try_lock().unwrap().is_none(), "the read-only lock holds");
+    assert!(
+        writer.try_lock().unwrap().is_none(),
+        "the read-only lock holds"
+    );
     drop(read);
     assert!(writer.try_lock().unwrap().is_some());
 }
@@ -361,13 +394,23 @@ fn killed_holders_release_the_file(kind: &str) {
             "round {round}: the child's {kind} lock did not keep a writer out"
         );
         let reader_in = lock.try_lock_shared().unwrap().is_some();
-        assert_eq!(reader_in, kind == "shared", "round {round}: a reader next to {kind}");
+        assert_eq!(
+            reader_in,
+            kind == "shared",
+            "round {round}: a reader next to {kind}"
+        );
         if round % 2 == 0 {
             child.kill();
             let start = Instant::now();
             let got = lock.lock_timeout(PROMPT).unwrap().is_some();
-            assert!(got, "round {round}: the killed {kind} holder still held the file");
-            assert!(start.elapsed() < Duration::from_secs(1), "round {round}: slow");
+            assert!(
+                got,
+                "round {round}: the killed {kind} holder still held the file"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "round {round}: slow"
+            );
         } else {
             let mut own = FileLock::open(path.get()).unwrap();
             let (tx, took) = mpsc::channel();
