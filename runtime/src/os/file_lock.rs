@@ -11,9 +11,10 @@ use super::ofd::{self, LockKind};
 use super::{Access, MappableFile};
 use crate::error::{Error, Result};
 
-/// The bytes a [`FileLock`] locks: `0..2^62`, more than any file holds. Bytes from 2^62 on
-/// are where a segment's mappings keep their own locks (see the runtime's lock owners), so
-/// that a `FileLock` on a segment's file and the segment's mappings leave each other alone.
+/// The bytes a [`FileLock`] locks: `0..2^62` (4 EiB, past the end of any real file). The
+/// bytes from 2^62 on are where a segment's mappings keep their own locks (the byte map of
+/// the lock owners), so a `FileLock` on a segment's file and the segment's mappings leave
+/// each other alone.
 const LOCKED: u64 = 1 << 62;
 /// The first and the longest pause of a timed wait between two attempts.
 const FIRST_PAUSE: Duration = Duration::from_micros(10);
