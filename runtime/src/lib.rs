@@ -41,7 +41,7 @@ pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
     type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind,
-    ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
+    ShmDerefMut, ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;
 pub use manager::{Handle, ParseHandleError};

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
-use crate::layout::{compound_fingerprint, Invalid, PositionIndependent, ShmMut, ShmSafe};
+use crate::layout::{
+    compound_fingerprint, Invalid, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe,
+};
 
 /// A mutual-exclusion lock for data that lives in a segment, shared by every thread of
 /// every process that maps it: `std::sync::Mutex`, robust.
@@ -214,6 +216,13 @@ impl<T> MutexGuard<'_, T> {
         // SAFETY: the lock makes this the only access to the data; `ShmMut` hands out `&mut T`
         // only for position-independent types, so position-dependent data is not moved.
         unsafe { ShmMut::new(&mut *self.mutex.data.get()) }
+    }
+}
+
+impl<T> ShmDerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn as_shm_mut(&mut self) -> ShmMut<'_, T> {
+        MutexGuard::as_shm_mut(self)
     }
 }
 
