@@ -2,13 +2,15 @@
 //!
 //! # The algorithm, and why no death can lose a wake-up
 //!
-//! Two words, neither naming a waiter:
+//! No word names a waiter, and none holds a count a death can leave wrong in a way that
+//! matters:
 //!
 //! - `seq`, the futex word: every notification adds one. A waiter reads it while it still
 //!   holds the mutex, unlocks, and sleeps only while `seq` still holds what it read. A
 //!   notifier changes the shared state under the same mutex, so any notification that
 //!   state needs comes after the waiter's read and moves `seq` away from it: the kernel
-//!   then refuses the sleep, or the notifier's wake finds the sleeper.
+//!   then refuses the sleep, or the notifier's wake finds the sleeper. (Only 2^32
+//!   notifications between a waiter's read and its sleep could bring `seq` back.)
 //! - `waiters`, a hint: how many waiters may be asleep. It only lets a notifier skip the
 //!   `futex` call when nobody sleeps. A waiter counts itself (a sequentially consistent
 //!   read-modify-write) before it looks at `seq` a last time and sleeps; a notifier moves
@@ -18,18 +20,26 @@
 //!   is too high for good, which costs each later notification a `futex` call and nothing
 //!   else. It saturates at `u32::MAX` instead of wrapping and never goes below zero, so
 //!   no bytes, forged or left by any number of deaths, read 0 while a waiter is counted.
+//! - `notifier_cpu` and `same_cpu`, hints for spinning (below); any values only make a
+//!   waiter spin when it need not, or not when it could.
 //!
 //! A sleeper wakes up at least every [`LIVENESS_POLL`] and returns if `seq` moved since it
 //! began waiting. That is what keeps a notification from dying with its waiter: the
-//! kernel's `notify_one` wake-up may go to a waiter that is killed before it returns, but
-//! every other waiter that was waiting then sees `seq` moved at its next poll and returns
-//! (a spurious wake-up for all but one of them, which the caller's predicate loop absorbs).
-//! Nothing a waiter does can be left half-done: it writes only its count in the hint.
+//! kernel's `notify_one` wake-up may go to a waiter that is killed before it returns (or
+//! one that returns and dies before it takes the mutex again), but every other waiter that
+//! was waiting then sees `seq` moved at its next poll and returns: a spurious wake-up for
+//! all but one of them, which the caller's predicate loop absorbs. A waiter writes
+//! nothing but hints, so its death leaves nothing half-done.
 //!
-//! Before it sleeps, a waiter looks at `seq` a few times ([`WAIT_SPINS`], a `pause` apart)
-//! and offers the CPU to other runnable threads a few times ([`WAIT_YIELDS`]): a
-//! notification that comes within a few microseconds (the other side of a hand-off,
-//! running on another CPU or waiting for this one) then costs neither side a system call.
+//! # Spinning, bounded
+//!
+//! Before it sleeps, a waiter looks at `seq` [`WAIT_SPINS`] times, a `pause` apart, then
+//! yields the CPU [`WAIT_YIELDS`] times, looking after each: a few microseconds in all. A
+//! notification that comes meanwhile (the other side of a hand-off taking its turn on
+//! another CPU, or on this one while it yields) costs neither side a system call: the
+//! notifier calls `futex` only when a waiter is counted asleep. A notifier records its
+//! CPU; a waiter notified from its own CPU (both pinned to one) leaves out the `pause`s
+//! next time, since spinning there only delays the notifier it waits for.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -40,15 +50,19 @@ use crate::layout::{leaf_fingerprint, PositionIndependent, ShmMut, ShmSafe};
 use crate::robust::atomic::{AtomicU32, Ordering};
 use crate::robust::{wait, LIVENESS_POLL};
 
-/// How many times a waiter looks at the sequence word, a `pause` apart, before it offers
-/// the CPU away: well under a microsecond, so that a waiter sharing its CPU with the
-/// notifier wastes little before it yields.
-pub const WAIT_SPINS: u32 = 16;
+/// How many times a waiter looks at the sequence word, a `pause` apart, before it yields:
+/// about a microsecond (0.8 µs where a `pause` takes 26 ns, twice that on CPUs with a long
+/// `pause`), long enough for a notifier running on another CPU to take its turn and come
+/// back. Skipped while the last wait ended by a notification from the waiter's own CPU
+/// (both pinned to one CPU): spinning there only keeps the notifier from running.
+pub const WAIT_SPINS: u32 = 32;
 
-/// How many times a waiter yields the CPU to other runnable threads (`sched_yield`),
-/// looking at the sequence word after each, before it sleeps. On a CPU it shares with the
-/// notifier, each yield runs the notifier at once; on an otherwise idle CPU each is a
-/// system call of well under a microsecond.
+/// How many times a waiter then yields the CPU to other runnable threads (`sched_yield`),
+/// looking at the sequence word after each, before it sleeps. With the notifier on the
+/// same CPU each yield runs it at once, and the hand-off costs neither side a `futex` call;
+/// on an otherwise idle CPU each yield returns at once (a system call: about 0.6 µs in a
+/// virtual machine, less on bare metal), so the whole wait before sleeping stays within a
+/// few microseconds.
 pub const WAIT_YIELDS: u32 = 4;
 
 /// A condition variable for shmkit's [`Mutex`](super::Mutex), shared by every thread of
@@ -70,8 +84,8 @@ pub const WAIT_YIELDS: u32 = 4;
 /// - Waking, a waiter takes the mutex again; a poisoned mutex is reported as
 ///   [`Mutex::lock`](super::Mutex::lock) reports it, with the guard inside.
 ///
-/// Eight bytes; all-zero bytes are a condition variable nobody waits on, and any bytes are
-/// one that works (a count too high costs notifiers a system call each).
+/// Sixteen bytes; all-zero bytes are a condition variable nobody waits on, and any bytes
+/// are one that works (a count too high costs notifiers a system call each).
 #[repr(C)]
 #[derive(Default)]
 pub struct Condvar {
@@ -79,6 +93,11 @@ pub struct Condvar {
     seq: AtomicU32,
     /// How many waiters may be asleep: a hint, never too low while one is counted.
     waiters: AtomicU32,
+    /// The CPU the last notification came from, plus one (0: unknown).
+    notifier_cpu: AtomicU32,
+    /// Nonzero when the last wait to end was notified from its own CPU: spinning would
+    /// only keep the next notifier from running, so waiters yield at once.
+    same_cpu: AtomicU32,
 }
 
 /// Whether a timed wait returned because its time was up.
@@ -98,6 +117,8 @@ impl Condvar {
         Condvar {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
+            notifier_cpu: AtomicU32::new(0),
+            same_cpu: AtomicU32::new(0),
         }
     }
 
@@ -176,6 +197,7 @@ impl Condvar {
     /// Moves the sequence word; whether a waiter may sleep on it.
     #[inline]
     fn notify(&self) -> bool {
+        self.notifier_cpu.store(this_cpu(), Ordering::Relaxed);
         self.seq.fetch_add(1, Ordering::SeqCst);
         self.waiters.load(Ordering::SeqCst) != 0
     }
@@ -191,12 +213,23 @@ impl Condvar {
         let seen = self.seq.load(Ordering::Relaxed);
         drop(guard);
         let timed_out = !self.spin(seen) && self.sleep(seen, deadline);
+        if !timed_out {
+            let same = u32::from(self.notifier_cpu.load(Ordering::Relaxed) == this_cpu());
+            if self.same_cpu.load(Ordering::Relaxed) != same {
+                self.same_cpu.store(same, Ordering::Relaxed);
+            }
+        }
         (mutex.lock(), timed_out)
     }
 
     /// Looks for a notification a little before sleeping; whether one came.
     fn spin(&self, seen: u32) -> bool {
-        for _ in 0..WAIT_SPINS {
+        let spins = if self.same_cpu.load(Ordering::Relaxed) == 0 {
+            WAIT_SPINS
+        } else {
+            0
+        };
+        for _ in 0..spins {
             if self.seq.load(Ordering::Relaxed) != seen {
                 return true;
             }
@@ -295,3 +328,9 @@ unsafe impl ShmSafe for Condvar {
 
 // SAFETY: the words mean the same anywhere.
 unsafe impl PositionIndependent for Condvar {}
+
+/// The CPU this thread runs on, plus one (0 if unknown).
+fn this_cpu() -> u32 {
+    // SAFETY: no arguments; glibc reads it from the thread's rseq area.
+    (unsafe { libc::sched_getcpu() } as u32).wrapping_add(1)
+}
