@@ -208,11 +208,22 @@ impl Condvar {
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
     ) -> (LockResult<MutexGuard<'a, T>>, bool) {
+        self.wait_polling(guard, deadline, LIVENESS_POLL)
+    }
+
+    /// As [`wait_until`](Self::wait_until), looking at `seq` every `poll` while asleep
+    /// (the tests poll too seldom to hide a lost wake-up).
+    fn wait_polling<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+        poll: Duration,
+    ) -> (LockResult<MutexGuard<'a, T>>, bool) {
         let mutex = guard.mutex();
         // Read under the mutex: a notification the predicate needs comes after this.
         let seen = self.seq.load(Ordering::Relaxed);
         drop(guard);
-        let timed_out = !self.spin(seen) && self.sleep(seen, deadline);
+        let timed_out = !self.spin(seen) && self.sleep(seen, deadline, poll);
         if !timed_out {
             let same = u32::from(self.notifier_cpu.load(Ordering::Relaxed) == this_cpu());
             if self.same_cpu.load(Ordering::Relaxed) != same {
@@ -244,9 +255,9 @@ impl Condvar {
         false
     }
 
-    /// Sleeps, counted in the hint, until `seq` leaves `seen` or `deadline` passes; whether
-    /// it timed out.
-    fn sleep(&self, seen: u32, deadline: Option<Instant>) -> bool {
+    /// Sleeps, counted in the hint, until `seq` leaves `seen` (seen at the latest `poll`
+    /// after it did) or `deadline` passes; whether it timed out.
+    fn sleep(&self, seen: u32, deadline: Option<Instant>, poll: Duration) -> bool {
         let counted = self.count_in();
         let timed_out = loop {
             // After counting in (Dekker, see the module docs): a notifier that moved `seq`
@@ -254,14 +265,14 @@ impl Condvar {
             if self.seq.load(Ordering::SeqCst) != seen {
                 break false;
             }
-            let mut poll = LIVENESS_POLL;
+            let mut sleep = poll;
             if let Some(deadline) = deadline {
                 match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => poll = poll.min(left),
+                    Some(left) if !left.is_zero() => sleep = sleep.min(left),
                     _ => break true,
                 }
             }
-            wait::wait(&self.seq, seen, Some(poll));
+            wait::wait(&self.seq, seen, Some(sleep));
         };
         if counted {
             self.count_out();
@@ -333,4 +344,161 @@ unsafe impl PositionIndependent for Condvar {}
 fn this_cpu() -> u32 {
     // SAFETY: no arguments; glibc reads it from the thread's rseq area.
     (unsafe { libc::sched_getcpu() } as u32).wrapping_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::Mutex;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+
+    /// Longer than any test: a wake-up the futex calls lose is not found by a poll.
+    const NO_POLL: Duration = Duration::from_secs(3600);
+    /// What a wait that must end may take, on a loaded machine.
+    const GENEROUS: Duration = Duration::from_secs(20);
+
+    #[derive(Default)]
+    struct Shared {
+        m: Mutex<u64>,
+        cv: Condvar,
+    }
+
+    impl Shared {
+        /// Waits, without the poll, until `m` holds at least `want`; panics at the limit.
+        fn await_value(&self, want: u64) {
+            let deadline = Instant::now() + GENEROUS;
+            let mut g = self.m.lock().unwrap();
+            while *g < want {
+                g = self.wait_before(g, deadline);
+            }
+        }
+
+        /// One wait without the poll, which must end before `deadline`: ending there, it
+        /// would find a notification it was never woken for.
+        fn wait_before<'a>(&self, g: MutexGuard<'a, u64>, deadline: Instant) -> MutexGuard<'a, u64> {
+            let g = self.cv.wait_polling(g, Some(deadline), NO_POLL).0.unwrap();
+            assert!(Instant::now() < deadline, "no wake-up (at {})", *g);
+            g
+        }
+
+        /// Blocks until `n` waiters are counted asleep.
+        fn await_sleepers(&self, n: u32) {
+            let deadline = Instant::now() + GENEROUS;
+            while self.cv.waiters.load(Ordering::SeqCst) != n {
+                assert!(Instant::now() < deadline, "{n} waiters never slept");
+                std::thread::yield_now();
+            }
+        }
+
+        fn set(&self, value: u64) {
+            *self.m.lock().unwrap() = value;
+        }
+    }
+
+    fn spawn_waiters(s: &Arc<Shared>, n: usize, want: u64) -> mpsc::Receiver<()> {
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..n {
+            let (s, tx) = (s.clone(), tx.clone());
+            std::thread::spawn(move || {
+                s.await_value(want);
+                tx.send(()).unwrap();
+            });
+        }
+        rx
+    }
+
+    #[test]
+    fn notify_all_wakes_every_sleeper_by_itself() {
+        let s = Arc::new(Shared::default());
+        let done = spawn_waiters(&s, 3, 1);
+        s.await_sleepers(3);
+        s.set(1);
+        s.cv.notify_all();
+        for _ in 0..3 {
+            done.recv_timeout(GENEROUS).expect("a sleeper missed notify_all");
+        }
+        assert_eq!(s.cv.waiters.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn each_notify_one_wakes_a_sleeper_by_itself() {
+        let s = Arc::new(Shared::default());
+        // Each waiter takes one ticket: a notify_one that woke nobody leaves one waiting.
+        let (tx, done) = mpsc::channel();
+        for _ in 0..3 {
+            let (s, tx) = (s.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + GENEROUS;
+                let mut g = s.m.lock().unwrap();
+                while *g == 0 {
+                    g = s.wait_before(g, deadline);
+                }
+                *g -= 1;
+                tx.send(()).unwrap();
+            });
+        }
+        s.await_sleepers(3);
+        for woken in 1..=3 {
+            *s.m.lock().unwrap() += 1;
+            s.cv.notify_one();
+            done.recv_timeout(GENEROUS).expect("notify_one woke nobody");
+            s.await_sleepers(3 - woken);
+        }
+    }
+
+    #[test]
+    fn a_hand_off_loses_no_wake_up() {
+        let rounds = if cfg!(miri) { 30 } else { 20_000 };
+        let s = Arc::new(Shared::default());
+        let peer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    s.await_value(2 * i + 1);
+                    *s.m.lock().unwrap() += 1;
+                    s.cv.notify_one();
+                }
+            })
+        };
+        for i in 0..rounds {
+            s.await_value(2 * i);
+            *s.m.lock().unwrap() += 1;
+            s.cv.notify_one();
+        }
+        s.await_value(2 * rounds);
+        peer.join().unwrap();
+    }
+
+    #[test]
+    fn forged_hints_cost_no_wake_up() {
+        for (waiters, same_cpu) in [(u32::MAX, 1), (7, 0), (0, u32::MAX)] {
+            let s = Arc::new(Shared::default());
+            s.cv.waiters.store(waiters, Ordering::SeqCst);
+            s.cv.same_cpu.store(same_cpu, Ordering::SeqCst);
+            s.cv.notifier_cpu.store(u32::MAX, Ordering::SeqCst);
+            s.cv.seq.store(u32::MAX, Ordering::SeqCst);
+            let done = spawn_waiters(&s, 1, 1);
+            if waiters != u32::MAX {
+                s.await_sleepers(waiters + 1);
+            }
+            s.set(1);
+            s.cv.notify_one();
+            done.recv_timeout(GENEROUS).expect("a forged hint lost the wake-up");
+            // A saturated hint stays so; another goes back to where it was.
+            assert_eq!(s.cv.waiters.load(Ordering::SeqCst), waiters);
+        }
+    }
+
+    #[test]
+    fn the_hint_saturates_and_never_goes_below_zero() {
+        let cv = Condvar::new();
+        cv.count_out();
+        assert_eq!(cv.waiters.load(Ordering::SeqCst), 0);
+        cv.waiters.store(u32::MAX - 1, Ordering::SeqCst);
+        assert!(cv.count_in());
+        assert!(!cv.count_in());
+        cv.count_out();
+        assert_eq!(cv.waiters.load(Ordering::SeqCst), u32::MAX);
+    }
 }
