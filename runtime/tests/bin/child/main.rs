@@ -48,6 +48,7 @@ macro_rules! on_device {
 }
 
 mod cache;
+mod condvar;
 mod fuzz_worker;
 mod liveness;
 mod objects;
@@ -78,6 +79,7 @@ fn main() {
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
+        "condvar-wait" => condvar::wait(),
         "fuzz" => fuzz_worker::run(),
         "liveness-hold" => liveness::hold(),
         "liveness-pid-namespace" => liveness::in_pid_namespace(),
