@@ -55,6 +55,7 @@ struct State {
 #[derive(ShmSafe, Default, Clone, Copy)]
 #[repr(C)]
 struct Percentiles {
+    mean: u64,
     p50: u64,
     p99: u64,
     p999: u64,
@@ -69,6 +70,7 @@ impl Percentiles {
         ns.sort_unstable();
         let at = |per_mille: usize| ns[(ns.len() * per_mille / 1000).min(ns.len() - 1)];
         Percentiles {
+            mean: ns.iter().sum::<u64>() / ns.len() as u64,
             p50: at(500),
             p99: at(990),
             p999: at(999),
@@ -80,8 +82,9 @@ impl Percentiles {
 
     fn line(&self, direction: &str) -> String {
         format!(
-            "# handoff_latency {direction}: p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns, \
-             {} of {} at 1 ms or more",
+            "# handoff_latency {direction}: mean {} ns, p50 {} ns, p99 {} ns, p99.9 {} ns, \
+             max {} ns, {} of {} at 1 ms or more",
+            self.mean,
             self.p50, self.p99, self.p999, self.max, self.slow, self.count
         )
     }
