@@ -23,10 +23,10 @@
 use shmkit::sync::{Condvar, LockResult, Mutex, MutexGuard};
 use shmkit::ShmSafe;
 
+use crate::check_eq;
 use crate::process::{self, cpu_time, monotonic_ns, PinnedToLowestCpu, Who};
 use crate::segment::{Segment, ShmGuard, SEG_SIZE};
 use crate::timing::{format_line, now, print_line, report, secs};
-use crate::check_eq;
 
 const ROUNDS: u64 = 100_000;
 const NAME: &str = "pp";
@@ -84,8 +84,7 @@ impl Percentiles {
         format!(
             "# handoff_latency {direction}: mean {} ns, p50 {} ns, p99 {} ns, p99.9 {} ns, \
              max {} ns, {} of {} at 1 ms or more",
-            self.mean,
-            self.p50, self.p99, self.p999, self.max, self.slow, self.count
+            self.mean, self.p50, self.p99, self.p999, self.max, self.slow, self.count
         )
     }
 }
@@ -143,7 +142,10 @@ fn hand_off(guard: &ShmGuard, seg: &Segment, record: Record) -> (f64, f64, Perce
     let cpu0 = cpu_time(Who::This);
     let t0 = now();
     let latencies = side(pp, 0, record);
-    let g = relocked(pp.cv.wait_while(lock(&pp.state), |s| s.counter != 2 * ROUNDS));
+    let g = relocked(
+        pp.cv
+            .wait_while(lock(&pp.state), |s| s.counter != 2 * ROUNDS),
+    );
     let t1 = now();
     let cpu1 = cpu_time(Who::This);
     drop(g);
@@ -179,7 +181,10 @@ fn child(name: &str, record: Record) {
 fn side(pp: &PingPong, parity: u64, record: Record) -> Option<Vec<u64>> {
     let mut latencies = (record == Record::Latency).then(|| Vec::with_capacity(ROUNDS as usize));
     for _ in 0..ROUNDS {
-        let mut g = relocked(pp.cv.wait_while(lock(&pp.state), |s| s.counter & 1 != parity));
+        let mut g = relocked(
+            pp.cv
+                .wait_while(lock(&pp.state), |s| s.counter & 1 != parity),
+        );
         g.counter += 1;
         if let Some(latencies) = &mut latencies {
             let t = monotonic_ns();

@@ -381,7 +381,11 @@ mod tests {
 
         /// One wait without the poll, which must end before `deadline`: ending there, it
         /// would find a notification it was never woken for.
-        fn wait_before<'a>(&self, g: MutexGuard<'a, u64>, deadline: Instant) -> MutexGuard<'a, u64> {
+        fn wait_before<'a>(
+            &self,
+            g: MutexGuard<'a, u64>,
+            deadline: Instant,
+        ) -> MutexGuard<'a, u64> {
             let g = self.cv.wait_polling(g, Some(deadline), NO_POLL).0.unwrap();
             assert!(Instant::now() < deadline, "no wake-up (at {})", *g);
             g
@@ -421,7 +425,8 @@ mod tests {
         s.set(1);
         s.cv.notify_all();
         for _ in 0..3 {
-            done.recv_timeout(GENEROUS).expect("a sleeper missed notify_all");
+            done.recv_timeout(GENEROUS)
+                .expect("a sleeper missed notify_all");
         }
         assert_eq!(s.cv.waiters.load(Ordering::SeqCst), 0);
     }
@@ -489,7 +494,8 @@ mod tests {
             }
             s.set(1);
             s.cv.notify_one();
-            done.recv_timeout(GENEROUS).expect("a forged hint lost the wake-up");
+            done.recv_timeout(GENEROUS)
+                .expect("a forged hint lost the wake-up");
             // A saturated hint stays so; another goes back to where it was.
             assert_eq!(s.cv.waiters.load(Ordering::SeqCst), waiters);
         }

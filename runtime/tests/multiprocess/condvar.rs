@@ -53,7 +53,14 @@ fn a_killed_waiter_blocks_nobody_and_takes_no_notification_away<T: Target>() {
 }
 
 fn one_round<T: Target>(t: &T, m: &Mutex<u64>, cv: &Condvar, death: Death, broadcast: bool) {
-    let what = format!("{} victim killed {death:?}", if broadcast { "notify_all," } else { "notify_one," });
+    let what = format!(
+        "{} victim killed {death:?}",
+        if broadcast {
+            "notify_all,"
+        } else {
+            "notify_one,"
+        }
+    );
     *taken(m.lock()) = 0;
     m.clear_poison();
     // Waiters killed asleep in earlier rounds stay counted.
@@ -148,7 +155,10 @@ fn waiters_hint(cv: &Condvar) -> u32 {
 fn await_hint(cv: &Condvar, ok: impl Fn(u32) -> bool) {
     let deadline = Instant::now() + CHILD_LIMIT;
     while !ok(waiters_hint(cv)) {
-        assert!(Instant::now() < deadline, "the waiters never got there: {cv:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the waiters never got there: {cv:?}"
+        );
         std::thread::sleep(Duration::from_micros(200));
     }
 }

@@ -54,9 +54,15 @@ const SUM: usize = 7;
 #[test]
 fn producers_and_consumers_on_a_segment_lose_no_item_and_no_wake_up() {
     let seg = heap();
-    let q = seg.construct::<Mutex<Queue>>("q", Mutex::new([0; 8])).unwrap();
-    let not_empty = seg.construct::<Condvar>("not_empty", Condvar::new()).unwrap();
-    let not_full = seg.construct::<Condvar>("not_full", Condvar::new()).unwrap();
+    let q = seg
+        .construct::<Mutex<Queue>>("q", Mutex::new([0; 8]))
+        .unwrap();
+    let not_empty = seg
+        .construct::<Condvar>("not_empty", Condvar::new())
+        .unwrap();
+    let not_full = seg
+        .construct::<Condvar>("not_full", Condvar::new())
+        .unwrap();
     let per_producer = rounds(10_000);
     let total = 2 * per_producer;
     std::thread::scope(|s| {
@@ -126,7 +132,9 @@ fn notify_all_wakes_every_waiter() {
         *flag.lock().unwrap() = 1;
         cv.notify_all();
         for _ in 0..4 {
-            let got = woken.recv_timeout(GENEROUS).expect("a waiter missed notify_all");
+            let got = woken
+                .recv_timeout(GENEROUS)
+                .expect("a waiter missed notify_all");
             assert_eq!(got, (1, false));
         }
     });
@@ -145,7 +153,10 @@ fn wait_timeout_times_out_after_its_time_and_not_much_later() {
         assert_eq!(*g, 7, "the mutex is held again");
         assert!(took >= timeout, "returned after {took:?} of {timeout:?}");
         if !cfg!(miri) {
-            assert!(took < timeout + Duration::from_secs(1), "{took:?} of {timeout:?}");
+            assert!(
+                took < timeout + Duration::from_secs(1),
+                "{took:?} of {timeout:?}"
+            );
         }
     }
     let started = Instant::now();
@@ -179,7 +190,9 @@ fn a_notified_timed_wait_does_not_time_out() {
 fn wait_while_returns_once_the_predicate_fails_and_lends_the_data_mutably() {
     let seg = heap();
     // [value, predicate calls]
-    let m = seg.construct::<Mutex<[u64; 2]>>("m", Mutex::new([0; 2])).unwrap();
+    let m = seg
+        .construct::<Mutex<[u64; 2]>>("m", Mutex::new([0; 2]))
+        .unwrap();
     let cv = seg.construct::<Condvar>("cv", Condvar::new()).unwrap();
     let target = rounds(1000);
     std::thread::scope(|s| {
@@ -254,11 +267,17 @@ fn a_holder_that_dies_poisons_the_relock_of_a_timed_waiter() {
 #[test]
 fn debug_shows_the_sequence_and_the_waiters_hint_and_zero_bytes_are_fresh() {
     let cv = Condvar::default();
-    assert_eq!(format!("{cv:?}"), "Condvar { sequence: 0, waiters_hint: 0 }");
+    assert_eq!(
+        format!("{cv:?}"),
+        "Condvar { sequence: 0, waiters_hint: 0 }"
+    );
     // SAFETY: a Condvar is atomics only; all-zero bytes are documented as a fresh one.
     let zeroed: Condvar = unsafe { std::mem::zeroed() };
     assert_eq!(format!("{zeroed:?}"), format!("{cv:?}"));
     cv.notify_one();
     cv.notify_all();
-    assert_eq!(format!("{cv:?}"), "Condvar { sequence: 2, waiters_hint: 0 }");
+    assert_eq!(
+        format!("{cv:?}"),
+        "Condvar { sequence: 2, waiters_hint: 0 }"
+    );
 }
