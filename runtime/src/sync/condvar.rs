@@ -128,7 +128,19 @@ impl Condvar {
         self.wait_until(guard, None).0
     }
 
-    /// Waits while `condition` holds, checking it under the mutex before each wait.
+    /// Waits while `condition` holds, checking it under the mutex before each wait (and
+    /// so once more after each wake-up, spurious or not). The condition gets the data as
+    /// the guard lends it, a [`ShmMut`]: `&mut T` through `DerefMut` for plain data, the
+    /// `ShmMut` methods for containers. A poisoned relock ends the wait with its error.
+    ///
+    /// ```
+    /// # use shmkit_runtime::sync::{Condvar, Mutex};
+    /// let (queued, cv) = (Mutex::new(0u32), Condvar::new());
+    /// *queued.lock().unwrap() += 1; // another thread or process, which then notifies
+    /// cv.notify_one();
+    /// let mut left = cv.wait_while(queued.lock().unwrap(), |n| *n == 0).unwrap();
+    /// *left -= 1;
+    /// ```
     pub fn wait_while<'a, T, F>(
         &self,
         mut guard: MutexGuard<'a, T>,
