@@ -6,8 +6,10 @@ pub mod alloc_free_mixed;
 pub mod alloc_many_free;
 pub mod baseline_std;
 pub mod create_segment;
+pub mod mutex_uncontended;
 pub mod named;
 pub mod open_existing;
+pub mod pingpong;
 
 /// A workload group: one process runs it and it prints all of its lines.
 pub struct Group {
@@ -44,6 +46,22 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "create_segment",
         run: create_segment::run,
+    },
+    Group {
+        name: "pingpong",
+        run: pingpong::run,
+    },
+    Group {
+        name: "pingpong_samecpu",
+        run: pingpong::run_samecpu,
+    },
+    Group {
+        name: "handoff_latency",
+        run: pingpong::run_handoff_latency,
+    },
+    Group {
+        name: "mutex_uncontended",
+        run: mutex_uncontended::run,
     },
     Group {
         name: "baseline_std",

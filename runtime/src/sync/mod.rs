@@ -21,12 +21,14 @@
 //! shared futex). Unlocking wakes a sleeper whenever one announced itself, so no wake-up is
 //! lost; the sleep's timeout only bounds how long a dead holder goes unnoticed.
 
+mod condvar;
 mod mutex;
 mod poison;
 mod raw;
 mod reentrant;
 
 pub use crate::robust::{LIVENESS_POLL, SPINS};
+pub use condvar::{Condvar, WaitTimeoutResult, WAIT_SPINS, WAIT_YIELDS};
 pub use mutex::{Mutex, MutexGuard};
 pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};

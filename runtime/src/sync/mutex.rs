@@ -208,7 +208,12 @@ pub struct MutexGuard<'a, T> {
 // SAFETY: sharing the guard shares `&T` only, as std's `MutexGuard`.
 unsafe impl<T: Sync> Sync for MutexGuard<'_, T> {}
 
-impl<T> MutexGuard<'_, T> {
+impl<'a, T> MutexGuard<'a, T> {
+    /// The mutex this guard holds: what a condition variable unlocks and takes again.
+    pub(crate) fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
+    }
+
     /// Mutable access to the data in place: for position-dependent data (containers,
     /// offset pointers), whose methods take a `ShmMut`.
     #[inline]

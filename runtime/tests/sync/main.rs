@@ -1,5 +1,6 @@
 //! The user locks of `shmkit_runtime::sync`, in one process (threads, heap segments, memory
 //! outside segments); the multi-process and kill tests are in `tests/multiprocess`.
 
+mod condvar;
 mod mutex;
 mod reentrant;

@@ -230,3 +230,31 @@ fn on_shared_memory_a_thread_exit_releases_its_owner_id_too() {
     drop(g);
     assert_eq!(*m.lock().unwrap(), 3);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn on_shared_memory_a_live_thread_of_this_process_is_waited_for() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let m = seg.construct::<Mutex<u64>>("m", Mutex::new(3)).unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut g = m.lock().unwrap();
+            held_tx.send(()).unwrap();
+            // Many liveness polls: the holder shares the waiter's lock description, on
+            // which the kernel sees no conflict.
+            std::thread::sleep(10 * LIVENESS_POLL);
+            *g = 4;
+        });
+        held_rx.recv().unwrap();
+        let got = m.lock();
+        assert!(
+            matches!(&got, Ok(g) if **g == 4),
+            "taken from a live thread: {got:?}"
+        );
+    });
+}

@@ -49,6 +49,7 @@ macro_rules! on_device {
 
 mod cache;
 mod file_lock;
+mod condvar;
 mod fuzz_worker;
 mod liveness;
 mod objects;
@@ -80,6 +81,7 @@ fn main() {
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
         "file-lock-hold" => file_lock::hold(),
+        "condvar-wait" => condvar::wait(),
         "fuzz" => fuzz_worker::run(),
         "liveness-hold" => liveness::hold(),
         "liveness-pid-namespace" => liveness::in_pid_namespace(),
