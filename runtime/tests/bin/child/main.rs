@@ -48,8 +48,8 @@ macro_rules! on_device {
 }
 
 mod cache;
-mod file_lock;
 mod condvar;
+mod file_lock;
 mod fuzz_worker;
 mod liveness;
 mod objects;
