@@ -7,6 +7,7 @@ use std::io;
 
 use shmkit_runtime::{AllocError, Error, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe};
 
+use super::raw::InPlace;
 use super::Vec;
 
 /// The mutating methods of the segment [`Vec`], with std's names and semantics, on
@@ -121,9 +122,10 @@ pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
     where
         T: PositionIndependent;
 
-    /// The guard of element `index`, None when out of bounds (plain data derefs mutably:
-    /// `*v.get_mut(0).unwrap() += 1`).
-    fn get_mut(&mut self, index: usize) -> Option<ShmMut<'_, T>>;
+    /// The guard of element `index`, None when out of bounds: std's `get_mut`, whose name
+    /// is taken on a guard by [`ShmMut::get_mut`] (the `&mut` of plain data). Plain data
+    /// derefs mutably: `*v.element_mut(0).unwrap() += 1`.
+    fn element_mut(&mut self, index: usize) -> Option<ShmMut<'_, T>>;
 
     /// The guard of the first element, None when empty.
     fn first_mut(&mut self) -> Option<ShmMut<'_, T>>;
@@ -142,10 +144,10 @@ pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
 
 /// The vector behind a guard, for its in-place algorithms.
 #[inline(always)]
-fn in_place<T, P: ShmDerefMut<Target = Vec<T>> + ?Sized>(p: &mut P) -> &mut Vec<T> {
-    // SAFETY: only the vector's own methods (in `raw`) use the reference; they change the
-    // vector in place and never move it.
-    unsafe { p.as_shm_mut().get_unchecked_mut() }
+fn in_place<T, P: ShmDerefMut<Target = Vec<T>> + ?Sized>(p: &mut P) -> InPlace<'_, T> {
+    // SAFETY: only the vector's own algorithms (in `raw`) use the reference; they change
+    // the vector in place and never move it.
+    InPlace(unsafe { p.as_shm_mut().get_unchecked_mut() })
 }
 
 impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
@@ -251,7 +253,7 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
         in_place(self).elements_mut()
     }
 
-    fn get_mut(&mut self, index: usize) -> Option<ShmMut<'_, T>> {
+    fn element_mut(&mut self, index: usize) -> Option<ShmMut<'_, T>> {
         in_place(self).element_mut(index)
     }
 
@@ -260,9 +262,8 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
     }
 
     fn last_mut(&mut self) -> Option<ShmMut<'_, T>> {
-        let v = in_place(self);
-        let last = v.len().checked_sub(1)?;
-        v.element_mut(last)
+        let last = self.len().checked_sub(1)?;
+        in_place(self).element_mut(last)
     }
 
     fn iter_mut(&mut self) -> IterMut<'_, T> {

@@ -79,7 +79,28 @@ impl<T> Vec<T> {
     }
 }
 
-impl<T: ShmSafe> Vec<T> {
+/// A vector in place, as the algorithms below see it. A type of its own rather than
+/// inherent methods of `Vec`: those would shadow [`VecExt`](super::VecExt)'s methods on a
+/// `&Vec` (a private `push` found before the trait's).
+pub(super) struct InPlace<'a, T>(pub(super) &'a mut Vec<T>);
+
+impl<T> core::ops::Deref for InPlace<'_, T> {
+    type Target = Vec<T>;
+
+    #[inline(always)]
+    fn deref(&self) -> &Vec<T> {
+        self.0
+    }
+}
+
+impl<T> core::ops::DerefMut for InPlace<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        self.0
+    }
+}
+
+impl<'a, T: ShmSafe> InPlace<'a, T> {
     /// Appends `value`.
     #[inline]
     pub(super) fn push(&mut self, value: T) -> Result<(), AllocError> {
@@ -232,7 +253,7 @@ impl<T: ShmSafe> Vec<T> {
         index: usize,
         f: impl FnOnce(ShmMut<'_, T>) -> R,
     ) -> Option<R> {
-        let r = f(self.element_mut(index)?);
+        let r = f(InPlace(&mut *self.0).element_mut(index)?);
         // SAFETY: `remove_by` hands over an element nobody counts: drop it once.
         self.remove_by(index, |p| unsafe { p.drop_in_place() });
         Some(r)
@@ -300,7 +321,7 @@ impl<T: ShmSafe> Vec<T> {
         let data = self.data();
         let mut written = PublishOnDrop {
             len: self.len(),
-            vec: self,
+            vec: &mut *self.0,
         };
         for x in other {
             // SAFETY: reserved: slot `written.len` is inside the buffer and empty.
@@ -332,7 +353,7 @@ impl<T: ShmSafe> Vec<T> {
         let data = self.data();
         self.disown_from(0);
         let mut pass = Compacting {
-            vec: self,
+            vec: &mut *self.0,
             data,
             read: 0,
             kept: 0,
@@ -362,18 +383,19 @@ impl<T: ShmSafe> Vec<T> {
     }
 
     /// The guard of element `index`, None when out of bounds.
-    pub(super) fn element_mut(&mut self, index: usize) -> Option<ShmMut<'_, T>> {
+    pub(super) fn element_mut(self, index: usize) -> Option<ShmMut<'a, T>> {
         if index >= self.len() {
             return None;
         }
-        // SAFETY: a live element, in place; the guard moves nothing.
+        // SAFETY: a live element, in place, borrowed with the vector; the guard moves
+        // nothing.
         Some(unsafe { ShmMut::new(&mut *self.data().add(index)) })
     }
 
     /// The elements as one mutable slice, in place (the guard of each element is what
     /// position-dependent elements allow; plain ones may use the slice itself).
-    pub(super) fn elements_mut(&mut self) -> &mut [T] {
-        // SAFETY: the first `len` elements are initialised and borrowed with `self`.
+    pub(super) fn elements_mut(self) -> &'a mut [T] {
+        // SAFETY: the first `len` elements are initialised and borrowed with the vector.
         unsafe { core::slice::from_raw_parts_mut(self.data(), self.len()) }
     }
 }

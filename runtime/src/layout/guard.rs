@@ -13,30 +13,34 @@ pub struct ShmMut<'a, T: ?Sized> {
     value: &'a mut T,
 }
 
-/// The `&mut` side of plain data. The bound is on the impl, not on each method, so that for
-/// position-dependent values these names stay free for the extension traits of containers
-/// (`VecExt::get_mut(index)` on a `ShmMut<Vec<T>>`).
-impl<'a, T: PositionIndependent> ShmMut<'a, T> {
+impl<'a, T: ?Sized> ShmMut<'a, T> {
     /// Wraps a reference to plain data: moving it is harmless, so this is safe.
     #[inline(always)]
-    pub fn from_mut(value: &'a mut T) -> Self {
+    pub fn from_mut(value: &'a mut T) -> Self
+    where
+        T: PositionIndependent,
+    {
         ShmMut { value }
     }
 
     /// The inner `&mut T`: plain data may be moved or swapped freely.
     #[inline(always)]
-    pub fn get_mut(self) -> &'a mut T {
+    pub fn get_mut(self) -> &'a mut T
+    where
+        T: PositionIndependent,
+    {
         self.value
     }
 
     /// Replaces the value (dropping the old one).
     #[inline(always)]
-    pub fn set(&mut self, value: T) {
+    pub fn set(&mut self, value: T)
+    where
+        T: PositionIndependent,
+    {
         *self.value = value;
     }
-}
 
-impl<'a, T: ?Sized> ShmMut<'a, T> {
     /// Wraps a mutable reference to a value that is in place.
     ///
     /// # Safety
