@@ -8,6 +8,7 @@ pub mod baseline_std;
 pub mod create_segment;
 pub mod named;
 pub mod open_existing;
+pub mod vec_push;
 
 /// A workload group: one process runs it and it prints all of its lines.
 pub struct Group {
@@ -32,6 +33,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "named",
         run: named::run,
+    },
+    Group {
+        name: "vec_push",
+        run: vec_push::run,
     },
     Group {
         name: "open_existing",

@@ -106,13 +106,26 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
     pub(super) fn push(&mut self, value: T) -> Result<(), AllocError> {
         let len = self.len();
         if len == self.capacity() {
-            self.grow_amortized(1)?;
+            // A reborrow by value: the wrapper stays in a register on the hot path.
+            InPlace(&mut *self.0).grow_amortized(1)?;
         }
         // SAFETY: `len < capacity`: a slot of the buffer that holds no element. A value
         // held by value is empty if position-dependent, so writing it needs no relocation.
-        unsafe { self.data().add(len).write(value) };
+        unsafe { self.room().add(len).write(value) };
         self.publish_len(len + 1);
         Ok(())
+    }
+
+    /// The buffer when `len < capacity` says there is one: the pointer without `data()`'s
+    /// checks (a capacity above 0 comes with a non-null pointer, which `validate` checks
+    /// for bytes from elsewhere).
+    #[inline(always)]
+    fn room(&self) -> *mut T {
+        if size_of::<T>() == 0 {
+            core::ptr::NonNull::dangling().as_ptr()
+        } else {
+            self.ptr.get()
+        }
     }
 
     /// Makes room for `additional` more elements (amortised growth).
@@ -120,14 +133,14 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         if self.capacity() - self.len() >= additional {
             return Ok(());
         }
-        self.grow_amortized(additional)
+        InPlace(&mut *self.0).grow_amortized(additional)
     }
 
     /// Grows to hold `additional` more: by half the capacity at least (Boost grows by 0.6,
     /// std doubles; growth is mostly in place, so the factor mostly decides the slack).
     #[cold]
     #[inline(never)]
-    fn grow_amortized(&mut self, additional: usize) -> Result<(), AllocError> {
+    fn grow_amortized(mut self, additional: usize) -> Result<(), AllocError> {
         let required = self
             .len()
             .checked_add(additional)
@@ -285,7 +298,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
             return Err(super::InsertError::OutOfBounds { index, len });
         }
         if len == self.capacity() {
-            self.grow_amortized(1)?;
+            InPlace(&mut *self.0).grow_amortized(1)?;
         }
         let data = self.data();
         self.disown_from(index);
