@@ -45,7 +45,6 @@ pub fn run() {
     check_eq!(v.len() as u64, N);
     check_eq!(sum, N * (N - 1) / 2);
     let capacity = v.capacity();
-    drop(v);
     report("vec_push", N, secs(t0, t1));
     report("vec_iter_sum", N, secs(t2, t3));
     let bytes = used(&seg) - used0;

@@ -368,7 +368,10 @@ impl fmt::Display for InsertError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InsertError::OutOfBounds { index, len } => {
-                write!(f, "insertion index {index} is past the end of a Vec of {len} elements")
+                write!(
+                    f,
+                    "insertion index {index} is past the end of a Vec of {len} elements"
+                )
             }
             InsertError::Alloc(e) => e.fmt(f),
         }

@@ -8,8 +8,8 @@ use core::ptr;
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 use shmkit_runtime::{
-    relocate_value, relocate_values, AllocError, AllocErrorKind, Invalid, SegmentAllocator,
-    ShmMut, ShmSafe,
+    relocate_value, relocate_values, AllocError, AllocErrorKind, Invalid, SegmentAllocator, ShmMut,
+    ShmSafe,
 };
 
 use super::Vec;
@@ -54,9 +54,10 @@ impl<T> Vec<T> {
     /// which (through the guard it came from) keeps the mapping mapped. Every caller uses
     /// it within the method that asked for it.
     fn allocator<'a>(&self) -> Result<SegmentAllocator<'a>, AllocError> {
+        let field: *const u64 = &self.len;
         // SAFETY: see above: the reference (to a field of the header, which holds no
         // `T`) is used only to find the mapping, while the vector is borrowed by the caller.
-        SegmentAllocator::of(unsafe { &*(&raw const self.len) })
+        SegmentAllocator::of(unsafe { &*field })
     }
 
     /// Drops the elements and frees the buffer (the vector's `Drop`).
@@ -456,7 +457,8 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const Vec<T>) -> Result<(), In
     // SAFETY: the caller's contract: aligned, readable, initialised, not written meanwhile.
     let v = unsafe { &*value };
     if v.len > isize::MAX as u64 {
-        return Err(Invalid::new("a Vec length of at most isize::MAX").within("len", core::mem::offset_of!(Vec<T>, len)));
+        return Err(Invalid::new("a Vec length of at most isize::MAX")
+            .within("len", core::mem::offset_of!(Vec<T>, len)));
     }
     if size_of::<T>() == 0 {
         // Every element has the one possible bit pattern: checking one checks all.
@@ -467,15 +469,14 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const Vec<T>) -> Result<(), In
         };
     }
     if v.len > v.cap {
-        return Err(Invalid::new("a Vec length of at most its capacity").within("len", core::mem::offset_of!(Vec<T>, len)));
+        return Err(Invalid::new("a Vec length of at most its capacity")
+            .within("len", core::mem::offset_of!(Vec<T>, len)));
     }
     if v.cap == 0 {
         return Ok(());
     }
     let cap = usize::try_from(v.cap).unwrap_or(usize::MAX);
-    v.ptr
-        .validate_target(cap)
-        .map_err(|e| e.within("ptr", 0))?;
+    v.ptr.validate_target(cap).map_err(|e| e.within("ptr", 0))?;
     if !T::ALL_BIT_PATTERNS_VALID {
         for i in 0..v.len() {
             // SAFETY: element `i < len <= cap` lies, aligned, in the mapping (checked

@@ -47,19 +47,16 @@ fn read_rows(name: &str) -> Result<()> {
 /// After the parent's start signal, pushes `SHMKIT_FROM..SHMKIT_TO` one by one onto the
 /// `Mutex<Vec<u64>>` "shared" (a lock per push, racing the parent), then says "done".
 fn push(name: &str) -> Result<()> {
-    let range = |var: &str| -> u64 {
-        std::env::var(var)
-            .expect(var)
-            .parse()
-            .expect("a number")
-    };
+    let range = |var: &str| -> u64 { std::env::var(var).expect(var).parse().expect("a number") };
     let seg = ManagedSharedMemory::open(name)?;
     let shared = seg
         .find::<Mutex<Vec<u64>>>("shared")?
         .expect("the parent constructed it");
     tell_parent("ready");
     let mut go = [0u8];
-    std::io::stdin().read_exact(&mut go).expect("the start signal");
+    std::io::stdin()
+        .read_exact(&mut go)
+        .expect("the start signal");
     for x in range("SHMKIT_FROM")..range("SHMKIT_TO") {
         shared.lock()?.push(x)?;
     }
@@ -69,5 +66,7 @@ fn push(name: &str) -> Result<()> {
 
 fn tell_parent(line: &str) {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|()| out.flush()).expect("stdout");
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .expect("stdout");
 }

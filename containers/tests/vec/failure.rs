@@ -25,7 +25,10 @@ fn a_full_segment_leaves_the_vector_as_it_was() {
             }
         }
     };
-    assert!(matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }),
+        "{err}"
+    );
     assert!(matches!(Error::from(err), Error::OutOfMemory { .. }));
     let before = state(&v);
     assert!(matches!(
@@ -60,9 +63,15 @@ fn growth_that_must_move_nested_rows_and_fails_keeps_them() {
         }
         i += 1;
     };
-    assert!(matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }),
+        "{err}"
+    );
     for (j, row) in rows.iter().enumerate() {
-        assert!(row.is_empty() || row.as_slice() == [j as u64; 5], "row {j}: {row:?}");
+        assert!(
+            row.is_empty() || row.as_slice() == [j as u64; 5],
+            "row {j}: {row:?}"
+        );
     }
 }
 
@@ -95,7 +104,10 @@ fn an_insertion_past_the_end_is_an_error_naming_the_index() {
         Error::from(err).to_string(),
         "index 3 is out of bounds for a container of 1 elements"
     );
-    assert_eq!((v.remove(1), v.swap_remove(5), v.element_mut(1).is_none()), (None, None, true));
+    assert_eq!(
+        (v.remove(1), v.swap_remove(5), v.element_mut(1).is_none()),
+        (None, None, true)
+    );
     assert_eq!(v.remove_with(4, |_| unreachable!("out of bounds")), None);
     assert_eq!(*v, [1]);
 }
@@ -106,6 +118,9 @@ fn an_insertion_past_the_end_is_an_error_naming_the_index() {
 fn a_vector_outside_a_segment_cannot_grow() {
     let outside = Mutex::new(Vec::<u64>::new());
     let err = outside.lock().unwrap().push(1).unwrap_err();
-    assert!(matches!(err.kind(), AllocErrorKind::NotInSegment { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), AllocErrorKind::NotInSegment { .. }),
+        "{err}"
+    );
     assert!(outside.lock().unwrap().is_empty());
 }

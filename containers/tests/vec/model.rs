@@ -121,7 +121,11 @@ pub fn run<P: VecExt<u64>>(vs: &mut [P], seed: u64, ops: usize) {
                 }
             }
         }
-        assert_eq!(v.as_slice(), model.as_slice(), "step {step} (seed {seed:#x})");
+        assert_eq!(
+            v.as_slice(),
+            model.as_slice(),
+            "step {step} (seed {seed:#x})"
+        );
         assert!(v.capacity() >= v.len());
     }
 }
@@ -196,6 +200,5 @@ fn zero_sized_elements_allocate_nothing() {
     assert_eq!((units.len(), units.capacity()), (1000, usize::MAX));
     assert_eq!(units.pop(), Some(()));
     units.shrink_to_fit().unwrap();
-    drop(units);
     assert_eq!(seg.free_memory(), free);
 }

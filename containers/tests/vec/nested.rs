@@ -84,7 +84,10 @@ fn nested_vectors_match_std_and_are_relocated_when_the_outer_buffer_moves() {
         0xfeed,
         OPS / 2,
     );
-    assert!(moves > 0, "the outer buffer never moved: relocation untested");
+    assert!(
+        moves > 0,
+        "the outer buffer never moved: relocation untested"
+    );
     assert!(seg.destroy::<Rows>("rows").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -106,6 +109,5 @@ fn dropping_rows_in_place_frees_their_buffers() {
     assert_eq!(rows.len(), 3);
     rows.clear();
     rows.shrink_to_fit().unwrap();
-    drop(rows);
     assert_eq!(seg.free_memory(), empty);
 }

@@ -15,7 +15,11 @@ fn segment() -> (ManagedHeapMemory, [usize; 3]) {
     let rows = seg.construct("rows", Vec::<Vec<u64>>::new()).unwrap() as *const _ as usize;
     let flags = seg.construct("flags", Vec::<bool>::new()).unwrap() as *const _ as usize;
     let offsets = [offset(&seg, v), offset(&seg, rows), offset(&seg, flags)];
-    seg.find_mut::<Vec<u64>>("v").unwrap().unwrap().extend([1, 2, 3]).unwrap();
+    seg.find_mut::<Vec<u64>>("v")
+        .unwrap()
+        .unwrap()
+        .extend([1, 2, 3])
+        .unwrap();
     {
         let mut r = seg.find_mut::<Vec<Vec<u64>>>("rows").unwrap().unwrap();
         for n in [2, 3] {
@@ -23,7 +27,11 @@ fn segment() -> (ManagedHeapMemory, [usize; 3]) {
             r.last_mut().unwrap().extend(0..n).unwrap();
         }
     }
-    seg.find_mut::<Vec<bool>>("flags").unwrap().unwrap().extend([true, false]).unwrap();
+    seg.find_mut::<Vec<bool>>("flags")
+        .unwrap()
+        .unwrap()
+        .extend([true, false])
+        .unwrap();
     (seg, offsets)
 }
 
@@ -31,13 +39,22 @@ fn segment() -> (ManagedHeapMemory, [usize; 3]) {
 fn a_copy_of_the_segment_reads_its_vectors_at_the_new_address() {
     let (mut seg, _) = segment();
     let image = AlignedBuffer::from_image(seg.image());
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let v = reader.find::<Vec<u64>>("v").unwrap().unwrap();
     assert_eq!(*v, [1, 2, 3]);
     assert!(!seg.contains(v.as_ptr().cast()));
     let rows = reader.find::<Vec<Vec<u64>>>("rows").unwrap().unwrap();
-    assert_eq!((rows[0].as_slice(), rows[1].as_slice()), (&[0, 1][..], &[0, 1, 2][..]));
-    assert_eq!(*reader.find::<Vec<bool>>("flags").unwrap().unwrap(), [true, false]);
+    assert_eq!(
+        (rows[0].as_slice(), rows[1].as_slice()),
+        (&[0, 1][..], &[0, 1, 2][..])
+    );
+    assert_eq!(
+        *reader.find::<Vec<bool>>("flags").unwrap().unwrap(),
+        [true, false]
+    );
 }
 
 /// The `InvalidValue` a copy of `seg` reports for `name` (as `Vec<T>`) after `bytes` are
@@ -50,9 +67,14 @@ fn refused<T: shmkit_runtime::ShmImmutable + std::fmt::Debug>(
     let (mut seg, _) = segment();
     support::corrupt(&mut seg, at, bytes);
     let image = AlignedBuffer::from_image(seg.image());
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     match reader.find::<Vec<T>>(name) {
-        Err(Error::InvalidValue { field, expected, .. }) => (field, expected),
+        Err(Error::InvalidValue {
+            field, expected, ..
+        }) => (field, expected),
         other => panic!("{name}: {other:?}"),
     }
 }
@@ -80,7 +102,10 @@ fn a_buffer_outside_the_segment_is_refused() {
         - seg.base_address().as_ptr() as usize;
     let (field, expected) = refused::<Vec<u64>>("rows", row0, &9isize.to_ne_bytes());
     assert_eq!(field, "[0].ptr");
-    assert!(expected.contains("inside the pointer's own segment"), "{expected}");
+    assert!(
+        expected.contains("inside the pointer's own segment"),
+        "{expected}"
+    );
 }
 
 #[test]
@@ -100,7 +125,10 @@ fn zeroed_bytes_are_an_empty_vector() {
     let (mut seg, _) = segment();
     support::corrupt(&mut seg, v, &[0; 24]);
     let image = AlignedBuffer::from_image(seg.image());
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let found = reader.find::<Vec<u64>>("v").unwrap().unwrap();
     assert!(found.is_empty() && found.capacity() == 0);
 }

@@ -482,7 +482,9 @@ fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
     // The impl: `impl<P, T...> Trait<T...> for P where P: ShmDerefMut<Target = Name<T...>>`,
     // so that the accessors work on a `ShmMut` and on a lock guard alike.
     let mut impl_g = c.generics.clone();
-    impl_g.params.insert(0, syn::parse_quote!(__ShmkitP: ?::core::marker::Sized));
+    impl_g
+        .params
+        .insert(0, syn::parse_quote!(__ShmkitP: ?::core::marker::Sized));
     impl_g
         .make_where_clause()
         .predicates

@@ -229,7 +229,10 @@ impl<T> OffsetPtr<T> {
         const EXPECTED: &str =
             "a pointer to aligned values that lie inside the pointer's own segment";
         let target = self.target_addr();
-        let fits = match (registry::lookup((self as *const Self).cast()), count.checked_mul(size_of::<T>())) {
+        let fits = match (
+            registry::lookup((self as *const Self).cast()),
+            count.checked_mul(size_of::<T>()),
+        ) {
             (Some(m), Some(bytes)) => {
                 !self.is_null()
                     && target % align_of::<T>() == 0
