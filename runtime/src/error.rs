@@ -266,6 +266,13 @@ pub enum Error {
         /// How its holder ended: "panicked" or "died".
         cause: &'static str,
     },
+    /// An element index past the end of a container (inserting past its length).
+    IndexOutOfBounds {
+        /// The index asked for.
+        index: usize,
+        /// The container's length.
+        len: usize,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         /// The system call or operation.
@@ -450,6 +457,10 @@ impl fmt::Display for Error {
             Error::OutOfSpace { what, size } => write!(
                 f,
                 "{what}: no space left to reserve {size} bytes for the segment"
+            ),
+            Error::IndexOutOfBounds { index, len } => write!(
+                f,
+                "index {index} is out of bounds for a container of {len} elements"
             ),
             Error::Os { op, what, source } => write!(f, "{op} {what}: {source}"),
         }

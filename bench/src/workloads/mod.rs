@@ -10,6 +10,7 @@ pub mod mutex_uncontended;
 pub mod named;
 pub mod open_existing;
 pub mod pingpong;
+pub mod vec_push;
 
 /// A workload group: one process runs it and it prints all of its lines.
 pub struct Group {
@@ -34,6 +35,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "named",
         run: named::run,
+    },
+    Group {
+        name: "vec_push",
+        run: vec_push::run,
     },
     Group {
         name: "open_existing",
