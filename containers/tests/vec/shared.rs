@@ -54,8 +54,6 @@ fn threads_push_under_one_lock_on_a_heap_segment() -> Result<()> {
 }
 
 #[test]
-#[ignore = "runtime sync: threads of one process contending for a Mutex in shared memory \
-            sometimes take it over as from a dead owner (OwnerDied), a plain Mutex<u64> too"]
 fn threads_push_under_one_lock_in_shared_memory() -> Result<()> {
     let name = ShmGuard::new();
     let seg = ManagedSharedMemory::create(name.get(), 4 << 20)?;
