@@ -167,6 +167,22 @@ impl RawMutex {
         }
     }
 
+    /// Runs `check` (a validator reading the protected data) where no writer can race it:
+    /// under the lock, taken without waiting (a dead or forged holder is taken over, and the
+    /// lock poisoned, as any locker would). While a live holder has it, the data is being
+    /// written by a trusted process (an attached mapping: see ARCHITECTURE "Trust") through
+    /// the lock, and `check` is skipped: reading it now would be a data race.
+    pub(crate) fn check_under<E>(&self, check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        match self.acquire(Wait::Until(Some(Instant::now()))) {
+            Ok(held) => {
+                let checked = check();
+                self.release(&held);
+                checked
+            }
+            Err(Denied::WouldBlock | Denied::Failed(_)) => Ok(()),
+        }
+    }
+
     /// Releases a lock taken as `held`, poisoning it if the thread began to panic since.
     #[inline]
     pub(crate) fn release(&self, held: &Held) {

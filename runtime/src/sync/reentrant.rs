@@ -142,11 +142,18 @@ unsafe impl<T: ShmSafe> ShmSafe for ReentrantMutex<T> {
         compound_fingerprint("ReentrantMutex", &[T::POINTEE_FINGERPRINT]);
     const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
 
+    /// Validates the data under the lock (see `RawMutex::check_under`): another thread or
+    /// process may be writing it through the lock right now.
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
         let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: the data lies within the value, under the caller's contract.
-        unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
-            .map_err(|e| e.within("data", offset))
+        // SAFETY: a valid, aligned lock under the caller's contract; its words are atomics.
+        let raw = unsafe { &(*value).raw };
+        raw.check_under(|| {
+            // SAFETY: the data lies within the value, under the caller's contract, and the
+            // lock keeps writers away while it is read.
+            unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
+                .map_err(|e| e.within("data", offset))
+        })
     }
 
     #[inline(always)]
