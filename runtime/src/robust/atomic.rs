@@ -2,3 +2,4 @@
 //! can stand in for them.
 
 pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
+pub(crate) use std::sync::atomic::fence;

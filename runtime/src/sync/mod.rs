@@ -21,10 +21,18 @@
 //! shared futex). Unlocking wakes a sleeper whenever one announced itself, so no wake-up is
 //! lost; the sleep's timeout only bounds how long a dead holder goes unnoticed.
 
+mod atomic_wait;
 mod mutex;
+mod named;
 mod poison;
 mod raw;
+mod semaphore;
+mod seqlock;
 
 pub use crate::robust::{LIVENESS_POLL, SPINS};
 pub use mutex::{Mutex, MutexGuard};
 pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
+pub use atomic_wait::{atomic_notify_all, atomic_notify_one, atomic_wait, WaitOutcome};
+pub use named::{Named, NamedMutex, NamedSemaphore};
+pub use semaphore::Semaphore;
+pub use seqlock::{ReadError, SeqLock, SeqLockData, SeqLockWriteGuard};
