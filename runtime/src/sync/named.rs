@@ -11,10 +11,14 @@ use super::{Mutex, Semaphore};
 use crate::error::{Error, Result};
 use crate::layout::ShmSafe;
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
-use crate::ManagedSharedMemory;
+use crate::{ManagedSharedMemory, MIN_SEGMENT_SIZE};
 
-/// The segment's size: a segment header, the name index and one entry.
-const SEGMENT_SIZE: usize = 4096;
+/// The size of the segment holding a `T`: the smallest segment (a header, the name index
+/// and an entry of a lock's size fit in it) plus room for the value twice over, which
+/// covers the allocator's tables growing with the segment (measured up to 64 KiB values).
+const fn segment_size<T>() -> usize {
+    MIN_SEGMENT_SIZE + 2 * size_of::<T>() + align_of::<T>()
+}
 /// The object's name inside its segment.
 const OBJECT: &str = "shmkit::sync::Named";
 /// How often [`Named::open`] looks for the object while its creator is still constructing it.
@@ -69,7 +73,7 @@ impl<T: ShmSafe> Named<T> {
 
     /// Creates the object `name` holding `value`; AlreadyExists if the name is taken.
     pub fn create_with(name: &str, value: T) -> Result<Self> {
-        let segment = ManagedSharedMemory::create(name, SEGMENT_SIZE)
+        let segment = ManagedSharedMemory::create(name, segment_size::<T>())
             .map_err(|e| Self::about(name, e))?;
         let built = segment.find_or_construct(OBJECT, || value).map(NonNull::from);
         match built {
@@ -99,7 +103,7 @@ impl<T: ShmSafe> Named<T> {
     /// Opens the object `name`, or creates it holding `init()` (run by the one process
     /// that creates it).
     pub fn open_or_create_with(name: &str, init: impl FnOnce() -> T) -> Result<Self> {
-        let segment = ManagedSharedMemory::open_or_create(name, SEGMENT_SIZE)
+        let segment = ManagedSharedMemory::open_or_create(name, segment_size::<T>())
             .map_err(|e| Self::about(name, e))?;
         let object = NonNull::from(
             segment
