@@ -1,4 +1,8 @@
 //! The user locks of `shmkit_runtime::sync`, in one process (threads, heap segments, memory
 //! outside segments); the multi-process and kill tests are in `tests/multiprocess`.
 
+mod atomic_wait;
 mod mutex;
+mod named;
+mod semaphore;
+mod seqlock;
