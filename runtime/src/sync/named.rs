@@ -64,7 +64,7 @@ unsafe impl<T: ShmSafe + Send + Sync> Sync for Named<T> {}
 impl<T: ShmSafe> Named<T> {
     /// Creates the object `name` holding `T::default()` (an unlocked lock); AlreadyExists
     /// if the name is taken.
-    pub fn create(name: &str) -> Result<Self>
+    pub fn create(name: impl AsRef<str>) -> Result<Self>
     where
         T: Default,
     {
@@ -72,7 +72,8 @@ impl<T: ShmSafe> Named<T> {
     }
 
     /// Creates the object `name` holding `value`; AlreadyExists if the name is taken.
-    pub fn create_with(name: &str, value: T) -> Result<Self> {
+    pub fn create_with(name: impl AsRef<str>, value: T) -> Result<Self> {
+        let name = name.as_ref();
         let segment = ManagedSharedMemory::create(name, segment_size::<T>())
             .map_err(|e| Self::about(name, e))?;
         let built = segment.find_or_construct(OBJECT, || value).map(NonNull::from);
@@ -93,7 +94,7 @@ impl<T: ShmSafe> Named<T> {
 
     /// Opens the object `name`, or creates it holding `T::default()`. Among processes
     /// racing on one name exactly one creates; all get the same object.
-    pub fn open_or_create(name: &str) -> Result<Self>
+    pub fn open_or_create(name: impl AsRef<str>) -> Result<Self>
     where
         T: Default,
     {
@@ -102,7 +103,8 @@ impl<T: ShmSafe> Named<T> {
 
     /// Opens the object `name`, or creates it holding `init()` (run by the one process
     /// that creates it).
-    pub fn open_or_create_with(name: &str, init: impl FnOnce() -> T) -> Result<Self> {
+    pub fn open_or_create_with(name: impl AsRef<str>, init: impl FnOnce() -> T) -> Result<Self> {
+        let name = name.as_ref();
         let segment = ManagedSharedMemory::open_or_create(name, segment_size::<T>())
             .map_err(|e| Self::about(name, e))?;
         let object = NonNull::from(
@@ -119,7 +121,8 @@ impl<T: ShmSafe> Named<T> {
 
     /// Opens the existing object `name`; [`Error::NotFound`] naming it if there is none.
     /// Waits (up to 10 s, as segment opens do) for a creator that is constructing it.
-    pub fn open(name: &str) -> Result<Self> {
+    pub fn open(name: impl AsRef<str>) -> Result<Self> {
+        let name = name.as_ref();
         let segment = ManagedSharedMemory::open(name).map_err(|e| Self::about(name, e))?;
         let deadline = Instant::now() + DEFAULT_INIT_TIMEOUT;
         loop {
@@ -148,7 +151,8 @@ impl<T: ShmSafe> Named<T> {
 
     /// Removes the object `name`; false if there was none. Processes that have it open
     /// keep using it; the name is free at once.
-    pub fn remove(name: &str) -> Result<bool> {
+    pub fn remove(name: impl AsRef<str>) -> Result<bool> {
+        let name = name.as_ref();
         ManagedSharedMemory::remove(name).map_err(|e| Self::about(name, e))
     }
 
