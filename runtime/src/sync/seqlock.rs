@@ -191,12 +191,18 @@ impl<T: SeqLockData> SeqLock<T> {
     fn read_until(&self, deadline: Option<Instant>) -> Result<T, ReadError> {
         // The odd sequence seen and since when, to tell a dead writer from a slow one.
         let mut stuck: Option<(u32, Instant)> = None;
+        // Failed looks at one sequence: writers making progress are retried at once, a
+        // write that stays unfinished is waited for ever more patiently.
         let mut looks = 0u32;
+        let mut last = None;
         loop {
             let seq = match self.read_once() {
                 Ok(value) => return Ok(value),
                 Err(seq) => seq,
             };
+            if last.replace(seq) != Some(seq) {
+                looks = 0;
+            }
             looks = looks.saturating_add(1);
             if looks < SPINS {
                 std::hint::spin_loop();

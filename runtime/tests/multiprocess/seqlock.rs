@@ -80,6 +80,8 @@ fn a_writer_killed_mid_write_is_reported_and_repaired() {
                 }
             }
         });
+        // Stops the reader thread however this one ends (or the scope would wait for it).
+        let _stop = StopOnDrop(&stop);
         for round in 0..50 {
             let mut writer = child(&name, "seqlock-write-big");
             assert_eq!(writer.expect_message(LIMIT), "writing");
@@ -108,13 +110,21 @@ fn a_writer_killed_mid_write_is_reported_and_repaired() {
                 Err(ReadError::TimedOut) => panic!("round {round}: a read waited {LIMIT:?}"),
             }
         }
-        stop.store(true, Ordering::Relaxed);
     });
     eprintln!(
         "writers killed mid-write: {torn_rounds} of 50 (the reader thread saw it {} times)",
         died_seen.load(Ordering::Relaxed)
     );
     assert!(torn_rounds > 0, "no kill landed inside a write");
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 #[test]

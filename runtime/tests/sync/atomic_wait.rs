@@ -18,7 +18,6 @@ fn a_value_other_than_expected_returns_at_once() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "futex with a timeout")]
 fn a_wait_without_a_notify_times_out() {
     let a = AtomicU32::new(0);
     let timeout = Duration::from_millis(30);
