@@ -63,8 +63,12 @@ fn render() -> Result<(), Box<dyn std::error::Error>> {
 
 fn display(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let segment = ManagedSharedMemory::open(name)?;
-    let frame = segment.find::<AtomicU32>("frame")?.ok_or("no frame counter")?;
-    let shown = segment.find::<AtomicU32>("shown")?.ok_or("no shown counter")?;
+    let frame = segment
+        .find::<AtomicU32>("frame")?
+        .ok_or("no frame counter")?;
+    let shown = segment
+        .find::<AtomicU32>("shown")?
+        .ok_or("no shown counter")?;
     for f in 1..=FRAMES {
         wait_for(frame, f)?;
         // Show the frame... then acknowledge it.

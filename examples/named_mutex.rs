@@ -51,10 +51,7 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
         .lines()
         .all(|l| l.starts_with("Process ") && l.ends_with(')'));
     println!("{text}");
-    println!(
-        "{} lines, all whole: {whole}",
-        text.lines().count()
-    );
+    println!("{} lines, all whole: {whole}", text.lines().count());
     Ok(())
 }
 

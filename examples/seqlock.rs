@@ -84,7 +84,9 @@ fn reader(name: &str) -> Result<(), Box<dyn std::error::Error>> {
     while last < SAMPLES {
         // Err only if the publisher died in the middle of a write.
         let t = telemetry.read()?;
-        if t.celsius != Telemetry::at(t.sample).celsius || t.pascal != Telemetry::at(t.sample).pascal {
+        if t.celsius != Telemetry::at(t.sample).celsius
+            || t.pascal != Telemetry::at(t.sample).pascal
+        {
             return Err(format!("torn reading: {t:?}").into());
         }
         if t.sample < last {

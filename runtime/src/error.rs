@@ -353,7 +353,10 @@ impl fmt::Display for Error {
                  and clear_poison() marks it repaired)"
             ),
             Error::Overflow { what, max } => {
-                write!(f, "{what}: at its maximum {max}, one more would wrap around")
+                write!(
+                    f,
+                    "{what}: at its maximum {max}, one more would wrap around"
+                )
             }
             Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
             Error::InUse { what, reason } => write!(f, "{what} is in use: {reason}"),

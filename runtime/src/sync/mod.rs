@@ -30,9 +30,9 @@ mod semaphore;
 mod seqlock;
 
 pub use crate::robust::{LIVENESS_POLL, SPINS};
-pub use mutex::{Mutex, MutexGuard};
-pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 pub use atomic_wait::{atomic_notify_all, atomic_notify_one, atomic_wait, WaitOutcome};
+pub use mutex::{Mutex, MutexGuard};
 pub use named::{Named, NamedMutex, NamedSemaphore};
+pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 pub use semaphore::Semaphore;
 pub use seqlock::{ReadError, SeqLock, SeqLockData, SeqLockWriteGuard};

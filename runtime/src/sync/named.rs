@@ -76,7 +76,9 @@ impl<T: ShmSafe> Named<T> {
         let name = name.as_ref();
         let segment = ManagedSharedMemory::create(name, segment_size::<T>())
             .map_err(|e| Self::about(name, e))?;
-        let built = segment.find_or_construct(OBJECT, || value).map(NonNull::from);
+        let built = segment
+            .find_or_construct(OBJECT, || value)
+            .map(NonNull::from);
         match built {
             Ok(object) => Ok(Named {
                 object,
@@ -136,11 +138,14 @@ impl<T: ShmSafe> Named<T> {
                     name: name.to_owned(),
                 });
             }
-            if Instant::now() >= deadline {
+            // A segment holding other objects is not a named object's; an empty one may
+            // still be getting its object from its creator.
+            if segment.num_named_objects() > 0 || Instant::now() >= deadline {
                 return Err(Error::NotFound {
                     what: format!(
-                        "{}: its shared memory object holds no such object (a segment of \
-                         another use, or its creator died constructing it: remove it)",
+                        "{}: the shared memory object of that name holds no named object \
+                         (a segment of another use, or its creator died constructing it: \
+                         remove it)",
                         Self::describe(name)
                     ),
                 });
@@ -163,7 +168,10 @@ impl<T: ShmSafe> Named<T> {
 
     /// `what` for errors and `Debug`: the type's name without module paths, and the name.
     fn describe(name: &str) -> String {
-        format!("named {} {name:?}", short_type_name(std::any::type_name::<T>()))
+        format!(
+            "named {} {name:?}",
+            short_type_name(std::any::type_name::<T>())
+        )
     }
 
     /// `e` about the named object `name` instead of its segment.

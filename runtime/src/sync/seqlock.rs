@@ -28,6 +28,11 @@ use crate::robust::{LIVENESS_POLL, SPINS};
 /// Every bit pattern of the type's size must be a valid value (no `bool`, `char`, enum,
 /// `NonZero*`, reference or pointer anywhere in it), and it must have no padding bytes,
 /// also inside its fields: `#[repr(C)]` with fields that fill it exactly.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be held by a `SeqLock`",
+    label = "not `SeqLockData`",
+    note = "a SeqLock holds plain data whose every bit pattern is valid and which has no padding: integers, floats, arrays of them, and `#[repr(C)]` structs of those with `unsafe impl SeqLockData`"
+)]
 pub unsafe trait SeqLockData: PositionIndependent + Copy {}
 
 macro_rules! seqlock_data {
@@ -270,10 +275,7 @@ impl<T: SeqLockData> SeqLock<T> {
         };
         // A sequence left odd is a write that never finished, whatever the poison word says
         // (forged bytes, or a private copy taken mid-write).
-        match held
-            .poisoned
-            .or(odd.then_some(PoisonCause::OwnerDied))
-        {
+        match held.poisoned.or(odd.then_some(PoisonCause::OwnerDied)) {
             None => Ok(guard),
             Some(cause) => Err(LockError::Poisoned(PoisonError::new(guard, cause))),
         }
@@ -588,7 +590,11 @@ mod tests {
             assert!(crashed.is_err(), "the crash planned at word {stop_at}");
 
             let started = Instant::now();
-            assert_eq!(lock.read(), Err(ReadError::WriterDied), "stopped at word {stop_at}");
+            assert_eq!(
+                lock.read(),
+                Err(ReadError::WriterDied),
+                "stopped at word {stop_at}"
+            );
             assert!(started.elapsed() < 100 * LIVENESS_POLL);
             assert_eq!(lock.try_read(), None);
             assert!(lock.is_poisoned());

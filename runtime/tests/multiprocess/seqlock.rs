@@ -34,9 +34,7 @@ fn whole(v: &[u64]) -> u64 {
 fn reads_of_a_value_another_process_writes_are_never_torn() {
     let name = ShmGuard::new();
     let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
-    let seq = seg
-        .construct("seq", SeqLock::new([0u64; SMALL]))
-        .unwrap();
+    let seq = seg.construct("seq", SeqLock::new([0u64; SMALL])).unwrap();
     let mut writer = child(&name, "seqlock-write");
     assert_eq!(writer.expect_message(LIMIT), "writing");
     let mut last = 0;
@@ -131,14 +129,20 @@ impl Drop for StopOnDrop<'_> {
 fn a_writer_killed_inside_update_poisons_the_lock_but_tears_nothing() {
     let name = ShmGuard::new();
     let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
-    let seq = seg
-        .construct("seq", SeqLock::new([3u64; SMALL]))
-        .unwrap();
+    let seq = seg.construct("seq", SeqLock::new([3u64; SMALL])).unwrap();
     let mut writer = child(&name, "seqlock-stall-in-update");
     assert_eq!(writer.expect_message(LIMIT), "updating");
-    assert_eq!(seq.read(), Ok([3; SMALL]), "readers go on while a writer holds the lock");
+    assert_eq!(
+        seq.read(),
+        Ok([3; SMALL]),
+        "readers go on while a writer holds the lock"
+    );
     writer.kill();
-    assert_eq!(seq.read(), Ok([3; SMALL]), "the closure's change was never published");
+    assert_eq!(
+        seq.read(),
+        Ok([3; SMALL]),
+        "the closure's change was never published"
+    );
     let Err(LockError::Poisoned(p)) = seq.lock() else {
         panic!("a writer that died holding the lock poisons it");
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use shmkit_runtime::sync::{
     LockError, Mutex, Named, NamedMutex, NamedSemaphore, PoisonCause, Semaphore, TryLockError,
 };
-use shmkit_runtime::Error;
+use shmkit_runtime::{Error, ManagedSharedMemory};
 use shmkit_test_support::guards::ShmGuard;
 
 #[test]
@@ -58,6 +58,13 @@ fn errors_name_the_object() {
     let err = NamedMutex::open(name.get()).unwrap_err();
     assert!(matches!(err, Error::TypeMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("named Mutex<()>"), "{err}");
+
+    let segment = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(segment.get(), 64 * 1024).unwrap();
+    seg.construct("data", 1u64).unwrap();
+    let err = NamedMutex::open(segment.get()).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("another use"), "{err}");
 
     for bad in ["", "a/b", "x\0y", ".."] {
         let err = NamedMutex::create(bad).unwrap_err();

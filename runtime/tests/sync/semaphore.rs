@@ -58,7 +58,9 @@ fn a_ring_buffer_between_threads_loses_and_duplicates_nothing() {
     const SLOTS: usize = 10;
     let seg = ManagedHeapMemory::new(64 * 1024).unwrap();
     let mutex = seg.construct("mutex", Semaphore::new(1)).unwrap();
-    let empty = seg.construct("empty", Semaphore::new(SLOTS as u32)).unwrap();
+    let empty = seg
+        .construct("empty", Semaphore::new(SLOTS as u32))
+        .unwrap();
     let stored = seg.construct("stored", Semaphore::new(0)).unwrap();
     let head = seg.construct("head", AtomicU32::new(0)).unwrap();
     let tail = seg.construct("tail", AtomicU32::new(0)).unwrap();

@@ -32,7 +32,11 @@ fn reads_see_what_was_written() {
     assert_eq!(s.update(|v| std::mem::replace(v, 3)).unwrap(), 2);
     let mut g = s.lock().unwrap();
     *g += 1;
-    assert_eq!(s.read(), Ok(3), "a guard's change is private until it drops");
+    assert_eq!(
+        s.read(),
+        Ok(3),
+        "a guard's change is private until it drops"
+    );
     drop(g);
     assert_eq!(s.read_timeout(Duration::from_secs(1)), Ok(4));
     assert_eq!(SeqLock::<[i32; 3]>::default().read(), Ok([0; 3]));
@@ -145,7 +149,10 @@ fn an_unfinished_write_is_reported_to_readers_and_repaired_by_the_next_writer() 
     let s = unfinished_write(5);
     let started = Instant::now();
     assert_eq!(s.read(), Err(ReadError::WriterDied));
-    assert!(started.elapsed() >= LIVENESS_POLL, "looked at the writer too soon");
+    assert!(
+        started.elapsed() >= LIVENESS_POLL,
+        "looked at the writer too soon"
+    );
     assert_eq!(s.try_read(), None);
     assert_eq!(
         s.read_timeout(Duration::from_millis(1)),
@@ -176,7 +183,11 @@ fn a_thread_that_exits_holding_the_write_lock_poisons_it_but_tears_nothing() {
     std::thread::spawn(|| std::mem::forget(S.lock().unwrap()))
         .join()
         .unwrap();
-    assert_eq!(S.read(), Ok(8), "readers are not held up by a writer that is not writing");
+    assert_eq!(
+        S.read(),
+        Ok(8),
+        "readers are not held up by a writer that is not writing"
+    );
     let Err(LockError::Poisoned(p)) = S.lock() else {
         panic!("a dead writer poisons the lock");
     };

@@ -15,7 +15,7 @@ pub fn hold() {
 
 /// Opens (or creates) the named `Mutex<u64>` and adds 1 to it `SHMKIT_ROUNDS` times.
 pub fn count() {
-    let counter = Named::<Mutex<u64>>::open_or_create(&env("SHMKIT_NAME")).unwrap();
+    let counter = Named::<Mutex<u64>>::open_or_create(env("SHMKIT_NAME")).unwrap();
     let rounds: u64 = env("SHMKIT_ROUNDS").parse().unwrap();
     tell_parent("counting");
     for _ in 0..rounds {

@@ -30,7 +30,10 @@ pub fn pong() {
     let pong = seg.find::<Semaphore>("pong").unwrap().unwrap();
     let rounds: u32 = env("SHMKIT_ROUNDS").parse().unwrap();
     for i in 0..rounds {
-        assert!(ping.wait_timeout(PATIENCE), "no ping {i} within {PATIENCE:?}");
+        assert!(
+            ping.wait_timeout(PATIENCE),
+            "no ping {i} within {PATIENCE:?}"
+        );
         pong.post().unwrap();
     }
 }
