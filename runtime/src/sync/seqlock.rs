@@ -303,9 +303,10 @@ impl<T: SeqLockData> SeqLock<T> {
     }
 
     /// Whether the last writer died or panicked holding the lock (and nobody published
-    /// since), or left a write unfinished.
+    /// since), or left a write unfinished that no live writer is finishing.
     pub fn is_poisoned(&self) -> bool {
-        self.raw.poisoned().is_some() || self.seq.load(Ordering::Relaxed) & 1 != 0
+        self.raw.poisoned().is_some()
+            || (self.seq.load(Ordering::Relaxed) & 1 != 0 && !self.raw.held_by_live_owner())
     }
 
     fn acquire(&self) -> Result<Held, Error> {
