@@ -273,6 +273,14 @@ pub enum Error {
         /// The container's length.
         len: usize,
     },
+    /// A counter at its maximum, which one more step would wrap (a semaphore posted
+    /// `u32::MAX` times without a wait).
+    Overflow {
+        /// The counter.
+        what: String,
+        /// Its maximum.
+        max: u64,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         /// The system call or operation.
@@ -351,6 +359,12 @@ impl fmt::Display for Error {
                  protects may be half-updated (the lock's PoisonError gives access anyway, \
                  and clear_poison() marks it repaired)"
             ),
+            Error::Overflow { what, max } => {
+                write!(
+                    f,
+                    "{what}: at its maximum {max}, one more would wrap around"
+                )
+            }
             Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
             Error::InUse { what, reason } => write!(f, "{what} is in use: {reason}"),
             Error::OutOfMemory {

@@ -205,6 +205,13 @@ impl RawMutex {
         self.poison.store(0, Relaxed);
     }
 
+    /// Whether a live thread holds the lock now: whether a holder seen in the middle of
+    /// something can still finish it. Asks the kernel; never blocks.
+    pub(crate) fn held_by_live_owner(&self) -> bool {
+        let locker = Locker::of(self);
+        self.word.owner().is_some_and(|id| locker.owner().alive(id))
+    }
+
     fn what(&self) -> String {
         format!("lock at {:p}", self)
     }

@@ -47,13 +47,17 @@ macro_rules! on_device {
     };
 }
 
+mod atomic_wait;
 mod cache;
 mod condvar;
 mod file_lock;
 mod fuzz_worker;
 mod liveness;
+mod named;
 mod objects;
 mod segment;
+mod semaphore;
+mod seqlock;
 mod sharing;
 mod watcher;
 
@@ -90,6 +94,14 @@ fn main() {
         "sharing-resize" => sharing::resize(),
         "sharing-open-when-shared" => sharing::open_when_shared(),
         "watch-write" => watcher::write(),
+        "semaphore-wait" => semaphore::wait(),
+        "semaphore-pong" => semaphore::pong(),
+        "seqlock-write" => seqlock::write(),
+        "seqlock-write-big" => seqlock::write_big(),
+        "seqlock-stall-in-update" => seqlock::stall_in_update(),
+        "atomic-wait-answer" => atomic_wait::answer(),
+        "named-mutex-hold" => named::hold(),
+        "named-count" => named::count(),
         other => panic!("unknown role {other}"),
     }
 }
