@@ -21,6 +21,16 @@
 //! 8. [`sync`]: `Mutex<T>` and the other locks for user data, robust across processes.
 //!
 //! [`error`] is used by every layer. The containers crate and the `shmkit` facade come on top.
+//!
+//! # Model checking
+//!
+//! Built with `--cfg loom`, the lock algorithms run on loom's atomics and a model of the
+//! futex and of thread deaths (`robust::model`), so that `tests/loom.rs` checks every
+//! interleaving of their own source:
+//! `RUSTFLAGS="--cfg loom" cargo test -p shmkit-runtime --test loom --release`.
+
+// Under the model the threads' owner ids are the model's, which leaves their helpers unused.
+#![cfg_attr(loom, allow(dead_code))]
 
 pub(crate) mod alloc;
 pub mod error;

@@ -3,6 +3,7 @@
 //! known to be broken. The segment's allocator lock and the object index lock use it, each
 //! with its own guard around a [`RobustGuard`] and its own recovery.
 
+use super::crash;
 use super::owner::Owner;
 use super::robust_mutex::{Acquired, RobustMutex};
 use crate::error::Error;
@@ -37,7 +38,7 @@ impl RobustGuard<'_> {
 impl Drop for RobustGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.inherited() {
+        if self.inherited() || crash::crashing() {
             return;
         }
         if self.poison {

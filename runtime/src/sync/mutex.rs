@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::layout::{compound_fingerprint, Invalid, PositionIndependent, ShmMut, ShmSafe};
+use crate::robust::atomic::const_unless_loom;
 
 /// A mutual-exclusion lock for data that lives in a segment, shared by every thread of
 /// every process that maps it: `std::sync::Mutex`, robust.
@@ -37,11 +38,13 @@ unsafe impl<T: Send> Send for Mutex<T> {}
 unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// An unlocked mutex holding `value`.
-    pub const fn new(value: T) -> Self {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    const_unless_loom! {
+        /// An unlocked mutex holding `value`.
+        pub fn new(value: T) -> Self {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

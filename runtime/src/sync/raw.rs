@@ -2,7 +2,7 @@
 //! holding thread (see `robust::thread_ids`) and a poison word, with the lookup of whose
 //! names the lock is taken in (the owner of the mapping the lock lives in).
 
-use crate::robust::atomic::{AtomicU32, Ordering::Relaxed};
+use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering::Relaxed};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::manager::SegmentCore;
 use crate::os::fork;
 use crate::registry;
+use crate::robust::crash::{crashing, point};
 use crate::robust::{Acquired, Owner, RobustMutex};
 
 /// Whose names locks at an address are taken in: the owner of the mapping that holds it,
@@ -86,10 +87,12 @@ pub(crate) struct RawMutex {
 }
 
 impl RawMutex {
-    pub(crate) const fn new() -> Self {
-        RawMutex {
-            word: RobustMutex::new(),
-            poison: AtomicU32::new(0),
+    const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            RawMutex {
+                word: RobustMutex::new(),
+                poison: AtomicU32::new(0),
+            }
         }
     }
 
@@ -124,6 +127,7 @@ impl RawMutex {
         {
             Acquired::Clean => Ok(()),
             Acquired::OwnerDied => {
+                point("mutex: taken over, not yet poisoned");
                 self.poison.store(PoisonCause::OwnerDied.word(), Relaxed);
                 Ok(())
             }
@@ -135,10 +139,11 @@ impl RawMutex {
         }
     }
 
-    /// Releases a lock taken as `held`, poisoning it if the thread began to panic since.
+    /// Releases a lock taken as `held`, poisoning it if the thread began to panic since. A
+    /// thread unwinding from a simulated crash releases nothing (see `robust::crash`).
     #[inline]
     pub(crate) fn release(&self, held: &Held) {
-        if held.forks != fork::generation() {
+        if held.forks != fork::generation() || crashing() {
             return;
         }
         if !held.panicking && std::thread::panicking() {
