@@ -1,18 +1,11 @@
-//! What every lock algorithm takes from the standard library for its shared words: the
-//! atomics and the spin-wait hint, imported from here so that a model checker can stand in
-//! for them. Under `--cfg loom` they are loom's (see `super::model`), and the
+//! The atomics of every lock algorithm, imported from here, not std, so that a model
+//! checker can stand in for them. Under `--cfg loom` they are loom's (see `super::model`), and the
 //! constructors that cannot be `const` with loom's atomics are made by [`const_unless_loom`].
 
 #[cfg(loom)]
-pub(crate) use loom::{
-    hint::spin_loop,
-    sync::atomic::{AtomicU32, Ordering},
-};
+pub(crate) use loom::sync::atomic::{AtomicU32, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::{
-    hint::spin_loop,
-    sync::atomic::{AtomicU32, Ordering},
-};
+pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Declares a `const fn`, or under `--cfg loom` a plain `fn` (loom's atomics are made at run
 /// time): for the constructors of lock types.

@@ -14,7 +14,7 @@
 //! Which owner ids name whom is the caller's business: the segment's internal locks name the
 //! mapping, the user locks of `crate::sync` the thread.
 
-use super::atomic::{const_unless_loom, spin_loop, AtomicU32, Ordering};
+use super::atomic::{const_unless_loom, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::crash::point;
@@ -100,7 +100,9 @@ impl RobustMutex {
         deadline: Option<Instant>,
     ) -> Acquired {
         for _ in 0..SPINS {
-            spin_loop();
+            // The real hint under loom too: loom's yields, and would let the holder run to
+            // its unlock before the waiter looks again, so that no waiter ever slept.
+            std::hint::spin_loop();
             if self.word.load(Ordering::Relaxed) == 0 && self.try_lock(me) {
                 return Acquired::Clean;
             }
