@@ -21,6 +21,8 @@
 //! shared futex). Unlocking wakes a sleeper whenever one announced itself, so no wake-up is
 //! lost; the sleep's timeout only bounds how long a dead holder goes unnoticed.
 
+#[cfg(test)]
+mod crash_tests;
 mod mutex;
 mod poison;
 mod raw;

@@ -28,7 +28,7 @@ use crate::robust::atomic::const_unless_loom;
 /// Eight bytes ahead of `T`; all-zero bytes are an unlocked, clean mutex.
 #[repr(C)]
 pub struct Mutex<T> {
-    raw: RawMutex,
+    pub(super) raw: RawMutex,
     data: UnsafeCell<T>,
 }
 

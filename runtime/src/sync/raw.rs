@@ -162,6 +162,11 @@ impl RawMutex {
         self.poison.store(0, Relaxed);
     }
 
+    /// Whether a waiter sleeps (or slept) on the lock.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.word.has_waiters()
+    }
+
     fn what(&self) -> String {
         format!("lock at {:p}", self)
     }
@@ -186,7 +191,7 @@ impl fmt::Debug for RawMutex {
         f.debug_struct("Lock")
             .field("held_by", &holder)
             .field("poisoned", &self.poisoned())
-            .field("waiters", &self.word.has_waiters())
+            .field("waiters", &self.has_waiters())
             .finish()
     }
 }
