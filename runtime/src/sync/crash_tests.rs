@@ -162,3 +162,18 @@ fn a_crash_at_any_step_of_lock_or_unlock_stops_nobody() {
     let all: BTreeSet<_> = HOLDING.iter().chain(NOT_HOLDING).copied().collect();
     assert_eq!(steps, all);
 }
+
+/// A crash unwinds through the guards the victim holds, which release nothing: its other
+/// locks are a dead owner's too (poisoned as by a death, not as by a panic).
+#[test]
+fn a_crashed_thread_keeps_the_other_locks_it_held() {
+    let (outer, m) = (Mutex::new(0), Mutex::new(0));
+    // Points 0 and 1 are `outer`'s lock; 2 is the first of `m`'s.
+    let step = victim(2, || {
+        let _held = outer.lock();
+        drop(m.lock());
+    });
+    assert_eq!(step, Some("lock: trying a free word"));
+    others_proceed(&outer, true, step);
+    others_proceed(&m, false, step);
+}
