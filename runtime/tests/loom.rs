@@ -200,7 +200,10 @@ fn a_failed_recovery_poisons_an_internal_lock_for_everyone() {
             .map(|t| t.join().unwrap().unwrap_err())
             .collect();
         assert_eq!(
-            errors.iter().filter(|e| e.contains("beyond repair")).count(),
+            errors
+                .iter()
+                .filter(|e| e.contains("beyond repair"))
+                .count(),
             1
         );
         assert_eq!(errors.iter().filter(|e| e.contains("poisoned")).count(), 1);

@@ -40,10 +40,6 @@ mod hooks {
     use std::panic::{self, AssertUnwindSafe};
     use std::sync::Once;
 
-    // A model thread's plan is its own (loom's threads share the OS thread's locals).
-    #[cfg(loom)]
-    use loom::thread_local;
-
     /// The calling thread's crash plan.
     struct Plan {
         /// Points left to pass before the crash (None: no crash planned).
@@ -52,8 +48,23 @@ mod hooks {
         crashed: Cell<Option<&'static str>>,
     }
 
+    impl Plan {
+        const fn none() -> Self {
+            Plan {
+                left: Cell::new(None),
+                crashed: Cell::new(None),
+            }
+        }
+    }
+
+    #[cfg(not(loom))]
     thread_local! {
-        static PLAN: Plan = Plan { left: Cell::new(None), crashed: Cell::new(None) };
+        static PLAN: Plan = const { Plan::none() };
+    }
+    // A model thread's plan is its own (loom's threads share the OS thread's locals).
+    #[cfg(loom)]
+    loom::thread_local! {
+        static PLAN: Plan = Plan::none();
     }
 
     /// The payload of a simulated crash.

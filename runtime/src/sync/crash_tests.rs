@@ -135,7 +135,11 @@ fn with_a_sleeper(n: u32) -> Option<&'static str> {
         let _ = holding.recv();
         let sleeper = s.spawn(|| take(m));
         let step = victim.join().unwrap();
-        assert_eq!(sleeper.join().unwrap(), held_at(step), "crashed at {step:?}");
+        assert_eq!(
+            sleeper.join().unwrap(),
+            held_at(step),
+            "crashed at {step:?}"
+        );
         step
     });
     others_proceed(m, held_at(step), step);
