@@ -157,7 +157,6 @@ fn after_a_dead_holder(n: u32) -> Option<&'static str> {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "waits for real time")]
 fn a_crash_at_any_step_of_lock_or_unlock_stops_nobody() {
     let mut steps = BTreeSet::new();
     for scenario in [alone, against_a_holder, with_a_sleeper, after_a_dead_holder] {
