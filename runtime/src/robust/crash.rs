@@ -14,6 +14,10 @@
 //!
 //! Outside tests and model checking the points compile to nothing.
 //!
+//! The internal locks name the mapping, not the thread, and a thread's end does not kill
+//! a mapping: a sweep through them makes the holder dead itself (as
+//! `manager/core/tests.rs` does, writing a dead owner's id into the lock word).
+//!
 //! To bring a new primitive into the sweeps: put a [`point`] before and after every write to
 //! its shared words and before every sleep and wake; make its guards' `Drop` return at once
 //! when [`crashing`]; and add a scenario to `crate::sync::crash_tests` (and to the model

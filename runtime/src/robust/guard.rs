@@ -138,4 +138,22 @@ mod tests {
             .contains("beyond repair"));
         assert!(take(&mutex, None).unwrap_err().contains("poisoned"));
     }
+
+    #[test]
+    fn a_crash_while_holding_leaves_the_lock_held() {
+        let mutex = RobustMutex::new();
+        let owner = Owner::private();
+        // Points 0 and 1 are the lock's own.
+        let crashed = crash::crashes_at(2, || {
+            let _guard =
+                lock_with_recovery(&mutex, &owner, |g| g, |_| Ok(()), || failure("poisoned"));
+            crash::point("test: holding the lock");
+        });
+        assert_eq!(crashed, Err("test: holding the lock"));
+        assert_eq!(
+            mutex.owner(),
+            Some(PRIVATE),
+            "a killed holder releases nothing"
+        );
+    }
 }
