@@ -9,7 +9,8 @@
 #![cfg(loom)]
 
 use std::collections::BTreeSet;
-use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc as StdArc, Mutex as StdMutex};
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -220,9 +221,9 @@ fn a_failed_recovery_poisons_an_internal_lock_for_everyone() {
 /// first point no interleaving reaches; every step of lock and unlock must have been hit.
 #[test]
 fn a_crash_at_any_step_of_lock_or_unlock_stops_nobody() {
-    let crashed_at = std::sync::Arc::new(StdMutex::new(BTreeSet::new()));
+    let crashed_at = StdArc::new(StdMutex::new(BTreeSet::new()));
     for n in 0.. {
-        let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reached = StdArc::new(AtomicBool::new(false));
         let (crashed_at2, reached2) = (crashed_at.clone(), reached.clone());
         check(move || {
             let m = counter();
@@ -249,11 +250,11 @@ fn a_crash_at_any_step_of_lock_or_unlock_stops_nobody() {
             let held = step.is_some_and(|step| HOLDING.contains(&step));
             assert_eq!(m.is_poisoned(), held, "crashed at {step:?}");
             if let Some(step) = step {
-                reached2.store(true, std::sync::atomic::Ordering::Relaxed);
+                reached2.store(true, Ordering::Relaxed);
                 crashed_at2.lock().unwrap().insert(step);
             }
         });
-        if !reached.load(std::sync::atomic::Ordering::Relaxed) {
+        if !reached.load(Ordering::Relaxed) {
             break;
         }
     }
