@@ -51,7 +51,10 @@ fn reads_of_a_value_another_process_writes_are_never_torn() {
         reads += 1;
     }
     writer.kill();
-    assert!(changes > 10, "{reads} reads overlapped only {changes} writes");
+    assert!(
+        changes > 10,
+        "{reads} reads overlapped only {changes} writes"
+    );
 }
 
 /// 50 rounds: a child writes 32 KiB values in a loop and is SIGKILLed at a random moment
