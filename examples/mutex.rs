@@ -71,7 +71,7 @@ fn process_a() -> Result<(), Box<dyn std::error::Error>> {
         log.end_a && log.end_b,
         text(&log.lines[(last + ITEMS - 1) % ITEMS])
     );
-    if !done || !(log.end_a && log.end_b) || log.current_line as usize != 2 * LINES_PER_PROCESS {
+    if !(done && log.end_a && log.end_b) || log.current_line as usize != 2 * LINES_PER_PROCESS {
         return Err("a line or an end mark went missing".into());
     }
     Ok(())
