@@ -11,6 +11,7 @@
 //! indexes and the registry instead (`ops::verified`).
 
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 
 use super::space::Space;
 use crate::error::Result;
@@ -61,7 +62,7 @@ impl ObjectKind {
 /// The header; `L` is the index's link type.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub(crate) struct Entry<L> {
+pub struct Entry<L> {
     pub tag: u16,
     pub kind: u8,
     pub state: u8,
@@ -173,12 +174,26 @@ impl<L: Copy> Entry<L> {
         Ok(())
     }
 
-    /// Sets the state of the entry at `e` (under the index lock).
+    /// Sets the state of the entry at `e` (under the index lock, its only writer). The state
+    /// shares the header's first word with the tag, kind and hash, which a reader without
+    /// the lock loads whole: the word is stored whole too, with release ordering, so that
+    /// such a reader who sees LIVE sees the elements built before.
     pub fn set_state(s: &Space, e: u64, st: u8) -> Result<()> {
-        let p = Self::ptr(s, e)?;
-        // SAFETY: a header in bounds; the index lock makes us its only writer.
-        unsafe { (*p).state = st };
+        let w = s.shared(e)?;
+        let mut bytes = w.load(Relaxed).to_ne_bytes();
+        bytes[std::mem::offset_of!(Entry<()>, state)] = st;
+        w.store(u64::from_ne_bytes(bytes), Release);
         Ok(())
+    }
+}
+
+impl Entry<()> {
+    /// The header from its three words, as a reader without the lock loads them one by one.
+    #[inline]
+    pub fn from_words(words: [u64; 3]) -> Self {
+        // SAFETY: `Entry<()>` is `repr(C)`, integers only, without padding, and 24 bytes
+        // (the transmute checks the size): every bit pattern of three words is a header.
+        unsafe { std::mem::transmute::<[u64; 3], Self>(words) }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
@@ -85,6 +85,51 @@ impl Space {
         let h = header::header(self.core.base().as_ptr());
         // SAFETY: as in `word`; an aligned header word.
         unsafe { header::read_word((&raw const (*h).reserved[i]).cast::<u64>()) }
+    }
+
+    /// Reads a reserved word: with an acquire load when `SHARED` (a reader without the
+    /// index lock, which races the lock holder's stores; writable mappings only), else as
+    /// [`read_word`](Self::read_word) does (under the index lock, or in a read-only mapping).
+    #[inline]
+    pub fn load_word<const SHARED: bool>(&self, i: usize) -> u64 {
+        if SHARED {
+            self.word(i).load(Acquire)
+        } else {
+            self.read_word(i)
+        }
+    }
+
+    /// The aligned word at `off` in the block area, if it lies there: an acquire load when
+    /// `SHARED` (see [`load_word`](Self::load_word)), else a plain read. Words that readers
+    /// without the lock load (hash slots, a table's header, an entry header) are only ever
+    /// stored atomically once such a reader can reach them (see [`shared`](Self::shared)).
+    #[inline]
+    pub fn load<const SHARED: bool>(&self, off: u64) -> Option<u64> {
+        if off % 8 != 0 {
+            return None;
+        }
+        let p = self.checked(off, 8)?.cast::<u64>();
+        if SHARED {
+            debug_assert!(self.core.writable());
+            // SAFETY: aligned and in bounds (checked); readers without the lock run on
+            // writable mappings only, where a word of the segment may be an atomic.
+            Some(unsafe { AtomicU64::from_ptr(p) }.load(Acquire))
+        } else {
+            // SAFETY: aligned and in bounds (checked); nobody stores to it meanwhile (the
+            // caller holds the index lock, or the mapping is read-only and excludes writers).
+            Some(unsafe { p.read() })
+        }
+    }
+
+    /// The aligned word at `off` as an atomic, for the index lock holder to store what a
+    /// reader without the lock may be loading at the same time (see [`load`](Self::load)).
+    #[inline]
+    pub fn shared(&self, off: u64) -> Result<&AtomicU64> {
+        debug_assert!(self.core.writable());
+        let p = self.at::<u64>(off)?;
+        // SAFETY: aligned and in bounds (checked), in a writable mapping (only writers
+        // store), which stays mapped as long as the core, hence `self`.
+        Ok(unsafe { AtomicU64::from_ptr(p) })
     }
 
     /// The address of `len` bytes at `off`, if they lie in the block area.
@@ -217,6 +262,13 @@ impl Space {
             what: format!("object index of the segment at {:p}", self.core.base()),
             reason,
         }
+    }
+
+    /// The payload offset of the thread-cache table (0 when the segment has none).
+    pub fn cache_table(&self) -> u64 {
+        let h = header::header(self.core.base().as_ptr());
+        // SAFETY: the header is mapped while the core is; an aligned header word.
+        unsafe { header::read_word((&raw const (*h).cache_table).cast::<u64>()) }
     }
 
     /// The index kind recorded at creation.
