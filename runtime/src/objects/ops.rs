@@ -219,9 +219,14 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe, const SHARED: bool>(
     // The lock word is loaded after the acquire loads above. The holder that made the
     // object LIVE took the lock before; a free lock now means it let go since, so the
     // answer is what a lookup under the lock would give at this moment. (A dead or
-    // poisoning holder leaves it held: the locked path recovers or reports.)
-    if SHARED && lock::held(s) {
-        return None;
+    // poisoning holder leaves it held: the locked path recovers or reports.) The fence
+    // makes the release that freed it happen before what this thread does next, as
+    // taking the lock would (on x86 it emits no instruction).
+    if SHARED {
+        if lock::held(s) {
+            return None;
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
     }
     Some(Some((NonNull::new(p.cast())?, count)))
 }

@@ -17,7 +17,7 @@ thread_local! {
 struct Crash;
 
 /// Called by `set_word` in test builds: crashes when the planned write is reached.
-pub(super) fn tick() {
+pub(crate) fn tick() {
     LEFT.with(|l| {
         if let Some(n) = l.get() {
             if n == 0 {
