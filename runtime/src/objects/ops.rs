@@ -312,6 +312,9 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
     }
     for i in 0..count {
         let Some(v) = next(i) else {
+            // Undone before the error is made: a panic while undoing (a process dying, in
+            // the crash tests) then leaves no error value behind in flight.
+            drop(b);
             return Err(Error::IteratorTooShort {
                 what: target.describe::<T>(),
                 expected: count,

@@ -174,7 +174,7 @@ mod tests {
     /// the one block in flight: no retired block is lost for good or freed twice.
     #[test]
     fn a_crash_at_any_write_while_retiring_or_draining_leaks_at_most_one_block() {
-        let size = 64 * 1024;
+        let size = 8 * 1024;
         let empty = ManagedHeapMemory::new(size).unwrap().free_memory();
         for n in 0.. {
             let mut seg = ManagedHeapMemory::new(size).unwrap();

@@ -9,11 +9,11 @@ use std::sync::{Arc, Barrier};
 
 use shmkit_runtime::{Error, ManagedHeapMemory, OrderedIndex};
 
-/// Named objects the constructing thread makes (the first table has 4 slots: 24 objects
-/// grow it three times, 600 eight times).
-const OBJECTS: usize = if cfg!(miri) { 24 } else { 600 };
+/// Named objects the constructing thread makes (the first table has 4 slots: 40 objects
+/// grow it four times, 600 eight times).
+const OBJECTS: usize = if cfg!(miri) { 40 } else { 600 };
 /// Constructions the undoing thread starts and undoes.
-const UNDONE: usize = if cfg!(miri) { 4 } else { 100 };
+const UNDONE: usize = if cfg!(miri) { 6 } else { 100 };
 
 /// Element `i` of object `j`: no two elements of any two objects are equal.
 fn value(j: usize, i: usize) -> u64 {
@@ -63,7 +63,8 @@ fn lookups_without_the_lock_find_whole_objects_while_others_construct_grow_and_u
     let start = Arc::new(Barrier::new(finders + 2));
     let finding: Vec<_> = (0..finders)
         .map(|_| {
-            let (seg, done, found, start) = (seg.clone(), done.clone(), found.clone(), start.clone());
+            let (seg, done, found, start) =
+                (seg.clone(), done.clone(), found.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
                 // Passes while the others work, and one after.
@@ -104,7 +105,10 @@ fn lookups_without_the_lock_find_whole_objects_while_others_construct_grow_and_u
                 let name = format!("bad_{k}");
                 if k % 2 == 0 {
                     let err = seg.construct_from_iter(name.as_str(), Short(0, 3 + k % 5));
-                    assert!(matches!(err, Err(Error::IteratorTooShort { .. })), "{err:?}");
+                    assert!(
+                        matches!(err, Err(Error::IteratorTooShort { .. })),
+                        "{err:?}"
+                    );
                 } else {
                     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         seg.construct_array_with(name.as_str(), 3, |i| {
@@ -140,14 +144,14 @@ fn lookups_without_the_lock_find_whole_objects_while_others_construct_grow_and_u
     assert!(seg.all_memory_deallocated());
 }
 
-/// An undone construction's entry may have been found by a lookup without the lock (it is
-/// linked while it is built), so on a hash index its block is not freed until the segment
-/// is alone with `&mut`; an ordered index, which lookups always search under the lock,
-/// frees it at once.
+/// What a lookup without the lock may be reading when the lock holder unlinks it, an
+/// undone construction's entry (linked while it is built) and a hash table replaced by a
+/// larger one, is not freed until the segment is alone with `&mut`; an ordered index,
+/// which lookups always search under the lock, frees the entry at once.
 #[test]
-fn an_undone_construction_is_given_back_once_the_segment_is_alone() {
+fn what_lookups_without_the_lock_may_read_is_given_back_once_the_segment_is_alone() {
     let mut hash = ManagedHeapMemory::new(64 * 1024).unwrap();
-    let mut ordered = ManagedHeapMemory::options()
+    let ordered = ManagedHeapMemory::options()
         .index::<OrderedIndex>()
         .create(64 * 1024)
         .unwrap();
@@ -158,14 +162,33 @@ fn an_undone_construction_is_given_back_once_the_segment_is_alone() {
         hash.construct_from_iter("short", Short(0, 4)).map(drop),
         ordered.construct_from_iter("short", Short(0, 4)).map(drop),
     ] {
-        assert!(matches!(short, Err(Error::IteratorTooShort { .. })), "{short:?}");
+        assert!(
+            matches!(short, Err(Error::IteratorTooShort { .. })),
+            "{short:?}"
+        );
     }
     assert_eq!(ordered.free_memory(), ordered_free);
-    assert!(hash.free_memory() < hash_free, "the undone entry is retired");
+    assert!(
+        hash.free_memory() < hash_free,
+        "the undone entry is retired"
+    );
     hash.check().unwrap();
     hash.shrink_to_fit_indexes().unwrap();
     assert_eq!(hash.free_memory(), hash_free);
-    assert_eq!(hash.find::<u64>("a").unwrap(), Some(&1));
+
+    // Three more objects: the fourth grows the first table (4 slots) to 8 slots, which
+    // still fit them, so what shrinking gives back is the replaced table.
+    for name in ["b", "c", "d"] {
+        hash.construct(name, 2u64).unwrap();
+    }
+    let grown = hash.free_memory();
+    hash.shrink_to_fit_indexes().unwrap();
+    assert!(hash.free_memory() > grown, "the replaced table was retired");
+    for name in ["a", "b", "c", "d"] {
+        assert!(hash.find::<u64>(name).unwrap().is_some());
+        assert!(hash.destroy::<u64>(name).unwrap());
+    }
+    assert!(hash.all_memory_deallocated());
 }
 
 /// A named object that is there is found without the index lock: even where taking that
@@ -179,8 +202,14 @@ fn a_named_object_that_is_there_is_found_without_the_index_lock() {
     seg.with_lock(|| {
         assert_eq!(seg.find::<u64>("x").unwrap(), Some(&7));
         assert_eq!(seg.find_slice::<u64>("x").unwrap(), Some(&[7][..]));
-        for refused in [seg.find::<u64>("y").map(drop), seg.find::<u32>("x").map(drop)] {
-            assert!(matches!(refused, Err(Error::LockReentered { .. })), "{refused:?}");
+        for refused in [
+            seg.find::<u64>("y").map(drop),
+            seg.find::<u32>("x").map(drop),
+        ] {
+            assert!(
+                matches!(refused, Err(Error::LockReentered { .. })),
+                "{refused:?}"
+            );
         }
     })
     .unwrap();
@@ -204,7 +233,11 @@ fn lookups_without_the_lock_see_all_or_none_of_an_atomic_func() {
             loop {
                 let last = done.load(Ordering::Acquire);
                 for r in 0..rounds {
-                    if seg.find::<u64>(format!("first_{r}").as_str()).unwrap().is_none() {
+                    if seg
+                        .find::<u64>(format!("first_{r}").as_str())
+                        .unwrap()
+                        .is_none()
+                    {
                         continue;
                     }
                     assert_ne!(
@@ -235,5 +268,8 @@ fn lookups_without_the_lock_see_all_or_none_of_an_atomic_func() {
         .unwrap();
     }
     done.store(true, Ordering::Release);
-    assert!(finder.join().unwrap() >= rounds, "the last pass missed pairs");
+    assert!(
+        finder.join().unwrap() >= rounds,
+        "the last pass missed pairs"
+    );
 }
