@@ -251,7 +251,7 @@ unsafe fn copy_name(dst: *mut u8, name: &[u8]) {
 ///
 /// # Safety
 /// `stored` points to `key.len()` readable bytes.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn same_name(stored: *const u8, key: &[u8]) -> bool {
     let n = key.len();
     let k = key.as_ptr();

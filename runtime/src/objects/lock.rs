@@ -117,9 +117,18 @@ pub(crate) fn lock<'a>(
     Ok(IndexGuard { _held: Some(held) })
 }
 
-/// Whether the index lock word names a holder (a lookup without the lock then defers to
-/// it; in a private copy: one that is gone). One relaxed load.
-#[inline]
+/// Whether the index lock word is all zero, which is free ([`RobustMutex`]): not held,
+/// poisoned or waited for. One relaxed load, inlined into the lookup without the lock,
+/// which defers to the locked path otherwise.
+#[inline(always)]
+pub(crate) fn free(s: &Space) -> bool {
+    let word = std::ptr::from_ref(s.word(words::INDEX_LOCK)).cast::<AtomicU32>();
+    // SAFETY: the first four bytes of the header word are the mutex's lock word, a
+    // `repr(C)` `AtomicU32` (see `parts`), aligned and mapped as long as `s`.
+    unsafe { &*word }.load(Ordering::Relaxed) == 0
+}
+
+/// Whether the index lock word names a holder (in a private copy: one that is gone).
 pub(crate) fn held(s: &Space) -> bool {
     parts(s).0.owner().is_some()
 }

@@ -223,7 +223,7 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe, const SHARED: bool>(
     // makes the release that freed it happen before what this thread does next, as
     // taking the lock would (on x86 it emits no instruction).
     if SHARED {
-        if lock::held(s) {
+        if !lock::free(s) {
             return None;
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);

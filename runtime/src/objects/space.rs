@@ -1,6 +1,7 @@
 //! The segment as the object layer sees it: bounds-checked access to offsets read from the
 //! segment, the header words the indexes keep, and allocation in offsets.
 
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -34,6 +35,40 @@ impl Blocks {
     /// (a table or record of the object layer's own, or a raw allocation).
     pub fn len_of(&self, off: u64) -> Option<usize> {
         self.len(off, false)
+    }
+}
+
+/// Aligned words of a segment's block area, bounds-checked when the view was made. Read
+/// with an acquire load each when `SHARED` (a reader without the index lock, which races
+/// the lock holder's atomic stores; writable mappings only, where a word of the segment
+/// may be an atomic), else plainly (under the index lock, or in a read-only mapping, which
+/// excludes writers and whose memory is not accessed through `&AtomicU64`). Words that
+/// readers without the lock load (hash slots and root, a table's header, an entry header)
+/// are only ever stored atomically once such a reader can reach them (see
+/// [`Space::shared`]).
+pub struct Words<'a, const SHARED: bool> {
+    first: *mut u64,
+    len: u64,
+    _space: PhantomData<&'a Space>,
+}
+
+impl<const SHARED: bool> Words<'_, SHARED> {
+    /// Word `i`, if it is one of the view's.
+    #[inline]
+    pub fn get(&self, i: u64) -> Option<u64> {
+        if i >= self.len {
+            return None;
+        }
+        // SAFETY: one of the `len` aligned words in bounds that the view was made of
+        // (checked then; the mapping outlives the borrowed `Space`).
+        let p = unsafe { self.first.add(i as usize) };
+        Some(if SHARED {
+            // SAFETY: as above, in a writable mapping (see the type's doc).
+            unsafe { AtomicU64::from_ptr(p) }.load(Acquire)
+        } else {
+            // SAFETY: as above; nobody stores to it meanwhile (see the type's doc).
+            unsafe { p.read() }
+        })
     }
 }
 
@@ -99,26 +134,29 @@ impl Space {
         }
     }
 
-    /// The aligned word at `off` in the block area, if it lies there: an acquire load when
-    /// `SHARED` (see [`load_word`](Self::load_word)), else a plain read. Words that readers
-    /// without the lock load (hash slots, a table's header, an entry header) are only ever
-    /// stored atomically once such a reader can reach them (see [`shared`](Self::shared)).
+    /// The aligned word at `off` in the block area, if it lies there, read as [`Words`]
+    /// reads.
     #[inline]
     pub fn load<const SHARED: bool>(&self, off: u64) -> Option<u64> {
+        self.words::<SHARED>(off, 1)?.get(0)
+    }
+
+    /// The `len` aligned words from `off`, if they lie in the block area: checked once,
+    /// then read one by one (a hash table's slots, an entry's header).
+    #[inline]
+    pub fn words<const SHARED: bool>(&self, off: u64, len: u64) -> Option<Words<'_, SHARED>> {
+        debug_assert!(!SHARED || self.core.writable());
         if off % 8 != 0 {
             return None;
         }
-        let p = self.checked(off, 8)?.cast::<u64>();
-        if SHARED {
-            debug_assert!(self.core.writable());
-            // SAFETY: aligned and in bounds (checked); readers without the lock run on
-            // writable mappings only, where a word of the segment may be an atomic.
-            Some(unsafe { AtomicU64::from_ptr(p) }.load(Acquire))
-        } else {
-            // SAFETY: aligned and in bounds (checked); nobody stores to it meanwhile (the
-            // caller holds the index lock, or the mapping is read-only and excludes writers).
-            Some(unsafe { p.read() })
-        }
+        let first = self
+            .checked(off, usize::try_from(len.checked_mul(8)?).ok()?)?
+            .cast::<u64>();
+        Some(Words {
+            first,
+            len,
+            _space: PhantomData,
+        })
     }
 
     /// The aligned word at `off` as an atomic, for the index lock holder to store what a

@@ -278,24 +278,23 @@ impl IndexKind for HashIndex {
             return Probe::Absent;
         }
         // The table's header words (a retired table's first word is a link, not the tag).
-        let (Some(tag), Some(len)) = (s.load::<SHARED>(off), s.load::<SHARED>(off + 8)) else {
+        let Some(head) = s.words::<SHARED>(off, 2) else {
             return Probe::Slow;
         };
-        let slots = size_of::<Table>() as u64;
-        let fits = len.is_power_of_two()
-            && len <= MAX_SLOTS
-            && off
-                .checked_add(slots)
-                .and_then(|o| s.checked(o, len as usize * 8))
-                .is_some();
-        if tag != TAG || !fits {
+        let (Some(tag), Some(len)) = (head.get(0), head.get(1)) else {
+            return Probe::Slow;
+        };
+        if tag != TAG || !len.is_power_of_two() || len > MAX_SLOTS {
             return Probe::Slow;
         }
+        let Some(slots) = s.words::<SHARED>(off + size_of::<Table>() as u64, len) else {
+            return Probe::Slow;
+        };
         let at = At { off, len };
         let want = key.hash >> (32 - TAG_BITS);
         let home = at.home_of_hash(key.hash);
         for i in home..home + at.len {
-            let Some(w) = s.load::<SHARED>(at.slot_off(i)) else {
+            let Some(w) = slots.get(i & (len - 1)) else {
                 return Probe::Slow;
             };
             if w == 0 {
@@ -309,11 +308,10 @@ impl IndexKind for HashIndex {
             let Some(block_len) = s.entry_len(e).filter(|&len| len >= E::SIZE) else {
                 return Probe::Slow;
             };
-            let (Some(w0), Some(w1), Some(w2)) = (
-                s.load::<SHARED>(e),
-                s.load::<SHARED>(e + 8),
-                s.load::<SHARED>(e + 16),
-            ) else {
+            let Some(words) = s.words::<SHARED>(e, 3) else {
+                return Probe::Slow;
+            };
+            let (Some(w0), Some(w1), Some(w2)) = (words.get(0), words.get(1), words.get(2)) else {
                 return Probe::Slow;
             };
             let h = E::from_words([w0, w1, w2]);
