@@ -11,7 +11,7 @@
 //! indexes and the registry instead (`ops::verified`).
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::Release;
 
 use super::space::Space;
 use crate::error::Result;
@@ -174,18 +174,26 @@ impl<L: Copy> Entry<L> {
         Ok(())
     }
 
-    /// Sets the state of the entry at `e` (under the index lock, its only writer). The state
-    /// shares the header's first word with the tag, kind and hash, which a reader without
-    /// the lock loads whole: the word is stored whole too, with release ordering, so that
-    /// such a reader who sees LIVE sees the elements built before.
-    pub fn set_state(s: &Space, e: u64, st: u8) -> Result<()> {
-        let w = s.shared(e)?;
-        let mut bytes = w.load(Relaxed).to_ne_bytes();
-        bytes[std::mem::offset_of!(Entry<()>, state)] = st;
-        w.store(u64::from_ne_bytes(bytes), Release);
+    /// Sets the state of the entry at `e`, whose header is `h` (under the index lock, its
+    /// only writer). The state shares the header's first word with the tag, kind and hash,
+    /// which a reader without the lock loads whole: the word is stored whole too, with
+    /// release ordering, so that such a reader who sees LIVE sees the elements built before.
+    pub fn set_state(s: &Space, e: u64, h: &Self, st: u8) -> Result<()> {
+        let [t0, t1] = h.tag.to_ne_bytes();
+        let [h0, h1, h2, h3] = h.hash.to_ne_bytes();
+        let first = u64::from_ne_bytes([t0, t1, h.kind, st, h0, h1, h2, h3]);
+        s.shared(e)?.store(first, Release);
         Ok(())
     }
 }
+
+// The first word of a header, as `set_state` and `from_words` lay it out.
+const _: () = {
+    assert!(std::mem::offset_of!(Entry<()>, tag) == 0);
+    assert!(std::mem::offset_of!(Entry<()>, kind) == 2);
+    assert!(std::mem::offset_of!(Entry<()>, state) == 3);
+    assert!(std::mem::offset_of!(Entry<()>, hash) == 4);
+};
 
 impl Entry<()> {
     /// The header from its three words, as a reader without the lock loads them one by one.

@@ -22,12 +22,10 @@ use crate::manager::header::words;
 pub(crate) const NAMED: Root = Root {
     root: words::NAMED_ROOT,
     count: words::NAMED_COUNT,
-    lock_free: true,
 };
 pub(crate) const UNIQUE: Root = Root {
     root: words::UNIQUE_ROOT,
     count: words::UNIQUE_COUNT,
-    lock_free: false,
 };
 
 /// The index an object of `kind` lives in (anonymous objects live in none).
@@ -326,7 +324,7 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
         unsafe { b.data.add(i).write(v) };
         b.built = i + 1;
     }
-    Entry::<I::Link>::set_state(s, e, state::LIVE)?;
+    Entry::set_state(s, e, &header, state::LIVE)?;
     let data = b.data;
     std::mem::forget(b);
     Ok((data, count))
@@ -400,7 +398,7 @@ fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>
     let (data, count) = elements::<T, _>(s, e, h)?;
     let kind =
         ObjectKind::from_u8(h.kind).ok_or_else(|| s.corrupt(format!("entry {e}: bad kind")))?;
-    Entry::<I::Link>::set_state(s, e, state::DESTROYING)?;
+    Entry::set_state(s, e, h, state::DESTROYING)?;
     if let Some(root) = root_of(kind) {
         I::remove(s, root, e)?;
         s.bump(root.count, -1);

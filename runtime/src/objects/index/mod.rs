@@ -13,6 +13,7 @@ pub(crate) mod ordered;
 use super::entry::Entry;
 use super::space::{Blocks, Space};
 use crate::error::Result;
+use crate::manager::header::words;
 
 pub use hash::HashIndex;
 pub use null::NullIndex;
@@ -131,17 +132,16 @@ pub enum Probe {
 pub struct Root {
     pub root: usize,
     pub count: usize,
-    /// Whether `find` looks up names in this index without the lock where the index kind
-    /// can ([`IndexKind::LOCK_FREE_FIND`]): the named index does, the unique one does not.
-    pub lock_free: bool,
 }
 
 impl Root {
-    /// Whether readers without the lock may be in this index of a segment of kind `I`: what
-    /// it unlinks (a table, an entry) is then retired rather than freed.
+    /// Whether readers without the lock may be in this index of a segment of kind `I`: the
+    /// named index, where the kind allows it ([`IndexKind::LOCK_FREE_FIND`]; unique objects
+    /// are always looked up under the lock). What it unlinks (a table, an entry) is then
+    /// retired rather than freed.
     #[inline]
     pub fn read_without_lock<I: IndexKind>(self) -> bool {
-        I::LOCK_FREE_FIND && self.lock_free
+        I::LOCK_FREE_FIND && self.root == words::NAMED_ROOT
     }
 }
 
