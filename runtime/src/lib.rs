@@ -29,8 +29,8 @@ pub mod objects;
 pub mod os;
 pub mod ptr;
 pub(crate) mod registry;
-pub(crate) mod robust;
 pub mod segment;
+pub(crate) mod robust;
 #[doc(hidden)]
 pub mod test_hooks;
 

@@ -15,10 +15,10 @@ use crate::error::{Error, Result};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::{Access, MappedRegion, Permissions, SharedMemoryObject};
-use crate::robust::Owner;
 use crate::segment::builder::SegmentBuilder;
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::ReadWrite;
+use crate::robust::Owner;
 
 /// An anonymous shared mapping and the nameless companion that carries its locks.
 pub struct AnonymousMemory {

@@ -30,9 +30,9 @@ use crate::error::{Error, Result};
 use crate::os::fork::{Mapped, Registered};
 use crate::os::ofd::{self, LockKind};
 use crate::os::{Access, MapMode, Mappable, MappedRegion};
+use crate::segment::mode::Mode;
 use crate::robust::owner::{ATTACH, READERS, WRITERS};
 use crate::robust::Owner;
-use crate::segment::mode::Mode;
 
 /// Whether no other read-write mapping vouches for the segment on `dev` (`sync::owner`).
 fn cold(dev: &impl Mappable) -> Result<bool> {

@@ -27,11 +27,11 @@ use crate::os::fork::Mapped;
 use crate::os::{
     Access, MapMode, Mappable, MappableFile, MappedRegion, Permissions, SharedMemoryObject,
 };
-use crate::robust::Owner;
 use crate::segment::backing::attachment::{Attachment, ProcessAttachment};
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
+use crate::robust::Owner;
 
 /// A named device a segment can live in.
 pub trait Device: Mappable + Sized + Send + Sync {

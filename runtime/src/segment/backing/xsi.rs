@@ -22,11 +22,11 @@ use crate::os::ofd::{self, LockKind};
 use crate::os::{
     Access, MapMode, Permissions, SharedMemoryObject, XsiKey, XsiRegion, XsiSharedMemory, XsiStat,
 };
-use crate::robust::owner::ATTACH;
-use crate::robust::Owner;
 use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{Mode, ReadWrite};
+use crate::robust::owner::ATTACH;
+use crate::robust::Owner;
 
 /// An XSI shared memory segment, its attachment and the companion file that carries the
 /// attachment's locks.
