@@ -7,7 +7,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use shmkit_runtime::{Error, ManagedHeapMemory, OrderedIndex};
+use shmkit_runtime::{
+    AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, OrderedIndex,
+};
+use shmkit_test_support::internals::image_bytes;
+use shmkit_test_support::offsets;
 
 /// Named objects the constructing thread makes (the first table has 4 slots: 40 objects
 /// grow it four times, 600 eight times).
@@ -272,4 +276,68 @@ fn lookups_without_the_lock_see_all_or_none_of_an_atomic_func() {
         finder.join().unwrap() >= rounds,
         "the last pass missed pairs"
     );
+}
+
+/// The retired list of bytes from elsewhere is checked before anything frees what it
+/// names. A sound one is accepted and freed by a private copy; a link to the hash table,
+/// into an object, or back to its own block is refused by a cold open (`Corrupted`, naming
+/// the retired block), and cut by recovery, which keeps every object and frees nothing in
+/// use.
+#[test]
+#[cfg_attr(miri, ignore = "the image leaves through a memfd")]
+fn a_forged_retired_list_is_refused_cold_and_cut_by_recovery() {
+    let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+    seg.construct("a", 1u64).unwrap();
+    seg.construct("b", 2u64).unwrap();
+    let short = seg.construct_from_iter("short", Short(0, 4));
+    assert!(
+        matches!(short, Err(Error::IteratorTooShort { .. })),
+        "{short:?}"
+    );
+    let data_of_a = seg.find::<u64>("a").unwrap().unwrap() as *const u64 as usize
+        - seg.base_address().as_ptr() as usize;
+    let image = image_bytes(&mut seg);
+    let word = |at: usize| u64::from_ne_bytes(image[at..at + 8].try_into().unwrap());
+    let (retired, table) = (word(offsets::RETIRED), word(offsets::NAMED_ROOT));
+    assert_ne!(retired, 0, "the undone entry is retired");
+
+    let mut sound = AlignedBuffer::from_image(&image[..]);
+    let copy = ManagedExternalBuffer::open(&mut sound).unwrap();
+    copy.check().unwrap();
+    assert!(
+        copy.free_memory() > seg.free_memory(),
+        "the copy freed the retired entry"
+    );
+    drop(copy);
+
+    let forged = |at: usize, v: u64, held: bool| {
+        let mut bytes = image.clone();
+        bytes[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        if held {
+            bytes[offsets::INDEX_LOCK..offsets::INDEX_LOCK + 4]
+                .copy_from_slice(&1u32.to_ne_bytes());
+        }
+        AlignedBuffer::from_image(&bytes[..])
+    };
+    for (at, v) in [
+        (offsets::RETIRED, table),
+        (offsets::RETIRED, data_of_a as u64),
+        (retired as usize, retired),
+    ] {
+        let mut buf = forged(at, v, false);
+        let err = ManagedExternalBuffer::open(&mut buf).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupted { reason, .. } if reason.contains("retired block")),
+            "{err:?}"
+        );
+        let mut buf = forged(at, v, true);
+        let copy = ManagedExternalBuffer::open(&mut buf).expect("recovered");
+        copy.check().unwrap();
+        assert_eq!(copy.find::<u64>("a").unwrap(), Some(&1));
+        assert_eq!(copy.find::<u64>("b").unwrap(), Some(&2));
+        for name in ["c", "d", "e", "f"] {
+            copy.construct(name, 3u64).unwrap();
+        }
+        copy.check().unwrap();
+    }
 }
