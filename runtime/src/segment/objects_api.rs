@@ -40,9 +40,12 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
-/// they see is a snapshot that a concurrent writer in another process may be changing. A
-/// read-only mapping lends only [`ShmImmutable`](crate::ShmImmutable) types (the bound
-/// `M: Lends<T>`): its pages are not writable, so an atomic found there could not be used.
+/// they see is a snapshot that a concurrent writer in another process may be changing. On
+/// a writable mapping they take it, except a `find` of a named object in a hash index that
+/// is plainly there, which reads what the lock holder published atomically instead (see
+/// ARCHITECTURE.md, "Sharing"). A read-only mapping lends only
+/// [`ShmImmutable`](crate::ShmImmutable) types (the bound `M: Lends<T>`): its pages are
+/// not writable, so an atomic found there could not be used.
 impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The object layer's view of the segment (`InUse` where it is not mapped, see
     /// [`ManagedSegment::mapped`]).
