@@ -92,6 +92,17 @@ impl At {
         Ok(())
     }
 
+    /// Writes a slot of a table that no reader can reach yet (being filled before the root
+    /// names it, with release ordering): a plain write.
+    #[inline]
+    fn init(self, s: &Space, i: u64, v: u64) -> Result<()> {
+        let p = s.at::<u64>(self.slot_off(i))?;
+        // SAFETY: in bounds and aligned (checked); the table is this lock holder's alone
+        // until it is published.
+        unsafe { p.write(v) };
+        Ok(())
+    }
+
     /// Where the entry of slot word `w` belongs: the top bits of its hash.
     #[inline]
     fn home(self, s: &Space, w: u64) -> Result<u64> {
@@ -158,12 +169,12 @@ fn position(s: &Space, at: At, e: u64, hash: u32) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// Puts slot word `w` into the first free slot from its home.
-fn place(s: &Space, at: At, w: u64) -> Result<()> {
+/// The first free slot from the home of slot word `w`.
+fn free_slot(s: &Space, at: At, w: u64) -> Result<u64> {
     let home = at.home(s, w)?;
     for i in home..home + at.len {
         if at.get(s, i)? == 0 {
-            return at.set(s, i, w);
+            return Ok(i);
         }
     }
     Err(s.corrupt("the hash table is full".into()))
@@ -201,7 +212,7 @@ fn resize(s: &Space, root: Root, len: u64) -> Result<()> {
         for i in 0..old.len {
             let w = old.get(s, i)?;
             if w != 0 {
-                place(s, new, w)?;
+                new.init(s, free_slot(s, new, w)?, w)?;
             }
         }
     }
@@ -357,7 +368,8 @@ impl IndexKind for HashIndex {
                 table(s, root)?.ok_or_else(|| s.corrupt("the new hash table vanished".into()))?
             }
         };
-        place(s, at, slot(e, E::read(s, e)?.hash))
+        let w = slot(e, E::read(s, e)?.hash);
+        at.set(s, free_slot(s, at, w)?, w)
     }
 
     fn remove(s: &Space, root: Root, e: u64) -> Result<()> {
