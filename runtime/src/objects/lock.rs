@@ -62,8 +62,9 @@ impl<'a> AsMut<RobustGuard<'a>> for Held<'a> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        // A forked child's copy leaves the parent's holder in place.
-        if !self.lock.inherited() {
+        // A forked child's copy leaves the parent's holder in place, and a simulated crash
+        // (tests) everything, as a killed process would.
+        if !self.lock.inherited() && !crate::robust::crash::crashing() {
             self.holder.store(0, Ordering::Relaxed);
         }
     }

@@ -170,7 +170,7 @@ mod tests {
     /// retired), undoing a failed construction (its entry is retired) and freeing the
     /// retired list. The copy it leaves opens (repaired as after a dead lock holder),
     /// checks clean, holds every object that was finished, and gives back all memory but
-    /// the one block in flight: no retired block is lost for good or freed twice.
+    /// the blocks in flight: no retired block is lost for good or freed twice.
     #[test]
     fn a_crash_at_any_write_while_retiring_or_draining_leaks_at_most_one_block() {
         let size = 8 * 1024;
@@ -202,9 +202,14 @@ mod tests {
             }
             copy.check().unwrap();
             let leaked = empty - copy.free_memory();
-            // One block at most: the largest in flight is the grown table (8 slots behind a
-            // 16-byte table header, plus its block header: 88 bytes).
-            assert!(leaked <= 88, "crash at write {n}: {leaked} bytes leaked");
+            // The blocks in flight at most: a process killed while inserting "d" leaves its
+            // entry (48 bytes, not linked yet) and the table being grown for it (8 slots
+            // behind a 16-byte table header, plus its block header: 88 bytes), neither
+            // reachable. (A killed process undoes nothing: `robust::crash`.)
+            assert!(
+                leaked <= 48 + 88,
+                "crash at write {n}: {leaked} bytes leaked"
+            );
             if !crashed {
                 assert_eq!(leaked, 0);
                 assert!(n > 10, "the sweep crashed at too few writes: {n}");
