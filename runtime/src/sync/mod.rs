@@ -24,7 +24,9 @@
 mod mutex;
 mod poison;
 mod raw;
+mod rwlock;
 
 pub use crate::robust::{LIVENESS_POLL, SPINS};
 pub use mutex::{Mutex, MutexGuard};
 pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
