@@ -2,3 +2,4 @@
 //! outside segments); the multi-process and kill tests are in `tests/multiprocess`.
 
 mod mutex;
+mod rwlock;
