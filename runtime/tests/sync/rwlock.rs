@@ -61,22 +61,38 @@ fn readers_hold_the_lock_together() {
     assert!(!lock.is_poisoned());
 }
 
+/// Reads the data again, as a racing writer would have changed it (not a value the
+/// compiler may keep from the first read).
+fn reread<T: Copy>(data: &T) -> T {
+    // SAFETY: a reference is valid for reads.
+    unsafe { std::ptr::read_volatile(data) }
+}
+
+/// A pause inside a critical section, for racing holders to show up in.
+fn linger() {
+    for _ in 0..20 {
+        std::hint::spin_loop();
+    }
+}
+
 #[test]
 fn writers_exclude_writers_and_readers() {
     let seg = heap();
     let lock = seg
         .construct::<RwLock<[u64; 2]>>("l", RwLock::new([0; 2]))
         .unwrap();
-    let per_thread = rounds(5_000);
+    let per_thread = rounds(20_000);
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
                 for _ in 0..per_thread {
                     let mut g = lock.write().unwrap();
                     // Two plain writes that a racing writer or reader would see torn.
-                    g[0] += 1;
-                    std::hint::spin_loop();
-                    g[1] = g[0];
+                    let v = g[0] + 1;
+                    g[0] = v;
+                    linger();
+                    assert_eq!(reread(&g[0]), v, "another writer is inside");
+                    g[1] = v;
                 }
             });
         }
@@ -84,7 +100,12 @@ fn writers_exclude_writers_and_readers() {
             s.spawn(|| {
                 for _ in 0..per_thread {
                     let g = lock.read().unwrap();
-                    assert_eq!(g[0], g[1], "a reader saw a write half done");
+                    let seen = reread(&*g);
+                    linger();
+                    assert!(
+                        seen[0] == seen[1] && reread(&*g) == seen,
+                        "a writer was inside with a reader"
+                    );
                 }
             });
         }
@@ -102,6 +123,43 @@ fn writers_exclude_writers_and_readers() {
     });
     let total = 2 * per_thread + per_thread / 4;
     assert_eq!(*lock.read().unwrap(), [total; 2]);
+}
+
+/// The race a reader's second look at the state word closes: a reader that saw no writer,
+/// then claims its slot just after a writer looked at that slot, must see the writer and
+/// back off. It happens rarely (a few times a second on two busy cores), so this runs
+/// many rounds of the uncontended paths against each other.
+#[test]
+fn a_reader_racing_a_writer_for_the_lock_never_gets_in_beside_it() {
+    let seg = heap();
+    let lock = seg
+        .construct::<RwLock<[u64; 2]>>("l", RwLock::new([0; 2]))
+        .unwrap();
+    let writes = rounds(300_000);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let g = lock.read().unwrap();
+                    let seen = reread(&*g);
+                    linger();
+                    assert!(
+                        seen[0] == seen[1] && reread(&*g) == seen,
+                        "a writer was inside with a reader"
+                    );
+                }
+            });
+        }
+        for _ in 0..writes {
+            let mut g = lock.write().unwrap();
+            let v = g[0] + 1;
+            g[0] = v;
+            linger();
+            g[1] = v;
+        }
+        done.store(true, Ordering::Relaxed);
+    });
 }
 
 #[test]
@@ -140,6 +198,86 @@ fn a_waiting_writer_keeps_new_readers_out() {
             "the reader that came after the writer waited for it"
         );
     });
+}
+
+/// The median time from `release` (of what `hold` took) to the waiter's getting in, over
+/// rounds where the waiter was asleep when the holder released: a lost wake-up would show
+/// as a waiter that gets in only at its next liveness poll. What `release` returns is
+/// kept until the waiter is in.
+fn wake_latency<G, K>(
+    hold: impl Fn() -> G + Sync,
+    release: impl Fn(G) -> K + Sync,
+    wait: impl Fn() + Sync,
+) -> Duration {
+    let mut latencies: Vec<Duration> = (0..15)
+        .map(|_| {
+            let (held_tx, held_rx) = mpsc::channel();
+            std::thread::scope(|s| {
+                let wait = &wait;
+                let waiter = s.spawn(move || {
+                    held_rx.recv().unwrap();
+                    wait();
+                    Instant::now()
+                });
+                let guard = hold();
+                held_tx.send(()).unwrap();
+                // Long enough for the waiter to spin out and sleep.
+                std::thread::sleep(Duration::from_millis(3));
+                let released = Instant::now();
+                let kept = release(guard);
+                let got_in = waiter.join().unwrap();
+                drop(kept);
+                got_in.saturating_duration_since(released)
+            })
+        })
+        .collect();
+    latencies.sort();
+    latencies[latencies.len() / 2]
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "timing")]
+fn sleepers_are_woken_by_the_release_not_by_their_poll() {
+    let lock = RwLock::new(0u64);
+    let read = || drop(lock.read().unwrap());
+    let write = || drop(lock.write().unwrap());
+    let cases: [(&str, Duration); 5] = [
+        (
+            "a writer, by a reader leaving",
+            wake_latency(|| lock.read().unwrap(), drop, write),
+        ),
+        (
+            "a reader, by the writer leaving",
+            wake_latency(|| lock.write().unwrap(), drop, read),
+        ),
+        (
+            "a writer, by the upgradable reader leaving",
+            wake_latency(|| lock.upgradable_read().unwrap(), drop, write),
+        ),
+        (
+            "a reader, by the writer downgrading to the upgradable read",
+            wake_latency(
+                || lock.write().unwrap(),
+                RwLockWriteGuard::downgrade_to_upgradable,
+                read,
+            ),
+        ),
+        (
+            "a reader beyond the slots, by the readers leaving",
+            wake_latency(
+                || {
+                    (0..RwLock::<u64>::READER_SLOTS)
+                        .map(|_| lock.read().unwrap())
+                        .collect::<Vec<_>>()
+                },
+                drop,
+                read,
+            ),
+        ),
+    ];
+    for (what, latency) in cases {
+        assert!(latency < LIVENESS_POLL / 3, "{what}: woken after {latency:?}");
+    }
 }
 
 #[test]
