@@ -224,10 +224,15 @@ impl Owner {
     /// or stale ids are dead: nobody holds their byte.
     pub fn alive(&self, id: u32) -> bool {
         let Some(fd) = self.fd() else {
-            return id == PRIVATE || self.private_thread_alive(id);
+            return id == PRIVATE || self.own_thread_alive(id);
         };
         if !(FIRST_ID..FIRST_ID + ID_COUNT).contains(&id) {
             return false;
+        }
+        // A thread of this process holds its id on this very description, whose own locks
+        // the kernel reports no conflict with.
+        if self.own_thread_alive(id) {
+            return true;
         }
         // When the kernel cannot answer, the owner is taken to live: a waiter keeps waiting
         // (with its timeouts) rather than taking a lock that may be held.

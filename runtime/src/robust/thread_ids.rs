@@ -40,8 +40,10 @@ struct Claims {
     serial: u64,
     /// The owner's description; None for private memory.
     fd: Option<RawFd>,
-    /// Live thread ids of private memory, with the fork generation they were claimed in (a
-    /// forked child has none of its parent's threads).
+    /// Live thread ids of this process, with the fork generation they were claimed in (a
+    /// forked child has none of its parent's threads): for private memory the only record;
+    /// on a description, what tells this process's live threads from dead ones, since the
+    /// kernel sees no conflict with the description's own locks.
     live: Vec<(u32, u32)>,
 }
 
@@ -167,9 +169,7 @@ impl Owner {
                         claims.len() - 1
                     }
                 };
-                if self.raw_fd().is_none() {
-                    claims[at].live.push((id, forks));
-                }
+                claims[at].live.push((id, forks));
                 id
             }
         };
@@ -177,8 +177,8 @@ impl Owner {
         Ok(id)
     }
 
-    /// Whether `id` is a live thread id on this owner of private memory.
-    pub(super) fn private_thread_alive(&self, id: u32) -> bool {
+    /// Whether `id` is the id of a live thread of this process on this owner.
+    pub(super) fn own_thread_alive(&self, id: u32) -> bool {
         let forks = fork::generation();
         CLAIMS
             .lock()
