@@ -508,14 +508,16 @@ fn while_another_thread_holds<G>(take: impl FnOnce() -> G + Send, check: impl Fn
     let (held_tx, held_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
+        // Dropped also when `check` panics, so that the holder ends and the scope with it.
+        let done = done_tx;
         s.spawn(move || {
             let _held = take();
             held_tx.send(()).unwrap();
-            done_rx.recv().unwrap();
+            let _ = done_rx.recv();
         });
         held_rx.recv().unwrap();
         check();
-        done_tx.send(()).unwrap();
+        done.send(()).unwrap();
     });
 }
 
@@ -888,4 +890,41 @@ fn forged_live_holders_are_waited_for_only_until_the_timeout() {
     let lock = seg.find::<RwLock<[u64; 2]>>("l").unwrap().unwrap();
     assert_eq!(*lock.write().unwrap(), [0; 2]);
     drop(lock.read().expect("a writer's release resets the word"));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn on_shared_memory_live_threads_of_this_process_are_waited_for_and_dead_ones_got_past() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let lock = seg.construct::<RwLock<u64>>("l", RwLock::new(0)).unwrap();
+    // Several liveness polls: a live holder must not be taken for a dead one.
+    let t = 4 * LIVENESS_POLL;
+    while_another_thread_holds(
+        || lock.read().unwrap(),
+        || assert!(matches!(lock.write_timeout(t), Err(TryLockError::WouldBlock))),
+    );
+    while_another_thread_holds(
+        || lock.write().unwrap(),
+        || assert!(matches!(lock.read_timeout(t), Err(TryLockError::WouldBlock))),
+    );
+    while_another_thread_holds(
+        || lock.upgradable_read().unwrap(),
+        || assert!(matches!(lock.write_timeout(t), Err(TryLockError::WouldBlock))),
+    );
+    assert!(!lock.is_poisoned());
+    std::thread::scope(|s| {
+        s.spawn(|| std::mem::forget(lock.read().unwrap()));
+    });
+    *lock.write().expect("a dead reader does not poison") = 1;
+    std::thread::scope(|s| {
+        s.spawn(|| std::mem::forget(lock.write().unwrap()));
+    });
+    let Err(LockError::Poisoned(p)) = lock.read() else {
+        panic!("a dead writer poisons");
+    };
+    assert_eq!(p.cause(), PoisonCause::OwnerDied);
 }
