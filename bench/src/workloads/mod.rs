@@ -8,6 +8,7 @@ pub mod baseline_std;
 pub mod create_segment;
 pub mod named;
 pub mod open_existing;
+pub mod rwlock;
 
 /// A workload group: one process runs it and it prints all of its lines.
 pub struct Group {
@@ -48,6 +49,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "baseline_std",
         run: baseline_std::run,
+    },
+    Group {
+        name: "rwlock",
+        run: rwlock::run,
     },
 ];
 
