@@ -3,6 +3,7 @@
 
 mod liveness;
 mod objects;
+mod rwlock;
 mod segment;
 mod sharing;
 mod watch;

@@ -115,7 +115,10 @@ fn writers_exclude_writers_and_readers() {
                 let before = *g;
                 assert_eq!(before[0], before[1]);
                 let mut w = RwLockUpgradableReadGuard::upgrade(g).unwrap();
-                assert_eq!(*w, before, "nobody wrote between the upgradable read and its upgrade");
+                assert_eq!(
+                    *w, before,
+                    "nobody wrote between the upgradable read and its upgrade"
+                );
                 w[0] += 1;
                 w[1] = w[0];
             }
@@ -181,7 +184,10 @@ fn a_waiting_writer_keeps_new_readers_out() {
         // the lock.
         let deadline = Instant::now() + Duration::from_secs(30);
         while lock.try_read().is_ok() {
-            assert!(Instant::now() < deadline, "the writer never kept readers out");
+            assert!(
+                Instant::now() < deadline,
+                "the writer never kept readers out"
+            );
             std::thread::yield_now();
         }
         assert!(matches!(
@@ -276,7 +282,10 @@ fn sleepers_are_woken_by_the_release_not_by_their_poll() {
         ),
     ];
     for (what, latency) in cases {
-        assert!(latency < LIVENESS_POLL / 3, "{what}: woken after {latency:?}");
+        assert!(
+            latency < LIVENESS_POLL / 3,
+            "{what}: woken after {latency:?}"
+        );
     }
 }
 
@@ -288,12 +297,19 @@ fn a_reader_whose_thread_exited_with_its_guard_leaked_does_not_block_a_writer() 
         .join()
         .unwrap();
     let debug = format!("{LOCK:?}");
-    assert!(debug.contains("readers: 1") && debug.contains("(dead)"), "{debug}");
+    assert!(
+        debug.contains("readers: 1") && debug.contains("(dead)"),
+        "{debug}"
+    );
     let started = Instant::now();
     bounded("a writer past a dead reader", || {
         *LOCK.write().expect("a reader's death does not poison") += 1;
     });
-    assert!(started.elapsed() < TAKEOVER_LIMIT, "after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < TAKEOVER_LIMIT,
+        "after {:?}",
+        started.elapsed()
+    );
     assert_eq!(*LOCK.read().unwrap(), 4);
     assert!(format!("{LOCK:?}").contains("readers: 0"));
 }
@@ -315,12 +331,19 @@ fn a_reader_that_dies_while_a_writer_sleeps_on_it_is_noticed_within_the_poll() {
     });
     // Let the writer spin out and sleep on the reader's slot.
     std::thread::sleep(3 * LIVENESS_POLL);
-    assert!(!writer.is_finished(), "the writer did not wait for a live reader");
+    assert!(
+        !writer.is_finished(),
+        "the writer did not wait for a live reader"
+    );
     die_tx.send(()).unwrap();
     reader.join().unwrap();
     let started = Instant::now();
     assert_eq!(bounded("the writer", move || writer.join().unwrap()), 0);
-    assert!(started.elapsed() < TAKEOVER_LIMIT, "after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < TAKEOVER_LIMIT,
+        "after {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -340,8 +363,16 @@ fn a_writer_whose_thread_exited_with_its_guard_leaked_poisons_for_readers_and_wr
         Ok(_) => panic!("a lock whose writer died must be poisoned"),
         Err(LockError::Failed(e)) => panic!("{e}"),
     });
-    assert!(started.elapsed() < TAKEOVER_LIMIT, "after {:?}", started.elapsed());
-    assert_eq!(read, (PoisonCause::OwnerDied, 2), "the data is there anyway");
+    assert!(
+        started.elapsed() < TAKEOVER_LIMIT,
+        "after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        read,
+        (PoisonCause::OwnerDied, 2),
+        "the data is there anyway"
+    );
     let Err(LockError::Poisoned(p)) = LOCK.write() else {
         panic!("the poison stays for writers too");
     };
@@ -361,7 +392,9 @@ fn an_upgradable_reader_that_exited_with_its_guard_leaked_is_got_past_without_po
         .unwrap();
     // Readers never waited for it.
     assert_eq!(*LOCK.try_read().unwrap(), 5);
-    bounded("a writer past a dead upgradable reader", || *LOCK.write().unwrap() = 6);
+    bounded("a writer past a dead upgradable reader", || {
+        *LOCK.write().unwrap() = 6
+    });
     assert_eq!(*LOCK.upgradable_read().unwrap(), 6);
 }
 
@@ -419,22 +452,26 @@ fn an_upgradable_read_admits_readers_but_no_writer_and_upgrades_once_they_leave(
                 lock.try_upgradable_read(),
                 Err(TryLockError::WouldBlock)
             ));
-            let g = lock.try_read().expect("readers share with the upgradable reader");
+            let g = lock
+                .try_read()
+                .expect("readers share with the upgradable reader");
             held_tx.send(*g).unwrap();
             leave_rx.recv().unwrap();
             left.store(true, Ordering::SeqCst);
             drop(g);
         });
         assert_eq!(held_rx.recv().unwrap(), 10);
-        let up = RwLockUpgradableReadGuard::try_upgrade(up)
-            .expect_err("a reader is inside");
+        let up = RwLockUpgradableReadGuard::try_upgrade(up).expect_err("a reader is inside");
         let up = RwLockUpgradableReadGuard::upgrade_timeout(up, Duration::from_millis(20))
             .expect_err("the reader stays inside");
         // A failed upgrade leaves an upgradable read that readers still share.
         drop(lock.try_read().expect("readers get in again"));
         leave_tx.send(()).unwrap();
         let mut w = RwLockUpgradableReadGuard::upgrade(up).unwrap();
-        assert!(left.load(Ordering::SeqCst), "upgraded only after the reader left");
+        assert!(
+            left.load(Ordering::SeqCst),
+            "upgraded only after the reader left"
+        );
         *w = 11;
     });
     assert_eq!(*lock.read().unwrap(), 11);
@@ -459,7 +496,10 @@ fn an_upgrade_keeps_new_readers_out_while_it_waits() {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         while lock.try_read().is_ok() {
-            assert!(Instant::now() < deadline, "the upgrade never kept readers out");
+            assert!(
+                Instant::now() < deadline,
+                "the upgrade never kept readers out"
+            );
             std::thread::yield_now();
         }
         let late_reader = s.spawn(|| *lock.read().unwrap());
@@ -473,10 +513,10 @@ fn an_upgrade_keeps_new_readers_out_while_it_waits() {
 fn downgrades_keep_writers_out_and_let_readers_in() {
     let seg = heap();
     let lock = seg.construct::<RwLock<u64>>("l", RwLock::new(0)).unwrap();
-    let other_thread_reads = || std::thread::scope(|s| s.spawn(|| lock.try_read().map(|g| *g).ok()).join().unwrap());
-    let other_thread_writes = || {
-        std::thread::scope(|s| s.spawn(|| lock.try_write().is_ok()).join().unwrap())
-    };
+    let other_thread_reads =
+        || std::thread::scope(|s| s.spawn(|| lock.try_read().map(|g| *g).ok()).join().unwrap());
+    let other_thread_writes =
+        || std::thread::scope(|s| s.spawn(|| lock.try_write().is_ok()).join().unwrap());
 
     let mut w = lock.write().unwrap();
     *w = 1;
@@ -495,7 +535,10 @@ fn downgrades_keep_writers_out_and_let_readers_in() {
     let r = RwLockUpgradableReadGuard::downgrade(up);
     assert!(!other_thread_writes(), "a read lock is still held");
     assert!(
-        std::thread::scope(|s| s.spawn(|| lock.try_upgradable_read().is_ok()).join().unwrap()),
+        std::thread::scope(|s| s
+            .spawn(|| lock.try_upgradable_read().is_ok())
+            .join()
+            .unwrap()),
         "the upgradable lock was given up"
     );
     drop(r);
@@ -541,20 +584,32 @@ fn timeouts_give_up_and_leave_the_lock_as_it_was() {
         || {
             assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
             gives_up(t, |t| lock.write_timeout(t));
-            drop(lock.try_read().expect("a writer that gave up keeps no reader out"));
+            drop(
+                lock.try_read()
+                    .expect("a writer that gave up keeps no reader out"),
+            );
             let up = lock.try_upgradable_read().unwrap();
             let up = RwLockUpgradableReadGuard::try_upgrade(up).expect_err("a reader is in");
             drop(up);
-            drop(lock.try_read().expect("an upgrade that gave up keeps no reader out"));
+            drop(
+                lock.try_read()
+                    .expect("an upgrade that gave up keeps no reader out"),
+            );
         },
     );
     while_another_thread_holds(
         || lock.upgradable_read().unwrap(),
         || {
-            assert!(matches!(lock.try_upgradable_read(), Err(TryLockError::WouldBlock)));
+            assert!(matches!(
+                lock.try_upgradable_read(),
+                Err(TryLockError::WouldBlock)
+            ));
             gives_up(t, |t| lock.upgradable_read_timeout(t));
             gives_up(t, |t| lock.write_timeout(t));
-            drop(lock.try_read().expect("readers share with the upgradable reader"));
+            drop(
+                lock.try_read()
+                    .expect("readers share with the upgradable reader"),
+            );
         },
     );
     while_another_thread_holds(
@@ -562,7 +617,10 @@ fn timeouts_give_up_and_leave_the_lock_as_it_was() {
         || {
             assert!(matches!(lock.try_read(), Err(TryLockError::WouldBlock)));
             assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
-            assert!(matches!(lock.try_upgradable_read(), Err(TryLockError::WouldBlock)));
+            assert!(matches!(
+                lock.try_upgradable_read(),
+                Err(TryLockError::WouldBlock)
+            ));
             gives_up(t, |t| lock.read_timeout(t));
             gives_up(t, |t| lock.upgradable_read_timeout(t));
             gives_up(t, |t| lock.write_timeout(t));
@@ -587,7 +645,9 @@ fn a_thread_waiting_for_itself_gets_would_deadlock_not_a_hang() {
         let _again = lock.read().expect("a thread may read twice");
         would_deadlock(lock.write());
         assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
-        let up = lock.upgradable_read().expect("an upgradable read beside a read is fine");
+        let up = lock
+            .upgradable_read()
+            .expect("an upgradable read beside a read is fine");
         would_deadlock(RwLockUpgradableReadGuard::upgrade(up).map_err(LockError::Failed));
     }
     {
@@ -657,7 +717,13 @@ fn readers_beyond_the_slots_wait_for_one_and_never_fail() {
 fn debug_shows_holders_poison_and_waiters() {
     static LOCK: RwLock<u8> = RwLock::new(5);
     let free = format!("{LOCK:?}");
-    for part in ["writer: None", "upgradable: None", "readers: 0", "waiters: false", "data: 5"] {
+    for part in [
+        "writer: None",
+        "upgradable: None",
+        "readers: 0",
+        "waiters: false",
+        "data: 5",
+    ] {
         assert!(free.contains(part), "{part} in {free}");
     }
     let r1 = LOCK.read().unwrap();
@@ -670,7 +736,10 @@ fn debug_shows_holders_poison_and_waiters() {
     drop((r1, r2));
     let up = LOCK.upgradable_read().unwrap();
     let upgradable = format!("{LOCK:?}");
-    assert!(upgradable.contains("upgradable: Some(\"owner"), "{upgradable}");
+    assert!(
+        upgradable.contains("upgradable: Some(\"owner"),
+        "{upgradable}"
+    );
     let w = RwLockUpgradableReadGuard::upgrade(up).unwrap();
     let writing = format!("{LOCK:?}");
     assert!(
@@ -682,7 +751,10 @@ fn debug_shows_holders_poison_and_waiters() {
         let reader = s.spawn(|| *LOCK.read().unwrap());
         let deadline = Instant::now() + Duration::from_secs(30);
         while !format!("{LOCK:?}").contains("waiters: true") {
-            assert!(Instant::now() < deadline, "the reader never announced itself");
+            assert!(
+                Instant::now() < deadline,
+                "the reader never announced itself"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(w);
@@ -699,7 +771,10 @@ fn debug_shows_holders_poison_and_waiters() {
         waiting_rx.recv().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !format!("{LOCK:?}").contains("waiting for the readers to leave") {
-            assert!(Instant::now() < deadline, "the writer never showed as waiting");
+            assert!(
+                Instant::now() < deadline,
+                "the writer never showed as waiting"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(r);
@@ -726,7 +801,9 @@ fn a_write_guard_gives_plain_data_as_mut_and_anything_as_shm_mut() {
     g.as_shm_mut().set(10);
     drop(g);
     assert_eq!(
-        seg.find::<RwLock<u64>>("l").unwrap().map(|l| *l.read().unwrap()),
+        seg.find::<RwLock<u64>>("l")
+            .unwrap()
+            .map(|l| *l.read().unwrap()),
         Some(10)
     );
     let mut owned = RwLock::new([1u64]);
@@ -828,10 +905,16 @@ fn random_lock_bytes_never_hang_nor_admit_two_writers() {
 
 #[test]
 fn all_bits_set_and_every_slot_forged_are_got_past() {
-    for bytes in [vec![0xFF; 128], [word(words::WAITERS | words::DEAD); 32].concat()] {
+    for bytes in [
+        vec![0xFF; 128],
+        [word(words::WAITERS | words::DEAD); 32].concat(),
+    ] {
         let seg = forged(0, &bytes);
         let lock = seg.find::<RwLock<[u64; 2]>>("l").unwrap().unwrap();
-        assert!(lock.read().is_err(), "poisoned: the forged writer was writing");
+        assert!(
+            lock.read().is_err(),
+            "poisoned: the forged writer was writing"
+        );
         lock.clear_poison();
         no_two_writers(lock);
     }
@@ -839,10 +922,21 @@ fn all_bits_set_and_every_slot_forged_are_got_past() {
 
 #[test]
 fn a_forged_writer_that_was_not_writing_yet_does_not_poison() {
-    let seg = forged(words::STATE, &word(words::WRITER | words::WAITERS | words::DEAD));
+    let seg = forged(
+        words::STATE,
+        &word(words::WRITER | words::WAITERS | words::DEAD),
+    );
     let lock = seg.find::<RwLock<[u64; 2]>>("l").unwrap().unwrap();
-    assert_eq!(*lock.read().expect("a writer that never got in changed nothing"), [0; 2]);
-    let seg = forged(words::STATE, &[word(words::WRITER | words::DEAD), word(0), word(1)].concat());
+    assert_eq!(
+        *lock
+            .read()
+            .expect("a writer that never got in changed nothing"),
+        [0; 2]
+    );
+    let seg = forged(
+        words::STATE,
+        &[word(words::WRITER | words::DEAD), word(0), word(1)].concat(),
+    );
     let lock = seg.find::<RwLock<[u64; 2]>>("l").unwrap().unwrap();
     let Err(LockError::Poisoned(p)) = lock.write() else {
         panic!("a writer that died writing poisons");
@@ -861,8 +955,14 @@ fn forged_live_holders_are_waited_for_only_until_the_timeout() {
     let seg = bounded("a forged live writer", move || {
         {
             let lock = seg.find::<RwLock<[u64; 2]>>("l").unwrap().unwrap();
-            assert!(matches!(lock.read_timeout(timeout), Err(TryLockError::WouldBlock)));
-            assert!(matches!(lock.write_timeout(timeout), Err(TryLockError::WouldBlock)));
+            assert!(matches!(
+                lock.read_timeout(timeout),
+                Err(TryLockError::WouldBlock)
+            ));
+            assert!(matches!(
+                lock.write_timeout(timeout),
+                Err(TryLockError::WouldBlock)
+            ));
             assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
         }
         seg
@@ -873,7 +973,10 @@ fn forged_live_holders_are_waited_for_only_until_the_timeout() {
     let seg = bounded("a forged live reader", move || {
         {
             let lock = seg.find::<RwLock<[u64; 2]>>("l").unwrap().unwrap();
-            assert!(matches!(lock.write_timeout(timeout), Err(TryLockError::WouldBlock)));
+            assert!(matches!(
+                lock.write_timeout(timeout),
+                Err(TryLockError::WouldBlock)
+            ));
             assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
             let up = lock.upgradable_read().unwrap();
             let up = RwLockUpgradableReadGuard::upgrade_timeout(up, timeout)
@@ -905,15 +1008,30 @@ fn on_shared_memory_live_threads_of_this_process_are_waited_for_and_dead_ones_go
     let t = 4 * LIVENESS_POLL;
     while_another_thread_holds(
         || lock.read().unwrap(),
-        || assert!(matches!(lock.write_timeout(t), Err(TryLockError::WouldBlock))),
+        || {
+            assert!(matches!(
+                lock.write_timeout(t),
+                Err(TryLockError::WouldBlock)
+            ))
+        },
     );
     while_another_thread_holds(
         || lock.write().unwrap(),
-        || assert!(matches!(lock.read_timeout(t), Err(TryLockError::WouldBlock))),
+        || {
+            assert!(matches!(
+                lock.read_timeout(t),
+                Err(TryLockError::WouldBlock)
+            ))
+        },
     );
     while_another_thread_holds(
         || lock.upgradable_read().unwrap(),
-        || assert!(matches!(lock.write_timeout(t), Err(TryLockError::WouldBlock))),
+        || {
+            assert!(matches!(
+                lock.write_timeout(t),
+                Err(TryLockError::WouldBlock)
+            ))
+        },
     );
     assert!(!lock.is_poisoned());
     std::thread::scope(|s| {

@@ -268,7 +268,11 @@ impl RawRwLock {
             if spin.again() {
                 continue;
             }
-            if self.readers.iter().all(|r| r.load(Relaxed) & !WAITERS == me) {
+            if self
+                .readers
+                .iter()
+                .all(|r| r.load(Relaxed) & !WAITERS == me)
+            {
                 // Every slot is this thread's: nobody else can free one.
                 return Err(self.would_deadlock(wait));
             }
@@ -316,7 +320,10 @@ impl RawRwLock {
     /// for why no wake-up is lost).
     fn sleep_on_slot(&self, slot: usize, v: u32, poll: Duration) {
         let r = &self.readers[slot];
-        if v & WAITERS == 0 && r.compare_exchange(v, v | WAITERS, Relaxed, Relaxed).is_err() {
+        if v & WAITERS == 0
+            && r.compare_exchange(v, v | WAITERS, Relaxed, Relaxed)
+                .is_err()
+        {
             return;
         }
         wait::wait(r, v | WAITERS, Some(poll));
@@ -612,6 +619,7 @@ impl RawRwLock {
     // ----- poison -----------------------------------------------------------------------
 
     /// Whether the lock is poisoned.
+    #[inline]
     pub(crate) fn poisoned(&self) -> Option<PoisonCause> {
         PoisonCause::from_word(self.poison.load(Relaxed))
     }

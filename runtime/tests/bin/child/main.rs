@@ -51,6 +51,7 @@ mod cache;
 mod fuzz_worker;
 mod liveness;
 mod objects;
+mod rwlock;
 mod segment;
 mod sharing;
 mod watcher;
@@ -86,6 +87,7 @@ fn main() {
         "sharing-resize" => sharing::resize(),
         "sharing-open-when-shared" => sharing::open_when_shared(),
         "watch-write" => watcher::write(),
+        "rwlock-hold" => rwlock::hold(),
         other => panic!("unknown role {other}"),
     }
 }
