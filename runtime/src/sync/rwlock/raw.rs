@@ -48,7 +48,7 @@ use crate::sync::poison::PoisonCause;
 use crate::sync::raw::{describe_holder, Denied, Locker, Wait};
 
 /// How many threads can hold a read lock at once. With the three words before them, the
-/// lock's words fill two cache lines (128 bytes). A reader beyond them waits for a slot.
+/// lock takes 128 bytes (two cache lines' worth). A reader beyond them waits for a slot.
 pub(crate) const READER_SLOTS: usize = 29;
 
 /// In the state word and in each slot: a thread sleeps (or slept) on this word.
@@ -494,6 +494,10 @@ impl RawRwLock {
     /// Takes the state word from its dead holder, found as `s`, for `me` as a writer (new
     /// readers wait), poisoning the lock if the dead one was writing: before anyone else
     /// can get in. False if the word changed meanwhile (look again).
+    ///
+    /// The dead holder's `writing` is seen as it left it: the kernel's lock table (or, for
+    /// a thread of this process, the lock of its id registry) told of its end after its
+    /// last store.
     fn take_over(&self, s: u32, me: u32) -> bool {
         if self
             .state
