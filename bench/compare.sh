@@ -5,13 +5,16 @@
 #
 # Runs every group RUNS times (default 3), interleaved: for each run and each group,
 # first the peer (A), then shmkit-bench (B), each group in its own process. Prints a
-# markdown table of medians, the ratios, and the `#` lines (memory accounting) of both
-# sides. Default groups: alloc_free_fixed alloc_free_mixed alloc_many_free named
-# open_existing create_segment baseline_std. A group the peer does not have
-# (open_existing_populated) runs on the shmkit side only. A peer checkout that is
-# read-only is built in a copy under the target directory. -f runs both sides under
-# SCHED_FIFO (chrt -f 10; needs root or CAP_SYS_NICE), so that on a loaded machine other
-# processes do not preempt the timed loops (wall time then tracks CPU time).
+# markdown table of medians, the ratios, the CPU time per op of the hand-off workloads
+# (shmkit's `# cpu` lines: both processes, user+system), and the `#` lines (memory
+# accounting, latency percentiles) of both sides. Default groups: alloc_free_fixed
+# alloc_free_mixed alloc_many_free named open_existing create_segment pingpong
+# pingpong_samecpu mutex_uncontended baseline_std. A group the peer does not have
+# (open_existing_populated, mutex_uncontended, handoff_latency) runs on the shmkit side
+# only. A peer checkout that is read-only is built in a copy under the target directory.
+# -f runs both sides under SCHED_FIFO (chrt -f 10; needs root or CAP_SYS_NICE), so that on
+# a loaded machine other processes do not preempt the timed loops (wall time then tracks
+# CPU time).
 #
 # Environment:
 #   PEER_DIR          the peer (default: <repo>/../shared/peer/boost-bench)
@@ -21,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,22s/^# \{0,1\}//p' "$0"
+    sed -n '2,23s/^# \{0,1\}//p' "$0"
 }
 
 RUNS=3
@@ -42,7 +45,7 @@ fi
 GROUPS_RUN=("$@")
 if [[ ${#GROUPS_RUN[@]} -eq 0 ]]; then
     GROUPS_RUN=(alloc_free_fixed alloc_free_mixed alloc_many_free named open_existing create_segment
-        baseline_std)
+        pingpong pingpong_samecpu mutex_uncontended baseline_std)
 fi
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -73,7 +76,8 @@ echo "compare.sh: building shmkit-bench (cargo build --release)" >&2
 (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q -p shmkit-bench) >&2
 
 # shmkit-bench must know every requested group before anything runs; a group the peer
-# lacks (open_existing_populated) runs on the shmkit side only.
+# lacks (open_existing_populated, mutex_uncontended, handoff_latency) runs on the shmkit
+# side only.
 declare -A PEER_HAS
 for g in "${GROUPS_RUN[@]}"; do
     if ! grep -qw -- "$g" <<<"$("$OURS" list)"; then
@@ -181,6 +185,40 @@ awk '
 echo
 echo "boost/shmkit > 1 means shmkit is faster. For std_* rows the two columns are the C++"
 echo "(glibc malloc, libstdc++) and Rust (glibc malloc, Rust std) process-heap references."
+
+# shmkit's "# cpu <workload> <ops> <seconds> <ns_per_op> ..." lines: CPU time of both
+# processes of a hand-off workload, next to its wall time (the peer prints none).
+if grep -q '^# cpu ' "${shmkit_files[@]}"; then
+    echo
+    echo "CPU time per op of the hand-off workloads (shmkit: user+system of both processes,"
+    echo "medians; spinning shows here). The peer reports wall time only."
+    echo
+    awk '
+        function median(key,    k, i, j, t, v) {
+            k = cnt[key]
+            for (i = 1; i <= k; i++) v[i] = val[key, i]
+            for (i = 2; i <= k; i++) { t = v[i]; j = i - 1
+                while (j >= 1 && v[j] + 0 > t + 0) { v[j + 1] = v[j]; j-- }
+                v[j + 1] = t }
+            if (k % 2) return v[(k + 1) / 2]
+            return (v[k / 2] + v[k / 2 + 1]) / 2
+        }
+        /^# cpu / && NF >= 6 {
+            if (!($3 in seen)) { seen[$3] = 1; order[++n] = $3 }
+            key = "cpu " $3; val[key, ++cnt[key]] = $6; next
+        }
+        /^#/ || NF != 4 { next }
+        { key = "wall " $1; val[key, ++cnt[key]] = $4 }
+        END {
+            print "| workload | shmkit wall ns/op | shmkit CPU ns/op | CPU/wall |"
+            print "|---|---:|---:|---:|"
+            for (i = 1; i <= n; i++) {
+                w = order[i]; c = median("cpu " w); t = median("wall " w)
+                printf "| %s | %.2f | %.2f | %.2f |\n", w, t, c, (t > 0 ? c / t : 0)
+            }
+        }
+    ' "${shmkit_files[@]}"
+fi
 echo
 echo "### \`#\` lines (configuration from \`info\`, memory accounting from run 1)"
 echo

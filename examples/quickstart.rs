@@ -1,18 +1,20 @@
 //! The README's main example: one process builds data in POSIX shared memory alone (an
-//! exclusive mapping), shares it, starts itself again as a child process, and the child
-//! opens the segment by name, reads it back and counts its visit in an atomic.
+//! exclusive mapping), shares it, starts itself again as three child processes at once, and
+//! each child opens the segment by name, reads the data back and records its visit in the
+//! segment's root under a process-shared `Mutex`.
 //!
-//! The data is a linked list of readings whose links are `OffsetPtr`s: the child maps the
-//! segment at another address and still follows them. The segment is removed when the
-//! parent ends, also on Ctrl-C.
+//! The data is a linked list of readings whose links are `OffsetPtr`s: each child maps the
+//! segment at another address and still follows them. The root (`#[shm_segment]`) holds a
+//! `Mutex<Tally>`: shared data changes through locks (or atomics), as with `Arc<Mutex<T>>`
+//! between threads. The segment is removed when the parent ends, also on Ctrl-C.
 //!
 //! Run: `cargo run --example quickstart`
 
 use std::process::Command;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use shmkit::{Handle, ManagedSharedMemory, OffsetPtr};
+use shmkit::sync::Mutex;
+use shmkit::{shm_segment, Handle, ManagedSharedMemory, OffsetPtr, ShmSafe};
 
 /// One reading of a sensor, as it lives in the segment.
 #[repr(C)]
@@ -23,6 +25,23 @@ struct Reading {
 }
 
 const READINGS: [(u32, f64); 4] = [(1, 21.5), (2, 19.25), (3, 23.0), (4, 18.75)];
+const CHILDREN: u32 = 3;
+
+/// What the children record, together: changed only under the lock.
+#[derive(ShmSafe, Default, Debug)]
+#[repr(C)]
+struct Tally {
+    visits: u32,
+    readings_seen: u32,
+    last_mean: f64,
+}
+
+/// The segment's root: found (or built with `Default`) by type, layout checked.
+#[shm_segment]
+#[derive(Default)]
+struct Station {
+    tally: Mutex<Tally>,
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -73,23 +92,36 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
         "parent: wrote {} readings, list head at offset {handle}",
         READINGS.len()
     );
-    segment.construct("visits", AtomicU32::new(0))?;
+    segment.root::<Station>()?;
     // Shared from now on, without unmapping: every mapping gets `&T`, and what changes
-    // while shared changes through atomics (or locks) inside the data.
+    // while shared changes through locks (or atomics) inside the data.
     let segment = segment.into_shared()?;
 
-    let status = Command::new(std::env::current_exe()?)
-        .args(["child", &name, &handle.to_string()])
-        .status()?;
-    println!("parent: child exited with {status}");
-    if !status.success() {
-        return Err("the child failed".into());
+    let children = (0..CHILDREN)
+        .map(|_| {
+            Command::new(std::env::current_exe()?)
+                .args(["child", &name, &handle.to_string()])
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut child in children {
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(format!("a child failed: {status}").into());
+        }
     }
-    let visits = segment
-        .find::<AtomicU32>("visits")?
-        .ok_or("no visits counter")?;
-    println!("parent: visits counted: {}", visits.load(Ordering::Relaxed));
+    let visits = report(&segment)?;
+    if visits != CHILDREN {
+        return Err("a visit went missing".into());
+    }
     Ok(())
+}
+
+/// Prints what the children recorded; the number of visits.
+fn report(segment: &ManagedSharedMemory) -> shmkit::Result<u32> {
+    let tally = segment.root::<Station>()?.tally.lock()?;
+    println!("parent: the children recorded {tally:?}");
+    Ok(tally.visits)
 }
 
 fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn std::error::Error>> {
@@ -99,33 +131,46 @@ fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn s
     // A shared read-write mapping: a read-only one is refused (`InUse`) while the parent
     // maps the segment read-write, since it could not take the segment's locks.
     let segment = ManagedSharedMemory::open(name)?;
-    println!("child:  opened {name:?} at {:p}", segment.base_address());
+    println!(
+        "child {}: opened {name:?} at {:p}",
+        std::process::id(),
+        segment.base_address()
+    );
     let head = segment
         .address_from_handle(handle.parse::<Handle>()?)
         .ok_or("the handle lies outside the segment")?;
     let mut node = head.as_ptr().cast::<Reading>().cast_const();
     let mut total = 0.0;
+    let me = std::process::id();
     while !node.is_null() {
         // SAFETY: the parent built a list of Readings here before starting us and keeps
         // the segment alive until we exit; each `next` is null or points at a Reading in
         // the same segment, wherever it is mapped.
         let reading = unsafe { &*node };
         println!(
-            "child:  sensor {} reads {:.2} °C",
+            "child {me}: sensor {} reads {:.2} °C",
             reading.sensor, reading.celsius
         );
         total += reading.celsius;
         node = reading.next.get();
     }
     println!(
-        "child:  mean {:.2} °C; allocator consistent: {}",
+        "child {me}: mean {:.2} °C; allocator consistent: {}",
         total / READINGS.len() as f64,
         segment.check_sanity()
     );
-    let visits = segment
-        .find::<AtomicU32>("visits")?
-        .ok_or("no visits counter")?;
-    visits.fetch_add(1, Ordering::Relaxed);
+    record(&segment, total / READINGS.len() as f64)?;
+    Ok(())
+}
+
+/// Records a visit. Several children do at once: the lock serialises their updates,
+/// wherever each maps the segment; a child killed while holding it would leave it
+/// poisoned (the next `lock()` says so), never stuck.
+fn record(segment: &ManagedSharedMemory, mean: f64) -> shmkit::Result<()> {
+    let mut tally = segment.root::<Station>()?.tally.lock()?;
+    tally.visits += 1;
+    tally.readings_seen += READINGS.len() as u32;
+    tally.last_mean = mean;
     Ok(())
 }
 

@@ -7,3 +7,14 @@ pub use shmkit_containers as containers;
 pub use shmkit_macros as macros;
 pub use shmkit_macros::{shm_segment, ShmSafe};
 pub use shmkit_runtime::*;
+
+/// The traits that give methods to values in a segment: `use shmkit::prelude::*;` and a
+/// guard of a container (a `ShmMut` of an exclusive mapping, a lock guard, a derived
+/// accessor such as `db.items_mut()`) has the container's mutating methods:
+/// `db.items.lock()?.push(x)?`. Types are not in it (a glob import of `Vec` would shadow
+/// std's): name them `shmkit::containers::Vec`, or write `Vec` in a `#[shm_segment]`
+/// struct, which rewrites it.
+pub mod prelude {
+    pub use shmkit_containers::VecExt;
+    pub use shmkit_runtime::ShmDerefMut;
+}

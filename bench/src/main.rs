@@ -9,6 +9,7 @@
 //! Usage: `shmkit-bench <group>...`, `shmkit-bench list`, `shmkit-bench info`,
 //! `shmkit-bench all`.
 
+mod process;
 mod rng;
 mod segment;
 mod timing;

@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use shmkit::{ManagedSharedMemory, ReadWrite};
+use shmkit::segment::Mode;
+use shmkit::{Exclusive, ManagedSharedMemory, ReadWrite};
 
 use crate::check;
 
@@ -47,7 +48,22 @@ impl ShmGuard {
     /// Creates a fresh segment of `size` bytes (reserved with `fallocate`, like Boost) and
     /// pre-faults it unless `BENCH_PREFAULT=0`.
     pub fn create_prefaulted(&self, size: usize) -> Segment {
-        let seg = match Segment::create(&self.name, size) {
+        self.prefaulted(size, Segment::create(&self.name, size))
+    }
+
+    /// [`create_prefaulted`](Self::create_prefaulted), mapped exclusively: one process
+    /// mutating in place without a lock, as the peer's containers do.
+    pub fn create_exclusive_prefaulted(&self, size: usize) -> ManagedSharedMemory<Exclusive> {
+        let created = Segment::options().exclusive().create(&self.name, size);
+        self.prefaulted(size, created)
+    }
+
+    fn prefaulted<M: Mode>(
+        &self,
+        size: usize,
+        created: shmkit::Result<ManagedSharedMemory<M>>,
+    ) -> ManagedSharedMemory<M> {
+        let seg = match created {
             Ok(seg) => seg,
             Err(e) => panic!(
                 "creating segment {:?} ({size} bytes) failed: {e}",
@@ -68,7 +84,7 @@ impl Drop for ShmGuard {
 }
 
 /// Bytes in use: `size() - free_memory()` (the peer's `get_size() - get_free_memory()`).
-pub fn used(seg: &Segment) -> usize {
+pub fn used<M: Mode>(seg: &ManagedSharedMemory<M>) -> usize {
     seg.size() - seg.free_memory()
 }
 
@@ -98,7 +114,7 @@ pub unsafe fn prefault_range(base: *const u8, len: usize) {
 }
 
 /// Pre-faults the whole mapping of `seg` (untimed), unless `BENCH_PREFAULT=0`.
-pub fn prefault_segment(seg: &Segment) {
+pub fn prefault_segment<M: Mode>(seg: &ManagedSharedMemory<M>) {
     if prefault_enabled() {
         // SAFETY: a live segment maps `[base_address, base_address + size)` readable.
         unsafe { prefault_range(seg.base_address().as_ptr(), seg.size()) };
@@ -106,7 +122,7 @@ pub fn prefault_segment(seg: &Segment) {
 }
 
 /// Checks the allocator's invariants (untimed), with the reason when one fails.
-pub fn check_segment(seg: &Segment) {
+pub fn check_segment<M: Mode>(seg: &ManagedSharedMemory<M>) {
     let result = seg.check();
     check!(result.is_ok(), "segment check failed: {:?}", result.err());
 }

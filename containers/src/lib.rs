@@ -1,5 +1,7 @@
-//! Segment-resident containers (`Vec`, `String`, `Map`, …) of shmkit. They build on the
-//! runtime's allocator and offset pointers; the containers issue fills this crate.
+//! Segment-resident containers of shmkit: [`Vec`] so far (`String`, `Map`, … follow).
+//! They build on the runtime's allocator and offset pointers, live in place in a segment,
+//! and are mutated through extension traits ([`VecExt`]) on anything that gives in-place
+//! access to them: a `ShmMut` from an exclusive mapping, a lock guard of a shared one.
 //!
 //! # How a container reaches its allocator
 //!
@@ -13,8 +15,11 @@
 //! the container, so it cannot outlive the mapping.
 //!
 //! Growth first tries [`grow_in_place`](shmkit_runtime::SegmentAllocator::grow_in_place)
-//! (the next block, when free). Otherwise plain-data elements move with
-//! [`grow`](shmkit_runtime::SegmentAllocator::grow), which copies bytes; position-dependent
-//! elements (holding offset pointers) are moved one by one into a new block with their
-//! relocation hook. Failures are the `Copy` [`AllocError`](shmkit_runtime::AllocError),
+//! (the next block, when free). Otherwise the elements move into a new block, each with
+//! its relocation hook ([`relocate_values`](shmkit_runtime::relocate_values): a byte copy
+//! alone for plain data). Failures are the `Copy` [`AllocError`](shmkit_runtime::AllocError),
 //! convertible into the runtime `Error`.
+
+pub mod vec;
+
+pub use vec::{InsertError, Vec, VecExt, VecWriter};

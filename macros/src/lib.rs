@@ -27,8 +27,11 @@
 //! 1. Syntactically, at each field type's span: no references, raw pointers, `dyn Trait`,
 //!    `fn` pointers, `impl Trait`, nor process-local std types (`Box`, `Vec`, `String`, `Rc`,
 //!    `Arc`, `HashMap`, `BTreeMap`, `Cell`, `RefCell`, std `Mutex`, …), each with its shmkit
-//!    replacement in the message (and whether that is available yet). Bare names (`Vec<u8>`) are taken to be the std ones; a
-//!    type spelled with a path outside `std`/`core`/`alloc` is left to check 2.
+//!    replacement in the message (and whether that is available yet). Bare names (`Box<u8>`)
+//!    are taken to be the std ones, except those shmkit has a type of its own by (`Mutex`,
+//!    and the available segment containers: `Vec`), which are taken for shmkit's imported
+//!    with `use`; those and a type spelled with a path outside `std`/`core`/`alloc` are left
+//!    to check 2 (`std::vec::Vec<u8>` is refused here).
 //! 2. Authoritatively, per field (spanned on the field type): `FieldType: ShmSafe`, whose
 //!    `#[diagnostic::on_unimplemented]` makes a foreign type's error read like check 1.
 //!
@@ -59,7 +62,8 @@
 //!   variant at the offsets its `repr` defines; padding is never read;
 //! - for structs, field accessors on the guard: a trait `<Type>Fields` (the struct's
 //!   visibility, for its non-private fields; private fields go in a module-private
-//!   `<Type>PrivateFields`) implemented for `ShmMut<'_, Type>`, with `field_mut(&mut self)
+//!   `<Type>PrivateFields`) implemented for every `P: ShmDerefMut<Target = Type>` (a
+//!   `ShmMut<'_, Type>`, a lock guard), with `field_mut(&mut self)
 //!   -> ShmMut<'_, FieldType>` (`field0_mut`, … for tuple fields). The guard of a
 //!   position-independent type derefs mutably, so plain fields behave as `&mut`
 //!   (`*db.hits_mut() += 1`), while a position-dependent field's guard offers only
@@ -168,7 +172,7 @@ mod tests {
     #[test]
     fn rejections_name_the_replacement() {
         let input: syn::DeriveInput = syn::parse_str(
-            "#[repr(C)] struct A { v: Vec<u8>, p: *const u8, c: std::cell::Cell<u8> }",
+            "#[repr(C)] struct A { v: std::vec::Vec<u8>, p: *const u8, c: std::cell::Cell<u8> }",
         )
         .unwrap();
         let Err(rejected) = crate::internals::ast::Container::from_ast(&input) else {

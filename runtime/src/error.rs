@@ -266,6 +266,21 @@ pub enum Error {
         /// How its holder ended: "panicked" or "died".
         cause: &'static str,
     },
+    /// An element index past the end of a container (inserting past its length).
+    IndexOutOfBounds {
+        /// The index asked for.
+        index: usize,
+        /// The container's length.
+        len: usize,
+    },
+    /// A counter at its maximum, which one more step would wrap (a semaphore posted
+    /// `u32::MAX` times without a wait).
+    Overflow {
+        /// The counter.
+        what: String,
+        /// Its maximum.
+        max: u64,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         /// The system call or operation.
@@ -344,6 +359,12 @@ impl fmt::Display for Error {
                  protects may be half-updated (the lock's PoisonError gives access anyway, \
                  and clear_poison() marks it repaired)"
             ),
+            Error::Overflow { what, max } => {
+                write!(
+                    f,
+                    "{what}: at its maximum {max}, one more would wrap around"
+                )
+            }
             Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
             Error::InUse { what, reason } => write!(f, "{what} is in use: {reason}"),
             Error::OutOfMemory {
@@ -450,6 +471,10 @@ impl fmt::Display for Error {
             Error::OutOfSpace { what, size } => write!(
                 f,
                 "{what}: no space left to reserve {size} bytes for the segment"
+            ),
+            Error::IndexOutOfBounds { index, len } => write!(
+                f,
+                "index {index} is out of bounds for a container of {len} elements"
             ),
             Error::Os { op, what, source } => write!(f, "{op} {what}: {source}"),
         }

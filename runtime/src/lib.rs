@@ -7,7 +7,8 @@
 //! `use crate::` lines of each file show. The layers in backticks are internal: only what
 //! the public layers re-export of them is API.
 //!
-//! 1. [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory;
+//! 1. [`os`]: shared memory objects, files, mapped regions, anonymous and XSI memory, file
+//!    locks;
 //! 2. `robust`: the robust lock word, lock owner ids and the recover-or-poison guard of the internal locks;
 //! 3. `alloc`: the TLSF allocator inside a segment, the thread caches, `allocation_command`;
 //! 4. `manager`: the segment manager, one formatted segment as an allocator under its lock,
@@ -40,7 +41,7 @@ pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
     type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind,
-    ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
+    ShmDerefMut, ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;
 pub use manager::{Handle, ParseHandleError};
@@ -49,6 +50,7 @@ pub use objects::{
     ObjectTarget, OrderedIndex, Unique, MAX_NAME_LEN,
 };
 pub use os::Permissions;
+pub use os::{FileLock, FileLockGuard, FileLockSharedGuard};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use segment::{
     AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,

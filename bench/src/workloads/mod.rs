@@ -6,9 +6,12 @@ pub mod alloc_free_mixed;
 pub mod alloc_many_free;
 pub mod baseline_std;
 pub mod create_segment;
+pub mod mutex_uncontended;
 pub mod named;
 pub mod open_existing;
+pub mod pingpong;
 pub mod rwlock;
+pub mod vec_push;
 
 /// A workload group: one process runs it and it prints all of its lines.
 pub struct Group {
@@ -35,6 +38,10 @@ pub const GROUPS: &[Group] = &[
         run: named::run,
     },
     Group {
+        name: "vec_push",
+        run: vec_push::run,
+    },
+    Group {
         name: "open_existing",
         run: open_existing::run,
     },
@@ -45,6 +52,22 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "create_segment",
         run: create_segment::run,
+    },
+    Group {
+        name: "pingpong",
+        run: pingpong::run,
+    },
+    Group {
+        name: "pingpong_samecpu",
+        run: pingpong::run_samecpu,
+    },
+    Group {
+        name: "handoff_latency",
+        run: pingpong::run_handoff_latency,
+    },
+    Group {
+        name: "mutex_uncontended",
+        run: mutex_uncontended::run,
     },
     Group {
         name: "baseline_std",

@@ -479,9 +479,16 @@ fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
     let (_, ty_generics, _) = c.generics.split_for_impl();
     let trait_generics = &c.generics;
     let trait_where = &c.generics.where_clause;
-    // The impl: `impl<'__a, T...> Trait<T...> for ShmMut<'__a, Name<T...>>`.
+    // The impl: `impl<P, T...> Trait<T...> for P where P: ShmDerefMut<Target = Name<T...>>`,
+    // so that the accessors work on a `ShmMut` and on a lock guard alike.
     let mut impl_g = c.generics.clone();
-    impl_g.params.insert(0, syn::parse_quote!('__shmkit_a));
+    impl_g
+        .params
+        .insert(0, syn::parse_quote!(__ShmkitP: ?::core::marker::Sized));
+    impl_g
+        .make_where_clause()
+        .predicates
+        .push(syn::parse_quote!(__ShmkitP: #krate::ShmDerefMut<Target = #name #ty_generics>));
     let (impl_generics, _, where_clause) = impl_g.split_for_impl();
     for (group, trait_name, vis) in groups {
         if group.is_empty() {
@@ -495,7 +502,14 @@ fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
         let sigs = group.iter().map(|f| {
             let (acc, ty) = (&f.accessor, &f.ty);
             let d = format!("The guard of field `{}`.", f.name);
-            quote!(#[doc = #d] fn #acc(&mut self) -> #krate::ShmMut<'_, #ty>;)
+            // The named lifetime and its bound: the implementing type is any guard `P`,
+            // which does not imply that the struct's type parameters outlive the borrow.
+            quote! {
+                #[doc = #d]
+                fn #acc<'__shmkit_s>(&'__shmkit_s mut self) -> #krate::ShmMut<'__shmkit_s, #ty>
+                where
+                    #name #ty_generics: '__shmkit_s;
+            }
         });
         let bodies = group.iter().map(|f| {
             let (acc, ty, m) = (&f.accessor, &f.ty, &f.member);
@@ -503,8 +517,16 @@ fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
             // value, which is in place since it is behind a guard, and moves nothing.
             quote! {
                 #[inline(always)]
-                fn #acc(&mut self) -> #krate::ShmMut<'_, #ty> {
-                    unsafe { #krate::ShmMut::map_unchecked(self.as_mut(), |v| &mut v.#m) }
+                fn #acc<'__shmkit_s>(&'__shmkit_s mut self) -> #krate::ShmMut<'__shmkit_s, #ty>
+                where
+                    #name #ty_generics: '__shmkit_s,
+                {
+                    unsafe {
+                        #krate::ShmMut::map_unchecked(
+                            #krate::ShmDerefMut::as_shm_mut(self),
+                            |v| &mut v.#m,
+                        )
+                    }
                 }
             }
         });
@@ -515,8 +537,7 @@ fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
                 #(#sigs)*
             }
             #[allow(private_interfaces, clippy::undocumented_unsafe_blocks)]
-            impl #impl_generics #trait_name #ty_generics
-                for #krate::ShmMut<'__shmkit_a, #name #ty_generics> #where_clause
+            impl #impl_generics #trait_name #ty_generics for __ShmkitP #where_clause
             {
                 #(#bodies)*
             }

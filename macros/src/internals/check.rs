@@ -117,7 +117,7 @@ pub fn field_type(ty: &Type, errors: &mut Vec<syn::Error>) {
         Type::Paren(p) => field_type(&p.elem, errors),
         Type::Group(g) => field_type(&g.elem, errors),
         Type::Path(p) => {
-            if let Some(std) = std_types::lookup(p) {
+            if let Some(std) = std_types::refused(p) {
                 errors.push(err(
                     p,
                     format!(

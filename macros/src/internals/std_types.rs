@@ -24,11 +24,20 @@ pub enum Replacement {
     Advice(&'static str),
 }
 
+/// A segment container not available yet; [`available`] once it lands.
 const fn container(name: &'static str, otherwise: &'static str) -> Replacement {
-    // The containers crate has no container yet: flip `available` as each one lands.
     Replacement::Container {
         name,
         available: false,
+        otherwise,
+    }
+}
+
+/// A segment container that shmkit has.
+const fn available(name: &'static str, otherwise: &'static str) -> Replacement {
+    Replacement::Container {
+        name,
+        available: true,
         otherwise,
     }
 }
@@ -55,7 +64,7 @@ pub const TABLE: &[StdType] = &[
             "an `OffsetPtr<T>` to a value allocated in the segment",
         ),
     ),
-    t("Vec", container("Vec", "a fixed-size array `[T; N]`")),
+    t("Vec", available("Vec", "a fixed-size array `[T; N]`")),
     t(
         "String",
         container("String", "a fixed-size `[u8; N]` buffer"),
@@ -130,9 +139,24 @@ impl StdType {
     }
 }
 
+/// What the derive refuses: the std type [`lookup`] finds, unless it is spelled bare and
+/// its segment container is available. A bare `Vec<u64>` is then taken for the segment
+/// `Vec` imported with `use`, as the names in [`SHMKIT_HAS`] are; if it is std's after all,
+/// the field's `ShmSafe` bound refuses it. `std::vec::Vec<u64>` is refused here.
+pub fn refused(p: &TypePath) -> Option<&'static StdType> {
+    let std = lookup(p)?;
+    let bare = p.path.segments.len() == 1 && p.path.leading_colon.is_none();
+    match std.replacement {
+        Replacement::Container {
+            available: true, ..
+        } if bare => None,
+        _ => Some(std),
+    }
+}
+
 /// The std type a path names, if any: a bare name (`Vec<u8>`; not one of [`SHMKIT_HAS`]) or
 /// one under `std`/`core`/`alloc` (`std::sync::Mutex<u8>`). A type spelled with another path
-/// is the user's own.
+/// is the user's own. `#[shm_segment]` rewrites what it finds into the segment container.
 pub fn lookup(p: &TypePath) -> Option<&'static StdType> {
     if p.qself.is_some() {
         return None;

@@ -88,6 +88,23 @@ impl<'a, T: ?Sized> ShmMut<'a, T> {
     }
 }
 
+/// In-place mutable access to a value that lives in a segment: [`ShmMut`] itself and the
+/// guards of the locks in [`sync`](crate::sync). Extension traits (the containers', the
+/// derive's accessors) are implemented for every `P: ShmDerefMut<Target = X>`, so the same
+/// methods work on a `ShmMut<X>` from an exclusive mapping and on a lock guard of a shared
+/// one: `db.users.lock()?.push(user)?`.
+pub trait ShmDerefMut: Deref {
+    /// The value, for in-place mutation (like [`ShmMut::as_mut`]).
+    fn as_shm_mut(&mut self) -> ShmMut<'_, Self::Target>;
+}
+
+impl<T: ?Sized> ShmDerefMut for ShmMut<'_, T> {
+    #[inline(always)]
+    fn as_shm_mut(&mut self) -> ShmMut<'_, T> {
+        self.as_mut()
+    }
+}
+
 impl<T: ?Sized> Deref for ShmMut<'_, T> {
     type Target = T;
 

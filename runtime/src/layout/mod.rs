@@ -64,7 +64,7 @@ mod validity;
 pub use fingerprint::{
     compound_fingerprint, field_fingerprint, leaf_fingerprint, type_fingerprint_of,
 };
-pub use guard::ShmMut;
+pub use guard::{ShmDerefMut, ShmMut};
 pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
 pub use traits::{ForwardsImmutable, PositionIndependent, ShmImmutable, ShmRoot, ShmSafe};
 pub use validity::{payload_start, variant_field_offset, Invalid};

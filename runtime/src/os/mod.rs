@@ -1,6 +1,7 @@
 //! Thin safe wrappers over the OS: POSIX shared memory objects, files to map, mapped regions
-//! (of a device or anonymous memory), System V shared memory, and (crate-private, since a
-//! safe call could release a mapping's locks) open-file-description locks.
+//! (of a device or anonymous memory), System V shared memory, advisory file locks
+//! ([`FileLock`]), and (crate-private, since a safe call could release a mapping's locks)
+//! open-file-description locks.
 //!
 //! This layer knows nothing about segments: it opens, sizes, maps and removes. Every failure
 //! is an [`Error`](crate::Error) naming the object it concerns; nothing here panics on bad
@@ -9,6 +10,7 @@
 mod access;
 mod device;
 mod file;
+mod file_lock;
 pub(crate) mod fork;
 pub(crate) mod ofd;
 mod page;
@@ -19,6 +21,7 @@ mod xsi;
 pub use access::{Access, MapMode, Permissions};
 pub use device::Mappable;
 pub use file::MappableFile;
+pub use file_lock::{FileLock, FileLockGuard, FileLockSharedGuard};
 pub use page::page_size;
 pub use region::MappedRegion;
 pub use shm::SharedMemoryObject;

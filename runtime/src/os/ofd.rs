@@ -46,6 +46,23 @@ pub fn try_lock_bytes(dev: &impl Mappable, first: u64, count: u64, kind: LockKin
         .map_err(|err| Error::from_os("fcntl(F_OFD_SETLK)", dev.describe(), err))
 }
 
+/// As [`try_lock_bytes`], waiting (`F_OFD_SETLKW`) while another description holds a
+/// conflicting lock; an interrupting signal is retried. The kernel detects no deadlock
+/// between OFD locks (no `EDEADLK`): a wait for a lock that is never released never ends.
+pub fn lock_bytes(dev: &impl Mappable, first: u64, count: u64, kind: LockKind) -> Result<()> {
+    if kind == LockKind::Exclusive {
+        device::writable(dev)?;
+    }
+    let fd = dev.as_fd().as_raw_fd();
+    loop {
+        match fcntl_raw(fd, libc::F_OFD_SETLKW, first, count, kind.raw()) {
+            Ok(_) => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Error::from_os("fcntl(F_OFD_SETLKW)", dev.describe(), err)),
+        }
+    }
+}
+
 /// `F_OFD_SETLK` of `l_type` on the `count` bytes from `first`: false when another
 /// description holds a conflicting lock.
 fn set_lock(fd: BorrowedFd<'_>, first: u64, count: u64, l_type: libc::c_short) -> io::Result<bool> {

@@ -24,7 +24,7 @@ use core::ops::{AddAssign, SubAssign};
 use core::ptr;
 
 use crate::error::{Error, Result};
-use crate::layout::{ShmMut, ShmSafe};
+use crate::layout::{Invalid, ShmMut, ShmSafe};
 use crate::registry;
 
 /// A self-relative pointer to a `T` in the same segment (Boost's `offset_ptr`).
@@ -115,12 +115,19 @@ impl<T> OffsetPtr<T> {
     /// Stores a target address (0 for null) with the given tag bits, in place.
     #[inline(always)]
     fn store(&mut self, target_addr: usize, tag_bits: isize) {
+        self.off = self.encode(target_addr, tag_bits);
+    }
+
+    /// The offset that aims this pointer, where it is, at `target_addr` (0 for null) with
+    /// the given tag bits.
+    #[inline(always)]
+    fn encode(&self, target_addr: usize, tag_bits: isize) -> isize {
         let off = if target_addr == 0 {
             Self::NULL
         } else {
             (target_addr.wrapping_sub(self.self_addr()) as isize) & !Self::LOW_MASK
         };
-        self.off = off | tag_bits;
+        off | tag_bits
     }
 
     /// Whether this is the null pointer (whatever its tag).
@@ -164,6 +171,21 @@ impl<T> OffsetPtr<T> {
         self.store(target.expose_provenance(), tag_bits);
     }
 
+    /// [`set`](Self::set) with one Release store: what was written before (the target's
+    /// contents) is in memory before the pointer is. Containers publish a new buffer with
+    /// it, so a process killed at any instruction leaves the old target or a complete new one.
+    ///
+    /// # Safety
+    /// As for [`set`](Self::set).
+    #[inline]
+    pub unsafe fn set_release(&mut self, target: *const T) {
+        let off = self.encode(target.expose_provenance(), self.off & Self::TAG_MASK);
+        // SAFETY: `off` is an aligned, live `isize` (the field) that `&mut self` lets
+        // nothing else access meanwhile.
+        unsafe { core::sync::atomic::AtomicIsize::from_ptr(&raw mut self.off) }
+            .store(off, core::sync::atomic::Ordering::Release);
+    }
+
     /// Makes this pointer aim where `other` aims, with `other`'s tag: assignment in place.
     ///
     /// # Safety
@@ -196,6 +218,34 @@ impl<T> OffsetPtr<T> {
     pub unsafe fn as_ref<'a>(&self) -> Option<&'a T> {
         // SAFETY: forwarded to the caller, who vouches for the target and the lifetime.
         unsafe { self.get().as_ref() }
+    }
+
+    /// Checks what a container's [`validate`](ShmSafe::validate) must know before it reads
+    /// `count` `T`s at this pointer's target: the pointer is not null, the target is aligned
+    /// for `T`, and all `count` values lie in the registered mapping that holds the pointer
+    /// itself. Bytes from elsewhere (a forged file) may aim anywhere; the fingerprint of an
+    /// `OffsetPtr` says nothing about its target.
+    pub fn validate_target(&self, count: usize) -> core::result::Result<(), Invalid> {
+        const EXPECTED: &str =
+            "a pointer to aligned values that lie inside the pointer's own segment";
+        let target = self.target_addr();
+        let fits = match (
+            registry::lookup((self as *const Self).cast()),
+            count.checked_mul(size_of::<T>()),
+        ) {
+            (Some(m), Some(bytes)) => {
+                !self.is_null()
+                    && target % align_of::<T>() == 0
+                    && m.contains(ptr::without_provenance(target))
+                    && m.base.addr() + m.len - target >= bytes
+            }
+            _ => false,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(Invalid::new(EXPECTED))
+        }
     }
 
     /// The raw stored offset (tag bits and null encoding included), for validating bytes read

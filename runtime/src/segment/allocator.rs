@@ -326,6 +326,17 @@ impl AllocError {
         AllocError { kind, request }
     }
 
+    /// A container's capacity whose bytes would exceed `isize::MAX`, which no allocation
+    /// can hold: `InvalidRequest`, before any allocator is asked.
+    pub fn capacity_overflow() -> Self {
+        AllocError::new(
+            AllocErrorKind::InvalidRequest {
+                reason: "capacity overflow (more than isize::MAX bytes)",
+            },
+            None,
+        )
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> AllocErrorKind {
         self.kind

@@ -21,12 +21,24 @@
 //! shared futex). Unlocking wakes a sleeper whenever one announced itself, so no wake-up is
 //! lost; the sleep's timeout only bounds how long a dead holder goes unnoticed.
 
+mod atomic_wait;
+mod condvar;
 mod mutex;
+mod named;
 mod poison;
 mod raw;
+mod reentrant;
 mod rwlock;
+mod semaphore;
+mod seqlock;
 
 pub use crate::robust::{LIVENESS_POLL, SPINS};
+pub use atomic_wait::{atomic_notify_all, atomic_notify_one, atomic_wait, WaitOutcome};
+pub use condvar::{Condvar, WaitTimeoutResult, WAIT_SPINS, WAIT_YIELDS};
 pub use mutex::{Mutex, MutexGuard};
+pub use named::{Named, NamedCondvar, NamedMutex, NamedSemaphore};
 pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
+pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
+pub use semaphore::Semaphore;
+pub use seqlock::{ReadError, SeqLock, SeqLockData, SeqLockWriteGuard};

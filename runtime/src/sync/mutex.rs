@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
-use crate::layout::{compound_fingerprint, Invalid, PositionIndependent, ShmMut, ShmSafe};
+use crate::layout::{
+    compound_fingerprint, Invalid, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe,
+};
 
 /// A mutual-exclusion lock for data that lives in a segment, shared by every thread of
 /// every process that maps it: `std::sync::Mutex`, robust.
@@ -168,11 +170,18 @@ unsafe impl<T: ShmSafe> ShmSafe for Mutex<T> {
     const POINTEE_FINGERPRINT: u64 = compound_fingerprint("Mutex", &[T::POINTEE_FINGERPRINT]);
     const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
 
+    /// Validates the data under the lock (see `RawMutex::check_under`): another thread or
+    /// process may be writing it through the lock right now.
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
         let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: the data lies within the value, under the caller's contract.
-        unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
-            .map_err(|e| e.within("data", offset))
+        // SAFETY: a valid, aligned lock under the caller's contract; its words are atomics.
+        let raw = unsafe { &(*value).raw };
+        raw.check_under(|| {
+            // SAFETY: the data lies within the value, under the caller's contract, and the
+            // lock keeps writers away while it is read.
+            unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
+                .map_err(|e| e.within("data", offset))
+        })
     }
 
     #[inline(always)]
@@ -206,7 +215,12 @@ pub struct MutexGuard<'a, T> {
 // SAFETY: sharing the guard shares `&T` only, as std's `MutexGuard`.
 unsafe impl<T: Sync> Sync for MutexGuard<'_, T> {}
 
-impl<T> MutexGuard<'_, T> {
+impl<'a, T> MutexGuard<'a, T> {
+    /// The mutex this guard holds: what a condition variable unlocks and takes again.
+    pub(crate) fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
+    }
+
     /// Mutable access to the data in place: for position-dependent data (containers,
     /// offset pointers), whose methods take a `ShmMut`.
     #[inline]
@@ -214,6 +228,13 @@ impl<T> MutexGuard<'_, T> {
         // SAFETY: the lock makes this the only access to the data; `ShmMut` hands out `&mut T`
         // only for position-independent types, so position-dependent data is not moved.
         unsafe { ShmMut::new(&mut *self.mutex.data.get()) }
+    }
+}
+
+impl<T> ShmDerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn as_shm_mut(&mut self) -> ShmMut<'_, T> {
+        MutexGuard::as_shm_mut(self)
     }
 }
 

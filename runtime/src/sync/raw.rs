@@ -77,6 +77,22 @@ pub(crate) struct Held {
     forks: u32,
 }
 
+impl Held {
+    /// The same hold, reporting no poison (a nested level: the outermost reported it).
+    pub(crate) fn without_poison(self) -> Self {
+        Held {
+            poisoned: None,
+            ..self
+        }
+    }
+
+    /// Whether this is a forked child's copy of its parent's hold: what it protects is the
+    /// parent's to change and release.
+    pub(crate) fn inherited(&self) -> bool {
+        self.forks != fork::generation()
+    }
+}
+
 /// A robust lock word and a poison word; 8 bytes, all-zero is unlocked and clean.
 #[repr(C)]
 #[derive(Default)]
@@ -94,20 +110,39 @@ impl RawMutex {
     }
 
     /// Takes the lock for the calling thread. A holder found dead poisons it
-    /// ([`PoisonCause::OwnerDied`]); the poison is reported in [`Held::poisoned`].
+    /// ([`PoisonCause::OwnerDied`]); the poison is reported in [`Held::poisoned`]. A thread
+    /// that holds it already is refused: `WouldBlock` without waiting, else `WouldDeadlock`.
     #[inline]
     pub(crate) fn acquire(&self, wait: Wait) -> Result<Held, Denied> {
+        match self.acquire_or_nest(wait)? {
+            (held, false) => Ok(held),
+            (_, true) => Err(match wait {
+                Wait::No => Denied::WouldBlock,
+                Wait::Until(_) => Denied::Failed(Error::WouldDeadlock { what: self.what() }),
+            }),
+        }
+    }
+
+    /// As [`acquire`](Self::acquire), but when the calling thread holds the lock already
+    /// it is not taken again and the flag says so (for a lock that nests).
+    #[inline]
+    pub(crate) fn acquire_or_nest(&self, wait: Wait) -> Result<(Held, bool), Denied> {
         let locker = Locker::of(self);
         let owner = locker.owner();
         let me = owner.thread_id().map_err(Denied::Failed)?;
+        let mut nested = false;
         if !self.word.try_lock(me) {
-            self.acquire_contended(owner, me, wait)?;
+            nested = self.word.owner() == Some(me);
+            if !nested {
+                self.acquire_contended(owner, me, wait)?;
+            }
         }
-        Ok(Held {
+        let held = Held {
             poisoned: PoisonCause::from_word(self.poison.load(Relaxed)),
             panicking: std::thread::panicking(),
             forks: fork::generation(),
-        })
+        };
+        Ok((held, nested))
     }
 
     #[cold]
@@ -115,9 +150,6 @@ impl RawMutex {
         let Wait::Until(deadline) = wait else {
             return Err(Denied::WouldBlock);
         };
-        if self.word.owner() == Some(me) {
-            return Err(Denied::Failed(Error::WouldDeadlock { what: self.what() }));
-        }
         match self
             .word
             .lock_contended(me, &|id| owner.alive(id), deadline)
@@ -135,10 +167,26 @@ impl RawMutex {
         }
     }
 
+    /// Runs `check` (a validator reading the protected data) where no writer can race it:
+    /// under the lock, taken without waiting (a dead or forged holder is taken over, and the
+    /// lock poisoned, as any locker would). While a live holder has it, the data is being
+    /// written by a trusted process (an attached mapping: see ARCHITECTURE "Trust") through
+    /// the lock, and `check` is skipped: reading it now would be a data race.
+    pub(crate) fn check_under<E>(&self, check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        match self.acquire(Wait::Until(Some(Instant::now()))) {
+            Ok(held) => {
+                let checked = check();
+                self.release(&held);
+                checked
+            }
+            Err(Denied::WouldBlock | Denied::Failed(_)) => Ok(()),
+        }
+    }
+
     /// Releases a lock taken as `held`, poisoning it if the thread began to panic since.
     #[inline]
     pub(crate) fn release(&self, held: &Held) {
-        if held.forks != fork::generation() {
+        if held.inherited() {
             return;
         }
         if !held.panicking && std::thread::panicking() {
@@ -155,6 +203,13 @@ impl RawMutex {
     /// Marks the data repaired.
     pub(crate) fn clear_poison(&self) {
         self.poison.store(0, Relaxed);
+    }
+
+    /// Whether a live thread holds the lock now: whether a holder seen in the middle of
+    /// something can still finish it. Asks the kernel; never blocks.
+    pub(crate) fn held_by_live_owner(&self) -> bool {
+        let locker = Locker::of(self);
+        self.word.owner().is_some_and(|id| locker.owner().alive(id))
     }
 
     fn what(&self) -> String {

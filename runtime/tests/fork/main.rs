@@ -7,6 +7,7 @@
 //! failing test panics, which fails the binary. Lock-owner liveness across forks is in
 //! [`liveness`].
 
+mod file_lock;
 mod liveness;
 mod os;
 mod owners;
@@ -18,7 +19,7 @@ mod sharing;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 15] = [
+    let tests: [Test; 16] = [
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,
@@ -92,6 +93,11 @@ fn main() {
         (
             "owners::an_open_short_of_descriptors_still_excludes_destroys",
             owners::an_open_short_of_descriptors_still_excludes_destroys,
+            None,
+        ),
+        (
+            "file_lock::a_child_forked_while_its_parent_holds_a_file_lock_neither_holds_nor_releases_it",
+            file_lock::a_child_forked_while_its_parent_holds_a_file_lock_neither_holds_nor_releases_it,
             None,
         ),
     ];

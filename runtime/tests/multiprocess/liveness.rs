@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use shmkit_runtime::os::{Access, MappableFile, XsiKey};
 use shmkit_runtime::segment::{Backing, DeviceBacking, XsiBacking};
+use shmkit_runtime::sync::{LockError, Mutex, PoisonCause};
 use shmkit_runtime::{Error, ManagedSegment, ManagedXsiSharedMemory};
 use shmkit_test_support as support;
 use support::{
@@ -97,6 +98,8 @@ enum Lock {
     Segment,
     /// `atomic_func` (constructing "made_inside" = 5 first); the parent finds that object.
     Index,
+    /// The user `Mutex<u64>` "user_mutex" (adding one first); the parent locks it.
+    User,
 }
 
 impl Lock {
@@ -104,6 +107,7 @@ impl Lock {
         match self {
             Lock::Segment => "segment",
             Lock::Index => "index",
+            Lock::User => "user",
         }
     }
 
@@ -117,6 +121,17 @@ impl Lock {
                 Ok(None)
             }
             Lock::Index => seg.find::<u64>("made_inside").map(|v| v.copied()),
+            Lock::User => {
+                let m = seg.find::<Mutex<u64>>("user_mutex")?.expect("made before");
+                match m.lock() {
+                    Err(LockError::Poisoned(p)) => {
+                        assert_eq!(p.cause(), PoisonCause::OwnerDied);
+                        Ok(Some(*p.into_inner()))
+                    }
+                    Ok(_) => panic!("a lock taken from a dead holder must be poisoned"),
+                    Err(e) => Err(e.into()),
+                }
+            }
         }
     }
 }
@@ -143,6 +158,9 @@ where
 {
     let seg = &fresh.seg;
     let kept = Block::new(&**seg, 300, 1);
+    if let Lock::User = lock {
+        seg.construct("user_mutex", Mutex::new(0u64)).unwrap();
+    }
     let mut envs = fresh.envs.clone();
     envs.push(("SHMKIT_LOCK", lock.name().into()));
     let role = match place {
@@ -209,6 +227,14 @@ where
             assert_eq!(found, Some(5));
             seg.construct("after", 6u64).unwrap();
             assert_eq!(seg.num_named_objects(), 2);
+        }
+        // The dead holder's increment is there; the lock stays poisoned until cleared.
+        Lock::User => {
+            assert_eq!(found, Some(1));
+            let m = seg.find::<Mutex<u64>>("user_mutex").unwrap().unwrap();
+            assert!(m.is_poisoned());
+            m.clear_poison();
+            assert_eq!(*m.lock().unwrap(), 1);
         }
     }
     seg.check().unwrap();
@@ -290,6 +316,24 @@ pid_namespace_tests! {
     an_index_lock_holder_in_another_pid_namespace_shm: fresh_device::<ShmTarget>, Lock::Index;
     an_index_lock_holder_in_another_pid_namespace_file: fresh_device::<FileTarget>, Lock::Index;
     an_index_lock_holder_in_another_pid_namespace_xsi: fresh_xsi, Lock::Index;
+    a_user_mutex_holder_in_another_pid_namespace_shm: fresh_device::<ShmTarget>, Lock::User;
+    a_user_mutex_holder_in_another_pid_namespace_file: fresh_device::<FileTarget>, Lock::User;
+    a_user_mutex_holder_in_another_pid_namespace_xsi: fresh_xsi, Lock::User;
+}
+
+/// Kill loop: 50 holders of a user `Mutex` SIGKILLed in turn, each waited for while it
+/// lives and taken over (poisoned) after; the segment stays sound. 50 × the 300 ms check
+/// that the waiter is still blocked: about 16 s.
+#[test]
+fn fifty_user_mutex_holders_killed_in_turn() {
+    for round in 0..50 {
+        let took = a_killed_holder_is_waited_for_then_taken_over(
+            &fresh_device::<ShmTarget>(),
+            Lock::User,
+            Place::Here,
+        );
+        assert!(took < TAKEOVER_LIMIT, "round {round}: {took:?}");
+    }
 }
 
 /// Stress: many holders in pid namespaces, either lock, at pid 1 or a dead pid. Run with

@@ -1,10 +1,15 @@
 //! Segments and objects shared between real processes: the other processes are the
 //! helper binary `shmkit-test-child` (`tests/bin/child/`), one subcommand per role.
 
+mod atomic_wait;
+mod condvar;
 mod liveness;
+mod named;
 mod objects;
 mod rwlock;
 mod segment;
+mod semaphore;
+mod seqlock;
 mod sharing;
 mod watch;
 

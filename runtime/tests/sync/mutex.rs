@@ -230,3 +230,99 @@ fn on_shared_memory_a_thread_exit_releases_its_owner_id_too() {
     drop(g);
     assert_eq!(*m.lock().unwrap(), 3);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn on_shared_memory_a_live_thread_of_this_process_is_waited_for() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let m = seg.construct::<Mutex<u64>>("m", Mutex::new(3)).unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut g = m.lock().unwrap();
+            held_tx.send(()).unwrap();
+            // Many liveness polls: the holder shares the waiter's lock description, on
+            // which the kernel sees no conflict.
+            std::thread::sleep(10 * LIVENESS_POLL);
+            *g = 4;
+        });
+        held_rx.recv().unwrap();
+        let got = m.lock();
+        assert!(
+            matches!(&got, Ok(g) if **g == 4),
+            "taken from a live thread: {got:?}"
+        );
+    });
+}
+
+/// The image of a heap segment holding `Mutex<bool>` "m" (true), with the given bytes of the
+/// mutex forged: (offset within the mutex, bytes).
+fn forged_bool_mutex(edits: &[(usize, &[u8])]) -> shmkit_runtime::AlignedBuffer {
+    let mut seg = heap();
+    let at = std::ptr::from_ref(seg.construct("m", Mutex::new(true)).unwrap()).addr()
+        - seg.base_address().as_ptr().addr();
+    for &(offset, bytes) in edits {
+        shmkit_test_support::internals::corrupt(&mut seg, at + offset, bytes);
+    }
+    shmkit_runtime::AlignedBuffer::from_image(seg.image())
+}
+
+#[test]
+fn a_forged_value_behind_a_mutex_is_refused_when_found() {
+    let mut image = forged_bool_mutex(&[(8, &[2])]);
+    let seg = shmkit_runtime::ManagedExternalBuffer::open(&mut image).unwrap();
+    match seg.find::<Mutex<bool>>("m") {
+        Err(Error::InvalidValue { field, offset, .. }) => {
+            assert_eq!((field.as_str(), offset), ("data", 8));
+        }
+        other => panic!("a bool of 2 behind a lock: {other:?}"),
+    }
+}
+
+#[test]
+fn a_forged_holder_is_taken_over_to_validate_and_leaves_the_lock_poisoned() {
+    // An owner id nobody holds, with the waiters bit.
+    let forged = (0x8000_0000u32 | 12_345).to_ne_bytes();
+    let mut image = forged_bool_mutex(&[(0, &forged)]);
+    let seg = shmkit_runtime::ManagedExternalBuffer::open(&mut image).unwrap();
+    let m = seg.find::<Mutex<bool>>("m").unwrap().unwrap();
+    assert_eq!(m.poison_cause(), Some(PoisonCause::OwnerDied));
+    assert!(*m.lock().unwrap_err().into_poisoned().unwrap());
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn finding_a_mutex_held_by_a_live_thread_does_not_read_its_data() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let m = seg
+        .construct::<Mutex<bool>>("m", Mutex::new(false))
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let stop = &stop;
+        s.spawn(move || {
+            let mut g = m.lock().unwrap();
+            held_tx.send(()).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                *g = !*g;
+            }
+        });
+        held_rx.recv().unwrap();
+        // Another mapping, which did not write the object, finds it at once: the holder
+        // is alive, so the validator leaves the data (being written) alone.
+        let other = ManagedSharedMemory::open(name.get()).unwrap();
+        let started = Instant::now();
+        assert!(other.find::<Mutex<bool>>("m").unwrap().is_some());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+    });
+}

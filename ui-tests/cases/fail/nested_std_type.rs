@@ -4,7 +4,7 @@ use shmkit::ShmSafe;
 #[derive(ShmSafe)]
 #[repr(C)]
 struct Deep {
-    slots: [Option<Vec<u8>>; 4],
+    slots: [Option<std::vec::Vec<u8>>; 4],
     pair: (u32, &'static u8),
 }
 

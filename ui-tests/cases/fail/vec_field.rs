@@ -1,9 +1,10 @@
 use shmkit::ShmSafe;
 
+// Spelled with its std path, std's `Vec` is refused by name.
 #[derive(ShmSafe)]
 #[repr(C)]
 struct Log {
-    entries: Vec<u64>,
+    lines: std::vec::Vec<u64>,
 }
 
 fn main() {}

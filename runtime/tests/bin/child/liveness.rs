@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use shmkit_runtime::segment::Backing;
+use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{
     ManagedMappedFile, ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory,
 };
@@ -18,7 +19,7 @@ use crate::{env, tell_parent};
 /// Says "pids <outer> <inner>" (this process's pid as the parent sees it, and in its own
 /// pid namespace), opens the segment named by `SHMKIT_KIND` ("shm", "file" or "xsi") and
 /// `SHMKIT_NAME`, and holds the lock `SHMKIT_LOCK` names ("segment": `with_lock`; "index":
-/// `atomic_func`) until SIGKILLed, saying "locked" once it holds it.
+/// `atomic_func`; "user": the `Mutex<u64>` "user_mutex") until SIGKILLed, saying "locked" once it holds it.
 pub fn hold() {
     tell_parent(&pids());
     let name = env("SHMKIT_NAME");
@@ -34,7 +35,23 @@ fn hold_in<B: Backing>(mut seg: ManagedSegment<B>) {
     match env("SHMKIT_LOCK").as_str() {
         "segment" => hold_lock_in(&seg),
         "index" => seg.hold_index_lock(),
+        "user" => hold_user_mutex(&seg),
         other => panic!("unknown lock {other}"),
+    }
+}
+
+/// Locks the parent's `Mutex<u64>` "user_mutex", adds one, says "locked" and holds it
+/// until SIGKILLed.
+fn hold_user_mutex<B: Backing>(seg: &ManagedSegment<B>) {
+    let m = seg
+        .find::<Mutex<u64>>("user_mutex")
+        .unwrap()
+        .expect("the parent made it");
+    let mut guard = m.lock().unwrap();
+    *guard += 1;
+    tell_parent("locked");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
 

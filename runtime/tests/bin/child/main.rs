@@ -47,12 +47,18 @@ macro_rules! on_device {
     };
 }
 
+mod atomic_wait;
 mod cache;
+mod condvar;
+mod file_lock;
 mod fuzz_worker;
 mod liveness;
+mod named;
 mod objects;
 mod rwlock;
 mod segment;
+mod semaphore;
+mod seqlock;
 mod sharing;
 mod watcher;
 
@@ -79,6 +85,8 @@ fn main() {
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "cache-and-wait" => cache::cache_and_wait(),
+        "file-lock-hold" => file_lock::hold(),
+        "condvar-wait" => condvar::wait(),
         "fuzz" => fuzz_worker::run(),
         "liveness-hold" => liveness::hold(),
         "liveness-pid-namespace" => liveness::in_pid_namespace(),
@@ -87,6 +95,14 @@ fn main() {
         "sharing-resize" => sharing::resize(),
         "sharing-open-when-shared" => sharing::open_when_shared(),
         "watch-write" => watcher::write(),
+        "semaphore-wait" => semaphore::wait(),
+        "semaphore-pong" => semaphore::pong(),
+        "seqlock-write" => seqlock::write(),
+        "seqlock-write-big" => seqlock::write_big(),
+        "seqlock-stall-in-update" => seqlock::stall_in_update(),
+        "atomic-wait-answer" => atomic_wait::answer(),
+        "named-mutex-hold" => named::hold(),
+        "named-count" => named::count(),
         "rwlock-hold" => rwlock::hold(),
         other => panic!("unknown role {other}"),
     }

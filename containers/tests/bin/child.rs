@@ -1,0 +1,72 @@
+//! `shmkit-containers-child`: the other process of the containers' multi-process tests.
+//! The first argument names the role, `SHMKIT_NAME` the shared memory segment; every line
+//! printed on stdout is a message for the parent test, which signals on stdin.
+
+use std::io::{Read, Write};
+
+use shmkit_containers::{Vec, VecExt};
+use shmkit_runtime::sync::Mutex;
+use shmkit_runtime::{ManagedSharedMemory, Result};
+
+fn main() -> Result<()> {
+    let role = std::env::args()
+        .nth(1)
+        .expect("usage: shmkit-containers-child ROLE");
+    let name = std::env::var("SHMKIT_NAME").expect("SHMKIT_NAME");
+    match role.as_str() {
+        "read-rows" => read_rows(&name),
+        "push" => push(&name),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Reads the parent's `Mutex<Vec<Vec<u64>>>` "rows" through two mappings of its own (at
+/// two addresses, so at least one differs from the parent's) and reports, per mapping,
+/// its base address and each row's length and sum: `at <base> rows <len>:<sum> ...`.
+fn read_rows(name: &str) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let rows = seg
+            .find::<Mutex<Vec<Vec<u64>>>>("rows")?
+            .expect("the parent constructed it");
+        let rows = rows.lock()?;
+        let summary: std::vec::Vec<String> = rows
+            .iter()
+            .map(|row| format!("{}:{}", row.len(), row.iter().sum::<u64>()))
+            .collect();
+        tell_parent(&format!(
+            "at {:#x} rows {}",
+            seg.base_address().as_ptr() as usize,
+            summary.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// After the parent's start signal, pushes `SHMKIT_FROM..SHMKIT_TO` one by one onto the
+/// `Mutex<Vec<u64>>` "shared" (a lock per push, racing the parent), then says "done".
+fn push(name: &str) -> Result<()> {
+    let range = |var: &str| -> u64 { std::env::var(var).expect(var).parse().expect("a number") };
+    let seg = ManagedSharedMemory::open(name)?;
+    let shared = seg
+        .find::<Mutex<Vec<u64>>>("shared")?
+        .expect("the parent constructed it");
+    tell_parent("ready");
+    let mut go = [0u8];
+    std::io::stdin()
+        .read_exact(&mut go)
+        .expect("the start signal");
+    for x in range("SHMKIT_FROM")..range("SHMKIT_TO") {
+        shared.lock()?.push(x)?;
+    }
+    tell_parent("done");
+    Ok(())
+}
+
+fn tell_parent(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .expect("stdout");
+}

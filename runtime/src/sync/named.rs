@@ -1,0 +1,252 @@
+//! Synchronisation objects found by name, Boost's `named_mutex`, `named_semaphore`,
+//! `named_condition` and `named_sharable_mutex`: [`Named<T>`] puts any lock type of this
+//! module in a small shared memory segment of its own, named as the object is.
+
+use std::fmt;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use super::{Condvar, Mutex, Semaphore};
+use crate::error::{Error, Result};
+use crate::layout::ShmSafe;
+use crate::manager::header::DEFAULT_INIT_TIMEOUT;
+use crate::{ManagedSharedMemory, MIN_SEGMENT_SIZE};
+
+/// The size of the segment holding a `T`: the smallest segment (a header, the name index
+/// and an entry of a lock's size fit in it) plus room for the value twice over, which
+/// covers the allocator's tables growing with the segment (measured up to 64 KiB values).
+const fn segment_size<T>() -> usize {
+    MIN_SEGMENT_SIZE + 2 * size_of::<T>() + align_of::<T>()
+}
+/// The object's name inside its segment.
+const OBJECT: &str = "shmkit::sync::Named";
+/// How often [`Named::open`] looks for the object while its creator is still constructing it.
+const CONSTRUCTION_POLL: Duration = Duration::from_millis(1);
+
+/// A lock (or any [`ShmSafe`] value) that processes find by name, in a POSIX shared memory
+/// object of that name holding it alone; it derefs to the value.
+///
+/// The object outlives the processes that use it, as Boost's named objects do: it is gone
+/// only when [`remove`](Self::remove)d (processes that have it open keep using it). The
+/// value has the robustness of its type: a process killed holding a [`NamedMutex`] leaves it
+/// to the next locker poisoned ([`PoisonCause::OwnerDied`](super::PoisonCause::OwnerDied)),
+/// a [`NamedSemaphore`] unit taken by a dead process is not given back, and so on.
+///
+/// Names are those of shared memory objects: 1 to 255 bytes, no `/`, no NUL, not `.` or
+/// `..` ([`Error::InvalidName`] otherwise); the namespace is the one of
+/// [`ManagedSharedMemory`], so a segment and a named object cannot share a name. A name
+/// holding another type is a [`Error::TypeMismatch`].
+///
+/// Any `ShmSafe` lock type works, `Named<RwLock<()>>` and `Named<Condvar>` too; the aliases
+/// name the common ones.
+pub struct Named<T: ShmSafe> {
+    object: NonNull<T>,
+    // Keeps the mapping that `object` points into.
+    _segment: ManagedSharedMemory,
+    name: String,
+}
+
+/// A mutex found by name (Boost's `named_mutex`): `lock`, `try_lock` and `lock_timeout`
+/// through `Deref` to [`Mutex<()>`](Mutex).
+pub type NamedMutex = Named<Mutex<()>>;
+
+/// A counting semaphore found by name (Boost's `named_semaphore`): create it with
+/// `NamedSemaphore::create_with(name, Semaphore::new(initial))`.
+pub type NamedSemaphore = Named<Semaphore>;
+
+/// A condition variable found by name (Boost's `named_condition`), used with a
+/// [`NamedMutex`]'s guards: `cv.wait(mutex.lock()?)`.
+pub type NamedCondvar = Named<Condvar>;
+
+// SAFETY: shares `&T` between the threads that use the handle, as `Arc<T>` does; the mapping
+// is not tied to a thread.
+unsafe impl<T: ShmSafe + Send + Sync> Send for Named<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe + Send + Sync> Sync for Named<T> {}
+
+impl<T: ShmSafe> Named<T> {
+    /// Creates the object `name` holding `T::default()` (an unlocked lock); AlreadyExists
+    /// if the name is taken.
+    pub fn create(name: impl AsRef<str>) -> Result<Self>
+    where
+        T: Default,
+    {
+        Self::create_with(name, T::default())
+    }
+
+    /// Creates the object `name` holding `value`; AlreadyExists if the name is taken.
+    pub fn create_with(name: impl AsRef<str>, value: T) -> Result<Self> {
+        let name = name.as_ref();
+        let segment = ManagedSharedMemory::create(name, segment_size::<T>())
+            .map_err(|e| Self::about(name, e))?;
+        let built = segment
+            .find_or_construct(OBJECT, || value)
+            .map(NonNull::from);
+        match built {
+            Ok(object) => Ok(Named {
+                object,
+                _segment: segment,
+                name: name.to_owned(),
+            }),
+            Err(e) => {
+                drop(segment);
+                // Leaves nothing behind; the construction's error says what went wrong.
+                let _ = ManagedSharedMemory::remove(name);
+                Err(Self::about(name, e))
+            }
+        }
+    }
+
+    /// Opens the object `name`, or creates it holding `T::default()`. Among processes
+    /// racing on one name exactly one creates; all get the same object.
+    pub fn open_or_create(name: impl AsRef<str>) -> Result<Self>
+    where
+        T: Default,
+    {
+        Self::open_or_create_with(name, T::default)
+    }
+
+    /// Opens the object `name`, or creates it holding `init()` (run by the one process
+    /// that creates it).
+    pub fn open_or_create_with(name: impl AsRef<str>, init: impl FnOnce() -> T) -> Result<Self> {
+        let name = name.as_ref();
+        let segment = ManagedSharedMemory::open_or_create(name, segment_size::<T>())
+            .map_err(|e| Self::about(name, e))?;
+        let object = NonNull::from(
+            segment
+                .find_or_construct(OBJECT, init)
+                .map_err(|e| Self::about(name, e))?,
+        );
+        Ok(Named {
+            object,
+            _segment: segment,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Opens the existing object `name`; [`Error::NotFound`] naming it if there is none.
+    /// Waits (up to 10 s, as segment opens do) for a creator that is constructing it.
+    pub fn open(name: impl AsRef<str>) -> Result<Self> {
+        let name = name.as_ref();
+        let segment = ManagedSharedMemory::open(name).map_err(|e| Self::about(name, e))?;
+        let deadline = Instant::now() + DEFAULT_INIT_TIMEOUT;
+        loop {
+            if let Some(object) = segment
+                .find::<T>(OBJECT)
+                .map_err(|e| Self::about(name, e))?
+            {
+                return Ok(Named {
+                    object: NonNull::from(object),
+                    _segment: segment,
+                    name: name.to_owned(),
+                });
+            }
+            // A segment holding other objects is not a named object's; an empty one may
+            // still be getting its object from its creator.
+            if segment.num_named_objects() > 0 || Instant::now() >= deadline {
+                return Err(Error::NotFound {
+                    what: format!(
+                        "{}: the shared memory object of that name holds no named object \
+                         (a segment of another use, or its creator died constructing it: \
+                         remove it)",
+                        Self::describe(name)
+                    ),
+                });
+            }
+            std::thread::sleep(CONSTRUCTION_POLL);
+        }
+    }
+
+    /// Removes the object `name`; false if there was none. Processes that have it open
+    /// keep using it; the name is free at once.
+    pub fn remove(name: impl AsRef<str>) -> Result<bool> {
+        let name = name.as_ref();
+        ManagedSharedMemory::remove(name).map_err(|e| Self::about(name, e))
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `what` for errors and `Debug`: the type's name without module paths, and the name.
+    fn describe(name: &str) -> String {
+        format!(
+            "named {} {name:?}",
+            short_type_name(std::any::type_name::<T>())
+        )
+    }
+
+    /// `e` about the named object `name` instead of its segment.
+    fn about(name: &str, e: Error) -> Error {
+        match e {
+            Error::NotFound { .. } => Error::NotFound {
+                what: Self::describe(name),
+            },
+            Error::AlreadyExists { .. } => Error::AlreadyExists {
+                what: Self::describe(name),
+            },
+            Error::TypeMismatch {
+                expected, found, ..
+            } => Error::TypeMismatch {
+                what: Self::describe(name),
+                expected,
+                found,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<T: ShmSafe> Deref for Named<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: a live `T` found or constructed in `segment`, which stays mapped while
+        // `self` lives; a shared mapping lends only `&T`.
+        unsafe { self.object.as_ref() }
+    }
+}
+
+impl<T: ShmSafe + fmt::Debug> fmt::Debug for Named<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Named")
+            .field("name", &self.name)
+            .field("object", &**self)
+            .finish()
+    }
+}
+
+/// `a::b::Mutex<c::d::E>` as `Mutex<E>`.
+fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut word = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            out.push_str(word.rsplit("::").next().unwrap_or_default());
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(word.rsplit("::").next().unwrap_or_default());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_names_lose_their_paths() {
+        assert_eq!(
+            super::short_type_name("shmkit_runtime::sync::mutex::Mutex<()>"),
+            "Mutex<()>"
+        );
+        assert_eq!(
+            super::short_type_name("a::B<c::D, [e::F; 2]>"),
+            "B<D, [F; 2]>"
+        );
+    }
+}
