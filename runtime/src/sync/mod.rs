@@ -36,7 +36,7 @@ pub use crate::robust::{LIVENESS_POLL, SPINS};
 pub use atomic_wait::{atomic_notify_all, atomic_notify_one, atomic_wait, WaitOutcome};
 pub use condvar::{Condvar, WaitTimeoutResult, WAIT_SPINS, WAIT_YIELDS};
 pub use mutex::{Mutex, MutexGuard};
-pub use named::{Named, NamedCondvar, NamedMutex, NamedSemaphore};
+pub use named::{Named, NamedCondvar, NamedMutex, NamedRwLock, NamedSemaphore};
 pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};

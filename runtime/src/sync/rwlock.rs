@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 use super::raw::{Denied, NamesItsThread, Wait};
 use crate::error::Error;
-use crate::layout::{compound_fingerprint, Invalid, PositionIndependent, ShmMut, ShmSafe};
+use crate::layout::{
+    compound_fingerprint, Invalid, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe,
+};
 use raw::{RawRwLock, ReadHeld, StateHeld};
 
 /// A reader-writer lock for data that lives in a segment, shared by every thread of every
@@ -290,11 +292,18 @@ unsafe impl<T: ShmSafe> ShmSafe for RwLock<T> {
     const POINTEE_FINGERPRINT: u64 = compound_fingerprint("RwLock", &[T::POINTEE_FINGERPRINT]);
     const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
 
+    /// Validates the data under the lock (see `RawRwLock::check_under`): another thread or
+    /// process may be writing it through the lock right now.
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
         let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: the data lies within the value, under the caller's contract.
-        unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
-            .map_err(|e| e.within("data", offset))
+        // SAFETY: a valid, aligned lock under the caller's contract; its words are atomics.
+        let raw = unsafe { &(*value).raw };
+        raw.check_under(|| {
+            // SAFETY: the data lies within the value, under the caller's contract, and the
+            // lock keeps writers away while it is read.
+            unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
+                .map_err(|e| e.within("data", offset))
+        })
     }
 
     #[inline(always)]
@@ -489,6 +498,13 @@ impl<'a, T> RwLockWriteGuard<'a, T> {
     pub fn downgrade_to_upgradable(s: Self) -> RwLockUpgradableReadGuard<'a, T> {
         let (lock, held) = Self::into_parts(s);
         RwLockUpgradableReadGuard::new(lock, lock.raw.downgrade_write_to_upgradable(&held))
+    }
+}
+
+impl<T> ShmDerefMut for RwLockWriteGuard<'_, T> {
+    #[inline]
+    fn as_shm_mut(&mut self) -> ShmMut<'_, T> {
+        RwLockWriteGuard::as_shm_mut(self)
     }
 }
 

@@ -128,17 +128,9 @@ fn writers_exclude_writers_and_readers() {
     assert_eq!(*lock.read().unwrap(), [total; 2]);
 }
 
-/// The race a reader's second look at the state word closes: a reader that saw no writer,
-/// then claims its slot just after a writer looked at that slot, must see the writer and
-/// back off. It happens rarely (a few times a second on two busy cores), so this runs
-/// many rounds of the uncontended paths against each other.
-#[test]
-fn a_reader_racing_a_writer_for_the_lock_never_gets_in_beside_it() {
-    let seg = heap();
-    let lock = seg
-        .construct::<RwLock<[u64; 2]>>("l", RwLock::new([0; 2]))
-        .unwrap();
-    let writes = rounds(300_000);
+/// Two readers and a writer on `lock` through `writes` writes, the uncontended paths
+/// against each other: no reader may be inside with the writer.
+fn readers_race_a_writer(lock: &RwLock<[u64; 2]>, writes: u64) {
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..2 {
@@ -163,6 +155,26 @@ fn a_reader_racing_a_writer_for_the_lock_never_gets_in_beside_it() {
         }
         done.store(true, Ordering::Relaxed);
     });
+}
+
+/// The race a reader's second look at the state word closes: a reader that saw no writer,
+/// then claims its slot just after a writer looked at that slot, must see the writer and
+/// back off. It happens rarely (a few times a second on two busy cores), so this runs
+/// many rounds.
+#[test]
+fn a_reader_racing_a_writer_for_the_lock_never_gets_in_beside_it() {
+    let seg = heap();
+    let lock = seg
+        .construct::<RwLock<[u64; 2]>>("l", RwLock::new([0; 2]))
+        .unwrap();
+    readers_race_a_writer(lock, rounds(300_000));
+}
+
+/// The same race on a lock outside every segment, which Miri runs with weak-memory
+/// emulation on (`.ci/miri`), so that it may reorder what the orderings allow.
+#[test]
+fn readers_racing_a_writer_outside_segments() {
+    readers_race_a_writer(&RwLock::new([0; 2]), rounds(20_000));
 }
 
 #[test]
@@ -1045,4 +1057,98 @@ fn on_shared_memory_live_threads_of_this_process_are_waited_for_and_dead_ones_go
         panic!("a dead writer poisons");
     };
     assert_eq!(p.cause(), PoisonCause::OwnerDied);
+}
+
+// ----- validation of data found in a segment -----------------------------------------------
+
+/// The image of a heap segment holding `RwLock<bool>` "l" (true), with bytes of the lock
+/// forged: (offset within the lock, bytes).
+fn forged_bool_lock(edits: &[(usize, &[u8])]) -> shmkit_runtime::AlignedBuffer {
+    let mut seg = heap();
+    let at = std::ptr::from_ref(seg.construct("l", RwLock::new(true)).unwrap()).addr()
+        - seg.base_address().as_ptr().addr();
+    for &(offset, bytes) in edits {
+        corrupt(&mut seg, at + offset, bytes);
+    }
+    shmkit_runtime::AlignedBuffer::from_image(seg.image())
+}
+
+#[test]
+fn a_forged_value_behind_a_rwlock_is_refused_when_found() {
+    // Every slot naming a dead reader does not keep the validator out: it needs none.
+    let readers = [word(words::DEAD); 29].concat();
+    let mut image = forged_bool_lock(&[(128, &[2]), (words::SLOTS, &readers)]);
+    let seg = shmkit_runtime::ManagedExternalBuffer::open(&mut image).unwrap();
+    match seg.find::<RwLock<bool>>("l") {
+        Err(Error::InvalidValue { field, offset, .. }) => {
+            assert_eq!((field.as_str(), offset), ("data", 128));
+        }
+        other => panic!("a bool of 2 behind a lock: {other:?}"),
+    }
+}
+
+#[test]
+fn a_forged_writer_is_taken_over_to_validate_and_leaves_the_lock_poisoned() {
+    let state = word(words::WAITERS | words::WRITER | words::DEAD);
+    let mut image = forged_bool_lock(&[(words::STATE, &state), (words::WRITING, &word(1))]);
+    let seg = shmkit_runtime::ManagedExternalBuffer::open(&mut image).unwrap();
+    let l = seg.find::<RwLock<bool>>("l").unwrap().unwrap();
+    assert_eq!(l.poison_cause(), Some(PoisonCause::OwnerDied));
+    assert!(*l.read().unwrap_err().into_poisoned().unwrap());
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn finding_a_rwlock_a_live_thread_writes_does_not_read_its_data() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let l = seg
+        .construct::<RwLock<bool>>("l", RwLock::new(false))
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let (held_tx, held_rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        let stop = &stop;
+        s.spawn(move || {
+            let mut g = l.write().unwrap();
+            held_tx.send(()).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                *g = !*g;
+            }
+        });
+        held_rx.recv().unwrap();
+        // Another mapping, which did not write the object, finds it at once: the writer
+        // lives, so the validator leaves the data (being written) alone.
+        let other = ManagedSharedMemory::open(name.get()).unwrap();
+        let started = Instant::now();
+        assert!(other.find::<RwLock<bool>>("l").unwrap().is_some());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_named_rwlock_is_one_lock_behind_every_handle() {
+    use shmkit_runtime::sync::NamedRwLock;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let created = NamedRwLock::create(name.get()).unwrap();
+    let opened = NamedRwLock::open(name.get()).unwrap();
+    let r = created.read().unwrap();
+    drop(opened.try_read().expect("readers share it"));
+    assert!(matches!(opened.try_write(), Err(TryLockError::WouldBlock)));
+    drop(r);
+    let up = opened.upgradable_read().unwrap();
+    assert!(matches!(
+        created.try_upgradable_read(),
+        Err(TryLockError::WouldBlock)
+    ));
+    drop(RwLockUpgradableReadGuard::upgrade(up).unwrap());
+    drop(created.write().unwrap());
+    assert!(NamedRwLock::remove(name.get()).unwrap());
 }

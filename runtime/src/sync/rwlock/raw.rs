@@ -620,6 +620,23 @@ impl RawRwLock {
         }
     }
 
+    /// Runs `check` (a validator reading the protected data) where no writer can race it:
+    /// under the upgradable read lock, taken without waiting. It needs no reader slot, and a
+    /// dead or forged holder of the state word is taken over (the lock poisoned if it was
+    /// writing) as by any locker. While a live thread holds the state word, a trusted
+    /// process (an attached mapping: see ARCHITECTURE "Trust") writes the data through the
+    /// lock or is about to, and `check` is skipped: reading it now could be a data race.
+    pub(crate) fn check_under<E>(&self, check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        match self.upgradable(Wait::Until(Some(Instant::now()))) {
+            Ok(held) => {
+                let checked = check();
+                self.release_upgradable(&held);
+                checked
+            }
+            Err(Denied::WouldBlock | Denied::Failed(_)) => Ok(()),
+        }
+    }
+
     // ----- poison -----------------------------------------------------------------------
 
     /// Whether the lock is poisoned.
