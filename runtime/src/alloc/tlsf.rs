@@ -308,8 +308,7 @@ impl Tlsf {
     /// thread owns and marks (`ENTRY`) meanwhile without the lock: a read-modify-write.
     #[inline]
     unsafe fn set_prev_free(&mut self, off: u64, on: bool) {
-        #[cfg(test)]
-        crash_tests::tick();
+        crate::robust::crash::point("allocator: a write");
         // SAFETY: as in `set_word`.
         let w = unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) };
         if on {
@@ -331,8 +330,7 @@ impl Tlsf {
     /// header's `PREV_FREE` bit. Only writable segments ever write.
     #[inline]
     unsafe fn set_word(&mut self, off: u64, v: u64) {
-        #[cfg(test)]
-        crash_tests::tick();
+        crate::robust::crash::point("allocator: a write");
         // SAFETY: as in `word`; the word is aligned and lies in writable memory.
         unsafe {
             AtomicU64::from_ptr(self.base.add(off as usize).cast()).store(v, Ordering::Relaxed)

@@ -3,6 +3,7 @@
 //! known to be broken. The segment's allocator lock and the object index lock use it, each
 //! with its own guard around a [`RobustGuard`] and its own recovery.
 
+use super::crash;
 use super::owner::Owner;
 use super::robust_mutex::{Acquired, RobustMutex};
 use crate::error::Error;
@@ -37,7 +38,7 @@ impl RobustGuard<'_> {
 impl Drop for RobustGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.inherited() {
+        if self.inherited() || crash::crashing() {
             return;
         }
         if self.poison {
@@ -136,5 +137,23 @@ mod tests {
             .unwrap_err()
             .contains("beyond repair"));
         assert!(take(&mutex, None).unwrap_err().contains("poisoned"));
+    }
+
+    #[test]
+    fn a_crash_while_holding_leaves_the_lock_held() {
+        let mutex = RobustMutex::new();
+        let owner = Owner::private();
+        // Points 0 and 1 are the lock's own.
+        let crashed = crash::crashes_at(2, || {
+            let _guard =
+                lock_with_recovery(&mutex, &owner, |g| g, |_| Ok(()), || failure("poisoned"));
+            crash::point("test: holding the lock");
+        });
+        assert_eq!(crashed, Err("test: holding the lock"));
+        assert_eq!(
+            mutex.owner(),
+            Some(PRIVATE),
+            "a killed holder releases nothing"
+        );
     }
 }

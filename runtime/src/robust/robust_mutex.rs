@@ -14,9 +14,10 @@
 //! Which owner ids name whom is the caller's business: the segment's internal locks name the
 //! mapping, the user locks of `crate::sync` the thread.
 
-use super::atomic::{AtomicU32, Ordering};
+use super::atomic::{const_unless_loom, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::crash::point;
 use super::wait;
 
 const WAITERS: u32 = 1 << 31;
@@ -29,7 +30,8 @@ pub const LIVENESS_POLL: Duration = Duration::from_millis(10);
 /// How many times a waiter looks at the word, a `pause` apart, before it sleeps: about a
 /// microsecond (a few on CPUs with a long `pause`), enough for a holder on another CPU to
 /// finish a short critical section, too short to starve a holder preempted on this one.
-pub const SPINS: u32 = 40;
+/// (Two under the model checker, which explores each look.)
+pub const SPINS: u32 = if cfg!(loom) { 2 } else { 40 };
 
 /// How the lock was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,9 +56,12 @@ pub struct RobustMutex {
 }
 
 impl RobustMutex {
-    pub const fn new() -> Self {
-        RobustMutex {
-            word: AtomicU32::new(0),
+    const_unless_loom! {
+        /// An unlocked mutex.
+        pub fn new() -> Self {
+            RobustMutex {
+                word: AtomicU32::new(0),
+            }
         }
     }
 
@@ -73,9 +78,15 @@ impl RobustMutex {
     /// Takes the lock for owner `me` if it is free right now.
     #[inline]
     pub fn try_lock(&self, me: u32) -> bool {
-        self.word
+        point("lock: trying a free word");
+        let taken = self
+            .word
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+            .is_ok();
+        if taken {
+            point("lock: taken from a free word");
+        }
+        taken
     }
 
     /// As [`lock`](Self::lock) after a failed [`try_lock`](Self::try_lock), giving up with
@@ -89,6 +100,8 @@ impl RobustMutex {
         deadline: Option<Instant>,
     ) -> Acquired {
         for _ in 0..SPINS {
+            // The real hint under loom too: loom's yields, and would let the holder run to
+            // its unlock before the waiter looks again, so that no waiter ever slept.
             std::hint::spin_loop();
             if self.word.load(Ordering::Relaxed) == 0 && self.try_lock(me) {
                 return Acquired::Clean;
@@ -106,6 +119,7 @@ impl RobustMutex {
                     .compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
+                    point("lock: taken after waiting");
                     return Acquired::Clean;
                 }
                 continue;
@@ -117,6 +131,7 @@ impl RobustMutex {
                     .compare_exchange(cur, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
+                    point("lock: taken over from a dead owner");
                     return Acquired::OwnerDied;
                 }
                 continue;
@@ -136,20 +151,25 @@ impl RobustMutex {
             {
                 continue;
             }
+            point("lock: waiters bit set, about to sleep");
             wait::wait(&self.word, cur | WAITERS, Some(poll));
+            point("lock: awake");
         }
     }
 
     /// Releases the lock. Must be called by the owner that holds it.
     #[inline]
     pub fn unlock(&self) {
+        point("unlock: before the swap");
         if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
             self.wake_one();
         }
+        point("unlock: released");
     }
 
     #[cold]
     fn wake_one(&self) {
+        point("unlock: released, a waiter not yet woken");
         wait::wake(&self.word, 1);
     }
 
@@ -168,8 +188,8 @@ impl RobustMutex {
     }
 
     /// Makes owner `id` the holder, as if it had taken the lock (with waiters parked).
-    #[cfg(test)]
-    pub(super) fn hand_to(&self, id: u32) {
+    #[cfg(any(test, loom))]
+    pub(crate) fn hand_to(&self, id: u32) {
         self.word.store(id | WAITERS, Ordering::Relaxed);
     }
 

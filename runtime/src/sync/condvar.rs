@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use super::mutex::MutexGuard;
 use super::poison::{LockError, LockResult, PoisonError};
 use crate::layout::{leaf_fingerprint, PositionIndependent, ShmMut, ShmSafe};
-use crate::robust::atomic::{AtomicU32, Ordering};
+use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering};
 use crate::robust::{wait, LIVENESS_POLL};
 
 /// How many times a waiter looks at the sequence word, a `pause` apart, before it yields:
@@ -112,13 +112,15 @@ impl WaitTimeoutResult {
 }
 
 impl Condvar {
-    /// A condition variable nobody waits on.
-    pub const fn new() -> Self {
-        Condvar {
-            seq: AtomicU32::new(0),
-            waiters: AtomicU32::new(0),
-            notifier_cpu: AtomicU32::new(0),
-            same_cpu: AtomicU32::new(0),
+    const_unless_loom! {
+        /// A condition variable nobody waits on.
+        pub fn new() -> Self {
+            Condvar {
+                seq: AtomicU32::new(0),
+                waiters: AtomicU32::new(0),
+                notifier_cpu: AtomicU32::new(0),
+                same_cpu: AtomicU32::new(0),
+            }
         }
     }
 

@@ -23,6 +23,8 @@
 
 mod atomic_wait;
 mod condvar;
+#[cfg(test)]
+mod crash_tests;
 mod mutex;
 mod named;
 mod poison;

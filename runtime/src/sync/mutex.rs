@@ -10,6 +10,7 @@ use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::layout::{
     compound_fingerprint, Invalid, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe,
 };
+use crate::robust::atomic::const_unless_loom;
 
 /// A mutual-exclusion lock for data that lives in a segment, shared by every thread of
 /// every process that maps it: `std::sync::Mutex`, robust.
@@ -29,7 +30,7 @@ use crate::layout::{
 /// Eight bytes ahead of `T`; all-zero bytes are an unlocked, clean mutex.
 #[repr(C)]
 pub struct Mutex<T> {
-    raw: RawMutex,
+    pub(super) raw: RawMutex,
     data: UnsafeCell<T>,
 }
 
@@ -39,11 +40,13 @@ unsafe impl<T: Send> Send for Mutex<T> {}
 unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// An unlocked mutex holding `value`.
-    pub const fn new(value: T) -> Self {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    const_unless_loom! {
+        /// An unlocked mutex holding `value`.
+        pub fn new(value: T) -> Self {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

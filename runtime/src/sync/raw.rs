@@ -2,7 +2,7 @@
 //! holding thread (see `robust::thread_ids`) and a poison word, with the lookup of whose
 //! names the lock is taken in (the owner of the mapping the lock lives in).
 
-use crate::robust::atomic::{AtomicU32, Ordering::Relaxed};
+use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering::Relaxed};
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::manager::SegmentCore;
 use crate::os::fork;
 use crate::registry;
+use crate::robust::crash::{crashing, point};
 use crate::robust::{Acquired, Owner, RobustMutex};
 
 /// Whose names locks at an address are taken in: the owner of the mapping that holds it,
@@ -102,10 +103,12 @@ pub(crate) struct RawMutex {
 }
 
 impl RawMutex {
-    pub(crate) const fn new() -> Self {
-        RawMutex {
-            word: RobustMutex::new(),
-            poison: AtomicU32::new(0),
+    const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            RawMutex {
+                word: RobustMutex::new(),
+                poison: AtomicU32::new(0),
+            }
         }
     }
 
@@ -156,6 +159,7 @@ impl RawMutex {
         {
             Acquired::Clean => Ok(()),
             Acquired::OwnerDied => {
+                point("mutex: taken over, not yet poisoned");
                 self.poison.store(PoisonCause::OwnerDied.word(), Relaxed);
                 Ok(())
             }
@@ -183,10 +187,11 @@ impl RawMutex {
         }
     }
 
-    /// Releases a lock taken as `held`, poisoning it if the thread began to panic since.
+    /// Releases a lock taken as `held`, poisoning it if the thread began to panic since. A
+    /// thread unwinding from a simulated crash releases nothing (see `robust::crash`).
     #[inline]
     pub(crate) fn release(&self, held: &Held) {
-        if held.inherited() {
+        if held.inherited() || crashing() {
             return;
         }
         if !held.panicking && std::thread::panicking() {
@@ -212,6 +217,11 @@ impl RawMutex {
         self.word.owner().is_some_and(|id| locker.owner().alive(id))
     }
 
+    /// Whether a waiter sleeps (or slept) on the lock.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.word.has_waiters()
+    }
+
     fn what(&self) -> String {
         format!("lock at {:p}", self)
     }
@@ -227,7 +237,7 @@ impl fmt::Debug for RawMutex {
         f.debug_struct("Lock")
             .field("held_by", &holder)
             .field("poisoned", &self.poisoned())
-            .field("waiters", &self.word.has_waiters())
+            .field("waiters", &self.has_waiters())
             .finish()
     }
 }

@@ -10,7 +10,7 @@ use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockErro
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::error::Error;
 use crate::layout::{compound_fingerprint, Invalid, ShmSafe};
-use crate::robust::atomic::{AtomicU32, Ordering::Relaxed};
+use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering::Relaxed};
 
 /// A robust mutex that the thread holding it may lock again (each guard releases one level;
 /// the lock is free when the outermost goes). Like `parking_lot::ReentrantMutex` and std's
@@ -38,12 +38,14 @@ unsafe impl<T: Send> Send for ReentrantMutex<T> {}
 unsafe impl<T: Send> Sync for ReentrantMutex<T> {}
 
 impl<T> ReentrantMutex<T> {
-    /// An unlocked mutex holding `value`.
-    pub const fn new(value: T) -> Self {
-        ReentrantMutex {
-            raw: RawMutex::new(),
-            depth: AtomicU32::new(0),
-            data: value,
+    const_unless_loom! {
+        /// An unlocked mutex holding `value`.
+        pub fn new(value: T) -> Self {
+            ReentrantMutex {
+                raw: RawMutex::new(),
+                depth: AtomicU32::new(0),
+                data: value,
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::layout::{compound_fingerprint, PositionIndependent, ShmSafe};
-use crate::robust::atomic::{AtomicU32, Ordering};
+use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering};
 use crate::robust::{wait, LIVENESS_POLL, SPINS};
 
 /// A counting semaphore for threads and processes: [`wait`](Self::wait) takes a unit,
@@ -46,11 +46,13 @@ pub struct Semaphore {
 }
 
 impl Semaphore {
-    /// A semaphore holding `initial` units.
-    pub const fn new(initial: u32) -> Self {
-        Semaphore {
-            count: AtomicU32::new(initial),
-            waiters: AtomicU32::new(0),
+    const_unless_loom! {
+        /// A semaphore holding `initial` units.
+        pub fn new(initial: u32) -> Self {
+            Semaphore {
+                count: AtomicU32::new(initial),
+                waiters: AtomicU32::new(0),
+            }
         }
     }
 

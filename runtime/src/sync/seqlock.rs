@@ -11,7 +11,7 @@ use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::error::Error;
 use crate::layout::{compound_fingerprint, PositionIndependent, SchemaKind, ShmSafe};
 use crate::os::fork;
-use crate::robust::atomic::{fence, AtomicU32, Ordering};
+use crate::robust::atomic::{const_unless_loom, fence, AtomicU32, Ordering};
 use crate::robust::{LIVENESS_POLL, SPINS};
 
 /// Plain data that a [`SeqLock`] may hold: readers copy its bytes while a writer may be
@@ -140,12 +140,14 @@ unsafe impl<T: SeqLockData + Send> Send for SeqLock<T> {}
 unsafe impl<T: SeqLockData + Send> Sync for SeqLock<T> {}
 
 impl<T: SeqLockData> SeqLock<T> {
-    /// A seqlock holding `value`.
-    pub const fn new(value: T) -> Self {
-        SeqLock {
-            raw: RawMutex::new(),
-            seq: AtomicU32::new(0),
-            data: UnsafeCell::new(value),
+    const_unless_loom! {
+        /// A seqlock holding `value`.
+        pub fn new(value: T) -> Self {
+            SeqLock {
+                raw: RawMutex::new(),
+                seq: AtomicU32::new(0),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

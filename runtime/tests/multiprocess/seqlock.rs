@@ -39,14 +39,22 @@ fn reads_of_a_value_another_process_writes_are_never_torn() {
     assert_eq!(writer.expect_message(LIMIT), "writing");
     let mut last = 0;
     let mut changes = 0;
-    for _ in 0..100_000 {
+    let mut reads = 0;
+    // At least 100,000 reads, and on until they overlapped some writes (on a loaded machine
+    // the writer may hardly have run during the first 100,000).
+    let started = Instant::now();
+    while reads < 100_000 || (changes <= 10 && started.elapsed() < LIMIT) {
         let v = whole(&seq.read_timeout(LIMIT).unwrap());
         assert!(v >= last, "went back from {last} to {v}");
         changes += u32::from(v != last);
         last = v;
+        reads += 1;
     }
     writer.kill();
-    assert!(changes > 10, "the reads overlapped only {changes} writes");
+    assert!(
+        changes > 10,
+        "{reads} reads overlapped only {changes} writes"
+    );
 }
 
 /// 50 rounds: a child writes 32 KiB values in a loop and is SIGKILLed at a random moment

@@ -1,55 +1,10 @@
 //! Crash-consistency sweep: every allocator operation is interrupted at each of its writes
-//! (a simulated SIGKILL: `set_word` panics at the chosen write), then `rebuild` must give a
-//! consistent allocator in which every block that was live before is still allocated and no
-//! more than the request in flight leaked.
-
-use std::cell::Cell;
-use std::sync::Once;
+//! (a simulated SIGKILL: each write is a crash point, see `robust::crash`), then `rebuild`
+//! must give a consistent allocator in which every block that was live before is still
+//! allocated and no more than the request in flight leaked.
 
 use super::*;
-
-thread_local! {
-    /// Writes left before the simulated crash (None: no crash planned).
-    static LEFT: Cell<Option<u32>> = const { Cell::new(None) };
-}
-
-/// The payload of a simulated crash.
-struct Crash;
-
-/// Called by `set_word` in test builds: crashes when the planned write is reached.
-pub(super) fn tick() {
-    LEFT.with(|l| {
-        if let Some(n) = l.get() {
-            if n == 0 {
-                l.set(None);
-                std::panic::panic_any(Crash);
-            }
-            l.set(Some(n - 1));
-        }
-    });
-}
-
-/// Runs `f`, simulating a crash at its `n`-th allocator write; true if it crashed.
-pub(crate) fn crashes_at(n: u32, f: impl FnOnce()) -> bool {
-    quiet_crashes();
-    LEFT.with(|l| l.set(Some(n)));
-    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
-    LEFT.with(|l| l.set(None));
-    crashed
-}
-
-/// Keeps the simulated crashes out of the test output; other panics are printed as usual.
-fn quiet_crashes() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.payload().is::<Crash>() {
-                previous(info);
-            }
-        }));
-    });
-}
+use crate::robust::crash::crashes_at;
 
 /// An allocator over 128 KiB of heap memory, its state and level table kept at the front
 /// of the range (as in a segment). Owned through a raw pointer (freed on drop), so the
@@ -107,7 +62,6 @@ fn sweep(
     setup: impl Fn(&mut Tlsf) -> (u64, u64),
     op: impl Fn(&mut Tlsf, u64),
 ) -> Vec<String> {
-    quiet_crashes();
     let mut bad = vec![];
     for n in 0..64u32 {
         let mut a = arena(levels);
@@ -117,12 +71,7 @@ fn sweep(
             .filter(|b| b.offset != in_flight)
             .collect();
         let free0 = a.t.free_bytes();
-        LEFT.with(|l| l.set(Some(n)));
-        let crashed =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&mut a.t, in_flight)))
-                .is_err();
-        LEFT.with(|l| l.set(None));
-        if !crashed {
+        if crashes_at(n, || op(&mut a.t, in_flight)).is_ok() {
             break;
         }
         if let Err(m) = a.t.rebuild() {

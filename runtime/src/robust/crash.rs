@@ -1,0 +1,131 @@
+//! Simulated crashes at numbered points, for the sweeps that stop an operation at each of its
+//! steps and check that everybody else can go on: the allocator's writes, and each step of
+//! the locks' lock, unlock, wait and notify.
+//!
+//! An algorithm marks each place where its process may die with [`point`], naming the step
+//! (`"unlock: released, not yet woken"`). A sweep runs an operation through
+//! [`crashes_at`]`(n, op)` for n = 0, 1, 2, … until it completes: the n-th point the calling
+//! thread passes panics with a payload only `crashes_at` catches, so the operation stops there
+//! and leaves every word as it was. While that panic unwinds, [`crashing`] is true, and guards
+//! release nothing (nothing runs in a killed process); afterwards the thread must end, which
+//! releases its owner id (as a killed process's description closes), so its locks are a dead
+//! owner's. Under `--cfg loom` a crash also tells the model that time may pass for the others
+//! (`super::model::killed`).
+//!
+//! Outside tests and model checking the points compile to nothing.
+//!
+//! The internal locks name the mapping, not the thread, and a thread's end does not kill
+//! a mapping: a sweep through them makes the holder dead itself (as
+//! `manager/core/tests.rs` does, writing a dead owner's id into the lock word).
+//!
+//! To bring a new primitive into the sweeps: put a [`point`] before and after every write to
+//! its shared words and before every sleep and wake; make its guards' `Drop` return at once
+//! when [`crashing`]; and add a scenario to `crate::sync::crash_tests` (and to the model
+//! tests, `tests/loom.rs`).
+
+#[cfg(any(test, loom))]
+pub(crate) use hooks::{crashes_at, crashing, point};
+
+/// Marks a step at which a process may die. Nothing, outside tests.
+#[cfg(not(any(test, loom)))]
+#[inline(always)]
+pub(crate) fn point(_step: &'static str) {}
+
+/// Whether the calling thread is unwinding from a simulated crash. Never, outside tests.
+#[cfg(not(any(test, loom)))]
+#[inline(always)]
+pub(crate) fn crashing() -> bool {
+    false
+}
+
+#[cfg(any(test, loom))]
+mod hooks {
+    use std::cell::Cell;
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::Once;
+
+    /// The calling thread's crash plan.
+    struct Plan {
+        /// Points left to pass before the crash (None: no crash planned).
+        left: Cell<Option<u32>>,
+        /// The step it crashed at, while unwinding from it.
+        crashed: Cell<Option<&'static str>>,
+    }
+
+    impl Plan {
+        const fn none() -> Self {
+            Plan {
+                left: Cell::new(None),
+                crashed: Cell::new(None),
+            }
+        }
+    }
+
+    #[cfg(not(loom))]
+    thread_local! {
+        static PLAN: Plan = const { Plan::none() };
+    }
+    // A model thread's plan is its own (loom's threads share the OS thread's locals).
+    #[cfg(loom)]
+    loom::thread_local! {
+        static PLAN: Plan = Plan::none();
+    }
+
+    /// The payload of a simulated crash.
+    struct Crash;
+
+    /// Crashes here if this is the planned point.
+    pub(crate) fn point(step: &'static str) {
+        let crash = PLAN.with(|p| match p.left.get() {
+            Some(0) => {
+                p.left.set(None);
+                p.crashed.set(Some(step));
+                true
+            }
+            Some(n) => {
+                p.left.set(Some(n - 1));
+                false
+            }
+            None => false,
+        });
+        if crash {
+            #[cfg(loom)]
+            crate::robust::model::killed();
+            panic::panic_any(Crash);
+        }
+    }
+
+    pub(crate) fn crashing() -> bool {
+        PLAN.with(|p| p.crashed.get().is_some())
+    }
+
+    /// Runs `op`, crashing it at the `n`-th point it passes (counting from 0): its result, or
+    /// the step it crashed at. Other panics go on unwinding.
+    pub(crate) fn crashes_at<R>(n: u32, op: impl FnOnce() -> R) -> Result<R, &'static str> {
+        quiet_crashes();
+        PLAN.with(|p| p.left.set(Some(n)));
+        let result = panic::catch_unwind(AssertUnwindSafe(op));
+        let crashed = PLAN.with(|p| {
+            p.left.set(None);
+            p.crashed.take()
+        });
+        match (result, crashed) {
+            (Ok(value), None) => Ok(value),
+            (Err(payload), None) => panic::resume_unwind(payload),
+            (_, Some(step)) => Err(step),
+        }
+    }
+
+    /// Keeps the simulated crashes out of the test output; other panics are printed as usual.
+    fn quiet_crashes() {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                if !info.payload().is::<Crash>() {
+                    previous(info);
+                }
+            }));
+        });
+    }
+}
