@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::layout::{
     compound_fingerprint, Invalid, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe,
 };
+use crate::robust::atomic::const_unless_loom;
 use raw::{RawRwLock, ReadHeld, StateHeld};
 
 /// A reader-writer lock for data that lives in a segment, shared by every thread of every
@@ -124,11 +125,13 @@ impl<T> RwLock<T> {
     /// How many threads can hold a read lock at once; more wait for a slot.
     pub const READER_SLOTS: usize = raw::READER_SLOTS;
 
-    /// An unlocked lock holding `value`.
-    pub const fn new(value: T) -> Self {
-        RwLock {
-            raw: RawRwLock::new(),
-            data: UnsafeCell::new(value),
+    const_unless_loom! {
+        /// An unlocked lock holding `value`.
+        pub fn new(value: T) -> Self {
+            RwLock {
+                raw: RawRwLock::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

@@ -40,16 +40,18 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::os::fork;
 use crate::robust::atomic::{
-    AtomicU32,
-    Ordering::{Acquire, Relaxed, Release, SeqCst},
+    const_unless_loom, AtomicU32,
+    Ordering::{Relaxed, Release, SeqCst},
 };
+use crate::robust::crash::{crashing, point};
 use crate::robust::{wait, Owner, LIVENESS_POLL, SPINS};
 use crate::sync::poison::PoisonCause;
 use crate::sync::raw::{describe_holder, Denied, Locker, Wait};
 
 /// How many threads can hold a read lock at once. With the three words before them, the
 /// lock takes 128 bytes (two cache lines' worth). A reader beyond them waits for a slot.
-pub(crate) const READER_SLOTS: usize = 29;
+/// (Two under the model checker, which explores each look at a slot.)
+pub(crate) const READER_SLOTS: usize = if cfg!(loom) { 2 } else { 29 };
 
 /// In the state word and in each slot: a thread sleeps (or slept) on this word.
 const WAITERS: u32 = 1 << 31;
@@ -111,6 +113,17 @@ fn home(me: u32) -> usize {
     (me.wrapping_mul(0x9E37_79B9) >> 16) as usize % READER_SLOTS
 }
 
+/// Nothing, natively: the `SeqCst` accesses on both sides of the pairing at
+/// [`RawRwLock::admitted`] order themselves. The model checker treats `SeqCst` accesses as
+/// `AcqRel` (loom's README, "Unsupported features") and would report that pairing broken, so
+/// under `--cfg loom` a `SeqCst` fence between the two accesses of each side (which loom
+/// models) gives the order the accesses give natively.
+#[inline(always)]
+fn seqcst_under_the_model() {
+    #[cfg(loom)]
+    crate::robust::atomic::fence(SeqCst);
+}
+
 /// How long the next sleep may last: the liveness poll, cut at the deadline. Denied once
 /// the deadline has passed, and at once when the caller does not wait.
 fn poll(wait: Wait) -> Result<Duration, Denied> {
@@ -147,13 +160,27 @@ impl Spin {
     }
 }
 
+/// Free reader slots.
+#[cfg(not(loom))]
+const fn free_slots() -> [AtomicU32; READER_SLOTS] {
+    [const { AtomicU32::new(0) }; READER_SLOTS]
+}
+
+/// Free reader slots (loom's atomics are made at run time).
+#[cfg(loom)]
+fn free_slots() -> [AtomicU32; READER_SLOTS] {
+    std::array::from_fn(|_| AtomicU32::new(0))
+}
+
 impl RawRwLock {
-    pub(crate) const fn new() -> Self {
-        RawRwLock {
-            state: AtomicU32::new(0),
-            poison: AtomicU32::new(0),
-            writing: AtomicU32::new(0),
-            readers: [const { AtomicU32::new(0) }; READER_SLOTS],
+    const_unless_loom! {
+        pub(crate) fn new() -> Self {
+            RawRwLock {
+                state: AtomicU32::new(0),
+                poison: AtomicU32::new(0),
+                writing: AtomicU32::new(0),
+                readers: free_slots(),
+            }
         }
     }
 
@@ -193,9 +220,9 @@ impl RawRwLock {
             return None;
         }
         let slot = home(me);
-        self.readers[slot]
-            .compare_exchange(0, me, SeqCst, Relaxed)
-            .ok()?;
+        if !self.claim(slot, me) {
+            return None;
+        }
         self.admitted(slot).then_some(slot)
     }
 
@@ -209,11 +236,26 @@ impl RawRwLock {
     /// reader backs off). The load also acquires the last writer's release of the state.
     #[inline]
     fn admitted(&self, slot: usize) -> bool {
+        seqcst_under_the_model();
         if self.state.load(SeqCst) & WRITER == 0 {
+            point("rwlock read: admitted");
             return true;
         }
         self.vacate(slot);
         false
+    }
+
+    /// Claims `slot` for `me` if it is free (the claim `admitted` pairs with).
+    #[inline]
+    fn claim(&self, slot: usize, me: u32) -> bool {
+        point("rwlock slot: claiming");
+        let claimed = self.readers[slot]
+            .compare_exchange(0, me, SeqCst, Relaxed)
+            .is_ok();
+        if claimed {
+            point("rwlock slot: claimed, the writer bit not yet checked");
+        }
+        claimed
     }
 
     /// Frees `slot`, waking whoever announced that it sleeps on it (a draining writer,
@@ -222,13 +264,16 @@ impl RawRwLock {
     /// the swap returns, or the sleeper's compare-and-swap fails and it looks again.
     #[inline]
     fn vacate(&self, slot: usize) {
+        point("rwlock slot release: before the swap");
         if self.readers[slot].swap(0, Release) & WAITERS != 0 {
             self.wake_slot(slot);
         }
+        point("rwlock slot release: released");
     }
 
     #[cold]
     fn wake_slot(&self, slot: usize) {
+        point("rwlock slot: freed, sleepers not yet woken");
         wait::wake_all(&self.readers[slot]);
     }
 
@@ -285,10 +330,7 @@ impl RawRwLock {
         let start = home(me);
         (0..READER_SLOTS)
             .map(|i| (start + i) % READER_SLOTS)
-            .find(|&slot| {
-                let r = &self.readers[slot];
-                r.load(Relaxed) == 0 && r.compare_exchange(0, me, SeqCst, Relaxed).is_ok()
-            })
+            .find(|&slot| self.readers[slot].load(Relaxed) == 0 && self.claim(slot, me))
     }
 
     /// Every slot is taken: clears the watched slot if its reader died, or else sleeps on
@@ -326,7 +368,9 @@ impl RawRwLock {
         {
             return;
         }
+        point("rwlock slot: waiters bit set, about to sleep");
         wait::wait(r, v | WAITERS, Some(poll));
+        point("rwlock slot: awake");
     }
 
     /// Frees `slot`, found holding `v` whose reader is dead (nothing if it changed since).
@@ -334,9 +378,11 @@ impl RawRwLock {
         if self.readers[slot]
             .compare_exchange(v, 0, Relaxed, Relaxed)
             .is_ok()
-            && v & WAITERS != 0
         {
-            self.wake_slot(slot);
+            point("rwlock slot: a dead reader's cleared");
+            if v & WAITERS != 0 {
+                self.wake_slot(slot);
+            }
         }
     }
 
@@ -350,7 +396,8 @@ impl RawRwLock {
     /// Releases a read lock.
     #[inline]
     pub(crate) fn release_read(&self, held: &ReadHeld) {
-        if held.forks == fork::generation() {
+        // A thread unwinding from a simulated crash releases nothing (see `robust::crash`).
+        if held.forks == fork::generation() && !crashing() {
             self.vacate(held.slot);
         }
     }
@@ -364,20 +411,38 @@ impl RawRwLock {
         let locker = Locker::of(self);
         let owner = locker.owner();
         let me = owner.thread_id().map_err(Denied::Failed)?;
-        // SeqCst: the writer's half of the pairing described at `admitted`.
-        if self
-            .state
-            .compare_exchange(0, me | WRITER, SeqCst, Relaxed)
-            .is_err()
-        {
+        if !self.take_free_state(me | WRITER) {
             self.claim_state(owner, me, WRITER, wait)?;
         }
         if let Err(denied) = self.drain(owner, me, wait) {
             self.release_state();
             return Err(denied);
         }
-        self.writing.store(1, Relaxed);
+        self.start_writing();
         Ok(StateHeld::new(me))
+    }
+
+    /// Takes the state word as `value` if nobody holds it. SeqCst: the writer's half of the
+    /// pairing described at `admitted`.
+    #[inline]
+    fn take_free_state(&self, value: u32) -> bool {
+        point("rwlock state: trying a free word");
+        let taken = self
+            .state
+            .compare_exchange(0, value, SeqCst, Relaxed)
+            .is_ok();
+        if taken {
+            point("rwlock state: taken from a free word");
+        }
+        taken
+    }
+
+    /// The readers have left: from now on a death poisons.
+    #[inline]
+    fn start_writing(&self) {
+        point("rwlock write: readers drained, not yet writing");
+        self.writing.store(1, Relaxed);
+        point("rwlock write: writing");
     }
 
     /// Takes the upgradable read lock for the calling thread: the state word without
@@ -386,11 +451,7 @@ impl RawRwLock {
         let locker = Locker::of(self);
         let owner = locker.owner();
         let me = owner.thread_id().map_err(Denied::Failed)?;
-        if self
-            .state
-            .compare_exchange(0, me, Acquire, Relaxed)
-            .is_err()
-        {
+        if !self.take_free_state(me) {
             self.claim_state(owner, me, 0, wait)?;
         }
         Ok(StateHeld::new(me))
@@ -404,12 +465,14 @@ impl RawRwLock {
         }
         let locker = Locker::of(self);
         // Only `WAITERS` can change beside us. SeqCst: the writer's half at `admitted`.
+        point("rwlock upgrade: before setting the writer bit");
         self.state.fetch_or(WRITER, SeqCst);
+        point("rwlock upgrade: writer bit set");
         if let Err(denied) = self.drain(locker.owner(), held.me, wait) {
             self.drop_writer_bit();
             return Err(denied);
         }
-        self.writing.store(1, Relaxed);
+        self.start_writing();
         Ok(StateHeld::new(held.me))
     }
 
@@ -427,6 +490,7 @@ impl RawRwLock {
                     .compare_exchange(s, me | mode | (s & WAITERS), SeqCst, Relaxed)
                     .is_ok()
                 {
+                    point("rwlock state: taken after waiting");
                     return Ok(());
                 }
                 continue;
@@ -458,6 +522,7 @@ impl RawRwLock {
     #[inline]
     fn drain(&self, owner: &Owner, me: u32, wait: Wait) -> Result<(), Denied> {
         // SeqCst: the writer's half of the pairing described at `admitted`.
+        seqcst_under_the_model();
         match self.readers.iter().position(|r| r.load(SeqCst) != 0) {
             None => Ok(()),
             Some(first) => self.drain_from(first, owner, me, wait),
@@ -506,9 +571,12 @@ impl RawRwLock {
         {
             return false;
         }
+        // A crash here leaves `writing` for the next taker: no poison is lost.
+        point("rwlock state: taken over, not yet poisoned");
         if self.writing.swap(0, Relaxed) != 0 {
             self.poison.store(PoisonCause::OwnerDied.word(), Relaxed);
         }
+        point("rwlock state: taken over");
         true
     }
 
@@ -524,44 +592,53 @@ impl RawRwLock {
         {
             return;
         }
+        point("rwlock state: waiters bit set, about to sleep");
         wait::wait(&self.state, s | WAITERS, Some(poll));
+        point("rwlock state: awake");
     }
 
     /// Gives the state word up, waking its sleepers: all of them, since every reader and
     /// one writer may now get in.
     #[inline]
     fn release_state(&self) {
+        point("rwlock state release: before the swap");
         if self.state.swap(0, Release) & WAITERS != 0 {
             self.wake_state();
         }
+        point("rwlock state release: released");
     }
 
     /// Clears `WRITER` while keeping the state word (the writer becomes the upgradable
     /// reader), waking the readers that wait.
     fn drop_writer_bit(&self) {
+        point("rwlock writer bit: before clearing");
         if self.state.fetch_and(!WRITER, Release) & WAITERS != 0 {
             self.wake_state();
         }
+        point("rwlock writer bit: cleared");
     }
 
     #[cold]
     fn wake_state(&self) {
+        point("rwlock state: let go, sleepers not yet woken");
         wait::wake_all(&self.state);
     }
 
     /// The writer stops writing: poisons the lock if the thread began to panic since it
     /// took the lock.
     fn end_writing(&self, held: &StateHeld) {
+        point("rwlock write: ending");
         if !held.panicking && std::thread::panicking() {
             self.poison.store(PoisonCause::Panicked.word(), Relaxed);
         }
         self.writing.store(0, Relaxed);
+        point("rwlock write: ended");
     }
 
     /// Releases the write lock.
     #[inline]
     pub(crate) fn release_write(&self, held: &StateHeld) {
-        if held.stale() {
+        if held.stale() || crashing() {
             return;
         }
         self.end_writing(held);
@@ -571,7 +648,7 @@ impl RawRwLock {
     /// Releases the upgradable read lock.
     #[inline]
     pub(crate) fn release_upgradable(&self, held: &StateHeld) {
-        if !held.stale() {
+        if !held.stale() && !crashing() {
             self.release_state();
         }
     }
