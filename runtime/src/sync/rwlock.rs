@@ -69,7 +69,7 @@ use raw::{RawRwLock, ReadHeld, StateHeld};
 /// 128 bytes ahead of `T`; all-zero bytes are an unlocked, clean lock.
 #[repr(C)]
 pub struct RwLock<T> {
-    raw: RawRwLock,
+    pub(super) raw: RawRwLock,
     data: UnsafeCell<T>,
 }
 

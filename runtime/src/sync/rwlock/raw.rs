@@ -714,6 +714,14 @@ impl RawRwLock {
         }
     }
 
+    /// Whether a thread sleeps (or slept) on the lock: a reader or writer on the state word,
+    /// a writer or a reader beyond the slots on a slot.
+    pub(crate) fn has_waiters(&self) -> bool {
+        std::iter::once(&self.state)
+            .chain(&self.readers)
+            .any(|w| w.load(Relaxed) & WAITERS != 0)
+    }
+
     // ----- poison -----------------------------------------------------------------------
 
     /// Whether the lock is poisoned.
@@ -763,16 +771,13 @@ impl fmt::Debug for RawRwLock {
             .filter(|&id| id != 0)
             .map(|id| describe_holder(owner, id))
             .collect();
-        let waiters = std::iter::once(&self.state)
-            .chain(&self.readers)
-            .any(|w| w.load(Relaxed) & WAITERS != 0);
         f.debug_struct("Lock")
             .field("writer", &writer)
             .field("upgradable", &upgradable)
             .field("readers", &readers.len())
             .field("reader_ids", &readers)
             .field("poisoned", &self.poisoned())
-            .field("waiters", &waiters)
+            .field("waiters", &self.has_waiters())
             .finish()
     }
 }
