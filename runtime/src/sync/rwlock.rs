@@ -89,15 +89,18 @@ fn acquired<H, G>(
     cause: impl FnOnce() -> Option<PoisonCause>,
 ) -> Acquired<G> {
     match taken {
-        Ok(held) => {
-            let guard = make(held);
-            Ok(match cause() {
-                None => Ok(guard),
-                Some(cause) => Err(LockError::Poisoned(PoisonError::new(guard, cause))),
-            })
-        }
+        Ok(held) => Ok(poisoned_if(make(held), cause())),
         Err(Denied::WouldBlock) => Err(TryLockError::WouldBlock),
         Err(Denied::Failed(e)) => Err(TryLockError::Failed(e)),
+    }
+}
+
+/// `guard`, inside a [`PoisonError`] if the lock is poisoned.
+#[inline]
+fn poisoned_if<G>(guard: G, cause: Option<PoisonCause>) -> LockResult<G> {
+    match cause {
+        None => Ok(guard),
+        Some(cause) => Err(LockError::Poisoned(PoisonError::new(guard, cause))),
     }
 }
 
@@ -138,20 +141,37 @@ impl<T> RwLock<T> {
     /// Blocks until this thread holds a read lock.
     #[inline]
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
-        blocking(self.acquire_read(Wait::Until(None)))
+        match self.read_now() {
+            Some(guard) => guard,
+            None => blocking(self.acquire_read(Wait::Until(None))),
+        }
     }
 
     /// Takes a read lock if that needs no waiting ([`TryLockError::WouldBlock`] otherwise).
     /// A writer found dead is taken over, as by [`read`](Self::read).
     #[inline]
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        trying(self.acquire_read(Wait::No))
+        match self.read_now() {
+            Some(guard) => guard.map_err(Into::into),
+            None => trying(self.acquire_read(Wait::No)),
+        }
     }
 
     /// Blocks until this thread holds a read lock or `timeout` has passed
     /// ([`TryLockError::WouldBlock`]).
     pub fn read_timeout(&self, timeout: Duration) -> TryLockResult<RwLockReadGuard<'_, T>> {
         trying(self.acquire_read(until(timeout)))
+    }
+
+    /// The uncontended read (no writer, this thread's home slot free), its result built in
+    /// place: the general path's is much larger than a guard.
+    #[inline]
+    fn read_now(&self) -> Option<LockResult<RwLockReadGuard<'_, T>>> {
+        let held = self.raw.read_now()?;
+        Some(poisoned_if(
+            RwLockReadGuard::new(self, held),
+            self.raw.poisoned(),
+        ))
     }
 
     /// Blocks until this thread holds the write lock.
@@ -196,7 +216,8 @@ impl<T> RwLock<T> {
         trying(self.acquire_upgradable(until(timeout)))
     }
 
-    #[inline]
+    #[cold]
+    #[inline(never)]
     fn acquire_read(&self, wait: Wait) -> Acquired<RwLockReadGuard<'_, T>> {
         acquired(
             self.raw.read(wait),

@@ -203,7 +203,9 @@ impl RawRwLock {
     }
 
     /// A read lock if the calling thread's home slot is free and no writer holds or waits
-    /// for the lock, without waiting or asking the kernel anything (what `Debug` uses).
+    /// for the lock, without waiting or asking the kernel anything: the uncontended path,
+    /// and what `Debug` uses.
+    #[inline]
     pub(crate) fn read_now(&self) -> Option<ReadHeld> {
         let me = Locker::of(self).owner().thread_id().ok()?;
         Some(ReadHeld {
