@@ -15,9 +15,11 @@ pub(crate) fn wake_all(word: &AtomicU32) {
     wake(word, i32::MAX as u32);
 }
 
-#[cfg(not(loom))]
-mod futex {
-    use super::AtomicU32;
+/// The system call itself, on std's atomics: what the locks use outside the model, and what
+/// `sync::atomic_wait` always uses (the atomics it is given are the user's, never the
+/// model's).
+pub(crate) mod futex {
+    use std::sync::atomic::AtomicU32;
     use std::time::Duration;
 
     use rustix::thread::futex;

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::robust::atomic::{AtomicU32, Ordering};
-use crate::robust::wait;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::robust::wait::futex as wait;
 
 /// Why [`atomic_wait`] returned. Only [`TimedOut`](Self::TimedOut) means anything for
 /// sure: whatever the reason, re-check the condition you wait for.
@@ -63,5 +64,5 @@ pub fn atomic_notify_one(atomic: &AtomicU32) {
 
 /// Wakes every thread (of any process) sleeping in [`atomic_wait`] on `atomic`.
 pub fn atomic_notify_all(atomic: &AtomicU32) {
-    wait::wake_all(atomic);
+    wait::wake(atomic, i32::MAX as u32);
 }
