@@ -55,6 +55,7 @@ mod fuzz_worker;
 mod liveness;
 mod named;
 mod objects;
+mod rwlock;
 mod segment;
 mod semaphore;
 mod seqlock;
@@ -103,6 +104,7 @@ fn main() {
         "atomic-wait-answer" => atomic_wait::answer(),
         "named-mutex-hold" => named::hold(),
         "named-count" => named::count(),
+        "rwlock-hold" => rwlock::hold(),
         other => panic!("unknown role {other}"),
     }
 }
