@@ -1,0 +1,91 @@
+//! Adversarial probes of the user locks: forged bytes in images reopened privately, and
+//! locks reached in ways their authors may not have planned for.
+
+use std::time::{Duration, Instant};
+
+use shmkit_runtime::sync::{Mutex, PoisonCause, ReadError, SeqLock, TryLockError, LIVENESS_POLL};
+use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory};
+use shmkit_test_support::internals::corrupt;
+
+/// The owner id every private mapping (heap, buffer, copy-on-write) takes to be alive for
+/// good (`robust::owner::PRIVATE`), forged into a lock word.
+const PRIVATE_WORD: [u8; 4] = 1u32.to_ne_bytes();
+
+/// The image of a heap segment holding `value` as "x", with bytes of it forged:
+/// (offset within the object, bytes).
+fn forged<T: shmkit_runtime::ShmSafe>(value: T, edits: &[(usize, &[u8])]) -> AlignedBuffer {
+    let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+    let at = std::ptr::from_ref(seg.construct("x", value).unwrap()).addr()
+        - seg.base_address().as_ptr().addr();
+    for &(offset, bytes) in edits {
+        corrupt(&mut seg, at + offset, bytes);
+    }
+    AlignedBuffer::from_image(seg.image())
+}
+
+#[test]
+#[ignore = "finding: a lock word forged to PRIVATE (1) in a private image is a holder that \
+            never dies: the validator skips the data, so find_mut+get_mut hands out a bool of 2"]
+fn a_forged_private_holder_does_not_skip_validation() {
+    let mut image = forged(Mutex::new(true), &[(0, &PRIVATE_WORD), (8, &[2])]);
+    let mut seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    match seg.find_mut::<Mutex<bool>>("x") {
+        Err(Error::InvalidValue { .. }) => {}
+        Ok(Some(mut m)) => {
+            // Reading the bool here would be undefined behaviour: report instead.
+            let got = Mutex::get_mut(m.get_mut()).is_ok();
+            panic!(
+                "a bool of 2 behind a forged holder was handed out (poisoned: {})",
+                !got
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+#[ignore = "finding: a lock word forged to PRIVATE (1) in a private image is never taken \
+            over: lock() waits forever, lock_timeout always times out"]
+fn a_forged_private_holder_is_taken_over() {
+    let mut image = forged(Mutex::new(7u32), &[(0, &PRIVATE_WORD)]);
+    let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    let m = seg.find::<Mutex<u32>>("x").unwrap().unwrap();
+    match m.lock_timeout(20 * LIVENESS_POLL) {
+        Err(TryLockError::Poisoned(p)) => assert_eq!(p.cause(), PoisonCause::OwnerDied),
+        other => panic!("a forged holder in a private image: {other:?}"),
+    };
+}
+
+#[test]
+#[ignore = "finding: a seqlock whose sequence is odd and whose lock word is PRIVATE (1) makes \
+            read() (no timeout) spin forever instead of returning WriterDied"]
+fn a_forged_private_writer_mid_write_is_reported_dead() {
+    // SeqLock: lock word at 0, poison at 4, sequence at 8.
+    let mut image = forged(
+        SeqLock::new(5u64),
+        &[(0, &PRIVATE_WORD), (8, &1u32.to_ne_bytes())],
+    );
+    let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    let s = seg.find::<SeqLock<u64>>("x").unwrap().unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        s.read_timeout(100 * LIVENESS_POLL),
+        Err(ReadError::WriterDied),
+        "after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_forged_odd_sequence_without_holder_is_a_dead_writer() {
+    let mut image = forged(SeqLock::new(5u64), &[(8, &7u32.to_ne_bytes())]);
+    let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    let s = seg.find::<SeqLock<u64>>("x").unwrap().unwrap();
+    assert_eq!(
+        s.read_timeout(Duration::from_secs(5)),
+        Err(ReadError::WriterDied)
+    );
+    assert!(s.is_poisoned());
+    s.write(9).unwrap();
+    assert_eq!(s.read(), Ok(9));
+}
