@@ -89,3 +89,24 @@ fn a_forged_odd_sequence_without_holder_is_a_dead_writer() {
     s.write(9).unwrap();
     assert_eq!(s.read(), Ok(9));
 }
+
+/// Found: `check_under` took `Denied::Failed` (here `Corrupted`) for a live holder and
+/// skipped the data, which `find_mut` then lent.
+#[test]
+fn a_lock_word_poisoned_for_good_does_not_skip_validation() {
+    let poisoned = 0x7fff_ffffu32.to_ne_bytes();
+    let mut image = forged(Mutex::new(true), &[(0, &poisoned), (8, &[2])]);
+    let mut seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    match seg.find_mut::<Mutex<bool>>("x") {
+        Err(Error::InvalidValue { .. }) => {}
+        Ok(Some(mut m)) => {
+            // Reading the bool here would be undefined behaviour: report instead.
+            let got = Mutex::get_mut(m.get_mut()).is_ok();
+            panic!(
+                "a bool of 2 behind a poisoned lock word was handed out (poisoned: {})",
+                !got
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
