@@ -175,3 +175,30 @@ fn a_reentrant_lock_forged_to_name_the_locking_thread_is_not_nested_into() {
         );
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_mutex_held_through_one_mapping_is_refused_not_hung_through_another() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let a = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let b = ManagedSharedMemory::open(name.get()).unwrap();
+    let through_a = a.construct::<Mutex<u32>>("m", Mutex::new(1)).unwrap();
+    let through_b = b.find::<Mutex<u32>>("m").unwrap().unwrap();
+    let _held = through_a.lock().unwrap();
+    let started = Instant::now();
+    match through_b.lock_timeout(Duration::from_secs(2)) {
+        Err(TryLockError::Failed(Error::WouldDeadlock { .. })) | Err(TryLockError::WouldBlock) => {}
+        other => panic!("the second mapping took a lock this thread holds: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(
+        through_b.try_lock(),
+        Err(TryLockError::WouldBlock)
+    ));
+    // Debug through the other mapping does not block either.
+    let shown = format!("{through_b:?}");
+    assert!(shown.contains("<locked>"), "{shown}");
+}
