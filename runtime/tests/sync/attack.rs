@@ -202,3 +202,32 @@ fn a_mutex_held_through_one_mapping_is_refused_not_hung_through_another() {
     let shown = format!("{through_b:?}");
     assert!(shown.contains("<locked>"), "{shown}");
 }
+
+#[test]
+fn a_semaphore_with_a_forged_waiter_count_loses_no_post() {
+    use shmkit_runtime::sync::Semaphore;
+    // Semaphore: count at 0, waiters at 4; u32::MAX wraps to 0 when a waiter counts in.
+    for waiters in [u32::MAX, 0x8000_0000, 1] {
+        let mut image = forged(Semaphore::new(0), &[(4, &waiters.to_ne_bytes())]);
+        let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+        let s = seg.find::<Semaphore>("x").unwrap().unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| s.wait_timeout(Duration::from_secs(10)));
+            std::thread::sleep(5 * LIVENESS_POLL);
+            s.post().unwrap();
+            assert!(waiter.join().unwrap(), "a post lost with {waiters:#x} forged waiters");
+        });
+        assert_eq!(s.value(), 0);
+    }
+}
+
+#[test]
+fn a_semaphore_at_its_maximum_refuses_a_post_and_still_counts_down() {
+    use shmkit_runtime::sync::Semaphore;
+    let mut image = forged(Semaphore::new(0), &[(0, &u32::MAX.to_ne_bytes())]);
+    let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    let s = seg.find::<Semaphore>("x").unwrap().unwrap();
+    assert!(matches!(s.post(), Err(Error::Overflow { .. })));
+    assert!(s.try_wait());
+    assert_eq!(s.value(), u32::MAX - 1);
+}
