@@ -231,3 +231,43 @@ fn a_semaphore_at_its_maximum_refuses_a_post_and_still_counts_down() {
     assert!(s.try_wait());
     assert_eq!(s.value(), u32::MAX - 1);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_named_mutex_over_a_foreign_or_truncated_object_is_an_error() {
+    use shmkit_runtime::sync::NamedMutex;
+    use shmkit_test_support::devices::shm_path;
+    use shmkit_test_support::guards::ShmGuard;
+
+    for bytes in [vec![], vec![0xA5; 7], vec![0xFF; 4096], b"not a segment".repeat(500)] {
+        let name = ShmGuard::new();
+        std::fs::write(shm_path(name.get()), &bytes).unwrap();
+        let started = Instant::now();
+        let opened = NamedMutex::open(name.get());
+        assert!(opened.is_err(), "{} foreign bytes opened", bytes.len());
+        // An empty object is a creation that never sized it, which open_or_create adopts.
+        if !bytes.is_empty() {
+            let again = NamedMutex::open_or_create(name.get());
+            assert!(again.is_err(), "{} foreign bytes: {again:?}", bytes.len());
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_named_object_of_another_type_is_a_type_mismatch() {
+    use shmkit_runtime::sync::{NamedMutex, NamedSemaphore};
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let _sem = NamedSemaphore::create(name.get()).unwrap();
+    assert!(matches!(
+        NamedMutex::open(name.get()),
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        NamedMutex::open_or_create(name.get()),
+        Err(Error::TypeMismatch { .. })
+    ));
+}
