@@ -271,3 +271,25 @@ fn a_named_object_of_another_type_is_a_type_mismatch() {
         Err(Error::TypeMismatch { .. })
     ));
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_mutex_held_through_a_shm_mapping_is_refused_not_hung_through_its_file() {
+    use shmkit_runtime::{ManagedMappedFile, ManagedSharedMemory};
+    use shmkit_test_support::devices::shm_path;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let shm = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let file = ManagedMappedFile::open(shm_path(name.get())).unwrap();
+    let through_shm = shm.construct::<Mutex<u32>>("m", Mutex::new(1)).unwrap();
+    let through_file = file.find::<Mutex<u32>>("m").unwrap().unwrap();
+    let _held = through_shm.lock().unwrap();
+    let started = Instant::now();
+    let got = through_file.lock_timeout(Duration::from_secs(1));
+    let waited = started.elapsed();
+    match got {
+        Err(TryLockError::Failed(Error::WouldDeadlock { .. })) => {}
+        other => panic!("after {waited:?}: {other:?} (lock() would wait for this thread forever)"),
+    }
+}
