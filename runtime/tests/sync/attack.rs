@@ -215,7 +215,10 @@ fn a_semaphore_with_a_forged_waiter_count_loses_no_post() {
             let waiter = scope.spawn(|| s.wait_timeout(Duration::from_secs(10)));
             std::thread::sleep(5 * LIVENESS_POLL);
             s.post().unwrap();
-            assert!(waiter.join().unwrap(), "a post lost with {waiters:#x} forged waiters");
+            assert!(
+                waiter.join().unwrap(),
+                "a post lost with {waiters:#x} forged waiters"
+            );
         });
         assert_eq!(s.value(), 0);
     }
@@ -239,7 +242,12 @@ fn a_named_mutex_over_a_foreign_or_truncated_object_is_an_error() {
     use shmkit_test_support::devices::shm_path;
     use shmkit_test_support::guards::ShmGuard;
 
-    for bytes in [vec![], vec![0xA5; 7], vec![0xFF; 4096], b"not a segment".repeat(500)] {
+    for bytes in [
+        vec![],
+        vec![0xA5; 7],
+        vec![0xFF; 4096],
+        b"not a segment".repeat(500),
+    ] {
         let name = ShmGuard::new();
         std::fs::write(shm_path(name.get()), &bytes).unwrap();
         let started = Instant::now();
@@ -323,5 +331,8 @@ fn a_reentrant_level_taken_while_unwinding_and_dropped_last_still_poisons() {
         panic!("while holding the reentrant lock");
     }));
     assert!(unwound.is_err());
-    assert!(lock.is_poisoned(), "the panic interrupted the outermost holder");
+    assert!(
+        lock.is_poisoned(),
+        "the panic interrupted the outermost holder"
+    );
 }
