@@ -336,3 +336,43 @@ fn a_reentrant_level_taken_while_unwinding_and_dropped_last_still_poisons() {
         "the panic interrupted the outermost holder"
     );
 }
+
+/// Waits on `cv` with `lock` until its count reaches 3.
+fn await_three(cv: &shmkit_runtime::sync::Condvar, lock: &Mutex<u32>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut g = lock.lock().unwrap();
+    while *g < 3 {
+        g = cv.wait_timeout(g, Duration::from_secs(1)).unwrap().0;
+        assert!(Instant::now() < deadline, "never saw 3");
+    }
+}
+
+#[test]
+fn one_condvar_serves_two_mutexes_through_a_notify_storm() {
+    use shmkit_runtime::sync::Condvar;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (a, b, cv) = (Mutex::new(0u32), Mutex::new(0u32), Condvar::new());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                cv.notify_all();
+                cv.notify_one();
+            }
+        });
+        let wa = s.spawn(|| await_three(&cv, &a));
+        let wb = s.spawn(|| await_three(&cv, &b));
+        for _ in 0..3 {
+            std::thread::sleep(LIVENESS_POLL);
+            *a.lock().unwrap() += 1;
+            *b.lock().unwrap() += 1;
+            cv.notify_all();
+        }
+        let (ra, rb) = (wa.join(), wb.join());
+        // Stops the storm before reporting, so a failing waiter does not hang the scope.
+        stop.store(true, Ordering::Relaxed);
+        ra.unwrap();
+        rb.unwrap();
+    });
+}
