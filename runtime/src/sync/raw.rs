@@ -175,7 +175,9 @@ impl RawMutex {
     /// under the lock, taken without waiting (a dead or forged holder is taken over, and the
     /// lock poisoned, as any locker would). While a live holder has it, the data is being
     /// written by a trusted process (an attached mapping: see ARCHITECTURE "Trust") through
-    /// the lock, and `check` is skipped: reading it now would be a data race.
+    /// the lock, and `check` is skipped: reading it now would be a data race. A lock word
+    /// no shmkit lock can hold (`Corrupted`) can never be taken, so no writer races `check`:
+    /// it runs, since a mapping with exclusive access reaches the data without the lock.
     pub(crate) fn check_under<E>(&self, check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
         match self.acquire(Wait::Until(Some(Instant::now()))) {
             Ok(held) => {
@@ -183,6 +185,7 @@ impl RawMutex {
                 self.release(&held);
                 checked
             }
+            Err(Denied::Failed(Error::Corrupted { .. })) => check(),
             Err(Denied::WouldBlock | Denied::Failed(_)) => Ok(()),
         }
     }
