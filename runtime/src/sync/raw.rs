@@ -155,7 +155,7 @@ impl RawMutex {
         };
         match self
             .word
-            .lock_contended(me, &|id| owner.alive(id), deadline)
+            .lock_contended(me, &|id| owner.thread_alive(id), deadline)
         {
             Acquired::Clean => Ok(()),
             Acquired::OwnerDied => {
@@ -217,7 +217,9 @@ impl RawMutex {
     /// something can still finish it. Asks the kernel; never blocks.
     pub(crate) fn held_by_live_owner(&self) -> bool {
         let locker = Locker::of(self);
-        self.word.owner().is_some_and(|id| locker.owner().alive(id))
+        self.word
+            .owner()
+            .is_some_and(|id| locker.owner().thread_alive(id))
     }
 
     /// Whether a waiter sleeps (or slept) on the lock.
@@ -250,7 +252,7 @@ impl fmt::Debug for RawMutex {
 pub(crate) fn describe_holder(owner: &Owner, id: u32) -> String {
     let whose = if owner.thread_id().ok() == Some(id) {
         "this thread"
-    } else if owner.alive(id) {
+    } else if owner.thread_alive(id) {
         "alive"
     } else {
         "dead"

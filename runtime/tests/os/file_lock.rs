@@ -445,8 +445,6 @@ fn a_killed_shared_holder_releases_the_file_every_round() {
 /// Found by the sync attack: opening a FIFO read-only blocks in `open(2)` until a writer
 /// opens it, so `FileLock::open_read_only` on a FIFO's path never returns.
 #[test]
-#[ignore = "finding: FileLock::open_read_only on a FIFO blocks in open(2) until some writer \
-            opens the FIFO (no O_NONBLOCK, no file-type check): a hang without timeout"]
 fn opening_a_fifo_read_only_returns_instead_of_waiting_for_a_writer() {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;

@@ -24,8 +24,6 @@ fn forged<T: shmkit_runtime::ShmSafe>(value: T, edits: &[(usize, &[u8])]) -> Ali
 }
 
 #[test]
-#[ignore = "finding: a lock word forged to PRIVATE (1) in a private image is a holder that \
-            never dies: the validator skips the data, so find_mut+get_mut hands out a bool of 2"]
 fn a_forged_private_holder_does_not_skip_validation() {
     let mut image = forged(Mutex::new(true), &[(0, &PRIVATE_WORD), (8, &[2])]);
     let mut seg = ManagedExternalBuffer::open(&mut image).unwrap();
@@ -44,8 +42,6 @@ fn a_forged_private_holder_does_not_skip_validation() {
 }
 
 #[test]
-#[ignore = "finding: a lock word forged to PRIVATE (1) in a private image is never taken \
-            over: lock() waits forever, lock_timeout always times out"]
 fn a_forged_private_holder_is_taken_over() {
     let mut image = forged(Mutex::new(7u32), &[(0, &PRIVATE_WORD)]);
     let seg = ManagedExternalBuffer::open(&mut image).unwrap();
@@ -57,8 +53,6 @@ fn a_forged_private_holder_is_taken_over() {
 }
 
 #[test]
-#[ignore = "finding: a seqlock whose sequence is odd and whose lock word is PRIVATE (1) makes \
-            read() (no timeout) spin forever instead of returning WriterDied"]
 fn a_forged_private_writer_mid_write_is_reported_dead() {
     // SeqLock: lock word at 0, poison at 4, sequence at 8.
     let mut image = forged(
@@ -126,9 +120,6 @@ fn next_private_claim() -> u32 {
 }
 
 #[test]
-#[ignore = "finding: a lock word forged to the id the validating thread is about to claim \
-            reads as this thread's own hold (WouldDeadlock), so check_under skips the data \
-            and find_mut+get_mut hands out a bool of 2"]
 fn a_forged_holder_naming_the_validating_thread_does_not_skip_validation() {
     for _ in 0..200 {
         let handed_out = std::thread::spawn(|| {
@@ -149,9 +140,6 @@ fn a_forged_holder_naming_the_validating_thread_does_not_skip_validation() {
 }
 
 #[test]
-#[ignore = "finding: a ReentrantMutex whose forged lock word names the thread about to claim \
-            that id is skipped by the validator and then nested into: lock() lends a bool of \
-            2 through a shared find, with no poison reported"]
 fn a_reentrant_lock_forged_to_name_the_locking_thread_is_not_nested_into() {
     use shmkit_runtime::sync::ReentrantMutex;
     for _ in 0..200 {
