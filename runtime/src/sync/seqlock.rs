@@ -244,11 +244,16 @@ impl<T: SeqLockData> SeqLock<T> {
     /// Whether the write that made the sequence `seq` (odd) can no longer finish: no live
     /// thread holds the write lock, and the sequence is still `seq` after looking.
     fn writer_died_at(&self, seq: u32) -> bool {
+        // The load that saw the odd sequence read a release store: with this fence the
+        // lock word is seen as its writer left it, naming that writer (or later), never
+        // as it was before the writer took it.
+        fence(Ordering::Acquire);
         if self.raw.held_by_live_owner() {
             return false;
         }
-        // Seeing the lock released (by a release swap) makes the writer's last sequence
-        // store visible to the load below.
+        // Seeing the lock released (by a release swap), or its holder dead (the kernel's
+        // answer comes after the holder's end), makes the writer's last sequence store
+        // visible to the load below.
         fence(Ordering::Acquire);
         self.seq.load(Ordering::Relaxed) == seq
     }
@@ -327,7 +332,9 @@ impl<T: SeqLockData> SeqLock<T> {
         // An odd sequence (a dead writer's) stays odd: readers that saw it keep retrying.
         let odd = self.seq.load(Ordering::Relaxed) | 1;
         point("seqlock publish: before the odd sequence");
-        self.seq.store(odd, Ordering::Relaxed);
+        // A release store, so that a reader that sees it odd also sees the lock word naming
+        // this writer (see `writer_died_at`).
+        self.seq.store(odd, Ordering::Release);
         // Orders the odd sequence before every data store below, for readers whose loads
         // see one of them (their acquire fence pairs with this one).
         fence(Ordering::Release);
@@ -485,10 +492,10 @@ mod words {
         )*};
     }
 
-    #[cfg(not(loom))]
-    pub(super) use native::Data;
     #[cfg(loom)]
     pub(super) use model::Data;
+    #[cfg(not(loom))]
+    pub(super) use native::Data;
 
     #[cfg(not(loom))]
     mod native {
@@ -592,13 +599,14 @@ mod words {
         }
     }
 
-    /// The `size_of::<T>() / size_of::<W>()` words at `from`, loaded into a `T`'s bytes.
-    /// `from` points to that many words, and `T` is aligned at least as `W::Int`.
+    /// The words at `from`, as many as `W::Int`s tile a `T`, loaded into a `T`'s bytes.
+    /// `from` points to that many words, and `T` is aligned at least as `W::Int`. (The
+    /// model's atomics are larger than the integers they hold.)
     #[inline(always)]
     fn load_with<T, W: Word>(from: *const W) -> MaybeUninit<T> {
         let mut out = MaybeUninit::<T>::uninit();
         let to = out.as_mut_ptr().cast::<W::Int>();
-        for i in 0..size_of::<T>() / size_of::<W>() {
+        for i in 0..size_of::<T>() / size_of::<W::Int>() {
             // SAFETY: word `i` lies within the words at `from` (the caller's promise), and
             // within `out`, a `T`-sized buffer aligned for `W::Int`.
             unsafe { to.add(i).write((*from.add(i)).load()) };
@@ -606,12 +614,12 @@ mod words {
         out
     }
 
-    /// Stores `value`'s bytes into the `size_of::<T>() / size_of::<W>()` words at `to`; a
+    /// Stores `value`'s bytes into the words at `to`, as many as `W::Int`s tile a `T`; a
     /// crash may stop it before any word.
     #[inline(always)]
     fn store_with<T, W: Word>(to: *const W, value: &T) {
         let from = std::ptr::from_ref(value).cast::<W::Int>();
-        for i in 0..size_of::<T>() / size_of::<W>() {
+        for i in 0..size_of::<T>() / size_of::<W::Int>() {
             point("seqlock publish: storing a word");
             // SAFETY: as in `load_with`; every byte of `value` is initialised (no padding,
             // the `SeqLockData` contract).
