@@ -11,13 +11,16 @@
 //!   barrier: a waiter's store to another word before its sleep is seen by a waker that
 //!   moved the futex word first and then looks at that other word.
 //! - **Time.** Timeouts only serve to notice that an owner died (`LIVENESS_POLL`), so in the
-//!   model time passes only once a thread was killed (a crash point fired in it, see
-//!   [`super::crash`], or a test said [`killed`]): when such a thread ends, every timed
-//!   sleeper times out, and later timed waits return at once; the clock ([`now`], for
-//!   waiters that measure how long a dead owner's work stood still) then jumps
-//!   `LIVENESS_POLL` ahead at each reading. Until then a timed wait is an untimed one, so no
-//!   timeout can hide a lost wake-up. Deadlines (`lock_timeout`) are real time, which loom
-//!   does not model: model tests do not use them.
+//!   model time passes only when a killed thread (a crash point fired in it, see
+//!   [`super::crash`], or a test said [`killed`]) ends: then every timed sleeper times out,
+//!   and the next timed wait of each other thread returns at once (its liveness poll, which
+//!   sees the death). A thread that has polled since the last death sleeps in a timed wait
+//!   as in an untimed one, so no timeout can hide a lost wake-up, not even after a death;
+//!   and a waiter that polls in a loop does not spin through the model. The clock ([`now`],
+//!   for waiters that measure how long a dead owner's work stood still) jumps
+//!   `LIVENESS_POLL` ahead at each reading once a killed thread ended. Deadlines
+//!   (`lock_timeout`) are real time, which loom does not model: model tests do not use
+//!   them.
 //! - **Owner ids.** Each model thread takes an id of its own (2, 3, … per execution) at its
 //!   first lock and gives it back when it ends (when loom drops its thread locals), as a real
 //!   thread does at exit. An id no thread holds is dead. Learning that an owner died
@@ -53,6 +56,8 @@ struct Model {
 struct Queue {
     sleepers: Vec<Sleeper>,
     next_ticket: u64,
+    /// How many killed threads ended.
+    deaths: u64,
 }
 
 struct Sleeper {
@@ -63,7 +68,7 @@ struct Sleeper {
 
 loom::lazy_static! {
     static ref MODEL: Arc<Model> = Arc::new(Model {
-        queue: Mutex::new(Queue { sleepers: Vec::new(), next_ticket: 0 }),
+        queue: Mutex::new(Queue { sleepers: Vec::new(), next_ticket: 0, deaths: 0 }),
         dequeued: Condvar::new(),
         ids: Mutex::new((Vec::new(), FIRST_ID)),
         time_passes: AtomicBool::new(false),
@@ -71,13 +76,14 @@ loom::lazy_static! {
     });
 }
 
-/// A model thread: its owner id, and whether it was killed. Dropped when the thread ends.
-/// It keeps the model alive for the end of the model's main thread, whose thread locals are
-/// dropped after the execution's statics.
+/// A model thread: its owner id, whether it was killed, and the deaths its last liveness
+/// poll saw. Dropped when the thread ends. It keeps the model alive for the end of the
+/// model's main thread, whose thread locals are dropped after the execution's statics.
 struct ModelThread {
     model: Arc<Model>,
     id: Cell<Option<u32>>,
     killed: Cell<bool>,
+    polled: Cell<u64>,
 }
 
 thread_local! {
@@ -85,6 +91,7 @@ thread_local! {
         model: MODEL.clone(),
         id: Cell::new(None),
         killed: Cell::new(false),
+        polled: Cell::new(0),
     };
 }
 
@@ -95,6 +102,7 @@ impl Drop for ModelThread {
         }
         if self.killed.get() {
             let mut queue = self.model.queue.lock().unwrap();
+            queue.deaths += 1;
             self.model.time_passes.store(true, Relaxed);
             queue.sleepers.retain(|s| !s.timed);
             self.model.dequeued.notify_all();
@@ -107,8 +115,8 @@ pub(crate) fn killed() {
     THREAD.with(|t| t.killed.set(true));
 }
 
-/// Sleeps while `word` holds `expected`: until woken, or (once time passes) not at all when
-/// timed.
+/// Sleeps while `word` holds `expected`: until woken, or when timed, until a killed thread
+/// ends (not at all if one ended since this thread last polled).
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let model = &*MODEL;
     let mut queue = model.queue.lock().unwrap();
@@ -117,7 +125,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         return;
     }
     let timed = timeout.is_some();
-    if timed && model.time_passes.load(Relaxed) {
+    if timed && THREAD.with(|t| t.polled.replace(queue.deaths)) != queue.deaths {
         drop(queue);
         loom::thread::yield_now();
         return;
@@ -131,6 +139,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     });
     while queue.sleepers.iter().any(|s| s.ticket == ticket) {
         queue = model.dequeued.wait(queue).unwrap();
+    }
+    if timed {
+        // Woken by a death, or polling now in any case: the deaths so far are seen.
+        THREAD.with(|t| t.polled.set(queue.deaths));
     }
 }
 
