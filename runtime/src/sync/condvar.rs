@@ -313,6 +313,12 @@ impl Condvar {
         timed_out
     }
 
+    /// How many waiters may be asleep (the hint), for tests that wait until they are.
+    #[cfg(test)]
+    pub(crate) fn waiters_hint(&self) -> u32 {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     /// Adds this waiter to the hint; false if it is saturated (it then stays so).
     fn count_in(&self) -> bool {
         self.waiters

@@ -157,6 +157,12 @@ impl Semaphore {
         }
     }
 
+    /// How many waiters announced themselves, for tests that wait until they sleep.
+    #[cfg(test)]
+    pub(crate) fn waiters_hint(&self) -> u32 {
+        self.waiters.load(Ordering::SeqCst)
+    }
+
     /// The count now (units free to take); it may change at once.
     pub fn value(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
