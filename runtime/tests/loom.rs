@@ -404,7 +404,7 @@ const CONDVAR_WAITING: &[&str] = &[
 fn a_condvar_waiter_killed_at_any_step_blocks_no_notification() {
     let crashed_at = sweep(|n| {
         let s = shared(0u32);
-        let victim = victim(n, s.clone(), |s| drop(wait_while(&s, |ready| *ready == 0)));
+        let victim = victim(n, s.clone(), |s| drop(wait_while(s, |ready| *ready == 0)));
         let other = {
             let s = s.clone();
             thread::spawn(move || drop(wait_while(&s, |ready| *ready == 0)))
