@@ -19,8 +19,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use shmkit_runtime::sync::{
-    Condvar, LockError, LockResult, Mutex, MutexGuard, PoisonCause, ReadError, Semaphore, SeqLock,
-    TryLockError,
+    Condvar, LockError, LockResult, Mutex, MutexGuard, PoisonCause, ReadError, RwLock,
+    RwLockUpgradableReadGuard, Semaphore, SeqLock, TryLockError,
 };
 use shmkit_runtime::test_hooks::model::{self, Acquired};
 
@@ -326,14 +326,14 @@ const NOT_HOLDING: &[&str] = &[
 ];
 
 /// A `Mutex` and a `Condvar` over it, shared by the model threads.
-type Shared<T> = Arc<(Mutex<T>, Condvar)>;
+type Guarded<T> = Arc<(Mutex<T>, Condvar)>;
 
-fn shared<T: shmkit_runtime::ShmSafe>(value: T) -> Shared<T> {
+fn guarded<T: shmkit_runtime::ShmSafe>(value: T) -> Guarded<T> {
     Arc::new((Mutex::new(value), Condvar::new()))
 }
 
 /// Waits on `s` while `blocked` holds, through poison.
-fn wait_while<'a, T>(s: &'a Shared<T>, blocked: impl Fn(&T) -> bool) -> MutexGuard<'a, T> {
+fn wait_while<'a, T>(s: &'a Guarded<T>, blocked: impl Fn(&T) -> bool) -> MutexGuard<'a, T> {
     let guard = unpoisoned(s.0.lock());
     unpoisoned(s.1.wait_while(guard, |value| blocked(&value)))
 }
@@ -344,7 +344,7 @@ fn wait_while<'a, T>(s: &'a Shared<T>, blocked: impl Fn(&T) -> bool) -> MutexGua
 #[test]
 fn condvar_notify_one_wakes_a_waiter_for_each_item() {
     check(|| {
-        let s = shared(0u32);
+        let s = guarded(0u32);
         let consumers: Vec<_> = (0..2)
             .map(|_| {
                 let s = s.clone();
@@ -366,7 +366,7 @@ fn condvar_notify_one_wakes_a_waiter_for_each_item() {
 #[test]
 fn condvar_notify_all_wakes_every_waiter() {
     check(|| {
-        let s = shared(0u32);
+        let s = guarded(0u32);
         let waiters: Vec<_> = (0..2)
             .map(|_| {
                 let s = s.clone();
@@ -403,7 +403,7 @@ const CONDVAR_WAITING: &[&str] = &[
 #[test]
 fn a_condvar_waiter_killed_at_any_step_blocks_no_notification() {
     let crashed_at = sweep(|n| {
-        let s = shared(0u32);
+        let s = guarded(0u32);
         let victim = victim(n, s.clone(), |s| drop(wait_while(s, |ready| *ready == 0)));
         let other = {
             let s = s.clone();
@@ -433,7 +433,7 @@ fn a_condvar_waiter_killed_at_any_step_blocks_no_notification() {
 #[test]
 fn a_condvar_notifier_killed_at_any_step_strands_no_waiter() {
     let crashed_at = sweep(|n| {
-        let s = shared(0u32);
+        let s = guarded(0u32);
         let waiter = {
             let s = s.clone();
             thread::spawn(move || drop(wait_while(&s, |ready| *ready == 0)))
@@ -682,3 +682,246 @@ fn a_seqlock_writer_killed_at_any_step_is_detected_and_repaired() {
         ],
     );
 }
+// ----- RwLock ------------------------------------------------------------------------------
+
+/// A counter behind a `RwLock`: readers read it, writers increment it, and loom checks that
+/// the lock orders every access.
+type Shared = Arc<RwLock<UnsafeCell<u32>>>;
+
+fn shared() -> Shared {
+    Arc::new(RwLock::new(UnsafeCell::new(0)))
+}
+
+/// Adds one under the write lock; whether it came poisoned by a dead writer.
+fn write_once(l: &RwLock<UnsafeCell<u32>>) -> bool {
+    let (guard, poisoned) = match l.write() {
+        Ok(guard) => (guard, false),
+        Err(LockError::Poisoned(p)) => {
+            assert_eq!(p.cause(), PoisonCause::OwnerDied);
+            (p.into_inner(), true)
+        }
+        Err(LockError::Failed(e)) => panic!("write lock failed: {e}"),
+    };
+    // SAFETY: the write lock is held (loom checks that it orders every access).
+    guard.with_mut(|n| unsafe { *n += 1 });
+    poisoned
+}
+
+/// The value under a read lock, poisoned or not.
+fn read_once(l: &RwLock<UnsafeCell<u32>>) -> u32 {
+    let guard = l.read().unwrap_or_else(|p| match p {
+        LockError::Poisoned(p) => p.into_inner(),
+        LockError::Failed(e) => panic!("read lock failed: {e}"),
+    });
+    // SAFETY: a read lock is held: no writer.
+    guard.with(|n| unsafe { *n })
+}
+
+/// A writer against a reader: every access ordered (the writers against each other are
+/// the crash sweep's, whose last round crashes nobody).
+#[test]
+fn rwlock_a_reader_and_a_writer_exclude_each_other() {
+    check(|| {
+        let l = shared();
+        let writer = {
+            let l = l.clone();
+            thread::spawn(move || assert!(!write_once(&l)))
+        };
+        assert!(read_once(&l) <= 1);
+        writer.join().unwrap();
+        assert_eq!(read_once(&l), 1);
+    });
+}
+
+/// Two readers asleep behind a writer are both woken by its release.
+#[test]
+fn rwlock_readers_behind_a_writer_all_finish() {
+    check(|| {
+        let l = shared();
+        let guard = l.write().unwrap();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let l = l.clone();
+                thread::spawn(move || read_once(&l))
+            })
+            .collect();
+        // SAFETY: the write lock is held.
+        guard.with_mut(|n| unsafe { *n = 7 });
+        drop(guard);
+        for r in readers {
+            assert_eq!(r.join().unwrap(), 7);
+        }
+    });
+}
+
+/// An upgradable reader upgrades with no writer in between: what it read is what it
+/// then changes, whatever a racing writer does.
+#[test]
+fn rwlock_an_upgrade_lets_no_writer_in_between() {
+    check(|| {
+        let l = shared();
+        let writer = {
+            let l = l.clone();
+            thread::spawn(move || assert!(!write_once(&l)))
+        };
+        let up = l.upgradable_read().unwrap();
+        // SAFETY: the upgradable read lock excludes writers.
+        let seen = up.with(|n| unsafe { *n });
+        let w = RwLockUpgradableReadGuard::upgrade(up).unwrap();
+        // SAFETY: the write lock is held.
+        w.with_mut(|n| unsafe {
+            assert_eq!(*n, seen);
+            *n += 1;
+        });
+        drop(w);
+        writer.join().unwrap();
+        assert_eq!(read_once(&l), 2);
+    });
+}
+
+/// A reader that exits with its guard leaked is a dead reader: a writer gets in, and the
+/// lock is not poisoned.
+#[test]
+fn rwlock_a_dead_reader_blocks_no_writer() {
+    check(|| {
+        let l = shared();
+        let dying = {
+            let l = l.clone();
+            thread::spawn(move || {
+                std::mem::forget(l.read().unwrap());
+                model::killed();
+            })
+        };
+        let writer = {
+            let l = l.clone();
+            thread::spawn(move || write_once(&l))
+        };
+        dying.join().unwrap();
+        assert!(!writer.join().unwrap());
+        assert!(!l.is_poisoned());
+    });
+}
+
+/// A writer that exits with its guard leaked is a dead writer: a reader takes it over,
+/// poisoned, and sees what it wrote.
+#[test]
+fn rwlock_a_dead_writer_is_taken_over_with_poison() {
+    check(|| {
+        let l = shared();
+        let dying = {
+            let l = l.clone();
+            thread::spawn(move || {
+                let guard = l.write().unwrap();
+                // SAFETY: the write lock is held.
+                guard.with_mut(|n| unsafe { *n += 1 });
+                std::mem::forget(guard);
+                model::killed();
+            })
+        };
+        let reader = {
+            let l = l.clone();
+            thread::spawn(move || read_once(&l))
+        };
+        dying.join().unwrap();
+        assert!(reader.join().unwrap() <= 1);
+        assert_eq!(read_once(&l), 1);
+        assert_eq!(l.poison_cause(), Some(PoisonCause::OwnerDied));
+    });
+}
+
+/// Crashes one thread's write-and-unlock, then its read-and-unlock, at their first,
+/// second, … crash point, in every interleaving with a second thread writing: the second
+/// always finishes, and the lock is poisoned exactly when the crashed thread died writing.
+#[test]
+fn rwlock_a_crash_at_any_step_of_read_or_write_stops_nobody() {
+    for writes in [true, false] {
+        let crashed_at = StdArc::new(StdMutex::new(BTreeSet::new()));
+        for n in 0.. {
+            let reached = StdArc::new(AtomicBool::new(false));
+            let (crashed_at2, reached2) = (crashed_at.clone(), reached.clone());
+            check(move || {
+                let l = shared();
+                let victim = {
+                    let l = l.clone();
+                    thread::spawn(move || {
+                        let crashed = model::crashes_at(n, || {
+                            if writes {
+                                assert!(!write_once(&l));
+                            } else {
+                                read_once(&l);
+                            }
+                        });
+                        model::killed();
+                        crashed.err()
+                    })
+                };
+                let other = {
+                    let l = l.clone();
+                    thread::spawn(move || write_once(&l))
+                };
+                let step = victim.join().unwrap();
+                let poisoned = other.join().unwrap();
+                let writing = step.is_some_and(|step| RWLOCK_WRITING.contains(&step));
+                // A read lock takes a dead victim's lock over, if nobody did yet.
+                let added = u32::from(writes && step.is_none_or(|s| RWLOCK_WROTE.contains(&s)));
+                assert_eq!(read_once(&l), 1 + added, "crashed at {step:?}");
+                assert_eq!(l.is_poisoned(), writing, "crashed at {step:?}");
+                assert!(!poisoned || writing, "crashed at {step:?}");
+                if let Some(step) = step {
+                    reached2.store(true, Ordering::Relaxed);
+                    crashed_at2.lock().unwrap().insert(step);
+                }
+            });
+            if !reached.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let crashed_at = crashed_at.lock().unwrap();
+        let expected: &[&str] = if writes {
+            RWLOCK_WRITE_STEPS
+        } else {
+            RWLOCK_READ_STEPS
+        };
+        for step in expected {
+            assert!(crashed_at.contains(step), "never crashed at {step:?}");
+        }
+    }
+}
+
+/// The steps at which a writer has begun to write and not finished: a death poisons.
+const RWLOCK_WRITING: &[&str] = &["rwlock write: writing", "rwlock write: ending"];
+/// The steps at which a writer's increment is done (or as good as: "writing" is past the
+/// store of `writing`, before the increment, so it does not count).
+const RWLOCK_WROTE: &[&str] = &[
+    "rwlock write: ending",
+    "rwlock write: ended",
+    "rwlock state release: before the swap",
+    "rwlock state: let go, sleepers not yet woken",
+    "rwlock state release: released",
+];
+/// Steps a crashed writer must have been stopped at, in some interleaving.
+const RWLOCK_WRITE_STEPS: &[&str] = &[
+    "rwlock state: trying a free word",
+    "rwlock state: taken from a free word",
+    "rwlock state: taken after waiting",
+    "rwlock state: waiters bit set, about to sleep",
+    "rwlock state: awake",
+    "rwlock write: readers drained, not yet writing",
+    "rwlock write: writing",
+    "rwlock write: ending",
+    "rwlock write: ended",
+    "rwlock state release: before the swap",
+    "rwlock state: let go, sleepers not yet woken",
+    "rwlock state release: released",
+];
+/// Steps a crashed reader must have been stopped at, in some interleaving.
+const RWLOCK_READ_STEPS: &[&str] = &[
+    "rwlock slot: claiming",
+    "rwlock slot: claimed, the writer bit not yet checked",
+    "rwlock read: admitted",
+    "rwlock state: waiters bit set, about to sleep",
+    "rwlock state: awake",
+    "rwlock slot release: before the swap",
+    "rwlock slot: freed, sleepers not yet woken",
+    "rwlock slot release: released",
+];

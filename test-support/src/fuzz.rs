@@ -121,7 +121,8 @@ pub fn seeds() -> &'static [Seed] {
 
 /// A heap segment of `size` bytes with `named` named objects (singles and arrays of every
 /// element type), every third one destroyed again so that free blocks lie between live
-/// ones, and with `extras` two unique and two anonymous objects, as an image.
+/// ones, and with `extras` two unique and two anonymous objects and an undone construction
+/// (on a hash index its entry stays on the retired list), as an image.
 fn build<I: NamedIndex>(
     name: &'static str,
     index: Index,
@@ -164,6 +165,10 @@ fn build<I: NamedIndex>(
         }
         keep
     });
+    if extras {
+        let undone = seg.construct_from_iter("undone", ShortIter(0));
+        assert!(matches!(undone, Err(Error::IteratorTooShort { .. })));
+    }
     seg.check().expect("a seed is sound");
     let image = crate::internals::image_bytes(&mut seg);
     let extent = image[..image.len() - 64]
@@ -176,6 +181,23 @@ fn build<I: NamedIndex>(
         image,
         objects,
         extent,
+    }
+}
+
+/// Yields one element but claims two: the construction is undone.
+struct ShortIter(u8);
+
+impl Iterator for ShortIter {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0 += 1;
+        (self.0 == 1).then_some(1)
+    }
+}
+
+impl ExactSizeIterator for ShortIter {
+    fn len(&self) -> usize {
+        2
     }
 }
 

@@ -29,6 +29,8 @@ pub mod offsets {
     pub const NAMED_ROOT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 2 * 8;
     /// The offset of the registry of entries.
     pub const ENTRIES: usize = std::mem::offset_of!(SegmentHeader, reserved) + 7 * 8;
+    /// The head of the retired list (blocks kept for lookups without the index lock).
+    pub const RETIRED: usize = std::mem::offset_of!(SegmentHeader, reserved) + 9 * 8;
 }
 
 /// Where an ordered-index entry keeps its left and right child links (two words): after

@@ -10,6 +10,7 @@ pub mod mutex_uncontended;
 pub mod named;
 pub mod open_existing;
 pub mod pingpong;
+pub mod rwlock;
 pub mod vec_push;
 
 /// A workload group: one process runs it and it prints all of its lines.
@@ -71,6 +72,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "baseline_std",
         run: baseline_std::run,
+    },
+    Group {
+        name: "rwlock",
+        run: rwlock::run,
     },
 ];
 

@@ -56,6 +56,10 @@ pub mod words {
     pub const ENTRIES: usize = 7;
     /// Number of entries in the registry.
     pub const ENTRIES_COUNT: usize = 8;
+    /// Head of the list of retired blocks: index tables and entries unlinked while readers
+    /// without the index lock may still be reading them (see `objects::retired`). Zero in
+    /// every segment written before it existed, which is the empty list.
+    pub const RETIRED: usize = 9;
 }
 
 /// The header's layout: the first bytes of every segment.

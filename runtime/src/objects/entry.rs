@@ -11,6 +11,7 @@
 //! indexes and the registry instead (`ops::verified`).
 
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Release;
 
 use super::space::Space;
 use crate::error::Result;
@@ -61,7 +62,7 @@ impl ObjectKind {
 /// The header; `L` is the index's link type.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub(crate) struct Entry<L> {
+pub struct Entry<L> {
     pub tag: u16,
     pub kind: u8,
     pub state: u8,
@@ -173,12 +174,34 @@ impl<L: Copy> Entry<L> {
         Ok(())
     }
 
-    /// Sets the state of the entry at `e` (under the index lock).
-    pub fn set_state(s: &Space, e: u64, st: u8) -> Result<()> {
-        let p = Self::ptr(s, e)?;
-        // SAFETY: a header in bounds; the index lock makes us its only writer.
-        unsafe { (*p).state = st };
+    /// Sets the state of the entry at `e`, whose header is `h` (under the index lock, its
+    /// only writer). The state shares the header's first word with the tag, kind and hash,
+    /// which a reader without the lock loads whole: the word is stored whole too, with
+    /// release ordering, so that such a reader who sees LIVE sees the elements built before.
+    pub fn set_state(s: &Space, e: u64, h: &Self, st: u8) -> Result<()> {
+        let [t0, t1] = h.tag.to_ne_bytes();
+        let [h0, h1, h2, h3] = h.hash.to_ne_bytes();
+        let first = u64::from_ne_bytes([t0, t1, h.kind, st, h0, h1, h2, h3]);
+        s.shared(e)?.store(first, Release);
         Ok(())
+    }
+}
+
+// The first word of a header, as `set_state` and `from_words` lay it out.
+const _: () = {
+    assert!(std::mem::offset_of!(Entry<()>, tag) == 0);
+    assert!(std::mem::offset_of!(Entry<()>, kind) == 2);
+    assert!(std::mem::offset_of!(Entry<()>, state) == 3);
+    assert!(std::mem::offset_of!(Entry<()>, hash) == 4);
+};
+
+impl Entry<()> {
+    /// The header from its three words, as a reader without the lock loads them one by one.
+    #[inline]
+    pub fn from_words(words: [u64; 3]) -> Self {
+        // SAFETY: `Entry<()>` is `repr(C)`, integers only, without padding, and 24 bytes
+        // (the transmute checks the size): every bit pattern of three words is a header.
+        unsafe { std::mem::transmute::<[u64; 3], Self>(words) }
     }
 }
 
@@ -236,7 +259,7 @@ unsafe fn copy_name(dst: *mut u8, name: &[u8]) {
 ///
 /// # Safety
 /// `stored` points to `key.len()` readable bytes.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn same_name(stored: *const u8, key: &[u8]) -> bool {
     let n = key.len();
     let k = key.as_ptr();

@@ -12,8 +12,9 @@
 //! wrong type is an error ([`Error::TypeMismatch`]), never undefined behaviour as in Boost.
 //!
 //! The index operations run under a lock of their own (`lock`), so raw allocation goes on
-//! while `atomic_func` holds it. The public methods are on
-//! [`ManagedSegment`](crate::ManagedSegment) (`segment/objects_api.rs`).
+//! while `atomic_func` holds it; `find` of a named object in a hash index runs without it,
+//! and what it could be reading is retired rather than freed (`retired`). The public
+//! methods are on [`ManagedSegment`](crate::ManagedSegment) (`segment/objects_api.rs`).
 
 mod entry;
 mod index;
@@ -22,6 +23,7 @@ pub(crate) mod ops;
 mod probing;
 mod recover;
 pub(crate) mod registry;
+mod retired;
 pub(crate) mod space;
 mod target;
 mod types;
@@ -82,11 +84,23 @@ pub(crate) fn attach<I: IndexKind>(
         lock::force_unlock(&s);
         let _guard = lock::<I>(&s)?;
         recover::rebuild::<I>(&s)?;
+        // A private copy: nobody else reads it.
+        retired::drain(&s)?;
     } else if matches!(opening, Opening::PrivateCopy | Opening::Cold) {
         let _guard = lock::<I>(&s)?;
         recover::check::<I>(&s)?;
+        if opening == Opening::PrivateCopy {
+            retired::drain(&s)?;
+        }
     }
     Ok(())
+}
+
+/// Frees the retired blocks (see `retired`); the caller holds the index lock of a mapping
+/// that nobody else can be reading through: no other mapping attached, and `&mut` to this
+/// one.
+pub(crate) fn drain_retired(s: &Space) -> Result<()> {
+    retired::drain(s)
 }
 
 /// Checks every object entry of the segment (see [`recover::check`]); the caller holds

@@ -1,6 +1,7 @@
 //! The object operations, run under the index lock by the segment's methods: lookup,
 //! construction (which cleans up after a failing or panicking element), destruction, and
-//! what a reference says about its object.
+//! what a reference says about its object. The one exception is [`find_fast`] without the
+//! lock (see `index::hash` and `retired` for why that is sound).
 
 use std::collections::hash_map::Entry::{Occupied, Vacant};
 use std::marker::PhantomData;
@@ -8,7 +9,9 @@ use std::ptr::NonNull;
 
 use super::entry::{self, state, Entry, ObjectKind, MAX_COUNT, MAX_KEY_LEN, MAX_NAME_LEN};
 use super::index::{IndexKind, Key, Probe, Root};
+use super::lock;
 use super::registry;
+use super::retired;
 use super::space::Space;
 use super::target::Target;
 use super::types::{self, TypeDesc};
@@ -92,7 +95,7 @@ fn lookup<I: IndexKind>(s: &Space, r: &Resolved<'_>) -> Result<Option<(u64, Entr
         hash: r.hash,
     };
     // A plain absence is decided by the fast probe; everything else by the checked find.
-    if let Probe::Absent = I::probe(s, root, key) {
+    if let Probe::Absent = I::probe::<false>(s, root, key) {
         return Ok(None);
     }
     match I::find(s, root, key)? {
@@ -169,8 +172,17 @@ pub(crate) fn find<I: IndexKind, T: ShmSafe>(
 /// The fast path of [`find`] for a named object: the answer when it is plainly there (live,
 /// of type `T`) or plainly absent; None whenever anything needs the checked path (a bad
 /// name, another type, an object under construction, any doubt about the bytes).
+///
+/// `SHARED`: without the index lock, on a writable mapping whose index kind allows it
+/// ([`IndexKind::LOCK_FREE_FIND`]). Then only `Some(Some(..))` is an answer: the probe may
+/// miss an entry the lock holder is moving, but what it finds is a live object with that
+/// name, which stays as it is while this mapping is shared (objects are destroyed only
+/// by a mapping that is alone). And it is an answer only if nobody held the index lock
+/// once the object was found: a holder may be publishing several objects together
+/// (`atomic_func`, or a construction whose closure constructs others), which a lookup
+/// must see all or none of, as it would under the lock.
 #[inline]
-pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
+pub(crate) fn find_fast<I: IndexKind, T: ShmSafe, const SHARED: bool>(
     s: &Space,
     name: &str,
 ) -> Option<Option<(NonNull<T>, usize)>> {
@@ -181,13 +193,17 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
         name: name.as_bytes(),
         hash: entry::hash(name.as_bytes()),
     };
-    // The probe read the entry only once its block said it is one, large enough.
-    let (e, block_len) = match I::probe(s, NAMED, key) {
-        Probe::Found { entry, block_len } => (entry, block_len),
+    // The probe read the entry only once its block said it is one, large enough; its
+    // first word (the state) with acquire ordering, so LIVE means the elements are built.
+    let (e, block_len, h) = match I::probe::<SHARED>(s, NAMED, key) {
+        Probe::Found {
+            entry,
+            block_len,
+            header,
+        } => (entry, block_len, header),
         Probe::Absent => return Some(None),
         Probe::Slow => return None,
     };
-    let h = s.read::<Entry<I::Link>>(e)?;
     if h.state != state::LIVE || h.fingerprint != T::type_fingerprint() {
         return None;
     }
@@ -197,6 +213,18 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe>(
     let p = s.checked(data, bytes)?;
     if p.addr() % align_of::<T>() != 0 || !ends_within(e, block_len, data, bytes) {
         return None;
+    }
+    // The lock word is loaded after the acquire loads above. The holder that made the
+    // object LIVE took the lock before; a free lock now means it let go since, so the
+    // answer is what a lookup under the lock would give at this moment. (A dead or
+    // poisoning holder leaves it held: the locked path recovers or reports.) The fence
+    // makes the release that freed it happen before what this thread does next, as
+    // taking the lock would (on x86 it emits no instruction).
+    if SHARED {
+        if !lock::free(s) {
+            return None;
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
     }
     Some(Some((NonNull::new(p.cast())?, count)))
 }
@@ -282,6 +310,9 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
     }
     for i in 0..count {
         let Some(v) = next(i) else {
+            // Undone before the error is made: a panic while undoing (a process dying, in
+            // the crash tests) then leaves no error value behind in flight.
+            drop(b);
             return Err(Error::IteratorTooShort {
                 what: target.describe::<T>(),
                 expected: count,
@@ -293,7 +324,7 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
         unsafe { b.data.add(i).write(v) };
         b.built = i + 1;
     }
-    Entry::<I::Link>::set_state(s, e, state::LIVE)?;
+    Entry::set_state(s, e, &header, state::LIVE)?;
     let data = b.data;
     std::mem::forget(b);
     Ok((data, count))
@@ -314,6 +345,10 @@ struct Building<'s, I: IndexKind, T> {
 
 impl<I: IndexKind, T> Drop for Building<'_, I, T> {
     fn drop(&mut self) {
+        // A simulated crash (tests) undoes nothing, as a killed process would not.
+        if crate::robust::crash::crashing() {
+            return;
+        }
         // SAFETY: the first `built` elements were written and belong to nobody else.
         unsafe {
             std::ptr::slice_from_raw_parts_mut(self.data.as_ptr(), self.built).drop_in_place()
@@ -324,7 +359,13 @@ impl<I: IndexKind, T> Drop for Building<'_, I, T> {
             let _ = I::remove(self.s, root, self.e);
             self.s.bump(root.count, -1);
         }
-        let _ = release::<I::Link>(self.s, self.e, self.fingerprint, self.registered);
+        // A reader without the lock may have found the entry while it was linked (and
+        // left it, not LIVE): its block is retired, not freed.
+        let _ = match self.root {
+            Some(root) if root.read_without_lock::<I>() => retired::retire_entry(self.s, self.e)
+                .and_then(|()| types::release(self.s, self.fingerprint)),
+            _ => release::<I::Link>(self.s, self.e, self.fingerprint, self.registered),
+        };
     }
 }
 
@@ -352,6 +393,9 @@ struct Freeing<'s, L: Copy> {
 
 impl<L: Copy> Drop for Freeing<'_, L> {
     fn drop(&mut self) {
+        if crate::robust::crash::crashing() {
+            return;
+        }
         let _ = release::<L>(self.s, self.e, self.fingerprint, self.registered);
     }
 }
@@ -361,7 +405,7 @@ fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>
     let (data, count) = elements::<T, _>(s, e, h)?;
     let kind =
         ObjectKind::from_u8(h.kind).ok_or_else(|| s.corrupt(format!("entry {e}: bad kind")))?;
-    Entry::<I::Link>::set_state(s, e, state::DESTROYING)?;
+    Entry::set_state(s, e, h, state::DESTROYING)?;
     if let Some(root) = root_of(kind) {
         I::remove(s, root, e)?;
         s.bump(root.count, -1);

@@ -14,7 +14,9 @@
 //!
 //! The rebuild happens in place: the registry and the hash tables are reused, so that
 //! recovering a full segment needs no allocation (freeing the abandoned entries first
-//! makes room if an index must grow after all).
+//! makes room if an index must grow after all). Abandoned entries that readers without the
+//! lock may have found are retired rather than freed (`retired`), and the retired list is
+//! cut at its first bad link.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,15 +25,18 @@ use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, TA
 use super::index::IndexKind;
 use super::ops::{root_of, NAMED, UNIQUE};
 use super::registry;
+use super::retired;
 use super::space::{Blocks, Space};
 use super::types;
 use crate::error::Result;
+use crate::manager::header::words;
 
 /// Rebuilds both indexes, the registry and the type records of `s` (under the index lock).
 pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     // Every offset followed below is checked against the chain of blocks first.
     let blocks = s.blocks();
-    types::check(s, &blocks)?;
+    let records = types::check(s, &blocks)?;
+    retired::repair(s, &blocks, &own_blocks(s, records))?;
     let mut layouts = Layouts::default();
     let mut found = Vec::new();
     let mut consider = |off| {
@@ -66,7 +71,13 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
         I::clear(s, root, &blocks)?;
         s.word(root.count).store(0, Relaxed);
     }
-    for (off, _) in doomed {
+    for (off, h) in doomed {
+        let root = ObjectKind::from_u8(h.kind).and_then(root_of);
+        if root.is_some_and(|root| root.read_without_lock::<I>()) {
+            // Linked until now where readers without the lock look.
+            retired::retire_entry(s, off)?;
+            continue;
+        }
         if let Ok(p) = Entry::<I::Link>::ptr(s, off) {
             // SAFETY: a header in bounds of a block nobody links any more; clearing the tag
             // keeps it from looking like an entry once it is reused.
@@ -91,13 +102,16 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
 /// `check()`: each passes [`entry_at`] against the used blocks of the allocator's chain, so
 /// it starts a block of its own (blocks of a checked chain do not overlap) and its elements
 /// end inside that block; an index links only entries of its kind, and none twice. After
-/// this, lookups trust an entry's count. Under the index lock (or on a read-only snapshot),
-/// after the allocator's own check.
+/// this, lookups trust an entry's count. The retired list holds only used blocks that are
+/// no entries and none of the object layer's own (`retired::check`), so draining it frees
+/// nothing in use. Under the index lock (or on a read-only snapshot), after the allocator's
+/// own check.
 pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
     let blocks = s.blocks();
     let bad = |e: u64, why: &str| s.corrupt(format!("entry at {e}: {why}"));
     let mut layouts = Layouts::default();
-    types::check(s, &blocks)?;
+    let records = types::check(s, &blocks)?;
+    retired::check(s, &blocks, &own_blocks(s, records))?;
     for root in [NAMED, UNIQUE] {
         // Each link is checked as an entry before the walk reads anything there (a forged
         // one could aim at a payload's padding) or follows the links it holds.
@@ -125,6 +139,19 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
         entry_at::<I::Link>(s, &blocks, e, &mut layouts).map_err(|why| bad(e, why))?;
     }
     Ok(())
+}
+
+/// The blocks the object layer keeps for itself (the hash tables, the registry, the type
+/// `records`) and the thread-cache table: no retired link may name them.
+fn own_blocks(s: &Space, records: Vec<u64>) -> HashSet<u64> {
+    let mut own: HashSet<u64> = records.into_iter().collect();
+    own.extend([
+        s.read_word(NAMED.root),
+        s.read_word(UNIQUE.root),
+        s.read_word(words::ENTRIES),
+        s.cache_table(),
+    ]);
+    own
 }
 
 /// The (size, alignment) of each type record looked up so far, by fingerprint: a segment

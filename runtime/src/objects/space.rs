@@ -1,9 +1,10 @@
 //! The segment as the object layer sees it: bounds-checked access to offsets read from the
 //! segment, the header words the indexes keep, and allocation in offsets.
 
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
@@ -34,6 +35,40 @@ impl Blocks {
     /// (a table or record of the object layer's own, or a raw allocation).
     pub fn len_of(&self, off: u64) -> Option<usize> {
         self.len(off, false)
+    }
+}
+
+/// Aligned words of a segment's block area, bounds-checked when the view was made. Read
+/// with an acquire load each when `SHARED` (a reader without the index lock, which races
+/// the lock holder's atomic stores; writable mappings only, where a word of the segment
+/// may be an atomic), else plainly (under the index lock, or in a read-only mapping, which
+/// excludes writers and whose memory is not accessed through `&AtomicU64`). Words that
+/// readers without the lock load (hash slots and root, a table's header, an entry header)
+/// are only ever stored atomically once such a reader can reach them (see
+/// [`Space::shared`]).
+pub struct Words<'a, const SHARED: bool> {
+    first: *mut u64,
+    len: u64,
+    _space: PhantomData<&'a Space>,
+}
+
+impl<const SHARED: bool> Words<'_, SHARED> {
+    /// Word `i`, if it is one of the view's.
+    #[inline]
+    pub fn get(&self, i: u64) -> Option<u64> {
+        if i >= self.len {
+            return None;
+        }
+        // SAFETY: one of the `len` aligned words in bounds that the view was made of
+        // (checked then; the mapping outlives the borrowed `Space`).
+        let p = unsafe { self.first.add(i as usize) };
+        Some(if SHARED {
+            // SAFETY: as above, in a writable mapping (see the type's doc).
+            unsafe { AtomicU64::from_ptr(p) }.load(Acquire)
+        } else {
+            // SAFETY: as above; nobody stores to it meanwhile (see the type's doc).
+            unsafe { p.read() }
+        })
     }
 }
 
@@ -85,6 +120,54 @@ impl Space {
         let h = header::header(self.core.base().as_ptr());
         // SAFETY: as in `word`; an aligned header word.
         unsafe { header::read_word((&raw const (*h).reserved[i]).cast::<u64>()) }
+    }
+
+    /// Reads a reserved word: with an acquire load when `SHARED` (a reader without the
+    /// index lock, which races the lock holder's stores; writable mappings only), else as
+    /// [`read_word`](Self::read_word) does (under the index lock, or in a read-only mapping).
+    #[inline]
+    pub fn load_word<const SHARED: bool>(&self, i: usize) -> u64 {
+        if SHARED {
+            self.word(i).load(Acquire)
+        } else {
+            self.read_word(i)
+        }
+    }
+
+    /// The aligned word at `off` in the block area, if it lies there, read as [`Words`]
+    /// reads.
+    #[inline]
+    pub fn load<const SHARED: bool>(&self, off: u64) -> Option<u64> {
+        self.words::<SHARED>(off, 1)?.get(0)
+    }
+
+    /// The `len` aligned words from `off`, if they lie in the block area: checked once,
+    /// then read one by one (a hash table's slots, an entry's header).
+    #[inline]
+    pub fn words<const SHARED: bool>(&self, off: u64, len: u64) -> Option<Words<'_, SHARED>> {
+        debug_assert!(!SHARED || self.core.writable());
+        if off % 8 != 0 {
+            return None;
+        }
+        let first = self
+            .checked(off, usize::try_from(len.checked_mul(8)?).ok()?)?
+            .cast::<u64>();
+        Some(Words {
+            first,
+            len,
+            _space: PhantomData,
+        })
+    }
+
+    /// The aligned word at `off` as an atomic, for the index lock holder to store what a
+    /// reader without the lock may be loading at the same time (see [`load`](Self::load)).
+    #[inline]
+    pub fn shared(&self, off: u64) -> Result<&AtomicU64> {
+        debug_assert!(self.core.writable());
+        let p = self.at::<u64>(off)?;
+        // SAFETY: aligned and in bounds (checked), in a writable mapping (only writers
+        // store), which stays mapped as long as the core, hence `self`.
+        Ok(unsafe { AtomicU64::from_ptr(p) })
     }
 
     /// The address of `len` bytes at `off`, if they lie in the block area.
@@ -217,6 +300,13 @@ impl Space {
             what: format!("object index of the segment at {:p}", self.core.base()),
             reason,
         }
+    }
+
+    /// The payload offset of the thread-cache table (0 when the segment has none).
+    pub fn cache_table(&self) -> u64 {
+        let h = header::header(self.core.base().as_ptr());
+        // SAFETY: the header is mapped while the core is; an aligned header word.
+        unsafe { header::read_word((&raw const (*h).cache_table).cast::<u64>()) }
     }
 
     /// The index kind recorded at creation.

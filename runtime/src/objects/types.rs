@@ -89,9 +89,11 @@ fn position(s: &Space, fingerprint: u64) -> Result<Option<(u64, u64)>> {
 /// Checks the list of type records of bytes from elsewhere before anything follows it: each
 /// record is a used block of the chain (`blocks`) large enough for its header and name, is
 /// tagged, and the list ends. Read before its block is confirmed, a forged offset could
-/// aim into an object's padding, or lead `retain` to count inside live data.
-pub(crate) fn check(s: &Space, blocks: &Blocks) -> Result<()> {
+/// aim into an object's padding, or lead `retain` to count inside live data. Returns the
+/// records' offsets.
+pub(crate) fn check(s: &Space, blocks: &Blocks) -> Result<Vec<u64>> {
     let mut cur = s.read_word(words::TYPES);
+    let mut records = Vec::new();
     let mut steps = 0u64;
     while cur != 0 {
         let have = blocks.len_of(cur).unwrap_or(0);
@@ -110,9 +112,10 @@ pub(crate) fn check(s: &Space, blocks: &Blocks) -> Result<()> {
         if steps > s.core().size() as u64 / 64 {
             return Err(s.corrupt("the list of type records has a cycle".into()));
         }
+        records.push(cur);
         cur = r.next;
     }
-    Ok(())
+    Ok(records)
 }
 
 /// Counts one more entry of type `t`, creating its record if it is the first.

@@ -40,9 +40,12 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
-/// they see is a snapshot that a concurrent writer in another process may be changing. A
-/// read-only mapping lends only [`ShmImmutable`](crate::ShmImmutable) types (the bound
-/// `M: Lends<T>`): its pages are not writable, so an atomic found there could not be used.
+/// they see is a snapshot that a concurrent writer in another process may be changing. On
+/// a writable mapping they take it, except a `find` of a named object in a hash index that
+/// is plainly there, which reads what the lock holder published atomically instead (see
+/// ARCHITECTURE.md, "Sharing"). A read-only mapping lends only
+/// [`ShmImmutable`](crate::ShmImmutable) types (the bound `M: Lends<T>`): its pages are
+/// not writable, so an atomic found there could not be used.
 impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The object layer's view of the segment (`InUse` where it is not mapped, see
     /// [`ManagedSegment::mapped`]).
@@ -100,16 +103,27 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.find(Unique)
     }
 
-    /// Finds under the index lock (reads racing a writer's plain writes would be a data
-    /// race), by the fast path when it can decide; validates what it finds.
+    /// Finds a named object that is plainly there without the index lock where the index
+    /// kind allows it on a writable mapping (no locked instruction on the hot path; see
+    /// `objects::retired`); everything else under the index lock, by the fast path when it
+    /// can decide. Validates what it finds.
     #[inline]
     pub(super) fn find_raw<T: ShmSafe>(
         &self,
         t: Target<'_>,
     ) -> Result<Option<(NonNull<T>, usize)>> {
+        if let Target::Named(name) = t {
+            if I::LOCK_FREE_FIND && M::MAP != MapMode::ReadOnly {
+                let s = self.space()?;
+                if let Some(Some((p, n))) = ops::find_fast::<I, T, true>(&s, name) {
+                    self.validate(p, n, || t.describe::<T>())?;
+                    return Ok(Some((p, n)));
+                }
+            }
+        }
         self.indexed(|s| {
             let found = match t {
-                Target::Named(name) => match ops::find_fast::<I, T>(s, name) {
+                Target::Named(name) => match ops::find_fast::<I, T, false>(s, name) {
                     Some(found) => found,
                     None => ops::find::<I, T>(s, t)?,
                 },
@@ -171,8 +185,8 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         }
         let invalid = (0..n).find_map(|i| {
             // SAFETY: element `i` of a live object of this mapping, found through the index
-            // (so aligned and in bounds); other mappings write it only through atomics or
-            // under the index lock, which `find_raw` holds where it can.
+            // (so aligned and in bounds); once built, its bytes change only through atomics
+            // or `&mut` of an exclusive mapping, which this `&self` excludes.
             let checked = unsafe { T::validate(p.as_ptr().add(i)) };
             let within = |e: Invalid| match n {
                 1 => e,
@@ -408,12 +422,16 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// Runs a destruction under the index lock where no other mapping can hold references
     /// into the segment: always on exclusive and copy-on-write mappings (their writes are
-    /// private), on a shared one while it is the only mapping attached.
-    fn in_place<R>(&self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
+    /// private), on a shared one while it is the only mapping attached. Nobody else can be
+    /// reading the segment then (`&mut self` keeps this mapping's other threads out), so
+    /// the retired blocks are freed afterwards.
+    fn in_place<R>(&mut self, f: impl FnOnce(&Space) -> Result<R>) -> Result<R> {
         let run = || {
             let s = self.space()?;
             let _guard = objects::lock::<I>(&s)?;
-            f(&s)
+            let r = f(&s)?;
+            objects::drain_retired(&s)?;
+            Ok(r)
         };
         if M::MAP == MapMode::ReadWrite && !M::EXCLUSIVE {
             self.backing().alone(run)?
@@ -452,12 +470,17 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// Gives back the index memory the objects do not need now (Boost's
     /// `shrink_to_fit_indexes`): bucket arrays reserved or grown for more objects shrink to
-    /// fit, and those of empty indexes are freed (they come back with the next object).
-    pub fn shrink_to_fit_indexes(&self) -> Result<()> {
-        let s = self.space()?;
-        let _guard = objects::lock::<I>(&s)?;
-        I::shrink_to_fit(&s, NAMED)?;
-        I::shrink_to_fit(&s, UNIQUE)
+    /// fit, those of empty indexes are freed (they come back with the next object), and so
+    /// are the tables and failed constructions that lookups without the lock might have
+    /// been reading (see [`find`](Self::find)).
+    ///
+    /// Needs what [`destroy`](Self::destroy) needs: on a shared read-write mapping, that no
+    /// other mapping is attached (`InUse` otherwise).
+    pub fn shrink_to_fit_indexes(&mut self) -> Result<()> {
+        self.in_place(|s| {
+            I::shrink_to_fit(s, NAMED)?;
+            I::shrink_to_fit(s, UNIQUE)
+        })
     }
 
     fn reserve(&self, root: objects::Root, n: usize) -> Result<()> {

@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    Condvar, LockError, LockResult, Mutex, MutexGuard, PoisonCause, ReadError, Semaphore, SeqLock,
-    TryLockError,
+    Condvar, LockError, LockResult, Mutex, MutexGuard, PoisonCause, ReadError, RwLock,
+    RwLockUpgradableReadGuard, RwLockWriteGuard, Semaphore, SeqLock, TryLockError,
 };
 use crate::robust::crash::crashes_at;
 
@@ -201,6 +201,8 @@ fn a_crashed_thread_keeps_the_other_locks_it_held() {
     others_proceed(&outer, true, step);
     others_proceed(&m, false, step);
 }
+
+// ----- Condvar, Semaphore, SeqLock -------------------------------------------------------
 
 /// A `Mutex<bool>` flag and a `Condvar` over it.
 type Flag = (Mutex<bool>, Condvar);
@@ -424,4 +426,220 @@ fn a_crash_at_any_step_of_a_seqlock_write_is_detected_and_repaired() {
     ]) {
         assert!(steps.contains(step), "never crashed at {step:?}");
     }
+}
+
+// ----- RwLock ------------------------------------------------------------------------------
+
+/// The steps at which a writer has begun to write and not finished: a death there poisons.
+const RW_WRITING: &[&str] = &["rwlock write: writing", "rwlock write: ending"];
+
+/// A read lock and then the write lock within [`PATIENCE`]: whether they came poisoned.
+fn rw_take(l: &RwLock<u64>) -> bool {
+    let poisoned = |cause: PoisonCause| {
+        assert_eq!(cause, PoisonCause::OwnerDied);
+        true
+    };
+    let read = match l.read_timeout(PATIENCE) {
+        Ok(_) => false,
+        Err(TryLockError::Poisoned(p)) => poisoned(p.cause()),
+        Err(e) => panic!("a read lock was not granted in {PATIENCE:?}: {e:?}"),
+    };
+    let write = match l.write_timeout(PATIENCE) {
+        Ok(_) => false,
+        Err(TryLockError::Poisoned(p)) => poisoned(p.cause()),
+        Err(e) => panic!("the write lock was not granted in {PATIENCE:?}: {e:?}"),
+    };
+    assert_eq!(read, write);
+    read
+}
+
+/// Two threads read and write after the victim: poisoned exactly when it died writing (or
+/// `dead_writer_before`: a writer died before the victim came).
+fn rw_others_proceed(l: &RwLock<u64>, step: Option<&str>, dead_writer_before: bool) {
+    let poisoned = dead_writer_before || step.is_some_and(|s| RW_WRITING.contains(&s));
+    thread::scope(|s| {
+        let others = [s.spawn(|| rw_take(l)), s.spawn(|| rw_take(l))];
+        for other in others {
+            assert_eq!(other.join().unwrap(), poisoned, "crashed at {step:?}");
+        }
+    });
+}
+
+/// What the victim does with the lock.
+#[derive(Clone, Copy)]
+enum RwOp {
+    Read,
+    Write,
+    /// Upgradable read, then upgrade, then release.
+    Upgrade,
+    /// Write, downgrade to a read, release.
+    Downgrade,
+    /// Write, downgrade to the upgradable read, release.
+    DowngradeToUpgradable,
+}
+
+impl RwOp {
+    const ALL: [RwOp; 5] = [
+        RwOp::Read,
+        RwOp::Write,
+        RwOp::Upgrade,
+        RwOp::Downgrade,
+        RwOp::DowngradeToUpgradable,
+    ];
+
+    /// Runs the operation; a poisoned lock is used anyway.
+    fn run(self, l: &RwLock<u64>) {
+        match self {
+            RwOp::Read => drop(unpoisoned(l.read())),
+            RwOp::Write => drop(unpoisoned(l.write())),
+            RwOp::Upgrade => {
+                let up = unpoisoned(l.upgradable_read());
+                drop(RwLockUpgradableReadGuard::upgrade(up).unwrap());
+            }
+            RwOp::Downgrade => drop(RwLockWriteGuard::downgrade(unpoisoned(l.write()))),
+            RwOp::DowngradeToUpgradable => drop(RwLockWriteGuard::downgrade_to_upgradable(
+                unpoisoned(l.write()),
+            )),
+        }
+    }
+}
+
+/// The victim runs `op` on a free lock.
+fn rw_alone(op: RwOp, n: u32) -> Option<&'static str> {
+    let l = RwLock::new(0);
+    let step = victim(n, || op.run(&l));
+    rw_others_proceed(&l, step, false);
+    step
+}
+
+/// The victim runs `op` while this thread holds `what` (a read or the write lock), which it
+/// releases once the victim announced that it sleeps (or died first).
+fn rw_against(op: RwOp, write: bool, n: u32) -> Option<&'static str> {
+    let l = RwLock::new(0);
+    let step = thread::scope(|s| {
+        let (read, written) = if write {
+            (None, Some(l.write().unwrap()))
+        } else {
+            (Some(l.read().unwrap()), None)
+        };
+        let victim = s.spawn(|| victim(n, || op.run(&l)));
+        wait_until("the victim to sleep or die", || {
+            l.raw.has_waiters() || victim.is_finished()
+        });
+        drop((read, written));
+        victim.join().unwrap()
+    });
+    rw_others_proceed(&l, step, false);
+    step
+}
+
+/// The victim holds what `op` takes while another thread sleeps on the lock (a writer
+/// behind a read, a reader behind a write), then releases it: the sleeper gets in.
+fn rw_with_a_sleeper(op: RwOp, n: u32) -> Option<&'static str> {
+    let l = &RwLock::new(0);
+    let (taken, holding) = mpsc::channel();
+    let step = thread::scope(|s| {
+        let victim = s.spawn(|| {
+            victim(n, move || {
+                let sleeper_in = || l.raw.has_waiters();
+                match op {
+                    RwOp::Read => {
+                        let _g = l.read();
+                        taken.send(()).unwrap();
+                        wait_until("the writer to sleep", sleeper_in);
+                    }
+                    _ => {
+                        let _g = l.write();
+                        taken.send(()).unwrap();
+                        wait_until("the reader to sleep", sleeper_in);
+                    }
+                }
+            })
+        });
+        // The victim holds the lock, or died (and dropped its sender) trying.
+        let _ = holding.recv();
+        let sleeper = s.spawn(|| match op {
+            RwOp::Read => rw_take(l),
+            _ => match l.read_timeout(PATIENCE) {
+                Ok(_) => false,
+                Err(TryLockError::Poisoned(_)) => true,
+                Err(e) => panic!("a read lock was not granted in {PATIENCE:?}: {e:?}"),
+            },
+        });
+        let step = victim.join().unwrap();
+        let poisoned = step.is_some_and(|s| RW_WRITING.contains(&s));
+        assert_eq!(sleeper.join().unwrap(), poisoned, "crashed at {step:?}");
+        step
+    });
+    rw_others_proceed(l, step, false);
+    step
+}
+
+/// The victim runs `op` after a thread exited holding a read lock: a writer clears it.
+fn rw_after_a_dead_reader(op: RwOp, n: u32) -> Option<&'static str> {
+    let l = RwLock::new(0);
+    thread::scope(|s| s.spawn(|| std::mem::forget(l.read())).join().unwrap());
+    let step = victim(n, || op.run(&l));
+    rw_others_proceed(&l, step, false);
+    step
+}
+
+/// The victim runs `op` after a thread exited holding the write lock: the lock is poisoned
+/// whatever step the victim died at.
+fn rw_after_a_dead_writer(op: RwOp, n: u32) -> Option<&'static str> {
+    let l = RwLock::new(0);
+    thread::scope(|s| s.spawn(|| std::mem::forget(l.write())).join().unwrap());
+    let step = victim(n, || op.run(&l));
+    rw_others_proceed(&l, step, true);
+    step
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_rwlock_operation_stops_nobody() {
+    let mut steps = BTreeSet::new();
+    for op in RwOp::ALL {
+        steps.extend(sweep(|n| rw_alone(op, n)));
+        steps.extend(sweep(|n| rw_against(op, true, n)));
+        steps.extend(sweep(|n| rw_with_a_sleeper(op, n)));
+    }
+    for op in [RwOp::Write, RwOp::Upgrade] {
+        steps.extend(sweep(|n| rw_against(op, false, n)));
+        steps.extend(sweep(|n| rw_after_a_dead_reader(op, n)));
+    }
+    for op in [RwOp::Read, RwOp::Write] {
+        steps.extend(sweep(|n| rw_after_a_dead_writer(op, n)));
+    }
+    let all: BTreeSet<&str> = include_str!("rwlock/raw.rs")
+        .split("point(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(step, _)| step))
+        .filter(|step| step.starts_with("rwlock"))
+        .collect();
+    assert_eq!(all.len(), 27, "the crash points of rwlock/raw.rs");
+    let missed: Vec<_> = all.difference(&steps).collect();
+    assert!(missed.is_empty(), "never crashed at {missed:?}");
+}
+
+/// A crash unwinds through the `RwLock` guards the victim holds, which release nothing:
+/// its write lock is a dead writer's (poisoned as by a death, not by a panic), its read
+/// and upgradable read locks a dead reader's.
+#[test]
+fn a_crashed_thread_keeps_the_rwlocks_it_held() {
+    let (written, read, upgradable, m) = (
+        RwLock::new(0),
+        RwLock::new(0),
+        RwLock::new(0),
+        Mutex::new(0),
+    );
+    // Points 0 to 8 are those of the three rwlocks; 9 is the first of `m`'s.
+    let step = victim(9, || {
+        let _w = written.write();
+        let _r = read.read();
+        let _u = upgradable.upgradable_read();
+        drop(m.lock());
+    });
+    assert_eq!(step, Some("lock: trying a free word"));
+    rw_others_proceed(&written, step, true);
+    rw_others_proceed(&read, step, false);
+    rw_others_proceed(&upgradable, step, false);
 }

@@ -30,6 +30,7 @@ mod named;
 mod poison;
 mod raw;
 mod reentrant;
+mod rwlock;
 mod semaphore;
 mod seqlock;
 
@@ -37,8 +38,9 @@ pub use crate::robust::{LIVENESS_POLL, SPINS};
 pub use atomic_wait::{atomic_notify_all, atomic_notify_one, atomic_wait, WaitOutcome};
 pub use condvar::{Condvar, WaitTimeoutResult, WAIT_SPINS, WAIT_YIELDS};
 pub use mutex::{Mutex, MutexGuard};
-pub use named::{Named, NamedCondvar, NamedMutex, NamedSemaphore};
+pub use named::{Named, NamedCondvar, NamedMutex, NamedRwLock, NamedSemaphore};
 pub use poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 pub use semaphore::Semaphore;
 pub use seqlock::{ReadError, SeqLock, SeqLockData, SeqLockWriteGuard};

@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::{Condvar, Mutex, Semaphore};
+use super::{Condvar, Mutex, RwLock, Semaphore};
 use crate::error::{Error, Result};
 use crate::layout::ShmSafe;
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
@@ -50,6 +50,11 @@ pub struct Named<T: ShmSafe> {
 /// A mutex found by name (Boost's `named_mutex`): `lock`, `try_lock` and `lock_timeout`
 /// through `Deref` to [`Mutex<()>`](Mutex).
 pub type NamedMutex = Named<Mutex<()>>;
+
+/// A reader-writer lock found by name (Boost's `named_sharable_mutex` and
+/// `named_upgradable_mutex`): `read`, `write` and `upgradable_read` through `Deref` to
+/// [`RwLock<()>`](RwLock).
+pub type NamedRwLock = Named<RwLock<()>>;
 
 /// A counting semaphore found by name (Boost's `named_semaphore`): create it with
 /// `NamedSemaphore::create_with(name, Semaphore::new(initial))`.

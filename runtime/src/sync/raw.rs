@@ -233,20 +233,24 @@ impl fmt::Debug for RawMutex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let locker = Locker::of(self);
         let owner = locker.owner();
-        let holder = self.word.owner().map(|id| {
-            let whose = if owner.thread_id().ok() == Some(id) {
-                "this thread"
-            } else if owner.alive(id) {
-                "alive"
-            } else {
-                "dead"
-            };
-            format!("owner {id} ({whose})")
-        });
+        let holder = self.word.owner().map(|id| describe_holder(owner, id));
         f.debug_struct("Lock")
             .field("held_by", &holder)
             .field("poisoned", &self.poisoned())
             .field("waiters", &self.has_waiters())
             .finish()
     }
+}
+
+/// A lock holder for `Debug`: its owner id, and whether it is this thread, alive or dead
+/// (asking the kernel).
+pub(crate) fn describe_holder(owner: &Owner, id: u32) -> String {
+    let whose = if owner.thread_id().ok() == Some(id) {
+        "this thread"
+    } else if owner.alive(id) {
+        "alive"
+    } else {
+        "dead"
+    };
+    format!("owner {id} ({whose})")
 }

@@ -5,7 +5,9 @@
 //!   but cannot destroy what the parent may be reading (`InUse`);
 //! - processes racing `find_or_construct` on one name get one object, built once;
 //! - a process killed holding the index lock (inside `atomic_func`) or in the middle of
-//!   constructing an array does not block the others, and leaves no half-built object.
+//!   constructing an array does not block the others, and leaves no half-built object;
+//! - a child that finds objects (without the index lock) while its parent constructs them,
+//!   grows the table and undoes constructions reads every object whole and exact.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -185,4 +187,71 @@ fn a_process_killed_while_constructing_leaves_no_half_built_object() {
     assert!(seg.destroy::<u64>("mine").unwrap());
     assert!(seg.all_memory_deallocated(), "the half-built array leaked");
     assert!(seg.check_sanity());
+}
+
+// ----- finding while another process constructs ----------------------------------------------
+
+/// Yields one element but claims three: the construction is undone.
+struct Short(bool);
+impl Iterator for Short {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        (!std::mem::replace(&mut self.0, true)).then_some(u64::MAX)
+    }
+}
+impl ExactSizeIterator for Short {
+    fn len(&self) -> usize {
+        3
+    }
+}
+
+fn child_finds_while_the_parent_constructs<T: Target>() {
+    const OBJECTS: usize = 3000;
+    let t = T::new();
+    let mut seg = Seg::<T>::create(t.name(), 1 << 20).unwrap();
+    let mut c = child(
+        &t,
+        "objects-find-while-constructed",
+        &[("SHMKIT_OBJECTS", OBJECTS.to_string())],
+    );
+    assert_eq!(c.expect_message(CHILD_LIMIT), "ready");
+    c.release();
+    for j in 0..OBJECTS {
+        let name = format!("grow_{j}");
+        seg.construct_array_with(name.as_str(), 1 + j % 4, |i| (j as u64) << 32 | i as u64)
+            .unwrap();
+        if j % 16 == 0 {
+            // Slow enough that the child makes passes in between.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if j % 64 == 0 {
+            let undone =
+                seg.construct_from_iter(format!("undone_{}", j / 64 % 8).as_str(), Short(false));
+            assert!(matches!(
+                undone,
+                Err(shmkit_runtime::Error::IteratorTooShort { .. })
+            ));
+        }
+    }
+    let report = c.expect_message(CHILD_LIMIT);
+    assert!(report.starts_with("found all"), "{report}");
+    c.assert_success(CHILD_LIMIT);
+    eprintln!("{}: the child {report}", T::KIND);
+    seg.check().unwrap();
+    // Alone now: destroying gives back every object, and the tables and undone entries
+    // retired while the child could have been reading them.
+    for j in 0..OBJECTS {
+        assert!(seg.destroy::<u64>(format!("grow_{j}").as_str()).unwrap());
+    }
+    assert!(seg.all_memory_deallocated());
+}
+
+#[test]
+fn a_child_finds_whole_objects_while_its_parent_constructs_them_shm() {
+    child_finds_while_the_parent_constructs::<ShmTarget>();
+}
+
+#[test]
+fn a_child_finds_whole_objects_while_its_parent_constructs_them_file() {
+    child_finds_while_the_parent_constructs::<FileTarget>();
 }

@@ -192,7 +192,7 @@ fn arrays_from_a_value_a_closure_and_an_iterator() {
 #[test]
 fn a_panic_while_building_element_k_drops_elements_before_k_and_leaks_nothing() {
     let _serial = DROP_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    let seg = heap();
+    let mut seg = heap();
     let free = seg.free_memory();
     DROPS.store(0, Ordering::Relaxed);
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -212,6 +212,9 @@ fn a_panic_while_building_element_k_drops_elements_before_k_and_leaks_nothing() 
         None
     );
     assert_eq!(seg.num_named_objects(), 0);
+    // The entry's block is retired (a lookup without the lock may have been reading it)
+    // until the segment is alone with `&mut`.
+    seg.shrink_to_fit_indexes().unwrap();
     assert_eq!(seg.free_memory(), free);
     assert!(seg.all_memory_deallocated());
     // The name is free again, and the lock was released by the unwinding.
@@ -243,7 +246,7 @@ impl ExactSizeIterator for Liar {
 #[test]
 fn a_short_iterator_or_a_full_segment_undoes_the_construction() {
     let _serial = DROP_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    let seg = heap();
+    let mut seg = heap();
     DROPS.store(0, Ordering::Relaxed);
     let err = seg.construct_from_iter("liar", Liar(0)).unwrap_err();
     assert!(matches!(err, Error::IteratorTooShort { .. }), "{err}");
@@ -257,6 +260,8 @@ fn a_short_iterator_or_a_full_segment_undoes_the_construction() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidSize { .. }), "{err}");
     assert_eq!(seg.num_named_objects(), 0);
+    // Retired blocks (the liar's entry) go back once the segment is alone with `&mut`.
+    seg.shrink_to_fit_indexes().unwrap();
     assert!(seg.all_memory_deallocated());
 }
 

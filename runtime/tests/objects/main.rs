@@ -2,6 +2,7 @@
 //! and on every segment kind that maps OS memory (compiled out under Miri).
 
 mod heap;
+mod lock_free;
 #[cfg(not(miri))]
 mod segments;
 mod torn_ordered_index;

@@ -6,5 +6,6 @@ mod condvar;
 mod mutex;
 mod named;
 mod reentrant;
+mod rwlock;
 mod semaphore;
 mod seqlock;

@@ -7,13 +7,23 @@
 //!
 //! Slot routing uses the top bits of the hash, so a table of up to 2^24 slots is rehashed
 //! from its tags alone; larger tables read the full hash from the entries.
+//!
+//! `find` probes the named index without the lock ([`IndexKind::LOCK_FREE_FIND`]): the
+//! root word and the slots are stored atomically with release ordering (an entry's header
+//! and name are written before its slot, a new table in full before the root names it),
+//! the probe loads them with acquire ordering, and a table that is no longer the root's is
+//! retired, not freed (`objects::retired`), as are the entries of failed constructions.
+//! So a probe racing an insert, a backward shift or a resize reads only words that stay
+//! allocated and whole; it may miss an entry that moved (then the locked path decides),
+//! never find one that is not there.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::Release;
 
 use super::{IndexKind, Key, Probe, Root};
 use crate::error::{Error, Result};
-use crate::objects::entry::{same_name, Entry};
+use crate::objects::entry::{same_name, Entry, TAG as ENTRY_TAG};
 use crate::objects::probing;
+use crate::objects::retired;
 use crate::objects::space::{Blocks, Space};
 
 /// Hash index (default): O(1) find, insert and destroy; iteration in no particular order.
@@ -74,10 +84,21 @@ impl At {
         Ok(unsafe { p.read() })
     }
 
+    /// Stores a slot (the index lock makes us its only writer) with release ordering: a
+    /// reader without the lock that loads the slot then sees the entry it names whole.
     #[inline]
     fn set(self, s: &Space, i: u64, v: u64) -> Result<()> {
+        s.shared(self.slot_off(i))?.store(v, Release);
+        Ok(())
+    }
+
+    /// Writes a slot of a table that no reader can reach yet (being filled before the root
+    /// names it, with release ordering): a plain write.
+    #[inline]
+    fn init(self, s: &Space, i: u64, v: u64) -> Result<()> {
         let p = s.at::<u64>(self.slot_off(i))?;
-        // SAFETY: in bounds and aligned (checked); the index lock makes us the only writer.
+        // SAFETY: in bounds and aligned (checked); the table is this lock holder's alone
+        // until it is published.
         unsafe { p.write(v) };
         Ok(())
     }
@@ -148,12 +169,12 @@ fn position(s: &Space, at: At, e: u64, hash: u32) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// Puts slot word `w` into the first free slot from its home.
-fn place(s: &Space, at: At, w: u64) -> Result<()> {
+/// The first free slot from the home of slot word `w`.
+fn free_slot(s: &Space, at: At, w: u64) -> Result<u64> {
     let home = at.home(s, w)?;
     for i in home..home + at.len {
         if at.get(s, i)? == 0 {
-            return at.set(s, i, w);
+            return Ok(i);
         }
     }
     Err(s.corrupt("the hash table is full".into()))
@@ -186,18 +207,32 @@ fn resize(s: &Space, root: Root, len: u64) -> Result<()> {
         p.cast::<Table>().write(Table { tag: TAG, len });
     }
     let new = At { off, len };
-    if let Some(old) = table(s, root)? {
+    let old = table(s, root)?;
+    if let Some(old) = old {
         for i in 0..old.len {
             let w = old.get(s, i)?;
             if w != 0 {
-                place(s, new, w)?;
+                new.init(s, free_slot(s, new, w)?, w)?;
             }
         }
-        // SAFETY: every slot moved to the new table; nothing refers to the old one.
-        unsafe { s.free(old.off)? };
     }
-    s.word(root.root).store(off, Relaxed);
-    Ok(())
+    // Release: a reader that loads the new root sees the table whole.
+    s.word(root.root).store(off, Release);
+    match old {
+        Some(old) => dispose(s, root, old.off),
+        None => Ok(()),
+    }
+}
+
+/// Gives up a table the root no longer names: retired while readers without the lock may
+/// still be probing it, freed otherwise.
+fn dispose(s: &Space, root: Root, off: u64) -> Result<()> {
+    if root.read_without_lock::<HashIndex>() {
+        retired::retire(s, off)
+    } else {
+        // SAFETY: the table is unhooked from the root, and only lock holders read it.
+        unsafe { s.free(off) }
+    }
 }
 
 /// Whether `n` entries exceed the maximum load of 13/16 of `len` slots (no division on
@@ -218,6 +253,7 @@ fn slots_for(n: u64) -> u64 {
 impl IndexKind for HashIndex {
     const KIND: u32 = 1;
     const NAME: &'static str = "hash index";
+    const LOCK_FREE_FIND: bool = true;
     type Link = ();
 
     #[inline]
@@ -247,29 +283,29 @@ impl IndexKind for HashIndex {
     }
 
     #[inline]
-    fn probe(s: &Space, root: Root, key: Key<'_>) -> Probe {
-        let off = s.read_word(root.root);
+    fn probe<const SHARED: bool>(s: &Space, root: Root, key: Key<'_>) -> Probe {
+        let off = s.load_word::<SHARED>(root.root);
         if off == 0 {
             return Probe::Absent;
         }
-        let Some(t) = s.read::<Table>(off) else {
+        // The table's header words (a retired table's first word is a link, not the tag).
+        let Some(head) = s.words::<SHARED>(off, 2) else {
             return Probe::Slow;
         };
-        let slots = size_of::<Table>() as u64;
-        let fits = t.len.is_power_of_two()
-            && t.len <= MAX_SLOTS
-            && off
-                .checked_add(slots)
-                .and_then(|o| s.checked(o, t.len as usize * 8))
-                .is_some();
-        if t.tag != TAG || !fits {
+        let (Some(tag), Some(len)) = (head.get(0), head.get(1)) else {
+            return Probe::Slow;
+        };
+        if tag != TAG || !len.is_power_of_two() || len > MAX_SLOTS {
             return Probe::Slow;
         }
-        let at = At { off, len: t.len };
+        let Some(slots) = s.words::<SHARED>(off + size_of::<Table>() as u64, len) else {
+            return Probe::Slow;
+        };
+        let at = At { off, len };
         let want = key.hash >> (32 - TAG_BITS);
         let home = at.home_of_hash(key.hash);
         for i in home..home + at.len {
-            let Some(w) = s.read::<u64>(at.slot_off(i)) else {
+            let Some(w) = slots.get(i & (len - 1)) else {
                 return Probe::Slow;
             };
             if w == 0 {
@@ -283,20 +319,30 @@ impl IndexKind for HashIndex {
             let Some(block_len) = s.entry_len(e).filter(|&len| len >= E::SIZE) else {
                 return Probe::Slow;
             };
-            let Some(h) = s.read::<E>(e) else {
+            let Some(words) = s.words::<SHARED>(e, 3) else {
                 return Probe::Slow;
             };
+            let (Some(w0), Some(w1), Some(w2)) = (words.get(0), words.get(1), words.get(2)) else {
+                return Probe::Slow;
+            };
+            let h = E::from_words([w0, w1, w2]);
+            // A retired entry's first word is a link, not the tag.
+            if h.tag != ENTRY_TAG {
+                return Probe::Slow;
+            }
             if h.hash != key.hash || h.name_len() != key.name.len() {
                 continue;
             }
             let Some(name) = s.checked(e + E::SIZE as u64, key.name.len()) else {
                 return Probe::Slow;
             };
-            // SAFETY: `key.name.len()` bytes in bounds (checked).
+            // SAFETY: `key.name.len()` bytes in bounds (checked); a name is written before
+            // its entry is linked and never changes while the entry's block is allocated.
             if unsafe { same_name(name, key.name) } {
                 return Probe::Found {
                     entry: e,
                     block_len,
+                    header: h,
                 };
             }
         }
@@ -322,7 +368,8 @@ impl IndexKind for HashIndex {
                 table(s, root)?.ok_or_else(|| s.corrupt("the new hash table vanished".into()))?
             }
         };
-        place(s, at, slot(e, E::read(s, e)?.hash))
+        let w = slot(e, E::read(s, e)?.hash);
+        at.set(s, free_slot(s, at, w)?, w)
     }
 
     fn remove(s: &Space, root: Root, e: u64) -> Result<()> {
@@ -407,7 +454,8 @@ impl IndexKind for HashIndex {
         // Only the table the root names is a candidate (never a block that merely looks
         // like one), and it is kept only if it is a live block of its size.
         let Some(at) = table_in(s, root, blocks) else {
-            s.word(root.root).store(0, Relaxed);
+            // Dropped, not freed: it may be no table of ours.
+            s.word(root.root).store(0, Release);
             return Ok(());
         };
         for i in 0..at.len {
@@ -418,11 +466,10 @@ impl IndexKind for HashIndex {
 
     fn reset(s: &Space, root: Root) -> Result<()> {
         let off = s.read_word(root.root);
-        s.word(root.root).store(0, Relaxed);
-        if off != 0 {
-            // SAFETY: the table is unhooked from the root; nothing else refers to it.
-            unsafe { s.free(off)? };
+        s.word(root.root).store(0, Release);
+        match off {
+            0 => Ok(()),
+            off => dispose(s, root, off),
         }
-        Ok(())
     }
 }

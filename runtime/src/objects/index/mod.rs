@@ -3,14 +3,17 @@
 //! [`NullIndex`] (no index: anonymous objects only, named construction does not compile).
 //!
 //! An index only links entries that live in the segment; it never owns them. Every
-//! operation runs under the segment's index lock.
+//! operation runs under the segment's index lock, except the probe of a hash index's named
+//! objects ([`IndexKind::LOCK_FREE_FIND`]), which `find` runs without it.
 
 pub(crate) mod hash;
 pub(crate) mod null;
 pub(crate) mod ordered;
 
+use super::entry::Entry;
 use super::space::{Blocks, Space};
 use crate::error::Result;
+use crate::manager::header::words;
 
 pub use hash::HashIndex;
 pub use null::NullIndex;
@@ -29,14 +32,23 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     /// The index links each entry carries (plain offsets into the segment).
     type Link: Copy + Default + Send + Sync + 'static;
 
+    /// Whether [`probe`](Self::probe) may run without the index lock (`SHARED`) on the
+    /// named index of a writable mapping: its structures are read and written by atomic
+    /// words, and what it unlinks there is retired rather than freed (`objects::retired`).
+    #[doc(hidden)]
+    const LOCK_FREE_FIND: bool = false;
+
     /// The live or constructing entry named by `key`, if any.
     #[doc(hidden)]
     fn find(s: &Space, root: Root, key: Key<'_>) -> Result<Option<u64>>;
     /// [`find`](Self::find) without error values, for the lookup fast path: `Slow` when in
-    /// any doubt (the checked `find` then decides and reports).
+    /// any doubt (the checked `find` then decides and reports). Without the index lock
+    /// (`SHARED`, only where [`LOCK_FREE_FIND`](Self::LOCK_FREE_FIND) says so and the
+    /// mapping is writable) it reads every word with an acquire load, and only `Found` is
+    /// an answer: the lock holder may be moving slots meanwhile.
     #[doc(hidden)]
     #[inline]
-    fn probe(s: &Space, root: Root, key: Key<'_>) -> Probe {
+    fn probe<const SHARED: bool>(s: &Space, root: Root, key: Key<'_>) -> Probe {
         let _ = (s, root, key);
         Probe::Slow
     }
@@ -104,10 +116,12 @@ pub struct Key<'a> {
 
 /// What the lookup fast path found.
 pub enum Probe {
-    /// The entry at this offset, and the usable length of its (entry-marked) block.
+    /// The entry at this offset, the usable length of its (entry-marked) block, and its
+    /// header as the probe read it (the index links left out), tag checked.
     Found {
         entry: u64,
         block_len: usize,
+        header: Entry<()>,
     },
     Absent,
     Slow,
@@ -118,6 +132,17 @@ pub enum Probe {
 pub struct Root {
     pub root: usize,
     pub count: usize,
+}
+
+impl Root {
+    /// Whether readers without the lock may be in this index of a segment of kind `I`: the
+    /// named index, where the kind allows it ([`IndexKind::LOCK_FREE_FIND`]; unique objects
+    /// are always looked up under the lock). What it unlinks (a table, an entry) is then
+    /// retired rather than freed.
+    #[inline]
+    pub fn read_without_lock<I: IndexKind>(self) -> bool {
+        I::LOCK_FREE_FIND && self.root == words::NAMED_ROOT
+    }
 }
 
 /// An index kind that can map names to entries: named and unique objects need one.

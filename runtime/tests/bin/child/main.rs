@@ -55,6 +55,7 @@ mod fuzz_worker;
 mod liveness;
 mod named;
 mod objects;
+mod rwlock;
 mod segment;
 mod semaphore;
 mod seqlock;
@@ -83,6 +84,7 @@ fn main() {
         "objects-race" => objects::run(|s| s.race()),
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
+        "objects-find-while-constructed" => objects::run(|s| s.find_while_constructed()),
         "cache-and-wait" => cache::cache_and_wait(),
         "file-lock-hold" => file_lock::hold(),
         "condvar-wait" => condvar::wait(),
@@ -102,6 +104,7 @@ fn main() {
         "atomic-wait-answer" => atomic_wait::answer(),
         "named-mutex-hold" => named::hold(),
         "named-count" => named::count(),
+        "rwlock-hold" => rwlock::hold(),
         other => panic!("unknown role {other}"),
     }
 }

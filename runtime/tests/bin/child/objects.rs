@@ -31,6 +31,11 @@ pub trait ChildSegment {
     fn hold_index_lock(&mut self);
     /// Stops half-way through constructing an array and stays there until killed.
     fn die_while_constructing(&mut self);
+    /// After the start signal, finds `grow_<j>` for `j` below `SHMKIT_OBJECTS` (arrays of
+    /// `1 + j % 4` elements `j << 32 | i`) over and over while the parent constructs them,
+    /// checking every element of each found, and never finds `undone_<k>`; reports how
+    /// many passes it made once it has found them all.
+    fn find_while_constructed(&mut self);
 }
 
 impl<B: Backing> ChildSegment for ManagedSegment<B> {
@@ -89,6 +94,32 @@ impl<B: Backing> ChildSegment for ManagedSegment<B> {
             }
         })
         .unwrap()
+    }
+
+    fn find_while_constructed(&mut self) {
+        let objects: usize = env("SHMKIT_OBJECTS").parse().unwrap();
+        let names: Vec<String> = (0..objects).map(|j| format!("grow_{j}")).collect();
+        let mut seen = vec![false; objects];
+        let mut passes = 0u64;
+        tell_parent("ready");
+        wait_for_parent();
+        while seen.iter().any(|&s| !s) {
+            passes += 1;
+            for (j, name) in names.iter().enumerate() {
+                let Some(elems) = self.find_slice::<u64>(name.as_str()).unwrap() else {
+                    assert!(!seen[j], "{name} was found before and is gone");
+                    continue;
+                };
+                assert_eq!(elems.len(), 1 + j % 4, "{name}");
+                for (i, &v) in elems.iter().enumerate() {
+                    assert_eq!(v, (j as u64) << 32 | i as u64, "{name}[{i}]");
+                }
+                seen[j] = true;
+            }
+            let undone = self.find_slice::<u64>(format!("undone_{}", passes % 8).as_str());
+            assert_eq!(undone.unwrap(), None);
+        }
+        tell_parent(&format!("found all in {passes} passes"));
     }
 
     fn die_while_constructing(&mut self) {
