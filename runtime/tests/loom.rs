@@ -1,7 +1,9 @@
 //! The lock algorithms' own source, model-checked with loom through every interleaving (up
 //! to `LOOM_MAX_PREEMPTIONS`, 3 by default here): exclusion (loom's `UnsafeCell` reports
 //! any access not ordered by the lock), no lost wake-up (a waiter never woken is a deadlock
-//! loom reports), dead owners taken over, and a crash at every step of lock and unlock.
+//! loom reports), dead owners taken over, and a crash at every step of lock and unlock, of
+//! a condition wait and notification, of a semaphore's post and wait, and of a seqlock's
+//! write.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmkit-runtime --test loom --release`
 //! (use another `CARGO_TARGET_DIR` to keep the normal build). What the model stands in for
@@ -17,14 +19,21 @@ use loom::sync::Arc;
 use loom::thread;
 
 use shmkit_runtime::sync::{
-    LockError, Mutex, PoisonCause, RwLock, RwLockUpgradableReadGuard, TryLockError,
+    Condvar, LockError, LockResult, Mutex, MutexGuard, PoisonCause, ReadError, RwLock,
+    RwLockUpgradableReadGuard, Semaphore, SeqLock, TryLockError,
 };
 use shmkit_runtime::test_hooks::model::{self, Acquired};
 
 /// Runs `f` through every interleaving loom explores.
 fn check(f: impl Fn() + Sync + Send + 'static) {
+    check_bounded(3, f);
+}
+
+/// As [`check`], with at most `most` preemptions.
+fn check_bounded(most: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
+    let bound = builder.preemption_bound.get_or_insert(3);
+    *bound = (*bound).min(most);
     builder.check(f);
 }
 
@@ -51,12 +60,63 @@ fn increment(m: &Mutex<UnsafeCell<u32>>) -> bool {
 }
 
 fn value(m: &Mutex<UnsafeCell<u32>>) -> u32 {
-    let guard = m.lock().unwrap_or_else(|p| match p {
-        LockError::Poisoned(p) => p.into_inner(),
-        LockError::Failed(e) => panic!("lock failed: {e}"),
-    });
+    let guard = unpoisoned(m.lock());
     // SAFETY: the lock is held.
     guard.with(|n| unsafe { *n })
+}
+
+/// The guard, whether or not a dead holder poisoned the lock.
+fn unpoisoned<G>(locked: LockResult<G>) -> G {
+    locked.unwrap_or_else(|p| match p {
+        LockError::Poisoned(p) => p.into_inner(),
+        LockError::Failed(e) => panic!("lock failed: {e}"),
+    })
+}
+
+/// Runs `scenario(n)` through every interleaving with at most two preemptions (one
+/// exploration per crash point: three would take minutes) for n = 0, 1, … until no
+/// interleaving reaches the victim's n-th crash point: the steps it crashed at.
+fn sweep(scenario: fn(u32) -> Option<&'static str>) -> BTreeSet<&'static str> {
+    let crashed_at = StdArc::new(StdMutex::new(BTreeSet::new()));
+    for n in 0.. {
+        let reached = StdArc::new(AtomicBool::new(false));
+        let (crashed_at, reached2) = (crashed_at.clone(), reached.clone());
+        check_bounded(2, move || {
+            if let Some(step) = scenario(n) {
+                reached2.store(true, Ordering::Relaxed);
+                crashed_at.lock().unwrap().insert(step);
+            }
+        });
+        if !reached.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let steps = crashed_at.lock().unwrap().clone();
+    steps
+}
+
+/// Spawns the victim: `op` on `shared`, crashed at its `n`-th crash point; then the thread
+/// ends as a killed process's (time passes for the others). Joined, it says where it
+/// crashed. `op` borrows what it shares, so that the crash unwinds through no step of the
+/// model (a loom `Arc` dropped): loom's threads share the OS thread's panic count, and
+/// another thread run meanwhile would act as if it panicked.
+fn victim<S: Send + 'static>(
+    n: u32,
+    shared: S,
+    op: impl FnOnce(&S) + Send + 'static,
+) -> thread::JoinHandle<Option<&'static str>> {
+    thread::spawn(move || {
+        let crashed = model::crashes_at(n, || op(&shared));
+        model::killed();
+        crashed.err()
+    })
+}
+
+/// Asserts that the sweep crashed at each of `steps`.
+fn crashed_at_each(crashed_at: &BTreeSet<&'static str>, steps: &[&str]) {
+    for step in steps {
+        assert!(crashed_at.contains(step), "never crashed at {step:?}");
+    }
 }
 
 #[test]
@@ -219,51 +279,35 @@ fn a_failed_recovery_poisons_an_internal_lock_for_everyone() {
 
 /// Crashes one thread's lock-and-unlock at its first, second, … crash point, in every
 /// interleaving with a second thread doing the same unharmed: the second always finishes,
-/// and the lock is poisoned exactly when the crashed thread died holding it. Stops at the
-/// first point no interleaving reaches; every step of lock and unlock must have been hit.
+/// and the lock is poisoned exactly when the crashed thread died holding it. Every step of
+/// lock and unlock must have been hit.
 #[test]
 fn a_crash_at_any_step_of_lock_or_unlock_stops_nobody() {
-    let crashed_at = StdArc::new(StdMutex::new(BTreeSet::new()));
-    for n in 0.. {
-        let reached = StdArc::new(AtomicBool::new(false));
-        let (crashed_at2, reached2) = (crashed_at.clone(), reached.clone());
-        check(move || {
-            let m = counter();
-            let victim = {
-                let m = m.clone();
-                thread::spawn(move || {
-                    let crashed = model::crashes_at(n, || {
-                        let guard = m.lock().unwrap();
-                        // SAFETY: the lock is held.
-                        guard.with_mut(|n| unsafe { *n += 1 });
-                    });
-                    model::killed();
-                    crashed.err()
-                })
-            };
-            let other = {
-                let m = m.clone();
-                thread::spawn(move || increment(&m))
-            };
-            let step = victim.join().unwrap();
-            other.join().unwrap();
-            let added = step.is_none_or(|step| step.starts_with("unlock"));
-            assert_eq!(value(&m), 1 + u32::from(added), "crashed at {step:?}");
-            let held = step.is_some_and(|step| HOLDING.contains(&step));
-            assert_eq!(m.is_poisoned(), held, "crashed at {step:?}");
-            if let Some(step) = step {
-                reached2.store(true, Ordering::Relaxed);
-                crashed_at2.lock().unwrap().insert(step);
-            }
+    let crashed_at = sweep(|n| {
+        let m = counter();
+        let victim = victim(n, m.clone(), |m| {
+            let guard = m.lock().unwrap();
+            // SAFETY: the lock is held.
+            guard.with_mut(|n| unsafe { *n += 1 });
         });
-        if !reached.load(Ordering::Relaxed) {
-            break;
-        }
-    }
-    let crashed_at = crashed_at.lock().unwrap();
-    for step in HOLDING.iter().chain(NOT_HOLDING) {
-        assert!(crashed_at.contains(step), "never crashed at {step:?}");
-    }
+        let other = {
+            let m = m.clone();
+            thread::spawn(move || increment(&m))
+        };
+        let step = victim.join().unwrap();
+        other.join().unwrap();
+        let added = step.is_none_or(|step| step.starts_with("unlock"));
+        assert_eq!(value(&m), 1 + u32::from(added), "crashed at {step:?}");
+        assert_eq!(m.is_poisoned(), holding(step), "crashed at {step:?}");
+        step
+    });
+    crashed_at_each(&crashed_at, HOLDING);
+    crashed_at_each(&crashed_at, NOT_HOLDING);
+}
+
+/// Whether a thread that crashed at `step` died holding a `Mutex`.
+fn holding(step: Option<&str>) -> bool {
+    step.is_some_and(|step| HOLDING.contains(&step))
 }
 
 /// The steps of lock and unlock at which the thread holds the lock.
@@ -281,6 +325,363 @@ const NOT_HOLDING: &[&str] = &[
     "unlock: released",
 ];
 
+/// A `Mutex` and a `Condvar` over it, shared by the model threads.
+type Guarded<T> = Arc<(Mutex<T>, Condvar)>;
+
+fn guarded<T: shmkit_runtime::ShmSafe>(value: T) -> Guarded<T> {
+    Arc::new((Mutex::new(value), Condvar::new()))
+}
+
+/// Waits on `s` while `blocked` holds, through poison.
+fn wait_while<'a, T>(s: &'a Guarded<T>, blocked: impl Fn(&T) -> bool) -> MutexGuard<'a, T> {
+    let guard = unpoisoned(s.0.lock());
+    unpoisoned(s.1.wait_while(guard, |value| blocked(&value)))
+}
+
+/// Two consumers take one item each, handed over with `notify_one` after each: every item
+/// wakes a consumer (two may sleep at once, so a notification that woke nobody leaves one
+/// asleep for good, a deadlock loom reports).
+#[test]
+fn condvar_notify_one_wakes_a_waiter_for_each_item() {
+    check(|| {
+        let s = guarded(0u32);
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || *wait_while(&s, |items| *items == 0) -= 1)
+            })
+            .collect();
+        for _ in 0..2 {
+            *s.0.lock().unwrap() += 1;
+            s.1.notify_one();
+        }
+        for c in consumers {
+            c.join().unwrap();
+        }
+        assert_eq!(*s.0.lock().unwrap(), 0);
+    });
+}
+
+/// One `notify_all` wakes both waiters.
+#[test]
+fn condvar_notify_all_wakes_every_waiter() {
+    check(|| {
+        let s = guarded(0u32);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || drop(wait_while(&s, |ready| *ready == 0)))
+            })
+            .collect();
+        *s.0.lock().unwrap() = 1;
+        s.1.notify_all();
+        for w in waiters {
+            w.join().unwrap();
+        }
+    });
+}
+
+/// The steps of a condition wait at which the waiter holds the mutex (besides the mutex's
+/// own, in its unlock and relock).
+const CONDVAR_HOLDING: &[&str] = &["condvar wait: sequence read, mutex held"];
+/// The steps of a condition wait in between.
+const CONDVAR_WAITING: &[&str] = &[
+    "condvar wait: mutex released",
+    "condvar wait: counting in",
+    "condvar wait: counted in",
+    "condvar wait: about to sleep",
+    "condvar wait: awake",
+    "condvar wait: counting out",
+    "condvar wait: counted out",
+    "condvar wait: about to relock",
+];
+
+/// A waiter killed at any step of its wait (holding the mutex, counted in, asleep, woken by
+/// the one `notify_one`, relocking) keeps the other waiter from nothing: it returns (once
+/// the victim is dead, at its liveness poll), and the mutex is poisoned exactly when the
+/// victim died holding it.
+#[test]
+fn a_condvar_waiter_killed_at_any_step_blocks_no_notification() {
+    let crashed_at = sweep(|n| {
+        let s = guarded(0u32);
+        let victim = victim(n, s.clone(), |s| drop(wait_while(s, |ready| *ready == 0)));
+        let other = {
+            let s = s.clone();
+            thread::spawn(move || drop(wait_while(&s, |ready| *ready == 0)))
+        };
+        *unpoisoned(s.0.lock()) = 1;
+        s.1.notify_one();
+        // The one notification reaches the other waiter, even when the victim took its
+        // wake-up and died (or ended: a model thread's end is a death).
+        other.join().unwrap();
+        s.1.notify_all();
+        let step = victim.join().unwrap();
+        let held = holding(step) || step.is_some_and(|step| CONDVAR_HOLDING.contains(&step));
+        // Taking the lock takes a dead holder's over (poisoning it).
+        drop(unpoisoned(s.0.lock()));
+        assert_eq!(s.0.is_poisoned(), held, "crashed at {step:?}");
+        step
+    });
+    crashed_at_each(&crashed_at, CONDVAR_HOLDING);
+    crashed_at_each(&crashed_at, CONDVAR_WAITING);
+}
+
+/// A notifier killed at any step of `notify_one` after it moved the sequence (its
+/// notification made, the wake-up perhaps not) leaves the waiter waiting only until its
+/// liveness poll once the notifier is dead. (One killed before that notified nobody: this
+/// thread notifies instead.)
+#[test]
+fn a_condvar_notifier_killed_at_any_step_strands_no_waiter() {
+    let crashed_at = sweep(|n| {
+        let s = guarded(0u32);
+        let waiter = {
+            let s = s.clone();
+            thread::spawn(move || drop(wait_while(&s, |ready| *ready == 0)))
+        };
+        let victim = victim(n, s.clone(), |s| {
+            *s.0.lock().unwrap() = 1;
+            s.1.notify_one();
+        });
+        let step = victim.join().unwrap();
+        if step.is_some_and(|step| !CONDVAR_NOTIFIED.contains(&step)) {
+            // It died before its notification began: this thread notifies instead.
+            *unpoisoned(s.0.lock()) = 1;
+            s.1.notify_one();
+        }
+        waiter.join().unwrap();
+        step
+    });
+    crashed_at_each(&crashed_at, &["condvar notify: before moving the sequence"]);
+    crashed_at_each(&crashed_at, CONDVAR_NOTIFIED);
+}
+
+/// The steps of `notify_one` after the notification was made (the sequence moved).
+const CONDVAR_NOTIFIED: &[&str] = &[
+    "condvar notify: sequence moved",
+    "condvar notify: about to wake",
+];
+
+/// Two waiters and two posts: each post wakes a waiter (a lost one leaves a waiter asleep
+/// for good), each waiter takes one unit, and what was written before the posts is seen
+/// after the waits (loom's `UnsafeCell` reports a post that does not release it).
+#[test]
+fn semaphore_posts_wake_waiters_and_publish_what_came_before() {
+    check(|| {
+        let s = Arc::new((Semaphore::new(0), UnsafeCell::new(0u32)));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || {
+                    s.0.wait();
+                    // SAFETY: written before the posts, only read since.
+                    assert_eq!(s.1.with(|v| unsafe { *v }), 7);
+                })
+            })
+            .collect();
+        // SAFETY: nobody reads before the posts.
+        s.1.with_mut(|v| unsafe { *v = 7 });
+        s.0.post().unwrap();
+        s.0.post().unwrap();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(s.0.value(), 0);
+    });
+}
+
+/// One unit, two takers: exactly one gets it.
+#[test]
+fn a_semaphore_unit_is_taken_once() {
+    check(|| {
+        let s = Arc::new(Semaphore::new(1));
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || s.try_wait())
+            })
+            .collect();
+        let took = takers
+            .into_iter()
+            .filter_map(|t| t.join().unwrap().then_some(()))
+            .count();
+        assert_eq!(took, 1);
+        assert_eq!(s.value(), 0);
+    });
+}
+
+/// A waiter killed at any step of `wait` while two units are posted: the other waiter gets
+/// one (also when the killed one used up a post's wake-up), and the killed one's unit is
+/// lost exactly when it died after taking it.
+#[test]
+fn a_semaphore_waiter_killed_at_any_step_stops_nobody() {
+    let crashed_at = sweep(|n| {
+        let s = Arc::new(Semaphore::new(0));
+        let victim = victim(n, s.clone(), |s| s.wait());
+        let other = {
+            let s = s.clone();
+            thread::spawn(move || s.wait())
+        };
+        s.post().unwrap();
+        s.post().unwrap();
+        let step = victim.join().unwrap();
+        other.join().unwrap();
+        let took = step.is_none_or(|step| step == "semaphore wait: unit taken");
+        assert_eq!(s.value(), 1 - u32::from(took), "crashed at {step:?}");
+        step
+    });
+    crashed_at_each(
+        &crashed_at,
+        &[
+            "semaphore wait: before the decrement",
+            "semaphore wait: unit taken",
+            "semaphore wait: counting in",
+            "semaphore wait: counted in, about to sleep",
+            "semaphore wait: awake",
+            "semaphore wait: counted out",
+        ],
+    );
+}
+
+/// A poster killed at any step of `post`: a unit it added reaches the sleeping waiter (at
+/// its liveness poll once the poster is dead, if the wake-up died with it); one it did not
+/// add is posted by this thread instead.
+#[test]
+fn a_semaphore_poster_killed_at_any_step_strands_no_waiter() {
+    let crashed_at = sweep(|n| {
+        let s = Arc::new(Semaphore::new(0));
+        let waiter = {
+            let s = s.clone();
+            thread::spawn(move || s.wait())
+        };
+        let victim = victim(n, s.clone(), |s| s.post().unwrap());
+        let step = victim.join().unwrap();
+        if step == Some("semaphore post: before the increment") {
+            s.post().unwrap();
+        }
+        waiter.join().unwrap();
+        assert_eq!(s.value(), 0);
+        step
+    });
+    crashed_at_each(
+        &crashed_at,
+        &[
+            "semaphore post: before the increment",
+            "semaphore post: incremented",
+            "semaphore post: about to wake",
+        ],
+    );
+}
+
+/// A seqlock's value: two words, so that a copy can tear.
+type Pair = [u32; 2];
+
+fn whole(pair: Pair) -> bool {
+    pair[0] == pair[1]
+}
+
+/// A writer publishes twice while a reader copies: every copy it returns is whole, and
+/// the second no older than the first.
+#[test]
+fn seqlock_readers_never_return_a_torn_value() {
+    check(|| {
+        let lock = Arc::new(SeqLock::new([0u32; 2]));
+        let writer = {
+            let lock = lock.clone();
+            thread::spawn(move || {
+                lock.write([1; 2]).unwrap();
+                lock.write([2; 2]).unwrap();
+            })
+        };
+        let first = lock.try_read();
+        let second = lock.read().unwrap();
+        assert!(first.is_none_or(whole), "torn: {first:?}");
+        assert!(whole(second), "torn: {second:?}");
+        assert!(first.is_none_or(|first| first[0] <= second[0]));
+        writer.join().unwrap();
+    });
+}
+
+/// Two writers update both words: one at a time, so no update is lost.
+#[test]
+fn seqlock_writers_exclude_each_other() {
+    check(|| {
+        let lock = Arc::new(SeqLock::new([0u32; 2]));
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                thread::spawn(move || {
+                    lock.update(|v| {
+                        v[0] += 1;
+                        v[1] += 1;
+                    })
+                    .map_err(drop)
+                    .unwrap();
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(lock.read(), Ok([2; 2]));
+    });
+}
+
+/// The steps of a seqlock write between its odd and its even sequence.
+const SEQLOCK_TORN: &[&str] = &[
+    "seqlock publish: storing a word",
+    "seqlock publish: before the even sequence",
+];
+
+/// A writer killed at any step of a write while a reader copies: the reader returns the
+/// old or the new value whole, or (only when the writer died between its odd and even
+/// sequence) `WriterDied`; the next writer's lock is poisoned exactly when the victim died
+/// holding it, its guard holds what the victim left, and publishing it makes the value
+/// readable again.
+#[test]
+fn a_seqlock_writer_killed_at_any_step_is_detected_and_repaired() {
+    let crashed_at = sweep(|n| {
+        let lock = Arc::new(SeqLock::new([0u32; 2]));
+        let victim = victim(n, lock.clone(), |lock| lock.write([1; 2]).unwrap());
+        let read = lock.read();
+        let step = victim.join().unwrap();
+        let torn = step.is_some_and(|step| SEQLOCK_TORN.contains(&step));
+        match read {
+            Ok(pair) => assert!(whole(pair), "torn: {pair:?}"),
+            Err(e) => assert!(torn && e == ReadError::WriterDied, "{e:?} at {step:?}"),
+        }
+        let held = holding(step) || step.is_some_and(|step| step.starts_with("seqlock"));
+        let left = match lock.lock() {
+            Ok(guard) => {
+                assert!(!held, "crashed at {step:?}");
+                *guard
+            }
+            Err(LockError::Poisoned(p)) => {
+                assert!(held, "crashed at {step:?}");
+                assert_eq!(p.cause(), PoisonCause::OwnerDied);
+                *p.into_inner()
+            }
+            Err(LockError::Failed(e)) => panic!("lock failed: {e}"),
+        };
+        // The new words are a prefix of what it left; whole unless it died in between.
+        assert!(
+            left[1] <= left[0] && left[0] <= 1,
+            "left {left:?} at {step:?}"
+        );
+        assert!(torn || whole(left), "left {left:?} at {step:?}");
+        // Publishing what it left (the guard, dropped) made the value readable again.
+        assert_eq!(lock.read(), Ok(left), "crashed at {step:?}");
+        assert!(!lock.is_poisoned(), "crashed at {step:?}");
+        step
+    });
+    crashed_at_each(&crashed_at, SEQLOCK_TORN);
+    crashed_at_each(
+        &crashed_at,
+        &[
+            "seqlock publish: before the odd sequence",
+            "seqlock publish: even again, poison not yet cleared",
+        ],
+    );
+}
 // ----- RwLock ------------------------------------------------------------------------------
 
 /// A counter behind a `RwLock`: readers read it, writers increment it, and loom checks that

@@ -20,3 +20,15 @@ macro_rules! const_unless_loom {
     };
 }
 pub(crate) use const_unless_loom;
+
+/// Nothing, natively: where an algorithm orders a store to one word before a load of
+/// another by making both `SeqCst` (a Dekker pairing: of two threads that each store then
+/// load, one sees the other's store), the accesses order themselves. The model checker
+/// treats `SeqCst` accesses as `AcqRel` (loom's README, "Unsupported features") and would
+/// report such a pairing broken, so under `--cfg loom` a `SeqCst` fence between the two
+/// accesses of each side (which loom models) gives the order they give natively.
+#[inline(always)]
+pub(crate) fn seqcst_under_the_model() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}

@@ -6,6 +6,7 @@ mod guard;
 #[cfg(loom)]
 pub(crate) mod model;
 pub(crate) mod owner;
+pub(crate) mod pause;
 mod pid;
 mod robust_mutex;
 #[cfg(not(loom))]

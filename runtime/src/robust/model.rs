@@ -7,12 +7,20 @@
 //!   one loom mutex (as the kernel checks the word under its bucket lock), then sleeps until
 //!   a `wake` on that address takes it off the queue (first come, first woken). An untimed
 //!   wait thus blocks until it is woken, and a lost wake-up is a deadlock that loom reports.
+//!   Checking the word is a `SeqCst` fence and a load, as the kernel's check follows a full
+//!   barrier: a waiter's store to another word before its sleep is seen by a waker that
+//!   moved the futex word first and then looks at that other word.
 //! - **Time.** Timeouts only serve to notice that an owner died (`LIVENESS_POLL`), so in the
-//!   model time passes only once a thread was killed (a crash point fired in it, see
-//!   [`super::crash`], or a test said [`killed`]): when such a thread ends, every timed
-//!   sleeper times out, and later timed waits return at once. Until then a timed wait is an
-//!   untimed one, so no timeout can hide a lost wake-up. Deadlines (`lock_timeout`) are real
-//!   time, which loom does not model: model tests do not use them.
+//!   model time passes only when a killed thread (a crash point fired in it, see
+//!   [`super::crash`], or a test said [`killed`]) ends: then every timed sleeper times out,
+//!   and the next timed wait of each other thread returns at once (its liveness poll, which
+//!   sees the death). A thread that has polled since the last death sleeps in a timed wait
+//!   as in an untimed one, so no timeout can hide a lost wake-up, not even after a death;
+//!   and a waiter that polls in a loop does not spin through the model. The clock ([`now`],
+//!   for waiters that measure how long a dead owner's work stood still) jumps
+//!   `LIVENESS_POLL` ahead at each reading once a killed thread ended. Deadlines
+//!   (`lock_timeout`) are real time, which loom does not model: model tests do not use
+//!   them.
 //! - **Owner ids.** Each model thread takes an id of its own (2, 3, … per execution) at its
 //!   first lock and gives it back when it ends (when loom drops its thread locals), as a real
 //!   thread does at exit. An id no thread holds is dead. Learning that an owner died
@@ -20,14 +28,14 @@
 //!   (the private owner's) are modelled.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loom::sync::{Condvar, Mutex};
 use loom::thread_local;
 
-use super::atomic::{AtomicU32, Ordering};
+use super::atomic::{fence, AtomicU32, Ordering};
 use super::owner::{Owner, FIRST_ID};
 use crate::error::Result;
 
@@ -38,13 +46,18 @@ struct Model {
     dequeued: Condvar,
     /// The ids of the live model threads, and the next one to hand out.
     ids: Mutex<(Vec<u32>, u32)>,
+    /// Whether time passes: a killed thread ended (set under the queue's lock). Not one of
+    /// loom's atomics: reading the clock is no step of the algorithms.
+    time_passes: AtomicBool,
+    /// How far the clock ran ahead of real time, in `LIVENESS_POLL`s.
+    jumps: AtomicU64,
 }
 
 struct Queue {
     sleepers: Vec<Sleeper>,
     next_ticket: u64,
-    /// Whether time passes: a killed thread ended.
-    time_passes: bool,
+    /// How many killed threads ended.
+    deaths: u64,
 }
 
 struct Sleeper {
@@ -55,19 +68,22 @@ struct Sleeper {
 
 loom::lazy_static! {
     static ref MODEL: Arc<Model> = Arc::new(Model {
-        queue: Mutex::new(Queue { sleepers: Vec::new(), next_ticket: 0, time_passes: false }),
+        queue: Mutex::new(Queue { sleepers: Vec::new(), next_ticket: 0, deaths: 0 }),
         dequeued: Condvar::new(),
         ids: Mutex::new((Vec::new(), FIRST_ID)),
+        time_passes: AtomicBool::new(false),
+        jumps: AtomicU64::new(0),
     });
 }
 
-/// A model thread: its owner id, and whether it was killed. Dropped when the thread ends.
-/// It keeps the model alive for the end of the model's main thread, whose thread locals are
-/// dropped after the execution's statics.
+/// A model thread: its owner id, whether it was killed, and the deaths its last liveness
+/// poll saw. Dropped when the thread ends. It keeps the model alive for the end of the
+/// model's main thread, whose thread locals are dropped after the execution's statics.
 struct ModelThread {
     model: Arc<Model>,
     id: Cell<Option<u32>>,
     killed: Cell<bool>,
+    polled: Cell<u64>,
 }
 
 thread_local! {
@@ -75,6 +91,7 @@ thread_local! {
         model: MODEL.clone(),
         id: Cell::new(None),
         killed: Cell::new(false),
+        polled: Cell::new(0),
     };
 }
 
@@ -85,7 +102,8 @@ impl Drop for ModelThread {
         }
         if self.killed.get() {
             let mut queue = self.model.queue.lock().unwrap();
-            queue.time_passes = true;
+            queue.deaths += 1;
+            self.model.time_passes.store(true, Relaxed);
             queue.sleepers.retain(|s| !s.timed);
             self.model.dequeued.notify_all();
         }
@@ -97,16 +115,17 @@ pub(crate) fn killed() {
     THREAD.with(|t| t.killed.set(true));
 }
 
-/// Sleeps while `word` holds `expected`: until woken, or (once time passes) not at all when
-/// timed.
+/// Sleeps while `word` holds `expected`: until woken, or when timed, until a killed thread
+/// ends (not at all if one ended since this thread last polled).
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let model = &*MODEL;
     let mut queue = model.queue.lock().unwrap();
+    fence(Ordering::SeqCst);
     if word.load(Ordering::SeqCst) != expected {
         return;
     }
     let timed = timeout.is_some();
-    if timed && queue.time_passes {
+    if timed && THREAD.with(|t| t.polled.replace(queue.deaths)) != queue.deaths {
         drop(queue);
         loom::thread::yield_now();
         return;
@@ -120,6 +139,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     });
     while queue.sleepers.iter().any(|s| s.ticket == ticket) {
         queue = model.dequeued.wait(queue).unwrap();
+    }
+    if timed {
+        // Woken by a death, or polling now in any case: the deaths so far are seen.
+        THREAD.with(|t| t.polled.set(queue.deaths));
     }
 }
 
@@ -136,6 +159,16 @@ pub(crate) fn wake(word: &AtomicU32, count: u32) {
     if left != count {
         model.dequeued.notify_all();
     }
+}
+
+/// The time now: real time, jumping `LIVENESS_POLL` ahead at each reading once time passes.
+pub(crate) fn now() -> Instant {
+    let model = &*MODEL;
+    if model.time_passes.load(Relaxed) {
+        model.jumps.fetch_add(1, Relaxed);
+    }
+    let jumps = u32::try_from(model.jumps.load(Relaxed)).unwrap_or(u32::MAX);
+    Instant::now() + super::LIVENESS_POLL * jumps
 }
 
 fn address(word: &AtomicU32) -> usize {

@@ -30,8 +30,8 @@ pub const LIVENESS_POLL: Duration = Duration::from_millis(10);
 /// How many times a waiter looks at the word, a `pause` apart, before it sleeps: about a
 /// microsecond (a few on CPUs with a long `pause`), enough for a holder on another CPU to
 /// finish a short critical section, too short to starve a holder preempted on this one.
-/// (Two under the model checker, which explores each look.)
-pub const SPINS: u32 = if cfg!(loom) { 2 } else { 40 };
+/// (One under the model checker, which explores each look.)
+pub const SPINS: u32 = if cfg!(loom) { 1 } else { 40 };
 
 /// How the lock was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

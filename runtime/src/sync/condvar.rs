@@ -47,23 +47,26 @@ use std::time::{Duration, Instant};
 use super::mutex::MutexGuard;
 use super::poison::{LockError, LockResult, PoisonError};
 use crate::layout::{leaf_fingerprint, PositionIndependent, ShmMut, ShmSafe};
-use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering};
+use crate::robust::atomic::{const_unless_loom, seqcst_under_the_model, AtomicU32, Ordering};
+use crate::robust::crash::point;
+use crate::robust::pause::{self, this_cpu};
 use crate::robust::{wait, LIVENESS_POLL};
 
 /// How many times a waiter looks at the sequence word, a `pause` apart, before it yields:
 /// about a microsecond (0.8 µs where a `pause` takes 26 ns, twice that on CPUs with a long
 /// `pause`), long enough for a notifier running on another CPU to take its turn and come
 /// back. Skipped while the last wait ended by a notification from the waiter's own CPU
-/// (both pinned to one CPU): spinning there only keeps the notifier from running.
-pub const WAIT_SPINS: u32 = 32;
+/// (both pinned to one CPU): spinning there only keeps the notifier from running. (One
+/// under the model checker, which explores each look.)
+pub const WAIT_SPINS: u32 = if cfg!(loom) { 1 } else { 32 };
 
 /// How many times a waiter then yields the CPU to other runnable threads (`sched_yield`),
 /// looking at the sequence word after each, before it sleeps. With the notifier on the
 /// same CPU each yield runs it at once, and the hand-off costs neither side a `futex` call;
 /// on an otherwise idle CPU each yield returns at once (a system call: about 0.6 µs in a
 /// virtual machine, less on bare metal), so the whole wait before sleeping stays within a
-/// few microseconds.
-pub const WAIT_YIELDS: u32 = 4;
+/// few microseconds. (One under the model checker.)
+pub const WAIT_YIELDS: u32 = if cfg!(loom) { 1 } else { 4 };
 
 /// A condition variable for shmkit's [`Mutex`](super::Mutex), shared by every thread of
 /// every process that maps it: `std::sync::Condvar`, robust.
@@ -196,6 +199,7 @@ impl Condvar {
     #[inline]
     pub fn notify_one(&self) {
         if self.notify() {
+            point("condvar notify: about to wake");
             wait::wake(&self.seq, 1);
         }
     }
@@ -204,6 +208,7 @@ impl Condvar {
     #[inline]
     pub fn notify_all(&self) {
         if self.notify() {
+            point("condvar notify: about to wake");
             wait::wake_all(&self.seq);
         }
     }
@@ -212,7 +217,10 @@ impl Condvar {
     #[inline]
     fn notify(&self) -> bool {
         self.notifier_cpu.store(this_cpu(), Ordering::Relaxed);
+        point("condvar notify: before moving the sequence");
         self.seq.fetch_add(1, Ordering::SeqCst);
+        point("condvar notify: sequence moved");
+        seqcst_under_the_model();
         self.waiters.load(Ordering::SeqCst) != 0
     }
 
@@ -236,7 +244,9 @@ impl Condvar {
         let mutex = guard.mutex();
         // Read under the mutex: a notification the predicate needs comes after this.
         let seen = self.seq.load(Ordering::Relaxed);
+        point("condvar wait: sequence read, mutex held");
         drop(guard);
+        point("condvar wait: mutex released");
         let timed_out = !self.spin(seen) && self.sleep(seen, deadline, poll);
         if !timed_out {
             let cpu = this_cpu();
@@ -245,6 +255,7 @@ impl Condvar {
                 self.same_cpu.store(same, Ordering::Relaxed);
             }
         }
+        point("condvar wait: about to relock");
         (mutex.lock(), timed_out)
     }
 
@@ -265,7 +276,7 @@ impl Condvar {
             if self.seq.load(Ordering::Relaxed) != seen {
                 return true;
             }
-            std::thread::yield_now();
+            pause::yield_now();
         }
         false
     }
@@ -273,7 +284,10 @@ impl Condvar {
     /// Sleeps, counted in the hint, until `seq` leaves `seen` (seen at the latest `poll`
     /// after it did) or `deadline` passes; whether it timed out.
     fn sleep(&self, seen: u32, deadline: Option<Instant>, poll: Duration) -> bool {
+        point("condvar wait: counting in");
         let counted = self.count_in();
+        point("condvar wait: counted in");
+        seqcst_under_the_model();
         let timed_out = loop {
             // After counting in (Dekker, see the module docs): a notifier that moved `seq`
             // after this read sees the count, and wakes.
@@ -287,12 +301,22 @@ impl Condvar {
                     _ => break true,
                 }
             }
+            point("condvar wait: about to sleep");
             wait::wait(&self.seq, seen, Some(sleep));
+            point("condvar wait: awake");
         };
         if counted {
+            point("condvar wait: counting out");
             self.count_out();
+            point("condvar wait: counted out");
         }
         timed_out
+    }
+
+    /// How many waiters may be asleep (the hint), for tests that wait until they are.
+    #[cfg(test)]
+    pub(crate) fn waiters_hint(&self) -> u32 {
+        self.waiters.load(Ordering::SeqCst)
     }
 
     /// Adds this waiter to the hint; false if it is saturated (it then stays so).
@@ -354,16 +378,6 @@ unsafe impl ShmSafe for Condvar {
 
 // SAFETY: the words mean the same anywhere.
 unsafe impl PositionIndependent for Condvar {}
-
-/// The CPU this thread runs on, plus one (0 if unknown).
-fn this_cpu() -> u32 {
-    if cfg!(miri) {
-        // Miri has no such call; an unknown CPU only makes waiters spin.
-        return 0;
-    }
-    // SAFETY: no arguments; glibc reads it from the thread's rseq area.
-    (unsafe { libc::sched_getcpu() } as u32).wrapping_add(1)
-}
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    LockError, Mutex, PoisonCause, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard,
-    TryLockError,
+    Condvar, LockError, LockResult, Mutex, MutexGuard, PoisonCause, ReadError, RwLock,
+    RwLockUpgradableReadGuard, RwLockWriteGuard, Semaphore, SeqLock, TryLockError,
 };
 use crate::robust::crash::crashes_at;
 
@@ -70,6 +70,24 @@ const NOT_HOLDING: &[&str] = &[
 
 fn held_at(step: Option<&str>) -> bool {
     step.is_some_and(|step| HOLDING.contains(&step))
+}
+
+/// Runs `op` like [`victim`], on a thread of its own that the caller joins (`join`
+/// returns once the thread has ended, its owner id released).
+fn spawn_victim<'scope>(
+    s: &'scope thread::Scope<'scope, '_>,
+    n: u32,
+    op: impl FnOnce() + Send + 'scope,
+) -> thread::ScopedJoinHandle<'scope, Option<&'static str>> {
+    s.spawn(move || crashes_at(n, op).err())
+}
+
+/// The guard, whether or not a death poisoned the lock.
+fn unpoisoned<G>(locked: LockResult<G>) -> G {
+    locked.unwrap_or_else(|e| match e {
+        LockError::Poisoned(p) => p.into_inner(),
+        LockError::Failed(e) => panic!("lock failed: {e}"),
+    })
 }
 
 /// Takes the lock within [`PATIENCE`]: whether it came poisoned by a death.
@@ -184,6 +202,232 @@ fn a_crashed_thread_keeps_the_other_locks_it_held() {
     others_proceed(&m, false, step);
 }
 
+// ----- Condvar, Semaphore, SeqLock -------------------------------------------------------
+
+/// A `Mutex<bool>` flag and a `Condvar` over it.
+type Flag = (Mutex<bool>, Condvar);
+
+/// Waits (at most [`PATIENCE`]) until the flag is set, through poison.
+fn await_flag(f: &Flag) {
+    let guard = unpoisoned(f.0.lock());
+    let (_guard, waited) = unpoisoned(f.1.wait_timeout_while(guard, PATIENCE, |set| !*set));
+    assert!(
+        !waited.timed_out(),
+        "a condvar waiter was not woken in {PATIENCE:?}"
+    );
+}
+
+fn raise(f: &Flag) -> MutexGuard<'_, bool> {
+    let mut guard = unpoisoned(f.0.lock());
+    *guard = true;
+    guard
+}
+
+/// The steps of a condition wait at which the waiter holds the mutex (besides the mutex's
+/// own).
+const CONDVAR_HOLDING: &[&str] = &["condvar wait: sequence read, mutex held"];
+/// The steps of `notify_one` after the notification was made.
+const CONDVAR_NOTIFIED: &[&str] = &[
+    "condvar notify: sequence moved",
+    "condvar notify: about to wake",
+];
+
+/// The victim waits on the flag beside another waiter; once both sleep (or the victim
+/// died), this thread raises it and notifies one: the other waiter returns within
+/// [`PATIENCE`] even when the victim took the wake-up and died, and the mutex is poisoned
+/// exactly when the victim died holding it.
+fn condvar_waiter(n: u32) -> Option<&'static str> {
+    let f = &(Mutex::new(false), Condvar::new());
+    let step = thread::scope(|s| {
+        let victim = spawn_victim(s, n, || await_flag(f));
+        let other = s.spawn(|| await_flag(f));
+        wait_until("the waiters to sleep or the victim to die", || {
+            f.1.waiters_hint() >= 2 || victim.is_finished()
+        });
+        drop(raise(f));
+        f.1.notify_one();
+        other.join().unwrap();
+        f.1.notify_all();
+        victim.join().unwrap()
+    });
+    let held = held_at(step) || step.is_some_and(|step| CONDVAR_HOLDING.contains(&step));
+    let poisoned = match f.0.lock_timeout(PATIENCE) {
+        Ok(_) => false,
+        Err(TryLockError::Poisoned(_)) => true,
+        Err(_) => panic!("the mutex was not granted in {PATIENCE:?}"),
+    };
+    assert_eq!(poisoned, held, "crashed at {step:?}");
+    step
+}
+
+/// The victim raises the flag and notifies while another thread sleeps on it: the
+/// sleeper returns within [`PATIENCE`] once the notification was made (this thread makes
+/// it when the victim died before).
+fn condvar_notifier(n: u32) -> Option<&'static str> {
+    let f = &(Mutex::new(false), Condvar::new());
+    thread::scope(|s| {
+        let waiter = s.spawn(|| await_flag(f));
+        wait_until("the waiter to sleep", || f.1.waiters_hint() >= 1);
+        let step = victim(n, || {
+            drop(raise(f));
+            f.1.notify_one();
+        });
+        if step.is_some_and(|step| !CONDVAR_NOTIFIED.contains(&step)) {
+            drop(raise(f));
+            f.1.notify_one();
+        }
+        waiter.join().unwrap();
+        step
+    })
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_condition_wait_or_notification_stops_nobody() {
+    let waits = sweep(condvar_waiter);
+    for step in CONDVAR_HOLDING.iter().chain(&[
+        "condvar wait: mutex released",
+        "condvar wait: counting in",
+        "condvar wait: counted in",
+        "condvar wait: about to sleep",
+        "condvar wait: awake",
+        "condvar wait: counting out",
+        "condvar wait: counted out",
+        "condvar wait: about to relock",
+    ]) {
+        assert!(waits.contains(step), "never crashed at {step:?}");
+    }
+    let notifications = sweep(condvar_notifier);
+    for step in CONDVAR_NOTIFIED
+        .iter()
+        .chain(&["condvar notify: before moving the sequence"])
+    {
+        assert!(notifications.contains(step), "never crashed at {step:?}");
+    }
+}
+
+/// Takes a unit within [`PATIENCE`].
+fn take_unit(sem: &Semaphore) {
+    assert!(sem.wait_timeout(PATIENCE), "no unit in {PATIENCE:?}");
+}
+
+/// The victim waits for a unit beside another waiter; once both sleep (or the victim
+/// died), this thread posts two: the other gets one within [`PATIENCE`] even when the
+/// victim used up a wake-up and died, and the victim's unit is lost exactly when it died
+/// after taking it (a unit has no owner).
+fn semaphore_waiter(n: u32) -> Option<&'static str> {
+    let sem = &Semaphore::new(0);
+    let step = thread::scope(|s| {
+        let victim = spawn_victim(s, n, || take_unit(sem));
+        let other = s.spawn(|| take_unit(sem));
+        wait_until("the waiters to sleep or the victim to die", || {
+            sem.waiters_hint() >= 2 || victim.is_finished()
+        });
+        sem.post().unwrap();
+        sem.post().unwrap();
+        other.join().unwrap();
+        victim.join().unwrap()
+    });
+    let took = step.is_none_or(|step| step == "semaphore wait: unit taken");
+    assert_eq!(sem.value(), 1 - u32::from(took), "crashed at {step:?}");
+    step
+}
+
+/// The victim posts while another thread sleeps for a unit: a unit it added reaches the
+/// sleeper within [`PATIENCE`] (at its liveness poll if the wake-up died with the victim);
+/// one it did not add, this thread posts.
+fn semaphore_poster(n: u32) -> Option<&'static str> {
+    let sem = &Semaphore::new(0);
+    let step = thread::scope(|s| {
+        let waiter = s.spawn(|| take_unit(sem));
+        wait_until("the waiter to sleep", || sem.waiters_hint() >= 1);
+        let step = victim(n, || sem.post().unwrap());
+        if step == Some("semaphore post: before the increment") {
+            sem.post().unwrap();
+        }
+        waiter.join().unwrap();
+        step
+    });
+    assert_eq!(sem.value(), 0, "crashed at {step:?}");
+    step
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_semaphore_wait_or_post_stops_nobody() {
+    let waits = sweep(semaphore_waiter);
+    for step in [
+        "semaphore wait: before the decrement",
+        "semaphore wait: unit taken",
+        "semaphore wait: counting in",
+        "semaphore wait: counted in, about to sleep",
+        "semaphore wait: awake",
+        "semaphore wait: counted out",
+    ] {
+        assert!(waits.contains(step), "never crashed at {step:?}");
+    }
+    let posts = sweep(semaphore_poster);
+    for step in [
+        "semaphore post: before the increment",
+        "semaphore post: incremented",
+        "semaphore post: about to wake",
+    ] {
+        assert!(posts.contains(step), "never crashed at {step:?}");
+    }
+}
+
+const WORDS: usize = 4;
+/// The steps of a seqlock write between its odd and its even sequence.
+const SEQLOCK_TORN: &[&str] = &[
+    "seqlock publish: storing a word",
+    "seqlock publish: before the even sequence",
+];
+
+/// The victim writes a seqlock: readers get the old or the new value whole, or
+/// `WriterDied` (within [`PATIENCE`]) exactly when it died in the middle of the copy; the
+/// next writer's lock is poisoned exactly when it died holding the lock, and holds what it
+/// left (new words a prefix); publishing that makes the value readable again.
+fn seqlock_writer(n: u32) -> Option<&'static str> {
+    let lock = SeqLock::new([7u64; WORDS]);
+    let step = victim(n, || lock.write([9; WORDS]).unwrap());
+    let torn = step.is_some_and(|step| SEQLOCK_TORN.contains(&step));
+    match lock.read_timeout(PATIENCE) {
+        Ok(value) => assert!(!torn && (value == [7; WORDS] || value == [9; WORDS])),
+        Err(e) => assert!(torn && e == ReadError::WriterDied, "{e:?} at {step:?}"),
+    }
+    let held = held_at(step) || step.is_some_and(|step| step.starts_with("seqlock"));
+    let left = match lock.lock() {
+        Ok(guard) => {
+            assert!(!held, "crashed at {step:?}");
+            *guard
+        }
+        Err(LockError::Poisoned(p)) => {
+            assert!(held, "crashed at {step:?}");
+            assert_eq!(p.cause(), PoisonCause::OwnerDied);
+            *p.into_inner()
+        }
+        Err(LockError::Failed(e)) => panic!("lock failed: {e}"),
+    };
+    let new = left.iter().take_while(|&&word| word == 9).count();
+    assert!(left[new..].iter().all(|&word| word == 7), "left {left:?}");
+    assert!(
+        torn || new == 0 || new == WORDS,
+        "left {left:?} at {step:?}"
+    );
+    assert_eq!(lock.read_timeout(PATIENCE), Ok(left), "crashed at {step:?}");
+    assert!(!lock.is_poisoned());
+    step
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_seqlock_write_is_detected_and_repaired() {
+    let steps = sweep(seqlock_writer);
+    for step in SEQLOCK_TORN.iter().chain(&[
+        "seqlock publish: before the odd sequence",
+        "seqlock publish: even again, poison not yet cleared",
+    ]) {
+        assert!(steps.contains(step), "never crashed at {step:?}");
+    }
+}
+
 // ----- RwLock ------------------------------------------------------------------------------
 
 /// The steps at which a writer has begun to write and not finished: a death there poisons.
@@ -246,23 +490,18 @@ impl RwOp {
     /// Runs the operation; a poisoned lock is used anyway.
     fn run(self, l: &RwLock<u64>) {
         match self {
-            RwOp::Read => drop(or_poisoned(l.read())),
-            RwOp::Write => drop(or_poisoned(l.write())),
+            RwOp::Read => drop(unpoisoned(l.read())),
+            RwOp::Write => drop(unpoisoned(l.write())),
             RwOp::Upgrade => {
-                let up = or_poisoned(l.upgradable_read());
+                let up = unpoisoned(l.upgradable_read());
                 drop(RwLockUpgradableReadGuard::upgrade(up).unwrap());
             }
-            RwOp::Downgrade => drop(RwLockWriteGuard::downgrade(or_poisoned(l.write()))),
+            RwOp::Downgrade => drop(RwLockWriteGuard::downgrade(unpoisoned(l.write()))),
             RwOp::DowngradeToUpgradable => drop(RwLockWriteGuard::downgrade_to_upgradable(
-                or_poisoned(l.write()),
+                unpoisoned(l.write()),
             )),
         }
     }
-}
-
-/// The guard, poisoned or not.
-fn or_poisoned<G>(taken: Result<G, LockError<G>>) -> G {
-    taken.unwrap_or_else(|e| e.into_poisoned().unwrap())
 }
 
 /// The victim runs `op` on a free lock.

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::layout::{compound_fingerprint, PositionIndependent, ShmSafe};
-use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering};
+use crate::robust::atomic::{const_unless_loom, seqcst_under_the_model, AtomicU32, Ordering};
+use crate::robust::crash::point;
 use crate::robust::{wait, LIVENESS_POLL, SPINS};
 
 /// A counting semaphore for threads and processes: [`wait`](Self::wait) takes a unit,
@@ -70,7 +71,8 @@ impl Semaphore {
             }
             // SeqCst here and on the waiter count below, against the waiter's SeqCst
             // announcement: either this post sees the announcement, or the waiter's sleep
-            // (which reads the count in the kernel) sees the new unit.
+            // (which reads the count in the kernel, after a full barrier) sees the new unit.
+            point("semaphore post: before the increment");
             match self.count.compare_exchange_weak(
                 count,
                 count + 1,
@@ -81,7 +83,10 @@ impl Semaphore {
                 Err(now) => count = now,
             }
         }
+        point("semaphore post: incremented");
+        seqcst_under_the_model();
         if self.waiters.load(Ordering::SeqCst) != 0 {
+            point("semaphore post: about to wake");
             wait::wake(&self.count, 1);
         }
         Ok(())
@@ -92,13 +97,17 @@ impl Semaphore {
     pub fn try_wait(&self) -> bool {
         let mut count = self.count.load(Ordering::Relaxed);
         while count != 0 {
+            point("semaphore wait: before the decrement");
             match self.count.compare_exchange_weak(
                 count,
                 count - 1,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    point("semaphore wait: unit taken");
+                    return true;
+                }
                 Err(now) => count = now,
             }
         }
@@ -137,11 +146,21 @@ impl Semaphore {
                     _ => return false,
                 }
             }
+            point("semaphore wait: counting in");
             self.waiters.fetch_add(1, Ordering::SeqCst);
+            point("semaphore wait: counted in, about to sleep");
             // Sleeps only while the count is still 0, as the kernel checks atomically.
             wait::wait(&self.count, 0, Some(poll));
+            point("semaphore wait: awake");
             self.waiters.fetch_sub(1, Ordering::Relaxed);
+            point("semaphore wait: counted out");
         }
+    }
+
+    /// How many waiters announced themselves, for tests that wait until they sleep.
+    #[cfg(test)]
+    pub(crate) fn waiters_hint(&self) -> u32 {
+        self.waiters.load(Ordering::SeqCst)
     }
 
     /// The count now (units free to take); it may change at once.

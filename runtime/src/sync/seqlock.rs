@@ -1,7 +1,6 @@
 //! [`SeqLock<T>`]: a value that one writer at a time replaces and any number of readers copy
 //! without blocking it and without writing anything.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
@@ -12,6 +11,8 @@ use crate::error::Error;
 use crate::layout::{compound_fingerprint, PositionIndependent, SchemaKind, ShmSafe};
 use crate::os::fork;
 use crate::robust::atomic::{const_unless_loom, fence, AtomicU32, Ordering};
+use crate::robust::crash::{crashing, point};
+use crate::robust::pause;
 use crate::robust::{LIVENESS_POLL, SPINS};
 
 /// Plain data that a [`SeqLock`] may hold: readers copy its bytes while a writer may be
@@ -130,7 +131,7 @@ const READ_PAUSE: Duration = Duration::from_micros(50);
 pub struct SeqLock<T: SeqLockData> {
     raw: RawMutex,
     seq: AtomicU32,
-    data: UnsafeCell<T>,
+    data: words::Data<T>,
 }
 
 // SAFETY: the value is only copied in and out through atomics, writers one at a time under
@@ -146,7 +147,7 @@ impl<T: SeqLockData> SeqLock<T> {
             SeqLock {
                 raw: RawMutex::new(),
                 seq: AtomicU32::new(0),
-                data: UnsafeCell::new(value),
+                data: words::Data::new(value),
             }
         }
     }
@@ -181,7 +182,7 @@ impl<T: SeqLockData> SeqLock<T> {
         if before & 1 != 0 {
             return Err(before);
         }
-        let copy = words::load(&self.data);
+        let copy = self.data.load();
         // If any load above saw a store of a later write, this fence synchronises with that
         // write's release fence, so the load below sees at least its odd sequence.
         fence(Ordering::Acquire);
@@ -215,7 +216,7 @@ impl<T: SeqLockData> SeqLock<T> {
                 std::hint::spin_loop();
                 continue;
             }
-            let now = Instant::now();
+            let now = pause::now();
             if deadline.is_some_and(|d| now >= d) {
                 return Err(ReadError::TimedOut);
             }
@@ -233,10 +234,9 @@ impl<T: SeqLockData> SeqLock<T> {
                 }
             }
             if looks < 2 * SPINS {
-                std::thread::yield_now();
+                pause::yield_now();
             } else {
-                let pause = deadline.map_or(READ_PAUSE, |d| READ_PAUSE.min(d - now));
-                std::thread::sleep(pause);
+                pause::sleep(deadline.map_or(READ_PAUSE, |d| READ_PAUSE.min(d - now)));
             }
         }
     }
@@ -244,11 +244,16 @@ impl<T: SeqLockData> SeqLock<T> {
     /// Whether the write that made the sequence `seq` (odd) can no longer finish: no live
     /// thread holds the write lock, and the sequence is still `seq` after looking.
     fn writer_died_at(&self, seq: u32) -> bool {
+        // The load that saw the odd sequence read a release store: with this fence the
+        // lock word is seen as its writer left it, naming that writer (or later), never
+        // as it was before the writer took it.
+        fence(Ordering::Acquire);
         if self.raw.held_by_live_owner() {
             return false;
         }
-        // Seeing the lock released (by a release swap) makes the writer's last sequence
-        // store visible to the load below.
+        // Seeing the lock released (by a release swap), or its holder dead (the kernel's
+        // answer comes after the holder's end), makes the writer's last sequence store
+        // visible to the load below.
         fence(Ordering::Acquire);
         self.seq.load(Ordering::Relaxed) == seq
     }
@@ -266,7 +271,7 @@ impl<T: SeqLockData> SeqLock<T> {
         // The lock is held: no store races with these loads.
         let odd = self.seq.load(Ordering::Relaxed) & 1 != 0;
         // SAFETY: as in `read_once`: initialised, and any bit pattern is a `T`.
-        let value = unsafe { words::load(&self.data).assume_init() };
+        let value = unsafe { self.data.load().assume_init() };
         let guard = SeqLockWriteGuard {
             lock: self,
             value,
@@ -326,12 +331,17 @@ impl<T: SeqLockData> SeqLock<T> {
         const { check::<T>() };
         // An odd sequence (a dead writer's) stays odd: readers that saw it keep retrying.
         let odd = self.seq.load(Ordering::Relaxed) | 1;
-        self.seq.store(odd, Ordering::Relaxed);
+        point("seqlock publish: before the odd sequence");
+        // A release store, so that a reader that sees it odd also sees the lock word naming
+        // this writer (see `writer_died_at`).
+        self.seq.store(odd, Ordering::Release);
         // Orders the odd sequence before every data store below, for readers whose loads
         // see one of them (their acquire fence pairs with this one).
         fence(Ordering::Release);
-        words::store(&self.data, value);
+        self.data.store(value);
+        point("seqlock publish: before the even sequence");
         self.seq.store(odd.wrapping_add(1), Ordering::Release);
+        point("seqlock publish: even again, poison not yet cleared");
         self.raw.clear_poison();
     }
 }
@@ -426,6 +436,10 @@ impl<T: SeqLockData> DerefMut for SeqLockWriteGuard<'_, T> {
 
 impl<T: SeqLockData> Drop for SeqLockWriteGuard<'_, T> {
     fn drop(&mut self) {
+        // A crashed writer's process runs nothing more (see `robust::crash`).
+        if crashing() {
+            return;
+        }
         let panicked = !self.panicking && std::thread::panicking();
         if self.forks == fork::generation() && !panicked {
             self.lock.publish(&self.value);
@@ -440,15 +454,21 @@ impl<T: SeqLockData + fmt::Debug> fmt::Debug for SeqLockWriteGuard<'_, T> {
     }
 }
 
-/// Copying a value in and out with atomic accesses of one width, the widest its alignment
-/// allows: every access to a seqlock's data after construction has that width, so atomic
-/// accesses of different sizes never overlap.
+/// The value's storage, copied in and out with atomic accesses of one width, the widest its
+/// alignment allows: every access to a seqlock's data after construction has that width, so
+/// atomic accesses of different sizes never overlap.
+///
+/// Natively the words are std's atomics over the value's own memory (reached through
+/// pointers, as `from_ptr` does). A model checker's atomics cannot be made over existing
+/// memory, so under `--cfg loom` the words are the model's 32-bit atomics, kept beside the
+/// seqlock: the sequence and fence protocol and the word-by-word copies run unchanged on
+/// them, and loom may answer each relaxed load with any store the memory model allows, so a
+/// copy that a missing fence lets tear is found. What the model does not check is the cast
+/// of the real value's memory to atomics (Miri does, `.ci/miri`).
 mod words {
-    use std::cell::UnsafeCell;
-    use std::mem::{align_of, size_of, MaybeUninit};
-    // The data words are std's atomics, reached through pointers (`from_ptr`): a model
-    // checker's atomics cannot be made over existing memory.
-    use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+    use std::mem::{size_of, MaybeUninit};
+
+    use crate::robust::crash::point;
 
     trait Word: Sized {
         type Int: Copy;
@@ -471,61 +491,136 @@ mod words {
             }
         )*};
     }
-    word!(AtomicU8 => u8, AtomicU16 => u16, AtomicU32 => u32, AtomicU64 => u64);
 
-    const fn fits<T, W>() -> bool {
-        align_of::<T>() >= align_of::<W>() && size_of::<T>() % size_of::<W>() == 0
-    }
+    #[cfg(loom)]
+    pub(super) use model::Data;
+    #[cfg(not(loom))]
+    pub(super) use native::Data;
 
-    /// Runs `$f::<W>` with the widest word `W` that tiles `T`.
-    macro_rules! widest {
-        ($t:ty, $f:ident($($arg:expr),*)) => {
-            if fits::<$t, AtomicU64>() {
-                $f::<$t, AtomicU64>($($arg),*)
-            } else if fits::<$t, AtomicU32>() {
-                $f::<$t, AtomicU32>($($arg),*)
-            } else if fits::<$t, AtomicU16>() {
-                $f::<$t, AtomicU16>($($arg),*)
-            } else {
-                $f::<$t, AtomicU8>($($arg),*)
+    #[cfg(not(loom))]
+    mod native {
+        use std::cell::UnsafeCell;
+        use std::mem::{align_of, size_of, MaybeUninit};
+        use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+
+        use super::{load_with, store_with, Word};
+
+        word!(AtomicU8 => u8, AtomicU16 => u16, AtomicU32 => u32, AtomicU64 => u64);
+
+        /// The value itself.
+        #[repr(transparent)]
+        pub(in super::super) struct Data<T>(UnsafeCell<T>);
+
+        const fn fits<T, W>() -> bool {
+            align_of::<T>() >= align_of::<W>() && size_of::<T>() % size_of::<W>() == 0
+        }
+
+        /// Runs `$f::<T, W>` on the data as words `W`, the widest that tile `T`.
+        macro_rules! widest {
+            ($t:ty, $f:ident($cell:expr $(, $arg:expr)*)) => {
+                if fits::<$t, AtomicU64>() {
+                    $f::<$t, AtomicU64>($cell.cast() $(, $arg)*)
+                } else if fits::<$t, AtomicU32>() {
+                    $f::<$t, AtomicU32>($cell.cast() $(, $arg)*)
+                } else if fits::<$t, AtomicU16>() {
+                    $f::<$t, AtomicU16>($cell.cast() $(, $arg)*)
+                } else {
+                    $f::<$t, AtomicU8>($cell.cast() $(, $arg)*)
+                }
+            };
+        }
+
+        impl<T> Data<T> {
+            pub(in super::super) const fn new(value: T) -> Self {
+                Data(UnsafeCell::new(value))
             }
-        };
+
+            /// The bytes of the value, loaded word by word with relaxed atomic loads.
+            #[inline]
+            pub(in super::super) fn load(&self) -> MaybeUninit<T> {
+                // The words lie within the value (`W` tiles `T`, which is at least as
+                // aligned); while shared, the value is only reached through atomics of
+                // this width.
+                widest!(T, load_with(self.0.get()))
+            }
+
+            /// Stores the bytes of `value` word by word with relaxed atomic stores. `T`
+            /// must have no padding (`SeqLockData`): every byte of `value` is read.
+            #[inline]
+            pub(in super::super) fn store(&self, value: &T) {
+                widest!(T, store_with(self.0.get(), value))
+            }
+        }
     }
 
-    /// The bytes of `cell`, loaded word by word with relaxed atomic loads.
-    #[inline]
-    pub(super) fn load<T>(cell: &UnsafeCell<T>) -> MaybeUninit<T> {
-        widest!(T, load_with(cell))
+    #[cfg(loom)]
+    mod model {
+        use std::marker::PhantomData;
+        use std::mem::{align_of, size_of, MaybeUninit};
+
+        use super::{load_with, store_with, Word};
+        use crate::robust::atomic::{AtomicU32, Ordering::Relaxed};
+
+        word!(AtomicU32 => u32);
+
+        /// The model's words standing in for the value's.
+        pub(in super::super) struct Data<T> {
+            words: Box<[AtomicU32]>,
+            _value: PhantomData<T>,
+        }
+
+        impl<T> Data<T> {
+            pub(in super::super) fn new(value: T) -> Self {
+                const {
+                    assert!(
+                        size_of::<T>() % 4 == 0 && align_of::<T>() >= 4,
+                        "the model copies values of whole 32-bit words"
+                    )
+                };
+                let from = std::ptr::from_ref(&value).cast::<u32>();
+                let words = (0..size_of::<T>() / 4)
+                    // SAFETY: word `i` lies within `value`, which is aligned for `u32`
+                    // (asserted above) and has no padding (`SeqLockData`).
+                    .map(|i| AtomicU32::new(unsafe { from.add(i).read() }))
+                    .collect();
+                Data {
+                    words,
+                    _value: PhantomData,
+                }
+            }
+
+            pub(in super::super) fn load(&self) -> MaybeUninit<T> {
+                load_with::<T, AtomicU32>(self.words.as_ptr())
+            }
+
+            pub(in super::super) fn store(&self, value: &T) {
+                store_with::<T, AtomicU32>(self.words.as_ptr(), value)
+            }
+        }
     }
 
-    /// Stores the bytes of `value` into `cell` word by word with relaxed atomic stores.
-    /// `T` must have no padding (`SeqLockData`): every byte of `value` is read.
-    #[inline]
-    pub(super) fn store<T>(cell: &UnsafeCell<T>, value: &T) {
-        widest!(T, store_with(cell, value))
-    }
-
+    /// The words at `from`, as many as `W::Int`s tile a `T`, loaded into a `T`'s bytes.
+    /// `from` points to that many words, and `T` is aligned at least as `W::Int`. (The
+    /// model's atomics are larger than the integers they hold.)
     #[inline(always)]
-    fn load_with<T, W: Word>(cell: &UnsafeCell<T>) -> MaybeUninit<T> {
+    fn load_with<T, W: Word>(from: *const W) -> MaybeUninit<T> {
         let mut out = MaybeUninit::<T>::uninit();
-        let from = cell.get().cast::<W>();
         let to = out.as_mut_ptr().cast::<W::Int>();
-        for i in 0..size_of::<T>() / size_of::<W>() {
-            // SAFETY: word `i` lies within the data (`W` tiles `T`, and `T` is at least as
-            // aligned); the data is only reached through atomics of this width while
-            // shared. `out` is a `T`-sized buffer, aligned for `W::Int` likewise.
+        for i in 0..size_of::<T>() / size_of::<W::Int>() {
+            // SAFETY: word `i` lies within the words at `from` (the caller's promise), and
+            // within `out`, a `T`-sized buffer aligned for `W::Int`.
             unsafe { to.add(i).write((*from.add(i)).load()) };
         }
         out
     }
 
+    /// Stores `value`'s bytes into the words at `to`, as many as `W::Int`s tile a `T`; a
+    /// crash may stop it before any word.
     #[inline(always)]
-    fn store_with<T, W: Word>(cell: &UnsafeCell<T>, value: &T) {
+    fn store_with<T, W: Word>(to: *const W, value: &T) {
         let from = std::ptr::from_ref(value).cast::<W::Int>();
-        let to = cell.get().cast::<W>();
-        for i in 0..size_of::<T>() / size_of::<W>() {
-            #[cfg(test)]
-            super::tests::crash_point();
+        for i in 0..size_of::<T>() / size_of::<W::Int>() {
+            point("seqlock publish: storing a word");
             // SAFETY: as in `load_with`; every byte of `value` is initialised (no padding,
             // the `SeqLockData` contract).
             unsafe { (*to.add(i)).store(from.add(i).read()) };
@@ -535,88 +630,11 @@ mod words {
 
 #[cfg(test)]
 mod tests {
-    //! Crash injection: a writer that stops after each word of a publish (it panics out of
-    //! the copy and its thread ends, so the lock names a dead owner, as after a SIGKILL).
+    //! A writer that panics; a writer that dies at each step of a write is in the crash
+    //! sweep (`sync/crash_tests.rs`).
 
     use super::*;
-    use std::cell::Cell;
-    use std::sync::{Arc, Once};
-
-    thread_local! {
-        /// Words a publish may still store on this thread before it crashes.
-        static WORDS_LEFT: Cell<Option<u32>> = const { Cell::new(None) };
-    }
-
-    /// The payload of a simulated crash.
-    struct Crash;
-
-    /// Called before each word stored: crashes when the planned word is reached.
-    pub(super) fn crash_point() {
-        WORDS_LEFT.with(|left| match left.get() {
-            Some(0) => {
-                left.set(None);
-                std::panic::panic_any(Crash);
-            }
-            Some(n) => left.set(Some(n - 1)),
-            None => {}
-        });
-    }
-
-    /// Keeps the simulated crashes out of the test output; other panics print as usual.
-    fn quiet_crashes() {
-        static HOOK: Once = Once::new();
-        HOOK.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                if !info.payload().is::<Crash>() {
-                    previous(info);
-                }
-            }));
-        });
-    }
-
-    const WORDS: usize = 4;
-
-    #[test]
-    fn a_writer_stopped_after_any_word_is_detected_and_repaired() {
-        quiet_crashes();
-        for stop_at in 0..WORDS {
-            let lock = Arc::new(SeqLock::new([7u64; WORDS]));
-            let writer = lock.clone();
-            // `join`, not a scope: a scope ends before the thread's exit gives its owner
-            // id back.
-            let crashed = std::thread::spawn(move || {
-                WORDS_LEFT.with(|left| left.set(Some(stop_at as u32)));
-                writer.write([9; WORDS])
-            })
-            .join();
-            assert!(crashed.is_err(), "the crash planned at word {stop_at}");
-
-            let started = Instant::now();
-            assert_eq!(
-                lock.read(),
-                Err(ReadError::WriterDied),
-                "stopped at word {stop_at}"
-            );
-            assert!(started.elapsed() < 100 * LIVENESS_POLL);
-            assert_eq!(lock.try_read(), None);
-            assert!(lock.is_poisoned());
-
-            let Err(LockError::Poisoned(p)) = lock.lock() else {
-                panic!("the next writer must see the torn write (word {stop_at})");
-            };
-            assert_eq!(p.cause(), PoisonCause::OwnerDied);
-            let torn = **p.get_ref();
-            let mut expected = [7; WORDS];
-            expected[..stop_at].fill(9);
-            assert_eq!(torn, expected, "the value as the writer left it");
-            drop(p.into_inner());
-            assert!(!lock.is_poisoned(), "publishing repaired it");
-            assert_eq!(lock.read(), Ok(torn));
-            lock.write([1; WORDS]).unwrap();
-            assert_eq!(lock.read(), Ok([1; WORDS]));
-        }
-    }
+    use std::sync::Arc;
 
     #[test]
     fn a_panicking_writer_publishes_nothing_and_poisons() {
