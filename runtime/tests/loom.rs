@@ -513,38 +513,52 @@ fn a_semaphore_unit_is_taken_once() {
     });
 }
 
-/// A waiter killed at any step of `wait` while two units are posted: the other waiter gets
-/// one (also when the killed one used up a post's wake-up), and the killed one's unit is
-/// lost exactly when it died after taking it.
+/// One unit passed on: each waiter takes it and posts it back, and the victim is killed at
+/// any step of its wait or its post. The other waiter always gets the unit: also when the
+/// victim used up the post's wake-up and died without the unit (then only the other's
+/// liveness poll finds it). A unit the victim died holding is lost (a unit has no owner),
+/// and this thread posts another.
 #[test]
 fn a_semaphore_waiter_killed_at_any_step_stops_nobody() {
     let crashed_at = sweep(2, |n| {
         let s = Arc::new(Semaphore::new(0));
-        let victim = victim(n, s.clone(), |s| s.wait());
+        let pass_on = |s: &Semaphore| {
+            s.wait();
+            s.post().unwrap();
+        };
+        let victim = victim(n, s.clone(), move |s| pass_on(s));
         let other = {
             let s = s.clone();
-            thread::spawn(move || s.wait())
+            thread::spawn(move || pass_on(&s))
         };
         s.post().unwrap();
-        s.post().unwrap();
         let step = victim.join().unwrap();
+        if step.is_some_and(|step| SEMAPHORE_UNIT_LOST.contains(&step)) {
+            s.post().unwrap();
+        }
         other.join().unwrap();
-        let took = step.is_none_or(|step| step == "semaphore wait: unit taken");
-        assert_eq!(s.value(), 1 - u32::from(took), "crashed at {step:?}");
+        assert_eq!(s.value(), 1, "crashed at {step:?}");
         step
     });
+    crashed_at_each(&crashed_at, SEMAPHORE_UNIT_LOST);
     crashed_at_each(
         &crashed_at,
         &[
             "semaphore wait: before the decrement",
-            "semaphore wait: unit taken",
             "semaphore wait: counting in",
             "semaphore wait: counted in, about to sleep",
             "semaphore wait: awake",
             "semaphore wait: counted out",
+            "semaphore post: incremented",
         ],
     );
 }
+
+/// The steps of a wait and a post between which the thread holds a unit.
+const SEMAPHORE_UNIT_LOST: &[&str] = &[
+    "semaphore wait: unit taken",
+    "semaphore post: before the increment",
+];
 
 /// A poster killed at any step of `post`: a unit it added reaches the sleeping waiter (at
 /// its liveness poll once the poster is dead, if the wake-up died with it); one it did not
