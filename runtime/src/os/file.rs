@@ -73,11 +73,25 @@ impl MappableFile {
     /// Opens the existing file `path`; fails with `NotFound` if there is none.
     pub fn open(path: &Path, access: Access) -> Result<Self> {
         check_path(path)?;
+        // Non-blocking, so that a FIFO's open does not wait for its other end; a regular
+        // file ignores the flag.
         let file = OpenOptions::new()
             .read(true)
             .write(access == Access::ReadWrite)
+            .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| Error::from_os("open", describe(path), e))?;
+        let kind = file
+            .metadata()
+            .map_err(|e| Error::from_os("fstat", describe(path), e))?
+            .file_type();
+        if !kind.is_file() {
+            return Err(Error::InvalidName {
+                name: path.display().to_string(),
+                reason: "not a regular file (a FIFO, socket, device or directory cannot be \
+                         mapped or locked as a file)",
+            });
+        }
         Ok(MappableFile {
             file,
             path: path.to_owned(),

@@ -239,6 +239,13 @@ impl Owner {
         ofd::exclusive_held_in(fd, id_byte(id), 1).unwrap_or(true)
     }
 
+    /// Whether `id`, found in the word of a user lock (`crate::sync`), may still release it.
+    /// User locks name threads, never [`PRIVATE`] (a thread that cannot claim an id of its
+    /// own gets a permanent one), so a word naming `PRIVATE` was forged: dead.
+    pub fn thread_alive(&self, id: u32) -> bool {
+        id != PRIVATE && self.alive(id)
+    }
+
     /// Records, for as long as this mapping's description is open, that it trusts the
     /// segment (see [`cold`]).
     pub fn vouch(&self) -> Result<()> {

@@ -19,7 +19,7 @@
 
 use std::cell::Cell;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::owner::{id_byte, Owner, FIRST_ID, ID_COUNT};
@@ -136,7 +136,7 @@ impl Owner {
     #[cold]
     fn thread_id_slow(&self, forks: u32) -> Result<u32> {
         let (Some(key), Ok(())) = (key(), LAST.try_with(|_| ())) else {
-            return self.me();
+            return self.fallback_id(forks);
         };
         let list = thread_list(key);
         // SAFETY: this thread's own `Vec` (see `record`).
@@ -146,34 +146,56 @@ impl Owner {
         let id = match known {
             Some(&(.., id)) => id,
             None => {
-                let id = match self.fd() {
-                    Some(fd) => self.claim_id(fd, forks, 1)?,
-                    None => next_private_id(),
+                let claimed = match self.fd() {
+                    Some(fd) => Some(self.claim_id(fd, forks, 1)?),
+                    None => None,
                 };
                 let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+                let mine = self.claims_in(&mut claims);
+                let id = claimed.unwrap_or_else(|| private_id(mine, forks));
                 if !record(key, (self.serial(), forks, id)) {
                     drop(claims);
                     if let Some(fd) = self.fd() {
                         let _ = ofd::unlock_byte_fd(fd, id_byte(id));
                     }
-                    return self.me();
+                    return self.fallback_id(forks);
                 }
-                let at = match claims.iter().position(|c| c.serial == self.serial()) {
-                    Some(at) => at,
-                    None => {
-                        claims.push(Claims {
-                            serial: self.serial(),
-                            fd: self.raw_fd(),
-                            live: Vec::new(),
-                        });
-                        claims.len() - 1
-                    }
-                };
-                claims[at].live.push((id, forks));
+                mine.live.push((id, forks));
                 id
             }
         };
         let _ = LAST.try_with(|last| last.set((self.serial(), forks, id)));
+        Ok(id)
+    }
+
+    /// This owner's entry in `claims`, made if it has none.
+    fn claims_in<'c>(&self, claims: &'c mut Vec<Claims>) -> &'c mut Claims {
+        let at = match claims.iter().position(|c| c.serial == self.serial()) {
+            Some(at) => at,
+            None => {
+                claims.push(Claims {
+                    serial: self.serial(),
+                    fd: self.raw_fd(),
+                    live: Vec::new(),
+                });
+                claims.len() - 1
+            }
+        };
+        &mut claims[at]
+    }
+
+    /// The id of a thread that cannot record an id of its own (no key, or its thread locals
+    /// are gone): its mapping's id on a description (its locks then last until the mapping
+    /// goes), and on private memory a fresh id that stays alive for good, never
+    /// [`PRIVATE`](super::owner::PRIVATE), which user locks take for forged.
+    fn fallback_id(&self, forks: u32) -> Result<u32> {
+        if self.fd().is_some() {
+            return self.me();
+        }
+        let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = self.claims_in(&mut claims);
+        let id = private_id(mine, forks);
+        mine.live.push((id, forks));
         Ok(id)
     }
 
@@ -197,11 +219,17 @@ pub(super) fn forget_owner(serial: u64) {
         .retain(|c| c.serial != serial);
 }
 
-/// A thread id for private memory: unique in the process (thread ids are never compared
-/// across processes there), cycling through the id range.
-fn next_private_id() -> u32 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    FIRST_ID + NEXT.fetch_add(1, Relaxed) % ID_COUNT
+/// A thread id for private memory, not live on this owner: random, so that bytes forged
+/// into a private copy (an image, a buffer) cannot name the id a thread is about to get.
+fn private_id(mine: &Claims, forks: u32) -> u32 {
+    let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), forks);
+    (0u64..)
+        .map(|attempt| {
+            let r = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            FIRST_ID + ((r ^ (r >> 31)) % u64::from(ID_COUNT)) as u32
+        })
+        .find(|id| !mine.live.iter().any(|&(live, _)| live == *id))
+        .unwrap_or(FIRST_ID)
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ impl RawMutex {
         };
         match self
             .word
-            .lock_contended(me, &|id| owner.alive(id), deadline)
+            .lock_contended(me, &|id| owner.thread_alive(id), deadline)
         {
             Acquired::Clean => Ok(()),
             Acquired::OwnerDied => {
@@ -175,7 +175,9 @@ impl RawMutex {
     /// under the lock, taken without waiting (a dead or forged holder is taken over, and the
     /// lock poisoned, as any locker would). While a live holder has it, the data is being
     /// written by a trusted process (an attached mapping: see ARCHITECTURE "Trust") through
-    /// the lock, and `check` is skipped: reading it now would be a data race.
+    /// the lock, and `check` is skipped: reading it now would be a data race. A lock word
+    /// no shmkit lock can hold (`Corrupted`) can never be taken, so no writer races `check`:
+    /// it runs, since a mapping with exclusive access reaches the data without the lock.
     pub(crate) fn check_under<E>(&self, check: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
         match self.acquire(Wait::Until(Some(Instant::now()))) {
             Ok(held) => {
@@ -183,6 +185,7 @@ impl RawMutex {
                 self.release(&held);
                 checked
             }
+            Err(Denied::Failed(Error::Corrupted { .. })) => check(),
             Err(Denied::WouldBlock | Denied::Failed(_)) => Ok(()),
         }
     }
@@ -214,7 +217,9 @@ impl RawMutex {
     /// something can still finish it. Asks the kernel; never blocks.
     pub(crate) fn held_by_live_owner(&self) -> bool {
         let locker = Locker::of(self);
-        self.word.owner().is_some_and(|id| locker.owner().alive(id))
+        self.word
+            .owner()
+            .is_some_and(|id| locker.owner().thread_alive(id))
     }
 
     /// Whether a waiter sleeps (or slept) on the lock.
@@ -247,7 +252,7 @@ impl fmt::Debug for RawMutex {
 pub(crate) fn describe_holder(owner: &Owner, id: u32) -> String {
     let whose = if owner.thread_id().ok() == Some(id) {
         "this thread"
-    } else if owner.alive(id) {
+    } else if owner.thread_alive(id) {
         "alive"
     } else {
         "dead"

@@ -13,13 +13,23 @@ mod os;
 mod owners;
 mod segment;
 mod sharing;
+mod sync;
 
 /// A test, and why it does not run by default (libtest's `#[ignore]`); `-- --ignored`
 /// runs only those, `-- --include-ignored` all.
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 16] = [
+    let tests: [Test; 17] = [
+        (
+            "sync::a_child_forked_holding_a_private_mutex_gets_no_second_guard",
+            sync::a_child_forked_holding_a_private_mutex_gets_no_second_guard,
+            Some(
+                "finding: once a fork handler exists, a child takes over a private mutex its \
+                 forking thread holds (the id claimed in the parent's generation reads as \
+                 dead) and gets a second guard while the first lives",
+            ),
+        ),
         (
             "os::anonymous_shared_memory_is_shared_with_a_forked_child",
             os::anonymous_shared_memory_is_shared_with_a_forked_child,

@@ -441,3 +441,33 @@ fn a_killed_exclusive_holder_releases_the_file_every_round() {
 fn a_killed_shared_holder_releases_the_file_every_round() {
     killed_holders_release_the_file("shared");
 }
+
+/// Found by the sync attack: opening a FIFO read-only blocks in `open(2)` until a writer
+/// opens it, so `FileLock::open_read_only` on a FIFO's path never returns.
+#[test]
+fn opening_a_fifo_read_only_returns_instead_of_waiting_for_a_writer() {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = shmkit_test_support::guards::TempDir::new();
+    let fifo = dir.join("fifo");
+    let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let opened = FileLock::open_read_only(&fifo).map(drop);
+            let _ = tx.send(());
+            opened
+        })
+    };
+    let returned = rx.recv_timeout(Duration::from_secs(2)).is_ok();
+    if !returned {
+        // Lets the blocked open return, so the thread (and the directory) can go.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+    }
+    let _ = opener.join();
+    assert!(returned, "open_read_only on a FIFO waited for a writer");
+}

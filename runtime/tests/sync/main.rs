@@ -2,6 +2,7 @@
 //! outside segments); the multi-process and kill tests are in `tests/multiprocess`.
 
 mod atomic_wait;
+mod attack;
 mod condvar;
 mod mutex;
 mod named;

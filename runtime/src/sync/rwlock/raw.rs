@@ -297,7 +297,7 @@ impl RawRwLock {
                 if self.holds_slot(me) {
                     return Err(self.would_deadlock(wait));
                 }
-                if !owner.alive(holder) {
+                if !owner.thread_alive(holder) {
                     if self.take_over(s, me) {
                         self.release_state();
                     }
@@ -353,7 +353,7 @@ impl RawRwLock {
         if v == 0 {
             return;
         }
-        if id != me && !owner.alive(id) {
+        if id != me && !owner.thread_alive(id) {
             self.clear_dead(slot, v);
             return;
         }
@@ -503,7 +503,7 @@ impl RawRwLock {
             if spin.again() {
                 continue;
             }
-            if !owner.alive(holder) {
+            if !owner.thread_alive(holder) {
                 if self.take_over(s, me) {
                     if mode != WRITER {
                         self.drop_writer_bit();
@@ -548,7 +548,7 @@ impl RawRwLock {
                 if spin.again() {
                     continue;
                 }
-                if !owner.alive(id) {
+                if !owner.thread_alive(id) {
                     self.clear_dead(slot, v);
                     continue;
                 }
