@@ -73,15 +73,19 @@ fn unpoisoned<G>(locked: LockResult<G>) -> G {
     })
 }
 
-/// Runs `scenario(n)` through every interleaving with at most two preemptions (one
-/// exploration per crash point: three would take minutes) for n = 0, 1, … until no
-/// interleaving reaches the victim's n-th crash point: the steps it crashed at.
-fn sweep(scenario: fn(u32) -> Option<&'static str>) -> BTreeSet<&'static str> {
+/// Runs `scenario(n)` through every interleaving with at most `most` preemptions, for
+/// n = 0, 1, … until no interleaving reaches the victim's n-th crash point: the steps it
+/// crashed at. (Each crash point is an exploration of its own: the sweeps of three threads
+/// take two preemptions, as three would take minutes.)
+fn sweep(
+    most: usize,
+    scenario: impl Fn(u32) -> Option<&'static str> + Send + Sync + Copy + 'static,
+) -> BTreeSet<&'static str> {
     let crashed_at = StdArc::new(StdMutex::new(BTreeSet::new()));
     for n in 0.. {
         let reached = StdArc::new(AtomicBool::new(false));
         let (crashed_at, reached2) = (crashed_at.clone(), reached.clone());
-        check_bounded(2, move || {
+        check_bounded(most, move || {
             if let Some(step) = scenario(n) {
                 reached2.store(true, Ordering::Relaxed);
                 crashed_at.lock().unwrap().insert(step);
@@ -100,10 +104,10 @@ fn sweep(scenario: fn(u32) -> Option<&'static str>) -> BTreeSet<&'static str> {
 /// crashed. `op` borrows what it shares, so that the crash unwinds through no step of the
 /// model (a loom `Arc` dropped): loom's threads share the OS thread's panic count, and
 /// another thread run meanwhile would act as if it panicked.
-fn victim<S: Send + 'static>(
+fn victim<S: 'static>(
     n: u32,
     shared: S,
-    op: impl FnOnce(&S) + Send + 'static,
+    op: impl FnOnce(&S) + 'static,
 ) -> thread::JoinHandle<Option<&'static str>> {
     thread::spawn(move || {
         let crashed = model::crashes_at(n, || op(&shared));
@@ -283,7 +287,7 @@ fn a_failed_recovery_poisons_an_internal_lock_for_everyone() {
 /// lock and unlock must have been hit.
 #[test]
 fn a_crash_at_any_step_of_lock_or_unlock_stops_nobody() {
-    let crashed_at = sweep(|n| {
+    let crashed_at = sweep(3, |n| {
         let m = counter();
         let victim = victim(n, m.clone(), |m| {
             let guard = m.lock().unwrap();
@@ -402,7 +406,7 @@ const CONDVAR_WAITING: &[&str] = &[
 /// victim died holding it.
 #[test]
 fn a_condvar_waiter_killed_at_any_step_blocks_no_notification() {
-    let crashed_at = sweep(|n| {
+    let crashed_at = sweep(2, |n| {
         let s = guarded(0u32);
         let victim = victim(n, s.clone(), |s| drop(wait_while(s, |ready| *ready == 0)));
         let other = {
@@ -432,7 +436,7 @@ fn a_condvar_waiter_killed_at_any_step_blocks_no_notification() {
 /// thread notifies instead.)
 #[test]
 fn a_condvar_notifier_killed_at_any_step_strands_no_waiter() {
-    let crashed_at = sweep(|n| {
+    let crashed_at = sweep(2, |n| {
         let s = guarded(0u32);
         let waiter = {
             let s = s.clone();
@@ -509,45 +513,59 @@ fn a_semaphore_unit_is_taken_once() {
     });
 }
 
-/// A waiter killed at any step of `wait` while two units are posted: the other waiter gets
-/// one (also when the killed one used up a post's wake-up), and the killed one's unit is
-/// lost exactly when it died after taking it.
+/// One unit passed on: each waiter takes it and posts it back, and the victim is killed at
+/// any step of its wait or its post. The other waiter always gets the unit: also when the
+/// victim used up the post's wake-up and died without the unit (then only the other's
+/// liveness poll finds it). A unit the victim died holding is lost (a unit has no owner),
+/// and this thread posts another.
 #[test]
 fn a_semaphore_waiter_killed_at_any_step_stops_nobody() {
-    let crashed_at = sweep(|n| {
+    let crashed_at = sweep(2, |n| {
         let s = Arc::new(Semaphore::new(0));
-        let victim = victim(n, s.clone(), |s| s.wait());
+        let pass_on = |s: &Semaphore| {
+            s.wait();
+            s.post().unwrap();
+        };
+        let victim = victim(n, s.clone(), move |s| pass_on(s));
         let other = {
             let s = s.clone();
-            thread::spawn(move || s.wait())
+            thread::spawn(move || pass_on(&s))
         };
         s.post().unwrap();
-        s.post().unwrap();
         let step = victim.join().unwrap();
+        if step.is_some_and(|step| SEMAPHORE_UNIT_LOST.contains(&step)) {
+            s.post().unwrap();
+        }
         other.join().unwrap();
-        let took = step.is_none_or(|step| step == "semaphore wait: unit taken");
-        assert_eq!(s.value(), 1 - u32::from(took), "crashed at {step:?}");
+        assert_eq!(s.value(), 1, "crashed at {step:?}");
         step
     });
+    crashed_at_each(&crashed_at, SEMAPHORE_UNIT_LOST);
     crashed_at_each(
         &crashed_at,
         &[
             "semaphore wait: before the decrement",
-            "semaphore wait: unit taken",
             "semaphore wait: counting in",
             "semaphore wait: counted in, about to sleep",
             "semaphore wait: awake",
             "semaphore wait: counted out",
+            "semaphore post: incremented",
         ],
     );
 }
+
+/// The steps of a wait and a post between which the thread holds a unit.
+const SEMAPHORE_UNIT_LOST: &[&str] = &[
+    "semaphore wait: unit taken",
+    "semaphore post: before the increment",
+];
 
 /// A poster killed at any step of `post`: a unit it added reaches the sleeping waiter (at
 /// its liveness poll once the poster is dead, if the wake-up died with it); one it did not
 /// add is posted by this thread instead.
 #[test]
 fn a_semaphore_poster_killed_at_any_step_strands_no_waiter() {
-    let crashed_at = sweep(|n| {
+    let crashed_at = sweep(2, |n| {
         let s = Arc::new(Semaphore::new(0));
         let waiter = {
             let s = s.clone();
@@ -639,7 +657,7 @@ const SEQLOCK_TORN: &[&str] = &[
 /// readable again.
 #[test]
 fn a_seqlock_writer_killed_at_any_step_is_detected_and_repaired() {
-    let crashed_at = sweep(|n| {
+    let crashed_at = sweep(2, |n| {
         let lock = Arc::new(SeqLock::new([0u32; 2]));
         let victim = victim(n, lock.clone(), |lock| lock.write([1; 2]).unwrap());
         let read = lock.read();
@@ -835,57 +853,59 @@ fn rwlock_a_dead_writer_is_taken_over_with_poison() {
 #[test]
 fn rwlock_a_crash_at_any_step_of_read_or_write_stops_nobody() {
     for writes in [true, false] {
-        let crashed_at = StdArc::new(StdMutex::new(BTreeSet::new()));
-        for n in 0.. {
-            let reached = StdArc::new(AtomicBool::new(false));
-            let (crashed_at2, reached2) = (crashed_at.clone(), reached.clone());
-            check(move || {
-                let l = shared();
-                let victim = {
-                    let l = l.clone();
-                    thread::spawn(move || {
-                        let crashed = model::crashes_at(n, || {
-                            if writes {
-                                assert!(!write_once(&l));
-                            } else {
-                                read_once(&l);
-                            }
-                        });
-                        model::killed();
-                        crashed.err()
-                    })
-                };
-                let other = {
-                    let l = l.clone();
-                    thread::spawn(move || write_once(&l))
-                };
-                let step = victim.join().unwrap();
-                let poisoned = other.join().unwrap();
-                let writing = step.is_some_and(|step| RWLOCK_WRITING.contains(&step));
-                // A read lock takes a dead victim's lock over, if nobody did yet.
-                let added = u32::from(writes && step.is_none_or(|s| RWLOCK_WROTE.contains(&s)));
-                assert_eq!(read_once(&l), 1 + added, "crashed at {step:?}");
-                assert_eq!(l.is_poisoned(), writing, "crashed at {step:?}");
-                assert!(!poisoned || writing, "crashed at {step:?}");
-                if let Some(step) = step {
-                    reached2.store(true, Ordering::Relaxed);
-                    crashed_at2.lock().unwrap().insert(step);
+        let crashed_at = sweep(3, move |n| {
+            let l = shared();
+            let victim = victim(n, l.clone(), move |l| {
+                if writes {
+                    assert!(!write_once(l));
+                } else {
+                    read_once(l);
                 }
             });
-            if !reached.load(Ordering::Relaxed) {
-                break;
-            }
-        }
-        let crashed_at = crashed_at.lock().unwrap();
-        let expected: &[&str] = if writes {
+            let other = {
+                let l = l.clone();
+                thread::spawn(move || write_once(&l))
+            };
+            let step = victim.join().unwrap();
+            let poisoned = other.join().unwrap();
+            let writing = step.is_some_and(|step| RWLOCK_WRITING.contains(&step));
+            // A read lock takes a dead victim's lock over, if nobody did yet.
+            let added = u32::from(writes && step.is_none_or(|s| RWLOCK_WROTE.contains(&s)));
+            assert_eq!(read_once(&l), 1 + added, "crashed at {step:?}");
+            assert_eq!(l.is_poisoned(), writing, "crashed at {step:?}");
+            assert!(!poisoned || writing, "crashed at {step:?}");
+            step
+        });
+        let expected = if writes {
             RWLOCK_WRITE_STEPS
         } else {
             RWLOCK_READ_STEPS
         };
-        for step in expected {
-            assert!(crashed_at.contains(step), "never crashed at {step:?}");
-        }
+        crashed_at_each(&crashed_at, expected);
     }
+}
+
+/// A writer waits behind a reader and keeps a second reader out (writer preference): the
+/// first reader's release lets the writer in, and the writer's the second reader; nobody
+/// is left asleep.
+#[test]
+fn rwlock_writer_preference_leaves_nobody_asleep() {
+    check(|| {
+        let l = shared();
+        let first = l.read().unwrap();
+        let writer = {
+            let l = l.clone();
+            thread::spawn(move || assert!(!write_once(&l)))
+        };
+        let reader = {
+            let l = l.clone();
+            thread::spawn(move || read_once(&l))
+        };
+        drop(first);
+        writer.join().unwrap();
+        assert!(reader.join().unwrap() <= 1);
+        assert_eq!(read_once(&l), 1);
+    });
 }
 
 /// The steps at which a writer has begun to write and not finished: a death poisons.

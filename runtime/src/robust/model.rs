@@ -17,8 +17,8 @@
 //!   sees the death). A thread that has polled since the last death sleeps in a timed wait
 //!   as in an untimed one, so no timeout can hide a lost wake-up, not even after a death;
 //!   and a waiter that polls in a loop does not spin through the model. The clock ([`now`],
-//!   for waiters that measure how long a dead owner's work stood still) jumps
-//!   `LIVENESS_POLL` ahead at each reading once a killed thread ended. Deadlines
+//!   for waiters that measure how long a dead owner's work stood still) stands still, and
+//!   jumps `LIVENESS_POLL` ahead at each reading once a killed thread ended. Deadlines
 //!   (`lock_timeout`) are real time, which loom does not model: model tests do not use
 //!   them.
 //! - **Owner ids.** Each model thread takes an id of its own (2, 3, … per execution) at its
@@ -29,7 +29,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use loom::sync::{Condvar, Mutex};
@@ -49,7 +49,7 @@ struct Model {
     /// Whether time passes: a killed thread ended (set under the queue's lock). Not one of
     /// loom's atomics: reading the clock is no step of the algorithms.
     time_passes: AtomicBool,
-    /// How far the clock ran ahead of real time, in `LIVENESS_POLL`s.
+    /// How far the clock moved, in `LIVENESS_POLL`s.
     jumps: AtomicU64,
 }
 
@@ -161,14 +161,16 @@ pub(crate) fn wake(word: &AtomicU32, count: u32) {
     }
 }
 
-/// The time now: real time, jumping `LIVENESS_POLL` ahead at each reading once time passes.
+/// The time now: standing still (an execution must not depend on real time, which loom
+/// does not replay), jumping `LIVENESS_POLL` ahead at each reading once time passes.
 pub(crate) fn now() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
     let model = &*MODEL;
     if model.time_passes.load(Relaxed) {
         model.jumps.fetch_add(1, Relaxed);
     }
     let jumps = u32::try_from(model.jumps.load(Relaxed)).unwrap_or(u32::MAX);
-    Instant::now() + super::LIVENESS_POLL * jumps
+    *START.get_or_init(Instant::now) + super::LIVENESS_POLL * jumps
 }
 
 fn address(word: &AtomicU32) -> usize {

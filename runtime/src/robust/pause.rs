@@ -7,9 +7,10 @@
 //!   would hardly ever reach the sleep the model must check.
 //! - [`sleep`] is loom's yield: it ends an unbounded retry loop's round, and the model must
 //!   let the others run before the next.
-//! - [`now`] jumps [`LIVENESS_POLL`](super::LIVENESS_POLL) ahead at each call once a killed
+//! - [`now`] stands still (loom replays executions, which must not depend on real time),
+//!   and jumps [`LIVENESS_POLL`](super::LIVENESS_POLL) ahead at each call once a killed
 //!   model thread ended, so that a waiter that measures how long a dead owner's work stood
-//!   still gives up at once, as the model's timed futex waits do.
+//!   still gives up then, as the model's timed futex waits do.
 //! - [`this_cpu`] is unknown there.
 
 use std::time::{Duration, Instant};

@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::os::fork;
+// The `SeqCst` pairing at `RawRwLock::admitted` gets a fence under the model checker.
 use crate::robust::atomic::{
-    const_unless_loom, AtomicU32,
+    const_unless_loom, seqcst_under_the_model, AtomicU32,
     Ordering::{Relaxed, Release, SeqCst},
 };
 use crate::robust::crash::{crashing, point};
@@ -111,17 +112,6 @@ pub(crate) struct RawRwLock {
 #[inline]
 fn home(me: u32) -> usize {
     (me.wrapping_mul(0x9E37_79B9) >> 16) as usize % READER_SLOTS
-}
-
-/// Nothing, natively: the `SeqCst` accesses on both sides of the pairing at
-/// [`RawRwLock::admitted`] order themselves. The model checker treats `SeqCst` accesses as
-/// `AcqRel` (loom's README, "Unsupported features") and would report that pairing broken, so
-/// under `--cfg loom` a `SeqCst` fence between the two accesses of each side (which loom
-/// models) gives the order the accesses give natively.
-#[inline(always)]
-fn seqcst_under_the_model() {
-    #[cfg(loom)]
-    crate::robust::atomic::fence(SeqCst);
 }
 
 /// How long the next sleep may last: the liveness poll, cut at the deadline. Denied once
