@@ -126,14 +126,17 @@ impl Owner {
         })
     }
 
+    #[inline]
     pub(super) fn serial(&self) -> u64 {
         self.serial
     }
 
+    #[inline]
     pub(super) fn raw_fd(&self) -> Option<RawFd> {
         self.fd
     }
 
+    #[inline]
     pub(super) fn fd(&self) -> Option<BorrowedFd<'_>> {
         // SAFETY: the backing keeps the descriptor open while this owner is used (`attached`).
         self.fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })

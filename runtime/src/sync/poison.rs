@@ -19,6 +19,7 @@ pub enum PoisonCause {
 
 impl PoisonCause {
     /// The value stored in a lock's poison word (0 is "not poisoned").
+    #[inline]
     pub(crate) const fn word(self) -> u32 {
         match self {
             PoisonCause::Panicked => 1,
@@ -28,6 +29,7 @@ impl PoisonCause {
 
     /// The cause a poison word records; None for 0. A word that is neither (forged bytes)
     /// reads as a death, the cause that promises least.
+    #[inline]
     pub(crate) const fn from_word(word: u32) -> Option<Self> {
         match word {
             0 => None,

@@ -89,6 +89,7 @@ impl Held {
 
     /// Whether this is a forked child's copy of its parent's hold: what it protects is the
     /// parent's to change and release.
+    #[inline]
     pub(crate) fn inherited(&self) -> bool {
         self.forks != fork::generation()
     }
