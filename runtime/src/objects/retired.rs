@@ -172,6 +172,12 @@ mod tests {
     /// checks clean, holds every object that was finished, and gives back all memory but
     /// the blocks in flight: no retired block is lost for good or freed twice.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a simulated crash inside the rollback's destructor, while an error is being \
+                  returned, leaks that error's message (a panicking drop leaks the return \
+                  value), which Miri reports; the sweep runs natively"
+    )]
     fn a_crash_at_any_write_while_retiring_or_draining_leaks_at_most_one_block() {
         let size = 8 * 1024;
         let empty = ManagedHeapMemory::new(size).unwrap().free_memory();
