@@ -21,6 +21,54 @@
 //! shared futex). Unlocking wakes a sleeper whenever one announced itself, so no wake-up is
 //! lost; the sleep's timeout only bounds how long a dead holder goes unnoticed.
 
+/// `ShmSafe` for a lock `$lock<T>` whose `raw` field decides who holds it (with a
+/// `check_under` that runs a check where no writer races it) and whose `data` field holds
+/// the `T` (`$data` gives `&mut T` from `$this`, the `&mut` lock).
+macro_rules! lock_is_shm_safe {
+    ($lock:ident, |$this:ident| $data:expr) => {
+        // SAFETY: the lock words are atomics (any bytes are a state: owner ids nobody holds
+        // are dead, an unknown poison word reads as a death, a depth or count only nests or
+        // waits), and `T` is handled by `T`'s own impl: validated at its own offset under the
+        // lock, relocated from its own old address.
+        unsafe impl<T: $crate::ShmSafe> $crate::ShmSafe for $lock<T> {
+            const LAYOUT_FINGERPRINT: u64 =
+                $crate::layout::compound_fingerprint(stringify!($lock), &[T::LAYOUT_FINGERPRINT]);
+            const POINTEE_FINGERPRINT: u64 =
+                $crate::layout::compound_fingerprint(stringify!($lock), &[T::POINTEE_FINGERPRINT]);
+            const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
+
+            /// Validates the data under the lock: another thread or process may be writing
+            /// it through the lock right now.
+            unsafe fn validate(value: *const Self) -> Result<(), $crate::Invalid> {
+                let offset = std::mem::offset_of!(Self, data);
+                // SAFETY: a valid, aligned lock under the caller's contract; its words are
+                // atomics.
+                let raw = unsafe { &(*value).raw };
+                raw.check_under(|| {
+                    // SAFETY: the data lies within the value, under the caller's contract,
+                    // and the lock keeps writers away while it is read.
+                    unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
+                        .map_err(|e| e.within("data", offset))
+                })
+            }
+
+            #[inline(always)]
+            unsafe fn relocate(&mut self, moved_from: usize) {
+                let offset = std::mem::offset_of!(Self, data);
+                let $this = self;
+                let data: &mut T = $data;
+                // SAFETY: the data moved along with the lock, from its own old address.
+                unsafe { data.relocate(moved_from.wrapping_add(offset)) }
+            }
+
+            fn type_fingerprint() -> u64 {
+                $crate::layout::compound_fingerprint(stringify!($lock), &[T::type_fingerprint()])
+            }
+        }
+    };
+}
+pub(crate) use lock_is_shm_safe;
+
 mod atomic_wait;
 mod condvar;
 #[cfg(test)]

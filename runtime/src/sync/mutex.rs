@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
-use crate::layout::{
-    compound_fingerprint, Invalid, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe,
-};
+use crate::layout::{PositionIndependent, ShmDerefMut, ShmMut};
 use crate::robust::atomic::const_unless_loom;
 
 /// A mutual-exclusion lock for data that lives in a segment, shared by every thread of
@@ -165,43 +163,7 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-// SAFETY: the lock words are atomics (any bytes are a state: an owner id nobody holds is
-// dead, an unknown poison word reads as a death), and `T` is handled by `T`'s own impl:
-// relocated from its own old address, validated at its own offset.
-unsafe impl<T: ShmSafe> ShmSafe for Mutex<T> {
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Mutex", &[T::LAYOUT_FINGERPRINT]);
-    const POINTEE_FINGERPRINT: u64 = compound_fingerprint("Mutex", &[T::POINTEE_FINGERPRINT]);
-    const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
-
-    /// Validates the data under the lock (see `RawMutex::check_under`): another thread or
-    /// process may be writing it through the lock right now.
-    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
-        let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: a valid, aligned lock under the caller's contract; its words are atomics.
-        let raw = unsafe { &(*value).raw };
-        raw.check_under(|| {
-            // SAFETY: the data lies within the value, under the caller's contract, and the
-            // lock keeps writers away while it is read.
-            unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
-                .map_err(|e| e.within("data", offset))
-        })
-    }
-
-    #[inline(always)]
-    unsafe fn relocate(&mut self, moved_from: usize) {
-        let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: the data moved along with the mutex, from its own old address.
-        unsafe {
-            self.data
-                .get_mut()
-                .relocate(moved_from.wrapping_add(offset))
-        }
-    }
-
-    fn type_fingerprint() -> u64 {
-        compound_fingerprint("Mutex", &[T::type_fingerprint()])
-    }
-}
+super::lock_is_shm_safe!(Mutex, |lock| lock.data.get_mut());
 
 // SAFETY: the lock words mean the same anywhere (owner ids, not addresses); `T` is plain.
 unsafe impl<T: PositionIndependent> PositionIndependent for Mutex<T> {}

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError, TryLockError, TryLockResult};
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::error::Error;
-use crate::layout::{compound_fingerprint, Invalid, ShmSafe};
 use crate::robust::atomic::{const_unless_loom, AtomicU32, Ordering::Relaxed};
 
 /// A robust mutex that the thread holding it may lock again (each guard releases one level;
@@ -134,41 +133,7 @@ impl<T: fmt::Debug> fmt::Debug for ReentrantMutex<T> {
     }
 }
 
-// SAFETY: the lock words are atomics (any bytes are a state, as for `Mutex`; a depth is read
-// only by the holder, after it took the lock, and any value just nests); `T` is handled by
-// its own impl at its own offset.
-unsafe impl<T: ShmSafe> ShmSafe for ReentrantMutex<T> {
-    const LAYOUT_FINGERPRINT: u64 =
-        compound_fingerprint("ReentrantMutex", &[T::LAYOUT_FINGERPRINT]);
-    const POINTEE_FINGERPRINT: u64 =
-        compound_fingerprint("ReentrantMutex", &[T::POINTEE_FINGERPRINT]);
-    const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
-
-    /// Validates the data under the lock (see `RawMutex::check_under`): another thread or
-    /// process may be writing it through the lock right now.
-    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
-        let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: a valid, aligned lock under the caller's contract; its words are atomics.
-        let raw = unsafe { &(*value).raw };
-        raw.check_under(|| {
-            // SAFETY: the data lies within the value, under the caller's contract, and the
-            // lock keeps writers away while it is read.
-            unsafe { T::validate(value.cast::<u8>().add(offset).cast::<T>()) }
-                .map_err(|e| e.within("data", offset))
-        })
-    }
-
-    #[inline(always)]
-    unsafe fn relocate(&mut self, moved_from: usize) {
-        let offset = std::mem::offset_of!(Self, data);
-        // SAFETY: the data moved along with the lock, from its own old address.
-        unsafe { self.data.relocate(moved_from.wrapping_add(offset)) }
-    }
-
-    fn type_fingerprint() -> u64 {
-        compound_fingerprint("ReentrantMutex", &[T::type_fingerprint()])
-    }
-}
+super::lock_is_shm_safe!(ReentrantMutex, |lock| &mut lock.data);
 
 /// One level of a held [`ReentrantMutex`].
 #[must_use = "dropping the guard releases one level of the lock at once"]
