@@ -336,3 +336,50 @@ fn a_change_deep_in_a_field_type_is_a_schema_mismatch() {
     let err = seg.root::<v3::Db>().err().unwrap();
     insta::assert_snapshot!("schema_mismatch_db_nested", err.to_string());
 }
+
+/// A derived type built in place from a source of its own ([`Emplace`]): what lets a
+/// container of such rows take `rows.push(&cells[..])`.
+#[derive(ShmSafe)]
+#[repr(C)]
+pub struct Row {
+    pub sum: u64,
+    pub cells: shmkit::containers::Vec<u32>,
+}
+
+impl<'s> shmkit::containers::Emplace<&'s [u32]> for Row {
+    fn emplace<'a>(
+        slot: shmkit::containers::Slot<'a, Self>,
+        cells: &'s [u32],
+    ) -> Result<shmkit::containers::Filled<'a, Self>, shmkit::AllocError> {
+        use shmkit::prelude::*;
+        let sum = cells.iter().map(|&c| u64::from(c)).sum();
+        let mut row = slot.write(Row {
+            sum,
+            cells: shmkit::containers::Vec::new(),
+        });
+        row.as_mut().cells_mut().extend(cells)?; // on error the row is dropped again
+        Ok(row)
+    }
+}
+
+#[test]
+fn a_derived_type_is_emplaced_from_its_own_source_and_a_failure_leaves_nothing() {
+    use shmkit::prelude::*;
+    let mut seg = ManagedHeapMemory::new(4096).unwrap();
+    seg.construct("rows", shmkit::containers::Vec::<Row>::new())
+        .unwrap();
+    let mut rows = seg
+        .find_mut::<shmkit::containers::Vec<Row>>("rows")
+        .unwrap()
+        .unwrap();
+    rows.push(&[1, 2, 3][..]).unwrap();
+    assert_eq!((rows[0].sum, &rows[0].cells[..]), (6, &[1, 2, 3][..]));
+    // Too many cells for the segment: the row's own vector fails to grow, the row is
+    // dropped in its slot and the outer vector keeps one row.
+    let huge = vec![7u32; 4096];
+    assert!(rows.push(&huge[..]).is_err());
+    assert_eq!(rows.len(), 1);
+    drop(rows);
+    seg.destroy::<shmkit::containers::Vec<Row>>("rows").unwrap();
+    assert!(seg.all_memory_deallocated());
+}

@@ -20,6 +20,9 @@
 //! alone for plain data). Failures are the `Copy` [`AllocError`](shmkit_runtime::AllocError),
 //! convertible into the runtime `Error`.
 
+mod emplace;
 pub mod vec;
+
+pub use emplace::{Emplace, Filled, Slot};
 
 pub use vec::{InsertError, Vec, VecExt, VecWriter};

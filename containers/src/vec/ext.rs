@@ -9,6 +9,7 @@ use shmkit_runtime::{AllocError, Error, PositionIndependent, ShmDerefMut, ShmMut
 
 use super::raw::InPlace;
 use super::Vec;
+use crate::emplace::Emplace;
 
 /// The mutating methods of the segment [`Vec`], with std's names and semantics, on
 /// anything that gives in-place access to one: a [`ShmMut`] (from `root_mut`, `find_mut`
@@ -41,9 +42,11 @@ use super::Vec;
     note = "lock the vector's Mutex (`db.items.lock()?.push(x)?`), or reach it through `root_mut`/`find_mut` of an exclusive mapping and the accessors #[derive(ShmSafe)] generates (`db.items_mut().push(x)?`)"
 )]
 pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
-    /// Appends `value` (empty, if position-dependent: fill it in place afterwards through
-    /// [`last_mut`](Self::last_mut)).
-    fn push(&mut self, value: T) -> Result<(), AllocError>;
+    /// Appends a value built from `src`: the value itself, or any source the element type
+    /// is [`Emplace`]d from (`names.push("ada")` for a `Vec<String>`).
+    fn push<S>(&mut self, src: S) -> Result<(), AllocError>
+    where
+        T: Emplace<S>;
 
     /// Removes and returns the last element; None when empty.
     fn pop(&mut self) -> Option<T>
@@ -54,9 +57,11 @@ pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
     /// called) when empty. What `pop` is for position-dependent elements.
     fn pop_with<R>(&mut self, f: impl FnOnce(ShmMut<'_, T>) -> R) -> Option<R>;
 
-    /// Inserts `value` at `index`, shifting the elements after it up;
+    /// Inserts a value built from `src` at `index`, shifting the elements after it up;
     /// [`InsertError::OutOfBounds`] when `index > len`.
-    fn insert(&mut self, index: usize, value: T) -> Result<(), InsertError>;
+    fn insert<S>(&mut self, index: usize, src: S) -> Result<(), InsertError>
+    where
+        T: Emplace<S>;
 
     /// Removes and returns element `index`, shifting the rest down; None when out of bounds.
     fn remove(&mut self, index: usize) -> Option<T>
@@ -91,8 +96,12 @@ pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
     where
         T: PositionIndependent + Clone;
 
-    /// Appends every item of `iter`; on error the items appended so far are dropped again.
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) -> Result<(), AllocError>;
+    /// Appends a value built from every item of `iter` (values, or sources the element
+    /// type is [`Emplace`]d from); on error the items appended so far are dropped again.
+    fn extend<I>(&mut self, iter: I) -> Result<(), AllocError>
+    where
+        I: IntoIterator,
+        T: Emplace<I::Item>;
 
     /// Keeps only the elements `f` says yes to, in order, dropping the others in place.
     fn retain(&mut self, f: impl FnMut(&T) -> bool);
@@ -152,8 +161,11 @@ fn in_place<T, P: ShmDerefMut<Target = Vec<T>> + ?Sized>(p: &mut P) -> InPlace<'
 
 impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
     #[inline]
-    fn push(&mut self, value: T) -> Result<(), AllocError> {
-        in_place(self).push(value)
+    fn push<S>(&mut self, src: S) -> Result<(), AllocError>
+    where
+        T: Emplace<S>,
+    {
+        in_place(self).push(src)
     }
 
     #[inline]
@@ -168,8 +180,11 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
         in_place(self).pop_with(f)
     }
 
-    fn insert(&mut self, index: usize, value: T) -> Result<(), InsertError> {
-        in_place(self).insert(index, value)
+    fn insert<S>(&mut self, index: usize, src: S) -> Result<(), InsertError>
+    where
+        T: Emplace<S>,
+    {
+        in_place(self).insert(index, src)
     }
 
     fn remove(&mut self, index: usize) -> Option<T>
@@ -213,7 +228,11 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
         in_place(self).extend_from_slice(other)
     }
 
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) -> Result<(), AllocError> {
+    fn extend<I>(&mut self, iter: I) -> Result<(), AllocError>
+    where
+        I: IntoIterator,
+        T: Emplace<I::Item>,
+    {
         in_place(self).extend(iter)
     }
 

@@ -4,7 +4,7 @@
 //! the order the module docs' crash consistency asks for.
 
 use core::alloc::Layout;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 use shmkit_runtime::{
@@ -13,6 +13,7 @@ use shmkit_runtime::{
 };
 
 use super::Vec;
+use crate::emplace::{emplace_at, Emplace};
 
 impl<T> Vec<T> {
     /// Publishes a larger length: one Release store, so the elements written before it
@@ -102,17 +103,19 @@ impl<T> core::ops::DerefMut for InPlace<'_, T> {
 }
 
 impl<'a, T: ShmSafe> InPlace<'a, T> {
-    /// Appends `value`.
+    /// Appends a value built from `src`.
     #[inline]
-    pub(super) fn push(&mut self, value: T) -> Result<(), AllocError> {
+    pub(super) fn push<S>(&mut self, src: S) -> Result<(), AllocError>
+    where
+        T: Emplace<S>,
+    {
         let len = self.len();
         if len == self.capacity() {
             // A reborrow by value: the wrapper stays in a register on the hot path.
             InPlace(&mut *self.0).grow_amortized(1)?;
         }
-        // SAFETY: `len < capacity`: a slot of the buffer that holds no element. A value
-        // held by value is empty if position-dependent, so writing it needs no relocation.
-        unsafe { self.room().add(len).write(value) };
+        // SAFETY: `len < capacity`: a slot of the buffer, in place, that holds no element.
+        unsafe { emplace_at(NonNull::new_unchecked(self.room().add(len)), src) }?;
         self.publish_len(len + 1);
         Ok(())
     }
@@ -292,8 +295,12 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         Some(value)
     }
 
-    /// Inserts `value` at `index`, shifting the rest up.
-    pub(super) fn insert(&mut self, index: usize, value: T) -> Result<(), super::InsertError> {
+    /// Inserts a value built from `src` at `index`, shifting the rest up (and back down
+    /// if building fails).
+    pub(super) fn insert<S>(&mut self, index: usize, src: S) -> Result<(), super::InsertError>
+    where
+        T: Emplace<S>,
+    {
         let len = self.len();
         if index > len {
             return Err(super::InsertError::OutOfBounds { index, len });
@@ -304,10 +311,15 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         let data = self.data();
         self.disown_from(index);
         // SAFETY: `len < capacity`: elements `index..len` move up by one inside the
-        // buffer, then the freed slot takes the value (empty if position-dependent).
+        // buffer, then the freed slot (in place, holding nothing) takes the value; if
+        // building it fails they move back.
         unsafe {
             relocate_values(data.add(index + 1), data.add(index), len - index);
-            data.add(index).write(value);
+            if let Err(e) = emplace_at(NonNull::new_unchecked(data.add(index)), src) {
+                relocate_values(data.add(index), data.add(index + 1), len - index);
+                self.publish_len(len);
+                return Err(e.into());
+            }
         }
         self.publish_len(len + 1);
         Ok(())
@@ -347,7 +359,11 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
 
     /// Appends every item of `iter`; on an allocation failure the items appended so far
     /// are dropped again, leaving the elements as they were.
-    pub(super) fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) -> Result<(), AllocError> {
+    pub(super) fn extend<I>(&mut self, iter: I) -> Result<(), AllocError>
+    where
+        I: IntoIterator,
+        T: Emplace<I::Item>,
+    {
         let mut iter = iter.into_iter();
         let before = self.len();
         let appended = match self.reserve(iter.size_hint().0) {
