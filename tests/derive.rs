@@ -379,7 +379,6 @@ fn a_derived_type_is_emplaced_from_its_own_source_and_a_failure_leaves_nothing()
     let huge = vec![7u32; 4096];
     assert!(rows.push(&huge[..]).is_err());
     assert_eq!(rows.len(), 1);
-    drop(rows);
     seg.destroy::<shmkit::containers::Vec<Row>>("rows").unwrap();
     assert!(seg.all_memory_deallocated());
 }
