@@ -198,10 +198,18 @@ impl RawMutex {
         if held.inherited() || crashing() {
             return;
         }
-        if !held.panicking && std::thread::panicking() {
+        self.poison_if_interrupted(held);
+        self.word.unlock();
+    }
+
+    /// Poisons the lock if a panic began while `held` was held: for every level of a
+    /// reentrant lock, which may go in any order (the last one is not always the one a
+    /// panic interrupted).
+    #[inline]
+    pub(crate) fn poison_if_interrupted(&self, held: &Held) {
+        if !held.panicking && std::thread::panicking() && !crashing() {
             self.poison.store(PoisonCause::Panicked.word(), Relaxed);
         }
-        self.word.unlock();
     }
 
     /// Whether the lock is poisoned.
