@@ -40,8 +40,8 @@ impl Blocks {
 
 /// Aligned words of a segment's block area, bounds-checked when the view was made. Read
 /// with an acquire load each when `SHARED` (a reader without the index lock, which races
-/// the lock holder's atomic stores; writable mappings only, where a word of the segment
-/// may be an atomic), else plainly (under the index lock, or in a read-only mapping, which
+/// the lock holder's atomic stores; on mappings others write meanwhile: writable ones, and
+/// observers), else plainly (under the index lock, or in a read-only mapping, which
 /// excludes writers and whose memory is not accessed through `&AtomicU64`). Words that
 /// readers without the lock load (hash slots and root, a table's header, an entry header)
 /// are only ever stored atomically once such a reader can reach them (see
@@ -145,7 +145,7 @@ impl Space {
     /// then read one by one (a hash table's slots, an entry's header).
     #[inline]
     pub fn words<const SHARED: bool>(&self, off: u64, len: u64) -> Option<Words<'_, SHARED>> {
-        debug_assert!(!SHARED || self.core.writable());
+        debug_assert!(!SHARED || self.core.shared_reads());
         if off % 8 != 0 {
             return None;
         }
