@@ -94,6 +94,10 @@ pub mod __private {
     // SAFETY: as above.
     unsafe impl crate::ShmImmutable for AssumedImmutable {}
 
+    /// Simulated crashes for the segment containers' sweeps (feature `crash-points`).
+    #[cfg(feature = "crash-points")]
+    pub use crate::robust::crash::external as crash;
+
     /// What a root without a derived schema would report (the derive always gives one).
     pub const NO_SCHEMA: crate::Schema = crate::Schema {
         name: "?",
