@@ -207,11 +207,14 @@ impl<'a, T: ShmObservable, const N: usize> Observed<'a, [T; N]> {
 macro_rules! observed_atomics {
     ($($atomic:ty => $value:ty),* $(,)?) => {$(
         impl Observed<'_, $atomic> {
-            /// The value (an acquire load: what the store it reads published is visible
-            /// afterwards).
+            /// The value, with acquire ordering (what the store it reads published is
+            /// visible afterwards): a relaxed load and a fence, the kind of load that is
+            /// defined on the observer's read-only pages (an acquire load is not).
             #[inline]
             pub fn load(&self) -> $value {
-                self.get().load(std::sync::atomic::Ordering::Acquire)
+                let value = self.get().load(std::sync::atomic::Ordering::Relaxed);
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                value
             }
         }
     )*};

@@ -129,3 +129,65 @@ fn an_absent_segment_is_not_found() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// Lookups without the lock race a writer thread (a mapping of its own) that grows the
+/// hash table, undoes constructions and publishes objects together: a kept object found
+/// holds its own value, an undone one is never found, and all are there at the end.
+#[test]
+fn lookups_racing_a_writer_thread_churning_the_index_find_only_what_is_there() {
+    use shmkit_test_support::churn;
+    const N: usize = 20_000;
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 16 << 20).unwrap();
+    seg.construct(churn::MADE, AtomicU64::new(0)).unwrap();
+    let observer = SharedMemoryObserver::open(name.get()).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| churn::churn(&ManagedSharedMemory::open(name.get()).unwrap(), N));
+        churn::watch(&observer, N, Duration::from_secs(120));
+    });
+}
+
+/// What an observed value reads stays allocated for as long as it lives: the name may be
+/// removed and made anew (the value is the old segment's), and nothing that frees or moves
+/// its bytes runs (in-place destruction, index shrinking, offline resizing, an exclusive
+/// open); a copy-on-write mapping's writes stay its own.
+#[test]
+fn what_an_observed_value_reads_is_never_freed_moved_or_replaced() {
+    let name = ShmGuard::new();
+    let mut seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let hits = std::ptr::from_ref(seg.construct("hits", AtomicU64::new(1)).unwrap());
+    seg.construct("other", AtomicU64::new(2)).unwrap();
+    let observer = SharedMemoryObserver::open(name.get()).unwrap();
+    let seen = observer.find::<AtomicU64>("hits").unwrap().unwrap();
+
+    let in_use = |r: Result<_, Error>, what: &str| {
+        assert!(matches!(r, Err(Error::InUse { .. })), "{what}: {r:?}");
+    };
+    in_use(seg.destroy::<AtomicU64>("other").map(drop), "destroy");
+    in_use(seg.destroy_ptr(hits), "destroy_ptr");
+    in_use(seg.shrink_to_fit_indexes(), "shrink_to_fit_indexes");
+    in_use(ManagedSharedMemory::shrink_to_fit(name.get()).map(drop), "shrink_to_fit");
+    in_use(ManagedSharedMemory::grow(name.get(), 4096), "grow");
+    in_use(
+        ManagedSharedMemory::options().exclusive().open(name.get()).map(drop),
+        "exclusive open",
+    );
+    // Without the writer, a copy-on-write mapping (which keeps writers out) may map it.
+    drop(seg);
+    let cow = ManagedSharedMemory::options()
+        .copy_on_write()
+        .open(name.get())
+        .unwrap();
+    cow.find::<AtomicU64>("hits").unwrap().unwrap().store(3, Ordering::Release);
+    assert_eq!(seen.load(), 1, "a copy-on-write mapping's write reached the observer");
+    drop(cow);
+
+    // The name goes and comes back: the observer keeps the segment it mapped.
+    assert!(ManagedSharedMemory::remove(name.get()).unwrap());
+    let again = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    again.construct("hits", AtomicU64::new(4)).unwrap();
+    again.construct("filler", [0xFFu8; 64]).unwrap();
+    assert_eq!(seen.load(), 1);
+    let fresh = SharedMemoryObserver::open(name.get()).unwrap();
+    assert_eq!(fresh.find::<AtomicU64>("hits").unwrap().unwrap().load(), 4);
+}
