@@ -1,15 +1,17 @@
 //! `SegmentObserver` in one process: what it finds and refuses, that it waits for a
 //! writer holding the index lock only as long as asked, that it keeps destroys and
-//! exclusive opens out while it lives, and that it needs no writer to open.
+//! exclusive opens out while it lives, and that it needs no writer to open; what it reads
+//! is never freed under it, lookups racing index churn find only what is there, and
+//! forged bytes it cannot repair are errors.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmkit_runtime::sync::SeqLock;
+use shmkit_runtime::sync::{ReadError, SeqLock};
 use shmkit_runtime::{
     Error, ManagedMappedFile, ManagedSharedMemory, MappedFileObserver, SharedMemoryObserver,
 };
-use shmkit_test_support::{ShmGuard, TempPath};
+use shmkit_test_support::{offsets, patch_file, ShmGuard, TempPath};
 
 #[test]
 fn it_finds_atomics_seqlocks_and_arrays_and_refuses_other_types() {
@@ -190,4 +192,56 @@ fn what_an_observed_value_reads_is_never_freed_moved_or_replaced() {
     assert_eq!(seen.load(), 1);
     let fresh = SharedMemoryObserver::open(name.get()).unwrap();
     assert_eq!(fresh.find::<AtomicU64>("hits").unwrap().unwrap().load(), 4);
+}
+
+/// A file forged at rest (the observer attaches cold: it validates while writers are kept
+/// out) with bytes an observer cannot repair, since it never writes: bools that are
+/// neither 0 nor 1 are `InvalidValue`; an index lock a dead process holds makes lookups
+/// wait only their timeout, until a writer (let in once the observer validated) recovers
+/// it; a seqlock whose writer died mid-write reads as `WriterDied`.
+#[test]
+fn a_cold_observer_reports_forged_bytes_it_cannot_repair() {
+    /// The id every private mapping takes for alive (`robust::owner::PRIVATE`), which no
+    /// holder of a file's lock can have: a dead one here.
+    const DEAD: [u8; 4] = 1u32.to_ne_bytes();
+    let path = TempPath::new();
+    let seg = ManagedMappedFile::create(path.get(), 64 * 1024).unwrap();
+    let at = |p: *const u8| p.addr() - seg.base_address().as_ptr().addr();
+    let flag = at(std::ptr::from_ref(seg.construct("flag", AtomicBool::new(true)).unwrap()).cast());
+    let flags = seg
+        .construct("flags", [AtomicBool::new(false), AtomicBool::new(true)])
+        .unwrap();
+    let flags = at(std::ptr::from_ref(flags).cast());
+    let quote = seg.construct("quote", SeqLock::new([1u64, 2])).unwrap();
+    let quote = at(std::ptr::from_ref(quote).cast());
+    seg.construct("hits", AtomicU64::new(7)).unwrap();
+    drop(seg);
+    patch_file(path.get(), |b| {
+        b[flag] = 2;
+        b[flags + 1] = 0xFF;
+        // SeqLock: lock word at 0, sequence at 8 (odd: mid-write).
+        b[quote..quote + 4].copy_from_slice(&DEAD);
+        b[quote + 8..quote + 12].copy_from_slice(&3u32.to_ne_bytes());
+        b[offsets::INDEX_LOCK..offsets::INDEX_LOCK + 4].copy_from_slice(&DEAD);
+    });
+
+    let observer = MappedFileObserver::open(path.get()).unwrap();
+    let started = Instant::now();
+    let busy = observer.find_timeout::<AtomicU64>("hits", Duration::from_millis(50));
+    assert!(matches!(busy, Err(Error::InUse { .. })), "{busy:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let writer = ManagedMappedFile::open(path.get()).expect("a writer recovers the index");
+    assert_eq!(observer.find::<AtomicU64>("hits").unwrap().unwrap().load(), 7);
+    for invalid in [
+        observer.find::<AtomicBool>("flag").map(drop),
+        observer.find::<[AtomicBool; 2]>("flags").map(drop),
+    ] {
+        assert!(matches!(invalid, Err(Error::InvalidValue { .. })), "{invalid:?}");
+    }
+    let quote = observer.find::<SeqLock<[u64; 2]>>("quote").unwrap().unwrap();
+    assert_eq!(
+        quote.read_timeout(Duration::from_secs(5)),
+        Err(ReadError::WriterDied)
+    );
+    drop(writer);
 }
