@@ -398,3 +398,33 @@ fn locks_leaked_through_a_mapping_gone_from_the_same_address_are_taken_over() {
         other => panic!("a reentrant lock leaked through the gone mapping: {other:?}"),
     };
 }
+
+/// Found: a mapping made exclusive and then shared (`into_shared`) keeps an owner of its
+/// own (its device's description), apart from the process's shared attachment that later
+/// opens of the segment join. A thread holding a mutex through the first waits for itself
+/// through the second: its id there names a holder alive on another description, so
+/// `lock()` hangs for good where `WouldDeadlock` is expected (as
+/// `a_mutex_held_through_a_shm_mapping_is_refused_not_hung_through_its_file` gets, two
+/// mappings of one attachment). No second guard: the wait is only ever for itself.
+#[test]
+#[ignore = "finding: a mutex held through an into_shared mapping is waited for, not refused, through another mapping of the segment in the same thread"]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_mutex_held_through_an_into_shared_mapping_is_refused_not_hung_through_another() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let built = ManagedSharedMemory::options()
+        .exclusive()
+        .create(name.get(), 64 * 1024)
+        .unwrap();
+    built.construct("m", Mutex::new(1u32)).unwrap();
+    let shared = built.into_shared().unwrap();
+    let other = ManagedSharedMemory::open(name.get()).unwrap();
+    let _held = shared.find::<Mutex<u32>>("m").unwrap().unwrap().lock().unwrap();
+    let through_other = other.find::<Mutex<u32>>("m").unwrap().unwrap();
+    match through_other.lock_timeout(Duration::from_secs(1)) {
+        Err(TryLockError::Failed(Error::WouldDeadlock { .. })) => {}
+        other => panic!("lock() would wait for this thread forever: {other:?}"),
+    };
+}
