@@ -63,6 +63,12 @@ pub const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
 ///     let _ = observer.find::<u64>("hits"); // an `AtomicU64` or a `SeqLock<u64>` instead
 /// }
 /// ```
+///
+/// Shared memory and files only: XSI and anonymous memory have no observers.
+///
+/// ```compile_fail,E0277
+/// fn watch(_: shmkit_runtime::SegmentObserver<shmkit_runtime::os::XsiSharedMemory>) {}
+/// ```
 pub struct SegmentObserver<D: Device> {
     segment: ManagedSegment<DeviceBacking<D>, Observe, HashIndex>,
 }
@@ -142,6 +148,20 @@ impl<D: Device> fmt::Debug for SegmentObserver<D> {
 /// read-only pages would fault). A [`SeqLock`](crate::sync::SeqLock) reads whole values
 /// ([`read`](Observed::<crate::sync::SeqLock<T>>::read)), an atomic loads, an array
 /// hands out its elements.
+///
+/// No writing method, and no `&T` to call one on:
+///
+/// ```compile_fail,E0599
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// fn bump(seen: shmkit_runtime::Observed<'_, AtomicU64>) {
+///     seen.store(1, Ordering::Relaxed); // its pages are read-only
+/// }
+/// ```
+/// ```compile_fail,E0599
+/// fn publish(seen: shmkit_runtime::Observed<'_, shmkit_runtime::sync::SeqLock<u64>>) {
+///     let _ = seen.write(1);
+/// }
+/// ```
 pub struct Observed<'a, T> {
     value: NonNull<T>,
     _borrows: PhantomData<&'a T>,
