@@ -162,6 +162,16 @@ impl<D: Device> fmt::Debug for SegmentObserver<D> {
 ///     let _ = seen.write(1);
 /// }
 /// ```
+///
+/// It borrows its observer, which keeps the bytes mapped and the object alive:
+///
+/// ```compile_fail,E0505
+/// fn keep(observer: shmkit_runtime::SharedMemoryObserver) -> u64 {
+///     let seen = observer.find::<std::sync::atomic::AtomicU64>("hits").unwrap().unwrap();
+///     drop(observer); // would unmap what `seen` reads
+///     seen.load()
+/// }
+/// ```
 pub struct Observed<'a, T> {
     value: NonNull<T>,
     _borrows: PhantomData<&'a T>,
