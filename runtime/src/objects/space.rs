@@ -3,8 +3,8 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU64};
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{fence, AtomicU64};
 
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};

@@ -168,10 +168,16 @@ fn what_an_observed_value_reads_is_never_freed_moved_or_replaced() {
     in_use(seg.destroy::<AtomicU64>("other").map(drop), "destroy");
     in_use(seg.destroy_ptr(hits), "destroy_ptr");
     in_use(seg.shrink_to_fit_indexes(), "shrink_to_fit_indexes");
-    in_use(ManagedSharedMemory::shrink_to_fit(name.get()).map(drop), "shrink_to_fit");
+    in_use(
+        ManagedSharedMemory::shrink_to_fit(name.get()).map(drop),
+        "shrink_to_fit",
+    );
     in_use(ManagedSharedMemory::grow(name.get(), 4096), "grow");
     in_use(
-        ManagedSharedMemory::options().exclusive().open(name.get()).map(drop),
+        ManagedSharedMemory::options()
+            .exclusive()
+            .open(name.get())
+            .map(drop),
         "exclusive open",
     );
     // Without the writer, a copy-on-write mapping (which keeps writers out) may map it.
@@ -180,8 +186,15 @@ fn what_an_observed_value_reads_is_never_freed_moved_or_replaced() {
         .copy_on_write()
         .open(name.get())
         .unwrap();
-    cow.find::<AtomicU64>("hits").unwrap().unwrap().store(3, Ordering::Release);
-    assert_eq!(seen.load(), 1, "a copy-on-write mapping's write reached the observer");
+    cow.find::<AtomicU64>("hits")
+        .unwrap()
+        .unwrap()
+        .store(3, Ordering::Release);
+    assert_eq!(
+        seen.load(),
+        1,
+        "a copy-on-write mapping's write reached the observer"
+    );
     drop(cow);
 
     // The name goes and comes back: the observer keeps the segment it mapped.
@@ -231,14 +244,23 @@ fn a_cold_observer_reports_forged_bytes_it_cannot_repair() {
     assert!(matches!(busy, Err(Error::InUse { .. })), "{busy:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     let writer = ManagedMappedFile::open(path.get()).expect("a writer recovers the index");
-    assert_eq!(observer.find::<AtomicU64>("hits").unwrap().unwrap().load(), 7);
+    assert_eq!(
+        observer.find::<AtomicU64>("hits").unwrap().unwrap().load(),
+        7
+    );
     for invalid in [
         observer.find::<AtomicBool>("flag").map(drop),
         observer.find::<[AtomicBool; 2]>("flags").map(drop),
     ] {
-        assert!(matches!(invalid, Err(Error::InvalidValue { .. })), "{invalid:?}");
+        assert!(
+            matches!(invalid, Err(Error::InvalidValue { .. })),
+            "{invalid:?}"
+        );
     }
-    let quote = observer.find::<SeqLock<[u64; 2]>>("quote").unwrap().unwrap();
+    let quote = observer
+        .find::<SeqLock<[u64; 2]>>("quote")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         quote.read_timeout(Duration::from_secs(5)),
         Err(ReadError::WriterDied)

@@ -377,7 +377,12 @@ fn locks_leaked_through_a_mapping_gone_from_the_same_address_are_taken_over() {
     let name = ShmGuard::new();
     let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
     let base = seg.base_address();
-    std::mem::forget(seg.construct("m", Mutex::new(1u32)).unwrap().lock().unwrap());
+    std::mem::forget(
+        seg.construct("m", Mutex::new(1u32))
+            .unwrap()
+            .lock()
+            .unwrap(),
+    );
     let r = seg.construct("r", ReentrantMutex::new(2u32)).unwrap();
     std::mem::forget(r.lock().unwrap());
     drop(seg);
@@ -421,7 +426,12 @@ fn a_mutex_held_through_an_into_shared_mapping_is_refused_not_hung_through_anoth
     built.construct("m", Mutex::new(1u32)).unwrap();
     let shared = built.into_shared().unwrap();
     let other = ManagedSharedMemory::open(name.get()).unwrap();
-    let _held = shared.find::<Mutex<u32>>("m").unwrap().unwrap().lock().unwrap();
+    let _held = shared
+        .find::<Mutex<u32>>("m")
+        .unwrap()
+        .unwrap()
+        .lock()
+        .unwrap();
     let through_other = other.find::<Mutex<u32>>("m").unwrap().unwrap();
     match through_other.lock_timeout(Duration::from_secs(1)) {
         Err(TryLockError::Failed(Error::WouldDeadlock { .. })) => {}
