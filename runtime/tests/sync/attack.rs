@@ -412,7 +412,6 @@ fn locks_leaked_through_a_mapping_gone_from_the_same_address_are_taken_over() {
 /// `a_mutex_held_through_a_shm_mapping_is_refused_not_hung_through_its_file` gets, two
 /// mappings of one attachment). No second guard: the wait is only ever for itself.
 #[test]
-#[ignore = "finding: a mutex held through an into_shared mapping is waited for, not refused, through another mapping of the segment in the same thread"]
 #[cfg_attr(miri, ignore = "real shared memory")]
 fn a_mutex_held_through_an_into_shared_mapping_is_refused_not_hung_through_another() {
     use shmkit_runtime::ManagedSharedMemory;
