@@ -21,7 +21,11 @@
 //! convertible into the runtime `Error`.
 
 mod emplace;
+pub mod hash_map;
 pub mod vec;
+
+pub use hash_map::set as hash_set;
+pub use hash_map::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 pub use emplace::{Emplace, Filled, Slot};
 
