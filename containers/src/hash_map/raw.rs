@@ -975,8 +975,19 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
             _ => Err(items("no elements in a map without a table")),
         };
     };
+    let (start, own) = (header.as_ptr().addr(), value.addr());
+    let apart = |len: usize| own + size_of::<HashMap<K, V>>() <= start || start + len <= own;
+    let misplaced = || {
+        table(Invalid::new(
+            "a table block that lies, aligned, inside the map's segment, apart from the map",
+        ))
+    };
     map.table.validate_target(1).map_err(table)?;
-    // SAFETY: an aligned header inside the mapping (checked just above).
+    if !apart(size_of::<TableHeader>()) {
+        return Err(misplaced());
+    }
+    // SAFETY: an aligned header inside the mapping, apart from the map's own bytes
+    // (checked just above).
     let (mask, growth_left) = unsafe {
         let h = header.as_ref();
         (h.bucket_mask, h.growth_left)
@@ -996,18 +1007,14 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
         mask: mask as usize,
         _elements: PhantomData,
     };
-    let start = header.as_ptr().addr();
-    let own = value.addr();
-    let blocks = map
+    let placed = map
         .table
         .validate_target(layout.size() / size_of::<TableHeader>())
         .is_ok()
         && start % layout.align() == 0
-        && (own + size_of::<HashMap<K, V>>() <= start || start + layout.size() <= own);
-    if !blocks {
-        return Err(table(Invalid::new(
-            "a table block that lies, aligned, inside the map's segment, apart from the map",
-        )));
+        && apart(layout.size());
+    if !placed {
+        return Err(misplaced());
     }
     // SAFETY: the whole block lies in the mapping (checked just above); its bytes are
     // initialised like all of a segment's.
