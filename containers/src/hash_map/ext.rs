@@ -288,7 +288,11 @@ where
         let pairs = pairs.into_iter();
         // As std: a hint of new keys only into an empty map, else half of it.
         let hint = pairs.size_hint().0;
-        self.reserve(if self.is_empty() { hint } else { hint.div_ceil(2) })?;
+        self.reserve(if self.is_empty() {
+            hint
+        } else {
+            hint.div_ceil(2)
+        })?;
         for (k, v) in pairs {
             self.insert_with(k, v, |_| ())?;
         }

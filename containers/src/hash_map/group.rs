@@ -135,7 +135,10 @@ mod sse2 {
 #[cfg(any(
     test,
     miri,
-    not(all(any(target_arch = "x86", target_arch = "x86_64"), target_feature = "sse2"))
+    not(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    ))
 ))]
 mod swar {
     use super::{BitMask, EMPTY};
@@ -256,7 +259,11 @@ mod tests {
             // SAFETY: 16 initialised bytes.
             let g = unsafe { swar::Group::load(b.as_ptr()) };
             for tag in [0x00, 0x01, 0x42, 0x7f] {
-                assert_eq!(g.match_byte(tag), expected(&b, |c| c == tag), "{b:x?} {tag}");
+                assert_eq!(
+                    g.match_byte(tag),
+                    expected(&b, |c| c == tag),
+                    "{b:x?} {tag}"
+                );
             }
             assert_eq!(g.match_empty(), expected(&b, |c| c == EMPTY));
             assert_eq!(g.match_empty_or_deleted(), expected(&b, |c| c >= 0x80));

@@ -237,6 +237,10 @@ mod tests {
             low.insert(h & 0xfff);
         }
         assert_eq!(tags.len(), 128, "every tag comes up for sequential keys");
-        assert!(low.len() > 2400, "positions of 4096 sequential keys: {}", low.len());
+        assert!(
+            low.len() > 2400,
+            "positions of 4096 sequential keys: {}",
+            low.len()
+        );
     }
 }

@@ -338,3 +338,26 @@ where
         Ok(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header without a table, moved and relocated, still has none: null stays null,
+    /// and a pointer aimed at itself (all-zero bytes) must not be re-aimed at the old
+    /// header.
+    #[test]
+    fn a_header_without_a_table_moves_without_one() {
+        // SAFETY: all-zero bytes are an empty map (the type's documented layout).
+        let zeroed: HashMap<u64, u64> = unsafe { core::mem::zeroed() };
+        for map in [HashMap::<u64, u64>::new(), zeroed] {
+            assert!(map.table_ptr().is_none());
+            let from = (&raw const map).addr();
+            let mut moved = Box::new(map);
+            // SAFETY: the box holds the bytes that were at `from`, moved once.
+            unsafe { moved.relocate(from) };
+            assert!(moved.table_ptr().is_none() && moved.is_empty());
+            assert_eq!(moved.capacity(), 0);
+        }
+    }
+}

@@ -839,7 +839,9 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
             }
             // SAFETY: bucket `i` is full, in the map borrowed mutably; the spare key
             // was dropped.
-            Prepared::Occupied(table, i) => unsafe { table.replace(i, value, old, dispose) }.map(Some),
+            Prepared::Occupied(table, i) => {
+                unsafe { table.replace(i, value, old, dispose) }.map(Some)
+            }
         }
     }
 
@@ -867,7 +869,9 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
         for i in unsafe { table.full() } {
             let bucket = table.bucket(i);
             // SAFETY: a full bucket's element in place, borrowed for the call.
-            if !keep(unsafe { &(*bucket).key }, unsafe { ShmMut::new(&mut (*bucket).value) }) {
+            if !keep(unsafe { &(*bucket).key }, unsafe {
+                ShmMut::new(&mut (*bucket).value)
+            }) {
                 // SAFETY: full; dropped once nothing owns it.
                 unsafe { self.take(table, i, |b| b.drop_in_place()) };
             }
@@ -1026,7 +1030,12 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
         match c {
             EMPTY => empty += 1,
             c if c == DELETED || !is_special(c) => {}
-            _ => return Err(ctrl_err(i, "a control byte that is EMPTY, DELETED or a tag")),
+            _ => {
+                return Err(ctrl_err(
+                    i,
+                    "a control byte that is EMPTY, DELETED or a tag",
+                ))
+            }
         }
     }
     for (k, &c) in ctrl[t.buckets()..].iter().enumerate() {

@@ -290,7 +290,9 @@ pub trait HashSetExt<T: ShmSafe + Hash + Eq>: ShmDerefMut<Target = HashSet<T>> {
 
 /// The map of a set behind a guard.
 #[inline(always)]
-fn map_of<T, P: ShmDerefMut<Target = HashSet<T>> + ?Sized>(p: &mut P) -> ShmMut<'_, HashMap<T, ()>> {
+fn map_of<T, P: ShmDerefMut<Target = HashSet<T>> + ?Sized>(
+    p: &mut P,
+) -> ShmMut<'_, HashMap<T, ()>> {
     // SAFETY: a projection onto the set's only field, moving nothing.
     unsafe { p.as_shm_mut().map_unchecked(|s| &mut s.map) }
 }

@@ -28,7 +28,10 @@ fn a_full_segment_leaves_the_map_as_it_was() {
             }
         }
     };
-    assert!(matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }),
+        "{err}"
+    );
     assert!(matches!(Error::from(err), Error::OutOfMemory { .. }));
     let before = state(&m);
     assert!(m.entry(1 << 40).is_err());
@@ -68,7 +71,10 @@ fn a_value_that_cannot_be_built_leaves_the_map_and_the_segment_as_they_were() {
         // Too long to fit: the key built for it is dropped again; the table had room.
         for k in [2, 1] {
             let err = m.insert_with(k, 0..100_000u64, |_| ()).unwrap_err();
-            assert!(matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }), "{err}");
+            assert!(
+                matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }),
+                "{err}"
+            );
         }
         assert!(m.entry(3).unwrap().or_insert(0..100_000u64).is_err());
     }
@@ -84,7 +90,10 @@ fn a_capacity_beyond_isize_max_bytes_is_refused_before_allocating() {
     m.insert(1, 1).unwrap();
     for additional in [usize::MAX, usize::MAX / 8, isize::MAX as usize / 16] {
         let err = m.reserve(additional).unwrap_err();
-        assert!(matches!(err.kind(), AllocErrorKind::InvalidRequest { .. }), "{err}");
+        assert!(
+            matches!(err.kind(), AllocErrorKind::InvalidRequest { .. }),
+            "{err}"
+        );
     }
     assert_eq!(state(&m), (vec![(1, 1)], 3));
 }
@@ -95,7 +104,10 @@ fn a_capacity_beyond_isize_max_bytes_is_refused_before_allocating() {
 fn a_map_outside_a_segment_cannot_grow() {
     let outside = Mutex::new(HashMap::<u64, u64>::new());
     let err = outside.lock().unwrap().insert(1, 1).unwrap_err();
-    assert!(matches!(err.kind(), AllocErrorKind::NotInSegment { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), AllocErrorKind::NotInSegment { .. }),
+        "{err}"
+    );
     let guard = outside.lock().unwrap();
     assert!(guard.is_empty() && guard.get(&1).is_none() && guard.iter().next().is_none());
 }

@@ -34,15 +34,9 @@ pub fn run<P: HashMapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize) {
         let v = rng.range(0, 1000);
         match rng.range(0, 22) {
             0..=5 => assert_eq!(m.insert(k, v).unwrap(), model.insert(k, v)),
-            6 => assert_eq!(
-                m.insert_with(k, v, |old| *old).unwrap(),
-                model.insert(k, v)
-            ),
+            6 => assert_eq!(m.insert_with(k, v, |old| *old).unwrap(), model.insert(k, v)),
             7 => assert_eq!(m.remove(&k), model.remove(&k)),
-            8 => assert_eq!(
-                m.remove_with(&k, |k, v| (*k, *v)),
-                model.remove_entry(&k)
-            ),
+            8 => assert_eq!(m.remove_with(&k, |k, v| (*k, *v)), model.remove_entry(&k)),
             9 => assert_eq!(m.remove_entry(&k), model.remove_entry(&k)),
             10 => {
                 assert_eq!(m.get(&k), model.get(&k));
@@ -56,7 +50,12 @@ pub fn run<P: HashMapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize) {
             }
             11 => {
                 let double = |x: &mut u64| *x = x.wrapping_mul(2);
-                let mut x = m.entry(k).unwrap().and_modify(|mut x| double(&mut x)).or_insert(v).unwrap();
+                let mut x = m
+                    .entry(k)
+                    .unwrap()
+                    .and_modify(|mut x| double(&mut x))
+                    .or_insert(v)
+                    .unwrap();
                 *x = x.wrapping_add(1);
                 let y = model.entry(k).and_modify(double).or_insert(v);
                 *y = y.wrapping_add(1);
@@ -96,8 +95,9 @@ pub fn run<P: HashMapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize) {
                 assert_eq!(m.capacity() == 0, model.is_empty());
             }
             16 => {
-                let pairs: std::vec::Vec<(u64, u64)> =
-                    (0..rng.range(0, 30)).map(|i| (k.wrapping_add(i * 3), v + i)).collect();
+                let pairs: std::vec::Vec<(u64, u64)> = (0..rng.range(0, 30))
+                    .map(|i| (k.wrapping_add(i * 3), v + i))
+                    .collect();
                 m.extend(pairs.iter().copied()).unwrap();
                 model.extend(pairs);
             }
@@ -123,7 +123,10 @@ pub fn run<P: HashMapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize) {
                 let x = m.entry(k).unwrap().or_insert_with_key(|k| k / 2).unwrap();
                 assert_eq!(*x, *model.entry(k).or_insert(k / 2));
             }
-            20 => assert_eq!(*m.entry(k).unwrap().or_default().unwrap(), *model.entry(k).or_default()),
+            20 => assert_eq!(
+                *m.entry(k).unwrap().or_default().unwrap(),
+                *model.entry(k).or_default()
+            ),
             _ => {
                 let x = *m.entry(k).unwrap().or_insert_with(|| v).unwrap();
                 assert_eq!(x, *model.entry(k).or_insert_with(|| v));
@@ -145,7 +148,10 @@ fn random_operations_match_std_on_a_heap_segment() {
         seg.construct_array_with("m", 3, |_| HashMap::<u64, u64>::new())
             .unwrap();
         {
-            let mut all = seg.find_slice_mut::<HashMap<u64, u64>>("m").unwrap().unwrap();
+            let mut all = seg
+                .find_slice_mut::<HashMap<u64, u64>>("m")
+                .unwrap()
+                .unwrap();
             let mut maps: std::vec::Vec<ShmMut<'_, HashMap<u64, u64>>> = all.iter_mut().collect();
             run(&mut maps, seed, OPS);
         }
@@ -160,7 +166,10 @@ fn comparisons_debug_and_index_follow_the_elements() {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
     seg.construct_array_with("m", 2, |_| HashMap::<u64, u32>::new())
         .unwrap();
-    let mut all = seg.find_slice_mut::<HashMap<u64, u32>>("m").unwrap().unwrap();
+    let mut all = seg
+        .find_slice_mut::<HashMap<u64, u32>>("m")
+        .unwrap()
+        .unwrap();
     let mut it = all.iter_mut();
     let (mut a, mut b) = (it.next().unwrap(), it.next().unwrap());
     assert_eq!(*a, *b);
@@ -172,7 +181,10 @@ fn comparisons_debug_and_index_follow_the_elements() {
     assert_ne!(*a, *b);
     assert_eq!((a[&1], a.get(&4), a.len()), (10, None, 3));
     let printed = format!("{:?}", *b);
-    assert!(printed.starts_with('{') && printed.contains("3: 31"), "{printed}");
+    assert!(
+        printed.starts_with('{') && printed.contains("3: 31"),
+        "{printed}"
+    );
     let mut pairs: std::vec::Vec<_> = (&*a).into_iter().map(|(k, v)| (*k, *v)).collect();
     pairs.sort();
     assert_eq!(pairs, [(1, 10), (2, 20), (3, 30)]);

@@ -5,7 +5,7 @@
 use std::collections::HashMap as StdMap;
 
 use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
-use shmkit_runtime::{ManagedHeapMemory, PositionIndependent, ShmSafe, ShmMut};
+use shmkit_runtime::{ManagedHeapMemory, PositionIndependent, ShmMut, ShmSafe};
 use shmkit_test_support::Rng;
 
 use crate::model::OPS;
@@ -32,7 +32,12 @@ fn run(rows: &mut ShmMut<'_, Rows>, seed: u64, ops: usize) -> usize {
                 assert_eq!(old, model.insert(k, (0..x).collect()));
             }
             3 | 4 => {
-                rows.entry(k).unwrap().or_insert(Vec::new()).unwrap().push(x).unwrap();
+                rows.entry(k)
+                    .unwrap()
+                    .or_insert(Vec::new())
+                    .unwrap()
+                    .push(x)
+                    .unwrap();
                 model.entry(k).or_default().push(x);
             }
             5 => {
@@ -71,7 +76,11 @@ fn run(rows: &mut ShmMut<'_, Rows>, seed: u64, ops: usize) -> usize {
 fn a_map_of_vectors_matches_std_and_relocates_rows_when_its_table_moves() {
     let mut seg = ManagedHeapMemory::new(4 << 20).unwrap();
     seg.construct("rows", Rows::new()).unwrap();
-    let moves = run(&mut seg.find_mut::<Rows>("rows").unwrap().unwrap(), 0xfeed, OPS / 2);
+    let moves = run(
+        &mut seg.find_mut::<Rows>("rows").unwrap().unwrap(),
+        0xfeed,
+        OPS / 2,
+    );
     assert!(moves > 0, "the table never moved: relocation untested");
     assert!(seg.destroy::<Rows>("rows").unwrap());
     assert!(seg.all_memory_deallocated());
@@ -82,13 +91,18 @@ fn a_map_of_vectors_matches_std_and_relocates_rows_when_its_table_moves() {
 #[test]
 fn a_vector_of_maps_moves_their_headers() {
     let mut seg = ManagedHeapMemory::new(1 << 20).unwrap();
-    seg.construct("maps", Vec::<HashMap<u64, u64>>::new()).unwrap();
+    seg.construct("maps", Vec::<HashMap<u64, u64>>::new())
+        .unwrap();
     {
-        let mut maps = seg.find_mut::<Vec<HashMap<u64, u64>>>("maps").unwrap().unwrap();
+        let mut maps = seg
+            .find_mut::<Vec<HashMap<u64, u64>>>("maps")
+            .unwrap()
+            .unwrap();
         let n = if cfg!(miri) { 12 } else { 60 };
         for i in 0..n {
             // Every third map stays empty: a header without a table moves too.
-            maps.push([(i, i * 10)].into_iter().filter(|_| i % 3 != 0)).unwrap();
+            maps.push([(i, i * 10)].into_iter().filter(|_| i % 3 != 0))
+                .unwrap();
             if let Some(mut last) = maps.last_mut() {
                 last.extend((0..i).map(|j| (j + 1000, j))).unwrap();
             }
@@ -124,7 +138,9 @@ fn maps_nest_and_build_from_pairs() {
         assert_eq!(nested[&3][&1], [0, 1, 2, 99]);
         assert_eq!(nested[&19][&2], [5, 6]);
         // Replacing an inner map drops the old one in place.
-        let old_len = nested.insert_with(3, [(7u64, 0..1u32)], |old| old.len()).unwrap();
+        let old_len = nested
+            .insert_with(3, [(7u64, 0..1u32)], |old| old.len())
+            .unwrap();
         assert_eq!(old_len, Some(2));
         assert_eq!(nested[&3].len(), 1);
     }
@@ -155,11 +171,15 @@ impl std::borrow::Borrow<u64> for Id {
 #[test]
 fn keys_are_built_in_place_and_found_through_borrowed_forms() {
     let mut seg = ManagedHeapMemory::new(1 << 20).unwrap();
-    seg.construct("paths", HashMap::<Vec<u32>, u64>::new()).unwrap();
+    seg.construct("paths", HashMap::<Vec<u32>, u64>::new())
+        .unwrap();
     seg.construct("probe", Vec::<u32>::new()).unwrap();
     seg.construct("ids", HashMap::<Id, u32>::new()).unwrap();
     {
-        let mut paths = seg.find_mut::<HashMap<Vec<u32>, u64>>("paths").unwrap().unwrap();
+        let mut paths = seg
+            .find_mut::<HashMap<Vec<u32>, u64>>("paths")
+            .unwrap()
+            .unwrap();
         for n in 0..40u32 {
             assert_eq!(paths.insert(0..n, u64::from(n)).unwrap(), None);
         }
@@ -174,11 +194,17 @@ fn keys_are_built_in_place_and_found_through_borrowed_forms() {
     {
         let mut ids = seg.find_mut::<HashMap<Id, u32>>("ids").unwrap().unwrap();
         ids.insert(Id(7), 70).unwrap();
-        assert_eq!((ids.get(&7u64), ids.contains_key(&8u64)), (Some(&70), false));
+        assert_eq!(
+            (ids.get(&7u64), ids.contains_key(&8u64)),
+            (Some(&70), false)
+        );
         assert_eq!(ids.remove(&7u64), Some(70));
     }
     {
-        let paths = seg.find::<HashMap<Vec<u32>, u64>>("paths").unwrap().unwrap();
+        let paths = seg
+            .find::<HashMap<Vec<u32>, u64>>("paths")
+            .unwrap()
+            .unwrap();
         let probe = seg.find::<Vec<u32>>("probe").unwrap().unwrap();
         assert_eq!(paths.get(probe), Some(&5));
         assert_eq!(paths.get_key_value(probe).map(|(k, _)| k.len()), Some(5));

@@ -32,7 +32,10 @@ fn random_operations_match_std() {
                 0..=3 => assert_eq!(s.insert(x).unwrap(), model.insert(x)),
                 4 => assert_eq!(s.remove(&x), model.remove(&x)),
                 5 => assert_eq!(s.take(&x), model.take(&x)),
-                6 => assert_eq!((s.contains(&x), s.get(&x)), (model.contains(&x), model.get(&x))),
+                6 => assert_eq!(
+                    (s.contains(&x), s.get(&x)),
+                    (model.contains(&x), model.get(&x))
+                ),
                 7 => {
                     let d = rng.range(2, 6);
                     s.retain(|e| e % d != 0);
@@ -61,7 +64,10 @@ fn random_operations_match_std() {
         assert_eq!(sorted(a.intersection(b)), sorted(ma.intersection(mb)));
         assert_eq!(sorted(b.intersection(a)), sorted(ma.intersection(mb)));
         assert_eq!(sorted(a.difference(b)), sorted(ma.difference(mb)));
-        assert_eq!(sorted(a.symmetric_difference(b)), sorted(ma.symmetric_difference(mb)));
+        assert_eq!(
+            sorted(a.symmetric_difference(b)),
+            sorted(ma.symmetric_difference(mb))
+        );
         assert_eq!(a.is_disjoint(b), ma.is_disjoint(mb));
         assert_eq!(a.is_subset(b), ma.is_subset(mb));
         assert_eq!(a.is_superset(b), ma.is_superset(mb));

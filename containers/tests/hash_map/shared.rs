@@ -96,7 +96,10 @@ fn a_child_reads_a_map_of_vectors_at_other_addresses() -> Result<()> {
         addresses.push(at.to_owned());
     }
     let ours = format!("{:#x}", seg.base_address().as_ptr() as usize);
-    assert!(addresses.iter().any(|a| *a != ours), "{addresses:?} vs {ours}");
+    assert!(
+        addresses.iter().any(|a| *a != ours),
+        "{addresses:?} vs {ours}"
+    );
     assert!(child.wait(LIMIT).success());
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! in its full buckets), and read at the new address when it is fine.
 
 use shmkit_containers::{HashMap, HashMapExt, Vec};
-use shmkit_runtime::{AlignedBuffer, Error, Handle, ManagedExternalBuffer, ManagedHeapMemory, ShmImmutable};
+use shmkit_runtime::{
+    AlignedBuffer, Error, Handle, ManagedExternalBuffer, ManagedHeapMemory, ShmImmutable,
+};
 use shmkit_test_support as support;
 
 type Rows = HashMap<u64, Vec<u64>>;
@@ -56,7 +58,8 @@ fn segment() -> (ManagedHeapMemory, [Parts; 3]) {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
     let base = seg.base_address().as_ptr() as usize;
     let m = seg.construct("m", HashMap::<u64, u64>::new()).unwrap() as *const _ as usize - base;
-    let flags = seg.construct("flags", HashMap::<u64, bool>::new()).unwrap() as *const _ as usize - base;
+    let flags =
+        seg.construct("flags", HashMap::<u64, bool>::new()).unwrap() as *const _ as usize - base;
     let rows = seg.construct("rows", Rows::new()).unwrap() as *const _ as usize - base;
     seg.find_mut::<HashMap<u64, u64>>("m")
         .unwrap()
@@ -86,14 +89,20 @@ fn copy(seg: &mut ManagedHeapMemory) -> AlignedBuffer {
 fn a_copy_of_the_segment_reads_its_maps_at_the_new_address() {
     let (mut seg, _) = segment();
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let m = reader.find::<HashMap<u64, u64>>("m").unwrap().unwrap();
     assert!(!seg.contains((m as *const HashMap<u64, u64>).cast()));
     assert_eq!((m.len(), m[&7], m.get(&10)), (10, 70, None));
     let flags = reader.find::<HashMap<u64, bool>>("flags").unwrap().unwrap();
     assert_eq!((flags[&1], flags[&2]), (true, false));
     let rows = reader.find::<Rows>("rows").unwrap().unwrap();
-    assert_eq!((rows[&1].as_slice(), rows[&2].as_slice()), (&[0, 1][..], &[0, 1, 2][..]));
+    assert_eq!(
+        (rows[&1].as_slice(), rows[&2].as_slice()),
+        (&[0, 1][..], &[0, 1, 2][..])
+    );
     // Another element type is another type.
     assert!(matches!(
         reader.find::<HashMap<u64, u32>>("m"),
@@ -110,9 +119,14 @@ fn refused<V: ShmImmutable + std::fmt::Debug>(
     let (mut seg, parts) = segment();
     forge(&mut seg, parts);
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     match reader.find::<HashMap<u64, V>>(name) {
-        Err(Error::InvalidValue { field, expected, .. }) => (field, expected),
+        Err(Error::InvalidValue {
+            field, expected, ..
+        }) => (field, expected),
         other => panic!("{name}: {other:?}"),
     }
 }
@@ -206,7 +220,10 @@ fn a_full_bucket_of_garbage_is_checked_as_an_element() {
         bucket[8] = 2;
         support::corrupt(seg, flags.data + 16 * i, &bucket);
     });
-    assert!(field.starts_with("table.bucket[") && field.ends_with("].value"), "{field}");
+    assert!(
+        field.starts_with("table.bucket[") && field.ends_with("].value"),
+        "{field}"
+    );
     assert!(expected.contains("bool"), "{expected}");
     let (field, _) = refused::<Vec<u64>>("rows", |seg, [.., rows]| {
         let i = rows.empty_bucket(seg);
@@ -219,7 +236,10 @@ fn a_full_bucket_of_garbage_is_checked_as_an_element() {
         bucket[24..32].copy_from_slice(&4u64.to_ne_bytes());
         support::corrupt(seg, rows.data + 32 * i, &bucket);
     });
-    assert!(field.starts_with("table.bucket[") && field.ends_with("].value.ptr"), "{field}");
+    assert!(
+        field.starts_with("table.bucket[") && field.ends_with("].value.ptr"),
+        "{field}"
+    );
 }
 
 /// All-zero bytes are an empty map, from elsewhere and in place, and one can grow.
@@ -228,7 +248,10 @@ fn zeroed_bytes_are_an_empty_map() {
     let (mut seg, [m, ..]) = segment();
     support::corrupt(&mut seg, m.header, &[0; 16]);
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let found = reader.find::<HashMap<u64, u64>>("m").unwrap().unwrap();
     assert!(found.is_empty() && found.capacity() == 0 && found.get(&1).is_none());
     let mut m = seg.find_mut::<HashMap<u64, u64>>("m").unwrap().unwrap();
