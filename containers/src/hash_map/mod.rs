@@ -32,7 +32,7 @@
 //! [`PositionIndependent`]; it is mutated in place through the extension trait
 //! [`HashMapExt`] on anything that gives in-place access (`use shmkit::prelude::*`), and
 //! read through `&HashMap`. Keys and values are built in place from sources
-//! ([`Emplace`](crate::Emplace)), and a position-dependent value is never returned by
+//! ([`Emplace`]), and a position-dependent value is never returned by
 //! value. Growing moves every element into a new table with its relocation hook.
 //!
 //! # Crash consistency

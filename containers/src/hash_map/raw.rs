@@ -17,7 +17,7 @@ use shmkit_runtime::{relocate_value, AllocError, Invalid, SegmentAllocator, ShmM
 use super::group::{BitMask, Group, DELETED, EMPTY, WIDTH};
 use super::hasher::hash_one;
 use super::HashMap;
-use crate::emplace::{emplace_at, Emplace};
+use crate::emplace::{emplace_at, Emplace, Slot};
 
 /// The smallest table: 4 buckets, 3 of them usable.
 const MIN_BUCKETS: usize = 4;
@@ -902,11 +902,17 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
 }
 
 impl<K: ShmSafe, V: ShmSafe> Table<K, V> {
-    /// Builds a value from `src` in the spare bucket and replaces bucket `i`'s value by
-    /// it ([`replace_value`](Self::replace_value)); on error nothing changed.
+    /// Builds a value from `src` in the spare bucket and puts it in place of bucket
+    /// `i`'s value: `old` sees the old value while the bucket is still full (if it
+    /// panics, the new value is dropped again); then the bucket is `DELETED` (a crash
+    /// leaks the element rather than leave a half-written value in a full bucket),
+    /// `dispose` gets the old value, the new one moves in, and the bucket is full again
+    /// with its tag. On error nothing changed.
     ///
     /// # Safety
-    /// As for `replace_value`, without `new`; the spare bucket holds nothing.
+    /// Bucket `i` is full, the map is borrowed mutably, and the spare bucket's value place
+    /// holds nothing. `dispose` leaves nothing owned at its pointer: it drops the value,
+    /// or `old` moved it out.
     pub(super) unsafe fn replace<S, R>(
         &self,
         i: usize,
@@ -917,47 +923,23 @@ impl<K: ShmSafe, V: ShmSafe> Table<K, V> {
     where
         V: Emplace<S>,
     {
-        // SAFETY: the spare bucket lies in the table's block, in the map's mapping, and
-        // its value place holds nothing (caller).
-        let new = unsafe {
-            let new = &raw mut (*self.spare()).value;
-            emplace_at(NonNull::new_unchecked(new), src)?;
-            new
-        };
-        // SAFETY: forwarded contract; the new value is live outside the buckets.
-        Ok(unsafe { self.replace_value(i, new, old, dispose) })
-    }
-
-    /// Replaces bucket `i`'s value by the one at `new`: `old` sees the old value while
-    /// the bucket is still full; then the bucket is `DELETED` (a crash leaks the element
-    /// rather than leave a half-written value in a full bucket), `dispose` gets the old
-    /// value, the new one moves in, and the bucket is full again with its tag.
-    ///
-    /// # Safety
-    /// Bucket `i` is full, the map is borrowed mutably, and `new` is a live value outside
-    /// the table's buckets (the spare bucket), which moves out. `dispose` leaves nothing
-    /// owned at its pointer: it drops the value, or `old` moved it out.
-    pub(super) unsafe fn replace_value<R>(
-        &self,
-        i: usize,
-        new: *mut V,
-        old: impl FnOnce(&mut V) -> R,
-        dispose: impl FnOnce(*mut V),
-    ) -> R {
         let bucket = self.bucket(i);
-        // SAFETY: a full bucket's value, borrowed for the call.
-        let r = old(unsafe { &mut (*bucket).value });
-        // SAFETY: `i <= mask` (caller).
-        let tag = unsafe { self.ctrl_at(i) };
-        // SAFETY: the caller's contract: the bucket is full and ours; its element is
-        // disowned while the value changes, and full again afterwards.
+        let spare = self.spare();
+        // SAFETY: the spare bucket lies in the table's block, in the map's mapping, and
+        // its value place holds nothing (caller); bucket `i` is full and ours (caller):
+        // its element is disowned while the value changes, and full again afterwards.
         unsafe {
+            let new = &raw mut (*spare).value;
+            let built = V::emplace(Slot::new(NonNull::new_unchecked(new)), src)?;
+            let r = old(&mut (*bucket).value);
+            built.keep();
+            let tag = self.ctrl_at(i);
             self.set_special(i, DELETED);
             dispose(&raw mut (*bucket).value);
             relocate_value(&raw mut (*bucket).value, new);
             self.set_full(i, tag);
+            Ok(r)
         }
-        r
     }
 }
 

@@ -113,3 +113,20 @@ fn a_set_of_vectors_builds_and_drops_its_elements_in_place() {
     assert!(seg.destroy::<HashSet<Vec<u32>>>("rows").unwrap());
     assert!(seg.all_memory_deallocated());
 }
+
+/// Zero-sized elements: one at most, and no bucket memory beyond the control bytes.
+#[test]
+fn a_set_of_units_holds_one() {
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.construct("units", HashSet::<()>::new()).unwrap();
+    {
+        let mut units = seg.find_mut::<HashSet<()>>("units").unwrap().unwrap();
+        assert!(units.insert(()).unwrap());
+        assert!(!units.insert(()).unwrap());
+        assert_eq!((units.len(), units.contains(&())), (1, true));
+        assert_eq!(units.take(&()), Some(()));
+        assert!(units.is_empty());
+    }
+    assert!(seg.destroy::<HashSet<()>>("units").unwrap());
+    assert!(seg.all_memory_deallocated());
+}
