@@ -26,7 +26,7 @@ use crate::emplace::Emplace;
 /// drops it there.
 ///
 /// ```
-/// use shmkit_containers::{HashMap, HashMapExt, Vec};
+/// use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
 /// use shmkit_runtime::ManagedHeapMemory;
 ///
 /// let mut seg = ManagedHeapMemory::new(1 << 16)?;

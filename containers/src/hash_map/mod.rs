@@ -96,7 +96,7 @@ use raw::TableHeader;
 /// behaviour.
 ///
 /// ```
-/// use shmkit_containers::{HashMap, HashMapExt, Vec};
+/// use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
 /// use shmkit_runtime::ManagedHeapMemory;
 ///
 /// let mut seg = ManagedHeapMemory::new(1 << 16)?;
