@@ -837,9 +837,9 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
                 unsafe { vacancy.fill(self.0, value) }?;
                 Ok(None)
             }
-            // SAFETY: bucket `i` is full, in the map borrowed mutably; the spare key
-            // was dropped.
             Prepared::Occupied(table, i) => {
+                // SAFETY: bucket `i` is full, in the map borrowed mutably; the spare
+                // bucket's value place holds nothing.
                 unsafe { table.replace(i, value, old, dispose) }.map(Some)
             }
         }
