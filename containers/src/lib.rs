@@ -22,7 +22,11 @@
 
 mod crash;
 mod emplace;
+pub mod hash_map;
 pub mod vec;
+
+pub use hash_map::set as hash_set;
+pub use hash_map::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 pub use emplace::{Emplace, Filled, Slot};
 
