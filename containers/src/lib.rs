@@ -21,8 +21,10 @@
 //! convertible into the runtime `Error`.
 
 mod emplace;
+pub mod string;
 pub mod vec;
 
 pub use emplace::{Emplace, Filled, Slot};
 
+pub use string::{NotCharBoundary, String, StringExt, StringInsertError, StringWriter};
 pub use vec::{InsertError, Vec, VecExt, VecWriter};
