@@ -20,10 +20,14 @@
 //! alone for plain data). Failures are the `Copy` [`AllocError`](shmkit_runtime::AllocError),
 //! convertible into the runtime `Error`.
 
+pub mod arc;
+pub mod boxed;
 mod emplace;
 pub mod string;
 pub mod vec;
 
+pub use arc::{Arc, ArcError, ArcExt, Weak, WeakExt};
+pub use boxed::{Box, BoxExt};
 pub use emplace::{Emplace, Filled, Slot};
 
 pub use string::{NotCharBoundary, String, StringExt, StringInsertError, StringWriter};
