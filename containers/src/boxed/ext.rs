@@ -1,6 +1,6 @@
 //! [`BoxExt`], the mutating methods of [`Box`] on whatever gives in-place access to one.
 
-use shmkit_runtime::{AllocError, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe};
+use shmkit_runtime::{AllocError, Error, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe};
 
 use super::{block, Box};
 use crate::emplace::Emplace;
@@ -54,6 +54,12 @@ pub trait BoxExt<T: ShmSafe>: ShmDerefMut<Target = Box<T>> {
 
     /// Drops the value, if any, and empties the box.
     fn clear(&mut self);
+
+    /// Swaps the values of this box and `other` (std's `mem::swap` of two boxes; the
+    /// values stay in their blocks): how a value moves from one box to another, as in
+    /// `a.swap(&mut b)?; b.clear()`. [`Error::InvalidAddress`] (and nothing changed) when
+    /// `other` is in another segment.
+    fn swap<Q: ShmDerefMut<Target = Box<T>> + ?Sized>(&mut self, other: &mut Q) -> Result<(), Error>;
 }
 
 /// The box behind a guard, for its in-place methods.
@@ -101,5 +107,28 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Box<T>> + ?Sized> BoxExt<T> for P {
 
     fn clear(&mut self) {
         in_place(self).release();
+    }
+
+    fn swap<Q: ShmDerefMut<Target = Box<T>> + ?Sized>(&mut self, other: &mut Q) -> Result<(), Error> {
+        let (a, b) = (in_place(self), in_place(other));
+        let b_at = (&raw const b.ptr).cast::<u8>();
+        if !a.allocator()?.contains(b_at) {
+            return Err(Error::InvalidAddress {
+                addr: b_at.addr(),
+                reason: "a box swaps values with boxes of its own segment only".into(),
+            });
+        }
+        let (x, y) = (a.detach(), b.detach());
+        // SAFETY: both boxes are in one mapping (checked above), so each block lies in the
+        // mapping of the other box too; each value gets one owner again.
+        unsafe {
+            if let Some(y) = y {
+                a.publish(y);
+            }
+            if let Some(x) = x {
+                b.publish(x);
+            }
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@
 //! position-dependent (its pointer is relative to itself): so a box by value is empty, and
 //! a box is really an optional box. Its API says so: [`get`](Box::get) is an `Option`,
 //! [`BoxExt::insert`] fills it in place from any source of `T`, [`BoxExt::take_with`] and
-//! [`BoxExt::clear`] empty it. There is no `Deref`: it would have to panic on an empty box.
+//! [`BoxExt::clear`] empty it, [`BoxExt::swap`] moves values between boxes. There is no `Deref`: it would have to panic on an empty box.
 //!
 //! A box may hold position-dependent values (`Box<Vec<u32>>`), built in their block, and
 //! a type may hold a box of itself (`struct Node { next: Box<Node> }`): the fingerprint is
@@ -27,8 +27,9 @@
 //!
 //! A new value is built in its new block before one Release store publishes the block;
 //! the old value is dropped and its block freed afterwards. Emptying a box stores the
-//! empty pointer before the value is dropped. A process killed in between leaks the value,
-//! never leaves it with two owners.
+//! empty pointer before the value is dropped; swapping empties both boxes before either
+//! gets the other's value. A process killed in between leaks a value, never leaves one
+//! with two owners.
 //!
 //! # Bytes from elsewhere
 //!
@@ -134,6 +135,19 @@ impl<T> Box<T> {
         Some(block)
     }
 
+    /// Puts `block` (holding a `T` that nothing else owns) in the box with one Release
+    /// store, fenced; returns the block it held before, which nothing owns any more.
+    ///
+    /// # Safety
+    /// `block` lies in the mapping that holds the box.
+    unsafe fn publish(&mut self, block: NonNull<T>) -> Option<NonNull<T>> {
+        let old = self.block();
+        // SAFETY: the caller's contract; the box stays where it is.
+        unsafe { self.ptr.set_release(block.as_ptr()) };
+        compiler_fence(AtomicOrdering::SeqCst);
+        old
+    }
+
     /// Drops the value in place and frees its block, once the box is empty.
     fn release(&mut self) {
         if let Some(block) = self.detach() {
@@ -158,12 +172,9 @@ impl<T> Box<T> {
             let _ = unsafe { alloc.deallocate(new.cast(), block::layout::<T>()) };
             return Err(e);
         }
-        let old = self.block();
         // SAFETY: the block is in the mapping that holds the box (its allocator was found
-        // from the box's address), and the box stays where it is.
-        unsafe { self.ptr.set_release(new.as_ptr()) };
-        compiler_fence(AtomicOrdering::SeqCst);
-        if let Some(old) = old {
+        // from the box's address).
+        if let Some(old) = unsafe { self.publish(new) } {
             // SAFETY: as in `release`: the old value is owned by nothing now.
             unsafe { block::finish_flat(old.cast(), drop_block::<T>) };
         }
