@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 
 use shmkit_containers::{Vec, VecExt};
+use shmkit_containers::{Arc, ArcExt, String as ShmString};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
 
@@ -16,6 +17,8 @@ fn main() -> Result<()> {
     match role.as_str() {
         "read-rows" => read_rows(&name),
         "push" => push(&name),
+        "read-strings" => read_strings(&name),
+        "share-arc" => share_arc(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -61,6 +64,46 @@ fn push(name: &str) -> Result<()> {
         shared.lock()?.push(x)?;
     }
     tell_parent("done");
+    Ok(())
+}
+
+/// Reads the parent's `Mutex<Vec<String>>` "names" through two mappings of its own (as
+/// `read_rows`) and reports, per mapping, its base address and the names:
+/// `at <base> names <name>,<name>,...`.
+fn read_strings(name: &str) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let names = seg
+            .find::<Mutex<Vec<ShmString>>>("names")?
+            .expect("the parent constructed it");
+        let names = names.lock()?;
+        let names: std::vec::Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        tell_parent(&format!(
+            "at {:#x} names {}",
+            seg.base_address().as_ptr() as usize,
+            names.join(",")
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the `Mutex<Arc<String>>` "copy" share the value of "motto" (a count raised in
+/// this process), reports `strong <n> <text>`, then empties "motto" (the parent's handle
+/// goes; the value stays with "copy").
+fn share_arc(name: &str) -> Result<()> {
+    let seg = ManagedSharedMemory::open(name)?;
+    let find = |n: &str| seg.find::<Mutex<Arc<ShmString>>>(n).map(|m| m.expect("the parent constructed it"));
+    let (motto, copy) = (find("motto")?, find("copy")?);
+    let mut motto = motto.lock()?;
+    let mut copy = copy.lock()?;
+    copy.share(&motto)?;
+    tell_parent(&format!(
+        "strong {} {}",
+        copy.strong_count(),
+        copy.get().map_or("", |s| s.as_str())
+    ));
+    motto.clear();
     Ok(())
 }
 
