@@ -95,9 +95,9 @@ struct Shared<T> {
 // SAFETY: an atomic word (any bytes are counts) and a `T`, relocated at its own offset.
 // Blocks never move; only `Arc`s and `Weak`s point at one, and they validate it.
 unsafe impl<T: ShmSafe> ShmSafe for Shared<T> {
-    const LAYOUT_FINGERPRINT: u64 =
-        compound_fingerprint("ArcInner", &[<AtomicU64 as ShmSafe>::LAYOUT_FINGERPRINT, T::LAYOUT_FINGERPRINT]);
-    const POINTEE_FINGERPRINT: u64 = compound_fingerprint("ArcInner", &[T::POINTEE_FINGERPRINT]);
+    /// Over the value's pointee fingerprint, as the `Arc`'s (a value may hold an `Arc` of
+    /// its own type).
+    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("ArcInner", &[T::POINTEE_FINGERPRINT]);
 
     /// The value (the counts are any word).
     unsafe fn validate(block: *const Self) -> Result<(), Invalid> {
@@ -189,22 +189,23 @@ impl<T> Link<T> {
         if self.block() == Some(block) {
             return Ok(None);
         }
-        let other = ArcError::OtherSegment {
-            addr: block.as_ptr().addr(),
-        };
         if !self.allocator().is_ok_and(|a| a.contains(block.as_ptr().cast())) {
-            return Err(other);
+            return Err(ArcError::OtherSegment {
+                addr: block.as_ptr().addr(),
+            });
         }
-        let counts = source.counts().ok_or(other)?;
-        let mut refused = None;
-        let raised = counts.fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| {
-            raise(c).map_err(|e| refused = Some(e)).ok()
-        });
-        match (raised, refused) {
-            // SAFETY: the block lies in this link's mapping (checked above).
-            (Ok(_), _) => Ok(unsafe { self.publish(block) }),
-            (Err(_), e) => Err(e.unwrap_or(other)),
+        // SAFETY: `source`'s block is live while `source` is (its count counts it).
+        let counts = unsafe { &(*block.as_ptr()).counts };
+        let mut current = counts.load(Ordering::Relaxed);
+        loop {
+            let raised = raise(current)?;
+            match counts.compare_exchange_weak(current, raised, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
         }
+        // SAFETY: the block lies in this link's mapping (checked above).
+        Ok(unsafe { self.publish(block) })
     }
 }
 

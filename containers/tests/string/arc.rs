@@ -216,8 +216,7 @@ fn vectors_of_arcs_are_built_from_sources() {
 }
 
 /// Threads share one value into slots of their own and give them up, concurrently: the
-/// counts add up.
-#[cfg(not(miri))]
+/// counts add up (and under Miri, its race detector sees the counts' orderings).
 #[test]
 fn threads_share_and_release_concurrently() {
     const THREADS: usize = 4;
@@ -234,7 +233,7 @@ fn threads_share_and_release_concurrently() {
     std::thread::scope(|s| {
         for (slot, weak) in slots.iter().zip(weaks) {
             s.spawn(move || {
-                for _ in 0..OPS {
+                for _ in 0..OPS / 10 {
                     let (mut slot, mut weak) = (slot.lock().unwrap(), weak.lock().unwrap());
                     slot.share(source).unwrap();
                     weak.downgrade_from(&slot).unwrap();

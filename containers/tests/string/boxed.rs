@@ -5,7 +5,6 @@ use shmkit_containers::{Box, BoxExt, String, StringExt, Vec, VecExt};
 use shmkit_macros::ShmSafe;
 use shmkit_runtime::{Error, ManagedHeapMemory, ShmMut};
 
-use crate::model::OPS;
 
 /// A node of a list that holds a box of its own type: the fingerprint must not contain
 /// itself, and dropping a long list must not recurse once per node.
@@ -191,7 +190,6 @@ fn a_derived_list_of_boxes_of_itself() {
 
 /// A thread other than the one that built the list drops it (each thread has its own
 /// queue of pending drops).
-#[cfg(not(miri))]
 #[test]
 fn lists_drop_on_other_threads_too() {
     use std::sync::Arc as StdArc;
@@ -203,7 +201,7 @@ fn lists_drop_on_other_threads_too() {
         let mut both = seg.find_slice_mut::<Box<Node>>("list").unwrap().unwrap();
         let mut it = both.iter_mut();
         let (mut head, mut spare) = (it.next().unwrap(), it.next().unwrap());
-        prepend(&mut head, &mut spare, (OPS * 5) as u64);
+        prepend(&mut head, &mut spare, (crate::model::OPS * 5) as u64);
     }
     let other = StdArc::clone(&seg);
     std::thread::spawn(move || {
