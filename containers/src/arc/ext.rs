@@ -195,7 +195,9 @@ pub enum ArcError {
 impl fmt::Display for ArcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArcError::Gone => f.write_str("the value of the Weak is gone (its last Arc dropped it)"),
+            ArcError::Gone => {
+                f.write_str("the value of the Weak is gone (its last Arc dropped it)")
+            }
             ArcError::OtherSegment { addr } => write!(
                 f,
                 "the value at {addr:#x} is in another segment than the handle to share it"

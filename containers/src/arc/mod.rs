@@ -189,7 +189,10 @@ impl<T> Link<T> {
         if self.block() == Some(block) {
             return Ok(None);
         }
-        if !self.allocator().is_ok_and(|a| a.contains(block.as_ptr().cast())) {
+        if !self
+            .allocator()
+            .is_ok_and(|a| a.contains(block.as_ptr().cast()))
+        {
             return Err(ArcError::OtherSegment {
                 addr: block.as_ptr().addr(),
             });
@@ -199,7 +202,12 @@ impl<T> Link<T> {
         let mut current = counts.load(Ordering::Relaxed);
         loop {
             let raised = raise(current)?;
-            match counts.compare_exchange_weak(current, raised, Ordering::Acquire, Ordering::Relaxed) {
+            match counts.compare_exchange_weak(
+                current,
+                raised,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(now) => current = now,
             }
@@ -335,12 +343,16 @@ impl<T> Arc<T> {
 
     /// How many `Arc`s share the value, here and in other processes; 0 when empty.
     pub fn strong_count(&self) -> usize {
-        self.link.counts().map_or(0, |c| strong(c.load(Ordering::Acquire)) as usize)
+        self.link
+            .counts()
+            .map_or(0, |c| strong(c.load(Ordering::Acquire)) as usize)
     }
 
     /// How many `Weak`s refer to the value; 0 when empty.
     pub fn weak_count(&self) -> usize {
-        self.link.counts().map_or(0, |c| weak(c.load(Ordering::Acquire)).saturating_sub(1) as usize)
+        self.link.counts().map_or(0, |c| {
+            weak(c.load(Ordering::Acquire)).saturating_sub(1) as usize
+        })
     }
 
     /// Whether the two handles share one value (or are both empty).
@@ -360,7 +372,9 @@ impl<T> Weak<T> {
 
     /// How many `Arc`s share the value; 0 when it is gone or the handle is empty.
     pub fn strong_count(&self) -> usize {
-        self.link.counts().map_or(0, |c| strong(c.load(Ordering::Acquire)) as usize)
+        self.link
+            .counts()
+            .map_or(0, |c| strong(c.load(Ordering::Acquire)) as usize)
     }
 
     /// How many `Weak`s refer to the value, this one included; 0 when the handle is empty.
@@ -458,11 +472,23 @@ fn validate_link<T: ShmSafe>(
     // SAFETY: a live block of the mapping with room for a `Shared<T>`; its count word is
     // an atomic.
     let counts = unsafe { &(*block.as_ptr()).counts }.load(Ordering::Acquire);
-    let before = walk.reach(block.cast(), T::type_fingerprint(), owner, checks_value(counts));
+    let before = walk.reach(
+        block.cast(),
+        T::type_fingerprint(),
+        owner,
+        checks_value(counts),
+    );
     if !before.is_new() && (before.boxes > 0 || before.value != T::type_fingerprint()) {
-        return Err(Invalid::new("a block that only Arcs and Weaks of one value type share").within("ptr", 0));
+        return Err(
+            Invalid::new("a block that only Arcs and Weaks of one value type share")
+                .within("ptr", 0),
+        );
     }
-    Ok(Some(Found { block, counts, before }))
+    Ok(Some(Found {
+        block,
+        counts,
+        before,
+    }))
 }
 
 // SAFETY: a handle holds one offset pointer, relocated after a move of the handle (the
@@ -484,11 +510,15 @@ unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
             return Ok(());
         };
         if strong(found.counts) == 0 || weak(found.counts) == 0 {
-            return Err(Invalid::new("an Arc whose counts say its value is there (strong and weak at least 1)")
-                .within("ptr", 0));
+            return Err(Invalid::new(
+                "an Arc whose counts say its value is there (strong and weak at least 1)",
+            )
+            .within("ptr", 0));
         }
         if found.before.strong >= strong(found.counts) {
-            return Err(Invalid::new("no more Arcs to a value than its strong count").within("ptr", 0));
+            return Err(
+                Invalid::new("no more Arcs to a value than its strong count").within("ptr", 0),
+            );
         }
         if found.before.value_checked || T::ALL_BIT_PATTERNS_VALID {
             return Ok(());
@@ -528,7 +558,9 @@ unsafe impl<T: ShmSafe> ShmSafe for Weak<T> {
         };
         let strong_now = strong(found.counts);
         if found.before.weak >= weak(found.counts).saturating_sub(u64::from(strong_now > 0)) {
-            return Err(Invalid::new("no more Weaks to a block than its weak count").within("ptr", 0));
+            return Err(
+                Invalid::new("no more Weaks to a block than its weak count").within("ptr", 0)
+            );
         }
         if strong_now == 0 || found.before.value_checked || T::ALL_BIT_PATTERNS_VALID {
             return Ok(());
@@ -553,7 +585,10 @@ unsafe impl<T: ShmSafe> ShmSafe for Weak<T> {
 /// count of the validation's own while it is read (given back afterwards, or kept, and so
 /// the value leaked, if it is invalid: dropping an invalid value could do anything). A
 /// read-only mapping has no writers to race.
-fn validate_value_under_weak<T: ShmSafe>(link: &Link<T>, block: NonNull<Shared<T>>) -> Result<(), Invalid> {
+fn validate_value_under_weak<T: ShmSafe>(
+    link: &Link<T>,
+    block: NonNull<Shared<T>>,
+) -> Result<(), Invalid> {
     // SAFETY: the block is live while the `Weak` is (its weak count counts it).
     let counts = unsafe { &(*block.as_ptr()).counts };
     if link.allocator().is_err() {

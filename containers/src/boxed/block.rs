@@ -109,12 +109,15 @@ impl Drop for CloseQueue {
 /// blocks (O(blocks)).
 pub(crate) fn check_block<B>(ptr: &OffsetPtr<B>) -> Result<NonNull<B>, Invalid> {
     ptr.validate_target(1)?;
-    let block = NonNull::new(ptr.get())
-        .ok_or_else(|| Invalid::new("a pointer to aligned values that lie inside the pointer's own segment"))?;
+    let block = NonNull::new(ptr.get()).ok_or_else(|| {
+        Invalid::new("a pointer to aligned values that lie inside the pointer's own segment")
+    })?;
     match SegmentAllocator::of(ptr) {
         Ok(alloc) => match alloc.usable_size(block.cast()) {
             Some(usable) if usable >= size_of::<B>() => Ok(block),
-            _ => Err(Invalid::new("a pointer to the start of a live block of the segment, large enough for its value")),
+            _ => Err(Invalid::new(
+                "a pointer to the start of a live block of the segment, large enough for its value",
+            )),
         },
         Err(e) if matches!(e.kind(), AllocErrorKind::ReadOnly { .. }) => Ok(block),
         Err(_) => Err(Invalid::new("a pointer inside a segment")),
@@ -189,7 +192,13 @@ impl Walk {
     /// `value`, reached `block`, and, if `checks_value`, that its value is validated from
     /// now on (the caller does it unless it was before); what was found of the block
     /// before. Without a record (a thread being torn down) every block is new.
-    pub(crate) fn reach(&self, block: NonNull<u8>, value: u64, owner: Owner, checks_value: bool) -> Reached {
+    pub(crate) fn reach(
+        &self,
+        block: NonNull<u8>,
+        value: u64,
+        owner: Owner,
+        checks_value: bool,
+    ) -> Reached {
         let fresh = Reached {
             value,
             ..Reached::default()

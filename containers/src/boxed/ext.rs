@@ -59,7 +59,10 @@ pub trait BoxExt<T: ShmSafe>: ShmDerefMut<Target = Box<T>> {
     /// values stay in their blocks): how a value moves from one box to another, as in
     /// `a.swap(&mut b)?; b.clear()`. [`Error::InvalidAddress`] (and nothing changed) when
     /// `other` is in another segment.
-    fn swap<Q: ShmDerefMut<Target = Box<T>> + ?Sized>(&mut self, other: &mut Q) -> Result<(), Error>;
+    fn swap<Q: ShmDerefMut<Target = Box<T>> + ?Sized>(
+        &mut self,
+        other: &mut Q,
+    ) -> Result<(), Error>;
 }
 
 /// The box behind a guard, for its in-place methods.
@@ -109,7 +112,10 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Box<T>> + ?Sized> BoxExt<T> for P {
         in_place(self).release();
     }
 
-    fn swap<Q: ShmDerefMut<Target = Box<T>> + ?Sized>(&mut self, other: &mut Q) -> Result<(), Error> {
+    fn swap<Q: ShmDerefMut<Target = Box<T>> + ?Sized>(
+        &mut self,
+        other: &mut Q,
+    ) -> Result<(), Error> {
         let (a, b) = (in_place(self), in_place(other));
         let b_at = (&raw const b.ptr).cast::<u8>();
         if !a.allocator()?.contains(b_at) {

@@ -266,7 +266,10 @@ unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
         }
         let walk = Walk::enter();
         let block = block::check_block(&b.ptr).map_err(|e| e.within("ptr", 0))?;
-        if !walk.reach(block.cast(), T::type_fingerprint(), Owner::Box, true).is_new() {
+        if !walk
+            .reach(block.cast(), T::type_fingerprint(), Owner::Box, true)
+            .is_new()
+        {
             return Err(Invalid::new("a block that one box owns alone").within("ptr", 0));
         }
         // SAFETY: a live block of the mapping with room for an aligned `T` (checked just

@@ -92,13 +92,21 @@ fn bytes<P: ShmDerefMut<Target = String> + ?Sized>(p: &mut P) -> ShmMut<'_, Vec<
 /// Appends bytes that the capacity already has room for, which cannot fail.
 fn append_reserved(bytes: &mut ShmMut<'_, Vec<u8>>, more: &[u8]) {
     let appended = bytes.extend_from_slice(more);
-    debug_assert!(appended.is_ok(), "appending into reserved room: {appended:?}");
+    debug_assert!(
+        appended.is_ok(),
+        "appending into reserved room: {appended:?}"
+    );
 }
 
 /// Replaces the `remove` bytes at `at` (a character boundary, as is `at + remove`) by
 /// `insert` (UTF-8): room first (an error changes nothing), then the length is lowered
 /// to `at` and the new text and the rest are appended again (see the module docs).
-fn splice(mut bytes: ShmMut<'_, Vec<u8>>, at: usize, remove: usize, insert: &[u8]) -> Result<(), AllocError> {
+fn splice(
+    mut bytes: ShmMut<'_, Vec<u8>>,
+    at: usize,
+    remove: usize,
+    insert: &[u8],
+) -> Result<(), AllocError> {
     if at == bytes.len() {
         return bytes.extend_from_slice(insert);
     }
@@ -240,9 +248,15 @@ impl fmt::Display for NotCharBoundary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let NotCharBoundary { index, len } = self;
         if index > len {
-            write!(f, "byte index {index} is past the end of a string of {len} bytes")
+            write!(
+                f,
+                "byte index {index} is past the end of a string of {len} bytes"
+            )
         } else {
-            write!(f, "byte index {index} is inside a character of a string of {len} bytes")
+            write!(
+                f,
+                "byte index {index} is inside a character of a string of {len} bytes"
+            )
         }
     }
 }

@@ -272,7 +272,12 @@ macro_rules! emplace_from_str {
     )*};
 }
 
-emplace_from_str!(&'s str, &'s String, std::string::String, &'s std::string::String);
+emplace_from_str!(
+    &'s str,
+    &'s String,
+    std::string::String,
+    &'s std::string::String
+);
 
 impl Emplace<char> for String {
     fn emplace<'a>(slot: Slot<'a, Self>, c: char) -> Result<Filled<'a, Self>, AllocError> {

@@ -4,8 +4,8 @@
 
 use std::io::{Read, Write};
 
-use shmkit_containers::{Vec, VecExt};
 use shmkit_containers::{Arc, ArcExt, String as ShmString};
+use shmkit_containers::{Vec, VecExt};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
 
@@ -93,7 +93,10 @@ fn read_strings(name: &str) -> Result<()> {
 /// goes; the value stays with "copy").
 fn share_arc(name: &str) -> Result<()> {
     let seg = ManagedSharedMemory::open(name)?;
-    let find = |n: &str| seg.find::<Mutex<Arc<ShmString>>>(n).map(|m| m.expect("the parent constructed it"));
+    let find = |n: &str| {
+        seg.find::<Mutex<Arc<ShmString>>>(n)
+            .map(|m| m.expect("the parent constructed it"))
+    };
     let (motto, copy) = (find("motto")?, find("copy")?);
     let mut motto = motto.lock()?;
     let mut copy = copy.lock()?;

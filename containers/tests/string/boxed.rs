@@ -5,7 +5,6 @@ use shmkit_containers::{Box, BoxExt, String, StringExt, Vec, VecExt};
 use shmkit_macros::ShmSafe;
 use shmkit_runtime::{Error, ManagedHeapMemory, ShmMut};
 
-
 /// A node of a list that holds a box of its own type: the fingerprint must not contain
 /// itself, and dropping a long list must not recurse once per node.
 #[derive(ShmSafe)]
@@ -29,7 +28,9 @@ pub fn node(value: u64) -> Node {
 
 /// The values of the list from `head` on.
 pub fn values(head: &Box<Node>) -> std::vec::Vec<u64> {
-    std::iter::successors(head.get(), |n| n.next.get()).map(|n| n.value).collect()
+    std::iter::successors(head.get(), |n| n.next.get())
+        .map(|n| n.value)
+        .collect()
 }
 
 /// Prepends nodes `0..n` to the list in `head` one by one, each through `spare` (an empty
@@ -68,7 +69,6 @@ fn a_box_holds_nothing_or_one_value_built_in_place() {
     b.insert(Vec::new()).unwrap();
     b.clear();
     b.clear();
-    drop(b);
     assert!(seg.destroy::<Box<Vec<u32>>>("b").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -83,7 +83,6 @@ fn plain_values_move_in_and_out() {
     assert_eq!(b.get(), Some(&(8, 1)));
     assert_eq!(b.take(), Some((8, 1)));
     assert_eq!(b.take(), None);
-    drop(b);
     assert!(seg.destroy::<Box<(u64, u8)>>("b").unwrap());
     assert!(seg.all_memory_deallocated());
     // Zero-sized values take a block too, so that a full box is told from an empty one.
@@ -92,7 +91,6 @@ fn plain_values_move_in_and_out() {
     unit.insert(()).unwrap();
     assert_eq!(unit.get(), Some(&()));
     assert_eq!(unit.take(), Some(()));
-    drop(unit);
     assert!(seg.destroy::<Box<()>>("unit").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -103,7 +101,8 @@ fn boxes_compare_as_options() {
     use std::hash::{BuildHasher, RandomState};
 
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
-    seg.construct_array_with("b", 3, |_| Box::<u32>::new()).unwrap();
+    seg.construct_array_with("b", 3, |_| Box::<u32>::new())
+        .unwrap();
     let mut all = seg.find_slice_mut::<Box<u32>>("b").unwrap().unwrap();
     let mut it = all.iter_mut();
     let (mut a, mut b, c) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
@@ -137,16 +136,32 @@ fn vectors_of_boxes_are_built_from_sources() {
         rows.iter().map(|b| b.get().map(|v| v.to_vec())).collect();
     // The outer buffer grew and moved the boxes (relocated), not their blocks.
     assert_eq!(copy[0].as_deref(), Some(&[1, 2, 3][..]));
-    assert_eq!((copy[1].clone(), copy[21].as_ref().map(|v| v.len())), (None, Some(19)));
+    assert_eq!(
+        (copy[1].clone(), copy[21].as_ref().map(|v| v.len())),
+        (None, Some(19))
+    );
     // A deep copy of each box (its own block, its own vector).
-    seg.construct("copies", Vec::<Box<Vec<u32>>>::new()).unwrap();
-    let rows = seg.find::<Vec<Box<Vec<u32>>>>("rows").unwrap().unwrap() as *const Vec<Box<Vec<u32>>>;
-    let mut copies = seg.find_mut::<Vec<Box<Vec<u32>>>>("copies").unwrap().unwrap();
+    seg.construct("copies", Vec::<Box<Vec<u32>>>::new())
+        .unwrap();
+    let rows =
+        seg.find::<Vec<Box<Vec<u32>>>>("rows").unwrap().unwrap() as *const Vec<Box<Vec<u32>>>;
+    let mut copies = seg
+        .find_mut::<Vec<Box<Vec<u32>>>>("copies")
+        .unwrap()
+        .unwrap();
     // SAFETY: "rows" is another object of the segment, not changed while `copies` is.
     copies.extend(unsafe { &*rows }).unwrap();
-    assert_eq!(copies.iter().map(|b| b.get().map(|v| v.to_vec())).collect::<std::vec::Vec<_>>(), copy);
-    assert_ne!(copies[0].get().unwrap().as_ptr(), copy[0].as_ref().unwrap().as_ptr());
-    drop(copies);
+    assert_eq!(
+        copies
+            .iter()
+            .map(|b| b.get().map(|v| v.to_vec()))
+            .collect::<std::vec::Vec<_>>(),
+        copy
+    );
+    assert_ne!(
+        copies[0].get().unwrap().as_ptr(),
+        copy[0].as_ref().unwrap().as_ptr()
+    );
     assert!(seg.destroy::<Vec<Box<Vec<u32>>>>("rows").unwrap());
     assert!(seg.destroy::<Vec<Box<Vec<u32>>>>("copies").unwrap());
     assert!(seg.all_memory_deallocated());
@@ -164,15 +179,17 @@ fn a_derived_list_of_boxes_of_itself() {
     );
     let long: u64 = if cfg!(miri) { 300 } else { 100_000 };
     let mut seg = ManagedHeapMemory::new(16 << 20).unwrap();
-    seg.construct_array_with("list", 2, |_| Box::<Node>::new()).unwrap();
+    seg.construct_array_with("list", 2, |_| Box::<Node>::new())
+        .unwrap();
     {
         let mut both = seg.find_slice_mut::<Box<Node>>("list").unwrap().unwrap();
         let mut it = both.iter_mut();
         let (mut head, mut spare) = (it.next().unwrap(), it.next().unwrap());
         prepend(&mut head, &mut spare, 5);
         assert_eq!(values(&head), [4, 3, 2, 1, 0]);
-        let names: std::vec::Vec<&str> =
-            std::iter::successors(head.get(), |n| n.next.get()).map(|n| n.name.as_str()).collect();
+        let names: std::vec::Vec<&str> = std::iter::successors(head.get(), |n| n.next.get())
+            .map(|n| n.name.as_str())
+            .collect();
         assert_eq!(names, ["n4", "n3", "n2", "n1", "n0"]);
         // The second node, edited through its guard, and the rest dropped in place.
         let mut first = head.value_mut().unwrap();
@@ -194,10 +211,13 @@ fn a_derived_list_of_boxes_of_itself() {
 fn lists_drop_on_other_threads_too() {
     use std::sync::Arc as StdArc;
 
-    let seg = StdArc::new(std::sync::Mutex::new(ManagedHeapMemory::new(4 << 20).unwrap()));
+    let seg = StdArc::new(std::sync::Mutex::new(
+        ManagedHeapMemory::new(4 << 20).unwrap(),
+    ));
     {
         let mut seg = seg.lock().unwrap();
-        seg.construct_array_with("list", 2, |_| Box::<Node>::new()).unwrap();
+        seg.construct_array_with("list", 2, |_| Box::<Node>::new())
+            .unwrap();
         let mut both = seg.find_slice_mut::<Box<Node>>("list").unwrap().unwrap();
         let mut it = both.iter_mut();
         let (mut head, mut spare) = (it.next().unwrap(), it.next().unwrap());

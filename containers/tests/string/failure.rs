@@ -16,10 +16,14 @@ fn state(s: &String) -> (std::string::String, usize, *const u8) {
 
 /// A text of `n` bytes, with multi-byte characters.
 fn text(n: usize) -> std::string::String {
-    "aé中🦀".chars().cycle().scan(0, |len, c| {
-        *len += c.len_utf8();
-        (*len <= n).then_some(c)
-    }).collect()
+    "aé中🦀"
+        .chars()
+        .cycle()
+        .scan(0, |len, c| {
+            *len += c.len_utf8();
+            (*len <= n).then_some(c)
+        })
+        .collect()
 }
 
 fn out_of_memory(kind: AllocErrorKind) -> bool {
@@ -44,8 +48,13 @@ fn a_full_segment_leaves_the_string_as_it_was() {
     assert!(out_of_memory(err.kind()), "{err}");
     s.shrink_to_fit().unwrap();
     let before = state(&s);
-    let middle = (0..=s.len() / 2).rev().find(|&i| s.is_char_boundary(i)).unwrap();
-    assert!(matches!(s.insert_str(middle, "xyz"), Err(StringInsertError::Alloc(e)) if out_of_memory(e.kind())));
+    let middle = (0..=s.len() / 2)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap();
+    assert!(
+        matches!(s.insert_str(middle, "xyz"), Err(StringInsertError::Alloc(e)) if out_of_memory(e.kind()))
+    );
     assert!(matches!(s.insert(0, 'é'), Err(StringInsertError::Alloc(_))));
     assert!(s.push('🦀').is_err() && s.reserve(1).is_err());
     assert!(write!(s.writer(), "{}", 12345).is_err());
@@ -68,18 +77,35 @@ fn indices_off_the_character_boundaries_change_nothing() {
     s.push_str("a€b").unwrap(); // '€' is bytes 1..4
     let inside = NotCharBoundary { index: 2, len: 5 };
     assert_eq!(s.truncate(2), Err(inside));
-    assert_eq!(s.insert(2, 'x'), Err(StringInsertError::NotCharBoundary(inside)));
-    assert_eq!(s.insert_str(6, "x"), Err(NotCharBoundary { index: 6, len: 5 }.into()));
+    assert_eq!(
+        s.insert(2, 'x'),
+        Err(StringInsertError::NotCharBoundary(inside))
+    );
+    assert_eq!(
+        s.insert_str(6, "x"),
+        Err(NotCharBoundary { index: 6, len: 5 }.into())
+    );
     assert_eq!((s.remove(2), s.remove(5), s.remove(9)), (None, None, None));
     assert_eq!(s.truncate(9), Ok(()));
     assert_eq!(*s, "a€b");
-    assert_eq!(inside.to_string(), "byte index 2 is inside a character of a string of 5 bytes");
-    assert!(NotCharBoundary { index: 6, len: 5 }.to_string().contains("past the end"));
-    assert!(matches!(Error::from(inside), Error::IndexOutOfBounds { index: 2, len: 5 }));
+    assert_eq!(
+        inside.to_string(),
+        "byte index 2 is inside a character of a string of 5 bytes"
+    );
+    assert!(NotCharBoundary { index: 6, len: 5 }
+        .to_string()
+        .contains("past the end"));
+    assert!(matches!(
+        Error::from(inside),
+        Error::IndexOutOfBounds { index: 2, len: 5 }
+    ));
     let e = StringInsertError::NotCharBoundary(inside);
     assert_eq!(e.to_string(), inside.to_string());
     assert!(matches!(Error::from(e), Error::IndexOutOfBounds { .. }));
-    assert_eq!((s.remove(1), s.truncate(1), s.as_str()), (Some('€'), Ok(()), "a"));
+    assert_eq!(
+        (s.remove(1), s.truncate(1), s.as_str()),
+        (Some('€'), Ok(()), "a")
+    );
 }
 
 /// A string built in place whose buffer does not fit is no element: the vector is as it
@@ -100,7 +126,6 @@ fn a_string_that_does_not_fit_is_not_pushed() {
     assert_eq!(*names, ["fits"]);
     names.clear();
     names.shrink_to_fit().unwrap();
-    drop(names);
     assert_eq!(seg.free_memory(), free);
 }
 
@@ -120,10 +145,14 @@ fn a_value_that_does_not_fit_leaves_the_box_and_the_arc_as_they_were() {
         let block = b.get().map(|v| v.as_ptr());
         let err = b.insert(0..1 << 20).unwrap_err();
         assert!(out_of_memory(err.kind()), "{err}");
-        assert_eq!((b.get().map(|v| v.as_ptr()), b.get().unwrap().len()), (block, 10));
+        assert_eq!(
+            (b.get().map(|v| v.as_ptr()), b.get().unwrap().len()),
+            (block, 10)
+        );
     }
     assert_eq!(seg.free_memory(), free);
-    seg.construct("a", Mutex::new(Arc::<Vec<u64>>::new())).unwrap();
+    seg.construct("a", Mutex::new(Arc::<Vec<u64>>::new()))
+        .unwrap();
     let free = seg.free_memory();
     {
         let a = seg.find::<Mutex<Arc<Vec<u64>>>>("a").unwrap().unwrap();
@@ -131,7 +160,10 @@ fn a_value_that_does_not_fit_leaves_the_box_and_the_arc_as_they_were() {
         a.insert(0..3).unwrap();
         let err = a.insert(0..1 << 20).unwrap_err();
         assert!(out_of_memory(err.kind()), "{err}");
-        assert_eq!((a.get().unwrap().as_slice(), a.strong_count()), (&[0, 1, 2][..], 1));
+        assert_eq!(
+            (a.get().unwrap().as_slice(), a.strong_count()),
+            (&[0, 1, 2][..], 1)
+        );
         a.clear();
     }
     assert_eq!(seg.free_memory(), free);
@@ -141,7 +173,6 @@ fn a_value_that_does_not_fit_leaves_the_box_and_the_arc_as_they_were() {
     let mut b = seg.find_mut::<Box<Vec<u64>>>("b").unwrap().unwrap();
     assert!(out_of_memory(b.insert(Vec::new()).unwrap_err().kind()));
     assert_eq!(b.get().unwrap().len(), 10);
-    drop(b);
     // SAFETY: allocated above, not used afterwards.
     unsafe { seg.deallocate(hog) }.unwrap();
 }

@@ -53,7 +53,10 @@ pub fn run<P: StringExt>(strings: &mut [P], seed: u64, ops: usize) {
                 Ok(()) => model.insert(index, c),
                 Err(e) => {
                     assert!(!boundary);
-                    assert_eq!(e, StringInsertError::NotCharBoundary(NotCharBoundary { index, len }));
+                    assert_eq!(
+                        e,
+                        StringInsertError::NotCharBoundary(NotCharBoundary { index, len })
+                    );
                 }
             },
             7 => {
@@ -81,7 +84,11 @@ pub fn run<P: StringExt>(strings: &mut [P], seed: u64, ops: usize) {
                     seen.push(ch);
                     ch != dropped
                 });
-                assert_eq!(seen, model.chars().collect::<std::vec::Vec<_>>(), "retain sees each once");
+                assert_eq!(
+                    seen,
+                    model.chars().collect::<std::vec::Vec<_>>(),
+                    "retain sees each once"
+                );
                 model.retain(|ch| ch != dropped);
             }
             11 => {
@@ -106,10 +113,16 @@ pub fn run<P: StringExt>(strings: &mut [P], seed: u64, ops: usize) {
             }
             _ => {
                 // Reading: slicing, searching, comparing as `str`.
-                let cut = (0..=index.min(len)).rev().find(|&i| model.is_char_boundary(i)).unwrap_or(0);
+                let cut = (0..=index.min(len))
+                    .rev()
+                    .find(|&i| model.is_char_boundary(i))
+                    .unwrap_or(0);
                 assert_eq!(&s[..cut], &model[..cut]);
                 assert_eq!(s.find(c), model.find(c));
-                assert_eq!(s.chars().rev().collect::<std::string::String>(), model.chars().rev().collect::<std::string::String>());
+                assert_eq!(
+                    s.chars().rev().collect::<std::string::String>(),
+                    model.chars().rev().collect::<std::string::String>()
+                );
             }
         }
         assert_eq!(s.as_str(), model.as_str(), "step {step} (seed {seed:#x})");
@@ -197,7 +210,6 @@ fn a_vector_of_strings_matches_std() {
         names.shrink_to_fit().unwrap();
         names.capacity() == 0
     };
-    drop(names);
     assert!(empty && seg.destroy::<Vec<String>>("names").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -214,22 +226,32 @@ fn strings_compare_hash_and_borrow_as_str() {
     names.extend(["grace", "ada", "grace"]).unwrap();
     let (a, b) = (&names[0], &names[1]);
     assert!(*a == names[2] && a != b);
-    assert!(*a == *"grace" && *a == "grace" && *a == std::string::String::from("grace"));
-    assert!("grace" == *a && *"grace" == *a && std::string::String::from("grace") == *a);
+    let std_grace = std::string::String::from("grace");
+    assert!(*a == *"grace" && *a == "grace" && *a == std_grace);
+    assert!("grace" == *a && *"grace" == *a && std_grace == *a);
     assert!(b < a && a.cmp(b) == std::cmp::Ordering::Greater);
     let hasher = RandomState::new();
     assert_eq!(hasher.hash_one(a), hasher.hash_one("grace"));
-    assert_eq!(hasher.hash_one(a), hasher.hash_one(std::string::String::from("grace")));
+    assert_eq!(
+        hasher.hash_one(a),
+        hasher.hash_one(std::string::String::from("grace"))
+    );
     let borrowed: &str = a.borrow();
     assert_eq!(borrowed, "grace");
     assert_eq!(AsRef::<[u8]>::as_ref(a), b"grace");
-    assert_eq!((format!("{a}"), format!("{a:?}"), format!("{a:>7}")), ("grace".into(), "\"grace\"".into(), "  grace".into()));
+    assert_eq!(
+        (format!("{a}"), format!("{a:?}"), format!("{a:>7}")),
+        ("grace".into(), "\"grace\"".into(), "  grace".into())
+    );
     // Searched like std's sorted strings, by `&str`.
     names.remove_with(0, |_| ());
     names.push("zed").unwrap();
     assert!(names.is_sorted());
     assert_eq!(names.binary_search_by(|n| n.as_str().cmp("grace")), Ok(1));
-    assert_eq!((String::default().len(), String::new().is_empty()), (0, true));
+    assert_eq!(
+        (String::default().len(), String::new().is_empty()),
+        (0, true)
+    );
 }
 
 /// A `write!` that runs out of room takes back what it appended.
@@ -240,7 +262,7 @@ fn a_failed_write_leaves_the_string_as_it_was() {
     let mut s = seg.find_mut::<String>("s").unwrap().unwrap();
     s.push_str("kept").unwrap();
     let huge = "x".repeat(1 << 17);
-    assert!(write!(s.writer(), "{}{}", "appended, then taken back", huge).is_err());
+    assert!(write!(s.writer(), "appended, then taken back{huge}").is_err());
     assert_eq!(*s, "kept");
     write!(s.writer(), " {}", 1).unwrap();
     assert_eq!(*s, "kept 1");

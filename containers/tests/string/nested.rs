@@ -14,7 +14,10 @@ type Model = std::vec::Vec<Option<std::vec::Vec<std::string::String>>>;
 /// The rows as std values.
 fn snapshot(rows: &Rows) -> Model {
     rows.iter()
-        .map(|b| b.get().map(|v| v.iter().map(|s| s.as_str().to_owned()).collect()))
+        .map(|b| {
+            b.get()
+                .map(|v| v.iter().map(|s| s.as_str().to_owned()).collect())
+        })
         .collect()
 }
 
@@ -65,7 +68,10 @@ fn boxes_of_vectors_of_strings_in_a_vector_match_std() {
             ),
             6 => {
                 if let Some(mut b) = rows.element_mut(index) {
-                    assert_eq!(b.take_with(|v| v.len()), model[index].take().map(|v| v.len()));
+                    assert_eq!(
+                        b.take_with(|v| v.len()),
+                        model[index].take().map(|v| v.len())
+                    );
                 }
             }
             _ => {
@@ -76,7 +82,6 @@ fn boxes_of_vectors_of_strings_in_a_vector_match_std() {
         }
         assert_eq!(snapshot(&rows), model, "step {step}");
     }
-    drop(rows);
     assert!(seg.destroy::<Rows>("rows").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -86,10 +91,14 @@ fn boxes_of_vectors_of_strings_in_a_vector_match_std() {
 #[test]
 fn shared_and_nested_strings_are_all_given_back() {
     let mut seg = ManagedHeapMemory::new(1 << 20).unwrap();
-    seg.construct("shared", Vec::<Arc<Vec<String>>>::new()).unwrap();
+    seg.construct("shared", Vec::<Arc<Vec<String>>>::new())
+        .unwrap();
     seg.construct("table", Vec::<Vec<String>>::new()).unwrap();
     {
-        let mut shared = seg.find_mut::<Vec<Arc<Vec<String>>>>("shared").unwrap().unwrap();
+        let mut shared = seg
+            .find_mut::<Vec<Arc<Vec<String>>>>("shared")
+            .unwrap()
+            .unwrap();
         shared.push(Some(["ada", "grace"])).unwrap();
         for _ in 0..10 {
             shared.push(None::<[&str; 0]>).unwrap();
@@ -106,7 +115,13 @@ fn shared_and_nested_strings_are_all_given_back() {
         for r in 0..30 {
             table.push((0..r).map(|c| format!("{r}:{c}"))).unwrap();
         }
-        table.element_mut(3).unwrap().element_mut(1).unwrap().push_str("+").unwrap();
+        table
+            .element_mut(3)
+            .unwrap()
+            .element_mut(1)
+            .unwrap()
+            .push_str("+")
+            .unwrap();
         assert_eq!((table[3][1].as_str(), table[29].len()), ("3:1+", 29));
     }
     assert!(seg.destroy::<Vec<Arc<Vec<String>>>>("shared").unwrap());

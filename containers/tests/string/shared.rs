@@ -30,8 +30,9 @@ fn a_child_reads_strings_at_other_addresses() -> Result<()> {
     let name = ShmGuard::new();
     let seg = ManagedSharedMemory::create(name.get(), 1 << 20)?;
     let names = seg.construct("names", Mutex::new(Vec::<String>::new()))?;
-    let expected: std::vec::Vec<std::string::String> =
-        (0..50).map(|i| format!("nämé{i}{}", "🦀".repeat(i % 4))).collect();
+    let expected: std::vec::Vec<std::string::String> = (0..50)
+        .map(|i| format!("nämé{i}{}", "🦀".repeat(i % 4)))
+        .collect();
     names.lock()?.extend(&expected)?;
     let mut child = spawn_child(CHILD, "read-strings", &[("SHMKIT_NAME", name.get().into())]);
     let mut addresses = std::vec::Vec::new();
@@ -45,7 +46,10 @@ fn a_child_reads_strings_at_other_addresses() -> Result<()> {
         addresses.push(at.to_owned());
     }
     let ours = format!("{:#x}", seg.base_address().as_ptr() as usize);
-    assert!(addresses.iter().any(|a| *a != ours), "{addresses:?} vs {ours}");
+    assert!(
+        addresses.iter().any(|a| *a != ours),
+        "{addresses:?} vs {ours}"
+    );
     assert!(child.wait(LIMIT).success());
     Ok(())
 }
@@ -60,10 +64,16 @@ fn a_child_shares_and_gives_up_an_arc() -> Result<()> {
     let copy = seg.construct("copy", Mutex::new(Arc::<String>::new()))?;
     motto.lock()?.insert("shared across processes")?;
     let mut child = spawn_child(CHILD, "share-arc", &[("SHMKIT_NAME", name.get().into())]);
-    assert_eq!(child.expect_message(LIMIT), "strong 2 shared across processes");
+    assert_eq!(
+        child.expect_message(LIMIT),
+        "strong 2 shared across processes"
+    );
     assert!(child.wait(LIMIT).success());
     assert!(motto.lock()?.is_none());
     let copy = copy.lock()?;
-    assert_eq!((copy.strong_count(), copy.get().map(|s| s.as_str())), (1, Some("shared across processes")));
+    assert_eq!(
+        (copy.strong_count(), copy.get().map(|s| s.as_str())),
+        (1, Some("shared across processes"))
+    );
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! once; counts that include the handles), refused with `InvalidValue` when forged, and
 //! read at the new address when fine. Never undefined behaviour, never a stack overflow.
 
-use shmkit_containers::{Arc, ArcError, ArcExt, Box, BoxExt, String, StringExt, Vec, VecExt, Weak, WeakExt};
+use shmkit_containers::{
+    Arc, ArcError, ArcExt, Box, BoxExt, String, StringExt, Vec, VecExt, Weak, WeakExt,
+};
 use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ShmSafe};
 use shmkit_test_support as support;
 
@@ -43,11 +45,23 @@ fn arc_block<T: ShmSafe>(seg: &ManagedHeapMemory, arc: &Arc<T>) -> usize {
 fn segment() -> (ManagedHeapMemory, At) {
     let mut seg = ManagedHeapMemory::new(1 << 18).unwrap();
     seg.construct("s", String::new()).unwrap();
-    seg.find_mut::<String>("s").unwrap().unwrap().push_str("héllo").unwrap();
+    seg.find_mut::<String>("s")
+        .unwrap()
+        .unwrap()
+        .push_str("héllo")
+        .unwrap();
     seg.construct("names", Vec::<String>::new()).unwrap();
-    seg.find_mut::<Vec<String>>("names").unwrap().unwrap().extend(["ada", "grace"]).unwrap();
+    seg.find_mut::<Vec<String>>("names")
+        .unwrap()
+        .unwrap()
+        .extend(["ada", "grace"])
+        .unwrap();
     seg.construct("b", Box::<u64>::new()).unwrap();
-    seg.find_mut::<Box<u64>>("b").unwrap().unwrap().insert(7).unwrap();
+    seg.find_mut::<Box<u64>>("b")
+        .unwrap()
+        .unwrap()
+        .insert(7)
+        .unwrap();
     seg.construct("pair", Box::<[Box<u64>; 2]>::new()).unwrap();
     {
         let mut pair = seg.find_mut::<Box<[Box<u64>; 2]>>("pair").unwrap().unwrap();
@@ -57,7 +71,8 @@ fn segment() -> (ManagedHeapMemory, At) {
             b.insert(i as u64 + 1).unwrap();
         }
     }
-    seg.construct_array_with("list", 2, |_| Box::<Node>::new()).unwrap();
+    seg.construct_array_with("list", 2, |_| Box::<Node>::new())
+        .unwrap();
     {
         let mut both = seg.find_slice_mut::<Box<Node>>("list").unwrap().unwrap();
         let mut it = both.iter_mut();
@@ -75,33 +90,66 @@ fn segment() -> (ManagedHeapMemory, At) {
         b.share(&a).unwrap();
     }
     seg.construct("flag", Arc::<bool>::new()).unwrap();
-    seg.find_mut::<Arc<bool>>("flag").unwrap().unwrap().insert(true).unwrap();
+    seg.find_mut::<Arc<bool>>("flag")
+        .unwrap()
+        .unwrap()
+        .insert(true)
+        .unwrap();
     seg.construct("flag_weak", Weak::<bool>::new()).unwrap();
     let flag = seg.find::<Arc<bool>>("flag").unwrap().unwrap() as *const Arc<bool>;
     // SAFETY: another object of the segment, not changed while "flag_weak" is.
-    seg.find_mut::<Weak<bool>>("flag_weak").unwrap().unwrap().downgrade_from(unsafe { &*flag }).unwrap();
+    seg.find_mut::<Weak<bool>>("flag_weak")
+        .unwrap()
+        .unwrap()
+        .downgrade_from(unsafe { &*flag })
+        .unwrap();
     seg.construct("gone", Weak::<u64>::new()).unwrap();
     seg.construct("temp", Arc::<u64>::new()).unwrap();
-    seg.find_mut::<Arc<u64>>("temp").unwrap().unwrap().insert(9).unwrap();
+    seg.find_mut::<Arc<u64>>("temp")
+        .unwrap()
+        .unwrap()
+        .insert(9)
+        .unwrap();
     let temp = seg.find::<Arc<u64>>("temp").unwrap().unwrap() as *const Arc<u64>;
     // SAFETY: as above.
-    seg.find_mut::<Weak<u64>>("gone").unwrap().unwrap().downgrade_from(unsafe { &*temp }).unwrap();
+    seg.find_mut::<Weak<u64>>("gone")
+        .unwrap()
+        .unwrap()
+        .downgrade_from(unsafe { &*temp })
+        .unwrap();
     // SAFETY: as above.
     let gone_block = arc_block(&seg, unsafe { &*temp });
     assert!(seg.destroy::<Arc<u64>>("temp").unwrap());
 
     let s = seg.find::<String>("s").unwrap().unwrap();
     let b = seg.find::<Box<u64>>("b").unwrap().unwrap();
-    let pair = seg.find::<Box<[Box<u64>; 2]>>("pair").unwrap().unwrap().get().unwrap();
+    let pair = seg
+        .find::<Box<[Box<u64>; 2]>>("pair")
+        .unwrap()
+        .unwrap()
+        .get()
+        .unwrap();
     let list = seg.find_slice::<Box<Node>>("list").unwrap().unwrap();
-    let nodes: std::vec::Vec<&Node> = std::iter::successors(list[0].get(), |n| n.next.get()).collect();
-    let arcs = seg.find::<Box<[Arc<u64>; 2]>>("arcs").unwrap().unwrap().get().unwrap();
+    let nodes: std::vec::Vec<&Node> =
+        std::iter::successors(list[0].get(), |n| n.next.get()).collect();
+    let arcs = seg
+        .find::<Box<[Arc<u64>; 2]>>("arcs")
+        .unwrap()
+        .unwrap()
+        .get()
+        .unwrap();
     let at = At {
         s: offset(&seg, s as *const String),
         s_bytes: offset(&seg, s.as_ptr()),
         b: offset(&seg, b as *const Box<u64>),
-        inner: [offset(&seg, &pair[0] as *const Box<u64>), offset(&seg, &pair[1] as *const Box<u64>)],
-        inner_blocks: [offset(&seg, pair[0].get().unwrap() as *const u64), offset(&seg, pair[1].get().unwrap() as *const u64)],
+        inner: [
+            offset(&seg, &pair[0] as *const Box<u64>),
+            offset(&seg, &pair[1] as *const Box<u64>),
+        ],
+        inner_blocks: [
+            offset(&seg, pair[0].get().unwrap() as *const u64),
+            offset(&seg, pair[1].get().unwrap() as *const u64),
+        ],
         last_next: offset(&seg, &nodes[3].next as *const Box<Node>),
         first_node: offset(&seg, nodes[0] as *const Node),
         arcs_block: arc_block(&seg, &arcs[0]),
@@ -121,7 +169,9 @@ fn forged(at: impl Fn(&At) -> usize, bytes: &[u8]) -> AlignedBuffer {
 /// The field and expectation of an `InvalidValue`.
 fn invalid<R>(found: shmkit_runtime::Result<R>) -> (std::string::String, &'static str) {
     match found {
-        Err(Error::InvalidValue { field, expected, .. }) => (field, expected),
+        Err(Error::InvalidValue {
+            field, expected, ..
+        }) => (field, expected),
         Err(e) => panic!("refused otherwise: {e}"),
         Ok(_) => panic!("not refused"),
     }
@@ -133,7 +183,10 @@ macro_rules! both {
     ($image:expr, |$seg:ident| $check:expr) => {{
         let mut image: AlignedBuffer = $image;
         {
-            let $seg = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+            let $seg = ManagedExternalBuffer::options()
+                .read_only()
+                .open(&image)
+                .unwrap();
             $check;
         }
         let $seg = ManagedExternalBuffer::open(&mut image).unwrap();
@@ -146,27 +199,68 @@ fn a_copy_of_the_segment_reads_everything_at_the_new_address() {
     let (mut seg, _) = segment();
     both!(AlignedBuffer::from_image(seg.image()), |copy| {
         assert_eq!(*copy.find::<String>("s").unwrap().unwrap(), "héllo");
-        assert_eq!(*copy.find::<Vec<String>>("names").unwrap().unwrap(), ["ada", "grace"]);
+        assert_eq!(
+            *copy.find::<Vec<String>>("names").unwrap().unwrap(),
+            ["ada", "grace"]
+        );
         assert_eq!(copy.find::<Box<u64>>("b").unwrap().unwrap().get(), Some(&7));
-        let pair = copy.find::<Box<[Box<u64>; 2]>>("pair").unwrap().unwrap().get().unwrap();
+        let pair = copy
+            .find::<Box<[Box<u64>; 2]>>("pair")
+            .unwrap()
+            .unwrap()
+            .get()
+            .unwrap();
         assert_eq!((pair[0].get(), pair[1].get()), (Some(&1), Some(&2)));
-        assert_eq!(values(&copy.find_slice::<Box<Node>>("list").unwrap().unwrap()[0]), [3, 2, 1, 0]);
+        assert_eq!(
+            values(&copy.find_slice::<Box<Node>>("list").unwrap().unwrap()[0]),
+            [3, 2, 1, 0]
+        );
     });
     // A writable copy reads `Arc`s too, and changes and drops everything like the original.
     let mut image = AlignedBuffer::from_image(seg.image());
     let mut copy = ManagedExternalBuffer::open(&mut image).unwrap();
-    let arcs = copy.find::<Box<[Arc<u64>; 2]>>("arcs").unwrap().unwrap().get().unwrap();
+    let arcs = copy
+        .find::<Box<[Arc<u64>; 2]>>("arcs")
+        .unwrap()
+        .unwrap()
+        .get()
+        .unwrap();
     assert_eq!((arcs[0].strong_count(), arcs[1].get()), (2, Some(&5)));
-    assert_eq!(copy.find::<Weak<bool>>("flag_weak").unwrap().unwrap().strong_count(), 1);
-    assert_eq!(copy.find::<Weak<u64>>("gone").unwrap().unwrap().strong_count(), 0);
-    copy.find_mut::<String>("s").unwrap().unwrap().push_str(", wörld").unwrap();
+    assert_eq!(
+        copy.find::<Weak<bool>>("flag_weak")
+            .unwrap()
+            .unwrap()
+            .strong_count(),
+        1
+    );
+    assert_eq!(
+        copy.find::<Weak<u64>>("gone")
+            .unwrap()
+            .unwrap()
+            .strong_count(),
+        0
+    );
+    copy.find_mut::<String>("s")
+        .unwrap()
+        .unwrap()
+        .push_str(", wörld")
+        .unwrap();
     assert_eq!(*copy.find::<String>("s").unwrap().unwrap(), "héllo, wörld");
     let mut gone = copy.find_mut::<Arc<bool>>("flag").unwrap().unwrap();
     gone.clear();
     assert!(copy.destroy::<String>("s").unwrap() && copy.destroy::<Vec<String>>("names").unwrap());
-    assert!(copy.destroy::<Box<u64>>("b").unwrap() && copy.destroy::<Box<[Box<u64>; 2]>>("pair").unwrap());
-    assert!(copy.destroy::<Box<Node>>("list").unwrap() && copy.destroy::<Box<[Arc<u64>; 2]>>("arcs").unwrap());
-    assert!(copy.destroy::<Arc<bool>>("flag").unwrap() && copy.destroy::<Weak<bool>>("flag_weak").unwrap());
+    assert!(
+        copy.destroy::<Box<u64>>("b").unwrap()
+            && copy.destroy::<Box<[Box<u64>; 2]>>("pair").unwrap()
+    );
+    assert!(
+        copy.destroy::<Box<Node>>("list").unwrap()
+            && copy.destroy::<Box<[Arc<u64>; 2]>>("arcs").unwrap()
+    );
+    assert!(
+        copy.destroy::<Arc<bool>>("flag").unwrap()
+            && copy.destroy::<Weak<bool>>("flag_weak").unwrap()
+    );
     assert!(copy.destroy::<Weak<u64>>("gone").unwrap());
     assert!(copy.all_memory_deallocated());
 }
@@ -204,7 +298,10 @@ fn a_box_pointer_outside_its_block_is_refused() {
     both!(forged(outside, &far), |copy| {
         let (field, expected) = invalid(copy.find::<Box<u64>>("b"));
         assert_eq!(field, "ptr");
-        assert!(expected.contains("inside the pointer's own segment"), "{expected}");
+        assert!(
+            expected.contains("inside the pointer's own segment"),
+            "{expected}"
+        );
     });
     // Aimed 8 bytes into a live block of the segment (the second `u64` of the list's first
     // node): in bounds, so a read-only copy reads it, but a writable one, which could free
@@ -214,7 +311,10 @@ fn a_box_pointer_outside_its_block_is_refused() {
     drop(seg);
     let mut image = forged(|a| a.b, &into_a_block.to_ne_bytes());
     {
-        let copy = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        let copy = ManagedExternalBuffer::options()
+            .read_only()
+            .open(&image)
+            .unwrap();
         assert!(copy.find::<Box<u64>>("b").unwrap().unwrap().get().is_some());
     }
     let copy = ManagedExternalBuffer::open(&mut image).unwrap();
@@ -253,21 +353,33 @@ fn counts_that_cannot_be_are_refused() {
         check(&ManagedExternalBuffer::open(&mut image).unwrap());
     };
     // No `Arc` left, says the strong count.
-    writable(forged(|a| a.flag_block, &(1u64 << 32).to_ne_bytes()), &|copy| {
-        let (field, expected) = invalid(copy.find::<Arc<bool>>("flag"));
-        assert_eq!(field, "ptr");
-        assert!(expected.contains("strong and weak at least 1"), "{expected}");
-    });
+    writable(
+        forged(|a| a.flag_block, &(1u64 << 32).to_ne_bytes()),
+        &|copy| {
+            let (field, expected) = invalid(copy.find::<Arc<bool>>("flag"));
+            assert_eq!(field, "ptr");
+            assert!(
+                expected.contains("strong and weak at least 1"),
+                "{expected}"
+            );
+        },
+    );
     // One `Arc` counted, two reached.
-    writable(forged(|a| a.arcs_block, &(1u64 | 1 << 32).to_ne_bytes()), &|copy| {
-        let (field, expected) = invalid(copy.find::<Box<[Arc<u64>; 2]>>("arcs"));
-        assert_eq!(field, "*[1].ptr");
-        assert!(expected.contains("strong count"), "{expected}");
-    });
+    writable(
+        forged(|a| a.arcs_block, &(1u64 | 1 << 32).to_ne_bytes()),
+        &|copy| {
+            let (field, expected) = invalid(copy.find::<Box<[Arc<u64>; 2]>>("arcs"));
+            assert_eq!(field, "*[1].ptr");
+            assert!(expected.contains("strong count"), "{expected}");
+        },
+    );
     // The weak count of a dropped value that a `Weak` still refers to, forged to 0.
     writable(forged(|a| a.gone_block, &0u64.to_ne_bytes()), &|copy| {
         let (field, expected) = invalid(copy.find::<Weak<u64>>("gone"));
-        assert!(field == "ptr" && expected.contains("weak count"), "{field}: {expected}");
+        assert!(
+            field == "ptr" && expected.contains("weak count"),
+            "{field}: {expected}"
+        );
     });
 }
 
@@ -300,7 +412,10 @@ fn zeroed_handles_are_empty() {
     });
     let mut image = forged(|_| at.inner[0], &[0; 8]);
     let mut copy = ManagedExternalBuffer::open(&mut image).unwrap();
-    let mut pair = copy.find_mut::<Box<[Box<u64>; 2]>>("pair").unwrap().unwrap();
+    let mut pair = copy
+        .find_mut::<Box<[Box<u64>; 2]>>("pair")
+        .unwrap()
+        .unwrap();
     let mut inner = pair.value_mut().unwrap().into_slice();
     let mut zeroed = inner.index(0).unwrap();
     assert!(zeroed.is_none());
