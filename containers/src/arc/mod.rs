@@ -523,9 +523,13 @@ unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
         if found.before.value_checked || T::ALL_BIT_PATTERNS_VALID {
             return Ok(());
         }
-        // SAFETY: a live block with room for a `Shared<T>` whose value this handle keeps
-        // (its strong count counts it); shared, so nothing writes it but through atomics.
-        unsafe { Shared::validate(found.block.as_ptr()) }.map_err(|e| e.within("*", 0))
+        block::deeper(|| {
+            // SAFETY: a live block with room for a `Shared<T>` whose value this handle
+            // keeps (its strong count counts it); shared, so nothing writes it but through
+            // atomics.
+            unsafe { Shared::validate(found.block.as_ptr()) }
+        })
+        .map_err(|e| e.within("*", 0))
     }
 
     #[inline]
@@ -565,7 +569,8 @@ unsafe impl<T: ShmSafe> ShmSafe for Weak<T> {
         if strong_now == 0 || found.before.value_checked || T::ALL_BIT_PATTERNS_VALID {
             return Ok(());
         }
-        validate_value_under_weak(&w.link, found.block).map_err(|e| e.within("*", 0))
+        block::deeper(|| validate_value_under_weak(&w.link, found.block))
+            .map_err(|e| e.within("*", 0))
     }
 
     #[inline]
@@ -592,8 +597,8 @@ fn validate_value_under_weak<T: ShmSafe>(
     // SAFETY: the block is live while the `Weak` is (its weak count counts it).
     let counts = unsafe { &(*block.as_ptr()).counts };
     if link.allocator().is_err() {
-        // SAFETY: no writer runs while a read-only mapping is attached, and the counts
-        // say the value is there.
+        // SAFETY: a mapping that cannot write is a read-only one, which no writer runs
+        // beside; the counts say the value is there.
         return unsafe { Shared::validate(block.as_ptr()) };
     }
     let pinned = counts.fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| {

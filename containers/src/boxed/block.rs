@@ -3,7 +3,7 @@
 //! drops of chains of them that run in a loop instead of recursing once per link.
 
 use core::alloc::Layout;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use std::collections::HashMap;
@@ -226,6 +226,93 @@ impl Drop for Walk {
     fn drop(&mut self) {
         if self.outermost {
             let _ = REACHED.try_with(|r| r.borrow_mut().take());
+        }
+    }
+}
+
+/// How many links deep a validation goes on the stack of a thread that did not start for
+/// it (whose stack size is unknown: 256 links take well under the 2 MiB of a Rust
+/// thread's default stack).
+const LINKS_ON_A_CALLER_STACK: u32 = 256;
+/// The stack of a thread that continues a validation, and how many links deep it goes
+/// there (4 KiB a link).
+const HELPER_STACK: usize = 64 << 20;
+const LINKS_ON_A_HELPER_STACK: u32 = 1 << 14;
+
+thread_local! {
+    /// How many links deep the validation on this thread is, and may go.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    static DEPTH_LIMIT: Cell<u32> = const { Cell::new(LINKS_ON_A_CALLER_STACK) };
+}
+
+/// Runs `check`, the validation of a value one link (box, `Arc`) further down: on this
+/// thread while its stack has room for another link, else on a new thread with a large
+/// stack of its own, which goes on from there (taking the record of the blocks reached
+/// along). So a list of a million boxes from elsewhere is checked without overflowing any
+/// stack: every 16384 links, one thread waits for the next. A thread that cannot be
+/// started makes the value refused.
+pub(crate) fn deeper(check: impl FnOnce() -> Result<(), Invalid>) -> Result<(), Invalid> {
+    let depth = DEPTH.get();
+    if depth >= DEPTH_LIMIT.get() {
+        return on_a_new_stack(check);
+    }
+    DEPTH.set(depth + 1);
+    let _back = RestoreDepth(depth);
+    check()
+}
+
+/// Sets the depth back when a link's check ends (or unwinds).
+struct RestoreDepth(u32);
+
+impl Drop for RestoreDepth {
+    fn drop(&mut self) {
+        DEPTH.set(self.0);
+    }
+}
+
+/// A value handed to the thread that runs [`on_a_new_stack`]'s check.
+struct Handed<T>(T);
+
+// SAFETY: the thread that hands it over waits (`join`) until the other thread is done
+// with it, so it is used by one thread at a time, as if the first thread ran the check
+// itself: the check reads segment data, which holds no thread-bound state.
+unsafe impl<T> Send for Handed<T> {}
+
+impl<T> Handed<T> {
+    fn take(self) -> T {
+        self.0
+    }
+}
+
+/// Runs `check` on a new thread with a large stack, while this one waits, with the
+/// record of the blocks reached handed over and back.
+#[cold]
+fn on_a_new_stack(check: impl FnOnce() -> Result<(), Invalid>) -> Result<(), Invalid> {
+    let record = REACHED.with(|r| r.borrow_mut().take());
+    let work = Handed((check, record));
+    let ran = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("shmkit-validate".into())
+            .stack_size(HELPER_STACK)
+            .spawn_scoped(s, move || {
+                let (check, record) = work.take();
+                REACHED.with(|r| *r.borrow_mut() = record);
+                DEPTH_LIMIT.set(LINKS_ON_A_HELPER_STACK);
+                let checked = check();
+                (checked, REACHED.with(|r| r.borrow_mut().take()))
+            })
+            .map(|helper| helper.join())
+    });
+    match ran {
+        Ok(Ok((checked, record))) => {
+            REACHED.with(|r| *r.borrow_mut() = record);
+            checked
+        }
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => {
+            // The record went with the check that never ran; the walk fails anyway.
+            REACHED.with(|r| *r.borrow_mut() = Some(HashMap::new()));
+            Err(Invalid::new("values nested no deeper than a new thread is needed to check (none could be started)"))
         }
     }
 }

@@ -20,8 +20,7 @@
 //! a type may hold a box of itself (`struct Node { next: Box<Node> }`): the fingerprint is
 //! over the pointee's, as an `OffsetPtr`'s, so it does not contain itself, and dropping a
 //! long chain runs in a loop, not one nested call per link. Validating one recurses per
-//! link (as nested vectors do), so a chain of tens of thousands of boxes from elsewhere
-//! needs a thread with a larger stack.
+//! link, moving on to a new thread with a large stack every so many links.
 //!
 //! # Crash consistency
 //!
@@ -272,9 +271,12 @@ unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
         {
             return Err(Invalid::new("a block that one box owns alone").within("ptr", 0));
         }
-        // SAFETY: a live block of the mapping with room for an aligned `T` (checked just
-        // above), which only this box owns and so nothing writes meanwhile.
-        unsafe { T::validate(block.as_ptr()) }.map_err(|e| e.within("*", 0))
+        block::deeper(|| {
+            // SAFETY: a live block of the mapping with room for an aligned `T` (checked
+            // just above), which only this box owns and so nothing writes meanwhile.
+            unsafe { T::validate(block.as_ptr()) }
+        })
+        .map_err(|e| e.within("*", 0))
     }
 
     #[inline]

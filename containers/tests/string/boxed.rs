@@ -3,7 +3,7 @@
 
 use shmkit_containers::{Box, BoxExt, String, StringExt, Vec, VecExt};
 use shmkit_macros::ShmSafe;
-use shmkit_runtime::{Error, ManagedHeapMemory, ShmMut};
+use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ShmMut};
 
 /// A node of a list that holds a box of its own type: the fingerprint must not contain
 /// itself, and dropping a long list must not recurse once per node.
@@ -200,6 +200,15 @@ fn a_derived_list_of_boxes_of_itself() {
         prepend(&mut head, &mut spare, long);
         assert_eq!(values(&head).len() as u64, long + 2);
     }
+    // Found in a copy, the list is checked link by link (on threads of their own past a
+    // few hundred links, whose stacks have room for more).
+    let image = AlignedBuffer::from_image(seg.image());
+    let copy = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
+    let list = copy.find_slice::<Box<Node>>("list").unwrap().unwrap();
+    assert_eq!(values(&list[0]).len() as u64, long + 2);
     // Dropping a list far longer than the stack allows nested drops for.
     assert!(seg.destroy::<Box<Node>>("list").unwrap());
     assert!(seg.all_memory_deallocated());
@@ -246,4 +255,28 @@ fn boxes_of_different_segments_do_not_swap() {
     b.insert(2).unwrap();
     assert!(matches!(a.swap(&mut b), Err(Error::InvalidAddress { .. })));
     assert_eq!((a.get(), b.get()), (Some(&1), Some(&2)));
+}
+
+/// A writable copy checks every link's block too, past the few hundred links after which
+/// the check goes on on another thread.
+#[test]
+fn a_writable_copy_checks_a_long_list() {
+    let n = if cfg!(miri) { 260 } else { 2000 };
+    let mut seg = ManagedHeapMemory::new(1 << 20).unwrap();
+    seg.construct_array_with("list", 2, |_| Box::<Node>::new())
+        .unwrap();
+    {
+        let mut both = seg.find_slice_mut::<Box<Node>>("list").unwrap().unwrap();
+        let mut it = both.iter_mut();
+        let (mut head, mut spare) = (it.next().unwrap(), it.next().unwrap());
+        prepend(&mut head, &mut spare, n);
+    }
+    let mut image = AlignedBuffer::from_image(seg.image());
+    let mut copy = ManagedExternalBuffer::open(&mut image).unwrap();
+    assert_eq!(
+        values(&copy.find_slice::<Box<Node>>("list").unwrap().unwrap()[0]).len() as u64,
+        n
+    );
+    assert!(copy.destroy::<Box<Node>>("list").unwrap());
+    assert!(copy.all_memory_deallocated());
 }
