@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 
+use shmkit_containers::{Arc, ArcExt, String as ShmString};
 use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
@@ -18,6 +19,8 @@ fn main() -> Result<()> {
         "push" => push(&name),
         "read-map" => read_map(&name),
         "count" => count(&name),
+        "read-strings" => read_strings(&name),
+        "share-arc" => share_arc(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -95,6 +98,27 @@ fn read_map(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reads the parent's `Mutex<Vec<String>>` "names" through two mappings of its own (as
+/// `read_rows`) and reports, per mapping, its base address and the names:
+/// `at <base> names <name>,<name>,...`.
+fn read_strings(name: &str) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let names = seg
+            .find::<Mutex<Vec<ShmString>>>("names")?
+            .expect("the parent constructed it");
+        let names = names.lock()?;
+        let names: std::vec::Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        tell_parent(&format!(
+            "at {:#x} names {}",
+            seg.base_address().as_ptr() as usize,
+            names.join(",")
+        ));
+    }
+    Ok(())
+}
+
 /// After the parent's start signal, counts each of `SHMKIT_FROM..SHMKIT_TO` into the
 /// `Mutex<HashMap<u64, u64>>` "counts" (under key `x % 50`, and as its own key
 /// `1_000_000 + x`), a lock per value, racing the parent; then says "done".
@@ -115,6 +139,28 @@ fn count(name: &str) -> Result<()> {
         counts.insert(1_000_000 + x, x)?;
     }
     tell_parent("done");
+    Ok(())
+}
+
+/// Makes the `Mutex<Arc<String>>` "copy" share the value of "motto" (a count raised in
+/// this process), reports `strong <n> <text>`, then empties "motto" (the parent's handle
+/// goes; the value stays with "copy").
+fn share_arc(name: &str) -> Result<()> {
+    let seg = ManagedSharedMemory::open(name)?;
+    let find = |n: &str| {
+        seg.find::<Mutex<Arc<ShmString>>>(n)
+            .map(|m| m.expect("the parent constructed it"))
+    };
+    let (motto, copy) = (find("motto")?, find("copy")?);
+    let mut motto = motto.lock()?;
+    let mut copy = copy.lock()?;
+    copy.share(&motto)?;
+    tell_parent(&format!(
+        "strong {} {}",
+        copy.strong_count(),
+        copy.get().map_or("", |s| s.as_str())
+    ));
+    motto.clear();
     Ok(())
 }
 
