@@ -173,11 +173,11 @@ pub fn run_unordered_map() {
     map_generic::<HashMap<u64, u64>>("std_unordered_map_insert", "std_unordered_map_find");
 }
 
-const STR_N: u64 = 1_000_000;
-const STR_SRC: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+pub const STR_N: u64 = 1_000_000;
+pub const STR_SRC: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
 
 /// `len[i] = 8 + next() % 57` (uniform in 8..=64), from a fresh generator.
-fn make_str_lens() -> Vec<u8> {
+pub fn make_str_lens() -> Vec<u8> {
     let mut rng = XorShift64::seeded();
     (0..STR_N)
         .map(|_| (8 + rng.next_u64() % 57) as u8)

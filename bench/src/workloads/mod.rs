@@ -12,6 +12,7 @@ pub mod open_existing;
 pub mod pingpong;
 pub mod rwlock;
 pub mod segment_maps;
+pub mod string_vec;
 pub mod vec_push;
 
 /// A workload group: one process runs it and it prints all of its lines.
@@ -45,6 +46,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "unordered_map",
         run: segment_maps::run_unordered,
+    },
+    Group {
+        name: "string_vec",
+        run: string_vec::run,
     },
     Group {
         name: "open_existing",
