@@ -21,8 +21,11 @@
 //! convertible into the runtime `Error`.
 
 mod emplace;
+pub mod map;
 pub mod vec;
 
 pub use emplace::{Emplace, Filled, Slot};
 
+pub use map::set::{Set, SetExt};
+pub use map::{Entry, Map, MapExt, OccupiedEntry, VacantEntry};
 pub use vec::{InsertError, Vec, VecExt, VecWriter};
