@@ -65,6 +65,9 @@ mod raw;
 pub mod set;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use ext::{Entry, MapExt, OccupiedEntry, VacantEntry};
 pub use iter::{Iter, IterMut, Keys, Range, RangeMut, Values, ValuesMut};
 

@@ -434,8 +434,8 @@ impl<K: ShmSafe, V: ShmSafe> InPlace<'_, K, V> {
     /// else topped up to `B` from that sibling. Returns the child to go down into, its
     /// edge index, and how far the child's old pairs moved right inside it.
     fn fix_child(&mut self, node: Node<K, V>, i: usize) -> (Node<K, V>, usize, usize) {
-        // SAFETY (here and below): `node` is internal, `i <= len`, and the siblings named
-        // exist: `i > 0` for the left one, `i < len` (as `i == 0 < len`) for the right.
+        // SAFETY: `node` is internal and `i <= len` (the caller's). Below, the siblings
+        // named exist: `i > 0` for the left one, `i < len` (as `i == 0 < len`) for the right.
         let child = unsafe { node.child(i) };
         let len = child.len();
         if len >= B || node.len() == 0 {
