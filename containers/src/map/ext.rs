@@ -31,7 +31,7 @@ use crate::emplace::Emplace;
 /// let mut seg = ManagedHeapMemory::new(1 << 16)?;
 /// seg.construct("rows", Map::<u64, Vec<u32>>::new())?;
 /// let mut rows = seg.find_mut::<Map<u64, Vec<u32>>>("rows")?.expect("constructed above");
-/// rows.insert_with(1, &[1, 2, 3][..], drop)?; // a row built in place from a slice
+/// rows.insert_with(1, &[1, 2, 3][..], |_| ())?; // a row built in place from a slice
 /// rows.entry(2)?.or_insert(Vec::new())?.push(7)?;
 /// rows.value_mut(&1).expect("inserted").push(4)?;
 /// assert_eq!(rows[&1], [1, 2, 3, 4]);

@@ -4,8 +4,9 @@
 //! # Layout
 //!
 //! The header is `#[repr(C)]`: a self-relative [`OffsetPtr`] to the root node, the length
-//! as a `u64`, then a staging slot for one key and one value (below). All-zero bytes, like
-//! [`Map::new`], are an empty map: a null root. A node is one segment block holding up to
+//! as a `u64`, then a staging slot for one key and one value (below). A null root is an
+//! empty map ([`Map::new`]), and so is a root offset of 0 (it would aim at the header
+//! itself), so all-zero bytes are one too. A node is one segment block holding up to
 //! 11 keys and values (std's B = 6), and above the leaves up to 12 offset pointers to its
 //! children. Each node records its level (0 for a leaf), written before it is linked and
 //! never changed: the root alone tells the height, so a new root is published with one
@@ -152,9 +153,19 @@ impl<K, V> Map<K, V> {
         self.len == 0
     }
 
+    /// Whether the root pointer says "no tree": null, or the offset 0 of all-zero bytes
+    /// (which would aim at the header itself, never a node).
+    #[inline(always)]
+    fn rootless(&self) -> bool {
+        self.root.is_null() || self.root.offset() == 0
+    }
+
     /// The root node, None when empty.
     #[inline(always)]
     fn root(&self) -> Option<Node<K, V>> {
+        if self.rootless() {
+            return None;
+        }
         let root = NonNull::new(self.root.get())?;
         // SAFETY: a non-null root is a live node of this map (the type's invariant,
         // checked by `validate` for bytes from elsewhere), used while the map is borrowed.
@@ -348,7 +359,7 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
 
     #[inline]
     unsafe fn relocate(&mut self, moved_from: usize) {
-        if self.root.is_null() {
+        if self.rootless() {
             return;
         }
         // The root's old absolute target, from its old address (an `OffsetPtr`'s own

@@ -21,10 +21,10 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
     // are `MaybeUninit` and not read), not written meanwhile.
     let map = unsafe { &*value };
     let root = core::mem::offset_of!(Map<K, V>, root);
+    if map.rootless() {
+        return Ok(());
+    }
     let Some(level) = peek_level(&map.root) else {
-        if map.root.is_null() {
-            return Ok(());
-        }
         return Err(Invalid::new(POINTER).within("root", root));
     };
     if level > MAX_HEIGHT {

@@ -6,3 +6,6 @@
 #![allow(missing_docs)]
 
 mod model;
+mod nested;
+mod failure;
+mod validate;
