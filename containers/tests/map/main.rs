@@ -9,3 +9,6 @@ mod model;
 mod nested;
 mod failure;
 mod validate;
+mod set;
+#[cfg(not(miri))]
+mod shared;
