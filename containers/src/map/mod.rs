@@ -48,6 +48,12 @@
 //! and lowered after one is disowned, so it never counts less than the tree holds;
 //! nothing relies on it for memory safety (iteration ends by position).
 //!
+//! The publishing stores are `Node::publish_len` (and `disown_from`, which uses it) and the
+//! header's `publish_root` and `publish_len`: every state a crash can leave is the state
+//! right before one of them (between two of them only uncounted slots and unlinked nodes
+//! change). The unit tests stop an operation before each of them in turn, then read,
+//! change and drop what is left.
+//!
 //! # Bytes from elsewhere
 //!
 //! [`validate`](shmkit_runtime::ShmSafe::validate) refuses a header or node that safe code

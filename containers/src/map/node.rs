@@ -224,6 +224,8 @@ impl<K, V> Node<K, V> {
     #[inline(always)]
     pub(super) fn publish_len(self, len: usize) {
         debug_assert!(len <= CAPACITY);
+        #[cfg(test)]
+        super::tests::crash_point();
         // SAFETY: the count is a live, aligned `u16` of a live node, written by nobody else
         // meanwhile (the map is borrowed mutably by the algorithm that calls this).
         unsafe { AtomicU16::from_ptr(&raw mut (*self.ptr.as_ptr()).len) }

@@ -26,6 +26,8 @@ impl<K, V> Map<K, V> {
     /// Aims the root at `node` (None: empty) with one Release store: a new root is
     /// complete before it is linked, an old one unlinked before it is freed.
     fn publish_root(&mut self, node: Option<Node<K, V>>) {
+        #[cfg(test)]
+        super::tests::crash_point();
         let target = node.map_or(core::ptr::null_mut(), Node::as_ptr);
         // SAFETY: the root pointer stays in the header; `target` is null or a node of the
         // segment the map lives in.
@@ -35,6 +37,8 @@ impl<K, V> Map<K, V> {
 
     /// Publishes the length (Release, and kept in order with what follows).
     fn publish_len(&mut self, len: u64) {
+        #[cfg(test)]
+        super::tests::crash_point();
         // SAFETY: the field is a live, aligned `u64` (the header is aligned to 8) that
         // `&mut self` keeps everybody else from meanwhile.
         unsafe { AtomicU64::from_ptr(&raw mut self.len) }.store(len, Ordering::Release);
