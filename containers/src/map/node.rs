@@ -467,7 +467,11 @@ pub(super) unsafe fn merge<K: ShmSafe, V: ShmSafe>(parent: Node<K, V>, at: usize
 /// # Safety
 /// `0 < at <= parent.len()`, `0 < count <= ` the left child's length, and child `at`
 /// has room for `count` more.
-pub(super) unsafe fn steal_left<K: ShmSafe, V: ShmSafe>(parent: Node<K, V>, at: usize, count: usize) {
+pub(super) unsafe fn steal_left<K: ShmSafe, V: ShmSafe>(
+    parent: Node<K, V>,
+    at: usize,
+    count: usize,
+) {
     // SAFETY: the caller's contract: both children exist.
     let (left, node) = unsafe { (parent.child(at - 1), parent.child(at)) };
     let (plen, llen, nlen) = (parent.len(), left.len(), node.len());

@@ -209,7 +209,10 @@ impl<K: ShmSafe, V: ShmSafe> InPlace<'_, K, V> {
     /// search found the staged key missing), splitting the full nodes above that leaf
     /// first; returns where the pair went. Without room for the nodes the splits need,
     /// the staged pair is dropped and the map is as it was.
-    pub(super) fn place(&mut self, mut path: Path<K, V>) -> Result<(Node<K, V>, usize), AllocError> {
+    pub(super) fn place(
+        &mut self,
+        mut path: Path<K, V>,
+    ) -> Result<(Node<K, V>, usize), AllocError> {
         let Some(root) = self.0.root() else {
             let leaf = match self.0.allocator().and_then(|a| node::allocate(&a, 0)) {
                 Ok(leaf) => leaf,

@@ -185,10 +185,8 @@ impl<T: Hash> Hash for Set<T> {
 // SAFETY: a transparent `Map<T, ()>`, whose impl this forwards to.
 unsafe impl<T: ShmSafe> ShmSafe for Set<T> {
     /// Over the element's pointee fingerprint and the map's node capacity.
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
-        "Set",
-        &[<Map<T, ()> as ShmSafe>::LAYOUT_FINGERPRINT],
-    );
+    const LAYOUT_FINGERPRINT: u64 =
+        compound_fingerprint("Set", &[<Map<T, ()> as ShmSafe>::LAYOUT_FINGERPRINT]);
 
     /// As the map's.
     const ALL_BIT_PATTERNS_VALID: bool = false;

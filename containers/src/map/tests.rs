@@ -47,7 +47,10 @@ fn subtree<V>(
     assert_eq!(node.level(), level);
     let len = node.len();
     assert!(len <= CAPACITY);
-    assert!(!strict || root || len >= B - 1, "a node of {len} keys at level {level}");
+    assert!(
+        !strict || root || len >= B - 1,
+        "a node of {len} keys at level {level}"
+    );
     let mut counted = len;
     for i in 0..=len {
         if level > 0 {
@@ -75,14 +78,20 @@ fn churn(seed: u64, keys: u64, ops: usize, check_every: usize) -> usize {
     for step in 0..ops {
         let k = rng.range(0, keys);
         match rng.range(0, 8) {
-            0..=3 => assert_eq!(map.insert(k, step as u64).unwrap(), model.insert(k, step as u64)),
+            0..=3 => assert_eq!(
+                map.insert(k, step as u64).unwrap(),
+                model.insert(k, step as u64)
+            ),
             4 | 5 => assert_eq!(map.remove(&k), model.remove(&k)),
             6 => assert_eq!(map.pop_first(), model.pop_first()),
             _ => assert_eq!(map.pop_last(), model.pop_last()),
         }
         if step % check_every == 0 {
             tallest = tallest.max(check(&map, true));
-            assert!(map.iter().map(|(k, v)| (*k, *v)).eq(model.iter().map(|(k, v)| (*k, *v))));
+            assert!(map
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .eq(model.iter().map(|(k, v)| (*k, *v))));
         }
     }
     // Empty it in a random order, checking as it shrinks through every height.
@@ -111,9 +120,16 @@ fn small_trees_keep_the_invariants_after_every_operation() {
 
 #[test]
 fn tall_trees_keep_the_invariants() {
-    let (keys, ops) = if cfg!(miri) { (3000, 4000) } else { (40_000, 200_000) };
+    let (keys, ops) = if cfg!(miri) {
+        (3000, 4000)
+    } else {
+        (40_000, 200_000)
+    };
     let tallest = churn(7, keys, ops, if cfg!(miri) { 500 } else { 997 });
-    assert!(tallest >= if cfg!(miri) { 2 } else { 4 }, "height {tallest}");
+    assert!(
+        tallest >= if cfg!(miri) { 2 } else { 4 },
+        "height {tallest}"
+    );
 }
 
 /// Ascending and descending runs fill nodes at the edges, then empty them from either end.
@@ -233,7 +249,9 @@ fn sweep(seed: u64, size: u64) -> usize {
             drop(map.insert(k, Tracked(next_id)).unwrap());
         }
         CRASH_IN.with(|c| c.set(Some(crash_at)));
-        let crashed = catch_unwind(AssertUnwindSafe(|| operation(&mut map, &mut rng, keys, &mut next_id)));
+        let crashed = catch_unwind(AssertUnwindSafe(|| {
+            operation(&mut map, &mut rng, keys, &mut next_id)
+        }));
         CRASH_IN.with(|c| c.set(None));
         match crashed {
             Ok(()) => {
@@ -254,10 +272,7 @@ fn sweep(seed: u64, size: u64) -> usize {
                     model.insert(k, next_id)
                 ),
                 2 => assert_eq!(map.remove(&k).map(|v| v.0), model.remove(&k)),
-                _ => assert_eq!(
-                    map.pop_first().map(|(k, v)| (k, v.0)),
-                    model.pop_first()
-                ),
+                _ => assert_eq!(map.pop_first().map(|(k, v)| (k, v.0)), model.pop_first()),
             }
         }
         check(&map, false);
@@ -282,5 +297,8 @@ fn operations_stopped_at_every_publishing_store_leave_a_working_tree() {
             points += sweep(seed * 1000 + size, size);
         }
     }
-    assert!(points > seeds as usize * sizes.len(), "{points} crash points");
+    assert!(
+        points > seeds as usize * sizes.len(),
+        "{points} crash points"
+    );
 }

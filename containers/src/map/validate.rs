@@ -28,7 +28,9 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
         return Err(Invalid::new(POINTER).within("root", root));
     };
     if level > MAX_HEIGHT {
-        return Err(Invalid::new("a Map of at most 20 levels above its leaves").within("root", root));
+        return Err(
+            Invalid::new("a Map of at most 20 levels above its leaves").within("root", root)
+        );
     }
     let mut taken = Taken::new();
     take(&mut taken, value.addr(), size_of::<Map<K, V>>())?;
@@ -67,7 +69,9 @@ unsafe fn node<K: ShmSafe, V: ShmSafe>(
     if level > 0 {
         // SAFETY: `OffsetPtr` is a transparent offset: the same pointer, read as one to
         // the larger internal node, to check that all of one fits.
-        let internal = unsafe { &*(ptr as *const OffsetPtr<LeafNode<K, V>>).cast::<OffsetPtr<InternalNode<K, V>>>() };
+        let internal = unsafe {
+            &*(ptr as *const OffsetPtr<LeafNode<K, V>>).cast::<OffsetPtr<InternalNode<K, V>>>()
+        };
         internal
             .validate_target(1)
             .map_err(|_| Invalid::new(POINTER))?;
@@ -104,7 +108,8 @@ unsafe fn node<K: ShmSafe, V: ShmSafe>(
             edge.validate_target(1)
                 .map_err(|_| Invalid::new(POINTER).within(&field(), 0))?;
             // SAFETY: just checked for a leaf's bytes; the level is one lower.
-            counted += unsafe { self::node(edge, level - 1, taken) }.map_err(|e| e.within(&field(), 0))?;
+            counted +=
+                unsafe { self::node(edge, level - 1, taken) }.map_err(|e| e.within(&field(), 0))?;
         }
     }
     Ok(counted)
@@ -113,7 +118,10 @@ unsafe fn node<K: ShmSafe, V: ShmSafe>(
 /// Records the bytes `start..start + len` as taken; an error if any were already.
 fn take(taken: &mut Taken, start: usize, len: usize) -> Result<(), Invalid> {
     let end = start.saturating_add(len);
-    let before = taken.range(..=start).next_back().is_some_and(|(_, &e)| e > start);
+    let before = taken
+        .range(..=start)
+        .next_back()
+        .is_some_and(|(_, &e)| e > start);
     let after = taken.range(start..).next().is_some_and(|(&s, _)| s < end);
     if before || after {
         return Err(Invalid::new(

@@ -86,7 +86,10 @@ fn a_value_or_key_that_does_not_fit_changes_nothing() {
         assert!(rows.insert_with(100, huge.clone(), |_| ()).is_err());
         assert!(rows.insert_with(5, huge.clone(), |_| ()).is_err());
         assert!(rows.entry(101).unwrap().or_insert(huge.clone()).is_err());
-        let mut paths = seg.find_mut::<Map<Vec<u64>, u64>>("paths").unwrap().unwrap();
+        let mut paths = seg
+            .find_mut::<Map<Vec<u64>, u64>>("paths")
+            .unwrap()
+            .unwrap();
         assert!(paths.insert(huge.clone(), 1).is_err());
         assert!(paths.entry(huge.clone()).is_err());
         assert!(paths.is_empty());

@@ -5,10 +5,10 @@
 
 #![allow(missing_docs)]
 
+mod failure;
 mod model;
 mod nested;
-mod failure;
-mod validate;
 mod set;
 #[cfg(not(miri))]
 mod shared;
+mod validate;

@@ -83,10 +83,7 @@ pub fn run<P: MapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize, keys: u64
                     }
                 }
             }
-            22 => assert_eq!(
-                m.insert_with(k, x, |old| *old).unwrap(),
-                model.insert(k, x)
-            ),
+            22 => assert_eq!(m.insert_with(k, x, |old| *old).unwrap(), model.insert(k, x)),
             23 => {
                 let modulus = rng.range(2, 5);
                 m.retain(|k, mut v| {
@@ -154,7 +151,11 @@ pub fn run<P: MapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize, keys: u64
                 assert_eq!(m.last_key_value(), model.last_key_value());
             }
             29 => {
-                let v = m.entry(k).unwrap().or_insert_with_key(|k| k * 2).map(|v| *v);
+                let v = m
+                    .entry(k)
+                    .unwrap()
+                    .or_insert_with_key(|k| k * 2)
+                    .map(|v| *v);
                 assert_eq!(v.unwrap(), *model.entry(k).or_insert_with_key(|k| k * 2));
             }
             30 => match m.entry(k).unwrap() {
@@ -176,7 +177,9 @@ pub fn run<P: MapExt<u64, u64>>(maps: &mut [P], seed: u64, ops: usize, keys: u64
         }
         assert_eq!(m.len(), model.len(), "step {step} (seed {seed:#x})");
         assert!(
-            m.iter().map(|(k, v)| (*k, *v)).eq(model.iter().map(|(k, v)| (*k, *v))),
+            m.iter()
+                .map(|(k, v)| (*k, *v))
+                .eq(model.iter().map(|(k, v)| (*k, *v))),
             "step {step} (seed {seed:#x})"
         );
         assert!(m.iter().rev().map(|(k, _)| k).eq(model.keys().rev()));

@@ -93,7 +93,9 @@ fn vector_keys_are_found_by_slices() {
     let mut model: BTreeMap<std::vec::Vec<u32>, u64> = BTreeMap::new();
     let mut rng = Rng::new(5);
     for step in 0..OPS {
-        let key: std::vec::Vec<u32> = (0..rng.range(0, 4)).map(|_| rng.range(0, 5) as u32).collect();
+        let key: std::vec::Vec<u32> = (0..rng.range(0, 4))
+            .map(|_| rng.range(0, 5) as u32)
+            .collect();
         match rng.range(0, 4) {
             0 | 1 => assert_eq!(
                 paths.insert(&key[..], step as u64).unwrap(),
@@ -107,11 +109,15 @@ fn vector_keys_are_found_by_slices() {
                     .range::<[u32], _>(from)
                     .map(|(k, _)| k.to_vec())
                     .collect();
-                let theirs: std::vec::Vec<_> = model.range(key.clone()..).map(|(k, _)| k.clone()).collect();
+                let theirs: std::vec::Vec<_> =
+                    model.range(key.clone()..).map(|(k, _)| k.clone()).collect();
                 assert_eq!(ours, theirs);
             }
         }
-        assert!(paths.keys().map(|k| k.as_slice()).eq(model.keys().map(|k| k.as_slice())));
+        assert!(paths
+            .keys()
+            .map(|k| k.as_slice())
+            .eq(model.keys().map(|k| k.as_slice())));
     }
     drop(paths);
     assert!(seg.destroy::<ByPath>("paths").unwrap());
@@ -140,7 +146,10 @@ fn maps_in_a_vector_survive_its_buffer_moving() {
     for (i, map) in maps.iter().enumerate() {
         let i = i as u64;
         assert_eq!(map.len() as u64, i * 3);
-        assert!(map.iter().map(|(k, v)| (*k, *v)).eq((0..i * 3).map(|k| (k, k + i))));
+        assert!(map
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .eq((0..i * 3).map(|k| (k, k + i))));
     }
     maps.remove_with(3, |m| assert_eq!(m.len(), 9));
     maps.truncate(10);

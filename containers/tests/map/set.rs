@@ -30,7 +30,8 @@ fn run(sets: &mut [ShmMut<'_, Set<u64>>], seed: u64, ops: usize, keys: u64) {
                 model.retain(|v| v % m != x % m);
             }
             11 => {
-                let items: std::vec::Vec<u64> = (0..rng.range(0, 30)).map(|i| (x + i * 3) % keys).collect();
+                let items: std::vec::Vec<u64> =
+                    (0..rng.range(0, 30)).map(|i| (x + i * 3) % keys).collect();
                 s.extend(items.iter().copied()).unwrap();
                 model.extend(items);
             }

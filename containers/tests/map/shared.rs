@@ -49,10 +49,9 @@ fn threads_change_one_map_under_a_lock() -> Result<()> {
             .try_for_each(|t| t.join().expect("a thread panicked"))
     })?;
     let map = shared.lock()?;
-    assert!(map
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .eq((0..THREADS * EACH).filter(|x| x % 3 != 0).map(|x| (x, x % THREADS))));
+    assert!(map.iter().map(|(k, v)| (*k, *v)).eq((0..THREADS * EACH)
+        .filter(|x| x % 3 != 0)
+        .map(|x| (x, x % THREADS))));
     Ok(())
 }
 

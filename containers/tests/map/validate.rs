@@ -25,7 +25,8 @@ fn segment() -> (ManagedHeapMemory, usize, usize) {
     let mut seg = ManagedHeapMemory::new(1 << 18).unwrap();
     let base = seg.base_address().as_ptr() as usize;
     let m = seg.construct("m", Map::<u64, u64>::new()).unwrap() as *const _ as usize - base;
-    let flags = seg.construct("flags", Map::<u64, bool>::new()).unwrap() as *const _ as usize - base;
+    let flags =
+        seg.construct("flags", Map::<u64, bool>::new()).unwrap() as *const _ as usize - base;
     seg.find_mut::<Map<u64, u64>>("m")
         .unwrap()
         .unwrap()
@@ -66,9 +67,14 @@ fn refused<T: shmkit_runtime::ShmImmutable>(
     let (mut seg, m, flags) = segment();
     forge(&mut seg, m, flags);
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     match reader.find::<Map<u64, T>>(name) {
-        Err(Error::InvalidValue { field, expected, .. }) => (field, expected),
+        Err(Error::InvalidValue {
+            field, expected, ..
+        }) => (field, expected),
         Err(other) => panic!("{name}: {other:?}"),
         Ok(_) => panic!("{name}: accepted"),
     }
@@ -79,9 +85,15 @@ fn a_copy_of_the_segment_reads_its_maps_at_the_new_address() {
     let (mut seg, m, _) = segment();
     assert_ne!(target(&seg, m), m, "not a node");
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let map = reader.find::<Map<u64, u64>>("m").unwrap().unwrap();
-    assert!(map.iter().map(|(k, v)| (*k, *v)).eq((0..N).map(|k| (k, 2 * k))));
+    assert!(map
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .eq((0..N).map(|k| (k, 2 * k))));
     assert_eq!((map.get(&7), map.range(10..13).count()), (Some(&14), 3));
     let flags = reader.find::<Map<u64, bool>>("flags").unwrap().unwrap();
     assert_eq!(flags.values().filter(|f| **f).count(), 4);
@@ -93,7 +105,10 @@ fn a_root_outside_the_segment_or_misaligned_is_refused() {
         support::corrupt(seg, m, &(1isize << 40).to_ne_bytes())
     });
     assert_eq!(field, "root");
-    assert!(expected.contains("inside the map's own segment"), "{expected}");
+    assert!(
+        expected.contains("inside the map's own segment"),
+        "{expected}"
+    );
     // An odd offset: bit 0 set, so not null, and the target off by one byte.
     let (field, _) = refused::<u64>("m", |seg, m, _| {
         let odd = offset_at(seg, m) + 1;
@@ -123,7 +138,10 @@ fn counts_and_levels_out_of_range_are_refused() {
         support::corrupt(seg, child + 2, &level.to_ne_bytes())
     });
     assert_eq!(field, "root.edges[0]");
-    assert!(expected.contains("one level below its parent"), "{expected}");
+    assert!(
+        expected.contains("one level below its parent"),
+        "{expected}"
+    );
 }
 
 /// No cycle can be written: an edge back to the root claims the wrong level, and two
@@ -136,7 +154,10 @@ fn cycles_and_shared_nodes_are_refused() {
         support::corrupt(seg, root + EDGES, &back.to_ne_bytes())
     });
     assert_eq!(field, "root.edges[0]");
-    assert!(expected.contains("one level below its parent"), "{expected}");
+    assert!(
+        expected.contains("one level below its parent"),
+        "{expected}"
+    );
     let (field, expected) = refused::<u64>("m", |seg, m, _| {
         let edge = target(seg, m) + EDGES;
         let same = offset_at(seg, edge) - 8;
@@ -145,8 +166,9 @@ fn cycles_and_shared_nodes_are_refused() {
     assert_eq!(field, "root.edges[1]");
     assert!(expected.contains("each appear once"), "{expected}");
     // A root aimed into the map's own header (offset 0 would be all-zero bytes: empty).
-    let (field, expected) =
-        refused::<u64>("m", |seg, m, _| support::corrupt(seg, m, &8isize.to_ne_bytes()));
+    let (field, expected) = refused::<u64>("m", |seg, m, _| {
+        support::corrupt(seg, m, &8isize.to_ne_bytes())
+    });
     assert_eq!(field, "root");
     assert!(expected.contains("overlap"), "{expected}");
 }
@@ -156,7 +178,13 @@ fn the_root_is_two_levels_up() {
     let (seg, m, _) = segment();
     let root = target(&seg, m);
     // SAFETY: the root node's level, an aligned `u16` inside the segment.
-    let level = unsafe { seg.base_address().as_ptr().add(root + 2).cast::<u16>().read() };
+    let level = unsafe {
+        seg.base_address()
+            .as_ptr()
+            .add(root + 2)
+            .cast::<u16>()
+            .read()
+    };
     assert_eq!(level, 2, "the forgeries above assume it");
 }
 
@@ -172,9 +200,15 @@ fn a_length_below_the_elements_is_refused_one_above_accepted() {
     let (mut seg, m, _) = segment();
     support::corrupt(&mut seg, m + 8, &(N + 3).to_ne_bytes());
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let map = reader.find::<Map<u64, u64>>("m").unwrap().unwrap();
-    assert_eq!((map.len(), map.iter().count(), map.keys().rev().count()), (N as usize + 3, N as usize, N as usize));
+    assert_eq!(
+        (map.len(), map.iter().count(), map.keys().rev().count()),
+        (N as usize + 3, N as usize, N as usize)
+    );
 }
 
 #[test]
@@ -196,9 +230,15 @@ fn keys_out_of_order_are_harmless() {
     support::corrupt(&mut seg, root + 8, &7u64.to_ne_bytes());
     support::corrupt(&mut seg, root + 8 + 7 * 8, &0u64.to_ne_bytes());
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let map = reader.find::<Map<u64, bool>>("flags").unwrap().unwrap();
-    assert_eq!(map.keys().copied().collect::<Vec<_>>(), [7, 1, 2, 3, 4, 5, 6, 0]);
+    assert_eq!(
+        map.keys().copied().collect::<Vec<_>>(),
+        [7, 1, 2, 3, 4, 5, 6, 0]
+    );
     assert!(map.range(2..5).count() <= 8 && map.range(..).rev().count() == 8);
     let found = (0..8).filter(|k| map.contains_key(k)).count();
     assert!(found < 8, "{found}");
@@ -210,7 +250,10 @@ fn zeroed_bytes_are_an_empty_map() {
     let (mut seg, m, _) = segment();
     support::corrupt(&mut seg, m, &[0; 16]);
     let image = copy(&mut seg);
-    let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+    let reader = ManagedExternalBuffer::options()
+        .read_only()
+        .open(&image)
+        .unwrap();
     let map = reader.find::<Map<u64, u64>>("m").unwrap().unwrap();
     assert!(map.is_empty() && map.iter().next().is_none() && map.get(&1).is_none());
 }
