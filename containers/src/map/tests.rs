@@ -22,7 +22,7 @@ use super::{Map, MapExt};
 /// Checks the invariants (`strict`: all of them; else those a crash keeps); the height.
 fn check<V>(map: &Map<u64, V>, strict: bool) -> usize {
     let Some(root) = map.root() else {
-        assert!(!strict || map.len() == 0, "an empty tree counts elements");
+        assert!(!strict || map.is_empty(), "an empty tree counts elements");
         return 0;
     };
     assert!(!strict || root.len() >= 1, "an empty root");
@@ -104,7 +104,6 @@ fn churn(seed: u64, keys: u64, ops: usize, check_every: usize) -> usize {
         }
     }
     assert!(map.is_empty());
-    drop(map);
     assert!(seg.destroy::<Map<u64, u64>>("m").unwrap());
     assert!(seg.all_memory_deallocated());
     tallest
@@ -277,7 +276,6 @@ fn sweep(seed: u64, size: u64) -> usize {
         }
         check(&map, false);
         assert_eq!(pairs(&map), model, "seed {seed:#x}, crash at {crash_at}");
-        drop(map);
         assert!(seg.destroy::<Map<u64, Tracked>>("m").unwrap());
         seg.check().unwrap();
     }

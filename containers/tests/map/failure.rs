@@ -31,7 +31,6 @@ fn an_insert_that_needs_a_split_in_a_full_segment_changes_nothing() {
             Err(e) => {
                 assert_eq!(contents(&m), model, "a failed insert changed the map");
                 assert!(!m.contains_key(&key));
-                drop(m);
                 assert_eq!(seg.free_memory(), free, "a failed insert kept memory");
                 break e;
             }

@@ -229,7 +229,6 @@ fn a_tall_tree_empties_in_random_order() {
         }
     }
     assert!(m.is_empty() && m.iter().next().is_none());
-    drop(m);
     assert!(seg.destroy::<Map<u64, u64>>("m").unwrap());
     assert!(seg.all_memory_deallocated());
 }

@@ -119,7 +119,6 @@ fn vector_keys_are_found_by_slices() {
             .map(|k| k.as_slice())
             .eq(model.keys().map(|k| k.as_slice())));
     }
-    drop(paths);
     assert!(seg.destroy::<ByPath>("paths").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -153,7 +152,6 @@ fn maps_in_a_vector_survive_its_buffer_moving() {
     }
     maps.remove_with(3, |m| assert_eq!(m.len(), 9));
     maps.truncate(10);
-    drop(maps);
     assert!(seg.destroy::<Maps>("maps").unwrap());
     assert!(seg.all_memory_deallocated());
 }
@@ -174,7 +172,6 @@ fn maps_of_maps_fill_in_place() {
     assert_eq!(nested.values().map(|m| m.len()).sum::<usize>(), 300);
     nested.retain(|k, _| k % 2 == 0);
     assert_eq!(nested.remove_with(&4, |_, m| m.len()), Some(8));
-    drop(nested);
     assert!(seg.destroy::<Nested>("nested").unwrap());
     assert!(seg.all_memory_deallocated());
 }

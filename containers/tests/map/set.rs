@@ -126,7 +126,6 @@ fn a_set_of_vectors_builds_and_drops_in_place() {
     assert_eq!(words.len(), model.len() - 2);
     words.retain(|w| w.len() == 4);
     assert!(words.iter().all(|w| w.len() == 4));
-    drop(words);
     assert!(seg.destroy::<Set<Vec<u8>>>("words").unwrap());
     assert!(seg.all_memory_deallocated());
 }
