@@ -1,4 +1,4 @@
-//! [`Map<K, V>`] and [`Set<T>`]: ordered maps and sets that live in a segment, B-trees
+//! [`Map<K, V>`] and [`Set<T>`](set::Set): ordered maps and sets that live in a segment, B-trees
 //! with std's `BTreeMap`/`BTreeSet` names and semantics.
 //!
 //! # Layout
