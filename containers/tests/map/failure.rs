@@ -11,37 +11,39 @@ use crate::model::contents;
 
 /// Fills a small segment until an insert fails: with plain keys and values only a split
 /// allocates, so the failing insert is one that needed new nodes (at several levels,
-/// as the tree grows). Neither the elements nor the free memory change.
+/// as the tree grows). The elements do not change, nor does the free memory (the same
+/// insert fails again without taking any).
 #[test]
 fn an_insert_that_needs_a_split_in_a_full_segment_changes_nothing() {
     let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
     seg.construct("m", Map::<u64, u64>::new()).unwrap();
-    let mut k = 0u64;
+    let mut m = seg.find_mut::<Map<u64, u64>>("m").unwrap().unwrap();
     let mut model = BTreeMap::new();
-    let err = loop {
-        let free = seg.free_memory();
-        let mut m = seg.find_mut::<Map<u64, u64>>("m").unwrap().unwrap();
-        // Keys spread over the tree, so that splits happen in many places.
-        let key = k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
-        match m.insert(key, k) {
-            Ok(_) => {
-                model.insert(key, k);
-                k += 1;
+    let (key, err) = (0u64..)
+        .find_map(|k| {
+            // Keys spread over the tree, so that splits happen in many places.
+            let key = k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            match m.insert(key, k) {
+                Ok(_) => {
+                    model.insert(key, k);
+                    None
+                }
+                Err(e) => Some((key, e)),
             }
-            Err(e) => {
-                assert_eq!(contents(&m), model, "a failed insert changed the map");
-                assert!(!m.contains_key(&key));
-                assert_eq!(seg.free_memory(), free, "a failed insert kept memory");
-                break e;
-            }
-        }
-    };
+        })
+        .unwrap();
+    assert_eq!(contents(&m), model, "a failed insert changed the map");
+    assert!(!m.contains_key(&key));
+    let free = seg.free_memory();
+    let mut m = seg.find_mut::<Map<u64, u64>>("m").unwrap().unwrap();
+    assert!(m.insert(key, 0).is_err());
+    assert_eq!(seg.free_memory(), free, "a failed insert kept memory");
+    let mut m = seg.find_mut::<Map<u64, u64>>("m").unwrap().unwrap();
     assert!(
         matches!(err.kind(), AllocErrorKind::OutOfMemory { .. }),
         "{err}"
     );
     assert!(matches!(Error::from(err), Error::OutOfMemory { .. }));
-    let mut m = seg.find_mut::<Map<u64, u64>>("m").unwrap().unwrap();
     assert!(m.len() > 1000, "{} elements", m.len());
     // The entry API fails the same way, and removing makes room again.
     let before = contents(&m);

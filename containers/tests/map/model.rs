@@ -13,7 +13,7 @@ pub const OPS: usize = if cfg!(miri) { 250 } else { 12_000 };
 
 /// Steps between two full comparisons with the model: every one natively; under Miri,
 /// where reading every element after every step would cost most of the time, fewer.
-const CHECK_EVERY: usize = if cfg!(miri) { 10 } else { 1 };
+pub const CHECK_EVERY: usize = if cfg!(miri) { 10 } else { 1 };
 
 /// The map's elements, as std's.
 pub fn contents(map: &Map<u64, u64>) -> BTreeMap<u64, u64> {
