@@ -111,7 +111,7 @@ fn churn(seed: u64, keys: u64, ops: usize, check_every: usize) -> usize {
 
 #[test]
 fn small_trees_keep_the_invariants_after_every_operation() {
-    let ops = if cfg!(miri) { 600 } else { 20_000 };
+    let ops = if cfg!(miri) { 300 } else { 20_000 };
     for seed in [1, 2, 3] {
         churn(seed, 120, ops, 1);
     }
@@ -120,7 +120,7 @@ fn small_trees_keep_the_invariants_after_every_operation() {
 #[test]
 fn tall_trees_keep_the_invariants() {
     let (keys, ops) = if cfg!(miri) {
-        (3000, 4000)
+        (2000, 2500)
     } else {
         (40_000, 200_000)
     };
@@ -134,7 +134,7 @@ fn tall_trees_keep_the_invariants() {
 /// Ascending and descending runs fill nodes at the edges, then empty them from either end.
 #[test]
 fn sequential_inserts_and_removals_keep_the_invariants() {
-    let n = if cfg!(miri) { 500 } else { 20_000 };
+    let n = if cfg!(miri) { 300 } else { 20_000 };
     let mut seg = ManagedHeapMemory::new(16 << 20).unwrap();
     seg.construct("m", Map::<u64, u64>::new()).unwrap();
     let mut map = seg.find_mut::<Map<u64, u64>>("m").unwrap().unwrap();
