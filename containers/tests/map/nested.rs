@@ -10,7 +10,7 @@ use shmkit_containers::{Map, MapExt, Vec, VecExt};
 use shmkit_runtime::{ManagedHeapMemory, ShmMut};
 use shmkit_test_support::Rng;
 
-use crate::model::{CHECK_EVERY, OPS};
+use crate::model::{full_check, OPS};
 
 type Rows = Map<u64, Vec<u32>>;
 
@@ -62,7 +62,7 @@ fn run_rows(rows: &mut ShmMut<'_, Rows>, seed: u64, ops: usize, keys: u64) {
                 }
             }
         }
-        if step % CHECK_EVERY == 0 || step + 1 == ops {
+        if full_check(step) || step + 1 == ops {
             assert_eq!(rows_of(rows), model, "step {step} (seed {seed:#x})");
         }
     }
@@ -116,7 +116,7 @@ fn vector_keys_are_found_by_slices() {
                 assert_eq!(ours, theirs);
             }
         }
-        if step % CHECK_EVERY == 0 || step + 1 == OPS {
+        if full_check(step) || step + 1 == OPS {
             assert!(paths
                 .keys()
                 .map(|k| k.as_slice())

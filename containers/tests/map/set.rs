@@ -8,7 +8,7 @@ use shmkit_containers::{Set, SetExt, Vec};
 use shmkit_runtime::{ManagedHeapMemory, ShmMut};
 use shmkit_test_support::Rng;
 
-use crate::model::{CHECK_EVERY, OPS};
+use crate::model::{full_check, OPS};
 
 /// Runs `ops` random operations over elements `0..keys` on two sets and their models.
 fn run(sets: &mut [ShmMut<'_, Set<u64>>], seed: u64, ops: usize, keys: u64) {
@@ -49,7 +49,7 @@ fn run(sets: &mut [ShmMut<'_, Set<u64>>], seed: u64, ops: usize, keys: u64) {
                 }
             }
         }
-        if step % CHECK_EVERY == 0 {
+        if full_check(step) {
             assert!(s.iter().eq(model.iter()), "step {step} (seed {seed:#x})");
         }
         assert_eq!(s.len(), model.len());
