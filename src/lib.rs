@@ -16,6 +16,8 @@ pub use shmkit_runtime::*;
 /// struct, which rewrites it.
 pub mod prelude {
     pub use shmkit_containers::VecExt;
-    pub use shmkit_containers::{ArcExt, BoxExt, HashMapExt, HashSetExt, StringExt, WeakExt};
+    pub use shmkit_containers::{
+        ArcExt, BoxExt, HashMapExt, HashSetExt, MapExt, SetExt, StringExt, WeakExt,
+    };
     pub use shmkit_runtime::ShmDerefMut;
 }

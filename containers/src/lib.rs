@@ -25,6 +25,7 @@ pub mod boxed;
 mod crash;
 mod emplace;
 pub mod hash_map;
+pub mod map;
 pub mod string;
 pub mod vec;
 
@@ -34,5 +35,7 @@ pub use emplace::{Emplace, Filled, Slot};
 pub use hash_map::set as hash_set;
 pub use hash_map::{HashMap, HashMapExt, HashSet, HashSetExt};
 
+pub use map::set::{Set, SetExt};
+pub use map::{Map, MapExt};
 pub use string::{NotCharBoundary, String, StringExt, StringInsertError, StringWriter};
 pub use vec::{InsertError, Vec, VecExt, VecWriter};

@@ -162,6 +162,14 @@ impl<T> AsRef<[T]> for Vec<T> {
     }
 }
 
+/// A vector's comparisons and hash are its slice's, so a `Map<Vec<T>, _>` is searched
+/// with a `&[T]`.
+impl<T> core::borrow::Borrow<[T]> for Vec<T> {
+    fn borrow(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
 impl<'a, T> IntoIterator for &'a Vec<T> {
     type Item = &'a T;
     type IntoIter = core::slice::Iter<'a, T>;

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use shmkit_containers::{Arc, ArcExt, String as ShmString};
-use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
+use shmkit_containers::{HashMap, HashMapExt, Map, Vec, VecExt};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
 
@@ -18,6 +18,7 @@ fn main() -> Result<()> {
         "read-rows" => read_rows(&name),
         "push" => push(&name),
         "read-map" => read_map(&name),
+        "read-ordered-map" => read_ordered_map(&name),
         "count" => count(&name),
         "read-strings" => read_strings(&name),
         "share-arc" => share_arc(&name),
@@ -44,6 +45,36 @@ fn read_rows(name: &str) -> Result<()> {
             "at {:#x} rows {}",
             seg.base_address().as_ptr() as usize,
             summary.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the parent's `Mutex<Map<u64, Vec<u64>>>` "index" through two mappings of its
+/// own and reports, per mapping, its base address, then the elements in order and a range
+/// read backwards: `at <base> map <key>:<len>:<sum> ... range <key> ...`.
+fn read_ordered_map(name: &str) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let index = seg
+            .find::<Mutex<Map<u64, Vec<u64>>>>("index")?
+            .expect("the parent constructed it");
+        let index = index.lock()?;
+        let summary: std::vec::Vec<String> = index
+            .iter()
+            .map(|(k, row)| format!("{k}:{}:{}", row.len(), row.iter().sum::<u64>()))
+            .collect();
+        let range: std::vec::Vec<String> = index
+            .range(100..200)
+            .rev()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        tell_parent(&format!(
+            "at {:#x} map {} range {}",
+            seg.base_address().as_ptr() as usize,
+            summary.join(" "),
+            range.join(" ")
         ));
     }
     Ok(())
