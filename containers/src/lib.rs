@@ -21,8 +21,10 @@
 //! convertible into the runtime `Error`.
 
 mod emplace;
+pub mod list;
 pub mod vec;
 
 pub use emplace::{Emplace, Filled, Slot};
+pub use list::{List, ListExt};
 
 pub use vec::{InsertError, Vec, VecExt, VecWriter};
