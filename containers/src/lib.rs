@@ -20,10 +20,12 @@
 //! alone for plain data). Failures are the `Copy` [`AllocError`](shmkit_runtime::AllocError),
 //! convertible into the runtime `Error`.
 
+pub mod deque;
 mod emplace;
 pub mod list;
 pub mod vec;
 
+pub use deque::{Deque, DequeExt};
 pub use emplace::{Emplace, Filled, Slot};
 pub use list::{List, ListExt};
 
