@@ -18,7 +18,7 @@ use crate::emplace::Emplace;
 /// place and drop it there.
 ///
 /// ```
-/// use shmkit_containers::{Deque, DequeExt, Vec};
+/// use shmkit_containers::{Deque, DequeExt, Vec, VecExt};
 /// use shmkit_runtime::ManagedHeapMemory;
 ///
 /// let mut seg = ManagedHeapMemory::new(1 << 16)?;
