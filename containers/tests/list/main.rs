@@ -1,0 +1,9 @@
+//! The segment `List`: against std's `LinkedList` (seeded random operation sequences,
+//! cursor edits included), nested lists, allocation failure, dropping, interrupted
+//! operations, bytes from elsewhere, and (not under Miri, which maps no shared memory and
+//! starts no process) shared memory and a child process.
+
+#![allow(missing_docs)]
+
+mod model;
+mod nested;
