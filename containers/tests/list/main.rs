@@ -5,5 +5,8 @@
 
 #![allow(missing_docs)]
 
+mod failure;
+mod interrupted;
 mod model;
 mod nested;
+mod validate;
