@@ -9,4 +9,6 @@ mod failure;
 mod interrupted;
 mod model;
 mod nested;
+#[cfg(not(miri))]
+mod shared;
 mod validate;
