@@ -5,5 +5,9 @@
 
 #![allow(missing_docs)]
 
+mod failure;
 mod model;
 mod nested;
+#[cfg(not(miri))]
+mod shared;
+mod validate;
