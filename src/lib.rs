@@ -16,5 +16,6 @@ pub use shmkit_runtime::*;
 /// struct, which rewrites it.
 pub mod prelude {
     pub use shmkit_containers::VecExt;
+    pub use shmkit_containers::{DequeExt, ListExt};
     pub use shmkit_runtime::ShmDerefMut;
 }

@@ -5,6 +5,7 @@
 
 #![allow(missing_docs)]
 
+mod boost;
 mod failure;
 mod interrupted;
 mod model;
