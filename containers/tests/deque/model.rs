@@ -206,7 +206,8 @@ fn comparisons_hashing_and_debug_follow_std() {
     assert_eq!((&*a).into_iter().sum::<u32>(), 6);
     assert_eq!((a[1], a.get(3), a.contains(&3)), (2, None, true));
     assert_eq!(Deque::<u32>::default(), Deque::new());
-    assert!(a.range(2..1).is_none() && a.range(..=3).is_none() && a.range(1..=2).is_some());
+    let (two, one) = (2, 1);
+    assert!(a.range(two..one).is_none() && a.range(..=3).is_none() && a.range(1..=2).is_some());
 }
 
 /// `Index` panics out of bounds, as std's does, naming the index.

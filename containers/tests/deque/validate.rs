@@ -54,7 +54,7 @@ fn segment() -> ManagedHeapMemory {
 /// The offset of the header of `name` in `seg`.
 fn header<T: shmkit_runtime::ShmSafe>(seg: &ManagedHeapMemory, name: &str) -> usize {
     let d = seg.find::<Deque<T>>(name).unwrap().unwrap();
-    &*d as *const Deque<T> as usize - seg.base_address().as_ptr() as usize
+    d as *const Deque<T> as usize - seg.base_address().as_ptr() as usize
 }
 
 /// A read-only copy of `seg` after writing `bytes` at `at`.

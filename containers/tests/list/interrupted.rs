@@ -29,7 +29,7 @@ fn the_next_operation_repairs_an_interrupted_list() {
         let base = seg.base_address().as_ptr() as usize;
         let l = seg.find::<List<u64>>("l").unwrap().unwrap();
         let second = l.iter().nth(1).unwrap() as *const u64 as usize - 16;
-        (&*l as *const List<u64> as usize - base, second - base)
+        (l as *const List<u64> as usize - base, second - base)
     };
     support::corrupt(&mut seg, at + 8, &(1isize << 40).to_ne_bytes()); // tail
     support::corrupt(&mut seg, at + 16, &7u64.to_ne_bytes()); // len
@@ -46,7 +46,6 @@ fn the_next_operation_repairs_an_interrupted_list() {
     let mut cursor = l.cursor_back_mut();
     cursor.move_prev();
     assert_eq!(cursor.remove_current(), Some(2));
-    drop(l);
     assert_eq!(*seg.find::<List<u64>>("l").unwrap().unwrap(), [1, 3]);
     assert!(seg.destroy::<List<u64>>("l").unwrap());
     assert!(seg.all_memory_deallocated());

@@ -44,7 +44,7 @@ fn segment() -> ManagedHeapMemory {
 fn offsets(seg: &ManagedHeapMemory) -> (usize, std::vec::Vec<usize>) {
     let base = seg.base_address().as_ptr() as usize;
     let l = seg.find::<List<u64>>("l").unwrap().unwrap();
-    let header = &*l as *const List<u64> as usize - base;
+    let header = l as *const List<u64> as usize - base;
     let nodes = l
         .iter()
         .map(|v| v as *const u64 as usize - VALUE - base)
@@ -246,5 +246,5 @@ fn zeroed_bytes_are_an_empty_list() {
         .open(&image)
         .unwrap();
     let l = reader.find::<List<u64>>("l").unwrap().unwrap();
-    assert!(l.is_empty() && l.len() == 0 && l.iter().next().is_none() && l.back().is_none());
+    assert!(l.is_empty() && l.iter().len() == 0 && l.iter().next().is_none() && l.back().is_none());
 }
