@@ -3,16 +3,18 @@
 //! is whole (each field belongs to the same sample).
 //!
 //! The parent publishes; the child (this program started again) reads until it has seen
-//! the last sample, checking each one.
+//! the last sample, checking each one. The child reads through a `SharedMemoryObserver`, a
+//! read-only mapping that lets the writer in: it could not write a byte of the segment even
+//! by mistake (opening it read-only would keep the publisher out instead).
 //!
 //! Run: `cargo run --example seqlock`
 
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use shmkit::sync::{SeqLock, SeqLockData};
-use shmkit::{ManagedSharedMemory, ShmSafe};
+use shmkit::{ManagedSharedMemory, SharedMemoryObserver, ShmSafe};
 
 const SAMPLES: u64 = 5_000;
 
@@ -52,19 +54,24 @@ fn publisher() -> Result<(), Box<dyn std::error::Error>> {
     let segment = ManagedSharedMemory::create(&name, 64 * 1024)?;
     let _remove = Remove(name.clone());
     let telemetry = segment.construct("telemetry", SeqLock::new(Telemetry::at(0)))?;
-    let reading = segment.construct("reading", AtomicBool::new(false))?;
     let mut reader = Command::new(std::env::current_exe()?)
         .args(["reader", &name])
+        .stdout(Stdio::piped())
         .spawn()?;
-    // Publish once the reader reads (this would not wait for a reader in real use).
-    while !reading.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_millis(1));
+    // Publish once the reader reads (this would not wait for a reader in real use). It
+    // says so on its standard output: an observer cannot write to the segment.
+    let mut said = BufReader::new(reader.stdout.take().ok_or("the reader's output")?).lines();
+    if said.next().transpose()?.as_deref() != Some("reading") {
+        return Err("the reader did not start".into());
     }
     for sample in 1..=SAMPLES {
         telemetry.write(Telemetry::at(sample))?;
         std::thread::sleep(Duration::from_micros(20));
     }
     println!("publisher: wrote {SAMPLES} samples");
+    for line in said {
+        println!("{}", line?);
+    }
     if !reader.wait()?.success() {
         return Err("the reader failed".into());
     }
@@ -72,14 +79,11 @@ fn publisher() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn reader(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let segment = ManagedSharedMemory::open(name)?;
-    let telemetry = segment
+    let observer = SharedMemoryObserver::open(name)?;
+    let telemetry = observer
         .find::<SeqLock<Telemetry>>("telemetry")?
         .ok_or("no telemetry in the segment")?;
-    segment
-        .find::<AtomicBool>("reading")?
-        .ok_or("no reading flag in the segment")?
-        .store(true, Ordering::Release);
+    println!("reading");
     let (mut reads, mut distinct, mut last) = (0u64, 0u64, 0u64);
     while last < SAMPLES {
         // Err only if the publisher died in the middle of a write.

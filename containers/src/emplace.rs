@@ -136,6 +136,9 @@ impl<T: ShmSafe> core::ops::Deref for Filled<'_, T> {
 
 impl<T: ShmSafe> Drop for Filled<'_, T> {
     fn drop(&mut self) {
+        if crate::crash::crashing() {
+            return;
+        }
         // SAFETY: the value is initialised and nobody else owns it yet.
         unsafe { self.place.as_ptr().drop_in_place() };
     }

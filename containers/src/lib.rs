@@ -20,6 +20,7 @@
 //! alone for plain data). Failures are the `Copy` [`AllocError`](shmkit_runtime::AllocError),
 //! convertible into the runtime `Error`.
 
+mod crash;
 pub mod deque;
 mod emplace;
 pub mod list;

@@ -52,7 +52,7 @@ pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
     type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff, SchemaKind,
-    ShmDerefMut, ShmImmutable, ShmMut, ShmRoot, ShmSafe, VariantSchema,
+    ShmDerefMut, ShmImmutable, ShmMut, ShmObservable, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;
 pub use manager::{Handle, ParseHandleError};
@@ -66,8 +66,9 @@ pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use segment::{
     AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,
     ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
-    ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, ReadOnly, ReadWrite,
-    SegmentAllocator, SegmentBuilder, SegmentImage,
+    ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, MappedFileObserver, Observed,
+    ReadOnly, ReadWrite, SegmentAllocator, SegmentBuilder, SegmentImage, SegmentObserver,
+    SharedMemoryObserver,
 };
 
 /// Items the derive macros' expansions use. Not public API.
@@ -92,6 +93,10 @@ pub mod __private {
     unsafe impl crate::ShmSafe for AssumedImmutable {}
     // SAFETY: as above.
     unsafe impl crate::ShmImmutable for AssumedImmutable {}
+
+    /// Simulated crashes for the segment containers' sweeps (feature `crash-points`).
+    #[cfg(feature = "crash-points")]
+    pub use crate::robust::crash::external as crash;
 
     /// What a root without a derived schema would report (the derive always gives one).
     pub const NO_SCHEMA: crate::Schema = crate::Schema {

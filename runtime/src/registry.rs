@@ -242,6 +242,24 @@ pub(crate) fn segment_at(addr: *const u8) -> Option<SegmentCore> {
     find(addr)?.segment
 }
 
+/// The registry's generation: it changes whenever a mapping is registered or goes.
+#[inline(always)]
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// The segment mapping holding `addr`, if this thread's last lookup found it and nothing
+/// is mapped inside it: its start, its length and the [`generation`] it is valid in. A
+/// per-thread cache of facts about that mapping may key on these.
+pub(crate) fn last_hit_range(addr: *const u8) -> Option<(u64, usize, usize)> {
+    let hit = LAST_HIT.try_with(Cell::get).ok()?;
+    (hit.entry.segment.is_some() && hit.entry.contains(addr.addr())).then_some((
+        hit.generation,
+        hit.entry.base,
+        hit.entry.len,
+    ))
+}
+
 /// Always inlined, the slow path apart: a user lock looks its mapping up on every
 /// acquisition, and a call here cost an uncontended `RwLock` read a quarter of its time.
 #[inline(always)]

@@ -7,14 +7,17 @@
 //! module: the runtime's child binary compiles it too, see the crate doc.)
 
 use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use shmkit_runtime::segment::{Backing, Lends, Mode, Writable};
+use shmkit_runtime::sync::SeqLock;
 use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{
     AlignedBuffer, Anonymous, Error, HashIndex, ManagedExternalBuffer, ManagedHeapMemory,
-    ManagedMappedFile, ManagedSegment, ManagedSharedMemory, NamedIndex, OrderedIndex, Unique,
+    ManagedMappedFile, ManagedSegment, ManagedSharedMemory, MappedFileObserver, NamedIndex,
+    OrderedIndex, Unique,
 };
 
 use crate::guards::{ShmGuard, TempPath};
@@ -152,6 +155,10 @@ fn build<I: NamedIndex>(
         construct(&seg, obj).expect("the seed objects fit");
     }
     if extras {
+        seg.construct(GAUGE, AtomicU64::new(0x6A))
+            .expect("a gauge fits");
+        seg.construct(QUOTE, SeqLock::new([0x9u64, 0x10]))
+            .expect("a seqlock fits");
         seg.construct(Anonymous, 0xA11u64).expect("anonymous fits");
         seg.construct_array(Anonymous, 5, 0xA12u32)
             .expect("an anonymous array fits");
@@ -183,6 +190,11 @@ fn build<I: NamedIndex>(
         extent,
     }
 }
+
+/// The observable objects of a seed with extras (what an observer reads, see
+/// [`observe_mix`]): an `AtomicU64` and a `SeqLock<[u64; 2]>`.
+const GAUGE: &str = "gauge";
+const QUOTE: &str = "quote";
 
 /// Yields one element but claims two: the construction is undone.
 struct ShortIter(u8);
@@ -273,11 +285,13 @@ pub enum Path {
     CopyOnWriteFile,
     /// A POSIX shared memory object, read-write.
     Shm,
+    /// A mapped file, through a `MappedFileObserver`.
+    ObservedFile,
 }
 
 impl Path {
     /// Every path, in-memory ones first; the devices are slower and drawn less often.
-    pub const ALL: [Path; 7] = [
+    pub const ALL: [Path; 8] = [
         Path::Heap,
         Path::Buffer,
         Path::ReadOnlyBuffer,
@@ -285,16 +299,18 @@ impl Path {
         Path::ReadOnlyFile,
         Path::CopyOnWriteFile,
         Path::Shm,
+        Path::ObservedFile,
     ];
 
     fn pick(c: &mut impl Choices) -> Path {
-        match c.below(32) {
+        match c.below(33) {
             0..=9 => Path::Heap,
             10..=19 => Path::Buffer,
             20..=27 => Path::ReadOnlyBuffer,
             28 => Path::File,
             29 => Path::ReadOnlyFile,
             30 => Path::CopyOnWriteFile,
+            31 => Path::ObservedFile,
             _ => Path::Shm,
         }
     }
@@ -489,6 +505,16 @@ fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
                 Err(e) => refused(e),
             }
         }
+        Path::ObservedFile => {
+            let file = TempPath::new();
+            std::fs::write(file.get(), &case.image).expect("write the mutant to a file");
+            match MappedFileObserver::open_timeout(file.get(), DEVICE_INIT_TIMEOUT) {
+                Ok(observer) => {
+                    observe_mix(&observer, objects).map_or_else(Outcome::Failed, |()| Outcome::Ran)
+                }
+                Err(e) => refused(e),
+            }
+        }
         Path::File | Path::ReadOnlyFile | Path::CopyOnWriteFile => {
             let file = TempPath::new();
             std::fs::write(file.get(), &case.image).expect("write the mutant to a file");
@@ -576,6 +602,40 @@ fn read_mix<B: Backing, M: Reads, I: NamedIndex>(
     std::hint::black_box((seg.num_named_objects(), seg.num_unique_objects()));
     std::hint::black_box((seg.free_memory(), seg.check_sanity()));
     note("check", seg.check());
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// What an observer can do: every seed object looked up as an atomic (a mismatch, or
+/// nothing where a mutant lost it), the gauge loaded and the quote read. Waits are short:
+/// a forged held index lock would make every look wait its whole timeout.
+fn observe_mix(observer: &MappedFileObserver, objects: &[Obj]) -> Result<(), String> {
+    const WAIT: Duration = Duration::from_millis(5);
+    let mut errors = Vec::new();
+    for name in objects.iter().filter_map(|o| o.name.as_deref()) {
+        match observer.find_timeout::<AtomicU64>(name, WAIT) {
+            Ok(found) => {
+                std::hint::black_box(found.map(|a| a.load()));
+            }
+            Err(Error::TypeMismatch { .. }) => {}
+            Err(e) => errors.push(format!("find {name}: {e:?}")),
+        }
+    }
+    match observer.find_timeout::<AtomicU64>(GAUGE, WAIT) {
+        Ok(found) => {
+            std::hint::black_box(found.map(|a| a.load()));
+        }
+        Err(e) => errors.push(format!("find the gauge: {e:?}")),
+    }
+    match observer.find_timeout::<SeqLock<[u64; 2]>>(QUOTE, WAIT) {
+        Ok(found) => {
+            std::hint::black_box(found.map(|q| q.read_timeout(WAIT)));
+        }
+        Err(e) => errors.push(format!("find the quote: {e:?}")),
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -13,6 +13,7 @@ use shmkit_runtime::{
 };
 
 use super::Vec;
+use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
 
 impl<T> Vec<T> {
@@ -20,9 +21,11 @@ impl<T> Vec<T> {
     /// are in memory before it counts them.
     #[inline(always)]
     pub(super) fn publish_len(&mut self, len: usize) {
+        point("vec: a length about to be stored");
         // SAFETY: the field is a live, aligned `u64` (the header is aligned to 8) that
         // `&mut self` keeps everybody else from meanwhile.
         unsafe { AtomicU64::from_ptr(&raw mut self.len) }.store(len as u64, Ordering::Release);
+        point("vec: a length stored");
     }
 
     /// Lowers the length to `len` before the elements past it are dropped or moved: they
@@ -38,9 +41,11 @@ impl<T> Vec<T> {
     /// block grown) and before what follows (a block shrunk or freed).
     #[inline]
     fn publish_cap(&mut self, cap: usize) {
+        point("vec: a capacity about to be stored");
         // SAFETY: as in `publish_len`.
         unsafe { AtomicU64::from_ptr(&raw mut self.cap) }.store(cap as u64, Ordering::Release);
         compiler_fence(Ordering::SeqCst);
+        point("vec: a capacity stored");
     }
 
     /// The layout the buffer was allocated with, as far as the allocator cares (it names
@@ -72,6 +77,7 @@ impl<T> Vec<T> {
             let layout = self.buffer_layout();
             self.publish_cap(0);
             if let Ok(alloc) = SegmentAllocator::of(&*self) {
+                point("vec: a disowned buffer about to be freed");
                 // SAFETY: the buffer is a block of this mapping that nothing counts any
                 // more. A failure means a corrupted segment, which its next allocation
                 // reports; the block leaks.
@@ -181,14 +187,17 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         }
         let block = alloc.allocate(layout)?;
         let new = block.cast::<T>().as_ptr();
+        point("vec: a new buffer allocated, not yet filled");
         if let Some(old) = old {
             // SAFETY: the first `len` elements are live at `old`; the new block is fresh,
             // aligned for `T` and holds at least `new_cap > len` of them.
             unsafe { relocate_values(new, old.as_ptr(), self.len()) };
         }
+        point("vec: a new buffer filled, not yet published");
         // SAFETY: the block is in the mapping that holds the vector (its allocator was
         // found from the vector's address), and the header stays where it is.
         unsafe { self.ptr.set_release(new) };
+        point("vec: a new buffer published, the old one not yet freed");
         self.publish_cap(block.len() / size);
         if let Some(old) = old {
             // SAFETY: the old block is this vector's and its elements moved out. A failure
@@ -438,6 +447,9 @@ struct PublishOnDrop<'v, T> {
 
 impl<T> Drop for PublishOnDrop<'_, T> {
     fn drop(&mut self) {
+        if crashing() {
+            return;
+        }
         self.vec.publish_len(self.len);
     }
 }
@@ -454,6 +466,9 @@ struct Compacting<'v, T: ShmSafe> {
 
 impl<T: ShmSafe> Drop for Compacting<'_, T> {
     fn drop(&mut self) {
+        if crashing() {
+            return;
+        }
         let rest = self.len - self.read;
         if self.read != self.kept {
             // SAFETY: elements `read..len` are live and nothing counts them; slots from

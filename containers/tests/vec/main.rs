@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+mod crash;
 mod failure;
 mod model;
 mod nested;

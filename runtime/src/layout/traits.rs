@@ -147,6 +147,27 @@ pub unsafe trait PositionIndependent: ShmSafe {}
 )]
 pub unsafe trait ShmImmutable: ShmSafe {}
 
+/// A [`ShmSafe`] type that may be read while other processes write it: every byte of it
+/// is read and written with atomic accesses only (atomics, a
+/// [`SeqLock`](crate::sync::SeqLock), arrays and derived structs of those), so a reader
+/// sees no data race and needs no lock. Only such types are handed out by a
+/// [`SegmentObserver`](crate::SegmentObserver): a read-only mapping that does not keep
+/// writers out, for telemetry readers that must not be able to write.
+///
+/// The derive implements it when every field is `ShmObservable`.
+///
+/// # Safety
+///
+/// Through a `&Self`, no byte of it is ever accessed other than atomically, its
+/// [`ShmSafe::validate`] included; nothing reads memory it points to (it holds no
+/// pointers); and reading it needs no write (the memory may be mapped read-only).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read while a writer changes it, so an observer cannot hand it out",
+    label = "plain reads of these bytes would race the writers an observer lets in",
+    note = "keep what observers read in atomics or a `SeqLock`, or open the segment `read_only()` (which keeps writers out)"
+)]
+pub unsafe trait ShmObservable: ShmSafe {}
+
 /// A type that is [`ShmImmutable`] exactly when its type arguments are, whatever else they
 /// implement. The derive decides a type's `ShmImmutable` with a stand-in for the type itself
 /// where a field points back at it (`OffsetPtr<Node>` in `Node`), and requires this of every
@@ -202,6 +223,9 @@ macro_rules! plain_data {
     };
     (cells: $($t:ty),* $(,)?) => {$(
         plain_data!(@base $t);
+        // SAFETY: an atomic: every access through `&Self` is atomic, and its `validate` is
+        // the default (every bit pattern is valid), which reads nothing.
+        unsafe impl ShmObservable for $t {}
     )*};
     ($($t:ty),* $(,)?) => {$(
         plain_data!(@base $t);
@@ -298,6 +322,9 @@ unsafe impl ShmSafe for core::sync::atomic::AtomicBool {
 // SAFETY: as above; `relocate` is the default no-op.
 #[cfg(target_has_atomic = "8")]
 unsafe impl PositionIndependent for core::sync::atomic::AtomicBool {}
+// SAFETY: an atomic, whose `validate` loads atomically.
+#[cfg(target_has_atomic = "8")]
+unsafe impl ShmObservable for core::sync::atomic::AtomicBool {}
 #[cfg(target_has_atomic = "16")]
 plain_data!(cells: core::sync::atomic::AtomicU16, core::sync::atomic::AtomicI16);
 #[cfg(target_has_atomic = "32")]
@@ -396,6 +423,8 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
 unsafe impl<T: PositionIndependent, const N: usize> PositionIndependent for [T; N] {}
 // SAFETY: immutable elements make an immutable array.
 unsafe impl<T: ShmImmutable, const N: usize> ShmImmutable for [T; N] {}
+// SAFETY: elements are accessed as elements, and an array's `validate` validates each.
+unsafe impl<T: ShmObservable, const N: usize> ShmObservable for [T; N] {}
 
 // SAFETY: the pointer's own bytes change only through `&mut`, and its target is immutable.
 unsafe impl<T: ShmImmutable> ShmImmutable for crate::OffsetPtr<T> {}

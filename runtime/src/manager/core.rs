@@ -30,6 +30,9 @@ pub struct SegmentCore {
     mapping: u32,
     /// False for read-only mappings, which never take the lock (they cannot write it).
     writable: bool,
+    /// Whether other mappings may write while this one reads (a read-only observer's, which
+    /// lets writers in): then block headers are read atomically, as a writable mapping does.
+    shared_reads: bool,
     /// In whose name this mapping takes the segment's locks.
     owner: NonNull<Owner>,
 }
@@ -142,7 +145,17 @@ impl SegmentCore {
             base,
             mapping,
             writable,
+            shared_reads: writable,
             owner,
+        }
+    }
+
+    /// The same view, reading as a mapping that others may write meanwhile (see
+    /// `shared_reads`).
+    pub(crate) fn with_shared_reads(self) -> Self {
+        SegmentCore {
+            shared_reads: true,
+            ..self
         }
     }
 
@@ -161,6 +174,12 @@ impl SegmentCore {
     #[inline]
     pub fn base(&self) -> NonNull<u8> {
         self.base
+    }
+
+    /// Whether others may write while this mapping reads (see the field).
+    #[inline]
+    pub(crate) fn shared_reads(&self) -> bool {
+        self.shared_reads
     }
 
     /// Whether this mapping may write the segment (allocate, free, take the lock).
@@ -710,14 +729,14 @@ impl SegmentCore {
     fn used_header(&self, payload_off: u64) -> Option<u64> {
         // SAFETY: the range checks of `used_header_unlocked` keep the header read inside
         // the mapping (the limit is its size, the floor the end of the segment header), and
-        // it reads atomically exactly when the mapping is writable.
+        // it reads atomically exactly when others may write meanwhile.
         unsafe {
             used_header_unlocked(
                 self.base.as_ptr(),
                 payload_off,
                 header::HEADER_END as u64,
                 self.size() as u64,
-                self.writable,
+                self.shared_reads,
             )
         }
     }

@@ -170,13 +170,13 @@ pub(crate) fn find<I: IndexKind, T: ShmSafe>(
 }
 
 /// The fast path of [`find`] for a named object: the answer when it is plainly there (live,
-/// of type `T`) or plainly absent; None whenever anything needs the checked path (a bad
-/// name, another type, an object under construction, any doubt about the bytes).
+/// of type `T`) or plainly absent; [`Quick::Unsure`] whenever anything needs the checked
+/// path (a bad name, another type, an object under construction, any doubt about the bytes).
 ///
-/// `SHARED`: without the index lock, on a writable mapping whose index kind allows it
-/// ([`IndexKind::LOCK_FREE_FIND`]). Then only `Some(Some(..))` is an answer: the probe may
-/// miss an entry the lock holder is moving, but what it finds is a live object with that
-/// name, which stays as it is while this mapping is shared (objects are destroyed only
+/// `SHARED`: without the index lock, on a mapping others may write whose index kind allows
+/// it ([`IndexKind::LOCK_FREE_FIND`]). Then [`Quick::Found`] is an answer, and `Absent` only
+/// as far as a probe can tell: it may miss an entry the lock holder is moving, but what it
+/// finds is a live object with that name, which stays as it is while this mapping is shared (objects are destroyed only
 /// by a mapping that is alone). And it is an answer only if nobody held the index lock
 /// once the object was found: a holder may be publishing several objects together
 /// (`atomic_func`, or a construction whose closure constructs others), which a lookup
@@ -185,9 +185,9 @@ pub(crate) fn find<I: IndexKind, T: ShmSafe>(
 pub(crate) fn find_fast<I: IndexKind, T: ShmSafe, const SHARED: bool>(
     s: &Space,
     name: &str,
-) -> Option<Option<(NonNull<T>, usize)>> {
+) -> Quick<T> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return None;
+        return Quick::Unsure(Doubt::Name);
     }
     let key = Key {
         name: name.as_bytes(),
@@ -201,32 +201,71 @@ pub(crate) fn find_fast<I: IndexKind, T: ShmSafe, const SHARED: bool>(
             block_len,
             header,
         } => (entry, block_len, header),
-        Probe::Absent => return Some(None),
-        Probe::Slow => return None,
+        Probe::Absent => return quiet::<T, SHARED>(s, Quick::Absent),
+        Probe::Slow => return Quick::Unsure(Doubt::Bytes),
     };
-    if h.state != state::LIVE || h.fingerprint != T::type_fingerprint() {
-        return None;
+    if h.state != state::LIVE {
+        return Quick::Unsure(Doubt::Busy);
     }
-    let count = usize::try_from(h.count()).ok()?;
-    let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
-    let bytes = count.checked_mul(size_of::<T>())?;
-    let p = s.checked(data, bytes)?;
-    if p.addr() % align_of::<T>() != 0 || !ends_within(e, block_len, data, bytes) {
-        return None;
+    if h.fingerprint != T::type_fingerprint() {
+        return Quick::Unsure(Doubt::OtherType);
     }
-    // The lock word is loaded after the acquire loads above. The holder that made the
-    // object LIVE took the lock before; a free lock now means it let go since, so the
-    // answer is what a lookup under the lock would give at this moment. (A dead or
-    // poisoning holder leaves it held: the locked path recovers or reports.) The fence
-    // makes the release that freed it happen before what this thread does next, as
-    // taking the lock would (on x86 it emits no instruction).
+    let found = (|| {
+        let count = usize::try_from(h.count()).ok()?;
+        let data = e + Entry::<I::Link>::data_offset(h.name_len(), align_of::<T>()) as u64;
+        let bytes = count.checked_mul(size_of::<T>())?;
+        let p = s.checked(data, bytes)?;
+        (p.addr() % align_of::<T>() == 0 && ends_within(e, block_len, data, bytes))
+            .then(|| Some(Quick::Found(NonNull::new(p.cast())?, count)))?
+    })();
+    match found {
+        Some(found) => quiet::<T, SHARED>(s, found),
+        None => Quick::Unsure(Doubt::Bytes),
+    }
+}
+
+/// `answer`, if it stands: without the lock (`SHARED`), only if nobody holds the index
+/// lock once the probe is over.
+///
+/// The lock word is loaded after the acquire loads of the probe. The holder that made an
+/// object LIVE took the lock before; a free lock now means it let go since, so the answer
+/// is what a lookup under the lock would give at this moment. (A dead or poisoning holder
+/// leaves it held: the locked path recovers or reports.) The fence makes the release that
+/// freed it happen before what this thread does next, as taking the lock would (on x86 it
+/// emits no instruction).
+#[inline(always)]
+fn quiet<T, const SHARED: bool>(s: &Space, answer: Quick<T>) -> Quick<T> {
     if SHARED {
         if !lock::free(s) {
-            return None;
+            return Quick::Unsure(Doubt::Busy);
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
     }
-    Some(Some((NonNull::new(p.cast())?, count)))
+    answer
+}
+
+/// What [`find_fast`] makes of a name.
+pub(crate) enum Quick<T> {
+    /// A live object of type `T` with that name: `count` elements at the pointer.
+    Found(NonNull<T>, usize),
+    /// No object with that name (without the lock: as far as a probe racing the lock
+    /// holder can tell, see [`IndexKind::probe`]).
+    Absent,
+    /// No answer without the checked path, for this reason.
+    Unsure(Doubt),
+}
+
+/// Why [`find_fast`] has no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Doubt {
+    /// The name is empty or too long: the checked path says which.
+    Name,
+    /// A writer holds the index lock, or the object is being built or destroyed.
+    Busy,
+    /// The object is of another type.
+    OtherType,
+    /// Something in the bytes needs the checked path's judgement.
+    Bytes,
 }
 
 /// What `create` does when the key is taken by a live object.

@@ -40,8 +40,8 @@ impl Blocks {
 
 /// Aligned words of a segment's block area, bounds-checked when the view was made. Read
 /// with an acquire load each when `SHARED` (a reader without the index lock, which races
-/// the lock holder's atomic stores; writable mappings only, where a word of the segment
-/// may be an atomic), else plainly (under the index lock, or in a read-only mapping, which
+/// the lock holder's atomic stores; on mappings others write meanwhile: writable ones, and
+/// observers), else plainly (under the index lock, or in a read-only mapping, which
 /// excludes writers and whose memory is not accessed through `&AtomicU64`). Words that
 /// readers without the lock load (hash slots and root, a table's header, an entry header)
 /// are only ever stored atomically once such a reader can reach them (see
@@ -145,7 +145,7 @@ impl Space {
     /// then read one by one (a hash table's slots, an entry's header).
     #[inline]
     pub fn words<const SHARED: bool>(&self, off: u64, len: u64) -> Option<Words<'_, SHARED>> {
-        debug_assert!(!SHARED || self.core.writable());
+        debug_assert!(!SHARED || self.core.shared_reads());
         if off % 8 != 0 {
             return None;
         }
@@ -178,6 +178,24 @@ impl Space {
             // SAFETY: `off` is inside the mapping (checked just above).
             unsafe { self.core.base().as_ptr().add(off as usize) }
         })
+    }
+
+    /// Asks the CPU to start loading the cache line at `off` (nothing if it is not mapped):
+    /// so that an entry spanning two lines costs one memory round trip, not two.
+    #[inline(always)]
+    pub fn prefetch(&self, off: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let at = self.core.base().as_ptr().wrapping_add(off as usize);
+            // SAFETY: a prefetch is a hint that never faults, whatever the address.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    at.cast::<i8>(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = off;
     }
 
     /// The address of `len` bytes at `off`; an error naming the offset if they do not lie

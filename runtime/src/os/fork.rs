@@ -80,6 +80,21 @@ pub(crate) fn generation() -> u32 {
     GENERATION.load(Ordering::Relaxed)
 }
 
+/// The `pthread_self` of the thread that made the latest fork, in the child: the one
+/// thread of the parent that goes on in it (its stack, and any guard on it, were copied).
+static FORKER: AtomicUsize = AtomicUsize::new(0);
+
+/// The thread that forked this process, as `pthread_self` names it (0: none seen).
+pub(crate) fn forker() -> usize {
+    FORKER.load(Ordering::Relaxed)
+}
+
+/// This thread, as [`forker`] names threads.
+pub(crate) fn this_thread() -> usize {
+    // SAFETY: `pthread_self` has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
 /// A registered descriptor: what a forked child does with it is fixed at registration
 /// (or by [`share`](Registered::share)). Unregisters on drop, which must come before the
 /// descriptor is closed.
@@ -326,6 +341,8 @@ extern "C" fn after_fork_in_parent() {
 extern "C" fn in_child() {
     // The child's only thread records nothing, and no other fork is under way here.
     GATE.store(0, Ordering::Relaxed);
+    // glibc's `pthread_self` reads the thread pointer, which is async-signal-safe.
+    FORKER.store(this_thread(), Ordering::Relaxed);
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
     let placeholder = PLACEHOLDER.load(Ordering::Acquire);
     let mut next = HEAD.load(Ordering::Acquire);

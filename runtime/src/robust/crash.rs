@@ -24,27 +24,81 @@
 //! tests, `tests/loom.rs`).
 
 #[cfg(any(test, loom))]
-pub(crate) use hooks::{crashes_at, crashing, point};
+pub(crate) use runtime_points::crashes_at;
+#[cfg(any(test, loom, feature = "crash-points"))]
+pub(crate) use runtime_points::{crashing, point};
+
+/// The runtime's own points, counted apart from the containers' (see [`external`]): a
+/// sweep of a container must not stop inside the allocator, whose lock names the mapping,
+/// not the thread, and would stay held by a thread that goes on.
+#[cfg(any(test, loom, feature = "crash-points"))]
+mod runtime_points {
+    use super::hooks::{self, Domain};
+
+    pub(crate) fn point(step: &'static str) {
+        hooks::point(Domain::Runtime, step);
+    }
+
+    pub(crate) fn crashing() -> bool {
+        hooks::crashing(Domain::Runtime)
+    }
+
+    #[cfg(any(test, loom))]
+    pub(crate) fn crashes_at<R>(n: u32, op: impl FnOnce() -> R) -> Result<R, &'static str> {
+        hooks::crashes_at(Domain::Runtime, n, op)
+    }
+}
+
+/// The same hooks for the segment containers (`shmkit-containers`, whose tests enable the
+/// `crash-points` feature): their points, their sweeps, counted apart from the runtime's.
+#[cfg(feature = "crash-points")]
+pub mod external {
+    use super::hooks::{self, Domain};
+
+    /// Marks a step at which a process may die.
+    pub fn point(step: &'static str) {
+        hooks::point(Domain::External, step);
+    }
+
+    /// Whether the calling thread is unwinding from a simulated crash at an external point.
+    pub fn crashing() -> bool {
+        hooks::crashing(Domain::External)
+    }
+
+    /// Runs `op`, crashing it at the `n`-th external point it passes (from 0): its result,
+    /// or the step it crashed at. Other panics go on unwinding.
+    pub fn crashes_at<R>(n: u32, op: impl FnOnce() -> R) -> Result<R, &'static str> {
+        hooks::crashes_at(Domain::External, n, op)
+    }
+}
 
 /// Marks a step at which a process may die. Nothing, outside tests.
-#[cfg(not(any(test, loom)))]
+#[cfg(not(any(test, loom, feature = "crash-points")))]
 #[inline(always)]
 pub(crate) fn point(_step: &'static str) {}
 
 /// Whether the calling thread is unwinding from a simulated crash. Never, outside tests.
-#[cfg(not(any(test, loom)))]
+#[cfg(not(any(test, loom, feature = "crash-points")))]
 #[inline(always)]
 pub(crate) fn crashing() -> bool {
     false
 }
 
-#[cfg(any(test, loom))]
+#[cfg(any(test, loom, feature = "crash-points"))]
 mod hooks {
     use std::cell::Cell;
     use std::panic::{self, AssertUnwindSafe};
     use std::sync::Once;
 
-    /// The calling thread's crash plan.
+    /// Whose points a plan counts.
+    #[derive(Clone, Copy)]
+    pub(super) enum Domain {
+        Runtime,
+        #[cfg_attr(not(feature = "crash-points"), allow(dead_code))]
+        External,
+    }
+
+    /// The calling thread's crash plan in one domain.
     struct Plan {
         /// Points left to pass before the crash (None: no crash planned).
         left: Cell<Option<u32>>,
@@ -63,20 +117,24 @@ mod hooks {
 
     #[cfg(not(loom))]
     thread_local! {
-        static PLAN: Plan = const { Plan::none() };
+        static PLANS: [Plan; 2] = const { [Plan::none(), Plan::none()] };
     }
     // A model thread's plan is its own (loom's threads share the OS thread's locals).
     #[cfg(loom)]
     loom::thread_local! {
-        static PLAN: Plan = Plan::none();
+        static PLANS: [Plan; 2] = [Plan::none(), Plan::none()];
+    }
+
+    fn with_plan<R>(domain: Domain, f: impl FnOnce(&Plan) -> R) -> R {
+        PLANS.with(|plans| f(&plans[domain as usize]))
     }
 
     /// The payload of a simulated crash.
     struct Crash;
 
     /// Crashes here if this is the planned point.
-    pub(crate) fn point(step: &'static str) {
-        let crash = PLAN.with(|p| match p.left.get() {
+    pub(super) fn point(domain: Domain, step: &'static str) {
+        let crash = with_plan(domain, |p| match p.left.get() {
             Some(0) => {
                 p.left.set(None);
                 p.crashed.set(Some(step));
@@ -95,17 +153,21 @@ mod hooks {
         }
     }
 
-    pub(crate) fn crashing() -> bool {
-        PLAN.with(|p| p.crashed.get().is_some())
+    pub(super) fn crashing(domain: Domain) -> bool {
+        with_plan(domain, |p| p.crashed.get().is_some())
     }
 
     /// Runs `op`, crashing it at the `n`-th point it passes (counting from 0): its result, or
     /// the step it crashed at. Other panics go on unwinding.
-    pub(crate) fn crashes_at<R>(n: u32, op: impl FnOnce() -> R) -> Result<R, &'static str> {
+    pub(super) fn crashes_at<R>(
+        domain: Domain,
+        n: u32,
+        op: impl FnOnce() -> R,
+    ) -> Result<R, &'static str> {
         quiet_crashes();
-        PLAN.with(|p| p.left.set(Some(n)));
+        with_plan(domain, |p| p.left.set(Some(n)));
         let result = panic::catch_unwind(AssertUnwindSafe(op));
-        let crashed = PLAN.with(|p| {
+        let crashed = with_plan(domain, |p| {
             p.left.set(None);
             p.crashed.take()
         });

@@ -19,8 +19,8 @@
 
 use std::cell::Cell;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::owner::{id_byte, Owner, FIRST_ID, ID_COUNT};
 use crate::error::Result;
@@ -40,16 +40,42 @@ struct Claims {
     serial: u64,
     /// The owner's description; None for private memory.
     fd: Option<RawFd>,
-    /// Live thread ids of this process, with the fork generation they were claimed in (a
-    /// forked child has none of its parent's threads): for private memory the only record;
-    /// on a description, what tells this process's live threads from dead ones, since the
+    /// Live thread ids of this process: for private memory the only record; on a
+    /// description, what tells this process's live threads from dead ones, since the
     /// kernel sees no conflict with the description's own locks.
-    live: Vec<(u32, u32)>,
+    live: Vec<Live>,
 }
+
+/// A live thread id: the id, the fork generation it counts in, and its thread
+/// (`fork::this_thread`). A forked child has only the thread that forked: on a
+/// description it claims ids anew (the parent's are the parent's description's), on
+/// private memory, which the child has a copy of, that thread's ids carry over ([`claims`]).
+type Live = (u32, u32, usize);
 
 /// Every owner some thread holds an id on. An owner removes its entry before its
 /// description closes ([`forget_owner`]), so a descriptor found here is open.
 static CLAIMS: Mutex<Vec<Claims>> = Mutex::new(Vec::new());
+
+/// The fork generation [`CLAIMS`] was brought up to date for (read and written under it).
+static CLAIMS_GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// [`CLAIMS`], locked, brought up to date after a fork: on private memory the ids of the
+/// thread that forked (its guards live on in the child's copy) count in the new
+/// generation, and every other thread's are gone with their threads.
+fn claims() -> MutexGuard<'static, Vec<Claims>> {
+    let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+    let now = fork::generation();
+    if CLAIMS_GENERATION.swap(now, Relaxed) != now {
+        let forker = fork::forker();
+        for owner in claims.iter_mut().filter(|c| c.fd.is_none()) {
+            owner.live.retain(|&(.., thread)| thread == forker);
+            for live in &mut owner.live {
+                live.1 = now;
+            }
+        }
+    }
+    claims
+}
 
 /// One id of this thread: the owner's serial, the fork generation, the id.
 type Claim = (u64, u32, u32);
@@ -76,12 +102,17 @@ unsafe extern "C" fn release_thread(list: *mut libc::c_void) {
     // calls this once per value, having cleared the thread's slot.
     let list = unsafe { Box::from_raw(list.cast::<Vec<Claim>>()) };
     let forks = fork::generation();
-    let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
-    for &(serial, claimed_in, id) in list.iter().filter(|c| c.1 == forks) {
+    let mut claims = claims();
+    for &(serial, claimed_in, id) in list.iter() {
         let Some(owner) = claims.iter_mut().find(|c| c.serial == serial) else {
             continue;
         };
-        owner.live.retain(|&live| live != (id, claimed_in));
+        // A private id carried over a fork is this thread's still; a description's from
+        // before a fork is the parent's.
+        if owner.fd.is_some() && claimed_in != forks {
+            continue;
+        }
+        owner.live.retain(|&(live, ..)| live != id);
         if let Some(fd) = owner.fd {
             // SAFETY: open while the owner's entry is listed (see `CLAIMS`).
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -114,7 +145,7 @@ fn record(key: libc::pthread_key_t, claim: Claim) -> bool {
     // SAFETY: the value is this thread's own `Vec`, used by this thread only (and by the key
     // destructor, which runs after the thread's last code).
     let list = unsafe { &mut *list };
-    list.retain(|c| c.1 == claim.1);
+    list.retain(|c| c.0 != claim.0);
     list.push(claim);
     true
 }
@@ -140,17 +171,27 @@ impl Owner {
         };
         let list = thread_list(key);
         // SAFETY: this thread's own `Vec` (see `record`).
+        // On private memory, the id of the thread that forked carries over (see `claims`).
         let known = (!list.is_null())
             .then(|| unsafe { &*list })
-            .and_then(|list| list.iter().find(|c| c.0 == self.serial() && c.1 == forks));
+            .and_then(|list| {
+                list.iter()
+                    .find(|c| c.0 == self.serial() && (c.1 == forks || self.fd().is_none()))
+            });
         let id = match known {
-            Some(&(.., id)) => id,
+            Some(&(_, claimed_in, id)) if claimed_in == forks => id,
+            Some(&(.., id)) => {
+                if !record(key, (self.serial(), forks, id)) {
+                    return self.fallback_id(forks);
+                }
+                id
+            }
             None => {
                 let claimed = match self.fd() {
                     Some(fd) => Some(self.claim_id(fd, forks, 1)?),
                     None => None,
                 };
-                let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut claims = claims();
                 let mine = self.claims_in(&mut claims);
                 let id = claimed.unwrap_or_else(|| private_id(mine, forks));
                 if !record(key, (self.serial(), forks, id)) {
@@ -160,7 +201,7 @@ impl Owner {
                     }
                     return self.fallback_id(forks);
                 }
-                mine.live.push((id, forks));
+                mine.live.push((id, forks, fork::this_thread()));
                 id
             }
         };
@@ -192,22 +233,24 @@ impl Owner {
         if self.fd().is_some() {
             return self.me();
         }
-        let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut claims = claims();
         let mine = self.claims_in(&mut claims);
         let id = private_id(mine, forks);
-        mine.live.push((id, forks));
+        mine.live.push((id, forks, fork::this_thread()));
         Ok(id)
     }
 
     /// Whether `id` is the id of a live thread of this process on this owner.
     pub(super) fn own_thread_alive(&self, id: u32) -> bool {
         let forks = fork::generation();
-        CLAIMS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        claims()
             .iter()
             .find(|c| c.serial == self.serial())
-            .is_some_and(|c| c.live.contains(&(id, forks)))
+            .is_some_and(|c| {
+                c.live
+                    .iter()
+                    .any(|&(live, at, _)| (live, at) == (id, forks))
+            })
     }
 }
 
@@ -228,7 +271,7 @@ fn private_id(mine: &Claims, forks: u32) -> u32 {
             let r = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             FIRST_ID + ((r ^ (r >> 31)) % u64::from(ID_COUNT)) as u32
         })
-        .find(|id| !mine.live.iter().any(|&(live, _)| live == *id))
+        .find(|id| !mine.live.iter().any(|&(live, ..)| live == *id))
         .unwrap_or(FIRST_ID)
 }
 

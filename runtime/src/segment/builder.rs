@@ -145,6 +145,12 @@ impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
         self
     }
 
+    /// The builder of a [`SegmentObserver`](crate::SegmentObserver)'s mapping: only
+    /// observers open in this mode (its segments would lend what writers change).
+    pub(crate) fn observe(self) -> SegmentBuilder<B, super::mode::Observe, I> {
+        self.retype()
+    }
+
     fn retype<N: Mode, J: IndexKind>(self) -> SegmentBuilder<B, N, J> {
         SegmentBuilder {
             settings: self.settings,

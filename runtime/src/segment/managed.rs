@@ -213,6 +213,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                 NonNull::from(&*owner),
             )
         };
+        let core = if M::OBSERVES {
+            core.with_shared_reads()
+        } else {
+            core
+        };
         // A copy-on-write mapping is a private copy of pages others may have been changing:
         // adopted whole. A writable private copy (`private_copy`: a heap image, a buffer) is
         // cold, and nobody else can hold its locks: a held lock word names an owner that is

@@ -9,6 +9,7 @@ pub mod builder;
 pub mod managed;
 pub mod mode;
 mod objects_api;
+pub mod observer;
 mod root_api;
 
 pub use self::algorithm::MemoryAlgorithm;
@@ -24,5 +25,8 @@ pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
 pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{
     AnyType, CopyOnWrite, CreateMode, Exclusive, ExclusiveAccess, ImmutableTypes, Lendable, Lends,
-    Mode, ReadOnly, ReadWrite, Writable,
+    Mode, ObservableTypes, Observe, ReadOnly, ReadWrite, Writable,
+};
+pub use self::observer::{
+    MappedFileObserver, Observed, SegmentObserver, SharedMemoryObserver, OBSERVE_TIMEOUT,
 };

@@ -1,12 +1,13 @@
 //! Access modes as types, so that writing through a read-only mapping, or taking `&mut`
 //! through a mapping that others share, does not compile.
 //!
-//! Four modes: [`ReadWrite`] (shared), [`Exclusive`], [`ReadOnly`] and [`CopyOnWrite`].
+//! Four modes: [`ReadWrite`] (shared), [`Exclusive`], [`ReadOnly`] and [`CopyOnWrite`];
+//! a fifth, [`Observe`], only inside a [`SegmentObserver`](crate::SegmentObserver).
 //! Which mappings may coexist is enforced when a device is opened (see
 //! `ARCHITECTURE.md`, "Sharing"): an exclusive mapping excludes every other, and read-only
 //! or copy-on-write mappings exclude shared read-write ones.
 
-use crate::layout::{ShmImmutable, ShmSafe};
+use crate::layout::{ShmImmutable, ShmObservable, ShmSafe};
 use crate::os::MapMode;
 
 mod sealed {
@@ -22,6 +23,9 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
     /// Whether no other mapping may exist while this one lives.
     #[doc(hidden)]
     const EXCLUSIVE: bool = false;
+    /// Whether this read-only mapping lets writers in (a [`SegmentObserver`](crate::SegmentObserver)'s).
+    #[doc(hidden)]
+    const OBSERVES: bool = false;
 }
 
 /// Modes that may change the segment's bytes (in the device, or privately).
@@ -56,11 +60,17 @@ pub enum AnyType {}
 #[derive(Debug)]
 pub enum ImmutableTypes {}
 
-/// `T` may be lent under the rule `L` ([`AnyType`] or [`ImmutableTypes`]).
+/// The [`Mode::Lending`] of observers: [`ShmObservable`] types only.
+#[derive(Debug)]
+pub enum ObservableTypes {}
+
+/// `T` may be lent under the rule `L` ([`AnyType`], [`ImmutableTypes`] or
+/// [`ObservableTypes`]).
 pub trait Lendable<L>: ShmSafe {}
 
 impl<T: ShmSafe> Lendable<AnyType> for T {}
 impl<T: ShmImmutable> Lendable<ImmutableTypes> for T {}
+impl<T: ShmObservable> Lendable<ObservableTypes> for T {}
 
 /// Modes that hand out `&mut` (through [`ShmMut`](crate::ShmMut)) to what the segment
 /// holds: nobody else can see the bytes change, since no other mapping exists
@@ -104,11 +114,16 @@ pub enum ReadOnly {}
 /// Copy-on-write: changes stay private to this mapping; the device is never modified.
 #[derive(Debug)]
 pub enum CopyOnWrite {}
+/// Read only, with writers: the mode of a [`SegmentObserver`](crate::SegmentObserver),
+/// which hands out [`ShmObservable`] types only, read without any lock.
+#[derive(Debug)]
+pub enum Observe {}
 
 impl sealed::Sealed for ReadWrite {}
 impl sealed::Sealed for Exclusive {}
 impl sealed::Sealed for ReadOnly {}
 impl sealed::Sealed for CopyOnWrite {}
+impl sealed::Sealed for Observe {}
 
 impl Mode for ReadWrite {
     const MAP: MapMode = MapMode::ReadWrite;
@@ -126,6 +141,11 @@ impl Mode for ReadOnly {
 impl Mode for CopyOnWrite {
     const MAP: MapMode = MapMode::CopyOnWrite;
     type Lending = AnyType;
+}
+impl Mode for Observe {
+    const MAP: MapMode = MapMode::ReadOnly;
+    type Lending = ObservableTypes;
+    const OBSERVES: bool = true;
 }
 
 impl Writable for ReadWrite {}

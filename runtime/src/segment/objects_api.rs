@@ -115,7 +115,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         if let Target::Named(name) = t {
             if I::LOCK_FREE_FIND && M::MAP != MapMode::ReadOnly {
                 let s = self.space()?;
-                if let Some(Some((p, n))) = ops::find_fast::<I, T, true>(&s, name) {
+                if let ops::Quick::Found(p, n) = ops::find_fast::<I, T, true>(&s, name) {
                     self.validate(p, n, || t.describe::<T>())?;
                     return Ok(Some((p, n)));
                 }
@@ -124,8 +124,9 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.indexed(|s| {
             let found = match t {
                 Target::Named(name) => match ops::find_fast::<I, T, false>(s, name) {
-                    Some(found) => found,
-                    None => ops::find::<I, T>(s, t)?,
+                    ops::Quick::Found(p, n) => Some((p, n)),
+                    ops::Quick::Absent => None,
+                    ops::Quick::Unsure(_) => ops::find::<I, T>(s, t)?,
                 },
                 _ => ops::find::<I, T>(s, t)?,
             };
@@ -134,6 +135,65 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             }
             Ok(found)
         })
+    }
+
+    /// The named object `name` as `T`, found without the index lock and without writing a
+    /// byte, for a mapping others write meanwhile (an observer's, see
+    /// [`SegmentObserver`](crate::SegmentObserver)): what a probe racing the writers can
+    /// tell. While a writer holds the index lock, builds or destroys the object, or moves
+    /// the slots a probe passes, it looks again (pausing between looks) until `deadline`,
+    /// then gives up with `InUse`. `T` must be read atomically only (the caller's bound).
+    pub(crate) fn find_observed<T: ShmSafe>(
+        &self,
+        name: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Option<(NonNull<T>, usize)>> {
+        let t = Target::Named(name);
+        let s = self.space()?;
+        for round in 0u32.. {
+            let doubt = match ops::find_fast::<I, T, true>(&s, name) {
+                ops::Quick::Found(p, n) => {
+                    self.validate(p, n, || t.describe::<T>())?;
+                    return Ok(Some((p, n)));
+                }
+                ops::Quick::Absent => return Ok(None),
+                ops::Quick::Unsure(doubt) => doubt,
+            };
+            match doubt {
+                ops::Doubt::Name => {
+                    t.resolve::<T>()?;
+                }
+                ops::Doubt::OtherType => {
+                    return Err(Error::TypeMismatch {
+                        what: t.describe::<T>(),
+                        expected: std::any::type_name::<T>().into(),
+                        found: "an object of another type".into(),
+                    })
+                }
+                ops::Doubt::Busy | ops::Doubt::Bytes => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::InUse {
+                    what: t.describe::<T>(),
+                    reason: match doubt {
+                        ops::Doubt::Busy => "a writer kept the index locked, or the object \
+                                             half built, for the whole wait"
+                            .into(),
+                        _ => "its index entry did not check out without the index lock for \
+                              the whole wait (a writer moving it, or a corrupted index)"
+                            .into(),
+                    },
+                });
+            }
+            // Yield first (a writer's hold is short), then sleep up to 1 ms per look.
+            match round {
+                0..16 => crate::robust::pause::yield_now(),
+                _ => crate::robust::pause::sleep(std::time::Duration::from_micros(
+                    62 << (round - 16).min(4),
+                )),
+            }
+        }
+        unreachable!("the loop above returns")
     }
 
     /// Checks that the `n` `T`s at `p` (an object of this mapping) are valid values, unless

@@ -47,6 +47,27 @@ fn outside() -> &'static Owner {
     OUTSIDE.get_or_init(Owner::private)
 }
 
+/// This thread's owner id in the segment mapping it last took a lock in (`start..start +
+/// len`), valid while the registry is at generation `registry` (no mapping has come or
+/// gone) and the process at fork generation `forks`: a thread's id on an owner lasts as
+/// long as the thread. Not under loom, whose threads share one OS thread's locals.
+#[cfg(not(loom))]
+#[derive(Clone, Copy)]
+struct LastLock {
+    registry: u64,
+    start: usize,
+    len: usize,
+    forks: u32,
+    id: u32,
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    static LAST_LOCK: std::cell::Cell<LastLock> = const {
+        std::cell::Cell::new(LastLock { registry: 0, start: 0, len: 0, forks: 0, id: 0 })
+    };
+}
+
 /// How long a lock call may wait.
 #[derive(Clone, Copy)]
 pub(crate) enum Wait {
@@ -131,14 +152,12 @@ impl RawMutex {
     /// it is not taken again and the flag says so (for a lock that nests).
     #[inline]
     pub(crate) fn acquire_or_nest(&self, wait: Wait) -> Result<(Held, bool), Denied> {
-        let locker = Locker::of(self);
-        let owner = locker.owner();
-        let me = owner.thread_id().map_err(Denied::Failed)?;
+        let me = self.my_id().map_err(Denied::Failed)?;
         let mut nested = false;
         if !self.word.try_lock(me) {
             nested = self.word.owner() == Some(me);
             if !nested {
-                self.acquire_contended(owner, me, wait)?;
+                self.acquire_contended(Locker::of(self).owner(), me, wait)?;
             }
         }
         let held = Held {
@@ -147,6 +166,45 @@ impl RawMutex {
             forks: fork::generation(),
         };
         Ok((held, nested))
+    }
+
+    /// The calling thread's owner id for this lock: from the thread's last lock in the same
+    /// mapping, while the registry and the fork generation say it is still that mapping.
+    #[inline(always)]
+    fn my_id(&self) -> Result<u32, Error> {
+        #[cfg(not(loom))]
+        if let Ok(hit) = LAST_LOCK.try_with(std::cell::Cell::get) {
+            let at = std::ptr::from_ref(self).addr();
+            if hit.registry == registry::generation()
+                && at.wrapping_sub(hit.start) < hit.len
+                && hit.forks == fork::generation()
+            {
+                return Ok(hit.id);
+            }
+        }
+        self.my_id_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn my_id_slow(&self) -> Result<u32, Error> {
+        let forks = fork::generation();
+        let id = Locker::of(self).owner().thread_id()?;
+        #[cfg(not(loom))]
+        if let Some((registry, start, len)) =
+            registry::last_hit_range(std::ptr::from_ref(self).cast())
+        {
+            let _ = LAST_LOCK.try_with(|last| {
+                last.set(LastLock {
+                    registry,
+                    start,
+                    len,
+                    forks,
+                    id,
+                });
+            });
+        }
+        Ok(id)
     }
 
     #[cold]
@@ -198,10 +256,18 @@ impl RawMutex {
         if held.inherited() || crashing() {
             return;
         }
-        if !held.panicking && std::thread::panicking() {
+        self.poison_if_interrupted(held);
+        self.word.unlock();
+    }
+
+    /// Poisons the lock if a panic began while `held` was held: for every level of a
+    /// reentrant lock, which may go in any order (the last one is not always the one a
+    /// panic interrupted).
+    #[inline]
+    pub(crate) fn poison_if_interrupted(&self, held: &Held) {
+        if !held.panicking && std::thread::panicking() && !crashing() {
             self.poison.store(PoisonCause::Panicked.word(), Relaxed);
         }
-        self.word.unlock();
     }
 
     /// Whether the lock is poisoned.

@@ -160,7 +160,10 @@ impl<T> Drop for ReentrantMutexGuard<'_, T> {
         }
         match self.lock.depth.load(Relaxed) {
             0 => self.lock.raw.release(&self.held),
-            depth => self.lock.depth.store(depth - 1, Relaxed),
+            depth => {
+                self.lock.raw.poison_if_interrupted(&self.held);
+                self.lock.depth.store(depth - 1, Relaxed);
+            }
         }
     }
 }

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use super::poison::{LockError, LockResult, PoisonCause, PoisonError};
 use super::raw::{Denied, Held, NamesItsThread, RawMutex, Wait};
 use crate::error::Error;
-use crate::layout::{compound_fingerprint, PositionIndependent, SchemaKind, ShmSafe};
+use crate::layout::{
+    compound_fingerprint, PositionIndependent, SchemaKind, ShmObservable, ShmSafe,
+};
 use crate::os::fork;
 use crate::robust::atomic::{const_unless_loom, fence, AtomicU32, Ordering};
 use crate::robust::crash::{crashing, point};
 use crate::robust::pause;
 use crate::robust::{LIVENESS_POLL, SPINS};
+use crate::segment::Observed;
 
 /// Plain data that a [`SeqLock`] may hold: readers copy its bytes while a writer may be
 /// changing them, and keep the copy only if no write overlapped. A torn copy is never
@@ -116,9 +119,12 @@ const READ_PAUSE: Duration = Duration::from_micros(50);
 ///   [`write`](Self::write), which replaces every byte) makes the value whole again and
 ///   clears the poison.
 ///
-/// Not [`ShmImmutable`](crate::ShmImmutable), so a read-only mapping does not lend it: the
-/// readers themselves only load (relaxed atomic loads and fences, which work on read-only
-/// memory), but the type also has writers that would store into read-only pages.
+/// Readers that cannot write (a telemetry reader with read access only) use a
+/// [`SegmentObserver`](crate::SegmentObserver): a read-only mapping that lets writers in,
+/// and lends a seqlock as [`Observed`], with the reading methods only. A
+/// [`ReadOnly`](crate::ReadOnly) mapping does not lend it (it is not
+/// [`ShmImmutable`](crate::ShmImmutable): it keeps writers out for good, and its `&T` would
+/// offer the writing methods, which would store into read-only pages).
 ///
 /// The sequence number is 32 bits: a reader preempted for exactly a multiple of 2³¹
 /// writes between its two loads would take a torn copy for whole (Linux's seqcount has
@@ -404,6 +410,29 @@ unsafe impl<T: SeqLockData> ShmSafe for SeqLock<T> {
 
 // SAFETY: owner ids, a counter and plain data mean the same anywhere.
 unsafe impl<T: SeqLockData> PositionIndependent for SeqLock<T> {}
+
+// SAFETY: every word of it (lock, sequence, value) is accessed atomically, any bytes are a
+// state (so `validate` reads nothing), and reading stores nothing (see the type docs).
+unsafe impl<T: SeqLockData> ShmObservable for SeqLock<T> {}
+
+/// What an observer (a [`SegmentObserver`](crate::SegmentObserver), which cannot write)
+/// does with a seqlock: read it.
+impl<T: SeqLockData> Observed<'_, SeqLock<T>> {
+    /// As [`SeqLock::read`].
+    pub fn read(&self) -> Result<T, ReadError> {
+        self.get().read()
+    }
+
+    /// As [`SeqLock::read_timeout`].
+    pub fn read_timeout(&self, timeout: Duration) -> Result<T, ReadError> {
+        self.get().read_timeout(timeout)
+    }
+
+    /// As [`SeqLock::try_read`].
+    pub fn try_read(&self) -> Option<T> {
+        self.get().try_read()
+    }
+}
 
 /// The write lock of a [`SeqLock`] with a private copy of the value: change it through
 /// `DerefMut`; dropping the guard publishes it (readers see the whole change at once) and

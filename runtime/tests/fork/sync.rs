@@ -35,3 +35,36 @@ fn child_gets_no_second_guard() {
     wait_success(child, "a second guard in the forked child");
     drop(held);
 }
+
+/// A private mutex held at the fork by another thread of the parent: that thread is not
+/// in the child, so the child's copy is a dead owner's, taken over with poison, not a hang.
+/// (Once a fork handler exists; before, the child cannot tell forks apart.)
+pub fn a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child() {
+    let _registers = shmkit_runtime::ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
+    let m = Mutex::new(7u64);
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let m = &m;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let _g = m.lock().unwrap();
+            held_tx.send(()).unwrap();
+            let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        });
+        held_rx.recv().unwrap();
+        let child = fork_child(|| match m.lock_timeout(Duration::from_secs(5)) {
+            Err(TryLockError::Poisoned(p)) => {
+                p.cause() == shmkit_runtime::sync::PoisonCause::OwnerDied && **p.get_ref() == 7
+            }
+            other => {
+                eprintln!("the child got {other:?}, not a dead owner's lock");
+                false
+            }
+        });
+        wait_success(
+            child,
+            "taking over a lock of a thread the child does not have",
+        );
+        done_tx.send(()).unwrap();
+    });
+}

@@ -6,6 +6,7 @@ mod condvar;
 mod liveness;
 mod named;
 mod objects;
+mod observer;
 mod rwlock;
 mod segment;
 mod semaphore;

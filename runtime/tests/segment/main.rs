@@ -8,6 +8,7 @@ mod format;
 mod golden;
 mod lock_owners;
 mod modes;
+mod observer;
 mod resize;
 mod sharing;
 mod untrusted_types_and_locks;

@@ -291,9 +291,6 @@ fn a_mutex_held_through_a_shm_mapping_is_refused_not_hung_through_its_file() {
 }
 
 #[test]
-#[ignore = "finding: a ReentrantMutex's outermost level dropped before a level taken during \
-            the unwinding releases nothing; the inner level's release then skips the poison \
-            (it was taken while panicking), so a panic that interrupted the holder is lost"]
 fn a_reentrant_level_taken_while_unwinding_and_dropped_last_still_poisons() {
     use shmkit_runtime::sync::{ReentrantMutex, ReentrantMutexGuard};
 

@@ -315,6 +315,9 @@ impl IndexKind for HashIndex {
                 continue;
             }
             let e = entry_of(w);
+            // The block header, the entry header, the name and a small object's data
+            // often span two lines: load the second alongside the first.
+            s.prefetch(e + 40);
             // Only a block marked as an entry is read as one.
             let Some(block_len) = s.entry_len(e).filter(|&len| len >= E::SIZE) else {
                 return Probe::Slow;

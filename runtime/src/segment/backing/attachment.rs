@@ -48,6 +48,9 @@ pub(crate) struct Attachment {
     /// a shared read-write mapping's becomes the child's own; read-only and copy-on-write
     /// mappings take no locks a child could misuse, and keep it.
     on_fork: Option<Registered>,
+    /// An observer that attached cold holds `READERS` while its open validates, so that no
+    /// writer changes the bytes meanwhile; [`opened`](Self::opened) lets writers in.
+    readers_until_opened: bool,
 }
 
 impl Attachment {
@@ -63,7 +66,11 @@ impl Attachment {
                 exclusive: true,
                 cold: true,
                 on_fork: Some(on_fork),
+                readers_until_opened: false,
             });
+        }
+        if M::OBSERVES {
+            return Self::observe(dev);
         }
         // One call takes ATTACH with this mode's byte (they are neighbours, see
         // `sync::owner`); which of them is in the way is worked out only on failure.
@@ -104,6 +111,7 @@ impl Attachment {
                 exclusive: false,
                 cold,
                 on_fork,
+                readers_until_opened: false,
             }),
             failed => {
                 // Best effort: the description is closed right after a failed open anyway.
@@ -114,6 +122,52 @@ impl Attachment {
                     reason: why.into(),
                 })
             }
+        }
+    }
+
+    /// An observer's locks: `ATTACH` shared only, so that writers may come and go while it
+    /// reads (a destroy, a resize or an exclusive open still waits for it). With a trusted
+    /// writer attached, the bytes are what trusted writers wrote (see the module docs).
+    /// Without one the open validates them in full, as a read-only open does, and holds
+    /// `READERS` meanwhile, so that no writer changes them under the check; a writer still
+    /// opening (attached, not yet trusted) makes it `InUse`: try again.
+    fn observe(dev: &impl Mappable) -> Result<Self> {
+        if !ofd::try_lock(dev, ATTACH, LockKind::Shared)? {
+            return Err(in_use(dev, "an observer waits for it"));
+        }
+        let taken = cold(dev).and_then(|cold| {
+            let clear = !cold
+                || (ofd::try_lock(dev, READERS, LockKind::Shared)?
+                    && ofd::conflicting(dev, WRITERS, LockKind::Exclusive)?.is_none());
+            Ok((clear, cold))
+        });
+        match taken {
+            Ok((true, cold)) => Ok(Attachment {
+                exclusive: false,
+                cold,
+                on_fork: None,
+                readers_until_opened: cold,
+            }),
+            failed => {
+                // Best effort: the description is closed right after a failed open anyway.
+                let _ = ofd::unlock(dev, READERS, 2);
+                failed?;
+                Err(Error::InUse {
+                    what: dev.describe(),
+                    reason: "a read-write mapping is still opening it (attached, not yet \
+                             trusted), and an observer without a trusted writer must validate \
+                             the segment while no writer changes it; try again"
+                        .into(),
+                })
+            }
+        }
+    }
+
+    /// The open through this attachment succeeded: an observer that validated lets
+    /// writers in now. If that fails, they stay out until it goes (`InUse` for them).
+    pub(crate) fn opened(&self, dev: &impl Mappable) {
+        if self.readers_until_opened {
+            let _ = ofd::unlock(dev, READERS, 1);
         }
     }
 

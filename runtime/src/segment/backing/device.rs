@@ -135,7 +135,7 @@ enum Held {
 impl Held {
     /// Takes the attachment of a mapping in mode `M` of `device`, whose `fstat` is `stat`.
     fn take<D: Device, M: Mode>(device: &D, stat: &rustix::fs::Stat) -> Result<Self> {
-        if !M::EXCLUSIVE {
+        if !M::EXCLUSIVE && !M::OBSERVES {
             if let Some(process) = ProcessAttachment::take::<M>(device, stat)? {
                 return Ok(Held::Process(process));
             }
@@ -217,8 +217,9 @@ impl<D: Device> Backing for DeviceBacking<D> {
         }
     }
     fn opened(&self) {
-        if let Held::Process(process) = &self.attachment {
-            process.trust();
+        match &self.attachment {
+            Held::Process(process) => process.trust(),
+            Held::Own(own) => own.opened(&self.device),
         }
     }
     fn not_inherited_since(&self) -> Option<u32> {
