@@ -14,6 +14,7 @@ use shmkit_runtime::{
 };
 
 use super::Deque;
+use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
 
 /// One Release store of a header word, kept before what follows by the fence: what was
@@ -21,10 +22,12 @@ use crate::emplace::{emplace_at, Emplace};
 /// and what follows (moving or dropping elements no longer counted) comes after it.
 #[inline(always)]
 fn publish(word: &mut u64, value: usize) {
+    point("deque: a header word about to be stored");
     // SAFETY: a live, aligned `u64` of the header (aligned to 8) that the caller's
     // `&mut` keeps everybody else from meanwhile.
     unsafe { AtomicU64::from_ptr(word) }.store(value as u64, Ordering::Release);
     compiler_fence(Ordering::SeqCst);
+    point("deque: a header word stored");
 }
 
 impl<T> Deque<T> {
@@ -85,6 +88,7 @@ impl<T> Deque<T> {
             self.publish_cap(0);
             self.publish_head(0);
             if let Ok(alloc) = SegmentAllocator::of(&*self) {
+                point("deque: a disowned buffer about to be freed");
                 // SAFETY: the buffer is a block of this mapping that nothing counts any
                 // more. A failure means a corrupted segment, which its next allocation
                 // reports; the block leaks.
@@ -270,6 +274,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
                     // the copies right after the old end are counted once the capacity
                     // is published, the originals until then.
                     unsafe { relocate_values(old.as_ptr().add(old_cap), old.as_ptr(), b) };
+                    point("deque: grown in place, the wrapped part copied after the end");
                     self.publish_cap(usable / size);
                     return Ok(());
                 }
@@ -279,6 +284,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         }
         let block = alloc.allocate(layout)?;
         let new = block.cast::<T>().as_ptr();
+        point("deque: a new buffer allocated, not yet filled");
         if let Some(old) = old {
             let old = old.as_ptr();
             // SAFETY: the new block is fresh, aligned, with `new_cap >= head + len` slots.
@@ -293,9 +299,11 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
                 relocate_values(new, old, b);
             }
         }
+        point("deque: a new buffer filled, not yet published");
         // SAFETY: the block is in the mapping that holds the deque (its allocator was
         // found from the deque's address), and the header stays where it is.
         unsafe { self.ptr.set_release(new) };
+        point("deque: a new buffer published, its capacity not yet");
         self.publish_cap(block.len() / size);
         if let Some(old) = old {
             // SAFETY: the old block is this deque's and its elements moved out. A failure
@@ -357,6 +365,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         // their old ones maybe), then the run `free..cap` rotates so that they come last.
         unsafe {
             relocate_values(data.add(free), data, b);
+            point("deque: the wrapped part moved up, not yet rotated");
             rotate_left(data.add(free), len, b);
         }
         self.publish_head(free);
@@ -474,6 +483,9 @@ struct Compacting<'d, T: ShmSafe> {
 
 impl<T: ShmSafe> Drop for Compacting<'_, T> {
     fn drop(&mut self) {
+        if crashing() {
+            return;
+        }
         let rest = self.len - self.read;
         if self.read != self.kept {
             for i in 0..rest {
@@ -512,6 +524,7 @@ unsafe fn rotate_left<T: ShmSafe>(base: *mut T, n: usize, k: usize) {
                     break;
                 }
                 relocate_value(base.add(hole), base.add(from));
+                point("deque: rotating, one value held aside");
                 hole = from;
             }
             ptr::copy_nonoverlapping(held.as_ptr(), base.add(hole), 1);

@@ -10,6 +10,7 @@ use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmMut, ShmSafe};
 
 use super::{next, prev, target, List, Node, NodePtr};
+use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
 
 /// The null target of a link, or `node`'s address.
@@ -23,10 +24,12 @@ impl<T> List<T> {
     /// keeps them after it), cleared by a Release store after its last.
     #[inline(always)]
     fn publish_busy(&mut self, busy: bool) {
+        point("list: busy about to be stored");
         // SAFETY: the field is a live, aligned `u64` (the header is aligned to 8) that
         // `&mut self` keeps everybody else from meanwhile.
         unsafe { AtomicU64::from_ptr(&raw mut self.busy) }.store(busy as u64, Ordering::Release);
         compiler_fence(Ordering::SeqCst);
+        point("list: busy stored");
     }
 
     /// Starts a mutating operation: `busy` until the guard is dropped. Operations call
@@ -51,6 +54,7 @@ impl<T> List<T> {
             }
             count += 1;
             before = Some(node);
+            point("list: hints being repaired");
         }
         // SAFETY: null or a node of this list, in its segment.
         unsafe { self.tail.set(addr_of(before)) };
@@ -82,6 +86,7 @@ impl<T> List<T> {
             // SAFETY: a linked node; unlinked by one store, then nothing owns it.
             unsafe {
                 list.head.set_release(addr_of(next(node)));
+                point("list: the first node unlinked, not yet dropped");
                 free_node(alloc.as_ref(), node);
             }
         }
@@ -113,6 +118,9 @@ impl<T> core::ops::DerefMut for Busy<'_, T> {
 impl<T> Drop for Busy<'_, T> {
     #[inline]
     fn drop(&mut self) {
+        if crashing() {
+            return;
+        }
         self.0.publish_busy(false);
     }
 }
@@ -133,10 +141,12 @@ impl<T> Busy<'_, T> {
         unsafe {
             (*n).next.set(addr_of(before));
             (*n).prev.set(addr_of(after));
+            point("list: a node written, not yet linked");
             match after {
                 None => self.head.set_release(n),
                 Some(a) => (*a.as_ptr()).next.set_release(n),
             }
+            point("list: a node linked, its neighbour's hint not yet");
             match before {
                 None => self.tail.set(n),
                 Some(b) => (*b.as_ptr()).prev.set(n),
@@ -155,10 +165,12 @@ impl<T> Busy<'_, T> {
         // live nodes of this list's segment, linked to one another in place.
         unsafe {
             let (before, after) = (prev(node), next(node));
+            point("list: a node about to be unlinked");
             match before {
                 None => self.head.set_release(addr_of(after)),
                 Some(b) => (*b.as_ptr()).next.set_release(addr_of(after)),
             }
+            point("list: a node unlinked, its neighbour's hint not yet");
             match after {
                 None => self.tail.set(addr_of(before)),
                 Some(a) => (*a.as_ptr()).prev.set(addr_of(before)),
@@ -207,6 +219,9 @@ pub(super) fn new_node<T: Emplace<S>, S>(
     }
     impl<T> Drop for Unfilled<'_, T> {
         fn drop(&mut self) {
+            if crashing() {
+                return;
+            }
             // SAFETY: a block of this allocator that nothing else knows, with no value.
             unsafe { dealloc_node(Some(&self.alloc), self.node) };
         }
@@ -220,6 +235,7 @@ pub(super) fn new_node<T: Emplace<S>, S>(
         (&raw mut (*n).prev).write(OffsetPtr::null());
     }
     let unfilled = Unfilled { alloc, node };
+    point("list: a node allocated, its value not yet built");
     // SAFETY: the value's place in the block, in the mapping, untouched by others. On
     // error (or unwinding) the place holds nothing and `unfilled` frees the block.
     unsafe { emplace_at(NonNull::new_unchecked(&raw mut (*n).value), src) }?;
@@ -267,6 +283,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
     ) -> R {
         // SAFETY: the caller's node; unlinked, nothing owns it but this call.
         unsafe { self.0.begin().unlink(node) };
+        point("list: a node unlinked, its value not yet taken");
         let alloc = self.0.allocator().ok();
         // SAFETY: as above; the value is handed over once, then the block freed.
         unsafe {
@@ -313,6 +330,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
                 at = next(node);
                 if !keep(super::value(node)) {
                     list.unlink(node);
+                    point("list: a node unlinked, not yet dropped");
                     free_node(alloc.as_ref(), node);
                 }
             }
@@ -336,6 +354,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
             }
             other.len = 0;
         }
+        point("list: nodes unlinked from the other list, not yet linked here");
         let mut list = self.0.begin();
         let after = target(&list.tail);
         // SAFETY: `first..=last` is a chain of nodes that nothing owns now, in this list's
@@ -347,6 +366,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
                 None => list.head.set_release(first.as_ptr()),
                 Some(a) => (*a.as_ptr()).next.set_release(first.as_ptr()),
             }
+            point("list: nodes linked, the hints not yet");
             list.tail.set(addr_of(last));
         }
         list.len += count;

@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 mod boost;
+mod crash;
 mod failure;
 mod interrupted;
 mod model;
