@@ -19,7 +19,7 @@ const OPS: &[(&str, Op)] = &[
     ("push_front", |d| d.push_front([5u32, 6]).unwrap()),
     ("push past the capacity", |d| {
         let more = d.capacity() - d.len() + 1;
-        d.extend((0..more).map(|i| 0..i as u32)).unwrap();
+        d.extend((0..more).map(|i| 0..=i as u32)).unwrap();
     }),
     ("pop_front_with", |d| {
         d.pop_front_with(|row| row.len());
@@ -78,9 +78,31 @@ fn fresh(room_after: bool) -> ManagedHeapMemory {
     seg
 }
 
+/// Whether `row` is one the operations could have left: a row they start from or push
+/// (`0..=k`, `[50]`…`[53]`, `[5, 6]`, `[7, 8]`, and the sweep's own `[98]`, `[99]`), or one
+/// being grown (`0..=k` then
+/// `10, 11, …`). Never empty: a row read from a slot the deque did not fill (zeroed
+/// memory) would be.
+fn plausible(row: &[u32]) -> bool {
+    match row {
+        [] => false,
+        [5, 6] | [7, 8] | [98] | [99] => true,
+        [x] if (50..54).contains(x) => true,
+        _ => {
+            let k = row.iter().zip(0..).take_while(|(x, i)| *x == i).count() as u32;
+            k > 0
+                && row[k as usize..]
+                    .iter()
+                    .copied()
+                    .eq(10..10 + row.len() as u32 - k)
+        }
+    }
+}
+
 /// Reads the deque from both ends (what a reader after the crash would do).
 fn read(d: &Rows) -> std::vec::Vec<std::vec::Vec<u32>> {
     let rows: std::vec::Vec<std::vec::Vec<u32>> = d.iter().map(|r| r.to_vec()).collect();
+    assert!(rows.iter().all(|r| plausible(r)), "{rows:?}");
     assert!(d
         .iter()
         .rev()
