@@ -40,9 +40,17 @@ const OPS: &[(&str, Op)] = &[
     }),
 ];
 
-/// A segment holding "rows": a ring that wraps, full, of rows `[0]`, `[0, 1]`, …; with
-/// `room_after`, the block after its buffer is free (growth is in place).
-fn fresh(room_after: bool) -> ManagedHeapMemory {
+/// How the deque starts: a ring that wraps, full or with the last slot freed (dropped,
+/// so that counting it would be a use after free), with the block after its buffer in use
+/// or free (growth into a new block or in place).
+#[derive(Clone, Copy, Debug)]
+struct Start {
+    full: bool,
+    room_after: bool,
+}
+
+/// A segment holding "rows", a ring of rows `[0]`, `[0, 1]`, … that wraps, as `start` says.
+fn fresh(start: Start) -> ManagedHeapMemory {
     let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
     seg.construct("rows", Rows::new()).unwrap();
     seg.construct("gap", Vec::<u8>::new()).unwrap();
@@ -67,8 +75,11 @@ fn fresh(room_after: bool) -> ManagedHeapMemory {
             d.len() == d.capacity() && !d.as_slices().1.is_empty(),
             "full, wrapped"
         );
+        if !start.full {
+            d.pop_back_with(|_| ());
+        }
     }
-    if room_after {
+    if start.room_after {
         seg.find_mut::<Vec<u8>>("gap")
             .unwrap()
             .unwrap()
@@ -121,15 +132,16 @@ fn read(d: &Rows) -> std::vec::Vec<std::vec::Vec<u32>> {
 #[test]
 fn every_operation_stopped_at_every_step_leaves_a_readable_usable_deque() {
     let mut steps_seen = 0;
-    for room_after in [false, true] {
+    let starts = [(true, false), (true, true), (false, false)];
+    for start in starts.map(|(full, room_after)| Start { full, room_after }) {
         for &(what, op) in OPS {
             for n in 0.. {
-                let mut seg = fresh(room_after);
+                let mut seg = fresh(start);
                 let finished = {
                     let mut rows = seg.find_mut::<Rows>("rows").unwrap().unwrap();
                     crashes_at(n, || op(&mut rows))
                 };
-                let at = format!("{what} (room after: {room_after}) stopped at step {n}");
+                let at = format!("{what} ({start:?}) stopped at step {n}");
                 let before = read(seg.find::<Rows>("rows").unwrap().unwrap());
                 {
                     let image = AlignedBuffer::from_image(seg.image());
@@ -166,5 +178,5 @@ fn every_operation_stopped_at_every_step_leaves_a_readable_usable_deque() {
             }
         }
     }
-    assert!(steps_seen > 6 * OPS.len(), "only {steps_seen} steps swept");
+    assert!(steps_seen > 9 * OPS.len(), "only {steps_seen} steps swept");
 }
