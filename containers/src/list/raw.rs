@@ -128,18 +128,18 @@ impl<T> Drop for Busy<'_, T> {
 impl<T> Busy<'_, T> {
     /// Links `node` (its value written, its links not yet) after `after`, or first.
     pub(super) fn link_after(&mut self, after: Option<NodePtr<T>>, node: NodePtr<T>) {
-        let before = match after {
+        let following = match after {
             None => self.first(),
             // SAFETY: a linked node of this list.
             Some(a) => unsafe { next(a) },
         };
         let n = node.as_ptr();
         // SAFETY: `node` is a node of this list's segment that nothing links yet, so its
-        // links may be written in place; `after` and `before` are linked nodes (or null)
+        // links may be written in place; `after` and `following` are linked nodes (or null)
         // of the same segment. One Release store then links it forward, complete; the
         // hints follow.
         unsafe {
-            (*n).next.set(addr_of(before));
+            (*n).next.set(addr_of(following));
             (*n).prev.set(addr_of(after));
             point("list: a node written, not yet linked");
             match after {
@@ -147,9 +147,9 @@ impl<T> Busy<'_, T> {
                 Some(a) => (*a.as_ptr()).next.set_release(n),
             }
             point("list: a node linked, its neighbour's hint not yet");
-            match before {
+            match following {
                 None => self.tail.set(n),
-                Some(b) => (*b.as_ptr()).prev.set(n),
+                Some(f) => (*f.as_ptr()).prev.set(n),
             }
         }
         self.len += 1;
