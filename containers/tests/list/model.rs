@@ -233,3 +233,37 @@ fn random_operations_match_std_on_a_heap_segment() {
         assert!(seg.all_memory_deallocated(), "seed {seed:#x}");
     }
 }
+
+/// Lists compare, order and hash as std's do, and print like them.
+#[test]
+fn comparisons_hashing_and_debug_follow_std() {
+    use std::hash::{BuildHasher, RandomState};
+
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.construct_array_with("l", 2, |_| List::<u32>::new())
+        .unwrap();
+    let mut all = seg.find_slice_mut::<List<u32>>("l").unwrap().unwrap();
+    let mut it = all.iter_mut();
+    let (mut a, mut b) = (it.next().unwrap(), it.next().unwrap());
+    a.extend([1, 2, 3]).unwrap();
+    b.push_front(3).unwrap();
+    b.push_front(2).unwrap();
+    b.push_front(1).unwrap();
+    assert_eq!(*a, *b);
+    assert_eq!(*a, [1, 2, 3]);
+    assert_eq!(*a, [1, 2, 3][..]);
+    let hasher = RandomState::new();
+    let std: LinkedList<u32> = [1, 2, 3].into();
+    assert_eq!(hasher.hash_one(&*a), hasher.hash_one(&std));
+    b.push_back(0).unwrap();
+    assert!(*a < *b);
+    assert_eq!(a.cmp(&b), std::cmp::Ordering::Less);
+    assert_eq!(format!("{:?}", *b), "[1, 2, 3, 0]");
+    assert_eq!((&*a).into_iter().sum::<u32>(), 6);
+    assert_eq!(List::<u32>::default(), List::new());
+    let mut both = a.iter();
+    assert_eq!(
+        (both.next_back(), both.clone().count(), both.len()),
+        (Some(&3), 2, 2)
+    );
+}
