@@ -281,8 +281,13 @@ impl<I: ExactSizeIterator + DoubleEndedIterator> DoubleEndedIterator for Halves<
 
 /// The elements of a [`Deque`], front to back or back to front ([`Deque::iter`],
 /// [`Deque::range`]).
-#[derive(Clone)]
 pub struct Iter<'a, T>(Halves<core::slice::Iter<'a, T>>);
+
+impl<T> Clone for Iter<'_, T> {
+    fn clone(&self) -> Self {
+        Iter(self.0.clone())
+    }
+}
 
 impl<'a, T> Iterator for Iter<'a, T> {
     type Item = &'a T;
