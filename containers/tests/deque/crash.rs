@@ -51,7 +51,7 @@ struct Start {
 
 /// A segment holding "rows", a ring of rows `[0]`, `[0, 1]`, … that wraps, as `start` says.
 fn fresh(start: Start) -> ManagedHeapMemory {
-    let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+    let mut seg = ManagedHeapMemory::new(16 * 1024).unwrap();
     seg.construct("rows", Rows::new()).unwrap();
     seg.construct("gap", Vec::<u8>::new()).unwrap();
     seg.find_mut::<Rows>("rows")
@@ -132,8 +132,17 @@ fn read(d: &Rows) -> std::vec::Vec<std::vec::Vec<u32>> {
 #[test]
 fn every_operation_stopped_at_every_step_leaves_a_readable_usable_deque() {
     let mut steps_seen = 0;
-    let starts = [(true, false), (true, true), (false, false)];
-    for start in starts.map(|(full, room_after)| Start { full, room_after }) {
+    // Under Miri, which takes minutes per start: growth in place and into a new block,
+    // each once.
+    let starts: &[(bool, bool)] = if cfg!(miri) {
+        &[(true, false), (false, true)]
+    } else {
+        &[(true, false), (true, true), (false, false)]
+    };
+    for start in starts
+        .iter()
+        .map(|&(full, room_after)| Start { full, room_after })
+    {
         for &(what, op) in OPS {
             for n in 0.. {
                 let mut seg = fresh(start);
@@ -178,5 +187,8 @@ fn every_operation_stopped_at_every_step_leaves_a_readable_usable_deque() {
             }
         }
     }
-    assert!(steps_seen > 9 * OPS.len(), "only {steps_seen} steps swept");
+    assert!(
+        steps_seen > 3 * starts.len() * OPS.len(),
+        "only {steps_seen} steps swept"
+    );
 }

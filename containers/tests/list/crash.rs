@@ -64,7 +64,7 @@ fn every_operation_stopped_at_every_step_leaves_readable_usable_lists() {
     let mut steps_seen = 0;
     for &(what, op) in OPS {
         for n in 0.. {
-            let mut seg = ManagedHeapMemory::new(64 * 1024).unwrap();
+            let mut seg = ManagedHeapMemory::new(16 * 1024).unwrap();
             seg.construct_array_with("lists", 2, |_| Rows::new())
                 .unwrap();
             let finished = {
