@@ -30,6 +30,19 @@
 //! - Dropping (and [`clear`](ListExt::clear)) unlinks the first node, drops its value and
 //!   frees it, node after node along the forward links.
 //!
+//!
+//! # Bytes from elsewhere
+//!
+//! [`validate`](ShmSafe::validate) walks the forward chain: each node lies in the list's
+//! own mapping, aligned, apart from the header and from every other node of the list; the
+//! chain ends (Brent's cycle search: a forged cycle is refused in O(n), never walked
+//! forever); each element is valid; and unless `busy` is set, `prev`, `tail` and `len`
+//! match the chain. It does not check that each node is a live block of the allocator:
+//! one walk of the segment's blocks per node (as a `Box` is checked) would make validating
+//! a long list quadratic on every first lookup in a mapping. So forged bytes in a writable
+//! mapping can still make the list free a block the allocator never handed out, as a
+//! forged `Vec` buffer can.
+//!
 //! [`OffsetPtr`]: shmkit_runtime::OffsetPtr
 //! [`OffsetPtr::null`]: shmkit_runtime::OffsetPtr::null
 
