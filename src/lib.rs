@@ -16,6 +16,7 @@ pub use shmkit_runtime::*;
 /// struct, which rewrites it.
 pub mod prelude {
     pub use shmkit_containers::VecExt;
+    pub use shmkit_containers::{ArcExt, BoxExt, HashMapExt, HashSetExt, StringExt, WeakExt};
     pub use shmkit_containers::{DequeExt, ListExt};
     pub use shmkit_runtime::ShmDerefMut;
 }

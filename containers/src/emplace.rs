@@ -36,9 +36,10 @@ use crate::vec::{Vec, VecExt};
 /// # Ok::<(), shmkit_runtime::Error>(())
 /// ```
 ///
-/// A derived type implements it by writing an empty value and filling it in place:
+/// A derived type implements it by writing an empty value and filling it in place (the
+/// whole program is the facade's `tests/derive.rs`, type `Row`):
 ///
-/// ```ignore
+/// ```text
 /// impl<'s> Emplace<&'s [u32]> for Row {
 ///     fn emplace<'a>(slot: Slot<'a, Self>, cells: &'s [u32]) -> Result<Filled<'a, Self>, AllocError> {
 ///         let sum = cells.iter().map(|&c| u64::from(c)).sum();
@@ -47,7 +48,6 @@ use crate::vec::{Vec, VecExt};
 ///         Ok(row)
 ///     }
 /// }
-/// ```
 /// ```
 pub trait Emplace<Src>: ShmSafe + Sized {
     /// Writes a value built from `src` to `slot` and returns it as [`Filled`]. On error

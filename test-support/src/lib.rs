@@ -28,6 +28,7 @@
 
 pub mod blocks;
 pub mod bytes;
+pub mod churn;
 pub mod devices;
 pub mod fuzz;
 pub mod guards;

@@ -11,6 +11,7 @@ pub mod named;
 pub mod open_existing;
 pub mod pingpong;
 pub mod rwlock;
+pub mod segment_maps;
 pub mod vec_push;
 
 /// A workload group: one process runs it and it prints all of its lines.
@@ -40,6 +41,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "vec_push",
         run: vec_push::run,
+    },
+    Group {
+        name: "unordered_map",
+        run: segment_maps::run_unordered,
     },
     Group {
         name: "open_existing",

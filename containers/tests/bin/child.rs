@@ -4,8 +4,9 @@
 
 use std::io::{Read, Write};
 
+use shmkit_containers::{Arc, ArcExt, String as ShmString};
+use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
 use shmkit_containers::{Deque, List};
-use shmkit_containers::{Vec, VecExt};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
 
@@ -17,6 +18,10 @@ fn main() -> Result<()> {
     match role.as_str() {
         "read-rows" => read_rows(&name),
         "push" => push(&name),
+        "read-map" => read_map(&name),
+        "count" => count(&name),
+        "read-strings" => read_strings(&name),
+        "share-arc" => share_arc(&name),
         "read-list" => read_list(&name),
         "read-deque" => read_deque(&name),
         other => panic!("unknown role {other}"),
@@ -110,6 +115,101 @@ fn push(name: &str) -> Result<()> {
         shared.lock()?.push(x)?;
     }
     tell_parent("done");
+    Ok(())
+}
+
+/// Reads the parent's `Mutex<HashMap<u64, Vec<u64>>>` "index" through two mappings of its
+/// own and reports, per mapping, its base address and each entry's key, length and sum
+/// in key order: `at <base> map <key>:<len>:<sum> ...`.
+fn read_map(name: &str) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let index = seg
+            .find::<Mutex<HashMap<u64, Vec<u64>>>>("index")?
+            .expect("the parent constructed it");
+        let index = index.lock()?;
+        let mut entries: std::vec::Vec<(u64, usize, u64)> = index
+            .iter()
+            .map(|(k, v)| (*k, v.len(), v.iter().sum()))
+            .collect();
+        entries.sort_unstable();
+        let summary: std::vec::Vec<String> = entries
+            .iter()
+            .map(|(k, len, sum)| format!("{k}:{len}:{sum}"))
+            .collect();
+        tell_parent(&format!(
+            "at {:#x} map {}",
+            seg.base_address().as_ptr() as usize,
+            summary.join(" ")
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the parent's `Mutex<Vec<String>>` "names" through two mappings of its own (as
+/// `read_rows`) and reports, per mapping, its base address and the names:
+/// `at <base> names <name>,<name>,...`.
+fn read_strings(name: &str) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let names = seg
+            .find::<Mutex<Vec<ShmString>>>("names")?
+            .expect("the parent constructed it");
+        let names = names.lock()?;
+        let names: std::vec::Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        tell_parent(&format!(
+            "at {:#x} names {}",
+            seg.base_address().as_ptr() as usize,
+            names.join(",")
+        ));
+    }
+    Ok(())
+}
+
+/// After the parent's start signal, counts each of `SHMKIT_FROM..SHMKIT_TO` into the
+/// `Mutex<HashMap<u64, u64>>` "counts" (under key `x % 50`, and as its own key
+/// `1_000_000 + x`), a lock per value, racing the parent; then says "done".
+fn count(name: &str) -> Result<()> {
+    let range = |var: &str| -> u64 { std::env::var(var).expect(var).parse().expect("a number") };
+    let seg = ManagedSharedMemory::open(name)?;
+    let counts = seg
+        .find::<Mutex<HashMap<u64, u64>>>("counts")?
+        .expect("the parent constructed it");
+    tell_parent("ready");
+    let mut go = [0u8];
+    std::io::stdin()
+        .read_exact(&mut go)
+        .expect("the start signal");
+    for x in range("SHMKIT_FROM")..range("SHMKIT_TO") {
+        let mut counts = counts.lock()?;
+        *counts.entry(x % 50)?.or_insert(0)? += 1;
+        counts.insert(1_000_000 + x, x)?;
+    }
+    tell_parent("done");
+    Ok(())
+}
+
+/// Makes the `Mutex<Arc<String>>` "copy" share the value of "motto" (a count raised in
+/// this process), reports `strong <n> <text>`, then empties "motto" (the parent's handle
+/// goes; the value stays with "copy").
+fn share_arc(name: &str) -> Result<()> {
+    let seg = ManagedSharedMemory::open(name)?;
+    let find = |n: &str| {
+        seg.find::<Mutex<Arc<ShmString>>>(n)
+            .map(|m| m.expect("the parent constructed it"))
+    };
+    let (motto, copy) = (find("motto")?, find("copy")?);
+    let mut motto = motto.lock()?;
+    let mut copy = copy.lock()?;
+    copy.share(&motto)?;
+    tell_parent(&format!(
+        "strong {} {}",
+        copy.strong_count(),
+        copy.get().map_or("", |s| s.as_str())
+    ));
+    motto.clear();
     Ok(())
 }
 

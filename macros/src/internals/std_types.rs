@@ -59,7 +59,7 @@ const SHMKIT_HAS: &[&str] = &["Mutex", "RwLock", "Condvar"];
 pub const TABLE: &[StdType] = &[
     t(
         "Box",
-        container(
+        available(
             "Box",
             "an `OffsetPtr<T>` to a value allocated in the segment",
         ),
@@ -67,16 +67,16 @@ pub const TABLE: &[StdType] = &[
     t("Vec", available("Vec", "a fixed-size array `[T; N]`")),
     t(
         "String",
-        container("String", "a fixed-size `[u8; N]` buffer"),
+        available("String", "a fixed-size `[u8; N]` buffer"),
     ),
-    t("Rc", container("Arc", "an `OffsetPtr<T>`")),
-    t("Arc", container("Arc", "an `OffsetPtr<T>`")),
-    t("Weak", container("Weak", "an `OffsetPtr<T>`")),
+    t("Rc", available("Arc", "an `OffsetPtr<T>`")),
+    t("Arc", available("Arc", "an `OffsetPtr<T>`")),
+    t("Weak", available("Weak", "an `OffsetPtr<T>`")),
     t(
         "HashMap",
-        container("HashMap", "a fixed-size array of pairs"),
+        available("HashMap", "a fixed-size array of pairs"),
     ),
-    t("HashSet", container("Set", "a fixed-size array")),
+    t("HashSet", available("HashSet", "a fixed-size array")),
     t("BTreeSet", container("Set", "a fixed-size array")),
     t("BTreeMap", container("Map", "a fixed-size array of pairs")),
     t("LinkedList", container("List", "`OffsetPtr<T>` links")),

@@ -154,7 +154,9 @@ pub unsafe trait ShmImmutable: ShmSafe {}
 /// [`SegmentObserver`](crate::SegmentObserver): a read-only mapping that does not keep
 /// writers out, for telemetry readers that must not be able to write.
 ///
-/// The derive implements it when every field is `ShmObservable`.
+/// Not derived: an observer reads a value through the [`Observed`](crate::Observed)
+/// methods of its type, which a derived struct has none of. Keep values read together in
+/// one `SeqLock` of a plain struct, or in objects of their own.
 ///
 /// # Safety
 ///

@@ -3,8 +3,8 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::{fence, AtomicU64};
 
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
@@ -63,13 +63,22 @@ impl<const SHARED: bool> Words<'_, SHARED> {
         // (checked then; the mapping outlives the borrowed `Space`).
         let p = unsafe { self.first.add(i as usize) };
         Some(if SHARED {
-            // SAFETY: as above, in a writable mapping (see the type's doc).
-            unsafe { AtomicU64::from_ptr(p) }.load(Acquire)
+            // SAFETY: as above, in a mapping others write (see the type's doc).
+            acquire(unsafe { AtomicU64::from_ptr(p) })
         } else {
             // SAFETY: as above; nobody stores to it meanwhile (see the type's doc).
             unsafe { p.read() }
         })
     }
+}
+
+/// An acquire load as a relaxed load and a fence: the same ordering, and the kind of load
+/// that is defined on read-only memory (an observer's pages; an acquire load is not).
+#[inline(always)]
+fn acquire(word: &AtomicU64) -> u64 {
+    let value = word.load(Relaxed);
+    fence(Acquire);
+    value
 }
 
 /// A view of one mapped segment for the object layer. Offsets, not addresses, are what
@@ -128,7 +137,7 @@ impl Space {
     #[inline]
     pub fn load_word<const SHARED: bool>(&self, i: usize) -> u64 {
         if SHARED {
-            self.word(i).load(Acquire)
+            acquire(self.word(i))
         } else {
             self.read_word(i)
         }

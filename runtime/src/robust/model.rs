@@ -202,6 +202,11 @@ impl Owner {
         }))
     }
 
+    /// Whether `id` is the calling model thread's (its one id, whatever the owner).
+    pub fn held_by_this_thread(&self, id: u32) -> bool {
+        THREAD.with(|t| t.id.get() == Some(id))
+    }
+
     /// Whether a model thread holds `id`.
     pub(super) fn own_thread_alive(&self, id: u32) -> bool {
         MODEL.ids.lock().unwrap().0.contains(&id)

@@ -75,7 +75,7 @@ const CLAIM_TRIES: u32 = 64;
 static OURS: Mutex<Vec<(FileId, u32, u32)>> = Mutex::new(Vec::new());
 
 /// A file as the kernel knows it (device and inode): the segment, or its companion.
-type FileId = (u64, u64);
+pub(super) type FileId = (u64, u64);
 
 /// How this mapping takes locks: its owner id, claimed on its own description (and its
 /// threads' ids, see [`super::thread_ids`]).
@@ -129,6 +129,11 @@ impl Owner {
     #[inline]
     pub(super) fn serial(&self) -> u64 {
         self.serial
+    }
+
+    /// The file this owner's description describes ((0, 0) for private memory).
+    pub(super) fn file(&self) -> FileId {
+        self.file
     }
 
     #[inline]

@@ -22,7 +22,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use super::owner::{id_byte, Owner, FIRST_ID, ID_COUNT};
+use super::owner::{id_byte, FileId, Owner, FIRST_ID, ID_COUNT};
 use crate::error::Result;
 use crate::os::{fork, ofd};
 
@@ -40,6 +40,8 @@ struct Claims {
     serial: u64,
     /// The owner's description; None for private memory.
     fd: Option<RawFd>,
+    /// The file it describes: ids are unique per file, whichever description claims them.
+    file: FileId,
     /// Live thread ids of this process: for private memory the only record; on a
     /// description, what tells this process's live threads from dead ones, since the
     /// kernel sees no conflict with the description's own locks.
@@ -217,6 +219,7 @@ impl Owner {
                 claims.push(Claims {
                     serial: self.serial(),
                     fd: self.raw_fd(),
+                    file: self.file(),
                     live: Vec::new(),
                 });
                 claims.len() - 1
@@ -238,6 +241,30 @@ impl Owner {
         let id = private_id(mine, forks);
         mine.live.push((id, forks, fork::this_thread()));
         Ok(id)
+    }
+
+    /// Whether `id` is an id the calling thread holds on some owner of this owner's file
+    /// (another mapping of the same segment, with a description of its own): a lock word
+    /// naming it is held by this very thread, which must not wait for it.
+    pub fn held_by_this_thread(&self, id: u32) -> bool {
+        let (Some(key), Some(_)) = (key(), self.fd()) else {
+            return false;
+        };
+        let list = thread_list(key);
+        if list.is_null() {
+            return false;
+        }
+        // SAFETY: this thread's own `Vec` (see `record`).
+        let list = unsafe { &*list };
+        let forks = fork::generation();
+        let claims = claims();
+        list.iter()
+            .filter(|&&(_, claimed_in, mine)| (mine, claimed_in) == (id, forks))
+            .any(|&(serial, ..)| {
+                claims
+                    .iter()
+                    .any(|c| c.serial == serial && c.fd.is_some() && c.file == self.file())
+            })
     }
 
     /// Whether `id` is the id of a live thread of this process on this owner.

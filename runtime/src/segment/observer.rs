@@ -63,6 +63,12 @@ pub const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
 ///     let _ = observer.find::<u64>("hits"); // an `AtomicU64` or a `SeqLock<u64>` instead
 /// }
 /// ```
+///
+/// Shared memory and files only: XSI and anonymous memory have no observers.
+///
+/// ```compile_fail,E0277
+/// fn watch(_: shmkit_runtime::SegmentObserver<shmkit_runtime::os::XsiSharedMemory>) {}
+/// ```
 pub struct SegmentObserver<D: Device> {
     segment: ManagedSegment<DeviceBacking<D>, Observe, HashIndex>,
 }
@@ -142,6 +148,30 @@ impl<D: Device> fmt::Debug for SegmentObserver<D> {
 /// read-only pages would fault). A [`SeqLock`](crate::sync::SeqLock) reads whole values
 /// ([`read`](Observed::<crate::sync::SeqLock<T>>::read)), an atomic loads, an array
 /// hands out its elements.
+///
+/// No writing method, and no `&T` to call one on:
+///
+/// ```compile_fail,E0599
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// fn bump(seen: shmkit_runtime::Observed<'_, AtomicU64>) {
+///     seen.store(1, Ordering::Relaxed); // its pages are read-only
+/// }
+/// ```
+/// ```compile_fail,E0599
+/// fn publish(seen: shmkit_runtime::Observed<'_, shmkit_runtime::sync::SeqLock<u64>>) {
+///     let _ = seen.write(1);
+/// }
+/// ```
+///
+/// It borrows its observer, which keeps the bytes mapped and the object alive:
+///
+/// ```compile_fail,E0505
+/// fn keep(observer: shmkit_runtime::SharedMemoryObserver) -> u64 {
+///     let seen = observer.find::<std::sync::atomic::AtomicU64>("hits").unwrap().unwrap();
+///     drop(observer); // would unmap what `seen` reads
+///     seen.load()
+/// }
+/// ```
 pub struct Observed<'a, T> {
     value: NonNull<T>,
     _borrows: PhantomData<&'a T>,
@@ -207,11 +237,14 @@ impl<'a, T: ShmObservable, const N: usize> Observed<'a, [T; N]> {
 macro_rules! observed_atomics {
     ($($atomic:ty => $value:ty),* $(,)?) => {$(
         impl Observed<'_, $atomic> {
-            /// The value (an acquire load: what the store it reads published is visible
-            /// afterwards).
+            /// The value, with acquire ordering (what the store it reads published is
+            /// visible afterwards): a relaxed load and a fence, the kind of load that is
+            /// defined on the observer's read-only pages (an acquire load is not).
             #[inline]
             pub fn load(&self) -> $value {
-                self.get().load(std::sync::atomic::Ordering::Acquire)
+                let value = self.get().load(std::sync::atomic::Ordering::Relaxed);
+                std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+                value
             }
         }
     )*};

@@ -155,9 +155,16 @@ impl RawMutex {
         let me = self.my_id().map_err(Denied::Failed)?;
         let mut nested = false;
         if !self.word.try_lock(me) {
-            nested = self.word.owner() == Some(me);
+            let locker = Locker::of(self);
+            let owner = locker.owner();
+            // This thread may hold it through another mapping of the segment, under the id
+            // it has there.
+            nested = self
+                .word
+                .owner()
+                .is_some_and(|holder| holder == me || owner.held_by_this_thread(holder));
             if !nested {
-                self.acquire_contended(Locker::of(self).owner(), me, wait)?;
+                self.acquire_contended(owner, me, wait)?;
             }
         }
         let held = Held {
@@ -188,6 +195,7 @@ impl RawMutex {
     #[cold]
     #[inline(never)]
     fn my_id_slow(&self) -> Result<u32, Error> {
+        #[cfg(not(loom))]
         let forks = fork::generation();
         let id = Locker::of(self).owner().thread_id()?;
         #[cfg(not(loom))]

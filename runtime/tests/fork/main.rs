@@ -9,6 +9,7 @@
 
 mod file_lock;
 mod liveness;
+mod observer;
 mod os;
 mod owners;
 mod segment;
@@ -20,7 +21,7 @@ mod sync;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 18] = [
+    let tests: [Test; 20] = [
         (
             "sync::a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child",
             sync::a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child,
@@ -29,6 +30,16 @@ fn main() {
         (
             "sync::a_child_forked_holding_a_private_mutex_gets_no_second_guard",
             sync::a_child_forked_holding_a_private_mutex_gets_no_second_guard,
+            None,
+        ),
+        (
+            "sync::a_child_does_not_nest_into_a_shared_reentrant_lock_its_parent_holds",
+            sync::a_child_does_not_nest_into_a_shared_reentrant_lock_its_parent_holds,
+            None,
+        ),
+        (
+            "observer::an_observer_inherited_by_a_child_keeps_what_it_reads_alive",
+            observer::an_observer_inherited_by_a_child_keeps_what_it_reads_alive,
             None,
         ),
         (

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shmkit_runtime::sync::{Mutex, TryLockError};
+use shmkit_runtime::sync::{Mutex, ReentrantMutex, TryLockError};
 
 use crate::segment::{fork_child, wait_success};
 
@@ -67,4 +67,25 @@ pub fn a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_c
         );
         done_tx.send(()).unwrap();
     });
+}
+
+/// A reentrant lock in shared memory, held by the parent's thread at the fork: the child's
+/// thread locks under an id of its own (its description of the segment is its own), so it
+/// waits for the parent's hold instead of nesting into it, also when that thread had just
+/// locked there (the per-thread cache of the id it locks under is keyed on the fork
+/// generation).
+pub fn a_child_does_not_nest_into_a_shared_reentrant_lock_its_parent_holds() {
+    let seg = shmkit_runtime::ManagedAnonymousSharedMemory::new(64 * 1024).unwrap();
+    let r = seg.construct("r", ReentrantMutex::new(1u64)).unwrap();
+    drop(r.lock().unwrap());
+    let held = r.lock().unwrap();
+    let child = fork_child(|| match r.lock_timeout(Duration::from_millis(200)) {
+        Err(TryLockError::WouldBlock) => true,
+        other => {
+            eprintln!("the child got {other:?} while its parent holds the lock");
+            false
+        }
+    });
+    wait_success(child, "nesting into the parent's hold");
+    drop(held);
 }

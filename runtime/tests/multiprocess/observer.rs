@@ -2,7 +2,8 @@
 //! child process writes (the helper binary's `seqlock-write` role). The observer attaches
 //! cold (no writer yet: it validates, then lets writers in) or warm (a writer attached);
 //! its reads are never torn; a `ReadOnly` mapping is still refused while the writer lives;
-//! a writer SIGKILLed mid-write is reported to the observer, not a hang.
+//! a writer SIGKILLed mid-write is reported to the observer, not a hang; lookups racing a
+//! writer process that churns the index find only what is there.
 
 use std::time::{Duration, Instant};
 
@@ -102,4 +103,31 @@ fn a_writer_killed_mid_write_is_reported_to_the_observer() {
         }
     }
     panic!("no writer of 50 died inside a copy");
+}
+
+/// Lookups without the lock race a writer process that grows the hash table, undoes
+/// constructions and publishes objects together (`test-support/src/churn.rs`): a kept
+/// object found holds its own value, an undone one is never found, all are there at the
+/// end. The observer attaches cold, before the writer.
+#[test]
+fn lookups_racing_a_writer_process_churning_the_index_find_only_what_is_there() {
+    use shmkit_test_support::churn;
+    const N: usize = 20_000;
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 16 << 20).unwrap();
+    seg.construct(churn::MADE, std::sync::atomic::AtomicU64::new(0))
+        .unwrap();
+    drop(seg);
+    let observer = SharedMemoryObserver::open(name.get()).unwrap();
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-test-child"),
+        "observer-churn",
+        &[
+            ("SHMKIT_NAME", name.get().to_owned()),
+            ("SHMKIT_COUNT", N.to_string()),
+        ],
+    );
+    assert_eq!(child.expect_message(LIMIT), "churning");
+    churn::watch(&observer, N, 6 * LIMIT);
+    child.assert_success(LIMIT);
 }

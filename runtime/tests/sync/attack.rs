@@ -361,3 +361,79 @@ fn one_condvar_serves_two_mutexes_through_a_notify_storm() {
         rb.unwrap();
     });
 }
+
+/// A thread caches its owner id for the mapping it last locked in, keyed on the registry's
+/// generation: the cache must not outlive the mapping. Guards leaked through a mapping
+/// that is then dropped name ids of its owner, dead once it goes; locking through a new
+/// mapping at the same address (another owner) must take each lock over, poisoned, not
+/// nest into it (reentrant) nor refuse it as this thread's own (mutex), as a stale id would.
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn locks_leaked_through_a_mapping_gone_from_the_same_address_are_taken_over() {
+    use shmkit_runtime::sync::ReentrantMutex;
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 64 * 1024).unwrap();
+    let base = seg.base_address();
+    std::mem::forget(
+        seg.construct("m", Mutex::new(1u32))
+            .unwrap()
+            .lock()
+            .unwrap(),
+    );
+    let r = seg.construct("r", ReentrantMutex::new(2u32)).unwrap();
+    std::mem::forget(r.lock().unwrap());
+    drop(seg);
+
+    let again = ManagedSharedMemory::options()
+        .address(base)
+        .open(name.get())
+        .unwrap();
+    let wait = Duration::from_secs(5);
+    let m = again.find::<Mutex<u32>>("m").unwrap().unwrap();
+    match m.lock_timeout(wait) {
+        Err(TryLockError::Poisoned(p)) if p.cause() == PoisonCause::OwnerDied => {}
+        other => panic!("a mutex leaked through the gone mapping: {other:?}"),
+    }
+    let r = again.find::<ReentrantMutex<u32>>("r").unwrap().unwrap();
+    match r.lock_timeout(wait) {
+        Err(TryLockError::Poisoned(p)) if p.cause() == PoisonCause::OwnerDied => {}
+        other => panic!("a reentrant lock leaked through the gone mapping: {other:?}"),
+    };
+}
+
+/// Found: a mapping made exclusive and then shared (`into_shared`) keeps an owner of its
+/// own (its device's description), apart from the process's shared attachment that later
+/// opens of the segment join. A thread holding a mutex through the first waits for itself
+/// through the second: its id there names a holder alive on another description, so
+/// `lock()` hangs for good where `WouldDeadlock` is expected (as
+/// `a_mutex_held_through_a_shm_mapping_is_refused_not_hung_through_its_file` gets, two
+/// mappings of one attachment). No second guard: the wait is only ever for itself.
+#[test]
+#[cfg_attr(miri, ignore = "real shared memory")]
+fn a_mutex_held_through_an_into_shared_mapping_is_refused_not_hung_through_another() {
+    use shmkit_runtime::ManagedSharedMemory;
+    use shmkit_test_support::guards::ShmGuard;
+
+    let name = ShmGuard::new();
+    let built = ManagedSharedMemory::options()
+        .exclusive()
+        .create(name.get(), 64 * 1024)
+        .unwrap();
+    built.construct("m", Mutex::new(1u32)).unwrap();
+    let shared = built.into_shared().unwrap();
+    let other = ManagedSharedMemory::open(name.get()).unwrap();
+    let _held = shared
+        .find::<Mutex<u32>>("m")
+        .unwrap()
+        .unwrap()
+        .lock()
+        .unwrap();
+    let through_other = other.find::<Mutex<u32>>("m").unwrap().unwrap();
+    match through_other.lock_timeout(Duration::from_secs(1)) {
+        Err(TryLockError::Failed(Error::WouldDeadlock { .. })) => {}
+        other => panic!("lock() would wait for this thread forever: {other:?}"),
+    };
+}

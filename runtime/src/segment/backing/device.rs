@@ -33,8 +33,42 @@ use crate::segment::builder::{SegmentBuilder, Settings};
 use crate::segment::managed::{check_size, Backing, ManagedSegment};
 use crate::segment::mode::{CreateMode, Exclusive, Mode, ReadWrite};
 
-/// A named device a segment can live in.
-pub trait Device: Mappable + Sized + Send + Sync {
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A named device a segment can live in: shmkit's own only (sealed). A mapping's locks are
+/// taken on the device's descriptor and its bytes mapped from it, so exclusivity and the
+/// liveness of observers rest on `as_fd` naming one file throughout; an implementation that
+/// locked a file of its own and mapped the shared one would open the same segment
+/// exclusively twice (two `&mut` to one object).
+///
+/// ```compile_fail,E0277
+/// use std::os::fd::{AsFd, BorrowedFd};
+/// use std::path::Path;
+/// use shmkit_runtime::os::{Access, Mappable, MappableFile, Permissions};
+/// use shmkit_runtime::Result;
+///
+/// struct Mine(MappableFile);
+/// impl AsFd for Mine {
+///     fn as_fd(&self) -> BorrowedFd<'_> { self.0.as_fd() }
+/// }
+/// impl Mappable for Mine {
+///     fn access(&self) -> Access { self.0.access() }
+///     fn size(&self) -> Result<u64> { self.0.size() }
+///     fn describe(&self) -> String { self.0.describe() }
+/// }
+/// impl shmkit_runtime::segment::Device for Mine {
+///     type Name = Path;
+///     fn create(_: &Path, _: Permissions) -> Result<Self> { unimplemented!() }
+///     fn open(p: &Path, a: Access) -> Result<Self> { MappableFile::open(p, a).map(Mine) }
+///     fn open_or_create(_: &Path, _: Permissions) -> Result<(Self, bool)> { unimplemented!() }
+///     unsafe fn set_len(&self, _: u64) -> Result<()> { unimplemented!() }
+///     fn reserve(&self, _: u64) -> Result<()> { unimplemented!() }
+///     fn remove(_: &Path) -> Result<bool> { unimplemented!() }
+/// }
+/// ```
+pub trait Device: Mappable + Sized + Send + Sync + sealed::Sealed {
     /// How the device is named: `str` for shared memory, `Path` for files.
     type Name: ?Sized + AsRef<Self::Name>;
     /// Creates the device exclusively (AlreadyExists if it is there).
@@ -68,6 +102,9 @@ pub trait Device: Mappable + Sized + Send + Sync {
     /// Removes the device's name; false if there was none.
     fn remove(name: &Self::Name) -> Result<bool>;
 }
+
+impl sealed::Sealed for SharedMemoryObject {}
+impl sealed::Sealed for MappableFile {}
 
 impl Device for SharedMemoryObject {
     type Name = str;

@@ -13,6 +13,9 @@ mod blocks;
 #[path = "../../../../test-support/src/bytes.rs"]
 mod bytes;
 #[allow(dead_code)]
+#[path = "../../../../test-support/src/churn.rs"]
+mod churn;
+#[allow(dead_code)]
 #[path = "../../../../test-support/src/fuzz.rs"]
 mod fuzz;
 #[allow(dead_code)]
@@ -55,6 +58,7 @@ mod fuzz_worker;
 mod liveness;
 mod named;
 mod objects;
+mod observer;
 mod rwlock;
 mod segment;
 mod semaphore;
@@ -85,6 +89,7 @@ fn main() {
         "objects-hold-index-lock" => objects::run(|s| s.hold_index_lock()),
         "objects-die-while-constructing" => objects::run(|s| s.die_while_constructing()),
         "objects-find-while-constructed" => objects::run(|s| s.find_while_constructed()),
+        "observer-churn" => observer::churn(),
         "cache-and-wait" => cache::cache_and_wait(),
         "file-lock-hold" => file_lock::hold(),
         "condvar-wait" => condvar::wait(),

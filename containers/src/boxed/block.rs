@@ -1,0 +1,318 @@
+//! What [`Box`](super::Box) and [`Arc`](crate::Arc) share: a value in a block of its own
+//! (allocated, freed), pointers to such blocks checked for bytes from elsewhere, and
+//! drops of chains of them that run in a loop instead of recursing once per link.
+
+use core::alloc::Layout;
+use core::cell::{Cell, RefCell};
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+use std::collections::HashMap;
+
+use shmkit_runtime::{AllocError, AllocErrorKind, Invalid, OffsetPtr, SegmentAllocator};
+
+/// The layout a block for one `B` is allocated with: at least one byte, so that a block
+/// exists (and a pointer to it is not null) for a zero-sized `B` too.
+pub(crate) fn layout<B>() -> Layout {
+    Layout::from_size_align(size_of::<B>().max(1), align_of::<B>()).unwrap_or(Layout::new::<u8>())
+}
+
+/// A block for one `B`, uninitialised, from `alloc`.
+pub(crate) fn allocate<B>(alloc: &SegmentAllocator<'_>) -> Result<NonNull<B>, AllocError> {
+    Ok(alloc.allocate(layout::<B>())?.cast())
+}
+
+/// Gives back the block of a `B` whose value is gone (dropped or moved out), to the
+/// mapping it lies in. A failure means a corrupted segment, which its next allocation
+/// reports; the block leaks.
+///
+/// # Safety
+/// `block` came from [`allocate`] of a `B` in a writable mapping that stays mapped during
+/// the call, holds no value any more, and nothing uses it afterwards.
+pub(crate) unsafe fn free<B>(block: NonNull<B>) {
+    // SAFETY: the block is live and at least a byte long (`layout`); the reference, to
+    // bytes of any value, only finds the mapping, within this call.
+    let first = unsafe { block.cast::<MaybeUninit<u8>>().as_ref() };
+    if let Ok(alloc) = SegmentAllocator::of(first) {
+        // SAFETY: the caller's contract: a block of this mapping that nothing uses.
+        let _ = unsafe { alloc.deallocate(block.cast(), layout::<B>()) };
+    }
+}
+
+/// A last step of a drop that a nested drop left for the outermost one on this thread.
+struct Pending {
+    block: NonNull<u8>,
+    finish: unsafe fn(NonNull<u8>),
+}
+
+thread_local! {
+    /// The steps queued while a [`finish_flat`] runs on this thread; None when none runs.
+    static PENDING: RefCell<Option<std::vec::Vec<Pending>>> = const { RefCell::new(None) };
+}
+
+/// Runs `finish(block)`, the last step of dropping a box or the last `Arc` of a value
+/// (dropping the value in place, giving the block back): at once when no such step runs
+/// on this thread, followed by those that nested drops queued meanwhile; inside one,
+/// queued for it. So a list of a million boxes drops in a loop instead of a million nested
+/// calls, which would overflow the stack. A thread being torn down, whose queue is gone,
+/// runs it at once.
+///
+/// The value is ownerless from before this call until `finish` runs (a process killed
+/// meanwhile leaks it).
+///
+/// # Safety
+/// `finish(block)` is sound to run once, at any time until the outermost call on this
+/// thread returns.
+pub(crate) unsafe fn finish_flat(block: NonNull<u8>, finish: unsafe fn(NonNull<u8>)) {
+    let outermost = PENDING.try_with(|p| {
+        let mut p = p.borrow_mut();
+        match p.as_mut() {
+            Some(queue) => {
+                queue.push(Pending { block, finish });
+                false
+            }
+            None => {
+                *p = Some(std::vec::Vec::new());
+                true
+            }
+        }
+    });
+    match outermost {
+        Ok(false) => {}
+        Ok(true) => {
+            let _close = CloseQueue;
+            // SAFETY: the caller's contract.
+            unsafe { finish(block) };
+            while let Some(next) = PENDING.with(|p| p.borrow_mut().as_mut().and_then(|q| q.pop())) {
+                // SAFETY: queued by a nested call, whose caller made the same promise.
+                unsafe { (next.finish)(next.block) };
+            }
+        }
+        // SAFETY: the caller's contract.
+        Err(_) => unsafe { finish(block) },
+    }
+}
+
+/// Closes the queue of [`finish_flat`] when the outermost call ends (a panic leaks what
+/// is still queued).
+struct CloseQueue;
+
+impl Drop for CloseQueue {
+    fn drop(&mut self) {
+        let _ = PENDING.try_with(|p| p.borrow_mut().take());
+    }
+}
+
+/// Checks a pointer from elsewhere to the block of a `B`: inside the pointer's own
+/// mapping and aligned, and in a writable mapping (where the block may be changed or
+/// freed through it) the start of a live block with room for a `B`. A read-only mapping
+/// only reads, and for that the bounds suffice. Finding the block walks the segment's
+/// blocks (O(blocks)).
+pub(crate) fn check_block<B>(ptr: &OffsetPtr<B>) -> Result<NonNull<B>, Invalid> {
+    ptr.validate_target(1)?;
+    let block = NonNull::new(ptr.get()).ok_or_else(|| {
+        Invalid::new("a pointer to aligned values that lie inside the pointer's own segment")
+    })?;
+    match SegmentAllocator::of(ptr) {
+        Ok(alloc) => match alloc.usable_size(block.cast()) {
+            Some(usable) if usable >= size_of::<B>() => Ok(block),
+            _ => Err(Invalid::new(
+                "a pointer to the start of a live block of the segment, large enough for its value",
+            )),
+        },
+        Err(e) if matches!(e.kind(), AllocErrorKind::ReadOnly { .. }) => Ok(block),
+        Err(_) => Err(Invalid::new("a pointer inside a segment")),
+    }
+}
+
+/// What owns a block reached by a validation: one box, or `Arc`s and `Weak`s.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A `Box`.
+    Box,
+    /// An `Arc`.
+    Strong,
+    /// A `Weak`.
+    Weak,
+}
+
+/// What the validation running on this thread found of one block so far.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Reached {
+    /// The fingerprint of the value type the first handle to it gave.
+    pub(crate) value: u64,
+    /// How many boxes reached it.
+    pub(crate) boxes: u64,
+    /// How many `Arc`s reached it.
+    pub(crate) strong: u64,
+    /// How many `Weak`s reached it.
+    pub(crate) weak: u64,
+    /// Whether its value is validated already (or being validated further up).
+    pub(crate) value_checked: bool,
+}
+
+impl Reached {
+    /// Whether no handle reached the block before.
+    pub(crate) fn is_new(&self) -> bool {
+        self.boxes + self.strong + self.weak == 0
+    }
+}
+
+thread_local! {
+    /// The blocks that the outermost validation of a box, `Arc` or `Weak` on this thread
+    /// reached so far, by address; None when none runs.
+    static REACHED: RefCell<Option<HashMap<usize, Reached>>> = const { RefCell::new(None) };
+}
+
+/// The record of the blocks one validation reaches, from the outermost box, `Arc` or
+/// `Weak` validated on this thread down through every one nested in its value: a block
+/// reached twice is then seen (two boxes owning one block, a cycle, more `Arc`s than its
+/// count), and a cycle ends. Boxes reached through sibling values validated separately
+/// (the elements of a `Vec<Box<T>>`) are outside each other's record.
+pub(crate) struct Walk {
+    outermost: bool,
+}
+
+impl Walk {
+    /// Joins the validation running on this thread, or starts one.
+    pub(crate) fn enter() -> Walk {
+        let outermost = REACHED
+            .try_with(|r| {
+                let mut r = r.borrow_mut();
+                let start = r.is_none();
+                if start {
+                    *r = Some(HashMap::new());
+                }
+                start
+            })
+            .unwrap_or(false);
+        Walk { outermost }
+    }
+
+    /// Records that a handle of kind `owner`, to a value whose type has the fingerprint
+    /// `value`, reached `block`, and, if `checks_value`, that its value is validated from
+    /// now on (the caller does it unless it was before); what was found of the block
+    /// before. Without a record (a thread being torn down) every block is new.
+    pub(crate) fn reach(
+        &self,
+        block: NonNull<u8>,
+        value: u64,
+        owner: Owner,
+        checks_value: bool,
+    ) -> Reached {
+        let fresh = Reached {
+            value,
+            ..Reached::default()
+        };
+        REACHED
+            .try_with(|r| {
+                let mut r = r.borrow_mut();
+                let reached = r.as_mut()?.entry(block.as_ptr().addr()).or_insert(fresh);
+                let before = *reached;
+                match owner {
+                    Owner::Box => reached.boxes += 1,
+                    Owner::Strong => reached.strong += 1,
+                    Owner::Weak => reached.weak += 1,
+                }
+                reached.value_checked |= checks_value;
+                Some(before)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(fresh)
+    }
+}
+
+impl Drop for Walk {
+    fn drop(&mut self) {
+        if self.outermost {
+            let _ = REACHED.try_with(|r| r.borrow_mut().take());
+        }
+    }
+}
+
+/// How many links deep a validation goes on the stack of a thread that did not start for
+/// it (whose stack size is unknown: 256 links take well under the 2 MiB of a Rust
+/// thread's default stack).
+const LINKS_ON_A_CALLER_STACK: u32 = 256;
+/// The stack of a thread that continues a validation, and how many links deep it goes
+/// there (4 KiB a link).
+const HELPER_STACK: usize = 64 << 20;
+const LINKS_ON_A_HELPER_STACK: u32 = 1 << 14;
+
+thread_local! {
+    /// How many links deep the validation on this thread is, and may go.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    static DEPTH_LIMIT: Cell<u32> = const { Cell::new(LINKS_ON_A_CALLER_STACK) };
+}
+
+/// Runs `check`, the validation of a value one link (box, `Arc`) further down: on this
+/// thread while its stack has room for another link, else on a new thread with a large
+/// stack of its own, which goes on from there (taking the record of the blocks reached
+/// along). So a list of a million boxes from elsewhere is checked without overflowing any
+/// stack: every 16384 links, one thread waits for the next. A thread that cannot be
+/// started makes the value refused.
+pub(crate) fn deeper(check: impl FnOnce() -> Result<(), Invalid>) -> Result<(), Invalid> {
+    let depth = DEPTH.get();
+    if depth >= DEPTH_LIMIT.get() {
+        return on_a_new_stack(check);
+    }
+    DEPTH.set(depth + 1);
+    let _back = RestoreDepth(depth);
+    check()
+}
+
+/// Sets the depth back when a link's check ends (or unwinds).
+struct RestoreDepth(u32);
+
+impl Drop for RestoreDepth {
+    fn drop(&mut self) {
+        DEPTH.set(self.0);
+    }
+}
+
+/// A value handed to the thread that runs [`on_a_new_stack`]'s check.
+struct Handed<T>(T);
+
+// SAFETY: the thread that hands it over waits (`join`) until the other thread is done
+// with it, so it is used by one thread at a time, as if the first thread ran the check
+// itself: the check reads segment data, which holds no thread-bound state.
+unsafe impl<T> Send for Handed<T> {}
+
+impl<T> Handed<T> {
+    fn take(self) -> T {
+        self.0
+    }
+}
+
+/// Runs `check` on a new thread with a large stack, while this one waits, with the
+/// record of the blocks reached handed over and back.
+#[cold]
+fn on_a_new_stack(check: impl FnOnce() -> Result<(), Invalid>) -> Result<(), Invalid> {
+    let record = REACHED.with(|r| r.borrow_mut().take());
+    let work = Handed((check, record));
+    let ran = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("shmkit-validate".into())
+            .stack_size(HELPER_STACK)
+            .spawn_scoped(s, move || {
+                let (check, record) = work.take();
+                REACHED.with(|r| *r.borrow_mut() = record);
+                DEPTH_LIMIT.set(LINKS_ON_A_HELPER_STACK);
+                let checked = check();
+                (checked, REACHED.with(|r| r.borrow_mut().take()))
+            })
+            .map(|helper| helper.join())
+    });
+    match ran {
+        Ok(Ok((checked, record))) => {
+            REACHED.with(|r| *r.borrow_mut() = record);
+            checked
+        }
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => {
+            // The record went with the check that never ran; the walk fails anyway.
+            REACHED.with(|r| *r.borrow_mut() = Some(HashMap::new()));
+            Err(Invalid::new("values nested no deeper than a new thread is needed to check (none could be started)"))
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! [`Box<T>`]: one value of `T` in a block of its own in the segment (Boost's
+//! `offset_ptr`-owned object, `unique_ptr`), or nothing.
+//!
+//! # Layout
+//!
+//! `#[repr(C)]`, 8 bytes: one self-relative [`OffsetPtr`] to the block. Null, and a
+//! pointer that aims at itself (which all-zero bytes are), mean an empty box: a block is
+//! never inside the box that owns it. Otherwise the pointer aims at a block of the segment
+//! the box lives in, holding one initialised `T`, owned by this box alone.
+//!
+//! # Why it is optional
+//!
+//! By value a position-dependent value is only ever empty, and a box is
+//! position-dependent (its pointer is relative to itself): so a box by value is empty, and
+//! a box is really an optional box. Its API says so: [`get`](Box::get) is an `Option`,
+//! [`BoxExt::insert`] fills it in place from any source of `T`, [`BoxExt::take_with`] and
+//! [`BoxExt::clear`] empty it, [`BoxExt::swap`] moves values between boxes. There is no `Deref`: it would have to panic on an empty box.
+//!
+//! A box may hold position-dependent values (`Box<Vec<u32>>`), built in their block, and
+//! a type may hold a box of itself (`struct Node { next: Box<Node> }`): the fingerprint is
+//! over the pointee's, as an `OffsetPtr`'s, so it does not contain itself, and dropping a
+//! long chain runs in a loop, not one nested call per link. Validating one recurses per
+//! link, moving on to a new thread with a large stack every so many links.
+//!
+//! # Crash consistency
+//!
+//! A new value is built in its new block before one Release store publishes the block;
+//! the old value is dropped and its block freed afterwards. Emptying a box stores the
+//! empty pointer before the value is dropped; swapping empties both boxes before either
+//! gets the other's value. A process killed in between leaks a value, never leaves one
+//! with two owners.
+//!
+//! # Bytes from elsewhere
+//!
+//! [`validate`](ShmSafe::validate) checks that the pointer aims inside the box's own
+//! mapping, aligned, and, in a writable mapping, at the start of a live block with room
+//! for a `T` (a walk of the segment's blocks); that no other box or `Arc` reached by the
+//! same validation owns that block (a cycle included); and the value. What it cannot see
+//! is a block that two separately validated boxes both claim (say, two elements of one
+//! `Vec<Box<T>>`): forged bytes can still make such twins, which would free the block
+//! twice, as they can make two vectors share a buffer.
+
+mod ext;
+
+pub(crate) mod block;
+
+pub use ext::BoxExt;
+
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use core::sync::atomic::{compiler_fence, Ordering as AtomicOrdering};
+
+use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
+use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmImmutable, ShmSafe};
+
+use crate::emplace::{emplace_at, Emplace, Filled, Slot};
+use block::{Owner, Walk};
+
+/// One `T` in a block of its own in the segment, or nothing (see the [module docs](self)).
+///
+/// ```
+/// use shmkit_containers::{Box, BoxExt, Vec};
+/// use shmkit_runtime::ManagedHeapMemory;
+///
+/// let mut seg = ManagedHeapMemory::new(1 << 16)?;
+/// seg.construct("b", Box::<Vec<u32>>::new())?;
+/// let mut b = seg.find_mut::<Box<Vec<u32>>>("b")?.expect("constructed above");
+/// assert!(b.get().is_none());
+/// b.insert(1..4)?; // a `Vec<u32>` built in its block from a range
+/// assert_eq!(b.get().map(|v| v.as_slice()), Some(&[1, 2, 3][..]));
+/// let sum = b.take_with(|v| v.iter().sum::<u32>()); // dropped in place afterwards
+/// assert_eq!((sum, b.is_none()), (Some(6), true));
+/// # Ok::<(), shmkit_runtime::Error>(())
+/// ```
+#[repr(C)]
+pub struct Box<T> {
+    ptr: OffsetPtr<T>,
+    /// The box owns its value (for drop check).
+    _owns: PhantomData<T>,
+}
+
+// SAFETY: as std's `Box`: the box owns its value, reached only through it.
+unsafe impl<T: Send> Send for Box<T> {}
+// SAFETY: as above; `&Box<T>` gives only `&T`.
+unsafe impl<T: Sync> Sync for Box<T> {}
+
+impl<T> Box<T> {
+    /// An empty box, allocating nothing (all-zero bytes are one too).
+    pub const fn new() -> Self {
+        Box {
+            ptr: OffsetPtr::null(),
+            _owns: PhantomData,
+        }
+    }
+
+    /// The value, None when the box is empty.
+    #[inline]
+    pub fn get(&self) -> Option<&T> {
+        // SAFETY: a block of the box holds an initialised `T` that the box owns alone
+        // (checked by `validate` for bytes from elsewhere), borrowed with the box.
+        self.block().map(|b| unsafe { b.as_ref() })
+    }
+
+    /// Whether the box holds a value.
+    #[inline]
+    pub fn is_some(&self) -> bool {
+        self.block().is_some()
+    }
+
+    /// Whether the box is empty.
+    #[inline]
+    pub fn is_none(&self) -> bool {
+        self.block().is_none()
+    }
+
+    /// The block, if any: the pointer unless it is null or aims at itself.
+    #[inline]
+    fn block(&self) -> Option<NonNull<T>> {
+        let target = self.ptr.get();
+        let at_itself = target.addr() == (&raw const self.ptr).addr();
+        NonNull::new(target).filter(|_| !at_itself)
+    }
+
+    /// Empties the box first (a Release store, fenced) and returns what it held, which
+    /// nothing owns until the caller drops or moves it.
+    fn detach(&mut self) -> Option<NonNull<T>> {
+        let block = self.block()?;
+        // SAFETY: null aims nowhere.
+        unsafe { self.ptr.set_release(core::ptr::null()) };
+        compiler_fence(AtomicOrdering::SeqCst);
+        Some(block)
+    }
+
+    /// Puts `block` (holding a `T` that nothing else owns) in the box with one Release
+    /// store, fenced; returns the block it held before, which nothing owns any more.
+    ///
+    /// # Safety
+    /// `block` lies in the mapping that holds the box.
+    unsafe fn publish(&mut self, block: NonNull<T>) -> Option<NonNull<T>> {
+        let old = self.block();
+        // SAFETY: the caller's contract; the box stays where it is.
+        unsafe { self.ptr.set_release(block.as_ptr()) };
+        compiler_fence(AtomicOrdering::SeqCst);
+        old
+    }
+
+    /// Drops the value in place and frees its block, once the box is empty.
+    fn release(&mut self) {
+        if let Some(block) = self.detach() {
+            // SAFETY: the block holds a `T` that nothing owns any more; `drop_block`
+            // drops it and frees the block once, while the mapping is mapped (the caller
+            // of the outermost drop on this thread holds it).
+            unsafe { block::finish_flat(block.cast(), drop_block::<T>) };
+        }
+    }
+
+    /// Builds a value from `src` in a new block and puts it in the box; the old value is
+    /// dropped afterwards. On error the box is unchanged.
+    fn replace_from<S>(&mut self, src: S) -> Result<(), AllocError>
+    where
+        T: Emplace<S>,
+    {
+        let alloc = self.allocator()?;
+        let new = block::allocate::<T>(&alloc)?;
+        // SAFETY: a fresh block of this mapping, aligned for a `T`, that only we know.
+        if let Err(e) = unsafe { emplace_at(new, src) } {
+            // SAFETY: allocated just above with this layout; it holds nothing.
+            let _ = unsafe { alloc.deallocate(new.cast(), block::layout::<T>()) };
+            return Err(e);
+        }
+        // SAFETY: the block is in the mapping that holds the box (its allocator was found
+        // from the box's address).
+        if let Some(old) = unsafe { self.publish(new) } {
+            // SAFETY: as in `release`: the old value is owned by nothing now.
+            unsafe { block::finish_flat(old.cast(), drop_block::<T>) };
+        }
+        Ok(())
+    }
+
+    /// The allocator of the mapping this box lives in, found from its pointer (which holds
+    /// no `T`: its first byte). The lifetime is the caller's choice, within the method that asked for it
+    /// (the caller's `&mut self` keeps the mapping mapped).
+    fn allocator<'a>(&self) -> Result<SegmentAllocator<'a>, AllocError> {
+        let field = (&raw const self.ptr).cast::<u8>();
+        // SAFETY: see above; the first byte of the pointer, initialised.
+        SegmentAllocator::of(unsafe { &*field })
+    }
+}
+
+/// The last step of dropping a box's value: drops it in place and frees its block.
+///
+/// # Safety
+/// `block` is the block of a `T`, initialised, that nothing owns, in a mapping that stays
+/// mapped during the call.
+unsafe fn drop_block<T>(block: NonNull<u8>) {
+    let block = block.cast::<T>();
+    // SAFETY: the caller's contract.
+    unsafe {
+        block.as_ptr().drop_in_place();
+        block::free(block);
+    }
+}
+
+impl<T> Default for Box<T> {
+    fn default() -> Self {
+        Box::new()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Box<T> {
+    /// As the `Option<&T>` it is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<T: PartialEq> PartialEq for Box<T> {
+    /// As `Option<&T>`: two empty boxes are equal.
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for Box<T> {}
+
+impl<T: PartialOrd> PartialOrd for Box<T> {
+    /// As `Option<&T>`: empty first.
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.get().partial_cmp(&other.get())
+    }
+}
+
+impl<T: Ord> Ord for Box<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.get().cmp(&other.get())
+    }
+}
+
+impl<T: Hash> Hash for Box<T> {
+    /// As `Option<&T>`.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.get().hash(state);
+    }
+}
+
+// SAFETY: the box holds one offset pointer, relocated after a move of the box (the block
+// stays where it is); `validate` accepts only pointers to a live block of the box's own
+// segment holding a valid `T`; the drop glue is the box's own (a segment container).
+unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
+    /// Over the value's pointee fingerprint, as an `OffsetPtr<T>`'s: a type may hold a box
+    /// of itself, and a fingerprint cannot contain itself.
+    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Box", &[T::POINTEE_FINGERPRINT]);
+
+    /// A pointer outside the segment must be refused.
+    const ALL_BIT_PATTERNS_VALID: bool = false;
+
+    unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
+        // SAFETY: the caller's contract: aligned, readable, not written meanwhile.
+        let b = unsafe { &*value };
+        if b.is_none() {
+            return Ok(());
+        }
+        let walk = Walk::enter();
+        let block = block::check_block(&b.ptr).map_err(|e| e.within("ptr", 0))?;
+        if !walk
+            .reach(block.cast(), T::type_fingerprint(), Owner::Box, true)
+            .is_new()
+        {
+            return Err(Invalid::new("a block that one box owns alone").within("ptr", 0));
+        }
+        block::deeper(|| {
+            // SAFETY: a live block of the mapping with room for an aligned `T` (checked
+            // just above), which only this box owns and so nothing writes meanwhile.
+            unsafe { T::validate(block.as_ptr()) }
+        })
+        .map_err(|e| e.within("*", 0))
+    }
+
+    #[inline]
+    unsafe fn relocate(&mut self, moved_from: usize) {
+        if self.is_none() {
+            // All-zero bytes (a pointer at itself) would aim at the old place otherwise.
+            self.ptr = OffsetPtr::null();
+        } else {
+            let at = core::mem::offset_of!(Self, ptr);
+            // SAFETY: the pointer moved with the box, from its own old address.
+            unsafe { self.ptr.relocate(moved_from.wrapping_add(at)) }
+        }
+    }
+
+    /// The layout fingerprint, the same in every program.
+    fn type_fingerprint() -> u64 {
+        Self::LAYOUT_FINGERPRINT
+    }
+}
+
+// SAFETY: the pointer changes only through `&mut` (`BoxExt`), and an immutable value
+// makes an immutable box.
+unsafe impl<T: ShmImmutable> ShmImmutable for Box<T> {}
+// SAFETY: the impl above asks only `T: ShmImmutable`.
+unsafe impl<T> ForwardsImmutable for Box<T> {}
+
+impl<T> Drop for Box<T> {
+    /// Drops the value in place and gives its block back to the segment. A box that is in
+    /// no writable segment is empty (by value it is).
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A box holding a value built from the source (`Some`), or an empty one (`None`):
+/// `boxes.push(Some(1..4))?` for a `Vec<Box<Vec<u32>>>`.
+impl<T: Emplace<S>, S> Emplace<Option<S>> for Box<T> {
+    fn emplace<'a>(slot: Slot<'a, Self>, src: Option<S>) -> Result<Filled<'a, Self>, AllocError> {
+        let mut b = slot.write(Box::new());
+        if let Some(src) = src {
+            b.as_mut().insert(src)?;
+        }
+        Ok(b)
+    }
+}
+
+/// A deep copy, where the value is copied from a reference (`&Vec<String>`, plain data).
+impl<'s, T: Emplace<&'s T>> Emplace<&'s Box<T>> for Box<T> {
+    fn emplace<'a>(slot: Slot<'a, Self>, src: &'s Box<T>) -> Result<Filled<'a, Self>, AllocError> {
+        Self::emplace(slot, src.get())
+    }
+}
