@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 
 use shmkit_containers::{Arc, ArcExt, String as ShmString};
-use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
 use shmkit_containers::{Deque, List};
+use shmkit_containers::{HashMap, HashMapExt, Vec, VecExt};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
 

@@ -218,3 +218,46 @@ fn vectors_of_deques_relocate_the_headers() {
     assert!(seg.destroy::<Vec<Deque<u64>>>("all").unwrap());
     assert!(seg.all_memory_deallocated());
 }
+
+/// Deques of strings: built in their slots from `&str`, relocated as the ring grows.
+#[test]
+fn deques_of_strings_grow_and_wrap() {
+    use shmkit_containers::String;
+
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.construct("names", Deque::<String>::new()).unwrap();
+    {
+        let mut names = seg.find_mut::<Deque<String>>("names").unwrap().unwrap();
+        let mut model = VecDeque::new();
+        for i in 0..40 {
+            let name = format!("name {i}");
+            if i % 3 == 0 {
+                names.push_front(name.as_str()).unwrap();
+                model.push_front(name);
+            } else {
+                names.push_back(name.as_str()).unwrap();
+                model.push_back(name);
+            }
+            if i % 5 == 0 {
+                assert_eq!(
+                    names.pop_back_with(|s| s.as_str().to_owned()),
+                    model.pop_back()
+                );
+            }
+        }
+        assert!(names
+            .iter()
+            .map(|s| s.as_str())
+            .eq(model.iter().map(|s| s.as_str())));
+        names.make_contiguous();
+        names.retain(|s| !s.ends_with('7'));
+        model.retain(|s| !s.ends_with('7'));
+        names.shrink_to_fit().unwrap();
+        assert!(names
+            .iter()
+            .map(|s| s.as_str())
+            .eq(model.iter().map(|s| s.as_str())));
+    }
+    assert!(seg.destroy::<Deque<String>>("names").unwrap());
+    assert!(seg.all_memory_deallocated());
+}

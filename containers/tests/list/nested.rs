@@ -186,3 +186,32 @@ fn lists_of_lists_are_built_in_place() {
     assert!(seg.destroy::<List<List<u64>>>("nested").unwrap());
     assert!(seg.all_memory_deallocated());
 }
+
+/// Lists of strings: each built in its node from a `&str`, found by `&str`.
+#[test]
+fn lists_of_strings_are_built_from_str() {
+    use shmkit_containers::String;
+
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.construct("names", List::<String>::new()).unwrap();
+    {
+        let mut names = seg.find_mut::<List<String>>("names").unwrap().unwrap();
+        names.push_back("ada").unwrap();
+        names.push_front("grace").unwrap();
+        names.extend(["edsger", "barbara"]).unwrap();
+        let mut cursor = names.cursor_back_mut();
+        cursor.insert_before("alan").unwrap();
+        assert_eq!(cursor.remove_current_with(|s| s.len()), Some(7));
+        assert!(names
+            .iter()
+            .map(|s| s.as_str())
+            .eq(["grace", "ada", "edsger", "alan"]));
+        assert!(names.iter().any(|s| s == "ada"));
+        assert_eq!(
+            names.pop_front_with(|s| s.as_str().to_owned()).as_deref(),
+            Some("grace")
+        );
+    }
+    assert!(seg.destroy::<List<String>>("names").unwrap());
+    assert!(seg.all_memory_deallocated());
+}
