@@ -17,7 +17,8 @@ pub use shmkit_runtime::*;
 pub mod prelude {
     pub use shmkit_containers::VecExt;
     pub use shmkit_containers::{
-        ArcExt, BoxExt, HashMapExt, HashSetExt, MapExt, SetExt, StringExt, WeakExt,
+        ArcExt, BoxExt, DequeExt, HashMapExt, HashSetExt, ListExt, MapExt, SetExt, StringExt,
+        WeakExt,
     };
     pub use shmkit_runtime::ShmDerefMut;
 }

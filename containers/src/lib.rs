@@ -23,18 +23,21 @@
 pub mod arc;
 pub mod boxed;
 mod crash;
+pub mod deque;
 mod emplace;
 pub mod hash_map;
+pub mod list;
 pub mod map;
 pub mod string;
 pub mod vec;
 
 pub use arc::{Arc, ArcError, ArcExt, Weak, WeakExt};
 pub use boxed::{Box, BoxExt};
+pub use deque::{Deque, DequeExt};
 pub use emplace::{Emplace, Filled, Slot};
 pub use hash_map::set as hash_set;
 pub use hash_map::{HashMap, HashMapExt, HashSet, HashSetExt};
-
+pub use list::{List, ListExt};
 pub use map::set::{Set, SetExt};
 pub use map::{Map, MapExt};
 pub use string::{NotCharBoundary, String, StringExt, StringInsertError, StringWriter};

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 
 use shmkit_containers::{Arc, ArcExt, String as ShmString};
+use shmkit_containers::{Deque, List};
 use shmkit_containers::{HashMap, HashMapExt, Map, Vec, VecExt};
 use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedSharedMemory, Result};
@@ -22,6 +23,8 @@ fn main() -> Result<()> {
         "count" => count(&name),
         "read-strings" => read_strings(&name),
         "share-arc" => share_arc(&name),
+        "read-list" => read_list(&name),
+        "read-deque" => read_deque(&name),
         other => panic!("unknown role {other}"),
     }
 }
@@ -78,6 +81,52 @@ fn read_ordered_map(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Reads the parent's `Mutex<List<Vec<u64>>>` "rows" as `read_rows` does, from the front
+/// and from the back: `at <base> rows <len>:<sum> ... rev <len>:<sum> ...`.
+fn read_list(name: &str) -> Result<()> {
+    read_twice::<List<Vec<u64>>>(name, |rows| {
+        let rev: std::vec::Vec<&Vec<u64>> = rows.iter().rev().collect();
+        (summary(rows.iter()), summary(rev.into_iter()))
+    })
+}
+
+/// Reads the parent's `Mutex<Deque<Vec<u64>>>` "rows" (a ring that wraps) as `read_list`
+/// does.
+fn read_deque(name: &str) -> Result<()> {
+    read_twice::<Deque<Vec<u64>>>(name, |rows| {
+        (summary(rows.iter()), summary(rows.iter().rev()))
+    })
+}
+
+/// Finds the parent's `Mutex<C>` "rows" through two mappings of its own and reports what
+/// `read` makes of it in each: `at <base> rows <forward> rev <backward>`.
+fn read_twice<C: shmkit_runtime::ShmSafe + Send>(
+    name: &str,
+    read: impl Fn(&C) -> (String, String),
+) -> Result<()> {
+    let first = ManagedSharedMemory::open(name)?;
+    let second = ManagedSharedMemory::open(name)?;
+    for seg in [&first, &second] {
+        let rows = seg
+            .find::<Mutex<C>>("rows")?
+            .expect("the parent constructed it");
+        let (forward, backward) = read(&*rows.lock()?);
+        tell_parent(&format!(
+            "at {:#x} rows {forward} rev {backward}",
+            seg.base_address().as_ptr() as usize
+        ));
+    }
+    Ok(())
+}
+
+/// Each row's length and sum: `<len>:<sum> ...`.
+fn summary<'a>(rows: impl Iterator<Item = &'a Vec<u64>>) -> String {
+    let rows: std::vec::Vec<String> = rows
+        .map(|row| format!("{}:{}", row.len(), row.iter().sum::<u64>()))
+        .collect();
+    rows.join(" ")
 }
 
 /// After the parent's start signal, pushes `SHMKIT_FROM..SHMKIT_TO` one by one onto the
