@@ -152,27 +152,12 @@ fn rewrite(ty: &mut Type, krate: &syn::Path, errors: &mut Vec<syn::Error>) {
     }
 }
 
-/// Rewrites a std type into its segment container, if it has one and it is available.
+/// Rewrites a std type into its segment container, if it has one.
 fn counterpart(p: &mut TypePath, std: &StdType, krate: &syn::Path) -> syn::Result<()> {
-    let Replacement::Container {
-        name,
-        available,
-        otherwise,
-    } = std.replacement
-    else {
+    let Replacement::Container { name, .. } = std.replacement else {
         // The derive refuses it, with the advice.
         return Ok(());
     };
-    if !available {
-        return Err(syn::Error::new_spanned(
-            &*p,
-            format!(
-                "#[shm_segment] rewrites `{}` into the segment `{name}` (shmkit containers), \
-                 which is not available yet; until it is, use {otherwise}",
-                std.name
-            ),
-        ));
-    }
     let args = p
         .path
         .segments
@@ -197,7 +182,6 @@ mod tests {
             name: "Vec",
             replacement: Replacement::Container {
                 name: "Vec",
-                available: true,
                 otherwise: "an array",
             },
         };

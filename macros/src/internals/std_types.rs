@@ -14,32 +14,18 @@ pub struct StdType {
 /// What replaces a std type in a segment.
 pub enum Replacement {
     /// A segment container of shmkit with the same role, which `#[shm_segment]` rewrites the
-    /// std type into once it is `available`; `otherwise` is the fallback advice.
+    /// std type into; `otherwise` is the other advice.
     Container {
         name: &'static str,
-        available: bool,
         otherwise: &'static str,
     },
     /// No drop-in counterpart: what to use instead, in words.
     Advice(&'static str),
 }
 
-/// A segment container not available yet; [`available`] once it lands.
-const fn container(name: &'static str, otherwise: &'static str) -> Replacement {
-    Replacement::Container {
-        name,
-        available: false,
-        otherwise,
-    }
-}
-
 /// A segment container that shmkit has.
 const fn available(name: &'static str, otherwise: &'static str) -> Replacement {
-    Replacement::Container {
-        name,
-        available: true,
-        otherwise,
-    }
+    Replacement::Container { name, otherwise }
 }
 
 const CELLS: &str =
@@ -77,12 +63,12 @@ pub const TABLE: &[StdType] = &[
         available("HashMap", "a fixed-size array of pairs"),
     ),
     t("HashSet", available("HashSet", "a fixed-size array")),
-    t("BTreeSet", container("Set", "a fixed-size array")),
-    t("BTreeMap", container("Map", "a fixed-size array of pairs")),
-    t("LinkedList", container("List", "`OffsetPtr<T>` links")),
+    t("BTreeSet", available("Set", "a fixed-size array")),
+    t("BTreeMap", available("Map", "a fixed-size array of pairs")),
+    t("LinkedList", available("List", "`OffsetPtr<T>` links")),
     t(
         "VecDeque",
-        container("Deque", "a fixed-size ring buffer `[T; N]`"),
+        available("Deque", "a fixed-size ring buffer `[T; N]`"),
     ),
     t(
         "BinaryHeap",
@@ -122,34 +108,23 @@ impl StdType {
     /// The replacement, in words, for the derive's rejection message.
     pub fn advice(&self) -> String {
         match &self.replacement {
-            Replacement::Container {
-                name,
-                available: true,
-                otherwise,
-            } => format!("the segment `{name}` (shmkit containers), or {otherwise}"),
-            Replacement::Container {
-                name,
-                available: false,
-                otherwise,
-            } => format!(
-                "{otherwise} (the segment `{name}` of shmkit containers is not available yet)"
-            ),
+            Replacement::Container { name, otherwise } => {
+                format!("the segment `{name}` (shmkit containers), or {otherwise}")
+            }
             Replacement::Advice(advice) => (*advice).to_string(),
         }
     }
 }
 
 /// What the derive refuses: the std type [`lookup`] finds, unless it is spelled bare and
-/// its segment container is available. A bare `Vec<u64>` is then taken for the segment
+/// has a segment container. A bare `Vec<u64>` is then taken for the segment
 /// `Vec` imported with `use`, as the names in [`SHMKIT_HAS`] are; if it is std's after all,
 /// the field's `ShmSafe` bound refuses it. `std::vec::Vec<u64>` is refused here.
 pub fn refused(p: &TypePath) -> Option<&'static StdType> {
     let std = lookup(p)?;
     let bare = p.path.segments.len() == 1 && p.path.leading_colon.is_none();
     match std.replacement {
-        Replacement::Container {
-            available: true, ..
-        } if bare => None,
+        Replacement::Container { .. } if bare => None,
         _ => Some(std),
     }
 }
