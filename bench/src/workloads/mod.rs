@@ -44,6 +44,14 @@ pub const GROUPS: &[Group] = &[
         run: vec_push::run,
     },
     Group {
+        name: "map",
+        run: segment_maps::run_ordered,
+    },
+    Group {
+        name: "map_nodealloc",
+        run: segment_maps::run_ordered_nodealloc,
+    },
+    Group {
         name: "unordered_map",
         run: segment_maps::run_unordered,
     },

@@ -1,5 +1,6 @@
-//! Groups `unordered_map` (lines `unordered_map_insert`, `unordered_map_find`) and, once the
-//! ordered map is in, `map`: the peer's workloads 7 and 8 on the segment containers. The
+//! Groups `map` (lines `map_insert`, `map_find`), `map_nodealloc` and `unordered_map`
+//! (`unordered_map_insert`, `unordered_map_find`): the peer's workloads 7 and 8 on the
+//! segment `Map` (a B-tree) and `HashMap`. The
 //! map is the named object "map" in a fresh 512 MiB segment; 1,000,000 xorshift64 keys are
 //! made untimed; timed: `insert(keys[i], i)` for every key, then a lookup of every key in
 //! insertion order, summing the values; plus the `# mem` line (segment bytes per entry,
@@ -7,9 +8,12 @@
 //!
 //! The segment is mapped exclusively, as in `vec_push`: the peer inserts from its one
 //! process without a lock. The peer's `boost::unordered_map` hashes `uint64_t` with the
-//! identity; the segment `HashMap`'s fixed hasher costs one multiply per integer.
+//! identity; the segment `HashMap`'s fixed hasher costs one multiply per integer. The
+//! peer's `map_nodealloc` puts its red-black tree's nodes in a node pool; the B-tree's
+//! nodes hold many entries each and come from the segment allocator's thread cache, so
+//! that group runs the same `Map` (reported under the peer's line names).
 
-use shmkit::containers::{HashMap, HashMapExt};
+use shmkit::containers::{HashMap, HashMapExt, Map, MapExt};
 use shmkit::{Exclusive, ManagedSharedMemory, ShmMut};
 
 use crate::rng::make_keys;
@@ -27,6 +31,22 @@ trait SegmentMap: shmkit::ShmSafe + Default + Sized {
 }
 
 impl SegmentMap for HashMap<u64, u64> {
+    #[inline]
+    fn put(map: &mut ShmMut<'_, Self>, k: u64, v: u64) {
+        if let Err(e) = map.insert(k, v) {
+            panic!("insert {k} failed: {e}");
+        }
+    }
+    #[inline]
+    fn value(&self, k: u64) -> Option<u64> {
+        self.get(&k).copied()
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl SegmentMap for Map<u64, u64> {
     #[inline]
     fn put(map: &mut ShmMut<'_, Self>, k: u64, v: u64) {
         if let Err(e) = map.insert(k, v) {
@@ -82,6 +102,16 @@ fn run_on<M: SegmentMap>(tag: &str, insert_line: &str, find_line: &str) {
     check!(matches!(seg.destroy::<M>("map"), Ok(true)));
     check_eq!(used(&seg), used0);
     check_segment(&seg);
+}
+
+/// Group `map`.
+pub fn run_ordered() {
+    run_on::<Map<u64, u64>>("map", "map_insert", "map_find");
+}
+
+/// Group `map_nodealloc` (see the module docs).
+pub fn run_ordered_nodealloc() {
+    run_on::<Map<u64, u64>>("mapna", "map_nodealloc_insert", "map_nodealloc_find");
 }
 
 /// Group `unordered_map`.
