@@ -382,3 +382,41 @@ fn a_derived_type_is_emplaced_from_its_own_source_and_a_failure_leaves_nothing()
     seg.destroy::<shmkit::containers::Vec<Row>>("rows").unwrap();
     assert!(seg.all_memory_deallocated());
 }
+
+#[test]
+fn destroying_a_root_gives_back_what_its_containers_own_and_a_later_root_is_fresh() {
+    use shmkit::prelude::*;
+    use shmkit::sync::Mutex;
+
+    #[shm_segment]
+    #[derive(Default)]
+    pub struct Inventory {
+        pub stock: Mutex<std::collections::BTreeMap<String, Vec<u64>>>,
+    }
+
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    let empty = seg.free_memory();
+    assert!(!seg.destroy_root::<Inventory>().unwrap());
+    {
+        let root = seg.root::<Inventory>().unwrap();
+        let mut stock = root.stock.lock().unwrap();
+        stock
+            .entry("apples")
+            .unwrap()
+            .or_default()
+            .unwrap()
+            .extend(0..500)
+            .unwrap();
+    }
+    assert!(seg.free_memory() < empty - 4000);
+    assert!(seg.destroy_root::<Inventory>().unwrap());
+    seg.shrink_to_fit_indexes().unwrap();
+    assert!(seg.all_memory_deallocated());
+    assert!(seg
+        .root::<Inventory>()
+        .unwrap()
+        .stock
+        .lock()
+        .unwrap()
+        .is_empty());
+}

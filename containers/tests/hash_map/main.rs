@@ -33,7 +33,6 @@ fn string_keys_are_inserted_and_found_by_str() {
     m.value_mut("veg").unwrap().push("leek").unwrap();
     assert_eq!(m.get("veg").unwrap()[1], "leek");
     assert!(m.get("meat").is_none());
-    drop(m);
     seg.destroy::<HashMap<String, Vec<String>>>("m").unwrap();
     assert!(seg.all_memory_deallocated());
 }

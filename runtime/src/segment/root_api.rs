@@ -77,6 +77,18 @@ impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I>
             self.find_or_construct::<T>(root_name::<T>().as_str(), T::default)
         })?
     }
+
+    /// Destroys the root `T` (dropping it in place: what its containers own goes back to
+    /// the segment) and its stored schema; false when there is none. Needs what
+    /// [`destroy`](Self::destroy) needs. A later [`root`](Self::root) builds it anew.
+    pub fn destroy_root<T: ShmRoot>(&mut self) -> Result<bool> {
+        if !self.check_root_schema::<T>()? {
+            return Ok(false);
+        }
+        let destroyed = self.destroy::<T>(root_name::<T>().as_str())?;
+        self.destroy::<u8>(schema_name::<T>().as_str())?;
+        Ok(destroyed)
+    }
 }
 
 impl<B: Backing, I: IndexKind + NamedIndex> ManagedSegment<B, ReadOnly, I> {
