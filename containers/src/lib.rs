@@ -1,6 +1,8 @@
-//! Segment-resident containers of shmkit: [`Vec`] so far (`String`, `Map`, … follow).
-//! They build on the runtime's allocator and offset pointers, live in place in a segment,
-//! and are mutated through extension traits ([`VecExt`]) on anything that gives in-place
+//! Segment-resident containers of shmkit: [`Vec`], [`String`], [`Box`], [`Arc`]/[`Weak`],
+//! [`HashMap`]/[`HashSet`], [`Map`]/[`Set`], [`List`] and [`Deque`]. They build on the
+//! runtime's allocator and offset pointers, live in place in a segment, are built in place
+//! from sources ([`Emplace`]: `names.push("ada")`), and are mutated through extension traits
+//! ([`VecExt`], [`MapExt`], …, all in `shmkit::prelude`) on anything that gives in-place
 //! access to them: a `ShmMut` from an exclusive mapping, a lock guard of a shared one.
 //!
 //! # How a container reaches its allocator
