@@ -443,7 +443,7 @@ impl<'a, K: ShmSafe + Ord, V: ShmSafe> VacantEntry<'a, K, V> {
 impl<K, V> Drop for VacantEntry<'_, K, V> {
     /// Drops the key built for the gap, unless it was inserted.
     fn drop(&mut self) {
-        if self.staged {
+        if self.staged && !crate::crash::crashing() {
             let (key, _) = self.map.0.staged();
             // SAFETY: the staged key is the entry's, dropped once.
             unsafe { key.drop_in_place() };
