@@ -147,7 +147,7 @@ fn every_operation_stopped_at_every_step_leaves_a_working_map() {
         }
     }
     assert!(
-        steps > 4 * seeds as usize * sizes.len(),
+        steps > 2 * seeds as usize * sizes.len(),
         "only {steps} steps swept"
     );
 }
