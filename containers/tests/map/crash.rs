@@ -1,6 +1,8 @@
 //! The crash sweep: random cases of every mutating operation, on trees from one leaf to
-//! three levels, are stopped at each of their steps in turn (`crashes_at`, the
-//! containers' crash points, see `src/crash.rs`), as a SIGKILL there would stop them.
+//! three levels of owning keys (segment strings, moved between nodes with their
+//! relocation hook) and values that must be dropped at most once, are stopped at each of
+//! their steps in turn (`crashes_at`, the containers' crash points, see `src/crash.rs`,
+//! the strings' own included), as a SIGKILL there would stop them.
 //! After each stop the map must be one `validate` accepts (read from a copy of the
 //! segment), hold no value twice, keep working (more operations match a model of what it
 //! held), and drop each value at most once; the segment then checks sound. Under Miri
@@ -9,7 +11,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
-use shmkit_containers::{Map, MapExt};
+use shmkit_containers::{Map, MapExt, String};
 use shmkit_runtime::__private::crash::crashes_at;
 use shmkit_runtime::{
     AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory, PositionIndependent, ShmImmutable,
@@ -42,29 +44,39 @@ impl Drop for Tracked {
     }
 }
 
-type Tree<'a> = ShmMut<'a, Map<u64, Tracked>>;
+type Tree<'a> = ShmMut<'a, Map<String, Tracked>>;
+
+/// The string key of `k`, ordered as `k`.
+fn key(k: u64) -> std::string::String {
+    format!("key {k:06}")
+}
 
 /// A random case of one of the mutating methods (those that walk the whole tree only on
 /// small trees, whose every step is swept).
 fn operation(map: &mut Tree<'_>, rng: &mut Rng, keys: u64, next_id: &mut u64) {
-    let k = rng.range(0, keys);
+    let k = key(rng.range(0, keys));
     *next_id += 1;
     let id = *next_id;
     let kinds = if map.len() <= 100 { 9 } else { 7 };
     match rng.range(0, kinds) {
-        0 | 1 => drop(map.insert(k, Tracked(id)).unwrap()),
-        2 | 3 => drop(map.remove(&k)),
-        4 => drop(map.pop_first()),
-        5 => drop(map.pop_last()),
-        6 => drop(map.entry(k).unwrap().or_insert(Tracked(id)).unwrap()),
-        7 => map.retain(|key, _| (key ^ k) % 3 != 0),
+        0 | 1 => drop(map.insert(k.as_str(), Tracked(id)).unwrap()),
+        2 | 3 => drop(map.remove(k.as_str())),
+        4 => drop(map.pop_first_with(|_, _| ())),
+        5 => drop(map.pop_last_with(|_, _| ())),
+        6 => drop(
+            map.entry(k.as_str())
+                .unwrap()
+                .or_insert(Tracked(id))
+                .unwrap(),
+        ),
+        7 => map.retain(|key, _| key.as_str() > k.as_str()),
         _ => map.clear(),
     }
 }
 
 /// The elements as (key, value id), keys strictly increasing and each id once.
-fn pairs(map: &Map<u64, Tracked>) -> BTreeMap<u64, u64> {
-    let listed: Vec<(u64, u64)> = map.iter().map(|(k, v)| (*k, v.0)).collect();
+fn pairs(map: &Map<String, Tracked>) -> BTreeMap<std::string::String, u64> {
+    let listed: Vec<(&str, u64)> = map.iter().map(|(k, v)| (k.as_str(), v.0)).collect();
     assert!(
         listed.windows(2).all(|w| w[0].0 < w[1].0),
         "keys out of order"
@@ -72,7 +84,10 @@ fn pairs(map: &Map<u64, Tracked>) -> BTreeMap<u64, u64> {
     let ids: HashSet<u64> = listed.iter().map(|(_, id)| *id).collect();
     assert_eq!(ids.len(), listed.len(), "a value counted twice");
     assert!(listed.len() <= map.len(), "a length below the elements");
-    listed.into_iter().collect()
+    listed
+        .into_iter()
+        .map(|(k, id)| (k.to_owned(), id))
+        .collect()
 }
 
 /// The map as a process mapping the segment afresh would see it: `validate` accepts it.
@@ -82,7 +97,7 @@ fn revalidate(seg: &mut ManagedHeapMemory) {
         .read_only()
         .open(&image)
         .unwrap();
-    let map = reader.find::<Map<u64, Tracked>>("m").unwrap().unwrap();
+    let map = reader.find::<Map<String, Tracked>>("m").unwrap().unwrap();
     // Its values are copies in the image, which nothing drops.
     std::hint::black_box(map.iter().count());
 }
@@ -94,35 +109,41 @@ fn sweep(seed: u64, size: u64) -> usize {
     for n in 0.. {
         DROPPED.with(|d| d.borrow_mut().clear());
         let mut seg = ManagedHeapMemory::new(1 << 18).unwrap();
-        seg.construct("m", Map::<u64, Tracked>::new()).unwrap();
+        seg.construct("m", Map::<String, Tracked>::new()).unwrap();
         let mut rng = Rng::new(seed);
         let keys = size * 2;
         let mut next_id = 0;
         let finished = {
-            let mut map = seg.find_mut::<Map<u64, Tracked>>("m").unwrap().unwrap();
+            let mut map = seg.find_mut::<Map<String, Tracked>>("m").unwrap().unwrap();
             for _ in 0..size {
                 next_id += 1;
-                drop(map.insert(rng.range(0, keys), Tracked(next_id)).unwrap());
+                let k = key(rng.range(0, keys));
+                drop(map.insert(k.as_str(), Tracked(next_id)).unwrap());
             }
             crashes_at(n, || operation(&mut map, &mut rng, keys, &mut next_id))
         };
         revalidate(&mut seg);
-        let mut map = seg.find_mut::<Map<u64, Tracked>>("m").unwrap().unwrap();
+        let mut map = seg.find_mut::<Map<String, Tracked>>("m").unwrap().unwrap();
         let mut model = pairs(&map);
         for _ in 0..30 {
-            let k = rng.range(0, keys);
+            let k = key(rng.range(0, keys));
             next_id += 1;
             match rng.range(0, 4) {
                 0 | 1 => assert_eq!(
-                    map.insert(k, Tracked(next_id)).unwrap().map(|v| v.0),
+                    map.insert(k.as_str(), Tracked(next_id))
+                        .unwrap()
+                        .map(|v| v.0),
                     model.insert(k, next_id)
                 ),
-                2 => assert_eq!(map.remove(&k).map(|v| v.0), model.remove(&k)),
-                _ => assert_eq!(map.pop_first().map(|(k, v)| (k, v.0)), model.pop_first()),
+                2 => assert_eq!(map.remove(k.as_str()).map(|v| v.0), model.remove(&k)),
+                _ => assert_eq!(
+                    map.pop_first_with(|k, v| (k.to_string(), v.0)),
+                    model.pop_first()
+                ),
             }
         }
         assert_eq!(pairs(&map), model, "seed {seed:#x}, stopped at step {n}");
-        assert!(seg.destroy::<Map<u64, Tracked>>("m").unwrap());
+        assert!(seg.destroy::<Map<String, Tracked>>("m").unwrap());
         seg.check()
             .unwrap_or_else(|e| panic!("seed {seed:#x}, stopped at step {n}: {e}"));
         match finished {
