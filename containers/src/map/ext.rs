@@ -18,8 +18,8 @@ use crate::emplace::Emplace;
 /// or a derived accessor) and the guards of shmkit's locks. Brought in by
 /// `use shmkit::prelude::*`.
 ///
-/// Keys and values are built from sources ([`Emplace`]): `map.insert("key", 5)` once the
-/// key type is a segment `String`. Allocation failure is an [`AllocError`] that leaves the
+/// Keys and values are built from sources ([`Emplace`]): `map.insert("key", 5)` for a
+/// `Map<String, u64>`. Allocation failure is an [`AllocError`] that leaves the
 /// map exactly as it was. A position-dependent key or value (one holding an offset pointer,
 /// or a nested container) is never returned by value: the `_with` methods hand it to a
 /// closure in place and drop it there.
@@ -443,7 +443,7 @@ impl<'a, K: ShmSafe + Ord, V: ShmSafe> VacantEntry<'a, K, V> {
 impl<K, V> Drop for VacantEntry<'_, K, V> {
     /// Drops the key built for the gap, unless it was inserted.
     fn drop(&mut self) {
-        if self.staged {
+        if self.staged && !crate::crash::crashing() {
             let (key, _) = self.map.0.staged();
             // SAFETY: the staged key is the entry's, dropped once.
             unsafe { key.drop_in_place() };

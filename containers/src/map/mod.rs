@@ -50,9 +50,11 @@
 //!
 //! The publishing stores are `Node::publish_len` (and `disown_from`, which uses it) and the
 //! header's `publish_root` and `publish_len`: every state a crash can leave is the state
-//! right before one of them (between two of them only uncounted slots and unlinked nodes
-//! change). The unit tests stop an operation before each of them in turn, then read,
-//! change and drop what is left.
+//! around one of them (between two of them only uncounted slots and unlinked nodes
+//! change). Each is a crash point (`src/crash.rs`), as are the leaky moments (nodes or a
+//! staged pair not yet linked, a node about to be freed); the crash sweep of the tests
+//! stops every operation at each of them in turn, then reads, changes and drops what is
+//! left.
 //!
 //! # Bytes from elsewhere
 //!

@@ -17,6 +17,8 @@ use core::sync::atomic::{compiler_fence, AtomicU16, Ordering};
 use shmkit_runtime::{relocate_value, relocate_values, AllocError, OffsetPtr, SegmentAllocator};
 use shmkit_runtime::{PositionIndependent, ShmSafe};
 
+use crate::crash::point;
+
 /// What becomes of an element once nothing counts it: dropped in place ([`Discard`]) or
 /// read out ([`Read`], [`ReadValue`], for position-independent types only).
 pub(super) trait Take<K, V> {
@@ -224,12 +226,12 @@ impl<K, V> Node<K, V> {
     #[inline(always)]
     pub(super) fn publish_len(self, len: usize) {
         debug_assert!(len <= CAPACITY);
-        #[cfg(test)]
-        super::tests::crash_point();
+        point("map: a node count about to be stored");
         // SAFETY: the count is a live, aligned `u16` of a live node, written by nobody else
         // meanwhile (the map is borrowed mutably by the algorithm that calls this).
         unsafe { AtomicU16::from_ptr(&raw mut (*self.ptr.as_ptr()).len) }
             .store(len as u16, Ordering::Release);
+        point("map: a node count stored");
     }
 
     /// Lowers the count to `len` before the slots past it are moved or dropped: they have
@@ -376,6 +378,7 @@ pub(super) fn allocate<K, V>(
 /// # Safety
 /// The node is a block of `alloc`'s mapping that nothing counts or uses any more.
 pub(super) unsafe fn free<K, V>(alloc: &SegmentAllocator<'_>, node: Node<K, V>) {
+    point("map: an unlinked node about to be freed");
     let layout = layout::<K, V>(node.level());
     // SAFETY: the caller's contract. A failure means a corrupted segment, which its next
     // allocation reports; the block leaks.

@@ -11,6 +11,7 @@ use shmkit_runtime::{AllocError, SegmentAllocator, ShmMut, ShmSafe};
 use super::node::{self, Discard, Node, Take, B, CAPACITY, LEVELS, MAX_HEIGHT};
 use super::path::Path;
 use super::Map;
+use crate::crash::point;
 use crate::emplace::{emplace_at, Emplace};
 
 impl<K, V> Map<K, V> {
@@ -26,23 +27,23 @@ impl<K, V> Map<K, V> {
     /// Aims the root at `node` (None: empty) with one Release store: a new root is
     /// complete before it is linked, an old one unlinked before it is freed.
     fn publish_root(&mut self, node: Option<Node<K, V>>) {
-        #[cfg(test)]
-        super::tests::crash_point();
+        point("map: the root about to be stored");
         let target = node.map_or(core::ptr::null_mut(), Node::as_ptr);
         // SAFETY: the root pointer stays in the header; `target` is null or a node of the
         // segment the map lives in.
         unsafe { self.root.set_release(target) };
         compiler_fence(Ordering::SeqCst);
+        point("map: the root stored");
     }
 
     /// Publishes the length (Release, and kept in order with what follows).
     fn publish_len(&mut self, len: u64) {
-        #[cfg(test)]
-        super::tests::crash_point();
+        point("map: the length about to be stored");
         // SAFETY: the field is a live, aligned `u64` (the header is aligned to 8) that
         // `&mut self` keeps everybody else from meanwhile.
         unsafe { AtomicU64::from_ptr(&raw mut self.len) }.store(len, Ordering::Release);
         compiler_fence(Ordering::SeqCst);
+        point("map: the length stored");
     }
 
     /// One more element, counted before it is published (the length never counts fewer
@@ -193,6 +194,7 @@ impl<K: ShmSafe, V: ShmSafe> InPlace<'_, K, V> {
             self.drop_staged_key();
             return Err(e);
         }
+        point("map: a key and a value staged, not yet placed");
         let (path, found) = search(self.0, self.staged_key());
         let Some(level) = found else {
             self.place(path)?;
@@ -241,6 +243,7 @@ impl<K: ShmSafe, V: ShmSafe> InPlace<'_, K, V> {
                 return Err(e);
             }
         };
+        point("map: the nodes for the splits allocated, not yet linked");
         if let Some(top) = fresh[height + 1].filter(|_| splits > height) {
             // SAFETY: a fresh node one level above the root, published once complete.
             unsafe { node::grow_root(top, root) };
@@ -542,6 +545,7 @@ pub(super) fn clear<K, V>(map: &mut Map<K, V>) {
     map.publish_root(None);
     map.publish_len(0);
     let alloc = map.allocator().ok();
+    point("map: a tree unlinked, not yet dropped");
     // SAFETY: the unlinked tree is ours alone.
     unsafe { drop_tree(root, root.level(), alloc.as_ref()) };
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use shmkit_containers::{Map, MapExt, Vec, VecExt};
+use shmkit_containers::{Map, MapExt, String, Vec, VecExt};
 use shmkit_runtime::{ManagedHeapMemory, ShmMut};
 use shmkit_test_support::Rng;
 
@@ -177,5 +177,71 @@ fn maps_of_maps_fill_in_place() {
     nested.retain(|k, _| k % 2 == 0);
     assert_eq!(nested.remove_with(&4, |_, m| m.len()), Some(8));
     assert!(seg.destroy::<Nested>("nested").unwrap());
+    assert!(seg.all_memory_deallocated());
+}
+
+/// String keys, as the README keeps them: built from `&str`, found by `&str`
+/// (`Borrow<str>`), ordered as `str`; values that are vectors of strings.
+#[test]
+fn string_keys_are_built_and_found_by_str() {
+    type Index = Map<String, Vec<String>>;
+    let mut seg = ManagedHeapMemory::new(4 << 20).unwrap();
+    seg.construct("index", Index::new()).unwrap();
+    let mut index = seg.find_mut::<Index>("index").unwrap().unwrap();
+    let mut model: BTreeMap<std::string::String, std::vec::Vec<std::string::String>> =
+        BTreeMap::new();
+    let mut rng = Rng::new(11);
+    for step in 0..OPS {
+        let key = format!("k{}", rng.range(0, 60));
+        let word = format!("w{step}");
+        match rng.range(0, 5) {
+            0 => {
+                let fresh = index
+                    .insert_with(key.as_str(), [word.as_str(), "x"], |_| ())
+                    .unwrap()
+                    .is_none();
+                assert_eq!(fresh, model.insert(key, vec![word, "x".into()]).is_none());
+            }
+            1 | 2 => {
+                index
+                    .entry(key.as_str())
+                    .unwrap()
+                    .or_insert(Vec::new())
+                    .unwrap()
+                    .push(word.as_str())
+                    .unwrap();
+                model.entry(key).or_default().push(word);
+            }
+            3 => assert_eq!(
+                index.remove_with(key.as_str(), |k, v| (k.to_string(), v.len())),
+                model.remove(&key).map(|v| (key, v.len()))
+            ),
+            _ => {
+                assert_eq!(index.contains_key("k7"), model.contains_key("k7"));
+                let range = (Bound::Included("k2"), Bound::Excluded("k4"));
+                let ours: std::vec::Vec<&str> = index
+                    .range::<str, _>(range)
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let theirs: std::vec::Vec<&str> = model
+                    .range::<str, _>(range)
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                assert_eq!(ours, theirs);
+            }
+        }
+        if full_check(step) || step + 1 == OPS {
+            assert!(index
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.len()))
+                .eq(model.iter().map(|(k, v)| (k.as_str(), v.len()))));
+        }
+    }
+    let first = model.keys().next().cloned().unwrap_or_default();
+    assert_eq!(
+        index.get(first.as_str()).map(|v| v.len()),
+        model.get(&first).map(|v| v.len())
+    );
+    assert!(seg.destroy::<Index>("index").unwrap());
     assert!(seg.all_memory_deallocated());
 }
