@@ -126,7 +126,7 @@ fn sweep(seed: u64, size: u64) -> usize {
         revalidate(&mut seg);
         let mut map = seg.find_mut::<Map<String, Tracked>>("m").unwrap().unwrap();
         let mut model = pairs(&map);
-        for _ in 0..30 {
+        for _ in 0..if cfg!(miri) { 10 } else { 30 } {
             let k = key(rng.range(0, keys));
             next_id += 1;
             match rng.range(0, 4) {
@@ -158,7 +158,7 @@ fn sweep(seed: u64, size: u64) -> usize {
 #[test]
 fn every_operation_stopped_at_every_step_leaves_a_working_map() {
     let (seeds, sizes): (u64, &[u64]) = if cfg!(miri) {
-        (2, &[5, 30, 120])
+        (2, &[4, 24, 80])
     } else {
         (30, &[1, 5, 11, 30, 80, 300, 1200])
     };
