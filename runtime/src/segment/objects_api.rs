@@ -141,16 +141,18 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// byte, for a mapping others write meanwhile (an observer's, see
     /// [`SegmentObserver`](crate::SegmentObserver)): what a probe racing the writers can
     /// tell. While a writer holds the index lock, builds or destroys the object, or moves
-    /// the slots a probe passes, it looks again (pausing between looks) until `deadline`,
+    /// the slots a probe passes, it looks again (pausing between looks) until `deadline`
+    /// (None: for as long as it takes),
     /// then gives up with `InUse`. `T` must be read atomically only (the caller's bound).
     pub(crate) fn find_observed<T: ShmSafe>(
         &self,
         name: &str,
-        deadline: std::time::Instant,
+        deadline: Option<std::time::Instant>,
     ) -> Result<Option<(NonNull<T>, usize)>> {
         let t = Target::Named(name);
         let s = self.space()?;
-        for round in 0u32.. {
+        let mut round = 0u32;
+        loop {
             let doubt = match ops::find_fast::<I, T, true>(&s, name) {
                 ops::Quick::Found(p, n) => {
                     self.validate(p, n, || t.describe::<T>())?;
@@ -172,7 +174,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                 }
                 ops::Doubt::Busy | ops::Doubt::Bytes => {}
             }
-            if std::time::Instant::now() >= deadline {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Err(Error::InUse {
                     what: t.describe::<T>(),
                     reason: match doubt {
@@ -192,8 +194,8 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                     62 << (round - 16).min(4),
                 )),
             }
+            round = round.saturating_add(1);
         }
-        unreachable!("the loop above returns")
     }
 
     /// Checks that the `n` `T`s at `p` (an object of this mapping) are valid values, unless

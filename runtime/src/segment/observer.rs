@@ -113,9 +113,8 @@ impl<D: Device> SegmentObserver<D> {
         name: &str,
         timeout: Duration,
     ) -> Result<Option<Observed<'_, T>>> {
-        let deadline = Instant::now()
-            .checked_add(timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
+        // A timeout too long for the clock waits without one.
+        let deadline = Instant::now().checked_add(timeout);
         match self.segment.find_observed::<T>(name, deadline)? {
             None => Ok(None),
             // SAFETY: a live, validated `T` of this mapping, which stays mapped and the

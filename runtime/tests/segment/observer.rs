@@ -41,6 +41,9 @@ fn it_finds_atomics_seqlocks_and_arrays_and_refuses_other_types() {
     assert!(lanes.get_element(2).is_none());
 
     assert!(observer.find::<AtomicU64>("absent").unwrap().is_none());
+    // A timeout beyond the clock's range waits without a deadline.
+    let again = observer.find_timeout::<AtomicU64>("hits", Duration::MAX);
+    assert_eq!(again.unwrap().map(|a| a.load()), Some(6));
     assert!(matches!(
         observer.find::<AtomicU32>("hits"),
         Err(Error::TypeMismatch { .. })
