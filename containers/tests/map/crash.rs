@@ -57,7 +57,7 @@ fn operation(map: &mut Tree<'_>, rng: &mut Rng, keys: u64, next_id: &mut u64) {
     let k = key(rng.range(0, keys));
     *next_id += 1;
     let id = *next_id;
-    let kinds = if map.len() <= 100 { 9 } else { 7 };
+    let kinds = if map.len() <= 30 { 9 } else { 7 };
     match rng.range(0, kinds) {
         0 | 1 => drop(map.insert(k.as_str(), Tracked(id)).unwrap()),
         2 | 3 => drop(map.remove(k.as_str())),
