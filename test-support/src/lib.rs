@@ -37,6 +37,7 @@ pub mod names;
 pub mod process;
 pub mod region;
 pub mod rng;
+pub mod sweep;
 pub mod sys;
 pub mod watch;
 

