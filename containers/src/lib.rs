@@ -24,6 +24,7 @@
 
 pub mod arc;
 pub mod boxed;
+mod buffer;
 mod crash;
 pub mod deque;
 mod emplace;

@@ -258,7 +258,12 @@ unsafe impl<T: ShmSafe> ShmSafe for Vec<T> {
     unsafe fn relocate(&mut self, moved_from: usize) {
         let at = core::mem::offset_of!(Self, ptr);
         // SAFETY: the pointer moved with the header, from its own old address.
-        unsafe { self.ptr.relocate(moved_from.wrapping_add(at)) }
+        unsafe { self.ptr.relocate(moved_from.wrapping_add(at)) };
+        if let Some(buffer) = self.buffer() {
+            // SAFETY: the buffer is this vector's (the caller's contract: `self` holds the
+            // bytes that were its header), in the writable mapping it was moved in.
+            unsafe { crate::buffer::moved_to(buffer, self.owner()) };
+        }
     }
 
     /// The layout fingerprint, the same in every program (`type_name` would name the

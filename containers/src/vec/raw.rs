@@ -3,7 +3,6 @@
 //! publishing stores, growth, and every operation that moves or drops elements, each in
 //! the order the module docs' crash consistency asks for.
 
-use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
@@ -13,6 +12,7 @@ use shmkit_runtime::{
 };
 
 use super::Vec;
+use crate::buffer;
 use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
 
@@ -48,10 +48,10 @@ impl<T> Vec<T> {
         point("vec: a capacity stored");
     }
 
-    /// The layout the buffer was allocated with, as far as the allocator cares (it names
-    /// the block in errors and bounds in-place resizing from below).
-    fn buffer_layout(&self) -> Layout {
-        Layout::array::<T>(self.capacity()).unwrap_or(Layout::new::<T>())
+    /// Where the tag of the buffer says its owner is: the pointer to it.
+    #[inline(always)]
+    pub(super) fn owner(&self) -> *const u8 {
+        (&raw const self.ptr).cast()
     }
 
     /// The allocator of the mapping this vector lives in.
@@ -74,14 +74,13 @@ impl<T> Vec<T> {
         // SAFETY: the first `len` elements were initialised and nothing counts them now.
         unsafe { ptr::slice_from_raw_parts_mut(data, len).drop_in_place() };
         if let Some(buffer) = self.buffer() {
-            let layout = self.buffer_layout();
+            let cap = self.capacity();
             self.publish_cap(0);
             if let Ok(alloc) = SegmentAllocator::of(&*self) {
                 point("vec: a disowned buffer about to be freed");
-                // SAFETY: the buffer is a block of this mapping that nothing counts any
-                // more. A failure means a corrupted segment, which its next allocation
-                // reports; the block leaks.
-                let _ = unsafe { alloc.deallocate(buffer.cast(), layout) };
+                // SAFETY: the buffer is this vector's, of capacity `cap`, in this mapping,
+                // and nothing counts its elements any more.
+                unsafe { buffer::free(&alloc, buffer, cap) };
             }
         }
     }
@@ -169,24 +168,21 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
     /// relocated), published, and the old one freed without dropping what moved out.
     /// On error nothing changed.
     fn grow_to(&mut self, new_cap: usize) -> Result<(), AllocError> {
-        let size = size_of::<T>();
-        let layout = Layout::array::<T>(new_cap).map_err(|_| AllocError::capacity_overflow())?;
         let alloc = self.allocator()?;
-        let old = self.buffer();
-        let old_layout = self.buffer_layout();
+        let (old, old_cap) = (self.buffer(), self.capacity());
         if let Some(old) = old {
-            // SAFETY: the buffer is a live block of this mapping that this vector owns.
-            match unsafe { alloc.grow_in_place(old.cast(), old_layout, layout.size()) } {
-                Ok(usable) => {
-                    self.publish_cap(usable / size);
+            // SAFETY: the buffer is this vector's, of capacity `old_cap`, in this mapping.
+            match unsafe { buffer::grow_in_place(&alloc, old, old_cap, new_cap) } {
+                Ok(cap) => {
+                    self.publish_cap(cap);
                     return Ok(());
                 }
                 Err(e) if matches!(e.kind(), AllocErrorKind::NoRoomInPlace { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        let block = alloc.allocate(layout)?;
-        let new = block.cast::<T>().as_ptr();
+        let (new, cap) = buffer::allocate::<T>(&alloc, new_cap, self.owner())?;
+        let new = new.as_ptr();
         point("vec: a new buffer allocated, not yet filled");
         if let Some(old) = old {
             // SAFETY: the first `len` elements are live at `old`; the new block is fresh,
@@ -198,11 +194,11 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         // found from the vector's address), and the header stays where it is.
         unsafe { self.ptr.set_release(new) };
         point("vec: a new buffer published, the old one not yet freed");
-        self.publish_cap(block.len() / size);
+        self.publish_cap(cap);
         if let Some(old) = old {
-            // SAFETY: the old block is this vector's and its elements moved out. A failure
-            // means a corrupted segment, which its next allocation reports; the block leaks.
-            let _ = unsafe { alloc.deallocate(old.cast(), old_layout) };
+            // SAFETY: the old buffer was this vector's, of capacity `old_cap`, and its
+            // elements moved out.
+            unsafe { buffer::free(&alloc, old, old_cap) };
         }
         Ok(())
     }
@@ -217,16 +213,17 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         if len == self.capacity() {
             return Ok(());
         }
-        let layout = self.buffer_layout();
+        let cap = self.capacity();
         let alloc = self.allocator()?;
         self.publish_cap(len);
         if len == 0 {
-            // SAFETY: the buffer is this vector's block and holds no element.
-            return unsafe { alloc.deallocate(buffer.cast(), layout) };
+            // SAFETY: the buffer is this vector's, of capacity `cap`, and holds no element.
+            unsafe { buffer::free(&alloc, buffer, cap) };
+            return Ok(());
         }
         // SAFETY: as above; the capacity already says `len`, which the block keeps.
-        let usable = unsafe { alloc.shrink_in_place(buffer.cast(), layout, len * size_of::<T>())? };
-        self.publish_cap(usable / size_of::<T>());
+        let cap = unsafe { buffer::shrink_in_place(&alloc, buffer, cap, len)? };
+        self.publish_cap(cap);
         Ok(())
     }
 
@@ -506,8 +503,7 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const Vec<T>) -> Result<(), In
     if v.cap == 0 {
         return Ok(());
     }
-    let cap = usize::try_from(v.cap).unwrap_or(usize::MAX);
-    v.ptr.validate_target(cap).map_err(|e| e.within("ptr", 0))?;
+    buffer::check(&v.ptr, v.cap).map_err(|e| e.within("ptr", 0))?;
     if !T::ALL_BIT_PATTERNS_VALID {
         for i in 0..v.len() {
             // SAFETY: element `i < len <= cap` lies, aligned, in the mapping (checked

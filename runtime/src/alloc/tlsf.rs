@@ -12,10 +12,13 @@
 //! `PREV_FREE` in a header lets `free` find the previous block through its footer. The range
 //! ends in a zero-sized used sentinel, so "the next block" always exists. `ENTRY` marks a
 //! used block that holds an object entry (set and cleared by its owner, see
-//! [`mark_entry_unlocked`]): a link read from the segment is followed only to such a
+//! [`mark_unlocked`]): a link read from the segment is followed only to such a
 //! block, so other blocks' bytes (padding included) are never read as an entry header.
 //! Every path that rewrites a used header keeps it; free and handed-out blocks never
-//! carry it.
+//! carry it. `INTERNAL` (the header's top bit: sizes stay below 2^48) marks a used block
+//! of the segment's own structures (index and registry tables, type records, retired
+//! blocks, the thread-cache table) the same way, so that no container ever takes one for
+//! a block of its own (see `segment::owned`).
 //!
 //! Crash consistency: every update keeps the physical chain of headers walkable (a header's
 //! size is written only after the block it would skip over has a valid header), so a process
@@ -61,7 +64,11 @@ pub const FREE: u64 = 1;
 const PREV_FREE: u64 = 2;
 /// A used block holding an object entry.
 pub const ENTRY: u64 = 4;
-const FLAGS: u64 = 7;
+/// A used block of the segment's own structures.
+pub const INTERNAL: u64 = 1 << 63;
+/// The marks a used block keeps while it is resized in place.
+const KEPT: u64 = PREV_FREE | ENTRY | INTERNAL;
+const FLAGS: u64 = 7 | INTERNAL;
 
 const SL_LOG2: u32 = 4;
 const SL_COUNT: usize = 1 << SL_LOG2;
@@ -173,21 +180,22 @@ pub fn size_in(header: u64) -> u64 {
     header & !FLAGS
 }
 
-/// Sets or clears `ENTRY` on the used block whose payload is at `payload_off`, without the
-/// segment lock: an atomic read-modify-write, as every lock holder's change to a used
-/// block's header it does not own (its `PREV_FREE` bit) is one too, so neither is lost.
+/// Sets or clears `mark` (`ENTRY` or `INTERNAL`) on the used block whose payload is at
+/// `payload_off`, without the segment lock: an atomic read-modify-write, as every lock
+/// holder's change to a used block's header it does not own (its `PREV_FREE` bit) is one
+/// too, so neither is lost.
 ///
 /// # Safety
 /// `payload_off` is the payload of a used block of the writable segment at `base` that the
 /// caller owns (allocated and not freed).
 #[inline]
-pub unsafe fn mark_entry_unlocked(base: *mut u8, payload_off: u64, on: bool) {
+pub unsafe fn mark_unlocked(base: *mut u8, payload_off: u64, mark: u64, on: bool) {
     // SAFETY: the block's header is an aligned word of the mapping (contract).
     let w = unsafe { AtomicU64::from_ptr(base.add((payload_off - HEADER as u64) as usize).cast()) };
     if on {
-        w.fetch_or(ENTRY, Ordering::Relaxed);
+        w.fetch_or(mark, Ordering::Relaxed);
     } else {
-        w.fetch_and(!ENTRY, Ordering::Relaxed);
+        w.fetch_and(!mark, Ordering::Relaxed);
     }
 }
 
@@ -346,7 +354,7 @@ impl Tlsf {
     pub unsafe fn widen_used(&mut self, off: u64, size: u64) {
         // SAFETY: `off` is a used block header (caller); only its size changes.
         unsafe {
-            let bits = self.word(off) & (PREV_FREE | ENTRY);
+            let bits = self.word(off) & KEPT;
             self.set_word(off, size | bits);
         }
     }
@@ -358,12 +366,19 @@ impl Tlsf {
         Some(unsafe { self.size_of(off) })
     }
 
-    /// Size of block `off` if it is a used block inside the range that holds no object
-    /// entry (what a thread cache may hold: an entry's block is never cached).
+    /// Size of block `off` if it is a used block inside the range marked `INTERNAL`.
+    pub fn internal_block_size(&self, off: u64) -> Option<u64> {
+        let size = self.used_block_size(off)?;
+        // SAFETY: `off` is a used block (checked); its header is a word of the segment.
+        (unsafe { self.word(off) } & (ENTRY | INTERNAL) == INTERNAL).then_some(size)
+    }
+
+    /// Size of block `off` if it is a used block inside the range that carries no mark
+    /// (what a thread cache may hold: a marked block is never cached).
     pub fn plain_block_size(&self, off: u64) -> Option<u64> {
         let size = self.used_block_size(off)?;
         // SAFETY: `off` is a used block (checked); its header is a word of the segment.
-        (unsafe { self.word(off) } & ENTRY == 0).then_some(size)
+        (unsafe { self.word(off) } & (ENTRY | INTERNAL) == 0).then_some(size)
     }
 
     #[inline]
@@ -574,7 +589,7 @@ impl Tlsf {
         // SAFETY: every header written lies inside the used block `off` (caller).
         unsafe {
             let end = off + self.size_of(off);
-            let prev_bit = self.word(off) & (PREV_FREE | ENTRY);
+            let prev_bit = self.word(off) & KEPT;
             // Back to front: the first header, which still spans everything, is rewritten
             // last, so the chain stays walkable if we die half-way.
             let (mut start, mut next) = (off + blocks.iter().sum::<u64>(), end);
@@ -795,15 +810,16 @@ impl Tlsf {
         })
     }
 
-    /// Calls `f(block, is_entry)` for every used block of the chain in address order.
-    pub fn for_each_used(&self, mut f: impl FnMut(Block, bool)) {
+    /// Calls `f(block, marks)` for every used block of the chain in address order, with
+    /// its marks (`ENTRY`, `INTERNAL`).
+    pub fn for_each_used(&self, mut f: impl FnMut(Block, u64)) {
         for (offset, h) in self.chain().filter(|&(_, h)| h & FREE == 0) {
             f(
                 Block {
                     offset,
                     size: h & !FLAGS,
                 },
-                h & ENTRY != 0,
+                h & (ENTRY | INTERNAL),
             );
         }
     }
@@ -952,11 +968,11 @@ impl Tlsf {
                 // Unlink first: the tail header may land on the neighbour's link words.
                 self.unlink(next, nsize);
                 self.set_word(off + new_size, tail | FREE);
-                self.set_word(off, new_size | (h & (PREV_FREE | ENTRY)));
+                self.set_word(off, new_size | (h & KEPT));
                 self.make_free(off + new_size, tail);
             } else {
                 self.unlink(next, nsize);
-                self.set_word(off, total | (h & (PREV_FREE | ENTRY)));
+                self.set_word(off, total | (h & KEPT));
                 self.set_prev_free(off + total, false);
             }
         }
@@ -1014,7 +1030,7 @@ impl Tlsf {
                 return size;
             }
             let rest = off + new_size;
-            let prev_bit = h & (PREV_FREE | ENTRY);
+            let prev_bit = h & KEPT;
             if next_free {
                 // The tail joins the free block after it; its header is written (inside
                 // our own bytes) before our header gives those bytes up.
@@ -1074,9 +1090,14 @@ impl Tlsf {
                 return Err(format!("block at {off}: previous-free flag is wrong"));
             }
             let free = h & FREE != 0;
+            if h & (ENTRY | INTERNAL) == ENTRY | INTERNAL {
+                return Err(format!(
+                    "block at {off} is marked as an entry and as internal"
+                ));
+            }
             if free {
-                if h & ENTRY != 0 {
-                    return Err(format!("free block at {off} is marked as an object entry"));
+                if h & (ENTRY | INTERNAL) != 0 {
+                    return Err(format!("free block at {off} carries a used block's mark"));
                 }
                 if prev_free {
                     return Err(format!("free block at {off} follows a free block"));

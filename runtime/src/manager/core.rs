@@ -10,8 +10,8 @@ use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::tlsf::{
-    block_size_for, mark_entry_unlocked, size_in, used_header_unlocked, AlgorithmStats, Tlsf,
-    ENTRY, GRANULE, HEADER,
+    block_size_for, mark_unlocked, size_in, used_header_unlocked, AlgorithmStats, Tlsf, ENTRY,
+    GRANULE, HEADER,
 };
 use crate::error::{Error, Result};
 use crate::robust::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
@@ -273,7 +273,8 @@ impl SegmentCore {
     /// (its bounds alone say nothing about what overlaps it).
     fn check_cache_table(&self, t: &Tlsf) -> Result<()> {
         if self.cache().exists() && self.cache_table_block(t) < SlotTable::SIZE as u64 {
-            return Err(self.corrupted("thread-cache table is not an allocated block".into()));
+            return Err(self
+                .corrupted("thread-cache table is not an allocated block marked internal".into()));
         }
         Ok(())
     }
@@ -741,29 +742,30 @@ impl SegmentCore {
         }
     }
 
-    /// Marks the block whose payload is at `payload_off` as holding an object entry, or
-    /// clears the mark (`on`), without the segment lock. The object layer marks a block
-    /// right after allocating it, before it writes or links the entry, and clears the mark
-    /// after unlinking it, before freeing it.
+    /// Sets or clears (`on`) `mark` on the block whose payload is at `payload_off`,
+    /// without the segment lock: `ENTRY` for a block holding an object entry,
+    /// `INTERNAL` for one of the object layer's own tables and records. The object layer
+    /// marks a block right after allocating it, before it writes or links anything there,
+    /// and clears the mark after unlinking it, before freeing it (freeing clears it too).
     ///
     /// # Safety
     /// `payload_off` is the payload of a live allocation of this writable mapping that the
     /// caller owns (as the object layer's own fresh or unlinked blocks are).
     #[inline]
-    pub(crate) unsafe fn mark_entry(&self, payload_off: u64, on: bool) {
+    pub(crate) unsafe fn mark(&self, payload_off: u64, mark: u64, on: bool) {
         debug_assert!(self.writable && self.used_header(payload_off).is_some());
         // SAFETY: forwarded contract.
-        unsafe { mark_entry_unlocked(self.base.as_ptr(), payload_off, on) };
+        unsafe { mark_unlocked(self.base.as_ptr(), payload_off, mark, on) };
     }
 
     /// The used blocks of the allocator's chain in address order, as (payload offset,
-    /// usable bytes, whether it is marked as an object entry): what the object layer checks
-    /// its entries and tables against. Walks every block.
-    pub(crate) fn used_blocks(&self) -> Vec<(u64, usize, bool)> {
+    /// usable bytes, marks: `ENTRY`, `INTERNAL`): what the object layer checks its
+    /// entries and tables against, and containers the blocks they own. Walks every block.
+    pub(crate) fn used_blocks(&self) -> Vec<(u64, usize, u64)> {
         self.inspect(|t| {
             let mut out = Vec::new();
-            t.for_each_used(|b, entry| {
-                out.push((b.offset + HEADER as u64, b.size as usize - HEADER, entry));
+            t.for_each_used(|b, marks| {
+                out.push((b.offset + HEADER as u64, b.size as usize - HEADER, marks));
             });
             out
         })

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alloc::cache::{self, SlotTable};
-use crate::alloc::tlsf::{block_size_for, Tlsf, TlsfState, GRANULE, HEADER};
+use crate::alloc::tlsf::{
+    block_size_for, mark_unlocked, Tlsf, TlsfState, GRANULE, HEADER, INTERNAL,
+};
 use crate::error::{Error, Result};
 use crate::robust::RobustMutex;
 
@@ -15,8 +17,9 @@ pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
 /// allocator's level table follows the header and is sized by the segment; 3: lock words
 /// and the creator word name lock owner ids, not pids, and every object entry's block is
 /// marked as one in its block header, which version 2 never did: its entries would all be
-/// refused).
-pub const FORMAT_VERSION: u32 = 3;
+/// refused; 4: the blocks of the segment's own structures are marked internal in their
+/// headers, and a block a container owns names its owner in its first word).
+pub const FORMAT_VERSION: u32 = 4;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
 const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -186,6 +189,7 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, creator: u32) {
                 .and_then(|b| t.alloc_block(b))
                 .map_or(0, |off| {
                     t.payload(off).as_ptr().write_bytes(0, SlotTable::SIZE);
+                    mark_unlocked(base, off + HEADER as u64, INTERNAL, true);
                     off + HEADER as u64
                 })
         } else {

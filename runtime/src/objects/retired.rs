@@ -27,6 +27,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::space::{Blocks, Space};
+use crate::alloc::tlsf::{ENTRY, INTERNAL};
 use crate::error::Result;
 use crate::manager::header::words;
 
@@ -43,11 +44,15 @@ pub(crate) fn retire(s: &Space, off: u64) -> Result<()> {
     Ok(())
 }
 
-/// Retires the block of the unlinked entry `e`: clears its entry mark, then pushes it.
+/// Retires the block of the unlinked entry `e`: marks it internal instead of an entry,
+/// then pushes it.
 pub(crate) fn retire_entry(s: &Space, e: u64) -> Result<()> {
     // SAFETY: `e` is an entry block of this writable mapping that the caller unlinked and
     // owns.
-    unsafe { s.core().mark_entry(e, false) };
+    unsafe {
+        s.core().mark(e, ENTRY, false);
+        s.core().mark(e, INTERNAL, true);
+    }
     retire(s, e)
 }
 

@@ -6,35 +6,36 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{fence, AtomicU64};
 
+use crate::alloc::tlsf::{ENTRY, INTERNAL};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
 use crate::manager::SegmentCore;
 
 /// The used blocks of a segment at one moment, in address order: (payload offset, usable
-/// bytes, marked as an object entry), from one walk of the chain of block headers.
-pub struct Blocks(Vec<(u64, usize, bool)>);
+/// bytes, marks: `ENTRY`, `INTERNAL`), from one walk of the chain of block headers.
+pub struct Blocks(Vec<(u64, usize, u64)>);
 
 impl Blocks {
-    /// Usable bytes of the used block whose payload starts at `off`, if it is one and is
-    /// an object entry exactly when `entry` says.
-    fn len(&self, off: u64, entry: bool) -> Option<usize> {
+    /// Usable bytes of the used block whose payload starts at `off`, if it is one and
+    /// carries exactly `marks`.
+    fn len(&self, off: u64, marks: u64) -> Option<usize> {
         let i = self.0.partition_point(|&(payload, ..)| payload < off);
         self.0
             .get(i)
-            .filter(|&&(payload, _, marked)| payload == off && marked == entry)
+            .filter(|&&(payload, _, m)| payload == off && m == marks)
             .map(|&(_, len, _)| len)
     }
 
     /// Usable bytes of the block at `off` if it holds an object entry (its header says so):
     /// only then may its first bytes be read as an entry header.
     pub fn entry_len(&self, off: u64) -> Option<usize> {
-        self.len(off, true)
+        self.len(off, ENTRY)
     }
 
-    /// Usable bytes of the block at `off` if it is a used block that holds no object entry
-    /// (a table or record of the object layer's own, or a raw allocation).
+    /// Usable bytes of the block at `off` if it is one of the object layer's own tables,
+    /// records or retired blocks (marked internal).
     pub fn len_of(&self, off: u64) -> Option<usize> {
-        self.len(off, false)
+        self.len(off, INTERNAL)
     }
 }
 
@@ -268,24 +269,30 @@ impl Space {
         self.core.entry_block_len(off)
     }
 
-    /// Allocates `size` bytes aligned to `align`; returns the offset.
+    /// Allocates `size` bytes aligned to `align` for one of the object layer's own tables
+    /// or records, marked internal before anything is written to it; returns the offset.
     #[inline]
     pub fn alloc(&self, size: usize, align: usize) -> Result<u64> {
+        self.alloc_marked(size, align, INTERNAL)
+    }
+
+    /// Allocates the block of an object entry of `size` bytes aligned to `align` and marks
+    /// it as one (see `SegmentCore::mark`) before anything is written to it.
+    #[inline]
+    pub fn alloc_entry(&self, size: usize, align: usize) -> Result<u64> {
+        self.alloc_marked(size, align, ENTRY)
+    }
+
+    #[inline]
+    fn alloc_marked(&self, size: usize, align: usize, mark: u64) -> Result<u64> {
         let p = if align <= crate::alloc::MIN_ALIGN {
             self.core.allocate(size)?
         } else {
             self.core.allocate_aligned(size, align)?
         };
-        Ok((p.as_ptr().addr() - self.core.base().as_ptr().addr()) as u64)
-    }
-
-    /// Allocates the block of an object entry of `size` bytes aligned to `align` and marks
-    /// it as one (see `SegmentCore::mark_entry`) before anything is written to it.
-    #[inline]
-    pub fn alloc_entry(&self, size: usize, align: usize) -> Result<u64> {
-        let off = self.alloc(size, align)?;
+        let off = (p.as_ptr().addr() - self.core.base().as_ptr().addr()) as u64;
         // SAFETY: a fresh block of this writable mapping (allocation needs one), ours.
-        unsafe { self.core.mark_entry(off, true) };
+        unsafe { self.core.mark(off, mark, true) };
         Ok(off)
     }
 
@@ -299,7 +306,7 @@ impl Space {
         // SAFETY: forwarded contract: a live block we own, of a writable mapping (it was
         // allocated through this one's core).
         unsafe {
-            self.core.mark_entry(off, false);
+            self.core.mark(off, ENTRY, false);
             self.free(off)
         }
     }

@@ -10,6 +10,7 @@ pub mod managed;
 pub mod mode;
 mod objects_api;
 pub mod observer;
+pub mod owned;
 mod root_api;
 
 pub use self::algorithm::MemoryAlgorithm;

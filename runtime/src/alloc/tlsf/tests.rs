@@ -29,46 +29,66 @@ fn a_head_whose_bit_is_clear_is_reported_and_never_followed() {
     a.t.check().unwrap();
 }
 
-/// Whether block `off` is a used block marked as an entry, per the chain.
-fn marked(t: &Tlsf, off: u64) -> bool {
+/// Whether block `off` is a used block carrying exactly `marks`, per the chain.
+fn marked_with(t: &Tlsf, off: u64, marks: u64) -> bool {
     let mut found = false;
-    t.for_each_used(|b, entry| found |= b.offset == off && entry);
+    t.for_each_used(|b, m| found |= b.offset == off && m == marks);
     found
 }
 
-fn mark(a: &super::crash_tests::Arena, off: u64, on: bool) {
+/// Whether block `off` is a used block marked as an entry, per the chain.
+fn marked(t: &Tlsf, off: u64) -> bool {
+    marked_with(t, off, ENTRY)
+}
+
+fn mark_with(a: &super::crash_tests::Arena, off: u64, marks: u64, on: bool) {
     // SAFETY: `off` is a used block of the arena's allocator, ours.
-    unsafe { mark_entry_unlocked(a.mem.cast(), off + HEADER as u64, on) };
+    unsafe { mark_unlocked(a.mem.cast(), off + HEADER as u64, marks, on) };
+}
+
+fn mark(a: &super::crash_tests::Arena, off: u64, on: bool) {
+    mark_with(a, off, ENTRY, on);
 }
 
 #[test]
-fn an_entry_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() {
-    let mut a = arena(4);
-    let [before, entry, after, last] = [32, 48, 32, 64].map(|n| a.t.alloc_block(n).unwrap());
-    mark(&a, entry, true);
-    // Freeing the neighbours flips the entry's PREV_FREE bit and rewrites the next header.
-    // SAFETY: used blocks of this allocator, each freed once.
-    unsafe {
-        a.t.free_block(before);
-        a.t.free_block(after);
+fn a_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() {
+    for marks in [ENTRY, INTERNAL] {
+        let mut a = arena(4);
+        let [before, entry, after, last] = [32, 48, 32, 64].map(|n| a.t.alloc_block(n).unwrap());
+        mark_with(&a, entry, marks, true);
+        // Freeing the neighbours flips the block's PREV_FREE bit and rewrites the next
+        // header.
+        // SAFETY: used blocks of this allocator, each freed once.
+        unsafe {
+            a.t.free_block(before);
+            a.t.free_block(after);
+        }
+        assert!(marked_with(&a.t, entry, marks));
+        a.t.check().unwrap();
+        // A rebuild (after a crash) derives every flag again from the chain, but keeps the
+        // mark.
+        a.t.rebuild().unwrap();
+        assert!(marked_with(&a.t, entry, marks) && marked_with(&a.t, last, 0));
+        a.t.check().unwrap();
+        // SAFETY: `before` is a free block's header, inside the arena.
+        let h = unsafe { a.t.word(before) };
+        // SAFETY: as above; a forged mark on a free block.
+        unsafe { a.t.set_word(before, h | marks) };
+        assert!(a
+            .t
+            .check()
+            .unwrap_err()
+            .contains("carries a used block's mark"));
+        a.t.rebuild().unwrap();
+        a.t.check().unwrap();
+        // Both marks at once are no block's.
+        mark_with(&a, entry, ENTRY | INTERNAL, true);
+        assert!(a
+            .t
+            .check()
+            .unwrap_err()
+            .contains("as an entry and as internal"));
     }
-    assert!(marked(&a.t, entry));
-    a.t.check().unwrap();
-    // A rebuild (after a crash) derives every flag again from the chain, but keeps the mark.
-    a.t.rebuild().unwrap();
-    assert!(marked(&a.t, entry) && !marked(&a.t, last));
-    a.t.check().unwrap();
-    // SAFETY: `before` is a free block's header, inside the arena.
-    let h = unsafe { a.t.word(before) };
-    // SAFETY: as above; a forged mark on a free block.
-    unsafe { a.t.set_word(before, h | ENTRY) };
-    assert!(a
-        .t
-        .check()
-        .unwrap_err()
-        .contains("marked as an object entry"));
-    a.t.rebuild().unwrap();
-    a.t.check().unwrap();
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::alloc::cache;
-use crate::alloc::tlsf::layout;
+use crate::alloc::tlsf::{layout, ENTRY};
 use crate::manager::header::{self, SegmentHeader};
 use crate::segment::{AlignedBuffer, ManagedHeapMemory};
 use crate::Error;
@@ -229,7 +229,7 @@ fn the_thread_cache_never_hands_out_a_block_marked_as_an_entry() {
     let entries = |core: &super::SegmentCore| -> Vec<u64> {
         core.used_blocks()
             .into_iter()
-            .filter(|&(_, _, entry)| entry)
+            .filter(|&(_, _, marks)| marks == ENTRY)
             .map(|(payload, ..)| payload)
             .collect()
     };
@@ -246,14 +246,14 @@ fn the_thread_cache_never_hands_out_a_block_marked_as_an_entry() {
     assert_eq!(core.entry_block_len(e), None);
     // SAFETY: a live block of ours, marked and then freed raw.
     unsafe {
-        core.mark_entry(e, true);
+        core.mark(e, ENTRY, true);
         seg.deallocate(again).unwrap();
     }
     let cached = seg.allocate(40).unwrap();
     // SAFETY: a live block of ours, cached, then its header forged to carry the mark.
     unsafe {
         seg.deallocate(cached).unwrap();
-        core.mark_entry(off(cached), true);
+        core.mark(off(cached), ENTRY, true);
     }
     // The cache's check refuses a marked block in a bin (as the walk that returns a bin to
     // the allocator does: it leaks such a block rather than free an entry).

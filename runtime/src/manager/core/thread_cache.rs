@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
-use crate::alloc::tlsf::{size_in, used_header_unlocked, Tlsf, ENTRY, HEADER};
+use crate::alloc::tlsf::{size_in, used_header_unlocked, Tlsf, ENTRY, HEADER, INTERNAL};
 use crate::error::Result;
 use crate::manager::header;
 
@@ -93,9 +93,9 @@ impl SegmentCore {
                 true,
             )
         };
-        // A block still marked as an object entry is freed under the lock, which clears the
-        // mark: a cached block never carries one.
-        let Some(size) = header.filter(|h| h & ENTRY == 0).map(size_in) else {
+        // A block still marked (an object entry, an internal table) is freed under the
+        // lock, which clears the mark: a cached block never carries one.
+        let Some(size) = header.filter(|h| h & (ENTRY | INTERNAL) == 0).map(size_in) else {
             return unlocked;
         };
         let off = payload_off as u64 - HEADER as u64;
@@ -180,7 +180,7 @@ impl SegmentCore {
         if table == 0 {
             return 0;
         }
-        t.used_block_size(table - HEADER as u64).unwrap_or(0)
+        t.internal_block_size(table - HEADER as u64).unwrap_or(0)
     }
 
     /// Checks this thread's own slot (other threads' slots change without the lock).
