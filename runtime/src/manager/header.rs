@@ -63,6 +63,11 @@ pub mod words {
     /// without the index lock may still be reading them (see `objects::retired`). Zero in
     /// every segment written before it existed, which is the empty list.
     pub const RETIRED: usize = 9;
+    /// A random number drawn whenever bytes of unknown origin become this segment (it is
+    /// created, opened cold, copied from an image): what container handles record to tell
+    /// those they were written with since (trusted) from older ones (see
+    /// `segment::owned::trust_epoch`).
+    pub const TRUST_EPOCH: usize = 10;
 }
 
 /// The header's layout: the first bytes of every segment.

@@ -246,6 +246,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             Opening::Trusted if cold => core.validate_untrusted()?,
             Opening::Trusted => core.check_bounds()?,
         }
+        if opening != Opening::Trusted {
+            // A writable mapping that did not trust what it found: what was written before
+            // is of unknown origin from now on.
+            super::owned::new_trust_epoch(core);
+        }
         objects::attach::<I>(core, opening, &|| backing.describe())?;
         // Read-only mappings validate no allocator state and private copies repair theirs:
         // neither vouches for the shared bytes.

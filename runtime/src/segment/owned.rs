@@ -23,6 +23,8 @@ use core::cell::RefCell;
 use core::ptr::NonNull;
 
 use crate::layout::Invalid;
+use crate::manager::header::words;
+use crate::objects::space::Space;
 use crate::registry;
 
 /// The bytes a container reserves at the start of each block it owns, for the tag.
@@ -159,4 +161,30 @@ impl Drop for Scope {
             }
         });
     }
+}
+
+/// Draws a new trust epoch for the segment of `core` (see [`trust_epoch`]): a writable
+/// mapping just created it, or opened it without trusting what it found, and nothing else
+/// uses it yet.
+pub(crate) fn new_trust_epoch(core: crate::manager::SegmentCore) {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let epoch = std::hash::RandomState::new().hash_one((core.base().as_ptr().addr(), nanos)) | 1;
+    Space::new(core)
+        .word(words::TRUST_EPOCH)
+        .store(epoch, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The trust epoch of the segment `value` lies in (None outside a segment): a random
+/// number, never 0, drawn anew whenever the segment's bytes came from somewhere untrusted
+/// (created, opened cold, copied from an image or buffer), so that bytes from before
+/// cannot hold it. A handle that records the epoch it was written in is known to come
+/// from this segment's trusted writers when it holds the current one; an older handle
+/// (say an `Arc` in a file, whose counts no validation of one object can confirm) is
+/// then only trusted to read, never to free.
+pub fn trust_epoch<T: ?Sized>(value: &T) -> Option<u64> {
+    let core = registry::segment_at((value as *const T).cast())?;
+    Some(Space::new(core).load_word::<true>(words::TRUST_EPOCH))
 }
