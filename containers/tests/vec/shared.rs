@@ -130,3 +130,27 @@ fn a_parent_and_a_child_push_under_one_lock() -> Result<()> {
     assert_eq!(sorted.len() as u64, 2 * EACH);
     Ok(())
 }
+
+/// A mapping checks that each buffer it validates is a block of its own from a walk of the
+/// segment's blocks that it keeps for the next check; another mapping growing a vector
+/// meanwhile must not make that walk refuse the new buffer.
+#[test]
+fn a_walk_kept_from_an_earlier_check_never_refuses_a_buffer_grown_since() -> Result<()> {
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(name.get(), 4 << 20)?;
+    seg.construct("m", Mutex::new(Vec::<u64>::new()))?;
+    seg.construct("v", Mutex::new(Vec::<u64>::new()))?
+        .lock()?
+        .extend(0..100)?;
+    let other = ManagedSharedMemory::open(name.get())?;
+    let v = other.find::<Mutex<Vec<u64>>>("v")?.expect("constructed above");
+    assert_eq!(v.lock()?.len(), 100);
+    // The creating mapping grows "m" into new blocks, beyond the thread caches.
+    seg.find::<Mutex<Vec<u64>>>("m")?
+        .expect("constructed above")
+        .lock()?
+        .extend(0..10_000)?;
+    let m = other.find::<Mutex<Vec<u64>>>("m")?.expect("constructed above");
+    assert_eq!(m.lock()?.len(), 10_000);
+    Ok(())
+}

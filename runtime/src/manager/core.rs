@@ -95,6 +95,8 @@ fn one_by_one(t: &mut Tlsf, blocks: &[u64], align: u64) -> Option<Vec<u64>> {
 /// when the allocator is beyond repair.
 struct Locked<'a> {
     state: &'a AtomicU32,
+    /// The chain generation (`words::CHAIN_GENERATION`), bumped as the lock is let go.
+    chain: &'a AtomicU64,
     tlsf: Tlsf,
     /// What `HELD` said before (an outer lock of another segment).
     outer: Held,
@@ -115,6 +117,9 @@ impl Drop for Locked<'_> {
         if std::thread::panicking() && !crate::robust::crash::crashing() {
             self.repair_after_panic();
         }
+        // Still under the lock (released after this, with the `lock` field).
+        let chain = self.chain.load(Ordering::Relaxed);
+        self.chain.store(chain.wrapping_add(1), Ordering::Relaxed);
         let _ = HELD.try_with(|h| h.set(self.outer));
     }
 }
@@ -316,6 +321,9 @@ impl SegmentCore {
             |lock| Locked {
                 // SAFETY: only projects the header pointer to one of its fields.
                 state: self.field(|h| unsafe { &raw mut (*h).state }),
+                // SAFETY: as above.
+                chain: self
+                    .field(|h| unsafe { &raw mut (*h).reserved[header::words::CHAIN_GENERATION] }),
                 // SAFETY: we hold the lock, so the allocator state is ours to use.
                 tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
                 outer: HELD
@@ -756,6 +764,13 @@ impl SegmentCore {
         debug_assert!(self.writable && self.used_header(payload_off).is_some());
         // SAFETY: forwarded contract.
         unsafe { mark_unlocked(self.base.as_ptr(), payload_off, mark, on) };
+    }
+
+    /// Runs `f` under the segment lock on the allocator and the chain generation (see
+    /// `header::words::CHAIN_GENERATION`): no block starts or ends meanwhile.
+    pub(crate) fn with_chain<R>(&self, f: impl FnOnce(&Tlsf, u64) -> R) -> Result<R> {
+        let l = self.lock()?;
+        Ok(f(&l.tlsf, l.chain.load(Ordering::Relaxed)))
     }
 
     /// The used blocks of the allocator's chain in address order, as (payload offset,

@@ -68,6 +68,10 @@ pub mod words {
     /// those they were written with since (trusted) from older ones (see
     /// `segment::owned::trust_epoch`).
     pub const TRUST_EPOCH: usize = 10;
+    /// Bumped by every holder of the segment lock as it lets go: the chain of blocks (where
+    /// blocks start) changes only under that lock, so a walk of it made under the lock
+    /// stays true while this word is unchanged (see `segment::owned`).
+    pub const CHAIN_GENERATION: usize = 11;
 }
 
 /// The header's layout: the first bytes of every segment.

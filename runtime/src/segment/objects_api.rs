@@ -245,8 +245,6 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         if done.contains(&key) {
             return Ok(());
         }
-        // One walk of the segment's blocks serves every container of the object.
-        let _scope = super::owned::Scope::enter();
         let invalid = (0..n).find_map(|i| {
             // SAFETY: element `i` of a live object of this mapping, found through the index
             // (so aligned and in bounds); once built, its bytes change only through atomics

@@ -15,15 +15,18 @@
 //! link and a cached block's a cache link, both offsets below 2^48, so neither ever reads
 //! as a tag.
 //!
-//! The walk costs O(blocks); one walk serves a whole validation of an object (every
-//! container nested in it), see [`Scope`]. A read-only mapping only reads, for which the
-//! bounds suffice: nothing is checked there beyond them.
+//! The walk costs O(blocks); a thread keeps its last one for the next checks (see
+//! [`genuine`]). A read-only mapping only reads, for which the bounds suffice: nothing is
+//! checked there beyond them.
 
 use core::cell::RefCell;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::alloc::tlsf::{Tlsf, HEADER};
 use crate::layout::Invalid;
 use crate::manager::header::words;
+use crate::manager::SegmentCore;
 use crate::objects::space::Space;
 use crate::registry;
 
@@ -48,11 +51,10 @@ fn tag(block: usize, owner: usize) -> u64 {
 #[inline]
 pub unsafe fn set_owner(block: NonNull<u8>, owner: *const u8) {
     // SAFETY: the caller's contract: an aligned word of a block it owns and may write.
-    unsafe {
-        block
-            .cast::<u64>()
-            .write(tag(block.as_ptr().addr(), owner.addr()))
-    };
+    // Atomic: a validation elsewhere may read it meanwhile (and then finds it names
+    // another owner than the pointer it checks, before or after).
+    unsafe { AtomicU64::from_ptr(block.cast::<u64>().as_ptr()) }
+        .store(tag(block.as_ptr().addr(), owner.addr()), Ordering::Relaxed);
 }
 
 /// Checks a pointer read from bytes from elsewhere, to a block of at least `len` bytes
@@ -76,97 +78,108 @@ pub fn check_owned(block: *const u8, owner: *const u8, len: usize) -> Result<Non
     if !core.writable() {
         return Ok(block);
     }
-    let genuine = Scope::with_blocks(&core, |blocks| {
-        let i = blocks.partition_point(|&(payload, ..)| payload < off as u64);
-        blocks.get(i).is_some_and(|&(payload, usable, marks)| {
-            payload == off as u64 && marks == 0 && usable >= len
-        })
-    });
-    if !genuine {
-        return Err(Invalid::new(
+    match genuine(
+        &core,
+        off as u64,
+        len,
+        tag(block.as_ptr().addr(), owner.addr()),
+    )? {
+        Found::Owned => Ok(block),
+        Found::NoBlock => Err(Invalid::new(
             "a pointer to the start of a block of its own, allocated and large enough",
-        ));
-    }
-    // SAFETY: the block's first word lies aligned inside the mapping (checked above) and is
-    // initialised (a used block's first word is a tag or a link written by whoever had it
-    // last, or bytes of the image, which are initialised); nobody writes it meanwhile but
-    // its owner, which is the value being validated and not yet handed out.
-    let word = unsafe { block.cast::<u64>().read() };
-    if word != tag(block.as_ptr().addr(), owner.addr()) {
-        return Err(Invalid::new(
+        )),
+        Found::OtherOwner => Err(Invalid::new(
             "a pointer to a block that names this pointer as its one owner",
-        ));
+        )),
     }
-    Ok(block)
 }
 
-/// What one walk of a segment's chain found: its base, and its used blocks as (payload
-/// offset, usable bytes, marks) in address order.
-type Walked = (usize, Vec<(u64, usize, u64)>);
-
-/// A validation in progress on this thread: how deep, and the walk it made so far.
-struct Active {
-    depth: u32,
-    walked: Option<Walked>,
+/// Where the used blocks of one segment start (payload offsets, in address order), from
+/// one walk of its chain of block headers under the segment lock.
+struct Walk {
+    /// The mapping walked and the registry generation then (a mapping that went, and
+    /// another mapped at its address, is another generation), and the segment's chain
+    /// generation then: while all three are the same, the walk is true.
+    base: usize,
+    registry: u64,
+    chain: u64,
+    starts: Vec<u64>,
 }
 
 thread_local! {
-    static ACTIVE: RefCell<Active> = const { RefCell::new(Active { depth: 0, walked: None }) };
+    /// This thread's last walk, for the next check of the same segment: a validation of a
+    /// million containers walks once, not a million times.
+    static LAST_WALK: RefCell<Option<Walk>> = const { RefCell::new(None) };
 }
 
-/// While one lives on this thread, [`check_owned`] walks each segment's blocks once and
-/// reuses the walk (the runtime opens one around each object's validation: an object of a
-/// million strings costs one walk, not a million). The blocks a container owns change
-/// only through that container, which is still being validated; other blocks may come and
-/// go meanwhile without changing any answer (see the module docs).
-pub(crate) struct Scope;
+/// What a check found at a pointer's target.
+enum Found {
+    /// A block of its own, whose tag names the pointer.
+    Owned,
+    /// No used block without a mark, large enough, starts there.
+    NoBlock,
+    /// Such a block, whose tag names another owner.
+    OtherOwner,
+}
 
-impl Scope {
-    pub(crate) fn enter() -> Scope {
-        let _ = ACTIVE.try_with(|a| a.borrow_mut().depth += 1);
-        Scope
-    }
-
-    /// Runs `f` on the used blocks of `core`'s segment: the walk of this scope, or a new
-    /// one (kept when a scope is open).
-    fn with_blocks<R>(
-        core: &crate::manager::SegmentCore,
-        f: impl Fn(&[(u64, usize, u64)]) -> R,
-    ) -> R {
-        let base = core.base().as_ptr().addr();
-        let in_scope = ACTIVE.try_with(|a| {
-            let mut a = a.borrow_mut();
-            if a.depth == 0 {
-                return None;
-            }
-            if a.walked.as_ref().is_none_or(|(b, _)| *b != base) {
-                a.walked = Some((base, core.used_blocks()));
-            }
-            a.walked.as_ref().map(|(_, blocks)| f(blocks))
-        });
-        match in_scope {
-            Ok(Some(r)) => r,
-            _ => f(&core.used_blocks()),
+/// Whether a used block without a mark, of at least `len` usable bytes, starts at payload
+/// offset `off` of `core`'s segment, and whether its first word (the tag) is `expected`. Under the
+/// segment lock, so no block starts or ends meanwhile, from this thread's last walk when
+/// nothing changed since, else a new one. The header and the tag are read now: marks are
+/// set without the lock, and a tag by its owner (atomically, see [`set_owner`]).
+fn genuine(core: &SegmentCore, off: u64, len: usize, expected: u64) -> Result<Found, Invalid> {
+    let (base, registry) = (core.base().as_ptr().addr(), registry::generation());
+    let found = core.with_chain(|t, chain| {
+        let start = |walk: &Walk| walk.starts.binary_search(&off).is_ok();
+        let is_start = LAST_WALK
+            .try_with(|last| {
+                let mut last = last.borrow_mut();
+                let current = last
+                    .as_ref()
+                    .is_some_and(|w| (w.base, w.registry, w.chain) == (base, registry, chain));
+                if !current {
+                    *last = Some(Walk::new(t, base, registry, chain));
+                }
+                last.as_ref().is_some_and(start)
+            })
+            .unwrap_or_else(|_| start(&Walk::new(t, base, registry, chain)));
+        let block = is_start
+            && t.plain_block_size(off - HEADER as u64)
+                .is_some_and(|size| size - HEADER as u64 >= len as u64);
+        if !block {
+            return Found::NoBlock;
         }
-    }
+        // SAFETY: a used block starts at `off` (the walk, under the lock), so its first
+        // word lies aligned in the mapping; it was written (a tag, a link, the image's
+        // bytes), and is written only atomically by the block's owner meanwhile.
+        let tag = unsafe { AtomicU64::from_ptr(core.base().as_ptr().add(off as usize).cast()) }
+            .load(Ordering::Relaxed);
+        if tag == expected {
+            Found::Owned
+        } else {
+            Found::OtherOwner
+        }
+    });
+    found.map_err(|_| Invalid::new("a segment whose allocator can be locked and walked"))
 }
 
-impl Drop for Scope {
-    fn drop(&mut self) {
-        let _ = ACTIVE.try_with(|a| {
-            let mut a = a.borrow_mut();
-            a.depth -= 1;
-            if a.depth == 0 {
-                a.walked = None;
-            }
-        });
+impl Walk {
+    fn new(t: &Tlsf, base: usize, registry: u64, chain: u64) -> Walk {
+        let mut starts = Vec::new();
+        t.for_each_used(|b, _| starts.push(b.offset + HEADER as u64));
+        Walk {
+            base,
+            registry,
+            chain,
+            starts,
+        }
     }
 }
 
 /// Draws a new trust epoch for the segment of `core` (see [`trust_epoch`]): a writable
 /// mapping just created it, or opened it without trusting what it found, and nothing else
 /// uses it yet.
-pub(crate) fn new_trust_epoch(core: crate::manager::SegmentCore) {
+pub(crate) fn new_trust_epoch(core: SegmentCore) {
     use std::hash::BuildHasher;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -174,7 +187,7 @@ pub(crate) fn new_trust_epoch(core: crate::manager::SegmentCore) {
     let epoch = std::hash::RandomState::new().hash_one((core.base().as_ptr().addr(), nanos)) | 1;
     Space::new(core)
         .word(words::TRUST_EPOCH)
-        .store(epoch, core::sync::atomic::Ordering::Relaxed);
+        .store(epoch, Ordering::Relaxed);
 }
 
 /// The trust epoch of the segment `value` lies in (None outside a segment): a random
