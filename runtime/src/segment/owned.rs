@@ -181,10 +181,8 @@ impl Walk {
 /// uses it yet.
 pub(crate) fn new_trust_epoch(core: SegmentCore) {
     use std::hash::BuildHasher;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let epoch = std::hash::RandomState::new().hash_one((core.base().as_ptr().addr(), nanos)) | 1;
+    // Keyed from the system's randomness (and different for every call).
+    let epoch = std::hash::RandomState::new().hash_one(core.base().as_ptr().addr()) | 1;
     Space::new(core)
         .word(words::TRUST_EPOCH)
         .store(epoch, Ordering::Relaxed);
