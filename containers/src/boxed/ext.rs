@@ -65,6 +65,14 @@ pub trait BoxExt<T: ShmSafe>: ShmDerefMut<Target = Box<T>> {
     ) -> Result<(), Error>;
 }
 
+/// The guard of the value of `b`, None when empty.
+fn value_mut<T>(b: &mut Box<T>) -> Option<ShmMut<'_, T>> {
+    let block = b.block()?;
+    // SAFETY: the value, in place in its block, owned by the box and borrowed with it;
+    // the guard moves nothing.
+    Some(unsafe { ShmMut::new(&mut *block.as_ptr()) })
+}
+
 /// The box behind a guard, for its in-place methods.
 #[inline(always)]
 fn in_place<T, P: ShmDerefMut<Target = Box<T>> + ?Sized>(p: &mut P) -> &mut Box<T> {
@@ -82,10 +90,7 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Box<T>> + ?Sized> BoxExt<T> for P {
     }
 
     fn value_mut(&mut self) -> Option<ShmMut<'_, T>> {
-        let block = in_place(self).block()?;
-        // SAFETY: the value, in place in its block, owned by the box and borrowed with it;
-        // the guard moves nothing.
-        Some(unsafe { ShmMut::new(&mut *block.as_ptr()) })
+        value_mut(in_place(self))
     }
 
     fn take(&mut self) -> Option<T>
@@ -103,8 +108,10 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Box<T>> + ?Sized> BoxExt<T> for P {
     }
 
     fn take_with<R>(&mut self, f: impl FnOnce(ShmMut<'_, T>) -> R) -> Option<R> {
-        let r = f(self.value_mut()?);
-        self.clear();
+        // One guard for both steps: the box emptied is the one whose value `f` saw.
+        let b = in_place(self);
+        let r = f(value_mut(b)?);
+        b.release();
         Some(r)
     }
 

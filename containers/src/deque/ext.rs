@@ -169,8 +169,10 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Deque<T>> + ?Sized> DequeExt<T> for P {
     }
 
     fn back_mut(&mut self) -> Option<ShmMut<'_, T>> {
-        let last = self.len().checked_sub(1)?;
-        in_place(self).element_mut(last)
+        // The length of the deque behind the guard, not of what `Deref` shows.
+        let d = in_place(self);
+        let last = d.len().checked_sub(1)?;
+        d.element_mut(last)
     }
 
     fn iter_mut(&mut self) -> IterMut<'_, T> {

@@ -285,16 +285,18 @@ where
         K: Emplace<KS>,
         V: Emplace<VS>,
     {
+        // One guard for every step: all pairs go into the map the hint was taken from.
+        let mut map = self.as_shm_mut();
         let pairs = pairs.into_iter();
         // As std: a hint of new keys only into an empty map, else half of it.
         let hint = pairs.size_hint().0;
-        self.reserve(if self.is_empty() {
+        map.reserve(if map.is_empty() {
             hint
         } else {
             hint.div_ceil(2)
         })?;
         for (k, v) in pairs {
-            self.insert_with(k, v, |_| ())?;
+            map.insert_with(k, v, |_| ())?;
         }
         Ok(())
     }

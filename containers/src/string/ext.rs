@@ -80,13 +80,18 @@ pub trait StringExt: ShmDerefMut<Target = String> {
     fn writer(&mut self) -> StringWriter<'_>;
 }
 
-/// The string's bytes behind a guard, for the vector's operations. Private: every caller
-/// here keeps them UTF-8.
+/// The bytes of the string, for the vector's operations. Private: every caller here keeps
+/// them UTF-8.
+///
+/// It takes the string's own guard, not the caller's `P`: a `ShmDerefMut` is safe to
+/// implement, so its `deref` may show another string than `as_shm_mut` hands out (or each
+/// call another one). Every method takes `as_shm_mut` once and decides (where the
+/// characters start, how long the text is) on that guard, which is the string it changes.
 #[inline(always)]
-fn bytes<P: ShmDerefMut<Target = String> + ?Sized>(p: &mut P) -> ShmMut<'_, Vec<u8>> {
+fn bytes(s: ShmMut<'_, String>) -> ShmMut<'_, Vec<u8>> {
     // SAFETY: the projection returns the one field of the string, in place, and moves
     // nothing.
-    unsafe { p.as_shm_mut().map_unchecked(|s| &mut s.bytes) }
+    unsafe { s.map_unchecked(|s| &mut s.bytes) }
 }
 
 /// Appends bytes that the capacity already has room for, which cannot fail.
@@ -121,7 +126,7 @@ fn splice(
 impl<P: ShmDerefMut<Target = String> + ?Sized> StringExt for P {
     #[inline]
     fn push_str(&mut self, s: &str) -> Result<(), AllocError> {
-        bytes(self).extend_from_slice(s.as_bytes())
+        bytes(self.as_shm_mut()).extend_from_slice(s.as_bytes())
     }
 
     #[inline]
@@ -130,9 +135,10 @@ impl<P: ShmDerefMut<Target = String> + ?Sized> StringExt for P {
     }
 
     fn pop(&mut self) -> Option<char> {
-        let c = self.chars().next_back()?;
-        let len = self.len() - c.len_utf8();
-        bytes(self).truncate(len);
+        let this = self.as_shm_mut();
+        let c = this.chars().next_back()?;
+        let len = this.len() - c.len_utf8();
+        bytes(this).truncate(len);
         Some(c)
     }
 
@@ -141,47 +147,51 @@ impl<P: ShmDerefMut<Target = String> + ?Sized> StringExt for P {
     }
 
     fn insert_str(&mut self, index: usize, s: &str) -> Result<(), StringInsertError> {
-        if !self.is_char_boundary(index) {
-            return Err(NotCharBoundary::at(index, self).into());
+        let this = self.as_shm_mut();
+        if !this.is_char_boundary(index) {
+            return Err(NotCharBoundary::at(index, &this).into());
         }
-        Ok(splice(bytes(self), index, 0, s.as_bytes())?)
+        Ok(splice(bytes(this), index, 0, s.as_bytes())?)
     }
 
     fn remove(&mut self, index: usize) -> Option<char> {
-        let c = self.get(index..)?.chars().next()?;
+        let this = self.as_shm_mut();
+        let c = this.get(index..)?.chars().next()?;
         // Removing shrinks: the room is there already.
-        splice(bytes(self), index, c.len_utf8(), &[]).ok()?;
+        splice(bytes(this), index, c.len_utf8(), &[]).ok()?;
         Some(c)
     }
 
     fn truncate(&mut self, new_len: usize) -> Result<(), NotCharBoundary> {
-        if new_len >= self.len() {
+        let this = self.as_shm_mut();
+        if new_len >= this.len() {
             return Ok(());
         }
-        if !self.is_char_boundary(new_len) {
-            return Err(NotCharBoundary::at(new_len, self));
+        if !this.is_char_boundary(new_len) {
+            return Err(NotCharBoundary::at(new_len, &this));
         }
-        bytes(self).truncate(new_len);
+        bytes(this).truncate(new_len);
         Ok(())
     }
 
     fn clear(&mut self) {
-        bytes(self).clear();
+        bytes(self.as_shm_mut()).clear();
     }
 
     fn reserve(&mut self, additional: usize) -> Result<(), AllocError> {
-        bytes(self).reserve(additional)
+        bytes(self.as_shm_mut()).reserve(additional)
     }
 
     fn shrink_to_fit(&mut self) -> Result<(), AllocError> {
-        bytes(self).shrink_to_fit()
+        bytes(self.as_shm_mut()).shrink_to_fit()
     }
 
     fn retain(&mut self, mut f: impl FnMut(char) -> bool) {
+        let this = self.as_shm_mut();
         // Where the first character to drop starts, and what is kept after it.
         let mut first_dropped = None;
         let mut kept_after = std::string::String::new();
-        for (i, c) in self.char_indices() {
+        for (i, c) in this.char_indices() {
             match (f(c), first_dropped) {
                 (false, None) => first_dropped = Some(i),
                 (true, Some(_)) => kept_after.push(c),
@@ -189,7 +199,7 @@ impl<P: ShmDerefMut<Target = String> + ?Sized> StringExt for P {
             }
         }
         if let Some(at) = first_dropped {
-            let mut bytes = bytes(self);
+            let mut bytes = bytes(this);
             bytes.truncate(at);
             append_reserved(&mut bytes, kept_after.as_bytes());
         }
@@ -219,7 +229,7 @@ impl fmt::Write for StringWriter<'_> {
         let written = fmt::write(self, args);
         if written.is_err() {
             // What was there before ends on a character boundary.
-            bytes(&mut self.string).truncate(before);
+            bytes(self.string.as_mut()).truncate(before);
         }
         written
     }

@@ -281,8 +281,10 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
     }
 
     fn last_mut(&mut self) -> Option<ShmMut<'_, T>> {
-        let last = self.len().checked_sub(1)?;
-        in_place(self).element_mut(last)
+        // The length of the vector behind the guard, not of what `Deref` shows.
+        let v = in_place(self);
+        let last = v.len().checked_sub(1)?;
+        v.element_mut(last)
     }
 
     fn iter_mut(&mut self) -> IterMut<'_, T> {

@@ -93,6 +93,13 @@ impl<'a, T: ?Sized> ShmMut<'a, T> {
 /// derive's accessors) are implemented for every `P: ShmDerefMut<Target = X>`, so the same
 /// methods work on a `ShmMut<X>` from an exclusive mapping and on a lock guard of a shared
 /// one: `db.users.lock()?.push(user)?`.
+///
+/// A safe trait: an implementation is expected to hand out the value it derefs to, but
+/// soundness never depends on it. An implementation whose `deref` shows one value and
+/// whose `as_shm_mut` hands out another (or another at each call) is a bug, not undefined
+/// behaviour: shmkit's extension traits take `as_shm_mut` once per call and make every
+/// check a write relies on (bounds, character boundaries, lengths, keys) on that guard,
+/// never through `Deref`.
 pub trait ShmDerefMut: Deref {
     /// The value, for in-place mutation (like [`ShmMut::as_mut`]).
     fn as_shm_mut(&mut self) -> ShmMut<'_, Self::Target>;
