@@ -164,7 +164,10 @@ fn a_bad_bucket_count_is_refused() {
         support::corrupt(seg, m.table + MASK, &((1u64 << 14) - 1).to_ne_bytes());
     });
     assert_eq!(field, "table");
-    assert!(expected.contains("inside the pointer's own segment"), "{expected}");
+    assert!(
+        expected.contains("inside the pointer's own segment"),
+        "{expected}"
+    );
 }
 
 #[test]
@@ -206,7 +209,11 @@ fn control_bytes_that_mean_nothing_or_disagree_are_refused() {
     assert!(expected.contains("repeated control byte"), "{expected}");
     // More room than EMPTY buckets: a probe for room could find none.
     let (field, _) = refused::<u64>("m", |seg, [m, ..]| {
-        support::corrupt(seg, m.table + GROWTH_LEFT, &(m.buckets as u64).to_ne_bytes());
+        support::corrupt(
+            seg,
+            m.table + GROWTH_LEFT,
+            &(m.buckets as u64).to_ne_bytes(),
+        );
     });
     assert_eq!(field, "table.growth_left");
 }
