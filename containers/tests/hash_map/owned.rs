@@ -13,7 +13,7 @@ type Nested = HashMap<u64, Map>;
 
 /// A heap segment holding "m" (10 elements) and "o" ({7: 70}), "rows" (a `Vec` of two
 /// maps), "nested" (a map of two maps), "s" and "t" (`HashSet<u64>`, {1, 2, 3} and {9})
-/// and "n" (a named `[u64; 4]`).
+/// and "n" (a named `[u64; 8]`).
 fn segment() -> ManagedHeapMemory {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
     seg.construct("m", Map::new()).unwrap();
@@ -22,7 +22,7 @@ fn segment() -> ManagedHeapMemory {
     seg.construct("nested", Nested::new()).unwrap();
     seg.construct("s", HashSet::<u64>::new()).unwrap();
     seg.construct("t", HashSet::<u64>::new()).unwrap();
-    seg.construct("n", [5u64; 4]).unwrap();
+    seg.construct("n", [5u64; 8]).unwrap();
     let mut m = seg.find_mut::<Map>("m").unwrap().unwrap();
     m.extend((0..10).map(|k| (k, k * 10))).unwrap();
     let mut o = seg.find_mut::<Map>("o").unwrap().unwrap();
@@ -122,7 +122,7 @@ fn a_writable_copy_lends_genuine_maps_and_sets_and_frees_them_all() {
     }
     assert!(copy.destroy::<Rows>("rows").unwrap());
     assert!(copy.destroy::<Nested>("nested").unwrap());
-    assert!(copy.destroy::<[u64; 4]>("n").unwrap());
+    assert!(copy.destroy::<[u64; 8]>("n").unwrap());
     assert!(copy.all_memory_deallocated());
 }
 
@@ -172,17 +172,19 @@ fn a_nested_map_cannot_take_a_siblings_table() {
 fn a_map_cannot_claim_an_objects_block_nor_the_middle_of_a_table() {
     for target in ["object", "middle"] {
         let mut seg = segment();
-        let n = offset_of(&seg, seg.find::<[u64; 4]>("n").unwrap().unwrap());
+        let n = offset_of(&seg, seg.find::<[u64; 8]>("n").unwrap().unwrap());
         let o = header::<Map>(&seg, "o");
-        // A table header where the block would start: the tag a genuine owner would
-        // have, 4 buckets, no room left.
+        // An empty table of 4 buckets where the block would start, with the tag a
+        // genuine owner would have: all a map needs but a block of its own.
         let at = if target == "object" {
             n
         } else {
             table(&seg, header::<Map>(&seg, "m")) + 16
         };
         let tag = 0x5EA1u64 << 48 | ((o as u64).wrapping_sub(at as u64) & ((1 << 48) - 1));
-        let forged: std::vec::Vec<u8> = [tag, 3, 0].iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let mut forged: std::vec::Vec<u8> =
+            [tag, 3, 3].iter().flat_map(|w| w.to_ne_bytes()).collect();
+        forged.extend([0xff; 4 + 16]);
         support::corrupt(&mut seg, at, &forged);
         aim(&mut seg, o, at, 0);
         let why = refused_as_shared(lookup::<Map>(&mut seg, "o"));
