@@ -21,8 +21,9 @@
 //! block's one owner, the bucket mask and the room left), the control bytes (one per
 //! bucket and 16 more that repeat the first ones, so a group read near the end wraps
 //! around), then the buckets (`#[repr(C)]` key and value) and one spare bucket, where an
-//! insertion builds its key before it knows the key's place. The size lives in the table's block rather than in
-//! the map's header so that one store of the pointer publishes a table with its size.
+//! insertion builds its key before it knows the key's place. The size lives in the table's
+//! block rather than in the map's header so that one store of the pointer publishes a
+//! table with its size.
 //! The layout and the hash are part of the segment format: [`hasher::VERSION`] is in the
 //! type fingerprint, so a program that lays tables out or hashes differently finds the
 //! map as a type mismatch, never as a table whose lookups go wrong.
