@@ -376,6 +376,18 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
         let target = old.wrapping_add_signed(self.root.offset());
         // SAFETY: the header moved within its segment; the root node stays where it was.
         unsafe { self.root.set(core::ptr::with_exposed_provenance(target)) };
+        if let Some(root) = self.root() {
+            // SAFETY: the nodes are this map's (the caller's contract: `self` holds the
+            // bytes that were its header), in the writable mapping it was moved in. The
+            // root's owner, the root pointer, moved; the only child of a root without keys
+            // may name it too (module docs), so it gets its own owner, the root.
+            unsafe {
+                root.own(self.root_owner());
+                if root.level() > 0 && root.len() == 0 {
+                    root.child(0).own(root.id());
+                }
+            }
+        }
     }
 
     /// The layout fingerprint, the same in every program.
