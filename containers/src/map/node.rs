@@ -8,6 +8,8 @@
 //! moves or drops what the count covered ([`Node::disown_from`]) and raises it with one
 //! Release store once the slots are filled ([`Node::publish_len`]): an element or a
 //! subtree is never counted twice, and a crash leaks what was uncounted at that instant.
+//! A child moving to another node is re-tagged for it ([`Node::own`]) meanwhile, while
+//! nothing counts it.
 
 use core::alloc::Layout;
 use core::mem::{offset_of, MaybeUninit};
