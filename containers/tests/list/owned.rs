@@ -194,23 +194,29 @@ fn a_writable_copy_lends_genuine_lists_and_frees_them_all() {
 }
 
 /// A writer that died inside an operation can leave a tag that names the owner before
-/// its own (module docs); a move of the header meanwhile keeps the list one that a
-/// writable copy lends, which the next operation repairs.
+/// its own (module docs), at the front or further on; a move of the header meanwhile keeps
+/// the list one that a writable copy lends, and the next operation repairs it.
 #[test]
 fn an_interrupted_list_moves_and_is_still_lent() {
     type Op = fn(&mut ShmMut<'_, List<u64>>);
-    let ops: [(u32, Op); 2] = [
+    let ops: [(u32, Op); 4] = [
         (0, |l| l.push_front(9).unwrap()),
         (1, |l| {
             l.pop_front();
         }),
+        (2, |l| l.cursor_front_mut().insert_after(9).unwrap()),
+        (3, |l| {
+            let mut cursor = l.cursor_front_mut();
+            cursor.move_next();
+            cursor.remove_current();
+        }),
     ];
     for (salt, op) in ops {
         for n in sweep::steps(salt) {
-            let mut seg = rows(2);
+            let mut seg = rows(3);
             let finished = {
                 let mut rows = seg.find_mut::<Vec<List<u64>>>("rows").unwrap().unwrap();
-                let mut list = rows.element_mut(1).unwrap();
+                let mut list = rows.element_mut(2).unwrap();
                 crashes_at(n, || op(&mut list))
             };
             seg.find_mut::<Vec<List<u64>>>("rows")
@@ -225,12 +231,12 @@ fn an_interrupted_list_moves_and_is_still_lent() {
             copy.find_mut::<Vec<List<u64>>>("rows")
                 .unwrap()
                 .unwrap()
-                .element_mut(1)
+                .element_mut(2)
                 .unwrap()
                 .push_back(4)
                 .unwrap();
             let after = rows_of(&ManagedHeapMemory::from_image(copy.image()).unwrap());
-            assert_eq!(after[1][..], [&before[1][..], &[4]].concat()[..]);
+            assert_eq!(after[2][..], [&before[2][..], &[4]].concat()[..]);
             if finished.is_ok() {
                 break;
             }
