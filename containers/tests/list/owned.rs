@@ -179,11 +179,9 @@ fn a_writable_copy_lends_genuine_lists_and_frees_them_all() {
         cursor.move_next();
         cursor.insert_before(5).unwrap();
         assert_eq!(cursor.remove_current(), Some(2));
-        drop(last);
         let mut lists = rows.iter_mut().skip(1);
         let (mut one, mut two) = (lists.next().unwrap(), lists.next().unwrap());
         one.append(&mut two).unwrap();
-        drop((one, two, lists));
         // Growth moves the headers: each first node then names its list's new `head`.
         rows.reserve(100).unwrap();
     }
