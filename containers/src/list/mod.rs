@@ -60,10 +60,11 @@
 //! tag names either a container header's field (here one list's `head`) or a block start,
 //! where no header lies: every block a container owns starts with its tag, and objects
 //! are marked blocks. A `head`, or the `next` of the node at a block start, aims at one
-//! node; so the owner a tag names reaches the node through its own link, or (the reading
-//! `busy` allows) through the next link of the node it aims at, which would be the tagged
-//! node's own `next`: a node linked after itself, a cycle, refused. By induction from the
-//! headers, every node accepted is owned through one link of one list.
+//! node; so a node tagged for an owner passes only through that owner's link or (the
+//! reading `busy` allows) the link after it, the `next` of the node that link aims at.
+//! Through both, that node would be the tagged one, linked after itself: a cycle, which
+//! is refused. By induction from the headers, every node accepted is owned through one
+//! link of one list.
 //!
 //! [`OffsetPtr`]: shmkit_runtime::OffsetPtr
 //! [`OffsetPtr::null`]: shmkit_runtime::OffsetPtr::null

@@ -8,10 +8,10 @@
 //! empty map ([`Map::new`]), and so is a root offset of 0 (it would aim at the header
 //! itself), so all-zero bytes are one too. A node is one segment block holding its
 //! owner's tag (below), up to 11 keys and values (std's B = 6), and above the leaves up to
-//! 12 offset pointers to its children. Each node records its level (0 for a leaf), written before it is linked and
-//! never changed: the root alone tells the height, so a new root is published with one
-//! pointer store. Nodes never move; elements move between them with their relocation
-//! hook ([`relocate_value`](shmkit_runtime::relocate_value)).
+//! 12 offset pointers to its children. Each node records its level (0 for a leaf),
+//! written before it is linked and never changed: the root alone tells the height, so a
+//! new root is published with one pointer store. Nodes never move; elements move between
+//! them with their relocation hook ([`relocate_value`](shmkit_runtime::relocate_value)).
 //!
 //! # Building keys in place
 //!
@@ -62,11 +62,11 @@
 //!
 //! The publishing stores are `Node::publish_len` (and `disown_from`, which uses it) and the
 //! header's `publish_root` and `publish_len`: every state a crash can leave is the state
-//! around one of them (between two of them only uncounted slots, unlinked nodes and their
-//! tags change). Each is a crash point (`src/crash.rs`), as are the leaky moments (nodes or a
-//! staged pair not yet linked, a node about to be freed); the crash sweep of the tests
-//! stops every operation at each of them in turn, then reads, changes and drops what is
-//! left.
+//! around one of them (between two of them only uncounted slots, unlinked nodes and the
+//! tags above change). Each is a crash point (`src/crash.rs`), as are the leaky moments
+//! (nodes or a staged pair not yet linked, a node about to be freed); the crash sweep of
+//! the tests stops every operation at each of them in turn, then validates (writable),
+//! reads, changes and drops what is left.
 //!
 //! # One owner per node
 //!
@@ -383,8 +383,8 @@ where
 // hold nothing between operations; `relocate` re-aims the pointer after a move of the
 // header (the nodes stay where they are) and re-tags what named it; `validate` accepts
 // exactly the trees the map's methods can rely on, in a writable mapping with each node
-// owned through its one pointer (module docs), and the elements they count. The drop glue is the
-// map's own (a segment container).
+// owned through its one pointer (module docs), and the elements they count. The drop glue
+// is the map's own (a segment container).
 unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
     /// Over the pointee fingerprints of keys and values, as an `OffsetPtr`'s (a type may
     /// hold a map of itself), and the node capacity.
