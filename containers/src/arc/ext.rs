@@ -144,8 +144,8 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Arc<T>> + ?Sized> ArcExt<T> for P {
         // handle meanwhile: that takes one, and this is the only one. Only a current
         // handle knows the counts count it: an old one may have uncounted twins (see the
         // module docs).
-        let alone = arc.link.is_current()
-            && arc.link.counts()?.load(Ordering::Acquire) == STRONG | WEAK;
+        let alone =
+            arc.link.is_current() && arc.link.counts()?.load(Ordering::Acquire) == STRONG | WEAK;
         // SAFETY: the value, unshared, in place in its block, borrowed with the handle;
         // the guard moves nothing.
         alone.then(|| unsafe { ShmMut::new(&mut (*block.as_ptr()).value) })

@@ -570,10 +570,8 @@ fn validate_link<T: ShmSafe>(
 unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
     /// Over the value's pointee fingerprint, as a `Box`'s, and the handle's size (16
     /// bytes since handles record their trust epoch).
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
-        "Arc",
-        &[T::POINTEE_FINGERPRINT, size_of::<Self>() as u64],
-    );
+    const LAYOUT_FINGERPRINT: u64 =
+        compound_fingerprint("Arc", &[T::POINTEE_FINGERPRINT, size_of::<Self>() as u64]);
 
     /// A pointer outside the segment, or counts that say the value is gone, are refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;
@@ -623,10 +621,8 @@ unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
 // not read.
 unsafe impl<T: ShmSafe> ShmSafe for Weak<T> {
     /// Over the value's pointee fingerprint and the handle's size, as an `Arc`'s.
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
-        "Weak",
-        &[T::POINTEE_FINGERPRINT, size_of::<Self>() as u64],
-    );
+    const LAYOUT_FINGERPRINT: u64 =
+        compound_fingerprint("Weak", &[T::POINTEE_FINGERPRINT, size_of::<Self>() as u64]);
 
     /// A pointer outside the segment must be refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;

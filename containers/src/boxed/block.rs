@@ -38,7 +38,10 @@ pub(crate) enum Tag {
 
 /// A block for one `B` tagged `tag`, its value uninitialised, from `alloc`: the place of
 /// the value.
-pub(crate) fn allocate<B>(alloc: &SegmentAllocator<'_>, tag: Tag) -> Result<NonNull<B>, AllocError> {
+pub(crate) fn allocate<B>(
+    alloc: &SegmentAllocator<'_>,
+    tag: Tag,
+) -> Result<NonNull<B>, AllocError> {
     let layout = layout::<B>().ok_or_else(AllocError::capacity_overflow)?;
     let start = alloc.allocate(layout)?.cast::<u8>();
     // SAFETY: a fresh block of a writable mapping, aligned to at least 8, ours, whose first
