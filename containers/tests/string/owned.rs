@@ -17,6 +17,10 @@ type Shared = Mutex<Arc<Vec<u64>>>;
 /// tell the two apart.
 type Boxed = Box<[u64; 3]>;
 
+/// Bytes that read as an `Arc`'s counts (one `Arc`), first in box "a" and vector "v", so
+/// that only the tags tell their blocks from an `Arc`'s.
+const COUNTS: u64 = 1 | 1 << 32;
+
 /// Where an `Arc`'s value lies after the counts its pointer aims at.
 const VALUE: usize = 16;
 
@@ -58,18 +62,19 @@ struct At {
     n: usize,
 }
 
-/// A heap segment holding the boxes "a" and "b" ([`Boxed`]: 7s and 8s), the vector "v"
-/// ([1, 2, 3]), the `Arc<u64>` "x" (11), the `Arc<u32>` "y" (12) and the plain `u64` "n".
+/// A heap segment holding the boxes "a" and "b" ([`Boxed`]: [`COUNTS`] and 8s), the
+/// vector "v" ([COUNTS, 2, 3]), the `Arc<u64>` "x" (11), the `Arc<u32>` "y" (12) and the
+/// plain `u64` "n".
 fn segment() -> (ManagedHeapMemory, At) {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
-    for (name, value) in [("a", 7), ("b", 8)] {
+    for (name, value) in [("a", COUNTS), ("b", 8)] {
         seg.construct(name, Boxed::new()).unwrap();
         let mut b = seg.find_mut::<Boxed>(name).unwrap().unwrap();
         b.insert([value; 3]).unwrap();
     }
     seg.construct("v", Vec::<u64>::new()).unwrap();
     let mut v = seg.find_mut::<Vec<u64>>("v").unwrap().unwrap();
-    v.extend([1, 2, 3]).unwrap();
+    v.extend([COUNTS, 2, 3]).unwrap();
     seg.construct("x", Arc::<u64>::new()).unwrap();
     let mut x = seg.find_mut::<Arc<u64>>("x").unwrap().unwrap();
     x.insert(11).unwrap();
