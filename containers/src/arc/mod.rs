@@ -33,8 +33,9 @@
 //! A count is raised before a handle that it counts is published, and a handle is emptied
 //! before the count is lowered: a process killed in between leaves a count too high, which
 //! leaks the value or the block, never one too low, which would free it under a handle. A
-//! handle that changes blocks is emptied first, then gets its epoch, then its new block
-//! (one Release store). A value that its last `Arc` was dropping when the process died
+//! new block is complete (counts, epoch, value) before it is tagged, and tagged before it
+//! is published. A handle that changes blocks is emptied first, then gets its epoch, then
+//! its new block (one Release store). A value that its last `Arc` was dropping when the process died
 //! stays half-dropped and unreachable: the strong count is 0, so no `Weak` upgrades to it.
 //!
 //! # Bytes from elsewhere: tags, epochs, and why old handles leak
@@ -101,7 +102,7 @@ use shmkit_runtime::layout::compound_fingerprint;
 use shmkit_runtime::segment::owned::trust_epoch;
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmSafe};
 
-use crate::boxed::block::{self, Owner, Tag, Walk};
+use crate::boxed::block::{self, Owner, Walk};
 use crate::emplace::{emplace_at, Emplace, Filled, Slot};
 
 /// One strong count, in the low half of the count word.
@@ -530,8 +531,8 @@ fn validate_link<T: ShmSafe>(
     let block =
         block::check_shared(&link.ptr, T::type_fingerprint()).map_err(|e| e.within("ptr", 0))?;
     // SAFETY: a `Shared<T>`'s place in the mapping, of a live block in a writable one
-    // (checked just above); its count word is an atomic, and its epoch is written before
-    // the block's first handle is published and never again.
+    // (checked just above); its count word is an atomic, and its epoch was written before
+    // its tag (seen by the check) and never again while the block lives.
     let (counts, born) = unsafe {
         let shared = block.as_ptr();
         ((*shared).counts.load(Ordering::Acquire), (*shared).born)
@@ -735,7 +736,7 @@ impl<T: ShmSafe> Arc<T> {
         T: Emplace<S>,
     {
         let alloc = self.link.allocator()?;
-        let new = block::allocate::<Shared<T>>(&alloc, Tag::Shared(T::type_fingerprint()))?;
+        let new = block::allocate::<Shared<T>>(&alloc)?;
         let place = new.as_ptr();
         // A handle in a segment (as the allocator says it is) always finds the epoch.
         let born = trust_epoch(&self.link).unwrap_or(0);
@@ -753,8 +754,12 @@ impl<T: ShmSafe> Arc<T> {
             return Err(e);
         }
         // SAFETY: the block is in the mapping that holds the handle (its allocator was
-        // found from the handle's address).
-        if let Some(old) = unsafe { self.link.publish(new) } {
+        // found from the handle's address), complete, and tagged (after its epoch, which a
+        // check of a handle to it reads once it sees the tag) before it is published.
+        if let Some(old) = unsafe {
+            block::share(new, T::type_fingerprint());
+            self.link.publish(new)
+        } {
             // SAFETY: the handle no longer holds the old block: its count is given back.
             unsafe { release_strong(old) };
         }

@@ -11,6 +11,7 @@ use core::alloc::Layout;
 use core::cell::{Cell, RefCell};
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
+use core::sync::atomic::{fence, Ordering};
 use std::collections::HashMap;
 
 use shmkit_runtime::segment::owned::{self, OWNER_TAG_BYTES};
@@ -28,31 +29,20 @@ fn prefix<B>() -> usize {
     buffer::layout::<B>(0).map_or(OWNER_TAG_BYTES, |l| l.size())
 }
 
-/// What the tag of a new block says.
-pub(crate) enum Tag {
-    /// The box whose pointer is at this address owns it.
-    Owner(*const u8),
-    /// Handles of this kind (the value type's fingerprint) share it.
-    Shared(u64),
-}
-
-/// A block for one `B` tagged `tag`, its value uninitialised, from `alloc`: the place of
-/// the value.
-pub(crate) fn allocate<B>(
-    alloc: &SegmentAllocator<'_>,
-    tag: Tag,
-) -> Result<NonNull<B>, AllocError> {
+/// A block for one `B`, from `alloc`: the place of its value, uninitialised. Its tag is
+/// written before the block is published ([`moved_to`], [`share`]); until then it is
+/// whatever the allocator left there (a link, never a tag).
+pub(crate) fn allocate<B>(alloc: &SegmentAllocator<'_>) -> Result<NonNull<B>, AllocError> {
     let layout = layout::<B>().ok_or_else(AllocError::capacity_overflow)?;
     let start = alloc.allocate(layout)?.cast::<u8>();
-    // SAFETY: a fresh block of a writable mapping, aligned to at least 8, ours, whose first
-    // `prefix` bytes are reserved for the tag; the value lies after them, inside it.
-    unsafe {
-        match tag {
-            Tag::Owner(owner) => owned::set_owner(start, owner),
-            Tag::Shared(kind) => owned::set_shared(start, kind),
-        }
-        Ok(start.add(prefix::<B>()).cast())
-    }
+    // SAFETY: `prefix < layout.size() <= block.len()`: inside the block, aligned for a `B`.
+    Ok(unsafe { start.add(prefix::<B>()) }.cast())
+}
+
+/// The first word of the block of `value`, for its tag.
+fn tag_of<B>(value: NonNull<B>) -> NonNull<u8> {
+    // SAFETY: the block starts `prefix` bytes before its value (`allocate`).
+    unsafe { value.cast::<u8>().sub(prefix::<B>()) }
 }
 
 /// Gives back the block of the `B` at `value`, which is gone (dropped or moved out), to
@@ -73,15 +63,27 @@ pub(crate) unsafe fn free<B>(value: NonNull<B>) {
     }
 }
 
-/// Records that the box whose pointer is now at `owner` owns the block of `value` (after
-/// the box moved, or the value moved between boxes).
+/// Records that the box whose pointer is now at `owner` owns the block of `value` (before
+/// it is published, after the box moved, or the value moved between boxes).
 ///
 /// # Safety
-/// `value` came from [`allocate`] of a `B` with an owner's tag, in a writable mapping, and
-/// the caller owns it.
+/// `value` came from [`allocate`] of a `B` in a writable mapping, and the caller owns it.
 pub(crate) unsafe fn moved_to<B>(value: NonNull<B>, owner: *const u8) {
     // SAFETY: forwarded: a buffer of one `B`, whose tag is reserved at its start.
     unsafe { buffer::moved_to(value, owner) };
+}
+
+/// Records that handles of `kind` (the value type's fingerprint) share the block of
+/// `value`, after everything a check of such a handle reads before its value is written
+/// (Release: [`check_shared`] then sees it).
+///
+/// # Safety
+/// `value` came from [`allocate`] of a `B` in a writable mapping, and no handle to it is
+/// published yet.
+pub(crate) unsafe fn share<B>(value: NonNull<B>, kind: u64) {
+    fence(Ordering::Release);
+    // SAFETY: the block's first word, reserved for the tag, of a block the caller owns.
+    unsafe { owned::set_shared(tag_of(value), kind) };
 }
 
 /// Checks a box's pointer from elsewhere: to the value of a block of its own (inside the
@@ -95,12 +97,14 @@ pub(crate) fn check_owned<B>(ptr: &OffsetPtr<B>) -> Result<NonNull<B>, Invalid> 
 }
 
 /// Checks an `Arc`'s or `Weak`'s pointer from elsewhere, as [`check_owned`], except that
-/// the block's tag must say that handles of `kind` share it.
+/// the block's tag must say that handles of `kind` share it; what was written before the
+/// tag ([`share`]) is then seen.
 pub(crate) fn check_shared<B>(ptr: &OffsetPtr<B>, kind: u64) -> Result<NonNull<B>, Invalid> {
     let len = layout::<B>().map_or(usize::MAX, |l| l.size());
     let value = ptr.get();
     let block = value.cast::<u8>().wrapping_sub(prefix::<B>());
     owned::check_shared(block, (ptr as *const OffsetPtr<B>).cast(), kind, len)?;
+    fence(Ordering::Acquire);
     NonNull::new(value)
         .filter(|v| v.as_ptr().addr() % align_of::<B>() == 0)
         .ok_or_else(|| Invalid::new("a block aligned for its value"))

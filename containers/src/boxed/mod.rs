@@ -26,7 +26,7 @@
 //!
 //! # Crash consistency
 //!
-//! A new value is built in its new block (tagged first) before one Release store
+//! A new value is built in its new block, which is then tagged, before one Release store
 //! publishes the block; the old value is dropped and its block freed afterwards. Emptying
 //! a box stores the empty pointer before the value is dropped; swapping empties both boxes
 //! before either gets the other's value, whose tag is rewritten before it is published. A
@@ -63,7 +63,7 @@ use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmImmutable, ShmSafe};
 
 use crate::emplace::{emplace_at, Emplace, Filled, Slot};
-use block::{Owner, Tag, Walk};
+use block::{Owner, Walk};
 
 /// One `T` in a block of its own in the segment, or nothing (see the [module docs](self)).
 ///
@@ -151,8 +151,7 @@ impl<T> Box<T> {
     /// before, which nothing owns any more.
     ///
     /// # Safety
-    /// `block` came from [`block::allocate`] of a `T` with an owner's tag, in the mapping
-    /// that holds the box.
+    /// `block` came from [`block::allocate`] of a `T` in the mapping that holds the box.
     unsafe fn publish(&mut self, block: NonNull<T>) -> Option<NonNull<T>> {
         let old = self.block();
         // SAFETY: the caller's contract; the box stays where it is, and the Release store
@@ -182,7 +181,7 @@ impl<T> Box<T> {
         T: Emplace<S>,
     {
         let alloc = self.allocator()?;
-        let new = block::allocate::<T>(&alloc, Tag::Owner(self.owner()))?;
+        let new = block::allocate::<T>(&alloc)?;
         // SAFETY: a fresh value's place in a block of this mapping, aligned for a `T`, that
         // only we know.
         if let Err(e) = unsafe { emplace_at(new, src) } {
