@@ -79,7 +79,8 @@ pub trait WeakExt<T: ShmSafe>: ShmDerefMut<Target = Weak<T>> {
     /// place.
     fn share(&mut self, from: &Weak<T>) -> Result<(), ArcError>;
 
-    /// Empties the handle: the block is freed if it was the last handle.
+    /// Empties the handle: the block is freed if it was the last handle (from this trust
+    /// epoch, as for [`ArcExt::clear`]).
     fn clear(&mut self);
 }
 
