@@ -6,7 +6,7 @@
 //! names its owner in its first word (the [tag](set_owner), written before the block is
 //! published and again whenever the owner moves), and a validation accepts a pointer only
 //! to the start of a genuine used block, found by walking the allocator's chain of block
-//! headers, that carries no mark (not an object entry, not [internal](crate::alloc)) and
+//! headers, that carries no mark (neither an object entry nor one of the segment's own) and
 //! whose tag names the very pointer (or node) being validated. One word names one owner,
 //! so of two pointers to a block at most one passes.
 //!
@@ -22,7 +22,7 @@
 //! shared one. How many handles share it is the handles' business (their counts).
 //!
 //! The walk costs O(blocks); a thread keeps its last one for the next checks (see
-//! [`genuine`]). A read-only mapping only reads, for which the bounds suffice: nothing is
+//! `genuine`). A read-only mapping only reads, for which the bounds suffice: nothing is
 //! checked there beyond them.
 
 use core::cell::RefCell;
