@@ -8,7 +8,7 @@
 //! segment is checked (`objects`, `exercise`). Any error is fine; a panic is a finding,
 //! and so is a hang: a watchdog aborts the run with the case after 10 s. A crash kills the
 //! test binary: run again with `SHMKIT_FUZZ_TRACE=1` and `--nocapture` to see each case
-//! before it runs. Under Miri (a dozen cases) the run is where undefined behaviour shows.
+//! before it runs (and the errors of each path after). Under Miri (a dozen cases) the run is where undefined behaviour shows.
 //!
 //! The bounded run is deterministic. `SHMKIT_FUZZ_SEED`, `SHMKIT_FUZZ_CASES` and
 //! `SHMKIT_FUZZ_FIRST` (the first case index) change it; the long run takes a fresh seed
@@ -25,6 +25,7 @@
 mod exercise;
 mod mutate;
 mod objects;
+mod regressions;
 mod seed;
 
 use std::collections::BTreeMap;
@@ -191,6 +192,9 @@ fn fuzz(seed: u64, first: u64, cases: u64) -> Tally {
                     *tally.errors.entry(format!("open: {why}")).or_default() += 1;
                 }
                 Ok(Outcome::Opened(report)) => {
+                    if trace {
+                        eprintln!("  {path:?}: lent {}, {:?}", report.lent, report.details);
+                    }
                     counts.opened += 1;
                     counts.lent += report.lent;
                     counts.lookups_refused += report.refused;
