@@ -1,6 +1,6 @@
 //! The fuzzer's findings, minimised.
 
-use shmkit_containers::{Deque, DequeExt, String, Vec, VecExt};
+use shmkit_containers::{Deque, DequeExt, HashSet, HashSetExt, String, Vec, VecExt};
 use shmkit_runtime::{Anonymous, Error, ManagedHeapMemory};
 use shmkit_test_support as support;
 
@@ -88,4 +88,25 @@ fn a_deque_grown_while_wrapped_keeps_its_elements_owners() {
             .collect::<std::vec::Vec<_>>(),
         ["front 3", "front 1", "back 0", "back 2", "back 4"]
     );
+}
+
+/// A set whose count is lower than its full buckets (a crash between publishing an
+/// element and counting it, or bytes from elsewhere): its iterators yielded more than
+/// their `size_hint` allowed, and std's `Filter::count` panicked on that (debug builds).
+#[test]
+fn a_hash_set_iterates_no_more_than_it_counts() {
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    let set = seg.construct("set", HashSet::<u64>::new()).unwrap();
+    let items = offset_of(&seg, set) + 8;
+    seg.find_mut::<HashSet<u64>>("set")
+        .unwrap()
+        .unwrap()
+        .extend([1, 2, 3])
+        .unwrap();
+    support::corrupt(&mut seg, items, &1u64.to_ne_bytes());
+    let copy = ManagedHeapMemory::from_image(seg.image()).unwrap();
+    let set = copy.find::<HashSet<u64>>("set").unwrap().unwrap();
+    assert_eq!(set.len(), 1);
+    assert_eq!(set.iter().filter(|&&x| x > 0).count(), 1);
+    assert!(set.contains(&1) && set.contains(&2) && set.contains(&3));
 }
