@@ -62,6 +62,9 @@ pub struct Report {
     pub errors: std::vec::Vec<std::string::String>,
     /// Every error in full, with the object it is about.
     pub details: std::vec::Vec<std::string::String>,
+    /// Whether the segment checked out before the changes and not after: changes to
+    /// objects that validation lent wrote where they should not have.
+    pub corrupted: bool,
 }
 
 impl Report {
@@ -189,8 +192,9 @@ pub fn grow<B: Backing>(seg: &mut Segment<B, Exclusive>, n: u64) -> Result<(), E
     Ok(())
 }
 
-/// Looks every object up as its type and reads what is lent; checks the segment.
-pub fn read<S: Lender>(seg: &S, report: &mut Report) {
+/// Looks every object up as its type and reads what is lent; checks the segment (whether
+/// it checked out).
+pub fn read<S: Lender>(seg: &S, report: &mut Report) -> bool {
     struct Read<'a, S>(&'a S, &'a mut Report, u64);
     impl<S: Lender> Visit for Read<'_, S> {
         fn object<T: Exercise + ShmImmutable>(&mut self, name: &'static str) {
@@ -202,7 +206,7 @@ pub fn read<S: Lender>(seg: &S, report: &mut Report) {
     let mut r = Read(seg, report, 0);
     objects(&mut r);
     black_box(r.2);
-    report.note("segment", "check", seg.check());
+    report.note("segment", "check", seg.check()).is_some()
 }
 
 /// The whole mix on a writable mapping: [`read`], the handles and locked objects read,
@@ -212,7 +216,7 @@ pub fn write<B: Backing>(
     c: &mut impl Choices,
     report: &mut Report,
 ) {
-    read(seg, report);
+    let sound = read(seg, report);
     read_specials(seg, report);
     for _ in 0..3 {
         change(seg, c, report);
@@ -235,7 +239,8 @@ pub fn write<B: Backing>(
     if c.below(3) == 0 {
         report.note(GUARDED, "destroy", seg.destroy::<Guarded>(GUARDED));
     }
-    report.note("segment", "check after", seg.check());
+    let after = report.note("segment", "check after", seg.check());
+    report.corrupted = sound && after.is_none();
 }
 
 /// One change to every object, each chosen by `c`.

@@ -69,8 +69,12 @@ fn build(name: &'static str, rounds: u64) -> Seed {
         .map_or(image.len(), |p| {
             (p + 64).next_multiple_of(8).min(image.len())
         });
+    let allocator = block_words(&image, start);
     let (mut pointers, mut tags) = (std::vec::Vec::new(), std::vec::Vec::new());
     for at in (start.next_multiple_of(8)..end.saturating_sub(8)).step_by(8) {
+        if allocator.binary_search(&at).is_ok() {
+            continue;
+        }
         let w = Seed::word(&image, at);
         let target = at.wrapping_add(w as usize);
         if w >> 48 == TAG_MARK {
@@ -86,6 +90,39 @@ fn build(name: &'static str, rounds: u64) -> Seed {
         pointers,
         tags,
     }
+}
+
+/// The allocator's words among the blocks, in order: each block's header (its size and
+/// flags) and a free block's footer, found as the chain of headers that leads, block by
+/// block, from before `start` to the zero-sized end sentinel (runtime `alloc::tlsf`).
+/// Mutations leave them to the runtime's fuzzer: they would mostly make a writable open
+/// refuse the image.
+fn block_words(image: &[u8], start: usize) -> std::vec::Vec<usize> {
+    const FREE: u64 = 1;
+    const FLAGS: u64 = 7 | 1 << 63;
+    (8..start)
+        .step_by(8)
+        .find_map(|first| {
+            let mut words = std::vec::Vec::new();
+            let mut at = first;
+            while at + 8 <= image.len() {
+                let w = Seed::word(image, at);
+                let size = (w & !FLAGS) as usize;
+                if size == 0 {
+                    return (words.len() > 16).then_some(words);
+                }
+                if size < 32 || at + size >= image.len() {
+                    return None;
+                }
+                words.push(at);
+                if w & FREE != 0 {
+                    words.push(at + size - 8);
+                }
+                at += size;
+            }
+            None
+        })
+        .unwrap_or_default()
 }
 
 /// The segment's bytes, natively through the kernel (test-support's `image_bytes`), which
