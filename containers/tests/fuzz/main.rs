@@ -33,7 +33,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use shmkit_runtime::{AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory};
-use shmkit_test_support::fuzz::Path;
 use shmkit_test_support::Rng;
 
 use crate::objects::{kind, Report};
@@ -51,6 +50,17 @@ const CASES: u64 = if cfg!(miri) { 12 } else { 1500 };
 
 /// How long a case may run before it is a hang.
 const CASE_LIMIT: Duration = Duration::from_secs(10);
+
+/// How a mutant is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// `ManagedHeapMemory::from_image`: a writable copy.
+    Heap,
+    /// `ManagedExternalBuffer::options().read_only().open` on an `AlignedBuffer`.
+    ReadOnlyBuffer,
+    /// `ManagedExternalBuffer::open` on an `AlignedBuffer`, writable.
+    Buffer,
+}
 
 /// The ways a mutant is opened; a writable external buffer not under Miri (it repeats
 /// the heap copy's writes, at Miri's cost).
@@ -87,7 +97,6 @@ fn open(path: Path, image: &[u8], c: &mut Rng) -> Outcome {
             ManagedExternalBuffer::open(&mut buf)
                 .map(|mut seg| objects::write(&mut seg, c, &mut report))
         }
-        other => unreachable!("the containers fuzzer opens no {other:?}"),
     };
     match opened {
         Ok(()) => Outcome::Opened(report),
