@@ -8,8 +8,8 @@ use shmkit_runtime::ManagedHeapMemory;
 
 use crate::objects;
 
-/// The size of a seed segment.
-pub const SIZE: usize = 64 << 10;
+/// The size of a seed segment (smaller under Miri, where every byte costs).
+pub const SIZE: usize = if cfg!(miri) { 16 << 10 } else { 64 << 10 };
 
 /// The high 16 bits of an owner tag (runtime `segment::owned`).
 pub const TAG_MARK: u64 = 0x5EA1;
@@ -34,10 +34,13 @@ impl Seed {
     }
 }
 
-/// The seeds: the objects grown over two rounds, and over six.
+/// The seeds: the objects grown over two rounds, and (not under Miri) over six.
 pub fn seeds() -> &'static [Seed] {
-    static SEEDS: OnceLock<[Seed; 2]> = OnceLock::new();
-    SEEDS.get_or_init(|| [build("two rounds", 2), build("six rounds", 6)])
+    static SEEDS: OnceLock<std::vec::Vec<Seed>> = OnceLock::new();
+    SEEDS.get_or_init(|| match cfg!(miri) {
+        true => vec![build("two rounds", 2)],
+        false => vec![build("two rounds", 2), build("six rounds", 6)],
+    })
 }
 
 /// A scratch vector, grown along with the objects and destroyed at the end: free gaps
@@ -62,20 +65,18 @@ fn build(name: &'static str, rounds: u64) -> Seed {
     seg.check().expect("a seed is sound");
     let first = seg.find::<Vec<u64>>("vec").unwrap().unwrap() as *const Vec<u64>;
     let start = (first as usize - seg.base_address().as_ptr() as usize).saturating_sub(256);
-    let image = bytes(&mut seg);
-    let end = image
+    let (image, words) = bytes(&mut seg);
+    let end = words
         .iter()
-        .rposition(|&b| b != 0)
-        .map_or(image.len(), |p| {
-            (p + 64).next_multiple_of(8).min(image.len())
-        });
-    let allocator = block_words(&image, start);
+        .rposition(|&w| w != 0)
+        .map_or(image.len(), |i| (8 * i + 64).min(image.len()));
+    let allocator = block_words(&words, start / 8);
     let (mut pointers, mut tags) = (std::vec::Vec::new(), std::vec::Vec::new());
-    for at in (start.next_multiple_of(8)..end.saturating_sub(8)).step_by(8) {
+    for i in start.div_ceil(8)..end / 8 - 1 {
+        let (at, w) = (8 * i, words[i]);
         if allocator.binary_search(&at).is_ok() {
             continue;
         }
-        let w = Seed::word(&image, at);
         let target = at.wrapping_add(w as usize);
         if w >> 48 == TAG_MARK {
             tags.push(at);
@@ -94,52 +95,62 @@ fn build(name: &'static str, rounds: u64) -> Seed {
 
 /// The allocator's words among the blocks, in order: each block's header (its size and
 /// flags) and a free block's footer, found as the chain of headers that leads, block by
-/// block, from before `start` to the zero-sized end sentinel (runtime `alloc::tlsf`).
-/// Mutations leave them to the runtime's fuzzer: they would mostly make a writable open
-/// refuse the image.
-fn block_words(image: &[u8], start: usize) -> std::vec::Vec<usize> {
+/// block, from before word `start` to the zero-sized end sentinel (runtime
+/// `alloc::tlsf`); offsets in bytes. Mutations leave them to the runtime's fuzzer: they
+/// would mostly make a writable open refuse the image.
+fn block_words(words: &[u64], start: usize) -> std::vec::Vec<usize> {
     const FREE: u64 = 1;
     const FLAGS: u64 = 7 | 1 << 63;
-    (8..start)
-        .step_by(8)
+    (1..start)
         .find_map(|first| {
-            let mut words = std::vec::Vec::new();
-            let mut at = first;
-            while at + 8 <= image.len() {
-                let w = Seed::word(image, at);
-                let size = (w & !FLAGS) as usize;
+            let mut found = std::vec::Vec::new();
+            let mut i = first;
+            while let Some(&w) = words.get(i) {
+                let size = (w & !FLAGS) as usize / 8;
                 if size == 0 {
-                    return (words.len() > 16).then_some(words);
+                    return (found.len() > 16).then_some(found);
                 }
-                if size < 32 || at + size >= image.len() {
+                if size < 4 || i + size >= words.len() {
                     return None;
                 }
-                words.push(at);
+                found.push(8 * i);
                 if w & FREE != 0 {
-                    words.push(at + size - 8);
+                    found.push(8 * (i + size - 1));
                 }
-                at += size;
+                i += size;
             }
             None
         })
         .unwrap_or_default()
 }
 
-/// The segment's bytes, natively through the kernel (test-support's `image_bytes`), which
-/// reads the padding of stored values as whatever it holds.
+/// The segment's bytes, and as native-endian words: natively through the kernel
+/// (test-support's `image_bytes`), which reads the padding of stored values as whatever
+/// it holds.
 #[cfg(not(miri))]
-fn bytes(seg: &mut ManagedHeapMemory) -> std::vec::Vec<u8> {
-    shmkit_test_support::image_bytes(seg)
+fn bytes(seg: &mut ManagedHeapMemory) -> (std::vec::Vec<u8>, std::vec::Vec<u64>) {
+    let image = shmkit_test_support::image_bytes(seg);
+    let words = image
+        .chunks_exact(8)
+        .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))
+        .collect();
+    (image, words)
 }
 
-/// The segment's bytes. Miri maps no memfd; the seed values hold no padding, so every
-/// byte is initialised (Miri would report reading one that is not).
+/// The segment's bytes, and as words. Miri maps no memfd; the seed values hold no
+/// padding, so every byte is initialised (Miri would report reading one that is not).
+/// Copied whole: byte by byte costs Miri seconds.
 #[cfg(miri)]
-fn bytes(seg: &mut ManagedHeapMemory) -> std::vec::Vec<u8> {
-    seg.image()
-        .iter()
-        // SAFETY: a heap segment is zeroed when made, and the seed stores no value with
-        // padding or uninitialised parts.
-        .map(|b| unsafe { b.assume_init() })
-        .collect()
+fn bytes(seg: &mut ManagedHeapMemory) -> (std::vec::Vec<u8>, std::vec::Vec<u64>) {
+    let image = seg.image();
+    let (bytes, words) = (image.as_ptr(), image.len() / 8);
+    // SAFETY: the image's bytes, borrowed from `seg` for these copies, and aligned for
+    // words (a segment is aligned to a page); a heap segment is zeroed when made, and the
+    // seed stores no value with padding or uninitialised parts.
+    unsafe {
+        (
+            std::slice::from_raw_parts(bytes.cast::<u8>(), image.len()).to_vec(),
+            std::slice::from_raw_parts(bytes.cast::<u64>(), words).to_vec(),
+        )
+    }
 }
