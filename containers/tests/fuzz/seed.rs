@@ -72,8 +72,9 @@ fn build(name: &'static str, rounds: u64) -> Seed {
         .map_or(image.len(), |i| (8 * i + 64).min(image.len()));
     let allocator = block_words(&words, start / 8);
     let (mut pointers, mut tags) = (std::vec::Vec::new(), std::vec::Vec::new());
-    for i in start.div_ceil(8)..end / 8 - 1 {
-        let (at, w) = (8 * i, words[i]);
+    let first = start.div_ceil(8);
+    for (i, &w) in words.iter().enumerate().take(end / 8 - 1).skip(first) {
+        let at = 8 * i;
         if allocator.binary_search(&at).is_ok() {
             continue;
         }
