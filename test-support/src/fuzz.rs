@@ -371,7 +371,7 @@ fn position(seed: &Seed, len: usize, align: usize, c: &mut impl Choices) -> usiz
 /// A plausible 64-bit value for a word at `at`: boundaries, offsets in and just outside
 /// the segment, small counts, lock words of live, dead and poisoned owners, a word copied
 /// from elsewhere in the image (a real offset of another structure), the word nudged.
-fn interesting(image: &[u8], at: usize, c: &mut impl Choices) -> u64 {
+pub fn interesting(image: &[u8], at: usize, c: &mut impl Choices) -> u64 {
     let len = image.len() as u64;
     let old = u64::from_ne_bytes(image[at..at + 8].try_into().expect("8 bytes"));
     match c.below(14) {

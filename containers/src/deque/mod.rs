@@ -38,7 +38,10 @@
 //!   part also to the start, where the old capacity looks for it (the block names the
 //!   deque as its owner before anything points at it): the pointer is published (Release),
 //!   then the capacity, and exactly one copy of each element is counted at any instant.
-//!   The old block is freed without dropping what moved out of it.
+//!   The old block is freed without dropping what moved out of it. The wrapped part is
+//!   copied to the start first: the blocks its elements own name their copies under the
+//!   new capacity (until that is published, a writable mapping refuses the deque: an
+//!   error, no more).
 //! - Operations that move elements within the buffer (`make_contiguous`, `retain`,
 //!   `shrink_to_fit` of a ring that does not start at slot 0) lower the length to 0 first
 //!   and raise it again when the elements are in place: a crash in between leaks them, as

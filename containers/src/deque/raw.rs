@@ -290,11 +290,13 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
             // ones also to their slots under the old capacity, which counts them until the
             // new one is published. Copying reads the old block and leaves it as it was,
             // so the wrapped elements may be copied twice: two copies, of which the header
-            // counts exactly one at any instant.
+            // counts exactly one at any instant. The copies under the new capacity are
+            // made last: an element's relocation re-tags the blocks it owns, which must
+            // end up naming the copy that stays.
             unsafe {
                 relocate_values(new.add(head), old.add(head), a);
-                relocate_values(new.add(old_cap), old, b);
                 relocate_values(new, old, b);
+                relocate_values(new.add(old_cap), old, b);
             }
         }
         point("deque: a new buffer filled, not yet published");

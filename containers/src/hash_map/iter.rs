@@ -9,8 +9,10 @@ use shmkit_runtime::ShmMut;
 use super::raw::{Bucket, RawIter, Table};
 use super::HashMap;
 
-/// The full buckets of a map's table and how many elements the map counts (the hint of
-/// `size_hint`; the control bytes decide what is visited).
+/// The full buckets of a map's table, at most as many as the map counts: the control
+/// bytes decide what is visited, the count how many at most, so that the bound
+/// `size_hint` gives holds even when the count is too low (a crash in the middle of an
+/// insertion, bytes from elsewhere).
 struct Buckets<K, V> {
     table: Option<(Table<K, V>, RawIter)>,
     left: usize,
@@ -28,9 +30,12 @@ impl<K, V> Buckets<K, V> {
 
     #[inline]
     fn next(&mut self) -> Option<*mut Bucket<K, V>> {
+        if self.left == 0 {
+            return None;
+        }
         let (table, raw) = self.table.as_mut()?;
         let i = raw.next()?;
-        self.left = self.left.saturating_sub(1);
+        self.left -= 1;
         Some(table.bucket(i))
     }
 }

@@ -537,6 +537,17 @@ pub(crate) fn destroy_ptr<I: IndexKind, T: ShmSafe>(s: &Space, ptr: *const T) ->
     destroy_entry::<I, T>(s, e, &h)
 }
 
+/// The elements of the live object whose first element is `ptr`, if it holds `T`s.
+pub(crate) fn elements_at<I: IndexKind, T: ShmSafe>(
+    s: &Space,
+    ptr: *const T,
+) -> Result<Option<(NonNull<T>, usize)>> {
+    match verified::<I, T>(s, ptr)? {
+        Some((e, h)) => elements::<T, _>(s, e, &h).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// The name, kind and length of the object whose first element is `ptr` (under the index
 /// lock, or on a read-only snapshot).
 pub(crate) fn instance<I: IndexKind, T: ShmSafe>(

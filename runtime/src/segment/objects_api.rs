@@ -461,7 +461,13 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// On a shared read-write mapping this needs that no other mapping is attached, in this
     /// or another process (one could hold a reference to the object): `InUse` otherwise.
     pub fn destroy<T: ShmSafe>(&mut self, target: impl Lookup<I>) -> Result<bool> {
-        self.in_place(|s| ops::destroy::<I, T>(s, target.target()))
+        let t = target.target();
+        // Dropping follows the values' pointers: bytes from elsewhere are dropped only once
+        // they check out, as a lookup would lend them.
+        if self.find_raw::<T>(t)?.is_none() {
+            return Ok(false);
+        }
+        self.in_place(|s| ops::destroy::<I, T>(s, t))
     }
 
     /// Destroys the unique instance of `T`; false when there is none. Needs what
@@ -479,6 +485,10 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// object of this segment holding `T`s is a `NotAnObject`, never undefined
     /// behaviour. Needs what [`destroy`](Self::destroy) needs.
     pub fn destroy_ptr<T: ShmSafe>(&mut self, ptr: *const T) -> Result<()> {
+        // As in `destroy`: the values are checked before they are dropped.
+        if let Some((p, n)) = self.indexed(|s| ops::elements_at::<I, T>(s, ptr))? {
+            self.validate(p, n, || format!("the object at {ptr:p}"))?;
+        }
         self.in_place(|s| ops::destroy_ptr::<I, T>(s, ptr))
     }
 
