@@ -677,7 +677,7 @@ fn validate_value_under_weak<T: ShmSafe>(
         return unsafe { Shared::validate(block.as_ptr()) };
     }
     let pinned = counts.fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| {
-        (strong(c) > 0 && strong(c) < MAX).then_some(c + STRONG)
+        (strong(c) > 0 && strong(c) < MAX).then(|| c + STRONG)
     });
     if pinned.is_err() {
         // Dropped meanwhile (or as many `Arc`s as can be): nothing an upgrade can reach.
