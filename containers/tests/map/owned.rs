@@ -186,7 +186,8 @@ fn maps_of(seg: &ManagedHeapMemory) -> std::vec::Vec<BTreeMap<std::string::Strin
 fn a_writable_copy_lends_genuine_maps_and_frees_them_all() {
     let n: u64 = if cfg!(miri) { 30 } else { 200 };
     let key = |k: u64| format!("{k:04}");
-    let mut seg = ManagedHeapMemory::new(1 << 20).unwrap();
+    // Small under Miri, which copies the whole segment twice.
+    let mut seg = ManagedHeapMemory::new(if cfg!(miri) { 1 << 16 } else { 1 << 20 }).unwrap();
     seg.construct("maps", Maps::new()).unwrap();
     {
         let mut maps = seg.find_mut::<Maps>("maps").unwrap().unwrap();
@@ -240,7 +241,7 @@ fn an_interrupted_map_moves_and_is_still_lent() {
     ];
     for (salt, keys, op) in cases {
         for n in sweep::steps(salt) {
-            let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
+            let mut seg = ManagedHeapMemory::new(1 << 13).unwrap();
             seg.construct("maps", Vec::<Map<u64, u64>>::new()).unwrap();
             let finished = {
                 let mut maps = seg.find_mut::<Vec<Map<u64, u64>>>("maps").unwrap().unwrap();
