@@ -149,7 +149,7 @@ fn a_read_only_copy_only_reads_and_checks_bounds() {
 
 /// A heap segment holding "rows", a `Vec<List<u64>>` of `n` lists `[0, 1, .., i]`.
 fn rows(n: u64) -> ManagedHeapMemory {
-    let mut seg = ManagedHeapMemory::new(1 << 14).unwrap();
+    let mut seg = ManagedHeapMemory::new(1 << 13).unwrap();
     seg.construct("rows", Vec::<List<u64>>::new()).unwrap();
     let mut rows = seg.find_mut::<Vec<List<u64>>>("rows").unwrap().unwrap();
     for i in 0..n {
@@ -209,6 +209,11 @@ fn an_interrupted_list_moves_and_is_still_lent() {
             cursor.remove_current();
         }),
     ];
+    // Under Miri one edit at the front (the second node's tag names `head`) and one in
+    // the middle (only the repair re-tags it).
+    let ops = ops
+        .into_iter()
+        .filter(|(salt, _)| !cfg!(miri) || salt % 3 == 0);
     for (salt, op) in ops {
         for n in sweep::steps(salt) {
             let mut seg = rows(3);
