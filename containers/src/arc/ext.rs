@@ -53,10 +53,14 @@ pub trait ArcExt<T: ShmSafe>: ShmDerefMut<Target = Arc<T>> {
     fn upgrade_from(&mut self, weak: &Weak<T>) -> Result<(), ArcError>;
 
     /// The guard of the value while this is its only handle (no other `Arc`, no `Weak`,
-    /// in any process), as std's `get_mut`; None otherwise or when empty.
+    /// in any process), as std's `get_mut`; None otherwise or when empty, and for a handle
+    /// from before the segment's trust epoch, which cannot know that (see the
+    /// [module docs](crate::arc)).
     fn value_mut(&mut self) -> Option<ShmMut<'_, T>>;
 
-    /// Empties the handle: the value is dropped if it was the last `Arc`.
+    /// Empties the handle: the value is dropped if it was the last `Arc` (and the handle
+    /// is from this trust epoch; an older one's count leaks, see the
+    /// [module docs](crate::arc)).
     fn clear(&mut self);
 }
 
@@ -75,7 +79,8 @@ pub trait WeakExt<T: ShmSafe>: ShmDerefMut<Target = Weak<T>> {
     /// place.
     fn share(&mut self, from: &Weak<T>) -> Result<(), ArcError>;
 
-    /// Empties the handle: the block is freed if it was the last handle.
+    /// Empties the handle: the block is freed if it was the last handle (from this trust
+    /// epoch, as for [`ArcExt::clear`]).
     fn clear(&mut self);
 }
 
@@ -137,8 +142,11 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Arc<T>> + ?Sized> ArcExt<T> for P {
         let block = arc.link.block()?;
         // One `Arc` (this one) and no `Weak`, seen in one load; Acquire, so that what
         // other handles did before they went happens before the `&mut`. Nothing can add a
-        // handle meanwhile: that takes one, and this is the only one.
-        let alone = arc.link.counts()?.load(Ordering::Acquire) == STRONG | WEAK;
+        // handle meanwhile: that takes one, and this is the only one. Only a current
+        // handle knows the counts count it: an old one may have uncounted twins (see the
+        // module docs).
+        let alone =
+            arc.link.is_current() && arc.link.counts()?.load(Ordering::Acquire) == STRONG | WEAK;
         // SAFETY: the value, unshared, in place in its block, borrowed with the handle;
         // the guard moves nothing.
         alone.then(|| unsafe { ShmMut::new(&mut (*block.as_ptr()).value) })

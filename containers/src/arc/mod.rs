@@ -4,15 +4,17 @@
 //!
 //! # Layout
 //!
-//! A handle is `#[repr(C)]`, 8 bytes: a self-relative [`OffsetPtr`] to the shared block.
-//! As for a [`Box`](crate::Box), null and a pointer at itself (all-zero bytes) are an
-//! empty handle. The block holds one `u64` of counts, then the value: the strong count
-//! (the `Arc`s) in the low 32 bits, the weak count in the high 32 (the `Weak`s, plus one
-//! for all the `Arc`s together while there are any, as in std). One word, so that one
-//! atomic load sees both: [`ArcExt::value_mut`] knows the value is unshared without
-//! locking the weak count as std does, which a process killed at that moment would leave
-//! locked. The value is dropped when the strong count goes to 0, the block freed when the
-//! weak count does.
+//! A handle is `#[repr(C)]`, 16 bytes: a self-relative [`OffsetPtr`] to the shared part
+//! of a block, and the trust epoch it was published in (see below). As for a
+//! [`Box`](crate::Box), null and a pointer at itself (all-zero bytes) are an empty handle.
+//! The block starts with its tag, which says that handles of `T` share it (see
+//! [`shmkit_runtime::segment::owned`]), then holds one `u64` of counts, the epoch the
+//! block was allocated in, and the value. The counts: the strong count (the `Arc`s) in the
+//! low 32 bits, the weak count in the high 32 (the `Weak`s, plus one for all the `Arc`s
+//! together while there are any, as in std). One word, so that one atomic load sees both:
+//! [`ArcExt::value_mut`] knows the value is unshared without locking the weak count as std
+//! does, which a process killed at that moment would leave locked. The value is dropped
+//! when the strong count goes to 0, the block freed when the weak count does.
 //!
 //! # Sharing in place
 //!
@@ -28,28 +30,62 @@
 //!
 //! # Crash consistency
 //!
-//! A count is raised before a handle that it counts is published (one Release store), and
-//! a handle is emptied before the count is lowered: a process killed in between leaves a
-//! count too high, which leaks the value or the block, never one too low, which would free
-//! it under a handle. A value that its last `Arc` was dropping when the process died stays
-//! half-dropped and unreachable: the strong count is 0, so no `Weak` upgrades to it.
+//! A count is raised before a handle that it counts is published, and a handle is emptied
+//! before the count is lowered: a process killed in between leaves a count too high, which
+//! leaks the value or the block, never one too low, which would free it under a handle. A
+//! new block is complete (counts, epoch, value) before it is tagged, and tagged before it
+//! is published. A handle that changes blocks is emptied first, then gets its epoch, then
+//! its new block (one Release store). A value that its last `Arc` was dropping when the process died
+//! stays half-dropped and unreachable: the strong count is 0, so no `Weak` upgrades to it.
 //!
-//! # Bytes from elsewhere
+//! # Bytes from elsewhere: tags, epochs, and why old handles leak
 //!
 //! [`validate`](ShmSafe::validate) checks the pointer as a box's is checked (inside the
-//! mapping, aligned, the start of a live block large enough, in a writable mapping), that
-//! the counts say the value is there (an `Arc`: strong and weak at least 1) or at least the
-//! block (a `Weak`: weak at least 1), and the value while an `Arc` could reach it. Within
-//! one validation (from the outermost box or handle down) it also counts the handles it
-//! reaches to each block: more than the block's counts, a block also owned by a box, or
-//! values of two types in one block, are refused.
+//! mapping, aligned, and in a writable mapping the start of a live block large enough),
+//! except that the block's tag must say that handles of `T` share it: no container's
+//! buffer, no box's block and no block of values of another type passes for one, nor the
+//! other way round. It checks that the counts say the value is there (an `Arc`: strong
+//! and weak at least 1) or at least the block (a `Weak`: weak at least 1), and the value
+//! while an `Arc` could reach it. Within one validation (from the outermost box or handle
+//! down) it also counts the handles it reaches to each block: more than the block's
+//! counts, a block also owned by a box, or values of two types in one block, are refused.
 //!
 //! What no validation of one object can know is how many handles elsewhere (in other
-//! objects, other processes) a block has, so it cannot prove a count right. A forged count
-//! that is too high leaks the value. A forged count that is too low lets the value be
-//! dropped, or `value_mut` lend it mutably, while another handle still reads it: undefined
-//! behaviour that only forged bytes can bring, and that checking every handle of a segment
-//! against every count at once, which is not done, would rule out.
+//! objects, not yet looked up) a block has, so it cannot prove a count right: two `Arc`s in
+//! two objects of a forged file may share a block whose strong count says 1, and dropping
+//! either would free the value under the other. So a count is trusted only for the
+//! handles that trusted code counted in it. Every time a writable mapping takes a
+//! segment's bytes from somewhere untrusted (creates it, opens it cold, copies an image),
+//! the runtime draws a new random [trust epoch](shmkit_runtime::segment::owned::trust_epoch);
+//! a handle records the epoch it was published in, and a block the one it was allocated
+//! in. A handle of another epoch than the segment's is *old*: it reads its value as any
+//! other, and may be shared, downgraded or upgraded from (the new handle is current and
+//! counted as usual), but it never gives its count back: dropping, clearing or
+//! overwriting it leaks its count, and [`ArcExt::value_mut`] lends nothing through it. A
+//! validation also refuses an old handle to a block allocated in the current epoch (no
+//! genuine handle is older than its block; a forged one could otherwise join a new block
+//! whose count does not know it).
+//!
+//! Why that is sound: the counts of a block from before the epoch change only through
+//! current handles (and a validation's own, given back), each of which raised a count
+//! once before it lowers it once; no old handle ever lowers one. So they never fall below
+//! what they were when the epoch began. The first handle of such a block that any
+//! validation lets through sees exactly those counts (no current handle can exist before
+//! one was let through). If it is an `Arc`, the strong count was at least 1, so the value
+//! is never dropped and the `Arc`s' share of the weak count never given back, and the weak
+//! count at least 1, so the block is never freed. If it is a `Weak`, the weak count beside
+//! the `Arc`s' share was at least 1, so the block is never freed; a strong count of 0 stays
+//! 0 (nothing upgrades from it), else the value is never dropped as above. Nor is the
+//! value ever lent mutably while an old handle could read it: a current `Arc` then finds
+//! at least 2 `Arc`s, or a `Weak`, counted. Blocks allocated in this epoch have current
+//! handles only, whose counts are exact.
+//!
+//! The price: after a cold open (a file at rest, a segment nobody had mapped, an image
+//! copy), the `Arc` values and blocks that existed before are never freed, only leaked
+//! (and `value_mut` refuses them), however their handles go. Telling which counts are
+//! right would take checking every handle of the segment against every count at once;
+//! without that, leaking is the only thing that stays sound whatever the file says.
+//! Values made after the open are counted and freed as usual.
 
 mod ext;
 
@@ -63,6 +99,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
 
 use shmkit_runtime::layout::compound_fingerprint;
+use shmkit_runtime::segment::owned::trust_epoch;
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmSafe};
 
 use crate::boxed::block::{self, Owner, Walk};
@@ -85,14 +122,17 @@ fn weak(counts: u64) -> u64 {
     counts >> 32
 }
 
-/// The block an `Arc` or `Weak` points at: the counts, then the value.
+/// What an `Arc` or `Weak` points at, after its block's tag: the counts, the trust epoch
+/// the block was allocated in, then the value.
 #[repr(C)]
 struct Shared<T> {
     counts: AtomicU64,
+    born: u64,
     value: T,
 }
 
-// SAFETY: an atomic word (any bytes are counts) and a `T`, relocated at its own offset.
+// SAFETY: an atomic word (any bytes are counts), a word, and a `T`, relocated at its own
+// offset.
 // Blocks never move; only `Arc`s and `Weak`s point at one, and they validate it.
 unsafe impl<T: ShmSafe> ShmSafe for Shared<T> {
     /// Over the value's pointee fingerprint, as the `Arc`'s (a value may hold an `Arc` of
@@ -113,17 +153,28 @@ unsafe impl<T: ShmSafe> ShmSafe for Shared<T> {
     }
 }
 
-/// The pointer of an `Arc` or `Weak`, with what both do with it.
-#[repr(transparent)]
+/// The pointer of an `Arc` or `Weak` and its trust epoch, with what both do with them.
+#[repr(C)]
 struct Link<T> {
     ptr: OffsetPtr<Shared<T>>,
+    /// The segment's trust epoch when `ptr` was published: if it is not the current one,
+    /// the block's count is not known to count this link (see the module docs).
+    epoch: u64,
 }
 
 impl<T> Link<T> {
     const fn new() -> Self {
         Link {
             ptr: OffsetPtr::null(),
+            epoch: 0,
         }
+    }
+
+    /// Whether the link was published in its segment's current trust epoch, so that its
+    /// block's count counts it.
+    #[inline]
+    fn is_current(&self) -> bool {
+        trust_epoch(self) == Some(self.epoch)
     }
 
     /// The block, if any: the pointer unless it is null or aims at itself.
@@ -138,27 +189,33 @@ impl<T> Link<T> {
     #[inline]
     fn counts(&self) -> Option<&AtomicU64> {
         // SAFETY: the block of a handle is live while the handle is (its count includes
-        // the handle), and its count word is an atomic.
+        // a current handle, and never falls to 0 while an old one exists: see the module
+        // docs), and its count word is an atomic.
         self.block().map(|b| unsafe { &(*b.as_ptr()).counts })
     }
 
-    /// Empties the link first (a Release store, fenced) and returns the block it held,
-    /// whose count still counts it.
+    /// Empties the link first (a Release store, fenced) and returns the block it held if
+    /// the block's count counts it (the link is current), for the caller to give that
+    /// count back; an old link's count stays, leaked (see the module docs).
     fn detach(&mut self) -> Option<NonNull<Shared<T>>> {
         let block = self.block()?;
+        let counted = self.is_current();
         // SAFETY: null aims nowhere.
         unsafe { self.ptr.set_release(core::ptr::null()) };
         compiler_fence(Ordering::SeqCst);
-        Some(block)
+        counted.then_some(block)
     }
 
-    /// Publishes `block` (whose count already counts this link); the block held before,
-    /// whose count still counts it.
+    /// Makes the link a current handle of `block`, whose count already counts it: empties
+    /// it ([`detach`](Self::detach), whose answer it returns), records the segment's
+    /// trust epoch, then publishes the block with one Release store, fenced.
     ///
     /// # Safety
     /// `block` lies in the mapping that holds the link.
     unsafe fn publish(&mut self, block: NonNull<Shared<T>>) -> Option<NonNull<Shared<T>>> {
-        let old = self.block();
+        let old = self.detach();
+        // A link in a segment (as its block is) always finds the epoch.
+        self.epoch = trust_epoch(self).unwrap_or(0);
         // SAFETY: the caller's contract; the link stays where it is.
         unsafe { self.ptr.set_release(block.as_ptr()) };
         compiler_fence(Ordering::SeqCst);
@@ -197,7 +254,7 @@ impl<T> Link<T> {
                 addr: block.as_ptr().addr(),
             });
         }
-        // SAFETY: `source`'s block is live while `source` is (its count counts it).
+        // SAFETY: `source`'s block is live while `source` is (see `counts`).
         let counts = unsafe { &(*block.as_ptr()).counts };
         let mut current = counts.load(Ordering::Relaxed);
         loop {
@@ -325,9 +382,10 @@ impl<T> Arc<T> {
     /// The value, None when the handle is empty.
     #[inline]
     pub fn get(&self) -> Option<&T> {
-        // SAFETY: a handle's block holds the value while its strong count (which counts
-        // this handle) is above 0; it is shared, so only read (or changed through what
-        // `T` offers for that, being `Sync`).
+        // SAFETY: a handle's block holds the value while its strong count is above 0,
+        // which it is while this handle exists (the count counts a current handle, and
+        // never falls to 0 while an old one exists: see the module docs); it is shared, so
+        // only read (or changed through what `T` offers for that, being `Sync`).
         self.link.block().map(|b| unsafe { &(*b.as_ptr()).value })
     }
 
@@ -457,8 +515,10 @@ struct Found<T> {
     before: block::Reached,
 }
 
-/// The checks of `Arc` and `Weak` validation that do not depend on the kind: the pointer,
-/// and what the validation reached of the block before. None for an empty handle.
+/// The checks of `Arc` and `Weak` validation that do not depend on the kind: the pointer
+/// (to a block that handles of `T` share, allocated before the handle's epoch if that is
+/// not the current one), and what the validation reached of the block before. None for an
+/// empty handle.
 fn validate_link<T: ShmSafe>(
     link: &Link<T>,
     walk: &Walk,
@@ -468,10 +528,21 @@ fn validate_link<T: ShmSafe>(
     if link.block().is_none() {
         return Ok(None);
     }
-    let block = block::check_block(&link.ptr).map_err(|e| e.within("ptr", 0))?;
-    // SAFETY: a live block of the mapping with room for a `Shared<T>`; its count word is
-    // an atomic.
-    let counts = unsafe { &(*block.as_ptr()).counts }.load(Ordering::Acquire);
+    let block =
+        block::check_shared(&link.ptr, T::type_fingerprint()).map_err(|e| e.within("ptr", 0))?;
+    // SAFETY: a `Shared<T>`'s place in the mapping, of a live block in a writable one
+    // (checked just above); its count word is an atomic, and its epoch was written before
+    // its tag (seen by the check) and never again while the block lives.
+    let (counts, born) = unsafe {
+        let shared = block.as_ptr();
+        ((*shared).counts.load(Ordering::Acquire), (*shared).born)
+    };
+    if !link.is_current() && trust_epoch(link) == Some(born) {
+        return Err(Invalid::new(
+            "a handle from before the segment's trust epoch to a block from before it too",
+        )
+        .within("ptr", 0));
+    }
     let before = walk.reach(
         block.cast(),
         T::type_fingerprint(),
@@ -492,12 +563,16 @@ fn validate_link<T: ShmSafe>(
 }
 
 // SAFETY: a handle holds one offset pointer, relocated after a move of the handle (the
-// block stays where it is); `validate` accepts only pointers to a live block of the
-// handle's own segment whose counts include the handle and, while an `Arc` can reach it,
-// whose value is valid. The drop glue is the handle's own (a segment container).
+// block stays where it is), and a word; `validate` accepts only pointers to a live block
+// of the handle's own segment, tagged as shared by handles of `T`, whose counts say the
+// value is there and, while an `Arc` can reach it, whose value is valid; an old handle
+// never lowers a count (see the module docs). The drop glue is the handle's own (a
+// segment container).
 unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
-    /// Over the value's pointee fingerprint, as a `Box`'s.
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Arc", &[T::POINTEE_FINGERPRINT]);
+    /// Over the value's pointee fingerprint, as a `Box`'s, and the handle's size (16
+    /// bytes since handles record their trust epoch).
+    const LAYOUT_FINGERPRINT: u64 =
+        compound_fingerprint("Arc", &[T::POINTEE_FINGERPRINT, size_of::<Self>() as u64]);
 
     /// A pointer outside the segment, or counts that say the value is gone, are refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;
@@ -524,9 +599,8 @@ unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
             return Ok(());
         }
         block::deeper(|| {
-            // SAFETY: a live block with room for a `Shared<T>` whose value this handle
-            // keeps (its strong count counts it); shared, so nothing writes it but through
-            // atomics.
+            // SAFETY: a `Shared<T>`'s place whose value this handle keeps (see `get`);
+            // shared, so nothing writes it but through atomics.
             unsafe { Shared::validate(found.block.as_ptr()) }
         })
         .map_err(|e| e.within("*", 0))
@@ -547,8 +621,9 @@ unsafe impl<T: ShmSafe> ShmSafe for Arc<T> {
 // SAFETY: as for `Arc`; a `Weak`'s block may hold no value (strong count 0), which is then
 // not read.
 unsafe impl<T: ShmSafe> ShmSafe for Weak<T> {
-    /// Over the value's pointee fingerprint, as a `Box`'s.
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Weak", &[T::POINTEE_FINGERPRINT]);
+    /// Over the value's pointee fingerprint and the handle's size, as an `Arc`'s.
+    const LAYOUT_FINGERPRINT: u64 =
+        compound_fingerprint("Weak", &[T::POINTEE_FINGERPRINT, size_of::<Self>() as u64]);
 
     /// A pointer outside the segment must be refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;
@@ -594,7 +669,7 @@ fn validate_value_under_weak<T: ShmSafe>(
     link: &Link<T>,
     block: NonNull<Shared<T>>,
 ) -> Result<(), Invalid> {
-    // SAFETY: the block is live while the `Weak` is (its weak count counts it).
+    // SAFETY: the block is live while the `Weak` is (as an `Arc`'s, see `Link::counts`).
     let counts = unsafe { &(*block.as_ptr()).counts };
     if link.allocator().is_err() {
         // SAFETY: a mapping that cannot write is a read-only one, which no writer runs
@@ -602,7 +677,7 @@ fn validate_value_under_weak<T: ShmSafe>(
         return unsafe { Shared::validate(block.as_ptr()) };
     }
     let pinned = counts.fetch_update(Ordering::Acquire, Ordering::Relaxed, |c| {
-        (strong(c) > 0 && strong(c) < MAX).then_some(c + STRONG)
+        (strong(c) > 0 && strong(c) < MAX).then(|| c + STRONG)
     });
     if pinned.is_err() {
         // Dropped meanwhile (or as many `Arc`s as can be): nothing an upgrade can reach.
@@ -663,20 +738,28 @@ impl<T: ShmSafe> Arc<T> {
         let alloc = self.link.allocator()?;
         let new = block::allocate::<Shared<T>>(&alloc)?;
         let place = new.as_ptr();
-        // SAFETY: a fresh block of this mapping, aligned for a `Shared<T>`, that only we
-        // know: its count word is written, then its value built in place.
+        // A handle in a segment (as the allocator says it is) always finds the epoch.
+        let born = trust_epoch(&self.link).unwrap_or(0);
+        // SAFETY: a fresh `Shared<T>`'s place in a block of this mapping, aligned, that
+        // only we know: its count word and epoch are written, then its value built in
+        // place.
         let built = unsafe {
             (&raw mut (*place).counts).write(AtomicU64::new(STRONG | WEAK));
+            (&raw mut (*place).born).write(born);
             emplace_at(NonNull::new_unchecked(&raw mut (*place).value), src)
         };
         if let Err(e) = built {
-            // SAFETY: allocated just above with this layout; it holds no value.
-            let _ = unsafe { alloc.deallocate(new.cast(), block::layout::<Shared<T>>()) };
+            // SAFETY: allocated just above; it holds no value.
+            unsafe { block::free(new) };
             return Err(e);
         }
         // SAFETY: the block is in the mapping that holds the handle (its allocator was
-        // found from the handle's address).
-        if let Some(old) = unsafe { self.link.publish(new) } {
+        // found from the handle's address), complete, and tagged (after its epoch, which a
+        // check of a handle to it reads once it sees the tag) before it is published.
+        if let Some(old) = unsafe {
+            block::share(new, T::type_fingerprint());
+            self.link.publish(new)
+        } {
             // SAFETY: the handle no longer holds the old block: its count is given back.
             unsafe { release_strong(old) };
         }

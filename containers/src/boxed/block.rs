@@ -1,41 +1,113 @@
 //! What [`Box`](super::Box) and [`Arc`](crate::Arc) share: a value in a block of its own
 //! (allocated, freed), pointers to such blocks checked for bytes from elsewhere, and
 //! drops of chains of them that run in a loop instead of recursing once per link.
+//!
+//! A block is a buffer of one element (see [`crate::buffer`]): its first word is the tag
+//! (see [`shmkit_runtime::segment::owned`]), naming the one box that owns it or saying
+//! that `Arc`s and `Weak`s of one value type share it, padded to the value's alignment;
+//! the value follows. Handles point at the value, which the block is found from.
 
 use core::alloc::Layout;
 use core::cell::{Cell, RefCell};
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
+use core::sync::atomic::{fence, Ordering};
 use std::collections::HashMap;
 
-use shmkit_runtime::{AllocError, AllocErrorKind, Invalid, OffsetPtr, SegmentAllocator};
+use shmkit_runtime::segment::owned::{self, OWNER_TAG_BYTES};
+use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator};
 
-/// The layout a block for one `B` is allocated with: at least one byte, so that a block
-/// exists (and a pointer to it is not null) for a zero-sized `B` too.
-pub(crate) fn layout<B>() -> Layout {
-    Layout::from_size_align(size_of::<B>().max(1), align_of::<B>()).unwrap_or(Layout::new::<u8>())
+use crate::buffer;
+
+/// The layout of the block of one `B`, tag included; None past `isize::MAX` bytes.
+fn layout<B>() -> Option<Layout> {
+    buffer::layout::<B>(1)
 }
 
-/// A block for one `B`, uninitialised, from `alloc`.
+/// The bytes of a block before its value: those of a buffer of no elements.
+fn prefix<B>() -> usize {
+    buffer::layout::<B>(0).map_or(OWNER_TAG_BYTES, |l| l.size())
+}
+
+/// A block for one `B`, from `alloc`: the place of its value, uninitialised. Its tag is
+/// written before the block is published ([`moved_to`], [`share`]); until then it is
+/// whatever the allocator left there (a link, never a tag).
 pub(crate) fn allocate<B>(alloc: &SegmentAllocator<'_>) -> Result<NonNull<B>, AllocError> {
-    Ok(alloc.allocate(layout::<B>())?.cast())
+    let layout = layout::<B>().ok_or_else(AllocError::capacity_overflow)?;
+    let start = alloc.allocate(layout)?.cast::<u8>();
+    // SAFETY: `prefix < layout.size() <= block.len()`: inside the block, aligned for a `B`.
+    Ok(unsafe { start.add(prefix::<B>()) }.cast())
 }
 
-/// Gives back the block of a `B` whose value is gone (dropped or moved out), to the
-/// mapping it lies in. A failure means a corrupted segment, which its next allocation
+/// The first word of the block of `value`, for its tag.
+fn tag_of<B>(value: NonNull<B>) -> NonNull<u8> {
+    // SAFETY: the block starts `prefix` bytes before its value (`allocate`).
+    unsafe { value.cast::<u8>().sub(prefix::<B>()) }
+}
+
+/// Gives back the block of the `B` at `value`, which is gone (dropped or moved out), to
+/// the mapping it lies in. A failure means a corrupted segment, which its next allocation
 /// reports; the block leaks.
 ///
 /// # Safety
-/// `block` came from [`allocate`] of a `B` in a writable mapping that stays mapped during
-/// the call, holds no value any more, and nothing uses it afterwards.
-pub(crate) unsafe fn free<B>(block: NonNull<B>) {
-    // SAFETY: the block is live and at least a byte long (`layout`); the reference, to
+/// `value` came from [`allocate`] of a `B` in a writable mapping that stays mapped during
+/// the call, holds no value any more, and nothing uses its block afterwards.
+pub(crate) unsafe fn free<B>(value: NonNull<B>) {
+    // SAFETY: the block is live and its tag is initialised (`allocate`); the reference, to
     // bytes of any value, only finds the mapping, within this call.
-    let first = unsafe { block.cast::<MaybeUninit<u8>>().as_ref() };
+    let first = unsafe { value.cast::<MaybeUninit<u8>>().sub(prefix::<B>()).as_ref() };
     if let Ok(alloc) = SegmentAllocator::of(first) {
-        // SAFETY: the caller's contract: a block of this mapping that nothing uses.
-        let _ = unsafe { alloc.deallocate(block.cast(), layout::<B>()) };
+        // SAFETY: the caller's contract: a buffer of one `B` of this mapping that nothing
+        // uses.
+        unsafe { buffer::free(&alloc, value, 1) };
     }
+}
+
+/// Records that the box whose pointer is now at `owner` owns the block of `value` (before
+/// it is published, after the box moved, or the value moved between boxes).
+///
+/// # Safety
+/// `value` came from [`allocate`] of a `B` in a writable mapping, and the caller owns it.
+pub(crate) unsafe fn moved_to<B>(value: NonNull<B>, owner: *const u8) {
+    // SAFETY: forwarded: a buffer of one `B`, whose tag is reserved at its start.
+    unsafe { buffer::moved_to(value, owner) };
+}
+
+/// Records that handles of `kind` (the value type's fingerprint) share the block of
+/// `value`, after everything a check of such a handle reads before its value is written
+/// (Release: [`check_shared`] then sees it).
+///
+/// # Safety
+/// `value` came from [`allocate`] of a `B` in a writable mapping, and no handle to it is
+/// published yet.
+pub(crate) unsafe fn share<B>(value: NonNull<B>, kind: u64) {
+    fence(Ordering::Release);
+    // SAFETY: the block's first word, reserved for the tag, of a block the caller owns.
+    unsafe { owned::set_shared(tag_of(value), kind) };
+}
+
+/// Checks a box's pointer from elsewhere: to the value of a block of its own (inside the
+/// box's own mapping, aligned, and in a writable mapping, where the value may be changed
+/// or freed through it, a live block whose tag names this very pointer). A read-only
+/// mapping only reads, and for that the bounds suffice. Finding the block walks the
+/// segment's blocks (once per validation of an object).
+pub(crate) fn check_owned<B>(ptr: &OffsetPtr<B>) -> Result<NonNull<B>, Invalid> {
+    buffer::check(ptr, 1)?;
+    NonNull::new(ptr.get()).ok_or_else(|| Invalid::new("a pointer to a value"))
+}
+
+/// Checks an `Arc`'s or `Weak`'s pointer from elsewhere, as [`check_owned`], except that
+/// the block's tag must say that handles of `kind` share it; what was written before the
+/// tag ([`share`]) is then seen.
+pub(crate) fn check_shared<B>(ptr: &OffsetPtr<B>, kind: u64) -> Result<NonNull<B>, Invalid> {
+    let len = layout::<B>().map_or(usize::MAX, |l| l.size());
+    let value = ptr.get();
+    let block = value.cast::<u8>().wrapping_sub(prefix::<B>());
+    owned::check_shared(block, (ptr as *const OffsetPtr<B>).cast(), kind, len)?;
+    fence(Ordering::Acquire);
+    NonNull::new(value)
+        .filter(|v| v.as_ptr().addr() % align_of::<B>() == 0)
+        .ok_or_else(|| Invalid::new("a block aligned for its value"))
 }
 
 /// A last step of a drop that a nested drop left for the outermost one on this thread.
@@ -102,28 +174,6 @@ impl Drop for CloseQueue {
     }
 }
 
-/// Checks a pointer from elsewhere to the block of a `B`: inside the pointer's own
-/// mapping and aligned, and in a writable mapping (where the block may be changed or
-/// freed through it) the start of a live block with room for a `B`. A read-only mapping
-/// only reads, and for that the bounds suffice. Finding the block walks the segment's
-/// blocks (O(blocks)).
-pub(crate) fn check_block<B>(ptr: &OffsetPtr<B>) -> Result<NonNull<B>, Invalid> {
-    ptr.validate_target(1)?;
-    let block = NonNull::new(ptr.get()).ok_or_else(|| {
-        Invalid::new("a pointer to aligned values that lie inside the pointer's own segment")
-    })?;
-    match SegmentAllocator::of(ptr) {
-        Ok(alloc) => match alloc.usable_size(block.cast()) {
-            Some(usable) if usable >= size_of::<B>() => Ok(block),
-            _ => Err(Invalid::new(
-                "a pointer to the start of a live block of the segment, large enough for its value",
-            )),
-        },
-        Err(e) if matches!(e.kind(), AllocErrorKind::ReadOnly { .. }) => Ok(block),
-        Err(_) => Err(Invalid::new("a pointer inside a segment")),
-    }
-}
-
 /// What owns a block reached by a validation: one box, or `Arc`s and `Weak`s.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {
@@ -168,6 +218,13 @@ thread_local! {
 /// reached twice is then seen (two boxes owning one block, a cycle, more `Arc`s than its
 /// count), and a cycle ends. Boxes reached through sibling values validated separately
 /// (the elements of a `Vec<Box<T>>`) are outside each other's record.
+///
+/// In a writable mapping the tags alone rule out two boxes of one block and cycles of
+/// boxes (a block names one pointer, and a chain that entered a cycle would need the block
+/// it entered by to name both the pointer it came from and the one closing the cycle), and
+/// a box and an `Arc` of one block. A read-only mapping checks only bounds: there this
+/// record is what ends a cycle, and keeps a block that many boxes reach from being
+/// checked once per path to it.
 pub(crate) struct Walk {
     outermost: bool,
 }

@@ -132,8 +132,9 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Box<T>> + ?Sized> BoxExt<T> for P {
             });
         }
         let (x, y) = (a.detach(), b.detach());
-        // SAFETY: both boxes are in one mapping (checked above), so each block lies in the
-        // mapping of the other box too; each value gets one owner again.
+        // SAFETY: both boxes are in one mapping (checked above), so each box's block lies
+        // in the mapping of the other box too; each value gets one owner again, named in
+        // its block's tag before it is published.
         unsafe {
             if let Some(y) = y {
                 a.publish(y);

@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //!
-//! `#[repr(C)]`, 8 bytes: one self-relative [`OffsetPtr`] to the block. Null, and a
-//! pointer that aims at itself (which all-zero bytes are), mean an empty box: a block is
-//! never inside the box that owns it. Otherwise the pointer aims at a block of the segment
-//! the box lives in, holding one initialised `T`, owned by this box alone.
+//! `#[repr(C)]`, 8 bytes: one self-relative [`OffsetPtr`] to the value. Null, and a
+//! pointer that aims at itself (which all-zero bytes are), mean an empty box: a value is
+//! never inside the box that owns it. Otherwise the pointer aims at one initialised `T` in
+//! a block of the segment the box lives in, owned by this box alone: the block's first
+//! word (its tag, padded to `T`'s alignment) names the box's pointer, and is rewritten
+//! whenever the box moves or the value moves to another box.
 //!
 //! # Why it is optional
 //!
@@ -24,21 +26,25 @@
 //!
 //! # Crash consistency
 //!
-//! A new value is built in its new block before one Release store publishes the block;
-//! the old value is dropped and its block freed afterwards. Emptying a box stores the
-//! empty pointer before the value is dropped; swapping empties both boxes before either
-//! gets the other's value. A process killed in between leaks a value, never leaves one
-//! with two owners.
+//! A new value is built in its new block, which is then tagged, before one Release store
+//! publishes the block; the old value is dropped and its block freed afterwards. Emptying
+//! a box stores the empty pointer before the value is dropped; swapping empties both boxes
+//! before either gets the other's value, whose tag is rewritten before it is published. A
+//! process killed in between leaks a value, never leaves one with two owners. A process
+//! killed while relocating a box, between its pointer and its block's tag, leaves a tag
+//! that names the old place: a validation in a writable mapping then refuses the box (an
+//! error, not undefined behaviour).
 //!
 //! # Bytes from elsewhere
 //!
 //! [`validate`](ShmSafe::validate) checks that the pointer aims inside the box's own
-//! mapping, aligned, and, in a writable mapping, at the start of a live block with room
-//! for a `T` (a walk of the segment's blocks); that no other box or `Arc` reached by the
-//! same validation owns that block (a cycle included); and the value. What it cannot see
-//! is a block that two separately validated boxes both claim (say, two elements of one
-//! `Vec<Box<T>>`): forged bytes can still make such twins, which would free the block
-//! twice, as they can make two vectors share a buffer.
+//! mapping, aligned, and, in a writable mapping, at the value of a live block with room
+//! for a `T` whose tag names this very pointer (see
+//! [`shmkit_runtime::segment::owned`]): so no two boxes, wherever they are, own one
+//! block, nor a box a block of a container, an object or an `Arc`, and no chain of boxes
+//! comes back to itself. It also checks that no other box or `Arc` reached by the same
+//! validation owns that block (what ends a cycle in a read-only mapping, which checks only
+//! bounds), and the value.
 
 mod ext;
 
@@ -134,15 +140,26 @@ impl<T> Box<T> {
         Some(block)
     }
 
-    /// Puts `block` (holding a `T` that nothing else owns) in the box with one Release
-    /// store, fenced; returns the block it held before, which nothing owns any more.
+    /// Where the tag of the box's block says its owner is: the pointer to it.
+    #[inline(always)]
+    fn owner(&self) -> *const u8 {
+        (&raw const self.ptr).cast()
+    }
+
+    /// Puts `block` (holding a `T` that nothing else owns) in the box, tagged with the
+    /// box's pointer first, with one Release store, fenced; returns the block it held
+    /// before, which nothing owns any more.
     ///
     /// # Safety
-    /// `block` lies in the mapping that holds the box.
+    /// `block` came from [`block::allocate`] of a `T` in the mapping that holds the box.
     unsafe fn publish(&mut self, block: NonNull<T>) -> Option<NonNull<T>> {
         let old = self.block();
-        // SAFETY: the caller's contract; the box stays where it is.
-        unsafe { self.ptr.set_release(block.as_ptr()) };
+        // SAFETY: the caller's contract; the box stays where it is, and the Release store
+        // orders the tag before the pointer.
+        unsafe {
+            block::moved_to(block, self.owner());
+            self.ptr.set_release(block.as_ptr());
+        }
         compiler_fence(AtomicOrdering::SeqCst);
         old
     }
@@ -165,14 +182,15 @@ impl<T> Box<T> {
     {
         let alloc = self.allocator()?;
         let new = block::allocate::<T>(&alloc)?;
-        // SAFETY: a fresh block of this mapping, aligned for a `T`, that only we know.
+        // SAFETY: a fresh value's place in a block of this mapping, aligned for a `T`, that
+        // only we know.
         if let Err(e) = unsafe { emplace_at(new, src) } {
-            // SAFETY: allocated just above with this layout; it holds nothing.
-            let _ = unsafe { alloc.deallocate(new.cast(), block::layout::<T>()) };
+            // SAFETY: allocated just above; it holds nothing.
+            unsafe { block::free(new) };
             return Err(e);
         }
-        // SAFETY: the block is in the mapping that holds the box (its allocator was found
-        // from the box's address).
+        // SAFETY: a box's block, in the mapping that holds the box (its allocator was
+        // found from the box's address).
         if let Some(old) = unsafe { self.publish(new) } {
             // SAFETY: as in `release`: the old value is owned by nothing now.
             unsafe { block::finish_flat(old.cast(), drop_block::<T>) };
@@ -247,8 +265,9 @@ impl<T: Hash> Hash for Box<T> {
 }
 
 // SAFETY: the box holds one offset pointer, relocated after a move of the box (the block
-// stays where it is); `validate` accepts only pointers to a live block of the box's own
-// segment holding a valid `T`; the drop glue is the box's own (a segment container).
+// stays where it is, its tag rewritten); `validate` accepts only pointers to a live block
+// of the box's own segment holding a valid `T` (in a writable mapping, one that names the
+// box as its one owner); the drop glue is the box's own (a segment container).
 unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
     /// Over the value's pointee fingerprint, as an `OffsetPtr<T>`'s: a type may hold a box
     /// of itself, and a fingerprint cannot contain itself.
@@ -264,7 +283,7 @@ unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
             return Ok(());
         }
         let walk = Walk::enter();
-        let block = block::check_block(&b.ptr).map_err(|e| e.within("ptr", 0))?;
+        let block = block::check_owned(&b.ptr).map_err(|e| e.within("ptr", 0))?;
         if !walk
             .reach(block.cast(), T::type_fingerprint(), Owner::Box, true)
             .is_new()
@@ -272,8 +291,8 @@ unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
             return Err(Invalid::new("a block that one box owns alone").within("ptr", 0));
         }
         block::deeper(|| {
-            // SAFETY: a live block of the mapping with room for an aligned `T` (checked
-            // just above), which only this box owns and so nothing writes meanwhile.
+            // SAFETY: an aligned `T`'s place in the mapping (checked just above), which only
+            // this box owns and so nothing writes meanwhile.
             unsafe { T::validate(block.as_ptr()) }
         })
         .map_err(|e| e.within("*", 0))
@@ -286,8 +305,15 @@ unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
             self.ptr = OffsetPtr::null();
         } else {
             let at = core::mem::offset_of!(Self, ptr);
-            // SAFETY: the pointer moved with the box, from its own old address.
-            unsafe { self.ptr.relocate(moved_from.wrapping_add(at)) }
+            // SAFETY: the pointer moved with the box, from its own old address; its block
+            // is this box's (the caller's contract: `self` holds the bytes that were the
+            // box), in the writable mapping it was moved in.
+            unsafe {
+                self.ptr.relocate(moved_from.wrapping_add(at));
+                if let Some(block) = self.block() {
+                    block::moved_to(block, self.owner());
+                }
+            }
         }
     }
 

@@ -6,10 +6,12 @@
 //! `#[repr(C)]`, 32 bytes, aligned to 8: a self-relative [`OffsetPtr`] to the buffer, then
 //! the slot of the first element (`head`), the length and the capacity, as `u64`. All-zero
 //! bytes, like [`Deque::new`], are an empty deque: a capacity of 0 means "no buffer",
-//! whatever the pointer holds. Otherwise the pointer aims at a block of the segment the
-//! header lives in, holding `capacity` slots; element `i` is in slot `(head + i) % capacity`
-//! (`head < capacity`, `len <= capacity`), so the elements are one run of slots or two
-//! (the ring wraps). Zero-sized elements never allocate.
+//! whatever the pointer holds. Otherwise the pointer aims at the first of `capacity` slots
+//! in a block of the segment the header lives in, whose first word names the deque's
+//! pointer as its one owner (its [tag](shmkit_runtime::segment::owned), as a `Vec`'s
+//! buffer does); element `i` is in slot `(head + i) % capacity` (`head < capacity`,
+//! `len <= capacity`), so the elements are one run of slots or two (the ring wraps).
+//! Zero-sized elements never allocate.
 //!
 //! # Moves
 //!
@@ -33,12 +35,13 @@
 //!   capacity. In place, the part of a wrapped ring at the start of the buffer is copied
 //!   to right after the end, where the larger capacity looks for it. Into a new block,
 //!   every element is copied to the slot it has under the new capacity, and the wrapped
-//!   part also to the start, where the old capacity looks for it: the pointer is published
-//!   (Release), then the capacity, and exactly one copy of each element is counted at any
-//!   instant. The old block is freed without dropping what moved out of it. The wrapped
-//!   part is copied to the start first: the blocks its elements own name their copies
-//!   under the new capacity (until that is published, a writable mapping refuses the
-//!   deque: an error, no more).
+//!   part also to the start, where the old capacity looks for it (the block names the
+//!   deque as its owner before anything points at it): the pointer is published (Release),
+//!   then the capacity, and exactly one copy of each element is counted at any instant.
+//!   The old block is freed without dropping what moved out of it. The wrapped part is
+//!   copied to the start first: the blocks its elements own name their copies under the
+//!   new capacity (until that is published, a writable mapping refuses the deque: an
+//!   error, no more).
 //! - Operations that move elements within the buffer (`make_contiguous`, `retain`,
 //!   `shrink_to_fit` of a ring that does not start at slot 0) lower the length to 0 first
 //!   and raise it again when the elements are in place: a crash in between leaks them, as
@@ -437,7 +440,12 @@ unsafe impl<T: ShmSafe> ShmSafe for Deque<T> {
     unsafe fn relocate(&mut self, moved_from: usize) {
         let at = core::mem::offset_of!(Self, ptr);
         // SAFETY: the pointer moved with the header, from its own old address.
-        unsafe { self.ptr.relocate(moved_from.wrapping_add(at)) }
+        unsafe { self.ptr.relocate(moved_from.wrapping_add(at)) };
+        if let Some(buffer) = self.buffer() {
+            // SAFETY: the buffer is this deque's (the caller's contract: `self` holds the
+            // bytes that were its header), in the writable mapping it was moved in.
+            unsafe { crate::buffer::moved_to(buffer, self.owner()) };
+        }
     }
 
     /// The layout fingerprint, the same in every program.

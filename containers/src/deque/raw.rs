@@ -3,7 +3,6 @@
 //! the publishing stores, growth, and every operation that moves or drops elements, each
 //! in the order the module docs' crash consistency asks for.
 
-use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
@@ -14,6 +13,7 @@ use shmkit_runtime::{
 };
 
 use super::Deque;
+use crate::buffer;
 use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
 
@@ -51,9 +51,10 @@ impl<T> Deque<T> {
         publish(&mut self.cap, cap);
     }
 
-    /// The layout the buffer was allocated with, as far as the allocator cares.
-    fn buffer_layout(&self) -> Layout {
-        Layout::array::<T>(self.capacity()).unwrap_or(Layout::new::<T>())
+    /// Where the tag of the buffer says its owner is: the pointer to it.
+    #[inline(always)]
+    pub(super) fn owner(&self) -> *const u8 {
+        (&raw const self.ptr).cast()
     }
 
     /// The allocator of the mapping this deque lives in. The lifetime is the caller's
@@ -84,15 +85,14 @@ impl<T> Deque<T> {
     pub(super) fn drop_in_place(&mut self) {
         self.drop_from(0);
         if let Some(buffer) = self.buffer() {
-            let layout = self.buffer_layout();
+            let cap = self.capacity();
             self.publish_cap(0);
             self.publish_head(0);
             if let Ok(alloc) = SegmentAllocator::of(&*self) {
                 point("deque: a disowned buffer about to be freed");
-                // SAFETY: the buffer is a block of this mapping that nothing counts any
-                // more. A failure means a corrupted segment, which its next allocation
-                // reports; the block leaks.
-                let _ = unsafe { alloc.deallocate(buffer.cast(), layout) };
+                // SAFETY: the buffer is this deque's, of capacity `cap`, in this mapping,
+                // and nothing counts its elements any more.
+                unsafe { buffer::free(&alloc, buffer, cap) };
             }
         }
     }
@@ -258,36 +258,34 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
     /// ring no longer wraps under the new capacity (see the module docs for the order).
     /// On error nothing changed.
     fn grow_to(&mut self, new_cap: usize) -> Result<(), AllocError> {
-        let size = size_of::<T>();
-        let layout = Layout::array::<T>(new_cap).map_err(|_| AllocError::capacity_overflow())?;
         let alloc = self.allocator()?;
         let (old_cap, head, len) = (self.capacity(), self.head as usize, self.len());
         // Elements `0..a` are in slots `head..head + a`; the `b` after them wrapped to `0..b`.
         let b = (head + len).saturating_sub(old_cap);
         let a = len - b;
-        let (old, old_layout) = (self.buffer(), self.buffer_layout());
+        let old = self.buffer();
         if let Some(old) = old {
-            // SAFETY: the buffer is a live block of this mapping that this deque owns.
-            match unsafe { alloc.grow_in_place(old.cast(), old_layout, layout.size()) } {
-                Ok(usable) => {
-                    // SAFETY: the block now holds `usable / size >= old_cap + b` slots;
+            // SAFETY: the buffer is this deque's, of capacity `old_cap`, in this mapping.
+            match unsafe { buffer::grow_in_place(&alloc, old, old_cap, new_cap) } {
+                Ok(cap) => {
+                    // SAFETY: the buffer now holds `cap >= new_cap >= old_cap + b` slots;
                     // the copies right after the old end are counted once the capacity
                     // is published, the originals until then.
                     unsafe { relocate_values(old.as_ptr().add(old_cap), old.as_ptr(), b) };
                     point("deque: grown in place, the wrapped part copied after the end");
-                    self.publish_cap(usable / size);
+                    self.publish_cap(cap);
                     return Ok(());
                 }
                 Err(e) if matches!(e.kind(), AllocErrorKind::NoRoomInPlace { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        let block = alloc.allocate(layout)?;
-        let new = block.cast::<T>().as_ptr();
+        let (new, cap) = buffer::allocate::<T>(&alloc, new_cap, self.owner())?;
+        let new = new.as_ptr();
         point("deque: a new buffer allocated, not yet filled");
         if let Some(old) = old {
             let old = old.as_ptr();
-            // SAFETY: the new block is fresh, aligned, with `new_cap >= head + len` slots.
+            // SAFETY: the new buffer is fresh, aligned, with `new_cap >= head + len` slots.
             // Each element is copied to its slot under the new capacity, and the wrapped
             // ones also to their slots under the old capacity, which counts them until the
             // new one is published. Copying reads the old block and leaves it as it was,
@@ -306,11 +304,11 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         // found from the deque's address), and the header stays where it is.
         unsafe { self.ptr.set_release(new) };
         point("deque: a new buffer published, its capacity not yet");
-        self.publish_cap(block.len() / size);
+        self.publish_cap(cap);
         if let Some(old) = old {
-            // SAFETY: the old block is this deque's and its elements moved out. A failure
-            // means a corrupted segment, which its next allocation reports; the block leaks.
-            let _ = unsafe { alloc.deallocate(old.cast(), old_layout) };
+            // SAFETY: the old buffer was this deque's, of capacity `old_cap`, and its
+            // elements moved out.
+            unsafe { buffer::free(&alloc, old, old_cap) };
         }
         Ok(())
     }
@@ -325,13 +323,14 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         if len == self.capacity() {
             return Ok(());
         }
-        let layout = self.buffer_layout();
+        let cap = self.capacity();
         let alloc = self.allocator()?;
         if len == 0 {
             self.publish_cap(0);
             self.publish_head(0);
-            // SAFETY: the buffer is this deque's block and holds no element.
-            return unsafe { alloc.deallocate(buffer.cast(), layout) };
+            // SAFETY: the buffer is this deque's, of capacity `cap`, and holds no element.
+            unsafe { buffer::free(&alloc, buffer, cap) };
+            return Ok(());
         }
         let head = self.contiguous_at();
         if head != 0 {
@@ -344,8 +343,8 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         }
         self.publish_cap(len);
         // SAFETY: as above; the capacity already says `len`, which the block keeps.
-        let usable = unsafe { alloc.shrink_in_place(buffer.cast(), layout, len * size_of::<T>())? };
-        self.publish_cap(usable / size_of::<T>());
+        let cap = unsafe { buffer::shrink_in_place(&alloc, buffer, cap, len)? };
+        self.publish_cap(cap);
         Ok(())
     }
 
@@ -544,7 +543,7 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 }
 
 /// [`ShmSafe::validate`] for a deque: the header is one its methods can rely on (the head
-/// and the length within the capacity, the buffer inside the segment), and the elements it
+/// and the length within the capacity, the buffer a block of its own), and the elements it
 /// counts are valid.
 ///
 /// # Safety
@@ -586,8 +585,7 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const Deque<T>) -> Result<(), 
     if d.cap == 0 {
         return Ok(());
     }
-    let cap = usize::try_from(d.cap).unwrap_or(usize::MAX);
-    d.ptr.validate_target(cap).map_err(|e| e.within("ptr", 0))?;
+    buffer::check(&d.ptr, d.cap).map_err(|e| e.within("ptr", 0))?;
     if !T::ALL_BIT_PATTERNS_VALID {
         for i in 0..d.len() {
             // SAFETY: element `i < len <= cap` lies, aligned, in the mapping (checked just

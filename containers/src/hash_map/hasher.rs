@@ -29,7 +29,7 @@ use core::hash::{BuildHasher, Hash, Hasher};
 
 /// The hasher's version, part of the segment format: bumped whenever [`FixedHasher`]
 /// hashes any value differently, or the table layout changes.
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 /// Words of pi's digits: fixed, arbitrary, without structure a key could line up with,
 /// and odd, so that the low half of a product is a bijection of the input's low bits

@@ -16,12 +16,14 @@
 //! The map's header is `#[repr(C)]`, 16 bytes: a self-relative [`OffsetPtr`] to its table
 //! and the element count as a `u64`. All-zero bytes, like [`HashMap::new`], are an empty
 //! map without a table (a pointer aimed at itself, as zero bytes aim, means none, as does
-//! null). The table is one block of the segment the header lives in: a 16-byte table
-//! header (bucket mask and room left), the control bytes (one per bucket and 16 more that
-//! repeat the first ones, so a group read near the end wraps around), then the buckets
-//! (`#[repr(C)]` key and value) and one spare bucket, where an insertion builds its key
-//! before it knows the key's place. The size lives in the table's block rather than in
-//! the map's header so that one store of the pointer publishes a table with its size.
+//! null). The table is one block of the segment the header lives in: a 24-byte table
+//! header (the [tag](shmkit_runtime::segment::owned) that names the map's pointer as the
+//! block's one owner, the bucket mask and the room left), the control bytes (one per
+//! bucket and 16 more that repeat the first ones, so a group read near the end wraps
+//! around), then the buckets (`#[repr(C)]` key and value) and one spare bucket, where an
+//! insertion builds its key before it knows the key's place. The size lives in the table's
+//! block rather than in the map's header so that one store of the pointer publishes a
+//! table with its size.
 //! The layout and the hash are part of the segment format: [`hasher::VERSION`] is in the
 //! type fingerprint, so a program that lays tables out or hashes differently finds the
 //! map as a type mismatch, never as a table whose lookups go wrong.
@@ -48,9 +50,10 @@
 //!   element, never leaves a half-written value in a full bucket);
 //! - the room left is lowered before an `EMPTY` bucket is taken and raised after one is
 //!   freed, so it never claims more room than there is;
-//! - a new table is filled (elements moved with their relocation hook, the old table's
-//!   bytes untouched) and then published by one Release store of the pointer; only then
-//!   is the old block freed, without dropping what moved out of it;
+//! - a new table names the map as its owner and is filled (elements moved with their
+//!   relocation hook, the old table's bytes untouched), then published by one Release
+//!   store of the pointer; only then is the old block freed, without dropping what moved
+//!   out of it;
 //! - dropping or emptying the map unpublishes the table before dropping its elements.
 //!
 //! [`OffsetPtr`]: shmkit_runtime::OffsetPtr
@@ -77,6 +80,7 @@ use core::marker::PhantomData;
 use core::ops::Index;
 
 use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
+use shmkit_runtime::segment::owned::set_owner;
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, ShmImmutable, ShmSafe};
 
 use crate::emplace::{Emplace, Filled, Slot};
@@ -299,7 +303,13 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for HashMap<K, V> {
         if self.table_ptr().is_some() {
             let at = core::mem::offset_of!(Self, table);
             // SAFETY: the pointer moved with the header, from its own old address.
-            unsafe { self.table.relocate(moved_from.wrapping_add(at)) }
+            unsafe { self.table.relocate(moved_from.wrapping_add(at)) };
+            if let Some(block) = core::ptr::NonNull::new(self.table.get()) {
+                // SAFETY: the table's block is this map's (the caller's contract: `self`
+                // holds the bytes that were its header), in the writable mapping it was
+                // moved in, and starts with the word reserved for its tag.
+                unsafe { set_owner(block.cast(), self.owner()) };
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, Ordering};
 
 use shmkit_runtime::layout::compound_fingerprint;
+use shmkit_runtime::segment::owned::{check_owned, set_owner, OWNER_TAG_BYTES};
 use shmkit_runtime::{relocate_value, AllocError, Invalid, SegmentAllocator, ShmMut, ShmSafe};
 
 use super::group::{BitMask, Group, DELETED, EMPTY, WIDTH};
@@ -29,11 +30,15 @@ pub(super) struct Bucket<K, V> {
     pub(super) value: V,
 }
 
-/// The first bytes of a table's block: its size and room left, published with the block
-/// itself by one store of the map's pointer (a size kept in the map's header could not
-/// change in the same store).
+/// The first bytes of a table's block: the word that names its owner, then its size and
+/// room left, published with the block itself by one store of the map's pointer (a size
+/// kept in the map's header could not change in the same store).
 #[repr(C, align(8))]
 pub(super) struct TableHeader {
+    /// The block's owner tag ([`set_owner`]): the map's table pointer, written before the
+    /// table is published and again whenever the map moves; only the tag's functions read
+    /// or write it.
+    _owner: u64,
     /// Buckets - 1; the bucket count is a power of two, at least [`MIN_BUCKETS`].
     bucket_mask: u64,
     /// How many more elements may take an `EMPTY` bucket before the table must grow: it
@@ -42,7 +47,9 @@ pub(super) struct TableHeader {
     growth_left: u64,
 }
 
-// SAFETY: two integers; any bytes are a header, checked against the block by the map's
+const _: () = assert!(offset_of!(TableHeader, bucket_mask) == OWNER_TAG_BYTES);
+
+// SAFETY: three integers; any bytes are a header, checked against the block by the map's
 // `validate` before they are used.
 unsafe impl ShmSafe for TableHeader {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("hash_map::TableHeader", &[]);
@@ -86,7 +93,7 @@ fn table_layout<K, V>(buckets: usize) -> Option<Layout> {
     let size = size_of::<Bucket<K, V>>()
         .checked_mul(buckets.checked_add(1)?)?
         .checked_add(data)?
-        .checked_next_multiple_of(size_of::<TableHeader>())?;
+        .checked_next_multiple_of(16)?;
     Layout::from_size_align(size, align).ok()
 }
 
@@ -536,6 +543,12 @@ impl<K, V> HashMap<K, V> {
         Some((table, i))
     }
 
+    /// Where the tag of the table's block says its owner is: the pointer to it.
+    #[inline(always)]
+    pub(super) fn owner(&self) -> *const u8 {
+        (&raw const self.table).cast()
+    }
+
     /// The allocator of the mapping this map lives in.
     ///
     /// The lifetime is the caller's choice: it must not outlive the caller's `&mut self`,
@@ -728,13 +741,14 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
             block,
             layout,
         };
-        // SAFETY: a fresh block of `layout`, whose header and control bytes are written
-        // before anything reads them.
+        // SAFETY: a fresh block of `layout` (aligned to 8, in the map's writable mapping),
+        // whose header (its owner tag first) and control bytes are written before anything
+        // reads them.
         unsafe {
-            block.cast::<TableHeader>().write(TableHeader {
-                bucket_mask: (buckets - 1) as u64,
-                growth_left: (capacity_of(buckets - 1) - full) as u64,
-            });
+            set_owner(block, self.0.owner());
+            let header = new.header.as_ptr();
+            (&raw mut (*header).bucket_mask).write((buckets - 1) as u64);
+            (&raw mut (*header).growth_left).write((capacity_of(buckets - 1) - full) as u64);
             new.ctrl().write_bytes(EMPTY, buckets + WIDTH);
         }
         if let Some(old) = old {
@@ -985,7 +999,8 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
         .and_then(table_layout::<K, V>);
     let Some(layout) = layout else {
         return Err(table(
-            Invalid::new("a power-of-two bucket count of at least 4").within("bucket_mask", 0),
+            Invalid::new("a power-of-two bucket count of at least 4")
+                .within("bucket_mask", offset_of!(TableHeader, bucket_mask)),
         ));
     };
     let t = Table::<K, V> {
@@ -993,13 +1008,9 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
         mask: mask as usize,
         _elements: PhantomData,
     };
-    let placed = map
-        .table
-        .validate_target(layout.size() / size_of::<TableHeader>())
-        .is_ok()
-        && start % layout.align() == 0
-        && apart(layout.size());
-    if !placed {
+    // The whole block inside the mapping, and (in a writable one) the map's own.
+    check_owned(header.as_ptr().cast(), map.owner(), layout.size()).map_err(table)?;
+    if start % layout.align() != 0 || !apart(layout.size()) {
         return Err(misplaced());
     }
     // SAFETY: the whole block lies in the mapping (checked just above); its bytes are
@@ -1034,7 +1045,8 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
     }
     if growth_left >= empty {
         return Err(table(
-            Invalid::new("room for fewer elements than the EMPTY buckets").within("growth_left", 8),
+            Invalid::new("room for fewer elements than the EMPTY buckets")
+                .within("growth_left", offset_of!(TableHeader, growth_left)),
         ));
     }
     if !K::ALL_BIT_PATTERNS_VALID || !V::ALL_BIT_PATTERNS_VALID {

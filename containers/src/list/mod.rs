@@ -7,10 +7,11 @@
 //! first and the last node, the length and a `busy` word, all fixed width. All-zero bytes,
 //! like [`List::new`], are an empty list: a link whose offset is 0 (which would aim it at
 //! itself) reads as null, as does [`OffsetPtr::null`]. Each element lives in a node of its
-//! own, a segment block `{next, prev, value}` of the segment the header lives in. A node
-//! never moves while its element is in the list: a position-dependent element (a nested
-//! `Vec`) is built in its node and never relocated, and the header may move (as an element
-//! of a `Vec<List<_>>`) by re-aiming its two pointers, since no node points back at it.
+//! own, a segment block `{tag, next, prev, value}` of the segment the header lives in. A
+//! node never moves while its element is in the list: a position-dependent element (a
+//! nested `Vec`) is built in its node and never relocated, and the header may move (as an
+//! element of a `Vec<List<_>>`) by re-aiming its two pointers (no node points back at it)
+//! and re-tagging the first node (below).
 //!
 //! # Crash consistency
 //!
@@ -29,7 +30,20 @@
 //!   `back` and iterating from the back walk the chain (O(n) instead of O(1)).
 //! - Dropping (and [`clear`](ListExt::clear)) unlinks the first node, drops its value and
 //!   frees it, node after node along the forward links.
+//! - A node's tag (below) names the owner of the link that reaches it; a link store and
+//!   the re-tag of the node it reaches are two stores, ordered so that at every instant
+//!   the tag names that owner or, while `busy`, the owner of the link before it: linking
+//!   a node stores the link first and then re-tags the node after it, unlinking re-tags
+//!   the node after first and then stores the link. The repair re-tags every node.
 //!
+//! # One owner per node
+//!
+//! A node's first word is a tag ([`set_owner`]) that names the one link owning it, by an
+//! address that is unique and stays put while the list changes: the header's `head` field
+//! for the first node, the block start of the node before for the others (whose `next`
+//! is the link). Linking a node writes its tag and re-tags the node after it, unlinking
+//! re-tags the node after it, [`append`](ListExt::append) re-tags the first node it
+//! moves, and the header's `relocate` re-tags the first node (`head` moved with it).
 //!
 //! # Bytes from elsewhere
 //!
@@ -37,14 +51,25 @@
 //! own mapping, aligned, apart from the header and from every other node of the list; the
 //! chain ends (Brent's cycle search: a forged cycle is refused in O(n), never walked
 //! forever); each element is valid; and unless `busy` is set, `prev`, `tail` and `len`
-//! match the chain. It does not check that each node is a live block of the allocator:
-//! one walk of the segment's blocks per node (as a `Box` is checked) would make validating
-//! a long list quadratic on every first lookup in a mapping. So forged bytes in a writable
-//! mapping can still make the list free a block the allocator never handed out, as a
-//! forged `Vec` buffer can.
+//! match the chain. In a writable mapping each node must also be a block of its own
+//! ([`check_owned`]: the start of a used block of the allocator, neither an object nor
+//! the segment's own) whose tag names the owner of its link, or while `busy` the owner of
+//! the link before (see crash consistency).
+//!
+//! So no two links in a forged file own one node, whatever containers they belong to. A
+//! tag names either a container header's field (here one list's `head`) or a block start,
+//! where no header lies: every block a container owns starts with its tag, and objects
+//! are marked blocks. A `head`, or the `next` of the node at a block start, aims at one
+//! node; so a node tagged for an owner passes only through that owner's link or (the
+//! reading `busy` allows) the link after it, the `next` of the node that link aims at.
+//! Through both, that node would be the tagged one, linked after itself: a cycle, which
+//! is refused. By induction from the headers, every node accepted is owned through one
+//! link of one list.
 //!
 //! [`OffsetPtr`]: shmkit_runtime::OffsetPtr
 //! [`OffsetPtr::null`]: shmkit_runtime::OffsetPtr::null
+//! [`set_owner`]: shmkit_runtime::segment::owned::set_owner
+//! [`check_owned`]: shmkit_runtime::segment::owned::check_owned
 
 mod ext;
 mod raw;
@@ -101,6 +126,10 @@ type Link<T> = OffsetPtr<Node<T>>;
 /// A node: a segment block of its own, which stays where it is while linked.
 #[repr(C)]
 struct Node<T> {
+    /// Names the link that owns the node (see "Bytes from elsewhere" in the module docs),
+    /// written with [`set_owner`](shmkit_runtime::segment::owned::set_owner) and read only
+    /// by a validation.
+    tag: u64,
     next: Link<T>,
     prev: Link<T>,
     value: T,
@@ -447,9 +476,11 @@ where
 
 // SAFETY: the header holds two offset pointers and two integers; `relocate` re-aims the
 // pointers after a move of the header (the nodes stay where they are and none points back
-// at the header); `validate` accepts exactly the lists the methods rely on: a finite
-// forward chain of in-bounds, disjoint nodes holding valid elements, with hints that match
-// it unless `busy` says they are not used. The drop glue is the list's own.
+// at the header) and re-tags what named `head`; `validate` accepts exactly the lists the
+// methods rely on: a finite forward chain of in-bounds, disjoint nodes holding valid
+// elements, in a writable mapping each a block owned through its one link (module docs),
+// with hints that match it unless `busy` says they are not used. The drop glue is the
+// list's own.
 unsafe impl<T: ShmSafe> ShmSafe for List<T> {
     /// Over the element's pointee fingerprint, as an `OffsetPtr<T>`'s (a type may hold a
     /// list of itself).
@@ -473,6 +504,18 @@ unsafe impl<T: ShmSafe> ShmSafe for List<T> {
         unsafe {
             relocate_link(&mut self.head, moved_from.wrapping_add(head));
             relocate_link(&mut self.tail, moved_from.wrapping_add(tail));
+        }
+        if let Some(first) = self.first() {
+            // SAFETY: the nodes are this list's (the caller's contract: `self` holds the
+            // bytes that were its header), in the writable mapping it was moved in. The
+            // first node's owner, `head`, moved; while `busy` the second node's tag may
+            // name `head` too (module docs), so it gets its own owner, the first node.
+            unsafe {
+                raw::own(first, self.owner(None));
+                if let Some(second) = next(first).filter(|_| self.busy != 0) {
+                    raw::own(second, self.owner(Some(first)));
+                }
+            }
         }
     }
 

@@ -7,6 +7,7 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
+use shmkit_runtime::segment::owned::{check_owned, set_owner};
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmMut, ShmSafe};
 
 use super::{next, prev, target, List, Node, NodePtr};
@@ -19,7 +20,28 @@ fn addr_of<T>(node: Option<NodePtr<T>>) -> *const Node<T> {
     node.map_or(ptr::null(), |n| n.as_ptr())
 }
 
+/// Records in `node`'s tag that `owner` (see [`List::owner`]) owns it.
+///
+/// # Safety
+/// `node` is a node of a list in a writable mapping, which the caller changes.
+#[inline(always)]
+pub(super) unsafe fn own<T>(node: NodePtr<T>, owner: *const u8) {
+    // SAFETY: the caller's contract: a node's block starts with its tag (the first field of
+    // the `#[repr(C)]` node, which is aligned to 8), and it is the caller's to write.
+    unsafe { set_owner(node.cast(), owner) };
+}
+
 impl<T> List<T> {
+    /// What the tag of the node after `before` (the first node, for None) names as its
+    /// owner: the block start of the node whose `next` links it, or this list's `head`.
+    #[inline(always)]
+    pub(super) fn owner(&self, before: Option<NodePtr<T>>) -> *const u8 {
+        match before {
+            None => (&raw const self.head).cast(),
+            Some(node) => node.as_ptr().cast(),
+        }
+    }
+
     /// Says whether an operation is under way: set before its first store (the fence
     /// keeps them after it), cleared by a Release store after its last.
     #[inline(always)]
@@ -42,13 +64,15 @@ impl<T> List<T> {
     }
 
     /// Rebuilds the hints (`prev`, `tail`, `len`) from the forward chain after an
-    /// interrupted operation. Itself interrupted, it leaves `busy` set and runs again.
+    /// interrupted operation, and the tags (which may name the owner before a node's own,
+    /// see the module docs). Itself interrupted, it leaves `busy` set and runs again.
     fn repair(&mut self) {
         let (mut count, mut before, mut at) = (0u64, None, self.first());
         while let Some(node) = at {
             // SAFETY: a linked node, live, reached through `&mut self`; its `prev` link is
-            // a hint that only this list writes.
+            // a hint and its tag a word that only this list writes.
             unsafe {
+                own(node, self.owner(before));
                 (*node.as_ptr()).prev.set(addr_of(before));
                 at = next(node);
             }
@@ -83,9 +107,15 @@ impl<T> List<T> {
         let alloc = self.allocator().ok();
         let mut list = self.begin();
         while let Some(node) = list.first() {
-            // SAFETY: a linked node; unlinked by one store, then nothing owns it.
+            // SAFETY: a linked node; the next one is re-tagged for `head` (the owner before
+            // its own, which a busy list allows), then the node is unlinked by one store,
+            // and nothing owns it.
             unsafe {
-                list.head.set_release(addr_of(next(node)));
+                let after = next(node);
+                if let Some(after) = after {
+                    own(after, list.owner(None));
+                }
+                list.head.set_release(addr_of(after));
                 point("list: the first node unlinked, not yet dropped");
                 free_node(alloc.as_ref(), node);
             }
@@ -135,10 +165,12 @@ impl<T> Busy<'_, T> {
         };
         let n = node.as_ptr();
         // SAFETY: `node` is a node of this list's segment that nothing links yet, so its
-        // links may be written in place; `after` and `following` are linked nodes (or null)
-        // of the same segment. One Release store then links it forward, complete; the
-        // hints follow.
+        // tag and links may be written in place; `after` and `following` are linked nodes
+        // (or null) of the same segment. One Release store then links it forward, complete;
+        // until `following` is re-tagged, its tag names the owner before its own (as a busy
+        // list allows); the hints follow.
         unsafe {
+            own(node, self.owner(after));
             (*n).next.set(addr_of(following));
             (*n).prev.set(addr_of(after));
             point("list: a node written, not yet linked");
@@ -146,10 +178,13 @@ impl<T> Busy<'_, T> {
                 None => self.head.set_release(n),
                 Some(a) => (*a.as_ptr()).next.set_release(n),
             }
-            point("list: a node linked, its neighbour's hint not yet");
+            point("list: a node linked, its neighbour's tag and hint not yet");
             match following {
                 None => self.tail.set(n),
-                Some(f) => (*f.as_ptr()).prev.set(n),
+                Some(f) => {
+                    own(f, n.cast());
+                    (*f.as_ptr()).prev.set(n);
+                }
             }
         }
         self.len += 1;
@@ -162,10 +197,15 @@ impl<T> Busy<'_, T> {
     /// `node` is a linked node of this list (whose hints are right).
     pub(super) unsafe fn unlink(&mut self, node: NodePtr<T>) {
         // SAFETY: the caller's node is linked, and so are its neighbours (or null): all
-        // live nodes of this list's segment, linked to one another in place.
+        // live nodes of this list's segment, linked to one another in place. The node
+        // after it is re-tagged for its new owner first: until the store, the owner before
+        // its own (as a busy list allows).
         unsafe {
             let (before, after) = (prev(node), next(node));
-            point("list: a node about to be unlinked");
+            if let Some(after) = after {
+                own(after, self.owner(before));
+            }
+            point("list: a node about to be unlinked, the next one re-tagged");
             match before {
                 None => self.head.set_release(addr_of(after)),
                 Some(b) => (*b.as_ptr()).next.set_release(addr_of(after)),
@@ -358,9 +398,10 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         let mut list = self.0.begin();
         let after = target(&list.tail);
         // SAFETY: `first..=last` is a chain of nodes that nothing owns now, in this list's
-        // mapping (the caller's check): its first `prev` hint is set, then one Release
-        // store links the whole chain, and the hints follow.
+        // mapping (the caller's check): its first tag and `prev` hint are set, then one
+        // Release store links the whole chain, and the hints follow.
         unsafe {
+            own(first, list.owner(after));
             (*first.as_ptr()).prev.set(addr_of(after));
             match after {
                 None => list.head.set_release(first.as_ptr()),
@@ -375,8 +416,9 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
 
 /// [`ShmSafe::validate`] for a list: the forward chain is finite (Brent's cycle search,
 /// so a forged cycle is refused instead of walked forever), each node lies aligned in the
-/// mapping, apart from the header and from every other node, and holds a valid element;
-/// unless `busy` says the hints are not used, they match the chain.
+/// mapping, apart from the header and from every other node, is (in a writable mapping)
+/// a block of its own whose tag names its owner, and holds a valid element; unless `busy`
+/// says the hints are not used, they match the chain.
 ///
 /// # Safety
 /// As for [`ShmSafe::validate`].
@@ -392,6 +434,8 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const List<T>) -> Result<(), I
     };
     let mut nodes = std::vec::Vec::new();
     let mut link = &list.head;
+    // The owner the next node's tag names, and while `busy` the one before it may name.
+    let (mut owner, mut owner_before) = (list.owner(None), None);
     let (mut before, mut saved, mut power, mut steps) = (None, None, 1usize, 0usize);
     while let Some(node) = target(link) {
         let i = nodes.len();
@@ -406,6 +450,13 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const List<T>) -> Result<(), I
         if saved == Some(node) {
             return Err(refuse(Invalid::new("a list whose links end (no cycle)")));
         }
+        let block = node.as_ptr().cast::<u8>();
+        check_owned(block, owner, size_of::<Node<T>>())
+            .or_else(|e| match owner_before.filter(|_| !trusted) {
+                Some(o) => check_owned(block, o, size_of::<Node<T>>()),
+                None => Err(e),
+            })
+            .map_err(refuse)?;
         let n = node.as_ptr();
         // SAFETY: the node lies, aligned, in the mapping (checked just above); only its
         // fields are read, each of a type that `validate` accepts whatever its bytes or
@@ -419,6 +470,7 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const List<T>) -> Result<(), I
             link = &(*n).next;
         }
         nodes.push(start);
+        (owner, owner_before) = (list.owner(Some(node)), Some(owner));
         before = Some(node);
         steps += 1;
         if steps == power {

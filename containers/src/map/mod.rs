@@ -6,12 +6,12 @@
 //! The header is `#[repr(C)]`: a self-relative [`OffsetPtr`] to the root node, the length
 //! as a `u64`, then a staging slot for one key and one value (below). A null root is an
 //! empty map ([`Map::new`]), and so is a root offset of 0 (it would aim at the header
-//! itself), so all-zero bytes are one too. A node is one segment block holding up to
-//! 11 keys and values (std's B = 6), and above the leaves up to 12 offset pointers to its
-//! children. Each node records its level (0 for a leaf), written before it is linked and
-//! never changed: the root alone tells the height, so a new root is published with one
-//! pointer store. Nodes never move; elements move between them with their relocation
-//! hook ([`relocate_value`](shmkit_runtime::relocate_value)).
+//! itself), so all-zero bytes are one too. A node is one segment block holding its
+//! owner's tag (below), up to 11 keys and values (std's B = 6), and above the leaves up to
+//! 12 offset pointers to its children. Each node records its level (0 for a leaf),
+//! written before it is linked and never changed: the root alone tells the height, so a
+//! new root is published with one pointer store. Nodes never move; elements move between
+//! them with their relocation hook ([`relocate_value`](shmkit_runtime::relocate_value)).
 //!
 //! # Building keys in place
 //!
@@ -48,13 +48,37 @@
 //! and lowered after one is disowned, so it never counts less than the tree holds;
 //! nothing relies on it for memory safety (iteration ends by position).
 //!
+//! Tags (below) change only on nodes that nothing counts or links (children moving to
+//! another node, a split's new node), and in two steps that publish a new root: a root
+//! without keys (just grown above the old root, or emptied by a crash or a merge) and its
+//! only child, which names either the root or the root pointer. The split below such a
+//! root re-tags the child for the root, and a collapse re-tags it for the root pointer
+//! before it becomes the root.
+//!
+//! A split lowers the count of the full node before its upper half moves to the new node
+//! (which nothing links yet): a crash meanwhile leaks that half. Moving it while still
+//! counted would leave, after a crash, counted husks whose own blocks (a `String` key's
+//! buffer) name their unlinked copies as owners, which validation refuses.
+//!
 //! The publishing stores are `Node::publish_len` (and `disown_from`, which uses it) and the
 //! header's `publish_root` and `publish_len`: every state a crash can leave is the state
-//! around one of them (between two of them only uncounted slots and unlinked nodes
-//! change). Each is a crash point (`src/crash.rs`), as are the leaky moments (nodes or a
-//! staged pair not yet linked, a node about to be freed); the crash sweep of the tests
-//! stops every operation at each of them in turn, then reads, changes and drops what is
-//! left.
+//! around one of them (between two of them only uncounted slots, unlinked nodes and the
+//! tags above change). Each is a crash point (`src/crash.rs`), as are the leaky moments
+//! (nodes or a staged pair not yet linked, a node about to be freed); the crash sweep of
+//! the tests stops every operation at each of them in turn, then validates (writable),
+//! reads, changes and drops what is left.
+//!
+//! # One owner per node
+//!
+//! A node's first word is a tag ([`set_owner`]) naming its one owner by an address that
+//! is unique and stays put while the tree changes: the block start of its parent (whose
+//! edges shift within it freely), or for the root the header's root pointer. Whatever
+//! moves children to another node (a split, a merge, a steal) re-tags them, a new root is
+//! tagged before it is published, and the header's `relocate` re-tags the root (and the
+//! only child of a root without keys, see crash consistency). Keys and values moved
+//! between nodes, or in from the staging slot, re-tag their own blocks in their
+//! relocation hooks; what a crash leaves in the staging slot is never read, validated or
+//! dropped, only overwritten.
 //!
 //! # Bytes from elsewhere
 //!
@@ -63,8 +87,23 @@
 //! or overlapping another or the header (so no cycle), levels that do not step down by
 //! one, more keys than a node holds, a length below the elements counted, invalid keys
 //! or values. Keys out of order are harmless: lookups then miss, iteration yields them
-//! as they are; nothing is undefined behaviour. Like the `Vec`, it checks that nodes lie
-//! inside the mapping, not that the allocator knows them as blocks.
+//! as they are; nothing is undefined behaviour. In a writable mapping each node must
+//! also be a block of its own ([`check_owned`]: the start of a used block of the
+//! allocator, neither an object nor the segment's own, large enough for its level) whose
+//! tag names its parent, or the root pointer for the root and for the only child of a
+//! root without keys.
+//!
+//! So no two pointers in a forged file own one node, whatever containers they belong to.
+//! A tag names either a container header's field (here one map's root pointer) or a block
+//! start, where no header lies: every block a container owns starts with its tag, and
+//! objects are marked blocks. The node at a block start is reached once per validation
+//! (two edges of one parent to one node are refused), and one map's root pointer aims at
+//! one node: it owns that node, and a child named for it passes only below that node
+//! while it has no keys, through its one live edge. By induction from the headers, every
+//! node accepted is owned through one pointer of one map.
+//!
+//! [`set_owner`]: shmkit_runtime::segment::owned::set_owner
+//! [`check_owned`]: shmkit_runtime::segment::owned::check_owned
 
 mod ext;
 mod iter;
@@ -342,9 +381,10 @@ where
 
 // SAFETY: the header holds an offset pointer, an integer and the staging slots, which
 // hold nothing between operations; `relocate` re-aims the pointer after a move of the
-// header (the nodes stay where they are); `validate` accepts exactly the trees the map's
-// methods can rely on (module docs), and the elements they count. The drop glue is the
-// map's own (a segment container).
+// header (the nodes stay where they are) and re-tags what named it; `validate` accepts
+// exactly the trees the map's methods can rely on, in a writable mapping with each node
+// owned through its one pointer (module docs), and the elements they count. The drop glue
+// is the map's own (a segment container).
 unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
     /// Over the pointee fingerprints of keys and values, as an `OffsetPtr`'s (a type may
     /// hold a map of itself), and the node capacity.
@@ -376,6 +416,18 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
         let target = old.wrapping_add_signed(self.root.offset());
         // SAFETY: the header moved within its segment; the root node stays where it was.
         unsafe { self.root.set(core::ptr::with_exposed_provenance(target)) };
+        if let Some(root) = self.root() {
+            // SAFETY: the nodes are this map's (the caller's contract: `self` holds the
+            // bytes that were its header), in the writable mapping it was moved in. The
+            // root's owner, the root pointer, moved; the only child of a root without keys
+            // may name it too (module docs), so it gets its own owner, the root.
+            unsafe {
+                root.own(self.root_owner());
+                if root.level() > 0 && root.len() == 0 {
+                    root.child(0).own(root.id());
+                }
+            }
+        }
     }
 
     /// The layout fingerprint, the same in every program.

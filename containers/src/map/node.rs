@@ -8,12 +8,15 @@
 //! moves or drops what the count covered ([`Node::disown_from`]) and raises it with one
 //! Release store once the slots are filled ([`Node::publish_len`]): an element or a
 //! subtree is never counted twice, and a crash leaks what was uncounted at that instant.
+//! A child moving to another node is re-tagged for it ([`Node::own`]) meanwhile, while
+//! nothing counts it.
 
 use core::alloc::Layout;
 use core::mem::{offset_of, MaybeUninit};
 use core::ptr::NonNull;
 use core::sync::atomic::{compiler_fence, AtomicU16, Ordering};
 
+use shmkit_runtime::segment::owned::set_owner;
 use shmkit_runtime::{relocate_value, relocate_values, AllocError, OffsetPtr, SegmentAllocator};
 use shmkit_runtime::{PositionIndependent, ShmSafe};
 
@@ -88,6 +91,9 @@ pub(super) const LEVELS: usize = MAX_HEIGHT + 1;
 /// A leaf, and the first part of an internal node.
 #[repr(C)]
 pub(super) struct LeafNode<K, V> {
+    /// Names the node's owner (see the module docs of the map, "One owner per node"),
+    /// written with [`set_owner`] and read only by a validation.
+    tag: u64,
     /// Initialised keys and values (and edges beyond them, in an internal node).
     len: u16,
     /// 0 for a leaf, the distance to the leaves otherwise; written before the node is
@@ -152,6 +158,24 @@ impl<K, V> Node<K, V> {
     #[inline(always)]
     pub(super) fn as_ptr(self) -> *mut LeafNode<K, V> {
         self.ptr.as_ptr()
+    }
+
+    /// What the tags of its children name: its block start.
+    #[inline(always)]
+    pub(super) fn id(self) -> *const u8 {
+        self.ptr.as_ptr().cast()
+    }
+
+    /// Records in the node's tag that `owner` (its parent's [`id`](Self::id), or the map's
+    /// root pointer) owns it.
+    ///
+    /// # Safety
+    /// The node is in a writable mapping, and the caller is changing its map.
+    #[inline(always)]
+    pub(super) unsafe fn own(self, owner: *const u8) {
+        // SAFETY: a node's block starts with its tag (the first field of the `#[repr(C)]`
+        // node, aligned to 8), which the caller may write.
+        unsafe { set_owner(self.ptr.cast(), owner) };
     }
 
     /// Number of keys.
@@ -301,7 +325,8 @@ impl<K: ShmSafe, V: ShmSafe> Node<K, V> {
     }
 
     /// Aims `count` edges from `to` on at the targets of `src`'s edges from `from` on (the
-    /// ranges may overlap, in the same node).
+    /// ranges may overlap, in the same node); children that move to another node are
+    /// re-tagged for it.
     ///
     /// # Safety
     /// Both nodes are internal, the source edges are live and counted by nobody, the
@@ -309,8 +334,15 @@ impl<K: ShmSafe, V: ShmSafe> Node<K, V> {
     unsafe fn move_edges(self, to: usize, src: Self, from: usize, count: usize) {
         let copy = |i: usize| {
             // SAFETY: the caller's contract; an edge is re-aimed in place at a node of the
-            // same segment (the one the source edge aims at).
-            unsafe { (*self.edge(to + i)).set((*src.edge(from + i)).get()) };
+            // same segment (the one the source edge aims at), a live node that nothing
+            // counts, whose tag is the map's to write.
+            unsafe {
+                let child = (*src.edge(from + i)).get();
+                (*self.edge(to + i)).set(child);
+                if self != src {
+                    Node::new(NonNull::new_unchecked(child)).own(self.id());
+                }
+            }
         };
         if self == src && to > from {
             (0..count).rev().for_each(copy);
@@ -385,7 +417,9 @@ pub(super) unsafe fn free<K, V>(alloc: &SegmentAllocator<'_>, node: Node<K, V>) 
     let _ = unsafe { alloc.deallocate(node.ptr.cast(), layout) };
 }
 
-/// An internal node made the new root above `old`: no keys, one edge.
+/// An internal node made the new root above `old`: no keys, one edge. `old` still names
+/// the map's root pointer as its owner, as the only child of a root without keys may
+/// (see the map's module docs), until the split that follows re-tags it.
 ///
 /// # Safety
 /// `fresh` is an empty node at `old.level() + 1` that nothing else uses.
@@ -397,12 +431,16 @@ pub(super) unsafe fn grow_root<K, V>(fresh: Node<K, V>, old: Node<K, V>) {
 /// Splits the full `node`, child `at` of `parent` (which has room), around its middle
 /// key: the upper half moves to `right`, the middle pair up into `parent`.
 ///
-/// `right` is filled while nothing reaches it; then `node`'s count drops to the lower
-/// half, and the middle pair and `right` enter `parent` with its count raised last.
+/// `node`'s count drops to the lower half first: the upper pairs (and children) have no
+/// owner while they move to `right`, which nothing reaches yet (a pair moved while still
+/// counted would be a husk whose own blocks name its copy, one that a validation in a
+/// writable mapping refuses). Then the middle pair and `right` enter `parent` with its
+/// count raised last.
 ///
 /// # Safety
 /// `node.len() == CAPACITY`, `parent.len() < CAPACITY`, `node` is child `at` of `parent`,
-/// and `right` is an empty node at `node`'s level that nothing else uses.
+/// and `right` is an empty node at `node`'s level that nothing else uses, in a writable
+/// mapping.
 pub(super) unsafe fn split<K: ShmSafe, V: ShmSafe>(
     parent: Node<K, V>,
     at: usize,
@@ -411,16 +449,19 @@ pub(super) unsafe fn split<K: ShmSafe, V: ShmSafe>(
 ) {
     const MID: usize = B - 1;
     const MOVED: usize = CAPACITY - MID - 1;
-    // SAFETY: `right` is fresh and unreachable: it takes copies of the upper keys (and
-    // edges) while `node` still counts the originals; then `node` lets go of the middle and
-    // upper pairs before `parent` counts the middle one and `right`.
+    node.disown_from(MID);
+    // SAFETY: `right` is fresh and unreachable, and `node` no longer counts its middle and
+    // upper pairs (and upper edges): they move to `right`, which then names `parent` as its
+    // owner, as `node` does too (it may have named the map's root pointer, as the child of
+    // a root without keys may), before `parent` counts the middle pair and `right`.
     unsafe {
         right.move_kvs(0, node, MID + 1, MOVED);
         if node.level() > 0 {
             right.move_edges(0, node, MID + 1, MOVED + 1);
         }
         right.publish_len(MOVED);
-        node.disown_from(MID);
+        right.own(parent.id());
+        node.own(parent.id());
         parent.insert_fit(at, node.key(MID), node.val(MID), Some(right));
     }
 }

@@ -24,9 +24,21 @@ impl<K, V> Map<K, V> {
         SegmentAllocator::of(unsafe { &*field })
     }
 
+    /// What the root's tag names: the root pointer.
+    #[inline(always)]
+    pub(super) fn root_owner(&self) -> *const u8 {
+        (&raw const self.root).cast()
+    }
+
     /// Aims the root at `node` (None: empty) with one Release store: a new root is
-    /// complete before it is linked, an old one unlinked before it is freed.
+    /// complete before it is linked, an old one unlinked before it is freed. The new root
+    /// names the root pointer as its owner first: a fresh node, or the only child of the
+    /// root without keys it replaces, which may name either (see the module docs).
     fn publish_root(&mut self, node: Option<Node<K, V>>) {
+        if let Some(node) = node {
+            // SAFETY: a node of this map, which is changing it, in its writable mapping.
+            unsafe { node.own(self.root_owner()) };
+        }
         point("map: the root about to be stored");
         let target = node.map_or(core::ptr::null_mut(), Node::as_ptr);
         // SAFETY: the root pointer stays in the header; `target` is null or a node of the

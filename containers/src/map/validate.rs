@@ -1,8 +1,10 @@
 //! [`ShmSafe::validate`] for a [`Map`]: the tree is one its methods can rely on (module
-//! docs, "Bytes from elsewhere"), and the elements it counts are valid.
+//! docs, "Bytes from elsewhere"), each node owned through its one pointer ("One owner per
+//! node"), and the elements it counts are valid.
 
 use std::collections::BTreeMap;
 
+use shmkit_runtime::segment::owned::check_owned;
 use shmkit_runtime::{Invalid, OffsetPtr, ShmSafe};
 
 use super::node::{layout, InternalNode, LeafNode, Node, CAPACITY, MAX_HEIGHT};
@@ -34,8 +36,9 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
     }
     let mut taken = Taken::new();
     take(&mut taken, value.addr(), size_of::<Map<K, V>>())?;
+    let owner = map.root_owner();
     // SAFETY: `peek_level` checked the pointer for a leaf's bytes.
-    let counted = unsafe { node::<K, V>(&map.root, level, &mut taken) }
+    let counted = unsafe { node::<K, V>(&map.root, level, &[owner], Some(owner), &mut taken) }
         .map_err(|e| e.within("root", root))?;
     if map.len < counted {
         return Err(
@@ -57,13 +60,18 @@ fn peek_level<K, V>(ptr: &OffsetPtr<LeafNode<K, V>>) -> Option<usize> {
     Some(unsafe { Node::new(core::ptr::NonNull::new_unchecked(ptr.get())) }.level())
 }
 
-/// Checks the subtree `ptr` leads to, expected at `level`; the elements it holds.
+/// Checks the subtree `ptr` leads to, expected at `level`, whose tag must name one of
+/// `owners` (in a writable mapping); the elements it holds. `root` is the map's root
+/// pointer when `ptr` is it: the only child of a root without keys may name it as its
+/// owner instead of the root (module docs).
 ///
 /// # Safety
 /// `ptr`'s target was checked to hold a leaf's worth of bytes inside the mapping.
 unsafe fn node<K: ShmSafe, V: ShmSafe>(
     ptr: &OffsetPtr<LeafNode<K, V>>,
     level: usize,
+    owners: &[*const u8],
+    root: Option<*const u8>,
     taken: &mut Taken,
 ) -> Result<u64, Invalid> {
     if level > 0 {
@@ -76,13 +84,20 @@ unsafe fn node<K: ShmSafe, V: ShmSafe>(
             .validate_target(1)
             .map_err(|_| Invalid::new(POINTER))?;
     }
+    let size = layout::<K, V>(level).size();
+    let block = ptr.get().cast::<u8>();
+    let mut owned = Err(Invalid::new(POINTER));
+    for &owner in owners {
+        owned = owned.or_else(|_| check_owned(block, owner, size));
+    }
+    owned?;
     // SAFETY: the target lies, aligned, inside the mapping, with room for a node at
     // `level` (checked by the caller and above).
     let node = unsafe { Node::new(core::ptr::NonNull::new_unchecked(ptr.get())) };
     if node.level() != level {
         return Err(Invalid::new("a Map node one level below its parent"));
     }
-    take(taken, node.as_ptr().addr(), layout::<K, V>(level).size())?;
+    take(taken, node.as_ptr().addr(), size)?;
     let len = node.len();
     if len > CAPACITY {
         return Err(Invalid::new("a Map node of at most 11 keys"));
@@ -100,6 +115,11 @@ unsafe fn node<K: ShmSafe, V: ShmSafe>(
     }
     let mut counted = len as u64;
     if level > 0 {
+        let parent = node.id();
+        let owners: &[*const u8] = match root.filter(|_| len == 0) {
+            Some(root) => &[parent, root],
+            None => &[parent],
+        };
         for e in 0..=len {
             let field = || format!("edges[{e}]");
             // SAFETY: edge `e <= len <= CAPACITY` lies inside the internal node, which lies
@@ -108,8 +128,8 @@ unsafe fn node<K: ShmSafe, V: ShmSafe>(
             edge.validate_target(1)
                 .map_err(|_| Invalid::new(POINTER).within(&field(), 0))?;
             // SAFETY: just checked for a leaf's bytes; the level is one lower.
-            counted +=
-                unsafe { self::node(edge, level - 1, taken) }.map_err(|e| e.within(&field(), 0))?;
+            counted += unsafe { self::node(edge, level - 1, owners, None, taken) }
+                .map_err(|e| e.within(&field(), 0))?;
         }
     }
     Ok(counted)

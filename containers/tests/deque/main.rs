@@ -9,6 +9,7 @@ mod crash;
 mod failure;
 mod model;
 mod nested;
+mod owned;
 #[cfg(not(miri))]
 mod shared;
 mod validate;

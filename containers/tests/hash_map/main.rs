@@ -9,6 +9,7 @@ mod collisions;
 mod failure;
 mod model;
 mod nested;
+mod owned;
 mod set;
 #[cfg(not(miri))]
 mod shared;

@@ -10,6 +10,12 @@ use shmkit_test_support as support;
 
 type Rows = HashMap<u64, Vec<u64>>;
 
+/// Where a table's bucket mask and room count are in its block, after the owner's tag.
+const MASK: usize = 8;
+const GROWTH_LEFT: usize = 16;
+/// The size of a table's header, before its control bytes.
+const TABLE_HEADER: usize = 24;
+
 /// Where a map's parts are, as offsets in its segment.
 #[derive(Clone, Copy, Debug)]
 struct Parts {
@@ -25,7 +31,7 @@ struct Parts {
 
 impl Parts {
     fn ctrl(&self, i: usize) -> usize {
-        self.table + 16 + i
+        self.table + TABLE_HEADER + i
     }
 
     /// The index of a bucket that holds nothing, and so a control byte that is `EMPTY`.
@@ -43,12 +49,12 @@ fn word(seg: &ManagedHeapMemory, at: usize) -> u64 {
 /// The parts of the map whose header is at `header`, with buckets aligned to 8.
 fn parts(seg: &ManagedHeapMemory, header: usize) -> Parts {
     let table = header.wrapping_add_signed(word(seg, header) as i64 as isize);
-    let buckets = word(seg, table) as usize + 1;
+    let buckets = word(seg, table + MASK) as usize + 1;
     Parts {
         header,
         table,
         buckets,
-        data: table + (16 + buckets + 16).next_multiple_of(8),
+        data: table + (TABLE_HEADER + buckets + 16).next_multiple_of(8),
     }
 }
 
@@ -149,16 +155,19 @@ fn a_count_beyond_the_capacity_is_refused() {
 fn a_bad_bucket_count_is_refused() {
     for mask in [6u64, 1, u64::MAX, 1 << 40] {
         let (field, expected) = refused::<u64>("m", |seg, [m, ..]| {
-            support::corrupt(seg, m.table, &mask.to_ne_bytes());
+            support::corrupt(seg, m.table + MASK, &mask.to_ne_bytes());
         });
         assert_eq!(field, "table.bucket_mask", "mask {mask:#x}: {expected}");
     }
     // A larger power of two runs past the segment's end.
     let (field, expected) = refused::<u64>("m", |seg, [m, ..]| {
-        support::corrupt(seg, m.table, &((1u64 << 14) - 1).to_ne_bytes());
+        support::corrupt(seg, m.table + MASK, &((1u64 << 14) - 1).to_ne_bytes());
     });
     assert_eq!(field, "table");
-    assert!(expected.contains("inside the map's segment"), "{expected}");
+    assert!(
+        expected.contains("inside the pointer's own segment"),
+        "{expected}"
+    );
 }
 
 #[test]
@@ -169,7 +178,7 @@ fn a_table_outside_the_segment_or_misaligned_or_over_the_map_is_refused() {
         });
         assert_eq!(field, "table", "offset {off}");
     }
-    // 8 bytes on: a header made of the room count and the control bytes.
+    // 8 bytes on: a header made of the mask, the room count and the control bytes.
     let (field, _) = refused::<u64>("m", |seg, [m, ..]| {
         let off = (m.table - m.header) as isize + 8;
         support::corrupt(seg, m.header, &off.to_ne_bytes());
@@ -200,7 +209,11 @@ fn control_bytes_that_mean_nothing_or_disagree_are_refused() {
     assert!(expected.contains("repeated control byte"), "{expected}");
     // More room than EMPTY buckets: a probe for room could find none.
     let (field, _) = refused::<u64>("m", |seg, [m, ..]| {
-        support::corrupt(seg, m.table + 8, &(m.buckets as u64).to_ne_bytes());
+        support::corrupt(
+            seg,
+            m.table + GROWTH_LEFT,
+            &(m.buckets as u64).to_ne_bytes(),
+        );
     });
     assert_eq!(field, "table.growth_left");
 }
@@ -213,7 +226,7 @@ fn a_full_bucket_of_garbage_is_checked_as_an_element() {
     let (field, expected) = refused::<bool>("flags", |seg, [_, flags, _]| {
         let i = flags.empty_bucket(seg);
         support::corrupt(seg, flags.ctrl(i), &[0x11]);
-        support::corrupt(seg, flags.table + 8, &0u64.to_ne_bytes());
+        support::corrupt(seg, flags.table + GROWTH_LEFT, &0u64.to_ne_bytes());
         // Key 9, value 2 (and the bytes of the padding).
         let mut bucket = [0u8; 16];
         bucket[..8].copy_from_slice(&9u64.to_ne_bytes());
@@ -228,7 +241,7 @@ fn a_full_bucket_of_garbage_is_checked_as_an_element() {
     let (field, _) = refused::<Vec<u64>>("rows", |seg, [.., rows]| {
         let i = rows.empty_bucket(seg);
         support::corrupt(seg, rows.ctrl(i), &[0x11]);
-        support::corrupt(seg, rows.table + 8, &0u64.to_ne_bytes());
+        support::corrupt(seg, rows.table + GROWTH_LEFT, &0u64.to_ne_bytes());
         // Key 9, and a vector of 4 elements at a pointer far outside.
         let mut bucket = [0u8; 32];
         bucket[8..16].copy_from_slice(&(1isize << 40).to_ne_bytes());

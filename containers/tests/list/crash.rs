@@ -2,13 +2,13 @@
 //! stopped at each of its steps in turn (`crashes_at`, the containers' crash points), as a
 //! SIGKILL there would stop it. After each stop the lists must be memory-safe to read
 //! (both ways, in place and in a copy that validates them), to mutate (the next operation
-//! repairs the hints) and to drop (the segment then checks sound; what the stopped
+//! repairs the hints and tags) and to drop (the segment then checks sound; what the stopped
 //! operation owned may leak), and every operation must eventually run to its end. Under
 //! Miri too, which checks all of that for undefined behaviour.
 
 use shmkit_containers::{List, ListExt, VecExt};
 use shmkit_runtime::__private::crash::crashes_at;
-use shmkit_runtime::{AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory, ShmMut};
+use shmkit_runtime::{ManagedHeapMemory, ShmMut};
 use shmkit_test_support::sweep;
 
 type Rows = List<shmkit_containers::Vec<u32>>;
@@ -80,14 +80,11 @@ fn every_operation_stopped_at_every_step_leaves_readable_usable_lists() {
                 let lists = seg.find_slice::<Rows>("lists").unwrap().unwrap();
                 lists.iter().map(read).collect()
             };
-            // A copy validates and reads the same, as bytes from elsewhere.
+            // A writable copy validates (each node owned through its one link) and reads
+            // the same, as bytes from elsewhere.
             {
-                let image = AlignedBuffer::from_image(seg.image());
-                let reader = ManagedExternalBuffer::options()
-                    .read_only()
-                    .open(&image)
-                    .unwrap();
-                let lists = reader
+                let copy = ManagedHeapMemory::from_image(seg.image()).unwrap();
+                let lists = copy
                     .find_slice::<Rows>("lists")
                     .unwrap_or_else(|e| panic!("{what} stopped at step {n}: {e}"))
                     .unwrap();

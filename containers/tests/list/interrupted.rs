@@ -28,13 +28,13 @@ fn the_next_operation_repairs_an_interrupted_list() {
     let (at, second) = {
         let base = seg.base_address().as_ptr() as usize;
         let l = seg.find::<List<u64>>("l").unwrap().unwrap();
-        let second = l.iter().nth(1).unwrap() as *const u64 as usize - 16;
+        let second = l.iter().nth(1).unwrap() as *const u64 as usize - 24;
         (l as *const List<u64> as usize - base, second - base)
     };
     support::corrupt(&mut seg, at + 8, &(1isize << 40).to_ne_bytes()); // tail
     support::corrupt(&mut seg, at + 16, &7u64.to_ne_bytes()); // len
     support::corrupt(&mut seg, at + 24, &1u64.to_ne_bytes()); // busy
-    support::corrupt(&mut seg, second + 8, &(-(1isize << 40)).to_ne_bytes()); // prev
+    support::corrupt(&mut seg, second + 16, &(-(1isize << 40)).to_ne_bytes()); // prev
     let mut l = seg.find_mut::<List<u64>>("l").unwrap().unwrap();
     assert_eq!((l.len(), l.back()), (3, Some(&3)));
     assert!(l.iter().rev().eq(&[3, 2, 1]));

@@ -11,6 +11,7 @@ mod failure;
 mod interrupted;
 mod model;
 mod nested;
+mod owned;
 #[cfg(not(miri))]
 mod shared;
 mod validate;

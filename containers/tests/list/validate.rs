@@ -11,9 +11,9 @@ use shmkit_test_support as support;
 const TAIL: usize = 8;
 const LEN: usize = 16;
 const BUSY: usize = 24;
-const NEXT: usize = 0;
-const PREV: usize = 8;
-const VALUE: usize = 16;
+const NEXT: usize = 8;
+const PREV: usize = 16;
+const VALUE: usize = 24;
 
 /// A heap segment holding "l" (`List<u64>` [1, 2, 3, 4]), "rows" (two `Vec<u64>` rows)
 /// and "flags" (`List<bool>` [true, false]).
@@ -134,13 +134,13 @@ fn a_node_inside_the_header_is_refused() {
 /// disagree) and without (an interrupted operation: only the cycle search finds it).
 #[test]
 fn a_cycle_is_refused() {
-    let (field, _) = refused(|_, n| vec![(n[3] + NEXT, link(n[3], n[1]).to_vec())]);
+    let (field, _) = refused(|_, n| vec![(n[3] + NEXT, link(n[3] + NEXT, n[1]).to_vec())]);
     assert_eq!(field, "[4].prev");
     // (A node's `next` aimed at itself is offset 0, which reads as null: no cycle.)
     for to in [0, 2] {
         let (field, expected) = refused(|h, n| {
             vec![
-                (n[3] + NEXT, link(n[3], n[to]).to_vec()),
+                (n[3] + NEXT, link(n[3] + NEXT, n[to]).to_vec()),
                 (h + BUSY, 1u64.to_ne_bytes().to_vec()),
             ]
         });
@@ -148,12 +148,13 @@ fn a_cycle_is_refused() {
     }
 }
 
-/// Nodes that overlap (here a node 8 bytes into another one) are refused.
+/// Nodes that overlap (here a node 8 bytes into the first one, whose `next` there is the
+/// first node's null `prev`) are refused.
 #[test]
 fn overlapping_nodes_are_refused() {
     let (_, expected) = refused(|h, n| {
         vec![
-            (n[0] + NEXT, link(n[0], n[0] + 8).to_vec()),
+            (n[1] + NEXT, link(n[1] + NEXT, n[0] + 8).to_vec()),
             (h + BUSY, 1u64.to_ne_bytes().to_vec()),
         ]
     });

@@ -3,8 +3,8 @@
 //! relocation hook) and values that must be dropped at most once, are stopped at each of
 //! their steps in turn (`crashes_at`, the containers' crash points, see `src/crash.rs`,
 //! the strings' own included), as a SIGKILL there would stop them.
-//! After each stop the map must be one `validate` accepts (read from a copy of the
-//! segment), hold no value twice, keep working (more operations match a model of what it
+//! After each stop the map must be one `validate` accepts (read from a writable copy of
+//! the segment, so that each node and key is owned through its one pointer), hold no value twice, keep working (more operations match a model of what it
 //! held), and drop each value at most once; the segment then checks sound. Under Miri
 //! too, which checks all of it for undefined behaviour.
 
@@ -13,10 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use shmkit_containers::{Map, MapExt, String};
 use shmkit_runtime::__private::crash::crashes_at;
-use shmkit_runtime::{
-    AlignedBuffer, ManagedExternalBuffer, ManagedHeapMemory, PositionIndependent, ShmImmutable,
-    ShmMut, ShmSafe,
-};
+use shmkit_runtime::{ManagedHeapMemory, PositionIndependent, ShmImmutable, ShmMut, ShmSafe};
 use shmkit_test_support::Rng;
 
 thread_local! {
@@ -90,14 +87,11 @@ fn pairs(map: &Map<String, Tracked>) -> BTreeMap<std::string::String, u64> {
         .collect()
 }
 
-/// The map as a process mapping the segment afresh would see it: `validate` accepts it.
+/// The map as a process mapping the segment afresh (writable) would see it: `validate`
+/// accepts it, each node and key buffer owned through its one pointer.
 fn revalidate(seg: &mut ManagedHeapMemory) {
-    let image = AlignedBuffer::from_image(seg.image());
-    let reader = ManagedExternalBuffer::options()
-        .read_only()
-        .open(&image)
-        .unwrap();
-    let map = reader.find::<Map<String, Tracked>>("m").unwrap().unwrap();
+    let copy = ManagedHeapMemory::from_image(seg.image()).unwrap();
+    let map = copy.find::<Map<String, Tracked>>("m").unwrap().unwrap();
     // Its values are copies in the image, which nothing drops.
     std::hint::black_box(map.iter().count());
 }

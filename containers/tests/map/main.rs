@@ -9,6 +9,7 @@ mod crash;
 mod failure;
 mod model;
 mod nested;
+mod owned;
 mod set;
 #[cfg(not(miri))]
 mod shared;

@@ -3,10 +3,10 @@
 //! from the others, levels stepping down by one, counts in range, the length, the
 //! elements), and read at the new address when it is fine.
 //!
-//! The forgeries below write into the nodes of a `Map<u64, _>`, whose layout is: `len:
-//! u16` at 0, `level: u16` at 2, 11 keys from 8, 11 values after them, and in an internal
-//! node 12 edges (offsets relative to themselves) after the values; the header is the
-//! root's offset, then the length.
+//! The forgeries below write into the nodes of a `Map<u64, _>`, whose layout is: the
+//! owner's tag at 0, `len: u16` at 8, `level: u16` at 10, 11 keys from 16, 11 values after
+//! them, and in an internal node 12 edges (offsets relative to themselves) after the
+//! values; the header is the root's offset, then the length.
 
 use shmkit_containers::{Map, MapExt};
 use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory};
@@ -15,9 +15,13 @@ use shmkit_test_support as support;
 /// Elements of "m": enough for a root two levels above the leaves.
 const N: u64 = 400;
 /// Where the edges of an internal node of a `Map<u64, u64>` start.
-const EDGES: usize = 8 + 2 * 11 * 8;
+const EDGES: usize = KEYS + 2 * 11 * 8;
 /// Where the values of a `Map<u64, bool>` node start.
-const FLAGS: usize = 8 + 11 * 8;
+const FLAGS: usize = KEYS + 11 * 8;
+/// Where a node's count, its level and its keys are.
+const LEN: usize = 8;
+const LEVEL: usize = 10;
+const KEYS: usize = 16;
 
 /// A heap segment holding "m" (`Map<u64, u64>`, `k -> 2k` for `k < N`) and "flags"
 /// (`Map<u64, bool>`, `k -> k is even` for `k < 8`), and the offsets of the two headers.
@@ -121,13 +125,13 @@ fn a_root_outside_the_segment_or_misaligned_is_refused() {
 fn counts_and_levels_out_of_range_are_refused() {
     let (field, expected) = refused::<u64>("m", |seg, m, _| {
         let root = target(seg, m);
-        support::corrupt(seg, root + 2, &21u16.to_ne_bytes())
+        support::corrupt(seg, root + LEVEL, &21u16.to_ne_bytes())
     });
     assert_eq!(field, "root");
     assert!(expected.contains("at most 20 levels"), "{expected}");
     let (field, expected) = refused::<u64>("m", |seg, m, _| {
         let root = target(seg, m);
-        support::corrupt(seg, root, &12u16.to_ne_bytes())
+        support::corrupt(seg, root + LEN, &12u16.to_ne_bytes())
     });
     assert_eq!(field, "root");
     assert!(expected.contains("at most 11 keys"), "{expected}");
@@ -135,7 +139,7 @@ fn counts_and_levels_out_of_range_are_refused() {
     let (field, expected) = refused::<u64>("m", |seg, m, _| {
         let child = target(seg, target(seg, m) + EDGES);
         let level = 2u16; // the root's, asserted below
-        support::corrupt(seg, child + 2, &level.to_ne_bytes())
+        support::corrupt(seg, child + LEVEL, &level.to_ne_bytes())
     });
     assert_eq!(field, "root.edges[0]");
     assert!(
@@ -181,7 +185,7 @@ fn the_root_is_two_levels_up() {
     let level = unsafe {
         seg.base_address()
             .as_ptr()
-            .add(root + 2)
+            .add(root + LEVEL)
             .cast::<u16>()
             .read()
     };
@@ -227,8 +231,8 @@ fn an_invalid_value_is_refused_by_its_place() {
 fn keys_out_of_order_are_harmless() {
     let (mut seg, _, flags) = segment();
     let root = target(&seg, flags);
-    support::corrupt(&mut seg, root + 8, &7u64.to_ne_bytes());
-    support::corrupt(&mut seg, root + 8 + 7 * 8, &0u64.to_ne_bytes());
+    support::corrupt(&mut seg, root + KEYS, &7u64.to_ne_bytes());
+    support::corrupt(&mut seg, root + KEYS + 7 * 8, &0u64.to_ne_bytes());
     let image = copy(&mut seg);
     let reader = ManagedExternalBuffer::options()
         .read_only()

@@ -12,6 +12,7 @@ mod failure;
 mod liar;
 mod model;
 mod nested;
+mod owned;
 #[cfg(not(miri))]
 mod shared;
 mod validate;

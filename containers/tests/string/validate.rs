@@ -36,9 +36,12 @@ fn offset(seg: &ManagedHeapMemory, p: *const impl Sized) -> usize {
     p.addr() - seg.base_address().as_ptr().addr()
 }
 
-/// The block of an `Arc`'s value: the counts word in front of it.
+/// Where an `Arc`'s value lies after its block's counts word (the block's epoch between).
+const VALUE: usize = 16;
+
+/// The counts word of the block of an `Arc`'s value.
 fn arc_block<T: ShmSafe>(seg: &ManagedHeapMemory, arc: &Arc<T>) -> usize {
-    offset(seg, arc.get().unwrap() as *const T) - 8
+    offset(seg, arc.get().unwrap() as *const T) - VALUE
 }
 
 /// A heap segment holding one of each, and where their parts are.
@@ -262,7 +265,8 @@ fn a_copy_of_the_segment_reads_everything_at_the_new_address() {
             && copy.destroy::<Weak<bool>>("flag_weak").unwrap()
     );
     assert!(copy.destroy::<Weak<u64>>("gone").unwrap());
-    assert!(copy.all_memory_deallocated());
+    // The `Arc` values and blocks from before the copy leak (see the `arc` module docs).
+    assert!(!copy.all_memory_deallocated());
 }
 
 #[test]
@@ -320,28 +324,56 @@ fn a_box_pointer_outside_its_block_is_refused() {
     let copy = ManagedExternalBuffer::open(&mut image).unwrap();
     let (field, expected) = invalid(copy.find::<Box<u64>>("b"));
     assert_eq!(field, "ptr");
-    assert!(expected.contains("start of a live block"), "{expected}");
+    assert!(
+        expected.contains("start of a block of its own"),
+        "{expected}"
+    );
 }
 
 /// Two boxes that one validation reaches may not own one block, and a chain of boxes
-/// may not come back to itself (which would also recurse forever).
+/// may not come back to itself (which would also recurse forever): a read-only mapping
+/// sees the block reached twice, a writable one already that its tag names another box.
 #[test]
 fn twin_boxes_and_cycles_are_refused() {
+    let refused = |found: shmkit_runtime::Result<()>, field: &str, why: &str| {
+        let (at, expected) = invalid(found);
+        assert!(at == field && expected.contains(why), "{at}: {expected}");
+    };
+    let (read_only, writable) = ("one box owns alone", "names this pointer as its one owner");
     // The second inner box of "pair" aimed at the first one's block.
     let (_, at) = segment();
     let twin = (at.inner_blocks[0] as isize - at.inner[1] as isize).to_ne_bytes();
-    both!(forged(|a| a.inner[1], &twin), |copy| {
-        let (field, expected) = invalid(copy.find::<Box<[Box<u64>; 2]>>("pair"));
-        assert_eq!(field, "*[1].ptr");
-        assert!(expected.contains("one box owns alone"), "{expected}");
-    });
+    let mut image = forged(|a| a.inner[1], &twin);
+    let pair = "*[1].ptr";
+    let reader = || ManagedExternalBuffer::options().read_only();
+    let found = reader()
+        .open(&image)
+        .unwrap()
+        .find::<Box<[Box<u64>; 2]>>("pair")
+        .map(drop);
+    refused(found, pair, read_only);
+    let copy = ManagedExternalBuffer::open(&mut image).unwrap();
+    refused(
+        copy.find::<Box<[Box<u64>; 2]>>("pair").map(drop),
+        pair,
+        writable,
+    );
     // The last node of the list aimed back at the first one.
     let back = (at.first_node as isize - at.last_next as isize).to_ne_bytes();
-    both!(forged(|a| a.last_next, &back), |copy| {
-        let (field, expected) = invalid(copy.find_slice::<Box<Node>>("list"));
-        assert_eq!(field, "[0].*.next.*.next.*.next.*.next.ptr");
-        assert!(expected.contains("one box owns alone"), "{expected}");
-    });
+    let mut image = forged(|a| a.last_next, &back);
+    let list = "[0].*.next.*.next.*.next.*.next.ptr";
+    let found = reader()
+        .open(&image)
+        .unwrap()
+        .find_slice::<Box<Node>>("list")
+        .map(drop);
+    refused(found, list, read_only);
+    let copy = ManagedExternalBuffer::open(&mut image).unwrap();
+    refused(
+        copy.find_slice::<Box<Node>>("list").map(drop),
+        list,
+        writable,
+    );
 }
 
 /// An `Arc`'s counts must say the value is there and count at least the `Arc`s that
@@ -387,14 +419,14 @@ fn counts_that_cannot_be_are_refused() {
 /// once it is gone.
 #[test]
 fn the_value_behind_a_weak_is_checked_while_it_is_there() {
-    let mut image = forged(|a| a.flag_block + 8, &[2]);
+    let mut image = forged(|a| a.flag_block + VALUE, &[2]);
     let copy = ManagedExternalBuffer::open(&mut image).unwrap();
     let (field, expected) = invalid(copy.find::<Weak<bool>>("flag_weak"));
     assert_eq!(field, "*.value");
     assert!(expected.contains("bool"), "{expected}");
     assert_eq!(invalid(copy.find::<Arc<bool>>("flag")).0, "*.value");
     // Gone: whatever the bytes, nothing reads them; an upgrade fails.
-    let mut image = forged(|a| a.gone_block + 8, &u64::MAX.to_ne_bytes());
+    let mut image = forged(|a| a.gone_block + VALUE, &u64::MAX.to_ne_bytes());
     let mut copy = ManagedExternalBuffer::open(&mut image).unwrap();
     copy.construct("up", Arc::<u64>::new()).unwrap();
     let gone = copy.find::<Weak<u64>>("gone").unwrap().unwrap() as *const Weak<u64>;

@@ -143,14 +143,18 @@ fn a_walk_kept_from_an_earlier_check_never_refuses_a_buffer_grown_since() -> Res
         .lock()?
         .extend(0..100)?;
     let other = ManagedSharedMemory::open(name.get())?;
-    let v = other.find::<Mutex<Vec<u64>>>("v")?.expect("constructed above");
+    let v = other
+        .find::<Mutex<Vec<u64>>>("v")?
+        .expect("constructed above");
     assert_eq!(v.lock()?.len(), 100);
     // The creating mapping grows "m" into new blocks, beyond the thread caches.
     seg.find::<Mutex<Vec<u64>>>("m")?
         .expect("constructed above")
         .lock()?
         .extend(0..10_000)?;
-    let m = other.find::<Mutex<Vec<u64>>>("m")?.expect("constructed above");
+    let m = other
+        .find::<Mutex<Vec<u64>>>("m")?
+        .expect("constructed above");
     assert_eq!(m.lock()?.len(), 10_000);
     Ok(())
 }

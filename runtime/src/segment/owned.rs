@@ -6,7 +6,7 @@
 //! names its owner in its first word (the [tag](set_owner), written before the block is
 //! published and again whenever the owner moves), and a validation accepts a pointer only
 //! to the start of a genuine used block, found by walking the allocator's chain of block
-//! headers, that carries no mark (not an object entry, not [internal](crate::alloc)) and
+//! headers, that carries no mark (neither an object entry nor one of the segment's own) and
 //! whose tag names the very pointer (or node) being validated. One word names one owner,
 //! so of two pointers to a block at most one passes.
 //!
@@ -15,8 +15,14 @@
 //! link and a cached block's a cache link, both offsets below 2^48, so neither ever reads
 //! as a tag.
 //!
+//! A block that several handles share (an `Arc`'s value and counts) has no one owner to
+//! name: its first word says "shared, by handles of this kind" instead ([`set_shared`]),
+//! under another high mark than an owner's, so that no container takes such a block for
+//! its own nor a handle a container's block (or a block of values of another type) for a
+//! shared one. How many handles share it is the handles' business (their counts).
+//!
 //! The walk costs O(blocks); a thread keeps its last one for the next checks (see
-//! [`genuine`]). A read-only mapping only reads, for which the bounds suffice: nothing is
+//! `genuine`). A read-only mapping only reads, for which the bounds suffice: nothing is
 //! checked there beyond them.
 
 use core::cell::RefCell;
@@ -63,8 +69,64 @@ pub unsafe fn set_owner(block: NonNull<u8>, owner: *const u8) {
 /// least `len` usable bytes that is neither an object entry nor one of the segment's own
 /// tables, whose tag names `owner`. `len` must be at least [`OWNER_TAG_BYTES`].
 pub fn check_owned(block: *const u8, owner: *const u8, len: usize) -> Result<NonNull<u8>, Invalid> {
+    check_tagged(
+        block,
+        owner,
+        len,
+        tag(block.addr(), owner.addr()),
+        "a pointer to a block that names this pointer as its one owner",
+    )
+}
+
+/// The high 16 bits of the tag of a shared block: not [`MARK`], so that no owner's tag
+/// equals it (and, as [`MARK`], no free-list or cache link).
+const SHARED_MARK: u64 = 0x5EA2 << 48;
+
+/// Records in the first word of `block` that handles of the kind `kind` share it (only
+/// the low 48 bits of `kind` count: say, of a fingerprint of the shared value's type).
+/// Called once the block is allocated, before the first handle to it is published; the
+/// tag stays while the block lives (its handles move, the block does not).
+///
+/// # Safety
+/// As for [`set_owner`].
+#[inline]
+pub unsafe fn set_shared(block: NonNull<u8>, kind: u64) {
+    // SAFETY: the caller's contract: an aligned word of a block it owns and may write.
+    // Atomic, as an owner's tag.
+    unsafe { AtomicU64::from_ptr(block.cast::<u64>().as_ptr()) }
+        .store(SHARED_MARK | (kind & LOW), Ordering::Relaxed);
+}
+
+/// Checks a pointer read from bytes from elsewhere, held by the handle at `handle`, to a
+/// block of at least `len` bytes (tag included) that handles of the kind `kind` share: as
+/// [`check_owned`] (bounds only in a read-only mapping), except that the tag must be the
+/// one [`set_shared`] wrote for `kind`.
+pub fn check_shared(
+    block: *const u8,
+    handle: *const u8,
+    kind: u64,
+    len: usize,
+) -> Result<NonNull<u8>, Invalid> {
+    check_tagged(
+        block,
+        handle,
+        len,
+        SHARED_MARK | (kind & LOW),
+        "a pointer to a block that handles of its kind share",
+    )
+}
+
+/// [`check_owned`] and [`check_shared`]: a block of the mapping of `within`, tagged
+/// `expected` (in a writable mapping), or refused with `refusal` if only the tag differs.
+fn check_tagged(
+    block: *const u8,
+    within: *const u8,
+    len: usize,
+    expected: u64,
+    refusal: &'static str,
+) -> Result<NonNull<u8>, Invalid> {
     let core =
-        registry::segment_at(owner).ok_or_else(|| Invalid::new("a pointer inside a segment"))?;
+        registry::segment_at(within).ok_or_else(|| Invalid::new("a pointer inside a segment"))?;
     let base = core.base().as_ptr().addr();
     let off = block.addr().wrapping_sub(base);
     let in_bounds = block.addr() % 8 == 0
@@ -78,19 +140,12 @@ pub fn check_owned(block: *const u8, owner: *const u8, len: usize) -> Result<Non
     if !core.writable() {
         return Ok(block);
     }
-    match genuine(
-        &core,
-        off as u64,
-        len,
-        tag(block.as_ptr().addr(), owner.addr()),
-    )? {
+    match genuine(&core, off as u64, len, expected)? {
         Found::Owned => Ok(block),
         Found::NoBlock => Err(Invalid::new(
             "a pointer to the start of a block of its own, allocated and large enough",
         )),
-        Found::OtherOwner => Err(Invalid::new(
-            "a pointer to a block that names this pointer as its one owner",
-        )),
+        Found::OtherOwner => Err(Invalid::new(refusal)),
     }
 }
 
@@ -114,11 +169,11 @@ thread_local! {
 
 /// What a check found at a pointer's target.
 enum Found {
-    /// A block of its own, whose tag names the pointer.
+    /// A block of its own, whose tag names the pointer (or its kind, shared).
     Owned,
     /// No used block without a mark, large enough, starts there.
     NoBlock,
-    /// Such a block, whose tag names another owner.
+    /// Such a block, whose tag names another owner (or kind).
     OtherOwner,
 }
 
@@ -151,7 +206,8 @@ fn genuine(core: &SegmentCore, off: u64, len: usize, expected: u64) -> Result<Fo
         }
         // SAFETY: a used block starts at `off` (the walk, under the lock), so its first
         // word lies aligned in the mapping; it was written (a tag, a link, the image's
-        // bytes), and is written only atomically by the block's owner meanwhile.
+        // bytes), and is written only atomically by the block's owner meanwhile (a shared
+        // block's, once, before its first handle is published).
         let tag = unsafe { AtomicU64::from_ptr(core.base().as_ptr().add(off as usize).cast()) }
             .load(Ordering::Relaxed);
         if tag == expected {
