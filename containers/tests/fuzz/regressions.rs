@@ -115,10 +115,9 @@ fn a_hash_set_iterates_no_more_than_it_counts() {
 
 /// Two `Arc`s of one object share a value whose count word a forged file lowered to one
 /// strong count: a writable copy lent both, and clearing one dropped the value and freed
-/// its block under the other (the fuzzer's case: word = 0x1_0000_0001). The Box/Arc owner
-/// work (old handles never give their count back) closes it.
+/// its block under the other (the fuzzer's case: word = 0x1_0000_0001). Closed by trust
+/// epochs: handles from before a copy never give their count back.
 #[test]
-#[ignore = "open until the Box/Arc one-owner work (trust epochs) is merged: un-ignore then"]
 fn a_forged_low_count_never_frees_a_value_another_arc_reads() {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
     seg.construct_array_with("arcs", 2, |_| Arc::<String>::new())
@@ -152,10 +151,9 @@ fn a_forged_low_count_never_frees_a_value_another_arc_reads() {
 /// the "strong count" it found there (the buffer's owner tag) to keep the value while
 /// checking it, and kept it raised when the value was refused: a refused lookup wrote
 /// into another object, which was refused from then on (the fuzzer's case: a `Weak` aimed
-/// at an object's entry, whose header it broke). Validation must write nothing it has not
-/// checked is its own: the Box/Arc owner work checks the block's shared tag first.
+/// at an object's entry, whose header it broke). Closed by the shared tags of Arc blocks,
+/// checked before any count is touched.
 #[test]
-#[ignore = "open until the Box/Arc one-owner work (shared tags) is merged: un-ignore then"]
 fn a_refused_weak_writes_nothing() {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
     let v = seg.construct("v", Vec::<u64>::new()).unwrap();
