@@ -8,15 +8,17 @@
 //! (`objects`, `exercise`). Any error is fine; a panic is a finding, and so is a hang: a
 //! watchdog aborts the run with the case after 10 s. A crash kills the test binary: run
 //! again with `SHMKIT_FUZZ_TRACE=1` and `--nocapture` to see each case before it runs
-//! (and the errors of each path after).
+//! (and the errors of each path after). A mutant whose segment checks out before the
+//! changes and not after is listed as a SUSPECT (changes to lent objects wrote where they
+//! should not have), not a failure: replay it under Miri.
 //!
 //! Under Miri, where undefined behaviour shows, the run is cut to fit a minute: ten
 //! cases on a smaller seed, each opened one way (a heap copy or a read-only buffer, in
 //! turn), one round of changes, reads without hashing.
 //!
 //! The bounded run is deterministic. `SHMKIT_FUZZ_SEED`, `SHMKIT_FUZZ_CASES` and
-//! `SHMKIT_FUZZ_FIRST` (the first case index) change it; the long run takes a fresh seed
-//! unless given one:
+//! `SHMKIT_FUZZ_FIRST` (the first case index) change it; the long run (200 000 cases, a
+//! few minutes) takes a fresh seed unless given one:
 //!
 //! ```text
 //! cargo test --release -p shmkit-containers --test fuzz -- --ignored --nocapture
