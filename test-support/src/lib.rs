@@ -39,6 +39,7 @@ pub mod region;
 pub mod rng;
 pub mod sweep;
 pub mod sys;
+pub mod tracked;
 pub mod watch;
 
 pub use blocks::{decode_blocks, encode_blocks, get, put, Block};
@@ -50,3 +51,4 @@ pub use names::unique_name;
 pub use process::{spawn_child, within, ChildProc, Silence};
 pub use rng::Rng;
 pub use sys::{dead_pid, map_perms, mode_of, mode_of_fd, patch_file};
+pub use tracked::Tracked;

@@ -13,3 +13,18 @@ pub const STRIDE: u32 = if cfg!(miri) { 8 } else { 1 };
 pub fn steps(salt: u32) -> impl Iterator<Item = u32> {
     (salt % STRIDE..).step_by(STRIDE as usize)
 }
+
+/// Finds object `name` as a `T` in a writable copy of `seg`'s image, as a process that
+/// maps the segment afresh after a crash would, and returns what its validation says of
+/// what the stopped operation left (each block owned through its one pointer). The copy's
+/// values are copies, which nothing drops.
+pub fn revalidate<T: shmkit_runtime::ShmSafe>(
+    seg: &mut shmkit_runtime::ManagedHeapMemory,
+    name: &str,
+) -> shmkit_runtime::Result<()> {
+    let copy = shmkit_runtime::ManagedHeapMemory::from_image(seg.image())?;
+    match copy.find::<T>(name)? {
+        Some(_) => Ok(()),
+        None => panic!("{name} is gone from the image"),
+    }
+}

@@ -144,11 +144,11 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> OccupiedEntry<'a, K, V> {
         V: Emplace<S> + PositionIndependent,
     {
         // SAFETY: the bucket is full, in the map borrowed mutably; the spare bucket is
-        // free (the key built for the lookup was dropped). The old value is read out
-        // while full and left alone once disowned: the copy is its one owner.
+        // free (the key built for the lookup was dropped). The old value is read out once
+        // disowned: the copy is its one owner.
         unsafe {
             self.table
-                .replace(self.index, value, |old| ptr::read(old), |_| ())
+                .replace(self.index, value, |_| (), |old, ()| ptr::read(old))
         }
     }
 

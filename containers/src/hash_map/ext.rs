@@ -154,9 +154,9 @@ where
         K: Emplace<KS>,
         V: Emplace<VS> + PositionIndependent,
     {
-        // SAFETY: the old value is read out while its bucket is still full, and left
-        // alone once the bucket disowns it: the copy returned is its one owner.
-        in_place(self).insert(key, value, |old| unsafe { ptr::read(old) }, |_| ())
+        // SAFETY: the old value is read out once its bucket disowned it: the copy
+        // returned is its one owner.
+        in_place(self).insert(key, value, |_| (), |old, ()| unsafe { ptr::read(old) })
     }
 
     #[inline]
@@ -177,7 +177,10 @@ where
             // nothing.
             |v| old(unsafe { ShmMut::new(v) }),
             // SAFETY: the old value, which nothing owns now, dropped once.
-            |v| unsafe { v.drop_in_place() },
+            |v, r| {
+                unsafe { v.drop_in_place() };
+                r
+            },
         )
     }
 

@@ -54,7 +54,9 @@
 //!   relocation hook, the old table's bytes untouched), then published by one Release
 //!   store of the pointer; only then is the old block freed, without dropping what moved
 //!   out of it;
-//! - dropping or emptying the map unpublishes the table before dropping its elements.
+//! - dropping the map unpublishes the table before dropping its elements; clearing it
+//!   marks each bucket `DELETED` before dropping its element (probes still pass it to
+//!   the elements left), and only then every control byte `EMPTY`.
 //!
 //! [`OffsetPtr`]: shmkit_runtime::OffsetPtr
 //! [`PositionIndependent`]: shmkit_runtime::PositionIndependent

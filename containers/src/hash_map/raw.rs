@@ -18,6 +18,7 @@ use shmkit_runtime::{relocate_value, AllocError, Invalid, SegmentAllocator, ShmM
 use super::group::{BitMask, Group, DELETED, EMPTY, WIDTH};
 use super::hasher::hash_one;
 use super::HashMap;
+use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace, Slot};
 
 /// The smallest table: 4 buckets, 3 of them usable.
@@ -118,10 +119,10 @@ fn is_special(ctrl: u8) -> bool {
 /// - a bucket whose control byte (the *primary* byte, `ctrl[i]` for `i < buckets`) is
 ///   full holds an initialised, valid element, owned by the table;
 /// - the `WIDTH` control bytes after the last bucket repeat the first ones cyclically
-///   (`ctrl[buckets + k]` stands for bucket `k % buckets`), so a group read near the end
-///   wraps around; such a copy is full only while its primary byte holds the same value
-///   (a copy is set after its primary byte and cleared before it), so a full byte, read
-///   anywhere, names a full bucket;
+///   (`ctrl[buckets + k]` stands for bucket `k % buckets`, the format hashbrown's
+///   tables share); such a copy is full only while its primary byte holds the same value
+///   (a copy is set after its primary byte and cleared before it). Lookups read primary
+///   bytes only ([`group`](Self::group)), so a copy a crash left behind misleads none;
 /// - `growth_left` is below the number of `EMPTY` primary bytes.
 pub(super) struct Table<K, V> {
     header: NonNull<TableHeader>,
@@ -211,15 +212,41 @@ impl<K, V> Table<K, V> {
         self.bucket(self.buckets())
     }
 
-    /// The group of control bytes at `pos`.
+    /// The group of control bytes of buckets `pos, pos + 1, …` (wrapping around).
+    ///
+    /// A window that reaches past the last bucket is gathered from the primary bytes
+    /// rather than read from their copies: a crash between a primary byte and its copy
+    /// leaves the copy behind, and a lookup must still see the bucket as it is (full, or
+    /// not). Only the last 15 windows of a table (every window of a table of at most 16
+    /// buckets) take that path.
     ///
     /// # Safety
-    /// `pos <= mask`: the 16 bytes lie in the control bytes (`buckets + WIDTH` of them).
+    /// `pos <= mask`.
     #[inline(always)]
     unsafe fn group(&self, pos: usize) -> Group {
-        // SAFETY: the caller's bound; the control bytes are initialised when the table is
-        // made.
-        unsafe { Group::load(self.ctrl().add(pos)) }
+        if pos + WIDTH <= self.buckets() {
+            // SAFETY: the 16 bytes are primary control bytes (caller's bound), initialised
+            // when the table is made.
+            unsafe { Group::load(self.ctrl().add(pos)) }
+        } else {
+            // SAFETY: forwarded bound.
+            unsafe { self.wrapped_group(pos) }
+        }
+    }
+
+    /// [`group`](Self::group) for a window past the last bucket.
+    ///
+    /// # Safety
+    /// `pos <= mask`.
+    #[inline(never)]
+    unsafe fn wrapped_group(&self, pos: usize) -> Group {
+        let mut bytes = [EMPTY; WIDTH];
+        for (k, byte) in bytes.iter_mut().enumerate() {
+            // SAFETY: masked to a bucket.
+            *byte = unsafe { self.ctrl_at((pos + k) & self.mask) };
+        }
+        // SAFETY: 16 readable bytes.
+        unsafe { Group::load(bytes.as_ptr()) }
     }
 
     /// Primary control byte `i`.
@@ -265,6 +292,7 @@ impl<K, V> Table<K, V> {
     unsafe fn set_full(&self, i: usize, tag: u8) {
         // SAFETY: in bounds (caller), ours alone.
         unsafe { self.ctrl_atomic(i) }.store(tag, Ordering::Release);
+        point("hash_map: a control byte full, its copies not yet");
         self.for_each_copy(i, |at| {
             // SAFETY: `at < buckets + WIDTH`; ours alone.
             unsafe { self.ctrl_atomic(at) }.store(tag, Ordering::Release);
@@ -282,9 +310,11 @@ impl<K, V> Table<K, V> {
             // SAFETY: `at < buckets + WIDTH`; ours alone.
             unsafe { self.ctrl_atomic(at) }.store(ctrl, Ordering::Release);
         });
+        point("hash_map: the copies of a control byte freed, the byte not yet");
         // SAFETY: in bounds (caller), ours alone.
         unsafe { self.ctrl_atomic(i) }.store(ctrl, Ordering::Release);
         compiler_fence(Ordering::SeqCst);
+        point("hash_map: a bucket disowned");
     }
 
     #[inline(always)]
@@ -302,6 +332,7 @@ impl<K, V> Table<K, V> {
         // SAFETY: an aligned `u64` of the live header, ours alone.
         unsafe { AtomicU64::from_ptr(&raw mut (*self.header.as_ptr()).growth_left) }
             .store(n as u64, Ordering::Release);
+        point("hash_map: the room left stored");
     }
 
     /// The index of the full bucket whose key `eq` accepts, among those tagged like
@@ -389,10 +420,7 @@ impl<K, V> Table<K, V> {
                 break;
             }
         }
-        // A window with an `EMPTY` copy of a full bucket (after a crash) ends the search
-        // for the key without offering room: look for room on its own then.
-        // SAFETY: as above.
-        match slot.or_else(|| unsafe { self.insert_slot(hash) }) {
+        match slot {
             Some(i) => Lookup::Vacant(i),
             None => Lookup::Full,
         }
@@ -435,6 +463,7 @@ impl<K, V> Table<K, V> {
         store_count(items, *items + 1);
         // SAFETY: forwarded contract.
         unsafe { self.set_full(i, tag) };
+        point("hash_map: an element published");
     }
 
     /// Takes full bucket `i` out of the table: afterwards nothing owns its element, which
@@ -502,6 +531,7 @@ impl Iterator for RawIter {
 fn store_count(count: &mut u64, n: u64) {
     // SAFETY: an aligned, live `u64` that `&mut` keeps everybody else from.
     unsafe { AtomicU64::from_ptr(count) }.store(n, Ordering::Release);
+    point("hash_map: a count stored");
 }
 
 impl<K, V> HashMap<K, V> {
@@ -567,6 +597,7 @@ impl<K, V> HashMap<K, V> {
         // SAFETY: null is always a valid target.
         unsafe { self.table.set_release(ptr::null()) };
         compiler_fence(Ordering::SeqCst);
+        point("hash_map: the table unpublished");
     }
 
     /// Gives the block of an unpublished table back to the segment.
@@ -591,6 +622,7 @@ impl<K, V> HashMap<K, V> {
         for i in unsafe { table.full() } {
             // SAFETY: a full bucket's element, owned by nobody but this loop.
             unsafe { table.bucket(i).drop_in_place() };
+            point("hash_map: an element of an unpublished table dropped");
         }
         self.free_table(table);
     }
@@ -622,6 +654,9 @@ impl<K: ShmSafe, V> SpareKey<K, V> {
 
 impl<K, V> Drop for SpareKey<K, V> {
     fn drop(&mut self) {
+        if crashing() {
+            return; // A killed process drops nothing: the key leaks.
+        }
         // SAFETY: the key is built and owned by this guard alone.
         unsafe { ptr::drop_in_place(&raw mut (*self.bucket).key) };
     }
@@ -654,8 +689,10 @@ impl<K: ShmSafe, V: ShmSafe> Vacancy<K, V> {
         // SAFETY: the bucket is not full: nobody owns its place, which lies in the
         // table's block in the map's mapping.
         unsafe { emplace_at(NonNull::new_unchecked(&raw mut (*bucket).value), src) }?;
+        point("hash_map: a value built in a bucket not yet full");
         // SAFETY: the key place of the same bucket holds nothing.
         unsafe { self.key.move_to(&raw mut (*bucket).key) };
+        point("hash_map: a key moved beside it");
         // SAFETY: the element is written; the map is borrowed mutably.
         unsafe { self.table.publish(&mut map.items, self.index, self.tag) };
         // SAFETY: a full bucket's value, borrowed with the map by the caller.
@@ -731,6 +768,9 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
         }
         impl Drop for Unpublished<'_> {
             fn drop(&mut self) {
+                if crashing() {
+                    return; // A killed process frees nothing: the block leaks.
+                }
                 // SAFETY: the block was allocated above, never published, and holds no
                 // element of its own.
                 let _ = unsafe { self.alloc.deallocate(self.block, self.layout) };
@@ -772,13 +812,16 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
                     new.ctrl().add(to).write(tag(hash));
                     new.for_each_copy(to, |at| new.ctrl().add(at).write(tag(hash)));
                 }
+                point("hash_map: an element copied to an unpublished table");
             }
         }
+        point("hash_map: a new table filled, not yet published");
         core::mem::forget(unpublished);
         // SAFETY: the block lies in the mapping of the map's header (its allocator was
         // found from the header's address), and the header stays where it is.
         unsafe { self.0.table.set_release(new.header.as_ptr()) };
         compiler_fence(Ordering::SeqCst);
+        point("hash_map: a new table published, the old one not yet freed");
         if let Some(old) = old {
             self.0.free_table(old);
         }
@@ -832,15 +875,15 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
 
     /// Inserts a value built from `value` under a key built from `key`. If the key was
     /// there, `old` sees its old value in place first, `dispose` gets the old value once
-    /// nothing owns it (to drop it, or nothing when `old` moved it out), and `old`'s result
-    /// is returned. On error nothing changed.
-    pub(super) fn insert<KS, VS, R>(
+    /// nothing owns it (to drop it or read it out) with `old`'s result, and what `dispose`
+    /// returns is returned. On error nothing changed.
+    pub(super) fn insert<KS, VS, R, D>(
         &mut self,
         key: KS,
         value: VS,
         old: impl FnOnce(&mut V) -> R,
-        dispose: impl FnOnce(*mut V),
-    ) -> Result<Option<R>, AllocError>
+        dispose: impl FnOnce(*mut V, R) -> D,
+    ) -> Result<Option<D>, AllocError>
     where
         K: Emplace<KS>,
         V: Emplace<VS>,
@@ -888,6 +931,7 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
             }) {
                 // SAFETY: full; dropped once nothing owns it.
                 unsafe { self.take(table, i, |b| b.drop_in_place()) };
+                point("hash_map: a disowned element dropped");
             }
         }
     }
@@ -899,16 +943,19 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
         };
         // SAFETY: the buckets changed are only those the iterator just returned.
         for i in unsafe { table.full() } {
-            // SAFETY: a full bucket: disowned, then dropped.
+            // SAFETY: a full bucket: disowned, then dropped. `DELETED`, not `EMPTY`: after
+            // a crash here, probes must still pass it to reach the elements left.
             unsafe {
-                table.set_special(i, EMPTY);
+                table.set_special(i, DELETED);
                 table.bucket(i).drop_in_place();
             }
+            point("hash_map: a disowned element dropped");
         }
         // SAFETY: no bucket is full now, so every control byte may say `EMPTY` (also those
         // that said `DELETED`).
         unsafe { table.ctrl().write_bytes(EMPTY, table.buckets() + WIDTH) };
         compiler_fence(Ordering::SeqCst);
+        point("hash_map: every control byte EMPTY");
         store_count(&mut self.0.items, 0);
         // SAFETY: the map is borrowed mutably.
         unsafe { table.set_growth_left(table.capacity()) };
@@ -920,20 +967,22 @@ impl<K: ShmSafe, V: ShmSafe> Table<K, V> {
     /// `i`'s value: `old` sees the old value while the bucket is still full (if it
     /// panics, the new value is dropped again); then the bucket is `DELETED` (a crash
     /// leaks the element rather than leave a half-written value in a full bucket),
-    /// `dispose` gets the old value, the new one moves in, and the bucket is full again
-    /// with its tag. On error nothing changed.
+    /// `dispose` gets the old value (with `old`'s result, and returns what this returns),
+    /// the new one moves in, and the bucket is full again with its tag. On error nothing
+    /// changed.
     ///
     /// # Safety
     /// Bucket `i` is full, the map is borrowed mutably, and the spare bucket's value place
-    /// holds nothing. `dispose` leaves nothing owned at its pointer: it drops the value,
-    /// or `old` moved it out.
-    pub(super) unsafe fn replace<S, R>(
+    /// holds nothing. `dispose` leaves nothing owned at its pointer: it drops the value
+    /// or reads it out (never `old`, which sees it while its bucket still owns it: a
+    /// crash then must leave one owner).
+    pub(super) unsafe fn replace<S, R, D>(
         &self,
         i: usize,
         src: S,
         old: impl FnOnce(&mut V) -> R,
-        dispose: impl FnOnce(*mut V),
-    ) -> Result<R, AllocError>
+        dispose: impl FnOnce(*mut V, R) -> D,
+    ) -> Result<D, AllocError>
     where
         V: Emplace<S>,
     {
@@ -949,10 +998,12 @@ impl<K: ShmSafe, V: ShmSafe> Table<K, V> {
             built.keep();
             let tag = self.ctrl_at(i);
             self.set_special(i, DELETED);
-            dispose(&raw mut (*bucket).value);
+            let d = dispose(&raw mut (*bucket).value, r);
+            point("hash_map: a replaced value disposed of");
             relocate_value(&raw mut (*bucket).value, new);
+            point("hash_map: a new value moved into a deleted bucket");
             self.set_full(i, tag);
-            Ok(r)
+            Ok(d)
         }
     }
 }

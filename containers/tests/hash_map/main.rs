@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 mod collisions;
+mod crash;
 mod failure;
 mod model;
 mod nested;

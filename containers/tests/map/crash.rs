@@ -8,38 +8,12 @@
 //! held), and drop each value at most once; the segment then checks sound. Under Miri
 //! too, which checks all of it for undefined behaviour.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 use shmkit_containers::{Map, MapExt, String};
 use shmkit_runtime::__private::crash::crashes_at;
-use shmkit_runtime::{ManagedHeapMemory, PositionIndependent, ShmImmutable, ShmMut, ShmSafe};
-use shmkit_test_support::Rng;
-
-thread_local! {
-    /// The ids of the `Tracked` values dropped so far.
-    static DROPPED: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
-}
-
-/// A value with an id that must be dropped at most once.
-#[derive(Debug, PartialEq)]
-struct Tracked(u64);
-
-// SAFETY: a plain integer; its drop glue only records the id.
-unsafe impl ShmSafe for Tracked {
-    const ALL_BIT_PATTERNS_VALID: bool = true;
-}
-// SAFETY: as above: its bytes mean the same anywhere.
-unsafe impl PositionIndependent for Tracked {}
-// SAFETY: no interior mutability.
-unsafe impl ShmImmutable for Tracked {}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        let first = DROPPED.with(|d| d.borrow_mut().insert(self.0));
-        assert!(first, "value {} dropped twice", self.0);
-    }
-}
+use shmkit_runtime::{ManagedHeapMemory, ShmMut};
+use shmkit_test_support::{sweep, Rng, Tracked};
 
 type Tree<'a> = ShmMut<'a, Map<String, Tracked>>;
 
@@ -87,21 +61,12 @@ fn pairs(map: &Map<String, Tracked>) -> BTreeMap<std::string::String, u64> {
         .collect()
 }
 
-/// The map as a process mapping the segment afresh (writable) would see it: `validate`
-/// accepts it, each node and key buffer owned through its one pointer.
-fn revalidate(seg: &mut ManagedHeapMemory) {
-    let copy = ManagedHeapMemory::from_image(seg.image()).unwrap();
-    let map = copy.find::<Map<String, Tracked>>("m").unwrap().unwrap();
-    // Its values are copies in the image, which nothing drops.
-    std::hint::black_box(map.iter().count());
-}
-
 /// Builds a random tree of `size` elements, then stops one random operation at each of
 /// its steps in turn; the steps swept.
 fn sweep(seed: u64, size: u64) -> usize {
     let mut steps = 0;
-    for n in shmkit_test_support::sweep::steps((seed + size) as u32) {
-        DROPPED.with(|d| d.borrow_mut().clear());
+    for n in sweep::steps((seed + size) as u32) {
+        Tracked::reset();
         // Small under Miri, which copies the whole segment to revalidate it.
         let mut seg = ManagedHeapMemory::new(if cfg!(miri) { 1 << 16 } else { 1 << 18 }).unwrap();
         seg.construct("m", Map::<String, Tracked>::new()).unwrap();
@@ -117,7 +82,7 @@ fn sweep(seed: u64, size: u64) -> usize {
             }
             crashes_at(n, || operation(&mut map, &mut rng, keys, &mut next_id))
         };
-        revalidate(&mut seg);
+        sweep::revalidate::<Map<String, Tracked>>(&mut seg, "m").unwrap();
         let mut map = seg.find_mut::<Map<String, Tracked>>("m").unwrap().unwrap();
         let mut model = pairs(&map);
         for _ in 0..if cfg!(miri) { 10 } else { 30 } {
@@ -163,7 +128,7 @@ fn every_operation_stopped_at_every_step_leaves_a_working_map() {
         }
     }
     assert!(
-        steps * shmkit_test_support::sweep::STRIDE as usize > 2 * seeds as usize * sizes.len(),
+        steps * sweep::STRIDE as usize > 2 * seeds as usize * sizes.len(),
         "only {steps} steps swept"
     );
 }
