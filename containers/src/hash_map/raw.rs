@@ -360,17 +360,10 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// The first bucket among the set bits of `special` (the window at `pos`) whose primary
-    /// byte is not full (a copy can lag behind it after a crash).
-    ///
-    /// # Safety
-    /// `pos <= mask`.
+    /// The first bucket among the set bits of `special` (a mask of the window at `pos`).
     #[inline(always)]
-    unsafe fn room_in(&self, special: BitMask, pos: usize) -> Option<usize> {
-        special
-            .map(|bit| (pos + bit) & self.mask)
-            // SAFETY: `i <= mask`.
-            .find(|&i| is_special(unsafe { self.ctrl_at(i) }))
+    fn room_in(&self, mut special: BitMask, pos: usize) -> Option<usize> {
+        special.next().map(|bit| (pos + bit) & self.mask)
     }
 
     /// A bucket that is not full, the first along `hash`'s probe sequence.
@@ -382,8 +375,7 @@ impl<K, V> Table<K, V> {
         loop {
             // SAFETY: `pos <= mask`.
             let group = unsafe { self.group(probe.pos) };
-            // SAFETY: as above.
-            if let Some(i) = unsafe { self.room_in(group.match_empty_or_deleted(), probe.pos) } {
+            if let Some(i) = self.room_in(group.match_empty_or_deleted(), probe.pos) {
                 return Some(i);
             }
             if !probe.next(self.mask) {
@@ -413,8 +405,7 @@ impl<K, V> Table<K, V> {
                 }
             }
             if slot.is_none() {
-                // SAFETY: as above.
-                slot = unsafe { self.room_in(group.match_empty_or_deleted(), probe.pos) };
+                slot = self.room_in(group.match_empty_or_deleted(), probe.pos);
             }
             if group.match_empty().any() || !probe.next(self.mask) {
                 break;

@@ -35,7 +35,7 @@ fn operation(map: &mut Table<'_>, rng: &mut Rng, keys: u64, next_id: &mut u64) {
     let k = key(rng.range(0, keys));
     *next_id += 1;
     let id = *next_id;
-    let kinds = if map.len() <= 30 { 10 } else { 7 };
+    let kinds = if map.len() <= 120 { 10 } else { 7 };
     match rng.range(0, kinds) {
         0 | 1 => drop(map.insert(k.as_str(), Tracked(id)).unwrap()),
         2 => drop(map.remove(k.as_str())),
@@ -142,7 +142,7 @@ fn every_operation_stopped_at_every_step_leaves_a_working_map() {
     let (seeds, sizes): (u64, &[u64]) = if cfg!(miri) {
         (2, &[3, 20])
     } else {
-        (40, &[0, 1, 3, 7, 14, 30, 100, 400])
+        (16, &[0, 1, 3, 7, 14, 30, 110, 400])
     };
     let mut steps = 0;
     for seed in 0..seeds {
