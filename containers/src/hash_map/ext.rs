@@ -176,8 +176,8 @@ where
             // SAFETY: the old value in place, borrowed for the call; the guard moves
             // nothing.
             |v| old(unsafe { ShmMut::new(v) }),
-            // SAFETY: the old value, which nothing owns now, dropped once.
             |v, r| {
+                // SAFETY: the old value, which nothing owns now, dropped once.
                 unsafe { v.drop_in_place() };
                 r
             },

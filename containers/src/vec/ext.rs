@@ -3,10 +3,12 @@
 
 use core::cmp::Ordering;
 use core::fmt;
+use core::ops::RangeBounds;
 use std::io;
 
 use shmkit_runtime::{AllocError, Error, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe};
 
+use super::drain::{resolve, Drain};
 use super::raw::InPlace;
 use super::Vec;
 use crate::emplace::Emplace;
@@ -75,6 +77,15 @@ pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
     /// Removes and returns element `index`, moving the last element into its place (O(1));
     /// None when out of bounds.
     fn swap_remove(&mut self, index: usize) -> Option<T>
+    where
+        T: PositionIndependent;
+
+    /// Removes the elements of `range` and returns them by value, front to back (plain
+    /// data only); the elements after it move down when the iterator is dropped, which
+    /// drops the removed ones not taken. None when the range reaches past the length or
+    /// runs backwards (where std panics). Forgetting the iterator (`mem::forget`) leaks
+    /// the range and what follows it: the vector then ends where the range started.
+    fn drain<R: RangeBounds<usize>>(&mut self, range: R) -> Option<Drain<'_, T>>
     where
         T: PositionIndependent;
 
@@ -203,6 +214,14 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
         T: PositionIndependent,
     {
         in_place(self).swap_remove(index)
+    }
+
+    fn drain<R: RangeBounds<usize>>(&mut self, range: R) -> Option<Drain<'_, T>>
+    where
+        T: PositionIndependent,
+    {
+        let range = resolve(range, self.len())?;
+        Some(Drain::new(in_place(self).0, range))
     }
 
     fn truncate(&mut self, len: usize) {

@@ -31,9 +31,11 @@
 //! [`PositionIndependent`]: shmkit_runtime::PositionIndependent
 //! [`ShmMut`]: shmkit_runtime::ShmMut
 
+mod drain;
 mod ext;
 mod raw;
 
+pub use drain::Drain;
 pub use ext::{Byte, InsertError, IterMut, VecExt, VecWriter};
 
 use core::cmp::Ordering;

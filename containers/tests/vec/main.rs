@@ -5,6 +5,7 @@
 #![allow(missing_docs)]
 
 mod crash;
+mod drain;
 mod failure;
 mod model;
 mod nested;

@@ -23,7 +23,7 @@ pub fn run<P: VecExt<u64>>(vs: &mut [P], seed: u64, ops: usize) {
         // Up to one past the end, so that out-of-bounds indices come up too.
         let index = rng.range(0, len as u64 + 2) as usize;
         let x = rng.range(0, 40);
-        match rng.range(0, 24) {
+        match rng.range(0, 26) {
             0..=5 => {
                 v.push(x).unwrap();
                 model.push(x);
@@ -112,6 +112,25 @@ pub fn run<P: VecExt<u64>>(vs: &mut [P], seed: u64, ops: usize) {
                 if len > 1 {
                     v.as_mut_slice().swap(0, len - 1);
                     model.swap(0, len - 1);
+                }
+            }
+            23 | 24 => {
+                // A range that may reach one past the end, taken whole, in part from
+                // either end, or not at all before the iterator drops.
+                let end = rng.range(index as u64, len as u64 + 2) as usize;
+                match v.drain(index..end) {
+                    Some(mut drain) => {
+                        let mut expected = model.drain(index..end);
+                        assert_eq!(drain.len(), expected.len());
+                        match x % 4 {
+                            0 => assert!(drain.by_ref().eq(expected.by_ref())),
+                            1 => assert_eq!(drain.next(), expected.next()),
+                            2 => assert_eq!(drain.next_back(), expected.next_back()),
+                            _ => {}
+                        }
+                        assert_eq!(drain.as_slice(), expected.as_slice());
+                    }
+                    None => assert!(end > len, "{index}..{end} of {len}"),
                 }
             }
             _ => {
