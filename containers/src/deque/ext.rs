@@ -6,6 +6,7 @@ use shmkit_runtime::{AllocError, PositionIndependent, ShmDerefMut, ShmMut, ShmSa
 use super::raw::InPlace;
 use super::{Deque, Halves};
 use crate::emplace::Emplace;
+use crate::vec::InsertError;
 
 /// The mutating methods of the segment [`Deque`], with std's names and semantics, on
 /// anything that gives in-place access to one: a [`ShmMut`] (from `root_mut`, `find_mut`
@@ -64,6 +65,24 @@ pub trait DequeExt<T: ShmSafe>: ShmDerefMut<Target = Deque<T>> {
 
     /// Hands the last element to `f` in place, then drops it there.
     fn pop_back_with<R>(&mut self, f: impl FnOnce(ShmMut<'_, T>) -> R) -> Option<R>;
+
+    /// Inserts a value built from `src` at `index`, the elements from there on moving one
+    /// place toward the back; [`InsertError::OutOfBounds`] when `index > len` (where std
+    /// panics). On error the deque is as it was.
+    fn insert<S>(&mut self, index: usize, src: S) -> Result<(), InsertError>
+    where
+        T: Emplace<S>;
+
+    /// Removes and returns element `index`, the elements after it moving one place toward
+    /// the front; None when out of bounds. Plain elements only: for others,
+    /// [`remove_with`](Self::remove_with).
+    fn remove(&mut self, index: usize) -> Option<T>
+    where
+        T: PositionIndependent;
+
+    /// Hands element `index` to `f` in place, then drops it there and closes the gap;
+    /// None (and `f` not called) when out of bounds.
+    fn remove_with<R>(&mut self, index: usize, f: impl FnOnce(ShmMut<'_, T>) -> R) -> Option<R>;
 
     /// The guard of element `index`, None when out of bounds: std's `get_mut`, whose name
     /// is taken on a guard by [`ShmMut::get_mut`]. Plain data derefs mutably.
@@ -158,6 +177,24 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Deque<T>> + ?Sized> DequeExt<T> for P {
 
     fn pop_back_with<R>(&mut self, f: impl FnOnce(ShmMut<'_, T>) -> R) -> Option<R> {
         in_place(self).pop_back_with(f)
+    }
+
+    fn insert<S>(&mut self, index: usize, src: S) -> Result<(), InsertError>
+    where
+        T: Emplace<S>,
+    {
+        in_place(self).insert(index, src)
+    }
+
+    fn remove(&mut self, index: usize) -> Option<T>
+    where
+        T: PositionIndependent,
+    {
+        in_place(self).remove(index)
+    }
+
+    fn remove_with<R>(&mut self, index: usize, f: impl FnOnce(ShmMut<'_, T>) -> R) -> Option<R> {
+        in_place(self).remove_with(index, f)
     }
 
     fn element_mut(&mut self, index: usize) -> Option<ShmMut<'_, T>> {

@@ -16,6 +16,7 @@ use super::Deque;
 use crate::buffer;
 use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
+use crate::vec::InsertError;
 
 /// One Release store of a header word, kept before what follows by the fence: what was
 /// written before (an element, a buffer's contents) is in memory before the word says so,
@@ -222,6 +223,78 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         let r = f(InPlace(&mut *self.0).element_mut(last)?);
         // SAFETY: as in `pop_front_with`.
         self.take_back(|p| unsafe { p.drop_in_place() });
+        Some(r)
+    }
+
+    /// Inserts a value built from `src` at `index`, the elements from there on moving one
+    /// place toward the back (and back again if building fails). They are not counted
+    /// meanwhile: a crash leaks them, as `Vec::insert`'s shift does.
+    pub(super) fn insert<S>(&mut self, index: usize, src: S) -> Result<(), InsertError>
+    where
+        T: Emplace<S>,
+    {
+        let len = self.len();
+        if index > len {
+            return Err(InsertError::OutOfBounds { index, len });
+        }
+        self.room_for_one()?;
+        self.publish_len(index);
+        // SAFETY: `len < capacity`: elements `index..len` are initialised and nobody
+        // counts them; each moves into the slot after it, the last first, so every
+        // target holds nothing live; then slot `index` (in place, empty) takes the value,
+        // or the elements move back.
+        unsafe {
+            for j in (index..len).rev() {
+                relocate_value(self.element(j + 1), self.element(j));
+            }
+            if let Err(e) = emplace_at(NonNull::new_unchecked(self.element(index)), src) {
+                for j in index..len {
+                    relocate_value(self.element(j), self.element(j + 1));
+                }
+                self.publish_len(len);
+                return Err(e.into());
+            }
+        }
+        self.publish_len(len + 1);
+        Ok(())
+    }
+
+    /// Removes element `index` once nothing counts it (`take` reads or drops it), the
+    /// elements after it moving one place toward the front; None when out of bounds.
+    fn remove_by<R>(&mut self, index: usize, take: impl FnOnce(*mut T) -> R) -> Option<R> {
+        let len = self.len();
+        if index >= len {
+            return None;
+        }
+        self.publish_len(index);
+        let r = take(self.element(index));
+        // SAFETY: elements `index + 1..len` are initialised and nobody counts them; each
+        // moves into the slot before it, the first first, so every target holds nothing
+        // live (the removed element was taken).
+        unsafe {
+            for j in index + 1..len {
+                relocate_value(self.element(j - 1), self.element(j));
+            }
+        }
+        self.publish_len(len - 1);
+        Some(r)
+    }
+
+    /// Removes and returns element `index`.
+    pub(super) fn remove(&mut self, index: usize) -> Option<T> {
+        // SAFETY: `remove_by` hands over an element nobody counts: read it out once.
+        self.remove_by(index, |p| unsafe { p.read() })
+    }
+
+    /// Hands element `index` to `f` in place, then drops it and closes the gap.
+    pub(super) fn remove_with<R>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(ShmMut<'_, T>) -> R,
+    ) -> Option<R> {
+        let r = f(InPlace(&mut *self.0).element_mut(index)?);
+        // SAFETY: `remove_by` hands over an element nobody counts: drop it once.
+        self.remove_by(index, |p| unsafe { p.drop_in_place() });
         Some(r)
     }
 

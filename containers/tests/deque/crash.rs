@@ -22,6 +22,10 @@ const OPS: &[(&str, Op)] = &[
         let more = d.capacity() - d.len() + 1;
         d.extend((0..more).map(|i| 0..=i as u32)).unwrap();
     }),
+    ("insert", |d| d.insert(2, [5u32, 6]).unwrap()),
+    ("remove_with", |d| {
+        d.remove_with(1, |row| row.len());
+    }),
     ("pop_front_with", |d| {
         d.pop_front_with(|row| row.len());
     }),

@@ -43,6 +43,24 @@ fn a_full_segment_leaves_the_deque_as_it_was() {
     assert!(!d.as_slices().1.is_empty(), "the ring wraps");
     let before = state(&d);
     assert!(d.reserve(1).is_err());
+    // Inserting in the middle of the full ring fails the same way, moving nothing.
+    let middle = d.len() / 2;
+    assert!(matches!(
+        d.insert(middle, 7),
+        Err(shmkit_containers::InsertError::Alloc(e)) if matches!(e.kind(), AllocErrorKind::OutOfMemory { .. })
+    ));
+    assert_eq!(state(&d), before);
+    assert_eq!(
+        d.insert(d.len() + 1, 7),
+        Err(shmkit_containers::InsertError::OutOfBounds {
+            index: d.len() + 1,
+            len: d.len()
+        })
+    );
+    assert_eq!(
+        (d.remove(d.len()), d.remove_with(d.len(), |_| ())),
+        (None, None)
+    );
     // An iterator that does not say its length: what it appended is dropped again.
     assert!(d.extend((0..u64::MAX).filter(|_| true)).is_err());
     assert_eq!(state(&d), before);

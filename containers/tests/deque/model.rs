@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use shmkit_containers::{Deque, DequeExt};
+use shmkit_containers::{Deque, DequeExt, InsertError};
 use shmkit_runtime::{ManagedHeapMemory, ShmMut};
 use shmkit_test_support::Rng;
 
@@ -48,7 +48,7 @@ pub fn run<P: DequeExt<u64>>(deques: &mut [P], seed: u64, ops: usize) -> usize {
         let len = model.len();
         let index = rng.range(0, len as u64 + 2) as usize;
         let x = rng.range(0, 40);
-        match rng.range(0, 24) {
+        match rng.range(0, 27) {
             0..=3 => {
                 d.push_back(x).unwrap();
                 model.push_back(x);
@@ -138,6 +138,15 @@ pub fn run<P: DequeExt<u64>>(deques: &mut [P], seed: u64, ops: usize) -> usize {
                     *m = m.wrapping_mul(3);
                 }
             }
+            22 => match d.insert(index, x) {
+                Ok(()) => model.insert(index, x),
+                Err(e) => {
+                    assert!(index > len);
+                    assert_eq!(e, InsertError::OutOfBounds { index, len });
+                }
+            },
+            23 => assert_eq!(d.remove(index), model.remove(index)),
+            24 => assert_eq!(d.remove_with(index, |e| *e), model.remove(index)),
             _ => {
                 if x < 4 {
                     d.clear();

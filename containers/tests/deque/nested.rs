@@ -28,7 +28,7 @@ fn run(rows: &mut ShmMut<'_, Rows>, seed: u64, ops: usize) -> usize {
         let index = rng.range(0, len as u64 + 1) as usize;
         let x = rng.range(0, 30) as u32;
         let (first, full) = (rows.front().map(|r| r as *const _), len == rows.capacity());
-        match rng.range(0, 12) {
+        match rng.range(0, 14) {
             0 | 1 => {
                 rows.push_back(0..x).unwrap();
                 model.push_back((0..x).collect());
@@ -70,6 +70,11 @@ fn run(rows: &mut ShmMut<'_, Rows>, seed: u64, ops: usize) -> usize {
             10 => {
                 rows.shrink_to_fit().unwrap();
             }
+            11 => {
+                rows.insert(index, 0..x).unwrap();
+                model.insert(index, (0..x).collect());
+            }
+            12 => assert_eq!(rows.remove_with(index, |r| r.to_vec()), model.remove(index)),
             _ => {
                 rows.truncate(index + 3);
                 model.truncate(index + 3);
