@@ -45,7 +45,8 @@
 //! - Operations that move elements within the buffer (`make_contiguous`, `retain`,
 //!   `shrink_to_fit` of a ring that does not start at slot 0) lower the length to 0 first
 //!   and raise it again when the elements are in place: a crash in between leaks them, as
-//!   `Vec::insert`'s shift does. Dropping lowers the length, then drops the elements, then
+//!   `Vec::insert`'s shift does. `insert` and `remove` lower it to the index only: the
+//!   elements after it shift uncounted. Dropping lowers the length, then drops the elements, then
 //!   frees the buffer.
 //!
 //! [`OffsetPtr`]: shmkit_runtime::OffsetPtr
