@@ -1,0 +1,13 @@
+//! Attacks on the segment containers with safe code (and forged image bytes, as a corrupt
+//! file would hold them). Tests marked `#[ignore = "finding: ..."]` fail today; the others
+//! are regression tests of attacks that held.
+
+#![allow(missing_docs)]
+
+mod hash_panics;
+mod recursion;
+
+/// What `#[derive(ShmSafe)]` names the runtime by in this crate (the facade's layout).
+mod shm {
+    pub use shmkit_runtime::*;
+}
