@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+mod cross;
 mod hash_panics;
 mod recursion;
 
