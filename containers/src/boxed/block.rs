@@ -318,6 +318,30 @@ pub(crate) fn deeper(check: impl FnOnce() -> Result<(), Invalid>) -> Result<(), 
     check()
 }
 
+/// Runs `check`, the validation of the elements of the container whose header is at
+/// `header` (a `Vec`, `Deque`, `HashMap`, `Map` or `List` of values that need checking),
+/// as one link further down, as a box's value is: the header is recorded as reached by
+/// this thread's validation, so a second path to it (a cycle of containers holding their
+/// own type, which a read-only mapping's bounds checks let through) is refused, and
+/// `check` runs where the stack has room ([`deeper`]), so that containers nested a
+/// million deep are checked without overflowing a stack. A header lies inside a block,
+/// never at its start (a tag or an entry is there), so it is never taken for a block.
+pub(crate) fn contents<T>(
+    header: &T,
+    check: impl FnOnce() -> Result<(), Invalid>,
+) -> Result<(), Invalid> {
+    let walk = Walk::enter();
+    if !walk
+        .reach(NonNull::from(header).cast(), 0, Owner::Box, true)
+        .is_new()
+    {
+        return Err(Invalid::new(
+            "containers that do not contain themselves (a cycle of pointers)",
+        ));
+    }
+    deeper(check)
+}
+
 /// Sets the depth back when a link's check ends (or unwinds).
 struct RestoreDepth(u32);
 

@@ -13,6 +13,7 @@ use shmkit_runtime::{
 };
 
 use super::Deque;
+use crate::boxed::block;
 use crate::buffer;
 use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
@@ -659,12 +660,15 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const Deque<T>) -> Result<(), 
         return Ok(());
     }
     buffer::check(&d.ptr, d.cap).map_err(|e| e.within("ptr", 0))?;
-    if !T::ALL_BIT_PATTERNS_VALID {
+    if T::ALL_BIT_PATTERNS_VALID {
+        return Ok(());
+    }
+    block::contents(d, || {
         for i in 0..d.len() {
             // SAFETY: element `i < len <= cap` lies, aligned, in the mapping (checked just
             // above) and is one of the initialised ones.
             unsafe { T::validate(d.element(i)) }.map_err(|e| e.within(&format!("[{i}]"), 0))?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -18,6 +18,7 @@ use shmkit_runtime::{relocate_value, AllocError, Invalid, SegmentAllocator, ShmM
 use super::group::{BitMask, Group, DELETED, EMPTY, WIDTH};
 use super::hasher::hash_one;
 use super::HashMap;
+use crate::boxed::block;
 use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace, Slot};
 
@@ -783,28 +784,8 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
             new.ctrl().write_bytes(EMPTY, buckets + WIDTH);
         }
         if let Some(old) = old {
-            // SAFETY: the old table is live and unchanged meanwhile.
-            for i in unsafe { old.full() } {
-                let from = old.bucket(i);
-                // SAFETY: a full bucket of the old table.
-                let hash = hash_one(unsafe { &(*from).key });
-                // SAFETY: the new table is ours alone.
-                let Some(to) = (unsafe { new.insert_slot(hash) }) else {
-                    // Cannot happen: the new table has room for every full bucket, and
-                    // the probe sees every bucket. Give up cleanly rather than trust it.
-                    return Err(AllocError::capacity_overflow());
-                };
-                // SAFETY: the element moves into an unpublished bucket; the old table
-                // keeps its bytes (and ownership) until the new one is published.
-                unsafe {
-                    let to_bucket = new.bucket(to);
-                    relocate_value(&raw mut (*to_bucket).key, &raw const (*from).key);
-                    relocate_value(&raw mut (*to_bucket).value, &raw const (*from).value);
-                    new.ctrl().add(to).write(tag(hash));
-                    new.for_each_copy(to, |at| new.ctrl().add(at).write(tag(hash)));
-                }
-                point("hash_map: an element copied to an unpublished table");
-            }
+            // SAFETY: the old table is live and unchanged meanwhile, the new one ours alone.
+            unsafe { fill(&new, &old) }?;
         }
         point("hash_map: a new table filled, not yet published");
         core::mem::forget(unpublished);
@@ -953,6 +934,71 @@ impl<'a, K: ShmSafe + Hash + Eq, V: ShmSafe> InMap<'a, K, V> {
     }
 }
 
+/// Moves every element of `old` into `new` (empty, with room for them all), each with its
+/// relocation hook, placed by its key's hash; the old table keeps its bytes (and owns the
+/// elements) until the new one is published.
+///
+/// The keys' `Hash` is user code and may panic, and a hook that ran leaves the blocks the
+/// element owns naming its new place (their owner tags): so every key is hashed and
+/// placed first, each bucket noting where its element comes from, and only then does
+/// anything move, with no user code in between. A panic before leaves the old table as it
+/// was. (A bucket too small for the note is too small for an offset pointer, whose hook
+/// would be the only one to undo: it moves in one pass.)
+///
+/// # Safety
+/// `old` is the live table of a map borrowed mutably; `new` is unpublished, its control
+/// bytes all `EMPTY`, with room for every full bucket of `old`.
+unsafe fn fill<K: ShmSafe + Hash, V: ShmSafe>(
+    new: &Table<K, V>,
+    old: &Table<K, V>,
+) -> Result<(), AllocError> {
+    let place = |i: usize| {
+        // SAFETY: a full bucket of the old table (caller).
+        let hash = hash_one(unsafe { &(*old.bucket(i)).key });
+        // SAFETY: the new table is the caller's alone.
+        let Some(to) = (unsafe { new.insert_slot(hash) }) else {
+            // Cannot happen: the new table has room for every full bucket, and the probe
+            // sees every bucket. Give up cleanly rather than trust it.
+            return Err(AllocError::capacity_overflow());
+        };
+        // SAFETY: `to` is a bucket of the unpublished table (its primary byte and copies).
+        unsafe {
+            new.ctrl().add(to).write(tag(hash));
+            new.for_each_copy(to, |at| new.ctrl().add(at).write(tag(hash)));
+        }
+        Ok(to)
+    };
+    let relocate = |from: *mut Bucket<K, V>, to: *mut Bucket<K, V>| {
+        // SAFETY: a full bucket's element moves into an unpublished bucket.
+        unsafe {
+            relocate_value(&raw mut (*to).key, &raw const (*from).key);
+            relocate_value(&raw mut (*to).value, &raw const (*from).value);
+        }
+        point("hash_map: an element copied to an unpublished table");
+    };
+    // SAFETY: the old table is live and unchanged meanwhile (caller).
+    let full = unsafe { old.full() };
+    if size_of::<Bucket<K, V>>() < size_of::<usize>() {
+        for i in full {
+            let to = place(i)?;
+            relocate(old.bucket(i), new.bucket(to));
+        }
+        return Ok(());
+    }
+    for i in full {
+        let to = place(i)?;
+        // SAFETY: the unpublished bucket holds nothing yet and has room for the note.
+        unsafe { new.bucket(to).cast::<usize>().write_unaligned(i) };
+    }
+    // SAFETY: the new table's full buckets are those placed just above.
+    for to in unsafe { new.full() } {
+        // SAFETY: the note written above.
+        let i = unsafe { new.bucket(to).cast::<usize>().read_unaligned() };
+        relocate(old.bucket(i), new.bucket(to));
+    }
+    Ok(())
+}
+
 impl<K: ShmSafe, V: ShmSafe> Table<K, V> {
     /// Builds a value from `src` in the spare bucket and puts it in place of bucket
     /// `i`'s value: `old` sees the old value while the bucket is still full (if it
@@ -1091,7 +1137,10 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
                 .within("growth_left", offset_of!(TableHeader, growth_left)),
         ));
     }
-    if !K::ALL_BIT_PATTERNS_VALID || !V::ALL_BIT_PATTERNS_VALID {
+    if K::ALL_BIT_PATTERNS_VALID && V::ALL_BIT_PATTERNS_VALID {
+        return Ok(());
+    }
+    block::contents(map, || {
         // SAFETY: the control bytes were just read, and nothing writes them.
         for i in unsafe { t.full() } {
             let bucket = t.bucket(i);
@@ -1103,6 +1152,6 @@ pub(super) unsafe fn validate<K: ShmSafe, V: ShmSafe>(
                     .map_err(|e| table(e.within(&format!("bucket[{i}].value"), 0)))?;
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -490,8 +490,12 @@ unsafe impl<T: ShmSafe> ShmSafe for List<T> {
     const ALL_BIT_PATTERNS_VALID: bool = false;
 
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
-        // SAFETY: forwarded contract.
-        unsafe { raw::validate(value) }
+        if T::ALL_BIT_PATTERNS_VALID {
+            // SAFETY: forwarded contract.
+            return unsafe { raw::validate(value) };
+        }
+        // SAFETY: forwarded contract (the header is readable and not written meanwhile).
+        crate::boxed::block::contents(unsafe { &*value }, || unsafe { raw::validate(value) })
     }
 
     #[inline]

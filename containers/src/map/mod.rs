@@ -401,8 +401,12 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
     const ALL_BIT_PATTERNS_VALID: bool = false;
 
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
-        // SAFETY: forwarded contract.
-        unsafe { validate::validate(value) }
+        if K::ALL_BIT_PATTERNS_VALID && V::ALL_BIT_PATTERNS_VALID {
+            // SAFETY: forwarded contract.
+            return unsafe { validate::validate(value) };
+        }
+        // SAFETY: forwarded contract (the header is readable and not written meanwhile).
+        crate::boxed::block::contents(unsafe { &*value }, || unsafe { validate::validate(value) })
     }
 
     #[inline]

@@ -12,6 +12,7 @@ use shmkit_runtime::{
 };
 
 use super::Vec;
+use crate::boxed::block;
 use crate::buffer;
 use crate::crash::{crashing, point};
 use crate::emplace::{emplace_at, Emplace};
@@ -504,12 +505,15 @@ pub(super) unsafe fn validate<T: ShmSafe>(value: *const Vec<T>) -> Result<(), In
         return Ok(());
     }
     buffer::check(&v.ptr, v.cap).map_err(|e| e.within("ptr", 0))?;
-    if !T::ALL_BIT_PATTERNS_VALID {
+    if T::ALL_BIT_PATTERNS_VALID {
+        return Ok(());
+    }
+    block::contents(v, || {
         for i in 0..v.len() {
             // SAFETY: element `i < len <= cap` lies, aligned, in the mapping (checked
             // just above) and is one of the initialised ones.
             unsafe { T::validate(v.data().add(i)) }.map_err(|e| e.within(&format!("[{i}]"), 0))?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -11,16 +11,20 @@ fn arcs_and_weaks_refuse_to_share_across_segments() {
     one.construct("a", Arc::<u64>::new()).unwrap();
     two.construct("b", Arc::<u64>::new()).unwrap();
     two.construct("w", Weak::<u64>::new()).unwrap();
-    one.find_mut::<Arc<u64>>("a").unwrap().unwrap().insert(7u64).unwrap();
+    one.find_mut::<Arc<u64>>("a")
+        .unwrap()
+        .unwrap()
+        .insert(7u64)
+        .unwrap();
     let a = one.find::<Arc<u64>>("a").unwrap().unwrap();
     let mut b = two.find_mut::<Arc<u64>>("b").unwrap().unwrap();
     assert!(matches!(b.share(a), Err(ArcError::OtherSegment { .. })));
     assert!(b.get().is_none());
-    drop(b);
     let mut w = two.find_mut::<Weak<u64>>("w").unwrap().unwrap();
-    assert!(matches!(w.downgrade_from(a), Err(ArcError::OtherSegment { .. })));
-    drop(w);
-    let _ = a;
+    assert!(matches!(
+        w.downgrade_from(a),
+        Err(ArcError::OtherSegment { .. })
+    ));
     assert!(one.destroy::<Arc<u64>>("a").unwrap());
     assert!(one.all_memory_deallocated());
     assert!(two.destroy::<Arc<u64>>("b").unwrap());

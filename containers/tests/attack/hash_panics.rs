@@ -44,7 +44,6 @@ type M = HashMap<Key, Vec<u64>>;
 /// element, but its buffer's tag names a bucket of a freed block: a cold copy refuses the
 /// whole map.
 #[test]
-#[ignore = "finding: a panicking Hash during HashMap resize leaves relocated values' owner tags naming the freed new table; a cold reopen refuses the map"]
 fn a_hash_that_panics_while_the_table_grows_leaves_a_map_a_copy_accepts() {
     let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
     seg.construct("m", M::new()).unwrap();

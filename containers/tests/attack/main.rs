@@ -1,6 +1,6 @@
 //! Attacks on the segment containers with safe code (and forged image bytes, as a corrupt
-//! file would hold them). Tests marked `#[ignore = "finding: ..."]` fail today; the others
-//! are regression tests of attacks that held.
+//! file would hold them): regression tests of the findings (fixed) and of attacks that
+//! held.
 
 #![allow(missing_docs)]
 
