@@ -50,10 +50,13 @@
 //!   element, never leaves a half-written value in a full bucket);
 //! - the room left is lowered before an `EMPTY` bucket is taken and raised after one is
 //!   freed, so it never claims more room than there is;
-//! - a new table names the map as its owner and is filled (elements moved with their
-//!   relocation hook, the old table's bytes untouched), then published by one Release
-//!   store of the pointer; only then is the old block freed, without dropping what moved
-//!   out of it;
+//! - a new table names the map as its owner and is filled (every key hashed and placed
+//!   first, then the elements moved with their relocation hook, so that a panicking
+//!   `Hash` leaves nothing moved; the old table's bytes untouched), then published by one
+//!   Release store of the pointer; only then is the old block freed, without dropping
+//!   what moved out of it. Between the moves and the publication the moved elements'
+//!   blocks name their new places, so a writable mapping's validation refuses the map
+//!   (an error, no more) until the pointer is published;
 //! - dropping the map unpublishes the table before dropping its elements; clearing it
 //!   marks each bucket `DELETED` before dropping its element (probes still pass it to
 //!   the elements left), and only then every control byte `EMPTY`.
