@@ -3,28 +3,31 @@
 //! each child opens the segment by name, reads the data back and records its visit in the
 //! segment's root under a process-shared `Mutex`.
 //!
-//! The data is a linked list of readings whose links are `OffsetPtr`s: each child maps the
-//! segment at another address and still follows them. The root (`#[shm_segment]`) holds a
-//! `Mutex<Tally>`: shared data changes through locks (or atomics), as with `Arc<Mutex<T>>`
-//! between threads. The segment is removed when the parent ends, also on Ctrl-C.
+//! The data is a map from sensor names to their readings, `BTreeMap<String, Vec<f64>>` in
+//! the root's declaration: `#[shm_segment]` makes it the segment's own `Map`, `String` and
+//! `Vec`, which allocate from the segment and hold offset pointers, so each child maps the
+//! segment at another address and still reads them. The parent fills it while the mapping
+//! is exclusive (`&mut` through `root_mut`); once shared, everyone gets `&`, and what
+//! changes while shared changes through locks (or atomics), as with `Arc<Mutex<T>>`
+//! between threads: the root's `Mutex<Tally>`. The segment is removed when the parent
+//! ends, also on Ctrl-C.
 //!
 //! Run: `cargo run --example quickstart`
 
 use std::process::Command;
-use std::ptr::NonNull;
 
+use shmkit::prelude::*;
 use shmkit::sync::Mutex;
-use shmkit::{shm_segment, Handle, ManagedSharedMemory, OffsetPtr, ShmSafe};
+use shmkit::{shm_segment, ManagedSharedMemory, ShmSafe};
 
-/// One reading of a sensor, as it lives in the segment.
-#[repr(C)]
-struct Reading {
-    sensor: u32,
-    celsius: f64,
-    next: OffsetPtr<Reading>,
-}
-
-const READINGS: [(u32, f64); 4] = [(1, 21.5), (2, 19.25), (3, 23.0), (4, 18.75)];
+const READINGS: [(&str, f64); 6] = [
+    ("roof", 21.5),
+    ("cellar", 12.25),
+    ("roof", 23.0),
+    ("garden", 18.75),
+    ("cellar", 12.5),
+    ("roof", 22.0),
+];
 const CHILDREN: u32 = 3;
 
 /// What the children record, together: changed only under the lock.
@@ -40,13 +43,15 @@ struct Tally {
 #[shm_segment]
 #[derive(Default)]
 struct Station {
+    /// Readings by sensor, written while the parent maps the segment alone.
+    readings: BTreeMap<String, Vec<f64>>,
     tally: Mutex<Tally>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("child") => child(args.get(2), args.get(3)),
+    let args: std::vec::Vec<std::string::String> = std::env::args().collect();
+    match args.get(1).map(std::string::String::as_str) {
+        Some("child") => child(args.get(2)),
         _ => parent(),
     }
 }
@@ -55,7 +60,7 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("shmkit_quickstart_{}", std::process::id());
     let _cleanup = remove_on_exit(&name);
     // Exclusive while it builds: nobody else can map the segment meanwhile.
-    let segment = ManagedSharedMemory::options()
+    let mut segment = ManagedSharedMemory::options()
         .exclusive()
         .create(&name, 1 << 20)?;
     println!(
@@ -63,36 +68,19 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
         segment.size(),
         segment.base_address()
     );
-
-    // Build the list back to front, so each node can point at the one built before it.
-    let mut head: Option<NonNull<Reading>> = None;
-    for &(sensor, celsius) in READINGS.iter().rev() {
-        let node = segment
-            .allocate_aligned(size_of::<Reading>(), align_of::<Reading>())?
-            .cast::<Reading>();
-        // SAFETY: `node` is a fresh allocation big and aligned enough for a Reading; the
-        // OffsetPtr is written in place (it is only meaningful where it lives).
-        unsafe {
-            node.write(Reading {
-                sensor,
-                celsius,
-                next: OffsetPtr::null(),
-            });
-            if let Some(next) = head {
-                (*node.as_ptr()).next.set(next.as_ptr());
-            }
+    {
+        let mut station = segment.root_mut::<Station>()?;
+        let mut readings = station.readings_mut();
+        for (sensor, celsius) in READINGS {
+            // The key is built in the segment from the `&str`, the row in place.
+            readings.entry(sensor)?.or_default()?.push(celsius)?;
         }
-        head = Some(node);
+        println!(
+            "parent: wrote {} readings of {} sensors",
+            READINGS.len(),
+            readings.len()
+        );
     }
-    let head = head.expect("READINGS is not empty");
-    let handle = segment
-        .handle_from_address(head.as_ptr().cast())
-        .expect("allocated in the segment");
-    println!(
-        "parent: wrote {} readings, list head at offset {handle}",
-        READINGS.len()
-    );
-    segment.root::<Station>()?;
     // Shared from now on, without unmapping: every mapping gets `&T`, and what changes
     // while shared changes through locks (or atomics) inside the data.
     let segment = segment.into_shared()?;
@@ -100,10 +88,10 @@ fn parent() -> Result<(), Box<dyn std::error::Error>> {
     let children = (0..CHILDREN)
         .map(|_| {
             Command::new(std::env::current_exe()?)
-                .args(["child", &name, &handle.to_string()])
+                .args(["child", &name])
                 .spawn()
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<std::vec::Vec<_>, _>>()?;
     for mut child in children {
         let status = child.wait()?;
         if !status.success() {
@@ -124,52 +112,44 @@ fn report(segment: &ManagedSharedMemory) -> shmkit::Result<u32> {
     Ok(tally.visits)
 }
 
-fn child(name: Option<&String>, handle: Option<&String>) -> Result<(), Box<dyn std::error::Error>> {
-    let (Some(name), Some(handle)) = (name, handle) else {
-        return Err("usage: quickstart child <segment name> <handle>".into());
+fn child(name: Option<&std::string::String>) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(name) = name else {
+        return Err("usage: quickstart child <segment name>".into());
     };
     // A shared read-write mapping: a read-only one is refused (`InUse`) while the parent
     // maps the segment read-write, since it could not take the segment's locks.
     let segment = ManagedSharedMemory::open(name)?;
+    let me = std::process::id();
     println!(
-        "child {}: opened {name:?} at {:p}",
-        std::process::id(),
+        "child {me}: opened {name:?} at {:p}",
         segment.base_address()
     );
-    let head = segment
-        .address_from_handle(handle.parse::<Handle>()?)
-        .ok_or("the handle lies outside the segment")?;
-    let mut node = head.as_ptr().cast::<Reading>().cast_const();
-    let mut total = 0.0;
-    let me = std::process::id();
-    while !node.is_null() {
-        // SAFETY: the parent built a list of Readings here before starting us and keeps
-        // the segment alive until we exit; each `next` is null or points at a Reading in
-        // the same segment, wherever it is mapped.
-        let reading = unsafe { &*node };
-        println!(
-            "child {me}: sensor {} reads {:.2} °C",
-            reading.sensor, reading.celsius
-        );
-        total += reading.celsius;
-        node = reading.next.get();
+    let station = segment.root::<Station>()?;
+    let (mut total, mut count) = (0.0, 0u32);
+    for (sensor, celsius) in station.readings.iter() {
+        println!("child {me}: {sensor} reads {celsius:?} °C");
+        total += celsius.iter().sum::<f64>();
+        count += celsius.len() as u32;
+    }
+    if count as usize != READINGS.len() || station.readings["roof"] != [21.5, 23.0, 22.0] {
+        return Err("the readings are not what the parent wrote".into());
     }
     println!(
         "child {me}: mean {:.2} °C; allocator consistent: {}",
-        total / READINGS.len() as f64,
+        total / f64::from(count),
         segment.check_sanity()
     );
-    record(&segment, total / READINGS.len() as f64)?;
+    record(&segment, count, total / f64::from(count))?;
     Ok(())
 }
 
 /// Records a visit. Several children do at once: the lock serialises their updates,
 /// wherever each maps the segment; a child killed while holding it would leave it
 /// poisoned (the next `lock()` says so), never stuck.
-fn record(segment: &ManagedSharedMemory, mean: f64) -> shmkit::Result<()> {
+fn record(segment: &ManagedSharedMemory, count: u32, mean: f64) -> shmkit::Result<()> {
     let mut tally = segment.root::<Station>()?.tally.lock()?;
     tally.visits += 1;
-    tally.readings_seen += READINGS.len() as u32;
+    tally.readings_seen += count;
     tally.last_mean = mean;
     Ok(())
 }
