@@ -103,6 +103,7 @@ use shmkit_runtime::segment::owned::trust_epoch;
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmSafe};
 
 use crate::boxed::block::{self, Owner, Walk};
+use crate::crash::point;
 use crate::emplace::{emplace_at, Emplace, Filled, Slot};
 
 /// One strong count, in the low half of the count word.
@@ -203,6 +204,7 @@ impl<T> Link<T> {
         // SAFETY: null aims nowhere.
         unsafe { self.ptr.set_release(core::ptr::null()) };
         compiler_fence(Ordering::SeqCst);
+        point("arc: a handle emptied, its count not yet given back");
         counted.then_some(block)
     }
 
@@ -216,9 +218,11 @@ impl<T> Link<T> {
         let old = self.detach();
         // A link in a segment (as its block is) always finds the epoch.
         self.epoch = trust_epoch(self).unwrap_or(0);
+        point("arc: an epoch recorded, the block not yet published");
         // SAFETY: the caller's contract; the link stays where it is.
         unsafe { self.ptr.set_release(block.as_ptr()) };
         compiler_fence(Ordering::SeqCst);
+        point("arc: a block published");
         old
     }
 
@@ -269,6 +273,7 @@ impl<T> Link<T> {
                 Err(now) => current = now,
             }
         }
+        point("arc: a count raised, the handle not yet published");
         // SAFETY: the block lies in this link's mapping (checked above).
         Ok(unsafe { self.publish(block) })
     }
@@ -282,6 +287,7 @@ impl<T> Link<T> {
 unsafe fn release_strong<T>(block: NonNull<Shared<T>>) {
     // SAFETY: the block is live (the caller's count keeps it).
     let before = unsafe { &(*block.as_ptr()).counts }.fetch_sub(STRONG, Ordering::Release);
+    point("arc: a strong count given back");
     if strong(before) == 1 {
         // Whatever the other handles did with the value happens before it is dropped.
         fence(Ordering::Acquire);
@@ -303,6 +309,7 @@ unsafe fn drop_value<T>(block: NonNull<u8>) {
     // count is given back.
     unsafe {
         (&raw mut (*block.as_ptr()).value).drop_in_place();
+        point("arc: a value dropped, its weak count not yet given back");
         release_weak(block);
     }
 }
@@ -315,6 +322,7 @@ unsafe fn drop_value<T>(block: NonNull<u8>) {
 unsafe fn release_weak<T>(block: NonNull<Shared<T>>) {
     // SAFETY: the block is live (the caller's count keeps it).
     let before = unsafe { &(*block.as_ptr()).counts }.fetch_sub(WEAK, Ordering::Release);
+    point("arc: a weak count given back");
     if weak(before) == 1 {
         fence(Ordering::Acquire);
         // SAFETY: no handle is left, and the value is gone.

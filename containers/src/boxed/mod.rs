@@ -62,6 +62,7 @@ use core::sync::atomic::{compiler_fence, Ordering as AtomicOrdering};
 use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
 use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmImmutable, ShmSafe};
 
+use crate::crash::point;
 use crate::emplace::{emplace_at, Emplace, Filled, Slot};
 use block::{Owner, Walk};
 
@@ -137,6 +138,7 @@ impl<T> Box<T> {
         // SAFETY: null aims nowhere.
         unsafe { self.ptr.set_release(core::ptr::null()) };
         compiler_fence(AtomicOrdering::SeqCst);
+        point("box: emptied, its block owned by nothing");
         Some(block)
     }
 
@@ -158,9 +160,11 @@ impl<T> Box<T> {
         // orders the tag before the pointer.
         unsafe {
             block::moved_to(block, self.owner());
+            point("box: a block tagged, not yet published");
             self.ptr.set_release(block.as_ptr());
         }
         compiler_fence(AtomicOrdering::SeqCst);
+        point("box: a block published, the old one owned by nothing");
         old
     }
 

@@ -9,6 +9,7 @@
 mod arc;
 mod boxed;
 mod failure;
+mod handles_crash;
 mod liar;
 mod model;
 mod nested;
