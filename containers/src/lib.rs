@@ -23,6 +23,7 @@
 //! convertible into the runtime `Error`.
 
 pub mod arc;
+mod bounds;
 pub mod boxed;
 mod buffer;
 mod crash;

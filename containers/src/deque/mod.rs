@@ -61,7 +61,7 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
-use core::ops::{Bound, Index, RangeBounds};
+use core::ops::{Index, RangeBounds};
 use core::ptr::NonNull;
 
 use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
@@ -168,20 +168,8 @@ impl<T> Deque<T> {
     /// The elements in `range` (of indices), front to back; None when the range is out of
     /// bounds or decreasing (where std panics).
     pub fn range(&self, range: impl RangeBounds<usize>) -> Option<Iter<'_, T>> {
-        let start = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.checked_add(1)?,
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&e) => e.checked_add(1)?,
-            Bound::Excluded(&e) => e,
-            Bound::Unbounded => self.len(),
-        };
-        if start > end || end > self.len() {
-            return None;
-        }
-        let (a, b) = self.slices(start, end);
+        let range = crate::bounds::resolve(range, self.len())?;
+        let (a, b) = self.slices(range.start, range.end);
         Some(Iter(Halves(a.iter(), b.iter())))
     }
 

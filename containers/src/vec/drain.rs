@@ -9,7 +9,7 @@
 
 use core::fmt;
 use core::iter::FusedIterator;
-use core::ops::{Bound, Range, RangeBounds};
+use core::ops::Range;
 
 use shmkit_runtime::{relocate_values, PositionIndependent, ShmSafe};
 
@@ -30,22 +30,6 @@ pub struct Drain<'a, T: ShmSafe + PositionIndependent> {
     /// The elements `range_end..range_end + tail` come after the range.
     range_end: usize,
     tail: usize,
-}
-
-/// `range` as indices of a vector of `len` elements; None when it reaches past the end
-/// or runs backwards (where std panics).
-pub(super) fn resolve(range: impl RangeBounds<usize>, len: usize) -> Option<Range<usize>> {
-    let start = match range.start_bound() {
-        Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s.checked_add(1)?,
-        Bound::Unbounded => 0,
-    };
-    let end = match range.end_bound() {
-        Bound::Included(&e) => e.checked_add(1)?,
-        Bound::Excluded(&e) => e,
-        Bound::Unbounded => len,
-    };
-    (start <= end && end <= len).then_some(start..end)
 }
 
 impl<'a, T: ShmSafe + PositionIndependent> Drain<'a, T> {

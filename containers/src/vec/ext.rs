@@ -8,7 +8,7 @@ use std::io;
 
 use shmkit_runtime::{AllocError, Error, PositionIndependent, ShmDerefMut, ShmMut, ShmSafe};
 
-use super::drain::{resolve, Drain};
+use super::drain::Drain;
 use super::raw::InPlace;
 use super::Vec;
 use crate::emplace::Emplace;
@@ -220,7 +220,7 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
     where
         T: PositionIndependent,
     {
-        let range = resolve(range, self.len())?;
+        let range = crate::bounds::resolve(range, self.len())?;
         Some(Drain::new(in_place(self).0, range))
     }
 

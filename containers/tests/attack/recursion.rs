@@ -47,11 +47,8 @@ fn segment() -> (ManagedHeapMemory, usize) {
     (seg, elements)
 }
 
-/// The inner node's `kids` aimed at the outer buffer (the inner node itself): a cycle of
-/// one block. A read-only opener validates "n" and must refuse it, not recurse until the
-/// stack overflows.
-#[test]
-fn a_vec_of_its_own_type_forged_into_a_cycle_is_refused_read_only() {
+/// "n" with the inner node's `kids` aimed at the outer buffer (the inner node itself).
+fn forged_cycle() -> ManagedHeapMemory {
     let (mut seg, elements) = segment();
     let inner_kids = elements + KIDS;
     let mut bytes = [0u8; 24];
@@ -59,6 +56,15 @@ fn a_vec_of_its_own_type_forged_into_a_cycle_is_refused_read_only() {
     bytes[8..16].copy_from_slice(&1u64.to_ne_bytes());
     bytes[16..].copy_from_slice(&1u64.to_ne_bytes());
     support::corrupt(&mut seg, inner_kids, &bytes);
+    seg
+}
+
+/// The inner node's `kids` aimed at the outer buffer (the inner node itself): a cycle of
+/// one block. A read-only opener validates "n" and must refuse it, not recurse until the
+/// stack overflows.
+#[test]
+fn a_vec_of_its_own_type_forged_into_a_cycle_is_refused_read_only() {
+    let mut seg = forged_cycle();
     let image = AlignedBuffer::from_image(seg.image());
     let reader = ManagedExternalBuffer::options()
         .read_only()
@@ -71,13 +77,7 @@ fn a_vec_of_its_own_type_forged_into_a_cycle_is_refused_read_only() {
 /// vector, not the inner one).
 #[test]
 fn a_vec_of_its_own_type_forged_into_a_cycle_is_refused_writable() {
-    let (mut seg, elements) = segment();
-    let inner_kids = elements + KIDS;
-    let mut bytes = [0u8; 24];
-    bytes[..8].copy_from_slice(&(elements as isize - inner_kids as isize).to_ne_bytes());
-    bytes[8..16].copy_from_slice(&1u64.to_ne_bytes());
-    bytes[16..].copy_from_slice(&1u64.to_ne_bytes());
-    support::corrupt(&mut seg, inner_kids, &bytes);
+    let mut seg = forged_cycle();
     let copy = ManagedHeapMemory::from_image(seg.image()).unwrap();
     assert!(copy.find::<Node>("n").is_err(), "a cycle must be refused");
 }
