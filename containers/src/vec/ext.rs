@@ -220,8 +220,10 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
     where
         T: PositionIndependent,
     {
-        let range = crate::bounds::resolve(range, self.len())?;
-        Some(Drain::new(in_place(self).0, range))
+        // One `as_shm_mut` decides: the range is checked against the vector it drains.
+        let vec = in_place(self).0;
+        let range = crate::bounds::resolve(range, vec.len())?;
+        Some(Drain::new(vec, range))
     }
 
     fn truncate(&mut self, len: usize) {

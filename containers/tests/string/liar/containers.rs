@@ -37,6 +37,15 @@ fn vec_indexes_are_checked_on_the_real_vector() {
     assert_eq!(popped, Some(9));
     let v = checked::<Vec<u64>>(&mut seg);
     assert!(v.is_empty() && v.len() <= v.capacity());
+    // A range that fits the vector shown is checked against the one drained.
+    let (drained, mut seg) = lie(Vec::new, shown, real, |v| {
+        (
+            v.drain(2..4).map(|d| d.count()),
+            v.drain(..).map(|d| d.collect::<Items>()),
+        )
+    });
+    assert_eq!(drained, (None, Some(vec![9])));
+    assert!(checked::<Vec<u64>>(&mut seg).is_empty());
 }
 
 #[test]
@@ -49,11 +58,27 @@ fn deque_indexes_are_checked_on_the_real_deque() {
             d.element_mut(3).is_none(),
             d.front_mut().map(|e| *e),
             d.back_mut().map(|e| *e),
+            d.insert(3, 7),
+            d.remove(3),
+            d.remove_with(3, |_| ()),
             d.pop_back(),
             d.pop_front(),
         )
     });
-    assert_eq!(r, (true, Some(9), Some(9), Some(9), None));
+    let out_of_bounds = Err(InsertError::OutOfBounds { index: 3, len: 1 });
+    assert_eq!(
+        r,
+        (
+            true,
+            Some(9),
+            Some(9),
+            out_of_bounds,
+            None,
+            None,
+            Some(9),
+            None
+        )
+    );
     assert!(checked::<Deque<u64>>(&mut seg).is_empty());
 }
 
