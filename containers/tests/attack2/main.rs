@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 mod cycles;
+mod deque;
 
 /// What `#[derive(ShmSafe)]` names the runtime by in this crate (the facade's layout).
 mod shm {
