@@ -5,6 +5,7 @@
 
 #![allow(missing_docs)]
 
+mod arc;
 mod cycles;
 mod deque;
 
