@@ -8,6 +8,8 @@
 mod arc;
 mod cycles;
 mod deque;
+mod hash_ro;
+mod map_shared;
 
 /// What `#[derive(ShmSafe)]` names the runtime by in this crate (the facade's layout).
 mod shm {
