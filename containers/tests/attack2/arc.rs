@@ -31,7 +31,6 @@ fn segment() -> (ManagedHeapMemory, [usize; 4]) {
         off(&seg, (&raw const *seg.find::<Weak<Vec<u64>>>("w").unwrap().unwrap()).cast()),
         value - 16,
     ];
-    drop(a);
     (seg, offs)
 }
 

@@ -113,7 +113,6 @@ pub fn segment(kind: Kind) -> (ManagedHeapMemory, usize) {
     let outer = off(&seg, (&raw const *n).cast());
     let inner = off(&seg, inner.cast());
     assert_ne!(outer, inner);
-    drop(n);
     (seg, inner)
 }
 
