@@ -228,7 +228,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
     }
 
     /// Inserts a value built from `src` at `index`, the elements from there on moving one
-    /// place toward the back (and back again if building fails). They are not counted
+    /// place toward the back (and back again if building fails or panics). They are not counted
     /// meanwhile: a crash leaks them, as `Vec::insert`'s shift does.
     pub(super) fn insert<S>(&mut self, index: usize, src: S) -> Result<(), InsertError>
     where
@@ -242,22 +242,29 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         self.publish_len(index);
         // SAFETY: `len < capacity`: elements `index..len` are initialised and nobody
         // counts them; each moves into the slot after it, the last first, so every
-        // target holds nothing live; then slot `index` (in place, empty) takes the value,
-        // or the elements move back.
+        // target holds nothing live.
         unsafe {
             for j in (index..len).rev() {
                 relocate_value(self.element(j + 1), self.element(j));
             }
-            if let Err(e) = emplace_at(NonNull::new_unchecked(self.element(index)), src) {
-                for j in index..len {
-                    relocate_value(self.element(j), self.element(j + 1));
-                }
-                self.publish_len(len);
-                return Err(e.into());
-            }
         }
-        self.publish_len(len + 1);
-        Ok(())
+        let slot = self.element(index);
+        // If building fails or panics, they move back.
+        let shifted = ShiftedBack {
+            deque: &mut *self.0,
+            index,
+            len,
+        };
+        // SAFETY: slot `index` is in the buffer, in place, and holds nothing.
+        let built = unsafe { emplace_at(NonNull::new_unchecked(slot), src) };
+        match built {
+            Ok(_) => {
+                core::mem::forget(shifted);
+                self.publish_len(len + 1);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Removes element `index` once nothing counts it (`take` reads or drops it), the
@@ -575,6 +582,30 @@ impl<T: ShmSafe> Drop for Compacting<'_, T> {
             }
         }
         self.deque.publish_len(self.kept + rest);
+    }
+}
+
+/// Elements `index..len` moved one slot toward the back for an insertion: moved back and
+/// counted again when dropped, unless forgotten once the new element is built (also when
+/// building panics, so that no element is lost).
+struct ShiftedBack<'d, T: ShmSafe> {
+    deque: &'d mut Deque<T>,
+    index: usize,
+    len: usize,
+}
+
+impl<T: ShmSafe> Drop for ShiftedBack<'_, T> {
+    fn drop(&mut self) {
+        if crashing() {
+            return;
+        }
+        let d = &mut *self.deque;
+        for j in self.index..self.len {
+            // SAFETY: element `j + 1` is live and nothing counts it; slot `j` holds
+            // nothing (the value was not built, or `j`'s element moved back first).
+            unsafe { relocate_value(d.element(j), d.element(j + 1)) };
+        }
+        d.publish_len(self.len);
     }
 }
 

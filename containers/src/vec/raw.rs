@@ -303,7 +303,7 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
     }
 
     /// Inserts a value built from `src` at `index`, shifting the rest up (and back down
-    /// if building fails).
+    /// if building fails or panics).
     pub(super) fn insert<S>(&mut self, index: usize, src: S) -> Result<(), super::InsertError>
     where
         T: Emplace<S>,
@@ -318,18 +318,25 @@ impl<'a, T: ShmSafe> InPlace<'a, T> {
         let data = self.data();
         self.disown_from(index);
         // SAFETY: `len < capacity`: elements `index..len` move up by one inside the
-        // buffer, then the freed slot (in place, holding nothing) takes the value; if
-        // building it fails they move back.
-        unsafe {
-            relocate_values(data.add(index + 1), data.add(index), len - index);
-            if let Err(e) = emplace_at(NonNull::new_unchecked(data.add(index)), src) {
-                relocate_values(data.add(index), data.add(index + 1), len - index);
-                self.publish_len(len);
-                return Err(e.into());
+        // buffer, then the freed slot (in place, holding nothing) takes the value.
+        unsafe { relocate_values(data.add(index + 1), data.add(index), len - index) };
+        // If building fails or panics, they move back.
+        let shifted = ShiftedUp {
+            vec: &mut *self.0,
+            data,
+            index,
+            len,
+        };
+        // SAFETY: slot `index` is in the buffer, in place, and holds nothing.
+        let built = unsafe { emplace_at(NonNull::new_unchecked(data.add(index)), src) };
+        match built {
+            Ok(_) => {
+                core::mem::forget(shifted);
+                self.publish_len(len + 1);
+                Ok(())
             }
+            Err(e) => Err(e.into()),
         }
-        self.publish_len(len + 1);
-        Ok(())
     }
 
     /// Drops the elements from `len` on.
@@ -448,6 +455,29 @@ impl<T> Drop for PublishOnDrop<'_, T> {
         if crashing() {
             return;
         }
+        self.vec.publish_len(self.len);
+    }
+}
+
+/// Elements `index..len` moved up by one for an insertion: moved back and counted again
+/// when dropped, unless forgotten once the new element is built (also when building
+/// panics, so that no element is lost).
+struct ShiftedUp<'v, T: ShmSafe> {
+    vec: &'v mut Vec<T>,
+    data: *mut T,
+    index: usize,
+    len: usize,
+}
+
+impl<T: ShmSafe> Drop for ShiftedUp<'_, T> {
+    fn drop(&mut self) {
+        if crashing() {
+            return;
+        }
+        let (data, index) = (self.data, self.index);
+        // SAFETY: elements `index + 1..=len` are live and nothing counts them; slot
+        // `index` holds nothing (the value was not built): they move back down.
+        unsafe { relocate_values(data.add(index), data.add(index + 1), self.len - index) };
         self.vec.publish_len(self.len);
     }
 }

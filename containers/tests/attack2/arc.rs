@@ -22,13 +22,23 @@ fn segment() -> (ManagedHeapMemory, [usize; 4]) {
     seg.construct("a", A::new()).unwrap();
     seg.construct("b", A::new()).unwrap();
     seg.construct("w", Weak::<Vec<u64>>::new()).unwrap();
-    seg.find_mut::<A>("a").unwrap().unwrap().insert([1u64, 2, 3]).unwrap();
+    seg.find_mut::<A>("a")
+        .unwrap()
+        .unwrap()
+        .insert([1u64, 2, 3])
+        .unwrap();
     let a = seg.find::<A>("a").unwrap().unwrap();
     let value = off(&seg, (&raw const *a.get().unwrap()).cast());
     let offs = [
         off(&seg, (&raw const *a).cast()),
-        off(&seg, (&raw const *seg.find::<A>("b").unwrap().unwrap()).cast()),
-        off(&seg, (&raw const *seg.find::<Weak<Vec<u64>>>("w").unwrap().unwrap()).cast()),
+        off(
+            &seg,
+            (&raw const *seg.find::<A>("b").unwrap().unwrap()).cast(),
+        ),
+        off(
+            &seg,
+            (&raw const *seg.find::<Weak<Vec<u64>>>("w").unwrap().unwrap()).cast(),
+        ),
         value - 16,
     ];
     (seg, offs)
@@ -38,8 +48,10 @@ fn segment() -> (ManagedHeapMemory, [usize; 4]) {
 fn twin(seg: &mut ManagedHeapMemory, a: usize, to: usize) {
     // Two plain words (no padding), read as the forger reads a file (memfd-free, for Miri).
     let mut h = [0u8; 16];
-    // SAFETY (test): 16 initialised bytes of the segment, no reference into it alive.
-    unsafe { core::ptr::copy_nonoverlapping(seg.base_address().as_ptr().add(a), h.as_mut_ptr(), 16) };
+    // SAFETY: (test) 16 initialised bytes of the segment, no reference into it alive.
+    unsafe {
+        core::ptr::copy_nonoverlapping(seg.base_address().as_ptr().add(a), h.as_mut_ptr(), 16)
+    };
     let w = i64::from_ne_bytes(h[..8].try_into().unwrap()) + a as i64 - to as i64;
     h[..8].copy_from_slice(&w.to_ne_bytes());
     support::corrupt(seg, to, &h);
@@ -51,36 +63,37 @@ fn exercise(copy: &mut ManagedHeapMemory) {
     copy.construct("c", A::new()).unwrap();
     copy.construct("d", Weak::<Vec<u64>>::new()).unwrap();
     for name in ["a", "b"] {
-        let Ok(Some(src)) = copy.find::<A>(name) else { continue };
+        let Ok(Some(src)) = copy.find::<A>(name) else {
+            continue;
+        };
         assert!(src.get().is_none_or(|v| v[..] == [1, 2, 3]));
-        let src: *const A = &*src;
-        // SAFETY (test): `src` stays valid: "a"/"b" are not touched while "c"/"d" change.
+        let src: *const A = src;
+        // SAFETY: (test) `src` stays valid: "a"/"b" are not touched while "c"/"d" change.
         let src = unsafe { &*src };
         let mut c = copy.find_mut::<A>("c").unwrap().unwrap();
         let _ = c.share(src);
-        assert!(c.value_mut().is_none(), "shared with an old handle: no &mut");
+        assert!(
+            c.value_mut().is_none(),
+            "shared with an old handle: no &mut"
+        );
         c.clear();
         let _ = c.share(src);
-        drop(c);
         let mut d = copy.find_mut::<Weak<Vec<u64>>>("d").unwrap().unwrap();
         let _ = d.downgrade_from(src);
-        drop(d);
         let mut c = copy.find_mut::<A>("c").unwrap().unwrap();
         c.clear();
-        drop(c);
-        let w: *const Weak<Vec<u64>> = &*copy.find::<Weak<Vec<u64>>>("d").unwrap().unwrap();
+        let w: *const Weak<Vec<u64>> = copy.find::<Weak<Vec<u64>>>("d").unwrap().unwrap();
         let mut c = copy.find_mut::<A>("c").unwrap().unwrap();
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         let _ = c.upgrade_from(unsafe { &*w });
         if let Some(v) = c.get() {
             assert_eq!(v[..], [1, 2, 3]);
         }
-        drop(c);
     }
     if let Ok(Some(w)) = copy.find::<Weak<Vec<u64>>>("w") {
-        let w: *const Weak<Vec<u64>> = &*w;
+        let w: *const Weak<Vec<u64>> = w;
         let mut c = copy.find_mut::<A>("c").unwrap().unwrap();
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         let _ = c.upgrade_from(unsafe { &*w });
         if let Some(v) = c.get() {
             assert_eq!(v[..], [1, 2, 3]);
@@ -119,7 +132,15 @@ fn two_arcs_in_two_objects_with_a_strong_count_of_one() {
 
 #[test]
 fn forged_counts_with_twins_and_a_weak() {
-    for (s, w) in [(1, 1), (2, 1), (1, 2), (0, 1), (1, 0), (u32::MAX as u64, u32::MAX as u64), (0, 0)] {
+    for (s, w) in [
+        (1, 1),
+        (2, 1),
+        (1, 2),
+        (0, 1),
+        (1, 0),
+        (u32::MAX as u64, u32::MAX as u64),
+        (0, 0),
+    ] {
         let (mut seg, [a, b, wk, cnt]) = segment();
         twin(&mut seg, a, b);
         twin(&mut seg, a, wk);

@@ -168,7 +168,10 @@ fn the_unforged_segments_are_accepted() {
 fn a_cycle_through_each_container_is_refused_read_only() {
     for kind in ALL {
         let mut seg = forge_cycle(kind);
-        assert!(read_only(&mut seg), "{kind:?}: a cycle must be refused read-only");
+        assert!(
+            read_only(&mut seg),
+            "{kind:?}: a cycle must be refused read-only"
+        );
     }
 }
 
@@ -176,6 +179,9 @@ fn a_cycle_through_each_container_is_refused_read_only() {
 fn a_cycle_through_each_container_is_refused_writable() {
     for kind in ALL {
         let mut seg = forge_cycle(kind);
-        assert!(writable(&mut seg), "{kind:?}: a cycle must be refused writable");
+        assert!(
+            writable(&mut seg),
+            "{kind:?}: a cycle must be refused writable"
+        );
     }
 }

@@ -40,7 +40,9 @@ fn query(seg: &mut ManagedHeapMemory, n: u64) {
         .read_only()
         .open(&image)
         .unwrap();
-    let Ok(Some(h)) = reader.find::<H>("h") else { return };
+    let Ok(Some(h)) = reader.find::<H>("h") else {
+        return;
+    };
     let len = h.len();
     let it = h.iter().count();
     assert!(it <= len);
@@ -51,36 +53,84 @@ fn query(seg: &mut ManagedHeapMemory, n: u64) {
     let _ = (h.keys().count(), h.values().count(), h.capacity());
 }
 
+/// A change to a segment's bytes, given the map's and its table's offsets.
+type Forgery = std::boxed::Box<dyn Fn(&mut ManagedHeapMemory, usize, usize)>;
+
 #[test]
 fn forged_tables_read_only() {
     for n in [3u64, 20] {
         let buckets = if n == 3 { 4 } else { 32 };
         let ctrl = |t: usize| t + 24;
-        let cases: std::vec::Vec<(&str, std::boxed::Box<dyn Fn(&mut ManagedHeapMemory, usize, usize)>)> = vec![
-            ("copies full, disagreeing", std::boxed::Box::new(move |s, _, t| {
-                support::corrupt(s, ctrl(t) + buckets, &[0x11; 16]);
-            })),
-            ("copies empty", std::boxed::Box::new(move |s, _, t| {
-                support::corrupt(s, ctrl(t) + buckets, &[0xFF; 16]);
-            })),
-            ("every primary full", std::boxed::Box::new(move |s, _, t| {
-                support::corrupt(s, ctrl(t), &vec![0x01; buckets + 16]);
-            })),
-            ("every primary deleted", std::boxed::Box::new(move |s, _, t| {
-                support::corrupt(s, ctrl(t), &vec![0x80; buckets + 16]);
-            })),
-            ("mask huge", std::boxed::Box::new(|s, _, t| word(s, t + 8, u64::MAX >> 1))),
-            ("mask 2^40-1", std::boxed::Box::new(|s, _, t| word(s, t + 8, (1 << 40) - 1))),
-            ("mask not 2^k-1", std::boxed::Box::new(move |s, _, t| word(s, t + 8, buckets as u64 + 1))),
-            ("mask doubled", std::boxed::Box::new(move |s, _, t| word(s, t + 8, 2 * buckets as u64 - 1))),
-            ("mask halved", std::boxed::Box::new(move |s, _, t| word(s, t + 8, buckets as u64 / 2 - 1))),
-            ("growth_left huge", std::boxed::Box::new(|s, _, t| word(s, t + 16, u64::MAX))),
-            ("growth_left 0", std::boxed::Box::new(|s, _, t| word(s, t + 16, 0))),
-            ("items huge", std::boxed::Box::new(|s, m, _| word(s, m + 8, u64::MAX))),
+        let cases: std::vec::Vec<(&str, Forgery)> = vec![
+            (
+                "copies full, disagreeing",
+                std::boxed::Box::new(move |s, _, t| {
+                    support::corrupt(s, ctrl(t) + buckets, &[0x11; 16]);
+                }),
+            ),
+            (
+                "copies empty",
+                std::boxed::Box::new(move |s, _, t| {
+                    support::corrupt(s, ctrl(t) + buckets, &[0xFF; 16]);
+                }),
+            ),
+            (
+                "every primary full",
+                std::boxed::Box::new(move |s, _, t| {
+                    support::corrupt(s, ctrl(t), &vec![0x01; buckets + 16]);
+                }),
+            ),
+            (
+                "every primary deleted",
+                std::boxed::Box::new(move |s, _, t| {
+                    support::corrupt(s, ctrl(t), &vec![0x80; buckets + 16]);
+                }),
+            ),
+            (
+                "mask huge",
+                std::boxed::Box::new(|s, _, t| word(s, t + 8, u64::MAX >> 1)),
+            ),
+            (
+                "mask 2^40-1",
+                std::boxed::Box::new(|s, _, t| word(s, t + 8, (1 << 40) - 1)),
+            ),
+            (
+                "mask not 2^k-1",
+                std::boxed::Box::new(move |s, _, t| word(s, t + 8, buckets as u64 + 1)),
+            ),
+            (
+                "mask doubled",
+                std::boxed::Box::new(move |s, _, t| word(s, t + 8, 2 * buckets as u64 - 1)),
+            ),
+            (
+                "mask halved",
+                std::boxed::Box::new(move |s, _, t| word(s, t + 8, buckets as u64 / 2 - 1)),
+            ),
+            (
+                "growth_left huge",
+                std::boxed::Box::new(|s, _, t| word(s, t + 16, u64::MAX)),
+            ),
+            (
+                "growth_left 0",
+                std::boxed::Box::new(|s, _, t| word(s, t + 16, 0)),
+            ),
+            (
+                "items huge",
+                std::boxed::Box::new(|s, m, _| word(s, m + 8, u64::MAX)),
+            ),
             ("items 0", std::boxed::Box::new(|s, m, _| word(s, m + 8, 0))),
-            ("items past capacity", std::boxed::Box::new(move |s, m, _| word(s, m + 8, buckets as u64))),
-            ("table aimed at the map", std::boxed::Box::new(|s, m, _| word(s, m, 0))),
-            ("table aimed past the end", std::boxed::Box::new(|s, m, _| word(s, m, (1 << 16) - m as u64 - 16))),
+            (
+                "items past capacity",
+                std::boxed::Box::new(move |s, m, _| word(s, m + 8, buckets as u64)),
+            ),
+            (
+                "table aimed at the map",
+                std::boxed::Box::new(|s, m, _| word(s, m, 0)),
+            ),
+            (
+                "table aimed past the end",
+                std::boxed::Box::new(|s, m, _| word(s, m, (1 << 16) - m as u64 - 16)),
+            ),
         ];
         for (name, forge) in &cases {
             let (mut seg, m, t) = segment(n);

@@ -17,7 +17,6 @@ fn segment(n: u64) -> ManagedHeapMemory {
         for k in 0..n {
             x.insert(k, k).unwrap();
         }
-        drop(x);
         let mut y = seg.find_mut::<M>("y").unwrap().unwrap();
         y.insert(1000u64, 1u64).unwrap();
     }
@@ -37,7 +36,10 @@ fn a_root_shared_by_two_maps() {
     for n in [5u64, 200] {
         let mut seg = segment(n);
         let image = AlignedBuffer::from_image(seg.image());
-        let reader = ManagedExternalBuffer::options().read_only().open(&image).unwrap();
+        let reader = ManagedExternalBuffer::options()
+            .read_only()
+            .open(&image)
+            .unwrap();
         for name in ["x", "y"] {
             if let Ok(Some(m)) = reader.find::<M>(name) {
                 assert_eq!(m.iter().count(), n as usize);
@@ -45,7 +47,10 @@ fn a_root_shared_by_two_maps() {
         }
         let mut copy = ManagedHeapMemory::from_image(seg.image()).unwrap();
         let ok = ["x", "y"].map(|name| matches!(copy.find::<M>(name), Ok(Some(_))));
-        assert!(!(ok[0] && ok[1]), "{n}: a writable copy accepted two maps sharing nodes");
+        assert!(
+            !(ok[0] && ok[1]),
+            "{n}: a writable copy accepted two maps sharing nodes"
+        );
         for name in ["x", "y"] {
             if let Ok(Some(mut m)) = copy.find_mut::<M>(name) {
                 for k in 0..n {
