@@ -289,12 +289,13 @@ impl Drop for Walk {
 
 /// How many links deep a validation goes on the stack of a thread that did not start for
 /// it (whose stack size is unknown: 256 links take well under the 2 MiB of a Rust
-/// thread's default stack).
-const LINKS_ON_A_CALLER_STACK: u32 = 256;
+/// thread's default stack). Fewer under Miri, so that its tests cross this bound and the
+/// next with short chains.
+const LINKS_ON_A_CALLER_STACK: u32 = if cfg!(miri) { 16 } else { 256 };
 /// The stack of a thread that continues a validation, and how many links deep it goes
 /// there (4 KiB a link).
 const HELPER_STACK: usize = 64 << 20;
-const LINKS_ON_A_HELPER_STACK: u32 = 1 << 14;
+const LINKS_ON_A_HELPER_STACK: u32 = if cfg!(miri) { 32 } else { 1 << 14 };
 
 thread_local! {
     /// How many links deep the validation on this thread is, and may go.
