@@ -125,7 +125,7 @@ fn run(
 }
 
 /// Slot `i` mutably and slot `j` shared, `i != j`.
-fn pair<'s, 'g, T>(
+pub(crate) fn pair<'s, 'g, T>(
     slots: &'s mut [ShmMut<'g, T>],
     i: usize,
     j: usize,

@@ -12,6 +12,8 @@ use shmkit_runtime::sync::Mutex;
 use shmkit_runtime::{ManagedHeapMemory, ShmMut};
 use shmkit_test_support::sweep;
 
+use crate::arc::pair;
+
 type Arcs = Mutex<[Arc<String>; 3]>;
 type Weaks = Mutex<[Weak<String>; 2]>;
 type Boxes = Mutex<[Box<String>; 2]>;
@@ -24,20 +26,6 @@ struct Handles<'a> {
 }
 
 type Op = fn(&mut Handles<'_>);
-
-/// Slot `i` mutably and slot `j` shared (`i != j`).
-fn two<'s, 'g, T>(
-    slots: &'s mut [ShmMut<'g, T>],
-    i: usize,
-    j: usize,
-) -> (&'s mut ShmMut<'g, T>, &'s ShmMut<'g, T>) {
-    let (low, high) = slots.split_at_mut(i.max(j));
-    if i < j {
-        (&mut low[i], &high[0])
-    } else {
-        (&mut high[0], &low[j])
-    }
-}
 
 /// On the start state: `arcs[0]` and `arcs[1]` share "first", `arcs[2]` holds "second",
 /// `weaks[0]` aims at "first" and `weaks[1]` at "second"; the boxes hold "boxed" and
@@ -56,7 +44,7 @@ const OPS: &[(&str, Op)] = &[
     }),
     ("clear a shared Arc", |h| h.arcs[1].clear()),
     ("share", |h| {
-        let (a, b) = two(&mut h.arcs, 2, 0);
+        let (a, b) = pair(&mut h.arcs, 2, 0);
         a.share(b).unwrap();
     }),
     ("downgrade", |h| {
@@ -64,7 +52,7 @@ const OPS: &[(&str, Op)] = &[
     }),
     ("upgrade", |h| h.arcs[2].upgrade_from(&h.weaks[0]).unwrap()),
     ("share a Weak", |h| {
-        let (a, b) = two(&mut h.weaks, 1, 0);
+        let (a, b) = pair(&mut h.weaks, 1, 0);
         a.share(b).unwrap();
     }),
     ("insert into a full box", |h| {
@@ -87,7 +75,7 @@ fn fresh() -> ManagedHeapMemory {
     seg.construct("boxes", Boxes::default()).unwrap();
     with_handles(&seg, |h| {
         h.arcs[0].insert("first").unwrap();
-        let (a, b) = two(&mut h.arcs, 1, 0);
+        let (a, b) = pair(&mut h.arcs, 1, 0);
         a.share(b).unwrap();
         h.arcs[2].insert("second").unwrap();
         h.weaks[0].downgrade_from(&h.arcs[0]).unwrap();
