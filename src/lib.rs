@@ -4,6 +4,8 @@
 //! derive macros and the segment containers.
 
 pub use shmkit_containers as containers;
+pub use shmkit_ipc as ipc;
+pub use shmkit_ipc::{MessageQueue, NamedMessageQueue};
 pub use shmkit_macros as macros;
 pub use shmkit_macros::{shm_segment, ShmSafe};
 pub use shmkit_runtime::*;

@@ -281,6 +281,20 @@ pub enum Error {
         /// Its maximum.
         max: u64,
     },
+    /// A message longer than its queue's largest message: nothing was sent.
+    MessageTooLarge {
+        /// The message's length.
+        size: usize,
+        /// The queue's largest message.
+        max: usize,
+    },
+    /// A receive buffer shorter than the next message: nothing was taken.
+    ReceiveBufferTooSmall {
+        /// The buffer's length.
+        len: usize,
+        /// The length of the message waiting.
+        needed: usize,
+    },
     /// Any other OS failure, with the operation and the errno.
     Os {
         /// The system call or operation.
@@ -366,6 +380,16 @@ impl fmt::Display for Error {
                 )
             }
             Error::Timeout { what, reason } => write!(f, "{what}: {reason}"),
+            Error::MessageTooLarge { size, max } => write!(
+                f,
+                "a message of {size} bytes is longer than the queue's largest ({max} bytes): \
+                 nothing was sent"
+            ),
+            Error::ReceiveBufferTooSmall { len, needed } => write!(
+                f,
+                "the next message has {needed} bytes, more than the receive buffer's {len}: \
+                 nothing was taken"
+            ),
             Error::InUse { what, reason } => write!(f, "{what} is in use: {reason}"),
             Error::OutOfMemory {
                 requested,

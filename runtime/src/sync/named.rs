@@ -19,6 +19,14 @@ use crate::{ManagedSharedMemory, MIN_SEGMENT_SIZE};
 const fn segment_size<T>() -> usize {
     MIN_SEGMENT_SIZE + 2 * size_of::<T>() + align_of::<T>()
 }
+/// [`segment_size`] plus `room` bytes the value allocates once created, and the
+/// allocator's overhead for them (a block header and alignment, a sixteenth more and a
+/// page covers them); None past what a segment can be.
+fn segment_room<T>(room: usize) -> Option<usize> {
+    let room = room.checked_add(room / 16)?.checked_add(4096)?;
+    let size = segment_size::<T>().checked_add(room)?;
+    (size <= isize::MAX as usize / 2).then_some(size)
+}
 /// The object's name inside its segment.
 const OBJECT: &str = "shmkit::sync::Named";
 /// How often [`Named::open`] looks for the object while its creator is still constructing it.
@@ -82,9 +90,19 @@ impl<T: ShmSafe> Named<T> {
 
     /// Creates the object `name` holding `value`; AlreadyExists if the name is taken.
     pub fn create_with(name: impl AsRef<str>, value: T) -> Result<Self> {
+        Self::create_with_room(name, value, 0)
+    }
+
+    /// As [`create_with`](Self::create_with), with `room` more bytes in the object's
+    /// segment for what the value allocates there once created (a message queue's slots,
+    /// the buffer of a segment `Vec`), plus the allocator's overhead for them.
+    pub fn create_with_room(name: impl AsRef<str>, value: T, room: usize) -> Result<Self> {
         let name = name.as_ref();
-        let segment = ManagedSharedMemory::create(name, segment_size::<T>())
-            .map_err(|e| Self::about(name, e))?;
+        let size = segment_room::<T>(room).ok_or_else(|| Error::InvalidSize {
+            size: room as u64,
+            reason: format!("no segment can hold {room} more bytes for the named object"),
+        })?;
+        let segment = ManagedSharedMemory::create(name, size).map_err(|e| Self::about(name, e))?;
         let built = segment
             .find_or_construct(OBJECT, || value)
             .map(NonNull::from);
@@ -115,9 +133,23 @@ impl<T: ShmSafe> Named<T> {
     /// Opens the object `name`, or creates it holding `init()` (run by the one process
     /// that creates it).
     pub fn open_or_create_with(name: impl AsRef<str>, init: impl FnOnce() -> T) -> Result<Self> {
+        Self::open_or_create_with_room(name, 0, init)
+    }
+
+    /// As [`open_or_create_with`](Self::open_or_create_with), creating with `room` more
+    /// bytes as [`create_with_room`](Self::create_with_room) does.
+    pub fn open_or_create_with_room(
+        name: impl AsRef<str>,
+        room: usize,
+        init: impl FnOnce() -> T,
+    ) -> Result<Self> {
         let name = name.as_ref();
-        let segment = ManagedSharedMemory::open_or_create(name, segment_size::<T>())
-            .map_err(|e| Self::about(name, e))?;
+        let size = segment_room::<T>(room).ok_or_else(|| Error::InvalidSize {
+            size: room as u64,
+            reason: format!("no segment can hold {room} more bytes for the named object"),
+        })?;
+        let segment =
+            ManagedSharedMemory::open_or_create(name, size).map_err(|e| Self::about(name, e))?;
         let object = NonNull::from(
             segment
                 .find_or_construct(OBJECT, init)

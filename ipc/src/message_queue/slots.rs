@@ -1,0 +1,460 @@
+//! The queue's storage block and what is done to it under the queue's lock.
+//!
+//! One block of the segment, owned by the queue (its first word is the owner tag):
+//!
+//! ```text
+//! tag | counters | slot headers (32 bytes each) | heap (u32 each) | free stack (u32 each) | payloads
+//! ```
+//!
+//! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
+//! number for a queued one. A send writes payload and header first and stores `state` last
+//! (one store: the message is queued whole or not at all); a receive copies the payload out
+//! and then stores 0 (taken exactly once). The heap of queued slot indices (priority, then
+//! sequence) and the stack of free ones are derived from the states: after a holder died
+//! mid-operation, or on bytes that do not add up (forged, or half-updated), they are
+//! rebuilt from the states alone ([`Locked::rebuild`]). Every index and length read from
+//! the block is checked before it is used, so no bytes make an access leave the block.
+
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use shmkit_runtime::__private::crash::point;
+use shmkit_runtime::segment::owned::OWNER_TAG_BYTES;
+
+/// Bytes of the counters after the tag.
+const COUNTERS: usize = 24;
+/// Offset of the first slot header.
+const SLOTS_AT: usize = OWNER_TAG_BYTES + COUNTERS;
+/// Bytes of a slot header.
+const HEADER: usize = 32;
+/// Alignment of the payloads (and of the block).
+pub(crate) const ALIGN: usize = 16;
+
+/// Counter offsets.
+const HEAP_LEN: usize = OWNER_TAG_BYTES;
+const FREE_LEN: usize = OWNER_TAG_BYTES + 4;
+const NEXT_SEQ: usize = OWNER_TAG_BYTES + 8;
+const RECV_WAITING: usize = OWNER_TAG_BYTES + 16;
+const SEND_WAITING: usize = OWNER_TAG_BYTES + 20;
+
+/// Offsets within a slot header.
+const STATE: usize = 0;
+const LEN: usize = 8;
+const PRIORITY: usize = 12;
+const FINGERPRINT: usize = 16;
+const ORIGIN: usize = 24;
+
+/// The most messages a queue holds (slot indices are `u32`, and a queue this long is
+/// already far past any use).
+pub(crate) const MAX_MSG: usize = 1 << 24;
+/// The longest message (lengths are `u32`).
+pub(crate) const MAX_MSG_SIZE: usize = u32::MAX as usize;
+
+/// A queue's capacity: how many messages of how many bytes, and where things are in its
+/// storage block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    max_msg: u32,
+    max_msg_size: u32,
+}
+
+impl Shape {
+    /// The shape for `max_msg` messages of `max_msg_size` bytes; None if either is 0 or too
+    /// large, or the block would be.
+    pub(crate) fn new(max_msg: usize, max_msg_size: usize) -> Option<Shape> {
+        if !(1..=MAX_MSG).contains(&max_msg) || !(1..=MAX_MSG_SIZE).contains(&max_msg_size) {
+            return None;
+        }
+        let shape = Shape {
+            max_msg: max_msg as u32,
+            max_msg_size: max_msg_size as u32,
+        };
+        shape.bytes().map(|_| shape)
+    }
+
+    pub(crate) fn max_msg(self) -> usize {
+        self.max_msg as usize
+    }
+
+    pub(crate) fn max_msg_size(self) -> usize {
+        self.max_msg_size as usize
+    }
+
+    /// Bytes from one payload to the next.
+    fn stride(self) -> usize {
+        (self.max_msg_size as usize).next_multiple_of(ALIGN)
+    }
+
+    fn heap_at(self) -> usize {
+        SLOTS_AT + HEADER * self.max_msg()
+    }
+
+    fn free_at(self) -> usize {
+        self.heap_at() + 4 * self.max_msg()
+    }
+
+    fn payloads_at(self) -> usize {
+        (self.free_at() + 4 * self.max_msg()).next_multiple_of(ALIGN)
+    }
+
+    /// The storage block's length; None past `isize::MAX / 2`.
+    pub(crate) fn bytes(self) -> Option<usize> {
+        let payloads = self.stride().checked_mul(self.max_msg())?;
+        let total = self.payloads_at().checked_add(payloads)?;
+        (total <= isize::MAX as usize / 2).then_some(total)
+    }
+}
+
+/// What a header says about the message in a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) slot: u32,
+    pub(crate) len: usize,
+    pub(crate) priority: u32,
+    pub(crate) fingerprint: u64,
+    pub(crate) origin: u64,
+}
+
+/// A message to queue: its bytes (possibly uninitialised: see `origin`) and header words.
+pub(crate) struct Outgoing<'m> {
+    pub(crate) bytes: &'m [MaybeUninit<u8>],
+    pub(crate) priority: u32,
+    pub(crate) fingerprint: u64,
+    pub(crate) origin: u64,
+}
+
+/// The storage block of a queue whose lock the holder of this value holds: every method
+/// runs under that lock (the queue makes one only from its guard).
+pub(crate) struct Locked<'q> {
+    base: NonNull<u8>,
+    shape: Shape,
+    _queue: PhantomData<&'q ()>,
+}
+
+/// The structures did not add up and were rebuilt: try again.
+pub(crate) struct Rebuilt;
+
+impl<'q> Locked<'q> {
+    /// # Safety
+    /// `base` is the start of a live block of at least `shape.bytes()` bytes, aligned to
+    /// [`ALIGN`], that stays allocated for `'q` and is read and written (beyond its tag)
+    /// only by holders of the lock the caller holds for `'q`.
+    pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape) -> Self {
+        Locked {
+            base,
+            shape,
+            _queue: PhantomData,
+        }
+    }
+
+    fn u32_at(&self, at: usize) -> &AtomicU32 {
+        debug_assert!(at % 4 == 0 && at + 4 <= self.len());
+        // SAFETY: every caller passes an offset of a 4-aligned word inside the block (the
+        // layout of `Shape`, indices checked against `max_msg`), which lives for `'q`;
+        // all accesses to it are atomic or under the lock.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(at).cast()) }
+    }
+
+    fn u64_at(&self, at: usize) -> &AtomicU64 {
+        debug_assert!(at % 8 == 0 && at + 8 <= self.len());
+        // SAFETY: as `u32_at`, for an 8-aligned word.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(at).cast()) }
+    }
+
+    fn len(&self) -> usize {
+        self.shape.bytes().unwrap_or(0)
+    }
+
+    fn get(&self, at: usize) -> u32 {
+        self.u32_at(at).load(Ordering::Relaxed)
+    }
+
+    fn put(&self, at: usize, value: u32) {
+        self.u32_at(at).store(value, Ordering::Relaxed);
+    }
+
+    fn header(&self, slot: u32, field: usize) -> usize {
+        SLOTS_AT + HEADER * slot as usize + field
+    }
+
+    fn state(&self, slot: u32) -> &AtomicU64 {
+        self.u64_at(self.header(slot, STATE))
+    }
+
+    fn heap_len(&self) -> u32 {
+        self.get(HEAP_LEN)
+    }
+
+    /// Messages queued.
+    pub(crate) fn queued(&self) -> usize {
+        self.heap_len() as usize
+    }
+
+    fn heap_at(&self, i: u32) -> usize {
+        self.shape.heap_at() + 4 * i as usize
+    }
+
+    fn free_slot_at(&self, i: u32) -> usize {
+        self.shape.free_at() + 4 * i as usize
+    }
+
+    fn payload(&self, slot: u32) -> *mut u8 {
+        // SAFETY: `slot < max_msg` (checked by every caller), so the payload's
+        // `max_msg_size` bytes lie inside the block.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(self.shape.payloads_at() + self.shape.stride() * slot as usize)
+        }
+    }
+
+    /// Whether the counters add up (a fresh or consistent block); otherwise rebuilds.
+    pub(crate) fn check_counts(&self) -> Result<(), Rebuilt> {
+        let n = self.shape.max_msg;
+        let (heap, free) = (self.heap_len(), self.get(FREE_LEN));
+        if heap <= n && free <= n && heap + free == n {
+            Ok(())
+        } else {
+            Err(self.rebuild())
+        }
+    }
+
+    /// Makes a freshly zeroed block a queue: every slot free.
+    pub(crate) fn format(&self) {
+        let n = self.shape.max_msg;
+        for i in 0..n {
+            self.put(self.free_slot_at(i), n - 1 - i);
+        }
+        self.put(FREE_LEN, n);
+        self.put(HEAP_LEN, 0);
+        self.u64_at(NEXT_SEQ).store(1, Ordering::Relaxed);
+    }
+
+    /// Rebuilds the heap and the free stack from the slots' states, which are the truth: a
+    /// queued slot whose header is impossible (a length past the largest message) is freed,
+    /// as bytes no send wrote whole. Sequence numbers continue after the largest queued.
+    pub(crate) fn rebuild(&self) -> Rebuilt {
+        let (mut heap, mut free, mut top_seq) = (0u32, 0u32, 0u64);
+        for slot in 0..self.shape.max_msg {
+            let seq = self.state(slot).load(Ordering::Relaxed);
+            let len = self.get(self.header(slot, LEN)) as usize;
+            if seq != 0 && len <= self.shape.max_msg_size() {
+                self.put(self.heap_at(heap), slot);
+                heap += 1;
+                top_seq = top_seq.max(seq);
+            } else {
+                self.state(slot).store(0, Ordering::Relaxed);
+                self.put(self.free_slot_at(free), slot);
+                free += 1;
+            }
+            point("repair: a slot sorted");
+        }
+        self.put(HEAP_LEN, heap);
+        self.put(FREE_LEN, free);
+        for i in (0..heap / 2).rev() {
+            self.sift_down(i, heap);
+        }
+        let next = self.u64_at(NEXT_SEQ).load(Ordering::Relaxed);
+        if next <= top_seq {
+            self.u64_at(NEXT_SEQ)
+                .store(top_seq.wrapping_add(1).max(1), Ordering::Relaxed);
+        }
+        Rebuilt
+    }
+
+    /// The key a heap orders by: higher priority first, then lower sequence (FIFO).
+    fn key(&self, slot: u32) -> (u32, core::cmp::Reverse<u64>) {
+        (
+            self.get(self.header(slot, PRIORITY)),
+            core::cmp::Reverse(self.state(slot).load(Ordering::Relaxed)),
+        )
+    }
+
+    /// A slot index read from the heap or the free stack, if it is one.
+    fn checked(&self, slot: u32) -> Option<u32> {
+        (slot < self.shape.max_msg).then_some(slot)
+    }
+
+    fn sift_up(&self, mut i: u32) {
+        let slot = self.get(self.heap_at(i));
+        let Some(s) = self.checked(slot) else { return };
+        let key = self.key(s);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            let p = self.get(self.heap_at(parent));
+            let Some(ps) = self.checked(p) else { break };
+            if self.key(ps) >= key {
+                break;
+            }
+            self.put(self.heap_at(i), p);
+            i = parent;
+        }
+        self.put(self.heap_at(i), slot);
+    }
+
+    fn sift_down(&self, mut i: u32, len: u32) {
+        let slot = self.get(self.heap_at(i));
+        let Some(s) = self.checked(slot) else { return };
+        let key = self.key(s);
+        loop {
+            let left = 2 * i + 1;
+            if left >= len {
+                break;
+            }
+            let mut child = left;
+            let mut child_slot = self.get(self.heap_at(left));
+            let right = left + 1;
+            if right < len {
+                let r = self.get(self.heap_at(right));
+                if let (Some(l), Some(rs)) = (self.checked(child_slot), self.checked(r)) {
+                    if self.key(rs) > self.key(l) {
+                        child = right;
+                        child_slot = r;
+                    }
+                }
+            }
+            let Some(c) = self.checked(child_slot) else {
+                break;
+            };
+            if self.key(c) <= key {
+                break;
+            }
+            self.put(self.heap_at(i), child_slot);
+            i = child;
+        }
+        self.put(self.heap_at(i), slot);
+    }
+
+    /// The message that a receive takes next; None when the queue is empty.
+    pub(crate) fn head(&self) -> Result<Option<Head>, Rebuilt> {
+        if self.heap_len() == 0 {
+            return Ok(None);
+        }
+        let slot = self.get(self.heap_at(0));
+        let Some(slot) = self.checked(slot) else {
+            return Err(self.rebuild());
+        };
+        let len = self.get(self.header(slot, LEN)) as usize;
+        if self.state(slot).load(Ordering::Relaxed) == 0 || len > self.shape.max_msg_size() {
+            return Err(self.rebuild());
+        }
+        Ok(Some(Head {
+            slot,
+            len,
+            priority: self.get(self.header(slot, PRIORITY)),
+            fingerprint: self
+                .u64_at(self.header(slot, FINGERPRINT))
+                .load(Ordering::Relaxed),
+            origin: self
+                .u64_at(self.header(slot, ORIGIN))
+                .load(Ordering::Relaxed),
+        }))
+    }
+
+    /// Copies the head's payload to `dst` (at least `head.len` bytes, not inside the block).
+    ///
+    /// # Safety
+    /// `head` came from [`head`](Self::head) under this same hold of the lock; `dst` is
+    /// valid for writes of `head.len` bytes.
+    pub(crate) unsafe fn read(&self, head: &Head, dst: *mut u8) {
+        // SAFETY: the payload holds `max_msg_size >= head.len` bytes of the block (checked
+        // by `head`), which only lock holders write; `dst` is the caller's.
+        unsafe { core::ptr::copy_nonoverlapping(self.payload(head.slot), dst, head.len) };
+    }
+
+    /// Takes the head (found by [`head`](Self::head) under this same hold of the lock) off
+    /// the queue: its state goes to 0 first (the commit), then the heap and the free stack
+    /// follow.
+    pub(crate) fn take(&self, head: &Head) {
+        point("receive: copied out, about to free the slot");
+        self.state(head.slot).store(0, Ordering::Release);
+        point("receive: slot freed (the commit)");
+        let len = self.heap_len() - 1;
+        let last = self.get(self.heap_at(len));
+        self.put(self.heap_at(0), last);
+        self.put(HEAP_LEN, len);
+        if len > 0 {
+            self.sift_down(0, len);
+        }
+        point("receive: heap fixed");
+        let free = self.get(FREE_LEN);
+        self.put(self.free_slot_at(free), head.slot);
+        point("receive: slot on the free stack, not yet counted");
+        self.put(FREE_LEN, free + 1);
+    }
+
+    /// Queues `msg` (at most `max_msg_size` bytes, checked by the caller); false when the
+    /// queue is full.
+    pub(crate) fn push(&self, msg: &Outgoing<'_>) -> Result<bool, Rebuilt> {
+        debug_assert!(msg.bytes.len() <= self.shape.max_msg_size());
+        let free = self.get(FREE_LEN);
+        if free == 0 {
+            return Ok(false);
+        }
+        let slot = self.get(self.free_slot_at(free - 1));
+        let Some(slot) = self.checked(slot) else {
+            return Err(self.rebuild());
+        };
+        if self.state(slot).load(Ordering::Relaxed) != 0 {
+            return Err(self.rebuild());
+        }
+        self.put(FREE_LEN, free - 1);
+        point("send: slot off the free stack");
+        // SAFETY: a free slot's payload, inside the block (`slot < max_msg`), holds
+        // `max_msg_size >= bytes.len()` bytes that nobody reads while the slot is free;
+        // the source is the caller's slice, outside the block. Copied as possibly
+        // uninitialised bytes: no `[u8]` is formed over them.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                msg.bytes.as_ptr().cast::<u8>(),
+                self.payload(slot),
+                msg.bytes.len(),
+            )
+        };
+        point("send: payload copied");
+        self.put(self.header(slot, LEN), msg.bytes.len() as u32);
+        self.put(self.header(slot, PRIORITY), msg.priority);
+        self.u64_at(self.header(slot, FINGERPRINT))
+            .store(msg.fingerprint, Ordering::Relaxed);
+        self.u64_at(self.header(slot, ORIGIN))
+            .store(msg.origin, Ordering::Relaxed);
+        let seq = self.u64_at(NEXT_SEQ).load(Ordering::Relaxed).max(1);
+        self.u64_at(NEXT_SEQ)
+            .store(seq.wrapping_add(1).max(1), Ordering::Relaxed);
+        point("send: header written");
+        // The commit: from here the message is queued, whatever happens to this process.
+        self.state(slot).store(seq, Ordering::Release);
+        point("send: queued (the commit)");
+        let len = self.heap_len();
+        self.put(self.heap_at(len), slot);
+        point("send: in the heap, not yet counted");
+        self.put(HEAP_LEN, len + 1);
+        point("send: counted");
+        self.sift_up(len);
+        point("send: heap ordered");
+        Ok(true)
+    }
+
+    /// Counts this thread among the receivers (`true`) or senders about to wait, or out
+    /// again. A waiter that dies stays counted: the count only makes the other side notify
+    /// when nobody waits; it saturates and never goes below zero.
+    pub(crate) fn count_waiter(&self, receiver: bool, enter: bool) {
+        let at = if receiver { RECV_WAITING } else { SEND_WAITING };
+        let n = self.get(at);
+        self.put(
+            at,
+            if enter {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            },
+        );
+    }
+
+    /// Whether receivers (`true`) or senders may be waiting.
+    pub(crate) fn waiting(&self, receiver: bool) -> bool {
+        self.get(if receiver { RECV_WAITING } else { SEND_WAITING }) != 0
+    }
+}
