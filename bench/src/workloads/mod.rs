@@ -6,6 +6,7 @@ pub mod alloc_free_mixed;
 pub mod alloc_many_free;
 pub mod baseline_std;
 pub mod create_segment;
+pub mod message_queue;
 pub mod mutex_uncontended;
 pub mod named;
 pub mod open_existing;
@@ -78,6 +79,26 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "pingpong_samecpu",
         run: pingpong::run_samecpu,
+    },
+    Group {
+        name: "mq_pingpong",
+        run: message_queue::run_pingpong,
+    },
+    Group {
+        name: "mq_pingpong_samecpu",
+        run: message_queue::run_pingpong_samecpu,
+    },
+    Group {
+        name: "mq_pingpong_poll",
+        run: message_queue::run_pingpong_poll,
+    },
+    Group {
+        name: "mq_throughput",
+        run: message_queue::run_throughput,
+    },
+    Group {
+        name: "posix_mq",
+        run: message_queue::run_posix,
     },
     Group {
         name: "handoff_latency",

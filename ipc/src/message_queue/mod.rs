@@ -253,11 +253,17 @@ impl MessageQueue {
                 max: self.max_msg_size(),
             });
         }
+        // Only possibly uninitialised bytes need their sender named (a `getpid` call).
+        let sender = if flags & origin::UNINIT != 0 {
+            origin::this_process()
+        } else {
+            0
+        };
         let msg = Outgoing {
             bytes,
             priority,
             fingerprint,
-            origin: flags | origin::this_process(),
+            origin: flags | sender,
         };
         let sent = self.transact(false, wait, |slots| {
             Ok(match slots.push(&msg) {

@@ -4,8 +4,8 @@
 //! queue ([`send_uninit`](super::MessageQueue::send_uninit)); in the process that wrote
 //! them they are still uninitialised, so that process must not read them back as `[u8]`.
 //! Another process reads what the kernel shows it of shared memory, which is initialised
-//! bytes. So the word names the sending process by a random token of its own, and flags
-//! what the bytes are.
+//! bytes. So the word flags what the bytes are, and names the sending process of
+//! uninitialised ones by a random token of its own (0 for other messages).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

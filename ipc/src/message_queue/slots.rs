@@ -3,22 +3,28 @@
 //! One block of the segment, owned by the queue (its first word is the owner tag):
 //!
 //! ```text
-//! tag | counters | slot headers (32 bytes each) | heap (u32 each) | free stack (u32 each) | payloads
+//! tag | counters | slot headers (40 bytes each) | lanes (16 bytes each) | free stack (u32 each) | payloads
 //! ```
 //!
 //! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
 //! number for a queued one. A send writes payload and header first and stores `state` last
 //! (one store: the message is queued whole or not at all); a receive copies the payload out
-//! and then stores 0 (taken exactly once). The heap of queued slot indices (priority, then
-//! sequence) and the stack of free ones are derived from the states: after a holder died
-//! mid-operation, or on bytes that do not add up (forged, or half-updated), they are
-//! rebuilt from the states alone ([`Locked::rebuild`]). Every index and length read from
-//! the block is checked before it is used, so no bytes make an access leave the block.
+//! and then stores 0 (taken exactly once).
+//!
+//! The order is derived from the states: one *lane* per priority with messages queued, a
+//! FIFO list of its slots (linked through the headers' `next`), the lanes sorted by
+//! priority so that a receive takes the head of the last one and a send appends to the
+//! tail of its own: both O(1) and a few cache lines, but for a send of a priority that has
+//! no lane yet (a binary search, and a shift of the lanes above it). The free slots are a
+//! stack. After a holder died mid-operation, or on bytes that do not add up (forged, or
+//! half-updated), lanes and stack are rebuilt from the states alone ([`Locked::rebuild`]).
+//! Every index and length read from the block is checked before it is used, so no bytes
+//! make an access leave the block.
 
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use shmkit_runtime::__private::crash::point;
 use shmkit_runtime::segment::owned::OWNER_TAG_BYTES;
@@ -28,16 +34,21 @@ const COUNTERS: usize = 24;
 /// Offset of the first slot header.
 const SLOTS_AT: usize = OWNER_TAG_BYTES + COUNTERS;
 /// Bytes of a slot header.
-const HEADER: usize = 32;
+const HEADER: usize = 40;
+/// Bytes of a lane: priority, head slot, tail slot, and 4 spare.
+const LANE: usize = 16;
+/// `next` of the last slot of a lane.
+const NONE: u32 = u32::MAX;
 /// Alignment of the payloads (and of the block).
 pub(crate) const ALIGN: usize = 16;
 
-/// Counter offsets.
-const HEAP_LEN: usize = OWNER_TAG_BYTES;
+/// Counter offsets: messages queued, free slots, lanes, the next sequence number, and the
+/// receivers and senders that may be waiting.
+const QUEUED: usize = OWNER_TAG_BYTES;
 const FREE_LEN: usize = OWNER_TAG_BYTES + 4;
 const NEXT_SEQ: usize = OWNER_TAG_BYTES + 8;
-const RECV_WAITING: usize = OWNER_TAG_BYTES + 16;
-const SEND_WAITING: usize = OWNER_TAG_BYTES + 20;
+const LANES_LEN: usize = OWNER_TAG_BYTES + 16;
+const WAITING: usize = OWNER_TAG_BYTES + 20;
 
 /// Offsets within a slot header.
 const STATE: usize = 0;
@@ -45,6 +56,12 @@ const LEN: usize = 8;
 const PRIORITY: usize = 12;
 const FINGERPRINT: usize = 16;
 const ORIGIN: usize = 24;
+const NEXT: usize = 32;
+
+/// Offsets within a lane.
+const LANE_PRIORITY: usize = 0;
+const LANE_HEAD: usize = 4;
+const LANE_TAIL: usize = 8;
 
 /// The most messages a queue holds (slot indices are `u32`, and a queue this long is
 /// already far past any use).
@@ -87,12 +104,12 @@ impl Shape {
         (self.max_msg_size as usize).next_multiple_of(ALIGN)
     }
 
-    fn heap_at(self) -> usize {
+    fn lanes_at(self) -> usize {
         SLOTS_AT + HEADER * self.max_msg()
     }
 
     fn free_at(self) -> usize {
-        self.heap_at() + 4 * self.max_msg()
+        self.lanes_at() + LANE * self.max_msg()
     }
 
     fn payloads_at(self) -> usize {
@@ -157,6 +174,12 @@ impl<'q> Locked<'q> {
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(at).cast()) }
     }
 
+    fn u16_at(&self, at: usize) -> &AtomicU16 {
+        debug_assert!(at % 2 == 0 && at + 2 <= self.len());
+        // SAFETY: as `u32_at`, for a 2-aligned half-word.
+        unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(at).cast()) }
+    }
+
     fn u64_at(&self, at: usize) -> &AtomicU64 {
         debug_assert!(at % 8 == 0 && at + 8 <= self.len());
         // SAFETY: as `u32_at`, for an 8-aligned word.
@@ -183,17 +206,13 @@ impl<'q> Locked<'q> {
         self.u64_at(self.header(slot, STATE))
     }
 
-    fn heap_len(&self) -> u32 {
-        self.get(HEAP_LEN)
-    }
-
     /// Messages queued.
     pub(crate) fn queued(&self) -> usize {
-        self.heap_len() as usize
+        self.get(QUEUED) as usize
     }
 
-    fn heap_at(&self, i: u32) -> usize {
-        self.shape.heap_at() + 4 * i as usize
+    fn lane(&self, i: u32, field: usize) -> usize {
+        self.shape.lanes_at() + LANE * i as usize + field
     }
 
     fn free_slot_at(&self, i: u32) -> usize {
@@ -210,11 +229,16 @@ impl<'q> Locked<'q> {
         }
     }
 
+    /// A slot index read from the block, if it is one.
+    fn checked(&self, slot: u32) -> Option<u32> {
+        (slot < self.shape.max_msg).then_some(slot)
+    }
+
     /// Whether the counters add up (a fresh or consistent block); otherwise rebuilds.
     pub(crate) fn check_counts(&self) -> Result<(), Rebuilt> {
         let n = self.shape.max_msg;
-        let (heap, free) = (self.heap_len(), self.get(FREE_LEN));
-        if heap <= n && free <= n && heap + free == n {
+        let (queued, free, lanes) = (self.get(QUEUED), self.get(FREE_LEN), self.get(LANES_LEN));
+        if queued <= n && free <= n && queued + free == n && lanes <= queued {
             Ok(())
         } else {
             Err(self.rebuild())
@@ -228,22 +252,21 @@ impl<'q> Locked<'q> {
             self.put(self.free_slot_at(i), n - 1 - i);
         }
         self.put(FREE_LEN, n);
-        self.put(HEAP_LEN, 0);
         self.u64_at(NEXT_SEQ).store(1, Ordering::Relaxed);
     }
 
-    /// Rebuilds the heap and the free stack from the slots' states, which are the truth: a
-    /// queued slot whose header is impossible (a length past the largest message) is freed,
-    /// as bytes no send wrote whole. Sequence numbers continue after the largest queued.
+    /// Rebuilds the lanes and the free stack from the slots' states, which are the truth:
+    /// a queued slot whose header is impossible (a length past the largest message) is
+    /// freed, as bytes no send wrote whole. Sequence numbers continue after the largest
+    /// queued.
     pub(crate) fn rebuild(&self) -> Rebuilt {
-        let (mut heap, mut free, mut top_seq) = (0u32, 0u32, 0u64);
+        let mut queued: Vec<(u32, u64, u32)> = Vec::new();
+        let mut free = 0u32;
         for slot in 0..self.shape.max_msg {
             let seq = self.state(slot).load(Ordering::Relaxed);
             let len = self.get(self.header(slot, LEN)) as usize;
             if seq != 0 && len <= self.shape.max_msg_size() {
-                self.put(self.heap_at(heap), slot);
-                heap += 1;
-                top_seq = top_seq.max(seq);
+                queued.push((self.get(self.header(slot, PRIORITY)), seq, slot));
             } else {
                 self.state(slot).store(0, Ordering::Relaxed);
                 self.put(self.free_slot_at(free), slot);
@@ -251,99 +274,54 @@ impl<'q> Locked<'q> {
             }
             point("repair: a slot sorted");
         }
-        self.put(HEAP_LEN, heap);
-        self.put(FREE_LEN, free);
-        for i in (0..heap / 2).rev() {
-            self.sift_down(i, heap);
+        queued.sort_unstable();
+        let mut lanes = 0u32;
+        for (i, &(priority, _, slot)) in queued.iter().enumerate() {
+            let same_lane = i > 0 && queued[i - 1].0 == priority;
+            if same_lane {
+                self.put(self.header(queued[i - 1].2, NEXT), slot);
+            } else {
+                self.put(self.lane(lanes, LANE_PRIORITY), priority);
+                self.put(self.lane(lanes, LANE_HEAD), slot);
+                lanes += 1;
+            }
+            self.put(self.lane(lanes - 1, LANE_TAIL), slot);
+            self.put(self.header(slot, NEXT), NONE);
         }
-        let next = self.u64_at(NEXT_SEQ).load(Ordering::Relaxed);
-        if next <= top_seq {
+        self.put(LANES_LEN, lanes);
+        self.put(QUEUED, queued.len() as u32);
+        self.put(FREE_LEN, free);
+        let top_seq = queued.iter().map(|&(_, seq, _)| seq).max().unwrap_or(0);
+        if self.u64_at(NEXT_SEQ).load(Ordering::Relaxed) <= top_seq {
             self.u64_at(NEXT_SEQ)
                 .store(top_seq.wrapping_add(1).max(1), Ordering::Relaxed);
         }
         Rebuilt
     }
 
-    /// The key a heap orders by: higher priority first, then lower sequence (FIFO).
-    fn key(&self, slot: u32) -> (u32, core::cmp::Reverse<u64>) {
-        (
-            self.get(self.header(slot, PRIORITY)),
-            core::cmp::Reverse(self.state(slot).load(Ordering::Relaxed)),
-        )
-    }
-
-    /// A slot index read from the heap or the free stack, if it is one.
-    fn checked(&self, slot: u32) -> Option<u32> {
-        (slot < self.shape.max_msg).then_some(slot)
-    }
-
-    fn sift_up(&self, mut i: u32) {
-        let slot = self.get(self.heap_at(i));
-        let Some(s) = self.checked(slot) else { return };
-        let key = self.key(s);
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            let p = self.get(self.heap_at(parent));
-            let Some(ps) = self.checked(p) else { break };
-            if self.key(ps) >= key {
-                break;
-            }
-            self.put(self.heap_at(i), p);
-            i = parent;
-        }
-        self.put(self.heap_at(i), slot);
-    }
-
-    fn sift_down(&self, mut i: u32, len: u32) {
-        let slot = self.get(self.heap_at(i));
-        let Some(s) = self.checked(slot) else { return };
-        let key = self.key(s);
-        loop {
-            let left = 2 * i + 1;
-            if left >= len {
-                break;
-            }
-            let mut child = left;
-            let mut child_slot = self.get(self.heap_at(left));
-            let right = left + 1;
-            if right < len {
-                let r = self.get(self.heap_at(right));
-                if let (Some(l), Some(rs)) = (self.checked(child_slot), self.checked(r)) {
-                    if self.key(rs) > self.key(l) {
-                        child = right;
-                        child_slot = r;
-                    }
-                }
-            }
-            let Some(c) = self.checked(child_slot) else {
-                break;
-            };
-            if self.key(c) <= key {
-                break;
-            }
-            self.put(self.heap_at(i), child_slot);
-            i = child;
-        }
-        self.put(self.heap_at(i), slot);
-    }
-
-    /// The message that a receive takes next; None when the queue is empty.
+    /// The message that a receive takes next, the head of the last lane; None when the
+    /// queue is empty.
     pub(crate) fn head(&self) -> Result<Option<Head>, Rebuilt> {
-        if self.heap_len() == 0 {
+        let lanes = self.get(LANES_LEN);
+        if lanes == 0 {
             return Ok(None);
         }
-        let slot = self.get(self.heap_at(0));
-        let Some(slot) = self.checked(slot) else {
+        let lane = lanes - 1;
+        let Some(slot) = self.checked(self.get(self.lane(lane, LANE_HEAD))) else {
             return Err(self.rebuild());
         };
         let len = self.get(self.header(slot, LEN)) as usize;
-        if self.state(slot).load(Ordering::Relaxed) == 0 || len > self.shape.max_msg_size() {
+        let priority = self.get(self.header(slot, PRIORITY));
+        if self.state(slot).load(Ordering::Relaxed) == 0
+            || len > self.shape.max_msg_size()
+            || priority != self.get(self.lane(lane, LANE_PRIORITY))
+        {
             return Err(self.rebuild());
         }
         Ok(Some(Head {
             slot,
             len,
-            priority: self.get(self.header(slot, PRIORITY)),
+            priority,
             fingerprint: self
                 .u64_at(self.header(slot, FINGERPRINT))
                 .load(Ordering::Relaxed),
@@ -365,20 +343,23 @@ impl<'q> Locked<'q> {
     }
 
     /// Takes the head (found by [`head`](Self::head) under this same hold of the lock) off
-    /// the queue: its state goes to 0 first (the commit), then the heap and the free stack
+    /// the queue: its state goes to 0 first (the commit), then the lane and the free stack
     /// follow.
     pub(crate) fn take(&self, head: &Head) {
         point("receive: copied out, about to free the slot");
         self.state(head.slot).store(0, Ordering::Release);
         point("receive: slot freed (the commit)");
-        let len = self.heap_len() - 1;
-        let last = self.get(self.heap_at(len));
-        self.put(self.heap_at(0), last);
-        self.put(HEAP_LEN, len);
-        if len > 0 {
-            self.sift_down(0, len);
+        let lane = self.get(LANES_LEN) - 1;
+        if self.get(self.lane(lane, LANE_TAIL)) == head.slot {
+            self.put(LANES_LEN, lane);
+        } else {
+            self.put(
+                self.lane(lane, LANE_HEAD),
+                self.get(self.header(head.slot, NEXT)),
+            );
         }
-        point("receive: heap fixed");
+        point("receive: lane moved on");
+        self.put(QUEUED, self.get(QUEUED) - 1);
         let free = self.get(FREE_LEN);
         self.put(self.free_slot_at(free), head.slot);
         point("receive: slot on the free stack, not yet counted");
@@ -393,13 +374,22 @@ impl<'q> Locked<'q> {
         if free == 0 {
             return Ok(false);
         }
-        let slot = self.get(self.free_slot_at(free - 1));
-        let Some(slot) = self.checked(slot) else {
+        let Some(slot) = self.checked(self.get(self.free_slot_at(free - 1))) else {
             return Err(self.rebuild());
         };
         if self.state(slot).load(Ordering::Relaxed) != 0 {
             return Err(self.rebuild());
         }
+        let (lane, found) = self.find_lane(msg.priority);
+        let tail = if found {
+            let tail = self.checked(self.get(self.lane(lane, LANE_TAIL)));
+            match tail.filter(|&t| self.state(t).load(Ordering::Relaxed) != 0) {
+                Some(tail) => Some(tail),
+                None => return Err(self.rebuild()),
+            }
+        } else {
+            None
+        };
         self.put(FREE_LEN, free - 1);
         point("send: slot off the free stack");
         // SAFETY: a free slot's payload, inside the block (`slot < max_msg`), holds
@@ -416,6 +406,7 @@ impl<'q> Locked<'q> {
         point("send: payload copied");
         self.put(self.header(slot, LEN), msg.bytes.len() as u32);
         self.put(self.header(slot, PRIORITY), msg.priority);
+        self.put(self.header(slot, NEXT), NONE);
         self.u64_at(self.header(slot, FINGERPRINT))
             .store(msg.fingerprint, Ordering::Relaxed);
         self.u64_at(self.header(slot, ORIGIN))
@@ -427,34 +418,65 @@ impl<'q> Locked<'q> {
         // The commit: from here the message is queued, whatever happens to this process.
         self.state(slot).store(seq, Ordering::Release);
         point("send: queued (the commit)");
-        let len = self.heap_len();
-        self.put(self.heap_at(len), slot);
-        point("send: in the heap, not yet counted");
-        self.put(HEAP_LEN, len + 1);
-        point("send: counted");
-        self.sift_up(len);
-        point("send: heap ordered");
+        match tail {
+            Some(tail) => self.put(self.header(tail, NEXT), slot),
+            None => self.open_lane(lane, msg.priority, slot),
+        }
+        point("send: linked, not yet at the tail");
+        self.put(self.lane(lane, LANE_TAIL), slot);
+        point("send: at the tail");
+        self.put(QUEUED, self.get(QUEUED) + 1);
         Ok(true)
+    }
+
+    /// Where the lane of `priority` is (true) or would go (false) among the sorted lanes.
+    fn find_lane(&self, priority: u32) -> (u32, bool) {
+        let lanes = self.get(LANES_LEN);
+        // The common case: the highest priority, or one of the top few.
+        let (mut lo, mut hi) = (0, lanes);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let p = self.get(self.lane(mid, LANE_PRIORITY));
+            match p.cmp(&priority) {
+                core::cmp::Ordering::Less => lo = mid + 1,
+                core::cmp::Ordering::Greater => hi = mid,
+                core::cmp::Ordering::Equal => return (mid, true),
+            }
+        }
+        (lo, false)
+    }
+
+    /// Makes room at `at` among the lanes and opens a lane there holding `slot` alone.
+    fn open_lane(&self, at: u32, priority: u32, slot: u32) {
+        let lanes = self.get(LANES_LEN);
+        for i in (at..lanes).rev() {
+            for field in [LANE_PRIORITY, LANE_HEAD, LANE_TAIL] {
+                self.put(self.lane(i + 1, field), self.get(self.lane(i, field)));
+            }
+        }
+        self.put(self.lane(at, LANE_PRIORITY), priority);
+        self.put(self.lane(at, LANE_HEAD), slot);
+        self.put(LANES_LEN, lanes + 1);
     }
 
     /// Counts this thread among the receivers (`true`) or senders about to wait, or out
     /// again. A waiter that dies stays counted: the count only makes the other side notify
     /// when nobody waits; it saturates and never goes below zero.
     pub(crate) fn count_waiter(&self, receiver: bool, enter: bool) {
-        let at = if receiver { RECV_WAITING } else { SEND_WAITING };
-        let n = self.get(at);
-        self.put(
-            at,
-            if enter {
-                n.saturating_add(1)
-            } else {
-                n.saturating_sub(1)
-            },
-        );
+        let at = WAITING + if receiver { 0 } else { 2 };
+        let n = self.u16_at(at).load(Ordering::Relaxed);
+        let n = if enter {
+            n.saturating_add(1)
+        } else {
+            n.saturating_sub(1)
+        };
+        self.u16_at(at).store(n, Ordering::Relaxed);
     }
 
     /// Whether receivers (`true`) or senders may be waiting.
     pub(crate) fn waiting(&self, receiver: bool) -> bool {
-        self.get(if receiver { RECV_WAITING } else { SEND_WAITING }) != 0
+        self.u16_at(WAITING + if receiver { 0 } else { 2 })
+            .load(Ordering::Relaxed)
+            != 0
     }
 }
