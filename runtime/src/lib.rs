@@ -51,7 +51,7 @@ pub mod test_hooks;
 pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
-    type_fingerprint_of, FieldSchema, Invalid, NoPadding, PositionIndependent, Schema, SchemaDiff,
+    type_fingerprint_of, FieldSchema, Invalid, PositionIndependent, Schema, SchemaDiff,
     SchemaKind, ShmDerefMut, ShmImmutable, ShmMut, ShmObservable, ShmRoot, ShmSafe, VariantSchema,
 };
 pub use manager::header::MIN_SEGMENT_SIZE;

@@ -67,7 +67,7 @@ pub use fingerprint::{
 pub use guard::{ShmDerefMut, ShmMut};
 pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
 pub use traits::{
-    ForwardsImmutable, NoPadding, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,
+    ForwardsImmutable, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,
     ShmSafe,
 };
 pub use validity::{payload_start, variant_field_offset, Invalid};

@@ -126,19 +126,6 @@ pub unsafe trait ShmSafe: Sized {
 )]
 pub unsafe trait PositionIndependent: ShmSafe {}
 
-/// TEMPORARY (replaced by the derive's trait): every byte of a value is initialised.
-///
-/// # Safety
-/// No padding, no uninitialised bytes, no interior mutability.
-pub unsafe trait NoPadding: ShmSafe + PositionIndependent {}
-macro_rules! no_padding { ($($t:ty)*) => { $(
-// SAFETY: primitive without padding.
-unsafe impl NoPadding for $t {}
-)* } }
-no_padding!(u8 u16 u32 u64 u128 i8 i16 i32 i64 i128 usize isize f32 f64 bool char);
-// SAFETY: arrays of such.
-unsafe impl<T: NoPadding, const N: usize> NoPadding for [T; N] {}
-
 /// A [`ShmSafe`] type with no interior mutability, neither in its own bytes nor behind its
 /// [`OffsetPtr`](crate::OffsetPtr)s (nor, later, in its containers' elements): no atomics,
 /// locks or `UnsafeCell`. Only such types are handed out by a read-only mapping, whose bytes
