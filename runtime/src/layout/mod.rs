@@ -1,8 +1,8 @@
 //! What may live in a segment, and how a value that lives there may be mutated: the
-//! traits ([`ShmSafe`], [`PositionIndependent`], [`ShmRoot`]) with their impls for std types
-//! (`traits`), the guard [`ShmMut`] (`guard`), layout descriptions ([`Schema`], `schema`) and
-//! the fingerprints computed from them (`fingerprint`), and what a validator reports
-//! (`validity`).
+//! traits ([`ShmSafe`], [`PositionIndependent`], [`NoPadding`], [`ShmRoot`]) with their
+//! impls for std types (`traits`), the guard [`ShmMut`] (`guard`), layout descriptions
+//! ([`Schema`], `schema`) and the fingerprints computed from them (`fingerprint`), and what
+//! a validator reports (`validity`).
 //!
 //! # Why a guard instead of `&mut T`
 //!
@@ -67,7 +67,7 @@ pub use fingerprint::{
 pub use guard::{ShmDerefMut, ShmMut};
 pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
 pub use traits::{
-    ForwardsImmutable, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,
+    ForwardsImmutable, NoPadding, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,
     ShmSafe,
 };
 pub use validity::{payload_start, variant_field_offset, Invalid};

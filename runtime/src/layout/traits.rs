@@ -1,8 +1,8 @@
 //! What may live in a segment: [`ShmSafe`], its plain-data refinement
-//! [`PositionIndependent`] and its no-interior-mutability refinement [`ShmImmutable`],
-//! implemented here for primitives, atomics, arrays, tuples and a few std wrappers; and
-//! [`ShmRoot`], the segment root. The [layout module](super) says why the traits are
-//! separate.
+//! [`PositionIndependent`] (and that one's no-uninitialised-byte refinement [`NoPadding`])
+//! and its no-interior-mutability refinement [`ShmImmutable`], implemented here for
+//! primitives, atomics, arrays, tuples and a few std wrappers; and [`ShmRoot`], the segment
+//! root. The [layout module](super) says why the traits are separate.
 
 use core::cmp::Reverse;
 use core::marker::PhantomData;
@@ -126,6 +126,36 @@ pub unsafe trait ShmSafe: Sized {
 )]
 pub unsafe trait PositionIndependent: ShmSafe {}
 
+/// A [`PositionIndependent`] type every byte of which is initialised in every value: no
+/// padding, no uninitialised bytes anywhere, recursively (in its fields, their fields, the
+/// elements of its arrays). So a `&T` may be read as `size_of::<T>()` initialised bytes
+/// (`slice::from_raw_parts(ptr.cast::<u8>(), size_of::<T>())`), and those bytes sent, as a
+/// message queue does, with no uninitialised byte on the wire (reading padding as `u8` is
+/// undefined behaviour, and would leak whatever the bytes held before).
+///
+/// `#[derive(ShmSafe, NoPadding)]` implements it for a non-generic `#[repr(C)]` (or
+/// `transparent`) struct whose fields are all `NoPadding` and whose size is the sum of
+/// theirs (a compile-time check), and for a fieldless enum with an integer `repr`.
+/// Implemented here for the integers, `NonZero` integers, floats, `bool`, `char`, `()`,
+/// `PhantomData`, arrays and `Wrapping`/`Reverse` of `NoPadding` types. Not for tuples
+/// (their layout may have padding), `Option` (a `None` may leave its payload's bytes
+/// uninitialised), `MaybeUninit`, nor atomics and other types with interior mutability
+/// (their bytes may change while they are read as bytes through `&T`).
+///
+/// The bytes make a valid value only where [`ShmSafe::validate`] says so (`bool`, `char`
+/// and enums have invalid bit patterns): a receiver checks what it reads.
+///
+/// # Safety
+///
+/// For every value of the type, all `size_of::<Self>()` bytes are initialised, and none of
+/// them is ever written through a `&Self` (no interior mutability).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may have padding or uninitialised bytes, so its bytes cannot be read as they are",
+    label = "not NoPadding",
+    note = "derive it with #[derive(ShmSafe, NoPadding)] on a #[repr(C)] struct without padding (add explicit `[u8; N]` fields where padding would be) or a fieldless enum with an integer repr; tuples, `Option`, `MaybeUninit` and atomics are never NoPadding"
+)]
+pub unsafe trait NoPadding: ShmSafe + PositionIndependent {}
+
 /// A [`ShmSafe`] type with no interior mutability, neither in its own bytes nor behind its
 /// [`OffsetPtr`](crate::OffsetPtr)s (nor, later, in its containers' elements): no atomics,
 /// locks or `UnsafeCell`. Only such types are handed out by a read-only mapping, whose bytes
@@ -239,6 +269,32 @@ macro_rules! plain_data {
 plain_data!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
 plain_data!(f32, f64, ());
 
+/// Implements [`NoPadding`] for plain values: primitives and `NonZero` integers.
+macro_rules! no_padding {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: a primitive value (an integer, a float, a `bool`, a `char`, or `()` with no
+        // bytes at all): each of its bytes is initialised, and it has no interior mutability.
+        unsafe impl NoPadding for $t {}
+    )*};
+}
+
+no_padding!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+no_padding!(f32, f64, bool, char, ());
+no_padding!(
+    NonZeroU8,
+    NonZeroU16,
+    NonZeroU32,
+    NonZeroU64,
+    NonZeroU128,
+    NonZeroUsize,
+    NonZeroI8,
+    NonZeroI16,
+    NonZeroI32,
+    NonZeroI64,
+    NonZeroI128,
+    NonZeroIsize,
+);
+
 /// Implements the traits for plain values with invalid bit patterns: `$valid` says whether
 /// the bytes at `$p` (a `*const Self`) are a valid value, `$expected` what a valid one is.
 macro_rules! checked_data {
@@ -350,6 +406,8 @@ unsafe impl<T: ?Sized> PositionIndependent for PhantomData<T> {}
 unsafe impl<T: ?Sized> ShmImmutable for PhantomData<T> {}
 // SAFETY: immutable whatever it names.
 unsafe impl<T: ?Sized> ForwardsImmutable for PhantomData<T> {}
+// SAFETY: no bytes at all, so none of them is uninitialised or mutable.
+unsafe impl<T: ?Sized> NoPadding for PhantomData<T> {}
 
 // SAFETY: the bytes, initialised or not, are those of a position-independent `T`, so no
 // pointer in them needs fixing (which could not be done without knowing they are initialised).
@@ -392,6 +450,8 @@ macro_rules! transparent_wrapper {
         unsafe impl<T: ShmImmutable> ShmImmutable for $w<T> {}
         // SAFETY: the impl above asks only `T: ShmImmutable`.
         unsafe impl<T> ForwardsImmutable for $w<T> {}
+        // SAFETY: the same bytes as a `T`, all of which are initialised and immutable.
+        unsafe impl<T: NoPadding> NoPadding for $w<T> {}
     )*};
 }
 
@@ -427,6 +487,10 @@ unsafe impl<T: PositionIndependent, const N: usize> PositionIndependent for [T; 
 unsafe impl<T: ShmImmutable, const N: usize> ShmImmutable for [T; N] {}
 // SAFETY: elements are accessed as elements, and an array's `validate` validates each.
 unsafe impl<T: ShmObservable, const N: usize> ShmObservable for [T; N] {}
+// SAFETY: the elements are laid out back to back with no gap (an array's size is `N` times
+// its element's, whose size is a multiple of its alignment), and each element's bytes are
+// all initialised and immutable.
+unsafe impl<T: NoPadding, const N: usize> NoPadding for [T; N] {}
 
 // SAFETY: the pointer's own bytes change only through `&mut`, and its target is immutable.
 unsafe impl<T: ShmImmutable> ShmImmutable for crate::OffsetPtr<T> {}
@@ -507,6 +571,22 @@ mod tests {
         assert_position_independent::<MaybeUninit<[u16; 3]>>();
         assert_position_independent::<Reverse<Wrapping<u32>>>();
         assert_position_independent::<PhantomData<*const u8>>();
+    }
+
+    fn assert_no_padding<T: NoPadding>() {}
+
+    #[test]
+    fn primitives_arrays_and_wrappers_have_no_padding() {
+        assert_no_padding::<u8>();
+        assert_no_padding::<i128>();
+        assert_no_padding::<f64>();
+        assert_no_padding::<bool>();
+        assert_no_padding::<char>();
+        assert_no_padding::<()>();
+        assert_no_padding::<NonZeroU64>();
+        assert_no_padding::<PhantomData<*const u8>>();
+        assert_no_padding::<[[u16; 3]; 0]>();
+        assert_no_padding::<[Reverse<Wrapping<u32>>; 4]>();
     }
 
     #[test]
