@@ -7,7 +7,7 @@ pub use shmkit_containers as containers;
 pub use shmkit_ipc as ipc;
 pub use shmkit_ipc::{MessageQueue, NamedMessageQueue};
 pub use shmkit_macros as macros;
-pub use shmkit_macros::{shm_segment, ShmSafe};
+pub use shmkit_macros::{shm_segment, NoPadding, ShmSafe};
 pub use shmkit_runtime::*;
 
 /// The traits that give methods to values in a segment: `use shmkit::prelude::*;` and a

@@ -1,4 +1,5 @@
-//! Procedural macros of shmkit: `#[derive(ShmSafe)]` and `#[shm_segment]`.
+//! Procedural macros of shmkit: `#[derive(ShmSafe)]`, `#[derive(NoPadding)]` and
+//! `#[shm_segment]`.
 //!
 //! Expansions name the runtime through the facade by absolute paths (`::shmkit::…`,
 //! `::core::…`), so they work in any module, `#![no_implicit_prelude]` ones included.
@@ -68,6 +69,29 @@
 //!   position-independent type derefs mutably, so plain fields behave as `&mut`
 //!   (`*db.hits_mut() += 1`), while a position-dependent field's guard offers only
 //!   in-place operations. Import the trait where it is used outside its module.
+//!
+//! # `#[derive(NoPadding)]`
+//!
+//! Implements the marker trait `NoPadding` (every byte of every value is initialised, so a
+//! `&T` may be read as `size_of::<T>()` bytes, as a message queue sends them), next to
+//! `ShmSafe`, which it requires (`#[derive(ShmSafe, NoPadding)]`; the trait and the derive
+//! share a name, as serde's `Serialize` trait and derive do). A type that is not `ShmSafe`
+//! is an error saying to derive it (the impl applies where the supertraits hold, and an
+//! assertion asks `ShmSafe`, whose message is the helpful one). It accepts
+//!
+//! - a non-generic struct (named, tuple or unit) with `#[repr(C)]` or
+//!   `#[repr(transparent)]`: every field type must be `NoPadding` (checked per field, the
+//!   error at the field type; tuples, `Option`, atomics and `OffsetPtr` are not), and a
+//!   `const` assertion checks that the struct's size is the sum of its fields' sizes, so a
+//!   struct with padding between or after its fields fails to compile with a message naming
+//!   it (fill the gaps with explicit `[u8; N]` fields);
+//! - a fieldless enum with an explicit integer `repr` (`#[repr(u8)]`): its bytes are the
+//!   tag's.
+//!
+//! It refuses generic types (at the generics: a padding check per instantiation cannot be
+//! written on stable Rust, as an impl has no place to run a `const` assertion for each),
+//! enums with fields (a smaller variant leaves bytes uninitialised), unions, a missing
+//! `repr` and `repr(packed)` (refused by `ShmSafe` too). `#[shm(crate = "path")]` applies.
 
 mod expand;
 mod internals;
@@ -79,6 +103,16 @@ use proc_macro::TokenStream;
 pub fn derive_shm_safe(input: TokenStream) -> TokenStream {
     match syn::parse::<syn::DeriveInput>(input) {
         Ok(input) => expand::derive::derive(&input).into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Derives `NoPadding` for a struct without padding or a fieldless enum: see the crate
+/// docs.
+#[proc_macro_derive(NoPadding, attributes(shm))]
+pub fn derive_no_padding(input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => expand::no_padding::derive(&input).into(),
         Err(e) => e.into_compile_error().into(),
     }
 }
@@ -132,13 +166,20 @@ mod tests {
         "#[shm(crate = \"\")] #[shm(crate)] #[shm] #[shm = 1] struct A;",
         "#[shm(crate = \"a\", crate = \"b\")] #[repr(C)] struct A { #[shm] x: u8 }",
         "#[shm(crate = \"a b\")] #[repr(u8)] enum E { #[shm(crate = \"c\")] A }",
+        "#[repr(transparent)] struct A(u32, ::core::marker::PhantomData<Self>);",
+        "#[repr(C)] struct A where u8: Copy, Self: Sized { a: [Self; 0] }",
+        "#[repr(C, u8)] enum E { A, B {}, C() }",
+        "#[repr(u8)] enum E { A = 1, B = 3 }",
+        "#[repr(C)] union U { a: u8, b: u32 }",
+        "#[repr(C)] struct A<'a, T: 'a>(T) where T: Copy;",
     ];
 
     #[test]
-    fn derive_never_panics() {
+    fn derives_never_panic() {
         for src in INPUTS {
             if let Ok(input) = syn::parse_str::<syn::DeriveInput>(src) {
                 let _ = crate::expand::derive::derive(&input);
+                let _ = crate::expand::no_padding::derive(&input);
             }
         }
     }
@@ -203,6 +244,46 @@ mod tests {
             assert!(text.contains("my_shm :: ShmSafe"), "{text}");
             assert!(!text.contains("shmkit ::"), "{text}");
             assert!(!text.contains("compile_error"), "{text}");
+        }
+        let plain: syn::DeriveInput =
+            syn::parse_str("#[shm(crate = \"my_shm\")] #[repr(C)] struct P { e: [u8; 2] }")
+                .unwrap();
+        let text = crate::expand::no_padding::derive(&plain).to_string();
+        assert!(text.contains("my_shm :: NoPadding"), "{text}");
+        assert!(!text.contains("shmkit ::"), "{text}");
+        assert!(!text.contains("compile_error"), "{text}");
+    }
+
+    #[test]
+    fn no_padding_refuses_what_may_hold_uninitialised_bytes() {
+        let refused = |src: &str| -> Vec<String> {
+            let input: syn::DeriveInput = syn::parse_str(src).unwrap();
+            match crate::internals::no_padding::NoPaddingInput::from_ast(&input) {
+                Ok(_) => panic!("accepted: {src}"),
+                Err(r) => r.errors.into_iter().map(|e| e.to_string()).collect(),
+            }
+        };
+        let generic = refused("#[repr(C)] struct A<T, const N: usize>([T; N]);");
+        assert_eq!(generic.len(), 1, "{generic:?}");
+        assert!(generic[0].contains("generic type"));
+        let with_fields = refused("#[repr(u8)] enum E { A, B(u8), C { x: u16 }, D {} }");
+        assert_eq!(with_fields.len(), 2, "{with_fields:?}");
+        assert!(with_fields.iter().all(|m| m.contains("enum with fields")));
+        assert!(refused("#[repr(C)] union U { a: u8 }")[0].contains("union"));
+        assert!(refused("struct A(u8);")[0].contains("#[repr(C)]"));
+        assert!(refused("#[repr(C)] enum E { A }")[0].contains("#[repr(u8)]"));
+        assert!(refused("#[repr(C, packed)] struct A(u8);")[0].contains("packed"));
+        for accepted in [
+            "#[repr(C)] struct A;",
+            "#[repr(C)] struct A { a: u32, b: [u8; 4] }",
+            "#[repr(transparent)] struct A(u64);",
+            "#[repr(i16)] enum E { A = -1, B, C() }",
+        ] {
+            let input: syn::DeriveInput = syn::parse_str(accepted).unwrap();
+            assert!(
+                crate::internals::no_padding::NoPaddingInput::from_ast(&input).is_ok(),
+                "{accepted}"
+            );
         }
     }
 }

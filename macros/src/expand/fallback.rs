@@ -29,6 +29,21 @@ pub fn shm_safe(ident: &Ident, generics: &Generics, krate: &syn::Path) -> TokenS
     }
 }
 
+/// `NoPadding` with no checks, where the type is `PositionIndependent` (and so `ShmSafe`):
+/// the `for<'_>` bound keeps a type that is not from adding an error at this impl.
+pub fn no_padding(ident: &Ident, generics: &Generics, krate: &syn::Path) -> TokenStream {
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let preds = where_clause.map(|w| {
+        let p = w.predicates.iter();
+        quote!(#(#p,)*)
+    });
+    quote! {
+        // SAFETY: never compiled into a program: the errors next to it fail the build.
+        unsafe impl #impl_generics #krate::NoPadding for #ident #ty_generics
+            where #preds for<'__shmkit> #ident #ty_generics: #krate::PositionIndependent {}
+    }
+}
+
 /// `ShmRoot` with the fallback's empty schema.
 pub fn root(ident: &Ident, generics: &Generics, krate: &syn::Path) -> TokenStream {
     let root_name = LitStr::new(&ident.to_string(), ident.span());

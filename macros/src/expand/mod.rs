@@ -3,6 +3,7 @@
 
 pub mod derive;
 mod fallback;
+pub mod no_padding;
 pub mod segment;
 
 use proc_macro2::{Span, TokenStream};

@@ -60,11 +60,7 @@ impl Container {
         let mut errors = Vec::new();
         let repr = Repr::from_attrs(&input.attrs, &mut errors);
         let krate = attr::crate_path(&input.attrs, &mut errors);
-        let self_ty = {
-            let ident = &input.ident;
-            let (_, ty_generics, _) = input.generics.split_for_impl();
-            quote!(#ident #ty_generics)
-        };
+        let self_ty = self_type(input);
         let data = match &input.data {
             syn::Data::Struct(s) => Data::Struct(
                 style(&s.fields),
@@ -166,15 +162,7 @@ fn fields_of(fields: &Fields, self_ty: &TokenStream, errors: &mut Vec<syn::Error
 }
 
 fn field(i: usize, f: &syn::Field, self_ty: &TokenStream, errors: &mut Vec<syn::Error>) -> Field {
-    let tokens = f.ty.to_token_stream();
-    let ty = if tokens.clone().into_iter().any(|t| mentions_self(&t)) {
-        syn::parse2(replace_self(tokens, self_ty)).unwrap_or_else(|e| {
-            errors.push(e);
-            f.ty.clone()
-        })
-    } else {
-        f.ty.clone()
-    };
+    let ty = spell_out_self(&f.ty, self_ty, errors);
     let (member, accessor, name) = match &f.ident {
         Some(id) => {
             let name = id.to_string().trim_start_matches("r#").to_string();
@@ -196,6 +184,26 @@ fn field(i: usize, f: &syn::Field, self_ty: &TokenStream, errors: &mut Vec<syn::
         accessor,
         ty,
         vis: f.vis.clone(),
+    }
+}
+
+/// The type itself as its field types would name it: `Name<T, N>`.
+pub fn self_type(input: &DeriveInput) -> TokenStream {
+    let ident = &input.ident;
+    let (_, ty_generics, _) = input.generics.split_for_impl();
+    quote!(#ident #ty_generics)
+}
+
+/// A field type with each `Self` in it replaced by `self_ty` (see [`replace_self`]).
+pub fn spell_out_self(ty: &Type, self_ty: &TokenStream, errors: &mut Vec<syn::Error>) -> Type {
+    let tokens = ty.to_token_stream();
+    if tokens.clone().into_iter().any(|t| mentions_self(&t)) {
+        syn::parse2(replace_self(tokens, self_ty)).unwrap_or_else(|e| {
+            errors.push(e);
+            ty.clone()
+        })
+    } else {
+        ty.clone()
     }
 }
 

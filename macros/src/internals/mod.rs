@@ -1,10 +1,11 @@
 //! Parsing and validation: from the macro input to a checked model ([`ast::Container`],
-//! [`segment::Segment`]) or the errors that refuse it. Code generation (`crate::expand`)
-//! reads only the model.
+//! [`no_padding::NoPaddingInput`], [`segment::Segment`]) or the errors that refuse it. Code
+//! generation (`crate::expand`) reads only the model.
 
 pub mod ast;
 pub mod attr;
 pub mod check;
+pub mod no_padding;
 pub mod segment;
 pub mod std_types;
 
