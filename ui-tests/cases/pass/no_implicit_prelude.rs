@@ -21,6 +21,19 @@ mod types {
     #[repr(C)]
     pub struct Tuple(pub u8, pub (u16, u32));
 
+    #[derive(::shmkit::ShmSafe, ::shmkit::NoPadding)]
+    #[repr(C)]
+    pub struct Sample {
+        pub kind: Kind,
+        pub value: [u8; 3],
+    }
+
+    #[derive(::shmkit::ShmSafe, ::shmkit::NoPadding)]
+    #[repr(u8)]
+    pub enum Kind {
+        One,
+    }
+
     #[::shmkit::shm_segment(name = "hygiene")]
     #[derive(::core::default::Default)]
     pub struct Db {
@@ -36,6 +49,8 @@ fn main() {
 
     ::std::assert_eq!(<types::Db as ShmRoot>::ROOT_NAME, "hygiene");
     ::std::assert!(<Link as ::shmkit::ShmSafe>::SCHEMA.is_some());
+    fn no_padding<T: ::shmkit::NoPadding>() {}
+    no_padding::<types::Sample>();
     let mut segment = ::shmkit::ManagedHeapMemory::new(1 << 16).unwrap();
     *segment.root_mut::<types::Db>().unwrap().hits_mut() += 1;
     ::std::assert_eq!(segment.root::<types::Db>().unwrap().hits, 1);

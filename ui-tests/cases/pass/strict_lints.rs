@@ -2,7 +2,7 @@
 #![deny(warnings, missing_docs, unsafe_op_in_unsafe_fn, unused_qualifications)]
 //! A crate that documents everything.
 
-use shmkit::{shm_segment, OffsetPtr, ShmSafe};
+use shmkit::{shm_segment, NoPadding, OffsetPtr, ShmSafe};
 
 /// A point.
 #[derive(ShmSafe, Default)]
@@ -25,6 +25,24 @@ pub enum Link {
     To(OffsetPtr<Point>),
 }
 
+/// A sample, sent as bytes.
+#[derive(ShmSafe, NoPadding)]
+#[repr(C)]
+pub struct Sample {
+    /// Which.
+    pub kind: Kind,
+    /// Value.
+    pub value: [u8; 3],
+}
+
+/// A kind.
+#[derive(ShmSafe, NoPadding)]
+#[repr(u8)]
+pub enum Kind {
+    /// One.
+    One,
+}
+
 /// The root.
 #[shm_segment]
 #[derive(Default)]
@@ -41,4 +59,8 @@ fn main() {
     let mut origin = db.origin_mut();
     origin.hidden = 1;
     let _ = Link::Empty;
+    let _ = Sample {
+        kind: Kind::One,
+        value: [0; 3],
+    };
 }
