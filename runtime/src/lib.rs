@@ -94,9 +94,23 @@ pub mod __private {
     // SAFETY: as above.
     unsafe impl crate::ShmImmutable for AssumedImmutable {}
 
-    /// Simulated crashes for the segment containers' sweeps (feature `crash-points`).
+    /// Simulated crashes for the sweeps of the crates above (feature `crash-points`).
     #[cfg(feature = "crash-points")]
     pub use crate::robust::crash::external as crash;
+
+    /// Without `crash-points`, the steps at which a process may die compile to nothing.
+    #[cfg(not(feature = "crash-points"))]
+    pub mod crash {
+        /// Marks a step at which a process may die: nothing here.
+        #[inline(always)]
+        pub fn point(_step: &'static str) {}
+
+        /// Whether the thread is unwinding from a simulated crash: never here.
+        #[inline(always)]
+        pub fn crashing() -> bool {
+            false
+        }
+    }
 
     /// What a root without a derived schema would report (the derive always gives one).
     pub const NO_SCHEMA: crate::Schema = crate::Schema {
