@@ -1,5 +1,6 @@
 //! Segment-resident containers of shmkit: [`Vec`], [`String`], [`Box`], [`Arc`]/[`Weak`],
-//! [`HashMap`]/[`HashSet`], [`Map`]/[`Set`], [`List`] and [`Deque`]. They build on the
+//! [`HashMap`]/[`HashSet`], [`Map`]/[`Set`], [`List`] and [`Deque`], and the byte buffer
+//! [`FixedBuf`] with I/O over segment bytes ([`io`]). They build on the
 //! runtime's allocator and offset pointers, live in place in a segment, are built in place
 //! from sources ([`Emplace`]: `names.push("ada")`), and are mutated through extension traits
 //! ([`VecExt`], [`MapExt`], …, all in `shmkit::prelude`) on anything that gives in-place
@@ -30,6 +31,7 @@ mod crash;
 pub mod deque;
 mod emplace;
 pub mod hash_map;
+pub mod io;
 pub mod list;
 pub mod map;
 pub mod string;
@@ -41,6 +43,7 @@ pub use deque::{Deque, DequeExt};
 pub use emplace::{Emplace, Filled, Slot};
 pub use hash_map::set as hash_set;
 pub use hash_map::{HashMap, HashMapExt, HashSet, HashSetExt};
+pub use io::{FixedBuf, VecCursor};
 pub use list::{List, ListExt};
 pub use map::set::{Set, SetExt};
 pub use map::{Map, MapExt};

@@ -1,5 +1,6 @@
 //! [`VecExt`], the mutating methods of [`Vec`] on whatever gives in-place access to one,
-//! and what they return: [`InsertError`], [`IterMut`], [`VecWriter`].
+//! and what they return: [`InsertError`], [`IterMut`], [`VecWriter`] (and
+//! [`VecCursor`](crate::VecCursor), with the crate's other I/O in [`io`](crate::io)).
 
 use core::cmp::Ordering;
 use core::fmt;
@@ -12,6 +13,7 @@ use super::drain::Drain;
 use super::raw::InPlace;
 use super::Vec;
 use crate::emplace::Emplace;
+use crate::io::{out_of_memory, VecCursor};
 
 /// The mutating methods of the segment [`Vec`], with std's names and semantics, on
 /// anything that gives in-place access to one: a [`ShmMut`] (from `root_mut`, `find_mut`
@@ -158,6 +160,12 @@ pub trait VecExt<T: ShmSafe>: ShmDerefMut<Target = Vec<T>> {
 
     /// An [`io::Write`] that appends to a `Vec<u8>`.
     fn writer(&mut self) -> VecWriter<'_>
+    where
+        T: Byte;
+
+    /// An [`io::Read`], [`io::Write`] and [`io::Seek`] over a `Vec<u8>`, starting at its
+    /// first byte: std's `io::Cursor<&mut Vec<u8>>` in place ([`VecCursor`]).
+    fn cursor(&mut self) -> VecCursor<'_>
     where
         T: Byte;
 }
@@ -320,6 +328,13 @@ impl<T: ShmSafe, P: ShmDerefMut<Target = Vec<T>> + ?Sized> VecExt<T> for P {
             vec: T::bytes(self.as_shm_mut()),
         }
     }
+
+    fn cursor(&mut self) -> VecCursor<'_>
+    where
+        T: Byte,
+    {
+        VecCursor::new(T::bytes(self.as_shm_mut()))
+    }
 }
 
 /// The guards of a vector's elements, in order ([`VecExt::iter_mut`]).
@@ -348,7 +363,8 @@ impl<T> DoubleEndedIterator for IterMut<'_, T> {
 
 impl<T> ExactSizeIterator for IterMut<'_, T> {}
 
-/// `u8`, the element type of the vectors [`VecExt::writer`] writes to.
+/// `u8`, the element type of the vectors [`VecExt::writer`] and [`VecExt::cursor`] write
+/// to.
 pub trait Byte: ShmSafe + 'static + sealed::Sealed {
     /// The vector as the `Vec<u8>` it is.
     fn bytes(vec: ShmMut<'_, Vec<Self>>) -> ShmMut<'_, Vec<u8>>;
@@ -375,9 +391,7 @@ pub struct VecWriter<'a> {
 
 impl io::Write for VecWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.vec
-            .extend_from_slice(buf)
-            .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
+        self.vec.extend_from_slice(buf).map_err(out_of_memory)?;
         Ok(buf.len())
     }
 
