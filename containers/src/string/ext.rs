@@ -215,6 +215,30 @@ impl<P: ShmDerefMut<Target = String> + ?Sized> StringExt for P {
 /// Appends what is written to a segment [`String`] ([`StringExt::writer`]). A full segment
 /// is [`fmt::Error`], and a `write!` that fails leaves the string as it was before it
 /// (the pieces it appended are taken back).
+///
+/// The guard itself is no [`fmt::Write`] (it is the string's guard, whose methods are
+/// [`StringExt`]'s): `write!` takes the writer, made anew for each call or kept for
+/// several. For a fixed-size text buffer that never allocates, see
+/// [`FixedBuf`](crate::FixedBuf).
+///
+/// ```
+/// use core::fmt::Write;
+/// use shmkit_containers::{String, StringExt};
+/// use shmkit_runtime::ManagedHeapMemory;
+///
+/// let mut seg = ManagedHeapMemory::new(1 << 16)?;
+/// seg.construct("s", String::new())?;
+/// let mut s = seg.find_mut::<String>("s")?.expect("constructed above");
+/// let mut w = s.writer();
+/// for i in 1..=3 {
+///     writeln!(w, "line {i}").expect("the segment has room");
+/// }
+/// // Larger than the segment: nothing of this `write!` stays.
+/// let large = "x".repeat(1 << 17);
+/// assert!(write!(w, "more, then {large}").is_err());
+/// assert_eq!(*s, "line 1\nline 2\nline 3\n");
+/// # Ok::<(), shmkit_runtime::Error>(())
+/// ```
 pub struct StringWriter<'a> {
     string: ShmMut<'a, String>,
 }
