@@ -21,6 +21,7 @@
 //! same CPU). A sender wakes a receiver only if one waits, so a queue nobody waits on
 //! costs no system call.
 
+mod image;
 mod named;
 mod origin;
 mod slots;
