@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Compare shmkit-bench against the Boost.Interprocess peer benchmark.
 #
-#   bench/compare.sh [-n RUNS] [-f] [group...]
+#   bench/compare.sh [-n RUNS] [-f] [-i] [group...]
 #
 # Runs every group RUNS times (default 3), interleaved: for each run and each group,
-# first the peer (A), then shmkit-bench (B), each group in its own process. Prints a
+# first the peer (A), then shmkit-bench (B), each group in its own process. With -i, the
+# iceoryx2 peer (../shared/peer/iceoryx2-bench, built under the target directory) runs
+# too, before the other two, for the groups it has (mq_pingpong, mq_pingpong_samecpu,
+# mq_pingpong_poll, mq_throughput), and the table gets its columns. Prints a
 # markdown table of medians, the ratios, the CPU time per op of the hand-off workloads
 # (shmkit's `# cpu` lines: both processes, user+system), and the `#` lines (memory
 # accounting, latency percentiles) of both sides. Default groups: alloc_free_fixed
@@ -18,21 +21,24 @@
 #
 # Environment:
 #   PEER_DIR          the peer (default: <repo>/../shared/peer/boost-bench)
+#   ICEORYX2_DIR      the iceoryx2 peer (default: <repo>/../shared/peer/iceoryx2-bench)
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)
 #   OUT_DIR           keep the raw outputs there (default: a temporary directory)
 #   BENCH_PREFAULT    passed through to both sides (0 disables pre-faulting)
 set -euo pipefail
 
 usage() {
-    sed -n '2,23s/^# \{0,1\}//p' "$0"
+    sed -n '2,27s/^# \{0,1\}//p' "$0"
 }
 
 RUNS=3
 FIFO=()
-while getopts "n:fh" opt; do
+ICEORYX2=""
+while getopts "n:fih" opt; do
     case "$opt" in
         n) RUNS="$OPTARG" ;;
         f) FIFO=(chrt -f 10) ;;
+        i) ICEORYX2=1 ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -72,14 +78,23 @@ if [[ ! -x "$PEER" || "$PEER_DIR/bench.cpp" -nt "$PEER" ]]; then
         "$PEER_DIR/build.sh" >&2
     fi
 fi
+if [[ -n "$ICEORYX2" ]]; then
+    ICEORYX2_DIR="${ICEORYX2_DIR:-$ROOT/../shared/peer/iceoryx2-bench}"
+    IOX="$TARGET_DIR/iceoryx2-bench/release/iceoryx2-bench"
+    echo "compare.sh: building the iceoryx2 peer (cargo build --release, in $TARGET_DIR/iceoryx2-bench)" >&2
+    (cd "$ICEORYX2_DIR" && CARGO_TARGET_DIR="$TARGET_DIR/iceoryx2-bench" cargo build --release --locked -q) >&2
+fi
 echo "compare.sh: building shmkit-bench (cargo build --release)" >&2
 (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q -p shmkit-bench) >&2
 
 # shmkit-bench must know every requested group before anything runs; a group the peer
 # lacks (open_existing_populated, mutex_uncontended, handoff_latency) runs on the shmkit
 # side only.
-declare -A PEER_HAS
+declare -A PEER_HAS IOX_HAS
 for g in "${GROUPS_RUN[@]}"; do
+    if [[ -n "$ICEORYX2" ]] && grep -qw -- "$g" <<<"$("$IOX" list)"; then
+        IOX_HAS[$g]=1
+    fi
     if ! grep -qw -- "$g" <<<"$("$OURS" list)"; then
         echo "compare.sh: shmkit-bench has no workload '$g' (see: $OURS list)" >&2
         exit 2
@@ -110,7 +125,12 @@ run_side() { # <label> <binary> <group> <outfile>
 for ((r = 1; r <= RUNS; r++)); do
     : >"$OUT_DIR/boost_run$r.txt"
     : >"$OUT_DIR/shmkit_run$r.txt"
+    : >"$OUT_DIR/iceoryx2_run$r.txt"
     for g in "${GROUPS_RUN[@]}"; do
+        if [[ -n "${IOX_HAS[$g]:-}" ]]; then
+            echo "compare.sh: run $r/$RUNS: $g (iceoryx2)" >&2
+            run_side iceoryx2 "$IOX" "$g" "$OUT_DIR/iceoryx2_run$r.txt"
+        fi
         if [[ -n "${PEER_HAS[$g]:-}" ]]; then
             echo "compare.sh: run $r/$RUNS: $g (boost, then shmkit)" >&2
             run_side boost "$PEER" "$g" "$OUT_DIR/boost_run$r.txt"
@@ -124,9 +144,11 @@ done
 # --- report -------------------------------------------------------------------------------
 boost_files=()
 shmkit_files=()
+iox_files=()
 for ((r = 1; r <= RUNS; r++)); do
     boost_files+=("$OUT_DIR/boost_run$r.txt")
     shmkit_files+=("$OUT_DIR/shmkit_run$r.txt")
+    iox_files+=("$OUT_DIR/iceoryx2_run$r.txt")
 done
 
 echo "## shmkit-bench vs Boost.Interprocess peer"
@@ -158,15 +180,15 @@ awk '
     }
     /^#/ || NF != 4 { next }
     {
-        side = (FILENAME ~ /\/boost_run[0-9]+\.txt$/) ? "b" : "s"
+        side = (FILENAME ~ /\/boost_run[0-9]+\.txt$/) ? "b" : (FILENAME ~ /\/iceoryx2_run[0-9]+\.txt$/) ? "i" : "s"
         w = $1
         if (!(w in seen)) { seen[w] = 1; order[++n] = w; ops[w] = $2 }
         c = ++cnt[side, w]
         ns[side, w, c] = $4
     }
     END {
-        print "| workload | ops | boost median ns/op | shmkit median ns/op | boost/shmkit | std line | std C++ ns/op | std Rust ns/op | boost/std C++ | shmkit/std Rust |"
-        print "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+        print "| workload | ops | boost median ns/op | shmkit median ns/op | boost/shmkit | std line | std C++ ns/op | std Rust ns/op | boost/std C++ | shmkit/std Rust | iceoryx2 ns/op | iceoryx2/shmkit |"
+        print "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= n; i++) {
             w = order[i]
             b = median("b", w); s = median("s", w)
@@ -177,10 +199,11 @@ awk '
             } else {
                 extra = " | | | | "
             }
-            printf "| %s | %s | %s | %s | %s | %s |\n", w, ops[w], fmt(b), fmt(s), ratio(b, s), extra
+            io = median("i", w)
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", w, ops[w], fmt(b), fmt(s), ratio(b, s), extra, fmt(io), ratio(io, s)
         }
     }
-' "${boost_files[@]}" "${shmkit_files[@]}"
+' "${boost_files[@]}" "${shmkit_files[@]}" "${iox_files[@]}"
 
 echo
 echo "boost/shmkit > 1 means shmkit is faster. For std_* rows the two columns are the C++"
