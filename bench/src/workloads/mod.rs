@@ -9,6 +9,7 @@ pub mod create_segment;
 pub mod message_queue;
 pub mod mutex_uncontended;
 pub mod named;
+pub mod nodes;
 pub mod open_existing;
 pub mod pingpong;
 pub mod rwlock;
@@ -51,6 +52,18 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "map_nodealloc",
         run: segment_maps::run_ordered_nodealloc,
+    },
+    Group {
+        name: "list_push_pop",
+        run: nodes::run_list,
+    },
+    Group {
+        name: "arc_new_drop",
+        run: nodes::run_arc,
+    },
+    Group {
+        name: "node_alloc",
+        run: nodes::run_node_alloc,
     },
     Group {
         name: "unordered_map",
@@ -135,6 +148,14 @@ pub const STD_PARTS: &[Group] = &[
     Group {
         name: "std_unordered_map",
         run: baseline_std::run_unordered_map,
+    },
+    Group {
+        name: "std_list",
+        run: nodes::run_std_list,
+    },
+    Group {
+        name: "std_arc",
+        run: nodes::run_std_arc,
     },
     Group {
         name: "std_string_vec",
