@@ -11,7 +11,9 @@
 //! identity; the segment `HashMap`'s fixed hasher costs one multiply per integer. The
 //! peer's `map_nodealloc` puts its red-black tree's nodes in a node pool; the B-tree's
 //! nodes hold many entries each and come from the segment allocator's thread cache, so
-//! that group runs the same `Map` (reported under the peer's line names).
+//! that group runs the same `Map` (reported under the peer's line names). A node pool
+//! would not help it: the `node_alloc` group shows the thread cache faster than any pool
+//! shared by processes (ARCHITECTURE.md, "Node pools, measured and not kept").
 
 use shmkit::containers::{HashMap, HashMapExt, Map, MapExt};
 use shmkit::{Exclusive, ManagedSharedMemory, ShmMut};

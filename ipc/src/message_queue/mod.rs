@@ -85,9 +85,8 @@ pub struct Received {
 /// check the type and validate the bytes.
 #[repr(C)]
 pub struct MessageQueue {
+    /// The first cache line: what a lock holder uses.
     lock: Mutex<()>,
-    not_empty: Condvar,
-    not_full: Condvar,
     /// Messages queued, as the lock holder last published it: a hint for
     /// [`num_msg`](Self::num_msg) and for polling without the lock.
     queued: AtomicU32,
@@ -96,7 +95,17 @@ pub struct MessageQueue {
     /// The storage block's address minus this field's, wrapping; 0 until allocated. Set
     /// once, under the lock.
     storage: AtomicU64,
+    /// Each condition variable on a cache line of its own: waiters spin on its word, which
+    /// the lock's holders should not keep taking from them.
+    not_empty: OwnLine<Condvar>,
+    not_full: OwnLine<Condvar>,
 }
+
+const _: () = assert!(size_of::<MessageQueue>() == 192);
+
+/// A value on a cache line of its own (64 bytes).
+#[repr(C, align(64))]
+struct OwnLine<T>(T);
 
 /// How long an operation waits.
 #[derive(Clone, Copy)]
@@ -140,8 +149,8 @@ impl MessageQueue {
         })?;
         Ok(MessageQueue {
             lock: Mutex::new(()),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
+            not_empty: OwnLine(Condvar::new()),
+            not_full: OwnLine(Condvar::new()),
             queued: AtomicU32::new(0),
             max_msg: shape.max_msg() as u32,
             max_msg_size: shape.max_msg_size() as u32,
@@ -401,9 +410,9 @@ impl MessageQueue {
             return Ok(None);
         };
         let (mine, theirs) = if receiver {
-            (&self.not_empty, &self.not_full)
+            (&self.not_empty.0, &self.not_full.0)
         } else {
-            (&self.not_full, &self.not_empty)
+            (&self.not_full.0, &self.not_empty.0)
         };
         loop {
             match op(&held.slots) {
