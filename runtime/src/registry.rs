@@ -156,12 +156,15 @@ struct LastHit {
     entry: Entry,
 }
 
+// A thread's last two lookups, the latest first: two, so that a thread taking turns
+// between two mappings (a message queue's ping and pong) keeps hitting.
 thread_local! {
-    static LAST_HIT: Cell<LastHit> = const {
-        Cell::new(LastHit {
+    static LAST_HIT: Cell<[LastHit; 2]> = const {
+        let none = LastHit {
             generation: 0,
             entry: Entry { id: 0, base: 0, len: 0, writable: false, segment: None },
-        })
+        };
+        Cell::new([none, none])
     };
 }
 
@@ -252,12 +255,11 @@ pub(crate) fn generation() -> u64 {
 /// is mapped inside it: its start, its length and the [`generation`] it is valid in. A
 /// per-thread cache of facts about that mapping may key on these.
 pub(crate) fn last_hit_range(addr: *const u8) -> Option<(u64, usize, usize)> {
-    let hit = LAST_HIT.try_with(Cell::get).ok()?;
-    (hit.entry.segment.is_some() && hit.entry.contains(addr.addr())).then_some((
-        hit.generation,
-        hit.entry.base,
-        hit.entry.len,
-    ))
+    let hits = LAST_HIT.try_with(Cell::get).ok()?;
+    let hit = hits
+        .into_iter()
+        .find(|hit| hit.entry.segment.is_some() && hit.entry.contains(addr.addr()))?;
+    Some((hit.generation, hit.entry.base, hit.entry.len))
 }
 
 /// Always inlined, the slow path apart: a user lock looks its mapping up on every
@@ -267,9 +269,11 @@ fn find(addr: *const u8) -> Option<Entry> {
     let addr = addr.addr();
     let current = GENERATION.load(Ordering::Acquire);
     // `try_with` fails only while the thread is being torn down: then take the slow path.
-    if let Ok(hit) = LAST_HIT.try_with(Cell::get) {
-        if hit.generation == current && hit.entry.contains(addr) {
-            return Some(hit.entry);
+    if let Ok(hits) = LAST_HIT.try_with(Cell::get) {
+        for hit in hits {
+            if hit.generation == current && hit.entry.contains(addr) {
+                return Some(hit.entry);
+            }
         }
     }
     find_slow(addr)
@@ -284,7 +288,10 @@ fn find_slow(addr: usize) -> Option<Entry> {
     let generation = GENERATION.load(Ordering::Relaxed);
     let (entry, childless) = registry.find(addr)?;
     if childless {
-        let _ = LAST_HIT.try_with(|hit| hit.set(LastHit { generation, entry }));
+        let _ = LAST_HIT.try_with(|hits| {
+            let latest = hits.get()[0];
+            hits.set([LastHit { generation, entry }, latest]);
+        });
     }
     Some(entry)
 }

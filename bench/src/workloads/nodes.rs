@@ -138,7 +138,14 @@ const OFF_MASK: u64 = (1 << OFF_BITS) - 1;
 impl<'a> ProtoPool<'a> {
     fn new(alloc: SegmentAllocator<'a>, head: &'a AtomicU64, shared: bool) -> Self {
         let base = head as *const AtomicU64 as usize;
-        ProtoPool { alloc, base, head, shared, local: Cell::new(0), chunks: RefCell::new(Vec::new()) }
+        ProtoPool {
+            alloc,
+            base,
+            head,
+            shared,
+            local: Cell::new(0),
+            chunks: RefCell::new(Vec::new()),
+        }
     }
 
     /// The node at link `link` (an offset + 1 from `base`, masked).
@@ -187,7 +194,10 @@ impl Nodes for ProtoPool<'_> {
             // atomic word since another thread may pop it meanwhile.
             let next = unsafe { AtomicU64::from_ptr(self.node(head)) }.load(Ordering::Relaxed);
             let new = (next & OFF_MASK) | ((head >> OFF_BITS) + 1) << OFF_BITS;
-            match self.head.compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire) {
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+            {
                 Ok(_) => return NonNull::new(self.node(head).cast()).expect("non-null"),
                 Err(h) => head = h,
             }
@@ -208,7 +218,10 @@ impl Nodes for ProtoPool<'_> {
         loop {
             word.store(head & OFF_MASK, Ordering::Relaxed);
             let new = link | (head & !OFF_MASK);
-            match self.head.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(h) => head = h,
             }

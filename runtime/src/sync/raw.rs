@@ -63,8 +63,11 @@ struct LastLock {
 
 #[cfg(not(loom))]
 thread_local! {
-    static LAST_LOCK: std::cell::Cell<LastLock> = const {
-        std::cell::Cell::new(LastLock { registry: 0, start: 0, len: 0, forks: 0, id: 0 })
+    // The last two mappings locked in, the latest first (a thread taking turns between
+    // two mappings keeps hitting).
+    static LAST_LOCK: std::cell::Cell<[LastLock; 2]> = const {
+        let none = LastLock { registry: 0, start: 0, len: 0, forks: 0, id: 0 };
+        std::cell::Cell::new([none, none])
     };
 }
 
@@ -180,13 +183,15 @@ impl RawMutex {
     #[inline(always)]
     fn my_id(&self) -> Result<u32, Error> {
         #[cfg(not(loom))]
-        if let Ok(hit) = LAST_LOCK.try_with(std::cell::Cell::get) {
+        if let Ok(hits) = LAST_LOCK.try_with(std::cell::Cell::get) {
             let at = std::ptr::from_ref(self).addr();
-            if hit.registry == registry::generation()
-                && at.wrapping_sub(hit.start) < hit.len
-                && hit.forks == fork::generation()
-            {
-                return Ok(hit.id);
+            for hit in hits {
+                if hit.registry == registry::generation()
+                    && at.wrapping_sub(hit.start) < hit.len
+                    && hit.forks == fork::generation()
+                {
+                    return Ok(hit.id);
+                }
             }
         }
         self.my_id_slow()
@@ -203,13 +208,17 @@ impl RawMutex {
             registry::last_hit_range(std::ptr::from_ref(self).cast())
         {
             let _ = LAST_LOCK.try_with(|last| {
-                last.set(LastLock {
-                    registry,
-                    start,
-                    len,
-                    forks,
-                    id,
-                });
+                let latest = last.get()[0];
+                last.set([
+                    LastLock {
+                        registry,
+                        start,
+                        len,
+                        forks,
+                        id,
+                    },
+                    latest,
+                ]);
             });
         }
         Ok(id)
