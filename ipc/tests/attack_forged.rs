@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use shmkit_ipc::{MessageQueue, NamedMessageQueue};
-use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile};
+use shmkit_runtime::{
+    AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
+};
 
 const N: usize = 4;
 const SIZE: usize = 24;
@@ -15,7 +17,9 @@ const SIZE: usize = 24;
 /// A segment with a queue holding a few messages (typed and raw), as plain bytes.
 fn image() -> Vec<u8> {
     let mut seg = ManagedHeapMemory::new(16 * 1024).unwrap();
-    let q = seg.construct("q", MessageQueue::new(N, SIZE).unwrap()).unwrap();
+    let q = seg
+        .construct("q", MessageQueue::new(N, SIZE).unwrap())
+        .unwrap();
     q.send(b"low", 0).unwrap();
     q.send(b"mid", 3).unwrap();
     let mut b = [0u8; SIZE];
@@ -122,7 +126,20 @@ fn forged_bookkeeping_words_give_errors_or_values_never_panics() {
     let img = image();
     let (_, block) = locate(&img);
     let bookkeeping = 8 + 24 + 40 * N + 16 * N + 4 * N;
-    let values = [0u32, 1, 2, 3, N as u32 - 1, N as u32, N as u32 + 1, u32::MAX, u32::MAX - 1, 1 << 31, SIZE as u32, SIZE as u32 + 1];
+    let values = [
+        0u32,
+        1,
+        2,
+        3,
+        N as u32 - 1,
+        N as u32,
+        N as u32 + 1,
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        SIZE as u32,
+        SIZE as u32 + 1,
+    ];
     for at in (block + 8..block + bookkeeping).step_by(4) {
         for v in values {
             let mut b = img.clone();
@@ -212,12 +229,17 @@ fn forged_typed_payloads_are_validated() {
     let q = seg.find::<MessageQueue>("q").unwrap().unwrap();
     let err = q.try_receive_value::<bool>().unwrap_err();
     assert!(matches!(err, Error::InvalidValue { .. }), "{err}");
-    assert_eq!(q.try_receive(&mut [0u8; SIZE]).unwrap().map(|r| r.len), Some(1));
+    assert_eq!(
+        q.try_receive(&mut [0u8; SIZE]).unwrap().map(|r| r.len),
+        Some(1)
+    );
 
     // The bool's fingerprint on a raw 4-byte message of 0xD800 read as a char: the
     // fingerprint is char's only if forged from a real char message.
     let mut seg2 = ManagedHeapMemory::new(16 * 1024).unwrap();
-    let q2 = seg2.construct("q", MessageQueue::new(N, SIZE).unwrap()).unwrap();
+    let q2 = seg2
+        .construct("q", MessageQueue::new(N, SIZE).unwrap())
+        .unwrap();
     q2.send_value(&'a', 0).unwrap();
     q2.send_value(&'b', 0).unwrap();
     let path = std::env::temp_dir().join(format!("mq_attack_char_{}", std::process::id()));
@@ -237,7 +259,10 @@ fn forged_typed_payloads_are_validated() {
             match q.try_receive_value::<char>() {
                 Ok(Some((c, _))) => assert!(c != '\u{FFFF}', "{c:?}"),
                 Ok(None) => {}
-                Err(e) => assert!(matches!(e, Error::InvalidValue { .. } | Error::TypeMismatch { .. }), "{e}"),
+                Err(e) => assert!(
+                    matches!(e, Error::InvalidValue { .. } | Error::TypeMismatch { .. }),
+                    "{e}"
+                ),
             }
         }
     }
@@ -254,7 +279,9 @@ fn forged_files_reopen_with_errors_or_a_working_queue() {
     // A file made by ManagedMappedFile, then edited with std::fs.
     {
         let seg = ManagedMappedFile::create(&path, 16 * 1024).unwrap();
-        let q = seg.construct("q", MessageQueue::new(N, SIZE).unwrap()).unwrap();
+        let q = seg
+            .construct("q", MessageQueue::new(N, SIZE).unwrap())
+            .unwrap();
         q.send(b"x", 1).unwrap();
     }
     let clean = std::fs::read(&path).unwrap();
@@ -304,17 +331,10 @@ fn named_queue_removed_while_used_and_huge_capacities() {
     let _ = NamedMessageQueue::remove(&name);
 }
 
-/// FINDING (low, semantics): `open` of a name that holds an ordinary segment (a
-/// `ManagedSharedMemory` of another use) is refused (`NotFound`, explained; the docs of
-/// `NamedMessageQueue` promise `TypeMismatch`), but `open_or_create` of the same name
-/// succeeds: it builds a queue inside the other program's segment (allocating its slots
-/// there), and later `open`s find it. Not UB (the segment's allocator and index are used
-/// properly), but a name collision silently adopts and writes into a foreign segment.
-/// Fix: `Named::open_or_create_with_room` should refuse an existing segment that holds no
-/// `Named` object of this kind (as `open` does), rather than constructing one in it; and
-/// the docs should name the error `open` gives.
+/// Attack finding (fixed): `open_or_create` of a name that holds an ordinary segment of
+/// another use built a queue inside it, where `open` refused it. Both refuse it now
+/// (`TypeMismatch`): a named object's segment is shared only once its object is in it.
 #[test]
-#[ignore = "finding: open_or_create adopts a foreign segment that open refuses"]
 fn named_open_or_create_refuses_a_foreign_segment() {
     let name = format!("mq_attack_foreign_{}", std::process::id());
     let seg = shmkit_runtime::ManagedSharedMemory::create(&name, 64 * 1024).unwrap();
@@ -325,21 +345,19 @@ fn named_open_or_create_refuses_a_foreign_segment() {
     drop(adopted);
     drop(seg);
     shmkit_runtime::ManagedSharedMemory::remove(&name).unwrap();
-    assert!(opened.is_err());
-    assert!(!adopted_ok, "open refuses the name, open_or_create builds a queue in it");
+    assert!(matches!(opened, Err(Error::TypeMismatch { .. })));
+    assert!(
+        !adopted_ok,
+        "open refuses the name, open_or_create builds a queue in it"
+    );
 }
 
-/// FINDING (low, robustness): `NamedMessageQueue::open` of a name that holds a finished
-/// segment of another use (a `ManagedSharedMemory` with no queue in it) blocks 10 s before
-/// it says `NotFound` (explained). ARCHITECTURE says an opener waits only while a creator
-/// is at work (the creation `flock`); here nobody is creating anything. A program probing
-/// names, or one whose name collides, stalls 10 s per call. (The docs promise
-/// `TypeMismatch` for "a name that holds something else".)
-/// Fix (runtime `sync::Named::open`): wait for the named object only while the device's
-/// creation lock is held (or the segment is not READY); a READY segment without the
-/// object is at once `NotFound`/`TypeMismatch`.
+/// Attack finding (fixed): `open` of a name holding a finished segment of another use
+/// waited 10 s for a creator before saying `NotFound`. Now the creator builds the object
+/// in an exclusive mapping and shares it after, so an opener waits only while a creator
+/// holds the segment alone, and a shared segment without the object is at once
+/// `TypeMismatch`.
 #[test]
-#[ignore = "finding: open of a foreign segment stalls 10 s"]
 fn named_open_of_a_foreign_segment_answers_at_once() {
     let name = format!("mq_attack_stall_{}", std::process::id());
     let seg = shmkit_runtime::ManagedSharedMemory::create(&name, 64 * 1024).unwrap();
@@ -348,10 +366,7 @@ fn named_open_of_a_foreign_segment_answers_at_once() {
     let took = t0.elapsed();
     drop(seg);
     shmkit_runtime::ManagedSharedMemory::remove(&name).unwrap();
-    assert!(
-        matches!(err, Error::NotFound { .. } | Error::TypeMismatch { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");
     assert!(took < Duration::from_secs(1), "took {took:?}: {err}");
 }
 
@@ -375,7 +390,10 @@ fn named_open_or_create_races() {
             })
             .collect();
         let caps: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-        let ok: Vec<usize> = caps.iter().filter_map(|c| c.as_ref().ok().copied()).collect();
+        let ok: Vec<usize> = caps
+            .iter()
+            .filter_map(|c| c.as_ref().ok().copied())
+            .collect();
         assert!(ok.windows(2).all(|w| w[0] == w[1]), "{caps:?}");
         for c in &caps {
             if let Err(e) = c {

@@ -20,7 +20,7 @@ use shmkit_runtime::{ManagedHeapMemory, ManagedMappedFile};
 use shmkit_test_support::fuzz::{interesting, Choices};
 use shmkit_test_support::{within, Rng, TempPath};
 
-const DEFAULT_SEED: u64 = 0x5EED_0F_0E0E;
+const DEFAULT_SEED: u64 = 0x005E_ED0F_0E0E;
 const CASES: u64 = 1500;
 
 /// The seed image and the range of it that the queue's bytes span (object and slots).

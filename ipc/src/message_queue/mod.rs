@@ -85,9 +85,9 @@ pub struct Received {
 /// check the type and validate the bytes.
 #[repr(C)]
 pub struct MessageQueue {
-    /// The first cache line: what a lock holder uses.
+    /// The first 64 bytes: what a lock holder uses.
     lock: Mutex<()>,
-    /// Messages queued, as the lock holder last published it: a hint for
+    /// Messages queued, never fewer than there are (see `slots`): for
     /// [`num_msg`](Self::num_msg) and for polling without the lock.
     queued: AtomicU32,
     max_msg: u32,
@@ -95,17 +95,22 @@ pub struct MessageQueue {
     /// The storage block's address minus this field's, wrapping; 0 until allocated. Set
     /// once, under the lock.
     storage: AtomicU64,
-    /// Each condition variable on a cache line of its own: waiters spin on its word, which
-    /// the lock's holders should not keep taking from them.
-    not_empty: OwnLine<Condvar>,
-    not_full: OwnLine<Condvar>,
+    _apart: [u8; 32],
+    /// Each condition variable 64 bytes from anything else, so on a cache line of its
+    /// own wherever the queue lies: waiters spin on its word, which lock holders should
+    /// not keep taking from them. (Spacing, not `align(64)`: segments in buffers promise
+    /// 16-byte alignment only.)
+    not_empty: Apart<Condvar>,
+    not_full: Apart<Condvar>,
 }
 
-const _: () = assert!(size_of::<MessageQueue>() == 192);
+const _: () = assert!(
+    size_of::<MessageQueue>() == 192 && core::mem::offset_of!(MessageQueue, not_empty) == 64
+);
 
-/// A value on a cache line of its own (64 bytes).
-#[repr(C, align(64))]
-struct OwnLine<T>(T);
+/// A condition variable and the bytes that keep the next field 64 bytes away.
+#[repr(C)]
+struct Apart<T>(T, [u8; 48]);
 
 /// How long an operation waits.
 #[derive(Clone, Copy)]
@@ -149,12 +154,13 @@ impl MessageQueue {
         })?;
         Ok(MessageQueue {
             lock: Mutex::new(()),
-            not_empty: OwnLine(Condvar::new()),
-            not_full: OwnLine(Condvar::new()),
+            not_empty: Apart(Condvar::new(), [0; 48]),
+            not_full: Apart(Condvar::new(), [0; 48]),
             queued: AtomicU32::new(0),
             max_msg: shape.max_msg() as u32,
             max_msg_size: shape.max_msg_size() as u32,
             storage: AtomicU64::new(0),
+            _apart: [0; 32],
         })
     }
 
@@ -417,8 +423,7 @@ impl MessageQueue {
         loop {
             match op(&held.slots) {
                 Ok(Step::Done(r)) => {
-                    let notify = held.slots.waiting(!receiver);
-                    self.publish(&held);
+                    let notify = held.slots.must_wake(receiver);
                     drop(held);
                     if notify {
                         theirs.notify_one();
@@ -471,7 +476,9 @@ impl MessageQueue {
     fn acquire(&self, wait: Wait) -> Result<Option<Held<'_>>> {
         let taken = match wait {
             Wait::Until(None) => self.lock.lock().map_err(TryLockError::from),
-            Wait::No => self.lock.try_lock(),
+            // Not `try_lock`: a holder that died is taken over (and the queue repaired), or
+            // a poller would never see the messages behind it.
+            Wait::No => self.lock.lock_timeout(Duration::ZERO),
             Wait::Until(Some(deadline)) => self
                 .lock
                 .lock_timeout(deadline.saturating_duration_since(Instant::now())),
@@ -491,7 +498,7 @@ impl MessageQueue {
         // (allocated so, or validated so when found in bytes from elsewhere); it is freed
         // only by `drop`, which `&self` excludes; its words are touched only under the lock,
         // which `guard` holds.
-        let slots = unsafe { Locked::new(base, shape) };
+        let slots = unsafe { Locked::new(base, shape, &self.queued) };
         let guard = if poisoned {
             self.repair(guard, &slots)
         } else {
@@ -505,14 +512,8 @@ impl MessageQueue {
     /// states and clears the poison.
     fn repair<'q>(&'q self, guard: MutexGuard<'q, ()>, slots: &Locked<'_>) -> MutexGuard<'q, ()> {
         let _ = slots.rebuild();
-        self.queued.store(slots.queued() as u32, Ordering::Relaxed);
         self.lock.clear_poison();
         guard
-    }
-
-    fn publish(&self, held: &Held<'_>) {
-        self.queued
-            .store(held.slots.queued() as u32, Ordering::Relaxed);
     }
 
     fn shape(&self) -> Result<Shape> {
@@ -551,7 +552,7 @@ impl MessageQueue {
         // is reserved for the tag; nobody else knows it yet.
         unsafe { set_owner(block, field.cast()) };
         // SAFETY: as above, of `shape.bytes()` bytes; the lock is held by the caller.
-        unsafe { Locked::new(block, shape) }.format();
+        unsafe { Locked::new(block, shape, &self.queued) }.format();
         shmkit_runtime::__private::crash::point("queue: slots allocated, not yet published");
         self.storage.store(
             block.as_ptr().addr().wrapping_sub(field.addr()) as u64,

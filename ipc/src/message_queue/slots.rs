@@ -147,6 +147,10 @@ pub(crate) struct Outgoing<'m> {
 pub(crate) struct Locked<'q> {
     base: NonNull<u8>,
     shape: Shape,
+    /// The queue's published count, for polling without the lock: never below the
+    /// messages queued (raised before a send's commit, lowered after a receive's), so a
+    /// message is never hidden from a poller by a peer that died mid-operation.
+    published: &'q AtomicU32,
     _queue: PhantomData<&'q ()>,
 }
 
@@ -158,10 +162,11 @@ impl<'q> Locked<'q> {
     /// `base` is the start of a live block of at least `shape.bytes()` bytes, aligned to
     /// [`ALIGN`], that stays allocated for `'q` and is read and written (beyond its tag)
     /// only by holders of the lock the caller holds for `'q`.
-    pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape) -> Self {
+    pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape, published: &'q AtomicU32) -> Self {
         Locked {
             base,
             shape,
+            published,
             _queue: PhantomData,
         }
     }
@@ -204,11 +209,6 @@ impl<'q> Locked<'q> {
 
     fn state(&self, slot: u32) -> &AtomicU64 {
         self.u64_at(self.header(slot, STATE))
-    }
-
-    /// Messages queued.
-    pub(crate) fn queued(&self) -> usize {
-        self.get(QUEUED) as usize
     }
 
     fn lane(&self, i: u32, field: usize) -> usize {
@@ -290,6 +290,7 @@ impl<'q> Locked<'q> {
         }
         self.put(LANES_LEN, lanes);
         self.put(QUEUED, queued.len() as u32);
+        self.published.store(queued.len() as u32, Ordering::Relaxed);
         self.put(FREE_LEN, free);
         let top_seq = queued.iter().map(|&(_, seq, _)| seq).max().unwrap_or(0);
         if self.u64_at(NEXT_SEQ).load(Ordering::Relaxed) <= top_seq {
@@ -359,7 +360,9 @@ impl<'q> Locked<'q> {
             );
         }
         point("receive: lane moved on");
-        self.put(QUEUED, self.get(QUEUED) - 1);
+        let queued = self.get(QUEUED) - 1;
+        self.put(QUEUED, queued);
+        self.published.store(queued, Ordering::Relaxed);
         let free = self.get(FREE_LEN);
         self.put(self.free_slot_at(free), head.slot);
         point("receive: slot on the free stack, not yet counted");
@@ -414,7 +417,9 @@ impl<'q> Locked<'q> {
         let seq = self.u64_at(NEXT_SEQ).load(Ordering::Relaxed).max(1);
         self.u64_at(NEXT_SEQ)
             .store(seq.wrapping_add(1).max(1), Ordering::Relaxed);
-        point("send: header written");
+        let queued = self.get(QUEUED) + 1;
+        self.published.store(queued, Ordering::Relaxed);
+        point("send: header written, count published");
         // The commit: from here the message is queued, whatever happens to this process.
         self.state(slot).store(seq, Ordering::Release);
         point("send: queued (the commit)");
@@ -425,7 +430,7 @@ impl<'q> Locked<'q> {
         point("send: linked, not yet at the tail");
         self.put(self.lane(lane, LANE_TAIL), slot);
         point("send: at the tail");
-        self.put(QUEUED, self.get(QUEUED) + 1);
+        self.put(QUEUED, queued);
         Ok(true)
     }
 
@@ -473,10 +478,18 @@ impl<'q> Locked<'q> {
         self.u16_at(at).store(n, Ordering::Relaxed);
     }
 
-    /// Whether receivers (`true`) or senders may be waiting.
-    pub(crate) fn waiting(&self, receiver: bool) -> bool {
-        self.u16_at(WAITING + if receiver { 0 } else { 2 })
-            .load(Ordering::Relaxed)
-            != 0
+    /// Whether the operation just done (a receive: `took`, else a send) must wake a
+    /// waiter of the other side: when fewer slots (messages) were there for it before this
+    /// operation than waiters are counted, one of them may be asleep for want of the one
+    /// this operation made. A stream that outruns its peer thus wakes it once per wait,
+    /// not once per message; anything the count misses (a waiter of a dead process, one
+    /// woken for another) is seen at the waiter's next look, within `LIVENESS_POLL`.
+    pub(crate) fn must_wake(&self, took: bool) -> bool {
+        let (had, waiters) = if took {
+            (self.get(FREE_LEN).wrapping_sub(1), WAITING + 2)
+        } else {
+            (self.get(QUEUED).wrapping_sub(1), WAITING)
+        };
+        had < u32::from(self.u16_at(waiters).load(Ordering::Relaxed))
     }
 }

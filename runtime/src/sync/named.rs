@@ -21,12 +21,25 @@ const fn segment_size<T>() -> usize {
 }
 /// [`segment_size`] plus `room` bytes the value allocates once created, and the
 /// allocator's overhead for them (a block header and alignment, a sixteenth more and a
-/// page covers them); None past what a segment can be.
-fn segment_room<T>(room: usize) -> Option<usize> {
-    let room = room.checked_add(room / 16)?.checked_add(4096)?;
-    let size = segment_size::<T>().checked_add(room)?;
-    (size <= isize::MAX as usize / 2).then_some(size)
+/// page covers them); `InvalidSize` past what a segment can be.
+fn segment_room<T>(room: usize, name: &str) -> Result<usize> {
+    let extra = if room == 0 {
+        Some(0)
+    } else {
+        room.checked_add(room / 16)
+            .and_then(|r| r.checked_add(4096))
+    };
+    extra
+        .and_then(|extra| segment_size::<T>().checked_add(extra))
+        .filter(|&size| size <= isize::MAX as usize / 2)
+        .ok_or_else(|| Error::InvalidSize {
+            size: room as u64,
+            reason: format!("no segment can hold {room} more bytes for the named object {name:?}"),
+        })
 }
+/// How many times [`Named::open_or_create_with_room`] tries again when the name it could
+/// neither create nor open was removed in between.
+const RACE_ROUNDS: u32 = 100;
 /// The object's name inside its segment.
 const OBJECT: &str = "shmkit::sync::Named";
 /// How often [`Named::open`] looks for the object while its creator is still constructing it.
@@ -98,27 +111,7 @@ impl<T: ShmSafe> Named<T> {
     /// the buffer of a segment `Vec`), plus the allocator's overhead for them.
     pub fn create_with_room(name: impl AsRef<str>, value: T, room: usize) -> Result<Self> {
         let name = name.as_ref();
-        let size = segment_room::<T>(room).ok_or_else(|| Error::InvalidSize {
-            size: room as u64,
-            reason: format!("no segment can hold {room} more bytes for the named object"),
-        })?;
-        let segment = ManagedSharedMemory::create(name, size).map_err(|e| Self::about(name, e))?;
-        let built = segment
-            .find_or_construct(OBJECT, || value)
-            .map(NonNull::from);
-        match built {
-            Ok(object) => Ok(Named {
-                object,
-                _segment: segment,
-                name: name.to_owned(),
-            }),
-            Err(e) => {
-                drop(segment);
-                // Leaves nothing behind; the construction's error says what went wrong.
-                let _ = ManagedSharedMemory::remove(name);
-                Err(Self::about(name, e))
-            }
-        }
+        Self::create_in(name, segment_room::<T>(room, name)?, || value)
     }
 
     /// Opens the object `name`, or creates it holding `T::default()`. Among processes
@@ -137,61 +130,97 @@ impl<T: ShmSafe> Named<T> {
     }
 
     /// As [`open_or_create_with`](Self::open_or_create_with), creating with `room` more
-    /// bytes as [`create_with_room`](Self::create_with_room) does.
+    /// bytes as [`create_with_room`](Self::create_with_room) does. A name that holds
+    /// something else is refused as [`open`](Self::open) refuses it, never taken over.
     pub fn open_or_create_with_room(
         name: impl AsRef<str>,
         room: usize,
         init: impl FnOnce() -> T,
     ) -> Result<Self> {
         let name = name.as_ref();
-        let size = segment_room::<T>(room).ok_or_else(|| Error::InvalidSize {
-            size: room as u64,
-            reason: format!("no segment can hold {room} more bytes for the named object"),
-        })?;
-        let segment =
-            ManagedSharedMemory::open_or_create(name, size).map_err(|e| Self::about(name, e))?;
-        let object = NonNull::from(
-            segment
-                .find_or_construct(OBJECT, init)
-                .map_err(|e| Self::about(name, e))?,
-        );
-        Ok(Named {
-            object,
-            _segment: segment,
-            name: name.to_owned(),
+        let size = segment_room::<T>(room, name)?;
+        let mut init = Some(init);
+        // Each round either creates, or opens what another process created; a name removed
+        // between the two is tried again (a few times: removals racing without end are
+        // reported).
+        for _ in 0..RACE_ROUNDS {
+            let created = Self::create_in(name, size, || match init.take() {
+                Some(init) => init(),
+                None => unreachable!("a round creates at most once, and returns"),
+            });
+            match created {
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+            match Self::open(name) {
+                Err(Error::NotFound { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Timeout {
+            what: Self::describe(name),
+            reason: format!("created and removed by others {RACE_ROUNDS} times in a row"),
         })
     }
 
-    /// Opens the existing object `name`; [`Error::NotFound`] naming it if there is none.
-    /// Waits (up to 10 s, as segment opens do) for a creator that is constructing it.
+    /// Creates the object's segment alone (an exclusive mapping, which nobody can open
+    /// meanwhile), builds the object in it and then shares it: an opener finds the object
+    /// or no segment, never one still without its object. Leaves nothing behind on error.
+    fn create_in(name: &str, size: usize, init: impl FnOnce() -> T) -> Result<Self> {
+        let segment = ManagedSharedMemory::options()
+            .exclusive()
+            .create(name, size)
+            .map_err(|e| Self::about(name, e))?;
+        let shared = segment
+            .construct(OBJECT, init())
+            .map(drop)
+            .and_then(|()| segment.into_shared());
+        let found = shared.and_then(|segment| match segment.find::<T>(OBJECT)? {
+            Some(object) => Ok(Named {
+                object: NonNull::from(object),
+                _segment: segment,
+                name: name.to_owned(),
+            }),
+            None => Err(Error::NotFound {
+                what: format!("{}, just constructed", Self::describe(name)),
+            }),
+        });
+        if found.is_err() {
+            // The construction's error says what went wrong.
+            let _ = ManagedSharedMemory::remove(name);
+        }
+        found.map_err(|e| Self::about(name, e))
+    }
+
+    /// Opens the existing object `name`; [`Error::NotFound`] if there is none, and
+    /// [`Error::TypeMismatch`] if the name holds a segment of another use (at once: a
+    /// segment is shared only once its object is in it). Waits (up to 10 s, as segment
+    /// opens do) while a creator still holds the segment alone.
     pub fn open(name: impl AsRef<str>) -> Result<Self> {
         let name = name.as_ref();
-        let segment = ManagedSharedMemory::open(name).map_err(|e| Self::about(name, e))?;
         let deadline = Instant::now() + DEFAULT_INIT_TIMEOUT;
-        loop {
-            if let Some(object) = segment
-                .find::<T>(OBJECT)
-                .map_err(|e| Self::about(name, e))?
-            {
-                return Ok(Named {
-                    object: NonNull::from(object),
-                    _segment: segment,
-                    name: name.to_owned(),
-                });
+        let segment = loop {
+            match ManagedSharedMemory::open(name) {
+                Err(Error::InUse { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(CONSTRUCTION_POLL)
+                }
+                other => break other.map_err(|e| Self::about(name, e))?,
             }
-            // A segment holding other objects is not a named object's; an empty one may
-            // still be getting its object from its creator.
-            if segment.num_named_objects() > 0 || Instant::now() >= deadline {
-                return Err(Error::NotFound {
-                    what: format!(
-                        "{}: the shared memory object of that name holds no named object \
-                         (a segment of another use, or its creator died constructing it: \
-                         remove it)",
-                        Self::describe(name)
-                    ),
-                });
-            }
-            std::thread::sleep(CONSTRUCTION_POLL);
+        };
+        match segment
+            .find::<T>(OBJECT)
+            .map_err(|e| Self::about(name, e))?
+        {
+            Some(object) => Ok(Named {
+                object: NonNull::from(object),
+                _segment: segment,
+                name: name.to_owned(),
+            }),
+            None => Err(Error::TypeMismatch {
+                what: name.to_owned(),
+                expected: Self::describe(name),
+                found: "a shared memory segment of another use (no named object in it)".into(),
+            }),
         }
     }
 

@@ -63,8 +63,12 @@ fn errors_name_the_object() {
     let seg = ManagedSharedMemory::create(segment.get(), 64 * 1024).unwrap();
     seg.construct("data", 1u64).unwrap();
     let err = NamedMutex::open(segment.get()).unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(matches!(err, Error::TypeMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("another use"), "{err}");
+    // Nor is it taken over by open_or_create.
+    let err = NamedMutex::open_or_create(segment.get()).unwrap_err();
+    assert!(matches!(err, Error::TypeMismatch { .. }), "{err:?}");
+    assert_eq!(seg.num_named_objects(), 1);
 
     for bad in ["", "a/b", "x\0y", ".."] {
         let err = NamedMutex::create(bad).unwrap_err();
