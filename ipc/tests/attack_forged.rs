@@ -36,9 +36,12 @@ fn image() -> Vec<u8> {
     bytes
 }
 
-/// `max_msg` is this many bytes before `storage` (`max_msg_size` follows it, then 4
-/// bytes of padding before the 8-aligned `storage`).
-const CAP: usize = 12;
+/// `max_msg` is this many bytes before `storage` (`max_msg_size` follows it).
+const CAP: usize = 8;
+/// The counters (32 bytes) end this many bytes before `storage`, right before `max_msg`.
+const COUNTERS_END: usize = CAP;
+/// Where `storage` is in the queue value.
+const STORAGE_AT: usize = 48;
 
 fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
@@ -119,13 +122,14 @@ impl Rng {
     }
 }
 
-/// Every 4-byte word of the storage block's bookkeeping (counters, slot headers, lanes,
-/// free stack) set, one at a time, to boundary values, and random multi-word edits.
+/// Every 4-byte word of the bookkeeping (the counters in the queue, the slot headers and
+/// lanes in its block) set, one at a time, to boundary values, and random multi-word edits.
 #[test]
 fn forged_bookkeeping_words_give_errors_or_values_never_panics() {
     let img = image();
-    let (_, block) = locate(&img);
-    let bookkeeping = 8 + 24 + 40 * N + 16 * N + 4 * N;
+    let (f, block) = locate(&img);
+    let bookkeeping = 8 + 40 * N + 16 * N;
+    let counters = f - COUNTERS_END - 32..f - COUNTERS_END;
     let values = [
         0u32,
         1,
@@ -140,7 +144,10 @@ fn forged_bookkeeping_words_give_errors_or_values_never_panics() {
         SIZE as u32,
         SIZE as u32 + 1,
     ];
-    for at in (block + 8..block + bookkeeping).step_by(4) {
+    for at in (block + 8..block + bookkeeping)
+        .step_by(4)
+        .chain(counters.step_by(4))
+    {
         for v in values {
             let mut b = img.clone();
             b[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -193,7 +200,7 @@ fn forged_queue_fields_are_refused_or_harmless() {
     }
     // Random words over the whole queue value (lock and condition variables included).
     let qsize = std::mem::size_of::<MessageQueue>();
-    let start = f + 8 - qsize;
+    let start = f - STORAGE_AT;
     for _ in 0..400 {
         let mut b = img.clone();
         for _ in 0..1 + rng.below(3) {
@@ -211,12 +218,12 @@ fn forged_queue_fields_are_refused_or_harmless() {
 fn forged_typed_payloads_are_validated() {
     let img = image();
     let (_, block) = locate(&img);
-    let payloads = (8 + 24 + 40 * N + 16 * N + 4 * N).next_multiple_of(16);
+    let payloads = (8 + 40 * N + 16 * N).next_multiple_of(16);
     let stride = SIZE.next_multiple_of(16);
     // Find the slot holding the bool (len 1, priority 5).
     let slot = (0..N)
         .find(|&i| {
-            let h = block + 32 + 40 * i;
+            let h = block + 8 + 40 * i;
             word(&img, h) != 0
                 && u32::from_le_bytes(img[h + 8..h + 12].try_into().unwrap()) == 1
                 && u32::from_le_bytes(img[h + 12..h + 16].try_into().unwrap()) == 5

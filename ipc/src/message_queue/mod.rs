@@ -29,7 +29,7 @@ mod slots;
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ use shmkit_runtime::{
 };
 
 pub use named::NamedMessageQueue;
-use slots::{Head, Locked, Outgoing, Rebuilt, Shape, ALIGN};
+use slots::{Head, Locked, Outgoing, Rebuilt, Shape, Words, ALIGN};
 
 /// What a receive got: the message's length and priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,15 +87,14 @@ pub struct Received {
 pub struct MessageQueue {
     /// The first 64 bytes: what a lock holder uses.
     lock: Mutex<()>,
-    /// Messages queued, never fewer than there are (see `slots`): for
-    /// [`num_msg`](Self::num_msg) and for polling without the lock.
-    queued: AtomicU32,
+    /// The counters, guarded by the lock but `published` (see `slots`).
+    words: Words,
     max_msg: u32,
     max_msg_size: u32,
     /// The storage block's address minus this field's, wrapping; 0 until allocated. Set
     /// once, under the lock.
     storage: AtomicU64,
-    _apart: [u8; 32],
+    _apart: [u8; 8],
     /// Each condition variable 64 bytes from anything else, so on a cache line of its
     /// own wherever the queue lies: waiters spin on its word, which lock holders should
     /// not keep taking from them. (Spacing, not `align(64)`: segments in buffers promise
@@ -156,11 +155,11 @@ impl MessageQueue {
             lock: Mutex::new(()),
             not_empty: Apart(Condvar::new(), [0; 48]),
             not_full: Apart(Condvar::new(), [0; 48]),
-            queued: AtomicU32::new(0),
+            words: Words::default(),
             max_msg: shape.max_msg() as u32,
             max_msg_size: shape.max_msg_size() as u32,
             storage: AtomicU64::new(0),
-            _apart: [0; 32],
+            _apart: [0; 8],
         })
     }
 
@@ -182,7 +181,7 @@ impl MessageQueue {
 
     /// How many messages are queued now (others may change it at once).
     pub fn num_msg(&self) -> usize {
-        self.queued.load(Ordering::Relaxed) as usize
+        self.words.published.load(Ordering::Relaxed) as usize
     }
 
     /// Allocates the slots now if no operation has yet, so that a segment too small shows
@@ -498,7 +497,7 @@ impl MessageQueue {
         // (allocated so, or validated so when found in bytes from elsewhere); it is freed
         // only by `drop`, which `&self` excludes; its words are touched only under the lock,
         // which `guard` holds.
-        let slots = unsafe { Locked::new(base, shape, &self.queued) };
+        let slots = unsafe { Locked::new(base, shape, &self.words) };
         let guard = if poisoned {
             self.repair(guard, &slots)
         } else {
@@ -552,7 +551,7 @@ impl MessageQueue {
         // is reserved for the tag; nobody else knows it yet.
         unsafe { set_owner(block, field.cast()) };
         // SAFETY: as above, of `shape.bytes()` bytes; the lock is held by the caller.
-        unsafe { Locked::new(block, shape, &self.queued) }.format();
+        unsafe { Locked::new(block, shape, &self.words) }.format();
         shmkit_runtime::__private::crash::point("queue: slots allocated, not yet published");
         self.storage.store(
             block.as_ptr().addr().wrapping_sub(field.addr()) as u64,

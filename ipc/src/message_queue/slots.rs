@@ -1,9 +1,12 @@
 //! The queue's storage block and what is done to it under the queue's lock.
 //!
-//! One block of the segment, owned by the queue (its first word is the owner tag):
+//! One block of the segment, owned by the queue (its first word is the owner tag), and the
+//! counters ([`Words`]), which live in the queue itself, on the lock's cache line: a lock
+//! holder touches that line anyway, and every other line costs a transfer between the
+//! sender's and the receiver's CPUs.
 //!
 //! ```text
-//! tag | counters | slot headers (40 bytes each) | lanes (16 bytes each) | free stack (u32 each) | payloads
+//! tag | slot headers (40 bytes each) | lanes (16 bytes each) | payloads
 //! ```
 //!
 //! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
@@ -16,7 +19,8 @@
 //! priority so that a receive takes the head of the last one and a send appends to the
 //! tail of its own: both O(1) and a few cache lines, but for a send of a priority that has
 //! no lane yet (a binary search, and a shift of the lanes above it). The free slots are a
-//! stack. After a holder died mid-operation, or on bytes that do not add up (forged, or
+//! stack linked through the same `next` (a slot is in a lane or free, never both), so a
+//! send takes the header it is about to write anyway. After a holder died mid-operation, or on bytes that do not add up (forged, or
 //! half-updated), lanes and stack are rebuilt from the states alone ([`Locked::rebuild`]).
 //! Every index and length read from the block is checked before it is used, so no bytes
 //! make an access leave the block.
@@ -29,26 +33,35 @@ use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use shmkit_runtime::__private::crash::point;
 use shmkit_runtime::segment::owned::OWNER_TAG_BYTES;
 
-/// Bytes of the counters after the tag.
-const COUNTERS: usize = 24;
 /// Offset of the first slot header.
-const SLOTS_AT: usize = OWNER_TAG_BYTES + COUNTERS;
+const SLOTS_AT: usize = OWNER_TAG_BYTES;
 /// Bytes of a slot header.
 const HEADER: usize = 40;
 /// Bytes of a lane: priority, head slot, tail slot, and 4 spare.
 const LANE: usize = 16;
-/// `next` of the last slot of a lane.
+/// `next` of the last slot of a lane or of the free stack.
 const NONE: u32 = u32::MAX;
 /// Alignment of the payloads (and of the block).
 pub(crate) const ALIGN: usize = 16;
 
-/// Counter offsets: messages queued, free slots, lanes, the next sequence number, and the
-/// receivers and senders that may be waiting.
-const QUEUED: usize = OWNER_TAG_BYTES;
-const FREE_LEN: usize = OWNER_TAG_BYTES + 4;
-const NEXT_SEQ: usize = OWNER_TAG_BYTES + 8;
-const LANES_LEN: usize = OWNER_TAG_BYTES + 16;
-const WAITING: usize = OWNER_TAG_BYTES + 20;
+/// The counters, in the queue next to its lock (32 bytes; any values are safe: they are
+/// checked where used, and a set that does not add up is rebuilt).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct Words {
+    /// Messages queued, for polling without the lock: never below the messages queued
+    /// (raised before a send's commit, lowered after a receive's), so a message is never
+    /// hidden from a poller by a peer that died mid-operation.
+    pub(crate) published: AtomicU32,
+    /// Messages queued, as the lanes hold them.
+    queued: AtomicU32,
+    free_len: AtomicU32,
+    free_head: AtomicU32,
+    lanes_len: AtomicU32,
+    /// Receivers, then senders, that may be waiting.
+    waiting: [AtomicU16; 2],
+    next_seq: AtomicU64,
+}
 
 /// Offsets within a slot header.
 const STATE: usize = 0;
@@ -108,12 +121,8 @@ impl Shape {
         SLOTS_AT + HEADER * self.max_msg()
     }
 
-    fn free_at(self) -> usize {
-        self.lanes_at() + LANE * self.max_msg()
-    }
-
     fn payloads_at(self) -> usize {
-        (self.free_at() + 4 * self.max_msg()).next_multiple_of(ALIGN)
+        (self.lanes_at() + LANE * self.max_msg()).next_multiple_of(ALIGN)
     }
 
     /// The storage block's length; None past `isize::MAX / 2`.
@@ -147,10 +156,7 @@ pub(crate) struct Outgoing<'m> {
 pub(crate) struct Locked<'q> {
     base: NonNull<u8>,
     shape: Shape,
-    /// The queue's published count, for polling without the lock: never below the
-    /// messages queued (raised before a send's commit, lowered after a receive's), so a
-    /// message is never hidden from a poller by a peer that died mid-operation.
-    published: &'q AtomicU32,
+    words: &'q Words,
     _queue: PhantomData<&'q ()>,
 }
 
@@ -161,12 +167,12 @@ impl<'q> Locked<'q> {
     /// # Safety
     /// `base` is the start of a live block of at least `shape.bytes()` bytes, aligned to
     /// [`ALIGN`], that stays allocated for `'q` and is read and written (beyond its tag)
-    /// only by holders of the lock the caller holds for `'q`.
-    pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape, published: &'q AtomicU32) -> Self {
+    /// only by holders of the lock the caller holds for `'q`, which guards `words` too.
+    pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape, words: &'q Words) -> Self {
         Locked {
             base,
             shape,
-            published,
+            words,
             _queue: PhantomData,
         }
     }
@@ -177,12 +183,6 @@ impl<'q> Locked<'q> {
         // layout of `Shape`, indices checked against `max_msg`), which lives for `'q`;
         // all accesses to it are atomic or under the lock.
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(at).cast()) }
-    }
-
-    fn u16_at(&self, at: usize) -> &AtomicU16 {
-        debug_assert!(at % 2 == 0 && at + 2 <= self.len());
-        // SAFETY: as `u32_at`, for a 2-aligned half-word.
-        unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(at).cast()) }
     }
 
     fn u64_at(&self, at: usize) -> &AtomicU64 {
@@ -215,10 +215,6 @@ impl<'q> Locked<'q> {
         self.shape.lanes_at() + LANE * i as usize + field
     }
 
-    fn free_slot_at(&self, i: u32) -> usize {
-        self.shape.free_at() + 4 * i as usize
-    }
-
     fn payload(&self, slot: u32) -> *mut u8 {
         // SAFETY: `slot < max_msg` (checked by every caller), so the payload's
         // `max_msg_size` bytes lie inside the block.
@@ -234,10 +230,23 @@ impl<'q> Locked<'q> {
         (slot < self.shape.max_msg).then_some(slot)
     }
 
-    /// Whether the counters add up (a fresh or consistent block); otherwise rebuilds.
+    fn word(&self, word: &AtomicU32) -> u32 {
+        word.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, word: &AtomicU32, value: u32) {
+        word.store(value, Ordering::Relaxed);
+    }
+
+    /// Whether the counters add up (a fresh or consistent queue); otherwise rebuilds.
     pub(crate) fn check_counts(&self) -> Result<(), Rebuilt> {
         let n = self.shape.max_msg;
-        let (queued, free, lanes) = (self.get(QUEUED), self.get(FREE_LEN), self.get(LANES_LEN));
+        let w = self.words;
+        let (queued, free, lanes) = (
+            self.word(&w.queued),
+            self.word(&w.free_len),
+            self.word(&w.lanes_len),
+        );
         if queued <= n && free <= n && queued + free == n && lanes <= queued {
             Ok(())
         } else {
@@ -248,11 +257,19 @@ impl<'q> Locked<'q> {
     /// Makes a freshly zeroed block a queue: every slot free.
     pub(crate) fn format(&self) {
         let n = self.shape.max_msg;
-        for i in 0..n {
-            self.put(self.free_slot_at(i), n - 1 - i);
+        for slot in 0..n {
+            self.put(
+                self.header(slot, NEXT),
+                if slot + 1 < n { slot + 1 } else { NONE },
+            );
         }
-        self.put(FREE_LEN, n);
-        self.u64_at(NEXT_SEQ).store(1, Ordering::Relaxed);
+        let w = self.words;
+        self.set(&w.free_head, 0);
+        self.set(&w.free_len, n);
+        self.set(&w.queued, 0);
+        self.set(&w.lanes_len, 0);
+        self.set(&w.published, 0);
+        w.next_seq.store(1, Ordering::Relaxed);
     }
 
     /// Rebuilds the lanes and the free stack from the slots' states, which are the truth:
@@ -260,16 +277,18 @@ impl<'q> Locked<'q> {
     /// freed, as bytes no send wrote whole. Sequence numbers continue after the largest
     /// queued.
     pub(crate) fn rebuild(&self) -> Rebuilt {
+        let w = self.words;
         let mut queued: Vec<(u32, u64, u32)> = Vec::new();
-        let mut free = 0u32;
-        for slot in 0..self.shape.max_msg {
+        let (mut free, mut free_head) = (0u32, NONE);
+        for slot in (0..self.shape.max_msg).rev() {
             let seq = self.state(slot).load(Ordering::Relaxed);
             let len = self.get(self.header(slot, LEN)) as usize;
             if seq != 0 && len <= self.shape.max_msg_size() {
                 queued.push((self.get(self.header(slot, PRIORITY)), seq, slot));
             } else {
                 self.state(slot).store(0, Ordering::Relaxed);
-                self.put(self.free_slot_at(free), slot);
+                self.put(self.header(slot, NEXT), free_head);
+                free_head = slot;
                 free += 1;
             }
             point("repair: a slot sorted");
@@ -288,13 +307,14 @@ impl<'q> Locked<'q> {
             self.put(self.lane(lanes - 1, LANE_TAIL), slot);
             self.put(self.header(slot, NEXT), NONE);
         }
-        self.put(LANES_LEN, lanes);
-        self.put(QUEUED, queued.len() as u32);
-        self.published.store(queued.len() as u32, Ordering::Relaxed);
-        self.put(FREE_LEN, free);
+        self.set(&w.lanes_len, lanes);
+        self.set(&w.queued, queued.len() as u32);
+        self.set(&w.published, queued.len() as u32);
+        self.set(&w.free_len, free);
+        self.set(&w.free_head, free_head);
         let top_seq = queued.iter().map(|&(_, seq, _)| seq).max().unwrap_or(0);
-        if self.u64_at(NEXT_SEQ).load(Ordering::Relaxed) <= top_seq {
-            self.u64_at(NEXT_SEQ)
+        if w.next_seq.load(Ordering::Relaxed) <= top_seq {
+            w.next_seq
                 .store(top_seq.wrapping_add(1).max(1), Ordering::Relaxed);
         }
         Rebuilt
@@ -303,7 +323,7 @@ impl<'q> Locked<'q> {
     /// The message that a receive takes next, the head of the last lane; None when the
     /// queue is empty.
     pub(crate) fn head(&self) -> Result<Option<Head>, Rebuilt> {
-        let lanes = self.get(LANES_LEN);
+        let lanes = self.word(&self.words.lanes_len);
         if lanes == 0 {
             return Ok(None);
         }
@@ -347,12 +367,13 @@ impl<'q> Locked<'q> {
     /// the queue: its state goes to 0 first (the commit), then the lane and the free stack
     /// follow.
     pub(crate) fn take(&self, head: &Head) {
+        let w = self.words;
         point("receive: copied out, about to free the slot");
         self.state(head.slot).store(0, Ordering::Release);
         point("receive: slot freed (the commit)");
-        let lane = self.get(LANES_LEN) - 1;
+        let lane = self.word(&w.lanes_len) - 1;
         if self.get(self.lane(lane, LANE_TAIL)) == head.slot {
-            self.put(LANES_LEN, lane);
+            self.set(&w.lanes_len, lane);
         } else {
             self.put(
                 self.lane(lane, LANE_HEAD),
@@ -360,24 +381,25 @@ impl<'q> Locked<'q> {
             );
         }
         point("receive: lane moved on");
-        let queued = self.get(QUEUED) - 1;
-        self.put(QUEUED, queued);
-        self.published.store(queued, Ordering::Relaxed);
-        let free = self.get(FREE_LEN);
-        self.put(self.free_slot_at(free), head.slot);
+        let queued = self.word(&w.queued) - 1;
+        self.set(&w.queued, queued);
+        self.set(&w.published, queued);
+        self.put(self.header(head.slot, NEXT), self.word(&w.free_head));
+        self.set(&w.free_head, head.slot);
         point("receive: slot on the free stack, not yet counted");
-        self.put(FREE_LEN, free + 1);
+        self.set(&w.free_len, self.word(&w.free_len) + 1);
     }
 
     /// Queues `msg` (at most `max_msg_size` bytes, checked by the caller); false when the
     /// queue is full.
     pub(crate) fn push(&self, msg: &Outgoing<'_>) -> Result<bool, Rebuilt> {
         debug_assert!(msg.bytes.len() <= self.shape.max_msg_size());
-        let free = self.get(FREE_LEN);
+        let w = self.words;
+        let free = self.word(&w.free_len);
         if free == 0 {
             return Ok(false);
         }
-        let Some(slot) = self.checked(self.get(self.free_slot_at(free - 1))) else {
+        let Some(slot) = self.checked(self.word(&w.free_head)) else {
             return Err(self.rebuild());
         };
         if self.state(slot).load(Ordering::Relaxed) != 0 {
@@ -393,7 +415,8 @@ impl<'q> Locked<'q> {
         } else {
             None
         };
-        self.put(FREE_LEN, free - 1);
+        self.set(&w.free_head, self.get(self.header(slot, NEXT)));
+        self.set(&w.free_len, free - 1);
         point("send: slot off the free stack");
         // SAFETY: a free slot's payload, inside the block (`slot < max_msg`), holds
         // `max_msg_size >= bytes.len()` bytes that nobody reads while the slot is free;
@@ -414,11 +437,11 @@ impl<'q> Locked<'q> {
             .store(msg.fingerprint, Ordering::Relaxed);
         self.u64_at(self.header(slot, ORIGIN))
             .store(msg.origin, Ordering::Relaxed);
-        let seq = self.u64_at(NEXT_SEQ).load(Ordering::Relaxed).max(1);
-        self.u64_at(NEXT_SEQ)
+        let seq = w.next_seq.load(Ordering::Relaxed).max(1);
+        w.next_seq
             .store(seq.wrapping_add(1).max(1), Ordering::Relaxed);
-        let queued = self.get(QUEUED) + 1;
-        self.published.store(queued, Ordering::Relaxed);
+        let queued = self.word(&w.queued) + 1;
+        self.set(&w.published, queued);
         point("send: header written, count published");
         // The commit: from here the message is queued, whatever happens to this process.
         self.state(slot).store(seq, Ordering::Release);
@@ -430,15 +453,13 @@ impl<'q> Locked<'q> {
         point("send: linked, not yet at the tail");
         self.put(self.lane(lane, LANE_TAIL), slot);
         point("send: at the tail");
-        self.put(QUEUED, queued);
+        self.set(&w.queued, queued);
         Ok(true)
     }
 
     /// Where the lane of `priority` is (true) or would go (false) among the sorted lanes.
     fn find_lane(&self, priority: u32) -> (u32, bool) {
-        let lanes = self.get(LANES_LEN);
-        // The common case: the highest priority, or one of the top few.
-        let (mut lo, mut hi) = (0, lanes);
+        let (mut lo, mut hi) = (0, self.word(&self.words.lanes_len));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let p = self.get(self.lane(mid, LANE_PRIORITY));
@@ -453,7 +474,7 @@ impl<'q> Locked<'q> {
 
     /// Makes room at `at` among the lanes and opens a lane there holding `slot` alone.
     fn open_lane(&self, at: u32, priority: u32, slot: u32) {
-        let lanes = self.get(LANES_LEN);
+        let lanes = self.word(&self.words.lanes_len);
         for i in (at..lanes).rev() {
             for field in [LANE_PRIORITY, LANE_HEAD, LANE_TAIL] {
                 self.put(self.lane(i + 1, field), self.get(self.lane(i, field)));
@@ -461,21 +482,21 @@ impl<'q> Locked<'q> {
         }
         self.put(self.lane(at, LANE_PRIORITY), priority);
         self.put(self.lane(at, LANE_HEAD), slot);
-        self.put(LANES_LEN, lanes + 1);
+        self.set(&self.words.lanes_len, lanes + 1);
     }
 
     /// Counts this thread among the receivers (`true`) or senders about to wait, or out
     /// again. A waiter that dies stays counted: the count only makes the other side notify
     /// when nobody waits; it saturates and never goes below zero.
     pub(crate) fn count_waiter(&self, receiver: bool, enter: bool) {
-        let at = WAITING + if receiver { 0 } else { 2 };
-        let n = self.u16_at(at).load(Ordering::Relaxed);
+        let count = &self.words.waiting[usize::from(!receiver)];
+        let n = count.load(Ordering::Relaxed);
         let n = if enter {
             n.saturating_add(1)
         } else {
             n.saturating_sub(1)
         };
-        self.u16_at(at).store(n, Ordering::Relaxed);
+        count.store(n, Ordering::Relaxed);
     }
 
     /// Whether the operation just done (a receive: `took`, else a send) must wake a
@@ -485,11 +506,12 @@ impl<'q> Locked<'q> {
     /// not once per message; anything the count misses (a waiter of a dead process, one
     /// woken for another) is seen at the waiter's next look, within `LIVENESS_POLL`.
     pub(crate) fn must_wake(&self, took: bool) -> bool {
+        let w = self.words;
         let (had, waiters) = if took {
-            (self.get(FREE_LEN).wrapping_sub(1), WAITING + 2)
+            (self.word(&w.free_len).wrapping_sub(1), &w.waiting[1])
         } else {
-            (self.get(QUEUED).wrapping_sub(1), WAITING)
+            (self.word(&w.queued).wrapping_sub(1), &w.waiting[0])
         };
-        had < u32::from(self.u16_at(waiters).load(Ordering::Relaxed))
+        had < u32::from(waiters.load(Ordering::Relaxed))
     }
 }
