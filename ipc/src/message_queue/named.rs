@@ -14,7 +14,7 @@ use super::MessageQueue;
 /// Like Boost's, it outlives the processes that use it until [`remove`](Self::remove)d
 /// (those that have it open keep using it). Names follow
 /// [`ManagedSharedMemory`](shmkit_runtime::ManagedSharedMemory)'s rules, in the same
-/// namespace; a name that holds something else is [`Error::TypeMismatch`].
+/// namespace; a name that holds something else is [`Error::TypeMismatch`](shmkit_runtime::Error::TypeMismatch).
 ///
 /// ```
 /// use shmkit_ipc::NamedMessageQueue;
@@ -32,7 +32,7 @@ pub struct NamedMessageQueue(Named<MessageQueue>);
 
 impl NamedMessageQueue {
     /// Creates the queue `name` for `max_msg` messages of up to `max_msg_size` bytes;
-    /// [`Error::AlreadyExists`] if the name is taken.
+    /// [`Error::AlreadyExists`](shmkit_runtime::Error::AlreadyExists) if the name is taken.
     pub fn create(name: impl AsRef<str>, max_msg: usize, max_msg_size: usize) -> Result<Self> {
         let name = name.as_ref();
         let queue = MessageQueue::new(max_msg, max_msg_size)?;
@@ -55,7 +55,7 @@ impl NamedMessageQueue {
         Self::prepared(name, named, false)
     }
 
-    /// Opens the existing queue `name`; [`Error::NotFound`] if there is none.
+    /// Opens the existing queue `name`; [`Error::NotFound`](shmkit_runtime::Error::NotFound) if there is none.
     pub fn open(name: impl AsRef<str>) -> Result<Self> {
         Named::open(name).map(NamedMessageQueue)
     }
