@@ -362,13 +362,8 @@ impl MessageQueue {
                 }
                 .into());
             }
-            if !uninit_ok && origin::uninit_here(head.origin) {
-                return Err(Error::Unsupported {
-                    what: "receiving as initialised bytes a message this process sent with \
-                           send_uninit (its bytes may be uninitialised here): use \
-                           receive_uninit",
-                }
-                .into());
+            if !uninit_ok {
+                refuse_uninit_here(&head)?;
             }
             // SAFETY: `head` is this hold's; `buf` has room for `head.len` bytes.
             unsafe { slots.read(&head, buf.as_mut_ptr().cast()) };
@@ -386,13 +381,16 @@ impl MessageQueue {
                 return Ok(Step::Pending);
             };
             check_type::<T>(&head)?;
+            refuse_uninit_here(&head)?;
             let mut value = MaybeUninit::<T>::uninit();
             // SAFETY: `head` is this hold's, and holds `size_of::<T>()` bytes
             // (`check_type`), which `value` has room for.
             unsafe { slots.read(&head, value.as_mut_ptr().cast()) };
             // SAFETY: `value` is aligned and its `size_of::<T>()` bytes are initialised: a
-            // `send_value` of a `NoPadding` type wrote them all, and bytes from elsewhere
-            // come from shared memory, which the kernel initialised. Nothing else sees it.
+            // `send_value` of a `NoPadding` type wrote them all, no message this process
+            // sent as uninitialised bytes gets here (`refuse_uninit_here`), and bytes from
+            // another process come from shared memory, which the kernel initialised.
+            // Nothing else sees `value`.
             unsafe { T::validate(value.as_ptr()) }.map_err(|e| invalid::<T>(e))?;
             slots.take(&head);
             // SAFETY: validated above: a valid `T`, position-independent, so this copy of
@@ -605,6 +603,18 @@ fn expect_message<R>(got: Option<R>) -> R {
         Some(r) => r,
         None => unreachable!("a receive without a deadline returned without a message"),
     }
+}
+
+/// Refuses a message this process sent with `send_uninit`: here its bytes may still be
+/// uninitialised, so only `receive_uninit` may take it.
+fn refuse_uninit_here(head: &Head) -> Result<()> {
+    if origin::uninit_here(head.origin) {
+        return Err(Error::Unsupported {
+            what: "receiving as initialised bytes a message this process sent with \
+                   send_uninit (its bytes may be uninitialised here): use receive_uninit",
+        });
+    }
+    Ok(())
 }
 
 /// Whether the head is a `T` sent with `send_value`.

@@ -16,35 +16,31 @@ pub(crate) const TYPED: u64 = 1 << 62;
 /// The bits of the process token.
 const TOKEN: u64 = TYPED - 1;
 
-/// This process's token and the pid it was made in (a forked child makes its own).
-static THIS: AtomicU64 = AtomicU64::new(0);
-static MADE_IN: AtomicU64 = AtomicU64::new(0);
+/// A random word drawn once per process image, by whichever thread asks first (the others
+/// take the winner's), and inherited by a forked child, whose pid then tells it apart.
+static SECRET: AtomicU64 = AtomicU64::new(0);
 
-/// This process's token: random, never 0, 62 bits.
+/// This process's token: never 0, 62 bits, the same for every thread of the process at any
+/// time (a thread must never see another token than the one its process's messages carry)
+/// and another after `fork`. A `getpid` each call: only uninitialised messages need it.
 pub(crate) fn this_process() -> u64 {
-    let pid = u64::from(
-        rustix::process::getpid()
-            .as_raw_nonzero()
-            .get()
-            .unsigned_abs(),
-    );
-    let token = THIS.load(Ordering::Relaxed);
-    if token != 0 && MADE_IN.load(Ordering::Relaxed) == pid {
-        return token;
-    }
-    let token = fresh(pid);
-    MADE_IN.store(pid, Ordering::Relaxed);
-    THIS.store(token, Ordering::Relaxed);
-    token
-}
-
-/// A random token mixed with `pid`: std's `RandomState` is seeded from the OS once per
-/// process (a forked child shares its parent's seed, hence the pid).
-fn fresh(pid: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(pid);
-    h.write_usize(std::ptr::addr_of!(THIS).addr());
+    let mut secret = SECRET.load(Ordering::Relaxed);
+    if secret == 0 {
+        // std's `RandomState` is seeded from the OS.
+        let drawn = std::collections::hash_map::RandomState::new()
+            .hash_one(std::ptr::addr_of!(SECRET).addr())
+            .max(1);
+        secret = match SECRET.compare_exchange(0, drawn, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => drawn,
+            Err(won) => won,
+        };
+    }
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    // A fixed-key hash: a function of the secret and the pid alone.
+    let mut h = std::hash::DefaultHasher::new();
+    h.write_u64(secret);
+    h.write_i32(pid);
     (h.finish() & TOKEN).max(1)
 }
 

@@ -25,7 +25,6 @@
 //! Every index and length read from the block is checked before it is used, so no bytes
 //! make an access leave the block.
 
-use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
@@ -157,7 +156,6 @@ pub(crate) struct Locked<'q> {
     base: NonNull<u8>,
     shape: Shape,
     words: &'q Words,
-    _queue: PhantomData<&'q ()>,
 }
 
 /// The structures did not add up and were rebuilt: try again.
@@ -169,12 +167,7 @@ impl<'q> Locked<'q> {
     /// [`ALIGN`], that stays allocated for `'q` and is read and written (beyond its tag)
     /// only by holders of the lock the caller holds for `'q`, which guards `words` too.
     pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape, words: &'q Words) -> Self {
-        Locked {
-            base,
-            shape,
-            words,
-            _queue: PhantomData,
-        }
+        Locked { base, shape, words }
     }
 
     fn u32_at(&self, at: usize) -> &AtomicU32 {
