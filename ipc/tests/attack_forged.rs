@@ -1,5 +1,5 @@
 //! Attack on the message queue with forged bytes (safe code only): a segment holding a
-//! queue is written out, its bytes edited (queue fields, counters, lanes, free stack, slot
+//! queue is written out, its bytes edited (queue fields, counters, lanes, rings, slot
 //! headers, payloads), and opened again as an external buffer and as a mapped file; every
 //! operation must give a value or a clear error: no panic, no hang, no access outside.
 //! Native only (files); each case is fast.
@@ -38,10 +38,13 @@ fn image() -> Vec<u8> {
 
 /// `max_msg` is this many bytes before `storage` (`max_msg_size` follows it).
 const CAP: usize = 8;
-/// The counters (32 bytes) end this many bytes before `storage`, right before `max_msg`.
-const COUNTERS_END: usize = CAP;
 /// Where `storage` is in the queue value.
-const STORAGE_AT: usize = 48;
+const STORAGE_AT: usize = 8;
+/// The senders' counters (28 bytes after the send lock) and the receivers' (16 bytes after
+/// the receive lock), as offsets in the queue value.
+const COUNTERS: [std::ops::Range<usize>; 2] = [72..100, 136..152];
+/// Bytes of the block's bookkeeping: tag, slot headers, lanes, arrival and free rings.
+const BOOKKEEPING: usize = 8 + 40 * N + 16 * N + 8 * N;
 
 fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
@@ -122,14 +125,17 @@ impl Rng {
     }
 }
 
-/// Every 4-byte word of the bookkeeping (the counters in the queue, the slot headers and
-/// lanes in its block) set, one at a time, to boundary values, and random multi-word edits.
+/// Every 4-byte word of the bookkeeping (the counters in the queue, the slot headers,
+/// lanes and rings in its block) set, one at a time, to boundary values, and random multi-word edits.
 #[test]
 fn forged_bookkeeping_words_give_errors_or_values_never_panics() {
     let img = image();
     let (f, block) = locate(&img);
-    let bookkeeping = 8 + 40 * N + 16 * N;
-    let counters = f - COUNTERS_END - 32..f - COUNTERS_END;
+    let bookkeeping = BOOKKEEPING;
+    let queue = f - STORAGE_AT;
+    let counters = COUNTERS
+        .iter()
+        .flat_map(|r| (queue + r.start..queue + r.end).step_by(4));
     let values = [
         0u32,
         1,
@@ -146,7 +152,7 @@ fn forged_bookkeeping_words_give_errors_or_values_never_panics() {
     ];
     for at in (block + 8..block + bookkeeping)
         .step_by(4)
-        .chain(counters.step_by(4))
+        .chain(counters)
     {
         for v in values {
             let mut b = img.clone();
@@ -198,7 +204,7 @@ fn forged_queue_fields_are_refused_or_harmless() {
         b[at..at + bytes.len()].copy_from_slice(&bytes);
         open_and_exercise(&b);
     }
-    // Random words over the whole queue value (lock and condition variables included).
+    // Random words over the whole queue value (locks and wait words included).
     let qsize = std::mem::size_of::<MessageQueue>();
     let start = f - STORAGE_AT;
     for _ in 0..400 {
@@ -218,7 +224,7 @@ fn forged_queue_fields_are_refused_or_harmless() {
 fn forged_typed_payloads_are_validated() {
     let img = image();
     let (_, block) = locate(&img);
-    let payloads = (8 + 40 * N + 16 * N).next_multiple_of(16);
+    let payloads = BOOKKEEPING.next_multiple_of(64);
     let stride = SIZE.next_multiple_of(16);
     // Find the slot holding the bool (len 1, priority 5).
     let slot = (0..N)
@@ -297,9 +303,9 @@ fn forged_files_reopen_with_errors_or_a_working_queue() {
     for i in 0..60 {
         let mut b = clean.clone();
         let at = if i % 2 == 0 {
-            fblock + 8 + 4 * rng.below((8 + 24 + 40 * N + 16 * N + 4 * N - 8) / 4)
+            fblock + 8 + 4 * rng.below((BOOKKEEPING - 8) / 4)
         } else {
-            ff + 8 - 4 * (1 + rng.below(5))
+            ff - STORAGE_AT + 4 * rng.below(std::mem::size_of::<MessageQueue>() / 4)
         };
         let v = rng.value(N as u32);
         b[at..at + 4].copy_from_slice(&v.to_le_bytes());

@@ -4,22 +4,28 @@
 //!
 //! # How it stays whole when a peer dies
 //!
-//! One robust [`Mutex`] guards the queue; two [`Condvar`]s wake receivers and senders. A
-//! message is copied into a free slot and becomes queued by one store of its slot's state
-//! word; a receive copies it out and frees the slot by one store (`slots` has the details).
-//! A peer killed anywhere inside `send` or `receive` leaves the mutex to the next caller,
-//! poisoned: that caller rebuilds the queue's order from the slot states and clears the
-//! poison, so every message arrives whole exactly once or (if its sender died before the
-//! store) not at all, and no one waits for the dead. A notification lost with a dead peer
-//! costs a waiter at most [`LIVENESS_POLL`]: waiters look at the queue again that often.
+//! Two robust [`Mutex`]es: one that senders take, one that receivers take (a two-lock
+//! queue: a sender and a receiver never wait for each other's lock, and each lock stays
+//! in its side's cache). A message is copied into a free slot and becomes queued by one
+//! store of its slot's state word; a receive copies it out and frees the slot by one store
+//! (`slots` has the details). A peer killed anywhere inside `send` or `receive` leaves its
+//! lock to the next caller of its side, poisoned: that caller takes both locks, rebuilds
+//! the queue's order from the slot states and clears the poison, so every message arrives
+//! whole exactly once or (if its sender died before the store) not at all, and no one
+//! waits for the dead. A receiver that finds the queue empty while a sender is half-way,
+//! and a sender that is about to sleep on a full queue, look whether the other side's
+//! lock holder died, and repair then. A message whose sender died after its store thus
+//! arrives once that repair has published it, after the messages sent before the repair.
 //!
 //! # Waiting
 //!
-//! A receiver of an empty queue (a sender of a full one) waits on its condition variable,
-//! which spins about a microsecond and yields a few times before it sleeps on a futex
-//! (see [`Condvar`]: a few µs at most, and no spinning when the other side runs on the
-//! same CPU). A sender wakes a receiver only if one waits, so a queue nobody waits on
-//! costs no system call.
+//! A receiver of an empty queue (a sender of a full one) first watches the queue for
+//! [`SPIN`] (about 4 µs; not at all when the other side last ran on the same CPU, where
+//! spinning only keeps it from running), then yields the CPU a few times, then sleeps on
+//! a futex word of its side, counted as a sleeper. A sender wakes a receiver (a receiver a
+//! sender) only if one is counted, so a queue nobody sleeps on costs no system call. A
+//! sleeper looks at the queue again at least every [`LIVENESS_POLL`], so a wake-up lost
+//! with a dead peer costs no more.
 
 mod image;
 mod named;
@@ -29,19 +35,21 @@ mod slots;
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use shmkit_runtime::layout::leaf_fingerprint;
 use shmkit_runtime::segment::owned::{check_owned, set_owner};
-use shmkit_runtime::sync::{Condvar, LockError, Mutex, MutexGuard, TryLockError, LIVENESS_POLL};
+use shmkit_runtime::sync::{
+    atomic_notify_one, atomic_wait, LockError, Mutex, MutexGuard, TryLockError, LIVENESS_POLL,
+};
 use shmkit_runtime::{
     Error, Invalid, NoPadding, PositionIndependent, Result, SegmentAllocator, ShmSafe,
 };
 
 pub use named::NamedMessageQueue;
-use slots::{Head, Locked, Outgoing, Rebuilt, Shape, Words, ALIGN};
+use slots::{Block, Both, Broken, Consumer, Head, Outgoing, Producer, RecvSide, SendSide, Shape, ALIGN};
 
 /// What a receive got: the message's length and priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,31 +93,51 @@ pub struct Received {
 /// check the type and validate the bytes.
 #[repr(C)]
 pub struct MessageQueue {
-    /// The first 64 bytes: what a lock holder uses.
-    lock: Mutex<()>,
-    /// The counters, guarded by the lock but `published` (see `slots`).
-    words: Words,
+    /// The first line: what both sides read and seldom write.
     max_msg: u32,
     max_msg_size: u32,
     /// The storage block's address minus this field's, wrapping; 0 until allocated. Set
-    /// once, under the lock.
+    /// once, under both locks.
     storage: AtomicU64,
-    _apart: [u8; 8],
-    /// Each condition variable 64 bytes from anything else, so on a cache line of its
-    /// own wherever the queue lies: waiters spin on its word, which lock holders should
-    /// not keep taking from them. (Spacing, not `align(64)`: segments in buffers promise
-    /// 16-byte alignment only.)
-    not_empty: Apart<Condvar>,
-    not_full: Apart<Condvar>,
+    waits: Waits,
+    _line0: [u8; 32],
+    /// The second: the senders' lock and words.
+    send_lock: Mutex<()>,
+    send: SendSide,
+    _line1: [u8; 24],
+    /// The third: the receivers'. (Lines apart by spacing, not `align(64)`: segments in
+    /// buffers promise 16-byte alignment only.)
+    recv_lock: Mutex<()>,
+    recv: RecvSide,
+    _line2: [u8; 40],
 }
 
 const _: () = assert!(
-    size_of::<MessageQueue>() == 192 && core::mem::offset_of!(MessageQueue, not_empty) == 64
+    size_of::<MessageQueue>() == 192
+        && core::mem::offset_of!(MessageQueue, send_lock) == 64
+        && core::mem::offset_of!(MessageQueue, recv_lock) == 128
 );
 
-/// A condition variable and the bytes that keep the next field 64 bytes away.
+/// The futex words that sleepers wait on, and how many sleep on each (hints that only
+/// make the other side skip the `futex` call when nobody sleeps: a sleeper that dies stays
+/// counted, which costs each later wake a system call and nothing else; they saturate
+/// and never go below zero). Dekker: a side publishes (a message, a free slot), then
+/// reads the other side's count; a sleeper counts itself, then looks at the queue once
+/// more; a fence between on both sides, so one of the two sees the other.
 #[repr(C)]
-struct Apart<T>(T, [u8; 48]);
+#[derive(Default)]
+struct Waits {
+    not_empty: AtomicU32,
+    receivers: AtomicU32,
+    not_full: AtomicU32,
+    senders: AtomicU32,
+}
+
+/// How long a waiter watches the queue before it yields and sleeps (see the module docs).
+pub const SPIN: Duration = Duration::from_micros(if cfg!(miri) { 0 } else { 4 });
+
+/// How many times a waiter then yields the CPU, looking after each, before it sleeps.
+const YIELDS: u32 = if cfg!(miri) { 1 } else { 4 };
 
 /// How long an operation waits.
 #[derive(Clone, Copy)]
@@ -124,17 +152,11 @@ impl Wait {
     }
 }
 
-/// What an operation under the lock decided.
-enum Step<R> {
-    Done(R),
-    /// The queue is empty (full): wait, then try again.
-    Pending,
-}
-
-/// The lock held, with the queue's slots.
-struct Held<'q> {
-    guard: MutexGuard<'q, ()>,
-    slots: Locked<'q>,
+/// Which side of the queue an operation is on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Sender,
+    Receiver,
 }
 
 impl MessageQueue {
@@ -152,14 +174,17 @@ impl MessageQueue {
             ),
         })?;
         Ok(MessageQueue {
-            lock: Mutex::new(()),
-            not_empty: Apart(Condvar::new(), [0; 48]),
-            not_full: Apart(Condvar::new(), [0; 48]),
-            words: Words::default(),
             max_msg: shape.max_msg() as u32,
             max_msg_size: shape.max_msg_size() as u32,
             storage: AtomicU64::new(0),
-            _apart: [0; 8],
+            waits: Waits::default(),
+            _line0: [0; 32],
+            send_lock: Mutex::new(()),
+            send: SendSide::default(),
+            _line1: [0; 24],
+            recv_lock: Mutex::new(()),
+            recv: RecvSide::default(),
+            _line2: [0; 40],
         })
     }
 
@@ -181,13 +206,15 @@ impl MessageQueue {
 
     /// How many messages are queued now (others may change it at once).
     pub fn num_msg(&self) -> usize {
-        self.words.published.load(Ordering::Relaxed) as usize
+        self.storage_block()
+            .and_then(|base| Some(self.view(base, self.shape().ok()?)))
+            .map_or(0, |block| block.count())
     }
 
     /// Allocates the slots now if no operation has yet, so that a segment too small shows
     /// here ([`Error::OutOfMemory`]) rather than at the first send.
     pub fn prepare(&self) -> Result<()> {
-        self.acquire(Wait::Until(None)).map(drop)
+        self.block().map(drop)
     }
 
     // ---- sending ------------------------------------------------------------------------
@@ -280,14 +307,33 @@ impl MessageQueue {
             fingerprint,
             origin: flags | sender,
         };
-        let sent = self.transact(false, wait, |slots| {
-            Ok(match slots.push(&msg) {
-                Ok(true) => Step::Done(()),
-                Ok(false) => Step::Pending,
-                Err(Rebuilt) => return Err(Fail::Retry),
-            })
-        })?;
-        Ok(sent.is_some())
+        let block = self.block()?;
+        loop {
+            let Some(guard) = self.lock_side(Side::Sender, wait)? else {
+                return Ok(false);
+            };
+            // SAFETY: `guard` holds the send lock while `producer` lives.
+            let producer = unsafe { Producer::new(block) };
+            match producer.claim() {
+                Ok(Some(slot)) => {
+                    producer.send(slot, &msg);
+                    self.send.cpu.store(this_cpu(), Ordering::Relaxed);
+                    drop(guard);
+                    self.wake(Side::Receiver);
+                    return Ok(true);
+                }
+                Ok(None) => {
+                    drop(guard);
+                    if !self.wait_for(Side::Sender, block, wait)? {
+                        return Ok(false);
+                    }
+                }
+                Err(Broken) => {
+                    drop(guard);
+                    self.repair()?;
+                }
+            }
+        }
     }
 
     // ---- receiving ----------------------------------------------------------------------
@@ -300,9 +346,7 @@ impl MessageQueue {
 
     /// Takes the next message into `buf` if there is one now.
     pub fn try_receive(&self, buf: &mut [u8]) -> Result<Option<Received>> {
-        if self.num_msg() == 0 {
-            // Polling an empty queue writes nothing shared (no lock taken): pollers on
-            // other CPUs do not slow its sender down.
+        if self.nothing_to_take() {
             return Ok(None);
         }
         self.receive_bytes(as_uninit_mut(buf), false, Wait::No)
@@ -331,7 +375,7 @@ impl MessageQueue {
 
     /// [`receive_value`](Self::receive_value) if a message is queued now.
     pub fn try_receive_value<T: PositionIndependent>(&self) -> Result<Option<(T, u32)>> {
-        if self.num_msg() == 0 {
+        if self.nothing_to_take() {
             return Ok(None);
         }
         self.receive_typed(Wait::No)
@@ -351,166 +395,256 @@ impl MessageQueue {
         uninit_ok: bool,
         wait: Wait,
     ) -> Result<Option<Received>> {
-        self.transact(true, wait, |slots| {
-            let Some(head) = slots.head().map_err(|Rebuilt| Fail::Retry)? else {
-                return Ok(Step::Pending);
-            };
+        self.take_next(wait, |consumer, head| {
             if head.len > buf.len() {
                 return Err(Error::ReceiveBufferTooSmall {
                     len: buf.len(),
                     needed: head.len,
-                }
-                .into());
+                });
             }
             if !uninit_ok {
-                refuse_uninit_here(&head)?;
+                refuse_uninit_here(head)?;
             }
-            // SAFETY: `head` is this hold's; `buf` has room for `head.len` bytes.
-            unsafe { slots.read(&head, buf.as_mut_ptr().cast()) };
-            slots.take(&head);
-            Ok(Step::Done(Received {
+            // SAFETY: `head` is this consumer's; `buf` has room for `head.len` bytes.
+            unsafe { consumer.read(head, buf.as_mut_ptr().cast()) };
+            Ok(Received {
                 len: head.len,
                 priority: head.priority,
-            }))
+            })
         })
     }
 
     fn receive_typed<T: PositionIndependent>(&self, wait: Wait) -> Result<Option<(T, u32)>> {
-        self.transact(true, wait, |slots| {
-            let Some(head) = slots.head().map_err(|Rebuilt| Fail::Retry)? else {
-                return Ok(Step::Pending);
-            };
-            check_type::<T>(&head)?;
-            refuse_uninit_here(&head)?;
+        self.take_next(wait, |consumer, head| {
+            check_type::<T>(head)?;
+            refuse_uninit_here(head)?;
             let mut value = MaybeUninit::<T>::uninit();
-            // SAFETY: `head` is this hold's, and holds `size_of::<T>()` bytes
+            // SAFETY: `head` is this consumer's, and holds `size_of::<T>()` bytes
             // (`check_type`), which `value` has room for.
-            unsafe { slots.read(&head, value.as_mut_ptr().cast()) };
+            unsafe { consumer.read(head, value.as_mut_ptr().cast()) };
             // SAFETY: `value` is aligned and its `size_of::<T>()` bytes are initialised: a
             // `send_value` of a `NoPadding` type wrote them all, no message this process
             // sent as uninitialised bytes gets here (`refuse_uninit_here`), and bytes from
             // another process come from shared memory, which the kernel initialised.
             // Nothing else sees `value`.
             unsafe { T::validate(value.as_ptr()) }.map_err(|e| invalid::<T>(e))?;
-            slots.take(&head);
             // SAFETY: validated above: a valid `T`, position-independent, so this copy of
             // its bytes is one too.
-            Ok(Step::Done((unsafe { value.assume_init() }, head.priority)))
+            Ok((unsafe { value.assume_init() }, head.priority))
         })
     }
 
-    // ---- the lock -----------------------------------------------------------------------
+    // ---- the two sides ------------------------------------------------------------------
 
-    /// Runs `op` under the lock until it is done, waiting on this side's condition variable
-    /// while it is pending (as a receiver or as a sender); None when `wait` ran out first.
-    fn transact<R>(
+    /// Takes the next message with `op` (which checks and copies it, or refuses it with an
+    /// error that leaves it queued), waiting while the queue is empty; None when `wait` ran
+    /// out first.
+    fn take_next<R>(
         &self,
-        receiver: bool,
         wait: Wait,
-        mut op: impl FnMut(&Locked<'_>) -> core::result::Result<Step<R>, Fail>,
+        mut op: impl FnMut(&Consumer<'_>, &Head) -> Result<R>,
     ) -> Result<Option<R>> {
-        let Some(mut held) = self.acquire(wait)? else {
-            return Ok(None);
-        };
-        let (mine, theirs) = if receiver {
-            (&self.not_empty.0, &self.not_full.0)
-        } else {
-            (&self.not_full.0, &self.not_empty.0)
-        };
+        let block = self.block()?;
         loop {
-            match op(&held.slots) {
-                Ok(Step::Done(r)) => {
-                    let notify = held.slots.must_wake(receiver);
-                    drop(held);
-                    if notify {
-                        theirs.notify_one();
-                    }
-                    return Ok(Some(r));
+            let Some(guard) = self.lock_side(Side::Receiver, wait)? else {
+                return Ok(None);
+            };
+            // SAFETY: `guard` holds the receive lock while `consumer` lives.
+            let consumer = unsafe { Consumer::new(block) };
+            match consumer.head() {
+                Ok(Some(head)) => {
+                    let got = op(&consumer, &head)?;
+                    consumer.take(&head);
+                    self.recv.cpu.store(this_cpu(), Ordering::Relaxed);
+                    drop(guard);
+                    self.wake(Side::Sender);
+                    return Ok(Some(got));
                 }
-                Err(Fail::Retry) => continue,
-                Err(Fail::Error(e)) => return Err(e),
-                Ok(Step::Pending) => {
-                    let deadline = match wait {
-                        Wait::No => return Ok(None),
-                        Wait::Until(deadline) => deadline,
-                    };
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                Ok(None) => {
+                    drop(guard);
+                    if block.send_in_progress() {
+                        // A send half-way: it publishes in a moment, unless its sender
+                        // died (or stands still), which only then is worth a look at its
+                        // lock (that look would slow a live sender down).
+                        let sent = || block.has_message() || !block.send_in_progress();
+                        if spin(&sent, &self.send.cpu) || self.peer_died(Side::Receiver, block)? {
+                            continue;
+                        }
+                    }
+                    if !self.wait_for(Side::Receiver, block, wait)? {
                         return Ok(None);
                     }
-                    held.slots.count_waiter(receiver, true);
-                    held = self.wait_on(mine, held, deadline)?;
-                    held.slots.count_waiter(receiver, false);
+                }
+                Err(Broken) => {
+                    drop(guard);
+                    self.repair()?;
                 }
             }
         }
     }
 
-    /// Waits on `cv` (at most [`LIVENESS_POLL`] at a time, so that a notification lost
-    /// with a dead peer delays nobody longer) and takes the lock again.
-    fn wait_on<'q>(
-        &'q self,
-        cv: &Condvar,
-        held: Held<'q>,
-        deadline: Option<Instant>,
-    ) -> Result<Held<'q>> {
+    /// Whether a poller can tell without any lock that there is nothing to take: nothing
+    /// published beyond what receivers sorted, no lanes, no sender half-way (which may
+    /// have died: the slow path looks). Writes nothing shared, so pollers on other CPUs
+    /// do not slow the sender down.
+    fn nothing_to_take(&self) -> bool {
+        match (self.storage_block(), self.shape()) {
+            (Some(base), Ok(shape)) => {
+                let block = self.view(base, shape);
+                !block.has_message() && !block.send_in_progress()
+            }
+            // No slots yet: nothing was ever sent.
+            (None, Ok(_)) => true,
+            (_, Err(_)) => false,
+        }
+    }
+
+    /// Takes this side's lock as `wait` allows (a lock is held only briefly, so `No`
+    /// waits for it too); after a holder died, repairs the queue and takes it again. None
+    /// when the deadline passed.
+    fn lock_side(&self, side: Side, wait: Wait) -> Result<Option<MutexGuard<'_, ()>>> {
+        let lock = match side {
+            Side::Sender => &self.send_lock,
+            Side::Receiver => &self.recv_lock,
+        };
+        loop {
+            let taken = match wait {
+                Wait::No | Wait::Until(None) => lock.lock().map_err(TryLockError::from),
+                Wait::Until(Some(deadline)) => {
+                    lock.lock_timeout(deadline.saturating_duration_since(Instant::now()))
+                }
+            };
+            match taken {
+                Ok(guard) => return Ok(Some(guard)),
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Poisoned(p)) => {
+                    drop(p.into_inner());
+                    self.repair()?;
+                }
+                Err(TryLockError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes both locks, the send lock first (the one order in which anyone blocks on
+    /// both), poisoned or not.
+    fn lock_both(&self) -> Result<(MutexGuard<'_, ()>, MutexGuard<'_, ()>)> {
+        let send = lock_anyway(&self.send_lock)?;
+        let recv = lock_anyway(&self.recv_lock)?;
+        Ok((send, recv))
+    }
+
+    /// After a holder of either lock died (or panicked) mid-operation, or on words that do
+    /// not add up: rebuilds the order from the slot states under both locks and clears
+    /// both poisons.
+    fn repair(&self) -> Result<()> {
+        let (send, recv) = self.lock_both()?;
+        if let Some(base) = self.storage_block() {
+            // SAFETY: both locks are held while `both` lives.
+            unsafe { Both::new(self.view(base, self.shape()?)) }.rebuild();
+        }
+        self.send_lock.clear_poison();
+        self.recv_lock.clear_poison();
+        drop(recv);
+        drop(send);
+        Ok(())
+    }
+
+    /// Whether the other side's lock holder had died (or left words that do not add up),
+    /// in which case the queue is repaired now. Takes that lock only if it is free or its
+    /// holder dead, and only for a moment.
+    fn peer_died(&self, side: Side, block: Block<'_>) -> Result<bool> {
+        let lock = match side {
+            Side::Sender => &self.recv_lock,
+            Side::Receiver => &self.send_lock,
+        };
+        match lock.lock_timeout(Duration::ZERO) {
+            Ok(guard) => {
+                // A sender's claim under a free send lock is left by nobody alive.
+                let stale = side == Side::Receiver && block.send_in_progress();
+                drop(guard);
+                if stale {
+                    self.repair()?;
+                }
+                Ok(stale)
+            }
+            Err(TryLockError::Poisoned(p)) => {
+                drop(p.into_inner());
+                self.repair()?;
+                Ok(true)
+            }
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Waits until the queue may have what `side` waits for (a message, room), the other
+    /// side's lock holder died, or `wait` runs out (false). Spins, yields, then sleeps in
+    /// slices of at most [`LIVENESS_POLL`].
+    fn wait_for(&self, side: Side, block: Block<'_>, wait: Wait) -> Result<bool> {
+        let Wait::Until(deadline) = wait else {
+            return Ok(false);
+        };
+        let ready = || match side {
+            Side::Sender => block.has_room(),
+            Side::Receiver => block.has_message(),
+        };
+        let (peer_cpu, word, sleepers) = match side {
+            Side::Sender => (&self.recv.cpu, &self.waits.not_full, &self.waits.senders),
+            Side::Receiver => (&self.send.cpu, &self.waits.not_empty, &self.waits.receivers),
+        };
+        // A sender that outruns its receivers waits, while it spins, for a few free slots
+        // rather than one, so that the two do not take turns slot by slot (each turn
+        // moves the same lines between their CPUs); once done spinning, one will do.
+        let batch = (self.max_msg / 8).clamp(1, 16);
+        let ready_to_spin = || match side {
+            Side::Sender => block.room_at_least(batch),
+            Side::Receiver => block.has_message(),
+        };
+        if spin(&ready_to_spin, peer_cpu) || ready() {
+            return Ok(true);
+        }
+        if self.peer_died(side, block)? {
+            return Ok(true);
+        }
         let slice = match deadline {
             None => LIVENESS_POLL,
-            Some(d) => d
-                .saturating_duration_since(Instant::now())
-                .min(LIVENESS_POLL),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                left.min(LIVENESS_POLL)
+            }
         };
-        let Held { guard, slots } = held;
-        let guard = match cv.wait_timeout(guard, slice) {
-            Ok((guard, _)) => guard,
-            Err(LockError::Poisoned(p)) => self.repair(p.into_inner().0, &slots),
-            Err(LockError::Failed(e)) => return Err(e),
-        };
-        Ok(Held { guard, slots })
+        let seen = word.load(Ordering::SeqCst);
+        let counted = sleepers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_add(1))
+            .is_ok();
+        // Dekker with `wake`: after counting in, look once more.
+        fence(Ordering::SeqCst);
+        if !ready() {
+            atomic_wait(word, seen, Some(slice));
+        }
+        if counted {
+            let _ = sleepers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        }
+        Ok(true)
     }
 
-    /// Takes the lock (repairing the queue after a dead holder) and the slots (allocating
-    /// them on first use); None when `wait` ran out first.
-    fn acquire(&self, wait: Wait) -> Result<Option<Held<'_>>> {
-        let taken = match wait {
-            Wait::Until(None) => self.lock.lock().map_err(TryLockError::from),
-            // Not `try_lock`: a holder that died is taken over (and the queue repaired), or
-            // a poller would never see the messages behind it.
-            Wait::No => self.lock.lock_timeout(Duration::ZERO),
-            Wait::Until(Some(deadline)) => self
-                .lock
-                .lock_timeout(deadline.saturating_duration_since(Instant::now())),
+    /// After publishing a message (`side` Receiver) or a free slot (Sender): wakes a
+    /// sleeper of that side, if one is counted.
+    fn wake(&self, side: Side) {
+        let (word, sleepers) = match side {
+            Side::Sender => (&self.waits.not_full, &self.waits.senders),
+            Side::Receiver => (&self.waits.not_empty, &self.waits.receivers),
         };
-        let (guard, poisoned) = match taken {
-            Ok(guard) => (guard, false),
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Poisoned(p)) => (p.into_inner(), true),
-            Err(TryLockError::Failed(e)) => return Err(e),
-        };
-        let shape = self.shape()?;
-        let base = match self.block() {
-            Some(base) => base,
-            None => self.allocate(shape)?,
-        };
-        // SAFETY: the queue's own block, of `shape.bytes()` bytes aligned to `ALIGN`
-        // (allocated so, or validated so when found in bytes from elsewhere); it is freed
-        // only by `drop`, which `&self` excludes; its words are touched only under the lock,
-        // which `guard` holds.
-        let slots = unsafe { Locked::new(base, shape, &self.words) };
-        let guard = if poisoned {
-            self.repair(guard, &slots)
-        } else {
-            let _ = slots.check_counts();
-            guard
-        };
-        Ok(Some(Held { guard, slots }))
-    }
-
-    /// After a holder died (or panicked) mid-operation: rebuilds the order from the slot
-    /// states and clears the poison.
-    fn repair<'q>(&'q self, guard: MutexGuard<'q, ()>, slots: &Locked<'_>) -> MutexGuard<'q, ()> {
-        let _ = slots.rebuild();
-        self.lock.clear_poison();
-        guard
+        // Dekker with `wait_for`: the publication came before this fence.
+        fence(Ordering::SeqCst);
+        if sleepers.load(Ordering::Relaxed) != 0 {
+            word.fetch_add(1, Ordering::SeqCst);
+            atomic_notify_one(word);
+        }
     }
 
     fn shape(&self) -> Result<Shape> {
@@ -523,8 +657,26 @@ impl MessageQueue {
         })
     }
 
+    /// The storage block with the counters, allocating it on first use.
+    fn block(&self) -> Result<Block<'_>> {
+        let shape = self.shape()?;
+        let base = match self.storage_block() {
+            Some(base) => base,
+            None => self.allocate(shape)?,
+        };
+        Ok(self.view(base, shape))
+    }
+
+    fn view(&self, base: NonNull<u8>, shape: Shape) -> Block<'_> {
+        // SAFETY: the queue's own block, of `shape.bytes()` bytes aligned to `ALIGN`
+        // (allocated so, or validated so when found in bytes from elsewhere); it is freed
+        // only by `drop`, which `&self` excludes; this module makes its views only under
+        // the locks they need.
+        unsafe { Block::new(base, shape, &self.send, &self.recv) }
+    }
+
     /// The storage block, once allocated.
-    fn block(&self) -> Option<NonNull<u8>> {
+    fn storage_block(&self) -> Option<NonNull<u8>> {
         let offset = self.storage.load(Ordering::Acquire);
         let field = core::ptr::addr_of!(self.storage).addr();
         (offset != 0)
@@ -532,8 +684,13 @@ impl MessageQueue {
             .and_then(|addr| NonNull::new(core::ptr::with_exposed_provenance_mut(addr)))
     }
 
-    /// Allocates, formats and publishes the storage block (under the lock).
+    /// Allocates, formats and publishes the storage block, under both locks (unless
+    /// another caller did meanwhile).
     fn allocate(&self, shape: Shape) -> Result<NonNull<u8>> {
+        let (send, recv) = self.lock_both()?;
+        if let Some(base) = self.storage_block() {
+            return Ok(base);
+        }
         let layout = block_layout(shape)?;
         let alloc = SegmentAllocator::of(self).map_err(|e| Error::Unsupported {
             what: match e.kind() {
@@ -548,28 +705,61 @@ impl MessageQueue {
         // SAFETY: a fresh, zeroed block of this mapping, aligned to 16, whose first word
         // is reserved for the tag; nobody else knows it yet.
         unsafe { set_owner(block, field.cast()) };
-        // SAFETY: as above, of `shape.bytes()` bytes; the lock is held by the caller.
-        unsafe { Locked::new(block, shape, &self.words) }.format();
+        // SAFETY: both locks are held; the block is the queue's (as `view` says).
+        unsafe { Both::new(self.view(block, shape)) }.format();
         shmkit_runtime::__private::crash::point("queue: slots allocated, not yet published");
         self.storage.store(
             block.as_ptr().addr().wrapping_sub(field.addr()) as u64,
             Ordering::Release,
         );
+        self.send_lock.clear_poison();
+        self.recv_lock.clear_poison();
+        drop(recv);
+        drop(send);
         Ok(block)
     }
 }
 
-/// Why an operation under the lock did not finish.
-enum Fail {
-    /// The structures were rebuilt from the slot states: run the operation again.
-    Retry,
-    Error(Error),
+/// Takes `lock`, poisoned or not.
+fn lock_anyway(lock: &Mutex<()>) -> Result<MutexGuard<'_, ()>> {
+    match lock.lock() {
+        Ok(guard) => Ok(guard),
+        Err(LockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(LockError::Failed(e)) => Err(e),
+    }
 }
 
-impl From<Error> for Fail {
-    fn from(e: Error) -> Self {
-        Fail::Error(e)
+/// Watches `ready` for up to [`SPIN`] (unless the other side last ran on this CPU), then
+/// yields [`YIELDS`] times; whether it came.
+fn spin(ready: &impl Fn() -> bool, peer_cpu: &AtomicU32) -> bool {
+    let cpu = this_cpu();
+    if cpu == 0 || peer_cpu.load(Ordering::Relaxed) != cpu {
+        let start = Instant::now();
+        while start.elapsed() < SPIN {
+            for _ in 0..16 {
+                if ready() {
+                    return true;
+                }
+                core::hint::spin_loop();
+            }
+        }
     }
+    for _ in 0..YIELDS {
+        if ready() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    ready()
+}
+
+/// The CPU this thread runs on, plus one (0 if unknown, as under Miri).
+fn this_cpu() -> u32 {
+    if cfg!(miri) {
+        return 0;
+    }
+    // SAFETY: no arguments; glibc reads it from the thread's rseq area.
+    (unsafe { libc::sched_getcpu() } as u32).wrapping_add(1)
 }
 
 /// The layout of a queue's storage block.
@@ -648,7 +838,7 @@ fn invalid<T>(e: Invalid) -> Error {
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {
-        let (Some(block), Ok(shape)) = (self.block(), self.shape()) else {
+        let (Some(block), Ok(shape)) = (self.storage_block(), self.shape()) else {
             return;
         };
         let (Ok(layout), Ok(alloc)) = (block_layout(shape), SegmentAllocator::of(&*self)) else {
@@ -667,7 +857,7 @@ impl Drop for MessageQueue {
 // block are checked at each use (see `slots`), so any bytes there are safe.
 unsafe impl ShmSafe for MessageQueue {
     const LAYOUT_FINGERPRINT: u64 = leaf_fingerprint(
-        "shmkit::MessageQueue/1",
+        "shmkit::MessageQueue/2",
         size_of::<MessageQueue>(),
         align_of::<MessageQueue>(),
     );
@@ -675,12 +865,15 @@ unsafe impl ShmSafe for MessageQueue {
     unsafe fn validate(value: *const Self) -> core::result::Result<(), Invalid> {
         // SAFETY: the caller's contract: an aligned, readable `MessageQueue`.
         let queue = unsafe { &*value };
-        // SAFETY: as above, for the field.
-        unsafe { <Mutex<()> as ShmSafe>::validate(&queue.lock) }
-            .map_err(|e| e.within("lock", 0))?;
+        // SAFETY: as above, for the fields.
+        unsafe { <Mutex<()> as ShmSafe>::validate(&queue.send_lock) }
+            .map_err(|e| e.within("send_lock", core::mem::offset_of!(Self, send_lock)))?;
+        // SAFETY: as above.
+        unsafe { <Mutex<()> as ShmSafe>::validate(&queue.recv_lock) }
+            .map_err(|e| e.within("recv_lock", core::mem::offset_of!(Self, recv_lock)))?;
         let shape = Shape::new(queue.max_msg(), queue.max_msg_size())
             .ok_or_else(|| Invalid::new("a message queue capacity `MessageQueue::new` accepts"))?;
-        let Some(block) = queue.block() else {
+        let Some(block) = queue.storage_block() else {
             return Ok(());
         };
         let len = shape.bytes().unwrap_or(usize::MAX);

@@ -1,12 +1,8 @@
-//! The queue's storage block and what is done to it under the queue's lock.
-//!
-//! One block of the segment, owned by the queue (its first word is the owner tag), and the
-//! counters ([`Words`]), which live in the queue itself, on the lock's cache line: a lock
-//! holder touches that line anyway, and every other line costs a transfer between the
-//! sender's and the receiver's CPUs.
+//! The queue's storage block, and what a sender and a receiver do to it, each under its own
+//! lock.
 //!
 //! ```text
-//! tag | slot headers (40 bytes each) | lanes (16 bytes each) | payloads
+//! tag | slot headers (40 bytes each) | lanes (16 each) | arrival ring (4 each) | free ring (4 each) | payloads
 //! ```
 //!
 //! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
@@ -14,20 +10,34 @@
 //! (one store: the message is queued whole or not at all); a receive copies the payload out
 //! and then stores 0 (taken exactly once).
 //!
-//! The order is derived from the states: one *lane* per priority with messages queued, a
-//! FIFO list of its slots (linked through the headers' `next`), the lanes sorted by
-//! priority so that a receive takes the head of the last one and a send appends to the
-//! tail of its own: both O(1) and a few cache lines, but for a send of a priority that has
-//! no lane yet (a binary search, and a shift of the lanes above it). The free slots are a
-//! stack linked through the same `next` (a slot is in a lane or free, never both), so a
-//! send takes the header it is about to write anyway. After a holder died mid-operation, or on bytes that do not add up (forged, or
-//! half-updated), lanes and stack are rebuilt from the states alone ([`Locked::rebuild`]).
-//! Every index and length read from the block is checked before it is used, so no bytes
+//! Senders and receivers meet only in two rings of slot numbers (two-lock queue): the
+//! *arrival ring*, which senders fill (in order of sending) and receivers empty, and the
+//! *free ring*, which receivers fill and senders empty. Each side writes its own counters
+//! ([`SendSide`], [`RecvSide`]: a cache line each, next to that side's lock), so one sender
+//! and one receiver share no line but the rings' and the slot's: neither waits for the
+//! other's lock, and a stream of messages moves a few lines per message. A receiver moves
+//! what arrived into *lanes*, one per priority with messages, each a FIFO list through the
+//! headers' `next`, sorted by priority, and takes the head of the highest lane; lanes are
+//! the receivers' alone.
+//!
+//! A sender names the slot it works on in its publish word (the *claim*) until it has
+//! published it. After a holder of either lock died mid-operation (its lock poisoned), or
+//! on words that do not add up (forged, or half-updated), the holder of both locks rebuilds
+//! rings and lanes from the states alone ([`Both::rebuild`]): free slots to the free ring,
+//! queued ones to the arrival ring in order of their sequence numbers. Every index and
+//! position read from the block or the counters is checked before it is used, so no bytes
 //! make an access leave the block.
+//!
+//! Payloads are plain memory; what keeps the two sides off each other's bytes: a slot's
+//! payload is written only by the sender holding its claim, while its state is 0 (checked,
+//! with acquire ordering, after claiming), and only the holder of the send lock makes a
+//! state nonzero; it is read only by the holder of the receive lock while its state is
+//! nonzero (checked likewise), and only that holder makes a state 0 again. The rebuild
+//! holds both locks.
 
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use shmkit_runtime::__private::crash::point;
 use shmkit_runtime::segment::owned::OWNER_TAG_BYTES;
@@ -38,28 +48,58 @@ const SLOTS_AT: usize = OWNER_TAG_BYTES;
 const HEADER: usize = 40;
 /// Bytes of a lane: priority, head slot, tail slot, and 4 spare.
 const LANE: usize = 16;
-/// `next` of the last slot of a lane or of the free stack.
-const NONE: u32 = u32::MAX;
-/// Alignment of the payloads (and of the block).
+/// Bytes of a ring entry (a slot number).
+const ENTRY: usize = 4;
+/// `next` of the last slot of a lane, and the claim of a sender that claims nothing.
+pub(crate) const NONE: u32 = u32::MAX;
+/// Alignment of the block.
 pub(crate) const ALIGN: usize = 16;
+/// Alignment of the payloads within the block (a cache line).
+const PAYLOAD_ALIGN: usize = 64;
 
-/// The counters, in the queue next to its lock (32 bytes; any values are safe: they are
-/// checked where used, and a set that does not add up is rebuilt).
+/// What the senders write: the publish word and their place in the free ring (one cache
+/// line with the send lock; any values are safe, checked where used).
+#[repr(C)]
+pub(crate) struct SendSide {
+    /// The arrival ring's tail (low half) and the slot a sender has claimed and not yet
+    /// published (high half, [`NONE`] when none), in one word: publishing and giving up
+    /// the claim are one store.
+    published: AtomicU64,
+    /// The next sequence number.
+    next_seq: AtomicU64,
+    /// The free ring's head.
+    free_head: AtomicU32,
+    /// The free ring's tail as last read from the receivers' side.
+    free_seen: AtomicU32,
+    /// The CPU the last send ran on, plus one: a receiver about to wait spins only if it
+    /// runs on another.
+    pub(crate) cpu: AtomicU32,
+}
+
+impl Default for SendSide {
+    fn default() -> Self {
+        SendSide {
+            published: AtomicU64::new(join(0, NONE)),
+            next_seq: AtomicU64::new(1),
+            free_head: AtomicU32::new(0),
+            free_seen: AtomicU32::new(0),
+            cpu: AtomicU32::new(0),
+        }
+    }
+}
+
+/// What the receivers write (one cache line with the receive lock).
 #[repr(C)]
 #[derive(Default)]
-pub(crate) struct Words {
-    /// Messages queued, for polling without the lock: never below the messages queued
-    /// (raised before a send's commit, lowered after a receive's), so a message is never
-    /// hidden from a poller by a peer that died mid-operation.
-    pub(crate) published: AtomicU32,
-    /// Messages queued, as the lanes hold them.
-    queued: AtomicU32,
-    free_len: AtomicU32,
-    free_head: AtomicU32,
+pub(crate) struct RecvSide {
+    /// The free ring's tail.
+    free_tail: AtomicU32,
+    /// The arrival ring's head.
+    arrived_head: AtomicU32,
+    /// How many lanes hold messages.
     lanes_len: AtomicU32,
-    /// Receivers, then senders, that may be waiting.
-    waiting: [AtomicU16; 2],
-    next_seq: AtomicU64,
+    /// The CPU the last receive ran on, plus one.
+    pub(crate) cpu: AtomicU32,
 }
 
 /// Offsets within a slot header.
@@ -75,11 +115,19 @@ const LANE_PRIORITY: usize = 0;
 const LANE_HEAD: usize = 4;
 const LANE_TAIL: usize = 8;
 
-/// The most messages a queue holds (slot indices are `u32`, and a queue this long is
-/// already far past any use).
+/// The most messages a queue holds (slot indices are `u32`, ring positions go to twice
+/// this, and a queue this long is already far past any use).
 pub(crate) const MAX_MSG: usize = 1 << 24;
 /// The longest message (lengths are `u32`).
 pub(crate) const MAX_MSG_SIZE: usize = u32::MAX as usize;
+
+fn join(tail: u32, claim: u32) -> u64 {
+    u64::from(tail) | (u64::from(claim) << 32)
+}
+
+fn split(word: u64) -> (u32, u32) {
+    (word as u32, (word >> 32) as u32)
+}
 
 /// A queue's capacity: how many messages of how many bytes, and where things are in its
 /// storage block.
@@ -120,8 +168,16 @@ impl Shape {
         SLOTS_AT + HEADER * self.max_msg()
     }
 
+    fn arrived_at(self) -> usize {
+        self.lanes_at() + LANE * self.max_msg()
+    }
+
+    fn free_at(self) -> usize {
+        self.arrived_at() + ENTRY * self.max_msg()
+    }
+
     fn payloads_at(self) -> usize {
-        (self.lanes_at() + LANE * self.max_msg()).next_multiple_of(ALIGN)
+        (self.free_at() + ENTRY * self.max_msg()).next_multiple_of(PAYLOAD_ALIGN)
     }
 
     /// The storage block's length; None past `isize::MAX / 2`.
@@ -129,6 +185,40 @@ impl Shape {
         let payloads = self.stride().checked_mul(self.max_msg())?;
         let total = self.payloads_at().checked_add(payloads)?;
         (total <= isize::MAX as usize / 2).then_some(total)
+    }
+
+    /// Ring positions run from 0 to twice the capacity (so that a full ring and an empty
+    /// one differ); the next after `pos`.
+    fn advance(self, pos: u32) -> u32 {
+        if pos + 1 >= 2 * self.max_msg {
+            0
+        } else {
+            pos + 1
+        }
+    }
+
+    /// How many entries lie from `head` to `tail`; None if either is no position or the
+    /// distance is more than a ring holds.
+    fn distance(self, head: u32, tail: u32) -> Option<u32> {
+        let laps = 2 * self.max_msg;
+        if head >= laps || tail >= laps {
+            return None;
+        }
+        let d = if tail >= head {
+            tail - head
+        } else {
+            tail + laps - head
+        };
+        (d <= self.max_msg).then_some(d)
+    }
+
+    /// The entry a position stands for (a checked position).
+    fn entry(self, pos: u32) -> u32 {
+        if pos >= self.max_msg {
+            pos - self.max_msg
+        } else {
+            pos
+        }
     }
 }
 
@@ -150,35 +240,47 @@ pub(crate) struct Outgoing<'m> {
     pub(crate) origin: u64,
 }
 
-/// The storage block of a queue whose lock the holder of this value holds: every method
-/// runs under that lock (the queue makes one only from its guard).
-pub(crate) struct Locked<'q> {
+/// The words did not add up: rebuild (with both locks), then try again.
+#[derive(Debug)]
+pub(crate) struct Broken;
+
+/// A queue's storage block and counters, as any of its users sees them.
+#[derive(Clone, Copy)]
+pub(crate) struct Block<'q> {
     base: NonNull<u8>,
     shape: Shape,
-    words: &'q Words,
+    send: &'q SendSide,
+    recv: &'q RecvSide,
 }
 
-/// The structures did not add up and were rebuilt: try again.
-pub(crate) struct Rebuilt;
-
-impl<'q> Locked<'q> {
+impl<'q> Block<'q> {
     /// # Safety
     /// `base` is the start of a live block of at least `shape.bytes()` bytes, aligned to
-    /// [`ALIGN`], that stays allocated for `'q` and is read and written (beyond its tag)
-    /// only by holders of the lock the caller holds for `'q`, which guards `words` too.
-    pub(crate) unsafe fn new(base: NonNull<u8>, shape: Shape, words: &'q Words) -> Self {
-        Locked { base, shape, words }
+    /// [`ALIGN`], that stays allocated for `'q` and is used (beyond its tag) only as this
+    /// module says: through the views below, each made only by a holder of its locks.
+    pub(crate) unsafe fn new(
+        base: NonNull<u8>,
+        shape: Shape,
+        send: &'q SendSide,
+        recv: &'q RecvSide,
+    ) -> Self {
+        Block {
+            base,
+            shape,
+            send,
+            recv,
+        }
     }
 
-    fn u32_at(&self, at: usize) -> &AtomicU32 {
+    fn u32_at(&self, at: usize) -> &'q AtomicU32 {
         debug_assert!(at % 4 == 0 && at + 4 <= self.len());
         // SAFETY: every caller passes an offset of a 4-aligned word inside the block (the
         // layout of `Shape`, indices checked against `max_msg`), which lives for `'q`;
-        // all accesses to it are atomic or under the lock.
+        // all accesses to it are atomic.
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(at).cast()) }
     }
 
-    fn u64_at(&self, at: usize) -> &AtomicU64 {
+    fn u64_at(&self, at: usize) -> &'q AtomicU64 {
         debug_assert!(at % 8 == 0 && at + 8 <= self.len());
         // SAFETY: as `u32_at`, for an 8-aligned word.
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(at).cast()) }
@@ -200,12 +302,22 @@ impl<'q> Locked<'q> {
         SLOTS_AT + HEADER * slot as usize + field
     }
 
-    fn state(&self, slot: u32) -> &AtomicU64 {
+    fn state(&self, slot: u32) -> &'q AtomicU64 {
         self.u64_at(self.header(slot, STATE))
     }
 
     fn lane(&self, i: u32, field: usize) -> usize {
         self.shape.lanes_at() + LANE * i as usize + field
+    }
+
+    /// The arrival ring's entry for a checked position.
+    fn arrived(&self, pos: u32) -> usize {
+        self.shape.arrived_at() + ENTRY * self.shape.entry(pos) as usize
+    }
+
+    /// The free ring's entry for a checked position.
+    fn free(&self, pos: u32) -> usize {
+        self.shape.free_at() + ENTRY * self.shape.entry(pos) as usize
     }
 
     fn payload(&self, slot: u32) -> *mut u8 {
@@ -223,240 +335,234 @@ impl<'q> Locked<'q> {
         (slot < self.shape.max_msg).then_some(slot)
     }
 
-    fn word(&self, word: &AtomicU32) -> u32 {
-        word.load(Ordering::Relaxed)
+    /// A ring position read from the counters, if it is one.
+    fn position(&self, pos: u32) -> Option<u32> {
+        (pos < 2 * self.shape.max_msg).then_some(pos)
     }
 
-    fn set(&self, word: &AtomicU32, value: u32) {
-        word.store(value, Ordering::Relaxed);
-    }
-
-    /// Whether the counters add up (a fresh or consistent queue); otherwise rebuilds.
-    pub(crate) fn check_counts(&self) -> Result<(), Rebuilt> {
+    /// How many messages are queued, about (others may change it at once): the slots
+    /// neither free nor claimed by a sender. Without any lock.
+    pub(crate) fn count(&self) -> usize {
         let n = self.shape.max_msg;
-        let w = self.words;
-        let (queued, free, lanes) = (
-            self.word(&w.queued),
-            self.word(&w.free_len),
-            self.word(&w.lanes_len),
-        );
-        if queued <= n && free <= n && queued + free == n && lanes <= queued {
-            Ok(())
-        } else {
-            Err(self.rebuild())
-        }
+        let free = self
+            .shape
+            .distance(
+                self.send.free_head.load(Ordering::Relaxed),
+                self.recv.free_tail.load(Ordering::Relaxed),
+            )
+            .unwrap_or(n);
+        let claimed = u32::from(self.send_in_progress());
+        n.saturating_sub(free).saturating_sub(claimed) as usize
     }
 
-    /// Makes a freshly zeroed block a queue: every slot free.
-    pub(crate) fn format(&self) {
-        let n = self.shape.max_msg;
-        for slot in 0..n {
-            self.put(
-                self.header(slot, NEXT),
-                if slot + 1 < n { slot + 1 } else { NONE },
-            );
-        }
-        let w = self.words;
-        self.set(&w.free_head, 0);
-        self.set(&w.free_len, n);
-        self.set(&w.queued, 0);
-        self.set(&w.lanes_len, 0);
-        self.set(&w.published, 0);
-        w.next_seq.store(1, Ordering::Relaxed);
+    /// Whether a receiver may find a message: one published that no receiver moved into a
+    /// lane yet, or lanes left. Without any lock.
+    pub(crate) fn has_message(&self) -> bool {
+        let (tail, _) = split(self.send.published.load(Ordering::Acquire));
+        tail != self.recv.arrived_head.load(Ordering::Relaxed)
+            || self.recv.lanes_len.load(Ordering::Relaxed) != 0
     }
 
-    /// Rebuilds the lanes and the free stack from the slots' states, which are the truth:
-    /// a queued slot whose header is impossible (a length past the largest message) is
-    /// freed, as bytes no send wrote whole. Sequence numbers continue after the largest
-    /// queued.
-    pub(crate) fn rebuild(&self) -> Rebuilt {
-        let w = self.words;
-        let mut queued: Vec<(u32, u64, u32)> = Vec::new();
-        let (mut free, mut free_head) = (0u32, NONE);
-        for slot in (0..self.shape.max_msg).rev() {
-            let seq = self.state(slot).load(Ordering::Relaxed);
-            let len = self.get(self.header(slot, LEN)) as usize;
-            if seq != 0 && len <= self.shape.max_msg_size() {
-                queued.push((self.get(self.header(slot, PRIORITY)), seq, slot));
-            } else {
-                self.state(slot).store(0, Ordering::Relaxed);
-                self.put(self.header(slot, NEXT), free_head);
-                free_head = slot;
-                free += 1;
+    /// Whether a sender has claimed a slot it has not published (mid-send, or died there).
+    pub(crate) fn send_in_progress(&self) -> bool {
+        split(self.send.published.load(Ordering::Acquire)).1 != NONE
+    }
+
+    /// Whether a sender would find a free slot. Without any lock.
+    pub(crate) fn has_room(&self) -> bool {
+        self.room_at_least(1)
+    }
+
+    /// Whether senders would find at least `slots` free slots (or the counters do not add
+    /// up, which a sender finds out under its lock). Without any lock.
+    pub(crate) fn room_at_least(&self, slots: u32) -> bool {
+        let head = self.send.free_head.load(Ordering::Relaxed);
+        let tail = self.recv.free_tail.load(Ordering::Acquire);
+        self.shape.distance(head, tail).is_none_or(|free| free >= slots)
+    }
+}
+
+/// The block as the holder of the send lock uses it.
+pub(crate) struct Producer<'q>(Block<'q>);
+
+impl<'q> Producer<'q> {
+    /// # Safety
+    /// The caller holds the queue's send lock for as long as this value lives.
+    pub(crate) unsafe fn new(block: Block<'q>) -> Self {
+        Producer(block)
+    }
+
+    /// Claims a free slot; None when the queue is full.
+    pub(crate) fn claim(&self) -> Result<Option<u32>, Broken> {
+        let b = &self.0;
+        let (tail, claim) = split(b.send.published.load(Ordering::Relaxed));
+        if claim != NONE || b.position(tail).is_none() {
+            // A claim left by a sender that died (its lock poisoned, so not here) or bytes
+            // that do not add up.
+            return Err(Broken);
+        }
+        let head = b.position(b.send.free_head.load(Ordering::Relaxed)).ok_or(Broken)?;
+        let seen = b.send.free_seen.load(Ordering::Relaxed);
+        if b.shape.distance(head, seen).is_none_or(|d| d == 0) {
+            let tail = b.recv.free_tail.load(Ordering::Acquire);
+            let free = b.shape.distance(head, tail).ok_or(Broken)?;
+            b.send.free_seen.store(tail, Ordering::Relaxed);
+            if free == 0 {
+                return Ok(None);
             }
-            point("repair: a slot sorted");
         }
-        queued.sort_unstable();
-        let mut lanes = 0u32;
-        for (i, &(priority, _, slot)) in queued.iter().enumerate() {
-            let same_lane = i > 0 && queued[i - 1].0 == priority;
-            if same_lane {
-                self.put(self.header(queued[i - 1].2, NEXT), slot);
-            } else {
-                self.put(self.lane(lanes, LANE_PRIORITY), priority);
-                self.put(self.lane(lanes, LANE_HEAD), slot);
-                lanes += 1;
-            }
-            self.put(self.lane(lanes - 1, LANE_TAIL), slot);
-            self.put(self.header(slot, NEXT), NONE);
+        let slot = b.checked(b.get(b.free(head))).ok_or(Broken)?;
+        // Acquire: the receiver that freed it is done with its payload.
+        if b.state(slot).load(Ordering::Acquire) != 0 {
+            return Err(Broken);
         }
-        self.set(&w.lanes_len, lanes);
-        self.set(&w.queued, queued.len() as u32);
-        self.set(&w.published, queued.len() as u32);
-        self.set(&w.free_len, free);
-        self.set(&w.free_head, free_head);
-        let top_seq = queued.iter().map(|&(_, seq, _)| seq).max().unwrap_or(0);
-        if w.next_seq.load(Ordering::Relaxed) <= top_seq {
-            w.next_seq
-                .store(top_seq.wrapping_add(1).max(1), Ordering::Relaxed);
-        }
-        Rebuilt
+        b.send.published.store(join(tail, slot), Ordering::Relaxed);
+        point("send: slot claimed");
+        b.send.free_head.store(b.shape.advance(head), Ordering::Relaxed);
+        point("send: slot off the free ring");
+        Ok(Some(slot))
     }
 
-    /// The message that a receive takes next, the head of the last lane; None when the
-    /// queue is empty.
-    pub(crate) fn head(&self) -> Result<Option<Head>, Rebuilt> {
-        let lanes = self.word(&self.words.lanes_len);
+    /// Writes `msg` (at most `max_msg_size` bytes, checked by the caller) into `slot`
+    /// (just claimed), queues it (the commit) and publishes it to receivers.
+    pub(crate) fn send(&self, slot: u32, msg: &Outgoing<'_>) {
+        let b = &self.0;
+        debug_assert!(msg.bytes.len() <= b.shape.max_msg_size() && slot < b.shape.max_msg);
+        // SAFETY: a claimed slot's payload, inside the block (`slot < max_msg`), holds
+        // `max_msg_size >= bytes.len()` bytes that nobody else touches while its state is
+        // 0 (module docs); the source is the caller's slice, outside the block. Copied as
+        // possibly uninitialised bytes: no `[u8]` is formed over them.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                msg.bytes.as_ptr().cast::<u8>(),
+                b.payload(slot),
+                msg.bytes.len(),
+            )
+        };
+        point("send: payload copied");
+        b.put(b.header(slot, LEN), msg.bytes.len() as u32);
+        b.put(b.header(slot, PRIORITY), msg.priority);
+        b.u64_at(b.header(slot, FINGERPRINT))
+            .store(msg.fingerprint, Ordering::Relaxed);
+        b.u64_at(b.header(slot, ORIGIN))
+            .store(msg.origin, Ordering::Relaxed);
+        let seq = b.send.next_seq.load(Ordering::Relaxed).max(1);
+        b.send
+            .next_seq
+            .store(seq.wrapping_add(1).max(1), Ordering::Relaxed);
+        point("send: header written");
+        // The commit: from here the message is queued, whatever happens to this process.
+        b.state(slot).store(seq, Ordering::Release);
+        point("send: queued (the commit)");
+        let (tail, _) = split(b.send.published.load(Ordering::Relaxed));
+        b.put(b.arrived(tail), slot);
+        point("send: in the arrival ring");
+        // Sequentially consistent: the store comes before the sender's look at the
+        // receivers waiting (see `Waits`).
+        b.send
+            .published
+            .swap(join(b.shape.advance(tail), NONE), Ordering::SeqCst);
+    }
+}
+
+/// The block as the holder of the receive lock uses it.
+pub(crate) struct Consumer<'q>(Block<'q>);
+
+impl<'q> Consumer<'q> {
+    /// # Safety
+    /// The caller holds the queue's receive lock for as long as this value lives.
+    pub(crate) unsafe fn new(block: Block<'q>) -> Self {
+        Consumer(block)
+    }
+
+    /// The message that a receive takes next (after moving what arrived into the lanes);
+    /// None when the queue is empty.
+    pub(crate) fn head(&self) -> Result<Option<Head>, Broken> {
+        self.sort_arrivals()?;
+        let b = &self.0;
+        let lanes = b.recv.lanes_len.load(Ordering::Relaxed);
         if lanes == 0 {
             return Ok(None);
         }
+        if lanes > b.shape.max_msg {
+            return Err(Broken);
+        }
         let lane = lanes - 1;
-        let Some(slot) = self.checked(self.get(self.lane(lane, LANE_HEAD))) else {
-            return Err(self.rebuild());
-        };
-        let len = self.get(self.header(slot, LEN)) as usize;
-        let priority = self.get(self.header(slot, PRIORITY));
-        if self.state(slot).load(Ordering::Relaxed) == 0
-            || len > self.shape.max_msg_size()
-            || priority != self.get(self.lane(lane, LANE_PRIORITY))
+        let slot = b.checked(b.get(b.lane(lane, LANE_HEAD))).ok_or(Broken)?;
+        let len = b.get(b.header(slot, LEN)) as usize;
+        let priority = b.get(b.header(slot, PRIORITY));
+        // Acquire: the sender's payload and header come before its commit.
+        if b.state(slot).load(Ordering::Acquire) == 0
+            || len > b.shape.max_msg_size()
+            || priority != b.get(b.lane(lane, LANE_PRIORITY))
         {
-            return Err(self.rebuild());
+            return Err(Broken);
         }
         Ok(Some(Head {
             slot,
             len,
             priority,
-            fingerprint: self
-                .u64_at(self.header(slot, FINGERPRINT))
-                .load(Ordering::Relaxed),
-            origin: self
-                .u64_at(self.header(slot, ORIGIN))
-                .load(Ordering::Relaxed),
+            fingerprint: b.u64_at(b.header(slot, FINGERPRINT)).load(Ordering::Relaxed),
+            origin: b.u64_at(b.header(slot, ORIGIN)).load(Ordering::Relaxed),
         }))
     }
 
-    /// Copies the head's payload to `dst` (at least `head.len` bytes, not inside the block).
-    ///
-    /// # Safety
-    /// `head` came from [`head`](Self::head) under this same hold of the lock; `dst` is
-    /// valid for writes of `head.len` bytes.
-    pub(crate) unsafe fn read(&self, head: &Head, dst: *mut u8) {
-        // SAFETY: the payload holds `max_msg_size >= head.len` bytes of the block (checked
-        // by `head`), which only lock holders write; `dst` is the caller's.
-        unsafe { core::ptr::copy_nonoverlapping(self.payload(head.slot), dst, head.len) };
-    }
-
-    /// Takes the head (found by [`head`](Self::head) under this same hold of the lock) off
-    /// the queue: its state goes to 0 first (the commit), then the lane and the free stack
-    /// follow.
-    pub(crate) fn take(&self, head: &Head) {
-        let w = self.words;
-        point("receive: copied out, about to free the slot");
-        self.state(head.slot).store(0, Ordering::Release);
-        point("receive: slot freed (the commit)");
-        let lane = self.word(&w.lanes_len) - 1;
-        if self.get(self.lane(lane, LANE_TAIL)) == head.slot {
-            self.set(&w.lanes_len, lane);
-        } else {
-            self.put(
-                self.lane(lane, LANE_HEAD),
-                self.get(self.header(head.slot, NEXT)),
-            );
-        }
-        point("receive: lane moved on");
-        let queued = self.word(&w.queued) - 1;
-        self.set(&w.queued, queued);
-        self.set(&w.published, queued);
-        self.put(self.header(head.slot, NEXT), self.word(&w.free_head));
-        self.set(&w.free_head, head.slot);
-        point("receive: slot on the free stack, not yet counted");
-        self.set(&w.free_len, self.word(&w.free_len) + 1);
-    }
-
-    /// Queues `msg` (at most `max_msg_size` bytes, checked by the caller); false when the
-    /// queue is full.
-    pub(crate) fn push(&self, msg: &Outgoing<'_>) -> Result<bool, Rebuilt> {
-        debug_assert!(msg.bytes.len() <= self.shape.max_msg_size());
-        let w = self.words;
-        let free = self.word(&w.free_len);
-        if free == 0 {
-            return Ok(false);
-        }
-        let Some(slot) = self.checked(self.word(&w.free_head)) else {
-            return Err(self.rebuild());
-        };
-        if self.state(slot).load(Ordering::Relaxed) != 0 {
-            return Err(self.rebuild());
-        }
-        let (lane, found) = self.find_lane(msg.priority);
-        let tail = if found {
-            let tail = self.checked(self.get(self.lane(lane, LANE_TAIL)));
-            match tail.filter(|&t| self.state(t).load(Ordering::Relaxed) != 0) {
-                Some(tail) => Some(tail),
-                None => return Err(self.rebuild()),
+    /// Moves every published message from the arrival ring to the tail of its lane.
+    fn sort_arrivals(&self) -> Result<(), Broken> {
+        let b = &self.0;
+        let (tail, _) = split(b.send.published.load(Ordering::Acquire));
+        let mut head = b.recv.arrived_head.load(Ordering::Relaxed);
+        b.shape.distance(head, tail).ok_or(Broken)?;
+        while head != tail {
+            let slot = b.checked(b.get(b.arrived(head))).ok_or(Broken)?;
+            if b.state(slot).load(Ordering::Acquire) == 0 {
+                return Err(Broken);
             }
-        } else {
-            None
-        };
-        self.set(&w.free_head, self.get(self.header(slot, NEXT)));
-        self.set(&w.free_len, free - 1);
-        point("send: slot off the free stack");
-        // SAFETY: a free slot's payload, inside the block (`slot < max_msg`), holds
-        // `max_msg_size >= bytes.len()` bytes that nobody reads while the slot is free;
-        // the source is the caller's slice, outside the block. Copied as possibly
-        // uninitialised bytes: no `[u8]` is formed over them.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                msg.bytes.as_ptr().cast::<u8>(),
-                self.payload(slot),
-                msg.bytes.len(),
-            )
-        };
-        point("send: payload copied");
-        self.put(self.header(slot, LEN), msg.bytes.len() as u32);
-        self.put(self.header(slot, PRIORITY), msg.priority);
-        self.put(self.header(slot, NEXT), NONE);
-        self.u64_at(self.header(slot, FINGERPRINT))
-            .store(msg.fingerprint, Ordering::Relaxed);
-        self.u64_at(self.header(slot, ORIGIN))
-            .store(msg.origin, Ordering::Relaxed);
-        let seq = w.next_seq.load(Ordering::Relaxed).max(1);
-        w.next_seq
-            .store(seq.wrapping_add(1).max(1), Ordering::Relaxed);
-        let queued = self.word(&w.queued) + 1;
-        self.set(&w.published, queued);
-        point("send: header written, count published");
-        // The commit: from here the message is queued, whatever happens to this process.
-        self.state(slot).store(seq, Ordering::Release);
-        point("send: queued (the commit)");
-        match tail {
-            Some(tail) => self.put(self.header(tail, NEXT), slot),
-            None => self.open_lane(lane, msg.priority, slot),
+            self.append(slot, b.get(b.header(slot, PRIORITY)))?;
+            point("receive: one arrival in its lane");
+            head = b.shape.advance(head);
+            b.recv.arrived_head.store(head, Ordering::Relaxed);
         }
-        point("send: linked, not yet at the tail");
-        self.put(self.lane(lane, LANE_TAIL), slot);
-        point("send: at the tail");
-        self.set(&w.queued, queued);
-        Ok(true)
+        Ok(())
+    }
+
+    /// Puts `slot` at the tail of the lane of `priority` (opening it if needed).
+    fn append(&self, slot: u32, priority: u32) -> Result<(), Broken> {
+        let b = &self.0;
+        b.put(b.header(slot, NEXT), NONE);
+        let lanes = b.recv.lanes_len.load(Ordering::Relaxed);
+        if lanes >= b.shape.max_msg {
+            // Every slot already heads a lane: this one is queued twice.
+            return Err(Broken);
+        }
+        let (lane, found) = self.find_lane(priority, lanes);
+        if found {
+            let tail = b.checked(b.get(b.lane(lane, LANE_TAIL))).ok_or(Broken)?;
+            if tail == slot {
+                return Err(Broken);
+            }
+            b.put(b.header(tail, NEXT), slot);
+        } else {
+            for i in (lane..lanes).rev() {
+                for field in [LANE_PRIORITY, LANE_HEAD, LANE_TAIL] {
+                    b.put(b.lane(i + 1, field), b.get(b.lane(i, field)));
+                }
+            }
+            b.put(b.lane(lane, LANE_PRIORITY), priority);
+            b.put(b.lane(lane, LANE_HEAD), slot);
+            b.recv.lanes_len.store(lanes + 1, Ordering::Relaxed);
+        }
+        b.put(b.lane(lane, LANE_TAIL), slot);
+        Ok(())
     }
 
     /// Where the lane of `priority` is (true) or would go (false) among the sorted lanes.
-    fn find_lane(&self, priority: u32) -> (u32, bool) {
-        let (mut lo, mut hi) = (0, self.word(&self.words.lanes_len));
+    fn find_lane(&self, priority: u32, lanes: u32) -> (u32, bool) {
+        let b = &self.0;
+        let (mut lo, mut hi) = (0, lanes);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let p = self.get(self.lane(mid, LANE_PRIORITY));
-            match p.cmp(&priority) {
+            match b.get(b.lane(mid, LANE_PRIORITY)).cmp(&priority) {
                 core::cmp::Ordering::Less => lo = mid + 1,
                 core::cmp::Ordering::Greater => hi = mid,
                 core::cmp::Ordering::Equal => return (mid, true),
@@ -465,46 +571,109 @@ impl<'q> Locked<'q> {
         (lo, false)
     }
 
-    /// Makes room at `at` among the lanes and opens a lane there holding `slot` alone.
-    fn open_lane(&self, at: u32, priority: u32, slot: u32) {
-        let lanes = self.word(&self.words.lanes_len);
-        for i in (at..lanes).rev() {
-            for field in [LANE_PRIORITY, LANE_HEAD, LANE_TAIL] {
-                self.put(self.lane(i + 1, field), self.get(self.lane(i, field)));
-            }
+    /// Copies the head's payload to `dst` (at least `head.len` bytes, not inside the block).
+    ///
+    /// # Safety
+    /// `head` came from [`head`](Self::head) of this same value; `dst` is valid for writes
+    /// of `head.len` bytes.
+    pub(crate) unsafe fn read(&self, head: &Head, dst: *mut u8) {
+        // SAFETY: the payload holds `max_msg_size >= head.len` bytes of the block (checked
+        // by `head`), which nobody writes while the slot is queued (module docs); `dst` is
+        // the caller's.
+        unsafe { core::ptr::copy_nonoverlapping(self.0.payload(head.slot), dst, head.len) };
+    }
+
+    /// Takes the head (found by [`head`](Self::head) of this same value) off the queue: its
+    /// state goes to 0 first (the commit), then the lane moves on and the slot goes to the
+    /// free ring.
+    pub(crate) fn take(&self, head: &Head) {
+        let b = &self.0;
+        point("receive: copied out, about to take");
+        b.state(head.slot).store(0, Ordering::Release);
+        point("receive: taken (the commit)");
+        let lane = b.recv.lanes_len.load(Ordering::Relaxed) - 1;
+        if b.get(b.lane(lane, LANE_TAIL)) == head.slot {
+            b.recv.lanes_len.store(lane, Ordering::Relaxed);
+        } else {
+            b.put(
+                b.lane(lane, LANE_HEAD),
+                b.get(b.header(head.slot, NEXT)),
+            );
         }
-        self.put(self.lane(at, LANE_PRIORITY), priority);
-        self.put(self.lane(at, LANE_HEAD), slot);
-        self.set(&self.words.lanes_len, lanes + 1);
+        point("receive: lane moved on");
+        let tail = b.recv.free_tail.load(Ordering::Relaxed) % (2 * b.shape.max_msg);
+        b.put(b.free(tail), head.slot);
+        point("receive: slot in the free ring, not yet counted");
+        // Sequentially consistent: the store comes before the receiver's look at the
+        // senders waiting (see `Waits`).
+        b.recv
+            .free_tail
+            .swap(b.shape.advance(tail), Ordering::SeqCst);
+    }
+}
+
+/// The block as the holder of both locks uses it.
+pub(crate) struct Both<'q>(Block<'q>);
+
+impl<'q> Both<'q> {
+    /// # Safety
+    /// The caller holds both of the queue's locks for as long as this value lives.
+    pub(crate) unsafe fn new(block: Block<'q>) -> Self {
+        Both(block)
     }
 
-    /// Counts this thread among the receivers (`true`) or senders about to wait, or out
-    /// again. A waiter that dies stays counted: the count only makes the other side notify
-    /// when nobody waits; it saturates and never goes below zero.
-    pub(crate) fn count_waiter(&self, receiver: bool, enter: bool) {
-        let count = &self.words.waiting[usize::from(!receiver)];
-        let n = count.load(Ordering::Relaxed);
-        let n = if enter {
-            n.saturating_add(1)
-        } else {
-            n.saturating_sub(1)
-        };
-        count.store(n, Ordering::Relaxed);
+    /// Makes a freshly zeroed block a queue: every slot free.
+    pub(crate) fn format(&self) {
+        let b = &self.0;
+        for slot in 0..b.shape.max_msg {
+            b.put(b.free(slot), slot);
+        }
+        b.send.published.store(join(0, NONE), Ordering::Relaxed);
+        b.send.free_head.store(0, Ordering::Relaxed);
+        b.send.free_seen.store(b.shape.max_msg, Ordering::Relaxed);
+        b.send.next_seq.store(1, Ordering::Relaxed);
+        b.recv.free_tail.store(b.shape.max_msg, Ordering::Relaxed);
+        b.recv.arrived_head.store(0, Ordering::Relaxed);
+        b.recv.lanes_len.store(0, Ordering::Relaxed);
     }
 
-    /// Whether the operation just done (a receive: `took`, else a send) must wake a
-    /// waiter of the other side: when fewer slots (messages) were there for it before this
-    /// operation than waiters are counted, one of them may be asleep for want of the one
-    /// this operation made. A stream that outruns its peer thus wakes it once per wait,
-    /// not once per message; anything the count misses (a waiter of a dead process, one
-    /// woken for another) is seen at the waiter's next look, within `LIVENESS_POLL`.
-    pub(crate) fn must_wake(&self, took: bool) -> bool {
-        let w = self.words;
-        let (had, waiters) = if took {
-            (self.word(&w.free_len).wrapping_sub(1), &w.waiting[1])
-        } else {
-            (self.word(&w.queued).wrapping_sub(1), &w.waiting[0])
-        };
-        had < u32::from(waiters.load(Ordering::Relaxed))
+    /// Rebuilds rings and lanes from the slots' states, which are the truth: a queued slot
+    /// whose header is impossible (a length past the largest message) is freed, as bytes
+    /// no send wrote whole. Queued slots go to the arrival ring in order of sending;
+    /// sequence numbers continue after the largest queued.
+    pub(crate) fn rebuild(&self) {
+        let b = &self.0;
+        let mut queued: Vec<(u64, u32)> = Vec::new();
+        let mut free = 0u32;
+        for slot in 0..b.shape.max_msg {
+            let seq = b.state(slot).load(Ordering::Relaxed);
+            let len = b.get(b.header(slot, LEN)) as usize;
+            if seq != 0 && len <= b.shape.max_msg_size() {
+                queued.push((seq, slot));
+            } else {
+                b.state(slot).store(0, Ordering::Relaxed);
+                b.put(b.free(free), slot);
+                free += 1;
+            }
+            point("repair: a slot sorted");
+        }
+        queued.sort_unstable();
+        for (i, &(_, slot)) in queued.iter().enumerate() {
+            b.put(b.arrived(i as u32), slot);
+        }
+        b.recv.lanes_len.store(0, Ordering::Relaxed);
+        b.recv.arrived_head.store(0, Ordering::Relaxed);
+        b.recv.free_tail.store(free, Ordering::Relaxed);
+        b.send.free_head.store(0, Ordering::Relaxed);
+        b.send.free_seen.store(free, Ordering::Relaxed);
+        b.send
+            .published
+            .store(join(queued.len() as u32, NONE), Ordering::Relaxed);
+        let top_seq = queued.iter().map(|&(seq, _)| seq).max().unwrap_or(0);
+        if b.send.next_seq.load(Ordering::Relaxed) <= top_seq {
+            b.send
+                .next_seq
+                .store(top_seq.wrapping_add(1).max(1), Ordering::Relaxed);
+        }
     }
 }
