@@ -40,11 +40,17 @@ fn image() -> Vec<u8> {
 const CAP: usize = 8;
 /// Where `storage` is in the queue value.
 const STORAGE_AT: usize = 8;
-/// The senders' counters (28 bytes after the send lock) and the receivers' (16 bytes after
-/// the receive lock), as offsets in the queue value.
-const COUNTERS: [std::ops::Range<usize>; 2] = [72..100, 136..152];
-/// Bytes of the block's bookkeeping: tag, slot headers, lanes, arrival and free rings.
-const BOOKKEEPING: usize = 8 + 40 * N + 16 * N + 8 * N;
+/// The senders' counters (after the send lock, and on the next line) and the receivers'
+/// (likewise), as offsets in the queue value.
+const COUNTERS: [std::ops::Range<usize>; 5] = [72..92, 128..140, 192..196, 264..272, 320..332];
+/// Where the slots start in the block: after the tag, the lanes and the arrival ring, on a
+/// 64-byte boundary.
+const SLOTS_AT: usize = (8 + 16 * N + 4 * N).next_multiple_of(64);
+/// Bytes from one slot to the next: a 48-byte header, then the payload.
+const STRIDE: usize = (48 + SIZE).next_multiple_of(64);
+/// Bytes of the block's bookkeeping: tag, lanes, arrival ring, and the slots (whose
+/// payloads are edited too).
+const BOOKKEEPING: usize = SLOTS_AT + STRIDE * N;
 
 fn word(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
@@ -150,10 +156,7 @@ fn forged_bookkeeping_words_give_errors_or_values_never_panics() {
         SIZE as u32,
         SIZE as u32 + 1,
     ];
-    for at in (block + 8..block + bookkeeping)
-        .step_by(4)
-        .chain(counters)
-    {
+    for at in (block + 8..block + bookkeeping).step_by(4).chain(counters) {
         for v in values {
             let mut b = img.clone();
             b[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -224,19 +227,18 @@ fn forged_queue_fields_are_refused_or_harmless() {
 fn forged_typed_payloads_are_validated() {
     let img = image();
     let (_, block) = locate(&img);
-    let payloads = BOOKKEEPING.next_multiple_of(64);
-    let stride = SIZE.next_multiple_of(16);
+
     // Find the slot holding the bool (len 1, priority 5).
     let slot = (0..N)
         .find(|&i| {
-            let h = block + 8 + 40 * i;
+            let h = block + SLOTS_AT + STRIDE * i;
             word(&img, h) != 0
                 && u32::from_le_bytes(img[h + 8..h + 12].try_into().unwrap()) == 1
                 && u32::from_le_bytes(img[h + 12..h + 16].try_into().unwrap()) == 5
         })
         .expect("the bool's slot");
     let mut b = img.clone();
-    b[block + payloads + stride * slot] = 2;
+    b[block + SLOTS_AT + STRIDE * slot + 48] = 2;
     let mut buf = AlignedBuffer::from(&b[..]);
     let seg = ManagedExternalBuffer::open(&mut buf).unwrap();
     let q = seg.find::<MessageQueue>("q").unwrap().unwrap();

@@ -49,7 +49,9 @@ use shmkit_runtime::{
 };
 
 pub use named::NamedMessageQueue;
-use slots::{Block, Both, Broken, Consumer, Head, Outgoing, Producer, RecvSide, SendSide, Shape, ALIGN};
+use slots::{
+    Block, Both, Broken, Consumer, Head, Outgoing, Producer, RecvSide, SendSide, Shape, ALIGN,
+};
 
 /// What a receive got: the message's length and priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,21 +103,20 @@ pub struct MessageQueue {
     storage: AtomicU64,
     waits: Waits,
     _line0: [u8; 32],
-    /// The second: the senders' lock and words.
+    /// The second to fourth: the senders' lock and words, what they publish, and their
+    /// claim.
     send_lock: Mutex<()>,
     send: SendSide,
-    _line1: [u8; 24],
-    /// The third: the receivers'. (Lines apart by spacing, not `align(64)`: segments in
-    /// buffers promise 16-byte alignment only.)
+    /// The fifth and sixth: the receivers'. (Lines apart by spacing, not `align(64)`:
+    /// segments in buffers promise 16-byte alignment only.)
     recv_lock: Mutex<()>,
     recv: RecvSide,
-    _line2: [u8; 40],
 }
 
 const _: () = assert!(
-    size_of::<MessageQueue>() == 192
+    size_of::<MessageQueue>() == 384
         && core::mem::offset_of!(MessageQueue, send_lock) == 64
-        && core::mem::offset_of!(MessageQueue, recv_lock) == 128
+        && core::mem::offset_of!(MessageQueue, recv_lock) == 256
 );
 
 /// The futex words that sleepers wait on, and how many sleep on each (hints that only
@@ -181,10 +182,8 @@ impl MessageQueue {
             _line0: [0; 32],
             send_lock: Mutex::new(()),
             send: SendSide::default(),
-            _line1: [0; 24],
             recv_lock: Mutex::new(()),
             recv: RecvSide::default(),
-            _line2: [0; 40],
         })
     }
 
@@ -485,8 +484,8 @@ impl MessageQueue {
 
     /// Whether a poller can tell without any lock that there is nothing to take: nothing
     /// published beyond what receivers sorted, no lanes, no sender half-way (which may
-    /// have died: the slow path looks). Writes nothing shared, so pollers on other CPUs
-    /// do not slow the sender down.
+    /// have died there: the slow path looks). Writes nothing shared, so pollers on other
+    /// CPUs do not slow the sender down.
     fn nothing_to_take(&self) -> bool {
         match (self.storage_block(), self.shape()) {
             (Some(base), Ok(shape)) => {
@@ -732,6 +731,9 @@ fn lock_anyway(lock: &Mutex<()>) -> Result<MutexGuard<'_, ()>> {
 /// Watches `ready` for up to [`SPIN`] (unless the other side last ran on this CPU), then
 /// yields [`YIELDS`] times; whether it came.
 fn spin(ready: &impl Fn() -> bool, peer_cpu: &AtomicU32) -> bool {
+    if ready() {
+        return true;
+    }
     let cpu = this_cpu();
     if cpu == 0 || peer_cpu.load(Ordering::Relaxed) != cpu {
         let start = Instant::now();

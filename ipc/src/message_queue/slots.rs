@@ -2,7 +2,7 @@
 //! lock.
 //!
 //! ```text
-//! tag | slot headers (40 bytes each) | lanes (16 each) | arrival ring (4 each) | free ring (4 each) | payloads
+//! tag | lanes (16 bytes each) | arrival ring (4 each) | slots (a header of 48 bytes, then the payload; 64-byte lines each)
 //! ```
 //!
 //! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
@@ -10,12 +10,15 @@
 //! (one store: the message is queued whole or not at all); a receive copies the payload out
 //! and then stores 0 (taken exactly once).
 //!
-//! Senders and receivers meet only in two rings of slot numbers (two-lock queue): the
-//! *arrival ring*, which senders fill (in order of sending) and receivers empty, and the
-//! *free ring*, which receivers fill and senders empty. Each side writes its own counters
-//! ([`SendSide`], [`RecvSide`]: a cache line each, next to that side's lock), so one sender
-//! and one receiver share no line but the rings' and the slot's: neither waits for the
-//! other's lock, and a stream of messages moves a few lines per message. A receiver moves
+//! Senders and receivers meet in the slots and in one ring of slot numbers (a two-lock
+//! queue): the *arrival ring*, which senders fill (in order of sending) and receivers
+//! empty. A sender finds a free slot by its state, looking on from after the last slot it
+//! took (in a stream, the next one is the oldest, so free); it knows that one is free by
+//! two counts, the slots senders took and the slots receivers freed. Each side writes its
+//! own counters ([`SendSide`], [`RecvSide`]: a cache line each, next to that side's lock),
+//! so one sender and one receiver share no line but the ring's and the slot's: neither
+//! waits for the other's lock, and a stream of messages moves a few lines per message. A
+//! receiver moves
 //! what arrived into *lanes*, one per priority with messages, each a FIFO list through the
 //! headers' `next`, sorted by priority, and takes the head of the highest lane; lanes are
 //! the receivers' alone.
@@ -23,8 +26,8 @@
 //! A sender names the slot it works on in its publish word (the *claim*) until it has
 //! published it. After a holder of either lock died mid-operation (its lock poisoned), or
 //! on words that do not add up (forged, or half-updated), the holder of both locks rebuilds
-//! rings and lanes from the states alone ([`Both::rebuild`]): free slots to the free ring,
-//! queued ones to the arrival ring in order of their sequence numbers. Every index and
+//! ring, lanes and counts from the states alone ([`Both::rebuild`]): queued slots to the
+//! arrival ring in order of their sequence numbers. Every index and
 //! position read from the block or the counters is checked before it is used, so no bytes
 //! make an access leave the block.
 //!
@@ -42,10 +45,8 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shmkit_runtime::__private::crash::point;
 use shmkit_runtime::segment::owned::OWNER_TAG_BYTES;
 
-/// Offset of the first slot header.
-const SLOTS_AT: usize = OWNER_TAG_BYTES;
-/// Bytes of a slot header.
-const HEADER: usize = 40;
+/// Bytes of a slot's header (the payload follows it, 16-aligned).
+const HEADER: usize = 48;
 /// Bytes of a lane: priority, head slot, tail slot, and 4 spare.
 const LANE: usize = 16;
 /// Bytes of a ring entry (a slot number).
@@ -54,53 +55,97 @@ const ENTRY: usize = 4;
 pub(crate) const NONE: u32 = u32::MAX;
 /// Alignment of the block.
 pub(crate) const ALIGN: usize = 16;
-/// Alignment of the payloads within the block (a cache line).
-const PAYLOAD_ALIGN: usize = 64;
+/// Alignment of the slots within the block (a cache line: no two slots share one).
+const SLOT_ALIGN: usize = 64;
 
-/// What the senders write: the publish word and their place in the free ring (one cache
-/// line with the send lock; any values are safe, checked where used).
+/// What the senders write: their own words, on the send lock's cache line (any values are
+/// safe, checked where used), then the publish word, on a line of its own, which receivers
+/// watch (so that watching it does not take the lock's line from a sender).
 #[repr(C)]
 pub(crate) struct SendSide {
-    /// The arrival ring's tail (low half) and the slot a sender has claimed and not yet
-    /// published (high half, [`NONE`] when none), in one word: publishing and giving up
-    /// the claim are one store.
-    published: AtomicU64,
     /// The next sequence number.
     next_seq: AtomicU64,
-    /// The free ring's head.
-    free_head: AtomicU32,
-    /// The free ring's tail as last read from the receivers' side.
-    free_seen: AtomicU32,
+    /// Slots senders took, ever (wrapping).
+    taken: AtomicU32,
+    /// Slots receivers freed, as last read from their side.
+    freed_seen: AtomicU32,
+    /// Where a sender looks for a free slot first.
+    cursor: AtomicU32,
+    /// The arrival ring's tail, as published (senders read this copy, not the published
+    /// word, whose line receivers keep reading).
+    tail: AtomicU32,
+    _own: [u8; 32],
+    /// The arrival ring's tail and the slot published last ([`Published`]), in one word:
+    /// a receiver that finds one message more needs no look at the ring.
+    published: AtomicU64,
     /// The CPU the last send ran on, plus one: a receiver about to wait spins only if it
     /// runs on another.
     pub(crate) cpu: AtomicU32,
+    _watched: [u8; 52],
+    /// The slot a sender claimed and has not yet published, or [`NONE`]: what a receiver
+    /// that finds the queue empty looks at to tell whether a sender is half-way (and
+    /// perhaps died there). On a line of its own, which receivers read only then.
+    claimed: AtomicU32,
+    _claim: [u8; 60],
 }
 
 impl Default for SendSide {
     fn default() -> Self {
         SendSide {
-            published: AtomicU64::new(join(0, NONE)),
             next_seq: AtomicU64::new(1),
-            free_head: AtomicU32::new(0),
-            free_seen: AtomicU32::new(0),
+            taken: AtomicU32::new(0),
+            freed_seen: AtomicU32::new(0),
+            cursor: AtomicU32::new(0),
+            tail: AtomicU32::new(0),
+            _own: [0; 32],
+            published: AtomicU64::new(Published::EMPTY.pack()),
             cpu: AtomicU32::new(0),
+            _watched: [0; 52],
+            claimed: AtomicU32::new(NONE),
+            _claim: [0; 60],
         }
     }
 }
 
-/// What the receivers write (one cache line with the receive lock).
+/// What the receivers write: their own words on the receive lock's line, then what senders
+/// watch on a line of its own.
 #[repr(C)]
-#[derive(Default)]
 pub(crate) struct RecvSide {
-    /// The free ring's tail.
-    free_tail: AtomicU32,
     /// The arrival ring's head.
     arrived_head: AtomicU32,
     /// How many lanes hold messages.
     lanes_len: AtomicU32,
+    _own: [u8; 48],
+    /// Slots receivers freed, ever (wrapping).
+    freed: AtomicU32,
+    /// The slot freed last: where a sender whose next slot is still queued looks next.
+    last_freed: AtomicU32,
     /// The CPU the last receive ran on, plus one.
     pub(crate) cpu: AtomicU32,
+    _watched: [u8; 52],
 }
+
+impl Default for RecvSide {
+    fn default() -> Self {
+        RecvSide {
+            arrived_head: AtomicU32::new(0),
+            lanes_len: AtomicU32::new(0),
+            _own: [0; 48],
+            freed: AtomicU32::new(0),
+            last_freed: AtomicU32::new(NONE),
+            cpu: AtomicU32::new(0),
+            _watched: [0; 52],
+        }
+    }
+}
+
+const _: () = assert!(
+    size_of::<SendSide>() == 184
+        && core::mem::offset_of!(SendSide, published) == 56
+        && core::mem::offset_of!(SendSide, claimed) == 120
+        && size_of::<RecvSide>() == 120
+        && core::mem::offset_of!(RecvSide, freed) == 56
+);
 
 /// Offsets within a slot header.
 const STATE: usize = 0;
@@ -121,12 +166,31 @@ pub(crate) const MAX_MSG: usize = 1 << 24;
 /// The longest message (lengths are `u32`).
 pub(crate) const MAX_MSG_SIZE: usize = u32::MAX as usize;
 
-fn join(tail: u32, claim: u32) -> u64 {
-    u64::from(tail) | (u64::from(claim) << 32)
+/// The publish word, unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Published {
+    /// The arrival ring's tail.
+    tail: u32,
+    /// The slot at the ring's position before `tail`, or [`NONE`] (unknown).
+    last: u32,
 }
 
-fn split(word: u64) -> (u32, u32) {
-    (word as u32, (word >> 32) as u32)
+impl Published {
+    const EMPTY: Published = Published {
+        tail: 0,
+        last: NONE,
+    };
+
+    fn pack(self) -> u64 {
+        u64::from(self.tail) | u64::from(self.last) << 32
+    }
+
+    fn unpack(word: u64) -> Published {
+        Published {
+            tail: word as u32,
+            last: (word >> 32) as u32,
+        }
+    }
 }
 
 /// A queue's capacity: how many messages of how many bytes, and where things are in its
@@ -159,31 +223,29 @@ impl Shape {
         self.max_msg_size as usize
     }
 
-    /// Bytes from one payload to the next.
-    fn stride(self) -> usize {
-        (self.max_msg_size as usize).next_multiple_of(ALIGN)
+    /// Bytes from one slot to the next; None past `usize`.
+    fn stride(self) -> Option<usize> {
+        (self.max_msg_size as usize)
+            .checked_add(HEADER)?
+            .checked_next_multiple_of(SLOT_ALIGN)
     }
 
     fn lanes_at(self) -> usize {
-        SLOTS_AT + HEADER * self.max_msg()
+        OWNER_TAG_BYTES
     }
 
     fn arrived_at(self) -> usize {
         self.lanes_at() + LANE * self.max_msg()
     }
 
-    fn free_at(self) -> usize {
-        self.arrived_at() + ENTRY * self.max_msg()
-    }
-
-    fn payloads_at(self) -> usize {
-        (self.free_at() + ENTRY * self.max_msg()).next_multiple_of(PAYLOAD_ALIGN)
+    fn slots_at(self) -> usize {
+        (self.arrived_at() + ENTRY * self.max_msg()).next_multiple_of(SLOT_ALIGN)
     }
 
     /// The storage block's length; None past `isize::MAX / 2`.
     pub(crate) fn bytes(self) -> Option<usize> {
-        let payloads = self.stride().checked_mul(self.max_msg())?;
-        let total = self.payloads_at().checked_add(payloads)?;
+        let slots = self.stride()?.checked_mul(self.max_msg())?;
+        let total = self.slots_at().checked_add(slots)?;
         (total <= isize::MAX as usize / 2).then_some(total)
     }
 
@@ -299,7 +361,8 @@ impl<'q> Block<'q> {
     }
 
     fn header(&self, slot: u32, field: usize) -> usize {
-        SLOTS_AT + HEADER * slot as usize + field
+        // The stride exists: `bytes` does, for every shape this block has.
+        self.shape.slots_at() + self.shape.stride().unwrap_or(0) * slot as usize + field
     }
 
     fn state(&self, slot: u32) -> &'q AtomicU64 {
@@ -315,19 +378,10 @@ impl<'q> Block<'q> {
         self.shape.arrived_at() + ENTRY * self.shape.entry(pos) as usize
     }
 
-    /// The free ring's entry for a checked position.
-    fn free(&self, pos: u32) -> usize {
-        self.shape.free_at() + ENTRY * self.shape.entry(pos) as usize
-    }
-
     fn payload(&self, slot: u32) -> *mut u8 {
         // SAFETY: `slot < max_msg` (checked by every caller), so the payload's
-        // `max_msg_size` bytes lie inside the block.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(self.shape.payloads_at() + self.shape.stride() * slot as usize)
-        }
+        // `max_msg_size` bytes, after its header, lie inside the block.
+        unsafe { self.base.as_ptr().add(self.header(slot, HEADER)) }
     }
 
     /// A slot index read from the block, if it is one.
@@ -340,32 +394,42 @@ impl<'q> Block<'q> {
         (pos < 2 * self.shape.max_msg).then_some(pos)
     }
 
-    /// How many messages are queued, about (others may change it at once): the slots
-    /// neither free nor claimed by a sender. Without any lock.
+    /// How many slots are in use: taken by senders and not yet counted freed by receivers
+    /// (None if the counts do not add up). Without any lock. A receiver frees a slot by its
+    /// state first and counts it after, and a sender may take it in between: one more than
+    /// the slots is still a count that adds up, and means all of them.
+    fn in_use(&self, freed: u32) -> Option<u32> {
+        let in_use = self.send.taken.load(Ordering::Relaxed).wrapping_sub(freed);
+        (in_use <= self.shape.max_msg + 1).then(|| in_use.min(self.shape.max_msg))
+    }
+
+    /// How many messages are queued, about (others may change it at once): the slots in
+    /// use but the one a sender claimed. Without any lock.
     pub(crate) fn count(&self) -> usize {
-        let n = self.shape.max_msg;
-        let free = self
-            .shape
-            .distance(
-                self.send.free_head.load(Ordering::Relaxed),
-                self.recv.free_tail.load(Ordering::Relaxed),
-            )
-            .unwrap_or(n);
+        let in_use = self.in_use(self.recv.freed.load(Ordering::Relaxed));
         let claimed = u32::from(self.send_in_progress());
-        n.saturating_sub(free).saturating_sub(claimed) as usize
+        in_use.unwrap_or(0).saturating_sub(claimed) as usize
     }
 
     /// Whether a receiver may find a message: one published that no receiver moved into a
     /// lane yet, or lanes left. Without any lock.
     pub(crate) fn has_message(&self) -> bool {
-        let (tail, _) = split(self.send.published.load(Ordering::Acquire));
+        let tail = self.published(Ordering::Acquire).tail;
         tail != self.recv.arrived_head.load(Ordering::Relaxed)
             || self.recv.lanes_len.load(Ordering::Relaxed) != 0
     }
 
+    fn published(&self, order: Ordering) -> Published {
+        Published::unpack(self.send.published.load(order))
+    }
+
+    fn publish(&self, word: Published, order: Ordering) {
+        self.send.published.store(word.pack(), order);
+    }
+
     /// Whether a sender has claimed a slot it has not published (mid-send, or died there).
     pub(crate) fn send_in_progress(&self) -> bool {
-        split(self.send.published.load(Ordering::Acquire)).1 != NONE
+        self.send.claimed.load(Ordering::Acquire) != NONE
     }
 
     /// Whether a sender would find a free slot. Without any lock.
@@ -373,12 +437,11 @@ impl<'q> Block<'q> {
         self.room_at_least(1)
     }
 
-    /// Whether senders would find at least `slots` free slots (or the counters do not add
+    /// Whether senders would find at least `slots` free slots (or the counts do not add
     /// up, which a sender finds out under its lock). Without any lock.
     pub(crate) fn room_at_least(&self, slots: u32) -> bool {
-        let head = self.send.free_head.load(Ordering::Relaxed);
-        let tail = self.recv.free_tail.load(Ordering::Acquire);
-        self.shape.distance(head, tail).is_none_or(|free| free >= slots)
+        self.in_use(self.recv.freed.load(Ordering::Acquire))
+            .is_none_or(|in_use| self.shape.max_msg - in_use >= slots)
     }
 }
 
@@ -395,31 +458,55 @@ impl<'q> Producer<'q> {
     /// Claims a free slot; None when the queue is full.
     pub(crate) fn claim(&self) -> Result<Option<u32>, Broken> {
         let b = &self.0;
-        let (tail, claim) = split(b.send.published.load(Ordering::Relaxed));
-        if claim != NONE || b.position(tail).is_none() {
+        let tail = b.send.tail.load(Ordering::Relaxed);
+        if b.send.claimed.load(Ordering::Relaxed) != NONE || b.position(tail).is_none() {
             // A claim left by a sender that died (its lock poisoned, so not here) or bytes
             // that do not add up.
             return Err(Broken);
         }
-        let head = b.position(b.send.free_head.load(Ordering::Relaxed)).ok_or(Broken)?;
-        let seen = b.send.free_seen.load(Ordering::Relaxed);
-        if b.shape.distance(head, seen).is_none_or(|d| d == 0) {
-            let tail = b.recv.free_tail.load(Ordering::Acquire);
-            let free = b.shape.distance(head, tail).ok_or(Broken)?;
-            b.send.free_seen.store(tail, Ordering::Relaxed);
-            if free == 0 {
-                return Ok(None);
+        let n = b.shape.max_msg;
+        // A slot is free when its state says so (acquire: the receiver that freed it is
+        // done with its payload). In a stream the one after the last taken is the oldest,
+        // so free: taking it reads no line of the receivers' but the slot's own.
+        let start = b.send.cursor.load(Ordering::Relaxed) % n;
+        let hint = b.recv.last_freed.load(Ordering::Relaxed);
+        let slot = if b.state(start).load(Ordering::Acquire) == 0 {
+            start
+        } else if b
+            .checked(hint)
+            .is_some_and(|h| b.state(h).load(Ordering::Acquire) == 0)
+        {
+            hint
+        } else {
+            if b.in_use(b.send.freed_seen.load(Ordering::Relaxed))
+                .is_none_or(|u| u == n)
+            {
+                let freed = b.recv.freed.load(Ordering::Acquire);
+                b.send.freed_seen.store(freed, Ordering::Relaxed);
+                if b.in_use(freed).ok_or(Broken)? == n {
+                    return Ok(None);
+                }
             }
-        }
-        let slot = b.checked(b.get(b.free(head))).ok_or(Broken)?;
-        // Acquire: the receiver that freed it is done with its payload.
-        if b.state(slot).load(Ordering::Acquire) != 0 {
-            return Err(Broken);
-        }
-        b.send.published.store(join(tail, slot), Ordering::Relaxed);
+            (1..n)
+                .map(|i| {
+                    if start + i >= n {
+                        start + i - n
+                    } else {
+                        start + i
+                    }
+                })
+                .find(|&slot| b.state(slot).load(Ordering::Acquire) == 0)
+                .ok_or(Broken)?
+        };
+        b.send.claimed.store(slot, Ordering::Relaxed);
         point("send: slot claimed");
-        b.send.free_head.store(b.shape.advance(head), Ordering::Relaxed);
-        point("send: slot off the free ring");
+        b.send.taken.store(
+            b.send.taken.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        b.send
+            .cursor
+            .store(if slot + 1 == n { 0 } else { slot + 1 }, Ordering::Relaxed);
         Ok(Some(slot))
     }
 
@@ -454,14 +541,14 @@ impl<'q> Producer<'q> {
         // The commit: from here the message is queued, whatever happens to this process.
         b.state(slot).store(seq, Ordering::Release);
         point("send: queued (the commit)");
-        let (tail, _) = split(b.send.published.load(Ordering::Relaxed));
+        let tail = b.send.tail.load(Ordering::Relaxed);
         b.put(b.arrived(tail), slot);
         point("send: in the arrival ring");
-        // Sequentially consistent: the store comes before the sender's look at the
-        // receivers waiting (see `Waits`).
-        b.send
-            .published
-            .swap(join(b.shape.advance(tail), NONE), Ordering::SeqCst);
+        let tail = b.shape.advance(tail);
+        b.publish(Published { tail, last: slot }, Ordering::Release);
+        point("send: published, the claim not yet given up");
+        b.send.tail.store(tail, Ordering::Relaxed);
+        b.send.claimed.store(NONE, Ordering::Relaxed);
     }
 }
 
@@ -502,7 +589,9 @@ impl<'q> Consumer<'q> {
             slot,
             len,
             priority,
-            fingerprint: b.u64_at(b.header(slot, FINGERPRINT)).load(Ordering::Relaxed),
+            fingerprint: b
+                .u64_at(b.header(slot, FINGERPRINT))
+                .load(Ordering::Relaxed),
             origin: b.u64_at(b.header(slot, ORIGIN)).load(Ordering::Relaxed),
         }))
     }
@@ -510,17 +599,24 @@ impl<'q> Consumer<'q> {
     /// Moves every published message from the arrival ring to the tail of its lane.
     fn sort_arrivals(&self) -> Result<(), Broken> {
         let b = &self.0;
-        let (tail, _) = split(b.send.published.load(Ordering::Acquire));
+        let published = b.published(Ordering::Acquire);
+        let tail = published.tail;
         let mut head = b.recv.arrived_head.load(Ordering::Relaxed);
         b.shape.distance(head, tail).ok_or(Broken)?;
         while head != tail {
-            let slot = b.checked(b.get(b.arrived(head))).ok_or(Broken)?;
+            let next = b.shape.advance(head);
+            let entry = if next == tail && published.last != NONE {
+                published.last
+            } else {
+                b.get(b.arrived(head))
+            };
+            let slot = b.checked(entry).ok_or(Broken)?;
             if b.state(slot).load(Ordering::Acquire) == 0 {
                 return Err(Broken);
             }
             self.append(slot, b.get(b.header(slot, PRIORITY)))?;
             point("receive: one arrival in its lane");
-            head = b.shape.advance(head);
+            head = next;
             b.recv.arrived_head.store(head, Ordering::Relaxed);
         }
         Ok(())
@@ -584,8 +680,8 @@ impl<'q> Consumer<'q> {
     }
 
     /// Takes the head (found by [`head`](Self::head) of this same value) off the queue: its
-    /// state goes to 0 first (the commit), then the lane moves on and the slot goes to the
-    /// free ring.
+    /// state goes to 0 first (the commit: the slot is free), then the lane moves on and
+    /// the slot is counted freed.
     pub(crate) fn take(&self, head: &Head) {
         let b = &self.0;
         point("receive: copied out, about to take");
@@ -595,20 +691,12 @@ impl<'q> Consumer<'q> {
         if b.get(b.lane(lane, LANE_TAIL)) == head.slot {
             b.recv.lanes_len.store(lane, Ordering::Relaxed);
         } else {
-            b.put(
-                b.lane(lane, LANE_HEAD),
-                b.get(b.header(head.slot, NEXT)),
-            );
+            b.put(b.lane(lane, LANE_HEAD), b.get(b.header(head.slot, NEXT)));
         }
-        point("receive: lane moved on");
-        let tail = b.recv.free_tail.load(Ordering::Relaxed) % (2 * b.shape.max_msg);
-        b.put(b.free(tail), head.slot);
-        point("receive: slot in the free ring, not yet counted");
-        // Sequentially consistent: the store comes before the receiver's look at the
-        // senders waiting (see `Waits`).
-        b.recv
-            .free_tail
-            .swap(b.shape.advance(tail), Ordering::SeqCst);
+        point("receive: lane moved on, the slot not yet counted");
+        let freed = b.recv.freed.load(Ordering::Relaxed).wrapping_add(1);
+        b.recv.last_freed.store(head.slot, Ordering::Relaxed);
+        b.recv.freed.store(freed, Ordering::Release);
     }
 }
 
@@ -622,17 +710,31 @@ impl<'q> Both<'q> {
         Both(block)
     }
 
-    /// Makes a freshly zeroed block a queue: every slot free.
+    /// Makes a freshly zeroed block (every state 0: every slot free) a queue.
     pub(crate) fn format(&self) {
         let b = &self.0;
-        for slot in 0..b.shape.max_msg {
-            b.put(b.free(slot), slot);
-        }
-        b.send.published.store(join(0, NONE), Ordering::Relaxed);
-        b.send.free_head.store(0, Ordering::Relaxed);
-        b.send.free_seen.store(b.shape.max_msg, Ordering::Relaxed);
         b.send.next_seq.store(1, Ordering::Relaxed);
-        b.recv.free_tail.store(b.shape.max_msg, Ordering::Relaxed);
+        self.set_counts(0);
+    }
+
+    /// Sets every count for `queued` messages in the arrival ring's first entries, no
+    /// lanes, no claim.
+    fn set_counts(&self, queued: u32) {
+        let b = &self.0;
+        b.publish(
+            Published {
+                tail: queued,
+                last: NONE,
+            },
+            Ordering::Relaxed,
+        );
+        b.send.tail.store(queued, Ordering::Relaxed);
+        b.send.claimed.store(NONE, Ordering::Relaxed);
+        b.recv.last_freed.store(NONE, Ordering::Relaxed);
+        b.send.taken.store(queued, Ordering::Relaxed);
+        b.send.freed_seen.store(0, Ordering::Relaxed);
+        b.send.cursor.store(0, Ordering::Relaxed);
+        b.recv.freed.store(0, Ordering::Relaxed);
         b.recv.arrived_head.store(0, Ordering::Relaxed);
         b.recv.lanes_len.store(0, Ordering::Relaxed);
     }
@@ -644,7 +746,6 @@ impl<'q> Both<'q> {
     pub(crate) fn rebuild(&self) {
         let b = &self.0;
         let mut queued: Vec<(u64, u32)> = Vec::new();
-        let mut free = 0u32;
         for slot in 0..b.shape.max_msg {
             let seq = b.state(slot).load(Ordering::Relaxed);
             let len = b.get(b.header(slot, LEN)) as usize;
@@ -652,8 +753,6 @@ impl<'q> Both<'q> {
                 queued.push((seq, slot));
             } else {
                 b.state(slot).store(0, Ordering::Relaxed);
-                b.put(b.free(free), slot);
-                free += 1;
             }
             point("repair: a slot sorted");
         }
@@ -661,14 +760,7 @@ impl<'q> Both<'q> {
         for (i, &(_, slot)) in queued.iter().enumerate() {
             b.put(b.arrived(i as u32), slot);
         }
-        b.recv.lanes_len.store(0, Ordering::Relaxed);
-        b.recv.arrived_head.store(0, Ordering::Relaxed);
-        b.recv.free_tail.store(free, Ordering::Relaxed);
-        b.send.free_head.store(0, Ordering::Relaxed);
-        b.send.free_seen.store(free, Ordering::Relaxed);
-        b.send
-            .published
-            .store(join(queued.len() as u32, NONE), Ordering::Relaxed);
+        self.set_counts(queued.len() as u32);
         let top_seq = queued.iter().map(|&(seq, _)| seq).max().unwrap_or(0);
         if b.send.next_seq.load(Ordering::Relaxed) <= top_seq {
             b.send
