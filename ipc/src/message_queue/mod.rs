@@ -592,15 +592,7 @@ impl MessageQueue {
             Side::Sender => (&self.recv.cpu, &self.waits.not_full, &self.waits.senders),
             Side::Receiver => (&self.send.cpu, &self.waits.not_empty, &self.waits.receivers),
         };
-        // A sender that outruns its receivers waits, while it spins, for a few free slots
-        // rather than one, so that the two do not take turns slot by slot (each turn
-        // moves the same lines between their CPUs); once done spinning, one will do.
-        let batch = (self.max_msg / 8).clamp(1, 16);
-        let ready_to_spin = || match side {
-            Side::Sender => block.room_at_least(batch),
-            Side::Receiver => block.has_message(),
-        };
-        if spin(&ready_to_spin, peer_cpu) || ready() {
+        if spin(&ready, peer_cpu) {
             return Ok(true);
         }
         if self.peer_died(side, block)? {

@@ -2,7 +2,7 @@
 //! lock.
 //!
 //! ```text
-//! tag | lanes (16 bytes each) | arrival ring (4 each) | slots (a header of 48 bytes, then the payload; 64-byte lines each)
+//! tag | lanes (16 bytes each) | links (4 each) | arrival ring (4 each) | slots (a 48-byte header, then the payload; on lines of their own)
 //! ```
 //!
 //! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
@@ -115,7 +115,11 @@ pub(crate) struct RecvSide {
     arrived_head: AtomicU32,
     /// How many lanes hold messages.
     lanes_len: AtomicU32,
-    _own: [u8; 48],
+    /// The slot that arrived last: in a stream, a sender takes the one after it next.
+    last_arrived: AtomicU32,
+    /// The slot freed last, as `last_freed` says, in the receivers' own line.
+    freed_here: AtomicU32,
+    _own: [u8; 40],
     /// Slots receivers freed, ever (wrapping).
     freed: AtomicU32,
     /// The slot freed last: where a sender whose next slot is still queued looks next.
@@ -130,7 +134,9 @@ impl Default for RecvSide {
         RecvSide {
             arrived_head: AtomicU32::new(0),
             lanes_len: AtomicU32::new(0),
-            _own: [0; 48],
+            last_arrived: AtomicU32::new(NONE),
+            freed_here: AtomicU32::new(NONE),
+            _own: [0; 40],
             freed: AtomicU32::new(0),
             last_freed: AtomicU32::new(NONE),
             cpu: AtomicU32::new(0),
@@ -153,7 +159,6 @@ const LEN: usize = 8;
 const PRIORITY: usize = 12;
 const FINGERPRINT: usize = 16;
 const ORIGIN: usize = 24;
-const NEXT: usize = 32;
 
 /// Offsets within a lane.
 const LANE_PRIORITY: usize = 0;
@@ -234,8 +239,12 @@ impl Shape {
         OWNER_TAG_BYTES
     }
 
-    fn arrived_at(self) -> usize {
+    fn links_at(self) -> usize {
         self.lanes_at() + LANE * self.max_msg()
+    }
+
+    fn arrived_at(self) -> usize {
+        self.links_at() + ENTRY * self.max_msg()
     }
 
     fn slots_at(self) -> usize {
@@ -373,9 +382,25 @@ impl<'q> Block<'q> {
         self.shape.lanes_at() + LANE * i as usize + field
     }
 
+    /// The word after `slot` (a checked index) in its lane: the receivers' alone, apart
+    /// from the slot's lines, which the senders write.
+    fn link(&self, slot: u32) -> usize {
+        self.shape.links_at() + ENTRY * slot as usize
+    }
+
     /// The arrival ring's entry for a checked position.
     fn arrived(&self, pos: u32) -> usize {
         self.shape.arrived_at() + ENTRY * self.shape.entry(pos) as usize
+    }
+
+    /// Asks the CPU to fetch the slot's first two lines (header and payload) meanwhile,
+    /// when it is one: a guess where the next message will be.
+    fn prefetch_slot(&self, slot: u32) {
+        if let Some(slot) = self.checked(slot) {
+            let at = self.header(slot, 0);
+            prefetch(self.base.as_ptr().wrapping_add(at));
+            prefetch(self.base.as_ptr().wrapping_add(at + SLOT_ALIGN));
+        }
     }
 
     fn payload(&self, slot: u32) -> *mut u8 {
@@ -432,16 +457,11 @@ impl<'q> Block<'q> {
         self.send.claimed.load(Ordering::Acquire) != NONE
     }
 
-    /// Whether a sender would find a free slot. Without any lock.
+    /// Whether a sender would find a free slot (or the counts do not add up, which a
+    /// sender finds out under its lock). Without any lock.
     pub(crate) fn has_room(&self) -> bool {
-        self.room_at_least(1)
-    }
-
-    /// Whether senders would find at least `slots` free slots (or the counts do not add
-    /// up, which a sender finds out under its lock). Without any lock.
-    pub(crate) fn room_at_least(&self, slots: u32) -> bool {
         self.in_use(self.recv.freed.load(Ordering::Acquire))
-            .is_none_or(|in_use| self.shape.max_msg - in_use >= slots)
+            .is_none_or(|in_use| in_use < self.shape.max_msg)
     }
 }
 
@@ -465,6 +485,8 @@ impl<'q> Producer<'q> {
             return Err(Broken);
         }
         let n = b.shape.max_msg;
+        // Where the slot freed last is named, in case the next one is still queued.
+        prefetch(core::ptr::from_ref(&b.recv.last_freed).cast());
         // A slot is free when its state says so (acquire: the receiver that freed it is
         // done with its payload). In a stream the one after the last taken is the oldest,
         // so free: taking it reads no line of the receivers' but the slot's own.
@@ -565,6 +587,12 @@ impl<'q> Consumer<'q> {
     /// The message that a receive takes next (after moving what arrived into the lanes);
     /// None when the queue is empty.
     pub(crate) fn head(&self) -> Result<Option<Head>, Broken> {
+        // Where the next message probably is, fetched while the publish word is: the slot
+        // after the one that arrived last (a stream), or the one freed last (a sender that
+        // waits for room takes it).
+        let b = &self.0;
+        b.prefetch_slot(b.recv.last_arrived.load(Ordering::Relaxed).wrapping_add(1));
+        b.prefetch_slot(b.recv.freed_here.load(Ordering::Relaxed));
         self.sort_arrivals()?;
         let b = &self.0;
         let lanes = b.recv.lanes_len.load(Ordering::Relaxed);
@@ -615,6 +643,7 @@ impl<'q> Consumer<'q> {
                 return Err(Broken);
             }
             self.append(slot, b.get(b.header(slot, PRIORITY)))?;
+            b.recv.last_arrived.store(slot, Ordering::Relaxed);
             point("receive: one arrival in its lane");
             head = next;
             b.recv.arrived_head.store(head, Ordering::Relaxed);
@@ -625,7 +654,7 @@ impl<'q> Consumer<'q> {
     /// Puts `slot` at the tail of the lane of `priority` (opening it if needed).
     fn append(&self, slot: u32, priority: u32) -> Result<(), Broken> {
         let b = &self.0;
-        b.put(b.header(slot, NEXT), NONE);
+        b.put(b.link(slot), NONE);
         let lanes = b.recv.lanes_len.load(Ordering::Relaxed);
         if lanes >= b.shape.max_msg {
             // Every slot already heads a lane: this one is queued twice.
@@ -637,7 +666,7 @@ impl<'q> Consumer<'q> {
             if tail == slot {
                 return Err(Broken);
             }
-            b.put(b.header(tail, NEXT), slot);
+            b.put(b.link(tail), slot);
         } else {
             for i in (lane..lanes).rev() {
                 for field in [LANE_PRIORITY, LANE_HEAD, LANE_TAIL] {
@@ -691,11 +720,12 @@ impl<'q> Consumer<'q> {
         if b.get(b.lane(lane, LANE_TAIL)) == head.slot {
             b.recv.lanes_len.store(lane, Ordering::Relaxed);
         } else {
-            b.put(b.lane(lane, LANE_HEAD), b.get(b.header(head.slot, NEXT)));
+            b.put(b.lane(lane, LANE_HEAD), b.get(b.link(head.slot)));
         }
         point("receive: lane moved on, the slot not yet counted");
         let freed = b.recv.freed.load(Ordering::Relaxed).wrapping_add(1);
         b.recv.last_freed.store(head.slot, Ordering::Relaxed);
+        b.recv.freed_here.store(head.slot, Ordering::Relaxed);
         b.recv.freed.store(freed, Ordering::Release);
     }
 }
@@ -731,6 +761,8 @@ impl<'q> Both<'q> {
         b.send.tail.store(queued, Ordering::Relaxed);
         b.send.claimed.store(NONE, Ordering::Relaxed);
         b.recv.last_freed.store(NONE, Ordering::Relaxed);
+        b.recv.freed_here.store(NONE, Ordering::Relaxed);
+        b.recv.last_arrived.store(NONE, Ordering::Relaxed);
         b.send.taken.store(queued, Ordering::Relaxed);
         b.send.freed_seen.store(0, Ordering::Relaxed);
         b.send.cursor.store(0, Ordering::Relaxed);
@@ -768,4 +800,18 @@ impl<'q> Both<'q> {
                 .store(top_seq.wrapping_add(1).max(1), Ordering::Relaxed);
         }
     }
+}
+
+/// Asks the CPU to fetch the cache line at `addr` (no effect on what a program computes,
+/// and never a fault, whatever the address).
+#[inline]
+fn prefetch(addr: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch reads nothing the program sees and never faults, even at an
+    // address that is not mapped.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr.cast())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = addr;
 }
