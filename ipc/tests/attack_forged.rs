@@ -42,13 +42,13 @@ const CAP: usize = 8;
 const STORAGE_AT: usize = 8;
 /// The senders' counters (after the send lock, and on the next line) and the receivers'
 /// (likewise), as offsets in the queue value.
-const COUNTERS: [std::ops::Range<usize>; 5] = [72..92, 128..140, 192..196, 264..272, 320..332];
-/// Where the slots start in the block: after the tag, the lanes and the arrival ring, on a
-/// 64-byte boundary.
-const SLOTS_AT: usize = (8 + 16 * N + 4 * N).next_multiple_of(64);
+const COUNTERS: [std::ops::Range<usize>; 5] = [72..100, 128..140, 192..196, 264..276, 320..328];
+/// Where the slots start in the block: after the tag, the lanes, the lane links, the
+/// arrival ring and the free ring, on a 64-byte boundary.
+const SLOTS_AT: usize = (8 + 16 * N + 12 * N).next_multiple_of(64);
 /// Bytes from one slot to the next: a 48-byte header, then the payload.
 const STRIDE: usize = (48 + SIZE).next_multiple_of(64);
-/// Bytes of the block's bookkeeping: tag, lanes, arrival ring, and the slots (whose
+/// Bytes of the block's bookkeeping: tag, lanes, links, rings, and the slots (whose
 /// payloads are edited too).
 const BOOKKEEPING: usize = SLOTS_AT + STRIDE * N;
 

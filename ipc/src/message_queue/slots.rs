@@ -2,7 +2,7 @@
 //! lock.
 //!
 //! ```text
-//! tag | lanes (16 bytes each) | links (4 each) | arrival ring (4 each) | slots (a 48-byte header, then the payload; on lines of their own)
+//! tag | lanes (16 bytes each) | links (4 each) | arrival ring (4 each) | free ring (4 each) | slots (a 48-byte header, then the payload; on lines of their own)
 //! ```
 //!
 //! The truth is each slot header's `state` word: 0 for a free slot, the message's sequence
@@ -69,12 +69,14 @@ pub(crate) struct SendSide {
     taken: AtomicU32,
     /// Slots receivers freed, as last read from their side.
     freed_seen: AtomicU32,
-    /// Where a sender looks for a free slot first.
+    /// Where a scan for a free slot starts (after the slot taken last).
     cursor: AtomicU32,
+    /// Entries of the free ring senders read, ever (wrapping): its head.
+    free_read: AtomicU32,
     /// The arrival ring's tail, as published (senders read this copy, not the published
     /// word, whose line receivers keep reading).
     tail: AtomicU32,
-    _own: [u8; 32],
+    _own: [u8; 28],
     /// The arrival ring's tail and the slot published last ([`Published`]), in one word:
     /// a receiver that finds one message more needs no look at the ring.
     published: AtomicU64,
@@ -96,8 +98,9 @@ impl Default for SendSide {
             taken: AtomicU32::new(0),
             freed_seen: AtomicU32::new(0),
             cursor: AtomicU32::new(0),
+            free_read: AtomicU32::new(0),
             tail: AtomicU32::new(0),
-            _own: [0; 32],
+            _own: [0; 28],
             published: AtomicU64::new(Published::EMPTY.pack()),
             cpu: AtomicU32::new(0),
             _watched: [0; 52],
@@ -115,18 +118,14 @@ pub(crate) struct RecvSide {
     arrived_head: AtomicU32,
     /// How many lanes hold messages.
     lanes_len: AtomicU32,
-    /// The slot that arrived last: in a stream, a sender takes the one after it next.
-    last_arrived: AtomicU32,
-    /// The slot freed last, as `last_freed` says, in the receivers' own line.
-    freed_here: AtomicU32,
-    _own: [u8; 40],
-    /// Slots receivers freed, ever (wrapping).
+    /// `freed`, in the receivers' own line (which senders do not read).
+    freed_mine: AtomicU32,
+    _own: [u8; 44],
+    /// Slots receivers freed, ever (wrapping): the free ring's tail.
     freed: AtomicU32,
-    /// The slot freed last: where a sender whose next slot is still queued looks next.
-    last_freed: AtomicU32,
     /// The CPU the last receive ran on, plus one.
     pub(crate) cpu: AtomicU32,
-    _watched: [u8; 52],
+    _watched: [u8; 56],
 }
 
 impl Default for RecvSide {
@@ -134,13 +133,11 @@ impl Default for RecvSide {
         RecvSide {
             arrived_head: AtomicU32::new(0),
             lanes_len: AtomicU32::new(0),
-            last_arrived: AtomicU32::new(NONE),
-            freed_here: AtomicU32::new(NONE),
-            _own: [0; 40],
+            freed_mine: AtomicU32::new(0),
+            _own: [0; 44],
             freed: AtomicU32::new(0),
-            last_freed: AtomicU32::new(NONE),
             cpu: AtomicU32::new(0),
-            _watched: [0; 52],
+            _watched: [0; 56],
         }
     }
 }
@@ -171,29 +168,53 @@ pub(crate) const MAX_MSG: usize = 1 << 24;
 /// The longest message (lengths are `u32`).
 pub(crate) const MAX_MSG_SIZE: usize = u32::MAX as usize;
 
-/// The publish word, unpacked.
+/// The publish word, unpacked: 25 bits of ring position, 24 of slot, 15 of priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Published {
     /// The arrival ring's tail.
     tail: u32,
     /// The slot at the ring's position before `tail`, or [`NONE`] (unknown).
     last: u32,
+    /// Its priority, if below [`Published::NO_PRIORITY`] (so a receiver sorts it without
+    /// a look at its slot).
+    priority: Option<u32>,
 }
 
 impl Published {
+    const SLOT_BITS: u32 = 24;
+    const TAIL_BITS: u32 = 25;
+    /// The priorities the word carries are those below this.
+    const NO_PRIORITY: u32 = (1 << 15) - 1;
     const EMPTY: Published = Published {
         tail: 0,
         last: NONE,
+        priority: None,
     };
 
     fn pack(self) -> u64 {
-        u64::from(self.tail) | u64::from(self.last) << 32
+        let slot_none = (1u64 << Self::SLOT_BITS) - 1;
+        let last = if self.last < MAX_MSG as u32 {
+            u64::from(self.last)
+        } else {
+            slot_none
+        };
+        let priority = match self.priority {
+            Some(p) if p < Self::NO_PRIORITY => u64::from(p),
+            _ => u64::from(Self::NO_PRIORITY),
+        };
+        u64::from(self.tail) & ((1 << Self::TAIL_BITS) - 1)
+            | last << Self::TAIL_BITS
+            | priority << (Self::TAIL_BITS + Self::SLOT_BITS)
     }
 
     fn unpack(word: u64) -> Published {
+        let slot_mask = (1u64 << Self::SLOT_BITS) - 1;
+        let last = (word >> Self::TAIL_BITS) & slot_mask;
+        let priority = (word >> (Self::TAIL_BITS + Self::SLOT_BITS)) as u32;
         Published {
-            tail: word as u32,
-            last: (word >> 32) as u32,
+            tail: (word & ((1 << Self::TAIL_BITS) - 1)) as u32,
+            last: if last == slot_mask { NONE } else { last as u32 },
+            priority: (priority < Self::NO_PRIORITY).then_some(priority),
         }
     }
 }
@@ -247,8 +268,12 @@ impl Shape {
         self.links_at() + ENTRY * self.max_msg()
     }
 
+    fn freed_at(self) -> usize {
+        self.arrived_at() + ENTRY * self.max_msg()
+    }
+
     fn slots_at(self) -> usize {
-        (self.arrived_at() + ENTRY * self.max_msg()).next_multiple_of(SLOT_ALIGN)
+        (self.freed_at() + ENTRY * self.max_msg()).next_multiple_of(SLOT_ALIGN)
     }
 
     /// The storage block's length; None past `isize::MAX / 2`.
@@ -388,6 +413,11 @@ impl<'q> Block<'q> {
         self.shape.links_at() + ENTRY * slot as usize
     }
 
+    /// The free ring's entry for a count of slots freed (any count: taken modulo).
+    fn freed_entry(&self, count: u32) -> usize {
+        self.shape.freed_at() + ENTRY * (count % self.shape.max_msg) as usize
+    }
+
     /// The arrival ring's entry for a checked position.
     fn arrived(&self, pos: u32) -> usize {
         self.shape.arrived_at() + ENTRY * self.shape.entry(pos) as usize
@@ -457,11 +487,11 @@ impl<'q> Block<'q> {
         self.send.claimed.load(Ordering::Acquire) != NONE
     }
 
-    /// Whether a sender would find a free slot (or the counts do not add up, which a
-    /// sender finds out under its lock). Without any lock.
-    pub(crate) fn has_room(&self) -> bool {
+    /// Whether senders would find at least `slots` free slots (or the counts do not add
+    /// up, which a sender finds out under its lock). Without any lock.
+    pub(crate) fn room_for(&self, slots: u32) -> bool {
         self.in_use(self.recv.freed.load(Ordering::Acquire))
-            .is_none_or(|in_use| in_use < self.shape.max_msg)
+            .is_none_or(|in_use| self.shape.max_msg - in_use >= slots)
     }
 }
 
@@ -485,40 +515,26 @@ impl<'q> Producer<'q> {
             return Err(Broken);
         }
         let n = b.shape.max_msg;
-        // Where the slot freed last is named, in case the next one is still queued.
-        prefetch(core::ptr::from_ref(&b.recv.last_freed).cast());
-        // A slot is free when its state says so (acquire: the receiver that freed it is
-        // done with its payload). In a stream the one after the last taken is the oldest,
-        // so free: taking it reads no line of the receivers' but the slot's own.
-        let start = b.send.cursor.load(Ordering::Relaxed) % n;
-        let hint = b.recv.last_freed.load(Ordering::Relaxed);
-        let slot = if b.state(start).load(Ordering::Acquire) == 0 {
-            start
-        } else if b
-            .checked(hint)
-            .is_some_and(|h| b.state(h).load(Ordering::Acquire) == 0)
-        {
-            hint
-        } else {
-            if b.in_use(b.send.freed_seen.load(Ordering::Relaxed))
-                .is_none_or(|u| u == n)
-            {
-                let freed = b.recv.freed.load(Ordering::Acquire);
-                b.send.freed_seen.store(freed, Ordering::Relaxed);
-                if b.in_use(freed).ok_or(Broken)? == n {
-                    return Ok(None);
-                }
+        let slot = match self.freed_slot()? {
+            Some(slot) => slot,
+            None if b.in_use(b.send.freed_seen.load(Ordering::Relaxed)) == Some(n) => {
+                return Ok(None);
             }
-            (1..n)
-                .map(|i| {
-                    if start + i >= n {
-                        start + i - n
-                    } else {
-                        start + i
-                    }
-                })
-                .find(|&slot| b.state(slot).load(Ordering::Acquire) == 0)
-                .ok_or(Broken)?
+            // The counts say a slot is free, but no entry named one (after a rebuild, or
+            // in a fresh queue): look for it, from after the slot taken last.
+            None => {
+                let start = b.send.cursor.load(Ordering::Relaxed) % n;
+                (0..n)
+                    .map(|i| {
+                        if start + i >= n {
+                            start + i - n
+                        } else {
+                            start + i
+                        }
+                    })
+                    .find(|&slot| b.state(slot).load(Ordering::Acquire) == 0)
+                    .ok_or(Broken)?
+            }
         };
         b.send.claimed.store(slot, Ordering::Relaxed);
         point("send: slot claimed");
@@ -530,6 +546,46 @@ impl<'q> Producer<'q> {
             .cursor
             .store(if slot + 1 == n { 0 } else { slot + 1 }, Ordering::Relaxed);
         Ok(Some(slot))
+    }
+
+    /// A free slot named by the free ring, reading the receivers' count only when the
+    /// entries read before are used up; None when there is none.
+    fn freed_slot(&self) -> Result<Option<u32>, Broken> {
+        let b = &self.0;
+        let n = b.shape.max_msg;
+        let mut read = b.send.free_read.load(Ordering::Relaxed);
+        let mut seen = b.send.freed_seen.load(Ordering::Relaxed);
+        for reloaded in [false, true] {
+            if reloaded {
+                seen = b.recv.freed.load(Ordering::Acquire);
+                b.send.freed_seen.store(seen, Ordering::Relaxed);
+                if b.in_use(seen).ok_or(Broken)? == n {
+                    return Ok(None);
+                }
+            }
+            // Entries more than a ring behind were written over: skip them.
+            if seen.wrapping_sub(read) > n {
+                read = seen.wrapping_sub(n);
+            }
+            while read != seen {
+                let entry = b.get(b.freed_entry(read));
+                read = read.wrapping_add(1);
+                // An entry is a hint; the state is the truth (acquire: the receiver that
+                // freed the slot is done with its payload).
+                if b.checked(entry)
+                    .is_some_and(|slot| b.state(slot).load(Ordering::Acquire) == 0)
+                {
+                    b.send.free_read.store(read, Ordering::Relaxed);
+                    if read != seen {
+                        // The slot the next send probably takes: its lines, meanwhile.
+                        b.prefetch_slot(b.get(b.freed_entry(read)));
+                    }
+                    return Ok(Some(entry));
+                }
+            }
+            b.send.free_read.store(read, Ordering::Relaxed);
+        }
+        Ok(None)
     }
 
     /// Writes `msg` (at most `max_msg_size` bytes, checked by the caller) into `slot`
@@ -567,7 +623,14 @@ impl<'q> Producer<'q> {
         b.put(b.arrived(tail), slot);
         point("send: in the arrival ring");
         let tail = b.shape.advance(tail);
-        b.publish(Published { tail, last: slot }, Ordering::Release);
+        b.publish(
+            Published {
+                tail,
+                last: slot,
+                priority: Some(msg.priority),
+            },
+            Ordering::Release,
+        );
         point("send: published, the claim not yet given up");
         b.send.tail.store(tail, Ordering::Relaxed);
         b.send.claimed.store(NONE, Ordering::Relaxed);
@@ -587,12 +650,6 @@ impl<'q> Consumer<'q> {
     /// The message that a receive takes next (after moving what arrived into the lanes);
     /// None when the queue is empty.
     pub(crate) fn head(&self) -> Result<Option<Head>, Broken> {
-        // Where the next message probably is, fetched while the publish word is: the slot
-        // after the one that arrived last (a stream), or the one freed last (a sender that
-        // waits for room takes it).
-        let b = &self.0;
-        b.prefetch_slot(b.recv.last_arrived.load(Ordering::Relaxed).wrapping_add(1));
-        b.prefetch_slot(b.recv.freed_here.load(Ordering::Relaxed));
         self.sort_arrivals()?;
         let b = &self.0;
         let lanes = b.recv.lanes_len.load(Ordering::Relaxed);
@@ -604,6 +661,8 @@ impl<'q> Consumer<'q> {
         }
         let lane = lanes - 1;
         let slot = b.checked(b.get(b.lane(lane, LANE_HEAD))).ok_or(Broken)?;
+        // The message after it, which the next receive probably takes.
+        b.prefetch_slot(b.get(b.link(slot)));
         let len = b.get(b.header(slot, LEN)) as usize;
         let priority = b.get(b.header(slot, PRIORITY));
         // Acquire: the sender's payload and header come before its commit.
@@ -633,17 +692,29 @@ impl<'q> Consumer<'q> {
         b.shape.distance(head, tail).ok_or(Broken)?;
         while head != tail {
             let next = b.shape.advance(head);
-            let entry = if next == tail && published.last != NONE {
-                published.last
-            } else {
-                b.get(b.arrived(head))
+            // The last one comes with the publish word: its slot, and its priority too
+            // unless that is large, so that sorting it reads none of its lines, which its
+            // sender has just written. (A slot queued is checked once it heads its lane.)
+            let (slot, priority) = match published {
+                Published {
+                    last,
+                    priority: Some(priority),
+                    ..
+                } if next == tail && last != NONE => (b.checked(last).ok_or(Broken)?, priority),
+                _ => {
+                    let entry = if next == tail && published.last != NONE {
+                        published.last
+                    } else {
+                        b.get(b.arrived(head))
+                    };
+                    let slot = b.checked(entry).ok_or(Broken)?;
+                    if b.state(slot).load(Ordering::Acquire) == 0 {
+                        return Err(Broken);
+                    }
+                    (slot, b.get(b.header(slot, PRIORITY)))
+                }
             };
-            let slot = b.checked(entry).ok_or(Broken)?;
-            if b.state(slot).load(Ordering::Acquire) == 0 {
-                return Err(Broken);
-            }
-            self.append(slot, b.get(b.header(slot, PRIORITY)))?;
-            b.recv.last_arrived.store(slot, Ordering::Relaxed);
+            self.append(slot, priority)?;
             point("receive: one arrival in its lane");
             head = next;
             b.recv.arrived_head.store(head, Ordering::Relaxed);
@@ -723,10 +794,12 @@ impl<'q> Consumer<'q> {
             b.put(b.lane(lane, LANE_HEAD), b.get(b.link(head.slot)));
         }
         point("receive: lane moved on, the slot not yet counted");
-        let freed = b.recv.freed.load(Ordering::Relaxed).wrapping_add(1);
-        b.recv.last_freed.store(head.slot, Ordering::Relaxed);
-        b.recv.freed_here.store(head.slot, Ordering::Relaxed);
-        b.recv.freed.store(freed, Ordering::Release);
+        let freed = b.recv.freed_mine.load(Ordering::Relaxed);
+        b.put(b.freed_entry(freed), head.slot);
+        b.recv
+            .freed_mine
+            .store(freed.wrapping_add(1), Ordering::Relaxed);
+        b.recv.freed.store(freed.wrapping_add(1), Ordering::Release);
     }
 }
 
@@ -754,15 +827,14 @@ impl<'q> Both<'q> {
         b.publish(
             Published {
                 tail: queued,
-                last: NONE,
+                ..Published::EMPTY
             },
             Ordering::Relaxed,
         );
         b.send.tail.store(queued, Ordering::Relaxed);
         b.send.claimed.store(NONE, Ordering::Relaxed);
-        b.recv.last_freed.store(NONE, Ordering::Relaxed);
-        b.recv.freed_here.store(NONE, Ordering::Relaxed);
-        b.recv.last_arrived.store(NONE, Ordering::Relaxed);
+        b.recv.freed_mine.store(0, Ordering::Relaxed);
+        b.send.free_read.store(0, Ordering::Relaxed);
         b.send.taken.store(queued, Ordering::Relaxed);
         b.send.freed_seen.store(0, Ordering::Relaxed);
         b.send.cursor.store(0, Ordering::Relaxed);
