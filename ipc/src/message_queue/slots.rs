@@ -10,26 +10,35 @@
 //! (one store: the message is queued whole or not at all); a receive copies the payload out
 //! and then stores 0 (taken exactly once).
 //!
-//! Senders and receivers meet in the slots and in one ring of slot numbers (a two-lock
-//! queue): the *arrival ring*, which senders fill (in order of sending) and receivers
-//! empty. A sender finds a free slot by its state, looking on from after the last slot it
-//! took (in a stream, the next one is the oldest, so free); it knows that one is free by
-//! two counts, the slots senders took and the slots receivers freed. Each side writes its
-//! own counters ([`SendSide`], [`RecvSide`]: a cache line each, next to that side's lock),
-//! so one sender and one receiver share no line but the ring's and the slot's: neither
-//! waits for the other's lock, and a stream of messages moves a few lines per message. A
-//! receiver moves
-//! what arrived into *lanes*, one per priority with messages, each a FIFO list through the
-//! headers' `next`, sorted by priority, and takes the head of the highest lane; lanes are
-//! the receivers' alone.
+//! Senders and receivers meet in the slots and in two rings of slot numbers (a two-lock
+//! queue): the *arrival ring*, which senders fill in order of sending and receivers empty,
+//! and the *free ring*, which receivers fill with the slots they free and senders read.
+//! Each side writes its own words ([`SendSide`], [`RecvSide`]) on its lock's cache line,
+//! and what the other side watches on lines of their own: the *publish word* (the arrival
+//! ring's tail, with the slot published last and its priority), the *claim* (the slot a
+//! sender works on), and the count of slots freed. So one sender and one receiver neither
+//! wait for each other's lock nor take its line, and a message moves its slot's lines
+//! and the publish word, little else; the rings' lines move once per run of entries.
 //!
-//! A sender names the slot it works on in its publish word (the *claim*) until it has
-//! published it. After a holder of either lock died mid-operation (its lock poisoned), or
-//! on words that do not add up (forged, or half-updated), the holder of both locks rebuilds
-//! ring, lanes and counts from the states alone ([`Both::rebuild`]): queued slots to the
-//! arrival ring in order of their sequence numbers. Every index and
-//! position read from the block or the counters is checked before it is used, so no bytes
-//! make an access leave the block.
+//! A receiver moves what arrived into *lanes*, one per priority with messages, each a FIFO
+//! list through the receivers' own *links*, sorted by priority, and takes the head of the
+//! highest lane; lanes and links are the receivers' alone. The message published last
+//! comes with the publish word, so sorting it reads none of its slot's lines (which its
+//! sender has just written); a slot is checked once it heads its lane.
+//!
+//! The free ring only hints: a sender takes the slots it names in order, each only if its
+//! state says free; when the entries it read are used up it reads the receivers' count
+//! (slots taken minus slots freed says whether one is free, and a scan finds it if no
+//! entry names it). A sender that waits for room waits, while it spins, for a run of free
+//! slots, so that the two sides take turns in runs. Each side prefetches the slot it will
+//! probably touch next (the next free entry's, the next lane head's).
+//!
+//! A sender names the slot it works on in its claim until it has published it. After a
+//! holder of either lock died mid-operation (its lock poisoned), or on words that do not
+//! add up (forged, or half-updated), the holder of both locks rebuilds rings, lanes and
+//! counts from the states alone ([`Both::rebuild`]): queued slots to the arrival ring in
+//! order of their sequence numbers. Every index and position read from the block or the
+//! counters is checked before it is used, so no bytes make an access leave the block.
 //!
 //! Payloads are plain memory; what keeps the two sides off each other's bytes: a slot's
 //! payload is written only by the sender holding its claim, while its state is 0 (checked,
