@@ -48,6 +48,7 @@ pub mod sync;
 #[doc(hidden)]
 pub mod test_hooks;
 
+pub use segment::inspect;
 pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{

@@ -3,6 +3,7 @@
 //! XSI).
 
 mod algorithm;
+pub mod inspect;
 mod allocator;
 pub mod backing;
 pub mod builder;
