@@ -48,7 +48,6 @@ pub mod sync;
 #[doc(hidden)]
 pub mod test_hooks;
 
-pub use segment::inspect;
 pub use alloc::{AlgorithmStats, Allocation, Command};
 pub use error::{Error, Result};
 pub use layout::{
@@ -64,6 +63,7 @@ pub use objects::{
 pub use os::Permissions;
 pub use os::{FileLock, FileLockGuard, FileLockSharedGuard};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
+pub use segment::inspect;
 pub use segment::{
     AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,
     ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,

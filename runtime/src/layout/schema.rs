@@ -592,7 +592,10 @@ mod tests {
         let d = SchemaDiff::between(b.encode().as_bytes(), &A).unwrap();
         assert!(d.to_string().contains("removed: new: u8"), "{d}");
         let stored = StoredSchema::parse(A.encode().as_bytes()).unwrap();
-        assert_eq!((stored.name.as_str(), stored.size, stored.align), ("Db", 16, 8));
+        assert_eq!(
+            (stored.name.as_str(), stored.size, stored.align),
+            ("Db", 16, 8)
+        );
         assert_eq!(stored.fingerprint, A.fingerprint());
         assert_eq!(stored.fields[1].name, "flag");
         assert_eq!(stored.fields[1].offset, Some(8));

@@ -616,6 +616,13 @@ fn describe<L: Copy>(
     }
     let name = Entry::<L>::name(s, e, h.name_len())?;
     let address = Entry::<L>::data(s, e, h.name_len(), align)?;
+    let data = e + Entry::<L>::data_offset(h.name_len(), align) as u64;
+    let bytes = t
+        .size
+        .checked_mul(usize::try_from(h.count()).unwrap_or(usize::MAX));
+    if !bytes.is_some_and(|bytes| within_block(s, e, data, bytes)) {
+        return Err(s.corrupt(format!("entry at {e}: its elements reach past its block")));
+    }
     Ok(Some(Listed {
         info: ObjectInfo {
             name: String::from_utf8_lossy(name).into_owned(),
@@ -625,7 +632,7 @@ fn describe<L: Copy>(
             address,
             type_name: t.name.clone(),
         },
-        data: e + Entry::<L>::data_offset(h.name_len(), align) as u64,
+        data,
         element_size: t.size,
         fingerprint: h.fingerprint,
     }))

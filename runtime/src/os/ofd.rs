@@ -96,7 +96,11 @@ pub fn conflicting(dev: &impl Mappable, byte: u64, kind: LockKind) -> Result<Opt
 }
 
 /// As [`conflicting`], on descriptor `fd` (readable suffices: `F_OFD_GETLK` takes nothing).
-pub(crate) fn conflicting_fd(fd: BorrowedFd<'_>, byte: u64, kind: LockKind) -> io::Result<Option<LockKind>> {
+pub(crate) fn conflicting_fd(
+    fd: BorrowedFd<'_>,
+    byte: u64,
+    kind: LockKind,
+) -> io::Result<Option<LockKind>> {
     let found = fcntl_raw(fd.as_raw_fd(), libc::F_OFD_GETLK, byte, 1, kind.raw())?;
     Ok(match i32::from(found) {
         libc::F_RDLCK => Some(LockKind::Shared),

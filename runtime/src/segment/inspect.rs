@@ -29,11 +29,14 @@ use super::mode::Mode;
 use crate::alloc::tlsf::{AlgorithmStats, TlsfState, ENTRY, INTERNAL};
 use crate::error::{Error, Result};
 use crate::layout::{ShmSafe, StoredSchema};
-use crate::manager::header::{self, state, words, SegmentHeader, FORMAT_VERSION, MAGIC};
+use crate::manager::header::{self, state, words, SegmentHeader, MAGIC};
 use crate::objects::ops::{self, Listed, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{IndexKind, ObjectKind};
 use crate::robust::{decode_word, owner};
+
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = header::FORMAT_VERSION;
 
 // ----- the device alone ---------------------------------------------------------------------
 
@@ -102,8 +105,9 @@ pub struct HeaderFigures {
     pub named: u64,
     /// Unique objects, as counted in the header.
     pub unique: u64,
-    /// Object entries of every kind (anonymous ones included), as counted in the header.
-    pub entries: u64,
+    /// Anonymous objects (the registry of entries that no index links), as counted in
+    /// the header.
+    pub anonymous: u64,
     /// Whether the segment has a thread-cache table.
     pub thread_caches: bool,
 }
@@ -174,7 +178,7 @@ pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
         index_name: crate::objects::index_kind_name(u64::from(index_kind)),
         named: word(words::NAMED_COUNT),
         unique: word(words::UNIQUE_COUNT),
-        entries: word(words::ENTRIES_COUNT),
+        anonymous: word(words::ENTRIES_COUNT),
         thread_caches: u64_at(offset_of!(SegmentHeader, cache_table)) != 0,
     })
 }
@@ -299,6 +303,7 @@ pub struct Usage {
 
 /// What a run of blocks holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BlockKind {
     /// Free.
     Free,
@@ -425,6 +430,7 @@ pub fn cache_slots<B: Backing, M: Mode, I: IndexKind>(
 
 /// A value rendered from a segment's bytes and a stored description of its type.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// An unsigned integer (or an atomic one).
     Unsigned(u64),
@@ -440,7 +446,8 @@ pub enum Value {
     Invalid(String),
     /// A struct's fields, in order (a root, from its stored schema).
     Struct(Vec<(String, Value)>),
-    /// Elements (an array object), the first [`MAX_ELEMENTS`] at most.
+    /// Elements (an array object), the first [`MAX_ELEMENTS`] at most (a stored schema's
+    /// bytes, 64 KiB).
     Array {
         /// The elements rendered.
         elements: Vec<Value>,
@@ -553,7 +560,10 @@ fn plain_types() -> Vec<Plain> {
 /// Reads the scalar at `off` (bounds and alignment checked by `read_scalar`).
 fn scalar(s: &Space, off: u64, p: &Plain) -> Value {
     let Some(raw) = s.read_scalar(off, p.size) else {
-        return Value::Invalid(format!("{} bytes at offset {off}: out of bounds or misaligned", p.size));
+        return Value::Invalid(format!(
+            "{} bytes at offset {off}: out of bounds or misaligned",
+            p.size
+        ));
     };
     let bits = (p.size * 8) as u32;
     match p.scalar {
@@ -610,7 +620,15 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
                 (Some(schema), _) if l.info.length == 1 => render_root(s, l, schema, &plains),
                 (_, Some(p)) if l.info.length == 1 => scalar(s, l.data, p),
                 (_, Some(p)) => Value::Array {
-                    elements: (0..l.info.length.min(MAX_ELEMENTS))
+                    // A stored schema's bytes are given whole (a tool shows them as text).
+                    elements: (0..l
+                        .info
+                        .length
+                        .min(if l.info.name.starts_with(SCHEMA_PREFIX) {
+                            1 << 16
+                        } else {
+                            MAX_ELEMENTS
+                        }))
                         .map(|i| scalar(s, l.data + (i * p.size) as u64, p))
                         .collect(),
                     length: l.info.length,
@@ -652,8 +670,12 @@ fn render_root(s: &Space, l: &Listed, schema: &StoredSchema, plains: &[Plain]) -
         .fields
         .iter()
         .map(|f| {
-            let at = f.offset.filter(|o| o.saturating_add(f.size) <= l.element_size);
-            let p = plains.iter().find(|p| p.layout == f.fingerprint && p.size == f.size);
+            let at = f
+                .offset
+                .filter(|o| o.saturating_add(f.size) <= l.element_size);
+            let p = plains
+                .iter()
+                .find(|p| p.layout == f.fingerprint && p.size == f.size);
             let v = match (at, p) {
                 (Some(o), Some(p)) => scalar(s, l.data + o as u64, p),
                 _ => Value::Opaque {

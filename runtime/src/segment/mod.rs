@@ -3,10 +3,10 @@
 //! XSI).
 
 mod algorithm;
-pub mod inspect;
 mod allocator;
 pub mod backing;
 pub mod builder;
+pub mod inspect;
 pub mod managed;
 pub mod mode;
 mod objects_api;
