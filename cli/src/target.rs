@@ -233,7 +233,7 @@ pub fn open(p: &Probed) -> Result<Box<dyn View>, Failure> {
     }
     wait_for_locks(p)?;
     let live_writer = p.attachments()?.owners.iter().any(|o| o.vouched);
-    let writable = rustix::fs::access(&p.target.path(), rustix::fs::Access::WRITE_OK).is_ok();
+    let writable = rustix::fs::access(p.target.path(), rustix::fs::Access::WRITE_OK).is_ok();
     let read_write = live_writer && writable;
     let opened = match p.header.index_kind {
         HashIndex::KIND => open_as::<HashIndex>(&p.target, read_write),
