@@ -58,7 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let segment = builder.into_shared()?;
     let stats = segment.root::<Stats>()?;
     stats.hits.fetch_add(7, Ordering::Relaxed);
-    stats.recent.lock()?.extend_from_slice(&[250, 40])?;
+    stats
+        .recent
+        .lock()
+        .map_err(shmkit::Error::from)?
+        .extend_from_slice(&[250, 40])?;
     segment.construct("limit", 100u32)?;
     segment.construct_from_iter("primes", [2u64, 3, 5, 7, 11])?;
     segment.construct_unique(-1i32)?;

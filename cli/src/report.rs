@@ -820,7 +820,18 @@ pub fn map(
         let _ = writeln!(out, "{}: no blocks", t.display());
         return Ok(0);
     };
-    let (start, end) = (first.offset, last.offset + last.size);
+    let (start, mut end) = (first.offset, last.offset + last.size);
+    // A free tail larger than what comes before it is said, not drawn: the picture then
+    // shows the part where blocks are.
+    let tail = blocks
+        .iter()
+        .rev()
+        .take_while(|b| b.kind == BlockKind::Free)
+        .map(|b| b.size)
+        .sum::<u64>();
+    if tail > (end - start - tail).max(1) {
+        end -= tail;
+    }
     let cells = width * lines;
     let cell = (end - start)
         .div_ceil(cells as u64)
@@ -842,6 +853,14 @@ pub fn map(
             continue;
         }
         let _ = writeln!(s, "{:>8x} |{line}", start + (n * width) as u64 * cell);
+    }
+    if end < last.offset + last.size {
+        let _ = writeln!(
+            s,
+            "{:>8x} |then {} free to the end",
+            end,
+            human(last.offset + last.size - end)
+        );
     }
     let mut totals: Vec<(BlockKind, u64, u64)> = Vec::new();
     for b in &blocks {
