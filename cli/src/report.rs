@@ -837,6 +837,7 @@ pub fn map(
         .div_ceil(cells as u64)
         .next_multiple_of(8)
         .max(8);
+    let cells = (end - start).div_ceil(cell).min(cells as u64) as usize;
     let pic = picture(&blocks, start, cell, cells);
     let mut s = String::new();
     let _ = writeln!(
