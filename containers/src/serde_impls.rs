@@ -6,12 +6,6 @@ use serde::{Serialize, Serializer};
 
 use crate::{Arc, Box, Deque, FixedBuf, HashMap, HashSet, List, Map, Set, String, Vec};
 
-impl<T: Serialize> Serialize for Vec<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
 impl Serialize for String {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -30,29 +24,17 @@ impl<K: Serialize, V: Serialize> Serialize for HashMap<K, V> {
     }
 }
 
-impl<T: Serialize> Serialize for Set<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
+/// Sequences of `T`: serialized as their iteration.
+macro_rules! sequences {
+    ($($container:ident),*) => {$(
+        impl<T: Serialize> Serialize for $container<T> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.iter())
+            }
+        }
+    )*};
 }
-
-impl<T: Serialize> Serialize for HashSet<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
-impl<T: Serialize> Serialize for List<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
-impl<T: Serialize> Serialize for Deque<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
+sequences!(Vec, Set, HashSet, List, Deque);
 
 impl<T: Serialize> Serialize for Box<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

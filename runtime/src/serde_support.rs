@@ -11,25 +11,32 @@
 use serde::ser::{Error as _, SerializeStruct, SerializeStructVariant};
 use serde::{Serialize, Serializer};
 
-use crate::sync::{LockError, Mutex, RwLock};
+use std::ops::Deref;
+
+use crate::sync::{LockError, LockResult, Mutex, RwLock};
+
+/// Serializes the value a lock call lent: a poisoned lock's too (what a dead holder left
+/// is memory-safe to read); a lock that could not be taken is an error.
+fn locked<G: Deref<Target: Serialize>, S: Serializer>(
+    taken: LockResult<G>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match taken {
+        Ok(guard) => (*guard).serialize(s),
+        Err(LockError::Poisoned(p)) => (**p.get_ref()).serialize(s),
+        Err(LockError::Failed(e)) => Err(S::Error::custom(e)),
+    }
+}
 
 impl<T: Serialize> Serialize for Mutex<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.lock() {
-            Ok(guard) => (*guard).serialize(s),
-            Err(LockError::Poisoned(p)) => (**p.get_ref()).serialize(s),
-            Err(LockError::Failed(e)) => Err(S::Error::custom(e)),
-        }
+        locked(self.lock(), s)
     }
 }
 
 impl<T: Serialize> Serialize for RwLock<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.read() {
-            Ok(guard) => (*guard).serialize(s),
-            Err(LockError::Poisoned(p)) => (**p.get_ref()).serialize(s),
-            Err(LockError::Failed(e)) => Err(S::Error::custom(e)),
-        }
+        locked(self.read(), s)
     }
 }
 
