@@ -34,6 +34,8 @@ pub mod hash_map;
 pub mod io;
 pub mod list;
 pub mod map;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod string;
 pub mod vec;
 

@@ -44,6 +44,8 @@ pub mod ptr;
 pub(crate) mod registry;
 pub(crate) mod robust;
 pub mod segment;
+#[cfg(feature = "serde")]
+mod serde_support;
 pub mod sync;
 #[doc(hidden)]
 pub mod test_hooks;
@@ -63,6 +65,7 @@ pub use objects::{
 pub use os::Permissions;
 pub use os::{FileLock, FileLockGuard, FileLockSharedGuard};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
+pub use segment::inspect;
 pub use segment::{
     AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,
     ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
@@ -93,6 +96,30 @@ pub mod __private {
     unsafe impl crate::ShmSafe for AssumedImmutable {}
     // SAFETY: as above.
     unsafe impl crate::ShmImmutable for AssumedImmutable {}
+
+    /// The helpers of the derived `Serialize` impl.
+    #[cfg(feature = "serde")]
+    pub use crate::serde_support::{
+        Field as SerdeField, Sink as SerdeSink, StructSink, VariantSink, ViaOpaque, ViaSerialize,
+    };
+    /// serde, for `#[derive(ShmSafe)]`'s `Serialize` impl (feature `serde`).
+    #[cfg(feature = "serde")]
+    pub use ::serde;
+    /// Keeps the derived `Serialize` impl given to it: the runtime has the `serde` feature.
+    #[cfg(feature = "serde")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __shmkit_serde_impl {
+        ($($impl:tt)*) => { $($impl)* };
+    }
+    /// Drops the derived `Serialize` impl given to it: the runtime has no `serde` feature.
+    #[cfg(not(feature = "serde"))]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __shmkit_serde_impl {
+        ($($impl:tt)*) => {};
+    }
+    pub use crate::__shmkit_serde_impl as serde_impl;
 
     /// Simulated crashes for the sweeps of the crates above (feature `crash-points`).
     #[cfg(feature = "crash-points")]

@@ -32,6 +32,7 @@ pub fn expand(c: &Container) -> TokenStream {
         quote!(#(#p,)*)
     });
     let all_types = c.field_types();
+    let serialize = serialize_impl(c);
 
     // Check 2: each field type is ShmSafe, spanned on the field type.
     let assertions = all_types.iter().map(|ty| {
@@ -294,6 +295,7 @@ pub fn expand(c: &Container) -> TokenStream {
         const _: () = {
             #field_check
             #drop_check
+            #serialize
         };
 
         #accessors
@@ -544,4 +546,96 @@ fn struct_accessors(c: &Container, fields: &[Field]) -> TokenStream {
         });
     }
     out
+}
+
+/// serde `Serialize`, kept by the runtime only when it has its `serde` feature (the feature
+/// is the runtime's; this expansion runs in the user's crate). Each field goes through the
+/// runtime's auto-ref choice: its own `Serialize`, or `{"opaque": type, "size": bytes}`
+/// where its type has none (or is a generic parameter's: no bound is added). Structs
+/// serialize as structs (tuple fields named `0`, `1`, ...), enums by variant.
+fn serialize_impl(c: &Container) -> TokenStream {
+    let krate = &c.krate;
+    let name = &c.ident;
+    let name_str = LitStr::new(&name.to_string(), name.span());
+    let (impl_generics, ty_generics, where_clause) = c.generics.split_for_impl();
+    let p = quote!(#krate::__private);
+    let write = |fields: &[Field], access: &dyn Fn(usize, &Field) -> TokenStream| {
+        let writes = fields.iter().enumerate().map(|(i, f)| {
+            let fname = LitStr::new(&f.name, Span::call_site());
+            let value = access(i, f);
+            quote! {
+                (&&#p::SerdeField(#value)).__shmkit_field(&mut __sink, #fname)?;
+            }
+        });
+        quote!(#(#writes)*)
+    };
+    let body = match &c.data {
+        Data::Struct(_, fields) => {
+            let n = fields.len();
+            let writes = write(fields, &|_, f| {
+                let m = &f.member;
+                quote!(&self.#m)
+            });
+            quote! {
+                let mut __sink = #p::StructSink(
+                    #p::serde::Serializer::serialize_struct(__serializer, #name_str, #n)?,
+                );
+                #writes
+                #p::serde::ser::SerializeStruct::end(__sink.0)
+            }
+        }
+        Data::Enum(variants) => {
+            let arms = variants.iter().enumerate().map(|(index, v)| {
+                let vid = &v.ident;
+                let vname = LitStr::new(&vid.to_string(), vid.span());
+                let index = index as u32;
+                let binds: Vec<Ident> = (0..v.fields.len())
+                    .map(|i| format_ident!("__shmkit_f{}", i))
+                    .collect();
+                let ms = v.fields.iter().map(|f| &f.member);
+                if v.fields.is_empty() {
+                    return quote! {
+                        Self::#vid { .. } => #p::serde::Serializer::serialize_unit_variant(
+                            __serializer, #name_str, #index, #vname,
+                        ),
+                    };
+                }
+                let n = v.fields.len();
+                let writes = write(&v.fields, &|i, _| {
+                    let b = &binds[i];
+                    quote!(#b)
+                });
+                quote! {
+                    Self::#vid { #(#ms: #binds),* } => {
+                        let mut __sink = #p::VariantSink(
+                            #p::serde::Serializer::serialize_struct_variant(
+                                __serializer, #name_str, #index, #vname, #n,
+                            )?,
+                        );
+                        #writes
+                        #p::serde::ser::SerializeStructVariant::end(__sink.0)
+                    }
+                }
+            });
+            quote! {
+                match self {
+                    #(#arms)*
+                }
+            }
+        }
+    };
+    quote! {
+        #p::serde_impl! {
+            impl #impl_generics #p::serde::Serialize for #name #ty_generics #where_clause {
+                fn serialize<__S: #p::serde::Serializer>(
+                    &self,
+                    __serializer: __S,
+                ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                    #[allow(unused_imports)]
+                    use #p::{ViaOpaque as _, ViaSerialize as _};
+                    #body
+                }
+            }
+        }
+    }
 }

@@ -355,6 +355,20 @@ impl Cache {
         self.slots().map(|(_, s)| s.cached.load(Relaxed)).sum()
     }
 
+    /// The slots in use, as (owner id, mapping id, owning thread's kernel id, cached
+    /// bytes): a snapshot of atomic words while other threads work.
+    pub fn used_slots(&self) -> Vec<(u32, u32, u64, u64)> {
+        self.slots()
+            .filter_map(|(_, s)| {
+                let o = s.owner.load(Relaxed);
+                (o != 0).then(|| {
+                    let (thread, cached) = (s.thread.load(Relaxed), s.cached.load(Relaxed));
+                    ((o >> 32) as u32, o as u32, thread, cached)
+                })
+            })
+            .collect()
+    }
+
     /// Returns the blocks of slots whose mapping is gone (see `sync::owner`) and frees
     /// those slots. Lock held by `owner`.
     pub fn reclaim_dead(&self, t: &mut Tlsf, epoch: u64, owner: &Owner) {

@@ -96,6 +96,11 @@ pub struct TlsfState {
     free_bytes: u64,
 }
 
+impl TlsfState {
+    /// Where the free-bytes counter lies in the state (for the inspector's header read).
+    pub const FREE_BYTES_OFFSET: usize = std::mem::offset_of!(TlsfState, free_bytes);
+}
+
 /// The lists of one first level.
 #[repr(C)]
 struct Level {
@@ -808,6 +813,19 @@ impl Tlsf {
             off += size;
             Some(block)
         })
+    }
+
+    /// Calls `f(block, is_free, marks)` for every block of the chain in address order (marks
+    /// `ENTRY`, `INTERNAL` of used blocks), stopping at the first header that does not
+    /// check out, as [`Self::for_each_used`] does.
+    pub fn for_each_in_chain(&self, mut f: impl FnMut(Block, bool, u64)) {
+        for (offset, h) in self.chain() {
+            let block = Block {
+                offset,
+                size: h & !FLAGS,
+            };
+            f(block, h & FREE != 0, h & (ENTRY | INTERNAL));
+        }
     }
 
     /// Calls `f(block, marks)` for every used block of the chain in address order, with

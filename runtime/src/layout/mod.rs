@@ -65,7 +65,10 @@ pub use fingerprint::{
     compound_fingerprint, field_fingerprint, leaf_fingerprint, type_fingerprint_of,
 };
 pub use guard::{ShmDerefMut, ShmMut};
-pub use schema::{pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, VariantSchema};
+pub use schema::{
+    pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, StoredField, StoredSchema,
+    VariantSchema,
+};
 pub use traits::{
     ForwardsImmutable, NoPadding, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,
     ShmSafe,

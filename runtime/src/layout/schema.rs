@@ -312,6 +312,81 @@ fn parse(text: &str) -> Option<Encoded> {
     Some(Encoded { header, fields })
 }
 
+/// A schema as a segment stores it ([`Schema::encode`]), read back without the program
+/// that wrote it: what a tool needs to describe a root's fields. The bytes are untrusted:
+/// [`parse`](Self::parse) refuses any line it cannot read, and nothing here says the
+/// figures agree with the value's bytes (a reader bounds-checks every field it reads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredSchema {
+    /// `struct`, `tuple struct`, `unit struct` or `enum`.
+    pub kind: String,
+    /// The type's identifier.
+    pub name: String,
+    /// `size_of` the type, as stored.
+    pub size: usize,
+    /// `align_of` the type, as stored.
+    pub align: usize,
+    /// The layout fingerprint, as stored.
+    pub fingerprint: u64,
+    /// The fields (an enum's are named `Variant.field` and have no offset).
+    pub fields: Vec<StoredField>,
+}
+
+/// One field of a [`StoredSchema`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredField {
+    /// The field's name.
+    pub name: String,
+    /// The field's type as written in the writer's source.
+    pub ty: String,
+    /// Offset from the start of the value (`None` in enum variants).
+    pub offset: Option<usize>,
+    /// `size_of` the field's type.
+    pub size: usize,
+    /// `align_of` the field's type.
+    pub align: usize,
+    /// The field type's layout fingerprint.
+    pub fingerprint: u64,
+}
+
+impl StoredSchema {
+    /// Reads an encoded schema; `None` when the bytes are not one (corrupted, or written by
+    /// an incompatible shmkit).
+    pub fn parse(bytes: &[u8]) -> Option<StoredSchema> {
+        let e = parse(std::str::from_utf8(bytes).ok()?)?;
+        let num = |t: &str| t.parse::<usize>().ok();
+        let hex = |t: &str| u64::from_str_radix(t, 16).ok();
+        let fields = e
+            .fields
+            .iter()
+            .map(|f| {
+                Some(StoredField {
+                    name: f.name.clone(),
+                    ty: f.ty.clone(),
+                    offset: if f.offset == "-" {
+                        None
+                    } else {
+                        Some(num(&f.offset)?)
+                    },
+                    size: num(&f.size)?,
+                    align: num(&f.align)?,
+                    fingerprint: hex(&f.fingerprint)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(StoredSchema {
+            kind: e.header[1].clone(),
+            name: e.header[3].clone(),
+            size: num(&e.header[4])?,
+            align: num(&e.header[5])?,
+            fingerprint: hex(&e.header[6])?,
+            fields,
+        })
+    }
+}
+
 /// What differs between the layout stored in a segment and the layout a program expects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaDiff {
@@ -516,6 +591,15 @@ mod tests {
         assert!(text.contains("size/align: was 16/8, now 24/8"), "{text}");
         let d = SchemaDiff::between(b.encode().as_bytes(), &A).unwrap();
         assert!(d.to_string().contains("removed: new: u8"), "{d}");
+        let stored = StoredSchema::parse(A.encode().as_bytes()).unwrap();
+        assert_eq!(
+            (stored.name.as_str(), stored.size, stored.align),
+            ("Db", 16, 8)
+        );
+        assert_eq!(stored.fingerprint, A.fingerprint());
+        assert_eq!(stored.fields[1].name, "flag");
+        assert_eq!(stored.fields[1].offset, Some(8));
+        assert!(StoredSchema::parse(b"garbage").is_none());
         let d = SchemaDiff::between(b"garbage", &A).unwrap();
         assert!(d.to_string().contains("unreadable"));
     }

@@ -786,6 +786,22 @@ impl SegmentCore {
         })
     }
 
+    /// Every block of the allocator's chain in address order, as (header offset, size with
+    /// the header, free, marks `ENTRY` / `INTERNAL`), read as the other inspections are
+    /// (under the lock for writable mappings): for the inspector's map.
+    pub(crate) fn chain_blocks(&self) -> Vec<(u64, u64, bool, u64)> {
+        self.inspect(|t| {
+            let mut out = Vec::new();
+            t.for_each_in_chain(|b, free, marks| out.push((b.offset, b.size, free, marks)));
+            out
+        })
+    }
+
+    /// The thread-cache slots in use (see `Cache::used_slots`).
+    pub(crate) fn cache_slots(&self) -> Vec<(u32, u32, u64, u64)> {
+        self.cache().used_slots()
+    }
+
     /// Zeroes the free memory, so that new allocations read as zero.
     pub fn zero_free_memory(&self) -> Result<()> {
         let mut l = self.lock()?;

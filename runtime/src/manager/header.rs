@@ -21,7 +21,7 @@ pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
 /// headers, and a block a container owns names its owner in its first word).
 pub const FORMAT_VERSION: u32 = 4;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
-const ENDIAN_MARK: u32 = 0x0102_0304;
+pub(crate) const ENDIAN_MARK: u32 = 0x0102_0304;
 
 /// Creation states of [`SegmentHeader::state`].
 pub mod state {

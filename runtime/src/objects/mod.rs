@@ -33,7 +33,7 @@ pub use index::{HashIndex, IndexKind, NamedIndex, NullIndex, OrderedIndex};
 pub use ops::ObjectInfo;
 pub use target::{Anonymous, Lookup, ObjectTarget, Unique};
 
-pub(crate) use index::Root;
+pub(crate) use index::{kind_name as index_kind_name, Root};
 pub(crate) use lock::IndexGuard;
 pub(crate) use target::Target;
 

@@ -581,38 +581,96 @@ pub struct ObjectInfo {
     pub type_name: String,
 }
 
-/// A snapshot of the live objects of one index.
-pub(crate) fn list<I: IndexKind>(s: &Space, root: Root) -> Result<Vec<ObjectInfo>> {
-    // The count word is only a hint: a corrupted one must not make us allocate wildly.
-    let hint = s.read_word(root.count).min(s.core().size() as u64 / 64);
-    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-    let mut known: std::collections::HashMap<u64, types::TypeInfo> = Default::default();
-    I::for_each(s, root, &mut |e| {
-        let h = Entry::<I::Link>::read(s, e)?;
-        if h.state != state::LIVE {
-            return Ok(());
-        }
-        let t = match known.entry(h.fingerprint) {
-            Occupied(t) => t.into_mut(),
-            Vacant(v) => v.insert(
-                types::info(s, h.fingerprint)?
-                    .ok_or_else(|| s.corrupt(format!("entry {e}: unknown type")))?,
-            ),
-        };
-        let align = t.align.max(1);
-        if !align.is_power_of_two() {
-            return Err(s.corrupt(format!("entry {e}: bad alignment {align}")));
-        }
-        let name = Entry::<I::Link>::name(s, e, h.name_len())?;
-        out.push(ObjectInfo {
+/// One live object as a listing finds it, with what an inspector adds to [`ObjectInfo`].
+pub(crate) struct Listed {
+    pub info: ObjectInfo,
+    /// Offset of the first element in the segment.
+    pub data: u64,
+    /// `size_of` the element type, from its type record.
+    pub element_size: usize,
+    /// The element type's fingerprint.
+    pub fingerprint: u64,
+}
+
+/// The live entry at `e` described; None when it is not live. The type records already
+/// read are kept in `known`.
+fn describe<L: Copy>(
+    s: &Space,
+    e: u64,
+    known: &mut std::collections::HashMap<u64, types::TypeInfo>,
+) -> Result<Option<Listed>> {
+    let h = Entry::<L>::read(s, e)?;
+    if h.state != state::LIVE {
+        return Ok(None);
+    }
+    let t = match known.entry(h.fingerprint) {
+        Occupied(t) => t.into_mut(),
+        Vacant(v) => v.insert(
+            types::info(s, h.fingerprint)?
+                .ok_or_else(|| s.corrupt(format!("entry {e}: unknown type")))?,
+        ),
+    };
+    let align = t.align.max(1);
+    if !align.is_power_of_two() {
+        return Err(s.corrupt(format!("entry {e}: bad alignment {align}")));
+    }
+    let name = Entry::<L>::name(s, e, h.name_len())?;
+    let address = Entry::<L>::data(s, e, h.name_len(), align)?;
+    let data = e + Entry::<L>::data_offset(h.name_len(), align) as u64;
+    let bytes = t
+        .size
+        .checked_mul(usize::try_from(h.count()).unwrap_or(usize::MAX));
+    if !bytes.is_some_and(|bytes| within_block(s, e, data, bytes)) {
+        return Err(s.corrupt(format!("entry at {e}: its elements reach past its block")));
+    }
+    Ok(Some(Listed {
+        info: ObjectInfo {
             name: String::from_utf8_lossy(name).into_owned(),
             kind: ObjectKind::from_u8(h.kind)
                 .ok_or_else(|| s.corrupt(format!("entry {e}: bad kind")))?,
             length: h.count() as usize,
-            address: Entry::<I::Link>::data(s, e, h.name_len(), align)?,
+            address,
             type_name: t.name.clone(),
-        });
+        },
+        data,
+        element_size: t.size,
+        fingerprint: h.fingerprint,
+    }))
+}
+
+/// A snapshot of the live objects of one index.
+pub(crate) fn list<I: IndexKind>(s: &Space, root: Root) -> Result<Vec<ObjectInfo>> {
+    Ok(list_detailed::<I>(s, root)?
+        .into_iter()
+        .map(|l| l.info)
+        .collect())
+}
+
+/// [`list`], with the figures of [`Listed`].
+pub(crate) fn list_detailed<I: IndexKind>(s: &Space, root: Root) -> Result<Vec<Listed>> {
+    // The count word is only a hint: a corrupted one must not make us allocate wildly.
+    let hint = s.read_word(root.count).min(s.core().size() as u64 / 64);
+    let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    let mut known = Default::default();
+    I::for_each(s, root, &mut |e| {
+        out.extend(describe::<I::Link>(s, e, &mut known)?);
         Ok(())
     })?;
+    Ok(out)
+}
+
+/// The live anonymous objects (which no index links), found through the registry of
+/// entries: only registered entries in blocks marked as entries are read.
+pub(crate) fn list_anonymous<I: IndexKind>(s: &Space) -> Result<Vec<Listed>> {
+    let blocks = s.blocks();
+    let mut known = Default::default();
+    let mut out = Vec::new();
+    for e in registry::members(s, &blocks) {
+        if let Some(l) = describe::<I::Link>(s, e, &mut known)? {
+            if l.info.kind == ObjectKind::Anonymous {
+                out.push(l);
+            }
+        }
+    }
     Ok(out)
 }

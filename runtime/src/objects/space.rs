@@ -180,6 +180,40 @@ impl Space {
         Ok(unsafe { AtomicU64::from_ptr(p) })
     }
 
+    /// The `size`-byte (1, 2, 4 or 8) aligned unsigned value at `off`, if it lies in the
+    /// block area, read with one atomic load in a writable mapping (others may be storing
+    /// it: only atomics are read so) and with one volatile load in a read-only one (which
+    /// no writer maps meanwhile, and whose pages an atomic's `&` may not claim). For the
+    /// inspector's rendering of plain values; never forms a reference to anything else.
+    pub fn read_scalar(&self, off: u64, size: usize) -> Option<u64> {
+        if !matches!(size, 1 | 2 | 4 | 8) || off % size as u64 != 0 {
+            return None;
+        }
+        let p = self.checked(off, size)?;
+        let shared = self.core.writable();
+        macro_rules! load {
+            ($int:ty, $atomic:ty) => {
+                if shared {
+                    // SAFETY: in bounds and aligned (checked), in a writable mapping that
+                    // stays mapped while `self` lives; an atomic load races with nothing.
+                    let a = unsafe { <$atomic>::from_ptr(p.cast::<$int>()) };
+                    a.load(Acquire) as u64
+                } else {
+                    // SAFETY: in bounds and aligned (checked); a read-only mapping has no
+                    // writer while it lives. Any bytes are a value of the integer type.
+                    let v = unsafe { p.cast::<$int>().read_volatile() };
+                    v as u64
+                }
+            };
+        }
+        Some(match size {
+            1 => load!(u8, std::sync::atomic::AtomicU8),
+            2 => load!(u16, std::sync::atomic::AtomicU16),
+            4 => load!(u32, std::sync::atomic::AtomicU32),
+            _ => load!(u64, AtomicU64),
+        })
+    }
+
     /// The address of `len` bytes at `off`, if they lie in the block area.
     #[inline]
     pub fn checked(&self, off: u64, len: usize) -> Option<*mut u8> {

@@ -91,23 +91,22 @@ pub fn unlock(dev: &impl Mappable, first: u64, count: u64) -> Result<()> {
 /// `kind`; None when the lock could be taken now. (Locks are anonymous: the kernel names
 /// no owner of an OFD lock.)
 pub fn conflicting(dev: &impl Mappable, byte: u64, kind: LockKind) -> Result<Option<LockKind>> {
-    let found = fcntl(dev, libc::F_OFD_GETLK, byte, kind.raw())
-        .map_err(|e| Error::from_os("fcntl(F_OFD_GETLK)", dev.describe(), e))?;
+    conflicting_fd(dev.as_fd(), byte, kind)
+        .map_err(|e| Error::from_os("fcntl(F_OFD_GETLK)", dev.describe(), e))
+}
+
+/// As [`conflicting`], on descriptor `fd` (readable suffices: `F_OFD_GETLK` takes nothing).
+pub(crate) fn conflicting_fd(
+    fd: BorrowedFd<'_>,
+    byte: u64,
+    kind: LockKind,
+) -> io::Result<Option<LockKind>> {
+    let found = fcntl_raw(fd.as_raw_fd(), libc::F_OFD_GETLK, byte, 1, kind.raw())?;
     Ok(match i32::from(found) {
         libc::F_RDLCK => Some(LockKind::Shared),
         libc::F_WRLCK => Some(LockKind::Exclusive),
         _ => None,
     })
-}
-
-/// One OFD `fcntl` on the single byte `byte`; returns the `l_type` the kernel left.
-fn fcntl(
-    dev: &impl Mappable,
-    cmd: libc::c_int,
-    byte: u64,
-    l_type: libc::c_short,
-) -> io::Result<libc::c_short> {
-    fcntl_raw(dev.as_fd().as_raw_fd(), cmd, byte, 1, l_type)
 }
 
 /// One OFD `fcntl` on `len` bytes from `start` of descriptor `fd`; returns the `l_type` the

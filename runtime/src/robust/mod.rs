@@ -21,4 +21,5 @@ pub(crate) use guard::{lock_with_recovery, RobustGuard};
 pub(crate) use owner::Owner;
 
 pub use pid::current_pid;
+pub(crate) use robust_mutex::decode_word;
 pub use robust_mutex::{Acquired, RobustMutex, LIVENESS_POLL, SPINS};

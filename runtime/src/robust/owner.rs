@@ -294,18 +294,37 @@ impl Drop for Owner {
 /// Whether no other mapping with write access vouches for the segment whose device `fd`
 /// describes: an open must then validate it in full. An exclusive lock in the id range
 /// that covers a vouch byte (an odd offset from `IDS`) says warm; one that covers only a
-/// claim byte (a mapping still validating) is stepped over: the kernel names any one
-/// conflicting lock, not the lowest, so the ranges on both sides of it are searched. After
-/// [`COLD_CHECK_STEPS`] calls the answer is cold, which is always safe.
+/// claim byte (a mapping still validating) is stepped over. After [`COLD_CHECK_STEPS`]
+/// calls the answer is cold, which is always safe.
 pub fn cold(fd: BorrowedFd<'_>) -> Result<bool> {
+    let mut vouched = false;
+    // An incomplete search that found no vouch says cold too.
+    exclusive_locks(fd, COLD_CHECK_STEPS, |start, end| {
+        let first_vouch = IDS + ((start.max(ID_BYTES.start) - IDS) | 1);
+        vouched = first_vouch < end;
+        !vouched
+    })?;
+    Ok(!vouched)
+}
+
+/// Calls `f(start, end)` for the exclusive locks other descriptions hold in the id range,
+/// until `f` says stop (false) or `max_steps` `F_OFD_GETLK` calls were made; true when the
+/// whole range was searched. The kernel names any one conflicting lock, not the lowest, so
+/// the ranges on both sides of each are searched in turn: one call per lock, and one per
+/// gap between them.
+fn exclusive_locks(
+    fd: BorrowedFd<'_>,
+    max_steps: u32,
+    mut f: impl FnMut(u64, u64) -> bool,
+) -> Result<bool> {
     let mut ranges = vec![(ID_BYTES.start, ID_BYTES.end)];
     let mut steps = 0;
     while let Some((from, to)) = ranges.pop() {
         if from >= to {
             continue;
         }
-        if steps == COLD_CHECK_STEPS {
-            return Ok(true);
+        if steps == max_steps {
+            return Ok(false);
         }
         steps += 1;
         let found = ofd::exclusive_lock_in(fd, from, to - from)
@@ -318,14 +337,63 @@ pub fn cold(fd: BorrowedFd<'_>) -> Result<bool> {
         } else {
             start.saturating_add(len)
         };
-        let first_vouch = IDS + ((start.max(ID_BYTES.start) - IDS) | 1);
-        if first_vouch < end {
-            return Ok(false);
+        if !f(start, end) {
+            return Ok(true);
         }
         ranges.push((from, start));
         ranges.push((end, to));
     }
     Ok(true)
+}
+
+/// An owner id some description holds on a device, as an inspector sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// The owner id (lock words and cache slots name it).
+    pub id: u32,
+    /// Whether it also vouches for the segment (a read-write mapping that validated,
+    /// created or trusted it).
+    pub vouched: bool,
+}
+
+/// The owner ids that descriptions other than `fd`'s hold on its device, in ascending
+/// order: one `F_OFD_GETLK` per lock and gap, at most `max_steps` (then `None`: more are
+/// held than were looked for). Needs only a readable descriptor.
+pub(crate) fn holders(fd: BorrowedFd<'_>, max_steps: u32) -> Result<Option<Vec<Holder>>> {
+    let mut found = Vec::new();
+    let complete = exclusive_locks(fd, max_steps, |start, end| {
+        let (start, end) = (start.max(ID_BYTES.start), end.min(ID_BYTES.end));
+        // A lock may span several owners' bytes (never taken so by shmkit, but any writer of
+        // the file can): each id byte it covers counts as held.
+        let mut byte = IDS + ((start - IDS) & !1);
+        while byte < end && found.len() <= 1 << 16 {
+            found.push(Holder {
+                id: ((byte - IDS) / 2) as u32,
+                vouched: byte + 1 >= start && byte + 1 < end,
+            });
+            byte += 2;
+        }
+        true
+    })?;
+    found.sort_unstable_by_key(|h| h.id);
+    found.dedup_by(|a, b| {
+        if a.id == b.id {
+            b.vouched |= a.vouched;
+            true
+        } else {
+            false
+        }
+    });
+    Ok(complete.then_some(found))
+}
+
+/// Whether a description other than `fd`'s holds owner `id`'s byte: the owner lives.
+/// Ids outside the range owners claim are dead (forged or stale).
+pub(crate) fn held_elsewhere(fd: BorrowedFd<'_>, id: u32) -> Result<bool> {
+    if !(FIRST_ID..FIRST_ID + ID_COUNT).contains(&id) {
+        return Ok(false);
+    }
+    ofd::exclusive_held_in(fd, id_byte(id), 1).map_err(|e| os_error("fcntl(F_OFD_GETLK)", e))
 }
 
 fn os_error(op: &'static str, source: std::io::Error) -> Error {

@@ -55,6 +55,16 @@ pub struct RobustMutex {
     word: AtomicU32,
 }
 
+/// What a lock word read as bytes says (for the inspector, which reads words it does not
+/// take): free, held by an owner id, or poisoned for good.
+pub(crate) fn decode_word(word: u32) -> Option<Option<u32>> {
+    match word & OWNER_MASK {
+        POISONED => None,
+        0 => Some(None),
+        id => Some(Some(id)),
+    }
+}
+
 impl RobustMutex {
     const_unless_loom! {
         /// An unlocked mutex.

@@ -6,6 +6,7 @@ mod algorithm;
 mod allocator;
 pub mod backing;
 pub mod builder;
+pub mod inspect;
 pub mod managed;
 pub mod mode;
 mod objects_api;

@@ -1,0 +1,224 @@
+//! `shmkit`: the inspector of shmkit segments. Lists, describes, checks, dumps and maps
+//! segments in `/dev/shm` and in files, and removes what crashed processes left behind.
+//! It changes nothing unless the command says so (`rm`, `gc --yes`); see `target::open`
+//! for how it reads a live segment.
+
+mod report;
+mod target;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use target::Target;
+
+/// Inspect shmkit shared-memory segments: list, describe, check, dump, map, clean up.
+///
+/// A SEGMENT is a shared memory object's name (as in /dev/shm) or a path to a mapped
+/// file (anything with a `/`). Exit status: 0 success, 1 the segment is not sound
+/// (corrupt, not a shmkit segment, not readable as one), 2 the command could not run
+/// (usage, no such segment, permission, in use).
+#[derive(Parser, Debug)]
+#[command(name = "shmkit", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Seconds to wait for a segment's locks held by a live process before giving up.
+    #[arg(long, global = true, default_value_t = 5.0)]
+    wait: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the shmkit segments in /dev/shm and the files given (others are skipped).
+    Ls {
+        /// Files (or /dev/shm names) to list as well.
+        paths: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a segment: header, allocator figures, thread caches, index, lock owners.
+    Stat {
+        /// The segment (a /dev/shm name or a file path).
+        segment: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a segment in full; exit status 0 when sound, 1 otherwise (for scripts).
+    Check {
+        /// The segment (a /dev/shm name or a file path).
+        segment: String,
+    },
+    /// List the objects of a segment with their values, as far as the segment describes
+    /// them (scalars, arrays of scalars, and roots' scalar fields from their stored schema).
+    Dump {
+        /// The segment (a /dev/shm name or a file path).
+        segment: String,
+        /// Only the object of this name (a root by its name alone too).
+        object: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the block layout (one character per cell: `.` free, `#` used, `o` object,
+    /// `=` the segment's own tables), to look at fragmentation.
+    Map {
+        /// The segment (a /dev/shm name or a file path).
+        segment: String,
+        /// Cells per line.
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        /// Lines.
+        #[arg(long, default_value_t = 16)]
+        lines: usize,
+        /// Also list every run of blocks of one kind.
+        #[arg(long)]
+        runs: bool,
+    },
+    /// Remove segments (shmkit segments only; mappings attached keep their memory).
+    Rm {
+        /// The segments (/dev/shm names or file paths).
+        #[arg(required = true)]
+        segments: Vec<String>,
+    },
+    /// List segments in /dev/shm whose creator and every attached process are dead; remove
+    /// them with --yes.
+    Gc {
+        /// Remove what is listed.
+        #[arg(long)]
+        yes: bool,
+        /// Only these segments (/dev/shm names or file paths); all of /dev/shm without.
+        segments: Vec<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Why a command failed, and its exit status.
+#[derive(Debug)]
+pub struct Failure {
+    /// What to print on stderr.
+    pub message: String,
+    /// The exit status.
+    pub code: u8,
+}
+
+impl Failure {
+    /// The command could not run (exit status 2).
+    pub fn usage(message: String) -> Failure {
+        Failure { message, code: 2 }
+    }
+
+    /// The segment is not sound (exit status 1).
+    pub fn segment_text(message: String) -> Failure {
+        Failure { message, code: 1 }
+    }
+
+    /// A runtime error about the segment's bytes.
+    pub fn segment(e: shmkit::Error) -> Failure {
+        Failure::segment_text(e.to_string())
+    }
+
+    /// A runtime error of the system (exit status 2).
+    pub fn runtime(e: shmkit::Error) -> Failure {
+        Failure::usage(e.to_string())
+    }
+
+    /// An error opening a segment: its bytes' fault, or the circumstances'.
+    pub fn from_open(e: shmkit::Error) -> Failure {
+        use shmkit::Error::*;
+        match e {
+            NotASegment { .. }
+            | Truncated { .. }
+            | IncompatibleVersion { .. }
+            | Corrupted { .. }
+            | IndexMismatch { .. }
+            | InvalidValue { .. } => Failure::segment(e),
+            e => Failure::runtime(e),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let wait = Duration::try_from_secs_f64(cli.wait).unwrap_or(Duration::from_secs(5));
+    let _ = target::WAIT.set(wait);
+    // A command that still waits for a lock well past `--wait` (a live process took it
+    // between our look at the word and our lock call, and keeps it) is given up on: the
+    // process exits while its thread waits, holding nothing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let result = run(cli.command, &mut out);
+        let _ = tx.send((result, out));
+    });
+    let (result, out) = match rx.recv_timeout(wait * 2 + Duration::from_secs(5)) {
+        Ok(done) => done,
+        Err(_) => (
+            Err(Failure::usage(format!(
+                "gave up after {:.1} s: the segment's locks stay held by a live process",
+                (wait * 2 + Duration::from_secs(5)).as_secs_f64()
+            ))),
+            Vec::new(),
+        ),
+    };
+    let _ = std::io::stdout().write_all(&out);
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("shmkit: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Runs one command, writing its output to `out`; the exit status.
+fn run(command: Command, out: &mut Vec<u8>) -> Result<u8, Failure> {
+    match command {
+        Command::Ls { paths, json } => report::ls(&paths, json, out),
+        Command::Stat { segment, json } => report::stat(&Target::parse(&segment), json, out),
+        Command::Check { segment } => report::check(&Target::parse(&segment), out),
+        Command::Dump {
+            segment,
+            object,
+            json,
+        } => report::dump(&Target::parse(&segment), object.as_deref(), json, out),
+        Command::Map {
+            segment,
+            width,
+            lines,
+            runs,
+        } => report::map(&Target::parse(&segment), width, lines, runs, out),
+        Command::Rm { segments } => report::rm(&segments, out),
+        Command::Gc { yes, segments } => report::gc(yes, &segments, out),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "shmkit", out);
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets_are_names_or_paths() {
+        assert!(matches!(Target::parse("db"), Target::Shm(n) if n == "db"));
+        assert!(matches!(Target::parse("/dev/shm/db"), Target::Shm(n) if n == "db"));
+        assert!(matches!(Target::parse("./db"), Target::File(_)));
+        assert!(matches!(Target::parse("/tmp/db"), Target::File(_)));
+    }
+}

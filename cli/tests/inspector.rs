@@ -1,0 +1,444 @@
+//! The `shmkit` binary on segments built here: snapshots of each command's output (names,
+//! owner ids and thread ids filtered out), JSON parsed back and compared with what was
+//! built, a corrupt segment and a non-shmkit file (clear messages and exit statuses, no
+//! panic), and a lock holder SIGKILLed: `stat` names the dead owner, `gc` finds the
+//! segment.
+
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use shmkit::prelude::*;
+use shmkit::sync::Mutex;
+use shmkit::{shm_segment, ManagedMappedFile, ManagedSharedMemory, ShmSafe};
+use shmkit_test_support::internals::forge_entry_count;
+use shmkit_test_support::{spawn_child, ShmGuard, TempPath};
+
+#[derive(ShmSafe, Default)]
+#[repr(C)]
+pub struct Totals {
+    pub orders: u64,
+    pub volume: u64,
+}
+
+#[shm_segment]
+#[derive(Default)]
+pub struct Db {
+    pub version: u32,
+    pub ratio: f64,
+    pub enabled: bool,
+    pub initial: char,
+    pub delta: i16,
+    pub hits: AtomicU64,
+    pub totals: Totals,
+    pub recent: Mutex<Vec<u64>>,
+}
+
+/// What `shmkit ARGS` printed and its exit status.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn shmkit(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .output()
+        .expect("run shmkit");
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
+    }
+}
+
+/// Fills a segment with one of each: a root (scalars, a nested struct, an atomic, a lock
+/// around a container), a named scalar, a named array, a unique and an anonymous object.
+fn fill<B: shmkit::segment::Backing>(seg: &shmkit::ManagedSegment<B>) {
+    let db = seg.root::<Db>().expect("root");
+    db.hits.store(41, Ordering::Relaxed);
+    db.hits.fetch_add(1, Ordering::Relaxed);
+    db.recent.lock().expect("lock").push(9).expect("push");
+    seg.construct("limit", 100u32).expect("limit");
+    seg.construct_array("p", 5, 7u32).expect("p");
+    seg.construct_from_iter("primes", [2i64, 3, 5, 7, 11])
+        .expect("primes");
+    seg.construct_unique(-3i8).expect("unique");
+    seg.construct_anonymous(2.5f32).expect("anonymous");
+    seg.construct("flag", true).expect("flag");
+}
+
+/// A segment's data written through an exclusive mapping, so the root's plain fields can
+/// be set (a shared mapping lends `&Db`).
+fn build_shm(name: &str) {
+    let mut seg = ManagedSharedMemory::options()
+        .exclusive()
+        .create(name, 1 << 20)
+        .expect("create");
+    {
+        let mut db = seg.root_mut::<Db>().expect("root_mut");
+        *db.version_mut() = 3;
+        *db.ratio_mut() = 0.75;
+        *db.enabled_mut() = true;
+        *db.initial_mut() = 'x';
+        *db.delta_mut() = -12;
+        db.totals_mut().orders = 5;
+    }
+    let seg = seg.into_shared().expect("into_shared");
+    fill(&seg);
+}
+
+fn filters(names: &[&str]) -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (regex_escape(n), "[NAME]".to_string()))
+        .collect();
+    f.push((r"owner \d+".into(), "owner [ID]".into()));
+    f.push((r"0x7[0-9a-f]{11}".into(), "[ADDRESS]".into()));
+    f.push((r#""id": \d+"#.into(), r#""id": [ID]"#.into()));
+    f.push((r"owner\(s\): [\d, ()a-z]+".into(), "owner(s): [IDS]".into()));
+    f
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+macro_rules! snapshot {
+    ($names:expr, $value:expr) => {{
+        let filters = filters($names);
+        let filters: Vec<(&str, &str)> = filters
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        insta::with_settings!({ filters => filters }, {
+            insta::assert_snapshot!($value);
+        });
+    }};
+}
+
+/// The header line of `ls` and its lines for `names`.
+fn ls_lines(stdout: &str, names: &[&str]) -> String {
+    stdout
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || names.iter().any(|n| l.contains(n)))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn every_command_on_a_segment_at_rest() {
+    let g = ShmGuard::new();
+    build_shm(g.get());
+    let names = [g.get()];
+
+    let ls = shmkit(&["ls"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    snapshot!(&names, ls_lines(&ls.stdout, &names));
+
+    let stat = shmkit(&["stat", g.get()]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    snapshot!(&names, stat.stdout);
+
+    let check = shmkit(&["check", g.get()]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    snapshot!(&names, check.stdout);
+
+    let dump = shmkit(&["dump", g.get()]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    snapshot!(&names, dump.stdout);
+
+    let map = shmkit(&["map", g.get(), "--width", "48", "--lines", "4", "--runs"]);
+    assert_eq!(map.code, 0, "{}", map.stderr);
+    snapshot!(&names, map.stdout);
+
+    let one = shmkit(&["dump", g.get(), "limit"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(one.stdout.lines().count(), 2, "{}", one.stdout);
+    assert!(one.stdout.contains("= 100"), "{}", one.stdout);
+    let none = shmkit(&["dump", g.get(), "nothing"]);
+    assert_eq!(none.code, 2);
+    assert!(
+        none.stderr.contains("no object named `nothing`"),
+        "{}",
+        none.stderr
+    );
+}
+
+#[test]
+fn json_output_parses_back_to_what_was_built() {
+    let g = ShmGuard::new();
+    build_shm(g.get());
+
+    let dump = shmkit(&["dump", g.get(), "--json"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    let v: Value = serde_json::from_str(&dump.stdout).expect("JSON");
+    let objects = v["objects"].as_array().expect("objects");
+    let find = |name: &str| {
+        objects
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {objects:?}"))
+    };
+    let root = find("__shmkit_root::Db");
+    assert_eq!(root["root"], "Db");
+    assert_eq!(root["schema"]["name"], "Db");
+    let value = &root["value"];
+    assert_eq!(value["version"], 3);
+    assert_eq!(value["ratio"], 0.75);
+    assert_eq!(value["enabled"], true);
+    assert_eq!(value["initial"], "x");
+    assert_eq!(value["delta"], -12);
+    assert_eq!(value["hits"], 42);
+    // Nested structs and locks are not described by the segment (only roots store a
+    // schema): said so, never guessed.
+    assert_eq!(value["totals"]["opaque"], "Totals");
+    assert_eq!(
+        value["recent"]["size"],
+        size_of::<Mutex<shmkit::containers::Vec<u64>>>()
+    );
+    let fields: Vec<&str> = value
+        .as_object()
+        .expect("fields")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        ["version", "ratio", "enabled", "initial", "delta", "hits", "totals", "recent"]
+    );
+    assert_eq!(find("limit")["value"], 100);
+    assert_eq!(find("limit")["kind"], "named");
+    assert_eq!(find("p")["value"], serde_json::json!([7, 7, 7, 7, 7]));
+    assert_eq!(find("primes")["value"], serde_json::json!([2, 3, 5, 7, 11]));
+    assert_eq!(find("primes")["length"], 5);
+    assert_eq!(find("primes")["bytes"], 40);
+    assert_eq!(find("flag")["value"], true);
+    let unique = objects
+        .iter()
+        .find(|o| o["kind"] == "unique")
+        .expect("unique");
+    assert_eq!(unique["value"], -3);
+    let anonymous = objects
+        .iter()
+        .find(|o| o["kind"] == "anonymous")
+        .expect("anonymous");
+    assert_eq!(anonymous["value"], 2.5);
+
+    let stat = shmkit(&["stat", g.get(), "--json"]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
+    assert_eq!(s["segment"], g.get());
+    assert_eq!(s["size"], 1 << 20);
+    assert_eq!(s["state"], "ready");
+    assert_eq!(s["index"]["kind"], "hash index");
+    assert_eq!(s["index"]["anonymous"], 1);
+    assert_eq!(s["index"]["named"], 6); // limit, p, primes, flag, the root and its schema
+    assert_eq!(s["index"]["unique"], 1);
+    assert_eq!(s["creator"]["alive"], false);
+    assert_eq!(s["locks"]["segment_lock"], Value::Null);
+    assert_eq!(s["mapped_as"], "read-only");
+    let usage = &s["usage"];
+    assert!(usage["free_memory"].as_u64().unwrap() < 1 << 20);
+    assert!(usage["largest_free"].as_u64().unwrap() <= usage["free_memory"].as_u64().unwrap());
+
+    let ls = shmkit(&["ls", "--json"]);
+    let rows: Value = serde_json::from_str(&ls.stdout).expect("JSON");
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == g.get())
+        .expect("listed");
+    assert_eq!(row["kind"], "shm");
+    assert_eq!(row["objects"], 8);
+    assert_eq!(row["attached"], 0);
+    assert_eq!(row["version"], 4);
+}
+
+#[test]
+fn a_live_segment_is_read_through_a_shared_mapping() {
+    let g = ShmGuard::new();
+    build_shm(g.get());
+    // A writer stays attached: the inspector maps it read-write (warm) and takes its
+    // locks briefly, and the writer goes on undisturbed.
+    let seg = ManagedSharedMemory::open(g.get()).expect("open");
+    let db = seg.root::<Db>().expect("root");
+    let stat = shmkit(&["stat", g.get(), "--json"]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
+    assert_eq!(s["mapped_as"], "read-write");
+    assert!(!s["attached"]["owners"].as_array().unwrap().is_empty());
+    db.hits.fetch_add(1, Ordering::Relaxed);
+    let dump = shmkit(&["dump", g.get(), "Db", "--json"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    let v: Value = serde_json::from_str(&dump.stdout).expect("JSON");
+    assert_eq!(v["objects"][0]["value"]["hits"], 43);
+    assert_eq!(shmkit(&["check", g.get()]).code, 0);
+    seg.construct("later", 1u8)
+        .expect("the writer still writes");
+    // `gc` leaves a segment alone while anyone is attached.
+    let gc = shmkit(&["gc", g.get()]);
+    assert!(gc.stdout.contains("no abandoned segments"), "{}", gc.stdout);
+}
+
+#[test]
+fn a_corrupt_segment_and_a_foreign_file_get_clear_messages() {
+    // A file segment whose array `p` claims far more elements than its block holds.
+    let corrupt = TempPath::new();
+    {
+        let seg = ManagedMappedFile::create(corrupt.get(), 1 << 16).expect("create");
+        seg.construct_array("p", 5, 7u32).expect("p");
+    }
+    shmkit_test_support::patch_file(corrupt.get(), |bytes| forge_entry_count(bytes, 5, 1 << 40));
+    let path = corrupt.get().to_str().expect("UTF-8 path");
+    let names = [path];
+    let check = shmkit(&["check", path]);
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    snapshot!(&names, check.stdout);
+    let dump = shmkit(&["dump", path]);
+    assert_eq!(dump.code, 1);
+    assert!(dump.stderr.starts_with("shmkit: "), "{}", dump.stderr);
+    assert!(!dump.stderr.contains("panicked"), "{}", dump.stderr);
+    let stat = shmkit(&["stat", path]);
+    assert!(!stat.stderr.contains("panicked"), "{}", stat.stderr);
+
+    // Not a shmkit segment at all.
+    let foreign = TempPath::new();
+    std::fs::write(
+        foreign.get(),
+        "just some text, long enough to be a header? no.\n".repeat(30),
+    )
+    .expect("write");
+    let fpath = foreign.get().to_str().expect("UTF-8 path");
+    let names = [fpath];
+    for cmd in ["stat", "check", "dump", "map"] {
+        let r = shmkit(&[cmd, fpath]);
+        assert_eq!(r.code, 1, "{cmd}: {}{}", r.stdout, r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        let text = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            text.contains("not a shmkit segment (wrong magic bytes)"),
+            "{cmd}: {text}"
+        );
+    }
+    snapshot!(&names, shmkit(&["stat", fpath]).stderr);
+    // `ls` of it says so on stderr and lists nothing for it; `rm` refuses it.
+    let ls = shmkit(&["ls", fpath]);
+    assert_eq!(ls.code, 1);
+    assert!(!ls.stdout.contains(fpath));
+    let rm = shmkit(&["rm", fpath]);
+    assert_eq!(rm.code, 1);
+    assert!(rm.stderr.contains("(not removed)"), "{}", rm.stderr);
+    assert!(Path::new(fpath).exists());
+
+    // An empty file, a directory, a missing name.
+    let empty = TempPath::new();
+    std::fs::write(empty.get(), b"").expect("write");
+    let r = shmkit(&["check", empty.get().to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("not a shmkit segment"), "{}", r.stdout);
+    let r = shmkit(&["stat", "/tmp/"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = shmkit(&["stat", "shmkit_no_such_segment_anywhere"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no such segment"), "{}", r.stderr);
+}
+
+#[test]
+fn a_killed_lock_holder_shows_as_dead_and_gc_finds_the_segment() {
+    let g = ShmGuard::new();
+    ManagedSharedMemory::create(g.get(), 1 << 20).expect("create");
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-cli-child"),
+        "hold",
+        &[("SHMKIT_SEGMENT", g.get().to_string())],
+    );
+    assert_eq!(child.expect_message(Duration::from_secs(20)), "locked");
+    // Alive: stat names the holder as alive, and gc leaves the segment alone.
+    let live = shmkit(&["stat", g.get(), "--json", "--wait", "0.2"]);
+    let s: Value = serde_json::from_str(&live.stdout).unwrap();
+    assert_eq!(s["locks"]["segment_lock"]["alive"], true);
+    let not_read = s["not_read"].as_str().expect("not read while held");
+    assert!(not_read.contains("for more than 0.2 s"), "{not_read}");
+    assert!(shmkit(&["gc", g.get()]).stdout.contains("no abandoned"));
+    child.kill();
+
+    let stat = shmkit(&["stat", g.get()]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    assert!(
+        stat.stdout.contains("segment lock held by owner") && stat.stdout.contains("(dead)"),
+        "{}",
+        stat.stdout
+    );
+    assert!(stat.stdout.contains("not read: "), "{}", stat.stdout);
+    let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    assert_eq!(s["locks"]["segment_lock"]["alive"], false);
+    assert!(s["usage"].is_null());
+    // Reading changed nothing: the dead holder's id is still in the lock word.
+    let again: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    assert_eq!(again["locks"], s["locks"]);
+
+    let gc = shmkit(&["gc", g.get()]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(
+        gc.stdout.contains(&format!("abandoned {}", g.get())),
+        "{}",
+        gc.stdout
+    );
+    let gc = shmkit(&["gc", "--yes", g.get()]);
+    assert!(
+        gc.stdout.contains(&format!("removed {}", g.get())),
+        "{}",
+        gc.stdout
+    );
+    assert!(!Path::new("/dev/shm").join(g.get()).exists());
+}
+
+#[test]
+fn rm_removes_shmkit_segments_and_completions_are_printed() {
+    let g = ShmGuard::new();
+    ManagedSharedMemory::create(g.get(), 1 << 16).expect("create");
+    let rm = shmkit(&["rm", g.get()]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    assert_eq!(rm.stdout, format!("removed {}\n", g.get()));
+    assert!(!Path::new("/dev/shm").join(g.get()).exists());
+    let again = shmkit(&["rm", g.get()]);
+    assert_eq!(again.code, 2);
+
+    let bash = shmkit(&["completions", "bash"]);
+    assert_eq!(bash.code, 0);
+    assert!(bash.stdout.contains("shmkit"));
+    for cmd in [
+        "ls",
+        "stat",
+        "check",
+        "dump",
+        "map",
+        "rm",
+        "gc",
+        "completions",
+    ] {
+        let help = shmkit(&[cmd, "--help"]);
+        assert_eq!(help.code, 0, "{cmd}");
+        assert!(
+            help.stdout.contains("Usage: shmkit"),
+            "{cmd}: {}",
+            help.stdout
+        );
+    }
+}

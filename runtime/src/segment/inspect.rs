@@ -1,0 +1,696 @@
+//! Read-only inspection for tools (the `shmkit` inspector): plain report structs about a
+//! segment, never a way to change one.
+//!
+//! Two levels:
+//! - **The device alone**, without mapping it: [`read_header`] reads the header with
+//!   `pread` (bytes copied by the kernel: no mapping, no reference, so any bytes are
+//!   harmless, and a racing writer can at worst give a stale figure), and [`attachments`]
+//!   and [`owner_alive`] ask the kernel which open-file-description locks others hold on
+//!   it (`F_OFD_GETLK`, which needs only a readable descriptor and takes nothing).
+//! - **A mapped segment** (any backing and mode): [`usage`], [`block_map`], [`cache_slots`]
+//!   and [`objects`] read as the segment's own inspection methods do, under its locks in
+//!   a writable mapping (taken briefly, changing nothing), from a read-only mapping's
+//!   snapshot otherwise (no writer maps the segment meanwhile). Values are rendered only
+//!   for fields and objects whose type fingerprint is a plain scalar's, each read with
+//!   one atomic (or, read-only, volatile) load of its own width: bytes that another
+//!   process may be writing under a lock (a `Mutex`'s value, a container's elements) are
+//!   never read.
+//!
+//! Every offset read from the segment is bounds-checked before it is followed, as on
+//! any untrusted bytes; a corrupt segment gives an error, never a wild read.
+
+use std::fs::File;
+use std::mem::{offset_of, size_of};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+
+use super::managed::{Backing, ManagedSegment};
+use super::mode::Mode;
+use crate::alloc::tlsf::{AlgorithmStats, TlsfState, ENTRY, INTERNAL};
+use crate::error::{Error, Result};
+use crate::layout::{ShmSafe, StoredSchema};
+use crate::manager::header::{self, state, words, SegmentHeader, MAGIC};
+use crate::objects::ops::{self, Listed, NAMED, UNIQUE};
+use crate::objects::space::Space;
+use crate::objects::{IndexKind, ObjectKind};
+use crate::robust::{decode_word, owner};
+
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = header::FORMAT_VERSION;
+
+// ----- the device alone ---------------------------------------------------------------------
+
+/// The state of one of the segment's internal locks, as its word reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockWord {
+    /// Nobody holds it.
+    Free,
+    /// Held by this lock owner id (see [`owner_alive`]).
+    Held(u32),
+    /// Poisoned for good: a recovery found damage it could not repair.
+    Poisoned,
+}
+
+impl LockWord {
+    fn of(word: u32) -> Self {
+        match decode_word(word) {
+            None => LockWord::Poisoned,
+            Some(None) => LockWord::Free,
+            Some(Some(id)) => LockWord::Held(id),
+        }
+    }
+
+    /// The holder's owner id, if held.
+    pub fn holder(self) -> Option<u32> {
+        match self {
+            LockWord::Held(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// What a segment's header says, read from its device without mapping it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeaderFigures {
+    /// The format version of the writer ([`FORMAT_VERSION`] is this build's).
+    pub version: u32,
+    /// Whether this build reads that version.
+    pub supported: bool,
+    /// Whether the segment was written on a machine of the other endianness.
+    pub foreign_endian: bool,
+    /// `usize::BITS` of the creator.
+    pub pointer_width: u32,
+    /// The creation state: `uninitialised`, `initialising`, `ready`, `corrupted`, or
+    /// `unknown`.
+    pub state: &'static str,
+    /// The creator's lock owner id (see [`owner_alive`]).
+    pub creator: u32,
+    /// Size of the segment in bytes, as the header says.
+    pub size: u64,
+    /// Size of the device in bytes.
+    pub device_size: u64,
+    /// Bytes in the allocator's free blocks, headers included (thread caches not counted
+    /// as free), as the header says.
+    pub free_bytes: u64,
+    /// The segment lock (allocator).
+    pub segment_lock: LockWord,
+    /// The index lock (objects).
+    pub index_lock: LockWord,
+    /// The index kind chosen at creation, as [`IndexKind::KIND`].
+    pub index_kind: u32,
+    /// Its name (`hash`, `ordered`, `null`, or a note on an unknown one).
+    pub index_name: String,
+    /// Named objects, as counted in the header.
+    pub named: u64,
+    /// Unique objects, as counted in the header.
+    pub unique: u64,
+    /// Anonymous objects (the registry of entries that no index links), as counted in
+    /// the header.
+    pub anonymous: u64,
+    /// Whether the segment has a thread-cache table.
+    pub thread_caches: bool,
+}
+
+/// Reads the header of the segment on `file` (a shared memory object or a mapped file)
+/// without mapping it. [`Error::NotASegment`] when the bytes are not a shmkit segment
+/// header (too short, wrong magic), [`Error::Truncated`] when the device is shorter than
+/// the header; the other figures are reported as found, for the caller to judge (they
+/// are bytes from outside: nothing here trusts them).
+pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
+    let os = |e: std::io::Error| Error::Os {
+        op: "pread",
+        what: what.to_string(),
+        source: e,
+    };
+    let device_size = file.metadata().map_err(os)?.len();
+    let mut bytes = vec![0u8; size_of::<SegmentHeader>()];
+    let mut got = 0;
+    while got < bytes.len() {
+        match file.read_at(&mut bytes[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(os(e)),
+        }
+    }
+    if got < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err(Error::NotASegment {
+            what: what.to_string(),
+            reason: if got < MAGIC.len() {
+                format!("{got} bytes is shorter than the magic bytes")
+            } else {
+                "wrong magic bytes".into()
+            },
+        });
+    }
+    if got < bytes.len() {
+        return Err(Error::Truncated {
+            what: what.to_string(),
+            expected: bytes.len() as u64,
+            actual: got as u64,
+        });
+    }
+    let u32_at = |off: usize| u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |off: usize| u64::from_ne_bytes(bytes[off..off + 8].try_into().unwrap_or([0; 8]));
+    let word = |i: usize| u64_at(offset_of!(SegmentHeader, reserved) + 8 * i);
+    let version = u32_at(offset_of!(SegmentHeader, version));
+    let index_kind = word(words::INDEX_KIND) as u32;
+    Ok(HeaderFigures {
+        version,
+        supported: version == FORMAT_VERSION,
+        foreign_endian: u32_at(offset_of!(SegmentHeader, endian)) != header::ENDIAN_MARK,
+        pointer_width: u32_at(offset_of!(SegmentHeader, pointer_width)),
+        state: match u32_at(offset_of!(SegmentHeader, state)) {
+            state::UNINITIALISED => "uninitialised",
+            state::INITIALISING => "initialising",
+            state::READY => "ready",
+            state::CORRUPTED => "corrupted",
+            _ => "unknown",
+        },
+        creator: u32_at(offset_of!(SegmentHeader, creator)),
+        size: u64_at(offset_of!(SegmentHeader, size)),
+        device_size,
+        free_bytes: u64_at(offset_of!(SegmentHeader, tlsf) + TlsfState::FREE_BYTES_OFFSET),
+        segment_lock: LockWord::of(u32_at(offset_of!(SegmentHeader, lock))),
+        index_lock: LockWord::of(word(words::INDEX_LOCK) as u32),
+        index_kind,
+        index_name: crate::objects::index_kind_name(u64::from(index_kind)),
+        named: word(words::NAMED_COUNT),
+        unique: word(words::UNIQUE_COUNT),
+        anonymous: word(words::ENTRIES_COUNT),
+        thread_caches: u64_at(offset_of!(SegmentHeader, cache_table)) != 0,
+    })
+}
+
+/// Whether lock owner `id` (from a lock word, the creator word or a cache slot of the
+/// segment on `file`) is alive: some description of the device holds its byte. The
+/// kernel's answer, so reused pids and pid namespaces cannot fool it. (For shm objects and
+/// files; an XSI or anonymous segment's owners hold their bytes on a companion.)
+pub fn owner_alive(file: &File, id: u32) -> Result<bool> {
+    owner::held_elsewhere(file.as_fd(), id)
+}
+
+/// One mapping's lock owner id found attached to a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttachedOwner {
+    /// The owner id (one per process and mode for shared mappings, one per exclusive
+    /// mapping).
+    pub id: u32,
+    /// Whether it vouches for the segment (a read-write mapping that validated, created
+    /// or trusted it).
+    pub vouched: bool,
+}
+
+/// Who is attached to a device, from the open-file-description locks others hold on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Attachments {
+    /// The lock owner ids held (writable mappings claim one at their first lock or trusted
+    /// open), in ascending order.
+    pub owners: Vec<AttachedOwner>,
+    /// False when more were held than the search looked for (then `owners` is partial).
+    pub complete: bool,
+    /// Whether some mapping holds the attach byte (every mapping does, once attached).
+    pub attached: bool,
+    /// Whether read-only or copy-on-write mappings are attached.
+    pub readers: bool,
+    /// Whether shared read-write mappings are attached.
+    pub writers: bool,
+    /// Whether an exclusive mapping (or an offline resize, an in-place destroy) holds the
+    /// segment alone.
+    pub exclusive: bool,
+}
+
+impl Attachments {
+    /// Whether nothing at all is attached: no mapping, no owner.
+    pub fn nobody(&self) -> bool {
+        !self.attached && !self.readers && !self.writers && self.owners.is_empty()
+    }
+}
+
+/// How many owner locks [`attachments`] looks for at most.
+const MAX_OWNER_STEPS: u32 = 4096;
+
+/// Who is attached to the segment on `file` (see [`Attachments`]), asking the kernel; takes
+/// no lock.
+pub fn attachments(file: &File) -> Result<Attachments> {
+    use crate::os::ofd::{conflicting_fd, LockKind};
+    let fd = file.as_fd();
+    let os = |e: std::io::Error| Error::Os {
+        op: "fcntl(F_OFD_GETLK)",
+        what: "the segment's attachment locks".into(),
+        source: e,
+    };
+    let held = owner::holders(fd, MAX_OWNER_STEPS)?;
+    let any = |byte| conflicting_fd(fd, byte, LockKind::Exclusive).map_err(os);
+    Ok(Attachments {
+        complete: held.is_some(),
+        owners: held
+            .unwrap_or_default()
+            .into_iter()
+            .map(|h| AttachedOwner {
+                id: h.id,
+                vouched: h.vouched,
+            })
+            .collect(),
+        attached: any(owner::ATTACH)?.is_some(),
+        readers: any(owner::READERS)?.is_some(),
+        writers: any(owner::WRITERS)?.is_some(),
+        exclusive: conflicting_fd(fd, owner::ATTACH, LockKind::Shared)
+            .map_err(os)?
+            .is_some(),
+    })
+}
+
+// ----- a mapped segment ---------------------------------------------------------------------
+
+/// Free blocks of one size class (sizes up to a power of two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FreeClass {
+    /// Blocks of more than half this size and at most this size (headers included).
+    pub up_to: u64,
+    /// How many free blocks.
+    pub blocks: u64,
+    /// Their bytes, headers included.
+    pub bytes: u64,
+}
+
+/// What a segment's memory is used for.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Size of the segment.
+    pub size: usize,
+    /// Free bytes, thread caches included (the segment's `free_memory`).
+    pub free_memory: usize,
+    /// Bytes held in thread caches (counted as free).
+    pub cached_memory: usize,
+    /// The memory algorithm's own counters (largest free block among them).
+    pub algorithm: AlgorithmStats,
+    /// Used blocks, of every kind.
+    pub used_blocks: u64,
+    /// Free blocks.
+    pub free_blocks: u64,
+    /// `1 - largest free block / free bytes` of the algorithm (0 when nothing or one block
+    /// is free): how far the free memory is from one piece.
+    pub fragmentation: f64,
+    /// Free blocks by size class, smallest first, classes with blocks only.
+    pub free_classes: Vec<FreeClass>,
+}
+
+/// What a run of blocks holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BlockKind {
+    /// Free.
+    Free,
+    /// Allocated (raw allocations, containers' buffers; blocks in thread caches too, which
+    /// the allocator counts as used).
+    Used,
+    /// An object entry (named, unique or anonymous).
+    Object,
+    /// The segment's own tables (indexes, registry, type records, thread-cache table).
+    Internal,
+}
+
+/// One block of the allocator's chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockRun {
+    /// Offset of the block (its header) in the segment.
+    pub offset: u64,
+    /// Its size, header included.
+    pub size: u64,
+    /// What it holds.
+    pub kind: BlockKind,
+}
+
+/// The allocator's blocks in address order; the chain ends early at a header that does not
+/// check out (run `check` for what is wrong).
+pub fn block_map<B: Backing, M: Mode, I: IndexKind>(
+    seg: &ManagedSegment<B, M, I>,
+) -> Result<Vec<BlockRun>> {
+    Ok(seg
+        .mapped()?
+        .chain_blocks()
+        .into_iter()
+        .map(|(offset, size, free, marks)| BlockRun {
+            offset,
+            size,
+            kind: if free {
+                BlockKind::Free
+            } else if marks & ENTRY != 0 {
+                BlockKind::Object
+            } else if marks & INTERNAL != 0 {
+                BlockKind::Internal
+            } else {
+                BlockKind::Used
+            },
+        })
+        .collect())
+}
+
+/// The allocator's figures (see [`Usage`]).
+pub fn usage<B: Backing, M: Mode, I: IndexKind>(seg: &ManagedSegment<B, M, I>) -> Result<Usage> {
+    let blocks = block_map(seg)?;
+    let algorithm = seg.mapped()?.algorithm_stats();
+    let mut classes: Vec<FreeClass> = Vec::new();
+    let (mut used_blocks, mut free_blocks) = (0, 0);
+    for b in &blocks {
+        if b.kind != BlockKind::Free {
+            used_blocks += 1;
+            continue;
+        }
+        free_blocks += 1;
+        let up_to = b.size.max(1).next_power_of_two();
+        match classes.iter_mut().find(|c| c.up_to == up_to) {
+            Some(c) => {
+                c.blocks += 1;
+                c.bytes += b.size;
+            }
+            None => classes.push(FreeClass {
+                up_to,
+                blocks: 1,
+                bytes: b.size,
+            }),
+        }
+    }
+    classes.sort_by_key(|c| c.up_to);
+    let fragmentation = if algorithm.free == 0 || free_blocks <= 1 {
+        0.0
+    } else {
+        1.0 - algorithm.largest_free as f64 / algorithm.free as f64
+    };
+    Ok(Usage {
+        size: seg.size(),
+        free_memory: seg.free_memory(),
+        cached_memory: seg.cached_memory(),
+        algorithm,
+        used_blocks,
+        free_blocks,
+        fragmentation: fragmentation.max(0.0),
+        free_classes: classes,
+    })
+}
+
+/// A thread-cache slot in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheSlot {
+    /// The lock owner id of the mapping whose thread owns it (see [`owner_alive`]).
+    pub owner: u32,
+    /// That mapping's id within its process.
+    pub mapping: u32,
+    /// The owning thread's kernel id.
+    pub thread: u64,
+    /// Bytes cached in it.
+    pub cached: u64,
+}
+
+/// The thread-cache slots in use (empty for segments without caches): a snapshot of
+/// atomic words.
+pub fn cache_slots<B: Backing, M: Mode, I: IndexKind>(
+    seg: &ManagedSegment<B, M, I>,
+) -> Result<Vec<CacheSlot>> {
+    Ok(seg
+        .mapped()?
+        .cache_slots()
+        .into_iter()
+        .map(|(owner, mapping, thread, cached)| CacheSlot {
+            owner,
+            mapping,
+            thread,
+            cached,
+        })
+        .collect())
+}
+
+/// A value rendered from a segment's bytes and a stored description of its type.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// An unsigned integer (or an atomic one).
+    Unsigned(u64),
+    /// A signed integer (or an atomic one).
+    Signed(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A `bool` (or `AtomicBool`).
+    Bool(bool),
+    /// A `char`.
+    Char(char),
+    /// Bytes that are no value of the type (a `bool` of 2): what they hold, said.
+    Invalid(String),
+    /// A struct's fields, in order (a root, from its stored schema).
+    Struct(Vec<(String, Value)>),
+    /// Elements (an array object), the first [`MAX_ELEMENTS`] at most (a stored schema's
+    /// bytes, 64 KiB).
+    Array {
+        /// The elements rendered.
+        elements: Vec<Value>,
+        /// How many the object has.
+        length: usize,
+    },
+    /// Not rendered: a type whose layout the segment does not describe (nested structs,
+    /// enums, containers, locks: only roots store a schema, see the module docs), or whose
+    /// bytes another process may be writing under a lock.
+    Opaque {
+        /// The type, as the writer spelled it.
+        ty: String,
+        /// Its size in bytes.
+        size: usize,
+    },
+}
+
+/// Elements of an array object that [`objects`] renders at most.
+pub const MAX_ELEMENTS: usize = 64;
+
+/// One object, as the inspector lists it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ObjectReport {
+    /// Its name (unique objects: their type's; anonymous ones: empty).
+    pub name: String,
+    /// Named, unique or anonymous.
+    pub kind: ObjectKind,
+    /// Number of elements.
+    pub length: usize,
+    /// Offset of the first element in the segment.
+    pub offset: u64,
+    /// Bytes of the elements (`length` × the element size).
+    pub bytes: u64,
+    /// The element type, as `std::any::type_name` spelled it in the writer.
+    pub type_name: String,
+    /// The element type's fingerprint.
+    pub fingerprint: u64,
+    /// For a root (a named object `__shmkit_root::N` beside its stored schema), `N`.
+    pub root: Option<String>,
+    /// For a root, the schema the segment stores for it (None: unreadable).
+    pub schema: Option<StoredSchema>,
+    /// The value, as far as the segment describes it.
+    pub value: Value,
+}
+
+const ROOT_PREFIX: &str = "__shmkit_root::";
+const SCHEMA_PREFIX: &str = "__shmkit_schema::";
+
+/// How a plain scalar type is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Unsigned,
+    Signed,
+    Float,
+    Bool,
+    Char,
+}
+
+/// A scalar type the inspector renders: its layout fingerprint (what a schema's field
+/// records), its type fingerprint (what an object's entry records), size and reading.
+struct Plain {
+    layout: u64,
+    object: u64,
+    size: usize,
+    scalar: Scalar,
+}
+
+fn plain<T: ShmSafe>(scalar: Scalar) -> Plain {
+    Plain {
+        layout: T::LAYOUT_FINGERPRINT,
+        object: T::type_fingerprint(),
+        size: size_of::<T>(),
+        scalar,
+    }
+}
+
+fn plain_types() -> Vec<Plain> {
+    use std::sync::atomic::*;
+    use Scalar::*;
+    vec![
+        plain::<u8>(Unsigned),
+        plain::<u16>(Unsigned),
+        plain::<u32>(Unsigned),
+        plain::<u64>(Unsigned),
+        plain::<usize>(Unsigned),
+        plain::<i8>(Signed),
+        plain::<i16>(Signed),
+        plain::<i32>(Signed),
+        plain::<i64>(Signed),
+        plain::<isize>(Signed),
+        plain::<f32>(Float),
+        plain::<f64>(Float),
+        plain::<bool>(Bool),
+        plain::<char>(Char),
+        plain::<AtomicU8>(Unsigned),
+        plain::<AtomicU16>(Unsigned),
+        plain::<AtomicU32>(Unsigned),
+        plain::<AtomicU64>(Unsigned),
+        plain::<AtomicUsize>(Unsigned),
+        plain::<AtomicI8>(Signed),
+        plain::<AtomicI16>(Signed),
+        plain::<AtomicI32>(Signed),
+        plain::<AtomicI64>(Signed),
+        plain::<AtomicIsize>(Signed),
+        plain::<AtomicBool>(Bool),
+    ]
+}
+
+/// Reads the scalar at `off` (bounds and alignment checked by `read_scalar`).
+fn scalar(s: &Space, off: u64, p: &Plain) -> Value {
+    let Some(raw) = s.read_scalar(off, p.size) else {
+        return Value::Invalid(format!(
+            "{} bytes at offset {off}: out of bounds or misaligned",
+            p.size
+        ));
+    };
+    let bits = (p.size * 8) as u32;
+    match p.scalar {
+        Scalar::Unsigned => Value::Unsigned(raw),
+        Scalar::Signed => {
+            let shift = 64 - bits;
+            Value::Signed(((raw << shift) as i64) >> shift)
+        }
+        Scalar::Float if p.size == 4 => Value::Float(f64::from(f32::from_bits(raw as u32))),
+        Scalar::Float => Value::Float(f64::from_bits(raw)),
+        Scalar::Bool => match raw {
+            0 | 1 => Value::Bool(raw == 1),
+            _ => Value::Invalid(format!("bool byte {raw}")),
+        },
+        Scalar::Char => match char::from_u32(raw as u32) {
+            Some(c) => Value::Char(c),
+            None => Value::Invalid(format!("char {raw:#x}")),
+        },
+    }
+}
+
+/// The named, unique and anonymous objects of the segment, in that order, with their values
+/// as far as the segment describes them: scalars and arrays of scalars, and a root's
+/// scalar fields from the schema stored beside it. Taken as one snapshot under the index
+/// lock (writable mappings).
+pub fn objects<B: Backing, M: Mode, I: IndexKind>(
+    seg: &ManagedSegment<B, M, I>,
+) -> Result<Vec<ObjectReport>> {
+    let plains = plain_types();
+    seg.indexed(|s| {
+        let mut listed = ops::list_detailed::<I>(s, NAMED)?;
+        listed.extend(ops::list_detailed::<I>(s, UNIQUE)?);
+        listed.extend(ops::list_anonymous::<I>(s)?);
+        let schema_of = |root: &str| -> Option<StoredSchema> {
+            let l = listed.iter().find(|l| {
+                l.info.name.strip_prefix(SCHEMA_PREFIX) == Some(root)
+                    && l.fingerprint == u8::type_fingerprint()
+            })?;
+            let p = s.checked(l.data, l.info.length)?;
+            // SAFETY: `length` bytes in bounds (checked); a stored schema is written once,
+            // before its name can be found, and never changes while it is linked (the
+            // index lock, or a read-only mapping, covers the copy).
+            let bytes = unsafe { std::slice::from_raw_parts(p, l.info.length) };
+            StoredSchema::parse(bytes)
+        };
+        let mut out = Vec::with_capacity(listed.len());
+        for l in &listed {
+            let root = (l.info.kind == ObjectKind::Named)
+                .then(|| l.info.name.strip_prefix(ROOT_PREFIX))
+                .flatten()
+                .map(str::to_string);
+            let schema = root.as_deref().and_then(schema_of);
+            let value = match (&schema, plains.iter().find(|p| p.object == l.fingerprint)) {
+                (Some(schema), _) if l.info.length == 1 => render_root(s, l, schema, &plains),
+                (_, Some(p)) if l.info.length == 1 => scalar(s, l.data, p),
+                (_, Some(p)) => Value::Array {
+                    // A stored schema's bytes are given whole (a tool shows them as text).
+                    elements: (0..l
+                        .info
+                        .length
+                        .min(if l.info.name.starts_with(SCHEMA_PREFIX) {
+                            1 << 16
+                        } else {
+                            MAX_ELEMENTS
+                        }))
+                        .map(|i| scalar(s, l.data + (i * p.size) as u64, p))
+                        .collect(),
+                    length: l.info.length,
+                },
+                _ => Value::Opaque {
+                    ty: l.info.type_name.clone(),
+                    size: l.element_size,
+                },
+            };
+            out.push(ObjectReport {
+                name: l.info.name.clone(),
+                kind: l.info.kind,
+                length: l.info.length,
+                offset: l.data,
+                bytes: (l.element_size as u64).saturating_mul(l.info.length as u64),
+                type_name: l.info.type_name.clone(),
+                fingerprint: l.fingerprint,
+                root,
+                schema,
+                value,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// A root's fields from its stored schema: scalars read, the rest opaque.
+fn render_root(s: &Space, l: &Listed, schema: &StoredSchema, plains: &[Plain]) -> Value {
+    if schema.size != l.element_size {
+        return Value::Opaque {
+            ty: format!(
+                "{} (the stored schema says {} bytes, the object has {})",
+                schema.name, schema.size, l.element_size
+            ),
+            size: l.element_size,
+        };
+    }
+    let fields = schema
+        .fields
+        .iter()
+        .map(|f| {
+            let at = f
+                .offset
+                .filter(|o| o.saturating_add(f.size) <= l.element_size);
+            let p = plains
+                .iter()
+                .find(|p| p.layout == f.fingerprint && p.size == f.size);
+            let v = match (at, p) {
+                (Some(o), Some(p)) => scalar(s, l.data + o as u64, p),
+                _ => Value::Opaque {
+                    ty: f.ty.clone(),
+                    size: f.size,
+                },
+            };
+            (f.name.clone(), v)
+        })
+        .collect();
+    Value::Struct(fields)
+}
+
+/// Runs [`check`](ManagedSegment::check) and the object layer's check of every entry:
+/// the full validation of a cold open, on request.
+pub fn check<B: Backing, M: Mode, I: IndexKind>(seg: &ManagedSegment<B, M, I>) -> Result<()> {
+    seg.check()
+}
