@@ -323,6 +323,15 @@ impl MessageQueue {
                 }
                 Ok(None) => {
                     drop(guard);
+                    // Full. A receiver half-way through a take may have died there, the
+                    // slot it freed not counted yet: a poller must not be told "full"
+                    // for good.
+                    if matches!(wait, Wait::No) && block.receive_in_progress() {
+                        if self.stuck(Side::Sender)? {
+                            continue;
+                        }
+                        return Ok(false);
+                    }
                     if !self.wait_for(Side::Sender, block, wait)? {
                         return Ok(false);
                     }
@@ -466,9 +475,7 @@ impl MessageQueue {
                         // died (or stands still), which only then is worth a look at its
                         // lock (that look would slow a live sender down).
                         let sent = || block.has_message() || !block.send_in_progress();
-                        if spin(&sent, &self.send.cpu, 1)
-                            || self.peer_died(Side::Receiver, block)?
-                        {
+                        if spin(&sent, &self.send.cpu, 1) || self.stuck(Side::Receiver)? {
                             continue;
                         }
                     }
@@ -551,32 +558,41 @@ impl MessageQueue {
         Ok(())
     }
 
-    /// Whether the other side's lock holder had died (or left words that do not add up),
-    /// in which case the queue is repaired now. Takes that lock only if it is free or its
-    /// holder dead, and only for a moment.
-    fn peer_died(&self, side: Side, block: Block<'_>) -> Result<bool> {
-        let lock = match side {
-            Side::Sender => &self.recv_lock,
-            Side::Receiver => &self.send_lock,
+    /// Before a caller of `side` gives up or sleeps: whether the queue was repaired, so
+    /// that there is something to try again. It is when a lock holder died (its lock is
+    /// taken over), or when, with both locks free and taken for a moment, the words do
+    /// not add up (a claim or a take nobody finishes, counts that say messages are queued
+    /// that no receiver can reach: forged, or left so). A lock held by a live caller is not
+    /// waited for: that caller is working, and wakes the sleepers it must.
+    fn stuck(&self, side: Side) -> Result<bool> {
+        let (theirs, ours) = match side {
+            Side::Sender => (&self.recv_lock, &self.send_lock),
+            Side::Receiver => (&self.send_lock, &self.recv_lock),
         };
-        match lock.lock_timeout(Duration::ZERO) {
-            Ok(guard) => {
-                // A sender's claim under a free send lock is left by nobody alive.
-                let stale = side == Side::Receiver && block.send_in_progress();
-                drop(guard);
-                if stale {
-                    self.repair()?;
+        // Neither waits, so the order does not matter here.
+        let Some((their_guard, their_poison)) = try_lock(theirs)? else {
+            return Ok(false);
+        };
+        let broken = if their_poison {
+            true
+        } else {
+            match try_lock(ours)? {
+                None => false,
+                Some((our_guard, our_poison)) => {
+                    let adds_up = match (self.storage_block(), self.shape()) {
+                        (Some(base), Ok(shape)) => self.view(base, shape).adds_up(),
+                        _ => true,
+                    };
+                    drop(our_guard);
+                    our_poison || !adds_up
                 }
-                Ok(stale)
             }
-            Err(TryLockError::Poisoned(p)) => {
-                drop(p.into_inner());
-                self.repair()?;
-                Ok(true)
-            }
-            Err(TryLockError::WouldBlock) => Ok(false),
-            Err(TryLockError::Failed(e)) => Err(e),
+        };
+        drop(their_guard);
+        if broken {
+            self.repair()?;
         }
+        Ok(broken)
     }
 
     /// Waits until the queue may have what `side` waits for (a message, room), the other
@@ -606,7 +622,7 @@ impl MessageQueue {
         if spun || ready() {
             return Ok(true);
         }
-        if self.peer_died(side, block)? {
+        if self.stuck(side)? {
             return Ok(true);
         }
         let slice = match deadline {
@@ -719,6 +735,17 @@ impl MessageQueue {
         drop(recv);
         drop(send);
         Ok(block)
+    }
+}
+
+/// Takes `lock` if it is free or its holder dead (then poisoned: true); None while a live
+/// holder has it.
+fn try_lock(lock: &Mutex<()>) -> Result<Option<(MutexGuard<'_, ()>, bool)>> {
+    match lock.lock_timeout(Duration::ZERO) {
+        Ok(guard) => Ok(Some((guard, false))),
+        Err(TryLockError::Poisoned(p)) => Ok(Some((p.into_inner(), true))),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Failed(e)) => Err(e),
     }
 }
 
