@@ -204,6 +204,10 @@ impl Marked {
             count: (word >> 32) as u32,
         }
     }
+
+    fn store(self, word: &AtomicU64, order: Ordering) {
+        word.store(self.pack(), order);
+    }
 }
 
 /// The publish word, unpacked: 25 bits of ring position, 24 of slot, 15 of priority.
@@ -623,9 +627,7 @@ impl<'q> Producer<'q> {
             }
         };
         let taken = b.send.taken.load(Ordering::Relaxed).wrapping_add(1);
-        b.send
-            .claim
-            .store(Marked { slot, count: taken }.pack(), Ordering::Relaxed);
+        Marked { slot, count: taken }.store(&b.send.claim, Ordering::Relaxed);
         point("send: slot claimed");
         b.send.taken.store(taken, Ordering::Relaxed);
         b.send
@@ -721,14 +723,11 @@ impl<'q> Producer<'q> {
         );
         point("send: published, the claim not yet given up");
         b.send.tail.store(tail, Ordering::Relaxed);
-        b.send.claim.store(
-            Marked {
-                slot: NONE,
-                count: taken,
-            }
-            .pack(),
-            Ordering::Relaxed,
-        );
+        Marked {
+            slot: NONE,
+            count: taken,
+        }
+        .store(&b.send.claim, Ordering::Relaxed);
     }
 }
 
@@ -881,14 +880,11 @@ impl<'q> Consumer<'q> {
     pub(crate) fn take(&self, head: &Head) {
         let b = &self.0;
         let freed = b.recv.freed_mine.load(Ordering::Relaxed);
-        b.recv.freed.store(
-            Marked {
-                slot: head.slot,
-                count: freed,
-            }
-            .pack(),
-            Ordering::Relaxed,
-        );
+        Marked {
+            slot: head.slot,
+            count: freed,
+        }
+        .store(&b.recv.freed, Ordering::Relaxed);
         point("receive: copied out, about to take");
         b.state(head.slot).store(0, Ordering::Release);
         point("receive: taken (the commit)");
@@ -903,14 +899,11 @@ impl<'q> Consumer<'q> {
         b.put(b.freed_entry(freed), head.slot);
         let freed = freed.wrapping_add(1);
         b.recv.freed_mine.store(freed, Ordering::Relaxed);
-        b.recv.freed.store(
-            Marked {
-                slot: NONE,
-                count: freed,
-            }
-            .pack(),
-            Ordering::Release,
-        );
+        Marked {
+            slot: NONE,
+            count: freed,
+        }
+        .store(&b.recv.freed, Ordering::Release);
     }
 }
 
@@ -943,20 +936,17 @@ impl<'q> Both<'q> {
             Ordering::Relaxed,
         );
         b.send.tail.store(queued, Ordering::Relaxed);
-        b.send.claim.store(
-            Marked {
-                slot: NONE,
-                count: queued,
-            }
-            .pack(),
-            Ordering::Relaxed,
-        );
+        Marked {
+            slot: NONE,
+            count: queued,
+        }
+        .store(&b.send.claim, Ordering::Relaxed);
         b.recv.freed_mine.store(0, Ordering::Relaxed);
         b.send.free_read.store(0, Ordering::Relaxed);
         b.send.taken.store(queued, Ordering::Relaxed);
         b.send.freed_seen.store(0, Ordering::Relaxed);
         b.send.cursor.store(0, Ordering::Relaxed);
-        b.recv.freed.store(Marked::IDLE.pack(), Ordering::Relaxed);
+        Marked::IDLE.store(&b.recv.freed, Ordering::Relaxed);
         b.recv.arrived_head.store(0, Ordering::Relaxed);
         b.recv.lanes_len.store(0, Ordering::Relaxed);
     }
