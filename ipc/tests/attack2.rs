@@ -21,6 +21,21 @@ fn dies_at(n: u32, op: impl FnOnce() + Send) -> bool {
     std::thread::scope(|s| s.spawn(|| crashes_at(n, op).is_ok()).join().unwrap())
 }
 
+/// A queue "q" of `max_msg` messages of 8 bytes in `seg`, holding `msgs` (bytes, priority).
+fn queue_holding<'s>(
+    seg: &'s ManagedHeapMemory,
+    max_msg: usize,
+    msgs: &[(&[u8], u32)],
+) -> &'s MessageQueue {
+    let q = seg
+        .construct("q", MessageQueue::new(max_msg, 8).unwrap())
+        .unwrap();
+    for &(m, p) in msgs {
+        q.send(m, p).unwrap();
+    }
+    q
+}
+
 /// FINDING (liveness, low): `try_send` reports "full" for good after a receiver died
 /// between its commit (the slot's state stored 0) and counting the slot freed, when the
 /// slot it took is neither the senders' cursor nor the `last_freed` hint (which the dying
@@ -42,13 +57,8 @@ fn try_send_sees_a_slot_freed_by_a_receiver_that_died_before_counting_it() {
     let mut refused = Vec::new();
     for n in 0.. {
         let seg = ManagedHeapMemory::new(16 * 1024).unwrap();
-        let q = seg
-            .construct("q", MessageQueue::new(4, 8).unwrap())
-            .unwrap();
         // Slots 0..3; the highest priority sits in slot 2, not at the cursor (slot 0).
-        for (m, p) in [(&b"x0"[..], 0), (b"y1", 1), (b"top9", 9), (b"z0", 0)] {
-            q.send(m, p).unwrap();
-        }
+        let q = queue_holding(&seg, 4, &[(b"x0", 0), (b"y1", 1), (b"top9", 9), (b"z0", 0)]);
         let mut got = [0u8; 8];
         let done = dies_at(n, || {
             q.receive(&mut got).unwrap();
@@ -359,12 +369,7 @@ fn num_msg_is_exact_once_nobody_runs() {
     for (what, receive) in [("send", false), ("receive", true)] {
         for n in 0.. {
             let seg = ManagedHeapMemory::new(16 * 1024).unwrap();
-            let q = seg
-                .construct("q", MessageQueue::new(6, 8).unwrap())
-                .unwrap();
-            for (m, p) in [(&b"a2"[..], 2), (b"b0", 0), (b"c2", 2), (b"d1", 1)] {
-                q.send(m, p).unwrap();
-            }
+            let q = queue_holding(&seg, 6, &[(b"a2", 2), (b"b0", 0), (b"c2", 2), (b"d1", 1)]);
             let stopped = std::thread::scope(|s| {
                 s.spawn(|| {
                     crashes_at(n, || {

@@ -205,9 +205,7 @@ impl MessageQueue {
 
     /// How many messages are queued now (others may change it at once).
     pub fn num_msg(&self) -> usize {
-        self.storage_block()
-            .and_then(|base| Some(self.view(base, self.shape().ok()?)))
-            .map_or(0, |block| block.count())
+        self.allocated().map_or(0, |block| block.count())
     }
 
     /// Allocates the slots now if no operation has yet, so that a segment too small shows
@@ -496,14 +494,10 @@ impl MessageQueue {
     /// have died there: the slow path looks). Writes nothing shared, so pollers on other
     /// CPUs do not slow the sender down.
     fn nothing_to_take(&self) -> bool {
-        match (self.storage_block(), self.shape()) {
-            (Some(base), Ok(shape)) => {
-                let block = self.view(base, shape);
-                !block.has_message() && !block.send_in_progress()
-            }
-            // No slots yet: nothing was ever sent.
-            (None, Ok(_)) => true,
-            (_, Err(_)) => false,
+        match self.allocated() {
+            Some(block) => !block.has_message() && !block.send_in_progress(),
+            // No slots yet, nothing was ever sent; or a capacity the slow path reports.
+            None => self.shape().is_ok(),
         }
     }
 
@@ -547,9 +541,9 @@ impl MessageQueue {
     /// both poisons.
     fn repair(&self) -> Result<()> {
         let (send, recv) = self.lock_both()?;
-        if let Some(base) = self.storage_block() {
+        if let Some(block) = self.allocated() {
             // SAFETY: both locks are held while `both` lives.
-            unsafe { Both::new(self.view(base, self.shape()?)) }.rebuild();
+            unsafe { Both::new(block) }.rebuild();
         }
         self.send_lock.clear_poison();
         self.recv_lock.clear_poison();
@@ -579,10 +573,7 @@ impl MessageQueue {
             match try_lock(ours)? {
                 None => false,
                 Some((our_guard, our_poison)) => {
-                    let adds_up = match (self.storage_block(), self.shape()) {
-                        (Some(base), Ok(shape)) => self.view(base, shape).adds_up(),
-                        _ => true,
-                    };
+                    let adds_up = self.allocated().is_none_or(|block| block.adds_up());
                     drop(our_guard);
                     our_poison || !adds_up
                 }
@@ -683,6 +674,12 @@ impl MessageQueue {
             None => self.allocate(shape)?,
         };
         Ok(self.view(base, shape))
+    }
+
+    /// The storage block with the counters, if allocated (and the capacity is one `new`
+    /// accepts).
+    fn allocated(&self) -> Option<Block<'_>> {
+        Some(self.view(self.storage_block()?, self.shape().ok()?))
     }
 
     fn view(&self, base: NonNull<u8>, shape: Shape) -> Block<'_> {

@@ -389,6 +389,10 @@ pub(crate) struct Broken;
 pub(crate) struct Block<'q> {
     base: NonNull<u8>,
     shape: Shape,
+    /// Where the slots start, and bytes from one to the next (computed once per view, not
+    /// at every header access).
+    slots_at: usize,
+    stride: usize,
     send: &'q SendSide,
     recv: &'q RecvSide,
 }
@@ -407,6 +411,9 @@ impl<'q> Block<'q> {
         Block {
             base,
             shape,
+            slots_at: shape.slots_at(),
+            // The stride exists: `bytes` does, for every shape a block has.
+            stride: shape.stride().unwrap_or(0),
             send,
             recv,
         }
@@ -439,8 +446,7 @@ impl<'q> Block<'q> {
     }
 
     fn header(&self, slot: u32, field: usize) -> usize {
-        // The stride exists: `bytes` does, for every shape this block has.
-        self.shape.slots_at() + self.shape.stride().unwrap_or(0) * slot as usize + field
+        self.slots_at + self.stride * slot as usize + field
     }
 
     fn state(&self, slot: u32) -> &'q AtomicU64 {
