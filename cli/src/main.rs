@@ -64,8 +64,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Draw the block layout (one character per cell: `.` free, `#` used, `o` object,
-    /// `=` the segment's own tables), to look at fragmentation.
+    /// Draw the block layout (one character per cell: `.` free, `#` used, `c` held in a
+    /// thread cache, `o` object, `=` the segment's own tables), to look at fragmentation.
     Map {
         /// The segment (a /dev/shm name or a file path).
         segment: String,

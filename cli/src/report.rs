@@ -6,7 +6,9 @@ use std::io::Write as _;
 
 use serde::Serialize;
 use serde_json::{json, Value as Json};
-use shmkit::inspect::{Attachments, BlockKind, BlockRun, LockWord, ObjectReport, Value};
+use shmkit::inspect::{
+    Attachments, BlockKind, BlockRun, IndexFigures, IndexShape, LockWord, ObjectReport, Value,
+};
 use shmkit::{ManagedMappedFile, ManagedSharedMemory, ObjectKind};
 
 use crate::target::{self, Owner, Probed, Target, SHM_DIR};
@@ -240,6 +242,57 @@ struct Index {
     named: u64,
     unique: u64,
     anonymous: u64,
+    /// The named and unique indexes' shapes (None when the contents were not read).
+    load: Option<IndexLoadOut>,
+}
+
+#[derive(Serialize)]
+struct IndexLoadOut {
+    named: IndexFiguresOut,
+    unique: IndexFiguresOut,
+}
+
+/// One index: a hash table's buckets and load factor, or a tree's depth.
+#[derive(Serialize)]
+struct IndexFiguresOut {
+    objects: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buckets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load_factor: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    depth: Option<u64>,
+}
+
+impl IndexFiguresOut {
+    fn of(f: &IndexFigures) -> Self {
+        let (buckets, depth) = match f.shape {
+            IndexShape::Table { buckets } => (Some(buckets), None),
+            IndexShape::Tree { depth } => (None, Some(depth)),
+            _ => (None, None),
+        };
+        IndexFiguresOut {
+            objects: f.objects,
+            buckets,
+            load_factor: f.load_factor().map(|l| (l * 1000.0).round() / 1000.0),
+            depth,
+        }
+    }
+
+    /// `N objects, B buckets (load L)`, `N objects, depth D`, or `N objects`.
+    fn text(&self) -> String {
+        let mut t = format!("{} object(s)", self.objects);
+        if let Some(b) = self.buckets {
+            let _ = write!(t, ", {b} bucket(s)");
+        }
+        if let Some(l) = self.load_factor {
+            let _ = write!(t, " (load {l:.3})");
+        }
+        if let Some(d) = self.depth {
+            let _ = write!(t, ", depth {d}");
+        }
+        t
+    }
 }
 
 #[derive(Serialize)]
@@ -307,6 +360,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
             named: h.named,
             unique: h.unique,
             anonymous: h.anonymous,
+            load: None,
         },
         thread_caches: h.thread_caches,
         mapped_as: None,
@@ -348,6 +402,11 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
                         bytes: c.bytes,
                     })
                     .collect(),
+            });
+            let load = view.index_load().map_err(Failure::from_open)?;
+            report.index.load = Some(IndexLoadOut {
+                named: IndexFiguresOut::of(&load.named),
+                unique: IndexFiguresOut::of(&load.unique),
             });
             report.cache_slots = view
                 .cache_slots()
@@ -434,6 +493,14 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
         "objects    {} named, {} unique, {} anonymous; {}",
         r.index.named, r.index.unique, r.index.anonymous, r.index.kind
     );
+    if let Some(l) = &r.index.load {
+        let _ = writeln!(
+            s,
+            "index      named: {}; unique: {}",
+            l.named.text(),
+            l.unique.text()
+        );
+    }
     if let Some(why) = &r.not_read {
         let _ = writeln!(s, "contents   not read: {why}");
     }
@@ -753,6 +820,7 @@ fn block_char(k: BlockKind) -> char {
     match k {
         BlockKind::Free => '.',
         BlockKind::Used => '#',
+        BlockKind::Cached => 'c',
         BlockKind::Object => 'o',
         BlockKind::Internal => '=',
         _ => '?',
@@ -763,6 +831,7 @@ fn block_name(k: BlockKind) -> &'static str {
     match k {
         BlockKind::Free => "free",
         BlockKind::Used => "used",
+        BlockKind::Cached => "cached",
         BlockKind::Object => "object",
         BlockKind::Internal => "internal",
         _ => "other",

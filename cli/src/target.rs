@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shmkit::inspect::{
-    self, Attachments, BlockRun, CacheSlot, HeaderFigures, LockWord, ObjectReport, Usage,
+    self, Attachments, BlockRun, CacheSlot, HeaderFigures, IndexLoad, LockWord, ObjectReport, Usage,
 };
 use shmkit::segment::{Backing, Mode};
 use shmkit::{
@@ -186,6 +186,7 @@ pub trait View {
     fn usage(&self) -> shmkit::Result<Usage>;
     fn blocks(&self) -> shmkit::Result<Vec<BlockRun>>;
     fn cache_slots(&self) -> shmkit::Result<Vec<CacheSlot>>;
+    fn index_load(&self) -> shmkit::Result<IndexLoad>;
     fn objects(&self) -> shmkit::Result<Vec<ObjectReport>>;
     fn check(&self) -> shmkit::Result<()>;
     /// `read-write` or `read-only`.
@@ -201,6 +202,9 @@ impl<B: Backing, M: Mode, I: IndexKind> View for ManagedSegment<B, M, I> {
     }
     fn cache_slots(&self) -> shmkit::Result<Vec<CacheSlot>> {
         inspect::cache_slots(self)
+    }
+    fn index_load(&self) -> shmkit::Result<IndexLoad> {
+        inspect::index_load(self)
     }
     fn objects(&self) -> shmkit::Result<Vec<ObjectReport>> {
         inspect::objects(self)

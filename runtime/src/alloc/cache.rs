@@ -355,6 +355,33 @@ impl Cache {
         self.slots().map(|(_, s)| s.cached.load(Relaxed)).sum()
     }
 
+    /// The offsets of the blocks cached in all slots, for tools: each bin followed for at
+    /// most its count, and only through used, unmarked blocks of the bin's size (`t`
+    /// checks them, as `drain` does), so a link an owner thread is changing meanwhile ends
+    /// its bin early instead of leading anywhere.
+    pub fn cached_blocks(&self, t: &Tlsf) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (_, slot) in self.slots().filter(|(_, s)| s.owner.load(Relaxed) != 0) {
+            for (i, bin) in slot.bins.iter().enumerate() {
+                let size = (MIN_BLOCK + i * GRANULE) as u64;
+                let mut cur = bin.head.load(Relaxed);
+                for _ in 0..bin.count.load(Relaxed).min(BIN_CAPACITY) {
+                    if cur == 0 || t.plain_block_size(cur) != Some(size) {
+                        break;
+                    }
+                    out.push(cur);
+                    // SAFETY: `cur` is a used block of the segment (checked), so its first
+                    // payload word is in the mapping and aligned; loaded atomically, as its
+                    // owner thread may be relinking it.
+                    cur = unsafe {
+                        AtomicU64::from_ptr(self.base.add(cur as usize + 8).cast()).load(Relaxed)
+                    };
+                }
+            }
+        }
+        out
+    }
+
     /// The slots in use, as (owner id, mapping id, owning thread's kernel id, cached
     /// bytes): a snapshot of atomic words while other threads work.
     pub fn used_slots(&self) -> Vec<(u32, u32, u64, u64)> {

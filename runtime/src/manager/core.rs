@@ -797,6 +797,11 @@ impl SegmentCore {
         })
     }
 
+    /// The blocks held in thread caches (see `Cache::cached_blocks`).
+    pub(crate) fn cached_blocks(&self) -> Vec<u64> {
+        self.inspect(|t| self.cache().cached_blocks(t))
+    }
+
     /// The thread-cache slots in use (see `Cache::used_slots`).
     pub(crate) fn cache_slots(&self) -> Vec<(u32, u32, u64, u64)> {
         self.cache().used_slots()

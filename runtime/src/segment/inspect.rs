@@ -307,9 +307,11 @@ pub struct Usage {
 pub enum BlockKind {
     /// Free.
     Free,
-    /// Allocated (raw allocations, containers' buffers; blocks in thread caches too, which
-    /// the allocator counts as used).
+    /// Allocated (raw allocations, containers' buffers).
     Used,
+    /// Held in a thread cache: used to the allocator, free to the segment's figures (a
+    /// thread hands it out again without the lock).
+    Cached,
     /// An object entry (named, unique or anonymous).
     Object,
     /// The segment's own tables (indexes, registry, type records, thread-cache table).
@@ -329,12 +331,14 @@ pub struct BlockRun {
 }
 
 /// The allocator's blocks in address order; the chain ends early at a header that does not
-/// check out (run `check` for what is wrong).
+/// check out (run `check` for what is wrong). Which blocks are cached is a snapshot: a
+/// thread of a live writer moves blocks in and out of its cache without any lock.
 pub fn block_map<B: Backing, M: Mode, I: IndexKind>(
     seg: &ManagedSegment<B, M, I>,
 ) -> Result<Vec<BlockRun>> {
-    Ok(seg
-        .mapped()?
+    let core = seg.mapped()?;
+    let cached: std::collections::HashSet<u64> = core.cached_blocks().into_iter().collect();
+    Ok(core
         .chain_blocks()
         .into_iter()
         .map(|(offset, size, free, marks)| BlockRun {
@@ -342,6 +346,8 @@ pub fn block_map<B: Backing, M: Mode, I: IndexKind>(
             size,
             kind: if free {
                 BlockKind::Free
+            } else if cached.contains(&offset) {
+                BlockKind::Cached
             } else if marks & ENTRY != 0 {
                 BlockKind::Object
             } else if marks & INTERNAL != 0 {
@@ -426,6 +432,77 @@ pub fn cache_slots<B: Backing, M: Mode, I: IndexKind>(
             cached,
         })
         .collect())
+}
+
+/// The shape of one index (named or unique objects), as its kind keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexShape {
+    /// The hash index: its table's slots (0 while the index is empty; the table doubles
+    /// when 13/16 full).
+    Table {
+        /// Slots in the table.
+        buckets: u64,
+    },
+    /// The ordered index: a treap, expected depth O(log n).
+    Tree {
+        /// Entries on the longest path from the root (0 when empty).
+        depth: u64,
+    },
+    /// The null index keeps no names.
+    None,
+}
+
+/// One index's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexFigures {
+    /// Objects linked in it, as its count says.
+    pub objects: u64,
+    /// Its shape.
+    pub shape: IndexShape,
+}
+
+impl IndexFigures {
+    /// Objects per slot of a hash table (None for other kinds and empty tables): how full
+    /// the table is, so how long probes run.
+    pub fn load_factor(&self) -> Option<f64> {
+        match self.shape {
+            IndexShape::Table { buckets } if buckets > 0 => {
+                Some(self.objects as f64 / buckets as f64)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The named and unique indexes' figures, one snapshot under the index lock (writable
+/// mappings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexLoad {
+    /// The named objects' index.
+    pub named: IndexFigures,
+    /// The unique objects' index.
+    pub unique: IndexFigures,
+}
+
+/// How full and how deep the segment's indexes are (see [`IndexLoad`]).
+pub fn index_load<B: Backing, M: Mode, I: IndexKind>(
+    seg: &ManagedSegment<B, M, I>,
+) -> Result<IndexLoad> {
+    seg.indexed(|s| {
+        let figures = |root: crate::objects::Root| -> Result<IndexFigures> {
+            Ok(IndexFigures {
+                objects: s.read_word(root.count),
+                shape: I::shape(s, root)?,
+            })
+        };
+        Ok(IndexLoad {
+            named: figures(NAMED)?,
+            unique: figures(UNIQUE)?,
+        })
+    })
 }
 
 /// A value rendered from a segment's bytes and a stored description of its type.

@@ -25,6 +25,7 @@ use crate::objects::entry::{same_name, Entry, TAG as ENTRY_TAG};
 use crate::objects::probing;
 use crate::objects::retired;
 use crate::objects::space::{Blocks, Space};
+use crate::segment::inspect::IndexShape;
 
 /// Hash index (default): O(1) find, insert and destroy; iteration in no particular order.
 #[derive(Debug)]
@@ -433,6 +434,12 @@ impl IndexKind for HashIndex {
             }
         }
         Ok(())
+    }
+
+    fn shape(s: &Space, root: Root) -> Result<IndexShape> {
+        Ok(IndexShape::Table {
+            buckets: table(s, root)?.map_or(0, |t| t.len),
+        })
     }
 
     fn reserve(s: &Space, root: Root, n: u64) -> Result<()> {

@@ -84,6 +84,10 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
         let _ = (s, root);
         Ok(())
     }
+    /// What a tool can say about the index's shape (`inspect::index_load`), read under
+    /// the index lock or from a read-only mapping.
+    #[doc(hidden)]
+    fn shape(s: &Space, root: Root) -> Result<crate::segment::inspect::IndexShape>;
     /// Forgets every link and frees the index's own structures.
     #[doc(hidden)]
     fn reset(s: &Space, root: Root) -> Result<()>;

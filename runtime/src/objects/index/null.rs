@@ -6,6 +6,7 @@
 use super::{IndexKind, Key, Root};
 use crate::error::Result;
 use crate::objects::space::{Blocks, Space};
+use crate::segment::inspect::IndexShape;
 
 /// No index: anonymous objects only; named and unique objects do not compile.
 #[derive(Debug)]
@@ -38,6 +39,10 @@ impl IndexKind for NullIndex {
 
     fn walk(_: &Space, _: Root, _: &Blocks, _: &mut dyn FnMut(u64) -> Result<bool>) -> Result<()> {
         Ok(())
+    }
+
+    fn shape(_: &Space, _: Root) -> Result<IndexShape> {
+        Ok(IndexShape::None)
     }
 
     fn reserve(_: &Space, _: Root, _: u64) -> Result<()> {

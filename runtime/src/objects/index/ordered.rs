@@ -10,6 +10,7 @@ use super::{IndexKind, Key, Root};
 use crate::error::Result;
 use crate::objects::entry::Entry;
 use crate::objects::space::{Blocks, Space};
+use crate::segment::inspect::IndexShape;
 
 /// Ordered index: O(log n) find, insert and destroy; iteration in name order.
 #[derive(Debug)]
@@ -200,6 +201,22 @@ impl IndexKind for OrderedIndex {
             }
         }
         Ok(())
+    }
+
+    fn shape(s: &Space, root: Root) -> Result<IndexShape> {
+        // Depth first with each node's depth; `step` stops a cycle of a corrupt tree.
+        let (mut depth, mut steps) = (0, 0);
+        let mut stack = vec![(s.read_word(root.root), 1)];
+        while let Some((e, d)) = stack.pop() {
+            if e == 0 {
+                continue;
+            }
+            step(s, root, &mut steps)?;
+            depth = depth.max(d);
+            let links = E::read(s, e)?.link;
+            stack.extend(links.map(|l| (l, d + 1)));
+        }
+        Ok(IndexShape::Tree { depth })
     }
 
     fn reserve(_: &Space, _: Root, _: u64) -> Result<()> {
