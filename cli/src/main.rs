@@ -183,19 +183,19 @@ fn main() -> ExitCode {
 fn run(command: Command, out: &mut Vec<u8>) -> Result<u8, Failure> {
     match command {
         Command::Ls { paths, json } => report::ls(&paths, json, out),
-        Command::Stat { segment, json } => report::stat(&Target::parse(&segment), json, out),
-        Command::Check { segment } => report::check(&Target::parse(&segment), out),
+        Command::Stat { segment, json } => report::stat(&Target::parse(&segment)?, json, out),
+        Command::Check { segment } => report::check(&Target::parse(&segment)?, out),
         Command::Dump {
             segment,
             object,
             json,
-        } => report::dump(&Target::parse(&segment), object.as_deref(), json, out),
+        } => report::dump(&Target::parse(&segment)?, object.as_deref(), json, out),
         Command::Map {
             segment,
             width,
             lines,
             runs,
-        } => report::map(&Target::parse(&segment), width, lines, runs, out),
+        } => report::map(&Target::parse(&segment)?, width, lines, runs, out),
         Command::Rm { segments } => report::rm(&segments, out),
         Command::Gc { yes, segments } => report::gc(yes, &segments, out),
         Command::Completions { shell } => {
@@ -216,9 +216,17 @@ mod tests {
 
     #[test]
     fn targets_are_names_or_paths() {
-        assert!(matches!(Target::parse("db"), Target::Shm(n) if n == "db"));
-        assert!(matches!(Target::parse("/dev/shm/db"), Target::Shm(n) if n == "db"));
-        assert!(matches!(Target::parse("./db"), Target::File(_)));
-        assert!(matches!(Target::parse("data/db"), Target::File(_)));
+        let parse = |s| Target::parse(s).expect("parses");
+        assert!(matches!(parse("db"), Target::Shm(n) if n == "db"));
+        assert!(matches!(parse("/dev/shm/db"), Target::Shm(n) if n == "db"));
+        assert!(matches!(parse("./db"), Target::File(_)));
+        assert!(matches!(parse("data/db"), Target::File(_)));
+        assert!(matches!(parse("xsi:0x1234abcd"), Target::Xsi(0x1234_abcd)));
+        assert!(matches!(parse("xsi:0xffffffff"), Target::Xsi(-1)));
+        assert!(matches!(parse("xsi:-2"), Target::Xsi(-2)));
+        assert_eq!(parse("xsi:-2").display(), "xsi:0xfffffffe");
+        for bad in ["xsi:", "xsi:0", "xsi:0x", "xsi:0x123456789", "xsi:db"] {
+            assert_eq!(Target::parse(bad).expect_err(bad).code, 2, "{bad}");
+        }
     }
 }

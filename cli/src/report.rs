@@ -9,7 +9,8 @@ use serde_json::{json, Value as Json};
 use shmkit::inspect::{
     Attachments, BlockKind, BlockRun, IndexFigures, IndexShape, LockWord, ObjectReport, Value,
 };
-use shmkit::{ManagedMappedFile, ManagedSharedMemory, ObjectKind};
+use shmkit::os::XsiSharedMemory;
+use shmkit::{ManagedMappedFile, ManagedSharedMemory, ManagedXsiSharedMemory, ObjectKind};
 
 use crate::target::{self, Owner, Probed, Target, SHM_DIR};
 use crate::Failure;
@@ -69,6 +70,9 @@ struct LsRow {
     objects: u64,
     creator: Owner,
     attached: usize,
+    /// The kernel's count of an XSI segment's attachments (those outside shmkit too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<u64>,
     readers: bool,
     writers: bool,
     exclusive: bool,
@@ -82,13 +86,14 @@ fn ls_row(p: &Probed) -> Result<LsRow, Failure> {
     Ok(LsRow {
         name: p.target.display(),
         kind: p.target.kind(),
-        path: p.target.path().display().to_string(),
+        path: p.device.display().to_string(),
         size: h.size,
         used: h.size.saturating_sub(h.free_bytes),
         free: h.free_bytes,
         objects: h.named + h.unique + h.anonymous,
         creator: p.owner(h.creator),
         attached: a.owners.len(),
+        attachments: p.xsi.map(|x| x.attachments),
         readers: a.readers,
         writers: a.writers,
         exclusive: a.exclusive,
@@ -111,11 +116,21 @@ fn shm_names() -> Vec<String> {
     names
 }
 
-/// The shmkit segments of /dev/shm (others, and those this user cannot read, skipped).
+/// The shmkit segments of /dev/shm and of XSI shared memory (others, and those this user
+/// cannot read, skipped; XSI companion lock files are empty, so no segment of /dev/shm).
+/// Private XSI segments are left out: no key names them, and the runtime opens XSI
+/// segments by key.
 fn shm_segments() -> Vec<Probed> {
+    let xsi = shmkit::inspect::xsi_listed().unwrap_or_default();
     shm_names()
         .into_iter()
-        .filter_map(|n| target::probe(&Target::Shm(n)).ok())
+        .map(Target::Shm)
+        .chain(
+            xsi.iter()
+                .filter(|s| s.key != 0)
+                .map(|s| Target::Xsi(s.key)),
+        )
+        .filter_map(|t| target::probe(&t).ok())
         .collect()
 }
 
@@ -126,12 +141,11 @@ pub fn ls(paths: &[String], json: bool, out: &mut Vec<u8>) -> Result<u8, Failure
         rows.push(ls_row(&p)?);
     }
     for arg in paths {
-        let t = Target::parse(arg);
-        match target::probe(&t) {
+        match Target::parse(arg).and_then(|t| target::probe(&t)) {
             Ok(p) => {
                 if !rows
                     .iter()
-                    .any(|r| r.path == p.target.path().display().to_string())
+                    .any(|r| r.path == p.device.display().to_string())
                 {
                     rows.push(ls_row(&p)?);
                 }
@@ -155,7 +169,7 @@ pub fn ls(paths: &[String], json: bool, out: &mut Vec<u8>) -> Result<u8, Failure
     for r in &rows {
         let attached = format!(
             "{}{}",
-            r.attached,
+            r.attachments.unwrap_or(r.attached as u64),
             if r.readers {
                 "+ro"
             } else if r.exclusive {
@@ -341,7 +355,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
     let mut report = Stat {
         segment: t.display(),
         kind: t.kind(),
-        path: t.path().display().to_string(),
+        path: p.device.display().to_string(),
         version: h.version,
         state: h.state,
         size: h.size,
@@ -986,6 +1000,12 @@ fn remove(p: &Probed) -> Result<(), Failure> {
     let removed = match &p.target {
         Target::Shm(name) => ManagedSharedMemory::remove(name.as_str()),
         Target::File(path) => ManagedMappedFile::remove(path),
+        // By id: the key may have been reused since the probe only if the segment was
+        // removed, and then its id is gone too ("already gone").
+        Target::Xsi(_) => match p.xsi {
+            Some(seg) => ManagedXsiSharedMemory::remove_id(seg.id),
+            None => Ok(false),
+        },
     }
     .map_err(Failure::runtime)?;
     if removed {
@@ -1001,17 +1021,18 @@ fn remove(p: &Probed) -> Result<(), Failure> {
 pub fn rm(segments: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> {
     let mut code = 0;
     for arg in segments {
-        let t = Target::parse(arg);
-        let result = target::probe(&t).and_then(|p| {
-            let attached = p.attachments()?;
-            remove(&p)?;
-            Ok(attached)
-        });
+        let result = Target::parse(arg)
+            .and_then(|t| target::probe(&t))
+            .and_then(|p| {
+                let attached = p.attachments()?;
+                remove(&p)?;
+                Ok((p.target, attached))
+            });
         match result {
-            Ok(a) if a.nobody() => {
+            Ok((t, a)) if a.nobody() => {
                 let _ = writeln!(out, "removed {}", t.display());
             }
-            Ok(a) => {
+            Ok((t, a)) => {
                 let _ = writeln!(
                     out,
                     "removed {} ({} owner(s) still attached keep their memory until they unmap)",
@@ -1034,11 +1055,19 @@ pub fn rm(segments: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> {
     Ok(code)
 }
 
-/// Whether nobody can still use the segment: nothing attached and its creator dead.
+/// Whether nobody can still use the segment: nothing attached and its creator dead. An XSI
+/// segment also needs the kernel's attachment count at 0, asked now: attachments made
+/// outside shmkit hold no lock on its companion.
 fn abandoned(p: &Probed) -> Result<bool, Failure> {
     let a = p.attachments()?;
     let finished = matches!(p.header.state, "ready" | "corrupted");
-    Ok(finished && a.nobody() && !p.alive(p.header.creator))
+    let unattached = match p.xsi {
+        Some(seg) => XsiSharedMemory::stat_id(seg.id)
+            .map_err(Failure::runtime)?
+            .is_some_and(|st| st.attachments == 0),
+        None => true,
+    };
+    Ok(finished && unattached && a.nobody() && !p.alive(p.header.creator))
 }
 
 pub fn gc(yes: bool, only: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> {
@@ -1049,7 +1078,7 @@ pub fn gc(yes: bool, only: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> 
     } else {
         let mut probed = Vec::new();
         for arg in only {
-            match target::probe(&Target::parse(arg)) {
+            match Target::parse(arg).and_then(|t| target::probe(&t)) {
                 Ok(p) => probed.push(p),
                 Err(f) => {
                     eprintln!("shmkit: {}", f.message);

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shmkit::inspect::{
-    self, Attachments, BlockRun, CacheSlot, HeaderFigures, IndexLoad, LockWord, ObjectReport, Usage,
+    self, Attachments, BlockRun, CacheSlot, HeaderFigures, IndexLoad, LockWord, ObjectReport,
+    Usage, XsiListed,
 };
+use shmkit::os::XsiKey;
 use shmkit::segment::{Backing, Mode};
 use shmkit::{
-    Error, HashIndex, IndexKind, ManagedMappedFile, ManagedSegment, ManagedSharedMemory, NullIndex,
-    OrderedIndex,
+    Error, HashIndex, IndexKind, ManagedMappedFile, ManagedSegment, ManagedSharedMemory,
+    ManagedXsiSharedMemory, NullIndex, OrderedIndex,
 };
 
 use crate::Failure;
@@ -30,45 +32,59 @@ pub enum Target {
     Shm(String),
     /// A mapped file (any other path).
     File(PathBuf),
+    /// A System V (XSI) shared memory segment, by its key (`xsi:0x1234abcd`).
+    Xsi(i32),
 }
 
+/// How XSI segments are named: `xsi:` and the key, as `ipcs` shows it.
+const XSI_PREFIX: &str = "xsi:";
+
 impl Target {
-    /// `NAME` is a shared memory object; anything with a `/` is a path (one directly in
-    /// `/dev/shm` is the shared memory object of that name).
-    pub fn parse(arg: &str) -> Target {
+    /// `xsi:KEY` is an XSI segment (KEY in hex with `0x`, or decimal); `NAME` is a shared
+    /// memory object; anything with a `/` is a path (one directly in `/dev/shm` is the
+    /// shared memory object of that name).
+    pub fn parse(arg: &str) -> Result<Target, Failure> {
+        if let Some(key) = arg.strip_prefix(XSI_PREFIX) {
+            let parsed = match key.strip_prefix("0x").or_else(|| key.strip_prefix("0X")) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok().map(|k| k as i32),
+                None => key.parse::<i32>().ok(),
+            };
+            return match parsed {
+                // The private key names no segment: its segments are reached by id only.
+                Some(0) | None => Err(Failure::usage(format!(
+                    "{arg}: not an XSI key (`xsi:0x` and up to 8 hex digits, or `xsi:` and a \
+                     decimal key; not 0, the private key)"
+                ))),
+                Some(k) => Ok(Target::Xsi(k)),
+            };
+        }
         let p = Path::new(arg);
         if !arg.contains('/') {
-            return Target::Shm(arg.to_string());
+            return Ok(Target::Shm(arg.to_string()));
         }
-        match (p.parent(), p.file_name()) {
+        Ok(match (p.parent(), p.file_name()) {
             (Some(dir), Some(name)) if dir == Path::new(SHM_DIR) => {
                 Target::Shm(name.to_string_lossy().into_owned())
             }
             _ => Target::File(p.to_path_buf()),
-        }
+        })
     }
 
-    /// The device's path.
-    pub fn path(&self) -> PathBuf {
-        match self {
-            Target::Shm(name) => Path::new(SHM_DIR).join(name),
-            Target::File(p) => p.clone(),
-        }
-    }
-
-    /// `shm` or `file`.
+    /// `shm`, `file` or `xsi`.
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Shm(_) => "shm",
             Target::File(_) => "file",
+            Target::Xsi(_) => "xsi",
         }
     }
 
-    /// How the user named it.
+    /// How the user named it (an XSI key as `ls` lists it).
     pub fn display(&self) -> String {
         match self {
             Target::Shm(name) => name.clone(),
             Target::File(p) => p.display().to_string(),
+            Target::Xsi(key) => format!("{XSI_PREFIX}{:#010x}", *key as u32),
         }
     }
 }
@@ -76,23 +92,51 @@ impl Target {
 /// A segment's device, opened for reading, and what its header says.
 pub struct Probed {
     pub target: Target,
+    /// The device that holds the mappings' attachment and owner locks: the shared memory
+    /// object or file itself, an XSI segment's companion lock file.
+    pub device: PathBuf,
     pub file: File,
     pub header: HeaderFigures,
+    /// The kernel's entry of an XSI segment.
+    pub xsi: Option<XsiListed>,
 }
 
-/// Opens `target`'s device read-only and reads its header (no mapping).
+/// Opens `target`'s device read-only and reads its header (no mapping; an XSI segment is
+/// attached read-only just for the copy, see `inspect::read_xsi_header`).
 pub fn probe(target: &Target) -> Result<Probed, Failure> {
-    let path = target.path();
-    let file = File::open(&path).map_err(|e| match e.kind() {
+    let (device, xsi) = match target {
+        Target::Shm(name) => (Path::new(SHM_DIR).join(name), None),
+        Target::File(p) => (p.clone(), None),
+        Target::Xsi(key) => {
+            let seg = inspect::xsi_listed()
+                .map_err(Failure::runtime)?
+                .into_iter()
+                .find(|s| s.key == *key)
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "{}: no such segment (no XSI shared memory segment has that key)",
+                        target.display()
+                    ))
+                })?;
+            (inspect::xsi_companion(seg.id), Some(seg))
+        }
+    };
+    let file = File::open(&device).map_err(|e| match e.kind() {
+        // Every shmkit XSI segment has one: its creator makes it before attaching.
+        std::io::ErrorKind::NotFound if xsi.is_some() => Failure::segment_text(format!(
+            "{}: not a shmkit segment (it has no companion lock file {})",
+            target.display(),
+            device.display()
+        )),
         std::io::ErrorKind::NotFound => Failure::usage(format!(
             "{}: no such segment ({} does not exist)",
             target.display(),
-            path.display()
+            device.display()
         )),
         std::io::ErrorKind::PermissionDenied => Failure::usage(format!(
             "{}: permission denied (cannot read {})",
             target.display(),
-            path.display()
+            device.display()
         )),
         _ => Failure::usage(format!("{}: {e}", target.display())),
     })?;
@@ -102,12 +146,28 @@ pub fn probe(target: &Target) -> Result<Probed, Failure> {
             target.display()
         )));
     }
-    let header = inspect::read_header(&file, &target.display()).map_err(Failure::segment)?;
+    let header = read_header(target, &file, xsi.as_ref())?;
     Ok(Probed {
         target: target.clone(),
+        device,
         file,
         header,
+        xsi,
     })
+}
+
+/// Reads the header of `target`, whose device is `file` (an XSI segment's is its
+/// companion; its header is in the segment `xsi`).
+fn read_header(
+    target: &Target,
+    file: &File,
+    xsi: Option<&XsiListed>,
+) -> Result<HeaderFigures, Failure> {
+    let what = target.display();
+    match xsi {
+        Some(seg) => inspect::read_xsi_header(seg, file, &what).map_err(Failure::from_open),
+        None => inspect::read_header(file, &what).map_err(Failure::segment),
+    }
 }
 
 /// A lock owner id and whether it lives.
@@ -237,7 +297,8 @@ pub fn open(p: &Probed) -> Result<Box<dyn View>, Failure> {
     }
     wait_for_locks(p)?;
     let live_writer = p.attachments()?.owners.iter().any(|o| o.vouched);
-    let writable = rustix::fs::access(p.target.path(), rustix::fs::Access::WRITE_OK).is_ok();
+    // An XSI segment's companion is made with the segment's permissions.
+    let writable = rustix::fs::access(&p.device, rustix::fs::Access::WRITE_OK).is_ok();
     let read_write = live_writer && writable;
     let opened = match p.header.index_kind {
         HashIndex::KIND => open_as::<HashIndex>(&p.target, read_write),
@@ -269,7 +330,7 @@ fn wait_for_locks(p: &Probed) -> Result<(), Failure> {
     let wait = WAIT.get().copied().unwrap_or(Duration::from_secs(5));
     let start = Instant::now();
     loop {
-        let h = inspect::read_header(&p.file, &p.target.display()).map_err(Failure::segment)?;
+        let h = read_header(&p.target, &p.file, p.xsi.as_ref())?;
         let held = [
             ("segment lock", h.segment_lock),
             ("index lock", h.index_lock),
@@ -313,6 +374,17 @@ fn open_as<I: IndexKind + 'static>(t: &Target, read_write: bool) -> shmkit::Resu
                 .index::<I>()
                 .read_only()
                 .open(path)?,
+        ),
+        (Target::Xsi(key), true) => Box::new(
+            ManagedXsiSharedMemory::options()
+                .index::<I>()
+                .open(XsiKey::from_raw(*key))?,
+        ),
+        (Target::Xsi(key), false) => Box::new(
+            ManagedXsiSharedMemory::options()
+                .index::<I>()
+                .read_only()
+                .open(XsiKey::from_raw(*key))?,
         ),
     })
 }

@@ -51,6 +51,11 @@ impl XsiKey {
         XsiKey(libc::IPC_PRIVATE)
     }
 
+    /// A key as the OS sees it (as `ipcs` shows it): for tools that list segments.
+    pub fn from_raw(key: libc::key_t) -> Self {
+        XsiKey(key)
+    }
+
     /// The key as the OS sees it.
     pub fn raw(&self) -> libc::key_t {
         self.0
@@ -118,6 +123,12 @@ impl XsiSharedMemory {
     /// our open, we try again, so exactly one of many concurrent callers creates it.
     pub fn open_or_create(key: XsiKey, size: usize, perms: Permissions) -> Result<(Self, bool)> {
         create_or_open(|| Self::create(key, size, perms), || Self::open(key))
+    }
+
+    /// The handle of segment `id`, listed under `key`, for tools that found it in the
+    /// kernel's list: a wrong pair only makes later calls fail (or describe it wrongly).
+    pub(crate) fn with_id(id: c_int, key: XsiKey) -> Self {
+        XsiSharedMemory { id, key }
     }
 
     /// The segment's id, which other processes can use too (see [`remove_id`](Self::remove_id)).

@@ -134,6 +134,14 @@ pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
             Err(e) => return Err(os(e)),
         }
     }
+    bytes.truncate(got);
+    header_figures(&bytes, device_size, what)
+}
+
+/// The figures of a header whose first `bytes` were read (fewer than a header's when the
+/// device is shorter), from a device of `device_size` bytes.
+fn header_figures(bytes: &[u8], device_size: u64, what: &str) -> Result<HeaderFigures> {
+    let got = bytes.len();
     if got < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
         return Err(Error::NotASegment {
             what: what.to_string(),
@@ -144,10 +152,10 @@ pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
             },
         });
     }
-    if got < bytes.len() {
+    if got < size_of::<SegmentHeader>() {
         return Err(Error::Truncated {
             what: what.to_string(),
-            expected: bytes.len() as u64,
+            expected: size_of::<SegmentHeader>() as u64,
             actual: got as u64,
         });
     }
@@ -189,6 +197,96 @@ pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
 /// files; an XSI or anonymous segment's owners hold their bytes on a companion.)
 pub fn owner_alive(file: &File, id: u32) -> Result<bool> {
     owner::held_elsewhere(file.as_fd(), id)
+}
+
+/// An XSI shared memory segment as the kernel lists it (`/proc/sysvipc/shm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct XsiListed {
+    /// Its key (0, `IPC_PRIVATE`, for private segments and removed ones).
+    pub key: i32,
+    /// Its id.
+    pub id: i32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The pid of the process that created it (the kernel's, which pid reuse can fool).
+    pub creator_pid: u32,
+    /// Attachments in all processes (`shm_nattch`).
+    pub attachments: u64,
+}
+
+/// Where Linux lists the XSI shared memory segments.
+const SYSVIPC_SHM: &str = "/proc/sysvipc/shm";
+
+/// The XSI shared memory segments the kernel lists, shmkit's or not; lines that do not
+/// parse are skipped (the file's format is the kernel's, not ours to trust blindly).
+pub fn xsi_listed() -> Result<Vec<XsiListed>> {
+    let text = std::fs::read_to_string(SYSVIPC_SHM).map_err(|e| Error::Os {
+        op: "read",
+        what: SYSVIPC_SHM.into(),
+        source: e,
+    })?;
+    let mut lines = text.lines();
+    // The header line names the columns, so their order is read rather than assumed.
+    let columns: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let col = |name: &str| columns.iter().position(|c| *c == name);
+    let (Some(key), Some(id), Some(size), Some(cpid), Some(nattch)) = (
+        col("key"),
+        col("shmid"),
+        col("size"),
+        col("cpid"),
+        col("nattch"),
+    ) else {
+        return Ok(Vec::new());
+    };
+    Ok(lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(XsiListed {
+                key: f.get(key)?.parse().ok()?,
+                id: f.get(id)?.parse().ok()?,
+                size: f.get(size)?.parse().ok()?,
+                creator_pid: f.get(cpid)?.parse().ok()?,
+                attachments: f.get(nattch)?.parse().ok()?,
+            })
+        })
+        .collect())
+}
+
+/// The path of XSI segment `id`'s companion lock file: the device that its mappings'
+/// attachment and owner locks are on, so [`attachments`] and [`owner_alive`] take it (see
+/// [`ManagedXsiSharedMemory`](super::ManagedXsiSharedMemory)). Only shmkit makes one.
+pub fn xsi_companion(id: i32) -> std::path::PathBuf {
+    std::path::Path::new("/dev/shm").join(super::backing::xsi::companion_name(id))
+}
+
+/// Reads the header of XSI segment `seg`, as [`read_header`] does a device's: attached
+/// read-only just for the copy (XSI memory has no `pread`), while holding the attach byte
+/// of its opened `companion` shared, as every mapping does, so that an opener counts this
+/// attachment as one whose locks it can see. `InUse` while a process holds the segment
+/// alone (an offline resize or destroy).
+pub fn read_xsi_header(seg: &XsiListed, companion: &File, what: &str) -> Result<HeaderFigures> {
+    use crate::os::{MapMode, XsiKey, XsiSharedMemory};
+    let fd = companion.as_fd();
+    if !crate::os::ofd::lock_shared_raw(std::os::fd::AsRawFd::as_raw_fd(&fd), owner::ATTACH) {
+        return Err(Error::InUse {
+            what: what.to_string(),
+            reason: "a process holds it alone (an offline resize or destroy)".into(),
+        });
+    }
+    let copied = XsiSharedMemory::with_id(seg.id, XsiKey::from_raw(seg.key))
+        .attach(MapMode::ReadOnly)
+        .map(|region| {
+            let n = region.len().min(size_of::<SegmentHeader>());
+            (0..n)
+                // SAFETY: `i` is below the attachment's length, which the kernel mapped
+                // readable; a volatile byte load, as a writer may be changing the word.
+                .map(|i| unsafe { region.as_ptr().add(i).read_volatile() })
+                .collect::<Vec<u8>>()
+        });
+    // Best effort: the description closes with `companion`, which releases it anyway.
+    crate::os::ofd::unlock_byte_fd(fd, owner::ATTACH);
+    header_figures(&copied?, seg.size, what)
 }
 
 /// One mapping's lock owner id found attached to a device.

@@ -52,7 +52,7 @@ struct Companion {
 }
 
 /// The name of the companion lock file of the XSI segment `id`.
-fn companion_name(id: libc::c_int) -> String {
+pub(crate) fn companion_name(id: libc::c_int) -> String {
     format!("shmkit-xsi-{id}")
 }
 
