@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use shmkit::os::{XsiKey, XsiSharedMemory};
 use shmkit::prelude::*;
 use shmkit::sync::Mutex;
-use shmkit::{shm_segment, ManagedMappedFile, ManagedSharedMemory, ShmSafe};
+use shmkit::{
+    shm_segment, ManagedMappedFile, ManagedSharedMemory, ManagedXsiSharedMemory, OrderedIndex,
+    ShmSafe,
+};
 use shmkit_test_support::internals::forge_entry_count;
 use shmkit_test_support::{spawn_child, ShmGuard, TempPath};
 
@@ -443,4 +447,201 @@ fn rm_removes_shmkit_segments_and_completions_are_printed() {
             help.stdout
         );
     }
+}
+
+/// An XSI key of this test process alone (`n` tells a test's keys apart).
+fn xsi_key(n: u8) -> i32 {
+    0x5300_0000 | ((std::process::id() as i32 & 0xffff) << 8) | i32::from(n)
+}
+
+/// Removes XSI segment `.0` and its companion lock file when dropped, failed test or not.
+struct XsiGuard(i32);
+
+impl Drop for XsiGuard {
+    fn drop(&mut self) {
+        // Best effort: the segment goes first, then the companion (absent for a foreign one).
+        let _ = ManagedXsiSharedMemory::remove_id(self.0);
+    }
+}
+
+fn ls_rows() -> Vec<Value> {
+    let ls = shmkit(&["ls", "--json"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    serde_json::from_str::<Value>(&ls.stdout)
+        .expect("JSON")
+        .as_array()
+        .expect("rows")
+        .clone()
+}
+
+#[test]
+fn xsi_segments_are_listed_read_and_removed_and_foreign_ones_skipped() {
+    let (key, foreign_key) = (xsi_key(1), xsi_key(2));
+    let (name, foreign_name) = (
+        format!("xsi:{:#010x}", key as u32),
+        format!("xsi:{:#010x}", foreign_key as u32),
+    );
+    let seg = ManagedXsiSharedMemory::create(XsiKey::from_raw(key), 1 << 20).expect("create");
+    let _guard = XsiGuard(
+        XsiSharedMemory::open(XsiKey::from_raw(key))
+            .expect("open")
+            .id(),
+    );
+    seg.construct("limit", 7u32).expect("limit");
+    // A segment made with `shmget` directly, with a file under its companion's name: the
+    // header the inspector copies has no magic, so it is skipped, never misreported.
+    // SAFETY: `shmget` takes integers only.
+    let foreign =
+        unsafe { libc::shmget(foreign_key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    assert!(foreign >= 0, "shmget: {}", std::io::Error::last_os_error());
+    let _foreign_guard = XsiGuard(foreign);
+    std::fs::write(format!("/dev/shm/shmkit-xsi-{foreign}"), b"").expect("companion");
+
+    let rows = ls_rows();
+    let row = rows
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} in {rows:?}"));
+    assert_eq!(row["kind"], "xsi");
+    assert_eq!(row["size"], 1 << 20);
+    assert_eq!(row["objects"], 1);
+    assert_eq!(row["attachments"], 1);
+    assert_eq!(row["creator"]["alive"], true);
+    assert!(
+        !rows.iter().any(|r| r["name"] == foreign_name.as_str()),
+        "{rows:?}"
+    );
+    let text = shmkit(&["ls"]).stdout;
+    assert!(
+        text.contains(&name) && !text.contains(&foreign_name),
+        "{text}"
+    );
+
+    // Attached here: read through a shared read-write mapping.
+    let stat = shmkit(&["stat", &name, "--json"]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
+    assert_eq!(s["kind"], "xsi");
+    assert_eq!(s["mapped_as"], "read-write");
+    assert_eq!(s["index"]["load"]["named"]["objects"], 1);
+    let dump = shmkit(&["dump", &name]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    assert!(
+        dump.stdout.contains("limit") && dump.stdout.contains("= 7"),
+        "{}",
+        dump.stdout
+    );
+    assert!(shmkit(&["gc", &name]).stdout.contains("no abandoned"));
+
+    // Detached: read-only, and abandoned (creator dead, nothing attached).
+    drop(seg);
+    let s: Value = serde_json::from_str(&shmkit(&["stat", &name, "--json"]).stdout).unwrap();
+    assert_eq!(s["mapped_as"], "read-only");
+    assert_eq!(shmkit(&["check", &name]).code, 0);
+    assert_eq!(shmkit(&["map", &name]).code, 0);
+    let gc = shmkit(&["gc", &name]);
+    assert!(
+        gc.stdout.contains(&format!("abandoned {name}")),
+        "{}",
+        gc.stdout
+    );
+
+    // The foreign one: a clear message, exit status 1, and `rm` leaves it.
+    let r = shmkit(&["stat", &foreign_name]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("not a shmkit segment (wrong magic bytes)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(shmkit(&["rm", &foreign_name]).code, 1);
+    assert!(XsiSharedMemory::stat_id(foreign).unwrap().is_some());
+
+    let rm = shmkit(&["rm", &name]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    assert_eq!(rm.stdout, format!("removed {name}\n"));
+    let gone = shmkit(&["stat", &name]);
+    assert_eq!(gone.code, 2);
+    assert!(gone.stderr.contains("no such segment"), "{}", gone.stderr);
+    let bad = shmkit(&["stat", "xsi:nokey"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("not an XSI key"), "{}", bad.stderr);
+}
+
+#[test]
+fn map_shows_blocks_in_thread_caches_and_stat_the_index_load() {
+    let g = ShmGuard::new();
+    // Large enough for thread caches; blocks freed here stay in this thread's cache while
+    // the mapping lives.
+    let seg = ManagedSharedMemory::create(g.get(), 32 << 20).expect("create");
+    let blocks: Vec<_> = (0..8)
+        .map(|_| seg.allocate(48).expect("allocate"))
+        .collect();
+    for b in blocks {
+        // SAFETY: allocated above from this segment, freed once.
+        unsafe { seg.deallocate(b) }.expect("deallocate");
+    }
+    assert!(seg.cached_memory() > 0);
+    for i in 0..20u32 {
+        seg.construct(format!("n{i}").as_str(), i)
+            .expect("construct");
+    }
+    let map = shmkit(&["map", g.get(), "--runs"]);
+    assert_eq!(map.code, 0, "{}", map.stderr);
+    let legend = map
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("legend:"))
+        .expect("legend");
+    // The frees and the bins' refills (runs of blocks taken for later) are all cached.
+    assert!(legend.contains("c cached "), "{}", map.stdout);
+    assert!(
+        map.stdout
+            .lines()
+            .any(|l| l.contains(" |") && l.contains('c')),
+        "{}",
+        map.stdout
+    );
+
+    let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    let named = &s["index"]["load"]["named"];
+    assert_eq!(named["objects"], 20);
+    let buckets = named["buckets"].as_u64().expect("a hash table");
+    assert!(
+        buckets.is_power_of_two() && buckets * 13 / 16 >= 20,
+        "{named}"
+    );
+    let load = named["load_factor"].as_f64().unwrap();
+    assert!((load - 20.0 / buckets as f64).abs() < 1e-3, "{named}");
+    assert_eq!(s["index"]["load"]["unique"]["buckets"], 0);
+    drop(seg);
+    // The mapping gave its threads' blocks back: none cached now.
+    let map = shmkit(&["map", g.get(), "--runs"]);
+    assert_eq!(map.code, 0, "{}", map.stderr);
+    assert!(!map.stdout.contains("cached"), "{}", map.stdout);
+
+    let o = ShmGuard::new();
+    let seg = ManagedSharedMemory::options()
+        .index::<OrderedIndex>()
+        .create(o.get(), 1 << 20)
+        .expect("create");
+    for i in 0..20u32 {
+        seg.construct(format!("n{i}").as_str(), i)
+            .expect("construct");
+    }
+    let stat = shmkit(&["stat", o.get()]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let s: Value = serde_json::from_str(&shmkit(&["stat", o.get(), "--json"]).stdout).unwrap();
+    let named = &s["index"]["load"]["named"];
+    assert_eq!(named["objects"], 20);
+    // A treap of 20: at least ceil(log2(21)) deep, at most a chain.
+    let depth = named["depth"].as_u64().expect("a tree");
+    assert!((5..=20).contains(&depth), "{named}");
+    assert!(
+        stat.stdout
+            .contains(&format!("named: 20 object(s), depth {depth}")),
+        "{}",
+        stat.stdout
+    );
 }
