@@ -645,3 +645,81 @@ fn map_shows_blocks_in_thread_caches_and_stat_the_index_load() {
         stat.stdout
     );
 }
+
+/// Runs `shmkit ARGS` as user and group `nobody` (65534) with `setpriv`, from a copy of
+/// the binary that user may run; None (after saying why) where `setpriv` is missing.
+fn shmkit_as_nobody(dir: &Path, args: &[&str]) -> Option<Run> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(setpriv) = which("setpriv") else {
+        eprintln!("skipped: setpriv is missing, so no command runs as another user");
+        return None;
+    };
+    let bin = dir.join("shmkit");
+    if !bin.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_shmkit"), &bin).expect("copy the binary");
+    }
+    for p in [dir, bin.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(args)
+        .output()
+        .expect("run setpriv");
+    Some(Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
+    })
+}
+
+/// The path of program `name` in `PATH`.
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}
+
+#[test]
+fn a_segment_one_may_only_read_is_inspected_read_only_while_no_writer_is_attached() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let g = ShmGuard::new();
+    build_shm(g.get());
+    let device = Path::new("/dev/shm").join(g.get());
+    std::fs::set_permissions(&device, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let dir = shmkit_test_support::TempDir::new();
+    // No writer attached: read through a read-only mapping.
+    let Some(stat) = shmkit_as_nobody(dir.path(), &["stat", g.get(), "--json"]) else {
+        return;
+    };
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
+    assert_eq!(s["mapped_as"], "read-only");
+    let dump = shmkit_as_nobody(dir.path(), &["dump", g.get(), "limit"]).expect("setpriv");
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    assert!(dump.stdout.contains("= 100"), "{}", dump.stdout);
+
+    // A writer attached: a read-only mapping would keep it out, so a clear message.
+    let seg = ManagedSharedMemory::open(g.get()).expect("open");
+    seg.construct("later", 1u8).expect("the writer writes");
+    for cmd in ["stat", "dump"] {
+        let r = shmkit_as_nobody(dir.path(), &[cmd, g.get()]).expect("setpriv");
+        let text = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            text.contains("cannot be inspected now") && text.contains("without write permission"),
+            "{cmd}: {text}"
+        );
+        assert!(!text.contains("panicked"), "{cmd}: {text}");
+        if cmd == "dump" {
+            assert_eq!(r.code, 2, "{text}");
+        }
+    }
+    // The writer goes on undisturbed.
+    seg.construct("after", 2u8)
+        .expect("the writer still writes");
+}
