@@ -1,5 +1,6 @@
 //! `shmkit`: the inspector of shmkit segments. Lists, describes, checks, dumps and maps
-//! segments in `/dev/shm` and in files, and removes what crashed processes left behind.
+//! segments in `/dev/shm`, in files and in System V (XSI) shared memory, and removes what
+//! crashed processes left behind.
 //! It changes nothing unless the command says so (`rm`, `gc --yes`); see `target::open`
 //! for how it reads a live segment.
 
@@ -16,8 +17,9 @@ use target::Target;
 
 /// Inspect shmkit shared-memory segments: list, describe, check, dump, map, clean up.
 ///
-/// A SEGMENT is a shared memory object's name (as in /dev/shm) or a path to a mapped
-/// file (anything with a `/`). Exit status: 0 success, 1 the segment is not sound
+/// A SEGMENT is a shared memory object's name (as in /dev/shm), a path to a mapped file
+/// (anything with a `/`), or `xsi:KEY` for a System V segment (KEY as `ipcs` shows it,
+/// `0x` and hex digits, or decimal). Exit status: 0 success, 1 the segment is not sound
 /// (corrupt, not a shmkit segment, not readable as one), 2 the command could not run
 /// (usage, no such segment, permission, in use).
 #[derive(Parser, Debug)]
@@ -32,17 +34,20 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List the shmkit segments in /dev/shm and the files given (others are skipped).
+    /// List the shmkit segments in /dev/shm, in System V shared memory (named `xsi:KEY`;
+    /// ATTACHED is then the kernel's attachment count) and the files given (others are
+    /// skipped).
     Ls {
-        /// Files (or /dev/shm names) to list as well.
+        /// Files (or /dev/shm names, or xsi:KEY) to list as well.
         paths: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Describe a segment: header, allocator figures, thread caches, index, lock owners.
+    /// Describe a segment: header, allocator figures, thread caches, index (objects, and
+    /// buckets and load factor of a hash index or depth of an ordered one), lock owners.
     Stat {
-        /// The segment (a /dev/shm name or a file path).
+        /// The segment (a /dev/shm name, a file path or xsi:KEY).
         segment: String,
         /// Print JSON.
         #[arg(long)]
@@ -50,13 +55,13 @@ enum Command {
     },
     /// Validate a segment in full; exit status 0 when sound, 1 otherwise (for scripts).
     Check {
-        /// The segment (a /dev/shm name or a file path).
+        /// The segment (a /dev/shm name, a file path or xsi:KEY).
         segment: String,
     },
     /// List the objects of a segment with their values, as far as the segment describes
     /// them (scalars, arrays of scalars, and roots' scalar fields from their stored schema).
     Dump {
-        /// The segment (a /dev/shm name or a file path).
+        /// The segment (a /dev/shm name, a file path or xsi:KEY).
         segment: String,
         /// Only the object of this name (a root by its name alone too).
         object: Option<String>,
@@ -67,7 +72,7 @@ enum Command {
     /// Draw the block layout (one character per cell: `.` free, `#` used, `c` held in a
     /// thread cache, `o` object, `=` the segment's own tables), to look at fragmentation.
     Map {
-        /// The segment (a /dev/shm name or a file path).
+        /// The segment (a /dev/shm name, a file path or xsi:KEY).
         segment: String,
         /// Cells per line.
         #[arg(long, default_value_t = 64)]
@@ -79,19 +84,21 @@ enum Command {
         #[arg(long)]
         runs: bool,
     },
-    /// Remove segments (shmkit segments only; mappings attached keep their memory).
+    /// Remove segments (shmkit segments only; mappings attached keep their memory, and an
+    /// XSI segment lives on until its last detach).
     Rm {
-        /// The segments (/dev/shm names or file paths).
+        /// The segments (/dev/shm names, file paths or xsi:KEY).
         #[arg(required = true)]
         segments: Vec<String>,
     },
-    /// List segments in /dev/shm whose creator and every attached process are dead; remove
-    /// them with --yes.
+    /// List segments in /dev/shm and XSI shared memory whose creator and every attached
+    /// process are dead (an XSI segment also with no attachment at all); remove them with
+    /// --yes.
     Gc {
         /// Remove what is listed.
         #[arg(long)]
         yes: bool,
-        /// Only these segments (/dev/shm names or file paths); all of /dev/shm without.
+        /// Only these segments; all of /dev/shm and XSI shared memory without.
         segments: Vec<String>,
     },
     /// Print a shell completion script.
