@@ -321,6 +321,9 @@ struct Stat {
     pointer_width: u32,
     creator: Owner,
     attached: AttachOut,
+    /// The kernel's count of an XSI segment's attachments (those outside shmkit too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attachments: Option<u64>,
     locks: Locks,
     index: Index,
     thread_caches: bool,
@@ -363,6 +366,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
         pointer_width: h.pointer_width,
         creator: p.owner(h.creator),
         attached: attach_out(&a),
+        attachments: p.xsi.map(|x| x.attachments),
         locks: Locks {
             segment_lock: lock_owner(&p, h.segment_lock),
             segment_lock_poisoned: h.segment_lock == LockWord::Poisoned,
@@ -482,6 +486,9 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
         },
         if a.complete { "" } else { "; more not listed" }
     );
+    if let Some(n) = r.attachments {
+        let _ = writeln!(s, "           {n} attachment(s), as the kernel counts them");
+    }
     let locks: Vec<String> = [
         (
             "segment lock",

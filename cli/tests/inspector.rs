@@ -523,6 +523,7 @@ fn xsi_segments_are_listed_read_and_removed_and_foreign_ones_skipped() {
     let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
     assert_eq!(s["kind"], "xsi");
     assert_eq!(s["mapped_as"], "read-write");
+    assert_eq!(s["attachments"], 1);
     assert_eq!(s["index"]["load"]["named"]["objects"], 1);
     let dump = shmkit(&["dump", &name]);
     assert_eq!(dump.code, 0, "{}", dump.stderr);
