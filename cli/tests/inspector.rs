@@ -536,8 +536,18 @@ fn xsi_segments_are_listed_read_and_removed_and_foreign_ones_skipped() {
 
     // Detached: read-only, and abandoned (creator dead, nothing attached).
     drop(seg);
-    let s: Value = serde_json::from_str(&shmkit(&["stat", &name, "--json"]).stdout).unwrap();
-    assert_eq!(s["mapped_as"], "read-only");
+    // A child another test forks meanwhile holds the attachment and the companion's locks
+    // until it execs: wait for that to pass.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s: Value = serde_json::from_str(&shmkit(&["stat", &name, "--json"]).stdout).unwrap();
+        if s["mapped_as"] == "read-only" || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(s["mapped_as"], "read-only", "{s}");
+    assert_eq!(s["attachments"], 0, "{s}");
     assert_eq!(shmkit(&["check", &name]).code, 0);
     assert_eq!(shmkit(&["map", &name]).code, 0);
     let gc = shmkit(&["gc", &name]);
