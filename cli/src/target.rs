@@ -287,7 +287,8 @@ impl<B: Backing, M: Mode, I: IndexKind> View for ManagedSegment<B, M, I> {
 ///   briefly, as any participant does, so it never reads bytes a writer is changing;
 /// - otherwise read-only: it validates what it reads and writes nothing, and writers are
 ///   kept out (`InUse` for them) only while the command runs. A device this user may only
-///   read is mapped so too; a live writer then makes it a clear `InUse` message.
+///   read is mapped so too (as is one whose read-write open is refused all the same); a
+///   live writer then makes it a clear `InUse` message.
 pub fn open(p: &Probed) -> Result<Box<dyn View>, Failure> {
     if let Some(why) = p.unreadable() {
         return Err(Failure::segment_text(format!(
@@ -297,13 +298,19 @@ pub fn open(p: &Probed) -> Result<Box<dyn View>, Failure> {
     }
     wait_for_locks(p)?;
     let live_writer = p.attachments()?.owners.iter().any(|o| o.vouched);
-    // An XSI segment's companion is made with the segment's permissions.
-    let writable = rustix::fs::access(&p.device, rustix::fs::Access::WRITE_OK).is_ok();
-    let read_write = live_writer && writable;
-    let opened = match p.header.index_kind {
-        HashIndex::KIND => open_as::<HashIndex>(&p.target, read_write),
-        OrderedIndex::KIND => open_as::<OrderedIndex>(&p.target, read_write),
-        NullIndex::KIND => open_as::<NullIndex>(&p.target, read_write),
+    // As the effective user (who opens it); an XSI segment's companion is made with the
+    // segment's permissions.
+    let writable = rustix::fs::accessat(
+        rustix::fs::CWD,
+        &p.device,
+        rustix::fs::Access::WRITE_OK,
+        rustix::fs::AtFlags::EACCESS,
+    )
+    .is_ok();
+    let open_with = match p.header.index_kind {
+        HashIndex::KIND => open_as::<HashIndex>,
+        OrderedIndex::KIND => open_as::<OrderedIndex>,
+        NullIndex::KIND => open_as::<NullIndex>,
         _ => {
             return Err(Failure::segment_text(format!(
                 "{}: unknown index kind {}",
@@ -312,6 +319,13 @@ pub fn open(p: &Probed) -> Result<Box<dyn View>, Failure> {
             )))
         }
     };
+    let mut read_write = live_writer && writable;
+    let mut opened = open_with(&p.target, read_write);
+    // Refused all the same (an ACL, a read-only mount, a segment's own permissions): read.
+    if read_write && matches!(opened, Err(Error::PermissionDenied { .. })) {
+        read_write = false;
+        opened = open_with(&p.target, false);
+    }
     opened.map_err(|e| match e {
         Error::InUse { .. } if !read_write => Failure::usage(format!(
             "{}: cannot be inspected now: {e} (without write permission, or with no \
