@@ -84,7 +84,7 @@ fn ls_row(p: &Probed) -> Result<LsRow, Failure> {
         size: h.size,
         used: h.size.saturating_sub(h.free_bytes),
         free: h.free_bytes,
-        objects: h.named + h.unique + h.anonymous,
+        objects: h.named.saturating_add(h.unique).saturating_add(h.anonymous),
         creator: p.owner(h.creator),
         attached: a.owners.len(),
         readers: a.readers,
@@ -519,7 +519,10 @@ pub fn check(t: &Target, out: &mut Vec<u8>) -> Result<u8, Failure> {
                 out,
                 "{}: ok (allocator, thread caches and {} objects checked)",
                 t.display(),
-                p.header.named + p.header.unique + p.header.anonymous
+                p.header
+                    .named
+                    .saturating_add(p.header.unique)
+                    .saturating_add(p.header.anonymous)
             );
             Ok(0)
         }
@@ -832,7 +835,8 @@ pub fn map(
     if tail > (end - start - tail).max(1) {
         end -= tail;
     }
-    let cells = width * lines;
+    // Figures from the command line: a product past `usize` means "as many as it takes".
+    let cells = width.saturating_mul(lines);
     let cell = (end - start)
         .div_ceil(cells as u64)
         .next_multiple_of(8)

@@ -3,6 +3,7 @@
 //! ordinary mapping chosen so that inspecting changes nothing (see [`open`]).
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -83,19 +84,25 @@ pub struct Probed {
 /// Opens `target`'s device read-only and reads its header (no mapping).
 pub fn probe(target: &Target) -> Result<Probed, Failure> {
     let path = target.path();
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Failure::usage(format!(
-            "{}: no such segment ({} does not exist)",
-            target.display(),
-            path.display()
-        )),
-        std::io::ErrorKind::PermissionDenied => Failure::usage(format!(
-            "{}: permission denied (cannot read {})",
-            target.display(),
-            path.display()
-        )),
-        _ => Failure::usage(format!("{}: {e}", target.display())),
-    })?;
+    // Non-blocking: opening a FIFO for reading would wait for a writer (regular files
+    // ignore the flag; anything else is refused just below).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Failure::usage(format!(
+                "{}: no such segment ({} does not exist)",
+                target.display(),
+                path.display()
+            )),
+            std::io::ErrorKind::PermissionDenied => Failure::usage(format!(
+                "{}: permission denied (cannot read {})",
+                target.display(),
+                path.display()
+            )),
+            _ => Failure::usage(format!("{}: {e}", target.display())),
+        })?;
     if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
         return Err(Failure::usage(format!(
             "{}: not a shmkit segment (not a regular file)",

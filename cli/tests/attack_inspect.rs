@@ -1,0 +1,887 @@
+//! Attacks on the inspector (`shmkit` binary): forged and truncated segments, odd paths
+//! (FIFOs, devices, symlinks, unreadable files), hostile command-line figures, a writer
+//! racing the reports, bytes compared before and after reading, `gc` and `rm` on segments
+//! that are not theirs to remove. Every run of the binary is bounded by `timeout`: a
+//! panic (101), a signal, a hang or a status other than 0, 1 or 2 fails the probe.
+
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shmkit::{shm_segment, ManagedMappedFile, ManagedSharedMemory};
+use shmkit_test_support::internals::offsets;
+use shmkit_test_support::rng::Rng;
+use shmkit_test_support::{ShmGuard, TempDir, TempPath};
+
+#[shm_segment]
+#[derive(Default)]
+pub struct Probe {
+    pub version: u32,
+    pub ratio: f64,
+    pub enabled: bool,
+    pub hits: AtomicU64,
+}
+
+/// What one run of `shmkit ARGS` did.
+#[derive(Debug)]
+struct Run {
+    /// The exit status of `timeout`: the binary's own, 124 on a timeout, 128+N on signal N.
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    /// The run ended by itself with a status the inspector promises (0, 1 or 2), and no
+    /// panic message.
+    #[track_caller]
+    fn sane(&self, what: &str) {
+        assert!(
+            matches!(self.code, 0..=2) && !self.stderr.contains("panicked"),
+            "{what}: status {} after {:?}\nstdout: {}\nstderr: {}",
+            self.code,
+            self.took,
+            &self.stdout[..self.stdout.len().min(2000)],
+            self.stderr
+        );
+    }
+}
+
+/// Runs `shmkit ARGS`, killed after `limit`.
+fn shmkit_for(args: &[&str], limit: Duration) -> Run {
+    shmkit_as(&[], args, limit)
+}
+
+fn shmkit(args: &[&str]) -> Run {
+    shmkit_for(args, Duration::from_secs(20))
+}
+
+/// Runs `PREFIX... shmkit ARGS` (a prefix such as `setpriv ...`), killed after `limit`.
+fn shmkit_as(prefix: &[&str], args: &[&str], limit: Duration) -> Run {
+    let start = Instant::now();
+    let out = Command::new("timeout")
+        .arg("--kill-after=2")
+        .arg(format!("{}", limit.as_secs_f64()))
+        .args(prefix)
+        .arg(env!("CARGO_BIN_EXE_shmkit"))
+        .args(args)
+        .output()
+        .expect("run shmkit under timeout");
+    Run {
+        code: out.status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
+        }),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: start.elapsed(),
+    }
+}
+
+/// A file segment with a root, scalars, an array, a unique and an anonymous object.
+fn build_file(path: &Path, size: usize) {
+    let seg = ManagedMappedFile::create(path, size).expect("create");
+    let root = seg.root::<Probe>().expect("root");
+    root.hits.store(7, Ordering::Relaxed);
+    seg.construct("limit", 100u32).expect("limit");
+    seg.construct_array("p", 5, 7u32).expect("p");
+    seg.construct_from_iter("primes", [2i64, 3, 5, 7, 11])
+        .expect("primes");
+    seg.construct_unique(-3i8).expect("unique");
+    seg.construct_anonymous(2.5f32).expect("anonymous");
+    seg.construct("flag", true).expect("flag");
+    seg.construct("c", 'x').expect("char");
+}
+
+/// Every reading command on `path`, each required to end sanely; the JSON ones, when
+/// they succeed, must print JSON.
+#[track_caller]
+fn every_reading_command(path: &str, what: &str) -> Vec<Run> {
+    commands(
+        path,
+        what,
+        &[
+            &["stat", path][..],
+            &["stat", "--json", path],
+            &["check", path],
+            &["dump", path],
+            &["dump", "--json", path],
+            &["map", "--runs", path],
+            &["ls", "--json", path],
+            &["gc", path],
+        ],
+    )
+}
+
+/// The commands that read the most of a segment (for the loops over many forgeries).
+#[track_caller]
+fn main_reading_commands(path: &str, what: &str) -> Vec<Run> {
+    commands(
+        path,
+        what,
+        &[
+            &["stat", "--json", path][..],
+            &["check", path],
+            &["dump", "--json", path],
+            &["map", "--runs", path],
+        ],
+    )
+}
+
+#[track_caller]
+fn commands(_path: &str, what: &str, list: &[&[&str]]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for &args in list {
+        let r = shmkit(args);
+        r.sane(&format!("{what}: {args:?}"));
+        if args.contains(&"--json") && r.code == 0 {
+            serde_json::from_str::<Value>(&r.stdout)
+                .unwrap_or_else(|e| panic!("{what}: {args:?}: not JSON ({e}): {}", r.stdout));
+        }
+        runs.push(r);
+    }
+    runs
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+// ----- paths that are not segments ---------------------------------------------------------
+
+/// A FIFO must not block the open (a reader blocks until a writer comes): it is refused
+/// at once as not a regular file.
+#[test]
+fn a_fifo_is_refused_at_once() {
+    let dir = TempDir::new();
+    let fifo = dir.join("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let p = path_str(&fifo);
+    for args in [
+        &["stat", p][..],
+        &["check", p],
+        &["dump", p],
+        &["map", p],
+        &["rm", p],
+        &["gc", p],
+        &["ls", p],
+    ] {
+        let r = shmkit_for(args, Duration::from_secs(10));
+        r.sane(&format!("{args:?}"));
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.took < Duration::from_secs(4),
+            "{args:?} took {:?}",
+            r.took
+        );
+        assert!(
+            r.stderr.contains("not a regular file"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(fifo.exists(), "rm removed a FIFO");
+
+    // The same in /dev/shm, named as a shared memory object (`ls` and `gc` look at every
+    // name there, and skip it).
+    let g = ShmGuard::new();
+    let in_shm = Path::new("/dev/shm").join(g.get());
+    let status = Command::new("mkfifo")
+        .arg(&in_shm)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    for args in [&["stat", g.get()][..], &["rm", g.get()], &["ls"], &["gc"]] {
+        let r = shmkit_for(args, Duration::from_secs(10));
+        r.sane(&format!("{args:?}"));
+        assert!(
+            r.took < Duration::from_secs(4),
+            "{args:?} took {:?}",
+            r.took
+        );
+    }
+    assert!(in_shm.exists(), "rm removed a FIFO in /dev/shm");
+}
+
+/// Devices, symlinks to them, directories, empty files, names with `.`, `..`, far too long.
+#[test]
+fn devices_symlinks_and_odd_names_get_clear_messages() {
+    let dir = TempDir::new();
+    let zero = dir.join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    let random = dir.join("random");
+    std::os::unix::fs::symlink("/dev/urandom", &random).expect("symlink");
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).expect("symlink");
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").expect("write");
+    let long = "x".repeat(300);
+    let long_path = format!("{}/{}", dir.path().display(), "y".repeat(5000));
+    let names = [
+        path_str(&zero),
+        path_str(&random),
+        path_str(&dangling),
+        path_str(&empty),
+        "/dev/null",
+        "/dev/zero",
+        "/dev/shm",
+        "/dev/shm/",
+        "/dev/shm/.",
+        "/dev/shm/..",
+        ".",
+        "..",
+        "",
+        long.as_str(),
+        long_path.as_str(),
+        "/proc/self/mem",
+        "/proc/self/maps",
+    ];
+    for name in names {
+        for r in every_reading_command(name, name) {
+            assert_ne!(r.code, 0, "{name}: {r:?}");
+        }
+        let r = shmkit(&["rm", name]);
+        r.sane(&format!("rm {name}"));
+        assert_ne!(r.code, 0, "rm {name}: {r:?}");
+    }
+    assert!(Path::new("/dev/null").exists() && zero.exists() && empty.exists());
+}
+
+/// A file the user may not read: permission denied, exit status 2 (run as `nobody`).
+#[test]
+fn an_unreadable_file_is_a_permission_message() {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let path = dir.join("seg");
+    build_file(&path, 1 << 16);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let p = path_str(&path);
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    for args in [
+        &["stat", p][..],
+        &["check", p],
+        &["dump", p],
+        &["map", p],
+        &["rm", p],
+    ] {
+        let r = shmkit_as(&nobody, args, Duration::from_secs(20));
+        r.sane(&format!("nobody: {args:?}"));
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains("permission denied"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(path.exists());
+}
+
+/// A segment this user may only read: inspected read-only while no writer is attached;
+/// with a writer attached, a clear message (status 2), and the writer goes on.
+#[test]
+fn a_read_only_segment_is_inspected_without_a_writer_and_refused_with_one() {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let path = dir.join("seg");
+    build_file(&path, 1 << 16);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let p = path_str(&path);
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let before = std::fs::read(&path).expect("read");
+    for args in [
+        &["stat", "--json", p][..],
+        &["check", p],
+        &["dump", p],
+        &["map", p],
+    ] {
+        let r = shmkit_as(&nobody, args, Duration::from_secs(20));
+        r.sane(&format!("nobody: {args:?}"));
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    }
+    assert_eq!(
+        before,
+        std::fs::read(&path).expect("read"),
+        "reading changed bytes"
+    );
+
+    let seg = ManagedMappedFile::open(&path).expect("a writer");
+    seg.construct("w", 1u8).expect("the writer writes");
+    for args in [&["dump", p][..], &["check", p], &["map", p]] {
+        let r = shmkit_as(&nobody, args, Duration::from_secs(20));
+        r.sane(&format!("nobody with a writer: {args:?}"));
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains("cannot be inspected now"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    seg.construct("w2", 2u8).expect("the writer still writes");
+}
+
+// ----- hostile command-line figures --------------------------------------------------------
+
+#[test]
+fn map_with_huge_width_and_lines_does_not_panic() {
+    let t = TempPath::new();
+    build_file(t.get(), 1 << 16);
+    let p = path_str(t.get());
+    let huge = u64::MAX.to_string();
+    let half = (1u64 << 63).to_string();
+    for (w, l) in [
+        (huge.as_str(), "2"),
+        ("2", huge.as_str()),
+        (half.as_str(), half.as_str()),
+        (huge.as_str(), huge.as_str()),
+        ("1", "1"),
+        ("1000000", "1000000"),
+    ] {
+        let r = shmkit(&["map", p, "--width", w, "--lines", l]);
+        r.sane(&format!("map --width {w} --lines {l}"));
+        assert_eq!(r.code, 0, "--width {w} --lines {l}: {r:?}");
+    }
+}
+
+#[test]
+fn a_huge_or_odd_wait_does_not_panic() {
+    let t = TempPath::new();
+    build_file(t.get(), 1 << 16);
+    let p = path_str(t.get());
+    for wait in ["1e19", "1.8e19", "1e300", "inf", "NaN", "-1", "x"] {
+        let r = shmkit(&["stat", p, &format!("--wait={wait}")]);
+        r.sane(&format!("--wait {wait}"));
+        assert_eq!(r.code, 2, "--wait {wait}: {r:?}");
+        assert!(r.stderr.contains("--wait"), "--wait {wait}: {}", r.stderr);
+    }
+    for wait in ["0", "1e-30", "1e9", "2.5"] {
+        let r = shmkit(&["stat", p, "--wait", wait]);
+        r.sane(&format!("--wait {wait}"));
+        assert_eq!(r.code, 0, "--wait {wait}: {r:?}");
+    }
+}
+
+// ----- truncated and forged files ----------------------------------------------------------
+
+#[test]
+fn truncated_files_get_clear_messages() {
+    let original = TempPath::new();
+    build_file(original.get(), 1 << 16);
+    let bytes = std::fs::read(original.get()).expect("read");
+    let header = offsets::CACHE_TABLE + 8;
+    for len in [
+        0,
+        4,
+        8,
+        16,
+        header - 1,
+        header,
+        512,
+        4096,
+        4097,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
+        let t = TempPath::new();
+        std::fs::write(t.get(), &bytes[..len]).expect("write");
+        let p = path_str(t.get());
+        for r in every_reading_command(p, &format!("truncated to {len}")) {
+            let _ = r;
+        }
+        let check = shmkit(&["check", p]);
+        assert_eq!(check.code, 1, "truncated to {len}: {check:?}");
+    }
+    // Longer than the header says: still a segment of the size it claims.
+    let t = TempPath::new();
+    let mut longer = bytes.clone();
+    longer.extend(std::iter::repeat_n(0xa5, 10000));
+    std::fs::write(t.get(), &longer).expect("write");
+    every_reading_command(path_str(t.get()), "longer");
+}
+
+/// Header fields overwritten one at a time with hostile values.
+#[test]
+fn forged_header_fields_get_clear_messages() {
+    let original = TempPath::new();
+    build_file(original.get(), 1 << 16);
+    let bytes = std::fs::read(original.get()).expect("read");
+    let u32s: &[(usize, &str)] = &[
+        (offsets::VERSION, "version"),
+        (offsets::ENDIAN, "endian"),
+        (offsets::POINTER_WIDTH, "pointer width"),
+        (offsets::STATE, "state"),
+        (offsets::CREATOR, "creator"),
+        (offsets::LOCK, "segment lock"),
+        (offsets::INDEX_LOCK, "index lock"),
+    ];
+    let u64s: &[(usize, &str)] = &[
+        (offsets::SIZE, "size"),
+        (offsets::CACHE_TABLE, "cache table"),
+        (offsets::INDEX_LOCK, "index lock word"),
+        (offsets::NAMED_COUNT, "named count"),
+        (offsets::NAMED_ROOT, "named root"),
+        (offsets::ENTRIES, "entries"),
+        (offsets::RETIRED, "retired"),
+        (offsets::INDEX_LOCK + 8, "word 1"),
+        (offsets::INDEX_LOCK + 4 * 8, "word 4"),
+        (offsets::INDEX_LOCK + 5 * 8, "word 5"),
+        (offsets::INDEX_LOCK + 6 * 8, "word 6"),
+        (offsets::INDEX_LOCK + 8 * 8, "word 8"),
+    ];
+    let values32 = [
+        0u32,
+        1,
+        2,
+        3,
+        4,
+        5,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xc000_0001,
+        u32::MAX,
+    ];
+    let values64 = [
+        0u64,
+        1,
+        8,
+        63,
+        4096,
+        1 << 16,
+        (1 << 16) + 8,
+        1 << 40,
+        u64::MAX / 2,
+        u64::MAX - 7,
+        u64::MAX,
+    ];
+    let t = TempPath::new();
+    let p = path_str(t.get());
+    for &(off, what) in u32s {
+        for v in values32 {
+            let mut b = bytes.clone();
+            b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+            std::fs::write(t.get(), &b).expect("write");
+            main_reading_commands(p, &format!("{what} = {v:#x}"));
+        }
+    }
+    for &(off, what) in u64s {
+        for v in values64 {
+            let mut b = bytes.clone();
+            b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+            std::fs::write(t.get(), &b).expect("write");
+            main_reading_commands(p, &format!("{what} = {v:#x}"));
+        }
+    }
+}
+
+/// A bounded, seeded mutation loop: a few random bytes changed in the first pages (header,
+/// tables, entries, schema), each image run through `check`, `stat --json`, `dump --json`
+/// and `map`. `SHMKIT_ATTACK_CASES` and `SHMKIT_ATTACK_SEED` choose the run.
+#[test]
+fn mutated_images_never_crash_the_inspector() {
+    let original = TempPath::new();
+    build_file(original.get(), 1 << 16);
+    let bytes = std::fs::read(original.get()).expect("read");
+    let seed = std::env::var("SHMKIT_ATTACK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_u64);
+    let cases: usize = std::env::var("SHMKIT_ATTACK_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    // Where something lives: the blocks in use end before the free tail.
+    let used_end = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(bytes.len(), |e| (e + 64).min(bytes.len()));
+    let mut rng = Rng::new(seed);
+    let t = TempPath::new();
+    let p = path_str(t.get());
+    let start = Instant::now();
+    for case in 0..cases {
+        let mut b = bytes.clone();
+        let flips = rng.range(1, 5);
+        for _ in 0..flips {
+            let at = rng.range(0, used_end as u64) as usize;
+            match rng.range(0, 4) {
+                0 => b[at] ^= 1 << rng.range(0, 8),
+                1 => b[at] = rng.next_u64() as u8,
+                2 => {
+                    let at = at & !7;
+                    let v: u64 =
+                        [0, 1, u64::MAX, 1 << 40, rng.next_u64() % 65536][rng.range(0, 5) as usize];
+                    if at + 8 <= b.len() {
+                        b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+                    }
+                }
+                _ => b[at] = b[at].wrapping_add(1),
+            }
+        }
+        std::fs::write(t.get(), &b).expect("write");
+        let what = format!("seed {seed:#x} case {case}");
+        for args in [
+            &["check", p][..],
+            &["stat", "--json", p],
+            &["dump", "--json", p],
+            &["map", p],
+        ] {
+            let r = shmkit(args);
+            r.sane(&format!("{what}: {args:?}"));
+            if args.contains(&"--json") && r.code == 0 {
+                serde_json::from_str::<Value>(&r.stdout)
+                    .unwrap_or_else(|e| panic!("{what}: {args:?}: not JSON ({e})"));
+            }
+        }
+    }
+    eprintln!("{cases} mutated images in {:?}", start.elapsed());
+}
+
+// ----- names, JSON ------------------------------------------------------------------------
+
+#[test]
+fn names_with_quotes_and_control_characters_give_valid_json() {
+    let dir = TempDir::new();
+    let path = dir.join("seg \"quoted\" \\ back\tslash");
+    let nasty = [
+        "quote\"d",
+        "back\\slash",
+        "new\nline",
+        "tab\tbed",
+        "bell\u{7}",
+        "esc\u{1b}[31mred",
+        "nul\u{0}byte",
+        "ünïcödé ☃",
+        "\u{202e}rtl",
+    ];
+    {
+        let seg = ManagedMappedFile::create(&path, 1 << 16).expect("create");
+        for (i, n) in nasty.iter().enumerate() {
+            seg.construct(*n, i as u32).expect("construct");
+        }
+    }
+    let p = path_str(&path);
+    every_reading_command(p, "nasty names");
+    let r = shmkit(&["dump", "--json", p]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["segment"], p);
+    for (i, n) in nasty.iter().enumerate() {
+        let o = v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == *n)
+            .unwrap_or_else(|| panic!("{n:?} listed"));
+        assert_eq!(o["value"], i as u64);
+    }
+    let r = shmkit(&["stat", "--json", p]);
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(v["segment"], p);
+    // One object by its odd name.
+    let r = shmkit(&["dump", p, "quote\"d"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("= 0"), "{}", r.stdout);
+}
+
+/// An entry's name bytes forged to invalid UTF-8 and its name length forged huge.
+#[test]
+fn forged_names_get_clear_messages() {
+    let t = TempPath::new();
+    {
+        let seg = ManagedMappedFile::create(t.get(), 1 << 16).expect("create");
+        seg.construct("zqzqzqzq", 5u64).expect("construct");
+        seg.construct_array("wxwxwxwx", 3, 1u16).expect("construct");
+    }
+    let bytes = std::fs::read(t.get()).expect("read");
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"zqzqzqzq")
+        .expect("the name");
+    let p = path_str(t.get());
+    // Invalid UTF-8.
+    let mut b = bytes.clone();
+    b[at] = 0xff;
+    b[at + 1] = 0xfe;
+    std::fs::write(t.get(), &b).expect("write");
+    every_reading_command(p, "non-UTF-8 name");
+    // The count word (count in the low 48 bits, name length in the high 16) just before
+    // the name in the entry: name lengths from 0 to 65535.
+    let word_at = (0..at).rev().step_by(1).find(|&i| {
+        i % 8 == 0 && u64::from_ne_bytes(bytes[i..i + 8].try_into().unwrap()) == (1 | 8 << 48)
+    });
+    let word_at = word_at.expect("the count word");
+    for len in [0u64, 1, 7, 9, 255, 4096, 65535] {
+        for count in [0u64, 1, 2, 1 << 20, (1 << 48) - 1] {
+            let mut b = bytes.clone();
+            b[word_at..word_at + 8].copy_from_slice(&(count | len << 48).to_ne_bytes());
+            std::fs::write(t.get(), &b).expect("write");
+            main_reading_commands(p, &format!("name length {len}, count {count}"));
+        }
+    }
+}
+
+/// The stored schema of a root, forged: fields pointing past the value, sizes and
+/// offsets out of range, fingerprints of scalars on other bytes, garbage text.
+#[test]
+fn forged_schemas_get_clear_messages() {
+    let t = TempPath::new();
+    build_file(t.get(), 1 << 16);
+    let bytes = std::fs::read(t.get()).expect("read");
+    let at = bytes
+        .windows(15)
+        .position(|w| w == b"shmkit-schema 1")
+        .expect("the stored schema");
+    let end = at + bytes[at..].iter().position(|&b| b == 0).unwrap_or(0);
+    let text = String::from_utf8(bytes[at..end].to_vec()).expect("schema text");
+    let len = text.len();
+    let p = path_str(t.get());
+    let mut variants: Vec<Vec<u8>> = vec![vec![0xff; len], vec![b'\n'; len], vec![b'\t'; len]];
+    // Each number in the text replaced by hostile ones of the same length where possible.
+    let numbers: Vec<(usize, usize)> = {
+        let b = text.as_bytes();
+        let mut v = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_digit() {
+                let s = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                v.push((s, i));
+            } else {
+                i += 1;
+            }
+        }
+        v
+    };
+    for &(s, e) in &numbers {
+        for fill in [b'9', b'0'] {
+            let mut v = text.clone().into_bytes();
+            v[s..e].fill(fill);
+            variants.push(v);
+        }
+    }
+    for v in variants {
+        let mut b = bytes.clone();
+        b[at..at + len].copy_from_slice(&v[..len]);
+        std::fs::write(t.get(), &b).expect("write");
+        main_reading_commands(p, &format!("schema {:?}", String::from_utf8_lossy(&v)));
+    }
+}
+
+// ----- reading changes nothing -------------------------------------------------------------
+
+#[test]
+fn reading_a_file_at_rest_changes_no_byte() {
+    let t = TempPath::new();
+    build_file(t.get(), 1 << 16);
+    let p = path_str(t.get());
+    let before = std::fs::read(t.get()).expect("read");
+    let mtime = std::fs::metadata(t.get()).unwrap().modified().unwrap();
+    for args in [
+        &["ls", p][..],
+        &["stat", p],
+        &["stat", "--json", p],
+        &["check", p],
+        &["dump", p],
+        &["dump", "--json", p],
+        &["map", "--runs", p],
+        &["gc", p],
+    ] {
+        let r = shmkit(args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        let after = std::fs::read(t.get()).expect("read");
+        let changed: Vec<usize> = (0..before.len())
+            .filter(|&i| before[i] != after[i])
+            .collect();
+        assert!(changed.is_empty(), "{args:?} changed bytes at {changed:?}");
+    }
+    assert_eq!(
+        mtime,
+        std::fs::metadata(t.get()).unwrap().modified().unwrap()
+    );
+}
+
+/// With an idle writer attached (this process), the inspector maps read-write and takes
+/// the locks briefly: the only byte that changes is the chain generation, which every
+/// holder of the segment lock bumps as it lets go (header word 11, `CHAIN_GENERATION`:
+/// a counter that tells cached walks of the chain to walk again; the lock word itself
+/// reads free again).
+#[test]
+fn reading_beside_an_idle_writer_changes_no_byte() {
+    let t = TempPath::new();
+    build_file(t.get(), 1 << 16);
+    let seg = ManagedMappedFile::open(t.get()).expect("writer");
+    seg.construct("w", 1u32).expect("the writer writes");
+    let p = path_str(t.get());
+    let before = std::fs::read(t.get()).expect("read");
+    let generation = offsets::INDEX_LOCK + 11 * 8..offsets::INDEX_LOCK + 12 * 8;
+    for args in [
+        &["stat", "--json", p][..],
+        &["check", p],
+        &["dump", "--json", p],
+        &["map", p],
+    ] {
+        let r = shmkit(args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        if args[1] == "--json" {
+            let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+            if args[0] == "stat" {
+                assert_eq!(v["mapped_as"], "read-write");
+            }
+        }
+        let after = std::fs::read(t.get()).expect("read");
+        let changed: Vec<usize> = (0..before.len())
+            .filter(|&i| before[i] != after[i] && !generation.contains(&i))
+            .collect();
+        assert!(changed.is_empty(), "{args:?} changed bytes at {changed:?}");
+    }
+    seg.construct("w2", 2u32).expect("the writer still writes");
+}
+
+// ----- gc and rm --------------------------------------------------------------------------
+
+#[test]
+fn gc_leaves_attached_or_live_segments_and_rm_refuses_foreign_files() {
+    // Created by this process (its creator lives): never abandoned.
+    let live = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(live.get(), 1 << 16).expect("create");
+    // Creator gone (mapping dropped; this process's owner id released), then a reader
+    // attached: not abandoned either.
+    let read = ShmGuard::new();
+    drop(ManagedSharedMemory::create(read.get(), 1 << 16).expect("create"));
+    let reader = ManagedSharedMemory::options()
+        .read_only()
+        .open(read.get())
+        .expect("reader");
+    for name in [live.get(), read.get()] {
+        let gc = shmkit(&["gc", "--yes", name]);
+        gc.sane("gc");
+        assert!(
+            gc.stdout.contains("no abandoned segments"),
+            "{name}: {}",
+            gc.stdout
+        );
+        assert!(
+            Path::new("/dev/shm").join(name).exists(),
+            "gc removed {name}"
+        );
+    }
+    drop(reader);
+    drop(seg);
+
+    // A foreign file in /dev/shm, and one with the magic but nothing else.
+    let foreign = ShmGuard::new();
+    let fpath = Path::new("/dev/shm").join(foreign.get());
+    std::fs::write(&fpath, vec![0x42u8; 4096]).expect("write");
+    let r = shmkit(&["rm", foreign.get()]);
+    r.sane("rm foreign");
+    assert_ne!(r.code, 0);
+    assert!(fpath.exists(), "rm removed a foreign file");
+    let gc = shmkit(&["gc", "--yes"]);
+    gc.sane("gc all");
+    assert!(fpath.exists(), "gc removed a foreign file");
+}
+
+// ----- a writer racing the reports ---------------------------------------------------------
+
+/// What the `i`th raced object holds in each element.
+fn raced(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// Threads of this process construct objects and allocate while the inspector (another
+/// process) reads: every report succeeds (or says clearly that it was busy), none claims
+/// the healthy segment corrupt, and every raced object shows whole values.
+#[test]
+fn a_racing_writer_never_yields_corruption_or_torn_values() {
+    let g = ShmGuard::new();
+    let seg = Arc::new(ManagedSharedMemory::create(g.get(), 16 << 20).expect("create"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let (seg, stop) = (seg.clone(), stop.clone());
+        writers.push(std::thread::spawn(move || {
+            let mut i = w;
+            let mut raw = Vec::new(); // leaked: freeing is unsafe
+            while !stop.load(Ordering::Relaxed) && i < 40_000 {
+                let v = raced(i);
+                seg.construct_array(format!("r-{i}").as_str(), (i % 5 + 1) as usize, v)
+                    .expect("construct");
+                if i % 8 < 2 {
+                    raw.push(seg.allocate(8 + (i as usize % 300)).expect("allocate"));
+                }
+                i += 2;
+            }
+        }));
+    }
+    let start = Instant::now();
+    let mut runs = 0;
+    let mut busy = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        for args in [
+            &["dump", "--json", g.get()][..],
+            &["stat", "--json", g.get()],
+            &["map", g.get()],
+            &["check", g.get()],
+        ] {
+            let r = shmkit(args);
+            runs += 1;
+            r.sane(&format!("{args:?}"));
+            assert_ne!(
+                r.code, 1,
+                "{args:?} claims a healthy segment unsound: {r:?}"
+            );
+            if r.code == 2 {
+                busy += 1;
+                continue;
+            }
+            if args[0] == "dump" {
+                let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+                for o in v["objects"].as_array().expect("objects") {
+                    let name = o["name"].as_str().unwrap();
+                    let Some(i) = name.strip_prefix("r-") else {
+                        continue;
+                    };
+                    let i: u64 = i.parse().unwrap();
+                    let want = raced(i);
+                    let elements = match o["value"].as_array() {
+                        Some(a) => a.clone(),
+                        None => vec![o["value"].clone()], // one element: a scalar
+                    };
+                    assert_eq!(elements.len() as u64, i % 5 + 1, "{o}");
+                    for e in elements {
+                        assert_eq!(e.as_u64(), Some(want), "{name}: {o}");
+                    }
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    eprintln!("{runs} runs beside the writer, {busy} busy");
+    assert_eq!(shmkit(&["check", g.get()]).code, 0);
+}
