@@ -1004,3 +1004,288 @@ fn a_file_truncated_under_the_inspector_does_not_crash_it() {
     });
     assert!(crashed.is_none(), "{crashed:?}");
 }
+
+// ----- other index kinds, exclusive holders, held locks, odd /dev/shm names ----------------
+
+/// Segments of the ordered and the null index: every command reads them, and a few
+/// mutations of each give clear messages.
+#[test]
+fn ordered_and_null_index_segments_and_their_forgeries() {
+    use shmkit::{NullIndex, OrderedIndex};
+    let ordered = TempPath::new();
+    {
+        let seg = ManagedMappedFile::options()
+            .index::<OrderedIndex>()
+            .create(ordered.get(), 1 << 16)
+            .expect("create");
+        for i in 0..20u32 {
+            seg.construct(format!("o{i}").as_str(), i)
+                .expect("construct");
+        }
+        seg.construct_anonymous(7u16).expect("anonymous");
+    }
+    let null = TempPath::new();
+    {
+        let seg = ManagedMappedFile::options()
+            .index::<NullIndex>()
+            .create(null.get(), 1 << 16)
+            .expect("create");
+        seg.construct_anonymous(7u16).expect("anonymous");
+    }
+    for (t, what) in [(&ordered, "ordered"), (&null, "null")] {
+        let p = path_str(t.get());
+        for r in every_reading_command(p, what) {
+            assert_eq!(r.code, 0, "{what}: {r:?}");
+        }
+        let bytes = std::fs::read(t.get()).expect("read");
+        let used_end = bytes.iter().rposition(|&b| b != 0).unwrap_or(0) + 1;
+        let mut rng = Rng::new(0xdead_beef ^ used_end as u64);
+        for case in 0..25 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.range(1, 4) {
+                let at = (rng.range(offsets::CACHE_TABLE as u64, used_end as u64) as usize) & !7;
+                let v = [0u64, 1, u64::MAX, at as u64, rng.next_u64() % 65536]
+                    [rng.range(0, 5) as usize];
+                b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+            }
+            std::fs::write(t.get(), &b).expect("write");
+            commands(
+                p,
+                &format!("{what} case {case}"),
+                &[&["check", p][..], &["dump", "--json", p], &["map", p]],
+            );
+        }
+    }
+}
+
+/// A segment held by an exclusive mapping: a clear message, and the holder goes on.
+#[test]
+fn an_exclusive_holder_gets_a_clear_message() {
+    let g = ShmGuard::new();
+    let mut seg = ManagedSharedMemory::options()
+        .exclusive()
+        .create(g.get(), 1 << 16)
+        .expect("create");
+    seg.construct("x", 1u32).expect("construct");
+    for args in [
+        &["stat", g.get()][..],
+        &["check", g.get()],
+        &["dump", g.get()],
+        &["map", g.get()],
+        &["gc", "--yes", g.get()],
+    ] {
+        let r = shmkit(args);
+        r.sane(&format!("{args:?}"));
+        assert_ne!(
+            r.code, 1,
+            "{args:?}: an exclusive holder is no corruption: {r:?}"
+        );
+    }
+    assert!(Path::new("/dev/shm").join(g.get()).exists());
+    seg.construct("y", 2u32).expect("the holder goes on");
+    let _ = &mut seg;
+}
+
+/// The index lock held by a live thread past `--wait`: a clear message within the wait
+/// (no hang), status 2; the holder's work is not disturbed.
+#[test]
+fn a_held_index_lock_is_a_clear_message_within_the_wait() {
+    let g = ShmGuard::new();
+    let seg = ManagedSharedMemory::create(g.get(), 1 << 16).expect("create");
+    seg.construct("x", 1u32).expect("construct");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let (seg, tx) = (&seg, tx.clone());
+        s.spawn(move || {
+            seg.atomic_func(|| {
+                tx.send(()).unwrap();
+                let _ = done_rx.recv_timeout(Duration::from_secs(20));
+            })
+            .expect("the index lock");
+        });
+        rx.recv().unwrap();
+        for args in [&["dump", g.get()][..], &["check", g.get()]] {
+            let mut a = args.to_vec();
+            a.extend(["--wait", "0.3"]);
+            let r = shmkit(&a);
+            r.sane(&format!("{a:?}"));
+            assert_eq!(r.code, 2, "{a:?}: {r:?}");
+            assert!(r.took < Duration::from_secs(3), "{a:?} took {:?}", r.took);
+            assert!(r.stderr.contains("index lock"), "{a:?}: {}", r.stderr);
+        }
+        done_tx.send(()).unwrap();
+    });
+    seg.construct("y", 2u32).expect("the holder goes on");
+}
+
+/// A segment whose /dev/shm name has quotes, a newline, a tab and an escape: `ls --json`
+/// and `stat --json` print valid JSON naming it exactly.
+#[test]
+fn odd_shm_names_give_valid_json() {
+    let g = ShmGuard::new();
+    let odd = ShmGuard(format!("{}-\"q\"\n\t\u{1b}[7m\\", g.get()));
+    drop(ManagedSharedMemory::create(g.get(), 1 << 16).expect("create"));
+    std::fs::rename(
+        Path::new("/dev/shm").join(g.get()),
+        Path::new("/dev/shm").join(odd.get()),
+    )
+    .expect("rename");
+    let ls = shmkit(&["ls", "--json"]);
+    ls.sane("ls");
+    let rows: Value = serde_json::from_str(&ls.stdout).expect("JSON");
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == odd.get()),
+        "{}",
+        ls.stdout
+    );
+    let stat = shmkit(&["stat", "--json", odd.get()]);
+    assert_eq!(stat.code, 0, "{stat:?}");
+    let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
+    assert_eq!(s["segment"], odd.get());
+    every_reading_command(odd.get(), "odd name");
+}
+
+// ----- every word forged, through the library ----------------------------------------------
+
+/// Each aligned word of the used part of a file segment set in turn to hostile values
+/// (zero, all ones, its own offset and its neighbours' as self-links, the segment's size),
+/// then opened read-only and reported on through `shmkit::inspect`, as the inspector
+/// does: an error or a report, never a panic or a hang (a watchdog thread bounds it).
+#[test]
+fn every_word_forged_through_the_library() {
+    use shmkit::inspect;
+    let t = TempPath::new();
+    build_file(t.get(), 1 << 16);
+    let bytes = std::fs::read(t.get()).expect("read");
+    let used_end = bytes.iter().rposition(|&b| b != 0).unwrap_or(0) + 1;
+    let path = t.get().to_path_buf();
+    // By default the header, the allocator's table and the first blocks (about 5 s);
+    // `SHMKIT_ATTACK_SWEEP_END=65536` sweeps the whole segment (minutes).
+    let sweep_end: usize = std::env::var("SHMKIT_ATTACK_SWEEP_END")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1536);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let current = Arc::new(std::sync::Mutex::new(String::new()));
+    let now = current.clone();
+    let worker = std::thread::spawn(move || {
+        let mut cases = 0;
+        let mut opened = 0;
+        for at in (0..sweep_end.min(used_end).next_multiple_of(8)).step_by(8) {
+            let off = at as u64;
+            for v in [
+                0u64,
+                u64::MAX,
+                off,
+                off.wrapping_sub(8),
+                off + 8,
+                off + 16,
+                1 << 16,
+                bytes[at..at + 8]
+                    .iter()
+                    .fold(0u64, |a, &b| a << 8 | u64::from(b))
+                    ^ 1,
+            ] {
+                let mut b = bytes.clone();
+                b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+                std::fs::write(&path, &b).expect("write");
+                cases += 1;
+                let what = format!("word at {at} = {v:#x}");
+                *now.lock().unwrap() = what.clone();
+                let file = std::fs::File::open(&path).expect("open");
+                let _ = inspect::read_header(&file, "forged");
+                let _ = inspect::attachments(&file);
+                let Ok(seg) = ManagedMappedFile::options().read_only().open(&path) else {
+                    continue;
+                };
+                opened += 1;
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = inspect::usage(&seg);
+                    let _ = inspect::block_map(&seg);
+                    let _ = inspect::cache_slots(&seg);
+                    let _ = inspect::objects(&seg);
+                    let _ = inspect::check(&seg);
+                }));
+                if r.is_err() {
+                    tx.send(Err(what)).unwrap();
+                    return;
+                }
+            }
+        }
+        tx.send(Ok((cases, opened))).unwrap();
+    });
+    // A case that stays current for 10 s hangs.
+    let mut last = (String::new(), Instant::now());
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok((cases, opened))) => {
+                eprintln!("{cases} forged words, {opened} opened");
+                break;
+            }
+            Ok(Err(what)) => panic!("the inspection panicked on {what}"),
+            Err(_) => {
+                let now = current.lock().unwrap().clone();
+                if now != last.0 {
+                    last = (now, Instant::now());
+                } else if last.1.elapsed() > Duration::from_secs(10) {
+                    panic!("the inspection hangs (10 s) on {now}");
+                }
+            }
+        }
+    }
+    worker.join().expect("worker");
+}
+
+/// The allocator's first-level bitmap forged to name levels the table does not have, and
+/// the free-list heads forged to point far outside the segment: `stat` (whose figures
+/// include the largest free block, read without the lock from a read-only mapping) gives
+/// a report, not a panic (a debug assertion) or a wild read (SIGSEGV). Fixed in
+/// `Tlsf::largest_free`, which trusted the bitmaps and links on a mapping that never
+/// checked them.
+#[test]
+fn a_forged_free_list_does_not_crash_stat() {
+    let original = TempPath::new();
+    build_file(original.get(), 1 << 16);
+    let bytes = std::fs::read(original.get()).expect("read");
+    let tlsf = offsets::INDEX_LOCK + 16 * 8; // after the 16 reserved words
+    let t = TempPath::new();
+    let p = path_str(t.get());
+    // The bitmap naming every level.
+    let mut b = bytes.clone();
+    b[tlsf..tlsf + 8].copy_from_slice(&u64::MAX.to_ne_bytes());
+    std::fs::write(t.get(), &b).expect("write");
+    for r in main_reading_commands(p, "first-level bitmap all ones") {
+        let _ = r;
+    }
+    // The level table after the state (40 bytes): per level a second-level bitmap word
+    // and 16 list heads. Every level's bitmap naming its first list, every head far
+    // outside the segment (a wild read), then every head pointing at itself (a cycle),
+    // then every bitmap naming every list (an index past the heads).
+    let table = tlsf + 40;
+    let level = 8 + 16 * 8;
+    for (what, bitmap, head) in [
+        ("free-list heads far away", 1u64, None),
+        ("free-list heads in a cycle", 1, Some(0)),
+        (
+            "second-level bitmaps all ones",
+            u64::from(u32::MAX),
+            Some(0),
+        ),
+    ] {
+        let mut b = bytes.clone();
+        for at in (table..table + 4096).step_by(8) {
+            let v = if (at - table) % level == 0 {
+                bitmap
+            } else {
+                head.map_or(1u64 << 40 | 0xffff_fff0, |_| at as u64)
+            };
+            b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        }
+        std::fs::write(t.get(), &b).expect("write");
+        main_reading_commands(p, what);
+    }
+}
