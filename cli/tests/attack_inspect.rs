@@ -1289,3 +1289,59 @@ fn a_forged_free_list_does_not_crash_stat() {
         main_reading_commands(p, what);
     }
 }
+
+// ----- the thread-cache table -------------------------------------------------------------
+
+/// A 16 MiB file segment (it has a thread-cache table) whose slots are forged word by word
+/// through `shmkit::inspect` (each word patched in place and put back), then one slot's
+/// cached-bytes counter forged huge and read by the binary: figures, never a panic (the
+/// sums of the counters overflowed) or a wild read.
+#[test]
+fn forged_thread_cache_slots_give_figures_not_crashes() {
+    use shmkit::inspect;
+    use std::os::unix::fs::FileExt;
+    let t = TempPath::new();
+    {
+        let seg = ManagedMappedFile::create(t.get(), 16 << 20).expect("create");
+        seg.construct("x", 1u64).expect("construct");
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.get())
+        .expect("open");
+    let mut word = [0u8; 8];
+    file.read_exact_at(&mut word, offsets::CACHE_TABLE as u64).expect("read");
+    let table = u64::from_ne_bytes(word);
+    assert_ne!(table, 0, "a 16 MiB segment has a cache table");
+    let slot = 5 * 8 + 64 * 16; // five words and (at most) the bins; only the first two slots
+    let start = Instant::now();
+    let mut opened = 0;
+    for at in (table..table + 2 * slot as u64).step_by(8) {
+        let mut old = [0u8; 8];
+        file.read_exact_at(&mut old, at).expect("read");
+        for v in [u64::MAX, 1 << 40, at, at + 8, 0xffff_fff0_0000_0001] {
+            file.write_all_at(&v.to_ne_bytes(), at).expect("write");
+            let what = format!("cache table word at {at} = {v:#x}");
+            if let Ok(seg) = ManagedMappedFile::options().read_only().open(t.get()) {
+                opened += 1;
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = inspect::usage(&seg);
+                    let _ = inspect::cache_slots(&seg);
+                    let _ = inspect::objects(&seg);
+                    let _ = inspect::check(&seg);
+                }));
+                assert!(r.is_ok(), "the inspection panicked on {what}");
+            }
+        }
+        file.write_all_at(&old, at).expect("put back");
+        assert!(start.elapsed() < Duration::from_secs(30), "too slow");
+    }
+    eprintln!("{opened} forged cache words opened");
+    // Through the binary: the first two slots' counters all huge.
+    let p = path_str(t.get());
+    for at in (table..table + 2 * slot as u64).step_by(8) {
+        file.write_all_at(&(u64::MAX - 7).to_ne_bytes(), at).expect("write");
+    }
+    every_reading_command(p, "huge cache counters");
+}

@@ -352,7 +352,11 @@ impl Cache {
 
     /// Bytes cached in all slots (a snapshot while other threads work).
     pub fn cached_bytes(&self) -> u64 {
-        self.slots().map(|(_, s)| s.cached.load(Relaxed)).sum()
+        // Saturating: the counters of a mapping that never checked them (read-only) may
+        // be forged, and a figure must not overflow.
+        self.slots()
+            .map(|(_, s)| s.cached.load(Relaxed))
+            .fold(0, u64::saturating_add)
     }
 
     /// The slots in use, as (owner id, mapping id, owning thread's kernel id, cached
