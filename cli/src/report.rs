@@ -917,7 +917,26 @@ pub fn map(
 
 // ----- rm and gc ----------------------------------------------------------------------------
 
+/// Whether `p`'s name still leads to the device that was probed (not one removed and
+/// created anew, or replaced by another file, since).
+fn same_device(p: &Probed) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(p.target.path()), p.file.metadata()) {
+        (Ok(now), Ok(then)) => now.dev() == then.dev() && now.ino() == then.ino(),
+        _ => false,
+    }
+}
+
+/// Removes the probed segment by its name, if the name still leads to it: what was judged
+/// (a shmkit segment; for `gc`, an abandoned one) is what goes. (Between this look and the
+/// unlink a replacement can still slip in: the kernel removes by name only.)
 fn remove(p: &Probed) -> Result<(), Failure> {
+    if !same_device(p) {
+        return Err(Failure::usage(format!(
+            "{}: removed or replaced since it was examined; not removed",
+            p.target.display()
+        )));
+    }
     let removed = match &p.target {
         Target::Shm(name) => ManagedSharedMemory::remove(name.as_str()),
         Target::File(path) => ManagedMappedFile::remove(path),

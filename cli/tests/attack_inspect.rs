@@ -1311,7 +1311,8 @@ fn forged_thread_cache_slots_give_figures_not_crashes() {
         .open(t.get())
         .expect("open");
     let mut word = [0u8; 8];
-    file.read_exact_at(&mut word, offsets::CACHE_TABLE as u64).expect("read");
+    file.read_exact_at(&mut word, offsets::CACHE_TABLE as u64)
+        .expect("read");
     let table = u64::from_ne_bytes(word);
     assert_ne!(table, 0, "a 16 MiB segment has a cache table");
     let slot = 5 * 8 + 64 * 16; // five words and (at most) the bins; only the first two slots
@@ -1341,7 +1342,50 @@ fn forged_thread_cache_slots_give_figures_not_crashes() {
     // Through the binary: the first two slots' counters all huge.
     let p = path_str(t.get());
     for at in (table..table + 2 * slot as u64).step_by(8) {
-        file.write_all_at(&(u64::MAX - 7).to_ne_bytes(), at).expect("write");
+        file.write_all_at(&(u64::MAX - 7).to_ne_bytes(), at)
+            .expect("write");
     }
     every_reading_command(p, "huge cache counters");
+}
+
+// ----- gc against a name replaced meanwhile -------------------------------------------------
+
+/// `gc --yes` probes every named segment first, then removes the abandoned ones one by
+/// one, by name. A segment removed and created anew under the same name in between (its
+/// creator alive and attached) must not be removed: `gc` judged the old one.
+#[test]
+fn gc_does_not_remove_a_segment_created_anew_under_a_judged_name() {
+    let before: Vec<ShmGuard> = (0..150).map(|_| ShmGuard::new()).collect();
+    for g in &before {
+        drop(ManagedSharedMemory::create(g.get(), 1 << 12).expect("create"));
+    }
+    let target = ShmGuard::new();
+    drop(ManagedSharedMemory::create(target.get(), 1 << 12).expect("create"));
+    let mut args = vec!["gc", "--yes"];
+    args.extend(before.iter().map(ShmGuard::get));
+    args.push(target.get());
+    let child = Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gc");
+    // Once the first abandoned segment is gone, gc has probed them all: replace the last.
+    let first = Path::new("/dev/shm").join(before[0].get());
+    let start = Instant::now();
+    while first.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::hint::spin_loop();
+    }
+    ManagedSharedMemory::remove(target.get()).expect("remove the old one");
+    let live = ManagedSharedMemory::create(target.get(), 1 << 12).expect("create anew");
+    live.construct("mine", 1u32).expect("construct");
+    let out = child.wait_with_output().expect("gc");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("gc: {}", String::from_utf8_lossy(&out.stderr));
+    let still = Path::new("/dev/shm").join(target.get()).exists();
+    assert!(
+        still,
+        "gc removed a live segment created anew under the name it had judged:\n{stdout}"
+    );
+    live.construct("still", 2u32).expect("the creator goes on");
 }
