@@ -154,6 +154,12 @@ fn main() -> ExitCode {
     // A command that still waits for a lock well past `--wait` (a live process took it
     // between our look at the word and our lock call, and keeps it) is given up on: the
     // process exits while its thread waits, holding nothing.
+    let json = matches!(
+        cli.command,
+        Command::Ls { json: true, .. }
+            | Command::Stat { json: true, .. }
+            | Command::Dump { json: true, .. }
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut out = Vec::new();
@@ -176,14 +182,36 @@ fn main() -> ExitCode {
             return ExitCode::from(101);
         }
     };
+    // Text shows names from the segment and from /dev/shm, where anyone may put a file:
+    // their control characters are printed escaped, never sent to the terminal. (JSON
+    // escapes them itself.)
+    let out = if json {
+        out
+    } else {
+        printable(&out).into_bytes()
+    };
     let _ = std::io::stdout().write_all(&out);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("shmkit: {}", f.message);
+            eprintln!("shmkit: {}", printable(f.message.as_bytes()));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// `text` for a terminal: control characters other than newline and tab (escape
+/// sequences that would move the cursor, retitle the window, write the clipboard, …)
+/// are shown escaped (`\u{1b}`), invalid UTF-8 replaced.
+pub fn printable(text: &[u8]) -> String {
+    String::from_utf8_lossy(text)
+        .chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// The longest `--wait` accepted: a figure the watchdog's arithmetic can double.

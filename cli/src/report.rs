@@ -135,7 +135,7 @@ pub fn ls(paths: &[String], json: bool, out: &mut Vec<u8>) -> Result<u8, Failure
                 }
             }
             Err(f) => {
-                eprintln!("shmkit: {}", f.message);
+                eprintln!("shmkit: {}", crate::printable(f.message.as_bytes()));
                 code = code.max(f.code);
             }
         }
@@ -974,11 +974,11 @@ pub fn rm(segments: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> {
                 );
             }
             Err(f) => {
-                let _ = std::io::stdout().write_all(out);
+                let _ = std::io::stdout().write_all(crate::printable(out).as_bytes());
                 out.clear();
                 eprintln!(
                     "shmkit: {}{}",
-                    f.message,
+                    crate::printable(f.message.as_bytes()),
                     if f.code == 1 { " (not removed)" } else { "" }
                 );
                 code = code.max(f.code);
@@ -1006,7 +1006,7 @@ pub fn gc(yes: bool, only: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> 
             match target::probe(&Target::parse(arg)) {
                 Ok(p) => probed.push(p),
                 Err(f) => {
-                    eprintln!("shmkit: {}", f.message);
+                    eprintln!("shmkit: {}", crate::printable(f.message.as_bytes()));
                     code = code.max(f.code);
                 }
             }
@@ -1047,7 +1047,7 @@ pub fn gc(yes: bool, only: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> 
                 );
             }
             Err(f) => {
-                eprintln!("shmkit: {}", f.message);
+                eprintln!("shmkit: {}", crate::printable(f.message.as_bytes()));
                 code = code.max(f.code);
             }
         }

@@ -1389,3 +1389,48 @@ fn gc_does_not_remove_a_segment_created_anew_under_a_judged_name() {
     );
     live.construct("still", 2u32).expect("the creator goes on");
 }
+
+/// Names from a segment (or from /dev/shm, where anyone may put a file) that carry
+/// terminal escape sequences reach the terminal escaped in text output: `dump`, `ls`,
+/// `stat` and the error messages print no raw control character but newline and tab.
+#[test]
+fn text_output_sends_no_escape_sequence_to_the_terminal() {
+    let g = ShmGuard::new();
+    let odd = ShmGuard(format!("{}-\u{1b}]0;owned\u{7}\u{1b}[2J", g.get()));
+    {
+        let seg = ManagedSharedMemory::create(g.get(), 1 << 16).expect("create");
+        seg.construct("\u{1b}]52;c;cm0gLXJmIH4=\u{7}clip", 1u32)
+            .expect("construct");
+        seg.construct("\u{9b}31mred", 2u32).expect("construct");
+    }
+    std::fs::rename(
+        Path::new("/dev/shm").join(g.get()),
+        Path::new("/dev/shm").join(odd.get()),
+    )
+    .expect("rename");
+    let raw = |s: &str| s.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+    for args in [
+        &["ls"][..],
+        &["stat", odd.get()],
+        &["dump", odd.get()],
+        &["map", odd.get()],
+        &["check", odd.get()],
+        &["dump", odd.get(), "no\u{1b}[2Jsuch"],
+        &["rm", "no\u{1b}[2Jsuch"],
+    ] {
+        let r = shmkit(args);
+        r.sane(&format!("{args:?}"));
+        assert!(
+            !raw(&r.stdout),
+            "{args:?}: raw control characters in {:?}",
+            r.stdout
+        );
+        assert!(
+            !raw(&r.stderr),
+            "{args:?}: raw control characters in {:?}",
+            r.stderr
+        );
+    }
+    let r = shmkit(&["dump", odd.get()]);
+    assert!(r.stdout.contains("\\u{1b}]52;c;"), "{}", r.stdout);
+}
