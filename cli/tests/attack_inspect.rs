@@ -806,6 +806,22 @@ fn gc_leaves_attached_or_live_segments_and_rm_refuses_foreign_files() {
 
 // ----- a writer racing the reports ---------------------------------------------------------
 
+/// Yields one element but claims two: the construction is undone.
+struct Short(Option<u64>);
+
+impl Iterator for Short {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0.take()
+    }
+}
+
+impl ExactSizeIterator for Short {
+    fn len(&self) -> usize {
+        2
+    }
+}
+
 /// What the `i`th raced object holds in each element.
 fn raced(i: u64) -> u64 {
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
@@ -832,6 +848,16 @@ fn a_racing_writer_never_yields_corruption_or_torn_values() {
                 if i % 8 < 2 {
                     raw.push(seg.allocate(8 + (i as usize % 300)).expect("allocate"));
                 }
+                // A construction undone half-way (its entry retired), now and then.
+                if i % 16 == 0 {
+                    let undone = seg.construct_from_iter(
+                        format!("u-{i}").as_str(),
+                        Short(Some(raced(i))),
+                    );
+                    assert!(undone.is_err(), "an iterator one short is undone");
+                }
+                // Slow enough that the race lasts the whole run and the dump stays small.
+                std::thread::sleep(Duration::from_micros(300));
                 i += 2;
             }
         }));
@@ -861,6 +887,7 @@ fn a_racing_writer_never_yields_corruption_or_torn_values() {
                 let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
                 for o in v["objects"].as_array().expect("objects") {
                     let name = o["name"].as_str().unwrap();
+                    assert!(!name.starts_with("u-"), "an undone object listed: {o}");
                     let Some(i) = name.strip_prefix("r-") else {
                         continue;
                     };
