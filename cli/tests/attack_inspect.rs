@@ -850,10 +850,8 @@ fn a_racing_writer_never_yields_corruption_or_torn_values() {
                 }
                 // A construction undone half-way (its entry retired), now and then.
                 if i % 16 == 0 {
-                    let undone = seg.construct_from_iter(
-                        format!("u-{i}").as_str(),
-                        Short(Some(raced(i))),
-                    );
+                    let undone =
+                        seg.construct_from_iter(format!("u-{i}").as_str(), Short(Some(raced(i))));
                     assert!(undone.is_err(), "an iterator one short is undone");
                 }
                 // Slow enough that the race lasts the whole run and the dump stays small.
@@ -1460,4 +1458,50 @@ fn text_output_sends_no_escape_sequence_to_the_terminal() {
     }
     let r = shmkit(&["dump", odd.get()]);
     assert!(r.stdout.contains("\\u{1b}]52;c;"), "{}", r.stdout);
+}
+
+// ----- thread caches of a killed process ---------------------------------------------------
+
+/// A process caches freed blocks in its thread's slot and is SIGKILLed: `stat` lists the
+/// slot under its dead owner, every command reads the segment, and none of them takes the
+/// dead process's blocks back (the next user of the segment does that): the device's
+/// bytes are the same before and after.
+#[test]
+fn a_killed_process_s_cached_blocks_are_reported_and_left_alone() {
+    use shmkit_test_support::spawn_child;
+    let g = ShmGuard::new();
+    drop(ManagedSharedMemory::create(g.get(), 16 << 20).expect("create"));
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-cli-child"),
+        "cache",
+        &[("SHMKIT_SEGMENT", g.get().to_string())],
+    );
+    assert_eq!(child.expect_message(Duration::from_secs(20)), "cached");
+    child.kill();
+    let path = Path::new("/dev/shm").join(g.get());
+    let before = std::fs::read(&path).expect("read");
+    let stat = shmkit(&["stat", "--json", g.get()]);
+    assert_eq!(stat.code, 0, "{stat:?}");
+    let s: Value = serde_json::from_str(&stat.stdout).expect("JSON");
+    let slots = s["cache_slots"].as_array().expect("slots");
+    assert!(
+        slots
+            .iter()
+            .any(|s| s["owner"]["alive"] == false && s["cached"].as_u64() > Some(0)),
+        "{}",
+        stat.stdout
+    );
+    assert!(
+        s["usage"]["cached_memory"].as_u64() > Some(0),
+        "{}",
+        stat.stdout
+    );
+    for r in every_reading_command(g.get(), "dead cache") {
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let after = std::fs::read(&path).expect("read");
+    let changed: Vec<usize> = (0..before.len())
+        .filter(|&i| before[i] != after[i])
+        .collect();
+    assert!(changed.is_empty(), "reading changed bytes at {changed:?}");
 }
