@@ -1505,3 +1505,72 @@ fn a_killed_process_s_cached_blocks_are_reported_and_left_alone() {
         .collect();
     assert!(changed.is_empty(), "reading changed bytes at {changed:?}");
 }
+
+/// The entries of an ordered index (a tree whose links a single forged word can turn into
+/// a cycle or aim anywhere), each word forged in turn and read through `shmkit::inspect`
+/// on a read-only mapping (no lock, no allocator check): an error or a report, never a
+/// panic or a hang.
+#[test]
+fn every_word_of_ordered_entries_forged_through_the_library() {
+    use shmkit::{inspect, OrderedIndex};
+    let t = TempPath::new();
+    {
+        let seg = ManagedMappedFile::options()
+            .index::<OrderedIndex>()
+            .create(t.get(), 1 << 16)
+            .expect("create");
+        for i in [5u32, 2, 8, 1, 3, 7, 9, 0, 4, 6] {
+            seg.construct(format!("k{i}").as_str(), i).expect("construct");
+        }
+    }
+    let bytes = std::fs::read(t.get()).expect("read");
+    let find = |n: &[u8]| bytes.windows(n.len()).position(|w| w == n).expect("a name");
+    let (from, to) = (find(b"k5") - 96, find(b"k6") + 64);
+    let path = t.get().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let current = Arc::new(std::sync::Mutex::new(String::new()));
+    let now = current.clone();
+    std::thread::spawn(move || {
+        for at in (from & !7..to).step_by(8) {
+            let off = at as u64;
+            for v in [0u64, u64::MAX, off, off - 8, off - 24, off + 8, 1 << 40] {
+                let mut b = bytes.clone();
+                b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+                std::fs::write(&path, &b).expect("write");
+                let what = format!("word at {at} = {v:#x}");
+                *now.lock().unwrap() = what.clone();
+                let Ok(seg) = ManagedMappedFile::options()
+                    .index::<OrderedIndex>()
+                    .read_only()
+                    .open(&path)
+                else {
+                    continue;
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = inspect::objects(&seg);
+                    let _ = inspect::check(&seg);
+                }));
+                if r.is_err() {
+                    let _ = tx.send(Err(what));
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Ok(()));
+    });
+    let mut last = (String::new(), Instant::now());
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(())) => break,
+            Ok(Err(what)) => panic!("the inspection panicked on {what}"),
+            Err(_) => {
+                let now = current.lock().unwrap().clone();
+                if now != last.0 {
+                    last = (now, Instant::now());
+                } else if last.1.elapsed() > Duration::from_secs(10) {
+                    panic!("the inspection hangs (10 s) on {now}");
+                }
+            }
+        }
+    }
+}
