@@ -84,11 +84,22 @@ pub struct Probed {
 /// Opens `target`'s device read-only and reads its header (no mapping).
 pub fn probe(target: &Target) -> Result<Probed, Failure> {
     let path = target.path();
-    // Non-blocking: opening a FIFO for reading would wait for a writer (regular files
-    // ignore the flag; anything else is refused just below).
+    let not_regular = || {
+        Failure::usage(format!(
+            "{}: not a shmkit segment (not a regular file)",
+            target.display()
+        ))
+    };
+    // Only regular files are opened: opening a device can act (a watchdog arms, a tape
+    // rewinds, a terminal becomes the controlling one), and a FIFO blocks until a writer
+    // comes. Looked at first; then opened non-blocking and without taking a terminal, in
+    // case the path was replaced in between, and looked at again below.
+    if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+        return Err(not_regular());
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
         .open(&path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Failure::usage(format!(
@@ -104,10 +115,7 @@ pub fn probe(target: &Target) -> Result<Probed, Failure> {
             _ => Failure::usage(format!("{}: {e}", target.display())),
         })?;
     if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-        return Err(Failure::usage(format!(
-            "{}: not a shmkit segment (not a regular file)",
-            target.display()
-        )));
+        return Err(not_regular());
     }
     let header = inspect::read_header(&file, &target.display()).map_err(Failure::segment)?;
     Ok(Probed {

@@ -188,6 +188,20 @@ fn a_fifo_is_refused_at_once() {
     }
     assert!(fifo.exists(), "rm removed a FIFO");
 
+    // Not even opened: the kernel reports every open of the FIFO to a watch on it.
+    use rustix::fs::inotify;
+    let watch = inotify::init(inotify::CreateFlags::NONBLOCK).expect("inotify");
+    inotify::add_watch(&watch, &fifo, inotify::WatchFlags::OPEN).expect("watch");
+    for args in [&["stat", p][..], &["dump", p], &["rm", p], &["gc", p]] {
+        shmkit_for(args, Duration::from_secs(10)).sane(&format!("{args:?}"));
+    }
+    let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+    let mut events = inotify::Reader::new(&watch, &mut buf);
+    assert!(
+        events.next().is_err(),
+        "the inspector opened a FIFO (it opens regular files only)"
+    );
+
     // The same in /dev/shm, named as a shared memory object (`ls` and `gc` look at every
     // name there, and skip it).
     let g = ShmGuard::new();
@@ -1520,7 +1534,8 @@ fn every_word_of_ordered_entries_forged_through_the_library() {
             .create(t.get(), 1 << 16)
             .expect("create");
         for i in [5u32, 2, 8, 1, 3, 7, 9, 0, 4, 6] {
-            seg.construct(format!("k{i}").as_str(), i).expect("construct");
+            seg.construct(format!("k{i}").as_str(), i)
+                .expect("construct");
         }
     }
     let bytes = std::fs::read(t.get()).expect("read");
