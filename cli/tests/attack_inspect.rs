@@ -744,8 +744,19 @@ fn reading_a_file_at_rest_changes_no_byte() {
 /// reads free again).
 #[test]
 fn reading_beside_an_idle_writer_changes_no_byte() {
+    idle_writer(1 << 16);
+}
+
+/// The same with thread caches (16 MiB): the inspector's read-write mapping claims no
+/// cache slot.
+#[test]
+fn reading_beside_an_idle_writer_with_caches_changes_no_byte() {
+    idle_writer(16 << 20);
+}
+
+fn idle_writer(size: usize) {
     let t = TempPath::new();
-    build_file(t.get(), 1 << 16);
+    build_file(t.get(), size);
     let seg = ManagedMappedFile::open(t.get()).expect("writer");
     seg.construct("w", 1u32).expect("the writer writes");
     let p = path_str(t.get());
