@@ -28,7 +28,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Seconds to wait for a segment's locks held by a live process before giving up.
-    #[arg(long, global = true, default_value_t = 5.0)]
+    #[arg(long, global = true, default_value_t = 5.0, value_parser = seconds)]
     wait: f64,
 }
 
@@ -156,34 +156,81 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let wait = Duration::try_from_secs_f64(cli.wait).unwrap_or(Duration::from_secs(5));
+    let watchdog = wait * 2 + Duration::from_secs(5);
     let _ = target::WAIT.set(wait);
     // A command that still waits for a lock well past `--wait` (a live process took it
     // between our look at the word and our lock call, and keeps it) is given up on: the
     // process exits while its thread waits, holding nothing.
+    let json = matches!(
+        cli.command,
+        Command::Ls { json: true, .. }
+            | Command::Stat { json: true, .. }
+            | Command::Dump { json: true, .. }
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut out = Vec::new();
         let result = run(cli.command, &mut out);
         let _ = tx.send((result, out));
     });
-    let (result, out) = match rx.recv_timeout(wait * 2 + Duration::from_secs(5)) {
+    let (result, out) = match rx.recv_timeout(watchdog) {
         Ok(done) => done,
-        Err(_) => (
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (
             Err(Failure::usage(format!(
                 "gave up after {:.1} s: the segment's locks stay held by a live process",
-                (wait * 2 + Duration::from_secs(5)).as_secs_f64()
+                watchdog.as_secs_f64()
             ))),
             Vec::new(),
         ),
+        // The command's thread panicked (its message is printed above): a bug, said as
+        // one, never mistaken for a lock held by someone else.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            eprintln!("shmkit: internal error (a bug in shmkit; please report it)");
+            return ExitCode::from(101);
+        }
+    };
+    // Text shows names from the segment and from /dev/shm, where anyone may put a file:
+    // their control characters are printed escaped, never sent to the terminal. (JSON
+    // escapes them itself.)
+    let out = if json {
+        out
+    } else {
+        printable(&out).into_bytes()
     };
     let _ = std::io::stdout().write_all(&out);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("shmkit: {}", f.message);
+            eprintln!("shmkit: {}", printable(f.message.as_bytes()));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// `text` for a terminal: control characters other than newline and tab (escape
+/// sequences that would move the cursor, retitle the window, write the clipboard, …)
+/// are shown escaped (`\u{1b}`), invalid UTF-8 replaced.
+pub fn printable(text: &[u8]) -> String {
+    String::from_utf8_lossy(text)
+        .chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The longest `--wait` accepted: a figure the watchdog's arithmetic can double.
+const MAX_WAIT_SECONDS: f64 = 1e9;
+
+/// Parses `--wait`: seconds, from 0 to [`MAX_WAIT_SECONDS`].
+fn seconds(arg: &str) -> Result<f64, String> {
+    let s: f64 = arg.parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=MAX_WAIT_SECONDS).contains(&s) {
+        return Err(format!("seconds from 0 to {MAX_WAIT_SECONDS:e}"));
+    }
+    Ok(s)
 }
 
 /// Runs one command, writing its output to `out`; the exit status.

@@ -90,7 +90,7 @@ fn ls_row(p: &Probed) -> Result<LsRow, Failure> {
         size: h.size,
         used: h.size.saturating_sub(h.free_bytes),
         free: h.free_bytes,
-        objects: h.named + h.unique + h.anonymous,
+        objects: h.named.saturating_add(h.unique).saturating_add(h.anonymous),
         creator: p.owner(h.creator),
         attached: a.owners.len(),
         attachments: p.xsi.map(|x| x.attachments),
@@ -151,7 +151,7 @@ pub fn ls(paths: &[String], json: bool, out: &mut Vec<u8>) -> Result<u8, Failure
                 }
             }
             Err(f) => {
-                eprintln!("shmkit: {}", f.message);
+                eprintln!("shmkit: {}", crate::printable(f.message.as_bytes()));
                 code = code.max(f.code);
             }
         }
@@ -607,7 +607,10 @@ pub fn check(t: &Target, out: &mut Vec<u8>) -> Result<u8, Failure> {
                 out,
                 "{}: ok (allocator, thread caches and {} objects checked)",
                 t.display(),
-                p.header.named + p.header.unique + p.header.anonymous
+                p.header
+                    .named
+                    .saturating_add(p.header.unique)
+                    .saturating_add(p.header.anonymous)
             );
             Ok(0)
         }
@@ -922,7 +925,8 @@ pub fn map(
     if tail > (end - start - tail).max(1) {
         end -= tail;
     }
-    let cells = width * lines;
+    // Figures from the command line: a product past `usize` means "as many as it takes".
+    let cells = width.saturating_mul(lines);
     let cell = (end - start)
         .div_ceil(cells as u64)
         .next_multiple_of(8)
@@ -1003,7 +1007,26 @@ pub fn map(
 
 // ----- rm and gc ----------------------------------------------------------------------------
 
+/// Whether `p`'s name still leads to the device that was probed (not one removed and
+/// created anew, or replaced by another file, since).
+fn same_device(p: &Probed) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(&p.device), p.file.metadata()) {
+        (Ok(now), Ok(then)) => now.dev() == then.dev() && now.ino() == then.ino(),
+        _ => false,
+    }
+}
+
+/// Removes the probed segment by its name, if the name still leads to it: what was judged
+/// (a shmkit segment; for `gc`, an abandoned one) is what goes. (Between this look and the
+/// unlink a replacement can still slip in: the kernel removes by name only.)
 fn remove(p: &Probed) -> Result<(), Failure> {
+    if !same_device(p) {
+        return Err(Failure::usage(format!(
+            "{}: removed or replaced since it was examined; not removed",
+            p.target.display()
+        )));
+    }
     let removed = match &p.target {
         Target::Shm(name) => ManagedSharedMemory::remove(name.as_str()),
         Target::File(path) => ManagedMappedFile::remove(path),
@@ -1048,11 +1071,11 @@ pub fn rm(segments: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> {
                 );
             }
             Err(f) => {
-                let _ = std::io::stdout().write_all(out);
+                let _ = std::io::stdout().write_all(crate::printable(out).as_bytes());
                 out.clear();
                 eprintln!(
                     "shmkit: {}{}",
-                    f.message,
+                    crate::printable(f.message.as_bytes()),
                     if f.code == 1 { " (not removed)" } else { "" }
                 );
                 code = code.max(f.code);
@@ -1088,7 +1111,7 @@ pub fn gc(yes: bool, only: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> 
             match Target::parse(arg).and_then(|t| target::probe(&t)) {
                 Ok(p) => probed.push(p),
                 Err(f) => {
-                    eprintln!("shmkit: {}", f.message);
+                    eprintln!("shmkit: {}", crate::printable(f.message.as_bytes()));
                     code = code.max(f.code);
                 }
             }
@@ -1129,7 +1152,7 @@ pub fn gc(yes: bool, only: &[String], out: &mut Vec<u8>) -> Result<u8, Failure> 
                 );
             }
             Err(f) => {
-                eprintln!("shmkit: {}", f.message);
+                eprintln!("shmkit: {}", crate::printable(f.message.as_bytes()));
                 code = code.max(f.code);
             }
         }

@@ -3,6 +3,7 @@
 //! ordinary mapping chosen so that inspecting changes nothing (see [`open`]).
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -121,30 +122,44 @@ pub fn probe(target: &Target) -> Result<Probed, Failure> {
             (inspect::xsi_companion(seg.id), Some(seg))
         }
     };
-    let file = File::open(&device).map_err(|e| match e.kind() {
-        // Every shmkit XSI segment has one: its creator makes it before attaching.
-        std::io::ErrorKind::NotFound if xsi.is_some() => Failure::segment_text(format!(
-            "{}: not a shmkit segment (it has no companion lock file {})",
-            target.display(),
-            device.display()
-        )),
-        std::io::ErrorKind::NotFound => Failure::usage(format!(
-            "{}: no such segment ({} does not exist)",
-            target.display(),
-            device.display()
-        )),
-        std::io::ErrorKind::PermissionDenied => Failure::usage(format!(
-            "{}: permission denied (cannot read {})",
-            target.display(),
-            device.display()
-        )),
-        _ => Failure::usage(format!("{}: {e}", target.display())),
-    })?;
-    if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
-        return Err(Failure::usage(format!(
+    let not_regular = || {
+        Failure::usage(format!(
             "{}: not a shmkit segment (not a regular file)",
             target.display()
-        )));
+        ))
+    };
+    // Only regular files are opened: opening a device can act (a watchdog arms, a tape
+    // rewinds, a terminal becomes the controlling one), and a FIFO blocks until a writer
+    // comes. Looked at first; then opened non-blocking and without taking a terminal, in
+    // case the path was replaced in between, and looked at again below.
+    if std::fs::metadata(&device).is_ok_and(|m| !m.is_file()) {
+        return Err(not_regular());
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(&device)
+        .map_err(|e| match e.kind() {
+            // Every shmkit XSI segment has one: its creator makes it before attaching.
+            std::io::ErrorKind::NotFound if xsi.is_some() => Failure::segment_text(format!(
+                "{}: not a shmkit segment (it has no companion lock file {})",
+                target.display(),
+                device.display()
+            )),
+            std::io::ErrorKind::NotFound => Failure::usage(format!(
+                "{}: no such segment ({} does not exist)",
+                target.display(),
+                device.display()
+            )),
+            std::io::ErrorKind::PermissionDenied => Failure::usage(format!(
+                "{}: permission denied (cannot read {})",
+                target.display(),
+                device.display()
+            )),
+            _ => Failure::usage(format!("{}: {e}", target.display())),
+        })?;
+    if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Err(not_regular());
     }
     let header = read_header(target, &file, xsi.as_ref())?;
     Ok(Probed {

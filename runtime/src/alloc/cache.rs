@@ -352,7 +352,11 @@ impl Cache {
 
     /// Bytes cached in all slots (a snapshot while other threads work).
     pub fn cached_bytes(&self) -> u64 {
-        self.slots().map(|(_, s)| s.cached.load(Relaxed)).sum()
+        // Saturating: the counters of a mapping that never checked them (read-only) may
+        // be forged, and a figure must not overflow.
+        self.slots()
+            .map(|(_, s)| s.cached.load(Relaxed))
+            .fold(0, u64::saturating_add)
     }
 
     /// The offsets of the blocks cached in all slots, for tools: each bin followed for at

@@ -366,7 +366,7 @@ impl Tlsf {
 
     /// Size of block `off` if it is a used block inside the range.
     pub fn used_block_size(&self, off: u64) -> Option<u64> {
-        let off = self.used_block_at(off + HEADER as u64)?;
+        let off = self.used_block_at(off.checked_add(HEADER as u64)?)?;
         // SAFETY: `off` is a block (checked).
         Some(unsafe { self.size_of(off) })
     }
@@ -561,21 +561,44 @@ impl Tlsf {
     }
 
     /// Size of the largest free block (0 when none): the last list of the highest class.
+    ///
+    /// A read-only mapping reads this without the lock and without the allocator check
+    /// of a writable open (`SegmentCore::validate_untrusted`), so nothing read here is
+    /// trusted: the bitmaps are cut to the table's classes, and the list is followed only
+    /// through aligned offsets inside the block range, at most one step per possible
+    /// block (a forged bitmap or link is a wrong figure, never a wild read or a hang).
     pub fn largest_free(&self) -> u64 {
         let st = self.st();
-        if st.fl_bitmap == 0 {
+        let levels = self.levels();
+        if levels == 0 || levels > FL_COUNT {
             return 0;
         }
-        let fl = 63 - st.fl_bitmap.leading_zeros() as usize;
+        let bitmap = st.fl_bitmap & (u64::MAX >> (64 - levels));
+        if bitmap == 0 {
+            return 0;
+        }
+        let fl = 63 - bitmap.leading_zeros() as usize;
         let level = self.level(fl);
-        let sl = 31 - level.sl_bitmap.leading_zeros() as usize;
+        let sl_bitmap = level.sl_bitmap & ((1u32 << SL_COUNT) - 1);
+        if sl_bitmap == 0 {
+            return 0;
+        }
+        let sl = 31 - sl_bitmap.leading_zeros() as usize;
+        let (start, end) = (st.start, st.end);
         let (mut cur, mut max) = (level.heads[sl], 0);
-        while cur != 0 {
-            // SAFETY: list members are free blocks inside the range.
+        let mut steps = end.saturating_sub(start) / MIN_BLOCK as u64 + 1;
+        while cur != 0 && steps > 0 {
+            if cur < start || cur >= end || cur % GRANULE as u64 != 0 {
+                break;
+            }
+            // SAFETY: `cur` is an aligned offset below the end sentinel, whose header lies
+            // inside the mapping (`SegmentCore::check_bounds`): the header at `cur` and the
+            // link at `cur + 8` are inside it too.
             unsafe {
                 max = max.max(self.size_of(cur));
                 cur = self.word(cur + 8);
             }
+            steps -= 1;
         }
         max
     }

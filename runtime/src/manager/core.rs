@@ -694,7 +694,7 @@ impl SegmentCore {
 
     /// Bytes in free blocks (thread caches included), block headers included.
     pub fn free_memory(&self) -> usize {
-        self.inspect(|t| (t.free_bytes() + self.cache().cached_bytes()) as usize)
+        self.inspect(|t| t.free_bytes().saturating_add(self.cache().cached_bytes()) as usize)
     }
 
     /// The memory algorithm's own counters (thread caches are in use as far as it knows).
@@ -705,7 +705,10 @@ impl SegmentCore {
     /// Whether every block allocated so far has been freed.
     pub fn all_memory_deallocated(&self) -> bool {
         self.inspect(|t| {
-            let held = t.free_bytes() + self.cache().cached_bytes() + self.cache_table_block(t);
+            let held = t
+                .free_bytes()
+                .saturating_add(self.cache().cached_bytes())
+                .saturating_add(self.cache_table_block(t));
             held >= t.end() - t.start()
         })
     }
