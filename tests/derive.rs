@@ -306,7 +306,9 @@ fn racing_threads_get_one_root() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(addrs.windows(2).all(|w| w[0] == w[1]));
-    assert_eq!(seg.named_objects().unwrap().count(), 2); // the root and its schema
+    // The root, its schema, and the schemas of its type and of `Point` (ARCHITECTURE.md,
+    // "Type schemas").
+    assert_eq!(seg.named_objects().unwrap().count(), 4);
 }
 
 mod v3 {
@@ -410,6 +412,7 @@ fn destroying_a_root_gives_back_what_its_containers_own_and_a_later_root_is_fres
     }
     assert!(seg.free_memory() < empty - 4000);
     assert!(seg.destroy_root::<Inventory>().unwrap());
+    shmkit_test_support::internals::destroy_type_schemas(&mut seg);
     seg.shrink_to_fit_indexes().unwrap();
     assert!(seg.all_memory_deallocated());
     assert!(seg

@@ -543,12 +543,7 @@ pub fn value_json(v: &Value) -> Json {
         Value::Bool(b) => json!(b),
         Value::Char(c) => json!(c.to_string()),
         Value::Invalid(why) => json!({ "invalid": why }),
-        Value::Struct(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), value_json(v)))
-                .collect(),
-        ),
+        Value::Struct(fields) => fields_json(fields),
         Value::Array { elements, length } if elements.len() == *length => {
             Json::Array(elements.iter().map(value_json).collect())
         }
@@ -556,9 +551,30 @@ pub fn value_json(v: &Value) -> Json {
             "elements": elements.iter().map(value_json).collect::<Vec<_>>(),
             "length": length,
         }),
+        Value::Enum { variant, fields } if fields.is_empty() => json!(variant),
+        Value::Enum { variant, fields } => json!({ variant.as_str(): fields_json(fields) }),
         Value::Opaque { ty, size } => json!({ "opaque": ty, "size": size }),
         _ => json!(null),
     }
+}
+
+/// A struct's or variant's fields as a JSON object, in order.
+fn fields_json(fields: &[(String, Value)]) -> Json {
+    Json::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect(),
+    )
+}
+
+/// A struct's or variant's fields as text: `{ a: 1, b: 2 }`.
+fn fields_text(fields: &[(String, Value)]) -> String {
+    let inner: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", value_text(v)))
+        .collect();
+    format!("{{ {} }}", inner.join(", "))
 }
 
 /// A rendered value as text.
@@ -570,13 +586,9 @@ fn value_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Char(c) => format!("{c:?}"),
         Value::Invalid(why) => format!("<invalid: {why}>"),
-        Value::Struct(fields) => {
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", value_text(v)))
-                .collect();
-            format!("{{ {} }}", inner.join(", "))
-        }
+        Value::Struct(fields) => fields_text(fields),
+        Value::Enum { variant, fields } if fields.is_empty() => variant.clone(),
+        Value::Enum { variant, fields } => format!("{variant} {}", fields_text(fields)),
         Value::Array { elements, length } => {
             let inner: Vec<String> = elements.iter().map(value_text).collect();
             let more = if elements.len() < *length {
@@ -628,10 +640,13 @@ struct Dump {
     objects: Vec<ObjectOut>,
 }
 
-/// The stored schema a `__shmkit_schema::N` object holds, as text (its bytes are UTF-8 when
-/// sound), for the dump instead of a list of bytes.
+/// The stored schema a `__shmkit_schema::N` (a root's) or `__shmkit_schema_type::F` (a
+/// type's) object holds, as text (its bytes are UTF-8 when sound), for the dump instead
+/// of a list of bytes.
 fn schema_text(o: &ObjectReport) -> Option<String> {
-    o.name.strip_prefix("__shmkit_schema::")?;
+    if !o.name.starts_with("__shmkit_schema::") && !o.name.starts_with("__shmkit_schema_type::") {
+        return None;
+    }
     let Value::Array { elements, length } = &o.value else {
         return None;
     };
@@ -731,7 +746,15 @@ pub fn dump(
         }
         match &o.value {
             _ if schema_text(o).is_some() => {
-                let _ = writeln!(s, "  = (the stored schema of root {})", &o.name[17..]);
+                let _ = match o.name.strip_prefix("__shmkit_schema::") {
+                    Some(root) => writeln!(s, "  = (the stored schema of root {root})"),
+                    None => {
+                        let text = schema_text(o).unwrap_or_default();
+                        // The type's name is the header line's fourth column.
+                        let name = text.split('\t').nth(3).unwrap_or("?");
+                        writeln!(s, "  = (the stored schema of type {name})")
+                    }
+                };
             }
             Value::Struct(fields) => {
                 for (k, v) in fields {

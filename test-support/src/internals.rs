@@ -133,3 +133,22 @@ pub fn corrupt<I: shmkit_runtime::IndexKind>(
             .copy_from_nonoverlapping(bytes.as_ptr(), bytes.len());
     }
 }
+
+/// Destroys the schemas that constructing objects of derived types stored
+/// (`__shmkit_schema_type::…`, ARCHITECTURE.md "Type schemas"), which outlive the objects
+/// on purpose: for tests that check that a segment gives all its memory back.
+pub fn destroy_type_schemas<B: Backing, M: shmkit_runtime::segment::Writable>(
+    seg: &mut ManagedSegment<B, M>,
+) {
+    let names: Vec<String> = seg
+        .named_objects()
+        .expect("list the named objects")
+        .map(|o| o.name)
+        .filter(|n| n.starts_with("__shmkit_schema_type::"))
+        .collect();
+    for name in names {
+        assert!(seg
+            .destroy::<u8>(name.as_str())
+            .expect("destroy a type schema"));
+    }
+}

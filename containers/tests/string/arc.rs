@@ -220,6 +220,7 @@ fn two_fields_share_one_string() {
         );
     }
     assert!(seg.destroy::<Pair>("pair").unwrap());
+    shmkit_test_support::internals::destroy_type_schemas(&mut seg);
     assert!(seg.all_memory_deallocated());
 }
 

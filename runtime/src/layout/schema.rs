@@ -285,6 +285,8 @@ struct EncodedField {
 struct Encoded {
     header: Vec<String>,
     fields: Vec<EncodedField>,
+    /// The variants' names and discriminants, and where their fields start in `fields`.
+    variants: Vec<(String, String, usize)>,
 }
 
 fn parse(text: &str) -> Option<Encoded> {
@@ -294,6 +296,7 @@ fn parse(text: &str) -> Option<Encoded> {
         return None;
     }
     let mut fields = Vec::new();
+    let mut variants = Vec::new();
     for line in lines {
         let parts: Vec<&str> = line.split('\t').collect();
         match parts.as_slice() {
@@ -305,11 +308,17 @@ fn parse(text: &str) -> Option<Encoded> {
                 fingerprint: fp.to_string(),
                 ty: ty.to_string(),
             }),
-            ["variant", ..] => {}
+            ["variant", name, discriminant] => {
+                variants.push((name.to_string(), discriminant.to_string(), fields.len()))
+            }
             _ => return None,
         }
     }
-    Some(Encoded { header, fields })
+    Some(Encoded {
+        header,
+        fields,
+        variants,
+    })
 }
 
 /// A schema as a segment stores it ([`Schema::encode`]), read back without the program
@@ -330,6 +339,23 @@ pub struct StoredSchema {
     /// The layout fingerprint, as stored.
     pub fingerprint: u64,
     /// The fields (an enum's are named `Variant.field` and have no offset).
+    pub fields: Vec<StoredField>,
+    /// An enum's `repr` as written (`u8`, `C, u8`; None for a struct).
+    pub repr: Option<String>,
+    /// An enum's variants, in order (empty for a struct).
+    pub variants: Vec<StoredVariant>,
+}
+
+/// One variant of an enum's [`StoredSchema`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredVariant {
+    /// The variant's name.
+    pub name: String,
+    /// Its discriminant, as stored.
+    pub discriminant: i128,
+    /// Its fields in order, named without the variant's prefix (no offsets: the `repr`
+    /// defines them).
     pub fields: Vec<StoredField>,
 }
 
@@ -376,7 +402,32 @@ impl StoredSchema {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
+        let mut variants = Vec::with_capacity(e.variants.len());
+        for (i, (name, discriminant, start)) in e.variants.iter().enumerate() {
+            let end = e.variants.get(i + 1).map_or(fields.len(), |v| v.2);
+            let prefix = format!("{name}.");
+            let fields = fields[*start..end]
+                .iter()
+                .map(|f| {
+                    Some(StoredField {
+                        name: f.name.strip_prefix(&prefix)?.to_string(),
+                        ..f.clone()
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            variants.push(StoredVariant {
+                name: name.clone(),
+                discriminant: discriminant.parse().ok()?,
+                fields,
+            });
+        }
+        let struct_fields = e.variants.first().map_or(fields.len(), |v| v.2);
+        if struct_fields != 0 && !variants.is_empty() {
+            return None;
+        }
         Some(StoredSchema {
+            repr: (e.header[2] != "-").then(|| e.header[2].clone()),
+            variants,
             kind: e.header[1].clone(),
             name: e.header[3].clone(),
             size: num(&e.header[4])?,

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{Invalid, ShmMut, ShmSafe};
+use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -37,6 +37,29 @@ use crate::os::MapMode;
 /// destroyed and its offset reused by a trusted writer.
 #[derive(Default)]
 pub(super) struct Validated(Mutex<HashSet<usize>>);
+
+/// The schemas this mapping has stored in the segment or found there, by the address of
+/// their [`Schema`] (a cache: two addresses of one schema cost one more lookup), so that
+/// constructing an object of a derived type pays for its schemas once per type and
+/// mapping, and then one lookup here.
+///
+/// Each derived type's schema is a named object `__shmkit_schema_type::<fingerprint>`
+/// (hex), its [`Schema::encode`] bytes, shared by every object of the type and by the
+/// types that hold it, so that a tool renders any object from the segment alone. It is
+/// built as any named object is (a process dying meanwhile leaves the index to repair),
+/// under the index lock the construction holds; a schema that cannot be stored (a full
+/// segment) costs the object nothing, and is tried again at the next construction.
+#[derive(Default)]
+pub(super) struct StoredSchemas(Mutex<HashSet<usize>>);
+
+/// The name of the object that holds the schema of the type whose layout fingerprint is
+/// `fingerprint`.
+pub(crate) fn schema_object_name(fingerprint: u64) -> String {
+    format!("{SCHEMA_TYPE_PREFIX}{fingerprint:016x}")
+}
+
+/// What the names of stored type schemas start with.
+pub(crate) const SCHEMA_TYPE_PREFIX: &str = "__shmkit_schema_type::";
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -332,6 +355,11 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     ) -> Result<&[T]> {
         let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
+        if I::NAMES {
+            if let Some(schema) = T::SCHEMA {
+                self.store_schemas::<T>(&s, schema);
+            }
+        }
         // Whether the elements were built here (valid by construction) or found.
         let mut built = false;
         let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, |i| {
@@ -345,6 +373,33 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         }
         // SAFETY: `n` live `T`s just built, or found and validated, in this mapping.
         Ok(unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
+    }
+
+    /// Stores the schemas of `T` (whose own is `schema`) that this mapping has not stored
+    /// or found yet (see [`StoredSchemas`]); under the index lock.
+    fn store_schemas<T: ShmSafe>(&self, s: &Space, schema: &'static Schema) {
+        let key = |schema: &'static Schema| std::ptr::from_ref(schema).addr();
+        let mut known = self.schemas().0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.contains(&key(schema)) {
+            return;
+        }
+        T::for_each_schema(&mut |nested| {
+            if known.contains(&key(nested)) {
+                return;
+            }
+            let bytes = nested.encode().into_bytes();
+            let name = schema_object_name(nested.fingerprint());
+            let stored = ops::create::<I, u8>(
+                s,
+                Target::Named(&name),
+                bytes.len(),
+                IfExists::Return,
+                |i| bytes.get(i).copied(),
+            );
+            if stored.is_ok() {
+                known.insert(key(nested));
+            }
+        });
     }
 
     /// Constructs `value` as `target`: a name, [`Unique`] or [`Anonymous`]. A name or type

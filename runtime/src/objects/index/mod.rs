@@ -38,6 +38,10 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     const LOCK_FREE_FIND: bool = false;
 
+    /// Whether the index keeps names (the null index keeps none).
+    #[doc(hidden)]
+    const NAMES: bool = true;
+
     /// The live or constructing entry named by `key`, if any.
     #[doc(hidden)]
     fn find(s: &Space, root: Root, key: Key<'_>) -> Result<Option<u64>>;
