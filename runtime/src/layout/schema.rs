@@ -595,6 +595,55 @@ mod tests {
     };
 
     #[test]
+    fn an_enum_is_read_back_with_its_repr_variants_and_their_fields() {
+        const U8: FieldSchema = FieldSchema {
+            name: "0",
+            ty: "u8",
+            offset: None,
+            size: 1,
+            align: 1,
+            fingerprint: leaf_fingerprint("u8", 1, 1),
+        };
+        const E: Schema = Schema {
+            name: "Tagged",
+            kind: SchemaKind::Enum("C, u16"),
+            size: 4,
+            align: 2,
+            fields: &[],
+            variants: &[
+                VariantSchema {
+                    name: "Empty",
+                    discriminant: -1,
+                    fields: &[],
+                },
+                VariantSchema {
+                    name: "Small",
+                    discriminant: 7,
+                    fields: &[U8, FieldSchema { name: "1", ..U8 }],
+                },
+            ],
+            generics: &[],
+        };
+        let stored = StoredSchema::parse(E.encode().as_bytes()).unwrap();
+        assert_eq!(stored.repr.as_deref(), Some("C, u16"));
+        let v: Vec<(&str, i128, usize)> = stored
+            .variants
+            .iter()
+            .map(|v| (v.name.as_str(), v.discriminant, v.fields.len()))
+            .collect();
+        assert_eq!(v, [("Empty", -1, 0), ("Small", 7, 2)]);
+        assert_eq!(stored.variants[1].fields[1].name, "1");
+        assert_eq!(stored.fields.len(), 2); // flattened, as `Small.0` and `Small.1`
+        assert_eq!(
+            StoredSchema::parse(A.encode().as_bytes()).unwrap().repr,
+            None
+        );
+        // A variant's field must carry its variant's name.
+        let forged = E.encode().replace("Small.1", "Other.1");
+        assert!(StoredSchema::parse(forged.as_bytes()).is_none());
+    }
+
+    #[test]
     fn same_schema_has_no_diff_and_fingerprint_is_const() {
         const FP: u64 = A.fingerprint();
         assert_eq!(FP, A.fingerprint());

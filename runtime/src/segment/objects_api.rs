@@ -9,8 +9,10 @@
 //! one while no other mapping is attached (`InUse` otherwise). `&mut` access
 //! (`find_mut`, `find_slice_mut`) exists only on [`ExclusiveAccess`] mappings.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use super::managed::{Backing, ManagedSegment};
@@ -41,7 +43,8 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 /// The schemas this mapping has stored in the segment or found there, by the address of
 /// their [`Schema`] (a cache: two addresses of one schema cost one more lookup), so that
 /// constructing an object of a derived type pays for its schemas once per type and
-/// mapping, and then one lookup here.
+/// mapping; then a thread that constructs that type again in that mapping finds it in its
+/// own last-used pair (mapping id, schema), without a lock.
 ///
 /// Each derived type's schema is a named object `__shmkit_schema_type::<fingerprint>`
 /// (hex), its [`Schema::encode`] bytes, shared by every object of the type and by the
@@ -49,8 +52,26 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 /// built as any named object is (a process dying meanwhile leaves the index to repair),
 /// under the index lock the construction holds; a schema that cannot be stored (a full
 /// segment) costs the object nothing, and is tried again at the next construction.
-#[derive(Default)]
-pub(super) struct StoredSchemas(Mutex<HashSet<usize>>);
+pub(super) struct StoredSchemas {
+    /// This mapping's id, unique in the process (an address could be reused by another).
+    id: u64,
+    known: Mutex<HashSet<usize>>,
+}
+
+impl Default for StoredSchemas {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        StoredSchemas {
+            id: NEXT.fetch_add(1, Relaxed),
+            known: Mutex::default(),
+        }
+    }
+}
+
+thread_local! {
+    /// The (mapping id, schema address) this thread stored or found last.
+    static LAST_SCHEMA: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+}
 
 /// The name of the object that holds the schema of the type whose layout fingerprint is
 /// `fingerprint`.
@@ -379,10 +400,22 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     /// or found yet (see [`StoredSchemas`]); under the index lock.
     fn store_schemas<T: ShmSafe>(&self, s: &Space, schema: &'static Schema) {
         let key = |schema: &'static Schema| std::ptr::from_ref(schema).addr();
-        let mut known = self.schemas().0.lock().unwrap_or_else(|e| e.into_inner());
-        if known.contains(&key(schema)) {
+        let last = (self.schemas().id, key(schema));
+        if LAST_SCHEMA.get() == last {
             return;
         }
+        let mut known = self
+            .schemas()
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if known.contains(&key(schema)) {
+            LAST_SCHEMA.set(last);
+            return;
+        }
+        // (`T::SCHEMA` may be at another address in `for_each_schema`: `schema`'s own is
+        // remembered once all are stored.)
+        let mut all = true;
         T::for_each_schema(&mut |nested| {
             if known.contains(&key(nested)) {
                 return;
@@ -398,8 +431,14 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
             );
             if stored.is_ok() {
                 known.insert(key(nested));
+            } else {
+                all = false;
             }
         });
+        if all {
+            known.insert(key(schema));
+            LAST_SCHEMA.set(last);
+        }
     }
 
     /// Constructs `value` as `target`: a name, [`Unique`] or [`Anonymous`]. A name or type
