@@ -54,7 +54,8 @@ enum Command {
         segment: String,
     },
     /// List the objects of a segment with their values, as far as the segment describes
-    /// them (scalars, arrays of scalars, and roots' scalar fields from their stored schema).
+    /// them: scalars, and structs, enums and arrays of them from the schemas the segment
+    /// stores for its types (containers and locks are shown as opaque).
     Dump {
         /// The segment (a /dev/shm name or a file path).
         segment: String,
