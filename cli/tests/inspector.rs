@@ -130,13 +130,15 @@ macro_rules! snapshot {
     }};
 }
 
-/// The header line of `ls` and its lines for `names`.
+/// The header line of `ls` and its lines for `names`, each column separated by one space:
+/// the columns' widths follow the longest name listed, which depends on what else the
+/// machine has in `/dev/shm`.
 fn ls_lines(stdout: &str, names: &[&str]) -> String {
     stdout
         .lines()
         .enumerate()
         .filter(|(i, l)| *i == 0 || names.iter().any(|n| l.contains(n)))
-        .map(|(_, l)| format!("{l}\n"))
+        .map(|(_, l)| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
         .collect()
 }
 

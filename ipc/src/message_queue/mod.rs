@@ -205,9 +205,7 @@ impl MessageQueue {
 
     /// How many messages are queued now (others may change it at once).
     pub fn num_msg(&self) -> usize {
-        self.storage_block()
-            .and_then(|base| Some(self.view(base, self.shape().ok()?)))
-            .map_or(0, |block| block.count())
+        self.allocated().map_or(0, |block| block.count())
     }
 
     /// Allocates the slots now if no operation has yet, so that a segment too small shows
@@ -323,6 +321,15 @@ impl MessageQueue {
                 }
                 Ok(None) => {
                     drop(guard);
+                    // Full. A receiver half-way through a take may have died there, the
+                    // slot it freed not counted yet: a poller must not be told "full"
+                    // for good.
+                    if matches!(wait, Wait::No) && block.receive_in_progress() {
+                        if self.stuck(Side::Sender)? {
+                            continue;
+                        }
+                        return Ok(false);
+                    }
                     if !self.wait_for(Side::Sender, block, wait)? {
                         return Ok(false);
                     }
@@ -466,9 +473,7 @@ impl MessageQueue {
                         // died (or stands still), which only then is worth a look at its
                         // lock (that look would slow a live sender down).
                         let sent = || block.has_message() || !block.send_in_progress();
-                        if spin(&sent, &self.send.cpu, 1)
-                            || self.peer_died(Side::Receiver, block)?
-                        {
+                        if spin(&sent, &self.send.cpu, 1) || self.stuck(Side::Receiver)? {
                             continue;
                         }
                     }
@@ -489,14 +494,10 @@ impl MessageQueue {
     /// have died there: the slow path looks). Writes nothing shared, so pollers on other
     /// CPUs do not slow the sender down.
     fn nothing_to_take(&self) -> bool {
-        match (self.storage_block(), self.shape()) {
-            (Some(base), Ok(shape)) => {
-                let block = self.view(base, shape);
-                !block.has_message() && !block.send_in_progress()
-            }
-            // No slots yet: nothing was ever sent.
-            (None, Ok(_)) => true,
-            (_, Err(_)) => false,
+        match self.allocated() {
+            Some(block) => !block.has_message() && !block.send_in_progress(),
+            // No slots yet, nothing was ever sent; or a capacity the slow path reports.
+            None => self.shape().is_ok(),
         }
     }
 
@@ -540,9 +541,9 @@ impl MessageQueue {
     /// both poisons.
     fn repair(&self) -> Result<()> {
         let (send, recv) = self.lock_both()?;
-        if let Some(base) = self.storage_block() {
+        if let Some(block) = self.allocated() {
             // SAFETY: both locks are held while `both` lives.
-            unsafe { Both::new(self.view(base, self.shape()?)) }.rebuild();
+            unsafe { Both::new(block) }.rebuild();
         }
         self.send_lock.clear_poison();
         self.recv_lock.clear_poison();
@@ -551,32 +552,38 @@ impl MessageQueue {
         Ok(())
     }
 
-    /// Whether the other side's lock holder had died (or left words that do not add up),
-    /// in which case the queue is repaired now. Takes that lock only if it is free or its
-    /// holder dead, and only for a moment.
-    fn peer_died(&self, side: Side, block: Block<'_>) -> Result<bool> {
-        let lock = match side {
-            Side::Sender => &self.recv_lock,
-            Side::Receiver => &self.send_lock,
+    /// Before a caller of `side` gives up or sleeps: whether the queue was repaired, so
+    /// that there is something to try again. It is when a lock holder died (its lock is
+    /// taken over), or when, with both locks free and taken for a moment, the words do
+    /// not add up (a claim or a take nobody finishes, counts that say messages are queued
+    /// that no receiver can reach: forged, or left so). A lock held by a live caller is not
+    /// waited for: that caller is working, and wakes the sleepers it must.
+    fn stuck(&self, side: Side) -> Result<bool> {
+        let (theirs, ours) = match side {
+            Side::Sender => (&self.recv_lock, &self.send_lock),
+            Side::Receiver => (&self.send_lock, &self.recv_lock),
         };
-        match lock.lock_timeout(Duration::ZERO) {
-            Ok(guard) => {
-                // A sender's claim under a free send lock is left by nobody alive.
-                let stale = side == Side::Receiver && block.send_in_progress();
-                drop(guard);
-                if stale {
-                    self.repair()?;
+        // Neither waits, so the order does not matter here.
+        let Some((their_guard, their_poison)) = try_lock(theirs)? else {
+            return Ok(false);
+        };
+        let broken = if their_poison {
+            true
+        } else {
+            match try_lock(ours)? {
+                None => false,
+                Some((our_guard, our_poison)) => {
+                    let adds_up = self.allocated().is_none_or(|block| block.adds_up());
+                    drop(our_guard);
+                    our_poison || !adds_up
                 }
-                Ok(stale)
             }
-            Err(TryLockError::Poisoned(p)) => {
-                drop(p.into_inner());
-                self.repair()?;
-                Ok(true)
-            }
-            Err(TryLockError::WouldBlock) => Ok(false),
-            Err(TryLockError::Failed(e)) => Err(e),
+        };
+        drop(their_guard);
+        if broken {
+            self.repair()?;
         }
+        Ok(broken)
     }
 
     /// Waits until the queue may have what `side` waits for (a message, room), the other
@@ -606,7 +613,7 @@ impl MessageQueue {
         if spun || ready() {
             return Ok(true);
         }
-        if self.peer_died(side, block)? {
+        if self.stuck(side)? {
             return Ok(true);
         }
         let slice = match deadline {
@@ -669,6 +676,12 @@ impl MessageQueue {
         Ok(self.view(base, shape))
     }
 
+    /// The storage block with the counters, if allocated (and the capacity is one `new`
+    /// accepts).
+    fn allocated(&self) -> Option<Block<'_>> {
+        Some(self.view(self.storage_block()?, self.shape().ok()?))
+    }
+
     fn view(&self, base: NonNull<u8>, shape: Shape) -> Block<'_> {
         // SAFETY: the queue's own block, of `shape.bytes()` bytes aligned to `ALIGN`
         // (allocated so, or validated so when found in bytes from elsewhere); it is freed
@@ -719,6 +732,17 @@ impl MessageQueue {
         drop(recv);
         drop(send);
         Ok(block)
+    }
+}
+
+/// Takes `lock` if it is free or its holder dead (then poisoned: true); None while a live
+/// holder has it.
+fn try_lock(lock: &Mutex<()>) -> Result<Option<(MutexGuard<'_, ()>, bool)>> {
+    match lock.lock_timeout(Duration::ZERO) {
+        Ok(guard) => Ok(Some((guard, false))),
+        Err(TryLockError::Poisoned(p)) => Ok(Some((p.into_inner(), true))),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Failed(e)) => Err(e),
     }
 }
 

@@ -93,11 +93,12 @@ pub(crate) struct SendSide {
     /// runs on another.
     pub(crate) cpu: AtomicU32,
     _watched: [u8; 52],
-    /// The slot a sender claimed and has not yet published, or [`NONE`]: what a receiver
-    /// that finds the queue empty looks at to tell whether a sender is half-way (and
-    /// perhaps died there). On a line of its own, which receivers read only then.
-    claimed: AtomicU32,
-    _claim: [u8; 60],
+    /// The slot a sender claimed and has not yet published, or [`NONE`], with the slots
+    /// taken counting it ([`Marked`]: one store): what a receiver that finds the queue
+    /// empty looks at to tell whether a sender is half-way (and perhaps died there), and
+    /// what `num_msg` counts. On a line of its own, which receivers read only then.
+    claim: AtomicU64,
+    _claim: [u8; 56],
 }
 
 impl Default for SendSide {
@@ -113,8 +114,8 @@ impl Default for SendSide {
             published: AtomicU64::new(Published::EMPTY.pack()),
             cpu: AtomicU32::new(0),
             _watched: [0; 52],
-            claimed: AtomicU32::new(NONE),
-            _claim: [0; 60],
+            claim: AtomicU64::new(Marked::IDLE.pack()),
+            _claim: [0; 56],
         }
     }
 }
@@ -130,11 +131,12 @@ pub(crate) struct RecvSide {
     /// `freed`, in the receivers' own line (which senders do not read).
     freed_mine: AtomicU32,
     _own: [u8; 44],
-    /// Slots receivers freed, ever (wrapping): the free ring's tail.
-    freed: AtomicU32,
+    /// Slots receivers freed, ever (wrapping): the free ring's tail; with the slot a
+    /// receiver is taking and has not yet counted freed, or [`NONE`] ([`Marked`]).
+    freed: AtomicU64,
     /// The CPU the last receive ran on, plus one.
     pub(crate) cpu: AtomicU32,
-    _watched: [u8; 56],
+    _watched: [u8; 52],
 }
 
 impl Default for RecvSide {
@@ -144,9 +146,9 @@ impl Default for RecvSide {
             lanes_len: AtomicU32::new(0),
             freed_mine: AtomicU32::new(0),
             _own: [0; 44],
-            freed: AtomicU32::new(0),
+            freed: AtomicU64::new(Marked::IDLE.pack()),
             cpu: AtomicU32::new(0),
-            _watched: [0; 56],
+            _watched: [0; 52],
         }
     }
 }
@@ -154,7 +156,7 @@ impl Default for RecvSide {
 const _: () = assert!(
     size_of::<SendSide>() == 184
         && core::mem::offset_of!(SendSide, published) == 56
-        && core::mem::offset_of!(SendSide, claimed) == 120
+        && core::mem::offset_of!(SendSide, claim) == 120
         && size_of::<RecvSide>() == 120
         && core::mem::offset_of!(RecvSide, freed) == 56
 );
@@ -176,6 +178,37 @@ const LANE_TAIL: usize = 8;
 pub(crate) const MAX_MSG: usize = 1 << 24;
 /// The longest message (lengths are `u32`).
 pub(crate) const MAX_MSG_SIZE: usize = u32::MAX as usize;
+
+/// A count with the slot an operation works on and has not yet counted ([`NONE`] when
+/// none), as one word: the claim with the slots taken, the slot being taken with the
+/// slots freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Marked {
+    slot: u32,
+    count: u32,
+}
+
+impl Marked {
+    const IDLE: Marked = Marked {
+        slot: NONE,
+        count: 0,
+    };
+
+    fn pack(self) -> u64 {
+        u64::from(self.slot) | u64::from(self.count) << 32
+    }
+
+    fn unpack(word: u64) -> Marked {
+        Marked {
+            slot: word as u32,
+            count: (word >> 32) as u32,
+        }
+    }
+
+    fn store(self, word: &AtomicU64, order: Ordering) {
+        word.store(self.pack(), order);
+    }
+}
 
 /// The publish word, unpacked: 25 bits of ring position, 24 of slot, 15 of priority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,6 +364,8 @@ impl Shape {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Head {
     pub(crate) slot: u32,
+    /// Its lane (checked below the lanes there are).
+    lane: u32,
     pub(crate) len: usize,
     pub(crate) priority: u32,
     pub(crate) fingerprint: u64,
@@ -354,6 +389,10 @@ pub(crate) struct Broken;
 pub(crate) struct Block<'q> {
     base: NonNull<u8>,
     shape: Shape,
+    /// Where the slots start, and bytes from one to the next (computed once per view, not
+    /// at every header access).
+    slots_at: usize,
+    stride: usize,
     send: &'q SendSide,
     recv: &'q RecvSide,
 }
@@ -372,6 +411,9 @@ impl<'q> Block<'q> {
         Block {
             base,
             shape,
+            slots_at: shape.slots_at(),
+            // The stride exists: `bytes` does, for every shape a block has.
+            stride: shape.stride().unwrap_or(0),
             send,
             recv,
         }
@@ -404,8 +446,7 @@ impl<'q> Block<'q> {
     }
 
     fn header(&self, slot: u32, field: usize) -> usize {
-        // The stride exists: `bytes` does, for every shape this block has.
-        self.shape.slots_at() + self.shape.stride().unwrap_or(0) * slot as usize + field
+        self.slots_at + self.stride * slot as usize + field
     }
 
     fn state(&self, slot: u32) -> &'q AtomicU64 {
@@ -463,16 +504,37 @@ impl<'q> Block<'q> {
     /// state first and counts it after, and a sender may take it in between: one more than
     /// the slots is still a count that adds up, and means all of them.
     fn in_use(&self, freed: u32) -> Option<u32> {
-        let in_use = self.send.taken.load(Ordering::Relaxed).wrapping_sub(freed);
+        self.in_use_of(self.send.taken.load(Ordering::Relaxed), freed)
+    }
+
+    fn in_use_of(&self, taken: u32, freed: u32) -> Option<u32> {
+        let in_use = taken.wrapping_sub(freed);
         (in_use <= self.shape.max_msg + 1).then(|| in_use.min(self.shape.max_msg))
     }
 
+    fn claim(&self, order: Ordering) -> Marked {
+        Marked::unpack(self.send.claim.load(order))
+    }
+
+    fn freed(&self, order: Ordering) -> Marked {
+        Marked::unpack(self.recv.freed.load(order))
+    }
+
     /// How many messages are queued, about (others may change it at once): the slots in
-    /// use but the one a sender claimed. Without any lock.
+    /// use, but a claimed one not yet queued and a taken one not yet counted freed (by
+    /// their states: also right after a peer died there). Without any lock.
     pub(crate) fn count(&self) -> usize {
-        let in_use = self.in_use(self.recv.freed.load(Ordering::Relaxed));
-        let claimed = u32::from(self.send_in_progress());
-        in_use.unwrap_or(0).saturating_sub(claimed) as usize
+        let (claim, freed) = (self.claim(Ordering::Acquire), self.freed(Ordering::Acquire));
+        let free_by_state = |slot: u32| {
+            u32::from(
+                self.checked(slot)
+                    .is_some_and(|s| self.state(s).load(Ordering::Acquire) == 0),
+            )
+        };
+        let in_use = self.in_use_of(claim.count, freed.count).unwrap_or(0);
+        in_use
+            .saturating_sub(free_by_state(claim.slot))
+            .saturating_sub(free_by_state(freed.slot)) as usize
     }
 
     /// Whether a receiver may find a message: one published that no receiver moved into a
@@ -493,15 +555,40 @@ impl<'q> Block<'q> {
 
     /// Whether a sender has claimed a slot it has not published (mid-send, or died there).
     pub(crate) fn send_in_progress(&self) -> bool {
-        self.send.claimed.load(Ordering::Acquire) != NONE
+        self.claim(Ordering::Acquire).slot != NONE
+    }
+
+    /// Whether a receiver took a slot it has not yet counted freed (mid-receive, or died
+    /// there).
+    pub(crate) fn receive_in_progress(&self) -> bool {
+        self.freed(Ordering::Acquire).slot != NONE
+    }
+
+    /// Whether the words add up, for a caller that holds both locks (so nobody is
+    /// half-way): no claim and no slot being taken, counts in range, and messages to
+    /// take exactly when the counts say some are queued.
+    pub(crate) fn adds_up(&self) -> bool {
+        !self.send_in_progress()
+            && !self.receive_in_progress()
+            && self
+                .in_use(self.freed(Ordering::Relaxed).count)
+                .is_some_and(|in_use| (in_use > 0) == self.has_message())
     }
 
     /// Whether senders would find at least `slots` free slots (or the counts do not add
     /// up, which a sender finds out under its lock). Without any lock.
     pub(crate) fn room_for(&self, slots: u32) -> bool {
-        self.in_use(self.recv.freed.load(Ordering::Acquire))
+        self.in_use(self.freed(Ordering::Acquire).count)
             .is_none_or(|in_use| self.shape.max_msg - in_use >= slots)
     }
+}
+
+/// A slot a sender claimed, with the words `claim` checked that `send` goes on from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Claimed {
+    slot: u32,
+    tail: u32,
+    taken: u32,
 }
 
 /// The block as the holder of the send lock uses it.
@@ -515,10 +602,10 @@ impl<'q> Producer<'q> {
     }
 
     /// Claims a free slot; None when the queue is full.
-    pub(crate) fn claim(&self) -> Result<Option<u32>, Broken> {
+    pub(crate) fn claim(&self) -> Result<Option<Claimed>, Broken> {
         let b = &self.0;
         let tail = b.send.tail.load(Ordering::Relaxed);
-        if b.send.claimed.load(Ordering::Relaxed) != NONE || b.position(tail).is_none() {
+        if b.send_in_progress() || b.position(tail).is_none() {
             // A claim left by a sender that died (its lock poisoned, so not here) or bytes
             // that do not add up.
             return Err(Broken);
@@ -545,16 +632,14 @@ impl<'q> Producer<'q> {
                     .ok_or(Broken)?
             }
         };
-        b.send.claimed.store(slot, Ordering::Relaxed);
+        let taken = b.send.taken.load(Ordering::Relaxed).wrapping_add(1);
+        Marked { slot, count: taken }.store(&b.send.claim, Ordering::Relaxed);
         point("send: slot claimed");
-        b.send.taken.store(
-            b.send.taken.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+        b.send.taken.store(taken, Ordering::Relaxed);
         b.send
             .cursor
             .store(if slot + 1 == n { 0 } else { slot + 1 }, Ordering::Relaxed);
-        Ok(Some(slot))
+        Ok(Some(Claimed { slot, tail, taken }))
     }
 
     /// A free slot named by the free ring, reading the receivers' count only when the
@@ -566,7 +651,7 @@ impl<'q> Producer<'q> {
         let mut seen = b.send.freed_seen.load(Ordering::Relaxed);
         for reloaded in [false, true] {
             if reloaded {
-                seen = b.recv.freed.load(Ordering::Acquire);
+                seen = b.freed(Ordering::Acquire).count;
                 b.send.freed_seen.store(seen, Ordering::Relaxed);
                 if b.in_use(seen).ok_or(Broken)? == n {
                     return Ok(None);
@@ -597,10 +682,13 @@ impl<'q> Producer<'q> {
         Ok(None)
     }
 
-    /// Writes `msg` (at most `max_msg_size` bytes, checked by the caller) into `slot`
-    /// (just claimed), queues it (the commit) and publishes it to receivers.
-    pub(crate) fn send(&self, slot: u32, msg: &Outgoing<'_>) {
+    /// Writes `msg` (at most `max_msg_size` bytes, checked by the caller) into the slot
+    /// just claimed, queues it (the commit) and publishes it to receivers, at the tail
+    /// `claim` checked (no word is read twice: one written meanwhile by anything else
+    /// could not move an access out of the block).
+    pub(crate) fn send(&self, claimed: Claimed, msg: &Outgoing<'_>) {
         let b = &self.0;
+        let Claimed { slot, tail, taken } = claimed;
         debug_assert!(msg.bytes.len() <= b.shape.max_msg_size() && slot < b.shape.max_msg);
         // SAFETY: a claimed slot's payload, inside the block (`slot < max_msg`), holds
         // `max_msg_size >= bytes.len()` bytes that nobody else touches while its state is
@@ -628,7 +716,6 @@ impl<'q> Producer<'q> {
         // The commit: from here the message is queued, whatever happens to this process.
         b.state(slot).store(seq, Ordering::Release);
         point("send: queued (the commit)");
-        let tail = b.send.tail.load(Ordering::Relaxed);
         b.put(b.arrived(tail), slot);
         point("send: in the arrival ring");
         let tail = b.shape.advance(tail);
@@ -642,7 +729,11 @@ impl<'q> Producer<'q> {
         );
         point("send: published, the claim not yet given up");
         b.send.tail.store(tail, Ordering::Relaxed);
-        b.send.claimed.store(NONE, Ordering::Relaxed);
+        Marked {
+            slot: NONE,
+            count: taken,
+        }
+        .store(&b.send.claim, Ordering::Relaxed);
     }
 }
 
@@ -683,6 +774,7 @@ impl<'q> Consumer<'q> {
         }
         Ok(Some(Head {
             slot,
+            lane,
             len,
             priority,
             fingerprint: b
@@ -793,22 +885,31 @@ impl<'q> Consumer<'q> {
     /// the slot is counted freed.
     pub(crate) fn take(&self, head: &Head) {
         let b = &self.0;
+        let freed = b.recv.freed_mine.load(Ordering::Relaxed);
+        Marked {
+            slot: head.slot,
+            count: freed,
+        }
+        .store(&b.recv.freed, Ordering::Relaxed);
         point("receive: copied out, about to take");
         b.state(head.slot).store(0, Ordering::Release);
         point("receive: taken (the commit)");
-        let lane = b.recv.lanes_len.load(Ordering::Relaxed) - 1;
+        // The lane `head` checked (no word is read twice).
+        let lane = head.lane;
         if b.get(b.lane(lane, LANE_TAIL)) == head.slot {
             b.recv.lanes_len.store(lane, Ordering::Relaxed);
         } else {
             b.put(b.lane(lane, LANE_HEAD), b.get(b.link(head.slot)));
         }
         point("receive: lane moved on, the slot not yet counted");
-        let freed = b.recv.freed_mine.load(Ordering::Relaxed);
         b.put(b.freed_entry(freed), head.slot);
-        b.recv
-            .freed_mine
-            .store(freed.wrapping_add(1), Ordering::Relaxed);
-        b.recv.freed.store(freed.wrapping_add(1), Ordering::Release);
+        let freed = freed.wrapping_add(1);
+        b.recv.freed_mine.store(freed, Ordering::Relaxed);
+        Marked {
+            slot: NONE,
+            count: freed,
+        }
+        .store(&b.recv.freed, Ordering::Release);
     }
 }
 
@@ -841,13 +942,17 @@ impl<'q> Both<'q> {
             Ordering::Relaxed,
         );
         b.send.tail.store(queued, Ordering::Relaxed);
-        b.send.claimed.store(NONE, Ordering::Relaxed);
+        Marked {
+            slot: NONE,
+            count: queued,
+        }
+        .store(&b.send.claim, Ordering::Relaxed);
         b.recv.freed_mine.store(0, Ordering::Relaxed);
         b.send.free_read.store(0, Ordering::Relaxed);
         b.send.taken.store(queued, Ordering::Relaxed);
         b.send.freed_seen.store(0, Ordering::Relaxed);
         b.send.cursor.store(0, Ordering::Relaxed);
-        b.recv.freed.store(0, Ordering::Relaxed);
+        Marked::IDLE.store(&b.recv.freed, Ordering::Relaxed);
         b.recv.arrived_head.store(0, Ordering::Relaxed);
         b.recv.lanes_len.store(0, Ordering::Relaxed);
     }

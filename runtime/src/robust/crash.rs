@@ -72,6 +72,27 @@ pub mod external {
     }
 }
 
+/// Whether the calling thread is unwinding from a simulated crash at a point of either
+/// domain: what the guards of locks a *thread* owns (the `sync` locks) ask, so that a
+/// sweep through a container or a queue leaves them to a dead owner too, as a SIGKILL
+/// would. (The allocator's and the index's locks name the mapping, which a crash of one
+/// thread does not kill: their guards ask [`crashing`], the runtime's domain only.)
+#[cfg(any(test, loom, feature = "crash-points"))]
+pub(crate) fn thread_crashing() -> bool {
+    #[cfg(feature = "crash-points")]
+    if external::crashing() {
+        return true;
+    }
+    crashing()
+}
+
+/// Whether the calling thread is unwinding from a simulated crash. Never, outside tests.
+#[cfg(not(any(test, loom, feature = "crash-points")))]
+#[inline(always)]
+pub(crate) fn thread_crashing() -> bool {
+    false
+}
+
 /// Marks a step at which a process may die. Nothing, outside tests.
 #[cfg(not(any(test, loom, feature = "crash-points")))]
 #[inline(always)]

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::manager::SegmentCore;
 use crate::os::fork;
 use crate::registry;
-use crate::robust::crash::{crashing, point};
+use crate::robust::crash::{point, thread_crashing};
 use crate::robust::{Acquired, Owner, RobustMutex};
 
 /// Whose names locks at an address are taken in: the owner of the mapping that holds it,
@@ -270,7 +270,7 @@ impl RawMutex {
     /// thread unwinding from a simulated crash releases nothing (see `robust::crash`).
     #[inline]
     pub(crate) fn release(&self, held: &Held) {
-        if held.inherited() || crashing() {
+        if held.inherited() || thread_crashing() {
             return;
         }
         self.poison_if_interrupted(held);
@@ -282,7 +282,7 @@ impl RawMutex {
     /// panic interrupted).
     #[inline]
     pub(crate) fn poison_if_interrupted(&self, held: &Held) {
-        if !held.panicking && std::thread::panicking() && !crashing() {
+        if !held.panicking && std::thread::panicking() && !thread_crashing() {
             self.poison.store(PoisonCause::Panicked.word(), Relaxed);
         }
     }

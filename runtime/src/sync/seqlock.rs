@@ -13,7 +13,7 @@ use crate::layout::{
 };
 use crate::os::fork;
 use crate::robust::atomic::{const_unless_loom, fence, AtomicU32, Ordering};
-use crate::robust::crash::{crashing, point};
+use crate::robust::crash::{point, thread_crashing};
 use crate::robust::pause;
 use crate::robust::{LIVENESS_POLL, SPINS};
 use crate::segment::Observed;
@@ -466,7 +466,7 @@ impl<T: SeqLockData> DerefMut for SeqLockWriteGuard<'_, T> {
 impl<T: SeqLockData> Drop for SeqLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         // A crashed writer's process runs nothing more (see `robust::crash`).
-        if crashing() {
+        if thread_crashing() {
             return;
         }
         let panicked = !self.panicking && std::thread::panicking();

@@ -44,7 +44,7 @@ use crate::robust::atomic::{
     const_unless_loom, seqcst_under_the_model, AtomicU32,
     Ordering::{Relaxed, Release, SeqCst},
 };
-use crate::robust::crash::{crashing, point};
+use crate::robust::crash::{point, thread_crashing};
 use crate::robust::{wait, Owner, LIVENESS_POLL, SPINS};
 use crate::sync::poison::PoisonCause;
 use crate::sync::raw::{describe_holder, Denied, Locker, Wait};
@@ -389,7 +389,7 @@ impl RawRwLock {
     #[inline]
     pub(crate) fn release_read(&self, held: &ReadHeld) {
         // A thread unwinding from a simulated crash releases nothing (see `robust::crash`).
-        if held.forks == fork::generation() && !crashing() {
+        if held.forks == fork::generation() && !thread_crashing() {
             self.vacate(held.slot);
         }
     }
@@ -630,7 +630,7 @@ impl RawRwLock {
     /// Releases the write lock.
     #[inline]
     pub(crate) fn release_write(&self, held: &StateHeld) {
-        if held.stale() || crashing() {
+        if held.stale() || thread_crashing() {
             return;
         }
         self.end_writing(held);
@@ -640,7 +640,7 @@ impl RawRwLock {
     /// Releases the upgradable read lock.
     #[inline]
     pub(crate) fn release_upgradable(&self, held: &StateHeld) {
-        if !held.stale() && !crashing() {
+        if !held.stale() && !thread_crashing() {
             self.release_state();
         }
     }
