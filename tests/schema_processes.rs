@@ -62,12 +62,9 @@ fn a_program_killed_while_constructing_leaves_its_type_schema_whole_and_the_segm
     seg.check().unwrap();
     let names: Vec<String> = seg.named_objects().unwrap().map(|o| o.name).collect();
     assert!(!names.iter().any(|n| n == "half"), "{names:?}");
-    let schema = names
-        .iter()
-        .find(|n| n.starts_with("__shmkit_schema_type::"))
-        .expect("the type's schema");
-    let bytes = seg.find_slice::<u8>(schema.as_str()).unwrap().unwrap();
-    let text = std::str::from_utf8(bytes).unwrap();
+    let schemas = shmkit::inspect::type_schemas(&seg).unwrap();
+    assert_eq!(schemas.len(), 1, "{schemas:?}");
+    let text = std::str::from_utf8(&schemas[0].bytes).unwrap();
     assert!(
         text.starts_with("shmkit-schema 1\tstruct\t-\tDb\t"),
         "{text}"

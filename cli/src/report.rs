@@ -240,6 +240,7 @@ struct Index {
     named: u64,
     unique: u64,
     anonymous: u64,
+    type_schemas: u64,
 }
 
 #[derive(Serialize)]
@@ -307,6 +308,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
             named: h.named,
             unique: h.unique,
             anonymous: h.anonymous,
+            type_schemas: h.schemas,
         },
         thread_caches: h.thread_caches,
         mapped_as: None,
@@ -431,8 +433,8 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
     let _ = writeln!(s, "locks      {}", locks.join("; "));
     let _ = writeln!(
         s,
-        "objects    {} named, {} unique, {} anonymous; {}",
-        r.index.named, r.index.unique, r.index.anonymous, r.index.kind
+        "objects    {} named, {} unique, {} anonymous, {} type schemas; {}",
+        r.index.named, r.index.unique, r.index.anonymous, r.index.type_schemas, r.index.kind
     );
     if let Some(why) = &r.not_read {
         let _ = writeln!(s, "contents   not read: {why}");
@@ -634,17 +636,25 @@ struct ObjectOut {
     value: Json,
 }
 
+/// A type schema the segment stores (in a table of its own, not an object).
+#[derive(Serialize)]
+struct TypeSchemaOut {
+    key: String,
+    offset: u64,
+    text: String,
+}
+
 #[derive(Serialize)]
 struct Dump {
     segment: String,
     objects: Vec<ObjectOut>,
+    type_schemas: Vec<TypeSchemaOut>,
 }
 
-/// The stored schema a `__shmkit_schema::N` (a root's) or `__shmkit_schema_type::F` (a
-/// type's) object holds, as text (its bytes are UTF-8 when sound), for the dump instead
-/// of a list of bytes.
+/// The stored schema a `__shmkit_schema::N` object (a root's) holds, as text (its bytes
+/// are UTF-8 when sound), for the dump instead of a list of bytes.
 fn schema_text(o: &ObjectReport) -> Option<String> {
-    if !o.name.starts_with("__shmkit_schema::") && !o.name.starts_with("__shmkit_schema_type::") {
+    if !o.name.starts_with("__shmkit_schema::") {
         return None;
     }
     let Value::Array { elements, length } = &o.value else {
@@ -715,9 +725,18 @@ pub fn dump(
         )));
     }
     if json {
+        let type_schemas = view.type_schemas().map_err(Failure::from_open)?;
         let report = Dump {
             segment: t.display(),
             objects: chosen.iter().map(|o| object_out(o)).collect(),
+            type_schemas: type_schemas
+                .into_iter()
+                .map(|t| TypeSchemaOut {
+                    text: String::from_utf8_lossy(&t.bytes).into_owned(),
+                    key: t.key,
+                    offset: t.offset,
+                })
+                .collect(),
         };
         return json_out(out, &report);
     }
@@ -746,15 +765,8 @@ pub fn dump(
         }
         match &o.value {
             _ if schema_text(o).is_some() => {
-                let _ = match o.name.strip_prefix("__shmkit_schema::") {
-                    Some(root) => writeln!(s, "  = (the stored schema of root {root})"),
-                    None => {
-                        let text = schema_text(o).unwrap_or_default();
-                        // The type's name is the header line's fourth column.
-                        let name = text.split('\t').nth(3).unwrap_or("?");
-                        writeln!(s, "  = (the stored schema of type {name})")
-                    }
-                };
+                let root = o.name.trim_start_matches("__shmkit_schema::");
+                let _ = writeln!(s, "  = (the stored schema of root {root})");
             }
             Value::Struct(fields) => {
                 for (k, v) in fields {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shmkit::inspect::{
-    self, Attachments, BlockRun, CacheSlot, HeaderFigures, LockWord, ObjectReport, Usage,
+    self, Attachments, BlockRun, CacheSlot, HeaderFigures, LockWord, ObjectReport,
+    TypeSchemaReport, Usage,
 };
 use shmkit::segment::{Backing, Mode};
 use shmkit::{
@@ -187,6 +188,7 @@ pub trait View {
     fn blocks(&self) -> shmkit::Result<Vec<BlockRun>>;
     fn cache_slots(&self) -> shmkit::Result<Vec<CacheSlot>>;
     fn objects(&self) -> shmkit::Result<Vec<ObjectReport>>;
+    fn type_schemas(&self) -> shmkit::Result<Vec<TypeSchemaReport>>;
     fn check(&self) -> shmkit::Result<()>;
     /// `read-write` or `read-only`.
     fn mode(&self) -> &'static str;
@@ -204,6 +206,9 @@ impl<B: Backing, M: Mode, I: IndexKind> View for ManagedSegment<B, M, I> {
     }
     fn objects(&self) -> shmkit::Result<Vec<ObjectReport>> {
         inspect::objects(self)
+    }
+    fn type_schemas(&self) -> shmkit::Result<Vec<TypeSchemaReport>> {
+        inspect::type_schemas(self)
     }
     fn check(&self) -> shmkit::Result<()> {
         inspect::check(self)

@@ -31,6 +31,10 @@ pub mod offsets {
     pub const ENTRIES: usize = std::mem::offset_of!(SegmentHeader, reserved) + 7 * 8;
     /// The head of the retired list (blocks kept for lookups without the index lock).
     pub const RETIRED: usize = std::mem::offset_of!(SegmentHeader, reserved) + 9 * 8;
+    /// The root of the table of stored type schemas.
+    pub const SCHEMA_ROOT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 12 * 8;
+    /// The number of stored type schemas.
+    pub const SCHEMA_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 13 * 8;
 }
 
 /// Where an ordered-index entry keeps its left and right child links (two words): after
@@ -131,24 +135,5 @@ pub fn corrupt<I: shmkit_runtime::IndexKind>(
             .as_ptr()
             .add(at)
             .copy_from_nonoverlapping(bytes.as_ptr(), bytes.len());
-    }
-}
-
-/// Destroys the schemas that constructing objects of derived types stored
-/// (`__shmkit_schema_type::…`, ARCHITECTURE.md "Type schemas"), which outlive the objects
-/// on purpose: for tests that check that a segment gives all its memory back.
-pub fn destroy_type_schemas<B: Backing, M: shmkit_runtime::segment::Writable>(
-    seg: &mut ManagedSegment<B, M>,
-) {
-    let names: Vec<String> = seg
-        .named_objects()
-        .expect("list the named objects")
-        .map(|o| o.name)
-        .filter(|n| n.starts_with("__shmkit_schema_type::"))
-        .collect();
-    for name in names {
-        assert!(seg
-            .destroy::<u8>(name.as_str())
-            .expect("destroy a type schema"));
     }
 }

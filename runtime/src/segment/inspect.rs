@@ -27,14 +27,13 @@ use std::os::unix::fs::FileExt;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::Mode;
-use super::objects_api::SCHEMA_TYPE_PREFIX;
 use crate::alloc::tlsf::{AlgorithmStats, TlsfState, ENTRY, INTERNAL};
 use crate::error::{Error, Result};
 use crate::layout::{
     compound_fingerprint, payload_start, variant_field_offset, ShmSafe, StoredField, StoredSchema,
 };
 use crate::manager::header::{self, state, words, SegmentHeader, MAGIC};
-use crate::objects::ops::{self, Listed, NAMED, UNIQUE};
+use crate::objects::ops::{self, Listed, StoredBytes, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{IndexKind, ObjectKind};
 use crate::robust::{decode_word, owner};
@@ -112,6 +111,8 @@ pub struct HeaderFigures {
     /// Anonymous objects (the registry of entries that no index links), as counted in
     /// the header.
     pub anonymous: u64,
+    /// Type schemas stored (see [`TypeSchemaReport`]), as counted in the header.
+    pub schemas: u64,
     /// Whether the segment has a thread-cache table.
     pub thread_caches: bool,
 }
@@ -183,6 +184,7 @@ pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
         named: word(words::NAMED_COUNT),
         unique: word(words::UNIQUE_COUNT),
         anonymous: word(words::ENTRIES_COUNT),
+        schemas: word(words::SCHEMA_COUNT),
         thread_caches: u64_at(offset_of!(SegmentHeader, cache_table)) != 0,
     })
 }
@@ -612,47 +614,98 @@ fn scalar(s: &Space, off: u64, p: &Plain) -> Value {
 /// or why they cannot be read.
 type Schemas = HashMap<u64, std::result::Result<StoredSchema, String>>;
 
-/// The bytes of a stored schema object, parsed: checked against the fingerprint its name
-/// gives (`expected`), if any.
-fn stored_schema(s: &Space, l: &Listed, expected: Option<u64>) -> Result<StoredSchema, String> {
-    let unreadable = || format!("its stored schema `{}` is unreadable", l.info.name);
-    if l.fingerprint != u8::type_fingerprint() {
-        return Err(unreadable());
-    }
-    let p = s.checked(l.data, l.info.length).ok_or_else(unreadable)?;
-    // SAFETY: `length` bytes in bounds (checked); a stored schema is written once, before
-    // its name can be found, and never changes while it is linked (the index lock, or a
-    // read-only mapping, covers the copy).
-    let bytes = unsafe { std::slice::from_raw_parts(p, l.info.length) };
-    let schema = StoredSchema::parse(bytes).ok_or_else(unreadable)?;
+/// Stored schema bytes parsed (`what` names them for errors): checked against the
+/// fingerprint they are stored under (`expected`), if any.
+fn parse_schema(
+    bytes: Option<&[u8]>,
+    what: &str,
+    expected: Option<u64>,
+) -> Result<StoredSchema, String> {
+    let unreadable = || format!("its stored schema {what} is unreadable");
+    let schema = bytes
+        .and_then(StoredSchema::parse)
+        .ok_or_else(unreadable)?;
     match expected {
         Some(fp) if fp != schema.fingerprint => Err(format!(
-            "its stored schema `{}` describes another type (fingerprint {:016x})",
-            l.info.name, schema.fingerprint
+            "its stored schema {what} describes another type (fingerprint {:016x})",
+            schema.fingerprint
         )),
         _ => Ok(schema),
     }
 }
 
-/// Every schema the segment stores: each derived type's, and (from segments written
-/// before those) the roots'.
-fn schemas(s: &Space, listed: &[Listed]) -> Schemas {
-    let mut out = Schemas::new();
-    let named = listed.iter().filter(|l| l.info.kind == ObjectKind::Named);
-    for l in named.clone() {
-        let Some(hex) = l.info.name.strip_prefix(SCHEMA_TYPE_PREFIX) else {
-            continue;
-        };
-        if let Ok(fp) = u64::from_str_radix(hex, 16) {
-            out.insert(fp, stored_schema(s, l, Some(fp)));
-        }
-    }
-    for l in named.filter(|l| l.info.name.starts_with(SCHEMA_PREFIX)) {
-        if let Ok(schema) = stored_schema(s, l, None) {
+/// An entry of the schema table parsed.
+fn table_schema(t: &StoredBytes) -> (Option<u64>, Result<StoredSchema, String>) {
+    let fp = u64::from_str_radix(&t.key, 16).ok();
+    let what = format!("of type {}", t.key);
+    (fp, parse_schema(t.bytes.as_deref(), &what, fp))
+}
+
+/// The bytes of a root's stored schema object (`__shmkit_schema::N`), parsed.
+fn root_schema(s: &Space, l: &Listed) -> Result<StoredSchema, String> {
+    let bytes = (l.fingerprint == u8::type_fingerprint())
+        .then(|| s.checked(l.data, l.info.length))
+        .flatten()
+        // SAFETY: `length` bytes in bounds (checked); a stored schema is written once,
+        // before its name can be found, and never changes while it is linked (the index
+        // lock, or a read-only mapping, covers the copy).
+        .map(|p| unsafe { std::slice::from_raw_parts(p, l.info.length) });
+    parse_schema(bytes, &format!("`{}`", l.info.name), None)
+}
+
+/// Every schema the segment stores: each derived type's (the schema table), and the
+/// roots' (from segments written before the table).
+fn schemas(s: &Space, table: &[StoredBytes], listed: &[Listed]) -> Schemas {
+    let mut out: Schemas = table
+        .iter()
+        .filter_map(|t| match table_schema(t) {
+            (Some(fp), schema) => Some((fp, schema)),
+            (None, _) => None,
+        })
+        .collect();
+    let roots = listed
+        .iter()
+        .filter(|l| l.info.kind == ObjectKind::Named && l.info.name.starts_with(SCHEMA_PREFIX));
+    for l in roots {
+        if let Ok(schema) = root_schema(s, l) {
             out.entry(schema.fingerprint).or_insert(Ok(schema));
         }
     }
     out
+}
+
+/// One type schema the segment stores: constructing an object of a derived type stores
+/// its type's and those of the derived types it holds by value, once per type, in a table
+/// of their own (no object lists them), never freed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TypeSchemaReport {
+    /// The key it is stored under: the type's layout fingerprint in hex.
+    pub key: String,
+    /// Offset of its bytes in the segment.
+    pub offset: u64,
+    /// Its bytes (the text of [`Schema::encode`](crate::Schema::encode) when sound; empty
+    /// when the entry holds no bytes).
+    pub bytes: Vec<u8>,
+    /// The schema parsed, or why it cannot be.
+    pub schema: std::result::Result<StoredSchema, String>,
+}
+
+/// The type schemas the segment stores (see [`TypeSchemaReport`]), as one snapshot like
+/// [`objects`].
+pub fn type_schemas<B: Backing, M: Mode, I: IndexKind>(
+    seg: &ManagedSegment<B, M, I>,
+) -> Result<Vec<TypeSchemaReport>> {
+    let table = seg.indexed(ops::stored_schemas::<I>)?;
+    Ok(table
+        .into_iter()
+        .map(|t| TypeSchemaReport {
+            schema: table_schema(&t).1,
+            key: t.key,
+            offset: t.offset,
+            bytes: t.bytes.unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// Renders values from the segment's bytes and its stored schemas alone. Every read is
@@ -839,7 +892,7 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
         let mut listed = ops::list_detailed::<I>(s, NAMED)?;
         listed.extend(ops::list_detailed::<I>(s, UNIQUE)?);
         listed.extend(ops::list_anonymous::<I>(s)?);
-        let schemas = schemas(s, &listed);
+        let schemas = schemas(s, &ops::stored_schemas::<I>(s)?, &listed);
         let r = Renderer {
             s,
             plains: &plains,
@@ -854,8 +907,7 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
                 .flatten()
                 .map(str::to_string);
             // A stored schema's bytes are given whole (a tool shows them as text).
-            let schema_bytes = l.info.name.starts_with(SCHEMA_PREFIX)
-                || l.info.name.starts_with(SCHEMA_TYPE_PREFIX);
+            let schema_bytes = l.info.name.starts_with(SCHEMA_PREFIX);
             let max = if schema_bytes { 1 << 16 } else { MAX_ELEMENTS };
             let value = if l.info.length == 1 {
                 r.element(l, 0)

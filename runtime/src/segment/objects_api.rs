@@ -19,7 +19,7 @@ use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
 use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
-use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
+use crate::objects::ops::{self, IfExists, NAMED, SCHEMAS, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
     self, Anonymous, IndexKind, Lookup, NamedIndex, ObjectInfo, ObjectKind, ObjectTarget, Target,
@@ -46,9 +46,12 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 /// mapping; then a thread that constructs that type again in that mapping finds it in its
 /// own last-used pair (mapping id, schema), without a lock.
 ///
-/// Each derived type's schema is a named object `__shmkit_schema_type::<fingerprint>`
-/// (hex), its [`Schema::encode`] bytes, shared by every object of the type and by the
-/// types that hold it, so that a tool renders any object from the segment alone. It is
+/// Each derived type's schema is an entry of the segment's schema table (`ops::SCHEMAS`),
+/// keyed by its layout fingerprint in hex: its [`Schema::encode`] bytes, shared by every
+/// object of the type and by the types that hold it, so that a tool renders any object
+/// from the segment alone. The table is an index of its own, so schemas are no named
+/// objects: no count, listing, lookup or destruction of user objects sees them, and none
+/// is ever freed (one per type ever constructed, bounded by the program's types). It is
 /// built as any named object is (a process dying meanwhile leaves the index to repair),
 /// under the index lock the construction holds; a schema that cannot be stored (a full
 /// segment) costs the object nothing, and is tried again at the next construction.
@@ -72,15 +75,6 @@ thread_local! {
     /// The (mapping id, schema address) this thread stored or found last.
     static LAST_SCHEMA: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
 }
-
-/// The name of the object that holds the schema of the type whose layout fingerprint is
-/// `fingerprint`.
-pub(crate) fn schema_object_name(fingerprint: u64) -> String {
-    format!("{SCHEMA_TYPE_PREFIX}{fingerprint:016x}")
-}
-
-/// What the names of stored type schemas start with.
-pub(crate) const SCHEMA_TYPE_PREFIX: &str = "__shmkit_schema_type::";
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -421,10 +415,10 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
                 return;
             }
             let bytes = nested.encode().into_bytes();
-            let name = schema_object_name(nested.fingerprint());
+            let hex = format!("{:016x}", nested.fingerprint());
             let stored = ops::create::<I, u8>(
                 s,
-                Target::Named(&name),
+                Target::Schema(&hex),
                 bytes.len(),
                 IfExists::Return,
                 |i| bytes.get(i).copied(),
@@ -645,7 +639,8 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     pub fn shrink_to_fit_indexes(&mut self) -> Result<()> {
         self.in_place(|s| {
             I::shrink_to_fit(s, NAMED)?;
-            I::shrink_to_fit(s, UNIQUE)
+            I::shrink_to_fit(s, UNIQUE)?;
+            I::shrink_to_fit(s, SCHEMAS)
         })
     }
 
