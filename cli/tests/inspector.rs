@@ -252,8 +252,10 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(s["state"], "ready");
     assert_eq!(s["index"]["kind"], "hash index");
     assert_eq!(s["index"]["anonymous"], 1);
-    // limit, p, primes, flag, the root and its schema, the schemas of Db and Totals
-    assert_eq!(s["index"]["named"], 8);
+    // limit, p, primes, flag, the root and its schema; the schemas of Db and Totals are
+    // no objects
+    assert_eq!(s["index"]["named"], 6);
+    assert_eq!(s["index"]["type_schemas"], 2);
     assert_eq!(s["index"]["unique"], 1);
     assert_eq!(s["creator"]["alive"], false);
     assert_eq!(s["locks"]["segment_lock"], Value::Null);
@@ -271,7 +273,7 @@ fn json_output_parses_back_to_what_was_built() {
         .find(|r| r["name"] == g.get())
         .expect("listed");
     assert_eq!(row["kind"], "shm");
-    assert_eq!(row["objects"], 10);
+    assert_eq!(row["objects"], 8);
     assert_eq!(row["attached"], 0);
     assert_eq!(row["version"], 4);
 }
@@ -286,12 +288,16 @@ fn write_foreign_types(path: &Path) {
     assert!(status.success());
 }
 
-/// The dump of `path` as JSON: its objects by name (anonymous ones under "").
-fn dump_json(path: &str) -> serde_json::Map<String, Value> {
+/// The dump of `path` as JSON.
+fn dump_value(path: &str) -> Value {
     let dump = shmkit(&["dump", path, "--json"]);
     assert_eq!(dump.code, 0, "{}", dump.stderr);
-    let v: Value = serde_json::from_str(&dump.stdout).expect("JSON");
-    v["objects"]
+    serde_json::from_str(&dump.stdout).expect("JSON")
+}
+
+/// The dump of `path` as JSON: its objects by name (anonymous ones under "").
+fn dump_json(path: &str) -> serde_json::Map<String, Value> {
+    dump_value(path)["objects"]
         .as_array()
         .expect("objects")
         .iter()
@@ -331,12 +337,21 @@ fn nested_structs_and_enums_of_another_program_are_read_from_their_stored_schema
         serde_json::json!({ "Small": { "0": 3 } })
     );
     assert_eq!(objects[""]["value"], "Empty");
-    // One schema per type, shared: Scene, Shape, Point, Tagged.
-    let schemas = objects
-        .keys()
-        .filter(|n| n.starts_with("__shmkit_schema_type::"))
-        .count();
-    assert_eq!(schemas, 4);
+    // The user's objects alone; one schema per type, shared (Scene, Shape, Point, Tagged),
+    // in a table of their own.
+    assert!(
+        objects.keys().all(|n| !n.starts_with("__shmkit_schema")),
+        "{:?}",
+        objects.keys()
+    );
+    let mut types: Vec<String> = dump_value(path)["type_schemas"]
+        .as_array()
+        .expect("type schemas")
+        .iter()
+        .map(|t| t["text"].as_str().unwrap().split('\t').nth(3).unwrap().to_string())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Point", "Scene", "Shape", "Tagged"]);
 
     let dump = shmkit(&["dump", path, "scene"]);
     assert_eq!(dump.code, 0, "{}", dump.stderr);
@@ -349,15 +364,12 @@ fn a_forged_schema_or_tag_is_an_error_entry_never_a_panic() {
     write_foreign_types(file.get());
     let path = file.get().to_str().expect("UTF-8 path");
     let objects = dump_json(path);
-    let point_schema = objects
-        .values()
-        .find(|o| {
-            o["name"]
-                .as_str()
-                .unwrap()
-                .starts_with("__shmkit_schema_type::")
-                && o["value"].as_str().unwrap().contains("\tPoint\t")
-        })
+    let type_schemas = dump_value(path)["type_schemas"].clone();
+    let point_schema = type_schemas
+        .as_array()
+        .expect("type schemas")
+        .iter()
+        .find(|t| t["text"].as_str().unwrap().contains("\tPoint\t"))
         .expect("Point's schema");
     let schema_at = point_schema["offset"].as_u64().unwrap() as usize;
     let small_at = objects["small"]["offset"].as_u64().unwrap() as usize;
