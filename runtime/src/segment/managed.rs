@@ -341,7 +341,9 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.core().cached_memory()
     }
 
-    /// True when every allocation has been freed.
+    /// True when every allocation has been freed. The type schemas that constructing an
+    /// object of a derived type stores are never freed (see
+    /// [`inspect::type_schemas`](crate::inspect::type_schemas)): once one is, this stays false.
     pub fn all_memory_deallocated(&self) -> bool {
         self.core().all_memory_deallocated()
     }

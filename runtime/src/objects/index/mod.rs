@@ -131,7 +131,8 @@ pub enum Probe {
     Slow,
 }
 
-/// Where one index (named or unique) keeps its root and its count in the header.
+/// Where one index (named, unique, or the schema table) keeps its root and its count in
+/// the header.
 #[derive(Clone, Copy)]
 pub struct Root {
     pub root: usize,
