@@ -75,10 +75,8 @@ fn schemas_are_no_objects<I: NamedIndex>() {
 
     // The inspector lists the user's objects alone, rendered from the table.
     let objects = inspect::objects(&seg).unwrap();
-    let kinds: Vec<(ObjectKind, &str)> = objects
-        .iter()
-        .map(|o| (o.kind, o.name.as_str()))
-        .collect();
+    let kinds: Vec<(ObjectKind, &str)> =
+        objects.iter().map(|o| (o.kind, o.name.as_str())).collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
     let Value::Struct(fields) = &objects[0].value else {
         panic!("w is rendered: {:?}", objects[0].value);
@@ -166,7 +164,10 @@ fn forged_table_words_are_errors<I: NamedIndex>() {
             .from_image(&image)
             .map(drop)
             .unwrap_err();
-        assert!(matches!(err, Error::Corrupted { .. }), "{at}={value}: {err:?}");
+        assert!(
+            matches!(err, Error::Corrupted { .. }),
+            "{at}={value}: {err:?}"
+        );
         // A read-only mapping trusts the header; `check` and the inspector report.
         let buf = AlignedBuffer::from_image(&image);
         let Ok(seg) = ManagedExternalBuffer::options()
@@ -177,7 +178,10 @@ fn forged_table_words_are_errors<I: NamedIndex>() {
             continue;
         };
         let err = seg.check().unwrap_err();
-        assert!(matches!(err, Error::Corrupted { .. }), "{at}={value}: {err:?}");
+        assert!(
+            matches!(err, Error::Corrupted { .. }),
+            "{at}={value}: {err:?}"
+        );
         let _ = inspect::objects(&seg);
         let _ = inspect::type_schemas(&seg);
     }

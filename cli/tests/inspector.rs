@@ -348,7 +348,15 @@ fn nested_structs_and_enums_of_another_program_are_read_from_their_stored_schema
         .as_array()
         .expect("type schemas")
         .iter()
-        .map(|t| t["text"].as_str().unwrap().split('\t').nth(3).unwrap().to_string())
+        .map(|t| {
+            t["text"]
+                .as_str()
+                .unwrap()
+                .split('\t')
+                .nth(3)
+                .unwrap()
+                .to_string()
+        })
         .collect();
     types.sort();
     assert_eq!(types, ["Point", "Scene", "Shape", "Tagged"]);

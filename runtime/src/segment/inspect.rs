@@ -622,9 +622,7 @@ fn parse_schema(
     expected: Option<u64>,
 ) -> Result<StoredSchema, String> {
     let unreadable = || format!("its stored schema {what} is unreadable");
-    let schema = bytes
-        .and_then(StoredSchema::parse)
-        .ok_or_else(unreadable)?;
+    let schema = bytes.and_then(StoredSchema::parse).ok_or_else(unreadable)?;
     match expected {
         Some(fp) if fp != schema.fingerprint => Err(format!(
             "its stored schema {what} describes another type (fingerprint {:016x})",
