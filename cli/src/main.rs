@@ -55,7 +55,8 @@ enum Command {
     },
     /// List the objects of a segment with their values, as far as the segment describes
     /// them: scalars, and structs, enums and arrays of them from the schemas the segment
-    /// stores for its types (containers and locks are shown as opaque).
+    /// stores for its types (containers and locks are shown as opaque; `--json` without an
+    /// object lists those schemas too).
     Dump {
         /// The segment (a /dev/shm name or a file path).
         segment: String,

@@ -648,6 +648,8 @@ struct TypeSchemaOut {
 struct Dump {
     segment: String,
     objects: Vec<ObjectOut>,
+    /// In a dump of every object only (one object's dump has its own schema).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     type_schemas: Vec<TypeSchemaOut>,
 }
 
@@ -725,7 +727,10 @@ pub fn dump(
         )));
     }
     if json {
-        let type_schemas = view.type_schemas().map_err(Failure::from_open)?;
+        let type_schemas = match object {
+            None => view.type_schemas().map_err(Failure::from_open)?,
+            Some(_) => Vec::new(),
+        };
         let report = Dump {
             segment: t.display(),
             objects: chosen.iter().map(|o| object_out(o)).collect(),
