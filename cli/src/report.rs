@@ -308,7 +308,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
             named: h.named,
             unique: h.unique,
             anonymous: h.anonymous,
-            type_schemas: h.schemas,
+            type_schemas: h.type_schemas,
         },
         thread_caches: h.thread_caches,
         mapped_as: None,

@@ -112,7 +112,7 @@ pub struct HeaderFigures {
     /// the header.
     pub anonymous: u64,
     /// Type schemas stored (see [`TypeSchemaReport`]), as counted in the header.
-    pub schemas: u64,
+    pub type_schemas: u64,
     /// Whether the segment has a thread-cache table.
     pub thread_caches: bool,
 }
@@ -184,7 +184,7 @@ pub fn read_header(file: &File, what: &str) -> Result<HeaderFigures> {
         named: word(words::NAMED_COUNT),
         unique: word(words::UNIQUE_COUNT),
         anonymous: word(words::ENTRIES_COUNT),
-        schemas: word(words::SCHEMA_COUNT),
+        type_schemas: word(words::SCHEMA_COUNT),
         thread_caches: u64_at(offset_of!(SegmentHeader, cache_table)) != 0,
     })
 }
@@ -656,9 +656,9 @@ fn root_schema(s: &Space, l: &Listed) -> Result<StoredSchema, String> {
 fn schemas(s: &Space, table: &[StoredBytes], listed: &[Listed]) -> Schemas {
     let mut out: Schemas = table
         .iter()
-        .filter_map(|t| match table_schema(t) {
-            (Some(fp), schema) => Some((fp, schema)),
-            (None, _) => None,
+        .filter_map(|t| {
+            let (fp, schema) = table_schema(t);
+            Some((fp?, schema))
         })
         .collect();
     let roots = listed
