@@ -236,3 +236,27 @@ fn a_forged_stored_schema_is_unreadable_not_a_crash() {
         fields[1].1
     );
 }
+
+/// A copy taken while a process was storing a schema (its entry linked, still being
+/// built, the index lock held): the repair drops the half-made schema and counts the table
+/// again, and the next construction of the type stores it anew.
+#[test]
+fn a_half_made_schema_is_dropped_by_the_repair_and_stored_again() {
+    let mut image = image_bytes(&mut populated::<HashIndex>());
+    // An entry starts with its tag (0xB0E5), kind (4: a stored schema) and state (2: live).
+    let tag = [0xE5, 0xB0, 4, 2];
+    let at = image
+        .windows(4)
+        .position(|w| w == tag)
+        .expect("a stored schema's entry");
+    image[at + 3] = 1; // being built
+    image[offsets::INDEX_LOCK..offsets::INDEX_LOCK + 4].copy_from_slice(&1u32.to_ne_bytes());
+    let seg = ManagedHeapMemory::from_image(&image).expect("the indexes are rebuilt");
+    seg.check().unwrap();
+    assert_eq!(inspect::type_schemas(&seg).unwrap().len(), 2);
+    seg.construct(Anonymous, Wrapper(1, Point { x: 0, y: 0 }))
+        .unwrap();
+    seg.construct(Anonymous, Color::Red).unwrap();
+    assert_eq!(stored_types(&seg), ["Color", "Point", "Wrapper"]);
+    assert_eq!(seg.num_named_objects(), 1);
+}
