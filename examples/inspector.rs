@@ -1,6 +1,7 @@
 //! A segment to look at with the `shmkit` inspector (README, "Looking inside a segment"):
-//! a root with plain fields, an atomic and containers behind locks, named objects, an
-//! array, a unique and an anonymous object, and some freed memory.
+//! a root with plain fields, an atomic and containers behind locks, named objects (a
+//! struct and an enum among them), an array, a unique and an anonymous object, and some
+//! freed memory.
 //!
 //! `cargo run --example inspector` builds it, prints the inspector commands to try and
 //! removes it again; with `-- --keep` it stays in /dev/shm (as `shmkit_example_db`) for
@@ -21,6 +22,19 @@ pub struct Totals {
     pub orders: u64,
     /// Their volume.
     pub volume: u64,
+}
+
+/// An enum, rendered by variant from the schema its type stores.
+#[derive(ShmSafe, Clone, Copy)]
+#[repr(u8)]
+pub enum Level {
+    /// No limit.
+    Low,
+    /// A limit.
+    High {
+        /// The limit.
+        limit: u32,
+    },
 }
 
 /// The segment's root.
@@ -65,6 +79,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extend_from_slice(&[250, 40])?;
     segment.construct("limit", 100u32)?;
     segment.construct_from_iter("primes", [2u64, 3, 5, 7, 11])?;
+    segment.construct(
+        "last_order",
+        Totals {
+            orders: 3,
+            volume: 120,
+        },
+    )?;
+    segment.construct("level", Level::High { limit: 90 })?;
     segment.construct_unique(-1i32)?;
     segment.construct_anonymous(1.5f64)?;
     // Some memory used and given back, so the map shows holes.

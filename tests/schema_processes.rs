@@ -1,5 +1,6 @@
 //! Two programs that share a segment file and disagree on its schema: the second gets a
-//! `SchemaMismatch`, never a misread value.
+//! `SchemaMismatch`, never a misread value. And a program killed while constructing an
+//! object, after it stored its type's schema: the segment opens and checks clean.
 //!
 //! The "two programs" are the helper binary `shmkit-schema-child` (`tests/bin/`) run three
 //! times, each time as one of two definitions of the root `Db`. The children do not share
@@ -40,4 +41,34 @@ fn two_programs_disagreeing_on_the_schema() {
         assert!(refused.contains(line), "missing {line:?} in:\n{refused}");
     }
     assert!(run("open-v1", &path).contains("v1 still reads items = 41"));
+}
+
+#[test]
+fn a_program_killed_while_constructing_leaves_its_type_schema_whole_and_the_segment_sound() {
+    let dir = TempDir::new();
+    let path = dir.join("schema.seg");
+    shmkit::ManagedMappedFile::create(path.as_path(), 1 << 16).unwrap();
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-schema-child"),
+        "die-constructing",
+        &[("SHMKIT_SCHEMA_FILE", path.to_str().unwrap().to_owned())],
+    );
+    assert_eq!(child.expect_message(Duration::from_secs(20)), "building");
+    assert!(!child.kill().success());
+
+    // The next opener takes the dead child's index lock over and repairs: the half-built
+    // object is gone, the schema the child stored before it is whole.
+    let seg = shmkit::ManagedMappedFile::open(path.as_path()).unwrap();
+    seg.check().unwrap();
+    let names: Vec<String> = seg.named_objects().unwrap().map(|o| o.name).collect();
+    assert!(!names.iter().any(|n| n == "half"), "{names:?}");
+    let schemas = shmkit::inspect::type_schemas(&seg).unwrap();
+    assert_eq!(schemas.len(), 1, "{schemas:?}");
+    let text = std::str::from_utf8(&schemas[0].bytes).unwrap();
+    assert!(
+        text.starts_with("shmkit-schema 1\tstruct\t-\tDb\t"),
+        "{text}"
+    );
+    assert!(text.ends_with("[u8; 4]\n"), "{text}");
+    seg.construct("after", 1u64).unwrap();
 }

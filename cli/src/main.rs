@@ -59,7 +59,9 @@ enum Command {
         segment: String,
     },
     /// List the objects of a segment with their values, as far as the segment describes
-    /// them (scalars, arrays of scalars, and roots' scalar fields from their stored schema).
+    /// them: scalars, and structs, enums and arrays of them from the schemas the segment
+    /// stores for its types (containers and locks are shown as opaque; `--json` without an
+    /// object lists those schemas too).
     Dump {
         /// The segment (a /dev/shm name, a file path or xsi:KEY).
         segment: String,

@@ -256,6 +256,7 @@ struct Index {
     named: u64,
     unique: u64,
     anonymous: u64,
+    type_schemas: u64,
     /// The named and unique indexes' shapes (None when the contents were not read).
     load: Option<IndexLoadOut>,
 }
@@ -379,6 +380,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
             unique: h.unique,
             anonymous: h.anonymous,
             load: None,
+            type_schemas: h.type_schemas,
         },
         thread_caches: h.thread_caches,
         mapped_as: None,
@@ -511,8 +513,8 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
     let _ = writeln!(s, "locks      {}", locks.join("; "));
     let _ = writeln!(
         s,
-        "objects    {} named, {} unique, {} anonymous; {}",
-        r.index.named, r.index.unique, r.index.anonymous, r.index.kind
+        "objects    {} named, {} unique, {} anonymous, {} type schemas; {}",
+        r.index.named, r.index.unique, r.index.anonymous, r.index.type_schemas, r.index.kind
     );
     if let Some(l) = &r.index.load {
         let _ = writeln!(
@@ -634,12 +636,7 @@ pub fn value_json(v: &Value) -> Json {
         Value::Bool(b) => json!(b),
         Value::Char(c) => json!(c.to_string()),
         Value::Invalid(why) => json!({ "invalid": why }),
-        Value::Struct(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), value_json(v)))
-                .collect(),
-        ),
+        Value::Struct(fields) => fields_json(fields),
         Value::Array { elements, length } if elements.len() == *length => {
             Json::Array(elements.iter().map(value_json).collect())
         }
@@ -647,9 +644,30 @@ pub fn value_json(v: &Value) -> Json {
             "elements": elements.iter().map(value_json).collect::<Vec<_>>(),
             "length": length,
         }),
+        Value::Enum { variant, fields } if fields.is_empty() => json!(variant),
+        Value::Enum { variant, fields } => json!({ variant.as_str(): fields_json(fields) }),
         Value::Opaque { ty, size } => json!({ "opaque": ty, "size": size }),
         _ => json!(null),
     }
+}
+
+/// A struct's or variant's fields as a JSON object, in order.
+fn fields_json(fields: &[(String, Value)]) -> Json {
+    Json::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect(),
+    )
+}
+
+/// A struct's or variant's fields as text: `{ a: 1, b: 2 }`.
+fn fields_text(fields: &[(String, Value)]) -> String {
+    let inner: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", value_text(v)))
+        .collect();
+    format!("{{ {} }}", inner.join(", "))
 }
 
 /// A rendered value as text.
@@ -661,13 +679,9 @@ fn value_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Char(c) => format!("{c:?}"),
         Value::Invalid(why) => format!("<invalid: {why}>"),
-        Value::Struct(fields) => {
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", value_text(v)))
-                .collect();
-            format!("{{ {} }}", inner.join(", "))
-        }
+        Value::Struct(fields) => fields_text(fields),
+        Value::Enum { variant, fields } if fields.is_empty() => variant.clone(),
+        Value::Enum { variant, fields } => format!("{variant} {}", fields_text(fields)),
         Value::Array { elements, length } => {
             let inner: Vec<String> = elements.iter().map(value_text).collect();
             let more = if elements.len() < *length {
@@ -713,16 +727,29 @@ struct ObjectOut {
     value: Json,
 }
 
+/// A type schema the segment stores (in a table of its own, not an object).
+#[derive(Serialize)]
+struct TypeSchemaOut {
+    key: String,
+    offset: u64,
+    text: String,
+}
+
 #[derive(Serialize)]
 struct Dump {
     segment: String,
     objects: Vec<ObjectOut>,
+    /// In a dump of every object only (one object's dump has its own schema).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    type_schemas: Vec<TypeSchemaOut>,
 }
 
-/// The stored schema a `__shmkit_schema::N` object holds, as text (its bytes are UTF-8 when
-/// sound), for the dump instead of a list of bytes.
+/// The stored schema a `__shmkit_schema::N` object (a root's) holds, as text (its bytes
+/// are UTF-8 when sound), for the dump instead of a list of bytes.
 fn schema_text(o: &ObjectReport) -> Option<String> {
-    o.name.strip_prefix("__shmkit_schema::")?;
+    if !o.name.starts_with("__shmkit_schema::") {
+        return None;
+    }
     let Value::Array { elements, length } = &o.value else {
         return None;
     };
@@ -791,9 +818,21 @@ pub fn dump(
         )));
     }
     if json {
+        let type_schemas = match object {
+            None => view.type_schemas().map_err(Failure::from_open)?,
+            Some(_) => Vec::new(),
+        };
         let report = Dump {
             segment: t.display(),
             objects: chosen.iter().map(|o| object_out(o)).collect(),
+            type_schemas: type_schemas
+                .into_iter()
+                .map(|t| TypeSchemaOut {
+                    text: String::from_utf8_lossy(&t.bytes).into_owned(),
+                    key: t.key,
+                    offset: t.offset,
+                })
+                .collect(),
         };
         return json_out(out, &report);
     }
@@ -822,7 +861,8 @@ pub fn dump(
         }
         match &o.value {
             _ if schema_text(o).is_some() => {
-                let _ = writeln!(s, "  = (the stored schema of root {})", &o.name[17..]);
+                let root = o.name.trim_start_matches("__shmkit_schema::");
+                let _ = writeln!(s, "  = (the stored schema of root {root})");
             }
             Value::Struct(fields) => {
                 for (k, v) in fields {

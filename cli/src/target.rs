@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use shmkit::inspect::{
     self, Attachments, BlockRun, CacheSlot, HeaderFigures, IndexLoad, LockWord, ObjectReport,
-    Usage, XsiListed,
+    TypeSchemaReport, Usage, XsiListed,
 };
 use shmkit::os::XsiKey;
 use shmkit::segment::{Backing, Mode};
@@ -263,6 +263,7 @@ pub trait View {
     fn cache_slots(&self) -> shmkit::Result<Vec<CacheSlot>>;
     fn index_load(&self) -> shmkit::Result<IndexLoad>;
     fn objects(&self) -> shmkit::Result<Vec<ObjectReport>>;
+    fn type_schemas(&self) -> shmkit::Result<Vec<TypeSchemaReport>>;
     fn check(&self) -> shmkit::Result<()>;
     /// `read-write` or `read-only`.
     fn mode(&self) -> &'static str;
@@ -283,6 +284,9 @@ impl<B: Backing, M: Mode, I: IndexKind> View for ManagedSegment<B, M, I> {
     }
     fn objects(&self) -> shmkit::Result<Vec<ObjectReport>> {
         inspect::objects(self)
+    }
+    fn type_schemas(&self) -> shmkit::Result<Vec<TypeSchemaReport>> {
+        inspect::type_schemas(self)
     }
     fn check(&self) -> shmkit::Result<()> {
         inspect::check(self)

@@ -210,9 +210,12 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(value["initial"], "x");
     assert_eq!(value["delta"], -12);
     assert_eq!(value["hits"], 42);
-    // Nested structs and locks are not described by the segment (only roots store a
-    // schema): said so, never guessed.
-    assert_eq!(value["totals"]["opaque"], "Totals");
+    // A nested struct from the schema its type stored; a lock is never read behind.
+    assert_eq!(
+        value["totals"],
+        serde_json::json!({ "orders": 5, "volume": 0 })
+    );
+    assert_eq!(value["recent"]["opaque"], "Mutex<containers::Vec<u64>>");
     assert_eq!(
         value["recent"]["size"],
         size_of::<Mutex<shmkit::containers::Vec<u64>>>()
@@ -253,7 +256,10 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(s["state"], "ready");
     assert_eq!(s["index"]["kind"], "hash index");
     assert_eq!(s["index"]["anonymous"], 1);
-    assert_eq!(s["index"]["named"], 6); // limit, p, primes, flag, the root and its schema
+    // limit, p, primes, flag, the root and its schema; the schemas of Db and Totals are
+    // no objects
+    assert_eq!(s["index"]["named"], 6);
+    assert_eq!(s["index"]["type_schemas"], 2);
     assert_eq!(s["index"]["unique"], 1);
     assert_eq!(s["creator"]["alive"], false);
     assert_eq!(s["locks"]["segment_lock"], Value::Null);
@@ -274,6 +280,137 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(row["objects"], 8);
     assert_eq!(row["attached"], 0);
     assert_eq!(row["version"], 4);
+}
+
+/// Runs the child that writes a segment of its own types at `path`.
+fn write_foreign_types(path: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_shmkit-cli-child"))
+        .arg("write")
+        .arg(path)
+        .status()
+        .expect("run the child");
+    assert!(status.success());
+}
+
+/// The dump of `path` as JSON.
+fn dump_value(path: &str) -> Value {
+    let dump = shmkit(&["dump", path, "--json"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    serde_json::from_str(&dump.stdout).expect("JSON")
+}
+
+/// The dump of `path` as JSON: its objects by name (anonymous ones under "").
+fn dump_json(path: &str) -> serde_json::Map<String, Value> {
+    dump_value(path)["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .map(|o| (o["name"].as_str().unwrap().to_string(), o.clone()))
+        .collect()
+}
+
+#[test]
+fn nested_structs_and_enums_of_another_program_are_read_from_their_stored_schemas() {
+    // The types live in the child alone: this test and the inspector know only the bytes.
+    let file = TempPath::new();
+    write_foreign_types(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let objects = dump_json(path);
+    let scene = &objects["scene"];
+    assert_eq!(scene["schema"]["name"], "Scene");
+    assert_eq!(
+        scene["value"],
+        serde_json::json!({
+            "id": 7,
+            "shapes": [
+                { "Circle": { "center": { "x": 1, "y": -2 }, "radius": 0.5 } },
+                "Empty",
+                { "Rect": { "0": { "x": 0, "y": 0 }, "1": { "x": 3, "y": 4 } } },
+            ],
+            "origin": { "x": 10, "y": 20 },
+            "tag": { "Large": { "value": 99, "ok": true } },
+            "flags": [true, false],
+        })
+    );
+    assert_eq!(
+        objects["points"]["value"],
+        serde_json::json!([{ "x": 5, "y": 6 }, { "x": 5, "y": 6 }])
+    );
+    assert_eq!(
+        objects["small"]["value"],
+        serde_json::json!({ "Small": { "0": 3 } })
+    );
+    assert_eq!(objects[""]["value"], "Empty");
+    // The user's objects alone; one schema per type, shared (Scene, Shape, Point, Tagged),
+    // in a table of their own.
+    assert!(
+        objects.keys().all(|n| !n.starts_with("__shmkit_schema")),
+        "{:?}",
+        objects.keys()
+    );
+    let mut types: Vec<String> = dump_value(path)["type_schemas"]
+        .as_array()
+        .expect("type schemas")
+        .iter()
+        .map(|t| {
+            t["text"]
+                .as_str()
+                .unwrap()
+                .split('\t')
+                .nth(3)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Point", "Scene", "Shape", "Tagged"]);
+
+    let dump = shmkit(&["dump", path, "scene"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    snapshot!(&[path], dump.stdout);
+}
+
+#[test]
+fn a_forged_schema_or_tag_is_an_error_entry_never_a_panic() {
+    let file = TempPath::new();
+    write_foreign_types(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let objects = dump_json(path);
+    let type_schemas = dump_value(path)["type_schemas"].clone();
+    let point_schema = type_schemas
+        .as_array()
+        .expect("type schemas")
+        .iter()
+        .find(|t| t["text"].as_str().unwrap().contains("\tPoint\t"))
+        .expect("Point's schema");
+    let schema_at = point_schema["offset"].as_u64().unwrap() as usize;
+    let small_at = objects["small"]["offset"].as_u64().unwrap() as usize;
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        bytes[schema_at] = b'X'; // "shmkit-schema 1" no more
+        bytes[small_at] = 9; // no variant of Tagged has the tag 9
+    });
+    let objects = dump_json(path);
+    let unreadable = objects["points"]["value"][0]["invalid"]
+        .as_str()
+        .expect("an error entry");
+    assert!(unreadable.contains("is unreadable"), "{unreadable}");
+    let origin = &objects["scene"]["value"]["origin"]["invalid"];
+    assert!(
+        origin.as_str().unwrap().contains("is unreadable"),
+        "{origin}"
+    );
+    // What does not hold a Point still reads.
+    assert_eq!(objects["scene"]["value"]["id"], 7);
+    assert_eq!(
+        objects["small"]["value"]["invalid"],
+        "tag 9 is no variant of Tagged"
+    );
+    let text = shmkit(&["dump", path]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text
+        .stdout
+        .contains("<invalid: tag 9 is no variant of Tagged>"));
+    assert_eq!(shmkit(&["check", path]).code, 0);
 }
 
 #[test]

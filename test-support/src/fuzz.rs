@@ -15,9 +15,9 @@ use shmkit_runtime::segment::{Backing, Lends, Mode, Writable};
 use shmkit_runtime::sync::SeqLock;
 use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{
-    AlignedBuffer, Anonymous, Error, HashIndex, ManagedExternalBuffer, ManagedHeapMemory,
-    ManagedMappedFile, ManagedSegment, ManagedSharedMemory, MappedFileObserver, NamedIndex,
-    OrderedIndex, Unique,
+    inspect, AlignedBuffer, Anonymous, Error, FieldSchema, HashIndex, ManagedExternalBuffer,
+    ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory, MappedFileObserver,
+    NamedIndex, OrderedIndex, Schema, SchemaKind, ShmSafe, Unique,
 };
 
 use crate::guards::{ShmGuard, TempPath};
@@ -124,8 +124,9 @@ pub fn seeds() -> &'static [Seed] {
 
 /// A heap segment of `size` bytes with `named` named objects (singles and arrays of every
 /// element type), every third one destroyed again so that free blocks lie between live
-/// ones, and with `extras` two unique and two anonymous objects and an undone construction
-/// (on a hash index its entry stays on the retired list), as an image.
+/// ones, and with `extras` two unique and three anonymous objects (one of a type with a
+/// stored schema) and an undone construction (on a hash index its entry stays on the
+/// retired list), as an image.
 fn build<I: NamedIndex>(
     name: &'static str,
     index: Index,
@@ -160,6 +161,8 @@ fn build<I: NamedIndex>(
         seg.construct(QUOTE, SeqLock::new([0x9u64, 0x10]))
             .expect("a seqlock fits");
         seg.construct(Anonymous, 0xA11u64).expect("anonymous fits");
+        seg.construct(Anonymous, Described(0xD5))
+            .expect("a described object fits");
         seg.construct_array(Anonymous, 5, 0xA12u32)
             .expect("an anonymous array fits");
     }
@@ -195,6 +198,34 @@ fn build<I: NamedIndex>(
 /// [`observe_mix`]): an `AtomicU64` and a `SeqLock<[u64; 2]>`.
 const GAUGE: &str = "gauge";
 const QUOTE: &str = "quote";
+
+/// A type with a schema, as `#[derive(ShmSafe)]` gives one (the derive's crate is not a
+/// dependency here): constructing it fills the table of type schemas that mutants forge.
+#[repr(C)]
+struct Described(u64);
+
+const DESCRIBED: Schema = Schema {
+    name: "Described",
+    kind: SchemaKind::TupleStruct,
+    size: 8,
+    align: 8,
+    fields: &[FieldSchema {
+        name: "0",
+        ty: "u64",
+        offset: Some(0),
+        size: 8,
+        align: 8,
+        fingerprint: u64::LAYOUT_FINGERPRINT,
+    }],
+    variants: &[],
+    generics: &[],
+};
+
+// SAFETY: plain data (one `u64`), every bit pattern a valid value.
+unsafe impl ShmSafe for Described {
+    const ALL_BIT_PATTERNS_VALID: bool = true;
+    const SCHEMA: Option<&'static Schema> = Some(&DESCRIBED);
+}
 
 /// Yields one element but claims two: the construction is undone.
 struct ShortIter(u8);
@@ -600,6 +631,8 @@ fn read_mix<B: Backing, M: Reads, I: NamedIndex>(
         );
     }
     std::hint::black_box((seg.num_named_objects(), seg.num_unique_objects()));
+    note("inspect", inspect::objects(seg).map(drop));
+    note("type schemas", inspect::type_schemas(seg).map(drop));
     std::hint::black_box((seg.free_memory(), seg.check_sanity()));
     note("check", seg.check());
     if errors.is_empty() {
@@ -710,6 +743,14 @@ fn write_mix<B: Backing, M: Writable, I: NamedIndex>(
             note("destroy anonymous", seg.destroy_ptr(p));
         }
         Err(e) => note("construct anonymous", Err(e)),
+    }
+    // Looks its schema up in the (maybe forged) table, and stores it if missing.
+    match seg.construct(Anonymous, Described(0xD6)) {
+        Ok(r) => {
+            let p: *const Described = r;
+            note("destroy described", seg.destroy_ptr(p));
+        }
+        Err(e) => note("construct described", Err(e)),
     }
     for obj in &fresh {
         note("destroy constructed", destroy(seg, obj).map(drop));

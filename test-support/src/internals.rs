@@ -31,6 +31,10 @@ pub mod offsets {
     pub const ENTRIES: usize = std::mem::offset_of!(SegmentHeader, reserved) + 7 * 8;
     /// The head of the retired list (blocks kept for lookups without the index lock).
     pub const RETIRED: usize = std::mem::offset_of!(SegmentHeader, reserved) + 9 * 8;
+    /// The root of the table of stored type schemas.
+    pub const SCHEMA_ROOT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 12 * 8;
+    /// The number of stored type schemas.
+    pub const SCHEMA_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 13 * 8;
 }
 
 /// Where an ordered-index entry keeps its left and right child links (two words): after

@@ -67,6 +67,18 @@ fn child(role: &str, path: &Path) {
             assert_eq!((db.items, db.last_id), (41, 7));
             println!("v1 still reads items = {}", db.items);
         }
+        "die-constructing" => {
+            // Stores the schemas of `Db`'s type, then is killed while building the value.
+            let seg = ManagedMappedFile::open(path).unwrap();
+            seg.find_or_construct::<v1::Db>("half", || {
+                println!("building");
+                std::io::Write::flush(&mut std::io::stdout()).unwrap();
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            })
+            .unwrap();
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -74,7 +86,7 @@ fn child(role: &str, path: &Path) {
 fn main() {
     let role = std::env::args()
         .nth(1)
-        .expect("usage: shmkit-schema-child create-v1|open-v2|open-v1");
+        .expect("usage: shmkit-schema-child create-v1|open-v2|open-v1|die-constructing");
     let file = std::env::var("SHMKIT_SCHEMA_FILE").expect("the child needs $SHMKIT_SCHEMA_FILE");
     child(&role, Path::new(&file));
 }

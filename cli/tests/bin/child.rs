@@ -2,12 +2,82 @@
 //! role `hold` opens the shared memory segment named in `SHMKIT_SEGMENT`, takes its
 //! segment lock, says `locked` and waits there until it is killed; role `cache` opens it,
 //! constructs and destroys small objects (their blocks stay in this thread's cache in a
-//! segment of 16 MiB or more), says `cached` and waits to be killed.
+//! segment of 16 MiB or more), says `cached` and waits to be killed; role `write PATH`
+//! creates a file segment at PATH holding objects of types only this program defines
+//! (nested structs, enums, arrays of them), so that the inspector has nothing but the
+//! schemas stored in the segment to read them by.
 
 use std::io::Write as _;
 
+use shmkit::ShmSafe;
+
+#[derive(ShmSafe, Clone, Copy)]
+#[repr(C)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+#[derive(ShmSafe, Clone, Copy)]
+#[repr(u8)]
+enum Shape {
+    Empty,
+    Circle { center: Point, radius: f32 },
+    Rect(Point, Point),
+}
+
+#[derive(ShmSafe, Clone, Copy)]
+#[repr(C, u16)]
+enum Tagged {
+    Small(u8),
+    Large { value: u64, ok: bool },
+}
+
+#[derive(ShmSafe)]
+#[repr(C)]
+struct Scene {
+    id: u16,
+    shapes: [Shape; 3],
+    origin: Point,
+    tag: Tagged,
+    flags: [bool; 2],
+}
+
+fn write(path: &str) {
+    let seg = shmkit::ManagedMappedFile::create(path, 1 << 16).expect("create the segment");
+    let p = |x, y| Point { x, y };
+    seg.construct(
+        "scene",
+        Scene {
+            id: 7,
+            shapes: [
+                Shape::Circle {
+                    center: p(1, -2),
+                    radius: 0.5,
+                },
+                Shape::Empty,
+                Shape::Rect(p(0, 0), p(3, 4)),
+            ],
+            origin: p(10, 20),
+            tag: Tagged::Large {
+                value: 99,
+                ok: true,
+            },
+            flags: [true, false],
+        },
+    )
+    .expect("scene");
+    seg.construct_array("points", 2, p(5, 6)).expect("points");
+    seg.construct("small", Tagged::Small(3)).expect("small");
+    seg.construct_anonymous(Shape::Empty).expect("anonymous");
+}
+
 fn main() {
     let role = std::env::args().nth(1).unwrap_or_default();
+    if role == "write" {
+        write(&std::env::args().nth(2).expect("write PATH"));
+        return;
+    }
     let name = std::env::var("SHMKIT_SEGMENT").expect("SHMKIT_SEGMENT names the segment");
     match role.as_str() {
         "hold" => hold(&name),

@@ -273,6 +273,14 @@ pub fn expand(c: &Container) -> TokenStream {
             fn type_fingerprint() -> u64 {
                 <Self as #krate::ShmSafe>::LAYOUT_FINGERPRINT
             }
+            fn for_each_schema(
+                f: &mut dyn ::core::ops::FnMut(&'static #krate::Schema),
+            ) {
+                if let ::core::option::Option::Some(s) = <Self as #krate::ShmSafe>::SCHEMA {
+                    f(s);
+                }
+                #(<#all_types as #krate::ShmSafe>::for_each_schema(f);)*
+            }
             #relocate
         }
 

@@ -67,7 +67,7 @@ pub use fingerprint::{
 pub use guard::{ShmDerefMut, ShmMut};
 pub use schema::{
     pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, StoredField, StoredSchema,
-    VariantSchema,
+    StoredVariant, VariantSchema,
 };
 pub use traits::{
     ForwardsImmutable, NoPadding, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,

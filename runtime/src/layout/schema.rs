@@ -285,6 +285,8 @@ struct EncodedField {
 struct Encoded {
     header: Vec<String>,
     fields: Vec<EncodedField>,
+    /// The variants' names and discriminants, and where their fields start in `fields`.
+    variants: Vec<(String, String, usize)>,
 }
 
 fn parse(text: &str) -> Option<Encoded> {
@@ -294,6 +296,7 @@ fn parse(text: &str) -> Option<Encoded> {
         return None;
     }
     let mut fields = Vec::new();
+    let mut variants = Vec::new();
     for line in lines {
         let parts: Vec<&str> = line.split('\t').collect();
         match parts.as_slice() {
@@ -305,11 +308,17 @@ fn parse(text: &str) -> Option<Encoded> {
                 fingerprint: fp.to_string(),
                 ty: ty.to_string(),
             }),
-            ["variant", ..] => {}
+            ["variant", name, discriminant] => {
+                variants.push((name.to_string(), discriminant.to_string(), fields.len()))
+            }
             _ => return None,
         }
     }
-    Some(Encoded { header, fields })
+    Some(Encoded {
+        header,
+        fields,
+        variants,
+    })
 }
 
 /// A schema as a segment stores it ([`Schema::encode`]), read back without the program
@@ -330,6 +339,23 @@ pub struct StoredSchema {
     /// The layout fingerprint, as stored.
     pub fingerprint: u64,
     /// The fields (an enum's are named `Variant.field` and have no offset).
+    pub fields: Vec<StoredField>,
+    /// An enum's `repr` as written (`u8`, `C, u8`; None for a struct).
+    pub repr: Option<String>,
+    /// An enum's variants, in order (empty for a struct).
+    pub variants: Vec<StoredVariant>,
+}
+
+/// One variant of an enum's [`StoredSchema`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredVariant {
+    /// The variant's name.
+    pub name: String,
+    /// Its discriminant, as stored.
+    pub discriminant: i128,
+    /// Its fields in order, named without the variant's prefix (no offsets: the `repr`
+    /// defines them).
     pub fields: Vec<StoredField>,
 }
 
@@ -376,7 +402,32 @@ impl StoredSchema {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
+        let mut variants = Vec::with_capacity(e.variants.len());
+        for (i, (name, discriminant, start)) in e.variants.iter().enumerate() {
+            let end = e.variants.get(i + 1).map_or(fields.len(), |v| v.2);
+            let prefix = format!("{name}.");
+            let fields = fields[*start..end]
+                .iter()
+                .map(|f| {
+                    Some(StoredField {
+                        name: f.name.strip_prefix(&prefix)?.to_string(),
+                        ..f.clone()
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            variants.push(StoredVariant {
+                name: name.clone(),
+                discriminant: discriminant.parse().ok()?,
+                fields,
+            });
+        }
+        let struct_fields = e.variants.first().map_or(fields.len(), |v| v.2);
+        if struct_fields != 0 && !variants.is_empty() {
+            return None;
+        }
         Some(StoredSchema {
+            repr: (e.header[2] != "-").then(|| e.header[2].clone()),
+            variants,
             kind: e.header[1].clone(),
             name: e.header[3].clone(),
             size: num(&e.header[4])?,
@@ -542,6 +593,55 @@ mod tests {
         variants: &[],
         generics: &[],
     };
+
+    #[test]
+    fn an_enum_is_read_back_with_its_repr_variants_and_their_fields() {
+        const U8: FieldSchema = FieldSchema {
+            name: "0",
+            ty: "u8",
+            offset: None,
+            size: 1,
+            align: 1,
+            fingerprint: leaf_fingerprint("u8", 1, 1),
+        };
+        const E: Schema = Schema {
+            name: "Tagged",
+            kind: SchemaKind::Enum("C, u16"),
+            size: 4,
+            align: 2,
+            fields: &[],
+            variants: &[
+                VariantSchema {
+                    name: "Empty",
+                    discriminant: -1,
+                    fields: &[],
+                },
+                VariantSchema {
+                    name: "Small",
+                    discriminant: 7,
+                    fields: &[U8, FieldSchema { name: "1", ..U8 }],
+                },
+            ],
+            generics: &[],
+        };
+        let stored = StoredSchema::parse(E.encode().as_bytes()).unwrap();
+        assert_eq!(stored.repr.as_deref(), Some("C, u16"));
+        let v: Vec<(&str, i128, usize)> = stored
+            .variants
+            .iter()
+            .map(|v| (v.name.as_str(), v.discriminant, v.fields.len()))
+            .collect();
+        assert_eq!(v, [("Empty", -1, 0), ("Small", 7, 2)]);
+        assert_eq!(stored.variants[1].fields[1].name, "1");
+        assert_eq!(stored.fields.len(), 2); // flattened, as `Small.0` and `Small.1`
+        assert_eq!(
+            StoredSchema::parse(A.encode().as_bytes()).unwrap().repr,
+            None
+        );
+        // A variant's field must carry its variant's name.
+        let forged = E.encode().replace("Small.1", "Other.1");
+        assert!(StoredSchema::parse(forged.as_bytes()).is_none());
+    }
 
     #[test]
     fn same_schema_has_no_diff_and_fingerprint_is_const() {

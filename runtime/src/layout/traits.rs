@@ -96,6 +96,18 @@ pub unsafe trait ShmSafe: Sized {
     /// The layout description of a derived type (None for primitives and manual impls).
     const SCHEMA: Option<&'static Schema> = None;
 
+    /// Calls `f` with [`SCHEMA`](ShmSafe::SCHEMA) and the schemas of the derived types a
+    /// value holds by value (its fields', an array's or tuple's elements', recursively; a
+    /// type may come more than once), so that constructing an object stores in the segment
+    /// what a tool needs to read it without the program that wrote it. Pointers and
+    /// containers are not followed (a type may point at itself). The derive and the
+    /// runtime's compound impls say more than the default, `SCHEMA` alone.
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+        if let Some(s) = Self::SCHEMA {
+            f(s);
+        }
+    }
+
     /// A stable 64-bit fingerprint of the type, stored with every object constructed in a
     /// segment and checked by every lookup, so that finding an object as another type is
     /// an error. The default hashes (FNV-1a) the type's name, size and alignment; the
@@ -415,6 +427,9 @@ unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
     const POINTEE_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
     const ALL_BIT_PATTERNS_VALID: bool = true;
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+        T::for_each_schema(f);
+    }
 }
 // SAFETY: as above.
 unsafe impl<T: PositionIndependent> PositionIndependent for MaybeUninit<T> {}
@@ -432,6 +447,9 @@ macro_rules! transparent_wrapper {
             const POINTEE_FINGERPRINT: u64 =
                 compound_fingerprint(stringify!($w), &[T::POINTEE_FINGERPRINT]);
             const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
+            fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+                T::for_each_schema(f);
+            }
             unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
                 // SAFETY: the same bytes as a `T` (`repr(transparent)`); the caller's
                 // contract carries over.
@@ -464,6 +482,9 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     const POINTEE_FINGERPRINT: u64 =
         compound_fingerprint("array", &[T::POINTEE_FINGERPRINT, N as u64]);
     const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID || N == 0;
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+        T::for_each_schema(f);
+    }
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
         for i in 0..N {
             // SAFETY: element `i` lies within the array, under the caller's contract.
@@ -511,6 +532,9 @@ macro_rules! tuples {
                 &[$($t::POINTEE_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
             );
             const ALL_BIT_PATTERNS_VALID: bool = true $(&& $t::ALL_BIT_PATTERNS_VALID)+;
+            fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+                $($t::for_each_schema(f);)+
+            }
             unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
                 $(
                     if !$t::ALL_BIT_PATTERNS_VALID {

@@ -72,6 +72,13 @@ pub mod words {
     /// blocks start) changes only under that lock, so a walk of it made under the lock
     /// stays true while this word is unchanged (see `segment::owned`).
     pub const CHAIN_GENERATION: usize = 11;
+    /// Root of the table of stored type schemas (`objects::ops::SCHEMAS`), an index like
+    /// the named one that no public lookup reaches. Zero, the empty table, in every
+    /// segment written before it existed: those read as they did, and
+    /// [`FORMAT_VERSION`](super::FORMAT_VERSION) stays.
+    pub const SCHEMA_ROOT: usize = 12;
+    /// Number of stored type schemas.
+    pub const SCHEMA_COUNT: usize = 13;
 }
 
 /// The header's layout: the first bytes of every segment.

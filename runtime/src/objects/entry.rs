@@ -59,6 +59,10 @@ impl ObjectKind {
     }
 }
 
+/// The kind byte of a stored type schema's entry (linked by `ops::SCHEMAS` alone): no
+/// [`ObjectKind`], so no lookup, listing or pointer check of user objects takes one.
+pub(crate) const SCHEMA_KIND: u8 = 4;
+
 /// The header; `L` is the index's link type.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -4,6 +4,8 @@
 //! count, type fingerprint, index links), its name and its elements (see `entry`). Named
 //! and unique objects are linked into one of two indexes of the kind the segment was
 //! created with ([`HashIndex`], [`OrderedIndex`], [`NullIndex`]); anonymous ones into none.
+//! A third index of that kind holds the stored type schemas (`ops::SCHEMAS`), entries of a
+//! kind of their own that only the crate reaches.
 //! Every entry, of any kind, is also in the registry (`registry`, an offset set reachable
 //! from the header): entry headers are plain bytes that user data can imitate, so whatever
 //! starts from a pointer (`destroy_ptr`, `instance_*`) or repairs the indexes trusts only

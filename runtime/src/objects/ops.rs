@@ -7,7 +7,9 @@ use std::collections::hash_map::Entry::{Occupied, Vacant};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::entry::{self, state, Entry, ObjectKind, MAX_COUNT, MAX_KEY_LEN, MAX_NAME_LEN};
+use super::entry::{
+    self, state, Entry, ObjectKind, MAX_COUNT, MAX_KEY_LEN, MAX_NAME_LEN, SCHEMA_KIND,
+};
 use super::index::{IndexKind, Key, Probe, Root};
 use super::lock;
 use super::registry;
@@ -28,18 +30,29 @@ pub(crate) const UNIQUE: Root = Root {
     count: words::UNIQUE_COUNT,
 };
 
-/// The index an object of `kind` lives in (anonymous objects live in none).
-pub(crate) fn root_of(kind: ObjectKind) -> Option<Root> {
+/// The table of stored type schemas: one entry of bytes per derived type ever
+/// constructed, keyed by its layout fingerprint in hex, never destroyed. Its entries have
+/// a kind of their own ([`SCHEMA_KIND`]), so only the crate reaches them
+/// ([`Target::Schema`], [`stored_schemas`]).
+pub(crate) const SCHEMAS: Root = Root {
+    root: words::SCHEMA_ROOT,
+    count: words::SCHEMA_COUNT,
+};
+
+/// The index an entry of kind byte `kind` lives in (anonymous objects, and unknown kinds,
+/// live in none).
+pub(crate) fn root_of(kind: u8) -> Option<Root> {
     match kind {
-        ObjectKind::Named => Some(NAMED),
-        ObjectKind::Unique => Some(UNIQUE),
-        ObjectKind::Anonymous => None,
+        k if k == ObjectKind::Named as u8 => Some(NAMED),
+        k if k == ObjectKind::Unique as u8 => Some(UNIQUE),
+        SCHEMA_KIND => Some(SCHEMAS),
+        _ => None,
     }
 }
 
-/// A target resolved for element type `T`: its kind and key.
+/// A target resolved for element type `T`: its kind byte and key.
 pub(crate) struct Resolved<'a> {
-    pub kind: ObjectKind,
+    pub kind: u8,
     pub name: &'a [u8],
     pub hash: u32,
 }
@@ -48,11 +61,16 @@ impl<'a> Target<'a> {
     /// The key of this target for elements of type `T`; checks the name.
     pub(crate) fn resolve<T>(self) -> Result<Resolved<'a>> {
         let (kind, name, max) = match self {
-            Target::Named(n) => (ObjectKind::Named, n, MAX_NAME_LEN),
-            Target::Unique => (ObjectKind::Unique, std::any::type_name::<T>(), MAX_KEY_LEN),
+            Target::Named(n) => (ObjectKind::Named as u8, n, MAX_NAME_LEN),
+            Target::Unique => (
+                ObjectKind::Unique as u8,
+                std::any::type_name::<T>(),
+                MAX_KEY_LEN,
+            ),
+            Target::Schema(key) => (SCHEMA_KIND, key, MAX_NAME_LEN),
             Target::Anonymous => {
                 return Ok(Resolved {
-                    kind: ObjectKind::Anonymous,
+                    kind: ObjectKind::Anonymous as u8,
                     name: b"",
                     hash: 0,
                 })
@@ -63,7 +81,9 @@ impl<'a> Target<'a> {
                 name: name.chars().take(80).collect(),
                 reason: match self {
                     _ if name.is_empty() => "an object name cannot be empty",
-                    Target::Named(_) => "an object name has at most 255 bytes (MAX_NAME_LEN)",
+                    Target::Named(_) | Target::Schema(_) => {
+                        "an object name has at most 255 bytes (MAX_NAME_LEN)"
+                    }
                     _ => "a type name used as a unique key has at most 65535 bytes",
                 },
             });
@@ -81,6 +101,7 @@ impl<'a> Target<'a> {
             Target::Named(n) => format!("named object {n:?}"),
             Target::Unique => format!("unique object of type {}", std::any::type_name::<T>()),
             Target::Anonymous => format!("anonymous object of type {}", std::any::type_name::<T>()),
+            Target::Schema(key) => format!("stored type schema {key}"),
         }
     }
 }
@@ -316,7 +337,7 @@ pub(crate) fn create<I: IndexKind, T: ShmSafe>(
         }
     };
     let header = Entry::new(
-        r.kind as u8,
+        r.kind,
         r.hash,
         count as u64,
         r.name.len(),
@@ -445,11 +466,12 @@ fn destroy_entry<I: IndexKind, T: ShmSafe>(s: &Space, e: u64, h: &Entry<I::Link>
     let kind =
         ObjectKind::from_u8(h.kind).ok_or_else(|| s.corrupt(format!("entry {e}: bad kind")))?;
     Entry::set_state(s, e, h, state::DESTROYING)?;
-    if let Some(root) = root_of(kind) {
+    let root = root_of(kind as u8);
+    if let Some(root) = root {
         I::remove(s, root, e)?;
         s.bump(root.count, -1);
     }
-    let registered = root_of(kind).is_none() && registry::contains(s, e)?;
+    let registered = root.is_none() && registry::contains(s, e)?;
     let freeing = Freeing::<I::Link> {
         s,
         e,
@@ -654,6 +676,42 @@ pub(crate) fn list_detailed<I: IndexKind>(s: &Space, root: Root) -> Result<Vec<L
     let mut known = Default::default();
     I::for_each(s, root, &mut |e| {
         out.extend(describe::<I::Link>(s, e, &mut known)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// One entry of the schema table as [`stored_schemas`] reads it.
+pub(crate) struct StoredBytes {
+    /// Its key: the type's layout fingerprint in hex.
+    pub key: String,
+    /// Offset of its bytes in the segment.
+    pub offset: u64,
+    /// The bytes; None when the entry holds something else.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// The live entries of the schema table, copied (for inspection: no public API reaches
+/// the table otherwise). Under the index lock or on a read-only snapshot.
+pub(crate) fn stored_schemas<I: IndexKind>(s: &Space) -> Result<Vec<StoredBytes>> {
+    let mut out = Vec::new();
+    I::for_each(s, SCHEMAS, &mut |e| {
+        let h = Entry::<I::Link>::read(s, e)?;
+        if h.state != state::LIVE {
+            return Ok(());
+        }
+        let key = Entry::<I::Link>::name(s, e, h.name_len())?;
+        let (data, count) = elements::<u8, _>(s, e, &h)?;
+        let bytes = (h.fingerprint == u8::type_fingerprint()).then(|| {
+            // SAFETY: `count` bytes inside the entry's block (checked by `elements`); a
+            // stored schema is written once, before it is LIVE, and never changes after.
+            unsafe { std::slice::from_raw_parts(data.as_ptr(), count) }.to_vec()
+        });
+        out.push(StoredBytes {
+            key: String::from_utf8_lossy(key).into_owned(),
+            offset: s.offset_of(data.as_ptr()).unwrap_or(0),
+            bytes,
+        });
         Ok(())
     })?;
     Ok(out)

@@ -21,9 +21,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, TAG};
-use super::index::IndexKind;
-use super::ops::{root_of, NAMED, UNIQUE};
+use super::entry::{self, state, Entry, ObjectKind, MAX_KEY_LEN, MAX_NAME_LEN, SCHEMA_KIND, TAG};
+use super::index::{IndexKind, Root};
+use super::ops::{root_of, NAMED, SCHEMAS, UNIQUE};
 use super::registry;
 use super::retired;
 use super::space::{Blocks, Space};
@@ -31,7 +31,10 @@ use super::types;
 use crate::error::Result;
 use crate::manager::header::words;
 
-/// Rebuilds both indexes, the registry and the type records of `s` (under the index lock).
+/// The indexes entries are linked in: named and unique objects, and stored type schemas.
+const INDEXES: [Root; 3] = [NAMED, UNIQUE, SCHEMAS];
+
+/// Rebuilds the indexes, the registry and the type records of `s` (under the index lock).
 pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     // Every offset followed below is checked against the chain of blocks first.
     let blocks = s.blocks();
@@ -49,7 +52,7 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     for off in registry::members(s, &blocks) {
         consider(off);
     }
-    for root in [NAMED, UNIQUE] {
+    for root in INDEXES {
         // Best effort: a torn index yields the entries it reaches through links that name
         // entries. A link that does not is dropped with what hangs below it: only the
         // indexes and the registry tell entries from user data, so those are lost (their
@@ -63,16 +66,16 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     // The registry holds the anonymous entries only (the others are in their indexes).
     let keep: Vec<u64> = live
         .iter()
-        .filter(|(_, h)| ObjectKind::from_u8(h.kind) == Some(ObjectKind::Anonymous))
+        .filter(|(_, h)| h.kind == ObjectKind::Anonymous as u8)
         .map(|&(off, _)| off)
         .collect();
     registry::rebuild(s, &blocks, &keep)?;
-    for root in [NAMED, UNIQUE] {
+    for root in INDEXES {
         I::clear(s, root, &blocks)?;
         s.word(root.count).store(0, Relaxed);
     }
     for (off, h) in doomed {
-        let root = ObjectKind::from_u8(h.kind).and_then(root_of);
+        let root = root_of(h.kind);
         if root.is_some_and(|root| root.read_without_lock::<I>()) {
             // Linked until now where readers without the lock look.
             retired::retire_entry(s, off)?;
@@ -90,7 +93,7 @@ pub(crate) fn rebuild<I: IndexKind>(s: &Space) -> Result<()> {
     let mut counts = HashMap::<u64, u64>::new();
     for (off, h) in live {
         *counts.entry(h.fingerprint).or_default() += 1;
-        if let Some(root) = ObjectKind::from_u8(h.kind).and_then(root_of) {
+        if let Some(root) = root_of(h.kind) {
             I::insert(s, root, off)?;
             s.bump(root.count, 1);
         }
@@ -112,7 +115,7 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
     let mut layouts = Layouts::default();
     let records = types::check(s, &blocks)?;
     retired::check(s, &blocks, &own_blocks(s, records))?;
-    for root in [NAMED, UNIQUE] {
+    for root in INDEXES {
         // Each link is checked as an entry before the walk reads anything there (a forged
         // one could aim at a payload's padding) or follows the links it holds.
         let mut linked = HashSet::new();
@@ -121,7 +124,7 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
                 return Err(bad(e, "linked twice by one index"));
             }
             let h = entry_at::<I::Link>(s, &blocks, e, &mut layouts).map_err(|why| bad(e, why))?;
-            let own = ObjectKind::from_u8(h.kind).and_then(root_of);
+            let own = root_of(h.kind);
             if own.is_none_or(|own| own.root != root.root) {
                 return Err(bad(e, "linked by the index of another kind"));
             }
@@ -145,12 +148,8 @@ pub(crate) fn check<I: IndexKind>(s: &Space) -> Result<()> {
 /// `records`) and the thread-cache table: no retired link may name them.
 fn own_blocks(s: &Space, records: Vec<u64>) -> HashSet<u64> {
     let mut own: HashSet<u64> = records.into_iter().collect();
-    own.extend([
-        s.read_word(NAMED.root),
-        s.read_word(UNIQUE.root),
-        s.read_word(words::ENTRIES),
-        s.cache_table(),
-    ]);
+    own.extend(INDEXES.map(|root| s.read_word(root.root)));
+    own.extend([s.read_word(words::ENTRIES), s.cache_table()]);
     own
 }
 
@@ -183,11 +182,12 @@ fn entry_at<L: Copy>(
         return Err("its block is smaller than an entry header");
     }
     let h = Entry::<L>::read(s, off).map_err(|_| "its header lies outside the segment")?;
-    let kind = ObjectKind::from_u8(h.kind).ok_or("unknown kind")?;
-    let max = match kind {
-        ObjectKind::Named => MAX_NAME_LEN,
-        ObjectKind::Unique => MAX_KEY_LEN,
-        ObjectKind::Anonymous => 0,
+    let max = match ObjectKind::from_u8(h.kind) {
+        Some(ObjectKind::Named) => MAX_NAME_LEN,
+        Some(ObjectKind::Unique) => MAX_KEY_LEN,
+        Some(ObjectKind::Anonymous) => 0,
+        None if h.kind == SCHEMA_KIND => MAX_NAME_LEN,
+        None => return Err("unknown kind"),
     };
     if h.tag != TAG {
         return Err("no entry tag");
@@ -208,7 +208,7 @@ fn entry_at<L: Copy>(
         return Err("its elements reach past its block");
     }
     let name = Entry::<L>::name(s, off, h.name_len()).map_err(|_| "name out of bounds")?;
-    if kind != ObjectKind::Anonymous && entry::hash(name) != h.hash {
+    if h.kind != ObjectKind::Anonymous as u8 && entry::hash(name) != h.hash {
         return Err("its name does not hash to its stored hash");
     }
     Ok(h)

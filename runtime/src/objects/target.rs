@@ -11,6 +11,9 @@ pub enum Target<'a> {
     Named(&'a str),
     Unique,
     Anonymous,
+    /// A stored type schema, keyed by its layout fingerprint in hex (`ops::SCHEMAS`). Made
+    /// only inside the crate: no public target or lookup names one.
+    Schema(&'a str),
 }
 
 /// Construct or find the one instance of the element type (Boost's `unique_instance`).

@@ -10,15 +10,16 @@
 //! - **A mapped segment** (any backing and mode): [`usage`], [`block_map`], [`cache_slots`]
 //!   and [`objects`] read as the segment's own inspection methods do, under its locks in
 //!   a writable mapping (taken briefly, changing nothing), from a read-only mapping's
-//!   snapshot otherwise (no writer maps the segment meanwhile). Values are rendered only
-//!   for fields and objects whose type fingerprint is a plain scalar's, each read with
-//!   one atomic (or, read-only, volatile) load of its own width: bytes that another
-//!   process may be writing under a lock (a `Mutex`'s value, a container's elements) are
-//!   never read.
+//!   snapshot otherwise (no writer maps the segment meanwhile). Values are rendered from
+//!   the schemas the segment stores for derived types (structs and enums, nested, and
+//!   arrays of them, down to plain scalars), each scalar read with one atomic (or,
+//!   read-only, volatile) load of its own width: bytes that another process may be
+//!   writing under a lock (a `Mutex`'s value, a container's elements) are never read.
 //!
 //! Every offset read from the segment is bounds-checked before it is followed, as on
 //! any untrusted bytes; a corrupt segment gives an error, never a wild read.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::mem::{offset_of, size_of};
 use std::os::fd::AsFd;
@@ -28,9 +29,11 @@ use super::managed::{Backing, ManagedSegment};
 use super::mode::Mode;
 use crate::alloc::tlsf::{AlgorithmStats, TlsfState, ENTRY, INTERNAL};
 use crate::error::{Error, Result};
-use crate::layout::{ShmSafe, StoredSchema};
+use crate::layout::{
+    compound_fingerprint, payload_start, variant_field_offset, ShmSafe, StoredField, StoredSchema,
+};
 use crate::manager::header::{self, state, words, SegmentHeader, MAGIC};
-use crate::objects::ops::{self, Listed, NAMED, UNIQUE};
+use crate::objects::ops::{self, Listed, StoredBytes, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{IndexKind, ObjectKind};
 use crate::robust::{decode_word, owner};
@@ -108,6 +111,8 @@ pub struct HeaderFigures {
     /// Anonymous objects (the registry of entries that no index links), as counted in
     /// the header.
     pub anonymous: u64,
+    /// Type schemas stored (see [`TypeSchemaReport`]), as counted in the header.
+    pub type_schemas: u64,
     /// Whether the segment has a thread-cache table.
     pub thread_caches: bool,
 }
@@ -187,6 +192,7 @@ fn header_figures(bytes: &[u8], device_size: u64, what: &str) -> Result<HeaderFi
         named: word(words::NAMED_COUNT),
         unique: word(words::UNIQUE_COUNT),
         anonymous: word(words::ENTRIES_COUNT),
+        type_schemas: word(words::SCHEMA_COUNT),
         thread_caches: u64_at(offset_of!(SegmentHeader, cache_table)) != 0,
     })
 }
@@ -617,21 +623,30 @@ pub enum Value {
     Bool(bool),
     /// A `char`.
     Char(char),
-    /// Bytes that are no value of the type (a `bool` of 2): what they hold, said.
+    /// Bytes that are no value of the type (a `bool` of 2, an enum tag of no variant), or
+    /// a stored schema that cannot describe them (unreadable, or at odds with the value):
+    /// what is wrong, said.
     Invalid(String),
-    /// A struct's fields, in order (a root, from its stored schema).
+    /// A struct's fields, in order (from its stored schema).
     Struct(Vec<(String, Value)>),
-    /// Elements (an array object), the first [`MAX_ELEMENTS`] at most (a stored schema's
-    /// bytes, 64 KiB).
+    /// An enum's variant and its fields, in order (from its stored schema).
+    Enum {
+        /// The variant's name.
+        variant: String,
+        /// Its fields.
+        fields: Vec<(String, Value)>,
+    },
+    /// Elements (an array object or field), the first [`MAX_ELEMENTS`] at most (a stored
+    /// schema's bytes, 64 KiB).
     Array {
         /// The elements rendered.
         elements: Vec<Value>,
-        /// How many the object has.
+        /// How many there are.
         length: usize,
     },
-    /// Not rendered: a type whose layout the segment does not describe (nested structs,
-    /// enums, containers, locks: only roots store a schema, see the module docs), or whose
-    /// bytes another process may be writing under a lock.
+    /// Not rendered: a type whose layout the segment does not describe (containers,
+    /// locks, pointers, types of programs that stored no schema), or whose bytes another
+    /// process may be writing under a lock.
     Opaque {
         /// The type, as the writer spelled it.
         ty: String,
@@ -642,6 +657,12 @@ pub enum Value {
 
 /// Elements of an array object that [`objects`] renders at most.
 pub const MAX_ELEMENTS: usize = 64;
+
+/// How deep [`objects`] follows nested types (a forged schema may contain itself).
+const MAX_DEPTH: usize = 32;
+
+/// Values [`objects`] renders at most per object (a forged schema may multiply them).
+const MAX_VALUES: usize = 100_000;
 
 /// One object, as the inspector lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -663,7 +684,8 @@ pub struct ObjectReport {
     pub fingerprint: u64,
     /// For a root (a named object `__shmkit_root::N` beside its stored schema), `N`.
     pub root: Option<String>,
-    /// For a root, the schema the segment stores for it (None: unreadable).
+    /// The schema the segment stores for the element type (a derived type's; None for
+    /// other types, or when it is unreadable: then `value` says why).
     pub schema: Option<StoredSchema>,
     /// The value, as far as the segment describes it.
     pub value: Value,
@@ -683,10 +705,12 @@ enum Scalar {
 }
 
 /// A scalar type the inspector renders: its layout fingerprint (what a schema's field
-/// records), its type fingerprint (what an object's entry records), size and reading.
+/// records), its type fingerprint (what an object's entry records), name (an enum's
+/// `repr` names its tag's type), size and reading.
 struct Plain {
     layout: u64,
     object: u64,
+    name: &'static str,
     size: usize,
     scalar: Scalar,
 }
@@ -695,6 +719,7 @@ fn plain<T: ShmSafe>(scalar: Scalar) -> Plain {
     Plain {
         layout: T::LAYOUT_FINGERPRINT,
         object: T::type_fingerprint(),
+        name: std::any::type_name::<T>(),
         size: size_of::<T>(),
         scalar,
     }
@@ -760,10 +785,278 @@ fn scalar(s: &Space, off: u64, p: &Plain) -> Value {
     }
 }
 
+/// The schemas a segment stores, by the layout fingerprint they are stored under: parsed,
+/// or why they cannot be read.
+type Schemas = HashMap<u64, std::result::Result<StoredSchema, String>>;
+
+/// Stored schema bytes parsed (`what` names them for errors): checked against the
+/// fingerprint they are stored under (`expected`), if any.
+fn parse_schema(
+    bytes: Option<&[u8]>,
+    what: &str,
+    expected: Option<u64>,
+) -> Result<StoredSchema, String> {
+    let unreadable = || format!("its stored schema {what} is unreadable");
+    let schema = bytes.and_then(StoredSchema::parse).ok_or_else(unreadable)?;
+    match expected {
+        Some(fp) if fp != schema.fingerprint => Err(format!(
+            "its stored schema {what} describes another type (fingerprint {:016x})",
+            schema.fingerprint
+        )),
+        _ => Ok(schema),
+    }
+}
+
+/// An entry of the schema table parsed.
+fn table_schema(t: &StoredBytes) -> (Option<u64>, Result<StoredSchema, String>) {
+    let fp = u64::from_str_radix(&t.key, 16).ok();
+    let what = format!("of type {}", t.key);
+    (fp, parse_schema(t.bytes.as_deref(), &what, fp))
+}
+
+/// The bytes of a root's stored schema object (`__shmkit_schema::N`), parsed.
+fn root_schema(s: &Space, l: &Listed) -> Result<StoredSchema, String> {
+    let bytes = (l.fingerprint == u8::type_fingerprint())
+        .then(|| s.checked(l.data, l.info.length))
+        .flatten()
+        // SAFETY: `length` bytes in bounds (checked); a stored schema is written once,
+        // before its name can be found, and never changes while it is linked (the index
+        // lock, or a read-only mapping, covers the copy).
+        .map(|p| unsafe { std::slice::from_raw_parts(p, l.info.length) });
+    parse_schema(bytes, &format!("`{}`", l.info.name), None)
+}
+
+/// Every schema the segment stores: each derived type's (the schema table), and the
+/// roots' (from segments written before the table).
+fn schemas(s: &Space, table: &[StoredBytes], listed: &[Listed]) -> Schemas {
+    let mut out: Schemas = table
+        .iter()
+        .filter_map(|t| {
+            let (fp, schema) = table_schema(t);
+            Some((fp?, schema))
+        })
+        .collect();
+    let roots = listed
+        .iter()
+        .filter(|l| l.info.kind == ObjectKind::Named && l.info.name.starts_with(SCHEMA_PREFIX));
+    for l in roots {
+        if let Ok(schema) = root_schema(s, l) {
+            out.entry(schema.fingerprint).or_insert(Ok(schema));
+        }
+    }
+    out
+}
+
+/// One type schema the segment stores: constructing an object of a derived type stores
+/// its type's and those of the derived types it holds by value, once per type, in a table
+/// of their own (no object lists them), never freed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TypeSchemaReport {
+    /// The key it is stored under: the type's layout fingerprint in hex.
+    pub key: String,
+    /// Offset of its bytes in the segment.
+    pub offset: u64,
+    /// Its bytes (the text of [`Schema::encode`](crate::Schema::encode) when sound; empty
+    /// when the entry holds no bytes).
+    pub bytes: Vec<u8>,
+    /// The schema parsed, or why it cannot be.
+    pub schema: std::result::Result<StoredSchema, String>,
+}
+
+/// The type schemas the segment stores (see [`TypeSchemaReport`]), as one snapshot like
+/// [`objects`].
+pub fn type_schemas<B: Backing, M: Mode, I: IndexKind>(
+    seg: &ManagedSegment<B, M, I>,
+) -> Result<Vec<TypeSchemaReport>> {
+    let table = seg.indexed(ops::stored_schemas::<I>)?;
+    Ok(table
+        .into_iter()
+        .map(|t| TypeSchemaReport {
+            schema: table_schema(&t).1,
+            key: t.key,
+            offset: t.offset,
+            bytes: t.bytes.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Renders values from the segment's bytes and its stored schemas alone. Every read is
+/// one bounds- and alignment-checked scalar load inside the object's element (a field is
+/// read only when its stored offset and size fit in its container, and a nested type
+/// only when its stored size is its field's); forged schemas give `Invalid` values, and
+/// nesting and counts are bounded.
+struct Renderer<'a> {
+    s: &'a Space,
+    plains: &'a [Plain],
+    schemas: &'a Schemas,
+    /// Values still to render for the current object.
+    budget: std::cell::Cell<usize>,
+}
+
+impl Renderer<'_> {
+    /// Element `i` of object `l` (type fingerprint `l.fingerprint`).
+    fn element(&self, l: &Listed, i: usize) -> Value {
+        let off = l.data + (i * l.element_size) as u64;
+        if let Some(p) = self.plains.iter().find(|p| p.object == l.fingerprint) {
+            return scalar(self.s, off, p);
+        }
+        match self.schemas.get(&l.fingerprint) {
+            Some(_) => self.value(off, l.fingerprint, l.element_size, &l.info.type_name, 0),
+            None => Value::Opaque {
+                ty: l.info.type_name.clone(),
+                size: l.element_size,
+            },
+        }
+    }
+
+    /// The `size` bytes at `off`, of the type whose layout fingerprint is `fp` (`ty` as
+    /// the writer spelled it), `depth` types deep.
+    fn value(&self, off: u64, fp: u64, size: usize, ty: &str, depth: usize) -> Value {
+        let left = self.budget.get();
+        if left == 0 {
+            return Value::Invalid(format!("not rendered: over {MAX_VALUES} values"));
+        }
+        self.budget.set(left - 1);
+        if depth > MAX_DEPTH {
+            return Value::Invalid(format!(
+                "nested over {MAX_DEPTH} deep (a stored schema contains itself?)"
+            ));
+        }
+        if let Some(p) = self
+            .plains
+            .iter()
+            .find(|p| p.layout == fp && p.size == size)
+        {
+            return scalar(self.s, off, p);
+        }
+        match self.schemas.get(&fp) {
+            Some(Ok(schema)) if schema.size != size => Value::Invalid(format!(
+                "the stored schema of {} says {} bytes, the value has {size}",
+                schema.name, schema.size
+            )),
+            Some(Ok(schema)) if !schema.variants.is_empty() || schema.repr.is_some() => {
+                self.enumeration(off, schema, depth)
+            }
+            Some(Ok(schema)) => Value::Struct(
+                schema
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let v = match f.offset {
+                            Some(o) if o.checked_add(f.size).is_some_and(|e| e <= size) => {
+                                self.value(off + o as u64, f.fingerprint, f.size, &f.ty, depth + 1)
+                            }
+                            _ => outside(f),
+                        };
+                        (f.name.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Some(Err(why)) => Value::Invalid(why.clone()),
+            None => self.array(off, fp, size, depth).unwrap_or(Value::Opaque {
+                ty: ty.to_string(),
+                size,
+            }),
+        }
+    }
+
+    /// An array of scalars or of a stored type: the element whose array of `size` bytes
+    /// has fingerprint `fp`, if one does.
+    fn array(&self, off: u64, fp: u64, size: usize, depth: usize) -> Option<Value> {
+        let plains = self.plains.iter().map(|p| (p.layout, p.size, p.name));
+        let stored = self.schemas.iter().filter_map(|(fp, s)| {
+            let s = s.as_ref().ok()?;
+            Some((*fp, s.size, s.name.as_str()))
+        });
+        let (element, each, ty) = plains.chain(stored).find(|&(e, each, _)| {
+            each != 0
+                && size % each == 0
+                && compound_fingerprint("array", &[e, (size / each) as u64]) == fp
+        })?;
+        let length = size / each;
+        let elements = (0..length.min(MAX_ELEMENTS))
+            .map(|i| self.value(off + (i * each) as u64, element, each, ty, depth + 1))
+            .collect();
+        Some(Value::Array { elements, length })
+    }
+
+    /// An enum: its tag read as its stored `repr` says, the variant of that discriminant,
+    /// and that variant's fields where the `repr` puts them (RFC 2195's layouts).
+    fn enumeration(&self, off: u64, schema: &StoredSchema, depth: usize) -> Value {
+        let repr = schema.repr.as_deref().unwrap_or_default();
+        let (c, int) = match repr.strip_prefix("C, ") {
+            Some(int) => (true, int),
+            None => (false, repr),
+        };
+        let Some(tag_type) = self
+            .plains
+            .iter()
+            .find(|p| p.name == int && matches!(p.scalar, Scalar::Unsigned | Scalar::Signed))
+        else {
+            return Value::Invalid(format!(
+                "enum {} has a repr this inspector cannot read: `{repr}`",
+                schema.name
+            ));
+        };
+        let tag = match scalar(self.s, off, tag_type) {
+            Value::Unsigned(u) => i128::from(u),
+            Value::Signed(i) => i128::from(i),
+            other => return other,
+        };
+        let Some(variant) = schema.variants.iter().find(|v| v.discriminant == tag) else {
+            return Value::Invalid(format!("tag {tag} is no variant of {}", schema.name));
+        };
+        // Aligns that are powers of two and sizes within the enum keep the offsets'
+        // arithmetic from overflowing (the stored figures are untrusted).
+        let sound = |f: &StoredField| f.align.is_power_of_two() && f.size <= schema.size;
+        let all = schema.variants.iter().flat_map(|v| &v.fields);
+        if !all.clone().all(sound) {
+            return Value::Invalid(format!(
+                "the stored schema of {} has fields of impossible sizes or alignments",
+                schema.name
+            ));
+        }
+        let start = if c {
+            payload_start(tag_type.size, &all.map(|f| f.align).collect::<Vec<_>>())
+        } else {
+            tag_type.size
+        };
+        let layout: Vec<(usize, usize)> =
+            variant.fields.iter().map(|f| (f.size, f.align)).collect();
+        let fields = variant
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let o = variant_field_offset(start, &layout, i);
+                let v = if o.checked_add(f.size).is_some_and(|e| e <= schema.size) {
+                    self.value(off + o as u64, f.fingerprint, f.size, &f.ty, depth + 1)
+                } else {
+                    outside(f)
+                };
+                (f.name.clone(), v)
+            })
+            .collect();
+        Value::Enum {
+            variant: variant.name.clone(),
+            fields,
+        }
+    }
+}
+
+/// A field that its stored schema puts outside the value.
+fn outside(f: &StoredField) -> Value {
+    Value::Invalid(format!(
+        "its stored schema puts `{}` ({} bytes) outside the value",
+        f.name, f.size
+    ))
+}
+
 /// The named, unique and anonymous objects of the segment, in that order, with their values
-/// as far as the segment describes them: scalars and arrays of scalars, and a root's
-/// scalar fields from the schema stored beside it. Taken as one snapshot under the index
-/// lock (writable mappings).
+/// as far as the segment describes them: scalars, derived types (structs and enums, nested,
+/// from the schemas the segment stores for them), and arrays of those. Taken as one
+/// snapshot under the index lock (writable mappings).
 pub fn objects<B: Backing, M: Mode, I: IndexKind>(
     seg: &ManagedSegment<B, M, I>,
 ) -> Result<Vec<ObjectReport>> {
@@ -772,46 +1065,32 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
         let mut listed = ops::list_detailed::<I>(s, NAMED)?;
         listed.extend(ops::list_detailed::<I>(s, UNIQUE)?);
         listed.extend(ops::list_anonymous::<I>(s)?);
-        let schema_of = |root: &str| -> Option<StoredSchema> {
-            let l = listed.iter().find(|l| {
-                l.info.name.strip_prefix(SCHEMA_PREFIX) == Some(root)
-                    && l.fingerprint == u8::type_fingerprint()
-            })?;
-            let p = s.checked(l.data, l.info.length)?;
-            // SAFETY: `length` bytes in bounds (checked); a stored schema is written once,
-            // before its name can be found, and never changes while it is linked (the
-            // index lock, or a read-only mapping, covers the copy).
-            let bytes = unsafe { std::slice::from_raw_parts(p, l.info.length) };
-            StoredSchema::parse(bytes)
+        let schemas = schemas(s, &ops::stored_schemas::<I>(s)?, &listed);
+        let r = Renderer {
+            s,
+            plains: &plains,
+            schemas: &schemas,
+            budget: std::cell::Cell::new(0),
         };
         let mut out = Vec::with_capacity(listed.len());
         for l in &listed {
+            r.budget.set(MAX_VALUES);
             let root = (l.info.kind == ObjectKind::Named)
                 .then(|| l.info.name.strip_prefix(ROOT_PREFIX))
                 .flatten()
                 .map(str::to_string);
-            let schema = root.as_deref().and_then(schema_of);
-            let value = match (&schema, plains.iter().find(|p| p.object == l.fingerprint)) {
-                (Some(schema), _) if l.info.length == 1 => render_root(s, l, schema, &plains),
-                (_, Some(p)) if l.info.length == 1 => scalar(s, l.data, p),
-                (_, Some(p)) => Value::Array {
-                    // A stored schema's bytes are given whole (a tool shows them as text).
-                    elements: (0..l
-                        .info
-                        .length
-                        .min(if l.info.name.starts_with(SCHEMA_PREFIX) {
-                            1 << 16
-                        } else {
-                            MAX_ELEMENTS
-                        }))
-                        .map(|i| scalar(s, l.data + (i * p.size) as u64, p))
+            // A stored schema's bytes are given whole (a tool shows them as text).
+            let schema_bytes = l.info.name.starts_with(SCHEMA_PREFIX);
+            let max = if schema_bytes { 1 << 16 } else { MAX_ELEMENTS };
+            let value = if l.info.length == 1 {
+                r.element(l, 0)
+            } else {
+                Value::Array {
+                    elements: (0..l.info.length.min(max))
+                        .map(|i| r.element(l, i))
                         .collect(),
                     length: l.info.length,
-                },
-                _ => Value::Opaque {
-                    ty: l.info.type_name.clone(),
-                    size: l.element_size,
-                },
+                }
             };
             out.push(ObjectReport {
                 name: l.info.name.clone(),
@@ -822,46 +1101,12 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
                 type_name: l.info.type_name.clone(),
                 fingerprint: l.fingerprint,
                 root,
-                schema,
+                schema: schemas.get(&l.fingerprint).and_then(|s| s.clone().ok()),
                 value,
             });
         }
         Ok(out)
     })
-}
-
-/// A root's fields from its stored schema: scalars read, the rest opaque.
-fn render_root(s: &Space, l: &Listed, schema: &StoredSchema, plains: &[Plain]) -> Value {
-    if schema.size != l.element_size {
-        return Value::Opaque {
-            ty: format!(
-                "{} (the stored schema says {} bytes, the object has {})",
-                schema.name, schema.size, l.element_size
-            ),
-            size: l.element_size,
-        };
-    }
-    let fields = schema
-        .fields
-        .iter()
-        .map(|f| {
-            let at = f
-                .offset
-                .filter(|o| o.saturating_add(f.size) <= l.element_size);
-            let p = plains
-                .iter()
-                .find(|p| p.layout == f.fingerprint && p.size == f.size);
-            let v = match (at, p) {
-                (Some(o), Some(p)) => scalar(s, l.data + o as u64, p),
-                _ => Value::Opaque {
-                    ty: f.ty.clone(),
-                    size: f.size,
-                },
-            };
-            (f.name.clone(), v)
-        })
-        .collect();
-    Value::Struct(fields)
 }
 
 /// Runs [`check`](ManagedSegment::check) and the object layer's check of every entry:

@@ -103,6 +103,7 @@ pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIn
     core: SegmentCore,
     caches: CacheRelease,
     validated: super::objects_api::Validated,
+    schemas: super::objects_api::StoredSchemas,
     registration: Registration,
     /// In whose name the view takes the segment's locks; after everything that uses the
     /// view, before the backing whose description it names.
@@ -266,6 +267,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                 backing.not_inherited_since(),
             ),
             validated: Default::default(),
+            schemas: Default::default(),
             registration,
             owner,
             backing,
@@ -281,6 +283,11 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// The objects this mapping has validated (see `objects_api`).
     pub(super) fn validated(&self) -> &super::objects_api::Validated {
         &self.validated
+    }
+
+    /// The schemas this mapping has stored or found (see `objects_api`).
+    pub(super) fn schemas(&self) -> &super::objects_api::StoredSchemas {
+        &self.schemas
     }
 
     /// The segment manager view, or `InUse` in a forked child that did not inherit the
@@ -334,7 +341,9 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.core().cached_memory()
     }
 
-    /// True when every allocation has been freed.
+    /// True when every allocation has been freed. The type schemas that constructing an
+    /// object of a derived type stores are never freed (see
+    /// [`inspect::type_schemas`](crate::inspect::type_schemas)): once one is, this stays false.
     pub fn all_memory_deallocated(&self) -> bool {
         self.core().all_memory_deallocated()
     }
@@ -410,6 +419,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             caches,
             registration: self.registration,
             validated: self.validated,
+            schemas: self.schemas,
             owner: self.owner,
             backing: self.backing,
             _mode: PhantomData,

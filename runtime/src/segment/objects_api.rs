@@ -9,15 +9,17 @@
 //! one while no other mapping is attached (`InUse` otherwise). `&mut` access
 //! (`find_mut`, `find_slice_mut`) exists only on [`ExclusiveAccess`] mappings.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{Invalid, ShmMut, ShmSafe};
-use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
+use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
+use crate::objects::ops::{self, IfExists, NAMED, SCHEMAS, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
     self, Anonymous, IndexKind, Lookup, NamedIndex, ObjectInfo, ObjectKind, ObjectTarget, Target,
@@ -37,6 +39,42 @@ use crate::os::MapMode;
 /// destroyed and its offset reused by a trusted writer.
 #[derive(Default)]
 pub(super) struct Validated(Mutex<HashSet<usize>>);
+
+/// The schemas this mapping has stored in the segment or found there, by the address of
+/// their [`Schema`] (a cache: two addresses of one schema cost one more lookup), so that
+/// constructing an object of a derived type pays for its schemas once per type and
+/// mapping; then a thread that constructs that type again in that mapping finds it in its
+/// own last-used pair (mapping id, schema), without a lock.
+///
+/// Each derived type's schema is an entry of the segment's schema table (`ops::SCHEMAS`),
+/// keyed by its layout fingerprint in hex: its [`Schema::encode`] bytes, shared by every
+/// object of the type and by the types that hold it, so that a tool renders any object
+/// from the segment alone. The table is an index of its own, so schemas are no named
+/// objects: no count, listing, lookup or destruction of user objects sees them, and none
+/// is ever freed (one per type ever constructed, bounded by the program's types). It is
+/// built as any named object is (a process dying meanwhile leaves the index to repair),
+/// under the index lock the construction holds; a schema that cannot be stored (a full
+/// segment) costs the object nothing, and is tried again at the next construction.
+pub(super) struct StoredSchemas {
+    /// This mapping's id, unique in the process (an address could be reused by another).
+    id: u64,
+    known: Mutex<HashSet<usize>>,
+}
+
+impl Default for StoredSchemas {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        StoredSchemas {
+            id: NEXT.fetch_add(1, Relaxed),
+            known: Mutex::default(),
+        }
+    }
+}
+
+thread_local! {
+    /// The (mapping id, schema address) this thread stored or found last.
+    static LAST_SCHEMA: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+}
 
 /// Reading: lookup, instance information, counts and iteration. On a read-only mapping
 /// these run without the index lock (a read-only mapping cannot write the lock word): what
@@ -332,6 +370,11 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     ) -> Result<&[T]> {
         let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
+        if I::NAMES {
+            if let Some(schema) = T::SCHEMA {
+                self.store_schemas::<T>(&s, schema);
+            }
+        }
         // Whether the elements were built here (valid by construction) or found.
         let mut built = false;
         let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, |i| {
@@ -345,6 +388,51 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         }
         // SAFETY: `n` live `T`s just built, or found and validated, in this mapping.
         Ok(unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
+    }
+
+    /// Stores the schemas of `T` (whose own is `schema`) that this mapping has not stored
+    /// or found yet (see [`StoredSchemas`]); under the index lock.
+    fn store_schemas<T: ShmSafe>(&self, s: &Space, schema: &'static Schema) {
+        let key = |schema: &'static Schema| std::ptr::from_ref(schema).addr();
+        let last = (self.schemas().id, key(schema));
+        if LAST_SCHEMA.get() == last {
+            return;
+        }
+        let mut known = self
+            .schemas()
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if known.contains(&key(schema)) {
+            LAST_SCHEMA.set(last);
+            return;
+        }
+        // (`T::SCHEMA` may be at another address in `for_each_schema`: `schema`'s own is
+        // remembered once all are stored.)
+        let mut all = true;
+        T::for_each_schema(&mut |nested| {
+            if known.contains(&key(nested)) {
+                return;
+            }
+            let bytes = nested.encode().into_bytes();
+            let hex = format!("{:016x}", nested.fingerprint());
+            let stored = ops::create::<I, u8>(
+                s,
+                Target::Schema(&hex),
+                bytes.len(),
+                IfExists::Return,
+                |i| bytes.get(i).copied(),
+            );
+            if stored.is_ok() {
+                known.insert(key(nested));
+            } else {
+                all = false;
+            }
+        });
+        if all {
+            known.insert(key(schema));
+            LAST_SCHEMA.set(last);
+        }
     }
 
     /// Constructs `value` as `target`: a name, [`Unique`] or [`Anonymous`]. A name or type
@@ -551,7 +639,8 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     pub fn shrink_to_fit_indexes(&mut self) -> Result<()> {
         self.in_place(|s| {
             I::shrink_to_fit(s, NAMED)?;
-            I::shrink_to_fit(s, UNIQUE)
+            I::shrink_to_fit(s, UNIQUE)?;
+            I::shrink_to_fit(s, SCHEMAS)
         })
     }
 

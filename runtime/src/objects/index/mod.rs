@@ -38,6 +38,10 @@ pub trait IndexKind: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     const LOCK_FREE_FIND: bool = false;
 
+    /// Whether the index keeps names (the null index keeps none).
+    #[doc(hidden)]
+    const NAMES: bool = true;
+
     /// The live or constructing entry named by `key`, if any.
     #[doc(hidden)]
     fn find(s: &Space, root: Root, key: Key<'_>) -> Result<Option<u64>>;
@@ -131,7 +135,8 @@ pub enum Probe {
     Slow,
 }
 
-/// Where one index (named or unique) keeps its root and its count in the header.
+/// Where one index (named, unique, or the schema table) keeps its root and its count in
+/// the header.
 #[derive(Clone, Copy)]
 pub struct Root {
     pub root: usize,

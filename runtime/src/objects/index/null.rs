@@ -15,6 +15,7 @@ pub enum NullIndex {}
 impl IndexKind for NullIndex {
     const KIND: u32 = 3;
     const NAME: &'static str = "null index";
+    const NAMES: bool = false;
     type Link = ();
 
     fn find(_: &Space, _: Root, _: Key<'_>) -> Result<Option<u64>> {
