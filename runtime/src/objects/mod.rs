@@ -33,11 +33,11 @@ mod types;
 pub use entry::{ObjectKind, MAX_NAME_LEN};
 pub use index::{HashIndex, IndexKind, NamedIndex, NullIndex, OrderedIndex};
 pub use ops::ObjectInfo;
-pub use target::{Anonymous, Lookup, ObjectTarget, Unique};
+pub use target::{Anonymous, Lookup, ObjectTarget, Unique, RESERVED_PREFIX};
 
 pub(crate) use index::{kind_name as index_kind_name, Root};
 pub(crate) use lock::IndexGuard;
-pub(crate) use target::Target;
+pub(crate) use target::{RootName, Target};
 
 use crate::error::{Error, Result};
 use crate::manager::SegmentCore;

@@ -15,7 +15,7 @@ use super::lock;
 use super::registry;
 use super::retired;
 use super::space::Space;
-use super::target::Target;
+use super::target::{Target, RESERVED_PREFIX};
 use super::types::{self, TypeDesc};
 use crate::error::{Error, Result};
 use crate::layout::ShmSafe;
@@ -61,7 +61,11 @@ impl<'a> Target<'a> {
     /// The key of this target for elements of type `T`; checks the name.
     pub(crate) fn resolve<T>(self) -> Result<Resolved<'a>> {
         let (kind, name, max) = match self {
-            Target::Named(n) => (ObjectKind::Named as u8, n, MAX_NAME_LEN),
+            Target::Named(n) => {
+                not_reserved(n)?;
+                (ObjectKind::Named as u8, n, MAX_NAME_LEN)
+            }
+            Target::Root(n) => (ObjectKind::Named as u8, n, MAX_NAME_LEN),
             Target::Unique => (
                 ObjectKind::Unique as u8,
                 std::any::type_name::<T>(),
@@ -81,7 +85,7 @@ impl<'a> Target<'a> {
                 name: name.chars().take(80).collect(),
                 reason: match self {
                     _ if name.is_empty() => "an object name cannot be empty",
-                    Target::Named(_) | Target::Schema(_) => {
+                    Target::Named(_) | Target::Root(_) | Target::Schema(_) => {
                         "an object name has at most 255 bytes (MAX_NAME_LEN)"
                     }
                     _ => "a type name used as a unique key has at most 65535 bytes",
@@ -98,12 +102,23 @@ impl<'a> Target<'a> {
     /// How errors name the object.
     pub(crate) fn describe<T>(&self) -> String {
         match self {
-            Target::Named(n) => format!("named object {n:?}"),
+            Target::Named(n) | Target::Root(n) => format!("named object {n:?}"),
             Target::Unique => format!("unique object of type {}", std::any::type_name::<T>()),
             Target::Anonymous => format!("anonymous object of type {}", std::any::type_name::<T>()),
             Target::Schema(key) => format!("stored type schema {key}"),
         }
     }
+}
+
+/// `InvalidName` for a user's name that starts with [`RESERVED_PREFIX`].
+pub(crate) fn not_reserved(name: &str) -> Result<()> {
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(Error::InvalidName {
+            name: name.chars().take(80).collect(),
+            reason: "names starting with `__shmkit_` are reserved for roots and their schemas",
+        });
+    }
+    Ok(())
 }
 
 /// The entry with `r`'s key, in whatever state.

@@ -8,13 +8,26 @@ use super::index::{IndexKind, NamedIndex};
 /// The key of an object, resolved against its element type later.
 #[derive(Clone, Copy, Debug)]
 pub enum Target<'a> {
+    /// A name given by the user: never one that starts with [`RESERVED_PREFIX`].
     Named(&'a str),
+    /// A root's value or stored schema (`segment::root_api`), named with
+    /// [`RESERVED_PREFIX`]: only the crate makes one ([`RootName`]).
+    Root(&'a str),
     Unique,
     Anonymous,
     /// A stored type schema, keyed by its layout fingerprint in hex (`ops::SCHEMAS`). Made
     /// only inside the crate: no public target or lookup names one.
     Schema(&'a str),
 }
+
+/// The start of the names of roots and their stored schemas. Users may not construct,
+/// find or destroy objects named so: a forged schema beside a root would make the
+/// inspector read a value where the root's type says a lock guards it.
+pub const RESERVED_PREFIX: &str = "__shmkit_";
+
+/// The name of a root's value or stored schema, as the root API passes it to the object
+/// layer.
+pub(crate) struct RootName(pub String);
 
 /// Construct or find the one instance of the element type (Boost's `unique_instance`).
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +43,7 @@ mod sealed {
     impl Sealed for &str {}
     impl Sealed for &String {}
     impl Sealed for String {}
+    impl Sealed for super::RootName {}
     impl Sealed for super::Unique {}
     impl Sealed for super::Anonymous {}
 }
@@ -69,6 +83,11 @@ impl<I: NamedIndex> ObjectTarget<I> for String {
         Target::Named(self)
     }
 }
+impl<I: NamedIndex> ObjectTarget<I> for RootName {
+    fn target(&self) -> Target<'_> {
+        Target::Root(&self.0)
+    }
+}
 impl<I: NamedIndex> ObjectTarget<I> for Unique {
     fn target(&self) -> Target<'_> {
         Target::Unique
@@ -83,4 +102,5 @@ impl<I: IndexKind> ObjectTarget<I> for Anonymous {
 impl<I: NamedIndex> Lookup<I> for &str {}
 impl<I: NamedIndex> Lookup<I> for &String {}
 impl<I: NamedIndex> Lookup<I> for String {}
+impl<I: NamedIndex> Lookup<I> for RootName {}
 impl<I: NamedIndex> Lookup<I> for Unique {}

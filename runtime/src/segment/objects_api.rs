@@ -150,7 +150,15 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         &self,
         t: Target<'_>,
     ) -> Result<Option<(NonNull<T>, usize)>> {
-        if let Target::Named(name) = t {
+        let name = match t {
+            Target::Named(name) => {
+                ops::not_reserved(name)?;
+                Some(name)
+            }
+            Target::Root(name) => Some(name),
+            _ => None,
+        };
+        if let Some(name) = name {
             if I::LOCK_FREE_FIND && M::MAP != MapMode::ReadOnly {
                 let s = self.space()?;
                 if let ops::Quick::Found(p, n) = ops::find_fast::<I, T, true>(&s, name) {
@@ -160,13 +168,13 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             }
         }
         self.indexed(|s| {
-            let found = match t {
-                Target::Named(name) => match ops::find_fast::<I, T, false>(s, name) {
+            let found = match name {
+                Some(name) => match ops::find_fast::<I, T, false>(s, name) {
                     ops::Quick::Found(p, n) => Some((p, n)),
                     ops::Quick::Absent => None,
                     ops::Quick::Unsure(_) => ops::find::<I, T>(s, t)?,
                 },
-                _ => ops::find::<I, T>(s, t)?,
+                None => ops::find::<I, T>(s, t)?,
             };
             if let Some((p, n)) = found {
                 self.validate(p, n, || t.describe::<T>())?;
@@ -187,6 +195,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         name: &str,
         deadline: Option<std::time::Instant>,
     ) -> Result<Option<(NonNull<T>, usize)>> {
+        ops::not_reserved(name)?;
         let t = Target::Named(name);
         let s = self.space()?;
         let mut round = 0u32;
@@ -436,7 +445,10 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     }
 
     /// Constructs `value` as `target`: a name, [`Unique`] or [`Anonymous`]. A name or type
-    /// already taken is `AlreadyExists`, and the existing object is left untouched.
+    /// already taken is `AlreadyExists`, and the existing object is left untouched. Names
+    /// are 1 to [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes and may not start with
+    /// [`RESERVED_PREFIX`](crate::objects::RESERVED_PREFIX) (`__shmkit_`, the roots'):
+    /// `InvalidName` otherwise, here and in every lookup.
     pub fn construct<T: ShmSafe>(&self, target: impl ObjectTarget<I>, value: T) -> Result<&T> {
         let mut value = Some(value);
         let s = self.create_object(target.target(), 1, IfExists::Fail, |_| value.take())?;

@@ -13,14 +13,14 @@ use super::mode::{ExclusiveAccess, Lends, Mode, ReadOnly, Writable};
 use crate::error::{Error, Result};
 use crate::layout::ShmMut;
 use crate::layout::{SchemaDiff, ShmImmutable, ShmRoot};
-use crate::objects::{IndexKind, NamedIndex, Target};
+use crate::objects::{IndexKind, NamedIndex, RootName, Target, RESERVED_PREFIX};
 
-fn root_name<T: ShmRoot>() -> String {
-    format!("__shmkit_root::{}", T::ROOT_NAME)
+fn root_name<T: ShmRoot>() -> RootName {
+    RootName(format!("{RESERVED_PREFIX}root::{}", T::ROOT_NAME))
 }
 
-fn schema_name<T: ShmRoot>() -> String {
-    format!("__shmkit_schema::{}", T::ROOT_NAME)
+fn schema_name<T: ShmRoot>() -> RootName {
+    RootName(format!("{RESERVED_PREFIX}schema::{}", T::ROOT_NAME))
 }
 
 fn what<T: ShmRoot>() -> String {
@@ -31,7 +31,7 @@ impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
     /// Checks the stored schema of root `T` against `T`'s; false when none is stored.
     fn check_root_schema<T: ShmRoot>(&self) -> Result<bool> {
         // `find_raw`: bytes lend themselves in every mode (no `Lends` bound to carry).
-        let Some((p, n)) = self.find_raw::<u8>(Target::Named(&schema_name::<T>()))? else {
+        let Some((p, n)) = self.find_raw::<u8>(Target::Root(&schema_name::<T>().0))? else {
             return Ok(false);
         };
         // SAFETY: `n` live, checked bytes in this mapping, read before `self`'s borrow ends.
@@ -55,7 +55,7 @@ impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
         if !self.check_root_schema::<T>()? {
             return Ok(None);
         }
-        self.find::<T>(root_name::<T>().as_str())
+        self.find::<T>(root_name::<T>())
     }
 }
 
@@ -69,12 +69,9 @@ impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I>
         self.atomic_func(|| {
             if !self.check_root_schema::<T>()? {
                 let encoded = T::ROOT_SCHEMA.encode();
-                self.construct_from_iter::<u8, _>(
-                    schema_name::<T>().as_str(),
-                    encoded.into_bytes(),
-                )?;
+                self.construct_from_iter::<u8, _>(schema_name::<T>(), encoded.into_bytes())?;
             }
-            self.find_or_construct::<T>(root_name::<T>().as_str(), T::default)
+            self.find_or_construct::<T>(root_name::<T>(), T::default)
         })?
     }
 
@@ -85,8 +82,8 @@ impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I>
         if !self.check_root_schema::<T>()? {
             return Ok(false);
         }
-        let destroyed = self.destroy::<T>(root_name::<T>().as_str())?;
-        self.destroy::<u8>(schema_name::<T>().as_str())?;
+        let destroyed = self.destroy::<T>(root_name::<T>())?;
+        self.destroy::<u8>(schema_name::<T>())?;
         Ok(destroyed)
     }
 }
@@ -116,7 +113,7 @@ impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
         M: ExclusiveAccess,
     {
         self.root::<T>()?;
-        self.find_mut::<T>(root_name::<T>().as_str())?
+        self.find_mut::<T>(root_name::<T>())?
             .ok_or_else(|| Error::NotFound { what: what::<T>() })
     }
 }
