@@ -459,17 +459,23 @@ pub enum Value {
         /// Its fields.
         fields: Vec<(String, Value)>,
     },
-    /// Elements (an array object or field), the first [`MAX_ELEMENTS`] at most (a stored
-    /// schema's bytes, 64 KiB).
+    /// Elements (an array object or field, a `Vec`'s, a `List`'s), the first
+    /// [`MAX_ELEMENTS`] at most (a stored schema's bytes, 64 KiB).
     Array {
         /// The elements rendered.
         elements: Vec<Value>,
         /// How many there are.
         length: usize,
     },
-    /// Not rendered: a type whose layout the segment does not describe (containers,
-    /// locks, pointers, types of programs that stored no schema), or whose bytes another
-    /// process may be writing under a lock.
+    /// A `String`'s text (the first 64 KiB at most).
+    Text(String),
+    /// A `Mutex`: who holds it, from its owner word (see [`owner_alive`]). Its value is not
+    /// read: another process may be writing it under the lock, and taking the lock to read
+    /// it would make a read-only tool a lock holder, stalling the program that needs it
+    /// (and a read-only mapping has no owner id to take it with).
+    Lock(LockWord),
+    /// Not rendered: a type whose layout the segment does not describe (pointers, the
+    /// maps, locks other than `Mutex`, types of programs that stored no schema).
     Opaque {
         /// The type, as the writer spelled it.
         ty: String,
@@ -709,6 +715,7 @@ impl Renderer<'_> {
                 "the stored schema of {} says {} bytes, the value has {size}",
                 schema.name, schema.size
             )),
+            Some(Ok(schema)) if schema.kind == "container" => self.container(off, schema, depth),
             Some(Ok(schema)) if !schema.variants.is_empty() || schema.repr.is_some() => {
                 self.enumeration(off, schema, depth)
             }
@@ -816,6 +823,209 @@ impl Renderer<'_> {
             variant: variant.name.clone(),
             fields,
         }
+    }
+}
+
+/// Where the offset pointer at `at` aims: `None` for null (the offset 1, or 0, which
+/// would aim at the pointer itself and which a list's links use for null too). The
+/// target is not checked here: callers bounds-check what they read there.
+fn aim(s: &Space, at: u64) -> std::result::Result<Option<u64>, String> {
+    let off = s
+        .read_scalar(at, 8)
+        .ok_or_else(|| format!("a pointer at offset {at}: out of bounds or misaligned"))?
+        as i64;
+    match off {
+        0 | 1 => Ok(None),
+        _ => at
+            .checked_add_signed(off)
+            .map(Some)
+            .ok_or_else(|| format!("a pointer at offset {at} aims outside the segment")),
+    }
+}
+
+/// Bytes of a `String` that [`objects`] renders at most.
+const MAX_TEXT: usize = 1 << 16;
+
+impl Renderer<'_> {
+    /// A library container, read as its stored descriptor says (see
+    /// [`SchemaKind::Container`](crate::SchemaKind::Container)).
+    ///
+    /// Sound on a live segment: a bare container (a `Vec`, a `List` held by value) changes
+    /// only through `&mut` (`ShmMut`, the containers' `…Ext` traits), which a segment hands
+    /// out only to a mapping with `ExclusiveAccess`: an exclusive one, which keeps every
+    /// other mapping out (the attach byte's OFD lock), this inspector's included, or a
+    /// copy-on-write one, whose writes are private pages. One being built is not linked
+    /// yet, and this walk runs under the index lock that links it. A container inside a
+    /// lock may change while the lock is held; the lock's value is not read (see
+    /// [`Value::Lock`]).
+    fn container(&self, off: u64, schema: &StoredSchema, depth: usize) -> Value {
+        let part = |name: &str| {
+            schema
+                .fields
+                .iter()
+                .find(|f| f.name == name && f.offset.is_some())
+        };
+        // A word of the container itself: inside its stored size.
+        let word = |name: &str, size: usize| {
+            let f = part(name)?;
+            let o = f
+                .offset
+                .filter(|o| o.checked_add(size).is_some_and(|e| e <= schema.size))?;
+            Some((f, off + o as u64))
+        };
+        let rendered = match schema.repr.as_deref() {
+            Some(layout @ ("sequence" | "text")) => word("ptr", 8)
+                .ok_or_else(|| "no `ptr` in its descriptor".to_string())
+                .and_then(|(element, at)| {
+                    let length = match word("len", 8) {
+                        Some((_, at)) => self.s.read_scalar(at, 8).map(|n| n as usize),
+                        None => Some(1),
+                    };
+                    self.sequence(
+                        at,
+                        length,
+                        element,
+                        layout == "text",
+                        word("len", 8).is_none(),
+                        depth,
+                    )
+                }),
+            Some("list") => self.list(off, schema, depth),
+            Some("lock") => word("word", 4)
+                .and_then(|(_, at)| self.s.read_scalar(at, 4))
+                .map(|w| Value::Lock(LockWord::of(w as u32)))
+                .ok_or_else(|| "no readable owner `word`".to_string()),
+            other => Err(format!("a layout this inspector cannot read: {other:?}")),
+        };
+        rendered
+            .unwrap_or_else(|why| Value::Invalid(format!("{} {}: {why}", schema.kind, schema.name)))
+    }
+
+    /// `length` elements (`None`: unreadable) where the pointer at `at` aims, each of the
+    /// type `element` describes; as text when `text`, as the one value itself when `single`
+    /// (a box, `None` when null). The whole range is bounds-checked before the first read.
+    fn sequence(
+        &self,
+        at: u64,
+        length: Option<usize>,
+        element: &StoredField,
+        text: bool,
+        single: bool,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let length = length.ok_or("its length is out of bounds or misaligned")?;
+        let Some(start) = aim(self.s, at)? else {
+            return match (length, single) {
+                (_, true) => Ok(Value::Enum {
+                    variant: "None".into(),
+                    fields: Vec::new(),
+                }),
+                (0, false) if text => Ok(Value::Text(String::new())),
+                (0, false) => Ok(Value::Array {
+                    elements: Vec::new(),
+                    length: 0,
+                }),
+                _ => Err(format!("{length} elements behind a null pointer")),
+            };
+        };
+        let bytes = length.checked_mul(element.size);
+        if bytes.and_then(|b| self.s.checked(start, b)).is_none() {
+            return Err(format!(
+                "{length} elements of {} bytes at offset {start}: outside the segment",
+                element.size
+            ));
+        }
+        let at = |i: usize| start + (i * element.size) as u64;
+        if single {
+            return Ok(self.value(
+                start,
+                element.fingerprint,
+                element.size,
+                &element.ty,
+                depth + 1,
+            ));
+        }
+        if text {
+            let bytes: Option<Vec<u8>> = (0..length.min(MAX_TEXT))
+                .map(|i| self.s.read_scalar(at(i), 1).map(|b| b as u8))
+                .collect();
+            let mut bytes = bytes.ok_or("its bytes are out of bounds")?;
+            if length > MAX_TEXT {
+                // Cut where the last whole character ends (a cut may split one).
+                let whole = std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), str::len);
+                bytes.truncate(whole);
+            }
+            return String::from_utf8(bytes)
+                .map(Value::Text)
+                .map_err(|e| format!("not UTF-8 from byte {}", e.utf8_error().valid_up_to()));
+        }
+        let elements = (0..length.min(MAX_ELEMENTS))
+            .map(|i| {
+                self.value(
+                    at(i),
+                    element.fingerprint,
+                    element.size,
+                    &element.ty,
+                    depth + 1,
+                )
+            })
+            .collect();
+        Ok(Value::Array { elements, length })
+    }
+
+    /// A linked list: `len` nodes from `head`, each read only once its whole node is
+    /// found in bounds, and at most [`MAX_ELEMENTS`] of them; a node met twice (a forged
+    /// cycle) or a chain shorter than `len` makes the list invalid.
+    fn list(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let part = |name: &str| {
+            let f = schema.fields.iter().find(|f| f.name == name)?;
+            Some((f, f.offset?))
+        };
+        let missing = || "its descriptor lacks a part".to_string();
+        let (head, head_at) = part("head").ok_or_else(missing)?;
+        let (_, len_at) = part("len").ok_or_else(missing)?;
+        let (_, next_at) = part("node.next").ok_or_else(missing)?;
+        let (value, value_at) = part("node.value").ok_or_else(missing)?;
+        let node_size = head.size;
+        let inside =
+            |o: usize, n: usize, within: usize| o.checked_add(n).is_some_and(|e| e <= within);
+        if !inside(head_at, 8, schema.size)
+            || !inside(len_at, 8, schema.size)
+            || !inside(next_at, 8, node_size)
+            || !inside(value_at, value.size, node_size)
+        {
+            return Err("its descriptor puts parts outside the list or its node".into());
+        }
+        let length = self
+            .s
+            .read_scalar(off + len_at as u64, 8)
+            .ok_or("its length is out of bounds or misaligned")? as usize;
+        let mut node = aim(self.s, off + head_at as u64)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut elements = Vec::new();
+        for i in 0..length.min(MAX_ELEMENTS) {
+            let n = node.ok_or_else(|| format!("the chain ends after {i} of {length} nodes"))?;
+            if self.s.checked(n, node_size).is_none() {
+                return Err(format!("node {i} at offset {n}: outside the segment"));
+            }
+            if !seen.insert(n) {
+                return Err(format!("node {i} at offset {n} was met before (a cycle)"));
+            }
+            elements.push(self.value(
+                n + value_at as u64,
+                value.fingerprint,
+                value.size,
+                &value.ty,
+                depth + 1,
+            ));
+            node = aim(self.s, n + next_at as u64)?;
+        }
+        Ok(Value::Array { elements, length })
     }
 }
 

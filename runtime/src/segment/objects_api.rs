@@ -416,9 +416,14 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         // (`T::SCHEMA` may be at another address in `for_each_schema`: `schema`'s own is
         // remembered once all are stored.)
         let mut all = true;
+        // Fingerprints met in this walk: what ends it where a type holds itself.
+        let mut seen = std::collections::HashSet::new();
         T::for_each_schema(&mut |nested| {
+            if !seen.insert(nested.fingerprint()) {
+                return false;
+            }
             if known.contains(&key(nested)) {
-                return;
+                return true;
             }
             let bytes = nested.encode().into_bytes();
             let name = schema_object_name(nested.fingerprint());
@@ -434,6 +439,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
             } else {
                 all = false;
             }
+            true
         });
         if all {
             known.insert(key(schema));
