@@ -582,7 +582,8 @@ pub fn check(t: &Target, out: &mut Vec<u8>) -> Result<u8, Failure> {
 // ----- dump ---------------------------------------------------------------------------------
 
 /// A rendered value as JSON: numbers, booleans, strings (a `String`'s text too), objects
-/// for structs (fields in order), arrays (a `Vec`'s, a `List`'s); a lock is `{"lock":
+/// for structs (fields in order), arrays (a `Vec`'s, a `List`'s), arrays of `[key, value]`
+/// pairs (maps; `{"entries", "length"}` when truncated, as arrays); a lock is `{"lock":
 /// holder or null, "alive": …, "poisoned": …}` (its holder's liveness asked of `p`); what
 /// is not rendered is `{"opaque": type, "size": bytes}`.
 fn value_json(p: &Probed, v: &Value) -> Json {
@@ -605,6 +606,17 @@ fn value_json(p: &Probed, v: &Value) -> Json {
         Value::Enum { variant, fields } if fields.is_empty() => json!(variant),
         Value::Enum { variant, fields } => json!({ variant.as_str(): fields_json(p, fields) }),
         Value::Text(text) => json!(text),
+        Value::Map { entries, length } => {
+            let pairs: Vec<Json> = entries
+                .iter()
+                .map(|(k, v)| json!([value_json(p, k), value_json(p, v)]))
+                .collect();
+            if pairs.len() == *length {
+                Json::Array(pairs)
+            } else {
+                json!({ "entries": pairs, "length": length })
+            }
+        }
         Value::Lock(w) => {
             let holder = lock_owner(p, *w);
             json!({
@@ -637,6 +649,16 @@ fn fields_text(p: &Probed, fields: &[(String, Value)]) -> String {
     format!("{{ {} }}", inner.join(", "))
 }
 
+/// What follows the `shown` of `length` elements or entries: `, … N more` when some are
+/// left out.
+fn more(shown: usize, length: usize) -> String {
+    if shown < length {
+        format!(", … {} more", length - shown)
+    } else {
+        String::new()
+    }
+}
+
 /// A rendered value as text (a lock's holder with its liveness, asked of `p`).
 fn value_text(p: &Probed, v: &Value) -> String {
     match v {
@@ -650,15 +672,17 @@ fn value_text(p: &Probed, v: &Value) -> String {
         Value::Enum { variant, fields } if fields.is_empty() => variant.clone(),
         Value::Enum { variant, fields } => format!("{variant} {}", fields_text(p, fields)),
         Value::Text(text) => format!("{text:?}"),
+        Value::Map { entries, length } => {
+            let inner: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", value_text(p, k), value_text(p, v)))
+                .collect();
+            format!("{{{}{}}}", inner.join(", "), more(entries.len(), *length))
+        }
         Value::Lock(w) => format!("<lock {}>", lock_text(p, *w)),
         Value::Array { elements, length } => {
             let inner: Vec<String> = elements.iter().map(|e| value_text(p, e)).collect();
-            let more = if elements.len() < *length {
-                format!(", … {} more", length - elements.len())
-            } else {
-                String::new()
-            };
-            format!("[{}{more}]", inner.join(", "))
+            format!("[{}{}]", inner.join(", "), more(elements.len(), *length))
         }
         Value::Opaque { ty, size } => format!("<{ty}, {size} bytes: not described>"),
         _ => "<?>".into(),

@@ -469,6 +469,14 @@ pub enum Value {
     },
     /// A `String`'s text (the first 64 KiB at most).
     Text(String),
+    /// A map's entries (a `Map`'s in key order, a `HashMap`'s in bucket order), the first
+    /// [`MAX_ELEMENTS`] at most.
+    Map {
+        /// The keys and values rendered.
+        entries: Vec<(Value, Value)>,
+        /// How many there are.
+        length: usize,
+    },
     /// A `Mutex`: who holds it, from its owner word (see [`owner_alive`]). Its value is not
     /// read: another process may be writing it under the lock, and taking the lock to read
     /// it would make a read-only tool a lock holder, stalling the program that needs it
@@ -852,76 +860,50 @@ impl Renderer<'_> {
     ///
     /// Sound on a live segment: a bare container (a `Vec`, a `List` held by value) changes
     /// only through `&mut` (`ShmMut`, the containers' `…Ext` traits), which a segment hands
-    /// out only to a mapping with `ExclusiveAccess`: an exclusive one, which keeps every
-    /// other mapping out (the attach byte's OFD lock), this inspector's included, or a
-    /// copy-on-write one, whose writes are private pages. One being built is not linked
-    /// yet, and this walk runs under the index lock that links it. A container inside a
-    /// lock may change while the lock is held; the lock's value is not read (see
-    /// [`Value::Lock`]).
+    /// out only to a mapping with `ExclusiveAccess` (`find_mut`, `root_mut`): an exclusive
+    /// one, which keeps every other mapping out (the attach byte's OFD lock), this
+    /// inspector's included, or a copy-on-write one, whose writes are private pages. One
+    /// being built is not linked yet, and this walk runs under the index lock that links
+    /// it. A container inside a lock may change while the lock is held: a lock's value is
+    /// not read (see [`Value::Lock`]).
     fn container(&self, off: u64, schema: &StoredSchema, depth: usize) -> Value {
-        let part = |name: &str| {
-            schema
-                .fields
-                .iter()
-                .find(|f| f.name == name && f.offset.is_some())
-        };
-        // A word of the container itself: inside its stored size.
-        let word = |name: &str, size: usize| {
-            let f = part(name)?;
-            let o = f
-                .offset
-                .filter(|o| o.checked_add(size).is_some_and(|e| e <= schema.size))?;
-            Some((f, off + o as u64))
-        };
         let rendered = match schema.repr.as_deref() {
-            Some(layout @ ("sequence" | "text")) => word("ptr", 8)
-                .ok_or_else(|| "no `ptr` in its descriptor".to_string())
-                .and_then(|(element, at)| {
-                    let length = match word("len", 8) {
-                        Some((_, at)) => self.s.read_scalar(at, 8).map(|n| n as usize),
-                        None => Some(1),
-                    };
-                    self.sequence(
-                        at,
-                        length,
-                        element,
-                        layout == "text",
-                        word("len", 8).is_none(),
-                        depth,
-                    )
-                }),
+            Some(layout @ ("sequence" | "text")) => self.sequence(off, schema, layout, depth),
             Some("list") => self.list(off, schema, depth),
-            Some("lock") => word("word", 4)
-                .and_then(|(_, at)| self.s.read_scalar(at, 4))
-                .map(|w| Value::Lock(LockWord::of(w as u32)))
-                .ok_or_else(|| "no readable owner `word`".to_string()),
+            Some("btree") => self.btree(off, schema, depth),
+            Some("hash") => self.hash(off, schema, depth),
+            Some("lock") => part(schema, "word", 4, schema.size).and_then(|(_, at)| {
+                let w = self.s.read_scalar(off + at as u64, 4);
+                w.map(|w| Value::Lock(LockWord::of(w as u32)))
+                    .ok_or_else(|| "its owner word is out of bounds or misaligned".into())
+            }),
             other => Err(format!("a layout this inspector cannot read: {other:?}")),
         };
         rendered
             .unwrap_or_else(|why| Value::Invalid(format!("{} {}: {why}", schema.kind, schema.name)))
     }
 
-    /// `length` elements (`None`: unreadable) where the pointer at `at` aims, each of the
-    /// type `element` describes; as text when `text`, as the one value itself when `single`
-    /// (a box, `None` when null). The whole range is bounds-checked before the first read.
+    /// `len` elements where `ptr` aims, as text for a `"text"` layout, or, without `len`
+    /// (a box), the one value itself (`None` when null). The whole range is bounds-checked
+    /// before the first read.
     fn sequence(
         &self,
-        at: u64,
-        length: Option<usize>,
-        element: &StoredField,
-        text: bool,
-        single: bool,
+        off: u64,
+        schema: &StoredSchema,
+        layout: &str,
         depth: usize,
     ) -> std::result::Result<Value, String> {
-        let length = length.ok_or("its length is out of bounds or misaligned")?;
-        let Some(start) = aim(self.s, at)? else {
-            return match (length, single) {
-                (_, true) => Ok(Value::Enum {
+        let (element, ptr_at) = part(schema, "ptr", 8, schema.size)?;
+        let single = !schema.fields.iter().any(|f| f.name == "len");
+        let length = if single { 1 } else { self.count(off, schema)? };
+        let Some(start) = aim(self.s, off + ptr_at as u64)? else {
+            return match length {
+                _ if single => Ok(Value::Enum {
                     variant: "None".into(),
                     fields: Vec::new(),
                 }),
-                (0, false) if text => Ok(Value::Text(String::new())),
-                (0, false) => Ok(Value::Array {
+                0 if layout == "text" => Ok(Value::Text(String::new())),
+                0 => Ok(Value::Array {
                     elements: Vec::new(),
                     length: 0,
                 }),
@@ -936,22 +918,25 @@ impl Renderer<'_> {
             ));
         }
         let at = |i: usize| start + (i * element.size) as u64;
-        if single {
-            return Ok(self.value(
-                start,
+        let read = |i: usize| {
+            self.value(
+                at(i),
                 element.fingerprint,
                 element.size,
                 &element.ty,
                 depth + 1,
-            ));
+            )
+        };
+        if single {
+            return Ok(read(0));
         }
-        if text {
+        if layout == "text" {
             let bytes: Option<Vec<u8>> = (0..length.min(MAX_TEXT))
                 .map(|i| self.s.read_scalar(at(i), 1).map(|b| b as u8))
                 .collect();
             let mut bytes = bytes.ok_or("its bytes are out of bounds")?;
             if length > MAX_TEXT {
-                // Cut where the last whole character ends (a cut may split one).
+                // Cut where the last whole character ends (the cut may split one).
                 let whole = std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), str::len);
                 bytes.truncate(whole);
             }
@@ -959,18 +944,22 @@ impl Renderer<'_> {
                 .map(Value::Text)
                 .map_err(|e| format!("not UTF-8 from byte {}", e.utf8_error().valid_up_to()));
         }
-        let elements = (0..length.min(MAX_ELEMENTS))
-            .map(|i| {
-                self.value(
-                    at(i),
-                    element.fingerprint,
-                    element.size,
-                    &element.ty,
-                    depth + 1,
-                )
-            })
-            .collect();
+        let elements = (0..length.min(MAX_ELEMENTS)).map(read).collect();
         Ok(Value::Array { elements, length })
+    }
+
+    /// The container's element count, its `len` part.
+    fn count(&self, off: u64, schema: &StoredSchema) -> std::result::Result<usize, String> {
+        let (_, at) = part(schema, "len", 8, schema.size)?;
+        self.s
+            .read_scalar(off + at as u64, 8)
+            .map(|n| n as usize)
+            .ok_or_else(|| "its length is out of bounds or misaligned".into())
+    }
+
+    /// The value a part `f` describes, at `base + at`.
+    fn part_value(&self, base: u64, (f, at): (&StoredField, usize), depth: usize) -> Value {
+        self.value(base + at as u64, f.fingerprint, f.size, &f.ty, depth + 1)
     }
 
     /// A linked list: `len` nodes from `head`, each read only once its whole node is
@@ -982,29 +971,11 @@ impl Renderer<'_> {
         schema: &StoredSchema,
         depth: usize,
     ) -> std::result::Result<Value, String> {
-        let part = |name: &str| {
-            let f = schema.fields.iter().find(|f| f.name == name)?;
-            Some((f, f.offset?))
-        };
-        let missing = || "its descriptor lacks a part".to_string();
-        let (head, head_at) = part("head").ok_or_else(missing)?;
-        let (_, len_at) = part("len").ok_or_else(missing)?;
-        let (_, next_at) = part("node.next").ok_or_else(missing)?;
-        let (value, value_at) = part("node.value").ok_or_else(missing)?;
+        let (head, head_at) = part(schema, "head", 8, schema.size)?;
         let node_size = head.size;
-        let inside =
-            |o: usize, n: usize, within: usize| o.checked_add(n).is_some_and(|e| e <= within);
-        if !inside(head_at, 8, schema.size)
-            || !inside(len_at, 8, schema.size)
-            || !inside(next_at, 8, node_size)
-            || !inside(value_at, value.size, node_size)
-        {
-            return Err("its descriptor puts parts outside the list or its node".into());
-        }
-        let length = self
-            .s
-            .read_scalar(off + len_at as u64, 8)
-            .ok_or("its length is out of bounds or misaligned")? as usize;
+        let (_, next_at) = part(schema, "node.next", 8, node_size)?;
+        let value = part(schema, "node.value", 0, node_size)?;
+        let length = self.count(off, schema)?;
         let mut node = aim(self.s, off + head_at as u64)?;
         let mut seen = std::collections::HashSet::new();
         let mut elements = Vec::new();
@@ -1016,16 +987,179 @@ impl Renderer<'_> {
             if !seen.insert(n) {
                 return Err(format!("node {i} at offset {n} was met before (a cycle)"));
             }
-            elements.push(self.value(
-                n + value_at as u64,
-                value.fingerprint,
-                value.size,
-                &value.ty,
-                depth + 1,
-            ));
+            elements.push(self.part_value(n, value, depth));
             node = aim(self.s, n + next_at as u64)?;
         }
         Ok(Value::Array { elements, length })
+    }
+
+    /// A sorted map: its nodes from `root`, in order (an internal node's edges around its
+    /// keys); [`MAX_ELEMENTS`] entries at most.
+    fn btree(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let (_, root_at) = part(schema, "root", 8, schema.size)?;
+        let length = self.count(off, schema)?;
+        let mut entries = Vec::new();
+        if let Some(root) = aim(self.s, off + root_at as u64)? {
+            self.btree_node(schema, root, None, &mut entries, depth)?;
+        }
+        Ok(Value::Map { entries, length })
+    }
+
+    /// The entries of the node at `n` (`level` levels above the leaves, as its parent
+    /// says: None for the root), appended to `out` until it holds [`MAX_ELEMENTS`]. A
+    /// node is read only once it is found whole in bounds, with a key count within its
+    /// arrays; each child is one level below its parent, so the walk ends (a forged cycle
+    /// breaks that) and goes no deeper than the root's level, at most [`MAX_DEPTH`].
+    fn btree_node(
+        &self,
+        schema: &StoredSchema,
+        n: u64,
+        level: Option<u64>,
+        out: &mut Vec<(Value, Value)>,
+        depth: usize,
+    ) -> std::result::Result<(), String> {
+        let (leaf, _) = part(schema, "root", 8, schema.size)?;
+        let (internal, edges_at) = part(schema, "node.edges", 8, usize::MAX)?;
+        let (_, level_at) = part(schema, "node.level", 2, leaf.size)?;
+        let (_, len_at) = part(schema, "node.len", 2, leaf.size)?;
+        let key = part(schema, "node.keys", 0, leaf.size)?;
+        let value = part(schema, "node.vals", 0, leaf.size)?;
+        let found = self.s.read_scalar(n + level_at as u64, 2);
+        let level = match (found, level) {
+            (Some(l), None) if l <= MAX_DEPTH as u64 => l,
+            (Some(l), Some(want)) if l == want => l,
+            _ => {
+                return Err(format!(
+                    "the node at offset {n} is not where its parent says"
+                ))
+            }
+        };
+        let size = if level == 0 { leaf.size } else { internal.size };
+        if self.s.checked(n, size).is_none() {
+            return Err(format!("a node at offset {n}: outside the segment"));
+        }
+        let keys = self.s.read_scalar(n + len_at as u64, 2).unwrap_or(u64::MAX) as usize;
+        let fits = |at: usize, each: usize, count: usize| {
+            count
+                .checked_mul(each)
+                .and_then(|b| b.checked_add(at))
+                .is_some_and(|e| e <= size)
+        };
+        if !fits(key.1, key.0.size, keys)
+            || !fits(value.1, value.0.size, keys)
+            || (level > 0 && !fits(edges_at, 8, keys + 1))
+        {
+            return Err(format!(
+                "the node at offset {n} claims {keys} keys, more than it holds"
+            ));
+        }
+        for i in 0..=keys {
+            if level > 0 {
+                let edge = n + (edges_at + 8 * i) as u64;
+                let child = aim(self.s, edge)?
+                    .ok_or_else(|| format!("a null edge in the node at offset {n}"))?;
+                self.btree_node(schema, child, Some(level - 1), out, depth)?;
+            }
+            if i == keys || out.len() >= MAX_ELEMENTS {
+                break;
+            }
+            let k = (key.0, key.1 + i * key.0.size);
+            let v = (value.0, value.1 + i * value.0.size);
+            out.push((self.part_value(n, k, depth), self.part_value(n, v, depth)));
+        }
+        Ok(())
+    }
+
+    /// A hash map: the full buckets of its table (control byte's top bit clear), in
+    /// bucket order, after the whole table is found in bounds; [`MAX_ELEMENTS`] entries
+    /// at most, and the scan stops once `len` are found.
+    fn hash(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let (_, table_at) = part(schema, "table", 8, schema.size)?;
+        let (_, mask_at) = part(schema, "table.mask", 8, usize::MAX)?;
+        let (group, ctrl_at) = part(schema, "table.ctrl", 0, usize::MAX)?;
+        let (bucket, _) = part(schema, "bucket", 0, usize::MAX)?;
+        let key = part(schema, "bucket.key", 0, bucket.size)?;
+        let value = part(schema, "bucket.value", 0, bucket.size)?;
+        let length = self.count(off, schema)?;
+        let Some(table) = aim(self.s, off + table_at as u64)? else {
+            return Ok(Value::Map {
+                entries: Vec::new(),
+                length,
+            });
+        };
+        let mask = self
+            .s
+            .read_scalar(table + mask_at as u64, 8)
+            .ok_or_else(|| format!("the table at offset {table}: out of bounds"))?;
+        let buckets = mask.checked_add(1).filter(|b| b.is_power_of_two());
+        let align = bucket.align.max(1);
+        // Header, control bytes (and the trailing group's), then the buckets, aligned.
+        let layout = buckets.and_then(|b| {
+            let b = usize::try_from(b).ok()?;
+            let data = ctrl_at
+                .checked_add(b)?
+                .checked_add(group.size)?
+                .checked_next_multiple_of(align)?;
+            Some((b, data, data.checked_add(b.checked_mul(bucket.size)?)?))
+        });
+        let Some((buckets, data, _)) = layout.filter(|l| self.s.checked(table, l.2).is_some())
+        else {
+            return Err(format!(
+                "the table at offset {table} with mask {mask}: outside the segment"
+            ));
+        };
+        let mut entries = Vec::new();
+        let mut full = 0;
+        for i in 0..buckets {
+            if full == length || entries.len() >= MAX_ELEMENTS {
+                break;
+            }
+            let ctrl = self
+                .s
+                .read_scalar(table + (ctrl_at + i) as u64, 1)
+                .unwrap_or(0xff);
+            if ctrl & 0x80 != 0 {
+                continue;
+            }
+            full += 1;
+            let b = table + (data + i * bucket.size) as u64;
+            entries.push((
+                self.part_value(b, key, depth),
+                self.part_value(b, value, depth),
+            ));
+        }
+        Ok(Value::Map { entries, length })
+    }
+}
+
+/// The part `name` of a container's descriptor and its offset, which with `size` more
+/// bytes (the part's own size when 0) must lie within `within` bytes (the container's,
+/// or its node's or bucket's).
+fn part<'s>(
+    schema: &'s StoredSchema,
+    name: &str,
+    size: usize,
+    within: usize,
+) -> std::result::Result<(&'s StoredField, usize), String> {
+    let f = schema
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| format!("its descriptor has no `{name}`"))?;
+    let size = if size == 0 { f.size } else { size };
+    match f.offset {
+        Some(o) if o.checked_add(size).is_some_and(|e| e <= within) => Ok((f, o)),
+        _ => Err(format!("its descriptor puts `{name}` outside its place")),
     }
 }
 
