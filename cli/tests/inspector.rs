@@ -211,10 +211,9 @@ fn json_output_parses_back_to_what_was_built() {
         value["totals"],
         serde_json::json!({ "orders": 5, "volume": 0 })
     );
-    assert_eq!(value["recent"]["opaque"], "Mutex<containers::Vec<u64>>");
     assert_eq!(
-        value["recent"]["size"],
-        size_of::<Mutex<shmkit::containers::Vec<u64>>>()
+        value["recent"],
+        serde_json::json!({ "lock": null, "alive": null, "poisoned": false })
     );
     let fields: Vec<&str> = value
         .as_object()
@@ -252,8 +251,9 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(s["state"], "ready");
     assert_eq!(s["index"]["kind"], "hash index");
     assert_eq!(s["index"]["anonymous"], 1);
-    // limit, p, primes, flag, the root and its schema, the schemas of Db and Totals
-    assert_eq!(s["index"]["named"], 8);
+    // limit, p, primes, flag, the root and its schema, the schemas of Db and Totals, and
+    // the descriptors of Mutex<Vec<u64>> and Vec<u64>
+    assert_eq!(s["index"]["named"], 10);
     assert_eq!(s["index"]["unique"], 1);
     assert_eq!(s["creator"]["alive"], false);
     assert_eq!(s["locks"]["segment_lock"], Value::Null);
@@ -271,7 +271,7 @@ fn json_output_parses_back_to_what_was_built() {
         .find(|r| r["name"] == g.get())
         .expect("listed");
     assert_eq!(row["kind"], "shm");
-    assert_eq!(row["objects"], 10);
+    assert_eq!(row["objects"], 12);
     assert_eq!(row["attached"], 0);
     assert_eq!(row["version"], 4);
 }
@@ -560,4 +560,159 @@ fn rm_removes_shmkit_segments_and_completions_are_printed() {
             help.stdout
         );
     }
+}
+
+/// Runs the child that writes an `Inventory` of containers at `path`.
+fn write_containers(path: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_shmkit-cli-child"))
+        .arg("containers")
+        .arg(path)
+        .status()
+        .expect("run the child");
+    assert!(status.success());
+}
+
+#[test]
+fn containers_of_another_program_are_read_from_their_descriptors() {
+    // The types live in the child alone: the inspector reads the containers from the
+    // descriptors their types stored.
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let objects = dump_json(path);
+    let inventory = &objects["inventory"]["value"];
+    assert_eq!(inventory["ids"], serde_json::json!([3, 1, 4, 1, 5]));
+    assert_eq!(inventory["label"], "crème brûlée");
+    assert_eq!(
+        inventory["route"],
+        serde_json::json!([{ "x": 1, "y": 2 }, { "x": 3, "y": 4 }, { "x": 5, "y": 6 }])
+    );
+    // A sorted map in key order, as [key, value] pairs.
+    assert_eq!(
+        inventory["prices"],
+        serde_json::json!([[10, -10], [20, -20], [30, -30]])
+    );
+    // A hash map in bucket order: compared as a set.
+    let mut stock: Vec<(String, u64)> = inventory["stock"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_u64().unwrap()))
+        .collect();
+    stock.sort();
+    assert_eq!(stock, [("apples".into(), 7), ("pears".into(), 0)]);
+    // A lock: its holder, never its value.
+    assert_eq!(
+        inventory["recent"],
+        serde_json::json!({ "lock": null, "alive": null, "poisoned": false })
+    );
+
+    let dump = shmkit(&["dump", path, "inventory"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    snapshot!(&[path], dump.stdout);
+}
+
+/// Reads the `i64` at `at` in `bytes`.
+fn i64_at(bytes: &[u8], at: usize) -> i64 {
+    i64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+#[test]
+fn forged_containers_are_error_entries_never_a_crash() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let objects = dump_json(path);
+    let inv = objects["inventory"]["offset"].as_u64().unwrap() as usize;
+    let field = |name: &str| {
+        let fields = objects["inventory"]["schema"]["fields"].as_array().unwrap();
+        let f = fields.iter().find(|f| f["name"] == name).expect(name);
+        inv + f["offset"].as_u64().unwrap() as usize
+    };
+    let (ids, label, route, stock) = (field("ids"), field("label"), field("route"), field("stock"));
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        // A length past the segment.
+        bytes[ids + 8..ids + 16].copy_from_slice(&(1u64 << 40).to_ne_bytes());
+        // A pointer out of bounds.
+        bytes[label..label + 8].copy_from_slice(&(1i64 << 40).to_ne_bytes());
+        // The first node of the list linked to itself: a cycle.
+        let first = (route as i64 + i64_at(bytes, route)) as usize;
+        bytes[first + 8..first + 16].copy_from_slice(&(-8i64).to_ne_bytes());
+        // A hash table's mask past the segment.
+        let table = (stock as i64 + i64_at(bytes, stock)) as usize;
+        bytes[table + 8..table + 16].copy_from_slice(&((1u64 << 40) - 1).to_ne_bytes());
+    });
+    let objects = dump_json(path);
+    let value = &objects["inventory"]["value"];
+    let invalid = |name: &str| value[name]["invalid"].as_str().expect(name).to_string();
+    assert!(
+        invalid("ids").contains("outside the segment"),
+        "{}",
+        invalid("ids")
+    );
+    assert!(
+        invalid("label").contains("outside the segment"),
+        "{}",
+        invalid("label")
+    );
+    assert!(invalid("route").contains("a cycle"), "{}", invalid("route"));
+    assert!(
+        invalid("stock").contains("outside the segment"),
+        "{}",
+        invalid("stock")
+    );
+    // What is not forged still reads.
+    assert_eq!(
+        value["prices"],
+        serde_json::json!([[10, -10], [20, -20], [30, -30]])
+    );
+    let text = shmkit(&["dump", path]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("<invalid: container List: node 1 at offset"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_mutex_held_by_a_killed_child_shows_its_dead_holder_in_stat() {
+    let g = ShmGuard::new();
+    {
+        let seg = ManagedSharedMemory::create(g.get(), 1 << 20).expect("create");
+        seg.construct("guard", Mutex::new(5u32)).expect("guard");
+    }
+    let stat = shmkit(&["stat", g.get()]);
+    assert!(
+        stat.stdout.contains("user lock  guard free"),
+        "{}",
+        stat.stdout
+    );
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-cli-child"),
+        "hold-mutex",
+        &[("SHMKIT_SEGMENT", g.get().to_string())],
+    );
+    assert_eq!(child.expect_message(Duration::from_secs(20)), "locked");
+    let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    assert_eq!(s["user_locks"][0]["path"], "guard");
+    assert_eq!(s["user_locks"][0]["holder"]["alive"], true);
+    child.kill();
+
+    let stat = shmkit(&["stat", g.get()]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    assert!(
+        stat.stdout.contains("user lock  guard held by owner") && stat.stdout.contains("(dead)"),
+        "{}",
+        stat.stdout
+    );
+    let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    let holder = &s["user_locks"][0]["holder"];
+    assert_eq!(holder["alive"], false);
+    assert!(holder["id"].as_u64().is_some());
+    // dump shows the same lock, its value unread.
+    let dump = dump_json(g.get());
+    assert_eq!(dump["guard"]["value"]["alive"], false);
+    assert_eq!(dump["guard"]["value"]["lock"], holder["id"]);
 }
