@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
+use crate::layout::{Invalid, Schema, SchemaKind, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -46,9 +46,10 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 /// mapping; then a thread that constructs that type again in that mapping finds it in its
 /// own last-used pair (mapping id, schema), without a lock.
 ///
-/// Each derived type's schema is a named object `__shmkit_schema_type::<fingerprint>`
-/// (hex), its [`Schema::encode`] bytes, shared by every object of the type and by the
-/// types that hold it, so that a tool renders any object from the segment alone. It is
+/// Each derived type's schema, and each descriptor of a container or lock a derived type
+/// holds, is a named object `__shmkit_schema_type::<fingerprint>` (hex), its
+/// [`Schema::encode`] bytes, shared by every object of the type and by the types that
+/// hold it, so that a tool renders any object from the segment alone. It is
 /// built as any named object is (a process dying meanwhile leaves the index to repair),
 /// under the index lock the construction holds; a schema that cannot be stored (a full
 /// segment) costs the object nothing, and is tried again at the next construction.
@@ -377,7 +378,12 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
         if I::NAMES {
-            if let Some(schema) = T::SCHEMA {
+            // A derived type's, with the descriptors of the containers it holds. An object
+            // that is a bare container or lock stores none (so it is not rendered): a
+            // segment of containers alone holds no schema objects, and gives all its
+            // memory back when they are destroyed, as it did before descriptors.
+            let derived = T::SCHEMA.filter(|s| !matches!(s.kind, SchemaKind::Container(_)));
+            if let Some(schema) = derived {
                 self.store_schemas::<T>(&s, schema);
             }
         }
