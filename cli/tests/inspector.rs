@@ -676,19 +676,23 @@ fn forged_containers_are_error_entries_never_a_crash() {
     );
 }
 
+/// What the child's role `hold-mutex` locks (it declares the same type).
+#[derive(ShmSafe, Default)]
+#[repr(C)]
+pub struct Guarded {
+    pub count: Mutex<u32>,
+}
+
 #[test]
 fn a_mutex_held_by_a_killed_child_shows_its_dead_holder_in_stat() {
     let g = ShmGuard::new();
     {
         let seg = ManagedSharedMemory::create(g.get(), 1 << 20).expect("create");
-        seg.construct("guard", Mutex::new(5u32)).expect("guard");
+        seg.construct("guard", Guarded::default()).expect("guard");
     }
     let stat = shmkit(&["stat", g.get()]);
-    assert!(
-        stat.stdout.contains("user lock  guard free"),
-        "{}",
-        stat.stdout
-    );
+    let free = "user lock  guard.count free";
+    assert!(stat.stdout.contains(free), "{}", stat.stdout);
     let mut child = spawn_child(
         env!("CARGO_BIN_EXE_shmkit-cli-child"),
         "hold-mutex",
@@ -696,14 +700,15 @@ fn a_mutex_held_by_a_killed_child_shows_its_dead_holder_in_stat() {
     );
     assert_eq!(child.expect_message(Duration::from_secs(20)), "locked");
     let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
-    assert_eq!(s["user_locks"][0]["path"], "guard");
+    assert_eq!(s["user_locks"][0]["path"], "guard.count");
     assert_eq!(s["user_locks"][0]["holder"]["alive"], true);
     child.kill();
 
     let stat = shmkit(&["stat", g.get()]);
     assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let held = "user lock  guard.count held by owner";
     assert!(
-        stat.stdout.contains("user lock  guard held by owner") && stat.stdout.contains("(dead)"),
+        stat.stdout.contains(held) && stat.stdout.contains("(dead)"),
         "{}",
         stat.stdout
     );
@@ -713,6 +718,7 @@ fn a_mutex_held_by_a_killed_child_shows_its_dead_holder_in_stat() {
     assert!(holder["id"].as_u64().is_some());
     // dump shows the same lock, its value unread.
     let dump = dump_json(g.get());
-    assert_eq!(dump["guard"]["value"]["alive"], false);
-    assert_eq!(dump["guard"]["value"]["lock"], holder["id"]);
+    let count = &dump["guard"]["value"]["count"];
+    assert_eq!(count["alive"], false);
+    assert_eq!(count["lock"], holder["id"]);
 }

@@ -5,8 +5,8 @@
 //! (nested structs, enums, arrays of them), so that the inspector has nothing but the
 //! schemas stored in the segment to read them by; role `containers PATH` a file segment
 //! whose object `inventory` holds each kind of container and a `Mutex`, and role
-//! `hold-mutex` opens the segment `SHMKIT_SEGMENT`, takes the `Mutex<u32>` named `guard`,
-//! says `locked` and waits there until it is killed.
+//! `hold-mutex` opens the segment `SHMKIT_SEGMENT`, takes the `Mutex` of the `Guarded`
+//! named `guard`, says `locked` and waits there until it is killed.
 
 use std::io::Write as _;
 
@@ -118,14 +118,21 @@ fn containers(path: &str) {
     inv.recent.lock().expect("lock").push(9).expect("recent");
 }
 
+/// As the inspector's test declares it: the same name and layout, so the same fingerprint.
+#[derive(ShmSafe)]
+#[repr(C)]
+struct Guarded {
+    count: Mutex<u32>,
+}
+
 fn hold_mutex() {
     let name = std::env::var("SHMKIT_SEGMENT").expect("SHMKIT_SEGMENT names the segment");
     let segment = shmkit::ManagedSharedMemory::open(name.as_str()).expect("open the segment");
     let guard = segment
-        .find::<Mutex<u32>>("guard")
+        .find::<Guarded>("guard")
         .expect("find")
         .expect("guard");
-    let _held = guard.lock().expect("take the mutex");
+    let _held = guard.count.lock().expect("take the mutex");
     println!("locked");
     std::io::stdout().flush().expect("stdout");
     loop {

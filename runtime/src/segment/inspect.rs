@@ -689,34 +689,13 @@ impl Renderer<'_> {
         if let Some(p) = self.plains.iter().find(|p| p.object == l.fingerprint) {
             return scalar(self.s, off, p);
         }
-        match self.layout_of(l.fingerprint) {
-            Some(fp) => self.value(off, fp, l.element_size, &l.info.type_name, 0),
+        match self.schemas.get(&l.fingerprint) {
+            Some(_) => self.value(off, l.fingerprint, l.element_size, &l.info.type_name, 0),
             None => Value::Opaque {
                 ty: l.info.type_name.clone(),
                 size: l.element_size,
             },
         }
-    }
-
-    /// The layout fingerprint of the stored schema for objects of type fingerprint `fp`:
-    /// the same for derived types and containers, but a lock's type fingerprint hashes its
-    /// value's type fingerprint (`compound_fingerprint(name, [data's])`), which for a
-    /// scalar is not its layout one; so a lock's descriptor is matched that way.
-    fn layout_of(&self, fp: u64) -> Option<u64> {
-        if self.schemas.contains_key(&fp) {
-            return Some(fp);
-        }
-        self.schemas.iter().find_map(|(layout, s)| {
-            let s = s.as_ref().ok()?;
-            let data = s.fields.iter().find(|f| f.name == "data")?;
-            let object = self
-                .plains
-                .iter()
-                .find(|p| p.layout == data.fingerprint)
-                .map_or(data.fingerprint, |p| p.object);
-            (s.repr.as_deref() == Some("lock") && compound_fingerprint(&s.name, &[object]) == fp)
-                .then_some(*layout)
-        })
     }
 
     /// The `size` bytes at `off`, of the type whose layout fingerprint is `fp` (`ty` as
