@@ -154,7 +154,7 @@ pub fn container_schemas<T: crate::ShmSafe>(
     own: Option<&'static Schema>,
     f: &mut dyn FnMut(&'static Schema) -> bool,
 ) {
-    if own.is_none_or(|own| f(own)) {
+    if own.is_none_or(&mut *f) {
         T::for_each_schema(f);
     }
 }
