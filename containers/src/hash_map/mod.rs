@@ -294,8 +294,8 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for HashMap<K, V> {
     /// and the table format's version (the layout and the hash function).
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("HashMap", Self::GENERICS);
 
-    /// A table of buckets behind control bytes (for the inspector's `dump`; see
-    /// [`Bucket::PARTS`](raw::Bucket)).
+    /// A table of buckets behind control bytes (for the inspector's `dump`; its parts
+    /// are `raw::Bucket::PARTS`).
     const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
         "HashMap",
         "hash",

@@ -399,7 +399,8 @@ unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
     /// hold a map of itself), and the node capacity.
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Map", Self::GENERICS);
 
-    /// A sorted tree of nodes (for the inspector's `dump`; see [`LeafNode::PARTS`]).
+    /// A sorted tree of nodes (for the inspector's `dump`; its parts are
+    /// `node::LeafNode::PARTS`).
     const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
         "Map",
         "btree",
