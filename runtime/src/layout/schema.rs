@@ -27,8 +27,16 @@ pub enum SchemaKind {
     /// - `"list"` (`List<T>`): nodes linked from the offset pointer `head`, `len` of them;
     ///   the node's own fields (`next`, `value`) are those of the pointer's schema
     ///   (`head`'s size, alignment and fingerprint are the node's).
-    /// - `"lock"` (`Mutex<T>`, `RwLock<T>`): the owner word `word` (a `u32`), the value
-    ///   `data`.
+    /// - `"btree"` (`Map<K, V>`): nodes from `root` (its size a leaf's), `len` entries;
+    ///   per node its key count `node.len` and height `node.level` (`u16`s), its arrays
+    ///   `node.keys` and `node.vals` (sized and fingerprinted as one key and one value),
+    ///   and an internal node's child pointers `node.edges` (its size an internal node's).
+    /// - `"hash"` (`HashMap<K, V>`): the table behind `table`, `len` entries; in the table
+    ///   its `table.mask` (buckets - 1) and control bytes `table.ctrl` (a byte per bucket,
+    ///   then as many as its size), then the buckets, `bucket` each, aligned, holding
+    ///   `bucket.key` and `bucket.value`; a bucket is full when its control byte's top bit
+    ///   is clear.
+    /// - `"lock"` (`Mutex<T>`): the owner word `word` (a `u32`), the value `data`.
     ///
     /// Its fingerprint is the container's own
     /// ([`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT): `compound_fingerprint`
