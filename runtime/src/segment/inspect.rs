@@ -1005,7 +1005,8 @@ impl Renderer<'_> {
         let length = self.count(off, schema)?;
         let mut entries = Vec::new();
         if let Some(root) = aim(self.s, off + root_at as u64)? {
-            self.btree_node(schema, root, None, &mut entries, depth)?;
+            let mut seen = std::collections::HashSet::new();
+            self.btree_node(schema, root, None, &mut seen, &mut entries, depth)?;
         }
         Ok(Value::Map { entries, length })
     }
@@ -1013,13 +1014,15 @@ impl Renderer<'_> {
     /// The entries of the node at `n` (`level` levels above the leaves, as its parent
     /// says: None for the root), appended to `out` until it holds [`MAX_ELEMENTS`]. A
     /// node is read only once it is found whole in bounds, with a key count within its
-    /// arrays; each child is one level below its parent, so the walk ends (a forged cycle
-    /// breaks that) and goes no deeper than the root's level, at most [`MAX_DEPTH`].
+    /// arrays; each child is one level below its parent (so the walk goes no deeper than
+    /// the root's level, at most [`MAX_DEPTH`]) and a node met twice (`seen`) is refused,
+    /// so a forged tree of empty nodes costs at most one visit per node the segment holds.
     fn btree_node(
         &self,
         schema: &StoredSchema,
         n: u64,
         level: Option<u64>,
+        seen: &mut std::collections::HashSet<u64>,
         out: &mut Vec<(Value, Value)>,
         depth: usize,
     ) -> std::result::Result<(), String> {
@@ -1043,6 +1046,9 @@ impl Renderer<'_> {
         if self.s.checked(n, size).is_none() {
             return Err(format!("a node at offset {n}: outside the segment"));
         }
+        if !seen.insert(n) {
+            return Err(format!("the node at offset {n} was met before"));
+        }
         let keys = self.s.read_scalar(n + len_at as u64, 2).unwrap_or(u64::MAX) as usize;
         let fits = |at: usize, each: usize, count: usize| {
             count
@@ -1063,7 +1069,7 @@ impl Renderer<'_> {
                 let edge = n + (edges_at + 8 * i) as u64;
                 let child = aim(self.s, edge)?
                     .ok_or_else(|| format!("a null edge in the node at offset {n}"))?;
-                self.btree_node(schema, child, Some(level - 1), out, depth)?;
+                self.btree_node(schema, child, Some(level - 1), seen, out, depth)?;
             }
             if i == keys || out.len() >= MAX_ELEMENTS {
                 break;
