@@ -674,6 +674,29 @@ fn forged_containers_are_error_entries_never_a_crash() {
         "{}",
         text.stdout
     );
+
+    // A B-tree root claiming to be 40 levels high (a walk 40 deep): refused. Where a
+    // node's level is comes from the map's stored descriptor.
+    let descriptor = objects
+        .values()
+        .filter_map(|o| o["value"].as_str())
+        .find(|text| text.starts_with("shmkit-schema 1\tcontainer\tbtree\tMap\t"))
+        .expect("Map's descriptor");
+    let level_at: usize = descriptor
+        .lines()
+        .find_map(|l| l.strip_prefix("field\tnode.level\t"))
+        .and_then(|rest| rest.split('\t').next()?.parse().ok())
+        .expect("node.level's offset");
+    let prices = field("prices");
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        let root = (prices as i64 + i64_at(bytes, prices)) as usize;
+        bytes[root + level_at..root + level_at + 2].copy_from_slice(&40u16.to_ne_bytes());
+    });
+    let objects = dump_json(path);
+    let prices = objects["inventory"]["value"]["prices"]["invalid"]
+        .as_str()
+        .expect("an error entry");
+    assert!(prices.contains("not where its parent says"), "{prices}");
 }
 
 /// What the child's role `hold-mutex` locks (it declares the same type).
