@@ -12,9 +12,11 @@
 //!   a writable mapping (taken briefly, changing nothing), from a read-only mapping's
 //!   snapshot otherwise (no writer maps the segment meanwhile). Values are rendered from
 //!   the schemas the segment stores for derived types (structs and enums, nested, and
-//!   arrays of them, down to plain scalars), each scalar read with one atomic (or,
-//!   read-only, volatile) load of its own width: bytes that another process may be
-//!   writing under a lock (a `Mutex`'s value, a container's elements) are never read.
+//!   arrays of them, down to plain scalars, and the containers they hold, from their
+//!   descriptors), each scalar read with one atomic (or, read-only, volatile) load of its
+//!   own width: bytes that another process may be writing under a lock (a `Mutex`'s
+//!   value) are never read, and a bare container changes only under `&mut`, which this
+//!   mapping's presence rules out (see `Renderer::container`).
 //!
 //! Every offset read from the segment is bounds-checked before it is followed, as on
 //! any untrusted bytes; a corrupt segment gives an error, never a wild read.
@@ -482,8 +484,9 @@ pub enum Value {
     /// it would make a read-only tool a lock holder, stalling the program that needs it
     /// (and a read-only mapping has no owner id to take it with).
     Lock(LockWord),
-    /// Not rendered: a type whose layout the segment does not describe (pointers, the
-    /// maps, locks other than `Mutex`, types of programs that stored no schema).
+    /// Not rendered: a type whose layout the segment does not describe (pointers, `Deque`,
+    /// `Arc`, sets, locks other than `Mutex`, objects that are bare containers or locks,
+    /// types of programs that stored no schema).
     Opaque {
         /// The type, as the writer spelled it.
         ty: String,
@@ -1179,7 +1182,8 @@ fn outside(f: &StoredField) -> Value {
 
 /// The named, unique and anonymous objects of the segment, in that order, with their values
 /// as far as the segment describes them: scalars, derived types (structs and enums, nested,
-/// from the schemas the segment stores for them), and arrays of those. Taken as one
+/// from the schemas the segment stores for them), arrays of those, and in derived types
+/// the containers (from their descriptors) and `Mutex`es (their holders). Taken as one
 /// snapshot under the index lock (writable mappings).
 pub fn objects<B: Backing, M: Mode, I: IndexKind>(
     seg: &ManagedSegment<B, M, I>,
