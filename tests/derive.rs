@@ -428,3 +428,54 @@ fn destroying_a_root_gives_back_what_its_containers_own_and_a_later_root_is_fres
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn a_type_holding_itself_through_a_container_stores_its_schemas_and_renders() {
+    use shmkit::containers::VecExt;
+    use shmkit::inspect::Value;
+
+    #[derive(ShmSafe, Default)]
+    #[repr(C)]
+    pub struct Tree {
+        pub value: u32,
+        pub kids: shmkit::containers::Vec<Tree>,
+    }
+
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    // The walk over `Tree`'s schemas ends although `Vec<Tree>` leads back to `Tree`.
+    seg.construct("tree", Tree::default()).unwrap();
+    {
+        let mut tree = seg.find_mut::<Tree>("tree").unwrap().unwrap();
+        *tree.value_mut() = 1;
+        let kid = Tree {
+            value: 2,
+            ..Tree::default()
+        };
+        tree.kids_mut().push(kid).unwrap();
+    }
+    let objects = shmkit::inspect::objects(&seg).unwrap();
+    let tree = objects.iter().find(|o| o.name == "tree").unwrap();
+    let kid = Value::Struct(vec![
+        ("value".into(), Value::Unsigned(2)),
+        (
+            "kids".into(),
+            Value::Array {
+                elements: vec![],
+                length: 0,
+            },
+        ),
+    ]);
+    assert_eq!(
+        tree.value,
+        Value::Struct(vec![
+            ("value".into(), Value::Unsigned(1)),
+            (
+                "kids".into(),
+                Value::Array {
+                    elements: vec![kid],
+                    length: 1
+                }
+            ),
+        ])
+    );
+}

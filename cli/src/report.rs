@@ -332,10 +332,55 @@ struct Stat {
     not_read: Option<String>,
     usage: Option<UsageOut>,
     cache_slots: Vec<SlotOut>,
+    user_locks: Vec<UserLock>,
 }
 
 fn lock_owner(p: &Probed, w: LockWord) -> Option<Owner> {
     w.holder().map(|id| p.owner(id))
+}
+
+/// A lock's state as text: `free`, `poisoned` or `held by owner N (alive|dead)`.
+fn lock_state(holder: Option<&Owner>, poisoned: bool) -> String {
+    match (holder, poisoned) {
+        (_, true) => "poisoned".into(),
+        (Some(o), _) => format!("held by {}", owner_text(o)),
+        (None, _) => "free".into(),
+    }
+}
+
+fn lock_text(p: &Probed, w: LockWord) -> String {
+    lock_state(lock_owner(p, w).as_ref(), w == LockWord::Poisoned)
+}
+
+/// A lock in the segment's objects (a `Mutex` the schemas describe), for `stat`.
+#[derive(Serialize)]
+struct UserLock {
+    /// The object's name and the fields down to the lock: `config.jobs`, `[2]`.
+    path: String,
+    holder: Option<Owner>,
+    poisoned: bool,
+}
+
+/// The locks in `v` (the value at `path`), depth first.
+fn user_locks(p: &Probed, path: &str, v: &Value, out: &mut Vec<UserLock>) {
+    match v {
+        Value::Lock(w) => out.push(UserLock {
+            path: path.to_string(),
+            holder: lock_owner(p, *w),
+            poisoned: *w == LockWord::Poisoned,
+        }),
+        Value::Struct(fields) | Value::Enum { fields, .. } => {
+            for (k, v) in fields {
+                user_locks(p, &format!("{path}.{k}"), v, out);
+            }
+        }
+        Value::Array { elements, .. } => {
+            for (i, v) in elements.iter().enumerate() {
+                user_locks(p, &format!("{path}[{i}]"), v, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn attach_out(a: &Attachments) -> AttachOut {
@@ -387,6 +432,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
         not_read: None,
         usage: None,
         cache_slots: Vec::new(),
+        user_locks: Vec::new(),
     };
     // The report is printed either way: the status says whether the bytes are sound.
     let mut code = 0;
@@ -438,6 +484,9 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
                     cached: s.cached,
                 })
                 .collect();
+            for o in view.objects().map_err(Failure::from_open)? {
+                user_locks(&p, &o.name, &o.value, &mut report.user_locks);
+            }
         }
     }
     if json {
@@ -504,13 +553,13 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
         ),
     ]
     .into_iter()
-    .map(|(name, owner, poisoned)| match (owner, poisoned) {
-        (_, true) => format!("{name} poisoned"),
-        (Some(o), _) => format!("{name} held by {}", owner_text(o)),
-        (None, _) => format!("{name} free"),
-    })
+    .map(|(name, owner, poisoned)| format!("{name} {}", lock_state(owner.as_ref(), poisoned)))
     .collect();
     let _ = writeln!(s, "locks      {}", locks.join("; "));
+    for l in &r.user_locks {
+        let state = lock_state(l.holder.as_ref(), l.poisoned);
+        let _ = writeln!(s, "user lock  {} {state}", l.path);
+    }
     let _ = writeln!(
         s,
         "objects    {} named, {} unique, {} anonymous, {} type schemas; {}",
@@ -625,9 +674,12 @@ pub fn check(t: &Target, out: &mut Vec<u8>) -> Result<u8, Failure> {
 
 // ----- dump ---------------------------------------------------------------------------------
 
-/// A rendered value as JSON: numbers, booleans, strings, objects for structs (fields in
-/// order), arrays; what is not rendered is `{"opaque": type, "size": bytes}`.
-pub fn value_json(v: &Value) -> Json {
+/// A rendered value as JSON: numbers, booleans, strings (a `String`'s text too), objects
+/// for structs (fields in order), arrays (a `Vec`'s, a `List`'s), arrays of `[key, value]`
+/// pairs (maps; `{"entries", "length"}` when truncated, as arrays); a lock is `{"lock":
+/// holder or null, "alive": …, "poisoned": …}` (its holder's liveness asked of `p`); what
+/// is not rendered is `{"opaque": type, "size": bytes}`.
+fn value_json(p: &Probed, v: &Value) -> Json {
     match v {
         Value::Unsigned(n) => json!(n),
         Value::Signed(n) => json!(n),
@@ -636,42 +688,72 @@ pub fn value_json(v: &Value) -> Json {
         Value::Bool(b) => json!(b),
         Value::Char(c) => json!(c.to_string()),
         Value::Invalid(why) => json!({ "invalid": why }),
-        Value::Struct(fields) => fields_json(fields),
+        Value::Struct(fields) => fields_json(p, fields),
         Value::Array { elements, length } if elements.len() == *length => {
-            Json::Array(elements.iter().map(value_json).collect())
+            Json::Array(elements.iter().map(|e| value_json(p, e)).collect())
         }
         Value::Array { elements, length } => json!({
-            "elements": elements.iter().map(value_json).collect::<Vec<_>>(),
+            "elements": elements.iter().map(|e| value_json(p, e)).collect::<Vec<_>>(),
             "length": length,
         }),
         Value::Enum { variant, fields } if fields.is_empty() => json!(variant),
-        Value::Enum { variant, fields } => json!({ variant.as_str(): fields_json(fields) }),
+        Value::Enum { variant, fields } => json!({ variant.as_str(): fields_json(p, fields) }),
+        Value::Text(text) => json!(text),
+        Value::Map { entries, length } => {
+            let pairs: Vec<Json> = entries
+                .iter()
+                .map(|(k, v)| json!([value_json(p, k), value_json(p, v)]))
+                .collect();
+            if pairs.len() == *length {
+                Json::Array(pairs)
+            } else {
+                json!({ "entries": pairs, "length": length })
+            }
+        }
+        Value::Lock(w) => {
+            let holder = lock_owner(p, *w);
+            json!({
+                "lock": holder.map(|o| o.id),
+                "alive": holder.map(|o| o.alive),
+                "poisoned": *w == LockWord::Poisoned,
+            })
+        }
         Value::Opaque { ty, size } => json!({ "opaque": ty, "size": size }),
         _ => json!(null),
     }
 }
 
 /// A struct's or variant's fields as a JSON object, in order.
-fn fields_json(fields: &[(String, Value)]) -> Json {
+fn fields_json(p: &Probed, fields: &[(String, Value)]) -> Json {
     Json::Object(
         fields
             .iter()
-            .map(|(k, v)| (k.clone(), value_json(v)))
+            .map(|(k, v)| (k.clone(), value_json(p, v)))
             .collect(),
     )
 }
 
 /// A struct's or variant's fields as text: `{ a: 1, b: 2 }`.
-fn fields_text(fields: &[(String, Value)]) -> String {
+fn fields_text(p: &Probed, fields: &[(String, Value)]) -> String {
     let inner: Vec<String> = fields
         .iter()
-        .map(|(k, v)| format!("{k}: {}", value_text(v)))
+        .map(|(k, v)| format!("{k}: {}", value_text(p, v)))
         .collect();
     format!("{{ {} }}", inner.join(", "))
 }
 
-/// A rendered value as text.
-fn value_text(v: &Value) -> String {
+/// What follows the `shown` of `length` elements or entries: `, … N more` when some are
+/// left out.
+fn more(shown: usize, length: usize) -> String {
+    if shown < length {
+        format!(", … {} more", length - shown)
+    } else {
+        String::new()
+    }
+}
+
+/// A rendered value as text (a lock's holder with its liveness, asked of `p`).
+fn value_text(p: &Probed, v: &Value) -> String {
     match v {
         Value::Unsigned(n) => n.to_string(),
         Value::Signed(n) => n.to_string(),
@@ -679,17 +761,21 @@ fn value_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Char(c) => format!("{c:?}"),
         Value::Invalid(why) => format!("<invalid: {why}>"),
-        Value::Struct(fields) => fields_text(fields),
+        Value::Struct(fields) => fields_text(p, fields),
         Value::Enum { variant, fields } if fields.is_empty() => variant.clone(),
-        Value::Enum { variant, fields } => format!("{variant} {}", fields_text(fields)),
+        Value::Enum { variant, fields } => format!("{variant} {}", fields_text(p, fields)),
+        Value::Text(text) => format!("{text:?}"),
+        Value::Map { entries, length } => {
+            let inner: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", value_text(p, k), value_text(p, v)))
+                .collect();
+            format!("{{{}{}}}", inner.join(", "), more(entries.len(), *length))
+        }
+        Value::Lock(w) => format!("<lock {}>", lock_text(p, *w)),
         Value::Array { elements, length } => {
-            let inner: Vec<String> = elements.iter().map(value_text).collect();
-            let more = if elements.len() < *length {
-                format!(", … {} more", length - elements.len())
-            } else {
-                String::new()
-            };
-            format!("[{}{more}]", inner.join(", "))
+            let inner: Vec<String> = elements.iter().map(|e| value_text(p, e)).collect();
+            format!("[{}{}]", inner.join(", "), more(elements.len(), *length))
         }
         Value::Opaque { ty, size } => format!("<{ty}, {size} bytes: not described>"),
         _ => "<?>".into(),
@@ -766,7 +852,7 @@ fn schema_text(o: &ObjectReport) -> Option<String> {
     bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn object_out(o: &ObjectReport) -> ObjectOut {
+fn object_out(p: &Probed, o: &ObjectReport) -> ObjectOut {
     ObjectOut {
         name: o.name.clone(),
         kind: kind_name(o.kind),
@@ -792,7 +878,7 @@ fn object_out(o: &ObjectReport) -> ObjectOut {
                 })
                 .collect(),
         }),
-        value: schema_text(o).map_or_else(|| value_json(&o.value), Json::String),
+        value: schema_text(o).map_or_else(|| value_json(p, &o.value), Json::String),
     }
 }
 
@@ -824,7 +910,7 @@ pub fn dump(
         };
         let report = Dump {
             segment: t.display(),
-            objects: chosen.iter().map(|o| object_out(o)).collect(),
+            objects: chosen.iter().map(|o| object_out(&p, o)).collect(),
             type_schemas: type_schemas
                 .into_iter()
                 .map(|t| TypeSchemaOut {
@@ -866,11 +952,11 @@ pub fn dump(
             }
             Value::Struct(fields) => {
                 for (k, v) in fields {
-                    let _ = writeln!(s, "  {k} = {}", value_text(v));
+                    let _ = writeln!(s, "  {k} = {}", value_text(&p, v));
                 }
             }
             v => {
-                let _ = writeln!(s, "  = {}", value_text(v));
+                let _ = writeln!(s, "  = {}", value_text(&p, v));
             }
         }
     }

@@ -215,10 +215,9 @@ fn json_output_parses_back_to_what_was_built() {
         value["totals"],
         serde_json::json!({ "orders": 5, "volume": 0 })
     );
-    assert_eq!(value["recent"]["opaque"], "Mutex<containers::Vec<u64>>");
     assert_eq!(
-        value["recent"]["size"],
-        size_of::<Mutex<shmkit::containers::Vec<u64>>>()
+        value["recent"],
+        serde_json::json!({ "lock": null, "alive": null, "poisoned": false })
     );
     let fields: Vec<&str> = value
         .as_object()
@@ -256,10 +255,10 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(s["state"], "ready");
     assert_eq!(s["index"]["kind"], "hash index");
     assert_eq!(s["index"]["anonymous"], 1);
-    // limit, p, primes, flag, the root and its schema; the schemas of Db and Totals are
-    // no objects
+    // limit, p, primes, flag, the root and its schema; the schemas of Db and Totals and
+    // the descriptors of Mutex<Vec<u64>> and Vec<u64> are no objects
     assert_eq!(s["index"]["named"], 6);
-    assert_eq!(s["index"]["type_schemas"], 2);
+    assert_eq!(s["index"]["type_schemas"], 4);
     assert_eq!(s["index"]["unique"], 1);
     assert_eq!(s["creator"]["alive"], false);
     assert_eq!(s["locks"]["segment_lock"], Value::Null);
@@ -870,4 +869,191 @@ fn a_segment_one_may_only_read_is_inspected_read_only_while_no_writer_is_attache
     // The writer goes on undisturbed.
     seg.construct("after", 2u8)
         .expect("the writer still writes");
+}
+
+/// Runs the child that writes an `Inventory` of containers at `path`.
+fn write_containers(path: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_shmkit-cli-child"))
+        .arg("containers")
+        .arg(path)
+        .status()
+        .expect("run the child");
+    assert!(status.success());
+}
+
+#[test]
+fn containers_of_another_program_are_read_from_their_descriptors() {
+    // The types live in the child alone: the inspector reads the containers from the
+    // descriptors their types stored.
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let objects = dump_json(path);
+    let inventory = &objects["inventory"]["value"];
+    assert_eq!(inventory["ids"], serde_json::json!([3, 1, 4, 1, 5]));
+    assert_eq!(inventory["label"], "crème brûlée");
+    assert_eq!(
+        inventory["route"],
+        serde_json::json!([{ "x": 1, "y": 2 }, { "x": 3, "y": 4 }, { "x": 5, "y": 6 }])
+    );
+    // A sorted map in key order, as [key, value] pairs.
+    assert_eq!(
+        inventory["prices"],
+        serde_json::json!([[10, -10], [20, -20], [30, -30]])
+    );
+    // A hash map in bucket order: compared as a set.
+    let mut stock: Vec<(String, u64)> = inventory["stock"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_u64().unwrap()))
+        .collect();
+    stock.sort();
+    assert_eq!(stock, [("apples".into(), 7), ("pears".into(), 0)]);
+    // A lock: its holder, never its value.
+    assert_eq!(
+        inventory["recent"],
+        serde_json::json!({ "lock": null, "alive": null, "poisoned": false })
+    );
+
+    let dump = shmkit(&["dump", path, "inventory"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    snapshot!(&[path], dump.stdout);
+}
+
+/// Reads the `i64` at `at` in `bytes`.
+fn i64_at(bytes: &[u8], at: usize) -> i64 {
+    i64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+#[test]
+fn forged_containers_are_error_entries_never_a_crash() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let objects = dump_json(path);
+    let inv = objects["inventory"]["offset"].as_u64().unwrap() as usize;
+    let field = |name: &str| {
+        let fields = objects["inventory"]["schema"]["fields"].as_array().unwrap();
+        let f = fields.iter().find(|f| f["name"] == name).expect(name);
+        inv + f["offset"].as_u64().unwrap() as usize
+    };
+    let (ids, label, route, stock) = (field("ids"), field("label"), field("route"), field("stock"));
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        // A length past the segment.
+        bytes[ids + 8..ids + 16].copy_from_slice(&(1u64 << 40).to_ne_bytes());
+        // A pointer out of bounds.
+        bytes[label..label + 8].copy_from_slice(&(1i64 << 40).to_ne_bytes());
+        // The first node of the list linked to itself: a cycle.
+        let first = (route as i64 + i64_at(bytes, route)) as usize;
+        bytes[first + 8..first + 16].copy_from_slice(&(-8i64).to_ne_bytes());
+        // A hash table's mask past the segment.
+        let table = (stock as i64 + i64_at(bytes, stock)) as usize;
+        bytes[table + 8..table + 16].copy_from_slice(&((1u64 << 40) - 1).to_ne_bytes());
+    });
+    let objects = dump_json(path);
+    let value = &objects["inventory"]["value"];
+    let invalid = |name: &str| value[name]["invalid"].as_str().expect(name).to_string();
+    assert!(
+        invalid("ids").contains("outside the segment"),
+        "{}",
+        invalid("ids")
+    );
+    assert!(
+        invalid("label").contains("outside the segment"),
+        "{}",
+        invalid("label")
+    );
+    assert!(invalid("route").contains("a cycle"), "{}", invalid("route"));
+    assert!(
+        invalid("stock").contains("outside the segment"),
+        "{}",
+        invalid("stock")
+    );
+    // What is not forged still reads.
+    assert_eq!(
+        value["prices"],
+        serde_json::json!([[10, -10], [20, -20], [30, -30]])
+    );
+    let text = shmkit(&["dump", path]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("<invalid: container List: node 1 at offset"),
+        "{}",
+        text.stdout
+    );
+
+    // A B-tree root claiming to be 40 levels high (a walk 40 deep): refused. Where a
+    // node's level is comes from the map's stored descriptor.
+    let schemas = dump_value(path)["type_schemas"].clone();
+    let descriptor = schemas
+        .as_array()
+        .expect("type schemas")
+        .iter()
+        .filter_map(|t| t["text"].as_str())
+        .find(|text| text.starts_with("shmkit-schema 1\tcontainer\tbtree\tMap\t"))
+        .expect("Map's descriptor");
+    let level_at: usize = descriptor
+        .lines()
+        .find_map(|l| l.strip_prefix("field\tnode.level\t"))
+        .and_then(|rest| rest.split('\t').next()?.parse().ok())
+        .expect("node.level's offset");
+    let prices = field("prices");
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        let root = (prices as i64 + i64_at(bytes, prices)) as usize;
+        bytes[root + level_at..root + level_at + 2].copy_from_slice(&40u16.to_ne_bytes());
+    });
+    let objects = dump_json(path);
+    let prices = objects["inventory"]["value"]["prices"]["invalid"]
+        .as_str()
+        .expect("an error entry");
+    assert!(prices.contains("not where its parent says"), "{prices}");
+}
+
+/// What the child's role `hold-mutex` locks (it declares the same type).
+#[derive(ShmSafe, Default)]
+#[repr(C)]
+pub struct Guarded {
+    pub count: Mutex<u32>,
+}
+
+#[test]
+fn a_mutex_held_by_a_killed_child_shows_its_dead_holder_in_stat() {
+    let g = ShmGuard::new();
+    {
+        let seg = ManagedSharedMemory::create(g.get(), 1 << 20).expect("create");
+        seg.construct("guard", Guarded::default()).expect("guard");
+    }
+    let stat = shmkit(&["stat", g.get()]);
+    let free = "user lock  guard.count free";
+    assert!(stat.stdout.contains(free), "{}", stat.stdout);
+    let mut child = spawn_child(
+        env!("CARGO_BIN_EXE_shmkit-cli-child"),
+        "hold-mutex",
+        &[("SHMKIT_SEGMENT", g.get().to_string())],
+    );
+    assert_eq!(child.expect_message(Duration::from_secs(20)), "locked");
+    let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    assert_eq!(s["user_locks"][0]["path"], "guard.count");
+    assert_eq!(s["user_locks"][0]["holder"]["alive"], true);
+    child.kill();
+
+    let stat = shmkit(&["stat", g.get()]);
+    assert_eq!(stat.code, 0, "{}", stat.stderr);
+    let held = "user lock  guard.count held by owner";
+    assert!(
+        stat.stdout.contains(held) && stat.stdout.contains("(dead)"),
+        "{}",
+        stat.stdout
+    );
+    let s: Value = serde_json::from_str(&shmkit(&["stat", g.get(), "--json"]).stdout).unwrap();
+    let holder = &s["user_locks"][0]["holder"];
+    assert_eq!(holder["alive"], false);
+    assert!(holder["id"].as_u64().is_some());
+    // dump shows the same lock, its value unread.
+    let dump = dump_json(g.get());
+    let count = &dump["guard"]["value"]["count"];
+    assert_eq!(count["alive"], false);
+    assert_eq!(count["lock"], holder["id"]);
 }

@@ -51,3 +51,57 @@ pub use map::set::{Set, SetExt};
 pub use map::{Map, MapExt};
 pub use string::{NotCharBoundary, String, StringExt, StringInsertError, StringWriter};
 pub use vec::{InsertError, Vec, VecExt, VecWriter};
+
+#[cfg(test)]
+mod tests {
+    use shmkit_runtime::layout::compound_fingerprint;
+    use shmkit_runtime::sync::Mutex;
+    use shmkit_runtime::ShmSafe;
+
+    use super::*;
+
+    /// Each container's descriptor is stored under the container's own fingerprint, which
+    /// is what it was before containers had descriptors (segments keep matching).
+    #[test]
+    fn descriptors_carry_the_containers_unchanged_fingerprints() {
+        fn same<T: ShmSafe>(before: u64) {
+            assert_eq!(
+                T::LAYOUT_FINGERPRINT,
+                before,
+                "{}",
+                core::any::type_name::<T>()
+            );
+            let schema = T::SCHEMA.expect("a descriptor");
+            assert_eq!(
+                schema.fingerprint(),
+                before,
+                "{}",
+                core::any::type_name::<T>()
+            );
+        }
+        // (A plain type's pointee fingerprint is its layout one; a map's nodes hold 11.)
+        same::<Vec<u32>>(compound_fingerprint("Vec", &[u32::LAYOUT_FINGERPRINT]));
+        same::<Box<u64>>(compound_fingerprint("Box", &[u64::LAYOUT_FINGERPRINT]));
+        same::<List<i16>>(compound_fingerprint("List", &[i16::LAYOUT_FINGERPRINT]));
+        same::<String>(compound_fingerprint(
+            "String",
+            &[<Vec<u8> as ShmSafe>::LAYOUT_FINGERPRINT],
+        ));
+        same::<Map<u32, i64>>(compound_fingerprint(
+            "Map",
+            &[u32::LAYOUT_FINGERPRINT, i64::LAYOUT_FINGERPRINT, 11],
+        ));
+        same::<HashMap<u8, u16>>(compound_fingerprint(
+            "HashMap",
+            &[
+                u8::LAYOUT_FINGERPRINT,
+                u16::LAYOUT_FINGERPRINT,
+                hash_map::hasher::VERSION,
+            ],
+        ));
+        same::<Mutex<Vec<u8>>>(compound_fingerprint(
+            "Mutex",
+            &[<Vec<u8> as ShmSafe>::LAYOUT_FINGERPRINT],
+        ));
+    }
+}

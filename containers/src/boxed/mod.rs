@@ -59,8 +59,10 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{compiler_fence, Ordering as AtomicOrdering};
 
-use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
-use shmkit_runtime::{AllocError, Invalid, OffsetPtr, SegmentAllocator, ShmImmutable, ShmSafe};
+use shmkit_runtime::layout::{compound_fingerprint, container_schemas, ForwardsImmutable};
+use shmkit_runtime::{
+    AllocError, FieldSchema, Invalid, OffsetPtr, Schema, SegmentAllocator, ShmImmutable, ShmSafe,
+};
 
 use crate::crash::point;
 use crate::emplace::{emplace_at, Emplace, Filled, Slot};
@@ -276,6 +278,27 @@ unsafe impl<T: ShmSafe> ShmSafe for Box<T> {
     /// Over the value's pointee fingerprint, as an `OffsetPtr<T>`'s: a type may hold a box
     /// of itself, and a fingerprint cannot contain itself.
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Box", &[T::POINTEE_FINGERPRINT]);
+
+    /// A sequence without `len`: one value where `ptr` aims, none if null (for the
+    /// inspector's `dump`).
+    const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
+        "Box",
+        "sequence",
+        size_of::<Self>(),
+        align_of::<Self>(),
+        &[T::POINTEE_FINGERPRINT],
+        &[FieldSchema::part(
+            "ptr",
+            core::mem::offset_of!(Self, ptr),
+            size_of::<T>(),
+            align_of::<T>(),
+            T::LAYOUT_FINGERPRINT,
+        )],
+    ));
+
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
+        container_schemas::<T>(Self::SCHEMA, f);
+    }
 
     /// A pointer outside the segment must be refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;

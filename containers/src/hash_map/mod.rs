@@ -84,9 +84,9 @@ use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
 use core::ops::Index;
 
-use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
+use shmkit_runtime::layout::{compound_fingerprint, container_schemas, ForwardsImmutable};
 use shmkit_runtime::segment::owned::set_owner;
-use shmkit_runtime::{AllocError, Invalid, OffsetPtr, ShmImmutable, ShmSafe};
+use shmkit_runtime::{AllocError, Invalid, OffsetPtr, Schema, ShmImmutable, ShmSafe};
 
 use crate::emplace::{Emplace, Filled, Slot};
 use raw::TableHeader;
@@ -276,6 +276,15 @@ impl<K: Hash + Eq, V: PartialEq, S: BuildHasher> PartialEq<std::collections::Has
     }
 }
 
+impl<K: ShmSafe, V: ShmSafe> HashMap<K, V> {
+    /// What the fingerprint hashes beside the name.
+    const GENERICS: &'static [u64] = &[
+        K::POINTEE_FINGERPRINT,
+        V::POINTEE_FINGERPRINT,
+        hasher::VERSION,
+    ];
+}
+
 // SAFETY: the header holds an offset pointer and an integer; `relocate` re-aims the
 // pointer after a move of the header (the table stays where it is); `validate` accepts
 // exactly the tables the map's methods rely on, and the elements in their full buckets.
@@ -283,14 +292,22 @@ impl<K: Hash + Eq, V: PartialEq, S: BuildHasher> PartialEq<std::collections::Has
 unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for HashMap<K, V> {
     /// Over the key's and value's pointee fingerprints (a type may hold a map of itself)
     /// and the table format's version (the layout and the hash function).
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
+    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("HashMap", Self::GENERICS);
+
+    /// A table of buckets behind control bytes (for the inspector's `dump`; its parts
+    /// are `raw::Bucket::PARTS`).
+    const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
         "HashMap",
-        &[
-            K::POINTEE_FINGERPRINT,
-            V::POINTEE_FINGERPRINT,
-            hasher::VERSION,
-        ],
-    );
+        "hash",
+        size_of::<Self>(),
+        align_of::<Self>(),
+        Self::GENERICS,
+        raw::Bucket::<K, V>::PARTS,
+    ));
+
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
+        container_schemas::<(K, V)>(Self::SCHEMA, f);
+    }
 
     /// A count beyond the capacity, a table outside the segment or garbage in a full
     /// bucket must be refused.

@@ -13,7 +13,9 @@ use core::sync::atomic::{compiler_fence, AtomicU64, AtomicU8, Ordering};
 
 use shmkit_runtime::layout::compound_fingerprint;
 use shmkit_runtime::segment::owned::{check_owned, set_owner, OWNER_TAG_BYTES};
-use shmkit_runtime::{relocate_value, AllocError, Invalid, SegmentAllocator, ShmMut, ShmSafe};
+use shmkit_runtime::{
+    relocate_value, AllocError, FieldSchema, Invalid, SegmentAllocator, ShmMut, ShmSafe,
+};
 
 use super::group::{BitMask, Group, DELETED, EMPTY, WIDTH};
 use super::hasher::hash_one;
@@ -56,6 +58,41 @@ const _: () = assert!(offset_of!(TableHeader, bucket_mask) == OWNER_TAG_BYTES);
 unsafe impl ShmSafe for TableHeader {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("hash_map::TableHeader", &[]);
     const ALL_BIT_PATTERNS_VALID: bool = true;
+}
+
+impl<K: ShmSafe, V: ShmSafe> Bucket<K, V> {
+    /// The parts of a hash map's descriptor (a `"hash"`, for the inspector's `dump`): the
+    /// `table` pointer, the `len` count, in the table its `mask` (buckets - 1) and its
+    /// control bytes `ctrl` (their size the trailing group's), then the buckets (`bucket`,
+    /// aligned after the control bytes) with their `key` and `value`. A bucket is full
+    /// when its control byte's top bit is clear.
+    pub(super) const PARTS: &'static [FieldSchema] = &[
+        FieldSchema::part("table", offset_of!(HashMap<K, V>, table), 0, 8, 0),
+        FieldSchema::part(
+            "len",
+            offset_of!(HashMap<K, V>, items),
+            8,
+            8,
+            u64::LAYOUT_FINGERPRINT,
+        ),
+        FieldSchema::part("table.mask", offset_of!(TableHeader, bucket_mask), 8, 8, 0),
+        FieldSchema::part("table.ctrl", size_of::<TableHeader>(), WIDTH, 1, 0),
+        FieldSchema::part("bucket", 0, size_of::<Self>(), align_of::<Self>(), 0),
+        FieldSchema::part(
+            "bucket.key",
+            offset_of!(Self, key),
+            size_of::<K>(),
+            align_of::<K>(),
+            K::LAYOUT_FINGERPRINT,
+        ),
+        FieldSchema::part(
+            "bucket.value",
+            offset_of!(Self, value),
+            size_of::<V>(),
+            align_of::<V>(),
+            V::LAYOUT_FINGERPRINT,
+        ),
+    ];
 }
 
 /// Usable elements of a table of `mask + 1` buckets: all but one of a small table, 7/8

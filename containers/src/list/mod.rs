@@ -82,8 +82,8 @@ use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
-use shmkit_runtime::{AllocError, Invalid, OffsetPtr, ShmImmutable, ShmSafe};
+use shmkit_runtime::layout::{compound_fingerprint, container_schemas, ForwardsImmutable};
+use shmkit_runtime::{AllocError, FieldSchema, Invalid, OffsetPtr, Schema, ShmImmutable, ShmSafe};
 
 use crate::emplace::{Emplace, Filled, Slot};
 
@@ -485,6 +485,44 @@ unsafe impl<T: ShmSafe> ShmSafe for List<T> {
     /// Over the element's pointee fingerprint, as an `OffsetPtr<T>`'s (a type may hold a
     /// list of itself).
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("List", &[T::POINTEE_FINGERPRINT]);
+
+    /// Linked nodes: `len` of them from `head`, each with its `next` link and its `value`
+    /// at the node's offsets (for the inspector's `dump`).
+    const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
+        "List",
+        "list",
+        size_of::<Self>(),
+        align_of::<Self>(),
+        &[T::POINTEE_FINGERPRINT],
+        &[
+            FieldSchema::part(
+                "head",
+                core::mem::offset_of!(Self, head),
+                size_of::<Node<T>>(),
+                align_of::<Node<T>>(),
+                0,
+            ),
+            FieldSchema::part(
+                "len",
+                core::mem::offset_of!(Self, len),
+                8,
+                8,
+                u64::LAYOUT_FINGERPRINT,
+            ),
+            FieldSchema::part("node.next", core::mem::offset_of!(Node<T>, next), 8, 8, 0),
+            FieldSchema::part(
+                "node.value",
+                core::mem::offset_of!(Node<T>, value),
+                size_of::<T>(),
+                align_of::<T>(),
+                T::LAYOUT_FINGERPRINT,
+            ),
+        ],
+    ));
+
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
+        container_schemas::<T>(Self::SCHEMA, f);
+    }
 
     /// Links out of the segment, cycles and wrong counts must be refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;

@@ -128,8 +128,8 @@ use core::mem::MaybeUninit;
 use core::ops::{Index, RangeBounds};
 use core::ptr::NonNull;
 
-use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
-use shmkit_runtime::{Invalid, OffsetPtr, ShmImmutable, ShmSafe};
+use shmkit_runtime::layout::{compound_fingerprint, container_schemas, ForwardsImmutable};
+use shmkit_runtime::{Invalid, OffsetPtr, Schema, ShmImmutable, ShmSafe};
 
 use node::{LeafNode, Node};
 
@@ -379,6 +379,15 @@ where
     }
 }
 
+impl<K: ShmSafe, V: ShmSafe> Map<K, V> {
+    /// What the fingerprint hashes beside the name.
+    const GENERICS: &'static [u64] = &[
+        K::POINTEE_FINGERPRINT,
+        V::POINTEE_FINGERPRINT,
+        node::CAPACITY as u64,
+    ];
+}
+
 // SAFETY: the header holds an offset pointer, an integer and the staging slots, which
 // hold nothing between operations; `relocate` re-aims the pointer after a move of the
 // header (the nodes stay where they are) and re-tags what named it; `validate` accepts
@@ -388,14 +397,22 @@ where
 unsafe impl<K: ShmSafe, V: ShmSafe> ShmSafe for Map<K, V> {
     /// Over the pointee fingerprints of keys and values, as an `OffsetPtr`'s (a type may
     /// hold a map of itself), and the node capacity.
-    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint(
+    const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Map", Self::GENERICS);
+
+    /// A sorted tree of nodes (for the inspector's `dump`; its parts are
+    /// `node::LeafNode::PARTS`).
+    const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
         "Map",
-        &[
-            K::POINTEE_FINGERPRINT,
-            V::POINTEE_FINGERPRINT,
-            node::CAPACITY as u64,
-        ],
-    );
+        "btree",
+        size_of::<Self>(),
+        align_of::<Self>(),
+        Self::GENERICS,
+        LeafNode::<K, V>::PARTS,
+    ));
+
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
+        container_schemas::<(K, V)>(Self::SCHEMA, f);
+    }
 
     /// A node outside the segment, or two links to one node, must be refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;

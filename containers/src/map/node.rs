@@ -18,7 +18,7 @@ use core::sync::atomic::{compiler_fence, AtomicU16, Ordering};
 
 use shmkit_runtime::segment::owned::set_owner;
 use shmkit_runtime::{relocate_value, relocate_values, AllocError, OffsetPtr, SegmentAllocator};
-use shmkit_runtime::{PositionIndependent, ShmSafe};
+use shmkit_runtime::{FieldSchema, PositionIndependent, ShmSafe};
 
 use crate::crash::point;
 
@@ -87,6 +87,52 @@ pub(super) const CAPACITY: usize = 2 * B - 1;
 pub(super) const MAX_HEIGHT: usize = 20;
 /// Levels a path from the root to a leaf can have.
 pub(super) const LEVELS: usize = MAX_HEIGHT + 1;
+
+impl<K: ShmSafe, V: ShmSafe> LeafNode<K, V> {
+    /// The parts of a map's descriptor (a `"btree"`, for the inspector's `dump`): the
+    /// `root` pointer (its size a leaf's), the `len` count, and per node its `len` and
+    /// `level` (`u16`s), its `keys` and `vals` (arrays of the key and value types) and an
+    /// internal node's `edges` (its size an internal node's).
+    pub(super) const PARTS: &'static [FieldSchema] = &[
+        FieldSchema::part(
+            "root",
+            offset_of!(super::Map<K, V>, root),
+            size_of::<Self>(),
+            align_of::<Self>(),
+            0,
+        ),
+        FieldSchema::part(
+            "len",
+            offset_of!(super::Map<K, V>, len),
+            8,
+            8,
+            u64::LAYOUT_FINGERPRINT,
+        ),
+        FieldSchema::part("node.len", offset_of!(Self, len), 2, 2, 0),
+        FieldSchema::part("node.level", offset_of!(Self, level), 2, 2, 0),
+        FieldSchema::part(
+            "node.keys",
+            offset_of!(Self, keys),
+            size_of::<K>(),
+            align_of::<K>(),
+            K::LAYOUT_FINGERPRINT,
+        ),
+        FieldSchema::part(
+            "node.vals",
+            offset_of!(Self, vals),
+            size_of::<V>(),
+            align_of::<V>(),
+            V::LAYOUT_FINGERPRINT,
+        ),
+        FieldSchema::part(
+            "node.edges",
+            offset_of!(InternalNode<K, V>, edges),
+            size_of::<InternalNode<K, V>>(),
+            align_of::<InternalNode<K, V>>(),
+            0,
+        ),
+    ];
+}
 
 /// A leaf, and the first part of an internal node.
 #[repr(C)]

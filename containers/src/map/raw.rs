@@ -59,9 +59,10 @@ impl<K, V> Map<K, V> {
     }
 
     /// One more element, counted before it is published (the length never counts fewer
-    /// than the tree holds).
+    /// than the tree holds). Saturating: a length from elsewhere may be forged as high as
+    /// a `u64` goes (a fuzzed image found one).
     fn raise_len(&mut self) {
-        self.publish_len(self.len + 1);
+        self.publish_len(self.len.saturating_add(1));
     }
 
     /// One element less, counted after it was disowned.

@@ -39,7 +39,7 @@ use core::hash::{Hash, Hasher};
 use core::ops::Deref;
 
 use shmkit_runtime::layout::compound_fingerprint;
-use shmkit_runtime::{AllocError, Invalid, ShmImmutable, ShmSafe};
+use shmkit_runtime::{AllocError, Invalid, Schema, ShmImmutable, ShmSafe};
 
 use crate::emplace::{Emplace, Filled, Slot};
 use crate::vec::Vec;
@@ -221,6 +221,19 @@ impl Hash for String {
 unsafe impl ShmSafe for String {
     const LAYOUT_FINGERPRINT: u64 =
         compound_fingerprint("String", &[<Vec<u8> as ShmSafe>::LAYOUT_FINGERPRINT]);
+
+    /// Text: a `Vec<u8>`'s parts, read as UTF-8 (for the inspector's `dump`).
+    const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
+        "String",
+        "text",
+        size_of::<Self>(),
+        align_of::<Self>(),
+        &[<Vec<u8> as ShmSafe>::LAYOUT_FINGERPRINT],
+        match <Vec<u8> as ShmSafe>::SCHEMA {
+            Some(bytes) => bytes.fields,
+            None => &[],
+        },
+    ));
 
     /// Bytes that are not UTF-8, besides what a vector refuses.
     const ALL_BIT_PATTERNS_VALID: bool = false;

@@ -45,8 +45,8 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use core::ptr::NonNull;
 
-use shmkit_runtime::layout::{compound_fingerprint, ForwardsImmutable};
-use shmkit_runtime::{Invalid, OffsetPtr, ShmImmutable, ShmSafe};
+use shmkit_runtime::layout::{compound_fingerprint, container_schemas, ForwardsImmutable};
+use shmkit_runtime::{FieldSchema, Invalid, OffsetPtr, Schema, ShmImmutable, ShmSafe};
 
 /// A growable array in a segment: std's `Vec<T>`, with allocation failure as an error
 /// and mutation in place (see the [module docs](self)).
@@ -247,6 +247,35 @@ unsafe impl<T: ShmSafe> ShmSafe for Vec<T> {
     /// `Vec` of itself (a tree), and a fingerprint cannot contain itself. What the
     /// elements' bytes mean is checked by `validate` instead.
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("Vec", &[T::POINTEE_FINGERPRINT]);
+
+    /// A sequence: `len` elements where `ptr` aims (for the inspector's `dump`).
+    const SCHEMA: Option<&'static Schema> = Some(&Schema::container(
+        "Vec",
+        "sequence",
+        size_of::<Self>(),
+        align_of::<Self>(),
+        &[T::POINTEE_FINGERPRINT],
+        &[
+            FieldSchema::part(
+                "ptr",
+                core::mem::offset_of!(Self, ptr),
+                size_of::<T>(),
+                align_of::<T>(),
+                T::LAYOUT_FINGERPRINT,
+            ),
+            FieldSchema::part(
+                "len",
+                core::mem::offset_of!(Self, len),
+                8,
+                8,
+                u64::LAYOUT_FINGERPRINT,
+            ),
+        ],
+    ));
+
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
+        container_schemas::<T>(Self::SCHEMA, f);
+    }
 
     /// A length beyond the capacity, or a buffer outside the segment, must be refused.
     const ALL_BIT_PATTERNS_VALID: bool = false;

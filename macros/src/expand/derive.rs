@@ -274,10 +274,12 @@ pub fn expand(c: &Container) -> TokenStream {
                 <Self as #krate::ShmSafe>::LAYOUT_FINGERPRINT
             }
             fn for_each_schema(
-                f: &mut dyn ::core::ops::FnMut(&'static #krate::Schema),
+                f: &mut dyn ::core::ops::FnMut(&'static #krate::Schema) -> bool,
             ) {
                 if let ::core::option::Option::Some(s) = <Self as #krate::ShmSafe>::SCHEMA {
-                    f(s);
+                    if !f(s) {
+                        return;
+                    }
                 }
                 #(<#all_types as #krate::ShmSafe>::for_each_schema(f);)*
             }

@@ -66,8 +66,8 @@ pub use fingerprint::{
 };
 pub use guard::{ShmDerefMut, ShmMut};
 pub use schema::{
-    pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind, StoredField, StoredSchema,
-    StoredVariant, VariantSchema,
+    container_schemas, pointee_fingerprint, FieldSchema, Schema, SchemaDiff, SchemaKind,
+    StoredField, StoredSchema, StoredVariant, VariantSchema,
 };
 pub use traits::{
     ForwardsImmutable, NoPadding, PositionIndependent, ShmImmutable, ShmObservable, ShmRoot,

@@ -6,7 +6,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::fingerprint::{hash_bytes, hash_u64, FNV_OFFSET};
+use super::fingerprint::{compound_fingerprint, hash_bytes, hash_u64, FNV_OFFSET};
 
 /// What kind of type a [`Schema`] describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,30 @@ pub enum SchemaKind {
     UnitStruct,
     /// An enum with a primitive representation (the `repr`, e.g. `"u8"`).
     Enum(&'static str),
+    /// A library container or lock, by its layout (a descriptor for tools, which read its
+    /// parts by the fields' names):
+    /// - `"sequence"` (`Vec<T>`, `Box<T>`): `len` elements from where the offset pointer
+    ///   `ptr` aims; `ptr`'s size, alignment and fingerprint are the element type's.
+    /// - `"text"` (`String`): the same, of UTF-8 bytes.
+    /// - `"list"` (`List<T>`): nodes linked from the offset pointer `head`, `len` of them;
+    ///   the node's own fields (`next`, `value`) are those of the pointer's schema
+    ///   (`head`'s size, alignment and fingerprint are the node's).
+    /// - `"btree"` (`Map<K, V>`): nodes from `root` (its size a leaf's), `len` entries;
+    ///   per node its key count `node.len` and height `node.level` (`u16`s), its arrays
+    ///   `node.keys` and `node.vals` (sized and fingerprinted as one key and one value),
+    ///   and an internal node's child pointers `node.edges` (its size an internal node's).
+    /// - `"hash"` (`HashMap<K, V>`): the table behind `table`, `len` entries; in the table
+    ///   its `table.mask` (buckets - 1) and control bytes `table.ctrl` (a byte per bucket,
+    ///   then as many as its size), then the buckets, `bucket` each, aligned, holding
+    ///   `bucket.key` and `bucket.value`; a bucket is full when its control byte's top bit
+    ///   is clear.
+    /// - `"lock"` (`Mutex<T>`): the owner word `word` (a `u32`), the value `data`.
+    ///
+    /// Its fingerprint is the container's own
+    /// ([`LAYOUT_FINGERPRINT`](crate::ShmSafe::LAYOUT_FINGERPRINT): `compound_fingerprint`
+    /// of `name` and `generics`), so the descriptor sits beside the fingerprints segments
+    /// already hold and changes none of them.
+    Container(&'static str),
 }
 
 impl SchemaKind {
@@ -28,6 +52,7 @@ impl SchemaKind {
             SchemaKind::TupleStruct => "tuple struct",
             SchemaKind::UnitStruct => "unit struct",
             SchemaKind::Enum(_) => "enum",
+            SchemaKind::Container(_) => "container",
         }
     }
 }
@@ -49,6 +74,28 @@ pub struct FieldSchema {
     /// parameters of the `PhantomData`s written in it when there are any (the derive hashes
     /// them in, see `field_fingerprint`).
     pub fingerprint: u64,
+}
+
+impl FieldSchema {
+    /// A part of a [`Container`](SchemaKind::Container)'s descriptor: a word at `offset`
+    /// (in the container, or in its node), or what a pointer aims at (`size`, `align` and
+    /// `fingerprint` of the target type).
+    pub const fn part(
+        name: &'static str,
+        offset: usize,
+        size: usize,
+        align: usize,
+        fingerprint: u64,
+    ) -> FieldSchema {
+        FieldSchema {
+            name,
+            ty: name,
+            offset: Some(offset),
+            size,
+            align,
+            fingerprint,
+        }
+    }
 }
 
 /// One variant of an enum.
@@ -83,6 +130,41 @@ pub struct Schema {
     /// value. `Handle<Raw>` and `Handle<Validated>` differ here even when `Handle` holds its
     /// parameter only in a `PhantomData`.
     pub generics: &'static [u64],
+}
+
+impl Schema {
+    /// The descriptor of a container `name` of the given layout (see
+    /// [`SchemaKind::Container`]), whose fingerprint is `compound_fingerprint(name,
+    /// generics)`.
+    pub const fn container(
+        name: &'static str,
+        layout: &'static str,
+        size: usize,
+        align: usize,
+        generics: &'static [u64],
+        fields: &'static [FieldSchema],
+    ) -> Schema {
+        Schema {
+            name,
+            kind: SchemaKind::Container(layout),
+            size,
+            align,
+            fields,
+            variants: &[],
+            generics,
+        }
+    }
+}
+
+/// What a container's [`for_each_schema`](crate::ShmSafe::for_each_schema) does: its
+/// descriptor `own`, then, if new to `f`, the schemas its element type `T` needs.
+pub fn container_schemas<T: crate::ShmSafe>(
+    own: Option<&'static Schema>,
+    f: &mut dyn FnMut(&'static Schema) -> bool,
+) {
+    if own.is_none_or(&mut *f) {
+        T::for_each_schema(f);
+    }
 }
 
 const fn hash_fields(mut h: u64, fields: &[FieldSchema]) -> u64 {
@@ -157,7 +239,13 @@ impl Schema {
     ///
     /// Enum variants record no offsets: under a primitive `repr` the offsets of a variant's
     /// fields follow from their order, sizes and alignments, which are hashed.
+    ///
+    /// A [`Container`](SchemaKind::Container)'s is the container's own fingerprint instead,
+    /// `compound_fingerprint(name, generics)`: its fields describe, they do not identify.
     pub const fn fingerprint(&self) -> u64 {
+        if let SchemaKind::Container(_) = self.kind {
+            return compound_fingerprint(self.name, self.generics);
+        }
         let mut h = head(
             b"schema",
             self.kind,
@@ -190,7 +278,7 @@ impl Schema {
     pub fn encode(&self) -> String {
         let mut s = String::new();
         let repr = match self.kind {
-            SchemaKind::Enum(r) => r,
+            SchemaKind::Enum(r) | SchemaKind::Container(r) => r,
             _ => "-",
         };
         let _ = writeln!(
@@ -236,6 +324,7 @@ impl fmt::Display for Schema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             SchemaKind::Enum(repr) => write!(f, "enum {} (repr {repr})", self.name)?,
+            SchemaKind::Container(layout) => write!(f, "container {} ({layout})", self.name)?,
             kind => write!(f, "{} {}", kind.tag(), self.name)?,
         }
         writeln!(
@@ -328,7 +417,7 @@ fn parse(text: &str) -> Option<Encoded> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoredSchema {
-    /// `struct`, `tuple struct`, `unit struct` or `enum`.
+    /// `struct`, `tuple struct`, `unit struct`, `enum` or `container`.
     pub kind: String,
     /// The type's identifier.
     pub name: String,
@@ -340,7 +429,8 @@ pub struct StoredSchema {
     pub fingerprint: u64,
     /// The fields (an enum's are named `Variant.field` and have no offset).
     pub fields: Vec<StoredField>,
-    /// An enum's `repr` as written (`u8`, `C, u8`; None for a struct).
+    /// An enum's `repr` as written (`u8`, `C, u8`), a container's layout (`sequence`, …;
+    /// see [`SchemaKind::Container`]); None for a struct.
     pub repr: Option<String>,
     /// An enum's variants, in order (empty for a struct).
     pub variants: Vec<StoredVariant>,

@@ -96,13 +96,15 @@ pub unsafe trait ShmSafe: Sized {
     /// The layout description of a derived type (None for primitives and manual impls).
     const SCHEMA: Option<&'static Schema> = None;
 
-    /// Calls `f` with [`SCHEMA`](ShmSafe::SCHEMA) and the schemas of the derived types a
-    /// value holds by value (its fields', an array's or tuple's elements', recursively; a
-    /// type may come more than once), so that constructing an object stores in the segment
-    /// what a tool needs to read it without the program that wrote it. Pointers and
-    /// containers are not followed (a type may point at itself). The derive and the
-    /// runtime's compound impls say more than the default, `SCHEMA` alone.
-    fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+    /// Calls `f` with [`SCHEMA`](ShmSafe::SCHEMA) and the schemas of the types a value
+    /// holds (its fields', an array's or tuple's elements', a container's descriptor and
+    /// its elements', recursively), so that constructing an object stores in the segment
+    /// what a tool needs to read it without the program that wrote it. `f` returns whether
+    /// the schema is new to it: the walk goes into a type's parts only then, which ends it
+    /// where a type holds itself through a container (`kids: Vec<Tree>` in `Tree`).
+    /// Pointers are not followed. The derive, the runtime's compound impls and the
+    /// containers say more than the default, `SCHEMA` alone.
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
         if let Some(s) = Self::SCHEMA {
             f(s);
         }
@@ -427,7 +429,7 @@ unsafe impl<T: PositionIndependent> ShmSafe for MaybeUninit<T> {
     const LAYOUT_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::LAYOUT_FINGERPRINT]);
     const POINTEE_FINGERPRINT: u64 = compound_fingerprint("MaybeUninit", &[T::POINTEE_FINGERPRINT]);
     const ALL_BIT_PATTERNS_VALID: bool = true;
-    fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
         T::for_each_schema(f);
     }
 }
@@ -447,7 +449,7 @@ macro_rules! transparent_wrapper {
             const POINTEE_FINGERPRINT: u64 =
                 compound_fingerprint(stringify!($w), &[T::POINTEE_FINGERPRINT]);
             const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
-            fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+            fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
                 T::for_each_schema(f);
             }
             unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
@@ -482,7 +484,7 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     const POINTEE_FINGERPRINT: u64 =
         compound_fingerprint("array", &[T::POINTEE_FINGERPRINT, N as u64]);
     const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID || N == 0;
-    fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+    fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
         T::for_each_schema(f);
     }
     unsafe fn validate(value: *const Self) -> Result<(), Invalid> {
@@ -532,7 +534,7 @@ macro_rules! tuples {
                 &[$($t::POINTEE_FINGERPRINT, offset_of!(Self, $idx) as u64),+],
             );
             const ALL_BIT_PATTERNS_VALID: bool = true $(&& $t::ALL_BIT_PATTERNS_VALID)+;
-            fn for_each_schema(f: &mut dyn FnMut(&'static Schema)) {
+            fn for_each_schema(f: &mut dyn FnMut(&'static Schema) -> bool) {
                 $($t::for_each_schema(f);)+
             }
             unsafe fn validate(value: *const Self) -> Result<(), Invalid> {

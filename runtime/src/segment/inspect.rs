@@ -12,9 +12,11 @@
 //!   a writable mapping (taken briefly, changing nothing), from a read-only mapping's
 //!   snapshot otherwise (no writer maps the segment meanwhile). Values are rendered from
 //!   the schemas the segment stores for derived types (structs and enums, nested, and
-//!   arrays of them, down to plain scalars), each scalar read with one atomic (or,
-//!   read-only, volatile) load of its own width: bytes that another process may be
-//!   writing under a lock (a `Mutex`'s value, a container's elements) are never read.
+//!   arrays of them, down to plain scalars, and the containers they hold, from their
+//!   descriptors), each scalar read with one atomic (or, read-only, volatile) load of its
+//!   own width: bytes that another process may be writing under a lock (a `Mutex`'s
+//!   value) are never read, and a bare container changes only under `&mut`, which this
+//!   mapping's presence rules out (see `Renderer::container`).
 //!
 //! Every offset read from the segment is bounds-checked before it is followed, as on
 //! any untrusted bytes; a corrupt segment gives an error, never a wild read.
@@ -636,17 +638,32 @@ pub enum Value {
         /// Its fields.
         fields: Vec<(String, Value)>,
     },
-    /// Elements (an array object or field), the first [`MAX_ELEMENTS`] at most (a stored
-    /// schema's bytes, 64 KiB).
+    /// Elements (an array object or field, a `Vec`'s, a `List`'s), the first
+    /// [`MAX_ELEMENTS`] at most (a stored schema's bytes, 64 KiB).
     Array {
         /// The elements rendered.
         elements: Vec<Value>,
         /// How many there are.
         length: usize,
     },
-    /// Not rendered: a type whose layout the segment does not describe (containers,
-    /// locks, pointers, types of programs that stored no schema), or whose bytes another
-    /// process may be writing under a lock.
+    /// A `String`'s text (the first 64 KiB at most).
+    Text(String),
+    /// A map's entries (a `Map`'s in key order, a `HashMap`'s in bucket order), the first
+    /// [`MAX_ELEMENTS`] at most.
+    Map {
+        /// The keys and values rendered.
+        entries: Vec<(Value, Value)>,
+        /// How many there are.
+        length: usize,
+    },
+    /// A `Mutex`: who holds it, from its owner word (see [`owner_alive`]). Its value is not
+    /// read: another process may be writing it under the lock, and taking the lock to read
+    /// it would make a read-only tool a lock holder, stalling the program that needs it
+    /// (and a read-only mapping has no owner id to take it with).
+    Lock(LockWord),
+    /// Not rendered: a type whose layout the segment does not describe (pointers, `Deque`,
+    /// `Arc`, sets, locks other than `Mutex`, objects that are bare containers or locks,
+    /// types of programs that stored no schema).
     Opaque {
         /// The type, as the writer spelled it.
         ty: String,
@@ -935,6 +952,7 @@ impl Renderer<'_> {
                 "the stored schema of {} says {} bytes, the value has {size}",
                 schema.name, schema.size
             )),
+            Some(Ok(schema)) if schema.kind == "container" => self.container(off, schema, depth),
             Some(Ok(schema)) if !schema.variants.is_empty() || schema.repr.is_some() => {
                 self.enumeration(off, schema, depth)
             }
@@ -1045,6 +1063,341 @@ impl Renderer<'_> {
     }
 }
 
+/// Where the offset pointer at `at` aims: `None` for null (the offset 1, or 0, which
+/// would aim at the pointer itself and which a list's links use for null too). The
+/// target is not checked here: callers bounds-check what they read there.
+fn aim(s: &Space, at: u64) -> std::result::Result<Option<u64>, String> {
+    let off = s
+        .read_scalar(at, 8)
+        .ok_or_else(|| format!("a pointer at offset {at}: out of bounds or misaligned"))?
+        as i64;
+    match off {
+        0 | 1 => Ok(None),
+        _ => at
+            .checked_add_signed(off)
+            .map(Some)
+            .ok_or_else(|| format!("a pointer at offset {at} aims outside the segment")),
+    }
+}
+
+/// Bytes of a `String` that [`objects`] renders at most.
+const MAX_TEXT: usize = 1 << 16;
+
+impl Renderer<'_> {
+    /// A library container, read as its stored descriptor says (see
+    /// [`SchemaKind::Container`](crate::SchemaKind::Container)).
+    ///
+    /// Sound on a live segment: a bare container (a `Vec`, a `List` held by value) changes
+    /// only through `&mut` (`ShmMut`, the containers' `…Ext` traits), which a segment hands
+    /// out only to a mapping with `ExclusiveAccess` (`find_mut`, `root_mut`): an exclusive
+    /// one, which keeps every other mapping out (the attach byte's OFD lock), this
+    /// inspector's included, or a copy-on-write one, whose writes are private pages. One
+    /// being built is not linked yet, and this walk runs under the index lock that links
+    /// it. A container inside a lock may change while the lock is held: a lock's value is
+    /// not read (see [`Value::Lock`]).
+    fn container(&self, off: u64, schema: &StoredSchema, depth: usize) -> Value {
+        let rendered = match schema.repr.as_deref() {
+            Some(layout @ ("sequence" | "text")) => self.sequence(off, schema, layout, depth),
+            Some("list") => self.list(off, schema, depth),
+            Some("btree") => self.btree(off, schema, depth),
+            Some("hash") => self.hash(off, schema, depth),
+            Some("lock") => part(schema, "word", 4, schema.size).and_then(|(_, at)| {
+                let w = self.s.read_scalar(off + at as u64, 4);
+                w.map(|w| Value::Lock(LockWord::of(w as u32)))
+                    .ok_or_else(|| "its owner word is out of bounds or misaligned".into())
+            }),
+            other => Err(format!("a layout this inspector cannot read: {other:?}")),
+        };
+        rendered
+            .unwrap_or_else(|why| Value::Invalid(format!("{} {}: {why}", schema.kind, schema.name)))
+    }
+
+    /// `len` elements where `ptr` aims, as text for a `"text"` layout, or, without `len`
+    /// (a box), the one value itself (`None` when null). The whole range is bounds-checked
+    /// before the first read.
+    fn sequence(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        layout: &str,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let (element, ptr_at) = part(schema, "ptr", 8, schema.size)?;
+        let single = !schema.fields.iter().any(|f| f.name == "len");
+        let length = if single { 1 } else { self.count(off, schema)? };
+        let Some(start) = aim(self.s, off + ptr_at as u64)? else {
+            return match length {
+                _ if single => Ok(Value::Enum {
+                    variant: "None".into(),
+                    fields: Vec::new(),
+                }),
+                0 if layout == "text" => Ok(Value::Text(String::new())),
+                0 => Ok(Value::Array {
+                    elements: Vec::new(),
+                    length: 0,
+                }),
+                _ => Err(format!("{length} elements behind a null pointer")),
+            };
+        };
+        let bytes = length.checked_mul(element.size);
+        if bytes.and_then(|b| self.s.checked(start, b)).is_none() {
+            return Err(format!(
+                "{length} elements of {} bytes at offset {start}: outside the segment",
+                element.size
+            ));
+        }
+        let at = |i: usize| start + (i * element.size) as u64;
+        let read = |i: usize| {
+            self.value(
+                at(i),
+                element.fingerprint,
+                element.size,
+                &element.ty,
+                depth + 1,
+            )
+        };
+        if single {
+            return Ok(read(0));
+        }
+        if layout == "text" {
+            let bytes: Option<Vec<u8>> = (0..length.min(MAX_TEXT))
+                .map(|i| self.s.read_scalar(at(i), 1).map(|b| b as u8))
+                .collect();
+            let mut bytes = bytes.ok_or("its bytes are out of bounds")?;
+            if length > MAX_TEXT {
+                // Cut where the last whole character ends (the cut may split one).
+                let whole = std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), str::len);
+                bytes.truncate(whole);
+            }
+            return String::from_utf8(bytes)
+                .map(Value::Text)
+                .map_err(|e| format!("not UTF-8 from byte {}", e.utf8_error().valid_up_to()));
+        }
+        let elements = (0..length.min(MAX_ELEMENTS)).map(read).collect();
+        Ok(Value::Array { elements, length })
+    }
+
+    /// The container's element count, its `len` part.
+    fn count(&self, off: u64, schema: &StoredSchema) -> std::result::Result<usize, String> {
+        let (_, at) = part(schema, "len", 8, schema.size)?;
+        self.s
+            .read_scalar(off + at as u64, 8)
+            .map(|n| n as usize)
+            .ok_or_else(|| "its length is out of bounds or misaligned".into())
+    }
+
+    /// The value a part `f` describes, at `base + at`.
+    fn part_value(&self, base: u64, (f, at): (&StoredField, usize), depth: usize) -> Value {
+        self.value(base + at as u64, f.fingerprint, f.size, &f.ty, depth + 1)
+    }
+
+    /// A linked list: `len` nodes from `head`, each read only once its whole node is
+    /// found in bounds, and at most [`MAX_ELEMENTS`] of them; a node met twice (a forged
+    /// cycle) or a chain shorter than `len` makes the list invalid.
+    fn list(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let (head, head_at) = part(schema, "head", 8, schema.size)?;
+        let node_size = head.size;
+        let (_, next_at) = part(schema, "node.next", 8, node_size)?;
+        let value = part(schema, "node.value", 0, node_size)?;
+        let length = self.count(off, schema)?;
+        let mut node = aim(self.s, off + head_at as u64)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut elements = Vec::new();
+        for i in 0..length.min(MAX_ELEMENTS) {
+            let n = node.ok_or_else(|| format!("the chain ends after {i} of {length} nodes"))?;
+            if self.s.checked(n, node_size).is_none() {
+                return Err(format!("node {i} at offset {n}: outside the segment"));
+            }
+            if !seen.insert(n) {
+                return Err(format!("node {i} at offset {n} was met before (a cycle)"));
+            }
+            elements.push(self.part_value(n, value, depth));
+            node = aim(self.s, n + next_at as u64)?;
+        }
+        Ok(Value::Array { elements, length })
+    }
+
+    /// A sorted map: its nodes from `root`, in order (an internal node's edges around its
+    /// keys); [`MAX_ELEMENTS`] entries at most.
+    fn btree(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let (_, root_at) = part(schema, "root", 8, schema.size)?;
+        let length = self.count(off, schema)?;
+        let mut entries = Vec::new();
+        if let Some(root) = aim(self.s, off + root_at as u64)? {
+            let mut seen = std::collections::HashSet::new();
+            self.btree_node(schema, root, None, &mut seen, &mut entries, depth)?;
+        }
+        Ok(Value::Map { entries, length })
+    }
+
+    /// The entries of the node at `n` (`level` levels above the leaves, as its parent
+    /// says: None for the root), appended to `out` until it holds [`MAX_ELEMENTS`]. A
+    /// node is read only once it is found whole in bounds, with a key count within its
+    /// arrays; each child is one level below its parent (so the walk goes no deeper than
+    /// the root's level, at most [`MAX_DEPTH`]) and a node met twice (`seen`) is refused,
+    /// so a forged tree of empty nodes costs at most one visit per node the segment holds.
+    fn btree_node(
+        &self,
+        schema: &StoredSchema,
+        n: u64,
+        level: Option<u64>,
+        seen: &mut std::collections::HashSet<u64>,
+        out: &mut Vec<(Value, Value)>,
+        depth: usize,
+    ) -> std::result::Result<(), String> {
+        let (leaf, _) = part(schema, "root", 8, schema.size)?;
+        let (internal, edges_at) = part(schema, "node.edges", 8, usize::MAX)?;
+        let (_, level_at) = part(schema, "node.level", 2, leaf.size)?;
+        let (_, len_at) = part(schema, "node.len", 2, leaf.size)?;
+        let key = part(schema, "node.keys", 0, leaf.size)?;
+        let value = part(schema, "node.vals", 0, leaf.size)?;
+        let found = self.s.read_scalar(n + level_at as u64, 2);
+        let level = match (found, level) {
+            (Some(l), None) if l <= MAX_DEPTH as u64 => l,
+            (Some(l), Some(want)) if l == want => l,
+            _ => {
+                return Err(format!(
+                    "the node at offset {n} is not where its parent says"
+                ))
+            }
+        };
+        let size = if level == 0 { leaf.size } else { internal.size };
+        if self.s.checked(n, size).is_none() {
+            return Err(format!("a node at offset {n}: outside the segment"));
+        }
+        if !seen.insert(n) {
+            return Err(format!("the node at offset {n} was met before"));
+        }
+        let keys = self.s.read_scalar(n + len_at as u64, 2).unwrap_or(u64::MAX) as usize;
+        let fits = |at: usize, each: usize, count: usize| {
+            count
+                .checked_mul(each)
+                .and_then(|b| b.checked_add(at))
+                .is_some_and(|e| e <= size)
+        };
+        if !fits(key.1, key.0.size, keys)
+            || !fits(value.1, value.0.size, keys)
+            || (level > 0 && !fits(edges_at, 8, keys + 1))
+        {
+            return Err(format!(
+                "the node at offset {n} claims {keys} keys, more than it holds"
+            ));
+        }
+        for i in 0..=keys {
+            if level > 0 {
+                let edge = n + (edges_at + 8 * i) as u64;
+                let child = aim(self.s, edge)?
+                    .ok_or_else(|| format!("a null edge in the node at offset {n}"))?;
+                self.btree_node(schema, child, Some(level - 1), seen, out, depth)?;
+            }
+            if i == keys || out.len() >= MAX_ELEMENTS {
+                break;
+            }
+            let k = (key.0, key.1 + i * key.0.size);
+            let v = (value.0, value.1 + i * value.0.size);
+            out.push((self.part_value(n, k, depth), self.part_value(n, v, depth)));
+        }
+        Ok(())
+    }
+
+    /// A hash map: the full buckets of its table (control byte's top bit clear), in
+    /// bucket order, after the whole table is found in bounds; [`MAX_ELEMENTS`] entries
+    /// at most, and the scan stops once `len` are found.
+    fn hash(
+        &self,
+        off: u64,
+        schema: &StoredSchema,
+        depth: usize,
+    ) -> std::result::Result<Value, String> {
+        let (_, table_at) = part(schema, "table", 8, schema.size)?;
+        let (_, mask_at) = part(schema, "table.mask", 8, usize::MAX)?;
+        let (group, ctrl_at) = part(schema, "table.ctrl", 0, usize::MAX)?;
+        let (bucket, _) = part(schema, "bucket", 0, usize::MAX)?;
+        let key = part(schema, "bucket.key", 0, bucket.size)?;
+        let value = part(schema, "bucket.value", 0, bucket.size)?;
+        let length = self.count(off, schema)?;
+        let Some(table) = aim(self.s, off + table_at as u64)? else {
+            return Ok(Value::Map {
+                entries: Vec::new(),
+                length,
+            });
+        };
+        let mask = self
+            .s
+            .read_scalar(table + mask_at as u64, 8)
+            .ok_or_else(|| format!("the table at offset {table}: out of bounds"))?;
+        let buckets = mask.checked_add(1).filter(|b| b.is_power_of_two());
+        let align = bucket.align.max(1);
+        // Header, control bytes (and the trailing group's), then the buckets, aligned.
+        let layout = buckets.and_then(|b| {
+            let b = usize::try_from(b).ok()?;
+            let data = ctrl_at
+                .checked_add(b)?
+                .checked_add(group.size)?
+                .checked_next_multiple_of(align)?;
+            Some((b, data, data.checked_add(b.checked_mul(bucket.size)?)?))
+        });
+        let Some((buckets, data, _)) = layout.filter(|l| self.s.checked(table, l.2).is_some())
+        else {
+            return Err(format!(
+                "the table at offset {table} with mask {mask}: outside the segment"
+            ));
+        };
+        let mut entries = Vec::new();
+        let mut full = 0;
+        for i in 0..buckets {
+            if full == length || entries.len() >= MAX_ELEMENTS {
+                break;
+            }
+            let ctrl = self
+                .s
+                .read_scalar(table + (ctrl_at + i) as u64, 1)
+                .unwrap_or(0xff);
+            if ctrl & 0x80 != 0 {
+                continue;
+            }
+            full += 1;
+            let b = table + (data + i * bucket.size) as u64;
+            entries.push((
+                self.part_value(b, key, depth),
+                self.part_value(b, value, depth),
+            ));
+        }
+        Ok(Value::Map { entries, length })
+    }
+}
+
+/// The part `name` of a container's descriptor and its offset, which with `size` more
+/// bytes (the part's own size when 0) must lie within `within` bytes (the container's,
+/// or its node's or bucket's).
+fn part<'s>(
+    schema: &'s StoredSchema,
+    name: &str,
+    size: usize,
+    within: usize,
+) -> std::result::Result<(&'s StoredField, usize), String> {
+    let f = schema
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| format!("its descriptor has no `{name}`"))?;
+    let size = if size == 0 { f.size } else { size };
+    match f.offset {
+        Some(o) if o.checked_add(size).is_some_and(|e| e <= within) => Ok((f, o)),
+        _ => Err(format!("its descriptor puts `{name}` outside its place")),
+    }
+}
+
 /// A field that its stored schema puts outside the value.
 fn outside(f: &StoredField) -> Value {
     Value::Invalid(format!(
@@ -1055,7 +1408,8 @@ fn outside(f: &StoredField) -> Value {
 
 /// The named, unique and anonymous objects of the segment, in that order, with their values
 /// as far as the segment describes them: scalars, derived types (structs and enums, nested,
-/// from the schemas the segment stores for them), and arrays of those. Taken as one
+/// from the schemas the segment stores for them), arrays of those, and in derived types
+/// the containers (from their descriptors) and `Mutex`es (their holders). Taken as one
 /// snapshot under the index lock (writable mappings).
 pub fn objects<B: Backing, M: Mode, I: IndexKind>(
     seg: &ManagedSegment<B, M, I>,

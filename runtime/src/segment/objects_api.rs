@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
+use crate::layout::{Invalid, Schema, SchemaKind, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, SCHEMAS, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -46,7 +46,8 @@ pub(super) struct Validated(Mutex<HashSet<usize>>);
 /// mapping; then a thread that constructs that type again in that mapping finds it in its
 /// own last-used pair (mapping id, schema), without a lock.
 ///
-/// Each derived type's schema is an entry of the segment's schema table (`ops::SCHEMAS`),
+/// Each derived type's schema, and each descriptor of a container or lock a derived type
+/// holds, is an entry of the segment's schema table (`ops::SCHEMAS`),
 /// keyed by its layout fingerprint in hex: its [`Schema::encode`] bytes, shared by every
 /// object of the type and by the types that hold it, so that a tool renders any object
 /// from the segment alone. The table is an index of its own, so schemas are no named
@@ -380,7 +381,12 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
         if I::NAMES {
-            if let Some(schema) = T::SCHEMA {
+            // A derived type's, with the descriptors of the containers it holds. An object
+            // that is a bare container or lock stores none (so it is not rendered): a
+            // segment of containers alone holds no schema objects, and gives all its
+            // memory back when they are destroyed, as it did before descriptors.
+            let derived = T::SCHEMA.filter(|s| !matches!(s.kind, SchemaKind::Container(_)));
+            if let Some(schema) = derived {
                 self.store_schemas::<T>(&s, schema);
             }
         }
@@ -419,9 +425,14 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
         // (`T::SCHEMA` may be at another address in `for_each_schema`: `schema`'s own is
         // remembered once all are stored.)
         let mut all = true;
+        // Fingerprints met in this walk: what ends it where a type holds itself.
+        let mut seen = std::collections::HashSet::new();
         T::for_each_schema(&mut |nested| {
+            if !seen.insert(nested.fingerprint()) {
+                return false;
+            }
             if known.contains(&key(nested)) {
-                return;
+                return true;
             }
             let bytes = nested.encode().into_bytes();
             let hex = format!("{:016x}", nested.fingerprint());
@@ -437,6 +448,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
             } else {
                 all = false;
             }
+            true
         });
         if all {
             known.insert(key(schema));

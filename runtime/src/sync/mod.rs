@@ -23,9 +23,11 @@
 
 /// `ShmSafe` for a lock `$lock<T>` whose `raw` field decides who holds it (with a
 /// `check_under` that runs a check where no writer races it) and whose `data` field holds
-/// the `T` (`$data` gives `&mut T` from `$this`, the `&mut` lock).
+/// the `T` (`$data` gives `&mut T` from `$this`, the `&mut` lock). With `layout = "lock"`,
+/// its `raw` field starts with a robust owner word, which the lock's schema (a `"lock"`
+/// container) tells the inspector where to find.
 macro_rules! lock_is_shm_safe {
-    ($lock:ident, |$this:ident| $data:expr) => {
+    ($lock:ident, |$this:ident| $data:expr $(, layout = $layout:literal)?) => {
         // SAFETY: the lock words are atomics (any bytes are a state: owner ids nobody holds
         // are dead, an unknown poison word reads as a death, a depth or count only nests or
         // waits), and `T` is handled by `T`'s own impl: validated at its own offset under the
@@ -36,6 +38,37 @@ macro_rules! lock_is_shm_safe {
             const POINTEE_FINGERPRINT: u64 =
                 $crate::layout::compound_fingerprint(stringify!($lock), &[T::POINTEE_FINGERPRINT]);
             const ALL_BIT_PATTERNS_VALID: bool = T::ALL_BIT_PATTERNS_VALID;
+            $(
+            /// A lock: who holds it, from its owner word `word`; its `data` is the value's
+            /// type.
+            const SCHEMA: Option<&'static $crate::Schema> = Some(&$crate::Schema::container(
+                stringify!($lock),
+                $layout,
+                size_of::<Self>(),
+                align_of::<Self>(),
+                &[T::LAYOUT_FINGERPRINT],
+                &[
+                    $crate::FieldSchema::part(
+                        "word",
+                        std::mem::offset_of!(Self, raw),
+                        4,
+                        4,
+                        <u32 as $crate::ShmSafe>::LAYOUT_FINGERPRINT,
+                    ),
+                    $crate::FieldSchema::part(
+                        "data",
+                        std::mem::offset_of!(Self, data),
+                        size_of::<T>(),
+                        align_of::<T>(),
+                        T::LAYOUT_FINGERPRINT,
+                    ),
+                ],
+            ));
+
+            fn for_each_schema(f: &mut dyn FnMut(&'static $crate::Schema) -> bool) {
+                $crate::layout::container_schemas::<T>(Self::SCHEMA, f);
+            }
+            )?
 
             /// Validates the data under the lock: another thread or process may be writing
             /// it through the lock right now.

@@ -163,7 +163,7 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-super::lock_is_shm_safe!(Mutex, |lock| lock.data.get_mut());
+super::lock_is_shm_safe!(Mutex, |lock| lock.data.get_mut(), layout = "lock");
 
 // SAFETY: the lock words mean the same anywhere (owner ids, not addresses); `T` is plain.
 unsafe impl<T: PositionIndependent> PositionIndependent for Mutex<T> {}
