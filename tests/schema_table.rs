@@ -264,3 +264,34 @@ fn a_half_made_schema_is_dropped_by_the_repair_and_stored_again() {
     assert_eq!(stored_types(&seg), ["Color", "Point", "Wrapper"]);
     assert_eq!(seg.num_named_objects(), 1);
 }
+
+/// A container constructed on its own stores its descriptor too, so the inspector renders
+/// it; once it is destroyed, the segment gives all its memory back but the schemas, which
+/// are bookkeeping: `all_memory_deallocated` says so, and says false while anything of the
+/// user's is left.
+#[test]
+fn a_bare_container_is_rendered_and_its_memory_given_back() {
+    use shmkit::containers::{Vec, VecExt};
+    let mut seg = ManagedHeapMemory::new(1 << 16).unwrap();
+    seg.construct("v", Vec::<u32>::new()).unwrap();
+    seg.find_mut::<Vec<u32>>("v")
+        .unwrap()
+        .unwrap()
+        .extend([3, 1, 4])
+        .unwrap();
+    let objects = inspect::objects(&seg).unwrap();
+    assert_eq!(
+        objects[0].value,
+        Value::Array {
+            elements: [3, 1, 4].map(Value::Unsigned).to_vec(),
+            length: 3
+        }
+    );
+    assert!(!inspect::type_schemas(&seg).unwrap().is_empty());
+    seg.construct("left", 5u64).unwrap();
+    assert!(seg.destroy::<Vec<u32>>("v").unwrap());
+    assert!(!seg.all_memory_deallocated(), "`left` is still there");
+    assert!(seg.destroy::<u64>("left").unwrap());
+    assert!(seg.all_memory_deallocated());
+    assert!(!inspect::type_schemas(&seg).unwrap().is_empty());
+}

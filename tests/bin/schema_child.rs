@@ -68,8 +68,10 @@ fn child(role: &str, path: &Path) {
             println!("v1 still reads items = {}", db.items);
         }
         "die-constructing" => {
-            // Stores the schemas of `Db`'s type, then is killed while building the value.
+            // Builds a `Db` (which stores the schemas of its type after it), then is
+            // killed while building another.
             let seg = ManagedMappedFile::open(path).unwrap();
+            seg.construct("whole", v1::Db::default()).unwrap();
             seg.find_or_construct::<v1::Db>("half", || {
                 println!("building");
                 std::io::Write::flush(&mut std::io::stdout()).unwrap();

@@ -702,13 +702,15 @@ impl SegmentCore {
         self.inspect(Tlsf::stats)
     }
 
-    /// Whether every block allocated so far has been freed.
-    pub fn all_memory_deallocated(&self) -> bool {
+    /// Whether every block allocated so far has been freed, but for `kept` bytes of blocks
+    /// the object layer keeps for its bookkeeping.
+    pub fn all_memory_deallocated_but(&self, kept: u64) -> bool {
         self.inspect(|t| {
             let held = t
                 .free_bytes()
                 .saturating_add(self.cache().cached_bytes())
-                .saturating_add(self.cache_table_block(t));
+                .saturating_add(self.cache_table_block(t))
+                .saturating_add(kept);
             held >= t.end() - t.start()
         })
     }

@@ -732,6 +732,24 @@ pub(crate) fn stored_schemas<I: IndexKind>(s: &Space) -> Result<Vec<StoredBytes>
     Ok(out)
 }
 
+/// Bytes, block headers included, of what the object layer keeps for itself: its tables,
+/// registry, type records and retired blocks (marked internal; the thread-cache table
+/// aside, which the allocator counts), and the schema table's entries, which are never
+/// freed. `all_memory_deallocated` does not count them as the user's. Under the index
+/// lock or on a read-only snapshot; a table that does not walk counts what it walked.
+pub(crate) fn bookkeeping_bytes<I: IndexKind>(s: &Space) -> u64 {
+    let blocks = s.blocks();
+    let mut total = blocks.internal_bytes(s.cache_table());
+    let _ = I::for_each(s, SCHEMAS, &mut |e| {
+        let len = blocks
+            .entry_len(e)
+            .map_or(0, |n| (n + crate::alloc::tlsf::HEADER) as u64);
+        total = total.saturating_add(len);
+        Ok(())
+    });
+    total
+}
+
 /// The live anonymous objects (which no index links), found through the registry of
 /// entries: only registered entries in blocks marked as entries are read.
 pub(crate) fn list_anonymous<I: IndexKind>(s: &Space) -> Result<Vec<Listed>> {

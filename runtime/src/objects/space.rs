@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{fence, AtomicU64};
 
-use crate::alloc::tlsf::{ENTRY, INTERNAL};
+use crate::alloc::tlsf::{ENTRY, HEADER, INTERNAL};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
 use crate::manager::SegmentCore;
@@ -36,6 +36,16 @@ impl Blocks {
     /// records or retired blocks (marked internal).
     pub fn len_of(&self, off: u64) -> Option<usize> {
         self.len(off, INTERNAL)
+    }
+
+    /// Bytes, block headers included, of the blocks marked internal but the one at
+    /// `except`.
+    pub fn internal_bytes(&self, except: u64) -> u64 {
+        self.0
+            .iter()
+            .filter(|&&(payload, _, marks)| marks == INTERNAL && payload != except)
+            .map(|&(_, len, _)| (len + HEADER) as u64)
+            .fold(0, u64::saturating_add)
     }
 }
 

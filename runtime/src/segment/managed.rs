@@ -341,11 +341,15 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
         self.core().cached_memory()
     }
 
-    /// True when every allocation has been freed. The type schemas that constructing an
-    /// object of a derived type stores are never freed (see
-    /// [`inspect::type_schemas`](crate::inspect::type_schemas)): once one is, this stays false.
+    /// True when every allocation has been freed. What the segment keeps for its own
+    /// bookkeeping does not count: index tables, type records, and the type schemas that
+    /// constructing an object stores for good (see
+    /// [`inspect::type_schemas`](crate::inspect::type_schemas)).
     pub fn all_memory_deallocated(&self) -> bool {
-        self.core().all_memory_deallocated()
+        let kept = self
+            .indexed(|s| Ok(objects::ops::bookkeeping_bytes::<I>(s)))
+            .unwrap_or(0);
+        self.core().all_memory_deallocated_but(kept)
     }
 
     /// True when every allocator invariant holds (Boost's `check_sanity`).

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
 use crate::error::{Error, Result};
-use crate::layout::{Invalid, Schema, SchemaKind, ShmMut, ShmSafe};
+use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, SCHEMAS, UNIQUE};
 use crate::objects::space::Space;
 use crate::objects::{
@@ -380,22 +380,18 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
     ) -> Result<&[T]> {
         let s = self.space()?;
         let _guard = objects::lock::<I>(&s)?;
-        if I::NAMES {
-            // A derived type's, with the descriptors of the containers it holds. An object
-            // that is a bare container or lock stores none (so it is not rendered): a
-            // segment of containers alone holds no schema objects, and gives all its
-            // memory back when they are destroyed, as it did before descriptors.
-            let derived = T::SCHEMA.filter(|s| !matches!(s.kind, SchemaKind::Container(_)));
-            if let Some(schema) = derived {
-                self.store_schemas::<T>(&s, schema);
-            }
-        }
         // Whether the elements were built here (valid by construction) or found.
         let mut built = false;
         let (p, n) = ops::create::<I, T>(&s, target, count, if_exists, |i| {
             built = true;
             next(i)
         })?;
+        // After the object, which comes first where room is short (Boost's 1,000-byte
+        // segments): a derived type's schema, a container's or a lock's descriptor, with
+        // those of the types it holds.
+        if let (true, Some(schema)) = (I::NAMES, T::SCHEMA) {
+            self.store_schemas::<T>(&s, schema);
+        }
         if built {
             self.built(p);
         } else {
