@@ -179,7 +179,8 @@ fn main() -> ExitCode {
         Ok(done) => done,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (
             Err(Failure::usage(format!(
-                "gave up after {:.1} s: the segment's locks stay held by a live process",
+                "gave up after {:.1} s: the segment's locks stay held by a live process, \
+                 or its contents take that long to read",
                 watchdog.as_secs_f64()
             ))),
             Vec::new(),

@@ -681,6 +681,9 @@ const MAX_DEPTH: usize = 32;
 /// Values [`objects`] renders at most per object (a forged schema may multiply them).
 const MAX_VALUES: usize = 100_000;
 
+/// Bytes of text read, or hash buckets scanned, that cost as much as one value.
+const BYTES_PER_UNIT: usize = 64;
+
 /// One object, as the inspector lists it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -927,6 +930,16 @@ impl Renderer<'_> {
         }
     }
 
+    /// Takes `units` from the object's budget (a value is one, and so are each
+    /// [`BYTES_PER_UNIT`] bytes of text read and each [`BYTES_PER_UNIT`] hash buckets
+    /// scanned: a forged segment may point many containers at the same long text or
+    /// sparse table); `false` once it is spent.
+    fn spend(&self, units: usize) -> bool {
+        let left = self.budget.get();
+        self.budget.set(left.saturating_sub(units));
+        left >= units
+    }
+
     /// The `size` bytes at `off`, of the type whose layout fingerprint is `fp` (`ty` as
     /// the writer spelled it), `depth` types deep.
     fn value(&self, off: u64, fp: u64, size: usize, ty: &str, depth: usize) -> Value {
@@ -1160,6 +1173,9 @@ impl Renderer<'_> {
             return Ok(read(0));
         }
         if layout == "text" {
+            if !self.spend(length.min(MAX_TEXT) / BYTES_PER_UNIT) {
+                return Err(format!("not rendered: over {MAX_VALUES} values"));
+            }
             let bytes: Option<Vec<u8>> = (0..length.min(MAX_TEXT))
                 .map(|i| self.s.read_scalar(at(i), 1).map(|b| b as u8))
                 .collect();
@@ -1358,6 +1374,9 @@ impl Renderer<'_> {
         for i in 0..buckets {
             if full == length || entries.len() >= MAX_ELEMENTS {
                 break;
+            }
+            if i % BYTES_PER_UNIT == BYTES_PER_UNIT - 1 && !self.spend(1) {
+                return Err(format!("not rendered: over {MAX_VALUES} values"));
             }
             let ctrl = self
                 .s
