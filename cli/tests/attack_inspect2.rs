@@ -219,3 +219,244 @@ fn forged_sparse_hash_tables_cannot_make_dump_scan_for_minutes() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.took < Duration::from_secs(10), "{:?}", run.took);
 }
+
+/// An XSI key of this test process alone (`n` tells a test's keys apart).
+fn xsi_key(n: u8) -> i32 {
+    0x5400_0000 | ((std::process::id() as i32 & 0xffff) << 8) | i32::from(n)
+}
+
+/// A raw XSI segment (`shmget`, no shmkit) and its companion path: both removed when
+/// dropped, failed test or not.
+struct RawXsi {
+    id: i32,
+    companion: String,
+}
+
+impl RawXsi {
+    fn new(key: i32, size: usize) -> Self {
+        // SAFETY: `shmget` takes integers only.
+        let id = unsafe { libc::shmget(key, size, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        RawXsi {
+            id,
+            companion: format!("/dev/shm/shmkit-xsi-{id}"),
+        }
+    }
+
+    /// Attaches it (outside shmkit: no lock held), copies `bytes` in, and returns the
+    /// address, detached by [`RawXsi::detach`].
+    fn attach_with(&self, bytes: &[u8]) -> *mut libc::c_void {
+        // SAFETY: a fresh attachment of a segment of at least `bytes.len()` bytes (the
+        // callers make it so), written through before anyone else maps it.
+        unsafe {
+            let at = libc::shmat(self.id, std::ptr::null(), 0);
+            assert!(
+                at as isize != -1,
+                "shmat: {}",
+                std::io::Error::last_os_error()
+            );
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), at.cast::<u8>(), bytes.len());
+            at
+        }
+    }
+
+    fn detach(at: *mut libc::c_void) {
+        // SAFETY: `at` came from `shmat` and is detached once.
+        unsafe { libc::shmdt(at) };
+    }
+
+    fn exists(&self) -> bool {
+        // SAFETY: IPC_STAT into a zeroed buffer of the right type.
+        unsafe {
+            let mut ds: libc::shmid_ds = std::mem::zeroed();
+            libc::shmctl(self.id, libc::IPC_STAT, &mut ds) == 0
+        }
+    }
+}
+
+impl Drop for RawXsi {
+    fn drop(&mut self) {
+        // SAFETY: integers only.
+        unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+        let _ = std::fs::remove_file(&self.companion);
+    }
+}
+
+#[test]
+fn xsi_key_spellings_are_clear_errors() {
+    for key in [
+        "xsi:",
+        "xsi:0",
+        "xsi:-1",
+        "xsi:0xffffffffff",
+        "xsi:0x",
+        "xsi:-0x1",
+        "xsi:+5",
+        "xsi:99999999999999999999",
+        "xsi:-2147483648",
+        "xsi: 1",
+        "xsi:0o7",
+        "xsi:\u{1b}[2J",
+    ] {
+        for cmd in ["stat", "dump", "check", "map", "rm", "gc"] {
+            let run = shmkit(&[cmd, key]);
+            run.sane(&format!("{cmd} {key:?}"));
+            assert_eq!(run.code, 2, "{cmd} {key:?}: {}", run.stderr);
+            assert!(
+                !run.stderr.contains('\u{1b}'),
+                "{cmd} {key:?}: {}",
+                run.stderr
+            );
+        }
+    }
+}
+
+/// A segment made with `shmget`, holding a copy of a shmkit file segment's bytes (every
+/// container kind), with a companion file beside it and attached raw (no shmkit lock):
+/// every command reads it sanely, and `gc --yes` leaves it while the raw attachment
+/// stays.
+#[test]
+fn an_xsi_segment_with_copied_bytes_and_a_raw_attachment() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let image = std::fs::read(file.get()).expect("image");
+    let raw = RawXsi::new(xsi_key(1), image.len());
+    std::fs::write(&raw.companion, b"").expect("companion");
+    let at = raw.attach_with(&image);
+    let name = format!("xsi:{:#010x}", xsi_key(1) as u32);
+    let ls = shmkit(&["ls", "--json"]);
+    ls.sane("ls");
+    for args in [
+        &["stat", &name][..],
+        &["stat", "--json", &name],
+        &["dump", "--json", &name],
+        &["dump", &name],
+        &["check", &name],
+        &["map", "--runs", &name],
+        &["gc", &name],
+        &["gc", "--yes", &name],
+        &["gc", "--yes"],
+    ] {
+        let run = shmkit(args);
+        run.sane(&format!("{args:?}"));
+        assert!(
+            raw.exists(),
+            "{args:?} removed a segment attached outside shmkit"
+        );
+    }
+    RawXsi::detach(at);
+    // Detached: read as any shmkit segment (its bytes are a file segment's, its kind
+    // another: a clear verdict either way).
+    let dump = shmkit(&["dump", "--json", &name]);
+    dump.sane("dump detached");
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    // Forged header words too: a mutation of the first 256 bytes at a time.
+    let mut rng = shmkit_test_support::rng::Rng::new(0x5eed_0001);
+    for round in 0..12 {
+        let mut forged = image.clone();
+        for _ in 0..4 {
+            let i = rng.range(0, 256) as usize;
+            forged[i] = rng.range(0, 256) as u8;
+        }
+        let at = raw.attach_with(&forged);
+        RawXsi::detach(at);
+        for args in [
+            &["stat", "--json", &name][..],
+            &["dump", "--json", &name],
+            &["check", &name],
+        ] {
+            shmkit(args).sane(&format!("round {round}: {args:?}"));
+        }
+    }
+}
+
+/// The companion is a symlink to a file of the user's: commands follow nothing they
+/// should not, and `rm`/`gc` leave the link's target.
+#[test]
+fn an_xsi_companion_that_is_a_symlink() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let image = std::fs::read(file.get()).expect("image");
+    let raw = RawXsi::new(xsi_key(2), image.len());
+    let target = TempPath::new();
+    std::fs::write(target.get(), b"precious").expect("target");
+    std::os::unix::fs::symlink(target.get(), &raw.companion).expect("symlink");
+    let at = raw.attach_with(&image);
+    RawXsi::detach(at);
+    let name = format!("xsi:{:#010x}", xsi_key(2) as u32);
+    for args in [
+        &["ls", "--json"][..],
+        &["stat", &name],
+        &["dump", &name],
+        &["check", &name],
+        &["map", &name],
+        &["gc", "--yes", &name],
+        &["rm", &name],
+    ] {
+        shmkit(args).sane(&format!("{args:?}"));
+    }
+    assert_eq!(std::fs::read(target.get()).expect("target"), b"precious");
+}
+
+/// Mutates the used part of a segment holding every container kind (`rounds` rounds of a
+/// few bytes or words each: object bytes, nodes, buckets, descriptor text, table words)
+/// and runs `dump --json`, `stat --json` and `check` on each.
+fn mutate_containers(seed: u64, rounds: usize) {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let image = std::fs::read(file.get()).expect("image");
+    let dump = dump_value(path);
+    // The used part: up to past the last descriptor and the object's containers.
+    let end = dump["type_schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["offset"].as_u64().unwrap() as usize + 512)
+        .max()
+        .unwrap()
+        .max(inventory_offset(&dump) + 4096)
+        .min(image.len());
+    let mut rng = shmkit_test_support::rng::Rng::new(seed);
+    let words: [i64; 8] = [0, 1, -1, -8, i64::MAX, i64::MIN, 1 << 40, 4096];
+    for round in 0..rounds {
+        let mut bytes = image.clone();
+        for _ in 0..1 + rng.range(0, 4) {
+            let at = rng.range(0, end as u64) as usize;
+            match rng.range(0, 3) {
+                0 => bytes[at] = rng.range(0, 256) as u8,
+                1 => bytes[at] = b"0123456789\t\n-"[rng.range(0, 13) as usize],
+                _ => {
+                    let at = at & !7;
+                    let w = words[rng.range(0, 8) as usize];
+                    bytes[at..at + 8].copy_from_slice(&w.to_ne_bytes());
+                }
+            }
+        }
+        std::fs::write(file.get(), &bytes).expect("write");
+        for args in [
+            &["dump", "--json", path][..],
+            &["stat", "--json", path],
+            &["check", path],
+        ] {
+            let run = shmkit(args);
+            run.sane(&format!("seed {seed:#x} round {round}: {args:?}"));
+            assert!(
+                run.took < Duration::from_secs(10),
+                "seed {seed:#x} round {round}: {args:?} took {:?}",
+                run.took
+            );
+        }
+    }
+}
+
+#[test]
+fn mutated_containers_segments_read_sanely() {
+    mutate_containers(0xc0de_0001, 40);
+}
+
+#[test]
+#[ignore = "long: run with --ignored"]
+fn mutated_containers_segments_read_sanely_long() {
+    mutate_containers(shmkit_test_support::rng::Rng::time_seed(), 2000);
+}
