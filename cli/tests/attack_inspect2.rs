@@ -460,3 +460,96 @@ fn mutated_containers_segments_read_sanely() {
 fn mutated_containers_segments_read_sanely_long() {
     mutate_containers(shmkit_test_support::rng::Rng::time_seed(), 2000);
 }
+
+/// Each aligned word of the used part of a segment holding every container kind (its
+/// object, nodes, buckets, texts, the type schemas' table and descriptors) set in turn to
+/// hostile values, then opened read-only and reported on through `shmkit::inspect`, as
+/// the inspector does: an error or a report, never a panic or a hang (10 s per case).
+/// `SHMKIT_ATTACK2_VALUES=all` tries more values per word.
+#[test]
+fn every_word_of_a_containers_segment_forged_through_the_library() {
+    use shmkit::inspect;
+    use std::os::unix::fs::FileExt;
+    use std::sync::Arc;
+    let t = TempPath::new();
+    write_containers(t.get());
+    let bytes = std::fs::read(t.get()).expect("read");
+    // The used part, and the segment's last words (the allocator's end marker).
+    let used_end = bytes[..bytes.len() - 64]
+        .iter()
+        .rposition(|&b| b != 0)
+        .unwrap_or(0)
+        + 1;
+    let words = (0..used_end.next_multiple_of(8))
+        .step_by(8)
+        .chain((bytes.len() - 64..bytes.len()).step_by(8));
+    let path = t.get().to_path_buf();
+    let all = std::env::var("SHMKIT_ATTACK2_VALUES").is_ok_and(|v| v == "all");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let current = Arc::new(std::sync::Mutex::new(String::new()));
+    let now = current.clone();
+    let worker = std::thread::spawn(move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let (mut cases, mut opened) = (0, 0);
+        for at in words {
+            let off = at as u64;
+            let orig = u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap());
+            let mut values = vec![0u64, u64::MAX, orig ^ 1, orig.wrapping_add(4096)];
+            if all {
+                values.extend([
+                    off,
+                    1 << 40,
+                    orig.wrapping_sub(8),
+                    1 << 20,
+                    orig ^ (1 << 63),
+                ]);
+            }
+            for v in values {
+                file.write_at(&v.to_ne_bytes(), off).expect("forge");
+                cases += 1;
+                let what = format!("word at {at} = {v:#x}");
+                *now.lock().unwrap() = what.clone();
+                if let Ok(seg) = shmkit::ManagedMappedFile::options().read_only().open(&path) {
+                    opened += 1;
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let _ = inspect::type_schemas(&seg);
+                        let _ = inspect::objects(&seg);
+                        let _ = inspect::index_load(&seg);
+                        let _ = inspect::block_map(&seg);
+                        let _ = inspect::usage(&seg);
+                        let _ = inspect::check(&seg);
+                    }));
+                    if r.is_err() {
+                        tx.send(Err(what)).unwrap();
+                        return;
+                    }
+                }
+                file.write_at(&bytes[at..at + 8], off).expect("restore");
+            }
+        }
+        tx.send(Ok((cases, opened))).unwrap();
+    });
+    let mut last = (String::new(), Instant::now());
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok((cases, opened))) => {
+                eprintln!("{cases} forged words, {opened} opened");
+                break;
+            }
+            Ok(Err(what)) => panic!("the inspection panicked on {what}"),
+            Err(_) => {
+                let now = current.lock().unwrap().clone();
+                if now != last.0 {
+                    last = (now, Instant::now());
+                } else if last.1.elapsed() > Duration::from_secs(10) {
+                    panic!("the inspection hangs (10 s) on {now}");
+                }
+            }
+        }
+    }
+    worker.join().expect("worker");
+}
