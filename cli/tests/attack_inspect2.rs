@@ -553,3 +553,113 @@ fn every_word_of_a_containers_segment_forged_through_the_library() {
     }
     worker.join().expect("worker");
 }
+
+/// Rewrites the stored schema at `at` (now `old`) as `new`, padded in its last column to
+/// `old`'s length (fingerprints may be spelled short, `0`, to make room).
+fn rewrite_schema(bytes: &mut [u8], at: usize, old: &str, new: &str) {
+    assert!(new.len() <= old.len(), "{new:?} longer than {old:?}");
+    let mut text = new.trim_end_matches('\n').to_string();
+    while text.len() + 1 < old.len() {
+        text.push('p');
+    }
+    text.push('\n');
+    bytes[at..at + old.len()].copy_from_slice(text.as_bytes());
+}
+
+/// A B-tree's and a hash table's descriptors forged with parts at offsets near 2^63, and
+/// their pointers forged to aim near 2^63 too: the sums overflow. An error entry, never a
+/// panic (the debug build checks overflow) nor a read elsewhere.
+#[test]
+fn descriptor_offsets_near_two_to_the_63_do_not_overflow() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let dump = dump_value(path);
+    let inv = inventory_offset(&dump);
+    let (map_at, map_text) = descriptor(&dump, "shmkit-schema 1\tcontainer\tbtree\tMap\t");
+    let (hash_at, hash_text) = descriptor(&dump, "shmkit-schema 1\tcontainer\thash\tHashMap\t");
+    let big = 1u64 << 63;
+    let map_new = map_text
+        .lines()
+        .map(|l| {
+            let mut cols: Vec<String> = l.split('\t').map(str::to_string).collect();
+            if cols[0] == "field" {
+                match cols[1].as_str() {
+                    "root" => cols[3] = usize::MAX.to_string(),
+                    "node.level" => cols[2] = big.to_string(),
+                    _ => {}
+                }
+                cols[6] = "t".into();
+            }
+            cols.join("\t") + "\n"
+        })
+        .collect::<String>();
+    let hash_new = hash_text
+        .lines()
+        .map(|l| {
+            let mut cols: Vec<String> = l.split('\t').map(str::to_string).collect();
+            if cols[0] == "field" {
+                if cols[1] == "table.mask" {
+                    cols[2] = big.to_string();
+                }
+                cols[6] = "t".into();
+            }
+            cols.join("\t") + "\n"
+        })
+        .collect::<String>();
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        rewrite_schema(bytes, map_at, &map_text, &map_new);
+        rewrite_schema(bytes, hash_at, &hash_text, &hash_new);
+        // prices.root and stock.table aim 2^63 - 1 bytes ahead.
+        put(bytes, inv + 80, i64::MAX);
+        put(bytes, inv + 112, i64::MAX);
+    });
+    let after = dump_value(path);
+    let value = &after["objects"][0]["value"];
+    for part in ["prices", "stock"] {
+        assert!(
+            value[part]["invalid"].is_string(),
+            "{part}: {}",
+            value[part]
+        );
+    }
+
+    // A node found in bounds, claiming level 1 (an internal node, checked against the
+    // edges' size), whose key count the descriptor puts near 2^64 bytes in.
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let dump = dump_value(path);
+    let (map_at, map_text) = descriptor(&dump, "shmkit-schema 1\tcontainer\tbtree\tMap\t");
+    let level_at: usize = map_text
+        .lines()
+        .find_map(|l| l.strip_prefix("field\tnode.level\t"))
+        .and_then(|rest| rest.split('\t').next()?.parse().ok())
+        .expect("node.level's offset");
+    let map_new = map_text
+        .lines()
+        .map(|l| {
+            let mut cols: Vec<String> = l.split('\t').map(str::to_string).collect();
+            if cols[0] == "field" {
+                match cols[1].as_str() {
+                    "root" => cols[3] = usize::MAX.to_string(),
+                    "node.len" => cols[2] = (usize::MAX - 8).to_string(),
+                    _ => {}
+                }
+                cols[6] = "t".into();
+            }
+            cols.join("\t") + "\n"
+        })
+        .collect::<String>();
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        rewrite_schema(bytes, map_at, &map_text, &map_new);
+        let prices = inv + 80;
+        let root = (prices as i64
+            + i64::from_ne_bytes(bytes[prices..prices + 8].try_into().unwrap()))
+            as usize;
+        bytes[root + level_at..root + level_at + 2].copy_from_slice(&1u16.to_ne_bytes());
+    });
+    let after = dump_value(path);
+    let prices = &after["objects"][0]["value"]["prices"];
+    assert!(prices["invalid"].is_string(), "{prices}");
+}

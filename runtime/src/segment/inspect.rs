@@ -1277,7 +1277,12 @@ impl Renderer<'_> {
         let (_, len_at) = part(schema, "node.len", 2, leaf.size)?;
         let key = part(schema, "node.keys", 0, leaf.size)?;
         let value = part(schema, "node.vals", 0, leaf.size)?;
-        let found = self.s.read_scalar(n + level_at as u64, 2);
+        // `n` is not bounds-checked yet and the parts' offsets are untrusted: checked sums.
+        let read = |at: usize, size| {
+            n.checked_add(at as u64)
+                .and_then(|a| self.s.read_scalar(a, size))
+        };
+        let found = read(level_at, 2);
         let level = match (found, level) {
             (Some(l), None) if l <= MAX_DEPTH as u64 => l,
             (Some(l), Some(want)) if l == want => l,
@@ -1294,7 +1299,7 @@ impl Renderer<'_> {
         if !seen.insert(n) {
             return Err(format!("the node at offset {n} was met before"));
         }
-        let keys = self.s.read_scalar(n + len_at as u64, 2).unwrap_or(u64::MAX) as usize;
+        let keys = read(len_at, 2).unwrap_or(u64::MAX) as usize;
         let fits = |at: usize, each: usize, count: usize| {
             count
                 .checked_mul(each)
@@ -1348,9 +1353,9 @@ impl Renderer<'_> {
                 length,
             });
         };
-        let mask = self
-            .s
-            .read_scalar(table + mask_at as u64, 8)
+        let mask = table
+            .checked_add(mask_at as u64)
+            .and_then(|at| self.s.read_scalar(at, 8))
             .ok_or_else(|| format!("the table at offset {table}: out of bounds"))?;
         let buckets = mask.checked_add(1).filter(|b| b.is_power_of_two());
         let align = bucket.align.max(1);
