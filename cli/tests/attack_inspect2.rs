@@ -663,3 +663,110 @@ fn descriptor_offsets_near_two_to_the_63_do_not_overflow() {
     let prices = &after["objects"][0]["value"]["prices"];
     assert!(prices["invalid"].is_string(), "{prices}");
 }
+
+/// Every number of every stored descriptor and schema (a field's offset, size and align,
+/// a header's size and align) set in turn to boundary values, each with the object's
+/// container words (pointers, lengths) kept or aimed far (2^63 - 1, -2^63), then reported
+/// on through `shmkit::inspect`: an error or a report, never a panic or a hang.
+#[test]
+fn every_descriptor_number_forged_through_the_library() {
+    use shmkit::inspect;
+    use std::os::unix::fs::FileExt;
+    let t = TempPath::new();
+    write_containers(t.get());
+    let path = t.get().to_str().expect("UTF-8 path").to_string();
+    let dump = dump_value(&path);
+    let inv = inventory_offset(&dump);
+    let image = std::fs::read(t.get()).expect("image");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.get())
+        .expect("open");
+    let values = [
+        0usize,
+        1,
+        3,
+        4095,
+        1 << 32,
+        1 << 63,
+        usize::MAX - 8,
+        usize::MAX,
+    ];
+    let words: [Option<i64>; 3] = [None, Some(i64::MAX), Some(i64::MIN)];
+    let start = Instant::now();
+    let (mut cases, mut skipped) = (0, 0);
+    for t in dump["type_schemas"].as_array().unwrap() {
+        let (Some(text), Some(at)) = (t["text"].as_str(), t["offset"].as_u64()) else {
+            continue;
+        };
+        let at = at as usize;
+        let lines: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect();
+        // (line, column) of each number: the header's size and align, each field's
+        // offset, size and align.
+        let mut spots = vec![(0, 4), (0, 5)];
+        for (i, l) in lines.iter().enumerate().skip(1) {
+            if l[0] == "field" {
+                spots.extend([(i, 2), (i, 3), (i, 4)]);
+            }
+        }
+        for (line, col) in spots {
+            for v in values {
+                let mut forged = lines.clone();
+                forged[line][col] = v.to_string();
+                for l in forged.iter_mut().skip(1) {
+                    if l[0] == "field" {
+                        l[6] = "t".into();
+                        if l[5].bytes().all(|b| b == b'0') {
+                            l[5] = "0".into();
+                        }
+                    }
+                }
+                let new: String = forged.iter().map(|l| l.join("\t") + "\n").collect();
+                if new.len() > text.len() {
+                    // No room in this text for so long a number.
+                    skipped += 1;
+                    continue;
+                }
+                let mut bytes = text.as_bytes().to_vec();
+                rewrite_schema(&mut bytes, 0, text, &new);
+                file.write_at(&bytes, at as u64).expect("forge");
+                for w in words {
+                    if let Some(w) = w {
+                        // Every container's first word (its pointer) and the next (a
+                        // length, or the pointer's neighbour).
+                        for f in [0usize, 24, 48, 80, 112, 128] {
+                            file.write_at(&w.to_ne_bytes(), (inv + f) as u64)
+                                .expect("forge");
+                            file.write_at(&(w as u64 >> 1).to_ne_bytes(), (inv + f + 8) as u64)
+                                .expect("forge");
+                        }
+                    }
+                    cases += 1;
+                    let what = format!("{text:?}: line {line} column {col} = {v}, words {w:?}");
+                    let case = Instant::now();
+                    if let Ok(seg) = shmkit::ManagedMappedFile::options().read_only().open(&path) {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            let _ = inspect::type_schemas(&seg);
+                            let _ = inspect::objects(&seg);
+                        }));
+                        assert!(r.is_ok(), "the inspection panicked on {what}");
+                    }
+                    assert!(
+                        case.elapsed() < Duration::from_secs(5),
+                        "{what} took {:?}",
+                        case.elapsed()
+                    );
+                    file.write_at(&image[inv..inv + 160], inv as u64)
+                        .expect("restore");
+                }
+                file.write_at(&image[at..at + text.len()], at as u64)
+                    .expect("restore");
+            }
+        }
+    }
+    eprintln!("{cases} cases ({skipped} skipped) in {:?}", start.elapsed());
+}
