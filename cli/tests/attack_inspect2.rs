@@ -770,3 +770,115 @@ fn every_descriptor_number_forged_through_the_library() {
     }
     eprintln!("{cases} cases ({skipped} skipped) in {:?}", start.elapsed());
 }
+
+/// A derived type of this test alone, holding a container and a lock (their descriptors
+/// are stored with its schema).
+#[derive(shmkit::ShmSafe, Default)]
+#[repr(C)]
+pub struct Ledger {
+    pub total: u64,
+    pub lines: shmkit::containers::Vec<u32>,
+    pub guard: shmkit::sync::Mutex<u32>,
+}
+
+/// Safe code cannot see, find, destroy or shadow the type schemas' table: counts and
+/// listings hold objects only, a user object named as a schema's key is just an object,
+/// reserved names are refused, and two mappings constructing the type at once from two
+/// threads store one schema for it.
+#[test]
+fn safe_code_cannot_reach_the_schema_table() {
+    use shmkit::inspect;
+    use shmkit::{Error, ManagedMappedFile};
+    let t = TempPath::new();
+    let mut seg = ManagedMappedFile::create(t.get(), 1 << 20).expect("create");
+    seg.construct("ledger", Ledger::default()).expect("ledger");
+    let schemas = inspect::type_schemas(&seg).expect("type schemas");
+    let key = schemas
+        .iter()
+        .find(|s| s.schema.as_ref().is_ok_and(|s| s.name == "Ledger"))
+        .expect("Ledger's schema")
+        .key
+        .clone();
+    assert_eq!(seg.num_named_objects(), 1);
+    assert_eq!(seg.num_unique_objects(), 0);
+    let names: Vec<String> = seg
+        .named_objects()
+        .expect("listing")
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["ledger"]);
+    // The key as a name: no object, and one may be made under it without touching the
+    // table.
+    assert!(seg.find::<u8>(key.as_str()).expect("find").is_none());
+    assert!(!seg.destroy::<u8>(key.as_str()).expect("destroy"));
+    seg.construct(key.as_str(), 7u8)
+        .expect("an object named as a key");
+    for name in ["__shmkit_schema::0", "__shmkit_", "__shmkit_root::x"] {
+        assert!(
+            matches!(seg.construct(name, 1u8), Err(Error::InvalidName { .. })),
+            "{name}"
+        );
+        assert!(
+            matches!(seg.find::<u8>(name), Err(Error::InvalidName { .. })),
+            "{name}"
+        );
+        assert!(
+            matches!(seg.destroy::<u8>(name), Err(Error::InvalidName { .. })),
+            "{name}"
+        );
+    }
+    let again = inspect::type_schemas(&seg).expect("type schemas");
+    assert_eq!(again.len(), schemas.len());
+    // Everything destroyed: the segment checks sound, the schemas stay.
+    assert!(seg.destroy::<Ledger>("ledger").expect("destroy"));
+    assert!(seg.destroy::<u8>(key.as_str()).expect("destroy"));
+    assert_eq!(seg.num_named_objects(), 0);
+    seg.check().expect("check");
+    assert_eq!(
+        inspect::type_schemas(&seg).expect("table").len(),
+        schemas.len()
+    );
+    drop(seg);
+    let path = t.get().to_str().unwrap();
+    let r = shmkit(&["check", path]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Two mappings constructing a new type at once: one schema each type.
+    #[derive(shmkit::ShmSafe, Default)]
+    #[repr(C)]
+    struct Racer {
+        a: u32,
+        b: shmkit::containers::String,
+    }
+    let t = TempPath::new();
+    drop(ManagedMappedFile::create(t.get(), 1 << 20).expect("create"));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (path, barrier) = (t.get().to_path_buf(), barrier.clone());
+            std::thread::spawn(move || {
+                let seg = ManagedMappedFile::open(&path).expect("open");
+                barrier.wait();
+                seg.construct(format!("racer{i}").as_str(), Racer::default())
+                    .expect("racer");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let seg = ManagedMappedFile::open(t.get()).expect("open");
+    let table = inspect::type_schemas(&seg).expect("table");
+    let mut keys: Vec<&str> = table.iter().map(|s| s.key.as_str()).collect();
+    let n = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "a schema stored twice: {keys:?}");
+    assert_eq!(
+        table
+            .iter()
+            .filter(|s| s.schema.as_ref().is_ok_and(|s| s.name == "Racer"))
+            .count(),
+        1
+    );
+}
