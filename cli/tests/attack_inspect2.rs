@@ -882,3 +882,47 @@ fn safe_code_cannot_reach_the_schema_table() {
         1
     );
 }
+
+/// The companion is a FIFO (opening it for reading would block), a directory, or a
+/// dangling symlink: every command ends promptly with a clear verdict.
+#[test]
+fn an_xsi_companion_that_is_a_fifo_a_directory_or_dangling() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let image = std::fs::read(file.get()).expect("image");
+    for (n, kind) in [(3u8, "fifo"), (4, "dir"), (5, "dangling")] {
+        let raw = RawXsi::new(xsi_key(n), image.len());
+        let c = std::ffi::CString::new(raw.companion.clone()).unwrap();
+        match kind {
+            // SAFETY: a C string.
+            "fifo" => assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0),
+            "dir" => std::fs::create_dir(&raw.companion).expect("dir"),
+            _ => std::os::unix::fs::symlink("/nonexistent/shmkit-attack", &raw.companion)
+                .expect("symlink"),
+        }
+        let at = raw.attach_with(&image);
+        RawXsi::detach(at);
+        let name = format!("xsi:{:#010x}", xsi_key(n) as u32);
+        for args in [
+            &["ls", "--json"][..],
+            &["stat", &name],
+            &["dump", &name],
+            &["check", &name],
+            &["map", &name],
+            &["gc", &name],
+            &["gc", "--yes", &name],
+            &["rm", &name],
+        ] {
+            let run = shmkit_for(args, Duration::from_secs(10));
+            run.sane(&format!("{kind}: {args:?}"));
+            assert!(
+                run.took < Duration::from_secs(8),
+                "{kind}: {args:?} took {:?}",
+                run.took
+            );
+        }
+        if kind == "dir" {
+            let _ = std::fs::remove_dir(&raw.companion);
+        }
+    }
+}
