@@ -335,7 +335,6 @@ fn an_xsi_segment_with_copied_bytes_and_a_raw_attachment() {
         &["map", "--runs", &name],
         &["gc", &name],
         &["gc", "--yes", &name],
-        &["gc", "--yes"],
     ] {
         let run = shmkit(args);
         run.sane(&format!("{args:?}"));
@@ -925,4 +924,50 @@ fn an_xsi_companion_that_is_a_fifo_a_directory_or_dangling() {
             let _ = std::fs::remove_dir(&raw.companion);
         }
     }
+}
+
+/// XSI segments (a shmkit image, companion beside) made and removed in a loop while `ls`,
+/// `stat` and `gc` run: one that vanishes between the listing and the look is skipped or
+/// a clear error, never a crash.
+#[test]
+fn xsi_segments_vanishing_under_ls_stat_and_gc() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let file = TempPath::new();
+    write_containers(file.get());
+    let image = std::sync::Arc::new(std::fs::read(file.get()).expect("image"));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (image, stop) = (image.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut made = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let raw = RawXsi::new(xsi_key(6), image.len());
+                std::fs::write(&raw.companion, b"").expect("companion");
+                let at = raw.attach_with(&image);
+                RawXsi::detach(at);
+                std::thread::sleep(Duration::from_millis(3));
+                drop(raw);
+                made += 1;
+            }
+            made
+        })
+    };
+    let name = format!("xsi:{:#010x}", xsi_key(6) as u32);
+    let start = Instant::now();
+    let mut runs = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        for args in [
+            &["ls", "--json"][..],
+            &["stat", "--json", &name],
+            &["dump", &name],
+            &["gc", &name],
+            &["gc", "--yes", &name],
+        ] {
+            shmkit(args).sane(&format!("{args:?}"));
+            runs += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let made = churn.join().expect("churn");
+    eprintln!("{runs} runs beside {made} segments made and removed");
 }
