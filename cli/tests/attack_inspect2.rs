@@ -971,3 +971,90 @@ fn xsi_segments_vanishing_under_ls_stat_and_gc() {
     let made = churn.join().expect("churn");
     eprintln!("{runs} runs beside {made} segments made and removed");
 }
+
+/// `Map<u32, i64>`'s descriptor forged to hold maps as its values (`Map` of itself), and
+/// one chain of 33 nodes (levels 32 to 0) whose leaf's value is a map rooted at the chain's
+/// top again: each nesting walked 33 nodes deep, 32 nestings, ~1,000 recursive frames.
+/// The debug build's 2 MiB thread overflowed its stack (SIGABRT, status 134). Fixed: a
+/// B-tree's levels count in the nesting depth.
+#[test]
+fn maps_nested_in_maps_each_32_levels_high_do_not_overflow_the_stack() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let dump = dump_value(path);
+    let inv = inventory_offset(&dump);
+    let (map_at, map_text) = descriptor(&dump, "shmkit-schema 1\tcontainer\tbtree\tMap\t");
+    let map_fp = map_text
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .nth(6)
+        .unwrap()
+        .to_string();
+    let col = |name: &str, i: usize| -> usize {
+        map_text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("field\t{name}\t")))
+            .and_then(|rest| rest.split('\t').nth(i)?.parse().ok())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let (len_at, level_at, edges_at, vals_at) = (
+        col("node.len", 0),
+        col("node.level", 0),
+        col("node.edges", 0),
+        col("node.vals", 0),
+    );
+    let internal = col("node.edges", 1);
+    let map_new = map_text
+        .lines()
+        .map(|l| {
+            let mut cols: Vec<String> = l.split('\t').map(str::to_string).collect();
+            if cols[0] == "field" {
+                if cols[1] == "node.vals" {
+                    cols[3] = "32".into();
+                    cols[5] = map_fp.clone();
+                }
+                if cols[5].bytes().all(|b| b == b'0') {
+                    cols[5] = "0".into();
+                }
+                cols[6] = "t".into();
+            }
+            cols.join("\t") + "\n"
+        })
+        .collect::<String>();
+    let base = 256usize << 10;
+    let nodes: Vec<usize> = (0..=32).map(|i| base + internal * i).collect();
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        rewrite_schema(bytes, map_at, &map_text, &map_new);
+        for (i, &a) in nodes.iter().enumerate() {
+            bytes[a..a + internal].fill(0);
+            let level = 32 - i as u16;
+            bytes[a + level_at..a + level_at + 2].copy_from_slice(&level.to_ne_bytes());
+            if level > 0 {
+                put(
+                    bytes,
+                    a + edges_at,
+                    nodes[i + 1] as i64 - (a + edges_at) as i64,
+                );
+            } else {
+                bytes[a + len_at..a + len_at + 2].copy_from_slice(&1u16.to_ne_bytes());
+                // Its one value: a map rooted at the chain's top.
+                put(bytes, a + vals_at, nodes[0] as i64 - (a + vals_at) as i64);
+                put(bytes, a + vals_at + 8, 1);
+            }
+        }
+        put(bytes, inv + 80, nodes[0] as i64 - (inv + 80) as i64);
+        put(bytes, inv + 88, 1);
+    });
+    for args in [
+        &["dump", "--json", path][..],
+        &["dump", path],
+        &["stat", path],
+    ] {
+        let run = shmkit(args);
+        run.sane(&format!("{args:?}"));
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+}

@@ -1260,7 +1260,8 @@ impl Renderer<'_> {
     /// says: None for the root), appended to `out` until it holds [`MAX_ELEMENTS`]. A
     /// node is read only once it is found whole in bounds, with a key count within its
     /// arrays; each child is one level below its parent (so the walk goes no deeper than
-    /// the root's level, at most [`MAX_DEPTH`]) and a node met twice (`seen`) is refused,
+    /// the root's level, at most [`MAX_DEPTH`], and each level counts in `depth`, so maps
+    /// nested in maps stay [`MAX_DEPTH`] frames deep in all) and a node met twice (`seen`) is refused,
     /// so a forged tree of empty nodes costs at most one visit per node the segment holds.
     fn btree_node(
         &self,
@@ -1271,6 +1272,11 @@ impl Renderer<'_> {
         out: &mut Vec<(Value, Value)>,
         depth: usize,
     ) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "nested over {MAX_DEPTH} deep with the levels of its B-trees"
+            ));
+        }
         let (leaf, _) = part(schema, "root", 8, schema.size)?;
         let (internal, edges_at) = part(schema, "node.edges", 8, usize::MAX)?;
         let (_, level_at) = part(schema, "node.level", 2, leaf.size)?;
@@ -1319,7 +1325,10 @@ impl Renderer<'_> {
                 let edge = n + (edges_at + 8 * i) as u64;
                 let child = aim(self.s, edge)?
                     .ok_or_else(|| format!("a null edge in the node at offset {n}"))?;
-                self.btree_node(schema, child, Some(level - 1), seen, out, depth)?;
+                // A level down is a level deeper: the walk's frames and the values'
+                // nesting share one bound (a map of maps, each 32 levels high, would
+                // otherwise nest 32 x 32 frames deep).
+                self.btree_node(schema, child, Some(level - 1), seen, out, depth + 1)?;
             }
             if i == keys || out.len() >= MAX_ELEMENTS {
                 break;
