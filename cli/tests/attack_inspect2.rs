@@ -1058,3 +1058,64 @@ fn maps_nested_in_maps_each_32_levels_high_do_not_overflow_the_stack() {
         assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
     }
 }
+
+/// Smaller forgeries, each an error entry or a rendering, never a crash: a `String`'s
+/// bytes made invalid UTF-8, its length 1 GiB, a `Vec` of zero-sized elements
+/// (descriptor) 2^64 - 1 long, and the `Mutex`'s owner word set to odd holders.
+#[test]
+fn small_forgeries_of_texts_sequences_and_lock_words() {
+    let file = TempPath::new();
+    write_containers(file.get());
+    let path = file.get().to_str().expect("UTF-8 path");
+    let image = std::fs::read(file.get()).expect("image");
+    let dump = dump_value(path);
+    let inv = inventory_offset(&dump);
+    let (vec_at, vec_text) = descriptor(
+        &dump,
+        "shmkit-schema 1\tcontainer\tsequence\tVec\t24\t8\t1b383a01d0f51b78",
+    );
+    let label =
+        (inv as i64 + 24 + i64::from_ne_bytes(image[inv + 24..inv + 32].try_into().unwrap()))
+            as usize;
+    let run = |what: &str, f: &dyn Fn(&mut Vec<u8>)| -> Value {
+        std::fs::write(file.get(), &image).expect("restore");
+        shmkit_test_support::patch_file(file.get(), f);
+        for args in [&["dump", path][..], &["stat", path], &["check", path]] {
+            shmkit(args).sane(&format!("{what}: {args:?}"));
+        }
+        dump_value(path)["objects"][0]["value"].clone()
+    };
+    let v = run("invalid UTF-8", &|b| {
+        b[label..label + 2].copy_from_slice(&[0xff, 0xfe])
+    });
+    assert!(
+        v["label"]["invalid"].as_str().unwrap().contains("UTF-8"),
+        "{v}"
+    );
+    let v = run("1 GiB text", &|b| put(b, inv + 32, 1 << 30));
+    assert!(v["label"]["invalid"].is_string(), "{v}");
+    let v = run("zero-sized elements", &|b| {
+        let old = vec_text
+            .lines()
+            .find(|l| l.starts_with("field\tptr\t"))
+            .unwrap()
+            .to_string()
+            + "\n";
+        replace_line(b, vec_at, &vec_text, &old, "field\tptr\t0\t0\t1\t0\tp\n");
+        put(b, inv + 8, -1);
+    });
+    assert!(v["ids"].is_object() || v["ids"].is_array(), "{v}");
+    for word in [
+        u32::MAX,
+        0x7fff_ffff,
+        0x8000_0001,
+        0x4000_0000,
+        0xc000_0005,
+        1,
+    ] {
+        let v = run(&format!("owner word {word:#x}"), &|b| {
+            b[inv + 128..inv + 132].copy_from_slice(&word.to_ne_bytes())
+        });
+        assert!(v["recent"].is_object(), "{v}");
+    }
+}
