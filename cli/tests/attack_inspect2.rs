@@ -1119,3 +1119,25 @@ fn small_forgeries_of_texts_sequences_and_lock_words() {
         assert!(v["recent"].is_object(), "{v}");
     }
 }
+
+/// A segment in `/dev/shm` (anyone's) whose name holds a right-to-left override: `ls`
+/// shows it escaped, never reorders the line on the terminal.
+#[test]
+fn a_name_with_a_bidi_override_is_shown_escaped() {
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let name = format!("ai2-{}-\u{202e}txt.exe", std::process::id());
+    let path = Remove(format!("/dev/shm/{name}"));
+    write_containers(Path::new(&path.0));
+    let ls = shmkit(&["ls"]);
+    ls.sane("ls");
+    assert!(!ls.stdout.contains('\u{202e}'), "{}", ls.stdout);
+    assert!(ls.stdout.contains("\\u{202e}"), "{}", ls.stdout);
+    let stat = shmkit(&["stat", &name]);
+    stat.sane("stat");
+    assert!(!stat.stdout.contains('\u{202e}'), "{}", stat.stdout);
+}
