@@ -1141,3 +1141,82 @@ fn a_name_with_a_bidi_override_is_shown_escaped() {
     stat.sane("stat");
     assert!(!stat.stdout.contains('\u{202e}'), "{}", stat.stdout);
 }
+
+/// Many objects, each forged to spend a whole value budget: 1,000 `Ledger`s whose
+/// `lines` (`Vec<u32>`, its descriptor forged to hold `Ledger`s) all aim at one binary tree
+/// of overlapping `Ledger`s, 16 deep. The budget was per object (100,000 values), so the
+/// work was one budget per object: with 3,000 of them `dump --json` of a 4 MiB file ran
+/// out of 2 GiB of address space after 13 s ("memory allocation of 216 bytes failed",
+/// SIGABRT, status 134). Fixed: a snapshot renders 400,000 values in all.
+#[test]
+fn many_objects_each_spending_a_budget_still_dump_promptly() {
+    let t = TempPath::new();
+    {
+        let seg = shmkit::ManagedMappedFile::create(t.get(), 4 << 20).expect("create");
+        for i in 0..1000 {
+            seg.construct(format!("o{i}").as_str(), Ledger::default())
+                .expect("ledger");
+        }
+    }
+    let path = t.get().to_str().expect("UTF-8 path");
+    let dump = dump_value(path);
+    let (vec_at, vec_text) = descriptor(
+        &dump,
+        "shmkit-schema 1\tcontainer\tsequence\tVec\t24\t8\t1b383a01d0f51b78",
+    );
+    let ledger = dump["type_schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| {
+            let text = s["text"].as_str()?;
+            let head: Vec<&str> = text.lines().next()?.split('\t').collect();
+            (head[3] == "Ledger").then(|| (head[4].parse::<usize>().unwrap(), head[6].to_string()))
+        })
+        .expect("Ledger's schema");
+    let (size, fp) = ledger;
+    let old = vec_text
+        .lines()
+        .find(|l| l.starts_with("field\tptr\t"))
+        .unwrap()
+        .to_string()
+        + "\n";
+    let offsets: Vec<usize> = dump["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["offset"].as_u64().unwrap() as usize)
+        .collect();
+    let records = 3usize << 20;
+    shmkit_test_support::patch_file(t.get(), |bytes| {
+        replace_line(
+            bytes,
+            vec_at,
+            &vec_text,
+            &old,
+            &format!("field\tptr\t0\t{size}\t8\t{fp}\tp\n"),
+        );
+        for i in 0..40 {
+            let a = records + size * i;
+            bytes[a..a + size].fill(0);
+            put(bytes, a + 8, (a + size) as i64 - (a + 8) as i64);
+            put(bytes, a + 16, 2);
+        }
+        for &o in &offsets {
+            put(bytes, o + 8, records as i64 - (o + 8) as i64);
+            put(bytes, o + 16, 2);
+        }
+    });
+    let run = shmkit(&["dump", "--json", path]);
+    run.sane("dump --json");
+    assert_eq!(run.code, 0, "after {:?}: {}", run.took, run.stderr);
+    assert!(run.took < Duration::from_secs(12), "{:?}", run.took);
+    let dump: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let last = &dump["objects"].as_array().unwrap().last().unwrap()["value"];
+    assert!(
+        last["invalid"]
+            .as_str()
+            .is_some_and(|w| w.contains("in all objects")),
+        "{last}"
+    );
+}

@@ -681,6 +681,10 @@ const MAX_DEPTH: usize = 32;
 /// Values [`objects`] renders at most per object (a forged schema may multiply them).
 const MAX_VALUES: usize = 100_000;
 
+/// Values [`objects`] renders at most in all (four objects' worth: forged deep values
+/// print some 200 bytes each as indented JSON).
+const MAX_TOTAL_VALUES: usize = 4 * MAX_VALUES;
+
 /// Bytes of text read, or hash buckets scanned, that cost as much as one value.
 const BYTES_PER_UNIT: usize = 64;
 
@@ -1460,8 +1464,13 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
             budget: std::cell::Cell::new(0),
         };
         let mut out = Vec::with_capacity(listed.len());
+        // Values left for the whole snapshot: a forged segment of many objects, each
+        // spending its own budget, would otherwise cost their number times it, in time
+        // and in memory.
+        let mut total = MAX_TOTAL_VALUES;
         for l in &listed {
-            r.budget.set(MAX_VALUES);
+            let budget = MAX_VALUES.min(total);
+            r.budget.set(budget);
             let root = (l.info.kind == ObjectKind::Named)
                 .then(|| l.info.name.strip_prefix(ROOT_PREFIX))
                 .flatten()
@@ -1469,7 +1478,11 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
             // A stored schema's bytes are given whole (a tool shows them as text).
             let schema_bytes = l.info.name.starts_with(SCHEMA_PREFIX);
             let max = if schema_bytes { 1 << 16 } else { MAX_ELEMENTS };
-            let value = if l.info.length == 1 {
+            let value = if budget == 0 {
+                Value::Invalid(format!(
+                    "not rendered: over {MAX_TOTAL_VALUES} values in all objects"
+                ))
+            } else if l.info.length == 1 {
                 r.element(l, 0)
             } else {
                 Value::Array {
@@ -1479,6 +1492,7 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
                     length: l.info.length,
                 }
             };
+            total -= budget - r.budget.get();
             out.push(ObjectReport {
                 name: l.info.name.clone(),
                 kind: l.info.kind,
