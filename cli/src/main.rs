@@ -179,7 +179,8 @@ fn main() -> ExitCode {
         Ok(done) => done,
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (
             Err(Failure::usage(format!(
-                "gave up after {:.1} s: the segment's locks stay held by a live process",
+                "gave up after {:.1} s: the segment's locks stay held by a live process, \
+                 or its contents take that long to read",
                 watchdog.as_secs_f64()
             ))),
             Vec::new(),
@@ -211,16 +212,24 @@ fn main() -> ExitCode {
 
 /// `text` for a terminal: control characters other than newline and tab (escape
 /// sequences that would move the cursor, retitle the window, write the clipboard, …)
-/// are shown escaped (`\u{1b}`), invalid UTF-8 replaced.
+/// and the bidirectional formatting characters (which would show a name reversed, or
+/// the rest of its line reordered) are shown escaped (`\u{1b}`, `\u{202e}`), invalid
+/// UTF-8 replaced.
 pub fn printable(text: &[u8]) -> String {
     String::from_utf8_lossy(text)
         .chars()
         .map(|c| match c {
             '\n' | '\t' => c.to_string(),
-            c if c.is_control() => c.escape_default().to_string(),
+            c if c.is_control() || is_bidi_format(c) => c.escape_default().to_string(),
             c => c.to_string(),
         })
         .collect()
+}
+
+/// The characters that change the direction text is shown in (Unicode's bidirectional
+/// marks, embeddings, overrides and isolates).
+fn is_bidi_format(c: char) -> bool {
+    matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The longest `--wait` accepted: a figure the watchdog's arithmetic can double.

@@ -681,6 +681,13 @@ const MAX_DEPTH: usize = 32;
 /// Values [`objects`] renders at most per object (a forged schema may multiply them).
 const MAX_VALUES: usize = 100_000;
 
+/// Values [`objects`] renders at most in all (four objects' worth: forged deep values
+/// print some 200 bytes each as indented JSON).
+const MAX_TOTAL_VALUES: usize = 4 * MAX_VALUES;
+
+/// Bytes of text read, or hash buckets scanned, that cost as much as one value.
+const BYTES_PER_UNIT: usize = 64;
+
 /// One object, as the inspector lists it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -927,6 +934,16 @@ impl Renderer<'_> {
         }
     }
 
+    /// Takes `units` from the object's budget (a value is one, and so are each
+    /// [`BYTES_PER_UNIT`] bytes of text read and each [`BYTES_PER_UNIT`] hash buckets
+    /// scanned: a forged segment may point many containers at the same long text or
+    /// sparse table); `false` once it is spent.
+    fn spend(&self, units: usize) -> bool {
+        let left = self.budget.get();
+        self.budget.set(left.saturating_sub(units));
+        left >= units
+    }
+
     /// The `size` bytes at `off`, of the type whose layout fingerprint is `fp` (`ty` as
     /// the writer spelled it), `depth` types deep.
     fn value(&self, off: u64, fp: u64, size: usize, ty: &str, depth: usize) -> Value {
@@ -1160,6 +1177,9 @@ impl Renderer<'_> {
             return Ok(read(0));
         }
         if layout == "text" {
+            if !self.spend(length.min(MAX_TEXT) / BYTES_PER_UNIT) {
+                return Err(format!("not rendered: over {MAX_VALUES} values"));
+            }
             let bytes: Option<Vec<u8>> = (0..length.min(MAX_TEXT))
                 .map(|i| self.s.read_scalar(at(i), 1).map(|b| b as u8))
                 .collect();
@@ -1244,7 +1264,8 @@ impl Renderer<'_> {
     /// says: None for the root), appended to `out` until it holds [`MAX_ELEMENTS`]. A
     /// node is read only once it is found whole in bounds, with a key count within its
     /// arrays; each child is one level below its parent (so the walk goes no deeper than
-    /// the root's level, at most [`MAX_DEPTH`]) and a node met twice (`seen`) is refused,
+    /// the root's level, at most [`MAX_DEPTH`], and each level counts in `depth`, so maps
+    /// nested in maps stay [`MAX_DEPTH`] frames deep in all) and a node met twice (`seen`) is refused,
     /// so a forged tree of empty nodes costs at most one visit per node the segment holds.
     fn btree_node(
         &self,
@@ -1255,13 +1276,23 @@ impl Renderer<'_> {
         out: &mut Vec<(Value, Value)>,
         depth: usize,
     ) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "nested over {MAX_DEPTH} deep with the levels of its B-trees"
+            ));
+        }
         let (leaf, _) = part(schema, "root", 8, schema.size)?;
         let (internal, edges_at) = part(schema, "node.edges", 8, usize::MAX)?;
         let (_, level_at) = part(schema, "node.level", 2, leaf.size)?;
         let (_, len_at) = part(schema, "node.len", 2, leaf.size)?;
         let key = part(schema, "node.keys", 0, leaf.size)?;
         let value = part(schema, "node.vals", 0, leaf.size)?;
-        let found = self.s.read_scalar(n + level_at as u64, 2);
+        // `n` is not bounds-checked yet and the parts' offsets are untrusted: checked sums.
+        let read = |at: usize, size| {
+            n.checked_add(at as u64)
+                .and_then(|a| self.s.read_scalar(a, size))
+        };
+        let found = read(level_at, 2);
         let level = match (found, level) {
             (Some(l), None) if l <= MAX_DEPTH as u64 => l,
             (Some(l), Some(want)) if l == want => l,
@@ -1278,7 +1309,7 @@ impl Renderer<'_> {
         if !seen.insert(n) {
             return Err(format!("the node at offset {n} was met before"));
         }
-        let keys = self.s.read_scalar(n + len_at as u64, 2).unwrap_or(u64::MAX) as usize;
+        let keys = read(len_at, 2).unwrap_or(u64::MAX) as usize;
         let fits = |at: usize, each: usize, count: usize| {
             count
                 .checked_mul(each)
@@ -1298,7 +1329,10 @@ impl Renderer<'_> {
                 let edge = n + (edges_at + 8 * i) as u64;
                 let child = aim(self.s, edge)?
                     .ok_or_else(|| format!("a null edge in the node at offset {n}"))?;
-                self.btree_node(schema, child, Some(level - 1), seen, out, depth)?;
+                // A level down is a level deeper: the walk's frames and the values'
+                // nesting share one bound (a map of maps, each 32 levels high, would
+                // otherwise nest 32 x 32 frames deep).
+                self.btree_node(schema, child, Some(level - 1), seen, out, depth + 1)?;
             }
             if i == keys || out.len() >= MAX_ELEMENTS {
                 break;
@@ -1332,9 +1366,9 @@ impl Renderer<'_> {
                 length,
             });
         };
-        let mask = self
-            .s
-            .read_scalar(table + mask_at as u64, 8)
+        let mask = table
+            .checked_add(mask_at as u64)
+            .and_then(|at| self.s.read_scalar(at, 8))
             .ok_or_else(|| format!("the table at offset {table}: out of bounds"))?;
         let buckets = mask.checked_add(1).filter(|b| b.is_power_of_two());
         let align = bucket.align.max(1);
@@ -1358,6 +1392,9 @@ impl Renderer<'_> {
         for i in 0..buckets {
             if full == length || entries.len() >= MAX_ELEMENTS {
                 break;
+            }
+            if i % BYTES_PER_UNIT == BYTES_PER_UNIT - 1 && !self.spend(1) {
+                return Err(format!("not rendered: over {MAX_VALUES} values"));
             }
             let ctrl = self
                 .s
@@ -1427,8 +1464,13 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
             budget: std::cell::Cell::new(0),
         };
         let mut out = Vec::with_capacity(listed.len());
+        // Values left for the whole snapshot: a forged segment of many objects, each
+        // spending its own budget, would otherwise cost their number times it, in time
+        // and in memory.
+        let mut total = MAX_TOTAL_VALUES;
         for l in &listed {
-            r.budget.set(MAX_VALUES);
+            let budget = MAX_VALUES.min(total);
+            r.budget.set(budget);
             let root = (l.info.kind == ObjectKind::Named)
                 .then(|| l.info.name.strip_prefix(ROOT_PREFIX))
                 .flatten()
@@ -1436,7 +1478,11 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
             // A stored schema's bytes are given whole (a tool shows them as text).
             let schema_bytes = l.info.name.starts_with(SCHEMA_PREFIX);
             let max = if schema_bytes { 1 << 16 } else { MAX_ELEMENTS };
-            let value = if l.info.length == 1 {
+            let value = if budget == 0 {
+                Value::Invalid(format!(
+                    "not rendered: over {MAX_TOTAL_VALUES} values in all objects"
+                ))
+            } else if l.info.length == 1 {
                 r.element(l, 0)
             } else {
                 Value::Array {
@@ -1446,6 +1492,7 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
                     length: l.info.length,
                 }
             };
+            total -= budget - r.budget.get();
             out.push(ObjectReport {
                 name: l.info.name.clone(),
                 kind: l.info.kind,
