@@ -1,7 +1,7 @@
 //! A segment to look at with the `shmkit` inspector (README, "Looking inside a segment"):
 //! a root with plain fields, an atomic and containers behind locks, named objects (a
-//! struct and an enum among them), an array, a unique and an anonymous object, and some
-//! freed memory.
+//! struct, an enum, a string and a vector among them), an array, a unique and an
+//! anonymous object, and some freed memory.
 //!
 //! `cargo run --example inspector` builds it, prints the inspector commands to try and
 //! removes it again; with `-- --keep` it stays in /dev/shm (as `shmkit_example_db`) for
@@ -68,6 +68,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut stats = builder.root_mut::<Stats>()?;
         *stats.version_mut() = 2;
         *stats.ratio_mut() = 0.25;
+    }
+    // Containers of their own, filled while the segment is exclusive.
+    builder.construct("desk", shmkit::containers::String::new())?;
+    if let Some(mut desk) = builder.find_mut::<shmkit::containers::String>("desk")? {
+        desk.push_str("rates, Zürich")?;
+    }
+    builder.construct("fills", shmkit::containers::Vec::<u32>::new())?;
+    if let Some(mut fills) = builder.find_mut::<shmkit::containers::Vec<u32>>("fills")? {
+        fills.extend([120, 80, 45])?;
     }
     let segment = builder.into_shared()?;
     let stats = segment.root::<Stats>()?;
