@@ -18,6 +18,9 @@ use shmkit_test_support::internals::offsets;
 use shmkit_test_support::rng::Rng;
 use shmkit_test_support::{ShmGuard, TempDir, TempPath};
 
+mod common;
+use common::{shmkit_as, Run};
+
 #[shm_segment]
 #[derive(Default)]
 pub struct Probe {
@@ -27,32 +30,6 @@ pub struct Probe {
     pub hits: AtomicU64,
 }
 
-/// What one run of `shmkit ARGS` did.
-#[derive(Debug)]
-struct Run {
-    /// The exit status of `timeout`: the binary's own, 124 on a timeout, 128+N on signal N.
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    /// The run ended by itself with a status the inspector promises (0, 1 or 2), and no
-    /// panic message.
-    #[track_caller]
-    fn sane(&self, what: &str) {
-        assert!(
-            matches!(self.code, 0..=2) && !self.stderr.contains("panicked"),
-            "{what}: status {} after {:?}\nstdout: {}\nstderr: {}",
-            self.code,
-            self.took,
-            &self.stdout[..self.stdout.len().min(2000)],
-            self.stderr
-        );
-    }
-}
-
 /// Runs `shmkit ARGS`, killed after `limit`.
 fn shmkit_for(args: &[&str], limit: Duration) -> Run {
     shmkit_as(&[], args, limit)
@@ -60,27 +37,6 @@ fn shmkit_for(args: &[&str], limit: Duration) -> Run {
 
 fn shmkit(args: &[&str]) -> Run {
     shmkit_for(args, Duration::from_secs(20))
-}
-
-/// Runs `PREFIX... shmkit ARGS` (a prefix such as `setpriv ...`), killed after `limit`.
-fn shmkit_as(prefix: &[&str], args: &[&str], limit: Duration) -> Run {
-    let start = Instant::now();
-    let out = Command::new("timeout")
-        .arg("--kill-after=2")
-        .arg(format!("{}", limit.as_secs_f64()))
-        .args(prefix)
-        .arg(env!("CARGO_BIN_EXE_shmkit"))
-        .args(args)
-        .output()
-        .expect("run shmkit under timeout");
-    Run {
-        code: out.status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
-        }),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: start.elapsed(),
-    }
 }
 
 /// A file segment with a root, scalars, an array, a unique and an anonymous object.
@@ -1234,25 +1190,8 @@ fn every_word_forged_through_the_library() {
         }
         tx.send(Ok((cases, opened))).unwrap();
     });
-    // A case that stays current for 10 s hangs.
-    let mut last = (String::new(), Instant::now());
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok((cases, opened))) => {
-                eprintln!("{cases} forged words, {opened} opened");
-                break;
-            }
-            Ok(Err(what)) => panic!("the inspection panicked on {what}"),
-            Err(_) => {
-                let now = current.lock().unwrap().clone();
-                if now != last.0 {
-                    last = (now, Instant::now());
-                } else if last.1.elapsed() > Duration::from_secs(10) {
-                    panic!("the inspection hangs (10 s) on {now}");
-                }
-            }
-        }
-    }
+    let (cases, opened) = common::watch_cases(&rx, &current);
+    eprintln!("{cases} forged words, {opened} opened");
     worker.join().expect("worker");
 }
 
@@ -1550,19 +1489,5 @@ fn every_word_of_ordered_entries_forged_through_the_library() {
         }
         let _ = tx.send(Ok(()));
     });
-    let mut last = (String::new(), Instant::now());
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok(())) => break,
-            Ok(Err(what)) => panic!("the inspection panicked on {what}"),
-            Err(_) => {
-                let now = current.lock().unwrap().clone();
-                if now != last.0 {
-                    last = (now, Instant::now());
-                } else if last.1.elapsed() > Duration::from_secs(10) {
-                    panic!("the inspection hangs (10 s) on {now}");
-                }
-            }
-        }
-    }
+    common::watch_cases(&rx, &current);
 }

@@ -6,69 +6,21 @@
 #![allow(missing_docs)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shmkit_test_support::TempPath;
 
-/// What one run of `shmkit ARGS` did.
-#[derive(Debug)]
-struct Run {
-    /// `timeout`'s exit status: the binary's own, 124 on a timeout, 128+N on signal N.
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    #[track_caller]
-    fn sane(&self, what: &str) {
-        assert!(
-            matches!(self.code, 0..=2) && !self.stderr.contains("panicked"),
-            "{what}: status {} after {:?}\nstdout: {}\nstderr: {}",
-            self.code,
-            self.took,
-            &self.stdout[..self.stdout.len().min(2000)],
-            &self.stderr[..self.stderr.len().min(2000)],
-        );
-    }
-}
+mod common;
+use common::{shmkit_as, write_containers, Run};
 
 /// Runs `shmkit ARGS`, killed after `limit`, its address space capped at 2 GiB.
 fn shmkit_for(args: &[&str], limit: Duration) -> Run {
-    let start = Instant::now();
-    let out = Command::new("timeout")
-        .arg("--kill-after=2")
-        .arg(format!("{}", limit.as_secs_f64()))
-        .args(["prlimit", "--as=2147483648", "--"])
-        .arg(env!("CARGO_BIN_EXE_shmkit"))
-        .args(args)
-        .output()
-        .expect("run shmkit under timeout");
-    Run {
-        code: out.status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
-        }),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: start.elapsed(),
-    }
+    shmkit_as(&["prlimit", "--as=2147483648", "--"], args, limit)
 }
 
 fn shmkit(args: &[&str]) -> Run {
     shmkit_for(args, Duration::from_secs(20))
-}
-
-/// Runs the child that writes an `Inventory` of containers at `path`.
-fn write_containers(path: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_shmkit-cli-child"))
-        .arg("containers")
-        .arg(path)
-        .status()
-        .expect("run the child");
-    assert!(status.success());
 }
 
 fn dump_value(path: &str) -> Value {
@@ -532,24 +484,8 @@ fn every_word_of_a_containers_segment_forged_through_the_library() {
         }
         tx.send(Ok((cases, opened))).unwrap();
     });
-    let mut last = (String::new(), Instant::now());
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Ok((cases, opened))) => {
-                eprintln!("{cases} forged words, {opened} opened");
-                break;
-            }
-            Ok(Err(what)) => panic!("the inspection panicked on {what}"),
-            Err(_) => {
-                let now = current.lock().unwrap().clone();
-                if now != last.0 {
-                    last = (now, Instant::now());
-                } else if last.1.elapsed() > Duration::from_secs(10) {
-                    panic!("the inspection hangs (10 s) on {now}");
-                }
-            }
-        }
-    }
+    let (cases, opened) = common::watch_cases(&rx, &current);
+    eprintln!("{cases} forged words, {opened} opened");
     worker.join().expect("worker");
 }
 

@@ -22,6 +22,9 @@ use shmkit::{
 use shmkit_test_support::internals::forge_entry_count;
 use shmkit_test_support::{spawn_child, ShmGuard, TempPath};
 
+mod common;
+use common::write_containers;
+
 #[derive(ShmSafe, Default)]
 #[repr(C)]
 pub struct Totals {
@@ -869,16 +872,6 @@ fn a_segment_one_may_only_read_is_inspected_read_only_while_no_writer_is_attache
     // The writer goes on undisturbed.
     seg.construct("after", 2u8)
         .expect("the writer still writes");
-}
-
-/// Runs the child that writes an `Inventory` of containers at `path`.
-fn write_containers(path: &Path) {
-    let status = Command::new(env!("CARGO_BIN_EXE_shmkit-cli-child"))
-        .arg("containers")
-        .arg(path)
-        .status()
-        .expect("run the child");
-    assert!(status.success());
 }
 
 #[test]
