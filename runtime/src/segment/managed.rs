@@ -344,12 +344,16 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     /// True when every allocation has been freed. What the segment keeps for its own
     /// bookkeeping does not count: index tables, type records, and the type schemas that
     /// constructing an object stores for good (see
-    /// [`inspect::type_schemas`](crate::inspect::type_schemas)).
+    /// [`inspect::type_schemas`](crate::inspect::type_schemas)). Telling them apart walks
+    /// the blocks, which is done only when the allocator's counters alone say no.
     pub fn all_memory_deallocated(&self) -> bool {
-        let kept = self
-            .indexed(|s| Ok(objects::ops::bookkeeping_bytes::<I>(s)))
-            .unwrap_or(0);
-        self.core().all_memory_deallocated_but(kept)
+        let core = self.core();
+        core.all_memory_deallocated_but(0) || {
+            let kept = self
+                .indexed(|s| Ok(objects::ops::bookkeeping_bytes::<I>(s)))
+                .unwrap_or(0);
+            core.all_memory_deallocated_but(kept)
+        }
     }
 
     /// True when every allocator invariant holds (Boost's `check_sanity`).
