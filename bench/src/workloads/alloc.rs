@@ -213,8 +213,7 @@ impl Mixed {
     pub fn timed<A: RawAlloc>(&mut self, a: &mut A) -> (Instant, Instant) {
         // A local generator stays in registers across the allocator calls.
         let mut rng = self.rng.clone();
-        let live_slots: &mut [*mut u8; MIXED_WINDOW] = match self.live.as_mut_slice().try_into()
-        {
+        let live_slots: &mut [*mut u8; MIXED_WINDOW] = match self.live.as_mut_slice().try_into() {
             Ok(array) => array,
             Err(_) => unreachable!("the table has MIXED_WINDOW slots"),
         };
@@ -370,5 +369,14 @@ mod tests {
         assert!(alloc_free_fixed(&mut m, 1000) >= 0.0);
         let r = alloc_many_free(&mut m, |p| check_distinct_aligned(p, 16));
         assert!(r.alloc_s >= 0.0 && r.free_s >= 0.0);
+        let seeds = std::sync::Mutex::new(Vec::new());
+        let s = alloc_free_mixed_mt([Malloc, Malloc], |live, plan| {
+            check_distinct_aligned(live, 16);
+            seeds.lock().unwrap().push(plan.final_state);
+        });
+        assert!(s >= 0.0);
+        let seeds = seeds.into_inner().unwrap();
+        assert_eq!(seeds.len(), MT_THREADS);
+        assert_ne!(seeds[0], seeds[1], "each thread draws its own sequence");
     }
 }
