@@ -267,6 +267,29 @@ pub fn thread_seed(i: usize) -> u64 {
     SEED ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
+/// One thread's way through a row of barriers. A thread that panics (a failed CHECK, an
+/// allocation failure) still waits at the ones it did not reach when it unwinds, so the
+/// others finish and the panic reaches the group instead of a hang.
+struct Rendezvous<'a> {
+    barriers: &'a [Barrier],
+    passed: usize,
+}
+
+impl Rendezvous<'_> {
+    fn wait(&mut self) {
+        self.barriers[self.passed].wait();
+        self.passed += 1;
+    }
+}
+
+impl Drop for Rendezvous<'_> {
+    fn drop(&mut self) {
+        while self.passed < self.barriers.len() {
+            self.wait();
+        }
+    }
+}
+
 /// `alloc_free_mixed` on [`MT_THREADS`] threads at once, thread `i` on `allocs[i]` with its
 /// own window and [`thread_seed`]`(i)`: the prefills first, then all timed loops started
 /// together, then each thread's `inspect` and frees once every loop is done. Returns the
@@ -275,18 +298,22 @@ pub fn alloc_free_mixed_mt<A: RawAlloc + Send>(
     allocs: [A; MT_THREADS],
     inspect: impl Fn(&[*mut u8], &MixedPlan) + Sync,
 ) -> f64 {
-    let (start, done) = (Barrier::new(MT_THREADS), Barrier::new(MT_THREADS));
+    let barriers = [Barrier::new(MT_THREADS), Barrier::new(MT_THREADS)];
     let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
         let threads: Vec<_> = allocs
             .into_iter()
             .enumerate()
             .map(|(i, mut a)| {
-                let (start, done, inspect) = (&start, &done, &inspect);
+                let (barriers, inspect) = (&barriers, &inspect);
                 s.spawn(move || {
+                    let mut sync = Rendezvous {
+                        barriers,
+                        passed: 0,
+                    };
                     let mut run = Mixed::prefill(&mut a, thread_seed(i));
-                    start.wait();
+                    sync.wait();
                     let span = run.timed(&mut a);
-                    done.wait();
+                    sync.wait();
                     run.finish(&mut a, inspect);
                     span
                 })
@@ -378,5 +405,26 @@ mod tests {
         let seeds = seeds.into_inner().unwrap();
         assert_eq!(seeds.len(), MT_THREADS);
         assert_ne!(seeds[0], seeds[1], "each thread draws its own sequence");
+    }
+
+    /// malloc, or a panic on every allocation.
+    struct Failing(bool);
+
+    impl RawAlloc for Failing {
+        fn alloc(&mut self, size: usize) -> *mut u8 {
+            assert!(!self.0, "injected allocation failure");
+            Malloc.alloc(size)
+        }
+
+        unsafe fn free(&mut self, p: *mut u8) {
+            // SAFETY: forwarded contract (blocks come from `Malloc`).
+            unsafe { Malloc.free(p) }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "injected allocation failure")]
+    fn a_thread_that_fails_before_the_barriers_does_not_hang_the_other() {
+        alloc_free_mixed_mt([Failing(false), Failing(true)], |_, _| ());
     }
 }
