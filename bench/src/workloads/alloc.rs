@@ -186,7 +186,7 @@ impl MixedPlan {
 /// One thread's `alloc_free_mixed`: its generator, its window of live blocks and the plan
 /// its draws must follow. Split in three so that threads can start their timed loops
 /// together.
-pub struct Mixed {
+struct Mixed {
     rng: XorShift64,
     live: Vec<*mut u8>,
     plan: MixedPlan,
@@ -195,7 +195,7 @@ pub struct Mixed {
 impl Mixed {
     /// Untimed: replays the plan of `seed` (the README's totals hold for [`SEED`]) and
     /// allocates the window.
-    pub fn prefill<A: RawAlloc>(a: &mut A, seed: u64) -> Self {
+    fn prefill<A: RawAlloc>(a: &mut A, seed: u64) -> Self {
         let plan = MixedPlan::replay(seed);
         if seed == SEED {
             plan.check_readme_totals();
@@ -210,7 +210,7 @@ impl Mixed {
 
     /// Timed: `MIXED_OPS` × (`idx = next() % W; free(live[idx]); live[idx] = alloc(size)`).
     /// Returns the clock at the start and at the end.
-    pub fn timed<A: RawAlloc>(&mut self, a: &mut A) -> (Instant, Instant) {
+    fn timed<A: RawAlloc>(&mut self, a: &mut A) -> (Instant, Instant) {
         // A local generator stays in registers across the allocator calls.
         let mut rng = self.rng.clone();
         let live_slots: &mut [*mut u8; MIXED_WINDOW] = match self.live.as_mut_slice().try_into() {
@@ -233,7 +233,7 @@ impl Mixed {
 
     /// Untimed: checks the number of draws, runs `inspect(&live, &plan)` while the final
     /// live set is still allocated, then frees every block.
-    pub fn finish<A: RawAlloc>(self, a: &mut A, inspect: impl FnOnce(&[*mut u8], &MixedPlan)) {
+    fn finish<A: RawAlloc>(self, a: &mut A, inspect: impl FnOnce(&[*mut u8], &MixedPlan)) {
         check_eq!(self.rng.state(), self.plan.final_state);
         inspect(&self.live, &self.plan);
         for &p in &self.live {
@@ -243,7 +243,7 @@ impl Mixed {
     }
 }
 
-/// The single-threaded workload from [`SEED`]: [`Mixed`] prefill, timed loop, finish.
+/// The single-threaded workload from [`SEED`]: `Mixed` prefill, timed loop, finish.
 /// Returns seconds.
 pub fn alloc_free_mixed<A: RawAlloc>(
     a: &mut A,
@@ -263,7 +263,7 @@ pub fn alloc_free_mixed<A: RawAlloc>(
 pub const MT_THREADS: usize = 2;
 
 /// Thread `i`'s seed: thread 0 draws exactly the single-threaded sequence.
-pub fn thread_seed(i: usize) -> u64 {
+fn thread_seed(i: usize) -> u64 {
     SEED ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
@@ -291,7 +291,7 @@ impl Drop for Rendezvous<'_> {
 }
 
 /// `alloc_free_mixed` on [`MT_THREADS`] threads at once, thread `i` on `allocs[i]` with its
-/// own window and [`thread_seed`]`(i)`: the prefills first, then all timed loops started
+/// own window and `thread_seed(i)`: the prefills first, then all timed loops started
 /// together, then each thread's `inspect` and frees once every loop is done. Returns the
 /// seconds from the first start to the last end.
 pub fn alloc_free_mixed_mt<A: RawAlloc + Send>(
