@@ -11,10 +11,10 @@
 # markdown table of medians, the ratios, the CPU time per op of the hand-off workloads
 # (shmkit's `# cpu` lines: both processes, user+system), and the `#` lines (memory
 # accounting, latency percentiles) of both sides. Default groups: alloc_free_fixed
-# alloc_free_mixed alloc_many_free named open_existing create_segment pingpong
-# pingpong_samecpu mutex_uncontended baseline_std. A group the peer does not have
-# (open_existing_populated, mutex_uncontended, handoff_latency) runs on the shmkit side
-# only. A peer checkout that is read-only is built in a copy under the target directory.
+# alloc_free_mixed alloc_many_free alloc_free_mt named open_existing create_segment
+# pingpong pingpong_samecpu mutex_uncontended baseline_std. A group the peer does not have
+# (alloc_free_mt, open_existing_populated, mutex_uncontended, handoff_latency) runs on the
+# shmkit side only. A read-only peer checkout is built in a copy under the target directory.
 # -f runs both sides under SCHED_FIFO (chrt -f 10; needs root or CAP_SYS_NICE), so that on
 # a loaded machine other processes do not preempt the timed loops (wall time then tracks
 # CPU time).
@@ -50,8 +50,8 @@ if ! [[ "$RUNS" =~ ^[1-9][0-9]*$ ]]; then
 fi
 GROUPS_RUN=("$@")
 if [[ ${#GROUPS_RUN[@]} -eq 0 ]]; then
-    GROUPS_RUN=(alloc_free_fixed alloc_free_mixed alloc_many_free named open_existing create_segment
-        pingpong pingpong_samecpu mutex_uncontended baseline_std)
+    GROUPS_RUN=(alloc_free_fixed alloc_free_mixed alloc_many_free alloc_free_mt named open_existing
+        create_segment pingpong pingpong_samecpu mutex_uncontended baseline_std)
 fi
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -88,8 +88,8 @@ echo "compare.sh: building shmkit-bench (cargo build --release)" >&2
 (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -q -p shmkit-bench) >&2
 
 # shmkit-bench must know every requested group before anything runs; a group the peer
-# lacks (open_existing_populated, mutex_uncontended, handoff_latency) runs on the shmkit
-# side only.
+# lacks (alloc_free_mt, open_existing_populated, mutex_uncontended, handoff_latency) runs
+# on the shmkit side only.
 declare -A PEER_HAS IOX_HAS
 for g in "${GROUPS_RUN[@]}"; do
     if [[ -n "$ICEORYX2" ]] && grep -qw -- "$g" <<<"$("$IOX" list)"; then

@@ -3,8 +3,10 @@
 //! against [`RawAlloc`] so that both sides run the very same loops.
 
 use std::ptr::{self, NonNull};
+use std::sync::Barrier;
+use std::time::Instant;
 
-use crate::rng::XorShift64;
+use crate::rng::{XorShift64, SEED};
 use crate::segment::Segment;
 use crate::timing::{escape, now, secs};
 use crate::{check, check_eq};
@@ -145,10 +147,10 @@ pub struct MixedPlan {
 }
 
 impl MixedPlan {
-    /// Replays the random sequence in the workload's draw order (prefill sizes, then per
+    /// Replays the sequence from `seed` in the workload's draw order (prefill sizes, then per
     /// op: index first, then size).
-    pub fn replay() -> Self {
-        let mut rng = XorShift64::seeded();
+    pub fn replay(seed: u64) -> Self {
+        let mut rng = XorShift64::new(seed);
         let mut sizes = vec![0usize; MIXED_WINDOW];
         let mut prefill_bytes = 0u64;
         for s in sizes.iter_mut() {
@@ -181,44 +183,153 @@ impl MixedPlan {
     }
 }
 
-/// Untimed prefill of W blocks, timed `MIXED_OPS` × (`idx = next() % W; free(live[idx]);
-/// live[idx] = alloc(size)`), then `inspect(&live, &plan)` (untimed verification while the
-/// final live set is still allocated) and untimed freeing of every block. Returns seconds.
+/// One thread's `alloc_free_mixed`: its generator, its window of live blocks and the plan
+/// its draws must follow. Split in three so that threads can start their timed loops
+/// together.
+struct Mixed {
+    rng: XorShift64,
+    live: Vec<*mut u8>,
+    plan: MixedPlan,
+}
+
+impl Mixed {
+    /// Untimed: replays the plan of `seed` (the README's totals hold for [`SEED`]) and
+    /// allocates the window.
+    fn prefill<A: RawAlloc>(a: &mut A, seed: u64) -> Self {
+        let plan = MixedPlan::replay(seed);
+        if seed == SEED {
+            plan.check_readme_totals();
+        }
+        let mut rng = XorShift64::new(seed);
+        let mut live = touched_table(MIXED_WINDOW);
+        for slot in live.iter_mut() {
+            *slot = a.alloc(mixed_size(&mut rng));
+        }
+        Mixed { rng, live, plan }
+    }
+
+    /// Timed: `MIXED_OPS` × (`idx = next() % W; free(live[idx]); live[idx] = alloc(size)`).
+    /// Returns the clock at the start and at the end.
+    fn timed<A: RawAlloc>(&mut self, a: &mut A) -> (Instant, Instant) {
+        // A local generator stays in registers across the allocator calls.
+        let mut rng = self.rng.clone();
+        let live_slots: &mut [*mut u8; MIXED_WINDOW] = match self.live.as_mut_slice().try_into() {
+            Ok(array) => array,
+            Err(_) => unreachable!("the table has MIXED_WINDOW slots"),
+        };
+        let t0 = now();
+        for _ in 0..MIXED_OPS {
+            let idx = (rng.next_u64() % MIXED_WINDOW as u64) as usize;
+            // SAFETY: every slot holds a live block of `a` (prefill or the previous op),
+            // which is replaced right below and never used again.
+            unsafe { a.free(live_slots[idx]) };
+            live_slots[idx] = a.alloc(mixed_size(&mut rng));
+        }
+        let t1 = now();
+        escape(self.live.as_ptr());
+        self.rng = rng;
+        (t0, t1)
+    }
+
+    /// Untimed: checks the number of draws, runs `inspect(&live, &plan)` while the final
+    /// live set is still allocated, then frees every block.
+    fn finish<A: RawAlloc>(self, a: &mut A, inspect: impl FnOnce(&[*mut u8], &MixedPlan)) {
+        check_eq!(self.rng.state(), self.plan.final_state);
+        inspect(&self.live, &self.plan);
+        for &p in &self.live {
+            // SAFETY: each slot holds a distinct live block of `a`, freed exactly once here.
+            unsafe { a.free(p) };
+        }
+    }
+}
+
+/// The single-threaded workload from [`SEED`]: `Mixed` prefill, timed loop, finish.
+/// Returns seconds.
 pub fn alloc_free_mixed<A: RawAlloc>(
     a: &mut A,
     inspect: impl FnOnce(&[*mut u8], &MixedPlan),
 ) -> f64 {
-    let plan = MixedPlan::replay();
-    plan.check_readme_totals();
-
-    let mut rng = XorShift64::seeded();
-    let mut live = touched_table(MIXED_WINDOW);
-    for slot in live.iter_mut() {
-        *slot = a.alloc(mixed_size(&mut rng));
-    }
-    let live_slots: &mut [*mut u8; MIXED_WINDOW] = match live.as_mut_slice().try_into() {
-        Ok(array) => array,
-        Err(_) => unreachable!("the table has MIXED_WINDOW slots"),
-    };
-
-    let t0 = now();
-    for _ in 0..MIXED_OPS {
-        let idx = (rng.next_u64() % MIXED_WINDOW as u64) as usize;
-        // SAFETY: every slot holds a live block of `a` (prefill or the previous op), which
-        // is replaced right below and never used again.
-        unsafe { a.free(live_slots[idx]) };
-        live_slots[idx] = a.alloc(mixed_size(&mut rng));
-    }
-    let t1 = now();
-    escape(live.as_ptr());
-
-    check_eq!(rng.state(), plan.final_state);
-    inspect(&live, &plan);
-    for &p in &live {
-        // SAFETY: each slot holds a distinct live block of `a`, freed exactly once here.
-        unsafe { a.free(p) };
-    }
+    let mut run = Mixed::prefill(a, SEED);
+    let (t0, t1) = run.timed(a);
+    run.finish(a, inspect);
     secs(t0, t1)
+}
+
+// ---------------------------------------------------------------------------------------
+// 2b. alloc_free_mt
+// ---------------------------------------------------------------------------------------
+
+/// Threads of `alloc_free_mt`.
+pub const MT_THREADS: usize = 2;
+
+/// Thread `i`'s seed: thread 0 draws exactly the single-threaded sequence.
+fn thread_seed(i: usize) -> u64 {
+    SEED ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// One thread's way through a row of barriers. A thread that panics (a failed CHECK, an
+/// allocation failure) still waits at the ones it did not reach when it unwinds, so the
+/// others finish and the panic reaches the group instead of a hang.
+struct Rendezvous<'a> {
+    barriers: &'a [Barrier],
+    passed: usize,
+}
+
+impl Rendezvous<'_> {
+    fn wait(&mut self) {
+        self.barriers[self.passed].wait();
+        self.passed += 1;
+    }
+}
+
+impl Drop for Rendezvous<'_> {
+    fn drop(&mut self) {
+        while self.passed < self.barriers.len() {
+            self.wait();
+        }
+    }
+}
+
+/// `alloc_free_mixed` on [`MT_THREADS`] threads at once, thread `i` on `allocs[i]` with its
+/// own window and `thread_seed(i)`: the prefills first, then all timed loops started
+/// together, then each thread's `inspect` and frees once every loop is done. Returns the
+/// seconds from the first start to the last end.
+pub fn alloc_free_mixed_mt<A: RawAlloc + Send>(
+    allocs: [A; MT_THREADS],
+    inspect: impl Fn(&[*mut u8], &MixedPlan) + Sync,
+) -> f64 {
+    let barriers = [Barrier::new(MT_THREADS), Barrier::new(MT_THREADS)];
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let threads: Vec<_> = allocs
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut a)| {
+                let (barriers, inspect) = (&barriers, &inspect);
+                s.spawn(move || {
+                    let mut sync = Rendezvous {
+                        barriers,
+                        passed: 0,
+                    };
+                    let mut run = Mixed::prefill(&mut a, thread_seed(i));
+                    sync.wait();
+                    let span = run.timed(&mut a);
+                    sync.wait();
+                    run.finish(&mut a, inspect);
+                    span
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let first = spans.iter().map(|s| s.0).min();
+    let last = spans.iter().map(|s| s.1).max();
+    match (first, last) {
+        (Some(t0), Some(t1)) => secs(t0, t1),
+        _ => unreachable!("MT_THREADS > 0"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -276,7 +387,7 @@ mod tests {
 
     #[test]
     fn mixed_plan_matches_the_readme() {
-        MixedPlan::replay().check_readme_totals();
+        MixedPlan::replay(SEED).check_readme_totals();
     }
 
     #[test]
@@ -285,5 +396,35 @@ mod tests {
         assert!(alloc_free_fixed(&mut m, 1000) >= 0.0);
         let r = alloc_many_free(&mut m, |p| check_distinct_aligned(p, 16));
         assert!(r.alloc_s >= 0.0 && r.free_s >= 0.0);
+        let seeds = std::sync::Mutex::new(Vec::new());
+        let s = alloc_free_mixed_mt([Malloc, Malloc], |live, plan| {
+            check_distinct_aligned(live, 16);
+            seeds.lock().unwrap().push(plan.final_state);
+        });
+        assert!(s >= 0.0);
+        let seeds = seeds.into_inner().unwrap();
+        assert_eq!(seeds.len(), MT_THREADS);
+        assert_ne!(seeds[0], seeds[1], "each thread draws its own sequence");
+    }
+
+    /// malloc, or a panic on every allocation.
+    struct Failing(bool);
+
+    impl RawAlloc for Failing {
+        fn alloc(&mut self, size: usize) -> *mut u8 {
+            assert!(!self.0, "injected allocation failure");
+            Malloc.alloc(size)
+        }
+
+        unsafe fn free(&mut self, p: *mut u8) {
+            // SAFETY: forwarded contract (blocks come from `Malloc`).
+            unsafe { Malloc.free(p) }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "injected allocation failure")]
+    fn a_thread_that_fails_before_the_barriers_does_not_hang_the_other() {
+        alloc_free_mixed_mt([Failing(false), Failing(true)], |_, _| ());
     }
 }

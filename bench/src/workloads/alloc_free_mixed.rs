@@ -20,7 +20,7 @@ pub fn run() {
 }
 
 /// Untimed: every slot is a live block of the segment holding at least the requested size.
-fn check_live_set(seg: &Segment, live: &[*mut u8], sizes: &[usize]) {
+pub fn check_live_set(seg: &Segment, live: &[*mut u8], sizes: &[usize]) {
     check_eq!(live.len(), sizes.len());
     check_segment(seg);
     alloc::check_distinct_aligned(live, Segment::MIN_ALIGN);

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::alloc::{self, Malloc, FIXED_OPS, MANY_N, MIXED_OPS};
+use super::alloc::{self, Malloc, MixedPlan, FIXED_OPS, MANY_N, MIXED_OPS, MT_THREADS};
 use crate::rng::{make_keys, XorShift64};
 use crate::segment::{page_size, prefault_enabled, SEG_SIZE};
 use crate::timing::{escape, now, report, secs};
@@ -47,7 +47,8 @@ pub fn prepare_heap() {
 }
 
 /// `std_alloc_free_fixed`, `std_alloc_free_mixed`, `std_alloc_many`, `std_free_many`,
-/// `std_alloc_many_free`: the segment allocator workloads on malloc/free.
+/// `std_alloc_many_free`, `std_alloc_free_mt`: the segment allocator workloads on
+/// malloc/free.
 pub fn run_alloc() {
     prepare_heap();
     report(
@@ -55,19 +56,24 @@ pub fn run_alloc() {
         FIXED_OPS,
         alloc::alloc_free_fixed(&mut Malloc, FIXED_OPS),
     );
-    let s = alloc::alloc_free_mixed(&mut Malloc, |live, plan| {
-        alloc::check_distinct_aligned(live, 16);
-        for (&p, &want) in live.iter().zip(&plan.final_sizes) {
-            // SAFETY: `p` is a live malloc block.
-            let usable = unsafe { libc::malloc_usable_size(p.cast()) };
-            check!(usable >= want, "block {p:?} holds {usable} < {want} bytes");
-        }
-    });
+    let s = alloc::alloc_free_mixed(&mut Malloc, check_malloc_live_set);
     report("std_alloc_free_mixed", MIXED_OPS, s);
     let r = alloc::alloc_many_free(&mut Malloc, |ptrs| alloc::check_distinct_aligned(ptrs, 16));
     report("std_alloc_many", MANY_N, r.alloc_s);
     report("std_free_many", MANY_N, r.free_s);
     report("std_alloc_many_free", MANY_N, r.alloc_s + r.free_s);
+    let s = alloc::alloc_free_mixed_mt([Malloc, Malloc], check_malloc_live_set);
+    report("std_alloc_free_mt", MT_THREADS as u64 * MIXED_OPS, s);
+}
+
+/// Untimed: every slot is a distinct malloc block holding at least the requested size.
+fn check_malloc_live_set(live: &[*mut u8], plan: &MixedPlan) {
+    alloc::check_distinct_aligned(live, 16);
+    for (&p, &want) in live.iter().zip(&plan.final_sizes) {
+        // SAFETY: `p` is a live malloc block.
+        let usable = unsafe { libc::malloc_usable_size(p.cast()) };
+        check!(usable >= want, "block {p:?} holds {usable} < {want} bytes");
+    }
 }
 
 const VEC_N: u64 = 10_000_000;

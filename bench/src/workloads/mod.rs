@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod alloc_free_fixed;
 pub mod alloc_free_mixed;
+pub mod alloc_free_mt;
 pub mod alloc_many_free;
 pub mod baseline_std;
 pub mod create_segment;
@@ -36,6 +37,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "alloc_many_free",
         run: alloc_many_free::run,
+    },
+    Group {
+        name: "alloc_free_mt",
+        run: alloc_free_mt::run,
     },
     Group {
         name: "named",
