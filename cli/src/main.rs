@@ -149,6 +149,7 @@ impl Failure {
             | IncompatibleVersion { .. }
             | Corrupted { .. }
             | IndexMismatch { .. }
+            | AlgorithmMismatch { .. }
             | InvalidValue { .. } => Failure::segment(e),
             e => Failure::runtime(e),
         }

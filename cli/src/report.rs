@@ -327,6 +327,8 @@ struct Stat {
     attachments: Option<u64>,
     locks: Locks,
     index: Index,
+    /// The memory algorithm the segment was made with.
+    algorithm: String,
     thread_caches: bool,
     mapped_as: Option<&'static str>,
     not_read: Option<String>,
@@ -427,6 +429,7 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
             load: None,
             type_schemas: h.type_schemas,
         },
+        algorithm: h.algorithm_name.clone(),
         thread_caches: h.thread_caches,
         mapped_as: None,
         not_read: None,
@@ -608,8 +611,8 @@ pub fn stat(t: &Target, json: bool, out: &mut Vec<u8>) -> Result<u8, Failure> {
         );
         let _ = writeln!(
             s,
-            "allocator  tlsf, {} levels, {} size classes",
-            u.levels, u.size_classes
+            "allocator  {}, {} levels, {} size classes",
+            r.algorithm, u.levels, u.size_classes
         );
     }
     if r.thread_caches {

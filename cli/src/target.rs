@@ -11,6 +11,7 @@ use shmkit::inspect::{
     self, Attachments, BlockRun, CacheSlot, HeaderFigures, IndexLoad, LockWord, ObjectReport,
     TypeSchemaReport, Usage, XsiListed,
 };
+use shmkit::algorithm::{MemoryAlgorithm, SeqFit, Tlsf};
 use shmkit::os::XsiKey;
 use shmkit::segment::{Backing, Mode};
 use shmkit::{
@@ -269,7 +270,7 @@ pub trait View {
     fn mode(&self) -> &'static str;
 }
 
-impl<B: Backing, M: Mode, I: IndexKind> View for ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> View for ManagedSegment<B, M, I, A> {
     fn usage(&self) -> shmkit::Result<Usage> {
         inspect::usage(self)
     }
@@ -326,17 +327,24 @@ pub fn open(p: &Probed) -> Result<Box<dyn View>, Failure> {
         rustix::fs::AtFlags::EACCESS,
     )
     .is_ok();
-    let open_with = match p.header.index_kind {
-        HashIndex::KIND => open_as::<HashIndex>,
-        OrderedIndex::KIND => open_as::<OrderedIndex>,
-        NullIndex::KIND => open_as::<NullIndex>,
+    let open_with = match p.header.algorithm_kind {
+        Tlsf::KIND => opener::<Tlsf>(p.header.index_kind),
+        SeqFit::KIND => opener::<SeqFit>(p.header.index_kind),
         _ => {
             return Err(Failure::segment_text(format!(
-                "{}: unknown index kind {}",
+                "{}: made with {}, which this inspector does not know (only its header \
+                 can be read: `shmkit stat`)",
                 p.target.display(),
-                p.header.index_name
+                p.header.algorithm_name
             )))
         }
+    };
+    let Some(open_with) = open_with else {
+        return Err(Failure::segment_text(format!(
+            "{}: unknown index kind {}",
+            p.target.display(),
+            p.header.index_name
+        )));
     };
     let mut read_write = live_writer && writable;
     let mut opened = open_with(&p.target, read_write);
@@ -386,36 +394,60 @@ fn wait_for_locks(p: &Probed) -> Result<(), Failure> {
     }
 }
 
-fn open_as<I: IndexKind + 'static>(t: &Target, read_write: bool) -> shmkit::Result<Box<dyn View>> {
+/// How a segment of algorithm `A` and index kind `index_kind` is opened; None for an index
+/// kind this build does not know.
+type Opener = fn(&Target, bool) -> shmkit::Result<Box<dyn View>>;
+
+fn opener<A: MemoryAlgorithm>(index_kind: u32) -> Option<Opener> {
+    match index_kind {
+        HashIndex::KIND => Some(open_as::<HashIndex, A>),
+        OrderedIndex::KIND => Some(open_as::<OrderedIndex, A>),
+        NullIndex::KIND => Some(open_as::<NullIndex, A>),
+        _ => None,
+    }
+}
+
+fn open_as<I: IndexKind + 'static, A: MemoryAlgorithm>(
+    t: &Target,
+    read_write: bool,
+) -> shmkit::Result<Box<dyn View>> {
     Ok(match (t, read_write) {
         (Target::Shm(name), true) => Box::new(
             ManagedSharedMemory::options()
                 .index::<I>()
+                .algorithm::<A>()
                 .open(name.as_str())?,
         ),
         (Target::Shm(name), false) => Box::new(
             ManagedSharedMemory::options()
                 .index::<I>()
+                .algorithm::<A>()
                 .read_only()
                 .open(name.as_str())?,
         ),
         (Target::File(path), true) => {
-            Box::new(ManagedMappedFile::options().index::<I>().open(path)?)
+            Box::new(ManagedMappedFile::options()
+                .index::<I>()
+                .algorithm::<A>()
+                .open(path)?)
         }
         (Target::File(path), false) => Box::new(
             ManagedMappedFile::options()
                 .index::<I>()
+                .algorithm::<A>()
                 .read_only()
                 .open(path)?,
         ),
         (Target::Xsi(key), true) => Box::new(
             ManagedXsiSharedMemory::options()
                 .index::<I>()
+                .algorithm::<A>()
                 .open(XsiKey::from_raw(*key))?,
         ),
         (Target::Xsi(key), false) => Box::new(
             ManagedXsiSharedMemory::options()
                 .index::<I>()
+                .algorithm::<A>()
                 .read_only()
                 .open(XsiKey::from_raw(*key))?,
         ),

@@ -244,6 +244,15 @@ pub enum Error {
         /// The index kind it was created with.
         found: String,
     },
+    /// The segment was created with another memory algorithm than it is opened with.
+    AlgorithmMismatch {
+        /// The segment.
+        what: String,
+        /// The algorithm it was opened with.
+        expected: &'static str,
+        /// The algorithm it was created with.
+        found: String,
+    },
     /// The file system or `/dev/shm` has no room for the storage a segment reserves
     /// (`ENOSPC` or `EDQUOT` from `fallocate`): reported at creation or growth instead of a
     /// `SIGBUS` at the first write into a page that has no storage.
@@ -491,6 +500,15 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "{what}: opened with a {expected}, but the segment was created with a {found}"
+            ),
+            Error::AlgorithmMismatch {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{what}: opened with memory algorithm {expected}, but the segment was created \
+                 with {found}"
             ),
             Error::OutOfSpace { what, size } => write!(
                 f,

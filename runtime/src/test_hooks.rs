@@ -50,8 +50,13 @@ pub fn vouched(fd: std::os::fd::BorrowedFd<'_>) -> crate::Result<bool> {
 
 /// The lock owner id `seg` takes locks under (see `sync::owner`): what a lock word, or the
 /// header's creator word, holds when this mapping holds the lock or created the segment.
-pub fn lock_owner_id<B: crate::segment::Backing, M: crate::segment::Mode, I: crate::IndexKind>(
-    seg: &crate::ManagedSegment<B, M, I>,
+pub fn lock_owner_id<
+    B: crate::segment::Backing,
+    M: crate::segment::Mode,
+    I: crate::IndexKind,
+    A: crate::alloc::MemoryAlgorithm,
+>(
+    seg: &crate::ManagedSegment<B, M, I, A>,
 ) -> crate::Result<u32> {
     seg.core().owner().me()
 }

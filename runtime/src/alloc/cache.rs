@@ -21,7 +21,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
-use super::tlsf::{Tlsf, ENTRY, FREE, GRANULE, HEADER, MIN_BLOCK};
+use super::block::{ENTRY, FREE, GRANULE, HEADER, MIN_BLOCK};
+use super::heap::Heap;
 use crate::robust::{current_pid, Owner};
 
 /// Largest block (header included) a slot caches.
@@ -363,7 +364,7 @@ impl Cache {
     /// most its count, and only through used, unmarked blocks of the bin's size (`t`
     /// checks them, as `drain` does), so a link an owner thread is changing meanwhile ends
     /// its bin early instead of leading anywhere.
-    pub fn cached_blocks(&self, t: &Tlsf) -> Vec<u64> {
+    pub fn cached_blocks(&self, t: &Heap) -> Vec<u64> {
         let mut out = Vec::new();
         for (_, slot) in self.slots().filter(|(_, s)| s.owner.load(Relaxed) != 0) {
             for (i, bin) in slot.bins.iter().enumerate() {
@@ -402,7 +403,7 @@ impl Cache {
 
     /// Returns the blocks of slots whose mapping is gone (see `sync::owner`) and frees
     /// those slots. Lock held by `owner`.
-    pub fn reclaim_dead(&self, t: &mut Tlsf, epoch: u64, owner: &Owner) {
+    pub fn reclaim_dead(&self, t: &mut Heap, epoch: u64, owner: &Owner) {
         let me = u64::from(owner.claimed());
         for (off, slot) in self.slots() {
             let o = slot.owner.load(Relaxed);
@@ -416,7 +417,7 @@ impl Cache {
     /// The slot of this thread and `mapping`: the one it already owns (its thread-local
     /// record may have been evicted), else a free one (0 when all are taken), after
     /// reclaiming the slots of dead mappings. Lock held by `owner`.
-    pub fn claim(&self, t: &mut Tlsf, mapping: u32, budget: u64, epoch: u64, owner: &Owner) -> u64 {
+    pub fn claim(&self, t: &mut Heap, mapping: u32, budget: u64, epoch: u64, owner: &Owner) -> u64 {
         let me = slot_owner(owner.claimed(), mapping);
         let tid = current_tid();
         if let Some((off, _)) = self
@@ -438,7 +439,7 @@ impl Cache {
 
     /// Returns the blocks of this mapping's slots whose thread has exited, and frees those
     /// slots (the segment looked full). Lock held by `owner`.
-    pub fn reclaim_exited_threads(&self, t: &mut Tlsf, epoch: u64, owner: &Owner) {
+    pub fn reclaim_exited_threads(&self, t: &mut Heap, epoch: u64, owner: &Owner) {
         let me = u64::from(owner.claimed());
         for (off, slot) in self.slots() {
             let o = slot.owner.load(Relaxed);
@@ -452,7 +453,7 @@ impl Cache {
     /// Returns every block of slot `off` to the allocator and marks it current. Called with
     /// the segment lock held. Links are checked (in range, used, the bin's size, no more than
     /// the count), so a slot left half-updated by a dead process cannot mislead the walk.
-    pub fn flush(&self, t: &mut Tlsf, off: u64, epoch: u64) {
+    pub fn flush(&self, t: &mut Heap, off: u64, epoch: u64) {
         let slot = self.slot(off);
         for (i, bin) in slot.bins.iter().enumerate() {
             let size = MIN_BLOCK as u64 + i as u64 * GRANULE as u64;
@@ -469,7 +470,7 @@ impl Cache {
     /// oldest first, which for blocks freed in address order (a structure torn down) is
     /// address order: each then merges into the free block before it in place.
     /// Returns the bytes freed.
-    fn drain(&self, t: &mut Tlsf, bin: &Bin, size: u64) -> u64 {
+    fn drain(&self, t: &mut Heap, bin: &Bin, size: u64) -> u64 {
         let mut blocks: BinBlocks = [0; BIN_CAPACITY as usize];
         let mut n = 0;
         let mut cur = bin.head.load(Relaxed);
@@ -514,7 +515,7 @@ impl Cache {
 
     /// Makes room in this thread's bin for blocks of `size` by returning the whole bin.
     /// Lock held.
-    pub fn empty_bin(&self, t: &mut Tlsf, slot: u64, size: u64) {
+    pub fn empty_bin(&self, t: &mut Heap, slot: u64, size: u64) {
         let Some(i) = bin_of(size) else { return };
         let slot = self.slot(slot);
         let freed = self.drain(t, &slot.bins[i], size);
@@ -527,7 +528,7 @@ impl Cache {
     /// any block may). None when `size` is not cached, the budget has no room or no run
     /// fits; the caller then allocates one block. A crash before the bin is published leaks
     /// the run (at most `REFILL` blocks), never more.
-    pub fn refill(&self, t: &mut Tlsf, slot: u64, size: u64) -> Option<u64> {
+    pub fn refill(&self, t: &mut Heap, slot: u64, size: u64) -> Option<u64> {
         let i = bin_of(size)?;
         let slot = self.slot(slot);
         let bin = &slot.bins[i];
@@ -568,7 +569,7 @@ impl Cache {
 
     /// Empties every slot and frees them all: for a private copy of the segment, where no
     /// owner recorded in the slots can use them. Lock held.
-    pub fn flush_all(&self, t: &mut Tlsf, epoch: u64) {
+    pub fn flush_all(&self, t: &mut Heap, epoch: u64) {
         for (off, slot) in self.slots() {
             self.flush(t, off, epoch);
             slot.owner.store(0, Relaxed);
@@ -577,7 +578,7 @@ impl Cache {
 
     /// Empties and frees every slot `owner` holds for `mapping` (the mapping is going
     /// away). Lock held by `owner`.
-    pub fn release(&self, t: &mut Tlsf, mapping: u32, epoch: u64, owner: &Owner) {
+    pub fn release(&self, t: &mut Heap, mapping: u32, epoch: u64, owner: &Owner) {
         let me = slot_owner(owner.claimed(), mapping);
         for (off, slot) in self.slots() {
             if slot.owner.load(Relaxed) == me {
@@ -589,7 +590,7 @@ impl Cache {
 
     /// Checks slot `off`: every cached block is a used block of its bin's size, counts and
     /// the byte total agree.
-    pub fn check(&self, t: &Tlsf, off: u64) -> Result<(), String> {
+    pub fn check(&self, t: &Heap, off: u64) -> Result<(), String> {
         let slot = self.slot(off);
         let mut total = 0;
         for (i, bin) in slot.bins.iter().enumerate() {

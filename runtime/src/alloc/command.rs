@@ -4,7 +4,8 @@
 use std::ops::BitOr;
 use std::ptr::NonNull;
 
-use super::tlsf::{block_size_for, Tlsf, GRANULE, HEADER, MIN_BLOCK};
+use super::block::{block_size_for, GRANULE, HEADER, MIN_BLOCK};
+use super::heap::Heap;
 use crate::error::{Error, Result};
 
 /// What [`allocation_command`](crate::ManagedSegment::allocation_command) may do; combine
@@ -146,7 +147,7 @@ fn lcm(a: u64, b: u64) -> Option<u64> {
 }
 
 /// Runs a validated request. Called with the segment lock held.
-pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
+pub(crate) fn run(t: &mut Heap, req: &Request) -> Result<Allocation> {
     if req.cmd.contains(Command::SHRINK_IN_PLACE) {
         return shrink(t, req);
     }
@@ -212,7 +213,7 @@ pub(crate) fn run(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
 }
 
 /// Allocates a block of `size` bytes whose payload is aligned to `align` (a power of two).
-pub(crate) fn alloc(t: &mut Tlsf, size: u64, align: u64) -> Option<u64> {
+pub(crate) fn alloc(t: &mut Heap, size: u64, align: u64) -> Option<u64> {
     if align <= GRANULE as u64 {
         t.alloc_block(size)
     } else {
@@ -220,7 +221,7 @@ pub(crate) fn alloc(t: &mut Tlsf, size: u64, align: u64) -> Option<u64> {
     }
 }
 
-fn reused(t: &Tlsf, off: u64, size: u64) -> Allocation {
+fn reused(t: &Heap, off: u64, size: u64) -> Allocation {
     Allocation {
         ptr: t.payload(off),
         received: usable(size),
@@ -231,7 +232,7 @@ fn reused(t: &Tlsf, off: u64, size: u64) -> Allocation {
 /// Expands block `off` to at least `target` usable bytes, as close to `req.preferred` as
 /// the free neighbours allow: forward first, then (when `backward`) backward.
 fn expand(
-    t: &mut Tlsf,
+    t: &mut Heap,
     off: u64,
     req: &Request,
     target: usize,
@@ -281,7 +282,7 @@ fn expand(
     Some(reused(t, new_off, size))
 }
 
-fn shrink(t: &mut Tlsf, req: &Request) -> Result<Allocation> {
+fn shrink(t: &mut Heap, req: &Request) -> Result<Allocation> {
     let off = req.reuse.expect("validated: shrink has a block");
     // SAFETY: `off` is a used block of this allocator (checked by the caller).
     let size = unsafe { t.block_size(off) };

@@ -1,105 +1,44 @@
-//! A two-level segregated-fit (TLSF) allocator over a byte range of a segment.
+//! A two-level segregated-fit (TLSF) memory algorithm: the default one.
 //!
-//! Everything it stores is an offset from the segment base, so the segment means the same
-//! wherever it is mapped. O(1) allocate and free, immediate coalescing, 8 bytes of header per
-//! allocated block.
-//!
-//! Block layout (offsets are multiples of [`GRANULE`]):
+//! O(1) allocate and free, immediate coalescing, 8 bytes of header per allocated block.
+//! Free blocks are filed in size classes (first level: powers of two; second level: 16
+//! linear classes per power), found through two levels of bitmaps. A free block keeps its
+//! list links after its header and its size in a footer (its last word):
 //! ```text
-//! used: [ size|flags : u64 ][ payload ............................ ]
-//! free: [ size|flags : u64 ][ next : u64 ][ prev : u64 ] ... [ size ]   <- footer, last word
+//! free: [ size|FREE : u64 ][ next : u64 ][ prev : u64 ] ... [ size ]   <- footer
 //! ```
-//! `PREV_FREE` in a header lets `free` find the previous block through its footer. The range
-//! ends in a zero-sized used sentinel, so "the next block" always exists. `ENTRY` marks a
-//! used block that holds an object entry (set and cleared by its owner, see
-//! [`mark_unlocked`]): a link read from the segment is followed only to such a
-//! block, so other blocks' bytes (padding included) are never read as an entry header.
-//! Every path that rewrites a used header keeps it; free and handed-out blocks never
-//! carry it. `INTERNAL` (the header's top bit: sizes stay below 2^48) marks a used block
-//! of the segment's own structures (index and registry tables, type records, retired
-//! blocks, the thread-cache table) the same way, so that no container ever takes one for
-//! a block of its own (see `segment::owned`).
+//! The block format's [`ALGORITHM_BIT`] is `PREV_FREE`: the block before this one is free,
+//! so `free` finds it through its footer. The state's two algorithm words are the
+//! first-level bitmap and the number of first levels; the level table follows the segment
+//! header (its size scales with the segment, see [`Tlsf::table_bytes`]).
 //!
 //! Crash consistency: every update keeps the physical chain of headers walkable (a header's
 //! size is written only after the block it would skip over has a valid header), so a process
-//! that dies mid-operation leaves at worst a leaked block; [`Tlsf::rebuild`] derives the free
+//! that dies mid-operation leaves at worst a leaked block; `rebuild` derives the free
 //! lists, bitmaps, footers and counters again from the chain.
 
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::algorithm::{aligned_pad, MemoryAlgorithm};
+use super::block::{
+    round_up, HeapState, ALGORITHM_BIT, FLAGS, FREE, GRANULE, HEADER, MARKS, MAX_BLOCK, MIN_BLOCK,
+};
+use super::heap::Heap;
 
-/// The name a segment's memory algorithm reports.
-pub const NAME: &str = "tlsf";
+/// The TLSF memory algorithm (the default): O(1) allocation and free in size classes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tlsf;
 
-/// The memory algorithm's own view of a segment (Boost's `get_memory_algorithm`), measured
-/// in one go: under the segment lock for writable mappings, as a snapshot for read-only ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AlgorithmStats {
-    /// Bytes of the block area the algorithm manages: the segment minus its header and the
-    /// algorithm's tables.
-    pub managed: usize,
-    /// Bytes in the algorithm's free lists, block headers included. Blocks held in thread
-    /// caches are in use as far as the algorithm knows; the segment's `free_memory` counts
-    /// them as free.
-    pub free: usize,
-    /// Usable bytes of the largest free block: the largest request that can succeed now
-    /// without emptying the thread caches (0 when nothing is free).
-    pub largest_free: usize,
-    /// First-level size classes (powers of two) in the algorithm's table.
-    pub levels: usize,
-    /// Free lists in all: every level is split into linear second-level classes.
-    pub size_classes: usize,
-}
-
-/// Allocation granule and the alignment of every payload.
-pub const GRANULE: usize = 8;
-/// Bytes of bookkeeping in front of each allocated payload.
-pub const HEADER: usize = 8;
-/// The smallest block: header, two free-list links and a footer.
-pub const MIN_BLOCK: usize = 32;
-
-/// A free block.
-pub const FREE: u64 = 1;
-const PREV_FREE: u64 = 2;
-/// A used block holding an object entry.
-pub const ENTRY: u64 = 4;
-/// A used block of the segment's own structures.
-pub const INTERNAL: u64 = 1 << 63;
+/// The block before this one is free (its footer holds its size).
+const PREV_FREE: u64 = ALGORITHM_BIT;
 /// The marks a used block keeps while it is resized in place.
-const KEPT: u64 = PREV_FREE | ENTRY | INTERNAL;
-const FLAGS: u64 = 7 | INTERNAL;
+const KEPT: u64 = PREV_FREE | MARKS;
 
 const SL_LOG2: u32 = 4;
 const SL_COUNT: usize = 1 << SL_LOG2;
 /// Sizes below `1 << FL_SHIFT` live in first level 0, in linear classes of one granule.
 const FL_SHIFT: u32 = SL_LOG2 + 3;
-/// Largest block size class: 2^48 bytes.
-const FL_MAX: u32 = 48;
+/// Largest block size class: [`MAX_BLOCK`].
+const FL_MAX: u32 = MAX_BLOCK.trailing_zeros();
 const FL_COUNT: usize = (FL_MAX - FL_SHIFT + 1) as usize;
-/// Largest request the size classes can represent.
-pub const MAX_BLOCK: usize = 1 << FL_MAX;
-
-/// The allocator's state; it lives inside the segment, next to the blocks it manages, and is
-/// followed directly by a table of `levels` levels (see [`Tlsf::table_bytes`]).
-#[repr(C)]
-pub struct TlsfState {
-    fl_bitmap: u64,
-    /// First levels in the table: a small segment keeps a short table, and blocks above its
-    /// last level are all filed in that level's last list (searched first-fit).
-    levels: u64,
-    /// Offset of the first block.
-    start: u64,
-    /// Offset of the end sentinel (a zero-sized used block).
-    end: u64,
-    /// Bytes in free blocks, headers included: `size - free_bytes` is what is in use.
-    free_bytes: u64,
-}
-
-impl TlsfState {
-    /// Where the free-bytes counter lies in the state (for the inspector's header read).
-    pub const FREE_BYTES_OFFSET: usize = std::mem::offset_of!(TlsfState, free_bytes);
-}
 
 /// The lists of one first level.
 #[repr(C)]
@@ -109,99 +48,12 @@ struct Level {
     heads: [u64; SL_COUNT],
 }
 
-/// A view of one segment's allocator: the segment base plus its state. All methods must be
-/// called with the segment lock held (or on a segment nobody else can reach yet).
-pub struct Tlsf {
-    base: *mut u8,
-    state: *mut TlsfState,
+/// The TLSF's view of a heap: its base, state and level table. Made for one call of the
+/// algorithm, under the segment lock (or on memory nobody else can reach yet).
+struct Lists {
+    heap: *mut Heap,
     /// The level table right after the state.
     table: *mut Level,
-}
-
-/// Where a block is and how big it is (offsets from the segment base).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Block {
-    pub offset: u64,
-    pub size: u64,
-}
-
-#[inline]
-fn round_up(n: u64, to: u64) -> u64 {
-    (n + to - 1) & !(to - 1)
-}
-
-/// Block size serving a payload of `bytes`, or None when no block could be that large.
-#[inline]
-pub fn block_size_for(bytes: usize) -> Option<u64> {
-    if bytes > MAX_BLOCK - HEADER - GRANULE {
-        return None;
-    }
-    Some(round_up((bytes + HEADER) as u64, GRANULE as u64).max(MIN_BLOCK as u64))
-}
-
-/// Header word of the used block whose payload is at `payload_off` in the segment at `base`, read
-/// without the lock (for the thread cache and lookups; see `Tlsf::set_word`); None unless
-/// the header looks like a used block that ends before `limit` (a cheap guard against
-/// double and foreign frees). Reads no allocator state, which the lock holder may be
-/// changing. `writable`: whether the mapping may be written, and so may have a lock holder
-/// writing headers meanwhile (then the header is read atomically; a read-only mapping, whose
-/// bytes nobody writes, reads it plainly, since an atomic may not be formed over them).
-///
-/// # Safety
-/// The segment at `base` is mapped (writable when `writable`) and `limit` is at most its
-/// size.
-#[inline]
-pub unsafe fn used_header_unlocked(
-    base: *mut u8,
-    payload_off: u64,
-    first_block: u64,
-    limit: u64,
-    writable: bool,
-) -> Option<u64> {
-    if payload_off % GRANULE as u64 != 0
-        || payload_off < first_block + HEADER as u64
-        || payload_off >= limit
-    {
-        return None;
-    }
-    let off = payload_off - HEADER as u64;
-    // SAFETY: `off` is an aligned header position inside the mapping; a writable mapping's
-    // header words are written atomically, a read-only one's are never written.
-    let h = unsafe {
-        let p = base.add(off as usize).cast::<u64>();
-        if writable {
-            AtomicU64::from_ptr(p).load(Ordering::Relaxed)
-        } else {
-            p.read()
-        }
-    };
-    let size = h & !FLAGS;
-    (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(h)
-}
-
-/// The block size a header word holds (without its flags).
-#[inline]
-pub fn size_in(header: u64) -> u64 {
-    header & !FLAGS
-}
-
-/// Sets or clears `mark` (`ENTRY` or `INTERNAL`) on the used block whose payload is at
-/// `payload_off`, without the segment lock: an atomic read-modify-write, as every lock
-/// holder's change to a used block's header it does not own (its `PREV_FREE` bit) is one
-/// too, so neither is lost.
-///
-/// # Safety
-/// `payload_off` is the payload of a used block of the writable segment at `base` that the
-/// caller owns (allocated and not freed).
-#[inline]
-pub unsafe fn mark_unlocked(base: *mut u8, payload_off: u64, mark: u64, on: bool) {
-    // SAFETY: the block's header is an aligned word of the mapping (contract).
-    let w = unsafe { AtomicU64::from_ptr(base.add((payload_off - HEADER as u64) as usize).cast()) };
-    if on {
-        w.fetch_or(mark, Ordering::Relaxed);
-    } else {
-        w.fetch_and(!mark, Ordering::Relaxed);
-    }
 }
 
 /// The natural (first level, second level) class of a block of `size`.
@@ -231,10 +83,11 @@ fn mapping_search(size: u64) -> (usize, usize) {
 /// Where fields of the state lie, for tests that forge corrupt segments.
 #[cfg(test)]
 pub(crate) mod layout {
+    use crate::alloc::block::HeapState;
     /// Offset of the first-level bitmap, and of level 0's second-level bitmap and list
     /// heads (from the state's start: the table follows the state).
-    pub const FL_BITMAP: usize = std::mem::offset_of!(super::TlsfState, fl_bitmap);
-    const TABLE: usize = std::mem::size_of::<super::TlsfState>();
+    pub const FL_BITMAP: usize = HeapState::ALGORITHM_OFFSET;
+    const TABLE: usize = std::mem::size_of::<HeapState>();
     pub const SL_BITMAP: usize = TABLE + std::mem::offset_of!(super::Level, sl_bitmap);
     pub const HEADS: usize = TABLE + std::mem::offset_of!(super::Level, heads);
     /// Bytes of one level: level `fl`'s fields lie `fl * LEVEL` after level 0's.
@@ -242,23 +95,21 @@ pub(crate) mod layout {
     /// Lists per level.
     pub const SL_COUNT: usize = super::SL_COUNT;
     /// Offset of the end-sentinel offset.
-    pub const END: usize = std::mem::offset_of!(super::TlsfState, end);
+    pub const END: usize = std::mem::offset_of!(HeapState, end);
 }
 
 impl Tlsf {
     /// Most first levels a table can have.
     pub const MAX_LEVELS: usize = FL_COUNT;
 
-    /// Bytes of the state and its table of `levels` first levels.
-    pub const fn table_bytes(levels: usize) -> usize {
-        std::mem::size_of::<TlsfState>() + levels * std::mem::size_of::<Level>()
+    /// Bytes of a table of `levels` first levels.
+    pub const fn levels_bytes(levels: usize) -> usize {
+        levels * std::mem::size_of::<Level>()
     }
 
-    /// The most first levels whose state and table fit in `budget` bytes (at least 1, at
-    /// most all).
+    /// The most first levels whose table fits in `budget` bytes (at least 1, at most all).
     pub const fn levels_within(budget: usize) -> usize {
-        let n =
-            budget.saturating_sub(std::mem::size_of::<TlsfState>()) / std::mem::size_of::<Level>();
+        let n = budget / std::mem::size_of::<Level>();
         if n < 1 {
             1
         } else if n > FL_COUNT {
@@ -268,142 +119,189 @@ impl Tlsf {
         }
     }
 
-    /// # Safety
-    /// `state` points to a `TlsfState`, followed by its level table, inside the mapping that
-    /// starts at `base`; the offsets it holds (once initialised) stay within that mapping,
-    /// and its level count (once initialised or validated) is at most the table's room.
-    #[inline]
-    pub unsafe fn new(base: *mut u8, state: *mut TlsfState) -> Self {
-        Tlsf {
-            base,
-            state,
-            // SAFETY: the table follows the state in the same allocation (contract).
-            table: unsafe { state.add(1) }.cast(),
-        }
+    /// The first levels a segment of `len` bytes gets: as many as fit in an eighth of it
+    /// (less the state), so a small segment stays mostly free and one of 46 KiB or more
+    /// gets them all.
+    pub const fn levels_for(len: usize) -> usize {
+        Self::levels_within((len / 8).saturating_sub(std::mem::size_of::<HeapState>()))
+    }
+}
+
+// SAFETY: every operation below keeps the block format and the chain walkable after each
+// write (see the module documentation and the crash-injection sweep in `crash_tests`),
+// hands out only blocks it unlinked from its free lists, and `check`/`rebuild` bound every
+// offset they follow by the chain they walked.
+unsafe impl MemoryAlgorithm for Tlsf {
+    const NAME: &'static str = "tlsf";
+    const KIND: u64 = 0;
+    const KEPT_WORDS: (u64, u64) = (2, 1);
+
+    fn table_bytes(segment_len: usize) -> usize {
+        Self::levels_bytes(Self::levels_for(segment_len))
     }
 
-    /// Formats `[start, end)` as one free block followed by the end sentinel, with a table of
-    /// `levels` first levels (1 to [`Self::MAX_LEVELS`]).
-    ///
-    /// # Safety
-    /// The range lies in the mapping, is granule aligned and nobody else uses it; the table
-    /// of `levels` levels fits between the state and `start`.
-    pub unsafe fn init(&mut self, start: u64, end: u64, levels: usize) {
-        debug_assert!(start % GRANULE as u64 == 0 && end % GRANULE as u64 == 0);
-        debug_assert!((1..=FL_COUNT).contains(&levels));
-        // SAFETY: `state` and its table are valid and exclusively ours per this function's
-        // contract; the words written lie inside the range.
+    fn init(heap: &mut Heap) {
+        let levels = Lists::room(heap).min(FL_COUNT);
+        heap.st_mut().algorithm[LEVELS] = levels as u64;
+        let mut t = Lists::of_mut(heap);
+        let (start, end) = (t.st().start, t.st().end);
+        let size = end - start;
+        // SAFETY: the range is the heap's, empty, and holds at least one block (`Heap::init`).
         unsafe {
-            self.state.write_bytes(0, 1);
-            self.table.write_bytes(0, levels);
-            let sentinel = end - HEADER as u64;
-            let st = self.st_mut();
-            st.levels = levels as u64;
-            st.start = start;
-            st.end = sentinel;
-            self.set_word(sentinel, 0);
-            let size = sentinel - start;
-            if size >= MIN_BLOCK as u64 {
-                self.set_word(start, size | FREE);
-                self.make_free(start, size);
-                self.set_word(sentinel, PREV_FREE);
-            } else {
-                // Too small for any block: the start is the sentinel.
-                self.st_mut().end = start;
-                self.set_word(start, 0);
-            }
+            t.set_word(start, size | FREE);
+            t.make_free(start, size);
+            t.set_word(end, PREV_FREE);
         }
     }
 
-    // ----- raw words -------------------------------------------------------------------
+    #[inline]
+    fn allocate(heap: &mut Heap, size: u64) -> Option<u64> {
+        Lists::of_mut(heap).alloc_block(size)
+    }
+
+    fn allocate_aligned(heap: &mut Heap, size: u64, align: u64) -> Option<u64> {
+        Lists::of_mut(heap).alloc_aligned(size, align)
+    }
+
+    #[inline]
+    fn deallocate(heap: &mut Heap, off: u64) {
+        // SAFETY: the segment frees only used blocks of this heap, once.
+        unsafe { Lists::of_mut(heap).free_block(off) }
+    }
+
+    fn free_after(heap: &Heap, off: u64) -> u64 {
+        // SAFETY: the segment asks only about used blocks of this heap.
+        unsafe { Lists::of(heap).free_after(off) }
+    }
+
+    fn free_before(heap: &Heap, off: u64) -> u64 {
+        // SAFETY: as above.
+        unsafe { Lists::of(heap).free_before(off) }
+    }
+
+    fn grow_forward(heap: &mut Heap, off: u64, new_size: u64) {
+        // SAFETY: the segment grows a used block within `free_after`.
+        unsafe { Lists::of_mut(heap).grow_forward(off, new_size) }
+    }
+
+    fn grow_backward(heap: &mut Heap, off: u64, delta: u64) -> u64 {
+        // SAFETY: the segment grows a used block within `free_before`.
+        unsafe { Lists::of_mut(heap).grow_backward(off, delta) }
+    }
+
+    fn shrink(heap: &mut Heap, off: u64, new_size: u64) -> u64 {
+        // SAFETY: the segment shrinks a used block to a valid block size.
+        unsafe { Lists::of_mut(heap).shrink(off, new_size) }
+    }
+
+    fn trim_end(heap: &mut Heap, min_end: u64) -> u64 {
+        Lists::of_mut(heap).trim_end(min_end)
+    }
+
+    fn check_state(heap: &Heap) -> Result<(), String> {
+        let levels = heap.st().algorithm[LEVELS];
+        if levels == 0 || levels > FL_COUNT as u64 || levels > Lists::room(heap) as u64 {
+            return Err(format!(
+                "{levels} first levels do not fit the allocator table"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check(heap: &Heap) -> Result<(), String> {
+        Lists::of(heap).check()
+    }
+
+    fn rebuild(heap: &mut Heap) -> Result<(), String> {
+        Lists::of_mut(heap).rebuild()
+    }
+
+    fn largest_free(heap: &Heap) -> u64 {
+        Lists::of(heap).largest_free()
+    }
+
+    fn size_classes(heap: &Heap) -> (usize, usize) {
+        let levels = Lists::of(heap).levels();
+        (levels, levels * SL_COUNT)
+    }
+}
+
+/// The state's algorithm words.
+const FL_BITMAP: usize = 0;
+const LEVELS: usize = 1;
+
+impl Lists {
+    /// A view of `heap` that only reads (it calls no method taking `&mut self`).
+    #[inline]
+    fn of(heap: &Heap) -> Lists {
+        Lists {
+            heap: (heap as *const Heap).cast_mut(),
+            table: heap.table_ptr().cast(),
+        }
+    }
+
+    /// A view of `heap` that may write.
+    #[inline]
+    fn of_mut(heap: &mut Heap) -> Lists {
+        Lists {
+            table: heap.table_ptr().cast(),
+            heap,
+        }
+    }
+
+    /// First levels the table between the state and the first block has room for.
+    fn room(heap: &Heap) -> usize {
+        let table = heap.table_ptr().addr() - heap.base().addr();
+        (heap.start() as usize).saturating_sub(table) / std::mem::size_of::<Level>()
+    }
+
+    #[inline]
+    fn heap(&self) -> &Heap {
+        // SAFETY: the heap outlives this view, made for one call of the algorithm.
+        unsafe { &*self.heap }
+    }
+
+    #[inline]
+    fn heap_mut(&mut self) -> &mut Heap {
+        // SAFETY: as in `heap`; a view made from `&mut Heap` is the only one in use, and
+        // one made from `&Heap` never calls a method taking `&mut self`.
+        unsafe { &mut *self.heap }
+    }
 
     /// Sets or clears `PREV_FREE` on block `off`, which may be a used block that another
-    /// thread owns and marks (`ENTRY`) meanwhile without the lock: a read-modify-write.
+    /// thread owns and marks meanwhile without the lock: a read-modify-write.
     #[inline]
     unsafe fn set_prev_free(&mut self, off: u64, on: bool) {
-        crate::robust::crash::point("allocator: a write");
-        // SAFETY: as in `set_word`.
-        let w = unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) };
-        if on {
-            w.fetch_or(PREV_FREE, Ordering::Relaxed);
-        } else {
-            w.fetch_and(!PREV_FREE, Ordering::Relaxed);
-        }
+        // SAFETY: callers pass headers inside the mapping.
+        unsafe { self.heap_mut().raw_set_algorithm_bit(off, on) }
     }
 
     #[inline]
     unsafe fn word(&self, off: u64) -> u64 {
-        // SAFETY: callers pass offsets of headers/links/footers inside the mapping; they
-        // are granule aligned and the base is at least granule aligned.
-        unsafe { self.base.add(off as usize).cast::<u64>().read() }
+        // SAFETY: callers pass offsets of headers/links/footers inside the mapping.
+        unsafe { self.heap().raw_word(off) }
     }
 
-    /// Writes are relaxed atomic stores (a plain `mov` on x86): a thread-cache operation
-    /// may read a used block's header without the lock while the lock holder flips that
-    /// header's `PREV_FREE` bit. Only writable segments ever write.
     #[inline]
     unsafe fn set_word(&mut self, off: u64, v: u64) {
-        crate::robust::crash::point("allocator: a write");
-        // SAFETY: as in `word`; the word is aligned and lies in writable memory.
-        unsafe {
-            AtomicU64::from_ptr(self.base.add(off as usize).cast()).store(v, Ordering::Relaxed)
-        }
-    }
-
-    /// Makes used block `off` span `size` bytes, swallowing the used blocks right after it
-    /// (their headers become payload).
-    ///
-    /// # Safety
-    /// `[off, off + size)` is exactly a run of used blocks starting at `off` that nobody
-    /// holds any more.
-    pub unsafe fn widen_used(&mut self, off: u64, size: u64) {
-        // SAFETY: `off` is a used block header (caller); only its size changes.
-        unsafe {
-            let bits = self.word(off) & KEPT;
-            self.set_word(off, size | bits);
-        }
-    }
-
-    /// Size of block `off` if it is a used block inside the range.
-    pub fn used_block_size(&self, off: u64) -> Option<u64> {
-        let off = self.used_block_at(off.checked_add(HEADER as u64)?)?;
-        // SAFETY: `off` is a block (checked).
-        Some(unsafe { self.size_of(off) })
-    }
-
-    /// Size of block `off` if it is a used block inside the range marked `INTERNAL`.
-    pub fn internal_block_size(&self, off: u64) -> Option<u64> {
-        let size = self.used_block_size(off)?;
-        // SAFETY: `off` is a used block (checked); its header is a word of the segment.
-        (unsafe { self.word(off) } & (ENTRY | INTERNAL) == INTERNAL).then_some(size)
-    }
-
-    /// Size of block `off` if it is a used block inside the range that carries no mark
-    /// (what a thread cache may hold: a marked block is never cached).
-    pub fn plain_block_size(&self, off: u64) -> Option<u64> {
-        let size = self.used_block_size(off)?;
-        // SAFETY: `off` is a used block (checked); its header is a word of the segment.
-        (unsafe { self.word(off) } & (ENTRY | INTERNAL) == 0).then_some(size)
+        // SAFETY: as in `word`; only writable segments call the writing operations.
+        unsafe { self.heap_mut().raw_set_word(off, v) }
     }
 
     #[inline]
-    fn st(&self) -> &TlsfState {
-        // SAFETY: the state is valid (constructor contract); the segment lock held by the
-        // caller keeps writers away while the reference lives.
-        unsafe { &*self.state }
+    fn st(&self) -> &HeapState {
+        self.heap().st()
     }
 
     #[inline]
-    fn st_mut(&mut self) -> &mut TlsfState {
-        // SAFETY: as in `st`; `&mut self` makes this the only reference through this view,
-        // and the segment lock the only view in use.
-        unsafe { &mut *self.state }
+    fn st_mut(&mut self) -> &mut HeapState {
+        self.heap_mut().st_mut()
     }
 
     /// First levels in the table.
     #[inline]
-    pub fn levels(&self) -> usize {
-        self.st().levels as usize
+    fn levels(&self) -> usize {
+        self.st().algorithm[LEVELS] as usize
     }
 
     /// The class a free block of `size` is filed under: its natural class, or the last list
@@ -466,7 +364,7 @@ impl Tlsf {
             level.heads[sl] = off;
             level.sl_bitmap |= 1 << sl;
             let st = self.st_mut();
-            st.fl_bitmap |= 1 << fl;
+            st.algorithm[FL_BITMAP] |= 1 << fl;
             st.free_bytes += size;
         }
     }
@@ -489,7 +387,7 @@ impl Tlsf {
                 if next == 0 {
                     level.sl_bitmap &= !(1 << sl);
                     if level.sl_bitmap == 0 {
-                        self.st_mut().fl_bitmap &= !(1 << fl);
+                        self.st_mut().algorithm[FL_BITMAP] &= !(1 << fl);
                     }
                 }
             }
@@ -527,7 +425,7 @@ impl Tlsf {
         }
         let mut sl_map = self.level(fl).sl_bitmap & (!0u32 << sl);
         let fl = if sl_map == 0 {
-            let fl_map = self.st().fl_bitmap & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
+            let fl_map = self.st().algorithm[FL_BITMAP] & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
             if fl_map == 0 {
                 return None;
             }
@@ -542,24 +440,6 @@ impl Tlsf {
 
     // ----- allocation ------------------------------------------------------------------
 
-    /// Bytes in free blocks (headers included).
-    #[inline]
-    pub fn free_bytes(&self) -> u64 {
-        self.st().free_bytes
-    }
-
-    /// The algorithm's own view of its range, read in one go.
-    pub fn stats(&self) -> AlgorithmStats {
-        let levels = self.levels();
-        AlgorithmStats {
-            managed: (self.end() - self.start()) as usize,
-            free: self.free_bytes() as usize,
-            largest_free: self.largest_free().saturating_sub(HEADER as u64) as usize,
-            levels,
-            size_classes: levels * SL_COUNT,
-        }
-    }
-
     /// Size of the largest free block (0 when none): the last list of the highest class.
     ///
     /// A read-only mapping reads this without the lock and without the allocator check
@@ -567,13 +447,13 @@ impl Tlsf {
     /// trusted: the bitmaps are cut to the table's classes, and the list is followed only
     /// through aligned offsets inside the block range, at most one step per possible
     /// block (a forged bitmap or link is a wrong figure, never a wild read or a hang).
-    pub fn largest_free(&self) -> u64 {
+    fn largest_free(&self) -> u64 {
         let st = self.st();
         let levels = self.levels();
         if levels == 0 || levels > FL_COUNT {
             return 0;
         }
-        let bitmap = st.fl_bitmap & (u64::MAX >> (64 - levels));
+        let bitmap = st.algorithm[FL_BITMAP] & (u64::MAX >> (64 - levels));
         if bitmap == 0 {
             return 0;
         }
@@ -603,47 +483,10 @@ impl Tlsf {
         max
     }
 
-    /// Offset of the first block.
-    pub fn start(&self) -> u64 {
-        self.st().start
-    }
-
-    /// Splits used block `off` into consecutive used blocks of the sizes in `blocks` (their
-    /// sum fits in it); the last one keeps any slack. Calls `f` with each payload in order.
-    ///
-    /// # Safety
-    /// `off` is a used block, not handed out, of at least the sum of `blocks`.
-    pub unsafe fn split_used(&mut self, off: u64, blocks: &[u64], mut f: impl FnMut(NonNull<u8>)) {
-        // SAFETY: every header written lies inside the used block `off` (caller).
-        unsafe {
-            let end = off + self.size_of(off);
-            let prev_bit = self.word(off) & KEPT;
-            // Back to front: the first header, which still spans everything, is rewritten
-            // last, so the chain stays walkable if we die half-way.
-            let (mut start, mut next) = (off + blocks.iter().sum::<u64>(), end);
-            for (i, &b) in blocks.iter().enumerate().rev() {
-                start -= b;
-                let bits = if i == 0 { prev_bit } else { 0 };
-                self.set_word(start, (next - start) | bits);
-                next = start;
-            }
-        }
-        let mut at = off;
-        for &b in blocks {
-            f(self.payload(at));
-            at += b;
-        }
-    }
-
-    /// Offset one past the last usable byte (the sentinel's offset).
-    pub fn end(&self) -> u64 {
-        self.st().end
-    }
-
     /// Allocates a block of at least `size` bytes (a value from [`block_size_for`]); returns
     /// its offset. The payload starts `HEADER` bytes later.
     #[inline]
-    pub fn alloc_block(&mut self, size: u64) -> Option<u64> {
+    fn alloc_block(&mut self, size: u64) -> Option<u64> {
         let (fl, sl) = mapping_search(size);
         let off = match self.find_class(fl, sl) {
             Some(off) => off,
@@ -737,7 +580,7 @@ impl Tlsf {
     /// # Safety
     /// `off` is a used block of this allocator that nobody will touch again.
     #[inline]
-    pub unsafe fn free_block(&mut self, off: u64) {
+    unsafe fn free_block(&mut self, off: u64) {
         // SAFETY: per the contract, `off` is a used block; neighbours are found through
         // headers/footers the allocator maintains.
         unsafe {
@@ -792,107 +635,11 @@ impl Tlsf {
         }
     }
 
-    /// Offset of the block whose payload is at `payload_off`, after checking that it is a
-    /// used block inside the range (a cheap guard against double and foreign frees).
-    #[inline]
-    pub fn used_block_at(&self, payload_off: u64) -> Option<u64> {
-        let st = self.st();
-        if payload_off % GRANULE as u64 != 0
-            || payload_off < st.start + HEADER as u64
-            || payload_off >= st.end
-        {
-            return None;
-        }
-        let off = payload_off - HEADER as u64;
-        // SAFETY: `off` was just checked to lie inside the block range.
-        let h = unsafe { self.word(off) };
-        let size = h & !FLAGS;
-        (h & FREE == 0
-            && size >= MIN_BLOCK as u64
-            && size % GRANULE as u64 == 0
-            && size <= st.end - off)
-            .then_some(off)
-    }
-
-    /// The chain of block headers from the first block: each block's offset and header
-    /// word, up to the end or the first header that is not consistent. Reads no word that
-    /// is not a header (a payload word may never have been initialised).
-    fn chain(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        let st = self.st();
-        let mut off = st.start;
-        std::iter::from_fn(move || {
-            if off >= st.end {
-                return None;
-            }
-            // SAFETY: `off` is a header of the chain inside the range (the first block, or
-            // the end of a block whose size was checked below).
-            let h = unsafe { self.word(off) };
-            let size = h & !FLAGS;
-            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
-                off = st.end;
-                return None;
-            }
-            let block = (off, h);
-            off += size;
-            Some(block)
-        })
-    }
-
-    /// Calls `f(block, is_free, marks)` for every block of the chain in address order (marks
-    /// `ENTRY`, `INTERNAL` of used blocks), stopping at the first header that does not
-    /// check out, as [`Self::for_each_used`] does.
-    pub fn for_each_in_chain(&self, mut f: impl FnMut(Block, bool, u64)) {
-        for (offset, h) in self.chain() {
-            let block = Block {
-                offset,
-                size: h & !FLAGS,
-            };
-            f(block, h & FREE != 0, h & (ENTRY | INTERNAL));
-        }
-    }
-
-    /// Calls `f(block, marks)` for every used block of the chain in address order, with
-    /// its marks (`ENTRY`, `INTERNAL`).
-    pub fn for_each_used(&self, mut f: impl FnMut(Block, u64)) {
-        for (offset, h) in self.chain().filter(|&(_, h)| h & FREE == 0) {
-            f(
-                Block {
-                    offset,
-                    size: h & !FLAGS,
-                },
-                h & (ENTRY | INTERNAL),
-            );
-        }
-    }
-
-    /// Size of the used block whose payload is at `payload_off`, found by walking the chain
-    /// of headers from the first block. Unlike [`Self::used_block_at`] it reads no word that
-    /// is not a header: for a pointer into the middle of a block, the word before it is
-    /// payload, which may never have been initialised. O(blocks before it).
-    pub fn used_block_walked(&self, payload_off: u64) -> Option<u64> {
-        let target = payload_off.checked_sub(HEADER as u64)?;
-        let (_, h) = self
-            .chain()
-            .take_while(|&(off, _)| off <= target)
-            .find(|&(off, _)| off == target)?;
-        (h & FREE == 0).then_some(h & !FLAGS)
-    }
-
-    /// Size in bytes of block `off` (header included).
-    ///
-    /// # Safety
-    /// `off` is a block of this allocator.
-    #[inline]
-    pub unsafe fn block_size(&self, off: u64) -> u64 {
-        // SAFETY: forwarded contract.
-        unsafe { self.size_of(off) }
-    }
-
     /// Allocates a block of `size` bytes whose payload address is a multiple of `align`
     /// (a power of two above [`GRANULE`]). Tries the size classes first; when no class can
     /// promise room for the worst-case padding (very large alignments), scans every free
     /// block for one that can hold an aligned payload.
-    pub fn alloc_aligned(&mut self, size: u64, align: u64) -> Option<u64> {
+    fn alloc_aligned(&mut self, size: u64, align: u64) -> Option<u64> {
         let padded = size
             .checked_add(align)
             .and_then(|s| s.checked_add(MIN_BLOCK as u64))?;
@@ -901,32 +648,16 @@ impl Tlsf {
             if let Some(off) = self.find_class(fl, sl) {
                 // SAFETY: `off` heads a free list.
                 let have = unsafe { self.size_of(off) };
-                if let Some(pad) = self.aligned_pad(off, have, size, align) {
+                if let Some(pad) = aligned_pad(self.heap(), off, have, size, align) {
                     return Some(self.carve_aligned(off, have, pad, size));
                 }
             }
         }
-        let mut found = None;
-        self.for_each_block(|b, free| {
-            if free && found.is_none() {
-                if let Some(pad) = self.aligned_pad(b.offset, b.size, size, align) {
-                    found = Some((b.offset, b.size, pad));
-                }
-            }
-        });
-        let (off, have, pad) = found?;
+        let (off, have, pad) = self.heap().blocks().find_map(|(b, h)| {
+            let pad = aligned_pad(self.heap(), b.offset, b.size, size, align);
+            pad.filter(|_| h & FREE != 0).map(|pad| (b.offset, b.size, pad))
+        })?;
         Some(self.carve_aligned(off, have, pad, size))
-    }
-
-    /// Bytes to skip at the front of free block `off` so that its payload is aligned, when
-    /// the skipped part can stand as a free block of its own and `size` bytes still fit.
-    fn aligned_pad(&self, off: u64, have: u64, size: u64, align: u64) -> Option<u64> {
-        let payload = self.base.addr() as u64 + off + HEADER as u64;
-        let mut pad = round_up(payload, align) - payload;
-        while pad != 0 && pad < MIN_BLOCK as u64 {
-            pad += align;
-        }
-        (pad.checked_add(size)? <= have).then_some(pad)
     }
 
     fn carve_aligned(&mut self, off: u64, have: u64, pad: u64, size: u64) -> u64 {
@@ -955,7 +686,7 @@ impl Tlsf {
     ///
     /// # Safety
     /// `off` is a used block of this allocator.
-    pub unsafe fn free_after(&self, off: u64) -> u64 {
+    unsafe fn free_after(&self, off: u64) -> u64 {
         // SAFETY: `off` is a used block (contract); the block after it always exists
         // (sentinel).
         unsafe {
@@ -973,7 +704,7 @@ impl Tlsf {
     ///
     /// # Safety
     /// `off` is a used block of this allocator.
-    pub unsafe fn free_before(&self, off: u64) -> u64 {
+    unsafe fn free_before(&self, off: u64) -> u64 {
         // SAFETY: `off` is a used block (contract); PREV_FREE guarantees a footer just
         // before it.
         unsafe {
@@ -991,7 +722,7 @@ impl Tlsf {
     /// # Safety
     /// `off` is a used block of this allocator and granule-aligned `new_size` is at most
     /// its size plus [`Self::free_after`].
-    pub unsafe fn grow_forward(&mut self, off: u64, new_size: u64) {
+    unsafe fn grow_forward(&mut self, off: u64, new_size: u64) {
         // SAFETY: `off` is used and followed by a free block large enough (contract).
         unsafe {
             let h = self.word(off);
@@ -1026,7 +757,7 @@ impl Tlsf {
     /// # Safety
     /// `off` is a used block of this allocator, [`Self::free_before`] is at least `delta`,
     /// and what remains of that free block is either nothing or at least [`MIN_BLOCK`].
-    pub unsafe fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
+    unsafe fn grow_backward(&mut self, off: u64, delta: u64) -> u64 {
         // SAFETY: per the contract `free_before(off) >= delta` and the remainder is 0 or
         // a valid block.
         unsafe {
@@ -1056,7 +787,7 @@ impl Tlsf {
     /// # Safety
     /// `off` is a used block of this allocator; `new_size` is granule aligned and at least
     /// [`MIN_BLOCK`].
-    pub unsafe fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
+    unsafe fn shrink(&mut self, off: u64, new_size: u64) -> u64 {
         // SAFETY: per the contract, `off` is a used block and `new_size` a valid size.
         unsafe {
             let h = self.word(off);
@@ -1092,29 +823,12 @@ impl Tlsf {
 
     // ----- inspection and recovery -----------------------------------------------------
 
-    /// Calls `f(block, is_free)` for every block in address order.
-    pub fn for_each_block(&self, mut f: impl FnMut(Block, bool)) {
-        let st = self.st();
-        let mut off = st.start;
-        while off < st.end {
-            // SAFETY: the chain is consistent (checked by `check` where it matters); each
-            // step lands on a header inside the range.
-            let h = unsafe { self.word(off) };
-            let size = h & !FLAGS;
-            if size == 0 || size % GRANULE as u64 != 0 || size > st.end - off {
-                return;
-            }
-            f(Block { offset: off, size }, h & FREE != 0);
-            off += size;
-        }
-    }
-
     /// Checks every invariant: a walkable chain ending at the sentinel, flags, footers,
     /// no adjacent free blocks, every list head agreeing with its bitmap bit (a clear bit
     /// with a non-zero head is refused too: nothing may be left that a later write could
     /// follow), lists and bitmaps matching the blocks, the free counter. Every offset it
     /// follows is bounds-checked first, so it is safe on untrusted bytes.
-    pub fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), String> {
         let st = self.st();
         let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
         // The free blocks of the chain, in ascending order: a listed block must be one of
@@ -1131,15 +845,7 @@ impl Tlsf {
                 return Err(format!("block at {off}: previous-free flag is wrong"));
             }
             let free = h & FREE != 0;
-            if h & (ENTRY | INTERNAL) == ENTRY | INTERNAL {
-                return Err(format!(
-                    "block at {off} is marked as an entry and as internal"
-                ));
-            }
             if free {
-                if h & (ENTRY | INTERNAL) != 0 {
-                    return Err(format!("free block at {off} carries a used block's mark"));
-                }
                 if prev_free {
                     return Err(format!("free block at {off} follows a free block"));
                 }
@@ -1172,7 +878,7 @@ impl Tlsf {
             ));
         }
         let levels = self.levels();
-        if levels == 0 || levels > FL_COUNT || st.fl_bitmap >> levels != 0 {
+        if levels == 0 || levels > FL_COUNT || st.algorithm[FL_BITMAP] >> levels != 0 {
             return Err("bitmaps name size classes that do not exist".into());
         }
         let mut listed = 0u64;
@@ -1209,7 +915,7 @@ impl Tlsf {
                     cur = unsafe { self.word(cur + 8) };
                 }
             }
-            if (st.fl_bitmap & (1 << fl) != 0) != (level.sl_bitmap != 0) {
+            if (st.algorithm[FL_BITMAP] & (1 << fl) != 0) != (level.sl_bitmap != 0) {
                 return Err(format!("first-level bitmap disagrees at {fl}"));
             }
         }
@@ -1221,7 +927,7 @@ impl Tlsf {
 
     /// Rebuilds lists, bitmaps, footers, flags and the free counter from the chain of
     /// headers, merging adjacent free blocks. Used after a process died holding the lock.
-    pub fn rebuild(&mut self) -> Result<(), String> {
+    fn rebuild(&mut self) -> Result<(), String> {
         let (start, end) = (self.st().start, self.st().end);
         let levels = self.levels();
         if levels == 0 || levels > FL_COUNT {
@@ -1230,7 +936,7 @@ impl Tlsf {
         // SAFETY: the table holds `levels` levels (constructor contract).
         unsafe { self.table.write_bytes(0, levels) };
         let st = self.st_mut();
-        st.fl_bitmap = 0;
+        st.algorithm[FL_BITMAP] = 0;
         st.free_bytes = 0;
         let mut off = start;
         let mut run: Option<(u64, u64)> = None; // pending free run (start, size)
@@ -1283,59 +989,10 @@ impl Tlsf {
         Ok(())
     }
 
-    /// Zeroes the payload of every free block, except the words the allocator keeps there
-    /// (links and footer), which `take` clears when the block is handed out.
-    pub fn zero_free(&mut self) {
-        let mut ranges = Vec::new();
-        self.for_each_block(|b, free| {
-            if free {
-                ranges.push(b);
-            }
-        });
-        for b in ranges {
-            let from = b.offset + 24;
-            let to = b.offset + b.size - 8;
-            if to > from {
-                // SAFETY: `[from, to)` lies inside a free block, between its links and
-                // footer; nobody holds a reference into free memory.
-                unsafe {
-                    self.base
-                        .add(from as usize)
-                        .write_bytes(0, (to - from) as usize)
-                };
-            }
-        }
-    }
-
-    /// Extends the managed range to end at `new_end` (the segment grew). The new bytes
-    /// become free, merged with a free last block.
-    ///
-    /// # Safety
-    /// The mapping now reaches `new_end`, which is granule aligned and past the sentinel.
-    pub unsafe fn extend(&mut self, new_end: u64) {
-        // SAFETY: per contract the bytes up to `new_end` are mapped and unused.
-        unsafe {
-            let old_sentinel = self.st().end;
-            let sentinel_bits = self.word(old_sentinel);
-            let new_sentinel = new_end - HEADER as u64;
-            let grown = new_sentinel - old_sentinel;
-            if grown == 0 || (grown < MIN_BLOCK as u64 && sentinel_bits & PREV_FREE == 0) {
-                // Nothing, or a sliver that could not stand as a block: the allocator keeps
-                // its end, and a later grow takes these bytes along.
-                return;
-            }
-            self.st_mut().end = new_sentinel;
-            self.set_word(new_sentinel, 0);
-            // The old sentinel becomes a used block of `grown` bytes; freeing it merges it.
-            self.set_word(old_sentinel, grown | (sentinel_bits & PREV_FREE));
-            self.free_block(old_sentinel);
-        }
-    }
-
     /// If the last block is free, cuts it off, keeping only what is needed for the range to
     /// end at `min_end` or later; returns the new end of the range (the sentinel plus its
     /// header). The caller then shrinks the mapping to that end.
-    pub fn trim_end(&mut self, min_end: u64) -> u64 {
+    fn trim_end(&mut self, min_end: u64) -> u64 {
         let end = self.st().end;
         // SAFETY: the sentinel lies inside the mapping; PREV_FREE means a footer before it.
         unsafe {
@@ -1364,16 +1021,5 @@ impl Tlsf {
             sentinel + HEADER as u64
         }
     }
-
-    /// Payload pointer of block `off`.
-    #[inline]
-    pub fn payload(&self, off: u64) -> NonNull<u8> {
-        // SAFETY: block offsets are inside the mapping, whose base is non-null.
-        unsafe { NonNull::new_unchecked(self.base.add(off as usize + HEADER)) }
-    }
 }
 
-#[cfg(test)]
-pub(crate) mod crash_tests;
-#[cfg(test)]
-mod tests;

@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::header::{self, state, SegmentHeader};
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
-use crate::alloc::tlsf::{
-    block_size_for, mark_unlocked, size_in, used_header_unlocked, AlgorithmStats, Tlsf, ENTRY,
-    GRANULE, HEADER,
+use crate::alloc::algorithm::Ops;
+use crate::alloc::block::{
+    block_size_for, mark_unlocked, size_in, used_header_unlocked, ENTRY, GRANULE, HEADER,
 };
+use crate::alloc::heap::Heap;
+use crate::alloc::AlgorithmStats;
 use crate::error::{Error, Result};
 use crate::robust::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
 
@@ -35,6 +37,8 @@ pub struct SegmentCore {
     shared_reads: bool,
     /// In whose name this mapping takes the segment's locks.
     owner: NonNull<Owner>,
+    /// The segment's memory algorithm (checked against the header when attaching).
+    ops: &'static Ops,
 }
 
 // SAFETY: the view is an address; all shared state behind it is accessed under the
@@ -74,7 +78,7 @@ fn check_align(align: usize) -> Result<()> {
 }
 
 /// Allocates every block of `blocks` on its own, all or nothing; their offsets.
-fn one_by_one(t: &mut Tlsf, blocks: &[u64], align: u64) -> Option<Vec<u64>> {
+fn one_by_one(t: &mut Heap, blocks: &[u64], align: u64) -> Option<Vec<u64>> {
     let mut taken = Vec::with_capacity(blocks.len());
     for &b in blocks {
         match command::alloc(t, b, align) {
@@ -97,7 +101,7 @@ struct Locked<'a> {
     state: &'a AtomicU32,
     /// The chain generation (`words::CHAIN_GENERATION`), bumped as the lock is let go.
     chain: &'a AtomicU64,
-    tlsf: Tlsf,
+    heap: Heap,
     /// What `HELD` said before (an outer lock of another segment).
     outer: Held,
     /// Declared last: the lock is released after `HELD` is restored.
@@ -129,7 +133,7 @@ impl Locked<'_> {
     /// anyone else sees it, or mark the segment corrupted.
     #[cold]
     fn repair_after_panic(&mut self) {
-        if self.tlsf.rebuild().is_err() {
+        if self.heap.rebuild().is_err() {
             self.state.store(state::CORRUPTED, Ordering::Release);
             self.lock.poison_on_drop();
         }
@@ -138,13 +142,15 @@ impl Locked<'_> {
 
 impl SegmentCore {
     /// # Safety
-    /// `base` starts a segment that passed [`header::validate`] (or was just formatted) and
-    /// stays mapped while this view, or any copy of it, is used; so does `owner`.
-    pub unsafe fn new(
+    /// `base` starts a segment that passed [`header::validate`] (or was just formatted),
+    /// made with the memory algorithm of `ops`, and stays mapped while this view, or any
+    /// copy of it, is used; so does `owner`.
+    pub(crate) unsafe fn new(
         base: NonNull<u8>,
         mapping: u32,
         writable: bool,
         owner: NonNull<Owner>,
+        ops: &'static Ops,
     ) -> Self {
         SegmentCore {
             base,
@@ -152,7 +158,27 @@ impl SegmentCore {
             writable,
             shared_reads: writable,
             owner,
+            ops,
         }
+    }
+
+    /// Offset of the first block (fixed when the segment is made; checked on attach).
+    #[inline]
+    fn first_block(&self) -> u64 {
+        // SAFETY: the header is mapped (constructor contract); the word is read without a
+        // reference (see `read_word`).
+        unsafe { header::read_word(&raw const (*header::header(self.base.as_ptr())).heap.start) }
+    }
+
+    /// The heap view of the segment: its block area and algorithm.
+    ///
+    /// # Safety
+    /// Its writing methods are used only under the segment lock of a writable mapping.
+    #[inline]
+    unsafe fn heap_view(&self) -> Heap {
+        // SAFETY: the segment is mapped `size` bytes long and made with `ops`'s algorithm
+        // (constructor contract); writing is the caller's to restrict.
+        unsafe { header::heap(self.base.as_ptr(), self.size() as u64, self.ops) }
     }
 
     /// The same view, reading as a mapping that others may write meanwhile (see
@@ -222,11 +248,10 @@ impl SegmentCore {
     /// bytes that every later operation relies on.
     pub fn check_bounds(&self) -> Result<()> {
         // SAFETY: the header is mapped; reading the allocator's range does not modify it.
-        let t = unsafe { header::tlsf(self.base.as_ptr()) };
+        let t = unsafe { self.heap_view() };
         let size = self.size() as u64;
-        let levels = t.levels();
-        let fits = (1..=Tlsf::MAX_LEVELS).contains(&levels)
-            && t.start() == header::blocks_start(levels) as u64
+        let fits = t.start() >= header::HEADER_END as u64
+            && t.start() % GRANULE as u64 == 0
             && t.end() >= t.start()
             && t.end() % GRANULE as u64 == 0
             && t.end()
@@ -239,6 +264,7 @@ impl SegmentCore {
                 t.end()
             )));
         }
+        t.check_state().map_err(|reason| self.corrupted(reason))?;
         let table = self.cache().table();
         let table_fits = table == 0
             || (table % GRANULE as u64 == 0
@@ -268,15 +294,15 @@ impl SegmentCore {
         self.check_bounds()?;
         if self.writable {
             let l = self.lock()?;
-            l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
-            self.check_cache_table(&l.tlsf)?;
+            l.heap.check().map_err(|reason| self.corrupted(reason))?;
+            self.check_cache_table(&l.heap)?;
         }
         Ok(())
     }
 
     /// The thread-cache table, when there is one, must be an allocated block of its size
     /// (its bounds alone say nothing about what overlaps it).
-    fn check_cache_table(&self, t: &Tlsf) -> Result<()> {
+    fn check_cache_table(&self, t: &Heap) -> Result<()> {
         if self.cache().exists() && self.cache_table_block(t) < SlotTable::SIZE as u64 {
             return Err(self
                 .corrupted("thread-cache table is not an allocated block marked internal".into()));
@@ -299,12 +325,12 @@ impl SegmentCore {
         self.check_bounds()?;
         self.mutex().force_unlock();
         let mut l = self.lock()?;
-        if l.tlsf.check().is_err() {
-            l.tlsf.rebuild().map_err(|reason| self.corrupted(reason))?;
-            l.tlsf.check().map_err(|reason| self.corrupted(reason))?;
+        if l.heap.check().is_err() {
+            l.heap.rebuild().map_err(|reason| self.corrupted(reason))?;
+            l.heap.check().map_err(|reason| self.corrupted(reason))?;
         }
-        self.check_cache_table(&l.tlsf)?;
-        self.cache().flush_all(&mut l.tlsf, self.cache_epoch());
+        self.check_cache_table(&l.heap)?;
+        self.cache().flush_all(&mut l.heap, self.cache_epoch());
         Ok(())
     }
 
@@ -325,7 +351,7 @@ impl SegmentCore {
                 chain: self
                     .field(|h| unsafe { &raw mut (*h).reserved[header::words::CHAIN_GENERATION] }),
                 // SAFETY: we hold the lock, so the allocator state is ours to use.
-                tlsf: unsafe { header::tlsf(self.base.as_ptr()) },
+                heap: unsafe { self.heap_view() },
                 outer: HELD
                     .try_with(|h| {
                         h.replace(Held {
@@ -369,10 +395,10 @@ impl SegmentCore {
     /// corrupted when the damage is beyond repair (the lock is then poisoned).
     #[cold]
     fn recover(&self, locked: &mut Locked<'_>) -> Result<()> {
-        match locked.tlsf.rebuild() {
+        match locked.heap.rebuild() {
             Ok(()) => {
                 self.cache()
-                    .reclaim_dead(&mut locked.tlsf, self.cache_epoch(), self.owner());
+                    .reclaim_dead(&mut locked.heap, self.cache_epoch(), self.owner());
                 Ok(())
             }
             Err(reason) => {
@@ -387,14 +413,14 @@ impl SegmentCore {
     /// ones, which cannot write the lock word; there the result is a snapshot. When the
     /// lock cannot be taken (this thread holds it, or the segment is marked corrupted) the
     /// reads go ahead unlocked: every read is bounds-checked.
-    fn inspect<R>(&self, f: impl FnOnce(&Tlsf) -> R) -> R {
+    fn inspect<R>(&self, f: impl FnOnce(&Heap) -> R) -> R {
         if self.writable {
             if let Ok(l) = self.lock() {
-                return f(&l.tlsf);
+                return f(&l.heap);
             }
         }
         // SAFETY: the header is mapped; `f` only reads.
-        f(&unsafe { header::tlsf(self.base.as_ptr()) })
+        f(&unsafe { self.heap_view() })
     }
 
     // ----- allocation ------------------------------------------------------------------
@@ -413,22 +439,22 @@ impl SegmentCore {
             // This thread had forgotten its slot (or never had one): having found it again,
             // use what it holds.
             None => {
-                if let Some(off) = self.cache_pop(self.claim_slot(&mut l.tlsf), block) {
+                if let Some(off) = self.cache_pop(self.claim_slot(&mut l.heap), block) {
                     return Ok(self.payload(off));
                 }
             }
             Some(0) => {}
             Some(_) if block > cache::MAX_BLOCK => {}
             Some(slot) => {
-                self.refresh_slot(&mut l.tlsf, slot);
+                self.refresh_slot(&mut l.heap, slot);
                 // The bin was empty: fill it with a run of blocks in this one locked call.
-                if let Some(off) = self.cache().refill(&mut l.tlsf, slot, block) {
-                    return Ok(l.tlsf.payload(off));
+                if let Some(off) = self.cache().refill(&mut l.heap, slot, block) {
+                    return Ok(l.heap.payload(off));
                 }
             }
         }
-        match l.tlsf.alloc_block(block) {
-            Some(off) => Ok(l.tlsf.payload(off)),
+        match l.heap.alloc_block(block) {
+            Some(off) => Ok(l.heap.payload(off)),
             None => self.retry_when_full(l, size, GRANULE, |t| t.alloc_block(block)),
         }
     }
@@ -441,11 +467,11 @@ impl SegmentCore {
         mut l: Locked<'_>,
         size: usize,
         align: usize,
-        attempt: impl FnOnce(&mut Tlsf) -> Option<u64>,
+        attempt: impl FnOnce(&mut Heap) -> Option<u64>,
     ) -> Result<NonNull<u8>> {
-        self.reclaim_caches(&mut l.tlsf);
-        match attempt(&mut l.tlsf) {
-            Some(off) => Ok(l.tlsf.payload(off)),
+        self.reclaim_caches(&mut l.heap);
+        match attempt(&mut l.heap) {
+            Some(off) => Ok(l.heap.payload(off)),
             None => {
                 drop(l);
                 Err(self.oom(size, align))
@@ -462,8 +488,8 @@ impl SegmentCore {
         }
         let block = block_size_for(size).ok_or_else(|| self.oom(size, align))?;
         let mut l = self.lock()?;
-        match l.tlsf.alloc_aligned(block, align as u64) {
-            Some(off) => Ok(l.tlsf.payload(off)),
+        match l.heap.alloc_aligned(block, align as u64) {
+            Some(off) => Ok(l.heap.payload(off)),
             None => self.retry_when_full(l, size, align, |t| t.alloc_aligned(block, align as u64)),
         }
     }
@@ -478,7 +504,7 @@ impl SegmentCore {
 
     /// Offset of the block whose payload is `ptr`, if `ptr` is a live allocation here.
     #[inline]
-    fn block_of(&self, t: &Tlsf, ptr: NonNull<u8>) -> Option<u64> {
+    fn block_of(&self, t: &Heap, ptr: NonNull<u8>) -> Option<u64> {
         let off = (ptr.as_ptr().addr()).checked_sub(self.base.as_ptr().addr())?;
         t.used_block_at(off as u64)
     }
@@ -505,7 +531,7 @@ impl SegmentCore {
             CachePush::DoubleFree => Err(self.not_a_block(ptr)),
             CachePush::BinFull { slot, size } => {
                 let mut l = self.lock()?;
-                self.cache().empty_bin(&mut l.tlsf, slot, size);
+                self.cache().empty_bin(&mut l.heap, slot, size);
                 drop(l);
                 // SAFETY: forwarded contract; the bin has room now.
                 match unsafe { self.cache_push(ptr) } {
@@ -518,7 +544,7 @@ impl SegmentCore {
                 let mut l = self.lock()?;
                 // SAFETY: `off` was checked to be a used block (without the lock; only its
                 // previous-free bit can change meanwhile) and the caller gives it up.
-                unsafe { l.tlsf.free_block(off) };
+                unsafe { l.heap.free_block(off) };
                 Ok(())
             }
         }
@@ -527,12 +553,12 @@ impl SegmentCore {
     /// Frees the block at `ptr` under the lock, after checking it is a live block.
     fn free_locked(&self, ptr: NonNull<u8>) -> Result<()> {
         let mut l = self.lock()?;
-        let Some(off) = self.block_of(&l.tlsf, ptr) else {
+        let Some(off) = self.block_of(&l.heap, ptr) else {
             drop(l);
             return Err(self.not_a_block(ptr));
         };
         // SAFETY: `off` is a used block (checked) and the caller gives it up.
-        unsafe { l.tlsf.free_block(off) };
+        unsafe { l.heap.free_block(off) };
         Ok(())
     }
 
@@ -586,16 +612,16 @@ impl SegmentCore {
         let padded: Vec<u64> = blocks.iter().map(|&b| b.next_multiple_of(align)).collect();
         let total = padded.iter().try_fold(0u64, |a, &b| a.checked_add(b));
         let mut l = self.lock()?;
-        if let Some(off) = total.and_then(|t| command::alloc(&mut l.tlsf, t, align)) {
+        if let Some(off) = total.and_then(|t| command::alloc(&mut l.heap, t, align)) {
             // SAFETY: `off` is a fresh used block of at least `total` bytes.
-            unsafe { l.tlsf.split_used(off, &padded, |o| out.push(o)) };
+            unsafe { l.heap.split_used(off, &padded, |o| out.push(o)) };
             return Ok(out);
         }
-        let taken = match one_by_one(&mut l.tlsf, blocks, align) {
+        let taken = match one_by_one(&mut l.heap, blocks, align) {
             Some(taken) => taken,
             None => {
-                self.reclaim_caches(&mut l.tlsf);
-                match one_by_one(&mut l.tlsf, blocks, align) {
+                self.reclaim_caches(&mut l.heap);
+                match one_by_one(&mut l.heap, blocks, align) {
                     Some(taken) => taken,
                     None => {
                         drop(l);
@@ -604,7 +630,7 @@ impl SegmentCore {
                 }
             }
         };
-        out.extend(taken.into_iter().map(|off| l.tlsf.payload(off)));
+        out.extend(taken.into_iter().map(|off| l.heap.payload(off)));
         Ok(out)
     }
 
@@ -619,12 +645,12 @@ impl SegmentCore {
     ) -> Result<()> {
         let mut l = self.lock()?;
         for p in ptrs {
-            let Some(off) = self.block_of(&l.tlsf, p) else {
+            let Some(off) = self.block_of(&l.heap, p) else {
                 drop(l);
                 return Err(self.not_a_block(p));
             };
             // SAFETY: a used block the caller gives up.
-            unsafe { l.tlsf.free_block(off) };
+            unsafe { l.heap.free_block(off) };
         }
         Ok(())
     }
@@ -646,7 +672,7 @@ impl SegmentCore {
         let mut l = self.lock()?;
         let reuse = match reuse {
             Some(p) => Some(
-                self.block_of(&l.tlsf, p)
+                self.block_of(&l.heap, p)
                     .ok_or_else(|| self.not_a_block(p))?,
             ),
             None => None,
@@ -659,7 +685,7 @@ impl SegmentCore {
             object_size,
         };
         req.validate()?;
-        command::run(&mut l.tlsf, &req)
+        command::run(&mut l.heap, &req)
     }
 
     /// The allocate-new case of [`allocation_command`](Self::allocation_command), which
@@ -699,7 +725,7 @@ impl SegmentCore {
 
     /// The memory algorithm's own counters (thread caches are in use as far as it knows).
     pub fn algorithm_stats(&self) -> AlgorithmStats {
-        self.inspect(Tlsf::stats)
+        self.inspect(Heap::stats)
     }
 
     /// Whether every block allocated so far has been freed, but for `kept` bytes of blocks
@@ -773,9 +799,9 @@ impl SegmentCore {
 
     /// Runs `f` under the segment lock on the allocator and the chain generation (see
     /// `header::words::CHAIN_GENERATION`): no block starts or ends meanwhile.
-    pub(crate) fn with_chain<R>(&self, f: impl FnOnce(&Tlsf, u64) -> R) -> Result<R> {
+    pub(crate) fn with_chain<R>(&self, f: impl FnOnce(&Heap, u64) -> R) -> Result<R> {
         let l = self.lock()?;
-        Ok(f(&l.tlsf, l.chain.load(Ordering::Relaxed)))
+        Ok(f(&l.heap, l.chain.load(Ordering::Relaxed)))
     }
 
     /// The used blocks of the allocator's chain in address order, as (payload offset,
@@ -816,8 +842,8 @@ impl SegmentCore {
     pub fn zero_free_memory(&self) -> Result<()> {
         let mut l = self.lock()?;
         // Cached blocks hold old data: every cache empties itself before its next use.
-        self.empty_caches(&mut l.tlsf);
-        l.tlsf.zero_free();
+        self.empty_caches(&mut l.heap);
+        l.heap.zero_free();
         Ok(())
     }
 
@@ -849,7 +875,7 @@ impl SegmentCore {
     pub unsafe fn grow_to(&self, new_size: usize) -> Result<()> {
         let mut l = self.lock()?;
         // SAFETY: the mapping covers the new end (caller).
-        unsafe { l.tlsf.extend((new_size / GRANULE * GRANULE) as u64) };
+        unsafe { l.heap.extend((new_size / GRANULE * GRANULE) as u64) };
         self.size_word().store(new_size as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -859,8 +885,8 @@ impl SegmentCore {
     pub fn trim_to_fit(&self) -> Result<usize> {
         let mut l = self.lock()?;
         self.cache()
-            .reclaim_dead(&mut l.tlsf, self.cache_epoch(), self.owner());
-        let end = l.tlsf.trim_end(header::MIN_SEGMENT_SIZE as u64) as usize;
+            .reclaim_dead(&mut l.heap, self.cache_epoch(), self.owner());
+        let end = l.heap.trim_end(header::MIN_SEGMENT_SIZE as u64) as usize;
         self.size_word().store(end as u64, Ordering::Relaxed);
         Ok(end)
     }

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alloc::cache::{self, SlotTable};
-use crate::alloc::tlsf::{
-    block_size_for, mark_unlocked, Tlsf, TlsfState, GRANULE, HEADER, INTERNAL,
-};
+use crate::alloc::algorithm::Ops;
+use crate::alloc::block::{block_size_for, mark_unlocked, HeapState, GRANULE, HEADER, INTERNAL};
+use crate::alloc::heap::Heap;
+use crate::alloc::{MemoryAlgorithm, SeqFit, Tlsf};
 use crate::error::{Error, Result};
 use crate::robust::RobustMutex;
 
@@ -79,6 +80,10 @@ pub mod words {
     pub const SCHEMA_ROOT: usize = 12;
     /// Number of stored type schemas.
     pub const SCHEMA_COUNT: usize = 13;
+    /// The memory algorithm chosen at creation (`MemoryAlgorithm::KIND`). Zero, TLSF's
+    /// kind, in every segment written before algorithms could be chosen: those were all
+    /// TLSF, and [`FORMAT_VERSION`](super::FORMAT_VERSION) stays.
+    pub const ALGORITHM_KIND: usize = 14;
 }
 
 /// The header's layout: the first bytes of every segment.
@@ -107,25 +112,19 @@ pub struct SegmentHeader {
     pub cache_epoch: AtomicU64,
     /// Words of the object layer (see `words`), and room for later format additions.
     pub reserved: [AtomicU64; RESERVED_WORDS],
-    /// The allocator state, last: its level table follows the header (see `blocks_start`).
-    pub tlsf: TlsfState,
+    /// The block area's state, last: the memory algorithm's table follows the header
+    /// (see `blocks_start`).
+    pub heap: HeapState,
 }
 
 const _: () = assert!(
-    std::mem::offset_of!(SegmentHeader, tlsf) + std::mem::size_of::<TlsfState>()
+    std::mem::offset_of!(SegmentHeader, heap) + std::mem::size_of::<HeapState>()
         == std::mem::size_of::<SegmentHeader>()
 );
 
-/// Where the blocks of a segment whose allocator table has `levels` first levels begin.
-pub const fn blocks_start(levels: usize) -> usize {
-    (std::mem::offset_of!(SegmentHeader, tlsf) + Tlsf::table_bytes(levels))
-        .next_multiple_of(GRANULE * 2)
-}
-
-/// The first levels a segment of `len` bytes gets: as many as fit in an eighth of it, so a
-/// small segment stays mostly free and one of 46 KiB or more gets them all.
-pub const fn levels_for(len: usize) -> usize {
-    Tlsf::levels_within(len / 8)
+/// Where the blocks of a segment whose algorithm keeps `table` bytes of table begin.
+pub const fn blocks_start(table: usize) -> usize {
+    (HEADER_END + table).next_multiple_of(GRANULE * 2)
 }
 
 /// Offset of the first byte past the header: the allocator table, then the blocks, lie
@@ -134,8 +133,10 @@ pub const HEADER_END: usize = std::mem::size_of::<SegmentHeader>();
 /// The smallest segment: the header, a one-level table and room for a few small objects.
 /// Boost's examples create segments of 1,000 bytes.
 pub const MIN_SEGMENT_SIZE: usize = 768;
-const _: () =
-    assert!(MIN_SEGMENT_SIZE >= blocks_start(1) + 256 && levels_for(MIN_SEGMENT_SIZE) == 1);
+const _: () = assert!(
+    MIN_SEGMENT_SIZE >= blocks_start(Tlsf::levels_bytes(1)) + 256
+        && Tlsf::levels_for(MIN_SEGMENT_SIZE) == 1
+);
 /// The alignment a segment's first byte needs.
 pub const SEGMENT_ALIGN: usize = 16;
 
@@ -162,14 +163,38 @@ pub fn header(base: *mut u8) -> *mut SegmentHeader {
     base.cast()
 }
 
-/// The allocator view of the segment at `base`.
+/// The heap view of the segment at `base`, mapped `limit` bytes long, whose algorithm is
+/// `ops`.
 ///
 /// # Safety
-/// `base` starts a formatted segment that stays mapped while the view is used.
+/// `base` starts a formatted segment of `ops`'s algorithm that stays mapped (at least
+/// `limit` bytes) while the view is used; its writing methods are used only under the
+/// segment lock of a writable mapping (or before the segment is shared).
 #[inline]
-pub unsafe fn tlsf(base: *mut u8) -> Tlsf {
-    // SAFETY: the state lives inside the header at the start of the mapping.
-    unsafe { Tlsf::new(base, &raw mut (*header(base)).tlsf) }
+pub unsafe fn heap(base: *mut u8, limit: u64, ops: &'static Ops) -> Heap {
+    // SAFETY: the state lives inside the header at the start of the mapping, the
+    // algorithm's table right after it (contract).
+    unsafe { Heap::new(base, &raw mut (*header(base)).heap, limit, ops) }
+}
+
+/// The memory algorithm the segment at `base` was created with (its `KIND`).
+///
+/// # Safety
+/// At least a header is mapped readable at `base`.
+pub unsafe fn algorithm_kind(base: *const u8) -> u64 {
+    // SAFETY: a header is readable (contract); the word is read without a reference.
+    unsafe {
+        read_word((&raw const (*base.cast::<SegmentHeader>()).reserved[words::ALGORITHM_KIND]).cast())
+    }
+}
+
+/// The name of the algorithm of kind `kind`, as far as this build knows it.
+pub fn algorithm_name(kind: u64) -> String {
+    match kind {
+        k if k == Tlsf::KIND => Tlsf::NAME.into(),
+        k if k == SeqFit::KIND => SeqFit::NAME.into(),
+        k => format!("memory algorithm of kind {k:#x}"),
+    }
 }
 
 /// Formats the zeroed (or freshly created) memory `[base, base+len)` as an empty segment
@@ -179,7 +204,13 @@ pub unsafe fn tlsf(base: *mut u8) -> Tlsf {
 /// # Safety
 /// The range is mapped writable, aligned to [`SEGMENT_ALIGN`], and no other process uses it
 /// until READY is published (openers wait for READY).
-pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, creator: u32) {
+pub unsafe fn format(
+    base: *mut u8,
+    len: usize,
+    index_kind: u32,
+    ops: &'static Ops,
+    creator: u32,
+) {
     let h = header(base);
     // SAFETY: the range is ours and holds at least a header (caller checked the size).
     unsafe {
@@ -194,11 +225,11 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, creator: u32) {
             w.store(0, Ordering::Relaxed);
         }
         (*h).reserved[words::INDEX_KIND].store(index_kind.into(), Ordering::Relaxed);
+        (*h).reserved[words::ALGORITHM_KIND].store(ops.kind, Ordering::Relaxed);
         (*h).lock = RobustMutex::new();
         let end = (len / GRANULE * GRANULE) as u64;
-        let mut t = tlsf(base);
-        let levels = levels_for(len);
-        t.init(blocks_start(levels) as u64, end, levels);
+        let mut t = heap(base, len as u64, ops);
+        t.init(blocks_start((ops.table_bytes)(len)) as u64, end);
         (*h).cache_epoch.store(0, Ordering::Relaxed);
         let table = if len >= cache::MIN_SEGMENT {
             block_size_for(SlotTable::SIZE)

@@ -743,7 +743,7 @@ pub(crate) fn bookkeeping_bytes<I: IndexKind>(s: &Space) -> u64 {
     let _ = I::for_each(s, SCHEMAS, &mut |e| {
         let len = blocks
             .entry_len(e)
-            .map_or(0, |n| (n + crate::alloc::tlsf::HEADER) as u64);
+            .map_or(0, |n| (n + crate::alloc::block::HEADER) as u64);
         total = total.saturating_add(len);
         Ok(())
     });

@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::space::{Blocks, Space};
-use crate::alloc::tlsf::{ENTRY, INTERNAL};
+use crate::alloc::block::{ENTRY, INTERNAL};
 use crate::error::Result;
 use crate::manager::header::words;
 

@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::atomic::{fence, AtomicU64};
 
-use crate::alloc::tlsf::{ENTRY, HEADER, INTERNAL};
+use crate::alloc::block::{ENTRY, HEADER, INTERNAL};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, words, HEADER_END};
 use crate::manager::SegmentCore;

@@ -1,11 +1,9 @@
-//! [`MemoryAlgorithm`]: a segment's memory algorithm as itself (Boost's
+//! [`AlgorithmView`]: a segment's memory algorithm as itself (Boost's
 //! `get_memory_algorithm`), apart from the thread caches and objects the segment adds.
-//! Segments have one algorithm today, TLSF; when the algorithm becomes a type parameter
-//! (the pluggable-algorithm work), this view is where its own counters show.
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::Mode;
-use crate::alloc::tlsf::{self, AlgorithmStats};
+use crate::alloc::{AlgorithmStats, MemoryAlgorithm};
 use crate::error::Result;
 use crate::manager::SegmentCore;
 use crate::objects::IndexKind;
@@ -13,14 +11,15 @@ use crate::objects::IndexKind;
 /// The memory algorithm of one mapped segment, borrowed from it. Read-only: it describes
 /// and checks, it never allocates.
 #[derive(Clone, Copy, Debug)]
-pub struct MemoryAlgorithm<'a> {
+pub struct AlgorithmView<'a> {
     core: &'a SegmentCore,
+    name: &'static str,
 }
 
-impl MemoryAlgorithm<'_> {
-    /// The algorithm's name: `"tlsf"`.
+impl AlgorithmView<'_> {
+    /// The algorithm's name ([`MemoryAlgorithm::NAME`]: `"tlsf"` by default).
     pub fn name(&self) -> &'static str {
-        tlsf::NAME
+        self.name
     }
 
     /// Its counters, measured in one go.
@@ -35,9 +34,12 @@ impl MemoryAlgorithm<'_> {
     }
 }
 
-impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// The segment's memory algorithm, to read its own view of the segment.
-    pub fn memory_algorithm(&self) -> MemoryAlgorithm<'_> {
-        MemoryAlgorithm { core: self.core() }
+    pub fn memory_algorithm(&self) -> AlgorithmView<'_> {
+        AlgorithmView {
+            core: self.core(),
+            name: A::NAME,
+        }
     }
 }

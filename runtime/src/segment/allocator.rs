@@ -13,7 +13,8 @@ use std::ptr::NonNull;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::Writable;
-use crate::alloc::tlsf::{block_size_for, HEADER};
+use crate::alloc::MemoryAlgorithm;
+use crate::alloc::block::{block_size_for, HEADER};
 use crate::alloc::{Command, MIN_ALIGN};
 use crate::error::Error;
 use crate::manager::SegmentCore;
@@ -256,7 +257,7 @@ impl<'a> SegmentAllocator<'a> {
     }
 }
 
-impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Writable, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// The allocator of this mapping, as containers reach it through
     /// [`SegmentAllocator::of`] from their own address.
     pub fn allocator(&self) -> SegmentAllocator<'_> {

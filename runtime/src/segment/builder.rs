@@ -30,8 +30,8 @@
 //! # }
 //! ```
 //!
-//! The builder's type parameters are the segment's: `SegmentBuilder<B, M, I>` finishes into
-//! `ManagedSegment<B, M, I>`. The mode `M` carries exclusivity too
+//! The builder's type parameters are the segment's: `SegmentBuilder<B, M, I, A>` finishes into
+//! `ManagedSegment<B, M, I, A>`. The mode `M` carries exclusivity too
 //! (`.exclusive()` gives [`Exclusive`]); parameters that later issues add (the allocator's
 //! memory algorithm) are appended to both, with defaults, and chosen by type-changing
 //! setters such as `.algorithm::<A>()`: code that spells today's types keeps compiling.
@@ -50,6 +50,7 @@ use super::backing::device::{Device, DeviceBacking};
 use super::backing::xsi::XsiBacking;
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{CopyOnWrite, CreateMode, Exclusive, Mode, ReadOnly, ReadWrite};
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::Permissions;
@@ -87,16 +88,16 @@ impl Default for Settings {
 
 /// Options for creating or opening a managed segment with backing `B`, access mode `M` and
 /// name index `I`; see the [module docs](self). Get one from the segment type's `options()`.
-pub struct SegmentBuilder<B, M = ReadWrite, I = HashIndex> {
+pub struct SegmentBuilder<B, M = ReadWrite, I = HashIndex, A = Tlsf> {
     pub(crate) settings: Settings,
-    _types: PhantomData<Chosen<B, M, I>>,
+    _types: PhantomData<Chosen<B, M, I, A>>,
 }
 
 /// The types a builder has chosen, as a function's result: the builder holds no `B`, `M` or
 /// `I`, so it is `Send`, `Sync` and covariant whatever they are.
-type Chosen<B, M, I> = fn() -> (B, M, I);
+type Chosen<B, M, I, A> = fn() -> (B, M, I, A);
 
-impl<B, M, I> Clone for SegmentBuilder<B, M, I> {
+impl<B, M, I, A> Clone for SegmentBuilder<B, M, I, A> {
     fn clone(&self) -> Self {
         SegmentBuilder {
             settings: self.settings.clone(),
@@ -105,12 +106,13 @@ impl<B, M, I> Clone for SegmentBuilder<B, M, I> {
     }
 }
 
-impl<B, M, I> fmt::Debug for SegmentBuilder<B, M, I> {
+impl<B, M, I, A> fmt::Debug for SegmentBuilder<B, M, I, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SegmentBuilder")
             .field("backing", &std::any::type_name::<B>())
             .field("mode", &std::any::type_name::<M>())
             .field("index", &std::any::type_name::<I>())
+            .field("algorithm", &std::any::type_name::<A>())
             .field("settings", &self.settings)
             .finish()
     }
@@ -128,11 +130,21 @@ impl<B: Backing> ManagedSegment<B, B::DefaultMode> {
     }
 }
 
-impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<B, M, I, A> {
     /// The same options for another name index ([`OrderedIndex`](crate::OrderedIndex),
     /// [`NullIndex`](crate::NullIndex)). Opening checks that the segment was created with it.
-    pub fn index<J: IndexKind>(self) -> SegmentBuilder<B, M, J> {
+    pub fn index<J: IndexKind>(self) -> SegmentBuilder<B, M, J, A> {
         self.retype()
+    }
+
+    /// The same options for another memory algorithm ([`SeqFit`](crate::alloc::SeqFit), or
+    /// one of your own: see [`MemoryAlgorithm`]). The segment records it at creation;
+    /// opening with another is an [`Error::AlgorithmMismatch`](crate::Error::AlgorithmMismatch).
+    pub fn algorithm<G: MemoryAlgorithm>(self) -> SegmentBuilder<B, M, I, G> {
+        SegmentBuilder {
+            settings: self.settings,
+            _types: PhantomData,
+        }
     }
 
     /// How long an opener waits for another process that is still creating the segment
@@ -147,11 +159,11 @@ impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
 
     /// The builder of a [`SegmentObserver`](crate::SegmentObserver)'s mapping: only
     /// observers open in this mode (its segments would lend what writers change).
-    pub(crate) fn observe(self) -> SegmentBuilder<B, super::mode::Observe, I> {
+    pub(crate) fn observe(self) -> SegmentBuilder<B, super::mode::Observe, I, A> {
         self.retype()
     }
 
-    fn retype<N: Mode, J: IndexKind>(self) -> SegmentBuilder<B, N, J> {
+    fn retype<N: Mode, J: IndexKind>(self) -> SegmentBuilder<B, N, J, A> {
         SegmentBuilder {
             settings: self.settings,
             _types: PhantomData,
@@ -159,13 +171,13 @@ impl<B: Backing, M: Mode, I: IndexKind> SegmentBuilder<B, M, I> {
     }
 }
 
-impl<B: Backing, I: IndexKind> SegmentBuilder<B, ReadWrite, I> {
+impl<B: Backing, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<B, ReadWrite, I, A> {
     /// Open or create exclusively: no other mapping, in this or another process, may exist
     /// while the segment lives (others' opens fail with
     /// [`Error::InUse`](crate::Error::InUse), and so does this one while anyone maps it),
     /// so the segment hands out `&mut` (`find_mut`, `root_mut`). Build a database offline,
     /// then [`into_shared`](crate::ManagedSegment::into_shared) it.
-    pub fn exclusive(self) -> SegmentBuilder<B, Exclusive, I>
+    pub fn exclusive(self) -> SegmentBuilder<B, Exclusive, I, A>
     where
         B: OpensIn<Exclusive>,
     {
@@ -173,7 +185,7 @@ impl<B: Backing, I: IndexKind> SegmentBuilder<B, ReadWrite, I> {
     }
 }
 
-impl<B: Backing, M: CreateMode, I: IndexKind> SegmentBuilder<B, M, I> {
+impl<B: Backing, M: CreateMode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<B, M, I, A> {
     /// Mode bits of a device this builder creates (default `0o600`); opening ignores them.
     pub fn permissions(mut self, permissions: Permissions) -> Self
     where
@@ -185,7 +197,7 @@ impl<B: Backing, M: CreateMode, I: IndexKind> SegmentBuilder<B, M, I> {
 
     /// Open read-only: the segment can be inspected, never changed (the segment type has no
     /// writing methods). Such a builder only opens.
-    pub fn read_only(self) -> SegmentBuilder<B, ReadOnly, I>
+    pub fn read_only(self) -> SegmentBuilder<B, ReadOnly, I, A>
     where
         B: OpensIn<ReadOnly>,
     {
@@ -194,7 +206,7 @@ impl<B: Backing, M: CreateMode, I: IndexKind> SegmentBuilder<B, M, I> {
 
     /// Open copy-on-write: allocation and writes work but stay private to this mapping;
     /// the device and other processes never see them. Such a builder only opens.
-    pub fn copy_on_write(self) -> SegmentBuilder<B, CopyOnWrite, I>
+    pub fn copy_on_write(self) -> SegmentBuilder<B, CopyOnWrite, I, A>
     where
         B: OpensIn<CopyOnWrite>,
     {

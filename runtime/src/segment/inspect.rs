@@ -29,7 +29,9 @@ use std::os::unix::fs::FileExt;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::Mode;
-use crate::alloc::tlsf::{AlgorithmStats, TlsfState, ENTRY, INTERNAL};
+use crate::alloc::MemoryAlgorithm;
+use crate::alloc::block::{HeapState, ENTRY, INTERNAL};
+use crate::alloc::AlgorithmStats;
 use crate::error::{Error, Result};
 use crate::layout::{
     compound_fingerprint, payload_start, variant_field_offset, ShmSafe, StoredField, StoredSchema,
@@ -106,6 +108,11 @@ pub struct HeaderFigures {
     pub index_kind: u32,
     /// Its name (`hash`, `ordered`, `null`, or a note on an unknown one).
     pub index_name: String,
+    /// The memory algorithm chosen at creation, as
+    /// [`MemoryAlgorithm::KIND`](crate::alloc::MemoryAlgorithm::KIND).
+    pub algorithm_kind: u64,
+    /// Its name (`tlsf`, `seqfit`, or a note on one this build does not know).
+    pub algorithm_name: String,
     /// Named objects, as counted in the header.
     pub named: u64,
     /// Unique objects, as counted in the header.
@@ -186,11 +193,13 @@ fn header_figures(bytes: &[u8], device_size: u64, what: &str) -> Result<HeaderFi
         creator: u32_at(offset_of!(SegmentHeader, creator)),
         size: u64_at(offset_of!(SegmentHeader, size)),
         device_size,
-        free_bytes: u64_at(offset_of!(SegmentHeader, tlsf) + TlsfState::FREE_BYTES_OFFSET),
+        free_bytes: u64_at(offset_of!(SegmentHeader, heap) + HeapState::FREE_BYTES_OFFSET),
         segment_lock: LockWord::of(u32_at(offset_of!(SegmentHeader, lock))),
         index_lock: LockWord::of(word(words::INDEX_LOCK) as u32),
         index_kind,
         index_name: crate::objects::index_kind_name(u64::from(index_kind)),
+        algorithm_kind: word(words::ALGORITHM_KIND),
+        algorithm_name: crate::manager::header::algorithm_name(word(words::ALGORITHM_KIND)),
         named: word(words::NAMED_COUNT),
         unique: word(words::UNIQUE_COUNT),
         anonymous: word(words::ENTRIES_COUNT),
@@ -439,8 +448,8 @@ pub struct BlockRun {
 /// The allocator's blocks in address order; the chain ends early at a header that does not
 /// check out (run `check` for what is wrong). Which blocks are cached is a snapshot: a
 /// thread of a live writer moves blocks in and out of its cache without any lock.
-pub fn block_map<B: Backing, M: Mode, I: IndexKind>(
-    seg: &ManagedSegment<B, M, I>,
+pub fn block_map<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
 ) -> Result<Vec<BlockRun>> {
     let core = seg.mapped()?;
     let cached: std::collections::HashSet<u64> = core.cached_blocks().into_iter().collect();
@@ -466,7 +475,7 @@ pub fn block_map<B: Backing, M: Mode, I: IndexKind>(
 }
 
 /// The allocator's figures (see [`Usage`]).
-pub fn usage<B: Backing, M: Mode, I: IndexKind>(seg: &ManagedSegment<B, M, I>) -> Result<Usage> {
+pub fn usage<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(seg: &ManagedSegment<B, M, I, A>) -> Result<Usage> {
     let blocks = block_map(seg)?;
     let algorithm = seg.mapped()?.algorithm_stats();
     let mut classes: Vec<FreeClass> = Vec::new();
@@ -524,8 +533,8 @@ pub struct CacheSlot {
 
 /// The thread-cache slots in use (empty for segments without caches): a snapshot of
 /// atomic words.
-pub fn cache_slots<B: Backing, M: Mode, I: IndexKind>(
-    seg: &ManagedSegment<B, M, I>,
+pub fn cache_slots<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
 ) -> Result<Vec<CacheSlot>> {
     Ok(seg
         .mapped()?
@@ -594,8 +603,8 @@ pub struct IndexLoad {
 }
 
 /// How full and how deep the segment's indexes are (see [`IndexLoad`]).
-pub fn index_load<B: Backing, M: Mode, I: IndexKind>(
-    seg: &ManagedSegment<B, M, I>,
+pub fn index_load<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
 ) -> Result<IndexLoad> {
     seg.indexed(|s| {
         let figures = |root: crate::objects::Root| -> Result<IndexFigures> {
@@ -890,8 +899,8 @@ pub struct TypeSchemaReport {
 
 /// The type schemas the segment stores (see [`TypeSchemaReport`]), as one snapshot like
 /// [`objects`].
-pub fn type_schemas<B: Backing, M: Mode, I: IndexKind>(
-    seg: &ManagedSegment<B, M, I>,
+pub fn type_schemas<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
 ) -> Result<Vec<TypeSchemaReport>> {
     let table = seg.indexed(ops::stored_schemas::<I>)?;
     Ok(table
@@ -1448,8 +1457,8 @@ fn outside(f: &StoredField) -> Value {
 /// from the schemas the segment stores for them), arrays of those, and in derived types
 /// the containers (from their descriptors) and `Mutex`es (their holders). Taken as one
 /// snapshot under the index lock (writable mappings).
-pub fn objects<B: Backing, M: Mode, I: IndexKind>(
-    seg: &ManagedSegment<B, M, I>,
+pub fn objects<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
 ) -> Result<Vec<ObjectReport>> {
     let plains = plain_types();
     seg.indexed(|s| {
@@ -1512,6 +1521,6 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind>(
 
 /// Runs [`check`](ManagedSegment::check) and the object layer's check of every entry:
 /// the full validation of a cold open, on request.
-pub fn check<B: Backing, M: Mode, I: IndexKind>(seg: &ManagedSegment<B, M, I>) -> Result<()> {
+pub fn check<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(seg: &ManagedSegment<B, M, I, A>) -> Result<()> {
     seg.check()
 }

@@ -1,4 +1,4 @@
-//! `ManagedSegment<B, M, I>`: the one API every kind of managed segment offers. `B` is the
+//! `ManagedSegment<B, M, I, A>`: the one API every kind of managed segment offers. `B` is the
 //! backing that keeps the bytes mapped (shared memory, a file, heap memory, …); `M` is the
 //! access mode, which decides at compile time whether the writing half of the API exists;
 //! `I` is the kind of name index (see [`crate::objects`]). Segments are opened through
@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::mode::{Mode, ReadWrite, Writable};
+use crate::alloc::algorithm;
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::alloc::{cache, Allocation, Command};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
@@ -99,7 +101,12 @@ pub trait Backing: Send + Sync {
 /// that cannot fail ([`size`](Self::size), [`free_memory`](Self::free_memory),
 /// [`allocator`](Self::allocator), …). References into the segment taken before the fork
 /// dangle in the child.
-pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIndex> {
+pub struct ManagedSegment<
+    B: Backing,
+    M: Mode = ReadWrite,
+    I: IndexKind = HashIndex,
+    A: MemoryAlgorithm = Tlsf,
+> {
     core: SegmentCore,
     caches: CacheRelease,
     validated: super::objects_api::Validated,
@@ -112,7 +119,7 @@ pub struct ManagedSegment<B: Backing, M: Mode = ReadWrite, I: IndexKind = HashIn
     owner: Arc<Owner>,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
-    _mode: PhantomData<(M, I)>,
+    _mode: PhantomData<(M, I, A)>,
 }
 
 /// Returns this mapping's thread caches to the segment when the mapping goes away (before
@@ -135,7 +142,7 @@ impl Drop for CacheRelease {
     }
 }
 
-impl<B: Backing, M: Mode, I: IndexKind> std::fmt::Debug for ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> std::fmt::Debug for ManagedSegment<B, M, I, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("ManagedSegment");
         d.field("backing", &self.backing.describe())
@@ -162,7 +169,7 @@ pub(crate) fn check_size(len: u64) -> Result<usize> {
     })
 }
 
-impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// Wraps bytes that `backing` keeps mapped at `base`: formats them (with index kind
     /// `I`) when `created`, else validates them (waiting up to `timeout` for a creator in
     /// another process) and checks that they were created with index kind `I`.
@@ -190,7 +197,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
             check_size(len as u64)?;
             let creator = owner.me()?;
             // SAFETY: the caller gives us fresh, writable, exclusively used bytes.
-            unsafe { header::format(base.as_ptr(), len, I::KIND, creator) };
+            unsafe { header::format(base.as_ptr(), len, I::KIND, algorithm::ops::<A>(), creator) };
         } else {
             // SAFETY: the range is mapped readable (caller).
             unsafe {
@@ -202,6 +209,15 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                     timeout,
                 )?
             };
+            // SAFETY: as above; the header was just validated.
+            let kind = unsafe { header::algorithm_kind(base.as_ptr()) };
+            if kind != A::KIND {
+                return Err(Error::AlgorithmMismatch {
+                    what: backing.describe(),
+                    expected: A::NAME,
+                    found: header::algorithm_name(kind),
+                });
+            }
         }
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`;
         // the owner is on the heap (it does not move with the segment) and dropped after the
@@ -212,6 +228,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
                 cache::new_mapping_id(),
                 M::MAP != MapMode::ReadOnly,
                 NonNull::from(&*owner),
+                algorithm::ops::<A>(),
             )
         };
         let core = if M::OBSERVES {
@@ -409,7 +426,13 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
     pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
         // SAFETY: the caller moved the whole formatted segment to `base`.
         self.core = unsafe {
-            SegmentCore::new(base, self.core.mapping(), true, NonNull::from(&*self.owner))
+            SegmentCore::new(
+                base,
+                self.core.mapping(),
+                true,
+                NonNull::from(&*self.owner),
+                algorithm::ops::<A>(),
+            )
         };
         if self.caches.0.is_some() {
             self.caches.0 = Some(self.core);
@@ -419,7 +442,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
 
     /// The same mapping in mode `N` (an exclusive mapping shared once built); the caller
     /// has changed what the backing holds to match `N`.
-    pub(crate) fn into_mode<N: Mode>(self) -> ManagedSegment<B, N, I> {
+    pub(crate) fn into_mode<N: Mode>(self) -> ManagedSegment<B, N, I, A> {
         let mut caches = self.caches;
         caches.1 = self.backing.not_inherited_since();
         ManagedSegment {
@@ -465,7 +488,7 @@ impl<B: Backing> ManagedSegment<B, B::DefaultMode> {
     pub const MIN_ALIGN: usize = crate::alloc::MIN_ALIGN;
 }
 
-impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Writable, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// Allocates `size` bytes aligned to [`MIN_ALIGN`](Self::MIN_ALIGN).
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {

@@ -14,7 +14,7 @@ pub mod observer;
 pub mod owned;
 mod root_api;
 
-pub use self::algorithm::MemoryAlgorithm;
+pub use self::algorithm::AlgorithmView;
 pub use self::allocator::{AllocError, AllocErrorKind, SegmentAllocator};
 pub use self::backing::anonymous::{AnonymousMemory, ManagedAnonymousSharedMemory};
 pub use self::backing::buffer::{

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, Writable};
+use crate::alloc::MemoryAlgorithm;
 use crate::error::{Error, Result};
 use crate::layout::{Invalid, Schema, ShmMut, ShmSafe};
 use crate::objects::ops::{self, IfExists, NAMED, SCHEMAS, UNIQUE};
@@ -85,7 +86,7 @@ thread_local! {
 /// ARCHITECTURE.md, "Sharing"). A read-only mapping lends only
 /// [`ShmImmutable`](crate::ShmImmutable) types (the bound `M: Lends<T>`): its pages are
 /// not writable, so an atomic found there could not be used.
-impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// The object layer's view of the segment (`InUse` where it is not mapped, see
     /// [`ManagedSegment::mapped`]).
     fn space(&self) -> Result<Space> {
@@ -370,7 +371,7 @@ impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
 
 /// Writing: construction, destruction, `atomic_func` and reservations. On a copy-on-write
 /// mapping all of it stays private to the mapping.
-impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Writable, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     fn create_object<T: ShmSafe>(
         &self,
         target: Target<'_>,
@@ -675,7 +676,7 @@ impl<B: Backing, M: Writable, I: IndexKind> ManagedSegment<B, M, I> {
 /// Mutable access: only where nobody else can see the bytes change (an exclusive mapping,
 /// or copy-on-write's private pages). The bound is on each method so that the error on a
 /// shared mapping says what to use instead.
-impl<B: Backing, M: Mode, I: IndexKind> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// Mutable access to the single-value object `target`, through a guard that hands out
     /// `&mut T` only for position-independent types.
     pub fn find_mut<T: ShmSafe>(&mut self, target: impl Lookup<I>) -> Result<Option<ShmMut<'_, T>>>

@@ -29,7 +29,8 @@ use core::cell::RefCell;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::alloc::tlsf::{Tlsf, HEADER};
+use crate::alloc::block::HEADER;
+use crate::alloc::heap::Heap;
 use crate::layout::Invalid;
 use crate::manager::header::words;
 use crate::manager::SegmentCore;
@@ -220,7 +221,7 @@ fn genuine(core: &SegmentCore, off: u64, len: usize, expected: u64) -> Result<Fo
 }
 
 impl Walk {
-    fn new(t: &Tlsf, base: usize, registry: u64, chain: u64) -> Walk {
+    fn new(t: &Heap, base: usize, registry: u64, chain: u64) -> Walk {
         let mut starts = Vec::new();
         t.for_each_used(|b, _| starts.push(b.offset + HEADER as u64));
         Walk {

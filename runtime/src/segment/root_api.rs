@@ -10,6 +10,7 @@
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::{ExclusiveAccess, Lends, Mode, ReadOnly, Writable};
+use crate::alloc::MemoryAlgorithm;
 use crate::error::{Error, Result};
 use crate::layout::ShmMut;
 use crate::layout::{SchemaDiff, ShmImmutable, ShmRoot};
@@ -27,7 +28,7 @@ fn what<T: ShmRoot>() -> String {
     format!("segment root `{}`", T::ROOT_NAME)
 }
 
-impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// Checks the stored schema of root `T` against `T`'s; false when none is stored.
     fn check_root_schema<T: ShmRoot>(&self) -> Result<bool> {
         // `find_raw`: bytes lend themselves in every mode (no `Lends` bound to carry).
@@ -59,7 +60,7 @@ impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
     }
 }
 
-impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Writable, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// The segment's root `T`, built with `Default` on first use, atomically across threads
     /// and processes (one `Default::default()` runs, everyone gets that root).
     ///
@@ -88,7 +89,7 @@ impl<B: Backing, M: Writable, I: IndexKind + NamedIndex> ManagedSegment<B, M, I>
     }
 }
 
-impl<B: Backing, I: IndexKind + NamedIndex> ManagedSegment<B, ReadOnly, I> {
+impl<B: Backing, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, ReadOnly, I, A> {
     /// The segment's root `T`, found, never built: a read-only mapping cannot write it. When
     /// the segment has none the error is [`Error::NotFound`] naming the root; a writable
     /// mapping builds it (or [`find_root`](Self::find_root) says `None` instead).
@@ -103,7 +104,7 @@ impl<B: Backing, I: IndexKind + NamedIndex> ManagedSegment<B, ReadOnly, I> {
     }
 }
 
-impl<B: Backing, M: Mode, I: IndexKind + NamedIndex> ManagedSegment<B, M, I> {
+impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
     /// Mutable access to the root (built as [`root`](Self::root) does) through the guard:
     /// `&mut` for plain fields through the derive's accessors, in-place operations for
     /// position-dependent ones. Needs an exclusive or copy-on-write mapping (the bound is

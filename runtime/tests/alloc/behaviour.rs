@@ -1,11 +1,41 @@
 //! The segment manager's allocation behaviours (Boost's segment-manager and memory-algorithm
 //! tests, redone), on heap and external-buffer segments so that Miri can run them:
-//! `cargo +nightly miri test -p shmkit-runtime --test alloc`.
+//! `cargo +nightly miri test -p shmkit-runtime --test alloc`. Compiled once per memory
+//! algorithm (`super::Algo`: see `on_tlsf.rs`, `on_seqfit.rs`).
 
 use std::ptr::NonNull;
 
 use shmkit_runtime::Command;
-use shmkit_runtime::{AlignedBuffer, Error, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly};
+use shmkit_runtime::{
+    AlignedBuffer, Error, HashIndex, ImageBytes, ManagedExternalBuffer, ManagedHeapMemory,
+    ReadOnly,
+};
+
+use super::Algo;
+
+/// A heap segment of the algorithm under test.
+type Heap = ManagedHeapMemory<HashIndex, Algo>;
+
+fn heap_of(size: usize) -> Heap {
+    ManagedHeapMemory::options()
+        .algorithm::<Algo>()
+        .create(size)
+        .unwrap()
+}
+
+fn heap_from(image: &(impl ImageBytes + ?Sized)) -> Result<Heap, Error> {
+    ManagedHeapMemory::options()
+        .algorithm::<Algo>()
+        .from_image(image)
+}
+
+fn buffer_create(buf: &mut AlignedBuffer) -> Result<ManagedExternalBuffer<'_, shmkit_runtime::Exclusive, HashIndex, Algo>, Error> {
+    ManagedExternalBuffer::options().algorithm::<Algo>().create(buf)
+}
+
+fn buffer_open(buf: &mut AlignedBuffer) -> Result<ManagedExternalBuffer<'_, shmkit_runtime::Exclusive, HashIndex, Algo>, Error> {
+    ManagedExternalBuffer::options().algorithm::<Algo>().open(buf)
+}
 
 /// Smaller sizes under Miri, which is slow.
 const SEG: usize = if cfg!(miri) { 64 * 1024 } else { 1024 * 1024 };
@@ -13,7 +43,7 @@ const PAGE: usize = 4096;
 
 /// `allocation_command` on blocks these tests own (its `unsafe` contract).
 fn command(
-    seg: &ManagedHeapMemory,
+    seg: &Heap,
     cmd: Command,
     limit: usize,
     preferred: usize,
@@ -25,8 +55,8 @@ fn command(
     unsafe { seg.allocation_command(cmd, limit, preferred, reuse, object_size) }
 }
 
-fn heap() -> ManagedHeapMemory {
-    ManagedHeapMemory::new(SEG).unwrap()
+fn heap() -> Heap {
+    heap_of(SEG)
 }
 
 /// Fills a block with a byte pattern.
@@ -43,7 +73,7 @@ fn all_equal(p: NonNull<u8>, len: usize, byte: u8) -> bool {
 }
 
 /// Allocates blocks of cycling sizes until the segment is full.
-fn fill_segment(seg: &ManagedHeapMemory) -> Vec<(NonNull<u8>, usize)> {
+fn fill_segment(seg: &Heap) -> Vec<(NonNull<u8>, usize)> {
     let mut blocks = Vec::new();
     for i in 0.. {
         let size = [8, 24, 100, 1000, 3000][i % 5];
@@ -671,7 +701,7 @@ fn random_operations_keep_every_invariant() {
 
 #[test]
 fn threads_allocate_and_free_concurrently() {
-    let seg = ManagedHeapMemory::new(4 * SEG).unwrap();
+    let seg = heap_of(4 * SEG);
     let free0 = seg.free_memory();
     let per_thread = if cfg!(miri) { 50 } else { 5_000 };
     std::thread::scope(|s| {
@@ -705,7 +735,7 @@ fn threads_allocate_and_free_concurrently() {
 
 #[test]
 fn a_heap_segment_moved_by_growth_stays_valid() {
-    let mut seg = ManagedHeapMemory::new(SEG).unwrap();
+    let mut seg = heap_of(SEG);
     let p = seg.allocate(1000).unwrap();
     fill(p, 1000, 0x3C);
     let h = seg.handle_from_address(p.as_ptr()).unwrap();
@@ -727,7 +757,7 @@ fn a_heap_segment_moved_by_growth_stays_valid() {
 
 #[test]
 fn a_heap_segment_shrinks_to_fit_and_grows_back() {
-    let mut seg = ManagedHeapMemory::new(SEG).unwrap();
+    let mut seg = heap_of(SEG);
     let p = seg.allocate(1000).unwrap();
     fill(p, 1000, 0x5A);
     let h = seg.handle_from_address(p.as_ptr()).unwrap();
@@ -755,7 +785,7 @@ fn a_heap_segment_shrinks_to_fit_and_grows_back() {
 fn a_tiny_segment_grown_large_serves_blocks_of_every_size() {
     // A 1,000-byte segment keeps a short size-class table; after growing, blocks above it
     // share one list, which must still find a fitting block for every request.
-    let mut seg = ManagedHeapMemory::new(1000).unwrap();
+    let mut seg = heap_of(1000);
     seg.grow(SEG).unwrap();
     let sizes = [SEG / 200, 40, 300, SEG / 50, 900, 3000, 128, SEG / 17];
     let mut blocks: Vec<_> = sizes.iter().map(|&n| seg.allocate(n).unwrap()).collect();
@@ -791,7 +821,7 @@ fn a_heap_segment_image_reopens_elsewhere() {
     fill(p, 100, 7);
     let h = seg.handle_from_address(p.as_ptr()).unwrap();
     let image = AlignedBuffer::from_image(seg.image());
-    let copy = ManagedHeapMemory::from_image(&image).unwrap();
+    let copy = heap_from(&image).unwrap();
     let q = copy.address_from_handle(h).unwrap();
     assert_ne!(p, q);
     assert!(all_equal(q, 100, 7));
@@ -801,11 +831,11 @@ fn a_heap_segment_image_reopens_elsewhere() {
     half.truncate(image.len() / 2);
     assert_eq!(half.len(), image.len() / 2);
     assert!(matches!(
-        ManagedHeapMemory::from_image(&half),
+        heap_from(&half),
         Err(Error::Truncated { .. })
     ));
     assert!(matches!(
-        ManagedHeapMemory::from_image(&vec![0x55; SEG]),
+        heap_from(&vec![0x55; SEG]),
         Err(Error::NotASegment { .. })
     ));
 }
@@ -855,12 +885,12 @@ fn an_absurd_buffer_length_is_an_error_not_a_panic() {
 
 #[test]
 fn a_heap_image_reopens_writable_in_an_aligned_buffer() {
-    let mut heap = ManagedHeapMemory::new(SEG).unwrap();
+    let mut heap = heap_of(SEG);
     let p = heap.allocate(64).unwrap();
     fill(p, 64, 7);
     let h = heap.handle_from_address(p.as_ptr()).unwrap();
     let mut image = AlignedBuffer::from_image(heap.image());
-    let seg = ManagedExternalBuffer::open(&mut image).unwrap();
+    let seg = buffer_open(&mut image).unwrap();
     assert!(all_equal(seg.address_from_handle(h).unwrap(), 64, 7));
     seg.allocate(128).unwrap();
     assert!(
@@ -874,13 +904,13 @@ fn a_duplicated_external_buffer_is_a_valid_segment() {
     let mut a = AlignedBuffer::new(SEG);
     let h;
     {
-        let seg = ManagedExternalBuffer::create(&mut a).unwrap();
+        let seg = buffer_create(&mut a).unwrap();
         let p = seg.allocate(256).unwrap();
         fill(p, 256, 0x42);
         h = seg.handle_from_address(p.as_ptr()).unwrap();
     }
     let mut b = a.clone();
-    let dup = ManagedExternalBuffer::open(&mut b).unwrap();
+    let dup = buffer_open(&mut b).unwrap();
     let q = dup.address_from_handle(h).unwrap();
     assert!(all_equal(q, 256, 0x42));
     // The copy is independent: freeing there leaves the original alone.
@@ -888,7 +918,7 @@ fn a_duplicated_external_buffer_is_a_valid_segment() {
     unsafe { dup.deallocate(q).unwrap() };
     assert!(dup.all_memory_deallocated());
     drop(dup);
-    let orig = ManagedExternalBuffer::open(&mut a).unwrap();
+    let orig = buffer_open(&mut a).unwrap();
     assert!(!orig.all_memory_deallocated());
     orig.check().unwrap();
 }
@@ -896,11 +926,11 @@ fn a_duplicated_external_buffer_is_a_valid_segment() {
 #[test]
 fn external_buffers_that_cannot_hold_a_segment_are_refused() {
     assert!(matches!(
-        ManagedExternalBuffer::create(&mut AlignedBuffer::new(64)),
+        buffer_create(&mut AlignedBuffer::new(64)),
         Err(Error::BufferTooSmall { len: 64, .. })
     ));
     assert!(matches!(
-        ManagedExternalBuffer::open(&mut AlignedBuffer::new(SEG)),
+        buffer_open(&mut AlignedBuffer::new(SEG)),
         Err(Error::NotASegment { .. })
     ));
     // A writable buffer is always aligned; plain bytes lent read-only may not be.
@@ -908,6 +938,7 @@ fn external_buffers_that_cannot_hold_a_segment_are_refused() {
     let at = (17 - bytes.as_ptr().addr() % 16) % 16;
     assert!(matches!(
         ManagedExternalBuffer::options()
+            .algorithm::<Algo>()
             .read_only()
             .open(&bytes[at..at + SEG]),
         Err(Error::BufferMisaligned { .. })
@@ -918,12 +949,13 @@ fn external_buffers_that_cannot_hold_a_segment_are_refused() {
 fn a_read_only_external_buffer_can_be_inspected() {
     let mut buf = AlignedBuffer::new(SEG);
     let h = {
-        let seg = ManagedExternalBuffer::create(&mut buf).unwrap();
+        let seg = buffer_create(&mut buf).unwrap();
         let p = seg.allocate(64).unwrap();
         fill(p, 64, 9);
         seg.handle_from_address(p.as_ptr()).unwrap()
     };
-    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly> = ManagedExternalBuffer::options()
+    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly, HashIndex, Algo> = ManagedExternalBuffer::options()
+        .algorithm::<Algo>()
         .read_only()
         .open(&buf)
         .unwrap();
@@ -933,6 +965,7 @@ fn a_read_only_external_buffer_can_be_inspected() {
     assert!(all_equal(p, 64, 9));
     // A second read-only view of the same bytes at the same time.
     let ro2 = ManagedExternalBuffer::options()
+        .algorithm::<Algo>()
         .read_only()
         .open(&buf)
         .unwrap();
@@ -982,7 +1015,7 @@ fn usable_size_of_an_interior_pointer_reads_no_payload() {
         tag: u8,
         value: u64,
     }
-    let seg = ManagedHeapMemory::new(SEG).unwrap();
+    let seg = heap_of(SEG);
     let p = seg.allocate(size_of::<Padded>()).unwrap();
     // SAFETY: a fresh block of this size, aligned to 8.
     unsafe { p.cast::<Padded>().write(Padded { tag: 1, value: 2 }) };

@@ -3,6 +3,8 @@
 //! allocate through. Miri runs this binary (`.ci/miri`); the tests that need OS mappings or
 //! processes are ignored there.
 
-mod behaviour;
+mod bump;
 mod cache;
+mod on_seqfit;
+mod on_tlsf;
 mod seam;

@@ -6,7 +6,8 @@ use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::alloc::cache;
-use crate::alloc::tlsf::{layout, ENTRY};
+use crate::alloc::block::ENTRY;
+use crate::alloc::tlsf::layout;
 use crate::manager::header::{self, SegmentHeader};
 use crate::segment::{AlignedBuffer, ManagedHeapMemory};
 use crate::Error;
@@ -46,7 +47,7 @@ fn refused(img: &AlignedBuffer) -> bool {
 #[test]
 fn a_forged_free_list_head_is_refused_at_open() {
     let mut img = image_of(64 * 1024);
-    let t = offset_of!(SegmentHeader, tlsf);
+    let t = offset_of!(SegmentHeader, heap);
     // Class (0, 4), the 32-byte blocks: mark it non-empty, its head far outside.
     put_u64(&mut img, t + layout::FL_BITMAP, 1);
     put(&mut img, t + layout::SL_BITMAP, &(1u32 << 4).to_ne_bytes());
@@ -59,7 +60,7 @@ fn a_forged_free_list_head_is_refused_at_open() {
 #[test]
 fn a_forged_head_of_an_empty_class_is_refused_at_open() {
     let mut img = image_of(64 * 1024);
-    let t = offset_of!(SegmentHeader, tlsf);
+    let t = offset_of!(SegmentHeader, heap);
     put_u64(&mut img, t + layout::HEADS + 4 * 8, 1 << 40);
     assert!(refused(&img));
 }
@@ -67,7 +68,7 @@ fn a_forged_head_of_an_empty_class_is_refused_at_open() {
 #[test]
 fn a_forged_size_class_bit_is_refused_at_open() {
     let mut img = image_of(64 * 1024);
-    let t = offset_of!(SegmentHeader, tlsf);
+    let t = offset_of!(SegmentHeader, heap);
     put_u64(&mut img, t + layout::FL_BITMAP, 1 << 60);
     assert!(refused(&img));
 }
@@ -84,7 +85,7 @@ fn a_forged_end_that_overflows_is_refused_at_open() {
     let mut img = image_of(64 * 1024);
     put_u64(
         &mut img,
-        offset_of!(SegmentHeader, tlsf) + layout::END,
+        offset_of!(SegmentHeader, heap) + layout::END,
         u64::MAX - 3,
     );
     assert!(refused(&img));
@@ -150,7 +151,7 @@ fn a_crash_while_returning_cached_blocks_never_frees_one_twice() {
         let epoch = core.cache_epoch();
         let mut l = core.lock().unwrap();
         let crashed = crate::robust::crash::crashes_at(n, || {
-            core.cache().flush(&mut l.tlsf, slot, epoch);
+            core.cache().flush(&mut l.heap, slot, epoch);
         });
         if crashed.is_ok() {
             break;
@@ -193,7 +194,7 @@ fn a_forged_head_aiming_at_a_fake_free_block_in_a_payload_is_refused_at_open() {
     let p = seg.allocate(256).unwrap();
     let payload = p.as_ptr().addr() - seg.base_address().as_ptr().addr();
     let mut img = plain_image(&mut seg);
-    let t = offset_of!(SegmentHeader, tlsf);
+    let t = offset_of!(SegmentHeader, heap);
     let word = |img: &AlignedBuffer, at: usize| -> u64 {
         // SAFETY: header words of a segment image: written, so initialised.
         u64::from_ne_bytes(std::array::from_fn(|i| unsafe {
@@ -201,7 +202,7 @@ fn a_forged_head_aiming_at_a_fake_free_block_in_a_payload_is_refused_at_open() {
         }))
     };
     // The one listed free block (the rest of the segment) and its list head.
-    let head_at = (0..header::levels_for(64 * 1024) * layout::SL_COUNT)
+    let head_at = (0..crate::alloc::Tlsf::levels_for(64 * 1024) * layout::SL_COUNT)
         .map(|i| {
             t + layout::HEADS + i / layout::SL_COUNT * layout::LEVEL + i % layout::SL_COUNT * 8
         })

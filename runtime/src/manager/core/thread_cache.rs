@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
-use crate::alloc::tlsf::{size_in, used_header_unlocked, Tlsf, ENTRY, HEADER, INTERNAL};
+use crate::alloc::block::{size_in, used_header_unlocked, ENTRY, HEADER, INTERNAL};
+use crate::alloc::heap::Heap;
 use crate::error::Result;
 use crate::manager::header;
 
@@ -87,8 +88,7 @@ impl SegmentCore {
             used_header_unlocked(
                 self.base.as_ptr(),
                 payload_off as u64,
-                // Segments with a cache have every level, so their blocks start here.
-                header::blocks_start(Tlsf::MAX_LEVELS) as u64,
+                self.first_block(),
                 self.size() as u64,
                 true,
             )
@@ -112,7 +112,7 @@ impl SegmentCore {
 
     /// Under the lock: empties this thread's slot if the epoch moved on since.
     #[inline]
-    pub(super) fn refresh_slot(&self, t: &mut Tlsf, slot: u64) {
+    pub(super) fn refresh_slot(&self, t: &mut Heap, slot: u64) {
         let cache = self.cache();
         let epoch = self.cache_epoch();
         if cache.is_stale(slot, epoch) {
@@ -124,7 +124,7 @@ impl SegmentCore {
     /// its slot again after forgetting it) and records it. None when there is no cache or
     /// no free slot.
     #[cold]
-    pub(super) fn claim_slot(&self, t: &mut Tlsf) -> Option<u64> {
+    pub(super) fn claim_slot(&self, t: &mut Heap) -> Option<u64> {
         let cache = self.cache();
         let slot = if cache.exists() {
             cache.claim(
@@ -147,7 +147,7 @@ impl SegmentCore {
 
     /// Under the lock, when the segment looks full: besides emptying this thread's cache
     /// (see `empty_caches`), takes back the caches of dead processes and exited threads.
-    pub(super) fn reclaim_caches(&self, t: &mut Tlsf) {
+    pub(super) fn reclaim_caches(&self, t: &mut Heap) {
         self.empty_caches(t);
         let cache = self.cache();
         cache.reclaim_dead(t, self.cache_epoch(), self.owner());
@@ -156,7 +156,7 @@ impl SegmentCore {
 
     /// Under the lock: empties this thread's cache and tells every other cache to empty
     /// itself before its next use (the segment is full, or free memory is being zeroed).
-    pub(super) fn empty_caches(&self, t: &mut Tlsf) {
+    pub(super) fn empty_caches(&self, t: &mut Heap) {
         let cache = self.cache();
         if !cache.exists() {
             return;
@@ -175,7 +175,7 @@ impl SegmentCore {
     }
 
     /// Bytes of the block holding the slot table (0 without a cache).
-    pub(super) fn cache_table_block(&self, t: &Tlsf) -> u64 {
+    pub(super) fn cache_table_block(&self, t: &Heap) -> u64 {
         let table = self.cache().table();
         if table == 0 {
             return 0;
@@ -184,7 +184,7 @@ impl SegmentCore {
     }
 
     /// Checks this thread's own slot (other threads' slots change without the lock).
-    pub(super) fn check_own_cache(&self, t: &Tlsf) -> Result<(), String> {
+    pub(super) fn check_own_cache(&self, t: &Heap) -> Result<(), String> {
         match cache::recorded_slot(self.mapping) {
             Some(slot) if slot != 0 => self.cache().check(t, slot),
             _ => Ok(()),
@@ -199,7 +199,7 @@ impl SegmentCore {
             return Ok(());
         }
         let mut l = self.lock()?;
-        cache.release(&mut l.tlsf, self.mapping, self.cache_epoch(), self.owner());
+        cache.release(&mut l.heap, self.mapping, self.cache_epoch(), self.owner());
         Ok(())
     }
 }

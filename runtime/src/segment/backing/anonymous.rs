@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::attachment::Attachment;
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
@@ -65,12 +66,12 @@ fn nameless_companion() -> Result<SharedMemoryObject> {
 
 /// A segment in anonymous shared memory, inherited by forked children. Another index is
 /// chosen on the builder: `ManagedAnonymousSharedMemory::options().index::<I>().create(size)`.
-pub type ManagedAnonymousSharedMemory<I = HashIndex> =
-    ManagedSegment<AnonymousMemory, ReadWrite, I>;
+pub type ManagedAnonymousSharedMemory<I = HashIndex, A = Tlsf> =
+    ManagedSegment<AnonymousMemory, ReadWrite, I, A>;
 
-impl<I: IndexKind> SegmentBuilder<AnonymousMemory, ReadWrite, I> {
+impl<I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<AnonymousMemory, ReadWrite, I, A> {
     /// A new, empty segment of `size` bytes that children forked from now on share.
-    pub fn create(self, size: usize) -> Result<ManagedAnonymousSharedMemory<I>> {
+    pub fn create(self, size: usize) -> Result<ManagedAnonymousSharedMemory<I, A>> {
         check_size(size as u64)?;
         let companion = nameless_companion()?;
         let attachment = Attachment::take::<ReadWrite>(&companion)?;

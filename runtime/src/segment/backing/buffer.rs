@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::{DEFAULT_INIT_TIMEOUT, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::objects::{HashIndex, IndexKind};
@@ -354,8 +355,8 @@ impl std::fmt::Debug for AlignedBuffer {
 /// let mut bytes = vec![0u8; 4096];
 /// let _ = shmkit_runtime::ManagedExternalBuffer::create(&mut bytes[..]);
 /// ```
-pub type ManagedExternalBuffer<'a, M = Exclusive, I = HashIndex> =
-    ManagedSegment<ExternalBuffer<'a>, M, I>;
+pub type ManagedExternalBuffer<'a, M = Exclusive, I = HashIndex, A = Tlsf> =
+    ManagedSegment<ExternalBuffer<'a>, M, I, A>;
 
 fn check_len(len: usize) -> Result<()> {
     if len < MIN_SEGMENT_SIZE {
@@ -372,11 +373,11 @@ fn check_len(len: usize) -> Result<()> {
 /// # Safety
 /// The range stays borrowed for 'a (writable unless `M` is read-only) and, when `created`,
 /// nobody else uses it.
-unsafe fn attach<'a, M: Mode, I: IndexKind>(
+unsafe fn attach<'a, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     base: NonNull<u8>,
     len: usize,
     created: bool,
-) -> Result<ManagedExternalBuffer<'a, M, I>> {
+) -> Result<ManagedExternalBuffer<'a, M, I, A>> {
     check_len(len)?;
     let backing = ExternalBuffer {
         addr: base.as_ptr().addr(),
@@ -386,12 +387,12 @@ unsafe fn attach<'a, M: Mode, I: IndexKind>(
     unsafe { ManagedSegment::attach(backing, base, len, created, DEFAULT_INIT_TIMEOUT) }
 }
 
-impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
+impl<'a, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I, A> {
     /// Formats `buf` as a new, empty segment.
     pub fn create(
         self,
         buf: &'a mut AlignedBuffer,
-    ) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
+    ) -> Result<ManagedExternalBuffer<'a, Exclusive, I, A>> {
         buf.initialised = false;
         let buf = buf.bytes_mut();
         let base = NonNull::from(&mut *buf).cast::<u8>();
@@ -403,7 +404,7 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
     pub fn open(
         self,
         buf: &'a mut AlignedBuffer,
-    ) -> Result<ManagedExternalBuffer<'a, Exclusive, I>> {
+    ) -> Result<ManagedExternalBuffer<'a, Exclusive, I, A>> {
         buf.initialised = false;
         let buf = buf.bytes_mut();
         let base = NonNull::from(&mut *buf).cast::<u8>();
@@ -412,12 +413,12 @@ impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, Exclusive, I> {
     }
 }
 
-impl<'a, I: IndexKind> SegmentBuilder<ExternalBuffer<'a>, ReadOnly, I> {
+impl<'a, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<ExternalBuffer<'a>, ReadOnly, I, A> {
     /// Opens the segment in a shared, read-only buffer: it can be inspected, not changed.
     pub fn open(
         self,
         buf: &'a (impl ImageBytes + ?Sized),
-    ) -> Result<ManagedExternalBuffer<'a, ReadOnly, I>> {
+    ) -> Result<ManagedExternalBuffer<'a, ReadOnly, I, A>> {
         let buf = buf.image_bytes();
         let base = NonNull::from(buf).cast::<u8>();
         // SAFETY: `buf` is readable for 'a; the read-only mode never writes through it.

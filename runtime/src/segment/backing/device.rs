@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE};
 use crate::objects::{HashIndex, IndexKind};
@@ -326,11 +327,11 @@ fn half_made<D: Device>(device: &D) -> Result<bool> {
 /// A segment in POSIX shared memory (`/dev/shm` on Linux). Another index or access mode is
 /// chosen on the builder: `ManagedSharedMemory::options().index::<OrderedIndex>()`
 /// (Boost's `basic_managed_shared_memory` with an `IndexType`).
-pub type ManagedSharedMemory<M = ReadWrite, I = HashIndex> =
-    ManagedSegment<DeviceBacking<SharedMemoryObject>, M, I>;
+pub type ManagedSharedMemory<M = ReadWrite, I = HashIndex, A = Tlsf> =
+    ManagedSegment<DeviceBacking<SharedMemoryObject>, M, I, A>;
 /// A segment in a memory-mapped file: persistent across runs and reboots.
-pub type ManagedMappedFile<M = ReadWrite, I = HashIndex> =
-    ManagedSegment<DeviceBacking<MappableFile>, M, I>;
+pub type ManagedMappedFile<M = ReadWrite, I = HashIndex, A = Tlsf> =
+    ManagedSegment<DeviceBacking<MappableFile>, M, I, A>;
 
 /// How long an opener waits for an empty device that was not changed recently: a creator
 /// sizes its device right after creating it, so an old empty device is simply empty.
@@ -370,12 +371,12 @@ fn claim_created<D: Device>(device: &D) -> Result<bool> {
 /// Sizes, maps and formats a device this process claimed; the claim is dropped once the
 /// segment is READY. On failure the device is removed again, so a failed create leaves
 /// nothing behind.
-fn finish_create<D: Device, M: Mode, I: IndexKind>(
+fn finish_create<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     name: &D::Name,
     device: D,
     size: usize,
     opts: &Settings,
-) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
     let result = (|| {
         // Before the device has a size: openers wait for one before they lock, so they meet
         // this mapping's locks.
@@ -408,12 +409,12 @@ fn finish_create<D: Device, M: Mode, I: IndexKind>(
 
 /// `open_or_create` found a segment its creator left half-made: claims it and makes it anew
 /// with `size` bytes, unless someone else got to it first (then opens what they make).
-fn remake<D: Device, M: CreateMode, I: IndexKind>(
+fn remake<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm>(
     name: &D::Name,
     device: D,
     size: usize,
     opts: &Settings,
-) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
     if !claim(&device, false)? {
         return attach_existing(device, opts);
     }
@@ -480,10 +481,10 @@ fn wait_for_size<D: Device>(device: &D, timeout: Duration) -> Result<rustix::fs:
 /// locks, which a creator takes before it sizes the device, so this opener then meets them),
 /// takes this mode's attachment locks, and maps the size seen under them (stable from
 /// there: resizing needs the segment alone).
-fn attach_existing<D: Device, M: Mode, I: IndexKind>(
+fn attach_existing<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     device: D,
     opts: &Settings,
-) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
     let stat = wait_for_size(&device, opts.init_timeout)?;
     if stat.st_size == 0 {
         return Err(Error::NotASegment {
@@ -511,7 +512,7 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind>(
     unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
 }
 
-impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
+impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D>, M, I, A> {
     /// Whether creation reserves the device's storage (`fallocate`), so that a full
     /// `/dev/shm` or file system is [`Error::OutOfSpace`] now rather than a SIGBUS at the
     /// first write into a page without storage. On by default; `grow` always reserves.
@@ -531,7 +532,7 @@ impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M,
         self,
         name: impl AsRef<D::Name>,
         size: usize,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
         let name = name.as_ref();
         check_size(size as u64)?;
         let device = D::create(name, self.settings.permissions)?;
@@ -549,7 +550,7 @@ impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M,
         self,
         name: impl AsRef<D::Name>,
         size: usize,
-    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
         let name = name.as_ref();
         check_size(size as u64)?;
         let opts = &self.settings;
@@ -568,7 +569,7 @@ impl<D: Device, M: CreateMode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M,
     }
 }
 
-impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
+impl<D: Device, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D>, ReadWrite, I, A> {
     /// Grows the segment `name` by `extra` bytes. Offline: `InUse` while any mapping, in
     /// this or another process, maps it.
     pub fn grow(self, name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
@@ -595,7 +596,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
         };
         // SAFETY: the device was a valid segment a moment ago; only its tail is new.
         let seg = unsafe {
-            ManagedSegment::<_, Exclusive, I>::attach(grown, base, new_size, false, Duration::ZERO)?
+            ManagedSegment::<_, Exclusive, I, A>::attach(grown, base, new_size, false, Duration::ZERO)?
         };
         // SAFETY: the mapping covers `new_size` bytes and is the only one (exclusive).
         unsafe { seg.core().grow_to(new_size) }
@@ -614,7 +615,7 @@ impl<D: Device, I: IndexKind> SegmentBuilder<DeviceBacking<D>, ReadWrite, I> {
     }
 }
 
-impl<D: Device, M: Mode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
+impl<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D>, M, I, A> {
     /// Map at `address` instead of where the OS chooses; an error, never a replaced
     /// mapping, if something is mapped there already.
     pub fn address(mut self, address: NonNull<u8>) -> Self {
@@ -624,7 +625,7 @@ impl<D: Device, M: Mode, I: IndexKind> SegmentBuilder<DeviceBacking<D>, M, I> {
 
     /// Opens an existing segment in this builder's mode; NotFound if it is absent, `InUse`
     /// when the mappings there exclude this mode (see [`Exclusive`], [`ReadOnly`](crate::ReadOnly)).
-    pub fn open(self, name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, M, I>> {
+    pub fn open(self, name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
         let access = match M::MAP {
             MapMode::ReadWrite => Access::ReadWrite,
             MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
@@ -690,11 +691,11 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
     }
 }
 
-impl<D: Device, I: IndexKind> ManagedSegment<DeviceBacking<D>, Exclusive, I> {
+impl<D: Device, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<DeviceBacking<D>, Exclusive, I, A> {
     /// Shares this exclusive mapping without unmapping it (build a database alone, then
     /// serve it): atomically, so no other mapping attaches before the conversion, and every
     /// `&mut` borrow has ended (`self` is consumed). Forked children inherit it from now on.
-    pub fn into_shared(mut self) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I>> {
+    pub fn into_shared(mut self) -> Result<ManagedSegment<DeviceBacking<D>, ReadWrite, I, A>> {
         let backing = self.backing_mut();
         match &mut backing.attachment {
             Held::Own(own) => own.share(&backing.device, &backing.region)?,

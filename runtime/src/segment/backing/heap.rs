@@ -6,6 +6,7 @@ use std::alloc::{self, Layout};
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
 
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
 use crate::objects::{HashIndex, IndexKind};
@@ -74,12 +75,12 @@ impl Backing for HeapMemory {
 /// A segment in the process heap; [`Exclusive`]: no other mapping can reach it, so it hands
 /// out `&mut` (`find_mut`, `root_mut`). Another index is chosen on the builder:
 /// `ManagedHeapMemory::options().index::<OrderedIndex>().create(size)`.
-pub type ManagedHeapMemory<I = HashIndex> = ManagedSegment<HeapMemory, Exclusive, I>;
+pub type ManagedHeapMemory<I = HashIndex, A = Tlsf> = ManagedSegment<HeapMemory, Exclusive, I, A>;
 
-impl<I: IndexKind> SegmentBuilder<HeapMemory, Exclusive, I> {
+impl<I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<HeapMemory, Exclusive, I, A> {
     /// A new, empty segment of `size` bytes on the heap: at least
     /// [`MIN_SEGMENT_SIZE`](crate::MIN_SEGMENT_SIZE) (768) bytes, else `InvalidSize`.
-    pub fn create(self, size: usize) -> Result<ManagedHeapMemory<I>> {
+    pub fn create(self, size: usize) -> Result<ManagedHeapMemory<I, A>> {
         check_size(size as u64)?;
         let mem = HeapMemory::zeroed(size)?;
         let (base, len) = (mem.ptr, mem.len);
@@ -89,7 +90,7 @@ impl<I: IndexKind> SegmentBuilder<HeapMemory, Exclusive, I> {
 
     /// A heap segment holding a copy of `image`: the bytes of a segment taken from
     /// [`image`](ManagedSegment::image), a file or another process. The copy is validated.
-    pub fn from_image(self, image: &(impl ImageBytes + ?Sized)) -> Result<ManagedHeapMemory<I>> {
+    pub fn from_image(self, image: &(impl ImageBytes + ?Sized)) -> Result<ManagedHeapMemory<I, A>> {
         let image = image.image_bytes();
         let mem = HeapMemory::zeroed(image.len().max(1))?;
         // SAFETY: `mem` has room for `image.len()` bytes and does not overlap it; copying
@@ -119,7 +120,7 @@ impl ManagedHeapMemory {
     }
 }
 
-impl<I: IndexKind> ManagedSegment<HeapMemory, Exclusive, I> {
+impl<I: IndexKind, A: MemoryAlgorithm> ManagedSegment<HeapMemory, Exclusive, I, A> {
     /// The segment's bytes, e.g. to copy them into an [`AlignedBuffer`](crate::AlignedBuffer). They are
     /// `MaybeUninit`: padding of stored values was never initialised. Needs `&mut self` so
     /// that no allocation changes them while they are borrowed.

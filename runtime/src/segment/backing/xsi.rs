@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 
 use super::attachment::Attachment;
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::ofd::{self, LockKind};
@@ -311,15 +312,16 @@ impl Backing for XsiBacking {
 
 /// A segment in System V shared memory. XSI memory has no copy-on-write attachment, so
 /// this kind opens read-write or read-only only (`options().read_only().open(key)`).
-pub type ManagedXsiSharedMemory<M = ReadWrite, I = HashIndex> = ManagedSegment<XsiBacking, M, I>;
+pub type ManagedXsiSharedMemory<M = ReadWrite, I = HashIndex, A = Tlsf> =
+    ManagedSegment<XsiBacking, M, I, A>;
 
 /// Takes mode `M`'s locks on `companion` and attaches `shm`.
-fn attach<M: Mode, I: IndexKind>(
+fn attach<M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     shm: XsiSharedMemory,
     companion: Companion,
     created: bool,
     opts: &Settings,
-) -> Result<ManagedSegment<XsiBacking, M, I>> {
+) -> Result<ManagedSegment<XsiBacking, M, I, A>> {
     // Before attaching: a creator holds its locks before anyone can see the header.
     let attachment = Attachment::take::<M>(&companion.object).map_err(|e| match e {
         Error::InUse { reason, .. } => Error::InUse {
@@ -363,10 +365,10 @@ fn attach<M: Mode, I: IndexKind>(
 
 /// Makes the companion of `shm`, which this call created, and attaches it; removes both
 /// if that fails.
-fn create_attached<I: IndexKind>(
+fn create_attached<I: IndexKind, A: MemoryAlgorithm>(
     shm: XsiSharedMemory,
     opts: &Settings,
-) -> Result<ManagedSegment<XsiBacking, ReadWrite, I>> {
+) -> Result<ManagedSegment<XsiBacking, ReadWrite, I, A>> {
     let id = shm.id();
     // Best effort: the create failed already, that error is the one to report.
     let companion = Companion::create(&shm, opts.permissions).inspect_err(|_| {
@@ -379,10 +381,10 @@ fn create_attached<I: IndexKind>(
 }
 
 /// Opens the companion of `shm`, which another process created, and attaches it.
-fn open_attached<M: Mode, I: IndexKind>(
+fn open_attached<M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     shm: XsiSharedMemory,
     opts: &Settings,
-) -> Result<ManagedSegment<XsiBacking, M, I>> {
+) -> Result<ManagedSegment<XsiBacking, M, I, A>> {
     let access = match M::MAP {
         MapMode::ReadWrite => Access::ReadWrite,
         MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
@@ -391,9 +393,9 @@ fn open_attached<M: Mode, I: IndexKind>(
     attach(shm, companion, false, opts)
 }
 
-impl<I: IndexKind> SegmentBuilder<XsiBacking, ReadWrite, I> {
+impl<I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<XsiBacking, ReadWrite, I, A> {
     /// Creates a new segment of `size` bytes under `key`; AlreadyExists if the key is taken.
-    pub fn create(self, key: XsiKey, size: usize) -> Result<ManagedXsiSharedMemory<ReadWrite, I>> {
+    pub fn create(self, key: XsiKey, size: usize) -> Result<ManagedXsiSharedMemory<ReadWrite, I, A>> {
         check_size(size as u64)?;
         let shm = XsiSharedMemory::create(key, size, self.settings.permissions)?;
         create_attached(shm, &self.settings)
@@ -404,7 +406,7 @@ impl<I: IndexKind> SegmentBuilder<XsiBacking, ReadWrite, I> {
         self,
         key: XsiKey,
         size: usize,
-    ) -> Result<ManagedXsiSharedMemory<ReadWrite, I>> {
+    ) -> Result<ManagedXsiSharedMemory<ReadWrite, I, A>> {
         check_size(size as u64)?;
         match XsiSharedMemory::open_or_create(key, size, self.settings.permissions)? {
             (shm, true) => create_attached(shm, &self.settings),
@@ -413,9 +415,9 @@ impl<I: IndexKind> SegmentBuilder<XsiBacking, ReadWrite, I> {
     }
 }
 
-impl<M: Mode, I: IndexKind> SegmentBuilder<XsiBacking, M, I> {
+impl<M: Mode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<XsiBacking, M, I, A> {
     /// Opens the segment under `key` in this builder's mode.
-    pub fn open(self, key: XsiKey) -> Result<ManagedXsiSharedMemory<M, I>> {
+    pub fn open(self, key: XsiKey) -> Result<ManagedXsiSharedMemory<M, I, A>> {
         open_attached(XsiSharedMemory::open(key)?, &self.settings)
     }
 }
@@ -495,7 +497,7 @@ mod tests {
     #[cfg_attr(miri, ignore = "real shared memory")]
     fn a_stale_companion_of_the_owner_that_no_mapping_holds_is_replaced() {
         let (shm, left, _remove) = reused_id();
-        let seg = create_attached::<HashIndex>(shm, &Settings::default()).unwrap();
+        let seg = create_attached::<HashIndex, crate::alloc::Tlsf>(shm, &Settings::default()).unwrap();
         assert!(still_named(&seg.backing().companion.object).unwrap());
         assert!(
             !still_named(&left).unwrap(),
@@ -510,7 +512,7 @@ mod tests {
         let (shm, left, _remove) = reused_id();
         let id = shm.id();
         assert!(ofd::try_lock(&left, ATTACH, LockKind::Shared).unwrap());
-        let held = create_attached::<HashIndex>(shm, &Settings::default());
+        let held = create_attached::<HashIndex, crate::alloc::Tlsf>(shm, &Settings::default());
         assert!(matches!(held, Err(Error::InUse { .. })), "{held:?}");
         assert!(still_named(&left).unwrap(), "a held file was replaced");
         assert_eq!(
@@ -526,7 +528,7 @@ mod tests {
         let (shm, left, _remove) = reused_id();
         const NOBODY: u32 = 65534;
         std::os::unix::fs::fchown(&left, Some(NOBODY), Some(NOBODY)).unwrap();
-        let foreign = create_attached::<HashIndex>(shm, &Settings::default());
+        let foreign = create_attached::<HashIndex, crate::alloc::Tlsf>(shm, &Settings::default());
         assert!(
             matches!(&foreign, Err(Error::Corrupted { reason, .. }) if reason.contains("uid 65534")),
             "{foreign:?}"

@@ -1,10 +1,13 @@
-//! Allocator state forged from outside: a list head whose bitmap bit is clear.
+//! The block format's marks through every algorithm, and TLSF state forged from outside.
 
-use super::crash_tests::arena;
-use super::*;
+use super::block::{mark_unlocked, ENTRY, HEADER, INTERNAL};
+use super::crash_tests::{arena, arena_for, Arena};
+use super::heap::Heap;
+use super::tlsf::layout;
+use super::SeqFit;
 
 /// Level 0's head of class (0, 4), the 32-byte blocks, set to `to` with its bit left clear.
-fn forge_empty_head(a: &super::crash_tests::Arena, to: u64) {
+fn forge_empty_head(a: &Arena, to: u64) {
     // SAFETY: the state and its table lie at the front of the arena's memory, which is
     // ours; the head is an aligned u64 of the table.
     unsafe { (a.mem.cast::<u8>().add(layout::HEADS + 4 * 8).cast::<u64>()).write(to) };
@@ -30,30 +33,33 @@ fn a_head_whose_bit_is_clear_is_reported_and_never_followed() {
 }
 
 /// Whether block `off` is a used block carrying exactly `marks`, per the chain.
-fn marked_with(t: &Tlsf, off: u64, marks: u64) -> bool {
+fn marked_with(t: &Heap, off: u64, marks: u64) -> bool {
     let mut found = false;
     t.for_each_used(|b, m| found |= b.offset == off && m == marks);
     found
 }
 
 /// Whether block `off` is a used block marked as an entry, per the chain.
-fn marked(t: &Tlsf, off: u64) -> bool {
+fn marked(t: &Heap, off: u64) -> bool {
     marked_with(t, off, ENTRY)
 }
 
-fn mark_with(a: &super::crash_tests::Arena, off: u64, marks: u64, on: bool) {
+fn mark_with(a: &Arena, off: u64, marks: u64, on: bool) {
     // SAFETY: `off` is a used block of the arena's allocator, ours.
     unsafe { mark_unlocked(a.mem.cast(), off + HEADER as u64, marks, on) };
 }
 
-fn mark(a: &super::crash_tests::Arena, off: u64, on: bool) {
+fn mark(a: &Arena, off: u64, on: bool) {
     mark_with(a, off, ENTRY, on);
 }
 
+/// An arena of every algorithm of the crate.
+const ARENAS: [fn() -> Arena; 2] = [|| arena(4), arena_for::<SeqFit>];
+
 #[test]
 fn a_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() {
-    for marks in [ENTRY, INTERNAL] {
-        let mut a = arena(4);
+    for (marks, new) in [ENTRY, INTERNAL].into_iter().flat_map(|m| ARENAS.map(|a| (m, a))) {
+        let mut a = new();
         let [before, entry, after, last] = [32, 48, 32, 64].map(|n| a.t.alloc_block(n).unwrap());
         mark_with(&a, entry, marks, true);
         // Freeing the neighbours flips the block's PREV_FREE bit and rewrites the next
@@ -71,9 +77,9 @@ fn a_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() 
         assert!(marked_with(&a.t, entry, marks) && marked_with(&a.t, last, 0));
         a.t.check().unwrap();
         // SAFETY: `before` is a free block's header, inside the arena.
-        let h = unsafe { a.t.word(before) };
+        let h = unsafe { a.t.raw_word(before) };
         // SAFETY: as above; a forged mark on a free block.
-        unsafe { a.t.set_word(before, h | marks) };
+        unsafe { a.t.raw_set_word(before, h | marks) };
         assert!(a
             .t
             .check()
@@ -93,7 +99,12 @@ fn a_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() 
 
 #[test]
 fn a_freed_entry_block_is_handed_out_again_unmarked() {
-    let mut a = arena(4);
+    for new in ARENAS {
+        freed_entry_block_unmarked(new());
+    }
+}
+
+fn freed_entry_block_unmarked(mut a: Arena) {
     let entry = a.t.alloc_block(48).unwrap();
     let _fence = a.t.alloc_block(32).unwrap();
     mark(&a, entry, true);

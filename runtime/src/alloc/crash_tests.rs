@@ -1,51 +1,64 @@
 //! Crash-consistency sweep: every allocator operation is interrupted at each of its writes
 //! (a simulated SIGKILL: each write is a crash point, see `robust::crash`), then `rebuild`
 //! must give a consistent allocator in which every block that was live before is still
-//! allocated and no more than the request in flight leaked.
+//! allocated and no more than the request in flight leaked. Run for every algorithm of the
+//! crate.
 
-use super::*;
+use super::algorithm::{ops, Ops};
+use super::block::{Block, HeapState, GRANULE};
+use super::heap::Heap;
+use super::{MemoryAlgorithm, SeqFit, Tlsf};
 use crate::robust::crash::crashes_at;
 
-/// An allocator over 128 KiB of heap memory, its state and level table kept at the front
-/// of the range (as in a segment). Owned through a raw pointer (freed on drop), so the
-/// allocator's pointers into it stay valid while the `Arena` moves.
-pub(super) struct Arena {
-    pub(super) mem: *mut [u64],
-    pub(super) t: Tlsf,
+/// A heap over 128 KiB of heap memory, its state and the algorithm's table kept at the
+/// front of the range (as in a segment). Owned through a raw pointer (freed on drop), so
+/// the heap's pointers into it stay valid while the `Arena` moves.
+pub(crate) struct Arena {
+    pub(crate) mem: *mut [u64],
+    pub(crate) t: Heap,
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: `mem` came from `Box::into_raw` in `arena` and is freed once, here.
+        // SAFETY: `mem` came from `Box::into_raw` in `arena_of` and is freed once, here.
         unsafe { drop(Box::from_raw(self.mem)) }
     }
 }
 
-/// An arena whose allocator has `levels` first levels (1: a small segment's table, whose
-/// last list holds every block above 128 bytes).
-pub(super) fn arena(levels: usize) -> Arena {
-    let mem = Box::into_raw(vec![0u64; 1 << 14].into_boxed_slice());
-    let start = Tlsf::table_bytes(levels).next_multiple_of(GRANULE) as u64;
+/// Bytes of an arena.
+const ARENA: u64 = 1 << 17;
+
+/// An arena whose algorithm is `ops`, with `table` bytes of table after the state.
+fn arena_of(ops: &'static Ops, table: usize) -> Arena {
+    let mem = Box::into_raw(vec![0u64; ARENA as usize / 8].into_boxed_slice());
+    let start = (std::mem::size_of::<HeapState>() + table).next_multiple_of(GRANULE * 2) as u64;
     // SAFETY: the 128 KiB are ours alone, live as long as the `Arena` that frees them, and
-    // hold the state and its full table at the front.
-    let mut t = unsafe { Tlsf::new(mem.cast(), mem.cast()) };
+    // hold the state and its table at the front.
+    let mut t = unsafe { Heap::new(mem.cast(), mem.cast(), ARENA, ops) };
     // SAFETY: the range [start, 128 KiB) lies in `mem`, after the table, granule aligned.
-    unsafe { t.init(start, 1 << 17, levels) };
+    unsafe { t.init(start, ARENA) };
     Arena { mem, t }
 }
 
-fn used(t: &Tlsf) -> Vec<Block> {
+/// A TLSF arena whose table has `levels` first levels (1: a small segment's table, whose
+/// last list holds every block above 128 bytes).
+pub(crate) fn arena(levels: usize) -> Arena {
+    arena_of(ops::<Tlsf>(), Tlsf::levels_bytes(levels))
+}
+
+/// An arena of algorithm `A`, with the table it asks for.
+pub(crate) fn arena_for<A: MemoryAlgorithm>() -> Arena {
+    arena_of(ops::<A>(), A::table_bytes(ARENA as usize))
+}
+
+fn used(t: &Heap) -> Vec<Block> {
     let mut v = vec![];
-    t.for_each_block(|b, free| {
-        if !free {
-            v.push(b)
-        }
-    });
+    t.for_each_used(|b, _| v.push(b));
     v
 }
 
 /// Allocates blocks of `sizes`, then frees those at `free`; their offsets.
-fn layout(t: &mut Tlsf, sizes: &[u64], free: &[usize]) -> Vec<u64> {
+fn layout(t: &mut Heap, sizes: &[u64], free: &[usize]) -> Vec<u64> {
     let v: Vec<u64> = sizes.iter().map(|&s| t.alloc_block(s).unwrap()).collect();
     for &i in free {
         // SAFETY: a used block allocated just above, freed once.
@@ -57,14 +70,15 @@ fn layout(t: &mut Tlsf, sizes: &[u64], free: &[usize]) -> Vec<u64> {
 /// Runs `setup` (returning the block in flight and how many bytes may leak), then `op`,
 /// crashing at its first, second, … write until it completes; checks each crashed state.
 fn sweep(
-    levels: usize,
+    new: &dyn Fn() -> Arena,
+    label: &str,
     name: &str,
-    setup: impl Fn(&mut Tlsf) -> (u64, u64),
-    op: impl Fn(&mut Tlsf, u64),
+    setup: impl Fn(&mut Heap) -> (u64, u64),
+    op: impl Fn(&mut Heap, u64),
 ) -> Vec<String> {
     let mut bad = vec![];
     for n in 0..64u32 {
-        let mut a = arena(levels);
+        let mut a = new();
         let (in_flight, may_leak) = setup(&mut a.t);
         let live: Vec<Block> = used(&a.t)
             .into_iter()
@@ -75,11 +89,11 @@ fn sweep(
             break;
         }
         if let Err(m) = a.t.rebuild() {
-            bad.push(format!("{name}@{n} ({levels} levels): rebuild: {m}"));
+            bad.push(format!("{name}@{n} ({label}): rebuild: {m}"));
             continue;
         }
         if let Err(m) = a.t.check() {
-            bad.push(format!("{name}@{n} ({levels} levels): check: {m}"));
+            bad.push(format!("{name}@{n} ({label}): check: {m}"));
         }
         let now = used(&a.t);
         for b in &live {
@@ -88,14 +102,14 @@ fn sweep(
                 .any(|x| x.offset <= b.offset && b.offset + b.size <= x.offset + x.size);
             if !covered {
                 bad.push(format!(
-                    "{name}@{n} ({levels} levels): live block {b:?} lost"
+                    "{name}@{n} ({label}): live block {b:?} lost"
                 ));
             }
         }
         let lost = free0.saturating_sub(a.t.free_bytes());
         if lost > may_leak {
             bad.push(format!(
-                "{name}@{n} ({levels} levels): leaked {lost} > {may_leak}"
+                "{name}@{n} ({label}): leaked {lost} > {may_leak}"
             ));
         }
     }
@@ -104,16 +118,18 @@ fn sweep(
 
 #[test]
 fn a_crash_at_any_write_leaks_at_most_the_request() {
-    let mut bad = sweeps(FL_COUNT);
-    bad.extend(sweeps(1));
+    let mut bad = sweeps(&|| arena(Tlsf::MAX_LEVELS), "tlsf, every level");
+    bad.extend(sweeps(&|| arena(1), "tlsf, 1 level"));
+    bad.extend(sweeps(&arena_for::<SeqFit>, "seqfit"));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-/// Every operation's sweep on an allocator with `levels` first levels.
-fn sweeps(levels: usize) -> Vec<String> {
+/// Every operation's sweep on arenas made by `new`.
+fn sweeps(new: &dyn Fn() -> Arena, label: &str) -> Vec<String> {
     let mut bad = vec![];
     bad.extend(sweep(
-        levels,
+        new,
+        label,
         "allocate (split in place)",
         |t| {
             layout(t, &[48], &[]);
@@ -124,7 +140,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         },
     ));
     bad.extend(sweep(
-        levels,
+        new,
+        label,
         "allocate (take a listed block)",
         |t| {
             layout(t, &[48, 200, 48], &[1]);
@@ -138,7 +155,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         for (label, big) in [("small", 64), ("large", 4000)] {
             let f = free.to_vec();
             bad.extend(sweep(
-                levels,
+                new,
+        label,
                 &format!("free, {label} neighbours, {f:?} free"),
                 move |t| (layout(t, &[big, 48, big, 48], &f)[1], 0),
                 // SAFETY: the block in flight is used and freed once.
@@ -148,7 +166,8 @@ fn sweeps(levels: usize) -> Vec<String> {
     }
     for d in [8u64, 16, 24, 40, 200] {
         bad.extend(sweep(
-            levels,
+            new,
+        label,
             &format!("grow forward by {d}"),
             move |t| (layout(t, &[48, 200, 48], &[1])[0], d),
             // SAFETY: `o` is used and followed by a free 200-byte block.
@@ -157,7 +176,8 @@ fn sweeps(levels: usize) -> Vec<String> {
     }
     for d in [64u64, 200] {
         bad.extend(sweep(
-            levels,
+            new,
+        label,
             &format!("grow backward by {d}"),
             move |t| {
                 (
@@ -172,7 +192,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         ));
     }
     bad.extend(sweep(
-        levels,
+        new,
+        label,
         "shrink",
         |t| (layout(t, &[48, 400, 48], &[])[1], 0),
         |t, o| {
@@ -181,7 +202,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         },
     ));
     bad.extend(sweep(
-        levels,
+        new,
+        label,
         "shrink into a free neighbour",
         |t| (layout(t, &[48, 400, 48, 48], &[2])[1], 0),
         |t, o| {
@@ -190,7 +212,8 @@ fn sweeps(levels: usize) -> Vec<String> {
         },
     ));
     bad.extend(sweep(
-        levels,
+        new,
+        label,
         "aligned allocation",
         |t| {
             layout(t, &[48], &[]);
