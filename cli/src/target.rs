@@ -7,11 +7,11 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use shmkit::algorithm::{MemoryAlgorithm, SeqFit, Tlsf};
 use shmkit::inspect::{
     self, Attachments, BlockRun, CacheSlot, HeaderFigures, IndexLoad, LockWord, ObjectReport,
     TypeSchemaReport, Usage, XsiListed,
 };
-use shmkit::algorithm::{MemoryAlgorithm, SeqFit, Tlsf};
 use shmkit::os::XsiKey;
 use shmkit::segment::{Backing, Mode};
 use shmkit::{
@@ -425,12 +425,12 @@ fn open_as<I: IndexKind + 'static, A: MemoryAlgorithm>(
                 .read_only()
                 .open(name.as_str())?,
         ),
-        (Target::File(path), true) => {
-            Box::new(ManagedMappedFile::options()
+        (Target::File(path), true) => Box::new(
+            ManagedMappedFile::options()
                 .index::<I>()
                 .algorithm::<A>()
-                .open(path)?)
-        }
+                .open(path)?,
+        ),
         (Target::File(path), false) => Box::new(
             ManagedMappedFile::options()
                 .index::<I>()

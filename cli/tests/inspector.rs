@@ -1050,3 +1050,54 @@ fn a_mutex_held_by_a_killed_child_shows_its_dead_holder_in_stat() {
     assert_eq!(count["alive"], false);
     assert_eq!(count["lock"], holder["id"]);
 }
+
+#[test]
+fn segments_of_every_algorithm_are_read_and_an_unknown_one_is_named() {
+    use shmkit::algorithm::SeqFit;
+    let file = TempPath::new();
+    {
+        let seg = ManagedMappedFile::options()
+            .algorithm::<SeqFit>()
+            .create(file.get(), 1 << 16)
+            .expect("create");
+        seg.construct("answer", 42u64).expect("answer");
+        seg.construct_array("p", 5, 7u32).expect("p");
+    }
+    let path = file.get().to_str().expect("UTF-8 path");
+    let stat = shmkit(&["stat", path]);
+    assert_eq!(stat.code, 0, "{}{}", stat.stdout, stat.stderr);
+    assert!(
+        stat.stdout
+            .contains("allocator  seqfit, 0 levels, 1 size classes"),
+        "{}",
+        stat.stdout
+    );
+    let check = shmkit(&["check", path]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let dump = shmkit(&["dump", "--json", path]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    assert!(dump.stdout.contains("42"), "{}", dump.stdout);
+    let map = shmkit(&["map", path]);
+    assert_eq!(map.code, 0, "{}", map.stderr);
+    let json = shmkit(&["stat", "--json", path]);
+    let v: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(v["algorithm"], "seqfit");
+
+    // A kind this build does not know (a user's algorithm): the header is read, the rest
+    // is refused with the kind named.
+    shmkit_test_support::patch_file(file.get(), |bytes| {
+        shmkit_test_support::internals::forge_algorithm_kind(bytes, 0xB0B0)
+    });
+    let stat = shmkit(&["stat", path]);
+    assert!(!stat.stderr.contains("panicked"), "{}", stat.stderr);
+    let text = format!("{}{}", stat.stdout, stat.stderr);
+    assert!(text.contains("memory algorithm of kind 0xb0b0"), "{text}");
+    let check = shmkit(&["check", path]);
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    assert!(
+        format!("{}{}", check.stdout, check.stderr).contains("which this inspector does not know"),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
+}

@@ -52,24 +52,25 @@ pub mod test_hooks;
 
 pub use alloc::{AlgorithmStats, Allocation, Command};
 
-/// Memory algorithms: how a segment finds free space in its block area.
-///
-/// A segment's algorithm is a type parameter ([`Tlsf`], the default, or [`SeqFit`], or one
-/// of your own implementing [`MemoryAlgorithm`]), chosen on the builder
-/// (`ManagedHeapMemory::options().algorithm::<SeqFit>()`) and recorded in the segment
-/// header: opening with another is an [`Error::AlgorithmMismatch`].
-///
-/// # The block format
-/// Whatever the algorithm, the block area is a chain of blocks that the rest of the segment
-/// (thread caches, object entries, containers, recovery, the inspector) walks and checks
-/// without it. Each block starts with a header word: its size in bytes (header included, a
-/// multiple of [`GRANULE`], at least [`MIN_BLOCK`], below [`MAX_BLOCK`]) and flags:
-/// [`FREE`] (the algorithm's), [`ALGORITHM_BIT`] (the algorithm's own use), and the marks
-/// [`ENTRY`] and [`INTERNAL`] that the owner of a used block sets without the lock (an
-/// algorithm keeps them as they are). The next block starts `size` bytes later; the area
-/// ends in a zero-sized used sentinel at [`Heap::end`]. A used block's payload starts
-/// [`HEADER`] bytes in; a free block's bytes after its header are the algorithm's.
 pub mod algorithm {
+    //! Memory algorithms: how a segment finds free space in its block area.
+    //!
+    //! A segment's algorithm is a type parameter ([`Tlsf`], the default, or [`SeqFit`], or one
+    //! of your own implementing [`MemoryAlgorithm`]), chosen on the builder
+    //! (`ManagedHeapMemory::options().algorithm::<SeqFit>()`) and recorded in the segment
+    //! header: opening with another is an [`Error::AlgorithmMismatch`](crate::Error::AlgorithmMismatch).
+    //!
+    //! # The block format
+    //! Whatever the algorithm, the block area is a chain of blocks that the rest of the segment
+    //! (thread caches, object entries, containers, recovery, the inspector) walks and checks
+    //! without it. Each block starts with a header word: its size in bytes (header included, a
+    //! multiple of [`GRANULE`], at least [`MIN_BLOCK`], below [`MAX_BLOCK`]) and flags:
+    //! [`FREE`] (the algorithm's), [`ALGORITHM_BIT`] (the algorithm's own use), and the marks
+    //! [`ENTRY`] and [`INTERNAL`] that the owner of a used block sets without the lock (an
+    //! algorithm keeps them as they are). The next block starts `size` bytes later; the area
+    //! ends in a zero-sized used sentinel at [`Heap::end`]. A used block's payload starts
+    //! [`HEADER`] bytes in; a free block's bytes after its header are the algorithm's.
+
     pub use crate::alloc::block::{
         size_in, Block, ALGORITHM_BIT, ENTRY, FLAGS, FREE, GRANULE, HEADER, INTERNAL, MARKS,
         MAX_BLOCK, MIN_BLOCK,

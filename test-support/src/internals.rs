@@ -35,6 +35,8 @@ pub mod offsets {
     pub const SCHEMA_ROOT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 12 * 8;
     /// The number of stored type schemas.
     pub const SCHEMA_COUNT: usize = std::mem::offset_of!(SegmentHeader, reserved) + 13 * 8;
+    /// The memory algorithm's kind.
+    pub const ALGORITHM_KIND: usize = std::mem::offset_of!(SegmentHeader, reserved) + 14 * 8;
 }
 
 /// Where an ordered-index entry keeps its left and right child links (two words): after
@@ -84,6 +86,12 @@ pub fn entry_count_at(image: &[u8], count: u64) -> usize {
         .windows(8)
         .position(|w| w == entry_count_word(count, 1))
         .expect("the entry's count word")
+}
+
+/// Patches the header's memory-algorithm kind to `kind` (a user's algorithm, or a forgery).
+pub fn forge_algorithm_kind(image: &mut [u8], kind: u64) {
+    image[offsets::ALGORITHM_KIND..offsets::ALGORITHM_KIND + 8]
+        .copy_from_slice(&kind.to_ne_bytes());
 }
 
 /// Patches the count word of the entry that holds `from` elements under a one-byte name to

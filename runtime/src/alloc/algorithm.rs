@@ -165,9 +165,7 @@ fn aligned_by_cutting(
     allocate: fn(&mut Heap, u64) -> Option<u64>,
     deallocate: fn(&mut Heap, u64),
 ) -> Option<u64> {
-    let padded = size
-        .checked_add(align)?
-        .checked_add(MIN_BLOCK as u64)?;
+    let padded = size.checked_add(align)?.checked_add(MIN_BLOCK as u64)?;
     let off = allocate(heap, padded)?;
     let have = heap.word(off) & !super::block::FLAGS;
     let pad = aligned_pad(heap, off, have, size, align)?;

@@ -58,7 +58,10 @@ const ARENAS: [fn() -> Arena; 2] = [|| arena(4), arena_for::<SeqFit>];
 
 #[test]
 fn a_mark_survives_neighbour_frees_and_rebuild_and_is_refused_on_a_free_block() {
-    for (marks, new) in [ENTRY, INTERNAL].into_iter().flat_map(|m| ARENAS.map(|a| (m, a))) {
+    for (marks, new) in [ENTRY, INTERNAL]
+        .into_iter()
+        .flat_map(|m| ARENAS.map(|a| (m, a)))
+    {
         let mut a = new();
         let [before, entry, after, last] = [32, 48, 32, 64].map(|n| a.t.alloc_block(n).unwrap());
         mark_with(&a, entry, marks, true);

@@ -101,16 +101,12 @@ fn sweep(
                 .iter()
                 .any(|x| x.offset <= b.offset && b.offset + b.size <= x.offset + x.size);
             if !covered {
-                bad.push(format!(
-                    "{name}@{n} ({label}): live block {b:?} lost"
-                ));
+                bad.push(format!("{name}@{n} ({label}): live block {b:?} lost"));
             }
         }
         let lost = free0.saturating_sub(a.t.free_bytes());
         if lost > may_leak {
-            bad.push(format!(
-                "{name}@{n} ({label}): leaked {lost} > {may_leak}"
-            ));
+            bad.push(format!("{name}@{n} ({label}): leaked {lost} > {may_leak}"));
         }
     }
     bad
@@ -156,7 +152,7 @@ fn sweeps(new: &dyn Fn() -> Arena, label: &str) -> Vec<String> {
             let f = free.to_vec();
             bad.extend(sweep(
                 new,
-        label,
+                label,
                 &format!("free, {label} neighbours, {f:?} free"),
                 move |t| (layout(t, &[big, 48, big, 48], &f)[1], 0),
                 // SAFETY: the block in flight is used and freed once.
@@ -167,7 +163,7 @@ fn sweeps(new: &dyn Fn() -> Arena, label: &str) -> Vec<String> {
     for d in [8u64, 16, 24, 40, 200] {
         bad.extend(sweep(
             new,
-        label,
+            label,
             &format!("grow forward by {d}"),
             move |t| (layout(t, &[48, 200, 48], &[1])[0], d),
             // SAFETY: `o` is used and followed by a free 200-byte block.
@@ -177,7 +173,7 @@ fn sweeps(new: &dyn Fn() -> Arena, label: &str) -> Vec<String> {
     for d in [64u64, 200] {
         bad.extend(sweep(
             new,
-        label,
+            label,
             &format!("grow backward by {d}"),
             move |t| {
                 (

@@ -234,9 +234,13 @@ impl Heap {
     }
 
     fn check_word(&self, off: u64, what: &str) {
-        let ok =
-            off % GRANULE as u64 == 0 && off >= self.st().start && off <= self.limit - HEADER as u64;
-        assert!(ok, "{what} ({off}) is not an aligned word of the block area");
+        let ok = off % GRANULE as u64 == 0
+            && off >= self.st().start
+            && off <= self.limit - HEADER as u64;
+        assert!(
+            ok,
+            "{what} ({off}) is not an aligned word of the block area"
+        );
     }
 
     /// The word at `off` (a header, or a word of a free block's bookkeeping).
@@ -634,4 +638,3 @@ pub(crate) fn largest_free_walked(heap: &Heap) -> u64 {
         .max()
         .unwrap_or(0)
 }
-

@@ -281,7 +281,10 @@ unsafe impl MemoryAlgorithm for SeqFit {
             .collect();
         for pair in heap.blocks().collect::<Vec<_>>().windows(2) {
             if pair[0].1 & pair[1].1 & FREE != 0 {
-                return Err(format!("free block at {} follows a free block", pair[1].0.offset));
+                return Err(format!(
+                    "free block at {} follows a free block",
+                    pair[1].0.offset
+                ));
             }
         }
         // The list must be exactly the chain's free blocks, in address order.
@@ -295,7 +298,9 @@ unsafe impl MemoryAlgorithm for SeqFit {
             cur = heap.word(link(cur));
         }
         if cur != 0 {
-            return Err(format!("free list goes on to {cur} past the last free block"));
+            return Err(format!(
+                "free list goes on to {cur} past the last free block"
+            ));
         }
         Ok(())
     }

@@ -80,24 +80,6 @@ fn mapping_search(size: u64) -> (usize, usize) {
     }
 }
 
-/// Where fields of the state lie, for tests that forge corrupt segments.
-#[cfg(test)]
-pub(crate) mod layout {
-    use crate::alloc::block::HeapState;
-    /// Offset of the first-level bitmap, and of level 0's second-level bitmap and list
-    /// heads (from the state's start: the table follows the state).
-    pub const FL_BITMAP: usize = HeapState::ALGORITHM_OFFSET;
-    const TABLE: usize = std::mem::size_of::<HeapState>();
-    pub const SL_BITMAP: usize = TABLE + std::mem::offset_of!(super::Level, sl_bitmap);
-    pub const HEADS: usize = TABLE + std::mem::offset_of!(super::Level, heads);
-    /// Bytes of one level: level `fl`'s fields lie `fl * LEVEL` after level 0's.
-    pub const LEVEL: usize = std::mem::size_of::<super::Level>();
-    /// Lists per level.
-    pub const SL_COUNT: usize = super::SL_COUNT;
-    /// Offset of the end-sentinel offset.
-    pub const END: usize = std::mem::offset_of!(HeapState, end);
-}
-
 impl Tlsf {
     /// Most first levels a table can have.
     pub const MAX_LEVELS: usize = FL_COUNT;
@@ -425,7 +407,8 @@ impl Lists {
         }
         let mut sl_map = self.level(fl).sl_bitmap & (!0u32 << sl);
         let fl = if sl_map == 0 {
-            let fl_map = self.st().algorithm[FL_BITMAP] & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
+            let fl_map =
+                self.st().algorithm[FL_BITMAP] & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
             if fl_map == 0 {
                 return None;
             }
@@ -655,7 +638,8 @@ impl Lists {
         }
         let (off, have, pad) = self.heap().blocks().find_map(|(b, h)| {
             let pad = aligned_pad(self.heap(), b.offset, b.size, size, align);
-            pad.filter(|_| h & FREE != 0).map(|pad| (b.offset, b.size, pad))
+            pad.filter(|_| h & FREE != 0)
+                .map(|pad| (b.offset, b.size, pad))
         })?;
         Some(self.carve_aligned(off, have, pad, size))
     }
@@ -1023,3 +1007,20 @@ impl Lists {
     }
 }
 
+/// Where fields of the state lie, for tests that forge corrupt segments.
+#[cfg(test)]
+pub(crate) mod layout {
+    use crate::alloc::block::HeapState;
+    /// Offset of the first-level bitmap, and of level 0's second-level bitmap and list
+    /// heads (from the state's start: the table follows the state).
+    pub const FL_BITMAP: usize = HeapState::ALGORITHM_OFFSET;
+    const TABLE: usize = std::mem::size_of::<HeapState>();
+    pub const SL_BITMAP: usize = TABLE + std::mem::offset_of!(super::Level, sl_bitmap);
+    pub const HEADS: usize = TABLE + std::mem::offset_of!(super::Level, heads);
+    /// Bytes of one level: level `fl`'s fields lie `fl * LEVEL` after level 0's.
+    pub const LEVEL: usize = std::mem::size_of::<super::Level>();
+    /// Lists per level.
+    pub const SL_COUNT: usize = super::SL_COUNT;
+    /// Offset of the end-sentinel offset.
+    pub const END: usize = std::mem::offset_of!(HeapState, end);
+}

@@ -7,12 +7,12 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::header::{self, state, SegmentHeader};
-use crate::alloc::cache::{self, SlotTable};
-use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::algorithm::Ops;
 use crate::alloc::block::{
     block_size_for, mark_unlocked, size_in, used_header_unlocked, ENTRY, GRANULE, HEADER,
 };
+use crate::alloc::cache::{self, SlotTable};
+use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::heap::Heap;
 use crate::alloc::AlgorithmStats;
 use crate::error::{Error, Result};

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::algorithm::Ops;
 use crate::alloc::block::{block_size_for, mark_unlocked, HeapState, GRANULE, HEADER, INTERNAL};
+use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::heap::Heap;
 use crate::alloc::{MemoryAlgorithm, SeqFit, Tlsf};
 use crate::error::{Error, Result};
@@ -184,7 +184,9 @@ pub unsafe fn heap(base: *mut u8, limit: u64, ops: &'static Ops) -> Heap {
 pub unsafe fn algorithm_kind(base: *const u8) -> u64 {
     // SAFETY: a header is readable (contract); the word is read without a reference.
     unsafe {
-        read_word((&raw const (*base.cast::<SegmentHeader>()).reserved[words::ALGORITHM_KIND]).cast())
+        read_word(
+            (&raw const (*base.cast::<SegmentHeader>()).reserved[words::ALGORITHM_KIND]).cast(),
+        )
     }
 }
 
@@ -204,13 +206,7 @@ pub fn algorithm_name(kind: u64) -> String {
 /// # Safety
 /// The range is mapped writable, aligned to [`SEGMENT_ALIGN`], and no other process uses it
 /// until READY is published (openers wait for READY).
-pub unsafe fn format(
-    base: *mut u8,
-    len: usize,
-    index_kind: u32,
-    ops: &'static Ops,
-    creator: u32,
-) {
+pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, ops: &'static Ops, creator: u32) {
     let h = header(base);
     // SAFETY: the range is ours and holds at least a header (caller checked the size).
     unsafe {

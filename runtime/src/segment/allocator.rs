@@ -13,8 +13,8 @@ use std::ptr::NonNull;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::Writable;
-use crate::alloc::MemoryAlgorithm;
 use crate::alloc::block::{block_size_for, HEADER};
+use crate::alloc::MemoryAlgorithm;
 use crate::alloc::{Command, MIN_ALIGN};
 use crate::error::Error;
 use crate::manager::SegmentCore;

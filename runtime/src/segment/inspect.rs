@@ -29,9 +29,9 @@ use std::os::unix::fs::FileExt;
 
 use super::managed::{Backing, ManagedSegment};
 use super::mode::Mode;
-use crate::alloc::MemoryAlgorithm;
 use crate::alloc::block::{HeapState, ENTRY, INTERNAL};
 use crate::alloc::AlgorithmStats;
+use crate::alloc::MemoryAlgorithm;
 use crate::error::{Error, Result};
 use crate::layout::{
     compound_fingerprint, payload_start, variant_field_offset, ShmSafe, StoredField, StoredSchema,
@@ -109,7 +109,7 @@ pub struct HeaderFigures {
     /// Its name (`hash`, `ordered`, `null`, or a note on an unknown one).
     pub index_name: String,
     /// The memory algorithm chosen at creation, as
-    /// [`MemoryAlgorithm::KIND`](crate::alloc::MemoryAlgorithm::KIND).
+    /// [`MemoryAlgorithm::KIND`].
     pub algorithm_kind: u64,
     /// Its name (`tlsf`, `seqfit`, or a note on one this build does not know).
     pub algorithm_name: String,
@@ -475,7 +475,9 @@ pub fn block_map<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
 }
 
 /// The allocator's figures (see [`Usage`]).
-pub fn usage<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(seg: &ManagedSegment<B, M, I, A>) -> Result<Usage> {
+pub fn usage<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
+) -> Result<Usage> {
     let blocks = block_map(seg)?;
     let algorithm = seg.mapped()?.algorithm_stats();
     let mut classes: Vec<FreeClass> = Vec::new();
@@ -1521,6 +1523,8 @@ pub fn objects<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
 
 /// Runs [`check`](ManagedSegment::check) and the object layer's check of every entry:
 /// the full validation of a cold open, on request.
-pub fn check<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(seg: &ManagedSegment<B, M, I, A>) -> Result<()> {
+pub fn check<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
+) -> Result<()> {
     seg.check()
 }

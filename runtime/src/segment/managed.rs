@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::mode::{Mode, ReadWrite, Writable};
 use crate::alloc::algorithm;
-use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::alloc::{cache, Allocation, Command};
+use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
 use crate::manager::{Handle, SegmentCore};
@@ -142,7 +142,9 @@ impl Drop for CacheRelease {
     }
 }
 
-impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> std::fmt::Debug for ManagedSegment<B, M, I, A> {
+impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> std::fmt::Debug
+    for ManagedSegment<B, M, I, A>
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("ManagedSegment");
         d.field("backing", &self.backing.describe())

@@ -28,7 +28,9 @@ fn what<T: ShmRoot>() -> String {
     format!("segment root `{}`", T::ROOT_NAME)
 }
 
-impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
+impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm>
+    ManagedSegment<B, M, I, A>
+{
     /// Checks the stored schema of root `T` against `T`'s; false when none is stored.
     fn check_root_schema<T: ShmRoot>(&self) -> Result<bool> {
         // `find_raw`: bytes lend themselves in every mode (no `Lends` bound to carry).
@@ -60,7 +62,9 @@ impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm> Managed
     }
 }
 
-impl<B: Backing, M: Writable, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
+impl<B: Backing, M: Writable, I: IndexKind + NamedIndex, A: MemoryAlgorithm>
+    ManagedSegment<B, M, I, A>
+{
     /// The segment's root `T`, built with `Default` on first use, atomically across threads
     /// and processes (one `Default::default()` runs, everyone gets that root).
     ///
@@ -104,7 +108,9 @@ impl<B: Backing, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B
     }
 }
 
-impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm> ManagedSegment<B, M, I, A> {
+impl<B: Backing, M: Mode, I: IndexKind + NamedIndex, A: MemoryAlgorithm>
+    ManagedSegment<B, M, I, A>
+{
     /// Mutable access to the root (built as [`root`](Self::root) does) through the guard:
     /// `&mut` for plain fields through the derive's accessors, in-place operations for
     /// position-dependent ones. Needs an exclusive or copy-on-write mapping (the bound is

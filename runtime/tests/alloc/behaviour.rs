@@ -7,8 +7,7 @@ use std::ptr::NonNull;
 
 use shmkit_runtime::Command;
 use shmkit_runtime::{
-    AlignedBuffer, Error, HashIndex, ImageBytes, ManagedExternalBuffer, ManagedHeapMemory,
-    ReadOnly,
+    AlignedBuffer, Error, HashIndex, ImageBytes, ManagedExternalBuffer, ManagedHeapMemory, ReadOnly,
 };
 
 use super::Algo;
@@ -29,12 +28,20 @@ fn heap_from(image: &(impl ImageBytes + ?Sized)) -> Result<Heap, Error> {
         .from_image(image)
 }
 
-fn buffer_create(buf: &mut AlignedBuffer) -> Result<ManagedExternalBuffer<'_, shmkit_runtime::Exclusive, HashIndex, Algo>, Error> {
-    ManagedExternalBuffer::options().algorithm::<Algo>().create(buf)
+fn buffer_create(
+    buf: &mut AlignedBuffer,
+) -> Result<ManagedExternalBuffer<'_, shmkit_runtime::Exclusive, HashIndex, Algo>, Error> {
+    ManagedExternalBuffer::options()
+        .algorithm::<Algo>()
+        .create(buf)
 }
 
-fn buffer_open(buf: &mut AlignedBuffer) -> Result<ManagedExternalBuffer<'_, shmkit_runtime::Exclusive, HashIndex, Algo>, Error> {
-    ManagedExternalBuffer::options().algorithm::<Algo>().open(buf)
+fn buffer_open(
+    buf: &mut AlignedBuffer,
+) -> Result<ManagedExternalBuffer<'_, shmkit_runtime::Exclusive, HashIndex, Algo>, Error> {
+    ManagedExternalBuffer::options()
+        .algorithm::<Algo>()
+        .open(buf)
 }
 
 /// Smaller sizes under Miri, which is slow.
@@ -830,10 +837,7 @@ fn a_heap_segment_image_reopens_elsewhere() {
     let mut half = image.clone();
     half.truncate(image.len() / 2);
     assert_eq!(half.len(), image.len() / 2);
-    assert!(matches!(
-        heap_from(&half),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(heap_from(&half), Err(Error::Truncated { .. })));
     assert!(matches!(
         heap_from(&vec![0x55; SEG]),
         Err(Error::NotASegment { .. })
@@ -954,11 +958,12 @@ fn a_read_only_external_buffer_can_be_inspected() {
         fill(p, 64, 9);
         seg.handle_from_address(p.as_ptr()).unwrap()
     };
-    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly, HashIndex, Algo> = ManagedExternalBuffer::options()
-        .algorithm::<Algo>()
-        .read_only()
-        .open(&buf)
-        .unwrap();
+    let ro: shmkit_runtime::ManagedSegment<_, ReadOnly, HashIndex, Algo> =
+        ManagedExternalBuffer::options()
+            .algorithm::<Algo>()
+            .read_only()
+            .open(&buf)
+            .unwrap();
     assert!(ro.check_sanity());
     assert!(!ro.all_memory_deallocated());
     let p = ro.address_from_handle(h).unwrap();

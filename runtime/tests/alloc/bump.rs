@@ -63,7 +63,9 @@ unsafe impl MemoryAlgorithm for Bump {
         match tail {
             None if cursor == heap.end() => Ok(()),
             Some((off, true, end)) if off == cursor && end == heap.end() => Ok(()),
-            _ => Err(format!("the cursor {cursor} is not the start of the free tail")),
+            _ => Err(format!(
+                "the cursor {cursor} is not the start of the free tail"
+            )),
         }
     }
 
@@ -71,7 +73,9 @@ unsafe impl MemoryAlgorithm for Bump {
         // The cursor goes to the first block of the free run that reaches the end; that
         // run becomes one block.
         let blocks: Vec<_> = heap.blocks().collect();
-        let reached = blocks.last().map_or(heap.start(), |(b, _)| b.offset + b.size);
+        let reached = blocks
+            .last()
+            .map_or(heap.start(), |(b, _)| b.offset + b.size);
         if reached != heap.end() {
             return Err(format!("the chain stops at {reached}"));
         }
@@ -114,12 +118,12 @@ fn a_user_written_algorithm_runs_a_segment() {
     assert!(second.as_ptr() > first.as_ptr());
     // SAFETY: both are live allocations of this segment, freed once.
     unsafe {
-        seg.deallocate(first);
-        seg.deallocate(second);
+        seg.deallocate(first).unwrap();
+        seg.deallocate(second).unwrap();
     }
     // Named objects live in its blocks like in any other segment.
     seg.construct("counter", 8u64).unwrap();
-    assert_eq!(seg.find::<u64>("counter").unwrap().map(|v| *v), Some(8));
+    assert_eq!(seg.find::<u64>("counter").unwrap().copied(), Some(8));
     seg.memory_algorithm().check().unwrap();
     // Every byte taken is accounted for: what is not free is in use.
     let stats = seg.memory_algorithm().stats();
@@ -138,10 +142,14 @@ fn a_user_written_algorithm_runs_out_cleanly_and_keeps_its_state_consistent() {
             Err(e) => panic!("unexpected error {e}"),
         }
     }
-    assert!(blocks.len() >= 4, "{} blocks of 1000 bytes in 8 KiB", blocks.len());
+    assert!(
+        blocks.len() >= 4,
+        "{} blocks of 1000 bytes in 8 KiB",
+        blocks.len()
+    );
     for p in blocks {
         // SAFETY: live allocations of this segment, freed once.
-        unsafe { seg.deallocate(p) };
+        unsafe { seg.deallocate(p).unwrap() };
     }
     seg.memory_algorithm().check().unwrap();
     // Freed but never reused: a bump allocator is full once its cursor reaches the end.
@@ -162,20 +170,32 @@ fn a_segment_refuses_to_open_with_another_algorithm_than_it_was_made_with() {
         .algorithm::<SeqFit>()
         .from_image(&image)
         .unwrap_err();
-    assert!(matches!(err, Error::AlgorithmMismatch { expected: "seqfit", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::AlgorithmMismatch {
+                expected: "seqfit",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // With its own algorithm the copy opens, and is checked in full on the way.
     let copy = ManagedHeapMemory::options()
         .algorithm::<Bump>()
         .from_image(&image)
         .unwrap();
-    assert_eq!(copy.find::<u32>("x").unwrap().map(|v| *v), Some(1));
+    assert_eq!(copy.find::<u32>("x").unwrap().copied(), Some(1));
     // And a TLSF segment refuses the bump algorithm.
     let mut tlsf = ManagedHeapMemory::new(16 * 1024).unwrap();
     let err = ManagedHeapMemory::options()
         .algorithm::<Bump>()
         .from_image(&AlignedBuffer::from_image(tlsf.image()))
         .unwrap_err();
-    assert!(matches!(&err, Error::AlgorithmMismatch { expected: "bump", found, .. } if found == "tlsf"), "{err}");
+    assert!(
+        matches!(&err, Error::AlgorithmMismatch { expected: "bump", found, .. } if found == "tlsf"),
+        "{err}"
+    );
 }
 
 #[test]

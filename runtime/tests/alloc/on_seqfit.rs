@@ -2,6 +2,8 @@
 
 pub(crate) type Algo = shmkit_runtime::algorithm::SeqFit;
 
+// The same tests once per algorithm, by design.
+#[allow(clippy::duplicate_mod)]
 #[path = "behaviour.rs"]
 mod behaviour;
 

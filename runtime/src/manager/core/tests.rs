@@ -5,8 +5,8 @@
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::alloc::cache;
 use crate::alloc::block::ENTRY;
+use crate::alloc::cache;
 use crate::alloc::tlsf::layout;
 use crate::manager::header::{self, SegmentHeader};
 use crate::segment::{AlignedBuffer, ManagedHeapMemory};

@@ -5,8 +5,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SegmentCore;
-use crate::alloc::cache::{self, Cache, PushRefused};
 use crate::alloc::block::{size_in, used_header_unlocked, ENTRY, HEADER, INTERNAL};
+use crate::alloc::cache::{self, Cache, PushRefused};
 use crate::alloc::heap::Heap;
 use crate::error::Result;
 use crate::manager::header;

@@ -512,7 +512,9 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
 }
 
-impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D>, M, I, A> {
+impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm>
+    SegmentBuilder<DeviceBacking<D>, M, I, A>
+{
     /// Whether creation reserves the device's storage (`fallocate`), so that a full
     /// `/dev/shm` or file system is [`Error::OutOfSpace`] now rather than a SIGBUS at the
     /// first write into a page without storage. On by default; `grow` always reserves.
@@ -569,7 +571,9 @@ impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<
     }
 }
 
-impl<D: Device, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D>, ReadWrite, I, A> {
+impl<D: Device, I: IndexKind, A: MemoryAlgorithm>
+    SegmentBuilder<DeviceBacking<D>, ReadWrite, I, A>
+{
     /// Grows the segment `name` by `extra` bytes. Offline: `InUse` while any mapping, in
     /// this or another process, maps it.
     pub fn grow(self, name: impl AsRef<D::Name>, extra: usize) -> Result<()> {
@@ -596,7 +600,13 @@ impl<D: Device, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D
         };
         // SAFETY: the device was a valid segment a moment ago; only its tail is new.
         let seg = unsafe {
-            ManagedSegment::<_, Exclusive, I, A>::attach(grown, base, new_size, false, Duration::ZERO)?
+            ManagedSegment::<_, Exclusive, I, A>::attach(
+                grown,
+                base,
+                new_size,
+                false,
+                Duration::ZERO,
+            )?
         };
         // SAFETY: the mapping covers `new_size` bytes and is the only one (exclusive).
         unsafe { seg.core().grow_to(new_size) }
@@ -615,7 +625,9 @@ impl<D: Device, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D
     }
 }
 
-impl<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<DeviceBacking<D>, M, I, A> {
+impl<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>
+    SegmentBuilder<DeviceBacking<D>, M, I, A>
+{
     /// Map at `address` instead of where the OS chooses; an error, never a replaced
     /// mapping, if something is mapped there already.
     pub fn address(mut self, address: NonNull<u8>) -> Self {
@@ -625,7 +637,10 @@ impl<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<Device
 
     /// Opens an existing segment in this builder's mode; NotFound if it is absent, `InUse`
     /// when the mappings there exclude this mode (see [`Exclusive`], [`ReadOnly`](crate::ReadOnly)).
-    pub fn open(self, name: impl AsRef<D::Name>) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
+    pub fn open(
+        self,
+        name: impl AsRef<D::Name>,
+    ) -> Result<ManagedSegment<DeviceBacking<D>, M, I, A>> {
         let access = match M::MAP {
             MapMode::ReadWrite => Access::ReadWrite,
             MapMode::ReadOnly | MapMode::CopyOnWrite => Access::ReadOnly,
@@ -691,7 +706,9 @@ impl<D: Device> ManagedSegment<DeviceBacking<D>> {
     }
 }
 
-impl<D: Device, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<DeviceBacking<D>, Exclusive, I, A> {
+impl<D: Device, I: IndexKind, A: MemoryAlgorithm>
+    ManagedSegment<DeviceBacking<D>, Exclusive, I, A>
+{
     /// Shares this exclusive mapping without unmapping it (build a database alone, then
     /// serve it): atomically, so no other mapping attaches before the conversion, and every
     /// `&mut` borrow has ended (`self` is consumed). Forked children inherit it from now on.

@@ -395,7 +395,11 @@ fn open_attached<M: Mode, I: IndexKind, A: MemoryAlgorithm>(
 
 impl<I: IndexKind, A: MemoryAlgorithm> SegmentBuilder<XsiBacking, ReadWrite, I, A> {
     /// Creates a new segment of `size` bytes under `key`; AlreadyExists if the key is taken.
-    pub fn create(self, key: XsiKey, size: usize) -> Result<ManagedXsiSharedMemory<ReadWrite, I, A>> {
+    pub fn create(
+        self,
+        key: XsiKey,
+        size: usize,
+    ) -> Result<ManagedXsiSharedMemory<ReadWrite, I, A>> {
         check_size(size as u64)?;
         let shm = XsiSharedMemory::create(key, size, self.settings.permissions)?;
         create_attached(shm, &self.settings)
@@ -497,7 +501,8 @@ mod tests {
     #[cfg_attr(miri, ignore = "real shared memory")]
     fn a_stale_companion_of_the_owner_that_no_mapping_holds_is_replaced() {
         let (shm, left, _remove) = reused_id();
-        let seg = create_attached::<HashIndex, crate::alloc::Tlsf>(shm, &Settings::default()).unwrap();
+        let seg =
+            create_attached::<HashIndex, crate::alloc::Tlsf>(shm, &Settings::default()).unwrap();
         assert!(still_named(&seg.backing().companion.object).unwrap());
         assert!(
             !still_named(&left).unwrap(),
