@@ -71,9 +71,13 @@ impl Heap {
         } else {
             sentinel
         };
-        let st = self.st_mut();
-        st.start = start;
-        st.end = sentinel;
+        // SAFETY: the state is valid and ours (constructor contract); its fields are
+        // reached through the pointer, never through a reference to the whole state, which
+        // would also cover `start`, read without the lock (`SegmentCore::first_block`).
+        unsafe {
+            (*self.state).start = start;
+            (*self.state).end = sentinel;
+        }
         // SAFETY: the sentinel lies in the range (contract).
         unsafe { self.raw_set_word(sentinel, 0) };
         if sentinel > start {
@@ -88,21 +92,6 @@ impl Heap {
         self.base
     }
 
-    /// The state's words.
-    #[inline]
-    pub(crate) fn st(&self) -> &HeapState {
-        // SAFETY: the state is valid (constructor contract); the segment lock held by the
-        // caller keeps writers away while the reference lives.
-        unsafe { &*self.state }
-    }
-
-    #[inline]
-    pub(crate) fn st_mut(&mut self) -> &mut HeapState {
-        // SAFETY: as in `st`; `&mut self` makes this the only reference through this view,
-        // and the segment lock the only view in use.
-        unsafe { &mut *self.state }
-    }
-
     /// The algorithm's table: its first byte right after the state.
     #[inline]
     pub(crate) fn table_ptr(&self) -> *mut u8 {
@@ -113,7 +102,7 @@ impl Heap {
     /// The table's offsets from the base: after the state, up to the first block.
     fn table_range(&self) -> (u64, u64) {
         let from = self.table_ptr().addr().wrapping_sub(self.base.addr()) as u64;
-        (from, self.st().start.max(from))
+        (from, self.start().max(from))
     }
 
     /// # Safety
@@ -161,26 +150,30 @@ impl Heap {
     /// Offset of the first block.
     #[inline]
     pub fn start(&self) -> u64 {
-        self.st().start
+        // SAFETY: the state is valid (constructor contract); see `init` on field access.
+        unsafe { (*self.state).start }
     }
 
     /// Offset of the end sentinel: one past the last byte a block may use.
     #[inline]
     pub fn end(&self) -> u64 {
-        self.st().end
+        // SAFETY: as in `start`; only the lock holder writes it.
+        unsafe { (*self.state).end }
     }
 
     /// Bytes in free blocks, headers included. The algorithm keeps it exact: the segment's
     /// free-memory figures, the inspector and the checks read it.
     #[inline]
     pub fn free_bytes(&self) -> u64 {
-        self.st().free_bytes
+        // SAFETY: as in `end`.
+        unsafe { (*self.state).free_bytes }
     }
 
     /// Sets the free-bytes counter.
     #[inline]
     pub fn set_free_bytes(&mut self, bytes: u64) {
-        self.st_mut().free_bytes = bytes;
+        // SAFETY: as in `start`; `&mut self` under the segment lock: the only writer.
+        unsafe { (*self.state).free_bytes = bytes };
     }
 
     /// Moves the end sentinel to `end` (growing or trimming the area). The caller writes
@@ -190,17 +183,20 @@ impl Heap {
     /// When `end` is not an aligned offset between the start and the mapping's end.
     pub fn set_end(&mut self, end: u64) {
         self.check_word(end, "the end");
-        self.st_mut().end = end;
+        // SAFETY: as in `set_free_bytes`.
+        unsafe { (*self.state).end = end };
     }
 
     /// One of the two words of the state the algorithm keeps as it likes (`i` is 0 or 1).
     pub fn algorithm_word(&self, i: usize) -> u64 {
-        self.st().algorithm[i]
+        // SAFETY: as in `end`; the index is bounds-checked (built-in array indexing).
+        unsafe { (*self.state).algorithm[i] }
     }
 
     /// Sets one of the algorithm's two state words.
     pub fn set_algorithm_word(&mut self, i: usize, v: u64) {
-        self.st_mut().algorithm[i] = v;
+        // SAFETY: as in `set_free_bytes`; the index is bounds-checked.
+        unsafe { (*self.state).algorithm[i] = v };
     }
 
     /// Word `i` of the algorithm's table (the bytes it asked for with
@@ -234,9 +230,8 @@ impl Heap {
     }
 
     fn check_word(&self, off: u64, what: &str) {
-        let ok = off % GRANULE as u64 == 0
-            && off >= self.st().start
-            && off <= self.limit - HEADER as u64;
+        let ok =
+            off % GRANULE as u64 == 0 && off >= self.start() && off <= self.limit - HEADER as u64;
         assert!(
             ok,
             "{what} ({off}) is not an aligned word of the block area"
@@ -281,7 +276,7 @@ impl Heap {
     /// header that is not consistent (a size below [`MIN_BLOCK`], unaligned, or past the
     /// end). Reads no word that is not a header.
     pub fn blocks(&self) -> impl Iterator<Item = (Block, u64)> + '_ {
-        let (mut off, end) = (self.st().start, self.st().end);
+        let (mut off, end) = (self.start(), self.end());
         std::iter::from_fn(move || {
             if off >= end {
                 return None;
@@ -373,10 +368,10 @@ impl Heap {
     /// used block inside the range (a cheap guard against double and foreign frees).
     #[inline]
     pub(crate) fn used_block_at(&self, payload_off: u64) -> Option<u64> {
-        let st = self.st();
+        let (start, end) = (self.start(), self.end());
         if payload_off % GRANULE as u64 != 0
-            || payload_off < st.start + HEADER as u64
-            || payload_off >= st.end
+            || payload_off < start + HEADER as u64
+            || payload_off >= end
         {
             return None;
         }
@@ -387,7 +382,7 @@ impl Heap {
         (h & FREE == 0
             && size >= MIN_BLOCK as u64
             && size % GRANULE as u64 == 0
-            && size <= st.end - off)
+            && size <= end - off)
             .then_some(off)
     }
 
@@ -441,7 +436,7 @@ impl Heap {
     /// sentinel carrying nothing but [`ALGORITHM_BIT`], and a free counter equal to the
     /// free blocks' bytes. Safe on untrusted bytes: every offset is bounds-checked.
     fn check_chain(&self) -> Result<(), String> {
-        let (start, end) = (self.st().start, self.st().end);
+        let (start, end) = (self.start(), self.end());
         let (mut off, mut free) = (start, 0u64);
         for (b, h) in self.blocks() {
             if h & MARKS == MARKS {
@@ -474,10 +469,10 @@ impl Heap {
         if unsafe { self.raw_word(end) } & !ALGORITHM_BIT != 0 {
             return Err("end sentinel is damaged".into());
         }
-        if free != self.st().free_bytes {
+        if free != self.free_bytes() {
             return Err(format!(
                 "free counter says {} bytes, blocks hold {free}",
-                self.st().free_bytes
+                self.free_bytes()
             ));
         }
         Ok(())

@@ -124,9 +124,9 @@ unsafe impl MemoryAlgorithm for Tlsf {
 
     fn init(heap: &mut Heap) {
         let levels = Lists::room(heap).min(FL_COUNT);
-        heap.st_mut().algorithm[LEVELS] = levels as u64;
+        heap.set_algorithm_word(LEVELS, levels as u64);
         let mut t = Lists::of_mut(heap);
-        let (start, end) = (t.st().start, t.st().end);
+        let (start, end) = (t.heap().start(), t.heap().end());
         let size = end - start;
         // SAFETY: the range is the heap's, empty, and holds at least one block (`Heap::init`).
         unsafe {
@@ -181,7 +181,7 @@ unsafe impl MemoryAlgorithm for Tlsf {
     }
 
     fn check_state(heap: &Heap) -> Result<(), String> {
-        let levels = heap.st().algorithm[LEVELS];
+        let levels = heap.algorithm_word(LEVELS);
         if levels == 0 || levels > FL_COUNT as u64 || levels > Lists::room(heap) as u64 {
             return Err(format!(
                 "{levels} first levels do not fit the allocator table"
@@ -271,19 +271,26 @@ impl Lists {
     }
 
     #[inline]
-    fn st(&self) -> &HeapState {
-        self.heap().st()
+    fn fl_bitmap(&self) -> u64 {
+        self.heap().algorithm_word(FL_BITMAP)
     }
 
     #[inline]
-    fn st_mut(&mut self) -> &mut HeapState {
-        self.heap_mut().st_mut()
+    fn set_fl_bitmap(&mut self, v: u64) {
+        self.heap_mut().set_algorithm_word(FL_BITMAP, v);
+    }
+
+    /// Adds `n` to (or, negative, takes it from) the free counter.
+    #[inline]
+    fn add_free(&mut self, n: i64) {
+        let bytes = self.heap().free_bytes().wrapping_add_signed(n);
+        self.heap_mut().set_free_bytes(bytes);
     }
 
     /// First levels in the table.
     #[inline]
     fn levels(&self) -> usize {
-        self.st().algorithm[LEVELS] as usize
+        self.heap().algorithm_word(LEVELS) as usize
     }
 
     /// The class a free block of `size` is filed under: its natural class, or the last list
@@ -345,9 +352,8 @@ impl Lists {
             let level = self.level_mut(fl);
             level.heads[sl] = off;
             level.sl_bitmap |= 1 << sl;
-            let st = self.st_mut();
-            st.algorithm[FL_BITMAP] |= 1 << fl;
-            st.free_bytes += size;
+            self.set_fl_bitmap(self.fl_bitmap() | 1 << fl);
+            self.add_free(size as i64);
         }
     }
 
@@ -369,11 +375,11 @@ impl Lists {
                 if next == 0 {
                     level.sl_bitmap &= !(1 << sl);
                     if level.sl_bitmap == 0 {
-                        self.st_mut().algorithm[FL_BITMAP] &= !(1 << fl);
+                        self.set_fl_bitmap(self.fl_bitmap() & !(1 << fl));
                     }
                 }
             }
-            self.st_mut().free_bytes -= size;
+            self.add_free(-(size as i64));
         }
     }
 
@@ -407,8 +413,7 @@ impl Lists {
         }
         let mut sl_map = self.level(fl).sl_bitmap & (!0u32 << sl);
         let fl = if sl_map == 0 {
-            let fl_map =
-                self.st().algorithm[FL_BITMAP] & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
+            let fl_map = self.fl_bitmap() & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
             if fl_map == 0 {
                 return None;
             }
@@ -431,12 +436,11 @@ impl Lists {
     /// through aligned offsets inside the block range, at most one step per possible
     /// block (a forged bitmap or link is a wrong figure, never a wild read or a hang).
     fn largest_free(&self) -> u64 {
-        let st = self.st();
         let levels = self.levels();
         if levels == 0 || levels > FL_COUNT {
             return 0;
         }
-        let bitmap = st.algorithm[FL_BITMAP] & (u64::MAX >> (64 - levels));
+        let bitmap = self.fl_bitmap() & (u64::MAX >> (64 - levels));
         if bitmap == 0 {
             return 0;
         }
@@ -447,7 +451,7 @@ impl Lists {
             return 0;
         }
         let sl = 31 - sl_bitmap.leading_zeros() as usize;
-        let (start, end) = (st.start, st.end);
+        let (start, end) = (self.heap().start(), self.heap().end());
         let (mut cur, mut max) = (level.heads[sl], 0);
         let mut steps = end.saturating_sub(start) / MIN_BLOCK as u64 + 1;
         while cur != 0 && steps > 0 {
@@ -503,7 +507,7 @@ impl Lists {
             self.relink(off, rest, class);
             self.set_word(off + have - 8, rest_size);
             self.set_word(off, want | prev_bit);
-            self.st_mut().free_bytes -= want;
+            self.add_free(-(want as i64));
             self.set_word(off + 8, 0);
             self.set_word(off + 16, 0);
         }
@@ -581,7 +585,7 @@ impl Lists {
                     self.set_word(prev, (psize + size) | FREE);
                     self.set_word(next - 8, psize + size);
                     self.set_prev_free(next, true);
-                    self.st_mut().free_bytes += size;
+                    self.add_free(size as i64);
                     return;
                 }
             }
@@ -594,7 +598,7 @@ impl Lists {
                     self.set_word(off, (size + nsize) | FREE);
                     self.relink(next, off, class);
                     self.set_word(off + size + nsize - 8, size + nsize);
-                    self.st_mut().free_bytes += size;
+                    self.add_free(size as i64);
                     return;
                 }
             }
@@ -813,16 +817,20 @@ impl Lists {
     /// follow), lists and bitmaps matching the blocks, the free counter. Every offset it
     /// follows is bounds-checked first, so it is safe on untrusted bytes.
     fn check(&self) -> Result<(), String> {
-        let st = self.st();
-        let (mut off, mut prev_free, mut free_sum, mut free_count) = (st.start, false, 0u64, 0u64);
+        let (start, end, free_bytes) = (
+            self.heap().start(),
+            self.heap().end(),
+            self.heap().free_bytes(),
+        );
+        let (mut off, mut prev_free, mut free_sum, mut free_count) = (start, false, 0u64, 0u64);
         // The free blocks of the chain, in ascending order: a listed block must be one of
         // them (a forged link may aim at payload bytes that merely look like a free block).
         let mut free_blocks = Vec::new();
-        while off < st.end {
+        while off < end {
             // SAFETY: `off` is inside the range (loop condition) and granule aligned.
             let h = unsafe { self.word(off) };
             let size = h & !FLAGS;
-            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > st.end - off {
+            if size < MIN_BLOCK as u64 || size % GRANULE as u64 != 0 || size > end - off {
                 return Err(format!("block at {off} has invalid size {size}"));
             }
             if (h & PREV_FREE != 0) != prev_free {
@@ -844,25 +852,25 @@ impl Lists {
             prev_free = free;
             off += size;
         }
-        if off != st.end {
+        if off != end {
             return Err(format!(
                 "block chain ends at {off}, not at the sentinel {}",
-                st.end
+                end
             ));
         }
         // SAFETY: the sentinel's header lies inside the mapping.
-        let sentinel = unsafe { self.word(st.end) };
+        let sentinel = unsafe { self.word(end) };
         if sentinel & !PREV_FREE != 0 || (sentinel & PREV_FREE != 0) != prev_free {
             return Err("end sentinel is damaged".into());
         }
-        if free_sum != st.free_bytes {
+        if free_sum != free_bytes {
             return Err(format!(
                 "free counter says {} bytes, blocks hold {free_sum}",
-                st.free_bytes
+                free_bytes
             ));
         }
         let levels = self.levels();
-        if levels == 0 || levels > FL_COUNT || st.algorithm[FL_BITMAP] >> levels != 0 {
+        if levels == 0 || levels > FL_COUNT || self.fl_bitmap() >> levels != 0 {
             return Err("bitmaps name size classes that do not exist".into());
         }
         let mut listed = 0u64;
@@ -899,7 +907,7 @@ impl Lists {
                     cur = unsafe { self.word(cur + 8) };
                 }
             }
-            if (st.algorithm[FL_BITMAP] & (1 << fl) != 0) != (level.sl_bitmap != 0) {
+            if (self.fl_bitmap() & (1 << fl) != 0) != (level.sl_bitmap != 0) {
                 return Err(format!("first-level bitmap disagrees at {fl}"));
             }
         }
@@ -912,16 +920,15 @@ impl Lists {
     /// Rebuilds lists, bitmaps, footers, flags and the free counter from the chain of
     /// headers, merging adjacent free blocks. Used after a process died holding the lock.
     fn rebuild(&mut self) -> Result<(), String> {
-        let (start, end) = (self.st().start, self.st().end);
+        let (start, end) = (self.heap().start(), self.heap().end());
         let levels = self.levels();
         if levels == 0 || levels > FL_COUNT {
             return Err(format!("{levels} first levels in the allocator table"));
         }
         // SAFETY: the table holds `levels` levels (constructor contract).
         unsafe { self.table.write_bytes(0, levels) };
-        let st = self.st_mut();
-        st.algorithm[FL_BITMAP] = 0;
-        st.free_bytes = 0;
+        self.set_fl_bitmap(0);
+        self.heap_mut().set_free_bytes(0);
         let mut off = start;
         let mut run: Option<(u64, u64)> = None; // pending free run (start, size)
         let mut prev_free = false;
@@ -977,7 +984,7 @@ impl Lists {
     /// end at `min_end` or later; returns the new end of the range (the sentinel plus its
     /// header). The caller then shrinks the mapping to that end.
     fn trim_end(&mut self, min_end: u64) -> u64 {
-        let end = self.st().end;
+        let end = self.heap().end();
         // SAFETY: the sentinel lies inside the mapping; PREV_FREE means a footer before it.
         unsafe {
             if self.word(end) & PREV_FREE == 0 {
@@ -997,7 +1004,7 @@ impl Lists {
             self.unlink(last, size);
             let sentinel = last + keep;
             self.set_word(sentinel, if keep == 0 { 0 } else { PREV_FREE });
-            self.st_mut().end = sentinel;
+            self.heap_mut().set_end(sentinel);
             if keep != 0 {
                 self.set_word(last, keep | FREE);
                 self.make_free(last, keep);
