@@ -43,7 +43,7 @@ unsafe impl Send for SegmentCore {}
 // SAFETY: as above.
 unsafe impl Sync for SegmentCore {}
 
-use thread_cache::CachePush;
+pub(crate) use thread_cache::CachePush;
 
 /// A segment lock this thread holds: through which mapping, under which owner id.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -403,11 +403,34 @@ impl SegmentCore {
     /// blocks come from this thread's cache when it has one of the size, without the lock.
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
+        match self.allocate_cached(size) {
+            Some(p) => Ok(p),
+            None => self.allocate_locked(size),
+        }
+    }
+
+    /// The lockless half of [`allocate`](Self::allocate): a block from this thread's cache,
+    /// or None (take [`allocate_locked`](Self::allocate_locked)). Kept apart so that callers
+    /// inline only this, with no frame and no `Result` in memory.
+    ///
+    /// It touches the segment only through a slot this thread recorded in this process:
+    /// `recorded_slot` compares the record's pid with the current one, which the fork
+    /// handler refreshes in a child (the same handler that counts the fork generation that
+    /// `ManagedSegment::mapped` compares). So in a forked child, which may not have the
+    /// mapping at all, this returns None without reading the segment.
+    #[inline(always)]
+    pub(crate) fn allocate_cached(&self, size: usize) -> Option<NonNull<u8>> {
+        let block = block_size_for(size)?;
+        let off = self.cache_pop(cache::recorded_slot(self.mapping), block)?;
+        Some(self.payload(off))
+    }
+
+    /// The locked half of [`allocate`](Self::allocate), after the cache had no block.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn allocate_locked(&self, size: usize) -> Result<NonNull<u8>> {
         let block = block_size_for(size).ok_or_else(|| self.oom(size, GRANULE))?;
         let slot = cache::recorded_slot(self.mapping);
-        if let Some(off) = self.cache_pop(slot, block) {
-            return Ok(self.payload(off));
-        }
         let mut l = self.lock()?;
         match slot {
             // This thread had forgotten its slot (or never had one): having found it again,
@@ -501,6 +524,25 @@ impl SegmentCore {
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
         // SAFETY: forwarded contract.
         match unsafe { self.cache_push(ptr) } {
+            CachePush::Done => Ok(()),
+            // SAFETY: forwarded contract; `not_cached` is what `cache_push` said of `ptr`.
+            not_cached => unsafe { self.free_uncached(ptr, not_cached) },
+        }
+    }
+
+    /// The locked half of [`deallocate`](Self::deallocate): does what `cache_push` left to
+    /// do with `ptr` (`not_cached`, anything but `Done`).
+    ///
+    /// # Safety
+    /// As for `deallocate`; `not_cached` is what `cache_push(ptr)` returned.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn free_uncached(
+        &self,
+        ptr: NonNull<u8>,
+        not_cached: CachePush,
+    ) -> Result<()> {
+        match not_cached {
             CachePush::Done => Ok(()),
             CachePush::DoubleFree => Err(self.not_a_block(ptr)),
             CachePush::BinFull { slot, size } => {

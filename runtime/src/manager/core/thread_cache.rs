@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::manager::header;
 
 /// What the lockless `deallocate` path did.
-pub(super) enum CachePush {
+pub(crate) enum CachePush {
     Done,
     DoubleFree,
     /// Not cached (not cacheable, stale slot, no budget): free it under the lock.
@@ -71,10 +71,13 @@ impl SegmentCore {
 
     /// Tries to put the block at `ptr` in this thread's cache.
     ///
+    /// Like `allocate_cached`, it reads the segment only through a slot this thread
+    /// recorded in this process: in a forked child it returns `Locked` untouched.
+    ///
     /// # Safety
     /// As for `deallocate`.
-    #[inline]
-    pub(super) unsafe fn cache_push(&self, ptr: NonNull<u8>) -> CachePush {
+    #[inline(always)]
+    pub(crate) unsafe fn cache_push(&self, ptr: NonNull<u8>) -> CachePush {
         let unlocked = CachePush::Locked;
         let Some(slot) = cache::recorded_slot(self.mapping).filter(|&s| s != 0) else {
             return unlocked;
