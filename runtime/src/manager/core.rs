@@ -35,6 +35,9 @@ pub struct SegmentCore {
     shared_reads: bool,
     /// In whose name this mapping takes the segment's locks.
     owner: NonNull<Owner>,
+    /// Offset of the thread-cache table (0: none), read once: only `format` writes it, so
+    /// the cache paths need not load it (through a volatile read and a fence) per call.
+    cache_table: u64,
 }
 
 // SAFETY: the view is an address; all shared state behind it is accessed under the
@@ -146,12 +149,15 @@ impl SegmentCore {
         writable: bool,
         owner: NonNull<Owner>,
     ) -> Self {
+        let h = header::header(base.as_ptr());
         SegmentCore {
             base,
             mapping,
             writable,
             shared_reads: writable,
             owner,
+            // SAFETY: the header is mapped (contract); see `read_word`.
+            cache_table: unsafe { header::read_word((&raw const (*h).cache_table).cast::<u64>()) },
         }
     }
 

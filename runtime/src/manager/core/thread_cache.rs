@@ -2,7 +2,7 @@
 //! paths of `allocate` / `deallocate`, and the bookkeeping done under the lock.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::SegmentCore;
 use crate::alloc::cache::{self, Cache, PushRefused};
@@ -28,31 +28,21 @@ pub(crate) enum CachePush {
 }
 
 impl SegmentCore {
-    fn header_word(&self, f: impl FnOnce(*mut header::SegmentHeader) -> *mut AtomicU64) -> u64 {
-        // SAFETY: a header field of the mapped segment; read without a reference to the
-        // whole header (see `read_word`).
-        unsafe {
-            header::read_word(
-                f(header::header(self.base.as_ptr()))
-                    .cast_const()
-                    .cast::<u64>(),
-            )
-        }
-    }
-
     /// The cache view (no slots when the segment has no cache table).
     #[inline]
     pub(super) fn cache(&self) -> Cache {
-        // SAFETY: only projects the header pointer to one of its fields.
-        let table = self.header_word(|h| unsafe { &raw mut (*h).cache_table });
         // SAFETY: the table offset was written by `format` and points into the segment.
-        unsafe { Cache::new(self.base.as_ptr(), table) }
+        unsafe { Cache::new(self.base.as_ptr(), self.cache_table) }
     }
 
+    /// The segment's cache epoch. Only writable mappings have slots, so an atomic load
+    /// (no fence) through a reference is fine here (see `field`).
     #[inline]
     pub(super) fn cache_epoch(&self) -> u64 {
+        debug_assert!(self.writable);
         // SAFETY: only projects the header pointer to one of its fields.
-        self.header_word(|h| unsafe { &raw mut (*h).cache_epoch })
+        self.field(|h| unsafe { &raw mut (*h).cache_epoch })
+            .load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -65,8 +55,12 @@ impl SegmentCore {
     #[inline]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
         let slot = slot.filter(|&s| s != 0 && block <= cache::MAX_BLOCK)?;
-        self.cache()
-            .pop(slot, block, self.cache_epoch(), self.size() as u64)
+        self.cache().pop(
+            slot,
+            block,
+            self.cache_epoch(),
+            self.size_word().load(Ordering::Relaxed),
+        )
     }
 
     /// Tries to put the block at `ptr` in this thread's cache.
@@ -92,7 +86,7 @@ impl SegmentCore {
                 payload_off as u64,
                 // Segments with a cache have every level, so their blocks start here.
                 header::blocks_start(Tlsf::MAX_LEVELS) as u64,
-                self.size() as u64,
+                self.size_word().load(Ordering::Relaxed),
                 true,
             )
         };
