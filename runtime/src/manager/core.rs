@@ -447,7 +447,6 @@ impl SegmentCore {
                 }
             }
             Some(0) => {}
-            Some(_) if block > cache::MAX_BLOCK => {}
             Some(slot) => {
                 self.refresh_slot(&mut l.tlsf, slot);
                 // The bin was empty: fill it with a run of blocks in this one locked call.

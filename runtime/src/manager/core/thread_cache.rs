@@ -51,10 +51,10 @@ impl SegmentCore {
         unsafe { self.base.add(off as usize + HEADER) }
     }
 
-    /// A block of exactly `block` bytes from this thread's cache (`slot` as recorded).
+    /// A block of at least `block` bytes from this thread's cache (`slot` as recorded).
     #[inline]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
-        let slot = slot.filter(|&s| s != 0 && block <= cache::MAX_BLOCK)?;
+        let slot = slot.filter(|&s| s != 0)?;
         self.cache().pop(
             slot,
             block,
@@ -96,7 +96,7 @@ impl SegmentCore {
             return unlocked;
         };
         let off = payload_off as u64 - HEADER as u64;
-        if size > cache::MAX_BLOCK {
+        if size >= cache::CLASS_END {
             return CachePush::Uncached { off };
         }
         match self.cache().push(slot, off, size, self.cache_epoch()) {
