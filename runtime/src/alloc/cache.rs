@@ -1,11 +1,13 @@
-//! Per-thread caches of small blocks, kept inside the segment.
+//! Per-thread caches of blocks below 4 KiB, kept inside the segment.
 //!
 //! A locked instruction costs ~13 ns on the machines we measure on, so a lock/unlock pair
 //! per `allocate` and per `deallocate` would be most of their cost. A thread therefore keeps
 //! the small blocks it frees in a slot of its own and hands them out again without the lock,
 //! like glibc's tcache; an empty bin is refilled with a run of blocks, and a full one is
-//! returned whole, each in one locked call. Unlike a process-local cache, the slots live in
-//! the segment:
+//! returned whole, each in one locked call. Blocks up to 256 bytes have a bin per size; larger
+//! ones a bin per TLSF size class (16 per power of two), from which a request takes a block
+//! of the first class all of whose blocks fit it (at most a class width, 1/16, of slack, as
+//! the TLSF's own search). Unlike a process-local cache, the slots live in the segment:
 //! - what they hold counts as free in `free_memory` and `all_memory_deallocated`;
 //! - the blocks of a process that died are found and returned by the next process that
 //!   claims a slot, and a mapping that is dropped returns its threads' blocks;
@@ -25,25 +27,47 @@ use super::block::{ENTRY, FREE, GRANULE, HEADER, MIN_BLOCK};
 use super::heap::Heap;
 use crate::robust::{current_pid, Owner};
 
-/// Largest block (header included) a slot caches.
-pub const MAX_BLOCK: u64 = 256;
-const BINS: usize = ((MAX_BLOCK - MIN_BLOCK as u64) / GRANULE as u64 + 1) as usize;
+/// Largest block (header included) cached in a bin of its exact size. Up to here TLSF's
+/// classes are one granule wide, so exact bins are class bins that never hand out slack
+/// (a 32-byte request keeps taking a 40-byte block).
+const EXACT_MAX: u64 = 256;
+const EXACT_BINS: usize = ((EXACT_MAX - MIN_BLOCK as u64) / GRANULE as u64 + 1) as usize;
+/// log2 of the classes per power of two (TLSF's second level).
+const CLASS_LOG2: u32 = 4;
+/// First block size of the class bins: the class of 256..272 is left out, as exact bins
+/// serve every request it could (a 264-byte block is freed the ordinary way).
+const CLASS_START: u64 = EXACT_MAX + (EXACT_MAX >> CLASS_LOG2);
+/// Blocks (header included) of this size and larger are never cached.
+pub const CLASS_END: u64 = 4096;
+const CLASS_BINS: usize = ((CLASS_END.ilog2() - EXACT_MAX.ilog2()) << CLASS_LOG2) as usize - 1;
+const BINS: usize = EXACT_BINS + CLASS_BINS;
 /// Threads (of all processes, per mapping) that can cache at once.
 pub const SLOTS: usize = 32;
 /// Segments smaller than this get no cache: its table and budgets would be too large a part.
 pub const MIN_SEGMENT: usize = 16 << 20;
-/// Blocks one bin holds at most; a full bin goes back to the allocator in one locked call.
+/// Blocks an exact bin holds at most; a full bin goes back to the allocator in one locked
+/// call.
 const BIN_CAPACITY: u64 = 64;
-/// Blocks an empty bin is refilled with in one locked call (budget permitting).
+/// Blocks a class bin holds at most: with the slot's budget spread over 63 classes, a few
+/// blocks per class give the best hit rate (a simulation of `alloc_free_mixed`: 80 % of
+/// its allocations hit with 8, 58 % with 64, which let a few classes take the budget).
+const CLASS_CAPACITY: u64 = 8;
+/// Blocks an empty exact bin is refilled with in one locked call (budget permitting).
 const REFILL: u64 = 32;
-/// Room for the offsets of one bin, to free them in address order.
-type BinBlocks = [u64; BIN_CAPACITY as usize];
+/// Bytes an empty class bin is refilled with at most (bins of blocks above 2 KiB are
+/// therefore not refilled: only what this thread frees is cached).
+const CLASS_REFILL_BYTES: u64 = 4096;
+/// Room for the offsets and sizes of one bin's blocks, to free them in address order.
+type BinBlocks = [(u64, u64); BIN_CAPACITY as usize];
 
 #[repr(C)]
 struct Bin {
     /// Offset of the first cached block; each block's first payload word links the next.
     head: AtomicU64,
     count: AtomicU64,
+    /// Bytes of the blocks held, for class bins (whose blocks differ in size); an exact
+    /// bin holds `count` blocks of its size and leaves this 0.
+    bytes: AtomicU64,
 }
 
 #[repr(C)]
@@ -143,18 +167,83 @@ fn slot_owner(owner: u32, mapping: u32) -> u64 {
     (owner as u64) << 32 | mapping as u64
 }
 
+/// The bin of class `size` (`CLASS_START <= size < CLASS_END`): TLSF's `mapping_insert`.
 #[inline]
-fn bin_of(size: u64) -> Option<usize> {
-    (MIN_BLOCK as u64..=MAX_BLOCK)
-        .contains(&size)
-        .then(|| ((size - MIN_BLOCK as u64) / GRANULE as u64) as usize)
+fn class_bin(size: u64) -> usize {
+    let fl = size.ilog2();
+    let sl = (size >> (fl - CLASS_LOG2)) as usize & ((1 << CLASS_LOG2) - 1);
+    EXACT_BINS + (((fl - EXACT_MAX.ilog2()) as usize) << CLASS_LOG2) + sl - 1
 }
 
-/// Forgets every block of `bin` (of `size`-byte blocks), which holds one that is not what it
-/// should be: they leak rather than be handed out; the slot's byte total follows.
+/// The bin a freed block of `size` bytes goes to: its exact size's or its class's.
+#[inline]
+fn push_bin(size: u64) -> Option<usize> {
+    if size <= EXACT_MAX {
+        (size >= MIN_BLOCK as u64).then(|| ((size - MIN_BLOCK as u64) / GRANULE as u64) as usize)
+    } else {
+        (CLASS_START..CLASS_END)
+            .contains(&size)
+            .then(|| class_bin(size))
+    }
+}
+
+/// The bin whose every block holds `size` bytes: its exact size's, or the first class
+/// starting at or above `size` (TLSF's `mapping_search`).
+#[inline]
+fn pop_bin(size: u64) -> Option<usize> {
+    if size <= EXACT_MAX {
+        return push_bin(size);
+    }
+    let up = size + (1 << (size.ilog2() - CLASS_LOG2)) - 1;
+    (up < CLASS_END).then(|| class_bin(up))
+}
+
+/// The sizes of the blocks bin `i` holds: `lo..lo + width`.
+#[inline]
+fn bin_sizes(i: usize) -> (u64, u64) {
+    if i < EXACT_BINS {
+        return (MIN_BLOCK as u64 + i as u64 * GRANULE as u64, GRANULE as u64);
+    }
+    let class = (i - EXACT_BINS + 1) as u64;
+    let fl = EXACT_MAX.ilog2() as u64 + (class >> CLASS_LOG2);
+    let width = 1 << (fl - CLASS_LOG2 as u64);
+    ((1 << fl) + (class & ((1 << CLASS_LOG2) - 1)) * width, width)
+}
+
+/// Blocks bin `i` holds at most.
+#[inline]
+fn capacity(i: usize) -> u64 {
+    if i < EXACT_BINS {
+        BIN_CAPACITY
+    } else {
+        CLASS_CAPACITY
+    }
+}
+
+/// Whether a block of `size` bytes belongs in a bin of `(lo, width)` sizes.
+#[inline]
+fn fits(size: u64, (lo, width): (u64, u64)) -> bool {
+    size.wrapping_sub(lo) < width
+}
+
+impl Bin {
+    /// Bytes of the blocks bin `i` holds.
+    fn held(&self, i: usize) -> u64 {
+        if i < EXACT_BINS {
+            self.count.load(Relaxed).saturating_mul(bin_sizes(i).0)
+        } else {
+            self.bytes.load(Relaxed)
+        }
+    }
+}
+
+/// Forgets every block of `bin` (bin `i`), which holds one that is not what it should be:
+/// they leak rather than be handed out; the slot's byte total follows.
 #[cold]
-fn drop_bin(slot: &Slot, bin: &Bin, size: u64) {
-    let dropped = bin.count.swap(0, Relaxed).saturating_mul(size);
+fn drop_bin(slot: &Slot, bin: &Bin, i: usize) {
+    let dropped = bin.held(i);
+    bin.count.store(0, Relaxed);
+    bin.bytes.store(0, Relaxed);
     bin.head.store(0, Relaxed);
     slot.cached
         .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
@@ -281,32 +370,35 @@ impl Cache {
         })
     }
 
-    /// Takes a cached block of exactly `size` bytes, without the lock. Blocks must end
-    /// before `limit` (the segment size); a bin that says otherwise is dropped.
+    /// Takes a cached block that holds `size` bytes (of exactly that size up to 256 bytes,
+    /// else of the first class all of whose blocks hold it), without the lock. Blocks must
+    /// end before `limit` (the segment size); a bin that says otherwise is dropped.
     #[inline]
     pub fn pop(&self, slot: u64, size: u64, epoch: u64, limit: u64) -> Option<u64> {
-        let bin = bin_of(size)?;
+        let i = pop_bin(size)?;
         let slot = self.slot(slot);
         if slot.epoch.load(Relaxed) != epoch {
             return None;
         }
-        let bin = &slot.bins[bin];
+        let bin = &slot.bins[i];
         let head = bin.head.load(Relaxed);
         if head == 0 {
             return None;
         }
-        if head % GRANULE as u64 != 0 || head.saturating_add(size) > limit {
-            drop_bin(slot, bin, size);
+        let sizes = bin_sizes(i);
+        if head % GRANULE as u64 != 0 || head.saturating_add(sizes.0) > limit {
+            drop_bin(slot, bin, i);
             return None;
         }
-        // Defence in depth: the header must still say a used block of this size, no object
-        // entry (misuse such as resizing a freed block through `allocation_command` would
-        // change it; a block handed out never carries `ENTRY`).
+        // Defence in depth: the header must still say a used block of this bin's sizes, no
+        // object entry (misuse such as resizing a freed block through `allocation_command`
+        // would change it; a block handed out never carries `ENTRY`).
         // SAFETY: cached blocks lie in the mapping; headers are aligned words.
         let header =
             unsafe { AtomicU64::from_ptr(self.base.add(head as usize).cast()).load(Relaxed) };
-        if header & !(GRANULE as u64 - 1) != size || header & (FREE | ENTRY) != 0 {
-            drop_bin(slot, bin, size);
+        let got = header & !(GRANULE as u64 - 1);
+        if !fits(got, sizes) || header & (FREE | ENTRY) != 0 || head + got > limit {
+            drop_bin(slot, bin, i);
             return None;
         }
         // SAFETY: `head` is a cached block of this slot, which only this thread touches;
@@ -316,19 +408,23 @@ impl Cache {
         let next = unsafe { self.base.add(head as usize + 8).cast::<u64>().replace(0) };
         bin.head.store(next, Relaxed);
         bin.count.store(bin.count.load(Relaxed) - 1, Relaxed);
-        slot.cached.store(slot.cached.load(Relaxed) - size, Relaxed);
+        if i >= EXACT_BINS {
+            bin.bytes
+                .store(bin.bytes.load(Relaxed).saturating_sub(got), Relaxed);
+        }
+        slot.cached.store(slot.cached.load(Relaxed) - got, Relaxed);
         Some(head)
     }
 
     /// Caches used block `off` of `size` bytes, without the lock.
     #[inline]
     pub fn push(&self, slot: u64, off: u64, size: u64, epoch: u64) -> Result<(), PushRefused> {
-        let bin = bin_of(size).ok_or(PushRefused::Refused)?;
+        let i = push_bin(size).ok_or(PushRefused::Refused)?;
         let slot = self.slot(slot);
         if slot.epoch.load(Relaxed) != epoch {
             return Err(PushRefused::Refused);
         }
-        let bin = &slot.bins[bin];
+        let bin = &slot.bins[i];
         let (head, count, cached) = (
             bin.head.load(Relaxed),
             bin.count.load(Relaxed),
@@ -337,7 +433,7 @@ impl Cache {
         if head == off {
             return Err(PushRefused::DoubleFree);
         }
-        if count >= BIN_CAPACITY {
+        if count >= capacity(i) {
             return Err(PushRefused::Full);
         }
         if cached + size > slot.budget.load(Relaxed) {
@@ -347,6 +443,9 @@ impl Cache {
         unsafe { self.base.add(off as usize + 8).cast::<u64>().write(head) };
         bin.head.store(off, Relaxed);
         bin.count.store(count + 1, Relaxed);
+        if i >= EXACT_BINS {
+            bin.bytes.store(bin.bytes.load(Relaxed) + size, Relaxed);
+        }
         slot.cached.store(cached + size, Relaxed);
         Ok(())
     }
@@ -368,10 +467,10 @@ impl Cache {
         let mut out = Vec::new();
         for (_, slot) in self.slots().filter(|(_, s)| s.owner.load(Relaxed) != 0) {
             for (i, bin) in slot.bins.iter().enumerate() {
-                let size = (MIN_BLOCK + i * GRANULE) as u64;
+                let sizes = bin_sizes(i);
                 let mut cur = bin.head.load(Relaxed);
-                for _ in 0..bin.count.load(Relaxed).min(BIN_CAPACITY) {
-                    if cur == 0 || t.plain_block_size(cur) != Some(size) {
+                for _ in 0..bin.count.load(Relaxed).min(capacity(i)) {
+                    if cur == 0 || !t.plain_block_size(cur).is_some_and(|s| fits(s, sizes)) {
                         break;
                     }
                     out.push(cur);
@@ -456,89 +555,99 @@ impl Cache {
     pub fn flush(&self, t: &mut Heap, off: u64, epoch: u64) {
         let slot = self.slot(off);
         for (i, bin) in slot.bins.iter().enumerate() {
-            let size = MIN_BLOCK as u64 + i as u64 * GRANULE as u64;
-            self.drain(t, bin, size);
+            self.drain(t, bin, i);
         }
         slot.cached.store(0, Relaxed);
         slot.epoch.store(epoch, Relaxed);
     }
 
-    /// Returns every block of `bin` (holding blocks of `size`) to the allocator. The bin
+    /// Returns every block of `bin` (bin `which` of its slot) to the allocator. The bin
     /// is detached first, so a crash part-way leaks what was not freed yet (at most one
     /// bin) instead of leaving the bin pointing into free memory, whose stale headers would
     /// pass the checks below and be freed twice by the recoverer. The blocks are freed
     /// oldest first, which for blocks freed in address order (a structure torn down) is
     /// address order: each then merges into the free block before it in place.
     /// Returns the bytes freed.
-    fn drain(&self, t: &mut Heap, bin: &Bin, size: u64) -> u64 {
-        let mut blocks: BinBlocks = [0; BIN_CAPACITY as usize];
+    fn drain(&self, t: &mut Heap, bin: &Bin, which: usize) -> u64 {
+        let sizes = bin_sizes(which);
+        let mut blocks: BinBlocks = [(0, 0); BIN_CAPACITY as usize];
         let mut n = 0;
         let mut cur = bin.head.load(Relaxed);
-        let count = bin.count.load(Relaxed).min(BIN_CAPACITY);
+        let count = bin.count.load(Relaxed).min(capacity(which));
         while cur != 0 && (n as u64) < count {
-            if t.plain_block_size(cur) != Some(size) {
+            let Some(size) = t.plain_block_size(cur).filter(|&s| fits(s, sizes)) else {
                 // A link a dead process left half-written: the rest of the bin stays
                 // allocated, a leak rather than a corruption.
                 break;
-            }
-            blocks[n] = cur;
+            };
+            blocks[n] = (cur, size);
             n += 1;
-            // SAFETY: `cur` is a used block of this size (checked) held only by this bin.
+            // SAFETY: `cur` is a used block of this bin (checked) held only by this bin.
             cur = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
         }
         bin.head.store(0, Relaxed);
         bin.count.store(0, Relaxed);
+        bin.bytes.store(0, Relaxed);
         // Runs of neighbouring blocks (the usual case when a structure is torn down) go
         // back as one block each: its first header is widened over the run, then freed.
         let oldest_first = &blocks[..n];
-        let mut i = n;
+        let (mut i, mut freed) = (n, 0);
         while i > 0 {
-            let start = oldest_first[i - 1];
+            let (start, mut bytes) = oldest_first[i - 1];
             let mut len = 1;
-            while i > len && oldest_first[i - 1 - len] == start + len as u64 * size {
+            while i > len && oldest_first[i - 1 - len].0 == start + bytes {
+                bytes += oldest_first[i - 1 - len].1;
                 len += 1;
             }
-            // SAFETY: `start` and the `len - 1` blocks after it are used blocks of `size`
-            // bytes (checked above) that the detached bin gave up; widening the first
-            // header over its neighbours keeps the chain walkable (their headers become
-            // payload), and a crash before the free leaks the run, never more.
+            // SAFETY: `start` and the `len - 1` blocks after it are used blocks (checked
+            // above) that the detached bin gave up, `bytes` long together; widening the
+            // first header over its neighbours keeps the chain walkable (their headers
+            // become payload), and a crash before the free leaks the run, never more.
             unsafe {
                 if len > 1 {
-                    t.widen_used(start, len as u64 * size);
+                    t.widen_used(start, bytes);
                 }
                 t.free_block(start);
             }
+            freed += bytes;
             i -= len;
         }
-        n as u64 * size
+        freed
     }
 
     /// Makes room in this thread's bin for blocks of `size` by returning the whole bin.
     /// Lock held.
     pub fn empty_bin(&self, t: &mut Heap, slot: u64, size: u64) {
-        let Some(i) = bin_of(size) else { return };
+        let Some(i) = push_bin(size) else { return };
         let slot = self.slot(slot);
-        let freed = self.drain(t, &slot.bins[i], size);
+        let freed = self.drain(t, &slot.bins[i], i);
         slot.cached
             .store(slot.cached.load(Relaxed).saturating_sub(freed), Relaxed);
     }
 
-    /// Allocates a run of blocks of `size` for this thread's empty bin in one locked call,
-    /// caches all but the last and returns that one (it may carry a few bytes of slack, as
-    /// any block may). None when `size` is not cached, the budget has no room or no run
-    /// fits; the caller then allocates one block. A crash before the bin is published leaks
-    /// the run (at most `REFILL` blocks), never more.
+    /// Allocates a run of blocks for this thread's empty bin of blocks holding `size` in
+    /// one locked call, caches all but the last and returns that one (it may carry slack:
+    /// the blocks are the bin's smallest size, so that each fits every request of the bin).
+    /// None when `size` is not cached, the budget has no room or no run fits; the caller
+    /// then allocates one block. A crash before the bin is published leaks the run (at
+    /// most `REFILL` blocks), never more.
     pub fn refill(&self, t: &mut Heap, slot: u64, size: u64) -> Option<u64> {
-        let i = bin_of(size)?;
+        let i = pop_bin(size)?;
+        let size = bin_sizes(i).0;
+        let most = if i < EXACT_BINS {
+            REFILL
+        } else {
+            (CLASS_REFILL_BYTES / size).min(CLASS_CAPACITY + 1)
+        };
         let slot = self.slot(slot);
         let bin = &slot.bins[i];
         let cached = slot.cached.load(Relaxed);
-        let n = (slot.budget.load(Relaxed).saturating_sub(cached) / size).min(REFILL - 1) + 1;
+        let n = (slot.budget.load(Relaxed).saturating_sub(cached) / size).min(most.max(1) - 1) + 1;
         if n < 2 || bin.count.load(Relaxed) != 0 {
             return None;
         }
         let run = t.alloc_block(n * size)?;
-        let mut blocks: BinBlocks = [0; BIN_CAPACITY as usize];
+        let mut blocks = [0; REFILL as usize];
         let mut k = 0;
         let base = self.base.addr() as u64 + HEADER as u64;
         // SAFETY: `run` is a fresh used block of at least `n * size` bytes.
@@ -563,6 +672,9 @@ impl Cache {
         unsafe { self.base.add(last as usize + 8).cast::<u64>().write(0) };
         bin.head.store(cached_blocks[0], Relaxed);
         bin.count.store(n - 1, Relaxed);
+        if i >= EXACT_BINS {
+            bin.bytes.store((n - 1) * size, Relaxed);
+        }
         slot.cached.store(cached + (n - 1) * size, Relaxed);
         Some(blocks[n as usize - 1])
     }
@@ -588,35 +700,44 @@ impl Cache {
         }
     }
 
-    /// Checks slot `off`: every cached block is a used block of its bin's size, counts and
-    /// the byte total agree.
+    /// Checks slot `off`: every cached block is a used block of its bin's sizes, counts and
+    /// the byte totals agree.
     pub fn check(&self, t: &Heap, off: u64) -> Result<(), String> {
         let slot = self.slot(off);
         let mut total = 0;
         for (i, bin) in slot.bins.iter().enumerate() {
-            let size = MIN_BLOCK as u64 + i as u64 * GRANULE as u64;
-            let (mut cur, mut n) = (bin.head.load(Relaxed), 0);
+            let sizes = bin_sizes(i);
+            let what = || {
+                format!(
+                    "cache bin of {}..{}-byte blocks",
+                    sizes.0,
+                    sizes.0 + sizes.1
+                )
+            };
+            let (mut cur, mut n, mut bytes) = (bin.head.load(Relaxed), 0, 0);
             while cur != 0 {
                 if n >= bin.count.load(Relaxed) {
-                    return Err(format!(
-                        "cache bin of {size}-byte blocks is longer than its count"
-                    ));
+                    return Err(format!("{} is longer than its count", what()));
                 }
-                if t.plain_block_size(cur) != Some(size) {
-                    return Err(format!(
-                        "cache bin of {size}-byte blocks holds a bad block at {cur}"
-                    ));
-                }
+                let Some(size) = t.plain_block_size(cur).filter(|&s| fits(s, sizes)) else {
+                    return Err(format!("{} holds a bad block at {cur}", what()));
+                };
                 n += 1;
+                bytes += size;
                 // SAFETY: a cached block (checked) of this thread's slot.
                 cur = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
             }
             if n != bin.count.load(Relaxed) {
+                return Err(format!("{} is shorter than its count", what()));
+            }
+            if bin.held(i) != bytes {
                 return Err(format!(
-                    "cache bin of {size}-byte blocks is shorter than its count"
+                    "{} says {} bytes, holds {bytes}",
+                    what(),
+                    bin.held(i)
                 ));
             }
-            total += n * size;
+            total += bytes;
         }
         if total != slot.cached.load(Relaxed) {
             return Err(format!(

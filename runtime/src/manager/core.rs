@@ -39,6 +39,12 @@ pub struct SegmentCore {
     owner: NonNull<Owner>,
     /// The segment's memory algorithm (checked against the header when attaching).
     ops: &'static Ops,
+    /// Offset of the thread-cache table (0: none), read once: only `format` writes it, so
+    /// the cache paths need not load it (through a volatile read and a fence) per call.
+    cache_table: u64,
+    /// Offset of the first block, read once: fixed when the segment is made, and read
+    /// without the lock by the cache's pointer check.
+    first_block: u64,
 }
 
 // SAFETY: the view is an address; all shared state behind it is accessed under the
@@ -47,7 +53,7 @@ unsafe impl Send for SegmentCore {}
 // SAFETY: as above.
 unsafe impl Sync for SegmentCore {}
 
-use thread_cache::CachePush;
+pub(crate) use thread_cache::CachePush;
 
 /// A segment lock this thread holds: through which mapping, under which owner id.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -152,6 +158,7 @@ impl SegmentCore {
         owner: NonNull<Owner>,
         ops: &'static Ops,
     ) -> Self {
+        let h = header::header(base.as_ptr());
         SegmentCore {
             base,
             mapping,
@@ -159,15 +166,12 @@ impl SegmentCore {
             shared_reads: writable,
             owner,
             ops,
+            // SAFETY: the header is mapped (contract); see `read_word`.
+            cache_table: unsafe { header::read_word((&raw const (*h).cache_table).cast::<u64>()) },
+            // SAFETY: as above; `start` is written once, before the segment is ready, and
+            // never through a reference that covers it (see `Heap`).
+            first_block: unsafe { header::read_word(&raw const (*h).heap.start) },
         }
-    }
-
-    /// Offset of the first block (fixed when the segment is made; checked on attach).
-    #[inline]
-    fn first_block(&self) -> u64 {
-        // SAFETY: the header is mapped (constructor contract); the word is read without a
-        // reference (see `read_word`).
-        unsafe { header::read_word(&raw const (*header::header(self.base.as_ptr())).heap.start) }
     }
 
     /// The heap view of the segment: its block area and algorithm.
@@ -429,11 +433,34 @@ impl SegmentCore {
     /// blocks come from this thread's cache when it has one of the size, without the lock.
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
+        match self.allocate_cached(size) {
+            Some(p) => Ok(p),
+            None => self.allocate_locked(size),
+        }
+    }
+
+    /// The lockless half of [`allocate`](Self::allocate): a block from this thread's cache,
+    /// or None (take [`allocate_locked`](Self::allocate_locked)). Kept apart so that callers
+    /// inline only this, with no frame and no `Result` in memory.
+    ///
+    /// It touches the segment only through a slot this thread recorded in this process:
+    /// `recorded_slot` compares the record's pid with the current one, which the fork
+    /// handler refreshes in a child (the same handler that counts the fork generation that
+    /// `ManagedSegment::mapped` compares). So in a forked child, which may not have the
+    /// mapping at all, this returns None without reading the segment.
+    #[inline(always)]
+    pub(crate) fn allocate_cached(&self, size: usize) -> Option<NonNull<u8>> {
+        let block = block_size_for(size)?;
+        let off = self.cache_pop(cache::recorded_slot(self.mapping), block)?;
+        Some(self.payload(off))
+    }
+
+    /// The locked half of [`allocate`](Self::allocate), after the cache had no block.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn allocate_locked(&self, size: usize) -> Result<NonNull<u8>> {
         let block = block_size_for(size).ok_or_else(|| self.oom(size, GRANULE))?;
         let slot = cache::recorded_slot(self.mapping);
-        if let Some(off) = self.cache_pop(slot, block) {
-            return Ok(self.payload(off));
-        }
         let mut l = self.lock()?;
         match slot {
             // This thread had forgotten its slot (or never had one): having found it again,
@@ -444,7 +471,6 @@ impl SegmentCore {
                 }
             }
             Some(0) => {}
-            Some(_) if block > cache::MAX_BLOCK => {}
             Some(slot) => {
                 self.refresh_slot(&mut l.heap, slot);
                 // The bin was empty: fill it with a run of blocks in this one locked call.
@@ -527,6 +553,25 @@ impl SegmentCore {
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
         // SAFETY: forwarded contract.
         match unsafe { self.cache_push(ptr) } {
+            CachePush::Done => Ok(()),
+            // SAFETY: forwarded contract; `not_cached` is what `cache_push` said of `ptr`.
+            not_cached => unsafe { self.free_uncached(ptr, not_cached) },
+        }
+    }
+
+    /// The locked half of [`deallocate`](Self::deallocate): does what `cache_push` left to
+    /// do with `ptr` (`not_cached`, anything but `Done`).
+    ///
+    /// # Safety
+    /// As for `deallocate`; `not_cached` is what `cache_push(ptr)` returned.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn free_uncached(
+        &self,
+        ptr: NonNull<u8>,
+        not_cached: CachePush,
+    ) -> Result<()> {
+        match not_cached {
             CachePush::Done => Ok(()),
             CachePush::DoubleFree => Err(self.not_a_block(ptr)),
             CachePush::BinFull { slot, size } => {

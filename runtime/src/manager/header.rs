@@ -19,8 +19,9 @@ pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
 /// and the creator word name lock owner ids, not pids, and every object entry's block is
 /// marked as one in its block header, which version 2 never did: its entries would all be
 /// refused; 4: the blocks of the segment's own structures are marked internal in their
-/// headers, and a block a container owns names its owner in its first word).
-pub const FORMAT_VERSION: u32 = 4;
+/// headers, and a block a container owns names its owner in its first word; 5: a thread
+/// cache slot has bins by size class up to 4 KiB, so the slot table is larger).
+pub const FORMAT_VERSION: u32 = 5;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
 pub(crate) const ENDIAN_MARK: u32 = 0x0102_0304;
 

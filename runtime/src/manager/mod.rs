@@ -7,5 +7,5 @@ mod handle_text;
 pub(crate) mod header;
 
 pub use self::core::Handle;
-pub(crate) use self::core::SegmentCore;
+pub(crate) use self::core::{CachePush, SegmentCore};
 pub use self::handle_text::ParseHandleError;

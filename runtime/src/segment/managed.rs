@@ -16,7 +16,7 @@ use crate::alloc::{cache, Allocation, Command};
 use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
-use crate::manager::{Handle, SegmentCore};
+use crate::manager::{CachePush, Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::{fork, MapMode};
 use crate::registry::{self, Registration};
@@ -494,7 +494,18 @@ impl<B: Backing, M: Writable, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B
     /// Allocates `size` bytes aligned to [`MIN_ALIGN`](Self::MIN_ALIGN).
     #[inline]
     pub fn allocate(&self, size: usize) -> Result<NonNull<u8>> {
-        self.mapped()?.allocate(size)
+        // The thread cache needs no `mapped` check: it is reached only through a slot
+        // recorded in this process (see `SegmentCore::allocate_cached`).
+        match self.core.allocate_cached(size) {
+            Some(p) => Ok(p),
+            None => self.allocate_locked(size),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate_locked(&self, size: usize) -> Result<NonNull<u8>> {
+        self.mapped()?.allocate_locked(size)
     }
 
     /// Like [`allocate`](Self::allocate), but `None` instead of an error (Boost's nothrow).
@@ -517,8 +528,22 @@ impl<B: Backing, M: Writable, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B
     /// `ptr` came from this segment's allocator and is not used afterwards.
     #[inline]
     pub unsafe fn deallocate(&self, ptr: NonNull<u8>) -> Result<()> {
+        // As in `allocate`, the cache needs no `mapped` check (see `SegmentCore::cache_push`).
         // SAFETY: forwarded contract.
-        unsafe { self.mapped()?.deallocate(ptr) }
+        match unsafe { self.core.cache_push(ptr) } {
+            CachePush::Done => Ok(()),
+            // SAFETY: forwarded contract; `not_cached` is what `cache_push` said of `ptr`.
+            not_cached => unsafe { self.free_uncached(ptr, not_cached) },
+        }
+    }
+
+    /// # Safety
+    /// As for `deallocate`; `not_cached` is what `cache_push(ptr)` returned.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_uncached(&self, ptr: NonNull<u8>, not_cached: CachePush) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.mapped()?.free_uncached(ptr, not_cached) }
     }
 
     /// Allocates `count` blocks of `elem_size` bytes at once (contiguous when possible);

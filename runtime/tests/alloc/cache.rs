@@ -40,6 +40,42 @@ fn a_freed_small_block_is_cached_counted_free_and_reused() {
 }
 
 #[test]
+fn blocks_up_to_4_kib_are_cached_by_size_class() {
+    let seg = heap();
+    let free0 = seg.free_memory();
+    // Bins above 256 bytes hold a TLSF class (16 per power of two): a 1008-byte block is in
+    // 992..1024, which serves the requests whose blocks are at most 992 bytes.
+    let p = seg.allocate(1000).unwrap();
+    // SAFETY: allocated above, freed once.
+    unsafe { seg.deallocate(p).unwrap() };
+    assert_eq!(seg.cached_memory(), 1008, "the 1008-byte block is cached");
+    seg.check().unwrap();
+    let q = seg.allocate(980).unwrap();
+    assert_eq!(
+        q, p,
+        "a smaller request of the class below takes the cached block"
+    );
+    assert_eq!(seg.usable_size(q), Some(1000));
+    assert_eq!(seg.cached_memory(), 0);
+    // An empty class bin is refilled with blocks of the class's smallest size (1024 here:
+    // they fit every request of the bin), at most 4 KiB of them: one handed out, 3 cached.
+    let r = seg.allocate(1000).unwrap();
+    assert_eq!(seg.usable_size(r), Some(1016));
+    assert_eq!(seg.cached_memory(), 3 * 1024);
+    seg.check().unwrap();
+    // Blocks of 4 KiB and more are not cached.
+    let big = seg.allocate(4090).unwrap();
+    // SAFETY: allocated above, freed once.
+    unsafe { seg.deallocate(big).unwrap() };
+    assert_eq!(seg.cached_memory(), 3 * 1024);
+    // SAFETY: allocated above, freed once each.
+    unsafe { seg.deallocate_many([q, r]).unwrap() };
+    assert_eq!(seg.free_memory(), free0, "cached bytes count as free");
+    assert!(seg.all_memory_deallocated());
+    seg.check().unwrap();
+}
+
+#[test]
 fn cached_allocation_does_not_take_the_segment_lock() {
     let seg = std::sync::Arc::new(heap());
     let inner = seg.clone();

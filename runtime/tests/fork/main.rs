@@ -21,7 +21,7 @@ mod sync;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 20] = [
+    let tests: [Test; 21] = [
         (
             "sync::a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child",
             sync::a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child,
@@ -110,6 +110,11 @@ fn main() {
         (
             "owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash",
             owners::an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash,
+            None,
+        ),
+        (
+            "owners::an_exclusive_mapping_with_a_thread_cache_used_in_a_forked_child_is_an_error",
+            owners::an_exclusive_mapping_with_a_thread_cache_used_in_a_forked_child_is_an_error,
             None,
         ),
         (

@@ -129,6 +129,34 @@ pub fn an_exclusive_mapping_used_in_a_forked_child_is_an_error_not_a_crash() {
     seg.check().unwrap();
 }
 
+/// As above, for a segment large enough to have thread caches, with blocks in this
+/// thread's cache at the fork: `allocate` and `deallocate` try the cache before the check
+/// that the mapping is here, and must still refuse (the cache is reached only through a
+/// slot recorded under this process's pid, which the child does not have).
+pub fn an_exclusive_mapping_with_a_thread_cache_used_in_a_forked_child_is_an_error() {
+    let name = ShmGuard::new();
+    let seg = ManagedSharedMemory::options()
+        .exclusive()
+        .create(name.get(), 16 << 20)
+        .unwrap();
+    // The first allocation claims this thread's slot, the second refills its bin with a
+    // run (cached), the free caches one more; `live` stays allocated.
+    let p = seg.allocate(8).unwrap();
+    let live = seg.allocate(8).unwrap();
+    // SAFETY: a live allocation of this segment, not used afterwards.
+    unsafe { seg.deallocate(p) }.unwrap();
+    assert!(seg.cached_memory() > 0, "no thread cache to test");
+    let pid = fork_child(|| {
+        let refused = |r: Result<(), Error>| matches!(r, Err(Error::InUse { .. }));
+        // SAFETY: `live` is a live allocation of the parent's mapping, freed once here.
+        refused(seg.allocate(8).map(drop)) && refused(unsafe { seg.deallocate(live) })
+    });
+    wait_success(pid, "child using the cached exclusive mapping");
+    // SAFETY: `live` is still live in this process (the child's free was refused).
+    unsafe { seg.deallocate(live) }.unwrap();
+    seg.check().unwrap();
+}
+
 pub fn a_parent_that_dies_holding_the_lock_does_not_block_its_child() {
     let (mut report, mut reporter) = UnixStream::pair().unwrap();
     // The middle process plays the parent: it makes the segment, forks, and dies holding

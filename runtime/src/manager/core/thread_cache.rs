@@ -2,17 +2,16 @@
 //! paths of `allocate` / `deallocate`, and the bookkeeping done under the lock.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::SegmentCore;
 use crate::alloc::block::{size_in, used_header_unlocked, ENTRY, HEADER, INTERNAL};
 use crate::alloc::cache::{self, Cache, PushRefused};
 use crate::alloc::heap::Heap;
 use crate::error::Result;
-use crate::manager::header;
 
 /// What the lockless `deallocate` path did.
-pub(super) enum CachePush {
+pub(crate) enum CachePush {
     Done,
     DoubleFree,
     /// Not cached (not cacheable, stale slot, no budget): free it under the lock.
@@ -29,31 +28,21 @@ pub(super) enum CachePush {
 }
 
 impl SegmentCore {
-    fn header_word(&self, f: impl FnOnce(*mut header::SegmentHeader) -> *mut AtomicU64) -> u64 {
-        // SAFETY: a header field of the mapped segment; read without a reference to the
-        // whole header (see `read_word`).
-        unsafe {
-            header::read_word(
-                f(header::header(self.base.as_ptr()))
-                    .cast_const()
-                    .cast::<u64>(),
-            )
-        }
-    }
-
     /// The cache view (no slots when the segment has no cache table).
     #[inline]
     pub(super) fn cache(&self) -> Cache {
-        // SAFETY: only projects the header pointer to one of its fields.
-        let table = self.header_word(|h| unsafe { &raw mut (*h).cache_table });
         // SAFETY: the table offset was written by `format` and points into the segment.
-        unsafe { Cache::new(self.base.as_ptr(), table) }
+        unsafe { Cache::new(self.base.as_ptr(), self.cache_table) }
     }
 
+    /// The segment's cache epoch. Only writable mappings have slots, so an atomic load
+    /// (no fence) through a reference is fine here (see `field`).
     #[inline]
     pub(super) fn cache_epoch(&self) -> u64 {
+        debug_assert!(self.writable);
         // SAFETY: only projects the header pointer to one of its fields.
-        self.header_word(|h| unsafe { &raw mut (*h).cache_epoch })
+        self.field(|h| unsafe { &raw mut (*h).cache_epoch })
+            .load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -62,20 +51,27 @@ impl SegmentCore {
         unsafe { self.base.add(off as usize + HEADER) }
     }
 
-    /// A block of exactly `block` bytes from this thread's cache (`slot` as recorded).
+    /// A block of at least `block` bytes from this thread's cache (`slot` as recorded).
     #[inline]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
-        let slot = slot.filter(|&s| s != 0 && block <= cache::MAX_BLOCK)?;
-        self.cache()
-            .pop(slot, block, self.cache_epoch(), self.size() as u64)
+        let slot = slot.filter(|&s| s != 0)?;
+        self.cache().pop(
+            slot,
+            block,
+            self.cache_epoch(),
+            self.size_word().load(Ordering::Relaxed),
+        )
     }
 
     /// Tries to put the block at `ptr` in this thread's cache.
     ///
+    /// Like `allocate_cached`, it reads the segment only through a slot this thread
+    /// recorded in this process: in a forked child it returns `Locked` untouched.
+    ///
     /// # Safety
     /// As for `deallocate`.
-    #[inline]
-    pub(super) unsafe fn cache_push(&self, ptr: NonNull<u8>) -> CachePush {
+    #[inline(always)]
+    pub(crate) unsafe fn cache_push(&self, ptr: NonNull<u8>) -> CachePush {
         let unlocked = CachePush::Locked;
         let Some(slot) = cache::recorded_slot(self.mapping).filter(|&s| s != 0) else {
             return unlocked;
@@ -88,8 +84,8 @@ impl SegmentCore {
             used_header_unlocked(
                 self.base.as_ptr(),
                 payload_off as u64,
-                self.first_block(),
-                self.size() as u64,
+                self.first_block,
+                self.size_word().load(Ordering::Relaxed),
                 true,
             )
         };
@@ -99,7 +95,7 @@ impl SegmentCore {
             return unlocked;
         };
         let off = payload_off as u64 - HEADER as u64;
-        if size > cache::MAX_BLOCK {
+        if size >= cache::CLASS_END {
             return CachePush::Uncached { off };
         }
         match self.cache().push(slot, off, size, self.cache_epoch()) {
