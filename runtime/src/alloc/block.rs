@@ -138,6 +138,46 @@ pub unsafe fn used_header_unlocked(
     (h & FREE == 0 && size >= MIN_BLOCK as u64 && size <= limit - off).then_some(h)
 }
 
+/// The word at `off` from `base`.
+///
+/// # Safety
+/// `off` is an aligned word inside the mapping at `base`.
+#[inline]
+pub(crate) unsafe fn load(base: *mut u8, off: u64) -> u64 {
+    // SAFETY: forwarded contract; the base is at least granule aligned.
+    unsafe { base.add(off as usize).cast::<u64>().read() }
+}
+
+/// Writes the word at `off` from `base` with a relaxed atomic store (a plain `mov` on x86):
+/// a thread-cache operation may read a used block's header without the lock while the lock
+/// holder flips that header's [`ALGORITHM_BIT`]. Only writable segments ever write.
+///
+/// # Safety
+/// `off` is an aligned word inside the writable mapping at `base`.
+#[inline]
+pub(crate) unsafe fn store(base: *mut u8, off: u64, v: u64) {
+    crate::robust::crash::point("allocator: a write");
+    // SAFETY: forwarded contract.
+    unsafe { AtomicU64::from_ptr(base.add(off as usize).cast()).store(v, Ordering::Relaxed) }
+}
+
+/// Sets or clears `bit` in the header at `off` by a read-modify-write, keeping the marks
+/// the block's owner may be setting meanwhile without the lock.
+///
+/// # Safety
+/// As for [`store`].
+#[inline]
+pub(crate) unsafe fn set_bit(base: *mut u8, off: u64, bit: u64, on: bool) {
+    crate::robust::crash::point("allocator: a write");
+    // SAFETY: forwarded contract.
+    let w = unsafe { AtomicU64::from_ptr(base.add(off as usize).cast()) };
+    if on {
+        w.fetch_or(bit, Ordering::Relaxed);
+    } else {
+        w.fetch_and(!bit, Ordering::Relaxed);
+    }
+}
+
 /// Sets or clears `mark` (`ENTRY` or `INTERNAL`) on the used block whose payload is at
 /// `payload_off`, without the segment lock: an atomic read-modify-write, as every lock
 /// holder's change to a used block's header it does not own (its [`ALGORITHM_BIT`]) is

@@ -5,11 +5,11 @@
 //! through its table of functions ([`Ops`]).
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::algorithm::Ops;
 use super::block::{
-    round_up, Block, HeapState, ALGORITHM_BIT, FREE, GRANULE, HEADER, INTERNAL, MARKS, MIN_BLOCK,
+    self, round_up, Block, HeapState, ALGORITHM_BIT, FREE, GRANULE, HEADER, INTERNAL, MARKS,
+    MIN_BLOCK,
 };
 use super::AlgorithmStats;
 
@@ -105,27 +105,28 @@ impl Heap {
         (from, self.start().max(from))
     }
 
+    /// The state, for algorithms of the crate that reach its fields through the pointer.
+    #[inline]
+    pub(crate) fn state_ptr(&self) -> *mut HeapState {
+        self.state
+    }
+
     /// # Safety
     /// `off` is an aligned word inside the mapping.
     #[inline]
     pub(crate) unsafe fn raw_word(&self, off: u64) -> u64 {
-        // SAFETY: forwarded contract; the base is at least granule aligned.
-        unsafe { self.base.add(off as usize).cast::<u64>().read() }
+        // SAFETY: forwarded contract.
+        unsafe { block::load(self.base, off) }
     }
 
-    /// Writes are relaxed atomic stores (a plain `mov` on x86): a thread-cache operation
-    /// may read a used block's header without the lock while the lock holder flips that
-    /// header's [`ALGORITHM_BIT`]. Only writable segments ever write.
+    /// See [`block::store`].
     ///
     /// # Safety
     /// `off` is an aligned word inside the writable mapping.
     #[inline]
     pub(crate) unsafe fn raw_set_word(&mut self, off: u64, v: u64) {
-        crate::robust::crash::point("allocator: a write");
         // SAFETY: forwarded contract.
-        unsafe {
-            AtomicU64::from_ptr(self.base.add(off as usize).cast()).store(v, Ordering::Relaxed)
-        }
+        unsafe { block::store(self.base, off, v) }
     }
 
     /// Sets or clears [`ALGORITHM_BIT`] on block `off`, which may be a used block that
@@ -135,14 +136,8 @@ impl Heap {
     /// As for [`Self::raw_set_word`].
     #[inline]
     pub(crate) unsafe fn raw_set_algorithm_bit(&mut self, off: u64, on: bool) {
-        crate::robust::crash::point("allocator: a write");
         // SAFETY: forwarded contract.
-        let w = unsafe { AtomicU64::from_ptr(self.base.add(off as usize).cast()) };
-        if on {
-            w.fetch_or(ALGORITHM_BIT, Ordering::Relaxed);
-        } else {
-            w.fetch_and(!ALGORITHM_BIT, Ordering::Relaxed);
-        }
+        unsafe { block::set_bit(self.base, off, ALGORITHM_BIT, on) }
     }
 
     // ----- checked access (for any algorithm) -------------------------------------------

@@ -19,7 +19,8 @@
 
 use super::algorithm::{aligned_pad, MemoryAlgorithm};
 use super::block::{
-    round_up, HeapState, ALGORITHM_BIT, FLAGS, FREE, GRANULE, HEADER, MARKS, MAX_BLOCK, MIN_BLOCK,
+    self, round_up, HeapState, ALGORITHM_BIT, FLAGS, FREE, GRANULE, HEADER, MARKS, MAX_BLOCK,
+    MIN_BLOCK,
 };
 use super::heap::Heap;
 
@@ -51,7 +52,12 @@ struct Level {
 /// The TLSF's view of a heap: its base, state and level table. Made for one call of the
 /// algorithm, under the segment lock (or on memory nobody else can reach yet).
 struct Lists {
+    /// For the rare uses of the heap's own methods (walks).
     heap: *mut Heap,
+    /// The heap's base and state, copied so that the hot paths reach words without going
+    /// through the heap (whose fields the compiler would reload after every store).
+    base: *mut u8,
+    state: *mut HeapState,
     /// The level table right after the state.
     table: *mut Level,
 }
@@ -218,6 +224,8 @@ impl Lists {
     fn of(heap: &Heap) -> Lists {
         Lists {
             heap: (heap as *const Heap).cast_mut(),
+            base: heap.base(),
+            state: heap.state_ptr(),
             table: heap.table_ptr().cast(),
         }
     }
@@ -226,6 +234,8 @@ impl Lists {
     #[inline]
     fn of_mut(heap: &mut Heap) -> Lists {
         Lists {
+            base: heap.base(),
+            state: heap.state_ptr(),
             table: heap.table_ptr().cast(),
             heap,
         }
@@ -255,42 +265,57 @@ impl Lists {
     #[inline]
     unsafe fn set_prev_free(&mut self, off: u64, on: bool) {
         // SAFETY: callers pass headers inside the mapping.
-        unsafe { self.heap_mut().raw_set_algorithm_bit(off, on) }
+        unsafe { block::set_bit(self.base, off, PREV_FREE, on) }
     }
 
     #[inline]
     unsafe fn word(&self, off: u64) -> u64 {
         // SAFETY: callers pass offsets of headers/links/footers inside the mapping.
-        unsafe { self.heap().raw_word(off) }
+        unsafe { block::load(self.base, off) }
     }
 
     #[inline]
     unsafe fn set_word(&mut self, off: u64, v: u64) {
         // SAFETY: as in `word`; only writable segments call the writing operations.
-        unsafe { self.heap_mut().raw_set_word(off, v) }
+        unsafe { block::store(self.base, off, v) }
     }
 
     #[inline]
     fn fl_bitmap(&self) -> u64 {
-        self.heap().algorithm_word(FL_BITMAP)
+        // SAFETY: the state is valid while the view is (see `Heap` on field access).
+        unsafe { (*self.state).algorithm[FL_BITMAP] }
+    }
+
+    #[inline]
+    fn start(&self) -> u64 {
+        // SAFETY: as in `fl_bitmap`.
+        unsafe { (*self.state).start }
+    }
+
+    #[inline]
+    fn end(&self) -> u64 {
+        // SAFETY: as in `fl_bitmap`.
+        unsafe { (*self.state).end }
     }
 
     #[inline]
     fn set_fl_bitmap(&mut self, v: u64) {
-        self.heap_mut().set_algorithm_word(FL_BITMAP, v);
+        // SAFETY: as in `fl_bitmap`; `&mut self` under the segment lock: the only writer.
+        unsafe { (*self.state).algorithm[FL_BITMAP] = v };
     }
 
     /// Adds `n` to (or, negative, takes it from) the free counter.
     #[inline]
     fn add_free(&mut self, n: i64) {
-        let bytes = self.heap().free_bytes().wrapping_add_signed(n);
-        self.heap_mut().set_free_bytes(bytes);
+        // SAFETY: as in `set_fl_bitmap`.
+        unsafe { (*self.state).free_bytes = (*self.state).free_bytes.wrapping_add_signed(n) };
     }
 
     /// First levels in the table.
     #[inline]
     fn levels(&self) -> usize {
-        self.heap().algorithm_word(LEVELS) as usize
+        // SAFETY: as in `fl_bitmap`.
+        unsafe { (*self.state).algorithm[LEVELS] as usize }
     }
 
     /// The class a free block of `size` is filed under: its natural class, or the last list
@@ -451,7 +476,7 @@ impl Lists {
             return 0;
         }
         let sl = 31 - sl_bitmap.leading_zeros() as usize;
-        let (start, end) = (self.heap().start(), self.heap().end());
+        let (start, end) = (self.start(), self.end());
         let (mut cur, mut max) = (level.heads[sl], 0);
         let mut steps = end.saturating_sub(start) / MIN_BLOCK as u64 + 1;
         while cur != 0 && steps > 0 {
@@ -920,7 +945,7 @@ impl Lists {
     /// Rebuilds lists, bitmaps, footers, flags and the free counter from the chain of
     /// headers, merging adjacent free blocks. Used after a process died holding the lock.
     fn rebuild(&mut self) -> Result<(), String> {
-        let (start, end) = (self.heap().start(), self.heap().end());
+        let (start, end) = (self.start(), self.end());
         let levels = self.levels();
         if levels == 0 || levels > FL_COUNT {
             return Err(format!("{levels} first levels in the allocator table"));
@@ -984,7 +1009,7 @@ impl Lists {
     /// end at `min_end` or later; returns the new end of the range (the sentinel plus its
     /// header). The caller then shrinks the mapping to that end.
     fn trim_end(&mut self, min_end: u64) -> u64 {
-        let end = self.heap().end();
+        let end = self.end();
         // SAFETY: the sentinel lies inside the mapping; PREV_FREE means a footer before it.
         unsafe {
             if self.word(end) & PREV_FREE == 0 {
