@@ -585,3 +585,274 @@ fn the_algorithm_view_is_a_borrow() {
     });
     assert_eq!(view.name(), "seqfit");
 }
+
+// ----- OS mappings: files, shared memory, two mappings, two processes -----------------
+
+use shmkit_runtime::{ManagedMappedFile, ManagedSharedMemory};
+use shmkit_test_support::{shm_path, ShmGuard, TempPath};
+
+/// Opens `image` as a file with algorithm `A`: read-write, read-only, copy-on-write.
+fn open_as_file<A: MemoryAlgorithm>(image: &[u8]) -> [(&'static str, String); 3] {
+    let file = TempPath::new();
+    std::fs::write(file.get(), image).unwrap();
+    let o = ManagedMappedFile::options()
+        .init_timeout(Duration::from_millis(20))
+        .algorithm::<A>();
+    let rw = o
+        .clone()
+        .open(file.get())
+        .map(|mut seg| write_mix(&mut seg));
+    std::fs::write(file.get(), image).unwrap();
+    let ro = o
+        .clone()
+        .read_only()
+        .open(file.get())
+        .map(|seg| read_mix(&seg));
+    let cow = o
+        .copy_on_write()
+        .open(file.get())
+        .map(|mut seg| write_mix(&mut seg));
+    [
+        ("file", outcome(rw)),
+        ("read-only file", outcome(ro)),
+        ("copy-on-write file", outcome(cow)),
+    ]
+}
+
+fn open_as_shm<A: MemoryAlgorithm>(image: &[u8]) -> String {
+    let shm = ShmGuard::new();
+    std::fs::write(shm_path(shm.get()), image).unwrap();
+    outcome(
+        ManagedSharedMemory::options()
+            .init_timeout(Duration::from_millis(20))
+            .algorithm::<A>()
+            .open(shm.get())
+            .map(|mut seg| write_mix(&mut seg)),
+    )
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "maps files and shared memory")]
+fn forged_seqfit_files_and_shm_objects_give_errors_on_every_device_path() {
+    let image = base_image::<SeqFit>(4096);
+    for (path, o) in open_as_file::<SeqFit>(&image) {
+        assert_eq!(o, "ran", "the sound image on {path}");
+    }
+    assert_eq!(open_as_shm::<SeqFit>(&image), "ran");
+    let forgeries = seqfit_forgeries(&image);
+    let results = within(LIMIT, "the forged SeqFit files", move || {
+        forgeries
+            .into_iter()
+            .map(|(what, img)| {
+                let mut outcomes = open_as_file::<SeqFit>(&img).to_vec();
+                outcomes.push(("shm", open_as_shm::<SeqFit>(&img)));
+                (what, outcomes)
+            })
+            .collect::<Vec<_>>()
+    });
+    for (what, outcomes) in &results {
+        for (path, o) in outcomes {
+            assert!(acceptable(o), "{what} on {path}: {o}");
+        }
+        if what.starts_with("head") || what.contains("link") || what.contains("cycle") {
+            // A cold read-write open validates the list; a copy-on-write one rebuilds it.
+            assert!(
+                outcomes[0].1.contains("Corrupted"),
+                "{what}: {:?}",
+                outcomes[0]
+            );
+            assert!(
+                outcomes[1].1.contains("Corrupted"),
+                "{what}: {:?}",
+                outcomes[1]
+            );
+            assert_eq!(outcomes[2].1, "ran", "{what}: copy-on-write repairs");
+            assert!(
+                outcomes[3].1.contains("Corrupted"),
+                "{what}: {:?}",
+                outcomes[3]
+            );
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "maps files and shared memory")]
+fn the_wrong_algorithm_is_refused_through_every_device_and_grow_or_shrink() {
+    let file = TempPath::new();
+    let seg = ManagedMappedFile::options()
+        .algorithm::<SeqFit>()
+        .create(file.get(), 8192)
+        .unwrap();
+    seg.construct("x", 5u64).unwrap();
+    // The file is mapped (warm) and at rest: both refused with the default TLSF type.
+    let mismatch = |r: Result<(), Error>| {
+        assert!(matches!(r, Err(Error::AlgorithmMismatch { .. })), "{r:?}");
+    };
+    mismatch(ManagedMappedFile::open(file.get()).map(drop));
+    drop(seg);
+    mismatch(ManagedMappedFile::open(file.get()).map(drop));
+    mismatch(
+        ManagedMappedFile::options()
+            .read_only()
+            .open(file.get())
+            .map(drop),
+    );
+    mismatch(
+        ManagedMappedFile::options()
+            .copy_on_write()
+            .open(file.get())
+            .map(drop),
+    );
+    // Growing or shrinking with the wrong type: refused before the file changes size.
+    let len = std::fs::metadata(file.get()).unwrap().len();
+    mismatch(ManagedMappedFile::grow(file.get(), 4096));
+    mismatch(ManagedMappedFile::shrink_to_fit(file.get()).map(drop));
+    assert_eq!(std::fs::metadata(file.get()).unwrap().len(), len);
+    // The observer maps TLSF segments only.
+    assert!(shmkit_runtime::MappedFileObserver::open(file.get()).is_err());
+    // With the right type: grow, shrink, and the object is there.
+    let o = ManagedMappedFile::options().algorithm::<SeqFit>();
+    o.clone().grow(file.get(), 16384).unwrap();
+    let seg = o.open(file.get()).unwrap();
+    assert_eq!(seg.size(), 8192 + 16384);
+    seg.check().unwrap();
+    let big = seg.allocate(20000).unwrap();
+    drop(seg);
+    // The big block keeps the file from shrinking below it.
+    let shrunk = ManagedMappedFile::options()
+        .algorithm::<SeqFit>()
+        .shrink_to_fit(file.get())
+        .unwrap();
+    assert!(shrunk > 20000, "{shrunk}");
+    let _ = big;
+    let seg = ManagedMappedFile::options()
+        .algorithm::<SeqFit>()
+        .open(file.get())
+        .unwrap();
+    seg.check().unwrap();
+    assert_eq!(seg.find::<u64>("x").unwrap(), Some(&5));
+    drop(seg);
+    // A read-only mapping of a SeqFit file: the view, inspection, check.
+    let ro = ManagedMappedFile::options()
+        .read_only()
+        .algorithm::<SeqFit>()
+        .open(file.get())
+        .unwrap();
+    read_mix(&ro).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(ro.memory_algorithm().stats().name, "seqfit");
+    drop(ro);
+    // Shared memory: the same.
+    let shm = ShmGuard::new();
+    let seg = ManagedSharedMemory::options()
+        .algorithm::<SeqFit>()
+        .create(shm.get(), 4096)
+        .unwrap();
+    mismatch(ManagedSharedMemory::open(shm.get()).map(drop));
+    drop(seg);
+    mismatch(ManagedSharedMemory::open(shm.get()).map(drop));
+}
+
+/// Two mappings of one SeqFit shm object in one process, each used by two threads that
+/// allocate, write and free; the segment checks sound after, and nothing leaked.
+#[test]
+#[cfg_attr(miri, ignore = "maps shared memory")]
+fn two_mappings_allocating_at_once_leave_a_seqfit_segment_sound() {
+    let shm = ShmGuard::new();
+    let o = ManagedSharedMemory::options().algorithm::<SeqFit>();
+    let first = o.clone().create(shm.get(), 64 * 1024).unwrap();
+    let second = o.open(shm.get()).unwrap();
+    let free0 = first.free_memory();
+    std::thread::scope(|s| {
+        for (t, seg) in [&first, &second, &first, &second].into_iter().enumerate() {
+            s.spawn(move || churn(seg, t as u8, 2000));
+        }
+    });
+    first.check().unwrap();
+    second.memory_algorithm().check().unwrap();
+    assert_eq!(second.free_memory(), free0);
+}
+
+/// Allocates blocks of varying sizes, fills each with `tag`, checks the fill, frees some
+/// in an odd order; all freed at the end.
+fn churn<B: Backing, M: Writable, I: shmkit_runtime::IndexKind, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
+    tag: u8,
+    rounds: usize,
+) {
+    let mut live: Vec<(NonNull<u8>, usize)> = Vec::new();
+    for i in 0..rounds {
+        let n = [8, 24, 72, 200, 16][i % 5];
+        match seg.allocate(n) {
+            Ok(p) => {
+                // SAFETY: a fresh block of `n` bytes, ours alone.
+                unsafe { p.as_ptr().write_bytes(tag, n) };
+                live.push((p, n));
+            }
+            Err(Error::OutOfMemory { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+        if i % 3 == 2 && !live.is_empty() {
+            let (p, n) = live.swap_remove((i * 7) % live.len());
+            // SAFETY: our block of `n` bytes, written above; nobody else has it.
+            let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), n) };
+            assert!(
+                bytes.iter().all(|&b| b == tag),
+                "another thread wrote our block"
+            );
+            // SAFETY: allocated above, freed once.
+            unsafe { seg.deallocate(p).unwrap() };
+        }
+    }
+    for (p, _) in live {
+        // SAFETY: allocated above, freed once.
+        unsafe { seg.deallocate(p).unwrap() };
+    }
+}
+
+const CHILD_ENV: &str = "SHMKIT_ATTACK_ALGORITHM_CHILD";
+
+/// The other process of the next test: opens the SeqFit shm object named in the
+/// environment and churns in it. Run alone (no name given), it has nothing to do.
+#[test]
+#[ignore = "the child of two_processes_allocating_at_once_leave_a_seqfit_segment_sound"]
+fn seqfit_churn_child() {
+    let name = std::env::var(CHILD_ENV).expect("run by the parent test");
+    let seg = ManagedSharedMemory::options()
+        .algorithm::<SeqFit>()
+        .open(&name)
+        .unwrap();
+    churn(&seg, 0xC1, 4000);
+    seg.check().unwrap();
+    seg.construct("child-was-here", 1u64).unwrap();
+}
+
+/// Two processes (this one and a child) allocate and free in one SeqFit segment at once.
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn two_processes_allocating_at_once_leave_a_seqfit_segment_sound() {
+    let shm = ShmGuard::new();
+    let mut seg = ManagedSharedMemory::options()
+        .algorithm::<SeqFit>()
+        .create(shm.get(), 64 * 1024)
+        .unwrap();
+    let free0 = seg.free_memory();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "attack_algorithm::seqfit_churn_child",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, shm.get())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    churn(&seg, 0x7A, 4000);
+    let status = within(LIMIT, "the child", move || child.wait().unwrap());
+    assert!(status.success(), "the child failed: {status}");
+    seg.check().unwrap();
+    assert_eq!(seg.find::<u64>("child-was-here").unwrap(), Some(&1));
+    assert!(seg.destroy::<u64>("child-was-here").unwrap());
+    assert_eq!(seg.free_memory(), free0);
+}
