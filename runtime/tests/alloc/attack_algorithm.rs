@@ -1028,3 +1028,31 @@ fn allocation_command_on_tlsf_matches_the_model() {
     model_check::<Tlsf>(4096, MODEL_OPS, 4);
     model_check::<Tlsf>(32 * 1024, MODEL_OPS, 5);
 }
+
+/// A SeqFit segment large enough for thread caches (16 MiB): threads allocate and free
+/// small blocks through their caches (which split and widen used blocks behind the
+/// algorithm's back), then the caches go back with the threads, and the list still is
+/// exactly the chain's free blocks.
+#[test]
+#[cfg_attr(miri, ignore = "16 MiB and threads: too slow under Miri")]
+fn thread_caches_on_a_large_seqfit_segment_keep_its_list_exact() {
+    let seg = ManagedHeapMemory::options()
+        .algorithm::<SeqFit>()
+        .create(16 << 20)
+        .unwrap();
+    let free0 = seg.free_memory();
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let seg = &seg;
+            s.spawn(move || churn(seg, t + 1, 20_000));
+        }
+    });
+    seg.check().unwrap();
+    seg.memory_algorithm().check().unwrap();
+    assert_eq!(seg.free_memory(), free0);
+    let stats = seg.memory_algorithm().stats();
+    assert_eq!(
+        (stats.name, stats.levels, stats.size_classes),
+        ("seqfit", 0, 1)
+    );
+}
