@@ -16,7 +16,7 @@ use shmkit_runtime::{
     ManagedSegment,
 };
 use shmkit_test_support::internals::forge_algorithm_kind;
-use shmkit_test_support::{image_bytes, within};
+use shmkit_test_support::within;
 
 /// Where the heap state lies in the header: the algorithm's two words, start, end, free.
 const HEAP: usize = std::mem::offset_of!(SegmentHeader, heap);
@@ -47,7 +47,13 @@ fn base_image<A: MemoryAlgorithm>(size: usize) -> Vec<u8> {
     assert!(seg.destroy::<u64>("b").unwrap());
     assert!(seg.destroy::<u64>("d").unwrap());
     seg.check().unwrap();
-    image_bytes(&mut seg)
+    let buf = AlignedBuffer::from_image(seg.image());
+    buf.iter()
+        // SAFETY: the segment was zeroed when made and holds only `u64`s, which have no
+        // padding, so every byte is initialised (Miri checks it; `image_bytes`, which
+        // copies through a memfd, is not available there).
+        .map(|b| unsafe { b.assume_init() })
+        .collect()
 }
 
 fn word(image: &[u8], at: usize) -> u64 {
@@ -822,9 +828,10 @@ fn seqfit_churn_child() {
         .algorithm::<SeqFit>()
         .open(&name)
         .unwrap();
-    churn(&seg, 0xC1, 4000);
-    seg.check().unwrap();
+    // First: the parent may fill the segment meanwhile.
     seg.construct("child-was-here", 1u64).unwrap();
+    churn(&seg, 0xC1, 20_000);
+    seg.check().unwrap();
 }
 
 /// Two processes (this one and a child) allocate and free in one SeqFit segment at once.
@@ -834,10 +841,10 @@ fn two_processes_allocating_at_once_leave_a_seqfit_segment_sound() {
     let shm = ShmGuard::new();
     let mut seg = ManagedSharedMemory::options()
         .algorithm::<SeqFit>()
-        .create(shm.get(), 64 * 1024)
+        .create(shm.get(), 256 * 1024)
         .unwrap();
     let free0 = seg.free_memory();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "attack_algorithm::seqfit_churn_child",
             "--exact",
@@ -845,12 +852,19 @@ fn two_processes_allocating_at_once_leave_a_seqfit_segment_sound() {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, shm.get())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    churn(&seg, 0x7A, 4000);
-    let status = within(LIMIT, "the child", move || child.wait().unwrap());
-    assert!(status.success(), "the child failed: {status}");
+    churn(&seg, 0x7A, 40_000);
+    let out = within(LIMIT, "the child", move || {
+        child.wait_with_output().unwrap()
+    });
+    assert!(
+        out.status.success(),
+        "the child failed: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
     seg.check().unwrap();
     assert_eq!(seg.find::<u64>("child-was-here").unwrap(), Some(&1));
     assert!(seg.destroy::<u64>("child-was-here").unwrap());
