@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use shmkit_runtime::algorithm::{MemoryAlgorithm, SeqFit, Tlsf, FLAGS, FREE};
-use shmkit_runtime::segment::{Backing, Mode, Writable};
+use shmkit_runtime::segment::{Backing, Lends, Mode, Writable};
 use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{
     inspect, AlignedBuffer, Error, HashIndex, ManagedExternalBuffer, ManagedHeapMemory,
@@ -124,7 +124,7 @@ fn seqfit_forgeries(image: &[u8]) -> Vec<(String, Vec<u8>)> {
         end + 8,
         size,
         size + 16,
-        u64::MAX & !7,
+        !7u64,
         free[1],
     ] {
         forge(format!("head = {head}"), &[(HEAD, head)]);
@@ -134,7 +134,7 @@ fn seqfit_forgeries(image: &[u8]) -> Vec<(String, Vec<u8>)> {
     forge("a cycle of one".into(), &[(link(free[0]), free[0])]);
     forge("a cycle of two".into(), &[(link(free[1]), free[0])]);
     forge("a link backwards".into(), &[(link(free[2]), free[1])]);
-    for to in [used[1], used[1] + 16, 0x40, end, size, u64::MAX & !7] {
+    for to in [used[1], used[1] + 16, 0x40, end, size, !7u64] {
         forge(format!("first link = {to}"), &[(link(free[0]), to)]);
     }
     // A header that says free where the block is used (the list skips it).
@@ -154,15 +154,7 @@ fn seqfit_forgeries(image: &[u8]) -> Vec<(String, Vec<u8>)> {
         forge(format!("free bytes = {v}"), &[(FREE_BYTES, v)]);
     }
     for (at, what) in [(START, "start"), (END, "end")] {
-        for v in [
-            0,
-            8,
-            HEAP as u64,
-            start + 16,
-            end - 16,
-            size,
-            u64::MAX & !15,
-        ] {
+        for v in [0, 8, HEAP as u64, start + 16, end - 16, size, !15u64] {
             forge(format!("{what} = {v}"), &[(at, v)]);
         }
     }
@@ -171,12 +163,9 @@ fn seqfit_forgeries(image: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Address ranges of the live objects that are still found, with their values.
-fn objects_of<B: Backing, M: Mode, A: MemoryAlgorithm>(
+fn objects_of<B: Backing, M: Mode + Lends<u64>, A: MemoryAlgorithm>(
     seg: &ManagedSegment<B, M, HashIndex, A>,
-) -> Vec<(usize, usize, Vec<u64>)>
-where
-    M: shmkit_runtime::segment::Lends<u64>,
-{
+) -> Vec<(usize, usize, Vec<u64>)> {
     LIVE.iter()
         .filter_map(|name| match seg.find_slice::<u64>(*name) {
             Ok(Some(s)) => Some((s.as_ptr().addr(), size_of_val(s), s.to_vec())),
@@ -188,12 +177,9 @@ where
 /// Allocates until full (blocks of varying sizes, each checked to overlap no live object
 /// and no other block, then written), frees them in an odd order, constructs and destroys,
 /// and checks. Errors end the mix (they are fine); overlaps and changed objects panic.
-fn write_mix<B: Backing, M: Writable, A: MemoryAlgorithm>(
+fn write_mix<B: Backing, M: Writable + Lends<u64>, A: MemoryAlgorithm>(
     seg: &mut ManagedSegment<B, M, HashIndex, A>,
-) -> Result<(), Error>
-where
-    M: shmkit_runtime::segment::Lends<u64>,
-{
+) -> Result<(), Error> {
     let before = objects_of(seg);
     let mut taken: Vec<(NonNull<u8>, usize)> = Vec::new();
     for i in 0..200usize {
@@ -246,7 +232,7 @@ where
 }
 
 /// What a read-only mapping can do: look, inspect, check, the algorithm's view.
-fn read_mix<B: Backing, M: Mode + shmkit_runtime::segment::Lends<u64>, A: MemoryAlgorithm>(
+fn read_mix<B: Backing, M: Mode + Lends<u64>, A: MemoryAlgorithm>(
     seg: &ManagedSegment<B, M, HashIndex, A>,
 ) -> Result<(), Error> {
     std::hint::black_box(objects_of(seg));
