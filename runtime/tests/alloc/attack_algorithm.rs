@@ -1057,3 +1057,100 @@ fn thread_caches_on_a_large_seqfit_segment_keep_its_list_exact() {
         ("seqfit", 0, 1)
     );
 }
+
+// ----- a user algorithm's table -------------------------------------------------------
+
+/// SeqFit with a table of `N` bytes of its own, whatever the segment's size: `table_bytes`
+/// is a safe function, and the trait's contract asks nothing of its value.
+struct BigTable<const N: usize>;
+
+// SAFETY: every function is SeqFit's (whose contract holds), on an area that starts after
+// a larger table; the kind is unique in this program for each `N` used.
+unsafe impl<const N: usize> MemoryAlgorithm for BigTable<N> {
+    const NAME: &'static str = "big-table";
+    const KIND: u64 = 0xB16_0000 + (N as u64 & 0xFFFF);
+    const KEPT_WORDS: (u64, u64) = SeqFit::KEPT_WORDS;
+
+    fn table_bytes(_: usize) -> usize {
+        N
+    }
+    fn init(heap: &mut shmkit_runtime::algorithm::Heap) {
+        SeqFit::init(heap)
+    }
+    fn allocate(heap: &mut shmkit_runtime::algorithm::Heap, size: u64) -> Option<u64> {
+        SeqFit::allocate(heap, size)
+    }
+    fn deallocate(heap: &mut shmkit_runtime::algorithm::Heap, off: u64) {
+        SeqFit::deallocate(heap, off)
+    }
+    fn check(heap: &shmkit_runtime::algorithm::Heap) -> Result<(), String> {
+        SeqFit::check(heap)
+    }
+    fn rebuild(heap: &mut shmkit_runtime::algorithm::Heap) -> Result<(), String> {
+        SeqFit::rebuild(heap)
+    }
+}
+
+fn refused_at_creation<A: MemoryAlgorithm>(size: usize) {
+    let r = ManagedHeapMemory::options().algorithm::<A>().create(size);
+    assert!(
+        matches!(r, Err(Error::InvalidSize { .. })),
+        "{size}: {:?}",
+        r.map(|s| s.size())
+    );
+    let mut buf = AlignedBuffer::new(size);
+    let r = ManagedExternalBuffer::options()
+        .algorithm::<A>()
+        .create(&mut buf)
+        .map(drop);
+    assert!(matches!(r, Err(Error::InvalidSize { .. })), "{size}: {r:?}");
+}
+
+/// A table that leaves no room for the blocks is refused at creation (it was zeroed past
+/// the end of the segment's memory), on every backing; a table that fits works.
+#[test]
+fn an_algorithm_table_larger_than_the_segment_is_refused_at_creation() {
+    for size in [768, 1000, 4096, 4200] {
+        refused_at_creation::<BigTable<4096>>(size);
+    }
+    for size in [768, 1 << 20] {
+        refused_at_creation::<BigTable<{ usize::MAX - 64 }>>(size);
+    }
+    // Room left past the table: it works.
+    let seg = ManagedHeapMemory::options()
+        .algorithm::<BigTable<4096>>()
+        .create(16384)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    seg.construct("x", 1u64).unwrap();
+    seg.check().unwrap();
+    assert_eq!(seg.memory_algorithm().name(), "big-table");
+}
+
+/// The same on a device: refused before the header is written, and the name is left as a
+/// later creator can use it.
+#[test]
+#[cfg_attr(miri, ignore = "maps files and shared memory")]
+fn an_algorithm_table_larger_than_a_device_is_refused_at_creation() {
+    let file = TempPath::new();
+    let r = ManagedMappedFile::options()
+        .algorithm::<BigTable<4096>>()
+        .create(file.get(), 4096)
+        .map(drop);
+    assert!(matches!(r, Err(Error::InvalidSize { .. })), "{r:?}");
+    let seg = ManagedMappedFile::options()
+        .init_timeout(Duration::from_millis(100))
+        .open_or_create(file.get(), 4096)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    seg.check().unwrap();
+    let shm = ShmGuard::new();
+    let r = ManagedSharedMemory::options()
+        .algorithm::<BigTable<4096>>()
+        .create(shm.get(), 4096)
+        .map(drop);
+    assert!(matches!(r, Err(Error::InvalidSize { .. })), "{r:?}");
+    let seg = ManagedSharedMemory::options()
+        .init_timeout(Duration::from_millis(100))
+        .open_or_create(shm.get(), 4096)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    seg.check().unwrap();
+}
