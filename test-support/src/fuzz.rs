@@ -11,13 +11,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use shmkit_runtime::algorithm::{MemoryAlgorithm, SeqFit, Tlsf};
 use shmkit_runtime::segment::{Backing, Lends, Mode, Writable};
 use shmkit_runtime::sync::SeqLock;
 use shmkit_runtime::test_hooks::SegmentHeader;
 use shmkit_runtime::{
-    inspect, AlignedBuffer, Anonymous, Error, FieldSchema, HashIndex, ManagedExternalBuffer,
-    ManagedHeapMemory, ManagedMappedFile, ManagedSegment, ManagedSharedMemory, MappedFileObserver,
-    NamedIndex, OrderedIndex, Schema, SchemaKind, ShmSafe, Unique,
+    inspect, AlignedBuffer, Anonymous, Error, FieldSchema, HashIndex, IndexKind,
+    ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile, ManagedSegment,
+    ManagedSharedMemory, MappedFileObserver, NamedIndex, OrderedIndex, Schema, SchemaKind, ShmSafe,
+    Unique,
 };
 
 use crate::guards::{ShmGuard, TempPath};
@@ -88,10 +90,18 @@ pub enum Index {
     Ordered,
 }
 
+/// The memory algorithm a seed was created with; it opens only with the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Tlsf,
+    SeqFit,
+}
+
 /// A valid segment image and what lives in it.
 pub struct Seed {
     pub name: &'static str,
     pub index: Index,
+    pub algorithm: Algorithm,
     pub image: Vec<u8>,
     objects: Vec<Obj>,
     /// End of the part of the image in use (header, allocator table, live blocks and the
@@ -113,29 +123,32 @@ pub fn seeds() -> &'static [Seed] {
     static SEEDS: OnceLock<Vec<Seed>> = OnceLock::new();
     SEEDS.get_or_init(|| {
         vec![
-            build::<HashIndex>("tiny-hash", Index::Hash, 768, 1, false),
-            build::<HashIndex>("small-hash", Index::Hash, 4096, 8, true),
-            build::<OrderedIndex>("small-ordered", Index::Ordered, 4096, 8, true),
-            build::<HashIndex>("medium-hash", Index::Hash, 64 * 1024, 48, true),
-            build::<OrderedIndex>("large-ordered", Index::Ordered, 1024 * 1024, 30, true),
+            build::<HashIndex, Tlsf>("tiny-hash", 768, 1, false),
+            build::<HashIndex, Tlsf>("small-hash", 4096, 8, true),
+            build::<OrderedIndex, Tlsf>("small-ordered", 4096, 8, true),
+            build::<HashIndex, Tlsf>("medium-hash", 64 * 1024, 48, true),
+            build::<OrderedIndex, Tlsf>("large-ordered", 1024 * 1024, 30, true),
+            build::<HashIndex, SeqFit>("tiny-seqfit", 768, 1, false),
+            build::<OrderedIndex, SeqFit>("small-seqfit-ordered", 4096, 8, true),
+            build::<HashIndex, SeqFit>("medium-seqfit", 16 * 1024, 24, true),
         ]
     })
 }
 
-/// A heap segment of `size` bytes with `named` named objects (singles and arrays of every
+/// A heap segment of `size` bytes (index `I`, memory algorithm `A`) with `named` named objects (singles and arrays of every
 /// element type), every third one destroyed again so that free blocks lie between live
 /// ones, and with `extras` two unique and three anonymous objects (one of a type with a
 /// stored schema) and an undone construction (on a hash index its entry stays on the
 /// retired list), as an image.
-fn build<I: NamedIndex>(
+fn build<I: NamedIndex, A: MemoryAlgorithm>(
     name: &'static str,
-    index: Index,
     size: usize,
     named: usize,
     extras: bool,
 ) -> Seed {
     let mut seg = ManagedHeapMemory::options()
         .index::<I>()
+        .algorithm::<A>()
         .create(size)
         .expect("create a seed segment");
     let mut objects: Vec<Obj> = (0..named)
@@ -187,7 +200,16 @@ fn build<I: NamedIndex>(
         .map_or(image.len(), |p| (p + 64).next_multiple_of(64));
     Seed {
         name,
-        index,
+        index: if I::KIND == HashIndex::KIND {
+            Index::Hash
+        } else {
+            Index::Ordered
+        },
+        algorithm: if A::KIND == SeqFit::KIND {
+            Algorithm::SeqFit
+        } else {
+            Algorithm::Tlsf
+        },
         image,
         objects,
         extent,
@@ -244,8 +266,8 @@ impl ExactSizeIterator for ShortIter {
     }
 }
 
-fn construct<B: Backing, M: Writable, I: NamedIndex>(
-    seg: &ManagedSegment<B, M, I>,
+fn construct<B: Backing, M: Writable, I: NamedIndex, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
     obj: &Obj,
 ) -> shmkit_runtime::Result<()> {
     let name = obj.name.as_deref();
@@ -262,8 +284,8 @@ fn construct<B: Backing, M: Writable, I: NamedIndex>(
     }
 }
 
-fn destroy<B: Backing, M: Writable, I: NamedIndex>(
-    seg: &mut ManagedSegment<B, M, I>,
+fn destroy<B: Backing, M: Writable, I: NamedIndex, A: MemoryAlgorithm>(
+    seg: &mut ManagedSegment<B, M, I, A>,
     obj: &Obj,
 ) -> shmkit_runtime::Result<bool> {
     match (obj.name.as_deref(), obj.ty) {
@@ -281,8 +303,8 @@ trait Reads: Mode + Lends<u64> + Lends<u32> + Lends<Bytes> {}
 impl<M: Mode + Lends<u64> + Lends<u32> + Lends<Bytes>> Reads for M {}
 
 /// Looks `obj` up with its own type and reads every element; None when it is not there.
-fn find<B: Backing, M: Reads, I: NamedIndex>(
-    seg: &ManagedSegment<B, M, I>,
+fn find<B: Backing, M: Reads, I: NamedIndex, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
     obj: &Obj,
 ) -> shmkit_runtime::Result<Option<u64>> {
     fn sum<T>(found: Option<&[T]>, f: impl Fn(&T) -> u64) -> Option<u64> {
@@ -362,10 +384,14 @@ pub fn case(c: &mut impl Choices) -> Case {
     case_on(path, c)
 }
 
-/// A mutant of a seed chosen by `c`, to be opened through `path`.
+/// A mutant of a seed chosen by `c`, to be opened through `path` (a TLSF seed for
+/// [`Path::ObservedFile`]: an observer maps TLSF segments only).
 pub fn case_on(path: Path, c: &mut impl Choices) -> Case {
-    let seeds = seeds();
-    let seed = &seeds[c.below(seeds.len() as u64) as usize];
+    let seeds: Vec<&'static Seed> = seeds()
+        .iter()
+        .filter(|s| path != Path::ObservedFile || s.algorithm == Algorithm::Tlsf)
+        .collect();
+    let seed = seeds[c.below(seeds.len() as u64) as usize];
     let mut image = seed.image.clone();
     let mut log = String::new();
     // Mostly one mutation: a mutant that still opens tests the most.
@@ -502,17 +528,21 @@ const DEVICE_INIT_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// Opens the mutant through its path and runs the operation mix on what opened.
 pub fn run(case: &Case) -> Outcome {
-    match case.seed.index {
-        Index::Hash => run_with::<HashIndex>(case),
-        Index::Ordered => run_with::<OrderedIndex>(case),
+    match (case.seed.index, case.seed.algorithm) {
+        (Index::Hash, Algorithm::Tlsf) => run_with::<HashIndex, Tlsf>(case),
+        (Index::Ordered, Algorithm::Tlsf) => run_with::<OrderedIndex, Tlsf>(case),
+        (Index::Hash, Algorithm::SeqFit) => run_with::<HashIndex, SeqFit>(case),
+        (Index::Ordered, Algorithm::SeqFit) => run_with::<OrderedIndex, SeqFit>(case),
     }
 }
 
-fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
+/// Opens the mutant with index `I` and memory algorithm `A` (the seed's).
+fn run_with<I: NamedIndex, A: MemoryAlgorithm>(case: &Case) -> Outcome {
     let objects = &case.seed.objects;
     match case.path {
         Path::Heap => match ManagedHeapMemory::options()
             .index::<I>()
+            .algorithm::<A>()
             .from_image(&case.image)
         {
             Ok(mut seg) => write_mix(&mut seg, objects),
@@ -520,7 +550,11 @@ fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
         },
         Path::Buffer => {
             let mut buf = AlignedBuffer::from_image(&case.image);
-            match ManagedExternalBuffer::options().index::<I>().open(&mut buf) {
+            match ManagedExternalBuffer::options()
+                .index::<I>()
+                .algorithm::<A>()
+                .open(&mut buf)
+            {
                 Ok(mut seg) => write_mix(&mut seg, objects),
                 Err(e) => refused(e),
             }
@@ -530,6 +564,7 @@ fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
             match ManagedExternalBuffer::options()
                 .read_only()
                 .index::<I>()
+                .algorithm::<A>()
                 .open(&buf)
             {
                 Ok(seg) => read_mix(&seg, objects).map_or_else(Outcome::Failed, |()| Outcome::Ran),
@@ -551,7 +586,8 @@ fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
             std::fs::write(file.get(), &case.image).expect("write the mutant to a file");
             let o = ManagedMappedFile::options()
                 .init_timeout(DEVICE_INIT_TIMEOUT)
-                .index::<I>();
+                .index::<I>()
+                .algorithm::<A>();
             let name = file.get();
             match case.path {
                 Path::File => match o.open(name) {
@@ -580,6 +616,7 @@ fn run_with<I: NamedIndex>(case: &Case) -> Outcome {
             match ManagedSharedMemory::options()
                 .init_timeout(DEVICE_INIT_TIMEOUT)
                 .index::<I>()
+                .algorithm::<A>()
                 .open(shm.get())
             {
                 Ok(mut seg) => write_mix(&mut seg, objects),
@@ -595,8 +632,8 @@ fn refused(e: Error) -> Outcome {
 
 /// The reading half of the mix: every seed object with its own type and with another,
 /// both iterations, the counts, `check`.
-fn read_mix<B: Backing, M: Reads, I: NamedIndex>(
-    seg: &ManagedSegment<B, M, I>,
+fn read_mix<B: Backing, M: Reads, I: NamedIndex, A: MemoryAlgorithm>(
+    seg: &ManagedSegment<B, M, I, A>,
     objects: &[Obj],
 ) -> Result<(), String> {
     let mut errors = Vec::new();
@@ -679,8 +716,8 @@ fn observe_mix(observer: &MappedFileObserver, objects: &[Obj]) -> Result<(), Str
 /// The whole mix on a writable mapping: the reading half, then raw allocation and
 /// deallocation, destroying seed objects, constructing objects of every kind (and
 /// destroying them), and `check` again.
-fn write_mix<B: Backing, M: Writable, I: NamedIndex>(
-    seg: &mut ManagedSegment<B, M, I>,
+fn write_mix<B: Backing, M: Writable, I: NamedIndex, A: MemoryAlgorithm>(
+    seg: &mut ManagedSegment<B, M, I, A>,
     objects: &[Obj],
 ) -> Outcome {
     let mut errors = Vec::new();

@@ -104,8 +104,8 @@ pub fn forge_entry_count(image: &mut [u8], from: u64, to: u64) {
 /// The bytes of a heap segment as plain bytes, to forge or mutate: written to a memfd and
 /// read back, since in memory the padding of stored values is uninitialised and only the
 /// kernel may read it as bytes.
-pub fn image_bytes<I: shmkit_runtime::IndexKind>(
-    seg: &mut shmkit_runtime::ManagedHeapMemory<I>,
+pub fn image_bytes<I: shmkit_runtime::IndexKind, A: shmkit_runtime::algorithm::MemoryAlgorithm>(
+    seg: &mut shmkit_runtime::ManagedHeapMemory<I, A>,
 ) -> Vec<u8> {
     use std::io::{Read, Seek};
     let fd = rustix::fs::memfd_create("shmkit-image", rustix::fs::MemfdFlags::CLOEXEC)

@@ -50,7 +50,9 @@ pub unsafe trait MemoryAlgorithm: 'static {
     const KEPT_WORDS: (u64, u64) = (0, 0);
 
     /// Bytes of table the algorithm wants after the segment header, for a segment of
-    /// `segment_len` bytes ([`Heap::table_word`]).
+    /// `segment_len` bytes ([`Heap::table_word`]). Asked once, at creation; a table that
+    /// leaves no room for the block area makes the creation fail with
+    /// [`Error::InvalidSize`](crate::Error::InvalidSize).
     fn table_bytes(segment_len: usize) -> usize {
         let _ = segment_len;
         0

@@ -204,10 +204,37 @@ pub fn algorithm_name(kind: u64) -> String {
 /// whose object index is of kind `index_kind`. The state word goes to READY last, with
 /// release ordering, so an opener that sees READY sees everything else.
 ///
+/// `InvalidSize`, before anything is written, when the memory algorithm's table leaves no
+/// room for the block area's sentinel: `table_bytes` is the algorithm's safe function (a
+/// user's algorithm may ask for any size), asked once.
+///
 /// # Safety
 /// The range is mapped writable, aligned to [`SEGMENT_ALIGN`], and no other process uses it
 /// until READY is published (openers wait for READY).
-pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, ops: &'static Ops, creator: u32) {
+pub unsafe fn format(
+    base: *mut u8,
+    len: usize,
+    index_kind: u32,
+    ops: &'static Ops,
+    creator: u32,
+) -> Result<()> {
+    let end = (len / GRANULE * GRANULE) as u64;
+    let table_bytes = (ops.table_bytes)(len);
+    let start = HEADER_END
+        .checked_add(table_bytes)
+        .and_then(|s| s.checked_next_multiple_of(GRANULE * 2))
+        .map(|s| s as u64)
+        .filter(|&s| s.checked_add(HEADER as u64).is_some_and(|e| e <= end));
+    let Some(start) = start else {
+        return Err(Error::InvalidSize {
+            size: len as u64,
+            reason: format!(
+                "the {} memory algorithm's table of {table_bytes} bytes leaves no room for \
+                 blocks",
+                ops.name
+            ),
+        });
+    };
     let h = header(base);
     // SAFETY: the range is ours and holds at least a header (caller checked the size).
     unsafe {
@@ -224,9 +251,10 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, ops: &'static O
         (*h).reserved[words::INDEX_KIND].store(index_kind.into(), Ordering::Relaxed);
         (*h).reserved[words::ALGORITHM_KIND].store(ops.kind, Ordering::Relaxed);
         (*h).lock = RobustMutex::new();
-        let end = (len / GRANULE * GRANULE) as u64;
         let mut t = heap(base, len as u64, ops);
-        t.init(blocks_start((ops.table_bytes)(len)) as u64, end);
+        // `start` is `blocks_start(table_bytes)`, checked above to leave room for the
+        // sentinel before `end`.
+        t.init(start, end);
         (*h).cache_epoch.store(0, Ordering::Relaxed);
         let table = if len >= cache::MIN_SEGMENT {
             block_size_for(SlotTable::SIZE)
@@ -242,6 +270,7 @@ pub unsafe fn format(base: *mut u8, len: usize, index_kind: u32, ops: &'static O
         (*h).cache_table.store(table, Ordering::Relaxed);
         (*h).state.store(state::READY, Ordering::Release);
     }
+    Ok(())
 }
 
 /// Whether the segment at `base` was left half-made: its header never reached READY (all

@@ -199,7 +199,8 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
             check_size(len as u64)?;
             let creator = owner.me()?;
             // SAFETY: the caller gives us fresh, writable, exclusively used bytes.
-            unsafe { header::format(base.as_ptr(), len, I::KIND, algorithm::ops::<A>(), creator) };
+            // (An algorithm whose table leaves no room for blocks: `InvalidSize`.)
+            unsafe { header::format(base.as_ptr(), len, I::KIND, algorithm::ops::<A>(), creator)? };
         } else {
             // SAFETY: the range is mapped readable (caller).
             unsafe {

@@ -3,6 +3,7 @@
 //! allocate through. Miri runs this binary (`.ci/miri`); the tests that need OS mappings or
 //! processes are ignored there.
 
+mod attack_algorithm;
 mod bump;
 mod cache;
 mod on_seqfit;

@@ -28,6 +28,8 @@ struct Tally {
     cases: u64,
     /// Outcome ("refused", "failed", "ran") by path.
     by_path: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Outcome by seed image (its algorithm is in its name).
+    by_seed: BTreeMap<String, BTreeMap<String, u64>>,
     /// The error variants that refused mutants or failed operations, with their counts.
     errors: BTreeMap<String, u64>,
     /// Panics, signals and hangs, each with its case and how to replay it.
@@ -55,6 +57,9 @@ impl Tally {
         );
         for (path, outcomes) in &self.by_path {
             eprintln!("  {path}: {outcomes:?}");
+        }
+        for (seed, outcomes) in &self.by_seed {
+            eprintln!("  seed {seed}: {outcomes:?}");
         }
         eprintln!("  errors: {:?}", self.errors);
         for f in &self.findings {
@@ -104,6 +109,18 @@ fn fuzz(seed: u64, cases: u64, case_limit: Duration) -> Tally {
                             if let Some(err) = parts.next().filter(|e| !e.is_empty()) {
                                 *tally.errors.entry(err.to_owned()).or_default() += 1;
                             }
+                            // The case line: "<path> <seed name> <mutations>".
+                            let seed_name = current
+                                .as_ref()
+                                .and_then(|c| c.1.split(' ').nth(1))
+                                .unwrap_or("?")
+                                .to_owned();
+                            *tally
+                                .by_seed
+                                .entry(seed_name)
+                                .or_default()
+                                .entry(outcome.clone())
+                                .or_default() += 1;
                             *tally
                                 .by_path
                                 .entry(path)
@@ -180,6 +197,9 @@ fn fuzz_and_check(seed: u64, cases: u64, case_limit: Duration) {
     );
     for (path, outcomes) in &tally.by_path {
         assert!(outcomes.contains_key("ran"), "no mutant opened on {path}");
+    }
+    for (seed, outcomes) in &tally.by_seed {
+        assert!(outcomes.contains_key("ran"), "no mutant of {seed} opened");
     }
 }
 
