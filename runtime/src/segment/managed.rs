@@ -92,6 +92,9 @@ pub trait Backing: Send + Sync {
     }
 }
 
+/// How a segment holds its algorithm: as a type it returns, never as a value.
+type ChosenAlgorithm<A> = fn() -> A;
+
 /// A mapped, formatted segment: an allocator and named, unique and anonymous objects, in
 /// memory that other processes or later runs can map too.
 ///
@@ -119,7 +122,9 @@ pub struct ManagedSegment<
     owner: Arc<Owner>,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
-    _mode: PhantomData<(M, I, A)>,
+    // The algorithm is chosen by type, never held: it leaves the segment's `Send`/`Sync`
+    // to the backing and the mode.
+    _mode: PhantomData<(M, I, ChosenAlgorithm<A>)>,
 }
 
 /// Returns this mapping's thread caches to the segment when the mapping goes away (before

@@ -11,7 +11,9 @@ use shmkit_runtime::{AlignedBuffer, Error, ManagedHeapMemory};
 /// Hands out blocks from a cursor that only moves up; freed blocks are marked free and
 /// counted, never reused (until a crash recovery, which has nothing to reuse either). The
 /// state's first word is the cursor: where the free tail starts (the end when none).
-struct Bump;
+/// Neither `Send` nor `Sync` (the raw pointer): an algorithm is a type, never a value, so a
+/// segment using it is both all the same.
+struct Bump(std::marker::PhantomData<*const ()>);
 
 const CURSOR: usize = 0;
 
@@ -196,6 +198,20 @@ fn a_segment_refuses_to_open_with_another_algorithm_than_it_was_made_with() {
         matches!(&err, Error::AlgorithmMismatch { expected: "bump", found, .. } if found == "tlsf"),
         "{err}"
     );
+}
+
+#[test]
+fn a_segment_of_an_algorithm_that_is_not_send_is_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<BumpHeap>();
+    let seg = bump(16 * 1024);
+    let p = std::thread::scope(|s| {
+        s.spawn(|| seg.allocate(64).map(|p| p.as_ptr().addr()))
+            .join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(seg.contains(p as *const u8));
 }
 
 #[test]
