@@ -574,8 +574,9 @@ impl Cache {
         let mut n = 0;
         let mut cur = bin.head.load(Relaxed);
         let count = bin.count.load(Relaxed).min(capacity(which));
+        let plain = t.plain_blocks();
         while cur != 0 && (n as u64) < count {
-            let Some(size) = t.plain_block_size(cur).filter(|&s| fits(s, sizes)) else {
+            let Some(size) = plain.size_of(cur).filter(|&s| fits(s, sizes)) else {
                 // A link a dead process left half-written: the rest of the bin stays
                 // allocated, a leak rather than a corruption.
                 break;

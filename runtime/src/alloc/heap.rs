@@ -322,10 +322,19 @@ impl Heap {
 
     /// Size of block `off` if it is a used block inside the range that carries no mark
     /// (what a thread cache may hold: a marked block is never cached).
+    #[inline]
     pub(crate) fn plain_block_size(&self, off: u64) -> Option<u64> {
-        let size = self.used_block_size(off)?;
-        // SAFETY: `off` is a used block (checked); its header is a word of the segment.
-        (unsafe { self.raw_word(off) } & MARKS == 0).then_some(size)
+        self.plain_blocks().size_of(off)
+    }
+
+    /// [`Self::plain_block_size`] for many blocks: the range read once.
+    #[inline]
+    pub(crate) fn plain_blocks(&self) -> PlainBlocks {
+        PlainBlocks {
+            base: self.base,
+            start: self.start(),
+            end: self.end(),
+        }
     }
 
     /// Splits used block `off` into consecutive used blocks of the sizes in `blocks` (their
@@ -627,4 +636,32 @@ pub(crate) fn largest_free_walked(heap: &Heap) -> u64 {
         .map(|(b, _)| b.size)
         .max()
         .unwrap_or(0)
+}
+
+/// Checks blocks as [`Heap::plain_block_size`] does, with the area's bounds read once (a
+/// thread cache's drain checks a whole bin).
+#[derive(Clone, Copy)]
+pub(crate) struct PlainBlocks {
+    base: *mut u8,
+    start: u64,
+    end: u64,
+}
+
+impl PlainBlocks {
+    /// Size of block `off` if it is a used, unmarked block inside the area: one header read.
+    #[inline]
+    pub(crate) fn size_of(&self, off: u64) -> Option<u64> {
+        if off % GRANULE as u64 != 0 || off < self.start || off >= self.end {
+            return None;
+        }
+        // SAFETY: `off` is an aligned offset inside the block area (checked), whose words
+        // lie inside the mapping (checked on open).
+        let h = unsafe { block::load(self.base, off) };
+        let size = h & !super::block::FLAGS;
+        (h & (FREE | MARKS) == 0
+            && size >= MIN_BLOCK as u64
+            && size % GRANULE as u64 == 0
+            && size <= self.end - off)
+            .then_some(size)
+    }
 }
