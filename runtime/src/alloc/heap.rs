@@ -372,22 +372,8 @@ impl Heap {
     /// used block inside the range (a cheap guard against double and foreign frees).
     #[inline]
     pub(crate) fn used_block_at(&self, payload_off: u64) -> Option<u64> {
-        let (start, end) = (self.start(), self.end());
-        if payload_off % GRANULE as u64 != 0
-            || payload_off < start + HEADER as u64
-            || payload_off >= end
-        {
-            return None;
-        }
-        let off = payload_off - HEADER as u64;
-        // SAFETY: `off` was just checked to lie inside the block range.
-        let h = unsafe { self.raw_word(off) };
-        let size = h & !super::block::FLAGS;
-        (h & FREE == 0
-            && size >= MIN_BLOCK as u64
-            && size % GRANULE as u64 == 0
-            && size <= end - off)
-            .then_some(off)
+        let off = payload_off.checked_sub(HEADER as u64)?;
+        self.plain_blocks().sized(off, FREE).map(|_| off)
     }
 
     /// Calls `f(block, is_free, marks)` for every block of the chain in address order,
@@ -651,6 +637,13 @@ impl PlainBlocks {
     /// Size of block `off` if it is a used, unmarked block inside the area: one header read.
     #[inline]
     pub(crate) fn size_of(&self, off: u64) -> Option<u64> {
+        self.sized(off, FREE | MARKS)
+    }
+
+    /// Size of block `off` if it is a block inside the area whose header carries none of
+    /// `refused` (`FREE`: a used block; `FREE | MARKS`: an unmarked one).
+    #[inline]
+    fn sized(&self, off: u64, refused: u64) -> Option<u64> {
         if off % GRANULE as u64 != 0 || off < self.start || off >= self.end {
             return None;
         }
@@ -658,7 +651,7 @@ impl PlainBlocks {
         // lie inside the mapping (checked on open).
         let h = unsafe { block::load(self.base, off) };
         let size = h & !super::block::FLAGS;
-        (h & (FREE | MARKS) == 0
+        (h & refused == 0
             && size >= MIN_BLOCK as u64
             && size % GRANULE as u64 == 0
             && size <= self.end - off)
