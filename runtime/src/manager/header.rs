@@ -81,9 +81,8 @@ pub mod words {
     pub const SCHEMA_ROOT: usize = 12;
     /// Number of stored type schemas.
     pub const SCHEMA_COUNT: usize = 13;
-    /// The memory algorithm chosen at creation (`MemoryAlgorithm::KIND`). Zero, TLSF's
-    /// kind, in every segment written before algorithms could be chosen: those were all
-    /// TLSF, and [`FORMAT_VERSION`](super::FORMAT_VERSION) stays.
+    /// The memory algorithm chosen at creation (`MemoryAlgorithm::KIND`); TLSF's kind is
+    /// zero, what the word held before algorithms could be chosen.
     pub const ALGORITHM_KIND: usize = 14;
 }
 
