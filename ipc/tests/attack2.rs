@@ -99,6 +99,9 @@ const BIG: usize = 4 << 20;
 const STORAGE_AT: usize = 8;
 const SEND_TAIL_AT: usize = 64 + 8 + 24;
 const LANES_LEN_AT: usize = 256 + 8 + 4;
+/// The canary's length in words: 128 KiB, more than a new segment keeps free near its
+/// header for small first objects, so that it is placed after the queue's storage.
+const CANARY_WORDS: usize = 32 << 10;
 
 /// A mapped file holding a queue of `N` messages of `BIG` bytes with its slots, and after
 /// them a canary object: (segment, queue, canary, offset of the queue, of its block, of the
@@ -108,7 +111,7 @@ fn file_with_canary(
 ) -> (
     &'static ManagedMappedFile,
     &'static MessageQueue,
-    &'static [u32; 64],
+    &'static [u32; CANARY_WORDS],
     usize,
     usize,
     usize,
@@ -120,7 +123,7 @@ fn file_with_canary(
         .construct("q", MessageQueue::new(N, BIG).unwrap())
         .unwrap();
     q.prepare().unwrap();
-    let canary = seg.construct("canary", [0xC0DE_CAFEu32; 64]).unwrap();
+    let canary = seg.construct("canary", [0xC0DE_CAFEu32; CANARY_WORDS]).unwrap();
     let base = seg.base_address().as_ptr().addr();
     let qoff = std::ptr::from_ref(q).addr() - base;
     let coff = std::ptr::from_ref(canary).addr() - base;

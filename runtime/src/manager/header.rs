@@ -140,6 +140,10 @@ const _: () = assert!(
 /// The alignment a segment's first byte needs.
 pub const SEGMENT_ALIGN: usize = 16;
 
+/// Bytes kept free in front of the thread-cache table when a segment is made, for its
+/// first objects.
+const FIRST_OBJECTS_ROOM: usize = 64 << 10;
+
 /// How long an opener waits for a live creator to finish initialising.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -256,13 +260,21 @@ pub unsafe fn format(
         t.init(start, end);
         (*h).cache_epoch.store(0, Ordering::Relaxed);
         let table = if len >= cache::MIN_SEGMENT {
-            block_size_for(SlotTable::SIZE)
+            // Behind a room kept free for the first objects (the index tables, the first
+            // entries): a process that opens the segment to look one up then touches
+            // the pages next to the header, not pages past the 70 KiB table.
+            let front = block_size_for(FIRST_OBJECTS_ROOM).and_then(|b| t.alloc_block(b));
+            let table = block_size_for(SlotTable::SIZE)
                 .and_then(|b| t.alloc_block(b))
                 .map_or(0, |off| {
                     t.payload(off).as_ptr().write_bytes(0, SlotTable::SIZE);
                     mark_unlocked(base, off + HEADER as u64, INTERNAL, true);
                     off + HEADER as u64
-                })
+                });
+            if let Some(front) = front {
+                t.free_block(front);
+            }
+            table
         } else {
             0
         };
