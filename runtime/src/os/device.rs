@@ -19,7 +19,7 @@ pub trait Mappable: AsFd {
 }
 
 /// The size of `dev` from `fstat`, so that it reflects resizes by other processes.
-pub(super) fn size(dev: &impl Mappable) -> Result<u64> {
+pub(crate) fn size(dev: &impl Mappable) -> Result<u64> {
     let stat =
         rustix::fs::fstat(dev).map_err(|e| Error::from_os("fstat", dev.describe(), e.into()))?;
     // A regular file or shared memory object never has a negative size.
@@ -36,7 +36,7 @@ pub(super) fn truncate(dev: &impl Mappable, len: u64) -> Result<()> {
 
 /// Makes `dev` at least `len` bytes with storage allocated for all of them (`fallocate`);
 /// where the file system cannot allocate ahead, only grows the size. Never shrinks.
-pub(super) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
+pub(crate) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
     writable(dev)?;
     fits_off_t(dev, len)?;
     if len == 0 {

@@ -24,6 +24,7 @@ pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, Manage
 pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
 pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
+pub use crate::manager::limits::Growth;
 pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{
     AnyType, CopyOnWrite, CreateMode, Exclusive, ExclusiveAccess, ImmutableTypes, Lendable, Lends,

@@ -6,6 +6,7 @@ mod device;
 mod forged;
 mod format;
 mod golden;
+mod growth;
 mod lock_owners;
 mod modes;
 mod observer;

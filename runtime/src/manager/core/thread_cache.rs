@@ -59,7 +59,7 @@ impl SegmentCore {
             slot,
             block,
             self.cache_epoch(),
-            self.size_word().load(Ordering::Relaxed),
+            self.size() as u64,
         )
     }
 
@@ -85,7 +85,7 @@ impl SegmentCore {
                 self.base.as_ptr(),
                 payload_off as u64,
                 self.first_block,
-                self.size_word().load(Ordering::Relaxed),
+                self.size() as u64,
                 true,
             )
         };
