@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(Growth::Double.next(1 << 20, 100, 1 << 30), Some(2 << 20));
         assert_eq!(
             Growth::Double.next(1 << 20, 5 << 20, 1 << 30),
-            Some((6 << 20u64).next_multiple_of(page))
+            Some((6u64 << 20).next_multiple_of(page))
         );
         assert_eq!(Growth::Double.next(1 << 20, 100, 3 << 19), Some(3 << 19));
         assert_eq!(Growth::Double.next(1 << 20, 1 << 20, (1 << 20) + 5), None);

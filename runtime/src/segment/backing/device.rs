@@ -751,7 +751,8 @@ impl<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>
     SegmentBuilder<DeviceBacking<D>, M, I, A>
 {
     /// Map at `address` instead of where the OS chooses; an error, never a replaced
-    /// mapping, if something is mapped there already.
+    /// mapping, if something is mapped there already. The mapping reserves the segment's
+    /// [`max_size`](Self::max_size) from there, so that range must be free.
     pub fn address(mut self, address: NonNull<u8>) -> Self {
         self.settings.address = Some(address);
         self
