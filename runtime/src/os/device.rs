@@ -51,7 +51,9 @@ pub(crate) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
                 Ok(())
             }
         }
-        Err(Errno::NOSPC | Errno::DQUOT) => Err(Error::OutOfSpace {
+        // No room on the file system, the quota spent, or this process's file size limit
+        // (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored) reached.
+        Err(Errno::NOSPC | Errno::DQUOT | Errno::FBIG) => Err(Error::OutOfSpace {
             what: dev.describe(),
             size: len,
         }),
