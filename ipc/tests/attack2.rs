@@ -123,7 +123,9 @@ fn file_with_canary(
         .construct("q", MessageQueue::new(N, BIG).unwrap())
         .unwrap();
     q.prepare().unwrap();
-    let canary = seg.construct("canary", [0xC0DE_CAFEu32; CANARY_WORDS]).unwrap();
+    let canary = seg
+        .construct("canary", [0xC0DE_CAFEu32; CANARY_WORDS])
+        .unwrap();
     let base = seg.base_address().as_ptr().addr();
     let qoff = std::ptr::from_ref(q).addr() - base;
     let coff = std::ptr::from_ref(canary).addr() - base;

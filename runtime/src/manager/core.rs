@@ -10,8 +10,7 @@ use super::header::{self, state, SegmentHeader};
 use super::limits::Limits;
 use crate::alloc::algorithm::Ops;
 use crate::alloc::block::{
-    block_size_for, mark_unlocked, size_in, used_header_unlocked, ENTRY, GRANULE, HEADER,
-    MIN_BLOCK,
+    block_size_for, mark_unlocked, size_in, used_header_unlocked, ENTRY, GRANULE, HEADER, MIN_BLOCK,
 };
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};

@@ -153,7 +153,10 @@ impl Limits {
     /// `OutOfSpace` here, never a `SIGBUS` later) and records them as verified. None
     /// when this mapping does not grow its segment.
     pub fn grow_device(&self, to: u64) -> Option<Result<()>> {
-        let device = self.device.as_ref().filter(|_| self.growth != Growth::Off)?;
+        let device = self
+            .device
+            .as_ref()
+            .filter(|_| self.growth != Growth::Off)?;
         if to > self.reserved {
             return Some(Err(Error::InvalidSize {
                 size: to,
@@ -188,8 +191,14 @@ mod tests {
         assert_eq!(Growth::Double.next(1 << 20, 100, 3 << 19), Some(3 << 19));
         assert_eq!(Growth::Double.next(1 << 20, 1 << 20, (1 << 20) + 5), None);
         assert_eq!(Growth::Off.next(1 << 20, 1, 1 << 30), None);
-        assert_eq!(Growth::By(4096).next(1 << 20, 1, 1 << 30), Some((1 << 20) + 4096));
-        assert_eq!(Growth::By(0).next(1 << 20, 1, 1 << 30), Some((1 << 20) + page));
+        assert_eq!(
+            Growth::By(4096).next(1 << 20, 1, 1 << 30),
+            Some((1 << 20) + 4096)
+        );
+        assert_eq!(
+            Growth::By(0).next(1 << 20, 1, 1 << 30),
+            Some((1 << 20) + page)
+        );
         assert_eq!(Growth::Double.next(u64::MAX - 1, 5, u64::MAX), None);
     }
 

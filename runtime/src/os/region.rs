@@ -234,12 +234,13 @@ impl MappedRegion {
         let page = page_size();
         // Less than a page, so it fits a usize.
         let page_offset = (offset % page as u64) as usize;
-        let map_len = page_offset
-            .checked_add(len.max(reserved))
-            .ok_or_else(|| Error::InvalidSize {
-                size: len as u64,
-                reason: "larger than the address space".to_owned(),
-            })?;
+        let map_len =
+            page_offset
+                .checked_add(len.max(reserved))
+                .ok_or_else(|| Error::InvalidSize {
+                    size: len as u64,
+                    reason: "larger than the address space".to_owned(),
+                })?;
         let (hint, placement) = match addr {
             None => (ptr::null_mut(), MapFlags::empty()),
             Some(addr) => (

@@ -52,8 +52,8 @@ use super::managed::{Backing, ManagedSegment};
 use super::mode::{CopyOnWrite, CreateMode, Exclusive, Mode, ReadOnly, ReadWrite};
 use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
-use crate::objects::{HashIndex, IndexKind};
 use crate::manager::limits::Growth;
+use crate::objects::{HashIndex, IndexKind};
 use crate::os::Permissions;
 
 /// What the setters chose. Crate-private on purpose: the builder is the one way to set it,

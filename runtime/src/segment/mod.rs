@@ -24,7 +24,6 @@ pub use self::backing::device::{Device, DeviceBacking, ManagedMappedFile, Manage
 pub use self::backing::heap::{HeapMemory, ManagedHeapMemory};
 pub use self::backing::xsi::{ManagedXsiSharedMemory, XsiBacking};
 pub use self::builder::{NamedBacking, OpensIn, SegmentBuilder};
-pub use crate::manager::limits::Growth;
 pub use self::managed::{Backing, ManagedSegment};
 pub use self::mode::{
     AnyType, CopyOnWrite, CreateMode, Exclusive, ExclusiveAccess, ImmutableTypes, Lendable, Lends,
@@ -33,3 +32,4 @@ pub use self::mode::{
 pub use self::observer::{
     MappedFileObserver, Observed, SegmentObserver, SharedMemoryObserver, OBSERVE_TIMEOUT,
 };
+pub use crate::manager::limits::Growth;

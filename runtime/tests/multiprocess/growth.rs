@@ -33,9 +33,7 @@ fn create<T: Target>(t: &T) -> Seg<T> {
         .expect("create")
 }
 
-fn three_processes_keep_reading_while_a_fourth_grows_the_segment_far_beyond_its_size<
-    T: Target,
->() {
+fn three_processes_keep_reading_while_a_fourth_grows_the_segment_far_beyond_its_size<T: Target>() {
     let t = T::new();
     let seg = create(&t);
     let published = seg.construct("published", AtomicU64::new(0)).unwrap();
@@ -48,9 +46,13 @@ fn three_processes_keep_reading_while_a_fourth_grows_the_segment_far_beyond_its_
     }
     let mut kept = Vec::new();
     for i in 0..items {
-        seg.construct(&format!("item-{i}"), [i; 16]).expect("construct");
+        seg.construct(&format!("item-{i}"), [i; 16])
+            .expect("construct");
         if i % 10 == 0 {
-            kept.push(seg.allocate(1000 + (i as usize % 7) * 300).expect("allocate"));
+            kept.push(
+                seg.allocate(1000 + (i as usize % 7) * 300)
+                    .expect("allocate"),
+            );
         }
         if i % 100 == 99 {
             published.store(i + 1, Release);
@@ -117,7 +119,10 @@ fn a_process_killed_while_growing_leaves_a_segment_that_checks_clean<T: Target>(
         seg.check()
             .unwrap_or_else(|e| panic!("round {round} (size {}): {e}", seg.size()));
         let device = std::fs::metadata(t.path()).unwrap().len();
-        assert!(device >= seg.size() as u64, "round {round}: the device backs the size");
+        assert!(
+            device >= seg.size() as u64,
+            "round {round}: the device backs the size"
+        );
         drop(seg);
         Seg::<T>::remove(t.name()).unwrap();
     }

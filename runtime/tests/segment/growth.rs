@@ -44,11 +44,16 @@ fn a_full_segment_grows_and_keeps_every_object<T: Target>() {
     assert_eq!(seg.max_size(), MAX);
     let n = 3_000u64;
     for i in 0..n {
-        seg.construct(&format!("item-{i}"), [i; 32]).expect("construct");
+        seg.construct(&format!("item-{i}"), [i; 32])
+            .expect("construct");
     }
     assert!(seg.size() > SIZE, "the segment grew: {}", seg.size());
     assert!(seg.size() <= MAX);
-    assert_eq!(device_len(&t), seg.size() as u64, "the device holds the size");
+    assert_eq!(
+        device_len(&t),
+        seg.size() as u64,
+        "the device holds the size"
+    );
     for i in 0..n {
         let v = seg.find::<[u64; 32]>(&format!("item-{i}")).expect("find");
         assert_eq!(v.map(|v| v[31]), Some(i));
@@ -58,7 +63,10 @@ fn a_full_segment_grows_and_keeps_every_object<T: Target>() {
     let seg = Seg::<T>::open(t.name()).expect("reopen");
     assert_eq!(seg.max_size(), MAX);
     for i in (0..n).step_by(97) {
-        assert!(seg.find::<[u64; 32]>(&format!("item-{i}")).unwrap().is_some());
+        assert!(seg
+            .find::<[u64; 32]>(&format!("item-{i}"))
+            .unwrap()
+            .is_some());
     }
     seg.check().expect("consistent when reopened");
 }
@@ -71,7 +79,8 @@ fn another_mapping_reaches_what_was_allocated_after_it_opened<T: Target>() {
     let item = |i: u64| std::array::from_fn::<_, 16, _>(|k| AtomicU64::new(i + k as u64));
     let n = 2_000u64;
     for i in 0..n {
-        seg.construct(&format!("item-{i}"), item(i)).expect("construct");
+        seg.construct(&format!("item-{i}"), item(i))
+            .expect("construct");
     }
     assert!(seg.size() > 4 * SIZE);
     for i in 0..n {
@@ -85,7 +94,9 @@ fn another_mapping_reaches_what_was_allocated_after_it_opened<T: Target>() {
     assert_eq!(observer.size(), seg.size());
     // The other mapping grows it too, and the first one follows.
     for i in n..2 * n {
-        other.construct(&format!("item-{i}"), item(i)).expect("construct");
+        other
+            .construct(&format!("item-{i}"), item(i))
+            .expect("construct");
     }
     for i in n..2 * n {
         let found = seg.find::<[AtomicU64; 16]>(&format!("item-{i}")).unwrap();
@@ -128,7 +139,10 @@ fn with_growth_off_a_full_segment_is_out_of_memory<T: Target>() {
     // A mapping that grows may still grow a segment another one created without growth:
     // up to its maximum, which is its size.
     let other = Seg::<T>::open(t.name()).unwrap();
-    assert!(matches!(other.allocate(SIZE), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        other.allocate(SIZE),
+        Err(Error::OutOfMemory { .. })
+    ));
 }
 
 fn a_maximum_below_the_size_is_refused<T: Target>() {
@@ -160,7 +174,9 @@ fn one_large_allocation_grows_the_segment_enough_for_it<T: Target>() {
 fn allocate_many_grows_for_all_the_blocks<T: Target>() {
     let t = T::new();
     let seg = create(&t);
-    let blocks = seg.allocate_many(1000, 1000).expect("a million bytes in a 64 KiB segment");
+    let blocks = seg
+        .allocate_many(1000, 1000)
+        .expect("a million bytes in a 64 KiB segment");
     assert_eq!(blocks.len(), 1000);
     for p in &blocks {
         // SAFETY: each block is ours and 1000 bytes long.
@@ -176,7 +192,10 @@ fn a_size_word_forged_past_the_device_is_not_trusted<T: Target>() {
     // Another writer (here: the file's bytes) claims the segment is 8 MiB while the device
     // holds 64 KiB: every page past 64 KiB would be a SIGBUS.
     let at = std::mem::offset_of!(shmkit_runtime::test_hooks::SegmentHeader, size);
-    let f = std::fs::OpenOptions::new().write(true).open(t.path()).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path())
+        .unwrap();
     std::os::unix::fs::FileExt::write_at(&f, &(8u64 << 20).to_ne_bytes(), at as u64).unwrap();
     assert_eq!(seg.size(), SIZE, "the mapping trusts what the device backs");
     let other = Seg::<T>::open(t.name());

@@ -55,12 +55,8 @@ impl SegmentCore {
     #[inline]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
         let slot = slot.filter(|&s| s != 0)?;
-        self.cache().pop(
-            slot,
-            block,
-            self.cache_epoch(),
-            self.size() as u64,
-        )
+        self.cache()
+            .pop(slot, block, self.cache_epoch(), self.size() as u64)
     }
 
     /// Tries to put the block at `ptr` in this thread's cache.

@@ -205,8 +205,9 @@ impl Held {
             Held::Own(own) => own.map(device, mode, len, reserved, address),
             // The region maps this mapping's description, which holds no locks (they are
             // on the attachment's own): a forked child that keeps it keeps nothing alive.
-            Held::Process(_) => MappedRegion::map_whole(device, mode, len, reserved, address)
-                .map(Mapped::inherited),
+            Held::Process(_) => {
+                MappedRegion::map_whole(device, mode, len, reserved, address).map(Mapped::inherited)
+            }
         }
     }
 }
@@ -243,7 +244,9 @@ fn reservation(size: usize, opts: &Settings) -> Result<u64> {
         }
         Some(max) => max as u64,
         None if opts.growth == Growth::Off => size,
-        None => size.saturating_mul(DEFAULT_GROWTH_FACTOR).max(DEFAULT_MIN_RESERVATION),
+        None => size
+            .saturating_mul(DEFAULT_GROWTH_FACTOR)
+            .max(DEFAULT_MIN_RESERVATION),
     };
     if max > header::MAX_RESERVATION && opts.max_size.is_some() {
         return Err(Error::InvalidSize {

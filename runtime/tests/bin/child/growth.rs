@@ -22,7 +22,10 @@ pub fn read() {
 fn read_on<D: Device>(name: &D::Name) {
     let seg = Seg::<D>::open(name).expect("open");
     let items: u64 = env("SHMKIT_ITEMS").parse().unwrap();
-    let published = seg.find::<AtomicU64>(PUBLISHED).unwrap().expect("published");
+    let published = seg
+        .find::<AtomicU64>(PUBLISHED)
+        .unwrap()
+        .expect("published");
     tell_parent(&format!("open {}", seg.size()));
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut seen, mut reads) = (0, 0u64);
@@ -77,8 +80,15 @@ fn fill_on<D: Device>(name: &D::Name) {
         .unwrap()
         .size()
         .unwrap();
-    assert!(device <= limit, "the device stayed within the limit: {device}");
-    assert_eq!(seg.size() as u64, device, "the size is what the device holds");
+    assert!(
+        device <= limit,
+        "the device stayed within the limit: {device}"
+    );
+    assert_eq!(
+        seg.size() as u64,
+        device,
+        "the size is what the device holds"
+    );
     assert_eq!(*seg.find::<u64>("seed").unwrap().unwrap(), 7);
     let small = seg.allocate(64).expect("a small block still fits");
     for p in kept.into_iter().chain([small]) {
