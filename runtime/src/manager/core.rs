@@ -558,7 +558,7 @@ impl SegmentCore {
         let Some(to) = self.limits().next_size(size, need) else {
             return Ok(false);
         };
-        match self.limits().grow_device(to) {
+        match self.limits().grow_device(size, to) {
             None => return Ok(false),
             Some(grown) => grown?,
         }

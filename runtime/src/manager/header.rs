@@ -282,7 +282,7 @@ pub unsafe fn format(
         // sentinel before `end`.
         t.init(start, end);
         (*h).cache_epoch.store(0, Ordering::Relaxed);
-        let table = if len >= cache::MIN_SEGMENT {
+        let table = if cache::wanted(len, max_size) {
             // Behind a room kept free for the first objects (the index tables, the first
             // entries): a process that opens the segment to look one up then touches
             // the pages next to the header, not pages past the 70 KiB table.

@@ -149,10 +149,10 @@ impl Limits {
         recorded.min(verified)
     }
 
-    /// Makes the device `to` bytes long (storage allocated: a full file system is
-    /// `OutOfSpace` here, never a `SIGBUS` later) and records them as verified. None
-    /// when this mapping does not grow its segment.
-    pub fn grow_device(&self, to: u64) -> Option<Result<()>> {
+    /// Makes the device `to` bytes long, from a segment of `from` bytes (storage allocated:
+    /// a full file system is `OutOfSpace` here, never a `SIGBUS` later) and records them as
+    /// verified. None when this mapping does not grow its segment.
+    pub fn grow_device(&self, from: u64, to: u64) -> Option<Result<()>> {
         let device = self
             .device
             .as_ref()
@@ -163,7 +163,7 @@ impl Limits {
                 reason: format!("past the {} bytes this mapping reserved", self.reserved),
             }));
         }
-        Some(crate::os::device_allocate(device, to).map(|()| {
+        Some(crate::os::device_allocate_from(device, from, to).map(|()| {
             self.verified.fetch_max(to, Relaxed);
         }))
     }
@@ -207,7 +207,7 @@ mod tests {
         let l = Limits::fixed(4096);
         assert_eq!(l.trusted(100), 100);
         assert_eq!(l.trusted(1 << 40), 4096);
-        assert!(l.grow_device(8192).is_none());
+        assert!(l.grow_device(4096, 8192).is_none());
         assert_eq!(l.next_size(4096, 10), None);
     }
 }

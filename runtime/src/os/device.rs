@@ -37,12 +37,20 @@ pub(super) fn truncate(dev: &impl Mappable, len: u64) -> Result<()> {
 /// Makes `dev` at least `len` bytes with storage allocated for all of them (`fallocate`);
 /// where the file system cannot allocate ahead, only grows the size. Never shrinks.
 pub(crate) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
+    allocate_from(dev, 0, len)
+}
+
+/// [`allocate`] where the first `from` bytes are known to have their storage already (a
+/// segment growing from `from` bytes): only the rest is asked for, so that growing does
+/// not walk what is there again.
+pub(crate) fn allocate_from(dev: &impl Mappable, from: u64, len: u64) -> Result<()> {
     writable(dev)?;
     fits_off_t(dev, len)?;
-    if len == 0 {
+    let from = from.min(len);
+    if len == from {
         return Ok(());
     }
-    match rustix::fs::fallocate(dev, rustix::fs::FallocateFlags::empty(), 0, len) {
+    match rustix::fs::fallocate(dev, rustix::fs::FallocateFlags::empty(), from, len - from) {
         Ok(()) => Ok(()),
         Err(Errno::OPNOTSUPP | Errno::NOSYS) => {
             if dev.size()? < len {

@@ -110,6 +110,8 @@ impl SegmentCore {
         if cache.is_stale(slot, epoch) {
             cache.flush(t, slot, epoch);
         }
+        // A segment that grew since the slot was claimed lets it cache more.
+        cache.raise_budget(slot, cache::budget(self.size()));
     }
 
     /// Under the lock: gives this thread a slot the first time it allocates here (or finds
