@@ -322,7 +322,13 @@ fn a_growth_from_a_size_word_forged_below_the_allocator_end() {
                 b.allocate(16).map(|_| ())
             }));
             let word = read_word(&t, size_at());
-            assert!(r.is_ok(), "the library panicked; size word now {word}");
+            if r.is_err() {
+                drop(b);
+                let x = a.find::<u64>("x").map(|v| v.copied());
+                drop(a);
+                let reopened = Seg::<ShmTarget>::open(t.name()).map(|s| s.size());
+                panic!("the library panicked; size word now {word}; find x: {x:?}; reopen: {reopened:?}");
+            }
             let r = r.unwrap();
             assert!(
                 matches!(r, Ok(()) | Err(Error::Corrupted { .. } | Error::OutOfMemory { .. })),
@@ -494,7 +500,15 @@ fn growth_by_usize_max_is_bounded_by_the_maximum<T: Target>() {
         .expect("create");
     seg.construct("x", 1u64).unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seg.allocate(SIZE)));
-    let r = r.expect("the library panicked growing by usize::MAX");
+    if r.is_err() {
+        let word = read_word(&t, size_at());
+        drop(seg);
+        let reopened = Seg::<T>::open(t.name()).map(|s| s.size());
+        panic!(
+            "the library panicked growing by usize::MAX; size word now {word}, reopen: {reopened:?}"
+        );
+    }
+    let r = r.unwrap();
     let p = r.expect("grows to the maximum");
     assert_eq!(seg.size(), MAX);
     // SAFETY: ours.
