@@ -435,6 +435,63 @@ fn a_size_word_forged_up_then_an_allocation_does_not_sigbus<T: Target>() {
     a.check().unwrap();
 }
 
+/// ATTACK: another writer lengthens the device (sparse, no storage) and raises the size
+/// word to match while a process has the segment mapped: the mapping trusts the new size
+/// (the device backs it), and its next growth finishes "a growth cut short" (the lag
+/// branch of `grow_locked`) over those bytes. Holds on shm and local files (storage comes
+/// on first write; a full file system would be the documented sparse-file SIGBUS).
+fn a_device_lengthened_and_a_size_word_raised_by_another_writer<T: Target>() {
+    let t = T::new();
+    let a = create(&t);
+    a.construct("x", 5u64).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path())
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    forge(&t, size_at(), 1 << 20);
+    assert_eq!(a.size(), 1 << 20);
+    let p = a.allocate(500_000).expect("fits what the lag branch adds");
+    // SAFETY: ours.
+    unsafe { p.as_ptr().write_bytes(1, 500_000) };
+    a.check().unwrap();
+    assert_eq!(*a.find::<u64>("x").unwrap().unwrap(), 5);
+    drop(a);
+    let b = Seg::<T>::open(t.name()).unwrap();
+    b.check().unwrap();
+}
+
+/// ATTACK: a thread flips the MAX_SIZE word between two legal values while others open
+/// and close the segment: each open ends (the remap loop of `attach_existing` only
+/// raises the reservation) and is usable.
+fn openers_racing_a_flipping_max_word<T: Target>() {
+    let t = T::new();
+    let a = create(&t);
+    a.construct("x", 5u64).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let path = t.path().to_owned();
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            let mut i = 0u64;
+            while !stop.load(Relaxed) {
+                let v = if i % 2 == 0 { SIZE as u64 } else { MAX as u64 };
+                f.write_all_at(&v.to_ne_bytes(), max_at()).unwrap();
+                i += 1;
+            }
+        })
+    };
+    for _ in 0..200 {
+        let b = Seg::<T>::open(t.name()).expect("open while the word flips");
+        assert!(b.max_size() >= SIZE);
+        assert_eq!(*b.find::<u64>("x").unwrap().unwrap(), 5);
+    }
+    stop.store(true, Relaxed);
+    flipper.join().unwrap();
+}
+
 // ---- a device cut short under a mapping ----------------------------------------------
 
 /// ATTACK (a hostile process, not shmkit: `ftruncate` from std): the device of a grown
@@ -804,6 +861,8 @@ fn thread_caches_while_another_thread_grows<T: Target>() {
 }
 
 on_both_devices!(
+    a_device_lengthened_and_a_size_word_raised_by_another_writer,
+    openers_racing_a_flipping_max_word,
     two_mappings_of_a_segment_with_the_largest_maximum,
     a_copy_on_write_mapping_never_sees_a_growth,
     an_observer_of_a_max_word_forged_down,
