@@ -7,6 +7,7 @@ mod forged;
 mod format;
 mod golden;
 mod growth;
+mod growth_attack;
 mod lock_owners;
 mod modes;
 mod observer;
