@@ -371,7 +371,8 @@ impl SegmentCore {
         if held.mapping == self.mapping || (held.mapping != 0 && self.held_elsewhere(held)) {
             return Err(self.reentered());
         }
-        lock_with_recovery(
+        self.check_reach()?;
+        let locked = lock_with_recovery(
             self.mutex(),
             self.owner(),
             |lock| Locked {
@@ -394,7 +395,44 @@ impl SegmentCore {
             },
             |locked| self.recover(locked),
             || self.poisoned(),
-        )
+        )?;
+        // Again under the lock, where only holders change the size: it may have grown.
+        self.check_reach()?;
+        let end = locked.heap.end().saturating_add(HEADER as u64);
+        if end > self.size() as u64 {
+            return Err(self.corrupted(format!(
+                "its allocator reaches {end} bytes, past its recorded size {}",
+                self.size()
+            )));
+        }
+        Ok(locked)
+    }
+
+    /// Whether this mapping reaches every byte the header says the segment has: a size
+    /// word past this mapping's reservation (a maximum-size word lowered after others
+    /// mapped more) or past what the device holds is another writer's forgery, and the
+    /// allocator, whose free lists span the whole segment, could hand out bytes this
+    /// mapping does not map. Such a mapping keeps its hands off the allocator.
+    #[inline]
+    pub(crate) fn check_reach(&self) -> Result<()> {
+        let h = header::header(self.base.as_ptr());
+        // SAFETY: the header is mapped (constructor contract); see `read_word`.
+        let recorded = unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) };
+        if recorded as usize == self.size() {
+            return Ok(());
+        }
+        Err(self.unreachable(recorded))
+    }
+
+    #[cold]
+    fn unreachable(&self, recorded: u64) -> Error {
+        self.corrupted(format!(
+            "its size word says {recorded} bytes, but this mapping can use only {} (it \
+             reserved {}, and the device backs what it verified): its maximum or size word \
+             was changed after it was made",
+            self.size(),
+            self.limits().reserved()
+        ))
     }
 
     #[cold]
@@ -549,6 +587,10 @@ impl SegmentCore {
         // Exact under the lock: only lock holders write the size word.
         let size = self.size() as u64;
         let usable = size / GRANULE as u64 * GRANULE as u64;
+        if l.heap.end() + (HEADER as u64) > usable {
+            // Checked when the lock was taken; only a forged word gets here.
+            return Err(self.unreachable(size));
+        }
         if l.heap.end() + (HEADER + MIN_BLOCK) as u64 <= usable {
             // A growth cut short (its holder died after recording the size): finish it.
             // SAFETY: the size was recorded after the device backed it, and is trusted.
@@ -805,7 +847,16 @@ impl SegmentCore {
             object_size,
         };
         req.validate()?;
-        command::run(&mut l.heap, &req)
+        let mut result = command::run(&mut l.heap, &req);
+        if result.is_err() && cmd.contains(Command::ALLOCATE_NEW) {
+            // A new block may come from growing the segment, as for `allocate`.
+            let need = (preferred.max(limit) as u64)
+                .saturating_add(cmd.alignment() as u64 + 2 * GRANULE as u64);
+            while result.is_err() && self.grow_locked(&mut l, need)? {
+                result = command::run(&mut l.heap, &req);
+            }
+        }
+        result
     }
 
     /// The allocate-new case of [`allocation_command`](Self::allocation_command), which

@@ -92,9 +92,10 @@ pub mod words {
     pub const MAX_SIZE: usize = 15;
 }
 
-/// The largest `MAX_SIZE` a header may record: far below the address space, so that a
-/// forged word cannot make an opener reserve all of it.
-pub const MAX_RESERVATION: u64 = if usize::BITS >= 64 { 1 << 46 } else { 1 << 30 };
+/// The largest `MAX_SIZE` a header may record: 4 TiB, 1/32 of x86-64's 128 TiB of user
+/// address space, so that a process can map many such segments and a forged word cannot
+/// make an opener reserve most of it.
+pub const MAX_RESERVATION: u64 = if usize::BITS >= 64 { 1 << 42 } else { 1 << 30 };
 
 /// The header's layout: the first bytes of every segment.
 #[repr(C)]

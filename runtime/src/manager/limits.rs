@@ -42,7 +42,11 @@ impl Growth {
         }
         let page = crate::os::page_size() as u64;
         let wanted = size.saturating_add(step).max(least);
-        Some(wanted.next_multiple_of(page).min(max))
+        Some(
+            wanted
+                .checked_next_multiple_of(page)
+                .map_or(max, |w| w.min(max)),
+        )
     }
 }
 
@@ -200,6 +204,15 @@ mod tests {
             Some((1 << 20) + page)
         );
         assert_eq!(Growth::Double.next(u64::MAX - 1, 5, u64::MAX), None);
+        // A step past every size is capped by the maximum, never wraps.
+        assert_eq!(
+            Growth::By(usize::MAX).next(1 << 20, 1, 1 << 30),
+            Some(1 << 30)
+        );
+        assert_eq!(
+            Growth::By(usize::MAX).next(u64::MAX / 2, 1, u64::MAX),
+            Some(u64::MAX)
+        );
     }
 
     #[test]

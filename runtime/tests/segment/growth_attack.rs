@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use shmkit_runtime::segment::SegmentObserver;
-use shmkit_runtime::test_hooks::SegmentHeader;
+use shmkit_runtime::test_hooks::{SegmentHeader, MAX_RESERVATION as LARGEST};
 use shmkit_runtime::{Error, Growth};
 use shmkit_test_support as support;
 use support::on_both_devices;
@@ -65,7 +65,13 @@ fn isolated(path: &str, body: impl FnOnce()) {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([path, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
+        .args([
+            path,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(VAR, path)
         .output()
         .expect("spawn the probe");
@@ -119,7 +125,11 @@ fn an_opener_of_a_max_word_forged_down_stays_inside_its_mapping() {
             assert!(a.size() > 4 << 20);
             // The opener: finding the late object reads past its mapping.
             let late = b.find::<[u64; 64]>("late");
-            assert!(late.is_err() || late.as_ref().unwrap().is_none() || late.as_ref().unwrap().unwrap()[63] == 7);
+            assert!(
+                late.is_err()
+                    || late.as_ref().unwrap().is_none()
+                    || late.as_ref().unwrap().unwrap()[63] == 7
+            );
             // Allocating may be given the freed 4 MiB block, past its 64 KiB mapping.
             let end = b.base_address().as_ptr().addr() + b.size();
             match b.allocate(1 << 20) {
@@ -136,7 +146,8 @@ fn an_opener_of_a_max_word_forged_down_stays_inside_its_mapping() {
                 ),
             }
             // And the first mapping still works.
-            a.check().expect("the segment is consistent for the mapping that grew it");
+            a.check()
+                .expect("the segment is consistent for the mapping that grew it");
             assert_eq!(*a.find::<u64>("early").unwrap().unwrap(), 1);
         },
     );
@@ -171,7 +182,10 @@ fn an_opener_of_a_max_word_forged_down_constructs_past_its_mapping() {
                 Ok(_) => {
                     let end = b.base_address().as_ptr().addr() + b.size();
                     let v = b.find::<[u8; 512 << 10]>("big").unwrap().unwrap();
-                    assert!(v.as_ptr().addr() + (512 << 10) <= end, "object past the mapping");
+                    assert!(
+                        v.as_ptr().addr() + (512 << 10) <= end,
+                        "object past the mapping"
+                    );
                 }
                 Err(e) => assert!(
                     matches!(e, Error::OutOfMemory { .. } | Error::Corrupted { .. }),
@@ -198,7 +212,10 @@ fn a_copy_on_write_mapping_never_sees_a_growth<T: Target>() {
     assert!(matches!(r, Err(Error::InUse { .. })), "{:?}", r.err());
     let end = cow.base_address().as_ptr().addr() + cow.size();
     let r = cow.allocate(1 << 20);
-    assert!(matches!(r, Err(Error::OutOfMemory { .. })), "a private copy never grows");
+    assert!(
+        matches!(r, Err(Error::OutOfMemory { .. })),
+        "a private copy never grows"
+    );
     while let Ok(p) = cow.allocate(4000) {
         assert!(p.as_ptr().addr() + 4000 <= end);
     }
@@ -217,8 +234,11 @@ fn an_observer_of_a_max_word_forged_down<T: Target>() {
     forge(&t, max_at(), SIZE as u64);
     let o = SegmentObserver::<T::Dev>::open(t.name()).unwrap();
     for i in 0..3000u64 {
-        a.construct(&format!("i{i}"), std::array::from_fn::<_, 16, _>(|k| AtomicU64::new(i + k as u64)))
-            .unwrap();
+        a.construct(
+            &format!("i{i}"),
+            std::array::from_fn::<_, 16, _>(|k| AtomicU64::new(i + k as u64)),
+        )
+        .unwrap();
     }
     assert!(a.size() > 4 * SIZE);
     assert!(o.size() <= SIZE);
@@ -238,7 +258,7 @@ fn an_observer_of_a_max_word_forged_down<T: Target>() {
 }
 
 /// No forging: a segment created with the largest maximum a header may record
-/// (`MAX_RESERVATION`, 64 TiB, documented as "far below the address space") can be
+/// (`MAX_RESERVATION`, 4 TiB, documented as "far below the address space") can be
 /// mapped once per process: on x86-64 (128 TiB of user address space) a second mapping,
 /// read-write or observer, fails with `Os { op: "mmap", ENOMEM }`, and so does any other
 /// large mapping of the process meanwhile (seen: `max_size_edges` failing while
@@ -247,12 +267,16 @@ fn an_observer_of_a_max_word_forged_down<T: Target>() {
 fn two_mappings_of_a_segment_with_the_largest_maximum<T: Target>() {
     let t = T::new();
     let a = Seg::<T>::options()
-        .max_size(1 << 46)
+        .max_size(LARGEST as usize)
         .create(t.name(), SIZE)
         .expect("the largest maximum");
     a.construct("x", 1u64).unwrap();
     let b = Seg::<T>::open(t.name());
-    assert!(b.is_ok(), "a second mapping in the same process: {:?}", b.err());
+    assert!(
+        b.is_ok(),
+        "a second mapping in the same process: {:?}",
+        b.err()
+    );
 }
 
 /// ATTACK: another writer lowers the size word below the allocator's end while a
@@ -276,10 +300,15 @@ fn a_size_word_forged_below_the_allocator_end_then_a_growth() {
                 a.allocate(before).map(|_| ())
             }));
             match &r {
-                Ok(Ok(())) | Ok(Err(Error::Corrupted { .. })) | Ok(Err(Error::OutOfMemory { .. })) => {}
+                Ok(Ok(()))
+                | Ok(Err(Error::Corrupted { .. }))
+                | Ok(Err(Error::OutOfMemory { .. })) => {}
                 other => panic!("growth from a forged size: {other:?}"),
             }
-            eprintln!("growth from a size word forged to 4096: {r:?}, size now {}", a.size());
+            eprintln!(
+                "growth from a size word forged to 4096: {r:?}, size now {}",
+                a.size()
+            );
             assert!(r.is_ok(), "the library panicked");
         },
     );
@@ -331,10 +360,16 @@ fn a_growth_from_a_size_word_forged_below_the_allocator_end() {
             }
             let r = r.unwrap();
             assert!(
-                matches!(r, Ok(()) | Err(Error::Corrupted { .. } | Error::OutOfMemory { .. })),
+                matches!(
+                    r,
+                    Ok(()) | Err(Error::Corrupted { .. } | Error::OutOfMemory { .. })
+                ),
                 "{r:?}"
             );
-            assert!(word == 4096 || word >= SIZE as u64, "the library lowered the size to {word}");
+            assert!(
+                word == 4096 || word >= SIZE as u64,
+                "the library lowered the size to {word}"
+            );
         },
     );
 }
@@ -364,33 +399,45 @@ fn a_size_word_forged_to_zero_while_mapped() {
 }
 
 /// ATTACK: the MAX_SIZE word forged above what a mapping may reserve, or below the size,
-/// before open: a clear Corrupted. Forged to exactly the largest reservation (64 TiB of
+/// before open: a clear Corrupted. Forged to exactly the largest reservation (4 TiB of
 /// address space), two openers in one process: the second either maps or says why.
 fn a_max_word_forged_before_open<T: Target>() {
     let t = T::new();
     let a = create(&t);
     a.construct("x", 5u64).unwrap();
     drop(a);
-    for bad in [u64::MAX, (1u64 << 46) + 1, SIZE as u64 - 1, 0] {
+    for bad in [u64::MAX, LARGEST + 1, SIZE as u64 - 1, 0] {
         forge(&t, max_at(), bad);
         let r = Seg::<T>::open(t.name());
-        assert!(matches!(r, Err(Error::Corrupted { .. })), "max {bad}: {:?}", r.err());
+        assert!(
+            matches!(r, Err(Error::Corrupted { .. })),
+            "max {bad}: {:?}",
+            r.err()
+        );
         let r = SegmentObserver::<T::Dev>::open(t.name());
-        assert!(matches!(r, Err(Error::Corrupted { .. })), "observer, max {bad}: {:?}", r.err());
+        assert!(
+            matches!(r, Err(Error::Corrupted { .. })),
+            "observer, max {bad}: {:?}",
+            r.err()
+        );
     }
-    forge(&t, max_at(), 1u64 << 46);
+    forge(&t, max_at(), LARGEST);
     let first = Seg::<T>::open(t.name());
     let second = Seg::<T>::open(t.name());
     let observer = SegmentObserver::<T::Dev>::open(t.name());
     eprintln!(
-        "64 TiB maximum: first {:?}, second {:?}, observer {:?}",
+        "4 TiB maximum: first {:?}, second {:?}, observer {:?}",
         first.as_ref().err(),
         second.as_ref().err(),
         observer.as_ref().err()
     );
-    for r in [first.as_ref().err(), second.as_ref().err(), observer.as_ref().err()]
-        .into_iter()
-        .flatten()
+    for r in [
+        first.as_ref().err(),
+        second.as_ref().err(),
+        observer.as_ref().err(),
+    ]
+    .into_iter()
+    .flatten()
     {
         assert!(
             !matches!(r, Error::Corrupted { .. }),
@@ -407,7 +454,7 @@ fn a_max_word_forged_before_open<T: Target>() {
 fn a_max_word_raised_while_mapped_is_bounded_by_the_reservation<T: Target>() {
     let t = T::new();
     let a = create(&t);
-    forge(&t, max_at(), 1u64 << 46);
+    forge(&t, max_at(), LARGEST);
     assert_eq!(a.max_size(), MAX);
     let mut kept = Vec::new();
     let err = loop {
@@ -423,12 +470,27 @@ fn a_max_word_raised_while_mapped_is_bounded_by_the_reservation<T: Target>() {
 
 /// ATTACK: a size word forged past the device but within the reservation, then an
 /// allocation: the lag branch of `grow_locked` must not extend the allocator over bytes
-/// the device does not back.
+/// the device does not back. The mapping refuses the allocator (a forged word is
+/// `Corrupted`, naming it) and changes nothing.
 fn a_size_word_forged_up_then_an_allocation_does_not_sigbus<T: Target>() {
     let t = T::new();
     let a = create(&t);
     forge(&t, size_at(), 8 << 20);
-    let p = a.allocate(1 << 20).expect("grows for real");
+    let device = std::fs::metadata(t.path()).unwrap().len();
+    match a.allocate(1 << 20) {
+        Err(Error::Corrupted { reason, .. }) => assert!(reason.contains("size word"), "{reason}"),
+        other => panic!("a forged size word: {other:?}"),
+    }
+    assert_eq!(a.size() as u64, device, "what the device backs");
+    assert_eq!(
+        std::fs::metadata(t.path()).unwrap().len(),
+        device,
+        "nothing grew"
+    );
+    forge(&t, size_at(), device);
+    let p = a
+        .allocate(1 << 20)
+        .expect("the word put back: grows for real");
     // SAFETY: ours, 1 MiB.
     unsafe { p.as_ptr().write_bytes(1, 1 << 20) };
     assert!(std::fs::metadata(t.path()).unwrap().len() >= a.size() as u64);
@@ -616,12 +678,12 @@ fn max_size_edges<T: Target>() {
     drop(seg);
     Seg::<T>::remove(t.name()).unwrap();
     let r = Seg::<T>::options()
-        .max_size(1usize << 46)
+        .max_size(LARGEST as usize)
         .create(t.name(), SIZE);
     let seg = r.expect("the largest reservation");
-    assert_eq!(seg.max_size(), 1 << 46);
+    assert_eq!(seg.max_size(), LARGEST as usize);
     // A request for 32 TiB: the device cannot hold it.
-    let r = seg.allocate(1 << 45);
+    let r = seg.allocate(LARGEST as usize / 2);
     assert!(
         matches!(r, Err(Error::OutOfSpace { .. } | Error::OutOfMemory { .. })),
         "{:?}",
@@ -631,7 +693,7 @@ fn max_size_edges<T: Target>() {
     drop(seg);
     Seg::<T>::remove(t.name()).unwrap();
     let r = Seg::<T>::options()
-        .max_size((1usize << 46) + 1)
+        .max_size((LARGEST as usize) + 1)
         .create(t.name(), SIZE);
     assert!(matches!(r, Err(Error::InvalidSize { .. })), "{:?}", r.err());
     let r = Seg::<T>::options().max_size(0).create(t.name(), SIZE);
@@ -642,11 +704,14 @@ fn max_size_edges<T: Target>() {
 fn overflowing_requests_on_a_growable_segment<T: Target>() {
     let t = T::new();
     let seg = create(&t);
-    for size in [usize::MAX, usize::MAX - 64, (1 << 46) - 8, MAX] {
-        assert!(matches!(seg.allocate(size), Err(Error::OutOfMemory { .. })), "{size}");
+    for size in [usize::MAX, usize::MAX - 64, (LARGEST as usize) - 8, MAX] {
+        assert!(
+            matches!(seg.allocate(size), Err(Error::OutOfMemory { .. })),
+            "{size}"
+        );
     }
     assert!(matches!(
-        seg.allocate_aligned(16, 1 << 46),
+        seg.allocate_aligned(16, LARGEST as usize),
         Err(Error::OutOfMemory { .. } | Error::InvalidAlignment { .. })
     ));
     assert!(matches!(
@@ -654,11 +719,22 @@ fn overflowing_requests_on_a_growable_segment<T: Target>() {
         Err(Error::OutOfMemory { .. } | Error::InvalidAlignment { .. })
     ));
     // A huge alignment that fits the maximum: the segment grows for it.
-    let p = seg.allocate_aligned(64, 4 << 20).expect("grows for the alignment");
+    let p = seg
+        .allocate_aligned(64, 4 << 20)
+        .expect("grows for the alignment");
     assert_eq!(p.as_ptr().addr() % (4 << 20), 0);
-    assert!(matches!(seg.allocate_many(usize::MAX, 2), Err(Error::OutOfMemory { .. })));
-    assert!(matches!(seg.allocate_many(1, usize::MAX), Err(Error::OutOfMemory { .. })));
-    assert!(matches!(seg.allocate_many(1 << 40, 1 << 30), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        seg.allocate_many(usize::MAX, 2),
+        Err(Error::OutOfMemory { .. })
+    ));
+    assert!(matches!(
+        seg.allocate_many(1, usize::MAX),
+        Err(Error::OutOfMemory { .. })
+    ));
+    assert!(matches!(
+        seg.allocate_many(1 << 40, 1 << 30),
+        Err(Error::OutOfMemory { .. })
+    ));
     assert!(matches!(
         seg.allocate_many_sizes(&[usize::MAX / 2, usize::MAX / 2, 8]),
         Err(Error::OutOfMemory { .. })
@@ -712,7 +788,10 @@ fn other_modes_around_a_growth<T: Target>() {
         for i in 0..1000u64 {
             other.construct(&format!("o{i}"), [i; 64]).unwrap();
         }
-        assert_eq!(*shared.find::<[u64; 64]>("o999").unwrap().unwrap(), [999; 64]);
+        assert_eq!(
+            *shared.find::<[u64; 64]>("o999").unwrap().unwrap(),
+            [999; 64]
+        );
         shared.check().unwrap();
     }
     // Copy-on-write: private, never grows, never reaches past its copy.
@@ -761,17 +840,23 @@ fn offline_grow_and_shrink_then_online_growth<T: Target>() {
     let seg = create(&t);
     seg.construct("x", 42u64).unwrap();
     drop(seg);
-    Seg::<T>::options().grow(t.name(), 1 << 20).expect("offline grow");
+    Seg::<T>::options()
+        .grow(t.name(), 1 << 20)
+        .expect("offline grow");
     let seg = Seg::<T>::open(t.name()).unwrap();
     assert_eq!(seg.size(), SIZE + (1 << 20));
     assert_eq!(seg.max_size(), MAX);
-    let p = seg.allocate(4 << 20).expect("online growth past an offline one");
+    let p = seg
+        .allocate(4 << 20)
+        .expect("online growth past an offline one");
     // SAFETY: ours.
     unsafe { p.as_ptr().write_bytes(1, 4 << 20) };
     unsafe { seg.deallocate(p) }.unwrap();
     drop(seg);
     // Offline growth past the maximum: the maximum follows.
-    Seg::<T>::options().grow(t.name(), MAX).expect("offline past max");
+    Seg::<T>::options()
+        .grow(t.name(), MAX)
+        .expect("offline past max");
     let seg = Seg::<T>::open(t.name()).unwrap();
     assert!(seg.max_size() >= seg.size());
     seg.check().unwrap();

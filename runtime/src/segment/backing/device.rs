@@ -640,7 +640,7 @@ impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm>
     /// The size a created segment may grow to while processes have it mapped (see
     /// [`growth`](Self::growth)): every mapping reserves this much address space, never
     /// memory; the device holds only what the segment uses. At least the segment's size
-    /// (`InvalidSize` otherwise), at most 64 TiB. By default 64 times the size, at least
+    /// (`InvalidSize` otherwise), at most 4 TiB. By default 64 times the size, at least
     /// 1 GiB (on 64-bit targets), or the size itself when growth is off.
     pub fn max_size(mut self, max_size: usize) -> Self {
         self.settings.max_size = Some(max_size);
