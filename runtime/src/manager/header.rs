@@ -21,7 +21,7 @@ pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
 /// refused; 4: the blocks of the segment's own structures are marked internal in their
 /// headers, and a block a container owns names its owner in its first word; 5: a thread
 /// cache slot has bins by size class up to 4 KiB, so the slot table is larger; 6: the
-/// header records the size the segment may grow to while mapped, [`words::MAX_SIZE`], which
+/// header records the size the segment may grow to while mapped, `words::MAX_SIZE`, which
 /// every mapping reserves: a version-5 reader would trust a grown size it never mapped).
 pub const FORMAT_VERSION: u32 = 6;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.

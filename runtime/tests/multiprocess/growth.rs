@@ -46,7 +46,7 @@ fn three_processes_keep_reading_while_a_fourth_grows_the_segment_far_beyond_its_
     }
     let mut kept = Vec::new();
     for i in 0..items {
-        seg.construct(&format!("item-{i}"), [i; 16])
+        seg.construct(format!("item-{i}"), [i; 16])
             .expect("construct");
         if i % 10 == 0 {
             kept.push(

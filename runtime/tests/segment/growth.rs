@@ -44,7 +44,7 @@ fn a_full_segment_grows_and_keeps_every_object<T: Target>() {
     assert_eq!(seg.max_size(), MAX);
     let n = 3_000u64;
     for i in 0..n {
-        seg.construct(&format!("item-{i}"), [i; 32])
+        seg.construct(format!("item-{i}"), [i; 32])
             .expect("construct");
     }
     assert!(seg.size() > SIZE, "the segment grew: {}", seg.size());
@@ -79,7 +79,7 @@ fn another_mapping_reaches_what_was_allocated_after_it_opened<T: Target>() {
     let item = |i: u64| std::array::from_fn::<_, 16, _>(|k| AtomicU64::new(i + k as u64));
     let n = 2_000u64;
     for i in 0..n {
-        seg.construct(&format!("item-{i}"), item(i))
+        seg.construct(format!("item-{i}"), item(i))
             .expect("construct");
     }
     assert!(seg.size() > 4 * SIZE);
@@ -95,7 +95,7 @@ fn another_mapping_reaches_what_was_allocated_after_it_opened<T: Target>() {
     // The other mapping grows it too, and the first one follows.
     for i in n..2 * n {
         other
-            .construct(&format!("item-{i}"), item(i))
+            .construct(format!("item-{i}"), item(i))
             .expect("construct");
     }
     for i in n..2 * n {

@@ -235,7 +235,7 @@ fn an_observer_of_a_max_word_forged_down<T: Target>() {
     let o = SegmentObserver::<T::Dev>::open(t.name()).unwrap();
     for i in 0..3000u64 {
         a.construct(
-            &format!("i{i}"),
+            format!("i{i}"),
             std::array::from_fn::<_, 16, _>(|k| AtomicU64::new(i + k as u64)),
         )
         .unwrap();
@@ -292,7 +292,7 @@ fn a_size_word_forged_below_the_allocator_end_then_a_growth() {
             let t = ShmTarget::new();
             let a = create(&t);
             for i in 0..200u64 {
-                a.construct(&format!("item-{i}"), [i; 16]).unwrap();
+                a.construct(format!("item-{i}"), [i; 16]).unwrap();
             }
             let before = a.size();
             forge(&t, size_at(), 4096);
@@ -643,7 +643,7 @@ fn growth_by_zero_grows_by_at_least_what_is_needed<T: Target>() {
         .create(t.name(), SIZE)
         .expect("create");
     for i in 0..500u64 {
-        seg.construct(&format!("i{i}"), [i; 32]).unwrap();
+        seg.construct(format!("i{i}"), [i; 32]).unwrap();
     }
     assert!(seg.size() > SIZE && seg.size() <= MAX);
     assert_eq!(seg.size() % 4096, 0);
@@ -786,7 +786,7 @@ fn other_modes_around_a_growth<T: Target>() {
         assert_eq!(*other.find::<u64>("in-exclusive").unwrap().unwrap(), 11);
         assert_eq!(other.size(), shared.size());
         for i in 0..1000u64 {
-            other.construct(&format!("o{i}"), [i; 64]).unwrap();
+            other.construct(format!("o{i}"), [i; 64]).unwrap();
         }
         assert_eq!(
             *shared.find::<[u64; 64]>("o999").unwrap().unwrap(),
@@ -822,7 +822,7 @@ fn a_reference_survives_growth_by_another_mapping_and_its_drop<T: Target>() {
     {
         let b = Seg::<T>::open(t.name()).unwrap();
         for i in 0..3000u64 {
-            b.construct(&format!("b{i}"), [i; 32]).unwrap();
+            b.construct(format!("b{i}"), [i; 32]).unwrap();
         }
         assert!(b.size() > 4 * SIZE, "{}", b.size());
         x.fetch_add(1, Relaxed);
@@ -851,6 +851,7 @@ fn offline_grow_and_shrink_then_online_growth<T: Target>() {
         .expect("online growth past an offline one");
     // SAFETY: ours.
     unsafe { p.as_ptr().write_bytes(1, 4 << 20) };
+    // SAFETY: allocated above, freed once.
     unsafe { seg.deallocate(p) }.unwrap();
     drop(seg);
     // Offline growth past the maximum: the maximum follows.
@@ -866,7 +867,7 @@ fn offline_grow_and_shrink_then_online_growth<T: Target>() {
     let seg = Seg::<T>::open(t.name()).unwrap();
     assert_eq!(seg.size(), small);
     for i in 0..2000u64 {
-        seg.construct(&format!("i{i}"), [i; 16]).unwrap();
+        seg.construct(format!("i{i}"), [i; 16]).unwrap();
     }
     assert!(seg.size() > SIZE);
     assert_eq!(*seg.find::<u64>("x").unwrap().unwrap(), 42);

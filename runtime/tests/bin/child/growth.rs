@@ -114,7 +114,7 @@ fn grow_on<D: Device>(name: &D::Name) {
         }
         i += 1;
         if i % 64 == 0 {
-            let _ = seg.construct(&format!("g-{i}"), [i; 8]);
+            let _ = seg.construct(format!("g-{i}"), [i; 8]);
         }
     }
 }
