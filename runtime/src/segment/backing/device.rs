@@ -212,6 +212,26 @@ impl Held {
     }
 }
 
+/// Maps `len` bytes of `device` in mode `M` under `attachment`, reserving `reserved`: the
+/// backing, where it maps the segment, and the mapping's bounds.
+fn map_backing<D: Device, M: Mode>(
+    attachment: Held,
+    device: D,
+    len: usize,
+    reserved: u64,
+    opts: &Settings,
+) -> Result<(DeviceBacking<D>, NonNull<u8>, Limits)> {
+    let region = attachment.map(&device, M::MAP, len as u64, reserved, opts.address)?;
+    let base = region_base(&region)?;
+    let limits = limits::<D, M>(&device, reserved, len, opts.growth);
+    let backing = DeviceBacking {
+        region,
+        attachment,
+        device,
+    };
+    Ok((backing, base, limits))
+}
+
 /// The bounds of a mapping in mode `M` of `device` that reserved `reserved` bytes, of
 /// which the device backs `len`: a shared mapping follows the device as it grows (and a
 /// writable one grows it by `growth`); a copy-on-write one keeps its private bytes.
@@ -470,14 +490,8 @@ fn finish_create<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
             process.sized(size as u64);
         }
         let reserved = reservation(size, opts)?;
-        let region = attachment.map(&device, M::MAP, size as u64, reserved, opts.address)?;
-        let base = region_base(&region)?;
-        let limits = limits::<D, M>(&device, reserved, size, opts.growth);
-        let backing = DeviceBacking {
-            region,
-            attachment,
-            device,
-        };
+        let (backing, base, limits) =
+            map_backing::<D, M>(attachment, device, size, reserved, opts)?;
         // SAFETY: the region maps `size` writable bytes of a device nobody else can use
         // until the header says READY, and reserves `reserved`; it lives as long as the
         // backing.
@@ -593,14 +607,7 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
     let mut held = (attachment, device);
     loop {
         let (attachment, device) = held;
-        let region = attachment.map(&device, M::MAP, len as u64, reserved, opts.address)?;
-        let base = region_base(&region)?;
-        let limits = limits::<D, M>(&device, reserved, len, opts.growth);
-        let backing = DeviceBacking {
-            region,
-            attachment,
-            device,
-        };
+        let (backing, base, limits) = map_backing::<D, M>(attachment, device, len, reserved, opts)?;
         // SAFETY: the region maps `len` bytes with the mode's protection, reserves
         // `reserved`, and lives as long as the backing.
         let seg = unsafe {
