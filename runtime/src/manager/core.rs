@@ -415,9 +415,7 @@ impl SegmentCore {
     /// mapping does not map. Such a mapping keeps its hands off the allocator.
     #[inline]
     pub(crate) fn check_reach(&self) -> Result<()> {
-        let h = header::header(self.base.as_ptr());
-        // SAFETY: the header is mapped (constructor contract); see `read_word`.
-        let recorded = unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) };
+        let recorded = self.recorded_size();
         if recorded as usize == self.size() {
             return Ok(());
         }
@@ -885,12 +883,21 @@ impl SegmentCore {
     /// reserved.
     #[inline]
     pub fn size(&self) -> usize {
-        let h = header::header(self.base.as_ptr());
-        // SAFETY: the header is mapped (constructor contract); see `read_word` for why this
-        // is not an atomic load through a reference.
-        let recorded = unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) };
         // Below the reservation, which is mapped, so it fits a `usize`.
-        self.limits().trusted(recorded) as usize
+        self.limits().trusted(self.recorded_size()) as usize
+    }
+
+    /// The header's size word, untrusted. Where others may write it (`shared_reads`) it is
+    /// read atomically, as growth writes it; otherwise no one writes it, and it is read
+    /// without a reference (see `read_word`), which read-only memory lent by Rust needs.
+    #[inline]
+    fn recorded_size(&self) -> u64 {
+        if self.shared_reads {
+            return self.size_word().load(Ordering::Acquire);
+        }
+        let h = header::header(self.base.as_ptr());
+        // SAFETY: the header is mapped (constructor contract).
+        unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) }
     }
 
     /// Bytes in free blocks (thread caches included), block headers included.
