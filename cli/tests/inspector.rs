@@ -281,7 +281,7 @@ fn json_output_parses_back_to_what_was_built() {
     assert_eq!(row["kind"], "shm");
     assert_eq!(row["objects"], 8);
     assert_eq!(row["attached"], 0);
-    assert_eq!(row["version"], 5);
+    assert_eq!(row["version"], 6);
 }
 
 /// Runs the child that writes a segment of its own types at `path`.

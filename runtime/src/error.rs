@@ -254,7 +254,8 @@ pub enum Error {
         found: String,
     },
     /// The file system or `/dev/shm` has no room for the storage a segment reserves
-    /// (`ENOSPC` or `EDQUOT` from `fallocate`): reported at creation or growth instead of a
+    /// (`ENOSPC`, `EDQUOT`, or `EFBIG` past the process's file size limit, from `fallocate`):
+    /// reported at creation or growth instead of a
     /// `SIGBUS` at the first write into a page that has no storage.
     OutOfSpace {
         /// The device.

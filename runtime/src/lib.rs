@@ -93,7 +93,7 @@ pub use os::{FileLock, FileLockGuard, FileLockSharedGuard};
 pub use ptr::{relocate_value, relocate_values, OffsetPtr};
 pub use segment::inspect;
 pub use segment::{
-    AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, ImageBytes,
+    AlignedBuffer, AllocError, AllocErrorKind, CopyOnWrite, Exclusive, Growth, ImageBytes,
     ManagedAnonymousSharedMemory, ManagedExternalBuffer, ManagedHeapMemory, ManagedMappedFile,
     ManagedSegment, ManagedSharedMemory, ManagedXsiSharedMemory, MappedFileObserver, Observed,
     ReadOnly, ReadWrite, SegmentAllocator, SegmentBuilder, SegmentImage, SegmentObserver,

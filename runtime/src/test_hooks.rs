@@ -4,7 +4,9 @@
 
 /// The segment header's layout and format constants, for tests that forge or patch headers
 /// byte by byte (by `offset_of!` on the real struct) and for size limits.
-pub use crate::manager::header::{state, SegmentHeader, FORMAT_VERSION, MAGIC, MIN_SEGMENT_SIZE};
+pub use crate::manager::header::{
+    state, SegmentHeader, FORMAT_VERSION, MAGIC, MAX_RESERVATION, MIN_SEGMENT_SIZE,
+};
 
 /// The per-process registry of mappings, for tests that build pointers between hand-made
 /// mappings. Tests only.

@@ -5,6 +5,7 @@ pub mod alloc_free_fixed;
 pub mod alloc_free_mixed;
 pub mod alloc_free_mt;
 pub mod alloc_many_free;
+pub mod alloc_many_free_growing;
 pub mod baseline_std;
 pub mod create_segment;
 pub mod message_queue;
@@ -41,6 +42,10 @@ pub const GROUPS: &[Group] = &[
     Group {
         name: "alloc_free_mt",
         run: alloc_free_mt::run,
+    },
+    Group {
+        name: "alloc_many_free_growing",
+        run: alloc_many_free_growing::run,
     },
     Group {
         name: "named",

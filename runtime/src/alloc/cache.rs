@@ -16,7 +16,7 @@
 //!
 //! To the allocator a cached block is a used block: coalescing, checks and crash recovery
 //! never see the cache. A process killed while refilling or returning a bin leaks at most
-//! that bin's blocks (a few KiB), never frees one twice. Only segments of at least [`MIN_SEGMENT`] bytes get a cache, and a
+//! that bin's blocks (a few KiB), never frees one twice. Only segments of at least [`MIN_SEGMENT`] bytes, or that may grow to it while mapped, get a cache, and a
 //! slot holds at most a small budget, so the memory it can keep from other threads is small.
 
 use std::cell::Cell;
@@ -94,6 +94,12 @@ pub struct SlotTable {
 
 impl SlotTable {
     pub const SIZE: usize = std::mem::size_of::<SlotTable>();
+}
+
+/// Whether a segment of `len` bytes that may grow to `max` gets a cache: one that is, or
+/// may become, [`MIN_SEGMENT`] bytes, as long as the table is a small part of it now.
+pub fn wanted(len: usize, max: u64) -> bool {
+    len >= MIN_SEGMENT || (max >= MIN_SEGMENT as u64 && len >= 8 * SlotTable::SIZE)
 }
 
 /// Bytes a slot may cache in a segment of `size` bytes.
@@ -498,6 +504,15 @@ impl Cache {
                 })
             })
             .collect()
+    }
+
+    /// Raises slot `off`'s budget to `budget` (the segment grew since it was claimed).
+    /// Lock held by its owner.
+    pub fn raise_budget(&self, off: u64, budget: u64) {
+        let slot = self.slot(off);
+        if slot.budget.load(Relaxed) < budget {
+            slot.budget.store(budget, Relaxed);
+        }
     }
 
     /// Returns the blocks of slots whose mapping is gone (see `sync::owner`) and frees

@@ -7,16 +7,17 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::header::{self, state, SegmentHeader};
+use super::limits::Limits;
 use crate::alloc::algorithm::Ops;
 use crate::alloc::block::{
-    block_size_for, mark_unlocked, size_in, used_header_unlocked, ENTRY, GRANULE, HEADER,
+    block_size_for, mark_unlocked, size_in, used_header_unlocked, ENTRY, GRANULE, HEADER, MIN_BLOCK,
 };
 use crate::alloc::cache::{self, SlotTable};
 use crate::alloc::command::{self, Allocation, Command, Request};
 use crate::alloc::heap::Heap;
 use crate::alloc::AlgorithmStats;
 use crate::error::{Error, Result};
-use crate::robust::{lock_with_recovery, Owner, RobustGuard, RobustMutex};
+use crate::robust::{crash, lock_with_recovery, Owner, RobustGuard, RobustMutex};
 
 /// A position-independent reference to a block: its offset from the segment start. Valid
 /// in every process and every mapping of the segment (Boost's handle_t).
@@ -37,6 +38,8 @@ pub struct SegmentCore {
     shared_reads: bool,
     /// In whose name this mapping takes the segment's locks.
     owner: NonNull<Owner>,
+    /// How far this mapping trusts the header's size, and how it grows the segment.
+    limits: NonNull<Limits>,
     /// The segment's memory algorithm (checked against the header when attaching).
     ops: &'static Ops,
     /// Offset of the thread-cache table (0: none), read once: only `format` writes it, so
@@ -150,12 +153,13 @@ impl SegmentCore {
     /// # Safety
     /// `base` starts a segment that passed [`header::validate`] (or was just formatted),
     /// made with the memory algorithm of `ops`, and stays mapped while this view, or any
-    /// copy of it, is used; so does `owner`.
+    /// copy of it, is used; so do `owner` and `limits`, whose reservation is mapped.
     pub(crate) unsafe fn new(
         base: NonNull<u8>,
         mapping: u32,
         writable: bool,
         owner: NonNull<Owner>,
+        limits: NonNull<Limits>,
         ops: &'static Ops,
     ) -> Self {
         let h = header::header(base.as_ptr());
@@ -165,6 +169,7 @@ impl SegmentCore {
             writable,
             shared_reads: writable,
             owner,
+            limits,
             ops,
             // SAFETY: the header is mapped (contract); see `read_word`.
             cache_table: unsafe { header::read_word((&raw const (*h).cache_table).cast::<u64>()) },
@@ -199,6 +204,13 @@ impl SegmentCore {
     pub(crate) fn owner(&self) -> &Owner {
         // SAFETY: the owner outlives every copy of this view (`new`).
         unsafe { self.owner.as_ref() }
+    }
+
+    /// This mapping's bounds.
+    #[inline]
+    pub(crate) fn limits(&self) -> &Limits {
+        // SAFETY: the limits outlive every copy of this view (`new`).
+        unsafe { self.limits.as_ref() }
     }
 
     /// The id of this mapping in this process (one per opened segment).
@@ -241,6 +253,20 @@ impl SegmentCore {
     fn size_word(&self) -> &AtomicU64 {
         // SAFETY: only projects the header pointer to one of its fields.
         self.field(|h| unsafe { &raw mut (*h).size })
+    }
+
+    fn max_size_word(&self) -> &AtomicU64 {
+        // SAFETY: only projects the header pointer to one of its fields.
+        self.field(|h| unsafe { &raw mut (*h).reserved[header::words::MAX_SIZE] })
+    }
+
+    /// The size the segment may grow to while mapped (every mapping's reservation).
+    pub fn max_size(&self) -> usize {
+        // SAFETY: the header is mapped (constructor contract).
+        let max = unsafe { header::max_size(self.base.as_ptr()) };
+        // Checked against the reservation when the mapping was made; a later write is
+        // trusted no further than the reservation either.
+        max.min(self.limits().reserved()) as usize
     }
 
     /// The segment as errors name it.
@@ -345,7 +371,8 @@ impl SegmentCore {
         if held.mapping == self.mapping || (held.mapping != 0 && self.held_elsewhere(held)) {
             return Err(self.reentered());
         }
-        lock_with_recovery(
+        self.check_reach()?;
+        let locked = lock_with_recovery(
             self.mutex(),
             self.owner(),
             |lock| Locked {
@@ -368,7 +395,42 @@ impl SegmentCore {
             },
             |locked| self.recover(locked),
             || self.poisoned(),
-        )
+        )?;
+        // Again under the lock, where only holders change the size: it may have grown.
+        self.check_reach()?;
+        let end = locked.heap.end().saturating_add(HEADER as u64);
+        if end > self.size() as u64 {
+            return Err(self.corrupted(format!(
+                "its allocator reaches {end} bytes, past its recorded size {}",
+                self.size()
+            )));
+        }
+        Ok(locked)
+    }
+
+    /// Whether this mapping reaches every byte the header says the segment has: a size
+    /// word past this mapping's reservation (a maximum-size word lowered after others
+    /// mapped more) or past what the device holds is another writer's forgery, and the
+    /// allocator, whose free lists span the whole segment, could hand out bytes this
+    /// mapping does not map. Such a mapping keeps its hands off the allocator.
+    #[inline]
+    pub(crate) fn check_reach(&self) -> Result<()> {
+        let recorded = self.recorded_size();
+        if recorded as usize == self.size() {
+            return Ok(());
+        }
+        Err(self.unreachable(recorded))
+    }
+
+    #[cold]
+    fn unreachable(&self, recorded: u64) -> Error {
+        self.corrupted(format!(
+            "its size word says {recorded} bytes, but this mapping can use only {} (it \
+             reserved {}, and the device backs what it verified): its maximum or size word \
+             was changed after it was made",
+            self.size(),
+            self.limits().reserved()
+        ))
     }
 
     #[cold]
@@ -493,16 +555,58 @@ impl SegmentCore {
         mut l: Locked<'_>,
         size: usize,
         align: usize,
-        attempt: impl FnOnce(&mut Heap) -> Option<u64>,
+        mut attempt: impl FnMut(&mut Heap) -> Option<u64>,
     ) -> Result<NonNull<u8>> {
         self.reclaim_caches(&mut l.heap);
-        match attempt(&mut l.heap) {
-            Some(off) => Ok(l.heap.payload(off)),
-            None => {
-                drop(l);
-                Err(self.oom(size, align))
+        if let Some(off) = attempt(&mut l.heap) {
+            return Ok(l.heap.payload(off));
+        }
+        // Room for the block, its alignment and a free block's overhead in front of it.
+        let need = (size as u64).saturating_add(align as u64 + 2 * GRANULE as u64);
+        while self.grow_locked(&mut l, need)? {
+            if let Some(off) = attempt(&mut l.heap) {
+                return Ok(l.heap.payload(off));
             }
         }
+        drop(l);
+        Err(self.oom(size, align))
+    }
+
+    /// Grows the segment so that `need` more bytes fit, if this mapping grows it (a shared
+    /// writable device mapping whose growth policy is on) and its reservation has room.
+    /// Lock held. Ok(false) when it does not grow.
+    ///
+    /// Crash safety: the device grows first, then the size word, then the allocator's
+    /// end; a holder killed between any two leaves a device larger than the size (which
+    /// every mapping accepts) or a chain that ends before the size (which `check` and the
+    /// next growth accept), never a size past the device.
+    #[cold]
+    fn grow_locked(&self, l: &mut Locked<'_>, need: u64) -> Result<bool> {
+        // Exact under the lock: only lock holders write the size word.
+        let size = self.size() as u64;
+        let usable = size / GRANULE as u64 * GRANULE as u64;
+        if l.heap.end() + (HEADER as u64) > usable {
+            // Checked when the lock was taken; only a forged word gets here.
+            return Err(self.unreachable(size));
+        }
+        if l.heap.end() + (HEADER + MIN_BLOCK) as u64 <= usable {
+            // A growth cut short (its holder died after recording the size): finish it.
+            // SAFETY: the size was recorded after the device backed it, and is trusted.
+            unsafe { l.heap.extend(usable) };
+            return Ok(true);
+        }
+        let Some(to) = self.limits().next_size(size, need) else {
+            return Ok(false);
+        };
+        match self.limits().grow_device(size, to) {
+            None => return Ok(false),
+            Some(grown) => grown?,
+        }
+        self.size_word().store(to, Ordering::Release);
+        crash::point("grow: the size recorded");
+        // SAFETY: the device now backs `to` bytes and this mapping reserved them.
+        unsafe { l.heap.extend(to / GRANULE as u64 * GRANULE as u64) };
+        Ok(true)
     }
 
     /// Allocates `size` bytes whose address is a multiple of `align` (a power of two). Any
@@ -618,7 +722,7 @@ impl SegmentCore {
     ) -> Result<Vec<NonNull<u8>>> {
         check_align(align)?;
         let block = block_size_for(elem_size).ok_or_else(|| self.oom(elem_size, align))?;
-        if count as u64 > self.size() as u64 / block {
+        if count as u64 > self.limits().reserved() / block {
             // More blocks than could ever fit: say so before building the request.
             return Err(self.oom(elem_size.saturating_mul(count), align));
         }
@@ -666,7 +770,18 @@ impl SegmentCore {
             Some(taken) => taken,
             None => {
                 self.reclaim_caches(&mut l.heap);
-                match one_by_one(&mut l.heap, blocks, align) {
+                let mut taken = one_by_one(&mut l.heap, blocks, align);
+                // Grown for all of them in one run, so the retry is one block again.
+                let need = total.map_or(u64::MAX, |t| t.saturating_add(align + 2 * GRANULE as u64));
+                while taken.is_none() && self.grow_locked(&mut l, need)? {
+                    if let Some(off) = total.and_then(|t| command::alloc(&mut l.heap, t, align)) {
+                        // SAFETY: `off` is a fresh used block of at least `total` bytes.
+                        unsafe { l.heap.split_used(off, &padded, |o| out.push(o)) };
+                        return Ok(out);
+                    }
+                    taken = one_by_one(&mut l.heap, blocks, align);
+                }
+                match taken {
                     Some(taken) => taken,
                     None => {
                         drop(l);
@@ -730,7 +845,16 @@ impl SegmentCore {
             object_size,
         };
         req.validate()?;
-        command::run(&mut l.heap, &req)
+        let mut result = command::run(&mut l.heap, &req);
+        if result.is_err() && cmd.contains(Command::ALLOCATE_NEW) {
+            // A new block may come from growing the segment, as for `allocate`.
+            let need = (preferred.max(limit) as u64)
+                .saturating_add(cmd.alignment() as u64 + 2 * GRANULE as u64);
+            while result.is_err() && self.grow_locked(&mut l, need)? {
+                result = command::run(&mut l.heap, &req);
+            }
+        }
+        result
     }
 
     /// The allocate-new case of [`allocation_command`](Self::allocation_command), which
@@ -754,13 +878,26 @@ impl SegmentCore {
 
     // ----- inspection ------------------------------------------------------------------
 
-    /// Size of the segment in bytes.
+    /// Size of the segment in bytes, as far as this mapping trusts it (see `Limits`): the
+    /// header's size once the device is known to back it, within what this mapping
+    /// reserved.
     #[inline]
     pub fn size(&self) -> usize {
+        // Below the reservation, which is mapped, so it fits a `usize`.
+        self.limits().trusted(self.recorded_size()) as usize
+    }
+
+    /// The header's size word, untrusted. Where others may write it (`shared_reads`) it is
+    /// read atomically, as growth writes it; otherwise no one writes it, and it is read
+    /// without a reference (see `read_word`), which read-only memory lent by Rust needs.
+    #[inline]
+    fn recorded_size(&self) -> u64 {
+        if self.shared_reads {
+            return self.size_word().load(Ordering::Acquire);
+        }
         let h = header::header(self.base.as_ptr());
-        // SAFETY: the header is mapped (constructor contract); see `read_word` for why this
-        // is not an atomic load through a reference.
-        unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) as usize }
+        // SAFETY: the header is mapped (constructor contract).
+        unsafe { header::read_word((&raw const (*h).size).cast::<u64>()) }
     }
 
     /// Bytes in free blocks (thread caches included), block headers included.
@@ -919,9 +1056,13 @@ impl SegmentCore {
     /// The mapping covers `new_size` bytes and no other process uses the segment.
     pub unsafe fn grow_to(&self, new_size: usize) -> Result<()> {
         let mut l = self.lock()?;
+        // The largest size first, then the size, then the allocator's end (as in
+        // `grow_locked`).
+        self.max_size_word()
+            .fetch_max(new_size as u64, Ordering::Relaxed);
+        self.size_word().store(new_size as u64, Ordering::Release);
         // SAFETY: the mapping covers the new end (caller).
         unsafe { l.heap.extend((new_size / GRANULE * GRANULE) as u64) };
-        self.size_word().store(new_size as u64, Ordering::Relaxed);
         Ok(())
     }
 

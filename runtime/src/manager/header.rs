@@ -20,8 +20,10 @@ pub const MAGIC: [u8; 8] = *b"SHMKIT\0\x01";
 /// marked as one in its block header, which version 2 never did: its entries would all be
 /// refused; 4: the blocks of the segment's own structures are marked internal in their
 /// headers, and a block a container owns names its owner in its first word; 5: a thread
-/// cache slot has bins by size class up to 4 KiB, so the slot table is larger).
-pub const FORMAT_VERSION: u32 = 5;
+/// cache slot has bins by size class up to 4 KiB, so the slot table is larger; 6: the
+/// header records the size the segment may grow to while mapped, `words::MAX_SIZE`, which
+/// every mapping reserves: a version-5 reader would trust a grown size it never mapped).
+pub const FORMAT_VERSION: u32 = 6;
 /// Written natively; reads back byte-swapped on a machine of the other endianness.
 pub(crate) const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -84,7 +86,16 @@ pub mod words {
     /// The memory algorithm chosen at creation (`MemoryAlgorithm::KIND`); TLSF's kind is
     /// zero, what the word held before algorithms could be chosen.
     pub const ALGORITHM_KIND: usize = 14;
+    /// The size the segment may grow to while processes have it mapped: every mapping
+    /// reserves this much address space, so growing needs no remapping. At least the
+    /// size; equal to it for a segment that cannot grow while mapped.
+    pub const MAX_SIZE: usize = 15;
 }
+
+/// The largest `MAX_SIZE` a header may record: 4 TiB, 1/32 of x86-64's 128 TiB of user
+/// address space, so that a process can map many such segments and a forged word cannot
+/// make an opener reserve most of it.
+pub const MAX_RESERVATION: u64 = if usize::BITS >= 64 { 1 << 42 } else { 1 << 30 };
 
 /// The header's layout: the first bytes of every segment.
 #[repr(C)]
@@ -194,6 +205,17 @@ pub unsafe fn algorithm_kind(base: *const u8) -> u64 {
     }
 }
 
+/// The size the segment at `base` may grow to while mapped ([`words::MAX_SIZE`]).
+///
+/// # Safety
+/// At least a header is mapped readable at `base`.
+pub unsafe fn max_size(base: *const u8) -> u64 {
+    // SAFETY: a header is readable (contract); the word is read without a reference.
+    unsafe {
+        read_word((&raw const (*base.cast::<SegmentHeader>()).reserved[words::MAX_SIZE]).cast())
+    }
+}
+
 /// The name of the algorithm of kind `kind`, as far as this build knows it.
 pub fn algorithm_name(kind: u64) -> String {
     match kind {
@@ -217,6 +239,7 @@ pub fn algorithm_name(kind: u64) -> String {
 pub unsafe fn format(
     base: *mut u8,
     len: usize,
+    max_size: u64,
     index_kind: u32,
     ops: &'static Ops,
     creator: u32,
@@ -253,13 +276,14 @@ pub unsafe fn format(
         }
         (*h).reserved[words::INDEX_KIND].store(index_kind.into(), Ordering::Relaxed);
         (*h).reserved[words::ALGORITHM_KIND].store(ops.kind, Ordering::Relaxed);
+        (*h).reserved[words::MAX_SIZE].store(max_size.max(len as u64), Ordering::Relaxed);
         (*h).lock = RobustMutex::new();
         let mut t = heap(base, len as u64, ops);
         // `start` is `blocks_start(table_bytes)`, checked above to leave room for the
         // sentinel before `end`.
         t.init(start, end);
         (*h).cache_epoch.store(0, Ordering::Relaxed);
-        let table = if len >= cache::MIN_SEGMENT {
+        let table = if cache::wanted(len, max_size) {
             // Behind a room kept free for the first objects (the index tables, the first
             // entries): a process that opens the segment to look one up then touches
             // the pages next to the header, not pages past the 70 KiB table.
@@ -436,6 +460,17 @@ pub unsafe fn validate(
         return Err(Error::Corrupted {
             what: what(),
             reason: format!("recorded size {size} is below the minimum"),
+        });
+    }
+    // SAFETY: as for the words above.
+    let max = unsafe { max_size(base) };
+    if max < size || max > MAX_RESERVATION {
+        return Err(Error::Corrupted {
+            what: what(),
+            reason: format!(
+                "it may grow to {max} bytes, which is below its size {size} or above the \
+                 {MAX_RESERVATION} bytes a mapping reserves at most"
+            ),
         });
     }
     Ok(())

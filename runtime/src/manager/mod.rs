@@ -5,6 +5,7 @@
 pub(crate) mod core;
 mod handle_text;
 pub(crate) mod header;
+pub(crate) mod limits;
 
 pub use self::core::Handle;
 pub(crate) use self::core::{CachePush, SegmentCore};

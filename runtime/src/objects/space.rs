@@ -97,9 +97,10 @@ fn acquire(word: &AtomicU64) -> u64 {
 #[derive(Clone, Copy)]
 pub struct Space {
     core: SegmentCore,
-    /// The segment size when the view was made: a segment grows or shrinks only while no
-    /// one uses it (offline, or through `&mut` for heap segments), never during an
-    /// operation.
+    /// The segment size when the view was made. A segment shrinks only while no one uses
+    /// it (offline, or through `&mut` for heap segments), never during an operation; it
+    /// may grow meanwhile (see `Limits`), and an offset past this size is then checked
+    /// again against the size now (`within`).
     size: u64,
 }
 
@@ -228,7 +229,7 @@ impl Space {
     #[inline]
     pub fn checked(&self, off: u64, len: usize) -> Option<*mut u8> {
         let end = off.checked_add(len as u64)?;
-        (off >= HEADER_END as u64 && end <= self.size).then(|| {
+        (off >= HEADER_END as u64 && self.within(end)).then(|| {
             // SAFETY: `off` is inside the mapping (checked just above).
             unsafe { self.core.base().as_ptr().add(off as usize) }
         })
@@ -252,6 +253,18 @@ impl Space {
         let _ = off;
     }
 
+    /// Whether the first `end` bytes lie in the segment: in it when the view was made, or
+    /// since it grew.
+    #[inline]
+    fn within(&self, end: u64) -> bool {
+        end <= self.size || self.grown_to(end)
+    }
+
+    #[cold]
+    fn grown_to(&self, end: u64) -> bool {
+        end <= self.core.size() as u64
+    }
+
     /// The address of `len` bytes at `off`; an error naming the offset if they do not lie
     /// in the block area.
     #[inline]
@@ -264,7 +277,7 @@ impl Space {
     fn out_of_bounds(&self, off: u64, len: usize) -> Error {
         self.corrupt(format!(
             "offset {off} (+{len} bytes) lies outside the {}-byte segment",
-            self.size
+            self.core.size()
         ))
     }
 
@@ -302,7 +315,7 @@ impl Space {
     #[inline]
     pub fn offset_of(&self, p: *const u8) -> Option<u64> {
         let off = p.addr().checked_sub(self.core.base().as_ptr().addr())?;
-        (off < self.size as usize).then_some(off as u64)
+        self.within(off as u64 + 1).then_some(off as u64)
     }
 
     /// Usable bytes of the block at `off` if it is a used block marked as an object entry

@@ -19,7 +19,7 @@ pub trait Mappable: AsFd {
 }
 
 /// The size of `dev` from `fstat`, so that it reflects resizes by other processes.
-pub(super) fn size(dev: &impl Mappable) -> Result<u64> {
+pub(crate) fn size(dev: &impl Mappable) -> Result<u64> {
     let stat =
         rustix::fs::fstat(dev).map_err(|e| Error::from_os("fstat", dev.describe(), e.into()))?;
     // A regular file or shared memory object never has a negative size.
@@ -36,13 +36,21 @@ pub(super) fn truncate(dev: &impl Mappable, len: u64) -> Result<()> {
 
 /// Makes `dev` at least `len` bytes with storage allocated for all of them (`fallocate`);
 /// where the file system cannot allocate ahead, only grows the size. Never shrinks.
-pub(super) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
+pub(crate) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
+    allocate_from(dev, 0, len)
+}
+
+/// [`allocate`] where the first `from` bytes are known to have their storage already (a
+/// segment growing from `from` bytes): only the rest is asked for, so that growing does
+/// not walk what is there again.
+pub(crate) fn allocate_from(dev: &impl Mappable, from: u64, len: u64) -> Result<()> {
     writable(dev)?;
     fits_off_t(dev, len)?;
-    if len == 0 {
+    let from = from.min(len);
+    if len == from {
         return Ok(());
     }
-    match rustix::fs::fallocate(dev, rustix::fs::FallocateFlags::empty(), 0, len) {
+    match rustix::fs::fallocate(dev, rustix::fs::FallocateFlags::empty(), from, len - from) {
         Ok(()) => Ok(()),
         Err(Errno::OPNOTSUPP | Errno::NOSYS) => {
             if dev.size()? < len {
@@ -51,7 +59,9 @@ pub(super) fn allocate(dev: &impl Mappable, len: u64) -> Result<()> {
                 Ok(())
             }
         }
-        Err(Errno::NOSPC | Errno::DQUOT) => Err(Error::OutOfSpace {
+        // No room on the file system, the quota spent, or this process's file size limit
+        // (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored) reached.
+        Err(Errno::NOSPC | Errno::DQUOT | Errno::FBIG) => Err(Error::OutOfSpace {
             what: dev.describe(),
             size: len,
         }),

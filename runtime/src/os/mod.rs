@@ -20,6 +20,7 @@ mod xsi;
 
 pub use access::{Access, MapMode, Permissions};
 pub use device::Mappable;
+pub(crate) use device::{allocate_from as device_allocate_from, size as device_size};
 pub use file::MappableFile;
 pub use file_lock::{FileLock, FileLockGuard, FileLockSharedGuard};
 pub use page::page_size;

@@ -55,7 +55,7 @@ impl MappedRegion {
         offset: u64,
         len: Option<usize>,
     ) -> Result<Self> {
-        Self::map_device(dev, mode, dev.size()?, offset, len, None)
+        Self::map_device(dev, mode, dev.size()?, offset, len, 0, None)
     }
 
     /// Like [`map`](Self::map), but so that [`as_ptr`](Self::as_ptr) is `addr`, e.g. to map a
@@ -71,20 +71,28 @@ impl MappedRegion {
         len: Option<usize>,
         addr: NonNull<u8>,
     ) -> Result<Self> {
-        Self::map_device(dev, mode, dev.size()?, offset, len, Some(addr))
+        Self::map_device(dev, mode, dev.size()?, offset, len, 0, Some(addr))
     }
 
     /// Maps all `size` bytes of `dev` (at `addr` if given, as [`map_at`](Self::map_at)),
     /// where `size` is the device's size as the caller just read it at a point from which
-    /// nobody can change it (a segment's device under its attachment locks): the open path
-    /// saves asking the kernel again.
+    /// nobody can shrink it (a segment's device under its attachment locks): the open path
+    /// saves asking the kernel again. The mapping reaches `reserved` bytes when that is
+    /// more, so that the device can grow into it: the region's [`len`](Self::len) stays
+    /// `size`, and the caller touches no byte past what the device has grown to (a page
+    /// past the device's end faults with `SIGBUS`).
     pub(crate) fn map_whole(
         dev: &impl Mappable,
         mode: MapMode,
         size: u64,
+        reserved: u64,
         addr: Option<NonNull<u8>>,
     ) -> Result<Self> {
-        Self::map_device(dev, mode, size, 0, None, addr)
+        let reserved = usize::try_from(reserved).map_err(|_| Error::InvalidSize {
+            size: reserved,
+            reason: "a reservation larger than the address space".to_owned(),
+        })?;
+        Self::map_device(dev, mode, size, 0, None, reserved, addr)
     }
 
     /// `len` zeroed bytes of shared anonymous memory: a child created by `fork` after this
@@ -208,13 +216,15 @@ impl MappedRegion {
         (self.base, self.map_len)
     }
 
-    /// Maps `len` bytes (`None`: the rest) from `offset` of `dev`, whose size is `size`.
+    /// Maps `len` bytes (`None`: the rest) from `offset` of `dev`, whose size is `size`,
+    /// reaching `reserved` bytes from `offset` if that is more.
     fn map_device(
         dev: &impl Mappable,
         mode: MapMode,
         size: u64,
         offset: u64,
         len: Option<usize>,
+        reserved: usize,
         addr: Option<NonNull<u8>>,
     ) -> Result<Self> {
         if mode == MapMode::ReadWrite {
@@ -224,12 +234,13 @@ impl MappedRegion {
         let page = page_size();
         // Less than a page, so it fits a usize.
         let page_offset = (offset % page as u64) as usize;
-        let map_len = page_offset
-            .checked_add(len)
-            .ok_or_else(|| Error::InvalidSize {
-                size: len as u64,
-                reason: "larger than the address space".to_owned(),
-            })?;
+        let map_len =
+            page_offset
+                .checked_add(len.max(reserved))
+                .ok_or_else(|| Error::InvalidSize {
+                    size: len as u64,
+                    reason: "larger than the address space".to_owned(),
+                })?;
         let (hint, placement) = match addr {
             None => (ptr::null_mut(), MapFlags::empty()),
             Some(addr) => (
@@ -296,7 +307,7 @@ impl MappedRegion {
         let start = start - start % page_size();
         let end = self.page_offset + end;
         // SAFETY: `start..end` lies within `0..map_len` of our live mapping (checked above:
-        // `end <= page_offset + len == map_len`), and `base + start` is page aligned because
+        // `end <= page_offset + len <= map_len`), and `base + start` is page aligned because
         // `base` is and `start` is a multiple of the page size. `msync` changes no bytes.
         unsafe {
             mm::msync(

@@ -52,6 +52,7 @@ use super::managed::{Backing, ManagedSegment};
 use super::mode::{CopyOnWrite, CreateMode, Exclusive, Mode, ReadOnly, ReadWrite};
 use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::manager::header::DEFAULT_INIT_TIMEOUT;
+use crate::manager::limits::Growth;
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::Permissions;
 
@@ -68,6 +69,10 @@ pub(crate) struct Settings {
     pub(crate) address: Option<NonNull<u8>>,
     /// Reserve the device's storage at creation (`fallocate`).
     pub(crate) reserve: bool,
+    /// The size a created device segment may grow to while mapped (None: the default).
+    pub(crate) max_size: Option<usize>,
+    /// How this mapping grows a device segment that is full.
+    pub(crate) growth: Growth,
 }
 
 // SAFETY: `address` is only a requested location, never dereferenced through the settings.
@@ -82,6 +87,8 @@ impl Default for Settings {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             address: None,
             reserve: true,
+            max_size: None,
+            growth: Growth::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::alloc::{cache, Allocation, Command};
 use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE, SEGMENT_ALIGN};
+use crate::manager::limits::Limits;
 use crate::manager::{CachePush, Handle, SegmentCore};
 use crate::objects::{self, HashIndex, IndexKind};
 use crate::os::{fork, MapMode};
@@ -120,6 +121,9 @@ pub struct ManagedSegment<
     /// (An `Arc`, not a `Box`: the view keeps a pointer to it, which moving a `Box`, a
     /// unique pointer, would invalidate.)
     owner: Arc<Owner>,
+    /// How far the view trusts the segment's size (an `Arc` for the same reason); before
+    /// the backing, whose device descriptor it borrows.
+    limits: Arc<Limits>,
     // Declared after the core and registration: the bytes are unmapped last.
     backing: B,
     // The algorithm is chosen by type, never held: it leaves the segment's `Send`/`Sync`
@@ -191,6 +195,23 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
         created: bool,
         timeout: Duration,
     ) -> Result<Self> {
+        // SAFETY: forwarded contract; a fixed mapping reserves exactly what it maps.
+        unsafe { Self::attach_within(backing, base, len, Limits::fixed(len), created, timeout) }
+    }
+
+    /// [`attach`](Self::attach) for a mapping with its own `limits`: `len` bytes backed
+    /// (checked), `limits.reserved()` mapped, at least `len`.
+    ///
+    /// # Safety
+    /// As for `attach`, with `[base, base + limits.reserved())` mapped.
+    pub(crate) unsafe fn attach_within(
+        backing: B,
+        base: NonNull<u8>,
+        len: usize,
+        limits: Limits,
+        created: bool,
+        timeout: Duration,
+    ) -> Result<Self> {
         if base.as_ptr().addr() % SEGMENT_ALIGN != 0 {
             return Err(Error::BufferMisaligned {
                 addr: base.as_ptr().addr(),
@@ -205,7 +226,16 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
             let creator = owner.me()?;
             // SAFETY: the caller gives us fresh, writable, exclusively used bytes.
             // (An algorithm whose table leaves no room for blocks: `InvalidSize`.)
-            unsafe { header::format(base.as_ptr(), len, I::KIND, algorithm::ops::<A>(), creator)? };
+            unsafe {
+                header::format(
+                    base.as_ptr(),
+                    len,
+                    limits.reserved(),
+                    I::KIND,
+                    algorithm::ops::<A>(),
+                    creator,
+                )?
+            };
         } else {
             // SAFETY: the range is mapped readable (caller).
             unsafe {
@@ -227,15 +257,17 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
                 });
             }
         }
+        let limits = Arc::new(limits);
         // SAFETY: the segment was formatted or validated and stays mapped with `backing`;
-        // the owner is on the heap (it does not move with the segment) and dropped after the
-        // last use of the view (field order of `ManagedSegment`).
+        // the owner and limits are on the heap (they do not move with the segment) and
+        // dropped after the last use of the view (field order of `ManagedSegment`).
         let core = unsafe {
             SegmentCore::new(
                 base,
                 cache::new_mapping_id(),
                 M::MAP != MapMode::ReadOnly,
                 NonNull::from(&*owner),
+                NonNull::from(&*limits),
                 algorithm::ops::<A>(),
             )
         };
@@ -283,7 +315,7 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
         if M::MAP == MapMode::ReadWrite {
             owner.vouch()?;
         }
-        let registration = registry::register_segment(core, len)?;
+        let registration = registry::register_segment(core, limits.reserved() as usize)?;
         backing.opened();
         Ok(ManagedSegment {
             core,
@@ -295,6 +327,7 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
             schemas: Default::default(),
             registration,
             owner,
+            limits,
             backing,
             _mode: PhantomData,
         })
@@ -350,9 +383,18 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
         self.core.base()
     }
 
-    /// Size of the segment in bytes.
+    /// Size of the segment in bytes. A device segment grows while mapped when it fills (see
+    /// [`SegmentBuilder::growth`](crate::SegmentBuilder)), so this may be larger on the
+    /// next call.
     pub fn size(&self) -> usize {
         self.core().size()
+    }
+
+    /// The size the segment may grow to while mapped: what every mapping of it reserved.
+    /// Equal to [`size`](Self::size) for a segment that cannot grow while mapped (heap,
+    /// buffer, XSI and anonymous segments, and device segments created with growth off).
+    pub fn max_size(&self) -> usize {
+        self.core().max_size()
     }
 
     /// Bytes not in use, block headers included (`size() - free_memory()` is what is used).
@@ -432,13 +474,15 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
 
     /// Replaces where the bytes live (a heap segment that moved while growing).
     pub(crate) fn relocated(&mut self, base: NonNull<u8>, len: usize) -> Result<()> {
-        // SAFETY: the caller moved the whole formatted segment to `base`.
+        self.limits = Arc::new(Limits::fixed(len));
+        // SAFETY: the caller moved the whole formatted segment to `base`, `len` bytes.
         self.core = unsafe {
             SegmentCore::new(
                 base,
                 self.core.mapping(),
                 true,
                 NonNull::from(&*self.owner),
+                NonNull::from(&*self.limits),
                 algorithm::ops::<A>(),
             )
         };
@@ -460,6 +504,7 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
             validated: self.validated,
             schemas: self.schemas,
             owner: self.owner,
+            limits: self.limits,
             backing: self.backing,
             _mode: PhantomData,
         }

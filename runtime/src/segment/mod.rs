@@ -32,3 +32,4 @@ pub use self::mode::{
 pub use self::observer::{
     MappedFileObserver, Observed, SegmentObserver, SharedMemoryObserver, OBSERVE_TIMEOUT,
 };
+pub use crate::manager::limits::Growth;

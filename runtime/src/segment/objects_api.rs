@@ -221,7 +221,10 @@ impl<B: Backing, M: Mode, I: IndexKind, A: MemoryAlgorithm> ManagedSegment<B, M,
                         found: "an object of another type".into(),
                     })
                 }
-                ops::Doubt::Busy | ops::Doubt::Bytes => {}
+                ops::Doubt::Busy => {}
+                // Bytes past this mapping's reach (the segment grew past what it reserved
+                // or verified) never check out: say so now rather than wait.
+                ops::Doubt::Bytes => self.core().check_reach()?,
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Err(Error::InUse {

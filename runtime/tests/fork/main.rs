@@ -8,6 +8,7 @@
 //! [`liveness`].
 
 mod file_lock;
+mod growth_attack;
 mod liveness;
 mod observer;
 mod os;
@@ -21,7 +22,12 @@ mod sync;
 type Test = (&'static str, fn(), Option<&'static str>);
 
 fn main() {
-    let tests: [Test; 21] = [
+    let tests: [Test; 22] = [
+        (
+            "growth_attack::a_forked_child_grows_an_inherited_mapping_and_the_parent_and_a_sibling_follow",
+            growth_attack::a_forked_child_grows_an_inherited_mapping_and_the_parent_and_a_sibling_follow,
+            None,
+        ),
         (
             "sync::a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child",
             sync::a_private_mutex_another_thread_held_at_the_fork_is_a_dead_owners_in_the_child,

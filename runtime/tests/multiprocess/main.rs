@@ -3,6 +3,7 @@
 
 mod atomic_wait;
 mod condvar;
+mod growth;
 mod liveness;
 mod named;
 mod objects;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rustix::mm::{MapFlags, ProtFlags};
 use shmkit_runtime::os::{page_size, Permissions};
 use shmkit_runtime::test_hooks::MIN_SEGMENT_SIZE;
-use shmkit_runtime::Error;
+use shmkit_runtime::{Error, Growth};
 use shmkit_test_support as support;
 use support::on_both_devices;
 use support::{get, map_perms, mode_of, put, Block, Seg, ShmGuard, Target};
@@ -278,7 +278,11 @@ fn remove_frees_the_name_at_once_while_open_segments_keep_working<T: Target>() {
 
 fn a_full_segment_is_out_of_memory_and_loses_nothing<T: Target>() {
     let t = T::new();
-    let seg = Seg::<T>::create(t.name(), SIZE).unwrap();
+    // Boost's behaviour: a segment that does not grow.
+    let seg = Seg::<T>::options()
+        .growth(Growth::Off)
+        .create(t.name(), SIZE)
+        .unwrap();
     let free0 = seg.free_memory();
 
     // One request larger than everything.
@@ -422,7 +426,8 @@ fn at_free_address<S>(mut map: impl FnMut(NonNull<u8>) -> Result<S, Error>) -> (
 
 fn fixed_address_mapping_lands_at_a_free_address<T: Target>() {
     let t = T::new();
-    let at = |addr| Seg::<T>::options().address(addr);
+    // A segment that does not grow reserves only its size there.
+    let at = |addr| Seg::<T>::options().growth(Growth::Off).address(addr);
     let (seg, addr) = at_free_address(|addr| at(addr).create(t.name(), SIZE));
     assert_eq!(seg.base_address(), addr, "mapped where asked");
     let block = Block::new(&seg, 128, 21);

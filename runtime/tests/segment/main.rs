@@ -6,6 +6,8 @@ mod device;
 mod forged;
 mod format;
 mod golden;
+mod growth;
+mod growth_attack;
 mod lock_owners;
 mod modes;
 mod observer;

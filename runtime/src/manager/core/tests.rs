@@ -268,3 +268,90 @@ fn the_thread_cache_never_hands_out_a_block_marked_as_an_entry() {
     assert!(entries(&core) == [off(cached)]);
     seg.check().unwrap();
 }
+
+/// A shared memory name of this test process, removed when dropped.
+struct ShmName(String);
+
+impl ShmName {
+    fn new(tag: &str) -> Self {
+        let name = format!("shmkit_unit_{}_{tag}", std::process::id());
+        let _ = crate::ManagedSharedMemory::remove(&name);
+        ShmName(name)
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = crate::ManagedSharedMemory::remove(&self.0);
+    }
+}
+
+/// A process dies at each step of growing a shared segment (the device grown, the size
+/// recorded, each write of the allocator's extension): the next locker recovers a segment
+/// that checks clean, whose size the device backs, and that grows on as if nothing
+/// happened (a growth cut short after the size was recorded is finished first).
+#[test]
+#[cfg_attr(miri, ignore = "maps shared memory and spawns a process")]
+fn a_crash_at_any_step_of_growing_leaves_a_segment_that_recovers_and_grows_on() {
+    let dead = dead_pid();
+    let name = ShmName::new("grow_crash");
+    for n in 0.. {
+        let seg = crate::ManagedSharedMemory::options()
+            .max_size(4 << 20)
+            .create(&name.0, 64 << 10)
+            .unwrap();
+        let core = *seg.core();
+        let base = core.base().as_ptr();
+        let used0 = seg.size() - seg.free_memory();
+        let kept = seg.allocate(40_000).unwrap();
+        let mut l = core.lock().unwrap();
+        let crashed = crate::robust::crash::crashes_at(n, || core.grow_locked(&mut l, 100_000));
+        if let Ok(grown) = crashed {
+            assert!(grown.unwrap(), "it grew");
+            // The size recorded, then the extension's writes (sentinel, block, frees).
+            assert!(n >= 4, "growing passed only {n} crash points");
+            drop(l);
+            assert!(seg.size() >= (64 << 10) + 100_000);
+            seg.check().unwrap();
+            break;
+        }
+        // The process "dies" here, holding the lock.
+        std::mem::forget(l);
+        super::HELD.with(|h| h.set(super::NOT_HELD));
+        // SAFETY: the lock word is a u32 field of the mapped header.
+        let lock = unsafe { &*(&raw const (*header::header(base)).lock).cast::<AtomicU32>() };
+        lock.store(dead | 1 << 31, Ordering::Relaxed);
+        // Handed to the recovering thread as an address (a pointer is not `Send`).
+        let kept = kept.as_ptr().expose_provenance();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let kept = std::ptr::NonNull::new(std::ptr::with_exposed_provenance_mut(kept));
+                let kept = kept.unwrap();
+                seg.check()
+                    .unwrap_or_else(|e| panic!("crash at step {n}: {e}"));
+                let device = std::fs::metadata(format!("/dev/shm/{}", name.0))
+                    .unwrap()
+                    .len();
+                assert!(
+                    device >= seg.size() as u64,
+                    "crash at step {n}: a size past the device"
+                );
+                let big = seg.allocate(200_000).expect("grows on");
+                seg.check().unwrap();
+                // Everything but the two blocks is free again once they are.
+                // SAFETY: live blocks of this segment, each freed once.
+                unsafe {
+                    seg.deallocate(big).unwrap();
+                    seg.deallocate(kept).unwrap();
+                }
+                // At most the bytes being added when it died (a block made of them, not
+                // yet freed) are lost.
+                let lost = seg.size() - seg.free_memory() - used0;
+                assert!(lost <= 100 << 10, "crash at step {n}: {lost} bytes lost");
+                seg.check().unwrap();
+            });
+        });
+        drop(seg);
+        crate::ManagedSharedMemory::remove(&name.0).unwrap();
+    }
+}

@@ -55,12 +55,8 @@ impl SegmentCore {
     #[inline]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
         let slot = slot.filter(|&s| s != 0)?;
-        self.cache().pop(
-            slot,
-            block,
-            self.cache_epoch(),
-            self.size_word().load(Ordering::Relaxed),
-        )
+        self.cache()
+            .pop(slot, block, self.cache_epoch(), self.size() as u64)
     }
 
     /// Tries to put the block at `ptr` in this thread's cache.
@@ -85,7 +81,7 @@ impl SegmentCore {
                 self.base.as_ptr(),
                 payload_off as u64,
                 self.first_block,
-                self.size_word().load(Ordering::Relaxed),
+                self.size() as u64,
                 true,
             )
         };
@@ -114,6 +110,8 @@ impl SegmentCore {
         if cache.is_stale(slot, epoch) {
             cache.flush(t, slot, epoch);
         }
+        // A segment that grew since the slot was claimed lets it cache more.
+        cache.raise_budget(slot, cache::budget(self.size()));
     }
 
     /// Under the lock: gives this thread a slot the first time it allocates here (or finds

@@ -191,9 +191,10 @@ impl Attachment {
         dev: &impl Mappable,
         mode: MapMode,
         size: u64,
+        reserved: u64,
         addr: Option<NonNull<u8>>,
     ) -> Result<Mapped> {
-        let map = || MappedRegion::map_whole(dev, mode, size, addr);
+        let map = || MappedRegion::map_whole(dev, mode, size, reserved, addr);
         match &self.on_fork {
             Some(on_fork) => on_fork.map(map),
             None => map().map(Mapped::inherited),

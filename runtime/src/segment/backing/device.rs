@@ -13,6 +13,7 @@
 //! and copy-on-write ones exclude shared read-write ones, and resizing needs the segment
 //! alone.
 
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use rustix::io::Errno;
 use crate::alloc::{MemoryAlgorithm, Tlsf};
 use crate::error::{Error, Result};
 use crate::manager::header::{self, MIN_SEGMENT_SIZE};
+use crate::manager::limits::{Growth, Limits};
 use crate::objects::{HashIndex, IndexKind};
 use crate::os::fork::Mapped;
 use crate::os::{
@@ -189,22 +191,121 @@ impl Held {
         }
     }
 
-    /// Maps `len` bytes of `device` as mode `mode` wants, under this attachment.
+    /// Maps `len` bytes of `device` as mode `mode` wants, under this attachment, reserving
+    /// `reserved` bytes of address space for the device to grow into.
     fn map<D: Device>(
         &self,
         device: &D,
         mode: MapMode,
         len: u64,
+        reserved: u64,
         address: Option<NonNull<u8>>,
     ) -> Result<Mapped> {
         match self {
-            Held::Own(own) => own.map(device, mode, len, address),
+            Held::Own(own) => own.map(device, mode, len, reserved, address),
             // The region maps this mapping's description, which holds no locks (they are
             // on the attachment's own): a forked child that keeps it keeps nothing alive.
             Held::Process(_) => {
-                MappedRegion::map_whole(device, mode, len, address).map(Mapped::inherited)
+                MappedRegion::map_whole(device, mode, len, reserved, address).map(Mapped::inherited)
             }
         }
+    }
+}
+
+/// Maps `len` bytes of `device` in mode `M` under `attachment`, reserving `reserved`: the
+/// backing, where it maps the segment, and the mapping's bounds.
+fn map_backing<D: Device, M: Mode>(
+    attachment: Held,
+    device: D,
+    len: usize,
+    reserved: u64,
+    opts: &Settings,
+) -> Result<(DeviceBacking<D>, NonNull<u8>, Limits)> {
+    let region = attachment.map(&device, M::MAP, len as u64, reserved, opts.address)?;
+    let base = region_base(&region)?;
+    let limits = limits::<D, M>(&device, reserved, len, opts.growth);
+    let backing = DeviceBacking {
+        region,
+        attachment,
+        device,
+    };
+    Ok((backing, base, limits))
+}
+
+/// The bounds of a mapping in mode `M` of `device` that reserved `reserved` bytes, of
+/// which the device backs `len`: a shared mapping follows the device as it grows (and a
+/// writable one grows it by `growth`); a copy-on-write one keeps its private bytes.
+fn limits<D: Device, M: Mode>(device: &D, reserved: u64, len: usize, growth: Growth) -> Limits {
+    if M::MAP == MapMode::CopyOnWrite {
+        return Limits::fixed(len);
+    }
+    let growth = if M::MAP == MapMode::ReadWrite {
+        growth
+    } else {
+        Growth::Off
+    };
+    let fd = device.as_fd().as_raw_fd();
+    // SAFETY: `device` becomes the backing of the segment these limits bound, which drops
+    // them before it (field order of `ManagedSegment`).
+    unsafe { Limits::growable(reserved as usize, len as u64, fd, device.describe(), growth) }
+}
+
+/// The address space a new segment of `size` bytes reserves: the `max_size` asked for
+/// (at least the size), else a generous multiple of the size when it may grow; whole
+/// pages, at most [`header::MAX_RESERVATION`].
+fn reservation(size: usize, opts: &Settings) -> Result<u64> {
+    let size = size as u64;
+    let max = match opts.max_size {
+        Some(max) if (max as u64) < size => {
+            return Err(Error::InvalidSize {
+                size: max as u64,
+                reason: format!("the maximum size is below the segment's size {size}"),
+            })
+        }
+        Some(max) => max as u64,
+        None if opts.growth == Growth::Off => size,
+        None => size
+            .saturating_mul(DEFAULT_GROWTH_FACTOR)
+            .max(DEFAULT_MIN_RESERVATION),
+    };
+    if max > header::MAX_RESERVATION && opts.max_size.is_some() {
+        return Err(Error::InvalidSize {
+            size: max,
+            reason: format!(
+                "a segment may reserve at most {} bytes of address space",
+                header::MAX_RESERVATION
+            ),
+        });
+    }
+    let page = crate::os::page_size() as u64;
+    Ok(max
+        .min(header::MAX_RESERVATION)
+        .max(size)
+        .next_multiple_of(page))
+}
+
+/// How many times its size a new segment may grow to by default.
+const DEFAULT_GROWTH_FACTOR: u64 = 64;
+/// The least a growable segment reserves by default (address space only: the device holds
+/// what the segment uses).
+const DEFAULT_MIN_RESERVATION: u64 = if usize::BITS >= 64 { 1 << 30 } else { 0 };
+
+/// The size the segment in `device` may grow to, read from its header before it is
+/// mapped so that the mapping reserves it in one go; `len` when the header does not say
+/// more (not written yet, or a forged word: the mapping's validation reports those).
+fn peek_max_size(device: &impl Device, len: u64) -> u64 {
+    let at = std::mem::offset_of!(header::SegmentHeader, reserved)
+        + header::words::MAX_SIZE * std::mem::size_of::<u64>();
+    let mut word = [0u8; 8];
+    match rustix::io::pread(device, &mut word, at as u64) {
+        Ok(8) => {}
+        _ => return len,
+    }
+    let max = u64::from_ne_bytes(word);
+    if max <= header::MAX_RESERVATION {
+        max.max(len)
+    } else {
+        len
     }
 }
 
@@ -388,16 +489,15 @@ fn finish_create<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
         if let Held::Process(process) = &attachment {
             process.sized(size as u64);
         }
-        let region = attachment.map(&device, M::MAP, size as u64, opts.address)?;
-        let base = region_base(&region)?;
-        let backing = DeviceBacking {
-            region,
-            attachment,
-            device,
-        };
+        let reserved = reservation(size, opts)?;
+        let (backing, base, limits) =
+            map_backing::<D, M>(attachment, device, size, reserved, opts)?;
         // SAFETY: the region maps `size` writable bytes of a device nobody else can use
-        // until the header says READY; it lives as long as the backing.
-        unsafe { ManagedSegment::attach(backing, base, size, true, opts.init_timeout) }
+        // until the header says READY, and reserves `reserved`; it lives as long as the
+        // backing.
+        unsafe {
+            ManagedSegment::attach_within(backing, base, size, limits, true, opts.init_timeout)
+        }
     })();
     match &result {
         Ok(seg) => release_claim(&seg.backing().device),
@@ -500,16 +600,32 @@ fn attach_existing<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>(
         size: len,
         reason: "larger than the address space".into(),
     })?;
-    let region = attachment.map(&device, M::MAP, len as u64, opts.address)?;
-    let base = region_base(&region)?;
-    let backing = DeviceBacking {
-        region,
-        attachment,
-        device,
+    let mut reserved = match M::MAP {
+        MapMode::CopyOnWrite => len as u64,
+        _ => peek_max_size(&device, len as u64),
     };
-    // SAFETY: the region maps `len` bytes with the mode's protection and lives as long as
-    // the backing.
-    unsafe { ManagedSegment::attach(backing, base, len, false, opts.init_timeout) }
+    let mut held = (attachment, device);
+    loop {
+        let (attachment, device) = held;
+        let (backing, base, limits) = map_backing::<D, M>(attachment, device, len, reserved, opts)?;
+        // SAFETY: the region maps `len` bytes with the mode's protection, reserves
+        // `reserved`, and lives as long as the backing.
+        let seg = unsafe {
+            ManagedSegment::attach_within(backing, base, len, limits, false, opts.init_timeout)?
+        };
+        // SAFETY: the header was just validated and stays mapped with `seg`.
+        let max = unsafe { header::max_size(seg.core().base().as_ptr()) };
+        if max <= reserved || M::MAP == MapMode::CopyOnWrite {
+            return Ok(seg);
+        }
+        // The creator was still writing the header when it was peeked: map again, reserving
+        // what it says now (validated: at most `MAX_RESERVATION`).
+        reserved = max;
+        let DeviceBacking {
+            attachment, device, ..
+        } = seg.into_backing();
+        held = (attachment, device);
+    }
 }
 
 impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm>
@@ -525,6 +641,16 @@ impl<D: Device, M: CreateMode, I: IndexKind, A: MemoryAlgorithm>
     /// `fallocate` (`EOPNOTSUPP`) creation only sets the size.
     pub fn reserve(mut self, reserve: bool) -> Self {
         self.settings.reserve = reserve;
+        self
+    }
+
+    /// The size a created segment may grow to while processes have it mapped (see
+    /// [`growth`](Self::growth)): every mapping reserves this much address space, never
+    /// memory; the device holds only what the segment uses. At least the segment's size
+    /// (`InvalidSize` otherwise), at most 4 TiB. By default 64 times the size, at least
+    /// 1 GiB (on 64-bit targets), or the size itself when growth is off.
+    pub fn max_size(mut self, max_size: usize) -> Self {
+        self.settings.max_size = Some(max_size);
         self
     }
 
@@ -591,7 +717,13 @@ impl<D: Device, I: IndexKind, A: MemoryAlgorithm>
         // An exclusive open holds its own attachment.
         // SAFETY: growing cuts nothing off; the old region is unmapped.
         unsafe { device.resize(new_size as u64, true)? };
-        let region = attachment.map(&device, MapMode::ReadWrite, new_size as u64, None)?;
+        let region = attachment.map(
+            &device,
+            MapMode::ReadWrite,
+            new_size as u64,
+            new_size as u64,
+            None,
+        )?;
         let base = region_base(&region)?;
         let grown = DeviceBacking {
             region,
@@ -629,9 +761,22 @@ impl<D: Device, M: Mode, I: IndexKind, A: MemoryAlgorithm>
     SegmentBuilder<DeviceBacking<D>, M, I, A>
 {
     /// Map at `address` instead of where the OS chooses; an error, never a replaced
-    /// mapping, if something is mapped there already.
+    /// mapping, if something is mapped there already. The mapping reserves the segment's
+    /// [`max_size`](Self::max_size) from there, so that range must be free.
     pub fn address(mut self, address: NonNull<u8>) -> Self {
         self.settings.address = Some(address);
+        self
+    }
+
+    /// How this mapping grows the segment when an allocation does not fit: by default it
+    /// doubles the size (or more, for a large allocation) up to the segment's maximum size
+    /// (see [`max_size`](Self::max_size)), with every other process still attached; with
+    /// [`Growth::Off`] a full segment is `OutOfMemory`. Growing allocates the device's
+    /// storage (`fallocate`), so a full `/dev/shm` or file system is
+    /// [`Error::OutOfSpace`], never a `SIGBUS`. Read-only and copy-on-write mappings never
+    /// grow a segment; read-only ones see it grow.
+    pub fn growth(mut self, growth: Growth) -> Self {
+        self.settings.growth = growth;
         self
     }
 

@@ -55,6 +55,7 @@ mod cache;
 mod condvar;
 mod file_lock;
 mod fuzz_worker;
+mod growth;
 mod liveness;
 mod named;
 mod objects;
@@ -94,6 +95,9 @@ fn main() {
         "file-lock-hold" => file_lock::hold(),
         "condvar-wait" => condvar::wait(),
         "fuzz" => fuzz_worker::run(),
+        "growth-read" => growth::read(),
+        "growth-fill-until-full" => growth::fill_until_the_device_is_full(),
+        "growth-grow-forever" => growth::grow_forever(),
         "liveness-hold" => liveness::hold(),
         "liveness-pid-namespace" => liveness::in_pid_namespace(),
         "liveness-ns-init" => liveness::ns_init(),
