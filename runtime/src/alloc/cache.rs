@@ -4,7 +4,11 @@
 //! per `allocate` and per `deallocate` would be most of their cost. A thread therefore keeps
 //! the small blocks it frees in a slot of its own and hands them out again without the lock,
 //! like glibc's tcache; an empty bin is refilled with a run of blocks, and a full one is
-//! returned whole, each in one locked call. Blocks up to 256 bytes have a bin per size; larger
+//! returned whole, each in one locked call. A bin of one exact size also keeps a run of
+//! neighbouring blocks (see [`Run`]): a refill hands its blocks out front first, in address
+//! order, and blocks freed next to the run join it without a write into them, so a
+//! structure built and torn down in order costs a store per block, and returns to the
+//! allocator as one block. Blocks up to 256 bytes have a bin per size; larger
 //! ones a bin per TLSF size class (16 per power of two), from which a request takes a block
 //! of the first class all of whose blocks fit it (at most a class width, 1/16, of slack, as
 //! the TLSF's own search). Unlike a process-local cache, the slots live in the segment:
