@@ -52,6 +52,9 @@ pub const MIN_SEGMENT: usize = 16 << 20;
 /// Blocks an exact bin holds at most; a full bin goes back to the allocator in one locked
 /// call.
 const BIN_CAPACITY: u64 = 64;
+/// Blocks an exact bin's run holds at most: a full run goes back in one locked call, which
+/// checks each of its blocks.
+const RUN_CAPACITY: u64 = 1024;
 /// Blocks a class bin holds at most: with the slot's budget spread over 63 classes, a few
 /// blocks per class give the best hit rate (a simulation of `alloc_free_mixed`: 80 % of
 /// its allocations hit with 8, 58 % with 64, which let a few classes take the budget).
@@ -280,6 +283,29 @@ impl Slot {
         } else {
             bin.bytes.load(Relaxed)
         }
+    }
+}
+
+/// Walks `[start, end)` as a row of used, unmarked blocks of `size` bytes, calling `f` with
+/// each; the offset where that fails otherwise (an inverted range fails at once).
+fn row_of_blocks(
+    t: &Heap,
+    start: u64,
+    end: u64,
+    size: u64,
+    mut f: impl FnMut(u64),
+) -> Result<(), u64> {
+    let plain = t.plain_blocks();
+    let mut cur = start;
+    while cur < end {
+        plain.size_of(cur).filter(|&s| s == size).ok_or(cur)?;
+        f(cur);
+        cur += size;
+    }
+    if cur == end {
+        Ok(())
+    } else {
+        Err(end)
     }
 }
 
@@ -514,8 +540,13 @@ impl Cache {
         if i < EXACT_BINS {
             let run = &slot.runs[i];
             match run.get() {
-                // A bin whose run took the budget goes back whole, then caches the block.
-                Some(_) if over_budget => return Err(PushRefused::Full),
+                // A full run, or one that took the budget, goes back whole; then the block
+                // is cached.
+                Some((start, end))
+                    if over_budget || end.wrapping_sub(start) >= RUN_CAPACITY * size =>
+                {
+                    return Err(PushRefused::Full)
+                }
                 Some((_, end)) if off == end => run.end.store(end + size, Relaxed),
                 Some((start, _)) if off + size == start => run.start.store(off, Relaxed),
                 Some((start, end)) if (start..end).contains(&off) => {
@@ -610,23 +641,11 @@ impl Cache {
     /// The blocks of exact bin `which`'s run, each checked to be a used, unmarked block of
     /// the bin's size, the last ending the run; else the offset where that fails.
     fn run_blocks(&self, t: &Heap, run: &Run, which: usize) -> Result<Vec<u64>, u64> {
-        let Some((start, end)) = run.get() else {
-            return Ok(Vec::new());
-        };
-        let size = bin_sizes(which).0;
-        let plain = t.plain_blocks();
         let mut blocks = Vec::new();
-        let mut cur = start;
-        while cur < end {
-            plain.size_of(cur).filter(|&s| s == size).ok_or(cur)?;
-            blocks.push(cur);
-            cur += size;
+        if let Some((start, end)) = run.get() {
+            row_of_blocks(t, start, end, bin_sizes(which).0, |b| blocks.push(b))?;
         }
-        if cur == end {
-            Ok(blocks)
-        } else {
-            Err(end)
-        }
+        Ok(blocks)
     }
 
     /// The slots in use, as (owner id, mapping id, owning thread's kernel id, cached
@@ -739,17 +758,17 @@ impl Cache {
         };
         run.clear();
         let size = bin_sizes(which).0;
-        let bytes = end.wrapping_sub(start);
-        let sound = end > start
-            && bytes % size == 0
-            && end <= t.end()
-            && t.plain_block_size(start) == Some(size);
-        if !sound {
+        // Each block is checked, as `drain_linked` checks its blocks: the words may come
+        // from bytes of unknown origin (a file at rest, an image), and a run widened over
+        // anything but its own used blocks would corrupt the allocator. The blocks are
+        // few (`RUN_CAPACITY`) and their headers were read when they joined.
+        if row_of_blocks(t, start, end, size, |_| {}).is_err() || end == start {
             return 0;
         }
-        // SAFETY: `[start, end)` are used blocks of `size` bytes that only the detached run
-        // held (each joined it after the caller's checks); widening the first header over
-        // the rest keeps the chain walkable, and a crash before the free leaks the run.
+        let bytes = end - start;
+        // SAFETY: `[start, end)` are used, unmarked blocks of `size` bytes (checked) that
+        // only the detached run held; widening the first header over the rest keeps the
+        // chain walkable, and a crash before the free leaks the run.
         unsafe {
             if bytes > size {
                 t.widen_used(start, bytes);

@@ -224,29 +224,51 @@ fn a_double_free_of_a_block_inside_a_run_is_reported() {
     seg.check().unwrap();
 }
 
-/// A run grows to the slot's budget (1/512 of the segment, 32 KiB here), then goes back
-/// to the allocator whole and a new one starts: freeing many blocks in order never falls
-/// back to a locked free per block, and nothing is lost.
-#[test]
-fn a_run_that_reaches_the_budget_goes_back_whole() {
-    let seg = heap();
+/// Frees `n` blocks of 40 bytes in address order in a heap segment of `size` bytes and
+/// checks that whole runs of `full_run` blocks went back, the rest staying cached. (The
+/// first blocks fill the room kept free in front of the cache table, and the rest continue
+/// after the table: only the blocks after that gap are one row.)
+fn whole_runs_go_back(size: usize, n: usize, full_run: usize) {
+    let seg = ManagedHeapMemory::new(size).unwrap();
     let free0 = seg.free_memory();
-    let blocks = filled_blocks(&seg, 4097);
+    let blocks = filled_blocks(&seg, n);
+    let gap = blocks
+        .windows(2)
+        .position(|w| w[1].as_ptr().addr() != w[0].as_ptr().addr() + 40)
+        .map_or(0, |i| i + 1);
+    let (front, row) = blocks.split_at(gap);
+    assert!(row
+        .windows(2)
+        .all(|w| w[1].as_ptr().addr() == w[0].as_ptr().addr() + 40));
     // SAFETY: allocated above, freed once each.
     unsafe {
-        for p in &blocks {
+        for p in row {
             seg.deallocate(*p).unwrap();
         }
     }
-    let budget = (CACHED / 512) as usize;
-    assert!(seg.cached_memory() > 0 && seg.cached_memory() <= budget);
     assert_eq!(
         seg.cached_memory(),
-        4097 * 40 % (budget / 40 * 40),
-        "whole runs of the budget went back, the rest is cached"
+        ((row.len() - 1) % full_run + 1) * 40,
+        "whole runs of {full_run} blocks went back, the rest is cached"
     );
+    // SAFETY: allocated above, freed once each.
+    unsafe { seg.deallocate_many(front.iter().copied()).unwrap() };
     assert_eq!(seg.free_memory(), free0);
     seg.check().unwrap();
+}
+
+/// A run grows to the slot's budget (1/512 of the segment, 32 KiB here: 819 blocks of 40
+/// bytes), then goes back to the allocator whole and a new one starts: freeing many
+/// blocks in order never falls back to a locked free per block, and nothing is lost.
+#[test]
+fn a_run_that_reaches_the_budget_goes_back_whole() {
+    whole_runs_go_back(CACHED, 4097, 32768 / 40);
+}
+
+/// In a segment whose budget (64 KiB) holds more, a run goes back at 1,024 blocks.
+#[test]
+fn a_run_of_1024_blocks_goes_back_whole() {
+    whole_runs_go_back(2 * CACHED, 3713, 1024);
 }
 
 #[test]
