@@ -104,6 +104,7 @@ impl Run {
             .map_or(0, |(start, end)| end.saturating_sub(start))
     }
 
+    #[inline]
     fn clear(&self) {
         self.start.store(0, Relaxed);
     }
@@ -449,7 +450,7 @@ impl Cache {
     /// Takes a cached block that holds `size` bytes (of exactly that size up to 256 bytes,
     /// else of the first class all of whose blocks hold it), without the lock. Blocks must
     /// end before `limit` (the segment size); a bin that says otherwise is dropped.
-    #[inline]
+    #[inline(always)]
     pub fn pop(&self, slot: u64, size: u64, epoch: u64, limit: u64) -> Option<u64> {
         let i = pop_bin(size)?;
         let slot = self.slot(slot);
@@ -528,7 +529,7 @@ impl Cache {
     }
 
     /// Caches used block `off` of `size` bytes, without the lock.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, slot: u64, off: u64, size: u64, epoch: u64) -> Result<(), PushRefused> {
         let i = push_bin(size).ok_or(PushRefused::Refused)?;
         let slot = self.slot(slot);
