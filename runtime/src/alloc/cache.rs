@@ -315,6 +315,13 @@ fn row_of_blocks(
 #[cold]
 fn drop_bin(slot: &Slot, i: usize) {
     let dropped = slot.held(i);
+    forget_bin(slot, i);
+    slot.cached
+        .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
+}
+
+/// Empties bin `i` of `slot` without returning its blocks.
+fn forget_bin(slot: &Slot, i: usize) {
     let bin = &slot.bins[i];
     if i < EXACT_BINS {
         slot.runs[i].clear();
@@ -322,8 +329,6 @@ fn drop_bin(slot: &Slot, i: usize) {
     bin.count.store(0, Relaxed);
     bin.bytes.store(0, Relaxed);
     bin.head.store(0, Relaxed);
-    slot.cached
-        .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
 }
 
 /// Which slot this thread uses for a mapping; cached per thread.
@@ -541,6 +546,11 @@ impl Cache {
         if i < EXACT_BINS {
             let run = &slot.runs[i];
             match run.get() {
+                // Before anything else: a full run would go back as one block, and a block
+                // of it freed again would then be cached inside free memory.
+                Some((start, end)) if (start..end).contains(&off) => {
+                    return Err(PushRefused::DoubleFree)
+                }
                 // A full run, or one that took the budget, goes back whole; then the block
                 // is cached.
                 Some((start, end))
@@ -550,9 +560,6 @@ impl Cache {
                 }
                 Some((_, end)) if off == end => run.end.store(end + size, Relaxed),
                 Some((start, _)) if off + size == start => run.start.store(off, Relaxed),
-                Some((start, end)) if (start..end).contains(&off) => {
-                    return Err(PushRefused::DoubleFree)
-                }
                 Some(_) => return self.push_linked(slot, i, off, size, cached, over_budget),
                 None if over_budget => return Err(PushRefused::Refused),
                 None => {
@@ -833,9 +840,12 @@ impl Cache {
     pub fn empty_bin(&self, t: &mut Heap, slot: u64, size: u64) {
         let Some(i) = push_bin(size) else { return };
         let slot = self.slot(slot);
-        let freed = self.drain(t, slot, i);
+        // What the bin held leaves the slot's total, freed or (a block that was not what it
+        // should be) forgotten.
+        let held = slot.held(i);
+        self.drain(t, slot, i);
         slot.cached
-            .store(slot.cached.load(Relaxed).saturating_sub(freed), Relaxed);
+            .store(slot.cached.load(Relaxed).saturating_sub(held), Relaxed);
     }
 
     /// Allocates a run of blocks for this thread's empty bin of blocks holding `size` in
@@ -919,6 +929,70 @@ impl Cache {
                 .store(slot.cached.load(Relaxed) + (end - first), Relaxed);
         }
         run
+    }
+
+    /// Makes the slots of bytes of unknown origin (a cold open, a private copy) safe to
+    /// use: every cached block, linked or in a run, must be a used, unmarked block of the
+    /// chain (one walk of it, under the lock), and in one bin only. A header word alone
+    /// could be a stale one inside a free block, which a run or bin forged over it would
+    /// free again. A bin that fails is forgotten (its blocks leak rather than be freed
+    /// wrongly), and each slot's byte total is recounted from what its bins hold.
+    pub fn sanitize(&self, t: &Heap) {
+        let mut plain = Vec::new();
+        t.for_each_used(|b, marks| {
+            if marks == 0 {
+                plain.push((b.offset, b.size));
+            }
+        });
+        let is_plain = |off: u64, sizes: (u64, u64)| {
+            plain
+                .binary_search_by_key(&off, |&(o, _)| o)
+                .is_ok_and(|k| fits(plain[k].1, sizes))
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (_, slot) in self.slots() {
+            let mut total = 0u64;
+            for i in 0..BINS {
+                let sizes = bin_sizes(i);
+                let bin = &slot.bins[i];
+                let (mut cur, mut bytes) = (bin.head.load(Relaxed), 0);
+                let count = bin.count.load(Relaxed);
+                let mut sound = count <= capacity(i);
+                for _ in 0..count.min(capacity(i)) {
+                    let size = plain
+                        .binary_search_by_key(&cur, |&(o, _)| o)
+                        .map(|k| plain[k].1);
+                    match size {
+                        Ok(size) if fits(size, sizes) && seen.insert(cur) => bytes += size,
+                        _ => {
+                            sound = false;
+                            break;
+                        }
+                    }
+                    // SAFETY: `cur` is a used block of the chain (checked), so its first
+                    // payload word lies in the mapping.
+                    cur = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
+                }
+                sound &= cur == 0;
+                if sound && i >= EXACT_BINS {
+                    bin.bytes.store(bytes, Relaxed);
+                }
+                if i < EXACT_BINS {
+                    if let Some((start, end)) = slot.runs[i].get() {
+                        let row = row_of_blocks(t, start, end, sizes.0, |b| {
+                            sound &= is_plain(b, sizes) && seen.insert(b)
+                        });
+                        sound &= row.is_ok() && end > start;
+                    }
+                }
+                if sound {
+                    total += slot.held(i);
+                } else {
+                    forget_bin(slot, i);
+                }
+            }
+            slot.cached.store(total, Relaxed);
+        }
     }
 
     /// Empties every slot and frees them all: for a private copy of the segment, where no

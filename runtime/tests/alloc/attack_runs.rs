@@ -5,8 +5,10 @@
 //! that no two live allocations overlap (distinct patterns written and verified), that
 //! `check()` passes, and that nothing is lost.
 //!
-//! Tests named `breaks_*` assert the correct behaviour and fail on the code as it is; the
-//! others are probes that held, kept as regression tests.
+//! Three probes found bugs, fixed with them (a double free into a full run was cached
+//! inside free memory; run and bin words forged over stale headers inside a free block
+//! were trusted at open; a run forgotten when it went back stayed counted); the `holds_*`
+//! ones held. All stay as regression tests.
 
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -528,15 +530,13 @@ fn holds_heap_growth_and_shrink_with_runs() {
 
 // ----- double frees -----------------------------------------------------------------
 
-/// BREAK. A block freed twice (a contract violation, but one the cache says it reports
-/// "inside a run") when its run is full: `push` answers `Full` before it looks whether
-/// the block lies inside the run; the caller drains the run (the whole row becomes one
-/// free block, whose inner headers still say "used, 40 bytes") and pushes the block again:
-/// its stale header passes `used_header_unlocked`, so it is cached as a run of its own,
-/// inside free memory. The next 32-byte allocation hands it out, and the free block around
-/// it is handed out too: two live allocations overlap.
+/// A block freed twice (a contract violation, but one the cache says it reports
+/// "inside a run") when its run is full is reported. (It was not: `push` answered `Full`
+/// before it looked whether the block lies inside the run; the caller drained the run, the
+/// whole row became one free block whose inner headers still say "used, 40 bytes", and
+/// the block, pushed again, was cached inside free memory: two live allocations overlapped.)
 #[test]
-fn breaks_a_double_free_into_a_full_run_caches_a_block_inside_free_memory() {
+fn a_double_free_into_a_full_run_is_reported_not_cached_in_free_memory() {
     let seg = ManagedHeapMemory::new(CACHED).unwrap();
     let mut live = Live::default();
     let blocks = row(&seg, &mut live, 1025);
@@ -1041,14 +1041,14 @@ fn holds_forged_run_words_that_row_checks_refuse() {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
-/// BREAK. A run forged over the inside of a free block that was once a run (a drained run
+/// A run forged over the inside of a free block that was once a run (a drained run
 /// leaves its inner headers as they were: "used, 40 bytes"): `row_of_blocks` reads each
-/// header word alone and accepts them, so `drain_run` widens one and frees it: a block
-/// inside a free block enters the free lists, and two allocations overlap (or `check()`
-/// fails). Opening must refuse such an image, or leave it consistent.
+/// header word alone and accepted them, so `drain_run` widened one and freed it: a block
+/// inside a free block entered the free lists, and two allocations overlapped. Opening now
+/// checks every cached block against a walk of the chain (`Cache::sanitize`).
 #[test]
 #[cfg_attr(miri, ignore = "copies 16 MiB segments: too slow under Miri")]
-fn breaks_a_forged_run_over_stale_headers_inside_a_free_block() {
+fn a_forged_run_over_stale_headers_inside_a_free_block_is_forgotten_at_open() {
     let b = base();
     let (first, len) = b.stale_free;
     assert!(len >= 40 * 20);
@@ -1082,7 +1082,7 @@ fn breaks_a_forged_run_over_stale_headers_inside_a_free_block() {
 /// the same exposure before runs; see the report).
 #[test]
 #[cfg_attr(miri, ignore = "copies 16 MiB segments: too slow under Miri")]
-fn probe_a_forged_run_over_live_blocks_frees_them() {
+fn holds_a_forged_run_over_live_blocks_leaves_a_consistent_segment() {
     let b = base();
     let run = (b.live40[0], b.live40[0] + 4 * 40);
     let mut img = b.img.clone();
@@ -1090,10 +1090,10 @@ fn probe_a_forged_run_over_live_blocks_frees_them() {
     let seg = ManagedHeapMemory::from_image(&img).unwrap();
     let before = seg.free_memory();
     let o = use_after_open(&seg);
-    eprintln!(
-        "forged run over live blocks: {o}; free before {before}, after {}",
-        seg.free_memory()
-    );
+    // Nothing in an image tells a live plain block from a cached one, so the forged run's
+    // blocks may be freed; what must hold is that the segment stays consistent.
+    assert!(ok(&o), "forged run over live blocks: {o}");
+    assert_eq!(seg.free_memory(), before);
 }
 
 /// An image taken while the thread holds a run: the copy's slot names this process's
@@ -1101,7 +1101,7 @@ fn probe_a_forged_run_over_live_blocks_frees_them() {
 /// counts it free. Probe: can the copy allocate all it says is free?
 #[test]
 #[cfg_attr(miri, ignore = "copies 16 MiB segments: too slow under Miri")]
-fn probe_an_image_taken_with_a_run_cached() {
+fn holds_an_image_taken_with_a_run_cached_gives_all_else_it_counts_free() {
     let mut seg = ManagedHeapMemory::new(CACHED).unwrap();
     let mut live = Live::default();
     let blocks = row(&seg, &mut live, 900);
@@ -1125,15 +1125,17 @@ fn probe_an_image_taken_with_a_run_cached() {
         got += 4096;
         ps.push(p);
     }
-    eprintln!(
+    // The copy's slot names this process and thread, so it stays claimed (and counted
+    // free) while they live; everything else it counts free can be allocated.
+    assert!(
+        got + cached_copy as usize + 8192 >= free,
         "image copy: free_memory {free}, cached {cached_copy} (source cached {cached}); \
-         allocated {got} in 4 KiB blocks; cached after filling {}",
-        copy.cached_memory()
+         allocated {got} in 4 KiB blocks"
     );
     copy.check().unwrap();
 }
 
-/// BREAK (after a contract violation). A block of a run freed again through
+/// After a contract violation: A block of a run freed again through
 /// `deallocate_many` (the locked path cannot see it: to the allocator a cached block is a
 /// used one), then the run filled to the budget: `drain_run` finds the free block and
 /// forgets the run (a leak, as designed), but `empty_bin` subtracts only the bytes freed
@@ -1141,7 +1143,7 @@ fn probe_an_image_taken_with_a_run_cached() {
 /// bytes, its bins hold 0"), `cached_memory`/`free_memory` count 32 KiB that no bin holds,
 /// and the slot, at its budget, caches nothing more until it is flushed.
 #[test]
-fn breaks_a_run_dropped_by_drain_run_stays_counted_in_its_slot() {
+fn a_run_forgotten_when_it_goes_back_leaves_its_slot_count() {
     let seg = ManagedHeapMemory::new(CACHED).unwrap();
     let mut live = Live::default();
     let blocks = row(&seg, &mut live, 1025);
