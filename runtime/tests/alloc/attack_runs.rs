@@ -1004,8 +1004,8 @@ fn holds_forged_run_words_that_row_checks_refuse() {
         ("past the end".into(), (end - 40, end + 400)),
         ("past the segment".into(), (size - 40, size + 40)),
         ("overflowing".into(), (u64::MAX - 39, 40)),
-        ("start near u64::MAX".into(), (u64::MAX & !7, u64::MAX & !7)),
-        ("huge".into(), (l, u64::MAX & !7)),
+        ("start near u64::MAX".into(), (!7u64, !7u64)),
+        ("huge".into(), (l, !7u64)),
         (
             "over a free block".into(),
             (b.free_block.0, b.free_block.0 + 400),
@@ -1128,7 +1128,7 @@ fn holds_an_image_taken_with_a_run_cached_gives_all_else_it_counts_free() {
     // The copy's slot names this process and thread, so it stays claimed (and counted
     // free) while they live; everything else it counts free can be allocated.
     assert!(
-        got + cached_copy as usize + 8192 >= free,
+        got + cached_copy + 8192 >= free,
         "image copy: free_memory {free}, cached {cached_copy} (source cached {cached}); \
          allocated {got} in 4 KiB blocks"
     );
