@@ -536,6 +536,10 @@ fn holds_heap_growth_and_shrink_with_runs() {
 /// whole row became one free block whose inner headers still say "used, 40 bytes", and
 /// the block, pushed again, was cached inside free memory: two live allocations overlapped.)
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "fills a run to the budget (800 blocks): slow under Miri; the run logic runs there in the smaller tests"
+)]
 fn a_double_free_into_a_full_run_is_reported_not_cached_in_free_memory() {
     let seg = ManagedHeapMemory::new(CACHED).unwrap();
     let mut live = Live::default();
@@ -1143,6 +1147,10 @@ fn holds_an_image_taken_with_a_run_cached_gives_all_else_it_counts_free() {
 /// bytes, its bins hold 0"), `cached_memory`/`free_memory` count 32 KiB that no bin holds,
 /// and the slot, at its budget, caches nothing more until it is flushed.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "fills a run to the budget (800 blocks): slow under Miri; the run logic runs there in the smaller tests"
+)]
 fn a_run_forgotten_when_it_goes_back_leaves_its_slot_count() {
     let seg = ManagedHeapMemory::new(CACHED).unwrap();
     let mut live = Live::default();

@@ -261,12 +261,20 @@ fn whole_runs_go_back(size: usize, n: usize, full_run: usize) {
 /// bytes), then goes back to the allocator whole and a new one starts: freeing many
 /// blocks in order never falls back to a locked free per block, and nothing is lost.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of blocks in a 16 or 32 MiB segment: slow under Miri; the run logic runs there in the smaller tests"
+)]
 fn a_run_that_reaches_the_budget_goes_back_whole() {
     whole_runs_go_back(CACHED, 4097, 32768 / 40);
 }
 
 /// In a segment whose budget (64 KiB) holds more, a run goes back at 1,024 blocks.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of blocks in a 16 or 32 MiB segment: slow under Miri; the run logic runs there in the smaller tests"
+)]
 fn a_run_of_1024_blocks_goes_back_whole() {
     whole_runs_go_back(2 * CACHED, 3713, 1024);
 }
