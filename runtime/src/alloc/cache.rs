@@ -4,7 +4,11 @@
 //! per `allocate` and per `deallocate` would be most of their cost. A thread therefore keeps
 //! the small blocks it frees in a slot of its own and hands them out again without the lock,
 //! like glibc's tcache; an empty bin is refilled with a run of blocks, and a full one is
-//! returned whole, each in one locked call. Blocks up to 256 bytes have a bin per size; larger
+//! returned whole, each in one locked call. A bin of one exact size also keeps a run of
+//! neighbouring blocks (see [`Run`]): a refill hands its blocks out front first, in address
+//! order, and blocks freed next to the run join it without a write into them, so a
+//! structure built and torn down in order costs a store per block, and returns to the
+//! allocator as one block. Blocks up to 256 bytes have a bin per size; larger
 //! ones a bin per TLSF size class (16 per power of two), from which a request takes a block
 //! of the first class all of whose blocks fit it (at most a class width, 1/16, of slack, as
 //! the TLSF's own search). Unlike a process-local cache, the slots live in the segment:
@@ -48,6 +52,9 @@ pub const MIN_SEGMENT: usize = 16 << 20;
 /// Blocks an exact bin holds at most; a full bin goes back to the allocator in one locked
 /// call.
 const BIN_CAPACITY: u64 = 64;
+/// Blocks an exact bin's run holds at most: a full run goes back in one locked call, which
+/// checks each of its blocks.
+const RUN_CAPACITY: u64 = 1024;
 /// Blocks a class bin holds at most: with the slot's budget spread over 63 classes, a few
 /// blocks per class give the best hit rate (a simulation of `alloc_free_mixed`: 80 % of
 /// its allocations hit with 8, 58 % with 64, which let a few classes take the budget).
@@ -70,6 +77,39 @@ struct Bin {
     bytes: AtomicU64,
 }
 
+/// A run of neighbouring blocks of one exact bin's size, `[start, end)`, each still a used
+/// block with its own header: a block freed right after or before the run joins it, and a
+/// block is taken from its end, by changing one word and writing nothing into the blocks.
+/// Blocks freed in address order (a structure torn down) thus cost no link write each, and
+/// the run goes back to the allocator as one block. Empty when `start` is 0 (`end` is then
+/// stale): a run is started by storing `end`, then `start`, and emptied by storing 0 in
+/// `start`, so that a process killed at any point leaves a run whose bytes are all blocks.
+#[repr(C)]
+struct Run {
+    start: AtomicU64,
+    end: AtomicU64,
+}
+
+impl Run {
+    /// `(start, end)`, or None when empty.
+    #[inline]
+    fn get(&self) -> Option<(u64, u64)> {
+        let start = self.start.load(Relaxed);
+        (start != 0).then(|| (start, self.end.load(Relaxed)))
+    }
+
+    /// Bytes the run holds (a snapshot: 0 when empty or inverted).
+    fn bytes(&self) -> u64 {
+        self.get()
+            .map_or(0, |(start, end)| end.saturating_sub(start))
+    }
+
+    #[inline]
+    fn clear(&self) {
+        self.start.store(0, Relaxed);
+    }
+}
+
 #[repr(C)]
 pub struct Slot {
     /// `owner id << 32 | mapping id` (see `sync::owner`), 0 when free.
@@ -84,6 +124,8 @@ pub struct Slot {
     /// The segment's cache epoch when this slot was last emptied.
     epoch: AtomicU64,
     bins: [Bin; BINS],
+    /// Each exact bin's run (see [`Run`]).
+    runs: [Run; EXACT_BINS],
 }
 
 /// The slots, allocated from the segment when it is created.
@@ -232,27 +274,61 @@ fn fits(size: u64, (lo, width): (u64, u64)) -> bool {
     size.wrapping_sub(lo) < width
 }
 
-impl Bin {
-    /// Bytes of the blocks bin `i` holds.
+impl Slot {
+    /// Bytes of the blocks bin `i` holds, its run included.
     fn held(&self, i: usize) -> u64 {
+        let bin = &self.bins[i];
         if i < EXACT_BINS {
-            self.count.load(Relaxed).saturating_mul(bin_sizes(i).0)
+            let linked = bin.count.load(Relaxed).saturating_mul(bin_sizes(i).0);
+            linked.saturating_add(self.runs[i].bytes())
         } else {
-            self.bytes.load(Relaxed)
+            bin.bytes.load(Relaxed)
         }
+    }
+}
+
+/// Walks `[start, end)` as a row of used, unmarked blocks of `size` bytes, calling `f` with
+/// each; the offset where that fails otherwise (an inverted range fails at once).
+fn row_of_blocks(
+    t: &Heap,
+    start: u64,
+    end: u64,
+    size: u64,
+    mut f: impl FnMut(u64),
+) -> Result<(), u64> {
+    let plain = t.plain_blocks();
+    let mut cur = start;
+    while cur < end {
+        plain.size_of(cur).filter(|&s| s == size).ok_or(cur)?;
+        f(cur);
+        cur += size;
+    }
+    if cur == end {
+        Ok(())
+    } else {
+        Err(end)
     }
 }
 
 /// Forgets every block of `bin` (bin `i`), which holds one that is not what it should be:
 /// they leak rather than be handed out; the slot's byte total follows.
 #[cold]
-fn drop_bin(slot: &Slot, bin: &Bin, i: usize) {
-    let dropped = bin.held(i);
+fn drop_bin(slot: &Slot, i: usize) {
+    let dropped = slot.held(i);
+    forget_bin(slot, i);
+    slot.cached
+        .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
+}
+
+/// Empties bin `i` of `slot` without returning its blocks.
+fn forget_bin(slot: &Slot, i: usize) {
+    let bin = &slot.bins[i];
+    if i < EXACT_BINS {
+        slot.runs[i].clear();
+    }
     bin.count.store(0, Relaxed);
     bin.bytes.store(0, Relaxed);
     bin.head.store(0, Relaxed);
-    slot.cached
-        .store(slot.cached.load(Relaxed).saturating_sub(dropped), Relaxed);
 }
 
 /// Which slot this thread uses for a mapping; cached per thread.
@@ -379,7 +455,7 @@ impl Cache {
     /// Takes a cached block that holds `size` bytes (of exactly that size up to 256 bytes,
     /// else of the first class all of whose blocks hold it), without the lock. Blocks must
     /// end before `limit` (the segment size); a bin that says otherwise is dropped.
-    #[inline]
+    #[inline(always)]
     pub fn pop(&self, slot: u64, size: u64, epoch: u64, limit: u64) -> Option<u64> {
         let i = pop_bin(size)?;
         let slot = self.slot(slot);
@@ -389,11 +465,15 @@ impl Cache {
         let bin = &slot.bins[i];
         let head = bin.head.load(Relaxed);
         if head == 0 {
-            return None;
+            return if i < EXACT_BINS {
+                self.pop_run(slot, i, limit)
+            } else {
+                None
+            };
         }
         let sizes = bin_sizes(i);
         if head % GRANULE as u64 != 0 || head.saturating_add(sizes.0) > limit {
-            drop_bin(slot, bin, i);
+            drop_bin(slot, i);
             return None;
         }
         // Defence in depth: the header must still say a used block of this bin's sizes, no
@@ -404,7 +484,7 @@ impl Cache {
             unsafe { AtomicU64::from_ptr(self.base.add(head as usize).cast()).load(Relaxed) };
         let got = header & !(GRANULE as u64 - 1);
         if !fits(got, sizes) || header & (FREE | ENTRY) != 0 || head + got > limit {
-            drop_bin(slot, bin, i);
+            drop_bin(slot, i);
             return None;
         }
         // SAFETY: `head` is a cached block of this slot, which only this thread touches;
@@ -422,27 +502,97 @@ impl Cache {
         Some(head)
     }
 
-    /// Caches used block `off` of `size` bytes, without the lock.
+    /// Takes the first block of exact bin `i`'s run, checked as `pop` checks a linked
+    /// block. From the front, so that a refilled run is handed out in address order (and
+    /// comes back as one run when freed in that order), and a block freed right after
+    /// being taken is the next taken again.
     #[inline]
+    fn pop_run(&self, slot: &Slot, i: usize, limit: u64) -> Option<u64> {
+        let run = &slot.runs[i];
+        let (start, end) = run.get()?;
+        let size = bin_sizes(i).0;
+        let next = start.wrapping_add(size);
+        if start % GRANULE as u64 != 0 || next < start || next > end || end > limit {
+            drop_bin(slot, i);
+            return None;
+        }
+        // SAFETY: run blocks lie in the mapping (checked against `limit`); headers are
+        // aligned words, read atomically as in `pop`.
+        let header =
+            unsafe { AtomicU64::from_ptr(self.base.add(start as usize).cast()).load(Relaxed) };
+        if header & !(GRANULE as u64 - 1) != size || header & (FREE | ENTRY) != 0 {
+            drop_bin(slot, i);
+            return None;
+        }
+        if next == end {
+            run.clear();
+        } else {
+            run.start.store(next, Relaxed);
+        }
+        slot.cached.store(slot.cached.load(Relaxed) - size, Relaxed);
+        Some(start)
+    }
+
+    /// Caches used block `off` of `size` bytes, without the lock.
+    #[inline(always)]
     pub fn push(&self, slot: u64, off: u64, size: u64, epoch: u64) -> Result<(), PushRefused> {
         let i = push_bin(size).ok_or(PushRefused::Refused)?;
         let slot = self.slot(slot);
         if slot.epoch.load(Relaxed) != epoch {
             return Err(PushRefused::Refused);
         }
+        let cached = slot.cached.load(Relaxed);
+        let over_budget = cached + size > slot.budget.load(Relaxed);
+        if i < EXACT_BINS {
+            let run = &slot.runs[i];
+            match run.get() {
+                // Before anything else: a full run would go back as one block, and a block
+                // of it freed again would then be cached inside free memory.
+                Some((start, end)) if (start..end).contains(&off) => {
+                    return Err(PushRefused::DoubleFree)
+                }
+                // A full run, or one that took the budget, goes back whole; then the block
+                // is cached.
+                Some((start, end))
+                    if over_budget || end.wrapping_sub(start) >= RUN_CAPACITY * size =>
+                {
+                    return Err(PushRefused::Full)
+                }
+                Some((_, end)) if off == end => run.end.store(end + size, Relaxed),
+                Some((start, _)) if off + size == start => run.start.store(off, Relaxed),
+                Some(_) => return self.push_linked(slot, i, off, size, cached, over_budget),
+                None if over_budget => return Err(PushRefused::Refused),
+                None => {
+                    run.end.store(off + size, Relaxed);
+                    run.start.store(off, Relaxed);
+                }
+            }
+            slot.cached.store(cached + size, Relaxed);
+            return Ok(());
+        }
+        self.push_linked(slot, i, off, size, cached, over_budget)
+    }
+
+    /// Links used block `off` of `size` bytes at the head of bin `i` of `slot`.
+    #[inline]
+    fn push_linked(
+        &self,
+        slot: &Slot,
+        i: usize,
+        off: u64,
+        size: u64,
+        cached: u64,
+        over_budget: bool,
+    ) -> Result<(), PushRefused> {
         let bin = &slot.bins[i];
-        let (head, count, cached) = (
-            bin.head.load(Relaxed),
-            bin.count.load(Relaxed),
-            slot.cached.load(Relaxed),
-        );
+        let (head, count) = (bin.head.load(Relaxed), bin.count.load(Relaxed));
         if head == off {
             return Err(PushRefused::DoubleFree);
         }
         if count >= capacity(i) {
             return Err(PushRefused::Full);
         }
-        if cached + size > slot.budget.load(Relaxed) {
+        if over_budget {
             return Err(PushRefused::Refused);
         }
         // SAFETY: `off` is a used block the caller gives up; its payload is ours to link.
@@ -487,9 +637,23 @@ impl Cache {
                         AtomicU64::from_ptr(self.base.add(cur as usize + 8).cast()).load(Relaxed)
                     };
                 }
+                // A run its owner is changing meanwhile may read short or not at all.
+                if i < EXACT_BINS {
+                    out.extend(self.run_blocks(t, &slot.runs[i], i).unwrap_or_default());
+                }
             }
         }
         out
+    }
+
+    /// The blocks of exact bin `which`'s run, each checked to be a used, unmarked block of
+    /// the bin's size, the last ending the run; else the offset where that fails.
+    fn run_blocks(&self, t: &Heap, run: &Run, which: usize) -> Result<Vec<u64>, u64> {
+        let mut blocks = Vec::new();
+        if let Some((start, end)) = run.get() {
+            row_of_blocks(t, start, end, bin_sizes(which).0, |b| blocks.push(b))?;
+        }
+        Ok(blocks)
     }
 
     /// The slots in use, as (owner id, mapping id, owning thread's kernel id, cached
@@ -569,8 +733,8 @@ impl Cache {
     /// the count), so a slot left half-updated by a dead process cannot mislead the walk.
     pub fn flush(&self, t: &mut Heap, off: u64, epoch: u64) {
         let slot = self.slot(off);
-        for (i, bin) in slot.bins.iter().enumerate() {
-            self.drain(t, bin, i);
+        for i in 0..BINS {
+            self.drain(t, slot, i);
         }
         slot.cached.store(0, Relaxed);
         slot.epoch.store(epoch, Relaxed);
@@ -583,7 +747,47 @@ impl Cache {
     /// oldest first, which for blocks freed in address order (a structure torn down) is
     /// address order: each then merges into the free block before it in place.
     /// Returns the bytes freed.
-    fn drain(&self, t: &mut Heap, bin: &Bin, which: usize) -> u64 {
+    fn drain(&self, t: &mut Heap, slot: &Slot, which: usize) -> u64 {
+        let run = if which < EXACT_BINS {
+            self.drain_run(t, &slot.runs[which], which)
+        } else {
+            0
+        };
+        run + self.drain_linked(t, &slot.bins[which], which)
+    }
+
+    /// Returns the run of exact bin `which` to the allocator as one block (detached first,
+    /// as in `drain`). A run whose first block or bounds are not what they should be (a
+    /// forged slot) is forgotten instead: a leak rather than a corruption. Returns the
+    /// bytes freed.
+    fn drain_run(&self, t: &mut Heap, run: &Run, which: usize) -> u64 {
+        let Some((start, end)) = run.get() else {
+            return 0;
+        };
+        run.clear();
+        let size = bin_sizes(which).0;
+        // Each block is checked, as `drain_linked` checks its blocks: the words may come
+        // from bytes of unknown origin (a file at rest, an image), and a run widened over
+        // anything but its own used blocks would corrupt the allocator. The blocks are
+        // few (`RUN_CAPACITY`) and their headers were read when they joined.
+        if row_of_blocks(t, start, end, size, |_| {}).is_err() || end == start {
+            return 0;
+        }
+        let bytes = end - start;
+        // SAFETY: `[start, end)` are used, unmarked blocks of `size` bytes (checked) that
+        // only the detached run held; widening the first header over the rest keeps the
+        // chain walkable, and a crash before the free leaks the run.
+        unsafe {
+            if bytes > size {
+                t.widen_used(start, bytes);
+            }
+            t.free_block(start);
+        }
+        bytes
+    }
+
+    /// Returns the linked blocks of bin `which` (see `drain`).
+    fn drain_linked(&self, t: &mut Heap, bin: &Bin, which: usize) -> u64 {
         let sizes = bin_sizes(which);
         let mut blocks: BinBlocks = [(0, 0); BIN_CAPACITY as usize];
         let mut n = 0;
@@ -636,14 +840,18 @@ impl Cache {
     pub fn empty_bin(&self, t: &mut Heap, slot: u64, size: u64) {
         let Some(i) = push_bin(size) else { return };
         let slot = self.slot(slot);
-        let freed = self.drain(t, &slot.bins[i], i);
+        // What the bin held leaves the slot's total, freed or (a block that was not what it
+        // should be) forgotten.
+        let held = slot.held(i);
+        self.drain(t, slot, i);
         slot.cached
-            .store(slot.cached.load(Relaxed).saturating_sub(freed), Relaxed);
+            .store(slot.cached.load(Relaxed).saturating_sub(held), Relaxed);
     }
 
     /// Allocates a run of blocks for this thread's empty bin of blocks holding `size` in
-    /// one locked call, caches all but the last and returns that one (it may carry slack:
-    /// the blocks are the bin's smallest size, so that each fits every request of the bin).
+    /// one locked call, caches all but one and returns that one: for a class bin the last
+    /// (it may carry slack: the blocks are the class's smallest size, so that each fits
+    /// every request of the bin), for an exact bin the first (see `refill_run`).
     /// None when `size` is not cached, the budget has no room or no run fits; the caller
     /// then allocates one block. A crash before the bin is published leaks the run (at
     /// most `REFILL` blocks), never more.
@@ -659,10 +867,13 @@ impl Cache {
         let bin = &slot.bins[i];
         let cached = slot.cached.load(Relaxed);
         let n = (slot.budget.load(Relaxed).saturating_sub(cached) / size).min(most.max(1) - 1) + 1;
-        if n < 2 || bin.count.load(Relaxed) != 0 {
+        if n < 2 || bin.count.load(Relaxed) != 0 || i < EXACT_BINS && slot.runs[i].get().is_some() {
             return None;
         }
         let run = t.alloc_block(n * size)?;
+        if i < EXACT_BINS {
+            return Some(self.refill_run(t, slot, i, run, n, size));
+        }
         let mut blocks = [0; REFILL as usize];
         let mut k = 0;
         let base = self.base.addr() as u64 + HEADER as u64;
@@ -693,6 +904,95 @@ impl Cache {
         }
         slot.cached.store(cached + (n - 1) * size, Relaxed);
         Some(blocks[n as usize - 1])
+    }
+
+    /// `refill` of exact bin `i`: `run`, a fresh used block of at least `n * size` bytes,
+    /// is split into blocks of `size`; the first is returned, the rest become the bin's
+    /// run. A last block that carries slack (no exact fit was found) is freed instead.
+    fn refill_run(&self, t: &mut Heap, slot: &Slot, i: usize, run: u64, n: u64, size: u64) -> u64 {
+        // SAFETY: `run` is a fresh used block of at least `n * size` bytes, not handed out.
+        let got = unsafe { t.block_size(run) };
+        // SAFETY: as above.
+        unsafe { t.split_used(run, &[size; REFILL as usize][..n as usize], |_| {}) };
+        let mut end = run + n * size;
+        if got != n * size {
+            end -= size;
+            // SAFETY: the split's last block, used and never handed out.
+            unsafe { t.free_block(end) };
+        }
+        let first = run + size;
+        if end > first {
+            let r = &slot.runs[i];
+            r.end.store(end, Relaxed);
+            r.start.store(first, Relaxed);
+            slot.cached
+                .store(slot.cached.load(Relaxed) + (end - first), Relaxed);
+        }
+        run
+    }
+
+    /// Makes the slots of bytes of unknown origin (a cold open, a private copy) safe to
+    /// use: every cached block, linked or in a run, must be a used, unmarked block of the
+    /// chain (one walk of it, under the lock), and in one bin only. A header word alone
+    /// could be a stale one inside a free block, which a run or bin forged over it would
+    /// free again. A bin that fails is forgotten (its blocks leak rather than be freed
+    /// wrongly), and each slot's byte total is recounted from what its bins hold.
+    pub fn sanitize(&self, t: &Heap) {
+        let mut plain = Vec::new();
+        t.for_each_used(|b, marks| {
+            if marks == 0 {
+                plain.push((b.offset, b.size));
+            }
+        });
+        let is_plain = |off: u64, sizes: (u64, u64)| {
+            plain
+                .binary_search_by_key(&off, |&(o, _)| o)
+                .is_ok_and(|k| fits(plain[k].1, sizes))
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (_, slot) in self.slots() {
+            let mut total = 0u64;
+            for i in 0..BINS {
+                let sizes = bin_sizes(i);
+                let bin = &slot.bins[i];
+                let (mut cur, mut bytes) = (bin.head.load(Relaxed), 0);
+                let count = bin.count.load(Relaxed);
+                let mut sound = count <= capacity(i);
+                for _ in 0..count.min(capacity(i)) {
+                    let size = plain
+                        .binary_search_by_key(&cur, |&(o, _)| o)
+                        .map(|k| plain[k].1);
+                    match size {
+                        Ok(size) if fits(size, sizes) && seen.insert(cur) => bytes += size,
+                        _ => {
+                            sound = false;
+                            break;
+                        }
+                    }
+                    // SAFETY: `cur` is a used block of the chain (checked), so its first
+                    // payload word lies in the mapping.
+                    cur = unsafe { self.base.add(cur as usize + 8).cast::<u64>().read() };
+                }
+                sound &= cur == 0;
+                if sound && i >= EXACT_BINS {
+                    bin.bytes.store(bytes, Relaxed);
+                }
+                if i < EXACT_BINS {
+                    if let Some((start, end)) = slot.runs[i].get() {
+                        let row = row_of_blocks(t, start, end, sizes.0, |b| {
+                            sound &= is_plain(b, sizes) && seen.insert(b)
+                        });
+                        sound &= row.is_ok() && end > start;
+                    }
+                }
+                if sound {
+                    total += slot.held(i);
+                } else {
+                    forget_bin(slot, i);
+                }
+            }
+            slot.cached.store(total, Relaxed);
+        }
     }
 
     /// Empties every slot and frees them all: for a private copy of the segment, where no
@@ -746,11 +1046,17 @@ impl Cache {
             if n != bin.count.load(Relaxed) {
                 return Err(format!("{} is shorter than its count", what()));
             }
-            if bin.held(i) != bytes {
+            if i < EXACT_BINS {
+                let run = self
+                    .run_blocks(t, &slot.runs[i], i)
+                    .map_err(|at| format!("{}'s run holds a bad block at {at}", what()))?;
+                bytes += run.len() as u64 * sizes.0;
+            }
+            if slot.held(i) != bytes {
                 return Err(format!(
                     "{} says {} bytes, holds {bytes}",
                     what(),
-                    bin.held(i)
+                    slot.held(i)
                 ));
             }
             total += bytes;

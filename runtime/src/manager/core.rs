@@ -326,6 +326,7 @@ impl SegmentCore {
             let l = self.lock()?;
             l.heap.check().map_err(|reason| self.corrupted(reason))?;
             self.check_cache_table(&l.heap)?;
+            self.cache().sanitize(&l.heap);
         }
         Ok(())
     }
@@ -360,6 +361,7 @@ impl SegmentCore {
             l.heap.check().map_err(|reason| self.corrupted(reason))?;
         }
         self.check_cache_table(&l.heap)?;
+        self.cache().sanitize(&l.heap);
         self.cache().flush_all(&mut l.heap, self.cache_epoch());
         Ok(())
     }

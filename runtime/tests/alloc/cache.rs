@@ -112,6 +112,173 @@ fn an_immediate_double_free_into_the_cache_is_reported() {
     seg.check().unwrap();
 }
 
+/// Allocates `n` 32-byte blocks (40 with the header), each filled with `0xAB`. One more
+/// than a multiple of 32 leaves the bin's refilled run empty: a thread's first allocation
+/// claims its slot (uncached), then each refill hands out one block and caches 31.
+fn filled_blocks(seg: &ManagedHeapMemory, n: usize) -> Vec<NonNull<u8>> {
+    let blocks: Vec<_> = (0..n).map(|_| seg.allocate(32).unwrap()).collect();
+    for p in &blocks {
+        // SAFETY: each block has 32 usable bytes.
+        unsafe { p.as_ptr().write_bytes(0xAB, 32) };
+    }
+    blocks
+}
+
+/// Whether every block still holds the `0xAB`s `filled_blocks` wrote: the cache wrote
+/// nothing into them.
+fn untouched(blocks: &[NonNull<u8>]) -> bool {
+    blocks.iter().all(|p| {
+        // SAFETY: cached blocks stay mapped and nobody writes them (they are not handed
+        // out); the segment is exposed memory, not the Rust allocator's.
+        let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), 32) };
+        bytes.iter().all(|&b| b == 0xAB)
+    })
+}
+
+#[test]
+fn refilled_blocks_are_handed_out_in_address_order() {
+    let seg = heap();
+    let blocks = filled_blocks(&seg, 97);
+    let addrs: Vec<usize> = blocks.iter().map(|p| p.as_ptr().addr()).collect();
+    assert!(
+        addrs.windows(2).all(|w| w[1] == w[0] + 40),
+        "each block right after the one before"
+    );
+    assert_eq!(seg.cached_memory(), 0, "97 blocks take three whole refills");
+    // SAFETY: allocated above, freed once each.
+    unsafe { seg.deallocate_many(blocks).unwrap() };
+    seg.check().unwrap();
+}
+
+#[test]
+fn blocks_freed_in_address_order_join_one_run_untouched_and_come_back_in_order() {
+    let seg = heap();
+    let free0 = seg.free_memory();
+    let blocks = filled_blocks(&seg, 193);
+    // SAFETY: allocated above, freed once each.
+    unsafe {
+        for p in &blocks {
+            seg.deallocate(*p).unwrap();
+        }
+    }
+    assert_eq!(seg.cached_memory(), 193 * 40, "all of them cached");
+    assert!(
+        untouched(&blocks),
+        "no link was written into a block of the run"
+    );
+    assert_eq!(seg.free_memory(), free0, "cached bytes count as free");
+    assert!(seg.all_memory_deallocated());
+    seg.check().unwrap();
+    // Taken from the front of the run: in the same order again.
+    let again: Vec<_> = (0..193).map(|_| seg.allocate(32).unwrap()).collect();
+    assert_eq!(again, blocks);
+    assert_eq!(seg.cached_memory(), 0);
+    // SAFETY: allocated above, freed once each.
+    unsafe { seg.deallocate_many(again).unwrap() };
+    // Zeroing free memory empties the caches: the run goes back as one block.
+    seg.zero_free_memory().unwrap();
+    assert_eq!(seg.cached_memory(), 0);
+    assert_eq!(seg.free_memory(), free0);
+    seg.check().unwrap();
+}
+
+#[test]
+fn blocks_freed_in_reverse_address_order_join_one_run_too() {
+    let seg = heap();
+    let free0 = seg.free_memory();
+    let blocks = filled_blocks(&seg, 65);
+    // SAFETY: allocated above, freed once each.
+    unsafe {
+        for p in blocks.iter().rev() {
+            seg.deallocate(*p).unwrap();
+        }
+    }
+    assert_eq!(seg.cached_memory(), 65 * 40);
+    assert!(untouched(&blocks), "each block joined the run at its front");
+    seg.check().unwrap();
+    // The last one freed, the lowest, is the first handed out.
+    assert_eq!(seg.allocate(32).unwrap(), blocks[0]);
+    seg.zero_free_memory().unwrap();
+    assert_eq!(seg.free_memory() + 40, free0);
+    seg.check().unwrap();
+}
+
+#[test]
+fn a_double_free_of_a_block_inside_a_run_is_reported() {
+    let seg = heap();
+    let blocks = filled_blocks(&seg, 33);
+    // SAFETY: the first ten are freed once; the repeats violate the contract on purpose,
+    // and the cache catches them without touching anything.
+    unsafe {
+        for p in &blocks[..10] {
+            seg.deallocate(*p).unwrap();
+        }
+        for i in [0, 5, 9] {
+            assert!(matches!(
+                seg.deallocate(blocks[i]),
+                Err(Error::NotAnAllocation { .. })
+            ));
+        }
+    }
+    assert_eq!(seg.cached_memory(), 10 * 40);
+    seg.check().unwrap();
+}
+
+/// Frees `n` blocks of 40 bytes in address order in a heap segment of `size` bytes and
+/// checks that whole runs of `full_run` blocks went back, the rest staying cached. (The
+/// first blocks fill the room kept free in front of the cache table, and the rest continue
+/// after the table: only the blocks after that gap are one row.)
+fn whole_runs_go_back(size: usize, n: usize, full_run: usize) {
+    let seg = ManagedHeapMemory::new(size).unwrap();
+    let free0 = seg.free_memory();
+    let blocks = filled_blocks(&seg, n);
+    let gap = blocks
+        .windows(2)
+        .position(|w| w[1].as_ptr().addr() != w[0].as_ptr().addr() + 40)
+        .map_or(0, |i| i + 1);
+    let (front, row) = blocks.split_at(gap);
+    assert!(row
+        .windows(2)
+        .all(|w| w[1].as_ptr().addr() == w[0].as_ptr().addr() + 40));
+    // SAFETY: allocated above, freed once each.
+    unsafe {
+        for p in row {
+            seg.deallocate(*p).unwrap();
+        }
+    }
+    assert_eq!(
+        seg.cached_memory(),
+        ((row.len() - 1) % full_run + 1) * 40,
+        "whole runs of {full_run} blocks went back, the rest is cached"
+    );
+    // SAFETY: allocated above, freed once each.
+    unsafe { seg.deallocate_many(front.iter().copied()).unwrap() };
+    assert_eq!(seg.free_memory(), free0);
+    seg.check().unwrap();
+}
+
+/// A run grows to the slot's budget (1/512 of the segment, 32 KiB here: 819 blocks of 40
+/// bytes), then goes back to the allocator whole and a new one starts: freeing many
+/// blocks in order never falls back to a locked free per block, and nothing is lost.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of blocks in a 16 or 32 MiB segment: slow under Miri; the run logic runs there in the smaller tests"
+)]
+fn a_run_that_reaches_the_budget_goes_back_whole() {
+    whole_runs_go_back(CACHED, 4097, 32768 / 40);
+}
+
+/// In a segment whose budget (64 KiB) holds more, a run goes back at 1,024 blocks.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of blocks in a 16 or 32 MiB segment: slow under Miri; the run logic runs there in the smaller tests"
+)]
+fn a_run_of_1024_blocks_goes_back_whole() {
+    whole_runs_go_back(2 * CACHED, 3713, 1024);
+}
+
 #[test]
 fn zeroing_free_memory_also_clears_what_caches_hold() {
     let seg = heap();

@@ -4,6 +4,7 @@
 //! processes are ignored there.
 
 mod attack_algorithm;
+mod attack_runs;
 mod bump;
 mod cache;
 mod on_seqfit;

@@ -52,7 +52,7 @@ impl SegmentCore {
     }
 
     /// A block of at least `block` bytes from this thread's cache (`slot` as recorded).
-    #[inline]
+    #[inline(always)]
     pub(super) fn cache_pop(&self, slot: Option<u64>, block: u64) -> Option<u64> {
         let slot = slot.filter(|&s| s != 0)?;
         self.cache()
