@@ -124,6 +124,21 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// Makes the segment at `base` look as a process `dead` leaves it when it dies holding the
+/// segment lock with its thread-cache slot `slot` claimed: both name it, and this thread
+/// no longer counts the lock as held.
+fn die_holding_the_lock(base: *mut u8, slot: u64, dead: u32) {
+    super::HELD.with(|h| h.set(super::NOT_HELD));
+    // SAFETY: the slot's first word is its owner word, inside the mapping.
+    unsafe {
+        (*base.add(slot as usize).cast::<AtomicU64>())
+            .store((dead as u64) << 32 | 1, Ordering::Relaxed)
+    };
+    // SAFETY: the lock word is a u32 field of the mapped header.
+    let lock = unsafe { &*(&raw const (*header::header(base)).lock).cast::<AtomicU32>() };
+    lock.store(dead | 1 << 31, Ordering::Relaxed);
+}
+
 /// A process dies while returning its cached blocks (at each allocator write in turn); the
 /// recoverer rebuilds the allocator and returns the rest. No block may be lost for good or
 /// handed out twice: the bin gives a block up before freeing it, so the recoverer never
@@ -160,15 +175,7 @@ fn a_crash_while_returning_cached_blocks_never_frees_one_twice() {
         }
         // The process "dies" here: its lock and its slot now name a dead process.
         std::mem::forget(l);
-        super::HELD.with(|h| h.set(super::NOT_HELD));
-        // SAFETY: the slot's first word is its owner word, inside the mapping.
-        unsafe {
-            (*base.add(slot as usize).cast::<AtomicU64>())
-                .store((dead as u64) << 32 | 1, Ordering::Relaxed)
-        };
-        // SAFETY: the lock word is a u32 field of the mapped header.
-        let lock = unsafe { &*(&raw const (*header::header(base)).lock).cast::<AtomicU32>() };
-        lock.store(dead | 1 << 31, Ordering::Relaxed);
+        die_holding_the_lock(base, slot, dead);
         // Another thread (no slot yet) recovers, claims a slot and so reclaims the dead one.
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -211,16 +218,8 @@ fn a_crash_while_refilling_a_bin_leaks_at_most_the_run() {
             assert!(n > 32, "a refill passed only {n} crash points");
             break;
         }
-        // The process "dies" here, in the locked refill: its lock and slot name a dead one.
-        super::HELD.with(|h| h.set(super::NOT_HELD));
-        // SAFETY: the slot's first word is its owner word, inside the mapping.
-        unsafe {
-            (*base.add(slot as usize).cast::<AtomicU64>())
-                .store((dead as u64) << 32 | 1, Ordering::Relaxed)
-        };
-        // SAFETY: the lock word is a u32 field of the mapped header.
-        let lock = unsafe { &*(&raw const (*header::header(base)).lock).cast::<AtomicU32>() };
-        lock.store(dead | 1 << 31, Ordering::Relaxed);
+        // The process "dies" here, in the locked refill.
+        die_holding_the_lock(base, slot, dead);
         std::thread::scope(|s| {
             s.spawn(|| {
                 seg.check().unwrap();
