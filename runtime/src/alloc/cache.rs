@@ -944,10 +944,11 @@ impl Cache {
                 plain.push((b.offset, b.size));
             }
         });
-        let is_plain = |off: u64, sizes: (u64, u64)| {
+        let plain_size = |off: u64| {
             plain
                 .binary_search_by_key(&off, |&(o, _)| o)
-                .is_ok_and(|k| fits(plain[k].1, sizes))
+                .ok()
+                .map(|k| plain[k].1)
         };
         let mut seen = std::collections::HashSet::new();
         for (_, slot) in self.slots() {
@@ -959,11 +960,8 @@ impl Cache {
                 let count = bin.count.load(Relaxed);
                 let mut sound = count <= capacity(i);
                 for _ in 0..count.min(capacity(i)) {
-                    let size = plain
-                        .binary_search_by_key(&cur, |&(o, _)| o)
-                        .map(|k| plain[k].1);
-                    match size {
-                        Ok(size) if fits(size, sizes) && seen.insert(cur) => bytes += size,
+                    match plain_size(cur) {
+                        Some(size) if fits(size, sizes) && seen.insert(cur) => bytes += size,
                         _ => {
                             sound = false;
                             break;
@@ -980,7 +978,7 @@ impl Cache {
                 if i < EXACT_BINS {
                     if let Some((start, end)) = slot.runs[i].get() {
                         let row = row_of_blocks(t, start, end, sizes.0, |b| {
-                            sound &= is_plain(b, sizes) && seen.insert(b)
+                            sound &= plain_size(b).is_some_and(|s| fits(s, sizes)) && seen.insert(b)
                         });
                         sound &= row.is_ok() && end > start;
                     }
